@@ -1,0 +1,43 @@
+//! Per-connection state the engine reads and changes.
+
+use bytes::Bytes;
+use staykv_resp::Protocol;
+
+/// What `CLIENT REPLY` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+}
+
+/// One client connection's state. Front ends own it; commands change it (SELECT, HELLO...).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    pub protocol: Protocol,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub authenticated: bool,
+    pub user: String,
+    pub reply_mode: ReplyMode,
+    pub no_evict: bool,
+    pub no_touch: bool,
+    /// Set by QUIT: close once this reply is written.
+    pub close_after_reply: bool,
+}
+
+impl Client {
+    pub fn new(id: u64, authenticated: bool) -> Client {
+        Client {
+            id,
+            authenticated,
+            user: "default".into(),
+            ..Client::default()
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
+
+use bytes::Bytes;
+use staykv_resp::{Protocol, Reply};
+
+use super::keys::db_index;
+use super::{arg, int_arg, is, text};
+use crate::client::ReplyMode;
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::host::ClientFilter;
+
+/// The Redis version StayKV answers as: clients switch features on it.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("ping", -1, FAST | STALE, "connection", ping),
+    CommandSpec::new("echo", 2, FAST, "connection", echo),
+    CommandSpec::new(
+        "hello",
+        -1,
+        NO_AUTH | FAST | STALE | LOADING,
+        "connection",
+        hello,
+    ),
+    CommandSpec::new(
+        "auth",
+        -2,
+        NO_AUTH | FAST | STALE | LOADING | NOSCRIPT,
+        "connection",
+        auth,
+    ),
+    CommandSpec::new("select", 2, FAST | LOADING | STALE, "connection", select),
+    CommandSpec::new(
+        "quit",
+        -1,
+        NO_AUTH | FAST | STALE | LOADING | NOSCRIPT,
+        "connection",
+        quit,
+    ),
+    CommandSpec::new(
+        "reset",
+        1,
+        NO_AUTH | FAST | STALE | LOADING | NOSCRIPT,
+        "connection",
+        reset,
+    ),
+    CommandSpec::new(
+        "client",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        "connection",
+        client,
+    ),
+];
+
+fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let _ = ctx;
+    match args.len() {
+        1 => Ok(Reply::Status("PONG")),
+        2 => Ok(Reply::Bulk(arg(args, 1)?.clone())),
+        _ => Err(errors::wrong_arity("ping")),
+    }
+}
+
+fn echo(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Bulk(arg(args, 1)?.clone()))
+}
+
+fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut protocol = ctx.client.protocol;
+    if let Some(version) = args.get(1) {
+        protocol = match int_arg(version) {
+            Ok(2) => Protocol::Resp2,
+            Ok(3) => Protocol::Resp3,
+            Ok(_) => return Err(err("NOPROTO unsupported protocol version")),
+            Err(_) => {
+                return Err(err(
+                    "ERR Protocol version is not an integer or out of range",
+                ))
+            }
+        };
+    }
+    let mut name = None;
+    let mut i = 2;
+    while let Some(option) = args.get(i) {
+        if is(option, "auth") && i + 2 < args.len() {
+            ctx.host
+                .authenticate(arg(args, i + 1)?, arg(args, i + 2)?)
+                .map_err(Reply::Error)?;
+            ctx.client.authenticated = true;
+            ctx.client.user = text(arg(args, i + 1)?);
+            i += 3;
+        } else if is(option, "setname") && i + 1 < args.len() {
+            name = Some(valid_client_name(arg(args, i + 1)?)?);
+            i += 2;
+        } else {
+            return Err(Reply::Error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                text(option)
+            )));
+        }
+    }
+    if !ctx.client.authenticated {
+        return Err(err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
+    }
+    if let Some(name) = name {
+        ctx.client.name = name;
+    }
+    ctx.client.protocol = protocol;
+    ctx.host.client_updated(ctx.client);
+    let version = if protocol == Protocol::Resp3 { 3 } else { 2 };
+    Ok(Reply::Map(vec![
+        (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+        (
+            Reply::bulk_str("version"),
+            Reply::bulk_str(REDIS_COMPAT_VERSION),
+        ),
+        (Reply::bulk_str("proto"), Reply::Int(version)),
+        (Reply::bulk_str("id"), Reply::Int(ctx.client.id as i64)),
+        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+        (Reply::bulk_str("role"), Reply::bulk_str("master")),
+        (Reply::bulk_str("modules"), Reply::Array(Vec::new())),
+    ]))
+}
+
+fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (user, password) = match args {
+        [_, password] => (&b"default"[..], password),
+        [_, user, password] => (&user[..], password),
+        _ => return Err(errors::syntax()),
+    };
+    ctx.host
+        .authenticate(user, password)
+        .map_err(Reply::Error)?;
+    ctx.client.authenticated = true;
+    ctx.client.user = text(user);
+    Ok(Reply::Ok)
+}
+
+fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.client.db = db_index(ctx, arg(args, 1)?)?;
+    ctx.host.client_updated(ctx.client);
+    Ok(Reply::Ok)
+}
+
+fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.client.close_after_reply = true;
+    Ok(Reply::Ok)
+}
+
+fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let client = &mut *ctx.client;
+    client.db = 0;
+    client.protocol = Protocol::Resp2;
+    client.name = None;
+    client.reply_mode = ReplyMode::On;
+    client.no_evict = false;
+    client.no_touch = false;
+    ctx.host.client_updated(ctx.client);
+    Ok(Reply::Status("RESET"))
+}
+
+/// Redis refuses names with spaces, newlines or other characters outside `!`..`~`.
+fn valid_client_name(name: &Bytes) -> Result<Option<Bytes>, Reply> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(err(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok((!name.is_empty()).then(|| name.clone()))
+}
+
+fn on_off(value: &[u8]) -> Result<bool, Reply> {
+    match value {
+        v if is(v, "on") => Ok(true),
+        v if is(v, "off") => Ok(false),
+        _ => Err(errors::syntax()),
+    }
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are: ID, ADDR, LADDR, USER, SKIPME.",
+    "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
+    "    Return information about client connections.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>",
+    "    Set client library name or version.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = arg(args, 1)?;
+    let argc = args.len();
+    let c = &mut *ctx.client;
+    let reply = match sub {
+        s if is(s, "id") && argc == 2 => Reply::Int(c.id as i64),
+        s if is(s, "getname") && argc == 2 => c.name.clone().map_or(Reply::Nil, Reply::Bulk),
+        s if is(s, "setname") && argc == 3 => {
+            c.name = valid_client_name(arg(args, 2)?)?;
+            Reply::Ok
+        }
+        s if is(s, "setinfo") && argc == 4 => {
+            let value = arg(args, 3)?;
+            if value.iter().any(|&ch| !(b'!'..=b'~').contains(&ch)) {
+                return Err(Reply::Error(format!(
+                    "ERR {} cannot contain spaces, newlines or special characters.",
+                    text(arg(args, 2)?).to_ascii_lowercase()
+                )));
+            }
+            match arg(args, 2)? {
+                attr if is(attr, "lib-name") => c.lib_name = Some(value.clone()),
+                attr if is(attr, "lib-ver") => c.lib_ver = Some(value.clone()),
+                attr => {
+                    return Err(Reply::Error(format!(
+                        "ERR Unrecognized option '{}'",
+                        text(attr)
+                    )))
+                }
+            }
+            Reply::Ok
+        }
+        s if is(s, "no-evict") && argc == 3 => {
+            c.no_evict = on_off(arg(args, 2)?)?;
+            Reply::Ok
+        }
+        s if is(s, "no-touch") && argc == 3 => {
+            c.no_touch = on_off(arg(args, 2)?)?;
+            Reply::Ok
+        }
+        s if is(s, "reply") && argc == 3 => {
+            c.reply_mode = match arg(args, 2)? {
+                m if is(m, "on") => ReplyMode::On,
+                m if is(m, "off") => ReplyMode::Off,
+                m if is(m, "skip") => ReplyMode::Skip,
+                _ => return Err(errors::syntax()),
+            };
+            Reply::Ok
+        }
+        s if is(s, "info") && argc == 2 => Reply::Verbatim(Bytes::from(
+            ctx.host.client_list(ctx.client, Some(&[ctx.client.id])),
+        )),
+        s if is(s, "list") => Reply::Verbatim(Bytes::from(client_list(ctx, args)?)),
+        s if is(s, "kill") && argc >= 3 => client_kill(ctx, args)?,
+        s if is(s, "help") && argc == 2 => Reply::Array(
+            CLIENT_HELP
+                .iter()
+                .map(|l| Reply::StatusOwned((*l).to_string()))
+                .collect(),
+        ),
+        s => return Err(errors::unknown_subcommand(s, "client")),
+    };
+    ctx.host.client_updated(ctx.client);
+    Ok(reply)
+}
+
+fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while let Some(option) = args.get(i) {
+        if is(option, "type") && i + 1 < args.len() {
+            let kind = arg(args, i + 1)?;
+            if !["normal", "master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|k| is(kind, k))
+            {
+                return Err(Reply::Error(format!(
+                    "ERR Unknown client type '{}'",
+                    text(kind)
+                )));
+            }
+            if !is(kind, "normal") {
+                ids = Some(Vec::new());
+            }
+            i += 2;
+        } else if is(option, "id") && i + 1 < args.len() {
+            let mut list = Vec::new();
+            for id in args.iter().skip(i + 1) {
+                let id = int_arg(id)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| err("ERR Invalid client ID"))?;
+                list.push(id as u64);
+            }
+            ids = Some(list);
+            i = args.len();
+        } else {
+            return Err(errors::syntax());
+        }
+    }
+    Ok(ctx.host.client_list(ctx.client, ids.as_deref()))
+}
+
+fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() == 3 {
+        let filter = ClientFilter {
+            addr: Some(text(arg(args, 2)?)),
+            ..ClientFilter::default()
+        };
+        return match ctx.host.client_kill(&filter) {
+            0 => Err(err("ERR No such client")),
+            _ => Ok(Reply::Ok),
+        };
+    }
+    let mut filter = ClientFilter {
+        skip_me: Some(ctx.client.id),
+        ..ClientFilter::default()
+    };
+    let pairs = args.get(2..).unwrap_or_default();
+    if pairs.len() % 2 != 0 {
+        return Err(errors::syntax());
+    }
+    for pair in pairs.chunks_exact(2) {
+        let (option, value) = (arg(pair, 0)?, arg(pair, 1)?);
+        match option {
+            o if is(o, "id") => {
+                let id = int_arg(value)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| err("ERR client-id should be greater than 0"))?;
+                filter.id = Some(id as u64);
+            }
+            o if is(o, "addr") => filter.addr = Some(text(value)),
+            o if is(o, "laddr") => filter.laddr = Some(text(value)),
+            o if is(o, "user") => filter.user = Some(text(value)),
+            o if is(o, "skipme") => {
+                filter.skip_me = on_off(value)
+                    .map_err(|_| errors::syntax())?
+                    .then_some(ctx.client.id)
+            }
+            o if is(o, "type") => {}
+            _ => return Err(errors::syntax()),
+        }
+    }
+    Ok(Reply::Int(ctx.host.client_kill(&filter) as i64))
+}

@@ -1,0 +1,530 @@
+//! Generic key commands: deletion, expiry, iteration, renaming, introspection (Redis's `db.c`
+//! and `expire.c`).
+
+use bytes::Bytes;
+use rand::Rng;
+use staykv_resp::Reply;
+
+use super::{arg, int_arg, is, text};
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::glob;
+use crate::keyspace::{Entry, NO_EXPIRY};
+use crate::num::i64_bytes;
+use crate::value::Value;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("del", -2, WRITE, "keyspace", del).keys(1, -1, 1),
+    CommandSpec::new("unlink", -2, WRITE | FAST, "keyspace", del).keys(1, -1, 1),
+    CommandSpec::new("exists", -2, READONLY | FAST, "keyspace", exists).keys(1, -1, 1),
+    CommandSpec::new("touch", -2, READONLY | FAST, "keyspace", exists).keys(1, -1, 1),
+    CommandSpec::new("type", 2, READONLY | FAST, "keyspace", type_).keys(1, 1, 1),
+    CommandSpec::new("expire", -3, WRITE | FAST, "keyspace", expire).keys(1, 1, 1),
+    CommandSpec::new("pexpire", -3, WRITE | FAST, "keyspace", pexpire).keys(1, 1, 1),
+    CommandSpec::new("expireat", -3, WRITE | FAST, "keyspace", expireat).keys(1, 1, 1),
+    CommandSpec::new("pexpireat", -3, WRITE | FAST, "keyspace", pexpireat).keys(1, 1, 1),
+    CommandSpec::new("ttl", 2, READONLY | FAST, "keyspace", ttl).keys(1, 1, 1),
+    CommandSpec::new("pttl", 2, READONLY | FAST, "keyspace", pttl).keys(1, 1, 1),
+    CommandSpec::new("expiretime", 2, READONLY | FAST, "keyspace", expiretime).keys(1, 1, 1),
+    CommandSpec::new("pexpiretime", 2, READONLY | FAST, "keyspace", pexpiretime).keys(1, 1, 1),
+    CommandSpec::new("persist", 2, WRITE | FAST, "keyspace", persist).keys(1, 1, 1),
+    CommandSpec::new("keys", 2, READONLY | ALL_SHARDS, "keyspace", keys),
+    CommandSpec::new("scan", -2, READONLY | ALL_SHARDS, "keyspace", scan),
+    CommandSpec::new("randomkey", 1, READONLY | ALL_SHARDS, "keyspace", randomkey),
+    CommandSpec::new("rename", 3, WRITE, "keyspace", rename).keys(1, 2, 1),
+    CommandSpec::new("renamenx", 3, WRITE | FAST, "keyspace", renamenx).keys(1, 2, 1),
+    CommandSpec::new("copy", -3, WRITE | DENYOOM, "keyspace", copy).keys(1, 2, 1),
+    CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_).keys(1, 1, 1),
+    CommandSpec::new("object", -2, READONLY, "keyspace", object).keys(2, 2, 1),
+];
+
+fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut deleted = 0;
+    for key in args.iter().skip(1) {
+        if ctx.lookup(key).is_some() {
+            ctx.remove(key);
+            ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+            deleted += 1;
+        }
+    }
+    Ok(Reply::Int(deleted))
+}
+
+/// EXISTS and TOUCH: how many of the keys exist (a key named twice counts twice).
+fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(
+        args.iter()
+            .skip(1)
+            .filter(|key| ctx.lookup(key).is_some())
+            .count() as i64,
+    ))
+}
+
+fn type_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let name = ctx
+        .peek(arg(args, 1)?)
+        .map_or("none", |e| e.value.type_name());
+    Ok(Reply::Status(name))
+}
+
+fn expire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 1000, false, "expire")
+}
+
+fn pexpire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 1, false, "pexpire")
+}
+
+fn expireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 1000, true, "expireat")
+}
+
+fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 1, true, "pexpireat")
+}
+
+#[derive(Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
+    let mut f = ExpireFlags::default();
+    for option in args.iter().skip(3) {
+        match option {
+            o if is(o, "nx") => f.nx = true,
+            o if is(o, "xx") => f.xx = true,
+            o if is(o, "gt") => f.gt = true,
+            o if is(o, "lt") => f.lt = true,
+            o => return Err(Reply::Error(format!("ERR Unsupported option {}", text(o)))),
+        }
+    }
+    if f.nx && (f.xx || f.gt || f.lt) {
+        return Err(err(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if f.gt && f.lt {
+        return Err(err(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(f)
+}
+
+/// EXPIRE and friends, with Redis 7.0's checks in Redis's order: options, the number, overflow,
+/// the key, the NX/XX/GT/LT conditions. A deadline already past deletes the key.
+fn expire_generic(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    unit_ms: i64,
+    absolute: bool,
+    name: &str,
+) -> CmdResult {
+    let flags = parse_expire_flags(args)?;
+    let key = arg(args, 1)?;
+    let when = int_arg(arg(args, 2)?)?;
+    let when = when
+        .checked_mul(unit_ms)
+        .ok_or_else(|| errors::invalid_expire(name))?;
+    let base = if absolute {
+        0
+    } else {
+        i64::try_from(ctx.now).unwrap_or(i64::MAX)
+    };
+    let when = when
+        .checked_add(base)
+        .ok_or_else(|| errors::invalid_expire(name))?;
+    let Some(current) = ctx.lookup(key).map(|e| e.ttl()) else {
+        return Ok(Reply::Int(0));
+    };
+    let current = current.map(|t| t as i64);
+    let refused = (flags.nx && current.is_some())
+        || (flags.xx && current.is_none())
+        || (flags.gt && current.is_none_or(|c| when <= c))
+        || (flags.lt && current.is_some_and(|c| when >= c));
+    if refused {
+        return Ok(Reply::Int(0));
+    }
+    if when <= i64::try_from(ctx.now).unwrap_or(i64::MAX) {
+        ctx.remove(key);
+        ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+    } else {
+        let at = u64::try_from(when).unwrap_or(u64::MAX);
+        ctx.set_expiry(key, at);
+        ctx.propagate(vec![
+            Bytes::from_static(b"PEXPIREAT"),
+            key.clone(),
+            i64_bytes(when),
+        ]);
+    }
+    Ok(Reply::Int(1))
+}
+
+/// -2 for a missing key, -1 for no deadline, else what `present` makes of the deadline.
+fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], present: impl Fn(u64, u64) -> i64) -> CmdResult {
+    let now = ctx.now;
+    Ok(Reply::Int(match ctx.peek(arg(args, 1)?) {
+        None => -2,
+        Some(e) if e.expire_at == NO_EXPIRY => -1,
+        Some(e) => present(e.expire_at, now),
+    }))
+}
+
+fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, args, |at, now| {
+        (at.saturating_sub(now) as i64 + 500) / 1000
+    })
+}
+
+fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, args, |at, now| at.saturating_sub(now) as i64)
+}
+
+fn expiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, args, |at, _| at as i64 / 1000)
+}
+
+fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, args, |at, _| at as i64)
+}
+
+fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    if !ctx.lookup(key).is_some_and(|e| e.expire_at != NO_EXPIRY) {
+        return Ok(Reply::Int(0));
+    }
+    ctx.set_expiry(key, NO_EXPIRY);
+    ctx.propagate_args(args);
+    Ok(Reply::Int(1))
+}
+
+fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let pattern = arg(args, 1)?;
+    let (db, now) = (ctx.client.db, ctx.now);
+    let match_all = &pattern[..] == b"*";
+    let mut found = Vec::new();
+    for shard in ctx.all_shards() {
+        let Some(slice) = shard.dbs.get(db) else {
+            continue;
+        };
+        for pos in 0..slice.slot_count() {
+            if let Some(e) = slice.slot(pos) {
+                if !e.is_expired(now) && (match_all || glob::matches(pattern, &e.key, false)) {
+                    found.push(Reply::Bulk(e.key.clone()));
+                }
+            }
+        }
+    }
+    Ok(Reply::Array(found))
+}
+
+/// The options SCAN, HSCAN, SSCAN and ZSCAN share.
+pub(crate) struct ScanOptions {
+    pub pattern: Option<Bytes>,
+    pub count: usize,
+    pub type_name: Option<Bytes>,
+}
+
+/// Parse `cursor [MATCH p] [COUNT n] [TYPE t]` starting at `args[first]` (the cursor).
+pub(crate) fn parse_scan(
+    args: &[Bytes],
+    first: usize,
+    allow_type: bool,
+) -> Result<(u64, ScanOptions), Reply> {
+    let cursor = std::str::from_utf8(arg(args, first)?)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| err("ERR invalid cursor"))?;
+    let mut o = ScanOptions {
+        pattern: None,
+        count: 10,
+        type_name: None,
+    };
+    let mut i = first + 1;
+    while let Some(option) = args.get(i) {
+        let value = args.get(i + 1).ok_or_else(errors::syntax)?;
+        if is(option, "count") {
+            let n = int_arg(value)?;
+            if n < 1 {
+                return Err(errors::syntax());
+            }
+            o.count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if is(option, "match") {
+            o.pattern = (&value[..] != b"*").then(|| value.clone());
+        } else if is(option, "type") && allow_type {
+            o.type_name = Some(value.clone());
+        } else {
+            return Err(errors::syntax());
+        }
+        i += 2;
+    }
+    Ok((cursor, o))
+}
+
+/// SCAN: the cursor is `slot * shards + shard`, walking shard by shard through stable slots,
+/// so a key present for the whole iteration is always returned.
+fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (cursor, o) = parse_scan(args, 1, true)?;
+    let (db, now) = (ctx.client.db, ctx.now);
+    let shards = ctx.engine.keyspace.shard_count() as u64;
+    let (mut shard, mut pos) = ((cursor % shards) as usize, (cursor / shards) as usize);
+    let mut found = Vec::new();
+    let mut visited = 0usize;
+    let budget = o.count.saturating_mul(10);
+    let guards: Vec<_> = ctx.all_shards().collect();
+    let next_cursor = loop {
+        let Some(slice) = guards.get(shard).and_then(|s| s.dbs.get(db)) else {
+            break 0;
+        };
+        if pos >= slice.slot_count() {
+            shard += 1;
+            pos = 0;
+            if shard as u64 >= shards {
+                break 0;
+            }
+            continue;
+        }
+        if found.len() >= o.count || visited >= budget {
+            break pos as u64 * shards + shard as u64;
+        }
+        if let Some(e) = slice.slot(pos) {
+            let type_ok = o
+                .type_name
+                .as_ref()
+                .is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
+            let match_ok = o
+                .pattern
+                .as_ref()
+                .is_none_or(|p| glob::matches(p, &e.key, false));
+            if !e.is_expired(now) && type_ok && match_ok {
+                found.push(Reply::Bulk(e.key.clone()));
+            }
+        }
+        visited += 1;
+        pos += 1;
+    };
+    Ok(Reply::Array(vec![
+        Reply::Bulk(i64_bytes(next_cursor as i64)),
+        Reply::Array(found),
+    ]))
+}
+
+fn randomkey(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let _ = args;
+    let (db, now) = (ctx.client.db, ctx.now);
+    let guards: Vec<_> = ctx.all_shards().collect();
+    let slices: Vec<_> = guards.iter().filter_map(|s| s.dbs.get(db)).collect();
+    let total: usize = slices.iter().map(|s| s.len()).sum();
+    if total == 0 {
+        return Ok(Reply::Nil);
+    }
+    let mut rng = rand::thread_rng();
+    // Sample a few random slots, weighted by shard size; fall back to the first live key.
+    for _ in 0..100 {
+        let mut n = rng.gen_range(0..total);
+        let Some(slice) = slices.iter().find(|s| {
+            let hit = n < s.len();
+            if !hit {
+                n -= s.len();
+            }
+            hit
+        }) else {
+            break;
+        };
+        let slot = rng.gen_range(0..slice.slot_count().max(1));
+        if let Some(e) = slice.slot(slot).filter(|e| !e.is_expired(now)) {
+            return Ok(Reply::Bulk(e.key.clone()));
+        }
+    }
+    let live = slices
+        .iter()
+        .flat_map(|s| (0..s.slot_count()).filter_map(|p| s.slot(p)))
+        .find(|e| !e.is_expired(now));
+    Ok(live.map_or(Reply::Nil, |e| Reply::Bulk(e.key.clone())))
+}
+
+/// The effects that recreate `entry` under `key` from nothing (for RENAME, COPY, MOVE): each
+/// effect names one key, so the log can be replayed or compacted key range by key range.
+pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
+    let mut effects = vec![vec![Bytes::from_static(b"DEL"), key.clone()]];
+    let mut create = |name: &'static [u8], items: Vec<Bytes>| {
+        let mut argv = vec![Bytes::from_static(name), key.clone()];
+        argv.extend(items);
+        effects.push(argv);
+    };
+    match &entry.value {
+        Value::Str(s) => create(b"SET", vec![s.clone()]),
+        Value::List(l) => create(b"RPUSH", l.iter().cloned().collect()),
+        Value::Hash(h) => create(
+            b"HSET",
+            h.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect(),
+        ),
+        Value::Set(s) => create(b"SADD", s.iter().cloned().collect()),
+    }
+    if entry.expire_at != NO_EXPIRY {
+        effects.push(vec![
+            Bytes::from_static(b"PEXPIREAT"),
+            key.clone(),
+            i64_bytes(entry.expire_at as i64),
+        ]);
+    }
+    effects
+}
+
+fn rename(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, args, false)
+}
+
+fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, args, true)
+}
+
+fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
+    let (src, dst) = (arg(args, 1)?, arg(args, 2)?);
+    let Some(entry) = ctx.lookup(src).map(|e| e.clone()) else {
+        return Err(err(errors::NO_SUCH_KEY));
+    };
+    if src == dst {
+        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+    }
+    if nx && ctx.lookup(dst).is_some() {
+        return Ok(Reply::Int(0));
+    }
+    ctx.remove(src);
+    ctx.propagate(vec![Bytes::from_static(b"DEL"), src.clone()]);
+    ctx.store(dst, entry.value.clone(), entry.expire_at);
+    for effect in recreate_effects(dst, &entry) {
+        ctx.propagate(effect);
+    }
+    Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+}
+
+/// Parse a database index argument the way SELECT, MOVE and COPY do.
+pub(crate) fn db_index(ctx: &Ctx, value: &[u8]) -> Result<usize, Reply> {
+    let n = int_arg(value).map_err(|_| err("ERR value is not an integer or out of range"))?;
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n < ctx.engine.keyspace.databases())
+        .ok_or_else(|| err(errors::DB_INDEX))
+}
+
+fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (src, dst) = (arg(args, 1)?, arg(args, 2)?);
+    let (mut target_db, mut replace) = (ctx.client.db, false);
+    let mut i = 3;
+    while let Some(option) = args.get(i) {
+        if is(option, "replace") {
+            replace = true;
+        } else if is(option, "db") && i + 1 < args.len() {
+            target_db = db_index(ctx, arg(args, i + 1)?)?;
+            i += 1;
+        } else {
+            return Err(errors::syntax());
+        }
+        i += 1;
+    }
+    if src == dst && target_db == ctx.client.db {
+        return Err(err("ERR source and destination objects are the same"));
+    }
+    let Some(entry) = ctx.lookup(src).map(|e| e.clone()) else {
+        return Ok(Reply::Int(0));
+    };
+    if target_db != ctx.client.db {
+        // Another database's slice of the same shard: the shard is already locked.
+        return copy_across(ctx, dst, target_db, entry, replace, false);
+    }
+    if ctx.lookup(dst).is_some() && !replace {
+        return Ok(Reply::Int(0));
+    }
+    ctx.store(dst, entry.value.clone(), entry.expire_at);
+    for effect in recreate_effects(dst, &entry) {
+        ctx.propagate(effect);
+    }
+    Ok(Reply::Int(1))
+}
+
+/// Put `entry` under `dst` in database `db`; with `move_source`, delete the source key.
+fn copy_across(
+    ctx: &mut Ctx,
+    dst: &Bytes,
+    db: usize,
+    entry: Entry,
+    replace: bool,
+    move_source: bool,
+) -> CmdResult {
+    if ctx.lookup_in(db, dst).is_some() && !replace {
+        return Ok(Reply::Int(0));
+    }
+    ctx.store_in(db, dst, entry.value.clone(), entry.expire_at);
+    for effect in recreate_effects(dst, &entry) {
+        ctx.propagate_in(db, effect);
+    }
+    if move_source {
+        ctx.remove(&entry.key);
+        ctx.propagate(vec![Bytes::from_static(b"DEL"), entry.key.clone()]);
+    }
+    Ok(Reply::Int(1))
+}
+
+fn move_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    let db = db_index(ctx, arg(args, 2)?)?;
+    if db == ctx.client.db {
+        return Err(err("ERR source and destination objects are the same"));
+    }
+    let Some(entry) = ctx.lookup(key).map(|e| e.clone()) else {
+        return Ok(Reply::Int(0));
+    };
+    copy_across(ctx, key, db, entry, false, true)
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = arg(args, 1)?;
+    if is(sub, "help") && args.len() == 2 {
+        return Ok(Reply::Array(
+            OBJECT_HELP
+                .iter()
+                .map(|l| Reply::StatusOwned((*l).to_string()))
+                .collect(),
+        ));
+    }
+    let known = ["encoding", "refcount", "idletime", "freq"]
+        .iter()
+        .any(|s| is(sub, s));
+    if !known || args.len() != 3 {
+        return Err(errors::unknown_subcommand(sub, "object"));
+    }
+    let now_secs = ctx.now / 1000;
+    let Some(entry) = ctx.peek(arg(args, 2)?) else {
+        return Ok(Reply::Nil);
+    };
+    Ok(match sub {
+        s if is(s, "encoding") => Reply::bulk_str(entry.value.encoding()),
+        s if is(s, "refcount") => Reply::Int(1),
+        s if is(s, "idletime") => Reply::Int(now_secs.saturating_sub(u64::from(entry.accessed)) as i64),
+        _ => return Err(err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")),
+    })
+}

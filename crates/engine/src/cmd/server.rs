@@ -1,0 +1,422 @@
+//! Server commands: databases, INFO, CONFIG, COMMAND, TIME, persistence and SHUTDOWN.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use staykv_resp::Reply;
+
+use super::{arg, is, text};
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::glob;
+use crate::keyspace::Db;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "dbsize",
+        1,
+        READONLY | FAST | ALL_SHARDS,
+        "keyspace",
+        dbsize,
+    ),
+    CommandSpec::new("flushdb", -1, WRITE | ALL_SHARDS, "keyspace", flushdb),
+    CommandSpec::new("flushall", -1, WRITE | ALL_SHARDS, "keyspace", flushall),
+    CommandSpec::new("swapdb", 3, WRITE | FAST | ALL_SHARDS, "keyspace", swapdb),
+    CommandSpec::new("time", 1, LOADING | STALE | FAST, "server", time),
+    CommandSpec::new("info", -1, LOADING | STALE, "server", info),
+    CommandSpec::new(
+        "config",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        "server",
+        config,
+    ),
+    CommandSpec::new("command", -1, LOADING | STALE, "connection", command),
+    CommandSpec::new("function", -2, NOSCRIPT, "scripting", function),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
+        "server",
+        shutdown,
+    ),
+    CommandSpec::new(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        "server",
+        persistence,
+    ),
+    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
+    CommandSpec::new(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        "server",
+        persistence,
+    ),
+    CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
+];
+
+fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let total: usize = ctx
+        .all_shards()
+        .filter_map(|s| s.dbs.get(db))
+        .map(Db::len)
+        .sum();
+    Ok(Reply::Int(total as i64))
+}
+
+/// FLUSHDB/FLUSHALL take an optional ASYNC or SYNC; StayKV frees synchronously either way
+/// (the shard locks are held only for the swap; dropping happens after).
+fn flush_mode(args: &[Bytes]) -> Result<(), Reply> {
+    match args.get(1..).unwrap_or_default() {
+        [] => Ok(()),
+        [mode] if is(mode, "async") || is(mode, "sync") => Ok(()),
+        _ => Err(errors::syntax()),
+    }
+}
+
+fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    let db = ctx.client.db;
+    let mut dropped = Vec::new();
+    for shard in ctx.all_shards() {
+        if let Some(slice) = shard.dbs.get_mut(db) {
+            dropped.push(std::mem::take(slice));
+        }
+    }
+    ctx.propagate(vec![Bytes::from_static(b"FLUSHDB")]);
+    Ok(Reply::Ok)
+}
+
+fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    for shard in ctx.all_shards() {
+        for slice in shard.dbs.iter_mut() {
+            *slice = Db::default();
+        }
+    }
+    ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
+    Ok(Reply::Ok)
+}
+
+fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let parse = |i: usize, which: &str| -> Result<usize, Reply> {
+        let n = crate::num::parse_i64(arg(args, i)?)
+            .ok_or_else(|| Reply::Error(format!("ERR invalid {which} DB index")))?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n < ctx.engine.keyspace.databases())
+            .ok_or_else(|| err(errors::DB_INDEX))
+    };
+    let (a, b) = (parse(1, "first")?, parse(2, "second")?);
+    if a != b {
+        for shard in ctx.all_shards() {
+            shard.dbs.swap(a, b);
+            shard.expire_cursor.swap(a, b);
+        }
+    }
+    ctx.propagate_args(args);
+    Ok(Reply::Ok)
+}
+
+fn time(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let (secs, micros) = (ctx.now / 1000, (ctx.now % 1000) * 1000);
+    Ok(Reply::bulks([
+        crate::num::i64_bytes(secs as i64),
+        crate::num::i64_bytes(micros as i64),
+    ]))
+}
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let requested: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| text(a).to_ascii_lowercase())
+        .collect();
+    let everything = requested.iter().any(|s| s == "all" || s == "everything");
+    let mut sections: Vec<&str> = Vec::new();
+    if requested.is_empty() || everything || requested.iter().any(|s| s == "default") {
+        sections.extend(DEFAULT_SECTIONS);
+    }
+    if everything {
+        sections.push("commandstats");
+    }
+    for name in &requested {
+        if let Some(known) = DEFAULT_SECTIONS
+            .iter()
+            .chain(["commandstats"].iter())
+            .find(|s| *s == name)
+        {
+            if !sections.contains(known) {
+                sections.push(known);
+            }
+        }
+    }
+    let mut out = String::new();
+    for section in sections {
+        let body = section_body(ctx, section);
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let mut title = section.to_string();
+        if let Some(first) = title.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        let _ = write!(out, "# {title}\r\n{body}");
+    }
+    Ok(Reply::Verbatim(Bytes::from(out)))
+}
+
+fn section_body(ctx: &Ctx, section: &str) -> String {
+    let host = ctx.host.info_section(section).unwrap_or_default();
+    let engine = ctx.engine;
+    let mut out = String::new();
+    match section {
+        "stats" => {
+            let s = &engine.stats;
+            let _ = write!(
+                out,
+                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nrejected_calls:{}\r\nfailed_calls:{}\r\n",
+                s.total_commands.load(Ordering::Relaxed),
+                s.keyspace_hits.load(Ordering::Relaxed),
+                s.keyspace_misses.load(Ordering::Relaxed),
+                s.expired_keys.load(Ordering::Relaxed),
+                s.rejected_calls.load(Ordering::Relaxed),
+                s.failed_calls.load(Ordering::Relaxed),
+            );
+        }
+        "replication" => {
+            out.push_str("role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n")
+        }
+        "cluster" => out.push_str("cluster_enabled:0\r\n"),
+        "keyspace" => {
+            for (db, (keys, expires)) in engine.db_sizes().into_iter().enumerate() {
+                if keys > 0 {
+                    let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                }
+            }
+        }
+        "commandstats" => {
+            for (spec, stats) in engine.table.all().iter().zip(&engine.command_stats) {
+                let calls = stats.calls.load(Ordering::Relaxed);
+                let rejected = stats.rejected.load(Ordering::Relaxed);
+                if calls == 0 && rejected == 0 {
+                    continue;
+                }
+                let usec = stats.usec.load(Ordering::Relaxed);
+                let per_call = if calls > 0 {
+                    usec as f64 / calls as f64
+                } else {
+                    0.0
+                };
+                let _ = write!(
+                    out,
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={}\r\n",
+                    spec.name,
+                    stats.failed.load(Ordering::Relaxed)
+                );
+            }
+        }
+        _ => {}
+    }
+    out.push_str(&host);
+    out
+}
+
+fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = arg(args, 1)?;
+    match sub {
+        s if is(s, "get") && args.len() >= 3 => {
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            for pattern in args.iter().skip(2) {
+                for (name, value) in ctx.host.config_get(pattern) {
+                    if !pairs.iter().any(|(n, _)| *n == name) {
+                        pairs.push((name, value));
+                    }
+                }
+            }
+            Ok(Reply::Map(
+                pairs
+                    .into_iter()
+                    .map(|(n, v)| (Reply::bulk_str(&n), Reply::bulk_str(&v)))
+                    .collect(),
+            ))
+        }
+        s if is(s, "set") && args.len() >= 4 && args.len() % 2 == 0 => {
+            for pair in args.get(2..).unwrap_or_default().chunks_exact(2) {
+                let name = text(arg(pair, 0)?).to_ascii_lowercase();
+                ctx.host
+                    .config_set(&name, arg(pair, 1)?)
+                    .map_err(Reply::Error)?;
+            }
+            Ok(Reply::Ok)
+        }
+        s if is(s, "resetstat") && args.len() == 2 => {
+            for stats in &ctx.engine.command_stats {
+                stats.calls.store(0, Ordering::Relaxed);
+                stats.usec.store(0, Ordering::Relaxed);
+                stats.rejected.store(0, Ordering::Relaxed);
+                stats.failed.store(0, Ordering::Relaxed);
+            }
+            let s = &ctx.engine.stats;
+            for counter in [
+                &s.keyspace_hits,
+                &s.keyspace_misses,
+                &s.expired_keys,
+                &s.total_commands,
+                &s.rejected_calls,
+                &s.failed_calls,
+            ] {
+                counter.store(0, Ordering::Relaxed);
+            }
+            ctx.host.config_resetstat();
+            Ok(Reply::Ok)
+        }
+        s if is(s, "rewrite") && args.len() == 2 => {
+            Err(err("ERR The server is running without a config file"))
+        }
+        s if ["get", "set", "resetstat", "rewrite"]
+            .iter()
+            .any(|k| is(s, k)) =>
+        {
+            Err(Reply::Error(format!(
+                "ERR wrong number of arguments for 'config|{}' command",
+                text(s).to_ascii_lowercase()
+            )))
+        }
+        s => Err(errors::unknown_subcommand(s, "config")),
+    }
+}
+
+fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let table = &ctx.engine.table;
+    let Some(sub) = args.get(1) else {
+        return Ok(Reply::Array(table.all().iter().map(|s| s.info()).collect()));
+    };
+    match sub {
+        s if is(s, "count") => Ok(Reply::Int(table.len() as i64)),
+        s if is(s, "info") => {
+            if args.len() == 2 {
+                return Ok(Reply::Array(table.all().iter().map(|s| s.info()).collect()));
+            }
+            Ok(Reply::Array(
+                args.iter()
+                    .skip(2)
+                    .map(|n| table.lookup(n).map_or(Reply::NilArray, |(_, s)| s.info()))
+                    .collect(),
+            ))
+        }
+        s if is(s, "docs") => {
+            let specs: Vec<_> = match args.len() {
+                2 => table.all().to_vec(),
+                _ => args
+                    .iter()
+                    .skip(2)
+                    .filter_map(|n| table.lookup(n).map(|(_, s)| s))
+                    .collect(),
+            };
+            Ok(Reply::Map(
+                specs
+                    .into_iter()
+                    .map(|s| {
+                        (
+                            Reply::bulk_str(s.name),
+                            Reply::Map(vec![(Reply::bulk_str("group"), Reply::bulk_str(s.group))]),
+                        )
+                    })
+                    .collect(),
+            ))
+        }
+        s if is(s, "list") => {
+            let filter = match args.get(2..).unwrap_or_default() {
+                [] => None,
+                [by, kind, value] if is(by, "filterby") => Some((kind.clone(), value.clone())),
+                _ => return Err(errors::syntax()),
+            };
+            let names = table.all().iter().filter(|s| match &filter {
+                None => true,
+                Some((kind, value)) if is(kind, "pattern") => {
+                    glob::matches(value, s.name.as_bytes(), true)
+                }
+                Some((kind, value)) if is(kind, "aclcat") => s
+                    .info_categories()
+                    .iter()
+                    .any(|c| c.as_bytes().get(1..) == Some(&value[..])),
+                Some(_) => false,
+            });
+            Ok(Reply::Array(
+                names.map(|s| Reply::bulk_str(s.name)).collect(),
+            ))
+        }
+        s if is(s, "getkeys") && args.len() >= 3 => {
+            let target = args.get(2..).unwrap_or_default();
+            let Some((_, spec)) = target.first().and_then(|n| table.lookup(n)) else {
+                return Err(err("ERR Invalid command specified"));
+            };
+            if !spec.arity_ok(target.len()) {
+                return Err(err("ERR Invalid number of arguments specified for command"));
+            }
+            let keys: Vec<Reply> = spec
+                .key_positions(target)
+                .into_iter()
+                .filter_map(|i| target.get(i))
+                .map(|k| Reply::Bulk(k.clone()))
+                .collect();
+            if keys.is_empty() {
+                return Err(err("ERR The command has no key arguments"));
+            }
+            Ok(Reply::Array(keys))
+        }
+        s => Err(errors::unknown_subcommand(s, "command")),
+    }
+}
+
+/// Until scripting lands the function library is empty: LIST answers so and FLUSH succeeds.
+fn function(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    match arg(args, 1)? {
+        s if is(s, "list") => Ok(Reply::Array(Vec::new())),
+        s if is(s, "flush") && args.len() <= 3 => Ok(Reply::Ok),
+        s => Err(errors::unknown_subcommand(s, "function")),
+    }
+}
+
+fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut save = None;
+    for option in args.iter().skip(1) {
+        match option {
+            o if is(o, "nosave") => save = Some(false),
+            o if is(o, "save") => save = Some(true),
+            o if is(o, "now") || is(o, "force") => {}
+            _ => return Err(errors::syntax()),
+        }
+    }
+    ctx.host.shutdown(save).map_err(Reply::Error)?;
+    Ok(Reply::Ok)
+}
+
+fn persistence(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let name = text(arg(args, 0)?).to_ascii_lowercase();
+    if name == "bgsave" && args.len() > 2 || (args.len() == 2 && !is(arg(args, 1)?, "schedule")) {
+        return Err(errors::syntax());
+    }
+    ctx.host.persistence(&name).map_err(Reply::Error)
+}

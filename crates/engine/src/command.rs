@@ -1,0 +1,229 @@
+//! The command table: one entry per command, as in Redis's `commands.def`.
+//!
+//! An entry carries the name, arity (negative = at least), flags, key positions and the one
+//! function that runs it. The table decides which shards a command locks, whether it may
+//! run before `AUTH`, whether it is a write (refused when the log cannot be written), and
+//! what `COMMAND INFO` answers. Every front end dispatches through it.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use staykv_resp::Reply;
+
+use crate::exec::Ctx;
+
+/// A command's result; the error side is an error reply, so handlers can use `?`.
+pub type CmdResult = Result<Reply, Reply>;
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
+/// For commands whose keys are found by reading arguments (`numkeys` forms).
+pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
+
+/// Command flags, named as Redis names them in `COMMAND INFO`.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const LOADING: u32 = 1 << 6;
+    pub const STALE: u32 = 1 << 7;
+    pub const FAST: u32 = 1 << 8;
+    pub const NO_AUTH: u32 = 1 << 9;
+    pub const NO_MULTI: u32 = 1 << 10;
+    /// Reads or writes the whole keyspace (KEYS, SCAN, FLUSHALL...): lock every shard.
+    pub const ALL_SHARDS: u32 = 1 << 11;
+    pub const MOVABLE_KEYS: u32 = 1 << 12;
+
+    pub(crate) const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLE_KEYS, "movablekeys"),
+    ];
+}
+
+/// One command.
+#[derive(Debug)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    /// ACL category of the family (`string`, `keyspace`, `connection`, `server`...).
+    pub group: &'static str,
+    pub handler: Handler,
+    pub key_finder: Option<KeyFinder>,
+}
+
+impl CommandSpec {
+    /// An entry with no keys; chain the builders below for the rest.
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        group: &'static str,
+        handler: Handler,
+    ) -> Self {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            group,
+            handler,
+            key_finder: None,
+        }
+    }
+
+    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Self {
+        self.first_key = first;
+        self.last_key = last;
+        self.step = step;
+        self
+    }
+
+    pub const fn key_finder(mut self, finder: KeyFinder) -> Self {
+        self.key_finder = Some(finder);
+        self.flags |= flags::MOVABLE_KEYS;
+        self
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.has(flags::WRITE)
+    }
+
+    /// Whether `argc` arguments (the name included) fit the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// Argument positions holding keys.
+    pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
+        if let Some(finder) = self.key_finder {
+            return finder(args);
+        }
+        if self.first_key <= 0 {
+            return Vec::new();
+        }
+        let argc = i32::try_from(args.len()).unwrap_or(i32::MAX);
+        let last = if self.last_key < 0 {
+            argc + self.last_key
+        } else {
+            self.last_key.min(argc - 1)
+        };
+        let step = usize::try_from(self.step.max(1)).unwrap_or(1);
+        (self.first_key..=last)
+            .step_by(step)
+            .filter_map(|i| usize::try_from(i).ok())
+            .collect()
+    }
+
+    /// ACL categories: the family's, plus those the flags imply.
+    pub fn info_categories(&self) -> Vec<String> {
+        let mut categories = vec![format!("@{}", self.group)];
+        let implied = [
+            (flags::WRITE, "@write"),
+            (flags::READONLY, "@read"),
+            (flags::ADMIN, "@admin"),
+            (flags::FAST, "@fast"),
+        ];
+        for (flag, category) in implied {
+            if self.has(flag) {
+                categories.push(category.to_string());
+            }
+        }
+        if self.has(flags::ADMIN) {
+            categories.push("@dangerous".to_string());
+        }
+        if !self.has(flags::FAST) {
+            categories.push("@slow".to_string());
+        }
+        categories
+    }
+
+    /// The `COMMAND INFO` entry, in Redis 7.0's shape.
+    pub fn info(&self) -> Reply {
+        let flag_names = flags::NAMES
+            .iter()
+            .filter(|(bit, _)| self.flags & bit != 0)
+            .map(|(_, name)| Reply::Status(name))
+            .collect();
+        let categories = self
+            .info_categories()
+            .into_iter()
+            .map(Reply::StatusOwned)
+            .collect();
+        Reply::Array(vec![
+            Reply::bulk_str(self.name),
+            Reply::Int(i64::from(self.arity)),
+            Reply::Set(flag_names),
+            Reply::Int(i64::from(self.first_key)),
+            Reply::Int(i64::from(self.last_key)),
+            Reply::Int(i64::from(self.step)),
+            Reply::Set(categories),
+            Reply::Array(Vec::new()),
+            Reply::Array(Vec::new()),
+            Reply::Array(Vec::new()),
+        ])
+    }
+}
+
+/// Lookup by name, case-insensitively, without allocating.
+#[derive(Debug)]
+pub struct CommandTable {
+    by_name: HashMap<&'static str, usize>,
+    specs: Vec<&'static CommandSpec>,
+}
+
+impl CommandTable {
+    pub fn new(families: &[&'static [CommandSpec]]) -> CommandTable {
+        let specs: Vec<&'static CommandSpec> = families.iter().flat_map(|f| f.iter()).collect();
+        let by_name = specs.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
+        CommandTable { by_name, specs }
+    }
+
+    /// The command's index and entry.
+    pub fn lookup(&self, name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+        let mut buf = [0u8; 32];
+        let lower = buf.get_mut(..name.len())?;
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        let lower = std::str::from_utf8(lower).ok()?;
+        let &index = self.by_name.get(lower)?;
+        Some((index, *self.specs.get(index)?))
+    }
+
+    pub fn all(&self) -> &[&'static CommandSpec] {
+        &self.specs
+    }
+
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+}

@@ -1,0 +1,623 @@
+//! Running a command: lookup, checks, locking, the handler, logging its effects.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::MutexGuard;
+use staykv_resp::Reply;
+
+use crate::client::Client;
+use crate::command::{flags, CommandSpec, CommandTable};
+use crate::effects::Effect;
+use crate::errors;
+use crate::host::{Host, NoHost};
+use crate::keyspace::{Db, Entry, Keyspace, Shard, NO_EXPIRY};
+use crate::value::Value;
+
+/// Where effects go: the server's write-ahead log, or nowhere in tests and replay.
+pub trait Journal: Sync {
+    /// `Err(text)` while writes must be refused (the log cannot be written).
+    fn check_writable(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Log one atomic batch and return its sequence number. Called with the shards it
+    /// touched still locked, so batches on the same key are logged in execution order.
+    fn append(&self, time_ms: u64, effects: &[Effect]) -> u64;
+}
+
+/// A journal that drops everything (tests, replay).
+#[derive(Debug, Default)]
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn append(&self, _time_ms: u64, _effects: &[Effect]) -> u64 {
+        0
+    }
+}
+
+/// The result of one command.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Reply,
+    /// The reply must not be released before the log is durable up to this sequence number:
+    /// it either wrote, or read something a not-yet-durable write produced.
+    pub wait_seq: u64,
+    /// Index of the command in the table, for per-command statistics.
+    pub command: Option<usize>,
+}
+
+/// Sizes fixed at start.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    pub databases: usize,
+    /// log2 of the number of shards.
+    pub shard_bits: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            databases: 16,
+            shard_bits: 6,
+        }
+    }
+}
+
+/// Counters INFO reports.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub expired_keys: AtomicU64,
+    pub total_commands: AtomicU64,
+    pub rejected_calls: AtomicU64,
+    pub failed_calls: AtomicU64,
+}
+
+/// Per-command counters for `INFO commandstats`.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// The keyspace and everything needed to run commands against it.
+#[derive(Debug)]
+pub struct Engine {
+    pub keyspace: Keyspace,
+    pub table: CommandTable,
+    pub stats: Stats,
+    pub command_stats: Vec<CommandStats>,
+    /// Next cursor position of the active expiry cycle over shards.
+    expire_shard: AtomicU64,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Engine {
+        let table = crate::cmd::table();
+        let command_stats = (0..table.len()).map(|_| CommandStats::default()).collect();
+        Engine {
+            keyspace: Keyspace::new(options.databases.max(1), options.shard_bits.min(12)),
+            table,
+            stats: Stats::default(),
+            command_stats,
+            expire_shard: AtomicU64::new(0),
+        }
+    }
+
+    /// Run one command for `client` at time `now` (Unix ms).
+    pub fn execute(
+        &self,
+        client: &mut Client,
+        args: &[Bytes],
+        now: u64,
+        host: &dyn Host,
+        journal: &dyn Journal,
+    ) -> Outcome {
+        let Some(name) = args.first() else {
+            return Outcome {
+                reply: errors::unknown_command(args),
+                wait_seq: 0,
+                command: None,
+            };
+        };
+        let Some((index, spec)) = self.table.lookup(name) else {
+            self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            return Outcome {
+                reply: errors::unknown_command(args),
+                wait_seq: 0,
+                command: None,
+            };
+        };
+        if let Some(reply) = self.precheck(client, spec, args, host, journal) {
+            if let Some(stats) = self.command_stats.get(index) {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            return Outcome {
+                reply,
+                wait_seq: 0,
+                command: Some(index),
+            };
+        }
+        let (reply, wait_seq) = self.run(client, spec, args, now, host, journal);
+        self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
+        if let Some(stats) = self.command_stats.get(index) {
+            stats.calls.fetch_add(1, Ordering::Relaxed);
+            if reply.is_error() {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Outcome {
+            reply,
+            wait_seq,
+            command: Some(index),
+        }
+    }
+
+    /// Checks that come before running, in Redis's order: arity, auth, writability.
+    fn precheck(
+        &self,
+        client: &Client,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        host: &dyn Host,
+        journal: &dyn Journal,
+    ) -> Option<Reply> {
+        if !spec.arity_ok(args.len()) {
+            return Some(errors::wrong_arity(spec.name));
+        }
+        if !client.authenticated && !spec.has(flags::NO_AUTH) {
+            return Some(errors::err(errors::NOAUTH));
+        }
+        if host.loading() && !spec.has(flags::LOADING) {
+            return Some(errors::err(
+                "LOADING StayKV is loading the dataset in memory",
+            ));
+        }
+        if spec.is_write() {
+            if let Err(text) = journal.check_writable() {
+                return Some(Reply::Error(text));
+            }
+        }
+        None
+    }
+
+    fn run(
+        &self,
+        client: &mut Client,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        now: u64,
+        host: &dyn Host,
+        journal: &dyn Journal,
+    ) -> (Reply, u64) {
+        let locks = self.lock_for(spec, args);
+        let mut ctx = Ctx {
+            engine: self,
+            client,
+            host,
+            now,
+            locks,
+            effects: Vec::new(),
+        };
+        let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
+        let wait_seq = ctx.commit(journal);
+        (reply, wait_seq)
+    }
+
+    /// Lock the shards a command's keys live in, in shard order.
+    fn lock_for(&self, spec: &CommandSpec, args: &[Bytes]) -> Locks<'_> {
+        if spec.has(flags::ALL_SHARDS) {
+            return Locks::All(self.keyspace.lock_all());
+        }
+        let mut shards: Vec<usize> = spec
+            .key_positions(args)
+            .into_iter()
+            .filter_map(|i| args.get(i))
+            .map(|key| self.keyspace.shard_of(self.keyspace.hash(key)))
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        Locks::Some(
+            shards
+                .into_iter()
+                .filter_map(|i| Some((i, self.keyspace.lock(i)?)))
+                .collect(),
+        )
+    }
+
+    /// Apply one logged batch during recovery: each effect runs at the batch's time.
+    pub fn replay(&self, time_ms: u64, effects: &[Effect]) -> Result<(), String> {
+        for effect in effects {
+            let mut client = Client::new(0, true);
+            client.db = effect.db as usize;
+            let outcome = self.execute(&mut client, &effect.argv, time_ms, &NoHost, &NoJournal);
+            if let Reply::Error(text) = outcome.reply {
+                let name = effect
+                    .argv
+                    .first()
+                    .map(|n| String::from_utf8_lossy(n).into_owned());
+                return Err(format!("replaying {}: {text}", name.unwrap_or_default()));
+            }
+        }
+        Ok(())
+    }
+
+    /// One slice of active expiry: look at up to `budget` slots, starting where the last
+    /// slice stopped, and delete what has expired (logged as DEL, like Redis). Returns how
+    /// many keys expired. Run it often with a small budget; it never holds a lock for long.
+    pub fn active_expire(&self, now: u64, budget: usize, journal: &dyn Journal) -> usize {
+        let shards = self.keyspace.shard_count();
+        let mut expired = 0;
+        let mut remaining = budget;
+        for _ in 0..shards {
+            if remaining == 0 {
+                break;
+            }
+            let shard = (self.expire_shard.fetch_add(1, Ordering::Relaxed) as usize) % shards;
+            let Some(mut guard) = self.keyspace.lock(shard) else {
+                continue;
+            };
+            let per_shard = (budget / shards).max(64);
+            let mut effects = Vec::new();
+            for db in 0..guard.dbs.len() {
+                let (scanned, keys) =
+                    expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
+                remaining = remaining.saturating_sub(scanned);
+                for key in keys {
+                    effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), key]));
+                }
+            }
+            if !effects.is_empty() {
+                expired += effects.len();
+                guard.last_write_seq = journal.append(now, &effects);
+            }
+        }
+        self.stats
+            .expired_keys
+            .fetch_add(expired as u64, Ordering::Relaxed);
+        expired
+    }
+
+    /// Keys per database (all shards summed): (keys, keys with a deadline).
+    pub fn db_sizes(&self) -> Vec<(usize, usize)> {
+        let mut sizes = vec![(0, 0); self.keyspace.databases()];
+        for shard in 0..self.keyspace.shard_count() {
+            let Some(guard) = self.keyspace.lock(shard) else {
+                continue;
+            };
+            for (db, size) in guard.dbs.iter().zip(sizes.iter_mut()) {
+                size.0 += db.len();
+                size.1 += db.volatile_len();
+            }
+        }
+        sizes
+    }
+
+    /// Visit every live entry, shard by shard (each shard locked only while visited).
+    pub fn for_each_entry(&self, mut visit: impl FnMut(usize, &Entry)) {
+        for shard in 0..self.keyspace.shard_count() {
+            let Some(guard) = self.keyspace.lock(shard) else {
+                continue;
+            };
+            for (db_index, db) in guard.dbs.iter().enumerate() {
+                for pos in 0..db.slot_count() {
+                    if let Some(entry) = db.slot(pos) {
+                        visit(db_index, entry);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Scan up to `budget` slots of one database slice for expired keys; remove them.
+fn expire_slots(
+    shard: &mut Shard,
+    db: usize,
+    now: u64,
+    budget: usize,
+    hasher: &impl std::hash::BuildHasher,
+) -> (usize, Vec<Bytes>) {
+    let Some(start) = shard.expire_cursor.get(db).copied() else {
+        return (0, Vec::new());
+    };
+    let Some(slice) = shard.dbs.get_mut(db) else {
+        return (0, Vec::new());
+    };
+    if slice.volatile_len() == 0 {
+        return (0, Vec::new());
+    }
+    let slots = slice.slot_count();
+    let mut pos = if start >= slots { 0 } else { start };
+    let mut expired = Vec::new();
+    let mut scanned = 0;
+    while scanned < budget.min(slots) {
+        if let Some(entry) = slice.slot(pos) {
+            if entry.is_expired(now) {
+                let key = entry.key.clone();
+                slice.remove(hasher.hash_one(&key[..]), &key);
+                expired.push(key);
+            }
+        }
+        scanned += 1;
+        pos += 1;
+        if pos >= slice.slot_count() {
+            pos = 0;
+        }
+    }
+    if let Some(cursor) = shard.expire_cursor.get_mut(db) {
+        *cursor = pos;
+    }
+    (scanned, expired)
+}
+
+/// The shard guards a command holds.
+pub(crate) enum Locks<'a> {
+    /// Sorted by shard index.
+    Some(Vec<(usize, MutexGuard<'a, Shard>)>),
+    /// Every shard, indexed by shard number.
+    All(Vec<MutexGuard<'a, Shard>>),
+}
+
+impl std::fmt::Debug for Locks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Locks::Some(v) => write!(f, "Locks::Some({} shards)", v.len()),
+            Locks::All(v) => write!(f, "Locks::All({} shards)", v.len()),
+        }
+    }
+}
+
+/// Everything a command function sees: its client, the time, the locked keyspace, the host.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub engine: &'a Engine,
+    pub client: &'a mut Client,
+    pub host: &'a dyn Host,
+    /// The command's time, Unix ms. Never read the clock inside a command.
+    pub now: u64,
+    locks: Locks<'a>,
+    effects: Vec<Effect>,
+}
+
+impl std::fmt::Debug for dyn Host + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Host")
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// Log the effects as one batch and return the sequence number the reply waits for.
+    fn commit(&mut self, journal: &dyn Journal) -> u64 {
+        let seq = match self.effects.is_empty() {
+            true => None,
+            false => Some(journal.append(self.now, &self.effects)),
+        };
+        let mut wait = 0;
+        for shard in self.shards_mut() {
+            if let Some(seq) = seq {
+                shard.last_write_seq = seq;
+            }
+            wait = wait.max(shard.last_write_seq);
+        }
+        wait
+    }
+
+    fn shards_mut(&mut self) -> Box<dyn Iterator<Item = &mut Shard> + '_> {
+        match &mut self.locks {
+            Locks::Some(v) => Box::new(v.iter_mut().map(|(_, g)| &mut **g)),
+            Locks::All(v) => Box::new(v.iter_mut().map(|g| &mut **g)),
+        }
+    }
+
+    /// The locked shard holding `hash`. The table's key positions decide the locks, so a
+    /// miss is a bug in a table entry; it is repaired by locking (and flagged in debug builds).
+    fn shard(&mut self, hash: u64) -> &mut Shard {
+        let index = self.engine.keyspace.shard_of(hash);
+        let engine = self.engine;
+        match &mut self.locks {
+            Locks::All(guards) => {
+                let count = guards.len();
+                match guards.get_mut(index) {
+                    Some(guard) => guard,
+                    None => unreachable_shard(count),
+                }
+            }
+            Locks::Some(guards) => {
+                let pos = match guards.binary_search_by_key(&index, |(i, _)| *i) {
+                    Ok(pos) => pos,
+                    Err(pos) => {
+                        debug_assert!(false, "command touched a key whose shard it did not lock");
+                        let guard = engine
+                            .keyspace
+                            .lock(index)
+                            .unwrap_or_else(|| unreachable_shard(index));
+                        guards.insert(pos, (index, guard));
+                        pos
+                    }
+                };
+                match guards.get_mut(pos) {
+                    Some((_, guard)) => guard,
+                    None => unreachable_shard(pos),
+                }
+            }
+        }
+    }
+
+    /// The database slice of the client's current db that holds `key`, and the key's hash.
+    fn db_for(&mut self, key: &[u8]) -> (u64, &mut Db) {
+        let db = self.client.db;
+        self.db_at(db, key)
+    }
+
+    fn db_at(&mut self, db: usize, key: &[u8]) -> (u64, &mut Db) {
+        let hash = self.engine.keyspace.hash(key);
+        let shard = self.shard(hash);
+        let count = shard.dbs.len();
+        let slice = match shard.dbs.get_mut(db) {
+            Some(slice) => slice,
+            None => unreachable_shard(count),
+        };
+        (hash, slice)
+    }
+
+    /// Look a key up in the current db, expiring it lazily (and logging the deletion).
+    pub fn lookup(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let db = self.client.db;
+        self.lookup_in(db, key)
+    }
+
+    /// [`Ctx::lookup`] in a given database.
+    pub fn lookup_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let touch = !self.client.no_touch;
+        self.find_live(db, key, touch)
+    }
+
+    /// Look a key up without updating its access time (TYPE, TTL, OBJECT).
+    pub fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let db = self.client.db;
+        self.find_live(db, key, false)
+    }
+
+    fn find_live(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
+        let now = self.now;
+        let (hash, slice) = self.db_at(db, key);
+        let pos = slice.find(hash, key)?;
+        if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
+            slice.remove(hash, key);
+            self.engine
+                .stats
+                .expired_keys
+                .fetch_add(1, Ordering::Relaxed);
+            self.propagate_in(
+                db,
+                vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)],
+            );
+            return None;
+        }
+        let (_, slice) = self.db_at(db, key);
+        let entry = slice.get_mut(pos)?;
+        if touch {
+            entry.accessed = seconds(now);
+        }
+        Some(entry)
+    }
+
+    /// A read lookup that counts a keyspace hit or miss.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let stats = &self.engine.stats;
+        let found = self.lookup(key);
+        let counter = if found.is_some() {
+            &stats.keyspace_hits
+        } else {
+            &stats.keyspace_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Store `value` under `key` in the current db with the given deadline, replacing any
+    /// entry. Returns the previous entry.
+    pub fn store(&mut self, key: &[u8], value: Value, expire_at: u64) -> Option<Entry> {
+        let db = self.client.db;
+        self.store_in(db, key, value, expire_at)
+    }
+
+    pub fn store_in(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: Value,
+        expire_at: u64,
+    ) -> Option<Entry> {
+        let now = self.now;
+        let hasher = self.engine.keyspace.hasher();
+        let (hash, slice) = self.db_at(db, key);
+        match slice.find(hash, key) {
+            Some(pos) => {
+                slice.set_expiry(pos, expire_at);
+                let entry = slice.get_mut(pos)?;
+                entry.accessed = seconds(now);
+                let old_value = std::mem::replace(&mut entry.value, value);
+                Some(Entry {
+                    key: entry.key.clone(),
+                    value: old_value,
+                    expire_at: NO_EXPIRY,
+                    accessed: 0,
+                })
+            }
+            None => {
+                let mut entry = Entry::new(key, value);
+                entry.expire_at = expire_at;
+                entry.accessed = seconds(now);
+                slice.insert_new(hash, entry, hasher);
+                None
+            }
+        }
+    }
+
+    /// Remove a key from the current db (no expiry check: callers looked it up first or
+    /// do not care). Returns the removed entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let db = self.client.db;
+        self.remove_in(db, key)
+    }
+
+    pub fn remove_in(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let (hash, slice) = self.db_at(db, key);
+        slice.remove(hash, key)
+    }
+
+    /// Set or clear (with [`NO_EXPIRY`]) the deadline of an existing key.
+    pub fn set_expiry(&mut self, key: &[u8], expire_at: u64) -> bool {
+        let (hash, slice) = self.db_for(key);
+        match slice.find(hash, key) {
+            Some(pos) => {
+                slice.set_expiry(pos, expire_at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Record an effect on the current database.
+    pub fn propagate(&mut self, argv: Vec<Bytes>) {
+        let db = self.client.db;
+        self.propagate_in(db, argv);
+    }
+
+    pub fn propagate_in(&mut self, db: usize, argv: Vec<Bytes>) {
+        self.effects.push(Effect::new(db, argv));
+    }
+
+    /// Record the command itself as its effect: right for commands that are a deterministic
+    /// function of (keyspace, arguments, time).
+    pub fn propagate_args(&mut self, args: &[Bytes]) {
+        self.propagate(args.to_vec());
+    }
+
+    /// Every locked shard, for keyspace-wide commands (they lock all).
+    pub fn all_shards(&mut self) -> impl Iterator<Item = &mut Shard> + '_ {
+        self.shards_mut()
+    }
+}
+
+/// Unix seconds as stored in [`Entry::accessed`].
+fn seconds(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+#[cold]
+fn unreachable_shard(index: usize) -> ! {
+    // Shard numbers come from `shard_of`, which masks into range; reaching this is a bug in
+    // the engine, not something input can cause.
+    #[allow(clippy::panic)]
+    {
+        panic!("shard {index} out of range")
+    }
+}

@@ -1,0 +1,66 @@
+//! What the engine asks of the server it runs in.
+
+use crate::client::Client;
+
+/// Server-owned state that commands such as CONFIG, CLIENT, INFO, AUTH and SHUTDOWN reach.
+/// The engine's own tests use [`NoHost`].
+pub trait Host: Sync {
+    /// True while the dataset is still being loaded: only LOADING-flagged commands run.
+    fn loading(&self) -> bool {
+        false
+    }
+    /// Extra `INFO` sections the server owns (`server`, `clients`, `persistence`...), in
+    /// Redis's `field:value` lines, or `None` if it has no such section.
+    fn info_section(&self, _section: &str) -> Option<String> {
+        None
+    }
+    /// `CONFIG GET`: every (name, value) whose name matches the glob.
+    fn config_get(&self, _pattern: &[u8]) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// `CONFIG SET name value`, with Redis's error text on failure.
+    fn config_set(&self, name: &str, _value: &[u8]) -> Result<(), String> {
+        Err(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+        ))
+    }
+    fn config_resetstat(&self) {}
+    /// Check a password for `AUTH`/`HELLO AUTH`.
+    fn authenticate(&self, _user: &[u8], _password: &[u8]) -> Result<(), String> {
+        Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into())
+    }
+    /// `CLIENT LIST` / `CLIENT INFO` lines. `only` restricts to these ids.
+    fn client_list(&self, _me: &Client, _only: Option<&[u64]>) -> String {
+        String::new()
+    }
+    /// `CLIENT KILL`: close matching clients, return how many.
+    fn client_kill(&self, _filter: &ClientFilter) -> usize {
+        0
+    }
+    /// Keep the server's view of this client current (name, db) for CLIENT LIST.
+    fn client_updated(&self, _client: &Client) {}
+    /// `SHUTDOWN`: persist and stop. Returns an error text if it cannot.
+    fn shutdown(&self, _save: Option<bool>) -> Result<(), String> {
+        Err("ERR SHUTDOWN is not supported here".into())
+    }
+    /// `LASTSAVE`, `SAVE`, `BGSAVE`, `BGREWRITEAOF`: asks the persistence layer.
+    fn persistence(&self, command: &str) -> Result<staykv_resp::Reply, String> {
+        Err(format!("ERR {command} is not available"))
+    }
+}
+
+/// Which clients `CLIENT KILL` targets.
+#[derive(Debug, Clone, Default)]
+pub struct ClientFilter {
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    pub user: Option<String>,
+    pub skip_me: Option<u64>,
+}
+
+/// A host with nothing: for tests and for log replay.
+#[derive(Debug, Default)]
+pub struct NoHost;
+
+impl Host for NoHost {}

@@ -1,0 +1,246 @@
+//! The keyspace: shards of databases of entries.
+//!
+//! Keys are spread over `2^n` shards by hash, each behind its own mutex, so commands on
+//! different keys run in parallel on different cores and nothing global is locked on the
+//! GET/SET path. A shard holds its slice of every logical database (`SELECT 0..15`).
+//!
+//! Inside a database slice, entries live in a slab (`slots`) and a hash table maps keys to
+//! slot numbers. Slots never move while their key lives, which is what gives `SCAN` Redis's
+//! guarantee — every key present for the whole iteration is returned — with a plain integer
+//! cursor: the cursor is a slot position, and a freed slot is only reused by a new key.
+//! The expiry deadline sits in the entry itself, so a TTL costs no second map entry.
+
+use std::hash::BuildHasher;
+
+use bytes::Bytes;
+use hashbrown::HashTable;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::value::Value;
+
+/// No deadline.
+pub const NO_EXPIRY: u64 = 0;
+
+/// One key and its value.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: Bytes,
+    pub value: Value,
+    /// Absolute deadline in Unix milliseconds, or [`NO_EXPIRY`].
+    pub expire_at: u64,
+    /// Last access, Unix seconds (wraps in 2106), for OBJECT IDLETIME and LRU eviction.
+    pub accessed: u32,
+}
+
+impl Entry {
+    pub fn new(key: &[u8], value: Value) -> Entry {
+        Entry {
+            key: Bytes::copy_from_slice(key),
+            value,
+            expire_at: NO_EXPIRY,
+            accessed: 0,
+        }
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != NO_EXPIRY && self.expire_at <= now
+    }
+
+    pub fn ttl(&self) -> Option<u64> {
+        (self.expire_at != NO_EXPIRY).then_some(self.expire_at)
+    }
+}
+
+/// One shard's slice of one logical database.
+#[derive(Debug, Default)]
+pub struct Db {
+    index: HashTable<u32>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    volatile: usize,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Keys that carry a deadline.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile
+    }
+
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn slot(&self, pos: usize) -> Option<&Entry> {
+        self.slots.get(pos).and_then(Option::as_ref)
+    }
+
+    pub fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| slot_key(slots, i) == Some(key))
+            .copied()
+    }
+
+    pub fn get(&self, pos: u32) -> Option<&Entry> {
+        self.slot(pos as usize)
+    }
+
+    pub fn get_mut(&mut self, pos: u32) -> Option<&mut Entry> {
+        self.slots.get_mut(pos as usize).and_then(Option::as_mut)
+    }
+
+    /// Change a deadline, keeping the volatile count right.
+    pub fn set_expiry(&mut self, pos: u32, expire_at: u64) {
+        let Some(entry) = self.get_mut(pos) else {
+            return;
+        };
+        let before = entry.expire_at != NO_EXPIRY;
+        entry.expire_at = expire_at;
+        let after = expire_at != NO_EXPIRY;
+        match (before, after) {
+            (false, true) => self.volatile += 1,
+            (true, false) => self.volatile -= 1,
+            _ => {}
+        }
+    }
+
+    /// Add an entry whose key is not present.
+    pub fn insert_new(&mut self, hash: u64, entry: Entry, hasher: &impl BuildHasher) -> u32 {
+        if entry.expire_at != NO_EXPIRY {
+            self.volatile += 1;
+        }
+        let pos = match self.free.pop() {
+            Some(pos) => {
+                if let Some(slot) = self.slots.get_mut(pos as usize) {
+                    *slot = Some(entry);
+                }
+                pos
+            }
+            None => {
+                self.slots.push(Some(entry));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let slots = &self.slots;
+        self.index.insert_unique(hash, pos, |&i| {
+            slot_key(slots, i).map_or(0, |k| hasher.hash_one(k))
+        });
+        pos
+    }
+
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
+        let slots = &self.slots;
+        let found = self
+            .index
+            .find_entry(hash, |&i| slot_key(slots, i) == Some(key));
+        let (pos, _) = found.ok()?.remove();
+        self.take_slot(pos)
+    }
+
+    fn take_slot(&mut self, pos: u32) -> Option<Entry> {
+        let entry = self.slots.get_mut(pos as usize)?.take()?;
+        if entry.expire_at != NO_EXPIRY {
+            self.volatile -= 1;
+        }
+        self.free.push(pos);
+        if self.index.is_empty() {
+            // Nothing left to keep stable for SCAN: give the memory back.
+            *self = Db::default();
+        }
+        Some(entry)
+    }
+}
+
+fn slot_key(slots: &[Option<Entry>], pos: u32) -> Option<&[u8]> {
+    slots
+        .get(pos as usize)
+        .and_then(Option::as_ref)
+        .map(|e| &e.key[..])
+}
+
+/// A shard: its slice of every database, and the log position of its latest write.
+#[derive(Debug)]
+pub struct Shard {
+    pub dbs: Box<[Db]>,
+    /// Sequence number of the last logged batch that wrote here. A reply that read this shard
+    /// must not leave before that batch is durable.
+    pub last_write_seq: u64,
+    /// Where the active expiry cycle resumes, per database.
+    pub expire_cursor: Box<[usize]>,
+}
+
+impl Shard {
+    fn new(databases: usize) -> Shard {
+        Shard {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            last_write_seq: 0,
+            expire_cursor: vec![0; databases].into_boxed_slice(),
+        }
+    }
+}
+
+/// All shards.
+#[derive(Debug)]
+pub struct Keyspace {
+    shards: Box<[Mutex<Shard>]>,
+    shard_bits: u32,
+    databases: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Keyspace {
+    /// `shard_bits` = log2 of the shard count.
+    pub fn new(databases: usize, shard_bits: u32) -> Keyspace {
+        let count = 1usize << shard_bits;
+        Keyspace {
+            shards: (0..count)
+                .map(|_| Mutex::new(Shard::new(databases)))
+                .collect(),
+            shard_bits,
+            databases,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn hasher(&self) -> &foldhash::fast::RandomState {
+        &self.hasher
+    }
+
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard a hash belongs to. Bits 32.. are used because the hash table itself uses the
+    /// lowest bits (bucket) and the top seven (control byte).
+    pub fn shard_of(&self, hash: u64) -> usize {
+        if self.shard_bits == 0 {
+            return 0;
+        }
+        ((hash >> 32) as usize) & ((1usize << self.shard_bits) - 1)
+    }
+
+    pub fn lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
+        self.shards.get(shard).map(Mutex::lock)
+    }
+
+    /// Every shard, locked in index order (the global lock order, which rules out deadlock).
+    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+        self.shards.iter().map(Mutex::lock).collect()
+    }
+}

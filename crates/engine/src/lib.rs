@@ -1,0 +1,35 @@
+//! The StayKV engine: keyspace, value types, expiry and the command table.
+//!
+//! This crate is the functional core. It opens no socket, touches no file and never reads
+//! the clock: the caller passes the time of every command, so each command is a
+//! deterministic function of (keyspace, arguments, time) and is unit-testable as such.
+//!
+//! * [`Engine::execute`] runs one command for one client and returns its [`Reply`] plus the
+//!   log position the reply depends on (see [`Outcome`]).
+//! * Every write records its **effects** ([`Effect`]): the commands that reproduce the change
+//!   when replayed at the same time. The caller's [`Journal`] logs them as one batch.
+//! * Connection- and server-level state the engine does not own (other clients, config,
+//!   persistence) is reached through the [`Host`] trait that the server implements.
+//!
+//! Commands live in [`cmd`], one module per family, each command one function registered in
+//! the table of [`command`] with its arity, flags and key positions, as in Redis.
+
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
+
+pub mod client;
+pub mod cmd;
+pub mod command;
+pub mod effects;
+pub mod errors;
+pub mod exec;
+pub mod glob;
+pub mod host;
+pub mod keyspace;
+pub mod num;
+pub mod value;
+
+pub use client::Client;
+pub use effects::{decode_batch, encode_batch, Effect};
+pub use exec::{Ctx, Engine, EngineOptions, Journal, Outcome};
+pub use host::Host;
+pub use staykv_resp::{Protocol, Reply};

@@ -1,0 +1,49 @@
+//! Number parsing and printing with Redis's exact rules.
+
+pub use staykv_resp::parse_i64;
+
+/// Redis's `strtold`-based float parsing for INCRBYFLOAT and scores: no spaces, no empty
+/// string, `inf`/`-inf` accepted (callers reject them where Redis does), NaN refused.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(s).ok()?;
+    if text.is_empty()
+        || text.starts_with(char::is_whitespace)
+        || text.ends_with(char::is_whitespace)
+    {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    let value = match lower.trim_start_matches(['+', '-']) {
+        "inf" | "infinity" => {
+            if lower.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }
+        }
+        "nan" => return None,
+        _ => text.parse::<f64>().ok()?,
+    };
+    (!value.is_nan()).then_some(value)
+}
+
+/// Integer-valued text for replies.
+pub fn i64_bytes(n: i64) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes())
+}
+
+/// A float as INCRBYFLOAT stores it: fixed notation with 17 decimals, trailing zeros and a
+/// trailing dot removed (Redis's `ld2string` in human-friendly mode).
+pub fn format_long_double_human(value: f64) -> String {
+    let text = format!("{value:.17}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
+}

@@ -1,0 +1,89 @@
+//! Value types stored under a key.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+pub type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+pub type HashSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
+
+/// A stored value. Every Redis type StayKV supports is one variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(Bytes),
+    List(VecDeque<Bytes>),
+    Hash(HashMap<Bytes, Bytes>),
+    Set(HashSet<Bytes>),
+}
+
+/// Redis's thresholds for reporting compact encodings (listpack, intset).
+const LISTPACK_MAX_ENTRIES: usize = 128;
+const LISTPACK_MAX_VALUE: usize = 64;
+const INTSET_MAX_ENTRIES: usize = 512;
+
+impl Value {
+    /// The name `TYPE` answers.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+        }
+    }
+
+    /// The encoding `OBJECT ENCODING` answers, by Redis 7.0's rules for when it would use
+    /// each representation (StayKV's own layout differs; clients only see the name).
+    pub fn encoding(&self) -> &'static str {
+        let small =
+            |n: usize, longest: usize| n <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE;
+        match self {
+            Value::Str(s) if s.len() <= 20 && crate::num::parse_i64(s).is_some() => "int",
+            Value::Str(s) if s.len() <= 44 => "embstr",
+            Value::Str(_) => "raw",
+            Value::List(l) if small(l.len(), l.iter().map(Bytes::len).max().unwrap_or(0)) => {
+                "listpack"
+            }
+            Value::List(_) => "quicklist",
+            Value::Hash(h) => {
+                let longest = h
+                    .iter()
+                    .map(|(k, v)| k.len().max(v.len()))
+                    .max()
+                    .unwrap_or(0);
+                if small(h.len(), longest) {
+                    "listpack"
+                } else {
+                    "hashtable"
+                }
+            }
+            Value::Set(s)
+                if s.len() <= INTSET_MAX_ENTRIES
+                    && s.iter().all(|m| crate::num::parse_i64(m).is_some()) =>
+            {
+                "intset"
+            }
+            Value::Set(_) => "hashtable",
+        }
+    }
+
+    /// Approximate heap bytes, for INFO memory.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::List(l) => l.iter().map(|e| e.len() + 32).sum(),
+            Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 72).sum(),
+            Value::Set(s) => s.iter().map(|m| m.len() + 40).sum(),
+        }
+    }
+
+    /// Whether a collection became empty (Redis deletes empty collections).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+        }
+    }
+}

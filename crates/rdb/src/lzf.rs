@@ -1,0 +1,228 @@
+//! LZF, the compression Redis applies to strings in RDB files (`rdbcompression yes`).
+//!
+//! Format (as produced by liblzf): a sequence of instructions, each starting with a
+//! control byte `c`:
+//! * `c < 32`: a literal run of `c + 1` bytes follows.
+//! * otherwise a back reference: `len = c >> 5` (if 7, one more byte is added to it),
+//!   then one byte `lo`; the reference starts `((c & 0x1f) << 8) + lo + 1` bytes
+//!   before the current end of output and copies `len + 2` bytes (it may overlap the
+//!   bytes it produces).
+//!
+//! Both directions are written from the format description; the decompressor checks
+//! every bound and never writes more than the declared uncompressed length.
+
+/// Decompresses `input`, which must expand to exactly `out_len` bytes.
+pub(crate) fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
+    // A back reference of 3 input bytes yields at most 264 output bytes, so the output
+    // can never exceed ~88x the input: cap the preallocation by that, and by 16 MiB.
+    let cap = out_len.min(input.len().saturating_mul(90)).min(16 << 20);
+    let mut out: Vec<u8> = Vec::with_capacity(cap);
+    let mut i = 0usize;
+    while let Some(&ctrl) = input.get(i) {
+        i += 1;
+        let ctrl = usize::from(ctrl);
+        if ctrl < 32 {
+            let run = ctrl + 1;
+            let lit = input.get(i..i + run).ok_or_else(|| {
+                format!("LZF literal run of {run} bytes goes past the end of the compressed data")
+            })?;
+            if out.len() + run > out_len {
+                return Err(format!(
+                    "LZF data expands beyond the declared length of {out_len} bytes"
+                ));
+            }
+            out.extend_from_slice(lit);
+            i += run;
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                let extra = *input
+                    .get(i)
+                    .ok_or("LZF back reference is cut off (length byte)")?;
+                len += usize::from(extra);
+                i += 1;
+            }
+            let lo = *input
+                .get(i)
+                .ok_or("LZF back reference is cut off (offset byte)")?;
+            i += 1;
+            let back = ((ctrl & 0x1f) << 8) + usize::from(lo) + 1;
+            len += 2;
+            if back > out.len() {
+                return Err(format!(
+                    "LZF back reference points {back} bytes back with only {} bytes of output",
+                    out.len()
+                ));
+            }
+            if out.len() + len > out_len {
+                return Err(format!(
+                    "LZF data expands beyond the declared length of {out_len} bytes"
+                ));
+            }
+            let start = out.len() - back;
+            if back >= len {
+                out.extend_from_within(start..start + len);
+            } else {
+                // Overlapping copy: bytes produced by this reference feed it.
+                for k in start..start + len {
+                    let b = out.get(k).copied().ok_or("LZF internal bound")?;
+                    out.push(b);
+                }
+            }
+        }
+    }
+    if out.len() != out_len {
+        return Err(format!(
+            "LZF data expands to {} bytes but {out_len} were declared",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+const MAX_OFF: usize = 1 << 13; // back references reach at most 8192 bytes back
+const MAX_REF: usize = (1 << 8) + (1 << 3); // 264 bytes per back reference
+const MAX_LIT: usize = 1 << 5; // 32 bytes per literal run
+
+/// Compresses `input`. Returns `None` when the result would not be at least 4 bytes
+/// smaller than the input (the rule Redis applies before storing a compressed string).
+pub(crate) fn compress(input: &[u8]) -> Option<Vec<u8>> {
+    let n = input.len();
+    if n <= 4 {
+        return None;
+    }
+    let limit = n - 4;
+    // Hash table of the last position (+1) where each 3-byte prefix hash was seen.
+    let bits = (usize::BITS - n.leading_zeros()).clamp(8, 14);
+    let mut table = vec![0u32; 1 << bits];
+    let shift = 24 - bits;
+    let mut out: Vec<u8> = Vec::with_capacity(limit);
+    let mut lit_start = 0usize;
+    let mut ip = 0usize;
+
+    let hash_at = |p: usize| -> Option<usize> {
+        let w = input.get(p..p + 3)?;
+        let (a, b, c) = (w.first()?, w.get(1)?, w.get(2)?);
+        let v = (u32::from(*a) << 16) | (u32::from(*b) << 8) | u32::from(*c);
+        Some((v.wrapping_mul(0x9E37_79B1) >> 8 >> shift) as usize & ((1 << bits) - 1))
+    };
+
+    fn flush_literals(out: &mut Vec<u8>, lits: &[u8]) {
+        for chunk in lits.chunks(MAX_LIT) {
+            out.push((chunk.len() - 1) as u8);
+            out.extend_from_slice(chunk);
+        }
+    }
+
+    while ip + 2 < n {
+        let Some(h) = hash_at(ip) else { break };
+        let slot = table.get_mut(h)?;
+        let candidate = *slot as usize; // position + 1, 0 = empty
+        *slot = (ip + 1) as u32;
+        let mut matched = 0usize;
+        if candidate > 0 {
+            let r = candidate - 1;
+            if r < ip && ip - r <= MAX_OFF {
+                let max = MAX_REF.min(n - ip);
+                while matched < max && input.get(r + matched) == input.get(ip + matched) {
+                    matched += 1;
+                }
+            }
+            if matched >= 3 {
+                flush_literals(&mut out, input.get(lit_start..ip)?);
+                let off = ip - (candidate - 1) - 1;
+                let l = matched - 2;
+                if l < 7 {
+                    out.push(((l << 5) | (off >> 8)) as u8);
+                } else {
+                    out.push(((7 << 5) | (off >> 8)) as u8);
+                    out.push((l - 7) as u8);
+                }
+                out.push((off & 0xff) as u8);
+                // Remember a couple of positions inside the match to find later repeats.
+                for p in [ip + matched - 2, ip + matched - 1] {
+                    if let Some(h2) = hash_at(p) {
+                        if let Some(s) = table.get_mut(h2) {
+                            *s = (p + 1) as u32;
+                        }
+                    }
+                }
+                ip += matched;
+                lit_start = ip;
+                if out.len() >= limit {
+                    return None;
+                }
+                continue;
+            }
+        }
+        ip += 1;
+        if out.len() + (ip - lit_start) >= limit + MAX_LIT {
+            return None;
+        }
+    }
+    flush_literals(&mut out, input.get(lit_start..)?);
+    if out.len() >= limit {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let mut samples: Vec<Vec<u8>> = vec![
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec(),
+            b"hello hello hello hello hello hello world".to_vec(),
+            (0..100_000u32).map(|i| (i % 251) as u8).collect(),
+            (0..5000u32)
+                .map(|i| b"abcdefgh"[(i * i % 8) as usize])
+                .collect(),
+            vec![0u8; 70_000],
+        ];
+        samples.push(samples[1].repeat(300));
+        for s in samples {
+            let c = compress(&s).unwrap();
+            assert!(c.len() + 4 <= s.len());
+            assert_eq!(decompress(&c, s.len()).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn incompressible_is_none() {
+        assert!(compress(b"abcd").is_none());
+        assert!(compress(b"abcdefghijklmnopqrstuvwxyz0123456789").is_none());
+        let mut x = 12345u32;
+        let noise: Vec<u8> = (0..4000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        assert!(compress(&noise).is_none());
+    }
+
+    #[test]
+    fn bad_input_is_rejected() {
+        // back reference with empty output
+        assert!(decompress(&[0x20, 0x00], 3).is_err());
+        // literal run past end
+        assert!(decompress(&[0x05, b'a'], 6).is_err());
+        // expands beyond declared length
+        assert!(decompress(&[0x02, b'a', b'b', b'c'], 2).is_err());
+        // shorter than declared
+        assert!(decompress(&[0x00, b'a'], 2).is_err());
+        // cut-off back reference
+        assert!(decompress(&[0x00, b'a', 0xe0], 20).is_err());
+        // huge declared length does not allocate it
+        assert!(decompress(&[0x00, b'a'], usize::MAX).is_err());
+        // overlapping reference works: "a" then copy 9 from 1 back
+        let d = decompress(&[0x00, b'a', (7 << 5), 0, 0], 10).unwrap();
+        assert_eq!(d, b"aaaaaaaaaa");
+    }
+}

@@ -1,0 +1,729 @@
+//! Streaming RDB reader.
+
+use std::io::{self, Read};
+
+use crate::crc64::crc64;
+use crate::encodings::{
+    intset_values, listpack_elems, parse_score, ziplist_elems, zipmap_pairs, BlobError, Elem,
+};
+use crate::{opcode, types, RdbEntry, RdbError, RdbValue, MAX_SUPPORTED_VERSION};
+
+/// Initial capacity cap for vectors whose length comes from the file.
+const PREALLOC_CAP: u64 = 4096;
+/// Initial capacity cap for byte buffers whose length comes from the file.
+const BYTES_PREALLOC_CAP: u64 = 64 * 1024;
+
+fn cap(len: u64) -> usize {
+    usize::try_from(len.min(PREALLOC_CAP)).unwrap_or(0)
+}
+
+/// A length field as read: a plain length or a special string encoding (the low six
+/// bits of a byte whose two top bits are `11`).
+enum Len {
+    Plain(u64),
+    Encoded(u8),
+}
+
+/// Byte source that counts bytes and hashes everything it reads into the CRC-64.
+#[derive(Debug)]
+pub(crate) struct Src<R> {
+    inner: R,
+    pos: u64,
+    crc: u64,
+}
+
+impl<R: Read> Src<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Src {
+            inner,
+            pos: 0,
+            crc: 0,
+        }
+    }
+
+    pub(crate) fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    fn corrupt(&self, offset: u64, msg: impl Into<String>) -> RdbError {
+        RdbError::Corrupt {
+            offset,
+            msg: msg.into(),
+        }
+    }
+
+    fn fill(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), RdbError> {
+        let offset = self.pos;
+        // read_exact retries on Interrupted by itself.
+        match self.inner.read_exact(buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(RdbError::Truncated { offset, what })
+            }
+            Err(source) => return Err(RdbError::Io { offset, source }),
+        }
+        self.crc = crc64(self.crc, buf);
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    fn arr<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], RdbError> {
+        let mut a = [0u8; N];
+        self.fill(&mut a, what)?;
+        Ok(a)
+    }
+
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, RdbError> {
+        let [b] = self.arr::<1>(what)?;
+        Ok(b)
+    }
+
+    /// Reads exactly `len` bytes. The buffer grows with the data actually read, so a
+    /// huge declared length on a short input fails with `Truncated` instead of
+    /// allocating it.
+    fn bytes(&mut self, len: u64, what: &'static str) -> Result<Vec<u8>, RdbError> {
+        let offset = self.pos;
+        let mut v = Vec::with_capacity(usize::try_from(len.min(BYTES_PREALLOC_CAP)).unwrap_or(0));
+        let got = match (&mut self.inner).take(len).read_to_end(&mut v) {
+            Ok(n) => n,
+            Err(source) => return Err(RdbError::Io { offset, source }),
+        };
+        self.crc = crc64(self.crc, &v);
+        self.pos += got as u64;
+        if (got as u64) < len {
+            return Err(RdbError::Truncated { offset, what });
+        }
+        Ok(v)
+    }
+
+    fn len_or_enc(&mut self, what: &'static str) -> Result<Len, RdbError> {
+        let offset = self.pos;
+        let b = self.u8(what)?;
+        Ok(match b >> 6 {
+            0 => Len::Plain(u64::from(b & 0x3f)),
+            1 => {
+                let lo = self.u8(what)?;
+                Len::Plain((u64::from(b & 0x3f) << 8) | u64::from(lo))
+            }
+            2 => match b {
+                0x80 => Len::Plain(u64::from(u32::from_be_bytes(self.arr(what)?))),
+                0x81 => Len::Plain(u64::from_be_bytes(self.arr(what)?)),
+                other => {
+                    return Err(self.corrupt(
+                        offset,
+                        format!("unknown length encoding byte {other:#04x} ({what})"),
+                    ))
+                }
+            },
+            _ => Len::Encoded(b & 0x3f),
+        })
+    }
+
+    /// Reads a plain length (a special encoding here is corruption).
+    pub(crate) fn len(&mut self, what: &'static str) -> Result<u64, RdbError> {
+        let offset = self.pos;
+        match self.len_or_enc(what)? {
+            Len::Plain(n) => Ok(n),
+            Len::Encoded(e) => Err(self.corrupt(
+                offset,
+                format!("expected a length for {what}, found special encoding {e}"),
+            )),
+        }
+    }
+
+    /// Reads an RDB string: raw, integer-encoded or LZF-compressed.
+    pub(crate) fn string(&mut self, what: &'static str) -> Result<Vec<u8>, RdbError> {
+        let offset = self.pos;
+        match self.len_or_enc(what)? {
+            Len::Plain(n) => self.bytes(n, what),
+            Len::Encoded(0) => Ok(i64::from(self.u8(what)? as i8).to_string().into_bytes()),
+            Len::Encoded(1) => Ok(i16::from_le_bytes(self.arr(what)?).to_string().into_bytes()),
+            Len::Encoded(2) => Ok(i32::from_le_bytes(self.arr(what)?).to_string().into_bytes()),
+            Len::Encoded(3) => {
+                let clen = self.len(what)?;
+                let ulen = self.len(what)?;
+                let data = self.bytes(clen, what)?;
+                let ulen = usize::try_from(ulen).map_err(|_| {
+                    self.corrupt(offset, format!("LZF length {ulen} does not fit in memory"))
+                })?;
+                crate::lzf::decompress(&data, ulen)
+                    .map_err(|e| self.corrupt(offset, format!("{what}: {e}")))
+            }
+            Len::Encoded(e) => {
+                Err(self.corrupt(offset, format!("unknown string encoding {e} ({what})")))
+            }
+        }
+    }
+
+    /// Skips an RDB string without keeping it.
+    fn skip_string(&mut self, what: &'static str) -> Result<(), RdbError> {
+        self.string(what).map(|_| ())
+    }
+
+    /// A score in the old string format (zset type 3): one length byte, with 253/254/255
+    /// meaning NaN/+inf/-inf.
+    fn string_double(&mut self) -> Result<f64, RdbError> {
+        let offset = self.pos;
+        let len = self.u8("zset score length")?;
+        match len {
+            253 => Ok(f64::NAN),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            n => {
+                let s = self.bytes(u64::from(n), "zset score")?;
+                parse_score(&s).ok_or_else(|| {
+                    self.corrupt(
+                        offset,
+                        format!("invalid zset score {:?}", String::from_utf8_lossy(&s)),
+                    )
+                })
+            }
+        }
+    }
+
+    fn binary_double(&mut self) -> Result<f64, RdbError> {
+        Ok(f64::from_le_bytes(self.arr("zset score")?))
+    }
+
+    fn millis(&mut self, what: &'static str) -> Result<i64, RdbError> {
+        Ok(i64::from_le_bytes(self.arr(what)?))
+    }
+}
+
+fn blob_err(offset: u64, e: BlobError) -> RdbError {
+    RdbError::Corrupt {
+        offset,
+        msg: e.to_string(),
+    }
+}
+
+fn pairs<T>(
+    offset: u64,
+    elems: Vec<Elem<'_>>,
+    kind: &str,
+    mut second: impl FnMut(Elem<'_>) -> Option<T>,
+) -> Result<Vec<(Vec<u8>, T)>, RdbError> {
+    if elems.len() % 2 == 1 {
+        return Err(RdbError::Corrupt {
+            offset,
+            msg: format!("{kind} has an odd number of elements ({})", elems.len()),
+        });
+    }
+    let mut out = Vec::with_capacity(elems.len() / 2);
+    let mut it = elems.into_iter();
+    while let (Some(a), Some(b)) = (it.next(), it.next()) {
+        let v = second(b).ok_or_else(|| RdbError::Corrupt {
+            offset,
+            msg: format!("{kind} holds an invalid score"),
+        })?;
+        out.push((a.to_bytes(), v));
+    }
+    Ok(out)
+}
+
+fn bytes_list(elems: Vec<Elem<'_>>) -> Vec<Vec<u8>> {
+    elems.into_iter().map(Elem::to_bytes).collect()
+}
+
+/// Skips a module value serialized with the module opcode scheme (module type 7 values
+/// and MODULE_AUX payloads), up to and including its EOF opcode.
+fn skip_module_value<R: Read>(src: &mut Src<R>) -> Result<(), RdbError> {
+    loop {
+        let offset = src.pos();
+        match src.len("module opcode")? {
+            0 => return Ok(()),
+            1 | 2 => {
+                src.len("module integer")?;
+            }
+            3 => {
+                src.arr::<4>("module float")?;
+            }
+            4 => {
+                src.arr::<8>("module double")?;
+            }
+            5 => src.skip_string("module string")?,
+            other => {
+                return Err(RdbError::Corrupt {
+                    offset,
+                    msg: format!("unknown module opcode {other}"),
+                })
+            }
+        }
+    }
+}
+
+/// Skips a stream value (types 15, 19 and 21) completely.
+fn skip_stream<R: Read>(src: &mut Src<R>, type_id: u8) -> Result<(), RdbError> {
+    let nodes = src.len("stream listpack count")?;
+    for _ in 0..nodes {
+        let offset = src.pos();
+        let node_key = src.string("stream node key")?;
+        if node_key.len() != 16 {
+            return Err(RdbError::Corrupt {
+                offset,
+                msg: format!("stream node key has {} bytes, expected 16", node_key.len()),
+            });
+        }
+        src.skip_string("stream listpack")?;
+    }
+    src.len("stream length")?;
+    src.len("stream last id")?;
+    src.len("stream last id")?;
+    if type_id >= types::STREAM_LISTPACKS_2 {
+        for _ in 0..4 {
+            src.len("stream first/max-deleted id")?;
+        }
+        src.len("stream entries added")?;
+    }
+    let groups = src.len("stream consumer group count")?;
+    for _ in 0..groups {
+        src.skip_string("stream consumer group name")?;
+        src.len("stream consumer group id")?;
+        src.len("stream consumer group id")?;
+        if type_id >= types::STREAM_LISTPACKS_2 {
+            src.len("stream consumer group entries read")?;
+        }
+        let pel = src.len("stream PEL size")?;
+        for _ in 0..pel {
+            src.arr::<16>("stream PEL id")?;
+            src.millis("stream PEL delivery time")?;
+            src.len("stream PEL delivery count")?;
+        }
+        let consumers = src.len("stream consumer count")?;
+        for _ in 0..consumers {
+            src.skip_string("stream consumer name")?;
+            src.millis("stream consumer seen time")?;
+            if type_id >= types::STREAM_LISTPACKS_3 {
+                src.millis("stream consumer active time")?;
+            }
+            let pel = src.len("stream consumer PEL size")?;
+            for _ in 0..pel {
+                src.arr::<16>("stream consumer PEL id")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the value of an object of RDB type `type_id` (the type byte and, in a file,
+/// the key have already been read). Returns `Ok(None)` for objects that are skipped
+/// (streams, module type 7).
+pub(crate) fn read_object<R: Read>(
+    src: &mut Src<R>,
+    type_id: u8,
+    type_offset: u64,
+) -> Result<Option<RdbValue>, RdbError> {
+    let value = match type_id {
+        types::STRING => RdbValue::String(src.string("string value")?),
+        types::LIST => {
+            let n = src.len("list length")?;
+            let mut v = Vec::with_capacity(cap(n));
+            for _ in 0..n {
+                v.push(src.string("list element")?);
+            }
+            RdbValue::List(v)
+        }
+        types::SET => {
+            let n = src.len("set size")?;
+            let mut v = Vec::with_capacity(cap(n));
+            for _ in 0..n {
+                v.push(src.string("set member")?);
+            }
+            RdbValue::Set(v)
+        }
+        types::ZSET | types::ZSET_2 => {
+            let n = src.len("zset size")?;
+            let mut v = Vec::with_capacity(cap(n));
+            for _ in 0..n {
+                let member = src.string("zset member")?;
+                let score = if type_id == types::ZSET {
+                    src.string_double()?
+                } else {
+                    src.binary_double()?
+                };
+                v.push((member, score));
+            }
+            RdbValue::SortedSet(v)
+        }
+        types::HASH => {
+            let n = src.len("hash size")?;
+            let mut v = Vec::with_capacity(cap(n));
+            for _ in 0..n {
+                let field = src.string("hash field")?;
+                let value = src.string("hash value")?;
+                v.push((field, value));
+            }
+            RdbValue::Hash(v)
+        }
+        types::MODULE => {
+            return Err(RdbError::Unsupported {
+                offset: type_offset,
+                msg: "module value of the pre-release format (type 6) cannot be skipped \
+                      without the module"
+                    .into(),
+            })
+        }
+        types::MODULE_2 => {
+            src.len("module id")?;
+            skip_module_value(src)?;
+            return Ok(None);
+        }
+        types::HASH_ZIPMAP => {
+            let at = src.pos();
+            let blob = src.string("zipmap")?;
+            RdbValue::Hash(zipmap_pairs(&blob).map_err(|e| blob_err(at, e))?)
+        }
+        types::LIST_ZIPLIST => {
+            let at = src.pos();
+            let blob = src.string("ziplist")?;
+            RdbValue::List(bytes_list(
+                ziplist_elems(&blob).map_err(|e| blob_err(at, e))?,
+            ))
+        }
+        types::SET_INTSET => {
+            let at = src.pos();
+            let blob = src.string("intset")?;
+            let ints = intset_values(&blob).map_err(|e| blob_err(at, e))?;
+            RdbValue::Set(
+                ints.into_iter()
+                    .map(|i| i.to_string().into_bytes())
+                    .collect(),
+            )
+        }
+        types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
+            let at = src.pos();
+            let blob = src.string("zset blob")?;
+            let elems = if type_id == types::ZSET_ZIPLIST {
+                ziplist_elems(&blob)
+            } else {
+                listpack_elems(&blob)
+            }
+            .map_err(|e| blob_err(at, e))?;
+            RdbValue::SortedSet(pairs(at, elems, "zset", |e| e.to_f64())?)
+        }
+        types::HASH_ZIPLIST | types::HASH_LISTPACK => {
+            let at = src.pos();
+            let blob = src.string("hash blob")?;
+            let elems = if type_id == types::HASH_ZIPLIST {
+                ziplist_elems(&blob)
+            } else {
+                listpack_elems(&blob)
+            }
+            .map_err(|e| blob_err(at, e))?;
+            RdbValue::Hash(pairs(at, elems, "hash", |e| Some(e.to_bytes()))?)
+        }
+        types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => {
+            let nodes = src.len("quicklist node count")?;
+            let mut v = Vec::new();
+            for _ in 0..nodes {
+                let container = if type_id == types::LIST_QUICKLIST_2 {
+                    let at = src.pos();
+                    let c = src.len("quicklist node container")?;
+                    if c != 1 && c != 2 {
+                        return Err(RdbError::Corrupt {
+                            offset: at,
+                            msg: format!("invalid quicklist node container {c}"),
+                        });
+                    }
+                    c
+                } else {
+                    2
+                };
+                let at = src.pos();
+                let blob = src.string("quicklist node")?;
+                if container == 1 {
+                    // PLAIN node: the blob is the element itself.
+                    v.push(blob);
+                    continue;
+                }
+                let elems = if type_id == types::LIST_QUICKLIST {
+                    ziplist_elems(&blob)
+                } else {
+                    listpack_elems(&blob)
+                }
+                .map_err(|e| blob_err(at, e))?;
+                v.extend(elems.into_iter().map(Elem::to_bytes));
+            }
+            RdbValue::List(v)
+        }
+        types::SET_LISTPACK => {
+            let at = src.pos();
+            let blob = src.string("set listpack")?;
+            RdbValue::Set(bytes_list(
+                listpack_elems(&blob).map_err(|e| blob_err(at, e))?,
+            ))
+        }
+        types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {
+            skip_stream(src, type_id)?;
+            return Ok(None);
+        }
+        other => {
+            return Err(RdbError::Corrupt {
+                offset: type_offset,
+                msg: format!("unknown object type or opcode {other}"),
+            })
+        }
+    };
+    Ok(Some(value))
+}
+
+/// Whether a value is a collection with no elements (Redis discards such keys).
+pub(crate) fn is_empty_collection(v: &RdbValue) -> bool {
+    match v {
+        RdbValue::String(_) => false,
+        RdbValue::List(x) | RdbValue::Set(x) => x.is_empty(),
+        RdbValue::Hash(x) => x.is_empty(),
+        RdbValue::SortedSet(x) => x.is_empty(),
+    }
+}
+
+/// One item of an RDB file, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RdbItem {
+    /// A key with a value this crate decodes.
+    Entry(RdbEntry),
+    /// A key whose value type is not decoded (streams: types 15, 19, 21; module values:
+    /// type 7). The value was consumed and skipped; `type_id` is its RDB type byte.
+    Unsupported { db: u32, key: Vec<u8>, type_id: u8 },
+    /// An auxiliary field (`redis-ver`, `ctime`, `used-mem`, …) — or a Redis Function
+    /// library, surfaced with key `"function"` and the library source as value.
+    Aux { key: Vec<u8>, value: Vec<u8> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Reading,
+    Done,
+    Failed,
+}
+
+/// Streaming reader of an RDB file over any [`io::Read`].
+///
+/// It reads the file one item at a time and never holds more than the current
+/// object in memory. It performs many small reads, so give it a buffered reader
+/// (`BufReader<File>`); it never reads past the checksum trailer, so the underlying
+/// reader can be recovered with [`RdbReader::into_inner`] to read what follows (as in a
+/// replication stream).
+#[derive(Debug)]
+pub struct RdbReader<R: Read> {
+    src: Src<R>,
+    version: u32,
+    db: u32,
+    expire_at_ms: Option<u64>,
+    lru_idle_secs: Option<u64>,
+    lfu_freq: Option<u8>,
+    state: State,
+}
+
+impl<R: Read> RdbReader<R> {
+    /// Reads and validates the 9-byte header `REDIS00XX`. Versions 1 to 10 are accepted;
+    /// newer versions are refused with [`RdbError::UnsupportedVersion`].
+    pub fn new(r: R) -> Result<Self, RdbError> {
+        let mut src = Src::new(r);
+        let header = src.arr::<9>("RDB header")?;
+        let (magic, digits) = header.split_at(5);
+        let version = if magic == b"REDIS" && digits.iter().all(u8::is_ascii_digit) {
+            digits
+                .iter()
+                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+        } else {
+            return Err(RdbError::BadHeader {
+                found: String::from_utf8_lossy(&header).into_owned(),
+            });
+        };
+        if version == 0 || version > MAX_SUPPORTED_VERSION {
+            return Err(RdbError::UnsupportedVersion { version });
+        }
+        Ok(RdbReader {
+            src,
+            version,
+            db: 0,
+            expire_at_ms: None,
+            lru_idle_secs: None,
+            lfu_freq: None,
+            state: State::Reading,
+        })
+    }
+
+    /// The RDB format version from the header.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Bytes consumed from the underlying reader so far (header included).
+    pub fn bytes_read(&self) -> u64 {
+        self.src.pos()
+    }
+
+    /// Whether the EOF opcode and checksum have been read and verified.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Gives back the underlying reader, positioned after the last byte consumed.
+    pub fn into_inner(self) -> R {
+        self.src.inner
+    }
+
+    /// Returns the next item, or `None` once the EOF opcode has been read and the
+    /// CRC-64 trailer verified (RDB version 5 and later; a zero checksum means "not
+    /// computed" and is accepted).
+    ///
+    /// Keys whose value is an empty collection are skipped, as Redis does when loading.
+    /// Module AUX data (opcode 247) and RESIZEDB hints are consumed silently. After an
+    /// error the reader is unusable: further calls return an error.
+    pub fn next_item(&mut self) -> Result<Option<RdbItem>, RdbError> {
+        match self.state {
+            State::Done => return Ok(None),
+            State::Failed => {
+                return Err(RdbError::Corrupt {
+                    offset: self.src.pos(),
+                    msg: "reading cannot continue after an earlier error".into(),
+                })
+            }
+            State::Reading => {}
+        }
+        let r = self.next_inner();
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn next_inner(&mut self) -> Result<Option<RdbItem>, RdbError> {
+        loop {
+            let op_offset = self.src.pos();
+            let op = self.src.u8("opcode or object type")?;
+            match op {
+                opcode::EXPIRETIME_MS => {
+                    let t = self.src.millis("expire time")?;
+                    self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0));
+                }
+                opcode::EXPIRETIME => {
+                    let t = i32::from_le_bytes(self.src.arr("expire time")?);
+                    self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0) * 1000);
+                }
+                opcode::FREQ => self.lfu_freq = Some(self.src.u8("LFU frequency")?),
+                opcode::IDLE => self.lru_idle_secs = Some(self.src.len("LRU idle time")?),
+                opcode::EOF => {
+                    let computed = self.src.crc;
+                    if self.version >= 5 {
+                        let at = self.src.pos();
+                        let stored = u64::from_le_bytes(self.src.arr("checksum")?);
+                        if stored != 0 && stored != computed {
+                            return Err(RdbError::ChecksumMismatch {
+                                offset: at,
+                                stored,
+                                computed,
+                            });
+                        }
+                    }
+                    self.state = State::Done;
+                    return Ok(None);
+                }
+                opcode::SELECTDB => {
+                    let db = self.src.len("database number")?;
+                    self.db = u32::try_from(db).map_err(|_| RdbError::Corrupt {
+                        offset: op_offset,
+                        msg: format!("database number {db} is out of range"),
+                    })?;
+                }
+                opcode::RESIZEDB => {
+                    self.src.len("RESIZEDB key count")?;
+                    self.src.len("RESIZEDB expires count")?;
+                }
+                opcode::AUX => {
+                    let key = self.src.string("aux field name")?;
+                    let value = self.src.string("aux field value")?;
+                    return Ok(Some(RdbItem::Aux { key, value }));
+                }
+                opcode::MODULE_AUX => {
+                    self.src.len("module id")?;
+                    let at = self.src.pos();
+                    let when_opcode = self.src.len("module aux when opcode")?;
+                    if when_opcode != 2 {
+                        return Err(RdbError::Corrupt {
+                            offset: at,
+                            msg: format!("module aux 'when' opcode is {when_opcode}, expected 2"),
+                        });
+                    }
+                    self.src.len("module aux when")?;
+                    skip_module_value(&mut self.src)?;
+                }
+                opcode::FUNCTION2 => {
+                    let code = self.src.string("function library")?;
+                    return Ok(Some(RdbItem::Aux {
+                        key: b"function".to_vec(),
+                        value: code,
+                    }));
+                }
+                opcode::FUNCTION_PRE_GA => {
+                    // Redis 7.0-rc format: name, engine, optional description, code.
+                    // Converted to the library source Redis itself would build.
+                    let name = self.src.string("function library name")?;
+                    let engine = self.src.string("function engine name")?;
+                    if self.src.len("function description flag")? != 0 {
+                        self.src.skip_string("function description")?;
+                    }
+                    let code = self.src.string("function library code")?;
+                    let mut value = Vec::with_capacity(code.len() + name.len() + 16);
+                    value.extend_from_slice(b"#!");
+                    value.extend_from_slice(&engine);
+                    value.extend_from_slice(b" name=");
+                    value.extend_from_slice(&name);
+                    value.push(b'\n');
+                    value.extend_from_slice(&code);
+                    return Ok(Some(RdbItem::Aux {
+                        key: b"function".to_vec(),
+                        value,
+                    }));
+                }
+                type_id => {
+                    if !types::is_object_type(type_id) {
+                        return Err(RdbError::Corrupt {
+                            offset: op_offset,
+                            msg: format!("unknown object type or opcode {type_id}"),
+                        });
+                    }
+                    let key = self.src.string("key")?;
+                    let value = read_object(&mut self.src, type_id, op_offset)?;
+                    let expire_at_ms = self.expire_at_ms.take();
+                    let lru_idle_secs = self.lru_idle_secs.take();
+                    let lfu_freq = self.lfu_freq.take();
+                    match value {
+                        None => {
+                            return Ok(Some(RdbItem::Unsupported {
+                                db: self.db,
+                                key,
+                                type_id,
+                            }))
+                        }
+                        Some(v) if is_empty_collection(&v) => continue,
+                        Some(value) => {
+                            return Ok(Some(RdbItem::Entry(RdbEntry {
+                                db: self.db,
+                                key,
+                                value,
+                                expire_at_ms,
+                                lru_idle_secs,
+                                lfu_freq,
+                            })))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read> Iterator for RdbReader<R> {
+    type Item = Result<RdbItem, RdbError>;
+
+    /// Same as [`RdbReader::next_item`]; stops after the first error.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.state == State::Failed {
+            return None;
+        }
+        self.next_item().transpose()
+    }
+}

@@ -1,0 +1,467 @@
+//! Request parsing: RESP multibulk arrays and inline commands, resumable.
+//!
+//! Re-scanning a half-received request on every read would be quadratic for a large `MSET`,
+//! so [`parse`] takes a small [`Partial`] state that remembers how far a multibulk request
+//! got; the caller keeps it beside the read buffer.
+
+use std::ops::Range;
+
+/// Longest inline request, or `*`/`$` header line, before Redis gives up (PROTO_INLINE_MAX_SIZE).
+const INLINE_MAX: usize = 64 * 1024;
+/// Array slots reserved up front whatever the declared length, so a hostile `*1000000000`
+/// costs nothing until the elements actually arrive.
+const PREALLOC_ARGS: usize = 1024;
+/// Redis limits clients that still have to authenticate far more tightly.
+const UNAUTH_MAX_ARGS: i64 = 10;
+const UNAUTH_MAX_BULK: i64 = 16 * 1024;
+
+/// Parser limits, with Redis's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `proto-max-bulk-len`: largest bulk string accepted.
+    pub max_bulk_len: i64,
+    /// The client still has to authenticate: Redis then allows 10 arguments of 16 KiB.
+    pub unauthenticated: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            unauthenticated: false,
+        }
+    }
+}
+
+/// A protocol violation. `Display` is the exact text Redis replies before closing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    TooBigInline,
+    UnbalancedQuotes,
+    TooBigMultibulkCount,
+    InvalidMultibulkLength,
+    UnauthenticatedMultibulkLength,
+    TooBigBulkCount,
+    ExpectedDollar(u8),
+    InvalidBulkLength,
+    UnauthenticatedBulkLength,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ERR Protocol error: ")?;
+        match self {
+            ParseError::TooBigInline => f.write_str("too big inline request"),
+            ParseError::UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
+            ParseError::TooBigMultibulkCount => f.write_str("too big mbulk count string"),
+            ParseError::InvalidMultibulkLength => f.write_str("invalid multibulk length"),
+            ParseError::UnauthenticatedMultibulkLength => {
+                f.write_str("unauthenticated multibulk length")
+            }
+            ParseError::TooBigBulkCount => f.write_str("too big bulk count string"),
+            ParseError::ExpectedDollar(c) => write!(f, "expected '$', got '{}'", *c as char),
+            ParseError::InvalidBulkLength => f.write_str("invalid bulk length"),
+            ParseError::UnauthenticatedBulkLength => f.write_str("unauthenticated bulk length"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// One complete request found at the start of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A multibulk request: every argument is a range of the buffer (zero-copy).
+    Multibulk {
+        consumed: usize,
+        args: Vec<Range<usize>>,
+    },
+    /// An inline request: arguments were unquoted, so they are owned.
+    Inline { consumed: usize, args: Vec<Vec<u8>> },
+}
+
+impl Request {
+    /// Bytes of the buffer this request used; the caller drops them before parsing again.
+    pub fn consumed(&self) -> usize {
+        match self {
+            Request::Multibulk { consumed, .. } | Request::Inline { consumed, .. } => *consumed,
+        }
+    }
+
+    /// Number of arguments (zero for an empty line or `*0`, which Redis silently skips).
+    pub fn len(&self) -> usize {
+        match self {
+            Request::Multibulk { args, .. } => args.len(),
+            Request::Inline { args, .. } => args.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Progress through a multibulk request that has not fully arrived yet.
+#[derive(Debug, Default)]
+pub struct Partial {
+    /// Declared element count, once the `*` line has been read.
+    expected: Option<usize>,
+    /// Where parsing resumes.
+    pos: usize,
+    args: Vec<Range<usize>>,
+    /// Total bytes needed before the pending bulk can complete; skip work until then.
+    need: usize,
+}
+
+/// Parse the next request from `buf`.
+///
+/// `Ok(None)` means more bytes are needed: call again with the same `partial` once the
+/// buffer has grown (its first bytes unchanged). After `Ok(Some(req))` the caller removes
+/// `req.consumed()` bytes from the front of the buffer; `partial` is already reset.
+pub fn parse(
+    buf: &[u8],
+    partial: &mut Partial,
+    limits: &Limits,
+) -> Result<Option<Request>, ParseError> {
+    if buf.len() < partial.need {
+        return Ok(None);
+    }
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(buf, partial, limits),
+        Some(_) => parse_inline(buf),
+    }
+}
+
+fn parse_multibulk(
+    buf: &[u8],
+    partial: &mut Partial,
+    limits: &Limits,
+) -> Result<Option<Request>, ParseError> {
+    let expected = match partial.expected {
+        Some(n) => n,
+        None => {
+            let Some((line, next)) = read_line(buf, 1) else {
+                return incomplete_line(buf, ParseError::TooBigMultibulkCount);
+            };
+            let count = parse_i64(line).ok_or(ParseError::InvalidMultibulkLength)?;
+            if count > i64::from(i32::MAX) {
+                return Err(ParseError::InvalidMultibulkLength);
+            }
+            if count <= 0 {
+                *partial = Partial::default();
+                return Ok(Some(Request::Multibulk {
+                    consumed: next,
+                    args: Vec::new(),
+                }));
+            }
+            if limits.unauthenticated && count > UNAUTH_MAX_ARGS {
+                return Err(ParseError::UnauthenticatedMultibulkLength);
+            }
+            let count = usize::try_from(count).map_err(|_| ParseError::InvalidMultibulkLength)?;
+            partial.expected = Some(count);
+            partial.pos = next;
+            partial.args = Vec::with_capacity(count.min(PREALLOC_ARGS));
+            count
+        }
+    };
+    while partial.args.len() < expected {
+        let pos = partial.pos;
+        let Some(&first) = buf.get(pos) else {
+            return Ok(None);
+        };
+        if first != b'$' {
+            return Err(ParseError::ExpectedDollar(first));
+        }
+        let Some((line, data_start)) = read_line(buf, pos + 1) else {
+            return match buf.len() - pos > INLINE_MAX {
+                true => Err(ParseError::TooBigBulkCount),
+                false => Ok(None),
+            };
+        };
+        let len = parse_i64(line).ok_or(ParseError::InvalidBulkLength)?;
+        if len < 0 || len > limits.max_bulk_len {
+            return Err(ParseError::InvalidBulkLength);
+        }
+        if limits.unauthenticated && len > UNAUTH_MAX_BULK {
+            return Err(ParseError::UnauthenticatedBulkLength);
+        }
+        let len = usize::try_from(len).map_err(|_| ParseError::InvalidBulkLength)?;
+        // Like Redis, the two bytes after the payload are skipped, not checked.
+        let end = data_start + len;
+        if buf.len() < end + 2 {
+            partial.need = end + 2;
+            return Ok(None);
+        }
+        partial.args.push(data_start..end);
+        partial.pos = end + 2;
+    }
+    let done = std::mem::take(partial);
+    Ok(Some(Request::Multibulk {
+        consumed: done.pos,
+        args: done.args,
+    }))
+}
+
+fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ParseError> {
+    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        return incomplete_line(buf, ParseError::TooBigInline);
+    };
+    let mut line = buf.get(..newline).unwrap_or_default();
+    if let Some(stripped) = line.strip_suffix(b"\r") {
+        line = stripped;
+    }
+    let args = split_args(line).ok_or(ParseError::UnbalancedQuotes)?;
+    Ok(Some(Request::Inline {
+        consumed: newline + 1,
+        args,
+    }))
+}
+
+/// A header line without its terminator: more bytes may come, unless the line is already
+/// longer than any legitimate one.
+fn incomplete_line(buf: &[u8], too_big: ParseError) -> Result<Option<Request>, ParseError> {
+    match buf.len() > INLINE_MAX {
+        true => Err(too_big),
+        false => Ok(None),
+    }
+}
+
+/// The `\r\n`-terminated line starting at `start`, and the offset after its terminator.
+fn read_line(buf: &[u8], start: usize) -> Option<(&[u8], usize)> {
+    let rest = buf.get(start..)?;
+    let cr = rest
+        .windows(2)
+        .take(INLINE_MAX)
+        .position(|w| w == b"\r\n")?;
+    Some((rest.get(..cr)?, start + cr + 2))
+}
+
+/// Redis's `string2ll`: optional `-`, digits, no leading zeros, no `+`, no spaces.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (negative, digits) = match s.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, s),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut value: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(d - b'0');
+        value = match negative {
+            true => value.checked_mul(10)?.checked_sub(digit)?,
+            false => value.checked_mul(10)?.checked_add(digit)?,
+        };
+    }
+    Some(value)
+}
+
+/// Redis's `sdssplitargs`: whitespace-separated words, with double quotes (C escapes and
+/// `\xHH`) and single quotes (only `\'`). `None` on unbalanced quotes, or a closing quote
+/// not followed by a space.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while line.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut word = Vec::new();
+        let mut quote: Option<u8> = None;
+        loop {
+            let Some(&c) = line.get(i) else {
+                if quote.is_some() {
+                    return None;
+                }
+                break;
+            };
+            match quote {
+                Some(q) => {
+                    if c == b'\\' && q == b'"' {
+                        if let Some((byte, used)) = double_quote_escape(line.get(i + 1..)?) {
+                            word.push(byte);
+                            i += 1 + used;
+                            continue;
+                        }
+                    } else if c == b'\\' && q == b'\'' && line.get(i + 1) == Some(&b'\'') {
+                        word.push(b'\'');
+                        i += 2;
+                        continue;
+                    } else if c == q {
+                        if line.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    word.push(c);
+                }
+                None => match c {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' | b'\'' => quote = Some(c),
+                    _ => word.push(c),
+                },
+            }
+            i += 1;
+        }
+        args.push(word);
+    }
+}
+
+/// The byte a backslash escape inside double quotes stands for, and how many bytes after the
+/// backslash it used. `None` for a lone trailing backslash (kept literally by the caller).
+fn double_quote_escape(rest: &[u8]) -> Option<(u8, usize)> {
+    let (&c, tail) = rest.split_first()?;
+    if c == b'x' {
+        if let [h, l, ..] = tail {
+            if let (Some(h), Some(l)) = (hex_value(*h), hex_value(*l)) {
+                return Some((h * 16 + l, 3));
+            }
+        }
+    }
+    let byte = match c {
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 0x08,
+        b'a' => 0x07,
+        other => other,
+    };
+    Some((byte, 1))
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn one(buf: &[u8]) -> Result<Option<Request>, ParseError> {
+        parse(buf, &mut Partial::default(), &Limits::default())
+    }
+
+    fn words(buf: &[u8]) -> Vec<Vec<u8>> {
+        match one(buf).unwrap().unwrap() {
+            Request::Multibulk { args, .. } => args.into_iter().map(|r| buf[r].to_vec()).collect(),
+            Request::Inline { args, .. } => args,
+        }
+    }
+
+    #[test]
+    fn multibulk_request() {
+        let buf = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nrest";
+        let req = one(buf).unwrap().unwrap();
+        assert_eq!(req.consumed(), buf.len() - 4);
+        assert_eq!(words(buf), vec![b"GET".to_vec(), b"k".to_vec()]);
+    }
+
+    #[test]
+    fn resumes_across_reads_without_rescanning() {
+        let full = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        let mut partial = Partial::default();
+        for cut in 0..full.len() {
+            assert_eq!(
+                parse(&full[..cut], &mut partial, &Limits::default()),
+                Ok(None)
+            );
+        }
+        let req = parse(full, &mut partial, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.consumed(), full.len());
+        assert_eq!(req.len(), 3);
+    }
+
+    #[test]
+    fn empty_and_negative_multibulk_are_skipped() {
+        assert_eq!(one(b"*0\r\n").unwrap().unwrap().len(), 0);
+        assert_eq!(one(b"*-1\r\n").unwrap().unwrap().consumed(), 5);
+    }
+
+    #[test]
+    fn protocol_errors_match_redis() {
+        assert_eq!(one(b"*abc\r\n"), Err(ParseError::InvalidMultibulkLength));
+        assert_eq!(
+            one(b"*3000000000\r\n"),
+            Err(ParseError::InvalidMultibulkLength)
+        );
+        assert_eq!(one(b"*1\r\nx3\r\n"), Err(ParseError::ExpectedDollar(b'x')));
+        assert_eq!(one(b"*1\r\n$-1\r\n"), Err(ParseError::InvalidBulkLength));
+        assert_eq!(
+            one(b"*1\r\n$2147483648\r\n"),
+            Err(ParseError::InvalidBulkLength)
+        );
+        assert_eq!(
+            ParseError::ExpectedDollar(b'x').to_string(),
+            "ERR Protocol error: expected '$', got 'x'"
+        );
+        let long = vec![b'a'; INLINE_MAX + 1];
+        assert_eq!(one(&long), Err(ParseError::TooBigInline));
+        let mut header = b"*".to_vec();
+        header.extend(vec![b'1'; INLINE_MAX + 1]);
+        assert_eq!(one(&header), Err(ParseError::TooBigMultibulkCount));
+    }
+
+    #[test]
+    fn huge_declared_lengths_allocate_nothing() {
+        let mut partial = Partial::default();
+        let buf = b"*1048576\r\n$536870912\r\nab";
+        assert_eq!(parse(buf, &mut partial, &Limits::default()), Ok(None));
+        assert!(partial.args.capacity() <= PREALLOC_ARGS);
+        assert_eq!(partial.need, 10 + 12 + 536870912 + 2);
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        let limits = Limits {
+            unauthenticated: true,
+            ..Limits::default()
+        };
+        let r = parse(b"*11\r\n", &mut Partial::default(), &limits);
+        assert_eq!(r, Err(ParseError::UnauthenticatedMultibulkLength));
+        let r = parse(b"*1\r\n$16385\r\n", &mut Partial::default(), &limits);
+        assert_eq!(r, Err(ParseError::UnauthenticatedBulkLength));
+    }
+
+    #[test]
+    fn inline_commands_split_like_sdssplitargs() {
+        assert_eq!(
+            words(b"set k v\r\n"),
+            vec![b"set".to_vec(), b"k".to_vec(), b"v".to_vec()]
+        );
+        assert_eq!(words(b"  ping  \n"), vec![b"ping".to_vec()]);
+        assert_eq!(
+            words(b"set \"a b\\x41\\n\" 'it\\'s'\r\n"),
+            vec![b"set".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec()]
+        );
+        assert_eq!(words(b"\r\n"), Vec::<Vec<u8>>::new());
+        assert_eq!(one(b"set \"abc\r\n"), Err(ParseError::UnbalancedQuotes));
+        assert_eq!(one(b"set \"a\"b\r\n"), Err(ParseError::UnbalancedQuotes));
+    }
+
+    #[test]
+    fn string2ll_rules() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"012"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b"-0"), None);
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b""), None);
+    }
+}

@@ -1,0 +1,239 @@
+//! Reply values and their RESP2/RESP3 encoding.
+//!
+//! Commands build a [`Reply`] once; the connection encodes it for the protocol the client
+//! negotiated with `HELLO`. RESP3-only shapes degrade the way Redis degrades them for RESP2
+//! clients: maps become flat arrays, sets arrays, doubles bulk strings, booleans integers.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The protocol version a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+/// A reply to one command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`.
+    Ok,
+    /// A simple string such as `PONG` or `QUEUED`.
+    Status(&'static str),
+    /// A simple string built at run time (`TYPE`, `INFO`-like short answers).
+    StatusOwned(String),
+    /// An error, with its code first: `ERR syntax error`, `WRONGTYPE ...`.
+    Error(String),
+    Int(i64),
+    Bulk(Bytes),
+    /// A missing value: `$-1` in RESP2, `_` in RESP3.
+    Nil,
+    /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
+    NilArray,
+    Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+    Set(Vec<Reply>),
+    Double(f64),
+    Bool(bool),
+    /// Verbatim text (`INFO`, `CLIENT INFO` in RESP3); a bulk string in RESP2.
+    Verbatim(Bytes),
+    /// Out-of-band data (pub/sub messages) in RESP3; an array in RESP2.
+    Push(Vec<Reply>),
+}
+
+impl Reply {
+    pub fn error(text: impl Into<String>) -> Reply {
+        Reply::Error(text.into())
+    }
+
+    pub fn bulk(data: &[u8]) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(data))
+    }
+
+    pub fn bulk_str(text: &str) -> Reply {
+        Reply::bulk(text.as_bytes())
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// An array of bulk strings.
+    pub fn bulks<I: IntoIterator<Item = Bytes>>(items: I) -> Reply {
+        Reply::Array(items.into_iter().map(Reply::Bulk).collect())
+    }
+
+    /// Append this reply's wire form to `out`.
+    pub fn encode(&self, proto: Protocol, out: &mut BytesMut) {
+        let resp3 = proto == Protocol::Resp3;
+        match self {
+            Reply::Ok => out.put_slice(b"+OK\r\n"),
+            Reply::Status(s) => simple(out, b'+', s.as_bytes()),
+            Reply::StatusOwned(s) => simple(out, b'+', s.as_bytes()),
+            Reply::Error(e) => simple(out, b'-', e.as_bytes()),
+            Reply::Int(n) => header(out, b':', *n),
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Nil if resp3 => out.put_slice(b"_\r\n"),
+            Reply::Nil => out.put_slice(b"$-1\r\n"),
+            Reply::NilArray if resp3 => out.put_slice(b"_\r\n"),
+            Reply::NilArray => out.put_slice(b"*-1\r\n"),
+            Reply::Array(items) => aggregate(out, proto, b'*', items),
+            Reply::Set(items) => aggregate(out, proto, if resp3 { b'~' } else { b'*' }, items),
+            Reply::Push(items) => aggregate(out, proto, if resp3 { b'>' } else { b'*' }, items),
+            Reply::Map(pairs) => {
+                match resp3 {
+                    true => header(out, b'%', len_i64(pairs.len())),
+                    false => header(out, b'*', len_i64(pairs.len() * 2)),
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Reply::Double(d) if resp3 => {
+                out.put_u8(b',');
+                out.put_slice(format_double(*d).as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            Reply::Double(d) => bulk(out, format_double(*d).as_bytes()),
+            Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Reply::Bool(b) => header(out, b':', i64::from(*b)),
+            Reply::Verbatim(text) if resp3 => {
+                header(out, b'=', len_i64(text.len() + 4));
+                out.put_slice(b"txt:");
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
+            }
+            Reply::Verbatim(text) => bulk(out, text),
+        }
+    }
+}
+
+fn len_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn header(out: &mut BytesMut, kind: u8, n: i64) {
+    let mut digits = itoa::Buffer::new();
+    out.put_u8(kind);
+    out.put_slice(digits.format(n).as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, data: &[u8]) {
+    out.reserve(data.len() + 16);
+    header(out, b'$', len_i64(data.len()));
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+}
+
+/// Simple strings and errors cannot hold a line break; Redis replaces them with spaces.
+fn simple(out: &mut BytesMut, kind: u8, text: &[u8]) {
+    out.put_u8(kind);
+    for &c in text {
+        out.put_u8(if c == b'\r' || c == b'\n' { b' ' } else { c });
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn aggregate(out: &mut BytesMut, proto: Protocol, kind: u8, items: &[Reply]) {
+    header(out, kind, len_i64(items.len()));
+    for item in items {
+        item.encode(proto, out);
+    }
+}
+
+/// A double as Redis 7.0 prints it in replies: C's `%.17g`, with `inf`/`-inf`/`nan`.
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    format_g(d, 17)
+}
+
+/// C's `%.{precision}g`: shortest of fixed or exponent notation, trailing zeros removed.
+pub fn format_g(d: f64, precision: usize) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let precision = precision.max(1);
+    let sci = format!("{:.*e}", precision - 1, d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let p = i32::try_from(precision).unwrap_or(17);
+    if exp < -4 || exp >= p {
+        let mantissa = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+    } else {
+        let decimals = usize::try_from(p - 1 - exp).unwrap_or(0);
+        trim_fraction(&format!("{:.*}", decimals, d)).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn wire(r: &Reply, proto: Protocol) -> String {
+        let mut out = BytesMut::new();
+        r.encode(proto, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        let map = Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]);
+        assert_eq!(wire(&map, Protocol::Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(wire(&map, Protocol::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(wire(&Reply::Nil, Protocol::Resp2), "$-1\r\n");
+        assert_eq!(wire(&Reply::Nil, Protocol::Resp3), "_\r\n");
+        assert_eq!(wire(&Reply::NilArray, Protocol::Resp2), "*-1\r\n");
+        assert_eq!(wire(&Reply::Double(1.5), Protocol::Resp2), "$3\r\n1.5\r\n");
+        assert_eq!(wire(&Reply::Double(1.5), Protocol::Resp3), ",1.5\r\n");
+        assert_eq!(wire(&Reply::Bool(true), Protocol::Resp2), ":1\r\n");
+        assert_eq!(wire(&Reply::Bool(false), Protocol::Resp3), "#f\r\n");
+        assert_eq!(
+            wire(&Reply::Verbatim(Bytes::from("x")), Protocol::Resp3),
+            "=5\r\ntxt:x\r\n"
+        );
+        assert_eq!(
+            wire(&Reply::error("ERR a\r\nb"), Protocol::Resp2),
+            "-ERR a  b\r\n"
+        );
+    }
+
+    #[test]
+    fn doubles_print_like_printf_17g() {
+        assert_eq!(format_double(0.1), "0.10000000000000001");
+        assert_eq!(format_double(1.0), "1");
+        assert_eq!(format_double(-2.5), "-2.5");
+        assert_eq!(format_double(1e20), "1e+20");
+        assert_eq!(
+            format_double(123456789012345680.0),
+            "1.2345678901234568e+17"
+        );
+        assert_eq!(format_double(0.0001), "0.0001");
+        assert_eq!(format_double(0.00001), "1.0000000000000001e-05");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
+        assert_eq!(format_g(3.0, 17), "3");
+    }
+}

@@ -1,0 +1,278 @@
+//! Configuration: command-line flags, `STAYKV_*` environment variables and a TOML file, in
+//! that order of precedence (DESIGN.md §3).
+//!
+//! clap resolves flags and environment variables and says where each value came from; a
+//! value that came only from clap's default is then replaced by the TOML file's, if it has one.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// When a write is acknowledged relative to fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Reply only after the write is fsynced (group commit).
+    Always,
+    /// Reply at once; fsync every second; writes wait if fsync falls 2 s behind.
+    Everysec,
+    /// Reply at once; the OS decides when data reaches the disk.
+    No,
+}
+
+impl FsyncPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Everysec => "everysec",
+            FsyncPolicy::No => "no",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FsyncPolicy> {
+        FsyncPolicy::from_str(text, true).ok()
+    }
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// `staykv`: a durable, Redis-compatible session store with an HTTP API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "staykv",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub server: ServerOptions,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify a data directory; with --fix, truncate at the first damage after asking.
+    Check {
+        #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
+        dir: PathBuf,
+        #[arg(long)]
+        fix: bool,
+        /// Do not ask before fixing.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Import a Redis dump.rdb, a Redis 7 appendonlydir, or a live redis://host:port.
+    Import {
+        source: String,
+        #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
+        dir: PathBuf,
+    },
+    /// Write an RDB file that redis-server 7.0 loads.
+    Export {
+        #[arg(long)]
+        rdb: PathBuf,
+        #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
+        dir: PathBuf,
+    },
+}
+
+/// Server options. Every one is also `STAYKV_<NAME>` and a key of the `--config` TOML file.
+#[derive(Debug, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerOptions {
+    /// TOML configuration file (flags and environment variables take precedence).
+    #[arg(long, env = "STAYKV_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Listen address for both front ends.
+    #[arg(long, env = "STAYKV_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// RESP (TCP) port; 0 disables.
+    #[arg(long, env = "STAYKV_PORT", default_value_t = 6379)]
+    pub port: u16,
+    /// HTTP API port; 0 disables.
+    #[arg(long, env = "STAYKV_HTTP_PORT", default_value_t = 8079)]
+    pub http_port: u16,
+    /// Data directory, created if missing.
+    #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
+    pub dir: PathBuf,
+    /// When a write is acknowledged relative to fsync.
+    #[arg(long, env = "STAYKV_FSYNC", value_enum, default_value_t = FsyncPolicy::Always)]
+    pub fsync: FsyncPolicy,
+    /// Password of the `default` user (RESP AUTH).
+    #[arg(long, env = "STAYKV_REQUIREPASS")]
+    pub requirepass: Option<String>,
+    /// Bearer token with full access to the HTTP API.
+    #[arg(long, env = "STAYKV_HTTP_TOKEN")]
+    pub http_token: Option<String>,
+    /// Bearer token limited to read commands.
+    #[arg(long, env = "STAYKV_HTTP_READONLY_TOKEN")]
+    pub http_readonly_token: Option<String>,
+    /// TLS certificate (PEM) for both front ends.
+    #[arg(long, env = "STAYKV_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "STAYKV_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Memory limit in bytes (0 = none); past it writes get OOM errors.
+    #[arg(long, env = "STAYKV_MAXMEMORY", default_value_t = 0)]
+    pub maxmemory: u64,
+    /// Log level.
+    #[arg(long, env = "STAYKV_LOGLEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub loglevel: LogLevel,
+    /// Maximum simultaneous clients.
+    #[arg(long, env = "STAYKV_MAXCLIENTS", default_value_t = 10000)]
+    pub maxclients: usize,
+    /// Number of logical databases.
+    #[arg(long, env = "STAYKV_DATABASES", default_value_t = 16)]
+    pub databases: usize,
+}
+
+/// A fully resolved configuration.
+pub type Config = ServerOptions;
+
+/// Parse the command line, then fill defaults from the TOML file named by `--config`.
+pub fn parse() -> Result<(Cli, ArgMatches), String> {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    if cli.command.is_none() {
+        if let Some(path) = cli.server.config.clone() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+            let file: toml::Table = text
+                .parse()
+                .map_err(|e| format!("config file {}: {e}", path.display()))?;
+            cli.server = merge_file(cli.server, &matches, file)
+                .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        }
+    }
+    Ok((cli, matches))
+}
+
+/// Values from the file replace those clap took from its defaults, and only those.
+fn merge_file(
+    options: ServerOptions,
+    matches: &ArgMatches,
+    file: toml::Table,
+) -> Result<ServerOptions, String> {
+    let mut merged =
+        toml::Table::try_from(&SerializableOptions(&options)).map_err(|e| e.to_string())?;
+    for (key, value) in file {
+        let id = key.replace('-', "_");
+        let from_default = matches!(
+            matches.value_source(&id),
+            None | Some(ValueSource::DefaultValue)
+        );
+        if !ServerOptions::known_key(&key) {
+            return Err(format!("unknown option '{key}'"));
+        }
+        if from_default {
+            merged.insert(key, value);
+        }
+    }
+    let mut resolved: ServerOptions = merged
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string())?;
+    resolved.config = options.config;
+    Ok(resolved)
+}
+
+impl ServerOptions {
+    fn known_key(key: &str) -> bool {
+        Cli::command()
+            .get_arguments()
+            .any(|a| a.get_long() == Some(key) && key != "config")
+    }
+
+    /// Refuse options whose feature this build does not have, rather than ignore them.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tls_cert.is_some() {
+            return Err("--tls-cert/--tls-key: TLS is not available in this build yet; run without them (or behind a TLS proxy)".into());
+        }
+        if self.databases == 0 || self.databases > 1024 {
+            return Err("--databases must be between 1 and 1024".into());
+        }
+        let protected = self.requirepass.is_none() && self.http_token.is_none();
+        if protected && !self.bind.is_loopback() {
+            return Err(format!(
+                "refusing to listen on {} with no password: anyone who can reach it could read every session. \
+                 Set --requirepass (and --http-token for the HTTP API), or bind 127.0.0.1.",
+                self.bind
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// serde's view of the options for merging (paths and addresses as strings).
+struct SerializableOptions<'a>(&'a ServerOptions);
+
+impl serde::Serialize for SerializableOptions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let o = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("bind", &o.bind.to_string())?;
+        map.serialize_entry("port", &o.port)?;
+        map.serialize_entry("http-port", &o.http_port)?;
+        map.serialize_entry("dir", &o.dir.display().to_string())?;
+        map.serialize_entry("fsync", o.fsync.as_str())?;
+        if let Some(v) = &o.requirepass {
+            map.serialize_entry("requirepass", v)?;
+        }
+        if let Some(v) = &o.http_token {
+            map.serialize_entry("http-token", v)?;
+        }
+        if let Some(v) = &o.http_readonly_token {
+            map.serialize_entry("http-readonly-token", v)?;
+        }
+        if let Some(v) = &o.tls_cert {
+            map.serialize_entry("tls-cert", &v.display().to_string())?;
+        }
+        if let Some(v) = &o.tls_key {
+            map.serialize_entry("tls-key", &v.display().to_string())?;
+        }
+        map.serialize_entry("maxmemory", &o.maxmemory)?;
+        let level = format!("{:?}", o.loglevel).to_ascii_lowercase();
+        map.serialize_entry("loglevel", &level)?;
+        map.serialize_entry("maxclients", &o.maxclients)?;
+        map.serialize_entry("databases", &o.databases)?;
+        map.end()
+    }
+}
+
+impl std::fmt::Display for ServerOptions {
+    /// The effective configuration, secrets masked, for the start-up log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
+        write!(
+            f,
+            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} maxmemory={} maxclients={} databases={} loglevel={:?}",
+            self.bind,
+            self.port,
+            self.http_port,
+            self.dir.display(),
+            self.fsync.as_str(),
+            secret(&self.requirepass),
+            secret(&self.http_token),
+            secret(&self.http_readonly_token),
+            self.maxmemory,
+            self.maxclients,
+            self.databases,
+            self.loglevel
+        )
+    }
+}

@@ -1,0 +1,220 @@
+//! One RESP client connection.
+//!
+//! Read whatever arrived, run every complete request in the buffer, then write all replies
+//! in one go (pipelining). Under `--fsync always` the replies of a batch are held until the
+//! log is durable up to the newest write they depend on — their own writes, and writes by
+//! others that they read — while other connections keep executing (group commit).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use staykv_engine::client::ReplyMode;
+use staykv_engine::{Client, Engine};
+use staykv_resp::{parse, Limits, Partial, Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::host::{ClientRecord, ServerHost};
+use crate::persistence::Persistence;
+
+/// `client-query-buffer-limit`: a client whose unparsed input exceeds this is closed.
+const QUERY_BUFFER_LIMIT: usize = 1024 * 1024 * 1024;
+/// Replies of a long pipeline are flushed in pieces of about this size.
+const FLUSH_AT: usize = 1024 * 1024;
+
+/// What every connection shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    pub host: Arc<ServerHost>,
+    pub persistence: Arc<Persistence>,
+}
+
+/// Serve one accepted TCP connection until it closes.
+pub async fn serve(stream: TcpStream, shared: Shared) {
+    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let Some((id, record)) = shared.host.register(addr, laddr) else {
+        let mut stream = stream;
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    };
+    let mut conn = Connection {
+        stream,
+        client: Client::new(id, !shared.host.auth_required()),
+        record,
+        shared: shared.clone(),
+        input: BytesMut::with_capacity(16 * 1024),
+        output: BytesMut::with_capacity(16 * 1024),
+        partial: Partial::default(),
+    };
+    if let Err(error) = conn.run().await {
+        tracing::debug!(client = id, %error, "connection closed");
+    }
+    shared.host.unregister(id);
+}
+
+struct Connection {
+    stream: TcpStream,
+    client: Client,
+    record: Arc<ClientRecord>,
+    shared: Shared,
+    input: BytesMut,
+    output: BytesMut,
+    partial: Partial,
+}
+
+/// Why the connection loop ended.
+#[derive(Debug)]
+enum Close {
+    Io(std::io::Error),
+    Protocol,
+    Requested,
+}
+
+impl std::fmt::Display for Close {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Close::Io(e) => write!(f, "{e}"),
+            Close::Protocol => f.write_str("protocol error"),
+            Close::Requested => f.write_str("closed on request"),
+        }
+    }
+}
+
+impl From<std::io::Error> for Close {
+    fn from(e: std::io::Error) -> Close {
+        Close::Io(e)
+    }
+}
+
+impl Connection {
+    async fn run(&mut self) -> Result<(), Close> {
+        let mut shutdown = self.shared.host.shutdown.subscribe();
+        loop {
+            let read = tokio::select! {
+                read = self.stream.read_buf(&mut self.input) => read?,
+                () = self.record.kill_signal.notified() => return Err(Close::Requested),
+                _ = shutdown.wait_for(|stop| *stop) => return Err(Close::Requested),
+            };
+            if read == 0 {
+                return Ok(());
+            }
+            if self.record.killed.load(Ordering::Relaxed) {
+                return Err(Close::Requested);
+            }
+            if self.input.len() > QUERY_BUFFER_LIMIT {
+                tracing::warn!(
+                    client = self.client.id,
+                    "closing client: query buffer over 1 GiB"
+                );
+                return Err(Close::Protocol);
+            }
+            let result = self.execute_buffered().await;
+            self.record.state.lock().last_interaction = Some(Instant::now());
+            result?;
+        }
+    }
+
+    /// Run every complete request in the input buffer, then flush the replies.
+    async fn execute_buffered(&mut self) -> Result<(), Close> {
+        let now = crate::clock::now_ms();
+        let mut wait_seq = 0;
+        loop {
+            let limits = Limits {
+                unauthenticated: !self.client.authenticated,
+                ..Limits::default()
+            };
+            let request = match parse(&self.input, &mut self.partial, &limits) {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(error) => {
+                    self.output
+                        .extend_from_slice(format!("-{error}\r\n").as_bytes());
+                    self.flush(wait_seq).await?;
+                    return Err(Close::Protocol);
+                }
+            };
+            let frame = self.input.split_to(request.consumed()).freeze();
+            let args: Vec<Bytes> = match request {
+                Request::Multibulk { args, .. } => {
+                    args.into_iter().map(|r| frame.slice(r)).collect()
+                }
+                Request::Inline { args, .. } => args.into_iter().map(Bytes::from).collect(),
+            };
+            if args.is_empty() {
+                continue;
+            }
+            wait_seq = wait_seq.max(self.execute(&args, now));
+            if self.client.close_after_reply {
+                self.flush(wait_seq).await?;
+                return Err(Close::Requested);
+            }
+            if self.output.len() >= FLUSH_AT {
+                self.flush(wait_seq).await?;
+            }
+        }
+        self.flush(wait_seq).await
+    }
+
+    /// Run one command and encode its reply; returns the log position the reply waits for.
+    fn execute(&mut self, args: &[Bytes], now: u64) -> u64 {
+        let shared = &self.shared;
+        let mode_before = self.client.reply_mode;
+        let started = Instant::now();
+        let outcome = shared.engine.execute(
+            &mut self.client,
+            args,
+            now,
+            &*shared.host,
+            &*shared.persistence,
+        );
+        if let Some(stats) = outcome
+            .command
+            .and_then(|i| shared.engine.command_stats.get(i))
+        {
+            stats
+                .usec
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        if let Some(name) = outcome
+            .command
+            .and_then(|i| shared.engine.table.all().get(i))
+        {
+            self.record.state.lock().last_command = name.name.to_string();
+        }
+        let mode_after = self.client.reply_mode;
+        let silent = match (mode_before, mode_after) {
+            (_, ReplyMode::Off) => true,
+            (ReplyMode::Skip, after) => {
+                if after == ReplyMode::Skip {
+                    self.client.reply_mode = ReplyMode::On;
+                }
+                true
+            }
+            (_, ReplyMode::Skip) => true,
+            _ => false,
+        };
+        if !silent {
+            outcome.reply.encode(self.client.protocol, &mut self.output);
+        }
+        outcome.wait_seq
+    }
+
+    /// Write pending replies once the log covers `wait_seq`.
+    async fn flush(&mut self, wait_seq: u64) -> Result<(), Close> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        self.shared.persistence.wait_durable(wait_seq).await;
+        self.stream.write_all(&self.output).await?;
+        self.output.clear();
+        Ok(())
+    }
+}

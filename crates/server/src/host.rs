@@ -1,0 +1,363 @@
+//! The server side of the engine's [`Host`] trait: connected clients, runtime config, the
+//! INFO sections the server owns, authentication and shutdown.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use staykv_engine::glob;
+use staykv_engine::host::{ClientFilter, Host};
+use staykv_engine::{Client, Protocol, Reply};
+use tokio::sync::{watch, Notify};
+
+use crate::config::{Config, FsyncPolicy};
+use crate::persistence::Persistence;
+
+/// What CLIENT LIST shows of one connection, kept current by the connection.
+#[derive(Debug)]
+pub struct ClientRecord {
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub state: Mutex<ClientView>,
+    /// Set by CLIENT KILL; the connection closes when it sees it.
+    pub killed: AtomicBool,
+    pub kill_signal: Notify,
+}
+
+/// The mutable part of a client record.
+#[derive(Debug, Default, Clone)]
+pub struct ClientView {
+    pub name: String,
+    pub db: usize,
+    pub resp: u8,
+    pub user: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub last_command: String,
+    pub last_interaction: Option<Instant>,
+}
+
+/// Runtime-tunable settings (CONFIG SET).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub fsync: FsyncPolicy,
+    pub requirepass: Option<String>,
+    pub maxclients: usize,
+}
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct ServerHost {
+    pub config: Config,
+    pub runtime: RwLock<Runtime>,
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
+    pub next_client_id: AtomicU64,
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub started: Instant,
+    /// Flips to true once when the server must stop.
+    pub shutdown: watch::Sender<bool>,
+    pub persistence: Arc<Persistence>,
+    pub tcp_port: AtomicU64,
+}
+
+impl ServerHost {
+    pub fn new(config: Config, persistence: Arc<Persistence>) -> ServerHost {
+        let runtime = Runtime {
+            fsync: config.fsync,
+            requirepass: config.requirepass.clone(),
+            maxclients: config.maxclients,
+        };
+        ServerHost {
+            config,
+            runtime: RwLock::new(runtime),
+            clients: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            started: Instant::now(),
+            shutdown: watch::Sender::new(false),
+            persistence,
+            tcp_port: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether new connections must authenticate first.
+    pub fn auth_required(&self) -> bool {
+        self.runtime.read().requirepass.is_some()
+    }
+
+    /// Register a new connection; `None` past `maxclients`.
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+    ) -> Option<(u64, Arc<ClientRecord>)> {
+        self.connections_received.fetch_add(1, Ordering::Relaxed);
+        let mut clients = self.clients.lock();
+        if clients.len() >= self.runtime.read().maxclients {
+            self.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let record = Arc::new(ClientRecord {
+            addr,
+            laddr,
+            created: Instant::now(),
+            state: Mutex::new(ClientView {
+                resp: 2,
+                user: "default".into(),
+                ..ClientView::default()
+            }),
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
+        });
+        clients.insert(id, record.clone());
+        Some((id, record))
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Ask every part of the server to stop.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    fn client_line(id: u64, record: &ClientRecord, out: &mut String) {
+        let view = record.state.lock().clone();
+        let now = Instant::now();
+        let idle = view
+            .last_interaction
+            .map_or(0, |t| now.duration_since(t).as_secs());
+        let _ = writeln!(
+            out,
+            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            record.addr,
+            record.laddr,
+            view.name,
+            now.duration_since(record.created).as_secs(),
+            view.db,
+            if view.last_command.is_empty() { "NULL" } else { &view.last_command },
+            view.user,
+            view.resp,
+            view.lib_name,
+            view.lib_ver,
+        );
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Host for ServerHost {
+    fn loading(&self) -> bool {
+        self.persistence.is_loading()
+    }
+
+    fn info_section(&self, section: &str) -> Option<String> {
+        let mut out = String::new();
+        match section {
+            "server" => {
+                let uptime = self.started.elapsed().as_secs();
+                let _ = write!(
+                    out,
+                    "redis_version:{}\r\nstaykv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:staykv\r\n",
+                    staykv_engine::cmd::connection::REDIS_COMPAT_VERSION,
+                    env!("CARGO_PKG_VERSION"),
+                    std::env::consts::OS,
+                    std::env::consts::ARCH,
+                    std::process::id(),
+                    self.tcp_port.load(Ordering::Relaxed),
+                    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()),
+                    uptime / 86400,
+                );
+            }
+            "clients" => {
+                let _ = write!(
+                    out,
+                    "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+                    self.clients.lock().len(),
+                    self.runtime.read().maxclients
+                );
+            }
+            "memory" => {
+                let rss = crate::stats::rss_bytes();
+                let _ = write!(out, "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n", self.config.maxmemory);
+            }
+            "persistence" => out = self.persistence.info(),
+            "stats" => {
+                let _ = write!(
+                    out,
+                    "total_connections_received:{}\r\nrejected_connections:{}\r\n",
+                    self.connections_received.load(Ordering::Relaxed),
+                    self.rejected_connections.load(Ordering::Relaxed)
+                );
+            }
+            "cpu" => {
+                let (user, sys) = crate::stats::cpu_seconds();
+                let _ = write!(out, "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");
+            }
+            _ => return None,
+        }
+        Some(out)
+    }
+
+    fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)> {
+        let runtime = self.runtime.read().clone();
+        let c = &self.config;
+        let items: [(&str, String); 12] = [
+            ("bind", c.bind.to_string()),
+            ("port", c.port.to_string()),
+            ("http-port", c.http_port.to_string()),
+            ("dir", c.dir.display().to_string()),
+            ("appendonly", "yes".into()),
+            ("appendfsync", runtime.fsync.as_str().into()),
+            (
+                "requirepass",
+                runtime.requirepass.clone().unwrap_or_default(),
+            ),
+            ("maxmemory", c.maxmemory.to_string()),
+            ("maxmemory-policy", "noeviction".into()),
+            ("maxclients", runtime.maxclients.to_string()),
+            ("databases", c.databases.to_string()),
+            ("save", String::new()),
+        ];
+        items
+            .into_iter()
+            .filter(|(name, _)| glob::matches(pattern, name.as_bytes(), true))
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
+    }
+
+    fn config_set(&self, name: &str, value: &[u8]) -> Result<(), String> {
+        let text = String::from_utf8_lossy(value).into_owned();
+        let invalid = |reason: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+        };
+        match name {
+            "appendfsync" => {
+                let policy = FsyncPolicy::parse(&text).ok_or_else(|| {
+                    invalid("argument(s) must be one of the following: always, everysec, no")
+                })?;
+                self.persistence.set_fsync(policy);
+                self.runtime.write().fsync = policy;
+            }
+            "requirepass" => self.runtime.write().requirepass = (!text.is_empty()).then_some(text),
+            "maxclients" => {
+                let n: usize = text
+                    .parse()
+                    .map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+                self.runtime.write().maxclients = n.max(1);
+            }
+            "save" | "appendonly" => {}
+            _ => {
+                return Err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn authenticate(&self, user: &[u8], password: &[u8]) -> Result<(), String> {
+        let Some(expected) = self.runtime.read().requirepass.clone() else {
+            return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
+        };
+        let ok = user == b"default" && crate::auth::constant_time_eq(expected.as_bytes(), password);
+        if ok {
+            Ok(())
+        } else {
+            Err("WRONGPASS invalid username-password pair or user is disabled.".into())
+        }
+    }
+
+    fn client_list(&self, _me: &Client, only: Option<&[u64]>) -> String {
+        let clients = self.clients.lock().clone();
+        let mut out = String::new();
+        for (id, record) in clients
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|ids| ids.contains(id)))
+        {
+            Self::client_line(*id, record, &mut out);
+        }
+        out
+    }
+
+    fn client_kill(&self, filter: &ClientFilter) -> usize {
+        let clients = self.clients.lock().clone();
+        let mut killed = 0;
+        for (id, record) in clients {
+            let view = record.state.lock().clone();
+            let matches = filter.id.is_none_or(|want| want == id)
+                && filter
+                    .addr
+                    .as_ref()
+                    .is_none_or(|a| *a == record.addr.to_string())
+                && filter
+                    .laddr
+                    .as_ref()
+                    .is_none_or(|a| *a == record.laddr.to_string())
+                && filter.user.as_ref().is_none_or(|u| *u == view.user)
+                && filter.skip_me != Some(id);
+            if matches {
+                record.killed.store(true, Ordering::SeqCst);
+                record.kill_signal.notify_one();
+                killed += 1;
+            }
+        }
+        killed
+    }
+
+    fn client_updated(&self, client: &Client) {
+        let Some(record) = self.clients.lock().get(&client.id).cloned() else {
+            return;
+        };
+        let mut view = record.state.lock();
+        view.name = client
+            .name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        view.db = client.db;
+        view.resp = if client.protocol == Protocol::Resp3 {
+            3
+        } else {
+            2
+        };
+        view.user.clone_from(&client.user);
+        view.lib_name = client
+            .lib_name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        view.lib_ver = client
+            .lib_ver
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+    }
+
+    fn shutdown(&self, _save: Option<bool>) -> Result<(), String> {
+        self.request_shutdown();
+        Ok(())
+    }
+
+    fn persistence(&self, command: &str) -> Result<Reply, String> {
+        match command {
+            "lastsave" => Ok(Reply::Int(
+                self.persistence.last_save_unix().unwrap_or_else(unix_secs) as i64,
+            )),
+            other => self.persistence.command(other),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! `staykv`: the server binary and its maintenance subcommands.
+
+mod auth;
+mod clock;
+mod config;
+mod connection;
+mod host;
+mod persistence;
+mod server;
+mod stats;
+
+use std::process::ExitCode;
+
+use config::{Command, LogLevel};
+
+fn main() -> ExitCode {
+    let (cli, _) = match config::parse() {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("staykv: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cli.server.loglevel);
+    let result = match cli.command {
+        None => run_server(cli.server),
+        Some(Command::Check { .. })
+        | Some(Command::Import { .. })
+        | Some(Command::Export { .. }) => {
+            Err("this subcommand is not available in this build yet".to_string())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("staykv: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: LogLevel) {
+    let filter = match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn run_server(config: config::Config) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("staykv-worker")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(server::run(config))
+}

@@ -1,0 +1,125 @@
+//! Start-up, the accept loop, background jobs and orderly shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use staykv_engine::{Engine, EngineOptions};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::connection::{self, Shared};
+use crate::host::ServerHost;
+use crate::persistence::Persistence;
+
+/// Active expiry: how often, and how many slots one pass may look at.
+const EXPIRE_EVERY: Duration = Duration::from_millis(100);
+const EXPIRE_BUDGET: usize = 20_000;
+
+/// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return.
+pub async fn run(config: Config) -> Result<(), String> {
+    config.validate()?;
+    if config.http_port != 0 {
+        tracing::warn!(
+            "the HTTP API is not part of this build yet; --http-port {} is not served",
+            config.http_port
+        );
+    }
+    tracing::info!(
+        "starting StayKV {} with {config}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let engine = Arc::new(Engine::new(EngineOptions {
+        databases: config.databases,
+        ..EngineOptions::default()
+    }));
+    let persistence = Arc::new(Persistence::new(config.fsync));
+    let host = Arc::new(ServerHost::new(config.clone(), persistence.clone()));
+    let shared = Shared {
+        engine: engine.clone(),
+        host: host.clone(),
+        persistence: persistence.clone(),
+    };
+
+    // Listen first, so clients that connect during a long recovery get -LOADING, as in Redis.
+    if config.port != 0 {
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        host.tcp_port.store(
+            u64::from(local.port()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tracing::info!("RESP listening on {local}");
+        tokio::spawn(accept_loop(listener, shared.clone()));
+    }
+    tokio::spawn(watch_signals(host.clone()));
+
+    let dir = config.dir.clone();
+    let (p, e) = (persistence.clone(), engine.clone());
+    let recovery = tokio::task::spawn_blocking(move || p.open(&dir, &e, config.fsync))
+        .await
+        .map_err(|e| format!("recovery task failed: {e}"))??;
+    tracing::info!(
+        "data directory {} ready: {} log batches replayed, {} keys",
+        config.dir.display(),
+        recovery.frames_replayed,
+        engine
+            .db_sizes()
+            .iter()
+            .map(|(keys, _)| keys)
+            .sum::<usize>()
+    );
+    tokio::spawn(expire_loop(engine.clone(), persistence.clone()));
+
+    let mut stop = host.shutdown.subscribe();
+    let _ = stop.wait_for(|s| *s).await;
+    tracing::info!("shutting down: flushing the log");
+    let flushed = tokio::task::spawn_blocking(move || persistence.flush())
+        .await
+        .map_err(|e| e.to_string())?;
+    flushed.map_err(|e| format!("could not flush the log on shutdown: {e}"))?;
+    tracing::info!("bye");
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, shared: Shared) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(connection::serve(stream, shared.clone()));
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn expire_loop(engine: Arc<Engine>, persistence: Arc<Persistence>) {
+    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    loop {
+        tick.tick().await;
+        engine.active_expire(crate::clock::now_ms(), EXPIRE_BUDGET, &*persistence);
+    }
+}
+
+async fn watch_signals(host: Arc<ServerHost>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    host.request_shutdown();
+}

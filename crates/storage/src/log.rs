@@ -1,0 +1,912 @@
+//! The write-ahead log writer: cheap concurrent `append`, a dedicated writer thread doing
+//! group commit, rotation, snapshot installation and disk-error handling.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{LogError, StorageError};
+use crate::format::{
+    encode_segment_header, parse_segment_file_name, push_frame, segment_file_name, MAX_PAYLOAD_LEN,
+    SEGMENT_HEADER_LEN,
+};
+use crate::fs::{Fs, FsFile};
+use crate::manifest::{write_manifest, Manifest, SnapshotRef};
+use crate::recovery::{recover, Recovery, Replay};
+
+/// When appended data is fsynced (`--fsync`, `CONFIG SET appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fdatasync after every write batch; `durable_seq` means fsynced.
+    Always,
+    /// Write batches at once; fdatasync at most once per `sync_interval` (1 s).
+    EverySec,
+    /// Never fsync, except when a segment is sealed and on `flush_and_sync`/close.
+    No,
+}
+
+impl FsyncPolicy {
+    fn to_u8(self) -> u8 {
+        match self {
+            FsyncPolicy::Always => 0,
+            FsyncPolicy::EverySec => 1,
+            FsyncPolicy::No => 2,
+        }
+    }
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+}
+
+/// Callback invoked (on the writer thread) with the new `durable_seq` each time it advances.
+pub type DurableCallback = Box<dyn Fn(u64) + Send + Sync>;
+
+/// Options of [`Log::open`].
+pub struct LogOptions {
+    /// Fsync policy (can be changed later with [`Log::set_fsync_policy`]).
+    pub fsync: FsyncPolicy,
+    /// A segment is sealed and a new one started once it reaches this size. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Called with the new durable seq each time it advances (on the writer thread; keep it
+    /// short and never call back into the log's blocking methods from it).
+    pub on_durable: DurableCallback,
+    /// Fsync interval of [`FsyncPolicy::EverySec`]. Default 1 s.
+    pub sync_interval: Duration,
+    /// Under `EverySec`, appends should wait ([`Log::wait_writable_blocking`]) when the oldest
+    /// unsynced write is older than this. Default 2 s.
+    pub max_sync_lag: Duration,
+    /// Delay between retries after a failed write or fsync. Default 250 ms.
+    pub retry_interval: Duration,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            fsync: FsyncPolicy::Always,
+            segment_bytes: 64 * 1024 * 1024,
+            on_durable: Box::new(|_| {}),
+            sync_interval: Duration::from_secs(1),
+            max_sync_lag: Duration::from_secs(2),
+            retry_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+impl fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("fsync", &self.fsync)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("sync_interval", &self.sync_interval)
+            .field("max_sync_lag", &self.max_sync_lag)
+            .field("retry_interval", &self.retry_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Cmd {
+    Sync(mpsc::Sender<Result<u64, StorageError>>),
+    Rotate(mpsc::Sender<Result<u64, StorageError>>),
+    InstallSnapshot(SnapshotRef, mpsc::Sender<Result<Vec<String>, StorageError>>),
+}
+
+struct Queue {
+    /// Framed bytes not yet taken by the writer.
+    buf: Vec<u8>,
+    /// Next seq to assign.
+    next_seq: u64,
+    cmds: Vec<Cmd>,
+    shutdown: bool,
+    writer_waiting: bool,
+}
+
+const NO_TIME: u64 = u64::MAX;
+
+struct Shared {
+    queue: Mutex<Queue>,
+    queue_cv: Condvar,
+    /// Seq of the last frame acknowledged-safe under the current policy.
+    durable_seq: AtomicU64,
+    /// Seq of the last fsynced frame.
+    synced_seq: AtomicU64,
+    /// Seq of the last frame written to the OS.
+    written_seq: AtomicU64,
+    healthy: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    policy: AtomicU8,
+    progress: Mutex<()>,
+    progress_cv: Condvar,
+    epoch: Instant,
+    /// ms since `epoch` of the oldest written-but-unsynced data (`NO_TIME` if none).
+    unsynced_since_ms: AtomicU64,
+    max_sync_lag: Duration,
+}
+
+impl Shared {
+    fn policy(&self) -> FsyncPolicy {
+        FsyncPolicy::from_u8(self.policy.load(Ordering::Acquire))
+    }
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+    fn notify_progress(&self) {
+        let _g = self.progress.lock();
+        self.progress_cv.notify_all();
+    }
+    fn sync_lagging(&self) -> bool {
+        if self.policy() != FsyncPolicy::EverySec {
+            return false;
+        }
+        let since = self.unsynced_since_ms.load(Ordering::Acquire);
+        if since == NO_TIME {
+            return false;
+        }
+        let lag = self.now_ms().saturating_sub(since);
+        u128::from(lag) > self.max_sync_lag.as_millis()
+    }
+}
+
+/// The write-ahead log. `Send + Sync`: share it with `Arc` between executor threads.
+///
+/// Dropping it flushes and fsyncs what was appended (best effort) and stops the writer
+/// thread; prefer [`Log::close`], which reports failures.
+pub struct Log {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    dir: PathBuf,
+}
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("durable_seq", &self.durable_seq())
+            .field("synced_seq", &self.synced_seq())
+            .field("healthy", &self.healthy())
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |e| StorageError::io(op, path, e)
+}
+
+fn create_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    first_seq: u64,
+) -> Result<(String, Box<dyn FsFile>), StorageError> {
+    let name = segment_file_name(first_seq);
+    let path = dir.join(&name);
+    let mut f = fs.create(&path).map_err(io_err("create", &path))?;
+    f.write_all(&encode_segment_header(first_seq))
+        .map_err(io_err("write", &path))?;
+    f.sync_data().map_err(io_err("fsync", &path))?;
+    fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
+    Ok((name, f))
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir`: runs recovery first, passing the snapshot
+    /// and every frame after it to `replay`, cuts a torn tail, removes leftover files, then
+    /// starts the writer thread. See the crate docs for the refusal cases.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        fs: Arc<dyn Fs>,
+        opts: LogOptions,
+        replay: &mut dyn Replay,
+    ) -> Result<(Log, Recovery), StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        let rec = recover(&*fs, &dir, replay, true)?;
+        let (manifest, seg_name, file, seg_len) = match rec.manifest {
+            Some(m) => {
+                let name = m
+                    .segments
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| StorageError::Invalid("manifest lists no segment".into()))?;
+                let path = dir.join(&name);
+                let mut f = fs.open_append(&path).map_err(io_err("open", &path))?;
+                // Make everything replayed durable (it may have been written but not synced
+                // by the previous process).
+                f.sync_data().map_err(io_err("fsync", &path))?;
+                (m, name, f, rec.last_segment_len)
+            }
+            None => {
+                let (name, f) = create_segment(&*fs, &dir, 1)?;
+                let m = Manifest {
+                    snapshot: None,
+                    segments: vec![name.clone()],
+                };
+                write_manifest(&*fs, &dir, &m).map_err(|e| e.error)?;
+                (m, name, f, SEGMENT_HEADER_LEN)
+            }
+        };
+        let last = rec.next_seq.saturating_sub(1);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                buf: Vec::new(),
+                next_seq: rec.next_seq,
+                cmds: Vec::new(),
+                shutdown: false,
+                writer_waiting: false,
+            }),
+            queue_cv: Condvar::new(),
+            durable_seq: AtomicU64::new(last),
+            synced_seq: AtomicU64::new(last),
+            written_seq: AtomicU64::new(last),
+            healthy: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            policy: AtomicU8::new(opts.fsync.to_u8()),
+            progress: Mutex::new(()),
+            progress_cv: Condvar::new(),
+            epoch: Instant::now(),
+            unsynced_since_ms: AtomicU64::new(NO_TIME),
+            max_sync_lag: opts.max_sync_lag,
+        });
+        let seg_first_seq = parse_segment_file_name(&seg_name).unwrap_or(rec.next_seq);
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            fs: Arc::clone(&fs),
+            dir: dir.clone(),
+            on_durable: opts.on_durable,
+            notified: last,
+            segment_bytes: opts.segment_bytes.max(SEGMENT_HEADER_LEN + 1),
+            sync_interval: opts.sync_interval,
+            retry_interval: opts.retry_interval,
+            manifest,
+            manifest_dirty: false,
+            seg_name,
+            seg_first_seq,
+            file,
+            synced_off: seg_len,
+            buf: Vec::new(),
+            buf_last_seq: last,
+            written: 0,
+            needs_truncate: false,
+            next_seq: rec.next_seq,
+            last_sync: Instant::now(),
+            failing: false,
+            last_failure_log: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("staykv-log-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StorageError::io("spawn log writer thread", &dir, e))?;
+        Ok((
+            Log {
+                shared,
+                writer: Mutex::new(Some(handle)),
+                dir,
+            },
+            rec.recovery,
+        ))
+    }
+
+    /// Appends one payload (one atomic batch) and returns its seq. Never does I/O: copies the
+    /// framed bytes into the shared queue under a short lock; the writer thread writes them.
+    /// Does not refuse while the log is unhealthy (nothing appended is dropped); callers check
+    /// [`Log::healthy`] before executing writes.
+    pub fn append(&self, payload: &[u8]) -> Result<u64, LogError> {
+        if payload.len() > MAX_PAYLOAD_LEN as usize {
+            return Err(LogError::PayloadTooLarge {
+                len: payload.len(),
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        let crc = crc32c::crc32c(payload);
+        let mut q = self.shared.queue.lock();
+        if q.shutdown {
+            return Err(LogError::Closed);
+        }
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        push_frame(&mut q.buf, seq, payload, crc);
+        let wake = q.writer_waiting;
+        q.writer_waiting = false;
+        drop(q);
+        if wake {
+            self.shared.queue_cv.notify_one();
+        }
+        Ok(seq)
+    }
+
+    /// Last seq that is durable under the current policy: fsynced under `Always`, written to
+    /// the OS under `EverySec`/`No`. Replies covering seqs up to this may be released.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Last fsynced seq.
+    pub fn synced_seq(&self) -> u64 {
+        self.shared.synced_seq.load(Ordering::Acquire)
+    }
+
+    /// Last seq written to the OS.
+    pub fn written_seq(&self) -> u64 {
+        self.shared.written_seq.load(Ordering::Acquire)
+    }
+
+    /// Last seq assigned by `append` (0 if none ever).
+    pub fn last_seq(&self) -> u64 {
+        self.shared.queue.lock().next_seq.saturating_sub(1)
+    }
+
+    /// False after a failed write or fsync until a retry succeeds.
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    /// The error that made the log unhealthy (None while healthy).
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.last_error.lock().clone()
+    }
+
+    /// Current fsync policy.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.shared.policy()
+    }
+
+    /// Changes the fsync policy at runtime.
+    pub fn set_fsync_policy(&self, p: FsyncPolicy) {
+        self.shared.policy.store(p.to_u8(), Ordering::Release);
+        let _q = self.shared.queue.lock();
+        self.shared.queue_cv.notify_all();
+    }
+
+    /// Under `EverySec`: true when the oldest written-but-unsynced data is older than
+    /// `max_sync_lag` (2 s), i.e. fsync is falling behind and writers should wait.
+    pub fn sync_lagging(&self) -> bool {
+        self.shared.sync_lagging()
+    }
+
+    /// Blocks while [`Log::sync_lagging`] is true, up to `timeout`. Returns whether the log is
+    /// writable (not lagging) on return. Under `Always` and `No` it returns `true` at once.
+    pub fn wait_writable_blocking(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.shared.progress.lock();
+        loop {
+            if !self.shared.sync_lagging() {
+                return true;
+            }
+            // Re-check periodically: lag grows with time, not only on progress.
+            let step = Instant::now() + Duration::from_millis(50);
+            let until = step.min(deadline);
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.shared.progress_cv.wait_until(&mut g, until);
+        }
+    }
+
+    /// Blocks until `durable_seq() >= seq` or the timeout passes (None: no timeout).
+    /// Returns whether `seq` is durable.
+    pub fn wait_durable(&self, seq: u64, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut g = self.shared.progress.lock();
+        loop {
+            if self.durable_seq() >= seq {
+                return true;
+            }
+            match deadline {
+                Some(d) => {
+                    if Instant::now() >= d {
+                        return false;
+                    }
+                    self.shared.progress_cv.wait_until(&mut g, d);
+                }
+                None => self.shared.progress_cv.wait(&mut g),
+            }
+        }
+    }
+
+    fn request<T>(
+        &self,
+        make: impl FnOnce(mpsc::Sender<Result<T, StorageError>>) -> Cmd,
+    ) -> Result<T, StorageError> {
+        let (tx, rx) = mpsc::channel();
+        {
+            let mut q = self.shared.queue.lock();
+            if q.shutdown {
+                return Err(StorageError::Closed);
+            }
+            q.cmds.push(make(tx));
+            q.writer_waiting = false;
+        }
+        self.shared.queue_cv.notify_all();
+        rx.recv().unwrap_or(Err(StorageError::Closed))
+    }
+
+    /// Writes and fsyncs everything appended before the call. Returns the synced seq, or the
+    /// disk error if the write or fsync fails (the writer keeps retrying in the background).
+    pub fn flush_and_sync(&self) -> Result<u64, StorageError> {
+        self.request(Cmd::Sync)
+    }
+
+    /// Writes and fsyncs everything appended so far, seals the current segment and starts a
+    /// new one. Returns the first seq of the new segment: every seq below it is in a sealed
+    /// segment. If the current segment holds no frame yet, it is kept and its first seq
+    /// returned.
+    pub fn rotate(&self) -> Result<u64, StorageError> {
+        self.request(Cmd::Rotate)
+    }
+
+    /// Installs a snapshot file (already written and fsynced in the data directory by the
+    /// caller, preferably named [`crate::snapshot_file_name`]`(seq)`) covering every frame with
+    /// seq `<= seq`. Everything appended so far is written and fsynced first, then the
+    /// manifest is replaced (naming the snapshot and dropping the segments it covers entirely)
+    /// and the previous snapshot and the dropped segments are deleted. Returns the deleted
+    /// file names.
+    ///
+    /// On error the snapshot may or may not be installed: leave the file in place (recovery
+    /// removes snapshot files the manifest does not name).
+    pub fn install_snapshot(&self, file: &str, seq: u64) -> Result<Vec<String>, StorageError> {
+        if file.is_empty() || file.contains('/') || file.contains('\\') || file.contains(' ') {
+            return Err(StorageError::Invalid(format!(
+                "bad snapshot file name {file:?}"
+            )));
+        }
+        let snap = SnapshotRef {
+            file: file.to_string(),
+            seq,
+        };
+        self.request(|tx| Cmd::InstallSnapshot(snap, tx))
+    }
+
+    /// Flushes and fsyncs everything appended, then stops the writer thread. Appends after
+    /// this fail with [`LogError::Closed`].
+    pub fn close(self) -> Result<(), StorageError> {
+        let r = self.flush_and_sync().map(|_| ());
+        self.shutdown();
+        r
+    }
+
+    fn shutdown(&self) {
+        {
+            let mut q = self.shared.queue.lock();
+            q.shutdown = true;
+        }
+        self.shared.queue_cv.notify_all();
+        if let Some(h) = self.writer.lock().take() {
+            let _ = h.join();
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer thread
+
+struct Writer {
+    shared: Arc<Shared>,
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    on_durable: DurableCallback,
+    /// Last value passed to `on_durable`.
+    notified: u64,
+    segment_bytes: u64,
+    sync_interval: Duration,
+    retry_interval: Duration,
+    manifest: Manifest,
+    /// The in-memory manifest is not known durable: rewrite it before writing frames.
+    manifest_dirty: bool,
+    seg_name: String,
+    seg_first_seq: u64,
+    file: Box<dyn FsFile>,
+    /// File offset up to which the current segment is known durable.
+    synced_off: u64,
+    /// Bytes belonging at `[synced_off..)`: written-but-unsynced, then not-yet-written.
+    buf: Vec<u8>,
+    /// Seq of the last frame in `buf` (or the last synced seq when `buf` is empty).
+    buf_last_seq: u64,
+    /// Bytes of `buf` successfully written.
+    written: usize,
+    /// The file may hold garbage after `synced_off + written` (failed write/fsync).
+    needs_truncate: bool,
+    /// Seq following the last frame in the current segment's data (synced or buffered).
+    next_seq: u64,
+    last_sync: Instant,
+    failing: bool,
+    last_failure_log: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut shutdown_attempts = 0u32;
+        loop {
+            let (cmds, shutdown) = self.gather();
+            let policy = self.shared.policy();
+            let everysec_due =
+                policy == FsyncPolicy::EverySec && self.last_sync.elapsed() >= self.sync_interval;
+            let want_sync =
+                !cmds.is_empty() || shutdown || policy == FsyncPolicy::Always || everysec_due;
+            let res = self.round(want_sync);
+            let ok = res.is_ok();
+            match res {
+                Ok(()) => self.set_healthy(),
+                Err(e) => self.set_failing(&e),
+            }
+            for cmd in cmds {
+                self.answer(cmd, ok);
+            }
+            self.publish();
+            if shutdown {
+                if ok && self.buf.is_empty() {
+                    break;
+                }
+                shutdown_attempts += 1;
+                if shutdown_attempts >= 3 {
+                    tracing::error!(
+                        "log writer stopping with unsynced data after repeated disk errors: \
+                         seqs up to {} may be lost",
+                        self.buf_last_seq
+                    );
+                    break;
+                }
+                std::thread::sleep(self.retry_interval);
+            }
+        }
+    }
+
+    fn has_pending_io(&self) -> bool {
+        self.manifest_dirty || self.written < self.buf.len() || self.needs_truncate
+    }
+
+    /// Waits for work and takes the queued bytes and commands.
+    fn gather(&mut self) -> (Vec<Cmd>, bool) {
+        let mut q = self.shared.queue.lock();
+        loop {
+            if !q.buf.is_empty() || !q.cmds.is_empty() || q.shutdown {
+                break;
+            }
+            let policy = self.shared.policy();
+            let unsynced = !self.buf.is_empty();
+            let timeout = if self.failing {
+                // Retry (or, with nothing left to do, confirm recovery) periodically.
+                Some(self.retry_interval)
+            } else if unsynced && policy == FsyncPolicy::Always {
+                Some(Duration::ZERO)
+            } else if unsynced && policy == FsyncPolicy::EverySec {
+                Some(self.sync_interval.saturating_sub(self.last_sync.elapsed()))
+            } else if self.has_pending_io() {
+                Some(Duration::ZERO)
+            } else {
+                None
+            };
+            match timeout {
+                Some(t) if t.is_zero() => break,
+                Some(t) => {
+                    // In retry backoff, new appends do not cut the wait short.
+                    q.writer_waiting = !self.failing;
+                    let timed_out = self.shared.queue_cv.wait_for(&mut q, t).timed_out();
+                    q.writer_waiting = false;
+                    if timed_out {
+                        break;
+                    }
+                }
+                None => {
+                    q.writer_waiting = true;
+                    self.shared.queue_cv.wait(&mut q);
+                    q.writer_waiting = false;
+                }
+            }
+        }
+        if !q.buf.is_empty() {
+            if self.buf.is_empty() {
+                std::mem::swap(&mut self.buf, &mut q.buf);
+                self.written = 0;
+            } else {
+                self.buf.extend_from_slice(&q.buf);
+                q.buf.clear();
+            }
+            self.buf_last_seq = q.next_seq.saturating_sub(1);
+        }
+        (std::mem::take(&mut q.cmds), q.shutdown)
+    }
+
+    fn seg_path(&self) -> PathBuf {
+        self.dir.join(&self.seg_name)
+    }
+
+    /// One attempt at making progress: manifest, truncation, write, fsync, rotation.
+    fn round(&mut self, want_sync: bool) -> Result<(), StorageError> {
+        if self.manifest_dirty {
+            self.write_manifest()?;
+        }
+        if self.needs_truncate {
+            let path = self.seg_path();
+            let len = self.synced_off + self.written as u64;
+            self.file.set_len(len).map_err(io_err("truncate", &path))?;
+            self.needs_truncate = false;
+        }
+        if self.written < self.buf.len() {
+            let path = self.seg_path();
+            let data = self.buf.get(self.written..).unwrap_or_default();
+            if let Err(e) = self.file.write_all(data) {
+                self.needs_truncate = true;
+                return Err(StorageError::io("write", &path, e));
+            }
+            self.written = self.buf.len();
+            self.next_seq = self.buf_last_seq + 1;
+            self.shared
+                .written_seq
+                .store(self.buf_last_seq, Ordering::Release);
+            if self.shared.policy() != FsyncPolicy::Always {
+                self.shared
+                    .durable_seq
+                    .fetch_max(self.buf_last_seq, Ordering::AcqRel);
+            }
+            let _ = self.shared.unsynced_since_ms.compare_exchange(
+                NO_TIME,
+                self.shared.now_ms(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+        let size = self.synced_off + self.buf.len() as u64;
+        let need_rotate = size >= self.segment_bytes && size > SEGMENT_HEADER_LEN;
+        if (want_sync || need_rotate) && !self.buf.is_empty() {
+            self.sync()?;
+        }
+        if need_rotate {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        let path = self.seg_path();
+        if let Err(e) = self.file.sync_data() {
+            // The kernel may have dropped the dirty pages: rewrite everything since the last
+            // good fsync.
+            self.written = 0;
+            self.needs_truncate = true;
+            return Err(StorageError::io("fsync", &path, e));
+        }
+        self.synced_off += self.buf.len() as u64;
+        self.buf.clear();
+        self.written = 0;
+        self.last_sync = Instant::now();
+        self.shared
+            .synced_seq
+            .store(self.buf_last_seq, Ordering::Release);
+        self.shared
+            .durable_seq
+            .fetch_max(self.buf_last_seq, Ordering::AcqRel);
+        self.shared
+            .unsynced_since_ms
+            .store(NO_TIME, Ordering::Release);
+        Ok(())
+    }
+
+    fn write_manifest(&mut self) -> Result<(), StorageError> {
+        match write_manifest(&*self.fs, &self.dir, &self.manifest) {
+            Ok(()) => {
+                self.manifest_dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.manifest_dirty = true;
+                Err(e.error)
+            }
+        }
+    }
+
+    /// Seals the current segment (which must be fully synced) and starts a new one.
+    fn rotate(&mut self) -> Result<u64, StorageError> {
+        debug_assert!(self.buf.is_empty());
+        if self.synced_off <= SEGMENT_HEADER_LEN {
+            return Ok(self.seg_first_seq);
+        }
+        let first = self.next_seq;
+        let (name, file) = create_segment(&*self.fs, &self.dir, first)?;
+        // From here on the new segment is current; no frame is written to it before the
+        // manifest naming it is durable (`manifest_dirty`).
+        self.file = file;
+        self.seg_name = name.clone();
+        self.seg_first_seq = first;
+        self.synced_off = SEGMENT_HEADER_LEN;
+        self.written = 0;
+        self.needs_truncate = false;
+        self.manifest.segments.push(name);
+        self.manifest_dirty = true;
+        self.write_manifest()?;
+        tracing::debug!(segment = %self.seg_name, "log segment rotated");
+        Ok(first)
+    }
+
+    fn install_snapshot(&mut self, snap: SnapshotRef) -> Result<Vec<String>, StorageError> {
+        if snap.seq >= self.next_seq {
+            return Err(StorageError::Invalid(format!(
+                "snapshot seq {} is beyond the last appended seq {}",
+                snap.seq,
+                self.next_seq.saturating_sub(1)
+            )));
+        }
+        if let Some(cur) = &self.manifest.snapshot {
+            if snap.seq < cur.seq {
+                return Err(StorageError::Invalid(format!(
+                    "snapshot seq {} is older than the installed snapshot's {}",
+                    snap.seq, cur.seq
+                )));
+            }
+        }
+        let snap_path = self.dir.join(&snap.file);
+        if !self
+            .fs
+            .exists(&snap_path)
+            .map_err(io_err("stat", &snap_path))?
+        {
+            return Err(StorageError::Invalid(format!(
+                "snapshot file {} does not exist",
+                snap_path.display()
+            )));
+        }
+        let old = self.manifest.clone();
+        let mut segs = self.manifest.segments.clone();
+        while segs.len() > 1
+            && segs
+                .get(1)
+                .and_then(|s| parse_segment_file_name(s))
+                .is_some_and(|first| first <= snap.seq + 1)
+        {
+            segs.remove(0);
+        }
+        let new = Manifest {
+            snapshot: Some(snap.clone()),
+            segments: segs,
+        };
+        if let Err(e) = write_manifest(&*self.fs, &self.dir, &new) {
+            if e.renamed {
+                // The new manifest may already be visible: it is the truth from now on and is
+                // rewritten (made durable) before any further frame write.
+                self.manifest = new;
+                self.manifest_dirty = true;
+            }
+            return Err(e.error);
+        }
+        self.manifest = new;
+        let mut removed: Vec<String> = old
+            .segments
+            .iter()
+            .filter(|s| !self.manifest.segments.contains(s))
+            .cloned()
+            .collect();
+        if let Some(o) = old.snapshot {
+            if o.file != snap.file {
+                removed.push(o.file);
+            }
+        }
+        let mut done = Vec::new();
+        for name in removed {
+            let p = self.dir.join(&name);
+            match self.fs.remove(&p) {
+                Ok(()) => done.push(name),
+                Err(e) => tracing::warn!(file = %p.display(), error = %e,
+                    "could not remove a file dropped by the snapshot; it is removed at next start"),
+            }
+        }
+        if !done.is_empty() {
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
+                tracing::warn!(error = %e, "fsync of the data directory failed after removals");
+            }
+        }
+        Ok(done)
+    }
+
+    fn answer(&mut self, cmd: Cmd, round_ok: bool) {
+        let fail = |w: &Self| -> StorageError {
+            StorageError::Io {
+                op: "log write",
+                path: w.dir.clone(),
+                source: std::io::Error::other(
+                    w.shared
+                        .last_error
+                        .lock()
+                        .clone()
+                        .unwrap_or_else(|| "disk error".into()),
+                ),
+            }
+        };
+        let synced = round_ok && self.buf.is_empty() && !self.manifest_dirty;
+        match cmd {
+            Cmd::Sync(tx) => {
+                let r = if synced {
+                    Ok(self.shared.synced_seq.load(Ordering::Acquire))
+                } else {
+                    Err(fail(self))
+                };
+                let _ = tx.send(r);
+            }
+            Cmd::Rotate(tx) => {
+                let r = if synced {
+                    self.rotate()
+                } else {
+                    Err(fail(self))
+                };
+                self.after_command(&r);
+                let _ = tx.send(r);
+            }
+            Cmd::InstallSnapshot(snap, tx) => {
+                let r = if synced {
+                    self.install_snapshot(snap)
+                } else {
+                    Err(fail(self))
+                };
+                self.after_command(&r);
+                let _ = tx.send(r);
+            }
+        }
+    }
+
+    /// A failed rotation or snapshot installation makes the log unhealthy only if it left
+    /// work that must succeed before frames can be written again (a manifest to rewrite).
+    fn after_command<T>(&mut self, r: &Result<T, StorageError>) {
+        if let Err(e) = r {
+            if self.has_pending_io() {
+                self.set_failing(e);
+            } else {
+                tracing::warn!(error = %e, "log rotation or snapshot installation failed");
+            }
+        }
+    }
+
+    fn set_failing(&mut self, e: &StorageError) {
+        let msg = e.to_string();
+        let first = !self.failing;
+        self.failing = true;
+        self.shared.healthy.store(false, Ordering::Release);
+        *self.shared.last_error.lock() = Some(msg.clone());
+        let log_now = first
+            || self
+                .last_failure_log
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        if log_now {
+            self.last_failure_log = Some(Instant::now());
+            tracing::error!(error = %msg, "log write failed; writes are refused until the disk recovers; retrying");
+        }
+        self.shared.notify_progress();
+    }
+
+    fn set_healthy(&mut self) {
+        if self.failing && !self.has_pending_io() {
+            self.failing = false;
+            self.last_failure_log = None;
+            *self.shared.last_error.lock() = None;
+            self.shared.healthy.store(true, Ordering::Release);
+            tracing::info!("log writes recovered");
+            self.shared.notify_progress();
+        }
+    }
+
+    fn publish(&mut self) {
+        let d = self.shared.durable_seq.load(Ordering::Acquire);
+        if d > self.notified {
+            self.notified = d;
+            (self.on_durable)(d);
+        }
+        self.shared.notify_progress();
+    }
+}

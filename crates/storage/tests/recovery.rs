@@ -1,0 +1,535 @@
+//! Recovery, torn tails, corruption, check/fix, rotation, snapshots, format versions (SimFs).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use staykv_storage::{
+    check, fix, scan, snapshot_file_name, DamageKind, Fs, FsyncPolicy, Log, NoReplay, SimFs,
+    StorageError, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
+
+const L: usize = 40; // payload length used by most tests
+const FRAME: u64 = FRAME_HEADER_LEN + L as u64;
+
+fn frame_start(i: u64) -> u64 {
+    SEGMENT_HEADER_LEN + i * FRAME
+}
+
+/// A data dir with one segment of `n` frames (all synced), the log closed.
+fn one_segment(n: u64) -> (SimFs, Vec<(u64, Vec<u8>)>, String) {
+    let fs = sim();
+    let (log, rec, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    assert!(rec.fresh);
+    let data = append_n(&log, 1, n, L);
+    log.close().unwrap();
+    let seg = segments(&fs).pop().unwrap();
+    (fs, data, seg)
+}
+
+fn with_file(fs: &SimFs, name: &str, content: &[u8]) -> SimFs {
+    let img = fs.process_crash();
+    img.write_file_durable(&data_dir().join(name), content)
+        .unwrap();
+    img
+}
+
+fn try_open(fs: &SimFs) -> Result<(Log, staykv_storage::Recovery, Collect), StorageError> {
+    let mut c = Collect::default();
+    let (log, rec) = Log::open(
+        data_dir(),
+        Arc::new(fs.clone()) as Arc<dyn Fs>,
+        opts(FsyncPolicy::Always, 1 << 20),
+        &mut c,
+    )?;
+    Ok((log, rec, c))
+}
+
+#[test]
+fn append_close_reopen_replays_everything_in_order() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    let mut data = append_n(&log, 1, 50, 10);
+    assert_eq!(log.durable_seq(), 50);
+    assert_eq!(log.synced_seq(), 50);
+    assert_eq!(log.last_seq(), 50);
+    drop(log);
+    let (log, rec, c) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    assert!(!rec.fresh);
+    assert_eq!(rec.frames_replayed, 50);
+    assert_eq!(rec.last_seq, 50);
+    assert_eq!(c.frames, data);
+    // Seqs continue after recovery.
+    data.extend(append_n(&log, 2, 5, 0));
+    assert_eq!(data.last().unwrap().0, 55);
+    log.close().unwrap();
+    let (_log, _, c) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    assert_eq!(c.frames, data);
+    // Progress reached 100%.
+    let p = c.progress.last().unwrap();
+    assert_eq!(p.bytes_done, p.bytes_total);
+    assert!(c
+        .progress
+        .windows(2)
+        .all(|w| w[0].bytes_done <= w[1].bytes_done));
+}
+
+#[test]
+fn torn_tail_at_every_byte_of_the_last_frame_recovers_the_prefix() {
+    let (fs, data, seg) = one_segment(5);
+    let full = fs.read_file(&data_dir().join(&seg)).unwrap();
+    assert_eq!(full.len() as u64, frame_start(5));
+    let mut rng = Rng(7);
+    for k in frame_start(4)..=frame_start(5) {
+        let prefix = &full[..k as usize];
+        // Three shapes of tear: cut; cut then garbage to the frame end; cut then zeros.
+        let mut garbage = prefix.to_vec();
+        while (garbage.len() as u64) < frame_start(5) {
+            garbage.push((rng.next() & 0xff) as u8);
+        }
+        let mut zeros = prefix.to_vec();
+        zeros.resize(frame_start(5) as usize + 100, 0);
+        for (shape, content) in [
+            ("cut", prefix.to_vec()),
+            ("garbage", garbage),
+            ("zeros", zeros),
+        ] {
+            if k == frame_start(5) && shape != "zeros" {
+                continue; // intact file
+            }
+            let img = with_file(&fs, &seg, &content);
+            let (log, rec, c) =
+                try_open(&img).unwrap_or_else(|e| panic!("shape {shape} cut at {k}: {e}"));
+            let expect = if k == frame_start(5) { 5 } else { 4 };
+            assert_eq!(
+                c.frames,
+                data[..expect].to_vec(),
+                "shape {shape} cut at {k}"
+            );
+            if content.len() as u64 > frame_start(expect as u64) {
+                let t = rec.torn_tail.clone().expect("torn tail reported");
+                assert_eq!(t.offset, frame_start(expect as u64));
+                assert_eq!(t.bytes, content.len() as u64 - t.offset);
+            } else {
+                assert!(rec.torn_tail.is_none());
+            }
+            // The cut is durable: a power cut right after opening keeps it.
+            drop(log);
+            let after = img.power_cut(k);
+            let f = after.read_file(&data_dir().join(&seg)).unwrap();
+            assert_eq!(f.len() as u64, frame_start(expect as u64));
+        }
+    }
+}
+
+#[test]
+fn flipped_byte_in_an_earlier_frame_is_corruption_with_file_and_offset() {
+    let (fs, _data, seg) = one_segment(5);
+    let path = data_dir().join(&seg);
+    let full = fs.read_file(&path).unwrap();
+    for at in frame_start(1)..frame_start(2) {
+        let mut bad = full.clone();
+        bad[at as usize] ^= 0x10;
+        let img = with_file(&fs, &seg, &bad);
+        let err = try_open(&img)
+            .err()
+            .unwrap_or_else(|| panic!("flip at {at} accepted"));
+        match &err {
+            StorageError::Corrupt { file, offset, .. } => {
+                assert_eq!(file, &path);
+                assert_eq!(*offset, frame_start(1), "flip at {at}");
+            }
+            other => panic!("flip at {at}: unexpected {other}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains(&seg), "{msg}");
+        assert!(msg.contains(&format!("offset {}", frame_start(1))), "{msg}");
+        assert!(msg.contains("staykv check --fix"), "{msg}");
+        // Nothing was changed on disk.
+        assert_eq!(img.read_file(&path).unwrap(), bad);
+    }
+    // The same flip in the LAST frame is a torn tail (nothing valid after it).
+    let mut bad = full.clone();
+    bad[frame_start(4) as usize + 20] ^= 0x10;
+    let img = with_file(&fs, &seg, &bad);
+    let (_log, rec, c) = try_open(&img).unwrap();
+    assert_eq!(c.frames.len(), 4);
+    assert_eq!(rec.torn_tail.unwrap().reason, "frame checksum mismatch");
+}
+
+#[test]
+fn check_and_fix_repair_corruption_in_a_middle_segment() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let data = append_n(&log, 3, 40, L);
+    log.close().unwrap();
+    let segs = segments(&fs);
+    assert!(segs.len() >= 4, "{segs:?}");
+    let per_seg = {
+        let f = fs.read_file(&data_dir().join(&segs[0])).unwrap();
+        (f.len() as u64 - SEGMENT_HEADER_LEN) / FRAME
+    };
+    let path1 = data_dir().join(&segs[1]);
+    let mut bad = fs.read_file(&path1).unwrap();
+    let off = frame_start(1);
+    bad[off as usize + 17] ^= 0xff;
+    fs.write_file_durable(&path1, &bad).unwrap();
+
+    let err = try_open(&fs).err().unwrap();
+    assert!(matches!(err, StorageError::Corrupt { offset, .. } if offset == off));
+
+    let report = check(&data_dir(), &fs).unwrap();
+    assert!(!report.is_clean());
+    let d = report.damage.clone().unwrap();
+    assert_eq!(d.kind, DamageKind::Corrupt);
+    assert_eq!(d.file, segs[1]);
+    assert_eq!(d.offset, off);
+    assert!(!d.drops_whole_segment);
+    assert_eq!(d.segments_dropped, segs[2..].to_vec());
+    let kept_frames = per_seg + 1;
+    assert_eq!(report.frames_ok, kept_frames);
+    assert_eq!(
+        d.frames_dropped,
+        40 - kept_frames - 1,
+        "all valid frames after the damage"
+    );
+    let later: u64 = segs[2..]
+        .iter()
+        .map(|s| fs.read_file(&data_dir().join(s)).unwrap().len() as u64)
+        .sum();
+    assert_eq!(d.bytes_dropped, bad.len() as u64 - off + later);
+    let text = report.to_string();
+    assert!(text.contains("CORRUPT"), "{text}");
+    assert!(text.contains(&segs[1]), "{text}");
+
+    let out = fix(&data_dir(), &fs, &report).unwrap();
+    let (file, at, cut, saved) = out.truncated.clone().unwrap();
+    assert_eq!(
+        (file.as_str(), at, cut),
+        (segs[1].as_str(), off, bad.len() as u64 - off)
+    );
+    assert_eq!(
+        fs.read_file(&data_dir().join(&saved)).unwrap(),
+        bad[off as usize..].to_vec()
+    );
+    assert_eq!(out.dropped.len(), segs.len() - 2);
+    assert!(check(&data_dir(), &fs).unwrap().is_clean());
+    // A stale report is refused.
+    assert!(fix(&data_dir(), &fs, &report).is_err());
+
+    let (log, _, c) = try_open(&fs).unwrap();
+    assert_eq!(c.frames, data[..kept_frames as usize].to_vec());
+    let more = append_n(&log, 4, 3, L);
+    assert_eq!(more[0].0, kept_frames + 1);
+    log.close().unwrap();
+    let (_log, _, c) = try_open(&fs).unwrap();
+    assert_eq!(c.frames.len() as u64, kept_frames + 3);
+}
+
+#[test]
+fn fix_also_cuts_a_torn_tail_and_is_a_no_op_when_clean() {
+    let (fs, _data, seg) = one_segment(3);
+    let report = check(&data_dir(), &fs).unwrap();
+    assert!(report.is_clean());
+    assert!(report.to_string().contains("result: OK"));
+    assert_eq!(fix(&data_dir(), &fs, &report).unwrap(), Default::default());
+    let full = fs.read_file(&data_dir().join(&seg)).unwrap();
+    let img = with_file(&fs, &seg, &full[..full.len() - 3]);
+    let report = check(&data_dir(), &img).unwrap();
+    let d = report.damage.clone().unwrap();
+    assert_eq!(d.kind, DamageKind::TornTail);
+    assert_eq!(d.offset, frame_start(2));
+    fix(&data_dir(), &img, &report).unwrap();
+    assert!(check(&data_dir(), &img).unwrap().is_clean());
+}
+
+#[test]
+fn rotation_seals_segments_and_explicit_rotate_returns_the_next_seq() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let mut data = append_n(&log, 5, 30, L);
+    let segs = segments(&fs);
+    assert!(segs.len() >= 5, "{segs:?}");
+    let mut expect_first = 1;
+    for (i, s) in segs.iter().enumerate() {
+        assert_eq!(
+            staykv_storage::parse_segment_file_name(s),
+            Some(expect_first)
+        );
+        let len = fs.read_file(&data_dir().join(s)).unwrap().len() as u64;
+        if i + 1 < segs.len() {
+            assert!(len >= 300, "sealed segment {s} has {len} bytes");
+        }
+        expect_first += (len - SEGMENT_HEADER_LEN) / FRAME;
+    }
+    let sealed: Vec<Vec<u8>> = segs[..segs.len() - 1]
+        .iter()
+        .map(|s| fs.read_file(&data_dir().join(s)).unwrap())
+        .collect();
+    let next = log.rotate().unwrap();
+    assert_eq!(next, 31);
+    assert_eq!(
+        log.rotate().unwrap(),
+        31,
+        "rotating an empty segment is a no-op"
+    );
+    assert_eq!(segments(&fs).last().unwrap(), "log-000000000000001f.skv");
+    data.extend(append_n(&log, 6, 10, L));
+    // Sealed segments were never written again.
+    for (s, before) in segs.iter().zip(&sealed) {
+        assert_eq!(&fs.read_file(&data_dir().join(s)).unwrap(), before);
+    }
+    log.close().unwrap();
+    let (_log, rec, c) = open(&fs, opts(FsyncPolicy::Always, 300));
+    assert_eq!(c.frames, data);
+    assert_eq!(rec.segments, segments(&fs));
+}
+
+#[test]
+fn snapshot_install_drops_covered_segments_and_recovery_skips_covered_frames() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let data = append_n(&log, 7, 25, L);
+    let next = log.rotate().unwrap();
+    let s = next - 1;
+    assert!(
+        log.install_snapshot("snap-x.rdb", s).is_err(),
+        "file must exist"
+    );
+    let name = snapshot_file_name(s);
+    fs.write_file_durable(&data_dir().join(&name), b"RDB...")
+        .unwrap();
+    assert!(log.install_snapshot(&name, log.last_seq() + 1).is_err());
+    let before = segments(&fs);
+    let removed = log.install_snapshot(&name, s).unwrap();
+    assert_eq!(removed, before[..before.len() - 1].to_vec());
+    for r in &removed {
+        assert!(!fs.exists(&data_dir().join(r)).unwrap());
+    }
+    let after = append_n(&log, 8, 5, L);
+    log.close().unwrap();
+    let (log, rec, c) = open(&fs, opts(FsyncPolicy::Always, 300));
+    assert_eq!(c.snapshot.as_ref().unwrap().seq, s);
+    assert_eq!(c.snapshot.as_ref().unwrap().file, name);
+    assert_eq!(c.frames, after);
+    assert_eq!(rec.last_seq, 30);
+    // A second snapshot in the middle of a segment: frames <= seq are skipped at replay.
+    let more = append_n(&log, 9, 5, L);
+    let s2 = more[1].0;
+    let name2 = snapshot_file_name(s2);
+    fs.write_file_durable(&data_dir().join(&name2), b"RDB2")
+        .unwrap();
+    let removed = log.install_snapshot(&name2, s2).unwrap();
+    assert!(removed.contains(&name), "old snapshot removed: {removed:?}");
+    log.close().unwrap();
+    let (_log, rec, c) = open(&fs, opts(FsyncPolicy::Always, 300));
+    assert_eq!(c.frames, more[2..].to_vec());
+    assert!(rec.frames_skipped >= 2);
+    let _ = data;
+}
+
+#[test]
+fn missing_manifest_with_data_refuses_and_without_data_starts_fresh() {
+    let (fs, _data, seg) = one_segment(3);
+    let img = fs.process_crash();
+    img.remove(&data_dir().join("MANIFEST")).unwrap();
+    let err = try_open(&img).err().unwrap();
+    match &err {
+        StorageError::MissingManifest { files, .. } => assert_eq!(files, &vec![seg.clone()]),
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("refusing to start empty"));
+    assert!(check(&data_dir(), &img).is_err());
+    // A header-only segment (interrupted initialisation) is not data.
+    let img2 = fs.process_crash();
+    img2.remove(&data_dir().join("MANIFEST")).unwrap();
+    img2.write_file_durable(
+        &data_dir().join(&seg),
+        &fs.read_file(&data_dir().join(&seg)).unwrap()[..SEGMENT_HEADER_LEN as usize],
+    )
+    .unwrap();
+    let (_log, rec, _) = try_open(&img2).unwrap();
+    assert!(rec.fresh);
+}
+
+#[test]
+fn newer_format_versions_are_refused() {
+    let (fs, _data, seg) = one_segment(2);
+    let mut f = fs.read_file(&data_dir().join(&seg)).unwrap();
+    f[12..16].copy_from_slice(&2u32.to_le_bytes());
+    let img = with_file(&fs, &seg, &f);
+    let err = try_open(&img).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            StorageError::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade StayKV"));
+    assert!(check(&data_dir(), &img).is_err());
+    let img = with_file(&fs, "MANIFEST", b"STAYKV-MANIFEST 7\nfuture\n");
+    assert!(matches!(
+        try_open(&img).err().unwrap(),
+        StorageError::UnsupportedVersion { found: 7, .. }
+    ));
+}
+
+#[test]
+fn leftovers_are_removed_and_stray_or_missing_segments_refused_then_fixed() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    append_n(&log, 1, 20, L);
+    log.close().unwrap();
+    let segs = segments(&fs);
+    // Leftovers: manifest temp file, an uninstalled snapshot, a header-only newer segment.
+    let img = fs.process_crash();
+    img.write_file_durable(&data_dir().join("MANIFEST.tmp"), b"x")
+        .unwrap();
+    img.write_file_durable(&data_dir().join(snapshot_file_name(5)), b"x")
+        .unwrap();
+    let newer = staykv_storage::segment_file_name(1000);
+    let mut hdr = img.read_file(&data_dir().join(&segs[0])).unwrap();
+    hdr.truncate(SEGMENT_HEADER_LEN as usize);
+    img.write_file_durable(&data_dir().join(&newer), &hdr)
+        .unwrap();
+    let report = check(&data_dir(), &img).unwrap();
+    assert!(report.is_clean());
+    assert_eq!(report.leftover_files.len(), 3);
+    let (_log, rec, c) = try_open(&img).unwrap();
+    assert_eq!(c.frames.len(), 20);
+    assert_eq!(rec.leftover_files.len(), 3);
+    for f in &rec.leftover_files {
+        assert!(!img.exists(&data_dir().join(f)).unwrap());
+    }
+
+    // Missing middle segment.
+    let img = fs.process_crash();
+    img.remove(&data_dir().join(&segs[1])).unwrap();
+    let err = try_open(&img).err().unwrap();
+    assert!(err.to_string().contains("missing"), "{err}");
+    let report = check(&data_dir(), &img).unwrap();
+    let d = report.damage.clone().unwrap();
+    assert!(d.drops_whole_segment);
+    assert_eq!(d.file, segs[1]);
+    fix(&data_dir(), &img, &report).unwrap();
+    let (_log, _, c) = try_open(&img).unwrap();
+    let first_seg_frames = (fs.read_file(&data_dir().join(&segs[0])).unwrap().len() as u64
+        - SEGMENT_HEADER_LEN)
+        / FRAME;
+    assert_eq!(c.frames.len() as u64, first_seg_frames);
+    for s in &segs[2..] {
+        assert!(img
+            .exists(&data_dir().join(format!("{s}.dropped")))
+            .unwrap());
+    }
+}
+
+#[test]
+fn unlisted_segment_with_frames_is_stray() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    append_n(&log, 1, 20, L);
+    log.close().unwrap();
+    let segs = segments(&fs);
+    let img = fs.process_crash();
+    // Remove the last two segments from the manifest (the very last one is empty: the log
+    // rotated after its last write), keep the files: they are now unlisted.
+    let mut m = staykv_storage::read_manifest(&img, &data_dir())
+        .unwrap()
+        .unwrap();
+    let empty = m.segments.pop().unwrap();
+    let last = m.segments.pop().unwrap();
+    img.write_file_durable(&data_dir().join("MANIFEST"), &m.encode())
+        .unwrap();
+    let err = try_open(&img).err().unwrap();
+    assert!(
+        matches!(&err, StorageError::Corrupt { file, .. } if file.ends_with(&last)),
+        "{err}"
+    );
+    let report = check(&data_dir(), &img).unwrap();
+    assert_eq!(report.stray_segments, vec![last.clone()]);
+    assert!(!report.is_clean());
+    let out = fix(&data_dir(), &img, &report).unwrap();
+    assert_eq!(out.dropped, vec![(last.clone(), format!("{last}.dropped"))]);
+    let (_log, rec, c) = try_open(&img).unwrap();
+    assert_eq!(rec.leftover_files, vec![empty]);
+    let expect: u64 = segs[..segs.len() - 2]
+        .iter()
+        .map(|s| {
+            (fs.read_file(&data_dir().join(s)).unwrap().len() as u64 - SEGMENT_HEADER_LEN) / FRAME
+        })
+        .sum();
+    assert_eq!(c.frames.len() as u64, expect);
+}
+
+#[test]
+fn scan_is_read_only() {
+    let (fs, data, seg) = one_segment(4);
+    let full = fs.read_file(&data_dir().join(&seg)).unwrap();
+    let torn = &full[..full.len() - 5];
+    let img = with_file(&fs, &seg, torn);
+    let mut c = Collect::default();
+    let rec = scan(&data_dir(), &img, &mut c).unwrap();
+    assert_eq!(c.frames, data[..3].to_vec());
+    assert_eq!(rec.torn_tail.unwrap().offset, frame_start(3));
+    assert_eq!(
+        img.read_file(&data_dir().join(&seg)).unwrap(),
+        torn.to_vec()
+    );
+    // An absent directory scans as fresh.
+    assert!(scan(Path::new("/nope"), &img, &mut NoReplay).unwrap().fresh);
+}
+
+#[test]
+fn a_replay_error_stops_recovery() {
+    let (fs, _data, _seg) = one_segment(4);
+    let mut r = staykv_storage::FnReplay(|seq: u64, _p: &[u8]| {
+        if seq == 3 {
+            Err("bad effect".into())
+        } else {
+            Ok(())
+        }
+    });
+    let err = Log::open(
+        data_dir(),
+        Arc::new(fs.clone()) as Arc<dyn Fs>,
+        opts(FsyncPolicy::Always, 1 << 20),
+        &mut r,
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, StorageError::Replay { seq: 3, .. }), "{err}");
+}
+
+#[test]
+fn oversized_payload_is_rejected_without_allocation() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    append_n(&log, 1, 1, 8);
+    log.close().unwrap();
+    let seg = segments(&fs).pop().unwrap();
+    let mut f = fs.read_file(&data_dir().join(&seg)).unwrap();
+    // Length field of the only frame claims 4 GiB - 1.
+    f[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+    let img = with_file(&fs, &seg, &f);
+    let (_log, rec, c) = try_open(&img).unwrap();
+    assert!(c.frames.is_empty());
+    assert!(rec
+        .torn_tail
+        .unwrap()
+        .reason
+        .contains("exceeds the maximum"));
+}
