@@ -1,5 +1,8 @@
 //! Per-connection state the engine reads and changes.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use staykv_resp::Protocol;
 
@@ -29,15 +32,17 @@ pub struct Client {
     pub no_touch: bool,
     /// Set by QUIT: close once this reply is written.
     pub close_after_reply: bool,
+    /// Commands queued since MULTI.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A command was refused while queuing: EXEC answers EXECABORT.
+    pub multi_failed: bool,
+    /// Keys under WATCH, and the flag other clients' writes set.
+    pub watching: Vec<crate::watch::WatchedKey>,
+    pub watch_dirty: Arc<AtomicBool>,
 }
 
 impl Client {
     pub fn new(id: u64, authenticated: bool) -> Client {
-        Client {
-            id,
-            authenticated,
-            user: "default".into(),
-            ..Client::default()
-        }
+        Client { id, authenticated, user: "default".into(), ..Client::default() }
     }
 }

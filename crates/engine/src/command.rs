@@ -33,6 +33,8 @@ pub mod flags {
     /// Reads or writes the whole keyspace (KEYS, SCAN, FLUSHALL...): lock every shard.
     pub const ALL_SHARDS: u32 = 1 << 11;
     pub const MOVABLE_KEYS: u32 = 1 << 12;
+    /// MULTI, EXEC, DISCARD, WATCH, QUIT, RESET: run even while a transaction is queuing.
+    pub const TRANSACTION_CONTROL: u32 = 1 << 13;
 
     pub(crate) const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -67,24 +69,8 @@ pub struct CommandSpec {
 
 impl CommandSpec {
     /// An entry with no keys; chain the builders below for the rest.
-    pub const fn new(
-        name: &'static str,
-        arity: i32,
-        flags: u32,
-        group: &'static str,
-        handler: Handler,
-    ) -> Self {
-        CommandSpec {
-            name,
-            arity,
-            flags,
-            first_key: 0,
-            last_key: 0,
-            step: 0,
-            group,
-            handler,
-            key_finder: None,
-        }
+    pub const fn new(name: &'static str, arity: i32, flags: u32, group: &'static str, handler: Handler) -> Self {
+        CommandSpec { name, arity, flags, first_key: 0, last_key: 0, step: 0, group, handler, key_finder: None }
     }
 
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Self {
@@ -128,27 +114,16 @@ impl CommandSpec {
             return Vec::new();
         }
         let argc = i32::try_from(args.len()).unwrap_or(i32::MAX);
-        let last = if self.last_key < 0 {
-            argc + self.last_key
-        } else {
-            self.last_key.min(argc - 1)
-        };
+        let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key.min(argc - 1) };
         let step = usize::try_from(self.step.max(1)).unwrap_or(1);
-        (self.first_key..=last)
-            .step_by(step)
-            .filter_map(|i| usize::try_from(i).ok())
-            .collect()
+        (self.first_key..=last).step_by(step).filter_map(|i| usize::try_from(i).ok()).collect()
     }
 
     /// ACL categories: the family's, plus those the flags imply.
     pub fn info_categories(&self) -> Vec<String> {
         let mut categories = vec![format!("@{}", self.group)];
-        let implied = [
-            (flags::WRITE, "@write"),
-            (flags::READONLY, "@read"),
-            (flags::ADMIN, "@admin"),
-            (flags::FAST, "@fast"),
-        ];
+        let implied =
+            [(flags::WRITE, "@write"), (flags::READONLY, "@read"), (flags::ADMIN, "@admin"), (flags::FAST, "@fast")];
         for (flag, category) in implied {
             if self.has(flag) {
                 categories.push(category.to_string());
@@ -165,16 +140,9 @@ impl CommandSpec {
 
     /// The `COMMAND INFO` entry, in Redis 7.0's shape.
     pub fn info(&self) -> Reply {
-        let flag_names = flags::NAMES
-            .iter()
-            .filter(|(bit, _)| self.flags & bit != 0)
-            .map(|(_, name)| Reply::Status(name))
-            .collect();
-        let categories = self
-            .info_categories()
-            .into_iter()
-            .map(Reply::StatusOwned)
-            .collect();
+        let flag_names =
+            flags::NAMES.iter().filter(|(bit, _)| self.flags & bit != 0).map(|(_, name)| Reply::Status(name)).collect();
+        let categories = self.info_categories().into_iter().map(Reply::StatusOwned).collect();
         Reply::Array(vec![
             Reply::bulk_str(self.name),
             Reply::Int(i64::from(self.arity)),

@@ -24,10 +24,7 @@ pub struct Effect {
 
 impl Effect {
     pub fn new(db: usize, argv: Vec<Bytes>) -> Effect {
-        Effect {
-            db: u32::try_from(db).unwrap_or(u32::MAX),
-            argv,
-        }
+        Effect { db: u32::try_from(db).unwrap_or(u32::MAX), argv }
     }
 }
 
@@ -104,14 +101,8 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .ok_or(DecodeError("length overflow"))?;
-        let out = self
-            .buf
-            .get(self.pos..end)
-            .ok_or(DecodeError("truncated"))?;
+        let end = self.pos.checked_add(n).ok_or(DecodeError("length overflow"))?;
+        let out = self.buf.get(self.pos..end).ok_or(DecodeError("truncated"))?;
         self.pos = end;
         Ok(out)
     }
@@ -141,14 +132,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let effects = vec![
-            Effect::new(
-                0,
-                vec![
-                    Bytes::from("SET"),
-                    Bytes::from("k"),
-                    Bytes::from(vec![0u8; 300]),
-                ],
-            ),
+            Effect::new(0, vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from(vec![0u8; 300])]),
             Effect::new(15, vec![Bytes::from("FLUSHDB")]),
         ];
         let mut buf = Vec::new();
@@ -159,11 +143,7 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let mut buf = Vec::new();
-        encode_batch(
-            7,
-            &[Effect::new(3, vec![Bytes::from("DEL"), Bytes::from("key")])],
-            &mut buf,
-        );
+        encode_batch(7, &[Effect::new(3, vec![Bytes::from("DEL"), Bytes::from("key")])], &mut buf);
         for cut in 0..buf.len() {
             assert!(decode_batch(&buf[..cut]).is_err());
         }

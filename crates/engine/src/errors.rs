@@ -33,9 +33,7 @@ pub fn not_float() -> Reply {
 }
 
 pub fn wrong_arity(name: &str) -> Reply {
-    Reply::Error(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
+    Reply::Error(format!("ERR wrong number of arguments for '{name}' command"))
 }
 
 pub fn invalid_expire(name: &str) -> Reply {

@@ -13,6 +13,7 @@ use crate::errors;
 use crate::host::{Host, NoHost};
 use crate::keyspace::{Db, Entry, Keyspace, Shard, NO_EXPIRY};
 use crate::value::Value;
+use crate::watch::WatchRegistry;
 
 /// Where effects go: the server's write-ahead log, or nowhere in tests and replay.
 pub trait Journal: Sync {
@@ -56,10 +57,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions {
-            databases: 16,
-            shard_bits: 6,
-        }
+        EngineOptions { databases: 16, shard_bits: 6 }
     }
 }
 
@@ -92,6 +90,7 @@ pub struct Engine {
     pub command_stats: Vec<CommandStats>,
     /// Next cursor position of the active expiry cycle over shards.
     expire_shard: AtomicU64,
+    pub watches: WatchRegistry,
 }
 
 impl Engine {
@@ -104,6 +103,7 @@ impl Engine {
             stats: Stats::default(),
             command_stats,
             expire_shard: AtomicU64::new(0),
+            watches: WatchRegistry::default(),
         }
     }
 
@@ -117,30 +117,24 @@ impl Engine {
         journal: &dyn Journal,
     ) -> Outcome {
         let Some(name) = args.first() else {
-            return Outcome {
-                reply: errors::unknown_command(args),
-                wait_seq: 0,
-                command: None,
-            };
+            return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None };
         };
         let Some((index, spec)) = self.table.lookup(name) else {
             self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
-            return Outcome {
-                reply: errors::unknown_command(args),
-                wait_seq: 0,
-                command: None,
-            };
+            return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None };
         };
         if let Some(reply) = self.precheck(client, spec, args, host, journal) {
             if let Some(stats) = self.command_stats.get(index) {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
             self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
-            return Outcome {
-                reply,
-                wait_seq: 0,
-                command: Some(index),
-            };
+            // A command refused while queuing dooms the transaction, as in Redis.
+            client.multi_failed |= client.multi.is_some();
+            return Outcome { reply, wait_seq: 0, command: Some(index) };
+        }
+        if let Some(queue) = client.multi.as_mut().filter(|_| !spec.has(flags::TRANSACTION_CONTROL)) {
+            queue.push(args.to_vec());
+            return Outcome { reply: Reply::Status("QUEUED"), wait_seq: 0, command: Some(index) };
         }
         let (reply, wait_seq) = self.run(client, spec, args, now, host, journal);
         self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
@@ -151,11 +145,7 @@ impl Engine {
                 self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Outcome {
-            reply,
-            wait_seq,
-            command: Some(index),
-        }
+        Outcome { reply, wait_seq, command: Some(index) }
     }
 
     /// Checks that come before running, in Redis's order: arity, auth, writability.
@@ -173,10 +163,11 @@ impl Engine {
         if !client.authenticated && !spec.has(flags::NO_AUTH) {
             return Some(errors::err(errors::NOAUTH));
         }
+        if client.multi.is_some() && spec.has(flags::NO_MULTI) {
+            return Some(errors::err("ERR Command not allowed inside a transaction"));
+        }
         if host.loading() && !spec.has(flags::LOADING) {
-            return Some(errors::err(
-                "LOADING StayKV is loading the dataset in memory",
-            ));
+            return Some(errors::err("LOADING StayKV is loading the dataset in memory"));
         }
         if spec.is_write() {
             if let Err(text) = journal.check_writable() {
@@ -196,16 +187,9 @@ impl Engine {
         journal: &dyn Journal,
     ) -> (Reply, u64) {
         let locks = self.lock_for(spec, args);
-        let mut ctx = Ctx {
-            engine: self,
-            client,
-            host,
-            now,
-            locks,
-            effects: Vec::new(),
-        };
+        let mut ctx = Ctx { engine: self, client, host, journal, now, locks, effects: Vec::new() };
         let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
-        let wait_seq = ctx.commit(journal);
+        let wait_seq = ctx.commit();
         (reply, wait_seq)
     }
 
@@ -222,12 +206,12 @@ impl Engine {
             .collect();
         shards.sort_unstable();
         shards.dedup();
-        Locks::Some(
-            shards
-                .into_iter()
-                .filter_map(|i| Some((i, self.keyspace.lock(i)?)))
-                .collect(),
-        )
+        Locks::Some(shards.into_iter().filter_map(|i| Some((i, self.keyspace.lock(i)?))).collect())
+    }
+
+    /// A client is going away: drop what the engine holds for it.
+    pub fn disconnect(&self, client: &mut Client) {
+        self.watches.unwatch_all(client);
     }
 
     /// Apply one logged batch during recovery: each effect runs at the batch's time.
@@ -237,10 +221,7 @@ impl Engine {
             client.db = effect.db as usize;
             let outcome = self.execute(&mut client, &effect.argv, time_ms, &NoHost, &NoJournal);
             if let Reply::Error(text) = outcome.reply {
-                let name = effect
-                    .argv
-                    .first()
-                    .map(|n| String::from_utf8_lossy(n).into_owned());
+                let name = effect.argv.first().map(|n| String::from_utf8_lossy(n).into_owned());
                 return Err(format!("replaying {}: {text}", name.unwrap_or_default()));
             }
         }
@@ -265,8 +246,7 @@ impl Engine {
             let per_shard = (budget / shards).max(64);
             let mut effects = Vec::new();
             for db in 0..guard.dbs.len() {
-                let (scanned, keys) =
-                    expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
+                let (scanned, keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
                 remaining = remaining.saturating_sub(scanned);
                 for key in keys {
                     effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), key]));
@@ -277,9 +257,7 @@ impl Engine {
                 guard.last_write_seq = journal.append(now, &effects);
             }
         }
-        self.stats
-            .expired_keys
-            .fetch_add(expired as u64, Ordering::Relaxed);
+        self.stats.expired_keys.fetch_add(expired as u64, Ordering::Relaxed);
         expired
     }
 
@@ -379,10 +357,17 @@ pub struct Ctx<'a> {
     pub engine: &'a Engine,
     pub client: &'a mut Client,
     pub host: &'a dyn Host,
+    journal: &'a dyn Journal,
     /// The command's time, Unix ms. Never read the clock inside a command.
     pub now: u64,
     locks: Locks<'a>,
     effects: Vec<Effect>,
+}
+
+impl std::fmt::Debug for dyn Journal + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
 }
 
 impl std::fmt::Debug for dyn Host + '_ {
@@ -392,12 +377,21 @@ impl std::fmt::Debug for dyn Host + '_ {
 }
 
 impl<'a> Ctx<'a> {
-    /// Log the effects as one batch and return the sequence number the reply waits for.
-    fn commit(&mut self, journal: &dyn Journal) -> u64 {
+    /// Log the effects as one batch, signal watched keys, and return the sequence number the
+    /// reply waits for.
+    fn commit(&mut self) -> u64 {
         let seq = match self.effects.is_empty() {
             true => None,
-            false => Some(journal.append(self.now, &self.effects)),
+            false => Some(self.journal.append(self.now, &self.effects)),
         };
+        if !self.engine.watches.is_empty() {
+            for effect in &self.effects {
+                // Whole-database effects (FLUSHDB...) touched their keys when they ran.
+                if let [_, key, ..] = &effect.argv[..] {
+                    self.engine.watches.touch(effect.db as usize, key);
+                }
+            }
+        }
         let mut wait = 0;
         for shard in self.shards_mut() {
             if let Some(seq) = seq {
@@ -433,10 +427,7 @@ impl<'a> Ctx<'a> {
                     Ok(pos) => pos,
                     Err(pos) => {
                         debug_assert!(false, "command touched a key whose shard it did not lock");
-                        let guard = engine
-                            .keyspace
-                            .lock(index)
-                            .unwrap_or_else(|| unreachable_shard(index));
+                        let guard = engine.keyspace.lock(index).unwrap_or_else(|| unreachable_shard(index));
                         guards.insert(pos, (index, guard));
                         pos
                     }
@@ -478,6 +469,13 @@ impl<'a> Ctx<'a> {
         self.find_live(db, key, touch)
     }
 
+    /// The entry as stored, expired or not, without side effects (WATCH bookkeeping).
+    pub fn peek_raw(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        let (hash, slice) = self.db_at(db, key);
+        let pos = slice.find(hash, key)?;
+        slice.get(pos)
+    }
+
     /// Look a key up without updating its access time (TYPE, TTL, OBJECT).
     pub fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let db = self.client.db;
@@ -490,14 +488,8 @@ impl<'a> Ctx<'a> {
         let pos = slice.find(hash, key)?;
         if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
             slice.remove(hash, key);
-            self.engine
-                .stats
-                .expired_keys
-                .fetch_add(1, Ordering::Relaxed);
-            self.propagate_in(
-                db,
-                vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)],
-            );
+            self.engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+            self.propagate_in(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]);
             return None;
         }
         let (_, slice) = self.db_at(db, key);
@@ -512,11 +504,7 @@ impl<'a> Ctx<'a> {
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let stats = &self.engine.stats;
         let found = self.lookup(key);
-        let counter = if found.is_some() {
-            &stats.keyspace_hits
-        } else {
-            &stats.keyspace_misses
-        };
+        let counter = if found.is_some() { &stats.keyspace_hits } else { &stats.keyspace_misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -528,13 +516,7 @@ impl<'a> Ctx<'a> {
         self.store_in(db, key, value, expire_at)
     }
 
-    pub fn store_in(
-        &mut self,
-        db: usize,
-        key: &[u8],
-        value: Value,
-        expire_at: u64,
-    ) -> Option<Entry> {
+    pub fn store_in(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) -> Option<Entry> {
         let now = self.now;
         let hasher = self.engine.keyspace.hasher();
         let (hash, slice) = self.db_at(db, key);
@@ -544,12 +526,7 @@ impl<'a> Ctx<'a> {
                 let entry = slice.get_mut(pos)?;
                 entry.accessed = seconds(now);
                 let old_value = std::mem::replace(&mut entry.value, value);
-                Some(Entry {
-                    key: entry.key.clone(),
-                    value: old_value,
-                    expire_at: NO_EXPIRY,
-                    accessed: 0,
-                })
+                Some(Entry { key: entry.key.clone(), value: old_value, expire_at: NO_EXPIRY, accessed: 0 })
             }
             None => {
                 let mut entry = Entry::new(key, value);
@@ -599,6 +576,26 @@ impl<'a> Ctx<'a> {
     /// function of (keyspace, arguments, time).
     pub fn propagate_args(&mut self, args: &[Bytes]) {
         self.propagate(args.to_vec());
+    }
+
+    /// Run another command inside this one (EXEC, scripts): same locks, same batch of
+    /// effects. Refusals are checked here as at the top level.
+    pub fn call(&mut self, args: &[Bytes]) -> Reply {
+        let Some((index, spec)) = args.first().and_then(|name| self.engine.table.lookup(name)) else {
+            return errors::unknown_command(args);
+        };
+        if !spec.arity_ok(args.len()) {
+            return errors::wrong_arity(spec.name);
+        }
+        if spec.is_write() {
+            if let Err(text) = self.journal.check_writable() {
+                return Reply::Error(text);
+            }
+        }
+        if let Some(stats) = self.engine.command_stats.get(index) {
+            stats.calls.fetch_add(1, Ordering::Relaxed);
+        }
+        (spec.handler)(self, args).unwrap_or_else(|error| error)
     }
 
     /// Every locked shard, for keyspace-wide commands (they lock all).

@@ -20,9 +20,7 @@ pub trait Host: Sync {
     }
     /// `CONFIG SET name value`, with Redis's error text on failure.
     fn config_set(&self, name: &str, _value: &[u8]) -> Result<(), String> {
-        Err(format!(
-            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-        ))
+        Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
     }
     fn config_resetstat(&self) {}
     /// Check a password for `AUTH`/`HELLO AUTH`.

@@ -34,12 +34,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(key: &[u8], value: Value) -> Entry {
-        Entry {
-            key: Bytes::copy_from_slice(key),
-            value,
-            expire_at: NO_EXPIRY,
-            accessed: 0,
-        }
+        Entry { key: Bytes::copy_from_slice(key), value, expire_at: NO_EXPIRY, accessed: 0 }
     }
 
     pub fn is_expired(&self, now: u64) -> bool {
@@ -84,9 +79,7 @@ impl Db {
 
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let slots = &self.slots;
-        self.index
-            .find(hash, |&i| slot_key(slots, i) == Some(key))
-            .copied()
+        self.index.find(hash, |&i| slot_key(slots, i) == Some(key)).copied()
     }
 
     pub fn get(&self, pos: u32) -> Option<&Entry> {
@@ -130,17 +123,13 @@ impl Db {
             }
         };
         let slots = &self.slots;
-        self.index.insert_unique(hash, pos, |&i| {
-            slot_key(slots, i).map_or(0, |k| hasher.hash_one(k))
-        });
+        self.index.insert_unique(hash, pos, |&i| slot_key(slots, i).map_or(0, |k| hasher.hash_one(k)));
         pos
     }
 
     pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
         let slots = &self.slots;
-        let found = self
-            .index
-            .find_entry(hash, |&i| slot_key(slots, i) == Some(key));
+        let found = self.index.find_entry(hash, |&i| slot_key(slots, i) == Some(key));
         let (pos, _) = found.ok()?.remove();
         self.take_slot(pos)
     }
@@ -160,10 +149,7 @@ impl Db {
 }
 
 fn slot_key(slots: &[Option<Entry>], pos: u32) -> Option<&[u8]> {
-    slots
-        .get(pos as usize)
-        .and_then(Option::as_ref)
-        .map(|e| &e.key[..])
+    slots.get(pos as usize).and_then(Option::as_ref).map(|e| &e.key[..])
 }
 
 /// A shard: its slice of every database, and the log position of its latest write.
@@ -201,9 +187,7 @@ impl Keyspace {
     pub fn new(databases: usize, shard_bits: u32) -> Keyspace {
         let count = 1usize << shard_bits;
         Keyspace {
-            shards: (0..count)
-                .map(|_| Mutex::new(Shard::new(databases)))
-                .collect(),
+            shards: (0..count).map(|_| Mutex::new(Shard::new(databases))).collect(),
             shard_bits,
             databases,
             hasher: foldhash::fast::RandomState::default(),

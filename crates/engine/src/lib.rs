@@ -27,6 +27,7 @@ pub mod host;
 pub mod keyspace;
 pub mod num;
 pub mod value;
+pub mod watch;
 
 pub use client::Client;
 pub use effects::{decode_batch, encode_batch, Effect};

@@ -6,10 +6,7 @@ pub use staykv_resp::parse_i64;
 /// string, `inf`/`-inf` accepted (callers reject them where Redis does), NaN refused.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(s).ok()?;
-    if text.is_empty()
-        || text.starts_with(char::is_whitespace)
-        || text.ends_with(char::is_whitespace)
-    {
+    if text.is_empty() || text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
         return None;
     }
     let lower = text.to_ascii_lowercase();
@@ -36,11 +33,7 @@ pub fn i64_bytes(n: i64) -> bytes::Bytes {
 /// trailing dot removed (Redis's `ld2string` in human-friendly mode).
 pub fn format_long_double_human(value: f64) -> String {
     let text = format!("{value:.17}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &text
-    };
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
     if text == "-0" {
         "0".to_string()
     } else {

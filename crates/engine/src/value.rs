@@ -35,32 +35,22 @@ impl Value {
     /// The encoding `OBJECT ENCODING` answers, by Redis 7.0's rules for when it would use
     /// each representation (StayKV's own layout differs; clients only see the name).
     pub fn encoding(&self) -> &'static str {
-        let small =
-            |n: usize, longest: usize| n <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE;
+        let small = |n: usize, longest: usize| n <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE;
         match self {
             Value::Str(s) if s.len() <= 20 && crate::num::parse_i64(s).is_some() => "int",
             Value::Str(s) if s.len() <= 44 => "embstr",
             Value::Str(_) => "raw",
-            Value::List(l) if small(l.len(), l.iter().map(Bytes::len).max().unwrap_or(0)) => {
-                "listpack"
-            }
+            Value::List(l) if small(l.len(), l.iter().map(Bytes::len).max().unwrap_or(0)) => "listpack",
             Value::List(_) => "quicklist",
             Value::Hash(h) => {
-                let longest = h
-                    .iter()
-                    .map(|(k, v)| k.len().max(v.len()))
-                    .max()
-                    .unwrap_or(0);
+                let longest = h.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0);
                 if small(h.len(), longest) {
                     "listpack"
                 } else {
                     "hashtable"
                 }
             }
-            Value::Set(s)
-                if s.len() <= INTSET_MAX_ENTRIES
-                    && s.iter().all(|m| crate::num::parse_i64(m).is_some()) =>
-            {
+            Value::Set(s) if s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| crate::num::parse_i64(m).is_some()) => {
                 "intset"
             }
             Value::Set(_) => "hashtable",

@@ -26,10 +26,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bulk_len: 512 * 1024 * 1024,
-            unauthenticated: false,
-        }
+        Limits { max_bulk_len: 512 * 1024 * 1024, unauthenticated: false }
     }
 }
 
@@ -55,9 +52,7 @@ impl std::fmt::Display for ParseError {
             ParseError::UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
             ParseError::TooBigMultibulkCount => f.write_str("too big mbulk count string"),
             ParseError::InvalidMultibulkLength => f.write_str("invalid multibulk length"),
-            ParseError::UnauthenticatedMultibulkLength => {
-                f.write_str("unauthenticated multibulk length")
-            }
+            ParseError::UnauthenticatedMultibulkLength => f.write_str("unauthenticated multibulk length"),
             ParseError::TooBigBulkCount => f.write_str("too big bulk count string"),
             ParseError::ExpectedDollar(c) => write!(f, "expected '$', got '{}'", *c as char),
             ParseError::InvalidBulkLength => f.write_str("invalid bulk length"),
@@ -72,10 +67,7 @@ impl std::error::Error for ParseError {}
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
     /// A multibulk request: every argument is a range of the buffer (zero-copy).
-    Multibulk {
-        consumed: usize,
-        args: Vec<Range<usize>>,
-    },
+    Multibulk { consumed: usize, args: Vec<Range<usize>> },
     /// An inline request: arguments were unquoted, so they are owned.
     Inline { consumed: usize, args: Vec<Vec<u8>> },
 }
@@ -118,11 +110,7 @@ pub struct Partial {
 /// `Ok(None)` means more bytes are needed: call again with the same `partial` once the
 /// buffer has grown (its first bytes unchanged). After `Ok(Some(req))` the caller removes
 /// `req.consumed()` bytes from the front of the buffer; `partial` is already reset.
-pub fn parse(
-    buf: &[u8],
-    partial: &mut Partial,
-    limits: &Limits,
-) -> Result<Option<Request>, ParseError> {
+pub fn parse(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result<Option<Request>, ParseError> {
     if buf.len() < partial.need {
         return Ok(None);
     }
@@ -133,11 +121,7 @@ pub fn parse(
     }
 }
 
-fn parse_multibulk(
-    buf: &[u8],
-    partial: &mut Partial,
-    limits: &Limits,
-) -> Result<Option<Request>, ParseError> {
+fn parse_multibulk(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result<Option<Request>, ParseError> {
     let expected = match partial.expected {
         Some(n) => n,
         None => {
@@ -150,10 +134,7 @@ fn parse_multibulk(
             }
             if count <= 0 {
                 *partial = Partial::default();
-                return Ok(Some(Request::Multibulk {
-                    consumed: next,
-                    args: Vec::new(),
-                }));
+                return Ok(Some(Request::Multibulk { consumed: next, args: Vec::new() }));
             }
             if limits.unauthenticated && count > UNAUTH_MAX_ARGS {
                 return Err(ParseError::UnauthenticatedMultibulkLength);
@@ -197,10 +178,7 @@ fn parse_multibulk(
         partial.pos = end + 2;
     }
     let done = std::mem::take(partial);
-    Ok(Some(Request::Multibulk {
-        consumed: done.pos,
-        args: done.args,
-    }))
+    Ok(Some(Request::Multibulk { consumed: done.pos, args: done.args }))
 }
 
 fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ParseError> {
@@ -212,10 +190,7 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ParseError> {
         line = stripped;
     }
     let args = split_args(line).ok_or(ParseError::UnbalancedQuotes)?;
-    Ok(Some(Request::Inline {
-        consumed: newline + 1,
-        args,
-    }))
+    Ok(Some(Request::Inline { consumed: newline + 1, args }))
 }
 
 /// A header line without its terminator: more bytes may come, unless the line is already
@@ -230,10 +205,7 @@ fn incomplete_line(buf: &[u8], too_big: ParseError) -> Result<Option<Request>, P
 /// The `\r\n`-terminated line starting at `start`, and the offset after its terminator.
 fn read_line(buf: &[u8], start: usize) -> Option<(&[u8], usize)> {
     let rest = buf.get(start..)?;
-    let cr = rest
-        .windows(2)
-        .take(INLINE_MAX)
-        .position(|w| w == b"\r\n")?;
+    let cr = rest.windows(2).take(INLINE_MAX).position(|w| w == b"\r\n")?;
     Some((rest.get(..cr)?, start + cr + 2))
 }
 
@@ -373,14 +345,9 @@ mod tests {
         let full = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
         let mut partial = Partial::default();
         for cut in 0..full.len() {
-            assert_eq!(
-                parse(&full[..cut], &mut partial, &Limits::default()),
-                Ok(None)
-            );
+            assert_eq!(parse(&full[..cut], &mut partial, &Limits::default()), Ok(None));
         }
-        let req = parse(full, &mut partial, &Limits::default())
-            .unwrap()
-            .unwrap();
+        let req = parse(full, &mut partial, &Limits::default()).unwrap().unwrap();
         assert_eq!(req.consumed(), full.len());
         assert_eq!(req.len(), 3);
     }
@@ -394,20 +361,11 @@ mod tests {
     #[test]
     fn protocol_errors_match_redis() {
         assert_eq!(one(b"*abc\r\n"), Err(ParseError::InvalidMultibulkLength));
-        assert_eq!(
-            one(b"*3000000000\r\n"),
-            Err(ParseError::InvalidMultibulkLength)
-        );
+        assert_eq!(one(b"*3000000000\r\n"), Err(ParseError::InvalidMultibulkLength));
         assert_eq!(one(b"*1\r\nx3\r\n"), Err(ParseError::ExpectedDollar(b'x')));
         assert_eq!(one(b"*1\r\n$-1\r\n"), Err(ParseError::InvalidBulkLength));
-        assert_eq!(
-            one(b"*1\r\n$2147483648\r\n"),
-            Err(ParseError::InvalidBulkLength)
-        );
-        assert_eq!(
-            ParseError::ExpectedDollar(b'x').to_string(),
-            "ERR Protocol error: expected '$', got 'x'"
-        );
+        assert_eq!(one(b"*1\r\n$2147483648\r\n"), Err(ParseError::InvalidBulkLength));
+        assert_eq!(ParseError::ExpectedDollar(b'x').to_string(), "ERR Protocol error: expected '$', got 'x'");
         let long = vec![b'a'; INLINE_MAX + 1];
         assert_eq!(one(&long), Err(ParseError::TooBigInline));
         let mut header = b"*".to_vec();
@@ -426,10 +384,7 @@ mod tests {
 
     #[test]
     fn unauthenticated_limits() {
-        let limits = Limits {
-            unauthenticated: true,
-            ..Limits::default()
-        };
+        let limits = Limits { unauthenticated: true, ..Limits::default() };
         let r = parse(b"*11\r\n", &mut Partial::default(), &limits);
         assert_eq!(r, Err(ParseError::UnauthenticatedMultibulkLength));
         let r = parse(b"*1\r\n$16385\r\n", &mut Partial::default(), &limits);
@@ -438,10 +393,7 @@ mod tests {
 
     #[test]
     fn inline_commands_split_like_sdssplitargs() {
-        assert_eq!(
-            words(b"set k v\r\n"),
-            vec![b"set".to_vec(), b"k".to_vec(), b"v".to_vec()]
-        );
+        assert_eq!(words(b"set k v\r\n"), vec![b"set".to_vec(), b"k".to_vec(), b"v".to_vec()]);
         assert_eq!(words(b"  ping  \n"), vec![b"ping".to_vec()]);
         assert_eq!(
             words(b"set \"a b\\x41\\n\" 'it\\'s'\r\n"),

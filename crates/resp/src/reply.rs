@@ -158,11 +158,7 @@ pub fn format_double(d: f64) -> String {
 /// C's `%.{precision}g`: shortest of fixed or exponent notation, trailing zeros removed.
 pub fn format_g(d: f64, precision: usize) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let precision = precision.max(1);
     let sci = format!("{:.*e}", precision - 1, d);
@@ -210,14 +206,8 @@ mod tests {
         assert_eq!(wire(&Reply::Double(1.5), Protocol::Resp3), ",1.5\r\n");
         assert_eq!(wire(&Reply::Bool(true), Protocol::Resp2), ":1\r\n");
         assert_eq!(wire(&Reply::Bool(false), Protocol::Resp3), "#f\r\n");
-        assert_eq!(
-            wire(&Reply::Verbatim(Bytes::from("x")), Protocol::Resp3),
-            "=5\r\ntxt:x\r\n"
-        );
-        assert_eq!(
-            wire(&Reply::error("ERR a\r\nb"), Protocol::Resp2),
-            "-ERR a  b\r\n"
-        );
+        assert_eq!(wire(&Reply::Verbatim(Bytes::from("x")), Protocol::Resp3), "=5\r\ntxt:x\r\n");
+        assert_eq!(wire(&Reply::error("ERR a\r\nb"), Protocol::Resp2), "-ERR a  b\r\n");
     }
 
     #[test]
@@ -226,10 +216,7 @@ mod tests {
         assert_eq!(format_double(1.0), "1");
         assert_eq!(format_double(-2.5), "-2.5");
         assert_eq!(format_double(1e20), "1e+20");
-        assert_eq!(
-            format_double(123456789012345680.0),
-            "1.2345678901234568e+17"
-        );
+        assert_eq!(format_double(123456789012345680.0), "1.2345678901234568e+17");
         assert_eq!(format_double(0.0001), "0.0001");
         assert_eq!(format_double(0.00001), "1.0000000000000001e-05");
         assert_eq!(format_double(f64::INFINITY), "inf");

@@ -49,12 +49,7 @@ pub enum LogLevel {
 
 /// `staykv`: a durable, Redis-compatible session store with an HTTP API.
 #[derive(Debug, Parser)]
-#[command(
-    name = "staykv",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "staykv", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -152,30 +147,20 @@ pub fn parse() -> Result<(Cli, ArgMatches), String> {
         if let Some(path) = cli.server.config.clone() {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-            let file: toml::Table = text
-                .parse()
-                .map_err(|e| format!("config file {}: {e}", path.display()))?;
-            cli.server = merge_file(cli.server, &matches, file)
-                .map_err(|e| format!("config file {}: {e}", path.display()))?;
+            let file: toml::Table = text.parse().map_err(|e| format!("config file {}: {e}", path.display()))?;
+            cli.server =
+                merge_file(cli.server, &matches, file).map_err(|e| format!("config file {}: {e}", path.display()))?;
         }
     }
     Ok((cli, matches))
 }
 
 /// Values from the file replace those clap took from its defaults, and only those.
-fn merge_file(
-    options: ServerOptions,
-    matches: &ArgMatches,
-    file: toml::Table,
-) -> Result<ServerOptions, String> {
-    let mut merged =
-        toml::Table::try_from(&SerializableOptions(&options)).map_err(|e| e.to_string())?;
+fn merge_file(options: ServerOptions, matches: &ArgMatches, file: toml::Table) -> Result<ServerOptions, String> {
+    let mut merged = toml::Table::try_from(&SerializableOptions(&options)).map_err(|e| e.to_string())?;
     for (key, value) in file {
         let id = key.replace('-', "_");
-        let from_default = matches!(
-            matches.value_source(&id),
-            None | Some(ValueSource::DefaultValue)
-        );
+        let from_default = matches!(matches.value_source(&id), None | Some(ValueSource::DefaultValue));
         if !ServerOptions::known_key(&key) {
             return Err(format!("unknown option '{key}'"));
         }
@@ -183,18 +168,14 @@ fn merge_file(
             merged.insert(key, value);
         }
     }
-    let mut resolved: ServerOptions = merged
-        .try_into()
-        .map_err(|e: toml::de::Error| e.to_string())?;
+    let mut resolved: ServerOptions = merged.try_into().map_err(|e: toml::de::Error| e.to_string())?;
     resolved.config = options.config;
     Ok(resolved)
 }
 
 impl ServerOptions {
     fn known_key(key: &str) -> bool {
-        Cli::command()
-            .get_arguments()
-            .any(|a| a.get_long() == Some(key) && key != "config")
+        Cli::command().get_arguments().any(|a| a.get_long() == Some(key) && key != "config")
     }
 
     /// Refuse options whose feature this build does not have, rather than ignore them.

@@ -40,9 +40,7 @@ pub async fn serve(stream: TcpStream, shared: Shared) {
     let _ = stream.set_nodelay(true);
     let Some((id, record)) = shared.host.register(addr, laddr) else {
         let mut stream = stream;
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
         return;
     };
     let mut conn = Connection {
@@ -57,6 +55,7 @@ pub async fn serve(stream: TcpStream, shared: Shared) {
     if let Err(error) = conn.run().await {
         tracing::debug!(client = id, %error, "connection closed");
     }
+    shared.engine.disconnect(&mut conn.client);
     shared.host.unregister(id);
 }
 
@@ -110,10 +109,7 @@ impl Connection {
                 return Err(Close::Requested);
             }
             if self.input.len() > QUERY_BUFFER_LIMIT {
-                tracing::warn!(
-                    client = self.client.id,
-                    "closing client: query buffer over 1 GiB"
-                );
+                tracing::warn!(client = self.client.id, "closing client: query buffer over 1 GiB");
                 return Err(Close::Protocol);
             }
             let result = self.execute_buffered().await;
@@ -127,25 +123,19 @@ impl Connection {
         let now = crate::clock::now_ms();
         let mut wait_seq = 0;
         loop {
-            let limits = Limits {
-                unauthenticated: !self.client.authenticated,
-                ..Limits::default()
-            };
+            let limits = Limits { unauthenticated: !self.client.authenticated, ..Limits::default() };
             let request = match parse(&self.input, &mut self.partial, &limits) {
                 Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(error) => {
-                    self.output
-                        .extend_from_slice(format!("-{error}\r\n").as_bytes());
+                    self.output.extend_from_slice(format!("-{error}\r\n").as_bytes());
                     self.flush(wait_seq).await?;
                     return Err(Close::Protocol);
                 }
             };
             let frame = self.input.split_to(request.consumed()).freeze();
             let args: Vec<Bytes> = match request {
-                Request::Multibulk { args, .. } => {
-                    args.into_iter().map(|r| frame.slice(r)).collect()
-                }
+                Request::Multibulk { args, .. } => args.into_iter().map(|r| frame.slice(r)).collect(),
                 Request::Inline { args, .. } => args.into_iter().map(Bytes::from).collect(),
             };
             if args.is_empty() {
@@ -168,25 +158,11 @@ impl Connection {
         let shared = &self.shared;
         let mode_before = self.client.reply_mode;
         let started = Instant::now();
-        let outcome = shared.engine.execute(
-            &mut self.client,
-            args,
-            now,
-            &*shared.host,
-            &*shared.persistence,
-        );
-        if let Some(stats) = outcome
-            .command
-            .and_then(|i| shared.engine.command_stats.get(i))
-        {
-            stats
-                .usec
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let outcome = shared.engine.execute(&mut self.client, args, now, &*shared.host, &*shared.persistence);
+        if let Some(stats) = outcome.command.and_then(|i| shared.engine.command_stats.get(i)) {
+            stats.usec.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
-        if let Some(name) = outcome
-            .command
-            .and_then(|i| shared.engine.table.all().get(i))
-        {
+        if let Some(name) = outcome.command.and_then(|i| shared.engine.table.all().get(i)) {
             self.record.state.lock().last_command = name.name.to_string();
         }
         let mode_after = self.client.reply_mode;

@@ -68,11 +68,8 @@ pub struct ServerHost {
 
 impl ServerHost {
     pub fn new(config: Config, persistence: Arc<Persistence>) -> ServerHost {
-        let runtime = Runtime {
-            fsync: config.fsync,
-            requirepass: config.requirepass.clone(),
-            maxclients: config.maxclients,
-        };
+        let runtime =
+            Runtime { fsync: config.fsync, requirepass: config.requirepass.clone(), maxclients: config.maxclients };
         ServerHost {
             config,
             runtime: RwLock::new(runtime),
@@ -93,11 +90,7 @@ impl ServerHost {
     }
 
     /// Register a new connection; `None` past `maxclients`.
-    pub fn register(
-        &self,
-        addr: SocketAddr,
-        laddr: SocketAddr,
-    ) -> Option<(u64, Arc<ClientRecord>)> {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Option<(u64, Arc<ClientRecord>)> {
         self.connections_received.fetch_add(1, Ordering::Relaxed);
         let mut clients = self.clients.lock();
         if clients.len() >= self.runtime.read().maxclients {
@@ -109,11 +102,7 @@ impl ServerHost {
             addr,
             laddr,
             created: Instant::now(),
-            state: Mutex::new(ClientView {
-                resp: 2,
-                user: "default".into(),
-                ..ClientView::default()
-            }),
+            state: Mutex::new(ClientView { resp: 2, user: "default".into(), ..ClientView::default() }),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         });
@@ -133,9 +122,7 @@ impl ServerHost {
     fn client_line(id: u64, record: &ClientRecord, out: &mut String) {
         let view = record.state.lock().clone();
         let now = Instant::now();
-        let idle = view
-            .last_interaction
-            .map_or(0, |t| now.duration_since(t).as_secs());
+        let idle = view.last_interaction.map_or(0, |t| now.duration_since(t).as_secs());
         let _ = writeln!(
             out,
             "id={id} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
@@ -154,9 +141,7 @@ impl ServerHost {
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Host for ServerHost {
@@ -192,7 +177,11 @@ impl Host for ServerHost {
             }
             "memory" => {
                 let rss = crate::stats::rss_bytes();
-                let _ = write!(out, "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n", self.config.maxmemory);
+                let _ = write!(
+                    out,
+                    "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n",
+                    self.config.maxmemory
+                );
             }
             "persistence" => out = self.persistence.info(),
             "stats" => {
@@ -222,10 +211,7 @@ impl Host for ServerHost {
             ("dir", c.dir.display().to_string()),
             ("appendonly", "yes".into()),
             ("appendfsync", runtime.fsync.as_str().into()),
-            (
-                "requirepass",
-                runtime.requirepass.clone().unwrap_or_default(),
-            ),
+            ("requirepass", runtime.requirepass.clone().unwrap_or_default()),
             ("maxmemory", c.maxmemory.to_string()),
             ("maxmemory-policy", "noeviction".into()),
             ("maxclients", runtime.maxclients.to_string()),
@@ -241,30 +227,22 @@ impl Host for ServerHost {
 
     fn config_set(&self, name: &str, value: &[u8]) -> Result<(), String> {
         let text = String::from_utf8_lossy(value).into_owned();
-        let invalid = |reason: &str| {
-            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
-        };
+        let invalid =
+            |reason: &str| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}");
         match name {
             "appendfsync" => {
-                let policy = FsyncPolicy::parse(&text).ok_or_else(|| {
-                    invalid("argument(s) must be one of the following: always, everysec, no")
-                })?;
+                let policy = FsyncPolicy::parse(&text)
+                    .ok_or_else(|| invalid("argument(s) must be one of the following: always, everysec, no"))?;
                 self.persistence.set_fsync(policy);
                 self.runtime.write().fsync = policy;
             }
             "requirepass" => self.runtime.write().requirepass = (!text.is_empty()).then_some(text),
             "maxclients" => {
-                let n: usize = text
-                    .parse()
-                    .map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+                let n: usize = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
                 self.runtime.write().maxclients = n.max(1);
             }
             "save" | "appendonly" => {}
-            _ => {
-                return Err(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ))
-            }
+            _ => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
         }
         Ok(())
     }
@@ -284,10 +262,7 @@ impl Host for ServerHost {
     fn client_list(&self, _me: &Client, only: Option<&[u64]>) -> String {
         let clients = self.clients.lock().clone();
         let mut out = String::new();
-        for (id, record) in clients
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|ids| ids.contains(id)))
-        {
+        for (id, record) in clients.iter().filter(|(id, _)| only.is_none_or(|ids| ids.contains(id))) {
             Self::client_line(*id, record, &mut out);
         }
         out
@@ -299,14 +274,8 @@ impl Host for ServerHost {
         for (id, record) in clients {
             let view = record.state.lock().clone();
             let matches = filter.id.is_none_or(|want| want == id)
-                && filter
-                    .addr
-                    .as_ref()
-                    .is_none_or(|a| *a == record.addr.to_string())
-                && filter
-                    .laddr
-                    .as_ref()
-                    .is_none_or(|a| *a == record.laddr.to_string())
+                && filter.addr.as_ref().is_none_or(|a| *a == record.addr.to_string())
+                && filter.laddr.as_ref().is_none_or(|a| *a == record.laddr.to_string())
                 && filter.user.as_ref().is_none_or(|u| *u == view.user)
                 && filter.skip_me != Some(id);
             if matches {
@@ -323,28 +292,12 @@ impl Host for ServerHost {
             return;
         };
         let mut view = record.state.lock();
-        view.name = client
-            .name
-            .as_ref()
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
+        view.name = client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         view.db = client.db;
-        view.resp = if client.protocol == Protocol::Resp3 {
-            3
-        } else {
-            2
-        };
+        view.resp = if client.protocol == Protocol::Resp3 { 3 } else { 2 };
         view.user.clone_from(&client.user);
-        view.lib_name = client
-            .lib_name
-            .as_ref()
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
-        view.lib_ver = client
-            .lib_ver
-            .as_ref()
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
+        view.lib_name = client.lib_name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+        view.lib_ver = client.lib_ver.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
     }
 
     fn shutdown(&self, _save: Option<bool>) -> Result<(), String> {
@@ -354,9 +307,7 @@ impl Host for ServerHost {
 
     fn persistence(&self, command: &str) -> Result<Reply, String> {
         match command {
-            "lastsave" => Ok(Reply::Int(
-                self.persistence.last_save_unix().unwrap_or_else(unix_secs) as i64,
-            )),
+            "lastsave" => Ok(Reply::Int(self.persistence.last_save_unix().unwrap_or_else(unix_secs) as i64)),
             other => self.persistence.command(other),
         }
     }

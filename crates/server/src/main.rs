@@ -24,9 +24,7 @@ fn main() -> ExitCode {
     init_logging(cli.server.loglevel);
     let result = match cli.command {
         None => run_server(cli.server),
-        Some(Command::Check { .. })
-        | Some(Command::Import { .. })
-        | Some(Command::Export { .. }) => {
+        Some(Command::Check { .. }) | Some(Command::Import { .. }) | Some(Command::Export { .. }) => {
             Err("this subcommand is not available in this build yet".to_string())
         }
     };
@@ -47,10 +45,7 @@ fn init_logging(level: LogLevel) {
         LogLevel::Info => "info",
         LogLevel::Debug => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 
 fn run_server(config: config::Config) -> Result<(), String> {

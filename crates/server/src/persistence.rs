@@ -72,14 +72,8 @@ impl Persistence {
     /// Recover the data directory into `engine` and start the log writer. Blocking: run it off
     /// the async runtime. Refuses (with the storage error) rather than start empty over data
     /// it could not read.
-    pub fn open(
-        self: &Arc<Self>,
-        dir: &Path,
-        engine: &Engine,
-        policy: FsyncPolicy,
-    ) -> Result<Recovery, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    pub fn open(self: &Arc<Self>, dir: &Path, engine: &Engine, policy: FsyncPolicy) -> Result<Recovery, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
         let notify = Arc::clone(self);
         let options = LogOptions {
             fsync: storage_policy(policy),
@@ -88,14 +82,9 @@ impl Persistence {
             }),
             ..LogOptions::default()
         };
-        let mut replay = EngineReplay {
-            engine,
-            started: Instant::now(),
-            last_report: Instant::now(),
-            frames: 0,
-        };
-        let (log, recovery) = Log::open(dir, Arc::new(RealFs::new()), options, &mut replay)
-            .map_err(|e| e.to_string())?;
+        let mut replay = EngineReplay { engine, started: Instant::now(), last_report: Instant::now(), frames: 0 };
+        let (log, recovery) =
+            Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| e.to_string())?;
         self.durable.send_replace(log.durable_seq());
         let _ = self.log.set(log);
         self.loading.store(false, Ordering::Release);
@@ -135,10 +124,7 @@ impl Persistence {
 
     /// SAVE, BGSAVE, BGREWRITEAOF.
     pub fn command(&self, name: &str) -> Result<staykv_engine::Reply, String> {
-        Err(format!(
-            "ERR {} is not available yet: StayKV compacts its log automatically",
-            name.to_ascii_uppercase()
-        ))
+        Err(format!("ERR {} is not available yet: StayKV compacts its log automatically", name.to_ascii_uppercase()))
     }
 
     /// The `# Persistence` section of INFO, with Redis's field names.
@@ -176,8 +162,7 @@ impl Journal for Persistence {
 
     fn append(&self, time_ms: u64, effects: &[Effect]) -> u64 {
         let Some(log) = self.log.get() else { return 0 };
-        self.writes_since_save
-            .fetch_add(effects.len() as u64, Ordering::Relaxed);
+        self.writes_since_save.fetch_add(effects.len() as u64, Ordering::Relaxed);
         BATCH_BUF.with_borrow_mut(|buf| {
             buf.clear();
             encode_batch(time_ms, effects, buf);
@@ -209,9 +194,7 @@ impl Replay for EngineReplay<'_> {
 
     fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError> {
         let (time, effects) = decode_batch(payload).map_err(|e| format!("log frame {seq}: {e}"))?;
-        self.engine
-            .replay(time, &effects)
-            .map_err(|e| format!("log frame {seq}: {e}"))?;
+        self.engine.replay(time, &effects).map_err(|e| format!("log frame {seq}: {e}"))?;
         self.frames += 1;
         Ok(())
     }

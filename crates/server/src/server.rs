@@ -20,38 +20,20 @@ const EXPIRE_BUDGET: usize = 20_000;
 pub async fn run(config: Config) -> Result<(), String> {
     config.validate()?;
     if config.http_port != 0 {
-        tracing::warn!(
-            "the HTTP API is not part of this build yet; --http-port {} is not served",
-            config.http_port
-        );
+        tracing::warn!("the HTTP API is not part of this build yet; --http-port {} is not served", config.http_port);
     }
-    tracing::info!(
-        "starting StayKV {} with {config}",
-        env!("CARGO_PKG_VERSION")
-    );
-    let engine = Arc::new(Engine::new(EngineOptions {
-        databases: config.databases,
-        ..EngineOptions::default()
-    }));
+    tracing::info!("starting StayKV {} with {config}", env!("CARGO_PKG_VERSION"));
+    let engine = Arc::new(Engine::new(EngineOptions { databases: config.databases, ..EngineOptions::default() }));
     let persistence = Arc::new(Persistence::new(config.fsync));
     let host = Arc::new(ServerHost::new(config.clone(), persistence.clone()));
-    let shared = Shared {
-        engine: engine.clone(),
-        host: host.clone(),
-        persistence: persistence.clone(),
-    };
+    let shared = Shared { engine: engine.clone(), host: host.clone(), persistence: persistence.clone() };
 
     // Listen first, so clients that connect during a long recovery get -LOADING, as in Redis.
     if config.port != 0 {
         let addr = SocketAddr::new(config.bind, config.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        host.tcp_port.store(
-            u64::from(local.port()),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        host.tcp_port.store(u64::from(local.port()), std::sync::atomic::Ordering::Relaxed);
         tracing::info!("RESP listening on {local}");
         tokio::spawn(accept_loop(listener, shared.clone()));
     }
@@ -66,20 +48,14 @@ pub async fn run(config: Config) -> Result<(), String> {
         "data directory {} ready: {} log batches replayed, {} keys",
         config.dir.display(),
         recovery.frames_replayed,
-        engine
-            .db_sizes()
-            .iter()
-            .map(|(keys, _)| keys)
-            .sum::<usize>()
+        engine.db_sizes().iter().map(|(keys, _)| keys).sum::<usize>()
     );
     tokio::spawn(expire_loop(engine.clone(), persistence.clone()));
 
     let mut stop = host.shutdown.subscribe();
     let _ = stop.wait_for(|s| *s).await;
     tracing::info!("shutting down: flushing the log");
-    let flushed = tokio::task::spawn_blocking(move || persistence.flush())
-        .await
-        .map_err(|e| e.to_string())?;
+    let flushed = tokio::task::spawn_blocking(move || persistence.flush()).await.map_err(|e| e.to_string())?;
     flushed.map_err(|e| format!("could not flush the log on shutdown: {e}"))?;
     tracing::info!("bye");
     Ok(())
@@ -110,10 +86,7 @@ async fn expire_loop(engine: Arc<Engine>, persistence: Arc<Persistence>) {
 
 async fn watch_signals(host: Arc<ServerHost>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::warn!("cannot install signal handlers");
         return;
     };

@@ -201,6 +201,12 @@ fn parse_hex_name(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

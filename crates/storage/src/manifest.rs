@@ -224,9 +224,14 @@ pub(crate) fn write_manifest(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
-    use crate::fs::Fs as _;
     use crate::simfs::SimFs;
     use std::path::PathBuf;
 

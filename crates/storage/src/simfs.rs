@@ -202,7 +202,7 @@ impl State {
     }
 
     fn power_cut_image(&self, seed: u64) -> SimFs {
-        let mut rng = SplitMix::new(seed ^ 0x5EED_0F_C0DE);
+        let mut rng = SplitMix::new(seed ^ 0x005E_ED0F_C0DE);
         let mut new = State {
             next_ino: self.next_ino,
             ..State::default()
@@ -645,6 +645,12 @@ impl Fs for SimFs {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

@@ -17,42 +17,18 @@ pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, FAST | STALE, "connection", ping),
     CommandSpec::new("echo", 2, FAST, "connection", echo),
-    CommandSpec::new(
-        "hello",
-        -1,
-        NO_AUTH | FAST | STALE | LOADING,
-        "connection",
-        hello,
-    ),
-    CommandSpec::new(
-        "auth",
-        -2,
-        NO_AUTH | FAST | STALE | LOADING | NOSCRIPT,
-        "connection",
-        auth,
-    ),
+    CommandSpec::new("hello", -1, NO_AUTH | FAST | STALE | LOADING, "connection", hello),
+    CommandSpec::new("auth", -2, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, "connection", auth),
     CommandSpec::new("select", 2, FAST | LOADING | STALE, "connection", select),
-    CommandSpec::new(
-        "quit",
-        -1,
-        NO_AUTH | FAST | STALE | LOADING | NOSCRIPT,
-        "connection",
-        quit,
-    ),
+    CommandSpec::new("quit", -1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT | TRANSACTION_CONTROL, "connection", quit),
     CommandSpec::new(
         "reset",
         1,
-        NO_AUTH | FAST | STALE | LOADING | NOSCRIPT,
+        NO_AUTH | FAST | STALE | LOADING | NOSCRIPT | TRANSACTION_CONTROL,
         "connection",
         reset,
     ),
-    CommandSpec::new(
-        "client",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        "connection",
-        client,
-    ),
+    CommandSpec::new("client", -2, ADMIN | NOSCRIPT | LOADING | STALE, "connection", client),
 ];
 
 fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -75,20 +51,14 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(2) => Protocol::Resp2,
             Ok(3) => Protocol::Resp3,
             Ok(_) => return Err(err("NOPROTO unsupported protocol version")),
-            Err(_) => {
-                return Err(err(
-                    "ERR Protocol version is not an integer or out of range",
-                ))
-            }
+            Err(_) => return Err(err("ERR Protocol version is not an integer or out of range")),
         };
     }
     let mut name = None;
     let mut i = 2;
     while let Some(option) = args.get(i) {
         if is(option, "auth") && i + 2 < args.len() {
-            ctx.host
-                .authenticate(arg(args, i + 1)?, arg(args, i + 2)?)
-                .map_err(Reply::Error)?;
+            ctx.host.authenticate(arg(args, i + 1)?, arg(args, i + 2)?).map_err(Reply::Error)?;
             ctx.client.authenticated = true;
             ctx.client.user = text(arg(args, i + 1)?);
             i += 3;
@@ -96,10 +66,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             name = Some(valid_client_name(arg(args, i + 1)?)?);
             i += 2;
         } else {
-            return Err(Reply::Error(format!(
-                "ERR Syntax error in HELLO option '{}'",
-                text(option)
-            )));
+            return Err(Reply::Error(format!("ERR Syntax error in HELLO option '{}'", text(option))));
         }
     }
     if !ctx.client.authenticated {
@@ -113,10 +80,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let version = if protocol == Protocol::Resp3 { 3 } else { 2 };
     Ok(Reply::Map(vec![
         (Reply::bulk_str("server"), Reply::bulk_str("redis")),
-        (
-            Reply::bulk_str("version"),
-            Reply::bulk_str(REDIS_COMPAT_VERSION),
-        ),
+        (Reply::bulk_str("version"), Reply::bulk_str(REDIS_COMPAT_VERSION)),
         (Reply::bulk_str("proto"), Reply::Int(version)),
         (Reply::bulk_str("id"), Reply::Int(ctx.client.id as i64)),
         (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
@@ -131,9 +95,7 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         [_, user, password] => (&user[..], password),
         _ => return Err(errors::syntax()),
     };
-    ctx.host
-        .authenticate(user, password)
-        .map_err(Reply::Error)?;
+    ctx.host.authenticate(user, password).map_err(Reply::Error)?;
     ctx.client.authenticated = true;
     ctx.client.user = text(user);
     Ok(Reply::Ok)
@@ -151,7 +113,11 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let engine = ctx.engine;
+    engine.watches.unwatch_all(ctx.client);
     let client = &mut *ctx.client;
+    client.multi = None;
+    client.multi_failed = false;
     client.db = 0;
     client.protocol = Protocol::Resp2;
     client.name = None;
@@ -165,9 +131,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 /// Redis refuses names with spaces, newlines or other characters outside `!`..`~`.
 fn valid_client_name(name: &Bytes) -> Result<Option<Bytes>, Reply> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(err(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(err("ERR Client names cannot contain spaces, newlines or special characters."));
     }
     Ok((!name.is_empty()).then(|| name.clone()))
 }
@@ -230,12 +194,7 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             match arg(args, 2)? {
                 attr if is(attr, "lib-name") => c.lib_name = Some(value.clone()),
                 attr if is(attr, "lib-ver") => c.lib_ver = Some(value.clone()),
-                attr => {
-                    return Err(Reply::Error(format!(
-                        "ERR Unrecognized option '{}'",
-                        text(attr)
-                    )))
-                }
+                attr => return Err(Reply::Error(format!("ERR Unrecognized option '{}'", text(attr)))),
             }
             Reply::Ok
         }
@@ -256,17 +215,14 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             };
             Reply::Ok
         }
-        s if is(s, "info") && argc == 2 => Reply::Verbatim(Bytes::from(
-            ctx.host.client_list(ctx.client, Some(&[ctx.client.id])),
-        )),
+        s if is(s, "info") && argc == 2 => {
+            Reply::Verbatim(Bytes::from(ctx.host.client_list(ctx.client, Some(&[ctx.client.id]))))
+        }
         s if is(s, "list") => Reply::Verbatim(Bytes::from(client_list(ctx, args)?)),
         s if is(s, "kill") && argc >= 3 => client_kill(ctx, args)?,
-        s if is(s, "help") && argc == 2 => Reply::Array(
-            CLIENT_HELP
-                .iter()
-                .map(|l| Reply::StatusOwned((*l).to_string()))
-                .collect(),
-        ),
+        s if is(s, "help") && argc == 2 => {
+            Reply::Array(CLIENT_HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect())
+        }
         s => return Err(errors::unknown_subcommand(s, "client")),
     };
     ctx.host.client_updated(ctx.client);
@@ -279,14 +235,8 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {
     while let Some(option) = args.get(i) {
         if is(option, "type") && i + 1 < args.len() {
             let kind = arg(args, i + 1)?;
-            if !["normal", "master", "replica", "slave", "pubsub"]
-                .iter()
-                .any(|k| is(kind, k))
-            {
-                return Err(Reply::Error(format!(
-                    "ERR Unknown client type '{}'",
-                    text(kind)
-                )));
+            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|k| is(kind, k)) {
+                return Err(Reply::Error(format!("ERR Unknown client type '{}'", text(kind))));
             }
             if !is(kind, "normal") {
                 ids = Some(Vec::new());
@@ -295,10 +245,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {
         } else if is(option, "id") && i + 1 < args.len() {
             let mut list = Vec::new();
             for id in args.iter().skip(i + 1) {
-                let id = int_arg(id)
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| err("ERR Invalid client ID"))?;
+                let id = int_arg(id).ok().filter(|&n| n > 0).ok_or_else(|| err("ERR Invalid client ID"))?;
                 list.push(id as u64);
             }
             ids = Some(list);
@@ -312,19 +259,13 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {
 
 fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() == 3 {
-        let filter = ClientFilter {
-            addr: Some(text(arg(args, 2)?)),
-            ..ClientFilter::default()
-        };
+        let filter = ClientFilter { addr: Some(text(arg(args, 2)?)), ..ClientFilter::default() };
         return match ctx.host.client_kill(&filter) {
             0 => Err(err("ERR No such client")),
             _ => Ok(Reply::Ok),
         };
     }
-    let mut filter = ClientFilter {
-        skip_me: Some(ctx.client.id),
-        ..ClientFilter::default()
-    };
+    let mut filter = ClientFilter { skip_me: Some(ctx.client.id), ..ClientFilter::default() };
     let pairs = args.get(2..).unwrap_or_default();
     if pairs.len() % 2 != 0 {
         return Err(errors::syntax());
@@ -343,9 +284,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             o if is(o, "laddr") => filter.laddr = Some(text(value)),
             o if is(o, "user") => filter.user = Some(text(value)),
             o if is(o, "skipme") => {
-                filter.skip_me = on_off(value)
-                    .map_err(|_| errors::syntax())?
-                    .then_some(ctx.client.id)
+                filter.skip_me = on_off(value).map_err(|_| errors::syntax())?.then_some(ctx.client.id)
             }
             o if is(o, "type") => {}
             _ => return Err(errors::syntax()),

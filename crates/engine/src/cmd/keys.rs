@@ -53,18 +53,11 @@ fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// EXISTS and TOUCH: how many of the keys exist (a key named twice counts twice).
 fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(
-        args.iter()
-            .skip(1)
-            .filter(|key| ctx.lookup(key).is_some())
-            .count() as i64,
-    ))
+    Ok(Reply::Int(args.iter().skip(1).filter(|key| ctx.lookup(key).is_some()).count() as i64))
 }
 
 fn type_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let name = ctx
-        .peek(arg(args, 1)?)
-        .map_or("none", |e| e.value.type_name());
+    let name = ctx.peek(arg(args, 1)?).map_or("none", |e| e.value.type_name());
     Ok(Reply::Status(name))
 }
 
@@ -104,41 +97,23 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
-        return Err(err(
-            "ERR NX and XX, GT or LT options at the same time are not compatible",
-        ));
+        return Err(err("ERR NX and XX, GT or LT options at the same time are not compatible"));
     }
     if f.gt && f.lt {
-        return Err(err(
-            "ERR GT and LT options at the same time are not compatible",
-        ));
+        return Err(err("ERR GT and LT options at the same time are not compatible"));
     }
     Ok(f)
 }
 
 /// EXPIRE and friends, with Redis 7.0's checks in Redis's order: options, the number, overflow,
 /// the key, the NX/XX/GT/LT conditions. A deadline already past deletes the key.
-fn expire_generic(
-    ctx: &mut Ctx,
-    args: &[Bytes],
-    unit_ms: i64,
-    absolute: bool,
-    name: &str,
-) -> CmdResult {
+fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool, name: &str) -> CmdResult {
     let flags = parse_expire_flags(args)?;
     let key = arg(args, 1)?;
     let when = int_arg(arg(args, 2)?)?;
-    let when = when
-        .checked_mul(unit_ms)
-        .ok_or_else(|| errors::invalid_expire(name))?;
-    let base = if absolute {
-        0
-    } else {
-        i64::try_from(ctx.now).unwrap_or(i64::MAX)
-    };
-    let when = when
-        .checked_add(base)
-        .ok_or_else(|| errors::invalid_expire(name))?;
+    let when = when.checked_mul(unit_ms).ok_or_else(|| errors::invalid_expire(name))?;
+    let base = if absolute { 0 } else { i64::try_from(ctx.now).unwrap_or(i64::MAX) };
+    let when = when.checked_add(base).ok_or_else(|| errors::invalid_expire(name))?;
     let Some(current) = ctx.lookup(key).map(|e| e.ttl()) else {
         return Ok(Reply::Int(0));
     };
@@ -156,11 +131,7 @@ fn expire_generic(
     } else {
         let at = u64::try_from(when).unwrap_or(u64::MAX);
         ctx.set_expiry(key, at);
-        ctx.propagate(vec![
-            Bytes::from_static(b"PEXPIREAT"),
-            key.clone(),
-            i64_bytes(when),
-        ]);
+        ctx.propagate(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), i64_bytes(when)]);
     }
     Ok(Reply::Int(1))
 }
@@ -176,9 +147,7 @@ fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], present: impl Fn(u64, u64) -> i64)
 }
 
 fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, |at, now| {
-        (at.saturating_sub(now) as i64 + 500) / 1000
-    })
+    ttl_generic(ctx, args, |at, now| (at.saturating_sub(now) as i64 + 500) / 1000)
 }
 
 fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -231,20 +200,12 @@ pub(crate) struct ScanOptions {
 }
 
 /// Parse `cursor [MATCH p] [COUNT n] [TYPE t]` starting at `args[first]` (the cursor).
-pub(crate) fn parse_scan(
-    args: &[Bytes],
-    first: usize,
-    allow_type: bool,
-) -> Result<(u64, ScanOptions), Reply> {
+pub(crate) fn parse_scan(args: &[Bytes], first: usize, allow_type: bool) -> Result<(u64, ScanOptions), Reply> {
     let cursor = std::str::from_utf8(arg(args, first)?)
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| err("ERR invalid cursor"))?;
-    let mut o = ScanOptions {
-        pattern: None,
-        count: 10,
-        type_name: None,
-    };
+    let mut o = ScanOptions { pattern: None, count: 10, type_name: None };
     let mut i = first + 1;
     while let Some(option) = args.get(i) {
         let value = args.get(i + 1).ok_or_else(errors::syntax)?;
@@ -293,14 +254,8 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             break pos as u64 * shards + shard as u64;
         }
         if let Some(e) = slice.slot(pos) {
-            let type_ok = o
-                .type_name
-                .as_ref()
-                .is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
-            let match_ok = o
-                .pattern
-                .as_ref()
-                .is_none_or(|p| glob::matches(p, &e.key, false));
+            let type_ok = o.type_name.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
+            let match_ok = o.pattern.as_ref().is_none_or(|p| glob::matches(p, &e.key, false));
             if !e.is_expired(now) && type_ok && match_ok {
                 found.push(Reply::Bulk(e.key.clone()));
             }
@@ -308,10 +263,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         visited += 1;
         pos += 1;
     };
-    Ok(Reply::Array(vec![
-        Reply::Bulk(i64_bytes(next_cursor as i64)),
-        Reply::Array(found),
-    ]))
+    Ok(Reply::Array(vec![Reply::Bulk(i64_bytes(next_cursor as i64)), Reply::Array(found)]))
 }
 
 fn randomkey(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -341,10 +293,7 @@ fn randomkey(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Ok(Reply::Bulk(e.key.clone()));
         }
     }
-    let live = slices
-        .iter()
-        .flat_map(|s| (0..s.slot_count()).filter_map(|p| s.slot(p)))
-        .find(|e| !e.is_expired(now));
+    let live = slices.iter().flat_map(|s| (0..s.slot_count()).filter_map(|p| s.slot(p))).find(|e| !e.is_expired(now));
     Ok(live.map_or(Reply::Nil, |e| Reply::Bulk(e.key.clone())))
 }
 
@@ -360,18 +309,11 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
     match &entry.value {
         Value::Str(s) => create(b"SET", vec![s.clone()]),
         Value::List(l) => create(b"RPUSH", l.iter().cloned().collect()),
-        Value::Hash(h) => create(
-            b"HSET",
-            h.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect(),
-        ),
+        Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect()),
         Value::Set(s) => create(b"SADD", s.iter().cloned().collect()),
     }
     if entry.expire_at != NO_EXPIRY {
-        effects.push(vec![
-            Bytes::from_static(b"PEXPIREAT"),
-            key.clone(),
-            i64_bytes(entry.expire_at as i64),
-        ]);
+        effects.push(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), i64_bytes(entry.expire_at as i64)]);
     }
     effects
 }
@@ -407,10 +349,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
 /// Parse a database index argument the way SELECT, MOVE and COPY do.
 pub(crate) fn db_index(ctx: &Ctx, value: &[u8]) -> Result<usize, Reply> {
     let n = int_arg(value).map_err(|_| err("ERR value is not an integer or out of range"))?;
-    usize::try_from(n)
-        .ok()
-        .filter(|&n| n < ctx.engine.keyspace.databases())
-        .ok_or_else(|| err(errors::DB_INDEX))
+    usize::try_from(n).ok().filter(|&n| n < ctx.engine.keyspace.databases()).ok_or_else(|| err(errors::DB_INDEX))
 }
 
 fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -449,14 +388,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// Put `entry` under `dst` in database `db`; with `move_source`, delete the source key.
-fn copy_across(
-    ctx: &mut Ctx,
-    dst: &Bytes,
-    db: usize,
-    entry: Entry,
-    replace: bool,
-    move_source: bool,
-) -> CmdResult {
+fn copy_across(ctx: &mut Ctx, dst: &Bytes, db: usize, entry: Entry, replace: bool, move_source: bool) -> CmdResult {
     if ctx.lookup_in(db, dst).is_some() && !replace {
         return Ok(Reply::Int(0));
     }
@@ -504,16 +436,9 @@ const OBJECT_HELP: &[&str] = &[
 fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
     if is(sub, "help") && args.len() == 2 {
-        return Ok(Reply::Array(
-            OBJECT_HELP
-                .iter()
-                .map(|l| Reply::StatusOwned((*l).to_string()))
-                .collect(),
-        ));
+        return Ok(Reply::Array(OBJECT_HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect()));
     }
-    let known = ["encoding", "refcount", "idletime", "freq"]
-        .iter()
-        .any(|s| is(sub, s));
+    let known = ["encoding", "refcount", "idletime", "freq"].iter().any(|s| is(sub, s));
     if !known || args.len() != 3 {
         return Err(errors::unknown_subcommand(sub, "object"));
     }

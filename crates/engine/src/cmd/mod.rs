@@ -12,6 +12,7 @@ pub mod connection;
 pub mod keys;
 pub mod server;
 pub mod strings;
+pub mod transactions;
 
 /// The full command table.
 pub fn table() -> CommandTable {
@@ -20,6 +21,7 @@ pub fn table() -> CommandTable {
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        transactions::COMMANDS,
     ])
 }
 

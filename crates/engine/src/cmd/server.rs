@@ -14,59 +14,25 @@ use crate::glob;
 use crate::keyspace::Db;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new(
-        "dbsize",
-        1,
-        READONLY | FAST | ALL_SHARDS,
-        "keyspace",
-        dbsize,
-    ),
+    CommandSpec::new("dbsize", 1, READONLY | FAST | ALL_SHARDS, "keyspace", dbsize),
     CommandSpec::new("flushdb", -1, WRITE | ALL_SHARDS, "keyspace", flushdb),
     CommandSpec::new("flushall", -1, WRITE | ALL_SHARDS, "keyspace", flushall),
     CommandSpec::new("swapdb", 3, WRITE | FAST | ALL_SHARDS, "keyspace", swapdb),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, "server", time),
     CommandSpec::new("info", -1, LOADING | STALE, "server", info),
-    CommandSpec::new(
-        "config",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        "server",
-        config,
-    ),
+    CommandSpec::new("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", config),
     CommandSpec::new("command", -1, LOADING | STALE, "connection", command),
     CommandSpec::new("function", -2, NOSCRIPT, "scripting", function),
-    CommandSpec::new(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
-        "server",
-        shutdown,
-    ),
-    CommandSpec::new(
-        "save",
-        1,
-        ADMIN | NOSCRIPT | NO_MULTI,
-        "server",
-        persistence,
-    ),
+    CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, "server", shutdown),
+    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
-    CommandSpec::new(
-        "bgrewriteaof",
-        1,
-        ADMIN | NOSCRIPT | NO_MULTI,
-        "server",
-        persistence,
-    ),
+    CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
 ];
 
 fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
-    let total: usize = ctx
-        .all_shards()
-        .filter_map(|s| s.dbs.get(db))
-        .map(Db::len)
-        .sum();
+    let total: usize = ctx.all_shards().filter_map(|s| s.dbs.get(db)).map(Db::len).sum();
     Ok(Reply::Int(total as i64))
 }
 
@@ -83,6 +49,7 @@ fn flush_mode(args: &[Bytes]) -> Result<(), Reply> {
 fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
     let db = ctx.client.db;
+    touch_existing_watched(ctx, db);
     let mut dropped = Vec::new();
     for shard in ctx.all_shards() {
         if let Some(slice) = shard.dbs.get_mut(db) {
@@ -95,6 +62,9 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
+    for db in 0..ctx.engine.keyspace.databases() {
+        touch_existing_watched(ctx, db);
+    }
     for shard in ctx.all_shards() {
         for slice in shard.dbs.iter_mut() {
             *slice = Db::default();
@@ -104,17 +74,30 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
+/// FLUSHDB/FLUSHALL fail the transactions watching keys that existed in the database.
+fn touch_existing_watched(ctx: &mut Ctx, db: usize) {
+    let keys = ctx.engine.watches.watched_in(db);
+    let existing: Vec<Bytes> = keys.into_iter().filter(|k| ctx.peek_raw(db, k).is_some()).collect();
+    ctx.engine.watches.touch_db_where(db, |k| existing.iter().any(|e| e == k));
+}
+
 fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let parse = |i: usize, which: &str| -> Result<usize, Reply> {
         let n = crate::num::parse_i64(arg(args, i)?)
             .ok_or_else(|| Reply::Error(format!("ERR invalid {which} DB index")))?;
-        usize::try_from(n)
-            .ok()
-            .filter(|&n| n < ctx.engine.keyspace.databases())
-            .ok_or_else(|| err(errors::DB_INDEX))
+        usize::try_from(n).ok().filter(|&n| n < ctx.engine.keyspace.databases()).ok_or_else(|| err(errors::DB_INDEX))
     };
     let (a, b) = (parse(1, "first")?, parse(2, "second")?);
     if a != b {
+        // A watched key is touched if it exists on either side of the swap, as in Redis.
+        for (db, other) in [(a, b), (b, a)] {
+            let keys = ctx.engine.watches.watched_in(db);
+            let changed: Vec<Bytes> = keys
+                .into_iter()
+                .filter(|k| ctx.peek_raw(db, k).is_some() || ctx.peek_raw(other, k).is_some())
+                .collect();
+            ctx.engine.watches.touch_db_where(db, |k| changed.iter().any(|c| c == k));
+        }
         for shard in ctx.all_shards() {
             shard.dbs.swap(a, b);
             shard.expire_cursor.swap(a, b);
@@ -126,10 +109,7 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn time(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let (secs, micros) = (ctx.now / 1000, (ctx.now % 1000) * 1000);
-    Ok(Reply::bulks([
-        crate::num::i64_bytes(secs as i64),
-        crate::num::i64_bytes(micros as i64),
-    ]))
+    Ok(Reply::bulks([crate::num::i64_bytes(secs as i64), crate::num::i64_bytes(micros as i64)]))
 }
 
 const DEFAULT_SECTIONS: &[&str] = &[
@@ -147,11 +127,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
 ];
 
 fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let requested: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| text(a).to_ascii_lowercase())
-        .collect();
+    let requested: Vec<String> = args.iter().skip(1).map(|a| text(a).to_ascii_lowercase()).collect();
     let everything = requested.iter().any(|s| s == "all" || s == "everything");
     let mut sections: Vec<&str> = Vec::new();
     if requested.is_empty() || everything || requested.iter().any(|s| s == "default") {
@@ -161,11 +137,7 @@ fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         sections.push("commandstats");
     }
     for name in &requested {
-        if let Some(known) = DEFAULT_SECTIONS
-            .iter()
-            .chain(["commandstats"].iter())
-            .find(|s| *s == name)
-        {
+        if let Some(known) = DEFAULT_SECTIONS.iter().chain(["commandstats"].iter()).find(|s| *s == name) {
             if !sections.contains(known) {
                 sections.push(known);
             }
@@ -204,9 +176,7 @@ fn section_body(ctx: &Ctx, section: &str) -> String {
                 s.failed_calls.load(Ordering::Relaxed),
             );
         }
-        "replication" => {
-            out.push_str("role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n")
-        }
+        "replication" => out.push_str("role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n"),
         "cluster" => out.push_str("cluster_enabled:0\r\n"),
         "keyspace" => {
             for (db, (keys, expires)) in engine.db_sizes().into_iter().enumerate() {
@@ -223,11 +193,7 @@ fn section_body(ctx: &Ctx, section: &str) -> String {
                     continue;
                 }
                 let usec = stats.usec.load(Ordering::Relaxed);
-                let per_call = if calls > 0 {
-                    usec as f64 / calls as f64
-                } else {
-                    0.0
-                };
+                let per_call = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
                 let _ = write!(
                     out,
                     "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={}\r\n",
@@ -254,19 +220,12 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     }
                 }
             }
-            Ok(Reply::Map(
-                pairs
-                    .into_iter()
-                    .map(|(n, v)| (Reply::bulk_str(&n), Reply::bulk_str(&v)))
-                    .collect(),
-            ))
+            Ok(Reply::Map(pairs.into_iter().map(|(n, v)| (Reply::bulk_str(&n), Reply::bulk_str(&v))).collect()))
         }
         s if is(s, "set") && args.len() >= 4 && args.len() % 2 == 0 => {
             for pair in args.get(2..).unwrap_or_default().chunks_exact(2) {
                 let name = text(arg(pair, 0)?).to_ascii_lowercase();
-                ctx.host
-                    .config_set(&name, arg(pair, 1)?)
-                    .map_err(Reply::Error)?;
+                ctx.host.config_set(&name, arg(pair, 1)?).map_err(Reply::Error)?;
             }
             Ok(Reply::Ok)
         }
@@ -291,18 +250,11 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.host.config_resetstat();
             Ok(Reply::Ok)
         }
-        s if is(s, "rewrite") && args.len() == 2 => {
-            Err(err("ERR The server is running without a config file"))
-        }
-        s if ["get", "set", "resetstat", "rewrite"]
-            .iter()
-            .any(|k| is(s, k)) =>
-        {
-            Err(Reply::Error(format!(
-                "ERR wrong number of arguments for 'config|{}' command",
-                text(s).to_ascii_lowercase()
-            )))
-        }
+        s if is(s, "rewrite") && args.len() == 2 => Err(err("ERR The server is running without a config file")),
+        s if ["get", "set", "resetstat", "rewrite"].iter().any(|k| is(s, k)) => Err(Reply::Error(format!(
+            "ERR wrong number of arguments for 'config|{}' command",
+            text(s).to_ascii_lowercase()
+        ))),
         s => Err(errors::unknown_subcommand(s, "config")),
     }
 }
@@ -319,20 +271,13 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 return Ok(Reply::Array(table.all().iter().map(|s| s.info()).collect()));
             }
             Ok(Reply::Array(
-                args.iter()
-                    .skip(2)
-                    .map(|n| table.lookup(n).map_or(Reply::NilArray, |(_, s)| s.info()))
-                    .collect(),
+                args.iter().skip(2).map(|n| table.lookup(n).map_or(Reply::NilArray, |(_, s)| s.info())).collect(),
             ))
         }
         s if is(s, "docs") => {
             let specs: Vec<_> = match args.len() {
                 2 => table.all().to_vec(),
-                _ => args
-                    .iter()
-                    .skip(2)
-                    .filter_map(|n| table.lookup(n).map(|(_, s)| s))
-                    .collect(),
+                _ => args.iter().skip(2).filter_map(|n| table.lookup(n).map(|(_, s)| s)).collect(),
             };
             Ok(Reply::Map(
                 specs
@@ -354,18 +299,13 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             };
             let names = table.all().iter().filter(|s| match &filter {
                 None => true,
-                Some((kind, value)) if is(kind, "pattern") => {
-                    glob::matches(value, s.name.as_bytes(), true)
+                Some((kind, value)) if is(kind, "pattern") => glob::matches(value, s.name.as_bytes(), true),
+                Some((kind, value)) if is(kind, "aclcat") => {
+                    s.info_categories().iter().any(|c| c.as_bytes().get(1..) == Some(&value[..]))
                 }
-                Some((kind, value)) if is(kind, "aclcat") => s
-                    .info_categories()
-                    .iter()
-                    .any(|c| c.as_bytes().get(1..) == Some(&value[..])),
                 Some(_) => false,
             });
-            Ok(Reply::Array(
-                names.map(|s| Reply::bulk_str(s.name)).collect(),
-            ))
+            Ok(Reply::Array(names.map(|s| Reply::bulk_str(s.name)).collect()))
         }
         s if is(s, "getkeys") && args.len() >= 3 => {
             let target = args.get(2..).unwrap_or_default();

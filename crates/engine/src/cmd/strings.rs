@@ -33,14 +33,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("decr", 2, WRITE | DENYOOM | FAST, "string", decr).keys(1, 1, 1),
     CommandSpec::new("incrby", 3, WRITE | DENYOOM | FAST, "string", incrby).keys(1, 1, 1),
     CommandSpec::new("decrby", 3, WRITE | DENYOOM | FAST, "string", decrby).keys(1, 1, 1),
-    CommandSpec::new(
-        "incrbyfloat",
-        3,
-        WRITE | DENYOOM | FAST,
-        "string",
-        incrbyfloat,
-    )
-    .keys(1, 1, 1),
+    CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, "string", incrbyfloat).keys(1, 1, 1),
     CommandSpec::new("getrange", 4, READONLY, "string", getrange).keys(1, 1, 1),
     CommandSpec::new("substr", 4, READONLY, "string", getrange).keys(1, 1, 1),
     CommandSpec::new("setrange", 4, WRITE | DENYOOM, "string", setrange).keys(1, 1, 1),
@@ -75,9 +68,7 @@ impl Ctx<'_> {
 }
 
 fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(ctx
-        .get_string(arg(args, 1)?)?
-        .map_or(Reply::Nil, Reply::Bulk))
+    Ok(ctx.get_string(arg(args, 1)?)?.map_or(Reply::Nil, Reply::Bulk))
 }
 
 /// The expiry options shared by SET and GETEX.
@@ -92,28 +83,14 @@ enum Expiry {
 
 /// Parse EX/PX/EXAT/PXAT's number into an absolute deadline, as Redis checks it: an integer,
 /// positive, and no overflow when scaled and added to now.
-fn deadline(
-    ctx: &Ctx,
-    value: &[u8],
-    unit_ms: i64,
-    absolute: bool,
-    command: &str,
-) -> Result<u64, Reply> {
+fn deadline(ctx: &Ctx, value: &[u8], unit_ms: i64, absolute: bool, command: &str) -> Result<u64, Reply> {
     let n = int_arg(value)?;
     if n <= 0 {
         return Err(errors::invalid_expire(command));
     }
-    let ms = n
-        .checked_mul(unit_ms)
-        .ok_or_else(|| errors::invalid_expire(command))?;
-    let base = if absolute {
-        0
-    } else {
-        i64::try_from(ctx.now).unwrap_or(i64::MAX)
-    };
-    let at = ms
-        .checked_add(base)
-        .ok_or_else(|| errors::invalid_expire(command))?;
+    let ms = n.checked_mul(unit_ms).ok_or_else(|| errors::invalid_expire(command))?;
+    let base = if absolute { 0 } else { i64::try_from(ctx.now).unwrap_or(i64::MAX) };
+    let at = ms.checked_add(base).ok_or_else(|| errors::invalid_expire(command))?;
     u64::try_from(at).map_err(|_| errors::invalid_expire(command))
 }
 
@@ -125,12 +102,7 @@ struct SetOptions {
 }
 
 fn parse_set_options(ctx: &Ctx, args: &[Bytes], command: &str) -> Result<SetOptions, Reply> {
-    let mut o = SetOptions {
-        nx: false,
-        xx: false,
-        get: false,
-        expiry: Expiry::None,
-    };
+    let mut o = SetOptions { nx: false, xx: false, get: false, expiry: Expiry::None };
     let mut pending: Option<(&Bytes, i64, bool)> = None;
     let mut i = 3;
     while let Some(option) = args.get(i) {
@@ -143,10 +115,7 @@ fn parse_set_options(ctx: &Ctx, args: &[Bytes], command: &str) -> Result<SetOpti
             _ => None,
         };
         if let Some((unit_ms, absolute)) = unit {
-            let value = args
-                .get(i + 1)
-                .filter(|_| !has_expiry)
-                .ok_or_else(errors::syntax)?;
+            let value = args.get(i + 1).filter(|_| !has_expiry).ok_or_else(errors::syntax)?;
             pending = Some((value, unit_ms, absolute));
             i += 2;
             continue;
@@ -182,11 +151,7 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, value: &Bytes, o: SetOptions) -> CmdR
     };
     let existing = ctx.lookup(key).map(|e| e.expire_at);
     if (o.nx && existing.is_some()) || (o.xx && existing.is_none()) {
-        return Ok(if o.get {
-            old.map_or(Reply::Nil, Reply::Bulk)
-        } else {
-            Reply::Nil
-        });
+        return Ok(if o.get { old.map_or(Reply::Nil, Reply::Bulk) } else { Reply::Nil });
     }
     let expire_at = match o.expiry {
         Expiry::At(at) => at,
@@ -199,11 +164,7 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, value: &Bytes, o: SetOptions) -> CmdR
         effect.extend([Bytes::from_static(b"PXAT"), i64_bytes(expire_at as i64)]);
     }
     ctx.propagate(effect);
-    Ok(if o.get {
-        old.map_or(Reply::Nil, Reply::Bulk)
-    } else {
-        Reply::Ok
-    })
+    Ok(if o.get { old.map_or(Reply::Nil, Reply::Bulk) } else { Reply::Ok })
 }
 
 fn setex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -216,22 +177,12 @@ fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn setex_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, command: &str) -> CmdResult {
     let at = deadline(ctx, arg(args, 2)?, unit_ms, false, command)?;
-    let options = SetOptions {
-        nx: false,
-        xx: false,
-        get: false,
-        expiry: Expiry::At(at),
-    };
+    let options = SetOptions { nx: false, xx: false, get: false, expiry: Expiry::At(at) };
     set_generic(ctx, arg(args, 1)?, arg(args, 3)?, options)
 }
 
 fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let options = SetOptions {
-        nx: true,
-        xx: false,
-        get: false,
-        expiry: Expiry::None,
-    };
+    let options = SetOptions { nx: true, xx: false, get: false, expiry: Expiry::None };
     let reply = set_generic(ctx, arg(args, 1)?, arg(args, 2)?, options)?;
     Ok(Reply::Int(i64::from(reply == Reply::Ok)))
 }
@@ -271,11 +222,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         Expiry::At(at) => {
             ctx.set_expiry(key, at);
-            ctx.propagate(vec![
-                Bytes::from_static(b"PEXPIREAT"),
-                key.clone(),
-                i64_bytes(at as i64),
-            ]);
+            ctx.propagate(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), i64_bytes(at as i64)]);
         }
         Expiry::Persist => {
             if ctx.lookup(key).is_some_and(|e| e.expire_at != NO_EXPIRY) {
@@ -299,12 +246,7 @@ fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let options = SetOptions {
-        nx: false,
-        xx: false,
-        get: true,
-        expiry: Expiry::None,
-    };
+    let options = SetOptions { nx: false, xx: false, get: true, expiry: Expiry::None };
     set_generic(ctx, arg(args, 1)?, arg(args, 2)?, options)
 }
 
@@ -325,10 +267,7 @@ fn mset_pairs(args: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> 
     if rest.len() % 2 != 0 {
         return Err(errors::wrong_arity(name));
     }
-    Ok(rest
-        .chunks_exact(2)
-        .filter_map(|p| Some((p.first()?.clone(), p.get(1)?.clone())))
-        .collect())
+    Ok(rest.chunks_exact(2).filter_map(|p| Some((p.first()?.clone(), p.get(1)?.clone()))).collect())
 }
 
 fn store_pairs(ctx: &mut Ctx, pairs: Vec<(Bytes, Bytes)>) {
@@ -369,9 +308,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(
-        ctx.get_string(arg(args, 1)?)?.map_or(0, |s| s.len() as i64),
-    ))
+    Ok(Reply::Int(ctx.get_string(arg(args, 1)?)?.map_or(0, |s| s.len() as i64)))
 }
 
 fn incr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -389,21 +326,15 @@ fn incrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let by = int_arg(arg(args, 2)?)?;
-    let by = by
-        .checked_neg()
-        .ok_or_else(|| err("ERR decrement would overflow"))?;
+    let by = by.checked_neg().ok_or_else(|| err("ERR decrement would overflow"))?;
     incr_generic(ctx, args, by)
 }
 
 fn incr_generic(ctx: &mut Ctx, args: &[Bytes], by: i64) -> CmdResult {
     let key = arg(args, 1)?;
-    let (current, expire_at) = ctx
-        .string_for_update(key)?
-        .unwrap_or_else(|| (Bytes::from_static(b"0"), NO_EXPIRY));
+    let (current, expire_at) = ctx.string_for_update(key)?.unwrap_or_else(|| (Bytes::from_static(b"0"), NO_EXPIRY));
     let current = parse_i64(&current).ok_or_else(errors::not_integer)?;
-    let next = current
-        .checked_add(by)
-        .ok_or_else(|| err(errors::OVERFLOW))?;
+    let next = current.checked_add(by).ok_or_else(|| err(errors::OVERFLOW))?;
     ctx.overwrite_string(key, i64_bytes(next), expire_at);
     ctx.propagate_args(args);
     Ok(Reply::Int(next))
@@ -411,9 +342,7 @@ fn incr_generic(ctx: &mut Ctx, args: &[Bytes], by: i64) -> CmdResult {
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
-    let (current, expire_at) = ctx
-        .string_for_update(key)?
-        .unwrap_or_else(|| (Bytes::from_static(b"0"), NO_EXPIRY));
+    let (current, expire_at) = ctx.string_for_update(key)?.unwrap_or_else(|| (Bytes::from_static(b"0"), NO_EXPIRY));
     let current = parse_f64(&current).ok_or_else(errors::not_float)?;
     let by = parse_f64(arg(args, 2)?).ok_or_else(errors::not_float)?;
     let next = current + by;
@@ -423,12 +352,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let text = Bytes::from(crate::num::format_long_double_human(next));
     ctx.overwrite_string(key, text.clone(), expire_at);
     // The float result, not the increment, is logged: replay must not redo the arithmetic.
-    ctx.propagate(vec![
-        Bytes::from_static(b"SET"),
-        key.clone(),
-        text.clone(),
-        Bytes::from_static(b"KEEPTTL"),
-    ]);
+    ctx.propagate(vec![Bytes::from_static(b"SET"), key.clone(), text.clone(), Bytes::from_static(b"KEEPTTL")]);
     Ok(Reply::Bulk(text))
 }
 
@@ -438,11 +362,7 @@ pub(crate) fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, us
     if start < 0 && end < 0 && start > end {
         return None;
     }
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
+    let start = if start < 0 { (len + start).max(0) } else { start };
     let end = if end < 0 { (len + end).max(0) } else { end }.min(len - 1);
     if start > end || len == 0 {
         return None;
@@ -495,8 +415,7 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Some(_) => return Err(err("ERR The specified keys must contain string values")),
         };
     }
-    let (mut want_len, mut want_idx, mut with_match_len, mut min_len) =
-        (false, false, false, 0usize);
+    let (mut want_len, mut want_idx, mut with_match_len, mut min_len) = (false, false, false, 0usize);
     let mut i = 3;
     while let Some(option) = args.get(i) {
         if is(option, "len") {
@@ -515,15 +434,11 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     if want_len && want_idx {
-        return Err(err(
-            "ERR If you want both the length and indexes, please just use IDX.",
-        ));
+        return Err(err("ERR If you want both the length and indexes, please just use IDX."));
     }
     let [a, b] = strings;
     if (a.len() as u64 + 1).saturating_mul(b.len() as u64 + 1) > (MAX_STRING as u64) / 4 {
-        return Err(err(
-            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        ));
+        return Err(err("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
     let table = LcsTable::new(&a, &b);
     if want_len {
@@ -537,12 +452,7 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .into_iter()
         .filter(|m| m.len >= min_len)
         .map(|m| {
-            let range = |s: usize| {
-                Reply::Array(vec![
-                    Reply::Int(s as i64),
-                    Reply::Int((s + m.len - 1) as i64),
-                ])
-            };
+            let range = |s: usize| Reply::Array(vec![Reply::Int(s as i64), Reply::Int((s + m.len - 1) as i64)]);
             let mut item = vec![range(m.a_start), range(m.b_start)];
             if with_match_len {
                 item.push(Reply::Int(m.len as i64));
@@ -615,11 +525,7 @@ impl LcsTable {
                     }
                     _ => {
                         matches.extend(current.take());
-                        current = Some(LcsMatch {
-                            a_start: i - 1,
-                            b_start: j - 1,
-                            len: 1,
-                        });
+                        current = Some(LcsMatch { a_start: i - 1, b_start: j - 1, len: 1 });
                     }
                 }
                 i -= 1;
