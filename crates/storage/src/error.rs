@@ -89,23 +89,11 @@ pub enum StorageError {
 
 impl StorageError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        StorageError::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        StorageError::Io { op, path: path.into(), source }
     }
 
-    pub(crate) fn corrupt(
-        file: impl Into<PathBuf>,
-        offset: u64,
-        reason: impl Into<String>,
-    ) -> Self {
-        StorageError::Corrupt {
-            file: file.into(),
-            offset,
-            reason: reason.into(),
-        }
+    pub(crate) fn corrupt(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        StorageError::Corrupt { file: file.into(), offset, reason: reason.into() }
     }
 }
 

@@ -45,15 +45,11 @@ pub enum HeaderError {
 impl std::fmt::Display for HeaderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HeaderError::Short(n) => write!(
-                f,
-                "segment header incomplete ({n} of {SEGMENT_HEADER_LEN} bytes)"
-            ),
+            HeaderError::Short(n) => write!(f, "segment header incomplete ({n} of {SEGMENT_HEADER_LEN} bytes)"),
             HeaderError::BadMagic => write!(f, "not a StayKV log segment (bad magic bytes)"),
-            HeaderError::NewerVersion(v) => write!(
-                f,
-                "segment format version {v} is newer than supported version {SEGMENT_VERSION}"
-            ),
+            HeaderError::NewerVersion(v) => {
+                write!(f, "segment format version {v} is newer than supported version {SEGMENT_VERSION}")
+            }
             HeaderError::BadVersion(v) => write!(f, "invalid segment format version {v}"),
             HeaderError::BadChecksum => write!(f, "segment header checksum mismatch"),
         }
@@ -155,11 +151,7 @@ pub struct FrameHeader {
 
 /// Decodes a frame header from exactly-or-more than 16 bytes.
 pub fn decode_frame_header(b: &[u8]) -> Option<FrameHeader> {
-    Some(FrameHeader {
-        len: u32_at(b, 0)?,
-        crc: u32_at(b, 4)?,
-        seq: u64_at(b, 8)?,
-    })
+    Some(FrameHeader { len: u32_at(b, 0)?, crc: u32_at(b, 4)?, seq: u64_at(b, 8)? })
 }
 
 impl FrameHeader {
@@ -201,25 +193,14 @@ fn parse_hex_name(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
     #[test]
     fn header_roundtrip_and_rejections() {
         let h = encode_segment_header(42);
-        assert_eq!(
-            decode_segment_header(&h),
-            Ok(SegmentHeader {
-                version: 1,
-                first_seq: 42
-            })
-        );
+        assert_eq!(decode_segment_header(&h), Ok(SegmentHeader { version: 1, first_seq: 42 }));
         assert_eq!(decode_segment_header(&h[..5]), Err(HeaderError::Short(5)));
         let mut bad = h;
         bad[0] = b'X';
@@ -229,10 +210,7 @@ mod tests {
         assert_eq!(decode_segment_header(&bad), Err(HeaderError::BadChecksum));
         let mut newer = h;
         newer[12..16].copy_from_slice(&2u32.to_le_bytes());
-        assert_eq!(
-            decode_segment_header(&newer),
-            Err(HeaderError::NewerVersion(2))
-        );
+        assert_eq!(decode_segment_header(&newer), Err(HeaderError::NewerVersion(2)));
     }
 
     #[test]
@@ -253,15 +231,9 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(segment_file_name(1), "log-0000000000000001.skv");
-        assert_eq!(
-            parse_segment_file_name("log-00000000000000ff.skv"),
-            Some(255)
-        );
+        assert_eq!(parse_segment_file_name("log-00000000000000ff.skv"), Some(255));
         assert_eq!(parse_segment_file_name("log-ff.skv"), None);
-        assert_eq!(
-            parse_segment_file_name("log-00000000000000ff.skv.dropped"),
-            None
-        );
+        assert_eq!(parse_segment_file_name("log-00000000000000ff.skv.dropped"), None);
         assert_eq!(parse_snapshot_file_name(&snapshot_file_name(9)), Some(9));
     }
 }

@@ -34,10 +34,7 @@ pub trait FsFile: Send + fmt::Debug {
         while !buf.is_empty() {
             let n = self.read_at(offset, buf)?;
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "unexpected end of file",
-                ));
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected end of file"));
             }
             let rest = std::mem::take(&mut buf);
             buf = rest.get_mut(n..).unwrap_or_default();
@@ -153,32 +150,19 @@ impl Fs for RealFs {
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         // `append` cannot be combined with `truncate` in std, so truncate explicitly.
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
+        let file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         file.set_len(0)?;
-        Ok(Box::new(RealFile {
-            file,
-            path: path.to_path_buf(),
-        }))
+        Ok(Box::new(RealFile { file, path: path.to_path_buf() }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new().read(true).append(true).open(path)?;
-        Ok(Box::new(RealFile {
-            file,
-            path: path.to_path_buf(),
-        }))
+        Ok(Box::new(RealFile { file, path: path.to_path_buf() }))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = File::open(path)?;
-        Ok(Box::new(RealFile {
-            file,
-            path: path.to_path_buf(),
-        }))
+        Ok(Box::new(RealFile { file, path: path.to_path_buf() }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

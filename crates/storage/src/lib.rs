@@ -65,16 +65,14 @@ mod simfs;
 
 pub use crate::error::{BoxError, LogError, StorageError};
 pub use crate::format::{
-    parse_segment_file_name, parse_snapshot_file_name, segment_file_name, snapshot_file_name,
-    FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
+    parse_segment_file_name, parse_snapshot_file_name, segment_file_name, snapshot_file_name, FRAME_HEADER_LEN,
+    MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
 };
 pub use crate::fs::{Fs, FsFile, RealFs};
 pub use crate::log::{DurableCallback, FsyncPolicy, Log, LogOptions};
-pub use crate::manifest::{
-    read_manifest, Manifest, SnapshotRef, MANIFEST_FILE, MANIFEST_TMP_FILE, MANIFEST_VERSION,
-};
+pub use crate::manifest::{read_manifest, Manifest, SnapshotRef, MANIFEST_FILE, MANIFEST_TMP_FILE, MANIFEST_VERSION};
 pub use crate::recovery::{
-    check, fix, scan, CheckReport, Damage, DamageKind, FixOutcome, FnReplay, NoReplay, Progress,
-    Recovery, Replay, SegmentReport, TornTail,
+    check, fix, scan, CheckReport, Damage, DamageKind, FixOutcome, FnReplay, NoReplay, Progress, Recovery, Replay,
+    SegmentReport, TornTail,
 };
 pub use crate::simfs::{Fault, SimFs};

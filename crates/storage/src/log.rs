@@ -12,8 +12,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{LogError, StorageError};
 use crate::format::{
-    encode_segment_header, parse_segment_file_name, push_frame, segment_file_name, MAX_PAYLOAD_LEN,
-    SEGMENT_HEADER_LEN,
+    encode_segment_header, parse_segment_file_name, push_frame, segment_file_name, MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::fs::{Fs, FsFile};
 use crate::manifest::{write_manifest, Manifest, SnapshotRef};
@@ -176,23 +175,15 @@ impl fmt::Debug for Log {
     }
 }
 
-fn io_err<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
     move |e| StorageError::io(op, path, e)
 }
 
-fn create_segment(
-    fs: &dyn Fs,
-    dir: &Path,
-    first_seq: u64,
-) -> Result<(String, Box<dyn FsFile>), StorageError> {
+fn create_segment(fs: &dyn Fs, dir: &Path, first_seq: u64) -> Result<(String, Box<dyn FsFile>), StorageError> {
     let name = segment_file_name(first_seq);
     let path = dir.join(&name);
     let mut f = fs.create(&path).map_err(io_err("create", &path))?;
-    f.write_all(&encode_segment_header(first_seq))
-        .map_err(io_err("write", &path))?;
+    f.write_all(&encode_segment_header(first_seq)).map_err(io_err("write", &path))?;
     f.sync_data().map_err(io_err("fsync", &path))?;
     fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
     Ok((name, f))
@@ -225,11 +216,16 @@ impl Log {
                 (m, name, f, rec.last_segment_len)
             }
             None => {
+                // A new data directory: make its own entry durable too (best effort: the
+                // parent may not be ours to open).
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    if let Err(e) = fs.sync_dir(parent) {
+                        tracing::warn!(dir = %parent.display(), error = %e,
+                            "could not fsync the parent of the new data directory");
+                    }
+                }
                 let (name, f) = create_segment(&*fs, &dir, 1)?;
-                let m = Manifest {
-                    snapshot: None,
-                    segments: vec![name.clone()],
-                };
+                let m = Manifest { snapshot: None, segments: vec![name.clone()] };
                 write_manifest(&*fs, &dir, &m).map_err(|e| e.error)?;
                 (m, name, f, SEGMENT_HEADER_LEN)
             }
@@ -285,14 +281,7 @@ impl Log {
             .name("staykv-log-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| StorageError::io("spawn log writer thread", &dir, e))?;
-        Ok((
-            Log {
-                shared,
-                writer: Mutex::new(Some(handle)),
-                dir,
-            },
-            rec.recovery,
-        ))
+        Ok((Log { shared, writer: Mutex::new(Some(handle)), dir }, rec.recovery))
     }
 
     /// Appends one payload (one atomic batch) and returns its seq. Never does I/O: copies the
@@ -301,10 +290,7 @@ impl Log {
     /// [`Log::healthy`] before executing writes.
     pub fn append(&self, payload: &[u8]) -> Result<u64, LogError> {
         if payload.len() > MAX_PAYLOAD_LEN as usize {
-            return Err(LogError::PayloadTooLarge {
-                len: payload.len(),
-                max: MAX_PAYLOAD_LEN,
-            });
+            return Err(LogError::PayloadTooLarge { len: payload.len(), max: MAX_PAYLOAD_LEN });
         }
         let crc = crc32c::crc32c(payload);
         let mut q = self.shared.queue.lock();
@@ -412,10 +398,7 @@ impl Log {
         }
     }
 
-    fn request<T>(
-        &self,
-        make: impl FnOnce(mpsc::Sender<Result<T, StorageError>>) -> Cmd,
-    ) -> Result<T, StorageError> {
+    fn request<T>(&self, make: impl FnOnce(mpsc::Sender<Result<T, StorageError>>) -> Cmd) -> Result<T, StorageError> {
         let (tx, rx) = mpsc::channel();
         {
             let mut q = self.shared.queue.lock();
@@ -454,14 +437,9 @@ impl Log {
     /// removes snapshot files the manifest does not name).
     pub fn install_snapshot(&self, file: &str, seq: u64) -> Result<Vec<String>, StorageError> {
         if file.is_empty() || file.contains('/') || file.contains('\\') || file.contains(' ') {
-            return Err(StorageError::Invalid(format!(
-                "bad snapshot file name {file:?}"
-            )));
+            return Err(StorageError::Invalid(format!("bad snapshot file name {file:?}")));
         }
-        let snap = SnapshotRef {
-            file: file.to_string(),
-            seq,
-        };
+        let snap = SnapshotRef { file: file.to_string(), seq };
         self.request(|tx| Cmd::InstallSnapshot(snap, tx))
     }
 
@@ -538,10 +516,8 @@ impl Writer {
         loop {
             let (cmds, shutdown) = self.gather();
             let policy = self.shared.policy();
-            let everysec_due =
-                policy == FsyncPolicy::EverySec && self.last_sync.elapsed() >= self.sync_interval;
-            let want_sync =
-                !cmds.is_empty() || shutdown || policy == FsyncPolicy::Always || everysec_due;
+            let everysec_due = policy == FsyncPolicy::EverySec && self.last_sync.elapsed() >= self.sync_interval;
+            let want_sync = !cmds.is_empty() || shutdown || policy == FsyncPolicy::Always || everysec_due;
             let res = self.round(want_sync);
             let ok = res.is_ok();
             match res {
@@ -650,13 +626,9 @@ impl Writer {
             }
             self.written = self.buf.len();
             self.next_seq = self.buf_last_seq + 1;
-            self.shared
-                .written_seq
-                .store(self.buf_last_seq, Ordering::Release);
+            self.shared.written_seq.store(self.buf_last_seq, Ordering::Release);
             if self.shared.policy() != FsyncPolicy::Always {
-                self.shared
-                    .durable_seq
-                    .fetch_max(self.buf_last_seq, Ordering::AcqRel);
+                self.shared.durable_seq.fetch_max(self.buf_last_seq, Ordering::AcqRel);
             }
             let _ = self.shared.unsynced_since_ms.compare_exchange(
                 NO_TIME,
@@ -689,15 +661,9 @@ impl Writer {
         self.buf.clear();
         self.written = 0;
         self.last_sync = Instant::now();
-        self.shared
-            .synced_seq
-            .store(self.buf_last_seq, Ordering::Release);
-        self.shared
-            .durable_seq
-            .fetch_max(self.buf_last_seq, Ordering::AcqRel);
-        self.shared
-            .unsynced_since_ms
-            .store(NO_TIME, Ordering::Release);
+        self.shared.synced_seq.store(self.buf_last_seq, Ordering::Release);
+        self.shared.durable_seq.fetch_max(self.buf_last_seq, Ordering::AcqRel);
+        self.shared.unsynced_since_ms.store(NO_TIME, Ordering::Release);
         Ok(())
     }
 
@@ -754,30 +720,17 @@ impl Writer {
             }
         }
         let snap_path = self.dir.join(&snap.file);
-        if !self
-            .fs
-            .exists(&snap_path)
-            .map_err(io_err("stat", &snap_path))?
-        {
-            return Err(StorageError::Invalid(format!(
-                "snapshot file {} does not exist",
-                snap_path.display()
-            )));
+        if !self.fs.exists(&snap_path).map_err(io_err("stat", &snap_path))? {
+            return Err(StorageError::Invalid(format!("snapshot file {} does not exist", snap_path.display())));
         }
         let old = self.manifest.clone();
         let mut segs = self.manifest.segments.clone();
         while segs.len() > 1
-            && segs
-                .get(1)
-                .and_then(|s| parse_segment_file_name(s))
-                .is_some_and(|first| first <= snap.seq + 1)
+            && segs.get(1).and_then(|s| parse_segment_file_name(s)).is_some_and(|first| first <= snap.seq + 1)
         {
             segs.remove(0);
         }
-        let new = Manifest {
-            snapshot: Some(snap.clone()),
-            segments: segs,
-        };
+        let new = Manifest { snapshot: Some(snap.clone()), segments: segs };
         if let Err(e) = write_manifest(&*self.fs, &self.dir, &new) {
             if e.renamed {
                 // The new manifest may already be visible: it is the truth from now on and is
@@ -788,12 +741,8 @@ impl Writer {
             return Err(e.error);
         }
         self.manifest = new;
-        let mut removed: Vec<String> = old
-            .segments
-            .iter()
-            .filter(|s| !self.manifest.segments.contains(s))
-            .cloned()
-            .collect();
+        let mut removed: Vec<String> =
+            old.segments.iter().filter(|s| !self.manifest.segments.contains(s)).cloned().collect();
         if let Some(o) = old.snapshot {
             if o.file != snap.file {
                 removed.push(o.file);
@@ -822,39 +771,23 @@ impl Writer {
                 op: "log write",
                 path: w.dir.clone(),
                 source: std::io::Error::other(
-                    w.shared
-                        .last_error
-                        .lock()
-                        .clone()
-                        .unwrap_or_else(|| "disk error".into()),
+                    w.shared.last_error.lock().clone().unwrap_or_else(|| "disk error".into()),
                 ),
             }
         };
         let synced = round_ok && self.buf.is_empty() && !self.manifest_dirty;
         match cmd {
             Cmd::Sync(tx) => {
-                let r = if synced {
-                    Ok(self.shared.synced_seq.load(Ordering::Acquire))
-                } else {
-                    Err(fail(self))
-                };
+                let r = if synced { Ok(self.shared.synced_seq.load(Ordering::Acquire)) } else { Err(fail(self)) };
                 let _ = tx.send(r);
             }
             Cmd::Rotate(tx) => {
-                let r = if synced {
-                    self.rotate()
-                } else {
-                    Err(fail(self))
-                };
+                let r = if synced { self.rotate() } else { Err(fail(self)) };
                 self.after_command(&r);
                 let _ = tx.send(r);
             }
             Cmd::InstallSnapshot(snap, tx) => {
-                let r = if synced {
-                    self.install_snapshot(snap)
-                } else {
-                    Err(fail(self))
-                };
+                let r = if synced { self.install_snapshot(snap) } else { Err(fail(self)) };
                 self.after_command(&r);
                 let _ = tx.send(r);
             }
@@ -879,10 +812,7 @@ impl Writer {
         self.failing = true;
         self.shared.healthy.store(false, Ordering::Release);
         *self.shared.last_error.lock() = Some(msg.clone());
-        let log_now = first
-            || self
-                .last_failure_log
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        let log_now = first || self.last_failure_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
         if log_now {
             self.last_failure_log = Some(Instant::now());
             tracing::error!(error = %msg, "log write failed; writes are refused until the disk recovers; retrying");
@@ -908,5 +838,50 @@ impl Writer {
             (self.on_durable)(d);
         }
         self.shared.notify_progress();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::recovery::NoReplay;
+    use crate::simfs::SimFs;
+
+    #[test]
+    fn log_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Log>();
+    }
+
+    #[test]
+    fn on_durable_is_called_with_increasing_seqs() {
+        let fs = SimFs::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = Arc::clone(&seen);
+        let opts = LogOptions { on_durable: Box::new(move |s| seen2.lock().push(s)), ..LogOptions::default() };
+        let (log, rec) = Log::open("/d", Arc::new(fs), opts, &mut NoReplay).unwrap();
+        assert!(rec.fresh);
+        for i in 0..20u64 {
+            let seq = log.append(&i.to_le_bytes()).unwrap();
+            assert_eq!(seq, i + 1);
+            if i % 3 == 0 {
+                assert!(log.wait_durable(seq, Some(Duration::from_secs(5))));
+            }
+        }
+        assert_eq!(log.flush_and_sync().unwrap(), 20);
+        log.close().unwrap();
+        let seen = seen.lock().clone();
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert_eq!(seen.last(), Some(&20));
+    }
+
+    #[test]
+    fn closed_log_refuses_appends() {
+        let fs = SimFs::new();
+        let (log, _) = Log::open("/d", Arc::new(fs), LogOptions::default(), &mut NoReplay).unwrap();
+        log.shutdown();
+        assert_eq!(log.append(b"x"), Err(LogError::Closed));
+        assert!(matches!(log.flush_and_sync(), Err(StorageError::Closed)));
     }
 }

@@ -55,9 +55,7 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\')
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\')
 }
 
 impl Manifest {
@@ -79,18 +77,14 @@ impl Manifest {
     /// Parses the text format. Errors are `(byte offset, reason)`; a newer version is
     /// reported as `Err(Ok(version))`.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, Result<u32, (u64, String)>> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| Err((e.valid_up_to() as u64, "not UTF-8".to_string())))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| Err((e.valid_up_to() as u64, "not UTF-8".to_string())))?;
         // Version first, so a newer layout is refused with the right message.
         let first = text.lines().next().unwrap_or("");
         let version = first
             .strip_prefix(MAGIC)
             .and_then(|r| r.strip_prefix(' '))
             .ok_or_else(|| Err((0, "not a StayKV manifest (bad first line)".to_string())))?;
-        let version: u32 = version
-            .trim()
-            .parse()
-            .map_err(|_| Err((0, format!("bad manifest version {version:?}"))))?;
+        let version: u32 = version.trim().parse().map_err(|_| Err((0, format!("bad manifest version {version:?}"))))?;
         if version > MANIFEST_VERSION {
             return Err(Ok(version));
         }
@@ -98,10 +92,7 @@ impl Manifest {
             return Err(Err((0, "bad manifest version 0".to_string())));
         }
         if !text.ends_with('\n') {
-            return Err(Err((
-                bytes.len() as u64,
-                "incomplete manifest (no final newline)".to_string(),
-            )));
+            return Err(Err((bytes.len() as u64, "incomplete manifest (no final newline)".to_string())));
         }
         let body_end = text
             .get(..text.len() - 1)
@@ -113,13 +104,10 @@ impl Manifest {
             .trim_end_matches('\n')
             .strip_prefix("crc32c ")
             .ok_or_else(|| Err((body_end as u64, "missing checksum line".to_string())))?;
-        let stored = u32::from_str_radix(crc_hex, 16)
-            .map_err(|_| Err((body_end as u64, "bad checksum line".to_string())))?;
+        let stored =
+            u32::from_str_radix(crc_hex, 16).map_err(|_| Err((body_end as u64, "bad checksum line".to_string())))?;
         if crc32c::crc32c(body.as_bytes()) != stored {
-            return Err(Err((
-                body_end as u64,
-                "manifest checksum mismatch".to_string(),
-            )));
+            return Err(Err((body_end as u64, "manifest checksum mismatch".to_string())));
         }
         let mut snapshot = None;
         let mut segments: Vec<String> = Vec::new();
@@ -140,13 +128,8 @@ impl Manifest {
                     if !valid_name(file) {
                         return Err(Err((here, format!("bad snapshot file name {file:?}"))));
                     }
-                    let seq: u64 = seq
-                        .parse()
-                        .map_err(|_| Err((here, format!("bad snapshot seq {seq:?}"))))?;
-                    snapshot = Some(SnapshotRef {
-                        file: file.to_string(),
-                        seq,
-                    });
+                    let seq: u64 = seq.parse().map_err(|_| Err((here, format!("bad snapshot seq {seq:?}"))))?;
+                    snapshot = Some(SnapshotRef { file: file.to_string(), seq });
                 }
                 (Some("segment"), Some(file), None, None) => {
                     let seq = parse_segment_file_name(file)
@@ -173,18 +156,12 @@ pub fn read_manifest(fs: &dyn Fs, dir: &Path) -> Result<Option<Manifest>, Storag
     let bytes = match fs.read_all(&path, MAX_MANIFEST_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-            return Err(StorageError::corrupt(path, 0, e.to_string()))
-        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(StorageError::corrupt(path, 0, e.to_string())),
         Err(e) => return Err(StorageError::io("read", path, e)),
     };
     match Manifest::decode(&bytes) {
         Ok(m) => Ok(Some(m)),
-        Err(Ok(found)) => Err(StorageError::UnsupportedVersion {
-            file: path,
-            found,
-            supported: MANIFEST_VERSION,
-        }),
+        Err(Ok(found)) => Err(StorageError::UnsupportedVersion { file: path, found, supported: MANIFEST_VERSION }),
         Err(Err((offset, reason))) => Err(StorageError::corrupt(path, offset, reason)),
     }
 }
@@ -198,38 +175,23 @@ pub(crate) struct ManifestWriteError {
 }
 
 /// Atomically replaces `dir/MANIFEST`: write temp, fdatasync, rename, fsync dir.
-pub(crate) fn write_manifest(
-    fs: &dyn Fs,
-    dir: &Path,
-    m: &Manifest,
-) -> Result<(), ManifestWriteError> {
+pub(crate) fn write_manifest(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<(), ManifestWriteError> {
     let tmp = dir.join(MANIFEST_TMP_FILE);
     let path = dir.join(MANIFEST_FILE);
-    let early = |op, p: &Path, e| ManifestWriteError {
-        renamed: false,
-        error: StorageError::io(op, p, e),
-    };
+    let early = |op, p: &Path, e| ManifestWriteError { renamed: false, error: StorageError::io(op, p, e) };
     let bytes = m.encode();
     let mut f = fs.create(&tmp).map_err(|e| early("create", &tmp, e))?;
     f.write_all(&bytes).map_err(|e| early("write", &tmp, e))?;
     f.sync_data().map_err(|e| early("fsync", &tmp, e))?;
     drop(f);
-    fs.rename(&tmp, &path)
-        .map_err(|e| early("rename", &tmp, e))?;
-    fs.sync_dir(dir).map_err(|e| ManifestWriteError {
-        renamed: true,
-        error: StorageError::io("fsync directory", dir, e),
-    })?;
+    fs.rename(&tmp, &path).map_err(|e| early("rename", &tmp, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| ManifestWriteError { renamed: true, error: StorageError::io("fsync directory", dir, e) })?;
     Ok(())
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::simfs::SimFs;
@@ -237,14 +199,8 @@ mod tests {
 
     fn sample() -> Manifest {
         Manifest {
-            snapshot: Some(SnapshotRef {
-                file: "snap-00000000000003e8.rdb".into(),
-                seq: 1000,
-            }),
-            segments: vec![
-                "log-00000000000003e9.skv".into(),
-                "log-0000000000000a21.skv".into(),
-            ],
+            snapshot: Some(SnapshotRef { file: "snap-00000000000003e8.rdb".into(), seq: 1000 }),
+            segments: vec!["log-00000000000003e9.skv".into(), "log-0000000000000a21.skv".into()],
         }
     }
 
@@ -253,10 +209,7 @@ mod tests {
         let m = sample();
         let b = m.encode();
         assert_eq!(Manifest::decode(&b).unwrap(), m);
-        let m2 = Manifest {
-            snapshot: None,
-            segments: vec!["log-0000000000000001.skv".into()],
-        };
+        let m2 = Manifest { snapshot: None, segments: vec!["log-0000000000000001.skv".into()] };
         assert_eq!(Manifest::decode(&m2.encode()).unwrap(), m2);
     }
 
@@ -278,13 +231,9 @@ mod tests {
         let fs = SimFs::new();
         let dir = PathBuf::from("/d");
         fs.create_dir_all(&dir).unwrap();
-        fs.write_file_durable(&dir.join(MANIFEST_FILE), text.as_bytes())
-            .unwrap();
+        fs.write_file_durable(&dir.join(MANIFEST_FILE), text.as_bytes()).unwrap();
         let e = read_manifest(&fs, &dir).unwrap_err();
-        assert!(matches!(
-            e,
-            StorageError::UnsupportedVersion { found: 2, .. }
-        ));
+        assert!(matches!(e, StorageError::UnsupportedVersion { found: 2, .. }));
         assert!(e.to_string().contains("upgrade StayKV"));
     }
 
@@ -293,10 +242,7 @@ mod tests {
     #[test]
     fn replacement_is_atomic_under_power_cut() {
         let dir = PathBuf::from("/d");
-        let old = Manifest {
-            snapshot: None,
-            segments: vec!["log-0000000000000001.skv".into()],
-        };
+        let old = Manifest { snapshot: None, segments: vec!["log-0000000000000001.skv".into()] };
         let new = sample();
         let mut saw_old = false;
         let mut saw_new = false;

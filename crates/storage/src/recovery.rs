@@ -20,19 +20,14 @@ use std::path::{Path, PathBuf};
 use crate::error::{BoxError, StorageError};
 use crate::format::{
     decode_frame_header, decode_segment_header, encode_segment_header, parse_segment_file_name,
-    parse_snapshot_file_name, segment_file_name, HeaderError, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN,
-    SEGMENT_HEADER_LEN, SEGMENT_VERSION,
+    parse_snapshot_file_name, segment_file_name, HeaderError, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN,
+    SEGMENT_VERSION,
 };
 use crate::fs::{Fs, FsFile};
-use crate::manifest::{
-    read_manifest, write_manifest, Manifest, SnapshotRef, MANIFEST_FILE, MANIFEST_TMP_FILE,
-};
+use crate::manifest::{read_manifest, write_manifest, Manifest, SnapshotRef, MANIFEST_FILE, MANIFEST_TMP_FILE};
 
 const CHUNK: usize = 1 << 20;
 const PROGRESS_STEP: u64 = 4 << 20;
-/// Resynchronisation accepts a candidate frame whose seq is within this distance after the
-/// last good seq (then verifies its checksum).
-const RESYNC_SEQ_WINDOW: u64 = 1 << 32;
 
 /// Recovery progress, reported to [`Replay::progress`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,13 +143,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(f: &'a dyn FsFile, path: &'a Path, len: u64) -> Self {
-        Reader {
-            f,
-            path,
-            len,
-            buf: Vec::new(),
-            start: 0,
-        }
+        Reader { f, path, len, buf: Vec::new(), start: 0 }
     }
 
     /// `n` bytes at `off`, or `None` if the file ends before.
@@ -170,9 +159,7 @@ impl<'a> Reader<'a> {
             let want = (n.max(CHUNK) as u64).min(self.len - off);
             let want = usize::try_from(want).unwrap_or(n);
             self.buf.resize(want, 0);
-            self.f
-                .read_exact_at(off, &mut self.buf)
-                .map_err(|e| StorageError::io("read", self.path, e))?;
+            self.f.read_exact_at(off, &mut self.buf).map_err(|e| StorageError::io("read", self.path, e))?;
             self.start = off;
         }
         let s = usize::try_from(off - self.start).unwrap_or(usize::MAX);
@@ -181,9 +168,7 @@ impl<'a> Reader<'a> {
 
     fn read_vec(&self, off: u64, n: usize) -> Result<Vec<u8>, StorageError> {
         let mut v = vec![0u8; n];
-        self.f
-            .read_exact_at(off, &mut v)
-            .map_err(|e| StorageError::io("read", self.path, e))?;
+        self.f.read_exact_at(off, &mut v).map_err(|e| StorageError::io("read", self.path, e))?;
         Ok(v)
     }
 
@@ -198,13 +183,11 @@ impl<'a> Reader<'a> {
         Ok(true)
     }
 
-    /// First offset `>= from` where a checksum-valid frame with
-    /// `after_seq < seq <= after_seq + 2^32` starts.
-    fn find_valid_frame(
-        &mut self,
-        from: u64,
-        after_seq: u64,
-    ) -> Result<Option<(u64, u64)>, StorageError> {
+    /// First offset `q >= from` where a checksum-valid frame starts whose seq continues the
+    /// log: `after_seq < seq <= after_seq + (q - from) / 16 + 2` (at most one frame per 16
+    /// bytes can lie between). The tight window keeps payload bytes that happen to contain an
+    /// old frame (a value holding a copy of a log file) from being taken for log data.
+    fn find_valid_frame(&mut self, from: u64, after_seq: u64) -> Result<Option<(u64, u64)>, StorageError> {
         let hdr_len = FRAME_HEADER_LEN;
         let mut p = from;
         while p.saturating_add(hdr_len) <= self.len {
@@ -224,7 +207,7 @@ impl<'a> Reader<'a> {
                     continue;
                 };
                 let plausible = h.seq > after_seq
-                    && h.seq - after_seq <= RESYNC_SEQ_WINDOW
+                    && h.seq - after_seq <= (q - from) / hdr_len + 2
                     && h.len <= MAX_PAYLOAD_LEN
                     && q + hdr_len + u64::from(h.len) <= self.len;
                 if !plausible {
@@ -254,18 +237,11 @@ enum FrameProblem {
 impl fmt::Display for FrameProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameProblem::ShortHeader(n) => write!(
-                f,
-                "incomplete frame header ({n} of {FRAME_HEADER_LEN} bytes)"
-            ),
-            FrameProblem::TooLong(l) => write!(
-                f,
-                "frame length {l} exceeds the maximum of {MAX_PAYLOAD_LEN} bytes"
-            ),
-            FrameProblem::PastEnd { need, have } => write!(
-                f,
-                "incomplete frame (needs {need} bytes, {have} left in the file)"
-            ),
+            FrameProblem::ShortHeader(n) => write!(f, "incomplete frame header ({n} of {FRAME_HEADER_LEN} bytes)"),
+            FrameProblem::TooLong(l) => write!(f, "frame length {l} exceeds the maximum of {MAX_PAYLOAD_LEN} bytes"),
+            FrameProblem::PastEnd { need, have } => {
+                write!(f, "incomplete frame (needs {need} bytes, {have} left in the file)")
+            }
             FrameProblem::BadChecksum => write!(f, "frame checksum mismatch"),
             FrameProblem::SeqMismatch { expected, found } => {
                 write!(f, "frame has sequence number {found}, expected {expected}")
@@ -323,26 +299,17 @@ fn scan_frames(
         }
         let total = FRAME_HEADER_LEN + u64::from(h.len);
         if off + total > len {
-            break Some(FrameProblem::PastEnd {
-                need: total,
-                have: len - off,
-            });
+            break Some(FrameProblem::PastEnd { need: total, have: len - off });
         }
         let Some(frame) = r.get(off, total as usize)? else {
-            break Some(FrameProblem::PastEnd {
-                need: total,
-                have: len - off,
-            });
+            break Some(FrameProblem::PastEnd { need: total, have: len - off });
         };
         let payload = frame.get(FRAME_HEADER_LEN as usize..).unwrap_or_default();
         if !h.verify(payload) {
             break Some(FrameProblem::BadChecksum);
         }
         if h.seq != seq {
-            break Some(FrameProblem::SeqMismatch {
-                expected: seq,
-                found: h.seq,
-            });
+            break Some(FrameProblem::SeqMismatch { expected: seq, found: h.seq });
         }
         v.frame(seq, payload)?;
         frames += 1;
@@ -354,12 +321,7 @@ fn scan_frames(
         }
     };
     prog(v, off - last_prog, frames);
-    Ok(FrameScan {
-        end: off,
-        next_seq: seq,
-        frames,
-        problem,
-    })
+    Ok(FrameScan { end: off, next_seq: seq, frames, problem })
 }
 
 /// Number of checksum-valid frames found at or after `from` (resynchronising past damage).
@@ -430,9 +392,7 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
     for name in &m.segments {
         let path = dir.join(name);
         match fs.open_read(&path) {
-            Ok(f) => lens.push(Some(
-                f.len().map_err(|e| StorageError::io("stat", &path, e))?,
-            )),
+            Ok(f) => lens.push(Some(f.len().map_err(|e| StorageError::io("stat", &path, e))?)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => lens.push(None),
             Err(e) => return Err(StorageError::io("open", &path, e)),
         }
@@ -452,12 +412,7 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
     for (i, (name, len)) in m.segments.iter().zip(lens.iter()).enumerate() {
         let path = dir.join(name);
         let name_seq = first_seq_of(name);
-        let mut seg = SegmentReport {
-            file: name.clone(),
-            bytes: len.unwrap_or(0),
-            first_seq: name_seq,
-            frames: 0,
-        };
+        let mut seg = SegmentReport { file: name.clone(), bytes: len.unwrap_or(0), first_seq: name_seq, frames: 0 };
         let whole = |reason: String| WalkDamage {
             index: i,
             file: name.clone(),
@@ -471,20 +426,14 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
             w.damage = Some(whole("segment listed in MANIFEST is missing".into()));
             break;
         };
-        let f = fs
-            .open_read(&path)
-            .map_err(|e| StorageError::io("open", &path, e))?;
+        let f = fs.open_read(&path).map_err(|e| StorageError::io("open", &path, e))?;
         let mut r = Reader::new(&*f, &path, len);
         let hlen = usize::try_from(len.min(SEGMENT_HEADER_LEN)).unwrap_or(0);
         let hb = r.get(0, hlen)?.unwrap_or_default();
         let header = match decode_segment_header(hb) {
             Ok(h) => h,
             Err(HeaderError::NewerVersion(found)) => {
-                return Err(StorageError::UnsupportedVersion {
-                    file: path,
-                    found,
-                    supported: SEGMENT_VERSION,
-                })
+                return Err(StorageError::UnsupportedVersion { file: path, found, supported: SEGMENT_VERSION })
             }
             Err(e) => {
                 w.segs.push(seg);
@@ -519,20 +468,10 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
         let total = w.bytes_total;
         let mut done = w.bytes_done + SEGMENT_HEADER_LEN.min(len);
         let base_frames = frames_total;
-        let scan = scan_frames(
-            &mut r,
-            SEGMENT_HEADER_LEN,
-            name_seq,
-            v,
-            &mut |v: &mut dyn Visit, delta, frames| {
-                done += delta;
-                v.progress(&Progress {
-                    bytes_done: done,
-                    bytes_total: total,
-                    frames: base_frames + frames,
-                });
-            },
-        )?;
+        let scan = scan_frames(&mut r, SEGMENT_HEADER_LEN, name_seq, v, &mut |v: &mut dyn Visit, delta, frames| {
+            done += delta;
+            v.progress(&Progress { bytes_done: done, bytes_total: total, frames: base_frames + frames });
+        })?;
         frames_total += scan.frames;
         w.bytes_done = done;
         seg.frames = scan.frames;
@@ -544,9 +483,7 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
             if i == last && !matches!(problem, FrameProblem::SeqMismatch { .. }) {
                 match r.find_valid_frame(scan.end + 1, scan.next_seq.saturating_sub(1))? {
                     Some((off, seq)) => {
-                        reason = format!(
-                            "{reason}, followed by a valid frame (seq {seq}) at offset {off}"
-                        );
+                        reason = format!("{reason}, followed by a valid frame (seq {seq}) at offset {off}");
                     }
                     None => {
                         torn = true;
@@ -556,14 +493,8 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
                     }
                 }
             }
-            w.damage = Some(WalkDamage {
-                index: i,
-                file: name.clone(),
-                offset: scan.end,
-                reason,
-                torn,
-                whole_segment: false,
-            });
+            w.damage =
+                Some(WalkDamage { index: i, file: name.clone(), offset: scan.end, reason, torn, whole_segment: false });
             break;
         }
     }
@@ -583,28 +514,19 @@ enum Leftover {
 }
 
 fn segment_has_frames(fs: &dyn Fs, path: &Path, first_seq: u64) -> Result<bool, StorageError> {
-    let f = fs
-        .open_read(path)
-        .map_err(|e| StorageError::io("open", path, e))?;
+    let f = fs.open_read(path).map_err(|e| StorageError::io("open", path, e))?;
     let len = f.len().map_err(|e| StorageError::io("stat", path, e))?;
     if len <= SEGMENT_HEADER_LEN {
         return Ok(false);
     }
     let mut r = Reader::new(&*f, path, len);
-    Ok(r.find_valid_frame(0, first_seq.saturating_sub(1))?
-        .is_some())
+    Ok(r.find_valid_frame(0, first_seq.saturating_sub(1))?.is_some())
 }
 
 fn find_leftovers(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<Vec<Leftover>, StorageError> {
-    let files = fs
-        .list_dir(dir)
-        .map_err(|e| StorageError::io("list", dir, e))?;
-    let live: HashSet<&str> = m
-        .segments
-        .iter()
-        .map(String::as_str)
-        .chain(m.snapshot.as_ref().map(|s| s.file.as_str()))
-        .collect();
+    let files = fs.list_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
+    let live: HashSet<&str> =
+        m.segments.iter().map(String::as_str).chain(m.snapshot.as_ref().map(|s| s.file.as_str())).collect();
     let first_live = m.segments.first().map_or(0, |s| first_seq_of(s));
     let mut out = Vec::new();
     let mut files = files;
@@ -630,9 +552,7 @@ fn find_leftovers(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<Vec<Leftover>
 
 /// No manifest: fine if there is no data (returns the leftovers to remove), else refuse.
 fn no_manifest(fs: &dyn Fs, dir: &Path) -> Result<Vec<String>, StorageError> {
-    let mut files = fs
-        .list_dir(dir)
-        .map_err(|e| StorageError::io("list", dir, e))?;
+    let mut files = fs.list_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
     files.sort();
     let mut data = Vec::new();
     let mut leftovers = Vec::new();
@@ -650,10 +570,7 @@ fn no_manifest(fs: &dyn Fs, dir: &Path) -> Result<Vec<String>, StorageError> {
         }
     }
     if !data.is_empty() {
-        return Err(StorageError::MissingManifest {
-            dir: dir.to_path_buf(),
-            files: data,
-        });
+        return Err(StorageError::MissingManifest { dir: dir.to_path_buf(), files: data });
     }
     Ok(leftovers)
 }
@@ -675,9 +592,7 @@ impl Visit for ReplayVisit<'_> {
             return Ok(());
         }
         self.replayed += 1;
-        self.replay
-            .frame(seq, payload)
-            .map_err(|source| StorageError::Replay { seq, source })
+        self.replay.frame(seq, payload).map_err(|source| StorageError::Replay { seq, source })
     }
     fn progress(&mut self, p: &Progress) {
         self.replay.progress(p);
@@ -707,8 +622,7 @@ fn remove_files(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<(), Storage
             Err(e) => return Err(StorageError::io("remove", p, e)),
         }
     }
-    fs.sync_dir(dir)
-        .map_err(|e| StorageError::io("fsync directory", dir, e))
+    fs.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))
 }
 
 pub(crate) fn recover(
@@ -718,21 +632,15 @@ pub(crate) fn recover(
     repair: bool,
 ) -> Result<Recovered, StorageError> {
     let fresh = Recovered {
-        recovery: Recovery {
-            fresh: true,
-            ..Recovery::default()
-        },
+        recovery: Recovery { fresh: true, ..Recovery::default() },
         manifest: None,
         last_segment_len: 0,
         next_seq: 1,
     };
-    let dir_exists = fs
-        .exists(dir)
-        .map_err(|e| StorageError::io("stat", dir, e))?;
+    let dir_exists = fs.exists(dir).map_err(|e| StorageError::io("stat", dir, e))?;
     if !dir_exists {
         if repair {
-            fs.create_dir_all(dir)
-                .map_err(|e| StorageError::io("create directory", dir, e))?;
+            fs.create_dir_all(dir).map_err(|e| StorageError::io("create directory", dir, e))?;
         }
         return Ok(fresh);
     }
@@ -746,20 +654,10 @@ pub(crate) fn recover(
         return Ok(fresh);
     };
     if let Some(s) = &m.snapshot {
-        replay
-            .snapshot(s)
-            .map_err(|source| StorageError::Snapshot {
-                file: s.file.clone(),
-                source,
-            })?;
+        replay.snapshot(s).map_err(|source| StorageError::Snapshot { file: s.file.clone(), source })?;
     }
     let snap_seq = m.snapshot.as_ref().map_or(0, |s| s.seq);
-    let mut v = ReplayVisit {
-        replay,
-        snap_seq,
-        replayed: 0,
-        skipped: 0,
-    };
+    let mut v = ReplayVisit { replay, snap_seq, replayed: 0, skipped: 0 };
     let w = walk(fs, dir, &m, &mut v)?;
     let mut rec = Recovery {
         fresh: false,
@@ -781,13 +679,9 @@ pub(crate) fn recover(
         let file_len = w.lens.get(d.index).copied().flatten().unwrap_or(d.offset);
         let cut = file_len.saturating_sub(d.offset);
         if repair {
-            let mut f = fs
-                .open_append(&path)
-                .map_err(|e| StorageError::io("open", &path, e))?;
-            f.set_len(d.offset)
-                .map_err(|e| StorageError::io("truncate", &path, e))?;
-            f.sync_data()
-                .map_err(|e| StorageError::io("fsync", &path, e))?;
+            let mut f = fs.open_append(&path).map_err(|e| StorageError::io("open", &path, e))?;
+            f.set_len(d.offset).map_err(|e| StorageError::io("truncate", &path, e))?;
+            f.sync_data().map_err(|e| StorageError::io("fsync", &path, e))?;
             tracing::warn!(
                 file = %path.display(),
                 offset = d.offset,
@@ -798,12 +692,7 @@ pub(crate) fn recover(
             );
         }
         last_len = d.offset;
-        rec.torn_tail = Some(TornTail {
-            file: d.file,
-            offset: d.offset,
-            bytes: cut,
-            reason: d.reason,
-        });
+        rec.torn_tail = Some(TornTail { file: d.file, offset: d.offset, bytes: cut, reason: d.reason });
     }
     if snap_seq >= w.next_seq {
         return Err(StorageError::corrupt(
@@ -834,12 +723,7 @@ pub(crate) fn recover(
         remove_files(fs, dir, &obsolete)?;
     }
     rec.leftover_files = obsolete;
-    Ok(Recovered {
-        recovery: rec,
-        manifest: Some(m),
-        last_segment_len: last_len,
-        next_seq: w.next_seq,
-    })
+    Ok(Recovered { recovery: rec, manifest: Some(m), last_segment_len: last_len, next_seq: w.next_seq })
 }
 
 /// Reads a data directory without changing anything: calls `replay` with the snapshot and
@@ -929,21 +813,14 @@ impl fmt::Display for CheckReport {
             } else {
                 format!("seq {}..={}", s.first_seq, s.next_seq() - 1)
             };
-            writeln!(
-                f,
-                "  {}  {} bytes  {} valid frames ({seqs})",
-                s.file, s.bytes, s.frames
-            )?;
+            writeln!(f, "  {}  {} bytes  {} valid frames ({seqs})", s.file, s.bytes, s.frames)?;
         }
         writeln!(f, "valid frames: {}", self.frames_ok)?;
         for l in &self.leftover_files {
             writeln!(f, "leftover file (removed at next start): {l}")?;
         }
         for s in &self.stray_segments {
-            writeln!(
-                f,
-                "STRAY segment not in MANIFEST holding frames: {s} (fix renames it {s}.dropped)"
-            )?;
+            writeln!(f, "STRAY segment not in MANIFEST holding frames: {s} (fix renames it {s}.dropped)")?;
         }
         match &self.damage {
             None if self.stray_segments.is_empty() => writeln!(f, "result: OK"),
@@ -971,11 +848,7 @@ impl fmt::Display for CheckReport {
                         d.segments_dropped.join(", ")
                     )?;
                 }
-                writeln!(
-                    f,
-                    "  data lost by the fix: {} valid frames, {} bytes",
-                    d.frames_dropped, d.bytes_dropped
-                )
+                writeln!(f, "  data lost by the fix: {} valid frames, {} bytes", d.frames_dropped, d.bytes_dropped)
             }
         }
     }
@@ -995,10 +868,7 @@ pub fn check(dir: &Path, fs: &dyn Fs) -> Result<CheckReport, StorageError> {
         stray_segments: Vec::new(),
         leftover_files: Vec::new(),
     };
-    if !fs
-        .exists(dir)
-        .map_err(|e| StorageError::io("stat", dir, e))?
-    {
+    if !fs.exists(dir).map_err(|e| StorageError::io("stat", dir, e))? {
         return Ok(report);
     }
     let Some(m) = read_manifest(fs, dir)? else {
@@ -1015,9 +885,7 @@ pub fn check(dir: &Path, fs: &dyn Fs) -> Result<CheckReport, StorageError> {
                 continue;
             };
             let path = dir.join(name);
-            let f = fs
-                .open_read(&path)
-                .map_err(|e| StorageError::io("open", &path, e))?;
+            let f = fs.open_read(&path).map_err(|e| StorageError::io("open", &path, e))?;
             let mut r = Reader::new(&*f, &path, len);
             if i == d.index && !d.whole_segment {
                 bytes_dropped += len.saturating_sub(d.offset);
@@ -1025,16 +893,11 @@ pub fn check(dir: &Path, fs: &dyn Fs) -> Result<CheckReport, StorageError> {
                 frames_dropped += count_frames_from(&mut r, d.offset, after)?;
             } else {
                 bytes_dropped += len;
-                frames_dropped +=
-                    count_frames_from(&mut r, 0, first_seq_of(name).saturating_sub(1))?;
+                frames_dropped += count_frames_from(&mut r, 0, first_seq_of(name).saturating_sub(1))?;
             }
         }
         report.damage = Some(Damage {
-            kind: if d.torn {
-                DamageKind::TornTail
-            } else {
-                DamageKind::Corrupt
-            },
+            kind: if d.torn { DamageKind::TornTail } else { DamageKind::Corrupt },
             file: d.file.clone(),
             segment_index: d.index,
             offset: d.offset,
@@ -1069,20 +932,13 @@ pub struct FixOutcome {
 
 fn free_name(fs: &dyn Fs, dir: &Path, base: &str) -> Result<String, StorageError> {
     for i in 0u32..10_000 {
-        let name = if i == 0 {
-            base.to_string()
-        } else {
-            format!("{base}.{i}")
-        };
+        let name = if i == 0 { base.to_string() } else { format!("{base}.{i}") };
         let p = dir.join(&name);
         if !fs.exists(&p).map_err(|e| StorageError::io("stat", &p, e))? {
             return Ok(name);
         }
     }
-    Err(StorageError::Invalid(format!(
-        "no free file name for {base} in {}",
-        dir.display()
-    )))
+    Err(StorageError::Invalid(format!("no free file name for {base} in {}", dir.display())))
 }
 
 /// Repairs the damage described by `report` (from [`check`] on the same directory):
@@ -1105,15 +961,11 @@ pub fn fix(dir: &Path, fs: &dyn Fs, report: &CheckReport) -> Result<FixOutcome, 
     let dir_err = |e| StorageError::io("fsync directory", dir, e);
     let rename_dropped = |name: &str, out: &mut FixOutcome| -> Result<(), StorageError> {
         let from = dir.join(name);
-        if !fs
-            .exists(&from)
-            .map_err(|e| StorageError::io("stat", &from, e))?
-        {
+        if !fs.exists(&from).map_err(|e| StorageError::io("stat", &from, e))? {
             return Ok(());
         }
         let to_name = free_name(fs, dir, &format!("{name}.dropped"))?;
-        fs.rename(&from, &dir.join(&to_name))
-            .map_err(|e| StorageError::io("rename", &from, e))?;
+        fs.rename(&from, &dir.join(&to_name)).map_err(|e| StorageError::io("rename", &from, e))?;
         out.dropped.push((name.to_string(), to_name));
         Ok(())
     };
@@ -1131,53 +983,34 @@ pub fn fix(dir: &Path, fs: &dyn Fs, report: &CheckReport) -> Result<FixOutcome, 
     let mut next = if d.segment_index == 0 {
         snap_seq.map_or(1, |s| s + 1)
     } else {
-        now.segments
-            .get(d.segment_index - 1)
-            .map_or(1, SegmentReport::next_seq)
+        now.segments.get(d.segment_index - 1).map_or(1, SegmentReport::next_seq)
     };
     let mut dropped: Vec<String> = Vec::new();
     if d.drops_whole_segment {
         dropped.extend(m.segments.iter().skip(d.segment_index).cloned());
     } else {
         let path = dir.join(&d.file);
-        let mut f = fs
-            .open_append(&path)
-            .map_err(|e| StorageError::io("open", &path, e))?;
+        let mut f = fs.open_append(&path).map_err(|e| StorageError::io("open", &path, e))?;
         let len = f.len().map_err(|e| StorageError::io("stat", &path, e))?;
         let save_name = free_name(fs, dir, &format!("{}.cut-{}", d.file, d.offset))?;
         let save_path = dir.join(&save_name);
-        let mut save = fs
-            .create(&save_path)
-            .map_err(|e| StorageError::io("create", &save_path, e))?;
+        let mut save = fs.create(&save_path).map_err(|e| StorageError::io("create", &save_path, e))?;
         let mut off = d.offset;
         let mut buf = vec![0u8; CHUNK];
         while off < len {
             let n = usize::try_from((len - off).min(CHUNK as u64)).unwrap_or(CHUNK);
             let chunk = buf.get_mut(..n).unwrap_or_default();
-            f.read_exact_at(off, chunk)
-                .map_err(|e| StorageError::io("read", &path, e))?;
-            save.write_all(chunk)
-                .map_err(|e| StorageError::io("write", &save_path, e))?;
+            f.read_exact_at(off, chunk).map_err(|e| StorageError::io("read", &path, e))?;
+            save.write_all(chunk).map_err(|e| StorageError::io("write", &save_path, e))?;
             off += n as u64;
         }
-        save.sync_data()
-            .map_err(|e| StorageError::io("fsync", &save_path, e))?;
+        save.sync_data().map_err(|e| StorageError::io("fsync", &save_path, e))?;
         fs.sync_dir(dir).map_err(dir_err)?;
-        f.set_len(d.offset)
-            .map_err(|e| StorageError::io("truncate", &path, e))?;
-        f.sync_data()
-            .map_err(|e| StorageError::io("fsync", &path, e))?;
-        out.truncated = Some((
-            d.file.clone(),
-            d.offset,
-            len.saturating_sub(d.offset),
-            save_name,
-        ));
+        f.set_len(d.offset).map_err(|e| StorageError::io("truncate", &path, e))?;
+        f.sync_data().map_err(|e| StorageError::io("fsync", &path, e))?;
+        out.truncated = Some((d.file.clone(), d.offset, len.saturating_sub(d.offset), save_name));
         kept.push(d.file.clone());
-        next = now
-            .segments
-            .get(d.segment_index)
-            .map_or(next, SegmentReport::next_seq);
+        next = now.segments.get(d.segment_index).map_or(next, SegmentReport::next_seq);
         dropped.extend(m.segments.iter().skip(d.segment_index + 1).cloned());
     }
     if let Some(s) = snap_seq {
@@ -1194,25 +1027,13 @@ pub fn fix(dir: &Path, fs: &dyn Fs, report: &CheckReport) -> Result<FixOutcome, 
     if kept.is_empty() {
         let name = segment_file_name(next);
         let path = dir.join(&name);
-        let mut f = fs
-            .create(&path)
-            .map_err(|e| StorageError::io("create", &path, e))?;
-        f.write_all(&encode_segment_header(next))
-            .map_err(|e| StorageError::io("write", &path, e))?;
-        f.sync_data()
-            .map_err(|e| StorageError::io("fsync", &path, e))?;
+        let mut f = fs.create(&path).map_err(|e| StorageError::io("create", &path, e))?;
+        f.write_all(&encode_segment_header(next)).map_err(|e| StorageError::io("write", &path, e))?;
+        f.sync_data().map_err(|e| StorageError::io("fsync", &path, e))?;
         fs.sync_dir(dir).map_err(dir_err)?;
         kept.push(name.clone());
         out.created = Some(name);
     }
-    write_manifest(
-        fs,
-        dir,
-        &Manifest {
-            snapshot: m.snapshot.clone(),
-            segments: kept,
-        },
-    )
-    .map_err(|e| e.error)?;
+    write_manifest(fs, dir, &Manifest { snapshot: m.snapshot.clone(), segments: kept }).map_err(|e| e.error)?;
     Ok(out)
 }

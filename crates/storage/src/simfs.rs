@@ -45,10 +45,9 @@ pub enum Fault {
 impl Fault {
     fn error(self, op: &str) -> io::Error {
         match self {
-            Fault::NoSpace => io::Error::new(
-                io::ErrorKind::StorageFull,
-                format!("No space left on device (injected ENOSPC in {op})"),
-            ),
+            Fault::NoSpace => {
+                io::Error::new(io::ErrorKind::StorageFull, format!("No space left on device (injected ENOSPC in {op})"))
+            }
             Fault::Io => io::Error::other(format!("Input/output error (injected EIO in {op})")),
         }
     }
@@ -105,10 +104,7 @@ impl Inode {
         if !self.dirty {
             return;
         }
-        let keep = self
-            .dirty_from
-            .min(self.current.len())
-            .min(self.durable.len());
+        let keep = self.dirty_from.min(self.current.len()).min(self.durable.len());
         self.durable.truncate(keep);
         if let Some(rest) = self.current.get(keep..) {
             self.durable.extend_from_slice(rest);
@@ -203,10 +199,7 @@ impl State {
 
     fn power_cut_image(&self, seed: u64) -> SimFs {
         let mut rng = SplitMix::new(seed ^ 0x005E_ED0F_C0DE);
-        let mut new = State {
-            next_ino: self.next_ino,
-            ..State::default()
-        };
+        let mut new = State { next_ino: self.next_ino, ..State::default() };
         for (path, dir) in &self.dirs {
             let n = dir.pending.len();
             let keep = match rng.next_u64() % 3 {
@@ -220,38 +213,17 @@ impl State {
             }
             for ino in map.values() {
                 if let std::collections::hash_map::Entry::Vacant(v) = new.inodes.entry(*ino) {
-                    let content = self
-                        .inodes
-                        .get(ino)
-                        .map(|i| i.after_power_cut(&mut rng))
-                        .unwrap_or_default();
-                    v.insert(Inode {
-                        current: content.clone(),
-                        durable: content,
-                        dirty_from: 0,
-                        dirty: false,
-                    });
+                    let content = self.inodes.get(ino).map(|i| i.after_power_cut(&mut rng)).unwrap_or_default();
+                    v.insert(Inode { current: content.clone(), durable: content, dirty_from: 0, dirty: false });
                 }
             }
-            new.dirs.insert(
-                path.clone(),
-                Dir {
-                    durable: map.clone(),
-                    current: map,
-                    pending: Vec::new(),
-                },
-            );
+            new.dirs.insert(path.clone(), Dir { durable: map.clone(), current: map, pending: Vec::new() });
         }
-        SimFs {
-            state: Arc::new(Mutex::new(new)),
-        }
+        SimFs { state: Arc::new(Mutex::new(new)) }
     }
 
     fn process_crash_image(&self) -> SimFs {
-        let mut new = State {
-            next_ino: self.next_ino,
-            ..State::default()
-        };
+        let mut new = State { next_ino: self.next_ino, ..State::default() };
         for (path, dir) in &self.dirs {
             for ino in dir.current.values() {
                 if let Some(i) = self.inodes.get(ino) {
@@ -260,26 +232,17 @@ impl State {
             }
             new.dirs.insert(path.clone(), dir.clone());
         }
-        SimFs {
-            state: Arc::new(Mutex::new(new)),
-        }
+        SimFs { state: Arc::new(Mutex::new(new)) }
     }
 
     fn lookup(&self, path: &Path) -> io::Result<u64> {
         let (dir, name) = split(path)?;
-        self.dirs
-            .get(&dir)
-            .and_then(|d| d.current.get(&name))
-            .copied()
-            .ok_or_else(|| not_found(path))
+        self.dirs.get(&dir).and_then(|d| d.current.get(&name)).copied().ok_or_else(|| not_found(path))
     }
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{}: no such file (simfs)", path.display()),
-    )
+    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file (simfs)", path.display()))
 }
 
 fn split(path: &Path) -> io::Result<(PathBuf, String)> {
@@ -391,24 +354,13 @@ impl SimFs {
                 ino
             }
         };
-        s.inodes.insert(
-            ino,
-            Inode {
-                current: data.to_vec(),
-                durable: data.to_vec(),
-                dirty_from: 0,
-                dirty: false,
-            },
-        );
+        s.inodes.insert(ino, Inode { current: data.to_vec(), durable: data.to_vec(), dirty_from: 0, dirty: false });
         Ok(())
     }
 
     fn with_inode<R>(&self, ino: u64, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
         let mut s = self.state.lock();
-        let i = s
-            .inodes
-            .get_mut(&ino)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
+        let i = s.inodes.get_mut(&ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
         Ok(f(i))
     }
 }
@@ -453,16 +405,13 @@ impl FsFile for SimFile {
         } else {
             None
         };
-        let i = s
-            .inodes
-            .get_mut(&self.ino)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
+        let i =
+            s.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
         let at = i.current.len();
         i.mark_dirty(at);
         match fault {
             Some(f) => {
-                i.current
-                    .extend_from_slice(data.get(..data.len() / 2).unwrap_or_default());
+                i.current.extend_from_slice(data.get(..data.len() / 2).unwrap_or_default());
                 Err(f.error("write"))
             }
             None => {
@@ -481,10 +430,8 @@ impl FsFile for SimFile {
         } else {
             None
         };
-        let i = s
-            .inodes
-            .get_mut(&self.ino)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
+        let i =
+            s.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
         match fault {
             Some(f) => {
                 // Writeback failed: the dirty pages are gone.
@@ -505,10 +452,8 @@ impl FsFile for SimFile {
         }
         let mut s = self.fs.state.lock();
         s.tick();
-        let i = s
-            .inodes
-            .get_mut(&self.ino)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
+        let i =
+            s.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         let from = len.min(i.current.len());
         i.mark_dirty(from);
@@ -556,29 +501,17 @@ impl Fs for SimFs {
                 ino
             }
         };
-        Ok(Box::new(SimFile {
-            fs: self.clone(),
-            ino,
-            writable: true,
-        }))
+        Ok(Box::new(SimFile { fs: self.clone(), ino, writable: true }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let ino = self.state.lock().lookup(path)?;
-        Ok(Box::new(SimFile {
-            fs: self.clone(),
-            ino,
-            writable: true,
-        }))
+        Ok(Box::new(SimFile { fs: self.clone(), ino, writable: true }))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let ino = self.state.lock().lookup(path)?;
-        Ok(Box::new(SimFile {
-            fs: self.clone(),
-            ino,
-            writable: false,
-        }))
+        Ok(Box::new(SimFile { fs: self.clone(), ino, writable: false }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -587,20 +520,13 @@ impl Fs for SimFs {
         let (dir_a, name_a) = split(from)?;
         let (dir_b, name_b) = split(to)?;
         if dir_a != dir_b {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "simfs: rename across directories",
-            ));
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "simfs: rename across directories"));
         }
         let ino = s.lookup(from)?;
         let d = s.dirs.get_mut(&dir_a).ok_or_else(|| not_found(&dir_a))?;
         d.current.remove(&name_a);
         d.current.insert(name_b.clone(), ino);
-        d.pending.push(DirOp::Rename {
-            from: name_a,
-            to: name_b,
-            ino,
-        });
+        d.pending.push(DirOp::Rename { from: name_a, to: name_b, ino });
         Ok(())
     }
 
@@ -645,12 +571,7 @@ impl Fs for SimFs {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,11 +1,6 @@
 //! Disk-error injection: failed writes and fsyncs make the log unhealthy, nothing appended is
 //! lost or acknowledged early, and the log heals once the disk works again.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -29,13 +24,8 @@ fn assert_exact(fs: &SimFs, expect: &[(u64, Vec<u8>)]) {
     for seed in 0..5 {
         let img = fs.power_cut(seed);
         let mut c = Collect::default();
-        let (_log, rec) = Log::open(
-            data_dir(),
-            Arc::new(img) as Arc<dyn Fs>,
-            opts(FsyncPolicy::Always, 1 << 20),
-            &mut c,
-        )
-        .unwrap();
+        let (_log, rec) =
+            Log::open(data_dir(), Arc::new(img) as Arc<dyn Fs>, opts(FsyncPolicy::Always, 1 << 20), &mut c).unwrap();
         assert_eq!(c.frames, expect);
         assert!(rec.torn_tail.is_none(), "{:?}", rec.torn_tail);
     }
@@ -58,11 +48,7 @@ fn failed_writes_make_the_log_unhealthy_then_it_recovers_without_loss() {
     assert!(log.flush_and_sync().is_err());
     std::thread::sleep(Duration::from_millis(30));
     assert!(!log.healthy());
-    assert_eq!(
-        log.durable_seq(),
-        10,
-        "nothing is acknowledged while writes fail"
-    );
+    assert_eq!(log.durable_seq(), 10, "nothing is acknowledged while writes fail");
     assert!(!log.wait_durable(11, Some(Duration::from_millis(20))));
     fs.clear_faults();
     assert!(log.wait_durable(30, Some(Duration::from_secs(10))));
@@ -81,14 +67,7 @@ fn failed_fsyncs_are_rewritten_not_just_retried() {
     let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
     let mut data = append_n(&log, 1, 5, 30);
     for round in 0..10u64 {
-        fs.fail_syncs(
-            1 + round % 3,
-            if round % 2 == 0 {
-                Fault::Io
-            } else {
-                Fault::NoSpace
-            },
-        );
+        fs.fail_syncs(1 + round % 3, if round % 2 == 0 { Fault::Io } else { Fault::NoSpace });
         let p = payload(3, round, 30);
         let seq = log.append(&p).unwrap();
         assert!(log.wait_durable(seq, Some(Duration::from_secs(10))));
@@ -185,15 +164,9 @@ fn everysec_backpressure_when_fsync_falls_behind() {
     assert!(log.wait_durable(seq, Some(Duration::from_secs(5))));
     std::thread::sleep(Duration::from_millis(30));
     assert!(log.synced_seq() < seq, "policy no: no fsync");
-    assert!(
-        log.wait_writable_blocking(Duration::from_millis(1)),
-        "no backpressure under no"
-    );
+    assert!(log.wait_writable_blocking(Duration::from_millis(1)), "no backpressure under no");
     log.set_fsync_policy(FsyncPolicy::Always);
     assert_eq!(log.fsync_policy(), FsyncPolicy::Always);
-    wait_for(
-        || log.synced_seq() == seq,
-        "synced after switching to always",
-    );
+    wait_for(|| log.synced_seq() == seq, "synced after switching to always");
     log.close().unwrap();
 }

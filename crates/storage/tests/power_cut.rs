@@ -4,12 +4,7 @@
 //! Cut points are chosen by filesystem-operation index (deterministic for a seed); the thread
 //! interleaving of concurrent appenders is not, so batch boundaries vary between runs, which
 //! only widens what is covered.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -24,11 +19,7 @@ use staykv_storage::{snapshot_file_name, Fault, Fs, FsyncPolicy, Log, LogOptions
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("0x")
-                .map(|h| u64::from_str_radix(h, 16).ok())
-                .unwrap_or_else(|| v.parse().ok())
-        })
+        .and_then(|v| v.strip_prefix("0x").map(|h| u64::from_str_radix(h, 16).ok()).unwrap_or_else(|| v.parse().ok()))
         .unwrap_or(default)
 }
 
@@ -55,21 +46,14 @@ fn untag(p: &[u8]) -> (u64, u64) {
 /// every payload intact; each writer's counters form a gap-free prefix. Returns L.
 fn verify_image(img: &SimFs, durable: u64, ctx: &str, reopen: bool) -> u64 {
     let mut c = Collect::default();
-    let (log, _rec) = Log::open(
-        data_dir(),
-        Arc::new(img.clone()) as Arc<dyn Fs>,
-        opts(FsyncPolicy::Always, 1 << 20),
-        &mut c,
-    )
-    .unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
+    let (log, _rec) =
+        Log::open(data_dir(), Arc::new(img.clone()) as Arc<dyn Fs>, opts(FsyncPolicy::Always, 1 << 20), &mut c)
+            .unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
     let last = c.frames.last().map_or(0, |f| f.0);
     if let Some(first) = c.frames.first() {
         assert_eq!(first.0, 1, "{ctx}");
     }
-    assert!(
-        last >= durable,
-        "{ctx}: durable seq {durable} lost (recovered up to {last})"
-    );
+    assert!(last >= durable, "{ctx}: durable seq {durable} lost (recovered up to {last})");
     let mut next: HashMap<u64, u64> = HashMap::new();
     for (_, p) in &c.frames {
         let (t, k) = untag(p);
@@ -83,13 +67,9 @@ fn verify_image(img: &SimFs, durable: u64, ctx: &str, reopen: bool) -> u64 {
         assert_eq!(s, last + 1, "{ctx}");
         log.close().unwrap();
         let mut c2 = Collect::default();
-        let (_l, _) = Log::open(
-            data_dir(),
-            Arc::new(img.clone()) as Arc<dyn Fs>,
-            opts(FsyncPolicy::Always, 1 << 20),
-            &mut c2,
-        )
-        .unwrap_or_else(|e| panic!("{ctx}: second recovery failed: {e}"));
+        let (_l, _) =
+            Log::open(data_dir(), Arc::new(img.clone()) as Arc<dyn Fs>, opts(FsyncPolicy::Always, 1 << 20), &mut c2)
+                .unwrap_or_else(|e| panic!("{ctx}: second recovery failed: {e}"));
         assert_eq!(c2.frames.len() as u64, last + 1, "{ctx}");
     }
     last
@@ -111,13 +91,8 @@ fn always_run(seed: u64) -> usize {
     };
     // A cut before every operation, including the initialisation of the directory.
     fs.schedule_power_cuts((1..=3000u64).map(|op| (op, seed ^ op.wrapping_mul(0x2545_F491))));
-    let (log, rec) = Log::open(
-        data_dir(),
-        Arc::new(fs.clone()) as Arc<dyn Fs>,
-        o,
-        &mut staykv_storage::NoReplay,
-    )
-    .unwrap();
+    let (log, rec) =
+        Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, o, &mut staykv_storage::NoReplay).unwrap();
     assert!(rec.fresh);
     let log = Arc::new(log);
     let done = Arc::new(AtomicBool::new(false));
@@ -142,11 +117,7 @@ fn always_run(seed: u64) -> usize {
         std::thread::spawn(move || {
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_micros(200 + r.below(2000)));
-                let fault = if r.below(2) == 0 {
-                    Fault::NoSpace
-                } else {
-                    Fault::Io
-                };
+                let fault = if r.below(2) == 0 { Fault::NoSpace } else { Fault::Io };
                 if r.below(2) == 0 {
                     fs.fail_writes(1 + r.below(2), fault);
                 } else {
@@ -165,10 +136,7 @@ fn always_run(seed: u64) -> usize {
     fs.clear_faults();
     let deadline = Instant::now() + Duration::from_secs(20);
     while log.flush_and_sync().is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "seed {seed:#x}: log never recovered"
-        );
+        assert!(Instant::now() < deadline, "seed {seed:#x}: log never recovered");
         std::thread::sleep(Duration::from_millis(2));
     }
     assert_eq!(log.durable_seq(), 150);
@@ -177,12 +145,7 @@ fn always_run(seed: u64) -> usize {
     let publishes = publishes.lock().unwrap().clone();
     let n = images.len();
     for (i, (op, img)) in images.into_iter().enumerate() {
-        let durable = publishes
-            .iter()
-            .filter(|(c, _)| *c < op)
-            .map(|(_, s)| *s)
-            .max()
-            .unwrap_or(0);
+        let durable = publishes.iter().filter(|(c, _)| *c < op).map(|(_, s)| *s).max().unwrap_or(0);
         let ctx = format!("seed {seed:#x} cut before op {op}");
         verify_image(&img, durable, &ctx, i % 16 == 0);
     }
@@ -201,10 +164,7 @@ fn power_cuts_under_always_never_lose_an_acknowledged_append() {
         let seed = base.wrapping_add(run.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         cuts += always_run(seed);
     }
-    eprintln!(
-        "always: {runs} runs, {cuts} power-cut images verified in {:?}",
-        t0.elapsed()
-    );
+    eprintln!("always: {runs} runs, {cuts} power-cut images verified in {:?}", t0.elapsed());
     if runs >= 10 {
         assert!(cuts >= 2000, "only {cuts} cut points");
     }
@@ -222,13 +182,8 @@ fn power_cuts_under_everysec_lose_only_unsynced_appends() {
         retry_interval: Duration::from_millis(1),
         ..LogOptions::default()
     };
-    let (log, _) = Log::open(
-        data_dir(),
-        Arc::new(fs.clone()) as Arc<dyn Fs>,
-        o,
-        &mut staykv_storage::NoReplay,
-    )
-    .unwrap();
+    let (log, _) =
+        Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, o, &mut staykv_storage::NoReplay).unwrap();
     let log = Arc::new(log);
     let stop = Arc::new(AtomicBool::new(false));
     // Appenders may append up to `budget` payloads each; the budget grows between cuts so the
@@ -281,10 +236,7 @@ fn power_cuts_under_everysec_lose_only_unsynced_appends() {
         lost_total as f64 / cuts as f64
     );
     let final_img = fs.power_cut(1);
-    assert_eq!(
-        verify_image(&final_img, total, "everysec final", false),
-        total
-    );
+    assert_eq!(verify_image(&final_img, total, "everysec final", false), total);
 }
 
 /// Deterministic single-writer workload with rotations and snapshot installations; a power
@@ -303,13 +255,8 @@ fn power_cuts_during_rotation_and_snapshot_installation() {
             on_durable: Box::new(move |seq| pubs2.lock().unwrap().push((fs2.op_count(), seq))),
             ..LogOptions::default()
         };
-        let (log, _) = Log::open(
-            data_dir(),
-            Arc::new(fs.clone()) as Arc<dyn Fs>,
-            o,
-            &mut staykv_storage::NoReplay,
-        )
-        .unwrap();
+        let (log, _) =
+            Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, o, &mut staykv_storage::NoReplay).unwrap();
         let mut k = 0;
         for round in 0..4 {
             for _ in 0..12 {
@@ -333,21 +280,12 @@ fn power_cuts_during_rotation_and_snapshot_installation() {
         let publishes = publishes.lock().unwrap().clone();
         for (op, img) in fs.take_power_cut_images() {
             images += 1;
-            let durable = publishes
-                .iter()
-                .filter(|(c, _)| *c < op)
-                .map(|(_, s)| *s)
-                .max()
-                .unwrap_or(0);
+            let durable = publishes.iter().filter(|(c, _)| *c < op).map(|(_, s)| *s).max().unwrap_or(0);
             let ctx = format!("snapshot seed {seed} cut before op {op}");
             let mut c = Collect::default();
-            let (_log, rec) = Log::open(
-                data_dir(),
-                Arc::new(img.clone()) as Arc<dyn Fs>,
-                opts(FsyncPolicy::Always, 300),
-                &mut c,
-            )
-            .unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
+            let (_log, rec) =
+                Log::open(data_dir(), Arc::new(img.clone()) as Arc<dyn Fs>, opts(FsyncPolicy::Always, 300), &mut c)
+                    .unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
             let snap_seq = match &c.snapshot {
                 Some(s) => {
                     let content = img.read_file(&data_dir().join(&s.file)).unwrap();
@@ -362,12 +300,7 @@ fn power_cuts_during_rotation_and_snapshot_installation() {
             }
             assert!(rec.last_seq >= durable, "{ctx}: durable {durable} lost");
             // Only the live snapshot file remains.
-            let snaps = img
-                .list_dir(&data_dir())
-                .unwrap()
-                .into_iter()
-                .filter(|n| n.starts_with("snap-"))
-                .count();
+            let snaps = img.list_dir(&data_dir()).unwrap().into_iter().filter(|n| n.starts_with("snap-")).count();
             assert!(snaps <= 1, "{ctx}: {snaps} snapshot files left");
         }
     }

@@ -1,10 +1,5 @@
 //! The log on the real filesystem (`RealFs`) in a temporary directory.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -13,20 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use staykv_storage::{
-    check, fix, snapshot_file_name, Fs, FsyncPolicy, Log, LogOptions, RealFs, StorageError,
-};
+use staykv_storage::{check, fix, snapshot_file_name, Fs, FsyncPolicy, Log, LogOptions, RealFs, StorageError};
 
-fn real_open(
-    dir: &Path,
-    policy: FsyncPolicy,
-) -> Result<(Log, staykv_storage::Recovery, Collect), StorageError> {
+fn real_open(dir: &Path, policy: FsyncPolicy) -> Result<(Log, staykv_storage::Recovery, Collect), StorageError> {
     let mut c = Collect::default();
-    let o = LogOptions {
-        fsync: policy,
-        segment_bytes: 4096,
-        ..LogOptions::default()
-    };
+    let o = LogOptions { fsync: policy, segment_bytes: 4096, ..LogOptions::default() };
     let (log, rec) = Log::open(dir, Arc::new(RealFs) as Arc<dyn Fs>, o, &mut c)?;
     Ok((log, rec, c))
 }
@@ -67,10 +53,7 @@ fn real_disk_roundtrip_rotation_snapshot_torn_tail_and_corruption() {
             })
         })
         .collect();
-    let mut data: Vec<(u64, Vec<u8>)> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    let mut data: Vec<(u64, Vec<u8>)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     data.sort();
     Arc::try_unwrap(log).unwrap().close().unwrap();
     assert!(seg_files(&dir).len() > 2, "{:?}", seg_files(&dir));
@@ -84,10 +67,7 @@ fn real_disk_roundtrip_rotation_snapshot_torn_tail_and_corruption() {
     let next = log.rotate().unwrap();
     let name = snapshot_file_name(next - 1);
     std::fs::write(dir.join(&name), b"snapshot").unwrap();
-    std::fs::File::open(dir.join(&name))
-        .unwrap()
-        .sync_all()
-        .unwrap();
+    std::fs::File::open(dir.join(&name)).unwrap().sync_all().unwrap();
     let removed = log.install_snapshot(&name, next - 1).unwrap();
     assert!(!removed.is_empty());
     for r in &removed {
@@ -100,12 +80,7 @@ fn real_disk_roundtrip_rotation_snapshot_torn_tail_and_corruption() {
     let last = seg_files(&dir).pop().unwrap();
     let path = dir.join(&last);
     let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 7)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 7).unwrap();
     let (log, rec, c) = real_open(&dir, FsyncPolicy::Always).unwrap();
     assert_eq!(c.snapshot.unwrap().seq, next - 1);
     assert_eq!(c.frames, tail[..2].to_vec());
@@ -121,10 +96,7 @@ fn real_disk_roundtrip_rotation_snapshot_torn_tail_and_corruption() {
     bytes[40] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
     let err = real_open(&dir, FsyncPolicy::Always).err().unwrap();
-    assert!(
-        matches!(&err, StorageError::Corrupt { file, offset: 32, .. } if file == &path),
-        "{err}"
-    );
+    assert!(matches!(&err, StorageError::Corrupt { file, offset: 32, .. } if file == &path), "{err}");
     let report = check(&dir, &RealFs).unwrap();
     assert!(!report.is_clean());
     fix(&dir, &RealFs, &report).unwrap();

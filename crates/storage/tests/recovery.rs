@@ -1,10 +1,5 @@
 //! Recovery, torn tails, corruption, check/fix, rotation, snapshots, format versions (SimFs).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -13,8 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use staykv_storage::{
-    check, fix, scan, snapshot_file_name, DamageKind, Fs, FsyncPolicy, Log, NoReplay, SimFs,
-    StorageError, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+    check, fix, scan, snapshot_file_name, DamageKind, Fs, FsyncPolicy, Log, NoReplay, SimFs, StorageError,
+    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 
 const L: usize = 40; // payload length used by most tests
@@ -37,19 +32,14 @@ fn one_segment(n: u64) -> (SimFs, Vec<(u64, Vec<u8>)>, String) {
 
 fn with_file(fs: &SimFs, name: &str, content: &[u8]) -> SimFs {
     let img = fs.process_crash();
-    img.write_file_durable(&data_dir().join(name), content)
-        .unwrap();
+    img.write_file_durable(&data_dir().join(name), content).unwrap();
     img
 }
 
 fn try_open(fs: &SimFs) -> Result<(Log, staykv_storage::Recovery, Collect), StorageError> {
     let mut c = Collect::default();
-    let (log, rec) = Log::open(
-        data_dir(),
-        Arc::new(fs.clone()) as Arc<dyn Fs>,
-        opts(FsyncPolicy::Always, 1 << 20),
-        &mut c,
-    )?;
+    let (log, rec) =
+        Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, opts(FsyncPolicy::Always, 1 << 20), &mut c)?;
     Ok((log, rec, c))
 }
 
@@ -76,10 +66,7 @@ fn append_close_reopen_replays_everything_in_order() {
     // Progress reached 100%.
     let p = c.progress.last().unwrap();
     assert_eq!(p.bytes_done, p.bytes_total);
-    assert!(c
-        .progress
-        .windows(2)
-        .all(|w| w[0].bytes_done <= w[1].bytes_done));
+    assert!(c.progress.windows(2).all(|w| w[0].bytes_done <= w[1].bytes_done));
 }
 
 #[test]
@@ -97,23 +84,14 @@ fn torn_tail_at_every_byte_of_the_last_frame_recovers_the_prefix() {
         }
         let mut zeros = prefix.to_vec();
         zeros.resize(frame_start(5) as usize + 100, 0);
-        for (shape, content) in [
-            ("cut", prefix.to_vec()),
-            ("garbage", garbage),
-            ("zeros", zeros),
-        ] {
+        for (shape, content) in [("cut", prefix.to_vec()), ("garbage", garbage), ("zeros", zeros)] {
             if k == frame_start(5) && shape != "zeros" {
                 continue; // intact file
             }
             let img = with_file(&fs, &seg, &content);
-            let (log, rec, c) =
-                try_open(&img).unwrap_or_else(|e| panic!("shape {shape} cut at {k}: {e}"));
+            let (log, rec, c) = try_open(&img).unwrap_or_else(|e| panic!("shape {shape} cut at {k}: {e}"));
             let expect = if k == frame_start(5) { 5 } else { 4 };
-            assert_eq!(
-                c.frames,
-                data[..expect].to_vec(),
-                "shape {shape} cut at {k}"
-            );
+            assert_eq!(c.frames, data[..expect].to_vec(), "shape {shape} cut at {k}");
             if content.len() as u64 > frame_start(expect as u64) {
                 let t = rec.torn_tail.clone().expect("torn tail reported");
                 assert_eq!(t.offset, frame_start(expect as u64));
@@ -139,9 +117,7 @@ fn flipped_byte_in_an_earlier_frame_is_corruption_with_file_and_offset() {
         let mut bad = full.clone();
         bad[at as usize] ^= 0x10;
         let img = with_file(&fs, &seg, &bad);
-        let err = try_open(&img)
-            .err()
-            .unwrap_or_else(|| panic!("flip at {at} accepted"));
+        let err = try_open(&img).err().unwrap_or_else(|| panic!("flip at {at} accepted"));
         match &err {
             StorageError::Corrupt { file, offset, .. } => {
                 assert_eq!(file, &path);
@@ -196,15 +172,8 @@ fn check_and_fix_repair_corruption_in_a_middle_segment() {
     assert_eq!(d.segments_dropped, segs[2..].to_vec());
     let kept_frames = per_seg + 1;
     assert_eq!(report.frames_ok, kept_frames);
-    assert_eq!(
-        d.frames_dropped,
-        40 - kept_frames - 1,
-        "all valid frames after the damage"
-    );
-    let later: u64 = segs[2..]
-        .iter()
-        .map(|s| fs.read_file(&data_dir().join(s)).unwrap().len() as u64)
-        .sum();
+    assert_eq!(d.frames_dropped, 40 - kept_frames - 1, "all valid frames after the damage");
+    let later: u64 = segs[2..].iter().map(|s| fs.read_file(&data_dir().join(s)).unwrap().len() as u64).sum();
     assert_eq!(d.bytes_dropped, bad.len() as u64 - off + later);
     let text = report.to_string();
     assert!(text.contains("CORRUPT"), "{text}");
@@ -212,14 +181,8 @@ fn check_and_fix_repair_corruption_in_a_middle_segment() {
 
     let out = fix(&data_dir(), &fs, &report).unwrap();
     let (file, at, cut, saved) = out.truncated.clone().unwrap();
-    assert_eq!(
-        (file.as_str(), at, cut),
-        (segs[1].as_str(), off, bad.len() as u64 - off)
-    );
-    assert_eq!(
-        fs.read_file(&data_dir().join(&saved)).unwrap(),
-        bad[off as usize..].to_vec()
-    );
+    assert_eq!((file.as_str(), at, cut), (segs[1].as_str(), off, bad.len() as u64 - off));
+    assert_eq!(fs.read_file(&data_dir().join(&saved)).unwrap(), bad[off as usize..].to_vec());
     assert_eq!(out.dropped.len(), segs.len() - 2);
     assert!(check(&data_dir(), &fs).unwrap().is_clean());
     // A stale report is refused.
@@ -260,27 +223,18 @@ fn rotation_seals_segments_and_explicit_rotate_returns_the_next_seq() {
     assert!(segs.len() >= 5, "{segs:?}");
     let mut expect_first = 1;
     for (i, s) in segs.iter().enumerate() {
-        assert_eq!(
-            staykv_storage::parse_segment_file_name(s),
-            Some(expect_first)
-        );
+        assert_eq!(staykv_storage::parse_segment_file_name(s), Some(expect_first));
         let len = fs.read_file(&data_dir().join(s)).unwrap().len() as u64;
         if i + 1 < segs.len() {
             assert!(len >= 300, "sealed segment {s} has {len} bytes");
         }
         expect_first += (len - SEGMENT_HEADER_LEN) / FRAME;
     }
-    let sealed: Vec<Vec<u8>> = segs[..segs.len() - 1]
-        .iter()
-        .map(|s| fs.read_file(&data_dir().join(s)).unwrap())
-        .collect();
+    let sealed: Vec<Vec<u8>> =
+        segs[..segs.len() - 1].iter().map(|s| fs.read_file(&data_dir().join(s)).unwrap()).collect();
     let next = log.rotate().unwrap();
     assert_eq!(next, 31);
-    assert_eq!(
-        log.rotate().unwrap(),
-        31,
-        "rotating an empty segment is a no-op"
-    );
+    assert_eq!(log.rotate().unwrap(), 31, "rotating an empty segment is a no-op");
     assert_eq!(segments(&fs).last().unwrap(), "log-000000000000001f.skv");
     data.extend(append_n(&log, 6, 10, L));
     // Sealed segments were never written again.
@@ -300,13 +254,9 @@ fn snapshot_install_drops_covered_segments_and_recovery_skips_covered_frames() {
     let data = append_n(&log, 7, 25, L);
     let next = log.rotate().unwrap();
     let s = next - 1;
-    assert!(
-        log.install_snapshot("snap-x.rdb", s).is_err(),
-        "file must exist"
-    );
+    assert!(log.install_snapshot("snap-x.rdb", s).is_err(), "file must exist");
     let name = snapshot_file_name(s);
-    fs.write_file_durable(&data_dir().join(&name), b"RDB...")
-        .unwrap();
+    fs.write_file_durable(&data_dir().join(&name), b"RDB...").unwrap();
     assert!(log.install_snapshot(&name, log.last_seq() + 1).is_err());
     let before = segments(&fs);
     let removed = log.install_snapshot(&name, s).unwrap();
@@ -325,8 +275,7 @@ fn snapshot_install_drops_covered_segments_and_recovery_skips_covered_frames() {
     let more = append_n(&log, 9, 5, L);
     let s2 = more[1].0;
     let name2 = snapshot_file_name(s2);
-    fs.write_file_durable(&data_dir().join(&name2), b"RDB2")
-        .unwrap();
+    fs.write_file_durable(&data_dir().join(&name2), b"RDB2").unwrap();
     let removed = log.install_snapshot(&name2, s2).unwrap();
     assert!(removed.contains(&name), "old snapshot removed: {removed:?}");
     log.close().unwrap();
@@ -367,24 +316,11 @@ fn newer_format_versions_are_refused() {
     f[12..16].copy_from_slice(&2u32.to_le_bytes());
     let img = with_file(&fs, &seg, &f);
     let err = try_open(&img).err().unwrap();
-    assert!(
-        matches!(
-            err,
-            StorageError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, StorageError::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
     assert!(err.to_string().contains("upgrade StayKV"));
     assert!(check(&data_dir(), &img).is_err());
     let img = with_file(&fs, "MANIFEST", b"STAYKV-MANIFEST 7\nfuture\n");
-    assert!(matches!(
-        try_open(&img).err().unwrap(),
-        StorageError::UnsupportedVersion { found: 7, .. }
-    ));
+    assert!(matches!(try_open(&img).err().unwrap(), StorageError::UnsupportedVersion { found: 7, .. }));
 }
 
 #[test]
@@ -396,15 +332,12 @@ fn leftovers_are_removed_and_stray_or_missing_segments_refused_then_fixed() {
     let segs = segments(&fs);
     // Leftovers: manifest temp file, an uninstalled snapshot, a header-only newer segment.
     let img = fs.process_crash();
-    img.write_file_durable(&data_dir().join("MANIFEST.tmp"), b"x")
-        .unwrap();
-    img.write_file_durable(&data_dir().join(snapshot_file_name(5)), b"x")
-        .unwrap();
+    img.write_file_durable(&data_dir().join("MANIFEST.tmp"), b"x").unwrap();
+    img.write_file_durable(&data_dir().join(snapshot_file_name(5)), b"x").unwrap();
     let newer = staykv_storage::segment_file_name(1000);
     let mut hdr = img.read_file(&data_dir().join(&segs[0])).unwrap();
     hdr.truncate(SEGMENT_HEADER_LEN as usize);
-    img.write_file_durable(&data_dir().join(&newer), &hdr)
-        .unwrap();
+    img.write_file_durable(&data_dir().join(&newer), &hdr).unwrap();
     let report = check(&data_dir(), &img).unwrap();
     assert!(report.is_clean());
     assert_eq!(report.leftover_files.len(), 3);
@@ -426,14 +359,11 @@ fn leftovers_are_removed_and_stray_or_missing_segments_refused_then_fixed() {
     assert_eq!(d.file, segs[1]);
     fix(&data_dir(), &img, &report).unwrap();
     let (_log, _, c) = try_open(&img).unwrap();
-    let first_seg_frames = (fs.read_file(&data_dir().join(&segs[0])).unwrap().len() as u64
-        - SEGMENT_HEADER_LEN)
-        / FRAME;
+    let first_seg_frames =
+        (fs.read_file(&data_dir().join(&segs[0])).unwrap().len() as u64 - SEGMENT_HEADER_LEN) / FRAME;
     assert_eq!(c.frames.len() as u64, first_seg_frames);
     for s in &segs[2..] {
-        assert!(img
-            .exists(&data_dir().join(format!("{s}.dropped")))
-            .unwrap());
+        assert!(img.exists(&data_dir().join(format!("{s}.dropped"))).unwrap());
     }
 }
 
@@ -447,18 +377,12 @@ fn unlisted_segment_with_frames_is_stray() {
     let img = fs.process_crash();
     // Remove the last two segments from the manifest (the very last one is empty: the log
     // rotated after its last write), keep the files: they are now unlisted.
-    let mut m = staykv_storage::read_manifest(&img, &data_dir())
-        .unwrap()
-        .unwrap();
+    let mut m = staykv_storage::read_manifest(&img, &data_dir()).unwrap().unwrap();
     let empty = m.segments.pop().unwrap();
     let last = m.segments.pop().unwrap();
-    img.write_file_durable(&data_dir().join("MANIFEST"), &m.encode())
-        .unwrap();
+    img.write_file_durable(&data_dir().join("MANIFEST"), &m.encode()).unwrap();
     let err = try_open(&img).err().unwrap();
-    assert!(
-        matches!(&err, StorageError::Corrupt { file, .. } if file.ends_with(&last)),
-        "{err}"
-    );
+    assert!(matches!(&err, StorageError::Corrupt { file, .. } if file.ends_with(&last)), "{err}");
     let report = check(&data_dir(), &img).unwrap();
     assert_eq!(report.stray_segments, vec![last.clone()]);
     assert!(!report.is_clean());
@@ -468,9 +392,7 @@ fn unlisted_segment_with_frames_is_stray() {
     assert_eq!(rec.leftover_files, vec![empty]);
     let expect: u64 = segs[..segs.len() - 2]
         .iter()
-        .map(|s| {
-            (fs.read_file(&data_dir().join(s)).unwrap().len() as u64 - SEGMENT_HEADER_LEN) / FRAME
-        })
+        .map(|s| (fs.read_file(&data_dir().join(s)).unwrap().len() as u64 - SEGMENT_HEADER_LEN) / FRAME)
         .sum();
     assert_eq!(c.frames.len() as u64, expect);
 }
@@ -485,10 +407,7 @@ fn scan_is_read_only() {
     let rec = scan(&data_dir(), &img, &mut c).unwrap();
     assert_eq!(c.frames, data[..3].to_vec());
     assert_eq!(rec.torn_tail.unwrap().offset, frame_start(3));
-    assert_eq!(
-        img.read_file(&data_dir().join(&seg)).unwrap(),
-        torn.to_vec()
-    );
+    assert_eq!(img.read_file(&data_dir().join(&seg)).unwrap(), torn.to_vec());
     // An absent directory scans as fresh.
     assert!(scan(Path::new("/nope"), &img, &mut NoReplay).unwrap().fresh);
 }
@@ -496,21 +415,11 @@ fn scan_is_read_only() {
 #[test]
 fn a_replay_error_stops_recovery() {
     let (fs, _data, _seg) = one_segment(4);
-    let mut r = staykv_storage::FnReplay(|seq: u64, _p: &[u8]| {
-        if seq == 3 {
-            Err("bad effect".into())
-        } else {
-            Ok(())
-        }
-    });
-    let err = Log::open(
-        data_dir(),
-        Arc::new(fs.clone()) as Arc<dyn Fs>,
-        opts(FsyncPolicy::Always, 1 << 20),
-        &mut r,
-    )
-    .err()
-    .unwrap();
+    let mut r =
+        staykv_storage::FnReplay(|seq: u64, _p: &[u8]| if seq == 3 { Err("bad effect".into()) } else { Ok(()) });
+    let err = Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, opts(FsyncPolicy::Always, 1 << 20), &mut r)
+        .err()
+        .unwrap();
     assert!(matches!(err, StorageError::Replay { seq: 3, .. }), "{err}");
 }
 
@@ -527,9 +436,30 @@ fn oversized_payload_is_rejected_without_allocation() {
     let img = with_file(&fs, &seg, &f);
     let (_log, rec, c) = try_open(&img).unwrap();
     assert!(c.frames.is_empty());
-    assert!(rec
-        .torn_tail
-        .unwrap()
-        .reason
-        .contains("exceeds the maximum"));
+    assert!(rec.torn_tail.unwrap().reason.contains("exceeds the maximum"));
+}
+
+#[test]
+fn a_torn_payload_holding_an_old_log_copy_is_still_a_torn_tail() {
+    // A value that contains log frames (say, a backup of a segment stored as a key) must not be
+    // taken for "valid data after the damage" when its frame is torn.
+    let (fs, data, seg) = one_segment(10);
+    let copy = fs.read_file(&data_dir().join(&seg)).unwrap();
+    let fs2 = sim();
+    let (log, _, _) = open(&fs2, opts(FsyncPolicy::Always, 1 << 20));
+    let mut mine = append_n(&log, 1, 10, L);
+    assert_eq!(mine, data);
+    let seq = log.append(&copy).unwrap();
+    assert!(log.wait_durable(seq, Some(std::time::Duration::from_secs(5))));
+    mine.push((seq, copy.clone()));
+    log.close().unwrap();
+    let seg2 = segments(&fs2).pop().unwrap();
+    let full = fs2.read_file(&data_dir().join(&seg2)).unwrap();
+    // Tear the big frame at several places inside the embedded copy.
+    for cut in [frame_start(10) + 16 + 40, full.len() as u64 - 60, full.len() as u64 - 1] {
+        let img = with_file(&fs2, &seg2, &full[..cut as usize]);
+        let (_log, rec, c) = try_open(&img).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        assert_eq!(c.frames, mine[..10].to_vec());
+        assert_eq!(rec.torn_tail.unwrap().offset, frame_start(10));
+    }
 }

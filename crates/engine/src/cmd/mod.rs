@@ -9,8 +9,11 @@ use crate::errors;
 use crate::num::parse_i64;
 
 pub mod connection;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod transactions;
 
@@ -22,6 +25,9 @@ pub fn table() -> CommandTable {
         connection::COMMANDS,
         server::COMMANDS,
         transactions::COMMANDS,
+        hashes::COMMANDS,
+        lists::COMMANDS,
+        sets::COMMANDS,
     ])
 }
 
@@ -43,4 +49,51 @@ pub(crate) fn arg(args: &[Bytes], i: usize) -> Result<&Bytes, Reply> {
 /// A text argument for messages.
 pub(crate) fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).into_owned()
+}
+
+/// The most elements a negative-count HRANDFIELD/SRANDMEMBER/ZRANDMEMBER may return.
+/// Redis streams such replies; StayKV builds them, so an absurd count is refused instead of
+/// exhausting memory.
+pub(crate) const MAX_RANDOM_REPEATS: i64 = 1 << 24;
+
+/// A stored copy of an argument. Arguments are slices of the connection's read buffer;
+/// storing them as they are would pin that whole buffer in memory for the key's lifetime.
+pub(crate) fn own(arg: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(arg)
+}
+
+/// A page of a collection scan (HSCAN, SSCAN, ZSCAN).
+///
+/// The cursor is a position in the order of a fixed hash of the members, so an element
+/// present for the whole iteration is returned exactly once, whatever else is added or
+/// removed. Members sharing a hash are never split across pages. Each call costs O(n) in the
+/// collection size — fine for the small collections session data keeps; a full scan of a
+/// huge set costs O(n²/COUNT).
+pub(crate) fn scan_members<'a, I>(items: I, cursor: u64, options: &keys::ScanOptions) -> Reply
+where
+    I: Iterator<Item = (&'a Bytes, Vec<Reply>)>,
+{
+    use std::hash::BuildHasher;
+    let hasher = foldhash::fast::FixedState::with_seed(0x5ca1ab1e);
+    // Cursor 0 starts; stored cursors are hash+1 so that 0 never means "after hash 0".
+    let mut page: Vec<(u64, &Bytes, Vec<Reply>)> =
+        items.map(|(m, extra)| (hasher.hash_one(&m[..]).saturating_add(1), m, extra)).filter(|(h, _, _)| *h > cursor).collect();
+    page.sort_unstable_by_key(|(h, _, _)| *h);
+    let mut out = Vec::new();
+    let mut next = 0;
+    let mut taken = 0;
+    let mut last_hash = None;
+    for (hash, member, extra) in page {
+        if taken >= options.count && last_hash != Some(hash) {
+            next = last_hash.unwrap_or(0);
+            break;
+        }
+        last_hash = Some(hash);
+        taken += 1;
+        if options.pattern.as_ref().is_none_or(|p| crate::glob::matches(p, member, false)) {
+            out.push(Reply::Bulk(member.clone()));
+            out.extend(extra);
+        }
+    }
+    Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(out)])
 }

@@ -1,19 +1,11 @@
 //! Shared helpers for the storage integration tests.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use staykv_storage::{
-    BoxError, Fs, FsyncPolicy, Log, LogOptions, Progress, Recovery, Replay, SimFs, SnapshotRef,
-};
+use staykv_storage::{BoxError, Fs, FsyncPolicy, Log, LogOptions, Progress, Recovery, Replay, SimFs, SnapshotRef};
 
 /// Deterministic PRNG (SplitMix64).
 #[derive(Debug, Clone)]
@@ -62,11 +54,7 @@ impl Replay for Collect {
     }
     fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError> {
         if let Some((last, _)) = self.frames.last() {
-            assert_eq!(
-                seq,
-                last + 1,
-                "frames must be replayed in order without gaps"
-            );
+            assert_eq!(seq, last + 1, "frames must be replayed in order without gaps");
         }
         self.frames.push((seq, payload.to_vec()));
         Ok(())
@@ -118,8 +106,5 @@ pub fn append_n(log: &Log, tag: u64, n: u64, len: usize) -> Vec<(u64, Vec<u8>)> 
 
 /// Segment file names listed by the manifest in the sim dir.
 pub fn segments(fs: &SimFs) -> Vec<String> {
-    staykv_storage::read_manifest(fs, &data_dir())
-        .unwrap()
-        .unwrap()
-        .segments
+    staykv_storage::read_manifest(fs, &data_dir()).unwrap().unwrap().segments
 }

@@ -1,0 +1,230 @@
+//! Hashes (Redis's `t_hash.c`).
+
+use bytes::Bytes;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use staykv_resp::Reply;
+
+use super::{arg, int_arg, is, own, scan_members};
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::keyspace::NO_EXPIRY;
+use crate::num::{format_long_double_human, i64_bytes, parse_f64, parse_i64};
+use crate::value::{HashMap, Value};
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, "hash", hset).keys(1, 1, 1),
+    CommandSpec::new("hmset", -4, WRITE | DENYOOM | FAST, "hash", hmset).keys(1, 1, 1),
+    CommandSpec::new("hsetnx", 4, WRITE | DENYOOM | FAST, "hash", hsetnx).keys(1, 1, 1),
+    CommandSpec::new("hget", 3, READONLY | FAST, "hash", hget).keys(1, 1, 1),
+    CommandSpec::new("hmget", -3, READONLY | FAST, "hash", hmget).keys(1, 1, 1),
+    CommandSpec::new("hgetall", 2, READONLY, "hash", hgetall).keys(1, 1, 1),
+    CommandSpec::new("hdel", -3, WRITE | FAST, "hash", hdel).keys(1, 1, 1),
+    CommandSpec::new("hexists", 3, READONLY | FAST, "hash", hexists).keys(1, 1, 1),
+    CommandSpec::new("hlen", 2, READONLY | FAST, "hash", hlen).keys(1, 1, 1),
+    CommandSpec::new("hstrlen", 3, READONLY | FAST, "hash", hstrlen).keys(1, 1, 1),
+    CommandSpec::new("hkeys", 2, READONLY, "hash", hkeys).keys(1, 1, 1),
+    CommandSpec::new("hvals", 2, READONLY, "hash", hvals).keys(1, 1, 1),
+    CommandSpec::new("hincrby", 4, WRITE | DENYOOM | FAST, "hash", hincrby).keys(1, 1, 1),
+    CommandSpec::new("hincrbyfloat", 4, WRITE | DENYOOM | FAST, "hash", hincrbyfloat).keys(1, 1, 1),
+    CommandSpec::new("hrandfield", -2, READONLY, "hash", hrandfield).keys(1, 1, 1),
+    CommandSpec::new("hscan", -3, READONLY, "hash", hscan).keys(1, 1, 1),
+];
+
+type Hash = HashMap<Bytes, Bytes>;
+
+/// The hash at `key` for reading (counts a hit or miss), or WRONGTYPE.
+fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Hash>, Reply> {
+    match ctx.lookup_read(key).map(|e| &mut e.value) {
+        None => Ok(None),
+        Some(Value::Hash(h)) => Ok(Some(h)),
+        Some(_) => Err(errors::wrong_type()),
+    }
+}
+
+/// The hash at `key` for writing, created empty if missing, or WRONGTYPE.
+fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, Reply> {
+    match ctx.lookup(key).map(|e| &e.value) {
+        None => {
+            ctx.store(key, Value::Hash(Hash::default()), NO_EXPIRY);
+        }
+        Some(Value::Hash(_)) => {}
+        Some(_) => return Err(errors::wrong_type()),
+    }
+    match ctx.lookup(key).map(|e| &mut e.value) {
+        Some(Value::Hash(h)) => Ok(h),
+        _ => Err(errors::wrong_type()),
+    }
+}
+
+fn pairs(args: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> {
+    let rest = args.get(2..).unwrap_or_default();
+    if rest.len() % 2 != 0 {
+        return Err(errors::wrong_arity(name));
+    }
+    Ok(rest.chunks_exact(2).filter_map(|p| Some((own(p.first()?), own(p.get(1)?)))).collect())
+}
+
+fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let pairs = pairs(args, "hset")?;
+    let hash = write(ctx, arg(args, 1)?)?;
+    let added = pairs.into_iter().filter(|(f, v)| hash.insert(f.clone(), v.clone()).is_none()).count();
+    ctx.propagate_args(args);
+    Ok(Reply::Int(added as i64))
+}
+
+fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let pairs = pairs(args, "hmset")?;
+    let hash = write(ctx, arg(args, 1)?)?;
+    hash.extend(pairs);
+    ctx.propagate_args(args);
+    Ok(Reply::Ok)
+}
+
+fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (key, field) = (arg(args, 1)?, arg(args, 2)?);
+    if read(ctx, key)?.is_some_and(|h| h.contains_key(field)) {
+        return Ok(Reply::Int(0));
+    }
+    write(ctx, key)?.insert(own(field), own(arg(args, 3)?));
+    ctx.propagate(vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), arg(args, 3)?.clone()]);
+    Ok(Reply::Int(1))
+}
+
+fn hget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let field = arg(args, 2)?;
+    Ok(read(ctx, arg(args, 1)?)?.and_then(|h| h.get(field).cloned()).map_or(Reply::Nil, Reply::Bulk))
+}
+
+fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let hash = read(ctx, arg(args, 1)?)?;
+    let fields = args.get(2..).unwrap_or_default();
+    Ok(Reply::Array(
+        fields.iter().map(|f| hash.as_ref().and_then(|h| h.get(f).cloned()).map_or(Reply::Nil, Reply::Bulk)).collect(),
+    ))
+}
+
+fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let hash = read(ctx, arg(args, 1)?)?;
+    let pairs = hash.map(|h| h.iter().map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone()))).collect());
+    Ok(Reply::Map(pairs.unwrap_or_default()))
+}
+
+fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    let Some(hash) = read(ctx, key)? else { return Ok(Reply::Int(0)) };
+    let removed = args.iter().skip(2).filter(|f| hash.remove(&f[..]).is_some()).count();
+    let now_empty = hash.is_empty();
+    if removed > 0 {
+        ctx.propagate_args(args);
+    }
+    if now_empty {
+        ctx.remove(key);
+    }
+    Ok(Reply::Int(removed as i64))
+}
+
+fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let field = arg(args, 2)?;
+    Ok(Reply::Int(i64::from(read(ctx, arg(args, 1)?)?.is_some_and(|h| h.contains_key(field)))))
+}
+
+fn hlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(read(ctx, arg(args, 1)?)?.map_or(0, |h| h.len() as i64)))
+}
+
+fn hstrlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let field = arg(args, 2)?;
+    Ok(Reply::Int(read(ctx, arg(args, 1)?)?.and_then(|h| h.get(field)).map_or(0, |v| v.len() as i64)))
+}
+
+fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::bulks(read(ctx, arg(args, 1)?)?.map(|h| h.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()))
+}
+
+fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::bulks(read(ctx, arg(args, 1)?)?.map(|h| h.values().cloned().collect::<Vec<_>>()).unwrap_or_default()))
+}
+
+fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (key, field) = (arg(args, 1)?, arg(args, 2)?);
+    let by = int_arg(arg(args, 3)?)?;
+    let hash = write(ctx, key)?;
+    let current = match hash.get(field) {
+        None => 0,
+        Some(v) => parse_i64(v).ok_or_else(|| err("ERR hash value is not an integer"))?,
+    };
+    let next = current.checked_add(by).ok_or_else(|| err(errors::OVERFLOW))?;
+    hash.insert(own(field), i64_bytes(next));
+    ctx.propagate_args(args);
+    Ok(Reply::Int(next))
+}
+
+fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (key, field) = (arg(args, 1)?, arg(args, 2)?);
+    let by = parse_f64(arg(args, 3)?).ok_or_else(errors::not_float)?;
+    let hash = write(ctx, key)?;
+    let current = match hash.get(field) {
+        None => 0.0,
+        Some(v) => parse_f64(v).ok_or_else(|| err("ERR hash value is not a float"))?,
+    };
+    let next = current + by;
+    if !next.is_finite() {
+        return Err(err("ERR increment would produce NaN or Infinity"));
+    }
+    let text = Bytes::from(format_long_double_human(next));
+    hash.insert(own(field), text.clone());
+    // The result, not the increment, is logged: replay must not redo float arithmetic.
+    ctx.propagate(vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), text.clone()]);
+    Ok(Reply::Bulk(text))
+}
+
+fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let count = match args.get(2) {
+        Some(c) => Some(int_arg(c)?),
+        None => None,
+    };
+    let with_values = match args.get(3..).unwrap_or_default() {
+        [] => false,
+        [w] if is(w, "withvalues") && count.is_some() => true,
+        _ => return Err(errors::syntax()),
+    };
+    let resp3 = ctx.client.protocol == staykv_resp::Protocol::Resp3;
+    let Some(hash) = read(ctx, arg(args, 1)?)? else {
+        return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
+    };
+    let entries: Vec<(&Bytes, &Bytes)> = hash.iter().collect();
+    if entries.is_empty() {
+        return Ok(Reply::Array(Vec::new()));
+    }
+    let mut rng = rand::thread_rng();
+    let Some(count) = count else {
+        return Ok(entries.choose(&mut rng).map_or(Reply::Nil, |(f, _)| Reply::Bulk((*f).clone())));
+    };
+    let picked: Vec<(&Bytes, &Bytes)> = if count >= 0 {
+        let n = usize::try_from(count).unwrap_or(usize::MAX).min(entries.len());
+        entries.choose_multiple(&mut rng, n).copied().collect()
+    } else {
+        let n = count.checked_neg().filter(|&n| n <= super::MAX_RANDOM_REPEATS).ok_or_else(|| err("ERR value is out of range"))?;
+        (0..n).filter_map(|_| entries.get(rng.gen_range(0..entries.len())).copied()).collect()
+    };
+    Ok(Reply::Array(
+        picked
+            .into_iter()
+            .flat_map(|(f, v)| match (with_values, resp3) {
+                (true, true) => vec![Reply::Array(vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])],
+                (true, false) => vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())],
+                (false, _) => vec![Reply::Bulk(f.clone())],
+            })
+            .collect(),
+    ))
+}
+
+fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (cursor, options) = super::keys::parse_scan(args, 2, false)?;
+    let Some(hash) = read(ctx, arg(args, 1)?)? else {
+        return Ok(Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]));
+    };
+    Ok(scan_members(hash.iter().map(|(f, v)| (f, vec![Reply::Bulk(v.clone())])), cursor, &options))
+}

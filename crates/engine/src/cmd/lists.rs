@@ -1,0 +1,406 @@
+//! Lists (Redis's `t_list.c`).
+//!
+//! Moves between keys (LMOVE, RPOPLPUSH) are logged as a pop from the source and a push to
+//! the destination, so every logged effect names a single key.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use staykv_resp::Reply;
+
+use super::{arg, int_arg, is, own};
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::keyspace::NO_EXPIRY;
+use crate::num::i64_bytes;
+use crate::value::Value;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("lpush", -3, WRITE | DENYOOM | FAST, "list", lpush).keys(1, 1, 1),
+    CommandSpec::new("rpush", -3, WRITE | DENYOOM | FAST, "list", rpush).keys(1, 1, 1),
+    CommandSpec::new("lpushx", -3, WRITE | DENYOOM | FAST, "list", lpushx).keys(1, 1, 1),
+    CommandSpec::new("rpushx", -3, WRITE | DENYOOM | FAST, "list", rpushx).keys(1, 1, 1),
+    CommandSpec::new("lpop", -2, WRITE | FAST, "list", lpop).keys(1, 1, 1),
+    CommandSpec::new("rpop", -2, WRITE | FAST, "list", rpop).keys(1, 1, 1),
+    CommandSpec::new("llen", 2, READONLY | FAST, "list", llen).keys(1, 1, 1),
+    CommandSpec::new("lrange", 4, READONLY, "list", lrange).keys(1, 1, 1),
+    CommandSpec::new("lindex", 3, READONLY, "list", lindex).keys(1, 1, 1),
+    CommandSpec::new("lset", 4, WRITE | DENYOOM, "list", lset).keys(1, 1, 1),
+    CommandSpec::new("lrem", 4, WRITE, "list", lrem).keys(1, 1, 1),
+    CommandSpec::new("ltrim", 4, WRITE, "list", ltrim).keys(1, 1, 1),
+    CommandSpec::new("linsert", 5, WRITE | DENYOOM, "list", linsert).keys(1, 1, 1),
+    CommandSpec::new("lpos", -3, READONLY, "list", lpos).keys(1, 1, 1),
+    CommandSpec::new("lmove", 5, WRITE | DENYOOM, "list", lmove).keys(1, 2, 1),
+    CommandSpec::new("rpoplpush", 3, WRITE | DENYOOM, "list", rpoplpush).keys(1, 2, 1),
+    CommandSpec::new("lmpop", -4, WRITE, "list", lmpop).key_finder(numkeys_at_1),
+];
+
+type List = VecDeque<Bytes>;
+
+/// Which end of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Left,
+    Right,
+}
+
+impl End {
+    pub(crate) fn parse(arg: &[u8]) -> Result<End, Reply> {
+        match arg {
+            a if is(a, "left") => Ok(End::Left),
+            a if is(a, "right") => Ok(End::Right),
+            _ => Err(errors::syntax()),
+        }
+    }
+
+    fn pop_name(self) -> &'static [u8] {
+        if self == End::Left {
+            b"LPOP"
+        } else {
+            b"RPOP"
+        }
+    }
+
+    fn push_name(self) -> &'static [u8] {
+        if self == End::Left {
+            b"LPUSH"
+        } else {
+            b"RPUSH"
+        }
+    }
+}
+
+/// Keys of `CMD numkeys key... ` forms: positions 2..2+numkeys.
+pub(crate) fn numkeys_at_1(args: &[Bytes]) -> Vec<usize> {
+    let n = args.get(1).and_then(|n| crate::num::parse_i64(n)).unwrap_or(0);
+    let n = usize::try_from(n).unwrap_or(0).min(args.len().saturating_sub(2));
+    (2..2 + n).collect()
+}
+
+/// Parse `numkeys key...` starting at `args[at]`; Redis's errors.
+pub(crate) fn parse_numkeys(args: &[Bytes], at: usize) -> Result<&[Bytes], Reply> {
+    let n = int_arg(arg(args, at)?)?;
+    if n <= 0 {
+        return Err(err("ERR numkeys should be greater than 0"));
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    args.get(at + 1..).and_then(|rest| rest.get(..n)).ok_or_else(errors::syntax)
+}
+
+fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut List>, Reply> {
+    match ctx.lookup_read(key).map(|e| &mut e.value) {
+        None => Ok(None),
+        Some(Value::List(l)) => Ok(Some(l)),
+        Some(_) => Err(errors::wrong_type()),
+    }
+}
+
+fn write<'c>(ctx: &'c mut Ctx, key: &[u8], create: bool) -> Result<Option<&'c mut List>, Reply> {
+    match ctx.lookup(key).map(|e| &e.value) {
+        None if create => {
+            ctx.store(key, Value::List(List::new()), NO_EXPIRY);
+        }
+        None => return Ok(None),
+        Some(Value::List(_)) => {}
+        Some(_) => return Err(errors::wrong_type()),
+    }
+    match ctx.lookup(key).map(|e| &mut e.value) {
+        Some(Value::List(l)) => Ok(Some(l)),
+        _ => Err(errors::wrong_type()),
+    }
+}
+
+/// Delete the key if its list became empty (Redis never keeps empty collections).
+fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
+    if matches!(ctx.peek(key).map(|e| &e.value), Some(Value::List(l)) if l.is_empty()) {
+        ctx.remove(key);
+    }
+}
+
+fn push_generic(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {
+    let key = arg(args, 1)?;
+    let Some(list) = write(ctx, key, !only_existing)? else { return Ok(Reply::Int(0)) };
+    for item in args.iter().skip(2) {
+        match end {
+            End::Left => list.push_front(own(item)),
+            End::Right => list.push_back(own(item)),
+        }
+    }
+    let len = list.len();
+    ctx.propagate_args(args);
+    Ok(Reply::Int(len as i64))
+}
+
+fn lpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    push_generic(ctx, args, End::Left, false)
+}
+
+fn rpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    push_generic(ctx, args, End::Right, false)
+}
+
+fn lpushx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    push_generic(ctx, args, End::Left, true)
+}
+
+fn rpushx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    push_generic(ctx, args, End::Right, true)
+}
+
+/// Pop up to `count` elements from one end, logging the pop and deleting an emptied key.
+pub(crate) fn pop_elements(ctx: &mut Ctx, key: &Bytes, end: End, count: usize) -> Result<Vec<Bytes>, Reply> {
+    let Some(list) = write(ctx, key, false)? else { return Ok(Vec::new()) };
+    let n = count.min(list.len());
+    let popped: Vec<Bytes> = match end {
+        End::Left => list.drain(..n).collect(),
+        End::Right => list.drain(list.len() - n..).rev().collect(),
+    };
+    if !popped.is_empty() {
+        ctx.propagate(vec![Bytes::from_static(end.pop_name()), key.clone(), i64_bytes(n as i64)]);
+    }
+    drop_if_empty(ctx, key);
+    Ok(popped)
+}
+
+fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
+    let key = arg(args, 1)?;
+    let count = match args.get(2..).unwrap_or_default() {
+        [] => None,
+        [c] => {
+            let n = crate::num::parse_i64(c).filter(|n| *n >= 0);
+            Some(n.ok_or_else(|| err("ERR value is out of range, must be positive"))?)
+        }
+        _ => return Err(errors::wrong_arity(if end == End::Left { "lpop" } else { "rpop" })),
+    };
+    if read(ctx, key)?.is_none() {
+        return Ok(if count.is_some() { Reply::NilArray } else { Reply::Nil });
+    }
+    match count {
+        None => Ok(pop_elements(ctx, key, end, 1)?.into_iter().next().map_or(Reply::Nil, Reply::Bulk)),
+        Some(n) => Ok(Reply::bulks(pop_elements(ctx, key, end, usize::try_from(n).unwrap_or(usize::MAX))?)),
+    }
+}
+
+fn lpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    pop_generic(ctx, args, End::Left)
+}
+
+fn rpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    pop_generic(ctx, args, End::Right)
+}
+
+fn llen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(read(ctx, arg(args, 1)?)?.map_or(0, |l| l.len() as i64)))
+}
+
+fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (start, stop) = (int_arg(arg(args, 2)?)?, int_arg(arg(args, 3)?)?);
+    let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Array(Vec::new())) };
+    Ok(match list_range(start, stop, list.len()) {
+        Some((from, to)) => Reply::bulks(list.range(from..=to).cloned()),
+        None => Reply::Array(Vec::new()),
+    })
+}
+
+/// LRANGE/LTRIM index rules: negative from the end, clamped; `None` when empty.
+fn list_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = i64::try_from(len).ok()?;
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let stop = if stop < 0 { len + stop } else { stop }.min(len - 1);
+    if start > stop || start >= len {
+        return None;
+    }
+    Some((usize::try_from(start).ok()?, usize::try_from(stop).ok()?))
+}
+
+/// A single index, negative from the end; `None` if out of range.
+fn list_index(index: i64, len: usize) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    let i = if index < 0 { len + index } else { index };
+    (0..len).contains(&i).then(|| usize::try_from(i).ok()).flatten()
+}
+
+fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let index = int_arg(arg(args, 2)?)?;
+    let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Nil) };
+    Ok(list_index(index, list.len()).and_then(|i| list.get(i).cloned()).map_or(Reply::Nil, Reply::Bulk))
+}
+
+fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let index = int_arg(arg(args, 2)?)?;
+    let Some(list) = write(ctx, arg(args, 1)?, false)? else { return Err(err(errors::NO_SUCH_KEY)) };
+    let slot = list_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or_else(|| err("ERR index out of range"))?;
+    *slot = own(arg(args, 3)?);
+    ctx.propagate_args(args);
+    Ok(Reply::Ok)
+}
+
+fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (key, element) = (arg(args, 1)?, arg(args, 3)?);
+    let count = int_arg(arg(args, 2)?)?;
+    let Some(list) = write(ctx, key, false)? else { return Ok(Reply::Int(0)) };
+    let limit = if count == 0 { usize::MAX } else { usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX) };
+    let mut removed = 0;
+    if count >= 0 {
+        list.retain(|e| {
+            let hit = removed < limit && e == element;
+            removed += usize::from(hit);
+            !hit
+        });
+    } else {
+        let mut i = list.len();
+        while i > 0 && removed < limit {
+            i -= 1;
+            if list.get(i) == Some(element) {
+                list.remove(i);
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        ctx.propagate_args(args);
+    }
+    drop_if_empty(ctx, key);
+    Ok(Reply::Int(removed as i64))
+}
+
+fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    let (start, stop) = (int_arg(arg(args, 2)?)?, int_arg(arg(args, 3)?)?);
+    let Some(list) = write(ctx, key, false)? else { return Ok(Reply::Ok) };
+    match list_range(start, stop, list.len()) {
+        Some((from, to)) => {
+            list.truncate(to + 1);
+            list.drain(..from);
+        }
+        None => list.clear(),
+    }
+    ctx.propagate_args(args);
+    drop_if_empty(ctx, key);
+    Ok(Reply::Ok)
+}
+
+fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let after = match arg(args, 2)? {
+        w if is(w, "after") => true,
+        w if is(w, "before") => false,
+        _ => return Err(errors::syntax()),
+    };
+    let (pivot, element) = (arg(args, 3)?, arg(args, 4)?);
+    let Some(list) = write(ctx, arg(args, 1)?, false)? else { return Ok(Reply::Int(0)) };
+    let Some(pos) = list.iter().position(|e| e == pivot) else { return Ok(Reply::Int(-1)) };
+    list.insert(if after { pos + 1 } else { pos }, own(element));
+    let len = list.len();
+    ctx.propagate_args(args);
+    Ok(Reply::Int(len as i64))
+}
+
+fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let element = arg(args, 2)?;
+    let (mut rank, mut count, mut maxlen) = (1i64, None, 0usize);
+    let mut i = 3;
+    while let Some(option) = args.get(i) {
+        let value = args.get(i + 1).ok_or_else(errors::syntax)?;
+        if is(option, "rank") {
+            rank = int_arg(value)?;
+            if rank == 0 {
+                return Err(err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"));
+            }
+            if rank == i64::MIN {
+                return Err(err("ERR value is out of range"));
+            }
+        } else if is(option, "count") {
+            let n = int_arg(value)?;
+            count = Some(usize::try_from(n).map_err(|_| err("ERR COUNT can't be negative"))?);
+        } else if is(option, "maxlen") {
+            let n = int_arg(value)?;
+            maxlen = usize::try_from(n).map_err(|_| err("ERR MAXLEN can't be negative"))?;
+        } else {
+            return Err(errors::syntax());
+        }
+        i += 2;
+    }
+    let Some(list) = read(ctx, arg(args, 1)?)? else {
+        return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
+    };
+    let len = list.len();
+    let scan_limit = if maxlen == 0 { len } else { maxlen.min(len) };
+    let indexes: Box<dyn Iterator<Item = usize>> =
+        if rank > 0 { Box::new(0..scan_limit) } else { Box::new((len - scan_limit..len).rev()) };
+    let skip = usize::try_from(rank.unsigned_abs() - 1).unwrap_or(usize::MAX);
+    let wanted = match count {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => 1,
+    };
+    let found: Vec<Reply> = indexes
+        .filter(|&i| list.get(i) == Some(element))
+        .skip(skip)
+        .take(wanted)
+        .map(|i| Reply::Int(i as i64))
+        .collect();
+    Ok(match count {
+        Some(_) => Reply::Array(found),
+        None => found.into_iter().next().unwrap_or(Reply::Nil),
+    })
+}
+
+/// Pop from `src` at `from`, push to `dst` at `to`, logged as two single-key effects.
+pub(crate) fn move_element(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> CmdResult {
+    if read(ctx, src)?.is_none() {
+        return Ok(Reply::Nil);
+    }
+    // Redis checks the destination's type before touching the source.
+    if ctx.peek(dst).is_some_and(|e| !matches!(e.value, Value::List(_))) {
+        return Err(errors::wrong_type());
+    }
+    let Some(element) = pop_elements(ctx, src, from, 1)?.into_iter().next() else { return Ok(Reply::Nil) };
+    if let Some(list) = write(ctx, dst, true)? {
+        match to {
+            End::Left => list.push_front(element.clone()),
+            End::Right => list.push_back(element.clone()),
+        }
+    }
+    ctx.propagate(vec![Bytes::from_static(to.push_name()), dst.clone(), element.clone()]);
+    Ok(Reply::Bulk(element))
+}
+
+fn lmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (from, to) = (End::parse(arg(args, 3)?)?, End::parse(arg(args, 4)?)?);
+    move_element(ctx, arg(args, 1)?, arg(args, 2)?, from, to)
+}
+
+fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    move_element(ctx, arg(args, 1)?, arg(args, 2)?, End::Right, End::Left)
+}
+
+/// LMPOP's `LEFT|RIGHT [COUNT n]` after the keys.
+pub(crate) fn parse_mpop_tail(tail: &[Bytes]) -> Result<(End, usize), Reply> {
+    let end = End::parse(tail.first().ok_or_else(errors::syntax)?)?;
+    match tail.get(1..).unwrap_or_default() {
+        [] => Ok((end, 1)),
+        [c, n] if is(c, "count") => {
+            let n = int_arg(n).ok().filter(|&n| n > 0).ok_or_else(|| err("ERR count should be greater than 0"))?;
+            Ok((end, usize::try_from(n).unwrap_or(usize::MAX)))
+        }
+        _ => Err(errors::syntax()),
+    }
+}
+
+/// The first non-empty list among `keys`: popped, as `[key, [elements]]`.
+pub(crate) fn mpop(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> CmdResult {
+    for key in keys {
+        if read(ctx, key)?.is_some() {
+            let popped = pop_elements(ctx, key, end, count)?;
+            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(popped)]));
+        }
+    }
+    Ok(Reply::NilArray)
+}
+
+fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let keys = parse_numkeys(args, 1)?;
+    let (end, count) = parse_mpop_tail(args.get(2 + keys.len()..).unwrap_or_default())?;
+    mpop(ctx, keys, end, count)
+}
