@@ -39,6 +39,8 @@ pub struct Client {
     /// Keys under WATCH, and the flag other clients' writes set.
     pub watching: Vec<crate::watch::WatchedKey>,
     pub watch_dirty: Arc<AtomicBool>,
+    /// How to wake this client when a key it blocks on changes; `None`: it cannot block.
+    pub waker: Option<crate::blocking::ClientWaker>,
 }
 
 impl Client {

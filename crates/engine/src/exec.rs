@@ -6,6 +6,7 @@ use bytes::Bytes;
 use parking_lot::MutexGuard;
 use staykv_resp::Reply;
 
+use crate::blocking::BlockRegistry;
 use crate::client::Client;
 use crate::command::{flags, CommandSpec, CommandTable};
 use crate::effects::Effect;
@@ -45,6 +46,16 @@ pub struct Outcome {
     pub wait_seq: u64,
     /// Index of the command in the table, for per-command statistics.
     pub command: Option<usize>,
+    /// The command found nothing and asks to wait: the client is registered on its keys.
+    /// Re-run the same command when woken; send `reply` (the timeout answer) at the deadline.
+    pub blocked: Option<Blocked>,
+}
+
+/// A blocked command's wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Blocked {
+    /// Unix ms, or `None` to wait forever.
+    pub deadline: Option<u64>,
 }
 
 /// Sizes fixed at start.
@@ -91,6 +102,7 @@ pub struct Engine {
     /// Next cursor position of the active expiry cycle over shards.
     expire_shard: AtomicU64,
     pub watches: WatchRegistry,
+    pub blocked: BlockRegistry,
 }
 
 impl Engine {
@@ -104,6 +116,7 @@ impl Engine {
             command_stats,
             expire_shard: AtomicU64::new(0),
             watches: WatchRegistry::default(),
+            blocked: BlockRegistry::default(),
         }
     }
 
@@ -117,11 +130,11 @@ impl Engine {
         journal: &dyn Journal,
     ) -> Outcome {
         let Some(name) = args.first() else {
-            return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None };
+            return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
         };
         let Some((index, spec)) = self.table.lookup(name) else {
             self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
-            return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None };
+            return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
         };
         if let Some(reply) = self.precheck(client, spec, args, host, journal) {
             if let Some(stats) = self.command_stats.get(index) {
@@ -130,13 +143,13 @@ impl Engine {
             self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
             // A command refused while queuing dooms the transaction, as in Redis.
             client.multi_failed |= client.multi.is_some();
-            return Outcome { reply, wait_seq: 0, command: Some(index) };
+            return Outcome { reply, wait_seq: 0, command: Some(index), blocked: None };
         }
         if let Some(queue) = client.multi.as_mut().filter(|_| !spec.has(flags::TRANSACTION_CONTROL)) {
             queue.push(args.to_vec());
-            return Outcome { reply: Reply::Status("QUEUED"), wait_seq: 0, command: Some(index) };
+            return Outcome { reply: Reply::Status("QUEUED"), wait_seq: 0, command: Some(index), blocked: None };
         }
-        let (reply, wait_seq) = self.run(client, spec, args, now, host, journal);
+        let (reply, wait_seq, blocked) = self.run(client, spec, args, now, host, journal);
         self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
         if let Some(stats) = self.command_stats.get(index) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -145,7 +158,7 @@ impl Engine {
                 self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Outcome { reply, wait_seq, command: Some(index) }
+        Outcome { reply, wait_seq, command: Some(index), blocked }
     }
 
     /// Checks that come before running, in Redis's order: arity, auth, writability.
@@ -185,12 +198,13 @@ impl Engine {
         now: u64,
         host: &dyn Host,
         journal: &dyn Journal,
-    ) -> (Reply, u64) {
+    ) -> (Reply, u64, Option<Blocked>) {
         let locks = self.lock_for(spec, args);
-        let mut ctx = Ctx { engine: self, client, host, journal, now, locks, effects: Vec::new() };
+        let mut ctx =
+            Ctx { engine: self, client, host, journal, now, locks, effects: Vec::new(), nested: false, blocked: None };
         let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
         let wait_seq = ctx.commit();
-        (reply, wait_seq)
+        (reply, wait_seq, ctx.blocked)
     }
 
     /// Lock the shards a command's keys live in, in shard order.
@@ -212,6 +226,7 @@ impl Engine {
     /// A client is going away: drop what the engine holds for it.
     pub fn disconnect(&self, client: &mut Client) {
         self.watches.unwatch_all(client);
+        self.blocked.unregister(client.id);
     }
 
     /// Apply one logged batch during recovery: each effect runs at the batch's time.
@@ -249,6 +264,7 @@ impl Engine {
                 let (scanned, keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
                 remaining = remaining.saturating_sub(scanned);
                 for key in keys {
+                    self.watches.touch(db, &key);
                     effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), key]));
                 }
             }
@@ -362,6 +378,9 @@ pub struct Ctx<'a> {
     pub now: u64,
     locks: Locks<'a>,
     effects: Vec<Effect>,
+    /// Running inside EXEC or a script: blocking commands answer at once.
+    nested: bool,
+    blocked: Option<Blocked>,
 }
 
 impl std::fmt::Debug for dyn Journal + '_ {
@@ -384,11 +403,16 @@ impl<'a> Ctx<'a> {
             true => None,
             false => Some(self.journal.append(self.now, &self.effects)),
         };
-        if !self.engine.watches.is_empty() {
+        if !self.engine.watches.is_empty() || !self.engine.blocked.is_empty() {
             for effect in &self.effects {
-                // Whole-database effects (FLUSHDB...) touched their keys when they ran.
-                if let [_, key, ..] = &effect.argv[..] {
-                    self.engine.watches.touch(effect.db as usize, key);
+                let db = effect.db as usize;
+                if effect.argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"swapdb")) {
+                    self.engine.blocked.signal_all();
+                } else if let Some(key) = effect.argv.get(1) {
+                    // Whole-database effects (FLUSHDB...) have no key; they touched watched
+                    // keys when they ran.
+                    self.engine.watches.touch(db, key);
+                    self.engine.blocked.signal(db, key, self.client.id);
                 }
             }
         }
@@ -578,6 +602,17 @@ impl<'a> Ctx<'a> {
         self.propagate(args.to_vec());
     }
 
+    /// Ask to block on `keys` until `deadline` (None: forever). Returns false where blocking
+    /// is impossible — inside MULTI/EXEC or a script, or for a client that cannot wait — and
+    /// the command must then answer its timeout reply at once, as Redis does.
+    pub fn block(&mut self, keys: &[Bytes], deadline: Option<u64>) -> bool {
+        let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
+        let waker = waker.0;
+        self.engine.blocked.register(self.client.id, waker, self.client.db, keys);
+        self.blocked = Some(Blocked { deadline });
+        true
+    }
+
     /// Run another command inside this one (EXEC, scripts): same locks, same batch of
     /// effects. Refusals are checked here as at the top level.
     pub fn call(&mut self, args: &[Bytes]) -> Reply {
@@ -595,7 +630,10 @@ impl<'a> Ctx<'a> {
         if let Some(stats) = self.engine.command_stats.get(index) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
-        (spec.handler)(self, args).unwrap_or_else(|error| error)
+        let outer = std::mem::replace(&mut self.nested, true);
+        let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);
+        self.nested = outer;
+        reply
     }
 
     /// Every locked shard, for keyspace-wide commands (they lock all).

@@ -16,6 +16,7 @@
 
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
+pub mod blocking;
 pub mod client;
 pub mod cmd;
 pub mod command;
@@ -31,6 +32,6 @@ pub mod watch;
 
 pub use client::Client;
 pub use effects::{decode_batch, encode_batch, Effect};
-pub use exec::{Ctx, Engine, EngineOptions, Journal, Outcome};
+pub use exec::{Blocked, Ctx, Engine, EngineOptions, Journal, Outcome};
 pub use host::Host;
 pub use staykv_resp::{Protocol, Reply};

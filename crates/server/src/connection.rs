@@ -7,14 +7,16 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use staykv_engine::blocking::ClientWaker;
 use staykv_engine::client::ReplyMode;
-use staykv_engine::{Client, Engine};
+use staykv_engine::{Client, Engine, Outcome};
 use staykv_resp::{parse, Limits, Partial, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use crate::host::{ClientRecord, ServerHost};
 use crate::persistence::Persistence;
@@ -43,9 +45,14 @@ pub async fn serve(stream: TcpStream, shared: Shared) {
         let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
         return;
     };
+    let wake = Arc::new(Notify::new());
+    let mut client = Client::new(id, !shared.host.auth_required());
+    let waker = wake.clone();
+    client.waker = Some(ClientWaker(Arc::new(move || waker.notify_one())));
     let mut conn = Connection {
         stream,
-        client: Client::new(id, !shared.host.auth_required()),
+        wake,
+        client,
         record,
         shared: shared.clone(),
         input: BytesMut::with_capacity(16 * 1024),
@@ -61,6 +68,8 @@ pub async fn serve(stream: TcpStream, shared: Shared) {
 
 struct Connection {
     stream: TcpStream,
+    /// Woken when a key this client blocks on changes.
+    wake: Arc<Notify>,
     client: Client,
     record: Arc<ClientRecord>,
     shared: Shared,
@@ -120,7 +129,6 @@ impl Connection {
 
     /// Run every complete request in the input buffer, then flush the replies.
     async fn execute_buffered(&mut self) -> Result<(), Close> {
-        let now = crate::clock::now_ms();
         let mut wait_seq = 0;
         loop {
             let limits = Limits { unauthenticated: !self.client.authenticated, ..Limits::default() };
@@ -141,7 +149,8 @@ impl Connection {
             if args.is_empty() {
                 continue;
             }
-            wait_seq = wait_seq.max(self.execute(&args, now));
+            let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
+            wait_seq = wait_seq.max(blocking_wait);
             if self.client.close_after_reply {
                 self.flush(wait_seq).await?;
                 return Err(Close::Requested);
@@ -154,19 +163,66 @@ impl Connection {
     }
 
     /// Run one command and encode its reply; returns the log position the reply waits for.
-    fn execute(&mut self, args: &[Bytes], now: u64) -> u64 {
-        let shared = &self.shared;
+    /// A blocking command that finds nothing waits here (after flushing earlier replies)
+    /// until it is served or times out; later pipelined commands wait behind it, as in Redis.
+    async fn execute(&mut self, args: &[Bytes], now: u64, wait_seq: u64) -> Result<u64, Close> {
         let mode_before = self.client.reply_mode;
+        let mut outcome = self.run_command(args, now);
+        if let Some(blocked) = outcome.blocked {
+            self.flush(wait_seq.max(outcome.wait_seq)).await?;
+            outcome = self.wait_unblocked(args, blocked.deadline, outcome).await?;
+        }
+        self.emit(&outcome, mode_before);
+        Ok(outcome.wait_seq)
+    }
+
+    fn run_command(&mut self, args: &[Bytes], now: u64) -> Outcome {
+        let shared = &self.shared;
         let started = Instant::now();
         let outcome = shared.engine.execute(&mut self.client, args, now, &*shared.host, &*shared.persistence);
         if let Some(stats) = outcome.command.and_then(|i| shared.engine.command_stats.get(i)) {
             stats.usec.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
+        crate::metrics::record_command(outcome.command, started.elapsed());
         if let Some(name) = outcome.command.and_then(|i| shared.engine.table.all().get(i)) {
             self.record.state.lock().last_command = name.name.to_string();
         }
-        let mode_after = self.client.reply_mode;
-        let silent = match (mode_before, mode_after) {
+        outcome
+    }
+
+    /// Sleep until woken by a change to a watched-for key (then re-run the command) or until
+    /// the deadline (then answer the timeout reply the command gave).
+    async fn wait_unblocked(
+        &mut self,
+        args: &[Bytes],
+        deadline: Option<u64>,
+        timed_out: Outcome,
+    ) -> Result<Outcome, Close> {
+        let mut shutdown = self.shared.host.shutdown.subscribe();
+        let result = loop {
+            let sleep = match deadline {
+                Some(at) => Duration::from_millis(at.saturating_sub(crate::clock::now_ms())),
+                None => Duration::MAX,
+            };
+            tokio::select! {
+                () = self.wake.notified() => {
+                    let outcome = self.run_command(args, crate::clock::now_ms());
+                    if outcome.blocked.is_none() {
+                        break Ok(outcome);
+                    }
+                }
+                () = tokio::time::sleep(sleep) => break Ok(timed_out),
+                () = self.record.kill_signal.notified() => break Err(Close::Requested),
+                _ = shutdown.wait_for(|stop| *stop) => break Err(Close::Requested),
+            }
+        };
+        self.shared.engine.blocked.unregister(self.client.id);
+        result
+    }
+
+    /// Encode a reply, unless CLIENT REPLY OFF/SKIP silences it.
+    fn emit(&mut self, outcome: &Outcome, mode_before: ReplyMode) {
+        let silent = match (mode_before, self.client.reply_mode) {
             (_, ReplyMode::Off) => true,
             (ReplyMode::Skip, after) => {
                 if after == ReplyMode::Skip {
@@ -180,7 +236,6 @@ impl Connection {
         if !silent {
             outcome.reply.encode(self.client.protocol, &mut self.output);
         }
-        outcome.wait_seq
     }
 
     /// Write pending replies once the log covers `wait_seq`.

@@ -34,6 +34,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("lmove", 5, WRITE | DENYOOM, "list", lmove).keys(1, 2, 1),
     CommandSpec::new("rpoplpush", 3, WRITE | DENYOOM, "list", rpoplpush).keys(1, 2, 1),
     CommandSpec::new("lmpop", -4, WRITE, "list", lmpop).key_finder(numkeys_at_1),
+    CommandSpec::new("blpop", -3, WRITE | NOSCRIPT, "list", blpop).keys(1, -2, 1),
+    CommandSpec::new("brpop", -3, WRITE | NOSCRIPT, "list", brpop).keys(1, -2, 1),
+    CommandSpec::new("blmove", 6, WRITE | DENYOOM | NOSCRIPT, "list", blmove).keys(1, 2, 1),
+    CommandSpec::new("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT, "list", brpoplpush).keys(1, 2, 1),
+    CommandSpec::new("blmpop", -5, WRITE | NOSCRIPT, "list", blmpop).key_finder(numkeys_at_2),
 ];
 
 type List = VecDeque<Bytes>;
@@ -76,6 +81,24 @@ pub(crate) fn numkeys_at_1(args: &[Bytes]) -> Vec<usize> {
     let n = args.get(1).and_then(|n| crate::num::parse_i64(n)).unwrap_or(0);
     let n = usize::try_from(n).unwrap_or(0).min(args.len().saturating_sub(2));
     (2..2 + n).collect()
+}
+
+/// Keys of `CMD timeout numkeys key...` forms (BLMPOP, BZMPOP).
+pub(crate) fn numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
+    numkeys_at_1(args.get(1..).unwrap_or_default()).into_iter().map(|i| i + 1).collect()
+}
+
+/// A blocking command's timeout (seconds, fractions allowed, 0 = forever) as a deadline.
+pub(crate) fn parse_timeout(ctx: &Ctx, arg: &[u8]) -> Result<Option<u64>, Reply> {
+    let seconds = crate::num::parse_f64(arg).ok_or_else(|| err("ERR timeout is not a float or out of range"))?;
+    if seconds < 0.0 {
+        return Err(err("ERR timeout is negative"));
+    }
+    let ms = seconds * 1000.0;
+    if !ms.is_finite() || ms > i64::MAX as f64 / 2.0 {
+        return Err(err("ERR timeout is out of range"));
+    }
+    Ok((ms > 0.0).then(|| ctx.now.saturating_add(ms as u64)))
 }
 
 /// Parse `numkeys key...` starting at `args[at]`; Redis's errors.
@@ -230,7 +253,8 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let index = int_arg(arg(args, 2)?)?;
     let Some(list) = write(ctx, arg(args, 1)?, false)? else { return Err(err(errors::NO_SUCH_KEY)) };
-    let slot = list_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or_else(|| err("ERR index out of range"))?;
+    let slot =
+        list_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or_else(|| err("ERR index out of range"))?;
     *slot = own(arg(args, 3)?);
     ctx.propagate_args(args);
     Ok(Reply::Ok)
@@ -403,4 +427,55 @@ fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = parse_numkeys(args, 1)?;
     let (end, count) = parse_mpop_tail(args.get(2 + keys.len()..).unwrap_or_default())?;
     mpop(ctx, keys, end, count)
+}
+
+fn bpop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
+    let (timeout, keys) = args.get(1..).and_then(<[Bytes]>::split_last).ok_or_else(errors::syntax)?;
+    let deadline = parse_timeout(ctx, timeout)?;
+    for key in keys {
+        if read(ctx, key)?.is_some() {
+            let popped = pop_elements(ctx, key, end, 1)?;
+            let element = popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk);
+            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), element]));
+        }
+    }
+    ctx.block(keys, deadline);
+    Ok(Reply::NilArray)
+}
+
+fn blpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bpop_generic(ctx, args, End::Left)
+}
+
+fn brpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bpop_generic(ctx, args, End::Right)
+}
+
+fn bmove_generic(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End, timeout: &[u8]) -> CmdResult {
+    let deadline = parse_timeout(ctx, timeout)?;
+    if read(ctx, src)?.is_some() {
+        return move_element(ctx, src, dst, from, to);
+    }
+    ctx.block(std::slice::from_ref(src), deadline);
+    Ok(Reply::Nil)
+}
+
+fn blmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (from, to) = (End::parse(arg(args, 3)?)?, End::parse(arg(args, 4)?)?);
+    bmove_generic(ctx, arg(args, 1)?, arg(args, 2)?, from, to, arg(args, 5)?)
+}
+
+fn brpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bmove_generic(ctx, arg(args, 1)?, arg(args, 2)?, End::Right, End::Left, arg(args, 3)?)
+}
+
+fn blmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let deadline = parse_timeout(ctx, arg(args, 1)?)?;
+    let keys = parse_numkeys(args, 2)?;
+    let (end, count) = parse_mpop_tail(args.get(3 + keys.len()..).unwrap_or_default())?;
+    let reply = mpop(ctx, keys, end, count)?;
+    if reply == Reply::NilArray {
+        ctx.block(keys, deadline);
+    }
+    Ok(reply)
 }

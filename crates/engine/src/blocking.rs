@@ -1,0 +1,112 @@
+//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN...), woken in arrival order.
+//!
+//! A blocking command that finds nothing registers its client on its keys *while it still
+//! holds their shard locks*, so no push can slip in between "empty" and "waiting". When a
+//! committed batch changes a key, the longest-waiting client on it (other than the writer)
+//! is woken; it re-runs its command, and either takes the data — its own pop then wakes the
+//! next waiter — or goes back to waiting at the same place in the queue. The engine knows
+//! nothing about how a client sleeps: a [`Waker`] is whatever the front end gives it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::value::HashMap;
+
+/// Wakes one blocked client.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// A client's waker, as stored in [`crate::Client`].
+#[derive(Clone)]
+pub struct ClientWaker(pub Waker);
+
+impl std::fmt::Debug for ClientWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientWaker")
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Per (db, key): client ids in arrival order.
+    queues: HashMap<(usize, Bytes), VecDeque<u64>>,
+    wakers: HashMap<u64, Waker>,
+}
+
+/// All blocked clients.
+#[derive(Default)]
+pub struct BlockRegistry {
+    blocked: AtomicUsize,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for BlockRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlockRegistry({} clients)", self.blocked.load(Ordering::Relaxed))
+    }
+}
+
+impl BlockRegistry {
+    /// Number of blocked clients (INFO clients: blocked_clients).
+    pub fn len(&self) -> usize {
+        self.blocked.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queue `client` on each key it is not already queued on (keeping its place otherwise).
+    pub fn register(&self, client: u64, waker: Waker, db: usize, keys: &[Bytes]) {
+        let mut inner = self.inner.lock();
+        for key in keys {
+            let queue = inner.queues.entry((db, key.clone())).or_default();
+            if !queue.contains(&client) {
+                queue.push_back(client);
+            }
+        }
+        inner.wakers.insert(client, waker);
+        self.blocked.store(inner.wakers.len(), Ordering::Release);
+    }
+
+    /// Remove `client` from every queue (served, timed out or gone).
+    pub fn unregister(&self, client: u64) {
+        if self.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        if inner.wakers.remove(&client).is_none() {
+            return;
+        }
+        inner.queues.retain(|_, queue| {
+            queue.retain(|id| *id != client);
+            !queue.is_empty()
+        });
+        self.blocked.store(inner.wakers.len(), Ordering::Release);
+    }
+
+    /// `key` changed: wake the longest-waiting client other than `writer`.
+    pub fn signal(&self, db: usize, key: &[u8], writer: u64) {
+        if self.is_empty() {
+            return;
+        }
+        let inner = self.inner.lock();
+        let Some(queue) = inner.queues.get(&(db, Bytes::copy_from_slice(key))) else { return };
+        if let Some(waker) = queue.iter().find(|id| **id != writer).and_then(|id| inner.wakers.get(id)) {
+            waker();
+        }
+    }
+
+    /// Database-wide changes (FLUSHALL, SWAPDB): wake everyone; they re-check.
+    pub fn signal_all(&self) {
+        if self.is_empty() {
+            return;
+        }
+        for waker in self.inner.lock().wakers.values() {
+            waker();
+        }
+    }
+}
