@@ -41,9 +41,18 @@ pub struct Client {
     pub watch_dirty: Arc<AtomicBool>,
     /// How to wake this client when a key it blocks on changes; `None`: it cannot block.
     pub waker: Option<crate::blocking::ClientWaker>,
+    /// How to hand this client pub/sub messages; `None`: it cannot subscribe.
+    pub deliver: Option<crate::pubsub::ClientDeliver>,
+    pub channels: Vec<Bytes>,
+    pub patterns: Vec<Bytes>,
 }
 
 impl Client {
+    /// Channels plus patterns (the count Redis reports in (un)subscribe confirmations).
+    pub fn subscription_count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
     pub fn new(id: u64, authenticated: bool) -> Client {
         Client { id, authenticated, user: "default".into(), ..Client::default() }
     }

@@ -35,6 +35,8 @@ pub mod flags {
     pub const MOVABLE_KEYS: u32 = 1 << 12;
     /// MULTI, EXEC, DISCARD, WATCH, QUIT, RESET: run even while a transaction is queuing.
     pub const TRANSACTION_CONTROL: u32 = 1 << 13;
+    /// Allowed for a RESP2 client that has subscriptions (SUBSCRIBE, PING, QUIT, RESET...).
+    pub const SUBSCRIBED_OK: u32 = 1 << 14;
 
     pub(crate) const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

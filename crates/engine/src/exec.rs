@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::MutexGuard;
-use staykv_resp::Reply;
+use staykv_resp::{Protocol, Reply};
 
 use crate::blocking::BlockRegistry;
 use crate::client::Client;
@@ -103,6 +103,7 @@ pub struct Engine {
     expire_shard: AtomicU64,
     pub watches: WatchRegistry,
     pub blocked: BlockRegistry,
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 impl Engine {
@@ -117,6 +118,7 @@ impl Engine {
             expire_shard: AtomicU64::new(0),
             watches: WatchRegistry::default(),
             blocked: BlockRegistry::default(),
+            pubsub: crate::pubsub::PubSub::default(),
         }
     }
 
@@ -176,6 +178,13 @@ impl Engine {
         if !client.authenticated && !spec.has(flags::NO_AUTH) {
             return Some(errors::err(errors::NOAUTH));
         }
+        let subscribed = client.protocol == Protocol::Resp2 && client.subscription_count() > 0;
+        if subscribed && !spec.has(flags::SUBSCRIBED_OK) {
+            return Some(Reply::Error(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            )));
+        }
         if client.multi.is_some() && spec.has(flags::NO_MULTI) {
             return Some(errors::err("ERR Command not allowed inside a transaction"));
         }
@@ -227,6 +236,7 @@ impl Engine {
     pub fn disconnect(&self, client: &mut Client) {
         self.watches.unwatch_all(client);
         self.blocked.unregister(client.id);
+        crate::cmd::pubsub::forget(self, client);
     }
 
     /// Apply one logged batch during recovery: each effect runs at the batch's time.

@@ -27,8 +27,10 @@ pub mod glob;
 pub mod host;
 pub mod keyspace;
 pub mod num;
+pub mod pubsub;
 pub mod value;
 pub mod watch;
+pub mod zset;
 
 pub use client::Client;
 pub use effects::{decode_batch, encode_batch, Effect};

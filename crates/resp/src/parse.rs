@@ -182,7 +182,10 @@ fn parse_multibulk(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result
 }
 
 fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ParseError> {
-    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+    // Redis finds the end of an inline request with `strchr`, which stops at a NUL byte: a
+    // line with a NUL before its `\n` never completes, and fails once it passes 64 KiB.
+    let end = buf.iter().position(|&b| b == b'\n' || b == 0);
+    let Some(newline) = end.filter(|&at| buf.get(at) == Some(&b'\n')) else {
         return incomplete_line(buf, ParseError::TooBigInline);
     };
     let mut line = buf.get(..newline).unwrap_or_default();
@@ -239,10 +242,12 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 /// `\xHH`) and single quotes (only `\'`). `None` on unbalanced quotes, or a closing quote
 /// not followed by a space.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // `sdssplitargs` reads a C string: a NUL byte ends the input.
+    let line = line.split(|&b| b == 0).next().unwrap_or_default();
     let mut args = Vec::new();
     let mut i = 0;
     loop {
-        while line.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        while line.get(i).is_some_and(|&c| is_c_space(c)) {
             i += 1;
         }
         if i >= line.len() {
@@ -270,7 +275,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         i += 2;
                         continue;
                     } else if c == q {
-                        if line.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) {
+                        if line.get(i + 1).is_some_and(|&n| !is_c_space(n)) {
                             return None;
                         }
                         i += 1;
@@ -288,6 +293,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         }
         args.push(word);
     }
+}
+
+/// C's `isspace` in the C locale (Rust's `is_ascii_whitespace` leaves out `\v`).
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 /// The byte a backslash escape inside double quotes stands for, and how many bytes after the
@@ -402,6 +412,27 @@ mod tests {
         assert_eq!(words(b"\r\n"), Vec::<Vec<u8>>::new());
         assert_eq!(one(b"set \"abc\r\n"), Err(ParseError::UnbalancedQuotes));
         assert_eq!(one(b"set \"a\"b\r\n"), Err(ParseError::UnbalancedQuotes));
+    }
+
+    #[test]
+    fn nul_byte_ends_inline_input_like_a_c_string() {
+        // Redis looks for the newline with strchr: a NUL before it leaves the line incomplete.
+        assert_eq!(one(b"GET a\x00b\r\nPING\r\n"), Ok(None));
+        let mut long = b"GET a\x00b\r\n".to_vec();
+        long.resize(INLINE_MAX + 1, b'x');
+        assert_eq!(one(&long), Err(ParseError::TooBigInline));
+        // A NUL after the newline belongs to the next request.
+        assert_eq!(words(b"PING\n\x00"), vec![b"PING".to_vec()]);
+        // split_args stops at a NUL (this used to loop forever, pushing empty words).
+        assert_eq!(split_args(b"set k\x00 v"), Some(vec![b"set".to_vec(), b"k".to_vec()]));
+        assert_eq!(split_args(b"\x00set"), Some(vec![]));
+        assert_eq!(split_args(b"set \"k\x00\""), None);
+    }
+
+    #[test]
+    fn vertical_tab_is_space_between_words_but_not_inside_them() {
+        assert_eq!(words(b"\x0bping\x0b\n"), vec![b"ping\x0b".to_vec()]);
+        assert_eq!(words(b"echo \"a\"\x0b\n"), vec![b"echo".to_vec(), b"a".to_vec()]);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum Reply {
     Verbatim(Bytes),
     /// Out-of-band data (pub/sub messages) in RESP3; an array in RESP2.
     Push(Vec<Reply>),
+    /// Several replies to one command, sent back to back (SUBSCRIBE confirms each channel).
+    Many(Vec<Reply>),
 }
 
 impl Reply {
@@ -106,6 +108,11 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(text) => bulk(out, text),
+            Reply::Many(replies) => {
+                for reply in replies {
+                    reply.encode(proto, out);
+                }
+            }
         }
     }
 }

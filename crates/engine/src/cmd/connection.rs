@@ -15,16 +15,16 @@ use crate::host::ClientFilter;
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("ping", -1, FAST | STALE, "connection", ping),
+    CommandSpec::new("ping", -1, FAST | SUBSCRIBED_OK | STALE, "connection", ping),
     CommandSpec::new("echo", 2, FAST, "connection", echo),
     CommandSpec::new("hello", -1, NO_AUTH | FAST | STALE | LOADING, "connection", hello),
     CommandSpec::new("auth", -2, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, "connection", auth),
     CommandSpec::new("select", 2, FAST | LOADING | STALE, "connection", select),
-    CommandSpec::new("quit", -1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT | TRANSACTION_CONTROL, "connection", quit),
+    CommandSpec::new("quit", -1, NO_AUTH | FAST | SUBSCRIBED_OK | STALE | LOADING | NOSCRIPT | TRANSACTION_CONTROL, "connection", quit),
     CommandSpec::new(
         "reset",
         1,
-        NO_AUTH | FAST | STALE | LOADING | NOSCRIPT | TRANSACTION_CONTROL,
+        NO_AUTH | FAST | SUBSCRIBED_OK | STALE | LOADING | NOSCRIPT | TRANSACTION_CONTROL,
         "connection",
         reset,
     ),
@@ -32,7 +32,10 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let _ = ctx;
+    if ctx.client.protocol == Protocol::Resp2 && ctx.client.subscription_count() > 0 {
+        let payload = args.get(1).cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![Reply::bulk_str("pong"), Reply::Bulk(payload)]));
+    }
     match args.len() {
         1 => Ok(Reply::Status("PONG")),
         2 => Ok(Reply::Bulk(arg(args, 1)?.clone())),
@@ -115,6 +118,7 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let engine = ctx.engine;
     engine.watches.unwatch_all(ctx.client);
+    crate::cmd::pubsub::forget(engine, ctx.client);
     let client = &mut *ctx.client;
     client.multi = None;
     client.multi_failed = false;

@@ -206,7 +206,10 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let n = usize::try_from(count).unwrap_or(usize::MAX).min(entries.len());
         entries.choose_multiple(&mut rng, n).copied().collect()
     } else {
-        let n = count.checked_neg().filter(|&n| n <= super::MAX_RANDOM_REPEATS).ok_or_else(|| err("ERR value is out of range"))?;
+        let n = count
+            .checked_neg()
+            .filter(|&n| n <= super::MAX_RANDOM_REPEATS)
+            .ok_or_else(|| err("ERR value is out of range"))?;
         (0..n).filter_map(|_| entries.get(rng.gen_range(0..entries.len())).copied()).collect()
     };
     Ok(Reply::Array(

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -28,6 +29,7 @@ pub fn table() -> CommandTable {
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
+        pubsub::COMMANDS,
     ])
 }
 
@@ -76,8 +78,10 @@ where
     use std::hash::BuildHasher;
     let hasher = foldhash::fast::FixedState::with_seed(0x5ca1ab1e);
     // Cursor 0 starts; stored cursors are hash+1 so that 0 never means "after hash 0".
-    let mut page: Vec<(u64, &Bytes, Vec<Reply>)> =
-        items.map(|(m, extra)| (hasher.hash_one(&m[..]).saturating_add(1), m, extra)).filter(|(h, _, _)| *h > cursor).collect();
+    let mut page: Vec<(u64, &Bytes, Vec<Reply>)> = items
+        .map(|(m, extra)| (hasher.hash_one(&m[..]).saturating_add(1), m, extra))
+        .filter(|(h, _, _)| *h > cursor)
+        .collect();
     page.sort_unstable_by_key(|(h, _, _)| *h);
     let mut out = Vec::new();
     let mut next = 0;
