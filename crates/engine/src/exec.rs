@@ -104,6 +104,7 @@ pub struct Engine {
     pub watches: WatchRegistry,
     pub blocked: BlockRegistry,
     pub pubsub: crate::pubsub::PubSub,
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Engine {
@@ -119,6 +120,7 @@ impl Engine {
             watches: WatchRegistry::default(),
             blocked: BlockRegistry::default(),
             pubsub: crate::pubsub::PubSub::default(),
+            notifier: crate::notify::Notifier::default(),
         }
     }
 
@@ -210,7 +212,7 @@ impl Engine {
     ) -> (Reply, u64, Option<Blocked>) {
         let locks = self.lock_for(spec, args);
         let mut ctx =
-            Ctx { engine: self, client, host, journal, now, locks, effects: Vec::new(), nested: false, blocked: None };
+            Ctx { engine: self, client, host, journal, now, locks, effects: Vec::new(), events: Vec::new(), nested: false, blocked: None };
         let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
         let wait_seq = ctx.commit();
         (reply, wait_seq, ctx.blocked)
@@ -275,6 +277,8 @@ impl Engine {
                 remaining = remaining.saturating_sub(scanned);
                 for key in keys {
                     self.watches.touch(db, &key);
+                    let event = crate::notify::Event { class: crate::notify::EXPIRED, name: "expired", db, key: key.clone() };
+                    self.notifier.publish(&self.pubsub, &event);
                     effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), key]));
                 }
             }
@@ -388,6 +392,8 @@ pub struct Ctx<'a> {
     pub now: u64,
     locks: Locks<'a>,
     effects: Vec<Effect>,
+    /// Keyspace events to publish once the command's effects are logged.
+    events: Vec<crate::notify::Event>,
     /// Running inside EXEC or a script: blocking commands answer at once.
     nested: bool,
     blocked: Option<Blocked>,
@@ -409,6 +415,9 @@ impl<'a> Ctx<'a> {
     /// Log the effects as one batch, signal watched keys, and return the sequence number the
     /// reply waits for.
     fn commit(&mut self) -> u64 {
+        for event in std::mem::take(&mut self.events) {
+            self.engine.notifier.publish(&self.engine.pubsub, &event);
+        }
         let seq = match self.effects.is_empty() {
             true => None,
             false => Some(self.journal.append(self.now, &self.effects)),
@@ -523,7 +532,8 @@ impl<'a> Ctx<'a> {
         if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
             slice.remove(hash, key);
             self.engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
-            self.propagate_in(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]);
+            self.notify_in(db, crate::notify::EXPIRED, "expired", key);
+            self.effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]));
             return None;
         }
         let (_, slice) = self.db_at(db, key);
@@ -537,10 +547,15 @@ impl<'a> Ctx<'a> {
     /// A read lookup that counts a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let stats = &self.engine.stats;
-        let found = self.lookup(key);
-        let counter = if found.is_some() { &stats.keyspace_hits } else { &stats.keyspace_misses };
+        let hit = self.lookup(key).is_some();
+        let counter = if hit { &stats.keyspace_hits } else { &stats.keyspace_misses };
         counter.fetch_add(1, Ordering::Relaxed);
-        found
+        if !hit {
+            let db = self.client.db;
+            self.notify_in(db, crate::notify::KEY_MISS, "keymiss", key);
+            return None;
+        }
+        self.lookup(key)
     }
 
     /// Store `value` under `key` in the current db with the given deadline, replacing any
@@ -567,6 +582,7 @@ impl<'a> Ctx<'a> {
                 entry.expire_at = expire_at;
                 entry.accessed = seconds(now);
                 slice.insert_new(hash, entry, hasher);
+                self.notify_in(db, crate::notify::NEW, "new", key);
                 None
             }
         }
@@ -603,7 +619,23 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn propagate_in(&mut self, db: usize, argv: Vec<Bytes>) {
+        if let (Some(name), Some(key)) = (argv.first(), argv.get(1)) {
+            if let Some((class, event)) = crate::notify::event_for_effect(name) {
+                self.notify_in(db, class, event, key);
+                let with_deadline = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"pxat"));
+                if class == crate::notify::STRING && with_deadline {
+                    self.notify_in(db, crate::notify::GENERIC, "expire", key);
+                }
+            }
+        }
         self.effects.push(Effect::new(db, argv));
+    }
+
+    /// Queue a keyspace event (published when the command commits).
+    pub fn notify_in(&mut self, db: usize, class: u32, name: &'static str, key: &[u8]) {
+        if self.engine.notifier.wants(class) {
+            self.events.push(crate::notify::Event { class, name, db, key: Bytes::copy_from_slice(key) });
+        }
     }
 
     /// Record the command itself as its effect: right for commands that are a deterministic

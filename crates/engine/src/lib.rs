@@ -26,6 +26,7 @@ pub mod exec;
 pub mod glob;
 pub mod host;
 pub mod keyspace;
+pub mod notify;
 pub mod num;
 pub mod pubsub;
 pub mod value;

@@ -480,7 +480,7 @@ impl ZSet {
     }
 
     /// ZADD's per-element step with its options (Redis's `zsetAdd`).
-    pub fn add(&mut self, member: &Bytes, score: f64, flags: AddFlags) -> AddOutcome {
+    pub fn add(&mut self, member: &[u8], score: f64, flags: AddFlags) -> AddOutcome {
         if score.is_nan() {
             return AddOutcome::Nan;
         }
@@ -509,7 +509,7 @@ impl ZSet {
             }
             None if flags.xx => AddOutcome::Skipped,
             None => {
-                self.insert_new(member.clone(), score);
+                self.insert_new(Bytes::copy_from_slice(member), score);
                 AddOutcome::Added(score)
             }
         }
@@ -1315,17 +1315,17 @@ mod tests {
     fn add_flags_follow_zsetadd() {
         let mut z = ZSet::new();
         let plain = AddFlags::default();
-        assert_eq!(z.add(&b("a"), 1.0, plain), AddOutcome::Added(1.0));
-        assert_eq!(z.add(&b("a"), 1.0, plain), AddOutcome::Unchanged(1.0));
-        assert_eq!(z.add(&b("a"), 2.0, AddFlags { nx: true, ..plain }), AddOutcome::Skipped);
-        assert_eq!(z.add(&b("b"), 2.0, AddFlags { xx: true, ..plain }), AddOutcome::Skipped);
-        assert_eq!(z.add(&b("a"), 0.5, AddFlags { gt: true, ..plain }), AddOutcome::Skipped);
-        assert_eq!(z.add(&b("a"), 3.0, AddFlags { gt: true, ..plain }), AddOutcome::Updated(3.0));
-        assert_eq!(z.add(&b("a"), 2.0, AddFlags { incr: true, ..plain }), AddOutcome::Updated(5.0));
-        assert_eq!(z.add(&b("a"), -1.0, AddFlags { incr: true, lt: true, ..plain }), AddOutcome::Updated(4.0));
-        assert_eq!(z.add(&b("a"), f64::NAN, plain), AddOutcome::Nan);
+        assert_eq!(z.add(b"a", 1.0, plain), AddOutcome::Added(1.0));
+        assert_eq!(z.add(b"a", 1.0, plain), AddOutcome::Unchanged(1.0));
+        assert_eq!(z.add(b"a", 2.0, AddFlags { nx: true, ..plain }), AddOutcome::Skipped);
+        assert_eq!(z.add(b"b", 2.0, AddFlags { xx: true, ..plain }), AddOutcome::Skipped);
+        assert_eq!(z.add(b"a", 0.5, AddFlags { gt: true, ..plain }), AddOutcome::Skipped);
+        assert_eq!(z.add(b"a", 3.0, AddFlags { gt: true, ..plain }), AddOutcome::Updated(3.0));
+        assert_eq!(z.add(b"a", 2.0, AddFlags { incr: true, ..plain }), AddOutcome::Updated(5.0));
+        assert_eq!(z.add(b"a", -1.0, AddFlags { incr: true, lt: true, ..plain }), AddOutcome::Updated(4.0));
+        assert_eq!(z.add(b"a", f64::NAN, plain), AddOutcome::Nan);
         z.insert(b("i"), f64::INFINITY);
-        assert_eq!(z.add(&b("i"), f64::NEG_INFINITY, AddFlags { incr: true, ..plain }), AddOutcome::Nan);
+        assert_eq!(z.add(b"i", f64::NEG_INFINITY, AddFlags { incr: true, ..plain }), AddOutcome::Nan);
         z.check();
     }
 

@@ -1,0 +1,170 @@
+//! Keyspace notifications (`notify-keyspace-events`), published as Redis does on
+//! `__keyspace@<db>__:<key>` (the event as message) and `__keyevent@<db>__:<event>` (the key).
+//!
+//! Events are derived from the effects a command records — what changed is exactly what
+//! gets logged — plus the moments only the engine sees: a key expiring, a key being
+//! created, a read missing. Where Redis names an event after the command rather than the
+//! change (SPOP is logged as SREM, INCRBYFLOAT as SET), StayKV reports the change.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+
+use crate::pubsub::PubSub;
+
+pub const KEYSPACE: u32 = 1 << 0;
+pub const KEYEVENT: u32 = 1 << 1;
+pub const GENERIC: u32 = 1 << 2;
+pub const STRING: u32 = 1 << 3;
+pub const LIST: u32 = 1 << 4;
+pub const SET: u32 = 1 << 5;
+pub const HASH: u32 = 1 << 6;
+pub const ZSET: u32 = 1 << 7;
+pub const EXPIRED: u32 = 1 << 8;
+pub const EVICTED: u32 = 1 << 9;
+pub const STREAM: u32 = 1 << 10;
+pub const KEY_MISS: u32 = 1 << 11;
+pub const MODULE: u32 = 1 << 12;
+pub const NEW: u32 = 1 << 13;
+/// `A`: every class except key-miss and new, as in Redis.
+const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+
+const LETTERS: &[(char, u32)] = &[
+    ('K', KEYSPACE),
+    ('E', KEYEVENT),
+    ('g', GENERIC),
+    ('$', STRING),
+    ('l', LIST),
+    ('s', SET),
+    ('h', HASH),
+    ('z', ZSET),
+    ('x', EXPIRED),
+    ('e', EVICTED),
+    ('t', STREAM),
+    ('m', KEY_MISS),
+    ('d', MODULE),
+    ('n', NEW),
+];
+
+/// Parse the config string; `None` for an unknown letter (CONFIG SET fails then).
+pub fn parse_flags(text: &str) -> Option<u32> {
+    text.chars().try_fold(0, |flags, c| match c {
+        'A' => Some(flags | ALL),
+        c => LETTERS.iter().find(|(l, _)| *l == c).map(|(_, bit)| flags | bit),
+    })
+}
+
+/// The config string for the flags, in Redis's canonical order.
+pub fn format_flags(flags: u32) -> String {
+    let mut out = String::new();
+    let classes = flags & !(KEYSPACE | KEYEVENT);
+    if classes & ALL == ALL {
+        out.push('A');
+    }
+    for (letter, bit) in LETTERS.iter().skip(2) {
+        if flags & bit != 0 && !(classes & ALL == ALL && ALL & bit != 0) {
+            out.push(*letter);
+        }
+    }
+    for (letter, bit) in LETTERS.iter().take(2) {
+        if flags & bit != 0 {
+            out.push(*letter);
+        }
+    }
+    out
+}
+
+/// One event waiting to be published when its command commits.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub class: u32,
+    pub name: &'static str,
+    pub db: usize,
+    pub key: Bytes,
+}
+
+/// The event a logged effect stands for, by the command name it was logged under.
+pub fn event_for_effect(name: &[u8]) -> Option<(u32, &'static str)> {
+    let upper = name.to_ascii_uppercase();
+    Some(match &upper[..] {
+        b"SET" => (STRING, "set"),
+        b"SETRANGE" => (STRING, "setrange"),
+        b"APPEND" => (STRING, "append"),
+        b"INCR" | b"INCRBY" => (STRING, "incrby"),
+        b"DECR" | b"DECRBY" => (STRING, "decrby"),
+        b"DEL" | b"UNLINK" => (GENERIC, "del"),
+        b"PEXPIREAT" => (GENERIC, "expire"),
+        b"PERSIST" => (GENERIC, "persist"),
+        b"LPUSH" | b"LPUSHX" => (LIST, "lpush"),
+        b"RPUSH" | b"RPUSHX" => (LIST, "rpush"),
+        b"LPOP" => (LIST, "lpop"),
+        b"RPOP" => (LIST, "rpop"),
+        b"LSET" => (LIST, "lset"),
+        b"LREM" => (LIST, "lrem"),
+        b"LTRIM" => (LIST, "ltrim"),
+        b"LINSERT" => (LIST, "linsert"),
+        b"HSET" | b"HMSET" => (HASH, "hset"),
+        b"HDEL" => (HASH, "hdel"),
+        b"HINCRBY" => (HASH, "hincrby"),
+        b"SADD" => (SET, "sadd"),
+        b"SREM" => (SET, "srem"),
+        b"ZADD" => (ZSET, "zadd"),
+        b"ZREM" => (ZSET, "zrem"),
+        b"ZINCRBY" => (ZSET, "zincr"),
+        b"ZREMRANGEBYSCORE" => (ZSET, "zremrangebyscore"),
+        b"ZREMRANGEBYRANK" => (ZSET, "zremrangebyrank"),
+        b"ZREMRANGEBYLEX" => (ZSET, "zremrangebylex"),
+        _ => return None,
+    })
+}
+
+/// The configured classes, shared with CONFIG SET.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    flags: AtomicU32,
+}
+
+impl Notifier {
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn set_flags(&self, flags: u32) {
+        self.flags.store(flags, Ordering::Relaxed);
+    }
+
+    /// Whether events of `class` are wanted at all (cheap check before building one).
+    pub fn wants(&self, class: u32) -> bool {
+        let flags = self.flags();
+        flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0
+    }
+
+    pub fn publish(&self, pubsub: &PubSub, event: &Event) {
+        let flags = self.flags();
+        if flags & event.class == 0 || !pubsub.has_listeners() {
+            return;
+        }
+        if flags & KEYSPACE != 0 {
+            let mut channel = format!("__keyspace@{}__:", event.db).into_bytes();
+            channel.extend_from_slice(&event.key);
+            pubsub.publish(&Bytes::from(channel), &Bytes::from_static(event.name.as_bytes()));
+        }
+        if flags & KEYEVENT != 0 {
+            let channel = Bytes::from(format!("__keyevent@{}__:{}", event.db, event.name));
+            pubsub.publish(&channel, &event.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_round_trip_like_redis() {
+        assert_eq!(parse_flags("KEA").map(format_flags).as_deref(), Some("AKE"));
+        assert_eq!(parse_flags("Ex").map(format_flags).as_deref(), Some("xE"));
+        assert_eq!(parse_flags("").map(format_flags).as_deref(), Some(""));
+        assert_eq!(parse_flags("Q"), None);
+    }
+}
