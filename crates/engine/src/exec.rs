@@ -105,6 +105,8 @@ pub struct Engine {
     pub blocked: BlockRegistry,
     pub pubsub: crate::pubsub::PubSub,
     pub notifier: crate::notify::Notifier,
+    /// Set by the server while memory use is above `maxmemory`: DENYOOM commands are refused.
+    pub over_memory_limit: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -121,6 +123,7 @@ impl Engine {
             blocked: BlockRegistry::default(),
             pubsub: crate::pubsub::PubSub::default(),
             notifier: crate::notify::Notifier::default(),
+            over_memory_limit: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -198,7 +201,7 @@ impl Engine {
                 return Some(Reply::Error(text));
             }
         }
-        None
+        self.memory_check(spec)
     }
 
     fn run(
@@ -232,6 +235,14 @@ impl Engine {
         shards.sort_unstable();
         shards.dedup();
         Locks::Some(shards.into_iter().filter_map(|i| Some((i, self.keyspace.lock(i)?))).collect())
+    }
+
+    /// With memory over `maxmemory` (and no eviction policy), commands that may grow memory
+    /// are refused with Redis's OOM error; reads and deletions keep working.
+    fn memory_check(&self, spec: &CommandSpec) -> Option<Reply> {
+        let over = self.over_memory_limit.load(Ordering::Relaxed);
+        (over && spec.has(flags::DENYOOM))
+            .then(|| errors::err("OOM command not allowed when used memory > 'maxmemory'."))
     }
 
     /// A client is going away: drop what the engine holds for it.
@@ -668,6 +679,9 @@ impl<'a> Ctx<'a> {
             if let Err(text) = self.journal.check_writable() {
                 return Reply::Error(text);
             }
+        }
+        if let Some(refused) = self.engine.memory_check(spec) {
+            return refused;
         }
         if let Some(stats) = self.engine.command_stats.get(index) {
             stats.calls.fetch_add(1, Ordering::Relaxed);

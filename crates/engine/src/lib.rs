@@ -29,6 +29,7 @@ pub mod keyspace;
 pub mod notify;
 pub mod num;
 pub mod pubsub;
+pub mod rdbconv;
 pub mod value;
 pub mod watch;
 pub mod zset;

@@ -14,6 +14,7 @@ pub enum Value {
     List(VecDeque<Bytes>),
     Hash(HashMap<Bytes, Bytes>),
     Set(HashSet<Bytes>),
+    ZSet(crate::zset::ZSet),
 }
 
 /// Redis's thresholds for reporting compact encodings (listpack, intset).
@@ -29,6 +30,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -54,6 +56,8 @@ impl Value {
                 "intset"
             }
             Value::Set(_) => "hashtable",
+            Value::ZSet(z) if z.is_listpack() => "listpack",
+            Value::ZSet(_) => "skiplist",
         }
     }
 
@@ -64,6 +68,7 @@ impl Value {
             Value::List(l) => l.iter().map(|e| e.len() + 32).sum(),
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 72).sum(),
             Value::Set(s) => s.iter().map(|m| m.len() + 40).sum(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 
@@ -74,6 +79,7 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 }

@@ -37,6 +37,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("copy", -3, WRITE | DENYOOM, "keyspace", copy).keys(1, 2, 1),
     CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_).keys(1, 1, 1),
     CommandSpec::new("object", -2, READONLY, "keyspace", object).keys(2, 2, 1),
+    CommandSpec::new("dump", 2, READONLY, "keyspace", dump).keys(1, 1, 1),
+    CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore).keys(1, 1, 1),
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -192,6 +194,28 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(found))
 }
 
+/// A cursor as Redis's `parseScanCursorOrReply` reads it with `strtoul`: no leading space,
+/// an optional sign (`-1` wraps to the largest cursor), nothing after the digits, no overflow;
+/// the empty string is cursor 0.
+fn parse_cursor(text: &[u8]) -> Option<u64> {
+    if text.first().is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) {
+        return None;
+    }
+    if text.is_empty() {
+        return Some(0);
+    }
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
+    Some(if negative { n.wrapping_neg() } else { n })
+}
+
 /// The options SCAN, HSCAN, SSCAN and ZSCAN share.
 pub(crate) struct ScanOptions {
     pub pattern: Option<Bytes>,
@@ -201,10 +225,7 @@ pub(crate) struct ScanOptions {
 
 /// Parse `cursor [MATCH p] [COUNT n] [TYPE t]` starting at `args[first]` (the cursor).
 pub(crate) fn parse_scan(args: &[Bytes], first: usize, allow_type: bool) -> Result<(u64, ScanOptions), Reply> {
-    let cursor = std::str::from_utf8(arg(args, first)?)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| err("ERR invalid cursor"))?;
+    let cursor = parse_cursor(arg(args, first)?).ok_or_else(|| err("ERR invalid cursor"))?;
     let mut o = ScanOptions { pattern: None, count: 10, type_name: None };
     let mut i = first + 1;
     while let Some(option) = args.get(i) {
@@ -311,6 +332,10 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
         Value::List(l) => create(b"RPUSH", l.iter().cloned().collect()),
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect()),
         Value::Set(s) => create(b"SADD", s.iter().cloned().collect()),
+        Value::ZSet(z) => {
+            let pairs = z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), m.clone()]);
+            create(b"ZADD", pairs.collect())
+        }
     }
     if entry.expire_at != NO_EXPIRY {
         effects.push(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), i64_bytes(entry.expire_at as i64)]);
@@ -438,9 +463,13 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if is(sub, "help") && args.len() == 2 {
         return Ok(Reply::Array(OBJECT_HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect()));
     }
-    let known = ["encoding", "refcount", "idletime", "freq"].iter().any(|s| is(sub, s));
-    if !known || args.len() != 3 {
+    // Each subcommand has its own arity, as in Redis 7's command table.
+    let Some(name) = ["help", "encoding", "refcount", "idletime", "freq"].into_iter().find(|s| is(sub, s)) else {
         return Err(errors::unknown_subcommand(sub, "object"));
+    };
+    let arity = if name == "help" { 2 } else { 3 };
+    if args.len() != arity {
+        return Err(errors::wrong_arity(&format!("object|{name}")));
     }
     let now_secs = ctx.now / 1000;
     let Some(entry) = ctx.peek(arg(args, 2)?) else {
@@ -452,4 +481,78 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         s if is(s, "idletime") => Reply::Int(now_secs.saturating_sub(u64::from(entry.accessed)) as i64),
         _ => return Err(err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")),
     })
+}
+
+fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(entry) = ctx.lookup_read(arg(args, 1)?) else { return Ok(Reply::Nil) };
+    let payload = staykv_rdb::encode_dump_payload(&crate::rdbconv::to_rdb(&entry.value));
+    Ok(Reply::Bulk(Bytes::from(payload)))
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]. Logged as itself with an
+/// absolute deadline, which names one key and replays identically.
+fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (key, payload) = (arg(args, 1)?, arg(args, 3)?);
+    let ttl = int_arg(arg(args, 2)?)?;
+    let (mut replace, mut absolute, mut idle) = (false, false, None);
+    let mut i = 4;
+    while let Some(option) = args.get(i) {
+        if is(option, "replace") {
+            replace = true;
+        } else if is(option, "absttl") {
+            absolute = true;
+        } else if is(option, "idletime") && i + 1 < args.len() {
+            let secs = int_arg(arg(args, i + 1)?)?;
+            idle = Some(u64::try_from(secs).map_err(|_| err("ERR Invalid IDLETIME value, must be >= 0"))?);
+            i += 1;
+        } else if is(option, "freq") && i + 1 < args.len() {
+            let freq = int_arg(arg(args, i + 1)?)?;
+            if !(0..=255).contains(&freq) {
+                return Err(err("ERR Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            i += 1;
+        } else {
+            return Err(errors::syntax());
+        }
+        i += 1;
+    }
+    if ttl < 0 {
+        return Err(err("ERR Invalid TTL value, must be >= 0"));
+    }
+    if !replace && ctx.lookup(key).is_some() {
+        return Err(err("BUSYKEY Target key name already exists."));
+    }
+    let value = match staykv_rdb::decode_dump_payload(payload) {
+        Ok(value) => crate::rdbconv::from_rdb(value).ok_or_else(|| err("ERR Bad data format"))?,
+        Err(staykv_rdb::RdbError::BadDumpPayload) => return Err(err("ERR DUMP payload version or checksum are wrong")),
+        Err(_) => return Err(err("ERR Bad data format")),
+    };
+    let deadline = match (ttl, absolute) {
+        (0, _) => NO_EXPIRY,
+        (t, true) => t as u64,
+        (t, false) => ctx.now.saturating_add(t as u64),
+    };
+    let existed = ctx.lookup(key).is_some();
+    if deadline != NO_EXPIRY && deadline <= ctx.now {
+        // Already expired: Redis deletes the key instead of creating it.
+        if existed {
+            ctx.remove(key);
+            ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+        }
+        return Ok(Reply::Ok);
+    }
+    ctx.store(key, value, deadline);
+    let now_secs = ctx.now / 1000;
+    if let (Some(secs), Some(entry)) = (idle, ctx.peek(key)) {
+        entry.accessed = now_secs.saturating_sub(secs) as u32;
+    }
+    ctx.propagate(vec![
+        Bytes::from_static(b"RESTORE"),
+        key.clone(),
+        i64_bytes(deadline as i64),
+        payload.clone(),
+        Bytes::from_static(b"ABSTTL"),
+        Bytes::from_static(b"REPLACE"),
+    ]);
+    Ok(Reply::Ok)
 }

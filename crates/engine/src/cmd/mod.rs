@@ -17,6 +17,7 @@ pub mod server;
 pub mod sets;
 pub mod strings;
 pub mod transactions;
+pub mod zsets;
 
 /// The full command table.
 pub fn table() -> CommandTable {
@@ -30,6 +31,7 @@ pub fn table() -> CommandTable {
         lists::COMMANDS,
         sets::COMMANDS,
         pubsub::COMMANDS,
+        zsets::COMMANDS,
     ])
 }
 

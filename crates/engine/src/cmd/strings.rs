@@ -101,46 +101,67 @@ struct SetOptions {
     expiry: Expiry,
 }
 
-fn parse_set_options(ctx: &Ctx, args: &[Bytes], command: &str) -> Result<SetOptions, Reply> {
-    let mut o = SetOptions { nx: false, xx: false, get: false, expiry: Expiry::None };
-    let mut pending: Option<(&Bytes, i64, bool)> = None;
-    let mut i = 3;
-    while let Some(option) = args.get(i) {
-        let has_expiry = o.expiry != Expiry::None || pending.is_some();
-        let unit = match option {
+/// What Redis's `parseExtendedStringArgumentsOrReply` collects for SET (`set == true`) and
+/// GETEX: flags, and the expiry argument still unparsed (Redis validates the number later,
+/// GETEX only after the key lookup and type check).
+#[derive(Default)]
+struct ExtendedArgs<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    /// The last EX/PX/EXAT/PXAT given: its argument, unit in ms, whether absolute. Repeating
+    /// the same option is allowed (the last one wins); mixing two of them is a syntax error.
+    expire: Option<(&'a Bytes, i64, bool)>,
+}
+
+fn parse_extended(args: &[Bytes], start: usize, set: bool) -> Result<ExtendedArgs<'_>, Reply> {
+    let mut o = ExtendedArgs::default();
+    let mut kind: Option<(i64, bool)> = None;
+    let mut j = start;
+    while let Some(opt) = args.get(j) {
+        let next = args.get(j + 1);
+        let unit = match opt {
             o if is(o, "ex") => Some((1000, false)),
             o if is(o, "px") => Some((1, false)),
             o if is(o, "exat") => Some((1000, true)),
             o if is(o, "pxat") => Some((1, true)),
             _ => None,
         };
-        if let Some((unit_ms, absolute)) = unit {
-            let value = args.get(i + 1).filter(|_| !has_expiry).ok_or_else(errors::syntax)?;
-            pending = Some((value, unit_ms, absolute));
-            i += 2;
-            continue;
-        }
-        if is(option, "nx") && !o.xx {
+        if set && is(opt, "nx") && !o.xx {
             o.nx = true;
-        } else if is(option, "xx") && !o.nx {
+        } else if set && is(opt, "xx") && !o.nx {
             o.xx = true;
-        } else if is(option, "get") {
+        } else if set && is(opt, "get") {
             o.get = true;
-        } else if is(option, "keepttl") && !has_expiry {
-            o.expiry = Expiry::KeepTtl;
+        } else if set && is(opt, "keepttl") && !o.persist && kind.is_none() {
+            o.keepttl = true;
+        } else if !set && is(opt, "persist") && kind.is_none() && !o.keepttl {
+            o.persist = true;
+        } else if let (Some(u), Some(value)) = (unit, next) {
+            if o.keepttl || o.persist || kind.is_some_and(|k| k != u) {
+                return Err(errors::syntax());
+            }
+            kind = Some(u);
+            o.expire = Some((value, u.0, u.1));
+            j += 1;
         } else {
             return Err(errors::syntax());
         }
-        i += 1;
-    }
-    if let Some((value, unit_ms, absolute)) = pending {
-        o.expiry = Expiry::At(deadline(ctx, value, unit_ms, absolute, command)?);
+        j += 1;
     }
     Ok(o)
 }
 
 fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let options = parse_set_options(ctx, args, "set")?;
+    let ext = parse_extended(args, 3, true)?;
+    let expiry = match ext.expire {
+        Some((value, unit_ms, absolute)) => Expiry::At(deadline(ctx, value, unit_ms, absolute, "set")?),
+        None if ext.keepttl => Expiry::KeepTtl,
+        None => Expiry::None,
+    };
+    let options = SetOptions { nx: ext.nx, xx: ext.xx, get: ext.get, expiry };
     set_generic(ctx, arg(args, 1)?, arg(args, 2)?, options)
 }
 
@@ -189,31 +210,15 @@ fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
-    let mut expiry = Expiry::None;
-    let mut i = 2;
-    while let Some(option) = args.get(i) {
-        let unit = match option {
-            o if is(o, "ex") => Some((1000, false)),
-            o if is(o, "px") => Some((1, false)),
-            o if is(o, "exat") => Some((1000, true)),
-            o if is(o, "pxat") => Some((1, true)),
-            _ => None,
-        };
-        match unit {
-            Some((unit_ms, absolute)) if expiry == Expiry::None => {
-                let value = args.get(i + 1).ok_or_else(errors::syntax)?;
-                expiry = Expiry::At(deadline(ctx, value, unit_ms, absolute, "getex")?);
-                i += 2;
-            }
-            None if is(option, "persist") && expiry == Expiry::None => {
-                expiry = Expiry::Persist;
-                i += 1;
-            }
-            _ => return Err(errors::syntax()),
-        }
-    }
+    // Redis's order: options, then the key (missing: nil) and its type, then the number.
+    let ext = parse_extended(args, 2, false)?;
     let Some(value) = ctx.get_string(key)? else {
         return Ok(Reply::Nil);
+    };
+    let expiry = match ext.expire {
+        Some((v, unit_ms, absolute)) => Expiry::At(deadline(ctx, v, unit_ms, absolute, "getex")?),
+        None if ext.persist => Expiry::Persist,
+        None => Expiry::None,
     };
     match expiry {
         Expiry::At(at) if at <= ctx.now => {
