@@ -373,7 +373,10 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
 
 /// Parse a database index argument the way SELECT, MOVE and COPY do.
 pub(crate) fn db_index(ctx: &Ctx, value: &[u8]) -> Result<usize, Reply> {
-    let n = int_arg(value).map_err(|_| err("ERR value is not an integer or out of range"))?;
+    // Redis reads it with getIntFromObjectOrReply: an integer, then within C int.
+    let n = int_arg(value)?;
+    let n = i32::try_from(n)
+        .map_err(|_| err("ERR value is out of range, value must between -2147483648 and 2147483647"))?;
     usize::try_from(n).ok().filter(|&n| n < ctx.engine.keyspace.databases()).ok_or_else(|| err(errors::DB_INDEX))
 }
 

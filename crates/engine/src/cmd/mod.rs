@@ -8,6 +8,7 @@ use crate::command::CommandTable;
 use crate::errors;
 use crate::num::parse_i64;
 
+pub mod bits;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
@@ -15,6 +16,7 @@ pub mod lists;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -31,6 +33,8 @@ pub fn table() -> CommandTable {
         lists::COMMANDS,
         sets::COMMANDS,
         pubsub::COMMANDS,
+        bits::COMMANDS,
+        sort::COMMANDS,
         zsets::COMMANDS,
     ])
 }

@@ -651,8 +651,8 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         (0..n).filter_map(|_| set.get_by_rank(rng.gen_range(0..size)).map(own)).collect()
     } else if count.unsigned_abs() >= size as u64 {
-        // The whole set, in order.
-        set.iter().map(own).collect()
+        // The whole set, highest first (Redis's set-operation iterator walks from the tail).
+        set.iter_rev().map(own).collect()
     } else {
         let n = usize::try_from(count).unwrap_or(size);
         rand::seq::index::sample(&mut rng, size, n).into_iter().filter_map(|r| set.get_by_rank(r).map(own)).collect()
@@ -924,3 +924,8 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(out)]))
 }
+
+#[cfg(test)]
+mod recorded;
+#[cfg(test)]
+mod tests;
