@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::MutexGuard;
+use smallvec::SmallVec;
 use staykv_resp::{Protocol, Reply};
 
 use crate::blocking::BlockRegistry;
@@ -226,7 +227,13 @@ impl Engine {
         if spec.has(flags::ALL_SHARDS) {
             return Locks::All(self.keyspace.lock_all());
         }
-        let mut shards: Vec<usize> = spec
+        // The common case, one key at a fixed position, allocates nothing.
+        if spec.key_finder.is_none() && spec.first_key > 0 && spec.first_key == spec.last_key {
+            let key = usize::try_from(spec.first_key).ok().and_then(|i| args.get(i));
+            let shard = key.map(|key| self.keyspace.shard_of(self.keyspace.hash(key)));
+            return Locks::Some(shard.and_then(|i| Some((i, self.keyspace.lock(i)?))).into_iter().collect());
+        }
+        let mut shards: SmallVec<[usize; 4]> = spec
             .key_positions(args)
             .into_iter()
             .filter_map(|i| args.get(i))
@@ -378,7 +385,7 @@ fn expire_slots(
 /// The shard guards a command holds.
 pub(crate) enum Locks<'a> {
     /// Sorted by shard index.
-    Some(Vec<(usize, MutexGuard<'a, Shard>)>),
+    Some(SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>),
     /// Every shard, indexed by shard number.
     All(Vec<MutexGuard<'a, Shard>>),
 }
@@ -447,11 +454,15 @@ impl<'a> Ctx<'a> {
             }
         }
         let mut wait = 0;
-        for shard in self.shards_mut() {
+        let mut mark = |shard: &mut Shard| {
             if let Some(seq) = seq {
                 shard.last_write_seq = seq;
             }
             wait = wait.max(shard.last_write_seq);
+        };
+        match &mut self.locks {
+            Locks::Some(guards) => guards.iter_mut().for_each(|(_, g)| mark(g)),
+            Locks::All(guards) => guards.iter_mut().for_each(|g| mark(g)),
         }
         wait
     }
