@@ -215,8 +215,18 @@ impl Engine {
         journal: &dyn Journal,
     ) -> (Reply, u64, Option<Blocked>) {
         let locks = self.lock_for(spec, args);
-        let mut ctx =
-            Ctx { engine: self, client, host, journal, now, locks, effects: Vec::new(), events: Vec::new(), nested: false, blocked: None };
+        let mut ctx = Ctx {
+            engine: self,
+            client,
+            host,
+            journal,
+            now,
+            locks,
+            effects: Vec::new(),
+            events: Vec::new(),
+            nested: false,
+            blocked: None,
+        };
         let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
         let wait_seq = ctx.commit();
         (reply, wait_seq, ctx.blocked)
@@ -295,7 +305,8 @@ impl Engine {
                 remaining = remaining.saturating_sub(scanned);
                 for key in keys {
                     self.watches.touch(db, &key);
-                    let event = crate::notify::Event { class: crate::notify::EXPIRED, name: "expired", db, key: key.clone() };
+                    let event =
+                        crate::notify::Event { class: crate::notify::EXPIRED, name: "expired", db, key: key.clone() };
                     self.notifier.publish(&self.pubsub, &event);
                     effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), key]));
                 }

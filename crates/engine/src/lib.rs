@@ -24,6 +24,7 @@ pub mod effects;
 pub mod errors;
 pub mod exec;
 pub mod glob;
+pub mod hll;
 pub mod host;
 pub mod keyspace;
 pub mod notify;

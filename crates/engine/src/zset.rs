@@ -530,9 +530,9 @@ impl ZSet {
         for level in (0..self.level).rev() {
             loop {
                 let next = self.forward(x, level);
-                let before = self.node(next).is_some_and(|n| {
-                    next != NIL && (n.score < score || (n.score == score && n.member[..] <= *member))
-                });
+                let before = self
+                    .node(next)
+                    .is_some_and(|n| next != NIL && (n.score < score || (n.score == score && n.member[..] <= *member)));
                 if !before {
                     break;
                 }
@@ -1089,11 +1089,8 @@ pub fn strtod(text: &[u8]) -> (f64, usize) {
             end = e + exp_digits;
         }
     }
-    let value = rest
-        .get(..end)
-        .and_then(|t| std::str::from_utf8(t).ok())
-        .and_then(|t| t.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let value =
+        rest.get(..end).and_then(|t| std::str::from_utf8(t).ok()).and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
     (sign(value), i + end)
 }
 
@@ -1349,7 +1346,10 @@ mod tests {
         }
         let lex = LexRange::parse(b"[m010", b"(m013").unwrap();
         assert_eq!(same.count_in(&lex), 3);
-        assert_eq!(same.range(&lex, true).map(|(m, _)| m.clone()).collect::<Vec<_>>(), [b("m012"), b("m011"), b("m010")]);
+        assert_eq!(
+            same.range(&lex, true).map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+            [b("m012"), b("m011"), b("m010")]
+        );
         assert_eq!(z.remove_in(&r), 20);
         z.check();
         assert_eq!(z.count_in(&r), 0);
@@ -1433,9 +1433,17 @@ mod tests {
                 assert_eq!(z.rank(m, false), Some(i));
             }
             for lo in -6..6 {
-                let r = ScoreRange { min: f64::from(lo), max: f64::from(lo) + 2.0, min_exclusive: true, max_exclusive: false };
-                let expected: Vec<_> =
-                    model.iter().filter(|(s, m)| r.gte_min(*s, m) && r.lte_max(*s, m)).map(|(_, m)| m.clone()).collect();
+                let r = ScoreRange {
+                    min: f64::from(lo),
+                    max: f64::from(lo) + 2.0,
+                    min_exclusive: true,
+                    max_exclusive: false,
+                };
+                let expected: Vec<_> = model
+                    .iter()
+                    .filter(|(s, m)| r.gte_min(*s, m) && r.lte_max(*s, m))
+                    .map(|(_, m)| m.clone())
+                    .collect();
                 assert_eq!(z.count_in(&r), expected.len());
                 assert_eq!(z.range(&r, false).map(|(m, _)| m.clone()).collect::<Vec<_>>(), expected);
                 let mut rev = expected.clone();

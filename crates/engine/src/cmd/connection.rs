@@ -20,7 +20,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hello", -1, NO_AUTH | FAST | STALE | LOADING, "connection", hello),
     CommandSpec::new("auth", -2, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, "connection", auth),
     CommandSpec::new("select", 2, FAST | LOADING | STALE, "connection", select),
-    CommandSpec::new("quit", -1, NO_AUTH | FAST | SUBSCRIBED_OK | STALE | LOADING | NOSCRIPT | TRANSACTION_CONTROL, "connection", quit),
+    CommandSpec::new(
+        "quit",
+        -1,
+        NO_AUTH | FAST | SUBSCRIBED_OK | STALE | LOADING | NOSCRIPT | TRANSACTION_CONTROL,
+        "connection",
+        quit,
+    ),
     CommandSpec::new(
         "reset",
         1,

@@ -166,7 +166,7 @@ fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
-    if !ctx.lookup(key).is_some_and(|e| e.expire_at != NO_EXPIRY) {
+    if ctx.lookup(key).is_none_or(|e| e.expire_at == NO_EXPIRY) {
         return Ok(Reply::Int(0));
     }
     ctx.set_expiry(key, NO_EXPIRY);

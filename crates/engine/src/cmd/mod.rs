@@ -11,6 +11,7 @@ use crate::num::parse_i64;
 pub mod bits;
 pub mod connection;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
@@ -35,6 +36,7 @@ pub fn table() -> CommandTable {
         pubsub::COMMANDS,
         bits::COMMANDS,
         sort::COMMANDS,
+        hyperloglog::COMMANDS,
         zsets::COMMANDS,
     ])
 }
@@ -91,15 +93,13 @@ where
     page.sort_unstable_by_key(|(h, _, _)| *h);
     let mut out = Vec::new();
     let mut next = 0;
-    let mut taken = 0;
     let mut last_hash = None;
-    for (hash, member, extra) in page {
+    for (taken, (hash, member, extra)) in page.into_iter().enumerate() {
         if taken >= options.count && last_hash != Some(hash) {
             next = last_hash.unwrap_or(0);
             break;
         }
         last_hash = Some(hash);
-        taken += 1;
         if options.pattern.as_ref().is_none_or(|p| crate::glob::matches(p, member, false)) {
             out.push(Reply::Bulk(member.clone()));
             out.extend(extra);

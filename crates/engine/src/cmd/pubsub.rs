@@ -22,7 +22,11 @@ fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn confirm(kind: &'static str, name: Option<&Bytes>, count: usize) -> Reply {
-    Reply::Push(vec![Reply::bulk_str(kind), name.map_or(Reply::Nil, |n| Reply::Bulk(n.clone())), Reply::Int(count as i64)])
+    Reply::Push(vec![
+        Reply::bulk_str(kind),
+        name.map_or(Reply::Nil, |n| Reply::Bulk(n.clone())),
+        Reply::Int(count as i64),
+    ])
 }
 
 fn subscriber(ctx: &Ctx) -> Result<crate::pubsub::Deliver, Reply> {
@@ -92,9 +96,7 @@ fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let registry = &ctx.engine.pubsub;
     match arg(args, 1)? {
-        s if is(s, "channels") && args.len() <= 3 => {
-            Ok(Reply::bulks(registry.channels(args.get(2).map(|p| &p[..]))))
-        }
+        s if is(s, "channels") && args.len() <= 3 => Ok(Reply::bulks(registry.channels(args.get(2).map(|p| &p[..])))),
         s if is(s, "numsub") => Ok(Reply::Array(
             args.iter()
                 .skip(2)

@@ -222,7 +222,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Map(pairs.into_iter().map(|(n, v)| (Reply::bulk_str(&n), Reply::bulk_str(&v))).collect()))
         }
-        s if is(s, "set") && args.len() >= 4 && args.len() % 2 == 0 => {
+        s if is(s, "set") && args.len() >= 4 && args.len().is_multiple_of(2) => {
             for pair in args.get(2..).unwrap_or_default().chunks_exact(2) {
                 let name = text(arg(pair, 0)?).to_ascii_lowercase();
                 ctx.host.config_set(&name, arg(pair, 1)?).map_err(Reply::Error)?;

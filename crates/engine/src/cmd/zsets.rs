@@ -190,7 +190,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr_command: bool) -> CmdResult 
     if flags.nx && flags.xx {
         return Err(err("ERR XX and NX options at the same time are not compatible"));
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
         return Err(err("ERR GT, LT, and/or NX options at the same time are not compatible"));
     }
     if flags.incr && rest.len() > 2 {
@@ -464,10 +464,7 @@ fn limited<'a, R: Range>(
 ) -> impl Iterator<Item = (&'a Bytes, f64)> + 'a {
     let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     let take = usize::try_from(limit).unwrap_or(usize::MAX);
-    set.walk_from(range, reverse)
-        .skip(skip)
-        .take_while(move |(m, s)| range.contains_far_end(*s, m, reverse))
-        .take(take)
+    set.walk_from(range, reverse).skip(skip).take_while(move |(m, s)| range.contains_far_end(*s, m, reverse)).take(take)
 }
 
 /// Redis's index sanitizing for rank ranges: negative counts from the end; `None` if empty.
@@ -518,6 +515,9 @@ fn zremrange_generic(ctx: &mut Ctx, args: &[Bytes], bounds: Bounds) -> CmdResult
 
 // ---- pops ----
 
+/// What a pop took: the key, and its members with their scores in pop order.
+pub(crate) type Popped = (Bytes, Vec<(Bytes, f64)>);
+
 /// Pop up to `count` members from the lowest (or with `max`, the highest) end of the first
 /// of `keys` holding a sorted set — Redis's `genericZpopCommand`, shared with the blocking
 /// forms (BZPOPMIN, BZPOPMAX, BZMPOP). WRONGTYPE stops at the first key of another type met
@@ -529,7 +529,7 @@ pub(crate) fn pop_first_nonempty(
     keys: &[Bytes],
     max: bool,
     count: usize,
-) -> Result<Option<(Bytes, Vec<(Bytes, f64)>)>, Reply> {
+) -> Result<Option<Popped>, Reply> {
     for key in keys {
         let Some(set) = write(ctx, key)? else {
             continue;
@@ -554,7 +554,8 @@ pub(crate) fn zmpop_reply(key: Bytes, popped: Vec<(Bytes, f64)>) -> Reply {
 
 /// ZMPOP/BZMPOP's arguments from `numkeys` at `at`: the keys, MAX (else MIN), the count.
 pub(crate) fn parse_zmpop(args: &[Bytes], at: usize) -> Result<(&[Bytes], bool, usize), Reply> {
-    let numkeys = parse_i64(arg(args, at)?).filter(|&n| n > 0).ok_or_else(|| err("ERR numkeys should be greater than 0"))?;
+    let numkeys =
+        parse_i64(arg(args, at)?).filter(|&n| n > 0).ok_or_else(|| err("ERR numkeys should be greater than 0"))?;
     let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
     let where_at = (at + 1).checked_add(numkeys).filter(|&w| w < args.len()).ok_or_else(errors::syntax)?;
     let keys = args.get(at + 1..where_at).ok_or_else(errors::syntax)?;

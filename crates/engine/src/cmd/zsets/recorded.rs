@@ -1,7 +1,10 @@
 //! Replies recorded from redis-server 7.0.15 (RESP2 unless the script says RESP3), one script
 //! per fresh database, compared byte for byte with StayKV's encoded replies.
 
-pub(super) const SCRIPTS: &[(&str, u8, &[(&str, &str)])] = &[
+/// (name, RESP version, [(command line, raw reply)]).
+pub(super) type Script = (&'static str, u8, &'static [(&'static str, &'static str)]);
+
+pub(super) const SCRIPTS: &[Script] = &[
     ("zadd_options", 2, &[
         ("zadd z 1 a 2 b -0 c 1.5 d inf e", ":5\r\n"),
         ("zrange z 0 -1 withscores", "*10\r\n$1\r\nc\r\n$1\r\n0\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nd\r\n$3\r\n1.5\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\ne\r\n$3\r\ninf\r\n"),

@@ -1,0 +1,93 @@
+//! HyperLogLog commands: PFADD, PFCOUNT, PFMERGE (Redis's `hyperloglog.c`; the format lives
+//! in [`crate::hll`]).
+
+use bytes::Bytes;
+use staykv_resp::Reply;
+
+use super::arg;
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::hll;
+use crate::keyspace::NO_EXPIRY;
+use crate::value::Value;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("pfadd", -2, WRITE | DENYOOM | FAST, "hyperloglog", pfadd).keys(1, 1, 1),
+    CommandSpec::new("pfcount", -2, READONLY, "hyperloglog", pfcount).keys(1, -1, 1),
+    CommandSpec::new("pfmerge", -2, WRITE | DENYOOM, "hyperloglog", pfmerge).keys(1, -1, 1),
+];
+
+const NOT_HLL: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
+const CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
+
+/// The HLL bytes at `key` and its deadline, `None` if missing; errors for other values.
+fn load(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, Reply> {
+    match ctx.lookup(key) {
+        None => Ok(None),
+        Some(entry) => match &entry.value {
+            Value::Str(s) if hll::is_valid(s) => Ok(Some((s.to_vec(), entry.expire_at))),
+            Value::Str(_) => Err(err(NOT_HLL)),
+            _ => Err(errors::wrong_type()),
+        },
+    }
+}
+
+fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    let (mut data, expire_at, mut changed) = match load(ctx, key)? {
+        Some((data, at)) => (data, at, false),
+        None => (hll::new_hll(), NO_EXPIRY, true),
+    };
+    for element in args.iter().skip(2) {
+        changed |= hll::add(&mut data, element).ok_or_else(|| err(CORRUPT))?;
+    }
+    if changed {
+        ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
+        ctx.propagate_args(args);
+    }
+    Ok(Reply::Int(i64::from(changed)))
+}
+
+fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let keys = args.get(1..).unwrap_or_default();
+    if let [key] = keys {
+        let Some((mut data, expire_at)) = load(ctx, key)? else { return Ok(Reply::Int(0)) };
+        let (count, refreshed) = hll::count_cached(&mut data).ok_or_else(|| err(CORRUPT))?;
+        if refreshed {
+            // Redis writes the cached cardinality back into the string; so does StayKV, and
+            // logs the PFCOUNT so a replayed HLL holds the same bytes.
+            ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
+            ctx.propagate_args(args);
+        }
+        return Ok(Reply::Int(count as i64));
+    }
+    let mut max = vec![0u8; hll::REGISTERS];
+    for key in keys {
+        if let Some((data, _)) = load(ctx, key)? {
+            let regs = hll::registers(&data).ok_or_else(|| err(CORRUPT))?;
+            max.iter_mut().zip(regs).for_each(|(m, r)| *m = (*m).max(r));
+        }
+    }
+    Ok(Reply::Int(hll::estimate(&max) as i64))
+}
+
+fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let dst = arg(args, 1)?;
+    let mut max = vec![0u8; hll::REGISTERS];
+    let mut any_dense = false;
+    for key in args.iter().skip(1) {
+        if let Some((data, _)) = load(ctx, key)? {
+            any_dense |= hll::is_dense(&data);
+            let regs = hll::registers(&data).ok_or_else(|| err(CORRUPT))?;
+            max.iter_mut().zip(regs).for_each(|(m, r)| *m = (*m).max(r));
+        }
+    }
+    let (mut target, expire_at) = load(ctx, dst)?.unwrap_or_else(|| (hll::new_hll(), NO_EXPIRY));
+    hll::merge_into(&mut target, &max, any_dense).ok_or_else(|| err(CORRUPT))?;
+    let value = Bytes::from(target);
+    ctx.store(dst, Value::Str(value.clone()), expire_at);
+    // The merged bytes, not the sources, are logged: the effect names one key.
+    ctx.propagate(vec![Bytes::from_static(b"SET"), dst.clone(), value, Bytes::from_static(b"KEEPTTL")]);
+    Ok(Reply::Ok)
+}

@@ -1,0 +1,398 @@
+//! HyperLogLog, bit-compatible with Redis's `hyperloglog.c`: the same hash (MurmurHash64A,
+//! seed 0xadc83b19), 16384 six-bit registers, the same sparse and dense string encodings and
+//! the same estimator (Ertl's improved raw estimate), so PFCOUNT answers and the stored bytes
+//! (GET, DUMP, RDB) are identical to Redis's and HLLs move between the two.
+//!
+//! Layout: `"HYLL"`, encoding byte (0 dense, 1 sparse), 3 unused bytes, 8-byte little-endian
+//! cached cardinality whose top bit marks the cache stale, then the registers.
+
+// Register and header offsets are computed within buffers whose length every public entry
+// point checks first (`HEADER` bytes at least, `DENSE_SIZE` when dense).
+#![allow(clippy::indexing_slicing)]
+
+pub const HEADER: usize = 16;
+const P: u32 = 14;
+const Q: u32 = 64 - P;
+pub const REGISTERS: usize = 1 << P;
+const REGISTER_MAX: u8 = 63;
+pub const DENSE_SIZE: usize = HEADER + REGISTERS * 6 / 8;
+const DENSE: u8 = 0;
+const SPARSE: u8 = 1;
+/// `hll-sparse-max-bytes`: past this a sparse HLL becomes dense.
+const SPARSE_MAX_BYTES: usize = 3000;
+const SPARSE_VAL_MAX_VALUE: u8 = 32;
+const SPARSE_VAL_MAX_LEN: usize = 4;
+const SPARSE_ZERO_MAX_LEN: usize = 64;
+const ALPHA_INF: f64 = 0.721_347_520_444_481_7;
+
+/// A new, empty HLL: sparse, one XZERO run over every register, cache valid at 0.
+pub fn new_hll() -> Vec<u8> {
+    let mut hll = vec![0u8; HEADER];
+    hll[..4].copy_from_slice(b"HYLL");
+    hll[4] = SPARSE;
+    let run = REGISTERS - 1;
+    hll.extend_from_slice(&[0x40 | (run >> 8) as u8, (run & 0xff) as u8]);
+    hll
+}
+
+/// Whether `data` is a well-formed HLL string (Redis's `isHLLObjectOrReply`).
+pub fn is_valid(data: &[u8]) -> bool {
+    if !is_valid_shape(data) || &data[..4] != b"HYLL" {
+        return false;
+    }
+    match data[4] {
+        DENSE => data.len() == DENSE_SIZE,
+        SPARSE => sparse_to_registers(&data[HEADER..]).is_some(),
+        _ => false,
+    }
+}
+
+/// Header present and, if dense, exactly the dense size (cheap; no sparse decoding).
+fn is_valid_shape(hll: &[u8]) -> bool {
+    hll.len() >= HEADER && (hll[4] != DENSE || hll.len() == DENSE_SIZE)
+}
+
+/// Redis's MurmurHash64A (little-endian reads).
+fn murmur64a(key: &[u8], seed: u64) -> u64 {
+    const M: u64 = 0xc6a4_a793_5bd1_e995;
+    const R: u32 = 47;
+    let mut h = seed ^ (key.len() as u64).wrapping_mul(M);
+    let mut chunks = key.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut k = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h ^= k;
+        h = h.wrapping_mul(M);
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        for (i, &b) in tail.iter().enumerate() {
+            h ^= u64::from(b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> R;
+    h = h.wrapping_mul(M);
+    h ^= h >> R;
+    h
+}
+
+/// The register an element lands in and the run length of zeros it contributes.
+fn pattern(element: &[u8]) -> (usize, u8) {
+    let hash = murmur64a(element, 0xadc8_3b19);
+    let index = (hash & (REGISTERS as u64 - 1)) as usize;
+    let rest = (hash >> P) | (1u64 << Q);
+    (index, rest.trailing_zeros() as u8 + 1)
+}
+
+fn dense_get(regs: &[u8], index: usize) -> u8 {
+    let byte = index * 6 / 8;
+    let fb = (index * 6) & 7;
+    let b0 = u16::from(regs.get(byte).copied().unwrap_or(0));
+    let b1 = u16::from(regs.get(byte + 1).copied().unwrap_or(0));
+    (((b0 >> fb) | (b1 << (8 - fb))) & u16::from(REGISTER_MAX)) as u8
+}
+
+fn dense_set(regs: &mut [u8], index: usize, value: u8) {
+    let byte = index * 6 / 8;
+    let fb = (index * 6) & 7;
+    let v = u16::from(value);
+    if let Some(b) = regs.get_mut(byte) {
+        *b &= !((u16::from(REGISTER_MAX) << fb) as u8);
+        *b |= (v << fb) as u8;
+    }
+    if let Some(b) = regs.get_mut(byte + 1) {
+        *b &= !((u16::from(REGISTER_MAX) >> (8 - fb)) as u8);
+        *b |= (v >> (8 - fb)) as u8;
+    }
+}
+
+/// One sparse opcode: (registers covered, value, encoded length).
+fn opcode(data: &[u8], at: usize) -> Option<(usize, u8, usize)> {
+    let b = *data.get(at)?;
+    Some(match b & 0xc0 {
+        0x00 => ((b & 0x3f) as usize + 1, 0, 1),
+        0x40 => (((((b & 0x3f) as usize) << 8) | *data.get(at + 1)? as usize) + 1, 0, 2),
+        _ => ((b & 0x3) as usize + 1, ((b >> 2) & 0x1f) + 1, 1),
+    })
+}
+
+/// Decode sparse registers to one byte per register; `None` if malformed.
+fn sparse_to_registers(sparse: &[u8]) -> Option<Vec<u8>> {
+    let mut regs = Vec::with_capacity(REGISTERS);
+    let mut at = 0;
+    while at < sparse.len() {
+        let (span, value, len) = opcode(sparse, at)?;
+        if regs.len() + span > REGISTERS {
+            return None;
+        }
+        regs.extend(std::iter::repeat_n(value, span));
+        at += len;
+    }
+    (regs.len() == REGISTERS).then_some(regs)
+}
+
+/// Every register as one byte (for counting and merging).
+pub fn registers(hll: &[u8]) -> Option<Vec<u8>> {
+    let body = hll.get(HEADER..)?;
+    match hll.get(4)? {
+        &DENSE => Some((0..REGISTERS).map(|i| dense_get(body, i)).collect()),
+        _ => sparse_to_registers(body),
+    }
+}
+
+fn sparse_to_dense(hll: &mut Vec<u8>) -> Option<()> {
+    let regs = sparse_to_registers(hll.get(HEADER..)?)?;
+    hll.truncate(HEADER);
+    hll.resize(DENSE_SIZE, 0);
+    hll[4] = DENSE;
+    for (i, &v) in regs.iter().enumerate() {
+        if v > 0 {
+            dense_set(&mut hll[HEADER..], i, v);
+        }
+    }
+    Some(())
+}
+
+fn val_op(value: u8, len: usize) -> u8 {
+    0x80 | ((value - 1) << 2) | (len - 1) as u8
+}
+
+fn push_zero_run(seq: &mut Vec<u8>, len: usize) {
+    if len > SPARSE_ZERO_MAX_LEN {
+        let l = len - 1;
+        seq.extend_from_slice(&[0x40 | (l >> 8) as u8, (l & 0xff) as u8]);
+    } else {
+        seq.push((len - 1) as u8);
+    }
+}
+
+/// Raise register `index` to `count` if higher; returns whether it changed. Follows
+/// Redis's `hllSparseSet` step by step so the sparse bytes come out identical.
+fn set_register(hll: &mut Vec<u8>, index: usize, count: u8) -> Option<bool> {
+    if !is_valid_shape(hll) {
+        return None;
+    }
+    if hll[4] == DENSE {
+        return Some(dense_raise(hll, index, count));
+    }
+    if count > SPARSE_VAL_MAX_VALUE {
+        sparse_to_dense(hll)?;
+        return Some(dense_raise(hll, index, count));
+    }
+    // Step 1: find the opcode covering `index`.
+    let end = hll.len();
+    let (mut at, mut first, mut prev) = (HEADER, 0usize, None);
+    let (span, value, oplen) = loop {
+        let (span, value, oplen) = opcode(hll, at)?;
+        if index < first + span {
+            break (span, value, oplen);
+        }
+        prev = Some(at);
+        at += oplen;
+        first += span;
+        if at >= end {
+            return None;
+        }
+    };
+    let is_val = hll[at] & 0x80 != 0;
+    // Cases A and B: a VAL opcode.
+    if is_val && value >= count {
+        return Some(false);
+    }
+    if span == 1 && oplen == 1 {
+        // Case B (VAL of one) and case C (ZERO of one): rewrite in place.
+        hll[at] = val_op(count, 1);
+    } else {
+        // Case D: split into up to three opcodes.
+        let last = first + span - 1;
+        let mut seq = Vec::with_capacity(5);
+        if is_val {
+            if index != first {
+                seq.push(val_op(value, index - first));
+            }
+            seq.push(val_op(count, 1));
+            if index != last {
+                seq.push(val_op(value, last - index));
+            }
+        } else {
+            if index != first {
+                push_zero_run(&mut seq, index - first);
+            }
+            seq.push(val_op(count, 1));
+            if index != last {
+                push_zero_run(&mut seq, last - index);
+            }
+        }
+        if seq.len() > oplen && hll.len() + seq.len() - oplen > SPARSE_MAX_BYTES {
+            sparse_to_dense(hll)?;
+            return Some(dense_raise(hll, index, count));
+        }
+        hll.splice(at..at + oplen, seq);
+    }
+    // Step 4: merge adjacent VAL opcodes of equal value, scanning up to 5 from `prev`.
+    let mut p = prev.unwrap_or(HEADER);
+    let mut scan = 5;
+    while p < hll.len() && scan > 0 {
+        scan -= 1;
+        let b = hll[p];
+        if b & 0xc0 == 0x40 {
+            p += 2;
+            continue;
+        }
+        if b & 0xc0 == 0 {
+            p += 1;
+            continue;
+        }
+        if let Some(&next) = hll.get(p + 1) {
+            if next & 0x80 != 0 {
+                let (v1, v2) = (((b >> 2) & 0x1f) + 1, ((next >> 2) & 0x1f) + 1);
+                let len = (b & 3) as usize + (next & 3) as usize + 2;
+                if v1 == v2 && len <= SPARSE_VAL_MAX_LEN {
+                    hll[p + 1] = val_op(v1, len);
+                    hll.remove(p);
+                    continue;
+                }
+            }
+        }
+        p += 1;
+    }
+    Some(true)
+}
+
+fn dense_raise(hll: &mut [u8], index: usize, count: u8) -> bool {
+    let regs = &mut hll[HEADER..];
+    if dense_get(regs, index) < count {
+        dense_set(regs, index, count);
+        true
+    } else {
+        false
+    }
+}
+
+fn invalidate_cache(hll: &mut [u8]) {
+    hll[15] |= 0x80;
+}
+
+/// PFADD one element; `None` for a corrupt HLL.
+pub fn add(hll: &mut Vec<u8>, element: &[u8]) -> Option<bool> {
+    let (index, count) = pattern(element);
+    let changed = set_register(hll, index, count)?;
+    if changed {
+        invalidate_cache(hll);
+    }
+    Some(changed)
+}
+
+/// The cardinality estimate from one byte per register.
+pub fn estimate(regs: &[u8]) -> u64 {
+    let m = REGISTERS as f64;
+    let mut histogram = [0u32; 64];
+    for &r in regs {
+        if let Some(slot) = histogram.get_mut(r as usize) {
+            *slot += 1;
+        }
+    }
+    let q = Q as usize;
+    let mut z = m * tau((m - f64::from(histogram[q + 1])) / m);
+    for j in (1..=q).rev() {
+        z += f64::from(histogram[j]);
+        z *= 0.5;
+    }
+    z += m * sigma(f64::from(histogram[0]) / m);
+    (ALPHA_INF * m * m / z).round() as u64
+}
+
+fn sigma(mut x: f64) -> f64 {
+    if x == 1.0 {
+        return f64::INFINITY;
+    }
+    let (mut y, mut z) = (1.0, x);
+    loop {
+        x *= x;
+        let previous = z;
+        z += x * y;
+        y += y;
+        if previous == z {
+            return z;
+        }
+    }
+}
+
+fn tau(mut x: f64) -> f64 {
+    if x == 0.0 || x == 1.0 {
+        return 0.0;
+    }
+    let (mut y, mut z) = (1.0, 1.0 - x);
+    loop {
+        x = x.sqrt();
+        let previous = z;
+        y *= 0.5;
+        z -= (1.0 - x).powi(2) * y;
+        if previous == z {
+            return z / 3.0;
+        }
+    }
+}
+
+/// PFCOUNT of one HLL, using and refreshing its cached value. Returns the count and whether
+/// the cache was rewritten.
+pub fn count_cached(hll: &mut [u8]) -> Option<(u64, bool)> {
+    if !is_valid_shape(hll) {
+        return None;
+    }
+    if hll[15] & 0x80 == 0 {
+        return Some((u64::from_le_bytes(hll[8..16].try_into().ok()?), false));
+    }
+    let count = estimate(&registers(hll)?);
+    hll[8..16].copy_from_slice(&count.to_le_bytes());
+    Some((count, true))
+}
+
+/// Raise `target`'s registers to at least `max` (PFMERGE), keeping sparse if it can.
+pub fn merge_into(target: &mut Vec<u8>, max: &[u8], force_dense: bool) -> Option<()> {
+    if !is_valid_shape(target) {
+        return None;
+    }
+    if force_dense && target[4] == SPARSE {
+        sparse_to_dense(target)?;
+    }
+    for (i, &v) in max.iter().enumerate() {
+        if v > 0 {
+            set_register(target, i, v)?;
+        }
+    }
+    invalidate_cache(target);
+    Some(())
+}
+
+pub fn is_dense(hll: &[u8]) -> bool {
+    hll.get(4) == Some(&DENSE)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_hll_is_redis_bytes() {
+        let hll = new_hll();
+        assert_eq!(hll.len(), 18);
+        assert_eq!(&hll[16..], &[0x7f, 0xff]);
+        assert!(is_valid(&hll));
+    }
+
+    #[test]
+    fn counts_are_close_and_dense_promotion_keeps_registers() {
+        let mut hll = new_hll();
+        for i in 0..20_000 {
+            add(&mut hll, format!("element:{i}").as_bytes()).unwrap();
+        }
+        assert!(is_dense(&hll));
+        let (count, _) = count_cached(&mut hll).unwrap();
+        assert!((19_000..21_000).contains(&count), "{count}");
+    }
+}
