@@ -1,4 +1,5 @@
-//! Bitmaps over strings (Redis's `bitops.c`): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP.
+//! Bitmaps over strings (Redis's `bitops.c`): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP,
+//! BITFIELD and BITFIELD_RO.
 
 use bytes::{Bytes, BytesMut};
 use staykv_resp::Reply;
@@ -17,6 +18,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("bitcount", -2, READONLY, "bitmap", bitcount).keys(1, 1, 1),
     CommandSpec::new("bitpos", -3, READONLY, "bitmap", bitpos).keys(1, 1, 1),
     CommandSpec::new("bitop", -4, WRITE | DENYOOM, "bitmap", bitop).keys(2, -1, 1),
+    CommandSpec::new("bitfield", -2, WRITE | DENYOOM, "bitmap", bitfield).keys(1, 1, 1),
+    CommandSpec::new("bitfield_ro", -2, READONLY | FAST, "bitmap", bitfield_ro).keys(1, 1, 1),
 ];
 
 /// A bit offset: non-negative and inside a 512 MB string.
@@ -170,4 +173,233 @@ fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.store(dst, Value::Str(value.clone()), NO_EXPIRY);
     ctx.propagate(vec![Bytes::from_static(b"SET"), dst.clone(), value]);
     Ok(Reply::Int(len as i64))
+}
+
+/// One BITFIELD operation.
+#[derive(Clone, Copy)]
+enum FieldOp {
+    Get,
+    Set(i64),
+    IncrBy(i64),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+struct Field {
+    op: FieldOp,
+    signed: bool,
+    bits: u32,
+    offset: usize,
+    overflow: Overflow,
+}
+
+fn field_type(arg: &[u8]) -> Result<(bool, u32), Reply> {
+    let invalid = || err("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.");
+    let (signed, digits) = match arg.split_first() {
+        Some((b'i' | b'I', rest)) => (true, rest),
+        Some((b'u' | b'U', rest)) => (false, rest),
+        _ => return Err(invalid()),
+    };
+    let bits = crate::num::parse_i64(digits).and_then(|b| u32::try_from(b).ok()).ok_or_else(invalid)?;
+    let max = if signed { 64 } else { 63 };
+    if bits == 0 || bits > max {
+        return Err(invalid());
+    }
+    Ok((signed, bits))
+}
+
+/// `123` or `#3` (in units of the field's width).
+fn field_offset(arg: &[u8], bits: u32) -> Result<usize, Reply> {
+    let invalid = || err("ERR bit offset is not an integer or out of range");
+    let (multiply, digits) = match arg.split_first() {
+        Some((b'#', rest)) => (true, rest),
+        _ => (false, arg),
+    };
+    let n = crate::num::parse_i64(digits).and_then(|n| usize::try_from(n).ok()).ok_or_else(invalid)?;
+    let offset = if multiply { n.checked_mul(bits as usize).ok_or_else(invalid)? } else { n };
+    if offset >= MAX_STRING * 8 {
+        return Err(invalid());
+    }
+    Ok(offset)
+}
+
+fn parse_fields(args: &[Bytes], read_only: bool) -> Result<Vec<Field>, Reply> {
+    let mut fields = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut i = 2;
+    while let Some(sub) = args.get(i) {
+        if is(sub, "overflow") {
+            overflow = match args.get(i + 1).ok_or_else(errors::syntax)? {
+                o if is(o, "wrap") => Overflow::Wrap,
+                o if is(o, "sat") => Overflow::Sat,
+                o if is(o, "fail") => Overflow::Fail,
+                _ => return Err(err("ERR Invalid OVERFLOW type specified")),
+            };
+            i += 2;
+            continue;
+        }
+        let takes_value = is(sub, "set") || is(sub, "incrby");
+        if !takes_value && !is(sub, "get") {
+            return Err(errors::syntax());
+        }
+        let needed = if takes_value { 4 } else { 3 };
+        if i + needed > args.len() {
+            return Err(errors::syntax());
+        }
+        let (signed, bits) = field_type(arg(args, i + 1)?)?;
+        let offset = field_offset(arg(args, i + 2)?, bits)?;
+        let op = match sub {
+            s if is(s, "get") => FieldOp::Get,
+            s if is(s, "set") => FieldOp::Set(int_arg(arg(args, i + 3)?)?),
+            _ => FieldOp::IncrBy(int_arg(arg(args, i + 3)?)?),
+        };
+        fields.push(Field { op, signed, bits, offset, overflow });
+        i += needed;
+    }
+    // Redis parses every operation before refusing writes in the read-only form.
+    if read_only && fields.iter().any(|f| !matches!(f.op, FieldOp::Get)) {
+        return Err(err("ERR BITFIELD_RO only supports the GET subcommand"));
+    }
+    Ok(fields)
+}
+
+fn get_bits(data: &[u8], offset: usize, bits: u32) -> u64 {
+    (0..bits as usize).fold(0u64, |acc, j| (acc << 1) | u64::from(bit_at(data, offset + j)))
+}
+
+fn set_bits(data: &mut [u8], offset: usize, bits: u32, value: u64) {
+    for j in 0..bits as usize {
+        let on = value & (1u64 << (bits as usize - 1 - j)) != 0;
+        let bit = offset + j;
+        if let Some(byte) = data.get_mut(bit / 8) {
+            let mask = 1u8 << (7 - bit % 8);
+            *byte = if on { *byte | mask } else { *byte & !mask };
+        }
+    }
+}
+
+/// Redis's `checkUnsignedBitfieldOverflow`: whether `value + incr` overflows, and what to
+/// store instead under WRAP/SAT.
+fn unsigned_overflow(value: u64, incr: i64, bits: u32, mode: Overflow) -> (bool, u64) {
+    let max = (1u64 << bits) - 1;
+    let max_incr = max.wrapping_sub(value) as i64;
+    let min_incr = (value as i64).wrapping_neg();
+    let wrap = || value.wrapping_add(incr as u64) & max;
+    if value > max || (incr > 0 && incr > max_incr) {
+        return (true, if mode == Overflow::Wrap { wrap() } else { max });
+    }
+    if incr < 0 && incr < min_incr {
+        return (true, if mode == Overflow::Wrap { wrap() } else { 0 });
+    }
+    (false, value.wrapping_add(incr as u64))
+}
+
+/// Redis's `checkSignedBitfieldOverflow`.
+fn signed_overflow(value: i64, incr: i64, bits: u32, mode: Overflow) -> (bool, i64) {
+    let max = if bits == 64 { i64::MAX } else { (1i64 << (bits - 1)) - 1 };
+    let min = -max - 1;
+    let max_incr = (max as u64).wrapping_sub(value as u64) as i64;
+    let min_incr = min.wrapping_sub(value);
+    let wrap = || {
+        let mut c = (value as u64).wrapping_add(incr as u64);
+        if bits < 64 {
+            let mask = u64::MAX << bits;
+            if c & (1u64 << (bits - 1)) != 0 {
+                c |= mask;
+            } else {
+                c &= !mask;
+            }
+        }
+        c as i64
+    };
+    if value > max || (bits != 64 && incr > max_incr) || (value >= 0 && incr > 0 && incr > max_incr) {
+        return (true, if mode == Overflow::Wrap { wrap() } else { max });
+    }
+    if value < min || (bits != 64 && incr < min_incr) || (value < 0 && incr < 0 && incr < min_incr) {
+        return (true, if mode == Overflow::Wrap { wrap() } else { min });
+    }
+    (false, value.wrapping_add(incr))
+}
+
+fn read_field(data: &[u8], f: &Field) -> i64 {
+    let raw = get_bits(data, f.offset, f.bits);
+    if f.signed && f.bits < 64 && raw & (1u64 << (f.bits - 1)) != 0 {
+        (raw | (u64::MAX << f.bits)) as i64
+    } else {
+        raw as i64
+    }
+}
+
+/// Apply one write; returns the reply and the bits to store (`None`: FAIL overflow).
+fn write_field(data: &[u8], f: &Field) -> (Reply, Option<u64>) {
+    let old = read_field(data, f);
+    let (overflowed, new, reply_value) = match (f.op, f.signed) {
+        (FieldOp::Set(v), true) => {
+            let (o, n) = signed_overflow(v, 0, f.bits, f.overflow);
+            (o, n as u64, old)
+        }
+        (FieldOp::Set(v), false) => {
+            let (o, n) = unsigned_overflow(v as u64, 0, f.bits, f.overflow);
+            (o, n, old)
+        }
+        (FieldOp::IncrBy(by), true) => {
+            let (o, n) = signed_overflow(old, by, f.bits, f.overflow);
+            (o, n as u64, n)
+        }
+        (FieldOp::IncrBy(by), false) => {
+            let (o, n) = unsigned_overflow(old as u64, by, f.bits, f.overflow);
+            (o, n, n as i64)
+        }
+        (FieldOp::Get, _) => return (Reply::Int(old), None),
+    };
+    if overflowed && f.overflow == Overflow::Fail {
+        return (Reply::Nil, None);
+    }
+    (Reply::Int(reply_value), Some(new))
+}
+
+fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
+    let key = arg(args, 1)?;
+    let fields = parse_fields(args, read_only)?;
+    let (current, expire_at) = match ctx.lookup(key) {
+        None => (None, NO_EXPIRY),
+        Some(entry) => match &entry.value {
+            Value::Str(s) => (Some(s.clone()), entry.expire_at),
+            _ => return Err(errors::wrong_type()),
+        },
+    };
+    let highest = fields.iter().filter(|f| !matches!(f.op, FieldOp::Get)).map(|f| f.offset + f.bits as usize - 1).max();
+    let mut data = BytesMut::from(&current.clone().unwrap_or_default()[..]);
+    if let Some(bit) = highest {
+        // Like Redis, the string grows to cover every write before any runs (even a FAIL).
+        if data.len() < bit / 8 + 1 {
+            data.resize(bit / 8 + 1, 0);
+        }
+    }
+    let mut replies = Vec::with_capacity(fields.len());
+    for f in &fields {
+        let (reply, store) = write_field(&data, f);
+        if let Some(value) = store {
+            set_bits(&mut data, f.offset, f.bits, value);
+        }
+        replies.push(reply);
+    }
+    if highest.is_some() {
+        ctx.store(key, Value::Str(data.freeze()), expire_at);
+        ctx.propagate_args(args);
+    }
+    Ok(Reply::Array(replies))
+}
+
+fn bitfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bitfield_generic(ctx, args, false)
+}
+
+fn bitfield_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bitfield_generic(ctx, args, true)
 }

@@ -770,7 +770,7 @@ fn setop_generic(
     }
     let first_key = numkeys_at + 1;
     let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
-    if numkeys > args.len() - first_key {
+    if numkeys > args.len().saturating_sub(first_key) {
         return Err(errors::syntax());
     }
     let mut inputs = Vec::with_capacity(numkeys);
