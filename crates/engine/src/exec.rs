@@ -108,6 +108,8 @@ pub struct Engine {
     pub notifier: crate::notify::Notifier,
     /// Set by the server while memory use is above `maxmemory`: DENYOOM commands are refused.
     pub over_memory_limit: std::sync::atomic::AtomicBool,
+    /// Lua scripting: the Lua states, the script cache and function libraries.
+    pub scripting: crate::scripting::Scripting,
 }
 
 impl Engine {
@@ -125,6 +127,7 @@ impl Engine {
             pubsub: crate::pubsub::PubSub::default(),
             notifier: crate::notify::Notifier::default(),
             over_memory_limit: std::sync::atomic::AtomicBool::new(false),
+            scripting: crate::scripting::Scripting::default(),
         }
     }
 
@@ -144,7 +147,9 @@ impl Engine {
             self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
             return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
         };
-        if let Some(reply) = self.precheck(client, spec, args, host, journal) {
+        // A script running past the busy threshold refuses other clients' commands with BUSY.
+        let refused = self.scripting.busy_reply(spec, args, now);
+        if let Some(reply) = refused.or_else(|| self.precheck(client, spec, args, host, journal)) {
             if let Some(stats) = self.command_stats.get(index) {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }

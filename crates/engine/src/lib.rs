@@ -31,6 +31,7 @@ pub mod notify;
 pub mod num;
 pub mod pubsub;
 pub mod rdbconv;
+pub mod scripting;
 pub mod value;
 pub mod watch;
 pub mod zset;

@@ -54,6 +54,9 @@ impl std::fmt::Display for ParseError {
             ParseError::InvalidMultibulkLength => f.write_str("invalid multibulk length"),
             ParseError::UnauthenticatedMultibulkLength => f.write_str("unauthenticated multibulk length"),
             ParseError::TooBigBulkCount => f.write_str("too big bulk count string"),
+            // Redis turns \r and \n of an error line into spaces. A non-ASCII byte is sent
+            // raw, which a `String` cannot hold: see `ParseError::reply_bytes`.
+            ParseError::ExpectedDollar(b'\r' | b'\n') => f.write_str("expected '$', got ' '"),
             ParseError::ExpectedDollar(c) => write!(f, "expected '$', got '{}'", *c as char),
             ParseError::InvalidBulkLength => f.write_str("invalid bulk length"),
             ParseError::UnauthenticatedBulkLength => f.write_str("unauthenticated bulk length"),
@@ -62,6 +65,24 @@ impl std::fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+impl ParseError {
+    /// The exact line Redis sends before closing, `-ERR Protocol error: ...\r\n`. Unlike
+    /// `Display`, it carries the offending byte of `expected '$', got 'X'` raw, as Redis does.
+    pub fn reply_bytes(&self) -> Vec<u8> {
+        let mut out = b"-".to_vec();
+        match self {
+            ParseError::ExpectedDollar(c) if !c.is_ascii() => {
+                out.extend_from_slice(b"ERR Protocol error: expected '$', got '");
+                out.push(*c);
+                out.push(b'\'');
+            }
+            other => out.extend_from_slice(other.to_string().as_bytes()),
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+}
 
 /// One complete request found at the start of the buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -125,8 +146,10 @@ fn parse_multibulk(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result
     let expected = match partial.expected {
         Some(n) => n,
         None => {
-            let Some((line, next)) = read_line(buf, 1) else {
-                return incomplete_line(buf, ParseError::TooBigMultibulkCount);
+            let (line, next) = match read_line(buf, 0) {
+                Line::Complete(line, next) => (line, next),
+                Line::NoTerminator => return incomplete_line(buf, ParseError::TooBigMultibulkCount),
+                Line::Partial => return Ok(None),
             };
             let count = parse_i64(line).ok_or(ParseError::InvalidMultibulkLength)?;
             if count > i64::from(i32::MAX) {
@@ -151,15 +174,15 @@ fn parse_multibulk(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result
         let Some(&first) = buf.get(pos) else {
             return Ok(None);
         };
+        // Like Redis, the first byte is checked only once the whole header line is there.
+        let (line, data_start) = match read_line(buf, pos) {
+            Line::Complete(line, next) => (line, next),
+            Line::NoTerminator if buf.len() - pos > INLINE_MAX => return Err(ParseError::TooBigBulkCount),
+            Line::NoTerminator | Line::Partial => return Ok(None),
+        };
         if first != b'$' {
             return Err(ParseError::ExpectedDollar(first));
         }
-        let Some((line, data_start)) = read_line(buf, pos + 1) else {
-            return match buf.len() - pos > INLINE_MAX {
-                true => Err(ParseError::TooBigBulkCount),
-                false => Ok(None),
-            };
-        };
         let len = parse_i64(line).ok_or(ParseError::InvalidBulkLength)?;
         if len < 0 || len > limits.max_bulk_len {
             return Err(ParseError::InvalidBulkLength);
@@ -205,11 +228,27 @@ fn incomplete_line(buf: &[u8], too_big: ParseError) -> Result<Option<Request>, P
     }
 }
 
-/// The `\r\n`-terminated line starting at `start`, and the offset after its terminator.
-fn read_line(buf: &[u8], start: usize) -> Option<(&[u8], usize)> {
-    let rest = buf.get(start..)?;
-    let cr = rest.windows(2).take(INLINE_MAX).position(|w| w == b"\r\n")?;
-    Some((rest.get(..cr)?, start + cr + 2))
+/// A `*` or `$` header line, as Redis delimits it.
+enum Line<'a> {
+    /// The text between the type byte and the terminator, and the offset after the terminator.
+    Complete(&'a [u8], usize),
+    /// No `\r` yet (or a NUL byte before it, which hides it from `strchr`).
+    NoTerminator,
+    /// A `\r` is there but not the byte after it.
+    Partial,
+}
+
+/// The header line whose type byte is at `start`. Redis ends it at the first `\r` found by
+/// `strchr` (so a NUL byte before it hides it) and skips the byte after the `\r` unchecked.
+fn read_line(buf: &[u8], start: usize) -> Line<'_> {
+    let rest = buf.get(start..).unwrap_or_default();
+    let Some(cr) = rest.iter().position(|&b| b == b'\r' || b == 0).filter(|&at| rest.get(at) == Some(&b'\r')) else {
+        return Line::NoTerminator;
+    };
+    if rest.len() < cr + 2 {
+        return Line::Partial;
+    }
+    Line::Complete(rest.get(1..cr).unwrap_or_default(), start + cr + 2)
 }
 
 /// Redis's `string2ll`: optional `-`, digits, no leading zeros, no `+`, no spaces.
@@ -433,6 +472,35 @@ mod tests {
     fn vertical_tab_is_space_between_words_but_not_inside_them() {
         assert_eq!(words(b"\x0bping\x0b\n"), vec![b"ping\x0b".to_vec()]);
         assert_eq!(words(b"echo \"a\"\x0b\n"), vec![b"echo".to_vec(), b"a".to_vec()]);
+    }
+
+    #[test]
+    fn error_lines_carry_the_unexpected_byte_like_redis() {
+        assert_eq!(ParseError::ExpectedDollar(b'\r').reply_bytes(), b"-ERR Protocol error: expected '$', got ' '\r\n");
+        assert_eq!(
+            ParseError::ExpectedDollar(0xff).reply_bytes(),
+            b"-ERR Protocol error: expected '$', got '\xff'\r\n"
+        );
+        assert_eq!(ParseError::InvalidBulkLength.reply_bytes(), b"-ERR Protocol error: invalid bulk length\r\n");
+    }
+
+    #[test]
+    fn header_lines_end_at_the_first_cr_like_redis() {
+        // The byte after `\r` is skipped unchecked.
+        assert_eq!(words(b"*1\rX$4\rXPING\r\n"), vec![b"PING".to_vec()]);
+        // A lone `\r` ends the count line: the digits before it are parsed.
+        assert_eq!(one(b"*1x\r\n"), Err(ParseError::InvalidMultibulkLength));
+        assert_eq!(one(b"*1\r"), Ok(None));
+        // `$` is checked only when the header line is complete.
+        assert_eq!(one(b"*1\r\nfoo"), Ok(None));
+        assert_eq!(one(b"*1\r\nfoo\r\n"), Err(ParseError::ExpectedDollar(b'f')));
+        assert_eq!(one(b"*1\r\n\r\n"), Err(ParseError::ExpectedDollar(b'\r')));
+        // A NUL before the `\r` hides it, as from strchr.
+        assert_eq!(one(b"*1\x00\r\n"), Ok(None));
+        let mut long = b"*1\x00\r\n".to_vec();
+        long.resize(INLINE_MAX + 1, b'1');
+        assert_eq!(one(&long), Err(ParseError::TooBigMultibulkCount));
+        assert_eq!(one(b"*1\r\n$3\x00\r\nfoo\r\n"), Ok(None));
     }
 
     #[test]

@@ -116,12 +116,18 @@ pub struct ServerOptions {
     /// Bearer token limited to read commands.
     #[arg(long, env = "STAYKV_HTTP_READONLY_TOKEN")]
     pub http_readonly_token: Option<String>,
+    /// Largest HTTP request body in bytes; larger requests get 413.
+    #[arg(long, env = "STAYKV_HTTP_MAX_BODY", default_value_t = 10 * 1024 * 1024)]
+    pub http_max_body: usize,
     /// TLS certificate (PEM) for both front ends.
     #[arg(long, env = "STAYKV_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
     #[arg(long, env = "STAYKV_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM): clients must present a certificate it signed.
+    #[arg(long, env = "STAYKV_TLS_CA_CERT")]
+    pub tls_ca_cert: Option<PathBuf>,
     /// Memory limit in bytes (0 = none); past it writes get OOM errors.
     #[arg(long, env = "STAYKV_MAXMEMORY", default_value_t = 0)]
     pub maxmemory: u64,
@@ -180,11 +186,20 @@ impl ServerOptions {
 
     /// Refuse options whose feature this build does not have, rather than ignore them.
     pub fn validate(&self) -> Result<(), String> {
-        if self.tls_cert.is_some() {
-            return Err("--tls-cert/--tls-key: TLS is not available in this build yet; run without them (or behind a TLS proxy)".into());
+        if self.tls_ca_cert.is_some() && self.tls_cert.is_none() {
+            return Err("--tls-ca-cert needs --tls-cert and --tls-key".into());
         }
         if self.databases == 0 || self.databases > 1024 {
             return Err("--databases must be between 1 and 1024".into());
+        }
+        if self.http_token.as_deref() == Some("") || self.http_readonly_token.as_deref() == Some("") {
+            return Err("--http-token and --http-readonly-token must not be empty".into());
+        }
+        if self.http_token.is_some() && self.http_token == self.http_readonly_token {
+            return Err("--http-token and --http-readonly-token must differ".into());
+        }
+        if self.http_max_body < 1024 {
+            return Err("--http-max-body must be at least 1024 bytes".into());
         }
         let protected = self.requirepass.is_none() && self.http_token.is_none();
         if protected && !self.bind.is_loopback() {
@@ -220,11 +235,15 @@ impl serde::Serialize for SerializableOptions<'_> {
         if let Some(v) = &o.http_readonly_token {
             map.serialize_entry("http-readonly-token", v)?;
         }
+        map.serialize_entry("http-max-body", &o.http_max_body)?;
         if let Some(v) = &o.tls_cert {
             map.serialize_entry("tls-cert", &v.display().to_string())?;
         }
         if let Some(v) = &o.tls_key {
             map.serialize_entry("tls-key", &v.display().to_string())?;
+        }
+        if let Some(v) = &o.tls_ca_cert {
+            map.serialize_entry("tls-ca-cert", &v.display().to_string())?;
         }
         map.serialize_entry("maxmemory", &o.maxmemory)?;
         let level = format!("{:?}", o.loglevel).to_ascii_lowercase();
@@ -241,7 +260,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} maxmemory={} maxclients={} databases={} loglevel={:?}",
+            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} http-max-body={} maxmemory={} maxclients={} databases={} loglevel={:?}",
             self.bind,
             self.port,
             self.http_port,
@@ -250,6 +269,7 @@ impl std::fmt::Display for ServerOptions {
             secret(&self.requirepass),
             secret(&self.http_token),
             secret(&self.http_readonly_token),
+            self.http_max_body,
             self.maxmemory,
             self.maxclients,
             self.databases,

@@ -5,16 +5,19 @@
 //! log is durable up to the newest write they depend on — their own writes, and writes by
 //! others that they read — while other connections keep executing (group commit).
 
-use std::sync::atomic::Ordering;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use staykv_engine::blocking::ClientWaker;
 use staykv_engine::client::ReplyMode;
+use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Engine, Outcome};
+use staykv_resp::Reply;
 use staykv_resp::{parse, Limits, Partial, Request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -25,6 +28,41 @@ use crate::persistence::Persistence;
 const QUERY_BUFFER_LIMIT: usize = 1024 * 1024 * 1024;
 /// Replies of a long pipeline are flushed in pieces of about this size.
 const FLUSH_AT: usize = 1024 * 1024;
+/// `client-output-buffer-limit pubsub` hard limit: a subscriber this far behind is dropped.
+const PUBSUB_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Pub/sub messages waiting to be written to one subscriber.
+#[derive(Debug, Default)]
+struct Mailbox {
+    queue: parking_lot::Mutex<VecDeque<Reply>>,
+    /// Approximate bytes queued and not yet written.
+    bytes: AtomicUsize,
+    ready: Notify,
+}
+
+impl Mailbox {
+    /// Queue a message; past the limit, drop the subscriber instead (it stopped reading).
+    fn deliver(&self, message: Reply, record: &ClientRecord) {
+        let size = approximate_size(&message);
+        if self.bytes.fetch_add(size, Ordering::AcqRel) + size > PUBSUB_OUTPUT_LIMIT {
+            if !record.killed.swap(true, Ordering::AcqRel) {
+                tracing::warn!(addr = %record.addr, "closing subscriber: output buffer over the pubsub limit");
+                record.kill_signal.notify_one();
+            }
+            return;
+        }
+        self.queue.lock().push_back(message);
+        self.ready.notify_one();
+    }
+}
+
+fn approximate_size(reply: &Reply) -> usize {
+    match reply {
+        Reply::Bulk(b) => b.len() + 16,
+        Reply::Push(items) | Reply::Array(items) => items.iter().map(approximate_size).sum::<usize>() + 8,
+        _ => 16,
+    }
+}
 
 /// What every connection shares.
 #[derive(Debug, Clone)]
@@ -34,12 +72,20 @@ pub struct Shared {
     pub persistence: Arc<Persistence>,
 }
 
-/// Serve one accepted TCP connection until it closes.
-pub async fn serve(stream: TcpStream, shared: Shared) {
+/// Serve one accepted plain-TCP connection until it closes.
+pub async fn serve_tcp(stream: TcpStream, shared: Shared) {
     let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
     let _ = stream.set_nodelay(true);
+    serve(stream, addr, laddr, shared).await;
+}
+
+/// Serve one connection (plain TCP or TLS) until it closes.
+pub async fn serve<S>(stream: S, addr: std::net::SocketAddr, laddr: std::net::SocketAddr, shared: Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let Some((id, record)) = shared.host.register(addr, laddr) else {
         let mut stream = stream;
         let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
@@ -49,9 +95,13 @@ pub async fn serve(stream: TcpStream, shared: Shared) {
     let mut client = Client::new(id, !shared.host.auth_required());
     let waker = wake.clone();
     client.waker = Some(ClientWaker(Arc::new(move || waker.notify_one())));
+    let mailbox = Arc::new(Mailbox::default());
+    let (inbox, subscriber) = (mailbox.clone(), record.clone());
+    client.deliver = Some(ClientDeliver(Arc::new(move |message| inbox.deliver(message, &subscriber))));
     let mut conn = Connection {
         stream,
         wake,
+        mailbox,
         client,
         record,
         shared: shared.clone(),
@@ -66,10 +116,11 @@ pub async fn serve(stream: TcpStream, shared: Shared) {
     shared.host.unregister(id);
 }
 
-struct Connection {
-    stream: TcpStream,
+struct Connection<S> {
+    stream: S,
     /// Woken when a key this client blocks on changes.
     wake: Arc<Notify>,
+    mailbox: Arc<Mailbox>,
     client: Client,
     record: Arc<ClientRecord>,
     shared: Shared,
@@ -102,14 +153,19 @@ impl From<std::io::Error> for Close {
     }
 }
 
-impl Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn run(&mut self) -> Result<(), Close> {
         let mut shutdown = self.shared.host.shutdown.subscribe();
         loop {
             let read = tokio::select! {
-                read = self.stream.read_buf(&mut self.input) => read?,
+                read = self.stream.read_buf(&mut self.input) => Some(read?),
+                () = self.mailbox.ready.notified() => None,
                 () = self.record.kill_signal.notified() => return Err(Close::Requested),
                 _ = shutdown.wait_for(|stop| *stop) => return Err(Close::Requested),
+            };
+            let Some(read) = read else {
+                self.write_messages().await?;
+                continue;
             };
             if read == 0 {
                 return Ok(());
@@ -185,7 +241,7 @@ impl Connection {
         }
         crate::metrics::record_command(outcome.command, started.elapsed());
         if let Some(name) = outcome.command.and_then(|i| shared.engine.table.all().get(i)) {
-            self.record.state.lock().last_command = name.name.to_string();
+            self.record.state.lock().last_command = name.name;
         }
         outcome
     }
@@ -238,14 +294,30 @@ impl Connection {
         }
     }
 
-    /// Write pending replies once the log covers `wait_seq`.
+    /// Write pending replies once the log covers `wait_seq`. A client that stops reading
+    /// can still be dropped meanwhile (CLIENT KILL, output-buffer limit).
     async fn flush(&mut self, wait_seq: u64) -> Result<(), Close> {
         if self.output.is_empty() {
             return Ok(());
         }
         self.shared.persistence.wait_durable(wait_seq).await;
-        self.stream.write_all(&self.output).await?;
+        tokio::select! {
+            written = self.stream.write_all(&self.output) => written?,
+            () = self.record.kill_signal.notified() => return Err(Close::Requested),
+        }
         self.output.clear();
         Ok(())
+    }
+
+    /// Write the pub/sub messages queued for this client.
+    async fn write_messages(&mut self) -> Result<(), Close> {
+        let messages: Vec<Reply> = self.mailbox.queue.lock().drain(..).collect();
+        let bytes: usize = messages.iter().map(approximate_size).sum();
+        for message in &messages {
+            message.encode(self.client.protocol, &mut self.output);
+        }
+        let result = self.flush(0).await;
+        self.mailbox.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        result
     }
 }

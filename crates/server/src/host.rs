@@ -38,7 +38,7 @@ pub struct ClientView {
     pub user: String,
     pub lib_name: String,
     pub lib_ver: String,
-    pub last_command: String,
+    pub last_command: &'static str,
     pub last_interaction: Option<Instant>,
 }
 
@@ -48,6 +48,8 @@ pub struct Runtime {
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
     pub maxclients: usize,
+    /// Bytes of resident memory past which writes get OOM errors (0: no limit).
+    pub maxmemory: u64,
 }
 
 /// Shared server state.
@@ -64,12 +66,18 @@ pub struct ServerHost {
     pub shutdown: watch::Sender<bool>,
     pub persistence: Arc<Persistence>,
     pub tcp_port: AtomicU64,
+    /// Keyspace-notification classes, shared with the engine (CONFIG SET notify-keyspace-events).
+    pub notifier: std::sync::OnceLock<Arc<staykv_engine::Engine>>,
 }
 
 impl ServerHost {
     pub fn new(config: Config, persistence: Arc<Persistence>) -> ServerHost {
-        let runtime =
-            Runtime { fsync: config.fsync, requirepass: config.requirepass.clone(), maxclients: config.maxclients };
+        let runtime = Runtime {
+            fsync: config.fsync,
+            requirepass: config.requirepass.clone(),
+            maxclients: config.maxclients,
+            maxmemory: config.maxmemory,
+        };
         ServerHost {
             config,
             runtime: RwLock::new(runtime),
@@ -81,6 +89,7 @@ impl ServerHost {
             shutdown: watch::Sender::new(false),
             persistence,
             tcp_port: AtomicU64::new(0),
+            notifier: std::sync::OnceLock::new(),
         }
     }
 
@@ -131,13 +140,30 @@ impl ServerHost {
             view.name,
             now.duration_since(record.created).as_secs(),
             view.db,
-            if view.last_command.is_empty() { "NULL" } else { &view.last_command },
+            if view.last_command.is_empty() { "NULL" } else { view.last_command },
             view.user,
             view.resp,
             view.lib_name,
             view.lib_ver,
         );
     }
+}
+
+/// Redis's memory notation: `100`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`...
+fn parse_memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = match &lower[digits.len()..] {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1024 * 1024,
+        "g" => 1_000_000_000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 fn unix_secs() -> u64 {
@@ -180,7 +206,7 @@ impl Host for ServerHost {
                 let _ = write!(
                     out,
                     "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n",
-                    self.config.maxmemory
+                    self.runtime.read().maxmemory
                 );
             }
             "persistence" => out = self.persistence.info(),
@@ -204,7 +230,10 @@ impl Host for ServerHost {
     fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)> {
         let runtime = self.runtime.read().clone();
         let c = &self.config;
-        let items: [(&str, String); 12] = [
+        let notify =
+            self.notifier.get().map(|e| staykv_engine::notify::format_flags(e.notifier.flags())).unwrap_or_default();
+        let items: [(&str, String); 15] = [
+            ("notify-keyspace-events", notify),
             ("bind", c.bind.to_string()),
             ("port", c.port.to_string()),
             ("http-port", c.http_port.to_string()),
@@ -212,11 +241,13 @@ impl Host for ServerHost {
             ("appendonly", "yes".into()),
             ("appendfsync", runtime.fsync.as_str().into()),
             ("requirepass", runtime.requirepass.clone().unwrap_or_default()),
-            ("maxmemory", c.maxmemory.to_string()),
+            ("maxmemory", runtime.maxmemory.to_string()),
             ("maxmemory-policy", "noeviction".into()),
             ("maxclients", runtime.maxclients.to_string()),
             ("databases", c.databases.to_string()),
             ("save", String::new()),
+            ("auto-aof-rewrite-percentage", self.persistence.auto_rewrite_percentage().to_string()),
+            ("auto-aof-rewrite-min-size", self.persistence.auto_rewrite_min_size().to_string()),
         ];
         items
             .into_iter()
@@ -237,9 +268,27 @@ impl Host for ServerHost {
                 self.runtime.write().fsync = policy;
             }
             "requirepass" => self.runtime.write().requirepass = (!text.is_empty()).then_some(text),
+            "maxmemory" => {
+                self.runtime.write().maxmemory =
+                    parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+            }
+            "notify-keyspace-events" => {
+                let flags = staykv_engine::notify::parse_flags(&text)
+                    .ok_or_else(|| invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))?;
+                if let Some(engine) = self.notifier.get() {
+                    engine.notifier.set_flags(flags);
+                }
+            }
             "maxclients" => {
                 let n: usize = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
                 self.runtime.write().maxclients = n.max(1);
+            }
+            "auto-aof-rewrite-percentage" | "auto-aof-rewrite-min-size" => {
+                let n: u64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+                match name {
+                    "auto-aof-rewrite-percentage" => self.persistence.set_auto_rewrite_percentage(n),
+                    _ => self.persistence.set_auto_rewrite_min_size(n),
+                }
             }
             "save" | "appendonly" => {}
             _ => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),

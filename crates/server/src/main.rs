@@ -5,9 +5,15 @@ mod clock;
 mod config;
 mod connection;
 mod host;
+mod http;
+mod import;
+mod metrics;
 mod persistence;
 mod server;
+mod snapshot;
 mod stats;
+mod tls;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -24,9 +30,9 @@ fn main() -> ExitCode {
     init_logging(cli.server.loglevel);
     let result = match cli.command {
         None => run_server(cli.server),
-        Some(Command::Check { .. }) | Some(Command::Import { .. }) | Some(Command::Export { .. }) => {
-            Err("this subcommand is not available in this build yet".to_string())
-        }
+        Some(Command::Check { dir, fix, yes }) => tools::check(&dir, fix, yes),
+        Some(Command::Import { source, dir }) => import::import(&source, &dir),
+        Some(Command::Export { rdb, dir }) => tools::export(&dir, &rdb),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

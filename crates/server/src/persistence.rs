@@ -1,35 +1,88 @@
-//! The engine's journal: effects go to the write-ahead log, replies wait for durability.
+//! The engine's journal: effects go to the write-ahead log, replies wait for durability; and
+//! snapshots (SAVE, BGSAVE, BGREWRITEAOF, automatic compaction), the data directory lock and
+//! INFO persistence.
 //!
 //! Each command's effects are encoded as one batch (`staykv_engine::encode_batch`) and
 //! appended to the log, which assigns the sequence number. Replies that depend on a batch
 //! wait here until the log writer reports it durable — under `always` that means fsynced;
-//! under `everysec` and `no` replies do not wait (the log writer only makes appends wait when
-//! fsync falls more than 2 s behind).
+//! under `everysec` and `no` it means written to the OS (no fsync), so a crash of the process
+//! loses nothing acknowledged; under `everysec` appends also wait when fsync falls more than
+//! 2 s behind.
+//!
+//! Snapshots are built off the hot path from the log itself (see `snapshot.rs`): one job at a
+//! time, on its own thread; SAVE runs the same job on the calling thread and replies once the
+//! snapshot is installed.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use staykv_engine::{decode_batch, encode_batch, Effect, Engine, Journal};
-use staykv_storage::{BoxError, Log, LogOptions, Progress, RealFs, Recovery, Replay, SnapshotRef};
+use parking_lot::Mutex;
+use staykv_engine::{encode_batch, Effect, Engine, Journal, Reply};
+use staykv_storage::{parse_segment_file_name, read_manifest, Log, LogOptions, RealFs, Recovery, SnapshotRef};
 use tokio::sync::watch;
 
 use crate::config::FsyncPolicy;
+use crate::snapshot::{self, EngineReplay};
 
 const MISCONF: &str = "MISCONF StayKV cannot write its log to disk, so commands that change data are refused until it can. Reads keep working; check the server log for the disk error (disk full?).";
+
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Redis's `auto-aof-rewrite-min-size` default.
+const AUTO_MIN_BYTES: u64 = 64 << 20;
+/// Redis's `auto-aof-rewrite-percentage` default.
+const AUTO_PERCENT: u64 = 100;
+/// How often the automatic trigger looks at the log size.
+const AUTO_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Wait after a failed snapshot before the automatic trigger tries again.
+const AUTO_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Which command started a snapshot job (they all do the same thing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Save,
+    BgSave,
+    Rewrite,
+    Auto,
+}
+
+/// Snapshot bookkeeping.
+#[derive(Debug)]
+struct SaveState {
+    running: Option<Job>,
+    started: Option<Instant>,
+    last_ok: bool,
+    last_duration_secs: i64,
+    last_failure: Option<Instant>,
+    /// The live snapshot (from the manifest) and its size.
+    snapshot: Option<SnapshotRef>,
+    snapshot_bytes: u64,
+    completed: u64,
+}
 
 /// The live log plus what clients wait on.
 #[derive(Debug)]
 pub struct Persistence {
     log: OnceLock<Log>,
-    policy: AtomicU8,
+    dir: OnceLock<PathBuf>,
+    databases: AtomicU64,
     durable: watch::Sender<u64>,
     loading: AtomicBool,
     writes_since_save: AtomicU64,
     last_save_unix: AtomicU64,
+    /// Held (locked) for the life of the process.
+    lock_file: Mutex<Option<File>>,
+    save: Mutex<SaveState>,
+    auto_min_bytes: AtomicU64,
+    auto_percent: AtomicU64,
+    /// Bytes of live log segments, as last measured by the automatic trigger.
+    log_bytes: AtomicU64,
 }
 
 thread_local! {
@@ -45,23 +98,90 @@ fn storage_policy(policy: FsyncPolicy) -> staykv_storage::FsyncPolicy {
     }
 }
 
-fn policy_code(policy: FsyncPolicy) -> u8 {
-    match policy {
-        FsyncPolicy::Always => 0,
-        FsyncPolicy::Everysec => 1,
-        FsyncPolicy::No => 2,
+fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Takes the exclusive lock of a data directory (`dir/LOCK`), creating the directory.
+/// Fails with a clear message when another process holds it.
+pub fn lock_dir(dir: &Path) -> Result<File, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let who = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+            return Err(format!(
+                "data directory {} is in use by another StayKV process{who}: {} is locked. \
+                 Stop that process first, or use another --dir",
+                dir.display(),
+                path.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", path.display())),
+    }
+    let _ = file.set_len(0);
+    let _ = std::io::Write::write_all(&mut &file, format!("{}\n", std::process::id()).as_bytes());
+    Ok(file)
+}
+
+/// Live log segment files of `dir` and their sizes.
+fn segment_sizes(dir: &Path) -> Vec<(u64, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if let Some(first) = parse_segment_file_name(&name.to_string_lossy()) {
+            out.push((first, entry.metadata().map(|m| m.len()).unwrap_or(0)));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Runs a blocking job from a command handler: off the async worker when there is one.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
 impl Persistence {
-    pub fn new(policy: FsyncPolicy) -> Persistence {
+    pub fn new(_policy: FsyncPolicy) -> Persistence {
         Persistence {
             log: OnceLock::new(),
-            policy: AtomicU8::new(policy_code(policy)),
+            dir: OnceLock::new(),
+            databases: AtomicU64::new(16),
             durable: watch::Sender::new(0),
             loading: AtomicBool::new(true),
             writes_since_save: AtomicU64::new(0),
             last_save_unix: AtomicU64::new(0),
+            lock_file: Mutex::new(None),
+            save: Mutex::new(SaveState {
+                running: None,
+                started: None,
+                last_ok: true,
+                last_duration_secs: -1,
+                last_failure: None,
+                snapshot: None,
+                snapshot_bytes: 0,
+                completed: 0,
+            }),
+            auto_min_bytes: AtomicU64::new(AUTO_MIN_BYTES),
+            auto_percent: AtomicU64::new(AUTO_PERCENT),
+            log_bytes: AtomicU64::new(0),
         }
     }
 
@@ -69,11 +189,14 @@ impl Persistence {
         self.loading.load(Ordering::Acquire)
     }
 
-    /// Recover the data directory into `engine` and start the log writer. Blocking: run it off
-    /// the async runtime. Refuses (with the storage error) rather than start empty over data
-    /// it could not read.
+    /// Lock the data directory, recover it into `engine` and start the log writer and the
+    /// automatic compaction trigger. Blocking: run it off the async runtime. Refuses (with the
+    /// storage error) rather than start empty over data it could not read.
     pub fn open(self: &Arc<Self>, dir: &Path, engine: &Engine, policy: FsyncPolicy) -> Result<Recovery, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        let lock = lock_dir(dir)?;
+        *self.lock_file.lock() = Some(lock);
+        snapshot::remove_temp_files(dir);
+        self.databases.store(engine.keyspace.databases() as u64, Ordering::Relaxed);
         let notify = Arc::clone(self);
         let options = LogOptions {
             fsync: storage_policy(policy),
@@ -82,18 +205,29 @@ impl Persistence {
             }),
             ..LogOptions::default()
         };
-        let mut replay = EngineReplay { engine, started: Instant::now(), last_report: Instant::now(), frames: 0 };
+        let mut replay = EngineReplay::new(dir, engine);
         let (log, recovery) =
             Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| e.to_string())?;
         self.durable.send_replace(log.durable_seq());
         let _ = self.log.set(log);
+        let _ = self.dir.set(dir.to_path_buf());
+        self.refresh_snapshot_state();
+        self.last_save_unix.store(unix_secs(), Ordering::Relaxed);
+        self.log_bytes.store(segment_sizes(dir).iter().map(|(_, len)| len).sum(), Ordering::Relaxed);
         self.loading.store(false, Ordering::Release);
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("staykv-compaction-trigger".into())
+            .spawn(move || auto_trigger(weak))
+            .map_err(|e| format!("cannot start the compaction trigger thread: {e}"))?;
         Ok(recovery)
     }
 
-    /// Wait until the batch `seq` is durable, if the policy makes replies wait.
+    /// Wait until the batch `seq` is durable under the current policy: fsynced under
+    /// `always`; written to the OS under `everysec` and `no` (a `write(2)` on the log writer
+    /// thread, no fsync), so that a crash of the process never loses an acknowledged write.
     pub async fn wait_durable(&self, seq: u64) {
-        if seq == 0 || self.policy.load(Ordering::Relaxed) != 0 {
+        if seq == 0 {
             return;
         }
         let mut durable = self.durable.subscribe();
@@ -101,7 +235,6 @@ impl Persistence {
     }
 
     pub fn set_fsync(&self, policy: FsyncPolicy) {
-        self.policy.store(policy_code(policy), Ordering::Relaxed);
         if let Some(log) = self.log.get() {
             log.set_fsync_policy(storage_policy(policy));
         }
@@ -122,9 +255,194 @@ impl Persistence {
         }
     }
 
+    /// `auto-aof-rewrite-min-size`: the log must be at least this big for an automatic
+    /// compaction.
+    pub fn auto_rewrite_min_size(&self) -> u64 {
+        self.auto_min_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn set_auto_rewrite_min_size(&self, bytes: u64) {
+        self.auto_min_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// `auto-aof-rewrite-percentage`: compact once the log exceeds the snapshot by this
+    /// much (100: the log is twice the snapshot); 0 turns automatic compaction off.
+    pub fn auto_rewrite_percentage(&self) -> u64 {
+        self.auto_percent.load(Ordering::Relaxed)
+    }
+
+    pub fn set_auto_rewrite_percentage(&self, percent: u64) {
+        self.auto_percent.store(percent, Ordering::Relaxed);
+    }
+
     /// SAVE, BGSAVE, BGREWRITEAOF.
-    pub fn command(&self, name: &str) -> Result<staykv_engine::Reply, String> {
-        Err(format!("ERR {} is not available yet: StayKV compacts its log automatically", name.to_ascii_uppercase()))
+    pub fn command(self: &Arc<Self>, name: &str) -> Result<Reply, String> {
+        match name {
+            "save" => {
+                self.claim(Job::Save).map_err(|_| "ERR Background save already in progress".to_string())?;
+                let result = blocking(|| self.run_job(Job::Save));
+                result.map(|()| Reply::Ok).map_err(|e| format!("ERR snapshot failed: {e}"))
+            }
+            "bgsave" => {
+                self.start_background(Job::BgSave)
+                    .map_err(|_| "ERR Background save already in progress".to_string())?;
+                Ok(Reply::Status("Background saving started"))
+            }
+            "bgrewriteaof" => {
+                self.start_background(Job::Rewrite)
+                    .map_err(|_| "ERR Background append only file rewriting already in progress".to_string())?;
+                Ok(Reply::Status("Background append only file rewriting started"))
+            }
+            other => Err(format!("ERR unknown persistence command '{other}'")),
+        }
+    }
+
+    /// Marks a job as running; `Err` if one already is (or the log is not open yet).
+    fn claim(&self, job: Job) -> Result<(), ()> {
+        if self.log.get().is_none() {
+            return Err(());
+        }
+        let mut state = self.save.lock();
+        if state.running.is_some() {
+            return Err(());
+        }
+        state.running = Some(job);
+        state.started = Some(Instant::now());
+        Ok(())
+    }
+
+    fn start_background(self: &Arc<Self>, job: Job) -> Result<(), ()> {
+        self.claim(job)?;
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name("staykv-snapshot".into()).spawn(move || {
+            let _ = me.run_job(job);
+        });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the snapshot thread: {e}");
+            let mut state = self.save.lock();
+            state.running = None;
+            state.last_ok = false;
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// Runs a claimed job to the end and records the outcome.
+    fn run_job(&self, job: Job) -> Result<(), String> {
+        let started = Instant::now();
+        let result = self.snapshot_now(job);
+        self.refresh_snapshot_state();
+        let mut state = self.save.lock();
+        state.running = None;
+        state.started = None;
+        state.last_duration_secs = started.elapsed().as_secs() as i64;
+        match &result {
+            Ok(()) => {
+                state.last_ok = true;
+                state.last_failure = None;
+                state.completed += 1;
+            }
+            Err(e) => {
+                state.last_ok = false;
+                state.last_failure = Some(Instant::now());
+                tracing::error!("snapshot failed: {e}");
+            }
+        }
+        result
+    }
+
+    /// Rotate the log, build the snapshot of everything before the rotation, install it.
+    fn snapshot_now(&self, job: Job) -> Result<(), String> {
+        let (Some(log), Some(dir)) = (self.log.get(), self.dir.get()) else {
+            return Err("the log is not open".into());
+        };
+        let dirty = self.writes_since_save.load(Ordering::Relaxed);
+        let next = log.rotate().map_err(|e| format!("cannot rotate the log: {e}"))?;
+        let covered = next.saturating_sub(1);
+        let (previous, previous_bytes) = {
+            let state = self.save.lock();
+            (state.snapshot.clone(), state.snapshot_bytes)
+        };
+        let up_to_date = match &previous {
+            Some(s) => s.seq >= covered,
+            None => covered == 0,
+        };
+        if !up_to_date {
+            let sealed: u64 = segment_sizes(dir).iter().filter(|(first, _)| *first < next).map(|(_, len)| len).sum();
+            let partitions = snapshot::partitions_for(previous_bytes + sealed);
+            tracing::info!(
+                "snapshot started ({job:?}): covers log seq {covered}, input {} KiB, {partitions} partition(s)",
+                (previous_bytes + sealed) / 1024
+            );
+            let databases = self.databases.load(Ordering::Relaxed) as usize;
+            let built = snapshot::build_snapshot(dir, databases, covered, partitions)?;
+            let removed = log
+                .install_snapshot(&built.file, built.seq)
+                .map_err(|e| format!("cannot install snapshot {}: {e}", built.file))?;
+            tracing::info!(
+                "snapshot {} installed: {} keys, {} KiB, {:.2} s, {} partition(s); removed {}",
+                built.file,
+                built.keys,
+                built.bytes / 1024,
+                built.elapsed.as_secs_f64(),
+                built.partitions,
+                if removed.is_empty() { "nothing".to_string() } else { removed.join(", ") }
+            );
+        }
+        let _ = self
+            .writes_since_save
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(dirty)));
+        self.last_save_unix.store(unix_secs(), Ordering::Relaxed);
+        self.log_bytes.store(segment_sizes(dir).iter().map(|(_, len)| len).sum(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Re-reads the live snapshot from the manifest (the truth, even after a failed install).
+    fn refresh_snapshot_state(&self) {
+        let Some(dir) = self.dir.get() else { return };
+        let snapshot = match read_manifest(&RealFs::new(), dir) {
+            Ok(manifest) => manifest.and_then(|m| m.snapshot),
+            Err(e) => {
+                tracing::warn!("cannot read the manifest: {e}");
+                return;
+            }
+        };
+        let bytes = snapshot.as_ref().and_then(|s| std::fs::metadata(dir.join(&s.file)).ok()).map_or(0, |m| m.len());
+        let mut state = self.save.lock();
+        state.snapshot = snapshot;
+        state.snapshot_bytes = bytes;
+    }
+
+    /// One look of the automatic trigger: start a compaction when the log has grown past
+    /// `max(auto-aof-rewrite-min-size, snapshot × (100 + percentage) / 100)`.
+    fn auto_check(self: &Arc<Self>) {
+        let (Some(log), Some(dir)) = (self.log.get(), self.dir.get()) else { return };
+        let log_bytes: u64 = segment_sizes(dir).iter().map(|(_, len)| len).sum();
+        self.log_bytes.store(log_bytes, Ordering::Relaxed);
+        let percent = self.auto_percent.load(Ordering::Relaxed);
+        if percent == 0 || !log.healthy() {
+            return;
+        }
+        let (snapshot_bytes, backing_off) = {
+            let state = self.save.lock();
+            if state.running.is_some() {
+                return;
+            }
+            (state.snapshot_bytes, state.last_failure.is_some_and(|t| t.elapsed() < AUTO_RETRY_AFTER))
+        };
+        if backing_off {
+            return;
+        }
+        let threshold =
+            self.auto_min_bytes.load(Ordering::Relaxed).max(snapshot_bytes.saturating_mul(100 + percent) / 100);
+        if log_bytes >= threshold {
+            tracing::info!(
+                "starting automatic log compaction: log {} KiB >= {} KiB",
+                log_bytes / 1024,
+                threshold / 1024
+            );
+            let _ = self.start_background(Job::Auto);
+        }
     }
 
     /// The `# Persistence` section of INFO, with Redis's field names.
@@ -132,17 +450,43 @@ impl Persistence {
         let log = self.log.get();
         let healthy = log.is_none_or(Log::healthy);
         let status = if healthy { "ok" } else { "err" };
+        let (in_progress, current_secs, last_status, last_secs, snapshot, snapshot_bytes, completed) = {
+            let s = self.save.lock();
+            (
+                u8::from(s.running.is_some()),
+                s.started.map_or(-1, |t| t.elapsed().as_secs() as i64),
+                if s.last_ok { "ok" } else { "err" },
+                s.last_duration_secs,
+                s.snapshot.clone(),
+                s.snapshot_bytes,
+                s.completed,
+            )
+        };
+        let log_bytes = self.log_bytes.load(Ordering::Relaxed);
         let mut out = String::new();
         let _ = write!(
             out,
-            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\n",
+            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{snapshot_bytes}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_bytes:{log_bytes}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{snapshot_bytes}\r\n",
             u8::from(self.is_loading()),
             self.writes_since_save.load(Ordering::Relaxed),
             self.last_save_unix.load(Ordering::Relaxed),
+            log_bytes + snapshot_bytes,
             log.map_or(0, Log::last_seq),
             log.map_or(0, Log::durable_seq),
+            snapshot.as_ref().map_or("", |s| s.file.as_str()),
+            snapshot.as_ref().map_or(0, |s| s.seq),
         );
         out
+    }
+}
+
+/// The automatic compaction trigger's thread: looks at the log size every second while the
+/// server lives.
+fn auto_trigger(persistence: Weak<Persistence>) {
+    loop {
+        std::thread::sleep(AUTO_CHECK_EVERY);
+        let Some(p) = persistence.upgrade() else { return };
+        p.auto_check();
     }
 }
 
@@ -176,39 +520,5 @@ impl Journal for Persistence {
                 }
             }
         })
-    }
-}
-
-/// Feeds recovered batches into the engine, logging progress on long loads.
-struct EngineReplay<'a> {
-    engine: &'a Engine,
-    started: Instant,
-    last_report: Instant,
-    frames: u64,
-}
-
-impl Replay for EngineReplay<'_> {
-    fn snapshot(&mut self, snapshot: &SnapshotRef) -> Result<(), BoxError> {
-        Err(format!("snapshot {} cannot be loaded by this build", snapshot.file).into())
-    }
-
-    fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError> {
-        let (time, effects) = decode_batch(payload).map_err(|e| format!("log frame {seq}: {e}"))?;
-        self.engine.replay(time, &effects).map_err(|e| format!("log frame {seq}: {e}"))?;
-        self.frames += 1;
-        Ok(())
-    }
-
-    fn progress(&mut self, progress: &Progress) {
-        if self.last_report.elapsed() >= Duration::from_secs(1) {
-            self.last_report = Instant::now();
-            let secs = self.started.elapsed().as_secs_f64().max(0.001);
-            tracing::info!(
-                "loading: {:.1}% ({} batches, {:.0} batches/s)",
-                progress.percent(),
-                self.frames,
-                self.frames as f64 / secs
-            );
-        }
     }
 }

@@ -19,23 +19,38 @@ const EXPIRE_BUDGET: usize = 20_000;
 /// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return.
 pub async fn run(config: Config) -> Result<(), String> {
     config.validate()?;
-    if config.http_port != 0 {
-        tracing::warn!("the HTTP API is not part of this build yet; --http-port {} is not served", config.http_port);
-    }
     tracing::info!("starting StayKV {} with {config}", env!("CARGO_PKG_VERSION"));
     let engine = Arc::new(Engine::new(EngineOptions { databases: config.databases, ..EngineOptions::default() }));
     let persistence = Arc::new(Persistence::new(config.fsync));
     let host = Arc::new(ServerHost::new(config.clone(), persistence.clone()));
+    let _ = host.notifier.set(engine.clone());
     let shared = Shared { engine: engine.clone(), host: host.clone(), persistence: persistence.clone() };
+    crate::metrics::install(&engine);
 
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key, config.tls_ca_cert.as_deref())?),
+        _ => None,
+    };
     // Listen first, so clients that connect during a long recovery get -LOADING, as in Redis.
     if config.port != 0 {
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         host.tcp_port.store(u64::from(local.port()), std::sync::atomic::Ordering::Relaxed);
-        tracing::info!("RESP listening on {local}");
-        tokio::spawn(accept_loop(listener, shared.clone()));
+        match tls.clone() {
+            Some(acceptor) => {
+                tracing::info!("RESP listening on {local} (TLS)");
+                let listener = crate::tls::TlsListener::new(listener, acceptor).map_err(|e| e.to_string())?;
+                tokio::spawn(accept_tls_loop(listener, shared.clone()));
+            }
+            None => {
+                tracing::info!("RESP listening on {local}");
+                tokio::spawn(accept_loop(listener, shared.clone()));
+            }
+        }
+    }
+    if config.http_port != 0 {
+        crate::http::start(&config, shared.clone(), tls).await?;
     }
     tokio::spawn(watch_signals(host.clone()));
 
@@ -50,7 +65,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         recovery.frames_replayed,
         engine.db_sizes().iter().map(|(keys, _)| keys).sum::<usize>()
     );
-    tokio::spawn(expire_loop(engine.clone(), persistence.clone()));
+    tokio::spawn(housekeeping(engine.clone(), persistence.clone(), host.clone()));
 
     let mut stop = host.shutdown.subscribe();
     let _ = stop.wait_for(|s| *s).await;
@@ -65,7 +80,7 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(connection::serve(stream, shared.clone()));
+                tokio::spawn(connection::serve_tcp(stream, shared.clone()));
             }
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -76,11 +91,23 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
     }
 }
 
-async fn expire_loop(engine: Arc<Engine>, persistence: Arc<Persistence>) {
+async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) {
+    let local = listener.local_addr();
+    while let Some((stream, addr)) = listener.accept().await {
+        tokio::spawn(connection::serve(stream, addr, local, shared.clone()));
+    }
+}
+
+/// Periodic work: active expiry, and the `maxmemory` check (noeviction: past the limit,
+/// commands that may add data get OOM errors until memory drops below it again).
+async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: Arc<ServerHost>) {
     let mut tick = tokio::time::interval(EXPIRE_EVERY);
     loop {
         tick.tick().await;
         engine.active_expire(crate::clock::now_ms(), EXPIRE_BUDGET, &*persistence);
+        let limit = host.runtime.read().maxmemory;
+        let over = limit > 0 && crate::stats::rss_bytes() > limit;
+        engine.over_memory_limit.store(over, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -199,7 +199,8 @@ struct Field {
 }
 
 fn field_type(arg: &[u8]) -> Result<(bool, u32), Reply> {
-    let invalid = || err("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.");
+    let invalid =
+        || err("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.");
     let (signed, digits) = match arg.split_first() {
         Some((b'i' | b'I', rest)) => (true, rest),
         Some((b'u' | b'U', rest)) => (false, rest),

@@ -15,6 +15,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -38,6 +39,7 @@ pub fn table() -> CommandTable {
         sort::COMMANDS,
         hyperloglog::COMMANDS,
         zsets::COMMANDS,
+        scripting::COMMANDS,
     ])
 }
 

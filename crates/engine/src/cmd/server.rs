@@ -22,7 +22,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("info", -1, LOADING | STALE, "server", info),
     CommandSpec::new("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", config),
     CommandSpec::new("command", -1, LOADING | STALE, "connection", command),
-    CommandSpec::new("function", -2, NOSCRIPT, "scripting", function),
     CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, "server", shutdown),
     CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
@@ -327,15 +326,6 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Array(keys))
         }
         s => Err(errors::unknown_subcommand(s, "command")),
-    }
-}
-
-/// Until scripting lands the function library is empty: LIST answers so and FLUSH succeeds.
-fn function(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    match arg(args, 1)? {
-        s if is(s, "list") => Ok(Reply::Array(Vec::new())),
-        s if is(s, "flush") && args.len() <= 3 => Ok(Reply::Ok),
-        s => Err(errors::unknown_subcommand(s, "function")),
     }
 }
 

@@ -47,6 +47,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("zpopmin", -2, WRITE | FAST, "sortedset", zpopmin).keys(1, 1, 1),
     CommandSpec::new("zpopmax", -2, WRITE | FAST, "sortedset", zpopmax).keys(1, 1, 1),
     CommandSpec::new("zmpop", -4, WRITE, "sortedset", zmpop).key_finder(numkeys_at_1),
+    CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | FAST, "sortedset", bzpopmin).keys(1, -2, 1),
+    CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | FAST, "sortedset", bzpopmax).keys(1, -2, 1),
+    CommandSpec::new("bzmpop", -5, WRITE | NOSCRIPT, "sortedset", bzmpop).key_finder(super::lists::numkeys_at_2),
     CommandSpec::new("zrandmember", -2, READONLY, "sortedset", zrandmember).keys(1, 1, 1),
     CommandSpec::new("zunion", -3, READONLY, "sortedset", zunion).key_finder(numkeys_at_1),
     CommandSpec::new("zinter", -3, READONLY, "sortedset", zinter).key_finder(numkeys_at_1),
@@ -930,3 +933,37 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 mod recorded;
 #[cfg(test)]
 mod tests;
+
+// ---- blocking pops ----
+
+fn bzpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> CmdResult {
+    let (timeout, keys) = args.get(1..).and_then(<[Bytes]>::split_last).ok_or_else(errors::syntax)?;
+    let deadline = super::lists::parse_timeout(ctx, timeout)?;
+    if let Some((key, popped)) = pop_first_nonempty(ctx, keys, max, 1)? {
+        if let Some((member, score)) = popped.into_iter().next() {
+            return Ok(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(member), Reply::Double(score)]));
+        }
+    }
+    ctx.block(keys, deadline);
+    Ok(Reply::NilArray)
+}
+
+fn bzpopmin(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bzpop_generic(ctx, args, false)
+}
+
+fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bzpop_generic(ctx, args, true)
+}
+
+fn bzmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let deadline = super::lists::parse_timeout(ctx, arg(args, 1)?)?;
+    let (keys, max, count) = parse_zmpop(args, 2)?;
+    match pop_first_nonempty(ctx, keys, max, count)? {
+        Some((key, popped)) => Ok(zmpop_reply(key, popped)),
+        None => {
+            ctx.block(keys, deadline);
+            Ok(Reply::NilArray)
+        }
+    }
+}

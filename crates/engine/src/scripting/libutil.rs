@@ -157,3 +157,68 @@ mod tests {
         assert_eq!(c_cast_i32(-7.5), -7);
     }
 }
+
+/// C's `%.{precision}g` for finite numbers: the shorter of fixed and exponent notation,
+/// trailing zeros removed, two-digit exponents at least.
+pub(crate) fn format_g(d: f64, precision: usize) -> String {
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let precision = precision.max(1);
+    let sci = format!("{:.*e}", precision - 1, d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let p = i64::try_from(precision).unwrap_or(17);
+    if exp < -4 || exp >= p {
+        let mantissa = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+    } else {
+        let decimals = usize::try_from(p - 1 - exp).unwrap_or(0);
+        trim_fraction(&format!("{d:.decimals$}")).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// A double as Redis replies with it (`%.17g`, `inf`, `-inf`, `nan`).
+pub(crate) fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    format_g(d, 17)
+}
+
+/// [`lib_function`] for closures.
+pub(crate) fn lib_function_closure<F>(lua: &Lua, f: F) -> mlua::Result<Function>
+where
+    F: Fn(&Lua, &[Value]) -> mlua::Result<LibResult> + Send + 'static,
+{
+    lua.create_function(move |lua, args: MultiValue| {
+        let args: Vec<Value> = args.into_vec();
+        let mut out = MultiValue::new();
+        match f(lua, &args)? {
+            Ok(values) => {
+                out.push_back(Value::Boolean(true));
+                out.extend(values);
+            }
+            Err(message) => {
+                out.push_back(Value::Boolean(false));
+                out.push_back(Value::String(lua.create_string(message)?));
+            }
+        }
+        Ok(out)
+    })
+}

@@ -1,0 +1,280 @@
+//! Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FCALL, FCALL_RO and
+//! FUNCTION (Redis's `eval.c` and `functions.c`). The Lua side lives in [`crate::scripting`].
+//!
+//! EVAL and FCALL lock every shard: a script may touch keys it did not declare, and holding
+//! every lock makes it atomic. Their declared keys are still reported (COMMAND GETKEYS).
+//! SCRIPT and FUNCTION take no shard lock, so SCRIPT KILL and FUNCTION KILL can run while a
+//! script holds them — except FUNCTION LOAD/DELETE/FLUSH, which lock one shard so that their
+//! effects (logged so that libraries survive a restart) are durable before the reply.
+
+use bytes::Bytes;
+use staykv_resp::Reply;
+
+use super::{arg, is, text};
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::scripting::{eval_keys, EvalMode};
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("eval", -3, NOSCRIPT | STALE | ALL_SHARDS, "scripting", eval).key_finder(eval_keys),
+    CommandSpec::new("evalsha", -3, NOSCRIPT | STALE | ALL_SHARDS, "scripting", evalsha).key_finder(eval_keys),
+    CommandSpec::new("eval_ro", -3, NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", eval_ro)
+        .key_finder(eval_keys),
+    CommandSpec::new("evalsha_ro", -3, NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", evalsha_ro)
+        .key_finder(eval_keys),
+    CommandSpec::new("fcall", -3, NOSCRIPT | STALE | ALL_SHARDS, "scripting", fcall).key_finder(eval_keys),
+    CommandSpec::new("fcall_ro", -3, NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", fcall_ro)
+        .key_finder(eval_keys),
+    CommandSpec::new("script", -2, NOSCRIPT, "scripting", script),
+    CommandSpec::new("function", -2, NOSCRIPT, "scripting", function).key_finder(function_lock),
+];
+
+fn eval(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let engine = ctx.engine;
+    engine.scripting.eval(ctx, args, EvalMode { by_sha: false, read_only: false })
+}
+
+fn evalsha(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let engine = ctx.engine;
+    engine.scripting.eval(ctx, args, EvalMode { by_sha: true, read_only: false })
+}
+
+fn eval_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let engine = ctx.engine;
+    engine.scripting.eval(ctx, args, EvalMode { by_sha: false, read_only: true })
+}
+
+fn evalsha_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let engine = ctx.engine;
+    engine.scripting.eval(ctx, args, EvalMode { by_sha: true, read_only: true })
+}
+
+fn fcall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let engine = ctx.engine;
+    engine.scripting.fcall(ctx, args, false)
+}
+
+fn fcall_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let engine = ctx.engine;
+    engine.scripting.fcall(ctx, args, true)
+}
+
+/// `ERR wrong number of arguments for 'script|load' command` unless `ok`.
+fn sub_arity(ok: bool, command: &str, sub: &[u8]) -> Result<(), Reply> {
+    if ok {
+        return Ok(());
+    }
+    Err(Reply::Error(format!(
+        "ERR wrong number of arguments for '{command}|{}' command",
+        text(sub).to_ascii_lowercase()
+    )))
+}
+
+fn help(lines: &[&str]) -> Reply {
+    Reply::Array(lines.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect())
+}
+
+const SCRIPT_HELP: &[&str] = &[
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn script(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = arg(args, 1)?;
+    let scripting = &ctx.engine.scripting;
+    let n = args.len();
+    match sub {
+        s if is(s, "help") => {
+            sub_arity(n == 2, "script", s)?;
+            Ok(help(SCRIPT_HELP))
+        }
+        s if is(s, "flush") => {
+            match args.get(2..).unwrap_or_default() {
+                [] => {}
+                [mode] if is(mode, "sync") || is(mode, "async") => {}
+                _ => return Err(err("ERR SCRIPT FLUSH only support SYNC|ASYNC option")),
+            }
+            scripting.script_flush();
+            Ok(Reply::Ok)
+        }
+        s if is(s, "exists") => {
+            sub_arity(n >= 3, "script", s)?;
+            Ok(Reply::Array(
+                args.iter().skip(2).map(|sha| Reply::Int(i64::from(scripting.script_exists(sha)))).collect(),
+            ))
+        }
+        s if is(s, "load") => {
+            sub_arity(n == 3, "script", s)?;
+            let sha = scripting.script_load(arg(args, 2)?)?;
+            Ok(Reply::bulk_str(&sha))
+        }
+        s if is(s, "kill") => {
+            sub_arity(n == 2, "script", s)?;
+            scripting.kill(true, ctx.now)
+        }
+        s if is(s, "debug") => {
+            sub_arity(n == 3, "script", s)?;
+            Err(err("ERR SCRIPT DEBUG is not supported by StayKV"))
+        }
+        s => Err(errors::unknown_subcommand(s, "script")),
+    }
+}
+
+const FUNCTION_HELP: &[&str] = &[
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// FUNCTION LOAD/DELETE/FLUSH lock the shard of their subcommand word (see the module docs).
+fn function_lock(args: &[Bytes]) -> Vec<usize> {
+    match args.get(1) {
+        Some(s) if is(s, "load") || is(s, "delete") || is(s, "flush") => vec![1],
+        _ => Vec::new(),
+    }
+}
+
+fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = arg(args, 1)?;
+    let scripting = &ctx.engine.scripting;
+    let n = args.len();
+    match sub {
+        s if is(s, "load") => {
+            sub_arity(n >= 3, "function", s)?;
+            let mut replace = false;
+            let last = n - 1;
+            for option in args.get(2..last).unwrap_or_default() {
+                if is(option, "replace") {
+                    replace = true;
+                } else {
+                    return Err(Reply::Error(format!("ERR Unknown option given: {}", text(option))));
+                }
+            }
+            let code = arg(args, last)?;
+            let name = scripting.function_load(code, replace)?;
+            // Logged as LOAD REPLACE so that replaying it never fails.
+            ctx.propagate(vec![
+                Bytes::from_static(b"FUNCTION"),
+                Bytes::from_static(b"LOAD"),
+                Bytes::from_static(b"REPLACE"),
+                code.clone(),
+            ]);
+            Ok(Reply::bulk_str(&name))
+        }
+        s if is(s, "delete") => {
+            sub_arity(n == 3, "function", s)?;
+            scripting.function_delete(arg(args, 2)?)?;
+            // Logged as a flush and a reload of what remains: replay never fails, even on a
+            // data directory whose snapshot lost the deleted library.
+            ctx.propagate(vec![Bytes::from_static(b"FUNCTION"), Bytes::from_static(b"FLUSH")]);
+            for code in scripting.library_codes() {
+                ctx.propagate(vec![
+                    Bytes::from_static(b"FUNCTION"),
+                    Bytes::from_static(b"LOAD"),
+                    Bytes::from_static(b"REPLACE"),
+                    code,
+                ]);
+            }
+            Ok(Reply::Ok)
+        }
+        s if is(s, "flush") => {
+            match args.get(2..).unwrap_or_default() {
+                [] => {}
+                [mode] if is(mode, "sync") || is(mode, "async") => {}
+                _ => return Err(err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")),
+            }
+            scripting.function_flush();
+            ctx.propagate(vec![Bytes::from_static(b"FUNCTION"), Bytes::from_static(b"FLUSH")]);
+            Ok(Reply::Ok)
+        }
+        s if is(s, "list") => {
+            let mut with_code = false;
+            let mut pattern: Option<&Bytes> = None;
+            let mut i = 2;
+            while let Some(option) = args.get(i) {
+                i += 1;
+                if !with_code && is(option, "withcode") {
+                    with_code = true;
+                    continue;
+                }
+                if pattern.is_none() && is(option, "libraryname") {
+                    let Some(p) = args.get(i) else { return Err(err("ERR library name argument was not given")) };
+                    pattern = Some(p);
+                    i += 1;
+                    continue;
+                }
+                return Err(Reply::Error(format!("ERR Unknown argument {}", text(option))));
+            }
+            Ok(scripting.function_list(pattern.map(|p| &p[..]), with_code))
+        }
+        s if is(s, "stats") => {
+            sub_arity(n == 2, "function", s)?;
+            Ok(scripting.function_stats(ctx.now))
+        }
+        s if is(s, "kill") => {
+            sub_arity(n == 2, "function", s)?;
+            scripting.kill(false, ctx.now)
+        }
+        s if is(s, "help") => {
+            sub_arity(n == 2, "function", s)?;
+            Ok(help(FUNCTION_HELP))
+        }
+        s if is(s, "dump") || is(s, "restore") => {
+            Err(Reply::Error(format!("ERR FUNCTION {} is not supported by StayKV", text(s).to_ascii_uppercase())))
+        }
+        s => Err(errors::unknown_subcommand(s, "function")),
+    }
+}

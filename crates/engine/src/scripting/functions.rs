@@ -1,0 +1,367 @@
+//! Function libraries (Redis 7.0's `functions.c` and `function_lua.c`): FUNCTION LOAD,
+//! DELETE, FLUSH, LIST, STATS and FCALL/FCALL_RO.
+//!
+//! A library is Lua code with a `#!lua name=<lib>` first line. FUNCTION LOAD runs it once in
+//! the functions Lua state with only `redis.register_function`, `redis.log` and the version
+//! fields visible; the functions it registers are kept with their flags and description and
+//! run by FCALL with `(keys, args)`. Libraries are listed by name.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use mlua::{ChunkMode, Function, Lua, MultiValue, Value};
+use staykv_resp::Reply;
+
+use super::libutil::LibResult;
+use super::{convert, lua_error_text, split_keys, value_text, Run, ScriptFlags, Scripting, LOAD_BUDGET_TICKS};
+use crate::errors::err;
+use crate::exec::Ctx;
+
+/// One registered function.
+pub(crate) struct FunctionDef {
+    name: String,
+    description: Option<Bytes>,
+    flags: ScriptFlags,
+    function: Function,
+}
+
+/// One library.
+pub(crate) struct Library {
+    code: Bytes,
+    functions: Vec<FunctionDef>,
+}
+
+/// What FUNCTION LIST reports about a function.
+#[derive(Debug, Clone)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub description: Option<Bytes>,
+    pub flags: ScriptFlags,
+}
+
+/// Functions registered by the library being loaded (app data of the functions state).
+#[derive(Default)]
+struct LoadCtx {
+    functions: Vec<FunctionDef>,
+}
+
+const BAD_NAME: &str =
+    "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// `redis.register_function(name, callback)` or `redis.register_function{...}`.
+pub(crate) fn register_function(lua: &Lua, args: &[Value]) -> mlua::Result<LibResult> {
+    if lua.app_data_ref::<LoadCtx>().is_none() {
+        return Ok(Err("redis.register_function can only be called on FUNCTION LOAD command".into()));
+    }
+    let parsed = match args {
+        [single] => named_args(lua, single)?,
+        [name, callback] => {
+            let Some(name) = super::libutil::to_bytes(lua, Some(name))? else {
+                return Ok(Err("first argument to redis.register_function must be a string".into()));
+            };
+            let Value::Function(callback) = callback else {
+                return Ok(Err("second argument to redis.register_function must be a function".into()));
+            };
+            Ok((name, None, ScriptFlags::default(), callback.clone()))
+        }
+        _ => Err("wrong number of arguments to redis.register_function".to_string()),
+    };
+    let (name, description, flags, function) = match parsed {
+        Ok(p) => p,
+        Err(message) => return Ok(Err(message)),
+    };
+    if !valid_name(&name) {
+        return Ok(Err(BAD_NAME.into()));
+    }
+    let name = String::from_utf8_lossy(&name).into_owned();
+    let Some(mut load) = lua.app_data_mut::<LoadCtx>() else {
+        return Ok(Err("redis.register_function can only be called on FUNCTION LOAD command".into()));
+    };
+    if load.functions.iter().any(|f| f.name == name) {
+        return Ok(Err("Function already exists in the library".into()));
+    }
+    load.functions.push(FunctionDef { name, description, flags, function });
+    Ok(Ok(MultiValue::new()))
+}
+
+type NamedArgs = (Vec<u8>, Option<Bytes>, ScriptFlags, Function);
+
+fn named_args(lua: &Lua, table: &Value) -> mlua::Result<Result<NamedArgs, String>> {
+    let Value::Table(table) = table else {
+        return Ok(Err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).".into()));
+    };
+    let (mut name, mut description, mut flags, mut callback) = (None, None, ScriptFlags::default(), None);
+    for pair in table.pairs::<Value, Value>() {
+        let (key, value) = pair?;
+        let Some(key) = super::libutil::to_bytes(lua, Some(&key))? else {
+            return Ok(Err("named argument key given to redis.register_function is not a string".into()));
+        };
+        if key.eq_ignore_ascii_case(b"function_name") {
+            match super::libutil::to_bytes(lua, Some(&value))? {
+                Some(n) => name = Some(n),
+                None => return Ok(Err("function_name argument given to redis.register_function must be a string".into())),
+            }
+        } else if key.eq_ignore_ascii_case(b"description") {
+            match super::libutil::to_bytes(lua, Some(&value))? {
+                Some(d) => description = Some(Bytes::from(d)),
+                None => return Ok(Err("description argument given to redis.register_function must be a string".into())),
+            }
+        } else if key.eq_ignore_ascii_case(b"callback") {
+            match value {
+                Value::Function(f) => callback = Some(f),
+                _ => return Ok(Err("callback argument given to redis.register_function must be a function".into())),
+            }
+        } else if key.eq_ignore_ascii_case(b"flags") {
+            let Value::Table(list) = value else {
+                return Ok(Err("flags argument to redis.register_function must be a table representing function flags".into()));
+            };
+            let mut j = 1;
+            loop {
+                let item: Value = list.get(j)?;
+                if item.is_nil() {
+                    break;
+                }
+                let flag = super::libutil::to_bytes(lua, Some(&item))?.and_then(|f| ScriptFlags::parse(&f, true));
+                match flag {
+                    Some(f) => flags.0 |= f,
+                    None => return Ok(Err("unknown flag given".into())),
+                }
+                j += 1;
+            }
+        } else {
+            return Ok(Err("unknown argument given to redis.register_function".into()));
+        }
+    }
+    let Some(name) = name else {
+        return Ok(Err("redis.register_function must get a function name argument".into()));
+    };
+    let Some(callback) = callback else {
+        return Ok(Err("redis.register_function must get a callback argument".into()));
+    };
+    Ok(Ok((name, description, flags, callback)))
+}
+
+/// The library name and the code after the `#!lua name=...` line.
+fn parse_metadata(code: &[u8]) -> Result<(String, &[u8]), Reply> {
+    if !code.starts_with(b"#!") {
+        return Err(err("ERR Missing library metadata"));
+    }
+    let Some(end) = code.iter().position(|&c| c == b'\n') else {
+        return Err(err("ERR Invalid library metadata"));
+    };
+    let line = code.get(..end).unwrap_or_default();
+    let parts = staykv_resp::split_args(line).filter(|p| !p.is_empty()).ok_or_else(|| err("ERR Invalid library metadata"))?;
+    let engine = parts.first().and_then(|p| p.get(2..)).unwrap_or_default();
+    let mut name: Option<Vec<u8>> = None;
+    for part in parts.iter().skip(1) {
+        if part.len() >= 5 && part.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"name=")) {
+            if name.is_some() {
+                return Err(err("ERR Invalid metadata value, name argument was given multiple times"));
+            }
+            name = Some(part.get(5..).unwrap_or_default().to_vec());
+            continue;
+        }
+        return Err(Reply::Error(format!("ERR Invalid metadata value given: {}", String::from_utf8_lossy(part))));
+    }
+    let Some(name) = name else { return Err(err("ERR Library name was not given")) };
+    if !valid_name(&name) {
+        return Err(Reply::Error(format!("ERR {BAD_NAME}")));
+    }
+    if !engine.eq_ignore_ascii_case(b"lua") {
+        return Err(Reply::Error(format!("ERR Engine '{}' not found", String::from_utf8_lossy(engine))));
+    }
+    Ok((String::from_utf8_lossy(&name).into_owned(), code.get(end..).unwrap_or_default()))
+}
+
+impl Scripting {
+    /// FUNCTION LOAD [REPLACE]: returns the library name.
+    pub fn function_load(&self, code: &Bytes, replace: bool) -> Result<String, Reply> {
+        let (name, body) = parse_metadata(code)?;
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        if state.libraries.contains_key(&name) && !replace {
+            return Err(Reply::Error(format!("ERR Library '{name}' already exists")));
+        }
+        let vm = self.vm(&mut state.functions, true)?;
+        let lua = &vm.lua;
+        let compiled = lua
+            .load(body)
+            .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
+            .set_environment(vm.env.clone())
+            .into_function()
+            .map_err(|e| Reply::Error(format!("ERR Error compiling function: {}", lua_error_text(&e))))?;
+        let internal = |e: mlua::Error| Reply::Error(format!("ERR Error registering functions: {}", lua_error_text(&e)));
+        if let Some(begin) = &vm.begin_load {
+            begin.call::<()>(()).map_err(internal)?;
+        }
+        lua.set_app_data(LoadCtx::default());
+        vm.load_budget.store(LOAD_BUDGET_TICKS, Ordering::Relaxed);
+        let outcome = vm.run_load.call::<MultiValue>(compiled);
+        vm.load_budget.store(-1, Ordering::Relaxed);
+        let registered = lua.remove_app_data::<LoadCtx>().unwrap_or_default();
+        if let Some(end) = &vm.end_load {
+            end.call::<()>(()).map_err(internal)?;
+        }
+        let mut values = outcome.map_err(internal)?.into_iter();
+        if !matches!(values.next(), Some(Value::Boolean(true))) {
+            let error = values.next().unwrap_or(Value::Nil);
+            let message = match &error {
+                Value::Table(t) => convert::error_message(lua, t).map_err(internal)?,
+                other => {
+                    let mut text = b"ERR ".to_vec();
+                    text.extend_from_slice(&value_text(lua, other).map_err(internal)?);
+                    text
+                }
+            };
+            return Err(Reply::Error(format!("ERR Error registering functions: {}", String::from_utf8_lossy(&message))));
+        }
+        if registered.functions.is_empty() {
+            return Err(err("ERR No functions registered"));
+        }
+        for f in &registered.functions {
+            if state.function_index.get(&f.name).is_some_and(|lib| *lib != name) {
+                return Err(Reply::Error(format!("ERR Function {} already exists", f.name)));
+            }
+        }
+        if let Some(old) = state.libraries.remove(&name) {
+            for f in old.functions {
+                state.function_index.remove(&f.name);
+            }
+        }
+        for f in &registered.functions {
+            state.function_index.insert(f.name.clone(), name.clone());
+        }
+        state.libraries.insert(name.clone(), Library { code: code.clone(), functions: registered.functions });
+        Ok(name)
+    }
+
+    /// FUNCTION DELETE.
+    pub fn function_delete(&self, name: &[u8]) -> Result<(), Reply> {
+        let mut state = self.state.lock();
+        let name = String::from_utf8_lossy(name).into_owned();
+        let library = state.libraries.remove(&name).ok_or_else(|| err("ERR Library not found"))?;
+        for f in library.functions {
+            state.function_index.remove(&f.name);
+        }
+        Ok(())
+    }
+
+    /// FUNCTION FLUSH: every library goes, and the functions Lua state with them.
+    pub fn function_flush(&self) {
+        let mut state = self.state.lock();
+        state.libraries.clear();
+        state.function_index.clear();
+        state.functions = None;
+    }
+
+    /// The code of every library, by name (what FUNCTION DUMP and RDB files carry; load it
+    /// back with [`Scripting::function_load`]).
+    pub fn library_codes(&self) -> Vec<Bytes> {
+        self.state.lock().libraries.values().map(|l| l.code.clone()).collect()
+    }
+
+    /// Library name and its functions, by name.
+    pub fn libraries(&self) -> Vec<(String, Vec<FunctionInfo>)> {
+        let state = self.state.lock();
+        state
+            .libraries
+            .iter()
+            .map(|(name, lib)| {
+                let functions = lib
+                    .functions
+                    .iter()
+                    .map(|f| FunctionInfo { name: f.name.clone(), description: f.description.clone(), flags: f.flags })
+                    .collect();
+                (name.clone(), functions)
+            })
+            .collect()
+    }
+
+    /// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE].
+    pub fn function_list(&self, pattern: Option<&[u8]>, with_code: bool) -> Reply {
+        let state = self.state.lock();
+        let mut out = Vec::new();
+        for (name, lib) in &state.libraries {
+            if pattern.is_some_and(|p| !crate::glob::matches(p, name.as_bytes(), true)) {
+                continue;
+            }
+            let mut functions: Vec<&FunctionDef> = lib.functions.iter().collect();
+            functions.sort_by(|a, b| a.name.cmp(&b.name));
+            let functions = functions
+                .into_iter()
+                .map(|f| {
+                    Reply::Map(vec![
+                        (Reply::bulk_str("name"), Reply::bulk_str(&f.name)),
+                        (Reply::bulk_str("description"), f.description.clone().map_or(Reply::Nil, Reply::Bulk)),
+                        (Reply::bulk_str("flags"), Reply::Set(f.flags.names().map(Reply::Status).collect())),
+                    ])
+                })
+                .collect();
+            let mut fields = vec![
+                (Reply::bulk_str("library_name"), Reply::bulk_str(name)),
+                (Reply::bulk_str("engine"), Reply::bulk_str("LUA")),
+                (Reply::bulk_str("functions"), Reply::Array(functions)),
+            ];
+            if with_code {
+                fields.push((Reply::bulk_str("library_code"), Reply::Bulk(lib.code.clone())));
+            }
+            out.push(Reply::Map(fields));
+        }
+        Reply::Array(out)
+    }
+
+    /// FUNCTION STATS.
+    pub fn function_stats(&self, now: u64) -> Reply {
+        let running = self.running.lock().clone();
+        let running = match running.filter(|r| !r.is_eval) {
+            None => Reply::Nil,
+            Some(r) => Reply::Map(vec![
+                (Reply::bulk_str("name"), Reply::bulk_str(&r.name)),
+                (Reply::bulk_str("command"), Reply::bulks(r.argv.iter().cloned())),
+                (Reply::bulk_str("duration_ms"), Reply::Int(i64::try_from(now.saturating_sub(r.started_ms)).unwrap_or(0))),
+            ]),
+        };
+        let state = self.state.lock();
+        let functions: usize = state.libraries.values().map(|l| l.functions.len()).sum();
+        Reply::Map(vec![
+            (Reply::bulk_str("running_script"), running),
+            (
+                Reply::bulk_str("engines"),
+                Reply::Map(vec![(
+                    Reply::bulk_str("LUA"),
+                    Reply::Map(vec![
+                        (Reply::bulk_str("libraries_count"), Reply::Int(state.libraries.len() as i64)),
+                        (Reply::bulk_str("functions_count"), Reply::Int(functions as i64)),
+                    ]),
+                )]),
+            ),
+        ])
+    }
+
+    /// FCALL and FCALL_RO.
+    pub fn fcall(&self, ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> Result<Reply, Reply> {
+        let name = String::from_utf8_lossy(args.get(1).map(|a| &a[..]).unwrap_or_default()).into_owned();
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let library = state.function_index.get(&name).cloned().ok_or_else(|| err("ERR Function not found"))?;
+        let (keys, argv) = split_keys(args, "ERR Bad number of keys provided")?;
+        let def = state
+            .libraries
+            .get(&library)
+            .and_then(|l| l.functions.iter().find(|f| f.name == name))
+            .ok_or_else(|| err("ERR Function not found"))?;
+        let (function, flags) = (def.function.clone(), def.flags);
+        if !flags.has(ScriptFlags::NO_WRITES) && read_only {
+            return Err(err("ERR Can not execute a script with write flag using *_ro command."));
+        }
+        let read_only = read_only || flags.has(ScriptFlags::NO_WRITES);
+        let vm = self.vm(&mut state.functions, true)?;
+        let run = Run { name, is_eval: false, read_only, argv: args.to_vec() };
+        Ok(self.run(vm, ctx, &function, keys, argv, run))
+    }
+}

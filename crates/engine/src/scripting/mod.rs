@@ -1,0 +1,863 @@
+//! Lua scripting as Redis 7.0 has it: EVAL/EVALSHA (`eval.c`), FUNCTION/FCALL
+//! (`functions.c`, `function_lua.c`) and the Lua API and conversions (`script_lua.c`).
+//!
+//! * **The VMs.** A real Lua 5.1 (the `mlua` crate, built from source) runs scripts: one state
+//!   for EVAL scripts, one for function libraries, as in Redis. Both are created on first use
+//!   and kept behind the engine's scripting mutex. EVAL and FCALL lock every shard
+//!   (`ALL_SHARDS`), because scripts may touch keys they did not declare, so a script runs
+//!   atomically; lock order is always shards, then this mutex.
+//! * **The environment** is built by `prelude.lua` (see there): Redis's globals only, library
+//!   tables and globals read-only, `redis.*`, `cjson`, `bit`, `struct`, `cmsgpack`, Redis's
+//!   `math.random` (its `rand48` generator, shared by both states and never reseeded except by
+//!   `math.randomseed`, as in Redis 7).
+//! * **`redis.call`** runs the command through [`Ctx::call`]: the same locks and the same
+//!   batch of effects as the script. A script's effects are therefore logged as one atomic
+//!   batch, and replay re-runs the effects, not the script: `SPOP`, `TIME` and
+//!   `math.random` inside a script replay identically because the effects record outcomes.
+//!   `SELECT` inside a script changes only the script's database.
+//! * **Errors** have Redis 7.0's texts: runtime errors become
+//!   `ERR user_script:1: ... script: <sha>, on @user_script:1.`; command errors raised by
+//!   `redis.call` keep their code and get the same suffix.
+//! * **Time limit.** A script runs to completion under the shard locks. Past
+//!   [`Scripting::busy_threshold_ms`] (Redis's `busy-reply-threshold`, 5 s) other clients get
+//!   `BUSY` (see [`Scripting::busy_reply`]) and `SCRIPT KILL`/`FUNCTION KILL` stop a script
+//!   that has not written (a count hook checks the kill flag every 10,000 instructions);
+//!   one that wrote is `UNKILLABLE`, as in Redis. `FUNCTION LOAD` gives a library 50 million
+//!   instructions to register its functions ("FUNCTION LOAD timeout", Redis: 500 ms).
+//! * **`redis.log`** lines are kept (the last [`LOG_KEEP`]) for the server to drain with
+//!   [`Scripting::drain_log`]; the engine does not log by itself.
+
+mod bit;
+mod cjson;
+mod convert;
+mod functions;
+mod libutil;
+mod msgpack;
+mod structlib;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use parking_lot::Mutex;
+use staykv_resp::{Protocol, Reply};
+
+use crate::command::{flags, CommandSpec};
+use crate::errors::err;
+use crate::exec::Ctx;
+
+pub use functions::FunctionInfo;
+
+const PRELUDE: &str = include_str!("prelude.lua");
+/// Chunk name of the prelude: error positions skip its frames.
+const PRELUDE_NAME: &str = "=[staykv]";
+/// How many `redis.log` lines are kept for [`Scripting::drain_log`].
+pub const LOG_KEEP: usize = 1000;
+/// Instructions between two checks of the kill flag.
+const HOOK_EVERY: u32 = 10_000;
+/// Hook ticks (of [`HOOK_EVERY`] instructions) a library may take to load.
+const LOAD_BUDGET_TICKS: i64 = 5_000;
+/// Redis's `busy-reply-threshold` default.
+pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 5_000;
+
+const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+
+/// Script and function flags (`#!lua flags=...`, `redis.register_function{flags=...}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptFlags(u8);
+
+impl ScriptFlags {
+    pub const NO_WRITES: u8 = 1;
+    pub const ALLOW_OOM: u8 = 2;
+    pub const ALLOW_STALE: u8 = 4;
+    pub const NO_CLUSTER: u8 = 8;
+    pub const ALLOW_CROSS_SLOT_KEYS: u8 = 16;
+    /// In Redis's order (`scripts_flags_def`), as FUNCTION LIST prints them.
+    pub const NAMES: [(u8, &'static str); 5] = [
+        (Self::NO_WRITES, "no-writes"),
+        (Self::ALLOW_OOM, "allow-oom"),
+        (Self::ALLOW_STALE, "allow-stale"),
+        (Self::NO_CLUSTER, "no-cluster"),
+        (Self::ALLOW_CROSS_SLOT_KEYS, "allow-cross-slot-keys"),
+    ];
+
+    pub fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// The flag named `name` (`nocase` for register_function, exact for shebangs).
+    fn parse(name: &[u8], nocase: bool) -> Option<u8> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| if nocase { n.as_bytes().eq_ignore_ascii_case(name) } else { n.as_bytes() == name })
+            .map(|(f, _)| *f)
+    }
+
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES.into_iter().filter(move |(f, _)| self.has(*f)).map(|(_, n)| n)
+    }
+}
+
+/// Redis's `rand48` (`redisLrand48`), the generator behind `math.random`.
+#[derive(Debug, Clone, Copy)]
+struct Rand48(u64);
+
+impl Rand48 {
+    const MASK: u64 = (1 << 48) - 1;
+
+    fn new() -> Rand48 {
+        Rand48(0x1234_ABCD_330E)
+    }
+
+    fn seed(&mut self, seed: i32) {
+        self.0 = ((u64::from(seed as u32) << 16) | 0x330E) & Self::MASK;
+    }
+
+    fn next(&mut self) -> i32 {
+        self.0 = (self.0.wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB)) & Self::MASK;
+        (self.0 >> 17) as i32
+    }
+}
+
+/// State shared with the Rust functions inside the Lua states.
+#[derive(Debug)]
+struct Shared {
+    kill: AtomicBool,
+    rng: Mutex<Rand48>,
+    log: Mutex<VecDeque<(u8, String)>>,
+}
+
+/// Per-run settings the Lua-side functions read (`redis.setresp`).
+#[derive(Debug, Clone, Copy, Default)]
+struct RunFlags {
+    resp3: bool,
+}
+
+/// A Lua state with Redis's environment.
+struct Vm {
+    lua: Lua,
+    /// What scripts see as `_G` (an empty proxy).
+    env: Table,
+    /// The real globals table behind it (KEYS and ARGV are set here).
+    globals: Table,
+    /// `slot.call` / `slot.acl`: the current run's command functions.
+    slot: Table,
+    handler: Function,
+    run_eval: Function,
+    run_function: Function,
+    run_load: Function,
+    begin_load: Option<Function>,
+    end_load: Option<Function>,
+    /// Hook ticks left for the library being loaded (-1: not loading).
+    load_budget: Arc<AtomicI64>,
+}
+
+/// A script in the EVAL cache.
+struct CachedScript {
+    function: Function,
+    /// `None`: no shebang (Redis's "eval compatibility mode").
+    flags: Option<ScriptFlags>,
+}
+
+/// What is running now, for SCRIPT KILL, FUNCTION STATS and BUSY.
+#[derive(Debug, Clone)]
+struct Running {
+    started_ms: u64,
+    is_eval: bool,
+    name: String,
+    argv: Vec<Bytes>,
+    wrote: Arc<AtomicBool>,
+}
+
+struct State {
+    eval: Option<Vm>,
+    functions: Option<Vm>,
+    scripts: HashMap<String, CachedScript>,
+    libraries: BTreeMap<String, functions::Library>,
+    /// Function name → library name.
+    function_index: HashMap<String, String>,
+}
+
+/// The engine's scripting: Lua states, the script cache, function libraries.
+pub struct Scripting {
+    state: Mutex<State>,
+    running: Mutex<Option<Running>>,
+    shared: Arc<Shared>,
+    busy_threshold_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for Scripting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripting").field("running", &self.running.lock().as_ref().map(|r| r.name.clone())).finish()
+    }
+}
+
+impl Default for Scripting {
+    fn default() -> Self {
+        Scripting {
+            state: Mutex::new(State {
+                eval: None,
+                functions: None,
+                scripts: HashMap::new(),
+                libraries: BTreeMap::new(),
+                function_index: HashMap::new(),
+            }),
+            running: Mutex::new(None),
+            shared: Arc::new(Shared {
+                kill: AtomicBool::new(false),
+                rng: Mutex::new(Rand48::new()),
+                log: Mutex::new(VecDeque::new()),
+            }),
+            busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
+        }
+    }
+}
+
+/// How an EVAL-family command was called.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalMode {
+    /// EVALSHA / EVALSHA_RO.
+    pub by_sha: bool,
+    /// EVAL_RO / EVALSHA_RO.
+    pub read_only: bool,
+}
+
+impl Scripting {
+    /// Redis's `busy-reply-threshold` (`lua-time-limit`) in ms; 0 disables BUSY and KILL.
+    pub fn busy_threshold_ms(&self) -> u64 {
+        self.busy_threshold_ms.load(Ordering::Relaxed)
+    }
+
+    /// Set by the server's `CONFIG SET busy-reply-threshold` / `lua-time-limit`.
+    pub fn set_busy_threshold_ms(&self, ms: u64) {
+        self.busy_threshold_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The `redis.log` lines written since the last call, oldest first, with Redis's levels
+    /// (0 debug, 1 verbose, 2 notice, 3 warning).
+    pub fn drain_log(&self) -> Vec<(u8, String)> {
+        self.shared.log.lock().drain(..).collect()
+    }
+
+    /// Whether a script has been running for longer than the busy threshold at `now`.
+    fn busy(&self, now: u64) -> Option<Running> {
+        let threshold = self.busy_threshold_ms();
+        let running = self.running.lock();
+        let r = running.as_ref()?;
+        (threshold > 0 && now.saturating_sub(r.started_ms) >= threshold).then(|| r.clone())
+    }
+
+    /// The `BUSY` error another client gets while a script has run past the threshold, for
+    /// commands other than the few Redis allows then (SCRIPT KILL, FUNCTION KILL, SHUTDOWN,
+    /// AUTH, HELLO, QUIT, RESET). Commands already waiting for the shard locks keep waiting.
+    pub fn busy_reply(&self, spec: &CommandSpec, args: &[Bytes], now: u64) -> Option<Reply> {
+        let running = self.busy(now)?;
+        let sub = args.get(1).map(|s| s.to_ascii_lowercase());
+        let allowed = match spec.name {
+            "auth" | "hello" | "quit" | "reset" | "shutdown" => true,
+            "script" | "function" => sub.as_deref() == Some(b"kill"),
+            _ => false,
+        };
+        if allowed {
+            return None;
+        }
+        let which = if running.is_eval { "SCRIPT" } else { "FUNCTION" };
+        Some(Reply::Error(format!("BUSY Redis is busy running a script. You can only call {which} KILL or SHUTDOWN NOSAVE.")))
+    }
+
+    /// SCRIPT KILL (`is_eval`) or FUNCTION KILL.
+    pub fn kill(&self, is_eval: bool, now: u64) -> Result<Reply, Reply> {
+        let Some(running) = self.busy(now) else { return Err(err(NOTBUSY)) };
+        if running.wrote.load(Ordering::Acquire) {
+            return Err(err(UNKILLABLE));
+        }
+        if is_eval && !running.is_eval {
+            return Err(err("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."));
+        }
+        if !is_eval && running.is_eval {
+            return Err(err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."));
+        }
+        self.shared.kill.store(true, Ordering::Release);
+        Ok(Reply::Ok)
+    }
+
+    /// SCRIPT EXISTS for one sha.
+    pub fn script_exists(&self, sha: &[u8]) -> bool {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.state.lock().scripts.contains_key(&sha)
+    }
+
+    /// SCRIPT FLUSH: forget every script and start a new EVAL Lua state.
+    pub fn script_flush(&self) {
+        let mut state = self.state.lock();
+        state.scripts.clear();
+        state.eval = None;
+    }
+
+    /// SCRIPT LOAD: compile and cache; returns the sha.
+    pub fn script_load(&self, body: &Bytes) -> Result<String, Reply> {
+        let mut state = self.state.lock();
+        let sha = sha1_hex(body);
+        self.ensure_script(&mut state, &sha, body)?;
+        Ok(sha)
+    }
+
+    fn vm<'s>(&self, slot: &'s mut Option<Vm>, functions_vm: bool) -> Result<&'s Vm, Reply> {
+        if slot.is_none() {
+            let vm = new_vm(&self.shared, functions_vm)
+                .map_err(|e| Reply::Error(format!("ERR Failed to initialize the Lua interpreter: {e}")))?;
+            *slot = Some(vm);
+        }
+        slot.as_ref().ok_or_else(|| err("ERR Failed to initialize the Lua interpreter"))
+    }
+
+    /// Compile `body` into the cache under `sha` unless it is there.
+    fn ensure_script(&self, state: &mut State, sha: &str, body: &Bytes) -> Result<(), Reply> {
+        if state.scripts.contains_key(sha) {
+            return Ok(());
+        }
+        let (flags, code) = parse_shebang(body)?;
+        let vm = self.vm(&mut state.eval, false)?;
+        let function = vm
+            .lua
+            .load(code)
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .set_environment(vm.env.clone())
+            .into_function()
+            .map_err(|e| Reply::Error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e))))?;
+        state.scripts.insert(sha.to_string(), CachedScript { function, flags });
+        Ok(())
+    }
+
+    /// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.
+    pub fn eval(&self, ctx: &mut Ctx, args: &[Bytes], mode: EvalMode) -> Result<Reply, Reply> {
+        let (keys, argv) = split_keys(args, "ERR value is not an integer or out of range")?;
+        let script = args.get(1).cloned().unwrap_or_default();
+        let sha = if mode.by_sha {
+            if script.len() != 40 {
+                return Err(noscript());
+            }
+            String::from_utf8_lossy(&script).to_ascii_lowercase()
+        } else {
+            sha1_hex(&script)
+        };
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        if !state.scripts.contains_key(&sha) {
+            if mode.by_sha {
+                return Err(noscript());
+            }
+            self.ensure_script(state, &sha, &script)?;
+        }
+        let flags = state.scripts.get(&sha).map(|s| s.flags).ok_or_else(noscript)?;
+        let function = state.scripts.get(&sha).map(|s| s.function.clone()).ok_or_else(noscript)?;
+        let read_only = match flags {
+            None => mode.read_only,
+            Some(f) => {
+                if !f.has(ScriptFlags::NO_WRITES) && mode.read_only {
+                    return Err(err("ERR Can not execute a script with write flag using *_ro command."));
+                }
+                mode.read_only || f.has(ScriptFlags::NO_WRITES)
+            }
+        };
+        let vm = self.vm(&mut state.eval, false)?;
+        let run = Run { name: sha, is_eval: true, read_only, argv: args.to_vec() };
+        Ok(self.run(vm, ctx, &function, keys, argv, run))
+    }
+
+    /// Run a compiled script or function under `ctx`.
+    fn run(&self, vm: &Vm, ctx: &mut Ctx, function: &Function, keys: &[Bytes], argv: &[Bytes], run: Run) -> Reply {
+        let wrote = Arc::new(AtomicBool::new(false));
+        self.shared.kill.store(false, Ordering::Release);
+        *self.running.lock() = Some(Running {
+            started_ms: ctx.now,
+            is_eval: run.is_eval,
+            name: run.name.clone(),
+            argv: run.argv.clone(),
+            wrote: wrote.clone(),
+        });
+        vm.lua.set_app_data(RunFlags::default());
+        let saved_db = ctx.client.db;
+        let saved_protocol = ctx.client.protocol;
+        let reply = self
+            .run_in_lua(vm, ctx, function, keys, argv, &run, &wrote)
+            .unwrap_or_else(|e| Reply::Error(format!("ERR Error running script {}, {}", run.name, lua_error_text(&e))));
+        ctx.client.db = saved_db;
+        ctx.client.protocol = saved_protocol;
+        let _ = vm.slot.raw_set("call", Value::Nil);
+        let _ = vm.slot.raw_set("acl", Value::Nil);
+        *self.running.lock() = None;
+        self.shared.kill.store(false, Ordering::Release);
+        reply
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_in_lua(
+        &self,
+        vm: &Vm,
+        ctx: &mut Ctx,
+        function: &Function,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        run: &Run,
+        wrote: &Arc<AtomicBool>,
+    ) -> mlua::Result<Reply> {
+        let lua = &vm.lua;
+        let keys_table = string_array(lua, keys)?;
+        let argv_table = string_array(lua, argv)?;
+        if run.is_eval {
+            vm.globals.raw_set("KEYS", keys_table.clone())?;
+            vm.globals.raw_set("ARGV", argv_table.clone())?;
+        }
+        let read_only = run.read_only;
+        let engine = ctx.engine;
+        let outcome: MultiValue = lua.scope(|scope| {
+            let call = scope.create_function_mut(|lua, args: MultiValue| redis_call(lua, ctx, args, read_only, wrote))?;
+            let acl = scope.create_function(|lua, args: MultiValue| acl_check(lua, engine, args))?;
+            vm.slot.raw_set("call", call)?;
+            vm.slot.raw_set("acl", acl)?;
+            let outcome = if run.is_eval {
+                vm.run_eval.call::<MultiValue>((function.clone(), vm.handler.clone()))
+            } else {
+                vm.run_function.call::<MultiValue>((function.clone(), vm.handler.clone(), keys_table, argv_table))
+            };
+            vm.slot.raw_set("call", Value::Nil)?;
+            vm.slot.raw_set("acl", Value::Nil)?;
+            outcome
+        })?;
+        let mut values = outcome.into_iter();
+        let ok = matches!(values.next(), Some(Value::Boolean(true)));
+        let value = values.next().unwrap_or(Value::Nil);
+        if ok {
+            let resp3 = lua.app_data_ref::<RunFlags>().map(|f| f.resp3).unwrap_or(false);
+            return convert::lua_to_reply(lua, &value, resp3);
+        }
+        let Value::Table(error) = value else {
+            let text = match &value {
+                Value::String(s) => s.to_string_lossy(),
+                _ => "execution failure".to_string(),
+            };
+            let text: String = text.chars().take(100).collect();
+            return Ok(Reply::Error(format!("ERR Error running script {}, {text}", run.name)));
+        };
+        let message = convert::error_message(lua, &error)?;
+        let mut text = String::from_utf8_lossy(&message).into_owned();
+        let source = convert::field_text(lua, &error.get::<Value>("source")?)?;
+        let line = convert::field_text(lua, &error.get::<Value>("line")?)?;
+        if let (Some(source), Some(line)) = (source, line) {
+            text.push_str(&format!(
+                " script: {}, on {}:{}.",
+                run.name,
+                String::from_utf8_lossy(&source),
+                String::from_utf8_lossy(&line)
+            ));
+        }
+        Ok(Reply::Error(text))
+    }
+}
+
+/// What one run is.
+struct Run {
+    /// The sha (EVAL) or function name (FCALL), as error texts name it.
+    name: String,
+    is_eval: bool,
+    read_only: bool,
+    argv: Vec<Bytes>,
+}
+
+fn noscript() -> Reply {
+    err("NOSCRIPT No matching script. Please use EVAL.")
+}
+
+/// The lowercase hex SHA1 of `data`.
+pub fn sha1_hex(data: &[u8]) -> String {
+    sha1_smol::Sha1::from(data).digest().to_string()
+}
+
+/// `numkeys` at argv[2]: the keys and the remaining arguments.
+fn split_keys<'a>(args: &'a [Bytes], bad_number: &str) -> Result<(&'a [Bytes], &'a [Bytes]), Reply> {
+    let numkeys = args.get(2).and_then(|n| crate::num::parse_i64(n)).ok_or_else(|| err(bad_number))?;
+    let available = args.len().saturating_sub(3);
+    if numkeys > i64::try_from(available).unwrap_or(i64::MAX) {
+        return Err(err("ERR Number of keys can't be greater than number of args"));
+    }
+    let numkeys = usize::try_from(numkeys).map_err(|_| err("ERR Number of keys can't be negative"))?;
+    let rest = args.get(3..).unwrap_or_default();
+    Ok(rest.split_at(numkeys.min(rest.len())))
+}
+
+/// EVAL's key positions: `numkeys` keys after it.
+pub fn eval_keys(args: &[Bytes]) -> Vec<usize> {
+    let Some(n) = args.get(2).and_then(|n| crate::num::parse_i64(n)) else { return Vec::new() };
+    let n = usize::try_from(n).unwrap_or(0).min(args.len().saturating_sub(3));
+    (3..3 + n).collect()
+}
+
+/// Parse an EVAL script's shebang line: its flags (`None` without a shebang) and the code
+/// Lua compiles (from the end of the shebang line, so line numbers stay right).
+fn parse_shebang(body: &[u8]) -> Result<(Option<ScriptFlags>, &[u8]), Reply> {
+    if !body.starts_with(b"#!") {
+        return Ok((None, body));
+    }
+    let Some(end) = body.iter().position(|&c| c == b'\n') else {
+        return Err(err("ERR Invalid script shebang"));
+    };
+    let line = body.get(..end).unwrap_or_default();
+    let mut parts = line.split(|&c| c == b' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or_default();
+    if engine != b"#!lua" {
+        return Err(Reply::Error(format!(
+            "ERR Unexpected engine in script shebang: {}",
+            String::from_utf8_lossy(engine)
+        )));
+    }
+    let mut flags = ScriptFlags::default();
+    for part in parts {
+        let Some(list) = part.strip_prefix(b"flags=") else {
+            return Err(Reply::Error(format!("ERR Unknown lua shebang option: {}", String::from_utf8_lossy(part))));
+        };
+        for name in list.split(|&c| c == b',').filter(|n| !n.is_empty()) {
+            let flag = ScriptFlags::parse(name, false).ok_or_else(|| {
+                Reply::Error(format!("ERR Unexpected flag in script shebang: {}", String::from_utf8_lossy(name)))
+            })?;
+            flags.0 |= flag;
+        }
+    }
+    Ok((Some(flags), body.get(end..).unwrap_or_default()))
+}
+
+fn string_array(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
+/// Commands Redis 7.0 refuses inside scripts that the table may not flag NOSCRIPT.
+const DENIED_IN_SCRIPTS: &[&str] = &[
+    "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "subscribe",
+    "psubscribe", "unsubscribe", "punsubscribe", "ssubscribe", "sunsubscribe", "multi", "exec", "discard", "watch",
+    "unwatch", "auth", "hello", "client", "config", "debug", "save", "bgsave", "bgrewriteaof", "shutdown", "monitor",
+    "replicaof", "slaveof", "sync", "psync", "wait", "waitaof", "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall",
+    "fcall_ro", "script", "function", "quit", "reset", "failover", "module",
+];
+
+/// Commands Redis flags `may-replicate`: refused in read-only scripts like writes.
+const MAY_REPLICATE: &[&str] = &["publish", "spublish", "pfcount"];
+
+/// `redis.call`/`redis.pcall` inside a run: returns the converted reply and whether it is an
+/// error (which `redis.call` raises).
+fn redis_call(lua: &Lua, ctx: &mut Ctx, args: MultiValue, read_only: bool, wrote: &AtomicBool) -> mlua::Result<(Value, bool)> {
+    let argv = match lua_args(lua, args)? {
+        Ok(argv) => argv,
+        Err(error) => return Ok((Value::Table(error), true)),
+    };
+    let refuse = |text: &str| -> mlua::Result<(Value, bool)> {
+        let t = convert::plain_error_table(lua, text)?;
+        t.raw_set("ignore_error_stats_update", true)?;
+        Ok((Value::Table(t), true))
+    };
+    let Some((_, spec)) = argv.first().and_then(|name| ctx.engine.table.lookup(name)) else {
+        return refuse("Unknown Redis command called from script");
+    };
+    if !spec.arity_ok(argv.len()) {
+        return refuse("Wrong number of args calling Redis command from script");
+    }
+    if spec.has(flags::NOSCRIPT) || DENIED_IN_SCRIPTS.contains(&spec.name) {
+        return refuse("This Redis command is not allowed from script");
+    }
+    if read_only && (spec.is_write() || MAY_REPLICATE.contains(&spec.name)) {
+        return refuse("Write commands are not allowed from read-only scripts.");
+    }
+    if spec.is_write() {
+        wrote.store(true, Ordering::Release);
+    }
+    let resp3 = lua.app_data_ref::<RunFlags>().map(|f| f.resp3).unwrap_or(false);
+    let saved = ctx.client.protocol;
+    ctx.client.protocol = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
+    let reply = ctx.call(&argv);
+    ctx.client.protocol = saved;
+    let failed = reply.is_error();
+    Ok((convert::reply_to_lua(lua, &reply, resp3)?, failed))
+}
+
+/// `redis.acl_check_cmd`: StayKV's one user may run every command, so known commands are
+/// allowed.
+fn acl_check(lua: &Lua, engine: &crate::exec::Engine, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    let argv = match lua_args(lua, args)? {
+        Ok(argv) => argv,
+        Err(error) => return Ok((Value::Table(error), true)),
+    };
+    match argv.first().and_then(|name| engine.table.lookup(name)) {
+        Some(_) => Ok((Value::Boolean(true), false)),
+        None => Ok((Value::Table(convert::plain_error_table(lua, "Invalid command passed to redis.acl_check_cmd()")?), true)),
+    }
+}
+
+/// `luaArgsToRedisArgv`: strings as they are, numbers printed with `%.17g`.
+fn lua_args(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Vec<Bytes>, Table>> {
+    if args.is_empty() {
+        return Ok(Err(convert::plain_error_table(lua, "Please specify at least one argument for this redis lib call")?));
+    }
+    let mut argv = Vec::with_capacity(args.len());
+    for value in args.iter() {
+        match value {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => argv.push(Bytes::from(libutil::format_g(*i as f64, 17))),
+            Value::Number(n) => argv.push(Bytes::from(libutil::format_g(*n, 17))),
+            _ => {
+                return Ok(Err(convert::plain_error_table(
+                    lua,
+                    "Lua redis lib command arguments must be strings or integers",
+                )?))
+            }
+        }
+    }
+    Ok(Ok(argv))
+}
+
+/// The text of an mlua error as Lua would print it.
+fn lua_error_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(s) | mlua::Error::MemoryError(s) => s.clone(),
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::CallbackError { cause, .. } => lua_error_text(cause),
+        other => other.to_string(),
+    }
+}
+
+/// The error handler of every run (Redis's `__redis__err__handler`): turns the error into a
+/// table `{err=..., source=..., line=...}` naming the innermost line of user code.
+fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
+    let location = user_location(lua);
+    let table = match error {
+        Value::Table(t) => t,
+        other => {
+            let mut text = b"ERR ".to_vec();
+            text.extend_from_slice(&value_text(lua, &other)?);
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(text)?)?;
+            t
+        }
+    };
+    if let Some((source, line)) = location {
+        table.set("source", source)?;
+        table.set("line", line)?;
+    }
+    Ok(table)
+}
+
+/// `tostring` of an error value.
+fn value_text(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
+    Ok(match value {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Integer(_) | Value::Number(_) => libutil::to_bytes(lua, Some(value))?.unwrap_or_default(),
+        Value::Nil => b"nil".to_vec(),
+        Value::Boolean(b) => b.to_string().into_bytes(),
+        Value::Error(e) => lua_error_text(e).into_bytes(),
+        other => other.to_string().unwrap_or_default().into_bytes(),
+    })
+}
+
+/// The innermost frame of user code: its source and current line.
+fn user_location(lua: &Lua) -> Option<(String, i64)> {
+    for level in 1..256 {
+        let frame = lua.inspect_stack(level, |debug| {
+            let source = debug.source();
+            let line = debug.current_line().map_or(-1, |l| i64::try_from(l).unwrap_or(-1));
+            (source.what, source.source.map(|s| s.into_owned()), line)
+        })?;
+        match frame {
+            ("C", _, _) => continue,
+            (_, Some(source), _) if source.starts_with(PRELUDE_NAME) => continue,
+            (_, Some(source), line) => return Some((source, line)),
+            _ => continue,
+        }
+    }
+    None
+}
+
+/// A new Lua state with Redis's environment.
+fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
+    let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::new())?;
+    let api = lua.create_table()?;
+    api.raw_set("functions_vm", functions_vm)?;
+    api.raw_set("cjson", cjson::table(&lua)?)?;
+    api.raw_set("null", Value::NULL)?;
+    api.raw_set("bit", bit::table(&lua)?)?;
+    api.raw_set("struct", structlib::table(&lua)?)?;
+    api.raw_set("cmsgpack", msgpack::table(&lua)?)?;
+    let version = crate::cmd::connection::REDIS_COMPAT_VERSION;
+    api.raw_set("version", version)?;
+    api.raw_set("version_num", version_number(version))?;
+    let slot = lua.create_table()?;
+    api.raw_set("slot", slot.clone())?;
+    let handler = lua.create_function(error_handler)?;
+    api.raw_set("err_handler", handler.clone())?;
+
+    let rng = shared.clone();
+    api.raw_set("random", libutil::lib_function_closure(&lua, move |lua, args| math_random(lua, args, &rng))?)?;
+    let rng = shared.clone();
+    api.raw_set(
+        "randomseed",
+        libutil::lib_function_closure(&lua, move |lua, args| {
+            let seed = match libutil::check_number(lua, args, 1, "randomseed")? {
+                Ok(n) => libutil::c_cast_i32(n),
+                Err(message) => return Ok(Err(message)),
+            };
+            rng.rng.lock().seed(seed);
+            Ok(Ok(MultiValue::new()))
+        })?,
+    )?;
+    api.raw_set("sha1hex", libutil::lib_function(&lua, sha1hex)?)?;
+    let log = shared.clone();
+    api.raw_set("log", libutil::lib_function_closure(&lua, move |lua, args| redis_log(lua, args, &log))?)?;
+    api.raw_set("setresp", libutil::lib_function(&lua, setresp)?)?;
+    api.raw_set("set_repl", libutil::lib_function(&lua, set_repl)?)?;
+    api.raw_set("register_function", libutil::lib_function(&lua, functions::register_function)?)?;
+
+    let result: Table = lua.load(PRELUDE).set_name(PRELUDE_NAME).set_mode(ChunkMode::Text).call(api)?;
+    let env: Table = result.get("env")?;
+    lua.set_globals(env.clone())?;
+
+    let kill = shared.clone();
+    let load_budget = Arc::new(AtomicI64::new(-1));
+    let budget = load_budget.clone();
+    lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_lua, _debug| {
+        if kill.kill.load(Ordering::Acquire) {
+            return Err(mlua::Error::RuntimeError(KILLED.into()));
+        }
+        match budget.load(Ordering::Relaxed) {
+            0 => return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into())),
+            b if b > 0 => {
+                budget.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        Ok(VmState::Continue)
+    })?;
+
+    Ok(Vm {
+        env,
+        globals: result.get("globals")?,
+        slot,
+        handler,
+        run_eval: result.get("run_eval")?,
+        run_function: result.get("run_function")?,
+        run_load: result.get("run_load")?,
+        begin_load: result.get("begin_load")?,
+        end_load: result.get("end_load")?,
+        load_budget,
+        lua,
+    })
+}
+
+/// `REDIS_VERSION_NUM`: 0x00MMmmpp.
+fn version_number(version: &str) -> i64 {
+    let mut parts = version.split('.').map(|p| p.parse::<i64>().unwrap_or(0));
+    let (major, minor, patch) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major << 16) | (minor << 8) | patch
+}
+
+/// Redis's `math.random`: rand48 scaled as Lua's own `math.random` scales `rand()`.
+fn math_random(lua: &Lua, args: &[Value], shared: &Shared) -> mlua::Result<libutil::LibResult> {
+    const MAX: f64 = i32::MAX as f64;
+    let r = f64::from(shared.rng.lock().next() % i32::MAX) / MAX;
+    let value = match args.len() {
+        0 => r,
+        1 => {
+            let u = match libutil::check_number(lua, args, 1, "random")? {
+                Ok(n) => libutil::c_cast_i32(n),
+                Err(message) => return Ok(Err(message)),
+            };
+            if u < 1 {
+                return Ok(Err(libutil::arg_error(1, "random", "interval is empty")));
+            }
+            (r * f64::from(u)).floor() + 1.0
+        }
+        2 => {
+            let l = match libutil::check_number(lua, args, 1, "random")? {
+                Ok(n) => libutil::c_cast_i32(n),
+                Err(message) => return Ok(Err(message)),
+            };
+            let u = match libutil::check_number(lua, args, 2, "random")? {
+                Ok(n) => libutil::c_cast_i32(n),
+                Err(message) => return Ok(Err(message)),
+            };
+            if l > u {
+                return Ok(Err(libutil::arg_error(2, "random", "interval is empty")));
+            }
+            (r * (f64::from(u) - f64::from(l) + 1.0)).floor() + f64::from(l)
+        }
+        _ => return Ok(Err("wrong number of arguments".into())),
+    };
+    Ok(Ok([Value::Number(value)].into_iter().collect()))
+}
+
+fn sha1hex(lua: &Lua, args: &[Value]) -> mlua::Result<libutil::LibResult> {
+    if args.len() != 1 {
+        return Ok(Err("wrong number of arguments".into()));
+    }
+    let data = libutil::to_bytes(lua, args.first())?.unwrap_or_default();
+    Ok(Ok([Value::String(lua.create_string(sha1_hex(&data))?)].into_iter().collect()))
+}
+
+fn redis_log(lua: &Lua, args: &[Value], shared: &Shared) -> mlua::Result<libutil::LibResult> {
+    if args.len() < 2 {
+        return Ok(Err("redis.log() requires two arguments or more.".into()));
+    }
+    let Some(level) = libutil::to_number(lua, args.first())? else {
+        return Ok(Err("First argument must be a number (log level).".into()));
+    };
+    let level = libutil::c_cast_i32(level);
+    if !(0..=3).contains(&level) {
+        return Ok(Err("Invalid debug level.".into()));
+    }
+    let mut line = Vec::new();
+    for (i, value) in args.iter().enumerate().skip(1) {
+        if let Some(text) = libutil::to_bytes(lua, Some(value))? {
+            if i != 1 {
+                line.push(b' ');
+            }
+            line.extend_from_slice(&text);
+        }
+    }
+    let mut log = shared.log.lock();
+    if log.len() >= LOG_KEEP {
+        log.pop_front();
+    }
+    log.push_back((level as u8, String::from_utf8_lossy(&line).into_owned()));
+    Ok(Ok(MultiValue::new()))
+}
+
+fn setresp(lua: &Lua, args: &[Value]) -> mlua::Result<libutil::LibResult> {
+    if args.len() != 1 {
+        return Ok(Err("redis.setresp() requires one argument.".into()));
+    }
+    let resp = libutil::to_number(lua, args.first())?.map_or(0, libutil::c_cast_i32);
+    if resp != 2 && resp != 3 {
+        return Ok(Err("RESP version must be 2 or 3.".into()));
+    }
+    lua.set_app_data(RunFlags { resp3: resp == 3 });
+    Ok(Ok(MultiValue::new()))
+}
+
+fn set_repl(lua: &Lua, args: &[Value]) -> mlua::Result<libutil::LibResult> {
+    if args.len() != 1 {
+        return Ok(Err("redis.set_repl() requires two arguments.".into()));
+    }
+    let flags = libutil::to_number(lua, args.first())?.map_or(0, libutil::c_cast_i32);
+    if flags & !3 != 0 {
+        return Ok(Err("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.".into()));
+    }
+    Ok(Ok(MultiValue::new()))
+}
+
+#[cfg(test)]
+mod tests;

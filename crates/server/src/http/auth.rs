@@ -1,0 +1,233 @@
+//! Who may use the HTTP API, and for what.
+//!
+//! * `Authorization: Bearer TOKEN` or `?_token=TOKEN`. `--http-token` gives full access,
+//!   `--http-readonly-token` read commands only. A token that matches neither is refused
+//!   (401), compared in constant time.
+//! * A request without a token is served only when no `--http-token` is configured and it
+//!   comes from a loopback address (protected mode). Such requests must not come from a web
+//!   page: a cross-site `Origin`/`Sec-Fetch-Site`, or a `Host` that is not a loopback name
+//!   (DNS rebinding), is refused, so a browser tab cannot drive the local server.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::http::HeaderMap;
+use staykv_engine::command::{flags, CommandSpec};
+
+use super::request::query_pairs;
+use super::ApiError;
+use crate::auth::constant_time_eq;
+
+/// What a request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Full,
+    ReadOnly,
+}
+
+/// The configured tokens.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    pub full: Option<String>,
+    pub readonly: Option<String>,
+}
+
+impl Tokens {
+    /// One line for the start-up log saying who the HTTP API serves.
+    pub fn describe(&self) -> &'static str {
+        match (&self.full, &self.readonly) {
+            (Some(_), Some(_)) => "token required (full and read-only tokens configured)",
+            (Some(_), None) => "token required (--http-token)",
+            (None, Some(_)) => {
+                "no --http-token: loopback clients without a token get full access; others need the read-only token"
+            }
+            (None, None) => "no --http-token: serving loopback clients only, without a token (protected mode)",
+        }
+    }
+}
+
+/// The token a request carries: the bearer header first, else the `_token` query parameter.
+fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<Vec<u8>> {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        let text = value.as_bytes();
+        let token = text
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+            .and_then(|_| text.get(7..))
+            .map(|t| t.trim_ascii().to_vec())
+            .unwrap_or_default();
+        return Some(token);
+    }
+    query_pairs(query).find(|(name, _)| name == b"_token").map(|(_, value)| value.unwrap_or_default())
+}
+
+/// Decide what the request may do, or refuse it.
+pub fn authorize(
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    peer: SocketAddr,
+) -> Result<Access, ApiError> {
+    let loopback_trust = tokens.full.is_none() && is_loopback(peer.ip());
+    match presented(headers, query) {
+        Some(token) if tokens.full.is_some() || tokens.readonly.is_some() => {
+            // Both comparisons always run, so timing says nothing about which one matched.
+            let full = tokens.full.as_deref().is_some_and(|t| constant_time_eq(t.as_bytes(), &token));
+            let readonly = tokens.readonly.as_deref().is_some_and(|t| constant_time_eq(t.as_bytes(), &token));
+            if full {
+                Ok(Access::Full)
+            } else if readonly {
+                Ok(Access::ReadOnly)
+            } else if token.is_empty() && loopback_trust {
+                local_request(headers).map(|()| Access::Full)
+            } else {
+                Err(ApiError::unauthorized("WRONGPASS invalid auth token"))
+            }
+        }
+        // No token configured at all: whatever token a client sends is ignored on loopback.
+        _ if loopback_trust => local_request(headers).map(|()| Access::Full),
+        _ if tokens.full.is_none() && tokens.readonly.is_none() => Err(ApiError::unauthorized(
+            "WRONGPASS this server has no --http-token, so its HTTP API only serves loopback clients",
+        )),
+        _ => Err(ApiError::unauthorized(
+            "WRONGPASS missing auth token: send 'Authorization: Bearer <token>' or '?_token=<token>'",
+        )),
+    }
+}
+
+/// Whether `/metrics` may be read: open on loopback, any valid token elsewhere.
+pub fn may_read_metrics(
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    peer: SocketAddr,
+) -> Result<(), ApiError> {
+    if is_loopback(peer.ip()) {
+        return Ok(());
+    }
+    authorize(tokens, headers, query, peer).map(|_| ())
+}
+
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// A tokenless request must come from a local program, not from a web page.
+fn local_request(headers: &HeaderMap) -> Result<(), ApiError> {
+    const REFUSED: &str = "NOPERM requests from web pages are refused while no --http-token is set";
+    if let Some(host) = headers.get(HOST) {
+        let host = host.to_str().unwrap_or("");
+        if !is_loopback_host(host) {
+            return Err(ApiError::forbidden(format!("{REFUSED} (Host '{host}' is not a loopback name)")));
+        }
+    }
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if !is_loopback_host(host) {
+            return Err(ApiError::forbidden(format!("{REFUSED} (Origin '{origin}')")));
+        }
+    }
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.as_bytes(), b"none" | b"same-origin") {
+            return Err(ApiError::forbidden(format!("{REFUSED} (cross-site request)")));
+        }
+    }
+    Ok(())
+}
+
+/// `localhost`, `127.0.0.1:8079`, `[::1]:8079`...
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(inside, _)| inside)
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || name.parse::<IpAddr>().is_ok_and(is_loopback)
+}
+
+/// Read commands a read-only token may not run (Upstash restricts these too).
+const READONLY_DENIED: &[&str] = &["keys", "scan"];
+/// Commands that are not flagged read-only but are harmless for a read-only token.
+const READONLY_EXTRA: &[&str] =
+    &["ping", "echo", "time", "select", "command", "multi", "exec", "discard", "watch", "unwatch"];
+
+/// `Some(error)` when a read-only token may not run `spec`: only commands flagged
+/// `readonly` (but not KEYS/SCAN), transaction control and a few harmless ones are allowed.
+pub fn readonly_refusal(spec: &CommandSpec) -> Option<String> {
+    let allowed =
+        (spec.has(flags::READONLY) && !READONLY_DENIED.contains(&spec.name)) || READONLY_EXTRA.contains(&spec.name);
+    (!allowed)
+        .then(|| format!("NOPERM this user has no permissions to run the '{}' command or its subcommand", spec.name))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn peer(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), 50000)
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        headers
+    }
+
+    #[test]
+    fn tokens() {
+        let tokens = Tokens { full: Some("full".into()), readonly: Some("ro".into()) };
+        let remote = peer("10.1.2.3");
+        assert_eq!(authorize(&tokens, &bearer("full"), None, remote).unwrap(), Access::Full);
+        assert_eq!(authorize(&tokens, &bearer("ro"), None, remote).unwrap(), Access::ReadOnly);
+        assert_eq!(authorize(&tokens, &HeaderMap::new(), Some("_token=ro"), remote).unwrap(), Access::ReadOnly);
+        assert_eq!(authorize(&tokens, &bearer("nope"), None, remote).unwrap_err().status.as_u16(), 401);
+        assert_eq!(authorize(&tokens, &HeaderMap::new(), None, peer("127.0.0.1")).unwrap_err().status.as_u16(), 401);
+        let mut lower = HeaderMap::new();
+        lower.insert(AUTHORIZATION, HeaderValue::from_static("bearer full"));
+        assert_eq!(authorize(&tokens, &lower, None, remote).unwrap(), Access::Full);
+    }
+
+    #[test]
+    fn protected_mode() {
+        let none = Tokens::default();
+        assert_eq!(authorize(&none, &HeaderMap::new(), None, peer("127.0.0.1")).unwrap(), Access::Full);
+        assert_eq!(authorize(&none, &bearer("anything"), None, peer("::1")).unwrap(), Access::Full);
+        assert_eq!(authorize(&none, &HeaderMap::new(), None, peer("192.168.1.2")).unwrap_err().status.as_u16(), 401);
+        let mut web = HeaderMap::new();
+        web.insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert_eq!(authorize(&none, &web, None, peer("127.0.0.1")).unwrap_err().status.as_u16(), 403);
+        let mut rebinding = HeaderMap::new();
+        rebinding.insert(HOST, HeaderValue::from_static("evil.example:8079"));
+        assert_eq!(authorize(&none, &rebinding, None, peer("127.0.0.1")).unwrap_err().status.as_u16(), 403);
+        let mut local = HeaderMap::new();
+        local.insert(HOST, HeaderValue::from_static("127.0.0.1:8079"));
+        local.insert(ORIGIN, HeaderValue::from_static("http://localhost:3000"));
+        assert!(authorize(&none, &local, None, peer("127.0.0.1")).is_ok());
+        let readonly_only = Tokens { full: None, readonly: Some("ro".into()) };
+        assert_eq!(authorize(&readonly_only, &HeaderMap::new(), None, peer("127.0.0.1")).unwrap(), Access::Full);
+        assert_eq!(authorize(&readonly_only, &bearer("ro"), None, peer("10.0.0.1")).unwrap(), Access::ReadOnly);
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "localhost:8079", "127.0.0.1", "127.0.0.1:1", "[::1]:8079", "app.localhost"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["example.com", "10.0.0.1:8079", "[2001:db8::1]:80", ""] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}

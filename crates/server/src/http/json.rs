@@ -1,0 +1,210 @@
+//! Replies as JSON, in the Upstash REST dialect.
+//!
+//! RESP2 shapes: bulk and status strings become JSON strings, integers numbers, nil `null`,
+//! arrays nested arrays; RESP3-only shapes are flattened as Redis flattens them for a RESP2
+//! client (maps to flat arrays, sets and pushes to arrays, doubles to strings, booleans to
+//! 1/0). Errors are `{"error":"..."}` objects.
+//!
+//! With `Upstash-Encoding: base64` every string is base64 of its bytes, at any depth, except
+//! a top-level `OK` status, which `@upstash/redis` expects verbatim; errors are never
+//! encoded. Without it, bytes that are not UTF-8 are replaced by U+FFFD, as Upstash does.
+
+use base64::Engine as _;
+use bytes::BytesMut;
+use staykv_resp::{Protocol, Reply};
+
+/// How strings are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 text, invalid sequences replaced.
+    Text,
+    /// Base64 of the raw bytes.
+    Base64,
+}
+
+/// `{"result":...}` or `{"error":"..."}` for one reply.
+pub fn result_object(reply: &Reply, encoding: Encoding, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Error(text) => error_object(text, out),
+        _ => {
+            out.extend_from_slice(b"{\"result\":");
+            value(reply, encoding, true, out);
+            out.push(b'}');
+        }
+    }
+}
+
+/// `{"error":"..."}`.
+pub fn error_object(text: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"error\":");
+    string(text.as_bytes(), Encoding::Text, out);
+    out.push(b'}');
+}
+
+/// `{"error":"..."}` as a fresh buffer.
+pub fn error_body(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 12);
+    error_object(text, &mut out);
+    out
+}
+
+/// One reply as a JSON value. `top` marks the outermost value of a result, the only place
+/// where an `OK` status stays unencoded under base64.
+fn value(reply: &Reply, encoding: Encoding, top: bool, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Ok => status("OK", encoding, top, out),
+        Reply::Status(text) => status(text, encoding, top, out),
+        Reply::StatusOwned(text) => status(text, encoding, top, out),
+        Reply::Error(text) => error_object(text, out),
+        Reply::Int(n) => {
+            let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
+        }
+        Reply::Bulk(bytes) | Reply::Verbatim(bytes) => string(bytes, encoding, out),
+        Reply::Nil | Reply::NilArray => out.extend_from_slice(b"null"),
+        // `Many` (several replies to one command, as SUBSCRIBE sends) becomes one array.
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Many(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                value(item, encoding, false, out);
+            }
+            out.push(b']');
+        }
+        Reply::Map(pairs) => {
+            out.push(b'[');
+            for (i, (key, val)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                value(key, encoding, false, out);
+                out.push(b',');
+                value(val, encoding, false, out);
+            }
+            out.push(b']');
+        }
+        Reply::Double(d) => string(&double_text(*d), encoding, out),
+        Reply::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
+    }
+}
+
+/// A double as Redis prints it for a RESP2 client (`%.17g`, `inf`, `nan`): the body of the
+/// bulk string the RESP2 encoder writes (`staykv_resp`'s `format_double` is not public).
+fn double_text(d: f64) -> Vec<u8> {
+    let mut frame = BytesMut::with_capacity(32);
+    Reply::Double(d).encode(Protocol::Resp2, &mut frame);
+    let body = frame.iter().position(|&b| b == b'\n').and_then(|i| frame.get(i + 1..frame.len().saturating_sub(2)));
+    body.map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+fn status(text: &str, encoding: Encoding, top: bool, out: &mut Vec<u8>) {
+    let encoding = if top && text == "OK" { Encoding::Text } else { encoding };
+    string(text.as_bytes(), encoding, out);
+}
+
+/// A JSON string of `bytes`, base64 or (lossy) UTF-8.
+pub fn string(bytes: &[u8], encoding: Encoding, out: &mut Vec<u8>) {
+    out.push(b'"');
+    match encoding {
+        Encoding::Base64 => {
+            let start = out.len();
+            out.resize(start + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+            let written = out
+                .get_mut(start..)
+                .and_then(|buf| base64::engine::general_purpose::STANDARD.encode_slice(bytes, buf).ok())
+                .unwrap_or(0);
+            out.truncate(start + written);
+        }
+        Encoding::Text => match std::str::from_utf8(bytes) {
+            Ok(text) => escape(text, out),
+            Err(_) => escape(&String::from_utf8_lossy(bytes), out),
+        },
+    }
+    out.push(b'"');
+}
+
+/// JSON string escaping: quotes, backslashes and control characters.
+fn escape(text: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    let mut clean_from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(clean_from..i).unwrap_or_default());
+        if escaped.is_empty() {
+            let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+            let lo = HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0');
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
+        } else {
+            out.extend_from_slice(escaped);
+        }
+        clean_from = i + 1;
+    }
+    out.extend_from_slice(bytes.get(clean_from..).unwrap_or_default());
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn render(reply: &Reply, encoding: Encoding) -> String {
+        let mut out = Vec::new();
+        result_object(reply, encoding, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn resp2_shapes() {
+        assert_eq!(render(&Reply::Ok, Encoding::Text), r#"{"result":"OK"}"#);
+        assert_eq!(render(&Reply::Int(-7), Encoding::Text), r#"{"result":-7}"#);
+        assert_eq!(render(&Reply::Nil, Encoding::Text), r#"{"result":null}"#);
+        assert_eq!(render(&Reply::NilArray, Encoding::Text), r#"{"result":null}"#);
+        assert_eq!(render(&Reply::Double(1.5), Encoding::Text), r#"{"result":"1.5"}"#);
+        assert_eq!(render(&Reply::Bool(true), Encoding::Text), r#"{"result":1}"#);
+        let map = Reply::Map(vec![(Reply::bulk_str("f"), Reply::Int(1)), (Reply::bulk_str("g"), Reply::Nil)]);
+        assert_eq!(render(&map, Encoding::Text), r#"{"result":["f",1,"g",null]}"#);
+        let nested = Reply::Array(vec![Reply::Array(vec![Reply::bulk_str("a")]), Reply::Set(vec![])]);
+        assert_eq!(render(&nested, Encoding::Text), r#"{"result":[["a"],[]]}"#);
+        assert_eq!(render(&Reply::error("ERR x \"y\""), Encoding::Text), r#"{"error":"ERR x \"y\""}"#);
+        let with_error = Reply::Array(vec![Reply::Ok, Reply::error("WRONGTYPE no")]);
+        assert_eq!(render(&with_error, Encoding::Text), r#"{"result":["OK",{"error":"WRONGTYPE no"}]}"#);
+    }
+
+    #[test]
+    fn escapes_and_lossy_utf8() {
+        let reply = Reply::Bulk(Bytes::from_static("q\"\\\n\t\u{1}é€😀".as_bytes()));
+        let text = render(&reply, Encoding::Text);
+        assert_eq!(text, "{\"result\":\"q\\\"\\\\\\n\\t\\u0001é€😀\"}");
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["result"], "q\"\\\n\t\u{1}é€😀");
+        let binary = Reply::Bulk(Bytes::from_static(b"a\xffb"));
+        assert_eq!(render(&binary, Encoding::Text), "{\"result\":\"a\u{fffd}b\"}");
+    }
+
+    #[test]
+    fn base64_everywhere_but_top_level_ok_and_errors() {
+        assert_eq!(render(&Reply::Ok, Encoding::Base64), r#"{"result":"OK"}"#);
+        assert_eq!(render(&Reply::Status("PONG"), Encoding::Base64), r#"{"result":"UE9ORw=="}"#);
+        assert_eq!(render(&Reply::bulk_str("bar"), Encoding::Base64), r#"{"result":"YmFy"}"#);
+        assert_eq!(render(&Reply::bulk_str(""), Encoding::Base64), r#"{"result":""}"#);
+        assert_eq!(render(&Reply::Bulk(Bytes::from_static(b"\xff")), Encoding::Base64), r#"{"result":"/w=="}"#);
+        let nested = Reply::Array(vec![Reply::Ok, Reply::Array(vec![Reply::bulk_str("a")]), Reply::Int(3)]);
+        assert_eq!(render(&nested, Encoding::Base64), r#"{"result":["T0s=",["YQ=="],3]}"#);
+        assert_eq!(render(&Reply::error("ERR bad"), Encoding::Base64), r#"{"error":"ERR bad"}"#);
+        assert_eq!(render(&Reply::Double(2.0), Encoding::Base64), r#"{"result":"Mg=="}"#);
+        assert_eq!(render(&Reply::Double(0.1), Encoding::Text), r#"{"result":"0.10000000000000001"}"#);
+        assert_eq!(render(&Reply::Double(f64::INFINITY), Encoding::Text), r#"{"result":"inf"}"#);
+    }
+}

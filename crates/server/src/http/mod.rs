@@ -1,0 +1,238 @@
+//! The HTTP API, in the Upstash REST dialect (DESIGN.md §5), so `@upstash/redis`,
+//! `@vercel/kv` and what is built on them work unchanged.
+//!
+//! | endpoint | methods | body |
+//! |---|---|---|
+//! | `/` | POST, PUT | one command: `["SET","k","v","EX",60]` |
+//! | `/pipeline` | POST, PUT | commands: `[["SET","k","v"],["GET","k"]]` |
+//! | `/multi-exec` | POST, PUT | commands, run atomically as MULTI/EXEC |
+//! | `/<command>/<arg>/...?<name>=<value>` | GET, HEAD, POST, PUT | optional raw last argument |
+//! | `/healthz` | GET, HEAD | — |
+//! | `/metrics` | GET, HEAD | — (Prometheus text) |
+//!
+//! Every command runs through the engine's one execute path, on a fresh engine client per
+//! request (so `MULTI`, `SELECT`, `WATCH` last for one request), and no reply is released
+//! before the log is durable up to what it depends on — the same contract as RESP.
+//! Every non-2xx answer is JSON with an `error` field.
+
+mod auth;
+mod json;
+mod request;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::connect_info::Connected;
+use axum::http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::serve::IncomingStream;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use auth::Tokens;
+
+use crate::config::Config;
+use crate::connection::Shared;
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct HttpState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    shared: Shared,
+    tokens: Tokens,
+    max_body: usize,
+    /// The highest log position any HTTP reply depended on: the `upstash-sync-token` value.
+    sync_seq: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl HttpState {
+    pub fn new(shared: Shared, config: &Config) -> HttpState {
+        HttpState(Arc::new(Inner {
+            shared,
+            tokens: Tokens { full: config.http_token.clone(), readonly: config.http_readonly_token.clone() },
+            max_body: config.http_max_body,
+            sync_seq: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }))
+    }
+}
+
+/// The routes.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/", any(routes::command))
+        .route("/pipeline", any(routes::pipeline))
+        .route("/multi-exec", any(routes::multi_exec))
+        .route("/healthz", any(routes::healthz))
+        .route("/metrics", any(routes::metrics))
+        .route("/{*path}", any(routes::path_command))
+        .with_state(state)
+}
+
+/// The peer address of an HTTP request, for plain TCP and TLS listeners alike.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// A plain TCP listener that turns Nagle off on every connection (replies are small and
+/// latency-bound).
+#[derive(Debug)]
+pub struct PlainListener(TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = stream.set_nodelay(true);
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, PlainListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// Resolves when the server starts shutting down.
+async fn stopping(state: &HttpState) {
+    let mut stop = state.0.shared.host.shutdown.subscribe();
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// Serve the HTTP API on a plain TCP listener until the server shuts down.
+pub async fn serve(listener: TcpListener, state: HttpState) {
+    let listener = PlainListener(listener);
+    let stop = state.clone();
+    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
+    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(async move { stopping(&stop).await }).await {
+        tracing::error!(%error, "the HTTP API stopped");
+    }
+}
+
+/// Serve the HTTP API over TLS until the server shuts down.
+pub async fn serve_tls(listener: crate::tls::TlsListener, state: HttpState) {
+    let stop = state.clone();
+    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
+    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(async move { stopping(&stop).await }).await {
+        tracing::error!(%error, "the HTTP API stopped");
+    }
+}
+
+/// Bind the HTTP port and start serving it; logs who is served (protected mode).
+pub async fn start(config: &Config, shared: Shared, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<(), String> {
+    let addr = SocketAddr::new(config.bind, config.http_port);
+    let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} (HTTP): {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = HttpState::new(shared, config);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("HTTP API listening on {scheme}://{local} ({})", state.0.tokens.describe());
+    if config.http_token.is_none() && !config.bind.is_loopback() {
+        tracing::warn!(
+            "the HTTP API has no --http-token: it answers only clients on this machine (loopback), \
+             other clients get 401; set --http-token to serve them"
+        );
+    }
+    match tls {
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(listener, acceptor).map_err(|e| e.to_string())?;
+            tokio::spawn(serve_tls(listener, state));
+        }
+        None => {
+            tokio::spawn(serve(listener, state));
+        }
+    }
+    Ok(())
+}
+
+/// A refused request: its status and the text of its `{"error": ...}` body.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    allow: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into(), allow: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("ERR request body too large: the limit is {limit} bytes (--http-max-body)"),
+        )
+    }
+
+    pub fn timeout() -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "ERR timed out reading the request body")
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> ApiError {
+        let mut error =
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("ERR method not allowed here; use {allow}"));
+        error.allow = Some(allow);
+        error
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = json_response(self.status, json::error_body(&self.message));
+        let headers = response.headers_mut();
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // The rest of the body is not read: the connection cannot be reused.
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT => {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// A JSON response.
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,371 @@
+//! The endpoints, and running their commands through the engine.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{HeaderValue, CONTENT_TYPE};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use staykv_engine::{Client, Reply};
+
+use super::auth::{self, Access};
+use super::json::{self, Encoding};
+use super::request;
+use super::{json_response, ApiError, HttpState, Inner};
+use crate::connection::Shared;
+
+/// The response header carrying the log position a client's later reads should wait for.
+const SYNC_TOKEN: &str = "upstash-sync-token";
+/// The longest a request waits for the log to reach the sync token it carries.
+const SYNC_WAIT: Duration = Duration::from_secs(2);
+
+/// Commands that need a connection that outlives the request; not offered over HTTP.
+const HTTP_DENIED: &[&str] = &[
+    "subscribe",
+    "psubscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "sunsubscribe",
+    "monitor",
+    "sync",
+    "psync",
+];
+/// Pipelines at least this long run in `block_in_place`.
+const LONG_BATCH: usize = 1000;
+/// Transaction control, which `/multi-exec` does itself.
+const TRANSACTION_CONTROL: &[&str] = &["multi", "exec", "discard", "watch", "unwatch"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Command,
+    Pipeline,
+    MultiExec,
+    Path,
+    Healthz,
+    Metrics,
+}
+
+impl Endpoint {
+    /// The `endpoint` label of the HTTP metrics.
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Command => "command",
+            Endpoint::Pipeline => "pipeline",
+            Endpoint::MultiExec => "multi-exec",
+            Endpoint::Path => "path",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Metrics => "metrics",
+        }
+    }
+
+    /// `Err` with the `Allow` list when `method` is not served here.
+    fn check_method(self, method: &Method) -> Result<(), ApiError> {
+        let (ok, allow) = match self {
+            Endpoint::Command | Endpoint::Pipeline | Endpoint::MultiExec => {
+                (*method == Method::POST || *method == Method::PUT, "POST, PUT")
+            }
+            Endpoint::Path => {
+                (matches!(*method, Method::GET | Method::HEAD | Method::POST | Method::PUT), "GET, HEAD, POST, PUT")
+            }
+            Endpoint::Healthz | Endpoint::Metrics => (*method == Method::GET || *method == Method::HEAD, "GET, HEAD"),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed(allow))
+        }
+    }
+}
+
+pub async fn command(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    dispatch(state, peer, request, Endpoint::Command).await
+}
+
+pub async fn pipeline(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    dispatch(state, peer, request, Endpoint::Pipeline).await
+}
+
+pub async fn multi_exec(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    dispatch(state, peer, request, Endpoint::MultiExec).await
+}
+
+pub async fn path_command(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    dispatch(state, peer, request, Endpoint::Path).await
+}
+
+pub async fn healthz(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    dispatch(state, peer, request, Endpoint::Healthz).await
+}
+
+pub async fn metrics(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    dispatch(state, peer, request, Endpoint::Metrics).await
+}
+
+/// Counts a request in flight for as long as it is served (also when the client goes away).
+struct InFlight<'a>(&'a Inner);
+
+impl<'a> InFlight<'a> {
+    fn enter(inner: &'a Inner) -> InFlight<'a> {
+        let now = inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::metrics::set_http_in_flight(now);
+        InFlight(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let now = self.0.in_flight.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        crate::metrics::set_http_in_flight(now);
+    }
+}
+
+async fn dispatch(
+    State(state): State<HttpState>,
+    ConnectInfo(super::PeerAddr(peer)): ConnectInfo<super::PeerAddr>,
+    request: Request,
+    endpoint: Endpoint,
+) -> Response {
+    let started = Instant::now();
+    let inner = &*state.0;
+    let _in_flight = InFlight::enter(inner);
+    let response = match serve(inner, peer, request, endpoint).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    crate::metrics::record_http(endpoint.name(), response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endpoint) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    endpoint.check_method(&parts.method)?;
+    let query = parts.uri.query();
+    match endpoint {
+        Endpoint::Healthz => return Ok(health(&inner.shared)),
+        Endpoint::Metrics => {
+            auth::may_read_metrics(&inner.tokens, &parts.headers, query, peer)?;
+            let mut response = Response::new(Body::from(crate::metrics::render(&inner.shared)));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            return Ok(response);
+        }
+        _ => {}
+    }
+    let access = auth::authorize(&inner.tokens, &parts.headers, query, peer)?;
+    let body = request::read_body(body, &parts.headers, inner.max_body).await?;
+    let encoding = match parts.headers.get("upstash-encoding") {
+        Some(value) if value.as_bytes().eq_ignore_ascii_case(b"base64") => Encoding::Base64,
+        _ => Encoding::Text,
+    };
+    wait_for_sync_token(inner, &parts.headers).await;
+
+    let mut batch = Batch::new(&inner.shared, access);
+    let mut out = Vec::with_capacity(64);
+    let status = match endpoint {
+        Endpoint::Command => {
+            let args = request::json_command(&body)?;
+            single(&mut batch, &args, encoding, &mut out)
+        }
+        Endpoint::Path => {
+            let args = request::path_command(parts.uri.path(), query, body);
+            let known = args.first().is_some_and(|name| inner.shared.engine.table.lookup(name).is_some());
+            let status = single(&mut batch, &args, encoding, &mut out);
+            if known {
+                status
+            } else {
+                StatusCode::NOT_FOUND
+            }
+        }
+        Endpoint::Pipeline => {
+            let commands = request::json_pipeline(&body)?;
+            // Each reply is encoded as soon as it exists: only the output grows.
+            long_running(commands.len(), || {
+                out.push(b'[');
+                for (i, args) in commands.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json::result_object(&batch.run(args), encoding, &mut out);
+                }
+                out.push(b']');
+            });
+            StatusCode::OK
+        }
+        Endpoint::MultiExec => {
+            let commands = request::json_pipeline(&body)?;
+            long_running(commands.len(), || transaction(&mut batch, &commands, encoding, &mut out))?
+        }
+        Endpoint::Healthz | Endpoint::Metrics => StatusCode::OK,
+    };
+    let seq = batch.finish().await;
+    let seq = inner.sync_seq.fetch_max(seq, Ordering::Relaxed).max(seq);
+    let mut response = json_response(status, out);
+    response.headers_mut().insert(SYNC_TOKEN, HeaderValue::from(seq));
+    Ok(response)
+}
+
+/// Commands run on the async worker that received the request, as RESP does. A long batch
+/// tells the runtime first, so the worker's other connections move elsewhere meanwhile.
+fn long_running<T>(commands: usize, run: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi_thread = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if commands >= LONG_BATCH && multi_thread {
+        tokio::task::block_in_place(run)
+    } else {
+        run()
+    }
+}
+
+/// One command: `{"result":...}` (200) or `{"error":"..."}` (400).
+fn single(batch: &mut Batch<'_>, args: &[Bytes], encoding: Encoding, out: &mut Vec<u8>) -> StatusCode {
+    let reply = batch.run(args);
+    json::result_object(&reply, encoding, out);
+    if reply.is_error() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// `[{"result":...},{"error":"..."},...]`.
+fn results_array(replies: &[Reply], encoding: Encoding, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, reply) in replies.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json::result_object(reply, encoding, out);
+    }
+    out.push(b']');
+}
+
+/// `/multi-exec`: MULTI, the commands, EXEC on one client. A command refused while queuing
+/// discards the whole transaction, answered as one error naming the culprit (400).
+fn transaction(
+    batch: &mut Batch<'_>,
+    commands: &request::Commands,
+    encoding: Encoding,
+    out: &mut Vec<u8>,
+) -> Result<StatusCode, ApiError> {
+    if let Reply::Error(text) = batch.run(&[Bytes::from_static(b"MULTI")]) {
+        return Err(ApiError::bad_request(text));
+    }
+    for (i, args) in commands.iter().enumerate() {
+        let name = args.first().map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).unwrap_or_default();
+        let reply = if TRANSACTION_CONTROL.contains(&name.as_str()) {
+            Reply::error("ERR MULTI, EXEC, DISCARD, WATCH and UNWATCH cannot be used inside /multi-exec")
+        } else {
+            batch.run(args)
+        };
+        if let Reply::Error(text) = reply {
+            batch.run(&[Bytes::from_static(b"DISCARD")]);
+            return Err(ApiError::bad_request(format!(
+                "EXECABORT Transaction discarded because of previous errors: command {} ({name}): {text}",
+                i + 1
+            )));
+        }
+    }
+    match batch.run(&[Bytes::from_static(b"EXEC")]) {
+        Reply::Array(replies) => {
+            results_array(&replies, encoding, out);
+            Ok(StatusCode::OK)
+        }
+        Reply::Error(text) => Err(ApiError::bad_request(text)),
+        _ => Err(ApiError::bad_request("EXECABORT Transaction discarded")),
+    }
+}
+
+/// A request carrying `upstash-sync-token` (a log position from an earlier answer) waits,
+/// briefly, until the log is durable up to it: read-your-writes across clients.
+async fn wait_for_sync_token(inner: &Inner, headers: &HeaderMap) {
+    let Some(token) = headers.get(SYNC_TOKEN).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
+    else {
+        return;
+    };
+    // Positions this server never handed out (another server's, a stale one) wait for nothing.
+    let target = token.min(inner.sync_seq.load(Ordering::Relaxed));
+    if target > 0 {
+        let _ = tokio::time::timeout(SYNC_WAIT, inner.shared.persistence.wait_durable(target)).await;
+    }
+}
+
+fn health(shared: &Shared) -> Response {
+    if shared.persistence.is_loading() {
+        let body = br#"{"status":"loading","error":"LOADING StayKV is loading the dataset in memory"}"#;
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, body.to_vec());
+    }
+    json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+}
+
+/// The commands of one request, run on one engine client of their own.
+struct Batch<'a> {
+    shared: &'a Shared,
+    client: Client,
+    access: Access,
+    now: u64,
+    /// The log position the answer must wait for.
+    wait_seq: u64,
+}
+
+impl<'a> Batch<'a> {
+    fn new(shared: &'a Shared, access: Access) -> Batch<'a> {
+        let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
+        Batch { shared, client: Client::new(id, true), access, now: crate::clock::now_ms(), wait_seq: 0 }
+    }
+
+    /// Run one command, as `Connection::execute` does for RESP (statistics included).
+    fn run(&mut self, args: &[Bytes]) -> Reply {
+        let shared = self.shared;
+        if let Some(text) = self.refusal(args) {
+            // A refused command dooms an open transaction, as in Redis.
+            self.client.multi_failed |= self.client.multi.is_some();
+            return Reply::Error(text);
+        }
+        let started = Instant::now();
+        let outcome = shared.engine.execute(&mut self.client, args, self.now, &*shared.host, &*shared.persistence);
+        let elapsed = started.elapsed();
+        if let Some(stats) = outcome.command.and_then(|i| shared.engine.command_stats.get(i)) {
+            stats.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        }
+        crate::metrics::record_command(outcome.command, elapsed);
+        self.wait_seq = self.wait_seq.max(outcome.wait_seq);
+        outcome.reply
+    }
+
+    /// Why this front end refuses a command the engine would run, if it does.
+    fn refusal(&self, args: &[Bytes]) -> Option<String> {
+        let name = args.first()?;
+        if let Some(denied) = HTTP_DENIED.iter().find(|d| name.eq_ignore_ascii_case(d.as_bytes())) {
+            return Some(format!(
+                "ERR '{denied}' is not available over the HTTP API: it needs a lasting connection (use the RESP port)"
+            ));
+        }
+        if self.access == Access::ReadOnly {
+            let engine = &self.shared.engine;
+            let (index, spec) = engine.table.lookup(name)?;
+            let text = auth::readonly_refusal(spec)?;
+            engine.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            if let Some(stats) = engine.command_stats.get(index) {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            return Some(text);
+        }
+        None
+    }
+
+    /// Wait until everything the replies depend on is durable; returns that log position.
+    async fn finish(&mut self) -> u64 {
+        self.shared.persistence.wait_durable(self.wait_seq).await;
+        self.wait_seq
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.shared.engine.disconnect(&mut self.client);
+    }
+}

@@ -1,0 +1,721 @@
+//! `staykv import SOURCE [--dir D]`: load Redis data into a new StayKV data directory.
+//!
+//! SOURCE is one of
+//! - a Redis RDB file (`dump.rdb`, any encoding Redis up to 7.0 writes); a single legacy
+//!   `appendonly.aof` (RDB preamble followed by commands, or commands only) is read too;
+//! - a Redis 7 `appendonlydir`: its manifest (`*.manifest`) names the base file (an RDB
+//!   preamble or AOF commands) and the incremental AOF files, replayed in order through the
+//!   engine (each file starts in database 0; `SELECT` switches);
+//! - `redis://[user:password@]host:port[/db]`: a live server, read with SCAN + PTTL + DUMP
+//!   (every database listed by `INFO keyspace`, or only `/db`).
+//!
+//! Everything is loaded into memory, keys already expired are skipped, and the result is
+//! written into the target directory as its snapshot (seq 0) with an empty log. The target
+//! must be empty (or a data directory holding no data). Keys of types StayKV cannot hold
+//! (streams, module types; sorted sets until this build has them) are never dropped silently:
+//! each is listed by database and name, and counted.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use staykv_engine::exec::NoJournal;
+use staykv_engine::host::NoHost;
+use staykv_engine::keyspace::NO_EXPIRY;
+use staykv_engine::{Client, Engine, EngineOptions, Reply};
+use staykv_rdb::{decode_dump_payload, RdbError, RdbItem, RdbReader};
+use staykv_storage::{snapshot_file_name, Log, LogOptions, NoReplay, RealFs};
+
+use crate::persistence::lock_dir;
+use crate::snapshot::{self, load_entry, value_from_rdb};
+use crate::tools::{dir_has_files, Meter, TOOL_DATABASES};
+
+/// What an import found.
+#[derive(Debug, Default)]
+struct Report {
+    /// `(db, key, type)` of keys not imported because StayKV cannot hold their type.
+    unsupported: Vec<(u32, Vec<u8>, String)>,
+    expired: u64,
+    functions: u64,
+    /// Commands of AOF files that failed, by error text (first few kept).
+    command_errors: BTreeMap<String, u64>,
+    commands: u64,
+}
+
+impl Report {
+    fn unsupported_key(&mut self, db: u32, key: Vec<u8>, kind: &str) {
+        if !self.unsupported.iter().any(|(d, k, _)| *d == db && *k == key) {
+            self.unsupported.push((db, key, kind.to_string()));
+        }
+    }
+}
+
+/// `staykv import SOURCE [--dir D]`.
+pub fn import(source: &str, dir: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    let _lock = lock_dir(dir)?;
+    ensure_no_data(dir)?;
+    let engine = Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 });
+    let mut report = Report::default();
+    if source.starts_with("redis://") || source.starts_with("rediss://") {
+        import_live(source, &engine, &mut report)?;
+    } else {
+        let path = PathBuf::from(source);
+        if path.is_dir() {
+            import_aof_dir(&path, &engine, &mut report)?;
+        } else if path.is_file() {
+            import_file(&path, &engine, &mut report)?;
+        } else {
+            return Err(format!(
+                "{source}: no such file or directory (expected a dump.rdb, an appendonlydir or redis://host:port)"
+            ));
+        }
+    }
+    let before = key_count(&engine);
+    engine.active_expire(crate::clock::now_ms(), usize::MAX, &NoJournal);
+    report.expired += before - key_count(&engine);
+    let written = write_data_dir(dir, &engine)?;
+    print_report(source, dir, &engine, &report, written, started.elapsed());
+    Ok(())
+}
+
+fn key_count(engine: &Engine) -> u64 {
+    engine.db_sizes().iter().map(|(keys, _)| *keys as u64).sum()
+}
+
+/// Refuse a target that holds data: it must be empty, or a data directory with no snapshot
+/// and no log batch (e.g. created by a server that never got a write).
+fn ensure_no_data(dir: &Path) -> Result<(), String> {
+    if !dir_has_files(dir)? {
+        return Ok(());
+    }
+    let report = staykv_storage::check(dir, &RealFs::new())
+        .map_err(|e| format!("{} is not empty and is not a readable StayKV data directory: {e}", dir.display()))?;
+    let holds_data = match &report.manifest {
+        Some(m) => m.snapshot.is_some() || report.frames_ok > 0 || !report.is_clean(),
+        None => false,
+    };
+    let only_ours = report.manifest.is_some() || {
+        // No manifest: only leftovers of an interrupted first start are acceptable.
+        std::fs::read_dir(dir).map_err(|e| e.to_string())?.flatten().all(|e| {
+            e.file_name() == crate::persistence::LOCK_FILE
+                || report.leftover_files.iter().any(|l| *l == e.file_name().to_string_lossy())
+        })
+    };
+    if holds_data || !only_ours {
+        return Err(format!(
+            "the target directory {} already holds data; import into an empty directory (or a new --dir)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the data directory's log, writes the engine as its snapshot and installs it.
+fn write_data_dir(dir: &Path, engine: &Engine) -> Result<(u64, u64), String> {
+    let fs = std::sync::Arc::new(RealFs::new());
+    let (log, _) = Log::open(dir, fs, LogOptions::default(), &mut NoReplay).map_err(|e| e.to_string())?;
+    let seq = log.last_seq();
+    let file = snapshot_file_name(seq);
+    let total = key_count(engine);
+    let mut meter = Meter::new("writing the snapshot", Some(total), "keys");
+    let (bytes, counts) = snapshot::write_rdb_atomically(&dir.join(&file), |writer| {
+        snapshot::write_engine(engine, writer, |n| {
+            if n.is_multiple_of(1024) {
+                meter.set(n);
+            }
+        })
+        .map_err(|e| format!("cannot write the snapshot: {e}"))
+    })?;
+    meter.set(counts.keys);
+    meter.finish();
+    log.install_snapshot(&file, seq).map_err(|e| format!("cannot install the snapshot: {e}"))?;
+    log.close().map_err(|e| e.to_string())?;
+    Ok((counts.keys, bytes))
+}
+
+fn print_report(source: &str, dir: &Path, engine: &Engine, report: &Report, written: (u64, u64), took: Duration) {
+    println!(
+        "imported {} keys from {source} into {} ({} bytes of snapshot) in {:.2} s",
+        written.0,
+        dir.display(),
+        written.1,
+        took.as_secs_f64()
+    );
+    let mut highest_db = 0;
+    for (db, (keys, expires)) in engine.db_sizes().iter().enumerate() {
+        if *keys > 0 {
+            println!("  db{db}: {keys} keys ({expires} with a TTL)");
+            highest_db = db;
+        }
+    }
+    if highest_db >= 16 {
+        println!("note: keys are in database {highest_db}: start the server with --databases {}", highest_db + 1);
+    }
+    if report.commands > 0 {
+        println!("AOF commands replayed: {}", report.commands);
+    }
+    if report.expired > 0 {
+        println!("skipped {} keys that had already expired", report.expired);
+    }
+    if report.functions > 0 {
+        println!("NOT imported: {} Redis Function libraries (StayKV has no FUNCTION support)", report.functions);
+    }
+    for (error, count) in &report.command_errors {
+        println!("AOF command failed {count} times: {error}");
+    }
+    if !report.unsupported.is_empty() {
+        println!("NOT imported: {} keys of types StayKV does not support:", report.unsupported.len());
+        for (db, key, kind) in &report.unsupported {
+            println!("  db{db} {:?} ({kind})", String::from_utf8_lossy(key));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RDB
+
+fn import_file(path: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let total = file.metadata().map(|m| m.len()).ok();
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let starts_with_rdb =
+        reader.fill_buf().map_err(|e| format!("cannot read {}: {e}", path.display()))?.starts_with(b"REDIS");
+    if starts_with_rdb {
+        let rest = import_rdb(reader, path, total, engine, report)?;
+        // A legacy appendonly.aof with an RDB preamble continues with commands.
+        let mut rest = rest;
+        if !rest.fill_buf().map_err(|e| e.to_string())?.is_empty() {
+            replay_aof(rest, path, engine, report)?;
+        }
+        Ok(())
+    } else {
+        replay_aof(reader, path, engine, report)
+    }
+}
+
+/// Loads an RDB stream; returns the reader positioned after the RDB's checksum.
+fn import_rdb<R: Read>(
+    input: R,
+    path: &Path,
+    total: Option<u64>,
+    engine: &Engine,
+    report: &mut Report,
+) -> Result<R, String> {
+    let what = |e: RdbError| format!("{}: {e}", path.display());
+    let mut reader = RdbReader::new(input).map_err(what)?;
+    let mut meter = Meter::new(&format!("reading {}", path.display()), total, "bytes");
+    let now = crate::clock::now_ms();
+    let mut n = 0u64;
+    while let Some(item) = reader.next_item().map_err(what)? {
+        n += 1;
+        if n.is_multiple_of(4096) {
+            meter.set(reader.bytes_read());
+        }
+        match item {
+            RdbItem::Entry(entry) => {
+                let expire_at = entry.expire_at_ms.unwrap_or(NO_EXPIRY);
+                if expire_at != NO_EXPIRY && expire_at <= now {
+                    report.expired += 1;
+                    continue;
+                }
+                match value_from_rdb(entry.value) {
+                    Ok(value) => load_entry(engine, entry.db as usize, Bytes::from(entry.key), value, expire_at)?,
+                    Err(kind) => report.unsupported_key(entry.db, entry.key, kind),
+                }
+            }
+            RdbItem::Unsupported { db, key, type_id } => {
+                report.unsupported_key(db, key, snapshot::rdb_type_name(type_id))
+            }
+            RdbItem::Aux { key, .. } if key == b"function" => report.functions += 1,
+            RdbItem::Aux { .. } => {}
+        }
+    }
+    meter.set(reader.bytes_read());
+    meter.finish();
+    Ok(reader.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// AOF
+
+/// One `file` line of a Redis 7 AOF manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AofFile {
+    name: String,
+    seq: u64,
+    kind: char,
+}
+
+/// Splits a manifest line into words, honouring Redis's quoting (`"..."` with escapes).
+fn manifest_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        let mut word = String::new();
+        if first == '"' {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('n') => word.push('\n'),
+                        Some('t') => word.push('\t'),
+                        Some(other) => word.push(other),
+                        None => break,
+                    },
+                    c => word.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+        }
+        words.push(word);
+    }
+    words
+}
+
+fn parse_aof_manifest(text: &str) -> Result<Vec<AofFile>, String> {
+    let mut files = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words = manifest_words(line);
+        let mut name = None;
+        let mut seq = None;
+        let mut kind = None;
+        for pair in words.chunks(2) {
+            if let [key, value] = pair {
+                match key.as_str() {
+                    "file" => name = Some(value.clone()),
+                    "seq" => seq = value.parse::<u64>().ok(),
+                    "type" => kind = value.chars().next(),
+                    _ => {}
+                }
+            }
+        }
+        match (name, seq, kind) {
+            (Some(name), Some(seq), Some(kind)) if !name.contains('/') => files.push(AofFile { name, seq, kind }),
+            _ => return Err(format!("bad AOF manifest line: {line:?}")),
+        }
+    }
+    Ok(files)
+}
+
+fn import_aof_dir(dir: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
+    let manifest = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "manifest"))
+        .ok_or_else(|| format!("{} has no AOF manifest (*.manifest): not a Redis 7 appendonlydir", dir.display()))?;
+    let text = std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let files = parse_aof_manifest(&text)?;
+    let base: Vec<&AofFile> = files.iter().filter(|f| f.kind == 'b').collect();
+    if base.len() > 1 {
+        return Err(format!("{}: more than one base file", manifest.display()));
+    }
+    let mut incr: Vec<&AofFile> = files.iter().filter(|f| f.kind == 'i').collect();
+    incr.sort_by_key(|f| f.seq);
+    for file in base.into_iter().chain(incr) {
+        let path = dir.join(&file.name);
+        import_file(&path, engine, report)?;
+    }
+    Ok(())
+}
+
+/// Reads one RESP command (`*N` then N bulk strings). `Ok(None)` at a clean end;
+/// `Err((offset, truncated))` on a bad or incomplete command.
+fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Bytes>>, (u64, bool, String)> {
+    let start = *offset;
+    let mut line = Vec::new();
+    let read_line = |r: &mut dyn BufRead, line: &mut Vec<u8>, offset: &mut u64| -> Result<bool, String> {
+        line.clear();
+        let n = r.read_until(b'\n', line).map_err(|e| e.to_string())?;
+        *offset += n as u64;
+        if n == 0 {
+            return Ok(false);
+        }
+        if !line.ends_with(b"\r\n") {
+            return Ok(false);
+        }
+        line.truncate(line.len() - 2);
+        Ok(true)
+    };
+    let complete = read_line(r, &mut line, offset).map_err(|e| (start, false, e))?;
+    if line.is_empty() && !complete {
+        return Ok(None);
+    }
+    if !complete {
+        return Err((start, true, "incomplete line".into()));
+    }
+    let count = line
+        .strip_prefix(b"*")
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or((start, false, format!("expected '*<count>', found {:?}", String::from_utf8_lossy(&line))))?;
+    let mut args = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let complete = read_line(r, &mut line, offset).map_err(|e| (start, false, e))?;
+        if !complete {
+            return Err((start, true, "incomplete command".into()));
+        }
+        let len = line
+            .strip_prefix(b"$")
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or((start, false, format!("expected '$<length>', found {:?}", String::from_utf8_lossy(&line))))?;
+        let mut arg = Vec::new();
+        let got = r.take(len as u64 + 2).read_to_end(&mut arg).map_err(|e| (start, false, e.to_string()))?;
+        *offset += got as u64;
+        if got < len + 2 {
+            return Err((start, true, "incomplete argument".into()));
+        }
+        if !arg.ends_with(b"\r\n") {
+            return Err((start, false, "argument not followed by CRLF".into()));
+        }
+        arg.truncate(len);
+        args.push(Bytes::from(arg));
+    }
+    Ok(Some(args))
+}
+
+/// Replays an AOF command stream through the engine, in a fresh client (database 0).
+fn replay_aof(mut r: impl BufRead, path: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
+    let total = std::fs::metadata(path).map(|m| m.len()).ok();
+    let mut meter = Meter::new(&format!("replaying {}", path.display()), total, "bytes");
+    let mut client = Client::new(0, true);
+    let mut offset = 0u64;
+    let now = crate::clock::now_ms();
+    loop {
+        let args = match read_command(&mut r, &mut offset) {
+            Ok(Some(args)) => args,
+            Ok(None) => break,
+            Err((at, true, why)) => {
+                eprintln!(
+                    "warning: {} ends with an incomplete command at offset {at} ({why}): ignored, as Redis does with aof-load-truncated",
+                    path.display()
+                );
+                break;
+            }
+            Err((at, false, why)) => return Err(format!("{}: bad AOF data at offset {at}: {why}", path.display())),
+        };
+        if args.is_empty() {
+            continue;
+        }
+        report.commands += 1;
+        if report.commands.is_multiple_of(4096) {
+            meter.set(offset);
+        }
+        let outcome = engine.execute(&mut client, &args, now, &NoHost, &NoJournal);
+        if let Reply::Error(text) = outcome.reply {
+            let name = String::from_utf8_lossy(args.first().map_or(&[][..], |a| &a[..])).to_ascii_uppercase();
+            if text.starts_with("ERR unknown command") {
+                let kind = match name.as_str() {
+                    n if n.starts_with('X') => "stream",
+                    n if n.starts_with('Z') || n.starts_with("GEO") || n.starts_with("BZ") => "zset",
+                    n if n.starts_with("PF") => "hyperloglog",
+                    _ => "command",
+                };
+                let key = args.get(1).map(|k| k.to_vec()).unwrap_or_default();
+                report.unsupported_key(client.db as u32, key, &format!("{kind}, written by {name}"));
+            } else {
+                let entry = report.command_errors.entry(format!("{name}: {text}")).or_default();
+                *entry += 1;
+            }
+        }
+    }
+    if client.multi.is_some() {
+        eprintln!(
+            "warning: {} ends inside MULTI: the incomplete transaction is dropped, as Redis does",
+            path.display()
+        );
+        engine.disconnect(&mut client);
+    }
+    meter.set(offset);
+    meter.finish();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live source: redis://
+
+/// A RESP2 reply.
+#[derive(Debug, Clone, PartialEq)]
+enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Resp>>),
+}
+
+/// A minimal blocking RESP client.
+struct RespClient {
+    reader: BufReader<TcpStream>,
+}
+
+impl RespClient {
+    fn connect(addr: &str) -> Result<RespClient, String> {
+        let stream = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
+        Ok(RespClient { reader: BufReader::with_capacity(256 * 1024, stream) })
+    }
+
+    fn send(&mut self, args: &[&[u8]]) -> Result<(), String> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.reader.get_mut().write_all(&out).map_err(|e| format!("write to the source: {e}"))
+    }
+
+    fn call(&mut self, args: &[&[u8]]) -> Result<Resp, String> {
+        self.send(args)?;
+        self.read()
+    }
+
+    fn line(&mut self) -> Result<Vec<u8>, String> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line).map_err(|e| format!("read from the source: {e}"))?;
+        if !line.ends_with(b"\r\n") {
+            return Err("the source closed the connection".into());
+        }
+        line.truncate(line.len() - 2);
+        Ok(line)
+    }
+
+    fn read(&mut self) -> Result<Resp, String> {
+        let line = self.line()?;
+        let (&kind, rest) = line.split_first().ok_or("empty reply line")?;
+        let text = String::from_utf8_lossy(rest).into_owned();
+        let int = || text.parse::<i64>().map_err(|_| format!("bad reply {text:?}"));
+        Ok(match kind {
+            b'+' => Resp::Simple(text),
+            b'-' => Resp::Error(text),
+            b':' => Resp::Int(int()?),
+            b'$' => {
+                let len = int()?;
+                if len < 0 {
+                    Resp::Bulk(None)
+                } else {
+                    let mut data = Vec::new();
+                    let want = len as u64 + 2;
+                    let got = (&mut self.reader).take(want).read_to_end(&mut data).map_err(|e| e.to_string())?;
+                    if got as u64 != want {
+                        return Err("the source closed the connection".into());
+                    }
+                    data.truncate(len as usize);
+                    Resp::Bulk(Some(data))
+                }
+            }
+            b'*' => {
+                let n = int()?;
+                if n < 0 {
+                    Resp::Array(None)
+                } else {
+                    let mut items = Vec::with_capacity((n as usize).min(1024));
+                    for _ in 0..n {
+                        items.push(self.read()?);
+                    }
+                    Resp::Array(Some(items))
+                }
+            }
+            other => return Err(format!("unexpected reply type {:?}", other as char)),
+        })
+    }
+}
+
+/// `redis://[user:password@]host[:port][/db]` → (address, user, password, db).
+/// Where a `redis://` source is: address, user, password, database.
+type RedisUrl = (String, Option<String>, Option<String>, Option<u32>);
+
+fn parse_redis_url(url: &str) -> Result<RedisUrl, String> {
+    if url.starts_with("rediss://") {
+        return Err("rediss:// (TLS) sources are not supported: import from a redis:// address or a dump.rdb".into());
+    }
+    let rest = url.strip_prefix("redis://").ok_or("expected redis://host:port")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((user, pass)) => ((!user.is_empty()).then(|| user.to_string()), Some(pass.to_string())),
+            None => (None, Some(u.to_string())),
+        },
+        None => (None, None),
+    };
+    let hostport = if hostport.is_empty() { "127.0.0.1:6379".to_string() } else { hostport.to_string() };
+    let addr = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        hostport
+    } else {
+        format!("{hostport}:6379")
+    };
+    let db = match path.trim_end_matches('/') {
+        "" => None,
+        n => Some(n.parse::<u32>().map_err(|_| format!("bad database number {n:?} in {url}"))?),
+    };
+    Ok((addr, user, password, db))
+}
+
+fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), String> {
+    let (addr, user, password, only_db) = parse_redis_url(url)?;
+    let mut conn = RespClient::connect(&addr)?;
+    if let Some(password) = &password {
+        let reply = match &user {
+            Some(user) => conn.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
+            None => conn.call(&[b"AUTH", password.as_bytes()])?,
+        };
+        if let Resp::Error(e) = reply {
+            return Err(format!("AUTH failed: {e}"));
+        }
+    }
+    let info = match conn.call(&[b"INFO", b"keyspace"])? {
+        Resp::Bulk(Some(text)) => String::from_utf8_lossy(&text).into_owned(),
+        Resp::Error(e) => return Err(format!("INFO keyspace failed: {e}")),
+        other => return Err(format!("unexpected reply to INFO: {other:?}")),
+    };
+    let mut dbs: Vec<(u32, u64)> = Vec::new();
+    for line in info.lines() {
+        let Some((name, fields)) = line.trim().split_once(':') else { continue };
+        let Some(db) = name.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let keys =
+            fields.split(',').find_map(|f| f.strip_prefix("keys=")).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        if only_db.is_none_or(|only| only == db) {
+            dbs.push((db, keys));
+        }
+    }
+    let total: u64 = dbs.iter().map(|(_, keys)| keys).sum();
+    let mut meter = Meter::new(&format!("reading {addr}"), Some(total), "keys");
+    for (db, _) in dbs {
+        let db_text = db.to_string();
+        if let Resp::Error(e) = conn.call(&[b"SELECT", db_text.as_bytes()])? {
+            return Err(format!("SELECT {db} failed: {e}"));
+        }
+        let mut cursor = b"0".to_vec();
+        loop {
+            let reply = conn.call(&[b"SCAN", &cursor, b"COUNT", b"1000"])?;
+            let Resp::Array(Some(parts)) = reply else {
+                return Err(format!("unexpected reply to SCAN: {reply:?}"));
+            };
+            let (next, keys) = match parts.as_slice() {
+                [Resp::Bulk(Some(next)), Resp::Array(Some(keys))] => (next.clone(), keys.clone()),
+                _ => return Err("unexpected reply to SCAN".into()),
+            };
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter_map(|k| match k {
+                    Resp::Bulk(Some(k)) => Some(k),
+                    _ => None,
+                })
+                .collect();
+            for key in &keys {
+                conn.send(&[b"PTTL", key])?;
+                conn.send(&[b"DUMP", key])?;
+            }
+            let now = crate::clock::now_ms();
+            for key in keys {
+                let pttl = conn.read()?;
+                let dump = conn.read()?;
+                meter.inc(1);
+                let expire_at = match pttl {
+                    Resp::Int(-2) => continue,
+                    Resp::Int(ms) if ms >= 0 => now + ms as u64,
+                    _ => NO_EXPIRY,
+                };
+                let payload = match dump {
+                    Resp::Bulk(Some(p)) => p,
+                    Resp::Bulk(None) => continue,
+                    Resp::Error(e) => {
+                        return Err(format!("DUMP of key {:?} failed: {e}", String::from_utf8_lossy(&key)))
+                    }
+                    other => return Err(format!("unexpected reply to DUMP: {other:?}")),
+                };
+                match decode_dump_payload(&payload) {
+                    Ok(value) => match value_from_rdb(value) {
+                        Ok(value) => load_entry(engine, db as usize, Bytes::from(key), value, expire_at)?,
+                        Err(kind) => report.unsupported_key(db, key, kind),
+                    },
+                    Err(RdbError::Unsupported { .. }) => {
+                        let kind = payload.first().map_or("unknown", |t| snapshot::rdb_type_name(*t));
+                        report.unsupported_key(db, key, kind);
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "DUMP payload of key {:?} cannot be read ({e}); StayKV reads the format of Redis up to 7.0",
+                            String::from_utf8_lossy(&key)
+                        ))
+                    }
+                }
+            }
+            cursor = next;
+            if cursor == b"0" {
+                break;
+            }
+        }
+    }
+    meter.finish();
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_manifest() {
+        let text = "file appendonly.aof.1.base.rdb seq 1 type b\nfile \"append only.aof.1.incr.aof\" seq 1 type i\nfile appendonly.aof.2.incr.aof seq 2 type i\n";
+        let files = parse_aof_manifest(text).unwrap();
+        assert_eq!(files.len(), 3);
+        assert_eq!(files[1].name, "append only.aof.1.incr.aof");
+        assert_eq!(files[2], AofFile { name: "appendonly.aof.2.incr.aof".into(), seq: 2, kind: 'i' });
+        assert!(parse_aof_manifest("file ../x seq 1 type b").is_err());
+    }
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(parse_redis_url("redis://127.0.0.1:7000").unwrap(), ("127.0.0.1:7000".into(), None, None, None));
+        assert_eq!(
+            parse_redis_url("redis://u:p@h:1/3").unwrap(),
+            ("h:1".into(), Some("u".into()), Some("p".into()), Some(3))
+        );
+        assert_eq!(parse_redis_url("redis://:pw@h").unwrap(), ("h:6379".into(), None, Some("pw".into()), None));
+        assert!(parse_redis_url("rediss://h:1").is_err());
+    }
+
+    #[test]
+    fn reads_commands_and_truncation() {
+        let data =
+            b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*3\r\n$3\r\nSET\r\n$1\r\nk";
+        let mut r = &data[..];
+        let mut off = 0;
+        assert_eq!(read_command(&mut r, &mut off).unwrap().unwrap().len(), 2);
+        assert_eq!(read_command(&mut r, &mut off).unwrap().unwrap()[2], Bytes::from("v"));
+        assert!(matches!(read_command(&mut r, &mut off), Err((_, true, _))));
+        let mut bad = &b"garbage\r\n"[..];
+        assert!(matches!(read_command(&mut bad, &mut 0), Err((_, false, _))));
+        let mut empty = &b""[..];
+        assert!(read_command(&mut empty, &mut 0).unwrap().is_none());
+    }
+}

@@ -1,0 +1,187 @@
+//! Prometheus metrics, shared by both front ends (`GET /metrics` on the HTTP port).
+//!
+//! Only the command latency histogram is recorded per call, through handles looked up once
+//! at start (one per command of the table), so the RESP hot path pays one bucket push.
+//! Everything that already has an authoritative counter — calls, failures and rejections
+//! per command (the engine's `INFO commandstats` counters), clients, keys per database,
+//! memory, log positions — is read when `/metrics` is scraped, not counted twice.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::connection::Shared;
+
+/// Command execution latency buckets, in seconds (10 µs .. 1 s).
+const LATENCY_BUCKETS: &[f64] =
+    &[0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+/// HTTP request latency buckets, in seconds (they include waiting for fsync).
+const HTTP_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+const COMMAND_LATENCY: &str = "staykv_command_duration_seconds";
+const HTTP_LATENCY: &str = "staykv_http_request_duration_seconds";
+
+struct Installed {
+    handle: PrometheusHandle,
+    /// One latency histogram per command, indexed like the command table.
+    latency: Vec<Histogram>,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+/// Install the process-wide recorder and start its upkeep task. Call once, inside the
+/// runtime, before any front end starts. A second call (or a failure) leaves metrics off
+/// rather than stopping the server.
+pub fn install(engine: &staykv_engine::Engine) {
+    if INSTALLED.get().is_some() {
+        return;
+    }
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(COMMAND_LATENCY.into()), LATENCY_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(HTTP_LATENCY.into()), HTTP_BUCKETS));
+    let handle = match builder.and_then(PrometheusBuilder::install_recorder) {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::warn!(%error, "metrics are off: cannot install the Prometheus recorder");
+            return;
+        }
+    };
+    describe();
+    let latency = engine.table.all().iter().map(|spec| histogram!(COMMAND_LATENCY, "command" => spec.name)).collect();
+    let upkeep = handle.clone();
+    if INSTALLED.set(Installed { handle, latency }).is_ok() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_EVERY);
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+    }
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(COMMAND_LATENCY, Unit::Seconds, "Time to execute a command (without waiting for fsync).");
+    describe_histogram!(HTTP_LATENCY, Unit::Seconds, "HTTP API request time, fsync wait included.");
+    describe_counter!("staykv_commands_total", "Commands executed, per command (both front ends).");
+    describe_counter!("staykv_command_errors_total", "Commands that ran and answered an error, per command.");
+    describe_counter!("staykv_commands_rejected_total", "Commands refused before running (arity, auth, ...).");
+    describe_counter!("staykv_http_requests_total", "HTTP API requests by endpoint and status code.");
+    describe_gauge!("staykv_connected_clients", "Open RESP connections.");
+    describe_gauge!("staykv_http_requests_in_flight", "HTTP API requests being served.");
+    describe_gauge!("staykv_keys", "Keys per database.");
+    describe_gauge!("staykv_expiring_keys", "Keys with a deadline, per database.");
+    describe_gauge!("staykv_memory_rss_bytes", Unit::Bytes, "Resident set size of the process.");
+    describe_gauge!("staykv_log_last_seq", "Sequence number of the last batch appended to the write-ahead log.");
+    describe_gauge!("staykv_log_durable_seq", "Sequence number up to which the log is fsynced.");
+    describe_gauge!("staykv_log_healthy", "1 while the log can be written, 0 while writes are refused (MISCONF).");
+    describe_gauge!("staykv_loading", "1 while the data directory is being recovered.");
+    describe_gauge!("staykv_uptime_seconds", Unit::Seconds, "Seconds since start.");
+}
+
+/// Record one executed command: `index` is `Outcome::command`, `elapsed` its run time.
+#[inline]
+pub fn record_command(index: Option<usize>, elapsed: Duration) {
+    if let Some(h) = index.and_then(|i| INSTALLED.get()?.latency.get(i)) {
+        h.record(elapsed.as_secs_f64());
+    }
+}
+
+/// Record one finished HTTP API request.
+pub fn record_http(endpoint: &'static str, status: u16, elapsed: Duration) {
+    if INSTALLED.get().is_none() {
+        return;
+    }
+    histogram!(HTTP_LATENCY, "endpoint" => endpoint).record(elapsed.as_secs_f64());
+    counter!("staykv_http_requests_total", "endpoint" => endpoint, "status" => status.to_string()).increment(1);
+}
+
+/// Set the gauge of HTTP requests in flight.
+pub fn set_http_in_flight(value: usize) {
+    if INSTALLED.get().is_some() {
+        gauge!("staykv_http_requests_in_flight").set(value as f64);
+    }
+}
+
+/// The Prometheus text exposition, with the scrape-time figures refreshed first.
+pub fn render(shared: &Shared) -> String {
+    let Some(installed) = INSTALLED.get() else {
+        return "# metrics are not available: the recorder could not be installed\n".into();
+    };
+    let engine = &shared.engine;
+    for (spec, stats) in engine.table.all().iter().zip(&engine.command_stats) {
+        let calls = stats.calls.load(Ordering::Relaxed);
+        let failed = stats.failed.load(Ordering::Relaxed);
+        let rejected = stats.rejected.load(Ordering::Relaxed);
+        if calls + failed + rejected == 0 {
+            continue;
+        }
+        counter!("staykv_commands_total", "command" => spec.name).absolute(calls);
+        counter!("staykv_command_errors_total", "command" => spec.name).absolute(failed);
+        counter!("staykv_commands_rejected_total", "command" => spec.name).absolute(rejected);
+    }
+    for (db, (keys, expiring)) in engine.db_sizes().into_iter().enumerate() {
+        gauge!("staykv_keys", "db" => db.to_string()).set(keys as f64);
+        gauge!("staykv_expiring_keys", "db" => db.to_string()).set(expiring as f64);
+    }
+    gauge!("staykv_connected_clients").set(shared.host.clients.lock().len() as f64);
+    gauge!("staykv_memory_rss_bytes").set(crate::stats::rss_bytes() as f64);
+    gauge!("staykv_uptime_seconds").set(shared.host.started.elapsed().as_secs_f64());
+    let log = LogFigures::read(&shared.persistence);
+    gauge!("staykv_log_last_seq").set(log.last_seq as f64);
+    gauge!("staykv_log_durable_seq").set(log.durable_seq as f64);
+    gauge!("staykv_log_healthy").set(if log.healthy { 1.0 } else { 0.0 });
+    gauge!("staykv_loading").set(if shared.persistence.is_loading() { 1.0 } else { 0.0 });
+    let mut text = installed.handle.render();
+    let _ = writeln!(text, "# TYPE staykv_info gauge\nstaykv_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    text
+}
+
+/// Log positions, read from the persistence's INFO section (the one place that exposes
+/// them without reaching into the log).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogFigures {
+    pub last_seq: u64,
+    pub durable_seq: u64,
+    pub healthy: bool,
+}
+
+impl LogFigures {
+    pub fn read(persistence: &crate::persistence::Persistence) -> LogFigures {
+        LogFigures::parse(&persistence.info())
+    }
+
+    fn parse(info: &str) -> LogFigures {
+        let mut figures = LogFigures { healthy: true, ..LogFigures::default() };
+        for line in info.lines() {
+            let Some((name, value)) = line.trim_end().split_once(':') else { continue };
+            match name {
+                "staykv_log_last_seq" => figures.last_seq = value.parse().unwrap_or(0),
+                "staykv_log_durable_seq" => figures.durable_seq = value.parse().unwrap_or(0),
+                "aof_last_write_status" => figures.healthy = value == "ok",
+                _ => {}
+            }
+        }
+        figures
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::LogFigures;
+
+    #[test]
+    fn parses_log_figures() {
+        let info = "loading:0\r\naof_last_write_status:err\r\nstaykv_log_last_seq:42\r\nstaykv_log_durable_seq:40\r\n";
+        assert_eq!(LogFigures::parse(info), LogFigures { last_seq: 42, durable_seq: 40, healthy: false });
+        assert_eq!(LogFigures::parse(""), LogFigures { last_seq: 0, durable_seq: 0, healthy: true });
+    }
+}

@@ -1,0 +1,356 @@
+//! The maintenance subcommands: `staykv check`, `staykv import`, `staykv export`.
+//!
+//! They print their report on stdout and progress on stderr: a progress bar on a terminal,
+//! a line every two seconds otherwise.
+//!
+//! Locking: `import` takes the data directory's lock (it writes); `check --fix` takes it and
+//! refuses while a server runs on the directory. `check` without `--fix` and `export` only
+//! read, so they also run beside a live server (with a warning: `check` may then report the
+//! end of the segment being written as a torn tail, and `export` writes what was on disk when
+//! it read it; a compaction finishing during the read makes it fail, and it can be re-run).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use staykv_engine::exec::NoJournal;
+use staykv_engine::{decode_batch, Engine, EngineOptions};
+use staykv_rdb::{RdbItem, RdbReader};
+use staykv_storage::{BoxError, DamageKind, Progress, RealFs, Replay};
+
+use crate::persistence::{lock_dir, LOCK_FILE};
+use crate::snapshot::{self, EngineReplay};
+
+/// Databases of the engines the tools build (the most `--databases` allows), so that a data
+/// directory written with more than the default 16 still loads.
+pub const TOOL_DATABASES: usize = 1024;
+
+/// Progress on stderr: a bar on a terminal, a line every two seconds otherwise.
+#[derive(Debug)]
+pub struct Meter {
+    bar: Option<ProgressBar>,
+    label: String,
+    unit: &'static str,
+    total: Option<u64>,
+    pos: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Meter {
+    pub fn new(label: &str, total: Option<u64>, unit: &'static str) -> Meter {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = match total {
+                Some(n) => ProgressBar::new(n),
+                None => ProgressBar::new_spinner(),
+            };
+            let template = match total {
+                Some(_) => "{msg} [{bar:40}] {percent:>3}% {human_pos}/{human_len} ({per_sec}, eta {eta})",
+                None => "{spinner} {msg} {human_pos} ({per_sec})",
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(format!("{label} ({unit})"));
+            bar
+        });
+        Meter { bar, label: label.to_string(), unit, total, pos: 0, started: Instant::now(), last_line: Instant::now() }
+    }
+
+    pub fn set(&mut self, pos: u64) {
+        self.pos = pos;
+        match &self.bar {
+            Some(bar) => bar.set_position(pos),
+            None if self.last_line.elapsed() >= Duration::from_secs(2) => {
+                self.last_line = Instant::now();
+                self.line();
+            }
+            None => {}
+        }
+    }
+
+    pub fn inc(&mut self, n: u64) {
+        self.set(self.pos + n);
+    }
+
+    fn line(&self) {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = self.pos as f64 / secs;
+        match self.total {
+            Some(total) if total > 0 => eprintln!(
+                "{}: {}/{} {} ({:.1}%), {rate:.0} {}/s",
+                self.label,
+                self.pos,
+                total,
+                self.unit,
+                self.pos as f64 * 100.0 / total as f64,
+                self.unit
+            ),
+            _ => eprintln!("{}: {} {}, {rate:.0} {}/s", self.label, self.pos, self.unit, self.unit),
+        }
+    }
+
+    pub fn finish(self) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => self.line(),
+        }
+    }
+}
+
+/// Whether `dir` holds anything but the lock file.
+pub fn dir_has_files(dir: &Path) -> Result<bool, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    Ok(entries.flatten().any(|e| e.file_name() != LOCK_FILE))
+}
+
+/// Try the data directory lock: `(true, lock)` if we hold it now, `(false, None)` if a
+/// server holds it.
+fn try_lock_existing(dir: &Path) -> Result<(bool, Option<std::fs::File>), String> {
+    match lock_dir(dir) {
+        Ok(file) => Ok((true, Some(file))),
+        Err(message) if message.contains("in use by another") => Ok((false, None)),
+        Err(message) => Err(message),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// check
+
+/// Decodes every log batch after the snapshot without executing it (part of `check`).
+struct DecodeOnly {
+    batches: u64,
+    bad: Vec<(u64, String)>,
+    meter: Meter,
+}
+
+impl Replay for DecodeOnly {
+    fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError> {
+        self.batches += 1;
+        if let Err(e) = decode_batch(payload) {
+            self.bad.push((seq, e.to_string()));
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        self.meter.set(progress.bytes_done);
+    }
+}
+
+/// `staykv check [--dir D] [--fix] [-y]`.
+pub fn check(dir: &Path, fix: bool, yes: bool) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!("no data directory at {}", dir.display()));
+    }
+    let (locked, _lock) = try_lock_existing(dir)?;
+    if !locked {
+        if fix {
+            return Err(format!(
+                "a StayKV server is running on {}: stop it before `staykv check --fix`",
+                dir.display()
+            ));
+        }
+        eprintln!(
+            "warning: a StayKV server is running on {}; the end of the segment it is writing may show as a torn tail",
+            dir.display()
+        );
+    }
+    let fs = RealFs::new();
+    let report = staykv_storage::check(dir, &fs).map_err(|e| e.to_string())?;
+    println!("{report}");
+    let mut problems = Vec::new();
+
+    // The snapshot: every key readable and loadable, CRC64 trailer verified.
+    if let Some(snap) = report.manifest.as_ref().and_then(|m| m.snapshot.clone()) {
+        match verify_snapshot(&dir.join(&snap.file)) {
+            Ok((keys, unsupported)) if unsupported.is_empty() => {
+                println!("snapshot {}: OK ({keys} keys, RDB checksum verified)", snap.file)
+            }
+            Ok((keys, unsupported)) => {
+                println!(
+                    "snapshot {}: {keys} keys; {} keys of types this build cannot load: {}",
+                    snap.file,
+                    unsupported.len(),
+                    unsupported.join(", ")
+                );
+                problems.push(format!("snapshot {} holds keys this build cannot load", snap.file));
+            }
+            Err(e) => {
+                println!("snapshot {}: DAMAGED: {e}", snap.file);
+                println!("  `--fix` cannot repair a snapshot (it holds data the log no longer has);");
+                println!("  keep a copy of the directory and restore the snapshot from a backup");
+                problems.push(format!("snapshot {} is damaged: {e}", snap.file));
+            }
+        }
+    }
+
+    // Every log batch decodes (only when the log can be read to its end).
+    let readable = report.damage.as_ref().is_none_or(|d| d.kind == DamageKind::TornTail);
+    if report.manifest.is_some() && readable {
+        let total: u64 = report.segments.iter().map(|s| s.bytes).sum();
+        let mut decode =
+            DecodeOnly { batches: 0, bad: Vec::new(), meter: Meter::new("checking log batches", Some(total), "bytes") };
+        let scanned = staykv_storage::scan(dir, &fs, &mut decode);
+        let DecodeOnly { batches, bad, meter } = decode;
+        meter.finish();
+        match scanned {
+            Ok(_) if bad.is_empty() => println!("log batches after the snapshot: {batches} decoded OK"),
+            Ok(_) => {
+                for (seq, e) in bad.iter().take(20) {
+                    println!("log batch seq {seq}: cannot be decoded: {e}");
+                }
+                problems.push(format!("{} log batches cannot be decoded", bad.len()));
+            }
+            Err(e) => problems.push(format!("reading the log failed: {e}")),
+        }
+    }
+
+    if report.is_clean() {
+        if problems.is_empty() {
+            println!("data directory OK");
+            return Ok(());
+        }
+        return Err(problems.join("; "));
+    }
+    if !fix {
+        problems.insert(
+            0,
+            "damage found: run `staykv check --fix` to repair it (the report above says what it drops)".into(),
+        );
+        return Err(problems.join("; "));
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err("refusing to fix without confirmation: run on a terminal, or pass -y".into());
+        }
+        eprint!("Repair {} as described above, dropping the data listed? [y/N] ", dir.display());
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).map_err(|e| format!("cannot read the answer: {e}"))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+            return Err("not fixed".into());
+        }
+    }
+    let outcome = staykv_storage::fix(dir, &fs, &report).map_err(|e| format!("fix failed: {e}"))?;
+    println!("fixed:");
+    if let Some((file, offset, bytes, saved)) = &outcome.truncated {
+        println!("  truncated {file} at offset {offset}: dropped {bytes} bytes (saved to {saved})");
+    }
+    for (from, to) in &outcome.dropped {
+        println!("  dropped segment {from} (renamed {to})");
+    }
+    if let Some(created) = &outcome.created {
+        println!("  created empty segment {created}");
+    }
+    if let Some(d) = &report.damage {
+        println!("  data dropped: {} log batches, {} bytes", d.frames_dropped, d.bytes_dropped);
+    }
+    let after = staykv_storage::check(dir, &fs).map_err(|e| e.to_string())?;
+    if !after.is_clean() {
+        return Err(format!("the directory is still damaged after the fix:\n{after}"));
+    }
+    println!("data directory OK after the fix");
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Reads a snapshot to the end: key count and the keys this build cannot load.
+fn verify_snapshot(path: &Path) -> Result<(u64, Vec<String>), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let total = file.metadata().map(|m| m.len()).ok();
+    let mut reader = RdbReader::new(std::io::BufReader::with_capacity(256 * 1024, file)).map_err(|e| e.to_string())?;
+    let mut meter = Meter::new("checking the snapshot", total, "bytes");
+    let mut keys = 0u64;
+    let mut unsupported = Vec::new();
+    while let Some(item) = reader.next_item().map_err(|e| e.to_string())? {
+        match item {
+            RdbItem::Entry(entry) => {
+                keys += 1;
+                if let Err(kind) = snapshot::value_from_rdb(entry.value) {
+                    unsupported.push(format!("{:?} ({kind})", String::from_utf8_lossy(&entry.key)));
+                }
+            }
+            RdbItem::Unsupported { key, type_id, .. } => {
+                unsupported.push(format!("{:?} ({})", String::from_utf8_lossy(&key), snapshot::rdb_type_name(type_id)))
+            }
+            RdbItem::Aux { .. } => {}
+        }
+        if keys.is_multiple_of(4096) {
+            meter.set(reader.bytes_read());
+        }
+    }
+    meter.set(reader.bytes_read());
+    meter.finish();
+    Ok((keys, unsupported))
+}
+
+// ---------------------------------------------------------------------------------------------
+// export
+
+/// `staykv export --rdb FILE [--dir D]`: recover the directory read-only into memory and
+/// write it as one RDB file (atomically: `FILE.tmp`, fsync, rename).
+pub fn export(dir: &Path, rdb: &Path) -> Result<(), String> {
+    if !dir.is_dir() || !dir_has_files(dir)? {
+        return Err(format!("no data directory at {}", dir.display()));
+    }
+    let (locked, lock) = try_lock_existing(dir)?;
+    if !locked {
+        eprintln!(
+            "warning: a StayKV server is running on {}; exporting what is on disk now (later writes are not included)",
+            dir.display()
+        );
+    }
+    let started = Instant::now();
+    let engine = Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 });
+    let mut replay = EngineReplay::new(dir, &engine);
+    let recovery = staykv_storage::scan(dir, &RealFs::new(), &mut replay).map_err(|e| e.to_string())?;
+    drop(lock);
+    if let Some(torn) = &recovery.torn_tail {
+        eprintln!(
+            "note: torn tail in {} at offset {} ({}): the last incomplete write is not exported",
+            torn.file, torn.offset, torn.reason
+        );
+    }
+    engine.active_expire(crate::clock::now_ms(), usize::MAX, &NoJournal);
+    let total: u64 = engine.db_sizes().iter().map(|(keys, _)| *keys as u64).sum();
+    let mut meter = Meter::new("exporting", Some(total), "keys");
+    let (bytes, counts) = snapshot::write_rdb_atomically(rdb, |writer| {
+        snapshot::write_engine(&engine, writer, |n| {
+            if n.is_multiple_of(1024) {
+                meter.set(n);
+            }
+        })
+        .map_err(|e| format!("cannot write {}: {e}", rdb.display()))
+    })?;
+    meter.set(counts.keys);
+    meter.finish();
+    println!(
+        "exported {} keys ({} with a TTL) from {} to {} ({bytes} bytes, RDB version 10) in {:.2} s",
+        counts.keys,
+        counts.expires,
+        dir.display(),
+        rdb.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_without_terminal_counts() {
+        let mut meter = Meter::new("test", Some(10), "keys");
+        meter.inc(3);
+        meter.set(10);
+        assert_eq!(meter.pos, 10);
+        meter.finish();
+    }
+}

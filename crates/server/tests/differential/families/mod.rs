@@ -1,0 +1,49 @@
+//! The family registry. A family is a name, the commands it cannot do without, and weighted
+//! generators, one per command; each generator returns the command(s) to send with how to
+//! compare their replies (`Check`). A generator is used only when StayKV (and Redis) know its
+//! command and every command its check needs (`COMMAND INFO` at start); a family is enabled
+//! when its required commands are all known.
+//!
+//! To add a family: write `families/<name>.rs` exposing `pub const FAMILY: Family`, and list
+//! it in `registry()`.
+
+use super::gen::{Gen, Op};
+
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod sets;
+pub mod strings;
+pub mod zsets;
+
+pub type GenFn = fn(&mut Gen) -> Vec<Op>;
+
+#[derive(Debug)]
+pub struct CmdGen {
+    /// The command generated ("" for commands that must be unknown to both servers).
+    pub name: &'static str,
+    pub weight: u32,
+    /// Other commands the comparison needs (re-sync, membership checks).
+    pub needs: &'static [&'static str],
+    pub gen: GenFn,
+}
+
+pub const fn c(name: &'static str, weight: u32, gen: GenFn) -> CmdGen {
+    CmdGen { name, weight, needs: &[], gen }
+}
+
+pub const fn cn(name: &'static str, weight: u32, needs: &'static [&'static str], gen: GenFn) -> CmdGen {
+    CmdGen { name, weight, needs, gen }
+}
+
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    /// Without these the family is skipped (e.g. nothing creates a hash without HSET).
+    pub required: &'static [&'static str],
+    pub gens: &'static [CmdGen],
+}
+
+pub fn registry() -> Vec<&'static Family> {
+    vec![&strings::FAMILY, &keys::FAMILY, &hashes::FAMILY, &lists::FAMILY, &sets::FAMILY, &zsets::FAMILY]
+}

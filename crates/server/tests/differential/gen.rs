@@ -1,0 +1,514 @@
+//! What generators produce (`Op`: a command plus how to compare its replies) and the random
+//! source they draw from (`Gen`: seeded RNG, the shared key space, argument pools, expiry times
+//! that cannot tie).
+
+use std::collections::HashSet;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::resp::Value;
+
+pub type Args = Vec<Vec<u8>>;
+
+/// How the two replies to one command are compared.
+#[derive(Clone, Debug)]
+pub enum Check {
+    /// Byte-for-byte equal raw RESP.
+    Exact,
+    /// Equal after applying the normalizer to both parsed replies (types are kept, so this is
+    /// as strict as `Exact` apart from what the normalizer deliberately erases, e.g. order).
+    Norm(fn(&Value) -> Value),
+    /// Integers within ± this much (TTL, PTTL, EXPIRETIME...); negative specials must be equal.
+    Tol(i64),
+    /// A float result where StayKV's f64 may differ from Redis's long double in the last
+    /// digits: tolerated only for commands in `KNOWN_DIFFERENCES`, then state is re-synced.
+    Float(FloatResync),
+    /// A command with a random result: same shape, members verified, state re-synced.
+    Random(RandomCheck),
+    /// `SCAN 0 ...`: iterate fully on each server and compare the key sets, not the cursors.
+    Scan,
+    /// `HELLO`: the same map apart from the connection id.
+    Hello,
+    /// An array whose elements are compared one by one, each with its own check (for EXEC
+    /// replies, when a transactions family is added).
+    #[allow(dead_code)]
+    Each(Vec<Check>),
+}
+
+/// How to bring StayKV back to Redis's value after a tolerated float difference.
+#[derive(Clone, Debug)]
+pub enum FloatResync {
+    String { key: Vec<u8> },
+    HashField { key: Vec<u8>, field: Vec<u8> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RandKind {
+    RandomKey,
+    SRandMember,
+    SPop,
+    HRandField,
+    ZRandMember,
+}
+
+#[derive(Clone, Debug)]
+pub struct RandomCheck {
+    pub kind: RandKind,
+    pub key: Vec<u8>,
+    /// The count argument, when given and an integer.
+    pub count: Option<i64>,
+    /// WITHVALUES / WITHSCORES.
+    pub with_values: bool,
+}
+
+/// One command to send to both servers.
+#[derive(Clone, Debug)]
+pub struct Op {
+    pub args: Args,
+    pub check: Check,
+    /// A lexicographical range over this sorted set: Redis leaves the result unspecified when
+    /// the members' scores differ, so the harness sends the command only when they are all
+    /// equal (checked on Redis just before) and counts the skipped ones.
+    pub lex_key: Option<Vec<u8>>,
+}
+
+impl Op {
+    pub fn new(args: Args) -> Op {
+        Op { args, check: Check::Exact, lex_key: None }
+    }
+
+    pub fn with(args: Args, check: Check) -> Op {
+        Op { args, check, lex_key: None }
+    }
+
+    pub fn lex(args: Args, key: Vec<u8>) -> Op {
+        Op { args, check: Check::Exact, lex_key: Some(key) }
+    }
+
+    /// Whether the batch must end right after this command (its check talks to the servers).
+    pub fn ends_batch(&self) -> bool {
+        matches!(self.check, Check::Float(_) | Check::Random(_) | Check::Scan | Check::Hello)
+    }
+
+    /// Whether random argument mutations keep the comparison meaningful.
+    pub fn mutable(&self) -> bool {
+        matches!(self.check, Check::Exact | Check::Norm(_)) && self.args.len() >= 2
+    }
+}
+
+pub fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+/// The shared key space: few keys, so commands interact; some with bytes that matter to
+/// glob patterns and to the protocol.
+pub const KEYS: &[&[u8]] = &[
+    b"k0",
+    b"k1",
+    b"k2",
+    b"k3",
+    b"k4",
+    b"k5",
+    b"k6",
+    b"k7",
+    b"k8",
+    b"k9",
+    b"k10",
+    b"k11",
+    b"k12",
+    b"k13",
+    b"",
+    b"k\x00z",
+    b"sp ace",
+    "\u{3ba}\u{3bb}".as_bytes(),
+    b"a*b",
+    b"h?llo",
+];
+
+/// Valid databases the generators use; the dataset comparison covers exactly these.
+pub const DBS: &[&str] = &["0", "1", "2", "3"];
+
+/// Seconds between two expiry "slots": far more than a run lasts, so two different slots
+/// compare the same way on both servers whatever the few milliseconds between them.
+const SLOT_SECS: i64 = 20_000;
+const SLOTS: u32 = 200_000;
+
+pub struct Gen {
+    pub rng: StdRng,
+    /// Unix time (s) when the run started; absolute expiry times are built from it.
+    t0_secs: i64,
+    used_slots: HashSet<u32>,
+    /// Set when an expiry in the past (or zero/negative) was generated: a key may now be
+    /// logically expired but not yet reclaimed, which only DBSIZE could tell; the harness
+    /// follows up with `EXISTS <every key>` so both servers reclaim it at the same point.
+    pub past_used: bool,
+}
+
+impl std::fmt::Debug for Gen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gen").field("t0_secs", &self.t0_secs).finish()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Gen {
+    pub fn new(seed: u64) -> Gen {
+        Gen { rng: StdRng::seed_from_u64(seed), t0_secs: now_ms() / 1000, used_slots: HashSet::new(), past_used: false }
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.rng.gen_bool(p.clamp(0.0, 1.0))
+    }
+
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        self.rng.gen_range(lo..=hi)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        self.rng.gen_range(0..n.max(1))
+    }
+
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        let i = self.below(xs.len());
+        xs[i]
+    }
+
+    pub fn pick_str(&mut self, xs: &[&str]) -> Vec<u8> {
+        b(self.pick(xs))
+    }
+
+    pub fn pick_bytes(&mut self, xs: &[&[u8]]) -> Vec<u8> {
+        self.pick(xs).to_vec()
+    }
+
+    /// A command name in random letter case now and then (commands are case-insensitive).
+    pub fn name(&mut self, name: &str) -> Vec<u8> {
+        match self.below(20) {
+            0 => name.to_ascii_lowercase().into_bytes(),
+            1 => name
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if i % 2 == 0 { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() })
+                .collect::<String>()
+                .into_bytes(),
+            _ => name.as_bytes().to_vec(),
+        }
+    }
+
+    /// An option keyword, occasionally in lower case.
+    pub fn kw(&mut self, kw: &str) -> Vec<u8> {
+        if self.chance(0.1) {
+            kw.to_ascii_lowercase().into_bytes()
+        } else {
+            kw.as_bytes().to_vec()
+        }
+    }
+
+    pub fn key(&mut self) -> Vec<u8> {
+        // Favour the plain keys a little so values accumulate.
+        if self.chance(0.7) {
+            KEYS[self.below(8)].to_vec()
+        } else {
+            self.pick(KEYS).to_vec()
+        }
+    }
+
+    pub fn keys(&mut self, min: usize, max: usize) -> Args {
+        let n = self.rng.gen_range(min..=max);
+        (0..n).map(|_| self.key()).collect()
+    }
+
+    /// Two or more distinct keys.
+    pub fn distinct_keys(&mut self, n: usize) -> Args {
+        let mut out: Args = Vec::new();
+        while out.len() < n.min(KEYS.len()) {
+            let k = self.key();
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    pub fn db(&mut self) -> Vec<u8> {
+        if self.chance(0.9) {
+            self.pick_str(DBS)
+        } else {
+            self.pick_str(&["16", "-1", "x", "1.0", "", "99999999999999999999", "2147483648", "-2147483649"])
+        }
+    }
+
+    /// String values: numbers (valid and not), floats, binary, the 44/45-byte embstr limit.
+    pub fn value(&mut self) -> Vec<u8> {
+        const V: &[&[u8]] = &[
+            b"",
+            b"v",
+            b"hello",
+            b"hello world",
+            b"0",
+            b"1",
+            b"-1",
+            b"42",
+            b"10",
+            b"007",
+            b"-0",
+            b"+5",
+            b"1.5",
+            b"3.0e2",
+            b"-2.5",
+            b"9223372036854775807",
+            b"-9223372036854775808",
+            b"9223372036854775808",
+            b" 12",
+            b"12 ",
+            b"0x1a",
+            b"inf",
+            b"nan",
+            b"\x00\x01\xff\r\n",
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            b"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            b"abcdefg",
+            b"ACGTACGTTA",
+            b"xyzabcdxyz",
+            b"ohmytext",
+            b"mynewtext",
+            b"12345678901234567890",
+            b"9999",
+            b"10000",
+            b"-10000",
+            b"1e3",
+        ];
+        self.pick_bytes(V)
+    }
+
+    /// An integer argument: mostly small, sometimes at or past the i64 limits, sometimes not
+    /// an integer at all.
+    pub fn int(&mut self) -> Vec<u8> {
+        match self.below(20) {
+            0..=11 => self.range(-20, 20).to_string().into_bytes(),
+            12 | 13 => self.range(-100_000, 100_000).to_string().into_bytes(),
+            14 | 15 => self.pick_str(&[
+                "9223372036854775807",
+                "-9223372036854775808",
+                "9223372036854775806",
+                "-9223372036854775807",
+                "4611686018427387904",
+            ]),
+            _ => self.pick_str(&[
+                "9223372036854775808",
+                "-9223372036854775809",
+                "1.5",
+                "",
+                "abc",
+                " 1",
+                "1 ",
+                "+1",
+                "007",
+                "0x10",
+                "1e3",
+                "-0",
+                "99999999999999999999999",
+            ]),
+        }
+    }
+
+    /// A small integer, occasionally invalid.
+    pub fn small_int(&mut self, lo: i64, hi: i64) -> Vec<u8> {
+        if self.chance(0.05) {
+            self.pick_str(&["abc", "", "1.5", "9223372036854775808", "-9223372036854775809", " 2"])
+        } else {
+            self.range(lo, hi).to_string().into_bytes()
+        }
+    }
+
+    /// A float argument (INCRBYFLOAT, HINCRBYFLOAT, scores).
+    pub fn float(&mut self) -> Vec<u8> {
+        match self.below(20) {
+            0..=5 => self.range(-50, 50).to_string().into_bytes(),
+            6..=13 => self.pick_str(&[
+                "0.1", "-0.1", "1.5", "2.25", "-3.75", "0.5", "1e3", "1e-3", "1.5e10", "3.0", "-0", "0.0", "10.5",
+                "100.01", "3.14159", "2.5e-5",
+            ]),
+            14..=16 => self.pick_str(&["inf", "-inf", "+inf", "nan", "abc", "", " 1", "1 ", "1e309", "0x10"]),
+            _ => self.pick_str(&["1e308", "-1e308", "5e-324", "1.7976931348623157e308", "1e20", "123456789.123456789"]),
+        }
+    }
+
+    fn slot(&mut self) -> i64 {
+        if self.used_slots.len() as u32 > SLOTS * 9 / 10 {
+            self.used_slots.clear();
+        }
+        loop {
+            let s = self.rng.gen_range(1..=SLOTS);
+            if self.used_slots.insert(s) {
+                return i64::from(s);
+            }
+        }
+    }
+
+    /// A relative expiry in seconds, unique in the run (see `SLOT_SECS`).
+    pub fn rel_secs(&mut self) -> i64 {
+        self.slot() * SLOT_SECS
+    }
+
+    /// A relative expiry in milliseconds, unique in the run.
+    pub fn rel_ms(&mut self) -> i64 {
+        self.slot() * SLOT_SECS * 1000 + self.range(0, 999)
+    }
+
+    /// An absolute future Unix time in seconds, unique in the run (half a slot away from
+    /// every relative expiry).
+    pub fn abs_secs(&mut self) -> i64 {
+        self.t0_secs + self.slot() * SLOT_SECS + SLOT_SECS / 2
+    }
+
+    pub fn abs_ms(&mut self) -> i64 {
+        (self.t0_secs + self.slot() * SLOT_SECS + SLOT_SECS / 2) * 1000 + self.range(0, 999)
+    }
+
+    /// A time in the past, zero or negative (for EXPIRE: the key is deleted at once).
+    /// Relative times are never small positive numbers: a key must not expire mid-run at a
+    /// moment that differs between the servers.
+    pub fn past(&mut self, ms: bool, absolute: bool) -> i64 {
+        self.past_used = true;
+        let secs = match self.below(4) {
+            0 => 0,
+            1 => -self.range(1, 1000),
+            2 if absolute => 1,
+            _ if absolute => self.t0_secs - self.range(10, 100_000),
+            _ => -self.range(1_000_000, 2_000_000_000),
+        };
+        if ms {
+            secs * 1000 + self.range(0, 999)
+        } else {
+            secs
+        }
+    }
+
+    /// Numbers an expiry must reject (not integers, overflowing once scaled or offset).
+    pub fn bad_time(&mut self) -> Vec<u8> {
+        self.pick_str(&[
+            "abc",
+            "",
+            "1.5",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775",
+            "9223372036854776",
+            "-9223372036854776",
+            "9223372036854775808",
+            " 100",
+        ])
+    }
+
+    /// A relative expiry argument in seconds (or ms): mostly valid, sometimes past or invalid.
+    pub fn rel_arg(&mut self, ms: bool) -> Vec<u8> {
+        match self.below(20) {
+            0 | 1 => self.past(ms, false).to_string().into_bytes(),
+            2 => self.bad_time(),
+            _ => if ms { self.rel_ms() } else { self.rel_secs() }.to_string().into_bytes(),
+        }
+    }
+
+    /// An absolute expiry argument in seconds (or ms).
+    pub fn abs_arg(&mut self, ms: bool) -> Vec<u8> {
+        match self.below(20) {
+            0 | 1 => self.past(ms, true).to_string().into_bytes(),
+            2 => self.bad_time(),
+            _ => if ms { self.abs_ms() } else { self.abs_secs() }.to_string().into_bytes(),
+        }
+    }
+
+    /// A glob pattern for KEYS and SCAN MATCH.
+    pub fn pattern(&mut self) -> Vec<u8> {
+        const P: &[&[u8]] = &[
+            b"*",
+            b"*",
+            b"k*",
+            b"k?",
+            b"k1*",
+            b"*[0-9]",
+            b"k[^0-4]*",
+            b"k[1-3]",
+            b"k[3-1]",
+            b"\\*",
+            b"a\\*b",
+            b"a*b",
+            b"h?llo",
+            b"h[?]llo",
+            b"h\\?llo",
+            b"*\x00*",
+            b"[",
+            b"k[",
+            b"k\\",
+            b"*z",
+            b"s*e",
+            b"[a-z]*",
+            b"[^a]*",
+            b"\xce*",
+            b"",
+            b"**k**",
+            b"?",
+            b"??",
+            b"k[0-9][0-9]",
+            b"k[\\]]",
+            b"[!k]*",
+            b"*1",
+            b"K*",
+            b"k[a-",
+            b"*[",
+            b"[]*",
+            b"[^]k*",
+            b"?*?",
+        ];
+        self.pick_bytes(P)
+    }
+
+    /// `EXISTS` on every key: makes both servers reclaim logically expired keys now.
+    pub fn touch_all() -> Op {
+        let mut a = vec![b"EXISTS".to_vec()];
+        a.extend(KEYS.iter().map(|k| k.to_vec()));
+        Op::new(a)
+    }
+}
+
+// ---- normalizers ----------------------------------------------------------------------------
+
+/// Sort the elements of a top-level array or set (KEYS, SMEMBERS, HKEYS...).
+pub fn unordered(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let mut s = items.clone();
+            s.sort();
+            Value::Array(s)
+        }
+        Value::Set(items) => {
+            let mut s = items.clone();
+            s.sort();
+            Value::Set(s)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Sort field/value pairs: a RESP2 flat array, a RESP3 map (HGETALL).
+pub fn unordered_pairs(v: &Value) -> Value {
+    match v {
+        Value::Array(items) if items.len() % 2 == 0 => {
+            let mut pairs: Vec<(Value, Value)> = items.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
+            pairs.sort();
+            Value::Array(pairs.into_iter().flat_map(|(a, b)| [a, b]).collect())
+        }
+        Value::Map(m) => {
+            let mut m = m.clone();
+            m.sort();
+            Value::Map(m)
+        }
+        other => other.clone(),
+    }
+}

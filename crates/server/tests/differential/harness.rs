@@ -1,0 +1,1092 @@
+//! Runs the families against both servers: pipelined batches, reply comparison, follow-ups
+//! for random replies, periodic whole-dataset comparison, mismatch reports.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::families::{self, CmdGen, Family};
+use super::gen::{now_ms, unordered, unordered_pairs, Args, Check, FloatResync, Gen, Op, RandKind, RandomCheck, DBS};
+use super::launch::Server;
+use super::resp::{quote, render, render_command, Conn, ReadError, Value};
+
+/// Commands per pipelined batch.
+const BATCH: usize = 100;
+/// Commands per protocol segment (each segment starts with HELLO 2 or HELLO 3).
+const SEGMENT: usize = 5000;
+/// Whole-dataset comparison every this many commands.
+const DATASET_EVERY: usize = 1000;
+/// A short-expiry episode (keys that really expire, then a pause) every this many commands.
+const EPISODE_EVERY: usize = 2500;
+/// Share of commands drawn from the other enabled families (wrong types, cross-type keys).
+const FOREIGN: f64 = 0.05;
+/// Share of commands whose arguments are mutated (last one dropped or junk appended).
+const MUTATE: f64 = 0.015;
+const HISTORY: usize = 20;
+
+/// Known, accepted differences from Redis 7.0. Nothing else is tolerated, and every hit is
+/// counted and printed at the end of the run.
+///
+/// INCRBYFLOAT / HINCRBYFLOAT: Redis computes in C `long double` (x87 80-bit, 64-bit mantissa)
+/// and prints with `%.17Lf` stripped of trailing zeros; StayKV computes in f64. The results may
+/// differ in the last digits only (e.g. `1.1` vs `1.10000000000000009`). Tolerated when both
+/// replies are numbers equal to within 1e-14 relative (absolute below 1), after which both
+/// servers are re-synced with the same SET/HSET of Redis's value.
+pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    ("INCRBYFLOAT", "f64 vs long double: last digits of the result may differ"),
+    ("HINCRBYFLOAT", "f64 vs long double: last digits of the result may differ"),
+];
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).map(|v| !v.is_empty() && v != "0").unwrap_or(false)
+}
+
+fn family_seed(seed: u64, family: &str) -> u64 {
+    // FNV-1a over the name, mixed with the seed: each family has its own stream.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in family.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn truncate(s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} bytes in all)", &s[..cut], s.len())
+}
+
+/// Compare results.
+enum Outcome {
+    Same,
+    Known,
+    Mismatch(String),
+}
+
+#[derive(Debug)]
+pub struct Mismatch {
+    pub family: String,
+    pub index: u64,
+    pub command: String,
+    pub redis: String,
+    pub staykv: String,
+    pub detail: String,
+}
+
+#[derive(Debug)]
+struct KnownHit {
+    command: String,
+    redis: String,
+    staykv: String,
+}
+
+pub struct Harness {
+    seed: u64,
+    commands_per_family: usize,
+    keep_going: bool,
+    redis_srv: Server,
+    stay_srv: Server,
+    redis: Conn,
+    stay: Conn,
+    redis_insp: Conn,
+    stay_insp: Conn,
+    family: &'static str,
+    proto: u8,
+    index: u64,
+    history: VecDeque<(u64, String)>,
+    mismatches: Vec<Mismatch>,
+    known: Vec<KnownHit>,
+    dataset_checks: u64,
+    lex_skipped: u64,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness").field("seed", &self.seed).finish()
+    }
+}
+
+/// Which commands a server knows, by `COMMAND INFO`.
+fn known_commands(conn: &mut Conn, names: &[String]) -> HashSet<String> {
+    let mut cmd: Args = vec![b"COMMAND".to_vec(), b"INFO".to_vec()];
+    cmd.extend(names.iter().map(|n| n.as_bytes().to_vec()));
+    let reply = conn.pipeline(&[cmd]).expect("COMMAND INFO");
+    let mut known = HashSet::new();
+    if let Some(items) = reply.first().and_then(Value::items) {
+        for (name, entry) in names.iter().zip(items) {
+            if matches!(entry, Value::Array(_)) {
+                known.insert(name.clone());
+            }
+        }
+    }
+    known
+}
+
+pub fn main() {
+    let seed = env_u64("DIFF_SEED").unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        (t.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32)
+    });
+    let commands = env_u64("DIFF_COMMANDS").map_or(20_000, |n| usize::try_from(n).unwrap_or(20_000));
+    let only: Option<Vec<String>> = std::env::var("DIFF_FAMILIES")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    let keep_going = env_flag("DIFF_KEEP_GOING");
+    println!(
+        "differential: seed {seed} ({commands} commands per family{}); reproduce with DIFF_SEED={seed}",
+        if keep_going { ", keep going" } else { "" }
+    );
+
+    let started = Instant::now();
+    let redis_srv = Server::redis();
+    let stay_srv = Server::staykv();
+    let mut h = Harness {
+        seed,
+        commands_per_family: commands,
+        keep_going,
+        redis: redis_srv.connect(),
+        stay: stay_srv.connect(),
+        redis_insp: redis_srv.connect(),
+        stay_insp: stay_srv.connect(),
+        redis_srv,
+        stay_srv,
+        family: "setup",
+        proto: 2,
+        index: 0,
+        history: VecDeque::new(),
+        mismatches: Vec::new(),
+        known: Vec::new(),
+        dataset_checks: 0,
+        lex_skipped: 0,
+    };
+    if let Ok(Value::Bulk(info)) = h.redis_insp.call(&[b"INFO", b"server"]) {
+        let text = String::from_utf8_lossy(&info).into_owned();
+        let version = text.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?").trim().to_string();
+        println!(
+            "differential: redis-server {version} on port {}, staykv on port {}",
+            h.redis_srv.port, h.stay_srv.port
+        );
+        if !version.starts_with("7.0.") {
+            println!("differential: WARNING: the reference is Redis 7.0; {version} may reply differently");
+        }
+    }
+
+    // Which generators can run: StayKV and Redis must both know the command and what its
+    // check needs.
+    let registry = families::registry();
+    let mut names: Vec<String> = Vec::new();
+    for fam in &registry {
+        for g in fam.gens {
+            for n in std::iter::once(&g.name).chain(g.needs.iter()).chain(fam.required.iter()) {
+                if !n.is_empty() && !names.iter().any(|x| x == n) {
+                    names.push((*n).to_string());
+                }
+            }
+        }
+    }
+    let stay_known = known_commands(&mut h.stay_insp, &names);
+    let redis_known = known_commands(&mut h.redis_insp, &names);
+    let usable = |n: &str| n.is_empty() || (stay_known.contains(n) && redis_known.contains(n));
+    let mut missing: Vec<&String> = names.iter().filter(|n| !stay_known.contains(*n)).collect();
+    missing.sort();
+    if !missing.is_empty() {
+        println!(
+            "differential: skipping commands StayKV lacks (COMMAND INFO answers nil): {}",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+        );
+    }
+    let redis_missing: Vec<&String> = names.iter().filter(|n| !redis_known.contains(*n)).collect();
+    if !redis_missing.is_empty() {
+        println!("differential: skipping commands the reference Redis lacks: {redis_missing:?}");
+    }
+    let mut enabled: Vec<(&'static Family, Vec<&'static CmdGen>)> = Vec::new();
+    for fam in registry {
+        let lacking: Vec<&str> = fam.required.iter().copied().filter(|n| !usable(n)).collect();
+        if !lacking.is_empty() {
+            println!("differential: family {} skipped: StayKV lacks {}", fam.name, lacking.join(" "));
+            continue;
+        }
+        let gens: Vec<&'static CmdGen> =
+            fam.gens.iter().filter(|g| usable(g.name) && g.needs.iter().all(|n| usable(n))).collect();
+        let dropped: Vec<&str> =
+            fam.gens.iter().filter(|g| !gens.iter().any(|x| std::ptr::eq(*x, *g))).map(|g| g.name).collect();
+        if !dropped.is_empty() {
+            println!(
+                "differential: family {}: generators skipped (command or its check's commands missing): {}",
+                fam.name,
+                dropped.join(" ")
+            );
+        }
+        enabled.push((fam, gens));
+    }
+
+    let mut summary = Vec::new();
+    for (i, (fam, gens)) in enabled.iter().enumerate() {
+        if let Some(only) = &only {
+            if !only.iter().any(|o| o == fam.name) {
+                continue;
+            }
+        }
+        let foreign: Vec<&'static CmdGen> =
+            enabled.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, (_, g))| g.iter().copied()).collect();
+        let t = Instant::now();
+        let known_before = h.known.len();
+        let mismatches_before = h.mismatches.len();
+        h.run_family(fam, gens, &foreign);
+        let lex_skipped = std::mem::take(&mut h.lex_skipped);
+        let line = format!(
+            "{:<8} {:>6} commands in {:>5.1}s, known differences tolerated: {}, mismatches: {}{}",
+            fam.name,
+            h.commands_per_family,
+            t.elapsed().as_secs_f64(),
+            h.known.len() - known_before,
+            h.mismatches.len() - mismatches_before,
+            if lex_skipped > 0 {
+                format!(", lex ranges skipped (mixed scores, unspecified): {lex_skipped}")
+            } else {
+                String::new()
+            }
+        );
+        println!("differential: {line}");
+        summary.push(line);
+    }
+
+    println!(
+        "differential: done in {:.1}s, seed {seed}, {} dataset comparisons",
+        started.elapsed().as_secs_f64(),
+        h.dataset_checks
+    );
+    for line in &summary {
+        println!("  {line}");
+    }
+    if !h.known.is_empty() {
+        println!("differential: {} known differences tolerated (KNOWN_DIFFERENCES), first ones:", h.known.len());
+        for k in h.known.iter().take(10) {
+            println!("  {}\n    redis:  {}\n    staykv: {}", k.command, k.redis, k.staykv);
+        }
+    }
+    if !h.mismatches.is_empty() {
+        let mut by_cmd: Vec<(String, usize)> = Vec::new();
+        for m in &h.mismatches {
+            let name = m.command.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            match by_cmd.iter_mut().find(|(n, _)| *n == name) {
+                Some(e) => e.1 += 1,
+                None => by_cmd.push((name, 1)),
+            }
+        }
+        let mut text =
+            format!("differential: {} mismatches (seed {seed}) by command: {by_cmd:?}\n", h.mismatches.len());
+        // One line per distinct (command, redis reply, staykv reply); dataset divergences by kind.
+        let mut groups: Vec<(String, usize, &Mismatch)> = Vec::new();
+        let mut divergences: Vec<(String, usize)> = Vec::new();
+        for m in &h.mismatches {
+            let name = m.command.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            if name.starts_with("\"(DATASET") {
+                // Group the individual differences: "db 0 key \"k1\": OBJECT ENCODING redis .. staykv .."
+                for line in m.detail.lines().skip(1) {
+                    let what = line.trim().splitn(2, ": ").nth(1).unwrap_or(line.trim());
+                    let kind = if what.starts_with("OBJECT ENCODING") || what.starts_with("TYPE") {
+                        what.to_string()
+                    } else {
+                        what.split(" redis").next().unwrap_or(what).split(" only").next().unwrap_or(what).to_string()
+                    };
+                    match divergences.iter_mut().find(|(k, _)| *k == kind) {
+                        Some(d) => d.1 += 1,
+                        None => divergences.push((kind, 1)),
+                    }
+                }
+                continue;
+            }
+            let key = format!("{name}|{}|{}", m.redis, m.staykv);
+            match groups.iter_mut().find(|(k, _, _)| *k == key) {
+                Some(g) => g.1 += 1,
+                None => groups.push((key, 1, m)),
+            }
+        }
+        for (kind, n) in &divergences {
+            text.push_str(&format!("--- x{n} dataset divergence: {kind}\n"));
+        }
+        for (_, n, m) in groups.iter().take(200) {
+            text.push_str(&format!(
+                "--- x{n} [{}] #{} {}\n    redis:  {}\n    staykv: {}\n    {}\n",
+                m.family, m.index, m.command, m.redis, m.staykv, m.detail
+            ));
+        }
+        panic!("{text}");
+    }
+}
+
+impl Harness {
+    fn run_family(&mut self, fam: &'static Family, gens: &[&'static CmdGen], foreign: &[&'static CmdGen]) {
+        self.family = fam.name;
+        self.index = 0;
+        self.history.clear();
+        let mut g = Gen::new(family_seed(self.seed, fam.name));
+        self.reset();
+        let total = self.commands_per_family;
+        let segments = total.div_ceil(SEGMENT).max(2);
+        let per_segment = total.div_ceil(segments);
+        let weights: Vec<u32> = gens.iter().map(|c| c.weight).collect();
+        let total_weight: u32 = weights.iter().sum();
+        let mut done = 0usize;
+        let mut since_dataset = 0usize;
+        let mut since_episode = 0usize;
+        for s in 0..segments {
+            let proto = if s % 2 == 0 { 2 } else { 3 };
+            self.execute(vec![Op::with(args!["HELLO", proto.to_string()], Check::Hello)]);
+            self.proto = proto;
+            let mut pending: Vec<Op> = Vec::new();
+            let end = (done + per_segment).min(total);
+            while done < end {
+                let gen = if !foreign.is_empty() && g.chance(FOREIGN) {
+                    foreign[g.below(foreign.len())]
+                } else {
+                    let mut pick = g.rng_u32(total_weight);
+                    let mut chosen = gens[0];
+                    for (c, w) in gens.iter().zip(&weights) {
+                        if pick < *w {
+                            chosen = c;
+                            break;
+                        }
+                        pick -= w;
+                    }
+                    chosen
+                };
+                let mut ops = (gen.gen)(&mut g);
+                done += 1;
+                since_dataset += 1;
+                since_episode += 1;
+                if let Some(first) = ops.first_mut() {
+                    if first.mutable() && g.chance(MUTATE) {
+                        if g.chance(0.5) {
+                            first.args.pop();
+                        } else {
+                            first.args.push(g.pick_str(&["junk", "", "NX", "XX", "GET", "WITHSCORES", "COUNT"]));
+                        }
+                    }
+                }
+                if g.past_used {
+                    g.past_used = false;
+                    ops.push(Gen::touch_all());
+                }
+                for op in ops {
+                    if let Some(key) = &op.lex_key {
+                        self.flush(&mut pending);
+                        if !self.lex_well_defined(key) {
+                            self.lex_skipped += 1;
+                            continue;
+                        }
+                    }
+                    if matches!(op.check, Check::Scan) {
+                        self.flush(&mut pending);
+                        self.scan(&op);
+                        continue;
+                    }
+                    let ends = op.ends_batch();
+                    pending.push(op);
+                    if ends || pending.len() >= BATCH {
+                        self.flush(&mut pending);
+                    }
+                }
+                if since_episode >= EPISODE_EVERY {
+                    since_episode = 0;
+                    self.flush(&mut pending);
+                    self.short_expiry_episode(&mut g);
+                }
+                if since_dataset >= DATASET_EVERY {
+                    since_dataset = 0;
+                    self.flush(&mut pending);
+                    self.compare_dataset();
+                }
+            }
+            self.flush(&mut pending);
+        }
+        self.compare_dataset();
+    }
+
+    /// Whether a lex range over `key` is specified by Redis: not a sorted set, or all its
+    /// scores are equal.
+    fn lex_well_defined(&mut self, key: &[u8]) -> bool {
+        let reply = match self.redis.pipeline(&[args!["ZRANGE", key, "0", "-1", "WITHSCORES"]]) {
+            Ok(mut r) => r.remove(0),
+            Err(e) => self.fatal("ZRANGE before a lex range", &e),
+        };
+        let Some(items) = reply.items() else { return true };
+        let scores: HashSet<Value> = if items.iter().all(|x| x.items().is_some()) {
+            items.iter().filter_map(|p| p.items().and_then(|p| p.get(1)).cloned()).collect()
+        } else {
+            items.iter().skip(1).step_by(2).cloned().collect()
+        };
+        scores.len() <= 1
+    }
+
+    /// Empty both servers and open fresh connections (RESP2, db 0).
+    fn reset(&mut self) {
+        for c in [&mut self.redis_insp, &mut self.stay_insp] {
+            let r = c.call(&[b"FLUSHALL"]).unwrap_or_else(|e| panic!("FLUSHALL: {e}"));
+            assert_eq!(r, Value::Simple(b"OK".to_vec()), "FLUSHALL");
+        }
+        self.redis = self.redis_srv.connect();
+        self.stay = self.stay_srv.connect();
+        self.proto = 2;
+    }
+
+    fn flush(&mut self, pending: &mut Vec<Op>) {
+        if !pending.is_empty() {
+            let batch = std::mem::take(pending);
+            self.execute(batch);
+        }
+    }
+
+    fn fatal(&mut self, what: &str, e: &ReadError) -> ! {
+        let redis_alive = self.redis_srv.alive();
+        let stay_alive = self.stay_srv.alive();
+        let mut text = format!(
+            "differential: {what}: {e}\n  seed {} family {} command #{} (RESP{})\n  redis alive: {redis_alive}, staykv alive: {stay_alive}\n",
+            self.seed, self.family, self.index, self.proto
+        );
+        text.push_str(&self.history_text());
+        text.push_str(&format!("staykv log tail:\n{}\n", self.stay_srv.log_tail()));
+        for m in &self.mismatches {
+            text.push_str(&format!("earlier mismatch: {} -> redis {} / staykv {}\n", m.command, m.redis, m.staykv));
+        }
+        panic!("{text}");
+    }
+
+    fn history_text(&self) -> String {
+        let mut text = format!("  last {} commands:\n", self.history.len());
+        for (i, c) in &self.history {
+            text.push_str(&format!("    #{i} {c}\n"));
+        }
+        text
+    }
+
+    fn remember(&mut self, args: &[Vec<u8>]) {
+        self.index += 1;
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back((self.index, truncate(render_command(args), 300)));
+    }
+
+    /// Send a batch to both servers, compare the replies one by one.
+    fn execute(&mut self, batch: Vec<Op>) {
+        let cmds: Vec<Args> = batch.iter().map(|o| o.args.clone()).collect();
+        if let Err(e) = self.redis.send(&cmds) {
+            self.fatal("sending to redis", &ReadError::Io(e));
+        }
+        if let Err(e) = self.stay.send(&cmds) {
+            self.fatal("sending to staykv", &ReadError::Io(e));
+        }
+        let mut diverged = false;
+        for op in batch {
+            self.remember(&op.args);
+            let (r, rraw) = match self.redis.read() {
+                Ok(x) => x,
+                Err(e) => self.fatal("reading redis's reply", &e),
+            };
+            let (s, sraw) = match self.stay.read() {
+                Ok(x) => x,
+                Err(e) => self.fatal("reading staykv's reply", &e),
+            };
+            if diverged {
+                // The rest of the batch ran on diverged state; re-synced below.
+                continue;
+            }
+            let mut outcome = self.compare(&op, &r, &rraw, &s, &sraw);
+            if let Outcome::Same = outcome {
+                if let Check::Random(rc) = &op.check {
+                    if let Some(detail) = self.verify_random(rc, &r, &s) {
+                        outcome = Outcome::Mismatch(detail);
+                    }
+                }
+            }
+            match outcome {
+                Outcome::Same => {}
+                Outcome::Known => {
+                    self.known.push(KnownHit {
+                        command: render_command(&op.args),
+                        redis: render(&r),
+                        staykv: render(&s),
+                    });
+                    if let Check::Float(resync) = &op.check {
+                        self.float_resync(resync, &r);
+                    }
+                }
+                Outcome::Mismatch(detail) => {
+                    self.mismatch(&op.args, &render(&r), &render(&s), &rraw, &sraw, &detail);
+                    diverged = true;
+                }
+            }
+        }
+        if diverged {
+            self.resync_all();
+        }
+    }
+
+    fn compare(&mut self, op: &Op, r: &Value, rraw: &[u8], s: &Value, sraw: &[u8]) -> Outcome {
+        let same = |ok: bool, what: &str| if ok { Outcome::Same } else { Outcome::Mismatch(what.to_string()) };
+        match &op.check {
+            Check::Exact => same(rraw == sraw, "replies differ"),
+            Check::Norm(f) => same(f(r) == f(s), "replies differ (compared unordered)"),
+            Check::Tol(t) => match (r, s) {
+                (Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => {
+                    same(a.abs_diff(*b) <= t.unsigned_abs(), &format!("differ by more than {t}"))
+                }
+                _ => same(rraw == sraw, "replies differ"),
+            },
+            Check::Float(_) => {
+                if rraw == sraw {
+                    return Outcome::Same;
+                }
+                let name = String::from_utf8_lossy(&op.args[0]).to_ascii_uppercase();
+                let allowed = KNOWN_DIFFERENCES.iter().any(|(n, _)| *n == name);
+                let parse = |v: &Value| match v {
+                    Value::Bulk(b) => std::str::from_utf8(b).ok().and_then(|t| t.parse::<f64>().ok()),
+                    _ => None,
+                };
+                match (parse(r), parse(s)) {
+                    (Some(a), Some(b)) if allowed && a.is_finite() && b.is_finite() => {
+                        let scale = a.abs().max(b.abs()).max(1.0);
+                        if (a - b).abs() <= 1e-14 * scale {
+                            Outcome::Known
+                        } else {
+                            Outcome::Mismatch("float results differ beyond the last digits".into())
+                        }
+                    }
+                    _ => Outcome::Mismatch("replies differ".into()),
+                }
+            }
+            Check::Random(rc) => {
+                if r.is_error() || s.is_error() || r.is_nil() || s.is_nil() {
+                    return same(rraw == sraw, "replies differ");
+                }
+                if r.shape() != s.shape() {
+                    return Outcome::Mismatch("random replies differ in shape (type or count)".into());
+                }
+                let distinct = match rc.kind {
+                    RandKind::SPop => rc.count.is_some(),
+                    RandKind::RandomKey => false,
+                    _ => rc.count.is_some_and(|n| n > 0),
+                };
+                if distinct {
+                    for (who, v) in [("redis", r), ("staykv", s)] {
+                        let picked = picked(rc, v);
+                        let set: HashSet<&Vec<u8>> = picked.iter().map(|(m, _)| m).collect();
+                        if set.len() != picked.len() {
+                            return Outcome::Mismatch(format!("{who} returned duplicates for a positive count"));
+                        }
+                    }
+                }
+                Outcome::Same
+            }
+            Check::Hello => same(hello_norm(r) == hello_norm(s), "HELLO replies differ (id ignored)"),
+            Check::Each(checks) => match (r, s) {
+                (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+                    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                        let ok = match checks.get(i) {
+                            Some(Check::Norm(f)) => f(x) == f(y),
+                            Some(Check::Tol(t)) => match (x, y) {
+                                (Value::Int(p), Value::Int(q)) if *p >= 0 && *q >= 0 => {
+                                    p.abs_diff(*q) <= t.unsigned_abs()
+                                }
+                                _ => x == y,
+                            },
+                            _ => x == y,
+                        };
+                        if !ok {
+                            return Outcome::Mismatch(format!("element {i} differs"));
+                        }
+                    }
+                    Outcome::Same
+                }
+                _ => same(rraw == sraw, "replies differ"),
+            },
+            Check::Scan => Outcome::Mismatch("internal: SCAN op compared as a plain command".into()),
+        }
+    }
+
+    fn mismatch(&mut self, args: &[Vec<u8>], redis: &str, staykv: &str, rraw: &[u8], sraw: &[u8], detail: &str) {
+        let command = truncate(render_command(args), 500);
+        let mut text = format!(
+            "\n=== DIFFERENTIAL MISMATCH (seed {seed}, family {fam}, command #{idx}, RESP{proto}) ===\n\
+             reproduce: DIFF_SEED={seed} DIFF_FAMILIES={fam} DIFF_COMMANDS={n} cargo test -p staykv --test differential -- --nocapture\n\
+             command: {command}\n\
+             {detail}\n\
+             redis:  {r}\n\
+             staykv: {s}\n",
+            seed = self.seed,
+            fam = self.family,
+            idx = self.index,
+            proto = self.proto,
+            n = self.commands_per_family,
+            r = truncate(redis.to_string(), 2000),
+            s = truncate(staykv.to_string(), 2000),
+        );
+        if !rraw.is_empty() || !sraw.is_empty() {
+            text.push_str(&format!(
+                "raw redis:  {}\nraw staykv: {}\n",
+                truncate(quote(rraw), 1000),
+                truncate(quote(sraw), 1000)
+            ));
+        }
+        text.push_str(&self.history_text());
+        if !self.keep_going {
+            panic!("{text}");
+        }
+        println!("{text}");
+        self.mismatches.push(Mismatch {
+            family: self.family.to_string(),
+            index: self.index,
+            command,
+            redis: truncate(redis.to_string(), 400),
+            staykv: truncate(staykv.to_string(), 400),
+            detail: detail.to_string(),
+        });
+    }
+
+    /// Both servers get the same SET/HSET of Redis's result, so neither value nor encoding
+    /// keeps the (tolerated) difference.
+    fn float_resync(&mut self, resync: &FloatResync, redis_reply: &Value) {
+        let Some(v) = redis_reply.bytes() else { return };
+        let cmd = match resync {
+            FloatResync::String { key } => args!["SET", key, v, "KEEPTTL"],
+            FloatResync::HashField { key, field } => args!["HSET", key, field, v],
+        };
+        self.execute(vec![Op::new(cmd)]);
+    }
+
+    /// Membership checks for random replies, and the SPOP re-sync.
+    fn verify_random(&mut self, rc: &RandomCheck, r: &Value, s: &Value) -> Option<String> {
+        if r.is_error() || r.is_nil() {
+            return None;
+        }
+        let rp = picked(rc, r);
+        let sp = picked(rc, s);
+        if rc.kind == RandKind::SPop {
+            return self.spop_resync(rc, &rp, &sp);
+        }
+        for (who, picks) in [("redis", &rp), ("staykv", &sp)] {
+            let mut checks: Vec<Args> = Vec::new();
+            for (m, v) in picks.iter() {
+                checks.push(match (rc.kind, v) {
+                    (RandKind::RandomKey, _) => args!["EXISTS", m],
+                    (RandKind::SRandMember, _) => args!["SISMEMBER", rc.key, m],
+                    (RandKind::HRandField, Some(_)) => args!["HGET", rc.key, m],
+                    (RandKind::HRandField, None) => args!["HEXISTS", rc.key, m],
+                    (RandKind::ZRandMember, _) => args!["ZSCORE", rc.key, m],
+                    (RandKind::SPop, _) => unreachable!(),
+                });
+            }
+            if checks.is_empty() {
+                continue;
+            }
+            let conn = if who == "redis" { &mut self.redis } else { &mut self.stay };
+            let replies = match conn.pipeline(&checks) {
+                Ok(x) => x,
+                Err(e) => self.fatal("verifying a random reply", &e),
+            };
+            for ((m, v), reply) in picks.iter().zip(&replies) {
+                let ok = match (rc.kind, v) {
+                    (RandKind::RandomKey | RandKind::SRandMember, _) | (RandKind::HRandField, None) => {
+                        *reply == Value::Int(1)
+                    }
+                    (RandKind::HRandField, Some(val)) | (RandKind::ZRandMember, Some(val)) => reply == val,
+                    (RandKind::ZRandMember, None) => !reply.is_nil() && !reply.is_error(),
+                    (RandKind::SPop, _) => true,
+                };
+                if !ok {
+                    return Some(format!(
+                        "{who}'s random pick {} is not in the key (check replied {})",
+                        quote(m),
+                        render(reply)
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// After SPOP: put StayKV's popped members back and remove Redis's, then the sets must be
+    /// equal again (and the SADD/SREM counts prove the pops were real members).
+    fn spop_resync(
+        &mut self,
+        rc: &RandomCheck,
+        rp: &[(Vec<u8>, Option<Value>)],
+        sp: &[(Vec<u8>, Option<Value>)],
+    ) -> Option<String> {
+        let mut cmds: Vec<Args> = Vec::new();
+        let mut expect: Vec<i64> = Vec::new();
+        if !sp.is_empty() {
+            let mut a = args!["SADD", rc.key];
+            a.extend(sp.iter().map(|(m, _)| m.clone()));
+            cmds.push(a);
+            expect.push(i64::try_from(sp.len()).unwrap_or(0));
+        }
+        if !rp.is_empty() {
+            let mut a = args!["SREM", rc.key];
+            a.extend(rp.iter().map(|(m, _)| m.clone()));
+            cmds.push(a);
+            expect.push(i64::try_from(rp.len()).unwrap_or(0));
+        }
+        if !cmds.is_empty() {
+            let replies = match self.stay.pipeline(&cmds) {
+                Ok(x) => x,
+                Err(e) => self.fatal("re-syncing after SPOP", &e),
+            };
+            for ((cmd, want), got) in cmds.iter().zip(&expect).zip(&replies) {
+                if *got != Value::Int(*want) {
+                    return Some(format!(
+                        "after SPOP, re-sync `{}` on staykv replied {} (expected {want}): popped members were not members",
+                        render_command(cmd),
+                        render(got)
+                    ));
+                }
+            }
+        }
+        let q = args!["SMEMBERS", rc.key];
+        let r = self.redis.pipeline(std::slice::from_ref(&q));
+        let s = self.stay.pipeline(std::slice::from_ref(&q));
+        match (r, s) {
+            (Ok(r), Ok(s)) => {
+                if unordered(&r[0]) != unordered(&s[0]) {
+                    return Some(format!(
+                        "after SPOP and re-sync the sets differ: redis {} staykv {}",
+                        render(&r[0]),
+                        render(&s[0])
+                    ));
+                }
+                None
+            }
+            (Err(e), _) | (_, Err(e)) => self.fatal("SMEMBERS after SPOP", &e),
+        }
+    }
+
+    /// `SCAN 0 ...` iterated to the end on each server; the key sets must be equal.
+    fn scan(&mut self, op: &Op) {
+        self.remember(&op.args);
+        let first =
+            (self.redis.pipeline(std::slice::from_ref(&op.args)), self.stay.pipeline(std::slice::from_ref(&op.args)));
+        let (r, s) = match first {
+            (Ok(mut r), Ok(mut s)) => (r.remove(0), s.remove(0)),
+            (Err(e), _) | (_, Err(e)) => self.fatal("SCAN", &e),
+        };
+        let parse = |v: &Value| -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+            let items = v.items()?;
+            let cursor = items.first()?.bytes()?.to_vec();
+            let keys =
+                items.get(1)?.items()?.iter().map(|k| k.bytes().map(<[u8]>::to_vec)).collect::<Option<Vec<_>>>()?;
+            Some((cursor, keys))
+        };
+        let (Some(rf), Some(sf)) = (parse(&r), parse(&s)) else {
+            if r != s {
+                self.mismatch(&op.args, &render(&r), &render(&s), &[], &[], "SCAN replies differ");
+                self.resync_all();
+            }
+            return;
+        };
+        let mut sets: Vec<BTreeSet<Vec<u8>>> = Vec::new();
+        for (who, first) in [("redis", rf), ("staykv", sf)] {
+            let (mut cursor, keys) = first;
+            let mut set: BTreeSet<Vec<u8>> = keys.into_iter().collect();
+            let mut calls = 0;
+            while cursor != b"0" {
+                calls += 1;
+                if calls > 100_000 {
+                    self.mismatch(&op.args, "", "", &[], &[], &format!("{who}: SCAN did not come back to cursor 0"));
+                    return;
+                }
+                let mut a = op.args.clone();
+                a[1] = cursor.clone();
+                let conn = if who == "redis" { &mut self.redis } else { &mut self.stay };
+                let reply = match conn.pipeline(&[a]) {
+                    Ok(mut x) => x.remove(0),
+                    Err(e) => self.fatal("SCAN iteration", &e),
+                };
+                let Some((c, keys)) = parse(&reply) else {
+                    self.mismatch(
+                        &op.args,
+                        "",
+                        &render(&reply),
+                        &[],
+                        &[],
+                        &format!("{who}: bad SCAN reply while iterating"),
+                    );
+                    return;
+                };
+                cursor = c;
+                set.extend(keys);
+            }
+            sets.push(set);
+        }
+        if sets[0] != sets[1] {
+            let only_r: Vec<String> = sets[0].difference(&sets[1]).map(|k| quote(k)).collect();
+            let only_s: Vec<String> = sets[1].difference(&sets[0]).map(|k| quote(k)).collect();
+            let detail = format!("full SCAN key sets differ: only in redis {only_r:?}, only in staykv {only_s:?}");
+            self.mismatch(
+                &op.args,
+                &format!("{:?}", sets[0].iter().map(|k| quote(k)).collect::<Vec<_>>()),
+                &format!("{:?}", sets[1].iter().map(|k| quote(k)).collect::<Vec<_>>()),
+                &[],
+                &[],
+                &detail,
+            );
+            self.resync_all();
+        }
+    }
+
+    /// A few keys get millisecond expiries at the end of a batch; after a pause both servers
+    /// have expired them, and an EXISTS on every key reclaims them on both at the same point.
+    fn short_expiry_episode(&mut self, g: &mut Gen) {
+        let n = g.range(1, 3);
+        let keys = g.distinct_keys(usize::try_from(n).unwrap_or(1));
+        let mut ops = Vec::new();
+        let mut longest = 0;
+        for k in keys {
+            let ms = g.range(1, 25);
+            longest = longest.max(ms);
+            let v = g.value();
+            let a = match g.below(6) {
+                0 => args!["SET", k, v, "PX", ms.to_string()],
+                1 => args!["PSETEX", k, ms.to_string(), v],
+                2 => args!["PEXPIRE", k, ms.to_string()],
+                3 => args!["SET", k, v, "PXAT", (now_ms() + 30 + ms).to_string()],
+                4 => args!["GETEX", k, "PX", ms.to_string()],
+                _ => args!["PEXPIREAT", k, (now_ms() + 30 + ms).to_string()],
+            };
+            ops.push(Op::new(a));
+        }
+        self.execute(ops);
+        std::thread::sleep(Duration::from_millis(u64::try_from(longest).unwrap_or(25) + 60));
+        self.execute(vec![Gen::touch_all()]);
+    }
+
+    /// Compare every database (DBSIZE, keys, type, TTL, encoding, value) through the inspector
+    /// connections; every difference found is reported together.
+    fn compare_dataset(&mut self) {
+        self.dataset_checks += 1;
+        let mut problems: Vec<String> = Vec::new();
+        for db in DBS {
+            let head = vec![args!["SELECT", db], args!["DBSIZE"], args!["KEYS", "*"]];
+            let (r, s) = self.inspect(&head);
+            if r[1] != s[1] {
+                problems.push(format!("db {db}: DBSIZE redis {} staykv {}", render(&r[1]), render(&s[1])));
+            }
+            let key_list = |v: &Value| -> BTreeSet<Vec<u8>> {
+                v.items().unwrap_or_default().iter().filter_map(|k| k.bytes().map(<[u8]>::to_vec)).collect()
+            };
+            let (rk, sk) = (key_list(&r[2]), key_list(&s[2]));
+            if rk != sk {
+                let only_r: Vec<String> = rk.difference(&sk).map(|k| quote(k)).collect();
+                let only_s: Vec<String> = sk.difference(&rk).map(|k| quote(k)).collect();
+                problems.push(format!("db {db}: keys only in redis {only_r:?}, only in staykv {only_s:?}"));
+            }
+            let keys: Vec<Vec<u8>> = rk.intersection(&sk).cloned().collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let mut meta: Vec<Args> = Vec::new();
+            for k in &keys {
+                meta.push(args!["TYPE", k]);
+                meta.push(args!["PTTL", k]);
+                meta.push(args!["OBJECT", "ENCODING", k]);
+            }
+            let (rm, sm) = self.inspect(&meta);
+            let mut same_type = vec![true; keys.len()];
+            for (i, k) in keys.iter().enumerate() {
+                let ttl_ok = match (&rm[3 * i + 1], &sm[3 * i + 1]) {
+                    (Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => a.abs_diff(*b) <= 1500,
+                    (a, b) => a == b,
+                };
+                for (what, ok) in [
+                    ("TYPE", rm[3 * i] == sm[3 * i]),
+                    ("PTTL", ttl_ok),
+                    ("OBJECT ENCODING", rm[3 * i + 2] == sm[3 * i + 2]),
+                ] {
+                    if !ok {
+                        let j = 3 * i + usize::from(what == "PTTL") + 2 * usize::from(what == "OBJECT ENCODING");
+                        problems.push(format!(
+                            "db {db} key {}: {what} redis {} staykv {}",
+                            quote(k),
+                            render(&rm[j]),
+                            render(&sm[j])
+                        ));
+                    }
+                }
+                same_type[i] = rm[3 * i] == sm[3 * i];
+            }
+            let mut reads: Vec<Args> = Vec::new();
+            let mut norms: Vec<fn(&Value) -> Value> = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                let t = rm[3 * i].bytes().unwrap_or_default().to_vec();
+                let (cmd, norm): (Args, fn(&Value) -> Value) = match t.as_slice() {
+                    b"string" => (args!["GET", k], Value::clone),
+                    b"hash" => (args!["HGETALL", k], unordered_pairs),
+                    b"list" => (args!["LRANGE", k, "0", "-1"], Value::clone),
+                    b"set" => (args!["SMEMBERS", k], unordered),
+                    b"zset" => (args!["ZRANGE", k, "0", "-1", "WITHSCORES"], Value::clone),
+                    _ => (args!["TYPE", k], Value::clone),
+                };
+                reads.push(cmd);
+                norms.push(norm);
+            }
+            let (rv, sv) = self.inspect(&reads);
+            for (i, k) in keys.iter().enumerate() {
+                if same_type[i] && norms[i](&rv[i]) != norms[i](&sv[i]) {
+                    problems.push(format!(
+                        "db {db} key {}: value redis {} staykv {}",
+                        quote(k),
+                        truncate(render(&rv[i]), 300),
+                        truncate(render(&sv[i]), 300)
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            return;
+        }
+        let last = self.history.back().map(|(_, c)| c.clone()).unwrap_or_default();
+        let n = problems.len();
+        problems.truncate(12);
+        let detail =
+            format!("silent state divergence ({n} differences, after {last}):\n      {}", problems.join("\n      "));
+        self.mismatch(&[b"(dataset comparison)".to_vec()], "(see below)", "(see below)", &[], &[], &detail);
+        self.resync_all();
+    }
+
+    fn inspect(&mut self, cmds: &[Args]) -> (Vec<Value>, Vec<Value>) {
+        let r = match self.redis_insp.pipeline(cmds) {
+            Ok(x) => x,
+            Err(e) => self.fatal("inspecting redis", &e),
+        };
+        let s = match self.stay_insp.pipeline(cmds) {
+            Ok(x) => x,
+            Err(e) => self.fatal("inspecting staykv", &e),
+        };
+        (r, s)
+    }
+
+    /// Rebuild both servers from Redis's data with the same commands (keep-going mode).
+    fn resync_all(&mut self) {
+        let mut rebuild: Vec<Args> = vec![args!["FLUSHALL"]];
+        for db in DBS {
+            rebuild.push(args!["SELECT", db]);
+            let head = self.redis_insp.pipeline(&[args!["SELECT", db], args!["KEYS", "*"]]);
+            let Ok(head) = head else { self.fatal("resync", &ReadError::Closed) };
+            let keys: Vec<Vec<u8>> =
+                head[1].items().unwrap_or_default().iter().filter_map(|k| k.bytes().map(<[u8]>::to_vec)).collect();
+            for k in keys {
+                let Ok(meta) = self.redis_insp.pipeline(&[args!["TYPE", k], args!["PEXPIRETIME", k]]) else {
+                    self.fatal("resync", &ReadError::Closed)
+                };
+                let t = meta[0].bytes().unwrap_or_default().to_vec();
+                let read = match t.as_slice() {
+                    b"string" => args!["GET", k],
+                    b"hash" => args!["HGETALL", k],
+                    b"list" => args!["LRANGE", k, "0", "-1"],
+                    b"set" => args!["SMEMBERS", k],
+                    b"zset" => args!["ZRANGE", k, "0", "-1", "WITHSCORES"],
+                    _ => continue,
+                };
+                let Ok(v) = self.redis_insp.pipeline(&[read]) else { self.fatal("resync", &ReadError::Closed) };
+                let items: Vec<Vec<u8>> =
+                    v[0].items().unwrap_or_default().iter().filter_map(|x| x.bytes().map(<[u8]>::to_vec)).collect();
+                let mut cmd = match t.as_slice() {
+                    b"string" => args!["SET", k, v[0].bytes().unwrap_or_default()],
+                    b"hash" => args!["HSET", k],
+                    b"list" => args!["RPUSH", k],
+                    b"set" => args!["SADD", k],
+                    _ => args!["ZADD", k],
+                };
+                if t == b"zset" {
+                    for pair in items.chunks(2) {
+                        if let [m, sc] = pair {
+                            cmd.push(sc.clone());
+                            cmd.push(m.clone());
+                        }
+                    }
+                } else if t != b"string" {
+                    cmd.extend(items);
+                }
+                if cmd.len() > 2 {
+                    rebuild.push(cmd);
+                }
+                if let Value::Int(at) = meta[1] {
+                    if at > 0 {
+                        rebuild.push(args!["PEXPIREAT", k, at.to_string()]);
+                    }
+                }
+            }
+        }
+        rebuild.push(args!["SELECT", "0"]);
+        for conn in [&mut self.redis_insp, &mut self.stay_insp] {
+            if let Err(e) = conn.pipeline(&rebuild) {
+                panic!("differential: re-sync failed: {e}");
+            }
+        }
+        println!("differential: both servers re-synced from Redis's data ({} commands)", rebuild.len());
+    }
+}
+
+impl Gen {
+    pub fn rng_u32(&mut self, below: u32) -> u32 {
+        u32::try_from(self.below(usize::try_from(below).unwrap_or(1))).unwrap_or(0)
+    }
+}
+
+/// The members (and values/scores) a random command returned.
+fn picked(rc: &RandomCheck, v: &Value) -> Vec<(Vec<u8>, Option<Value>)> {
+    if let Some(b) = v.bytes() {
+        return vec![(b.to_vec(), None)];
+    }
+    let Some(items) = v.items() else { return Vec::new() };
+    if rc.count.is_none() && rc.kind != RandKind::SPop {
+        return Vec::new();
+    }
+    if rc.with_values {
+        if items.iter().all(|x| x.items().is_some()) {
+            // RESP3: [[member, value], ...]
+            return items
+                .iter()
+                .filter_map(|x| {
+                    let p = x.items()?;
+                    Some((p.first()?.bytes()?.to_vec(), p.get(1).cloned()))
+                })
+                .collect();
+        }
+        return items.chunks(2).filter_map(|c| Some((c.first()?.bytes()?.to_vec(), c.get(1).cloned()))).collect();
+    }
+    items.iter().filter_map(|x| Some((x.bytes()?.to_vec(), None))).collect()
+}
+
+/// HELLO's reply with the connection id erased.
+fn hello_norm(v: &Value) -> Value {
+    match v {
+        Value::Map(m) => Value::Map(
+            m.iter()
+                .map(
+                    |(k, x)| if k.bytes() == Some(b"id") { (k.clone(), Value::Int(0)) } else { (k.clone(), x.clone()) },
+                )
+                .collect(),
+        ),
+        Value::Array(items) => {
+            let mut out = items.clone();
+            for i in (0..out.len().saturating_sub(1)).step_by(2) {
+                if out[i].bytes() == Some(b"id") {
+                    out[i + 1] = Value::Int(0);
+                }
+            }
+            Value::Array(out)
+        }
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,615 @@
+//! Black-box tests of the HTTP API (Upstash REST dialect): the real `staykv` binary on an
+//! ephemeral HTTP port, driven with `reqwest` and, for the body-limit tests, raw TCP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-full-token";
+const RO_TOKEN: &str = "test-readonly-token";
+
+/// A `staykv` process serving HTTP on a free port (RESP on another), killed when dropped.
+struct Http {
+    child: Child,
+    port: u16,
+    resp_port: u16,
+    _dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+impl Http {
+    /// With the full and read-only test tokens.
+    fn start() -> Http {
+        Http::start_with(&["--http-token", TOKEN, "--http-readonly-token", RO_TOKEN])
+    }
+
+    fn start_with(args: &[&str]) -> Http {
+        let dir = tempfile::Builder::new().prefix("staykv-http-").tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        for _ in 0..8 {
+            let (port, resp_port) = (free_port(), free_port());
+            let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_staykv"));
+            command
+                .args(["--port", &resp_port.to_string(), "--http-port", &port.to_string(), "--fsync", "always"])
+                .arg("--dir")
+                .arg(dir.path().join("data"))
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out);
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with("STAYKV_") {
+                    command.env_remove(name);
+                }
+            }
+            let mut child = command.spawn().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken, most likely: try others
+                }
+                if raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                    .is_ok_and(|r| r.starts_with(b"HTTP/1.1 200"))
+                {
+                    return Http { child, port, resp_port, _dir: dir, log };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!(
+                        "staykv did not become healthy; log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("staykv could not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Send raw bytes, read until the server closes (or 10 s pass).
+fn raw_request(port: u16, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(request)?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// A finished response: status, the headers we look at, and the body parsed as JSON.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    sync_token: Option<u64>,
+    allow: Option<String>,
+    content_type: String,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field in {:?}", self.text)).to_string()
+    }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.unwrap();
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let status = response.status().as_u16();
+    let sync_token = header("upstash-sync-token").map(|v| v.parse().unwrap());
+    let allow = header("allow");
+    let content_type = header("content-type").unwrap_or_default();
+    let text = response.text().await.unwrap();
+    Answer { status, sync_token, allow, content_type, text }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn post(server: &Http, path: &str, body: impl Into<reqwest::Body>, token: Option<&str>) -> Answer {
+    let mut request = client().post(server.url(path)).body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    answer(request).await
+}
+
+async fn cmd(server: &Http, command: Value) -> Answer {
+    post(server, "/", command.to_string(), Some(TOKEN)).await
+}
+
+async fn get(server: &Http, path: &str) -> Answer {
+    answer(client().get(server.url(path)).bearer_auth(TOKEN)).await
+}
+
+#[tokio::test]
+async fn single_commands_in_json() {
+    let server = Http::start();
+    let set = cmd(&server, json!(["SET", "greeting", "hello", "EX", 60])).await;
+    assert_eq!((set.status, set.json()), (200, json!({"result": "OK"})));
+    assert!(set.content_type.starts_with("application/json"));
+    assert!(set.sync_token.unwrap() > 0, "a write moves the sync token");
+    assert_eq!(cmd(&server, json!(["get", "greeting"])).await.json(), json!({"result": "hello"}));
+    assert_eq!(cmd(&server, json!(["gEt", "missing"])).await.json(), json!({"result": null}));
+    let ttl = cmd(&server, json!(["TTL", "greeting"])).await.json()["result"].as_i64().unwrap();
+    assert!((1..=60).contains(&ttl), "{ttl}");
+    // Numbers and booleans are arguments as their text.
+    assert_eq!(cmd(&server, json!(["SET", "n", 42])).await.status, 200);
+    assert_eq!(cmd(&server, json!(["INCRBY", "n", -2])).await.json(), json!({"result": 40}));
+    assert_eq!(cmd(&server, json!(["SET", "f", 1.5])).await.status, 200);
+    assert_eq!(cmd(&server, json!(["INCRBYFLOAT", "f", 0.25])).await.json(), json!({"result": "1.75"}));
+    assert_eq!(cmd(&server, json!(["SET", "b", true])).await.status, 200);
+    assert_eq!(cmd(&server, json!(["GET", "b"])).await.json(), json!({"result": "true"}));
+    // Arrays, nil inside arrays, statuses.
+    assert_eq!(cmd(&server, json!(["MGET", "n", "nope", "b"])).await.json(), json!({"result": ["40", null, "true"]}));
+    assert_eq!(cmd(&server, json!(["TYPE", "n"])).await.json(), json!({"result": "string"}));
+    assert_eq!(cmd(&server, json!(["PING"])).await.json(), json!({"result": "PONG"}));
+    // Values come back byte-exact: unicode, JSON, empty, number-like.
+    for value in ["héllo wörld ✓ 😀", r#"{"user":"ä","n":[1,2]}"#, "", "007", "1e3", "-0", " 12 ", "null", "true"]
+    {
+        assert_eq!(cmd(&server, json!(["SET", "v", value])).await.status, 200);
+        assert_eq!(cmd(&server, json!(["GET", "v"])).await.json(), json!({ "result": value }), "{value:?}");
+    }
+}
+
+#[tokio::test]
+async fn command_errors_are_400_json() {
+    let server = Http::start();
+    let unknown = cmd(&server, json!(["NOSUCHCOMMAND", "x"])).await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.error().starts_with("ERR unknown command"), "{}", unknown.text);
+    let arity = cmd(&server, json!(["GET"])).await;
+    assert_eq!((arity.status, arity.error()), (400, "ERR wrong number of arguments for 'get' command".to_string()));
+    cmd(&server, json!(["SET", "s", "text"])).await;
+    let wrongtype = cmd(&server, json!(["INCR", "s"])).await;
+    assert_eq!(wrongtype.status, 400);
+    assert_eq!(wrongtype.error(), "ERR value is not an integer or out of range");
+    let syntax = cmd(&server, json!(["SET", "k", "v", "BOGUS"])).await;
+    assert_eq!((syntax.status, syntax.error()), (400, "ERR syntax error".to_string()));
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_clear_json_errors() {
+    let server = Http::start();
+    let cases: &[(&str, &str)] = &[
+        (r#"["SET","k","v""#, "malformed JSON"),
+        (r#"["SET","k""#, "malformed JSON"),
+        ("", "malformed JSON"),
+        ("not json", "malformed JSON"),
+        (r#"{"command":"GET"}"#, "must be a JSON array"),
+        (r#""GET""#, "must be a JSON array"),
+        (r#"["SET","k",null]"#, "a string, number or boolean"),
+        (r#"["SET","k",{"a":1}]"#, "a string, number or boolean"),
+        (r#"["SET","k",["nested"]]"#, "a string, number or boolean"),
+        ("[]", "empty command"),
+        (r#"["GET","k"] trailing"#, "malformed JSON"),
+    ];
+    for (body, expected) in cases {
+        let reply = post(&server, "/", *body, Some(TOKEN)).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text);
+        assert!(reply.error().contains(expected), "{body}: {}", reply.text);
+    }
+    for (body, expected) in [("[]", "empty pipeline"), (r#"[["GET","k"],[]]"#, "position 2"), (r#"["GET","k"]"#, "")] {
+        for path in ["/pipeline", "/multi-exec"] {
+            let reply = post(&server, path, body, Some(TOKEN)).await;
+            assert_eq!(reply.status, 400, "{path} {body}: {}", reply.text);
+            assert!(reply.error().contains(expected), "{path} {body}: {}", reply.text);
+        }
+    }
+    // Nothing of a malformed pipeline runs.
+    let reply = post(&server, "/pipeline", r#"[["SET","half","1"],["SET","half"#, Some(TOKEN)).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(cmd(&server, json!(["EXISTS", "half"])).await.json(), json!({"result": 0}));
+}
+
+#[tokio::test]
+async fn path_form_like_curl() {
+    let server = Http::start();
+    assert_eq!(get(&server, "/set/foo/bar").await.json(), json!({"result": "OK"}));
+    assert_eq!(get(&server, "/get/foo").await.json(), json!({"result": "bar"}));
+    assert_eq!(get(&server, "/SET/foo2/bar2/EX/100").await.json(), json!({"result": "OK"}));
+    assert_eq!(get(&server, "/mget/foo/foo2/nope").await.json(), json!({"result": ["bar", "bar2", null]}));
+    assert!((90..=100).contains(&get(&server, "/ttl/foo2").await.json()["result"].as_i64().unwrap()));
+    // Query parameters are name/value pairs after the path segments.
+    assert_eq!(get(&server, "/set/q/v?EX=50&NX").await.json(), json!({"result": "OK"}));
+    assert_eq!(get(&server, "/set/q/other?NX").await.json(), json!({"result": null}));
+    assert!((40..=50).contains(&get(&server, "/ttl/q").await.json()["result"].as_i64().unwrap()));
+    // URL-decoding of segments: spaces, slashes, unicode, raw bytes.
+    assert_eq!(get(&server, "/set/a%20key/x%2Fy%C3%A9").await.status, 200);
+    assert_eq!(get(&server, "/get/a%20key").await.json(), json!({"result": "x/yé"}));
+    // The body of a POST is the last argument before the query parameters.
+    let value = r#"{"user":"ada","roles":["admin"]}"#;
+    assert_eq!(post(&server, "/set/session:1?EX=100", value, Some(TOKEN)).await.json(), json!({"result": "OK"}));
+    assert_eq!(get(&server, "/get/session:1").await.json(), json!({ "result": value }));
+    assert!((90..=100).contains(&get(&server, "/ttl/session:1").await.json()["result"].as_i64().unwrap()));
+    // Token as a query parameter; HEAD runs the command without a body.
+    let by_query = answer(client().get(server.url(&format!("/get/foo?_token={TOKEN}")))).await;
+    assert_eq!(by_query.json(), json!({"result": "bar"}));
+    let head = answer(client().head(server.url("/get/foo")).bearer_auth(TOKEN)).await;
+    assert_eq!((head.status, head.text.as_str()), (200, ""));
+    // A path that names no command is 404, with the engine's error text.
+    let unknown = get(&server, "/favicon.ico").await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.error().starts_with("ERR unknown command 'favicon.ico'"), "{}", unknown.text);
+    // Errors of known commands stay 400.
+    assert_eq!(get(&server, "/get").await.status, 400);
+}
+
+#[tokio::test]
+async fn methods_paths_and_auth_errors_are_json() {
+    let server = Http::start();
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/", "POST, PUT"),
+        (reqwest::Method::DELETE, "/", "POST, PUT"),
+        (reqwest::Method::GET, "/pipeline", "POST, PUT"),
+        (reqwest::Method::GET, "/multi-exec", "POST, PUT"),
+        (reqwest::Method::DELETE, "/get/foo", "GET, HEAD, POST, PUT"),
+        (reqwest::Method::PATCH, "/set/foo/bar", "GET, HEAD, POST, PUT"),
+        (reqwest::Method::POST, "/healthz", "GET, HEAD"),
+    ] {
+        let reply = answer(client().request(method.clone(), server.url(path)).bearer_auth(TOKEN)).await;
+        assert_eq!(reply.status, 405, "{method} {path}");
+        assert_eq!(reply.allow.as_deref(), Some(allow), "{method} {path}");
+        assert!(reply.error().starts_with("ERR method not allowed"), "{}", reply.text);
+    }
+    let missing = post(&server, "/", r#"["GET","k"]"#, None).await;
+    assert_eq!(missing.status, 401);
+    assert!(missing.error().starts_with("WRONGPASS"), "{}", missing.text);
+    let bad = post(&server, "/", r#"["GET","k"]"#, Some("wrong-token")).await;
+    assert_eq!((bad.status, bad.error()), (401, "WRONGPASS invalid auth token".to_string()));
+    let bad_query = answer(client().get(server.url("/get/k?_token=nope"))).await;
+    assert_eq!(bad_query.status, 401);
+    assert_eq!(post(&server, "/pipeline", r#"[["GET","k"]]"#, Some("nope")).await.status, 401);
+    // Auth comes before the body is looked at.
+    assert_eq!(post(&server, "/", "garbage", None).await.status, 401);
+}
+
+#[tokio::test]
+async fn pipelines_answer_each_command() {
+    let server = Http::start();
+    let body = json!([["SET", "p", "1"], ["INCR", "p"], ["HGET", "p", "f"], ["GET", "p"], ["NOPE"], ["ECHO", "é"]]);
+    let reply = post(&server, "/pipeline", body.to_string(), Some(TOKEN)).await;
+    assert_eq!(reply.status, 200);
+    let results = reply.json();
+    assert_eq!(results[0], json!({"result": "OK"}));
+    assert_eq!(results[1], json!({"result": 2}));
+    assert!(results[2]["error"].as_str().unwrap().starts_with("WRONGTYPE"), "{results}");
+    assert_eq!(results[3], json!({"result": "2"}));
+    assert!(results[4]["error"].as_str().unwrap().starts_with("ERR unknown command"));
+    assert_eq!(results[5], json!({"result": "é"}));
+    // One client per request: SELECT and MULTI last for the request only.
+    let body = json!([["SELECT", 1], ["SET", "db1", "x"], ["MULTI"], ["INCR", "ctr"], ["EXEC"]]);
+    let results = post(&server, "/pipeline", body.to_string(), Some(TOKEN)).await.json();
+    assert_eq!(results[3], json!({"result": "QUEUED"}));
+    assert_eq!(results[4], json!({"result": [1]}));
+    assert_eq!(cmd(&server, json!(["EXISTS", "db1"])).await.json(), json!({"result": 0}));
+    let results = post(&server, "/pipeline", json!([["MULTI"], ["SET", "left", "open"]]).to_string(), Some(TOKEN));
+    assert_eq!(results.await.status, 200);
+    assert_eq!(
+        cmd(&server, json!(["EXISTS", "left"])).await.json(),
+        json!({"result": 0}),
+        "a MULTI left open is discarded"
+    );
+}
+
+#[tokio::test]
+async fn ten_thousand_commands_in_one_pipeline() {
+    let server = Http::start();
+    let mut commands = Vec::new();
+    for i in 0..5_000 {
+        commands.push(json!(["SET", format!("key:{i}"), format!("value-{i}")]));
+        commands.push(json!(["INCR", "counter"]));
+    }
+    let body = Value::Array(commands).to_string();
+    let started = Instant::now();
+    let reply = post(&server, "/pipeline", body, Some(TOKEN)).await;
+    assert_eq!(reply.status, 200, "{}", &reply.text[..reply.text.len().min(300)]);
+    let results = reply.json();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 10_000);
+    assert_eq!(results[0], json!({"result": "OK"}));
+    assert_eq!(results[9_999], json!({"result": 5_000}));
+    let reads: Vec<Value> = (0..10_000).map(|i| json!(["GET", format!("key:{}", i % 5_000)])).collect();
+    let results = post(&server, "/pipeline", Value::Array(reads).to_string(), Some(TOKEN)).await.json();
+    assert_eq!(results.as_array().unwrap().len(), 10_000);
+    assert_eq!(results[7_123], json!({"result": "value-2123"}));
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn multi_exec_is_atomic_and_reports_errors() {
+    let server = Http::start();
+    cmd(&server, json!(["SET", "str", "text"])).await;
+    let body = json!([["SET", "t1", "a"], ["INCR", "str"], ["INCR", "t2"], ["GET", "t1"]]);
+    let reply = post(&server, "/multi-exec", body.to_string(), Some(TOKEN)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let results = reply.json();
+    assert_eq!(results[0], json!({"result": "OK"}));
+    assert_eq!(results[1], json!({"error": "ERR value is not an integer or out of range"}));
+    assert_eq!(results[2], json!({"result": 1}));
+    assert_eq!(results[3], json!({"result": "a"}));
+    // A command refused while queuing discards the whole transaction: one error, nothing done.
+    for body in [
+        json!([["SET", "never", "1"], ["NOSUCHCOMMAND"]]),
+        json!([["SET", "never", "1"], ["GET"]]),
+        json!([["SET", "never", "1"], ["EXEC"]]),
+        json!([["SET", "never", "1"], ["MULTI"]]),
+    ] {
+        let reply = post(&server, "/multi-exec", body.to_string(), Some(TOKEN)).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text);
+        assert!(reply.error().starts_with("EXECABORT"), "{}", reply.text);
+        assert!(reply.error().contains("command 2"), "{}", reply.text);
+    }
+    assert_eq!(cmd(&server, json!(["EXISTS", "never"])).await.json(), json!({"result": 0}));
+}
+
+#[tokio::test]
+async fn base64_encoding_of_every_string() {
+    let server = Http::start();
+    let b64 = |path: &str, body: &str| {
+        client().post(server.url(path)).bearer_auth(TOKEN).header("Upstash-Encoding", "base64").body(body.to_string())
+    };
+    assert_eq!(answer(b64("/", r#"["SET","k","bar"]"#)).await.json(), json!({"result": "OK"}), "OK stays plain");
+    assert_eq!(answer(b64("/", r#"["GET","k"]"#)).await.json(), json!({"result": "YmFy"}));
+    assert_eq!(answer(b64("/", r#"["PING"]"#)).await.json(), json!({"result": "UE9ORw=="}));
+    assert_eq!(answer(b64("/", r#"["STRLEN","k"]"#)).await.json(), json!({"result": 3}));
+    assert_eq!(answer(b64("/", r#"["GET","none"]"#)).await.json(), json!({"result": null}));
+    let mget = answer(b64("/", r#"["MGET","k","none","k"]"#)).await.json();
+    assert_eq!(mget, json!({"result": ["YmFy", null, "YmFy"]}));
+    let error = answer(b64("/", r#"["INCR","k"]"#)).await;
+    assert_eq!((error.status, error.error()), (400, "ERR value is not an integer or out of range".to_string()));
+    let pipeline = answer(b64("/pipeline", r#"[["SET","e",""],["GET","e"],["MULTI"]]"#)).await.json();
+    assert_eq!(pipeline, json!([{"result": "OK"}, {"result": ""}, {"result": "OK"}]));
+    // Bytes that are not UTF-8: exact under base64, U+FFFD without it (as Upstash does).
+    assert_eq!(get(&server, "/set/bin/%FF%00a").await.status, 200);
+    let req = client().get(server.url("/get/bin")).bearer_auth(TOKEN).header("upstash-encoding", "base64");
+    assert_eq!(answer(req).await.json(), json!({"result": "/wBh"}));
+    assert_eq!(get(&server, "/get/bin").await.json(), json!({"result": "\u{fffd}\u{0}a"}));
+}
+
+#[tokio::test]
+async fn readonly_token_reads_but_never_writes() {
+    let server = Http::start();
+    cmd(&server, json!(["SET", "k", "v"])).await;
+    let ro = |body: Value| post(&server, "/", body.to_string(), Some(RO_TOKEN));
+    assert_eq!(ro(json!(["GET", "k"])).await.json(), json!({"result": "v"}));
+    assert_eq!(ro(json!(["TTL", "k"])).await.json(), json!({"result": -1}));
+    for command in [json!(["SET", "k", "x"]), json!(["DEL", "k"]), json!(["FLUSHALL"]), json!(["KEYS", "*"])] {
+        let reply = ro(command.clone()).await;
+        assert_eq!(reply.status, 400, "{command}");
+        let name = command[0].as_str().unwrap().to_ascii_lowercase();
+        let expected = format!("NOPERM this user has no permissions to run the '{name}' command or its subcommand");
+        assert_eq!(reply.error(), expected);
+    }
+    let pipeline = post(&server, "/pipeline", json!([["GET", "k"], ["SET", "k", "x"]]).to_string(), Some(RO_TOKEN));
+    let results = pipeline.await.json();
+    assert_eq!(results[0], json!({"result": "v"}));
+    assert!(results[1]["error"].as_str().unwrap().starts_with("NOPERM"));
+    let tx = post(&server, "/multi-exec", json!([["GET", "k"], ["SET", "k", "x"]]).to_string(), Some(RO_TOKEN)).await;
+    assert_eq!(tx.status, 400);
+    assert!(tx.error().starts_with("EXECABORT") && tx.error().contains("NOPERM"), "{}", tx.text);
+    let piped_tx = json!([["MULTI"], ["SET", "k", "x"], ["EXEC"]]).to_string();
+    let results = post(&server, "/pipeline", piped_tx, Some(RO_TOKEN)).await.json();
+    assert!(results[2]["error"].as_str().unwrap().starts_with("EXECABORT"), "{results}");
+    assert_eq!(answer(client().get(server.url("/set/k/x")).bearer_auth(RO_TOKEN)).await.status, 400);
+    assert_eq!(cmd(&server, json!(["GET", "k"])).await.json(), json!({"result": "v"}));
+}
+
+#[tokio::test]
+async fn sync_token_is_returned_and_accepted() {
+    let server = Http::start();
+    let first = cmd(&server, json!(["SET", "a", "1"])).await.sync_token.unwrap();
+    let second = cmd(&server, json!(["SET", "a", "2"])).await.sync_token.unwrap();
+    assert!(second > first, "{first} then {second}");
+    let read = answer(
+        client()
+            .post(server.url("/"))
+            .bearer_auth(TOKEN)
+            .header("upstash-sync-token", second.to_string())
+            .body(r#"["GET","a"]"#),
+    )
+    .await;
+    assert_eq!(read.json(), json!({"result": "2"}));
+    assert!(read.sync_token.unwrap() >= second);
+    // A position this server never handed out does not make the request hang.
+    let started = Instant::now();
+    for token in ["999999999999", "", "garbage"] {
+        let reply = client().post(server.url("/")).bearer_auth(TOKEN).header("upstash-sync-token", token);
+        assert_eq!(answer(reply.body(r#"["GET","a"]"#)).await.status, 200);
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn body_limit_rejects_early_from_content_length() {
+    let server = Http::start_with(&["--http-token", TOKEN, "--http-max-body", "4096"]);
+    let reply = post(&server, "/", format!(r#"["SET","k","{}"]"#, "x".repeat(5000)), Some(TOKEN)).await;
+    assert_eq!(reply.status, 413);
+    assert!(reply.error().contains("4096"), "{}", reply.text);
+    let fits = post(&server, "/", format!(r#"["SET","k","{}"]"#, "x".repeat(4000)), Some(TOKEN)).await;
+    assert_eq!(fits.status, 200);
+    // Only the headers are sent: the answer must come without the body.
+    let head = format!(
+        "POST /pipeline HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 104857600\r\n\r\n"
+    );
+    let response = String::from_utf8(raw_request(server.port, head.as_bytes()).unwrap()).unwrap();
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains(r#"{"error":"ERR request body too large"#), "{response}");
+}
+
+/// Stream `total` bytes of body at the server as fast as it takes them; returns what it
+/// answered. The server must answer 413 and stop reading long before `total`.
+fn stream_body(port: u16, head: &str, chunked: bool, total: usize) -> (String, usize) {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b'x'; 1024 * 1024];
+    let mut sent = 0;
+    while sent < total {
+        let wrote = if chunked {
+            let mut piece = format!("{:x}\r\n", chunk.len()).into_bytes();
+            piece.extend_from_slice(&chunk);
+            piece.extend_from_slice(b"\r\n");
+            stream.write_all(&piece)
+        } else {
+            stream.write_all(&chunk)
+        };
+        if wrote.is_err() {
+            break; // the server answered and closed: expected
+        }
+        sent += chunk.len();
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    (String::from_utf8_lossy(&response).into_owned(), sent)
+}
+
+#[tokio::test]
+async fn a_100_mb_body_is_refused_without_being_buffered() {
+    let server = Http::start();
+    let rss_before = server.rss_kib();
+    let total = 100 * 1024 * 1024;
+    let port = server.port;
+    let with_length = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {total}\r\n\r\n"
+    );
+    let (response, _) =
+        tokio::task::spawn_blocking(move || stream_body(port, &with_length, false, total)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("\"error\""), "{response}");
+    // Without a length (chunked), the limit is enforced while the data streams in.
+    let chunked = format!(
+        "POST /pipeline HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let (response, sent) = tokio::task::spawn_blocking(move || stream_body(port, &chunked, true, total)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("request body too large"), "{response}");
+    assert!(sent < total, "the server read all {sent} bytes instead of stopping at the limit");
+    let grown = server.rss_kib().saturating_sub(rss_before);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB while refusing 100 MB bodies");
+    // And the server is fine afterwards.
+    assert_eq!(cmd(&server, json!(["PING"])).await.json(), json!({"result": "PONG"}));
+}
+
+#[tokio::test]
+async fn healthz_and_metrics() {
+    let server = Http::start();
+    let health = answer(client().get(server.url("/healthz"))).await;
+    assert_eq!((health.status, health.json()), (200, json!({"status": "ok"})));
+    cmd(&server, json!(["SET", "m", "1"])).await;
+    cmd(&server, json!(["INCR", "m"])).await;
+    cmd(&server, json!(["INCR", "nope", "extra"])).await;
+    // A command over RESP counts too.
+    let mut resp = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    resp.write_all(b"*2\r\n$3\r\nGET\r\n$1\r\nm\r\n").unwrap();
+    let mut buf = [0u8; 16];
+    let n = resp.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"$1\r\n2\r\n");
+    // On loopback no token is needed.
+    let metrics = answer(client().get(server.url("/metrics"))).await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.content_type.starts_with("text/plain"), "{}", metrics.content_type);
+    let text = metrics.text;
+    for needle in [
+        "staykv_commands_total{command=\"set\"} 1",
+        "staykv_commands_total{command=\"incr\"} 1",
+        "staykv_commands_total{command=\"get\"} 1",
+        "staykv_commands_rejected_total{command=\"incr\"} 1",
+        "staykv_command_duration_seconds_bucket{command=\"set\",le=",
+        "staykv_keys{db=\"0\"} 1",
+        "staykv_connected_clients 1",
+        "staykv_memory_rss_bytes ",
+        "staykv_log_last_seq ",
+        "staykv_log_durable_seq ",
+        "staykv_http_requests_total{endpoint=\"command\",status=\"200\"}",
+        "staykv_http_request_duration_seconds_bucket{endpoint=\"command\",le=",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn protected_mode_serves_loopback_without_token_but_not_web_pages() {
+    let server = Http::start_with(&[]);
+    assert!(server.log().contains("protected mode"), "{}", server.log());
+    let plain = answer(client().post(server.url("/")).body(r#"["SET","k","v"]"#)).await;
+    assert_eq!(plain.json(), json!({"result": "OK"}));
+    assert_eq!(answer(client().get(server.url("/get/k")).bearer_auth("any")).await.json(), json!({"result": "v"}));
+    let from_page = client().get(server.url("/flushall")).header("Origin", "https://evil.example");
+    let refused = answer(from_page).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.error().starts_with("NOPERM"), "{}", refused.text);
+    let rebinding = answer(client().get(server.url("/flushall")).header("Host", "evil.example:8079")).await;
+    assert_eq!(rebinding.status, 403);
+    let cross_site = answer(client().get(server.url("/flushall")).header("Sec-Fetch-Site", "cross-site")).await;
+    assert_eq!(cross_site.status, 403);
+    assert_eq!(answer(client().get(server.url("/get/k"))).await.json(), json!({"result": "v"}));
+}
+
+/// Every `curl` line of the README's HTTP section runs, as written but for the port, and
+/// prints what the `# ` line under it says.
+#[tokio::test]
+async fn readme_curl_examples_work_as_written() {
+    let readme_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&readme_path).expect("README.md at the workspace root");
+    let section = readme.split("## HTTP API (Upstash REST dialect)").nth(1).expect("the README's HTTP API section");
+    let section = section.split("\n## ").next().unwrap();
+    let lines: Vec<&str> = section.lines().collect();
+    let examples: Vec<(&str, &str)> = lines
+        .windows(2)
+        .filter(|w| w[0].starts_with("curl ") && w[1].starts_with("# "))
+        .map(|w| (w[0], &w[1][2..]))
+        .collect();
+    assert!(examples.len() >= 5, "expected curl examples with '# output' lines, found {}", examples.len());
+    if std::process::Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: curl is not installed");
+        return;
+    }
+    let server = Http::start_with(&[]);
+    for (line, expected) in examples {
+        let line = line.replace("127.0.0.1:8079", &format!("127.0.0.1:{}", server.port));
+        let output = Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(printed.trim(), expected.trim(), "{line}\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+}

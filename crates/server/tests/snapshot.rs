@@ -1,0 +1,329 @@
+//! Snapshots at the binary level: SAVE/BGSAVE/BGREWRITEAOF, the snapshot is an RDB file that
+//! `redis-check-rdb` accepts and redis-server 7.0 loads with the same content, compaction
+//! under a write load keeps the data, automatic compaction by log growth, and the committed
+//! format fixture (a data directory written by version 1 of the formats) still loads.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+mod persist_common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{have_tool, wait_until, RawConn, Server};
+use persist_common::{assert_same, call_str, copy_dir, dump_all, info_field, populate, staykv_ok, Val};
+
+const DBS: usize = 8;
+
+fn snapshot_path(server: &Server, conn: &mut RawConn) -> PathBuf {
+    let file = info_field(conn, "staykv_snapshot_file");
+    assert!(file.starts_with("snap-"), "no snapshot installed: {file:?}");
+    server.dir().join(file)
+}
+
+fn redis_check_rdb(path: &Path) {
+    let out = Command::new("redis-check-rdb").arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("RDB looks OK"), "redis-check-rdb {}:\n{text}", path.display());
+}
+
+/// Starts redis-server 7.0 on a copy of `rdb` named dump.rdb; None when not installed.
+fn redis_loading(rdb: &Path, scratch: &Path) -> Option<Server> {
+    let dir = scratch.join(format!("redis-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(rdb, dir.join("dump.rdb")).unwrap();
+    let dir = dir.to_string_lossy().to_string();
+    Server::redis_with(&["--dir", &dir, "--dbfilename", "dump.rdb"])
+}
+
+#[test]
+fn save_writes_an_rdb_that_redis_loads_with_the_same_content() {
+    if !have_tool("redis-check-rdb", "checking StayKV's snapshot with redis-check-rdb") {
+        return;
+    }
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    assert!(matches!(call_str(&mut conn, &["LASTSAVE"]), Val::Int(_)));
+    populate(&mut conn, true);
+    assert_eq!(call_str(&mut conn, &["SAVE"]), Val::Simple("OK".into()));
+    let snap = snapshot_path(&server, &mut conn);
+    redis_check_rdb(&snap);
+    assert_eq!(info_field(&mut conn, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(info_field(&mut conn, "rdb_changes_since_last_save"), "0");
+    let ours = dump_all(&mut conn, DBS);
+    let Some(redis) = redis_loading(&snap, server.scratch()) else { return };
+    let theirs = dump_all(&mut redis.connect(), DBS);
+    assert_same("staykv", &ours, "redis-server loading the snapshot", &theirs, 1000);
+    println!("SAVE: {} keys, same in redis-server 7.0 loading {}", ours.len(), snap.display());
+}
+
+#[test]
+fn export_writes_an_rdb_that_redis_loads_with_the_same_content() {
+    if !have_tool("redis-check-rdb", "checking the export with redis-check-rdb") {
+        return;
+    }
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    populate(&mut conn, true);
+    // Some of it in the snapshot, some only in the log.
+    assert_eq!(call_str(&mut conn, &["BGSAVE"]), Val::Simple("Background saving started".into()));
+    assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "rdb_bgsave_in_progress") == "0"));
+    call_str(&mut conn, &["SET", "after-snapshot", "in the log"]);
+    call_str(&mut conn, &["DEL", "s:short"]);
+    call_str(&mut conn, &["SELECT", "3"]);
+    call_str(&mut conn, &["ZADD", "z:db3", "1", "one"]);
+    call_str(&mut conn, &["SELECT", "0"]);
+    let ours = dump_all(&mut conn, DBS);
+    drop(conn);
+    assert!(server.terminate().success());
+    let out = server.scratch().join("export.rdb");
+    let text = staykv_ok(&["export", "--rdb", &out.to_string_lossy(), "--dir", &server.dir().to_string_lossy()]);
+    assert!(text.contains(&format!("exported {} keys", ours.len())), "{text}");
+    redis_check_rdb(&out);
+    let Some(redis) = redis_loading(&out, server.scratch()) else { return };
+    let theirs = dump_all(&mut redis.connect(), DBS);
+    assert_same("staykv", &ours, "redis-server loading the export", &theirs, 1000);
+}
+
+#[test]
+fn snapshot_commands_and_info_fields() {
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    for field in [
+        "loading",
+        "rdb_bgsave_in_progress",
+        "aof_rewrite_in_progress",
+        "rdb_last_save_time",
+        "rdb_changes_since_last_save",
+        "rdb_last_bgsave_status",
+        "aof_last_write_status",
+        "aof_enabled",
+    ] {
+        info_field(&mut conn, field);
+    }
+    // Enough data for a compaction to take a moment, then two BGSAVEs in a row.
+    let value = "v".repeat(100);
+    for chunk in 0..40 {
+        let cmds: Vec<Vec<Vec<u8>>> = (0..2500)
+            .map(|i| vec![b"SET".to_vec(), format!("k{chunk}:{i}").into_bytes(), value.clone().into_bytes()])
+            .collect();
+        persist_common::pipeline(&mut conn, &cmds);
+    }
+    assert_eq!(info_field(&mut conn, "rdb_changes_since_last_save"), "100000");
+    let first = call_str(&mut conn, &["BGSAVE"]);
+    let second = call_str(&mut conn, &["BGSAVE"]);
+    assert_eq!(first, Val::Simple("Background saving started".into()));
+    assert_eq!(second, Val::Error("ERR Background save already in progress".into()));
+    assert_eq!(
+        call_str(&mut conn, &["BGREWRITEAOF"]),
+        Val::Error("ERR Background append only file rewriting already in progress".into())
+    );
+    assert_eq!(call_str(&mut conn, &["SAVE"]), Val::Error("ERR Background save already in progress".into()));
+    assert!(wait_until(Duration::from_secs(60), || info_field(&mut conn, "rdb_bgsave_in_progress") == "0"));
+    assert_eq!(info_field(&mut conn, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(info_field(&mut conn, "aof_rewrite_in_progress"), "0");
+    assert_eq!(
+        call_str(&mut conn, &["BGREWRITEAOF"]),
+        Val::Simple("Background append only file rewriting started".into())
+    );
+    assert!(wait_until(Duration::from_secs(60), || info_field(&mut conn, "aof_rewrite_in_progress") == "0"));
+    assert_eq!(info_field(&mut conn, "aof_last_bgrewrite_status"), "ok");
+    let lastsave = call_str(&mut conn, &["LASTSAVE"]).int();
+    assert_eq!(info_field(&mut conn, "rdb_last_save_time"), lastsave.to_string());
+    assert!(matches!(call_str(&mut conn, &["MULTI"]), Val::Simple(_)));
+    assert_eq!(call_str(&mut conn, &["SAVE"]), Val::Error("ERR Command not allowed inside a transaction".into()));
+}
+
+#[test]
+fn compaction_during_a_write_load_completes_and_keeps_every_write() {
+    let mut server = Server::staykv_with(&["--fsync", "everysec"]);
+    let port = server.port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..2 {
+        let (stop, written) = (Arc::clone(&stop), Arc::clone(&written));
+        writers.push(std::thread::spawn(move || {
+            let mut conn = RawConn::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w{w}:{}", i % 3000);
+                let cmds = vec![
+                    vec![b"SET".to_vec(), key.clone().into_bytes(), format!("{i}").into_bytes()],
+                    vec![
+                        b"HINCRBY".to_vec(),
+                        format!("h{w}").into_bytes(),
+                        format!("f{}", i % 50).into_bytes(),
+                        b"1".to_vec(),
+                    ],
+                    vec![b"RPUSH".to_vec(), format!("l{w}:{}", i % 20).into_bytes(), format!("{i}").into_bytes()],
+                    vec![
+                        b"ZINCRBY".to_vec(),
+                        format!("z{w}").into_bytes(),
+                        b"1".to_vec(),
+                        format!("m{}", i % 30).into_bytes(),
+                    ],
+                ];
+                for r in persist_common::pipeline(&mut conn, &cmds) {
+                    assert!(!matches!(r, Val::Error(_)), "{r:?}");
+                }
+                if i.is_multiple_of(97) {
+                    persist_common::pipeline(
+                        &mut conn,
+                        &[vec![b"DEL".to_vec(), format!("l{w}:{}", i % 20).into_bytes()]],
+                    );
+                }
+                i += 1;
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut conn = server.connect();
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            call_str(&mut conn, &["BGREWRITEAOF"]),
+            Val::Simple("Background append only file rewriting started".into()),
+            "round {round}"
+        );
+        assert!(wait_until(Duration::from_secs(60), || info_field(&mut conn, "aof_rewrite_in_progress") == "0"));
+        assert_eq!(info_field(&mut conn, "aof_last_bgrewrite_status"), "ok");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let before = dump_all(&mut conn, 1);
+    drop(conn);
+    server.restart();
+    let after = dump_all(&mut server.connect(), 1);
+    assert_same("before restart", &before, "after restart", &after, 50);
+    println!(
+        "{} write batches during 3 compactions; {} keys identical after restart",
+        written.load(Ordering::Relaxed),
+        after.len()
+    );
+    // The log was actually compacted: the snapshot covers most of it.
+    let log = server.log();
+    assert!(log.contains("installed"), "{log}");
+}
+
+#[test]
+fn log_growth_triggers_compaction() {
+    let server = Server::staykv_with(&["--fsync", "no"]);
+    let mut conn = server.connect();
+    assert_eq!(
+        call_str(&mut conn, &["CONFIG", "SET", "auto-aof-rewrite-min-size", "300000"]),
+        Val::Simple("OK".into())
+    );
+    assert_eq!(
+        call_str(&mut conn, &["CONFIG", "GET", "auto-aof-rewrite-*"]).items().len(),
+        4,
+        "auto-aof-rewrite-percentage and -min-size"
+    );
+    let value = "x".repeat(1000);
+    for i in 0..400 {
+        call_str(&mut conn, &["SET", &format!("k{}", i % 50), &value]);
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || info_field(&mut conn, "staykv_snapshot_seq") != "0"),
+        "no automatic compaction"
+    );
+    assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "aof_rewrite_in_progress") == "0"));
+    let log_bytes: u64 = info_field(&mut conn, "staykv_log_bytes").parse().unwrap();
+    assert!(log_bytes < 300_000, "log still {log_bytes} bytes after compaction");
+    assert!(server.log().contains("starting automatic log compaction"));
+}
+
+/// The committed data directory written by the first version of the formats.
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v1")
+}
+
+/// What the fixture holds (see `tests/fixtures/datadir-v1/README.md`).
+fn check_fixture_content(conn: &mut RawConn) {
+    let get = |conn: &mut RawConn, args: &[&str]| call_str(conn, args);
+    assert_eq!(get(conn, &["GET", "snap:str"]), Val::Bulk(Some(b"in the snapshot".to_vec())));
+    assert_eq!(get(conn, &["GET", "log:str"]), Val::Bulk(Some(b"in the log".to_vec())));
+    assert_eq!(get(conn, &["GET", "deleted"]), Val::Bulk(None));
+    assert_eq!(get(conn, &["GET", "counter"]), Val::Bulk(Some(b"3".to_vec())));
+    assert_eq!(get(conn, &["LRANGE", "list", "0", "-1"]).items().len(), 4);
+    assert_eq!(get(conn, &["HGET", "hash", "f2"]), Val::Bulk(Some(b"v2".to_vec())));
+    assert_eq!(get(conn, &["SCARD", "set"]), Val::Int(3));
+    assert_eq!(get(conn, &["ZSCORE", "zset", "b"]), Val::Bulk(Some(b"2.5".to_vec())));
+    assert_eq!(get(conn, &["EXPIRETIME", "session"]), Val::Int(4_102_444_800));
+    assert_eq!(get(conn, &["SELECT", "2"]), Val::Simple("OK".into()));
+    assert_eq!(get(conn, &["GET", "db2"]), Val::Bulk(Some(b"two".to_vec())));
+    assert_eq!(get(conn, &["SELECT", "0"]), Val::Simple("OK".into()));
+}
+
+#[test]
+fn format_fixture_datadir_v1_still_loads() {
+    let fixture = fixture_dir();
+    if std::env::var("STAYKV_WRITE_FIXTURES").is_ok_and(|v| v == "1") {
+        write_fixture(&fixture);
+    }
+    assert!(fixture.join("MANIFEST").exists(), "missing fixture {}", fixture.display());
+    let mut server = Server::staykv();
+    server.kill();
+    std::fs::remove_dir_all(server.dir()).unwrap();
+    copy_dir(&fixture, &server.dir());
+    let _ = std::fs::remove_file(server.dir().join("README.md"));
+    let report = staykv_ok(&["check", "--dir", &server.dir().to_string_lossy()]);
+    assert!(report.contains("data directory OK"), "{report}");
+    server.restart();
+    let mut conn = server.connect();
+    check_fixture_content(&mut conn);
+}
+
+/// Regenerates the fixture (`STAYKV_WRITE_FIXTURES=1`): only when the formats change, as a
+/// new `datadir-vN`; never rewrite an existing one.
+fn write_fixture(target: &Path) {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    for args in [
+        &["SET", "snap:str", "in the snapshot"][..],
+        &["SET", "deleted", "soon gone"],
+        &["INCR", "counter"],
+        &["RPUSH", "list", "a", "b"],
+        &["HSET", "hash", "f1", "v1"],
+        &["SADD", "set", "x", "y"],
+        &["ZADD", "zset", "1", "a"],
+        &["SET", "session", "user=42", "EXAT", "4102444800"],
+        &["SELECT", "2"],
+        &["SET", "db2", "two"],
+        &["SELECT", "0"],
+        &["SAVE"],
+        &["SET", "log:str", "in the log"],
+        &["DEL", "deleted"],
+        &["INCR", "counter"],
+        &["INCR", "counter"],
+        &["RPUSH", "list", "c", "d"],
+        &["HSET", "hash", "f2", "v2"],
+        &["SADD", "set", "z"],
+        &["ZADD", "zset", "2.5", "b"],
+    ] {
+        assert!(!matches!(call_str(&mut conn, args), Val::Error(_)), "{args:?}");
+    }
+    check_fixture_content(&mut conn);
+    drop(conn);
+    assert!(server.terminate().success());
+    std::fs::create_dir_all(target).unwrap();
+    for entry in std::fs::read_dir(server.dir()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(
+        target.join("README.md"),
+        "# datadir-v1\n\nA data directory written by StayKV with log segment format 1, manifest format 1 and\n\
+         RDB version 10 snapshots. `tests/snapshot.rs` (`format_fixture_datadir_v1_still_loads`) checks that\n\
+         it still loads with the same content. Never rewrite it: a format change adds `datadir-v2`.\n",
+    )
+    .unwrap();
+}

@@ -1,0 +1,27 @@
+// Node-side session access: StayKV over RESP with ioredis. Imported by server components,
+// server actions and route handlers only.
+import { createSessionStore, ioredisAdapter } from '@staykv/session';
+import { createNextSessions } from '@staykv/session/next';
+import { Redis } from 'ioredis';
+
+import { cookieName, env, sessionConfig, type SessionData } from './config';
+
+const globalForRedis = globalThis as unknown as { staykvRedis?: Redis };
+
+/** One connection per server process (reused across requests and hot reloads). */
+export function redis(): Redis {
+  globalForRedis.staykvRedis ??= new Redis(env.redisUrl(), { maxRetriesPerRequest: 3 });
+  return globalForRedis.staykvRedis;
+}
+
+export const store = createSessionStore<SessionData>({ adapter: ioredisAdapter(lazyClient()), ...sessionConfig });
+
+export const sessions = createNextSessions(store, { cookieName });
+
+/** Defers connecting until the first command (so `next build` needs no StayKV). */
+function lazyClient() {
+  return {
+    call: (command: string, ...args: string[]) => redis().call(command, ...args),
+    multi: (commands: string[][]) => redis().multi(commands),
+  };
+}

@@ -1,0 +1,85 @@
+// Edge-safe part of the Next.js helpers: no `next/headers`, no React, no Node APIs. Import it
+// from `@staykv/session/next/middleware` in `middleware.ts` (Next 15, edge runtime) or
+// `proxy.ts` (Next 16, Node runtime), with a store over `upstashAdapter` (HTTP).
+import { clearedCookieOptions, readCookie, serializeCookie, sessionCookieName } from '../cookie.js';
+import type { Session, SessionStore } from '../store.js';
+
+/** The request shape the helpers read (`NextRequest` and `Request` both fit). */
+export interface MiddlewareRequest {
+  url: string;
+  headers: { get(name: string): string | null };
+}
+
+export interface SessionMiddlewareOptions {
+  /** Base cookie name (default `session`, i.e. cookie `__Host-session`). */
+  cookieName?: string;
+  /** Where logged-out users are sent, e.g. `/login`. */
+  loginPath: string;
+  /**
+   * Query parameter that carries the originally requested path to the login page (default
+   * `next`); `false` to omit it. Validate it with `safeRedirectPath` before redirecting.
+   */
+  redirectParam?: string | false;
+  /** Renew the session (sliding expiry) from the middleware too (default false: read-only). */
+  touch?: boolean;
+}
+
+/** The session of the request's cookie, or null. */
+export async function getRequestSession<T>(
+  request: MiddlewareRequest,
+  store: SessionStore<T>,
+  options: { cookieName?: string; touch?: boolean } = {},
+): Promise<Session<T> | null> {
+  const token = readCookie(request.headers.get('cookie'), sessionCookieName(options.cookieName));
+  if (!token) return null;
+  return options.touch ? store.touch(token) : store.getSession(token);
+}
+
+/**
+ * A middleware/proxy function that lets requests with a live session through (returns
+ * undefined, so Next.js continues) and redirects all others (307) to `loginPath`. A stale
+ * cookie is deleted on the way. Use `config.matcher` to choose the protected paths.
+ *
+ * ```ts
+ * // middleware.ts (Next 15) — or proxy.ts with `export const proxy = …` (Next 16)
+ * export const middleware = sessionMiddleware(edgeStore, { loginPath: '/login' });
+ * export const config = { matcher: ['/dashboard/:path*'] };
+ * ```
+ */
+export function sessionMiddleware<T>(
+  store: SessionStore<T>,
+  options: SessionMiddlewareOptions,
+): (request: MiddlewareRequest) => Promise<Response | undefined> {
+  const cookieName = sessionCookieName(options.cookieName);
+  const param = options.redirectParam === undefined ? 'next' : options.redirectParam;
+  return async (request) => {
+    const token = readCookie(request.headers.get('cookie'), cookieName);
+    const session = token
+      ? await (options.touch ? store.touch(token) : store.getSession(token))
+      : null;
+    if (session) return undefined;
+    const url = new URL(request.url);
+    const target = new URL(options.loginPath, url);
+    if (param) target.searchParams.set(param, url.pathname + url.search);
+    return redirectResponse(target, {
+      'x-staykv-session': token ? 'invalid' : 'missing',
+      ...(token ? { 'set-cookie': serializeCookie(cookieName, '', clearedCookieOptions()) } : {}),
+    });
+  };
+}
+
+function redirectResponse(location: URL, headers: Record<string, string>): Response {
+  return new Response(null, { status: 307, headers: { location: location.toString(), ...headers } });
+}
+
+/**
+ * `value` if it is a same-origin absolute path (`/…`, not `//…` or `/\…`), else `fallback`.
+ * Use it on `?next=` parameters to avoid open redirects.
+ */
+export function safeRedirectPath(value: unknown, fallback: string = '/'): string {
+  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) {
+    return fallback;
+  }
+  if (/[\u0000-\u001f\u007f]/.test(value)) return fallback;
+  return value;
+}
