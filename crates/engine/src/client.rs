@@ -45,6 +45,8 @@ pub struct Client {
     pub deliver: Option<crate::pubsub::ClientDeliver>,
     pub channels: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
+    /// Where the client connects from, as MONITOR shows it (`127.0.0.1:60866`, `lua`).
+    pub origin: String,
 }
 
 impl Client {

@@ -162,6 +162,10 @@ impl Engine {
             queue.push(args.to_vec());
             return Outcome { reply: Reply::Status("QUEUED"), wait_seq: 0, command: Some(index), blocked: None };
         }
+        // Redis hides AUTH and HELLO from MONITOR: they carry passwords.
+        if self.pubsub.has_monitors() && !matches!(spec.name, "auth" | "hello" | "monitor") {
+            self.pubsub.feed_monitors(now.saturating_mul(1000), client.db, &client.origin, args);
+        }
         let (reply, wait_seq, blocked) = self.run(client, spec, args, now, host, journal);
         self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
         if let Some(stats) = self.command_stats.get(index) {
@@ -272,6 +276,7 @@ impl Engine {
         self.watches.unwatch_all(client);
         self.blocked.unregister(client.id);
         crate::cmd::pubsub::forget(self, client);
+        self.pubsub.remove_monitor(client.id);
     }
 
     /// Apply one logged batch during recovery: each effect runs at the batch's time.

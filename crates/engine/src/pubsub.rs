@@ -28,11 +28,12 @@ impl std::fmt::Debug for ClientDeliver {
 
 type Subscribers = Vec<(u64, Deliver)>;
 
-/// Every subscription of every client.
+/// Every subscription of every client, and the MONITOR clients.
 #[derive(Default)]
 pub struct PubSub {
     channels: RwLock<HashMap<Bytes, Subscribers>>,
     patterns: RwLock<Vec<(Bytes, u64, Deliver)>>,
+    monitors: RwLock<Subscribers>,
 }
 
 impl std::fmt::Debug for PubSub {
@@ -97,6 +98,51 @@ impl PubSub {
             }
         }
         receivers
+    }
+
+    pub fn add_monitor(&self, client: u64, deliver: &Deliver) {
+        let mut monitors = self.monitors.write();
+        if !monitors.iter().any(|(id, _)| *id == client) {
+            monitors.push((client, deliver.clone()));
+        }
+    }
+
+    pub fn remove_monitor(&self, client: u64) {
+        self.monitors.write().retain(|(id, _)| *id != client);
+    }
+
+    pub fn has_monitors(&self) -> bool {
+        !self.monitors.read().is_empty()
+    }
+
+    /// Show a command to every MONITOR client, in Redis's format:
+    /// `1339518083.107412 [0 127.0.0.1:60866] "set" "k" "v"`.
+    pub fn feed_monitors(&self, now_us: u64, db: usize, origin: &str, args: &[Bytes]) {
+        let monitors = self.monitors.read();
+        if monitors.is_empty() {
+            return;
+        }
+        let mut line = format!("{}.{:06} [{db} {origin}]", now_us / 1_000_000, now_us % 1_000_000);
+        for arg in args {
+            line.push_str(" \"");
+            for &c in arg.iter() {
+                match c {
+                    b'\\' => line.push_str("\\\\"),
+                    b'"' => line.push_str("\\\""),
+                    b'\n' => line.push_str("\\n"),
+                    b'\r' => line.push_str("\\r"),
+                    b'\t' => line.push_str("\\t"),
+                    0x07 => line.push_str("\\a"),
+                    0x08 => line.push_str("\\b"),
+                    c if c.is_ascii_graphic() || c == b' ' => line.push(c as char),
+                    c => line.push_str(&format!("\\x{c:02x}")),
+                }
+            }
+            line.push('"');
+        }
+        for (_, deliver) in monitors.iter() {
+            deliver(Reply::StatusOwned(line.clone()));
+        }
     }
 
     /// Whether anyone listens at all (keyspace notifications skip all work otherwise).

@@ -93,6 +93,7 @@ where
     };
     let wake = Arc::new(Notify::new());
     let mut client = Client::new(id, !shared.host.auth_required());
+    client.origin = addr.to_string();
     let waker = wake.clone();
     client.waker = Some(ClientWaker(Arc::new(move || waker.notify_one())));
     let mailbox = Arc::new(Mailbox::default());

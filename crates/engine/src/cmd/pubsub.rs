@@ -15,7 +15,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", psubscribe),
     CommandSpec::new("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", punsubscribe),
     CommandSpec::new("pubsub", -2, PUBSUB | LOADING | STALE, "pubsub", pubsub),
+    CommandSpec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "server", monitor),
 ];
+
+/// MONITOR: from now on this client receives every command the server runs.
+fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let deliver = subscriber(ctx)?;
+    ctx.engine.pubsub.add_monitor(ctx.client.id, &deliver);
+    Ok(Reply::Ok)
+}
 
 fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(ctx.engine.pubsub.publish(arg(args, 1)?, arg(args, 2)?) as i64))
