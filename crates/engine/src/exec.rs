@@ -14,7 +14,7 @@ use crate::effects::Effect;
 use crate::errors;
 use crate::host::{Host, NoHost};
 use crate::keyspace::{Db, Entry, Keyspace, Shard, NO_EXPIRY};
-use crate::value::Value;
+use crate::value::{Collection, Value};
 use crate::watch::WatchRegistry;
 
 /// Where effects go: the server's write-ahead log, or nowhere in tests and replay.
@@ -599,6 +599,37 @@ impl<'a> Ctx<'a> {
             return None;
         }
         self.lookup(key)
+    }
+
+    /// The collection of type `C` at `key` for reading (a hit or miss is counted): `None` if
+    /// missing, WRONGTYPE if the key holds another type.
+    pub fn read_collection<C: Collection>(&mut self, key: &[u8]) -> Result<Option<&mut C>, Reply> {
+        match self.lookup_read(key) {
+            None => Ok(None),
+            Some(entry) => C::view(&mut entry.value).map(Some).ok_or_else(errors::wrong_type),
+        }
+    }
+
+    /// The collection of type `C` at `key` for writing, created empty when missing if
+    /// `create`; WRONGTYPE if the key holds another type.
+    pub fn write_collection<C: Collection>(&mut self, key: &[u8], create: bool) -> Result<Option<&mut C>, Reply> {
+        if self.lookup(key).is_none() {
+            if !create {
+                return Ok(None);
+            }
+            self.store(key, C::empty(), NO_EXPIRY);
+        }
+        match self.lookup(key) {
+            None => Ok(None),
+            Some(entry) => C::view(&mut entry.value).map(Some).ok_or_else(errors::wrong_type),
+        }
+    }
+
+    /// Delete `key` if it holds an empty collection (Redis never keeps one).
+    pub fn drop_if_empty(&mut self, key: &[u8]) {
+        if self.peek(key).is_some_and(|e| e.value.is_empty_collection()) {
+            self.remove(key);
+        }
     }
 
     /// Store `value` under `key` in the current db with the given deadline, replacing any

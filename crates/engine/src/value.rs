@@ -83,3 +83,46 @@ impl Value {
         }
     }
 }
+
+/// A collection type, for the typed access helpers of [`crate::Ctx`]: how to see it inside a
+/// [`Value`] and how to make an empty one.
+pub trait Collection: Sized {
+    fn view(value: &mut Value) -> Option<&mut Self>;
+    fn empty() -> Value;
+}
+
+impl Collection for VecDeque<Bytes> {
+    fn view(value: &mut Value) -> Option<&mut Self> {
+        match value {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+    fn empty() -> Value {
+        Value::List(VecDeque::new())
+    }
+}
+
+impl Collection for HashMap<Bytes, Bytes> {
+    fn view(value: &mut Value) -> Option<&mut Self> {
+        match value {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+    fn empty() -> Value {
+        Value::Hash(HashMap::default())
+    }
+}
+
+impl Collection for HashSet<Bytes> {
+    fn view(value: &mut Value) -> Option<&mut Self> {
+        match value {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn empty() -> Value {
+        Value::Set(HashSet::default())
+    }
+}

@@ -9,9 +9,8 @@ use super::{arg, int_arg, is, own, scan_members};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::keyspace::NO_EXPIRY;
 use crate::num::{format_long_double_human, i64_bytes, parse_f64, parse_i64};
-use crate::value::{HashMap, Value};
+use crate::value::HashMap;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, "hash", hset).keys(1, 1, 1),
@@ -36,26 +35,12 @@ type Hash = HashMap<Bytes, Bytes>;
 
 /// The hash at `key` for reading (counts a hit or miss), or WRONGTYPE.
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Hash>, Reply> {
-    match ctx.lookup_read(key).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::Hash(h)) => Ok(Some(h)),
-        Some(_) => Err(errors::wrong_type()),
-    }
+    ctx.read_collection(key)
 }
 
 /// The hash at `key` for writing, created empty if missing, or WRONGTYPE.
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, Reply> {
-    match ctx.lookup(key).map(|e| &e.value) {
-        None => {
-            ctx.store(key, Value::Hash(Hash::default()), NO_EXPIRY);
-        }
-        Some(Value::Hash(_)) => {}
-        Some(_) => return Err(errors::wrong_type()),
-    }
-    match ctx.lookup(key).map(|e| &mut e.value) {
-        Some(Value::Hash(h)) => Ok(h),
-        _ => Err(errors::wrong_type()),
-    }
+    ctx.write_collection(key, true)?.ok_or_else(errors::wrong_type)
 }
 
 fn pairs(args: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> {

@@ -12,7 +12,6 @@ use super::{arg, int_arg, is, own};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::keyspace::NO_EXPIRY;
 use crate::num::i64_bytes;
 use crate::value::Value;
 
@@ -112,33 +111,11 @@ pub(crate) fn parse_numkeys(args: &[Bytes], at: usize) -> Result<&[Bytes], Reply
 }
 
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut List>, Reply> {
-    match ctx.lookup_read(key).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::List(l)) => Ok(Some(l)),
-        Some(_) => Err(errors::wrong_type()),
-    }
+    ctx.read_collection(key)
 }
 
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8], create: bool) -> Result<Option<&'c mut List>, Reply> {
-    match ctx.lookup(key).map(|e| &e.value) {
-        None if create => {
-            ctx.store(key, Value::List(List::new()), NO_EXPIRY);
-        }
-        None => return Ok(None),
-        Some(Value::List(_)) => {}
-        Some(_) => return Err(errors::wrong_type()),
-    }
-    match ctx.lookup(key).map(|e| &mut e.value) {
-        Some(Value::List(l)) => Ok(Some(l)),
-        _ => Err(errors::wrong_type()),
-    }
-}
-
-/// Delete the key if its list became empty (Redis never keeps empty collections).
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
-    if matches!(ctx.peek(key).map(|e| &e.value), Some(Value::List(l)) if l.is_empty()) {
-        ctx.remove(key);
-    }
+    ctx.write_collection(key, create)
 }
 
 fn push_generic(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {
@@ -182,7 +159,7 @@ pub(crate) fn pop_elements(ctx: &mut Ctx, key: &Bytes, end: End, count: usize) -
     if !popped.is_empty() {
         ctx.propagate(vec![Bytes::from_static(end.pop_name()), key.clone(), i64_bytes(n as i64)]);
     }
-    drop_if_empty(ctx, key);
+    ctx.drop_if_empty(key);
     Ok(popped)
 }
 
@@ -285,7 +262,7 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if removed > 0 {
         ctx.propagate_args(args);
     }
-    drop_if_empty(ctx, key);
+    ctx.drop_if_empty(key);
     Ok(Reply::Int(removed as i64))
 }
 
@@ -301,7 +278,7 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => list.clear(),
     }
     ctx.propagate_args(args);
-    drop_if_empty(ctx, key);
+    ctx.drop_if_empty(key);
     Ok(Reply::Ok)
 }
 

@@ -41,64 +41,82 @@ fn subscriber(ctx: &Ctx) -> Result<crate::pubsub::Deliver, Reply> {
     ctx.client.deliver.as_ref().map(|d| d.0.clone()).ok_or_else(|| err("ERR this client cannot subscribe"))
 }
 
-fn subscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+/// Channels or patterns: the two kinds of subscription, handled by the same code.
+#[derive(Clone, Copy)]
+enum Kind {
+    Channel,
+    Pattern,
+}
+
+impl Kind {
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Channel => ("subscribe", "unsubscribe"),
+            Kind::Pattern => ("psubscribe", "punsubscribe"),
+        }
+    }
+
+    fn list(self, client: &mut crate::Client) -> &mut Vec<Bytes> {
+        match self {
+            Kind::Channel => &mut client.channels,
+            Kind::Pattern => &mut client.patterns,
+        }
+    }
+}
+
+fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
     let deliver = subscriber(ctx)?;
     let mut confirms = Vec::new();
-    for channel in args.iter().skip(1) {
-        if !ctx.client.channels.contains(channel) {
-            ctx.engine.pubsub.subscribe(ctx.client.id, &deliver, channel);
-            ctx.client.channels.push(channel.clone());
+    for name in args.iter().skip(1) {
+        if !kind.list(ctx.client).contains(name) {
+            let registry = &ctx.engine.pubsub;
+            match kind {
+                Kind::Channel => registry.subscribe(ctx.client.id, &deliver, name),
+                Kind::Pattern => registry.psubscribe(ctx.client.id, &deliver, name),
+            }
+            kind.list(ctx.client).push(name.clone());
         }
-        confirms.push(confirm("subscribe", Some(channel), ctx.client.subscription_count()));
+        confirms.push(confirm(kind.names().0, Some(name), ctx.client.subscription_count()));
     }
     Ok(Reply::Many(confirms))
+}
+
+/// Without arguments, leave every subscription of the kind.
+fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
+    let targets: Vec<Bytes> = match args.len() {
+        1 => kind.list(ctx.client).clone(),
+        _ => args.get(1..).unwrap_or_default().to_vec(),
+    };
+    let name = kind.names().1;
+    if targets.is_empty() {
+        return Ok(Reply::Many(vec![confirm(name, None, ctx.client.subscription_count())]));
+    }
+    let mut confirms = Vec::new();
+    for target in &targets {
+        match kind {
+            Kind::Channel => ctx.engine.pubsub.unsubscribe(ctx.client.id, target),
+            Kind::Pattern => ctx.engine.pubsub.punsubscribe(ctx.client.id, target),
+        }
+        kind.list(ctx.client).retain(|c| c != target);
+        confirms.push(confirm(name, Some(target), ctx.client.subscription_count()));
+    }
+    Ok(Reply::Many(confirms))
+}
+
+fn subscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    subscribe_generic(ctx, args, Kind::Channel)
 }
 
 fn psubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let deliver = subscriber(ctx)?;
-    let mut confirms = Vec::new();
-    for pattern in args.iter().skip(1) {
-        if !ctx.client.patterns.contains(pattern) {
-            ctx.engine.pubsub.psubscribe(ctx.client.id, &deliver, pattern);
-            ctx.client.patterns.push(pattern.clone());
-        }
-        confirms.push(confirm("psubscribe", Some(pattern), ctx.client.subscription_count()));
-    }
-    Ok(Reply::Many(confirms))
+    subscribe_generic(ctx, args, Kind::Pattern)
 }
 
 fn unsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let targets: Vec<Bytes> = match args.len() {
-        1 => ctx.client.channels.clone(),
-        _ => args.get(1..).unwrap_or_default().to_vec(),
-    };
-    if targets.is_empty() {
-        return Ok(Reply::Many(vec![confirm("unsubscribe", None, ctx.client.subscription_count())]));
-    }
-    let mut confirms = Vec::new();
-    for channel in &targets {
-        ctx.engine.pubsub.unsubscribe(ctx.client.id, channel);
-        ctx.client.channels.retain(|c| c != channel);
-        confirms.push(confirm("unsubscribe", Some(channel), ctx.client.subscription_count()));
-    }
-    Ok(Reply::Many(confirms))
+    unsubscribe_generic(ctx, args, Kind::Channel)
 }
 
 fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let targets: Vec<Bytes> = match args.len() {
-        1 => ctx.client.patterns.clone(),
-        _ => args.get(1..).unwrap_or_default().to_vec(),
-    };
-    if targets.is_empty() {
-        return Ok(Reply::Many(vec![confirm("punsubscribe", None, ctx.client.subscription_count())]));
-    }
-    let mut confirms = Vec::new();
-    for pattern in &targets {
-        ctx.engine.pubsub.punsubscribe(ctx.client.id, pattern);
-        ctx.client.patterns.retain(|p| p != pattern);
-        confirms.push(confirm("punsubscribe", Some(pattern), ctx.client.subscription_count()));
-    }
-    Ok(Reply::Many(confirms))
+    unsubscribe_generic(ctx, args, Kind::Pattern)
 }
 
 fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -39,31 +39,11 @@ pub static COMMANDS: &[CommandSpec] = &[
 type Set = HashSet<Bytes>;
 
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Reply> {
-    match ctx.lookup_read(key).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::Set(s)) => Ok(Some(s)),
-        Some(_) => Err(errors::wrong_type()),
-    }
+    ctx.read_collection(key)
 }
 
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Set, Reply> {
-    match ctx.lookup(key).map(|e| &e.value) {
-        None => {
-            ctx.store(key, Value::Set(Set::default()), NO_EXPIRY);
-        }
-        Some(Value::Set(_)) => {}
-        Some(_) => return Err(errors::wrong_type()),
-    }
-    match ctx.lookup(key).map(|e| &mut e.value) {
-        Some(Value::Set(s)) => Ok(s),
-        _ => Err(errors::wrong_type()),
-    }
-}
-
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
-    if matches!(ctx.peek(key).map(|e| &e.value), Some(Value::Set(s)) if s.is_empty()) {
-        ctx.remove(key);
-    }
+    ctx.write_collection(key, true)?.ok_or_else(errors::wrong_type)
 }
 
 fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -80,7 +60,7 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if removed > 0 {
         ctx.propagate_args(args);
     }
-    drop_if_empty(ctx, key);
+    ctx.drop_if_empty(key);
     Ok(Reply::Int(removed as i64))
 }
 
@@ -133,7 +113,7 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         effect.extend(chosen.iter().cloned());
         ctx.propagate(effect);
     }
-    drop_if_empty(ctx, key);
+    ctx.drop_if_empty(key);
     Ok(match count {
         None => chosen.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
         Some(_) => Reply::Set(chosen.into_iter().map(Reply::Bulk).collect()),
@@ -178,7 +158,7 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if let Some(source) = read(ctx, src)? {
         source.remove(&member[..]);
     }
-    drop_if_empty(ctx, src);
+    ctx.drop_if_empty(src);
     write(ctx, dst)?.insert(own(member));
     ctx.propagate(vec![Bytes::from_static(b"SREM"), src.clone(), member.clone()]);
     ctx.propagate(vec![Bytes::from_static(b"SADD"), dst.clone(), member.clone()]);
