@@ -19,9 +19,40 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
             }
         }
         "nan" => return None,
+        rest if rest.starts_with("0x") => {
+            let magnitude = parse_hex_float(rest.get(2..)?)?;
+            if lower.starts_with('-') {
+                -magnitude
+            } else {
+                magnitude
+            }
+        }
         _ => text.parse::<f64>().ok()?,
     };
     (!value.is_nan()).then_some(value)
+}
+
+/// The hexadecimal floats `strtold` accepts after `0x`: digits, an optional fraction and an
+/// optional binary exponent (`10`, `1.8`, `1p-2`).
+fn parse_hex_float(text: &str) -> Option<f64> {
+    let (mantissa, exponent) = match text.split_once('p') {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for c in whole.chars() {
+        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in fraction.chars() {
+        value += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    Some(value * 2f64.powi(exponent))
 }
 
 /// Integer-valued text for replies.

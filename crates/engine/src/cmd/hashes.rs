@@ -149,6 +149,9 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (arg(args, 1)?, arg(args, 2)?);
     let by = parse_f64(arg(args, 3)?).ok_or_else(errors::not_float)?;
+    if by.is_infinite() {
+        return Err(err("ERR value is NaN or Infinity"));
+    }
     let hash = write(ctx, key)?;
     let current = match hash.get(field) {
         None => 0.0,
