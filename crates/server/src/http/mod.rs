@@ -19,6 +19,7 @@ mod auth;
 mod json;
 mod request;
 mod routes;
+mod sse;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -51,6 +52,10 @@ struct Inner {
     /// The highest log position any HTTP reply depended on: the `upstash-sync-token` value.
     sync_seq: AtomicU64,
     in_flight: AtomicUsize,
+    /// Largest request head (`--http-max-header`), answered 431 beyond.
+    max_header: usize,
+    /// Time allowed to send a request head (`--http-header-timeout`): slowloris defence.
+    header_timeout: std::time::Duration,
 }
 
 impl HttpState {
@@ -61,6 +66,8 @@ impl HttpState {
             max_body: config.http_max_body,
             sync_seq: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            max_header: config.http_max_header,
+            header_timeout: std::time::Duration::from_secs(config.http_header_timeout),
         }))
     }
 }
@@ -73,6 +80,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/multi-exec", any(routes::multi_exec))
         .route("/healthz", any(routes::healthz))
         .route("/metrics", any(routes::metrics))
+        .route("/subscribe/{*channels}", any(sse::subscribe))
+        .route("/psubscribe/{*patterns}", any(sse::psubscribe))
+        .route("/monitor", any(sse::monitor))
         .route("/{*path}", any(routes::path_command))
         .with_state(state)
 }
@@ -113,28 +123,60 @@ impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for PeerAddr {
     }
 }
 
-/// Resolves when the server starts shutting down.
-async fn stopping(state: &HttpState) {
-    let mut stop = state.0.shared.host.shutdown.subscribe();
-    let _ = stop.wait_for(|stopping| *stopping).await;
-}
-
 /// Serve the HTTP API on a plain TCP listener until the server shuts down.
 pub async fn serve(listener: TcpListener, state: HttpState) {
-    let listener = PlainListener(listener);
-    let stop = state.clone();
-    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
-    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(async move { stopping(&stop).await }).await {
-        tracing::error!(%error, "the HTTP API stopped");
-    }
+    serve_on(PlainListener(listener), state).await;
 }
 
 /// Serve the HTTP API over TLS until the server shuts down.
 pub async fn serve_tls(listener: crate::tls::TlsListener, state: HttpState) {
-    let stop = state.clone();
-    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
-    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(async move { stopping(&stop).await }).await {
-        tracing::error!(%error, "the HTTP API stopped");
+    serve_on(listener, state).await;
+}
+
+/// Accept connections and serve HTTP/1.1 on each with the request-head limits: a head
+/// larger than `--http-max-header` gets 431, and a client that has not sent a whole head
+/// within `--http-header-timeout` (a slowloris, or an idle keep-alive connection) is
+/// disconnected. On shutdown, accepting stops and open connections finish their request.
+async fn serve_on<L>(mut listener: L, state: HttpState)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use axum::extract::ConnectInfo;
+    let app = router(state.clone());
+    let (max_header, header_timeout) = (state.0.max_header, state.0.header_timeout);
+    let host = state.0.shared.host.clone();
+    let mut stop = host.shutdown.subscribe();
+    loop {
+        let (io, addr) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopping| *stopping) => break,
+        };
+        let service = app.clone().layer(axum::Extension(ConnectInfo(PeerAddr(addr))));
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let mut shutdown = host.shutdown.subscribe();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_header_size(max_header)
+                .max_buf_size(max_header.max(8192) + 64 * 1024);
+            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::pin!(connection);
+            let stopping = async move {
+                let _ = shutdown.wait_for(|stopping| *stopping).await;
+            };
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stopping => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%addr, %error, "HTTP connection closed");
+            }
+        });
     }
 }
 

@@ -314,7 +314,14 @@ struct Batch<'a> {
 impl<'a> Batch<'a> {
     fn new(shared: &'a Shared, access: Access) -> Batch<'a> {
         let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
-        Batch { shared, client: Client::new(id, true), access, now: crate::clock::now_ms(), wait_seq: 0 }
+        let mut client = Client::new(id, true);
+        client.origin = "http".into();
+        // Tokens map to ACL users: the full token runs as `default`, the read-only one as
+        // `http-readonly` (built in, or the ACL user of that name), checked by the engine.
+        if access == Access::ReadOnly {
+            staykv_engine::acl::HTTP_READONLY_USER.clone_into(&mut client.user);
+        }
+        Batch { shared, client, access, now: crate::clock::now_ms(), wait_seq: 0 }
     }
 
     /// Run one command, as `Connection::execute` does for RESP (statistics included).

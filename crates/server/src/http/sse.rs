@@ -1,0 +1,141 @@
+//! Server-sent events: `/subscribe/<channel>...`, `/psubscribe/<pattern>...` and `/monitor`,
+//! in the line format `@upstash/redis` reads: `data: message,<channel>,<message>`,
+//! `data: pmessage,<pattern>,<channel>,<message>`, `data: subscribe,<channel>,<count>`, and
+//! for MONITOR the monitor line itself.
+//!
+//! Each stream is an engine client of its own whose subscriptions last as long as the HTTP
+//! response: when the client goes away the stream is dropped and so are its subscriptions.
+//! A reader that falls more than [`BACKLOG`] messages behind is cut off, like a RESP
+//! subscriber past its output-buffer limit.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use staykv_engine::pubsub::ClientDeliver;
+use staykv_engine::{Client, Reply};
+use tokio::sync::mpsc;
+
+use super::auth::{self, Access};
+use super::{ApiError, HttpState};
+use crate::connection::Shared;
+
+/// Messages queued for one stream before it is dropped as too slow.
+const BACKLOG: usize = 4096;
+
+pub async fn subscribe(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    stream(state, peer, request, "subscribe").await
+}
+
+pub async fn psubscribe(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    stream(state, peer, request, "psubscribe").await
+}
+
+pub async fn monitor(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
+    stream(state, peer, request, "monitor").await
+}
+
+async fn stream(
+    State(state): State<HttpState>,
+    ConnectInfo(super::PeerAddr(peer)): ConnectInfo<super::PeerAddr>,
+    request: Request,
+    command: &'static str,
+) -> Response {
+    let inner = &*state.0;
+    let (parts, _) = request.into_parts();
+    let access = match auth::authorize(&inner.tokens, &parts.headers, parts.uri.query(), peer) {
+        Ok(access) => access,
+        Err(error) => return error.into_response(),
+    };
+    if command == "monitor" && access == Access::ReadOnly {
+        return ApiError::forbidden("NOPERM this token has no permission to run 'monitor'").into_response();
+    }
+    let mut args = vec![Bytes::from_static(command.as_bytes())];
+    let names = parts.uri.path().trim_start_matches('/').split('/').skip(1);
+    args.extend(names.filter(|n| !n.is_empty()).map(|n| Bytes::from(super::request::percent_decode(n))));
+    if command != "monitor" && args.len() < 2 {
+        return ApiError::bad_request(format!("ERR wrong number of arguments for '{command}' command")).into_response();
+    }
+
+    let (sender, receiver) = mpsc::channel(BACKLOG);
+    let shared = inner.shared.clone();
+    let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let mut client = Client::new(id, true);
+    client.origin = peer.to_string();
+    client.deliver = Some(ClientDeliver(Arc::new(move |message| {
+        // A full queue means the reader stopped reading: drop messages; the closed check in
+        // the stream ends it.
+        let _ = sender.try_send(message);
+    })));
+    let outcome =
+        shared.engine.execute(&mut client, &args, crate::clock::now_ms(), &*shared.host, &*shared.persistence);
+    let confirmations = match outcome.reply {
+        Reply::Error(text) => {
+            shared.engine.disconnect(&mut client);
+            return ApiError::bad_request(text).into_response();
+        }
+        Reply::Many(replies) => replies,
+        _ => Vec::new(),
+    };
+    let events = Events { pending: confirmations, receiver, guard: Subscription { shared, client } };
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Unsubscribes the stream's client when the response is dropped.
+struct Subscription {
+    shared: Shared,
+    client: Client,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.shared.engine.disconnect(&mut self.client);
+    }
+}
+
+struct Events {
+    pending: Vec<Reply>,
+    receiver: mpsc::Receiver<Reply>,
+    guard: Subscription,
+}
+
+impl futures_core::Stream for Events {
+    type Item = Result<Event, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let _ = &self.guard;
+        if !self.pending.is_empty() {
+            let reply = self.pending.remove(0);
+            return Poll::Ready(Some(Ok(Event::default().data(line(&reply)))));
+        }
+        match self.receiver.poll_recv(cx) {
+            Poll::Ready(Some(reply)) => Poll::Ready(Some(Ok(Event::default().data(line(&reply))))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if self.receiver.capacity() == 0 => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A pushed reply as one comma-separated SSE line (line breaks inside become spaces: an SSE
+/// data line cannot hold one).
+fn line(reply: &Reply) -> String {
+    let text = |r: &Reply| match r {
+        Reply::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        Reply::Int(n) => n.to_string(),
+        Reply::StatusOwned(s) => s.clone(),
+        Reply::Status(s) => (*s).to_string(),
+        _ => String::new(),
+    };
+    let joined = match reply {
+        Reply::Push(items) | Reply::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+        other => text(other),
+    };
+    joined.replace(['\r', '\n'], " ")
+}

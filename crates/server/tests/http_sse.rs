@@ -1,0 +1,81 @@
+//! Server-sent events over the HTTP API: `/subscribe`, `/psubscribe` and `/monitor` stream
+//! in the line format `@upstash/redis` reads, and a closed stream leaves no subscription.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{free_port, Server};
+
+/// Open an SSE stream and return the socket once the response headers arrived.
+fn open(port: u16, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    stream
+}
+
+/// Read until `needle` has appeared in the stream (or fail after a few seconds).
+fn read_until(stream: &mut TcpStream, seen: &mut String, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        assert!(Instant::now() < deadline, "never saw {needle:?} in {seen:?}");
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("stream closed before {needle:?}: {seen:?}"),
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn subscribe_psubscribe_and_monitor_stream_messages() {
+    let http = free_port().to_string();
+    let server = Server::staykv_with(&["--http-port", &http]);
+    let port: u16 = http.parse().unwrap();
+
+    let mut channel = open(port, "/subscribe/news");
+    let mut pattern = open(port, "/psubscribe/n*");
+    let mut monitor = open(port, "/monitor");
+    let (mut a, mut b, mut m) = (String::new(), String::new(), String::new());
+    read_until(&mut channel, &mut a, "data: subscribe,news,1");
+    read_until(&mut pattern, &mut b, "data: psubscribe,n*,1");
+    read_until(&mut monitor, &mut m, "text/event-stream");
+
+    assert_eq!(server.cmd(&["PUBLISH", "news", "hello world"]), b":2\r\n");
+    read_until(&mut channel, &mut a, "data: message,news,hello world");
+    read_until(&mut pattern, &mut b, "data: pmessage,n*,news,hello world");
+    read_until(&mut monitor, &mut m, "\"PUBLISH\" \"news\" \"hello world\"");
+
+    // Closing the streams drops their subscriptions.
+    drop(channel);
+    drop(pattern);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let numsub = server.cmd(&["PUBSUB", "NUMSUB", "news"]);
+        let numpat = server.cmd(&["PUBSUB", "NUMPAT"]);
+        if numsub.ends_with(b":0\r\n") && numpat == b":0\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "subscriptions left behind");
+        // Publishing makes the server notice the closed sockets.
+        server.cmd(&["PUBLISH", "news", "ping"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn subscribe_needs_a_channel() {
+    let http = free_port().to_string();
+    let _server = Server::staykv_with(&["--http-port", &http]);
+    let mut stream = open(http.parse().unwrap(), "/subscribe/");
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "\r\n\r\n");
+    assert!(seen.starts_with("HTTP/1.1 400"), "{seen}");
+}
