@@ -161,35 +161,35 @@ def targets(res):
     S, RE, RA = "staykv-always", "redis-everysec", "redis-always"
     out = []
     for p in (1, 16):
-        out.append((f"SET -P {p}: StayKV always ≥ 1.0x Redis everysec", res.ratio(f"rb-set-p{p}", S, RE, "rps"), 1.0, True, "req/s"))
-        out.append((f"SET -P {p}: StayKV always ≥ 1.5x Redis always", res.ratio(f"rb-set-p{p}", S, RA, "rps"), 1.5, True, "req/s"))
+        out.append((f"SET -P {p}: StayKV always ≥ 1.0x Redis everysec", res.ratio(f"rb-set-p{p}", S, RE, "rps"), 1.0, True, "req/s", f"SET -P {p} vs everysec"))
+        out.append((f"SET -P {p}: StayKV always ≥ 1.5x Redis always", res.ratio(f"rb-set-p{p}", S, RA, "rps"), 1.5, True, "req/s", f"SET -P {p} vs Redis always"))
     for p in (1, 16):
-        out.append((f"GET -P {p}: StayKV ≥ 1.2x Redis (everysec)", res.ratio(f"rb-get-p{p}", S, RE, "rps"), 1.2, True, "req/s"))
+        out.append((f"GET -P {p}: StayKV ≥ 1.2x Redis (everysec)", res.ratio(f"rb-get-p{p}", S, RE, "rps"), 1.2, True, "req/s", f"GET -P {p}"))
     sizes = session_sizes(res)
     if sizes:
         n = sizes[-1]
         s = f"sess-{n}"
-        out.append((f"Session workload, {n:,} sessions: StayKV always ≥ 1.3x Redis everysec throughput", res.ratio(f"{s}-resp", S, RE, "rps"), 1.3, True, "50 conns, saturation"))
+        out.append((f"Session workload, {n:,} sessions: StayKV always ≥ 1.3x Redis everysec throughput", res.ratio(f"{s}-resp", S, RE, "rps"), 1.3, True, "50 conns, saturation", f"session {n:,}: req/s"))
         for rate in rates(res):
-            out.append((f"Session workload, {n:,} sessions: p99 ≤ Redis everysec's, at a fixed {rate:,} req/s", res.ratio(f"{s}-rate{rate}", S, RE, "p99_us"), 1.0, False, "open loop"))
-        out.append((f"Session workload, {n:,} sessions: p99 ≤ Redis everysec's, at saturation", res.ratio(f"{s}-resp", S, RE, "p99_us"), 1.0, False, "closed loop"))
-        out.append((f"Session workload, {n:,} sessions, connect-per-request: ≥ 1.0x Redis everysec", res.ratio(f"{s}-connect", S, RE, "rps"), 1.0, True, "req/s"))
+            out.append((f"Session workload, {n:,} sessions: p99 ≤ Redis everysec's, at a fixed {rate:,} req/s", res.ratio(f"{s}-rate{rate}", S, RE, "p99_us"), 1.0, False, "open loop", f"session {n:,}: p99 at {rate:,}/s"))
+        out.append((f"Session workload, {n:,} sessions: p99 ≤ Redis everysec's, at saturation", res.ratio(f"{s}-resp", S, RE, "p99_us"), 1.0, False, "closed loop", f"session {n:,}: p99 at saturation"))
+        out.append((f"Session workload, {n:,} sessions, connect-per-request: ≥ 1.0x Redis everysec", res.ratio(f"{s}-connect", S, RE, "rps"), 1.0, True, "req/s", f"session {n:,}: connect-per-request"))
     for p in (1, 16):
         for t in ("set", "get"):
-            out.append((f"Server CPU per million ops, {t.upper()} -P {p}: ≤ 0.8x Redis everysec", res.ratio(f"rb-{t}-p{p}", S, RE, "cpu_s_per_mops"), 0.8, False, "W1"))
+            out.append((f"Server CPU per million ops, {t.upper()} -P {p}: ≤ 0.8x Redis everysec", res.ratio(f"rb-{t}-p{p}", S, RE, "cpu_s_per_mops"), 0.8, False, "W1", f"CPU/op {t.upper()} -P {p}"))
     if sizes:
         s = f"sess-{sizes[-1]}"
-        out.append((f"Server CPU per million ops, session workload {sizes[-1]:,}: ≤ 0.8x Redis everysec", res.ratio(f"{s}-resp", S, RE, "cpu_s_per_mops"), 0.8, False, "W2"))
-        out.append((f"Memory per 1 KB session ({sizes[-1]:,} sessions): ≤ 0.95x Redis", res.ratio(f"mem-{s}", S, RE, "bytes_per_key"), 0.95, False, "RSS growth per key"))
+        out.append((f"Server CPU per million ops, session workload {sizes[-1]:,}: ≤ 0.8x Redis everysec", res.ratio(f"{s}-resp", S, RE, "cpu_s_per_mops"), 0.8, False, "W2", f"CPU/op session {sizes[-1]:,}"))
+        out.append((f"Memory per 1 KB session ({sizes[-1]:,} sessions): ≤ 0.95x Redis", res.ratio(f"mem-{s}", S, RE, "bytes_per_key"), 0.95, False, "RSS growth per key", "memory per 1 KB session"))
     small = small_size(res)
     if small:
-        out.append((f"Memory per small key with TTL ({small:,} keys): ≤ 0.7x Redis", res.ratio(f"mem-small-{small}", S, RE, "bytes_per_key"), 0.7, False, "RSS growth per key"))
+        out.append((f"Memory per small key with TTL ({small:,} keys): ≤ 0.7x Redis", res.ratio(f"mem-small-{small}", S, RE, "bytes_per_key"), 0.7, False, "RSS growth per key", "memory per small key + TTL"))
     if sizes:
         n = sizes[-1]
-        out.append((f"Restart with {n:,} sessions: ≤ 0.5x Redis's load time", res.ratio(f"restart-{n}", S, RE, "ready_ms"), 0.5, False, "first GET served"))
+        out.append((f"Restart with {n:,} sessions: ≤ 0.5x Redis's load time", res.ratio(f"restart-{n}", S, RE, "ready_ms"), 0.5, False, "first GET served", f"restart, {n:,} sessions"))
         http = res.ratio(f"sess-{n}-http", S, S, "rps", w_b=f"sess-{n}-resp")
         na = res.has(f"sess-{n}-http") and res.med(f"sess-{n}-http", S, "not_available") == 1
-        out.append((f"HTTP session flow ≥ 0.5x the same flow over RESP ({n:,} sessions)", None if na else http, 0.5, True, "not available" if na else "StayKV HTTP / StayKV RESP"))
+        out.append((f"HTTP session flow ≥ 0.5x the same flow over RESP ({n:,} sessions)", None if na else http, 0.5, True, "not available" if na else "StayKV HTTP / StayKV RESP", f"HTTP / RESP, session {n:,}"))
     return out
 
 
@@ -219,13 +219,8 @@ def chart(res, tlist, path):
     except ImportError:
         print("report: matplotlib is not installed; no chart", file=sys.stderr)
         return False
-    hi = [(t, r, b) for (t, r, b, h, _) in tlist if h and r is not None]
-    lo = [(t, r, b) for (t, r, b, h, _) in tlist if not h and r is not None]
-    short = lambda t: (
-        t.replace("StayKV always", "").replace("Redis everysec", "").replace("Server CPU per million ops, ", "CPU/op ")
-        .replace("Session workload, ", "session ").replace(" sessions", "").replace(": ", " ")
-        .replace("≥", "").replace("≤", "").replace("Redis always", "(vs always)")
-    )
+    hi = [(t, r, b) for (_, r, b, h, _, t) in tlist if h and r is not None]
+    lo = [(t, r, b) for (_, r, b, h, _, t) in tlist if not h and r is not None]
     fig, axes = plt.subplots(1, 2, figsize=(15, 7.5))
     for ax, items, title in (
         (axes[0], hi, "StayKV / Redis — higher is better"),
@@ -234,7 +229,7 @@ def chart(res, tlist, path):
         if not items:
             ax.set_visible(False)
             continue
-        labels = [re.sub(r"\s+", " ", short(t)).strip()[:58] for t, _, _ in items]
+        labels = [f"{t} (target {'≥' if ax is axes[0] else '≤'} {b}x)" for t, _, b in items]
         ratios = [r for _, r, _ in items]
         colors = ["#2e8b57" if verdict(r, b, ax is axes[0]) else "#c0392b" for _, r, b in items]
         y = list(range(len(items)))[::-1]
@@ -246,7 +241,14 @@ def chart(res, tlist, path):
         ax.set_yticks(y)
         ax.set_yticklabels(labels, fontsize=8)
         ax.set_title(title, fontsize=11)
-        ax.set_xlim(0, max(max(ratios), max(b for _, _, b in items)) * 1.25)
+        top = max(max(ratios), max(b for _, _, b in items))
+        if ax is axes[1] and top > 4:
+            # A far-off ratio (a tail latency, say) would flatten every other bar: log scale.
+            ax.set_xscale("log")
+            ax.set_xlim(min(min(ratios), 0.3) * 0.8, top * 2)
+            ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
+        else:
+            ax.set_xlim(0, top * 1.25)
     fig.suptitle("StayKV vs redis-server 7.0: medians of one bench/run (green: target met, red: missed; black tick: target)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -261,7 +263,7 @@ def render(res, commands, machine, run_dir, chart_rel):
     rounds = max((len(v) for v in res.data.values()), default=0)
     L = [BEGIN, "", "## StayKV vs redis-server 7.0 (generated by `./bench/run`)", ""]
     L.append(
-        f"Every figure is the **median of {rounds} rounds**; in each round every workload ran against StayKV and "
+        f"Every figure is the **median of {rounds} round{'s' if rounds != 1 else ''}**; in each round every workload ran against StayKV and "
         "Redis alternately (A B A B), each time on a freshly started server with a fresh data directory, on "
         "loopback, with the load generator on the same 2-core machine. Small figures under a median are the "
         "range over the rounds. Ratios are StayKV / Redis: for throughput higher is better; for latency, CPU "
@@ -275,10 +277,10 @@ def render(res, commands, machine, run_dir, chart_rel):
     L += ["### Done-when targets of issue 7", ""]
     L += ["| target | StayKV / Redis | verdict |", "|---|---|---|"]
     tl = targets(res)
-    for text, r, b, h, note in tl:
+    for text, r, b, h, note, _ in tl:
         L.append(f"| {text} | {rfmt(r)} | {verdict_text(r, b, h, note)} |")
-    met = sum(1 for _, r, b, h, _ in tl if verdict(r, b, h))
-    missed = sum(1 for _, r, b, h, _ in tl if verdict(r, b, h) is False)
+    met = sum(1 for _, r, b, h, _, _ in tl if verdict(r, b, h))
+    missed = sum(1 for _, r, b, h, _, _ in tl if verdict(r, b, h) is False)
     L += ["", f"{met} met, {missed} missed, {len(tl) - met - missed} not measured.", ""]
 
     if any(res.has(f"rb-{t}-p{p}") for t in ("set", "get") for p in (1, 16)):
@@ -401,7 +403,7 @@ def print_summary(res, tl):
         print(f"{w:28} {m:16} " + " ".join(f"{fmt(v):>16}" for v in vals) + f"   {rfmt(r):>8}")
     print()
     print("Done-when targets (issue 7):")
-    for text, r, b, h, note in tl:
+    for text, r, b, h, note, _ in tl:
         print(f"  {rfmt(r):>7}  {verdict_text(r, b, h, note).replace('**', ''):45}  {text}")
 
 

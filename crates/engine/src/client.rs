@@ -47,6 +47,10 @@ pub struct Client {
     pub patterns: Vec<Bytes>,
     /// Where the client connects from, as MONITOR shows it (`127.0.0.1:60866`, `lua`).
     pub origin: String,
+    /// The ACL user `user` resolved to, and the ACL version it was resolved at.
+    pub acl_user: Option<(u64, Arc<crate::acl::User>)>,
+    /// The server itself (log replay): no ACL checks.
+    pub acl_exempt: bool,
 }
 
 impl Client {

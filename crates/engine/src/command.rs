@@ -121,23 +121,9 @@ impl CommandSpec {
         (self.first_key..=last).step_by(step).filter_map(|i| usize::try_from(i).ok()).collect()
     }
 
-    /// ACL categories: the family's, plus those the flags imply.
+    /// ACL categories: the family's, plus those the flags and Redis's lists imply.
     pub fn info_categories(&self) -> Vec<String> {
-        let mut categories = vec![format!("@{}", self.group)];
-        let implied =
-            [(flags::WRITE, "@write"), (flags::READONLY, "@read"), (flags::ADMIN, "@admin"), (flags::FAST, "@fast")];
-        for (flag, category) in implied {
-            if self.has(flag) {
-                categories.push(category.to_string());
-            }
-        }
-        if self.has(flags::ADMIN) {
-            categories.push("@dangerous".to_string());
-        }
-        if !self.has(flags::FAST) {
-            categories.push("@slow".to_string());
-        }
-        categories
+        crate::acl::categories(self).into_iter().map(|c| format!("@{c}")).collect()
     }
 
     /// The `COMMAND INFO` entry, in Redis 7.0's shape.

@@ -48,21 +48,34 @@ pub fn unknown_subcommand(sub: &[u8], cmd: &str) -> Reply {
     ))
 }
 
-/// `ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis prints it.
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis prints it: C's
+/// `%.*s` stops at a NUL byte, and all the arguments share a 128-byte budget.
 pub fn unknown_command(args: &[bytes::Bytes]) -> Reply {
-    let mut text = String::from("ERR unknown command '");
-    if let Some((name, rest)) = args.split_first() {
-        text.push_str(&truncated(name, 128));
-        text.push_str("', with args beginning with: ");
-        for arg in rest {
-            text.push('\'');
-            text.push_str(&truncated(arg, 128));
-            text.push_str("' ");
+    let Some((name, rest)) = args.split_first() else {
+        return Reply::Error("ERR unknown command ''".into());
+    };
+    let mut listed = Vec::new();
+    for arg in rest {
+        if listed.len() >= 128 {
+            break;
         }
+        let room = 128 - listed.len();
+        listed.push(b'\'');
+        listed.extend_from_slice(c_string(arg, room));
+        listed.extend_from_slice(b"' ");
     }
-    Reply::Error(text)
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(c_string(name, 128));
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&listed);
+    match String::from_utf8(text) {
+        Ok(text) => Reply::Error(text),
+        Err(raw) => Reply::ErrorBytes(bytes::Bytes::from(raw.into_bytes())),
+    }
 }
 
-fn truncated(data: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(data.get(..max.min(data.len())).unwrap_or_default()).into_owned()
+/// At most `max` bytes of `data`, up to its first NUL.
+fn c_string(data: &[u8], max: usize) -> &[u8] {
+    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len()).min(max);
+    data.get(..end).unwrap_or_default()
 }

@@ -14,7 +14,7 @@ use crate::effects::Effect;
 use crate::errors;
 use crate::host::{Host, NoHost};
 use crate::keyspace::{Db, Entry, Keyspace, Shard, NO_EXPIRY};
-use crate::value::{Collection, Value};
+use crate::value::{Collection, Encoding, Value};
 use crate::watch::WatchRegistry;
 
 /// Where effects go: the server's write-ahead log, or nowhere in tests and replay.
@@ -110,12 +110,15 @@ pub struct Engine {
     pub over_memory_limit: std::sync::atomic::AtomicBool,
     /// Lua scripting: the Lua states, the script cache and function libraries.
     pub scripting: crate::scripting::Scripting,
+    /// Users and their permissions (AUTH, ACL), checked before every command.
+    pub acl: crate::acl::Acl,
 }
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
         let table = crate::cmd::table();
         let command_stats = (0..table.len()).map(|_| CommandStats::default()).collect();
+        let acl = crate::acl::Acl::new(&table);
         Engine {
             keyspace: Keyspace::new(options.databases.max(1), options.shard_bits.min(12)),
             table,
@@ -128,6 +131,7 @@ impl Engine {
             notifier: crate::notify::Notifier::default(),
             over_memory_limit: std::sync::atomic::AtomicBool::new(false),
             scripting: crate::scripting::Scripting::default(),
+            acl,
         }
     }
 
@@ -149,7 +153,7 @@ impl Engine {
         };
         // A script running past the busy threshold refuses other clients' commands with BUSY.
         let refused = self.scripting.busy_reply(spec, args, now);
-        if let Some(reply) = refused.or_else(|| self.precheck(client, spec, args, host, journal)) {
+        if let Some(reply) = refused.or_else(|| self.precheck(client, index, spec, args, now, host, journal)) {
             if let Some(stats) = self.command_stats.get(index) {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
@@ -179,11 +183,14 @@ impl Engine {
     }
 
     /// Checks that come before running, in Redis's order: arity, auth, writability.
+    #[allow(clippy::too_many_arguments)]
     fn precheck(
         &self,
-        client: &Client,
+        client: &mut Client,
+        index: usize,
         spec: &CommandSpec,
         args: &[Bytes],
+        now: u64,
         host: &dyn Host,
         journal: &dyn Journal,
     ) -> Option<Reply> {
@@ -192,6 +199,10 @@ impl Engine {
         }
         if !client.authenticated && !spec.has(flags::NO_AUTH) {
             return Some(errors::err(errors::NOAUTH));
+        }
+        let context = if client.multi.is_some() { "multi" } else { "toplevel" };
+        if let Err(denied) = self.acl_check(client, index, spec, args, now, host, context) {
+            return Some(Reply::Error(denied.error(spec, args)));
         }
         let subscribed = client.protocol == Protocol::Resp2 && client.subscription_count() > 0;
         if subscribed && !spec.has(flags::SUBSCRIBED_OK) {
@@ -235,6 +246,7 @@ impl Engine {
             events: Vec::new(),
             nested: false,
             blocked: None,
+            top: spec.name,
         };
         let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
         let wait_seq = ctx.commit();
@@ -263,6 +275,53 @@ impl Engine {
         Locks::Some(shards.into_iter().filter_map(|i| Some((i, self.keyspace.lock(i)?))).collect())
     }
 
+    /// Check `client`'s ACL user may run this command; refusals go to the ACL LOG.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn acl_check(
+        &self,
+        client: &mut Client,
+        index: usize,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        now: u64,
+        host: &dyn Host,
+        context: &'static str,
+    ) -> Result<(), crate::acl::Denied> {
+        if client.acl_exempt {
+            return Ok(());
+        }
+        let version = self.acl.version();
+        let fresh = matches!(&client.acl_user, Some((v, user)) if *v == version && user.name == client.user);
+        if !fresh {
+            client.acl_user = self.acl.user(&client.user).map(|user| (version, user));
+        }
+        let result = match &client.acl_user {
+            Some((_, user)) => user.check(index, spec, args),
+            // The user was deleted since this client authenticated.
+            None => Err(crate::acl::Denied::Command),
+        };
+        if let Err(denied) = result {
+            self.acl_log(client, host, denied.reason(), context, denied.object(spec, args), client.user.clone(), now);
+        }
+        result
+    }
+
+    /// Add an ACL LOG entry for a refusal by or a failed authentication of `client`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn acl_log(
+        &self,
+        client: &Client,
+        host: &dyn Host,
+        reason: &'static str,
+        context: &'static str,
+        object: String,
+        username: String,
+        now: u64,
+    ) {
+        let client_info = host.client_list(client, Some(&[client.id])).trim_end().to_string();
+        self.acl.log(crate::acl::LogEntry { count: 1, reason, context, object, username, updated: now, client_info });
+    }
+
     /// With memory over `maxmemory` (and no eviction policy), commands that may grow memory
     /// are refused with Redis's OOM error; reads and deletions keep working.
     fn memory_check(&self, spec: &CommandSpec) -> Option<Reply> {
@@ -283,6 +342,7 @@ impl Engine {
     pub fn replay(&self, time_ms: u64, effects: &[Effect]) -> Result<(), String> {
         for effect in effects {
             let mut client = Client::new(0, true);
+            client.acl_exempt = true;
             client.db = effect.db as usize;
             let outcome = self.execute(&mut client, &effect.argv, time_ms, &NoHost, &NoJournal);
             if let Reply::Error(text) = outcome.reply {
@@ -436,6 +496,8 @@ pub struct Ctx<'a> {
     /// Running inside EXEC or a script: blocking commands answer at once.
     nested: bool,
     blocked: Option<Blocked>,
+    /// The top-level command (`exec`, `eval`...) commands run through [`Ctx::call`] are in.
+    top: &'static str,
 }
 
 impl std::fmt::Debug for dyn Journal + '_ {
@@ -454,6 +516,7 @@ impl<'a> Ctx<'a> {
     /// Log the effects as one batch, signal watched keys, and return the sequence number the
     /// reply waits for.
     fn commit(&mut self) -> u64 {
+        self.note_outgrown();
         for event in std::mem::take(&mut self.events) {
             self.engine.notifier.publish(&self.engine.pubsub, &event);
         }
@@ -486,6 +549,22 @@ impl<'a> Ctx<'a> {
             Locks::All(guards) => guards.iter_mut().for_each(|g| mark(g)),
         }
         wait
+    }
+
+    /// A hash or set a command made too big for the compact encoding keeps reporting the big
+    /// one from then on, as in Redis; checked for the keys the command's effects name.
+    fn note_outgrown(&mut self) {
+        let keys: Vec<(usize, Bytes)> =
+            self.effects.iter().filter_map(|e| Some((e.db as usize, e.argv.get(1)?.clone()))).collect();
+        for (db, key) in keys {
+            let (hash, slice) = self.db_at(db, &key);
+            let Some(pos) = slice.find(hash, &key) else { continue };
+            if let Some(entry) = slice.get_mut(pos) {
+                if entry.encoding != Encoding::Big && entry.value.outgrew_compact() {
+                    entry.encoding = Encoding::Big;
+                }
+            }
+        }
     }
 
     fn shards_mut(&mut self) -> Box<dyn Iterator<Item = &mut Shard> + '_> {
@@ -625,6 +704,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Record how the value at `key` was built (see [`Encoding`]).
+    pub fn set_encoding(&mut self, key: &[u8], encoding: Encoding) {
+        if let Some(entry) = self.peek(key) {
+            entry.encoding = encoding;
+        }
+    }
+
     /// Delete `key` if it holds an empty collection (Redis never keeps one).
     pub fn drop_if_empty(&mut self, key: &[u8]) {
         if self.peek(key).is_some_and(|e| e.value.is_empty_collection()) {
@@ -648,8 +734,15 @@ impl<'a> Ctx<'a> {
                 slice.set_expiry(pos, expire_at);
                 let entry = slice.get_mut(pos)?;
                 entry.accessed = seconds(now);
+                entry.encoding = Encoding::Auto;
                 let old_value = std::mem::replace(&mut entry.value, value);
-                Some(Entry { key: entry.key.clone(), value: old_value, expire_at: NO_EXPIRY, accessed: 0 })
+                Some(Entry {
+                    key: entry.key.clone(),
+                    value: old_value,
+                    expire_at: NO_EXPIRY,
+                    accessed: 0,
+                    encoding: Encoding::Auto,
+                })
             }
             None => {
                 let mut entry = Entry::new(key, value);
@@ -738,6 +831,12 @@ impl<'a> Ctx<'a> {
         if !spec.arity_ok(args.len()) {
             return errors::wrong_arity(spec.name);
         }
+        // Permissions may have changed since EXEC's commands were queued; scripts' calls
+        // are checked here for the first time.
+        let context = if self.top == "exec" { "multi" } else { "lua" };
+        if let Err(denied) = self.engine.acl_check(self.client, index, spec, args, self.now, self.host, context) {
+            return Reply::Error(denied.error(spec, args));
+        }
         if spec.is_write() {
             if let Err(text) = self.journal.check_writable() {
                 return Reply::Error(text);
@@ -758,6 +857,20 @@ impl<'a> Ctx<'a> {
     /// Every locked shard, for keyspace-wide commands (they lock all).
     pub fn all_shards(&mut self) -> impl Iterator<Item = &mut Shard> + '_ {
         self.shards_mut()
+    }
+
+    /// [`Engine::db_sizes`] from the shards this command holds when it holds them all
+    /// (inside EXEC or a script, where locking them again would deadlock).
+    pub fn db_sizes(&mut self) -> Vec<(usize, usize)> {
+        let Locks::All(guards) = &self.locks else { return self.engine.db_sizes() };
+        let mut sizes = vec![(0, 0); self.engine.keyspace.databases()];
+        for guard in guards {
+            for (db, size) in guard.dbs.iter().zip(sizes.iter_mut()) {
+                size.0 += db.len();
+                size.1 += db.volatile_len();
+            }
+        }
+        sizes
     }
 }
 

@@ -91,7 +91,8 @@ fn match_class(mut p: &[u8], c: u8, nocase: bool) -> (bool, &[u8]) {
         match p {
             [b'\\', escaped, ..] => {
                 p = p.get(1..).unwrap_or_default();
-                if eq(*escaped, c, nocase) {
+                // Redis compares an escaped class byte exactly, even when matching nocase.
+                if *escaped == c {
                     matched = true;
                 }
             }
@@ -101,15 +102,16 @@ fn match_class(mut p: &[u8], c: u8, nocase: bool) -> (bool, &[u8]) {
                 return (matched != negate, &[]);
             }
             [start, b'-', end, ..] => {
-                let (mut lo, mut hi) = (*start, *end);
+                // Redis compares C `char`s, which are signed: bytes >= 0x80 sort below 0.
+                let (mut lo, mut hi) = (signed(*start), signed(*end));
                 if lo > hi {
                     std::mem::swap(&mut lo, &mut hi);
                 }
-                let mut ch = c;
+                let mut ch = signed(c);
                 if nocase {
-                    lo = lo.to_ascii_lowercase();
-                    hi = hi.to_ascii_lowercase();
-                    ch = ch.to_ascii_lowercase();
+                    lo += ascii_lower_delta(lo);
+                    hi += ascii_lower_delta(hi);
+                    ch += ascii_lower_delta(ch);
                 }
                 p = p.get(2..).unwrap_or_default();
                 if ch >= lo && ch <= hi {
@@ -129,6 +131,20 @@ fn match_class(mut p: &[u8], c: u8, nocase: bool) -> (bool, &[u8]) {
         p = p.get(1..).unwrap_or_default();
     }
     (matched != negate, p)
+}
+
+/// A byte as C's signed `char`.
+fn signed(c: u8) -> i32 {
+    i32::from(c as i8)
+}
+
+/// What C's `tolower` adds to a `char` value: 32 for `A`..=`Z`, else 0.
+fn ascii_lower_delta(c: i32) -> i32 {
+    if (65..=90).contains(&c) {
+        32
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +182,19 @@ mod tests {
         assert!(!m("", "a"));
         assert!(m("", ""));
         assert!(matches(b"HELLO", b"hello", true));
+    }
+
+    /// Found by the glob fuzz target (fuzz/regressions/glob): Redis compares class ranges
+    /// as signed chars, and escaped class bytes case-sensitively.
+    #[test]
+    fn class_ranges_with_high_bytes_and_escapes_match_redis() {
+        assert!(!matches(b"[\x91-a]", b"Q", true));
+        assert!(!matches(b"[\x91-a]", b"b", false));
+        assert!(matches(b"[\x91-a]", b"A", false));
+        assert!(matches(b"[\x91-a]", b"\x91", false));
+        assert!(matches(b"[\x80-\xff]", b"\x90", false));
+        assert!(!matches(b"[\\A]", b"a", true));
+        assert!(matches(b"[\\A]", b"A", true));
     }
 
     #[test]

@@ -23,7 +23,16 @@ pub trait Host: Sync {
         Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
     }
     fn config_resetstat(&self) {}
-    /// Check a password for `AUTH`/`HELLO AUTH`.
+    /// `ACL LOAD`: the text of the ACL file (`--aclfile`).
+    fn acl_load(&self) -> Result<String, String> {
+        Err(NO_ACL_FILE.into())
+    }
+    /// `ACL SAVE`: replace the ACL file with `text`.
+    fn acl_save(&self, _text: &str) -> Result<(), String> {
+        Err(NO_ACL_FILE.into())
+    }
+    /// Check a password for `AUTH`/`HELLO AUTH` (the engine's own ACL answers those; this
+    /// is for front ends that authenticate outside a command).
     fn authenticate(&self, _user: &[u8], _password: &[u8]) -> Result<(), String> {
         Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into())
     }
@@ -46,6 +55,9 @@ pub trait Host: Sync {
         Err(format!("ERR {command} is not available"))
     }
 }
+
+/// Redis's answer to ACL LOAD/SAVE when no ACL file is configured.
+pub const NO_ACL_FILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
 
 /// Which clients `CLIENT KILL` targets.
 #[derive(Debug, Clone, Default)]

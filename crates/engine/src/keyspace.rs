@@ -30,11 +30,19 @@ pub struct Entry {
     pub expire_at: u64,
     /// Last access, Unix seconds (wraps in 2106), for OBJECT IDLETIME and LRU eviction.
     pub accessed: u32,
+    /// How the value was built, for OBJECT ENCODING.
+    pub encoding: crate::value::Encoding,
 }
 
 impl Entry {
     pub fn new(key: &[u8], value: Value) -> Entry {
-        Entry { key: Bytes::copy_from_slice(key), value, expire_at: NO_EXPIRY, accessed: 0 }
+        Entry {
+            key: Bytes::copy_from_slice(key),
+            value,
+            expire_at: NO_EXPIRY,
+            accessed: 0,
+            encoding: crate::value::Encoding::Auto,
+        }
     }
 
     pub fn is_expired(&self, now: u64) -> bool {

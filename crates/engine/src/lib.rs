@@ -16,6 +16,7 @@
 
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
+pub mod acl;
 pub mod blocking;
 pub mod client;
 pub mod cmd;

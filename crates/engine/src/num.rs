@@ -27,7 +27,9 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
                 magnitude
             }
         }
-        _ => text.parse::<f64>().ok()?,
+        // A finite literal too large for the type overflows: strtold reports ERANGE and Redis
+        // refuses it.
+        _ => text.parse::<f64>().ok().filter(|v| v.is_finite())?,
     };
     (!value.is_nan()).then_some(value)
 }

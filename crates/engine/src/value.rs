@@ -37,27 +37,40 @@ impl Value {
     /// The encoding `OBJECT ENCODING` answers, by Redis 7.0's rules for when it would use
     /// each representation (StayKV's own layout differs; clients only see the name).
     pub fn encoding(&self) -> &'static str {
-        let small = |n: usize, longest: usize| n <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE;
+        self.encoding_with(Encoding::Auto)
+    }
+
+    /// The encoding Redis 7.0 would report, given how the value was built (`hint`): Redis
+    /// keeps a string made by APPEND or SETRANGE `raw`, and never turns a hash or set that
+    /// outgrew its compact form back into it.
+    pub fn encoding_with(&self, hint: Encoding) -> &'static str {
+        match (self, hint) {
+            (Value::Str(_), Encoding::Raw) => "raw",
+            (Value::Str(s), Encoding::Embstr) if s.len() <= 44 => "embstr",
+            (Value::Str(s), Encoding::Auto) if s.len() <= 20 && crate::num::parse_i64(s).is_some() => "int",
+            (Value::Str(s), Encoding::Auto) if s.len() <= 44 => "embstr",
+            (Value::Str(_), _) => "raw",
+            // Redis 7.0 keeps every list as a quicklist (listpack lists came in 7.2).
+            (Value::List(_), _) => "quicklist",
+            (Value::Hash(_), Encoding::Big) => "hashtable",
+            (Value::Hash(h), _) if h.len() > LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE => {
+                "hashtable"
+            }
+            (Value::Hash(_), _) => "listpack",
+            (Value::Set(_), Encoding::Big) => "hashtable",
+            (Value::Set(s), _) if is_intset(s) => "intset",
+            (Value::Set(_), _) => "hashtable",
+            (Value::ZSet(z), _) if z.is_listpack() => "listpack",
+            (Value::ZSet(_), _) => "skiplist",
+        }
+    }
+
+    /// Whether a hash or set has outgrown the compact encoding (it then stays out of it).
+    pub fn outgrew_compact(&self) -> bool {
         match self {
-            Value::Str(s) if s.len() <= 20 && crate::num::parse_i64(s).is_some() => "int",
-            Value::Str(s) if s.len() <= 44 => "embstr",
-            Value::Str(_) => "raw",
-            Value::List(l) if small(l.len(), l.iter().map(Bytes::len).max().unwrap_or(0)) => "listpack",
-            Value::List(_) => "quicklist",
-            Value::Hash(h) => {
-                let longest = h.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0);
-                if small(h.len(), longest) {
-                    "listpack"
-                } else {
-                    "hashtable"
-                }
-            }
-            Value::Set(s) if s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| crate::num::parse_i64(m).is_some()) => {
-                "intset"
-            }
-            Value::Set(_) => "hashtable",
-            Value::ZSet(z) if z.is_listpack() => "listpack",
-            Value::ZSet(_) => "skiplist",
+            Value::Hash(h) => h.len() > LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE,
+            Value::Set(s) => !is_intset(s),
+            _ => false,
         }
     }
 
@@ -82,6 +95,29 @@ impl Value {
             Value::ZSet(z) => z.is_empty(),
         }
     }
+}
+
+/// How a value was built, as far as `OBJECT ENCODING` can tell (kept beside the entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// Decided by the content, as when Redis first creates the object.
+    #[default]
+    Auto,
+    /// A string edited in place (APPEND, SETRANGE, SETBIT...): Redis keeps it `raw`.
+    Raw,
+    /// A string Redis builds as a fresh short string (INCRBYFLOAT): `embstr`, never `int`.
+    Embstr,
+    /// A hash or set that outgrew its compact encoding.
+    Big,
+}
+
+fn longest_pair(h: &HashMap<Bytes, Bytes>) -> usize {
+    // Only consulted for small hashes (the entry count is checked first where it matters).
+    h.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0)
+}
+
+fn is_intset(s: &HashSet<Bytes>) -> bool {
+    s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| crate::num::parse_i64(m).is_some())
 }
 
 /// A collection type, for the typed access helpers of [`crate::Ctx`]: how to see it inside a

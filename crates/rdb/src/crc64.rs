@@ -17,11 +17,7 @@ const fn make_tables() -> [[u64; 256]; 8] {
         let mut crc = n as u64;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY_REFLECTED
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY_REFLECTED } else { crc >> 1 };
             bit += 1;
         }
         tables[0][n] = crc;
@@ -83,11 +79,7 @@ mod tests {
         for &b in data {
             crc ^= u64::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ super::POLY_REFLECTED
-                } else {
-                    crc >> 1
-                };
+                crc = if crc & 1 == 1 { (crc >> 1) ^ super::POLY_REFLECTED } else { crc >> 1 };
             }
         }
         crc

@@ -46,10 +46,7 @@ pub fn decode_dump_payload(payload: &[u8]) -> Result<RdbValue, RdbError> {
     let mut src = Src::new(body);
     let type_id = src.u8("object type")?;
     if !types::is_object_type(type_id) {
-        return Err(RdbError::Corrupt {
-            offset: 0,
-            msg: format!("unknown object type {type_id}"),
-        });
+        return Err(RdbError::Corrupt { offset: 0, msg: format!("unknown object type {type_id}") });
     }
     let value = read_object(&mut src, type_id, 0)?.ok_or_else(|| RdbError::Unsupported {
         offset: 0,
@@ -58,17 +55,11 @@ pub fn decode_dump_payload(payload: &[u8]) -> Result<RdbValue, RdbError> {
     if src.pos() != body.len() as u64 {
         return Err(RdbError::Corrupt {
             offset: src.pos(),
-            msg: format!(
-                "{} bytes of garbage after the object",
-                body.len() as u64 - src.pos()
-            ),
+            msg: format!("{} bytes of garbage after the object", body.len() as u64 - src.pos()),
         });
     }
     if is_empty_collection(&value) {
-        return Err(RdbError::Corrupt {
-            offset: 0,
-            msg: "empty collection".into(),
-        });
+        return Err(RdbError::Corrupt { offset: 0, msg: "empty collection".into() });
     }
     Ok(value)
 }

@@ -14,11 +14,7 @@ pub(crate) struct BlobError {
 
 impl fmt::Display for BlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} (at byte {} of the blob)",
-            self.kind, self.msg, self.pos
-        )
+        write!(f, "{}: {} (at byte {} of the blob)", self.kind, self.msg, self.pos)
     }
 }
 
@@ -72,28 +68,14 @@ impl<'a> Cur<'a> {
     }
 
     fn err(&self, msg: impl Into<String>) -> BlobError {
-        BlobError {
-            kind: self.kind,
-            pos: self.pos,
-            msg: msg.into(),
-        }
+        BlobError { kind: self.kind, pos: self.pos, msg: msg.into() }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], BlobError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| {
-                self.err(format!(
-                    "needs {n} more bytes but only {} remain",
-                    self.b.len().saturating_sub(self.pos)
-                ))
-            })?;
-        let s = self
-            .b
-            .get(self.pos..end)
-            .ok_or_else(|| self.err("out of bounds"))?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
+            self.err(format!("needs {n} more bytes but only {} remain", self.b.len().saturating_sub(self.pos)))
+        })?;
+        let s = self.b.get(self.pos..end).ok_or_else(|| self.err("out of bounds"))?;
         self.pos = end;
         Ok(s)
     }
@@ -111,10 +93,7 @@ impl<'a> Cur<'a> {
     }
 
     fn peek(&self) -> Result<u8, BlobError> {
-        self.b
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| self.err("unexpected end of blob (missing end marker)"))
+        self.b.get(self.pos).copied().ok_or_else(|| self.err("unexpected end of blob (missing end marker)"))
     }
 
     fn u16le(&mut self) -> Result<u16, BlobError> {
@@ -227,9 +206,7 @@ pub(crate) fn listpack_elems(blob: &[u8]) -> Result<Vec<Elem<'_>>, BlobError> {
             v = (v << 7) | u64::from(byte & 0x7f);
         }
         if v != entry_len as u64 {
-            return Err(c.err(format!(
-                "entry back-length says {v} bytes but the entry has {entry_len}"
-            )));
+            return Err(c.err(format!("entry back-length says {v} bytes but the entry has {entry_len}")));
         }
         out.push(elem);
     }
@@ -240,10 +217,7 @@ pub(crate) fn listpack_elems(blob: &[u8]) -> Result<Vec<Elem<'_>>, BlobError> {
         return Err(BlobError {
             kind: "listpack",
             pos: 4,
-            msg: format!(
-                "header says {declared} elements but {} were found",
-                out.len()
-            ),
+            msg: format!("header says {declared} elements but {} were found", out.len()),
         });
     }
     Ok(out)
@@ -280,10 +254,7 @@ pub(crate) fn canonical_i64(s: &[u8]) -> Option<i64> {
 
 impl ListpackBuilder {
     pub(crate) fn new() -> Self {
-        ListpackBuilder {
-            buf: vec![0; 6],
-            count: 0,
-        }
+        ListpackBuilder { buf: vec![0; 6], count: 0 }
     }
 
     #[cfg(test)]
@@ -396,9 +367,7 @@ pub(crate) fn ziplist_elems(blob: &[u8]) -> Result<Vec<Elem<'_>>, BlobError> {
         };
         if prevlen != prev_len {
             c.pos = start;
-            return Err(c.err(format!(
-                "entry says the previous entry has {prevlen} bytes, it has {prev_len}"
-            )));
+            return Err(c.err(format!("entry says the previous entry has {prevlen} bytes, it has {prev_len}")));
         }
         let enc = c.u8()?;
         let elem = match enc >> 6 {
@@ -447,10 +416,7 @@ pub(crate) fn ziplist_elems(blob: &[u8]) -> Result<Vec<Elem<'_>>, BlobError> {
         return Err(BlobError {
             kind: "ziplist",
             pos: 8,
-            msg: format!(
-                "header says {declared} elements but {} were found",
-                out.len()
-            ),
+            msg: format!("header says {declared} elements but {} were found", out.len()),
         });
     }
     Ok(out)
@@ -466,13 +432,7 @@ pub(crate) fn intset_values(blob: &[u8]) -> Result<Vec<i64>, BlobError> {
     let len = c.u32le()?;
     let width: usize = match enc {
         2 | 4 | 8 => enc as usize,
-        other => {
-            return Err(BlobError {
-                kind: "intset",
-                pos: 0,
-                msg: format!("invalid integer width {other}"),
-            })
-        }
+        other => return Err(BlobError { kind: "intset", pos: 0, msg: format!("invalid integer width {other}") }),
     };
     let len = to_usize(u64::from(len), &c)?;
     let expected = len.checked_mul(width).and_then(|x| x.checked_add(8));
@@ -480,10 +440,7 @@ pub(crate) fn intset_values(blob: &[u8]) -> Result<Vec<i64>, BlobError> {
         return Err(BlobError {
             kind: "intset",
             pos: 4,
-            msg: format!(
-                "{len} integers of {width} bytes do not match the blob size {}",
-                blob.len()
-            ),
+            msg: format!("{len} integers of {width} bytes do not match the blob size {}", blob.len()),
         });
     }
     let mut out = Vec::with_capacity(len.min(4096));
@@ -547,24 +504,8 @@ mod tests {
         assert_eq!(canonical_i64(b"-1"), Some(-1));
         assert_eq!(canonical_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(canonical_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b""[..],
-            b"-",
-            b"-0",
-            b"01",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"9223372036854775808",
-            b"1.0",
-            b"abc",
-        ] {
-            assert_eq!(
-                canonical_i64(bad),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+        for bad in [&b""[..], b"-", b"-0", b"01", b"+1", b" 1", b"1 ", b"9223372036854775808", b"1.0", b"abc"] {
+            assert_eq!(canonical_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 
@@ -602,11 +543,7 @@ mod tests {
         let expected_len = b.byte_len();
         let lp = b.finish();
         assert_eq!(lp.len(), expected_len);
-        let got: Vec<Vec<u8>> = listpack_elems(&lp)
-            .unwrap()
-            .into_iter()
-            .map(Elem::to_bytes)
-            .collect();
+        let got: Vec<Vec<u8>> = listpack_elems(&lp).unwrap().into_iter().map(Elem::to_bytes).collect();
         assert_eq!(got, items);
     }
 
@@ -634,10 +571,7 @@ mod tests {
     fn intset_and_zipmap_errors() {
         assert!(intset_values(&[2, 0, 0, 0, 1, 0, 0, 0]).is_err());
         assert!(intset_values(&[3, 0, 0, 0, 0, 0, 0, 0]).is_err());
-        assert_eq!(
-            intset_values(&[2, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff]).unwrap(),
-            vec![-1]
-        );
+        assert_eq!(intset_values(&[2, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff]).unwrap(), vec![-1]);
         assert!(intset_values(&[8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(zipmap_pairs(&[1, 1, b'a']).is_err());
         assert_eq!(

@@ -188,11 +188,7 @@ pub enum RdbError {
         "RDB checksum mismatch at byte offset {offset}: the trailer says {stored:#018x} \
          but the data hashes to {computed:#018x}"
     )]
-    ChecksumMismatch {
-        offset: u64,
-        stored: u64,
-        computed: u64,
-    },
+    ChecksumMismatch { offset: u64, stored: u64, computed: u64 },
     #[error("unsupported RDB content at byte offset {offset}: {msg}")]
     Unsupported { offset: u64, msg: String },
     /// A DUMP payload with a bad footer; the message is the one Redis replies with.

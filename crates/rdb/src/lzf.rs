@@ -23,28 +23,22 @@ pub(crate) fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, String
         let ctrl = usize::from(ctrl);
         if ctrl < 32 {
             let run = ctrl + 1;
-            let lit = input.get(i..i + run).ok_or_else(|| {
-                format!("LZF literal run of {run} bytes goes past the end of the compressed data")
-            })?;
+            let lit = input
+                .get(i..i + run)
+                .ok_or_else(|| format!("LZF literal run of {run} bytes goes past the end of the compressed data"))?;
             if out.len() + run > out_len {
-                return Err(format!(
-                    "LZF data expands beyond the declared length of {out_len} bytes"
-                ));
+                return Err(format!("LZF data expands beyond the declared length of {out_len} bytes"));
             }
             out.extend_from_slice(lit);
             i += run;
         } else {
             let mut len = ctrl >> 5;
             if len == 7 {
-                let extra = *input
-                    .get(i)
-                    .ok_or("LZF back reference is cut off (length byte)")?;
+                let extra = *input.get(i).ok_or("LZF back reference is cut off (length byte)")?;
                 len += usize::from(extra);
                 i += 1;
             }
-            let lo = *input
-                .get(i)
-                .ok_or("LZF back reference is cut off (offset byte)")?;
+            let lo = *input.get(i).ok_or("LZF back reference is cut off (offset byte)")?;
             i += 1;
             let back = ((ctrl & 0x1f) << 8) + usize::from(lo) + 1;
             len += 2;
@@ -55,9 +49,7 @@ pub(crate) fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, String
                 ));
             }
             if out.len() + len > out_len {
-                return Err(format!(
-                    "LZF data expands beyond the declared length of {out_len} bytes"
-                ));
+                return Err(format!("LZF data expands beyond the declared length of {out_len} bytes"));
             }
             let start = out.len() - back;
             if back >= len {
@@ -72,10 +64,7 @@ pub(crate) fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, String
         }
     }
     if out.len() != out_len {
-        return Err(format!(
-            "LZF data expands to {} bytes but {out_len} were declared",
-            out.len()
-        ));
+        return Err(format!("LZF data expands to {} bytes but {out_len} were declared", out.len()));
     }
     Ok(out)
 }
@@ -178,9 +167,7 @@ mod tests {
             b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec(),
             b"hello hello hello hello hello hello world".to_vec(),
             (0..100_000u32).map(|i| (i % 251) as u8).collect(),
-            (0..5000u32)
-                .map(|i| b"abcdefgh"[(i * i % 8) as usize])
-                .collect(),
+            (0..5000u32).map(|i| b"abcdefgh"[(i * i % 8) as usize]).collect(),
             vec![0u8; 70_000],
         ];
         samples.push(samples[1].repeat(300));

@@ -3,9 +3,7 @@
 use std::io::{self, Read};
 
 use crate::crc64::crc64;
-use crate::encodings::{
-    intset_values, listpack_elems, parse_score, ziplist_elems, zipmap_pairs, BlobError, Elem,
-};
+use crate::encodings::{intset_values, listpack_elems, parse_score, ziplist_elems, zipmap_pairs, BlobError, Elem};
 use crate::{opcode, types, RdbEntry, RdbError, RdbValue, MAX_SUPPORTED_VERSION};
 
 /// Initial capacity cap for vectors whose length comes from the file.
@@ -34,11 +32,7 @@ pub(crate) struct Src<R> {
 
 impl<R: Read> Src<R> {
     pub(crate) fn new(inner: R) -> Self {
-        Src {
-            inner,
-            pos: 0,
-            crc: 0,
-        }
+        Src { inner, pos: 0, crc: 0 }
     }
 
     pub(crate) fn pos(&self) -> u64 {
@@ -46,10 +40,7 @@ impl<R: Read> Src<R> {
     }
 
     fn corrupt(&self, offset: u64, msg: impl Into<String>) -> RdbError {
-        RdbError::Corrupt {
-            offset,
-            msg: msg.into(),
-        }
+        RdbError::Corrupt { offset, msg: msg.into() }
     }
 
     fn fill(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), RdbError> {
@@ -57,9 +48,7 @@ impl<R: Read> Src<R> {
         // read_exact retries on Interrupted by itself.
         match self.inner.read_exact(buf) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(RdbError::Truncated { offset, what })
-            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(RdbError::Truncated { offset, what }),
             Err(source) => return Err(RdbError::Io { offset, source }),
         }
         self.crc = crc64(self.crc, buf);
@@ -109,10 +98,7 @@ impl<R: Read> Src<R> {
                 0x80 => Len::Plain(u64::from(u32::from_be_bytes(self.arr(what)?))),
                 0x81 => Len::Plain(u64::from_be_bytes(self.arr(what)?)),
                 other => {
-                    return Err(self.corrupt(
-                        offset,
-                        format!("unknown length encoding byte {other:#04x} ({what})"),
-                    ))
+                    return Err(self.corrupt(offset, format!("unknown length encoding byte {other:#04x} ({what})")))
                 }
             },
             _ => Len::Encoded(b & 0x3f),
@@ -124,10 +110,9 @@ impl<R: Read> Src<R> {
         let offset = self.pos;
         match self.len_or_enc(what)? {
             Len::Plain(n) => Ok(n),
-            Len::Encoded(e) => Err(self.corrupt(
-                offset,
-                format!("expected a length for {what}, found special encoding {e}"),
-            )),
+            Len::Encoded(e) => {
+                Err(self.corrupt(offset, format!("expected a length for {what}, found special encoding {e}")))
+            }
         }
     }
 
@@ -143,15 +128,11 @@ impl<R: Read> Src<R> {
                 let clen = self.len(what)?;
                 let ulen = self.len(what)?;
                 let data = self.bytes(clen, what)?;
-                let ulen = usize::try_from(ulen).map_err(|_| {
-                    self.corrupt(offset, format!("LZF length {ulen} does not fit in memory"))
-                })?;
-                crate::lzf::decompress(&data, ulen)
-                    .map_err(|e| self.corrupt(offset, format!("{what}: {e}")))
+                let ulen = usize::try_from(ulen)
+                    .map_err(|_| self.corrupt(offset, format!("LZF length {ulen} does not fit in memory")))?;
+                crate::lzf::decompress(&data, ulen).map_err(|e| self.corrupt(offset, format!("{what}: {e}")))
             }
-            Len::Encoded(e) => {
-                Err(self.corrupt(offset, format!("unknown string encoding {e} ({what})")))
-            }
+            Len::Encoded(e) => Err(self.corrupt(offset, format!("unknown string encoding {e} ({what})"))),
         }
     }
 
@@ -172,10 +153,7 @@ impl<R: Read> Src<R> {
             n => {
                 let s = self.bytes(u64::from(n), "zset score")?;
                 parse_score(&s).ok_or_else(|| {
-                    self.corrupt(
-                        offset,
-                        format!("invalid zset score {:?}", String::from_utf8_lossy(&s)),
-                    )
+                    self.corrupt(offset, format!("invalid zset score {:?}", String::from_utf8_lossy(&s)))
                 })
             }
         }
@@ -191,10 +169,7 @@ impl<R: Read> Src<R> {
 }
 
 fn blob_err(offset: u64, e: BlobError) -> RdbError {
-    RdbError::Corrupt {
-        offset,
-        msg: e.to_string(),
-    }
+    RdbError::Corrupt { offset, msg: e.to_string() }
 }
 
 fn pairs<T>(
@@ -212,10 +187,7 @@ fn pairs<T>(
     let mut out = Vec::with_capacity(elems.len() / 2);
     let mut it = elems.into_iter();
     while let (Some(a), Some(b)) = (it.next(), it.next()) {
-        let v = second(b).ok_or_else(|| RdbError::Corrupt {
-            offset,
-            msg: format!("{kind} holds an invalid score"),
-        })?;
+        let v = second(b).ok_or_else(|| RdbError::Corrupt { offset, msg: format!("{kind} holds an invalid score") })?;
         out.push((a.to_bytes(), v));
     }
     Ok(out)
@@ -242,12 +214,7 @@ fn skip_module_value<R: Read>(src: &mut Src<R>) -> Result<(), RdbError> {
                 src.arr::<8>("module double")?;
             }
             5 => src.skip_string("module string")?,
-            other => {
-                return Err(RdbError::Corrupt {
-                    offset,
-                    msg: format!("unknown module opcode {other}"),
-                })
-            }
+            other => return Err(RdbError::Corrupt { offset, msg: format!("unknown module opcode {other}") }),
         }
     }
 }
@@ -336,11 +303,7 @@ pub(crate) fn read_object<R: Read>(
             let mut v = Vec::with_capacity(cap(n));
             for _ in 0..n {
                 let member = src.string("zset member")?;
-                let score = if type_id == types::ZSET {
-                    src.string_double()?
-                } else {
-                    src.binary_double()?
-                };
+                let score = if type_id == types::ZSET { src.string_double()? } else { src.binary_double()? };
                 v.push((member, score));
             }
             RdbValue::SortedSet(v)
@@ -376,40 +339,26 @@ pub(crate) fn read_object<R: Read>(
         types::LIST_ZIPLIST => {
             let at = src.pos();
             let blob = src.string("ziplist")?;
-            RdbValue::List(bytes_list(
-                ziplist_elems(&blob).map_err(|e| blob_err(at, e))?,
-            ))
+            RdbValue::List(bytes_list(ziplist_elems(&blob).map_err(|e| blob_err(at, e))?))
         }
         types::SET_INTSET => {
             let at = src.pos();
             let blob = src.string("intset")?;
             let ints = intset_values(&blob).map_err(|e| blob_err(at, e))?;
-            RdbValue::Set(
-                ints.into_iter()
-                    .map(|i| i.to_string().into_bytes())
-                    .collect(),
-            )
+            RdbValue::Set(ints.into_iter().map(|i| i.to_string().into_bytes()).collect())
         }
         types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
             let at = src.pos();
             let blob = src.string("zset blob")?;
-            let elems = if type_id == types::ZSET_ZIPLIST {
-                ziplist_elems(&blob)
-            } else {
-                listpack_elems(&blob)
-            }
-            .map_err(|e| blob_err(at, e))?;
+            let elems = if type_id == types::ZSET_ZIPLIST { ziplist_elems(&blob) } else { listpack_elems(&blob) }
+                .map_err(|e| blob_err(at, e))?;
             RdbValue::SortedSet(pairs(at, elems, "zset", |e| e.to_f64())?)
         }
         types::HASH_ZIPLIST | types::HASH_LISTPACK => {
             let at = src.pos();
             let blob = src.string("hash blob")?;
-            let elems = if type_id == types::HASH_ZIPLIST {
-                ziplist_elems(&blob)
-            } else {
-                listpack_elems(&blob)
-            }
-            .map_err(|e| blob_err(at, e))?;
+            let elems = if type_id == types::HASH_ZIPLIST { ziplist_elems(&blob) } else { listpack_elems(&blob) }
+                .map_err(|e| blob_err(at, e))?;
             RdbValue::Hash(pairs(at, elems, "hash", |e| Some(e.to_bytes()))?)
         }
         types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => {
@@ -436,12 +385,8 @@ pub(crate) fn read_object<R: Read>(
                     v.push(blob);
                     continue;
                 }
-                let elems = if type_id == types::LIST_QUICKLIST {
-                    ziplist_elems(&blob)
-                } else {
-                    listpack_elems(&blob)
-                }
-                .map_err(|e| blob_err(at, e))?;
+                let elems = if type_id == types::LIST_QUICKLIST { ziplist_elems(&blob) } else { listpack_elems(&blob) }
+                    .map_err(|e| blob_err(at, e))?;
                 v.extend(elems.into_iter().map(Elem::to_bytes));
             }
             RdbValue::List(v)
@@ -449,9 +394,7 @@ pub(crate) fn read_object<R: Read>(
         types::SET_LISTPACK => {
             let at = src.pos();
             let blob = src.string("set listpack")?;
-            RdbValue::Set(bytes_list(
-                listpack_elems(&blob).map_err(|e| blob_err(at, e))?,
-            ))
+            RdbValue::Set(bytes_list(listpack_elems(&blob).map_err(|e| blob_err(at, e))?))
         }
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {
             skip_stream(src, type_id)?;
@@ -523,13 +466,9 @@ impl<R: Read> RdbReader<R> {
         let header = src.arr::<9>("RDB header")?;
         let (magic, digits) = header.split_at(5);
         let version = if magic == b"REDIS" && digits.iter().all(u8::is_ascii_digit) {
-            digits
-                .iter()
-                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+            digits.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
         } else {
-            return Err(RdbError::BadHeader {
-                found: String::from_utf8_lossy(&header).into_owned(),
-            });
+            return Err(RdbError::BadHeader { found: String::from_utf8_lossy(&header).into_owned() });
         };
         if version == 0 || version > MAX_SUPPORTED_VERSION {
             return Err(RdbError::UnsupportedVersion { version });
@@ -611,11 +550,7 @@ impl<R: Read> RdbReader<R> {
                         let at = self.src.pos();
                         let stored = u64::from_le_bytes(self.src.arr("checksum")?);
                         if stored != 0 && stored != computed {
-                            return Err(RdbError::ChecksumMismatch {
-                                offset: at,
-                                stored,
-                                computed,
-                            });
+                            return Err(RdbError::ChecksumMismatch { offset: at, stored, computed });
                         }
                     }
                     self.state = State::Done;
@@ -652,10 +587,7 @@ impl<R: Read> RdbReader<R> {
                 }
                 opcode::FUNCTION2 => {
                     let code = self.src.string("function library")?;
-                    return Ok(Some(RdbItem::Aux {
-                        key: b"function".to_vec(),
-                        value: code,
-                    }));
+                    return Ok(Some(RdbItem::Aux { key: b"function".to_vec(), value: code }));
                 }
                 opcode::FUNCTION_PRE_GA => {
                     // Redis 7.0-rc format: name, engine, optional description, code.
@@ -673,10 +605,7 @@ impl<R: Read> RdbReader<R> {
                     value.extend_from_slice(&name);
                     value.push(b'\n');
                     value.extend_from_slice(&code);
-                    return Ok(Some(RdbItem::Aux {
-                        key: b"function".to_vec(),
-                        value,
-                    }));
+                    return Ok(Some(RdbItem::Aux { key: b"function".to_vec(), value }));
                 }
                 type_id => {
                     if !types::is_object_type(type_id) {
@@ -691,13 +620,7 @@ impl<R: Read> RdbReader<R> {
                     let lru_idle_secs = self.lru_idle_secs.take();
                     let lfu_freq = self.lfu_freq.take();
                     match value {
-                        None => {
-                            return Ok(Some(RdbItem::Unsupported {
-                                db: self.db,
-                                key,
-                                type_id,
-                            }))
-                        }
+                        None => return Ok(Some(RdbItem::Unsupported { db: self.db, key, type_id })),
                         Some(v) if is_empty_collection(&v) => continue,
                         Some(value) => {
                             return Ok(Some(RdbItem::Entry(RdbEntry {

@@ -149,9 +149,7 @@ impl Plan {
             }
             RdbValue::Hash(pairs) => {
                 if pairs.len() <= LISTPACK_MAX_ENTRIES
-                    && pairs.iter().all(|(f, v)| {
-                        f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE
-                    })
+                    && pairs.iter().all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE)
                 {
                     Plan::HashListpack
                 } else {
@@ -160,9 +158,7 @@ impl Plan {
             }
             RdbValue::SortedSet(pairs) => {
                 if pairs.len() <= LISTPACK_MAX_ENTRIES
-                    && pairs
-                        .iter()
-                        .all(|(m, s)| m.len() <= LISTPACK_MAX_VALUE && !s.is_nan())
+                    && pairs.iter().all(|(m, s)| m.len() <= LISTPACK_MAX_VALUE && !s.is_nan())
                 {
                     Plan::ZsetListpack
                 } else {
@@ -190,18 +186,10 @@ impl Plan {
 /// like Redis's `d2string`, so listpacks store them in integer encodings).
 fn score_text(s: f64) -> Vec<u8> {
     if s == 0.0 {
-        return if s.is_sign_negative() {
-            b"-0".to_vec()
-        } else {
-            b"0".to_vec()
-        };
+        return if s.is_sign_negative() { b"-0".to_vec() } else { b"0".to_vec() };
     }
     if s.is_infinite() {
-        return if s > 0.0 {
-            b"inf".to_vec()
-        } else {
-            b"-inf".to_vec()
-        };
+        return if s > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
     }
     if s.fract() == 0.0 && s.abs() < 9_007_199_254_740_992.0 {
         return (s as i64).to_string().into_bytes();
@@ -236,10 +224,7 @@ fn put_body<W: Write>(w: &mut W, value: &RdbValue, plan: &Plan, compress: bool) 
             Ok(())
         }
         (RdbValue::Set(_), Plan::Intset(ints)) => {
-            let (min, max) = (
-                ints.first().copied().unwrap_or(0),
-                ints.last().copied().unwrap_or(0),
-            );
+            let (min, max) = (ints.first().copied().unwrap_or(0), ints.last().copied().unwrap_or(0));
             let width: usize = if i16::try_from(min).is_ok() && i16::try_from(max).is_ok() {
                 2
             } else if i32::try_from(min).is_ok() && i32::try_from(max).is_ok() {
@@ -285,11 +270,8 @@ fn put_body<W: Write>(w: &mut W, value: &RdbValue, plan: &Plan, compress: bool) 
         (RdbValue::SortedSet(pairs), Plan::ZsetListpack) => {
             // A listpack zset must be ordered by (score, member).
             let mut sorted: Vec<&(Vec<u8>, f64)> = pairs.iter().collect();
-            sorted.sort_by(|a, b| {
-                a.1.partial_cmp(&b.1)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-                    .then_with(|| a.0.cmp(&b.0))
-            });
+            sorted
+                .sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.0.cmp(&b.0)));
             let mut lp = ListpackBuilder::new();
             for (m, s) in sorted {
                 lp.push(m);
@@ -309,11 +291,7 @@ fn put_body<W: Write>(w: &mut W, value: &RdbValue, plan: &Plan, compress: bool) 
 }
 
 /// Writes type byte + body of a value (the DUMP layout, without footer).
-pub(crate) fn put_typed_object<W: Write>(
-    w: &mut W,
-    value: &RdbValue,
-    compress: bool,
-) -> io::Result<()> {
+pub(crate) fn put_typed_object<W: Write>(w: &mut W, value: &RdbValue, compress: bool) -> io::Result<()> {
     let plan = Plan::of(value);
     w.write_all(&[plan.type_id()])?;
     put_body(w, value, &plan, compress)
@@ -362,19 +340,10 @@ impl<W: Write> RdbWriter<W> {
     /// Writes the header `REDIS0010` and the aux fields `redis-ver` ("7.0.0"),
     /// `redis-bits` (64), `ctime` (now), `used-mem` (0) and `aof-base` (0).
     pub fn new(w: W) -> io::Result<Self> {
-        let mut wr = RdbWriter {
-            out: CrcWrite {
-                inner: BufWriter::with_capacity(64 * 1024, w),
-                crc: 0,
-            },
-            compress: true,
-        };
-        wr.out
-            .write_all(format!("REDIS{RDB_VERSION:04}").as_bytes())?;
-        let ctime = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let mut wr =
+            RdbWriter { out: CrcWrite { inner: BufWriter::with_capacity(64 * 1024, w), crc: 0 }, compress: true };
+        wr.out.write_all(format!("REDIS{RDB_VERSION:04}").as_bytes())?;
+        let ctime = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         wr.write_aux(b"redis-ver", b"7.0.0")?;
         wr.write_aux(b"redis-bits", b"64")?;
         wr.write_aux(b"ctime", ctime.to_string().as_bytes())?;
@@ -412,12 +381,7 @@ impl<W: Write> RdbWriter<W> {
     /// Sets, hashes and sorted sets must not contain duplicate members/fields, and
     /// scores must not be NaN: Redis refuses to load such files (the writer does not
     /// check, to avoid hashing every member again).
-    pub fn write_entry(
-        &mut self,
-        key: &[u8],
-        value: &RdbValue,
-        expire_at_ms: Option<u64>,
-    ) -> io::Result<()> {
+    pub fn write_entry(&mut self, key: &[u8], value: &RdbValue, expire_at_ms: Option<u64>) -> io::Result<()> {
         if crate::reader::is_empty_collection(value) {
             return Ok(());
         }
@@ -439,10 +403,7 @@ impl<W: Write> RdbWriter<W> {
         let crc = self.out.crc;
         self.out.inner.write_all(&crc.to_le_bytes())?;
         self.out.inner.flush()?;
-        self.out
-            .inner
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)
+        self.out.inner.into_inner().map_err(io::IntoInnerError::into_error)
     }
 }
 
@@ -498,12 +459,7 @@ mod tests {
         ] {
             let t = score_text(s);
             let back = crate::encodings::parse_score(&t).unwrap();
-            assert_eq!(
-                back.to_bits(),
-                s.to_bits(),
-                "{s} -> {}",
-                String::from_utf8_lossy(&t)
-            );
+            assert_eq!(back.to_bits(), s.to_bits(), "{s} -> {}", String::from_utf8_lossy(&t));
         }
     }
 
@@ -515,9 +471,6 @@ mod tests {
         put_len(&mut v, 16383).unwrap();
         put_len(&mut v, 16384).unwrap();
         put_len(&mut v, 1 << 40).unwrap();
-        assert_eq!(
-            v,
-            vec![63, 0x40, 64, 0x7f, 0xff, 0x80, 0, 0, 0x40, 0, 0x81, 0, 0, 1, 0, 0, 0, 0, 0]
-        );
+        assert_eq!(v, vec![63, 0x40, 64, 0x7f, 0xff, 0x80, 0, 0, 0x40, 0, 0x81, 0, 0, 1, 0, 0, 0, 0, 0]);
     }
 }

@@ -1,11 +1,6 @@
 //! Reads the fixtures produced by redis-server 7.0 (tests/fixtures/make-fixtures.sh)
 //! and compares them with the content the script put in.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -17,10 +12,7 @@ use staykv_rdb::{RdbEntry, RdbItem, RdbReader, RdbValue};
 fn by_key(items: &[RdbItem]) -> BTreeMap<(u32, Vec<u8>), RdbEntry> {
     let mut m = BTreeMap::new();
     for e in entries(items) {
-        assert!(
-            m.insert((e.db, e.key.clone()), e).is_none(),
-            "duplicate key"
-        );
+        assert!(m.insert((e.db, e.key.clone()), e).is_none(), "duplicate key");
     }
     m
 }
@@ -34,123 +26,43 @@ fn expected_main() -> Vec<(u32, &'static str, RdbValue, Option<u64>)> {
     let mut v = vec![
         (0, "str:short", s("hello"), None),
         (0, "str:empty", s(""), None),
-        (
-            0,
-            "str:long",
-            RdbValue::String(b(&rep("compressible-", 20))),
-            None,
-        ),
+        (0, "str:long", RdbValue::String(b(&rep("compressible-", 20))), None),
         (0, "str:int8", s("100"), None),
         (0, "str:int16", s("-30000"), None),
         (0, "str:int32", s("2000000000"), None),
         (0, "str:int64", s("9000000000000"), None),
         (0, "str:leadingzero", s("007"), None),
-        (
-            0,
-            "str:binary",
-            RdbValue::String(b"a\x00\xff\r\nb".to_vec()),
-            None,
-        ),
-        (
-            0,
-            "list:small",
-            list(&["a", "b", "c", "1", "2", "-3"]),
-            None,
-        ),
-        (
-            0,
-            "list:big",
-            RdbValue::List((0..2000).map(|i| b(&format!("item-{i}"))).collect()),
-            None,
-        ),
-        (
-            0,
-            "list:bigvals",
-            RdbValue::List((0..10).map(|i| b(&rep(&format!("v{i}"), 40))).collect()),
-            None,
-        ),
-        (
-            0,
-            "list:plain",
-            RdbValue::List(vec![
-                b("s1"),
-                b(&rep("p", 150)),
-                b("s2"),
-                b("s3"),
-                b(&rep("q", 200)),
-            ]),
-            None,
-        ),
-        (
-            0,
-            "hash:small",
-            hash(&[("f1", "v1"), ("f2", "2"), ("f3", "-3")]),
-            None,
-        ),
+        (0, "str:binary", RdbValue::String(b"a\x00\xff\r\nb".to_vec()), None),
+        (0, "list:small", list(&["a", "b", "c", "1", "2", "-3"]), None),
+        (0, "list:big", RdbValue::List((0..2000).map(|i| b(&format!("item-{i}"))).collect()), None),
+        (0, "list:bigvals", RdbValue::List((0..10).map(|i| b(&rep(&format!("v{i}"), 40))).collect()), None),
+        (0, "list:plain", RdbValue::List(vec![b("s1"), b(&rep("p", 150)), b("s2"), b("s3"), b(&rep("q", 200))]), None),
+        (0, "hash:small", hash(&[("f1", "v1"), ("f2", "2"), ("f3", "-3")]), None),
         (
             0,
             "hash:big",
-            RdbValue::Hash(
-                (0..600)
-                    .map(|i| (b(&format!("field-{i}")), b(&format!("value-{i}"))))
-                    .collect(),
-            ),
+            RdbValue::Hash((0..600).map(|i| (b(&format!("field-{i}")), b(&format!("value-{i}")))).collect()),
             None,
         ),
-        (
-            0,
-            "hash:bigval",
-            RdbValue::Hash(vec![(b("f"), b(&rep("x", 100)))]),
-            None,
-        ),
+        (0, "hash:bigval", RdbValue::Hash(vec![(b("f"), b(&rep("x", 100)))]), None),
         (0, "set:ints", set(&["1", "2", "3", "-5", "1000000"]), None),
-        (
-            0,
-            "set:ints64",
-            set(&["5000000000", "-5000000000", "7"]),
-            None,
-        ),
+        (0, "set:ints64", set(&["5000000000", "-5000000000", "7"]), None),
         (0, "set:small", set(&["a", "b", "c"]), None),
-        (
-            0,
-            "set:bigints",
-            RdbValue::Set((0..600).map(|i| b(&i.to_string())).collect()),
-            None,
-        ),
-        (
-            0,
-            "set:big",
-            RdbValue::Set((0..200).map(|i| b(&format!("member-{i}"))).collect()),
-            None,
-        ),
+        (0, "set:bigints", RdbValue::Set((0..600).map(|i| b(&i.to_string())).collect()), None),
+        (0, "set:big", RdbValue::Set((0..200).map(|i| b(&format!("member-{i}"))).collect()), None),
         (
             0,
             "zset:small",
-            zset(&[
-                ("a", 1.0),
-                ("b", 2.5),
-                ("c", f64::NEG_INFINITY),
-                ("d", f64::INFINITY),
-                ("e", 0.1),
-            ]),
+            zset(&[("a", 1.0), ("b", 2.5), ("c", f64::NEG_INFINITY), ("d", f64::INFINITY), ("e", 0.1)]),
             None,
         ),
         (
             0,
             "zset:big",
-            RdbValue::SortedSet(
-                (0..200)
-                    .map(|i| (b(&format!("m-{i}")), f64::from(i) + 0.5))
-                    .collect(),
-            ),
+            RdbValue::SortedSet((0..200).map(|i| (b(&format!("m-{i}")), f64::from(i) + 0.5)).collect()),
             None,
         ),
-        (
-            0,
-            "zset:bigmember",
-            RdbValue::SortedSet(vec![(b(&rep("y", 100)), 1.0)]),
-            None,
-        ),
+        (0, "zset:bigmember", RdbValue::SortedSet(vec![(b(&rep("y", 100)), 1.0)]), None),
         (0, "ttl:str", s("expiring"), Some(4_102_444_800_123)),
         (0, "ttl:hash", hash(&[("a", "1")]), Some(4_102_444_801_000)),
         (3, "db3:str", s("three"), None),
@@ -167,16 +79,9 @@ fn main_fixture_has_every_key_and_value() {
     let items = read_all(&bytes).unwrap();
     let got = by_key(&items);
     let expected = expected_main();
-    assert_eq!(
-        got.len(),
-        expected.len(),
-        "keys: {:?}",
-        got.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(got.len(), expected.len(), "keys: {:?}", got.keys().collect::<Vec<_>>());
     for (db, key, value, ttl) in expected {
-        let e = got
-            .get(&(db, b(key)))
-            .unwrap_or_else(|| panic!("missing db {db} key {key}"));
+        let e = got.get(&(db, b(key))).unwrap_or_else(|| panic!("missing db {db} key {key}"));
         assert_eq!(norm(&e.value), norm(&value), "value of {key}");
         assert_eq!(e.expire_at_ms, ttl, "ttl of {key}");
         assert_eq!(e.lru_idle_secs, None);
@@ -184,14 +89,8 @@ fn main_fixture_has_every_key_and_value() {
     }
     // Order-preserving encodings keep their order.
     let get = |k: &str| got.get(&(0, b(k))).unwrap().value.clone();
-    assert_eq!(
-        get("hash:small"),
-        hash(&[("f1", "v1"), ("f2", "2"), ("f3", "-3")])
-    );
-    assert_eq!(
-        get("list:big"),
-        RdbValue::List((0..2000).map(|i| b(&format!("item-{i}"))).collect())
-    );
+    assert_eq!(get("hash:small"), hash(&[("f1", "v1"), ("f2", "2"), ("f3", "-3")]));
+    assert_eq!(get("list:big"), RdbValue::List((0..2000).map(|i| b(&format!("item-{i}"))).collect()));
 }
 
 #[test]
@@ -249,16 +148,9 @@ fn lru_and_lfu_fixtures() {
 #[test]
 fn nochecksum_fixture_is_accepted() {
     let bytes = fixture("nochecksum.rdb");
-    assert_eq!(
-        &bytes[bytes.len() - 8..],
-        &[0u8; 8],
-        "fixture must have a zero checksum"
-    );
+    assert_eq!(&bytes[bytes.len() - 8..], &[0u8; 8], "fixture must have a zero checksum");
     let m = by_key(&read_all(&bytes).unwrap());
-    assert_eq!(
-        m[&(0, b("long"))].value,
-        RdbValue::String(b(&rep("compressible-", 20)))
-    );
+    assert_eq!(m[&(0, b("long"))].value, RdbValue::String(b(&rep("compressible-", 20))));
     assert_eq!(m[&(0, b("h"))].value, hash(&[("f", "v")]));
     assert_eq!(m[&(0, b("ttl"))].expire_at_ms, Some(4_102_444_800_000));
 }
@@ -280,10 +172,7 @@ fn reader_api_details() {
     // After the end, None again.
     assert!(r.next_item().unwrap().is_none());
     // Iterator interface yields the same items.
-    let via_iter: Vec<RdbItem> = RdbReader::new(&bytes[..])
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let via_iter: Vec<RdbItem> = RdbReader::new(&bytes[..]).unwrap().map(Result::unwrap).collect();
     assert_eq!(via_iter, read_all(&bytes).unwrap());
     // The reader never reads past the trailer: trailing bytes stay in the inner reader.
     let mut with_tail = bytes.clone();

@@ -3,12 +3,7 @@
 //! the 7.0-rc function format and older stream layouts. The bytes are built here by
 //! hand from the format description; the loadable file is also fed to redis-server
 //! 7.0 to check that the hand-built bytes mean what the test expects.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -182,18 +177,10 @@ fn old_file() -> (Vec<u8>, Expected) {
     // type 9: zipmap hash, with free space and a long (254+) value
     let long300 = big(b'z', 300);
     f.extend(key(9, "zipmap"));
-    f.extend(rstr(&zipmap(&[
-        (b"f1", b"v1", 0),
-        (b"f2", b"value2", 3),
-        (b"f3", &long300, 0),
-    ])));
+    f.extend(rstr(&zipmap(&[(b"f1", b"v1", 0), (b"f2", b"value2", 3), (b"f3", &long300, 0)])));
     exp.push((
         "zipmap",
-        RdbValue::Hash(vec![
-            (b("f1"), b("v1")),
-            (b("f2"), b("value2")),
-            (b("f3"), long300.clone()),
-        ]),
+        RdbValue::Hash(vec![(b("f1"), b("v1")), (b("f2"), b("value2")), (b("f3"), long300.clone())]),
         None,
     ));
 
@@ -244,40 +231,16 @@ fn old_file() -> (Vec<u8>, Expected) {
     exp.push(("intset32", set(&["-70000", "5", "70000"]), None));
     f.extend(key(11, "intset64"));
     f.extend(rstr(&intset(8, &[i64::MIN, 0, i64::MAX])));
-    exp.push((
-        "intset64",
-        RdbValue::Set(vec![
-            b(&i64::MIN.to_string()),
-            b("0"),
-            b(&i64::MAX.to_string()),
-        ]),
-        None,
-    ));
+    exp.push(("intset64", RdbValue::Set(vec![b(&i64::MIN.to_string()), b("0"), b(&i64::MAX.to_string())]), None));
 
     // type 12: ziplist zset (sorted by score), scores as strings and integers
     f.extend(key(12, "ziplist-zset"));
-    f.extend(rstr(&ziplist(&[
-        Z::S(b"low"),
-        Z::S(b"-1.5"),
-        Z::S(b"mid"),
-        Z::I(3),
-        Z::S(b"high"),
-        Z::S(b"1e10"),
-    ])));
-    exp.push((
-        "ziplist-zset",
-        zset(&[("low", -1.5), ("mid", 3.0), ("high", 1e10)]),
-        None,
-    ));
+    f.extend(rstr(&ziplist(&[Z::S(b"low"), Z::S(b"-1.5"), Z::S(b"mid"), Z::I(3), Z::S(b"high"), Z::S(b"1e10")])));
+    exp.push(("ziplist-zset", zset(&[("low", -1.5), ("mid", 3.0), ("high", 1e10)]), None));
 
     // type 13: ziplist hash
     f.extend(key(13, "ziplist-hash"));
-    f.extend(rstr(&ziplist(&[
-        Z::S(b"a"),
-        Z::I(1),
-        Z::S(b"b"),
-        Z::S(b"two"),
-    ])));
+    f.extend(rstr(&ziplist(&[Z::S(b"a"), Z::I(1), Z::S(b"b"), Z::S(b"two")])));
     exp.push(("ziplist-hash", hash(&[("a", "1"), ("b", "two")]), None));
 
     // type 14: quicklist v1 (ziplist nodes), second-precision expiry
@@ -287,11 +250,7 @@ fn old_file() -> (Vec<u8>, Expected) {
     f.extend(len(2));
     f.extend(rstr(&ziplist(&[Z::S(b"n1a"), Z::I(7)])));
     f.extend(rstr(&ziplist(&[Z::S(b"n2a"), Z::S(b"n2b")])));
-    exp.push((
-        "quicklist1",
-        list(&["n1a", "7", "n2a", "n2b"]),
-        Some(2_000_000_000_000),
-    ));
+    exp.push(("quicklist1", list(&["n1a", "7", "n2a", "n2b"]), Some(2_000_000_000_000)));
 
     // types 1, 2, 4: plain list, set, hash; millisecond expiry
     f.push(252);
@@ -301,11 +260,7 @@ fn old_file() -> (Vec<u8>, Expected) {
     f.extend(rstr(b"x"));
     f.extend([0xC0, 0xF6]); // int8 -10
     f.extend(rstr(b"z"));
-    exp.push((
-        "plain-list",
-        list(&["x", "-10", "z"]),
-        Some(4_102_444_800_555),
-    ));
+    exp.push(("plain-list", list(&["x", "-10", "z"]), Some(4_102_444_800_555)));
     f.extend(key(2, "plain-set"));
     f.extend(len(2));
     f.extend(rstr(b"m1"));
@@ -326,11 +281,7 @@ fn old_file() -> (Vec<u8>, Expected) {
     f.push(254);
     f.extend(rstr(b"c"));
     f.push(255);
-    exp.push((
-        "zset-text",
-        zset(&[("a", 1.25), ("b", f64::INFINITY), ("c", f64::NEG_INFINITY)]),
-        None,
-    ));
+    exp.push(("zset-text", zset(&[("a", 1.25), ("b", f64::INFINITY), ("c", f64::NEG_INFINITY)]), None));
 
     // type 5: zset with binary scores
     f.extend(key(5, "zset-bin"));
@@ -372,9 +323,7 @@ fn old_encodings_load_into_redis_the_same() {
     let mut r = Redis::start_in(dir.path(), "dump.rdb", &[]);
     assert_eq!(r.ok(&["DBSIZE"]).int(), exp.len() as i64);
     for (k, v, t) in &exp {
-        let got = r
-            .fetch(k.as_bytes())
-            .unwrap_or_else(|| panic!("redis lacks {k}"));
+        let got = r.fetch(k.as_bytes()).unwrap_or_else(|| panic!("redis lacks {k}"));
         assert_eq!(norm(&got), norm(v), "{k}");
         assert_eq!(r.pexpiretime(k.as_bytes()), *t, "{k}");
     }
@@ -469,14 +418,10 @@ fn modules_functions_and_streams_are_skipped() {
     f.extend(rstr(b"LUA"));
     f.extend(len(1));
     f.extend(rstr(b"a description"));
-    f.extend(rstr(
-        b"redis.register_function('g', function() return 2 end)",
-    ));
+    f.extend(rstr(b"redis.register_function('g', function() return 2 end)"));
     // FUNCTION2: the library source.
     f.push(245);
-    f.extend(rstr(
-        b"#!lua name=newlib\nredis.register_function('h', function() return 3 end)",
-    ));
+    f.extend(rstr(b"#!lua name=newlib\nredis.register_function('h', function() return 3 end)"));
     f.push(254);
     f.extend(len(1));
     // A module type 7 value.
@@ -519,24 +464,10 @@ fn modules_functions_and_streams_are_skipped() {
     assert!(
         matches!(it.next(), Some(RdbItem::Aux { key, value }) if key == b"function" && value.starts_with(b"#!lua name=newlib\n"))
     );
-    assert_eq!(
-        it.next(),
-        Some(&RdbItem::Unsupported {
-            db: 1,
-            key: b("modkey"),
-            type_id: 7
-        })
-    );
+    assert_eq!(it.next(), Some(&RdbItem::Unsupported { db: 1, key: b("modkey"), type_id: 7 }));
     assert!(matches!(it.next(), Some(RdbItem::Entry(e)) if e.key == b"after-module" && e.db == 1));
     for t in [15u8, 19, 21] {
-        assert_eq!(
-            it.next(),
-            Some(&RdbItem::Unsupported {
-                db: 1,
-                key: b(&format!("stream{t}")),
-                type_id: t
-            })
-        );
+        assert_eq!(it.next(), Some(&RdbItem::Unsupported { db: 1, key: b(&format!("stream{t}")), type_id: t }));
         assert!(
             matches!(it.next(), Some(RdbItem::Entry(e)) if e.key == format!("after-stream{t}").as_bytes() && e.value == s("ok"))
         );
@@ -579,10 +510,7 @@ fn module_type_6_is_an_error() {
     let mut r = RdbReader::new(&file[..]).unwrap();
     assert!(matches!(r.next_item(), Ok(Some(RdbItem::Entry(_)))));
     let err = r.next_item().unwrap_err();
-    assert!(
-        matches!(err, RdbError::Unsupported { offset: 18, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, RdbError::Unsupported { offset: 18, .. }), "{err}");
     assert!(err.to_string().contains("module"), "{err}");
     // The reader refuses to go on after an error.
     assert!(r.next_item().is_err());

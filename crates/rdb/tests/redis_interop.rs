@@ -1,12 +1,7 @@
 //! Interoperability with a real redis-server 7.0: DUMP payloads both ways, and files
 //! written by RdbWriter checked by redis-check-rdb and loaded by redis-server.
 //! Each test prints SKIPPED and returns when /usr/bin/redis-server is missing.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -14,9 +9,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::*;
-use staykv_rdb::{
-    decode_dump_payload, encode_dump_payload, RdbError, RdbItem, RdbReader, RdbValue, RdbWriter,
-};
+use staykv_rdb::{decode_dump_payload, encode_dump_payload, RdbError, RdbItem, RdbReader, RdbValue, RdbWriter};
 
 #[test]
 fn redis_dump_payloads_decode() {
@@ -33,11 +26,7 @@ fn redis_dump_payloads_decode() {
     let plain = list(&["small", &"P".repeat(150), "s2", &"Q".repeat(3000)]);
     r.put(b"list:plain", &plain);
     r.ok(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1073741824"]);
-    for (k, v) in values
-        .iter()
-        .map(|(k, v)| (k.as_str(), v))
-        .chain([("list:plain", &plain)])
-    {
+    for (k, v) in values.iter().map(|(k, v)| (k.as_str(), v)).chain([("list:plain", &plain)]) {
         let payload = r.ok(&["DUMP", k]).bulk();
         let decoded = decode_dump_payload(&payload).unwrap_or_else(|e| panic!("{k}: {e}"));
         assert_eq!(norm(&decoded), norm(v), "{k}");
@@ -49,17 +38,11 @@ fn redis_dump_payloads_decode() {
     // A stream payload is refused as unsupported, not misread.
     r.ok(&["XADD", "s", "1-1", "f", "v"]);
     let payload = r.ok(&["DUMP", "s"]).bulk();
-    assert!(matches!(
-        decode_dump_payload(&payload),
-        Err(RdbError::Unsupported { .. })
-    ));
+    assert!(matches!(decode_dump_payload(&payload), Err(RdbError::Unsupported { .. })));
     // A flipped byte breaks the checksum.
     let mut bad = r.ok(&["DUMP", "list:small"]).bulk();
     bad[3] ^= 1;
-    assert!(matches!(
-        decode_dump_payload(&bad),
-        Err(RdbError::BadDumpPayload)
-    ));
+    assert!(matches!(decode_dump_payload(&bad), Err(RdbError::BadDumpPayload)));
 }
 
 #[test]
@@ -71,17 +54,8 @@ fn encoded_dump_payloads_restore_into_redis() {
     let mut r = Redis::start(&["--sanitize-dump-payload", "yes"]);
     for (k, v) in sample_values() {
         let payload = encode_dump_payload(&v);
-        assert_eq!(
-            decode_dump_payload(&payload).map(|d| norm(&d)).unwrap(),
-            norm(&v),
-            "{k}"
-        );
-        let reply = r.cmd(&[
-            b"RESTORE".to_vec(),
-            k.clone().into_bytes(),
-            b"0".to_vec(),
-            payload,
-        ]);
+        assert_eq!(decode_dump_payload(&payload).map(|d| norm(&d)).unwrap(), norm(&v), "{k}");
+        let reply = r.cmd(&[b"RESTORE".to_vec(), k.clone().into_bytes(), b"0".to_vec(), payload]);
         assert_eq!(reply, Reply::Simple("OK".into()), "RESTORE {k}");
         let got = r.fetch(k.as_bytes()).unwrap();
         assert_eq!(norm(&got), norm(&v), "{k}");
@@ -92,9 +66,7 @@ fn encoded_dump_payloads_restore_into_redis() {
         if let RdbValue::SortedSet(z) = &v {
             let mut sorted = z.clone();
             sorted.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then_with(|| a.0.cmp(&b.0)));
-            let RdbValue::SortedSet(g) = got else {
-                panic!()
-            };
+            let RdbValue::SortedSet(g) = got else { panic!() };
             assert_eq!(
                 g.iter().map(|x| &x.0).collect::<Vec<_>>(),
                 sorted.iter().map(|x| &x.0).collect::<Vec<_>>(),
@@ -109,21 +81,10 @@ fn encoded_dump_payloads_restore_into_redis() {
     let mut bad = encode_dump_payload(&s("x"));
     let n = bad.len();
     bad[n - 1] ^= 0xff;
-    let reply = r.cmd(&[
-        b"RESTORE".to_vec(),
-        b"bad".to_vec(),
-        b"0".to_vec(),
-        bad.clone(),
-    ]);
+    let reply = r.cmd(&[b"RESTORE".to_vec(), b"bad".to_vec(), b"0".to_vec(), bad.clone()]);
     let expected = RdbError::BadDumpPayload.to_string();
-    assert!(
-        matches!(&reply, Reply::Error(e) if e.contains(&expected)),
-        "{reply:?}"
-    );
-    assert!(matches!(
-        decode_dump_payload(&bad),
-        Err(RdbError::BadDumpPayload)
-    ));
+    assert!(matches!(&reply, Reply::Error(e) if e.contains(&expected)), "{reply:?}");
+    assert!(matches!(decode_dump_payload(&bad), Err(RdbError::BadDumpPayload)));
 }
 
 type Dataset = BTreeMap<(u32, Vec<u8>), (RdbValue, Option<u64>)>;
@@ -148,10 +109,7 @@ fn write_file(d: &Dataset, path: &std::path::Path) {
     for ((db, key), (value, ttl)) in d {
         if current != Some(*db) {
             let keys = d.keys().filter(|(x, _)| x == db).count() as u64;
-            let expires = d
-                .iter()
-                .filter(|((x, _), (_, t))| x == db && t.is_some())
-                .count() as u64;
+            let expires = d.iter().filter(|((x, _), (_, t))| x == db && t.is_some()).count() as u64;
             w.select_db(*db, keys, expires).unwrap();
             current = Some(*db);
         }
@@ -182,21 +140,9 @@ fn written_file_passes_redis_check_rdb_and_loads_into_redis() {
         let n = d.keys().filter(|(x, _)| *x == db).count();
         assert_eq!(r.ok(&["DBSIZE"]).int(), n as i64, "db {db}");
         for ((_, key), (value, ttl)) in d.iter().filter(|((x, _), _)| *x == db) {
-            let got = r
-                .fetch(key)
-                .unwrap_or_else(|| panic!("missing {:?}", String::from_utf8_lossy(key)));
-            assert_eq!(
-                norm(&got),
-                norm(value),
-                "{:?}",
-                String::from_utf8_lossy(key)
-            );
-            assert_eq!(
-                r.pexpiretime(key),
-                *ttl,
-                "{:?}",
-                String::from_utf8_lossy(key)
-            );
+            let got = r.fetch(key).unwrap_or_else(|| panic!("missing {:?}", String::from_utf8_lossy(key)));
+            assert_eq!(norm(&got), norm(value), "{:?}", String::from_utf8_lossy(key));
+            assert_eq!(r.pexpiretime(key), *ttl, "{:?}", String::from_utf8_lossy(key));
         }
     }
 
@@ -210,10 +156,7 @@ fn written_file_passes_redis_check_rdb_and_loads_into_redis() {
             seen.insert((e.db, e.key), (norm(&e.value), e.expire_at_ms));
         }
     }
-    let want: Dataset = d
-        .iter()
-        .map(|(k, (v, t))| (k.clone(), (norm(v), *t)))
-        .collect();
+    let want: Dataset = d.iter().map(|(k, (v, t))| (k.clone(), (norm(v), *t))).collect();
     assert_eq!(seen, want);
 }
 
@@ -228,19 +171,12 @@ fn written_file_without_compression_also_loads() {
     w.set_compression(false);
     w.write_aux(b"staykv-note", b"test").unwrap();
     w.select_db(0, 2, 0).unwrap();
-    w.write_entry(b"long", &RdbValue::String(b"xyz".repeat(100)), None)
-        .unwrap();
-    w.write_entry(b"empty-list", &RdbValue::List(vec![]), None)
-        .unwrap();
+    w.write_entry(b"long", &RdbValue::String(b"xyz".repeat(100)), None).unwrap();
+    w.write_entry(b"empty-list", &RdbValue::List(vec![]), None).unwrap();
     w.write_entry(b"l", &list(&["1", "2"]), None).unwrap();
     w.finish().unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    assert!(
-        bytes
-            .windows(300)
-            .any(|win| win == b"xyz".repeat(100).as_slice()),
-        "stored raw"
-    );
+    assert!(bytes.windows(300).any(|win| win == b"xyz".repeat(100).as_slice()), "stored raw");
     let mut r = Redis::start_in(dir.path(), "dump.rdb", &[]);
     assert_eq!(r.ok(&["DBSIZE"]).int(), 2);
     assert_eq!(r.fetch(b"long"), Some(RdbValue::String(b"xyz".repeat(100))));
@@ -257,12 +193,7 @@ fn random_values_restore_into_redis_with_deep_sanitization() {
     for i in 0..200 {
         let v = random_value(&mut rng);
         let key = format!("rand:{i}");
-        let reply = r.cmd(&[
-            b"RESTORE".to_vec(),
-            key.clone().into_bytes(),
-            b"0".to_vec(),
-            encode_dump_payload(&v),
-        ]);
+        let reply = r.cmd(&[b"RESTORE".to_vec(), key.clone().into_bytes(), b"0".to_vec(), encode_dump_payload(&v)]);
         assert_eq!(reply, Reply::Simple("OK".into()), "RESTORE {key} of {v:?}");
         let got = r.fetch(key.as_bytes()).unwrap();
         assert_eq!(norm(&got), norm(&v), "{key}");

@@ -1,21 +1,14 @@
 //! Damaged input: truncation at every offset, flipped bytes, huge declared lengths,
 //! bad headers, I/O errors. The reader must return an error — never panic, never
 //! allocate what a length field claims, never report a damaged file as complete.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
 use std::io::{self, Read};
 
 use common::*;
-use staykv_rdb::{
-    crc64, decode_dump_payload, encode_dump_payload, RdbError, RdbItem, RdbReader, RdbValue,
-};
+use staykv_rdb::{crc64, decode_dump_payload, encode_dump_payload, RdbError, RdbItem, RdbReader, RdbValue};
 
 /// Reads to the end; Ok(n items) only if the file was complete and valid.
 /// Offsets to damage: all of them for small files; for big ones (the unoptimized test
@@ -24,10 +17,7 @@ fn offsets(len: usize) -> Vec<usize> {
     if len <= 4096 {
         return (0..len).collect();
     }
-    (0..1024)
-        .chain((1024..len - 64).step_by(47))
-        .chain(len - 64..len)
-        .collect()
+    (0..1024).chain((1024..len - 64).step_by(47)).chain(len - 64..len).collect()
 }
 
 fn read_count(bytes: &[u8]) -> Result<usize, RdbError> {
@@ -54,16 +44,10 @@ fn every_truncation_is_an_error() {
             match read_count(&f[..cut]) {
                 Err(e) => {
                     if let Some(off) = e.offset() {
-                        assert!(
-                            off <= cut as u64,
-                            "{name} cut {cut}: offset {off} past the end: {e}"
-                        );
+                        assert!(off <= cut as u64, "{name} cut {cut}: offset {off} past the end: {e}");
                     }
                 }
-                Ok(n) => panic!(
-                    "{name} truncated at {cut} of {} read as complete ({n} items)",
-                    f.len()
-                ),
+                Ok(n) => panic!("{name} truncated at {cut} of {} read as complete ({n} items)", f.len()),
             }
         }
     }
@@ -115,75 +99,30 @@ fn mutations_behind_a_valid_checksum_never_panic() {
 fn huge_declared_lengths_fail_without_allocating() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         // string key with a 64-bit length of 2^64-1
-        (
-            "64-bit key length",
-            [vec![0u8], vec![0x81], vec![0xFF; 8]].concat(),
-        ),
+        ("64-bit key length", [vec![0u8], vec![0x81], vec![0xFF; 8]].concat()),
         // 32-bit length of 4 GiB - 1
-        (
-            "32-bit key length",
-            [vec![0u8], vec![0x80], vec![0xFF; 4]].concat(),
-        ),
+        ("32-bit key length", [vec![0u8], vec![0x80], vec![0xFF; 4]].concat()),
         // list claiming 2^62 elements
-        (
-            "list count",
-            [
-                vec![1u8, 1, b'k', 0x81],
-                (1u64 << 62).to_be_bytes().to_vec(),
-                vec![1, b'a'],
-            ]
-            .concat(),
-        ),
+        ("list count", [vec![1u8, 1, b'k', 0x81], (1u64 << 62).to_be_bytes().to_vec(), vec![1, b'a']].concat()),
         // LZF string: 3 compressed bytes claiming 2^62 uncompressed
         (
             "lzf length",
-            [
-                vec![0u8, 1, b'k', 0xC3, 3, 0x81],
-                (1u64 << 62).to_be_bytes().to_vec(),
-                vec![0, b'a', 0],
-            ]
-            .concat(),
+            [vec![0u8, 1, b'k', 0xC3, 3, 0x81], (1u64 << 62).to_be_bytes().to_vec(), vec![0, b'a', 0]].concat(),
         ),
         // LZF claiming a huge compressed length
-        (
-            "lzf clen",
-            [vec![0u8, 1, b'k', 0xC3, 0x81], vec![0x7F; 8], vec![10]].concat(),
-        ),
+        ("lzf clen", [vec![0u8, 1, b'k', 0xC3, 0x81], vec![0x7F; 8], vec![10]].concat()),
         // quicklist with 2^40 nodes
-        (
-            "quicklist nodes",
-            [
-                vec![18u8, 1, b'k', 0x81],
-                (1u64 << 40).to_be_bytes().to_vec(),
-            ]
-            .concat(),
-        ),
+        ("quicklist nodes", [vec![18u8, 1, b'k', 0x81], (1u64 << 40).to_be_bytes().to_vec()].concat()),
         // listpack blob whose header claims 4 GiB
-        (
-            "listpack size",
-            vec![16u8, 1, b'k', 7, 0xFF, 0xFF, 0xFF, 0xFF, 2, 0, 0xFF],
-        ),
+        ("listpack size", vec![16u8, 1, b'k', 7, 0xFF, 0xFF, 0xFF, 0xFF, 2, 0, 0xFF]),
         // intset claiming 2^32-1 entries
-        (
-            "intset count",
-            vec![11u8, 1, b'k', 8, 2, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF],
-        ),
+        ("intset count", vec![11u8, 1, b'k', 8, 2, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]),
         // stream with 2^50 consumer groups
-        (
-            "stream groups",
-            [
-                vec![15u8, 1, b'k', 0, 0, 0, 0, 0x81],
-                (1u64 << 50).to_be_bytes().to_vec(),
-            ]
-            .concat(),
-        ),
+        ("stream groups", [vec![15u8, 1, b'k', 0, 0, 0, 0, 0x81], (1u64 << 50).to_be_bytes().to_vec()].concat()),
         // module value with an endless opcode stream cut short
         ("module", vec![7u8, 1, b'k', 5, 5, 0x81]),
         // select db beyond u32
-        (
-            "selectdb",
-            [vec![254u8, 0x81], u64::MAX.to_be_bytes().to_vec()].concat(),
-        ),
+        ("selectdb", [vec![254u8, 0x81], u64::MAX.to_be_bytes().to_vec()].concat()),
     ];
     for (what, body) in cases {
         let file = [b"REDIS0010".to_vec(), body].concat();
@@ -197,31 +136,13 @@ fn huge_declared_lengths_fail_without_allocating() {
 #[test]
 fn header_errors() {
     let e = RdbReader::new(&b"REDIS0011\xff"[..]).unwrap_err();
-    assert!(
-        matches!(e, RdbError::UnsupportedVersion { version: 11 }),
-        "{e}"
-    );
+    assert!(matches!(e, RdbError::UnsupportedVersion { version: 11 }), "{e}");
     assert!(e.to_string().contains("11"));
-    assert!(matches!(
-        RdbReader::new(&b"REDIS0000"[..]),
-        Err(RdbError::UnsupportedVersion { version: 0 })
-    ));
-    assert!(matches!(
-        RdbReader::new(&b"RADIS0010"[..]),
-        Err(RdbError::BadHeader { .. })
-    ));
-    assert!(matches!(
-        RdbReader::new(&b"REDIS00x1"[..]),
-        Err(RdbError::BadHeader { .. })
-    ));
-    assert!(matches!(
-        RdbReader::new(&b"REDIS"[..]),
-        Err(RdbError::Truncated { offset: 0, .. })
-    ));
-    assert!(matches!(
-        RdbReader::new(&b""[..]),
-        Err(RdbError::Truncated { .. })
-    ));
+    assert!(matches!(RdbReader::new(&b"REDIS0000"[..]), Err(RdbError::UnsupportedVersion { version: 0 })));
+    assert!(matches!(RdbReader::new(&b"RADIS0010"[..]), Err(RdbError::BadHeader { .. })));
+    assert!(matches!(RdbReader::new(&b"REDIS00x1"[..]), Err(RdbError::BadHeader { .. })));
+    assert!(matches!(RdbReader::new(&b"REDIS"[..]), Err(RdbError::Truncated { offset: 0, .. })));
+    assert!(matches!(RdbReader::new(&b""[..]), Err(RdbError::Truncated { .. })));
     for v in 1..=10 {
         assert!(RdbReader::new(format!("REDIS{v:04}").as_bytes()).is_ok());
     }
@@ -250,11 +171,7 @@ fn checksum_mismatch_reports_the_trailer_offset() {
     let n = f.len();
     f[n - 1] ^= 1;
     match read_count(&f) {
-        Err(RdbError::ChecksumMismatch {
-            offset,
-            stored,
-            computed,
-        }) => {
+        Err(RdbError::ChecksumMismatch { offset, stored, computed }) => {
             assert_eq!(offset, n as u64 - 8);
             assert_ne!(stored, computed);
         }
@@ -275,10 +192,7 @@ fn corrupt_blob_error_names_the_blob() {
     body.push(255);
     let e = read_count(&with_crc(body)).unwrap_err();
     let msg = e.to_string();
-    assert!(
-        msg.contains("listpack") && msg.contains("offset 12"),
-        "{msg}"
-    );
+    assert!(msg.contains("listpack") && msg.contains("offset 12"), "{msg}");
 }
 
 struct FailingReader<'a> {
@@ -333,31 +247,19 @@ fn dump_payload_damage() {
     for i in 0..p.len() {
         let mut bad = p.clone();
         bad[i] ^= 0x10;
-        assert!(
-            matches!(decode_dump_payload(&bad), Err(RdbError::BadDumpPayload)),
-            "flip {i}"
-        );
+        assert!(matches!(decode_dump_payload(&bad), Err(RdbError::BadDumpPayload)), "flip {i}");
     }
     // Version 11 is refused even with a good checksum.
     let mut newer = p[..p.len() - 10].to_vec();
     newer.extend_from_slice(&11u16.to_le_bytes());
     let newer = with_crc(newer);
-    assert!(matches!(
-        decode_dump_payload(&newer),
-        Err(RdbError::BadDumpPayload)
-    ));
-    assert_eq!(
-        RdbError::BadDumpPayload.to_string(),
-        "DUMP payload version or checksum are wrong"
-    );
+    assert!(matches!(decode_dump_payload(&newer), Err(RdbError::BadDumpPayload)));
+    assert_eq!(RdbError::BadDumpPayload.to_string(), "DUMP payload version or checksum are wrong");
     // Garbage after the object, a valid footer: a format error, not a footer error.
     let mut extra = p[..p.len() - 10].to_vec();
     extra.push(0);
     extra.extend_from_slice(&10u16.to_le_bytes());
-    assert!(matches!(
-        decode_dump_payload(&with_crc(extra)),
-        Err(RdbError::Corrupt { .. })
-    ));
+    assert!(matches!(decode_dump_payload(&with_crc(extra)), Err(RdbError::Corrupt { .. })));
     // Mutated objects behind a valid footer never panic.
     let mut rng = Rng(7);
     for _ in 0..2000 {
@@ -376,11 +278,6 @@ fn dump_payload_damage() {
 #[test]
 fn unsupported_items_keep_the_db() {
     let f = fixture("main.rdb");
-    let items: Vec<RdbItem> = RdbReader::new(&f[..])
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(items
-        .iter()
-        .any(|i| matches!(i, RdbItem::Unsupported { db: 0, .. })));
+    let items: Vec<RdbItem> = RdbReader::new(&f[..]).unwrap().collect::<Result<_, _>>().unwrap();
+    assert!(items.iter().any(|i| matches!(i, RdbItem::Unsupported { db: 0, .. })));
 }

@@ -1,17 +1,10 @@
 //! Writer → reader round trips (no redis-server needed).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
 use common::*;
-use staykv_rdb::{
-    decode_dump_payload, encode_dump_payload, RdbItem, RdbReader, RdbValue, RdbWriter,
-};
+use staykv_rdb::{decode_dump_payload, encode_dump_payload, RdbItem, RdbReader, RdbValue, RdbWriter};
 
 fn write(entries: &[(u32, Vec<u8>, RdbValue, Option<u64>)], compress: bool) -> Vec<u8> {
     let mut w = RdbWriter::new(Vec::new()).unwrap();
@@ -34,12 +27,7 @@ fn sample_values_round_trip() {
         .iter()
         .enumerate()
         .map(|(i, (k, v))| {
-            (
-                (i % 4) as u32 * 5,
-                k.clone().into_bytes(),
-                v.clone(),
-                (i % 2 == 0).then_some(1_000 + i as u64),
-            )
+            ((i % 4) as u32 * 5, k.clone().into_bytes(), v.clone(), (i % 2 == 0).then_some(1_000 + i as u64))
         })
         .collect();
     let mut sorted = entries.clone();
@@ -50,9 +38,7 @@ fn sample_values_round_trip() {
         let aux: Vec<_> = items
             .iter()
             .filter_map(|i| match i {
-                RdbItem::Aux { key, value } => {
-                    Some((String::from_utf8_lossy(key).into_owned(), value.clone()))
-                }
+                RdbItem::Aux { key, value } => Some((String::from_utf8_lossy(key).into_owned(), value.clone())),
                 _ => None,
             })
             .collect();
@@ -67,10 +53,7 @@ fn sample_values_round_trip() {
             assert_eq!(&e.key, k);
             assert_eq!(norm(&e.value), norm(v), "{}", String::from_utf8_lossy(k));
             assert_eq!(e.expire_at_ms, *t);
-            if matches!(
-                v,
-                RdbValue::List(_) | RdbValue::String(_) | RdbValue::Hash(_)
-            ) {
+            if matches!(v, RdbValue::List(_) | RdbValue::String(_) | RdbValue::Hash(_)) {
                 // Lists and strings are exact; hashes keep insertion order too.
                 assert_eq!(&e.value, v, "{}", String::from_utf8_lossy(k));
             }
@@ -134,18 +117,8 @@ fn writer_streams_into_any_write_and_reports_bytes() {
     while r.next_item().unwrap().is_some() {}
     assert_eq!(r.bytes_read(), file.len() as u64);
     // A file with a large value: the reader consumes it item by item.
-    let big = RdbValue::List(
-        (0..50_000)
-            .map(|i| format!("{i:08}").into_bytes())
-            .collect(),
-    );
-    let file = write(
-        &[
-            (0, b("big"), big.clone(), None),
-            (0, b("after"), s("x"), None),
-        ],
-        true,
-    );
+    let big = RdbValue::List((0..50_000).map(|i| format!("{i:08}").into_bytes()).collect());
+    let file = write(&[(0, b("big"), big.clone(), None), (0, b("after"), s("x"), None)], true);
     let es = entries(&read_all(&file).unwrap());
     assert_eq!(es[0].value, big);
     assert_eq!(es[1].value, s("x"));

@@ -14,4 +14,4 @@ mod parse;
 mod reply;
 
 pub use parse::{parse, parse_i64, split_args, Limits, ParseError, Partial, Request};
-pub use reply::{Protocol, Reply};
+pub use reply::{format_double, format_g, Protocol, Reply};

@@ -25,6 +25,8 @@ pub enum Reply {
     StatusOwned(String),
     /// An error, with its code first: `ERR syntax error`, `WRONGTYPE ...`.
     Error(String),
+    /// An error that quotes client bytes which are not UTF-8 (Redis echoes them raw).
+    ErrorBytes(Bytes),
     Int(i64),
     Bulk(Bytes),
     /// A missing value: `$-1` in RESP2, `_` in RESP3.
@@ -58,7 +60,7 @@ impl Reply {
     }
 
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
+        matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
     }
 
     /// An array of bulk strings.
@@ -74,6 +76,7 @@ impl Reply {
             Reply::Status(s) => simple(out, b'+', s.as_bytes()),
             Reply::StatusOwned(s) => simple(out, b'+', s.as_bytes()),
             Reply::Error(e) => simple(out, b'-', e.as_bytes()),
+            Reply::ErrorBytes(e) => simple(out, b'-', e),
             Reply::Int(n) => header(out, b':', *n),
             Reply::Bulk(b) => bulk(out, b),
             Reply::Nil if resp3 => out.put_slice(b"_\r\n"),
@@ -164,6 +167,12 @@ pub fn format_double(d: f64) -> String {
 
 /// C's `%.{precision}g`: shortest of fixed or exponent notation, trailing zeros removed.
 pub fn format_g(d: f64, precision: usize) -> String {
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
     if d == 0.0 {
         return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }

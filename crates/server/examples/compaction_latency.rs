@@ -224,7 +224,7 @@ fn compaction(keys: usize) {
     let mut polls = 0u64;
     let during = measure(&mut c, &mut || {
         polls += 1;
-        polls % 200 == 0 && info(&mut ctl, "aof_rewrite_in_progress") == "0"
+        polls.is_multiple_of(200) && info(&mut ctl, "aof_rewrite_in_progress") == "0"
     });
     let compaction_secs = t1.elapsed().as_secs_f64();
     stop_flag.store(true, Ordering::Relaxed);
@@ -250,27 +250,44 @@ fn compaction(keys: usize) {
     stop(child, port);
 }
 
+/// A field of /proc/<pid>/status, in KiB.
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn restart(keys: usize) {
     let tmp = tempfile::tempdir().unwrap();
     // StayKV: from the log, then from a snapshot.
     let dir = tmp.path().join("staykv");
     let port = free_port();
-    let (child, _) = staykv(&dir, port, "always");
+    let (child, _) = staykv(&dir, port, "everysec");
     let load = load_sessions(port, keys);
     println!("staykv: wrote {keys} session keys in {:.1} s", load.as_secs_f64());
     let mut c = Conn::connect(port);
-    assert_eq!(c.call(&["SHUTDOWN"]), "");
+    c.send(&[b"SHUTDOWN"]);
     let _ = { child }.wait();
-    let (child, from_log) = staykv(&dir, port, "always");
+    let (child, from_log) = staykv(&dir, port, "everysec");
     let mut c = Conn::connect(port);
     assert_eq!(c.call(&["DBSIZE"]), format!(":{keys}"));
     println!("staykv: restart from the log ({keys} keys): ready in {:.2} s", from_log.as_secs_f64());
+    let rss_before = proc_kib(child.id(), "VmRSS:");
     let t = Instant::now();
     assert_eq!(c.call(&["SAVE"]), "+OK");
-    println!("staykv: SAVE (compaction of the log into a snapshot) took {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "staykv: SAVE (compaction of the log into a snapshot) took {:.2} s; RSS before {} MiB, peak RSS of the process {} MiB",
+        t.elapsed().as_secs_f64(),
+        rss_before / 1024,
+        proc_kib(child.id(), "VmHWM:") / 1024
+    );
     c.send(&[b"SHUTDOWN"]);
     let _ = { child }.wait();
-    let (child, from_snapshot) = staykv(&dir, port, "always");
+    let (child, from_snapshot) = staykv(&dir, port, "everysec");
     let mut c = Conn::connect(port);
     assert_eq!(c.call(&["DBSIZE"]), format!(":{keys}"));
     println!("staykv: restart from the snapshot ({keys} keys): ready in {:.2} s", from_snapshot.as_secs_f64());

@@ -1,4 +1,61 @@
-//! Secret comparison.
+//! Secret comparison, and the ACL file (`--aclfile`).
+
+use std::io::Write as _;
+use std::path::Path;
+
+use staykv_engine::Engine;
+
+/// Load `--aclfile` into the engine's ACL at start. A missing file is created empty (the
+/// default user keeps its settings); a bad line refuses the start, naming the line.
+/// `--requirepass` applies to the default user unless the file defines it.
+pub fn load_acl_file(path: &Path, engine: &Engine, requirepass: Option<&str>) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!("ACL file {} does not exist: starting with the default user only", path.display());
+            return Ok(());
+        }
+        Err(e) => return Err(format!("cannot read the ACL file {}: {e}", path.display())),
+    };
+    let name = path.display().to_string();
+    let users = staykv_engine::acl::Acl::parse_file(&text, &engine.table, &name)
+        .map_err(|e| format!("the ACL file has errors: {e}"))?;
+    let defines_default = text.lines().any(|l| {
+        let mut words = l.split_whitespace();
+        words.next() == Some("user") && words.next() == Some("default")
+    });
+    let count = users.len();
+    engine.acl.replace_users(users);
+    if let (Some(password), false) = (requirepass, defines_default) {
+        engine.acl.set_default_password(Some(password.as_bytes()), &engine.table);
+    } else if requirepass.is_some() {
+        tracing::warn!("--requirepass ignored: the ACL file {} defines the default user", path.display());
+    }
+    tracing::info!("loaded {count} ACL users from {}", path.display());
+    Ok(())
+}
+
+/// Replace the ACL file atomically: write a temporary file beside it, fsync, rename, fsync
+/// the directory. The file is readable by its owner only (it holds password hashes).
+pub fn write_acl_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(&dir)?.sync_all()
+}
 
 /// Compare two secrets in time that depends only on their lengths, so a timing attacker
 /// learns nothing about how much of a guess was right.

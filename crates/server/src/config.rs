@@ -140,6 +140,29 @@ pub struct ServerOptions {
     /// Number of logical databases.
     #[arg(long, env = "STAYKV_DATABASES", default_value_t = 16)]
     pub databases: usize,
+    /// ACL file in Redis's format (`user <name> <rules...>` lines), loaded at start and used
+    /// by ACL LOAD / ACL SAVE.
+    #[arg(long, env = "STAYKV_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
+    /// Close RESP clients idle for this many seconds (0: never), as Redis's `timeout`.
+    #[arg(long, env = "STAYKV_TIMEOUT", default_value_t = 0)]
+    pub timeout: u64,
+    /// Largest unparsed input of one client (`client-query-buffer-limit`; 1gb).
+    #[arg(long, env = "STAYKV_CLIENT_QUERY_BUFFER_LIMIT", default_value = "1073741824", value_parser = crate::limits::memory_arg)]
+    pub client_query_buffer_limit: u64,
+    /// Largest bulk string in a request (`proto-max-bulk-len`; 512mb).
+    #[arg(long, env = "STAYKV_PROTO_MAX_BULK_LEN", default_value = "536870912", value_parser = crate::limits::memory_arg)]
+    pub proto_max_bulk_len: u64,
+    /// `client-output-buffer-limit`: groups of `class hard soft seconds` (classes normal, pubsub).
+    #[arg(long, env = "STAYKV_CLIENT_OUTPUT_BUFFER_LIMIT", default_value = "normal 0 0 0 pubsub 32mb 8mb 60")]
+    pub client_output_buffer_limit: String,
+    /// Largest HTTP request head (request line and headers) in bytes; larger ones get 431.
+    #[arg(long, env = "STAYKV_HTTP_MAX_HEADER", default_value_t = 64 * 1024)]
+    pub http_max_header: usize,
+    /// Seconds an HTTP client has to send a request's head before it is disconnected
+    /// (slowloris); the body then has 60 s.
+    #[arg(long, env = "STAYKV_HTTP_HEADER_TIMEOUT", default_value_t = 10)]
+    pub http_header_timeout: u64,
 }
 
 /// A fully resolved configuration.
@@ -163,7 +186,7 @@ pub fn parse() -> Result<(Cli, ArgMatches), String> {
 
 /// Values from the file replace those clap took from its defaults, and only those.
 fn merge_file(options: ServerOptions, matches: &ArgMatches, file: toml::Table) -> Result<ServerOptions, String> {
-    let mut merged = toml::Table::try_from(&SerializableOptions(&options)).map_err(|e| e.to_string())?;
+    let mut merged = toml::Table::try_from(SerializableOptions(&options)).map_err(|e| e.to_string())?;
     for (key, value) in file {
         let id = key.replace('-', "_");
         let from_default = matches!(matches.value_source(&id), None | Some(ValueSource::DefaultValue));
@@ -201,7 +224,20 @@ impl ServerOptions {
         if self.http_max_body < 1024 {
             return Err("--http-max-body must be at least 1024 bytes".into());
         }
-        let protected = self.requirepass.is_none() && self.http_token.is_none();
+        if self.http_max_header < 8192 {
+            return Err("--http-max-header must be at least 8192 bytes".into());
+        }
+        if self.http_header_timeout == 0 {
+            return Err("--http-header-timeout must be at least 1 second".into());
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            return Err("--proto-max-bulk-len must be at least 1mb".into());
+        }
+        crate::limits::OutputLimits::default()
+            .parse_over(&self.client_output_buffer_limit)
+            .map_err(|e| format!("--client-output-buffer-limit: {e}"))?;
+        // An ACL file can protect the default user; that is checked once it is loaded.
+        let protected = self.requirepass.is_none() && self.http_token.is_none() && self.aclfile.is_none();
         if protected && !self.bind.is_loopback() {
             return Err(format!(
                 "refusing to listen on {} with no password: anyone who can reach it could read every session. \
@@ -250,6 +286,15 @@ impl serde::Serialize for SerializableOptions<'_> {
         map.serialize_entry("loglevel", &level)?;
         map.serialize_entry("maxclients", &o.maxclients)?;
         map.serialize_entry("databases", &o.databases)?;
+        if let Some(v) = &o.aclfile {
+            map.serialize_entry("aclfile", &v.display().to_string())?;
+        }
+        map.serialize_entry("timeout", &o.timeout)?;
+        map.serialize_entry("client-query-buffer-limit", &o.client_query_buffer_limit)?;
+        map.serialize_entry("proto-max-bulk-len", &o.proto_max_bulk_len)?;
+        map.serialize_entry("client-output-buffer-limit", &o.client_output_buffer_limit)?;
+        map.serialize_entry("http-max-header", &o.http_max_header)?;
+        map.serialize_entry("http-header-timeout", &o.http_header_timeout)?;
         map.end()
     }
 }
@@ -260,7 +305,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} http-max-body={} maxmemory={} maxclients={} databases={} loglevel={:?}",
+            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} http-max-body={} maxmemory={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
@@ -273,7 +318,14 @@ impl std::fmt::Display for ServerOptions {
             self.maxmemory,
             self.maxclients,
             self.databases,
-            self.loglevel
+            self.loglevel,
+            self.aclfile.as_ref().map_or_else(|| "(none)".to_string(), |p| p.display().to_string()),
+            self.timeout,
+            self.client_query_buffer_limit,
+            self.proto_max_bulk_len,
+            self.client_output_buffer_limit,
+            self.http_max_header,
+            self.http_header_timeout,
         )
     }
 }

@@ -22,14 +22,11 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::host::{ClientRecord, ServerHost};
+use crate::limits::OutputLimit;
 use crate::persistence::Persistence;
 
-/// `client-query-buffer-limit`: a client whose unparsed input exceeds this is closed.
-const QUERY_BUFFER_LIMIT: usize = 1024 * 1024 * 1024;
 /// Replies of a long pipeline are flushed in pieces of about this size.
 const FLUSH_AT: usize = 1024 * 1024;
-/// `client-output-buffer-limit pubsub` hard limit: a subscriber this far behind is dropped.
-const PUBSUB_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Pub/sub messages waiting to be written to one subscriber.
 #[derive(Debug, Default)]
@@ -38,13 +35,26 @@ struct Mailbox {
     /// Approximate bytes queued and not yet written.
     bytes: AtomicUsize,
     ready: Notify,
+    /// Since when the queue has been above the soft limit, if it is.
+    over_soft_since: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl Mailbox {
-    /// Queue a message; past the limit, drop the subscriber instead (it stopped reading).
-    fn deliver(&self, message: Reply, record: &ClientRecord) {
+    /// Queue a message; past the `client-output-buffer-limit pubsub` limits (hard, or soft
+    /// for too long) drop the subscriber instead: it stopped reading.
+    fn deliver(&self, message: Reply, record: &ClientRecord, limit: OutputLimit) {
         let size = approximate_size(&message);
-        if self.bytes.fetch_add(size, Ordering::AcqRel) + size > PUBSUB_OUTPUT_LIMIT {
+        let queued = (self.bytes.fetch_add(size, Ordering::AcqRel) + size) as u64;
+        let over_hard = limit.hard > 0 && queued > limit.hard;
+        let over_soft = limit.soft > 0 && queued > limit.soft && {
+            let mut since = self.over_soft_since.lock();
+            let started = *since.get_or_insert_with(Instant::now);
+            started.elapsed() >= Duration::from_secs(limit.soft_seconds)
+        };
+        if limit.soft > 0 && queued <= limit.soft {
+            *self.over_soft_since.lock() = None;
+        }
+        if over_hard || over_soft {
             if !record.killed.swap(true, Ordering::AcqRel) {
                 tracing::warn!(addr = %record.addr, "closing subscriber: output buffer over the pubsub limit");
                 record.kill_signal.notify_one();
@@ -53,6 +63,14 @@ impl Mailbox {
         }
         self.queue.lock().push_back(message);
         self.ready.notify_one();
+    }
+}
+
+/// Sleep for `duration`, or never.
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -97,8 +115,9 @@ where
     let waker = wake.clone();
     client.waker = Some(ClientWaker(Arc::new(move || waker.notify_one())));
     let mailbox = Arc::new(Mailbox::default());
-    let (inbox, subscriber) = (mailbox.clone(), record.clone());
-    client.deliver = Some(ClientDeliver(Arc::new(move |message| inbox.deliver(message, &subscriber))));
+    let (inbox, subscriber, host) = (mailbox.clone(), record.clone(), shared.host.clone());
+    client.deliver =
+        Some(ClientDeliver(Arc::new(move |message| inbox.deliver(message, &subscriber, host.limits.output().pubsub))));
     let mut conn = Connection {
         stream,
         wake,
@@ -158,11 +177,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn run(&mut self) -> Result<(), Close> {
         let mut shutdown = self.shared.host.shutdown.subscribe();
         loop {
+            // `timeout`: an idle client is closed, unless it waits for pub/sub messages.
+            let idle = self.shared.host.limits.idle_timeout().filter(|_| self.client.subscription_count() == 0);
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => Some(read?),
                 () = self.mailbox.ready.notified() => None,
                 () = self.record.kill_signal.notified() => return Err(Close::Requested),
                 _ = shutdown.wait_for(|stop| *stop) => return Err(Close::Requested),
+                () = sleep_or_forever(idle) => {
+                    tracing::debug!(client = self.client.id, "closing idle client (timeout)");
+                    return Err(Close::Requested);
+                }
             };
             let Some(read) = read else {
                 self.write_messages().await?;
@@ -174,8 +199,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             if self.record.killed.load(Ordering::Relaxed) {
                 return Err(Close::Requested);
             }
-            if self.input.len() > QUERY_BUFFER_LIMIT {
-                tracing::warn!(client = self.client.id, "closing client: query buffer over 1 GiB");
+            let query_limit = self.shared.host.limits.query_buffer_limit();
+            if self.input.len() > query_limit {
+                tracing::warn!(
+                    client = self.client.id,
+                    "closing client: query buffer over client-query-buffer-limit ({query_limit} bytes)"
+                );
                 return Err(Close::Protocol);
             }
             let result = self.execute_buffered().await;
@@ -188,12 +217,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn execute_buffered(&mut self) -> Result<(), Close> {
         let mut wait_seq = 0;
         loop {
-            let limits = Limits { unauthenticated: !self.client.authenticated, ..Limits::default() };
+            let limits = Limits {
+                unauthenticated: !self.client.authenticated,
+                max_bulk_len: self.shared.host.limits.proto_max_bulk_len(),
+            };
             let request = match parse(&self.input, &mut self.partial, &limits) {
                 Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(error) => {
-                    self.output.extend_from_slice(format!("-{error}\r\n").as_bytes());
+                    self.output.extend_from_slice(&error.reply_bytes());
                     self.flush(wait_seq).await?;
                     return Err(Close::Protocol);
                 }
@@ -302,9 +334,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             return Ok(());
         }
         self.shared.persistence.wait_durable(wait_seq).await;
+        // `client-output-buffer-limit`: pending output over the hard limit closes the client
+        // at once; over the soft limit, it must be written within the soft seconds.
+        let limits = self.shared.host.limits.output();
+        let limit = if self.client.subscription_count() > 0 { limits.pubsub } else { limits.normal };
+        let pending = self.output.len() as u64;
+        if limit.hard > 0 && pending > limit.hard {
+            tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its hard limit");
+            return Err(Close::Protocol);
+        }
+        let deadline = (limit.soft > 0 && pending > limit.soft).then(|| limit.soft_duration());
         tokio::select! {
             written = self.stream.write_all(&self.output) => written?,
             () = self.record.kill_signal.notified() => return Err(Close::Requested),
+            () = sleep_or_forever(deadline) => {
+                tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its soft limit for too long");
+                return Err(Close::Protocol);
+            }
         }
         self.output.clear();
         Ok(())

@@ -68,6 +68,8 @@ pub struct ServerHost {
     pub tcp_port: AtomicU64,
     /// Keyspace-notification classes, shared with the engine (CONFIG SET notify-keyspace-events).
     pub notifier: std::sync::OnceLock<Arc<staykv_engine::Engine>>,
+    /// Per-client limits (`timeout`, buffer limits), read by every connection.
+    pub limits: crate::limits::Live,
 }
 
 impl ServerHost {
@@ -79,7 +81,6 @@ impl ServerHost {
             maxmemory: config.maxmemory,
         };
         ServerHost {
-            config,
             runtime: RwLock::new(runtime),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -90,12 +91,25 @@ impl ServerHost {
             persistence,
             tcp_port: AtomicU64::new(0),
             notifier: std::sync::OnceLock::new(),
+            limits: crate::limits::Live::new(
+                config.timeout,
+                config.client_query_buffer_limit,
+                config.proto_max_bulk_len,
+                crate::limits::OutputLimits::default()
+                    .parse_over(&config.client_output_buffer_limit)
+                    .unwrap_or_default(),
+            ),
+            config,
         }
     }
 
-    /// Whether new connections must authenticate first.
+    /// Whether new connections must authenticate first: the ACL's default user has a
+    /// password (or is off).
     pub fn auth_required(&self) -> bool {
-        self.runtime.read().requirepass.is_some()
+        match self.notifier.get() {
+            Some(engine) => engine.acl.auth_required(),
+            None => self.runtime.read().requirepass.is_some(),
+        }
     }
 
     /// Register a new connection; `None` past `maxclients`.
@@ -232,7 +246,15 @@ impl Host for ServerHost {
         let c = &self.config;
         let notify =
             self.notifier.get().map(|e| staykv_engine::notify::format_flags(e.notifier.flags())).unwrap_or_default();
-        let items: [(&str, String); 15] = [
+        let limits = &self.limits;
+        let acllog_max_len = self.notifier.get().map_or(128, |e| e.acl.log_max_len());
+        let items: [(&str, String); 21] = [
+            ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+            ("acllog-max-len", acllog_max_len.to_string()),
+            ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
+            ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
+            ("proto-max-bulk-len", limits.proto_max_bulk_len().to_string()),
+            ("client-output-buffer-limit", limits.output().format()),
             ("notify-keyspace-events", notify),
             ("bind", c.bind.to_string()),
             ("port", c.port.to_string()),
@@ -267,7 +289,40 @@ impl Host for ServerHost {
                 self.persistence.set_fsync(policy);
                 self.runtime.write().fsync = policy;
             }
-            "requirepass" => self.runtime.write().requirepass = (!text.is_empty()).then_some(text),
+            "requirepass" => {
+                if let Some(engine) = self.notifier.get() {
+                    let password = (!text.is_empty()).then_some(text.as_bytes());
+                    engine.acl.set_default_password(password, &engine.table);
+                }
+                self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
+            }
+            "timeout" | "acllog-max-len" => {
+                let n: u64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+                match name {
+                    "timeout" => self.limits.timeout_secs.store(n, Ordering::Relaxed),
+                    _ => {
+                        if let Some(engine) = self.notifier.get() {
+                            engine.acl.set_log_max_len(usize::try_from(n).unwrap_or(usize::MAX));
+                        }
+                    }
+                }
+            }
+            "client-query-buffer-limit" | "proto-max-bulk-len" => {
+                let n = parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                match name {
+                    "client-query-buffer-limit" if n >= 1024 * 1024 => {
+                        self.limits.query_buffer_limit.store(n, Ordering::Relaxed)
+                    }
+                    "proto-max-bulk-len" if n >= 1024 * 1024 => {
+                        self.limits.proto_max_bulk_len.store(n, Ordering::Relaxed)
+                    }
+                    _ => return Err(invalid("argument must be between 1048576 and 9223372036854775807 inclusive")),
+                }
+            }
+            "client-output-buffer-limit" => {
+                let limits = self.limits.output().parse_over(&text).map_err(|e| invalid(&e))?;
+                self.limits.set_output(limits);
+            }
             "maxmemory" => {
                 self.runtime.write().maxmemory =
                     parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
@@ -297,15 +352,21 @@ impl Host for ServerHost {
     }
 
     fn authenticate(&self, user: &[u8], password: &[u8]) -> Result<(), String> {
-        let Some(expected) = self.runtime.read().requirepass.clone() else {
-            return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
-        };
-        let ok = user == b"default" && crate::auth::constant_time_eq(expected.as_bytes(), password);
-        if ok {
-            Ok(())
-        } else {
-            Err("WRONGPASS invalid username-password pair or user is disabled.".into())
+        match self.notifier.get() {
+            Some(engine) => engine.acl.authenticate(user, password),
+            None => Err("WRONGPASS invalid username-password pair or user is disabled.".into()),
         }
+    }
+
+    fn acl_load(&self) -> Result<String, String> {
+        let path = self.config.aclfile.as_ref().ok_or_else(|| staykv_engine::host::NO_ACL_FILE.to_string())?;
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("ERR Error loading ACLs, opening file '{}': {e}", path.display()))
+    }
+
+    fn acl_save(&self, text: &str) -> Result<(), String> {
+        let path = self.config.aclfile.as_ref().ok_or_else(|| staykv_engine::host::NO_ACL_FILE.to_string())?;
+        crate::auth::write_acl_file(path, text).map_err(|e| format!("ERR There was an error trying to save the ACLs. Please check the server logs for more information ({e})"))
     }
 
     fn client_list(&self, _me: &Client, only: Option<&[u64]>) -> String {

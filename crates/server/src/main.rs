@@ -7,6 +7,7 @@ mod connection;
 mod host;
 mod http;
 mod import;
+mod limits;
 mod metrics;
 mod persistence;
 mod server;

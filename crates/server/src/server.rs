@@ -21,6 +21,21 @@ pub async fn run(config: Config) -> Result<(), String> {
     config.validate()?;
     tracing::info!("starting StayKV {} with {config}", env!("CARGO_PKG_VERSION"));
     let engine = Arc::new(Engine::new(EngineOptions { databases: config.databases, ..EngineOptions::default() }));
+    if let Some(password) = &config.requirepass {
+        engine.acl.set_default_password(Some(password.as_bytes()), &engine.table);
+    }
+    if let Some(path) = &config.aclfile {
+        crate::auth::load_acl_file(path, &engine, config.requirepass.as_deref())?;
+    }
+    // Protected mode: the RESP port on a non-loopback address needs a default user that
+    // asks for a password (--requirepass, or the ACL file).
+    if config.port != 0 && !config.bind.is_loopback() && !engine.acl.auth_required() {
+        return Err(format!(
+            "refusing to listen on {} with no password: anyone who can reach the RESP port could read every session. \
+             Set --requirepass (or give the default user a password in --aclfile), or bind 127.0.0.1.",
+            config.bind
+        ));
+    }
     let persistence = Arc::new(Persistence::new(config.fsync));
     let host = Arc::new(ServerHost::new(config.clone(), persistence.clone()));
     let _ = host.notifier.set(engine.clone());

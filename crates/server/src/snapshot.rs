@@ -17,8 +17,9 @@
 //! keeps only the keys whose hash falls in partition `p` (each logged effect names one key at
 //! `argv[1]`; database-wide effects — FLUSHDB, FLUSHALL, SWAPDB — apply in every pass), then
 //! appends that partition's keys to the RDB file and drops the scratch engine. `P` is chosen
-//! from the size of the input (snapshot + sealed segments) so that one pass holds at most
-//! about a quarter of the data; the peak is the live dataset plus `1/P` of it. An effect
+//! from the size of the input (snapshot + sealed segments): one pass up to 16 MiB, then at
+//! least 4 and one per 256 MiB (at most 64), so one pass holds at most a quarter of the data;
+//! the peak is the live dataset plus `1/P` of it. An effect
 //! that names keys in several partitions (none does today) makes the build start over with
 //! one partition rather than produce a wrong file.
 
@@ -41,8 +42,8 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// Below this much input (snapshot + sealed segments) compaction runs in one pass.
 const ONE_PASS_MAX_BYTES: u64 = 16 << 20;
 /// Target input bytes per partition above that.
-const BYTES_PER_PARTITION: u64 = 64 << 20;
-const MAX_PARTITIONS: u64 = 256;
+const BYTES_PER_PARTITION: u64 = 256 << 20;
+const MAX_PARTITIONS: u64 = 64;
 
 /// An engine value as an RDB value (every engine type has an RDB form).
 pub fn value_to_rdb(value: &Value) -> RdbValue {
@@ -83,7 +84,8 @@ pub fn load_entry(engine: &Engine, db: usize, key: Bytes, value: Value, expire_a
         slice.remove(hash, &key);
     }
     let accessed = (crate::clock::now_ms() / 1000) as u32;
-    slice.insert_new(hash, Entry { key, value, expire_at, accessed }, keyspace.hasher());
+    let encoding = staykv_engine::value::Encoding::Auto;
+    slice.insert_new(hash, Entry { key, value, expire_at, accessed, encoding }, keyspace.hasher());
     Ok(())
 }
 
@@ -645,8 +647,9 @@ mod tests {
         assert_eq!(partitions_for(0), 1);
         assert_eq!(partitions_for(16 << 20), 1);
         assert_eq!(partitions_for(17 << 20), 4);
-        assert_eq!(partitions_for(1 << 30), 16);
-        assert_eq!(partitions_for(u64::MAX), 256);
+        assert_eq!(partitions_for(1 << 30), 4);
+        assert_eq!(partitions_for(4 << 30), 16);
+        assert_eq!(partitions_for(u64::MAX), 64);
         let counts: Vec<usize> =
             (0..4).map(|p| (0..1000).filter(|i| partition_of(format!("k{i}").as_bytes(), 4) == p).count()).collect();
         assert!(counts.iter().all(|&c| c > 150), "{counts:?}");

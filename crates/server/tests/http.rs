@@ -355,6 +355,31 @@ async fn ten_thousand_commands_in_one_pipeline() {
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }
 
+/// The largest pipeline the default body limit admits: ~590,000 tiny commands in 10 MiB.
+#[tokio::test]
+async fn a_pipeline_as_large_as_the_body_limit_stays_bounded() {
+    let server = Http::start();
+    let mut body = String::from("[");
+    let mut count = 0;
+    while body.len() < 10 * 1024 * 1024 - 64 {
+        if count > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(r#"["GET","k{count}"]"#));
+        count += 1;
+    }
+    body.push(']');
+    let rss_before = server.rss_kib();
+    let reply = post(&server, "/pipeline", body, Some(TOKEN)).await;
+    assert_eq!(reply.status, 200, "{}", &reply.text[..reply.text.len().min(300)]);
+    assert_eq!(reply.json().as_array().unwrap().len(), count);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let peak: u64 =
+        status.lines().find(|l| l.starts_with("VmHWM:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let grown = peak.saturating_sub(rss_before);
+    assert!(grown < 256 * 1024, "peak RSS grew by {grown} KiB for a {count}-command pipeline");
+}
+
 #[tokio::test]
 async fn multi_exec_is_atomic_and_reports_errors() {
     let server = Http::start();

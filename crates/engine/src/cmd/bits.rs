@@ -10,7 +10,7 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::keyspace::NO_EXPIRY;
-use crate::value::Value;
+use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("setbit", 4, WRITE | DENYOOM, "bitmap", setbit).keys(1, 1, 1),
@@ -59,6 +59,7 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         *byte = if on { *byte | mask } else { *byte & !mask };
     }
     ctx.store(key, Value::Str(data.freeze()), expire_at);
+    ctx.set_encoding(key, Encoding::Raw);
     ctx.propagate_args(args);
     Ok(Reply::Int(i64::from(old)))
 }
@@ -171,6 +172,7 @@ fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let value = Bytes::from(result);
     ctx.store(dst, Value::Str(value.clone()), NO_EXPIRY);
+    ctx.set_encoding(dst, Encoding::Raw);
     ctx.propagate(vec![Bytes::from_static(b"SET"), dst.clone(), value]);
     Ok(Reply::Int(len as i64))
 }
@@ -392,6 +394,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult
     }
     if highest.is_some() {
         ctx.store(key, Value::Str(data.freeze()), expire_at);
+        ctx.set_encoding(key, Encoding::Raw);
         ctx.propagate_args(args);
     }
     Ok(Reply::Array(replies))

@@ -67,9 +67,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut i = 2;
     while let Some(option) = args.get(i) {
         if is(option, "auth") && i + 2 < args.len() {
-            ctx.host.authenticate(arg(args, i + 1)?, arg(args, i + 2)?).map_err(Reply::Error)?;
-            ctx.client.authenticated = true;
-            ctx.client.user = text(arg(args, i + 1)?);
+            authenticate(ctx, arg(args, i + 1)?, arg(args, i + 2)?)?;
             i += 3;
         } else if is(option, "setname") && i + 1 < args.len() {
             name = Some(valid_client_name(arg(args, i + 1)?)?);
@@ -100,14 +98,32 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (user, password) = match args {
-        [_, password] => (&b"default"[..], password),
+        [_, password] => {
+            if ctx.engine.acl.user("default").is_some_and(|u| u.nopass) {
+                return Err(err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
+            }
+            (&b"default"[..], password)
+        }
         [_, user, password] => (&user[..], password),
         _ => return Err(errors::syntax()),
     };
-    ctx.host.authenticate(user, password).map_err(Reply::Error)?;
+    authenticate(ctx, user, password)?;
+    Ok(Reply::Ok)
+}
+
+/// Switch the client to `user` if the password opens it; a failure is logged in ACL LOG
+/// and leaves the client as it was.
+fn authenticate(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> Result<(), Reply> {
+    if let Err(error) = ctx.engine.acl.authenticate(user, password) {
+        let context = if ctx.client.multi.is_some() { "multi" } else { "toplevel" };
+        ctx.engine.acl_log(ctx.client, ctx.host, "auth", context, "auth".into(), text(user), ctx.now);
+        return Err(Reply::Error(error));
+    }
     ctx.client.authenticated = true;
     ctx.client.user = text(user);
-    Ok(Reply::Ok)
+    ctx.client.acl_user = None;
+    ctx.host.client_updated(ctx.client);
+    Ok(())
 }
 
 fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -134,6 +150,10 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     client.reply_mode = ReplyMode::On;
     client.no_evict = false;
     client.no_touch = false;
+    // Back to the default user, authenticated only if it needs no password (as Redis).
+    client.user = "default".into();
+    client.acl_user = None;
+    client.authenticated = !ctx.engine.acl.auth_required();
     ctx.host.client_updated(ctx.client);
     Ok(Reply::Status("RESET"))
 }

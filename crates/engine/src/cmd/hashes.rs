@@ -70,6 +70,11 @@ fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (arg(args, 1)?, arg(args, 2)?);
     if read(ctx, key)?.is_some_and(|h| h.contains_key(field)) {
+        // Redis converts a compact hash on the arguments' sizes before it checks the field,
+        // so a long value converts it even when nothing is set.
+        if field.len() > 64 || arg(args, 3)?.len() > 64 {
+            ctx.set_encoding(key, crate::value::Encoding::Big);
+        }
         return Ok(Reply::Int(0));
     }
     write(ctx, key)?.insert(own(field), own(arg(args, 3)?));
@@ -170,7 +175,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let count = match args.get(2) {
-        Some(c) => Some(int_arg(c)?),
+        Some(c) => Some(super::random_count(c)?),
         None => None,
     };
     let with_values = match args.get(3..).unwrap_or_default() {

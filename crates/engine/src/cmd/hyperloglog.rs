@@ -10,7 +10,7 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::hll;
 use crate::keyspace::NO_EXPIRY;
-use crate::value::Value;
+use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("pfadd", -2, WRITE | DENYOOM | FAST, "hyperloglog", pfadd).keys(1, 1, 1),
@@ -44,6 +44,7 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if changed {
         ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
+        ctx.set_encoding(key, Encoding::Raw);
         ctx.propagate_args(args);
     }
     Ok(Reply::Int(i64::from(changed)))
@@ -58,6 +59,7 @@ fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             // Redis writes the cached cardinality back into the string; so does StayKV, and
             // logs the PFCOUNT so a replayed HLL holds the same bytes.
             ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
+            ctx.set_encoding(key, Encoding::Raw);
             ctx.propagate_args(args);
         }
         return Ok(Reply::Int(count as i64));
@@ -87,6 +89,7 @@ fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     hll::merge_into(&mut target, &max, any_dense).ok_or_else(|| err(CORRUPT))?;
     let value = Bytes::from(target);
     ctx.store(dst, Value::Str(value.clone()), expire_at);
+    ctx.set_encoding(dst, Encoding::Raw);
     // The merged bytes, not the sources, are logged: the effect names one key.
     ctx.propagate(vec![Bytes::from_static(b"SET"), dst.clone(), value, Bytes::from_static(b"KEEPTTL")]);
     Ok(Reply::Ok)

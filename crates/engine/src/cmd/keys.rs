@@ -365,6 +365,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     ctx.remove(src);
     ctx.propagate(vec![Bytes::from_static(b"DEL"), src.clone()]);
     ctx.store(dst, entry.value.clone(), entry.expire_at);
+    ctx.set_encoding(dst, entry.encoding);
     for effect in recreate_effects(dst, &entry) {
         ctx.propagate(effect);
     }
@@ -409,6 +410,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     ctx.store(dst, entry.value.clone(), entry.expire_at);
+    ctx.set_encoding(dst, entry.encoding);
     for effect in recreate_effects(dst, &entry) {
         ctx.propagate(effect);
     }
@@ -421,6 +423,9 @@ fn copy_across(ctx: &mut Ctx, dst: &Bytes, db: usize, entry: Entry, replace: boo
         return Ok(Reply::Int(0));
     }
     ctx.store_in(db, dst, entry.value.clone(), entry.expire_at);
+    if let Some(moved) = ctx.lookup_in(db, dst) {
+        moved.encoding = entry.encoding;
+    }
     for effect in recreate_effects(dst, &entry) {
         ctx.propagate_in(db, effect);
     }
@@ -479,7 +484,7 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     Ok(match sub {
-        s if is(s, "encoding") => Reply::bulk_str(entry.value.encoding()),
+        s if is(s, "encoding") => Reply::bulk_str(entry.value.encoding_with(entry.encoding)),
         s if is(s, "refcount") => Reply::Int(1),
         s if is(s, "idletime") => Reply::Int(now_secs.saturating_sub(u64::from(entry.accessed)) as i64),
         _ => return Err(err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")),

@@ -100,13 +100,17 @@ pub(crate) fn parse_timeout(ctx: &Ctx, arg: &[u8]) -> Result<Option<u64>, Reply>
     Ok((ms > 0.0).then(|| ctx.now.saturating_add(ms as u64)))
 }
 
+/// A non-negative integer argument; Redis gives the same message for junk and for negatives.
+pub(crate) fn non_negative(value: &[u8], message: &str) -> Result<usize, Reply> {
+    crate::num::parse_i64(value).and_then(|n| usize::try_from(n).ok()).ok_or_else(|| err(message))
+}
+
 /// Parse `numkeys key...` starting at `args[at]`; Redis's errors.
 pub(crate) fn parse_numkeys(args: &[Bytes], at: usize) -> Result<&[Bytes], Reply> {
-    let n = int_arg(arg(args, at)?)?;
-    if n <= 0 {
+    let n = non_negative(arg(args, at)?, "ERR numkeys should be greater than 0")?;
+    if n == 0 {
         return Err(err("ERR numkeys should be greater than 0"));
     }
-    let n = usize::try_from(n).unwrap_or(usize::MAX);
     args.get(at + 1..).and_then(|rest| rest.get(..n)).ok_or_else(errors::syntax)
 }
 
@@ -222,14 +226,15 @@ fn list_index(index: i64, len: usize) -> Option<usize> {
 }
 
 fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let index = int_arg(arg(args, 2)?)?;
+    // Redis looks the key up (and checks its type) before it parses the index.
     let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Nil) };
+    let index = int_arg(arg(args, 2)?)?;
     Ok(list_index(index, list.len()).and_then(|i| list.get(i).cloned()).map_or(Reply::Nil, Reply::Bulk))
 }
 
 fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let index = int_arg(arg(args, 2)?)?;
     let Some(list) = write(ctx, arg(args, 1)?, false)? else { return Err(err(errors::NO_SUCH_KEY)) };
+    let index = int_arg(arg(args, 2)?)?;
     let slot =
         list_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or_else(|| err("ERR index out of range"))?;
     *slot = own(arg(args, 3)?);
@@ -312,11 +317,9 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 return Err(err("ERR value is out of range"));
             }
         } else if is(option, "count") {
-            let n = int_arg(value)?;
-            count = Some(usize::try_from(n).map_err(|_| err("ERR COUNT can't be negative"))?);
+            count = Some(non_negative(value, "ERR COUNT can't be negative")?);
         } else if is(option, "maxlen") {
-            let n = int_arg(value)?;
-            maxlen = usize::try_from(n).map_err(|_| err("ERR MAXLEN can't be negative"))?;
+            maxlen = non_negative(value, "ERR MAXLEN can't be negative")?;
         } else {
             return Err(errors::syntax());
         }
@@ -379,14 +382,24 @@ fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// LMPOP's `LEFT|RIGHT [COUNT n]` after the keys.
 pub(crate) fn parse_mpop_tail(tail: &[Bytes]) -> Result<(End, usize), Reply> {
     let end = End::parse(tail.first().ok_or_else(errors::syntax)?)?;
-    match tail.get(1..).unwrap_or_default() {
-        [] => Ok((end, 1)),
-        [c, n] if is(c, "count") => {
-            let n = int_arg(n).ok().filter(|&n| n > 0).ok_or_else(|| err("ERR count should be greater than 0"))?;
-            Ok((end, usize::try_from(n).unwrap_or(usize::MAX)))
+    let mut count = None;
+    let mut i = 1;
+    // Like Redis: COUNT's value is checked as soon as it is read, then anything else is a
+    // syntax error.
+    while let Some(option) = tail.get(i) {
+        match tail.get(i + 1) {
+            Some(value) if count.is_none() && is(option, "count") => {
+                let n = non_negative(value, "ERR count should be greater than 0")?;
+                if n == 0 {
+                    return Err(err("ERR count should be greater than 0"));
+                }
+                count = Some(n);
+                i += 2;
+            }
+            _ => return Err(errors::syntax()),
         }
-        _ => Err(errors::syntax()),
     }
+    Ok((end, count.unwrap_or(1)))
 }
 
 /// The first non-empty list among `keys`: popped, as `[key, [elements]]`.

@@ -8,6 +8,7 @@ use crate::command::CommandTable;
 use crate::errors;
 use crate::num::parse_i64;
 
+pub mod acl;
 pub mod bits;
 pub mod connection;
 pub mod hashes;
@@ -40,6 +41,7 @@ pub fn table() -> CommandTable {
         hyperloglog::COMMANDS,
         zsets::COMMANDS,
         scripting::COMMANDS,
+        acl::COMMANDS,
     ])
 }
 
@@ -67,6 +69,18 @@ pub(crate) fn text(arg: &[u8]) -> String {
 /// Redis streams such replies; StayKV builds them, so an absurd count is refused instead of
 /// exhausting memory.
 pub(crate) const MAX_RANDOM_REPEATS: i64 = 1 << 24;
+
+/// The count of SRANDMEMBER/HRANDFIELD/ZRANDMEMBER, range-checked before the key is looked
+/// at, as Redis does.
+pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
+    let n = int_arg(arg)?;
+    if n == i64::MIN {
+        return Err(errors::err(
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
+    }
+    Ok(n)
+}
 
 /// A stored copy of an argument. Arguments are slices of the connection's read buffer;
 /// storing them as they are would pin that whole buffer in memory for the key's lifetime.

@@ -81,12 +81,15 @@ fn touch_existing_watched(ctx: &mut Ctx, db: usize) {
 }
 
 fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let parse = |i: usize, which: &str| -> Result<usize, Reply> {
-        let n = crate::num::parse_i64(arg(args, i)?)
-            .ok_or_else(|| Reply::Error(format!("ERR invalid {which} DB index")))?;
-        usize::try_from(n).ok().filter(|&n| n < ctx.engine.keyspace.databases()).ok_or_else(|| err(errors::DB_INDEX))
+    // Both indexes must be C ints before either is range-checked, as in Redis.
+    let parse = |i: usize, which: &str| -> Result<i64, Reply> {
+        crate::num::parse_i64(arg(args, i)?)
+            .filter(|n| i32::try_from(*n).is_ok())
+            .ok_or_else(|| Reply::Error(format!("ERR invalid {which} DB index")))
     };
+    let in_range = |n: i64| usize::try_from(n).ok().filter(|&n| n < ctx.engine.keyspace.databases());
     let (a, b) = (parse(1, "first")?, parse(2, "second")?);
+    let (a, b) = (in_range(a).ok_or_else(|| err(errors::DB_INDEX))?, in_range(b).ok_or_else(|| err(errors::DB_INDEX))?);
     if a != b {
         // A watched key is touched if it exists on either side of the swap, as in Redis.
         for (db, other) in [(a, b), (b, a)] {
@@ -157,7 +160,7 @@ fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Verbatim(Bytes::from(out)))
 }
 
-fn section_body(ctx: &Ctx, section: &str) -> String {
+fn section_body(ctx: &mut Ctx, section: &str) -> String {
     let host = ctx.host.info_section(section).unwrap_or_default();
     let engine = ctx.engine;
     let mut out = String::new();
@@ -178,7 +181,7 @@ fn section_body(ctx: &Ctx, section: &str) -> String {
         "replication" => out.push_str("role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n"),
         "cluster" => out.push_str("cluster_enabled:0\r\n"),
         "keyspace" => {
-            for (db, (keys, expires)) in engine.db_sizes().into_iter().enumerate() {
+            for (db, (keys, expires)) in ctx.db_sizes().into_iter().enumerate() {
                 if keys > 0 {
                     let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
                 }

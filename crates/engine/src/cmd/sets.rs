@@ -9,7 +9,7 @@ use rand::Rng;
 use staykv_resp::Reply;
 
 use super::lists::{numkeys_at_1, parse_numkeys};
-use super::{arg, int_arg, is, own, scan_members, MAX_RANDOM_REPEATS};
+use super::{arg, is, own, scan_members, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -123,7 +123,7 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let count = match args.get(2..).unwrap_or_default() {
         [] => None,
-        [c] => Some(int_arg(c)?),
+        [c] => Some(super::random_count(c)?),
         _ => return Err(errors::syntax()),
     };
     let Some(set) = read(ctx, arg(args, 1)?)? else {
@@ -252,11 +252,11 @@ fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let n = int_arg(arg(args, 1)?)?;
-    if n <= 0 {
+    let n = super::lists::non_negative(arg(args, 1)?, "ERR numkeys should be greater than 0")?;
+    if n == 0 {
         return Err(err("ERR numkeys should be greater than 0"));
     }
-    if usize::try_from(n).unwrap_or(usize::MAX) > args.len() - 2 {
+    if n > args.len() - 2 {
         return Err(err("ERR Number of keys can't be greater than number of args"));
     }
     let keys = parse_numkeys(args, 1)?;
@@ -264,8 +264,7 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match args.get(2 + keys.len()..).unwrap_or_default() {
         [] => {}
         [l, value] if is(l, "limit") => {
-            let v = int_arg(value)?;
-            let v = usize::try_from(v).map_err(|_| err("ERR LIMIT can't be negative"))?;
+            let v = super::lists::non_negative(value, "ERR LIMIT can't be negative")?;
             if v > 0 {
                 limit = v;
             }

@@ -9,7 +9,7 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::keyspace::NO_EXPIRY;
 use crate::num::{i64_bytes, parse_f64, parse_i64};
-use crate::value::Value;
+use crate::value::{Encoding, Value};
 
 /// `proto-max-bulk-len`: the largest string a command may build.
 pub const MAX_STRING: usize = 512 * 1024 * 1024;
@@ -299,7 +299,9 @@ fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, suffix) = (arg(args, 1)?, arg(args, 2)?);
-    let (current, expire_at) = ctx.string_for_update(key)?.unwrap_or_default();
+    let existing = ctx.string_for_update(key)?;
+    let existed = existing.is_some();
+    let (current, expire_at) = existing.unwrap_or_default();
     if current.len() + suffix.len() > MAX_STRING {
         return Err(err(TOO_BIG));
     }
@@ -308,6 +310,11 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     joined.extend_from_slice(suffix);
     let len = joined.len();
     ctx.overwrite_string(key, joined.freeze(), expire_at);
+    // Appending to an existing string edits it in place (raw); to a missing key, Redis
+    // stores the argument as a new object.
+    if existed {
+        ctx.set_encoding(key, Encoding::Raw);
+    }
     ctx.propagate_args(args);
     Ok(Reply::Int(len as i64))
 }
@@ -356,6 +363,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let text = Bytes::from(crate::num::format_long_double_human(next));
     ctx.overwrite_string(key, text.clone(), expire_at);
+    ctx.set_encoding(key, Encoding::Embstr);
     // The float result, not the increment, is logged: replay must not redo the arithmetic.
     ctx.propagate(vec![Bytes::from_static(b"SET"), key.clone(), text.clone(), Bytes::from_static(b"KEEPTTL")]);
     Ok(Reply::Bulk(text))
@@ -406,6 +414,7 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let len = buf.len();
     ctx.overwrite_string(key, buf.freeze(), expire_at);
+    ctx.set_encoding(key, Encoding::Raw);
     ctx.propagate_args(args);
     Ok(Reply::Int(len as i64))
 }

@@ -94,7 +94,7 @@ fn exception(value: &Value, reason: &str) -> String {
     format!("Cannot serialise {}: {reason}", type_name(Some(value)))
 }
 
-fn append_value(lua: &Lua, cfg: &Config, value: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Result<Step> {
+fn append_value(_lua: &Lua, cfg: &Config, value: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::Result<Step> {
     match value {
         Value::String(s) => append_string(&s.as_bytes(), out),
         Value::Integer(_) | Value::Number(_) => return Ok(append_number(cfg, value, out)),
@@ -118,7 +118,7 @@ fn append_value(lua: &Lua, cfg: &Config, value: &Value, depth: i64, out: &mut Ve
                         out.push(b',');
                     }
                     let item: Value = t.raw_get(i)?;
-                    if let Err(message) = append_value(lua, cfg, &item, depth, out)? {
+                    if let Err(message) = append_value(_lua, cfg, &item, depth, out)? {
                         return Ok(Err(message));
                     }
                 }
@@ -146,7 +146,7 @@ fn append_value(lua: &Lua, cfg: &Config, value: &Value, depth: i64, out: &mut Ve
                         }
                         other => return Ok(Err(exception(other, "table key must be a number or string"))),
                     }
-                    if let Err(message) = append_value(lua, cfg, &item, depth, out)? {
+                    if let Err(message) = append_value(_lua, cfg, &item, depth, out)? {
                         return Ok(Err(message));
                     }
                 }
@@ -172,9 +172,17 @@ fn append_number(cfg: &Config, value: &Value, out: &mut Vec<u8>) -> Step {
         return Err(exception(value, "must not be NaN or Inf"));
     }
     let text = if n.is_nan() {
-        if n.is_sign_negative() { "-nan".to_string() } else { "nan".to_string() }
+        if n.is_sign_negative() {
+            "-nan".to_string()
+        } else {
+            "nan".to_string()
+        }
     } else if n.is_infinite() {
-        if n > 0.0 { "inf".to_string() } else { "-inf".to_string() }
+        if n > 0.0 {
+            "inf".to_string()
+        } else {
+            "-inf".to_string()
+        }
     } else {
         super::libutil::format_g(n, cfg.precision)
     };
@@ -486,8 +494,7 @@ impl Parser<'_> {
                         index + 1
                     )));
                 }
-                let parsed =
-                    if token == Token::ObjBegin { self.object(lua)? } else { self.array(lua)? };
+                let parsed = if token == Token::ObjBegin { self.object(lua)? } else { self.array(lua)? };
                 self.depth -= 1;
                 match parsed {
                     Ok(t) => Value::Table(t),
@@ -592,7 +599,8 @@ pub(crate) fn strtod(s: &[u8]) -> Option<(f64, usize)> {
     }
     let sign = if negative { -1.0 } else { 1.0 };
     let rest = s.get(i..).unwrap_or_default();
-    let starts = |word: &[u8]| rest.len() >= word.len() && rest.get(..word.len()).is_some_and(|p| p.eq_ignore_ascii_case(word));
+    let starts =
+        |word: &[u8]| rest.len() >= word.len() && rest.get(..word.len()).is_some_and(|p| p.eq_ignore_ascii_case(word));
     if starts(b"infinity") {
         return Some((sign * f64::INFINITY, i + 8));
     }

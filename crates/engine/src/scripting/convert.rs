@@ -76,6 +76,7 @@ pub(crate) fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Resul
         Reply::Status(s) => single_field(lua, "ok", string(s.as_bytes())?)?,
         Reply::StatusOwned(s) => single_field(lua, "ok", string(s.as_bytes())?)?,
         Reply::Error(e) => Value::Table(error_table(lua, e.as_bytes(), true)?),
+        Reply::ErrorBytes(e) => Value::Table(error_table(lua, e, true)?),
         Reply::Int(n) => Value::Number(*n as f64),
         Reply::Bulk(b) => string(b)?,
         Reply::Nil | Reply::NilArray => {
@@ -193,7 +194,9 @@ fn table_to_reply(lua: &Lua, t: &Table, resp3: bool, depth: usize) -> mlua::Resu
         return Ok(Reply::Bulk(Bytes::copy_from_slice(&big.as_bytes())));
     }
     if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
-        if let (Value::String(format), Value::String(text)) = (v.raw_get::<Value>("format")?, v.raw_get::<Value>("string")?) {
+        if let (Value::String(format), Value::String(text)) =
+            (v.raw_get::<Value>("format")?, v.raw_get::<Value>("string")?)
+        {
             let text = Bytes::copy_from_slice(&text.as_bytes());
             return Ok(if format.as_bytes().as_ref() == b"txt" { Reply::Verbatim(text) } else { Reply::Bulk(text) });
         }

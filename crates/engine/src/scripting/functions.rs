@@ -103,12 +103,16 @@ fn named_args(lua: &Lua, table: &Value) -> mlua::Result<Result<NamedArgs, String
         if key.eq_ignore_ascii_case(b"function_name") {
             match super::libutil::to_bytes(lua, Some(&value))? {
                 Some(n) => name = Some(n),
-                None => return Ok(Err("function_name argument given to redis.register_function must be a string".into())),
+                None => {
+                    return Ok(Err("function_name argument given to redis.register_function must be a string".into()))
+                }
             }
         } else if key.eq_ignore_ascii_case(b"description") {
             match super::libutil::to_bytes(lua, Some(&value))? {
                 Some(d) => description = Some(Bytes::from(d)),
-                None => return Ok(Err("description argument given to redis.register_function must be a string".into())),
+                None => {
+                    return Ok(Err("description argument given to redis.register_function must be a string".into()))
+                }
             }
         } else if key.eq_ignore_ascii_case(b"callback") {
             match value {
@@ -117,7 +121,9 @@ fn named_args(lua: &Lua, table: &Value) -> mlua::Result<Result<NamedArgs, String
             }
         } else if key.eq_ignore_ascii_case(b"flags") {
             let Value::Table(list) = value else {
-                return Ok(Err("flags argument to redis.register_function must be a table representing function flags".into()));
+                return Ok(Err(
+                    "flags argument to redis.register_function must be a table representing function flags".into(),
+                ));
             };
             let mut j = 1;
             loop {
@@ -154,7 +160,8 @@ fn parse_metadata(code: &[u8]) -> Result<(String, &[u8]), Reply> {
         return Err(err("ERR Invalid library metadata"));
     };
     let line = code.get(..end).unwrap_or_default();
-    let parts = staykv_resp::split_args(line).filter(|p| !p.is_empty()).ok_or_else(|| err("ERR Invalid library metadata"))?;
+    let parts =
+        staykv_resp::split_args(line).filter(|p| !p.is_empty()).ok_or_else(|| err("ERR Invalid library metadata"))?;
     let engine = parts.first().and_then(|p| p.get(2..)).unwrap_or_default();
     let mut name: Option<Vec<u8>> = None;
     for part in parts.iter().skip(1) {
@@ -195,7 +202,8 @@ impl Scripting {
             .set_environment(vm.env.clone())
             .into_function()
             .map_err(|e| Reply::Error(format!("ERR Error compiling function: {}", lua_error_text(&e))))?;
-        let internal = |e: mlua::Error| Reply::Error(format!("ERR Error registering functions: {}", lua_error_text(&e)));
+        let internal =
+            |e: mlua::Error| Reply::Error(format!("ERR Error registering functions: {}", lua_error_text(&e)));
         if let Some(begin) = &vm.begin_load {
             begin.call::<()>(()).map_err(internal)?;
         }
@@ -218,7 +226,10 @@ impl Scripting {
                     text
                 }
             };
-            return Err(Reply::Error(format!("ERR Error registering functions: {}", String::from_utf8_lossy(&message))));
+            return Err(Reply::Error(format!(
+                "ERR Error registering functions: {}",
+                String::from_utf8_lossy(&message)
+            )));
         }
         if registered.functions.is_empty() {
             return Err(err("ERR No functions registered"));
@@ -323,7 +334,10 @@ impl Scripting {
             Some(r) => Reply::Map(vec![
                 (Reply::bulk_str("name"), Reply::bulk_str(&r.name)),
                 (Reply::bulk_str("command"), Reply::bulks(r.argv.iter().cloned())),
-                (Reply::bulk_str("duration_ms"), Reply::Int(i64::try_from(now.saturating_sub(r.started_ms)).unwrap_or(0))),
+                (
+                    Reply::bulk_str("duration_ms"),
+                    Reply::Int(i64::try_from(now.saturating_sub(r.started_ms)).unwrap_or(0)),
+                ),
             ]),
         };
         let state = self.state.lock();

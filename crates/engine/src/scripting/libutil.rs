@@ -8,29 +8,97 @@
 
 use mlua::{Function, Lua, MultiValue, Value};
 
+/// Redis's `%.17g`-style number formatting, shared with the reply encoder.
+pub(crate) use staykv_resp::{format_double, format_g};
+
 /// A library function's outcome: its results, or the text of the error to raise.
 pub(crate) type LibResult = Result<MultiValue, String>;
 
 /// A library function written in Rust.
 pub(crate) type LibFn = fn(&Lua, &[Value]) -> mlua::Result<LibResult>;
 
-/// Wrap `f` in the `ok, ...` convention of the prelude.
+/// Wrap `f` as a Lua function that raises its error message like `luaL_error`: prefixed with
+/// the caller's position (none when the caller is a C function such as `pcall`), or as is
+/// when the message starts with a NUL byte (errors the Lua VM itself raises in C code).
 pub(crate) fn lib_function(lua: &Lua, f: LibFn) -> mlua::Result<Function> {
+    lib_function_closure(lua, f)
+}
+
+/// [`lib_function`] for closures.
+pub(crate) fn lib_function_closure<F>(lua: &Lua, f: F) -> mlua::Result<Function>
+where
+    F: Fn(&Lua, &[Value]) -> mlua::Result<LibResult> + Send + 'static,
+{
     lua.create_function(move |lua, args: MultiValue| {
         let args: Vec<Value> = args.into_vec();
-        let mut out = MultiValue::new();
         match f(lua, &args)? {
-            Ok(values) => {
-                out.push_back(Value::Boolean(true));
-                out.extend(values);
-            }
-            Err(message) => {
-                out.push_back(Value::Boolean(false));
-                out.push_back(Value::String(lua.create_string(message)?));
-            }
+            Ok(values) => Ok(values),
+            Err(message) => Err(raise_message(lua, message)),
         }
-        Ok(out)
     })
+}
+
+/// Wrap `f` as a Lua function that raises its error as a Redis error table
+/// `{err="ERR <message>"}` (`luaPushError` + `luaError`).
+pub(crate) fn table_error_function(lua: &Lua, f: LibFn) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let args: Vec<Value> = args.into_vec();
+        match f(lua, &args)? {
+            Ok(values) => Ok(values),
+            Err(message) => Err(ScriptError::table(super::convert::error_text(message.as_bytes()), false)),
+        }
+    })
+}
+
+/// An error raised by a Rust function inside a script, as the script must see it.
+#[derive(Debug, Clone)]
+pub(crate) enum ScriptError {
+    /// A string error (`luaL_error`), position included.
+    Message(String),
+    /// A Redis error table (`{err=...}`), as `redis.call` raises.
+    Table { err: Vec<u8>, ignore_stats: bool },
+}
+
+impl ScriptError {
+    pub(crate) fn table(err: Vec<u8>, ignore_stats: bool) -> mlua::Error {
+        mlua::Error::external(ScriptError::Table { err, ignore_stats })
+    }
+
+    /// The script error inside an mlua error, if it is one of ours.
+    pub(crate) fn find(e: &mlua::Error) -> Option<&ScriptError> {
+        match e {
+            mlua::Error::ExternalError(inner) => inner.downcast_ref::<ScriptError>(),
+            mlua::Error::CallbackError { cause, .. } => ScriptError::find(cause),
+            mlua::Error::WithContext { cause, .. } => ScriptError::find(cause),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScriptError::Message(m) => f.write_str(m),
+            ScriptError::Table { err, .. } => f.write_str(&String::from_utf8_lossy(err)),
+        }
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+/// `luaL_error`: the message with the position of the calling Lua code.
+pub(crate) fn raise_message(lua: &Lua, message: String) -> mlua::Error {
+    if let Some(rest) = message.strip_prefix('\0') {
+        return mlua::Error::external(ScriptError::Message(rest.to_string()));
+    }
+    let position = lua
+        .inspect_stack(1, |d| {
+            let line = d.current_line();
+            let src = d.source().short_src.map(|s| s.into_owned());
+            (src, line)
+        })
+        .and_then(|(src, line)| Some(format!("{}:{}: ", src?, line?)));
+    mlua::Error::external(ScriptError::Message(format!("{}{message}", position.unwrap_or_default())))
 }
 
 /// `lua_typename` of a value, `no value` for a missing argument (as `luaL_typename`).
@@ -75,7 +143,12 @@ pub(crate) fn check_number(lua: &Lua, args: &[Value], arg: usize, function: &str
 }
 
 /// `luaL_checkinteger`: a number truncated toward zero (as the C cast does).
-pub(crate) fn check_integer(lua: &Lua, args: &[Value], arg: usize, function: &str) -> mlua::Result<Result<i64, String>> {
+pub(crate) fn check_integer(
+    lua: &Lua,
+    args: &[Value],
+    arg: usize,
+    function: &str,
+) -> mlua::Result<Result<i64, String>> {
     Ok(check_number(lua, args, arg, function)?.map(c_cast_i64))
 }
 
@@ -94,7 +167,12 @@ pub(crate) fn opt_integer(
 }
 
 /// `luaL_checklstring`: strings, and numbers converted with Lua's `%.14g`.
-pub(crate) fn check_bytes(lua: &Lua, args: &[Value], arg: usize, function: &str) -> mlua::Result<Result<Vec<u8>, String>> {
+pub(crate) fn check_bytes(
+    lua: &Lua,
+    args: &[Value],
+    arg: usize,
+    function: &str,
+) -> mlua::Result<Result<Vec<u8>, String>> {
     Ok(to_bytes(lua, args.get(arg.wrapping_sub(1)))?.ok_or_else(|| type_error(args, arg, function, "string")))
 }
 
@@ -102,7 +180,9 @@ pub(crate) fn check_bytes(lua: &Lua, args: &[Value], arg: usize, function: &str)
 pub(crate) fn to_bytes(lua: &Lua, value: Option<&Value>) -> mlua::Result<Option<Vec<u8>>> {
     Ok(match value {
         Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
-        Some(v @ (Value::Integer(_) | Value::Number(_))) => lua.coerce_string(v.clone())?.map(|s| s.as_bytes().to_vec()),
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => {
+            lua.coerce_string(v.clone())?.map(|s| s.as_bytes().to_vec())
+        }
         _ => None,
     })
 }
@@ -111,7 +191,7 @@ pub(crate) fn to_bytes(lua: &Lua, value: Option<&Value>) -> mlua::Result<Option<
 /// (`i64::MIN`) for NaN and out-of-range values, which Redis replies with.
 pub(crate) fn c_cast_i64(d: f64) -> i64 {
     const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if d.is_nan() || d >= LIMIT || d < -LIMIT {
+    if d.is_nan() || !(-LIMIT..LIMIT).contains(&d) {
         i64::MIN
     } else {
         d as i64
@@ -121,7 +201,7 @@ pub(crate) fn c_cast_i64(d: f64) -> i64 {
 /// C's `(int)d` on x86-64 (`luaL_checkint`).
 pub(crate) fn c_cast_i32(d: f64) -> i32 {
     const LIMIT: f64 = 2_147_483_648.0;
-    if d.is_nan() || d >= LIMIT || d < -LIMIT {
+    if d.is_nan() || !(-LIMIT..LIMIT).contains(&d) {
         i32::MIN
     } else {
         d as i32
@@ -156,69 +236,4 @@ mod tests {
         assert_eq!(c_cast_i32(1e10), i32::MIN);
         assert_eq!(c_cast_i32(-7.5), -7);
     }
-}
-
-/// C's `%.{precision}g` for finite numbers: the shorter of fixed and exponent notation,
-/// trailing zeros removed, two-digit exponents at least.
-pub(crate) fn format_g(d: f64, precision: usize) -> String {
-    if d.is_nan() {
-        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
-    }
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
-    }
-    let precision = precision.max(1);
-    let sci = format!("{:.*e}", precision - 1, d);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let p = i64::try_from(precision).unwrap_or(17);
-    if exp < -4 || exp >= p {
-        let mantissa = trim_fraction(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
-    } else {
-        let decimals = usize::try_from(p - 1 - exp).unwrap_or(0);
-        trim_fraction(&format!("{d:.decimals$}")).to_string()
-    }
-}
-
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
-
-/// A double as Redis replies with it (`%.17g`, `inf`, `-inf`, `nan`).
-pub(crate) fn format_double(d: f64) -> String {
-    if d.is_nan() {
-        return "nan".into();
-    }
-    format_g(d, 17)
-}
-
-/// [`lib_function`] for closures.
-pub(crate) fn lib_function_closure<F>(lua: &Lua, f: F) -> mlua::Result<Function>
-where
-    F: Fn(&Lua, &[Value]) -> mlua::Result<LibResult> + Send + 'static,
-{
-    lua.create_function(move |lua, args: MultiValue| {
-        let args: Vec<Value> = args.into_vec();
-        let mut out = MultiValue::new();
-        match f(lua, &args)? {
-            Ok(values) => {
-                out.push_back(Value::Boolean(true));
-                out.extend(values);
-            }
-            Err(message) => {
-                out.push_back(Value::Boolean(false));
-                out.push_back(Value::String(lua.create_string(message)?));
-            }
-        }
-        Ok(out)
-    })
 }

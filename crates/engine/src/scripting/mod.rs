@@ -47,6 +47,7 @@ use staykv_resp::{Protocol, Reply};
 use crate::command::{flags, CommandSpec};
 use crate::errors::err;
 use crate::exec::Ctx;
+use libutil::ScriptError;
 
 pub use functions::FunctionInfo;
 
@@ -266,7 +267,9 @@ impl Scripting {
             return None;
         }
         let which = if running.is_eval { "SCRIPT" } else { "FUNCTION" };
-        Some(Reply::Error(format!("BUSY Redis is busy running a script. You can only call {which} KILL or SHUTDOWN NOSAVE.")))
+        Some(Reply::Error(format!(
+            "BUSY Redis is busy running a script. You can only call {which} KILL or SHUTDOWN NOSAVE."
+        )))
     }
 
     /// SCRIPT KILL (`is_eval`) or FUNCTION KILL.
@@ -276,7 +279,9 @@ impl Scripting {
             return Err(err(UNKILLABLE));
         }
         if is_eval && !running.is_eval {
-            return Err(err("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."));
+            return Err(err(
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+            ));
         }
         if !is_eval && running.is_eval {
             return Err(err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."));
@@ -417,7 +422,8 @@ impl Scripting {
         let read_only = run.read_only;
         let engine = ctx.engine;
         let outcome: MultiValue = lua.scope(|scope| {
-            let call = scope.create_function_mut(|lua, args: MultiValue| redis_call(lua, ctx, args, read_only, wrote))?;
+            let call =
+                scope.create_function_mut(|lua, args: MultiValue| redis_call(lua, ctx, args, read_only, wrote))?;
             let acl = scope.create_function(|lua, args: MultiValue| acl_check(lua, engine, args))?;
             vm.slot.raw_set("call", call)?;
             vm.slot.raw_set("acl", acl)?;
@@ -521,7 +527,9 @@ fn parse_shebang(body: &[u8]) -> Result<(Option<ScriptFlags>, &[u8]), Reply> {
         let Some(list) = part.strip_prefix(b"flags=") else {
             return Err(Reply::Error(format!("ERR Unknown lua shebang option: {}", String::from_utf8_lossy(part))));
         };
-        for name in list.split(|&c| c == b',').filter(|n| !n.is_empty()) {
+        // `allow-key-locking` is Upstash's (sent by @upstash/ratelimit 2.1+): scripts here
+        // always run with every shard locked, so it asks for nothing more and is accepted.
+        for name in list.split(|&c| c == b',').filter(|n| !n.is_empty() && *n != b"allow-key-locking") {
             let flag = ScriptFlags::parse(name, false).ok_or_else(|| {
                 Reply::Error(format!("ERR Unexpected flag in script shebang: {}", String::from_utf8_lossy(name)))
             })?;
@@ -541,11 +549,53 @@ fn string_array(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
 
 /// Commands Redis 7.0 refuses inside scripts that the table may not flag NOSCRIPT.
 const DENIED_IN_SCRIPTS: &[&str] = &[
-    "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "subscribe",
-    "psubscribe", "unsubscribe", "punsubscribe", "ssubscribe", "sunsubscribe", "multi", "exec", "discard", "watch",
-    "unwatch", "auth", "hello", "client", "config", "debug", "save", "bgsave", "bgrewriteaof", "shutdown", "monitor",
-    "replicaof", "slaveof", "sync", "psync", "wait", "waitaof", "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall",
-    "fcall_ro", "script", "function", "quit", "reset", "failover", "module",
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "blmove",
+    "blmpop",
+    "bzpopmin",
+    "bzpopmax",
+    "bzmpop",
+    "subscribe",
+    "psubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "ssubscribe",
+    "sunsubscribe",
+    "multi",
+    "exec",
+    "discard",
+    "watch",
+    "unwatch",
+    "auth",
+    "hello",
+    "client",
+    "config",
+    "debug",
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+    "shutdown",
+    "monitor",
+    "replicaof",
+    "slaveof",
+    "sync",
+    "psync",
+    "wait",
+    "waitaof",
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+    "script",
+    "function",
+    "quit",
+    "reset",
+    "failover",
+    "module",
 ];
 
 /// Commands Redis flags `may-replicate`: refused in read-only scripts like writes.
@@ -553,7 +603,13 @@ const MAY_REPLICATE: &[&str] = &["publish", "spublish", "pfcount"];
 
 /// `redis.call`/`redis.pcall` inside a run: returns the converted reply and whether it is an
 /// error (which `redis.call` raises).
-fn redis_call(lua: &Lua, ctx: &mut Ctx, args: MultiValue, read_only: bool, wrote: &AtomicBool) -> mlua::Result<(Value, bool)> {
+fn redis_call(
+    lua: &Lua,
+    ctx: &mut Ctx,
+    args: MultiValue,
+    read_only: bool,
+    wrote: &AtomicBool,
+) -> mlua::Result<(Value, bool)> {
     let argv = match lua_args(lua, args)? {
         Ok(argv) => argv,
         Err(error) => return Ok((Value::Table(error), true)),
@@ -596,14 +652,20 @@ fn acl_check(lua: &Lua, engine: &crate::exec::Engine, args: MultiValue) -> mlua:
     };
     match argv.first().and_then(|name| engine.table.lookup(name)) {
         Some(_) => Ok((Value::Boolean(true), false)),
-        None => Ok((Value::Table(convert::plain_error_table(lua, "Invalid command passed to redis.acl_check_cmd()")?), true)),
+        None => Ok((
+            Value::Table(convert::plain_error_table(lua, "Invalid command passed to redis.acl_check_cmd()")?),
+            true,
+        )),
     }
 }
 
 /// `luaArgsToRedisArgv`: strings as they are, numbers printed with `%.17g`.
 fn lua_args(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Vec<Bytes>, Table>> {
     if args.is_empty() {
-        return Ok(Err(convert::plain_error_table(lua, "Please specify at least one argument for this redis lib call")?));
+        return Ok(Err(convert::plain_error_table(
+            lua,
+            "Please specify at least one argument for this redis lib call",
+        )?));
     }
     let mut argv = Vec::with_capacity(args.len());
     for value in args.iter() {
@@ -624,6 +686,9 @@ fn lua_args(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Vec<Bytes>, Tabl
 
 /// The text of an mlua error as Lua would print it.
 fn lua_error_text(e: &mlua::Error) -> String {
+    if let Some(script_error) = ScriptError::find(e) {
+        return script_error.to_string();
+    }
     match e {
         mlua::Error::RuntimeError(s) | mlua::Error::MemoryError(s) => s.clone(),
         mlua::Error::SyntaxError { message, .. } => message.clone(),
@@ -636,7 +701,7 @@ fn lua_error_text(e: &mlua::Error) -> String {
 /// table `{err=..., source=..., line=...}` naming the innermost line of user code.
 fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
     let location = user_location(lua);
-    let table = match error {
+    let table = match script_error_value(lua, error)? {
         Value::Table(t) => t,
         other => {
             let mut text = b"ERR ".to_vec();
@@ -651,6 +716,50 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
         table.set("line", line)?;
     }
     Ok(table)
+}
+
+/// `redis.call` (`raise`: errors are raised) or `redis.pcall`, and `redis.acl_check_cmd`: the
+/// permanent functions scripts hold, calling what the current run put in `slot[name]`.
+fn slot_function(
+    lua: &Lua,
+    slot: &Table,
+    name: &'static str,
+    what: &'static str,
+    raise: bool,
+) -> mlua::Result<Function> {
+    let slot = slot.clone();
+    lua.create_function(move |lua, args: MultiValue| {
+        let Value::Function(f) = slot.raw_get::<Value>(name)? else {
+            let text = format!("ERR {what} can only be called inside a script invocation");
+            return Err(ScriptError::table(text.into_bytes(), false));
+        };
+        let (value, failed): (Value, bool) = f.call(args)?;
+        if failed && raise {
+            if let Value::Table(t) = &value {
+                let ignore = matches!(t.raw_get::<Value>("ignore_error_stats_update")?, Value::Boolean(true));
+                return Err(ScriptError::table(convert::error_message(lua, t)?, ignore));
+            }
+        }
+        Ok(value)
+    })
+}
+
+/// An error value as the C implementation would have raised it: errors raised by StayKV's
+/// Rust functions (userdata) become their message string or error table; others pass.
+fn script_error_value(lua: &Lua, value: Value) -> mlua::Result<Value> {
+    let Value::Error(e) = &value else { return Ok(value) };
+    Ok(match ScriptError::find(e) {
+        Some(ScriptError::Table { err, ignore_stats }) => {
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(err)?)?;
+            if *ignore_stats {
+                t.raw_set("ignore_error_stats_update", true)?;
+            }
+            Value::Table(t)
+        }
+        Some(ScriptError::Message(m)) => Value::String(lua.create_string(m)?),
+        None => Value::String(lua.create_string(lua_error_text(e))?),
+    })
 }
 
 /// `tostring` of an error value.
@@ -715,12 +824,22 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
             Ok(Ok(MultiValue::new()))
         })?,
     )?;
-    api.raw_set("sha1hex", libutil::lib_function(&lua, sha1hex)?)?;
+    api.raw_set("sha1hex", libutil::table_error_function(&lua, sha1hex)?)?;
     let log = shared.clone();
-    api.raw_set("log", libutil::lib_function_closure(&lua, move |lua, args| redis_log(lua, args, &log))?)?;
-    api.raw_set("setresp", libutil::lib_function(&lua, setresp)?)?;
-    api.raw_set("set_repl", libutil::lib_function(&lua, set_repl)?)?;
-    api.raw_set("register_function", libutil::lib_function(&lua, functions::register_function)?)?;
+    api.raw_set(
+        "log",
+        lua.create_function(move |lua, args: MultiValue| match redis_log(lua, &args.into_vec(), &log)? {
+            Ok(values) => Ok(values),
+            Err(message) => Err(ScriptError::table(convert::error_text(message.as_bytes()), false)),
+        })?,
+    )?;
+    api.raw_set("setresp", libutil::table_error_function(&lua, setresp)?)?;
+    api.raw_set("set_repl", libutil::table_error_function(&lua, set_repl)?)?;
+    api.raw_set("register_function", libutil::table_error_function(&lua, functions::register_function)?)?;
+    api.raw_set("call", slot_function(&lua, &slot, "call", "redis.call/pcall", true)?)?;
+    api.raw_set("pcall", slot_function(&lua, &slot, "call", "redis.call/pcall", false)?)?;
+    api.raw_set("acl_check_cmd", slot_function(&lua, &slot, "acl", "redis.acl_check_cmd", true)?)?;
+    api.raw_set("error_value", lua.create_function(|lua, value: Value| script_error_value(lua, value))?)?;
 
     let result: Table = lua.load(PRELUDE).set_name(PRELUDE_NAME).set_mode(ChunkMode::Text).call(api)?;
     let env: Table = result.get("env")?;

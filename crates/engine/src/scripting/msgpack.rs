@@ -10,7 +10,9 @@
 
 use mlua::{Lua, Table, Value};
 
-use super::libutil::{arg_error, c_cast_i32, c_cast_i64, check_bytes, check_integer, lib_table, opt_integer, LibResult};
+use super::libutil::{
+    arg_error, c_cast_i32, c_cast_i64, check_bytes, check_integer, lib_table, opt_integer, LibResult,
+};
 
 const MAX_NESTING: usize = 16;
 /// Decoding recursion limit (the C library is bounded by the Lua stack instead).
@@ -192,7 +194,8 @@ impl<'a> Cursor<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let bytes = self.data.get(self.pos..self.pos.checked_add(n).ok_or(DecodeError::Eof)?).ok_or(DecodeError::Eof)?;
+        let bytes =
+            self.data.get(self.pos..self.pos.checked_add(n).ok_or(DecodeError::Eof)?).ok_or(DecodeError::Eof)?;
         self.pos += n;
         Ok(bytes)
     }

@@ -19,29 +19,6 @@ local raw_pcall, raw_xpcall, raw_loadstring = pcall, xpcall, loadstring
 local sbyte, ssub, sfind, sformat, sgsub = string.byte, string.sub, string.find, string.format, string.gsub
 local tconcat = table.concat
 
--- Library functions written in Rust return `true, results...` or `false, message`. The
--- message is raised like luaL_error raises it: at the line of the wrapper's caller (level 3:
--- `finish` replaced the wrapper through a tail call), or without a position when it starts
--- with a NUL byte (errors the Lua VM raises inside C functions).
-local function finish(ok, ...)
-  if ok then return ... end
-  local message = ...
-  if sbyte(message, 1) == 0 then error(ssub(message, 2), 0) end
-  error(message, 3)
-end
-local function checked(f)
-  return function(...) return finish(f(...)) end
-end
-
--- ... or raised as a Redis error table, as luaPushError + luaError do.
-local function finish_table(ok, ...)
-  if ok then return ... end
-  error({err = 'ERR ' .. (...)})
-end
-local function checked_table(f)
-  return function(...) return finish_table(f(...)) end
-end
-
 local function readonly()
   error('Attempt to modify a readonly table', 2)
 end
@@ -62,9 +39,7 @@ end
 
 local function library(raw)
   local t = {}
-  for k, v in pairs(raw) do
-    if type(v) == 'function' then t[k] = checked(v) else t[k] = v end
-  end
+  for k, v in pairs(raw) do t[k] = v end
   return t
 end
 
@@ -114,35 +89,18 @@ end
 -- --------------------------------------------------------------------------- libraries
 
 local math_lib = math
-math_lib.random = checked(api.random)
-math_lib.randomseed = checked(api.randomseed)
+math_lib.random = api.random
+math_lib.randomseed = api.randomseed
 
 local cjson = library(api.cjson)
 cjson.null = api.null
 local cjson_proxy = protect(cjson)
 cjson.new = function() return cjson_proxy end
 
-local slot = api.slot
-
-local function no_context(name)
-  error({err = 'ERR ' .. name .. ' can only be called inside a script invocation'})
-end
-
 local redis = {}
-redis.call = function(...)
-  local call = slot.call
-  if call == nil then no_context('redis.call/pcall') end
-  local reply, failed = call(...)
-  if failed then error(reply) end
-  return reply
-end
-redis.pcall = function(...)
-  local call = slot.call
-  if call == nil then no_context('redis.call/pcall') end
-  local reply = call(...)
-  return reply
-end
-redis.sha1hex = checked_table(api.sha1hex)
+redis.call = api.call
+redis.pcall = api.pcall
+redis.sha1hex = api.sha1hex
 redis.error_reply = function(...)
   local s = ...
   if select('#', ...) ~= 1 or type(s) ~= 'string' then
@@ -158,18 +116,12 @@ redis.status_reply = function(...)
   end
   return {ok = s}
 end
-redis.log = checked_table(api.log)
+redis.log = api.log
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
-redis.setresp = checked_table(api.setresp)
-redis.set_repl = checked_table(api.set_repl)
+redis.setresp = api.setresp
+redis.set_repl = api.set_repl
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
-redis.acl_check_cmd = function(...)
-  local acl = slot.acl
-  if acl == nil then no_context('redis.acl_check_cmd') end
-  local reply, failed = acl(...)
-  if failed then error(reply) end
-  return reply
-end
+redis.acl_check_cmd = api.acl_check_cmd
 redis.REDIS_VERSION = api.version
 redis.REDIS_VERSION_NUM = api.version_num
 if not functions_vm then
@@ -191,10 +143,14 @@ for _, name in pairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatab
   globals[name] = _G[name]
 end
 
--- Redis 7's pcall: an error table's `err` message is returned instead of the table.
+-- Redis 7's pcall: an error table's `err` message is returned instead of the table. Errors
+-- raised by StayKV's Rust functions arrive as userdata and are first turned into what the C
+-- functions raise (a string or an error table).
+local error_value = api.error_value
 local function pcall_result(ok, ...)
   if ok then return true, ... end
   local e = ...
+  if type(e) == 'userdata' then e = error_value(e) end
   if type(e) == 'table' then
     local m = e.err
     if type(m) == 'string' or type(m) == 'number' then e = m end
@@ -290,7 +246,7 @@ local result = {
 if functions_vm then
   -- While FUNCTION LOAD runs a library, its globals are only this API (function_lua.c).
   local load_redis = {
-    register_function = checked_table(api.register_function),
+    register_function = api.register_function,
     log = redis.log,
     LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
     REDIS_VERSION = api.version,

@@ -1,12 +1,6 @@
 //! Shared helpers of the integration tests: fixtures, value normalization, and a
 //! minimal redis-server harness speaking RESP over a unix socket.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -21,9 +15,7 @@ pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
 pub const REDIS_CHECK_RDB: &str = "/usr/bin/redis-check-rdb";
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
 }
 
@@ -34,11 +26,7 @@ pub fn read_all(bytes: &[u8]) -> Result<Vec<RdbItem>, staykv_rdb::RdbError> {
     while let Some(item) = r.next_item()? {
         out.push(item);
     }
-    assert_eq!(
-        r.bytes_read(),
-        bytes.len() as u64,
-        "reader must consume the whole file"
-    );
+    assert_eq!(r.bytes_read(), bytes.len() as u64, "reader must consume the whole file");
     Ok(out)
 }
 
@@ -107,10 +95,7 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let p = std::env::temp_dir().join(format!(
             "staykv-rdb-{tag}-{}-{}-{nanos}",
             std::process::id(),
@@ -195,14 +180,7 @@ impl Redis {
             .arg(&sock)
             .arg("--dir")
             .arg(dir)
-            .args([
-                "--dbfilename",
-                dbfilename,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--dbfilename", dbfilename, "--save", "", "--appendonly", "no"])
             .args(["--enable-debug-command", "yes", "--logfile"])
             .arg(dir.join("redis.log"))
             .args(extra)
@@ -222,15 +200,8 @@ impl Redis {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         };
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut r = Redis {
-            child,
-            conn: BufReader::new(stream),
-            dir: dir.to_path_buf(),
-            _tmp: None,
-        };
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut r = Redis { child, conn: BufReader::new(stream), dir: dir.to_path_buf(), _tmp: None };
         // Wait until the dataset is loaded.
         loop {
             match r.cmd(&["PING"]) {
@@ -270,9 +241,7 @@ impl Redis {
         if let Reply::Error(e) = &r {
             panic!(
                 "{:?} failed: {e}",
-                args.iter()
-                    .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
-                    .collect::<Vec<_>>()
+                args.iter().map(|a| String::from_utf8_lossy(a.as_ref()).into_owned()).collect::<Vec<_>>()
             );
         }
         r
@@ -289,11 +258,7 @@ impl Redis {
             "set" => RdbValue::Set(strings(self.ok(&[&b"SMEMBERS"[..], key]))),
             "hash" => {
                 let flat = strings(self.ok(&[&b"HGETALL"[..], key]));
-                RdbValue::Hash(
-                    flat.chunks(2)
-                        .map(|c| (c[0].clone(), c[1].clone()))
-                        .collect(),
-                )
+                RdbValue::Hash(flat.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect())
             }
             "zset" => {
                 let flat = strings(self.ok(&[&b"ZRANGE"[..], key, b"0", b"-1", b"WITHSCORES"]));
@@ -387,9 +352,7 @@ impl Rng {
     pub fn bytes(&mut self, max_len: u64) -> Vec<u8> {
         let len = self.below(max_len + 1);
         match self.below(4) {
-            0 => (self.next() as i64 >> self.below(64))
-                .to_string()
-                .into_bytes(),
+            0 => (self.next() as i64 >> self.below(64)).to_string().into_bytes(),
             1 => (0..len).map(|_| b'a' + self.below(3) as u8).collect(),
             _ => (0..len).map(|_| self.next() as u8).collect(),
         }
@@ -430,109 +393,39 @@ pub fn sample_values() -> Vec<(String, RdbValue)> {
     {
         add(&format!("str:{i}"), s(x));
     }
-    add(
-        "str:binary",
-        RdbValue::String(b"\x00\x01\xff\r\n\x00".to_vec()),
-    );
-    add(
-        "str:compressible",
-        RdbValue::String(b"abcabcabcabc".repeat(1000)),
-    );
-    add(
-        "str:21",
-        RdbValue::String(b"aaaaaaaaaaaaaaaaaaaaa".to_vec()),
-    );
-    add(
-        "str:random",
-        RdbValue::String((0..5000).map(|_| rng.next() as u8).collect()),
-    );
+    add("str:binary", RdbValue::String(b"\x00\x01\xff\r\n\x00".to_vec()));
+    add("str:compressible", RdbValue::String(b"abcabcabcabc".repeat(1000)));
+    add("str:21", RdbValue::String(b"aaaaaaaaaaaaaaaaaaaaa".to_vec()));
+    add("str:random", RdbValue::String((0..5000).map(|_| rng.next() as u8).collect()));
     // lists
     add("list:small", list(&["a", "b", "1", "-1", "100000", "x y"]));
     add("list:one", list(&["only"]));
-    add(
-        "list:many",
-        RdbValue::List(
-            (0..3000)
-                .map(|i| format!("element-{i}").into_bytes())
-                .collect(),
-        ),
-    );
-    add(
-        "list:ints",
-        RdbValue::List(
-            (-500..500)
-                .map(|i| (i * 7919i64).to_string().into_bytes())
-                .collect(),
-        ),
-    );
+    add("list:many", RdbValue::List((0..3000).map(|i| format!("element-{i}").into_bytes()).collect()));
+    add("list:ints", RdbValue::List((-500..500).map(|i| (i * 7919i64).to_string().into_bytes()).collect()));
     add(
         "list:huge-elems",
-        RdbValue::List(vec![
-            b("s"),
-            vec![b'h'; 20_000],
-            b("t"),
-            (0..9000).map(|_| rng.next() as u8).collect(),
-            b("u"),
-        ]),
+        RdbValue::List(vec![b("s"), vec![b'h'; 20_000], b("t"), (0..9000).map(|_| rng.next() as u8).collect(), b("u")]),
     );
     add("list:dups", list(&["d", "d", "d", "e", "d"]));
-    add(
-        "list:random",
-        RdbValue::List((0..400).map(|_| rng.bytes(200)).collect()),
-    );
+    add("list:random", RdbValue::List((0..400).map(|_| rng.bytes(200)).collect()));
     // sets
     add("set:ints", set(&["3", "1", "2", "-7", "32768"]));
-    add(
-        "set:ints64",
-        set(&["1", "9223372036854775807", "-9223372036854775808"]),
-    );
-    add(
-        "set:many-ints",
-        RdbValue::Set((0..600).map(|i| (i * 3).to_string().into_bytes()).collect()),
-    );
+    add("set:ints64", set(&["1", "9223372036854775807", "-9223372036854775808"]));
+    add("set:many-ints", RdbValue::Set((0..600).map(|i| (i * 3).to_string().into_bytes()).collect()));
     add("set:strings", set(&["alpha", "beta", "gamma"]));
     add("set:mixed", set(&["1", "two", "3", "007"]));
-    add(
-        "set:big",
-        RdbValue::Set(
-            (0..1000)
-                .map(|i| format!("member:{i}").into_bytes())
-                .collect(),
-        ),
-    );
+    add("set:big", RdbValue::Set((0..1000).map(|i| format!("member:{i}").into_bytes()).collect()));
     // hashes
-    add(
-        "hash:small",
-        hash(&[("f1", "v1"), ("n", "42"), ("neg", "-42"), ("e", "")]),
-    );
-    add(
-        "hash:longval",
-        RdbValue::Hash(vec![(b("f"), vec![b'v'; 65]), (b("g"), b("short"))]),
-    );
-    add(
-        "hash:longfield",
-        RdbValue::Hash(vec![(vec![b'f'; 65], b("v"))]),
-    );
+    add("hash:small", hash(&[("f1", "v1"), ("n", "42"), ("neg", "-42"), ("e", "")]));
+    add("hash:longval", RdbValue::Hash(vec![(b("f"), vec![b'v'; 65]), (b("g"), b("short"))]));
+    add("hash:longfield", RdbValue::Hash(vec![(vec![b'f'; 65], b("v"))]));
     add(
         "hash:big",
-        RdbValue::Hash(
-            (0..1000)
-                .map(|i| {
-                    (
-                        format!("field:{i}").into_bytes(),
-                        i.to_string().into_bytes(),
-                    )
-                })
-                .collect(),
-        ),
+        RdbValue::Hash((0..1000).map(|i| (format!("field:{i}").into_bytes(), i.to_string().into_bytes())).collect()),
     );
     add(
         "hash:128",
-        RdbValue::Hash(
-            (0..128)
-                .map(|i| (format!("f{i}").into_bytes(), format!("v{i}").into_bytes()))
-                .collect(),
-        ),
+        RdbValue::Hash((0..128).map(|i| (format!("f{i}").into_bytes(), format!("v{i}").into_bytes())).collect()),
     );
     // sorted sets
     add(
@@ -552,24 +445,13 @@ pub fn sample_values() -> Vec<(String, RdbValue)> {
     );
     add(
         "zset:ties",
-        RdbValue::SortedSet(
-            (0..50)
-                .map(|i| (format!("m{}", 49 - i).into_bytes(), f64::from(i % 3)))
-                .collect(),
-        ),
+        RdbValue::SortedSet((0..50).map(|i| (format!("m{}", 49 - i).into_bytes(), f64::from(i % 3))).collect()),
     );
     add(
         "zset:big",
-        RdbValue::SortedSet(
-            (0..300)
-                .map(|i| (format!("member-{i}").into_bytes(), f64::from(i) / 7.0))
-                .collect(),
-        ),
+        RdbValue::SortedSet((0..300).map(|i| (format!("member-{i}").into_bytes(), f64::from(i) / 7.0)).collect()),
     );
-    add(
-        "zset:longmember",
-        RdbValue::SortedSet(vec![(vec![b'm'; 100], 2.0), (b("x"), 1.0)]),
-    );
+    add("zset:longmember", RdbValue::SortedSet(vec![(vec![b'm'; 100], 2.0), (b("x"), 1.0)]));
     v
 }
 
@@ -649,9 +531,7 @@ pub fn random_value(rng: &mut Rng) -> RdbValue {
             RdbValue::Set(m)
         }
         3 => {
-            let mut m: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
-                .map(|_| (rng.bytes(max_len), rng.bytes(max_len)))
-                .collect();
+            let mut m: Vec<(Vec<u8>, Vec<u8>)> = (0..n).map(|_| (rng.bytes(max_len), rng.bytes(max_len))).collect();
             m.sort_by(|a, b| a.0.cmp(&b.0));
             m.dedup_by(|a, b| a.0 == b.0);
             RdbValue::Hash(m)

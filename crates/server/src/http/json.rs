@@ -26,6 +26,7 @@ pub enum Encoding {
 pub fn result_object(reply: &Reply, encoding: Encoding, out: &mut Vec<u8>) {
     match reply {
         Reply::Error(text) => error_object(text, out),
+        Reply::ErrorBytes(raw) => error_object(&String::from_utf8_lossy(raw), out),
         _ => {
             out.extend_from_slice(b"{\"result\":");
             value(reply, encoding, true, out);
@@ -56,6 +57,7 @@ fn value(reply: &Reply, encoding: Encoding, top: bool, out: &mut Vec<u8>) {
         Reply::Status(text) => status(text, encoding, top, out),
         Reply::StatusOwned(text) => status(text, encoding, top, out),
         Reply::Error(text) => error_object(text, out),
+        Reply::ErrorBytes(raw) => error_object(&String::from_utf8_lossy(raw), out),
         Reply::Int(n) => {
             let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
         }

@@ -16,6 +16,8 @@
 //! Every non-2xx answer is JSON with an `error` field.
 
 mod auth;
+#[cfg(test)]
+mod fuzz;
 mod json;
 mod request;
 mod routes;

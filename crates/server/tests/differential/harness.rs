@@ -36,6 +36,15 @@ pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ("HINCRBYFLOAT", "f64 vs long double: last digits of the result may differ"),
 ];
 
+/// Known difference: Redis 7.0 converts a hash from listpack to hashtable on the sizes of a
+/// command's arguments at points StayKV does not reproduce exactly (it tracks the conversion
+/// from the hash's content), so for hashes `listpack` against `hashtable` is tolerated.
+fn hash_encoding_gap(kind: &Value, redis: &Value, staykv: &Value) -> bool {
+    let is = |v: &Value, s: &str| matches!(v, Value::Simple(t) | Value::Bulk(t) if t.as_slice() == s.as_bytes());
+    let compact_or_table = |v: &Value| is(v, "listpack") || is(v, "hashtable");
+    is(kind, "hash") && compact_or_table(redis) && compact_or_table(staykv)
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -293,7 +302,7 @@ pub fn main() {
             if name.starts_with("\"(DATASET") {
                 // Group the individual differences: "db 0 key \"k1\": OBJECT ENCODING redis .. staykv .."
                 for line in m.detail.lines().skip(1) {
-                    let what = line.trim().splitn(2, ": ").nth(1).unwrap_or(line.trim());
+                    let what = line.trim().split_once(": ").map_or(line.trim(), |(_, rest)| rest);
                     let kind = if what.starts_with("OBJECT ENCODING") || what.starts_with("TYPE") {
                         what.to_string()
                     } else {
@@ -563,6 +572,9 @@ impl Harness {
                             Outcome::Mismatch("float results differ beyond the last digits".into())
                         }
                     }
+                    // Beyond f64's range Redis (long double) still has a number where StayKV
+                    // (f64) refuses the value: the same known difference.
+                    (Some(a), None) if allowed && !a.is_finite() && s.is_error() => Outcome::Known,
                     _ => Outcome::Mismatch("replies differ".into()),
                 }
             }
@@ -910,7 +922,10 @@ impl Harness {
                 for (what, ok) in [
                     ("TYPE", rm[3 * i] == sm[3 * i]),
                     ("PTTL", ttl_ok),
-                    ("OBJECT ENCODING", rm[3 * i + 2] == sm[3 * i + 2]),
+                    (
+                        "OBJECT ENCODING",
+                        rm[3 * i + 2] == sm[3 * i + 2] || hash_encoding_gap(&rm[3 * i], &rm[3 * i + 2], &sm[3 * i + 2]),
+                    ),
                 ] {
                     if !ok {
                         let j = 3 * i + usize::from(what == "PTTL") + 2 * usize::from(what == "OBJECT ENCODING");

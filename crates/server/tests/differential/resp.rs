@@ -405,3 +405,42 @@ fn parse(buf: &[u8], depth: usize) -> Result<Parsed, String> {
     };
     Ok(Parsed::Done(value, after))
 }
+
+#[test]
+fn resp_reader_parses_every_type_and_waits_for_incomplete_frames() {
+    let cases: &[(&[u8], Value)] = &[
+        (b"+OK\r\n", Value::Simple(b"OK".to_vec())),
+        (b"-ERR x\r\n", Value::Error(b"ERR x".to_vec())),
+        (b":-5\r\n", Value::Int(-5)),
+        (b"$3\r\na\r\n\r\n", Value::Bulk(b"a\r\n".to_vec())),
+        (b"$-1\r\n", Value::NullBulk),
+        (b"*-1\r\n", Value::NullArray),
+        (b"_\r\n", Value::Null),
+        (b",1.5\r\n", Value::Double(b"1.5".to_vec())),
+        (b"#t\r\n", Value::Bool(true)),
+        (b"(123\r\n", Value::BigNum(b"123".to_vec())),
+        (b"=7\r\ntxt:abc\r\n", Value::Verbatim(b"txt".to_vec(), b"abc".to_vec())),
+        (b"*2\r\n:1\r\n$1\r\nx\r\n", Value::Array(vec![Value::Int(1), Value::Bulk(b"x".to_vec())])),
+        (b"~1\r\n:1\r\n", Value::Set(vec![Value::Int(1)])),
+        (b"%1\r\n+a\r\n:1\r\n", Value::Map(vec![(Value::Simple(b"a".to_vec()), Value::Int(1))])),
+        (b">1\r\n+m\r\n", Value::Push(vec![Value::Simple(b"m".to_vec())])),
+    ];
+    for (bytes, want) in cases {
+        match parse(bytes, 0) {
+            Ok(Parsed::Done(v, n)) => {
+                assert_eq!(&v, want, "{}", quote(bytes));
+                assert_eq!(n, bytes.len(), "{}", quote(bytes));
+            }
+            _ => panic!("not parsed: {}", quote(bytes)),
+        }
+        for cut in 0..bytes.len() {
+            assert!(
+                matches!(parse(&bytes[..cut], 0), Ok(Parsed::Incomplete)),
+                "prefix {} of {} should be incomplete",
+                cut,
+                quote(bytes)
+            );
+        }
+    }
+    assert!(parse(b"?x\r\n", 0).is_err());
+}

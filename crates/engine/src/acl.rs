@@ -1,0 +1,1121 @@
+//! Access control lists, as in Redis 7.0: users, their passwords, and which commands, keys
+//! and pub/sub channels each one may use.
+//!
+//! * A [`User`] is built by applying Redis's rules in order (`on`, `>pass`, `~pattern`,
+//!   `+@read`, `-set`, `+config|get`, `reset`...), the same rules `ACL SETUSER` and an ACL
+//!   file use. Passwords are kept only as SHA-256 hex digests.
+//! * [`Acl`] holds the users (always including `default`), the `ACL LOG`, and answers
+//!   [`Acl::authenticate`] and [`Acl::check`]; the engine checks every command against the
+//!   client's user before running it (and again for each command inside EXEC or a script).
+//! * Commands are allowed per table entry; a `cmd|sub` rule overrides one entry for one first
+//!   argument (Redis's subcommands and its "first-arg" rules both map to that).
+//! * Key permissions use the table's key positions. Which keys a command reads and which it
+//!   writes is approximated per command (see [`key_access`]): read-only commands read, writes
+//!   write (and read, unless the command only overwrites or deletes), and the destination
+//!   of `*STORE`-style commands is written while their sources are only read.
+
+use std::collections::BTreeMap;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::command::{flags, CommandSpec, CommandTable};
+
+/// The user the HTTP API's read-only token runs as. Unless an ACL user of that name is
+/// defined (which then takes over), it is built in: read commands only, not `KEYS`/`SCAN`,
+/// and no password, so nobody can `AUTH` as it.
+pub const HTTP_READONLY_USER: &str = "http-readonly";
+
+/// The rules of the built-in [`HTTP_READONLY_USER`].
+const HTTP_READONLY_RULES: &str = "on nopass ~* &* -@all +@read -keys -scan +ping +echo +time +select +command \
+                                   +multi +exec +discard +watch +unwatch";
+
+/// ACL categories in Redis's order (`ACL CAT`).
+pub const CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// Commands Redis marks `@dangerous` although they are not `admin`.
+const DANGEROUS: &[&str] = &[
+    "flushall",
+    "flushdb",
+    "keys",
+    "sort",
+    "info",
+    "swapdb",
+    "restore",
+    "restore-asking",
+    "migrate",
+    "role",
+    "lastsave",
+    "monitor",
+    "debug",
+    "shutdown",
+    "pfdebug",
+    "pfselftest",
+];
+
+/// Commands Redis marks `@blocking`.
+const BLOCKING: &[&str] = &[
+    "blpop",
+    "brpop",
+    "blmove",
+    "brpoplpush",
+    "blmpop",
+    "bzpopmin",
+    "bzpopmax",
+    "bzmpop",
+    "wait",
+    "xread",
+    "xreadgroup",
+];
+
+/// Commands whose first argument is a subcommand (their full name is `cmd|sub`).
+const CONTAINERS: &[&str] = &[
+    "acl", "client", "command", "config", "function", "memory", "object", "pubsub", "script", "slowlog", "latency",
+    "module", "cluster", "xinfo", "xgroup",
+];
+
+/// Write commands that only replace or delete what their keys hold, without reading it:
+/// a `%W~` pattern is enough for them (Redis's `OW`/`RM` key specs).
+const WRITE_ONLY: &[&str] = &[
+    "set",
+    "setex",
+    "psetex",
+    "setnx",
+    "mset",
+    "msetnx",
+    "del",
+    "unlink",
+    "expire",
+    "pexpire",
+    "expireat",
+    "pexpireat",
+    "persist",
+    "hset",
+    "hmset",
+    "hsetnx",
+    "hdel",
+    "sadd",
+    "srem",
+    "zadd",
+    "zrem",
+    "lpush",
+    "rpush",
+    "append",
+    "pfadd",
+    "restore",
+    "setrange",
+    "setbit",
+    "hincrby",
+    "hincrbyfloat",
+    "lset",
+    "ltrim",
+    "lrem",
+    "zremrangebyscore",
+    "zremrangebyrank",
+    "zremrangebylex",
+    "flushdb",
+    "flushall",
+];
+
+/// Commands whose first key is a destination (written) and whose other keys are sources
+/// (read only).
+const STORE_LIKE: &[&str] = &[
+    "sunionstore",
+    "sinterstore",
+    "sdiffstore",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zrangestore",
+    "bitop",
+    "pfmerge",
+    "georadius",
+    "georadiusbymember",
+    "geosearchstore",
+];
+
+/// The ACL categories of a table entry, in Redis's order, without the `@`.
+pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
+    CATEGORIES.iter().copied().filter(|category| in_category(spec, category)).collect()
+}
+
+fn in_category(spec: &CommandSpec, category: &str) -> bool {
+    match category {
+        "read" => spec.has(flags::READONLY),
+        "write" => spec.has(flags::WRITE),
+        "admin" => spec.has(flags::ADMIN),
+        "fast" => spec.has(flags::FAST),
+        "slow" => !spec.has(flags::FAST),
+        "dangerous" => spec.has(flags::ADMIN) || DANGEROUS.contains(&spec.name),
+        "blocking" => BLOCKING.contains(&spec.name),
+        family => spec.group == family,
+    }
+}
+
+/// `config|get` for a container command with a subcommand, else the command's name.
+pub fn full_name(spec: &CommandSpec, args: &[Bytes]) -> String {
+    match args.get(1).filter(|_| CONTAINERS.contains(&spec.name)) {
+        Some(sub) => format!("{}|{}", spec.name, String::from_utf8_lossy(sub).to_ascii_lowercase()),
+        None => spec.name.to_string(),
+    }
+}
+
+/// Why `ACL SETUSER` refused a rule (the texts of Redis's `ACLSetUserStringError`).
+pub mod rule_error {
+    pub const UNKNOWN: &str = "Unknown command or category name in ACL";
+    pub const SYNTAX: &str = "Syntax error";
+    pub const KEY_AFTER_ALL: &str = "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns";
+    pub const CHANNEL_AFTER_ALL: &str = "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels";
+    pub const NO_SUCH_PASSWORD: &str = "The password you are trying to remove from the user does not exist";
+    pub const BAD_HASH: &str =
+        "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters";
+    pub const SELECTORS: &str = "Selectors are not supported by StayKV";
+}
+
+/// A key pattern and what it grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPattern {
+    pub pattern: Bytes,
+    pub read: bool,
+    pub write: bool,
+}
+
+impl KeyPattern {
+    /// `~pat`, `%R~pat` or `%W~pat`.
+    fn describe(&self) -> String {
+        let prefix = match (self.read, self.write) {
+            (true, false) => "%R~",
+            (false, true) => "%W~",
+            _ => "~",
+        };
+        format!("{prefix}{}", String::from_utf8_lossy(&self.pattern))
+    }
+}
+
+/// One ACL user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub enabled: bool,
+    pub nopass: bool,
+    /// `Some(true)`: `sanitize-payload`; `Some(false)`: `skip-sanitize-payload`.
+    pub sanitize: Option<bool>,
+    /// SHA-256 digests, lowercase hex, in the order added.
+    pub passwords: Vec<String>,
+    /// Allowed, by command table index.
+    allowed: Vec<bool>,
+    /// `+cmd|arg` / `-cmd|arg` overrides: (table index, lowercase first argument, allowed).
+    first_args: Vec<(usize, String, bool)>,
+    /// Whether the command rules start from `+@all` (else `-@all`).
+    all_base: bool,
+    /// The command rules after the base, compacted, for `ACL LIST`/`GETUSER`.
+    rules: Vec<String>,
+    pub all_keys: bool,
+    pub keys: Vec<KeyPattern>,
+    pub all_channels: bool,
+    pub channels: Vec<Bytes>,
+    /// Every command, key and channel: the checks can be skipped.
+    unrestricted: bool,
+}
+
+/// What a permission check refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    Command,
+    /// The argument position of the refused key.
+    Key(usize),
+    /// The argument position of the refused channel.
+    Channel(usize),
+}
+
+impl Denied {
+    /// The `ACL LOG` reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denied::Command => "command",
+            Denied::Key(_) => "key",
+            Denied::Channel(_) => "channel",
+        }
+    }
+
+    /// Redis 7.0's NOPERM error for a top-level command (or one inside EXEC or a script).
+    pub fn error(self, spec: &CommandSpec, args: &[Bytes]) -> String {
+        match self {
+            Denied::Command => {
+                format!("NOPERM this user has no permissions to run the '{}' command", full_name(spec, args))
+            }
+            Denied::Key(_) => "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
+            Denied::Channel(_) => {
+                "NOPERM this user has no permissions to access one of the channels used as arguments".into()
+            }
+        }
+    }
+
+    /// What `ACL LOG` names: the command, key or channel.
+    pub fn object(self, spec: &CommandSpec, args: &[Bytes]) -> String {
+        match self {
+            Denied::Command => full_name(spec, args),
+            Denied::Key(i) | Denied::Channel(i) => {
+                args.get(i).map(|a| String::from_utf8_lossy(a).into_owned()).unwrap_or_default()
+            }
+        }
+    }
+}
+
+impl User {
+    /// A new user as `ACL SETUSER name` creates it: off, no password, nothing allowed.
+    pub fn new(name: &str, table: &CommandTable) -> User {
+        User {
+            name: name.to_string(),
+            enabled: false,
+            nopass: false,
+            sanitize: None,
+            passwords: Vec::new(),
+            allowed: vec![false; table.len()],
+            first_args: Vec::new(),
+            all_base: false,
+            rules: Vec::new(),
+            all_keys: false,
+            keys: Vec::new(),
+            all_channels: false,
+            channels: Vec::new(),
+            unrestricted: false,
+        }
+    }
+
+    /// The `default` user of a fresh server: `on nopass ~* &* +@all`.
+    pub fn default_user(table: &CommandTable) -> User {
+        let mut user = User::new("default", table);
+        for rule in ["on", "nopass", "~*", "&*", "+@all"] {
+            let _ = user.apply(rule.as_bytes(), table);
+        }
+        user
+    }
+
+    /// Apply rules separated by spaces (an ACL file line's rules, built-in users).
+    pub fn apply_all(&mut self, rules: &str, table: &CommandTable) -> Result<(), (String, &'static str)> {
+        for rule in rules.split(' ').filter(|r| !r.is_empty()) {
+            self.apply(rule.as_bytes(), table).map_err(|e| (rule.to_string(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Apply one rule; on error the user may be partly changed (callers work on a copy).
+    pub fn apply(&mut self, rule: &[u8], table: &CommandTable) -> Result<(), &'static str> {
+        let lower = rule.to_ascii_lowercase();
+        match lower.as_slice() {
+            b"on" => self.enabled = true,
+            b"off" => self.enabled = false,
+            b"nopass" => {
+                self.nopass = true;
+                self.passwords.clear();
+            }
+            b"resetpass" => {
+                self.nopass = false;
+                self.passwords.clear();
+            }
+            b"allkeys" | b"~*" => {
+                self.all_keys = true;
+                self.keys.clear();
+            }
+            b"resetkeys" => {
+                self.all_keys = false;
+                self.keys.clear();
+            }
+            b"allchannels" | b"&*" => {
+                self.all_channels = true;
+                self.channels.clear();
+            }
+            b"resetchannels" => {
+                self.all_channels = false;
+                self.channels.clear();
+            }
+            b"allcommands" | b"+@all" => self.set_all_commands(true),
+            b"nocommands" | b"-@all" => self.set_all_commands(false),
+            b"sanitize-payload" => self.sanitize = Some(true),
+            b"skip-sanitize-payload" => self.sanitize = Some(false),
+            b"clearselectors" => {}
+            b"reset" => {
+                for rule in ["resetpass", "resetkeys", "resetchannels", "off", "-@all", "sanitize-payload"] {
+                    self.apply(rule.as_bytes(), table)?;
+                }
+            }
+            _ => self.apply_prefixed(rule, &lower, table)?,
+        }
+        self.unrestricted = self.all_keys
+            && self.all_channels
+            && self.allowed.iter().all(|a| *a)
+            && self.first_args.iter().all(|(_, _, allow)| *allow);
+        Ok(())
+    }
+
+    fn apply_prefixed(&mut self, rule: &[u8], lower: &[u8], table: &CommandTable) -> Result<(), &'static str> {
+        let (Some(&first), Some(rest)) = (rule.first(), rule.get(1..)) else {
+            return Err(rule_error::SYNTAX);
+        };
+        match first {
+            b'>' => {
+                let hash = sha256_hex(rest);
+                if !self.passwords.contains(&hash) {
+                    self.passwords.push(hash);
+                }
+                self.nopass = false;
+            }
+            b'#' => {
+                let hash = valid_hash(rest)?;
+                if !self.passwords.contains(&hash) {
+                    self.passwords.push(hash);
+                }
+                self.nopass = false;
+            }
+            b'<' | b'!' => {
+                let hash = if first == b'<' { sha256_hex(rest) } else { valid_hash(rest)? };
+                let before = self.passwords.len();
+                self.passwords.retain(|p| *p != hash);
+                if self.passwords.len() == before {
+                    return Err(rule_error::NO_SUCH_PASSWORD);
+                }
+            }
+            b'~' => self.add_key_pattern(rest, true, true)?,
+            b'%' => {
+                let Some(tilde) = rest.iter().position(|&c| c == b'~') else {
+                    return Err(rule_error::SYNTAX);
+                };
+                let (mut read, mut write) = (false, false);
+                for &c in rest.get(..tilde).unwrap_or_default() {
+                    match c.to_ascii_uppercase() {
+                        b'R' => read = true,
+                        b'W' => write = true,
+                        _ => return Err(rule_error::SYNTAX),
+                    }
+                }
+                if !read && !write {
+                    return Err(rule_error::SYNTAX);
+                }
+                self.add_key_pattern(rest.get(tilde + 1..).unwrap_or_default(), read, write)?;
+            }
+            b'&' => {
+                if self.all_channels {
+                    return Err(rule_error::CHANNEL_AFTER_ALL);
+                }
+                let channel = Bytes::copy_from_slice(rest);
+                if !self.channels.contains(&channel) {
+                    self.channels.push(channel);
+                }
+            }
+            b'+' | b'-' => self.command_rule(first == b'+', lower.get(1..).unwrap_or_default(), table)?,
+            b'(' => return Err(rule_error::SELECTORS),
+            _ => return Err(rule_error::SYNTAX),
+        }
+        Ok(())
+    }
+
+    fn add_key_pattern(&mut self, pattern: &[u8], read: bool, write: bool) -> Result<(), &'static str> {
+        if self.all_keys {
+            return Err(rule_error::KEY_AFTER_ALL);
+        }
+        if read && write && pattern == b"*" {
+            self.all_keys = true;
+            self.keys.clear();
+            return Ok(());
+        }
+        match self.keys.iter_mut().find(|k| k.pattern == pattern) {
+            Some(existing) => {
+                existing.read |= read;
+                existing.write |= write;
+            }
+            None => self.keys.push(KeyPattern { pattern: Bytes::copy_from_slice(pattern), read, write }),
+        }
+        Ok(())
+    }
+
+    fn set_all_commands(&mut self, allow: bool) {
+        self.allowed.iter_mut().for_each(|a| *a = allow);
+        self.first_args.clear();
+        self.all_base = allow;
+        self.rules.clear();
+    }
+
+    fn command_rule(&mut self, allow: bool, body: &[u8], table: &CommandTable) -> Result<(), &'static str> {
+        let text = std::str::from_utf8(body).map_err(|_| rule_error::UNKNOWN)?;
+        if let Some(category) = text.strip_prefix('@') {
+            if !CATEGORIES.contains(&category) {
+                return Err(rule_error::UNKNOWN);
+            }
+            for (index, spec) in table.all().iter().enumerate() {
+                if in_category(spec, category) {
+                    self.set_command(index, allow);
+                }
+            }
+        } else if let Some((command, first_arg)) = text.split_once('|') {
+            let (index, _) = table.lookup(command.as_bytes()).ok_or(rule_error::UNKNOWN)?;
+            if first_arg.is_empty() || first_arg.contains('|') {
+                return Err(rule_error::SYNTAX);
+            }
+            self.first_args.retain(|(i, arg, _)| !(*i == index && arg == first_arg));
+            self.first_args.push((index, first_arg.to_string(), allow));
+        } else {
+            let (index, _) = table.lookup(body).ok_or(rule_error::UNKNOWN)?;
+            self.set_command(index, allow);
+        }
+        self.rules.retain(|r| r.get(1..) != Some(text));
+        self.rules.push(format!("{}{text}", if allow { '+' } else { '-' }));
+        Ok(())
+    }
+
+    fn set_command(&mut self, index: usize, allow: bool) {
+        if let Some(slot) = self.allowed.get_mut(index) {
+            *slot = allow;
+        }
+        self.first_args.retain(|(i, _, _)| *i != index);
+    }
+
+    /// Whether the password opens this user (compared as digests, in constant time).
+    pub fn password_ok(&self, password: &[u8]) -> bool {
+        if self.nopass {
+            return true;
+        }
+        let given = sha256_hex(password);
+        // Every stored digest is compared, so timing does not tell which (if any) matched.
+        self.passwords.iter().fold(false, |ok, stored| constant_time_eq(stored.as_bytes(), given.as_bytes()) | ok)
+    }
+
+    /// Whether the user may run the command at `index` with these arguments (command
+    /// rules only).
+    pub fn command_allowed(&self, index: usize, args: &[Bytes]) -> bool {
+        if let Some(arg) = args.get(1) {
+            let first =
+                self.first_args.iter().find(|(i, name, _)| *i == index && arg.eq_ignore_ascii_case(name.as_bytes()));
+            if let Some((_, _, allow)) = first {
+                return *allow;
+            }
+        }
+        self.allowed.get(index).copied().unwrap_or(false)
+    }
+
+    /// Check a command: the command itself, then its keys, then its channels (Redis's order).
+    pub fn check(&self, index: usize, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Denied> {
+        if self.unrestricted || spec.has(flags::NO_AUTH) {
+            return Ok(());
+        }
+        if !self.command_allowed(index, args) {
+            return Err(Denied::Command);
+        }
+        if !self.all_keys {
+            let positions = spec.key_positions(args);
+            for (nth, &pos) in positions.iter().enumerate() {
+                let Some(key) = args.get(pos) else { continue };
+                let (read, write) = key_access(spec, args, nth);
+                if !self.key_allowed(key, read, write) {
+                    return Err(Denied::Key(pos));
+                }
+            }
+        }
+        if !self.all_channels {
+            for pos in channel_positions(spec, args) {
+                let Some(channel) = args.get(pos) else { continue };
+                let literal = spec.name == "psubscribe";
+                if !self.channel_allowed(channel, literal) {
+                    return Err(Denied::Channel(pos));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn key_allowed(&self, key: &[u8], read: bool, write: bool) -> bool {
+        self.all_keys
+            || self
+                .keys
+                .iter()
+                .any(|k| (k.read || !read) && (k.write || !write) && crate::glob::matches(&k.pattern, key, false))
+    }
+
+    /// A channel name (or, for PSUBSCRIBE, a pattern that must be one of the user's as is).
+    pub fn channel_allowed(&self, channel: &[u8], literal: bool) -> bool {
+        self.all_channels
+            || self
+                .channels
+                .iter()
+                .any(|p| if literal { p == channel } else { crate::glob::matches(p, channel, false) })
+    }
+
+    /// The command rules as Redis shows them: `+@all`, `-@all +@read -keys`...
+    pub fn describe_commands(&self) -> String {
+        let mut out = String::from(if self.all_base { "+@all" } else { "-@all" });
+        for rule in &self.rules {
+            out.push(' ');
+            out.push_str(rule);
+        }
+        out
+    }
+
+    /// Key patterns as `ACL GETUSER` shows them (`~*`, `~session:* %R~ro:*`, or empty).
+    pub fn describe_keys(&self) -> String {
+        if self.all_keys {
+            return "~*".into();
+        }
+        self.keys.iter().map(KeyPattern::describe).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Channel patterns as `ACL GETUSER` shows them.
+    pub fn describe_channels(&self) -> String {
+        if self.all_channels {
+            return "&*".into();
+        }
+        self.channels.iter().map(|c| format!("&{}", String::from_utf8_lossy(c))).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The flags `ACL GETUSER` lists.
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        let mut names = vec![if self.enabled { "on" } else { "off" }];
+        if self.nopass {
+            names.push("nopass");
+        }
+        match self.sanitize {
+            Some(true) => names.push("sanitize-payload"),
+            Some(false) => names.push("skip-sanitize-payload"),
+            None => {}
+        }
+        names
+    }
+
+    /// The rules that rebuild this user from scratch: its `ACL LIST` line without
+    /// `user <name>`, and the rules of an ACL file line.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.flag_names().into_iter().map(String::from).collect();
+        parts.extend(self.passwords.iter().map(|p| format!("#{p}")));
+        if self.all_keys {
+            parts.push("~*".into());
+        } else {
+            parts.extend(self.keys.iter().map(KeyPattern::describe));
+        }
+        if self.all_channels {
+            parts.push("&*".into());
+        } else {
+            parts.push("resetchannels".into());
+            parts.extend(self.channels.iter().map(|c| format!("&{}", String::from_utf8_lossy(c))));
+        }
+        parts.push(self.describe_commands());
+        parts.join(" ")
+    }
+}
+
+/// Which of a key's permissions the `nth` key of a command needs: (read, write).
+pub fn key_access(spec: &CommandSpec, args: &[Bytes], nth: usize) -> (bool, bool) {
+    if !spec.is_write() {
+        return (true, false);
+    }
+    if STORE_LIKE.contains(&spec.name) {
+        return if nth == 0 { (false, true) } else { (true, false) };
+    }
+    if spec.name == "copy" {
+        return if nth == 0 { (true, false) } else { (false, true) };
+    }
+    if spec.name == "set" && args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+        return (true, true);
+    }
+    (!WRITE_ONLY.contains(&spec.name), true)
+}
+
+/// Argument positions holding channel names (or patterns) that ACL channel rules cover.
+fn channel_positions(spec: &CommandSpec, args: &[Bytes]) -> std::ops::Range<usize> {
+    match spec.name {
+        "publish" | "spublish" => 1..2.min(args.len()),
+        "subscribe" | "ssubscribe" | "psubscribe" => 1..args.len(),
+        _ => 0..0,
+    }
+}
+
+fn valid_hash(hex: &[u8]) -> Result<String, &'static str> {
+    let ok = hex.len() == 64 && hex.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    if ok {
+        Ok(String::from_utf8_lossy(hex).into_owned())
+    } else {
+        Err(rule_error::BAD_HASH)
+    }
+}
+
+/// Compare two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, &x) in a.iter().enumerate() {
+        let y = b.get(i % b.len().max(1)).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// One `ACL LOG` entry.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub count: u64,
+    pub reason: &'static str,
+    pub context: &'static str,
+    pub object: String,
+    pub username: String,
+    /// Unix ms of the latest occurrence.
+    pub updated: u64,
+    pub client_info: String,
+}
+
+/// Users, and the log of refusals.
+#[derive(Debug)]
+pub struct Acl {
+    users: RwLock<BTreeMap<String, Arc<User>>>,
+    /// The built-in HTTP read-only user (used unless an ACL user of its name exists).
+    http_readonly: Arc<User>,
+    /// Bumped on every change of any user: clients re-resolve their user when it moves.
+    version: AtomicU64,
+    log: Mutex<VecDeque<LogEntry>>,
+    log_max_len: AtomicUsize,
+}
+
+/// Refusals within this window with the same reason, context, object and user share one
+/// `ACL LOG` entry, as in Redis.
+const LOG_GROUP_MS: u64 = 60_000;
+
+impl Acl {
+    pub fn new(table: &CommandTable) -> Acl {
+        let mut users = BTreeMap::new();
+        users.insert("default".to_string(), Arc::new(User::default_user(table)));
+        let mut http_readonly = User::new(HTTP_READONLY_USER, table);
+        let _ = http_readonly.apply_all(HTTP_READONLY_RULES, table);
+        Acl {
+            users: RwLock::new(users),
+            http_readonly: Arc::new(http_readonly),
+            version: AtomicU64::new(1),
+            log: Mutex::new(VecDeque::new()),
+            log_max_len: AtomicUsize::new(128),
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The user called `name`, if any.
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        let found = self.users.read().get(name).cloned();
+        found.or_else(|| (name == HTTP_READONLY_USER).then(|| self.http_readonly.clone()))
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Vec<Arc<User>> {
+        self.users.read().values().cloned().collect()
+    }
+
+    /// Whether a new connection starts unauthenticated: the default user has a password
+    /// or is disabled.
+    pub fn auth_required(&self) -> bool {
+        self.user("default").is_none_or(|u| !(u.enabled && u.nopass))
+    }
+
+    /// `AUTH user pass`: `Ok` when the user exists, is enabled and the password matches.
+    pub fn authenticate(&self, user: &[u8], password: &[u8]) -> Result<(), String> {
+        let name = String::from_utf8_lossy(user);
+        let found = self.users.read().get(name.as_ref()).cloned();
+        match found {
+            Some(u) if u.enabled && u.password_ok(password) => Ok(()),
+            _ => Err("WRONGPASS invalid username-password pair or user is disabled.".into()),
+        }
+    }
+
+    /// Create or change a user by applying `rules` to a copy of it; nothing changes unless
+    /// every rule applies.
+    pub fn set_user(&self, name: &str, rules: &[&[u8]], table: &CommandTable) -> Result<(), (usize, &'static str)> {
+        let mut users = self.users.write();
+        let mut user = users.get(name).map_or_else(|| User::new(name, table), |u| (**u).clone());
+        for (i, rule) in rules.iter().enumerate() {
+            user.apply(rule, table).map_err(|e| (i, e))?;
+        }
+        users.insert(name.to_string(), Arc::new(user));
+        self.version.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Delete users (never `default`); returns how many existed.
+    pub fn delete_users(&self, names: &[String]) -> usize {
+        let mut users = self.users.write();
+        let deleted = names.iter().filter(|n| *n != "default" && users.remove(n.as_str()).is_some()).count();
+        self.version.fetch_add(1, Ordering::AcqRel);
+        deleted
+    }
+
+    /// `requirepass`: the default user's password (`None`: nopass).
+    pub fn set_default_password(&self, password: Option<&[u8]>, table: &CommandTable) {
+        let mut rules: Vec<Vec<u8>> = vec![b"resetpass".to_vec()];
+        match password {
+            Some(p) => rules.push([&b">"[..], p].concat()),
+            None => rules.push(b"nopass".to_vec()),
+        }
+        let refs: Vec<&[u8]> = rules.iter().map(Vec::as_slice).collect();
+        let _ = self.set_user("default", &refs, table);
+    }
+
+    /// Parse an ACL file (`user <name> <rules...>` lines) into users; errors name the lines.
+    pub fn parse_file(text: &str, table: &CommandTable, path: &str) -> Result<BTreeMap<String, User>, String> {
+        let mut users = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut words = line.split(' ').filter(|w| !w.is_empty());
+            let (Some("user"), Some(name)) = (words.next(), words.next()) else {
+                errors.push(format!("{path}:{}: should start with user keyword followed by the username.", n + 1));
+                continue;
+            };
+            if users.contains_key(name) {
+                errors.push(format!("{path}:{}: Duplicate user '{name}' found.", n + 1));
+                continue;
+            }
+            let mut user = User::new(name, table);
+            for rule in words {
+                if let Err(e) = user.apply(rule.as_bytes(), table) {
+                    errors.push(format!("{path}:{}: Error in applying operation '{rule}': {e}.", n + 1));
+                    break;
+                }
+            }
+            users.insert(name.to_string(), user);
+        }
+        if !errors.is_empty() {
+            return Err(errors.join(" "));
+        }
+        if !users.contains_key("default") {
+            users.insert("default".to_string(), User::default_user(table));
+        }
+        Ok(users)
+    }
+
+    /// Replace every user (ACL LOAD, `--aclfile` at start). Returns the names that are gone.
+    pub fn replace_users(&self, new: BTreeMap<String, User>) -> Vec<String> {
+        let mut users = self.users.write();
+        let gone = users.keys().filter(|n| !new.contains_key(*n)).cloned().collect();
+        *users = new.into_iter().map(|(n, u)| (n, Arc::new(u))).collect();
+        self.version.fetch_add(1, Ordering::AcqRel);
+        gone
+    }
+
+    /// The ACL file text of the current users (ACL SAVE).
+    pub fn file_text(&self) -> String {
+        self.users.read().values().map(|u| format!("user {} {}\n", u.name, u.describe())).collect()
+    }
+
+    /// Record a refusal in the ACL LOG.
+    pub fn log(&self, entry: LogEntry) {
+        let max = self.log_max_len.load(Ordering::Relaxed);
+        let mut log = self.log.lock();
+        let same = log.iter().position(|e| {
+            e.reason == entry.reason
+                && e.context == entry.context
+                && e.object == entry.object
+                && e.username == entry.username
+                && entry.updated.saturating_sub(e.updated) < LOG_GROUP_MS
+        });
+        let entry = match same.and_then(|i| log.remove(i)) {
+            Some(mut old) => {
+                old.count += 1;
+                old.updated = entry.updated;
+                old.client_info = entry.client_info;
+                old
+            }
+            None => entry,
+        };
+        log.push_front(entry);
+        log.truncate(max);
+    }
+
+    /// The newest `count` entries.
+    pub fn log_entries(&self, count: usize) -> Vec<LogEntry> {
+        self.log.lock().iter().take(count).cloned().collect()
+    }
+
+    pub fn log_reset(&self) {
+        self.log.lock().clear();
+    }
+
+    pub fn log_max_len(&self) -> usize {
+        self.log_max_len.load(Ordering::Relaxed)
+    }
+
+    pub fn set_log_max_len(&self, max: usize) {
+        self.log_max_len.store(max, Ordering::Relaxed);
+        self.log.lock().truncate(max);
+    }
+}
+
+/// SHA-256 of `data` as 64 lowercase hex digits (how ACL passwords are stored).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use std::fmt::Write as _;
+    sha256(data).iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+    0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+    0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+    0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2,
+];
+
+/// SHA-256 (FIPS 180-4). Indices run over fixed-size arrays within their bounds.
+#[allow(clippy::indexing_slicing)]
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut h: [u32; 8] =
+        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut message = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_len.to_be_bytes());
+    for block in message.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (word, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
+            *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for (k, wi) in K.iter().zip(w.iter()) {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(*k).wrapping_add(*wi);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (state, add) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *state = state.wrapping_add(add);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn table() -> CommandTable {
+        crate::cmd::table()
+    }
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    fn check(user: &User, table: &CommandTable, words: &[&str]) -> Result<(), Denied> {
+        let argv = args(words);
+        let (index, spec) = table.lookup(&argv[0]).unwrap();
+        user.check(index, spec, &argv)
+    }
+
+    #[test]
+    fn sha256_vectors() {
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(sha256_hex(b"pw"), "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4");
+        let long = vec![b'a'; 1_000];
+        assert_eq!(sha256_hex(&long), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
+        assert_eq!(
+            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+    }
+
+    #[test]
+    fn describes_like_redis() {
+        let table = table();
+        let mut user = User::new("alice", &table);
+        assert_eq!(user.describe(), "off resetchannels -@all");
+        user.apply_all("on >pw ~session:* %R~ro:* &chan* +@read -get +config|get", &table).unwrap();
+        assert_eq!(
+            user.describe(),
+            "on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 ~session:* %R~ro:* resetchannels &chan* -@all +@read -get +config|get"
+        );
+        assert_eq!(User::default_user(&table).describe(), "on nopass ~* &* +@all");
+        user.apply(b"reset", &table).unwrap();
+        assert_eq!(user.describe(), "off sanitize-payload resetchannels -@all");
+    }
+
+    #[test]
+    fn rule_errors() {
+        let table = table();
+        let mut user = User::new("bob", &table);
+        assert_eq!(user.apply(b"+nosuch", &table), Err(rule_error::UNKNOWN));
+        assert_eq!(user.apply(b"+@nosuch", &table), Err(rule_error::UNKNOWN));
+        assert_eq!(user.apply(b"<nopw", &table), Err(rule_error::NO_SUCH_PASSWORD));
+        assert_eq!(user.apply(b"#abc", &table), Err(rule_error::BAD_HASH));
+        assert_eq!(user.apply(b"%X~a", &table), Err(rule_error::SYNTAX));
+        assert_eq!(user.apply(b"bogus", &table), Err(rule_error::SYNTAX));
+        user.apply(b"~x", &table).unwrap();
+        user.apply(b"allkeys", &table).unwrap();
+        assert_eq!(user.apply(b"~y", &table), Err(rule_error::KEY_AFTER_ALL));
+        user.apply(b"allchannels", &table).unwrap();
+        assert_eq!(user.apply(b"&y", &table), Err(rule_error::CHANNEL_AFTER_ALL));
+    }
+
+    #[test]
+    fn passwords() {
+        let table = table();
+        let mut user = User::new("u", &table);
+        user.apply_all("on >one >two", &table).unwrap();
+        assert!(user.password_ok(b"one") && user.password_ok(b"two") && !user.password_ok(b"three"));
+        user.apply(b"<one", &table).unwrap();
+        assert!(!user.password_ok(b"one"));
+        let hash = sha256_hex(b"three");
+        user.apply(format!("#{hash}").as_bytes(), &table).unwrap();
+        assert!(user.password_ok(b"three"));
+        user.apply(format!("!{hash}").as_bytes(), &table).unwrap();
+        assert!(!user.password_ok(b"three"));
+        user.apply(b"nopass", &table).unwrap();
+        assert!(user.password_ok(b"anything"));
+        user.apply(b"resetpass", &table).unwrap();
+        assert!(!user.password_ok(b"anything"));
+    }
+
+    #[test]
+    fn permissions() {
+        let table = table();
+        let mut user = User::new("s", &table);
+        user.apply_all("on nopass ~session:* +@read", &table).unwrap();
+        assert_eq!(check(&user, &table, &["get", "session:1"]), Ok(()));
+        assert_eq!(check(&user, &table, &["get", "other"]), Err(Denied::Key(1)));
+        assert_eq!(check(&user, &table, &["mget", "session:1", "x"]), Err(Denied::Key(2)));
+        assert_eq!(check(&user, &table, &["set", "session:1", "v"]), Err(Denied::Command));
+        assert_eq!(check(&user, &table, &["auth", "x", "y"]), Ok(()));
+        user.apply_all("+set %R~ro:* %W~wo:*", &table).unwrap();
+        assert_eq!(check(&user, &table, &["set", "wo:1", "v"]), Ok(()));
+        assert_eq!(check(&user, &table, &["get", "wo:1"]), Err(Denied::Key(1)));
+        assert_eq!(check(&user, &table, &["get", "ro:1"]), Ok(()));
+        assert_eq!(check(&user, &table, &["set", "ro:1", "v"]), Err(Denied::Key(1)));
+        user.apply_all("+config|get +publish &news.*", &table).unwrap();
+        assert_eq!(check(&user, &table, &["config", "get", "maxmemory"]), Ok(()));
+        assert_eq!(check(&user, &table, &["config", "set", "maxmemory", "1"]), Err(Denied::Command));
+        assert_eq!(check(&user, &table, &["publish", "news.a", "m"]), Ok(()));
+        assert_eq!(check(&user, &table, &["publish", "sport", "m"]), Err(Denied::Channel(1)));
+        let (_, spec) = table.lookup(b"config").unwrap();
+        assert_eq!(
+            Denied::Command.error(spec, &args(&["config", "SET", "x", "y"])),
+            "NOPERM this user has no permissions to run the 'config|set' command"
+        );
+        let mut admin = User::default_user(&table);
+        admin.apply(b"-@dangerous", &table).unwrap();
+        assert_eq!(check(&admin, &table, &["flushall"]), Err(Denied::Command));
+        assert_eq!(check(&admin, &table, &["get", "x"]), Ok(()));
+        assert_eq!(admin.describe_commands(), "+@all -@dangerous");
+    }
+
+    #[test]
+    fn acl_file_round_trip() {
+        let table = table();
+        let acl = Acl::new(&table);
+        acl.set_user("alice", &[b"on", b">pw", b"~a*", b"+get"], &table).unwrap();
+        let text = acl.file_text();
+        let parsed = Acl::parse_file(&text, &table, "users.acl").unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed["alice"].describe(), acl.user("alice").unwrap().describe());
+        let bad = Acl::parse_file("user x on +nosuch\nnonsense\n", &table, "f").unwrap_err();
+        assert!(bad.contains("f:1:") && bad.contains("f:2:"), "{bad}");
+        assert!(Acl::parse_file("user bob on\n", &table, "f").unwrap().contains_key("default"));
+    }
+
+    #[test]
+    fn authentication() {
+        let table = table();
+        let acl = Acl::new(&table);
+        assert!(!acl.auth_required());
+        acl.set_default_password(Some(b"secret"), &table);
+        assert!(acl.auth_required());
+        assert!(acl.authenticate(b"default", b"secret").is_ok());
+        assert!(acl.authenticate(b"default", b"wrong").is_err());
+        assert!(acl.authenticate(b"nobody", b"secret").is_err());
+        assert!(acl.authenticate(HTTP_READONLY_USER.as_bytes(), b"").is_err());
+        acl.set_user("off", &[b">pw"], &table).unwrap();
+        assert!(acl.authenticate(b"off", b"pw").is_err());
+    }
+
+    #[test]
+    fn http_readonly_user() {
+        let table = table();
+        let acl = Acl::new(&table);
+        let user = acl.user(HTTP_READONLY_USER).unwrap();
+        assert_eq!(check(&user, &table, &["get", "k"]), Ok(()));
+        assert_eq!(check(&user, &table, &["ping"]), Ok(()));
+        assert_eq!(check(&user, &table, &["set", "k", "v"]), Err(Denied::Command));
+        assert_eq!(check(&user, &table, &["keys", "*"]), Err(Denied::Command));
+    }
+
+    #[test]
+    fn log_groups() {
+        let table = table();
+        let acl = Acl::new(&table);
+        let entry = |object: &str, at| LogEntry {
+            count: 1,
+            reason: "key",
+            context: "toplevel",
+            object: object.into(),
+            username: "u".into(),
+            updated: at,
+            client_info: String::new(),
+        };
+        acl.log(entry("a", 1000));
+        acl.log(entry("a", 2000));
+        acl.log(entry("b", 3000));
+        let entries = acl.log_entries(10);
+        assert_eq!(entries.len(), 2);
+        assert_eq!((entries[0].object.as_str(), entries[1].count), ("b", 2));
+        acl.set_log_max_len(1);
+        assert_eq!(acl.log_entries(10).len(), 1);
+    }
+}

@@ -1,0 +1,225 @@
+//! `ACL` and its subcommands, as in Redis 7.0 (the model lives in [`crate::acl`]).
+
+use bytes::Bytes;
+use rand::RngCore;
+use staykv_resp::Reply;
+
+use super::{arg, is, text};
+use crate::acl::{self, Acl, User};
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::host::ClientFilter;
+
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("acl", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", acl)];
+
+const HELP: &[&str] = &[
+    "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CAT [<category>]",
+    "    List all commands that belong to <category>, or all command categories",
+    "    when no category is specified.",
+    "DELUSER <username> [<username> ...]",
+    "    Delete a list of users.",
+    "DRYRUN <username> <command> [<arg> ...]",
+    "    Returns whether the user can execute the given command without executing the command.",
+    "GETUSER <username>",
+    "    Get the user's details.",
+    "GENPASS [<bits>]",
+    "    Generate a secure 256-bit user password. The optional `bits` argument can",
+    "    be used to specify a different size.",
+    "LIST",
+    "    Show users details in config file format.",
+    "LOAD",
+    "    Reload users from the ACL file.",
+    "LOG [<count> | RESET]",
+    "    Show the ACL log entries.",
+    "SAVE",
+    "    Save the current config to the ACL file.",
+    "SETUSER <username> <attribute> [<attribute> ...]",
+    "    Create or modify a user with the specified attributes.",
+    "USERS",
+    "    List all the registered usernames.",
+    "WHOAMI",
+    "    Return the current connection username.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = arg(args, 1)?;
+    let name = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    let argc = args.len();
+    let arity_ok = match name.as_str() {
+        "setuser" => argc >= 3,
+        "getuser" => argc == 3,
+        "deluser" => argc >= 3,
+        "list" | "users" | "whoami" | "save" | "load" | "help" => argc == 2,
+        "cat" => argc <= 3,
+        "log" | "genpass" => argc <= 3,
+        "dryrun" => argc >= 4,
+        _ => return Err(errors::unknown_subcommand(sub, "acl")),
+    };
+    if !arity_ok {
+        return Err(Reply::Error(format!("ERR wrong number of arguments for 'acl|{name}' command")));
+    }
+    let engine = ctx.engine;
+    let table = &engine.table;
+    let acl = &engine.acl;
+    match name.as_str() {
+        "setuser" => {
+            let user = valid_username(arg(args, 2)?)?;
+            let rules: Vec<&[u8]> = args.iter().skip(3).map(|a| &a[..]).collect();
+            acl.set_user(&user, &rules, table).map_err(|(i, e)| {
+                let rule = rules.get(i).map(|r| text(r)).unwrap_or_default();
+                Reply::Error(format!("ERR Error in ACL SETUSER modifier '{rule}': {e}"))
+            })?;
+            Ok(Reply::Ok)
+        }
+        "getuser" => {
+            Ok(acl.user(&text(arg(args, 2)?)).filter(|u| is_listed(acl, u)).map_or(Reply::Nil, |u| describe(&u)))
+        }
+        "deluser" => {
+            let names: Vec<String> = args.iter().skip(2).map(|a| text(a)).collect();
+            if names.iter().any(|n| n == "default") {
+                return Err(err("ERR The 'default' user cannot be removed"));
+            }
+            let deleted = acl.delete_users(&names);
+            for name in names {
+                ctx.host.client_kill(&ClientFilter { user: Some(name), ..ClientFilter::default() });
+            }
+            Ok(Reply::Int(deleted as i64))
+        }
+        "list" => Ok(Reply::Array(
+            acl.users().iter().map(|u| Reply::Bulk(Bytes::from(format!("user {} {}", u.name, u.describe())))).collect(),
+        )),
+        "users" => Ok(Reply::Array(acl.users().iter().map(|u| Reply::bulk_str(&u.name)).collect())),
+        "whoami" => Ok(Reply::bulk_str(&ctx.client.user)),
+        "cat" => cat(ctx, args.get(2)),
+        "log" => log(ctx, args.get(2)),
+        "save" => {
+            ctx.host.acl_save(&acl.file_text()).map_err(Reply::Error)?;
+            Ok(Reply::Ok)
+        }
+        "load" => {
+            let text = ctx.host.acl_load().map_err(Reply::Error)?;
+            let users = Acl::parse_file(&text, table, "ACL file").map_err(|e| Reply::Error(format!("ERR {e}")))?;
+            for gone in acl.replace_users(users) {
+                ctx.host.client_kill(&ClientFilter { user: Some(gone), ..ClientFilter::default() });
+            }
+            Ok(Reply::Ok)
+        }
+        "genpass" => genpass(args.get(2)),
+        "dryrun" => dryrun(ctx, args),
+        _ => Ok(Reply::Array(HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect())),
+    }
+}
+
+/// The built-in HTTP read-only user is not an ACL user until one is defined with its name.
+fn is_listed(acl: &Acl, user: &User) -> bool {
+    acl.users().iter().any(|u| u.name == user.name)
+}
+
+fn valid_username(name: &[u8]) -> Result<String, Reply> {
+    if name.is_empty() || name.iter().any(|&c| c == b' ' || c == 0) {
+        return Err(err("ERR Usernames can't contain spaces or null characters"));
+    }
+    Ok(text(name))
+}
+
+/// `ACL GETUSER`'s map.
+fn describe(user: &User) -> Reply {
+    let field = |name: &str| Reply::bulk_str(name);
+    Reply::Map(vec![
+        (field("flags"), Reply::Array(user.flag_names().into_iter().map(Reply::bulk_str).collect())),
+        (field("passwords"), Reply::Array(user.passwords.iter().map(|p| Reply::bulk_str(p)).collect())),
+        (field("commands"), Reply::bulk_str(&user.describe_commands())),
+        (field("keys"), Reply::bulk_str(&user.describe_keys())),
+        (field("channels"), Reply::bulk_str(&user.describe_channels())),
+        (field("selectors"), Reply::Array(Vec::new())),
+    ])
+}
+
+fn cat(ctx: &mut Ctx, category: Option<&Bytes>) -> CmdResult {
+    let Some(category) = category else {
+        return Ok(Reply::Array(acl::CATEGORIES.iter().map(|c| Reply::bulk_str(c)).collect()));
+    };
+    let name = text(category).to_ascii_lowercase();
+    if !acl::CATEGORIES.contains(&name.as_str()) {
+        return Err(Reply::Error(format!("ERR Unknown category '{}'", text(category))));
+    }
+    let commands = ctx.engine.table.all().iter().filter(|spec| acl::categories(spec).contains(&name.as_str()));
+    Ok(Reply::Array(commands.map(|spec| Reply::bulk_str(spec.name)).collect()))
+}
+
+fn log(ctx: &mut Ctx, option: Option<&Bytes>) -> CmdResult {
+    let acl = &ctx.engine.acl;
+    let count = match option {
+        None => 10,
+        Some(o) if is(o, "reset") => {
+            acl.log_reset();
+            return Ok(Reply::Ok);
+        }
+        Some(o) => match super::int_arg(o) {
+            Ok(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => return Err(err("ERR value is out of range, must be positive")),
+        },
+    };
+    let now = ctx.now;
+    let entries = acl.log_entries(count).into_iter().map(|e| {
+        let field = |name: &str| Reply::bulk_str(name);
+        Reply::Map(vec![
+            (field("count"), Reply::Int(i64::try_from(e.count).unwrap_or(i64::MAX))),
+            (field("reason"), Reply::bulk_str(e.reason)),
+            (field("context"), Reply::bulk_str(e.context)),
+            (field("object"), Reply::bulk_str(&e.object)),
+            (field("username"), Reply::bulk_str(&e.username)),
+            (field("age-seconds"), Reply::Double(now.saturating_sub(e.updated) as f64 / 1000.0)),
+            (field("client-info"), Reply::bulk_str(&e.client_info)),
+        ])
+    });
+    Ok(Reply::Array(entries.collect()))
+}
+
+fn genpass(bits: Option<&Bytes>) -> CmdResult {
+    let bits = match bits {
+        None => 256,
+        Some(b) => match super::int_arg(b) {
+            Ok(n) if (1..=4096).contains(&n) => n as usize,
+            _ => {
+                return Err(err(
+                    "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096",
+                ))
+            }
+        },
+    };
+    let chars = bits.div_ceil(4);
+    let mut random = vec![0u8; chars.div_ceil(2)];
+    rand::thread_rng().fill_bytes(&mut random);
+    let mut hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    hex.truncate(chars);
+    Ok(Reply::Bulk(Bytes::from(hex)))
+}
+
+fn dryrun(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let name = text(arg(args, 2)?);
+    let user = ctx.engine.acl.user(&name).ok_or_else(|| Reply::Error(format!("ERR User '{name}' not found")))?;
+    let command = args.get(3..).unwrap_or_default();
+    let Some((index, spec)) = command.first().and_then(|c| ctx.engine.table.lookup(c)) else {
+        return Err(Reply::Error(format!("ERR Command '{}' not found", text(arg(args, 3)?))));
+    };
+    if !spec.arity_ok(command.len()) {
+        return Err(errors::wrong_arity(spec.name));
+    }
+    match user.check(index, spec, command) {
+        Ok(()) => Ok(Reply::Ok),
+        Err(denied) => {
+            let object = denied.object(spec, command);
+            let what = match denied {
+                acl::Denied::Command => format!("run the '{object}' command"),
+                acl::Denied::Key(_) => format!("access the '{object}' key"),
+                acl::Denied::Channel(_) => format!("access the '{object}' channel"),
+            };
+            Ok(Reply::Bulk(Bytes::from(format!("This user has no permissions to {what}"))))
+        }
+    }
+}

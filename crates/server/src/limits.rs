@@ -1,0 +1,170 @@
+//! Per-client limits under Redis's names (`timeout`, `client-query-buffer-limit`,
+//! `proto-max-bulk-len`, `client-output-buffer-limit`), readable by every connection without
+//! locking and changeable at run time with `CONFIG SET`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Redis's memory notation: `100`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`...
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = match lower.get(digits.len()..)? {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1024 * 1024,
+        "g" => 1_000_000_000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// clap's parser for memory-valued flags.
+pub fn memory_arg(text: &str) -> Result<u64, String> {
+    parse_memory(text).ok_or_else(|| format!("'{text}' is not a memory value (such as 100, 64kb, 512mb, 1gb)"))
+}
+
+/// One class of `client-output-buffer-limit`: close a client whose pending output exceeds
+/// `hard` bytes, or stays above `soft` bytes for `soft_seconds`. Zero disables a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+impl OutputLimit {
+    pub fn soft_duration(self) -> Duration {
+        Duration::from_secs(self.soft_seconds)
+    }
+}
+
+/// `client-output-buffer-limit` for the classes StayKV has (normal and pubsub).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    pub normal: OutputLimit,
+    pub pubsub: OutputLimit,
+}
+
+impl Default for OutputLimits {
+    /// Redis's defaults: `normal 0 0 0 pubsub 32mb 8mb 60`.
+    fn default() -> Self {
+        OutputLimits {
+            normal: OutputLimit { hard: 0, soft: 0, soft_seconds: 0 },
+            pubsub: OutputLimit { hard: 32 * 1024 * 1024, soft: 8 * 1024 * 1024, soft_seconds: 60 },
+        }
+    }
+}
+
+impl OutputLimits {
+    /// Apply `class hard soft seconds` groups over `self`, as `CONFIG SET
+    /// client-output-buffer-limit` does (`replica`/`slave` are accepted and ignored).
+    pub fn parse_over(self, text: &str) -> Result<OutputLimits, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.is_empty() || !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
+        }
+        let mut limits = self;
+        for group in words.chunks_exact(4) {
+            let [class, hard, soft, seconds] = group else { continue };
+            let hard = parse_memory(hard)
+                .ok_or("Error in hard, soft or soft_seconds setting in buffer limit configuration.")?;
+            let soft = parse_memory(soft)
+                .ok_or("Error in hard, soft or soft_seconds setting in buffer limit configuration.")?;
+            let soft_seconds = seconds
+                .parse::<u64>()
+                .map_err(|_| "Error in hard, soft or soft_seconds setting in buffer limit configuration.")?;
+            let limit = OutputLimit { hard, soft, soft_seconds };
+            match class.to_ascii_lowercase().as_str() {
+                "normal" => limits.normal = limit,
+                "pubsub" => limits.pubsub = limit,
+                "replica" | "slave" => {}
+                _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+            }
+        }
+        Ok(limits)
+    }
+
+    /// `CONFIG GET client-output-buffer-limit`, in Redis's shape (bytes).
+    pub fn format(self) -> String {
+        let class = |name: &str, l: OutputLimit| format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds);
+        format!("{} slave 268435456 67108864 60 {}", class("normal", self.normal), class("pubsub", self.pubsub))
+    }
+}
+
+/// The limits in force, shared by all connections.
+#[derive(Debug)]
+pub struct Live {
+    /// `timeout`: close RESP clients idle this many seconds (0: never).
+    pub timeout_secs: AtomicU64,
+    pub query_buffer_limit: AtomicU64,
+    pub proto_max_bulk_len: AtomicU64,
+    output: parking_lot::RwLock<OutputLimits>,
+}
+
+impl Live {
+    pub fn new(timeout_secs: u64, query_buffer_limit: u64, proto_max_bulk_len: u64, output: OutputLimits) -> Live {
+        Live {
+            timeout_secs: AtomicU64::new(timeout_secs),
+            query_buffer_limit: AtomicU64::new(query_buffer_limit),
+            proto_max_bulk_len: AtomicU64::new(proto_max_bulk_len),
+            output: parking_lot::RwLock::new(output),
+        }
+    }
+
+    /// The idle timeout, if one is set.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        match self.timeout_secs.load(Ordering::Relaxed) {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        }
+    }
+
+    pub fn query_buffer_limit(&self) -> usize {
+        usize::try_from(self.query_buffer_limit.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
+    pub fn proto_max_bulk_len(&self) -> i64 {
+        i64::try_from(self.proto_max_bulk_len.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+    }
+
+    pub fn output(&self) -> OutputLimits {
+        *self.output.read()
+    }
+
+    pub fn set_output(&self, limits: OutputLimits) {
+        *self.output.write() = limits;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_values() {
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("32MB"), Some(32 << 20));
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("x"), None);
+        assert_eq!(parse_memory("99999999999999999999gb"), None);
+    }
+
+    #[test]
+    fn output_limits() {
+        let limits = OutputLimits::default();
+        assert_eq!(limits.format(), "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
+        let changed = limits.parse_over("normal 4mb 1mb 2").unwrap();
+        assert_eq!(changed.normal, OutputLimit { hard: 4 << 20, soft: 1 << 20, soft_seconds: 2 });
+        assert_eq!(changed.pubsub, limits.pubsub);
+        assert!(limits.parse_over("normal 1 2").is_err());
+        assert!(limits.parse_over("bogus 1 2 3").is_err());
+        assert_eq!(OutputLimits::default().parse_over("normal 0 0 0 pubsub 32mb 8mb 60").unwrap(), limits);
+    }
+}

@@ -1,0 +1,736 @@
+//! Security: authentication, ACLs, protected mode, and the per-client limits that keep a
+//! hostile or broken client from hurting the others (issue 8).
+//!
+//! The limit tests run 50 well-behaved clients (a [`Fleet`]) beside the abusive one and
+//! assert that every well-behaved client keeps getting correct replies within a generous
+//! bound while the abusive client is cut off by the matching limit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{encode_str, frame_text, free_port, wait_until, RawConn, Server};
+
+const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+/// Generous: a well-behaved command must be answered within this, however busy the server.
+const BOUND: Duration = Duration::from_secs(10);
+
+/// A parsed RESP value, enough for COMMAND and ACL LOG.
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    Str(String),
+    Int(i64),
+    Arr(Vec<V>),
+    Nil,
+}
+
+impl V {
+    fn arr(&self) -> &[V] {
+        match self {
+            V::Arr(items) => items,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    fn str(&self) -> &str {
+        match self {
+            V::Str(s) => s,
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    /// A flat `[k1, v1, k2, v2]` map's value for `key`.
+    fn field(&self, key: &str) -> &V {
+        let items = self.arr();
+        let at = items.chunks(2).position(|kv| kv[0] == V::Str(key.into())).unwrap_or_else(|| panic!("no {key}"));
+        &items[at * 2 + 1]
+    }
+}
+
+fn parse(frame: &[u8]) -> V {
+    fn go(data: &[u8], pos: &mut usize) -> V {
+        let end = data[*pos..].windows(2).position(|w| w == b"\r\n").unwrap() + *pos;
+        let line = String::from_utf8_lossy(&data[*pos + 1..end]).into_owned();
+        let kind = data[*pos];
+        *pos = end + 2;
+        match kind {
+            b'+' | b'-' | b',' => V::Str(line),
+            b':' => V::Int(line.parse().unwrap()),
+            b'_' => V::Nil,
+            b'$' | b'=' => {
+                let len: i64 = line.parse().unwrap();
+                if len < 0 {
+                    return V::Nil;
+                }
+                let text = String::from_utf8_lossy(&data[*pos..*pos + len as usize]).into_owned();
+                *pos += len as usize + 2;
+                V::Str(text)
+            }
+            b'*' | b'~' | b'%' => {
+                let count: i64 = line.parse().unwrap();
+                if count < 0 {
+                    return V::Nil;
+                }
+                let per = if kind == b'%' { 2 } else { 1 };
+                V::Arr((0..count * per).map(|_| go(data, pos)).collect())
+            }
+            other => panic!("unexpected frame type {}", other as char),
+        }
+    }
+    go(frame, &mut 0)
+}
+
+fn cmd(conn: &mut RawConn, args: &[&str]) -> V {
+    parse(&conn.cmd(args))
+}
+
+fn authed(server: &Server, user: &str, password: &str) -> RawConn {
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd_text(&["AUTH", user, password]), "OK");
+    conn
+}
+
+/// Every command the server knows, from `COMMAND`: (name, arity, flags).
+fn command_table(conn: &mut RawConn) -> Vec<(String, i64, Vec<String>)> {
+    let reply = cmd(conn, &["COMMAND"]);
+    reply
+        .arr()
+        .iter()
+        .map(|entry| {
+            let e = entry.arr();
+            let V::Int(arity) = e[1] else { panic!("arity of {e:?}") };
+            let flags = e[2].arr().iter().map(|f| f.str().to_string()).collect();
+            (e[0].str().to_string(), arity, flags)
+        })
+        .collect()
+}
+
+/// Arguments that satisfy a command's arity.
+fn dummy_args(name: &str, arity: i64) -> Vec<String> {
+    let count = if arity < 0 { -arity } else { arity };
+    let mut args = vec![name.to_string()];
+    args.extend((1..count).map(|i| format!("x{i}")));
+    args
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+#[test]
+fn unauthenticated_client_gets_noauth_on_every_data_command() {
+    let server = Server::staykv_with(&["--requirepass", "s3cret"]);
+    let table = command_table(&mut authed(&server, "default", "s3cret"));
+    assert!(table.len() > 150, "COMMAND lists {} commands", table.len());
+    let mut conn = server.connect();
+    let mut refused = 0;
+    for (name, arity, flags) in &table {
+        if flags.iter().any(|f| f == "no_auth") {
+            continue;
+        }
+        let args = dummy_args(name, *arity);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let reply = conn.cmd(&argv);
+        assert_eq!(reply, NOAUTH, "{name} answered {:?} without AUTH", frame_text(&reply));
+        refused += 1;
+    }
+    // Only the connection handshake runs before AUTH, as in Redis.
+    let open: Vec<&str> =
+        table.iter().filter(|(_, _, f)| f.iter().any(|f| f == "no_auth")).map(|(n, _, _)| n.as_str()).collect();
+    let mut open_sorted = open.clone();
+    open_sorted.sort_unstable();
+    assert_eq!(open_sorted, ["auth", "hello", "quit", "reset"]);
+    println!("{refused} commands refused with NOAUTH");
+    // The connection still works once authenticated.
+    assert_eq!(conn.cmd_text(&["AUTH", "s3cret"]), "OK");
+    assert_eq!(conn.cmd_text(&["SET", "k", "v"]), "OK");
+}
+
+/// One HTTP request on a fresh connection: (status, body).
+fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn http_without_a_valid_token_gets_401_on_every_command() {
+    let http_port = free_port();
+    let port = http_port.to_string();
+    let server = Server::staykv_with(&["--http-port", &port, "--http-token", "tok", "--requirepass", "pw"]);
+    let table = command_table(&mut authed(&server, "default", "pw"));
+    for (name, arity, _) in &table {
+        let body = serde_json::to_vec(&dummy_args(name, *arity)).unwrap();
+        for headers in [&[][..], &["Authorization: Bearer wrong"][..]] {
+            let (status, text) = http(http_port, "POST", "/", headers, &body);
+            assert_eq!(status, 401, "{name} with {headers:?}: {text}");
+            assert!(text.contains("WRONGPASS"), "{text}");
+        }
+    }
+    let (status, _) = http(http_port, "GET", "/get/k?_token=wrong", &[], b"");
+    assert_eq!(status, 401);
+    let (status, text) = http(http_port, "POST", "/", &["Authorization: Bearer tok"], br#"["PING"]"#);
+    assert_eq!((status, text.as_str()), (200, r#"{"result":"PONG"}"#));
+}
+
+#[test]
+fn wrong_passwords_are_rejected_and_logged() {
+    let server = Server::staykv_with(&["--requirepass", "right"]);
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd_text(&["AUTH", "wrong"]), WRONGPASS);
+    assert_eq!(conn.cmd_text(&["AUTH", "default", "wrong"]), WRONGPASS);
+    assert_eq!(conn.cmd_text(&["AUTH", "nobody", "right"]), WRONGPASS);
+    assert_eq!(conn.cmd_text(&["HELLO", "3", "AUTH", "default", "wrong"]), WRONGPASS);
+    assert_eq!(conn.cmd(&["GET", "k"]), NOAUTH, "a failed AUTH must not authenticate");
+    assert_eq!(conn.cmd_text(&["AUTH", "right"]), "OK");
+    let log = cmd(&mut conn, &["ACL", "LOG"]);
+    let entries = log.arr();
+    assert_eq!(entries.len(), 2, "{log:?}");
+    // Newest first; the three failures as `default` share one entry.
+    assert_eq!(entries[0].field("username"), &V::Str("default".into()));
+    assert_eq!(entries[0].field("count"), &V::Int(3));
+    assert_eq!(entries[1].field("username"), &V::Str("nobody".into()));
+    for entry in entries {
+        assert_eq!(entry.field("reason"), &V::Str("auth".into()));
+        assert_eq!(entry.field("context"), &V::Str("toplevel".into()));
+        assert_eq!(entry.field("object"), &V::Str("auth".into()));
+        assert!(entry.field("client-info").str().contains("addr=127.0.0.1"));
+    }
+    assert_eq!(conn.cmd_text(&["ACL", "LOG", "RESET"]), "OK");
+    assert_eq!(cmd(&mut conn, &["ACL", "LOG"]), V::Arr(Vec::new()));
+    // Passwords are kept only as SHA-256 digests.
+    let user = cmd(&mut conn, &["ACL", "GETUSER", "default"]);
+    let passwords = user.field("passwords").arr();
+    assert_eq!(passwords, [V::Str(sha256_hex("right"))]);
+}
+
+/// SHA-256 as Redis prints it, from `sha256sum` (coreutils), for an independent check.
+fn sha256_hex(text: &str) -> String {
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// ACLs
+
+#[test]
+fn acl_user_limited_to_session_keys_and_reads() {
+    let server = Server::staykv_with(&["--requirepass", "admin"]);
+    let mut admin = authed(&server, "default", "admin");
+    assert_eq!(admin.cmd_text(&["SET", "session:1", "alice"]), "OK");
+    assert_eq!(admin.cmd_text(&["SET", "other", "secret"]), "OK");
+    assert_eq!(admin.cmd_text(&["ACL", "SETUSER", "web", "on", ">webpw", "~session:*", "+@read"]), "OK");
+    assert_eq!(
+        cmd(&mut admin, &["ACL", "LIST"]),
+        V::Arr(vec![
+            V::Str(format!("user default on #{} ~* &* +@all", sha256_hex("admin"))),
+            V::Str(format!("user web on #{} ~session:* resetchannels -@all +@read", sha256_hex("webpw"))),
+        ])
+    );
+
+    let mut web = authed(&server, "web", "webpw");
+    assert_eq!(web.cmd_text(&["ACL", "WHOAMI"]), "NOPERM this user has no permissions to run the 'acl|whoami' command");
+    assert_eq!(web.cmd_text(&["GET", "session:1"]), "alice");
+    assert_eq!(web.cmd_text(&["EXISTS", "session:1", "session:2"]), "1");
+    let key_denied = "NOPERM this user has no permissions to access one of the keys used as arguments";
+    assert_eq!(web.cmd_text(&["GET", "other"]), key_denied);
+    assert_eq!(web.cmd_text(&["MGET", "session:1", "other"]), key_denied);
+    assert_eq!(web.cmd_text(&["TTL", "other"]), key_denied);
+    assert_eq!(
+        web.cmd_text(&["SET", "session:1", "mallory"]),
+        "NOPERM this user has no permissions to run the 'set' command"
+    );
+    assert_eq!(web.cmd_text(&["DEL", "session:1"]), "NOPERM this user has no permissions to run the 'del' command");
+    assert_eq!(web.cmd_text(&["FLUSHALL"]), "NOPERM this user has no permissions to run the 'flushall' command");
+    assert_eq!(
+        web.cmd_text(&["CONFIG", "SET", "requirepass", "x"]),
+        "NOPERM this user has no permissions to run the 'config|set' command"
+    );
+    assert_eq!(
+        web.cmd_text(&["EVAL", "return 1", "0"]),
+        "NOPERM this user has no permissions to run the 'eval' command"
+    );
+    // KEYS is @read but lists every key: it is @dangerous too and allowed only with +@read;
+    // it reads no key argument, so the key patterns do not limit it (as in Redis).
+    assert_eq!(admin.cmd_text(&["GET", "session:1"]), "alice", "nothing was changed");
+    assert_eq!(admin.cmd_text(&["GET", "other"]), "secret");
+
+    let log = cmd(&mut admin, &["ACL", "LOG"]);
+    let reasons: Vec<(&str, &str)> =
+        log.arr().iter().map(|e| (e.field("reason").str(), e.field("object").str())).collect();
+    assert!(reasons.contains(&("key", "other")), "{reasons:?}");
+    assert!(reasons.contains(&("command", "set")), "{reasons:?}");
+    assert!(log.arr().iter().all(|e| e.field("username").str() == "web"));
+
+    // HELLO AUTH as the ACL user, and RESET goes back to the (password-protected) default.
+    let mut hello = server.connect();
+    let reply = cmd(&mut hello, &["HELLO", "2", "AUTH", "web", "webpw"]);
+    assert_eq!(reply.field("proto"), &V::Int(2));
+    assert_eq!(hello.cmd_text(&["GET", "session:1"]), "alice");
+    assert_eq!(hello.cmd_text(&["RESET"]), "RESET");
+    assert_eq!(hello.cmd(&["GET", "session:1"]), NOAUTH);
+
+    // Deleting the user disconnects it.
+    assert_eq!(cmd(&mut admin, &["ACL", "DELUSER", "web"]), V::Int(1));
+    assert!(web.try_cmd(&["GET", "session:1"]).is_err(), "a deleted user's connection is closed");
+    assert_eq!(frame_text(&server.connect().cmd(&["AUTH", "web", "webpw"])), WRONGPASS);
+}
+
+#[test]
+fn acl_checks_apply_inside_transactions_and_scripts() {
+    let server = Server::staykv();
+    let mut admin = server.connect();
+    assert_eq!(admin.cmd_text(&["ACL", "SETUSER", "app", "on", "nopass", "~app:*", "+@all", "-flushall"]), "OK");
+    let mut app = authed(&server, "app", "any");
+    // Queued while allowed, refused at EXEC after the permission was taken away.
+    assert_eq!(app.cmd_text(&["MULTI"]), "OK");
+    assert_eq!(app.cmd_text(&["SET", "app:1", "v"]), "QUEUED");
+    assert_eq!(app.cmd_text(&["GET", "app:1"]), "QUEUED");
+    assert_eq!(admin.cmd_text(&["ACL", "SETUSER", "app", "-set"]), "OK");
+    let exec = parse(&app.cmd(&["EXEC"]));
+    assert_eq!(exec.arr()[0], V::Str("NOPERM this user has no permissions to run the 'set' command".into()));
+    assert_eq!(exec.arr()[1], V::Nil);
+    // Scripts: every redis.call is checked.
+    let denied = app.cmd_text(&["EVAL", "return redis.call('get', 'secret')", "0"]);
+    assert!(denied.contains("NOPERM") && denied.contains("keys"), "{denied}");
+    assert_eq!(app.cmd_text(&["EVAL", "return redis.call('get', KEYS[1])", "1", "app:1"]), "");
+    assert_eq!(app.cmd_text(&["FLUSHALL"]), "NOPERM this user has no permissions to run the 'flushall' command");
+    let log = cmd(&mut admin, &["ACL", "LOG"]);
+    let contexts: Vec<&str> = log.arr().iter().map(|e| e.field("context").str()).collect();
+    assert!(contexts.contains(&"multi") && contexts.contains(&"lua") && contexts.contains(&"toplevel"), "{contexts:?}");
+    // DRYRUN answers without running.
+    assert_eq!(admin.cmd_text(&["ACL", "DRYRUN", "app", "get", "app:1"]), "OK");
+    assert_eq!(
+        admin.cmd_text(&["ACL", "DRYRUN", "app", "get", "x"]),
+        "This user has no permissions to access the 'x' key"
+    );
+}
+
+#[test]
+fn acl_setuser_errors_change_nothing() {
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    assert_eq!(
+        conn.cmd_text(&["ACL", "SETUSER", "bob", "on", "+nosuch"]),
+        "ERR Error in ACL SETUSER modifier '+nosuch': Unknown command or category name in ACL"
+    );
+    assert_eq!(cmd(&mut conn, &["ACL", "GETUSER", "bob"]), V::Nil);
+    assert_eq!(
+        conn.cmd_text(&["ACL", "SETUSER", "bob", "allkeys", "~x"]),
+        "ERR Error in ACL SETUSER modifier '~x': Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
+    );
+    assert_eq!(conn.cmd_text(&["ACL", "DELUSER", "default"]), "ERR The 'default' user cannot be removed");
+    assert_eq!(conn.cmd_text(&["ACL", "CAT", "nosuch"]), "ERR Unknown category 'nosuch'");
+    let categories = cmd(&mut conn, &["ACL", "CAT"]);
+    assert_eq!(categories.arr().len(), 21);
+    let genpass = conn.cmd_text(&["ACL", "GENPASS"]);
+    assert_eq!(genpass.len(), 64);
+    assert!(genpass.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(conn.cmd_text(&["ACL", "SAVE"]).split(' ').next(), Some("ERR"));
+}
+
+#[test]
+fn aclfile_is_loaded_at_start_and_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.acl");
+    std::fs::write(
+        &path,
+        format!("user default on #{} ~* &* +@all\nuser reader on >rpw ~session:* +@read\n", sha256_hex("adminpw")),
+    )
+    .unwrap();
+    let file = path.to_string_lossy().into_owned();
+    let server = Server::staykv_with(&["--aclfile", &file]);
+    assert_eq!(server.connect().cmd(&["PING"]), NOAUTH, "the file's default user has a password");
+    let mut admin = authed(&server, "default", "adminpw");
+    let mut reader = authed(&server, "reader", "rpw");
+    assert_eq!(
+        reader.cmd_text(&["SET", "session:1", "x"]),
+        "NOPERM this user has no permissions to run the 'set' command"
+    );
+    assert_eq!(admin.cmd_text(&["ACL", "SETUSER", "writer", "on", ">wpw", "~*", "+@write"]), "OK");
+    assert_eq!(admin.cmd_text(&["ACL", "SAVE"]), "OK");
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        saved.contains(&format!("user writer on #{} ~* resetchannels -@all +@write", sha256_hex("wpw"))),
+        "{saved}"
+    );
+    assert!(!saved.contains("wpw\n") && !saved.contains(">"), "no clear-text password in the file");
+    // Edit the file by hand and load it: reader is gone (and disconnected), writer stays.
+    let edited: String = saved.lines().filter(|l| !l.starts_with("user reader")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, edited).unwrap();
+    assert_eq!(admin.cmd_text(&["ACL", "LOAD"]), "OK");
+    assert_eq!(cmd(&mut admin, &["ACL", "USERS"]), V::Arr(vec![V::Str("default".into()), V::Str("writer".into())]));
+    assert!(reader.try_cmd(&["PING"]).is_err());
+    // A bad file is refused whole.
+    std::fs::write(&path, "user default on nopass ~* +@all\nuser broken on +nosuch\n").unwrap();
+    let error = admin.cmd_text(&["ACL", "LOAD"]);
+    assert!(error.starts_with("ERR") && error.contains(":2:"), "{error}");
+    assert_eq!(admin.cmd_text(&["ACL", "WHOAMI"]), "default");
+    assert_eq!(cmd(&mut admin, &["ACL", "USERS"]).arr().len(), 2);
+}
+
+#[test]
+fn protected_mode_refuses_an_open_resp_port_on_the_network() {
+    for extra in [&[][..], &["--http-token", "t"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_staykv"))
+            .args(["--bind", "0.0.0.0", "--port", &free_port().to_string(), "--http-port", "0", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .env_remove("STAYKV_REQUIREPASS")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--requirepass"), "{stderr}");
+    }
+}
+
+#[test]
+fn http_readonly_token_runs_as_a_read_only_acl_user() {
+    let http_port = free_port();
+    let port = http_port.to_string();
+    let server = Server::staykv_with(&["--http-port", &port, "--http-token", "full", "--http-readonly-token", "ro"]);
+    let (status, _) = http(http_port, "POST", "/", &["Authorization: Bearer full"], br#"["SET","k","v"]"#);
+    assert_eq!(status, 200);
+    let (status, text) = http(http_port, "POST", "/", &["Authorization: Bearer ro"], br#"["GET","k"]"#);
+    assert_eq!((status, text.as_str()), (200, r#"{"result":"v"}"#));
+    let (status, text) = http(http_port, "POST", "/", &["Authorization: Bearer ro"], br#"["SET","k","x"]"#);
+    assert_eq!(status, 400);
+    assert!(text.contains("NOPERM"), "{text}");
+    // A script cannot launder a write past the read-only user: the ACL checks its calls.
+    let (_, text) = http(
+        http_port,
+        "POST",
+        "/",
+        &["Authorization: Bearer ro"],
+        br#"["EVAL_RO","return redis.call('get','k')","0"]"#,
+    );
+    assert!(text.contains("NOPERM") || text.contains("\"v\""), "{text}");
+    assert_eq!(server.connect().cmd_text(&["GET", "k"]), "v");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits: 50 well-behaved clients keep working while one misbehaves
+
+/// Well-behaved clients, each on its own connection and thread, doing SET/GET round trips
+/// on their own keys and checking every reply.
+struct Fleet {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(u64, Duration)>>,
+}
+
+impl Fleet {
+    fn start(addr: SocketAddr, clients: usize, password: Option<&'static str>) -> Fleet {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|i| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut conn = RawConn::connect(addr);
+                    if let Some(password) = password {
+                        assert_eq!(conn.cmd_text(&["AUTH", password]), "OK");
+                    }
+                    let (mut ops, mut slowest) = (0u64, Duration::ZERO);
+                    while !stop.load(Ordering::Relaxed) || ops == 0 {
+                        let (key, value) = (format!("fleet:{i}"), format!("v{ops}"));
+                        let started = Instant::now();
+                        assert_eq!(conn.cmd_text(&["SET", &key, &value]), "OK", "client {i}");
+                        assert_eq!(conn.cmd_text(&["GET", &key]), value, "client {i}");
+                        slowest = slowest.max(started.elapsed());
+                        ops += 1;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    (ops, slowest)
+                })
+            })
+            .collect();
+        Fleet { stop, threads }
+    }
+
+    /// Stop; every client must have done work, every reply correct, none slower than BOUND.
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = 0;
+        let mut slowest = Duration::ZERO;
+        for thread in self.threads {
+            let (ops, slow) = thread.join().expect("a well-behaved client failed");
+            assert!(ops > 0);
+            total += ops;
+            slowest = slowest.max(slow);
+        }
+        assert!(slowest < BOUND, "a well-behaved round trip took {slowest:?}");
+        println!("well-behaved clients: {total} round trips, slowest {slowest:?}");
+    }
+}
+
+/// Whether the server closed `stream` (read returns EOF or an error within `within`).
+fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 64 * 1024];
+    while Instant::now() < deadline {
+        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn huge_declared_lengths_are_cut_off_by_the_protocol_limits() {
+    let server = Server::staykv_with(&["--proto-max-bulk-len", "8mb", "--client-query-buffer-limit", "2mb"]);
+    let fleet = Fleet::start(server.addr(), 50, None);
+    // A bulk longer than proto-max-bulk-len: refused from the header alone.
+    let mut too_long = RawConn::connect(server.addr());
+    too_long.send(b"*2\r\n$3\r\nGET\r\n$9000000\r\n");
+    assert_eq!(frame_text(&too_long.read_frame().unwrap()), "ERR Protocol error: invalid bulk length");
+    // A multibulk count past the limit Redis allows.
+    let mut too_many = RawConn::connect(server.addr());
+    too_many.send(b"*2147483648\r\n");
+    assert_eq!(frame_text(&too_many.read_frame().unwrap()), "ERR Protocol error: invalid multibulk length");
+    // An allowed length whose data piles up past client-query-buffer-limit.
+    let mut hoarder = TcpStream::connect(server.addr()).unwrap();
+    hoarder.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8000000\r\n").unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < 4 * 1024 * 1024 && hoarder.write_all(&chunk).is_ok() {
+        sent += chunk.len();
+    }
+    assert!(closed_by_server(&mut hoarder, BOUND), "the query buffer limit did not close the client");
+    // No memory was allocated from the declared sizes.
+    assert!(server.rss_kib() < 512 * 1024, "RSS {} KiB", server.rss_kib());
+    fleet.finish();
+    let mut check = server.connect();
+    assert_eq!(check.cmd_text(&["EXISTS", "k"]), "0");
+}
+
+#[test]
+fn idle_and_slow_clients_are_cut_off_by_timeouts() {
+    let http_port = free_port();
+    let port = http_port.to_string();
+    let server = Server::staykv_with(&["--timeout", "2", "--http-port", &port, "--http-header-timeout", "2"]);
+    let fleet = Fleet::start(server.addr(), 50, None);
+    // RESP: a client that sends a byte and then nothing for longer than `timeout`.
+    let mut idle = TcpStream::connect(server.addr()).unwrap();
+    idle.write_all(b"*").unwrap();
+    // HTTP slowloris: the request head one byte per second.
+    let slow: Vec<std::thread::JoinHandle<(bool, usize)>> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+                let head = b"GET /get/k HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+                for (sent, byte) in head.iter().enumerate() {
+                    if stream.write_all(&[*byte]).is_err() {
+                        return (true, sent);
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    let mut probe = [0u8; 1024];
+                    stream.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+                    match stream.read(&mut probe) {
+                        Ok(0) => return (true, sent + 1),
+                        Ok(_) => return (true, sent + 1), // an error answer before closing
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        }
+                        Err(_) => return (true, sent + 1),
+                    }
+                }
+                (false, head.len())
+            })
+        })
+        .collect();
+    // Well-behaved HTTP requests are served meanwhile.
+    for _ in 0..20 {
+        let (status, _) = http(http_port, "GET", "/ping", &[], b"");
+        assert_eq!(status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed_by_server(&mut idle, BOUND), "the idle RESP client was not closed");
+    for handle in slow {
+        let (cut, sent) = handle.join().unwrap();
+        assert!(cut && sent < 10, "a slowloris client sent {sent} bytes and was not cut off");
+    }
+    fleet.finish();
+    // CONFIG GET/SET use Redis's names.
+    let mut conn = server.connect();
+    assert_eq!(
+        cmd(&mut conn, &["CONFIG", "GET", "timeout"]),
+        V::Arr(vec![V::Str("timeout".into()), V::Str("2".into())])
+    );
+    assert_eq!(conn.cmd_text(&["CONFIG", "SET", "timeout", "0"]), "OK");
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_off_by_the_output_buffer_limit() {
+    let server = Server::staykv_with(&["--client-output-buffer-limit", "normal 64mb 512kb 2", "--fsync", "no"]);
+    let mut setup = server.connect();
+    let big = "x".repeat(64 * 1024);
+    assert_eq!(setup.cmd_text(&["SET", "big", &big]), "OK");
+    let fleet = Fleet::start(server.addr(), 50, None);
+    let mut reader_less = RawConn::connect(server.addr());
+    assert_eq!(reader_less.cmd_text(&["CLIENT", "SETNAME", "never-reads"]), "OK");
+    // 4,000 GETs of 64 KiB (256 MiB of replies) without reading one.
+    let pipeline: Vec<u8> = (0..4000).flat_map(|_| encode_str(&["GET", "big"])).collect();
+    reader_less.send_lenient(&pipeline);
+    let gone =
+        wait_until(Duration::from_secs(30), || !setup.cmd_text(&["CLIENT", "LIST"]).contains("name=never-reads"));
+    assert!(gone, "the client that never reads is still connected");
+    assert!(server.rss_kib() < 1024 * 1024, "RSS {} KiB", server.rss_kib());
+    fleet.finish();
+    assert_eq!(
+        cmd(&mut setup, &["CONFIG", "GET", "client-output-buffer-limit"]).arr()[1],
+        V::Str("normal 67108864 524288 2 slave 268435456 67108864 60 pubsub 33554432 8388608 60".into())
+    );
+}
+
+/// Not a test on its own: opens `STAYKV_FLOOD_COUNT` connections to `STAYKV_FLOOD_ADDR`,
+/// prints how many it holds, and keeps them until its stdin closes.
+#[test]
+#[ignore = "helper process of connection_flood_is_capped_by_maxclients"]
+fn flood_helper() {
+    let Ok(addr) = std::env::var("STAYKV_FLOOD_ADDR") else { return };
+    let addr: SocketAddr = addr.parse().unwrap();
+    let count: usize = std::env::var("STAYKV_FLOOD_COUNT").unwrap().parse().unwrap();
+    raise_fd_limit();
+    let mut held = Vec::with_capacity(count);
+    let mut failed = 0;
+    for _ in 0..count {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Ok(stream) => held.push(stream),
+            Err(_) => failed += 1,
+        }
+    }
+    println!("FLOOD opened={} failed={failed}", held.len());
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    drop(held);
+}
+
+/// Raise the soft open-files limit to the hard one; returns the new limit.
+fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        limit.rlim_cur = limit.rlim_max;
+        let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    limit.rlim_cur
+}
+
+#[test]
+fn connection_flood_is_capped_by_maxclients() {
+    let limit = raise_fd_limit();
+    if limit < 10_500 {
+        println!("SKIPPED: the open-files limit is {limit}; 20,000 connections need at least 10,500 per process");
+        return;
+    }
+    // The server inherits the raised limit: 10,000 clients (maxclients) fit.
+    let server = Server::staykv_with(&["--maxclients", "10000", "--fsync", "no"]);
+    let fleet = Fleet::start(server.addr(), 50, None);
+    let exe = std::env::current_exe().unwrap();
+    let helpers: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--exact", "flood_helper", "--ignored", "--nocapture", "--test-threads", "1"])
+                .env("STAYKV_FLOOD_ADDR", server.addr().to_string())
+                .env("STAYKV_FLOOD_COUNT", "10000")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut helpers = helpers;
+    let mut opened = 0;
+    for helper in &mut helpers {
+        let stdout = helper.stdout.take().unwrap();
+        let line = BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.starts_with("FLOOD")).unwrap();
+        println!("{line}");
+        opened +=
+            line.split_whitespace().nth(1).and_then(|w| w.strip_prefix("opened=")).unwrap().parse::<usize>().unwrap();
+    }
+    assert!(opened >= 19_000, "only {opened} of 20,000 connections were opened");
+    // Over maxclients, new connections get Redis's error and are closed.
+    let mut late = RawConn::connect(server.addr());
+    let reply = late.read_frame().map(|f| frame_text(&f)).unwrap_or_default();
+    assert_eq!(reply, "ERR max number of clients reached");
+    fleet.finish();
+    // The flood ends: its connections go away and new clients are served again.
+    for helper in &mut helpers {
+        drop(helper.stdin.take());
+        let _ = helper.wait();
+    }
+    let served = wait_until(Duration::from_secs(30), || {
+        let mut conn = RawConn::connect(server.addr());
+        conn.try_cmd(&["PING"]).is_ok_and(|r| r == b"+PONG\r\n")
+    });
+    assert!(served, "new clients are not served after the flood");
+}
+
+// ---------------------------------------------------------------------------------------------
+// maxmemory
+
+#[test]
+fn maxmemory_noeviction_refuses_writes_and_loses_nothing() {
+    let mut server = Server::staykv_with(&["--fsync", "everysec"]);
+    let mut conn = server.connect();
+    let limit = server.rss_kib() * 1024 + 48 * 1024 * 1024;
+    assert_eq!(conn.cmd_text(&["CONFIG", "SET", "maxmemory", &limit.to_string()]), "OK");
+    let value = "v".repeat(64 * 1024);
+    let mut acknowledged = Vec::new();
+    let mut oom = None;
+    for i in 0..4000 {
+        let key = format!("mem:{i}");
+        let reply = conn.cmd_text(&["SET", &key, &value]);
+        if reply == "OK" {
+            acknowledged.push(key);
+        } else {
+            oom = Some(reply);
+            break;
+        }
+    }
+    let oom = oom.expect("writes past maxmemory were never refused");
+    assert_eq!(oom, "OOM command not allowed when used memory > 'maxmemory'.");
+    // Reads and deletes keep working; other writes are refused too.
+    assert_eq!(conn.cmd_text(&["GET", &acknowledged[0]]).len(), value.len());
+    assert_eq!(conn.cmd_text(&["RPUSH", "list", "x"]), oom);
+    assert_eq!(conn.cmd_text(&["DEL", "nothing"]), "0");
+    println!("{} writes acknowledged before OOM", acknowledged.len());
+    server.restart();
+    let mut conn = server.connect();
+    for key in &acknowledged {
+        assert_eq!(conn.cmd_text(&["STRLEN", key]), value.len().to_string(), "{key} lost");
+    }
+}
