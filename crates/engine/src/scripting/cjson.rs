@@ -118,7 +118,7 @@ fn append_value(_lua: &Lua, cfg: &Config, value: &Value, depth: i64, out: &mut V
                         out.push(b',');
                     }
                     let item: Value = t.raw_get(i)?;
-                    if let Err(message) = append_value(_lua, cfg, &item, depth, out)? {
+                    if let Err(message) = super::libutil::deep(|| append_value(_lua, cfg, &item, depth, out))? {
                         return Ok(Err(message));
                     }
                 }
@@ -146,7 +146,7 @@ fn append_value(_lua: &Lua, cfg: &Config, value: &Value, depth: i64, out: &mut V
                         }
                         other => return Ok(Err(exception(other, "table key must be a number or string"))),
                     }
-                    if let Err(message) = append_value(_lua, cfg, &item, depth, out)? {
+                    if let Err(message) = super::libutil::deep(|| append_value(_lua, cfg, &item, depth, out))? {
                         return Ok(Err(message));
                     }
                 }
@@ -320,7 +320,12 @@ impl Parser<'_> {
         }
         let rest = self.data.get(self.pos..).unwrap_or_default();
         match c {
-            b'"' => (self.string_token(), start),
+            b'"' => {
+                let token = self.string_token();
+                // A string error names the character where it was found.
+                let at = if matches!(token, Token::Error(_)) { self.pos } else { start };
+                (token, at)
+            }
             b'-' | b'0'..=b'9' => {
                 if !self.cfg.decode_invalid_numbers && self.invalid_number() {
                     return (Token::Error("invalid number"), start);
@@ -494,7 +499,8 @@ impl Parser<'_> {
                         index + 1
                     )));
                 }
-                let parsed = if token == Token::ObjBegin { self.object(lua)? } else { self.array(lua)? };
+                let parsed =
+                    super::libutil::deep(|| if token == Token::ObjBegin { self.object(lua) } else { self.array(lua) })?;
                 self.depth -= 1;
                 match parsed {
                     Ok(t) => Value::Table(t),

@@ -21,7 +21,7 @@ use super::libutil::c_cast_i64;
 
 /// How deep a script's result may nest before it is cut with an error (the C code is bounded
 /// by the Lua stack; StayKV by its own stack).
-const MAX_DEPTH: usize = 1000;
+const MAX_DEPTH: usize = 3000;
 
 /// `luaPushErrorBuff`'s text: `-CODE msg` keeps its code, anything else gets `ERR`; `\r\n` at
 /// either end is trimmed.
@@ -205,7 +205,10 @@ fn table_to_reply(lua: &Lua, t: &Table, resp3: bool, depth: usize) -> mlua::Resu
         let mut pairs = Vec::new();
         for pair in map.pairs::<Value, Value>() {
             let (k, v) = pair?;
-            pairs.push((to_reply(lua, &k, resp3, depth + 1)?, to_reply(lua, &v, resp3, depth + 1)?));
+            pairs.push((
+                super::libutil::deep(|| to_reply(lua, &k, resp3, depth + 1))?,
+                super::libutil::deep(|| to_reply(lua, &v, resp3, depth + 1))?,
+            ));
         }
         return Ok(Reply::Map(pairs));
     }
@@ -213,7 +216,7 @@ fn table_to_reply(lua: &Lua, t: &Table, resp3: bool, depth: usize) -> mlua::Resu
         let mut items = Vec::new();
         for pair in set.pairs::<Value, Value>() {
             let (k, _) = pair?;
-            items.push(to_reply(lua, &k, resp3, depth + 1)?);
+            items.push(super::libutil::deep(|| to_reply(lua, &k, resp3, depth + 1))?);
         }
         return Ok(Reply::Set(items));
     }
@@ -224,7 +227,7 @@ fn table_to_reply(lua: &Lua, t: &Table, resp3: bool, depth: usize) -> mlua::Resu
         if item.is_nil() {
             break;
         }
-        items.push(to_reply(lua, &item, resp3, depth + 1)?);
+        items.push(super::libutil::deep(|| to_reply(lua, &item, resp3, depth + 1))?);
         j += 1.0;
     }
     Ok(Reply::Array(items))

@@ -217,7 +217,7 @@ impl Scripting {
         }
         let mut values = outcome.map_err(internal)?.into_iter();
         if !matches!(values.next(), Some(Value::Boolean(true))) {
-            let error = values.next().unwrap_or(Value::Nil);
+            let error = super::script_error_value(lua, values.next().unwrap_or(Value::Nil)).map_err(internal)?;
             let message = match &error {
                 Value::Table(t) => convert::error_message(lua, t).map_err(internal)?,
                 other => {

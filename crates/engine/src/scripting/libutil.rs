@@ -222,6 +222,12 @@ pub(crate) fn lib_table(lua: &Lua, functions: &[(&str, LibFn)]) -> mlua::Result<
     Ok(table)
 }
 
+/// Run a step of a recursive conversion with enough stack: nested tables may be 1000 deep
+/// and the server's worker threads have small stacks, so the stack grows on demand.
+pub(crate) fn deep<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

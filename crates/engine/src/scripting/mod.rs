@@ -187,6 +187,8 @@ struct State {
 pub struct Scripting {
     state: Mutex<State>,
     running: Mutex<Option<Running>>,
+    /// Whether `running` is set (read on every command without taking the mutex).
+    active: AtomicBool,
     shared: Arc<Shared>,
     busy_threshold_ms: AtomicU64,
 }
@@ -208,6 +210,7 @@ impl Default for Scripting {
                 function_index: HashMap::new(),
             }),
             running: Mutex::new(None),
+            active: AtomicBool::new(false),
             shared: Arc::new(Shared {
                 kill: AtomicBool::new(false),
                 rng: Mutex::new(Rand48::new()),
@@ -253,18 +256,21 @@ impl Scripting {
     }
 
     /// The `BUSY` error another client gets while a script has run past the threshold, for
-    /// commands other than the few Redis allows then (SCRIPT KILL, FUNCTION KILL, SHUTDOWN,
-    /// AUTH, HELLO, QUIT, RESET). Commands already waiting for the shard locks keep waiting.
+    /// commands other than the few Redis allows then (AUTH, HELLO, QUIT, RESET, SHUTDOWN).
+    /// SCRIPT KILL and FUNCTION KILL are answered here, before the dispatcher would wait for
+    /// the shard locks the script holds. Commands already waiting for those locks keep waiting.
     pub fn busy_reply(&self, spec: &CommandSpec, args: &[Bytes], now: u64) -> Option<Reply> {
-        let running = self.busy(now)?;
-        let sub = args.get(1).map(|s| s.to_ascii_lowercase());
-        let allowed = match spec.name {
-            "auth" | "hello" | "quit" | "reset" | "shutdown" => true,
-            "script" | "function" => sub.as_deref() == Some(b"kill"),
-            _ => false,
-        };
-        if allowed {
+        if !self.active.load(Ordering::Acquire) {
             return None;
+        }
+        let running = self.busy(now)?;
+        let kill = args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"kill")) && args.len() == 2;
+        match spec.name {
+            "auth" | "hello" | "quit" | "reset" | "shutdown" => return None,
+            "script" | "function" if kill => {
+                return Some(self.kill(spec.name == "script", now).unwrap_or_else(|e| e));
+            }
+            _ => {}
         }
         let which = if running.is_eval { "SCRIPT" } else { "FUNCTION" };
         Some(Reply::Error(format!(
@@ -386,6 +392,7 @@ impl Scripting {
             argv: run.argv.clone(),
             wrote: wrote.clone(),
         });
+        self.active.store(true, Ordering::Release);
         vm.lua.set_app_data(RunFlags::default());
         let saved_db = ctx.client.db;
         let saved_protocol = ctx.client.protocol;
@@ -397,6 +404,7 @@ impl Scripting {
         let _ = vm.slot.raw_set("call", Value::Nil);
         let _ = vm.slot.raw_set("acl", Value::Nil);
         *self.running.lock() = None;
+        self.active.store(false, Ordering::Release);
         self.shared.kill.store(false, Ordering::Release);
         reply
     }

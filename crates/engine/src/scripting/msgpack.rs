@@ -16,7 +16,7 @@ use super::libutil::{
 
 const MAX_NESTING: usize = 16;
 /// Decoding recursion limit (the C library is bounded by the Lua stack instead).
-const MAX_DECODE_DEPTH: usize = 1000;
+const MAX_DECODE_DEPTH: usize = 100_000;
 
 pub(crate) fn table(lua: &Lua) -> mlua::Result<Table> {
     let t = lib_table(
@@ -55,7 +55,7 @@ fn encode(value: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
                 encode_header(out, len as u64, 0x90, 0xdc, 0xdd);
                 for j in 1..=len {
                     let item: Value = t.get(j)?;
-                    encode(&item, level + 1, out)?;
+                    super::libutil::deep(|| encode(&item, level + 1, out))?;
                 }
             } else {
                 let mut pairs = Vec::new();
@@ -64,8 +64,8 @@ fn encode(value: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
                 }
                 encode_header(out, pairs.len() as u64, 0x80, 0xde, 0xdf);
                 for (k, v) in &pairs {
-                    encode(k, level + 1, out)?;
-                    encode(v, level + 1, out)?;
+                    super::libutil::deep(|| encode(k, level + 1, out))?;
+                    super::libutil::deep(|| encode(v, level + 1, out))?;
                 }
             }
         }
@@ -283,7 +283,7 @@ fn decode_array(lua: &Lua, c: &mut Cursor<'_>, len: usize) -> mlua::Result<Resul
     }
     let t = lua.create_table()?;
     for index in 1..=len {
-        let value = match decode(lua, c)? {
+        let value = match super::libutil::deep(|| decode(lua, c))? {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
@@ -299,11 +299,11 @@ fn decode_map(lua: &Lua, c: &mut Cursor<'_>, len: usize) -> mlua::Result<Result<
     }
     let t = lua.create_table()?;
     for _ in 0..len {
-        let key = match decode(lua, c)? {
+        let key = match super::libutil::deep(|| decode(lua, c))? {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        let value = match decode(lua, c)? {
+        let value = match super::libutil::deep(|| decode(lua, c))? {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };

@@ -13,7 +13,7 @@
 local api = ...
 local functions_vm = api.functions_vm
 
-local type, error, tostring, select, pairs = type, error, tostring, select, pairs
+local type, error, tostring, select, pairs, next = type, error, tostring, select, pairs, next
 local rawget, rawset, setmetatable, getmetatable = rawget, rawset, setmetatable, getmetatable
 local raw_pcall, raw_xpcall, raw_loadstring = pcall, xpcall, loadstring
 local sbyte, ssub, sfind, sformat, sgsub = string.byte, string.sub, string.find, string.format, string.gsub
@@ -138,8 +138,8 @@ local env = setmetatable({}, env_meta)
 protected[env] = globals
 
 for _, name in pairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs',
-                      'next', 'pairs', 'rawequal', 'rawget', 'select', 'tonumber', 'tostring',
-                      'type', 'unpack', 'xpcall', '_VERSION'}) do
+                      'rawequal', 'select', 'tonumber', 'tostring', 'type', 'unpack', 'xpcall',
+                      '_VERSION'}) do
   globals[name] = _G[name]
 end
 
@@ -158,6 +158,31 @@ local function pcall_result(ok, ...)
   return false, e
 end
 globals.pcall = function(...) return pcall_result(raw_pcall(...)) end
+
+globals.pairs = function(...)
+  local n, t = select('#', ...), ...
+  if type(t) ~= 'table' then
+    error(sformat("bad argument #1 to 'pairs' (table expected, got %s)", type_of(n, 1, t)), 2)
+  end
+  return next, protected[t] or t, nil
+end
+
+globals.next = function(...)
+  local n, t, k = select('#', ...), ...
+  if type(t) ~= 'table' then
+    error(sformat("bad argument #1 to 'next' (table expected, got %s)", type_of(n, 1, t)), 2)
+  end
+  return next(protected[t] or t, k)
+end
+
+globals.rawget = function(...)
+  local n, t, k = select('#', ...), ...
+  if type(t) ~= 'table' then
+    error(sformat("bad argument #1 to 'rawget' (table expected, got %s)", type_of(n, 1, t)), 2)
+  end
+  if n < 2 then error("bad argument #2 to 'rawget' (value expected)", 2) end
+  return rawget(protected[t] or t, k)
+end
 
 globals.rawset = function(...)
   local n, t, k = select('#', ...), ...

@@ -287,9 +287,9 @@ fn size(lua: &Lua, args: &[Value]) -> mlua::Result<LibResult> {
         let size = try_arg!(f.size(opt));
         pos = pos.wrapping_add(to_align(pos, &h, opt, size));
         if opt == b's' {
-            return Ok(Err(arg_error(1, "size", "options 's' has no fixed size")));
+            return Ok(Err(arg_error(1, "size", "option 's' has no fixed size")));
         } else if opt == b'c' && size == 0 {
-            return Ok(Err(arg_error(1, "size", "options 'c0' has no fixed size")));
+            return Ok(Err(arg_error(1, "size", "option 'c0' has no fixed size")));
         }
         if !opt.is_ascii_alphanumeric() {
             try_arg!(f.control(opt, &mut h, "size"));

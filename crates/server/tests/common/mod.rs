@@ -300,7 +300,8 @@ impl Server {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
             self.child = Some(child);
-            match self.wait_ready() {
+            let ready_lines = self.ready_lines();
+            match self.wait_ready(ready_lines) {
                 Ok(()) => return,
                 Err(Exited(status)) => {
                     self.child = None;
@@ -314,7 +315,12 @@ impl Server {
         }
     }
 
-    fn wait_ready(&mut self) -> Result<(), Exited> {
+    /// How many times the server log says the data directory is loaded.
+    fn ready_lines(&self) -> usize {
+        self.log().matches("ready: ").count()
+    }
+
+    fn wait_ready(&mut self, ready_lines_before: usize) -> Result<(), Exited> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -330,7 +336,11 @@ impl Server {
                 let mut conn = RawConn::from_stream(stream);
                 // NOAUTH: a password is configured, which the caller knows. Anything else
                 // (-LOADING, a reset while starting) means: try again.
-                let ready = conn.try_cmd(&["PING"]).is_ok_and(|r| r == b"+PONG\r\n" || r.starts_with(b"-NOAUTH"));
+                // Behind NOAUTH the server may still be loading (Redis checks AUTH first):
+                // wait for the log line that says the data directory is ready.
+                let reply = conn.try_cmd(&["PING"]);
+                let loaded = || self.kind != Kind::StayKv || self.ready_lines() > ready_lines_before;
+                let ready = reply.is_ok_and(|r| r == b"+PONG\r\n" || (r.starts_with(b"-NOAUTH") && loaded()));
                 if ready && self.is_ours(&mut conn) {
                     return Ok(());
                 }

@@ -5,6 +5,7 @@
 
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{unordered, Check, Gen, Op, RandKind, RandomCheck};
+use crate::differential::resp::Value;
 
 pub const FAMILY: Family = Family { name: "keys", required: &["DEL", "EXISTS", "SET"], gens: GENS };
 
@@ -240,12 +241,27 @@ fn move_(g: &mut Gen) -> Vec<Op> {
     one(args![g.name("MOVE"), g.key(), g.db()])
 }
 
+/// Known difference (see `hash_encoding_gap` in the harness): `listpack`, `intset` and
+/// `hashtable` compare equal (hash and set conversion points); `skiplist`, `quicklist` and the
+/// string encodings must match exactly.
+fn same_hash_encoding(v: &Value) -> Value {
+    match v {
+        Value::Bulk(b) if [&b"listpack"[..], b"hashtable", b"intset"].contains(&b.as_slice()) => {
+            Value::Bulk(b"compact|hashtable".to_vec())
+        }
+        other => other.clone(),
+    }
+}
+
 fn object(g: &mut Gen) -> Vec<Op> {
-    let a = match g.below(20) {
-        0..=15 => args![g.name("OBJECT"), g.kw("ENCODING"), g.key()],
-        16 => args![g.name("OBJECT"), g.kw("HELP")],
-        17 => args![g.name("OBJECT"), "ENCODING"],
-        18 => args![g.name("OBJECT"), "ENCODING", g.key(), g.key()],
+    if g.below(20) < 16 {
+        let a = args![g.name("OBJECT"), g.kw("ENCODING"), g.key()];
+        return vec![Op::with(a, Check::Norm(same_hash_encoding))];
+    }
+    let a = match g.below(4) {
+        0 => args![g.name("OBJECT"), g.kw("HELP")],
+        1 => args![g.name("OBJECT"), "ENCODING"],
+        2 => args![g.name("OBJECT"), "ENCODING", g.key(), g.key()],
         _ => args![g.name("OBJECT"), g.pick_str(&["FOO", "", "ENCODINGS"]), g.key()],
     };
     one(a)

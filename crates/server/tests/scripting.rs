@@ -1,0 +1,543 @@
+//! Lua scripting against Debian's redis-server 7.0, byte for byte (issue 4): EVAL and the
+//! Lua↔RESP conversions in both protocols, error texts, `pcall`, KEYS/ARGV, the sandbox,
+//! `cjson`/`bit`/`struct`/`cmsgpack`, `redis.setresp(3)`, EVALSHA and SCRIPT
+//! LOAD/EXISTS/FLUSH, FUNCTION LOAD/FCALL/LIST/DELETE/STATS, every bullmq script compiling the
+//! same way, and BUSY / SCRIPT KILL on a script running past the 5 s threshold.
+//!
+//! Both servers are fresh, so `math.random` (Redis's rand48, never reseeded) gives both the
+//! same sequence. Known, deliberate differences are left out of the cases: DEBUG (not a
+//! StayKV command), RESP3 big numbers (sent as bulk strings), FUNCTION DUMP/RESTORE, and the
+//! order of several libraries in FUNCTION LIST (Redis lists them in hash order).
+//!
+//! Run: cargo test -p staykv --test scripting -- --nocapture
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RawConn, Server};
+
+/// Send every case on one connection to each server; describe each reply that differs.
+fn compare(cases: &[&[&str]], redis: &mut RawConn, staykv: &mut RawConn) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    for case in cases {
+        let args: Vec<&[u8]> = case.iter().map(|a| a.as_bytes()).collect();
+        let expected = redis.cmd_bytes(&args);
+        let got = staykv.cmd_bytes(&args);
+        if expected != got {
+            mismatches.push(format!(
+                "{case:?}\n    redis:  {:?}\n    staykv: {:?}",
+                String::from_utf8_lossy(&expected),
+                String::from_utf8_lossy(&got)
+            ));
+        }
+    }
+    mismatches
+}
+
+fn report(what: &str, mismatches: &[String]) {
+    assert!(
+        mismatches.is_empty(),
+        "{what}: {} replies differ from redis-server:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+fn servers() -> Option<(Server, Server)> {
+    let redis = Server::redis()?;
+    Some((redis, Server::staykv_with(&["--fsync", "no"])))
+}
+
+#[test]
+fn eval_replies_match_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    let mut mismatches = compare(EVAL_CASES, &mut r, &mut s);
+    mismatches.extend(compare(CONVERSION_CASES, &mut r, &mut s));
+    report("RESP2", &mismatches);
+}
+
+#[test]
+fn resp3_conversions_match_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    r.cmd(&["HELLO", "3"]);
+    s.cmd(&["HELLO", "3"]);
+    report("RESP3", &compare(CONVERSION_CASES, &mut r, &mut s));
+}
+
+#[test]
+fn functions_match_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    let mut mismatches = compare(FUNCTION_CASES, &mut r, &mut s);
+    // RESP3 shapes of FUNCTION LIST and STATS.
+    r.cmd(&["HELLO", "3"]);
+    s.cmd(&["HELLO", "3"]);
+    mismatches.extend(compare(
+        &[
+            &["FUNCTION", "FLUSH"],
+            &["FUNCTION", "LOAD", "#!lua name=one\nredis.register_function{function_name='f1', callback=function(k, a) return {map={a=1}} end, flags={'no-writes', 'allow-stale'}, description='d'}"],
+            &["FUNCTION", "LIST", "WITHCODE"],
+            &["FUNCTION", "STATS"],
+            &["FCALL_RO", "f1", "0"],
+        ],
+        &mut r,
+        &mut s,
+    ));
+    report("FUNCTION", &mismatches);
+}
+
+/// Every Lua script bullmq ships compiles (or fails to) exactly as in Redis. Skipped when the
+/// npm packages of tests/libs are not installed.
+#[test]
+fn bullmq_scripts_load_as_in_redis() {
+    let dir = common::workspace_root().join("tests/libs/node_modules/bullmq/dist/cjs/commands");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("SKIPPED: {} not installed (npm ci in tests/libs)", dir.display());
+        return;
+    };
+    let Some((redis, staykv)) = servers() else { return };
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    let mut scripts: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "lua"))
+        .collect();
+    scripts.sort();
+    let mut mismatches = Vec::new();
+    for path in &scripts {
+        let body = std::fs::read(path).unwrap();
+        let args: [&[u8]; 3] = [b"SCRIPT", b"LOAD", &body];
+        let (expected, got) = (r.cmd_bytes(&args), s.cmd_bytes(&args));
+        if expected != got {
+            mismatches.push(format!(
+                "{}: redis {:?} staykv {:?}",
+                path.display(),
+                String::from_utf8_lossy(&expected),
+                String::from_utf8_lossy(&got)
+            ));
+        }
+    }
+    assert!(!scripts.is_empty());
+    report("bullmq scripts", &mismatches);
+}
+
+/// A read-only script looping forever: past 5 s other clients get BUSY, SCRIPT KILL stops it
+/// and the script's caller gets Redis's error.
+///
+/// Ignored until the server runs long commands off its async workers: today the script
+/// occupies one worker and the periodic tasks (active expiry, metrics upkeep) block the others
+/// on the shard locks the script holds, so no connection is served until the script ends.
+/// The engine side (BUSY, SCRIPT KILL, UNKILLABLE) is covered by the engine's unit tests.
+#[test]
+#[ignore = "needs the server to run scripts with block_in_place (see the doc comment)"]
+fn busy_script_is_killed_like_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    let outcomes: Vec<Vec<Vec<u8>>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = [&redis, &staykv]
+            .into_iter()
+            .map(|server| {
+                scope.spawn(move || {
+                    let mut looping = server.connect();
+                    looping.stream().set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    looping.send(&common::encode_str(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"]));
+                    std::thread::sleep(Duration::from_millis(5_700));
+                    let mut other = server.connect();
+                    let busy = other.cmd(&["GET", "k"]);
+                    let function_kill = other.cmd(&["FUNCTION", "KILL"]);
+                    let kill = other.cmd(&["SCRIPT", "KILL"]);
+                    let killed = looping.read_frame().unwrap();
+                    let after = other.cmd(&["SCRIPT", "KILL"]);
+                    vec![busy, function_kill, kill, killed, after]
+                })
+            })
+            .collect();
+        runs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let names = ["GET while busy", "FUNCTION KILL", "SCRIPT KILL", "the script's reply", "SCRIPT KILL after"];
+    let mismatches: Vec<String> = names
+        .iter()
+        .zip(outcomes[0].iter().zip(&outcomes[1]))
+        .filter(|(_, (r, s))| r != s)
+        .map(|(name, (r, s))| {
+            format!("{name}: redis {:?} staykv {:?}", String::from_utf8_lossy(r), String::from_utf8_lossy(s))
+        })
+        .collect();
+    report("busy script", &mismatches);
+}
+
+const EVAL_CASES: &[&[&str]] = &[
+    &["eval", "redis.call('set','x',0.1) return redis.call('get','x')", "0"],
+    &["eval", "redis.call('set','x',3) return redis.call('get','x')", "0"],
+    &["eval", "redis.call('set','x',1e20) return redis.call('get','x')", "0"],
+    &["eval", "return redis.call()", "0"],
+    &["eval", "return redis.pcall()", "0"],
+    &["eval", "return redis.call('set', {}, 1)", "0"],
+    &["eval", "return redis.pcall('set', {}, 1)", "0"],
+    &["eval", "return redis.call('eval', 'return 1', 0)", "0"],
+    &["eval", "return redis.pcall('eval', 'return 1', 0)", "0"],
+    &["eval_ro", "return redis.call('set', 'a', 1)", "0"],
+    &["eval_ro", "return redis.pcall('set', 'a', 1)", "0"],
+    &["eval", "#!lua flags=no-writes\nreturn redis.call('set', 'a', 1)", "0"],
+    &["eval", "return {1,2,3,'ciao',{1,2}}", "0"],
+    &["eval", "return KEYS", "2", "a", "b", "c"],
+    &["eval", "return ARGV", "2", "a", "b", "c"],
+    &["eval", "return 1", "3", "a"],
+    &["eval", "return 1", "-1", "a"],
+    &["eval", "return 1", "x", "a"],
+    &["evalsha", "ffffffffffffffffffffffffffffffffffffffff", "0"],
+    &["evalsha", "fff", "0"],
+    &["script", "load", "return 1"],
+    &["script", "exists", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "ffff"],
+    &["script", "kill"],
+    &["script", "flush", "async"],
+    &["script", "flush", "bad"],
+    &["script", "help"],
+    &["script", "foo"],
+    &["eval", "return redis.sha1hex('')", "0"],
+    &["eval", "return redis.sha1hex()", "0"],
+    &["eval", "return redis.sha1hex(1)", "0"],
+    &["eval", "return redis.error_reply()", "0"],
+    &["eval", "return redis.status_reply()", "0"],
+    &["eval", "return redis.error_reply(1)", "0"],
+    &["eval", "return redis.setresp(4)", "0"],
+    &["eval", "return redis.setresp()", "0"],
+    &["eval", "return redis.log(redis.LOG_WARNING, 'hi', 'there')", "0"],
+    &["eval", "return redis.log(redis.LOG_WARNING)", "0"],
+    &["eval", "return redis.log(99, 'x')", "0"],
+    &["eval", "return redis.set_repl(redis.REPL_ALL)", "0"],
+    &["eval", "return redis.set_repl(99)", "0"],
+    &["eval", "return redis.replicate_commands()", "0"],
+    &["eval", "return {redis.REDIS_VERSION, redis.REDIS_VERSION_NUM}", "0"],
+    &["eval", "return redis.breakpoint()", "0"],
+    &["eval", "return redis.debug('x')", "0"],
+    &["eval", "return redis.acl_check_cmd('set','a','b')", "0"],
+    &["eval", "return redis.acl_check_cmd('nosuch')", "0"],
+    &["eval", "return math.random(100)", "0"],
+    &["eval", "return {math.random(100), math.random(100), math.random()*1000000}", "0"],
+    &["eval", "math.randomseed(7) return {math.random(100), math.random(100), math.random()*1000000}", "0"],
+    &["eval", "return tostring(1/3)", "0"],
+    &["eval", "return _VERSION", "0"],
+    &["eval", "return string.format('%d %s %5.2f', 3, 'x', 1.5)", "0"],
+    &["eval", "return loadstring('return 5')()", "0"],
+    &["eval", "return load('return 5')()", "0"],
+    &["eval", "local co = coroutine.create(function() coroutine.yield(1) end) return {coroutine.resume(co)}", "0"],
+    &["eval", "return tostring(collectgarbage('count') > 0)", "0"],
+    &["eval", "rawset(_G, 'x', 1) return x", "0"],
+    &["eval", "setmetatable(_G, nil) x = 1 return x", "0"],
+    &["eval", "redis.call = nil return 1", "0"],
+    &["eval", "cjson.encode = nil return 1", "0"],
+    &["eval", "string.foo = 1 return 1", "0"],
+    &["eval", "local t = {} t.x = 1 return t.x", "0"],
+    &["eval", "KEYS[1] = 'x' return KEYS[1]", "0"],
+    &["eval", "return", "0"],
+    &["eval", "return nil", "0"],
+    &["eval", "return 'a', 'b'", "0"],
+    &["eval", "syntax error here", "0"],
+    &["eval", "return 1 +", "0"],
+    &["eval", "redis.call('select', 1) redis.call('set', 'dbx', '1') return redis.call('get', 'dbx')", "0"],
+    &["get", "dbx"],
+    &["select", "1"],
+    &["get", "dbx"],
+    &["select", "0"],
+    &["eval", "#!lua\nreturn 1", "0"],
+    &["eval", "#!lua flags=no-writes,allow-oom\nreturn 1", "0"],
+    &["eval", "#!lua flags=\nreturn 1", "0"],
+    &["eval", "#!lua flags=bad\nreturn 1", "0"],
+    &["eval", "#!lua foo=bar\nreturn 1", "0"],
+    &["eval", "#!js\nreturn 1", "0"],
+    &["eval", "#!\nreturn 1", "0"],
+    &["eval", "#!lua", "0"],
+    &["eval", "#!lua name=x\nreturn 1", "0"],
+    &["eval", "#!lua  flags=no-writes\nreturn 1", "0"],
+    &["eval_ro", "#!lua\nreturn 1", "0"],
+    &["eval_ro", "#!lua flags=no-writes\nreturn redis.call('get', 'a')", "0"],
+    &["eval_ro", "return redis.call('publish', 'ch', 'm')", "0"],
+    &["eval", "#!lua flags=no-writes\nreturn redis.call('publish', 'ch', 'm')", "0"],
+    &["eval", "return loadstring(string.dump(function() return 1 end))", "0"],
+    &["eval", "local f, e = loadstring(string.dump(function() return 1 end)) return {tostring(f), tostring(e)}", "0"],
+    &["eval", "local f, e = loadstring('x x') return {tostring(f), tostring(e)}", "0"],
+    &["eval", "local f, e = loadstring('return 1', 'chunk') return {f()}", "0"],
+    &["eval", "return getmetatable('').__index == string", "0"],
+    &["eval", "return redis.call('blpop', 'nolist', 0)", "0"],
+    &["eval", "return redis.call('multi')", "0"],
+    &["eval", "return redis.call('subscribe', 'x')", "0"],
+    &["eval", "return redis.call('script', 'load', 'return 1')", "0"],
+    &["eval", "return redis.call('function', 'list')", "0"],
+    &["eval", "return redis.call('config', 'get', 'maxmemory')", "0"],
+    &["eval", "return redis.call('watch', 'x')", "0"],
+    &["eval", "return redis.call('client', 'id') > 0", "0"],
+    &["eval", "return redis.call('time')[1] > '0'", "0"],
+    &["eval", "return redis.call('shutdown')", "0"],
+    &["eval", "return redis.call('save')", "0"],
+    &["eval", "return redis.call('info', 'stats') ~= nil", "0"],
+    &["eval", "return redis.call('dbsize')", "0"],
+    &["eval", "return redis.call('object', 'encoding', 'x')", "0"],
+    &["eval", "return redis.call('SET', 'x', 'y')", "0"],
+    &["eval", "return redis.call('spop', 'nosuch')", "0"],
+    &["eval", "return redis.call('exec')", "0"],
+    &["eval", "return redis.call('ping')", "0"],
+    &["eval", "return redis.call('hello')", "0"],
+    &["eval", "return redis.call('auth', 'x')", "0"],
+    &["eval", "return redis.call('select', 'x')", "0"],
+    &["eval", "return redis.call('swapdb', 0, 1)", "0"],
+    &["eval", "return redis.call('flushall')", "0"],
+    &["eval", "return cjson.decode('bad')", "0"],
+    &["eval", "return cjson.decode('{')", "0"],
+    &["eval", "return cjson.decode('[1,2')", "0"],
+    &["eval", "return cjson.decode('{\"a\":}')", "0"],
+    &["eval", "return cjson.decode('\"abc')", "0"],
+    &["eval", "return cjson.decode('')", "0"],
+    &["eval", "return cjson.decode('1 2')", "0"],
+    &["eval", "return cjson.decode()", "0"],
+    &["eval", "return cjson.decode(1)", "0"],
+    &["eval", "return cjson.decode({})", "0"],
+    &["eval", "local ok, e = pcall(cjson.decode, 'bad') return {tostring(ok), e}", "0"],
+    &["eval", "return cjson.encode(function() end)", "0"],
+    &["eval", "return cjson.encode({[true]=1})", "0"],
+    &["eval", "return cjson.encode({1,2,nil,4})", "0"],
+    &["eval", "return cjson.encode({[1]=1,[2]=2,[4]=4})", "0"],
+    &["eval", "return cjson.encode({[1]=1,[20]=2})", "0"],
+    &["eval", "return cjson.encode({})", "0"],
+    &["eval", "return cjson.encode({a={}, b={1,2,{c='d'}}})", "0"],
+    &["eval", "return cjson.encode({1.5, 0.1, 1/3, 1e100, -0, 100000000000000, 1e15, 123456789012})", "0"],
+    &["eval", "return cjson.encode(1/0)", "0"],
+    &["eval", "return cjson.encode(0/0)", "0"],
+    &["eval", "return cjson.encode('a/b\"c\\\\d\\n\\r\\t\\1\\127\\200')", "0"],
+    &["eval", "return cjson.encode(cjson.null)", "0"],
+    &["eval", "return cjson.encode({cjson.null, true, false})", "0"],
+    &["eval", "return cjson.encode({[1]='a', x='b'})", "0"],
+    &["eval", "return cjson.encode({[1.5]='a'})", "0"],
+    &["eval", "return cjson.encode({[-1]='a'})", "0"],
+    &["eval", "return cjson.encode({[0]='a'})", "0"],
+    &["eval", "local t = {} t[1] = t return cjson.encode(t)", "0"],
+    &["eval", "local v = cjson.decode('{\"a\":[1,2,{\"b\":null}],\"c\":1.5e3,\"d\":\"\\\\u00e9\\\\n\",\"e\":true}') return {v.a[1], v.a[3].b == cjson.null, v.c, v.d, tostring(v.e)}", "0"],
+    &["eval", "return cjson.decode('[1,2,3]')", "0"],
+    &["eval", "return cjson.decode('123456789012345678901234567890')", "0"],
+    &["eval", "return tostring(cjson.decode('1e400'))", "0"],
+    &["eval", "return tostring(cjson.decode('-0'))", "0"],
+    &["eval", "return cjson.decode('\"\\\\ud83d\\\\ude00\"')", "0"],
+    &["eval", "return cjson.decode('\"\\\\ud83d\"')", "0"],
+    &["eval", "return cjson.decode('[1,]')", "0"],
+    &["eval", "return cjson.decode('{\"a\":1,}')", "0"],
+    &["eval", "return cjson.decode(' [ 1 , 2 ] ')", "0"],
+    &["eval", "return cjson.decode('0x10')", "0"],
+    &["eval", "return cjson.decode('nan')", "0"],
+    &["eval", "return tostring(cjson.decode('Infinity'))", "0"],
+    &["eval", "return cjson.decode('01')", "0"],
+    &["eval", "return cjson.decode('\"\\x01\"')", "0"],
+    &["eval", "return cjson.encode({a=1,b=2,c=3,d=4,e=5})", "0"],
+    &["eval", "return cjson.encode(cjson.decode('{\"z\":1,\"y\":2,\"x\":3,\"w\":{\"q\":[1,{\"r\":2}]}}'))", "0"],
+    &["eval", "return cjson.encode({['a b']='c', [5]=1})", "0"],
+    &["eval", "return cjson.encode(string.rep('x', 3))", "0"],
+    &["eval", "return cjson.encode(3)", "0"],
+    &["eval", "return cjson.encode(-3.25)", "0"],
+    &["eval", "return cjson.encode(true)", "0"],
+    &["eval", "return cjson.encode(nil)", "0"],
+    &["eval", "return cjson.encode()", "0"],
+    &["eval", "return cjson.encode(1, 2)", "0"],
+    &["eval", "return cjson.encode({{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}})", "0"],
+    &["eval", "return cjson.decode(string.rep('[', 1001) .. string.rep(']', 1001))", "0"],
+    &["eval", "return #cjson.decode(string.rep('[', 1000) .. string.rep(']', 1000))", "0"],
+    &["eval", "return {cjson._VERSION, cjson._NAME, cmsgpack._VERSION}", "0"],
+    &["eval", "local s = cmsgpack.pack({1,2,3}, 'a', 1.5, -1, true, nil, {a=1}, 300, 70000, 5000000000, -200, -40000, -3000000000, -6000000000, string.rep('x',40), string.rep('y', 300), {}) local t = {} for i=1,#s do t[i] = string.format('%02x', string.byte(s,i)) end return table.concat(t)", "0"],
+    &["eval", "return cmsgpack.pack()", "0"],
+    &["eval", "return {cmsgpack.unpack(cmsgpack.pack(1,'a',{1,2,{x='y'}}, -5, 1.25, 0.1))}", "0"],
+    &["eval", "return cmsgpack.unpack('\\xc1')", "0"],
+    &["eval", "return cmsgpack.unpack('\\x92\\x01')", "0"],
+    &["eval", "return cmsgpack.unpack('')", "0"],
+    &["eval", "return {cmsgpack.unpack_one(cmsgpack.pack(1,2,3))}", "0"],
+    &["eval", "return {cmsgpack.unpack_one(cmsgpack.pack(1,2,3), 1)}", "0"],
+    &["eval", "return {cmsgpack.unpack_one(cmsgpack.pack(1,2,3), 2)}", "0"],
+    &["eval", "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 2)}", "0"],
+    &["eval", "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 2, 1)}", "0"],
+    &["eval", "return cmsgpack.unpack_one(cmsgpack.pack(1,2,3), 9)", "0"],
+    &["eval", "return cmsgpack.unpack_one(cmsgpack.pack(1,2,3), -1)", "0"],
+    &["eval", "return cmsgpack.unpack(5)", "0"],
+    &["eval", "return cmsgpack.unpack({})", "0"],
+    &["eval", "local s = cmsgpack.pack(0/0, 1/0, 3.0, 2^53, 2^64, -2^63, 0.5) local t = {} for i=1,#s do t[i] = string.format('%02x', string.byte(s,i)) end return table.concat(t)", "0"],
+    &["eval", "local t = {} t[1] = t local s = cmsgpack.pack(t) return #s", "0"],
+    &["eval", "local s = cmsgpack.pack({[1]=1, [3]=3}) local t = {} for i=1,#s do t[i] = string.format('%02x', string.byte(s,i)) end return table.concat(t)", "0"],
+    &["eval", "local s = cmsgpack.pack({a=1,b=2,c=3}) local t = {} for i=1,#s do t[i] = string.format('%02x', string.byte(s,i)) end return table.concat(t)", "0"],
+    &["eval", "return cmsgpack.unpack('\\xc4\\x01a')", "0"],
+    &["eval", "return cmsgpack.unpack('\\x81\\xc0\\x01')", "0"],
+    &["eval", "local t = cmsgpack.unpack('\\x93\\x01\\xc0\\x03') return {#t, t[3]}", "0"],
+    &["eval", "return {struct.pack('>i16', 258):byte(1,-1)}", "0"],
+    &["eval", "return {struct.pack('<i16', -1):byte(1,-1)}", "0"],
+    &["eval", "return {struct.unpack('>I2 <i3 b B h H l L T', struct.pack('>I2 <i3 b B h H l L T', 258, -5, -1, 255, -300, 60000, -7, 123456789012, 42))}", "0"],
+    &["eval", "return {struct.unpack('!4 b i', struct.pack('!4 b i', 1, 2))}", "0"],
+    &["eval", "return struct.size('!4 b i d')", "0"],
+    &["eval", "return struct.size('s')", "0"],
+    &["eval", "return struct.size('c0')", "0"],
+    &["eval", "return struct.pack('z')", "0"],
+    &["eval", "return struct.pack('i33', 1)", "0"],
+    &["eval", "return struct.pack('!3', 1)", "0"],
+    &["eval", "return struct.pack('c5', 'ab')", "0"],
+    &["eval", "return struct.pack('i', 'x')", "0"],
+    &["eval", "return struct.unpack('i', 'ab')", "0"],
+    &["eval", "return {struct.unpack('b c0', struct.pack('b c0', 3, 'abc'))}", "0"],
+    &["eval", "return struct.unpack('c0', 'abc')", "0"],
+    &["eval", "return struct.unpack('s', 'abc')", "0"],
+    &["eval", "return {struct.unpack('s s', struct.pack('s s', 'ab', 'cd'))}", "0"],
+    &["eval", "return {struct.unpack('i', struct.pack('i', 5), 0)}", "0"],
+    &["eval", "return {struct.unpack('i', struct.pack('xi', 5), 2)}", "0"],
+    &["eval", "return {struct.unpack('d f', struct.pack('d f', 1.5, 0.25))}", "0"],
+    &["eval", "return {struct.pack('>d', 1.5):byte(1, -1)}", "0"],
+    &["eval", "return {bit.tobit(0xffffffff), bit.bnot(0), bit.band(0xff, 0x0f, 0x3), bit.bor(1,2,4), bit.bxor(7, 2), bit.lshift(1, 33), bit.rshift(-1, 28), bit.arshift(-256, 4), bit.rol(0x12345678, 8), bit.ror(0x12345678, 8), bit.bswap(0x12345678), bit.tohex(255), bit.tohex(-1, -4), bit.tohex(0x1234, 2), bit.tobit(2^40 + 5), bit.tobit(1.5), bit.tobit('12')}", "0"],
+    &["eval", "return bit.band(1, 'x')", "0"],
+    &["eval", "return bit.tobit()", "0"],
+    &["eval", "return {math.random(), math.random(10, 20)}", "0"],
+    &["eval", "return math.random(0)", "0"],
+    &["eval", "return math.random(5, 1)", "0"],
+    &["eval", "return math.random(1, 2, 3)", "0"],
+    &["eval", "return math.random('x')", "0"],
+    &["eval", "return tostring(cmsgpack.unpack(string.char(0xcf,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xff)))", "0"],
+    &["eval", "return tostring(cmsgpack.unpack(string.char(0xcf,0x80,0,0,0,0,0,0,1)))", "0"],
+    &["eval", "return tostring(cmsgpack.unpack(string.char(0xd3,0xff,0xff,0xff,0xff,0xff,0xff,0xff,0xfe)))", "0"],
+    &["eval", "return tostring(cmsgpack.unpack(string.char(0xce,0xff,0xff,0xff,0xff)))", "0"],
+    &["eval", "return tostring(cmsgpack.unpack(string.char(0xd2,0xff,0xff,0xff,0xfe)))", "0"],
+    &["eval", "return cmsgpack.unpack(string.char(0xc1))", "0"],
+    &["eval", "return cmsgpack.unpack(string.char(0xc4, 1, 65))", "0"],
+    &["eval", "return cmsgpack.unpack(string.char(0xd4, 1, 65))", "0"],
+    &["eval", "return cmsgpack.unpack(string.char(0x92, 1))", "0"],
+    &["eval", "return cmsgpack.unpack(string.char(0x81, 0xc0, 1))", "0"],
+    &["eval", "return cmsgpack.unpack(string.char(0x81, 0xcb, 0x7f,0xf8,0,0,0,0,0,0, 1))", "0"],
+    &["eval", "local t = cmsgpack.unpack(string.char(0x93, 1, 0xc0, 3)) return {#t, t[3]}", "0"],
+    &["eval", "return {cmsgpack.unpack(string.char(1, 2, 0xc0, 3))}", "0"],
+    &["eval", "return select('#', cmsgpack.unpack(string.char(1, 2, 0xc0, 3)))", "0"],
+    &["eval", "return tostring(cmsgpack.unpack(string.char(0xca, 0x3f, 0xc0, 0, 0)))", "0"],
+    &["eval", "return cmsgpack.unpack(string.char(0xd9, 3, 97, 98, 99))", "0"],
+    &["eval", "return cmsgpack.unpack(string.char(0xd9, 5, 97, 98, 99))", "0"],
+    &["eval", "return {cmsgpack.unpack_one(string.char(1), 1)}", "0"],
+    &["eval", "return {cmsgpack.unpack_limit(string.char(1,2), 0)}", "0"],
+    &["eval", "return {cmsgpack.unpack_limit(string.char(1,2), 0, 1)}", "0"],
+    &["eval", "return {cmsgpack.unpack_limit(string.char(1,2), -1)}", "0"],
+    &["eval", "return {cmsgpack.unpack_one(string.char(1,2), 'x')}", "0"],
+];
+
+const CONVERSION_CASES: &[&[&str]] = &[
+    &["eval", "local ok, e = pcall(redis.call, 'nosuch') return {tostring(ok), type(e), type(e)=='table' and e.err or e}", "0"],
+    &["eval", "local ok, e = pcall(function() error({err='X y'}) end) return {tostring(ok), type(e), type(e)=='table' and e.err or e}", "0"],
+    &["eval", "local ok, e = pcall(function() error({foo='X y'}) end) return {tostring(ok), type(e)}", "0"],
+    &["eval", "local ok, e = pcall(function() error('plain') end) return {tostring(ok), type(e), e}", "0"],
+    &["eval", "local ok, e = xpcall(function() error({err='X y'}) end, function(e) return e end) return {tostring(ok), type(e)}", "0"],
+    &["eval", "return pcall(function() return 1, 2 end)", "0"],
+    &["eval", "return {pcall(function() return 1, 2 end)}", "0"],
+    &["eval", "local e = redis.pcall('nosuch') return {type(e), e.err, tostring(e.source), tostring(e.line), tostring(e.ignore_error_stats_update)}", "0"],
+    &["eval", "local e = redis.error_reply('FOO bar') return {type(e), e.err}", "0"],
+    &["eval", "local e = redis.error_reply('FOO') return {type(e), e.err}", "0"],
+    &["eval", "local e = redis.error_reply('-FOO') return {type(e), e.err}", "0"],
+    &["eval", "local e = redis.error_reply('') return {type(e), e.err}", "0"],
+    &["eval", "return redis.error_reply('FOO bar\\r\\n')", "0"],
+    &["eval", "error(redis.error_reply('MY err'))", "0"],
+    &["eval", "return redis.call('get', 'nokey')", "0"],
+    &["eval", "redis.call('hset', 'h1', 'a', '1') return redis.call('hgetall', 'h1')", "0"],
+    &["eval", "redis.setresp(3) return redis.call('hgetall', 'h1')", "0"],
+    &["eval", "redis.setresp(3) local t = redis.call('hgetall', 'h1') return {type(t), type(t.map), t.map.a}", "0"],
+    &["eval", "redis.setresp(3) return redis.call('get', 'nokey')", "0"],
+    &["eval", "redis.setresp(3) return {redis.call('get', 'nokey') == nil}", "0"],
+    &["eval", "return {double=3.5}", "0"],
+    &["eval", "return {double='3.5'}", "0"],
+    &["eval", "return {map={a=1}}", "0"],
+    &["eval", "return {set={a=true}}", "0"],
+    &["eval", "return {verbatim_string={format='txt', string='hello'}}", "0"],
+    &["eval", "return true", "0"],
+    &["eval", "return false", "0"],
+    &["eval", "redis.setresp(3) return true", "0"],
+    &["eval", "redis.setresp(3) return false", "0"],
+    &["eval", "redis.setresp(3) return {false, true}", "0"],
+    &["eval", "return {false, true}", "0"],
+    &["eval", "return {1, false, 3}", "0"],
+    &["eval", "redis.setresp(3) return redis.call('sismember', 'nos', 'a')", "0"],
+    &["eval", "redis.setresp(3) return {type(redis.call('sismember', 'nos', 'a'))}", "0"],
+    &["eval", "return redis.call('incrbyfloat', 'fl', '1.5')", "0"],
+    &["eval", "redis.setresp(3) return redis.call('zadd', 'zz', '1.5', 'a')", "0"],
+    &["eval", "redis.setresp(3) return redis.call('zscore', 'zz', 'a')", "0"],
+    &["eval", "redis.setresp(3) local t = redis.call('zscore', 'zz', 'a') return {type(t), tostring(t.double)}", "0"],
+    &["eval", "return redis.call('zscore', 'zz', 'a')", "0"],
+    &["eval", "redis.setresp(3) return redis.call('zrange', 'zz', 0, -1, 'withscores')", "0"],
+    &["eval", "return redis.call('zrange', 'zz', 0, -1, 'withscores')", "0"],
+    &["eval", "redis.setresp(3) return redis.call('smembers', 'nosuchset')", "0"],
+    &["eval", "redis.setresp(3) return redis.call('info', 'keyspace')", "0"],
+    &["eval", "redis.setresp(3) local t = redis.call('info', 'keyspace') return type(t)", "0"],
+];
+
+const FUNCTION_CASES: &[&[&str]] = &[
+    &["function", "flush"],
+    &["function", "load", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return {keys, args} end)"],
+    &["function", "load", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)"],
+    &["function", "load", "replace", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return {keys, args} end)\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='a ro fn'}"],
+    &["fcall", "myfunc", "1", "k", "a", "b"],
+    &["fcall", "ro", "1", "k"],
+    &["fcall_ro", "myfunc", "0"],
+    &["fcall_ro", "ro", "1", "k"],
+    &["fcall", "nosuch", "0"],
+    &["fcall", "myfunc", "5"],
+    &["function", "list"],
+    &["function", "list", "withcode"],
+    &["function", "list", "libraryname", "my"],
+    &["function", "list", "libraryname", "zz"],
+    &["function", "list", "bad"],
+    &["function", "stats"],
+    &["function", "kill"],
+    &["function", "delete", "nosuch"],
+    &["function", "load", "redis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua name=x foo=bar\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!js name=x\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua name=x\nreturn 1"],
+    &["function", "load", "#!lua name=x\nredis.call('ping')"],
+    &["function", "load", "#!lua name=x\nredis.register_function('f', function() return 1 end) redis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua name=x\nredis.register_function('myfunc', function() return 1 end)"],
+    &["function", "load", "#!lua name=x\nredis.register_function('bad name!', function() return 1 end)"],
+    &["function", "load", "#!lua name=bad!name\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua name=x\nredis.register_function('f')"],
+    &["function", "load", "#!lua name=x\nredis.register_function('f', 1)"],
+    &["function", "load", "#!lua name=x\nredis.register_function{function_name='f', callback=function() return 1 end, flags={'bad-flag'}}"],
+    &["function", "load", "#!lua name=x\nredis.register_function{function_name='f', callback=function() return 1 end, foo=1}"],
+    &["function", "load", "#!lua name=x\nsyntax error"],
+    &["function", "load", "#!lua name=x\nlocal a = b"],
+    &["function", "load", "#!lua name=x\nx = 1"],
+    &["function", "load", "#!lua name=x\nredis.register_function('f', function() return x end)"],
+    &["fcall", "f", "0"],
+    &["function", "load", "#!lua name=y\nlocal t={} for k,v in pairs(redis) do table.insert(t, k) end table.sort(t) redis.register_function('g', function() return t end)"],
+    &["fcall", "g", "0"],
+    &["function", "load", "#!lua name=z\nredis.register_function('h', function() local t={} for k,v in pairs(redis) do table.insert(t, k) end table.sort(t) return t end)"],
+    &["fcall", "h", "0"],
+    &["function", "load", "#!lua name=w\nredis.register_function('e', function() return redis.call('nosuch') end) redis.register_function('e2', function() error('boom') end)"],
+    &["fcall", "e", "0"],
+    &["fcall", "e2", "0"],
+    &["function", "delete", "w"],
+    &["function", "help"],
+    &["function", "stats"],
+    &["function", "flush"],
+    &["function", "load", "#!lua name=p1\nlocal t = {}\nfor _, n in ipairs({'pairs','ipairs','string','math','table','cjson','bit','struct','cmsgpack','tostring','type','error','pcall','redis','KEYS','ARGV','_G','next','select','unpack','tonumber','setmetatable','getmetatable','loadstring','coroutine','xpcall','assert','rawget','rawset','rawequal','collectgarbage','gcinfo','getfenv','_VERSION','load'}) do t[#t+1] = n end\nredis.register_function('f', function() return t end)"],
+    &["function", "load", "#!lua name=p2\nlocal ok = {}\nredis.register_function('f2', function() return 1 end)\nerror(tostring(ipairs))"],
+    &["function", "load", "#!lua name=p3\nerror(type(_G))"],
+    &["function", "load", "#!lua name=p3\nerror(type(string))"],
+    &["function", "load", "#!lua name=p3\nerror(type(math))"],
+    &["function", "load", "#!lua name=p3\nerror(type(cjson))"],
+    &["function", "load", "#!lua name=p3\nerror(type(tostring))"],
+    &["function", "load", "#!lua name=p3\nerror(type(redis.log))"],
+    &["function", "load", "#!lua name=p3\nerror(type(redis.setresp))"],
+    &["function", "load", "#!lua name=p3\nerror(type(redis.pcall))"],
+    &["function", "load", "#!lua name=p3\nerror(type(redis.sha1hex))"],
+    &["function", "load", "#!lua name=p3\nerror(type(redis.error_reply))"],
+    &["function", "load", "#!lua name=p3\nerror(type(redis.REDIS_VERSION))"],
+    &["function", "load", "#!lua name=p3\nerror(type(redis.register_function))"],
+    &["function", "load", "#!lua name=p3\nerror(type(KEYS))"],
+    &["function", "load", "#!lua name=p3\nerror(type(pcall))"],
+    &["function", "load", "#!lua name=p3\nerror(type(setmetatable))"],
+    &["function", "load", "#!lua name=p3\nlocal t = {} for k, v in next, redis do t[#t+1]=k end table.sort(t) error(table.concat(t, ','))"],
+    &["function", "load", "#!lua name=p3\nlocal t = {} for k, v in next, _G do t[#t+1]=k end table.sort(t) error(table.concat(t, ','))"],
+    &["function", "load", "#!lua name=p4\nredis.register_function('k', function() local t = {} for k, v in next, _G do t[#t+1]=k end table.sort(t) return t end)"],
+    &["fcall", "k", "0"],
+    &["function", "load", "#!lua name=p5\nredis.register_function('k5', function() return redis.register_function end)"],
+    &["fcall", "k5", "0"],
+    &["function", "list", "withcode", "libraryname", "p4"],
+    &["function", "list", "libraryname"],
+    &["function", "list", "withcode", "withcode"],
+];
