@@ -7,7 +7,8 @@
 //! Both servers are fresh, so `math.random` (Redis's rand48, never reseeded) gives both the
 //! same sequence. Known, deliberate differences are left out of the cases: DEBUG (not a
 //! StayKV command), RESP3 big numbers (sent as bulk strings), FUNCTION DUMP/RESTORE, and the
-//! order of several libraries in FUNCTION LIST (Redis lists them in hash order).
+//! order of several libraries or functions in FUNCTION LIST (Redis lists them in hash order,
+//! which changes from one process to the next; StayKV sorts them by name).
 //!
 //! Run: cargo test -p staykv --test scripting -- --nocapture
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -476,8 +477,8 @@ const FUNCTION_CASES: &[&[&str]] = &[
     &["fcall_ro", "ro", "1", "k"],
     &["fcall", "nosuch", "0"],
     &["fcall", "myfunc", "5"],
-    &["function", "list"],
-    &["function", "list", "withcode"],
+    // (FUNCTION LIST of this two-function library is left out: Redis lists a library's
+    // functions in hash order, which changes from one process to the next.)
     &["function", "list", "libraryname", "my"],
     &["function", "list", "libraryname", "zz"],
     &["function", "list", "bad"],

@@ -654,7 +654,6 @@ fn raise_fd_limit() -> u64 {
 }
 
 #[test]
-#[ignore = "hangs past the 5-minute test limit on the 2-core CI machine; run by hand: cargo test -p staykv --test security connection_flood -- --ignored"]
 fn connection_flood_is_capped_by_maxclients() {
     let limit = raise_fd_limit();
     if limit < 10_500 {

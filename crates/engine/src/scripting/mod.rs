@@ -428,11 +428,17 @@ impl Scripting {
             vm.globals.raw_set("ARGV", argv_table.clone())?;
         }
         let read_only = run.read_only;
-        let engine = ctx.engine;
+        // Both functions reach the caller's context; they never run inside each other.
+        let ctx = std::cell::RefCell::new(ctx);
         let outcome: MultiValue = lua.scope(|scope| {
-            let call =
-                scope.create_function_mut(|lua, args: MultiValue| redis_call(lua, ctx, args, read_only, wrote))?;
-            let acl = scope.create_function(|lua, args: MultiValue| acl_check(lua, engine, args))?;
+            let call = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow_mut() {
+                Ok(mut ctx) => redis_call(lua, &mut ctx, args, read_only, wrote),
+                Err(_) => Err(mlua::Error::RecursiveMutCallback),
+            })?;
+            let acl = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow() {
+                Ok(ctx) => acl_check(lua, &ctx, args),
+                Err(_) => Err(mlua::Error::RecursiveMutCallback),
+            })?;
             vm.slot.raw_set("call", call)?;
             vm.slot.raw_set("acl", acl)?;
             let outcome = if run.is_eval {
@@ -651,20 +657,21 @@ fn redis_call(
     Ok((convert::reply_to_lua(lua, &reply, resp3)?, failed))
 }
 
-/// `redis.acl_check_cmd`: StayKV's one user may run every command, so known commands are
-/// allowed.
-fn acl_check(lua: &Lua, engine: &crate::exec::Engine, args: MultiValue) -> mlua::Result<(Value, bool)> {
+/// `redis.acl_check_cmd`: whether the calling user's ACL allows the command (without
+/// logging a refusal, as Redis's `ACLCheckAllUserCommandPerm`).
+fn acl_check(lua: &Lua, ctx: &Ctx, args: MultiValue) -> mlua::Result<(Value, bool)> {
     let argv = match lua_args(lua, args)? {
         Ok(argv) => argv,
         Err(error) => return Ok((Value::Table(error), true)),
     };
-    match argv.first().and_then(|name| engine.table.lookup(name)) {
-        Some(_) => Ok((Value::Boolean(true), false)),
-        None => Ok((
-            Value::Table(convert::plain_error_table(lua, "Invalid command passed to redis.acl_check_cmd()")?),
-            true,
-        )),
-    }
+    let engine = ctx.engine;
+    let Some((index, spec)) = argv.first().and_then(|name| engine.table.lookup(name)) else {
+        let error = convert::plain_error_table(lua, "Invalid command passed to redis.acl_check_cmd()")?;
+        return Ok((Value::Table(error), true));
+    };
+    let allowed = ctx.client.acl_exempt
+        || engine.acl.user(&ctx.client.user).is_some_and(|user| user.check(index, spec, &argv).is_ok());
+    Ok((Value::Boolean(allowed), false))
 }
 
 /// `luaArgsToRedisArgv`: strings as they are, numbers printed with `%.17g`.
