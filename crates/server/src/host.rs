@@ -163,23 +163,6 @@ impl ServerHost {
     }
 }
 
-/// Redis's memory notation: `100`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`...
-fn parse_memory(text: &str) -> Option<u64> {
-    let lower = text.to_ascii_lowercase();
-    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = match &lower[digits.len()..] {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1_000_000,
-        "mb" => 1024 * 1024,
-        "g" => 1_000_000_000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(unit)
-}
-
 fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -308,7 +291,7 @@ impl Host for ServerHost {
                 }
             }
             "client-query-buffer-limit" | "proto-max-bulk-len" => {
-                let n = parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                let n = crate::limits::parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
                 match name {
                     "client-query-buffer-limit" if n >= 1024 * 1024 => {
                         self.limits.query_buffer_limit.store(n, Ordering::Relaxed)
@@ -325,7 +308,7 @@ impl Host for ServerHost {
             }
             "maxmemory" => {
                 self.runtime.write().maxmemory =
-                    parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                    crate::limits::parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
             }
             "notify-keyspace-events" => {
                 let flags = staykv_engine::notify::parse_flags(&text)
