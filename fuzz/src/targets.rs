@@ -539,8 +539,30 @@ fn restore_seeds() -> Vec<Vec<u8>> {
         RdbValue::SortedSet(vec![(b"a".to_vec(), 1.0), (b"b".to_vec(), f64::INFINITY)]),
     ]
     .iter()
-    .map(staykv_rdb::encode_dump_payload)
+    .map(|value| {
+        // Mode 0 and the payload without its version and checksum (the target adds them).
+        let payload = staykv_rdb::encode_dump_payload(value);
+        let mut input = vec![0u8];
+        input.extend_from_slice(&payload[..payload.len() - 10]);
+        input
+    })
     .collect()
+}
+
+/// The payload a RESTORE input stands for. Mode bit 0 clear: the input is the body and gets
+/// a valid version and CRC-64 (else every mutation would only test the checksum); set: the
+/// input is the whole payload, as is.
+fn payload_of(data: &[u8]) -> Vec<u8> {
+    let (mode, body) = data.split_first().map_or((0, &[][..]), |(m, b)| (*m, b));
+    if mode & 1 == 1 {
+        return body.to_vec();
+    }
+    let mut payload = body.to_vec();
+    let version: u16 = if mode & 2 == 2 { 9 } else { 10 };
+    payload.extend_from_slice(&version.to_le_bytes());
+    let crc = staykv_rdb::crc64(0, &payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    payload
 }
 
 fn engine() -> &'static Engine {
@@ -574,6 +596,8 @@ fn normalized(value: staykv_rdb::RdbValue) -> staykv_rdb::RdbValue {
 }
 
 fn restore(data: &[u8]) -> u64 {
+    let payload = payload_of(data);
+    let data = &payload[..];
     let decoded = staykv_rdb::decode_dump_payload(data);
     let decoded_kind = match &decoded {
         Ok(value) => rdb_value_kind(value),
@@ -604,5 +628,13 @@ fn restore(data: &[u8]) -> u64 {
         Reply::Error(text) => crate::hash_str(text.get(..24).unwrap_or(text)),
         _ => 0,
     };
-    signature(&[decoded_kind, u64::from(restored), error])
+    let size = match &decoded {
+        Ok(RdbValue::String(s)) => s.len().min(64) as u64,
+        Ok(RdbValue::List(v) | RdbValue::Set(v)) => v.len().min(64) as u64,
+        Ok(RdbValue::Hash(v)) => v.len().min(64) as u64,
+        Ok(RdbValue::SortedSet(v)) => v.len().min(64) as u64,
+        Err(_) => 0,
+    };
+    let type_byte = data.first().copied().map_or(999, u64::from);
+    signature(&[decoded_kind, u64::from(restored), error, size, type_byte])
 }

@@ -128,6 +128,12 @@ fn tls_on_resp_and_http_and_plaintext_refused() {
     make_certificates(dir.path());
     let server = start(dir.path(), &[]);
     let tls = ["--tls", "--cacert", "{dir}/ca.pem"];
+    // The port accepts before recovery ends (clients get -LOADING meanwhile).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while text(&redis_cli(dir.path(), server.port, &tls, &["PING"])) != "PONG" {
+        assert!(Instant::now() < deadline, "server did not finish loading");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     assert_eq!(text(&redis_cli(dir.path(), server.port, &tls, &["SET", "greeting", "hello"])), "OK");
     assert_eq!(text(&redis_cli(dir.path(), server.port, &tls, &["GET", "greeting"])), "hello");
