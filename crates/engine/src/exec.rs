@@ -244,6 +244,7 @@ impl Engine {
             locks,
             effects: Vec::new(),
             events: Vec::new(),
+            wrote_collection: false,
             nested: false,
             blocked: None,
             top: spec.name,
@@ -493,6 +494,9 @@ pub struct Ctx<'a> {
     effects: Vec<Effect>,
     /// Keyspace events to publish once the command's effects are logged.
     events: Vec<crate::notify::Event>,
+    /// A hash or set was opened for writing: check at commit whether it outgrew its compact
+    /// encoding (strings never need the check, so GET/SET skip it).
+    wrote_collection: bool,
     /// Running inside EXEC or a script: blocking commands answer at once.
     nested: bool,
     blocked: Option<Blocked>,
@@ -554,6 +558,9 @@ impl<'a> Ctx<'a> {
     /// A hash or set a command made too big for the compact encoding keeps reporting the big
     /// one from then on, as in Redis; checked for the keys the command's effects name.
     fn note_outgrown(&mut self) {
+        if !std::mem::take(&mut self.wrote_collection) {
+            return;
+        }
         let keys: Vec<(usize, Bytes)> =
             self.effects.iter().filter_map(|e| Some((e.db as usize, e.argv.get(1)?.clone()))).collect();
         for (db, key) in keys {
@@ -669,6 +676,13 @@ impl<'a> Ctx<'a> {
     /// A read lookup that counts a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let stats = &self.engine.stats;
+        if !self.engine.notifier.wants(crate::notify::KEY_MISS) {
+            // The common case: one lookup, whatever it finds.
+            let found = self.lookup(key);
+            let counter = if found.is_some() { &stats.keyspace_hits } else { &stats.keyspace_misses };
+            counter.fetch_add(1, Ordering::Relaxed);
+            return found;
+        }
         let hit = self.lookup(key).is_some();
         let counter = if hit { &stats.keyspace_hits } else { &stats.keyspace_misses };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -692,6 +706,7 @@ impl<'a> Ctx<'a> {
     /// The collection of type `C` at `key` for writing, created empty when missing if
     /// `create`; WRONGTYPE if the key holds another type.
     pub fn write_collection<C: Collection>(&mut self, key: &[u8], create: bool) -> Result<Option<&mut C>, Reply> {
+        self.wrote_collection = true;
         if self.lookup(key).is_none() {
             if !create {
                 return Ok(None);
@@ -786,7 +801,8 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn propagate_in(&mut self, db: usize, argv: Vec<Bytes>) {
-        if let (Some(name), Some(key)) = (argv.first(), argv.get(1)) {
+        let notifying = self.engine.notifier.enabled();
+        if let (true, Some(name), Some(key)) = (notifying, argv.first(), argv.get(1)) {
             if let Some((class, event)) = crate::notify::event_for_effect(name) {
                 self.notify_in(db, class, event, key);
                 let with_deadline = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"pxat"));

@@ -133,6 +133,11 @@ impl Notifier {
         self.flags.store(flags, Ordering::Relaxed);
     }
 
+    /// Whether any event is wanted (writes skip deriving events otherwise).
+    pub fn enabled(&self) -> bool {
+        self.flags() & (KEYSPACE | KEYEVENT) != 0
+    }
+
     /// Whether events of `class` are wanted at all (cheap check before building one).
     pub fn wants(&self, class: u32) -> bool {
         let flags = self.flags();
