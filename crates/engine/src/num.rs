@@ -29,9 +29,37 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
         }
         // A finite literal too large for the type overflows: strtold reports ERANGE and Redis
         // refuses it.
-        _ => text.parse::<f64>().ok().filter(|v| v.is_finite())?,
+        _ => {
+            let value = text.parse::<f64>().ok().filter(|v| v.is_finite())?;
+            if value == 0.0 && underflows_long_double(&lower) {
+                return None; // ERANGE: underflow to zero
+            }
+            value
+        }
     };
     (!value.is_nan()).then_some(value)
+}
+
+/// Decimal exponent of the smallest subnormal C `long double` (x87 80-bit) holds, ~3.6e-4951.
+const LONG_DOUBLE_MIN_EXP10: i64 = -4951;
+
+/// Whether a decimal literal f64 rounds to zero is zero for `strtold` too (an ERANGE underflow
+/// Redis refuses). Smaller values `long double` still holds are accepted, as zero.
+fn underflows_long_double(literal: &str) -> bool {
+    let body = literal.trim_start_matches(['+', '-']);
+    let (mantissa, exponent) = match body.split_once('e') {
+        Some((m, e)) => {
+            let saturated = if e.starts_with('-') { i64::MIN / 2 } else { i64::MAX / 2 };
+            (m, e.parse::<i64>().unwrap_or(saturated))
+        }
+        None => (body, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let Some(first_significant) = whole.bytes().chain(fraction.bytes()).position(|b| b != b'0') else {
+        return false; // a true zero
+    };
+    let magnitude = exponent.saturating_add(whole.len() as i64 - first_significant as i64 - 1);
+    magnitude < LONG_DOUBLE_MIN_EXP10
 }
 
 /// The hexadecimal floats `strtold` accepts after `0x`: digits, an optional fraction and an
@@ -71,5 +99,31 @@ pub fn format_long_double_human(value: f64) -> String {
         "0".to_string()
     } else {
         text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_parse_like_strtold() {
+        assert_eq!(parse_f64(b"+5"), Some(5.0));
+        assert_eq!(parse_f64(b"0x10"), Some(16.0));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        for refused in [&b""[..], b" 5", b"5 ", b"nan", b"1e5000", b"abc"] {
+            assert_eq!(parse_f64(refused), None, "{:?}", String::from_utf8_lossy(refused));
+        }
+    }
+
+    #[test]
+    fn underflow_to_zero_is_refused_only_past_long_double_range() {
+        assert_eq!(parse_f64(b"3.0e-922337203685477580854775807"), None);
+        assert_eq!(parse_f64(b"1e-5000"), None);
+        assert_eq!(parse_f64(b"0.0001e-4950"), None);
+        // Zero in f64 but not in long double: accepted (as zero).
+        assert_eq!(parse_f64(b"1e-400"), Some(0.0));
+        assert_eq!(parse_f64(b"0e-99999"), Some(0.0));
+        assert_eq!(parse_f64(b"-0.000"), Some(-0.0));
     }
 }

@@ -386,8 +386,11 @@ impl Gen {
             _ if absolute => self.t0_secs - self.range(10, 100_000),
             _ => -self.range(1_000_000, 2_000_000_000),
         };
-        if ms {
+        if ms && (secs != 0 || absolute) {
             secs * 1000 + self.range(0, 999)
+        } else if ms {
+            // A relative 0 s plus a few hundred ms would be a small positive expiry.
+            0
         } else {
             secs
         }

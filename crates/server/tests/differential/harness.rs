@@ -499,21 +499,10 @@ impl Harness {
         if let Err(e) = self.stay.send(&cmds) {
             self.fatal("sending to staykv", &ReadError::Io(e));
         }
-        let mut diverged = false;
-        for op in batch {
+        let mut ops = batch.into_iter();
+        while let Some(op) = ops.next() {
             self.remember(&op.args);
-            let (r, rraw) = match self.redis.read() {
-                Ok(x) => x,
-                Err(e) => self.fatal("reading redis's reply", &e),
-            };
-            let (s, sraw) = match self.stay.read() {
-                Ok(x) => x,
-                Err(e) => self.fatal("reading staykv's reply", &e),
-            };
-            if diverged {
-                // The rest of the batch ran on diverged state; re-synced below.
-                continue;
-            }
+            let ((r, rraw), (s, sraw)) = self.read_both();
             let mut outcome = self.compare(&op, &r, &rraw, &s, &sraw);
             if let Outcome::Same = outcome {
                 if let Check::Random(rc) = &op.check {
@@ -535,14 +524,46 @@ impl Harness {
                     }
                 }
                 Outcome::Mismatch(detail) => {
+                    // The rest of the batch ran on diverged state: drain it, show the key
+                    // as each server holds it now, then re-sync.
+                    for rest in ops {
+                        self.remember(&rest.args);
+                        self.read_both();
+                    }
+                    let detail = format!("{detail}\n{}", self.key_state(&op.args));
                     self.mismatch(&op.args, &render(&r), &render(&s), &rraw, &sraw, &detail);
-                    diverged = true;
+                    self.resync_all();
+                    return;
                 }
             }
         }
-        if diverged {
-            self.resync_all();
+    }
+
+    fn read_both(&mut self) -> ((Value, Vec<u8>), (Value, Vec<u8>)) {
+        let redis = match self.redis.read() {
+            Ok(x) => x,
+            Err(e) => self.fatal("reading redis's reply", &e),
+        };
+        match self.stay.read() {
+            Ok(x) => (redis, x),
+            Err(e) => self.fatal("reading staykv's reply", &e),
         }
+    }
+
+    /// Type, encoding, TTL and DUMP payload of a command's first key on both servers (on the
+    /// command connections, so in the database the command ran in), for the mismatch report.
+    fn key_state(&mut self, args: &[Vec<u8>]) -> String {
+        let Some(key) = args.get(1) else { return String::new() };
+        let probe = [args!["TYPE", key], args!["OBJECT", "ENCODING", key], args!["PTTL", key], args!["DUMP", key]];
+        let mut text = format!("state of {} after the batch (TYPE, OBJECT ENCODING, PTTL, DUMP):\n", quote(key));
+        for (who, conn) in [("redis ", &mut self.redis), ("staykv", &mut self.stay)] {
+            let state = match conn.pipeline(&probe) {
+                Ok(replies) => replies.iter().map(render).collect::<Vec<_>>().join(" | "),
+                Err(e) => format!("(unreadable: {e:?})"),
+            };
+            text.push_str(&format!("  {who}: {}\n", truncate(state, 600)));
+        }
+        text
     }
 
     fn compare(&mut self, op: &Op, r: &Value, rraw: &[u8], s: &Value, sraw: &[u8]) -> Outcome {
