@@ -89,6 +89,7 @@ const BLOCKING: &[&str] = &[
     "bzpopmax",
     "bzmpop",
     "wait",
+    "waitaof",
     "xread",
     "xreadgroup",
 ];

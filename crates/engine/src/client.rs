@@ -51,6 +51,9 @@ pub struct Client {
     pub acl_user: Option<(u64, Arc<crate::acl::User>)>,
     /// The server itself (log replay): no ACL checks.
     pub acl_exempt: bool,
+    /// Highest log sequence number a reply to this client depended on (it wrote, or read a
+    /// write not yet durable): what WAITAOF waits to see fsynced.
+    pub last_seq: u64,
 }
 
 impl Client {

@@ -26,6 +26,11 @@ pub trait Journal: Sync {
     /// Log one atomic batch and return its sequence number. Called with the shards it
     /// touched still locked, so batches on the same key are logged in execution order.
     fn append(&self, time_ms: u64, effects: &[Effect]) -> u64;
+    /// Make the log fsynced through `seq` (WAITAOF), fsyncing now if the policy has not yet;
+    /// whether it is. Blocks the calling thread for the fsync.
+    fn fsync_through(&self, _seq: u64) -> bool {
+        true
+    }
 }
 
 /// A journal that drops everything (tests, replay).
@@ -171,6 +176,7 @@ impl Engine {
             self.pubsub.feed_monitors(now.saturating_mul(1000), client.db, &client.origin, args);
         }
         let (reply, wait_seq, blocked) = self.run(client, spec, args, now, host, journal);
+        client.last_seq = client.last_seq.max(wait_seq);
         self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
         if let Some(stats) = self.command_stats.get(index) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -487,7 +493,7 @@ pub struct Ctx<'a> {
     pub engine: &'a Engine,
     pub client: &'a mut Client,
     pub host: &'a dyn Host,
-    journal: &'a dyn Journal,
+    pub(crate) journal: &'a dyn Journal,
     /// The command's time, Unix ms. Never read the clock inside a command.
     pub now: u64,
     locks: Locks<'a>,

@@ -466,13 +466,14 @@ impl Persistence {
         let mut out = String::new();
         let _ = write!(
             out,
-            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{snapshot_bytes}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_bytes:{log_bytes}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{snapshot_bytes}\r\n",
+            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{snapshot_bytes}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{log_bytes}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{snapshot_bytes}\r\n",
             u8::from(self.is_loading()),
             self.writes_since_save.load(Ordering::Relaxed),
             self.last_save_unix.load(Ordering::Relaxed),
             log_bytes + snapshot_bytes,
             log.map_or(0, Log::last_seq),
             log.map_or(0, Log::durable_seq),
+            log.map_or(0, Log::synced_seq),
             snapshot.as_ref().map_or("", |s| s.file.as_str()),
             snapshot.as_ref().map_or(0, |s| s.seq),
         );
@@ -502,6 +503,21 @@ impl Journal for Persistence {
             return Err(MISCONF.into());
         }
         Ok(())
+    }
+
+    fn fsync_through(&self, seq: u64) -> bool {
+        let Some(log) = self.log.get() else { return true };
+        if log.synced_seq() >= seq {
+            return true;
+        }
+        // `flush_and_sync` covers everything appended before the call, `seq` included.
+        match blocking(|| log.flush_and_sync()) {
+            Ok(synced) => synced >= seq,
+            Err(error) => {
+                tracing::warn!(%error, "WAITAOF: the log could not be fsynced");
+                false
+            }
+        }
     }
 
     fn append(&self, time_ms: u64, effects: &[Effect]) -> u64 {

@@ -409,3 +409,37 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     drop(conn);
     server.kill();
 }
+
+/// `staykv_log_fsynced_seq` and `staykv_log_last_seq` from INFO persistence.
+fn fsynced_and_last(conn: &mut RawConn) -> (u64, u64) {
+    let info = String::from_utf8(conn.cmd(&["INFO", "persistence"])).unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok()).unwrap()
+    };
+    (field("staykv_log_fsynced_seq"), field("staykv_log_last_seq"))
+}
+
+#[test]
+fn waitaof_fsyncs_the_clients_writes_under_every_policy() {
+    for policy in ["no", "everysec", "always"] {
+        let server = Server::staykv_with(&["--fsync", policy]);
+        let mut conn = server.connect();
+        // Pipelined: WAITAOF runs right after the writes, before any fsync the policy makes.
+        let mut cmds: Vec<Vec<Vec<u8>>> = (0..50).map(set_cmd).collect();
+        cmds.push(vec![b"WAITAOF".to_vec(), b"1".to_vec(), b"0".to_vec(), b"0".to_vec()]);
+        let replies = pipeline(&mut conn, &cmds);
+        assert_eq!(replies.last(), Some(&Val::Array(Some(vec![Val::Int(1), Val::Int(0)]))), "{policy}");
+        let (fsynced, last) = fsynced_and_last(&mut conn);
+        assert!(fsynced >= last, "{policy}: WAITAOF answered 1 but the log is fsynced to {fsynced} of {last}");
+
+        // No replicas: asking for one waits out the timeout, then answers 0 replicas.
+        let started = Instant::now();
+        assert_eq!(
+            call_str(&mut conn, &["WAITAOF", "1", "1", "150"]),
+            Val::Array(Some(vec![Val::Int(1), Val::Int(0)]))
+        );
+        assert!(started.elapsed() >= Duration::from_millis(150), "{policy}: returned before the timeout");
+        assert_eq!(call_str(&mut conn, &["WAIT", "0", "0"]), Val::Int(0));
+        println!("{policy}: WAITAOF 1 0 0 -> [1, 0], log fsynced to {fsynced} of {last}");
+    }
+}

@@ -27,6 +27,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
     CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
+    CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait),
+    CommandSpec::new("waitaof", 4, NOSCRIPT, "connection", waitaof),
 ];
 
 fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
@@ -352,4 +354,143 @@ fn persistence(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(errors::syntax());
     }
     ctx.host.persistence(&name).map_err(Reply::Error)
+}
+
+/// A WAIT/WAITAOF timeout in milliseconds (0: forever) as a deadline.
+fn wait_deadline(ctx: &Ctx, arg: &[u8]) -> Result<Option<u64>, Reply> {
+    let ms = crate::num::parse_i64(arg).ok_or_else(|| err("ERR timeout is not an integer or out of range"))?;
+    match u64::try_from(ms) {
+        Err(_) => Err(err("ERR timeout is negative")),
+        Ok(0) => Ok(None),
+        Ok(ms) => ctx
+            .now
+            .checked_add(ms)
+            .filter(|&at| at <= i64::MAX as u64)
+            .map(Some)
+            .ok_or_else(|| err("ERR timeout is out of range")),
+    }
+}
+
+/// Asked for more replica acknowledgements than exist (StayKV has no replicas): block until
+/// the deadline and answer `reply` then, as Redis does; at once inside MULTI or a script.
+fn wait_for_replicas(ctx: &mut Ctx, wanted: i64, deadline: Option<u64>, reply: Reply) -> CmdResult {
+    if wanted > 0 {
+        ctx.block(&[], deadline);
+    }
+    Ok(reply)
+}
+
+/// WAIT numreplicas timeout: the number of replicas that acknowledged, always 0.
+fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let replicas = super::int_arg(arg(args, 1)?)?;
+    let deadline = wait_deadline(ctx, arg(args, 2)?)?;
+    wait_for_replicas(ctx, replicas, deadline, Reply::Int(0))
+}
+
+/// WAITAOF numlocal numreplicas timeout: whether everything this client wrote (or read
+/// before it was durable) is fsynced — forcing the fsync now if the policy has not yet done
+/// it — and how many replicas have it (0).
+fn waitaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let local = super::int_arg(arg(args, 1)?)?;
+    if !(0..=1).contains(&local) {
+        return Err(err("ERR value is out of range, value must between 0 and 1"));
+    }
+    let replicas = super::int_arg(arg(args, 2)?)?;
+    if replicas < 0 {
+        return Err(err("ERR value is out of range, must be positive"));
+    }
+    let deadline = wait_deadline(ctx, arg(args, 3)?)?;
+    let synced = ctx.journal.fsync_through(ctx.client.last_seq);
+    let reply = Reply::Array(vec![Reply::Int(i64::from(synced)), Reply::Int(0)]);
+    wait_for_replicas(ctx, replicas, deadline, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use bytes::Bytes;
+    use parking_lot::Mutex;
+    use staykv_resp::Reply;
+
+    use crate::client::Client;
+    use crate::effects::Effect;
+    use crate::exec::{Engine, EngineOptions, Journal, Outcome};
+    use crate::host::NoHost;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    /// A log that numbers batches and records what WAITAOF asked to have fsynced.
+    #[derive(Default)]
+    struct Log {
+        last: AtomicU64,
+        fsync_requests: Mutex<Vec<u64>>,
+    }
+
+    impl Journal for Log {
+        fn append(&self, _time_ms: u64, _effects: &[Effect]) -> u64 {
+            self.last.fetch_add(1, Ordering::Relaxed) + 1
+        }
+        fn fsync_through(&self, seq: u64) -> bool {
+            self.fsync_requests.lock().push(seq);
+            true
+        }
+    }
+
+    fn run(engine: &Engine, client: &mut Client, log: &Log, line: &str) -> Outcome {
+        let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        engine.execute(client, &args, NOW, &NoHost, log)
+    }
+
+    fn pair(local: i64) -> Reply {
+        Reply::Array(vec![Reply::Int(local), Reply::Int(0)])
+    }
+
+    #[test]
+    fn waitaof_fsyncs_through_the_clients_last_write() {
+        let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
+        let (mut writer, mut other) = (Client::new(1, true), Client::new(2, true));
+        assert_eq!(run(&engine, &mut writer, &log, "WAITAOF 1 0 0").reply, pair(1));
+        run(&engine, &mut writer, &log, "SET a 1");
+        run(&engine, &mut other, &log, "SET b 2");
+        run(&engine, &mut writer, &log, "GET a");
+        assert_eq!(run(&engine, &mut writer, &log, "WAITAOF 1 0 0").reply, pair(1));
+        assert_eq!(run(&engine, &mut other, &log, "WAITAOF 0 0 0").reply, pair(1));
+        // Nothing written yet: seq 0; then the writer's SET (1) and the other client's (2).
+        assert_eq!(*log.fsync_requests.lock(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn waiting_for_replicas_blocks_until_the_timeout_except_in_multi() {
+        let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
+        let mut client = Client::new(1, true);
+        client.waker = Some(crate::blocking::ClientWaker(std::sync::Arc::new(|| {})));
+        let waited = run(&engine, &mut client, &log, "WAITAOF 1 1 250");
+        assert_eq!((waited.reply, waited.blocked.and_then(|b| b.deadline)), (pair(1), Some(NOW + 250)));
+        let waited = run(&engine, &mut client, &log, "WAIT 2 0");
+        assert_eq!((waited.reply, waited.blocked.map(|b| b.deadline)), (Reply::Int(0), Some(None)));
+        let at_once = run(&engine, &mut client, &log, "WAIT 0 100");
+        assert!(at_once.blocked.is_none());
+        run(&engine, &mut client, &log, "MULTI");
+        run(&engine, &mut client, &log, "WAITAOF 0 3 0");
+        let exec = run(&engine, &mut client, &log, "EXEC");
+        assert_eq!((exec.reply, exec.blocked.is_none()), (Reply::Array(vec![pair(1)]), true));
+    }
+
+    #[test]
+    fn wait_arguments_are_checked_as_redis_does() {
+        let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
+        let mut client = Client::new(1, true);
+        for (line, error) in [
+            ("WAITAOF 2 0 0", "ERR value is out of range, value must between 0 and 1"),
+            ("WAITAOF 1 -1 0", "ERR value is out of range, must be positive"),
+            ("WAITAOF 1 0 -5", "ERR timeout is negative"),
+            ("WAITAOF 1 0 1.5", "ERR timeout is not an integer or out of range"),
+            ("WAIT x 0", "ERR value is not an integer or out of range"),
+        ] {
+            assert_eq!(run(&engine, &mut client, &log, line).reply, Reply::Error(error.into()), "{line}");
+        }
+    }
 }
