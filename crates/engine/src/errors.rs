@@ -20,6 +20,11 @@ pub fn wrong_type() -> Reply {
     err(WRONGTYPE)
 }
 
+/// A command that may add data, with memory over `maxmemory` and nothing evictable.
+pub fn oom() -> Reply {
+    err("OOM command not allowed when used memory > 'maxmemory'.")
+}
+
 pub fn syntax() -> Reply {
     err(SYNTAX)
 }

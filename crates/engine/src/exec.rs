@@ -84,6 +84,7 @@ pub struct Stats {
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
     pub expired_keys: AtomicU64,
+    pub evicted_keys: AtomicU64,
     pub total_commands: AtomicU64,
     pub rejected_calls: AtomicU64,
     pub failed_calls: AtomicU64,
@@ -111,8 +112,8 @@ pub struct Engine {
     pub blocked: BlockRegistry,
     pub pubsub: crate::pubsub::PubSub,
     pub notifier: crate::notify::Notifier,
-    /// Set by the server while memory use is above `maxmemory`: DENYOOM commands are refused.
-    pub over_memory_limit: std::sync::atomic::AtomicBool,
+    /// `maxmemory-policy` and `maxmemory-samples`, and the access stamps they need.
+    pub eviction: crate::evict::Eviction,
     /// Lua scripting: the Lua states, the script cache and function libraries.
     pub scripting: crate::scripting::Scripting,
     /// Users and their permissions (AUTH, ACL), checked before every command.
@@ -134,7 +135,7 @@ impl Engine {
             blocked: BlockRegistry::default(),
             pubsub: crate::pubsub::PubSub::default(),
             notifier: crate::notify::Notifier::default(),
-            over_memory_limit: std::sync::atomic::AtomicBool::new(false),
+            eviction: crate::evict::Eviction::default(),
             scripting: crate::scripting::Scripting::default(),
             acl,
         }
@@ -228,7 +229,13 @@ impl Engine {
                 return Some(Reply::Error(text));
             }
         }
-        self.memory_check(spec)
+        if spec.has(flags::DENYOOM)
+            && host.over_memory_limit()
+            && !self.evict(now, journal, &|| host.over_memory_limit())
+        {
+            return Some(errors::oom());
+        }
+        None
     }
 
     fn run(
@@ -327,14 +334,6 @@ impl Engine {
     ) {
         let client_info = host.client_list(client, Some(&[client.id])).trim_end().to_string();
         self.acl.log(crate::acl::LogEntry { count: 1, reason, context, object, username, updated: now, client_info });
-    }
-
-    /// With memory over `maxmemory` (and no eviction policy), commands that may grow memory
-    /// are refused with Redis's OOM error; reads and deletions keep working.
-    fn memory_check(&self, spec: &CommandSpec) -> Option<Reply> {
-        let over = self.over_memory_limit.load(Ordering::Relaxed);
-        (over && spec.has(flags::DENYOOM))
-            .then(|| errors::err("OOM command not allowed when used memory > 'maxmemory'."))
     }
 
     /// A client is going away: drop what the engine holds for it.
@@ -661,7 +660,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn find_live(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
-        let now = self.now;
+        let (now, engine) = (self.now, self.engine);
         let (hash, slice) = self.db_at(db, key);
         let pos = slice.find(hash, key)?;
         if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
@@ -674,7 +673,7 @@ impl<'a> Ctx<'a> {
         let (_, slice) = self.db_at(db, key);
         let entry = slice.get_mut(pos)?;
         if touch {
-            entry.accessed = seconds(now);
+            entry.accessed = engine.eviction.touched(entry.accessed, now);
         }
         Some(entry)
     }
@@ -747,14 +746,14 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn store_in(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) -> Option<Entry> {
-        let now = self.now;
+        let (now, eviction) = (self.now, &self.engine.eviction);
         let hasher = self.engine.keyspace.hasher();
         let (hash, slice) = self.db_at(db, key);
         match slice.find(hash, key) {
             Some(pos) => {
                 slice.set_expiry(pos, expire_at);
                 let entry = slice.get_mut(pos)?;
-                entry.accessed = seconds(now);
+                entry.accessed = eviction.touched(entry.accessed, now);
                 entry.encoding = Encoding::Auto;
                 let old_value = std::mem::replace(&mut entry.value, value);
                 Some(Entry {
@@ -768,7 +767,7 @@ impl<'a> Ctx<'a> {
             None => {
                 let mut entry = Entry::new(key, value);
                 entry.expire_at = expire_at;
-                entry.accessed = seconds(now);
+                entry.accessed = eviction.created(now);
                 slice.insert_new(hash, entry, hasher);
                 self.notify_in(db, crate::notify::NEW, "new", key);
                 None
@@ -864,8 +863,10 @@ impl<'a> Ctx<'a> {
                 return Reply::Error(text);
             }
         }
-        if let Some(refused) = self.engine.memory_check(spec) {
-            return refused;
+        // Inside EXEC or a script the shards are locked, so nothing is evicted here (as in
+        // Redis, eviction happens before the transaction or script starts).
+        if spec.has(flags::DENYOOM) && self.host.over_memory_limit() {
+            return errors::oom();
         }
         if let Some(stats) = self.engine.command_stats.get(index) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -894,11 +895,6 @@ impl<'a> Ctx<'a> {
         }
         sizes
     }
-}
-
-/// Unix seconds as stored in [`Entry::accessed`].
-fn seconds(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
 }
 
 #[cold]

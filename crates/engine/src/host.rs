@@ -9,6 +9,11 @@ pub trait Host: Sync {
     fn loading(&self) -> bool {
         false
     }
+    /// Memory in use is over `maxmemory`: commands that may add data make room by the
+    /// eviction policy first, or get OOM.
+    fn over_memory_limit(&self) -> bool {
+        false
+    }
     /// Extra `INFO` sections the server owns (`server`, `clients`, `persistence`...), in
     /// Redis's `field:value` lines, or `None` if it has no such section.
     fn info_section(&self, _section: &str) -> Option<String> {

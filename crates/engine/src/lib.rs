@@ -23,6 +23,7 @@ pub mod cmd;
 pub mod command;
 pub mod effects;
 pub mod errors;
+pub mod evict;
 pub mod exec;
 pub mod glob;
 pub mod hll;

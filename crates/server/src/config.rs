@@ -128,9 +128,14 @@ pub struct ServerOptions {
     /// CA certificate (PEM): clients must present a certificate it signed.
     #[arg(long, env = "STAYKV_TLS_CA_CERT")]
     pub tls_ca_cert: Option<PathBuf>,
-    /// Memory limit in bytes (0 = none); past it writes get OOM errors.
+    /// Memory limit in bytes (0 = none); past it keys are evicted by --maxmemory-policy, or
+    /// writes get OOM errors.
     #[arg(long, env = "STAYKV_MAXMEMORY", default_value_t = 0)]
     pub maxmemory: u64,
+    /// What goes past --maxmemory: noeviction (OOM errors), allkeys-lru, volatile-lru,
+    /// allkeys-lfu, volatile-lfu, allkeys-random, volatile-random or volatile-ttl.
+    #[arg(long, env = "STAYKV_MAXMEMORY_POLICY", default_value = "noeviction", value_parser = parse_policy)]
+    pub maxmemory_policy: String,
     /// Log level.
     #[arg(long, env = "STAYKV_LOGLEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub loglevel: LogLevel,
@@ -282,6 +287,7 @@ impl serde::Serialize for SerializableOptions<'_> {
             map.serialize_entry("tls-ca-cert", &v.display().to_string())?;
         }
         map.serialize_entry("maxmemory", &o.maxmemory)?;
+        map.serialize_entry("maxmemory-policy", &o.maxmemory_policy)?;
         let level = format!("{:?}", o.loglevel).to_ascii_lowercase();
         map.serialize_entry("loglevel", &level)?;
         map.serialize_entry("maxclients", &o.maxclients)?;
@@ -305,7 +311,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} http-max-body={} maxmemory={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
@@ -316,6 +322,7 @@ impl std::fmt::Display for ServerOptions {
             secret(&self.http_readonly_token),
             self.http_max_body,
             self.maxmemory,
+            self.maxmemory_policy,
             self.maxclients,
             self.databases,
             self.loglevel,
@@ -328,4 +335,11 @@ impl std::fmt::Display for ServerOptions {
             self.http_header_timeout,
         )
     }
+}
+
+/// `--maxmemory-policy`: one of Redis's policy names.
+fn parse_policy(text: &str) -> Result<String, String> {
+    staykv_engine::evict::Policy::parse(text)
+        .map(|p| p.name().to_string())
+        .ok_or_else(|| format!("unknown maxmemory policy '{text}'"))
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
+use staykv_engine::evict::Policy;
 use staykv_engine::glob;
 use staykv_engine::host::{ClientFilter, Host};
 use staykv_engine::{Client, Protocol, Reply};
@@ -48,8 +49,6 @@ pub struct Runtime {
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
     pub maxclients: usize,
-    /// Bytes of resident memory past which writes get OOM errors (0: no limit).
-    pub maxmemory: u64,
 }
 
 /// Shared server state.
@@ -73,13 +72,14 @@ pub struct ServerHost {
 }
 
 impl ServerHost {
+    fn eviction_policy(&self) -> Policy {
+        self.notifier.get().map_or(Policy::NoEviction, |e| e.eviction.policy())
+    }
+
     pub fn new(config: Config, persistence: Arc<Persistence>) -> ServerHost {
-        let runtime = Runtime {
-            fsync: config.fsync,
-            requirepass: config.requirepass.clone(),
-            maxclients: config.maxclients,
-            maxmemory: config.maxmemory,
-        };
+        let runtime =
+            Runtime { fsync: config.fsync, requirepass: config.requirepass.clone(), maxclients: config.maxclients };
+        crate::memory::set_limit(config.maxmemory);
         ServerHost {
             runtime: RwLock::new(runtime),
             clients: Mutex::new(BTreeMap::new()),
@@ -199,11 +199,14 @@ impl Host for ServerHost {
                 );
             }
             "memory" => {
-                let rss = crate::stats::rss_bytes();
                 let _ = write!(
                     out,
-                    "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n",
-                    self.runtime.read().maxmemory
+                    "used_memory:{}\r\nused_memory_rss:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_not_counted_for_evict:{}\r\n",
+                    crate::memory::used(),
+                    crate::stats::rss_bytes(),
+                    crate::memory::limit(),
+                    self.eviction_policy().name(),
+                    self.persistence.log_buffered_bytes(),
                 );
             }
             "persistence" => out = self.persistence.info(),
@@ -231,7 +234,8 @@ impl Host for ServerHost {
             self.notifier.get().map(|e| staykv_engine::notify::format_flags(e.notifier.flags())).unwrap_or_default();
         let limits = &self.limits;
         let acllog_max_len = self.notifier.get().map_or(128, |e| e.acl.log_max_len());
-        let items: [(&str, String); 21] = [
+        let samples = self.notifier.get().map_or(5, |e| e.eviction.samples());
+        let items: [(&str, String); 22] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
@@ -246,8 +250,9 @@ impl Host for ServerHost {
             ("appendonly", "yes".into()),
             ("appendfsync", runtime.fsync.as_str().into()),
             ("requirepass", runtime.requirepass.clone().unwrap_or_default()),
-            ("maxmemory", runtime.maxmemory.to_string()),
-            ("maxmemory-policy", "noeviction".into()),
+            ("maxmemory", crate::memory::limit().to_string()),
+            ("maxmemory-policy", self.eviction_policy().name().into()),
+            ("maxmemory-samples", samples.to_string()),
             ("maxclients", runtime.maxclients.to_string()),
             ("databases", c.databases.to_string()),
             ("save", String::new()),
@@ -307,8 +312,22 @@ impl Host for ServerHost {
                 self.limits.set_output(limits);
             }
             "maxmemory" => {
-                self.runtime.write().maxmemory =
+                let bytes =
                     crate::limits::parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                crate::memory::set_limit(bytes);
+            }
+            "maxmemory-policy" => {
+                let policy = Policy::parse(&text).ok_or_else(|| invalid("argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction"))?;
+                if let Some(engine) = self.notifier.get() {
+                    engine.eviction.set_policy(policy);
+                }
+            }
+            "maxmemory-samples" => {
+                let n = text.parse::<u32>().ok().filter(|n| (1..=64).contains(n));
+                let n = n.ok_or_else(|| invalid("argument must be between 1 and 64 inclusive"))?;
+                if let Some(engine) = self.notifier.get() {
+                    engine.eviction.set_samples(n);
+                }
             }
             "notify-keyspace-events" => {
                 let flags = staykv_engine::notify::parse_flags(&text)
@@ -332,6 +351,10 @@ impl Host for ServerHost {
             _ => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
         }
         Ok(())
+    }
+
+    fn over_memory_limit(&self) -> bool {
+        crate::memory::over_limit(self.persistence.log_buffered_bytes())
     }
 
     fn authenticate(&self, user: &[u8], password: &[u8]) -> Result<(), String> {

@@ -8,6 +8,7 @@ mod host;
 mod http;
 mod import;
 mod limits;
+mod memory;
 mod metrics;
 mod persistence;
 mod server;
@@ -19,6 +20,10 @@ mod tools;
 use std::process::ExitCode;
 
 use config::{Command, LogLevel};
+
+/// Counted, so that `maxmemory` compares with memory in use as Redis's `used_memory` does.
+#[global_allocator]
+static ALLOCATOR: memory::CountingAllocator = memory::CountingAllocator;
 
 fn main() -> ExitCode {
     let (cli, _) = match config::parse() {

@@ -79,6 +79,7 @@ fn describe() {
     describe_gauge!("staykv_keys", "Keys per database.");
     describe_gauge!("staykv_expiring_keys", "Keys with a deadline, per database.");
     describe_gauge!("staykv_memory_rss_bytes", Unit::Bytes, "Resident set size of the process.");
+    describe_gauge!("staykv_memory_used_bytes", Unit::Bytes, "Memory allocated (what maxmemory is compared with).");
     describe_gauge!("staykv_log_last_seq", "Sequence number of the last batch appended to the write-ahead log.");
     describe_gauge!("staykv_log_durable_seq", "Sequence number up to which the log is fsynced.");
     describe_gauge!("staykv_log_healthy", "1 while the log can be written, 0 while writes are refused (MISCONF).");
@@ -133,6 +134,7 @@ pub fn render(shared: &Shared) -> String {
     }
     gauge!("staykv_connected_clients").set(shared.host.clients.lock().len() as f64);
     gauge!("staykv_memory_rss_bytes").set(crate::stats::rss_bytes() as f64);
+    gauge!("staykv_memory_used_bytes").set(crate::memory::used() as f64);
     gauge!("staykv_uptime_seconds").set(shared.host.started.elapsed().as_secs_f64());
     let log = LogFigures::read(&shared.persistence);
     gauge!("staykv_log_last_seq").set(log.last_seq as f64);

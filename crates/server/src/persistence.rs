@@ -234,6 +234,11 @@ impl Persistence {
         let _ = durable.wait_for(|&d| d >= seq).await;
     }
 
+    /// Bytes held in the log's buffers (left out of `maxmemory`).
+    pub fn log_buffered_bytes(&self) -> u64 {
+        self.log.get().map_or(0, Log::buffered_bytes)
+    }
+
     pub fn set_fsync(&self, policy: FsyncPolicy) {
         if let Some(log) = self.log.get() {
             log.set_fsync_policy(storage_policy(policy));

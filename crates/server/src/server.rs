@@ -21,6 +21,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     config.validate()?;
     tracing::info!("starting StayKV {} with {config}", env!("CARGO_PKG_VERSION"));
     let engine = Arc::new(Engine::new(EngineOptions { databases: config.databases, ..EngineOptions::default() }));
+    let policy = staykv_engine::evict::Policy::parse(&config.maxmemory_policy)
+        .ok_or_else(|| format!("unknown maxmemory-policy '{}'", config.maxmemory_policy))?;
+    engine.eviction.set_policy(policy);
     if let Some(password) = &config.requirepass {
         engine.acl.set_default_password(Some(password.as_bytes()), &engine.table);
     }
@@ -80,7 +83,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         recovery.frames_replayed,
         engine.db_sizes().iter().map(|(keys, _)| keys).sum::<usize>()
     );
-    tokio::spawn(housekeeping(engine.clone(), persistence.clone(), host.clone()));
+    tokio::spawn(housekeeping(engine.clone(), persistence.clone()));
 
     let mut stop = host.shutdown.subscribe();
     let _ = stop.wait_for(|s| *s).await;
@@ -113,16 +116,12 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
     }
 }
 
-/// Periodic work: active expiry, and the `maxmemory` check (noeviction: past the limit,
-/// commands that may add data get OOM errors until memory drops below it again).
-async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: Arc<ServerHost>) {
+/// Periodic work: active expiry.
+async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>) {
     let mut tick = tokio::time::interval(EXPIRE_EVERY);
     loop {
         tick.tick().await;
         engine.active_expire(crate::clock::now_ms(), EXPIRE_BUDGET, &*persistence);
-        let limit = host.runtime.read().maxmemory;
-        let over = limit > 0 && crate::stats::rss_bytes() > limit;
-        engine.over_memory_limit.store(over, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -715,7 +715,7 @@ fn connection_flood_is_capped_by_maxclients() {
 fn maxmemory_noeviction_refuses_writes_and_loses_nothing() {
     let mut server = Server::staykv_with(&["--fsync", "everysec"]);
     let mut conn = server.connect();
-    let limit = server.rss_kib() * 1024 + 48 * 1024 * 1024;
+    let limit = info_field(&mut conn, "memory", "used_memory") + 48 * 1024 * 1024;
     assert_eq!(conn.cmd_text(&["CONFIG", "SET", "maxmemory", &limit.to_string()]), "OK");
     let value = "v".repeat(64 * 1024);
     let mut acknowledged = Vec::new();
@@ -742,4 +742,100 @@ fn maxmemory_noeviction_refuses_writes_and_loses_nothing() {
     for key in &acknowledged {
         assert_eq!(conn.cmd_text(&["STRLEN", key]), value.len().to_string(), "{key} lost");
     }
+}
+
+/// What `maxmemory` is compared with: `used_memory` less the log's buffers.
+fn counted_memory(conn: &mut RawConn) -> u64 {
+    let used = info_field(conn, "memory", "used_memory");
+    used.saturating_sub(info_field(conn, "memory", "mem_not_counted_for_evict"))
+}
+
+/// A numeric field of an INFO section.
+fn info_field(conn: &mut RawConn, section: &str, name: &str) -> u64 {
+    let info = conn.cmd_text(&["INFO", section]);
+    let value = info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':'));
+    value.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {name} in INFO {section}:\n{info}"))
+}
+
+#[test]
+fn maxmemory_volatile_lru_evicts_keys_with_a_ttl_logs_and_announces_it() {
+    const MIB: u64 = 1024 * 1024;
+    let mut server = Server::staykv_with(&["--fsync", "everysec", "--maxmemory-policy", "volatile-lru"]);
+    let mut conn = server.connect();
+    assert!(conn.cmd_text(&["CONFIG", "GET", "maxmemory-policy"]).contains("volatile-lru"));
+    assert_eq!(conn.cmd_text(&["CONFIG", "SET", "notify-keyspace-events", "Ee"]), "OK");
+    let mut events = server.connect();
+    events.cmd(&["SUBSCRIBE", "__keyevent@0__:evicted"]);
+
+    // 200 keys without a TTL (about 12.5 MiB), then a limit 16 MiB above what is in use,
+    // then 1,000 keys with a TTL (62.5 MiB): only those may go.
+    let value = "v".repeat(64 * 1024);
+    for i in 0..200 {
+        assert_eq!(conn.cmd_text(&["SET", &format!("keep:{i}"), &value]), "OK");
+    }
+    let limit = counted_memory(&mut conn) + 16 * MIB;
+    assert_eq!(conn.cmd_text(&["CONFIG", "SET", "maxmemory", &limit.to_string()]), "OK");
+    for i in 0..1000 {
+        assert_eq!(conn.cmd_text(&["SET", &format!("cache:{i}"), &value, "EX", "3600"]), "OK", "cache:{i}");
+    }
+    let evicted = info_field(&mut conn, "stats", "evicted_keys");
+    let used = counted_memory(&mut conn);
+    let cached = (0..1000).filter(|i| conn.cmd_text(&["EXISTS", &format!("cache:{i}")]) == "1").count() as u64;
+    println!("evicted {evicted} keys with a TTL; {cached} kept; memory counted {used} of {limit}");
+    // 16 MiB hold 256 values of 64 KiB; the rest of the 1,000 had to go.
+    assert!(cached <= 300, "{cached} keys with a TTL kept in 16 MiB");
+    assert_eq!(cached + evicted, 1000);
+    assert!(used <= limit + 2 * MIB, "memory {used} stays over the limit {limit}");
+    for i in 0..200 {
+        assert_eq!(conn.cmd_text(&["EXISTS", &format!("keep:{i}")]), "1", "keep:{i} (no TTL) was evicted");
+    }
+    // Each eviction is announced as an `evicted` event naming the key.
+    let first = frame_text(&events.read_frame().unwrap());
+    assert!(first.contains("__keyevent@0__:evicted") && first.contains("cache:"), "{first}");
+
+    // With only keys without a TTL left to take, writes get OOM and nothing is evicted.
+    let tight = counted_memory(&mut conn).saturating_sub(20 * MIB);
+    assert_eq!(conn.cmd_text(&["CONFIG", "SET", "maxmemory", &tight.to_string()]), "OK");
+    assert_eq!(conn.cmd_text(&["SET", "one-more", &value]), "OOM command not allowed when used memory > 'maxmemory'.");
+    assert_eq!(conn.cmd_text(&["DBSIZE"]), "200");
+
+    // Evictions were logged as deletions: a restart does not bring the keys back.
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd_text(&["DBSIZE"]), "200");
+    assert_eq!(conn.cmd_text(&["EXISTS", "keep:0", "keep:199"]), "2");
+}
+
+#[test]
+fn maxmemory_allkeys_lru_keeps_the_keys_in_use() {
+    const MIB: u64 = 1024 * 1024;
+    let server = Server::staykv_with(&["--fsync", "no"]);
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd_text(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    assert!(conn.cmd_text(&["CONFIG", "SET", "maxmemory-policy", "lru"]).starts_with("ERR CONFIG SET failed"));
+    let value = "v".repeat(16 * 1024);
+    let limit = counted_memory(&mut conn) + 8 * MIB;
+    assert_eq!(conn.cmd_text(&["CONFIG", "SET", "maxmemory", &limit.to_string()]), "OK");
+    // 100 hot keys (1.6 MiB) and 1,200 cold ones (19 MiB) written in rounds smaller than the
+    // room left (about 400 keys). The LRU clock counts seconds (as Redis's does), so each
+    // round comes a second after the last, right after the hot keys are read: the cold keys
+    // of earlier rounds are then the idlest.
+    for i in 0..100 {
+        conn.cmd(&["SET", &format!("hot:{i}"), &value]);
+    }
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_millis(1050));
+        for i in 0..100 {
+            conn.cmd(&["GET", &format!("hot:{i}")]);
+        }
+        for i in round * 200..(round + 1) * 200 {
+            assert_eq!(conn.cmd_text(&["SET", &format!("cold:{i}"), &value]), "OK");
+        }
+    }
+    let hot = (0..100).filter(|i| conn.cmd_text(&["EXISTS", &format!("hot:{i}")]) == "1").count();
+    let evicted = info_field(&mut conn, "stats", "evicted_keys");
+    println!("allkeys-lru: {evicted} evicted, {hot} of 100 hot keys kept");
+    assert!(evicted > 500, "{evicted}");
+    // Random eviction would keep about a third of them (8 MiB of ~21 MiB written).
+    assert!(hot >= 80, "only {hot} of 100 recently read keys survived");
 }

@@ -110,6 +110,9 @@ struct Queue {
 
 const NO_TIME: u64 = u64::MAX;
 
+/// Capacity the writer's buffer keeps after an fsync empties it.
+const RETAINED_BUFFER_BYTES: usize = 1 << 20;
+
 struct Shared {
     queue: Mutex<Queue>,
     queue_cv: Condvar,
@@ -128,6 +131,9 @@ struct Shared {
     /// ms since `epoch` of the oldest written-but-unsynced data (`NO_TIME` if none).
     unsynced_since_ms: AtomicU64,
     max_sync_lag: Duration,
+    /// Bytes the log's buffers hold (allocated capacity): appended-but-unwritten frames and,
+    /// until their fsync, written ones (kept to rewrite them if the fsync fails).
+    buffered_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -251,6 +257,7 @@ impl Log {
             epoch: Instant::now(),
             unsynced_since_ms: AtomicU64::new(NO_TIME),
             max_sync_lag: opts.max_sync_lag,
+            buffered_bytes: AtomicU64::new(0),
         });
         let seg_first_seq = parse_segment_file_name(&seg_name).unwrap_or(rec.next_seq);
         let writer = Writer {
@@ -313,6 +320,11 @@ impl Log {
     /// the OS under `EverySec`/`No`. Replies covering seqs up to this may be released.
     pub fn durable_seq(&self) -> u64 {
         self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Bytes held in the log's buffers (Redis leaves its AOF buffer out of `maxmemory` too).
+    pub fn buffered_bytes(&self) -> u64 {
+        self.shared.buffered_bytes.load(Ordering::Relaxed)
     }
 
     /// Last fsynced seq.
@@ -599,6 +611,8 @@ impl Writer {
             }
             self.buf_last_seq = q.next_seq.saturating_sub(1);
         }
+        let buffered = self.buf.capacity() + q.buf.capacity();
+        self.shared.buffered_bytes.store(buffered as u64, Ordering::Relaxed);
         (std::mem::take(&mut q.cmds), q.shutdown)
     }
 
@@ -659,6 +673,9 @@ impl Writer {
         }
         self.synced_off += self.buf.len() as u64;
         self.buf.clear();
+        // A burst can grow the buffer to a whole fsync interval of writes: give that memory
+        // back once it is synced instead of holding it for good.
+        self.buf.shrink_to(RETAINED_BUFFER_BYTES);
         self.written = 0;
         self.last_sync = Instant::now();
         self.shared.synced_seq.store(self.buf_last_seq, Ordering::Release);

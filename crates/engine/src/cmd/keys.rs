@@ -479,15 +479,22 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() != arity {
         return Err(errors::wrong_arity(&format!("object|{name}")));
     }
-    let now_secs = ctx.now / 1000;
+    let (eviction, now) = (&ctx.engine.eviction, ctx.now);
+    let now_secs = now / 1000;
     let Some(entry) = ctx.peek(arg(args, 2)?) else {
         return Ok(Reply::Nil);
     };
     Ok(match sub {
         s if is(s, "encoding") => Reply::bulk_str(entry.value.encoding_with(entry.encoding)),
         s if is(s, "refcount") => Reply::Int(1),
-        s if is(s, "idletime") => Reply::Int(now_secs.saturating_sub(u64::from(entry.accessed)) as i64),
-        _ => return Err(err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")),
+        s if is(s, "idletime") => match eviction.frequency(entry.accessed, now) {
+            None => Reply::Int(now_secs.saturating_sub(u64::from(entry.accessed)) as i64),
+            Some(_) => return Err(err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")),
+        },
+        _ => match eviction.frequency(entry.accessed, now) {
+            Some(frequency) => Reply::Int(i64::from(frequency)),
+            None => return Err(err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")),
+        },
     })
 }
 
@@ -502,7 +509,7 @@ fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, payload) = (arg(args, 1)?, arg(args, 3)?);
     let ttl = int_arg(arg(args, 2)?)?;
-    let (mut replace, mut absolute, mut idle) = (false, false, None);
+    let (mut replace, mut absolute, mut idle, mut frequency) = (false, false, None, None);
     let mut i = 4;
     while let Some(option) = args.get(i) {
         if is(option, "replace") {
@@ -515,9 +522,7 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             i += 1;
         } else if is(option, "freq") && i + 1 < args.len() {
             let freq = int_arg(arg(args, i + 1)?)?;
-            if !(0..=255).contains(&freq) {
-                return Err(err("ERR Invalid FREQ value, must be >= 0 and <= 255"));
-            }
+            frequency = Some(u8::try_from(freq).map_err(|_| err("ERR Invalid FREQ value, must be >= 0 and <= 255"))?);
             i += 1;
         } else {
             return Err(errors::syntax());
@@ -550,9 +555,15 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Ok);
     }
     ctx.store(key, value, deadline);
-    let now_secs = ctx.now / 1000;
-    if let (Some(secs), Some(entry)) = (idle, ctx.peek(key)) {
-        entry.accessed = now_secs.saturating_sub(secs) as u32;
+    // As Redis: FREQ counts under an LFU policy, IDLETIME under the others.
+    let (eviction, now) = (&ctx.engine.eviction, ctx.now);
+    let stamp = match (eviction.policy().is_lfu(), frequency, idle) {
+        (true, Some(frequency), _) => Some(eviction.with_frequency(frequency, now)),
+        (false, _, Some(secs)) => Some((now / 1000).saturating_sub(secs) as u32),
+        _ => None,
+    };
+    if let (Some(stamp), Some(entry)) = (stamp, ctx.peek(key)) {
+        entry.accessed = stamp;
     }
     ctx.propagate(vec![
         Bytes::from_static(b"RESTORE"),

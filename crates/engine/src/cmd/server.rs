@@ -171,11 +171,12 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
             let s = &engine.stats;
             let _ = write!(
                 out,
-                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nrejected_calls:{}\r\nfailed_calls:{}\r\n",
+                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nrejected_calls:{}\r\nfailed_calls:{}\r\n",
                 s.total_commands.load(Ordering::Relaxed),
                 s.keyspace_hits.load(Ordering::Relaxed),
                 s.keyspace_misses.load(Ordering::Relaxed),
                 s.expired_keys.load(Ordering::Relaxed),
+                s.evicted_keys.load(Ordering::Relaxed),
                 s.rejected_calls.load(Ordering::Relaxed),
                 s.failed_calls.load(Ordering::Relaxed),
             );

@@ -1,0 +1,444 @@
+//! `maxmemory` policies (Redis's `evict.c`): which keys go when memory is over the limit.
+//!
+//! Like Redis, StayKV keeps no LRU list or LFU heap (either would cost a shared update on every
+//! read). Each eviction samples `maxmemory-samples` keys (default 5) at random slots of random
+//! shards into a pool of the 16 best candidates seen so far, kept across evictions, and evicts
+//! the best of the pool; this approximates true LRU/LFU closely, and no shard lock is held for
+//! more than a few probes. Each eviction is logged
+//! as a DEL, so a restart never brings the key back, is announced as an `evicted` keyspace
+//! event, and counts in `INFO stats` `evicted_keys`.
+//!
+//! The access stamp every entry carries (`Entry::accessed`) means what the policy needs, as
+//! Redis's 24-bit `lru` field does: Unix seconds of the last access under LRU policies, and
+//! under LFU ones the minute of the last decay in the high bits with an 8-bit logarithmic
+//! access counter in the low ones. Switching between the two families at run time leaves old
+//! stamps meaning the other thing until keys are touched again, exactly as in Redis.
+
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rand::Rng;
+
+use crate::effects::Effect;
+use crate::exec::{Engine, Journal};
+use crate::keyspace::{Entry, NO_EXPIRY};
+
+/// What goes first when memory is over `maxmemory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Nothing: commands that may add data get OOM errors.
+    NoEviction,
+    AllKeysLru,
+    VolatileLru,
+    AllKeysLfu,
+    VolatileLfu,
+    AllKeysRandom,
+    VolatileRandom,
+    /// Keys with a TTL, nearest deadline first.
+    VolatileTtl,
+}
+
+const POLICIES: [(Policy, &str); 8] = [
+    (Policy::NoEviction, "noeviction"),
+    (Policy::AllKeysLru, "allkeys-lru"),
+    (Policy::VolatileLru, "volatile-lru"),
+    (Policy::AllKeysLfu, "allkeys-lfu"),
+    (Policy::VolatileLfu, "volatile-lfu"),
+    (Policy::AllKeysRandom, "allkeys-random"),
+    (Policy::VolatileRandom, "volatile-random"),
+    (Policy::VolatileTtl, "volatile-ttl"),
+];
+
+impl Policy {
+    /// A policy by its Redis name, in any case.
+    pub fn parse(name: &str) -> Option<Policy> {
+        POLICIES.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(p, _)| *p)
+    }
+
+    pub fn name(self) -> &'static str {
+        POLICIES.iter().find(|(p, _)| *p == self).map_or("noeviction", |(_, n)| n)
+    }
+
+    /// Only keys with a TTL may be evicted.
+    fn volatile_only(self) -> bool {
+        matches!(self, Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl)
+    }
+
+    pub fn is_lfu(self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+    }
+
+    fn index(self) -> u8 {
+        POLICIES.iter().position(|(p, _)| *p == self).unwrap_or(0) as u8
+    }
+
+    /// How strongly `entry` asks to be evicted: the highest score among the samples goes.
+    fn score(self, entry: &Entry, now: u64) -> u64 {
+        match self {
+            Policy::AllKeysLru | Policy::VolatileLru => seconds(now).saturating_sub(entry.accessed).into(),
+            Policy::AllKeysLfu | Policy::VolatileLfu => u64::from(u8::MAX - lfu_decayed(entry.accessed, now)),
+            Policy::VolatileTtl => u64::MAX - entry.expire_at,
+            Policy::NoEviction | Policy::AllKeysRandom | Policy::VolatileRandom => 0,
+        }
+    }
+}
+
+/// Redis's `maxmemory-samples` default.
+const DEFAULT_SAMPLES: u32 = 5;
+/// Random slots probed per sample wanted before falling back to a walk (slabs have holes,
+/// and under volatile policies only keys with a TTL count).
+const PROBES_PER_SAMPLE: usize = 8;
+/// Keys one command may evict before it gives up and gets OOM (Redis bounds the time instead).
+const MAX_EVICTIONS_PER_COMMAND: usize = 10_000;
+
+/// Candidates the pool keeps between evictions (Redis's `EVPOOL_SIZE`).
+const POOL_SIZE: usize = 16;
+
+/// The live `maxmemory-policy` and `maxmemory-samples` (CONFIG SET changes them), and the pool
+/// of eviction candidates.
+#[derive(Debug)]
+pub struct Eviction {
+    policy: AtomicU8,
+    samples: AtomicU32,
+    /// Best candidates seen so far, ascending by score (the last one goes next).
+    pool: Mutex<Vec<Victim>>,
+}
+
+impl Default for Eviction {
+    fn default() -> Eviction {
+        Eviction {
+            policy: AtomicU8::new(Policy::NoEviction.index()),
+            samples: AtomicU32::new(DEFAULT_SAMPLES),
+            pool: Mutex::new(Vec::with_capacity(POOL_SIZE + 1)),
+        }
+    }
+}
+
+impl Eviction {
+    pub fn policy(&self) -> Policy {
+        POLICIES.get(usize::from(self.policy.load(Ordering::Relaxed))).map_or(Policy::NoEviction, |(p, _)| *p)
+    }
+
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy.store(policy.index(), Ordering::Relaxed);
+        // Scores of another policy mean nothing under this one.
+        self.pool.lock().clear();
+    }
+
+    pub fn samples(&self) -> u32 {
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    /// `maxmemory-samples`, at least 1 (Redis accepts 1..=64).
+    pub fn set_samples(&self, samples: u32) {
+        self.samples.store(samples.clamp(1, 64), Ordering::Relaxed);
+    }
+
+    /// The access stamp of a key created at `now`.
+    pub fn created(&self, now: u64) -> u32 {
+        if self.policy().is_lfu() {
+            lfu_stamp(now, LFU_INIT)
+        } else {
+            seconds(now)
+        }
+    }
+
+    /// The access stamp after an access at `now`.
+    pub fn touched(&self, previous: u32, now: u64) -> u32 {
+        if self.policy().is_lfu() {
+            lfu_stamp(now, lfu_log_incr(lfu_decayed(previous, now)))
+        } else {
+            seconds(now)
+        }
+    }
+
+    /// OBJECT FREQ: the decayed access counter, under an LFU policy only.
+    pub fn frequency(&self, stamp: u32, now: u64) -> Option<u8> {
+        self.policy().is_lfu().then(|| lfu_decayed(stamp, now))
+    }
+
+    /// RESTORE … FREQ f: the stamp of a key with that counter.
+    pub fn with_frequency(&self, frequency: u8, now: u64) -> u32 {
+        lfu_stamp(now, frequency)
+    }
+}
+
+/// Unix seconds as an access stamp (wraps in 2106).
+pub fn seconds(now: u64) -> u32 {
+    (now / 1000) as u32
+}
+
+// LFU, with Redis's defaults: lfu-log-factor 10, lfu-decay-time 1 (minute), new keys at 5 so
+// that they are not evicted before they had a chance to be read.
+const LFU_INIT: u8 = 5;
+const LFU_LOG_FACTOR: f64 = 10.0;
+
+fn minutes(now: u64) -> u32 {
+    ((now / 60_000) & 0xffff) as u32
+}
+
+fn lfu_stamp(now: u64, counter: u8) -> u32 {
+    (minutes(now) << 8) | u32::from(counter)
+}
+
+/// The counter, less one per whole minute since the stamp (16-bit minutes wrap, as in Redis).
+fn lfu_decayed(stamp: u32, now: u64) -> u8 {
+    let counter = (stamp & 0xff) as u8;
+    let then = stamp >> 8;
+    let now_minutes = minutes(now);
+    let elapsed = if now_minutes >= then { now_minutes - then } else { 0x1_0000 - then + now_minutes };
+    counter.saturating_sub(u8::try_from(elapsed).unwrap_or(u8::MAX))
+}
+
+/// Redis's logarithmic increment: the higher the counter, the less likely a hit raises it
+/// (about 1M hits to reach 255 with factor 10).
+fn lfu_log_incr(counter: u8) -> u8 {
+    if counter == u8::MAX {
+        return counter;
+    }
+    let base = f64::from(counter.saturating_sub(LFU_INIT));
+    let chance = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
+    if rand::thread_rng().gen::<f64>() < chance {
+        counter + 1
+    } else {
+        counter
+    }
+}
+
+/// The sampled key to evict.
+#[derive(Debug)]
+struct Victim {
+    shard: usize,
+    db: usize,
+    key: Bytes,
+    score: u64,
+}
+
+impl Eviction {
+    /// Adds a sampled key, keeping the pool to the best [`POOL_SIZE`] and each key once.
+    fn offer(&self, pool: &mut Vec<Victim>, candidate: Victim) {
+        if let Some(known) = pool.iter_mut().find(|v| v.db == candidate.db && v.key == candidate.key) {
+            known.score = candidate.score;
+        } else {
+            pool.push(candidate);
+        }
+        pool.sort_by_key(|v| v.score);
+        if pool.len() > POOL_SIZE {
+            pool.remove(0);
+        }
+    }
+}
+
+impl Engine {
+    /// Evicts keys by the current policy while `over_limit()` holds. False when memory stays
+    /// over the limit because nothing may go (`noeviction`, a volatile policy and no key with
+    /// a TTL, or the per-command bound reached): the command then gets Redis's OOM error.
+    pub fn evict(&self, now: u64, journal: &dyn Journal, over_limit: &dyn Fn() -> bool) -> bool {
+        let policy = self.eviction.policy();
+        if policy == Policy::NoEviction {
+            return !over_limit();
+        }
+        for _ in 0..MAX_EVICTIONS_PER_COMMAND {
+            if !over_limit() {
+                return true;
+            }
+            self.sample_into_pool(policy, now);
+            let Some(victim) = self.eviction.pool.lock().pop() else { return false };
+            self.evict_key(victim, now, journal);
+        }
+        !over_limit()
+    }
+
+    /// Offers up to `maxmemory-samples` keys, probed at random slots of random shards (one
+    /// shard locked at a time), to the candidate pool.
+    fn sample_into_pool(&self, policy: Policy, now: u64) {
+        let wanted = self.eviction.samples() as usize;
+        let shards = self.keyspace.shard_count();
+        let mut rng = rand::thread_rng();
+        let first = rng.gen_range(0..shards);
+        let mut sampled = Vec::with_capacity(wanted);
+        for offset in 0..shards {
+            if sampled.len() >= wanted {
+                break;
+            }
+            let shard = (first + offset) % shards;
+            let Some(guard) = self.keyspace.lock(shard) else { continue };
+            for (db, slice) in guard.dbs.iter().enumerate() {
+                let population = if policy.volatile_only() { slice.volatile_len() } else { slice.len() };
+                let slots = slice.slot_count();
+                let need = wanted.saturating_sub(sampled.len());
+                if population == 0 || slots == 0 || need == 0 {
+                    continue;
+                }
+                let eligible =
+                    |pos: usize| slice.slot(pos).filter(|e| !policy.volatile_only() || e.expire_at != NO_EXPIRY);
+                let victim =
+                    |entry: &Entry| Victim { shard, db, key: entry.key.clone(), score: policy.score(entry, now) };
+                // Independent random probes: neighbouring slots hold keys written together,
+                // so a walk would sample keys of one age.
+                let before = sampled.len();
+                for _ in 0..need * PROBES_PER_SAMPLE {
+                    if let Some(entry) = eligible(rng.gen_range(0..slots)) {
+                        sampled.push(victim(entry));
+                        if sampled.len() - before == need {
+                            break;
+                        }
+                    }
+                }
+                if sampled.len() == before {
+                    // Few eligible keys among many (volatile policies): take the first one
+                    // after a random point rather than report nothing to evict.
+                    let start = rng.gen_range(0..slots);
+                    if let Some(entry) = (start..slots).chain(0..start).find_map(eligible) {
+                        sampled.push(victim(entry));
+                    }
+                }
+            }
+        }
+        let mut pool = self.eviction.pool.lock();
+        for candidate in sampled {
+            self.eviction.offer(&mut pool, candidate);
+        }
+    }
+
+    /// Deletes the victim as a DEL would: logged, WATCH broken, `evicted` announced.
+    fn evict_key(&self, victim: Victim, now: u64, journal: &dyn Journal) {
+        let Some(mut guard) = self.keyspace.lock(victim.shard) else { return };
+        let hash = self.keyspace.hash(&victim.key);
+        let Some(slice) = guard.dbs.get_mut(victim.db) else { return };
+        if slice.remove(hash, &victim.key).is_none() {
+            return;
+        }
+        let effect = Effect::new(victim.db, vec![Bytes::from_static(b"DEL"), victim.key.clone()]);
+        guard.last_write_seq = journal.append(now, &[effect]);
+        drop(guard);
+        self.watches.touch(victim.db, &victim.key);
+        let event =
+            crate::notify::Event { class: crate::notify::EVICTED, name: "evicted", db: victim.db, key: victim.key };
+        self.notifier.publish(&self.pubsub, &event);
+        self.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::client::Client;
+    use crate::exec::{EngineOptions, NoJournal};
+    use crate::host::NoHost;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn run(engine: &Engine, client: &mut Client, now: u64, line: &str) -> staykv_resp::Reply {
+        let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        engine.execute(client, &args, now, &NoHost, &NoJournal).reply
+    }
+
+    fn keys(engine: &Engine) -> usize {
+        engine.db_sizes().first().map_or(0, |s| s.0)
+    }
+
+    /// An engine with `n` plain keys and `n` keys with a TTL, under `policy`.
+    fn filled(policy: Policy, n: usize) -> (Engine, Client) {
+        let engine = Engine::new(EngineOptions::default());
+        engine.eviction.set_policy(policy);
+        let mut client = Client::new(1, true);
+        for i in 0..n {
+            run(&engine, &mut client, NOW, &format!("SET plain:{i} v"));
+            run(&engine, &mut client, NOW, &format!("SET ttl:{i} v PX {}", 100_000 + i * 1000));
+        }
+        (engine, client)
+    }
+
+    /// Evicts until `count` keys are gone (the "memory" measure is the key count).
+    fn evict_down_to(engine: &Engine, count: usize, now: u64) -> bool {
+        engine.evict(now, &NoJournal, &|| keys(engine) > count)
+    }
+
+    #[test]
+    fn policies_parse_by_redis_name() {
+        for (policy, name) in POLICIES {
+            assert_eq!(Policy::parse(&name.to_ascii_uppercase()), Some(policy));
+            assert_eq!(policy.name(), name);
+        }
+        assert_eq!(Policy::parse("lru"), None);
+    }
+
+    #[test]
+    fn noeviction_evicts_nothing() {
+        let (engine, _) = filled(Policy::NoEviction, 50);
+        assert!(!evict_down_to(&engine, 10, NOW));
+        assert_eq!(keys(&engine), 100);
+    }
+
+    #[test]
+    fn volatile_policies_keep_keys_without_ttl_and_give_up_when_only_those_remain() {
+        for policy in [Policy::VolatileLru, Policy::VolatileLfu, Policy::VolatileRandom, Policy::VolatileTtl] {
+            let (engine, mut client) = filled(policy, 200);
+            assert!(evict_down_to(&engine, 250, NOW), "{policy:?}");
+            assert!(!evict_down_to(&engine, 100, NOW), "{policy:?}: evicted a key without TTL");
+            assert_eq!(keys(&engine), 200, "{policy:?}");
+            for i in 0..200 {
+                assert_eq!(run(&engine, &mut client, NOW, &format!("EXISTS plain:{i}")), staykv_resp::Reply::Int(1));
+            }
+            assert_eq!(engine.stats.evicted_keys.load(Ordering::Relaxed), 200, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn allkeys_policies_evict_any_key() {
+        for policy in [Policy::AllKeysLru, Policy::AllKeysLfu, Policy::AllKeysRandom] {
+            let (engine, _) = filled(policy, 100);
+            assert!(evict_down_to(&engine, 0, NOW), "{policy:?}");
+            assert_eq!(keys(&engine), 0, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn lru_prefers_keys_idle_longest() {
+        let (engine, mut client) = filled(Policy::AllKeysLru, 500);
+        // An hour later the plain keys are read: the keys with a TTL are the idle ones.
+        let later = NOW + 3_600_000;
+        for i in 0..500 {
+            run(&engine, &mut client, later, &format!("GET plain:{i}"));
+        }
+        assert!(evict_down_to(&engine, 500, later));
+        let read_kept = (0..500)
+            .filter(|i| run(&engine, &mut client, later, &format!("EXISTS plain:{i}")) == staykv_resp::Reply::Int(1))
+            .count();
+        // Sampling is approximate, as in Redis: the last idle keys are hard to find among
+        // many recent ones (about 440 kept typically). Random eviction would keep about 250.
+        assert!(read_kept >= 400, "only {read_kept} of 500 recently read keys kept");
+    }
+
+    #[test]
+    fn volatile_ttl_prefers_the_nearest_deadline() {
+        let (engine, mut client) = filled(Policy::VolatileTtl, 500);
+        assert!(evict_down_to(&engine, 750, NOW));
+        // Deadlines grow with i: the evicted ones should be mostly from the first half
+        // (random eviction would keep about 125 of the latest 250).
+        let late_kept = (250..500)
+            .filter(|i| run(&engine, &mut client, NOW, &format!("EXISTS ttl:{i}")) == staykv_resp::Reply::Int(1))
+            .count();
+        assert!(late_kept >= 200, "only {late_kept} of the 250 latest deadlines kept");
+    }
+
+    #[test]
+    fn lfu_counts_accesses_logarithmically_and_decays_per_minute() {
+        let eviction = Eviction::default();
+        eviction.set_policy(Policy::AllKeysLfu);
+        let mut stamp = eviction.created(NOW);
+        assert_eq!(eviction.frequency(stamp, NOW), Some(LFU_INIT));
+        for _ in 0..1000 {
+            stamp = eviction.touched(stamp, NOW);
+        }
+        let hot = eviction.frequency(stamp, NOW).unwrap();
+        assert!((10..40).contains(&hot), "1000 hits gave {hot}");
+        assert_eq!(eviction.frequency(stamp, NOW + 3 * 60_000), Some(hot - 3));
+        eviction.set_policy(Policy::AllKeysLru);
+        assert_eq!(eviction.frequency(stamp, NOW), None);
+    }
+}

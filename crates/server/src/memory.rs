@@ -1,0 +1,126 @@
+//! Memory accounting for `maxmemory`: the process's allocator, counted.
+//!
+//! Redis compares `maxmemory` with what its allocator has handed out (`used_memory`), not with
+//! RSS: freed memory often stays resident, so an RSS-based check would keep evicting after
+//! the data is gone. StayKV does the same by wrapping the system allocator. Counting on every
+//! allocation must not become a shared hot spot, so each thread keeps a local balance and
+//! folds it into the global counter only once it passes [`FOLD_BYTES`]; the global figure is
+//! then exact to within that much per thread, a few MiB at most.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Per-thread balance folded into the global count past this many bytes either way.
+const FOLD_BYTES: i64 = 64 << 10;
+
+static ALLOCATED: AtomicI64 = AtomicI64::new(0);
+static LIMIT: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    // `const` and drop-free: initialising it never allocates, which an allocator requires.
+    static UNFOLDED: Cell<i64> = const { Cell::new(0) };
+}
+
+fn count(delta: i64) {
+    let folded = UNFOLDED.try_with(|local| {
+        let (balance, folded) = fold(local.get(), delta);
+        local.set(balance);
+        folded
+    });
+    // A thread being torn down has no local balance left: count directly.
+    let folded = folded.unwrap_or(delta);
+    if folded != 0 {
+        ALLOCATED.fetch_add(folded, Ordering::Relaxed);
+    }
+}
+
+/// A thread's new balance after `delta`, and what to add to the global count.
+fn fold(balance: i64, delta: i64) -> (i64, i64) {
+    let balance = balance + delta;
+    if balance.abs() >= FOLD_BYTES {
+        (0, balance)
+    } else {
+        (balance, 0)
+    }
+}
+
+fn size(layout: Layout) -> i64 {
+    i64::try_from(layout.size()).unwrap_or(i64::MAX)
+}
+
+/// The system allocator, counted.
+pub struct CountingAllocator;
+
+// SAFETY: every call is forwarded unchanged to `System`, which upholds the `GlobalAlloc`
+// contract; the wrapper only adds arithmetic on thread-local and atomic integers, which
+// never allocates.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            count(size(layout));
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            count(size(layout));
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) };
+        count(-size(layout));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            count(i64::try_from(new_size).unwrap_or(i64::MAX) - size(layout));
+        }
+        new
+    }
+}
+
+/// Bytes currently allocated by the process (`used_memory`).
+pub fn used() -> u64 {
+    u64::try_from(ALLOCATED.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
+/// `maxmemory` in bytes, 0 for none.
+pub fn limit() -> u64 {
+    LIMIT.load(Ordering::Relaxed)
+}
+
+pub fn set_limit(bytes: u64) {
+    LIMIT.store(bytes, Ordering::Relaxed);
+}
+
+/// Allocated memory, less `not_counted` (the log's buffers, as Redis leaves out its AOF
+/// buffer), is over `maxmemory`.
+pub fn over_limit(not_counted: u64) -> bool {
+    let limit = limit();
+    limit > 0 && used().saturating_sub(not_counted) > limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balances_fold_into_the_global_count_past_the_threshold() {
+        assert_eq!(fold(0, FOLD_BYTES - 1), (FOLD_BYTES - 1, 0));
+        assert_eq!(fold(FOLD_BYTES - 1, 1), (0, FOLD_BYTES));
+        assert_eq!(fold(10, -FOLD_BYTES - 10), (0, -FOLD_BYTES));
+        assert_eq!(fold(-5, 5), (0, 0));
+    }
+}
