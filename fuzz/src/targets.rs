@@ -473,6 +473,7 @@ fn rdb_value_kind(value: &RdbValue) -> u64 {
         RdbValue::Set(_) => 3,
         RdbValue::Hash(_) => 4,
         RdbValue::SortedSet(_) => 5,
+        RdbValue::Stream(_) => 6,
     }
 }
 
@@ -633,6 +634,7 @@ fn restore(data: &[u8]) -> u64 {
         Ok(RdbValue::List(v) | RdbValue::Set(v)) => v.len().min(64) as u64,
         Ok(RdbValue::Hash(v)) => v.len().min(64) as u64,
         Ok(RdbValue::SortedSet(v)) => v.len().min(64) as u64,
+        Ok(RdbValue::Stream(s)) => s.entries.len().min(64) as u64,
         Err(_) => 0,
     };
     let type_byte = data.first().copied().map_or(999, u64::from);

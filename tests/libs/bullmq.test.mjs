@@ -6,8 +6,6 @@
 // stream (XADD/XTRIM) that QueueEvents reads with XREAD BLOCK, and wakes workers with
 // BZPOPMIN. Each test first checks the server has all of that and fails with the list of
 // what is missing otherwise.
-// Known gap, reported by each test as TODO (not a pass): bullmq needs Redis streams.
-const NO_STREAMS = "StayKV has no streams yet (XADD, XTRIM, XREAD...), which bullmq requires";
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -70,11 +68,11 @@ function collectCompleted(events) {
   return seen;
 }
 
-test("the server has every command bullmq calls", { timeout: TIMEOUT, todo: NO_STREAMS }, async () => {
+test("the server has every command bullmq calls", { timeout: TIMEOUT }, async () => {
   await requireSupport(server, "bullmq", BULLMQ_COMMANDS);
 });
 
-test("jobs are added, processed by a worker, reported completed and counted", { timeout: TIMEOUT, todo: NO_STREAMS }, async () => {
+test("jobs are added, processed by a worker, reported completed and counted", { timeout: TIMEOUT }, async () => {
   const { name, queue, events } = await openQueue();
   const completed = collectCompleted(events);
   const jobs = await queue.addBulk(
@@ -114,7 +112,7 @@ test("jobs are added, processed by a worker, reported completed and counted", { 
   assert.equal(worker.lastError, undefined, `worker error: ${worker.lastError}`);
 });
 
-test("a delayed job waits for its delay, then runs", { timeout: TIMEOUT, todo: NO_STREAMS }, async () => {
+test("a delayed job waits for its delay, then runs", { timeout: TIMEOUT }, async () => {
   const { name, queue, events } = await openQueue();
   const completed = collectCompleted(events);
   const DELAY = 1500;
@@ -142,7 +140,7 @@ test("a delayed job waits for its delay, then runs", { timeout: TIMEOUT, todo: N
   assert.deepEqual(await queue.getJobCounts("delayed", "waiting", "completed"), { delayed: 0, waiting: 0, completed: 2 });
 });
 
-test("a failing job is retried with backoff and then succeeds", { timeout: TIMEOUT, todo: NO_STREAMS }, async () => {
+test("a failing job is retried with backoff and then succeeds", { timeout: TIMEOUT }, async () => {
   const { name, queue, events } = await openQueue();
   const completed = collectCompleted(events);
   const BACKOFF = 400;
@@ -176,7 +174,7 @@ test("a failing job is retried with backoff and then succeeds", { timeout: TIMEO
   });
 });
 
-test("a job that fails every attempt ends failed, with its reason and the failed event", { timeout: TIMEOUT, todo: NO_STREAMS }, async () => {
+test("a job that fails every attempt ends failed, with its reason and the failed event", { timeout: TIMEOUT }, async () => {
   const { name, queue, events } = await openQueue();
   const failedEvents = [];
   events.on("failed", ({ jobId, failedReason }) => failedEvents.push({ jobId, failedReason }));

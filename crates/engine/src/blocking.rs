@@ -4,7 +4,8 @@
 //! holds their shard locks*, so no push can slip in between "empty" and "waiting". When a
 //! committed batch changes a key, the longest-waiting client on it (other than the writer)
 //! is woken; it re-runs its command, and either takes the data — its own pop then wakes the
-//! next waiter — or goes back to waiting at the same place in the queue. The engine knows
+//! next waiter — or goes back to waiting at the same place in the queue. Readers (XREAD)
+//! take nothing, so a change wakes every reader on the key as well. The engine knows
 //! nothing about how a client sleeps: a [`Waker`] is whatever the front end gives it.
 
 use std::collections::VecDeque;
@@ -34,6 +35,8 @@ struct Inner {
     /// Per (db, key): client ids in arrival order.
     queues: HashMap<(usize, Bytes), VecDeque<u64>>,
     wakers: HashMap<u64, Waker>,
+    /// Clients that only read the keys they wait on (woken on every change).
+    readers: crate::value::HashSet<u64>,
 }
 
 /// All blocked clients.
@@ -59,8 +62,9 @@ impl BlockRegistry {
         self.len() == 0
     }
 
-    /// Queue `client` on each key it is not already queued on (keeping its place otherwise).
-    pub fn register(&self, client: u64, waker: Waker, db: usize, keys: &[Bytes]) {
+    /// Queue `client` on each key it is not already queued on (keeping its place otherwise);
+    /// `reader`: it consumes nothing (see the module docs).
+    pub fn register(&self, client: u64, waker: Waker, db: usize, keys: &[Bytes], reader: bool) {
         let mut inner = self.inner.lock();
         for key in keys {
             let queue = inner.queues.entry((db, key.clone())).or_default();
@@ -69,6 +73,9 @@ impl BlockRegistry {
             }
         }
         inner.wakers.insert(client, waker);
+        if reader {
+            inner.readers.insert(client);
+        }
         self.blocked.store(inner.wakers.len(), Ordering::Release);
     }
 
@@ -81,6 +88,7 @@ impl BlockRegistry {
         if inner.wakers.remove(&client).is_none() {
             return;
         }
+        inner.readers.remove(&client);
         inner.queues.retain(|_, queue| {
             queue.retain(|id| *id != client);
             !queue.is_empty()
@@ -88,14 +96,16 @@ impl BlockRegistry {
         self.blocked.store(inner.wakers.len(), Ordering::Release);
     }
 
-    /// `key` changed: wake the longest-waiting client other than `writer`.
+    /// `key` changed: wake the longest-waiting client other than `writer`, and every reader.
     pub fn signal(&self, db: usize, key: &[u8], writer: u64) {
         if self.is_empty() {
             return;
         }
         let inner = self.inner.lock();
         let Some(queue) = inner.queues.get(&(db, Bytes::copy_from_slice(key))) else { return };
-        if let Some(waker) = queue.iter().find(|id| **id != writer).and_then(|id| inner.wakers.get(id)) {
+        let consumer = queue.iter().find(|id| **id != writer && !inner.readers.contains(*id));
+        let readers = queue.iter().filter(|id| inner.readers.contains(*id));
+        for waker in consumer.into_iter().chain(readers).filter_map(|id| inner.wakers.get(id)) {
             waker();
         }
     }

@@ -58,10 +58,13 @@ pub struct Outcome {
 }
 
 /// A blocked command's wait.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Blocked {
     /// Unix ms, or `None` to wait forever.
     pub deadline: Option<u64>,
+    /// The command to re-run when woken, when it differs from the one sent: XREAD's `$`
+    /// means "after the last entry when the wait began", so it is re-run with that ID.
+    pub rerun: Option<Vec<Bytes>>,
 }
 
 /// Sizes fixed at start.
@@ -838,9 +841,23 @@ impl<'a> Ctx<'a> {
     pub fn block(&mut self, keys: &[Bytes], deadline: Option<u64>) -> bool {
         let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
         let waker = waker.0;
-        self.engine.blocked.register(self.client.id, waker, self.client.db, keys);
-        self.blocked = Some(Blocked { deadline });
+        self.engine.blocked.register(self.client.id, waker, self.client.db, keys, false);
+        self.blocked = Some(Blocked { deadline, rerun: None });
         true
+    }
+
+    /// [`Ctx::block`] for a command that only reads (XREAD): it takes nothing from the keys,
+    /// so every change wakes it along with the first waiter, and it is re-run as `rerun`.
+    pub fn block_reader(&mut self, keys: &[Bytes], deadline: Option<u64>, rerun: Vec<Bytes>) -> bool {
+        let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
+        self.engine.blocked.register(self.client.id, waker.0, self.client.db, keys, true);
+        self.blocked = Some(Blocked { deadline, rerun: Some(rerun) });
+        true
+    }
+
+    /// Whether the command runs inside a script (where XREAD BLOCK is an error, not a wait).
+    pub fn in_script(&self) -> bool {
+        self.nested && self.top != "exec"
     }
 
     /// Run another command inside this one (EXEC, scripts): same locks, same batch of

@@ -34,6 +34,7 @@ pub mod num;
 pub mod pubsub;
 pub mod rdbconv;
 pub mod scripting;
+pub mod stream;
 pub mod value;
 pub mod watch;
 pub mod zset;

@@ -114,6 +114,10 @@ pub fn event_for_effect(name: &[u8]) -> Option<(u32, &'static str)> {
         b"ZREMRANGEBYSCORE" => (ZSET, "zremrangebyscore"),
         b"ZREMRANGEBYRANK" => (ZSET, "zremrangebyrank"),
         b"ZREMRANGEBYLEX" => (ZSET, "zremrangebylex"),
+        b"XADD" => (STREAM, "xadd"),
+        b"XTRIM" => (STREAM, "xtrim"),
+        b"XDEL" => (STREAM, "xdel"),
+        b"XSETID" => (STREAM, "xsetid"),
         _ => return None,
     })
 }

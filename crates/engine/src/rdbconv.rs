@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use staykv_rdb::RdbValue;
+use staykv_rdb::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbValue};
 
+use crate::stream::{Consumer, Group, Pending, Stream, StreamId};
 use crate::value::{HashMap, HashSet, Value};
 
 /// The RDB form of a value.
@@ -16,6 +17,7 @@ pub fn to_rdb(value: &Value) -> RdbValue {
         Value::Hash(h) => RdbValue::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect()),
         Value::Set(s) => RdbValue::Set(s.iter().map(|m| m.to_vec()).collect()),
         Value::ZSet(z) => RdbValue::SortedSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
+        Value::Stream(s) => RdbValue::Stream(Box::new(stream_to_rdb(s))),
     }
 }
 
@@ -43,6 +45,98 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
             set.convert_to_listpack_if_needed();
             Value::ZSet(set)
         }
+        RdbValue::Stream(stream) => Value::Stream(Box::new(stream_from_rdb(*stream))),
     };
     (!value.is_empty_collection()).then_some(value)
+}
+
+fn id_to_rdb(id: &StreamId) -> RdbStreamId {
+    RdbStreamId { ms: id.ms, seq: id.seq }
+}
+
+fn id_from_rdb(id: RdbStreamId) -> StreamId {
+    StreamId::new(id.ms, id.seq)
+}
+
+fn stream_to_rdb(stream: &Stream) -> RdbStream {
+    let entries = stream
+        .entries
+        .iter()
+        .map(|(id, fields)| RdbStreamEntry { id: id_to_rdb(id), fields: fields.iter().map(|f| f.to_vec()).collect() })
+        .collect();
+    let groups = stream
+        .groups
+        .iter()
+        .map(|(name, group)| RdbStreamGroup {
+            name: name.to_vec(),
+            last_id: id_to_rdb(&group.last_id),
+            entries_read: Some(group.entries_read),
+            pending: group
+                .pel
+                .iter()
+                .map(|(id, p)| RdbPending {
+                    id: id_to_rdb(id),
+                    delivery_time: p.delivery_time,
+                    delivery_count: p.delivery_count,
+                })
+                .collect(),
+            consumers: group
+                .consumers
+                .iter()
+                .map(|(name, c)| RdbConsumer {
+                    name: name.to_vec(),
+                    seen_time: c.seen_time,
+                    pending: c.pending.iter().map(id_to_rdb).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    RdbStream {
+        entries,
+        last_id: id_to_rdb(&stream.last_id),
+        first_id: id_to_rdb(&stream.first_id()),
+        max_deleted_id: id_to_rdb(&stream.max_deleted),
+        entries_added: stream.entries_added,
+        groups,
+    }
+}
+
+fn stream_from_rdb(rdb: RdbStream) -> Stream {
+    let mut stream = Stream {
+        entries: rdb
+            .entries
+            .into_iter()
+            .map(|e| (id_from_rdb(e.id), e.fields.into_iter().map(Bytes::from).collect()))
+            .collect(),
+        last_id: id_from_rdb(rdb.last_id),
+        max_deleted: id_from_rdb(rdb.max_deleted_id),
+        entries_added: rdb.entries_added,
+        groups: Default::default(),
+    };
+    for group in rdb.groups {
+        let last_id = id_from_rdb(group.last_id);
+        // Files from Redis 6.2 and older have no read counter: Redis estimates it on load.
+        let entries_read = group.entries_read.unwrap_or_else(|| stream.estimate_offset(last_id));
+        let mut owners = std::collections::HashMap::new();
+        let mut consumers = std::collections::BTreeMap::new();
+        for consumer in group.consumers {
+            let name = Bytes::from(consumer.name);
+            let pending = consumer.pending.into_iter().map(id_from_rdb).collect::<std::collections::BTreeSet<_>>();
+            owners.extend(pending.iter().map(|id| (*id, name.clone())));
+            consumers.insert(name, Consumer { seen_time: consumer.seen_time, pending });
+        }
+        // A pending entry no consumer owns (only in a damaged file) has nobody to claim it
+        // back from, so it is dropped.
+        let pel = group
+            .pending
+            .into_iter()
+            .filter_map(|p| {
+                let id = id_from_rdb(p.id);
+                let consumer = owners.get(&id)?.clone();
+                Some((id, Pending { consumer, delivery_time: p.delivery_time, delivery_count: p.delivery_count }))
+            })
+            .collect();
+        stream.groups.insert(Bytes::from(group.name), Group { last_id, entries_read, pel, consumers });
+    }
+    stream
 }

@@ -15,6 +15,7 @@ pub enum Value {
     Hash(HashMap<Bytes, Bytes>),
     Set(HashSet<Bytes>),
     ZSet(crate::zset::ZSet),
+    Stream(Box<crate::stream::Stream>),
 }
 
 /// Redis's thresholds for reporting compact encodings (listpack, intset).
@@ -31,6 +32,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -62,6 +64,7 @@ impl Value {
             (Value::Set(_), _) => "hashtable",
             (Value::ZSet(z), _) if z.is_listpack() => "listpack",
             (Value::ZSet(_), _) => "skiplist",
+            (Value::Stream(_), _) => "stream",
         }
     }
 
@@ -82,13 +85,15 @@ impl Value {
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 72).sum(),
             Value::Set(s) => s.iter().map(|m| m.len() + 40).sum(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 
-    /// Whether a collection became empty (Redis deletes empty collections).
+    /// Whether a collection became empty (Redis deletes empty collections; a stream stays,
+    /// empty or not, as in Redis).
     pub fn is_empty_collection(&self) -> bool {
         match self {
-            Value::Str(_) => false,
+            Value::Str(_) | Value::Stream(_) => false,
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),

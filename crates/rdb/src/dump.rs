@@ -26,9 +26,9 @@ pub fn encode_dump_payload(value: &RdbValue) -> Vec<u8> {
 /// Returns [`RdbError::BadDumpPayload`] — whose message is Redis's "DUMP payload version
 /// or checksum are wrong" — when the payload is too short, its RDB version is above 10,
 /// or its CRC-64 does not match. Other errors (offsets relative to the payload start)
-/// describe a malformed object: Redis answers those with "Bad data format". Streams
-/// and module values are refused with [`RdbError::Unsupported`], as are empty
-/// collections with [`RdbError::Corrupt`].
+/// describe a malformed object: Redis answers those with "Bad data format". Module
+/// values are refused with [`RdbError::Unsupported`], empty collections with
+/// [`RdbError::Corrupt`].
 pub fn decode_dump_payload(payload: &[u8]) -> Result<RdbValue, RdbError> {
     let Some((body_and_ver, crc_bytes)) = payload.split_last_chunk::<8>() else {
         return Err(RdbError::BadDumpPayload);
@@ -50,7 +50,7 @@ pub fn decode_dump_payload(payload: &[u8]) -> Result<RdbValue, RdbError> {
     }
     let value = read_object(&mut src, type_id, 0)?.ok_or_else(|| RdbError::Unsupported {
         offset: 0,
-        msg: format!("values of RDB type {type_id} (stream or module) are not supported"),
+        msg: format!("values of RDB type {type_id} (module) are not supported"),
     })?;
     if src.pos() != body.len() as u64 {
         return Err(RdbError::Corrupt {

@@ -31,19 +31,20 @@
 //! of strings); 3 zset with text scores, 5 zset with binary double scores; 9 zipmap
 //! hash, 10 ziplist list, 11 intset, 12 ziplist zset, 13 ziplist hash, 14 quicklist of
 //! ziplists; 16 listpack hash, 17 listpack zset, 18 quicklist of listpacks (container
-//! 2) or plain elements (container 1), 20 listpack set (Redis 7.2). Compact encodings
+//! 2) or plain elements (container 1), 20 listpack set (Redis 7.2); streams 15, 19 and 21
+//! (see the `stream` module for their layout). Compact encodings
 //! (ziplist, listpack, intset, zipmap) are strings holding a blob; each decoder checks
 //! every bound, the header byte counts and element counts.
 //!
-//! **Skipped**: streams (15, 19, 21) are parsed completely and reported as
-//! [`RdbItem::Unsupported`]; module values of type 7 are skipped through the module
-//! opcode scheme and reported the same way. Module values of type 6 cannot be skipped
+//! **Skipped**: module values of type 7 are skipped through the module opcode scheme and
+//! reported as [`RdbItem::Unsupported`]. Module values of type 6 cannot be skipped
 //! without the module and stop reading with [`RdbError::Unsupported`]. Module AUX
 //! data (247) is skipped silently. Function libraries (245, and the 7.0-rc format 246)
 //! are surfaced as [`RdbItem::Aux`] with key `"function"` and the library source
 //! (for 246 rebuilt as `#!<engine> name=<name>\n<code>`, as Redis does).
 //!
-//! Keys holding an empty collection are skipped by the reader, as Redis does.
+//! Keys holding an empty collection are skipped by the reader, as Redis does (a stream
+//! with no entries is not empty in this sense: Redis keeps it).
 //! Duplicate members/fields inside one value are passed through as read.
 //!
 //! # Robustness
@@ -64,6 +65,7 @@ mod dump;
 mod encodings;
 mod lzf;
 mod reader;
+mod stream;
 mod writer;
 
 use std::io;
@@ -71,6 +73,7 @@ use std::io;
 pub use crate::crc64::crc64;
 pub use crate::dump::{decode_dump_payload, encode_dump_payload};
 pub use crate::reader::{RdbItem, RdbReader};
+pub use crate::stream::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId};
 pub use crate::writer::RdbWriter;
 
 /// The RDB version this crate writes (Redis 7.0).
@@ -146,6 +149,8 @@ pub enum RdbValue {
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     /// Member/score pairs in file order (not necessarily sorted).
     SortedSet(Vec<(Vec<u8>, f64)>),
+    /// A stream with its consumer groups (types 15, 19, 21; written as 19).
+    Stream(Box<RdbStream>),
 }
 
 /// A key read from an RDB file.

@@ -56,7 +56,7 @@ impl<R: Read> Src<R> {
         Ok(())
     }
 
-    fn arr<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], RdbError> {
+    pub(crate) fn arr<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], RdbError> {
         let mut a = [0u8; N];
         self.fill(&mut a, what)?;
         Ok(a)
@@ -163,12 +163,12 @@ impl<R: Read> Src<R> {
         Ok(f64::from_le_bytes(self.arr("zset score")?))
     }
 
-    fn millis(&mut self, what: &'static str) -> Result<i64, RdbError> {
+    pub(crate) fn millis(&mut self, what: &'static str) -> Result<i64, RdbError> {
         Ok(i64::from_le_bytes(self.arr(what)?))
     }
 }
 
-fn blob_err(offset: u64, e: BlobError) -> RdbError {
+pub(crate) fn blob_err(offset: u64, e: BlobError) -> RdbError {
     RdbError::Corrupt { offset, msg: e.to_string() }
 }
 
@@ -219,62 +219,9 @@ fn skip_module_value<R: Read>(src: &mut Src<R>) -> Result<(), RdbError> {
     }
 }
 
-/// Skips a stream value (types 15, 19 and 21) completely.
-fn skip_stream<R: Read>(src: &mut Src<R>, type_id: u8) -> Result<(), RdbError> {
-    let nodes = src.len("stream listpack count")?;
-    for _ in 0..nodes {
-        let offset = src.pos();
-        let node_key = src.string("stream node key")?;
-        if node_key.len() != 16 {
-            return Err(RdbError::Corrupt {
-                offset,
-                msg: format!("stream node key has {} bytes, expected 16", node_key.len()),
-            });
-        }
-        src.skip_string("stream listpack")?;
-    }
-    src.len("stream length")?;
-    src.len("stream last id")?;
-    src.len("stream last id")?;
-    if type_id >= types::STREAM_LISTPACKS_2 {
-        for _ in 0..4 {
-            src.len("stream first/max-deleted id")?;
-        }
-        src.len("stream entries added")?;
-    }
-    let groups = src.len("stream consumer group count")?;
-    for _ in 0..groups {
-        src.skip_string("stream consumer group name")?;
-        src.len("stream consumer group id")?;
-        src.len("stream consumer group id")?;
-        if type_id >= types::STREAM_LISTPACKS_2 {
-            src.len("stream consumer group entries read")?;
-        }
-        let pel = src.len("stream PEL size")?;
-        for _ in 0..pel {
-            src.arr::<16>("stream PEL id")?;
-            src.millis("stream PEL delivery time")?;
-            src.len("stream PEL delivery count")?;
-        }
-        let consumers = src.len("stream consumer count")?;
-        for _ in 0..consumers {
-            src.skip_string("stream consumer name")?;
-            src.millis("stream consumer seen time")?;
-            if type_id >= types::STREAM_LISTPACKS_3 {
-                src.millis("stream consumer active time")?;
-            }
-            let pel = src.len("stream consumer PEL size")?;
-            for _ in 0..pel {
-                src.arr::<16>("stream consumer PEL id")?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Reads the value of an object of RDB type `type_id` (the type byte and, in a file,
 /// the key have already been read). Returns `Ok(None)` for objects that are skipped
-/// (streams, module type 7).
+/// (module type 7).
 pub(crate) fn read_object<R: Read>(
     src: &mut Src<R>,
     type_id: u8,
@@ -397,8 +344,7 @@ pub(crate) fn read_object<R: Read>(
             RdbValue::Set(bytes_list(listpack_elems(&blob).map_err(|e| blob_err(at, e))?))
         }
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {
-            skip_stream(src, type_id)?;
-            return Ok(None);
+            RdbValue::Stream(Box::new(crate::stream::read_stream(src, type_id)?))
         }
         other => {
             return Err(RdbError::Corrupt {
@@ -413,7 +359,7 @@ pub(crate) fn read_object<R: Read>(
 /// Whether a value is a collection with no elements (Redis discards such keys).
 pub(crate) fn is_empty_collection(v: &RdbValue) -> bool {
     match v {
-        RdbValue::String(_) => false,
+        RdbValue::String(_) | RdbValue::Stream(_) => false,
         RdbValue::List(x) | RdbValue::Set(x) => x.is_empty(),
         RdbValue::Hash(x) => x.is_empty(),
         RdbValue::SortedSet(x) => x.is_empty(),
@@ -425,8 +371,8 @@ pub(crate) fn is_empty_collection(v: &RdbValue) -> bool {
 pub enum RdbItem {
     /// A key with a value this crate decodes.
     Entry(RdbEntry),
-    /// A key whose value type is not decoded (streams: types 15, 19, 21; module values:
-    /// type 7). The value was consumed and skipped; `type_id` is its RDB type byte.
+    /// A key whose value type is not decoded (module values: type 7). The value was
+    /// consumed and skipped; `type_id` is its RDB type byte.
     Unsupported { db: u32, key: Vec<u8>, type_id: u8 },
     /// An auxiliary field (`redis-ver`, `ctime`, `used-mem`, …) — or a Redis Function
     /// library, surfaced with key `"function"` and the library source as value.

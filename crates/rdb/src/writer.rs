@@ -103,12 +103,14 @@ enum Plan {
     Hash,
     ZsetListpack,
     Zset2,
+    Stream,
 }
 
 impl Plan {
     fn of(value: &RdbValue) -> Plan {
         match value {
             RdbValue::String(_) => Plan::String,
+            RdbValue::Stream(_) => Plan::Stream,
             RdbValue::List(items) => {
                 let mut nodes = Vec::new();
                 let mut start = 0usize;
@@ -178,6 +180,7 @@ impl Plan {
             Plan::Hash => types::HASH,
             Plan::ZsetListpack => types::ZSET_LISTPACK,
             Plan::Zset2 => types::ZSET_2,
+            Plan::Stream => types::STREAM_LISTPACKS_2,
         }
     }
 }
@@ -203,6 +206,7 @@ fn score_text(s: f64) -> Vec<u8> {
 fn put_body<W: Write>(w: &mut W, value: &RdbValue, plan: &Plan, compress: bool) -> io::Result<()> {
     match (value, plan) {
         (RdbValue::String(s), _) => put_string(w, s, compress),
+        (RdbValue::Stream(stream), _) => crate::stream::put_stream(w, stream, compress),
         (RdbValue::List(items), Plan::Quicklist(nodes)) => {
             put_len(w, nodes.len() as u64)?;
             for &(start, end, plain) in nodes {
@@ -328,8 +332,8 @@ impl<W: Write> Write for CrcWrite<W> {
 /// intset (type 11) when every member is a canonical integer and there are at most 512
 /// of them, else type 2; hashes as listpack (type 16) when small (≤ 128 fields, each
 /// field and value ≤ 64 bytes), else type 4; sorted sets as listpack (type 17, sorted)
-/// when small, else type 5 (binary scores). Empty collections are not written (Redis
-/// drops empty keys when loading).
+/// when small, else type 5 (binary scores); streams as type 19 with nodes of up to 100
+/// entries. Empty collections are not written (Redis drops empty keys when loading).
 #[derive(Debug)]
 pub struct RdbWriter<W: Write> {
     out: CrcWrite<W>,

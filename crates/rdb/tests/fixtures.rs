@@ -77,7 +77,8 @@ fn expected_main() -> Vec<(u32, &'static str, RdbValue, Option<u64>)> {
 fn main_fixture_has_every_key_and_value() {
     let bytes = fixture("main.rdb");
     let items = read_all(&bytes).unwrap();
-    let got = by_key(&items);
+    let mut got = by_key(&items);
+    got.remove(&(0, b("stream"))); // checked by main_fixture_stream_aux_and_function
     let expected = expected_main();
     assert_eq!(got.len(), expected.len(), "keys: {:?}", got.keys().collect::<Vec<_>>());
     for (db, key, value, ttl) in expected {
@@ -103,7 +104,23 @@ fn main_fixture_stream_aux_and_function() {
             _ => None,
         })
         .collect();
-    assert_eq!(unsupported, vec![(0, b("stream"), 19)]);
+    assert_eq!(unsupported, vec![]);
+    // XADD 1-1 f1 v1, 2-1 f1 v2 f2 v3, 3-1 f3 v4; group g1 from 0; consumer1 read two.
+    let stream = items.iter().find_map(|i| match i {
+        RdbItem::Entry(e) if e.key == b"stream" => Some(e.value.clone()),
+        _ => None,
+    });
+    let Some(RdbValue::Stream(stream)) = stream else { panic!("no stream in main.rdb") };
+    let ids: Vec<(u64, u64)> = stream.entries.iter().map(|e| (e.id.ms, e.id.seq)).collect();
+    assert_eq!(ids, [(1, 1), (2, 1), (3, 1)]);
+    assert_eq!(stream.entries[1].fields, [b("f1"), b("v2"), b("f2"), b("v3")]);
+    assert_eq!(stream.entries[2].fields, [b("f3"), b("v4")]);
+    assert_eq!((stream.last_id.ms, stream.entries_added), (3, 3));
+    let group = &stream.groups[0];
+    assert_eq!((group.name.clone(), group.last_id.ms, group.entries_read), (b("g1"), 2, Some(2)));
+    assert_eq!(group.pending.len(), 2);
+    assert_eq!(group.consumers[0].name, b("consumer1"));
+    assert_eq!(group.consumers[0].pending.len(), 2);
     let aux: BTreeMap<Vec<u8>, Vec<u8>> = items
         .iter()
         .filter_map(|i| match i {

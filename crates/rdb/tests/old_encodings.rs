@@ -347,10 +347,35 @@ fn old_versions_without_checksum() {
 
 // ------------------------------------------------------------ modules, functions, streams
 
+/// A listpack of small integers (< 128) and short strings (< 64 bytes).
+fn tiny_listpack(elems: &[Result<u8, &[u8]>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for e in elems {
+        match e {
+            Ok(n) => body.extend([*n, 1]),
+            Err(s) => {
+                body.push(0x80 | s.len() as u8);
+                body.extend_from_slice(s);
+                body.push(1 + s.len() as u8);
+            }
+        }
+    }
+    let mut lp = ((body.len() + 7) as u32).to_le_bytes().to_vec();
+    lp.extend((elems.len() as u16).to_le_bytes());
+    lp.extend(body);
+    lp.push(0xff);
+    lp
+}
+
+/// Three entries 0-0, 0-1, 0-2, each `f v<i>`, in one node whose master entry has field `f`.
 fn stream_body(type_id: u8) -> Vec<u8> {
     let mut v = len(1);
-    v.extend(rstr(&[0u8; 16])); // node key: a 128-bit stream ID
-    v.extend(rstr(b"opaque listpack bytes")); // the node listpack (not decoded)
+    v.extend(rstr(&[0u8; 16])); // node key: the master ID 0-0
+    let mut elems: Vec<Result<u8, &[u8]>> = vec![Ok(3), Ok(0), Ok(1), Err(b"f"), Ok(0)];
+    for (i, value) in [&b"v0"[..], b"v1", b"v2"].into_iter().enumerate() {
+        elems.extend([Ok(2), Ok(0), Ok(i as u8), Err(value), Ok(4)]);
+    }
+    v.extend(rstr(&tiny_listpack(&elems)));
     v.extend(len(3)); // length
     v.extend(len(1_700_000_000_000)); // last id ms
     v.extend(len(0)); // last id seq
@@ -404,7 +429,7 @@ fn module_value() -> Vec<u8> {
 }
 
 #[test]
-fn modules_functions_and_streams_are_skipped() {
+fn modules_and_functions_are_skipped_and_streams_read() {
     let mut f = b"REDIS0010".to_vec();
     // MODULE_AUX: module id, when-opcode (2), when, value.
     f.push(247);
@@ -467,7 +492,16 @@ fn modules_functions_and_streams_are_skipped() {
     assert_eq!(it.next(), Some(&RdbItem::Unsupported { db: 1, key: b("modkey"), type_id: 7 }));
     assert!(matches!(it.next(), Some(RdbItem::Entry(e)) if e.key == b"after-module" && e.db == 1));
     for t in [15u8, 19, 21] {
-        assert_eq!(it.next(), Some(&RdbItem::Unsupported { db: 1, key: b(&format!("stream{t}")), type_id: t }));
+        let Some(RdbItem::Entry(e)) = it.next() else { panic!("stream{t}") };
+        let RdbValue::Stream(stream) = &e.value else { panic!("stream{t}: {:?}", e.value) };
+        assert_eq!(e.key, b(&format!("stream{t}")));
+        let ids: Vec<u64> = stream.entries.iter().map(|e| e.id.seq).collect();
+        assert_eq!(ids, [0, 1, 2]);
+        assert_eq!(stream.entries[2].fields, [b("f"), b("v2")]);
+        assert_eq!(stream.entries_added, 3);
+        let group = &stream.groups[0];
+        assert_eq!(group.entries_read, if t == 15 { None } else { Some(2) });
+        assert_eq!((group.pending.len(), group.consumers[0].pending.len()), (2, 2));
         assert!(
             matches!(it.next(), Some(RdbItem::Entry(e)) if e.key == format!("after-stream{t}").as_bytes() && e.value == s("ok"))
         );

@@ -35,10 +35,19 @@ fn redis_dump_payloads_decode() {
             assert_eq!(&decoded, v, "{k}");
         }
     }
-    // A stream payload is refused as unsupported, not misread.
+    // A stream payload with a consumer group decodes to what was built.
     r.ok(&["XADD", "s", "1-1", "f", "v"]);
+    r.ok(&["XADD", "s", "2-0", "other", "field"]);
+    r.ok(&["XGROUP", "CREATE", "s", "g", "0"]);
+    r.ok(&["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", ">"]);
     let payload = r.ok(&["DUMP", "s"]).bulk();
-    assert!(matches!(decode_dump_payload(&payload), Err(RdbError::Unsupported { .. })));
+    let Ok(RdbValue::Stream(stream)) = decode_dump_payload(&payload) else { panic!("stream payload") };
+    assert_eq!(stream.entries.len(), 2);
+    assert_eq!(stream.entries[1].fields, vec![b("other"), b("field")]);
+    assert_eq!(stream.entries_added, 2);
+    let group = &stream.groups[0];
+    assert_eq!((group.name.as_slice(), group.entries_read), (&b"g"[..], Some(1)));
+    assert_eq!(group.consumers[0].pending, vec![stream.entries[0].id]);
     // A flipped byte breaks the checksum.
     let mut bad = r.ok(&["DUMP", "list:small"]).bulk();
     bad[3] ^= 1;

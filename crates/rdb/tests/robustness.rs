@@ -276,8 +276,8 @@ fn dump_payload_damage() {
 }
 
 #[test]
-fn unsupported_items_keep_the_db() {
+fn streams_keep_the_db() {
     let f = fixture("main.rdb");
     let items: Vec<RdbItem> = RdbReader::new(&f[..]).unwrap().collect::<Result<_, _>>().unwrap();
-    assert!(items.iter().any(|i| matches!(i, RdbItem::Unsupported { db: 0, .. })));
+    assert!(items.iter().any(|i| matches!(i, RdbItem::Entry(e) if e.key == b"stream" && e.db == 0)));
 }

@@ -257,9 +257,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn execute(&mut self, args: &[Bytes], now: u64, wait_seq: u64) -> Result<u64, Close> {
         let mode_before = self.client.reply_mode;
         let mut outcome = self.run_command(args, now);
-        if let Some(blocked) = outcome.blocked {
+        if let Some(blocked) = outcome.blocked.take() {
             self.flush(wait_seq.max(outcome.wait_seq)).await?;
-            outcome = self.wait_unblocked(args, blocked.deadline, outcome).await?;
+            let rerun = blocked.rerun.as_deref().unwrap_or(args);
+            outcome = self.wait_unblocked(rerun, blocked.deadline, outcome).await?;
         }
         self.emit(&outcome, mode_before);
         Ok(outcome.wait_seq)

@@ -193,9 +193,10 @@ impl Host for ServerHost {
             "clients" => {
                 let _ = write!(
                     out,
-                    "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+                    "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
                     self.clients.lock().len(),
-                    self.runtime.read().maxclients
+                    self.runtime.read().maxclients,
+                    self.notifier.get().map_or(0, |e| e.blocked.len())
                 );
             }
             "memory" => {

@@ -337,6 +337,35 @@ fn every_encoding() -> Vec<Entry> {
             c(&[b"EXPIRE", b"zset:edited", b"7000"]),
         ],
     ));
+    // Streams: one node; three nodes with differing fields, a deletion and a moved last ID;
+    // one emptied by XDEL (Redis keeps it); one with a TTL.
+    out.push(entry(
+        "stream:small",
+        "stream",
+        vec![
+            c(&[b"XADD", b"stream:small", b"1-1", b"f", b"v"]),
+            c(&[b"XADD", b"stream:small", b"1-2", b"f", b"w", b"g", b"x"]),
+        ],
+    ));
+    let mut big: Vec<Vec<Vec<u8>>> = (1..=300)
+        .map(|i: u32| {
+            let field: &[u8] = if i.is_multiple_of(11) { b"other" } else { b"n" };
+            c(&[b"XADD", b"stream:big", format!("{i}-0").as_bytes(), field, i.to_string().as_bytes()])
+        })
+        .collect();
+    big.push(c(&[b"XDEL", b"stream:big", b"5-0"]));
+    big.push(c(&[b"XSETID", b"stream:big", b"999-0", b"ENTRIESADDED", b"400", b"MAXDELETEDID", b"5-0"]));
+    out.push(entry("stream:big", "stream", big));
+    out.push(entry(
+        "stream:emptied",
+        "stream",
+        vec![c(&[b"XADD", b"stream:emptied", b"7-7", b"f", b"v"]), c(&[b"XDEL", b"stream:emptied", b"7-7"])],
+    ));
+    out.push(entry(
+        "stream:ttl",
+        "stream",
+        vec![c(&[b"XADD", b"stream:ttl", b"1-1", b"f", b"v"]), c(&[b"EXPIRE", b"stream:ttl", b"7000"])],
+    ));
     out
 }
 

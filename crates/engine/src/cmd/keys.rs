@@ -336,6 +336,12 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
             let pairs = z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), m.clone()]);
             create(b"ZADD", pairs.collect())
         }
+        // A stream's groups and bookkeeping have no command that sets them all: it is
+        // recreated from its DUMP form.
+        Value::Stream(_) => {
+            let payload = staykv_rdb::encode_dump_payload(&crate::rdbconv::to_rdb(&entry.value));
+            create(b"RESTORE", vec![Bytes::from_static(b"0"), Bytes::from(payload)])
+        }
     }
     if entry.expire_at != NO_EXPIRY {
         effects.push(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), i64_bytes(entry.expire_at as i64)]);

@@ -20,6 +20,7 @@ pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -42,6 +43,7 @@ pub fn table() -> CommandTable {
         zsets::COMMANDS,
         scripting::COMMANDS,
         acl::COMMANDS,
+        streams::COMMANDS,
     ])
 }
 

@@ -62,6 +62,7 @@ pub fn norm(v: &RdbValue) -> RdbValue {
             z.sort_by(|a, b| a.0.cmp(&b.0));
             RdbValue::SortedSet(z)
         }
+        RdbValue::Stream(st) => RdbValue::Stream(st.clone()),
     }
 }
 
@@ -276,6 +277,8 @@ impl Redis {
                         .collect(),
                 )
             }
+            // Read back through DUMP: a stream's bookkeeping has no other complete view.
+            "stream" => staykv_rdb::decode_dump_payload(&self.ok(&[&b"DUMP"[..], key]).bulk()).unwrap(),
             other => panic!("unexpected type {other}"),
         })
     }
@@ -452,7 +455,32 @@ pub fn sample_values() -> Vec<(String, RdbValue)> {
         RdbValue::SortedSet((0..300).map(|i| (format!("member-{i}").into_bytes(), f64::from(i) / 7.0)).collect()),
     );
     add("zset:longmember", RdbValue::SortedSet(vec![(vec![b'm'; 100], 2.0), (b("x"), 1.0)]));
+    add("stream", sample_stream());
     v
+}
+
+/// A stream of 250 entries over three nodes, with entries whose fields differ from their
+/// node's master entry, a deletion recorded and more entries added than kept.
+pub fn sample_stream() -> RdbValue {
+    use staykv_rdb::{RdbStream, RdbStreamEntry, RdbStreamId};
+    let entries: Vec<RdbStreamEntry> = (0..250u64)
+        .map(|i| RdbStreamEntry {
+            id: RdbStreamId { ms: 1_700_000_000_000 + i / 3, seq: i % 3 },
+            fields: if i.is_multiple_of(7) {
+                vec![b("other"), i.to_string().into_bytes(), b("big"), vec![b'y'; 300]]
+            } else {
+                vec![b("event"), b("added"), b("jobId"), i.to_string().into_bytes()]
+            },
+        })
+        .collect();
+    RdbValue::Stream(Box::new(RdbStream {
+        first_id: entries[0].id,
+        last_id: RdbStreamId { ms: 1_800_000_000_000, seq: 7 },
+        max_deleted_id: RdbStreamId { ms: 1_700_000_000_000, seq: 0 },
+        entries_added: 400,
+        entries,
+        groups: Vec::new(),
+    }))
 }
 
 /// The score text used to send a score to redis-server.
@@ -503,6 +531,19 @@ impl Redis {
                     args.push(score_arg(*sc).into_bytes());
                     args.push(m.clone());
                 }
+            }
+            RdbValue::Stream(stream) => {
+                assert!(stream.groups.is_empty(), "put() builds streams without groups");
+                for entry in &stream.entries {
+                    let mut xadd =
+                        vec![b("XADD"), key.to_vec(), format!("{}-{}", entry.id.ms, entry.id.seq).into_bytes()];
+                    xadd.extend(entry.fields.iter().cloned());
+                    self.ok(&xadd);
+                }
+                let id = |i: staykv_rdb::RdbStreamId| format!("{}-{}", i.ms, i.seq).into_bytes();
+                args.extend([b("XSETID"), key.to_vec(), id(stream.last_id), b("ENTRIESADDED")]);
+                args.push(stream.entries_added.to_string().into_bytes());
+                args.extend([b("MAXDELETEDID"), id(stream.max_deleted_id)]);
             }
         }
         self.ok(&args);

@@ -118,7 +118,8 @@ pub fn now_ms() -> u64 {
 pub struct KeyDump {
     pub kind: String,
     /// Strings: `[value]`; lists: elements in order; sets: sorted members; hashes: sorted
-    /// `field, value` pairs flattened; sorted sets: `member, score` in order.
+    /// `field, value` pairs flattened; sorted sets: `member, score` in order; streams: each
+    /// entry's ID and fields, then `name=value` lines of XINFO STREAM's bookkeeping.
     pub value: Vec<Vec<u8>>,
     /// Absolute deadline in Unix ms (computed from PTTL), if any.
     pub deadline: Option<u64>,
@@ -170,6 +171,23 @@ pub fn dump_key(conn: &mut RawConn, key: &[u8]) -> Option<KeyDump> {
             pairs.into_iter().flat_map(|(f, v)| [f, v]).collect()
         }
         "zset" => call(conn, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]).items().iter().map(Val::bytes).collect(),
+        "stream" => {
+            // Entries (ID then fields), then the bookkeeping XINFO shows.
+            let mut out = Vec::new();
+            for entry in call(conn, &[b"XRANGE", key, b"-", b"+"]).items() {
+                let parts = entry.items();
+                out.push(parts[0].bytes());
+                out.extend(parts[1].items().iter().map(Val::bytes));
+            }
+            let info = call(conn, &[b"XINFO", b"STREAM", key]).items();
+            for pair in info.chunks(2) {
+                let name = pair[0].text();
+                if ["last-generated-id", "max-deleted-entry-id", "entries-added", "groups"].contains(&name.as_str()) {
+                    out.push(format!("{name}={}", pair[1].text()).into_bytes());
+                }
+            }
+            out
+        }
         other => vec![format!("<{other}>").into_bytes()],
     };
     let before = now_ms();

@@ -1,0 +1,700 @@
+//! Streams (Redis's `t_stream.c`).
+//!
+//! Effects are exact and self-contained, as Redis propagates them: XADD is logged with the ID
+//! it generated (never `*`) and without its trimming clause; a trim that removed entries is
+//! logged as `XTRIM key MAXLEN = <length left>`, so an approximate (`~`) trim replays to the
+//! same entries whatever the node layout.
+
+use bytes::Bytes;
+use staykv_resp::{Protocol, Reply};
+
+use super::{arg, int_arg, is, own};
+use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::num::i64_bytes;
+use crate::stream::{parse_id, ParsedId, Stream, StreamId, Trim};
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("xadd", -5, WRITE | DENYOOM | FAST, "stream", xadd).keys(1, 1, 1),
+    CommandSpec::new("xlen", 2, READONLY | FAST, "stream", xlen).keys(1, 1, 1),
+    CommandSpec::new("xrange", -4, READONLY, "stream", xrange).keys(1, 1, 1),
+    CommandSpec::new("xrevrange", -4, READONLY, "stream", xrevrange).keys(1, 1, 1),
+    CommandSpec::new("xdel", -3, WRITE | FAST, "stream", xdel).keys(1, 1, 1),
+    CommandSpec::new("xtrim", -4, WRITE, "stream", xtrim).keys(1, 1, 1),
+    CommandSpec::new("xsetid", -3, WRITE | DENYOOM | FAST, "stream", xsetid).keys(1, 1, 1),
+    CommandSpec::new("xread", -4, READONLY, "stream", xread).key_finder(xread_keys),
+    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo).keys(2, 2, 1),
+];
+
+const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
+
+fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Stream>, Reply> {
+    ctx.read_collection(key)
+}
+
+fn write<'c>(ctx: &'c mut Ctx, key: &[u8], create: bool) -> Result<Option<&'c mut Stream>, Reply> {
+    ctx.write_collection(key, create)
+}
+
+/// An ID argument (`-`/`+` allowed when `special`), a missing sequence read as `missing_seq`.
+fn id_arg(arg: &[u8], special: bool, missing_seq: u64) -> Result<StreamId, Reply> {
+    parse_id(arg, special, false).map(|id| id.resolve(missing_seq)).ok_or_else(|| err(INVALID_ID))
+}
+
+/// `[id, [field, value, ...]]`.
+pub(crate) fn entry_reply(id: StreamId, fields: &[Bytes]) -> Reply {
+    Reply::Array(vec![Reply::Bulk(id.to_bytes()), Reply::bulks(fields.iter().cloned())])
+}
+
+/// Entries of `stream` from `start` to `end` (inclusive), newest first when `rev`; at most
+/// `count` of them (0 = all).
+fn range_reply(stream: &Stream, start: StreamId, end: StreamId, count: usize, rev: bool) -> Reply {
+    if start > end {
+        return Reply::Array(Vec::new());
+    }
+    let limit = if count == 0 { usize::MAX } else { count };
+    let range = stream.entries.range(start..=end);
+    let entries: Vec<Reply> = if rev {
+        range.rev().take(limit).map(|(id, f)| entry_reply(*id, f)).collect()
+    } else {
+        range.take(limit).map(|(id, f)| entry_reply(*id, f)).collect()
+    };
+    Reply::Array(entries)
+}
+
+/// Trimming options shared by XADD and XTRIM.
+#[derive(Debug, Default)]
+struct TrimArgs {
+    how: Option<Trim>,
+    approx: bool,
+    /// Entries an approximate trim may remove at most (0 = no limit).
+    limit: u64,
+}
+
+/// What XADD found before its fields.
+#[derive(Debug, Default)]
+struct AddArgs {
+    trim: TrimArgs,
+    no_mkstream: bool,
+    /// `None` for `*`.
+    id: Option<ParsedId>,
+    /// Where the field/value pairs start.
+    fields_at: usize,
+}
+
+/// Parse XADD's or XTRIM's options from `args[2..]` in Redis's order of checks
+/// (`streamParseAddOrTrimArgsOrReply`).
+fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
+    let mut out = AddArgs::default();
+    let mut limit_given = false;
+    let mut i = 2;
+    while let Some(option) = args.get(i) {
+        let more = args.len() - 1 - i;
+        if xadd && &option[..] == b"*" {
+            break;
+        } else if (is(option, "maxlen") || is(option, "minid")) && more > 0 {
+            out.trim.approx = false;
+            match args.get(i + 1).map(|b| &b[..]) {
+                Some(b"~") if more >= 2 => {
+                    out.trim.approx = true;
+                    i += 1;
+                }
+                Some(b"=") if more >= 2 => i += 1,
+                _ => {}
+            }
+            let value = arg(args, i + 1)?;
+            out.trim.how = Some(if is(option, "maxlen") {
+                let max = int_arg(value)?;
+                Trim::MaxLen(u64::try_from(max).map_err(|_| err("ERR The MAXLEN argument must be >= 0."))?)
+            } else {
+                Trim::MinId(id_arg(value, false, 0)?)
+            });
+            i += 1;
+        } else if is(option, "limit") && more > 0 {
+            let limit = int_arg(arg(args, i + 1)?)?;
+            out.trim.limit = u64::try_from(limit).map_err(|_| err("ERR The LIMIT argument must be >= 0."))?;
+            limit_given = true;
+            i += 1;
+        } else if xadd && is(option, "nomkstream") {
+            out.no_mkstream = true;
+        } else if xadd {
+            out.id = Some(parse_id(option, false, true).ok_or_else(|| err(INVALID_ID))?);
+            break;
+        } else {
+            return Err(errors::syntax());
+        }
+        i += 1;
+    }
+    if out.trim.limit > 0 && out.trim.how.is_none() {
+        return Err(err("ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"));
+    }
+    if !xadd && out.trim.how.is_none() {
+        return Err(err("ERR syntax error, XTRIM must be called with a trimming strategy"));
+    }
+    if limit_given && !out.trim.approx {
+        return Err(err("ERR syntax error, LIMIT cannot be used without the special ~ option"));
+    }
+    if out.trim.approx && !limit_given {
+        // Redis's default: 100 nodes of `stream-node-max-entries`.
+        out.trim.limit = 100 * crate::stream::NODE_ENTRIES;
+    }
+    out.fields_at = i + 1;
+    Ok(out)
+}
+
+/// Trim `key` as asked; a trim that removed anything is logged as an exact `MAXLEN`.
+fn trim_and_log(ctx: &mut Ctx, key: &Bytes, trim: &TrimArgs) -> Result<u64, Reply> {
+    let Some(how) = trim.how else { return Ok(0) };
+    let Some(stream) = write(ctx, key, false)? else { return Ok(0) };
+    let removed = stream.trim(how, trim.approx, trim.limit);
+    let left = stream.len();
+    if removed > 0 {
+        let maxlen = [&b"XTRIM"[..], key, b"MAXLEN", b"="].map(Bytes::copy_from_slice);
+        let mut effect = maxlen.to_vec();
+        effect.push(i64_bytes(left as i64));
+        ctx.propagate(effect);
+    }
+    Ok(removed)
+}
+
+fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    let parsed = parse_add_or_trim(args, true)?;
+    let fields = args.get(parsed.fields_at..).unwrap_or_default();
+    if fields.len() < 2 || !fields.len().is_multiple_of(2) {
+        return Err(errors::wrong_arity("xadd"));
+    }
+    if parsed.id == Some(ParsedId::Full(StreamId::MIN)) {
+        return Err(err("ERR The ID specified in XADD must be greater than 0-0"));
+    }
+    let now = ctx.now;
+    let Some(stream) = write(ctx, key, !parsed.no_mkstream)? else { return Ok(Reply::Nil) };
+    if stream.last_id == StreamId::MAX {
+        return Err(err("ERR The stream has exhausted the last possible ID, unable to add more items"));
+    }
+    let id = match parsed.id {
+        None => stream.auto_id(now),
+        Some(ParsedId::MsAuto(ms)) => stream.id_for_ms(ms),
+        Some(explicit) => Some(explicit.resolve(0)).filter(|id| *id > stream.last_id),
+    };
+    let id =
+        id.ok_or_else(|| err("ERR The ID specified in XADD is equal or smaller than the target stream top item"))?;
+    stream.append(id, fields.iter().map(own).collect());
+    let mut effect = vec![Bytes::from_static(b"XADD"), key.clone(), id.to_bytes()];
+    effect.extend(fields.iter().cloned());
+    ctx.propagate(effect);
+    trim_and_log(ctx, key, &parsed.trim)?;
+    Ok(Reply::Bulk(id.to_bytes()))
+}
+
+fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    let parsed = parse_add_or_trim(args, false)?;
+    Ok(Reply::Int(trim_and_log(ctx, key, &parsed.trim)? as i64))
+}
+
+fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(read(ctx, arg(args, 1)?)?.map_or(0, |s| s.len() as i64)))
+}
+
+/// An XRANGE bound: `-`, `+`, an ID, an incomplete ID, or `(` and an exclusive ID.
+fn interval_bound(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool), Reply> {
+    match arg.strip_prefix(b"(") {
+        Some(rest) if !rest.is_empty() => Ok((id_arg(rest, false, missing_seq)?, true)),
+        _ => Ok((id_arg(arg, true, missing_seq)?, false)),
+    }
+}
+
+fn range_generic(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
+    let (start_arg, end_arg) = if rev { (arg(args, 3)?, arg(args, 2)?) } else { (arg(args, 2)?, arg(args, 3)?) };
+    let (mut start, exclusive) = interval_bound(start_arg, 0)?;
+    if exclusive {
+        start = start.next().ok_or_else(|| err("ERR invalid start ID for the interval"))?;
+    }
+    let (mut end, exclusive) = interval_bound(end_arg, u64::MAX)?;
+    if exclusive {
+        end = end.prev().ok_or_else(|| err("ERR invalid end ID for the interval"))?;
+    }
+    let mut count = None;
+    let mut i = 4;
+    while let Some(option) = args.get(i) {
+        match args.get(i + 1) {
+            Some(value) if is(option, "count") => count = Some(int_arg(value)?.max(0)),
+            _ => return Err(errors::syntax()),
+        }
+        i += 2;
+    }
+    let Some(stream) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Array(Vec::new())) };
+    match count {
+        Some(0) => Ok(Reply::NilArray),
+        Some(n) => Ok(range_reply(stream, start, end, usize::try_from(n).unwrap_or(usize::MAX), rev)),
+        None => Ok(range_reply(stream, start, end, 0, rev)),
+    }
+}
+
+fn xrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, false)
+}
+
+fn xrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, true)
+}
+
+fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    if write(ctx, key, false)?.is_none() {
+        return Ok(Reply::Int(0));
+    }
+    // Every ID is checked before any is deleted, so the command never half-runs.
+    let ids = args.iter().skip(2).map(|a| id_arg(a, false, 0)).collect::<Result<Vec<_>, _>>()?;
+    let Some(stream) = write(ctx, key, false)? else { return Ok(Reply::Int(0)) };
+    let deleted = ids.into_iter().filter(|id| stream.delete(*id)).count();
+    if deleted > 0 {
+        ctx.propagate_args(args);
+    }
+    Ok(Reply::Int(deleted as i64))
+}
+
+fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let key = arg(args, 1)?;
+    let id = id_arg(arg(args, 2)?, false, 0)?;
+    let (mut entries_added, mut max_deleted) = (None, StreamId::MIN);
+    let mut i = 3;
+    while let Some(option) = args.get(i) {
+        let value = args.get(i + 1).ok_or_else(errors::syntax)?;
+        if is(option, "entriesadded") {
+            let n = int_arg(value)?;
+            entries_added = Some(u64::try_from(n).map_err(|_| err("ERR entries_added must be positive"))?);
+        } else if is(option, "maxdeletedid") {
+            max_deleted = id_arg(value, false, 0)?;
+            if id < max_deleted {
+                return Err(err("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id"));
+            }
+        } else {
+            return Err(errors::syntax());
+        }
+        i += 2;
+    }
+    let Some(stream) = write(ctx, key, false)? else { return Err(err(errors::NO_SUCH_KEY)) };
+    if !stream.is_empty() {
+        if id < stream.last_entry_id() {
+            return Err(err("ERR The ID specified in XSETID is smaller than the target stream top item"));
+        }
+        if entries_added.is_some_and(|n| n < stream.len() as u64) {
+            return Err(err("ERR The entries_added specified in XSETID is smaller than the target stream length"));
+        }
+    }
+    if id < stream.max_deleted {
+        return Err(err("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id"));
+    }
+    stream.last_id = id;
+    if let Some(n) = entries_added {
+        stream.entries_added = n;
+    }
+    if !max_deleted.is_zero() {
+        stream.max_deleted = max_deleted;
+    }
+    ctx.propagate_args(args);
+    Ok(Reply::Ok)
+}
+
+/// Keys of `XREAD|XREADGROUP [options] STREAMS key... id...` (Redis's `xreadGetKeys`).
+pub(crate) fn xread_keys(args: &[Bytes]) -> Vec<usize> {
+    let mut i = 1;
+    while let Some(a) = args.get(i) {
+        if is(a, "block") || is(a, "count") {
+            i += 2;
+        } else if is(a, "group") {
+            i += 3;
+        } else if is(a, "noack") {
+            i += 1;
+        } else if is(a, "streams") {
+            let n = args.len() - i - 1;
+            if n == 0 || !n.is_multiple_of(2) {
+                return Vec::new();
+            }
+            return (i + 1..i + 1 + n / 2).collect();
+        } else {
+            break;
+        }
+    }
+    Vec::new()
+}
+
+/// XREAD's options.
+struct ReadArgs<'a> {
+    count: usize,
+    /// The BLOCK deadline: `None` without BLOCK, `Some(None)` to wait forever.
+    block: Option<Option<u64>>,
+    keys: &'a [Bytes],
+    ids: &'a [Bytes],
+}
+
+fn parse_read_args<'a>(ctx: &Ctx, args: &'a [Bytes]) -> Result<ReadArgs<'a>, Reply> {
+    let (mut count, mut block) = (0, None);
+    let mut i = 1;
+    while let Some(option) = args.get(i) {
+        let more = args.len() - 1 - i;
+        if is(option, "block") && more > 0 {
+            if ctx.in_script() {
+                return Err(Reply::Error(format!(
+                    "ERR {} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(arg(args, 0)?)
+                )));
+            }
+            let ms = crate::num::parse_i64(arg(args, i + 1)?)
+                .ok_or_else(|| err("ERR timeout is not an integer or out of range"))?;
+            let ms = u64::try_from(ms).map_err(|_| err("ERR timeout is negative"))?;
+            let deadline = ctx.now.checked_add(ms).filter(|d| i64::try_from(*d).is_ok());
+            let deadline = deadline.ok_or_else(|| err("ERR timeout is out of range"))?;
+            block = Some((ms > 0).then_some(deadline));
+            i += 2;
+        } else if is(option, "count") && more > 0 {
+            count = usize::try_from(int_arg(arg(args, i + 1)?)?.max(0)).unwrap_or(usize::MAX);
+            i += 2;
+        } else if is(option, "streams") && more > 0 {
+            let rest = args.get(i + 1..).unwrap_or_default();
+            if !rest.len().is_multiple_of(2) {
+                return Err(err(
+                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+                ));
+            }
+            let (keys, ids) = rest.split_at(rest.len() / 2);
+            return Ok(ReadArgs { count, block, keys, ids });
+        } else if is(option, "group") && more >= 2 {
+            return Err(err("ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+        } else if is(option, "noack") {
+            return Err(err("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+        } else {
+            return Err(errors::syntax());
+        }
+    }
+    Err(errors::syntax())
+}
+
+/// A multi-stream read reply: a map in RESP3, an array of `[key, entries]` pairs in RESP2.
+pub(crate) fn streams_reply(protocol: Protocol, served: Vec<(Bytes, Reply)>) -> Reply {
+    if served.is_empty() {
+        return Reply::NilArray;
+    }
+    match protocol {
+        Protocol::Resp3 => Reply::Map(served.into_iter().map(|(k, v)| (Reply::Bulk(k), v)).collect()),
+        _ => Reply::Array(served.into_iter().map(|(k, v)| Reply::Array(vec![Reply::Bulk(k), v])).collect()),
+    }
+}
+
+fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let parsed = parse_read_args(ctx, args)?;
+    // IDs are resolved first (`$` = the stream's last ID now), checking every key's type.
+    let mut after = Vec::with_capacity(parsed.keys.len());
+    for (key, id) in parsed.keys.iter().zip(parsed.ids) {
+        let stream = read(ctx, key)?;
+        if &id[..] == b"$" {
+            after.push(stream.map_or(StreamId::MIN, |s| s.last_id));
+        } else if &id[..] == b">" {
+            return Err(err(
+                "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+            ));
+        } else {
+            after.push(id_arg(id, false, 0)?);
+        }
+    }
+    let mut served = Vec::new();
+    for (key, gt) in parsed.keys.iter().zip(&after) {
+        let Some(stream) = read(ctx, key)? else { continue };
+        if stream.last_entry_id() <= *gt || stream.is_empty() {
+            continue;
+        }
+        let Some(start) = gt.next() else { continue };
+        served.push((key.clone(), range_reply(stream, start, StreamId::MAX, parsed.count, false)));
+    }
+    if served.is_empty() {
+        if let Some(deadline) = parsed.block {
+            // Re-run with `$` resolved, so that what arrives meanwhile is what it reads.
+            let ids_at = args.len() - parsed.ids.len();
+            let mut rerun = args.get(..ids_at).unwrap_or_default().to_vec();
+            rerun.extend(after.iter().map(|id| id.to_bytes()));
+            ctx.block_reader(parsed.keys, deadline, rerun);
+        }
+    }
+    Ok(streams_reply(ctx.client.protocol, served))
+}
+
+fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = arg(args, 1)?;
+    if is(sub, "help") {
+        return Ok(Reply::Array(
+            [
+                "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "STREAM <key> [FULL [COUNT <count>]",
+                "    Show information about the stream.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .iter()
+            .map(|l| Reply::StatusOwned((*l).to_string()))
+            .collect(),
+        ));
+    }
+    if !is(sub, "stream") {
+        return Err(errors::unknown_subcommand(sub, "xinfo"));
+    }
+    if args.len() < 3 {
+        return Err(errors::wrong_arity("xinfo|stream"));
+    }
+    if args.len() > 3 {
+        return Err(errors::syntax());
+    }
+    let Some(stream) = read(ctx, arg(args, 2)?)? else { return Err(err(errors::NO_SUCH_KEY)) };
+    let edge = |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+    // StayKV has no radix tree; these two figures are those of Redis's layout for as many
+    // entries, with full nodes.
+    let nodes = (stream.len() as u64).div_ceil(crate::stream::NODE_ENTRIES);
+    let fields = vec![
+        ("length", Reply::Int(stream.len() as i64)),
+        ("radix-tree-keys", Reply::Int(nodes as i64)),
+        ("radix-tree-nodes", Reply::Int(nodes as i64 + 1)),
+        ("last-generated-id", Reply::Bulk(stream.last_id.to_bytes())),
+        ("max-deleted-entry-id", Reply::Bulk(stream.max_deleted.to_bytes())),
+        ("entries-added", Reply::Int(i64::try_from(stream.entries_added).unwrap_or(i64::MAX))),
+        ("recorded-first-entry-id", Reply::Bulk(stream.first_id().to_bytes())),
+        ("groups", Reply::Int(stream.groups.len() as i64)),
+        ("first-entry", edge(stream.entries.iter().next())),
+        ("last-entry", edge(stream.entries.iter().next_back())),
+    ];
+    Ok(Reply::Map(fields.into_iter().map(|(k, v)| (Reply::bulk_str(k), v)).collect()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::client::Client;
+    use crate::exec::NoJournal;
+    use crate::host::NoHost;
+    use crate::Engine;
+
+    fn run(engine: &Engine, client: &mut Client, now: u64, args: &[&str]) -> Reply {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        engine.execute(client, &args, now, &NoHost, &NoJournal).reply
+    }
+
+    fn setup() -> (Engine, Client) {
+        (Engine::new(crate::EngineOptions::default()), Client::new(1, true))
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::bulk_str(s)
+    }
+
+    fn error(reply: Reply) -> String {
+        match reply {
+            Reply::Error(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn xadd_ids() {
+        let (e, mut c) = setup();
+        assert_eq!(run(&e, &mut c, 1000, &["XADD", "s", "*", "a", "1"]), bulk("1000-0"));
+        assert_eq!(run(&e, &mut c, 1000, &["XADD", "s", "*", "a", "2"]), bulk("1000-1"));
+        // The clock going back does not make IDs go back.
+        assert_eq!(run(&e, &mut c, 900, &["XADD", "s", "*", "a", "3"]), bulk("1000-2"));
+        assert_eq!(run(&e, &mut c, 900, &["XADD", "s", "2000-*", "a", "4"]), bulk("2000-0"));
+        assert_eq!(run(&e, &mut c, 900, &["XADD", "s", "2000-*", "a", "4"]), bulk("2000-1"));
+        assert_eq!(run(&e, &mut c, 900, &["XADD", "s", "3000", "a", "5"]), bulk("3000-0"));
+        assert_eq!(
+            error(run(&e, &mut c, 900, &["XADD", "s", "3000-0", "a", "5"])),
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+        );
+        assert_eq!(
+            error(run(&e, &mut c, 900, &["XADD", "t", "0-0", "a", "5"])),
+            "ERR The ID specified in XADD must be greater than 0-0"
+        );
+        assert_eq!(run(&e, &mut c, 900, &["EXISTS", "t"]), Reply::Int(0));
+        assert_eq!(
+            error(run(&e, &mut c, 900, &["XADD", "s", "*", "a"])),
+            "ERR wrong number of arguments for 'xadd' command"
+        );
+        assert_eq!(error(run(&e, &mut c, 900, &["XADD", "s", "x-1", "a", "b"])), INVALID_ID);
+        assert_eq!(run(&e, &mut c, 900, &["XADD", "n", "NOMKSTREAM", "*", "a", "b"]), Reply::Nil);
+        assert_eq!(run(&e, &mut c, 900, &["EXISTS", "n"]), Reply::Int(0));
+        assert_eq!(run(&e, &mut c, 900, &["XLEN", "s"]), Reply::Int(6));
+        assert_eq!(run(&e, &mut c, 900, &["TYPE", "s"]), Reply::Status("stream"));
+        run(&e, &mut c, 900, &["SET", "str", "x"]);
+        assert_eq!(error(run(&e, &mut c, 900, &["XADD", "str", "*", "a", "b"])), errors::WRONGTYPE);
+        run(&e, &mut c, 0, &["XSETID", "s", "18446744073709551615-18446744073709551615"]);
+        assert_eq!(
+            error(run(&e, &mut c, 900, &["XADD", "s", "*", "a", "b"])),
+            "ERR The stream has exhausted the last possible ID, unable to add more items"
+        );
+    }
+
+    #[test]
+    fn xadd_trims_and_options_are_checked() {
+        let (e, mut c) = setup();
+        for i in 1..=10 {
+            run(&e, &mut c, 0, &["XADD", "s", &format!("{i}-0"), "f", "v"]);
+        }
+        assert_eq!(run(&e, &mut c, 0, &["XADD", "s", "MAXLEN", "5", "11-0", "f", "v"]), bulk("11-0"));
+        assert_eq!(run(&e, &mut c, 0, &["XLEN", "s"]), Reply::Int(5));
+        // `~` trims whole nodes only: nothing here.
+        assert_eq!(run(&e, &mut c, 0, &["XADD", "s", "MAXLEN", "~", "2", "12-0", "f", "v"]), bulk("12-0"));
+        assert_eq!(run(&e, &mut c, 0, &["XLEN", "s"]), Reply::Int(6));
+        assert_eq!(run(&e, &mut c, 0, &["XTRIM", "s", "MINID", "10"]), Reply::Int(3));
+        assert_eq!(run(&e, &mut c, 0, &["XTRIM", "s", "MAXLEN", "=", "1"]), Reply::Int(2));
+        assert_eq!(run(&e, &mut c, 0, &["XTRIM", "missing", "MAXLEN", "0"]), Reply::Int(0));
+        assert_eq!(error(run(&e, &mut c, 0, &["XTRIM", "s", "MAXLEN", "-1"])), "ERR The MAXLEN argument must be >= 0.");
+        assert_eq!(
+            error(run(&e, &mut c, 0, &["XTRIM", "s", "MAXLEN", "1", "LIMIT", "10"])),
+            "ERR syntax error, LIMIT cannot be used without the special ~ option"
+        );
+        assert_eq!(
+            error(run(&e, &mut c, 0, &["XTRIM", "s", "LIMIT", "10"])),
+            "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"
+        );
+        assert_eq!(error(run(&e, &mut c, 0, &["XTRIM", "s", "FOO", "10"])), errors::SYNTAX);
+        assert_eq!(error(run(&e, &mut c, 0, &["XADD", "s", "MAXLEN", "x", "*", "f", "v"])), errors::NOT_INTEGER);
+    }
+
+    #[test]
+    fn ranges() {
+        let (e, mut c) = setup();
+        for id in ["1-1", "1-2", "2-0", "3-5"] {
+            run(&e, &mut c, 0, &["XADD", "s", id, "f", id]);
+        }
+        let ids = |r: Reply| -> Vec<String> {
+            let Reply::Array(items) = r else { panic!("{r:?}") };
+            items
+                .into_iter()
+                .map(|i| match i {
+                    Reply::Array(mut p) => match p.remove(0) {
+                        Reply::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+                        o => panic!("{o:?}"),
+                    },
+                    o => panic!("{o:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(ids(run(&e, &mut c, 0, &["XRANGE", "s", "-", "+"])), ["1-1", "1-2", "2-0", "3-5"]);
+        assert_eq!(ids(run(&e, &mut c, 0, &["XRANGE", "s", "1", "2"])), ["1-1", "1-2", "2-0"]);
+        assert_eq!(ids(run(&e, &mut c, 0, &["XRANGE", "s", "(1-1", "(3-5"])), ["1-2", "2-0"]);
+        assert_eq!(ids(run(&e, &mut c, 0, &["XREVRANGE", "s", "+", "-", "COUNT", "2"])), ["3-5", "2-0"]);
+        assert_eq!(run(&e, &mut c, 0, &["XRANGE", "s", "-", "+", "COUNT", "0"]), Reply::NilArray);
+        assert_eq!(run(&e, &mut c, 0, &["XRANGE", "nope", "-", "+"]), Reply::Array(Vec::new()));
+        assert_eq!(error(run(&e, &mut c, 0, &["XRANGE", "s", "(-", "+"])), INVALID_ID);
+        assert_eq!(
+            error(run(&e, &mut c, 0, &["XRANGE", "s", "(18446744073709551615-18446744073709551615", "+"])),
+            "ERR invalid start ID for the interval"
+        );
+        assert_eq!(error(run(&e, &mut c, 0, &["XRANGE", "s", "-", "(0-0"])), "ERR invalid end ID for the interval");
+        assert_eq!(error(run(&e, &mut c, 0, &["XRANGE", "s", "-", "+", "COUNT"])), errors::SYNTAX);
+    }
+
+    #[test]
+    fn xdel_and_xsetid_keep_the_bookkeeping() {
+        let (e, mut c) = setup();
+        for id in ["1-0", "2-0", "3-0"] {
+            run(&e, &mut c, 0, &["XADD", "s", id, "f", "v"]);
+        }
+        assert_eq!(error(run(&e, &mut c, 0, &["XDEL", "s", "1-0", "bad"])), INVALID_ID);
+        assert_eq!(run(&e, &mut c, 0, &["XDEL", "s", "2-0", "9-0"]), Reply::Int(1));
+        assert_eq!(run(&e, &mut c, 0, &["XDEL", "missing", "1-0"]), Reply::Int(0));
+        assert_eq!(
+            error(run(&e, &mut c, 0, &["XSETID", "s", "1-0"])),
+            "ERR The ID specified in XSETID is smaller than the target stream top item"
+        );
+        assert_eq!(
+            error(run(&e, &mut c, 0, &["XSETID", "s", "2-5"])),
+            "ERR The ID specified in XSETID is smaller than the target stream top item"
+        );
+        assert_eq!(run(&e, &mut c, 0, &["XSETID", "s", "5-0", "ENTRIESADDED", "10", "MAXDELETEDID", "4-0"]), Reply::Ok);
+        assert_eq!(error(run(&e, &mut c, 0, &["XSETID", "nokey", "5-0"])), errors::NO_SUCH_KEY);
+        let Reply::Map(info) = run(&e, &mut c, 0, &["XINFO", "STREAM", "s"]) else { panic!() };
+        let field = |name: &str| info.iter().find(|(k, _)| *k == bulk(name)).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(field("length"), Reply::Int(2));
+        assert_eq!(field("last-generated-id"), bulk("5-0"));
+        assert_eq!(field("max-deleted-entry-id"), bulk("4-0"));
+        assert_eq!(field("entries-added"), Reply::Int(10));
+        assert_eq!(field("recorded-first-entry-id"), bulk("1-0"));
+        assert_eq!(error(run(&e, &mut c, 0, &["XINFO", "STREAM", "nokey"])), errors::NO_SUCH_KEY);
+    }
+
+    #[test]
+    fn xread_serves_what_is_newer() {
+        let (e, mut c) = setup();
+        run(&e, &mut c, 0, &["XADD", "a", "1-0", "f", "1"]);
+        run(&e, &mut c, 0, &["XADD", "a", "2-0", "f", "2"]);
+        run(&e, &mut c, 0, &["XADD", "b", "5-0", "g", "5"]);
+        let reply = run(&e, &mut c, 0, &["XREAD", "COUNT", "1", "STREAMS", "a", "b", "1-0", "0"]);
+        let expected = Reply::Array(vec![
+            Reply::Array(vec![
+                bulk("a"),
+                Reply::Array(vec![entry_reply(StreamId::new(2, 0), &[Bytes::from("f"), Bytes::from("2")])]),
+            ]),
+            Reply::Array(vec![
+                bulk("b"),
+                Reply::Array(vec![entry_reply(StreamId::new(5, 0), &[Bytes::from("g"), Bytes::from("5")])]),
+            ]),
+        ]);
+        assert_eq!(reply, expected);
+        assert_eq!(run(&e, &mut c, 0, &["XREAD", "STREAMS", "a", "$"]), Reply::NilArray);
+        // No waker (not a connection): BLOCK answers the timeout reply at once.
+        assert_eq!(run(&e, &mut c, 0, &["XREAD", "BLOCK", "10", "STREAMS", "a", "$"]), Reply::NilArray);
+        assert_eq!(
+            error(run(&e, &mut c, 0, &["XREAD", "STREAMS", "a", "b", "0"])),
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+        );
+        assert_eq!(
+            error(run(&e, &mut c, 0, &["XREAD", "BLOCK", "-1", "STREAMS", "a", "$"])),
+            "ERR timeout is negative"
+        );
+        assert!(error(run(&e, &mut c, 0, &["XREAD", "STREAMS", "a", ">"])).contains("XREADGROUP"));
+        assert_eq!(xread_keys(&["XREAD", "BLOCK", "0", "STREAMS", "a", "b", "1", "2"].map(Bytes::from)), vec![4, 5]);
+        c.protocol = Protocol::Resp3;
+        let reply = run(&e, &mut c, 0, &["XREAD", "STREAMS", "b", "0"]);
+        assert!(matches!(reply, Reply::Map(ref m) if m.len() == 1), "{reply:?}");
+    }
+
+    #[test]
+    fn effects_are_explicit() {
+        use std::sync::Mutex;
+        #[derive(Default)]
+        struct Log(Mutex<Vec<Vec<String>>>);
+        impl crate::exec::Journal for Log {
+            fn append(&self, _time_ms: u64, effects: &[crate::Effect]) -> u64 {
+                let mut log = self.0.lock().unwrap();
+                for effect in effects {
+                    log.push(effect.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect());
+                }
+                1
+            }
+        }
+        let (e, mut c) = setup();
+        let log = Log::default();
+        let mut exec = |now: u64, args: &[&str]| {
+            let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+            e.execute(&mut c, &args, now, &NoHost, &log).reply
+        };
+        for _ in 0..3 {
+            exec(7, &["XADD", "s", "MAXLEN", "2", "*", "f", "v"]);
+        }
+        let logged = log.0.lock().unwrap().clone();
+        assert_eq!(logged[0], ["XADD", "s", "7-0", "f", "v"]);
+        assert_eq!(logged[2], ["XADD", "s", "7-2", "f", "v"]);
+        assert_eq!(logged[3], ["XTRIM", "s", "MAXLEN", "=", "2"]);
+        // Replaying the log rebuilds the same stream.
+        let replayed = Engine::new(crate::EngineOptions::default());
+        for effect in &logged {
+            let argv = effect.iter().map(|a| Bytes::from(a.clone())).collect();
+            replayed.replay(7, &[crate::Effect::new(0, argv)]).unwrap();
+        }
+        let mut c2 = Client::new(2, true);
+        assert_eq!(
+            run(&replayed, &mut c2, 0, &["XRANGE", "s", "-", "+"]),
+            run(&e, &mut c, 0, &["XRANGE", "s", "-", "+"])
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! The stream type (Redis's `t_stream.c`): entries ordered by ID, and consumer groups.
+//!
+//! Redis keeps entries in a radix tree of listpacks; StayKV keeps them in a `BTreeMap` keyed
+//! by ID, which gives the same ordering and range scans. Deleted entries are removed at once
+//! (Redis only flags them), so the recorded first ID is always the first key of the map.
+//! Everything else Redis records about a stream — the last generated ID, the largest deleted
+//! ID, the count of entries ever added, the groups with their pending lists — is kept as is,
+//! because replies (XINFO) and the RDB format carry it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::value::{Collection, Value};
+
+/// Entries a Redis radix-tree node holds (`stream-node-max-entries`): approximate trimming
+/// (`~`) only removes whole nodes, so it trims in multiples of this.
+pub const NODE_ENTRIES: u64 = 100;
+
+/// `entries_read` of a group whose position in the stream cannot be known (Redis's
+/// `SCG_INVALID_ENTRIES_READ`).
+pub const INVALID_ENTRIES_READ: i64 = -1;
+
+/// An entry ID, `ms-seq`; ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+
+    pub const fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// The next ID, `None` after [`StreamId::MAX`].
+    pub fn next(self) -> Option<StreamId> {
+        match self.seq.checked_add(1) {
+            Some(seq) => Some(StreamId { ms: self.ms, seq }),
+            None => Some(StreamId { ms: self.ms.checked_add(1)?, seq: 0 }),
+        }
+    }
+
+    /// The previous ID, `None` before [`StreamId::MIN`].
+    pub fn prev(self) -> Option<StreamId> {
+        match self.seq.checked_sub(1) {
+            Some(seq) => Some(StreamId { ms: self.ms, seq }),
+            None => Some(StreamId { ms: self.ms.checked_sub(1)?, seq: u64::MAX }),
+        }
+    }
+
+    pub fn is_zero(self) -> bool {
+        self == StreamId::MIN
+    }
+
+    pub fn to_bytes(self) -> Bytes {
+        Bytes::from(self.to_string())
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A pending (delivered, not yet acknowledged) entry of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub consumer: Bytes,
+    /// Unix ms of the last delivery.
+    pub delivery_time: u64,
+    pub delivery_count: u64,
+}
+
+/// A consumer of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Consumer {
+    /// Unix ms of the consumer's last read or claim.
+    pub seen_time: u64,
+    /// IDs of the group's pending entries owned by this consumer.
+    pub pending: BTreeSet<StreamId>,
+}
+
+/// A consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Group {
+    /// The last ID delivered to the group.
+    pub last_id: StreamId,
+    /// How many entries the group has read (its logical offset), or [`INVALID_ENTRIES_READ`].
+    pub entries_read: i64,
+    pub pel: BTreeMap<StreamId, Pending>,
+    pub consumers: BTreeMap<Bytes, Consumer>,
+}
+
+/// A stream value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stream {
+    /// Field/value pairs of each entry, flattened (`f1 v1 f2 v2 ...`).
+    pub entries: BTreeMap<StreamId, Vec<Bytes>>,
+    /// The last ID generated (not necessarily the last entry: it may have been deleted).
+    pub last_id: StreamId,
+    /// The largest ID removed by XDEL.
+    pub max_deleted: StreamId,
+    /// Entries ever added, deleted ones included.
+    pub entries_added: u64,
+    pub groups: BTreeMap<Bytes, Group>,
+}
+
+/// How to trim (XADD's and XTRIM's `MAXLEN` / `MINID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trim {
+    MaxLen(u64),
+    MinId(StreamId),
+}
+
+impl Stream {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The ID of the first entry, 0-0 when empty (what Redis records as `first_id`).
+    pub fn first_id(&self) -> StreamId {
+        self.entries.keys().next().copied().unwrap_or(StreamId::MIN)
+    }
+
+    /// The ID of the last entry present, 0-0 when empty.
+    pub fn last_entry_id(&self) -> StreamId {
+        self.entries.keys().next_back().copied().unwrap_or(StreamId::MIN)
+    }
+
+    /// The ID `*` generates at `now_ms`, `None` once the last possible ID was used.
+    pub fn auto_id(&self, now_ms: u64) -> Option<StreamId> {
+        if now_ms > self.last_id.ms {
+            Some(StreamId::new(now_ms, 0))
+        } else {
+            self.last_id.next()
+        }
+    }
+
+    /// The ID `ms-*` generates: the next sequence in that millisecond, `None` if `ms` is in
+    /// the past or its sequence numbers are used up.
+    pub fn id_for_ms(&self, ms: u64) -> Option<StreamId> {
+        match ms.cmp(&self.last_id.ms) {
+            std::cmp::Ordering::Greater => Some(StreamId::new(ms, 0)),
+            std::cmp::Ordering::Equal => self.last_id.seq.checked_add(1).map(|seq| StreamId::new(ms, seq)),
+            std::cmp::Ordering::Less => None,
+        }
+    }
+
+    /// Append an entry whose ID the caller checked is above `last_id`.
+    pub fn append(&mut self, id: StreamId, fields: Vec<Bytes>) {
+        self.entries.insert(id, fields);
+        self.last_id = id;
+        self.entries_added += 1;
+    }
+
+    /// Delete one entry (XDEL), recording the largest deleted ID. Returns whether it existed.
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        if self.entries.remove(&id).is_none() {
+            return false;
+        }
+        self.max_deleted = self.max_deleted.max(id);
+        true
+    }
+
+    /// Trim from the oldest end; returns how many entries were removed. `approx` trims only
+    /// whole nodes of [`NODE_ENTRIES`] (counted from the first entry) and stops once `limit`
+    /// entries are gone (0 = no limit), as Redis's `~` does with its default node size.
+    pub fn trim(&mut self, how: Trim, approx: bool, limit: u64) -> u64 {
+        let mut removable = match how {
+            Trim::MaxLen(max) => (self.len() as u64).saturating_sub(max),
+            Trim::MinId(min) => self.entries.range(..min).count() as u64,
+        };
+        if approx {
+            // Whole nodes only, oldest first; the last (partly filled) node goes when all of
+            // it may. The limit is checked before each node, so the last one may exceed it.
+            let len = self.len() as u64;
+            let mut whole = 0;
+            while limit == 0 || whole < limit {
+                let node = (len - whole).min(NODE_ENTRIES);
+                if node == 0 || whole + node > removable {
+                    break;
+                }
+                whole += node;
+            }
+            removable = whole;
+        }
+        for _ in 0..removable {
+            self.entries.pop_first();
+        }
+        removable
+    }
+
+    /// Redis's estimate of the logical offset of `id` (how many entries come up to it), for a
+    /// group created or moved there; [`INVALID_ENTRIES_READ`] when it cannot be known.
+    pub fn estimate_offset(&self, id: StreamId) -> i64 {
+        let added = i64::try_from(self.entries_added).unwrap_or(i64::MAX);
+        if self.entries_added == 0 {
+            return 0;
+        }
+        if self.is_empty() && id <= self.last_id {
+            return added;
+        }
+        match id.cmp(&self.last_id) {
+            std::cmp::Ordering::Equal => return added,
+            std::cmp::Ordering::Greater => return INVALID_ENTRIES_READ,
+            std::cmp::Ordering::Less => {}
+        }
+        let first = self.first_id();
+        if self.max_deleted.is_zero() || self.max_deleted < first {
+            let before_first = added - self.len() as i64;
+            match id.cmp(&first) {
+                std::cmp::Ordering::Less => return before_first,
+                std::cmp::Ordering::Equal => return before_first + 1,
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        INVALID_ENTRIES_READ
+    }
+
+    /// A group's lag (entries in the stream it has not read yet), `None` when unknown
+    /// (XINFO reports nil then).
+    pub fn lag(&self, group: &Group) -> Option<i64> {
+        let added = i64::try_from(self.entries_added).unwrap_or(i64::MAX);
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if group.entries_read != INVALID_ENTRIES_READ && !self.has_tombstone_from(group.last_id) {
+            return Some(added - group.entries_read);
+        }
+        let estimate = self.estimate_offset(group.last_id);
+        (estimate != INVALID_ENTRIES_READ).then(|| added - estimate)
+    }
+
+    /// Whether an XDEL removed an entry at or after `from` that was inside the current
+    /// range (Redis's `streamRangeHasTombstones`): offsets counted past it are unreliable.
+    pub fn has_tombstone_from(&self, from: StreamId) -> bool {
+        !self.is_empty()
+            && !self.max_deleted.is_zero()
+            && self.first_id() <= self.max_deleted
+            && from <= self.max_deleted
+    }
+
+    /// Approximate heap bytes, for INFO memory.
+    pub fn heap_size(&self) -> usize {
+        let entries: usize = self.entries.values().map(|f| f.iter().map(|x| x.len() + 32).sum::<usize>() + 48).sum();
+        let groups: usize = self.groups.values().map(|g| g.pel.len() * 96 + g.consumers.len() * 64 + 64).sum();
+        entries + groups
+    }
+}
+
+impl Collection for Stream {
+    fn view(value: &mut Value) -> Option<&mut Self> {
+        match value {
+            Value::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn empty() -> Value {
+        Value::Stream(Box::default())
+    }
+}
+
+/// Parse an unsigned decimal part of an ID the way Redis's `string2ull` accepts it (leading
+/// zeros and a `+` sign are allowed; anything else, overflow included, is not).
+fn parse_u64(text: &[u8]) -> Option<u64> {
+    let digits = text.strip_prefix(b"+").unwrap_or(text);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// An ID argument as written, before defaults are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParsedId {
+    /// `ms-seq`.
+    Full(StreamId),
+    /// `ms` alone: the caller picks the missing sequence (0 or the maximum).
+    MsOnly(u64),
+    /// `ms-*` (XADD only): the next sequence in that millisecond.
+    MsAuto(u64),
+    /// `-`
+    Min,
+    /// `+`
+    Max,
+}
+
+/// Parse an ID argument; `None` is Redis's "Invalid stream ID" error. `special` allows `-`
+/// and `+`; `auto_seq` allows `ms-*`.
+pub fn parse_id(arg: &[u8], special: bool, auto_seq: bool) -> Option<ParsedId> {
+    if arg.len() > 127 {
+        return None;
+    }
+    match arg {
+        b"-" => return special.then_some(ParsedId::Min),
+        b"+" => return special.then_some(ParsedId::Max),
+        _ => {}
+    }
+    let Some(dash) = arg.iter().position(|&b| b == b'-') else {
+        return Some(ParsedId::MsOnly(parse_u64(arg)?));
+    };
+    let (ms, seq) = (arg.get(..dash)?, arg.get(dash + 1..)?);
+    let ms = parse_u64(ms)?;
+    if auto_seq && seq == b"*" {
+        return Some(ParsedId::MsAuto(ms));
+    }
+    Some(ParsedId::Full(StreamId::new(ms, parse_u64(seq)?)))
+}
+
+impl ParsedId {
+    /// The ID with a missing sequence filled in with `missing_seq`. `MsAuto` never reaches
+    /// here (only XADD accepts it, and resolves it against the stream).
+    pub fn resolve(self, missing_seq: u64) -> StreamId {
+        match self {
+            ParsedId::Full(id) => id,
+            ParsedId::MsOnly(ms) | ParsedId::MsAuto(ms) => StreamId::new(ms, missing_seq),
+            ParsedId::Min => StreamId::MIN,
+            ParsedId::Max => StreamId::MAX,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn stream_of(n: u64) -> Stream {
+        let mut s = Stream::default();
+        for i in 1..=n {
+            s.append(StreamId::new(i, 0), vec![Bytes::from("f"), Bytes::from("v")]);
+        }
+        s
+    }
+
+    #[test]
+    fn ids_parse_like_redis() {
+        assert_eq!(parse_id(b"1-2", false, false), Some(ParsedId::Full(StreamId::new(1, 2))));
+        assert_eq!(parse_id(b"007", false, false), Some(ParsedId::MsOnly(7)));
+        assert_eq!(parse_id(b"5-*", false, true), Some(ParsedId::MsAuto(5)));
+        assert_eq!(parse_id(b"5-*", false, false), None);
+        assert_eq!(parse_id(b"-", true, false), Some(ParsedId::Min));
+        assert_eq!(parse_id(b"-", false, false), None);
+        assert_eq!(
+            parse_id(b"18446744073709551615-18446744073709551615", false, false),
+            Some(ParsedId::Full(StreamId::MAX))
+        );
+        for bad in [&b""[..], b"1-", b"-1", b"1-2-3", b"a-1", b"18446744073709551616", b"1 -2", b"*"] {
+            assert_eq!(parse_id(bad, true, true), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn next_and_prev_carry_over() {
+        assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));
+        assert_eq!(StreamId::MAX.next(), None);
+        assert_eq!(StreamId::new(2, 0).prev(), Some(StreamId::new(1, u64::MAX)));
+        assert_eq!(StreamId::MIN.prev(), None);
+    }
+
+    #[test]
+    fn auto_ids_never_go_back() {
+        let mut s = Stream::default();
+        assert_eq!(s.auto_id(5), Some(StreamId::new(5, 0)));
+        s.append(StreamId::new(10, 3), Vec::new());
+        assert_eq!(s.auto_id(5), Some(StreamId::new(10, 4)));
+        assert_eq!(s.id_for_ms(10), Some(StreamId::new(10, 4)));
+        assert_eq!(s.id_for_ms(9), None);
+        s.last_id = StreamId::MAX;
+        assert_eq!(s.auto_id(5), None);
+    }
+
+    #[test]
+    fn exact_and_approximate_trimming() {
+        let mut s = stream_of(250);
+        assert_eq!(s.trim(Trim::MaxLen(60), true, 0), 100);
+        assert_eq!(s.len(), 150);
+        assert_eq!(s.trim(Trim::MaxLen(60), true, 0), 0);
+        assert_eq!(s.trim(Trim::MaxLen(60), false, 0), 90);
+        assert_eq!(s.first_id(), StreamId::new(191, 0));
+        assert_eq!(s.trim(Trim::MinId(StreamId::new(200, 0)), false, 0), 9);
+        let mut s = stream_of(1000);
+        assert_eq!(s.trim(Trim::MaxLen(0), true, 250), 300);
+        let mut s = stream_of(150);
+        assert_eq!(s.trim(Trim::MaxLen(0), true, 0), 150);
+        // Trimming is not a deletion: max_deleted stays.
+        assert!(s.max_deleted.is_zero());
+    }
+
+    #[test]
+    fn offsets_are_estimated_like_redis() {
+        let mut s = stream_of(5);
+        assert_eq!(s.estimate_offset(StreamId::new(5, 0)), 5);
+        assert_eq!(s.estimate_offset(StreamId::new(1, 0)), 1);
+        assert_eq!(s.estimate_offset(StreamId::MIN), 0);
+        assert_eq!(s.estimate_offset(StreamId::new(3, 0)), INVALID_ENTRIES_READ);
+        assert_eq!(s.estimate_offset(StreamId::new(9, 0)), INVALID_ENTRIES_READ);
+        s.delete(StreamId::new(2, 0));
+        assert_eq!(s.max_deleted, StreamId::new(2, 0));
+        assert_eq!(s.estimate_offset(StreamId::new(1, 0)), INVALID_ENTRIES_READ);
+    }
+}

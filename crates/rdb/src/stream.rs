@@ -1,0 +1,450 @@
+//! Streams in RDB files: types 15 (Redis ≤ 6.2), 19 (Redis 7.0, written here) and 21
+//! (Redis 7.2).
+//!
+//! # Layout
+//!
+//! A stream is a radix tree of listpack nodes: the node count, then per node a 16-byte key
+//! (the node's master ID, milliseconds then sequence, both big-endian) and a listpack. The
+//! listpack starts with a master entry — valid count, deleted count, field count, the
+//! master fields, a `0` terminator — followed by the entries: flags (1 deleted, 2 same fields
+//! as the master), ID deltas from the master ID, then either the values alone (same fields)
+//! or the field count and field/value pairs, and last the number of listpack elements the
+//! entry used before this one.
+//!
+//! After the nodes: length, last ID; from type 19 on, first ID, largest deleted ID and
+//! entries ever added; then the consumer groups: name, last delivered ID, (type 19+) entries
+//! read, the group's pending list (raw 16-byte ID, 8-byte delivery time, delivery count), and
+//! the consumers: name, seen time, (type 21) active time, and the IDs of the pending entries
+//! each owns.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read, Write};
+
+use crate::encodings::{listpack_elems, Elem, ListpackBuilder};
+use crate::reader::{blob_err, Src};
+use crate::writer::{put_len, put_string};
+use crate::{types, RdbError};
+
+/// Initial capacity cap for vectors whose length comes from the file.
+const PREALLOC_CAP: u64 = 4096;
+/// Entry flag: deleted (skipped when reading).
+const FLAG_DELETED: i64 = 1;
+/// Entry flag: the entry has the master entry's fields, only its values are stored.
+const FLAG_SAMEFIELDS: i64 = 2;
+/// A node is closed at this many entries or bytes (Redis's `stream-node-max-entries` and
+/// `stream-node-max-bytes` defaults).
+const NODE_MAX_ENTRIES: usize = 100;
+const NODE_MAX_BYTES: usize = 4096;
+
+/// A stream entry ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct RdbStreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl RdbStreamId {
+    fn from_raw(raw: &[u8; 16]) -> RdbStreamId {
+        let (ms, seq) = raw.split_at(8);
+        let be = |b: &[u8]| b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
+        RdbStreamId { ms: be(ms), seq: be(seq) }
+    }
+
+    fn to_raw(self) -> [u8; 16] {
+        let mut raw = [0u8; 16];
+        let (ms, seq) = raw.split_at_mut(8);
+        ms.copy_from_slice(&self.ms.to_be_bytes());
+        seq.copy_from_slice(&self.seq.to_be_bytes());
+        raw
+    }
+}
+
+/// One entry: its ID and its fields and values, flattened (`f1 v1 f2 v2 ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdbStreamEntry {
+    pub id: RdbStreamId,
+    pub fields: Vec<Vec<u8>>,
+}
+
+/// A pending entry of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdbPending {
+    pub id: RdbStreamId,
+    /// Unix ms of the last delivery.
+    pub delivery_time: u64,
+    pub delivery_count: u64,
+}
+
+/// A consumer: its name, when it was last seen (Unix ms), and the pending IDs it owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdbConsumer {
+    pub name: Vec<u8>,
+    pub seen_time: u64,
+    pub pending: Vec<RdbStreamId>,
+}
+
+/// A consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdbStreamGroup {
+    pub name: Vec<u8>,
+    pub last_id: RdbStreamId,
+    /// Entries the group has read (-1: unknown); `None` when the file predates the field
+    /// (type 15) and the loader must estimate it, as Redis does.
+    pub entries_read: Option<i64>,
+    /// Every pending entry of the group; each is owned by one consumer.
+    pub pending: Vec<RdbPending>,
+    pub consumers: Vec<RdbConsumer>,
+}
+
+/// A stream value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RdbStream {
+    /// Entries in ID order.
+    pub entries: Vec<RdbStreamEntry>,
+    pub last_id: RdbStreamId,
+    /// The first entry's ID as Redis records it (0-0 when empty).
+    pub first_id: RdbStreamId,
+    pub max_deleted_id: RdbStreamId,
+    pub entries_added: u64,
+    pub groups: Vec<RdbStreamGroup>,
+}
+
+fn corrupt(offset: u64, msg: impl Into<String>) -> RdbError {
+    RdbError::Corrupt { offset, msg: msg.into() }
+}
+
+fn cap(len: u64) -> usize {
+    usize::try_from(len.min(PREALLOC_CAP)).unwrap_or(0)
+}
+
+fn read_id<R: Read>(src: &mut Src<R>, what: &'static str) -> Result<RdbStreamId, RdbError> {
+    Ok(RdbStreamId { ms: src.len(what)?, seq: src.len(what)? })
+}
+
+fn read_raw_id<R: Read>(src: &mut Src<R>, what: &'static str) -> Result<RdbStreamId, RdbError> {
+    Ok(RdbStreamId::from_raw(&src.arr::<16>(what)?))
+}
+
+fn read_millis<R: Read>(src: &mut Src<R>, what: &'static str) -> Result<u64, RdbError> {
+    // Negative times (never written by Redis) read as 0 rather than wrapping.
+    Ok(u64::try_from(src.millis(what)?).unwrap_or(0))
+}
+
+/// Reads a stream of type 15, 19 or 21 (after its type byte and key).
+pub(crate) fn read_stream<R: Read>(src: &mut Src<R>, type_id: u8) -> Result<RdbStream, RdbError> {
+    let mut stream = RdbStream::default();
+    let nodes = src.len("stream listpack count")?;
+    for _ in 0..nodes {
+        let offset = src.pos();
+        let key = src.string("stream node key")?;
+        let master: [u8; 16] = key
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt(offset, format!("stream node key has {} bytes, expected 16", key.len())))?;
+        let at = src.pos();
+        let blob = src.string("stream listpack")?;
+        let elems = listpack_elems(&blob).map_err(|e| blob_err(at, e))?;
+        if elems.is_empty() {
+            return Err(corrupt(at, "empty listpack inside a stream"));
+        }
+        read_node(RdbStreamId::from_raw(&master), elems, &mut stream.entries).map_err(|msg| corrupt(at, msg))?;
+    }
+    let offset = src.pos();
+    let length = src.len("stream length")?;
+    if length != stream.entries.len() as u64 {
+        return Err(corrupt(
+            offset,
+            format!("stream length is {length} but it holds {} entries", stream.entries.len()),
+        ));
+    }
+    let offset = src.pos();
+    stream.last_id = read_id(src, "stream last id")?;
+    if stream.entries.last().is_some_and(|e| e.id > stream.last_id) {
+        // New IDs are generated above the last ID: entries past it would be overwritten.
+        return Err(corrupt(offset, "stream last id is below its last entry"));
+    }
+    if type_id >= types::STREAM_LISTPACKS_2 {
+        stream.first_id = read_id(src, "stream first id")?;
+        stream.max_deleted_id = read_id(src, "stream max deleted id")?;
+        stream.entries_added = src.len("stream entries added")?;
+    } else {
+        stream.first_id = stream.entries.first().map(|e| e.id).unwrap_or_default();
+        stream.entries_added = length;
+    }
+    let groups = src.len("stream consumer group count")?;
+    stream.groups = Vec::with_capacity(cap(groups));
+    for _ in 0..groups {
+        stream.groups.push(read_group(src, type_id)?);
+    }
+    Ok(stream)
+}
+
+fn read_group<R: Read>(src: &mut Src<R>, type_id: u8) -> Result<RdbStreamGroup, RdbError> {
+    let name = src.string("stream consumer group name")?;
+    let last_id = read_id(src, "stream consumer group id")?;
+    let entries_read = if type_id >= types::STREAM_LISTPACKS_2 {
+        // Saved from a signed counter: -1 ("unknown") is stored as 2^64-1.
+        Some(src.len("stream consumer group entries read")? as i64)
+    } else {
+        None
+    };
+    let count = src.len("stream PEL size")?;
+    let mut pending = Vec::with_capacity(cap(count));
+    let mut known = BTreeSet::new();
+    for _ in 0..count {
+        let id = read_raw_id(src, "stream PEL id")?;
+        let delivery_time = read_millis(src, "stream PEL delivery time")?;
+        let delivery_count = src.len("stream PEL delivery count")?;
+        known.insert(id);
+        pending.push(RdbPending { id, delivery_time, delivery_count });
+    }
+    let count = src.len("stream consumer count")?;
+    let mut consumers = Vec::with_capacity(cap(count));
+    for _ in 0..count {
+        let name = src.string("stream consumer name")?;
+        let seen_time = read_millis(src, "stream consumer seen time")?;
+        if type_id >= types::STREAM_LISTPACKS_3 {
+            // Redis 7.2's "active time" has no place in the 7.0 model.
+            src.millis("stream consumer active time")?;
+        }
+        let count = src.len("stream consumer PEL size")?;
+        let mut owned = Vec::with_capacity(cap(count));
+        for _ in 0..count {
+            let offset = src.pos();
+            let id = read_raw_id(src, "stream consumer PEL id")?;
+            if !known.remove(&id) {
+                return Err(corrupt(offset, "consumer PEL entry not found in the group PEL (or owned twice)"));
+            }
+            owned.push(id);
+        }
+        consumers.push(RdbConsumer { name, seen_time, pending: owned });
+    }
+    Ok(RdbStreamGroup { name, last_id, entries_read, pending, consumers })
+}
+
+/// The elements of a node's listpack, read in order.
+struct Elems<'a>(std::iter::Peekable<std::vec::IntoIter<Elem<'a>>>);
+
+impl Elems<'_> {
+    fn bytes(&mut self, what: &str) -> Result<Vec<u8>, String> {
+        self.0.next().map(Elem::to_bytes).ok_or_else(|| format!("listpack ends in the {what}"))
+    }
+
+    /// An integer element (Redis reads a string element holding one too).
+    fn int(&mut self, what: &str) -> Result<i64, String> {
+        match self.0.next() {
+            Some(Elem::Int(i)) => Ok(i),
+            Some(Elem::Str(s)) => crate::encodings::canonical_i64(s).ok_or_else(|| format!("{what} is not an integer")),
+            None => Err(format!("listpack ends before the {what}")),
+        }
+    }
+
+    fn count(&mut self, what: &str) -> Result<u64, String> {
+        u64::try_from(self.int(what)?).map_err(|_| format!("negative {what}"))
+    }
+}
+
+/// Decodes one node's listpack into `out`, checking that IDs keep increasing.
+fn read_node(master: RdbStreamId, elems: Vec<Elem<'_>>, out: &mut Vec<RdbStreamEntry>) -> Result<(), String> {
+    let mut it = Elems(elems.into_iter().peekable());
+    let valid = it.count("valid entry count")?;
+    let deleted = it.count("deleted entry count")?;
+    let master_fields = it.count("master field count")?;
+    let mut fields = Vec::with_capacity(cap(master_fields));
+    for _ in 0..master_fields {
+        fields.push(it.bytes("master fields")?);
+    }
+    if it.int("master terminator")? != 0 {
+        return Err("master entry is not terminated by 0".into());
+    }
+    let mut seen_valid = 0u64;
+    for _ in 0..valid.saturating_add(deleted) {
+        let flags = it.int("entry flags")?;
+        // Deltas are stored as signed 64-bit numbers of a wrapping subtraction.
+        let ms = master.ms.wrapping_add(it.int("entry ID delta")? as u64);
+        let seq = master.seq.wrapping_add(it.int("entry ID delta")? as u64);
+        let id = RdbStreamId { ms, seq };
+        let same_fields = flags & FLAG_SAMEFIELDS != 0;
+        let count = if same_fields { master_fields } else { it.count("entry field count")? };
+        let mut entry = Vec::with_capacity(cap(count.saturating_mul(2)));
+        for field in 0..count {
+            match same_fields {
+                true => entry.push(fields.get(field as usize).cloned().ok_or("field index out of range")?),
+                false => entry.push(it.bytes("entry")?),
+            }
+            entry.push(it.bytes("entry")?);
+        }
+        // The element count of the entry, for reading backwards; not needed here.
+        it.int("entry element count")?;
+        if flags & FLAG_DELETED != 0 {
+            continue;
+        }
+        seen_valid += 1;
+        if out.last().is_some_and(|last| last.id >= id) {
+            return Err(format!("entry {ms}-{seq} is not after the previous entry"));
+        }
+        out.push(RdbStreamEntry { id, fields: entry });
+    }
+    if it.0.peek().is_some() {
+        return Err("data after the last entry of a node".into());
+    }
+    if seen_valid != valid {
+        return Err(format!("master entry counts {valid} entries but the node has {seen_valid}"));
+    }
+    Ok(())
+}
+
+/// Writes the body of a type-19 stream (what Redis 7.0 writes).
+pub(crate) fn put_stream<W: Write>(w: &mut W, stream: &RdbStream, compress: bool) -> io::Result<()> {
+    let nodes: Vec<&[RdbStreamEntry]> = split_nodes(&stream.entries);
+    put_len(w, nodes.len() as u64)?;
+    for node in nodes {
+        let Some(first) = node.first() else { continue };
+        put_string(w, &first.id.to_raw(), false)?;
+        put_string(w, &node_listpack(node), compress)?;
+    }
+    put_len(w, stream.entries.len() as u64)?;
+    for id in [stream.last_id, stream.first_id, stream.max_deleted_id] {
+        put_len(w, id.ms)?;
+        put_len(w, id.seq)?;
+    }
+    put_len(w, stream.entries_added)?;
+    put_len(w, stream.groups.len() as u64)?;
+    for group in &stream.groups {
+        put_string(w, &group.name, false)?;
+        put_len(w, group.last_id.ms)?;
+        put_len(w, group.last_id.seq)?;
+        put_len(w, group.entries_read.unwrap_or(-1) as u64)?;
+        put_len(w, group.pending.len() as u64)?;
+        for p in &group.pending {
+            w.write_all(&p.id.to_raw())?;
+            w.write_all(&i64::try_from(p.delivery_time).unwrap_or(i64::MAX).to_le_bytes())?;
+            put_len(w, p.delivery_count)?;
+        }
+        put_len(w, group.consumers.len() as u64)?;
+        for consumer in &group.consumers {
+            put_string(w, &consumer.name, false)?;
+            w.write_all(&i64::try_from(consumer.seen_time).unwrap_or(i64::MAX).to_le_bytes())?;
+            put_len(w, consumer.pending.len() as u64)?;
+            for id in &consumer.pending {
+                w.write_all(&id.to_raw())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Entries grouped into nodes as Redis fills them: up to 100 entries or about 4 KiB.
+fn split_nodes(entries: &[RdbStreamEntry]) -> Vec<&[RdbStreamEntry]> {
+    let mut nodes = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, entry) in entries.iter().enumerate() {
+        if i > start && (i - start >= NODE_MAX_ENTRIES || bytes >= NODE_MAX_BYTES) {
+            nodes.push(entries.get(start..i).unwrap_or_default());
+            (start, bytes) = (i, 0);
+        }
+        bytes += entry.fields.iter().map(|f| f.len() + 2).sum::<usize>() + 8;
+    }
+    if start < entries.len() {
+        nodes.push(entries.get(start..).unwrap_or_default());
+    }
+    nodes
+}
+
+/// One node's listpack; the first entry's fields become the master fields.
+fn node_listpack(node: &[RdbStreamEntry]) -> Vec<u8> {
+    let mut lp = ListpackBuilder::new();
+    let push_int = |lp: &mut ListpackBuilder, n: i64| lp.push(n.to_string().as_bytes());
+    let master = node.first().map(|e| e.id).unwrap_or_default();
+    let master_fields: Vec<&Vec<u8>> = node.first().map(|e| e.fields.iter().step_by(2).collect()).unwrap_or_default();
+    push_int(&mut lp, node.len() as i64);
+    push_int(&mut lp, 0);
+    push_int(&mut lp, master_fields.len() as i64);
+    for field in &master_fields {
+        lp.push(field);
+    }
+    push_int(&mut lp, 0);
+    for entry in node {
+        let same = entry.fields.len() == master_fields.len() * 2
+            && entry.fields.iter().step_by(2).zip(&master_fields).all(|(a, b)| a == *b);
+        push_int(&mut lp, if same { FLAG_SAMEFIELDS } else { 0 });
+        push_int(&mut lp, entry.id.ms.wrapping_sub(master.ms) as i64);
+        push_int(&mut lp, entry.id.seq.wrapping_sub(master.seq) as i64);
+        let pairs = entry.fields.len() / 2;
+        if same {
+            for value in entry.fields.iter().skip(1).step_by(2) {
+                lp.push(value);
+            }
+            push_int(&mut lp, 3 + pairs as i64);
+        } else {
+            push_int(&mut lp, pairs as i64);
+            for item in &entry.fields {
+                lp.push(item);
+            }
+            push_int(&mut lp, 4 + 2 * pairs as i64);
+        }
+    }
+    lp.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn sample() -> RdbStream {
+        let entries = (0..250u64)
+            .map(|i| RdbStreamEntry {
+                id: RdbStreamId { ms: 1_700_000_000_000 + i / 3, seq: i % 3 },
+                fields: if i.is_multiple_of(7) {
+                    vec![b"other".to_vec(), i.to_string().into_bytes(), b"x".to_vec(), vec![b'y'; 100]]
+                } else {
+                    vec![b"event".to_vec(), b"added".to_vec(), b"jobId".to_vec(), i.to_string().into_bytes()]
+                },
+            })
+            .collect::<Vec<_>>();
+        let last = entries.last().unwrap().id;
+        RdbStream {
+            first_id: entries[0].id,
+            entries,
+            last_id: RdbStreamId { ms: last.ms + 5, seq: 0 },
+            max_deleted_id: RdbStreamId { ms: 3, seq: 1 },
+            entries_added: 300,
+            groups: vec![RdbStreamGroup {
+                name: b"g".to_vec(),
+                last_id: last,
+                entries_read: Some(-1),
+                pending: vec![RdbPending { id: last, delivery_time: 1_700_000_000_123, delivery_count: 2 }],
+                consumers: vec![
+                    RdbConsumer { name: b"alice".to_vec(), seen_time: 5, pending: vec![last] },
+                    RdbConsumer { name: b"bob".to_vec(), seen_time: 6, pending: Vec::new() },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_truncation() {
+        let stream = sample();
+        let mut buf = Vec::new();
+        put_stream(&mut buf, &stream, true).unwrap();
+        let back = read_stream(&mut Src::new(&buf[..]), types::STREAM_LISTPACKS_2).unwrap();
+        assert_eq!(back, stream);
+        for cut in (0..buf.len()).step_by(7) {
+            assert!(read_stream(&mut Src::new(&buf[..cut]), types::STREAM_LISTPACKS_2).is_err());
+        }
+        for i in (0..buf.len()).step_by(3) {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x5a;
+            let _ = read_stream(&mut Src::new(&bad[..]), types::STREAM_LISTPACKS_2);
+        }
+    }
+
+    #[test]
+    fn nodes_hold_at_most_100_entries() {
+        let stream = sample();
+        let nodes = split_nodes(&stream.entries);
+        assert!(nodes.iter().all(|n| !n.is_empty() && n.len() <= NODE_MAX_ENTRIES));
+        assert_eq!(nodes.iter().map(|n| n.len()).sum::<usize>(), stream.entries.len());
+    }
+}

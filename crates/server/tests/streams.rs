@@ -1,0 +1,346 @@
+//! Streams against the real binaries: the same commands sent to `staykv` and to Debian's
+//! `redis-server` 7.0 must get byte-identical replies (RESP2 and RESP3, errors included);
+//! XREAD BLOCK is woken by XADD from another client, a transaction or a script, and times
+//! out with nil; WATCH is broken by stream writes; keyspace events are published; streams
+//! survive SIGKILL (log replay), a snapshot, and DUMP/RESTORE both ways with redis-server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+mod persist_common;
+
+use std::time::{Duration, Instant};
+
+use common::{frame_text, RawConn, Server};
+use persist_common::{call, call_str, dump_all, Val};
+
+/// Commands whose replies are compared, in order, on one connection per server. IDs are
+/// explicit so that replies do not depend on the clock.
+const SCRIPT: &[&[&str]] = &[
+    &["XADD", "s", "1-1", "a", "1"],
+    &["XADD", "s", "1-2", "b", "2", "c", "3"],
+    &["XADD", "s", "1", "x", "y"],
+    &["XADD", "s", "2-*", "x", "y"],
+    &["XADD", "s", "2-*", "x", "y"],
+    &["XADD", "s", "0-0", "a", "b"],
+    &["XADD", "fresh", "0-0", "a", "b"],
+    &["EXISTS", "fresh"],
+    &["XADD", "s", "bad", "a", "b"],
+    &["XADD", "s", "*", "a"],
+    &["XADD", "s", "MAXLEN", "-1", "*", "a", "b"],
+    &["XADD", "s", "MAXLEN", "x", "*", "a", "b"],
+    &["XADD", "s", "MAXLEN", "=", "4", "5-0", "a", "b"],
+    &["XADD", "s", "MINID", "~", "0", "6-0", "a", "b"],
+    &["XADD", "s", "LIMIT", "10", "7-0", "a", "b"],
+    &["XADD", "s", "MAXLEN", "1", "LIMIT", "10", "7-0", "a", "b"],
+    &["XADD", "s", "MAXLEN", "~", "1", "LIMIT", "10", "8-0", "a", "b"],
+    &["XADD", "s", "NOMKSTREAM", "9-0", "k", "v"],
+    &["XADD", "nomk", "NOMKSTREAM", "*", "a", "b"],
+    &["EXISTS", "nomk"],
+    &["XLEN", "s"],
+    &["XLEN", "nokey"],
+    &["XRANGE", "s", "-", "+"],
+    &["XRANGE", "s", "-", "+", "COUNT", "2"],
+    &["XRANGE", "s", "-", "+", "COUNT", "0"],
+    &["XRANGE", "s", "-", "+", "COUNT", "-5"],
+    &["XRANGE", "s", "(5-0", "+"],
+    &["XRANGE", "s", "5", "6"],
+    &["XRANGE", "s", "(", "+"],
+    &["XRANGE", "s", "(-", "+"],
+    &["XRANGE", "s", "-", "(0-0"],
+    &["XRANGE", "s", "(18446744073709551615-18446744073709551615", "+"],
+    &["XRANGE", "s", "-", "+", "FOO"],
+    &["XRANGE", "s", "-", "+", "COUNT", "x"],
+    &["XRANGE", "nokey", "-", "+"],
+    &["XRANGE", "s", "9", "1"],
+    &["XREVRANGE", "s", "+", "-"],
+    &["XREVRANGE", "s", "+", "-", "COUNT", "1"],
+    &["XREVRANGE", "s", "(8", "-"],
+    &["XDEL", "s", "6-0", "99-0"],
+    &["XDEL", "s", "bad"],
+    &["XDEL", "nokey", "1-1"],
+    &["XINFO", "STREAM", "s"],
+    &["XTRIM", "s", "MAXLEN", "3"],
+    &["XTRIM", "s", "MINID", "=", "9"],
+    &["XTRIM", "s", "FOO", "1"],
+    &["XTRIM", "nokey", "FOO", "1"],
+    &["XTRIM", "nokey", "MAXLEN", "1"],
+    &["XTRIM", "s", "MAXLEN"],
+    &["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "-1"],
+    &["XTRIM", "s", "LIMIT", "5", "MAXLEN", "~", "0"],
+    &["XADD", "s", "10-0", "f", "v"],
+    &["XSETID", "s", "100-0"],
+    &["XSETID", "s", "1-0"],
+    &["XSETID", "s", "200-0", "ENTRIESADDED", "1"],
+    &["XSETID", "s", "200-0", "ENTRIESADDED", "-1"],
+    &["XSETID", "s", "200-0", "MAXDELETEDID", "300-0"],
+    &["XSETID", "s", "200-0", "ENTRIESADDED", "50", "MAXDELETEDID", "150-0"],
+    &["XSETID", "s", "200-0", "BOGUS", "1"],
+    &["XSETID", "nokey", "1-1"],
+    &["XINFO", "STREAM", "s"],
+    &["XINFO", "STREAM", "nokey"],
+    &["XINFO", "NOPE"],
+    &["XADD", "s", "150-0", "f", "v"],
+    &["XADD", "s", "200-*", "f", "v"],
+    &["XREAD", "STREAMS", "s", "0"],
+    &["XREAD", "COUNT", "1", "STREAMS", "s", "nokey", "0", "0"],
+    &["XREAD", "STREAMS", "s", "$"],
+    &["XREAD", "STREAMS", "s"],
+    &["XREAD", "STREAMS", "s", ">"],
+    &["XREAD", "STREAMS", "s", "bad"],
+    &["XREAD", "COUNT", "x", "STREAMS", "s", "0"],
+    &["XREAD", "BLOCK", "-1", "STREAMS", "s", "0"],
+    &["XREAD", "BLOCK", "x", "STREAMS", "s", "0"],
+    &["XREAD", "FOO", "STREAMS", "s", "0"],
+    &["XREAD", "BLOCK", "10", "STREAMS", "s", "200-1"],
+    &["XREAD", "COUNT", "2", "BLOCK", "10", "STREAMS", "s", "0"],
+    &["MULTI"],
+    &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],
+    &["XADD", "s", "300-0", "in", "multi"],
+    &["EXEC"],
+    &["EVAL", "return redis.call('XADD', KEYS[1], '400-0', 'from', 'lua')", "1", "s"],
+    &["EVAL", "return redis.call('XREAD', 'COUNT', 1, 'STREAMS', KEYS[1], '300-0')", "1", "s"],
+    &["EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 2)", "1", "s"],
+    &["SET", "str", "x"],
+    &["XADD", "str", "*", "a", "b"],
+    &["XRANGE", "str", "-", "+"],
+    &["XLEN", "str"],
+    &["XREAD", "STREAMS", "str", "0"],
+    &["XINFO", "STREAM", "str"],
+    &["TYPE", "s"],
+    &["OBJECT", "ENCODING", "s"],
+    &["SCAN", "0", "TYPE", "stream"],
+    &["EXPIRE", "s", "100"],
+    &["TTL", "s"],
+    &["RENAME", "s", "s3"],
+    &["XRANGE", "s3", "-", "+"],
+    &["XINFO", "STREAM", "s3"],
+    &["COPY", "s3", "s4"],
+    &["XINFO", "STREAM", "s4"],
+    &["DEL", "s3", "s4"],
+    &["XADD", "s5", "1-1", "a", "b"],
+    &["XDEL", "s5", "1-1"],
+    &["XLEN", "s5"],
+    &["EXISTS", "s5"],
+    &["XINFO", "STREAM", "s5"],
+    &["XADD", "s5", "1-1", "a", "b"],
+    &["XADD", "s5", "1-2", "a", "b"],
+    &["XRANGE", "s5", "-", "+"],
+    &["XADD", "big", "MAXLEN", "~", "50", "1-1", "a", "b"],
+];
+
+fn run_script(conn: &mut RawConn) -> Vec<String> {
+    SCRIPT.iter().map(|args| frame_text(&conn.cmd(args))).collect()
+}
+
+#[test]
+fn replies_match_redis_in_resp2_and_resp3() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    for hello in [None, Some("3")] {
+        let mut conns = [redis.connect(), staykv.connect()];
+        for conn in &mut conns {
+            conn.cmd(&["FLUSHALL"]);
+            if let Some(v) = hello {
+                conn.cmd(&["HELLO", v]);
+            }
+        }
+        let [r, s] = &mut conns;
+        let (expected, got) = (run_script(r), run_script(s));
+        for ((args, e), g) in SCRIPT.iter().zip(&expected).zip(&got) {
+            assert_eq!(g, e, "RESP{} {args:?}", hello.unwrap_or("2"));
+        }
+    }
+}
+
+#[test]
+fn approximate_trimming_is_deterministic_and_whole_nodes() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let mut conns = [redis.connect(), staykv.connect()];
+    // Small entries fill Redis's nodes to 100 entries, so `~` trims the same on both.
+    for conn in &mut conns {
+        for i in 1..=350 {
+            conn.cmd(&["XADD", "s", &format!("{i}-0"), "f", "v"]);
+        }
+    }
+    for args in [
+        &["XTRIM", "s", "MAXLEN", "~", "120"][..],
+        &["XLEN", "s"],
+        &["XADD", "s", "MAXLEN", "~", "10", "400-0", "f", "v"],
+        &["XLEN", "s"],
+        &["XTRIM", "s", "MINID", "~", "390"],
+        &["XRANGE", "s", "-", "+", "COUNT", "1"],
+    ] {
+        let [r, s] = &mut conns;
+        assert_eq!(frame_text(&s.cmd(args)), frame_text(&r.cmd(args)), "{args:?}");
+    }
+}
+
+/// Read one frame within `timeout`, or `None`.
+fn frame_within(conn: &mut RawConn, timeout: Duration) -> Option<String> {
+    conn.stream().set_read_timeout(Some(timeout)).unwrap();
+    let frame = conn.read_frame().ok().map(|f| frame_text(&f));
+    conn.stream().set_read_timeout(None).unwrap();
+    frame
+}
+
+#[test]
+fn xread_block_is_woken_by_any_writer_in_arrival_order() {
+    let server = Server::staykv();
+    let mut writer = server.connect();
+    writer.cmd(&["XADD", "s", "1-0", "old", "entry"]);
+    // Two readers wait on `$`; both get the entry written after they blocked.
+    let mut readers = [server.connect(), server.connect()];
+    for r in &mut readers {
+        r.send(&common::encode_str(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]));
+    }
+    wait_blocked(&mut writer, 2);
+    writer.cmd(&["XADD", "s", "2-0", "new", "entry"]);
+    for r in &mut readers {
+        let reply = frame_within(r, Duration::from_secs(5)).expect("woken by XADD");
+        assert!(reply.contains("2-0") && !reply.contains("1-0"), "{reply}");
+    }
+    // Woken by a transaction and by a script.
+    for (i, write) in [
+        vec![vec!["MULTI"], vec!["XADD", "s", "3-0", "f", "v"], vec!["EXEC"]],
+        vec![vec!["EVAL", "return redis.call('XADD', KEYS[1], '4-0', 'f', 'v')", "1", "s"]],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut reader = server.connect();
+        reader.send(&common::encode_str(&["XREAD", "BLOCK", "5000", "STREAMS", "s", "$"]));
+        wait_blocked(&mut writer, 1);
+        for args in &write {
+            writer.cmd(args);
+        }
+        let reply = frame_within(&mut reader, Duration::from_secs(5)).expect("woken");
+        assert!(reply.contains(&format!("{}-0", i + 3)), "{reply}");
+    }
+    // A timeout answers nil: `*-1` in RESP2, `_` in RESP3.
+    let mut reader = server.connect();
+    let started = Instant::now();
+    assert_eq!(reader.cmd(&["XREAD", "BLOCK", "100", "STREAMS", "s", "$"]), b"*-1\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(90));
+    reader.cmd(&["HELLO", "3"]);
+    assert_eq!(reader.cmd(&["XREAD", "BLOCK", "50", "STREAMS", "s", "$"]), b"_\r\n");
+    // A stream created while waiting on a missing key wakes the reader.
+    reader.send(&common::encode_str(&["XREAD", "BLOCK", "0", "STREAMS", "later", "0"]));
+    wait_blocked(&mut writer, 1);
+    writer.cmd(&["XADD", "later", "7-7", "f", "v"]);
+    assert!(frame_within(&mut reader, Duration::from_secs(5)).unwrap().contains("7-7"));
+}
+
+/// Wait until `n` clients are blocked (INFO clients).
+fn wait_blocked(conn: &mut RawConn, n: usize) {
+    let ok = common::wait_until(Duration::from_secs(5), || {
+        let info = call_str(conn, &["INFO", "clients"]).text();
+        info.contains(&format!("blocked_clients:{n}\r"))
+    });
+    assert!(ok, "{n} clients never blocked");
+}
+
+#[test]
+fn watch_and_keyspace_events() {
+    let server = Server::staykv();
+    let mut a = server.connect();
+    let mut b = server.connect();
+    a.cmd(&["XADD", "s", "1-0", "f", "v"]);
+    a.cmd(&["WATCH", "s"]);
+    b.cmd(&["XADD", "s", "2-0", "f", "v"]);
+    a.cmd(&["MULTI"]);
+    a.cmd(&["XLEN", "s"]);
+    assert_eq!(a.cmd(&["EXEC"]), b"*-1\r\n");
+
+    b.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let mut sub = server.connect();
+    sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:x*"]);
+    b.cmd(&["XADD", "s", "MAXLEN", "1", "3-0", "f", "v"]);
+    b.cmd(&["XDEL", "s", "3-0"]);
+    b.cmd(&["XSETID", "s", "9-0"]);
+    b.cmd(&["XADD", "s", "10-0", "f", "v"]);
+    b.cmd(&["XTRIM", "s", "MAXLEN", "0"]);
+    let mut events = Vec::new();
+    while let Some(frame) = frame_within(&mut sub, Duration::from_millis(500)) {
+        events.push(frame.rsplit("__keyevent@0__:").next().unwrap_or_default().split('\r').next().unwrap().to_string());
+    }
+    assert_eq!(events, ["xadd", "xtrim", "xdel", "xsetid", "xadd", "xtrim"]);
+}
+
+#[test]
+fn streams_survive_sigkill_and_snapshots() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    for i in 1..=300 {
+        conn.cmd(&["XADD", "s", "MAXLEN", "~", "150", "*", "n", &i.to_string()]);
+    }
+    conn.cmd(&["XDEL", "s", "0-1"]);
+    let ids: Vec<String> = (0..3).map(|_| frame_text(&conn.cmd(&["XADD", "t", "*", "f", "v"]))).collect();
+    conn.cmd(&["XDEL", "t", &ids[1]]);
+    conn.cmd(&["XSETID", "t", "99999999999999-5", "ENTRIESADDED", "10"]);
+    conn.cmd(&["XADD", "empty", "1-1", "f", "v"]);
+    conn.cmd(&["XDEL", "empty", "1-1"]);
+    conn.cmd(&["RENAME", "t", "t2"]);
+    let before = stream_state(&mut conn);
+    server.kill();
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(stream_state(&mut conn), before, "after SIGKILL (log replay)");
+    // Fold everything into a snapshot, then replay the snapshot alone.
+    assert!(matches!(call_str(&mut conn, &["BGREWRITEAOF"]), Val::Simple(_)));
+    let done = common::wait_until(Duration::from_secs(20), || {
+        persist_common::info_field(&mut conn, "aof_rewrite_in_progress") == "0"
+    });
+    assert!(done, "compaction did not finish");
+    server.kill();
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(stream_state(&mut conn), before, "after a snapshot");
+}
+
+/// Every stream key's entries and XINFO STREAM.
+fn stream_state(conn: &mut RawConn) -> Vec<(String, Val, Val)> {
+    let keys = dump_all(conn, 1);
+    keys.keys()
+        .map(|(_, k)| {
+            let k = String::from_utf8_lossy(k).into_owned();
+            let range = call_str(conn, &["XRANGE", &k, "-", "+"]);
+            let info = call_str(conn, &["XINFO", "STREAM", &k]);
+            (k, range, info)
+        })
+        .collect()
+}
+
+#[test]
+fn dump_and_restore_with_redis_both_ways() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    for conn in [&mut r, &mut s] {
+        for i in 1..=250u32 {
+            let fields = if i.is_multiple_of(9) { vec!["other", "x"] } else { vec!["event", "added", "jobId"] };
+            let mut args = vec!["XADD".to_string(), "s".into(), format!("{}-{}", 1000 + i / 4, i % 4)];
+            args.extend(fields.iter().map(|f| f.to_string()));
+            args.push(i.to_string());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            conn.cmd(&args);
+        }
+        conn.cmd(&["XDEL", "s", "1010-2"]);
+        conn.cmd(&["XSETID", "s", "5000-0", "ENTRIESADDED", "400"]);
+    }
+    for to_staykv in [true, false] {
+        let (from, to, name) =
+            if to_staykv { (&mut r, &mut s, "redis -> staykv") } else { (&mut s, &mut r, "staykv -> redis") };
+        let payload = call(from, &[b"DUMP", b"s"]).bytes();
+        let reply = call(to, &[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
+        assert_eq!(reply, Val::Simple("OK".into()), "{name}");
+        assert_eq!(call_str(to, &["XRANGE", "copy", "-", "+"]), call_str(from, &["XRANGE", "s", "-", "+"]), "{name}");
+        assert_eq!(info_without_layout(to, "copy"), info_without_layout(from, "s"), "{name}");
+    }
+}
+
+/// XINFO STREAM without the radix-tree figures (they depend on how nodes were filled).
+fn info_without_layout(conn: &mut RawConn, key: &str) -> Vec<Val> {
+    let items = call_str(conn, &["XINFO", "STREAM", key]).items();
+    items.chunks(2).filter(|kv| !kv[0].text().starts_with("radix-tree")).flat_map(|kv| kv.to_vec()).collect()
+}
