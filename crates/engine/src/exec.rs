@@ -260,7 +260,7 @@ impl Engine {
             locks,
             effects: Vec::new(),
             events: Vec::new(),
-            wrote_collection: false,
+            written_collections: Vec::new(),
             nested: false,
             blocked: None,
             top: spec.name,
@@ -502,9 +502,9 @@ pub struct Ctx<'a> {
     effects: Vec<Effect>,
     /// Keyspace events to publish once the command's effects are logged.
     events: Vec<crate::notify::Event>,
-    /// A hash or set was opened for writing: check at commit whether it outgrew its compact
-    /// encoding (strings never need the check, so GET/SET skip it).
-    wrote_collection: bool,
+    /// Collections opened for writing, (db, key): checked at commit for outgrowing their
+    /// compact encoding.
+    written_collections: Vec<(usize, Bytes)>,
     /// Running inside EXEC or a script: blocking commands answer at once.
     nested: bool,
     blocked: Option<Blocked>,
@@ -564,14 +564,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// A hash or set a command made too big for the compact encoding keeps reporting the big
-    /// one from then on, as in Redis; checked for the keys the command's effects name.
+    /// one from then on, as in Redis; checked for every collection the command opened for
+    /// writing (strings never need the check, so GET/SET skip it).
     fn note_outgrown(&mut self) {
-        if !std::mem::take(&mut self.wrote_collection) {
-            return;
-        }
-        let keys: Vec<(usize, Bytes)> =
-            self.effects.iter().filter_map(|e| Some((e.db as usize, e.argv.get(1)?.clone()))).collect();
-        for (db, key) in keys {
+        for (db, key) in std::mem::take(&mut self.written_collections) {
             let (hash, slice) = self.db_at(db, &key);
             let Some(pos) = slice.find(hash, &key) else { continue };
             if let Some(entry) = slice.get_mut(pos) {
@@ -714,7 +710,9 @@ impl<'a> Ctx<'a> {
     /// The collection of type `C` at `key` for writing, created empty when missing if
     /// `create`; WRONGTYPE if the key holds another type.
     pub fn write_collection<C: Collection>(&mut self, key: &[u8], create: bool) -> Result<Option<&mut C>, Reply> {
-        self.wrote_collection = true;
+        if !self.written_collections.iter().any(|(db, k)| *db == self.client.db && k[..] == *key) {
+            self.written_collections.push((self.client.db, Bytes::copy_from_slice(key)));
+        }
         if self.lookup(key).is_none() {
             if !create {
                 return Ok(None);

@@ -20,7 +20,7 @@ pub enum Value {
 
 /// Redis's thresholds for reporting compact encodings (listpack, intset).
 const LISTPACK_MAX_ENTRIES: usize = 128;
-const LISTPACK_MAX_VALUE: usize = 64;
+pub(crate) const LISTPACK_MAX_VALUE: usize = 64;
 const INTSET_MAX_ENTRIES: usize = 512;
 
 impl Value {

@@ -51,18 +51,29 @@ fn pairs(args: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> {
     Ok(rest.chunks_exact(2).filter_map(|p| Some((own(p.first()?), own(p.get(1)?)))).collect())
 }
 
+/// Redis converts a compact hash on the sizes of HSET's arguments before it writes, so a long
+/// field or value converts it even when a later pair of the same command overwrites it.
+fn convert_on_long_arguments(ctx: &mut Ctx, key: &[u8], fields_and_values: &[Bytes]) {
+    if fields_and_values.iter().any(|a| a.len() > crate::value::LISTPACK_MAX_VALUE) {
+        ctx.set_encoding(key, crate::value::Encoding::Big);
+    }
+}
+
 fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let pairs = pairs(args, "hset")?;
-    let hash = write(ctx, arg(args, 1)?)?;
+    let key = arg(args, 1)?;
+    let hash = write(ctx, key)?;
     let added = pairs.into_iter().filter(|(f, v)| hash.insert(f.clone(), v.clone()).is_none()).count();
+    convert_on_long_arguments(ctx, key, args.get(2..).unwrap_or_default());
     ctx.propagate_args(args);
     Ok(Reply::Int(added as i64))
 }
 
 fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let pairs = pairs(args, "hmset")?;
-    let hash = write(ctx, arg(args, 1)?)?;
-    hash.extend(pairs);
+    let key = arg(args, 1)?;
+    write(ctx, key)?.extend(pairs);
+    convert_on_long_arguments(ctx, key, args.get(2..).unwrap_or_default());
     ctx.propagate_args(args);
     Ok(Reply::Ok)
 }
@@ -70,11 +81,7 @@ fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (arg(args, 1)?, arg(args, 2)?);
     if read(ctx, key)?.is_some_and(|h| h.contains_key(field)) {
-        // Redis converts a compact hash on the arguments' sizes before it checks the field,
-        // so a long value converts it even when nothing is set.
-        if field.len() > 64 || arg(args, 3)?.len() > 64 {
-            ctx.set_encoding(key, crate::value::Encoding::Big);
-        }
+        // Redis checks for the field before it looks at the arguments' sizes: no conversion.
         return Ok(Reply::Int(0));
     }
     write(ctx, key)?.insert(own(field), own(arg(args, 3)?));
