@@ -29,6 +29,7 @@ pub mod glob;
 pub mod hll;
 pub mod host;
 pub mod keyspace;
+pub mod long_double;
 pub mod notify;
 pub mod num;
 pub mod pubsub;

@@ -9,7 +9,8 @@ use super::{arg, int_arg, is, own, scan_members};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::num::{format_long_double_human, i64_bytes, parse_f64, parse_i64};
+use crate::long_double::LongDouble;
+use crate::num::{i64_bytes, parse_i64};
 use crate::value::HashMap;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -160,20 +161,15 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (arg(args, 1)?, arg(args, 2)?);
-    let by = parse_f64(arg(args, 3)?).ok_or_else(errors::not_float)?;
-    if by.is_infinite() {
-        return Err(err("ERR value is NaN or Infinity"));
-    }
+    let by = LongDouble::parse(arg(args, 3)?).ok_or_else(errors::not_float)?;
+    let by = by.map_err(|_| err("ERR value is NaN or Infinity"))?;
     let hash = write(ctx, key)?;
     let current = match hash.get(field) {
-        None => 0.0,
-        Some(v) => parse_f64(v).ok_or_else(|| err("ERR hash value is not a float"))?,
+        None => Ok(LongDouble::ZERO),
+        Some(v) => LongDouble::parse(v).ok_or_else(|| err("ERR hash value is not a float"))?,
     };
-    let next = current + by;
-    if !next.is_finite() {
-        return Err(err("ERR increment would produce NaN or Infinity"));
-    }
-    let text = Bytes::from(format_long_double_human(next));
+    let next = current.and_then(|c| c.checked_add(by)).map_err(|_| err(errors::NAN_OR_INFINITY))?;
+    let text = Bytes::from(next.format_human());
     hash.insert(own(field), text.clone());
     // The result, not the increment, is logged: replay must not redo float arithmetic.
     ctx.propagate(vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), text.clone()]);

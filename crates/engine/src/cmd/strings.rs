@@ -8,7 +8,8 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::keyspace::NO_EXPIRY;
-use crate::num::{i64_bytes, parse_f64, parse_i64};
+use crate::long_double::LongDouble;
+use crate::num::{i64_bytes, parse_i64};
 use crate::value::{Encoding, Value};
 
 /// `proto-max-bulk-len`: the largest string a command may build.
@@ -355,13 +356,10 @@ fn incr_generic(ctx: &mut Ctx, args: &[Bytes], by: i64) -> CmdResult {
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
     let (current, expire_at) = ctx.string_for_update(key)?.unwrap_or_else(|| (Bytes::from_static(b"0"), NO_EXPIRY));
-    let current = parse_f64(&current).ok_or_else(errors::not_float)?;
-    let by = parse_f64(arg(args, 2)?).ok_or_else(errors::not_float)?;
-    let next = current + by;
-    if !next.is_finite() {
-        return Err(err("ERR increment would produce NaN or Infinity"));
-    }
-    let text = Bytes::from(crate::num::format_long_double_human(next));
+    let current = LongDouble::parse(&current).ok_or_else(errors::not_float)?;
+    let by = LongDouble::parse(arg(args, 2)?).ok_or_else(errors::not_float)?;
+    let next = current.and_then(|c| c.checked_add(by?)).map_err(|_| err(errors::NAN_OR_INFINITY))?;
+    let text = Bytes::from(next.format_human());
     ctx.overwrite_string(key, text.clone(), expire_at);
     ctx.set_encoding(key, Encoding::Embstr);
     // The float result, not the increment, is logged: replay must not redo the arithmetic.

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::families::{self, CmdGen, Family};
-use super::gen::{now_ms, unordered, unordered_pairs, Args, Check, FloatResync, Gen, Op, RandKind, RandomCheck, DBS};
+use super::gen::{now_ms, unordered, unordered_pairs, Args, Check, Gen, Op, RandKind, RandomCheck, DBS};
 use super::launch::Server;
 use super::resp::{quote, render, render_command, Conn, ReadError, Value};
 
@@ -22,19 +22,6 @@ const FOREIGN: f64 = 0.05;
 /// Share of commands whose arguments are mutated (last one dropped or junk appended).
 const MUTATE: f64 = 0.015;
 const HISTORY: usize = 20;
-
-/// Known, accepted differences from Redis 7.0. Nothing else is tolerated, and every hit is
-/// counted and printed at the end of the run.
-///
-/// INCRBYFLOAT / HINCRBYFLOAT: Redis computes in C `long double` (x87 80-bit, 64-bit mantissa)
-/// and prints with `%.17Lf` stripped of trailing zeros; StayKV computes in f64. The results may
-/// differ in the last digits only (e.g. `1.1` vs `1.10000000000000009`). Tolerated when both
-/// replies are numbers equal to within 1e-14 relative (absolute below 1), after which both
-/// servers are re-synced with the same SET/HSET of Redis's value.
-pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
-    ("INCRBYFLOAT", "f64 vs long double: last digits of the result may differ"),
-    ("HINCRBYFLOAT", "f64 vs long double: last digits of the result may differ"),
-];
 
 /// Known difference: Redis 7.0 converts a set from intset to hashtable at points StayKV does
 /// not reproduce exactly (it tracks conversions from the content and from what each command
@@ -78,7 +65,6 @@ fn truncate(s: String, max: usize) -> String {
 /// Compare results.
 enum Outcome {
     Same,
-    Known,
     Mismatch(String),
 }
 
@@ -90,13 +76,6 @@ pub struct Mismatch {
     pub redis: String,
     pub staykv: String,
     pub detail: String,
-}
-
-#[derive(Debug)]
-struct KnownHit {
-    command: String,
-    redis: String,
-    staykv: String,
 }
 
 pub struct Harness {
@@ -116,7 +95,6 @@ pub struct Harness {
     /// The last commands naming each key (as first argument), for dataset mismatch reports.
     key_history: std::collections::HashMap<Vec<u8>, VecDeque<(u64, String)>>,
     mismatches: Vec<Mismatch>,
-    known: Vec<KnownHit>,
     dataset_checks: u64,
     lex_skipped: u64,
 }
@@ -177,7 +155,6 @@ pub fn main() {
         history: VecDeque::new(),
         key_history: std::collections::HashMap::new(),
         mismatches: Vec::new(),
-        known: Vec::new(),
         dataset_checks: 0,
         lex_skipped: 0,
     };
@@ -252,16 +229,14 @@ pub fn main() {
         let foreign: Vec<&'static CmdGen> =
             enabled.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, (_, g))| g.iter().copied()).collect();
         let t = Instant::now();
-        let known_before = h.known.len();
         let mismatches_before = h.mismatches.len();
         h.run_family(fam, gens, &foreign);
         let lex_skipped = std::mem::take(&mut h.lex_skipped);
         let line = format!(
-            "{:<8} {:>6} commands in {:>5.1}s, known differences tolerated: {}, mismatches: {}{}",
+            "{:<8} {:>6} commands in {:>5.1}s, mismatches: {}{}",
             fam.name,
             h.commands_per_family,
             t.elapsed().as_secs_f64(),
-            h.known.len() - known_before,
             h.mismatches.len() - mismatches_before,
             if lex_skipped > 0 {
                 format!(", lex ranges skipped (mixed scores, unspecified): {lex_skipped}")
@@ -280,12 +255,6 @@ pub fn main() {
     );
     for line in &summary {
         println!("  {line}");
-    }
-    if !h.known.is_empty() {
-        println!("differential: {} known differences tolerated (KNOWN_DIFFERENCES), first ones:", h.known.len());
-        for k in h.known.iter().take(10) {
-            println!("  {}\n    redis:  {}\n    staykv: {}", k.command, k.redis, k.staykv);
-        }
     }
     if !h.mismatches.is_empty() {
         let mut by_cmd: Vec<(String, usize)> = Vec::new();
@@ -523,16 +492,6 @@ impl Harness {
             }
             match outcome {
                 Outcome::Same => {}
-                Outcome::Known => {
-                    self.known.push(KnownHit {
-                        command: render_command(&op.args),
-                        redis: render(&r),
-                        staykv: render(&s),
-                    });
-                    if let Check::Float(resync) = &op.check {
-                        self.float_resync(resync, &r);
-                    }
-                }
                 Outcome::Mismatch(detail) => {
                     // The rest of the batch ran on diverged state: drain it, show the key
                     // as each server holds it now, then re-sync.
@@ -587,31 +546,6 @@ impl Harness {
                 }
                 _ => same(rraw == sraw, "replies differ"),
             },
-            Check::Float(_) => {
-                if rraw == sraw {
-                    return Outcome::Same;
-                }
-                let name = String::from_utf8_lossy(&op.args[0]).to_ascii_uppercase();
-                let allowed = KNOWN_DIFFERENCES.iter().any(|(n, _)| *n == name);
-                let parse = |v: &Value| match v {
-                    Value::Bulk(b) => std::str::from_utf8(b).ok().and_then(|t| t.parse::<f64>().ok()),
-                    _ => None,
-                };
-                match (parse(r), parse(s)) {
-                    (Some(a), Some(b)) if allowed && a.is_finite() && b.is_finite() => {
-                        let scale = a.abs().max(b.abs()).max(1.0);
-                        if (a - b).abs() <= 1e-14 * scale {
-                            Outcome::Known
-                        } else {
-                            Outcome::Mismatch("float results differ beyond the last digits".into())
-                        }
-                    }
-                    // Beyond f64's range Redis (long double) still has a number where StayKV
-                    // (f64) refuses the value: the same known difference.
-                    (Some(a), None) if allowed && !a.is_finite() && s.is_error() => Outcome::Known,
-                    _ => Outcome::Mismatch("replies differ".into()),
-                }
-            }
             Check::Random(rc) => {
                 if r.is_error() || s.is_error() || r.is_nil() || s.is_nil() {
                     return same(rraw == sraw, "replies differ");
@@ -698,17 +632,6 @@ impl Harness {
             staykv: truncate(staykv.to_string(), 400),
             detail: detail.to_string(),
         });
-    }
-
-    /// Both servers get the same SET/HSET of Redis's result, so neither value nor encoding
-    /// keeps the (tolerated) difference.
-    fn float_resync(&mut self, resync: &FloatResync, redis_reply: &Value) {
-        let Some(v) = redis_reply.bytes() else { return };
-        let cmd = match resync {
-            FloatResync::String { key } => args!["SET", key, v, "KEEPTTL"],
-            FloatResync::HashField { key, field } => args!["HSET", key, field, v],
-        };
-        self.execute(vec![Op::new(cmd)]);
     }
 
     /// Membership checks for random replies, and the SPOP re-sync.

@@ -2,7 +2,7 @@
 //! HINCRBYFLOAT HRANDFIELD.
 
 use super::{c, cn, CmdGen, Family};
-use crate::differential::gen::{unordered, unordered_pairs, Check, FloatResync, Gen, Op, RandKind, RandomCheck};
+use crate::differential::gen::{unordered, unordered_pairs, Check, Gen, Op, RandKind, RandomCheck};
 
 pub const FAMILY: Family = Family { name: "hashes", required: &["HSET", "HGETALL"], gens: GENS };
 
@@ -122,10 +122,7 @@ fn hincrby(g: &mut Gen) -> Vec<Op> {
 }
 
 fn hincrbyfloat(g: &mut Gen) -> Vec<Op> {
-    let key = g.key();
-    let f = field(g);
-    let a = args![g.name("HINCRBYFLOAT"), key, f, g.float()];
-    vec![Op::with(a, Check::Float(FloatResync::HashField { key, field: f }))]
+    one(args![g.name("HINCRBYFLOAT"), g.key(), field(g), g.float()])
 }
 
 fn hrandfield(g: &mut Gen) -> Vec<Op> {
