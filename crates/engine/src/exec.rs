@@ -740,40 +740,37 @@ impl<'a> Ctx<'a> {
     }
 
     /// Store `value` under `key` in the current db with the given deadline, replacing any
-    /// entry. Returns the previous entry.
-    pub fn store(&mut self, key: &[u8], value: Value, expire_at: u64) -> Option<Entry> {
+    /// entry.
+    pub fn store(&mut self, key: &[u8], value: Value, expire_at: u64) {
         let db = self.client.db;
         self.store_in(db, key, value, expire_at)
     }
 
-    pub fn store_in(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) -> Option<Entry> {
-        let (now, eviction) = (self.now, &self.engine.eviction);
-        let hasher = self.engine.keyspace.hasher();
+    pub fn store_in(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) {
+        let (now, engine) = (self.now, self.engine);
         let (hash, slice) = self.db_at(db, key);
-        match slice.find(hash, key) {
-            Some(pos) => {
-                slice.set_expiry(pos, expire_at);
-                let entry = slice.get_mut(pos)?;
-                entry.accessed = eviction.touched(entry.accessed, now);
+        let found = slice.find(hash, key);
+        if let Some(entry) = found.filter(|&pos| slice.get(pos).is_some_and(|e| !e.is_expired(now))) {
+            slice.set_expiry(entry, expire_at);
+            if let Some(entry) = slice.get_mut(entry) {
+                entry.accessed = engine.eviction.touched(entry.accessed, now);
                 entry.encoding = Encoding::Auto;
-                let old_value = std::mem::replace(&mut entry.value, value);
-                Some(Entry {
-                    key: entry.key.clone(),
-                    value: old_value,
-                    expire_at: NO_EXPIRY,
-                    accessed: 0,
-                    encoding: Encoding::Auto,
-                })
+                entry.value = value;
             }
-            None => {
-                let mut entry = Entry::new(key, value);
-                entry.expire_at = expire_at;
-                entry.accessed = eviction.created(now);
-                slice.insert_new(hash, entry, hasher);
-                self.notify_in(db, crate::notify::NEW, "new", key);
-                None
-            }
+            return;
         }
+        // Writers that do not look the key up first (SET) may meet a key past its deadline:
+        // it expires first, as Redis's lookup would have made it, and the key is new.
+        let expired = found.is_some() && slice.remove(hash, key).is_some();
+        let mut entry = Entry::new(key, value);
+        entry.expire_at = expire_at;
+        entry.accessed = engine.eviction.created(now);
+        slice.insert_new(hash, entry, engine.keyspace.hasher());
+        if expired {
+            engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+            self.notify_in(db, crate::notify::EXPIRED, "expired", key);
+        }
+        self.notify_in(db, crate::notify::NEW, "new", key);
     }
 
     /// Remove a key from the current db (no expiry check: callers looked it up first or

@@ -236,3 +236,7 @@ impl Keyspace {
         self.shards.iter().map(Mutex::lock).collect()
     }
 }
+
+// Every key pays for an `Entry` in the slab: keep large variants of `Value` boxed so that a
+// small string key stays small (measured in BENCHMARKS.md, "Memory per small key").
+const _: () = assert!(std::mem::size_of::<Entry>() <= 96);

@@ -176,4 +176,43 @@ mod tests {
         assert_eq!(parse_flags("").map(format_flags).as_deref(), Some(""));
         assert_eq!(parse_flags("Q"), None);
     }
+
+    /// SET does not look the key up first; a key past its deadline must still expire (event,
+    /// counter) before the SET makes it new again, as Redis's lookup makes it.
+    #[test]
+    fn set_over_an_expired_key_announces_the_expiry_then_the_new_key() {
+        use std::sync::{Arc, Mutex};
+
+        use bytes::Bytes;
+
+        use crate::client::Client;
+        use crate::exec::{Engine, EngineOptions, NoJournal};
+        use crate::host::NoHost;
+
+        const NOW: u64 = 1_700_000_000_000;
+        let engine = Engine::new(EngineOptions::default());
+        engine.notifier.set_flags(parse_flags("Exn").unwrap_or_default());
+        let run = |client: &mut Client, now: u64, line: &str| {
+            let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+            engine.execute(client, &args, now, &NoHost, &NoJournal).reply
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut subscriber = Client::new(1, true);
+        let sink = Arc::clone(&seen);
+        subscriber.deliver = Some(crate::pubsub::ClientDeliver(Arc::new(move |reply| {
+            if let Ok(mut seen) = sink.lock() {
+                seen.push(format!("{reply:?}"));
+            }
+        })));
+        run(&mut subscriber, NOW, "PSUBSCRIBE __keyevent@0__:*");
+        let mut writer = Client::new(2, true);
+        run(&mut writer, NOW, "SET k old PX 100");
+        run(&mut writer, NOW + 200, "SET k new");
+        let events: Vec<String> = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let named = |event: &str| events.iter().position(|e| e.contains(&format!("__keyevent@0__:{event}")));
+        assert!(named("expired").is_some(), "{events:?}");
+        assert!(named("expired") < events.iter().rposition(|e| e.contains("__keyevent@0__:new")), "{events:?}");
+        assert_eq!(engine.stats.expired_keys.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(run(&mut writer, NOW + 200, "PTTL k"), staykv_resp::Reply::Int(-1));
+    }
 }

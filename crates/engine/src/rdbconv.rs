@@ -43,7 +43,7 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
                 set.insert(Bytes::from(member), score);
             }
             set.convert_to_listpack_if_needed();
-            Value::ZSet(set)
+            Value::ZSet(Box::new(set))
         }
         RdbValue::Stream(stream) => Value::Stream(Box::new(stream_from_rdb(*stream))),
     };

@@ -14,7 +14,8 @@ pub enum Value {
     List(VecDeque<Bytes>),
     Hash(HashMap<Bytes, Bytes>),
     Set(HashSet<Bytes>),
-    ZSet(crate::zset::ZSet),
+    /// Boxed, as `Stream` is: inline, the sorted set's 128 bytes would size every entry.
+    ZSet(Box<crate::zset::ZSet>),
     Stream(Box<crate::stream::Stream>),
 }
 

@@ -171,7 +171,10 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, value: &Bytes, o: SetOptions) -> CmdR
         true => ctx.string_for_update(key)?.map(|(v, _)| v),
         false => None,
     };
-    let existing = ctx.lookup(key).map(|e| e.expire_at);
+    // A plain SET needs nothing from the old entry: skip the lookup (store expires a key
+    // past its deadline itself).
+    let needs_old = o.nx || o.xx || matches!(o.expiry, Expiry::KeepTtl);
+    let existing = if needs_old { ctx.lookup(key).map(|e| e.expire_at) } else { None };
     if (o.nx && existing.is_some()) || (o.xx && existing.is_none()) {
         return Ok(if o.get { old.map_or(Reply::Nil, Reply::Bulk) } else { Reply::Nil });
     }

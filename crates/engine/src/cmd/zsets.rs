@@ -153,7 +153,7 @@ fn store_result(ctx: &mut Ctx, dst: &Bytes, set: ZSet) -> Reply {
     }
     let len = set.len();
     let effect = zadd_effect(dst, &set);
-    ctx.store(dst, Value::ZSet(set), NO_EXPIRY);
+    ctx.store(dst, Value::ZSet(Box::new(set)), NO_EXPIRY);
     ctx.propagate(effect);
     Reply::Int(len as i64)
 }
@@ -213,7 +213,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr_command: bool) -> CmdResult 
             // Redis picks the encoding from the first member alone.
             let long = pairs.first().is_some_and(|(_, _, m)| m.len() > zset::LISTPACK_MAX_VALUE);
             let set = if long { ZSet::with_size_hint(usize::MAX) } else { ZSet::new() };
-            ctx.store(key, Value::ZSet(set), NO_EXPIRY);
+            ctx.store(key, Value::ZSet(Box::new(set)), NO_EXPIRY);
             true
         }
     };
