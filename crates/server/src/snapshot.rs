@@ -96,21 +96,58 @@ pub struct KeyCounts {
     pub expires: u64,
 }
 
+/// Keys handed at a time from the thread that parses a snapshot to the one that inserts.
+const LOAD_BATCH: usize = 1024;
+
+/// One parsed key: database, key, value, deadline.
+type LoadedKey = (usize, Bytes, Value, u64);
+
 /// Reads every key of an RDB file into `engine`, keeping those for which `keep(key)` is
 /// true. Keys of types this build cannot hold are refused (a StayKV snapshot never holds
 /// any). `progress(bytes_read, total_bytes, keys)` is called about every 64 Ki keys.
+///
+/// Parsing (reading, decompressing, building values) and inserting (hashing, shard locks,
+/// the slab) cost about the same, so they run on two threads with batches of keys handed over
+/// a short queue: a restart that loaded on one core while the other idled.
 pub fn load_rdb_file(
     engine: &Engine,
     path: &Path,
-    mut keep: impl FnMut(&[u8]) -> bool,
-    mut progress: impl FnMut(u64, u64, u64),
+    keep: impl FnMut(&[u8]) -> bool,
+    progress: impl FnMut(u64, u64, u64),
 ) -> Result<KeyCounts, String> {
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = RdbReader::new(BufReader::with_capacity(256 * 1024, file))
+    let reader = RdbReader::new(BufReader::with_capacity(256 * 1024, file))
         .map_err(|e| format!("snapshot {}: {e}", path.display()))?;
+    std::thread::scope(|scope| {
+        let (batches, inbox) = std::sync::mpsc::sync_channel::<Vec<LoadedKey>>(4);
+        let inserter = scope.spawn(move || -> Result<(), String> {
+            for (db, key, value, expire_at) in inbox.into_iter().flatten() {
+                load_entry(engine, db, key, value, expire_at).map_err(|e| format!("snapshot {}: {e}", path.display()))?;
+            }
+            Ok(())
+        });
+        let parsed = parse_rdb_file(reader, path, total, keep, progress, &batches);
+        drop(batches);
+        let inserted = inserter.join().map_err(|_| format!("snapshot {}: the loading thread failed", path.display()))?;
+        // An insertion error stops the parser too (its queue closes): report the cause.
+        inserted.and(parsed)
+    })
+}
+
+/// The parsing half of [`load_rdb_file`]: sends kept keys in batches to `out`.
+fn parse_rdb_file<R: std::io::Read>(
+    mut reader: RdbReader<R>,
+    path: &Path,
+    total: u64,
+    mut keep: impl FnMut(&[u8]) -> bool,
+    mut progress: impl FnMut(u64, u64, u64),
+    out: &std::sync::mpsc::SyncSender<Vec<LoadedKey>>,
+) -> Result<KeyCounts, String> {
+    let closed = || format!("snapshot {}: loading stopped", path.display());
     let mut counts = KeyCounts::default();
     let mut seen = 0u64;
+    let mut batch = Vec::with_capacity(LOAD_BATCH);
     while let Some(item) = reader.next_item().map_err(|e| format!("snapshot {}: {e}", path.display()))? {
         match item {
             RdbItem::Entry(entry) => {
@@ -129,8 +166,10 @@ pub fn load_rdb_file(
                     )
                 })?;
                 let expire_at = entry.expire_at_ms.unwrap_or(NO_EXPIRY);
-                load_entry(engine, entry.db as usize, Bytes::from(entry.key), value, expire_at)
-                    .map_err(|e| format!("snapshot {}: {e}", path.display()))?;
+                batch.push((entry.db as usize, Bytes::from(entry.key), value, expire_at));
+                if batch.len() == LOAD_BATCH {
+                    out.send(std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH))).map_err(|_| closed())?;
+                }
                 counts.keys += 1;
                 if expire_at != NO_EXPIRY {
                     counts.expires += 1;
@@ -147,6 +186,7 @@ pub fn load_rdb_file(
             RdbItem::Aux { .. } => {}
         }
     }
+    out.send(batch).map_err(|_| closed())?;
     progress(total, total, counts.keys);
     Ok(counts)
 }
