@@ -2,14 +2,18 @@
 //!
 //! Redis compares `maxmemory` with what its allocator has handed out (`used_memory`), not with
 //! RSS: freed memory often stays resident, so an RSS-based check would keep evicting after
-//! the data is gone. StayKV does the same by wrapping the system allocator. Counting on every
+//! the data is gone. StayKV does the same by wrapping its allocator, mimalloc (chosen over
+//! glibc's malloc because small keys and values then cost no per-allocation header: 154 against
+//! 218 bytes per small key in BENCHMARKS.md). Counting on every
 //! allocation must not become a shared hot spot, so each thread keeps a local balance and
 //! folds it into the global counter only once it passes [`FOLD_BYTES`]; the global figure is
 //! then exact to within that much per thread, a few MiB at most.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use mimalloc::MiMalloc;
 
 /// Per-thread balance folded into the global count past this many bytes either way.
 const FOLD_BYTES: i64 = 64 << 10;
@@ -49,17 +53,17 @@ fn size(layout: Layout) -> i64 {
     i64::try_from(layout.size()).unwrap_or(i64::MAX)
 }
 
-/// The system allocator, counted.
+/// mimalloc, counted.
 pub struct CountingAllocator;
 
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the `GlobalAlloc`
+// SAFETY: every call is forwarded unchanged to `MiMalloc`, which upholds the `GlobalAlloc`
 // contract; the wrapper only adds arithmetic on thread-local and atomic integers, which
 // never allocates.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        let ptr = unsafe { System.alloc(layout) };
+        let ptr = unsafe { MiMalloc.alloc(layout) };
         if !ptr.is_null() {
             count(size(layout));
         }
@@ -68,7 +72,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
+        let ptr = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !ptr.is_null() {
             count(size(layout));
         }
@@ -77,13 +81,13 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { MiMalloc.dealloc(ptr, layout) };
         count(-size(layout));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        let new = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             count(i64::try_from(new_size).unwrap_or(i64::MAX) - size(layout));
         }
