@@ -123,13 +123,15 @@ pub fn load_rdb_file(
         let (batches, inbox) = std::sync::mpsc::sync_channel::<Vec<LoadedKey>>(4);
         let inserter = scope.spawn(move || -> Result<(), String> {
             for (db, key, value, expire_at) in inbox.into_iter().flatten() {
-                load_entry(engine, db, key, value, expire_at).map_err(|e| format!("snapshot {}: {e}", path.display()))?;
+                load_entry(engine, db, key, value, expire_at)
+                    .map_err(|e| format!("snapshot {}: {e}", path.display()))?;
             }
             Ok(())
         });
         let parsed = parse_rdb_file(reader, path, total, keep, progress, &batches);
         drop(batches);
-        let inserted = inserter.join().map_err(|_| format!("snapshot {}: the loading thread failed", path.display()))?;
+        let inserted =
+            inserter.join().map_err(|_| format!("snapshot {}: the loading thread failed", path.display()))?;
         // An insertion error stops the parser too (its queue closes): report the cause.
         inserted.and(parsed)
     })
