@@ -333,7 +333,7 @@ pub fn build_snapshot(dir: &Path, databases: usize, covered: u64, partitions: us
 
 /// Runs `replay` over the data directory read-only, stopping at its stop seq.
 fn replay_log(dir: &Path, replay: &mut PartitionReplay<'_>) -> Result<(), String> {
-    let result = staykv_storage::scan(dir, &RealFs::new(), replay);
+    let result = staykv_storage::scan_live(dir, &RealFs::new(), replay);
     if let Some(error) = replay.error.take() {
         return Err(error);
     }

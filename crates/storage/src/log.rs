@@ -16,7 +16,7 @@ use crate::format::{
 };
 use crate::fs::{Fs, FsFile};
 use crate::manifest::{write_manifest, Manifest, SnapshotRef};
-use crate::recovery::{recover, Recovery, Replay};
+use crate::recovery::{recover, Reading, Recovery, Replay};
 
 /// When appended data is fsynced (`--fsync`, `CONFIG SET appendfsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +206,7 @@ impl Log {
         replay: &mut dyn Replay,
     ) -> Result<(Log, Recovery), StorageError> {
         let dir = dir.as_ref().to_path_buf();
-        let rec = recover(&*fs, &dir, replay, true)?;
+        let rec = recover(&*fs, &dir, replay, Reading::Open)?;
         let (manifest, seg_name, file, seg_len) = match rec.manifest {
             Some(m) => {
                 let name = m

@@ -625,12 +625,24 @@ fn remove_files(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<(), Storage
     fs.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))
 }
 
+/// How a directory is read: opened for writing (repairs a torn tail), checked while no server
+/// runs, or read beside a live log writer (snapshot jobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    Open,
+    Stopped,
+    /// The writer may have started a segment after the manifest this read saw: a segment
+    /// beyond the log's end that the manifest does not list yet is not stray.
+    Live,
+}
+
 pub(crate) fn recover(
     fs: &dyn Fs,
     dir: &Path,
     replay: &mut dyn Replay,
-    repair: bool,
+    reading: Reading,
 ) -> Result<Recovered, StorageError> {
+    let repair = reading == Reading::Open;
     let fresh = Recovered {
         recovery: Recovery { fresh: true, ..Recovery::default() },
         manifest: None,
@@ -710,6 +722,8 @@ pub(crate) fn recover(
     for l in leftovers {
         match l {
             Leftover::Obsolete(n) => obsolete.push(n),
+            Leftover::Stray(n)
+                if reading == Reading::Live && parse_segment_file_name(&n).is_some_and(|seq| seq >= w.next_seq) => {}
             Leftover::Stray(n) => {
                 return Err(StorageError::corrupt(
                     dir.join(n),
@@ -731,7 +745,14 @@ pub(crate) fn recover(
 /// files to remove). Fails like `Log::open` on corruption, a missing manifest with data
 /// present, or a newer format version.
 pub fn scan(dir: &Path, fs: &dyn Fs, replay: &mut dyn Replay) -> Result<Recovery, StorageError> {
-    Ok(recover(fs, dir, replay, false)?.recovery)
+    Ok(recover(fs, dir, replay, Reading::Stopped)?.recovery)
+}
+
+/// [`scan`] of the directory of a running server (snapshot jobs): the log writer may start a
+/// segment and write frames to it between this read of the manifest and the listing of the
+/// directory, so such a newer segment is skipped instead of refused as stray.
+pub fn scan_live(dir: &Path, fs: &dyn Fs, replay: &mut dyn Replay) -> Result<Recovery, StorageError> {
+    Ok(recover(fs, dir, replay, Reading::Live)?.recovery)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -463,3 +463,27 @@ fn a_torn_payload_holding_an_old_log_copy_is_still_a_torn_tail() {
         assert_eq!(rec.torn_tail.unwrap().offset, frame_start(10));
     }
 }
+
+/// A snapshot job reads the directory while the log writer runs: after a rotation the writer
+/// creates the next segment, rewrites the manifest and writes frames, possibly between the
+/// job's read of the old manifest and its listing of the directory. That segment is the live
+/// log's, not stray data: `scan_live` skips it, while `scan` (a stopped server) still refuses.
+#[test]
+fn a_segment_newer_than_the_manifest_read_is_skipped_by_scan_live_only() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    let data = append_n(&log, 1, 5, L);
+    let manifest_path = data_dir().join(staykv_storage::MANIFEST_FILE);
+    let manifest_before = fs.read_file(&manifest_path).unwrap();
+    assert_eq!(log.rotate().unwrap(), 6);
+    append_n(&log, 2, 3, L);
+    log.close().unwrap();
+    // The directory as the job can see it: the old manifest, the new segment with frames.
+    let seen = with_file(&fs, staykv_storage::MANIFEST_FILE, &manifest_before);
+    let mut replayed = Collect::default();
+    let live = staykv_storage::scan_live(&data_dir(), &seen, &mut replayed).unwrap();
+    assert_eq!(live.last_seq, 5);
+    assert_eq!(replayed.frames, data);
+    let stopped = scan(&data_dir(), &seen, &mut NoReplay).unwrap_err();
+    assert!(stopped.to_string().contains("not listed in MANIFEST"), "{stopped}");
+}
