@@ -67,18 +67,37 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub handler: Handler,
     pub key_finder: Option<KeyFinder>,
+    /// A container's subcommands with their arities (Redis's arity rules, counting the
+    /// command name): checked before the handler runs, see [`check_subcommand`].
+    pub subcommands: &'static [(&'static str, i32)],
 }
 
 impl CommandSpec {
     /// An entry with no keys; chain the builders below for the rest.
     pub const fn new(name: &'static str, arity: i32, flags: u32, group: &'static str, handler: Handler) -> Self {
-        CommandSpec { name, arity, flags, first_key: 0, last_key: 0, step: 0, group, handler, key_finder: None }
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            group,
+            handler,
+            key_finder: None,
+            subcommands: &[],
+        }
     }
 
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Self {
         self.first_key = first;
         self.last_key = last;
         self.step = step;
+        self
+    }
+
+    pub const fn subcommands(mut self, subcommands: &'static [(&'static str, i32)]) -> Self {
+        self.subcommands = subcommands;
         self
     }
 
@@ -181,5 +200,42 @@ impl CommandTable {
 
     pub fn is_empty(&self) -> bool {
         self.specs.is_empty()
+    }
+}
+
+/// How a command's subcommand fares against its container's table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Subcommand {
+    /// No table, or a known subcommand with a right count.
+    Fine,
+    Unknown,
+    /// Known, with the wrong count: its name, for `'object|encoding'`.
+    WrongArity(&'static str),
+}
+
+impl CommandSpec {
+    /// The subcommand check Redis 7 makes before running a container command.
+    pub fn subcommand(&self, args: &[Bytes]) -> Subcommand {
+        let Some(sub) = args.get(1).filter(|_| !self.subcommands.is_empty()) else { return Subcommand::Fine };
+        let Some(&(name, arity)) = self.subcommands.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()))
+        else {
+            return Subcommand::Unknown;
+        };
+        let n = i32::try_from(args.len()).unwrap_or(i32::MAX);
+        if (arity >= 0 && n != arity) || n < arity.abs() {
+            return Subcommand::WrongArity(name);
+        }
+        Subcommand::Fine
+    }
+
+    /// `ERR unknown subcommand` or the subcommand's wrong-arity error, as a client sees them.
+    pub fn subcommand_refusal(&self, args: &[Bytes]) -> Option<Reply> {
+        match self.subcommand(args) {
+            Subcommand::Fine => None,
+            Subcommand::Unknown => {
+                Some(crate::errors::unknown_subcommand(args.get(1).map_or(&b""[..], |s| &s[..]), self.name))
+            }
+            Subcommand::WrongArity(sub) => Some(crate::errors::wrong_arity(&format!("{}|{sub}", self.name))),
+        }
     }
 }

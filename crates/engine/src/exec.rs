@@ -158,6 +158,8 @@ impl Engine {
         };
         let Some((index, spec)) = self.table.lookup(name) else {
             self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            // An unknown command dooms the transaction it was sent in, like any refusal.
+            client.multi_failed |= client.multi.is_some();
             return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
         };
         // A script running past the busy threshold refuses other clients' commands with BUSY.
@@ -192,6 +194,13 @@ impl Engine {
         Outcome { reply, wait_seq, command: Some(index), blocked }
     }
 
+    /// Run a command given as text at time 1, with no host and no journal (unit tests).
+    #[cfg(test)]
+    pub(crate) fn run_text(&self, client: &mut Client, args: &[&str]) -> Reply {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        self.execute(client, &args, 1, &crate::host::NoHost, &NoJournal).reply
+    }
+
     /// Checks that come before running, in Redis's order: arity, auth, writability.
     #[allow(clippy::too_many_arguments)]
     fn precheck(
@@ -206,6 +215,11 @@ impl Engine {
     ) -> Option<Reply> {
         if !spec.arity_ok(args.len()) {
             return Some(errors::wrong_arity(spec.name));
+        }
+        // Redis 7 looks subcommands up in its table too: an unknown one or a wrong count is
+        // refused before running (and so when queued in MULTI, which it dooms).
+        if let Some(refused) = spec.subcommand_refusal(args) {
+            return Some(refused);
         }
         if !client.authenticated && !spec.has(flags::NO_AUTH) {
             return Some(errors::err(errors::NOAUTH));
@@ -863,6 +877,9 @@ impl<'a> Ctx<'a> {
         };
         if !spec.arity_ok(args.len()) {
             return errors::wrong_arity(spec.name);
+        }
+        if let Some(refused) = spec.subcommand_refusal(args) {
+            return refused;
         }
         // Permissions may have changed since EXEC's commands were queued; scripts' calls
         // are checked here for the first time.

@@ -35,16 +35,12 @@ pub fn new_hll() -> Vec<u8> {
     hll
 }
 
-/// Whether `data` is a well-formed HLL string (Redis's `isHLLObjectOrReply`).
+/// Whether `data` passes Redis's `isHLLObjectOrReply`: the header, magic, a known encoding
+/// and, if dense, the exact size. Sparse registers are not decoded here: Redis finds a
+/// corrupt sparse body only when a command walks it (INVALIDOBJ), and a cached count is
+/// answered without walking it at all.
 pub fn is_valid(data: &[u8]) -> bool {
-    if !is_valid_shape(data) || &data[..4] != b"HYLL" {
-        return false;
-    }
-    match data[4] {
-        DENSE => data.len() == DENSE_SIZE,
-        SPARSE => sparse_to_registers(&data[HEADER..]).is_some(),
-        _ => false,
-    }
+    is_valid_shape(data) && data.starts_with(b"HYLL") && matches!(data[4], DENSE | SPARSE)
 }
 
 /// Header present and, if dense, exactly the dense size (cheap; no sparse decoding).
@@ -114,7 +110,8 @@ fn opcode(data: &[u8], at: usize) -> Option<(usize, u8, usize)> {
     let b = *data.get(at)?;
     Some(match b & 0xc0 {
         0x00 => ((b & 0x3f) as usize + 1, 0, 1),
-        0x40 => (((((b & 0x3f) as usize) << 8) | *data.get(at + 1)? as usize) + 1, 0, 2),
+        // An XZERO cut short reads the string's NUL terminator in Redis: a second byte of 0.
+        0x40 => (((((b & 0x3f) as usize) << 8) | data.get(at + 1).copied().unwrap_or(0) as usize) + 1, 0, 2),
         _ => ((b & 0x3) as usize + 1, ((b >> 2) & 0x1f) + 1, 1),
     })
 }
@@ -230,6 +227,10 @@ fn set_register(hll: &mut Vec<u8>, index: usize, count: u8) -> Option<bool> {
             sparse_to_dense(hll)?;
             return Some(dense_raise(hll, index, count));
         }
+        // An opcode cut short by the end of the string: Redis would move a negative length.
+        if at + oplen > hll.len() {
+            return None;
+        }
         hll.splice(at..at + oplen, seq);
     }
     // Step 4: merge adjacent VAL opcodes of equal value, scanning up to 5 from `prev`.
@@ -272,18 +273,15 @@ fn dense_raise(hll: &mut [u8], index: usize, count: u8) -> bool {
     }
 }
 
-fn invalidate_cache(hll: &mut [u8]) {
+pub fn invalidate_cache(hll: &mut [u8]) {
     hll[15] |= 0x80;
 }
 
-/// PFADD one element; `None` for a corrupt HLL.
+/// PFADD one element; `None` for a corrupt HLL. The cached count is left alone: PFADD
+/// invalidates it once, after its last element (and not at all when one fails).
 pub fn add(hll: &mut Vec<u8>, element: &[u8]) -> Option<bool> {
     let (index, count) = pattern(element);
-    let changed = set_register(hll, index, count)?;
-    if changed {
-        invalidate_cache(hll);
-    }
-    Some(changed)
+    set_register(hll, index, count)
 }
 
 /// The cardinality estimate from one byte per register.
@@ -386,11 +384,22 @@ mod tests {
     }
 
     #[test]
+    fn validity_is_the_header_only() {
+        let mut hll = new_hll();
+        // A ZERO run past the last register: corrupt, but only a walk of the body sees it.
+        hll.push(0x00);
+        assert!(is_valid(&hll));
+        assert_eq!(registers(&hll), None);
+        assert_eq!(count_cached(&mut hll), Some((0, false)));
+    }
+
+    #[test]
     fn counts_are_close_and_dense_promotion_keeps_registers() {
         let mut hll = new_hll();
         for i in 0..20_000 {
             add(&mut hll, format!("element:{i}").as_bytes()).unwrap();
         }
+        invalidate_cache(&mut hll);
         assert!(is_dense(&hll));
         let (count, _) = count_cached(&mut hll).unwrap();
         assert!((19_000..21_000).contains(&count), "{count}");

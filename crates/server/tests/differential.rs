@@ -1,10 +1,10 @@
 //! Differential test: the same seeded random commands against StayKV and against Debian's
 //! redis-server 7.0 (both started here on ephemeral ports), replies compared at the RESP level.
 //!
-//! Run:        cargo test -p staykv --test differential -- --nocapture (part of the suite;
-//!             each run draws a new seed and prints it)
+//! Run:        cargo test -p staykv --test differential -- --nocapture (part of the suite,
+//!             which runs a fixed seed; DIFF_SEED=random draws a new one, printed)
 //! Reproduce:  DIFF_SEED=<seed printed by a failing run> cargo test -p staykv --test differential -- --nocapture
-//! Env:        DIFF_SEED=n          seed (default: random, printed)
+//! Env:        DIFF_SEED=n|random   seed (default: the fixed suite seed)
 //!             DIFF_COMMANDS=n      commands per family (default 20000)
 //!             DIFF_FAMILIES=a,b    only these families (each family has its own RNG stream, so a
 //!                                  family reproduces alone with the same seed)

@@ -50,8 +50,17 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         },
     };
     let old = bit_at(&current, offset);
+    let grows = current.len() <= offset / 8;
+    // Redis 7.0 leaves an existing string untouched when the bit already has the value and
+    // the string need not grow: no write, so nothing to log and WATCH is not triggered.
+    // (A missing key always grows.) The string is still unshared, so its encoding turns raw;
+    // that is not logged, like Redis does not propagate it.
+    if !grows && (old == 1) == on {
+        ctx.set_encoding(key, Encoding::Raw);
+        return Ok(Reply::Int(i64::from(old)));
+    }
     let mut data = BytesMut::from(&current[..]);
-    if data.len() <= offset / 8 {
+    if grows {
         data.resize(offset / 8 + 1, 0);
     }
     if let Some(byte) = data.get_mut(offset / 8) {
@@ -91,13 +100,23 @@ fn unit(arg: Option<&Bytes>) -> Result<bool, Reply> {
     }
 }
 
+/// Redis looks the key up before parsing the range: a missing key counts 0 and a wrong type
+/// is WRONGTYPE whatever the other arguments are.
 fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(value) = ctx.get_string(arg(args, 1)?)? else { return Ok(Reply::Int(0)) };
     let range = match args.len() {
         2 => None,
-        4 | 5 => Some((int_arg(arg(args, 2)?)?, int_arg(arg(args, 3)?)?, unit(args.get(4))?)),
+        4 | 5 => {
+            let (start, end) = (int_arg(arg(args, 2)?)?, int_arg(arg(args, 3)?)?);
+            // Both negative and crossed: empty, before the unit is even looked at (a range
+            // clamped to the first byte would otherwise count it).
+            if start < 0 && end < 0 && start > end {
+                return Ok(Reply::Int(0));
+            }
+            Some((start, end, unit(args.get(4))?))
+        }
         _ => return Err(errors::syntax()),
     };
-    let value = ctx.get_string(arg(args, 1)?)?.unwrap_or_default();
     let count = match range {
         None => value.iter().map(|b| b.count_ones() as usize).sum(),
         Some((start, end, bits)) => match bit_range(start, end, bits, value.len()) {
@@ -108,21 +127,23 @@ fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(count as i64))
 }
 
+/// Redis's order: the bit (an integer, then 0 or 1), the key (missing: an endless run of
+/// zeros), then start, the BYTE|BIT unit, and only then end.
 fn bitpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let wanted = match &arg(args, 2)?[..] {
-        b"1" => 1u8,
-        b"0" => 0u8,
+    let wanted = match int_arg(arg(args, 2)?)? {
+        1 => 1u8,
+        0 => 0u8,
         _ => return Err(err("ERR The bit argument must be 1 or 0.")),
     };
-    let start = args.get(3).map(|a| int_arg(a)).transpose()?;
-    let end = args.get(4).map(|a| int_arg(a)).transpose()?;
-    let bits = unit(args.get(5))?;
-    if args.len() > 6 {
-        return Err(errors::syntax());
-    }
     let Some(value) = ctx.get_string(arg(args, 1)?)? else {
         return Ok(Reply::Int(if wanted == 1 { -1 } else { 0 }));
     };
+    if args.len() > 6 {
+        return Err(errors::syntax());
+    }
+    let start = args.get(3).map(|a| int_arg(a)).transpose()?;
+    let bits = unit(args.get(5))?;
+    let end = args.get(4).map(|a| int_arg(a)).transpose()?;
     let Some((from, to)) = bit_range(start.unwrap_or(0), end.unwrap_or(-1), bits, value.len()) else {
         return Ok(Reply::Int(-1));
     };
@@ -203,9 +224,10 @@ struct Field {
 fn field_type(arg: &[u8]) -> Result<(bool, u32), Reply> {
     let invalid =
         || err("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.");
+    // Lower case only, as in Redis (`I16` is invalid).
     let (signed, digits) = match arg.split_first() {
-        Some((b'i' | b'I', rest)) => (true, rest),
-        Some((b'u' | b'U', rest)) => (false, rest),
+        Some((b'i', rest)) => (true, rest),
+        Some((b'u', rest)) => (false, rest),
         _ => return Err(invalid()),
     };
     let bits = crate::num::parse_i64(digits).and_then(|b| u32::try_from(b).ok()).ok_or_else(invalid)?;
@@ -406,4 +428,32 @@ fn bitfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn bitfield_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     bitfield_generic(ctx, args, true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::client::Client;
+    use crate::Engine;
+
+    #[test]
+    fn bitcount_and_bitpos_argument_order() {
+        let (e, mut c) = (Engine::new(crate::EngineOptions::default()), Client::new(1, true));
+        // A missing key answers before its range is parsed.
+        assert_eq!(e.run_text(&mut c, &["BITCOUNT", "nokey", "1", "x"]), Reply::Int(0));
+        assert_eq!(e.run_text(&mut c, &["BITCOUNT", "nokey", "1", "2", "FOO"]), Reply::Int(0));
+        assert_eq!(e.run_text(&mut c, &["BITPOS", "nokey", "0", "x"]), Reply::Int(0));
+        e.run_text(&mut c, &["SET", "k", "ab"]);
+        // Negative and crossed: 0, not the first byte that clamping would give.
+        assert_eq!(e.run_text(&mut c, &["BITCOUNT", "k", "-3", "-19"]), Reply::Int(0));
+        assert_eq!(e.run_text(&mut c, &["BITCOUNT", "k", "-3", "-19", "FOO"]), Reply::Int(0));
+        // The bit is an integer first; the unit is parsed before end.
+        assert_eq!(e.run_text(&mut c, &["BITPOS", "k", "", "1"]), errors::not_integer());
+        assert_eq!(e.run_text(&mut c, &["BITPOS", "k", "0", "1", "x", "BITS"]), errors::syntax());
+        assert_eq!(
+            e.run_text(&mut c, &["BITFIELD", "k", "GET", "I8", "0"]),
+            e.run_text(&mut c, &["BITFIELD", "k", "GET", "x8", "0"])
+        );
+    }
 }

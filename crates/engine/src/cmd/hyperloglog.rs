@@ -35,14 +35,29 @@ fn load(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, Reply> {
 
 fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
-    let (mut data, expire_at, mut changed) = match load(ctx, key)? {
+    let (mut data, expire_at, created) = match load(ctx, key)? {
         Some((data, at)) => (data, at, false),
         None => (hll::new_hll(), NO_EXPIRY, true),
     };
+    let mut changed = created;
     for element in args.iter().skip(2) {
-        changed |= hll::add(&mut data, element).ok_or_else(|| err(CORRUPT))?;
+        match hll::add(&mut data, element) {
+            Some(c) => changed |= c,
+            None => {
+                // Redis edits the HLL in place: the elements before the corrupt spot stay
+                // added (with the cache not invalidated) although the reply is an error.
+                if changed {
+                    ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
+                    ctx.set_encoding(key, Encoding::Raw);
+                    ctx.propagate_args(args);
+                }
+                return Err(err(CORRUPT));
+            }
+        }
     }
     if changed {
+        // A created key counts as an update even with no element: its cache is invalid.
+        hll::invalidate_cache(&mut data);
         ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
         ctx.set_encoding(key, Encoding::Raw);
         ctx.propagate_args(args);

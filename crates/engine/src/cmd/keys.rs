@@ -36,7 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("renamenx", 3, WRITE | FAST, "keyspace", renamenx).keys(1, 2, 1),
     CommandSpec::new("copy", -3, WRITE | DENYOOM, "keyspace", copy).keys(1, 2, 1),
     CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_).keys(1, 1, 1),
-    CommandSpec::new("object", -2, READONLY, "keyspace", object).keys(2, 2, 1),
+    CommandSpec::new("object", -2, READONLY, "keyspace", object).keys(2, 2, 1).subcommands(OBJECT_SUBCOMMANDS),
     CommandSpec::new("dump", 2, READONLY, "keyspace", dump).keys(1, 1, 1),
     CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore).keys(1, 1, 1),
 ];
@@ -472,19 +472,16 @@ const OBJECT_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
+/// Each subcommand has its own arity, as in Redis 7's command table.
+const OBJECT_SUBCOMMANDS: &[(&str, i32)] =
+    &[("help", 2), ("encoding", 3), ("refcount", 3), ("idletime", 3), ("freq", 3)];
+
 fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
     if is(sub, "help") && args.len() == 2 {
         return Ok(Reply::Array(OBJECT_HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect()));
     }
-    // Each subcommand has its own arity, as in Redis 7's command table.
-    let Some(name) = ["help", "encoding", "refcount", "idletime", "freq"].into_iter().find(|s| is(sub, s)) else {
-        return Err(errors::unknown_subcommand(sub, "object"));
-    };
-    let arity = if name == "help" { 2 } else { 3 };
-    if args.len() != arity {
-        return Err(errors::wrong_arity(&format!("object|{name}")));
-    }
+    // The subcommand and its arity were checked before running (`OBJECT_SUBCOMMANDS`).
     let (eviction, now) = (&ctx.engine.eviction, ctx.now);
     let now_secs = now / 1000;
     let Some(entry) = ctx.peek(arg(args, 2)?) else {

@@ -15,27 +15,20 @@ use crate::exec::Ctx;
 use crate::watch::WatchedKey;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new(
-        "multi",
-        1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_MULTI | TRANSACTION_CONTROL,
-        "transaction",
-        multi,
-    ),
+    // MULTI and WATCH are not `no_multi` in Redis 7.0: inside a transaction they run, answer
+    // an error, and leave the transaction intact.
+    CommandSpec::new("multi", 1, NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL, "transaction", multi),
     CommandSpec::new("exec", 1, NOSCRIPT | LOADING | STALE | ALL_SHARDS | TRANSACTION_CONTROL, "transaction", exec),
     CommandSpec::new("discard", 1, NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL, "transaction", discard),
-    CommandSpec::new(
-        "watch",
-        -2,
-        NOSCRIPT | LOADING | STALE | FAST | NO_MULTI | TRANSACTION_CONTROL,
-        "transaction",
-        watch,
-    )
-    .keys(1, -1, 1),
+    CommandSpec::new("watch", -2, NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL, "transaction", watch)
+        .keys(1, -1, 1),
     CommandSpec::new("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST, "transaction", unwatch),
 ];
 
 fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(err("ERR MULTI calls can not be nested"));
+    }
     ctx.client.multi = Some(Vec::new());
     ctx.client.multi_failed = false;
     Ok(Reply::Ok)
@@ -78,6 +71,9 @@ fn discard(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(err("ERR WATCH inside MULTI is not allowed"));
+    }
     let (db, now) = (ctx.client.db, ctx.now);
     for key in args.iter().skip(1) {
         let expired_at_watch = ctx.peek_raw(db, key).is_some_and(|e| e.is_expired(now));
@@ -91,4 +87,32 @@ fn unwatch(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let engine = ctx.engine;
     engine.watches.unwatch_all(ctx.client);
     Ok(Reply::Ok)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::client::Client;
+    use crate::errors;
+    use crate::Engine;
+
+    #[test]
+    fn what_dooms_a_transaction() {
+        let (e, mut c) = (Engine::new(crate::EngineOptions::default()), Client::new(1, true));
+        // MULTI and WATCH inside MULTI answer an error and leave the transaction intact.
+        e.run_text(&mut c, &["MULTI"]);
+        assert_eq!(e.run_text(&mut c, &["MULTI"]), err("ERR MULTI calls can not be nested"));
+        assert_eq!(e.run_text(&mut c, &["WATCH", "k"]), err("ERR WATCH inside MULTI is not allowed"));
+        assert_eq!(e.run_text(&mut c, &["PING"]), Reply::Status("QUEUED"));
+        assert_eq!(e.run_text(&mut c, &["EXEC"]), Reply::Array(vec![Reply::Status("PONG")]));
+        // An unknown command, or subcommand, or a subcommand's wrong arity dooms it.
+        let execabort = err("EXECABORT Transaction discarded because of previous errors.");
+        for refused in [&["NOSUCH"][..], &["OBJECT", "FOO", "k"], &["OBJECT", "ENCODING"]] {
+            e.run_text(&mut c, &["MULTI"]);
+            assert!(e.run_text(&mut c, refused).is_error());
+            assert_eq!(e.run_text(&mut c, &["EXEC"]), execabort);
+        }
+        assert_eq!(e.run_text(&mut c, &["OBJECT", "ENCODING"]), errors::wrong_arity("object|encoding"));
+    }
 }

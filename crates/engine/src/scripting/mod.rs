@@ -44,7 +44,7 @@ use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLi
 use parking_lot::Mutex;
 use staykv_resp::{Protocol, Reply};
 
-use crate::command::{flags, CommandSpec};
+use crate::command::{flags, CommandSpec, Subcommand};
 use crate::errors::err;
 use crate::exec::Ctx;
 use libutil::ScriptError;
@@ -636,7 +636,12 @@ fn redis_call(
     let Some((_, spec)) = argv.first().and_then(|name| ctx.engine.table.lookup(name)) else {
         return refuse("Unknown Redis command called from script");
     };
-    if !spec.arity_ok(argv.len()) {
+    // Redis looks subcommands up like commands: an unknown one is an unknown command.
+    let sub = spec.subcommand(&argv);
+    if sub == Subcommand::Unknown {
+        return refuse("Unknown Redis command called from script");
+    }
+    if !spec.arity_ok(argv.len()) || matches!(sub, Subcommand::WrongArity(_)) {
         return refuse("Wrong number of args calling Redis command from script");
     }
     if spec.has(flags::NOSCRIPT) || DENIED_IN_SCRIPTS.contains(&spec.name) {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::families::CmdGen;
 use super::resp::Value;
 
 pub type Args = Vec<Vec<u8>>;
@@ -27,9 +28,8 @@ pub enum Check {
     Scan,
     /// `HELLO`: the same map apart from the connection id.
     Hello,
-    /// An array whose elements are compared one by one, each with its own check (for EXEC
-    /// replies, when a transactions family is added).
-    #[allow(dead_code)]
+    /// An array whose elements are compared one by one, each with its own check (EXEC replies:
+    /// each element with the check of the command queued at its place).
     Each(Vec<Check>),
 }
 
@@ -61,19 +61,36 @@ pub struct Op {
     /// the members' scores differ, so the harness sends the command only when they are all
     /// equal (checked on Redis just before) and counts the skipped ones.
     pub lex_key: Option<Vec<u8>>,
+    /// Sent by another client: the harness runs `SELECT <db>` and the command on its second
+    /// connection to each server (a write between WATCH and EXEC), between two batches.
+    pub side_db: Option<Vec<u8>>,
 }
 
 impl Op {
     pub fn new(args: Args) -> Op {
-        Op { args, check: Check::Exact, lex_key: None }
+        Op { args, check: Check::Exact, lex_key: None, side_db: None }
     }
 
     pub fn with(args: Args, check: Check) -> Op {
-        Op { args, check, lex_key: None }
+        Op { args, check, lex_key: None, side_db: None }
     }
 
     pub fn lex(args: Args, key: Vec<u8>) -> Op {
-        Op { args, check: Check::Exact, lex_key: Some(key) }
+        Op { args, check: Check::Exact, lex_key: Some(key), side_db: None }
+    }
+
+    /// `args` sent by another client in database `db`.
+    pub fn side(db: Vec<u8>, args: Args) -> Op {
+        Op { args, check: Check::Exact, lex_key: None, side_db: Some(db) }
+    }
+
+    /// Whether the command can run inside MULTI or a script with its reply still compared by
+    /// its own check: not a random reply (its follow-up checks would run after the EXEC), not
+    /// a SCAN iteration, not a lex range that needs a look at the key first.
+    pub fn nestable(&self) -> bool {
+        matches!(self.check, Check::Exact | Check::Norm(_) | Check::Tol(_))
+            && self.lex_key.is_none()
+            && self.side_db.is_none()
     }
 
     /// Whether the batch must end right after this command (its check talks to the servers).
@@ -83,7 +100,7 @@ impl Op {
 
     /// Whether random argument mutations keep the comparison meaningful.
     pub fn mutable(&self) -> bool {
-        matches!(self.check, Check::Exact | Check::Norm(_)) && self.args.len() >= 2
+        matches!(self.check, Check::Exact | Check::Norm(_)) && self.args.len() >= 2 && self.side_db.is_none()
     }
 }
 
@@ -133,6 +150,9 @@ pub struct Gen {
     /// logically expired but not yet reclaimed, which only DBSIZE could tell; the harness
     /// follows up with `EXISTS <every key>` so both servers reclaim it at the same point.
     pub past_used: bool,
+    /// Generators of the plain families (not MULTI, not scripts), for the commands the
+    /// transactions and scripting families wrap; set by the harness.
+    pub inner: Vec<&'static CmdGen>,
 }
 
 impl std::fmt::Debug for Gen {
@@ -148,7 +168,41 @@ pub fn now_ms() -> i64 {
 
 impl Gen {
     pub fn new(seed: u64) -> Gen {
-        Gen { rng: StdRng::seed_from_u64(seed), t0_secs: now_ms() / 1000, used_slots: HashSet::new(), past_used: false }
+        Gen {
+            rng: StdRng::seed_from_u64(seed),
+            t0_secs: now_ms() / 1000,
+            used_slots: HashSet::new(),
+            past_used: false,
+            inner: Vec::new(),
+        }
+    }
+
+    /// A generator drawn by weight (`None` only when `gens` is empty).
+    pub fn pick_gen(&mut self, gens: &[&'static CmdGen]) -> Option<&'static CmdGen> {
+        let total: u32 = gens.iter().map(|c| c.weight).sum();
+        let mut pick = u32::try_from(self.below(usize::try_from(total).unwrap_or(1))).unwrap_or(0);
+        for gen in gens {
+            if pick < gen.weight {
+                return Some(gen);
+            }
+            pick -= gen.weight;
+        }
+        gens.first().copied()
+    }
+
+    /// The commands of one random plain-family generator (weighted like in its family) whose
+    /// checks all work inside MULTI and scripts.
+    pub fn inner_ops(&mut self) -> Vec<Op> {
+        let inner = std::mem::take(&mut self.inner);
+        let ops = loop {
+            let Some(gen) = self.pick_gen(&inner) else { break vec![Op::new(args!["PING"])] };
+            let ops = (gen.gen)(self);
+            if ops.iter().all(Op::nestable) {
+                break ops;
+            }
+        };
+        self.inner = inner;
+        ops
     }
 
     pub fn chance(&mut self, p: f64) -> bool {

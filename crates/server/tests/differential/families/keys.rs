@@ -7,7 +7,7 @@ use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{unordered, Check, Gen, Op, RandKind, RandomCheck};
 use crate::differential::resp::Value;
 
-pub const FAMILY: Family = Family { name: "keys", required: &["DEL", "EXISTS", "SET"], gens: GENS };
+pub const FAMILY: Family = Family { name: "keys", required: &["DEL", "EXISTS", "SET"], gens: GENS, wraps: false };
 
 const GENS: &[CmdGen] = &[
     // Writers, so there is something to expire, rename, copy, move.

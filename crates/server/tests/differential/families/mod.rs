@@ -9,11 +9,15 @@
 
 use super::gen::{Gen, Op};
 
+pub mod bits;
 pub mod hashes;
+pub mod hll;
 pub mod keys;
 pub mod lists;
+pub mod scripting;
 pub mod sets;
 pub mod strings;
+pub mod transactions;
 pub mod zsets;
 
 pub type GenFn = fn(&mut Gen) -> Vec<Op>;
@@ -42,8 +46,22 @@ pub struct Family {
     /// Without these the family is skipped (e.g. nothing creates a hash without HSET).
     pub required: &'static [&'static str],
     pub gens: &'static [CmdGen],
+    /// Its commands wrap other families' commands (MULTI/EXEC, scripts): its generators are
+    /// not drawn as the wrapped commands (`Gen::inner`).
+    pub wraps: bool,
 }
 
 pub fn registry() -> Vec<&'static Family> {
-    vec![&strings::FAMILY, &keys::FAMILY, &hashes::FAMILY, &lists::FAMILY, &sets::FAMILY, &zsets::FAMILY]
+    vec![
+        &strings::FAMILY,
+        &keys::FAMILY,
+        &hashes::FAMILY,
+        &lists::FAMILY,
+        &sets::FAMILY,
+        &zsets::FAMILY,
+        &bits::FAMILY,
+        &hll::FAMILY,
+        &transactions::FAMILY,
+        &scripting::FAMILY,
+    ]
 }

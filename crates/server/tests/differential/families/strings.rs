@@ -4,7 +4,7 @@
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
-pub const FAMILY: Family = Family { name: "strings", required: &["SET", "GET"], gens: GENS };
+pub const FAMILY: Family = Family { name: "strings", required: &["SET", "GET"], gens: GENS, wraps: false };
 
 const GENS: &[CmdGen] = &[
     c("GET", 10, get),

@@ -6,7 +6,7 @@
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{Check, Gen, Op, RandKind, RandomCheck};
 
-pub const FAMILY: Family = Family { name: "zsets", required: &["ZADD", "ZRANGE"], gens: GENS };
+pub const FAMILY: Family = Family { name: "zsets", required: &["ZADD", "ZRANGE"], gens: GENS, wraps: false };
 
 const GENS: &[CmdGen] = &[
     c("ZADD", 16, zadd),
