@@ -52,7 +52,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Listen first, so clients that connect during a long recovery get -LOADING, as in Redis.
     if config.port != 0 {
         let addr = SocketAddr::new(config.bind, config.port);
-        let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = listen(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         host.tcp_port.store(u64::from(local.port()), std::sync::atomic::Ordering::Relaxed);
         match tls.clone() {
@@ -107,6 +107,18 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
             }
         }
     }
+}
+
+/// Redis's `tcp-backlog` default. tokio's `bind` listens with 128: during a burst of
+/// connects the accept queue overflowed and each overflowing client waited a SYN retry (1 s).
+const LISTEN_BACKLOG: u32 = 511;
+
+/// A listening socket with Redis's backlog (and SO_REUSEADDR, as `TcpListener::bind` sets).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) {

@@ -185,7 +185,7 @@ where
 /// Bind the HTTP port and start serving it; logs who is served (protected mode).
 pub async fn start(config: &Config, shared: Shared, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<(), String> {
     let addr = SocketAddr::new(config.bind, config.http_port);
-    let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} (HTTP): {e}"))?;
+    let listener = crate::server::listen(addr).map_err(|e| format!("cannot listen on {addr} (HTTP): {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let state = HttpState::new(shared, config);
     let scheme = if tls.is_some() { "https" } else { "http" };
