@@ -328,13 +328,11 @@ mod tests {
     use super::*;
     use crate::client::Client;
     use crate::exec::{EngineOptions, NoJournal};
-    use crate::host::NoHost;
 
     const NOW: u64 = 1_700_000_000_000;
 
     fn run(engine: &Engine, client: &mut Client, now: u64, line: &str) -> staykv_resp::Reply {
-        let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
-        engine.execute(client, &args, now, &NoHost, &NoJournal).reply
+        engine.run_line(client, now, &NoJournal, line).reply
     }
 
     fn keys(engine: &Engine) -> usize {

@@ -201,6 +201,13 @@ impl Engine {
         self.execute(client, &args, 1, &crate::host::NoHost, &NoJournal).reply
     }
 
+    /// Run a space-separated command line at `now` against `journal` (unit tests).
+    #[cfg(test)]
+    pub(crate) fn run_line(&self, client: &mut Client, now: u64, journal: &dyn Journal, line: &str) -> Outcome {
+        let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        self.execute(client, &args, now, &crate::host::NoHost, journal)
+    }
+
     /// Checks that come before running, in Redis's order: arity, auth, writability.
     #[allow(clippy::too_many_arguments)]
     fn precheck(
@@ -724,8 +731,11 @@ impl<'a> Ctx<'a> {
     /// The collection of type `C` at `key` for writing, created empty when missing if
     /// `create`; WRONGTYPE if the key holds another type.
     pub fn write_collection<C: Collection>(&mut self, key: &[u8], create: bool) -> Result<Option<&mut C>, Reply> {
-        if !self.written_collections.iter().any(|(db, k)| *db == self.client.db && k[..] == *key) {
-            self.written_collections.push((self.client.db, Bytes::copy_from_slice(key)));
+        // Only hashes and sets need the commit-time check: lists, sorted sets and streams
+        // pay no copy of the key here.
+        let db = self.client.db;
+        if C::HAS_COMPACT_ENCODING && !self.written_collections.iter().any(|(d, k)| *d == db && k[..] == *key) {
+            self.written_collections.push((db, Bytes::copy_from_slice(key)));
         }
         if self.lookup(key).is_none() {
             if !create {

@@ -183,19 +183,13 @@ mod tests {
     fn set_over_an_expired_key_announces_the_expiry_then_the_new_key() {
         use std::sync::{Arc, Mutex};
 
-        use bytes::Bytes;
-
         use crate::client::Client;
         use crate::exec::{Engine, EngineOptions, NoJournal};
-        use crate::host::NoHost;
 
         const NOW: u64 = 1_700_000_000_000;
         let engine = Engine::new(EngineOptions::default());
         engine.notifier.set_flags(parse_flags("Exn").unwrap_or_default());
-        let run = |client: &mut Client, now: u64, line: &str| {
-            let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
-            engine.execute(client, &args, now, &NoHost, &NoJournal).reply
-        };
+        let run = |client: &mut Client, now: u64, line: &str| engine.run_line(client, now, &NoJournal, line).reply;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut subscriber = Client::new(1, true);
         let sink = Arc::clone(&seen);

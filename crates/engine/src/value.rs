@@ -129,6 +129,9 @@ fn is_intset(s: &HashSet<Bytes>) -> bool {
 /// A collection type, for the typed access helpers of [`crate::Ctx`]: how to see it inside a
 /// [`Value`] and how to make an empty one.
 pub trait Collection: Sized {
+    /// Hashes and sets: Redis reports a compact encoding until they outgrow it, so a write
+    /// to one is checked at commit ([`Value::outgrew_compact`]).
+    const HAS_COMPACT_ENCODING: bool = false;
     fn view(value: &mut Value) -> Option<&mut Self>;
     fn empty() -> Value;
 }
@@ -146,6 +149,7 @@ impl Collection for VecDeque<Bytes> {
 }
 
 impl Collection for HashMap<Bytes, Bytes> {
+    const HAS_COMPACT_ENCODING: bool = true;
     fn view(value: &mut Value) -> Option<&mut Self> {
         match value {
             Value::Hash(h) => Some(h),
@@ -158,6 +162,7 @@ impl Collection for HashMap<Bytes, Bytes> {
 }
 
 impl Collection for HashSet<Bytes> {
+    const HAS_COMPACT_ENCODING: bool = true;
     fn view(value: &mut Value) -> Option<&mut Self> {
         match value {
             Value::Set(s) => Some(s),

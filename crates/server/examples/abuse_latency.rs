@@ -26,8 +26,10 @@
 //! ```
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,74 +37,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::{binary, free_port, percentile, read_reply, Reply};
+
 /// A bound on any single well-behaved round trip; past it the client counts an error.
 const BOUND: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
 // RESP
-
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        match self {
-            Reply::Simple(s) | Reply::Error(s) => s.clone(),
-            Reply::Int(n) => n.to_string(),
-            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-            Reply::Bulk(None) | Reply::Array(None) => "(nil)".into(),
-            Reply::Array(Some(items)) => format!("{items:?}"),
-        }
-    }
-}
-
-fn bad_data(what: String) -> std::io::Error {
-    std::io::Error::new(ErrorKind::InvalidData, what)
-}
-
-fn read_reply(r: &mut impl BufRead) -> std::io::Result<Reply> {
-    let mut line = Vec::new();
-    if r.read_until(b'\n', &mut line)? == 0 {
-        return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "connection closed by the server"));
-    }
-    if line.len() < 3 || !line.ends_with(b"\r\n") {
-        return Err(bad_data(format!("bad reply line {:?}", String::from_utf8_lossy(&line))));
-    }
-    let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    let number = |body: &str| body.parse::<i64>().map_err(|_| bad_data(format!("bad length/integer {body:?}")));
-    Ok(match line[0] {
-        b'+' => Reply::Simple(body),
-        b'-' => Reply::Error(body),
-        b':' => Reply::Int(number(&body)?),
-        b'_' => Reply::Bulk(None),
-        b'$' => {
-            let len = number(&body)?;
-            if len < 0 {
-                Reply::Bulk(None)
-            } else {
-                let mut data = vec![0u8; len as usize + 2];
-                r.read_exact(&mut data)?;
-                data.truncate(len as usize);
-                Reply::Bulk(Some(data))
-            }
-        }
-        b'*' => {
-            let count = number(&body)?;
-            if count < 0 {
-                Reply::Array(None)
-            } else {
-                Reply::Array(Some((0..count).map(|_| read_reply(r)).collect::<Result<_, _>>()?))
-            }
-        }
-        other => return Err(bad_data(format!("unexpected reply type {:?}", other as char))),
-    })
-}
 
 fn encode(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
@@ -179,16 +120,6 @@ impl Ctl {
 
 // ---------------------------------------------------------------------------------------------
 // The server
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port on 127.0.0.1")
-}
-
-fn binary() -> PathBuf {
-    // target/release/examples/abuse_latency -> target/release/staykv
-    let exe = std::env::current_exe().expect("path of this program");
-    exe.parent().and_then(|p| p.parent()).expect("target/<profile>/examples").join("staykv")
-}
 
 /// Raise the soft open-files limit to the hard one (inherited by the server); returns it.
 fn raise_fd_limit() -> u64 {
@@ -768,13 +699,6 @@ fn never_reads(addr: SocketAddr, stop: &AtomicBool) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)

@@ -14,23 +14,17 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn binary() -> PathBuf {
-    // target/release/examples/compaction_latency -> target/release/staykv
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("staykv")
-}
+use common::{binary, free_port, percentile, proc_kib};
 
 struct Conn {
     r: BufReader<TcpStream>,
@@ -160,13 +154,6 @@ fn load_sessions(port: u16, n: usize) -> Duration {
     started.elapsed()
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn info(c: &mut Conn, field: &str) -> String {
     c.send(&[b"INFO", b"persistence"]);
     let text = c.read();
@@ -248,17 +235,6 @@ fn compaction(keys: usize) {
         percentile(&during, 0.99) as f64 / percentile(&before, 0.99).max(1) as f64
     );
     stop(child, port);
-}
-
-/// A field of /proc/<pid>/status, in KiB.
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 fn restart(keys: usize) {

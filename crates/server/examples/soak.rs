@@ -26,9 +26,11 @@
 //! ```
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -37,6 +39,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use common::{bad_data, binary, free_port, proc_kib, read_reply, Reply};
 
 const TOKEN: &str = "soak-token";
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,69 +61,6 @@ fn now_ms() -> u64 {
 
 // ---------------------------------------------------------------------------------------------
 // RESP
-
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        match self {
-            Reply::Simple(s) | Reply::Error(s) => s.clone(),
-            Reply::Int(n) => n.to_string(),
-            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-            Reply::Bulk(None) | Reply::Array(None) => "(nil)".into(),
-            Reply::Array(Some(items)) => format!("{items:?}"),
-        }
-    }
-}
-
-fn bad_data(what: String) -> std::io::Error {
-    std::io::Error::new(ErrorKind::InvalidData, what)
-}
-
-fn read_reply(r: &mut impl BufRead) -> std::io::Result<Reply> {
-    let mut line = Vec::new();
-    if r.read_until(b'\n', &mut line)? == 0 {
-        return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "connection closed by the server"));
-    }
-    if line.len() < 3 || !line.ends_with(b"\r\n") {
-        return Err(bad_data(format!("bad reply line {:?}", String::from_utf8_lossy(&line))));
-    }
-    let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    let number = |body: &str| body.parse::<i64>().map_err(|_| bad_data(format!("bad length/integer {body:?}")));
-    Ok(match line[0] {
-        b'+' => Reply::Simple(body),
-        b'-' => Reply::Error(body),
-        b':' => Reply::Int(number(&body)?),
-        b'_' => Reply::Bulk(None),
-        b'$' => {
-            let len = number(&body)?;
-            if len < 0 {
-                Reply::Bulk(None)
-            } else {
-                let mut data = vec![0u8; len as usize + 2];
-                r.read_exact(&mut data)?;
-                data.truncate(len as usize);
-                Reply::Bulk(Some(data))
-            }
-        }
-        b'*' => {
-            let count = number(&body)?;
-            if count < 0 {
-                Reply::Array(None)
-            } else {
-                Reply::Array(Some((0..count).map(|_| read_reply(r)).collect::<Result<_, _>>()?))
-            }
-        }
-        other => return Err(bad_data(format!("unexpected reply type {:?}", other as char))),
-    })
-}
 
 fn encode(args: &[String]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
@@ -1018,15 +959,6 @@ fn http_reader(shared: Arc<Shared>, seed: u64) {
 // ---------------------------------------------------------------------------------------------
 // The server
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port on 127.0.0.1")
-}
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of this program");
-    exe.parent().and_then(|p| p.parent()).expect("target/<profile>/examples").join("staykv")
-}
-
 struct Server {
     child: Option<Child>,
     dir: PathBuf,
@@ -1124,16 +1056,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.sigkill();
     }
-}
-
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

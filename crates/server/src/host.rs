@@ -355,7 +355,7 @@ impl Host for ServerHost {
     }
 
     fn over_memory_limit(&self) -> bool {
-        crate::memory::over_limit(self.persistence.log_buffered_bytes())
+        crate::memory::over_limit(|| self.persistence.log_buffered_bytes())
     }
 
     fn authenticate(&self, user: &[u8], password: &[u8]) -> Result<(), String> {

@@ -109,11 +109,12 @@ pub fn set_limit(bytes: u64) {
     LIMIT.store(bytes, Ordering::Relaxed);
 }
 
-/// Allocated memory, less `not_counted` (the log's buffers, as Redis leaves out its AOF
-/// buffer), is over `maxmemory`.
-pub fn over_limit(not_counted: u64) -> bool {
-    let limit = limit();
-    limit > 0 && used().saturating_sub(not_counted) > limit
+/// Allocated memory, less `not_counted()` (the log's buffers, as Redis leaves out its AOF
+/// buffer), is over `maxmemory`. Asked before every command that may add data: without a
+/// limit, or under it, that is one or two atomic loads.
+pub fn over_limit(not_counted: impl FnOnce() -> u64) -> bool {
+    let (limit, used) = (limit(), used());
+    limit > 0 && used > limit && used.saturating_sub(not_counted()) > limit
 }
 
 #[cfg(test)]

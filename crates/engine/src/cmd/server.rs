@@ -412,14 +412,12 @@ mod tests {
 
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use bytes::Bytes;
     use parking_lot::Mutex;
     use staykv_resp::Reply;
 
     use crate::client::Client;
     use crate::effects::Effect;
     use crate::exec::{Engine, EngineOptions, Journal, Outcome};
-    use crate::host::NoHost;
 
     const NOW: u64 = 1_700_000_000_000;
 
@@ -441,8 +439,7 @@ mod tests {
     }
 
     fn run(engine: &Engine, client: &mut Client, log: &Log, line: &str) -> Outcome {
-        let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
-        engine.execute(client, &args, NOW, &NoHost, log)
+        engine.run_line(client, NOW, log, line)
     }
 
     fn pair(local: i64) -> Reply {
