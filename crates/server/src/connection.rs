@@ -74,6 +74,14 @@ async fn sleep_or_forever(duration: Option<Duration>) {
     }
 }
 
+/// Sleep until `deadline`, or never.
+async fn sleep_until_or_forever(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn approximate_size(reply: &Reply) -> usize {
     match reply {
         Reply::Bulk(b) => b.len() + 16,
@@ -128,6 +136,7 @@ where
         input: BytesMut::with_capacity(16 * 1024),
         output: BytesMut::with_capacity(16 * 1024),
         partial: Partial::default(),
+        last_command: Instant::now(),
     };
     if let Err(error) = conn.run().await {
         tracing::debug!(client = id, %error, "connection closed");
@@ -147,6 +156,9 @@ struct Connection<S> {
     input: BytesMut,
     output: BytesMut,
     partial: Partial,
+    /// When the last complete command arrived: `timeout` counts from here, so a client
+    /// that trickles a request in a byte at a time is as idle as one that sends nothing.
+    last_command: Instant,
 }
 
 /// Why the connection loop ended.
@@ -155,6 +167,8 @@ enum Close {
     Io(std::io::Error),
     Protocol,
     Requested,
+    /// Idle past `timeout`: no complete command, or no reply taken, for that long.
+    Idle,
 }
 
 impl std::fmt::Display for Close {
@@ -163,6 +177,7 @@ impl std::fmt::Display for Close {
             Close::Io(e) => write!(f, "{e}"),
             Close::Protocol => f.write_str("protocol error"),
             Close::Requested => f.write_str("closed on request"),
+            Close::Idle => f.write_str("idle past timeout"),
         }
     }
 }
@@ -178,15 +193,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let mut shutdown = self.shared.host.shutdown.subscribe();
         loop {
             // `timeout`: an idle client is closed, unless it waits for pub/sub messages.
-            let idle = self.shared.host.limits.idle_timeout().filter(|_| self.client.subscription_count() == 0);
+            let idle_at = self.idle_timeout().map(|idle| self.last_command + idle);
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => Some(read?),
                 () = self.mailbox.ready.notified() => None,
                 () = self.record.kill_signal.notified() => return Err(Close::Requested),
                 _ = shutdown.wait_for(|stop| *stop) => return Err(Close::Requested),
-                () = sleep_or_forever(idle) => {
+                () = sleep_until_or_forever(idle_at) => {
                     tracing::debug!(client = self.client.id, "closing idle client (timeout)");
-                    return Err(Close::Requested);
+                    return Err(Close::Idle);
                 }
             };
             let Some(read) = read else {
@@ -235,10 +250,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 Request::Multibulk { args, .. } => args.into_iter().map(|r| frame.slice(r)).collect(),
                 Request::Inline { args, .. } => args.into_iter().map(Bytes::from).collect(),
             };
+            self.last_command = Instant::now();
             if args.is_empty() {
                 continue;
             }
             let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
+            // A blocking command may have waited for long; its reply is an exchange too.
+            self.last_command = Instant::now();
             wait_seq = wait_seq.max(blocking_wait);
             if self.client.close_after_reply {
                 self.flush(wait_seq).await?;
@@ -345,8 +363,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             return Err(Close::Protocol);
         }
         let deadline = (limit.soft > 0 && pending > limit.soft).then(|| limit.soft_duration());
+        let stall_limit = self.idle_timeout();
         tokio::select! {
-            written = self.stream.write_all(&self.output) => written?,
+            written = write_all_progressing(&mut self.stream, &self.output, stall_limit) => written?,
             () = self.record.kill_signal.notified() => return Err(Close::Requested),
             () = sleep_or_forever(deadline) => {
                 tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its soft limit for too long");
@@ -355,6 +374,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         self.output.clear();
         Ok(())
+    }
+
+    /// `timeout`, unless this client waits for pub/sub messages (as in Redis).
+    fn idle_timeout(&self) -> Option<Duration> {
+        self.shared.host.limits.idle_timeout().filter(|_| self.client.subscription_count() == 0)
     }
 
     /// Write the pub/sub messages queued for this client.
@@ -368,4 +392,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         self.mailbox.bytes.fetch_sub(bytes, Ordering::AcqRel);
         result
     }
+}
+
+/// Write all of `bytes`, failing with [`Close::Idle`] when the peer takes none of it for
+/// `stall_limit`: a client that never reads its replies is idle too, though it may still
+/// be sending (the server stops reading it while its replies wait).
+async fn write_all_progressing<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    stall_limit: Option<Duration>,
+) -> Result<(), Close> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let written = match stall_limit {
+            Some(limit) => tokio::time::timeout(limit, stream.write(rest)).await.map_err(|_| Close::Idle)??,
+            None => stream.write(rest).await?,
+        };
+        if written == 0 {
+            return Err(Close::Io(std::io::ErrorKind::WriteZero.into()));
+        }
+        rest = rest.get(written..).unwrap_or_default();
+    }
+    match stall_limit {
+        Some(limit) => tokio::time::timeout(limit, stream.flush()).await.map_err(|_| Close::Idle)??,
+        None => stream.flush().await?,
+    }
+    Ok(())
 }

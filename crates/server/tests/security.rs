@@ -547,6 +547,26 @@ fn huge_declared_lengths_are_cut_off_by_the_protocol_limits() {
     assert_eq!(check.cmd_text(&["EXISTS", "k"]), "0");
 }
 
+/// Send `request` one byte per second until the server answers or closes; returns whether
+/// it did and how many bytes went out by then.
+fn trickle(stream: &mut TcpStream, request: &[u8]) -> (bool, usize) {
+    for (sent, byte) in request.iter().enumerate() {
+        if stream.write_all(&[*byte]).is_err() {
+            return (true, sent);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let mut probe = [0u8; 1024];
+        stream.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        match stream.read(&mut probe) {
+            // EOF, or an error answer before closing.
+            Ok(_) => return (true, sent + 1),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return (true, sent + 1),
+        }
+    }
+    (false, request.len())
+}
+
 #[test]
 fn idle_and_slow_clients_are_cut_off_by_timeouts() {
     let http_port = free_port();
@@ -556,28 +576,38 @@ fn idle_and_slow_clients_are_cut_off_by_timeouts() {
     // RESP: a client that sends a byte and then nothing for longer than `timeout`.
     let mut idle = TcpStream::connect(server.addr()).unwrap();
     idle.write_all(b"*").unwrap();
+    // RESP slowloris: never idle for a second, but no command completes within `timeout`.
+    let resp_slow = std::thread::spawn({
+        let addr = server.addr();
+        move || trickle(&mut TcpStream::connect(addr).unwrap(), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+    });
+    // RESP: a client that sends small requests and never reads a reply: it stays under any
+    // output-buffer limit, but takes no reply for longer than `timeout`.
+    let mut reader_less = RawConn::connect(server.addr());
+    assert_eq!(reader_less.cmd_text(&["CLIENT", "SETNAME", "never-reads-small"]), "OK");
+    let flooding = std::thread::spawn(move || {
+        let pipeline: Vec<u8> = (0..1000).flat_map(|_| encode_str(&["GET", "k"])).collect();
+        let mut stream: &TcpStream = reader_less.stream();
+        stream.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+        let started = Instant::now();
+        while started.elapsed() < 2 * BOUND {
+            match stream.write_all(&pipeline) {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    });
     // HTTP slowloris: the request head one byte per second.
     let slow: Vec<std::thread::JoinHandle<(bool, usize)>> = (0..20)
         .map(|_| {
             std::thread::spawn(move || {
                 let mut stream = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
-                let head = b"GET /get/k HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
-                for (sent, byte) in head.iter().enumerate() {
-                    if stream.write_all(&[*byte]).is_err() {
-                        return (true, sent);
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                    let mut probe = [0u8; 1024];
-                    stream.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
-                    match stream.read(&mut probe) {
-                        Ok(0) => return (true, sent + 1),
-                        Ok(_) => return (true, sent + 1), // an error answer before closing
-                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                        }
-                        Err(_) => return (true, sent + 1),
-                    }
-                }
-                (false, head.len())
+                trickle(
+                    &mut stream,
+                    b"GET /get/k HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+                )
             })
         })
         .collect();
@@ -588,6 +618,9 @@ fn idle_and_slow_clients_are_cut_off_by_timeouts() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(closed_by_server(&mut idle, BOUND), "the idle RESP client was not closed");
+    let (cut, sent) = resp_slow.join().unwrap();
+    assert!(cut && sent < 6, "a RESP slowloris client sent {sent} bytes and was not cut off");
+    assert!(flooding.join().unwrap(), "the client that never reads small replies was not cut off");
     for handle in slow {
         let (cut, sent) = handle.join().unwrap();
         assert!(cut && sent < 10, "a slowloris client sent {sent} bytes and was not cut off");
