@@ -223,14 +223,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 return Err(Close::Protocol);
             }
             let result = self.execute_buffered().await;
-            self.record.state.lock().last_interaction = Some(Instant::now());
-            result?;
+            let now = Instant::now();
+            self.record.state.lock().last_interaction = Some(now);
+            if result? {
+                self.last_command = now;
+            }
         }
     }
 
-    /// Run every complete request in the input buffer, then flush the replies.
-    async fn execute_buffered(&mut self) -> Result<(), Close> {
+    /// Run every complete request in the input buffer, then flush the replies. Returns
+    /// whether a request was complete.
+    async fn execute_buffered(&mut self) -> Result<bool, Close> {
         let mut wait_seq = 0;
+        let mut completed = false;
         loop {
             let limits = Limits {
                 unauthenticated: !self.client.authenticated,
@@ -250,13 +255,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 Request::Multibulk { args, .. } => args.into_iter().map(|r| frame.slice(r)).collect(),
                 Request::Inline { args, .. } => args.into_iter().map(Bytes::from).collect(),
             };
-            self.last_command = Instant::now();
+            completed = true;
             if args.is_empty() {
                 continue;
             }
             let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
-            // A blocking command may have waited for long; its reply is an exchange too.
-            self.last_command = Instant::now();
             wait_seq = wait_seq.max(blocking_wait);
             if self.client.close_after_reply {
                 self.flush(wait_seq).await?;
@@ -266,7 +269,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 self.flush(wait_seq).await?;
             }
         }
-        self.flush(wait_seq).await
+        self.flush(wait_seq).await?;
+        Ok(completed)
     }
 
     /// Run one command and encode its reply; returns the log position the reply waits for.
@@ -288,10 +292,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let shared = &self.shared;
         let started = Instant::now();
         let outcome = shared.engine.execute(&mut self.client, args, now, &*shared.host, &*shared.persistence);
+        let elapsed = started.elapsed();
         if let Some(stats) = outcome.command.and_then(|i| shared.engine.command_stats.get(i)) {
-            stats.usec.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            stats.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         }
-        crate::metrics::record_command(outcome.command, started.elapsed());
+        crate::metrics::record_command(outcome.command, elapsed);
         if let Some(name) = outcome.command.and_then(|i| shared.engine.table.all().get(i)) {
             self.record.state.lock().last_command = name.name;
         }
