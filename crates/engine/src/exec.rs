@@ -404,7 +404,7 @@ impl Engine {
                 let (scanned, keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
                 remaining = remaining.saturating_sub(scanned);
                 for key in keys {
-                    self.watches.touch(db, &key);
+                    self.watches.touch(db, &key, false);
                     let event =
                         crate::notify::Event { class: crate::notify::EXPIRED, name: "expired", db, key: key.clone() };
                     self.notifier.publish(&self.pubsub, &event);
@@ -557,15 +557,13 @@ impl<'a> Ctx<'a> {
             true => None,
             false => Some(self.journal.append(self.now, &self.effects)),
         };
-        if !self.engine.watches.is_empty() || !self.engine.blocked.is_empty() {
+        // Watched keys were touched as each effect was recorded (`propagate_in`).
+        if !self.engine.blocked.is_empty() {
             for effect in &self.effects {
                 let db = effect.db as usize;
                 if effect.argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"swapdb")) {
                     self.engine.blocked.signal_all();
                 } else if let Some(key) = effect.argv.get(1) {
-                    // Whole-database effects (FLUSHDB...) have no key; they touched watched
-                    // keys when they ran.
-                    self.engine.watches.touch(db, key);
                     self.engine.blocked.signal(db, key, self.client.id);
                 }
             }
@@ -685,6 +683,7 @@ impl<'a> Ctx<'a> {
         let pos = slice.find(hash, key)?;
         if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
             slice.remove(hash, key);
+            engine.watches.touch(db, key, false);
             self.engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
             self.effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]));
@@ -737,6 +736,9 @@ impl<'a> Ctx<'a> {
         if C::HAS_COMPACT_ENCODING && !self.written_collections.iter().any(|(d, k)| *d == db && k[..] == *key) {
             self.written_collections.push((db, Bytes::copy_from_slice(key)));
         }
+        if C::HAS_COMPACT_ENCODING {
+            self.keep_outgrown(key);
+        }
         if self.lookup(key).is_none() {
             if !create {
                 return Ok(None);
@@ -746,6 +748,19 @@ impl<'a> Ctx<'a> {
         match self.lookup(key) {
             None => Ok(None),
             Some(entry) => C::view(&mut entry.value).map(Some).ok_or_else(errors::wrong_type),
+        }
+    }
+
+    /// Before a command changes a hash or set in place (and may shrink it): if it has
+    /// outgrown the compact encoding, it keeps the big one from then on, as in Redis, where
+    /// it converted when it grew. Values stored whole (STORE forms, RESTORE, snapshot
+    /// loads) report by content until this first change, as Redis picks their encoding when
+    /// it builds them. Bounded cost: the check stops at the entry limits (128, 512).
+    pub fn keep_outgrown(&mut self, key: &[u8]) {
+        if let Some(entry) = self.peek(key) {
+            if entry.encoding == Encoding::Auto && entry.value.outgrew_compact() {
+                entry.encoding = Encoding::Big;
+            }
         }
     }
 
@@ -786,6 +801,11 @@ impl<'a> Ctx<'a> {
         // Writers that do not look the key up first (SET) may meet a key past its deadline:
         // it expires first, as Redis's lookup would have made it, and the key is new.
         let expired = found.is_some() && slice.remove(hash, key).is_some();
+        if expired {
+            // Deleted before the write, as Redis's lookup would: watchers that saw it expired
+            // see no change in the deletion itself (the write's own effect touches them).
+            engine.watches.touch(db, key, false);
+        }
         let mut entry = Entry::new(key, value);
         entry.expire_at = expire_at;
         entry.accessed = engine.eviction.created(now);
@@ -838,7 +858,42 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        // With no key watched anywhere the write path pays one atomic load here.
+        if !self.engine.watches.is_empty() {
+            if let Some(key) = watched_key_of(&argv) {
+                self.touch_watched(db, key);
+            }
+        }
         self.effects.push(Effect::new(db, argv));
+    }
+
+    /// Record an effect for durability only, for a write Redis does not count as a change
+    /// (BITFIELD growing a string while all its writes FAIL): no WATCH touch, no event.
+    pub fn log_only(&mut self, argv: Vec<Bytes>) {
+        let db = self.client.db;
+        self.effects.push(Effect::new(db, argv));
+    }
+
+    /// Tell the watchers of `key` it changed, at the moment it did (Redis's
+    /// `signalModifiedKey`): whether it still exists matters to those that saw it expired.
+    fn touch_watched(&mut self, db: usize, key: &[u8]) {
+        let watches = &self.engine.watches;
+        if watches.is_empty() {
+            return;
+        }
+        let present = !watches.needs_presence(db, key) || self.present_if_locked(db, key);
+        watches.touch(db, key, present);
+    }
+
+    /// Whether `key` physically exists, if its shard is one this command holds (an effect
+    /// names keys of its own command, but this never locks a shard to find out).
+    fn present_if_locked(&mut self, db: usize, key: &[u8]) -> bool {
+        let index = self.engine.keyspace.shard_of(self.engine.keyspace.hash(key));
+        let locked = match &self.locks {
+            Locks::All(_) => true,
+            Locks::Some(guards) => guards.binary_search_by_key(&index, |(i, _)| *i).is_ok(),
+        };
+        !locked || self.peek_raw(db, key).is_some()
     }
 
     /// Queue a keyspace event (published when the command commits).
@@ -913,6 +968,10 @@ impl<'a> Ctx<'a> {
         let outer = std::mem::replace(&mut self.nested, true);
         let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);
         self.nested = outer;
+        // Redis converts a hash or set the moment a command outgrows the compact encoding,
+        // so a later command of the same transaction or script that shrinks it back does
+        // not undo that: checked after each command, not only when the batch commits.
+        self.note_outgrown();
         reply
     }
 
@@ -934,6 +993,17 @@ impl<'a> Ctx<'a> {
         }
         sizes
     }
+}
+
+/// The key an effect changes, for WATCH; `None` for effects on whole databases or on no
+/// key (FLUSHDB and SWAPDB touch watched keys themselves, FUNCTION has no key).
+fn watched_key_of(argv: &[Bytes]) -> Option<&Bytes> {
+    let name = argv.first()?;
+    let keyless = [&b"swapdb"[..], b"flushdb", b"flushall", b"function", b"script"];
+    if keyless.iter().any(|k| name.eq_ignore_ascii_case(k)) {
+        return None;
+    }
+    argv.get(1)
 }
 
 #[cold]

@@ -122,7 +122,9 @@ fn longest_pair(h: &HashMap<Bytes, Bytes>) -> usize {
     h.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0)
 }
 
-fn is_intset(s: &HashSet<Bytes>) -> bool {
+/// Whether Redis 7.0 would hold these members as an intset: every one a canonical integer
+/// (`string2ll`) and at most `set-max-intset-entries` (512) of them.
+pub(crate) fn is_intset(s: &HashSet<Bytes>) -> bool {
     s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| crate::num::parse_i64(m).is_some())
 }
 

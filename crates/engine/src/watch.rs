@@ -1,9 +1,15 @@
 //! WATCH: which clients watch which keys, and marking them dirty when those keys change.
 //!
 //! Every change reaches the log as effects that name their key, so the engine signals
-//! watched keys from the effects of each committed batch (and from the flush/swap commands,
-//! which touch whole databases) — no command has to remember to do it. With no key watched
-//! anywhere the cost on the write path is one atomic load.
+//! watched keys as each effect is recorded (and from the flush/swap commands, which touch
+//! whole databases) — no command has to remember to do it. With no key watched anywhere the
+//! cost on the write path is one atomic load.
+//!
+//! Expired keys follow Redis 7.0's `multi.c`: WATCH notes whether the key was already
+//! logically expired (`wk->expired`). Deleting such a key later (lazy or active expiry, a
+//! flush) changes nothing a client could observe, so it does not fail the transaction; it
+//! only clears the note, so that writing the key afterwards does. A key that expires after
+//! WATCH fails EXEC even if nothing deleted it yet (`isWatchedKeyExpired`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,28 +25,61 @@ use crate::value::HashMap;
 pub struct WatchedKey {
     pub db: usize,
     pub key: Bytes,
-    /// The key was already logically expired when watched (it then cannot "expire" later).
-    pub expired_at_watch: bool,
 }
 
-type Watchers = Vec<(u64, Arc<AtomicBool>)>;
+/// One client watching one key.
+#[derive(Debug)]
+struct Watcher {
+    client: u64,
+    dirty: Arc<AtomicBool>,
+    /// The key was logically expired when watched, and has not been deleted since.
+    expired: bool,
+}
 
-/// All watched keys of all clients.
+impl Watcher {
+    /// Redis drops every watch of a client it marks dirty (`unwatchAllKeys`); a dirty
+    /// client's remaining entries here are skipped to the same effect.
+    fn gone(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
+    fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+}
+
+/// What a SWAPDB puts in place of a watched key, for [`WatchRegistry::touch_emptied`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    /// FLUSHDB/FLUSHALL: nothing replaces the database.
+    None,
+    /// The other database has no such key.
+    Absent,
+    Live,
+    /// The other database holds the key, logically expired.
+    Expired,
+}
+
+/// All watched keys of all clients, each key's watchers in the order they watched it (the
+/// order matters for Redis's early exit in `touchWatchedKey`).
 #[derive(Debug, Default)]
 pub struct WatchRegistry {
     count: AtomicUsize,
-    keys: Mutex<HashMap<(usize, Bytes), Watchers>>,
+    keys: Mutex<HashMap<(usize, Bytes), Vec<Watcher>>>,
 }
 
 impl WatchRegistry {
-    pub fn watch(&self, client: &mut Client, key: WatchedKey) {
-        if client.watching.iter().any(|w| w.db == key.db && w.key == key.key) {
+    /// Watch `key` in `db`; `expired` says whether it is logically expired right now.
+    pub fn watch(&self, client: &mut Client, db: usize, key: &[u8], expired: bool) {
+        if client.watching.iter().any(|w| w.db == db && w.key[..] == *key) {
             return;
         }
+        let key = Bytes::copy_from_slice(key);
         let mut keys = self.keys.lock();
-        keys.entry((key.db, key.key.clone())).or_default().push((client.id, client.watch_dirty.clone()));
+        let watcher = Watcher { client: client.id, dirty: client.watch_dirty.clone(), expired };
+        keys.entry((db, key.clone())).or_default().push(watcher);
         self.count.store(keys.len(), Ordering::Release);
-        client.watching.push(key);
+        client.watching.push(WatchedKey { db, key });
     }
 
     /// Forget every key the client watches and clear its dirty flag.
@@ -50,7 +89,7 @@ impl WatchRegistry {
             for watched in client.watching.drain(..) {
                 let slot = (watched.db, watched.key);
                 if let Some(list) = keys.get_mut(&slot) {
-                    list.retain(|(id, _)| *id != client.id);
+                    list.retain(|w| w.client != client.id);
                     if list.is_empty() {
                         keys.remove(&slot);
                     }
@@ -65,32 +104,75 @@ impl WatchRegistry {
         self.count.load(Ordering::Acquire) == 0
     }
 
-    /// A key changed: its watchers' transactions must fail.
-    pub fn touch(&self, db: usize, key: &[u8]) {
+    /// Whether touching `key` needs to know if it still exists: only watchers that saw it
+    /// expired care (see [`WatchRegistry::touch`]).
+    pub fn needs_presence(&self, db: usize, key: &[u8]) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let keys = self.keys.lock();
+        keys.get(&(db, Bytes::copy_from_slice(key))).is_some_and(|list| list.iter().any(|w| w.expired && !w.gone()))
+    }
+
+    /// A key changed (`touchWatchedKey`); `present` says whether it exists now. Watchers
+    /// that saw it expired are not failed by its deletion, only relieved of the note. Redis
+    /// 7.0 stops at the first such watcher when the key still exists (its loop `break`s),
+    /// leaving the watchers after it untouched; that is reproduced as is.
+    pub fn touch(&self, db: usize, key: &[u8], present: bool) {
         if self.is_empty() {
             return;
         }
-        let keys = self.keys.lock();
-        if let Some(list) = keys.get(&(db, Bytes::copy_from_slice(key))) {
-            for (_, dirty) in list {
-                dirty.store(true, Ordering::Release);
+        let mut keys = self.keys.lock();
+        let Some(list) = keys.get_mut(&(db, Bytes::copy_from_slice(key))) else { return };
+        for watcher in list.iter_mut().filter(|w| !w.gone()) {
+            if watcher.expired {
+                if present {
+                    break;
+                }
+                watcher.expired = false;
+                continue;
             }
+            watcher.mark_dirty();
         }
     }
 
-    /// Watched keys of `db` for which `changed` says yes are touched (FLUSHDB, SWAPDB).
-    pub fn touch_db_where(&self, db: usize, mut changed: impl FnMut(&[u8]) -> bool) {
-        if self.is_empty() {
+    /// A database is emptied (FLUSHDB, FLUSHALL) or swapped with another (SWAPDB), as
+    /// Redis's `touchAllWatchedKeysInDb`: `in_emptied` says whether `key` physically exists
+    /// in the database going away, `replacement` what takes its place.
+    pub fn touch_emptied(&self, db: usize, key: &[u8], in_emptied: bool, replacement: Replacement) {
+        let replaced = matches!(replacement, Replacement::Live | Replacement::Expired);
+        if self.is_empty() || !(in_emptied || replaced) {
             return;
         }
-        let keys = self.keys.lock();
-        for ((key_db, key), list) in keys.iter() {
-            if *key_db == db && changed(key) {
-                for (_, dirty) in list {
-                    dirty.store(true, Ordering::Release);
+        let mut keys = self.keys.lock();
+        let Some(list) = keys.get_mut(&(db, Bytes::copy_from_slice(key))) else { return };
+        for watcher in list.iter_mut().filter(|w| !w.gone()) {
+            if watcher.expired {
+                if !replaced {
+                    // The expired key is deleted: no logical change.
+                    watcher.expired = false;
+                    continue;
                 }
+                if replacement == Replacement::Expired {
+                    // Expired before, expired after.
+                    continue;
+                }
+            } else if !in_emptied && replacement == Replacement::Expired {
+                // A missing key replaced by an expired one: still logically missing.
+                watcher.expired = true;
+                continue;
             }
+            watcher.mark_dirty();
         }
+    }
+
+    /// Whether the client's watch of `key` began with the key already expired (and the key
+    /// has not been deleted since): EXEC then does not count its expiry as a change.
+    pub fn expired_at_watch(&self, client: u64, db: usize, key: &[u8]) -> bool {
+        let keys = self.keys.lock();
+        keys.get(&(db, Bytes::copy_from_slice(key)))
+            .and_then(|list| list.iter().find(|w| w.client == client))
+            .is_some_and(|w| w.expired)
     }
 
     /// Every watched key of `db`.

@@ -400,24 +400,40 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult
     };
     let highest = fields.iter().filter(|f| !matches!(f.op, FieldOp::Get)).map(|f| f.offset + f.bits as usize - 1).max();
     let mut data = BytesMut::from(&current.clone().unwrap_or_default()[..]);
+    // Created or grown: Redis's `dirty` from lookupStringForBitCommand.
+    let mut dirty = highest.is_some() && current.is_none();
     if let Some(bit) = highest {
         // Like Redis, the string grows to cover every write before any runs (even a FAIL).
         if data.len() < bit / 8 + 1 {
             data.resize(bit / 8 + 1, 0);
+            dirty = true;
         }
     }
     let mut replies = Vec::with_capacity(fields.len());
+    // Redis counts a write that ran as a change only if the key was created or grown or the
+    // bits differ; with no change the key is not signalled (WATCH, keyspace events).
+    let mut changes = 0;
     for f in &fields {
         let (reply, store) = write_field(&data, f);
         if let Some(value) = store {
+            let before = get_bits(&data, f.offset, f.bits);
             set_bits(&mut data, f.offset, f.bits, value);
+            if dirty || get_bits(&data, f.offset, f.bits) != before {
+                changes += 1;
+            }
         }
         replies.push(reply);
     }
     if highest.is_some() {
         ctx.store(key, Value::Str(data.freeze()), expire_at);
         ctx.set_encoding(key, Encoding::Raw);
-        ctx.propagate_args(args);
+        if changes > 0 {
+            ctx.propagate_args(args);
+        } else if dirty {
+            // Every write FAILed, yet the key was created or grown: logged so recovery has
+            // it, but not a change to Redis.
+            ctx.log_only(args.to_vec());
+        }
     }
     Ok(Reply::Array(replies))
 }
@@ -455,5 +471,38 @@ mod tests {
             e.run_text(&mut c, &["BITFIELD", "k", "GET", "I8", "0"]),
             e.run_text(&mut c, &["BITFIELD", "k", "GET", "x8", "0"])
         );
+    }
+
+    /// BITFIELD that leaves the string as it was is no change to Redis 7.0: a watching
+    /// transaction still runs. Creating or growing the string, or different bits, is one.
+    #[test]
+    fn bitfield_without_change_does_not_touch_watched_key() {
+        let e = Engine::new(crate::EngineOptions::default());
+        let (mut a, mut b) = (Client::new(1, true), Client::new(2, true));
+        let zeros = "\0\0\0\0\0\0\0";
+        let cases: &[(Option<&str>, &[&str], bool)] = &[
+            (Some(zeros), &["OVERFLOW", "wrap", "SET", "i4", "52", "16"], false),
+            (Some(zeros), &["INCRBY", "i4", "52", "0"], false),
+            (Some(zeros), &["SET", "i4", "52", "0", "SET", "i4", "0", "1"], true),
+            (Some("abc"), &["SET", "i4", "52", "0"], true),
+            (None, &["SET", "i4", "0", "0"], true),
+            // All writes FAIL: the key is created or grown, still no change.
+            (None, &["OVERFLOW", "FAIL", "SET", "i4", "0", "100"], false),
+            (Some("a"), &["OVERFLOW", "FAIL", "SET", "i4", "52", "100"], false),
+        ];
+        for (initial, ops, changes) in cases {
+            e.run_text(&mut b, &["FLUSHALL"]);
+            if let Some(initial) = initial {
+                e.run_text(&mut b, &["SET", "k", initial]);
+            }
+            e.run_text(&mut a, &["WATCH", "k"]);
+            let mut bitfield = vec!["BITFIELD", "k"];
+            bitfield.extend_from_slice(ops);
+            assert!(matches!(e.run_text(&mut b, &bitfield), Reply::Array(_)), "{ops:?}");
+            e.run_text(&mut a, &["MULTI"]);
+            let exec = e.run_text(&mut a, &["EXEC"]);
+            assert_eq!(exec == Reply::NilArray, *changes, "{initial:?} {ops:?}");
+            assert_eq!(e.run_text(&mut b, &["EXISTS", "k"]), Reply::Int(1));
+        }
     }
 }

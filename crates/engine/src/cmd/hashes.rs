@@ -111,6 +111,7 @@ fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
+    ctx.keep_outgrown(key);
     let Some(hash) = read(ctx, key)? else { return Ok(Reply::Int(0)) };
     let removed = args.iter().skip(2).filter(|f| hash.remove(&f[..]).is_some()).count();
     let now_empty = hash.is_empty();

@@ -12,6 +12,7 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
 use crate::keyspace::Db;
+use crate::watch::Replacement;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("dbsize", 1, READONLY | FAST | ALL_SHARDS, "keyspace", dbsize),
@@ -75,11 +76,13 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
-/// FLUSHDB/FLUSHALL fail the transactions watching keys that existed in the database.
+/// FLUSHDB/FLUSHALL fail the transactions watching keys that existed in the database (a
+/// key that was already expired when watched does not count: see `watch.rs`).
 fn touch_existing_watched(ctx: &mut Ctx, db: usize) {
-    let keys = ctx.engine.watches.watched_in(db);
-    let existing: Vec<Bytes> = keys.into_iter().filter(|k| ctx.peek_raw(db, k).is_some()).collect();
-    ctx.engine.watches.touch_db_where(db, |k| existing.iter().any(|e| e == k));
+    for key in ctx.engine.watches.watched_in(db) {
+        let exists = ctx.peek_raw(db, &key).is_some();
+        ctx.engine.watches.touch_emptied(db, &key, exists, Replacement::None);
+    }
 }
 
 fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -93,14 +96,19 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (a, b) = (parse(1, "first")?, parse(2, "second")?);
     let (a, b) = (in_range(a).ok_or_else(|| err(errors::DB_INDEX))?, in_range(b).ok_or_else(|| err(errors::DB_INDEX))?);
     if a != b {
-        // A watched key is touched if it exists on either side of the swap, as in Redis.
+        // A watched key is touched if it exists on either side of the swap, as in Redis
+        // (`touchAllWatchedKeysInDb`, which also tells expired keys apart).
+        let now = ctx.now;
         for (db, other) in [(a, b), (b, a)] {
-            let keys = ctx.engine.watches.watched_in(db);
-            let changed: Vec<Bytes> = keys
-                .into_iter()
-                .filter(|k| ctx.peek_raw(db, k).is_some() || ctx.peek_raw(other, k).is_some())
-                .collect();
-            ctx.engine.watches.touch_db_where(db, |k| changed.iter().any(|c| c == k));
+            for key in ctx.engine.watches.watched_in(db) {
+                let exists = ctx.peek_raw(db, &key).is_some();
+                let replacement = match ctx.peek_raw(other, &key) {
+                    None => Replacement::Absent,
+                    Some(e) if e.is_expired(now) => Replacement::Expired,
+                    Some(_) => Replacement::Live,
+                };
+                ctx.engine.watches.touch_emptied(db, &key, exists, replacement);
+            }
         }
         for shard in ctx.all_shards() {
             shard.dbs.swap(a, b);

@@ -14,7 +14,7 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::keyspace::NO_EXPIRY;
-use crate::value::{HashSet, Value};
+use crate::value::{Encoding, HashSet, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sadd", -3, WRITE | DENYOOM | FAST, "set", sadd).keys(1, 1, 1),
@@ -55,6 +55,7 @@ fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
+    ctx.keep_outgrown(key);
     let Some(set) = read(ctx, key)? else { return Ok(Reply::Int(0)) };
     let removed = args.iter().skip(2).filter(|m| set.remove(&m[..])).count();
     if removed > 0 {
@@ -100,6 +101,7 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         [c] => Some(positive_count(c)?),
         _ => return Err(errors::syntax()),
     };
+    ctx.keep_outgrown(key);
     let Some(set) = read(ctx, key)? else {
         return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Nil });
     };
@@ -107,8 +109,9 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut rng = rand::thread_rng();
     let chosen: Vec<Bytes> = set.iter().cloned().choose_multiple(&mut rng, count.unwrap_or(1));
     // Popping most of a set makes Redis rebuild it from what remains, so its encoding then
-    // follows the content again (spopWithCountCommand's third case).
-    let rebuilt = count.is_some_and(|n| n < size && n.saturating_mul(5) > size);
+    // follows the content again: spopWithCountCommand's third case, taken when fewer than
+    // `count` elements remain and `remaining * 5 <= count` (SPOP_MOVE_STRATEGY_MUL).
+    let rebuilt = count.is_some_and(|n| n < size && (size - n).saturating_mul(5) <= n);
     for member in &chosen {
         set.remove(member);
     }
@@ -119,7 +122,7 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     ctx.drop_if_empty(key);
     if rebuilt {
-        ctx.set_encoding(key, crate::value::Encoding::Auto);
+        ctx.set_encoding(key, Encoding::Auto);
     }
     Ok(match count {
         None => chosen.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
@@ -162,6 +165,7 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if src == dst {
         return Ok(Reply::Int(1));
     }
+    ctx.keep_outgrown(src);
     if let Some(source) = read(ctx, src)? {
         source.remove(&member[..]);
     }
@@ -227,9 +231,25 @@ fn sdiff(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     set_op(ctx, args, Op::Diff)
 }
 
+/// Whether Redis 7.0's SDIFFSTORE builds its result as a hashtable whatever it holds: its
+/// second algorithm (chosen when the first set is large against the others) adds the whole
+/// first set to an intset, which converts if the first set could not be one, and then
+/// removes the other sets' members, which never converts back.
+fn diff_builds_hashtable(keys: &[Bytes], sets: &[Option<Set>]) -> bool {
+    let (Some(first_key), Some(Some(first))) = (keys.first(), sets.first()) else { return false };
+    // A repeated first key makes the result empty without either algorithm.
+    let same_set = keys.iter().zip(sets).skip(1).any(|(k, s)| s.is_some() && k == first_key);
+    let sizes: Vec<usize> = sets.iter().flatten().map(|s| s.len()).collect();
+    let algo_one_work = first.len().saturating_mul(sizes.len()) / 2;
+    let algo_two_work: usize = sizes.iter().sum();
+    !same_set && algo_one_work > algo_two_work && !crate::value::is_intset(first)
+}
+
 fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let dst = arg(args, 1)?;
-    let sets = load_sets(ctx, args.get(2..).unwrap_or_default())?;
+    let keys = args.get(2..).unwrap_or_default();
+    let sets = load_sets(ctx, keys)?;
+    let hashtable = op == Op::Diff && diff_builds_hashtable(keys, &sets);
     let result = combine(sets, op);
     let len = result.len();
     let existed = ctx.lookup(dst).is_some();
@@ -242,6 +262,9 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
         effect.extend(result.iter().cloned());
         ctx.propagate(effect);
         ctx.store(dst, Value::Set(result), NO_EXPIRY);
+        if hashtable {
+            ctx.set_encoding(dst, Encoding::Big);
+        }
     }
     Ok(Reply::Int(len as i64))
 }
@@ -291,4 +314,131 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]));
     };
     Ok(scan_members(set.iter().map(|m| (m, Vec::new())), cursor, &options))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::client::Client;
+    use crate::Engine;
+
+    fn encoding(e: &Engine, c: &mut Client, key: &str) -> Reply {
+        e.run_text(c, &["OBJECT", "ENCODING", key])
+    }
+
+    /// Redis 7.0's set encodings (checked against redis-server 7.0.15): a set is created as an
+    /// intset when its content allows, converts to a hashtable when a member or the size
+    /// rules it out, and never converts back while the key lives.
+    #[test]
+    fn set_encodings_follow_redis_conversions() {
+        let (e, mut c) = (Engine::new(crate::EngineOptions::default()), Client::new(1, true));
+        let intset = Reply::bulk_str("intset");
+        let hashtable = Reply::bulk_str("hashtable");
+        e.run_text(&mut c, &["SADD", "s", "1", "2", "3"]);
+        assert_eq!(encoding(&e, &mut c, "s"), intset);
+        // "01" and "+1" are not canonical integers.
+        e.run_text(&mut c, &["SADD", "t", "1", "01"]);
+        assert_eq!(encoding(&e, &mut c, "t"), hashtable);
+        e.run_text(&mut c, &["SADD", "s", "a"]);
+        e.run_text(&mut c, &["SREM", "s", "a"]);
+        assert_eq!(encoding(&e, &mut c, "s"), hashtable, "no conversion back");
+        // Within one transaction the conversion happens at the SADD, not at the end.
+        e.run_text(&mut c, &["SADD", "m", "1"]);
+        for line in [&["MULTI"][..], &["SADD", "m", "x"], &["SREM", "m", "x"], &["EXEC"]] {
+            e.run_text(&mut c, line);
+        }
+        assert_eq!(encoding(&e, &mut c, "m"), hashtable);
+        // COPY and RENAME keep the encoding; a new key starts over.
+        e.run_text(&mut c, &["COPY", "s", "s2"]);
+        assert_eq!(encoding(&e, &mut c, "s2"), hashtable);
+        e.run_text(&mut c, &["DEL", "s"]);
+        e.run_text(&mut c, &["SADD", "s", "1"]);
+        assert_eq!(encoding(&e, &mut c, "s"), intset);
+        // More than 512 integers is a hashtable, and stays one below the limit.
+        let many: Vec<String> = (0..513).map(|i| i.to_string()).collect();
+        let mut sadd = vec!["SADD", "big"];
+        sadd.extend(many.iter().map(String::as_str));
+        e.run_text(&mut c, &sadd);
+        assert_eq!(encoding(&e, &mut c, "big"), hashtable);
+        e.run_text(&mut c, &["SREM", "big", "0"]);
+        assert_eq!(encoding(&e, &mut c, "big"), hashtable);
+        // STORE forms build a new set from the result: SINTERSTORE of two hashtables with
+        // integer members only is an intset.
+        e.run_text(&mut c, &["SADD", "h1", "1", "2", "x"]);
+        e.run_text(&mut c, &["SADD", "h2", "1", "2", "y"]);
+        e.run_text(&mut c, &["SINTERSTORE", "i", "h1", "h2"]);
+        assert_eq!(encoding(&e, &mut c, "i"), intset);
+        // SMOVE to a missing key creates it from the moved member.
+        e.run_text(&mut c, &["SMOVE", "h1", "mv", "1"]);
+        assert_eq!(encoding(&e, &mut c, "mv"), intset);
+    }
+
+    /// A set stored whole (STORE forms, RESTORE, a SPOP rebuild) is encoded by its content
+    /// when built, and a hashtable from then on even once its non-integers are removed.
+    #[test]
+    fn sets_stored_whole_stay_hashtables() {
+        let (e, mut c) = (Engine::new(crate::EngineOptions::default()), Client::new(1, true));
+        e.run_text(&mut c, &["SADD", "a", "1", "x"]);
+        e.run_text(&mut c, &["SUNIONSTORE", "u", "a"]);
+        e.run_text(&mut c, &["SREM", "u", "x"]);
+        assert_eq!(encoding(&e, &mut c, "u"), Reply::bulk_str("hashtable"));
+        e.run_text(&mut c, &["SUNIONSTORE", "v", "a"]);
+        e.run_text(&mut c, &["SMOVE", "v", "w", "x"]);
+        assert_eq!(encoding(&e, &mut c, "v"), Reply::bulk_str("hashtable"));
+        let dump = e.run_text(&mut c, &["DUMP", "a"]);
+        let Reply::Bulk(payload) = &dump else { unreachable!("DUMP answered {dump:?}") };
+        let args = [&b"RESTORE"[..], b"r", b"0", &payload[..]].map(Bytes::copy_from_slice);
+        e.execute(&mut c, &args, 1, &crate::host::NoHost, &crate::exec::NoJournal);
+        e.run_text(&mut c, &["SPOP", "r", "0"]);
+        e.run_text(&mut c, &["SREM", "r", "x"]);
+        assert_eq!(encoding(&e, &mut c, "r"), Reply::bulk_str("hashtable"));
+    }
+
+    #[test]
+    fn sdiffstore_second_algorithm_leaves_a_hashtable() {
+        let (e, mut c) = (Engine::new(crate::EngineOptions::default()), Client::new(1, true));
+        let intset = Reply::bulk_str("intset");
+        let hashtable = Reply::bulk_str("hashtable");
+        // First set of 6 against one of 1: algorithm one's work 6*2/2 = 6 > 7? No: 6 <= 7,
+        // algorithm one, which adds only the surviving members.
+        e.run_text(&mut c, &["SADD", "a", "1", "2", "3", "4", "5", "x"]);
+        e.run_text(&mut c, &["SADD", "b", "x"]);
+        assert_eq!(e.run_text(&mut c, &["SDIFFSTORE", "d", "a", "b"]), Reply::Int(5));
+        assert_eq!(encoding(&e, &mut c, "d"), intset);
+        // Against a missing set and one of 1: 6*2/2 = 6 > 1 + ... sizes 6 and 1 only (the
+        // missing key does not count): still 6 <= 7. With three copies of b: 6*4/2 = 12 > 9,
+        // algorithm two: all of a added (converting at "x"), then b's members removed.
+        assert_eq!(e.run_text(&mut c, &["SDIFFSTORE", "d", "a", "b", "b", "b"]), Reply::Int(5));
+        assert_eq!(encoding(&e, &mut c, "d"), hashtable);
+        // The same with an intset first set stays an intset.
+        e.run_text(&mut c, &["SADD", "n", "1", "2", "3", "4", "5", "6"]);
+        e.run_text(&mut c, &["SADD", "o", "6"]);
+        assert_eq!(e.run_text(&mut c, &["SDIFFSTORE", "d", "n", "o", "o", "o"]), Reply::Int(5));
+        assert_eq!(encoding(&e, &mut c, "d"), intset);
+    }
+
+    #[test]
+    fn spop_rebuilds_the_set_only_when_popping_most_of_it() {
+        let (e, mut c) = (Engine::new(crate::EngineOptions::default()), Client::new(1, true));
+        let intset = Reply::bulk_str("intset");
+        let hashtable = Reply::bulk_str("hashtable");
+        let fill = |c: &mut Client| {
+            e.run_text(c, &["DEL", "s"]);
+            e.run_text(c, &["SADD", "s", "x", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+            e.run_text(c, &["SREM", "s", "x"]);
+        };
+        // 9 members: popping 7 leaves 2, 2*5 = 10 > 7: popped in place, still a hashtable.
+        fill(&mut c);
+        e.run_text(&mut c, &["SPOP", "s", "7"]);
+        assert_eq!(encoding(&e, &mut c, "s"), hashtable);
+        // Popping 8 leaves 1, 1*5 <= 8: rebuilt from the remaining integer, an intset.
+        fill(&mut c);
+        e.run_text(&mut c, &["SPOP", "s", "8"]);
+        assert_eq!(encoding(&e, &mut c, "s"), intset);
+        // SPOP without a count never rebuilds.
+        fill(&mut c);
+        e.run_text(&mut c, &["SPOP", "s"]);
+        assert_eq!(encoding(&e, &mut c, "s"), hashtable);
+    }
 }
