@@ -245,12 +245,25 @@ impl Persistence {
     /// Wait until the batch `seq` is durable under the current policy: fsynced under
     /// `always`; written to the OS under `everysec` and `no` (a `write(2)` on the log writer
     /// thread, no fsync), so that a crash of the process never loses an acknowledged write.
+    ///
+    /// The waiting executor first tries to do the write (and fsync) itself: no thread hop
+    /// when no one else is writing. That blocks this runtime thread for the I/O, as Redis's
+    /// main thread blocks on `appendfsync always`; other threads keep executing.
     pub async fn wait_durable(&self, seq: u64) {
         if seq == 0 {
             return;
         }
         let mut durable = self.durable.subscribe();
-        let _ = durable.wait_for(|&d| d >= seq).await;
+        let Some(log) = self.log.get() else {
+            let _ = durable.wait_for(|&d| d >= seq).await;
+            return;
+        };
+        // Subscribed first: a publication after a failed try is not missed.
+        while !log.write_through(seq) && *durable.borrow_and_update() < seq {
+            if durable.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Bytes held in the log's buffers (left out of `maxmemory`).
