@@ -133,8 +133,10 @@ where
         client,
         record,
         shared: shared.clone(),
-        input: BytesMut::with_capacity(16 * 1024),
-        output: BytesMut::with_capacity(16 * 1024),
+        // Small to start: buffers grow with the traffic (and keep their size), so 10,000
+        // idle connections hold 1 KiB each instead of 32 KiB.
+        input: BytesMut::with_capacity(1024),
+        output: BytesMut::new(),
         partial: Partial::default(),
         last_command: Instant::now(),
     };
@@ -194,6 +196,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         loop {
             // `timeout`: an idle client is closed, unless it waits for pub/sub messages.
             let idle_at = self.idle_timeout().map(|idle| self.last_command + idle);
+            // Read in pieces of at least 1 KiB; once traffic fills that, 16 KiB at a time.
+            if self.input.capacity() - self.input.len() < 1024 {
+                self.input.reserve(16 * 1024);
+            }
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => Some(read?),
                 () = self.mailbox.ready.notified() => None,

@@ -395,6 +395,7 @@ impl Log {
             file,
             synced_off: seg_len,
             buf: Unsynced::default(),
+            queue_capacity: 0,
             buf_last_seq: last,
             needs_truncate: false,
             next_seq: rec.next_seq,
@@ -668,6 +669,8 @@ struct Writer {
     buf: Unsynced,
     /// Seq of the last frame in `buf` (or the last synced seq when `buf` is empty).
     buf_last_seq: u64,
+    /// Capacity of the queue's buffer when frames were last taken.
+    queue_capacity: usize,
     /// The file may hold garbage after `synced_off + buf.written_len()` (failed write/fsync).
     needs_truncate: bool,
     /// Seq following the last frame in the current segment's data (synced or buffered).
@@ -757,6 +760,9 @@ impl Writer {
         let everysec_due = policy == FsyncPolicy::EverySec && self.last_sync.elapsed() >= self.sync_interval;
         let want_sync = want_sync || policy == FsyncPolicy::Always || everysec_due;
         let res = self.round(want_sync);
+        // The round may have allocated a chunk or freed some: `maxmemory` leaves out exactly
+        // what the log holds, or a write refused with OOM could be followed by one accepted.
+        self.publish_buffered_bytes();
         let ok = res.is_ok();
         match res {
             Ok(()) => self.set_healthy(),
@@ -768,6 +774,12 @@ impl Writer {
 
     fn has_pending_io(&self) -> bool {
         self.manifest_dirty || !self.buf.fully_written() || self.needs_truncate
+    }
+
+    /// The log's buffers, for `buffered_bytes` (the queue's as of the last take).
+    fn publish_buffered_bytes(&self) {
+        let bytes = self.buf.capacity() + self.queue_capacity;
+        self.shared.buffered_bytes.store(bytes as u64, Ordering::Relaxed);
     }
 
     /// What the thread waits for before its next cycle.
@@ -804,8 +816,8 @@ impl Writer {
             self.buf.take_from(&mut q.buf);
             self.buf_last_seq = q.next_seq.saturating_sub(1);
         }
-        let buffered = self.buf.capacity() + q.buf.capacity();
-        self.shared.buffered_bytes.store(buffered as u64, Ordering::Relaxed);
+        self.queue_capacity = q.buf.capacity();
+        self.publish_buffered_bytes();
         if commands {
             (std::mem::take(&mut q.cmds), q.shutdown)
         } else {
