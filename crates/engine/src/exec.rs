@@ -239,7 +239,7 @@ impl Engine {
         if subscribed && !spec.has(flags::SUBSCRIBED_OK) {
             return Some(Reply::Error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
+                spec.full_name(args)
             )));
         }
         if client.multi.is_some() && spec.has(flags::NO_MULTI) {
@@ -285,6 +285,7 @@ impl Engine {
             nested: false,
             blocked: None,
             top: spec.name,
+            explicit_events: false,
         };
         let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
         let wait_seq = ctx.commit();
@@ -531,6 +532,8 @@ pub struct Ctx<'a> {
     blocked: Option<Blocked>,
     /// The top-level command (`exec`, `eval`...) commands run through [`Ctx::call`] are in.
     top: &'static str,
+    /// The running command names its keyspace events itself ([`Ctx::explicit_events`]).
+    explicit_events: bool,
 }
 
 impl std::fmt::Debug for dyn Journal + '_ {
@@ -708,20 +711,49 @@ impl<'a> Ctx<'a> {
             return found;
         }
         let hit = self.lookup(key).is_some();
+        if !self.count_read(hit, key) {
+            return None;
+        }
+        self.lookup(key)
+    }
+
+    /// Count a read's hit or miss, announcing a miss (`keymiss`); returns `hit`.
+    fn count_read(&mut self, hit: bool, key: &[u8]) -> bool {
+        let stats = &self.engine.stats;
         let counter = if hit { &stats.keyspace_hits } else { &stats.keyspace_misses };
         counter.fetch_add(1, Ordering::Relaxed);
         if !hit {
             let db = self.client.db;
             self.notify_in(db, crate::notify::KEY_MISS, "keymiss", key);
+        }
+        hit
+    }
+
+    /// [`Ctx::peek`] for the reads Redis makes with `LOOKUP_NOTOUCH` (EXISTS, TYPE, TTL...):
+    /// the access time is left alone, but a hit or miss is counted and a miss announced
+    /// (`keymiss`) as for any read.
+    pub fn peek_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let hit = self.peek(key).is_some();
+        if !self.count_read(hit, key) {
             return None;
         }
-        self.lookup(key)
+        self.peek(key)
     }
 
     /// The collection of type `C` at `key` for reading (a hit or miss is counted): `None` if
     /// missing, WRONGTYPE if the key holds another type.
     pub fn read_collection<C: Collection>(&mut self, key: &[u8]) -> Result<Option<&mut C>, Reply> {
         match self.lookup_read(key) {
+            None => Ok(None),
+            Some(entry) => C::view(&mut entry.value).map(Some).ok_or_else(errors::wrong_type),
+        }
+    }
+
+    /// The collection of type `C` at `key` for a command that changes it but never creates
+    /// it (pops, removals): looked up as Redis's `lookupKeyWrite` does, so a missing key is no
+    /// counted, announced miss. `None` if missing, WRONGTYPE if the key holds another type.
+    pub fn existing_collection<C: Collection>(&mut self, key: &[u8]) -> Result<Option<&mut C>, Reply> {
+        match self.lookup(key) {
             None => Ok(None),
             Some(entry) => C::view(&mut entry.value).map(Some).ok_or_else(errors::wrong_type),
         }
@@ -771,10 +803,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Delete `key` if it holds an empty collection (Redis never keeps one).
+    /// Delete `key` if it holds an empty collection (Redis never keeps one), announcing the
+    /// `del` Redis announces after the command's own event.
     pub fn drop_if_empty(&mut self, key: &[u8]) {
         if self.peek(key).is_some_and(|e| e.value.is_empty_collection()) {
             self.remove(key);
+            self.notify(crate::notify::GENERIC, "del", key);
         }
     }
 
@@ -814,7 +848,9 @@ impl<'a> Ctx<'a> {
             engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
         }
-        self.notify_in(db, crate::notify::NEW, "new", key);
+        if !self.explicit_events {
+            self.notify_in(db, crate::notify::NEW, "new", key);
+        }
     }
 
     /// Remove a key from the current db (no expiry check: callers looked it up first or
@@ -848,7 +884,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn propagate_in(&mut self, db: usize, argv: Vec<Bytes>) {
-        let notifying = self.engine.notifier.enabled();
+        let notifying = self.engine.notifier.enabled() && !self.explicit_events;
         if let (true, Some(name), Some(key)) = (notifying, argv.first(), argv.get(1)) {
             if let Some((class, event)) = crate::notify::event_for_effect(name) {
                 self.notify_in(db, class, event, key);
@@ -894,6 +930,20 @@ impl<'a> Ctx<'a> {
             Locks::Some(guards) => guards.binary_search_by_key(&index, |(i, _)| *i).is_ok(),
         };
         !locked || self.peek_raw(db, key).is_some()
+    }
+
+    /// From here on the running command names its keyspace events itself ([`Ctx::notify`]):
+    /// neither the events its effects stand for nor the `new` of the keys it stores are
+    /// derived. For commands whose effects differ from what Redis announces (RENAME is
+    /// logged as DEL and a re-creation; Redis says `rename_from`, `rename_to`).
+    pub fn explicit_events(&mut self) {
+        self.explicit_events = true;
+    }
+
+    /// Queue a keyspace event on the current database.
+    pub fn notify(&mut self, class: u32, name: &'static str, key: &[u8]) {
+        let db = self.client.db;
+        self.notify_in(db, class, name, key);
     }
 
     /// Queue a keyspace event (published when the command commits).
@@ -966,8 +1016,10 @@ impl<'a> Ctx<'a> {
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
         let outer = std::mem::replace(&mut self.nested, true);
+        let outer_events = std::mem::replace(&mut self.explicit_events, false);
         let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);
         self.nested = outer;
+        self.explicit_events = outer_events;
         // Redis converts a hash or set the moment a command outgrows the compact encoding,
         // so a later command of the same transaction or script that shrinks it back does
         // not undo that: checked after each command, not only when the batch commits.

@@ -54,21 +54,32 @@ pub fn parse_flags(text: &str) -> Option<u32> {
     })
 }
 
-/// The config string for the flags, in Redis's canonical order.
+/// The config string for the flags, as Redis 7.0's `keyspaceEventsFlagsToString` writes it:
+/// `A` or the class letters (g $ l s h z x e t d n), then K, E and m. With `A` the letters
+/// it stands for are not repeated, and neither is `n` (Redis 7.0 leaves it out then).
 pub fn format_flags(flags: u32) -> String {
+    const ORDER: &[(char, u32)] = &[
+        ('g', GENERIC),
+        ('$', STRING),
+        ('l', LIST),
+        ('s', SET),
+        ('h', HASH),
+        ('z', ZSET),
+        ('x', EXPIRED),
+        ('e', EVICTED),
+        ('t', STREAM),
+        ('d', MODULE),
+        ('n', NEW),
+    ];
     let mut out = String::new();
-    let classes = flags & !(KEYSPACE | KEYEVENT);
-    if classes & ALL == ALL {
+    if flags & ALL == ALL {
         out.push('A');
+    } else {
+        out.extend(ORDER.iter().filter(|(_, bit)| flags & bit != 0).map(|(letter, _)| *letter));
     }
-    for (letter, bit) in LETTERS.iter().skip(2) {
-        if flags & bit != 0 && !(classes & ALL == ALL && ALL & bit != 0) {
-            out.push(*letter);
-        }
-    }
-    for (letter, bit) in LETTERS.iter().take(2) {
+    for (letter, bit) in [('K', KEYSPACE), ('E', KEYEVENT), ('m', KEY_MISS)] {
         if flags & bit != 0 {
-            out.push(*letter);
+            out.push(letter);
         }
     }
     out
@@ -90,8 +101,10 @@ pub fn event_for_effect(name: &[u8]) -> Option<(u32, &'static str)> {
         b"SET" => (STRING, "set"),
         b"SETRANGE" => (STRING, "setrange"),
         b"APPEND" => (STRING, "append"),
-        b"INCR" | b"INCRBY" => (STRING, "incrby"),
-        b"DECR" | b"DECRBY" => (STRING, "decrby"),
+        // Redis announces all four as `incrby` (one handler, incrDecrCommand).
+        b"INCR" | b"INCRBY" | b"DECR" | b"DECRBY" => (STRING, "incrby"),
+        b"SETBIT" | b"BITFIELD" => (STRING, "setbit"),
+        b"PFADD" => (STRING, "pfadd"),
         b"DEL" | b"UNLINK" => (GENERIC, "del"),
         b"PEXPIREAT" => (GENERIC, "expire"),
         b"PERSIST" => (GENERIC, "persist"),
@@ -167,12 +180,18 @@ impl Notifier {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::indexing_slicing)]
+
     use super::*;
 
     #[test]
     fn flags_round_trip_like_redis() {
         assert_eq!(parse_flags("KEA").map(format_flags).as_deref(), Some("AKE"));
         assert_eq!(parse_flags("Ex").map(format_flags).as_deref(), Some("xE"));
+        // As Redis 7.0: m after K and E; with A, n is not written.
+        assert_eq!(parse_flags("mKE").map(format_flags).as_deref(), Some("KEm"));
+        assert_eq!(parse_flags("AnmKE").map(format_flags).as_deref(), Some("AKEm"));
+        assert_eq!(parse_flags("tmgn").map(format_flags).as_deref(), Some("gtnm"));
         assert_eq!(parse_flags("").map(format_flags).as_deref(), Some(""));
         assert_eq!(parse_flags("Q"), None);
     }
@@ -208,5 +227,97 @@ mod tests {
         assert!(named("expired") < events.iter().rposition(|e| e.contains("__keyevent@0__:new")), "{events:?}");
         assert_eq!(engine.stats.expired_keys.load(std::sync::atomic::Ordering::Relaxed), 1);
         assert_eq!(run(&mut writer, NOW + 200, "PTTL k"), staykv_resp::Reply::Int(-1));
+    }
+
+    /// The events (`__keyevent@<db>__:<name> key`) a sequence of commands announces.
+    fn events_of(lines: &[&str]) -> Vec<String> {
+        events_with("EA", lines)
+    }
+
+    /// [`events_of`] with the given classes.
+    fn events_with(classes: &str, lines: &[&str]) -> Vec<String> {
+        use std::sync::{Arc, Mutex};
+
+        use crate::client::Client;
+        use crate::exec::{Engine, EngineOptions, NoJournal};
+
+        const NOW: u64 = 1_700_000_000_000;
+        let engine = Engine::new(EngineOptions::default());
+        engine.notifier.set_flags(parse_flags(classes).unwrap_or_default());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut subscriber = Client::new(1, true);
+        let sink = Arc::clone(&seen);
+        subscriber.deliver = Some(crate::pubsub::ClientDeliver(Arc::new(move |reply| {
+            if let staykv_resp::Reply::Push(items) = reply {
+                let text: Vec<String> = items
+                    .iter()
+                    .skip(2)
+                    .filter_map(|i| match i {
+                        staykv_resp::Reply::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                        _ => None,
+                    })
+                    .collect();
+                if let Ok(mut seen) = sink.lock() {
+                    seen.push(text.join(" "));
+                }
+            }
+        })));
+        engine.run_line(&mut subscriber, NOW, &NoJournal, "PSUBSCRIBE __keyevent@*");
+        let mut writer = Client::new(2, true);
+        for line in lines {
+            engine.run_line(&mut writer, NOW, &NoJournal, line);
+        }
+        let events = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        events
+    }
+
+    /// Where StayKV logs a change differently from what Redis announces, the event is still
+    /// Redis's (found by the differential test's notify family).
+    #[test]
+    fn events_are_named_as_redis_names_them() {
+        let ev = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            events_of(&["SET a 1", "RENAME a b"]),
+            ev(&["__keyevent@0__:set a", "__keyevent@0__:rename_from a", "__keyevent@0__:rename_to b"])
+        );
+        assert_eq!(events_of(&["SET a 1", "COPY a b"])[1..], ev(&["__keyevent@0__:copy_to b"]));
+        assert_eq!(
+            events_of(&["SET a 1", "MOVE a 1"])[1..],
+            ev(&["__keyevent@0__:move_from a", "__keyevent@1__:move_to a"])
+        );
+        assert_eq!(events_of(&["SADD s x", "SPOP s"])[1..], ev(&["__keyevent@0__:spop s", "__keyevent@0__:del s"]));
+        assert_eq!(events_of(&["INCRBYFLOAT f 1.5"]), ev(&["__keyevent@0__:incrbyfloat f"]));
+        assert_eq!(events_of(&["HINCRBYFLOAT h f 1.5"]), ev(&["__keyevent@0__:hincrbyfloat h"]));
+        assert_eq!(
+            events_of(&["SADD s x", "SADD d x", "SMOVE s d x"])[2..],
+            ev(&["__keyevent@0__:srem s", "__keyevent@0__:del s"])
+        );
+        assert_eq!(events_of(&["RPUSH l x", "LPOP l"])[1..], ev(&["__keyevent@0__:lpop l", "__keyevent@0__:del l"]));
+        assert_eq!(events_of(&["SADD s x", "SADD s x"]), ev(&["__keyevent@0__:sadd s"]));
+        assert_eq!(events_of(&["SET a 1", "DECR a", "DECRBY a 2"])[1..], ev(&["__keyevent@0__:incrby a"; 2]));
+        // Misses: reads announce them (both LCS keys, BITFIELD with only GETs, EXISTS, TYPE);
+        // writes that look a key up for writing (pops, SREM, HDEL, SMOVE) do not.
+        assert_eq!(
+            events_with("Em", &["LCS a b", "BITFIELD c GET u8 0", "EXISTS d", "TYPE e"]),
+            ev(&[
+                "__keyevent@0__:keymiss a",
+                "__keyevent@0__:keymiss b",
+                "__keyevent@0__:keymiss c",
+                "__keyevent@0__:keymiss d",
+                "__keyevent@0__:keymiss e"
+            ])
+        );
+        assert!(events_with("Em", &["LPOP a", "SREM b x", "HDEL c f", "SMOVE d e x", "HSETNX f g v", "BLPOP g 0.01"])
+            .is_empty());
+        assert_eq!(
+            events_of(&["RPUSH l x", "LMOVE l l LEFT RIGHT"])[1..],
+            ev(&["__keyevent@0__:rpush l", "__keyevent@0__:lpop l"])
+        );
+        assert_eq!(events_of(&["SET a 1 EX 100", "SET a 2 KEEPTTL"])[2..], ev(&["__keyevent@0__:set a"]));
+        assert_eq!(
+            events_of(&["ZADD z 1 a", "ZPOPMIN z"])[1..],
+            ev(&["__keyevent@0__:zpopmin z", "__keyevent@0__:del z"])
+        );
+        assert_eq!(events_of(&["RPUSH l 2 1", "SORT l STORE d"])[1..], ev(&["__keyevent@0__:sortstore d"]));
     }
 }

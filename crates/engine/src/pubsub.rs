@@ -160,7 +160,34 @@ impl PubSub {
         self.channels.read().get(channel).map_or(0, Vec::len)
     }
 
+    /// Distinct patterns subscribed to (PUBSUB NUMPAT): Redis 7.0 counts the keys of its
+    /// pattern dictionary, not the (client, pattern) pairs.
     pub fn pattern_count(&self) -> usize {
-        self.patterns.read().len()
+        let patterns = self.patterns.read();
+        let mut distinct: Vec<&Bytes> = patterns.iter().map(|(p, _, _)| p).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        distinct.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numpat_counts_distinct_patterns_like_redis_7() {
+        let pubsub = PubSub::default();
+        let deliver: Deliver = Arc::new(|_| {});
+        let a = Bytes::from_static(b"a*");
+        let b = Bytes::from_static(b"b*");
+        pubsub.psubscribe(1, &deliver, &a);
+        pubsub.psubscribe(2, &deliver, &a);
+        pubsub.psubscribe(2, &deliver, &b);
+        assert_eq!(pubsub.pattern_count(), 2);
+        pubsub.punsubscribe(1, b"a*");
+        assert_eq!(pubsub.pattern_count(), 2);
+        pubsub.punsubscribe(2, b"a*");
+        assert_eq!(pubsub.pattern_count(), 1);
     }
 }

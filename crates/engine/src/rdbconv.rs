@@ -50,6 +50,24 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
     (!value.is_empty_collection()).then_some(value)
 }
 
+/// Whether RESTORE may load `value`: Redis 7.0 refuses a payload whose set or sorted set
+/// names a member twice, or whose sorted set has a NaN score ("Bad data format").
+/// (Snapshots and imports take such values as the reader passes them. Redis 7.0 does load
+/// a small hash naming a field twice, keeping both: StayKV keeps one.)
+pub fn restorable(value: &RdbValue) -> bool {
+    fn distinct<'a>(items: impl Iterator<Item = &'a Vec<u8>>) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        items.into_iter().all(|item| seen.insert(item))
+    }
+    match value {
+        RdbValue::Set(members) => distinct(members.iter()),
+        RdbValue::SortedSet(pairs) => {
+            pairs.iter().all(|(_, score)| !score.is_nan()) && distinct(pairs.iter().map(|(m, _)| m))
+        }
+        _ => true,
+    }
+}
+
 fn id_to_rdb(id: &StreamId) -> RdbStreamId {
     RdbStreamId { ms: id.ms, seq: id.seq }
 }

@@ -193,6 +193,12 @@ impl ZSet {
         self.listpack
     }
 
+    /// Leave the listpack encoding for good, as Redis's SORT does to a sorted set it reads
+    /// (`zsetConvert(sortval, OBJ_ENCODING_SKIPLIST)`).
+    pub fn convert_to_skiplist(&mut self) {
+        self.listpack = false;
+    }
+
     /// Switch to the listpack encoding if the set is small enough, as Redis does for the
     /// results of ZUNIONSTORE and friends and when loading an RDB file.
     pub fn convert_to_listpack_if_needed(&mut self) {

@@ -10,8 +10,17 @@
 //!                                  family reproduces alone with the same seed)
 //!             DIFF_KEEP_GOING=1    record every mismatch, re-sync both servers and continue;
 //!                                  fail at the end with the full list
+//!             DIFF_SUB_STEP=1      families with subscribers (pubsub, notify): compare what the
+//!                                  subscribers received after every command, not every batch
+//!                                  (slower; a mismatch then names its command)
 //!             DIFF_FSYNC=mode      StayKV's --fsync (default `no`; replies do not depend on it)
 //!             DIFF_REDIS_SERVER=p  redis-server binary (default /usr/bin/redis-server)
+//!
+//! Families: strings keys hashes lists sets zsets bits hll blocking dump pubsub notify
+//!             transactions scripting. `pubsub` and `notify` keep subscriber connections to
+//!             each server and compare what every subscriber receives, frame by frame
+//!             (`Harness::drain_subscribers`); `dump` compares DUMP payloads by what RESTORE
+//!             makes of them on both servers (`Check::Dump`).
 //!
 //! Layout: `differential/resp.rs` RESP client, `launch.rs` server processes, `gen.rs` ops, checks
 //! and argument pools, `harness.rs` batching, comparison, re-sync and reports,

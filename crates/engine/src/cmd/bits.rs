@@ -391,7 +391,11 @@ fn write_field(data: &[u8], f: &Field) -> (Reply, Option<u64>) {
 fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let key = arg(args, 1)?;
     let fields = parse_fields(args, read_only)?;
-    let (current, expire_at) = match ctx.lookup(key) {
+    // Only GETs (or nothing): Redis reads the key (a miss is counted and announced);
+    // otherwise it looks it up for writing.
+    let writes = fields.iter().any(|f| !matches!(f.op, FieldOp::Get));
+    let entry = if writes { ctx.lookup(key) } else { ctx.lookup_read(key) };
+    let (current, expire_at) = match entry {
         None => (None, NO_EXPIRY),
         Some(entry) => match &entry.value {
             Value::Str(s) => (Some(s.clone()), entry.expire_at),

@@ -39,6 +39,12 @@ fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Hash>, Reply>
     ctx.read_collection(key)
 }
 
+/// The hash at `key` for a command that changes it: looked up as Redis's `lookupKeyWrite`
+/// does, so a missing key is no counted, announced miss (`read` is for reads).
+fn existing<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Hash>, Reply> {
+    ctx.existing_collection(key)
+}
+
 /// The hash at `key` for writing, created empty if missing, or WRONGTYPE.
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, Reply> {
     ctx.write_collection(key, true)?.ok_or_else(errors::wrong_type)
@@ -81,7 +87,7 @@ fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (arg(args, 1)?, arg(args, 2)?);
-    if read(ctx, key)?.is_some_and(|h| h.contains_key(field)) {
+    if existing(ctx, key)?.is_some_and(|h| h.contains_key(field)) {
         // Redis checks for the field before it looks at the arguments' sizes: no conversion.
         return Ok(Reply::Int(0));
     }
@@ -112,7 +118,7 @@ fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
     ctx.keep_outgrown(key);
-    let Some(hash) = read(ctx, key)? else { return Ok(Reply::Int(0)) };
+    let Some(hash) = existing(ctx, key)? else { return Ok(Reply::Int(0)) };
     let removed = args.iter().skip(2).filter(|f| hash.remove(&f[..]).is_some()).count();
     let now_empty = hash.is_empty();
     if removed > 0 {
@@ -120,6 +126,8 @@ fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if now_empty {
         ctx.remove(key);
+        // After `hdel`, as Redis announces an emptied hash's deletion.
+        ctx.notify(crate::notify::GENERIC, "del", key);
     }
     Ok(Reply::Int(removed as i64))
 }
@@ -173,7 +181,10 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let text = Bytes::from(next.format_human());
     hash.insert(own(field), text.clone());
     // The result, not the increment, is logged: replay must not redo float arithmetic.
+    // Logged as HSET, announced as `hincrbyfloat` as Redis does.
+    ctx.explicit_events();
     ctx.propagate(vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), text.clone()]);
+    ctx.notify(crate::notify::HASH, "hincrbyfloat", key);
     Ok(Reply::Bulk(text))
 }
 

@@ -23,7 +23,22 @@ const CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
 
 /// The HLL bytes at `key` and its deadline, `None` if missing; errors for other values.
 fn load(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, Reply> {
-    match ctx.lookup(key) {
+    let found = ctx.lookup(key).is_some();
+    load_found(ctx, key, found)
+}
+
+/// [`load`] for the keys Redis reads (PFCOUNT, PFMERGE's sources): a miss is counted and
+/// announced (`keymiss`).
+fn load_read(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, Reply> {
+    let found = ctx.lookup_read(key).is_some();
+    load_found(ctx, key, found)
+}
+
+fn load_found(ctx: &mut Ctx, key: &[u8], found: bool) -> Result<Option<(Vec<u8>, u64)>, Reply> {
+    if !found {
+        return Ok(None);
+    }
+    match ctx.peek(key) {
         None => Ok(None),
         Some(entry) => match &entry.value {
             Value::Str(s) if hll::is_valid(s) => Ok(Some((s.to_vec(), entry.expire_at))),
@@ -68,7 +83,7 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = args.get(1..).unwrap_or_default();
     if let [key] = keys {
-        let Some((mut data, expire_at)) = load(ctx, key)? else { return Ok(Reply::Int(0)) };
+        let Some((mut data, expire_at)) = load_read(ctx, key)? else { return Ok(Reply::Int(0)) };
         let (count, refreshed) = hll::count_cached(&mut data).ok_or_else(|| err(CORRUPT))?;
         if refreshed {
             // Redis writes the cached cardinality back into the string; so does StayKV, and
@@ -81,7 +96,7 @@ fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let mut max = vec![0u8; hll::REGISTERS];
     for key in keys {
-        if let Some((data, _)) = load(ctx, key)? {
+        if let Some((data, _)) = load_read(ctx, key)? {
             let regs = hll::registers(&data).ok_or_else(|| err(CORRUPT))?;
             max.iter_mut().zip(regs).for_each(|(m, r)| *m = (*m).max(r));
         }
@@ -94,7 +109,7 @@ fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut max = vec![0u8; hll::REGISTERS];
     let mut any_dense = false;
     for key in args.iter().skip(1) {
-        if let Some((data, _)) = load(ctx, key)? {
+        if let Some((data, _)) = load_read(ctx, key)? {
             any_dense |= hll::is_dense(&data);
             let regs = hll::registers(&data).ok_or_else(|| err(CORRUPT))?;
             max.iter_mut().zip(regs).for_each(|(m, r)| *m = (*m).max(r));
@@ -105,7 +120,10 @@ fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let value = Bytes::from(target);
     ctx.store(dst, Value::Str(value.clone()), expire_at);
     ctx.set_encoding(dst, Encoding::Raw);
-    // The merged bytes, not the sources, are logged: the effect names one key.
+    // The merged bytes, not the sources, are logged: the effect names one key. Redis
+    // announces the merge as `pfadd`.
+    ctx.explicit_events();
     ctx.propagate(vec![Bytes::from_static(b"SET"), dst.clone(), value, Bytes::from_static(b"KEEPTTL")]);
+    ctx.notify(crate::notify::STRING, "pfadd", dst);
     Ok(Reply::Ok)
 }

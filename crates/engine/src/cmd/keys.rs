@@ -11,6 +11,7 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
 use crate::keyspace::{Entry, NO_EXPIRY};
+use crate::notify::{GENERIC, NEW};
 use crate::num::i64_bytes;
 use crate::value::Value;
 
@@ -18,7 +19,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, WRITE, "keyspace", del).keys(1, -1, 1),
     CommandSpec::new("unlink", -2, WRITE | FAST, "keyspace", del).keys(1, -1, 1),
     CommandSpec::new("exists", -2, READONLY | FAST, "keyspace", exists).keys(1, -1, 1),
-    CommandSpec::new("touch", -2, READONLY | FAST, "keyspace", exists).keys(1, -1, 1),
+    CommandSpec::new("touch", -2, READONLY | FAST, "keyspace", touch).keys(1, -1, 1),
     CommandSpec::new("type", 2, READONLY | FAST, "keyspace", type_).keys(1, 1, 1),
     CommandSpec::new("expire", -3, WRITE | FAST, "keyspace", expire).keys(1, 1, 1),
     CommandSpec::new("pexpire", -3, WRITE | FAST, "keyspace", pexpire).keys(1, 1, 1),
@@ -53,13 +54,19 @@ fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(deleted))
 }
 
-/// EXISTS and TOUCH: how many of the keys exist (a key named twice counts twice).
+/// EXISTS: how many of the keys exist (a key named twice counts twice). As in Redis the
+/// keys' access times stay, but misses are counted and announced.
 fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(args.iter().skip(1).filter(|key| ctx.lookup(key).is_some()).count() as i64))
+    Ok(Reply::Int(args.iter().skip(1).filter(|key| ctx.peek_read(key).is_some()).count() as i64))
+}
+
+/// TOUCH: EXISTS that updates the keys' access times.
+fn touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(args.iter().skip(1).filter(|key| ctx.lookup_read(key).is_some()).count() as i64))
 }
 
 fn type_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let name = ctx.peek(arg(args, 1)?).map_or("none", |e| e.value.type_name());
+    let name = ctx.peek_read(arg(args, 1)?).map_or("none", |e| e.value.type_name());
     Ok(Reply::Status(name))
 }
 
@@ -141,7 +148,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool, n
 /// -2 for a missing key, -1 for no deadline, else what `present` makes of the deadline.
 fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], present: impl Fn(u64, u64) -> i64) -> CmdResult {
     let now = ctx.now;
-    Ok(Reply::Int(match ctx.peek(arg(args, 1)?) {
+    Ok(Reply::Int(match ctx.peek_read(arg(args, 1)?) {
         None => -2,
         Some(e) if e.expire_at == NO_EXPIRY => -1,
         Some(e) => present(e.expire_at, now),
@@ -368,13 +375,19 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     if nx && ctx.lookup(dst).is_some() {
         return Ok(Reply::Int(0));
     }
+    // Redis: the destination is (deleted and) added — `new` — then `rename_from` on the
+    // source and `rename_to` on the destination; the logged re-creation is no event.
+    ctx.explicit_events();
     ctx.remove(src);
     ctx.propagate(vec![Bytes::from_static(b"DEL"), src.clone()]);
     ctx.store(dst, entry.value.clone(), entry.expire_at);
+    ctx.notify(NEW, "new", dst);
     ctx.set_encoding(dst, entry.encoding);
     for effect in recreate_effects(dst, &entry) {
         ctx.propagate(effect);
     }
+    ctx.notify(GENERIC, "rename_from", src);
+    ctx.notify(GENERIC, "rename_to", dst);
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
 
@@ -405,7 +418,8 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if src == dst && target_db == ctx.client.db {
         return Err(err("ERR source and destination objects are the same"));
     }
-    let Some(entry) = ctx.lookup(src).map(|e| e.clone()) else {
+    // Read as Redis reads it: a missing source is a counted, announced miss.
+    let Some(entry) = ctx.lookup_read(src).map(|e| e.clone()) else {
         return Ok(Reply::Int(0));
     };
     if target_db != ctx.client.db {
@@ -415,11 +429,15 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ctx.lookup(dst).is_some() && !replace {
         return Ok(Reply::Int(0));
     }
+    // Redis: `new` (the copy is added, after deleting what REPLACE replaces), `copy_to`.
+    ctx.explicit_events();
     ctx.store(dst, entry.value.clone(), entry.expire_at);
+    ctx.notify(NEW, "new", dst);
     ctx.set_encoding(dst, entry.encoding);
     for effect in recreate_effects(dst, &entry) {
         ctx.propagate(effect);
     }
+    ctx.notify(GENERIC, "copy_to", dst);
     Ok(Reply::Int(1))
 }
 
@@ -428,7 +446,11 @@ fn copy_across(ctx: &mut Ctx, dst: &Bytes, db: usize, entry: Entry, replace: boo
     if ctx.lookup_in(db, dst).is_some() && !replace {
         return Ok(Reply::Int(0));
     }
+    // Redis: `new` in the target database, then `copy_to` there (COPY), or `move_from` in
+    // the source database and `move_to` in the target (MOVE).
+    ctx.explicit_events();
     ctx.store_in(db, dst, entry.value.clone(), entry.expire_at);
+    ctx.notify_in(db, NEW, "new", dst);
     if let Some(moved) = ctx.lookup_in(db, dst) {
         moved.encoding = entry.encoding;
     }
@@ -438,6 +460,11 @@ fn copy_across(ctx: &mut Ctx, dst: &Bytes, db: usize, entry: Entry, replace: boo
     if move_source {
         ctx.remove(&entry.key);
         ctx.propagate(vec![Bytes::from_static(b"DEL"), entry.key.clone()]);
+        let src_db = ctx.client.db;
+        ctx.notify_in(src_db, GENERIC, "move_from", &entry.key);
+        ctx.notify_in(db, GENERIC, "move_to", dst);
+    } else {
+        ctx.notify_in(db, GENERIC, "copy_to", dst);
     }
     Ok(Reply::Int(1))
 }
@@ -511,19 +538,21 @@ fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// absolute deadline, which names one key and replays identically.
 fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, payload) = (arg(args, 1)?, arg(args, 3)?);
-    let ttl = int_arg(arg(args, 2)?)?;
     let (mut replace, mut absolute, mut idle, mut frequency) = (false, false, None, None);
+    // Redis's order of checks: the options, then BUSYKEY, then the TTL, then the payload.
     let mut i = 4;
     while let Some(option) = args.get(i) {
+        let has_value = i + 1 < args.len();
         if is(option, "replace") {
             replace = true;
         } else if is(option, "absttl") {
             absolute = true;
-        } else if is(option, "idletime") && i + 1 < args.len() {
+        } else if is(option, "idletime") && has_value && frequency.is_none() {
+            // IDLETIME after FREQ (and FREQ after IDLETIME) is a syntax error, as in Redis.
             let secs = int_arg(arg(args, i + 1)?)?;
             idle = Some(u64::try_from(secs).map_err(|_| err("ERR Invalid IDLETIME value, must be >= 0"))?);
             i += 1;
-        } else if is(option, "freq") && i + 1 < args.len() {
+        } else if is(option, "freq") && has_value && idle.is_none() {
             let freq = int_arg(arg(args, i + 1)?)?;
             frequency = Some(u8::try_from(freq).map_err(|_| err("ERR Invalid FREQ value, must be >= 0 and <= 255"))?);
             i += 1;
@@ -532,14 +561,18 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         i += 1;
     }
-    if ttl < 0 {
-        return Err(err("ERR Invalid TTL value, must be >= 0"));
-    }
     if !replace && ctx.lookup(key).is_some() {
         return Err(err("BUSYKEY Target key name already exists."));
     }
+    let ttl = int_arg(arg(args, 2)?)?;
+    if ttl < 0 {
+        return Err(err("ERR Invalid TTL value, must be >= 0"));
+    }
     let value = match staykv_rdb::decode_dump_payload(payload) {
-        Ok(value) => crate::rdbconv::from_rdb(value).ok_or_else(|| err("ERR Bad data format"))?,
+        Ok(value) if crate::rdbconv::restorable(&value) => {
+            crate::rdbconv::from_rdb(value).ok_or_else(|| err("ERR Bad data format"))?
+        }
+        Ok(_) => return Err(err("ERR Bad data format")),
         Err(staykv_rdb::RdbError::BadDumpPayload) => return Err(err("ERR DUMP payload version or checksum are wrong")),
         Err(_) => return Err(err("ERR Bad data format")),
     };
@@ -557,7 +590,13 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         return Ok(Reply::Ok);
     }
+    // Redis deletes a replaced key and adds the new one: `new` even over an old key, then
+    // `restore`.
+    ctx.explicit_events();
+    ctx.remove(key);
     ctx.store(key, value, deadline);
+    ctx.notify(NEW, "new", key);
+    ctx.notify(GENERIC, "restore", key);
     // As Redis: FREQ counts under an LFU policy, IDLETIME under the others.
     let (eviction, now) = (&ctx.engine.eviction, ctx.now);
     let stamp = match (eviction.policy().is_lfu(), frequency, idle) {
@@ -577,4 +616,78 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Bytes::from_static(b"REPLACE"),
     ]);
     Ok(Reply::Ok)
+}
+
+#[cfg(test)]
+mod restore_tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use bytes::Bytes;
+    use staykv_resp::Reply;
+
+    use crate::client::Client;
+    use crate::exec::{Engine, EngineOptions, NoJournal};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn run(engine: &Engine, client: &mut Client, args: &[&[u8]]) -> Reply {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        engine.execute(client, &args, NOW, &crate::host::NoHost, &NoJournal).reply
+    }
+
+    fn error(reply: &Reply) -> &str {
+        match reply {
+            Reply::Error(e) => e,
+            _ => "",
+        }
+    }
+
+    /// Redis checks RESTORE's options, then BUSYKEY, then the TTL; IDLETIME and FREQ exclude
+    /// each other.
+    #[test]
+    fn restore_checks_in_redis_order() {
+        let engine = Engine::new(EngineOptions::default());
+        let mut c = Client::new(1, true);
+        run(&engine, &mut c, &[b"SET", b"k", b"v"]);
+        let Reply::Bulk(payload) = run(&engine, &mut c, &[b"DUMP", b"k"]) else { panic!("DUMP") };
+        let r = run(&engine, &mut c, &[b"RESTORE", b"k", b"abc", &payload]);
+        assert!(error(&r).starts_with("BUSYKEY"), "{r:?}");
+        let r = run(&engine, &mut c, &[b"RESTORE", b"k", b"-1", &payload]);
+        assert!(error(&r).starts_with("BUSYKEY"), "{r:?}");
+        let r = run(&engine, &mut c, &[b"RESTORE", b"k", b"0", &payload, b"FOO"]);
+        assert_eq!(error(&r), "ERR syntax error");
+        let r = run(&engine, &mut c, &[b"RESTORE", b"k2", b"0", &payload, b"IDLETIME", b"1", b"FREQ", b"1"]);
+        assert_eq!(error(&r), "ERR syntax error");
+        let r = run(&engine, &mut c, &[b"RESTORE", b"k2", b"0", &payload, b"FREQ", b"1", b"IDLETIME", b"1"]);
+        assert_eq!(error(&r), "ERR syntax error");
+        let r = run(&engine, &mut c, &[b"RESTORE", b"k2", b"0", &payload, b"IDLETIME", b"5"]);
+        assert_eq!(r, Reply::Ok);
+    }
+
+    fn payload(body: &[u8]) -> Vec<u8> {
+        let mut p = body.to_vec();
+        p.extend_from_slice(&10u16.to_le_bytes());
+        let crc = staykv_rdb::crc64(0, &p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        p
+    }
+
+    /// Redis 7.0 refuses payloads naming a set or sorted set member twice, or a NaN score.
+    #[test]
+    fn restore_refuses_duplicates_and_nan_scores() {
+        let engine = Engine::new(EngineOptions::default());
+        let mut c = Client::new(1, true);
+        let mut nan = vec![5u8, 1, 1, b'm'];
+        nan.extend_from_slice(&f64::NAN.to_le_bytes());
+        let mut zdup = vec![5u8, 2, 1, b'm'];
+        zdup.extend_from_slice(&1f64.to_le_bytes());
+        zdup.extend_from_slice(&[1, b'm']);
+        zdup.extend_from_slice(&2f64.to_le_bytes());
+        for body in [&[2u8, 2, 1, b'a', 1, b'a'][..], &[2, 2, 1, b'1', 1, b'1'], &nan, &zdup] {
+            let r = run(&engine, &mut c, &[b"RESTORE", b"k", b"0", &payload(body)]);
+            assert_eq!(error(&r), "ERR Bad data format", "{body:?}");
+        }
+        let r = run(&engine, &mut c, &[b"RESTORE", b"k", b"0", &payload(&[2, 2, 1, b'a', 1, b'b'])]);
+        assert_eq!(r, Reply::Ok);
+    }
 }

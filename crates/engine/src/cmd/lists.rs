@@ -37,7 +37,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("brpop", -3, WRITE | NOSCRIPT, "list", brpop).keys(1, -2, 1),
     CommandSpec::new("blmove", 6, WRITE | DENYOOM | NOSCRIPT, "list", blmove).keys(1, 2, 1),
     CommandSpec::new("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT, "list", brpoplpush).keys(1, 2, 1),
-    CommandSpec::new("blmpop", -5, WRITE | NOSCRIPT, "list", blmpop).key_finder(numkeys_at_2),
+    // Unlike the older blocking pops, Redis 7.0 lets scripts call BLMPOP and BZMPOP (they
+    // answer at once there).
+    CommandSpec::new("blmpop", -5, WRITE, "list", blmpop).key_finder(numkeys_at_2),
 ];
 
 type List = VecDeque<Bytes>;
@@ -88,16 +90,21 @@ pub(crate) fn numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
 }
 
 /// A blocking command's timeout (seconds, fractions allowed, 0 = forever) as a deadline.
+///
+/// As Redis's `getTimeoutFromObjectOrReply`: the milliseconds (`seconds * 1000`, truncated)
+/// are converted to a C `long long`; a value past its range (`inf` or a huge number, which
+/// `strtold` accepts) converts to `LLONG_MIN` on x86-64, so Redis calls it negative. Redis
+/// 7.0 has no "out of range" check: a deadline past the clock's range waits for good.
 pub(crate) fn parse_timeout(ctx: &Ctx, arg: &[u8]) -> Result<Option<u64>, Reply> {
     let seconds = crate::num::parse_f64(arg).ok_or_else(|| err("ERR timeout is not a float or out of range"))?;
-    if seconds < 0.0 {
+    let ms = seconds * 1000.0;
+    // 2^63 as f64: at or past it (or below -2^63, or NaN) the conversion gives LLONG_MIN.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    let ms = if ms.is_nan() || !(-LIMIT..LIMIT).contains(&ms) { i64::MIN } else { ms as i64 };
+    if ms < 0 {
         return Err(err("ERR timeout is negative"));
     }
-    let ms = seconds * 1000.0;
-    if !ms.is_finite() || ms > i64::MAX as f64 / 2.0 {
-        return Err(err("ERR timeout is out of range"));
-    }
-    Ok((ms > 0.0).then(|| ctx.now.saturating_add(ms as u64)))
+    Ok((ms > 0).then(|| ctx.now.saturating_add(ms.unsigned_abs())))
 }
 
 /// A non-negative integer argument; Redis gives the same message for junk and for negatives.
@@ -120,6 +127,12 @@ fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut List>, Reply>
 
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8], create: bool) -> Result<Option<&'c mut List>, Reply> {
     ctx.write_collection(key, create)
+}
+
+/// The list at `key` for a command that changes it: looked up as Redis's `lookupKeyWrite`
+/// does, so a missing key is no counted, announced miss (`read` is for reads).
+fn existing<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut List>, Reply> {
+    ctx.existing_collection(key)
 }
 
 fn push_generic(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {
@@ -177,7 +190,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
         }
         _ => return Err(errors::wrong_arity(if end == End::Left { "lpop" } else { "rpop" })),
     };
-    if read(ctx, key)?.is_none() {
+    if existing(ctx, key)?.is_none() {
         return Ok(if count.is_some() { Reply::NilArray } else { Reply::Nil });
     }
     match count {
@@ -352,14 +365,23 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// Pop from `src` at `from`, push to `dst` at `to`, logged as two single-key effects.
 pub(crate) fn move_element(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> CmdResult {
-    if read(ctx, src)?.is_none() {
+    if existing(ctx, src)?.is_none() {
         return Ok(Reply::Nil);
     }
     // Redis checks the destination's type before touching the source.
     if ctx.peek(dst).is_some_and(|e| !matches!(e.value, Value::List(_))) {
         return Err(errors::wrong_type());
     }
-    let Some(element) = pop_elements(ctx, src, from, 1)?.into_iter().next() else { return Ok(Reply::Nil) };
+    let Some(list) = write(ctx, src, false)? else { return Ok(Reply::Nil) };
+    let popped = match from {
+        End::Left => list.pop_front(),
+        End::Right => list.pop_back(),
+    };
+    let Some(element) = popped else { return Ok(Reply::Nil) };
+    // Redis's order: the push (creating the destination: `new`, then `lpush`/`rpush`), then
+    // the pop's event, then the source's deletion if it emptied. The source is not deleted
+    // before the push, so moving the last element of a list onto itself keeps the key. The
+    // effects replay in that order too (push, then pop one).
     if let Some(list) = write(ctx, dst, true)? {
         match to {
             End::Left => list.push_front(element.clone()),
@@ -367,6 +389,8 @@ pub(crate) fn move_element(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, t
         }
     }
     ctx.propagate(vec![Bytes::from_static(to.push_name()), dst.clone(), element.clone()]);
+    ctx.propagate(vec![Bytes::from_static(from.pop_name()), src.clone(), i64_bytes(1)]);
+    ctx.drop_if_empty(src);
     Ok(Reply::Bulk(element))
 }
 
@@ -405,7 +429,7 @@ pub(crate) fn parse_mpop_tail(tail: &[Bytes]) -> Result<(End, usize), Reply> {
 /// The first non-empty list among `keys`: popped, as `[key, [elements]]`.
 pub(crate) fn mpop(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> CmdResult {
     for key in keys {
-        if read(ctx, key)?.is_some() {
+        if existing(ctx, key)?.is_some() {
             let popped = pop_elements(ctx, key, end, count)?;
             return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(popped)]));
         }
@@ -423,7 +447,7 @@ fn bpop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
     let (timeout, keys) = args.get(1..).and_then(<[Bytes]>::split_last).ok_or_else(errors::syntax)?;
     let deadline = parse_timeout(ctx, timeout)?;
     for key in keys {
-        if read(ctx, key)?.is_some() {
+        if existing(ctx, key)?.is_some() {
             let popped = pop_elements(ctx, key, end, 1)?;
             let element = popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk);
             return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), element]));
@@ -443,11 +467,12 @@ fn brpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn bmove_generic(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End, timeout: &[u8]) -> CmdResult {
     let deadline = parse_timeout(ctx, timeout)?;
-    if read(ctx, src)?.is_some() {
+    if existing(ctx, src)?.is_some() {
         return move_element(ctx, src, dst, from, to);
     }
-    ctx.block(std::slice::from_ref(src), deadline);
-    Ok(Reply::Nil)
+    // Redis answers a null bulk at once inside MULTI, but a null array when a wait times
+    // out (its timeout reply is the same for every blocked list command).
+    Ok(if ctx.block(std::slice::from_ref(src), deadline) { Reply::NilArray } else { Reply::Nil })
 }
 
 fn blmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -460,12 +485,80 @@ fn brpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn blmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let deadline = parse_timeout(ctx, arg(args, 1)?)?;
+    // Redis reads the timeout after numkeys, the keys, LEFT|RIGHT and COUNT.
     let keys = parse_numkeys(args, 2)?;
     let (end, count) = parse_mpop_tail(args.get(3 + keys.len()..).unwrap_or_default())?;
+    let deadline = parse_timeout(ctx, arg(args, 1)?)?;
     let reply = mpop(ctx, keys, end, count)?;
     if reply == Reply::NilArray {
         ctx.block(keys, deadline);
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use staykv_resp::Reply;
+
+    use crate::blocking::ClientWaker;
+    use crate::client::Client;
+    use crate::exec::{Engine, EngineOptions, NoJournal};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn run(engine: &Engine, client: &mut Client, line: &str) -> Reply {
+        let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        engine.execute(client, &args, NOW, &crate::host::NoHost, &NoJournal).reply
+    }
+
+    /// Timeouts as Redis 7.0 reads them: past the range of a C long long the conversion
+    /// makes them negative.
+    #[test]
+    fn timeouts_are_refused_with_redis_messages() {
+        let engine = Engine::new(EngineOptions::default());
+        let mut c = Client::new(1, true);
+        let error = |r: Reply| match r {
+            Reply::Error(e) => e,
+            other => format!("{other:?}"),
+        };
+        for (timeout, message) in [
+            ("-1", "ERR timeout is negative"),
+            ("1e400", "ERR timeout is negative"),
+            ("inf", "ERR timeout is negative"),
+            ("9223372036854775807", "ERR timeout is negative"),
+            ("1e5000", "ERR timeout is not a float or out of range"),
+            ("abc", "ERR timeout is not a float or out of range"),
+        ] {
+            assert_eq!(error(run(&engine, &mut c, &format!("BLPOP k {timeout}"))), message, "{timeout}");
+        }
+        // BLMPOP and BZMPOP read their timeout last.
+        assert_eq!(error(run(&engine, &mut c, "BLMPOP abc 0 k LEFT")), "ERR numkeys should be greater than 0");
+        assert_eq!(error(run(&engine, &mut c, "BLMPOP abc 1 k LEFT COUNT 0")), "ERR count should be greater than 0");
+        assert_eq!(error(run(&engine, &mut c, "BZMPOP -1 1 k FOO")), "ERR syntax error");
+    }
+
+    /// A BLMOVE that waits answers a null array when it times out, as Redis does; inside
+    /// MULTI it answers a null bulk at once.
+    #[test]
+    fn blmove_times_out_with_a_null_array() {
+        let engine = Engine::new(EngineOptions::default());
+        let mut c = Client::new(1, true);
+        c.waker = Some(ClientWaker(Arc::new(|| {})));
+        assert_eq!(run(&engine, &mut c, "BLMOVE a b LEFT LEFT 0.01"), Reply::NilArray);
+        assert_eq!(run(&engine, &mut c, "BRPOPLPUSH a b 0.01"), Reply::NilArray);
+        // BLMPOP (unlike BLPOP) runs in a script, answering at once.
+        let script = ["EVAL", "return redis.pcall('BLMPOP', '0.01', '1', 'a', 'LEFT')", "0"];
+        let args: Vec<Bytes> = script.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        let reply = engine.execute(&mut c, &args, NOW, &crate::host::NoHost, &NoJournal).reply;
+        assert_eq!(reply, Reply::Nil);
+        let mut m = Client::new(2, true);
+        run(&engine, &mut m, "MULTI");
+        run(&engine, &mut m, "BLMOVE a b LEFT LEFT 0.01");
+        assert_eq!(run(&engine, &mut m, "EXEC"), Reply::Array(vec![Reply::Nil]));
+    }
 }

@@ -14,7 +14,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", unsubscribe),
     CommandSpec::new("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", psubscribe),
     CommandSpec::new("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", punsubscribe),
-    CommandSpec::new("pubsub", -2, PUBSUB | LOADING | STALE, "pubsub", pubsub),
+    CommandSpec::new("pubsub", -2, PUBSUB | LOADING | STALE, "pubsub", pubsub).subcommands(PUBSUB_SUBCOMMANDS),
     CommandSpec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "server", monitor),
 ];
 
@@ -119,10 +119,40 @@ fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     unsubscribe_generic(ctx, args, Kind::Pattern)
 }
 
+/// PUBSUB's subcommands and their arities, as in Redis 7.0's command table (checked before
+/// running: an unknown one or a wrong count is refused with Redis's errors). The shard
+/// forms are not implemented.
+const PUBSUB_SUBCOMMANDS: &[(&str, i32)] = &[("channels", -2), ("numpat", 2), ("numsub", -2), ("help", 2)];
+
+const PUBSUB_HELP: &[&str] = &[
+    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+    "HELP",
+    "    Prints this help.",
+];
+
 fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let registry = &ctx.engine.pubsub;
     match arg(args, 1)? {
+        s if is(s, "help") => {
+            Ok(Reply::Array(PUBSUB_HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect()))
+        }
         s if is(s, "channels") && args.len() <= 3 => Ok(Reply::bulks(registry.channels(args.get(2).map(|p| &p[..])))),
+        // Past the table's arity check: Redis's own "or wrong number of arguments" error.
+        s if is(s, "channels") => Err(err(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(s)
+        ))),
         s if is(s, "numsub") => Ok(Reply::Array(
             args.iter()
                 .skip(2)
@@ -141,5 +171,45 @@ pub(crate) fn forget(ctx_engine: &crate::Engine, client: &mut crate::Client) {
     }
     for pattern in client.patterns.drain(..) {
         ctx_engine.pubsub.punsubscribe(client.id, &pattern);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use staykv_resp::Reply;
+
+    use crate::client::Client;
+    use crate::exec::{Engine, EngineOptions, NoJournal};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn error(reply: Reply) -> String {
+        match reply {
+            Reply::Error(e) => e,
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Redis 7.0's PUBSUB errors: the subcommand table's arity, the container's own message,
+    /// and a subscribed RESP2 client told the full name (`pubsub|numpat`).
+    #[test]
+    fn pubsub_errors_name_the_subcommand_like_redis() {
+        let engine = Engine::new(EngineOptions::default());
+        let run = |client: &mut Client, line: &str| engine.run_line(client, NOW, &NoJournal, line).reply;
+        let mut c = Client::new(1, true);
+        assert_eq!(error(run(&mut c, "PUBSUB NUMPAT x")), "ERR wrong number of arguments for 'pubsub|numpat' command");
+        assert_eq!(
+            error(run(&mut c, "PUBSUB channels a b")),
+            "ERR unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP."
+        );
+        assert_eq!(error(run(&mut c, "PUBSUB FOO")), "ERR unknown subcommand 'FOO'. Try PUBSUB HELP.");
+        c.deliver = Some(crate::pubsub::ClientDeliver(Arc::new(|_| {})));
+        run(&mut c, "SUBSCRIBE ch");
+        assert_eq!(
+            error(run(&mut c, "PUBSUB NUMPAT")),
+            "ERR Can't execute 'pubsub|numpat': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        );
     }
 }

@@ -236,12 +236,29 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Map(pairs.into_iter().map(|(n, v)| (Reply::bulk_str(&n), Reply::bulk_str(&v))).collect()))
         }
         s if is(s, "set") && args.len() >= 4 && args.len().is_multiple_of(2) => {
-            for pair in args.get(2..).unwrap_or_default().chunks_exact(2) {
+            let pairs = args.get(2..).unwrap_or_default();
+            let notify_before = ctx.engine.notifier.flags();
+            for pair in pairs.chunks_exact(2) {
                 let name = text(arg(pair, 0)?).to_ascii_lowercase();
-                ctx.host.config_set(&name, arg(pair, 1)?).map_err(Reply::Error)?;
+                if let Err(error) = ctx.host.config_set(&name, arg(pair, 1)?) {
+                    // A failed CONFIG SET makes Redis 7.0 restore every named parameter from
+                    // its CONFIG GET text, and that text of notify-keyspace-events leaves `n`
+                    // out when `A` is there (see `notify::format_flags`): the `new` class is
+                    // then lost. Reproduced, so that events stay Redis's.
+                    let named = |p: &[Bytes]| p.first().is_some_and(|n| is(n, "notify-keyspace-events"));
+                    if pairs.chunks_exact(2).any(named) {
+                        let restored = crate::notify::format_flags(notify_before);
+                        let flags = crate::notify::parse_flags(&restored).unwrap_or(notify_before);
+                        ctx.engine.notifier.set_flags(flags);
+                    }
+                    return Err(Reply::Error(error));
+                }
             }
             Ok(Reply::Ok)
         }
+        // Past the subcommand's arity (at least a name and a value), pairs that do not pair up
+        // are Redis's syntax error.
+        s if is(s, "set") && args.len() >= 4 => Err(errors::syntax()),
         s if is(s, "resetstat") && args.len() == 2 => {
             for stats in &ctx.engine.command_stats {
                 stats.calls.store(0, Ordering::Relaxed);
@@ -452,6 +469,40 @@ mod tests {
 
     fn pair(local: i64) -> Reply {
         Reply::Array(vec![Reply::Int(local), Reply::Int(0)])
+    }
+
+    /// CONFIG SET with a name and value left unpaired is Redis's syntax error; with fewer
+    /// than a name and a value, the subcommand's arity error.
+    #[test]
+    fn config_set_with_unpaired_arguments_is_a_syntax_error() {
+        let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
+        let mut c = Client::new(1, true);
+        let reply = run(&engine, &mut c, &log, "CONFIG SET notify-keyspace-events KEA XX").reply;
+        assert_eq!(reply, Reply::Error("ERR syntax error".into()));
+        let reply = run(&engine, &mut c, &log, "CONFIG SET notify-keyspace-events").reply;
+        assert_eq!(reply, Reply::Error("ERR wrong number of arguments for 'config|set' command".into()));
+    }
+
+    /// Redis 7.0 restores the parameters of a failed CONFIG SET from their CONFIG GET text,
+    /// which drops `n` next to `A`.
+    #[test]
+    fn failed_config_set_of_notify_events_drops_new_next_to_all() {
+        let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
+        let mut c = Client::new(1, true);
+        engine.notifier.set_flags(crate::notify::parse_flags("AKEn").unwrap_or_default());
+        // The host refuses the value (as the server's host does for an unknown letter).
+        struct Refuse;
+        impl crate::host::Host for Refuse {
+            fn config_set(&self, _name: &str, _value: &[u8]) -> Result<(), String> {
+                Err("ERR CONFIG SET failed".to_string())
+            }
+        }
+        let args: Vec<bytes::Bytes> =
+            ["CONFIG", "SET", "notify-keyspace-events", "X"].iter().map(|a| bytes::Bytes::from(*a)).collect();
+        let reply = engine.execute(&mut c, &args, NOW, &Refuse, &log).reply;
+        assert_eq!(reply, Reply::Error("ERR CONFIG SET failed".into()));
+        assert_eq!(crate::notify::format_flags(engine.notifier.flags()), "AKE");
+        assert_eq!(engine.notifier.flags() & crate::notify::NEW, 0);
     }
 
     #[test]

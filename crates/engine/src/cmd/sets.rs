@@ -46,17 +46,26 @@ fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Set, Reply> {
     ctx.write_collection(key, true)?.ok_or_else(errors::wrong_type)
 }
 
+/// The set at `key` for a command that changes it: looked up as Redis's `lookupKeyWrite`
+/// does, so a missing key is no counted, announced miss (`read` is for reads).
+fn existing<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Reply> {
+    ctx.existing_collection(key)
+}
+
 fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let set = write(ctx, arg(args, 1)?)?;
     let added = args.iter().skip(2).filter(|m| set.insert(own(m))).count();
-    ctx.propagate_args(args);
+    // Adding only members already there changes nothing: no event, no WATCH touch (Redis).
+    if added > 0 {
+        ctx.propagate_args(args);
+    }
     Ok(Reply::Int(added as i64))
 }
 
 fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
     ctx.keep_outgrown(key);
-    let Some(set) = read(ctx, key)? else { return Ok(Reply::Int(0)) };
+    let Some(set) = existing(ctx, key)? else { return Ok(Reply::Int(0)) };
     let removed = args.iter().skip(2).filter(|m| set.remove(&m[..])).count();
     if removed > 0 {
         ctx.propagate_args(args);
@@ -102,7 +111,7 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(errors::syntax()),
     };
     ctx.keep_outgrown(key);
-    let Some(set) = read(ctx, key)? else {
+    let Some(set) = existing(ctx, key)? else {
         return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Nil });
     };
     let size = set.len();
@@ -118,7 +127,10 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !chosen.is_empty() {
         let mut effect = vec![Bytes::from_static(b"SREM"), key.clone()];
         effect.extend(chosen.iter().cloned());
+        // Logged as SREM, announced as `spop` (and `del` if emptied), as Redis does.
+        ctx.explicit_events();
         ctx.propagate(effect);
+        ctx.notify(crate::notify::SET, "spop", key);
     }
     ctx.drop_if_empty(key);
     if rebuilt {
@@ -154,7 +166,7 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (src, dst, member) = (arg(args, 1)?, arg(args, 2)?, arg(args, 3)?);
-    let Some(source) = read(ctx, src)? else { return Ok(Reply::Int(0)) };
+    let Some(source) = existing(ctx, src)? else { return Ok(Reply::Int(0)) };
     let present = source.contains(&member[..]);
     if ctx.peek(dst).is_some_and(|e| !matches!(e.value, Value::Set(_))) {
         return Err(errors::wrong_type());
@@ -166,13 +178,16 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(1));
     }
     ctx.keep_outgrown(src);
-    if let Some(source) = read(ctx, src)? {
+    if let Some(source) = existing(ctx, src)? {
         source.remove(&member[..]);
     }
-    ctx.drop_if_empty(src);
-    write(ctx, dst)?.insert(own(member));
+    // Redis's order of events: `srem`, `del` if the source emptied, `new` if the destination
+    // is created, `sadd` only if the member was not in it already.
     ctx.propagate(vec![Bytes::from_static(b"SREM"), src.clone(), member.clone()]);
-    ctx.propagate(vec![Bytes::from_static(b"SADD"), dst.clone(), member.clone()]);
+    ctx.drop_if_empty(src);
+    if write(ctx, dst)?.insert(own(member)) {
+        ctx.propagate(vec![Bytes::from_static(b"SADD"), dst.clone(), member.clone()]);
+    }
     Ok(Reply::Int(1))
 }
 
@@ -253,6 +268,10 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let result = combine(sets, op);
     let len = result.len();
     let existed = ctx.lookup(dst).is_some();
+    // Announced as Redis does: `new` if created and `sinterstore`/`sunionstore`/
+    // `sdiffstore`, or `del` when an empty result deletes it; not as the DEL and SADD it is
+    // logged as.
+    ctx.explicit_events();
     ctx.remove(dst);
     if existed || len > 0 {
         ctx.propagate(vec![Bytes::from_static(b"DEL"), dst.clone()]);
@@ -262,9 +281,20 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
         effect.extend(result.iter().cloned());
         ctx.propagate(effect);
         ctx.store(dst, Value::Set(result), NO_EXPIRY);
+        if !existed {
+            ctx.notify(crate::notify::NEW, "new", dst);
+        }
+        let event = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.notify(crate::notify::SET, event, dst);
         if hashtable {
             ctx.set_encoding(dst, Encoding::Big);
         }
+    } else if existed {
+        ctx.notify(crate::notify::GENERIC, "del", dst);
     }
     Ok(Reply::Int(len as i64))
 }

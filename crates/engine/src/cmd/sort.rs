@@ -91,43 +91,100 @@ fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], element: &Bytes) -> Option<Byte
     }
 }
 
+/// A BY weight as Redis's SORT reads it: C's `strtod` over the whole text (so leading blanks,
+/// hexadecimal and `inf` are accepted, and an empty text is 0), refusing NaN and what
+/// overflows or underflows (`ERANGE`).
+fn sort_score(weight: &[u8]) -> Option<f64> {
+    // strtod stops at a NUL byte, as at the end of the text.
+    let text = weight.split(|&c| c == 0).next().unwrap_or_default();
+    let Some((value, used)) = crate::scripting::cjson::strtod(text) else {
+        // No number at all: strtod leaves its end pointer at the start, which is the end
+        // only for an empty text.
+        return text.is_empty().then_some(0.0);
+    };
+    if used != text.len() || value.is_nan() {
+        return None;
+    }
+    let written_infinite = text.iter().any(|c| c.eq_ignore_ascii_case(&b'i'));
+    let overflow = value.is_infinite() && !written_infinite;
+    let digits_nonzero = text.iter().any(|c| (b'1'..=b'9').contains(c));
+    let underflow =
+        (value == 0.0 && digits_nonzero && !is_hex_zero(text)) || (value != 0.0 && value.abs() < f64::MIN_POSITIVE);
+    (!overflow && !underflow).then_some(value)
+}
+
+/// `0x0`-like texts whose nonzero digits are only hexadecimal noise never underflow.
+fn is_hex_zero(text: &[u8]) -> bool {
+    let body = text.iter().position(|c| c.eq_ignore_ascii_case(&b'x'));
+    body.is_some_and(|at| text.get(at + 1..).unwrap_or_default().iter().all(|c| matches!(c, b'0' | b'.')))
+}
+
+/// The collection being sorted, in its own order (a sorted set's is by score).
+enum Source {
+    List(Vec<Bytes>),
+    Set(Vec<Bytes>),
+    ZSet(Vec<Bytes>),
+}
+
 fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let key = arg(args, 1)?;
-    let o = parse(args, read_only)?;
-    let mut elements: Vec<Bytes> = match ctx.lookup_read(key).map(|e| &e.value) {
-        None => Vec::new(),
-        Some(Value::List(l)) => l.iter().cloned().collect(),
-        Some(Value::Set(s)) => s.iter().cloned().collect(),
+    // As Redis: the options are read first, then the key is looked up (a wrong type refused).
+    let mut o = parse(args, read_only)?;
+    let source = match ctx.lookup_read(key).map(|e| &mut e.value) {
+        None => Source::List(Vec::new()),
+        Some(Value::List(l)) => Source::List(l.iter().cloned().collect()),
+        Some(Value::Set(s)) => Source::Set(s.iter().cloned().collect()),
+        Some(Value::ZSet(z)) => {
+            // Redis converts a sorted set it sorts to a skip list, for good.
+            z.convert_to_skiplist();
+            Source::ZSet(z.iter().map(|(m, _)| m.clone()).collect())
+        }
         Some(_) => return Err(errors::wrong_type()),
     };
     // `BY` a pattern without `*` (conventionally `nosort`) keeps the collection's order.
-    let dont_sort = o.by.as_ref().is_some_and(|p| !p.contains(&b'*'));
-    if !dont_sort {
-        let mut weighted = Vec::with_capacity(elements.len());
+    let mut dont_sort = o.by.as_ref().is_some_and(|p| !p.split(|&c| c == 0).next().unwrap_or_default().contains(&b'*'));
+    // A set has no order of its own: with STORE, or in a script, Redis sorts it ALPHA instead
+    // so that the result is the same wherever the command is replayed.
+    if dont_sort && matches!(source, Source::Set(_)) && (o.store.is_some() || ctx.in_script()) {
+        dont_sort = false;
+        o.alpha = true;
+        o.by = None;
+    }
+    let (mut elements, ordered) = match source {
+        Source::List(v) | Source::ZSet(v) => (v, true),
+        Source::Set(v) => (v, false),
+    };
+    if dont_sort {
+        // Lists and sorted sets come in their order, reversed by DESC (Redis walks them from
+        // the other end); a set comes as it is stored.
+        if o.desc && ordered {
+            elements.reverse();
+        }
+    } else {
+        let mut scored = Vec::with_capacity(elements.len());
         for element in elements {
             let weight = match &o.by {
                 Some(pattern) => lookup_pattern(ctx, pattern, &element),
                 None => Some(element.clone()),
             };
-            weighted.push((element, weight));
+            scored.push((element, weight, 0.0));
         }
-        let mut scored = Vec::with_capacity(weighted.len());
-        for (element, weight) in weighted {
-            let score = match (o.alpha, &weight) {
-                (true, _) | (false, None) => 0.0,
-                (false, Some(w)) => crate::num::parse_f64(w)
-                    .filter(|s| !s.is_nan())
-                    .ok_or_else(|| err("ERR One or more scores can't be converted into double"))?,
-            };
-            scored.push((element, weight, score));
+        if !o.alpha {
+            for item in scored.iter_mut() {
+                // A missing weight sorts as 0; an unreadable one fails the whole command.
+                if let Some(weight) = &item.1 {
+                    item.2 = sort_score(weight)
+                        .ok_or_else(|| err("ERR One or more scores can't be converted into double"))?;
+                }
+            }
         }
+        // Stable, as glibc's qsort (a merge sort) is: ALPHA weights that tie keep the
+        // collection's order. Numeric ties fall back to the elements, as in Redis.
         scored.sort_by(|a, b| {
             let order = match o.alpha {
                 true => a.1.cmp(&b.1),
-                false => a.2.partial_cmp(&b.2).unwrap_or(Ordering::Equal),
+                false => a.2.partial_cmp(&b.2).unwrap_or(Ordering::Equal).then_with(|| a.0.cmp(&b.0)),
             };
-            // Equal weights fall back to the elements themselves, so the result is deterministic.
-            let order = order.then_with(|| a.0.cmp(&b.0));
             if o.desc {
                 order.reverse()
             } else {
@@ -164,6 +221,9 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
 fn store(ctx: &mut Ctx, dst: &Bytes, items: Vec<Option<Bytes>>) -> CmdResult {
     let count = items.len();
     let existed = ctx.lookup(dst).is_some();
+    // Redis announces `new` (if it was missing) and `sortstore`, or `del` when an empty
+    // result deletes it; not the DEL and RPUSH it is logged as.
+    ctx.explicit_events();
     ctx.remove(dst);
     if existed || count > 0 {
         ctx.propagate(vec![Bytes::from_static(b"DEL"), dst.clone()]);
@@ -173,7 +233,116 @@ fn store(ctx: &mut Ctx, dst: &Bytes, items: Vec<Option<Bytes>>) -> CmdResult {
         let mut effect = vec![Bytes::from_static(b"RPUSH"), dst.clone()];
         effect.extend(list.iter().cloned());
         ctx.store(dst, Value::List(list.into_iter().collect()), NO_EXPIRY);
+        if !existed {
+            ctx.notify(crate::notify::NEW, "new", dst);
+        }
         ctx.propagate(effect);
+        ctx.notify(crate::notify::LIST, "sortstore", dst);
+    } else if existed {
+        ctx.notify(crate::notify::GENERIC, "del", dst);
     }
     Ok(Reply::Int(count as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::Bytes;
+    use staykv_resp::Reply;
+
+    use crate::client::Client;
+    use crate::exec::{Engine, EngineOptions, NoJournal};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn run(engine: &Engine, client: &mut Client, args: &[&str]) -> Reply {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        engine.execute(client, &args, NOW, &crate::host::NoHost, &NoJournal).reply
+    }
+
+    fn bulks(items: &[&str]) -> Reply {
+        Reply::Array(items.iter().map(|s| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))).collect())
+    }
+
+    fn setup() -> (Engine, Client) {
+        (Engine::new(EngineOptions::default()), Client::new(1, true))
+    }
+
+    /// Redis reads the options before it looks the key up: a syntax error wins over a wrong
+    /// type.
+    #[test]
+    fn options_are_read_before_the_type_is_checked() {
+        let (engine, mut c) = setup();
+        run(&engine, &mut c, &["SET", "s", "v"]);
+        let reply = run(&engine, &mut c, &["SORT", "s", "FOO"]);
+        assert_eq!(reply, Reply::Error("ERR syntax error".into()));
+        let reply = run(&engine, &mut c, &["SORT", "s"]);
+        assert!(matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE")), "{reply:?}");
+    }
+
+    #[test]
+    fn sorted_sets_sort_and_keep_their_score_order_with_nosort() {
+        let (engine, mut c) = setup();
+        run(&engine, &mut c, &["ZADD", "z", "1", "c", "2", "a", "3", "b"]);
+        assert_eq!(run(&engine, &mut c, &["OBJECT", "ENCODING", "z"]), Reply::bulk_str("listpack"));
+        assert_eq!(run(&engine, &mut c, &["SORT", "z", "ALPHA"]), bulks(&["a", "b", "c"]));
+        // Sorting converts it for good, as in Redis.
+        assert_eq!(run(&engine, &mut c, &["OBJECT", "ENCODING", "z"]), Reply::bulk_str("skiplist"));
+        assert_eq!(run(&engine, &mut c, &["SORT", "z", "BY", "nosort"]), bulks(&["c", "a", "b"]));
+        assert_eq!(run(&engine, &mut c, &["SORT", "z", "BY", "nosort", "DESC"]), bulks(&["b", "a", "c"]));
+        assert_eq!(run(&engine, &mut c, &["SORT", "z", "BY", "nosort", "DESC", "LIMIT", "1", "5"]), bulks(&["a", "c"]));
+    }
+
+    /// `BY nosort DESC` walks a list from its tail.
+    #[test]
+    fn nosort_desc_reverses_a_list() {
+        let (engine, mut c) = setup();
+        run(&engine, &mut c, &["RPUSH", "l", "3", "1", "2"]);
+        assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "nosort", "DESC"]), bulks(&["2", "1", "3"]));
+        assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "nosort", "LIMIT", "1", "1"]), bulks(&["1"]));
+    }
+
+    /// A set has no order: stored, Redis sorts it ALPHA so that replicas agree.
+    #[test]
+    fn a_set_by_nosort_with_store_is_sorted_alpha() {
+        let (engine, mut c) = setup();
+        run(&engine, &mut c, &["SADD", "s", "b", "c", "a", "10"]);
+        assert_eq!(run(&engine, &mut c, &["SORT", "s", "BY", "nosort", "STORE", "d"]), Reply::Int(4));
+        assert_eq!(run(&engine, &mut c, &["LRANGE", "d", "0", "-1"]), bulks(&["10", "a", "b", "c"]));
+    }
+
+    /// Weights are read with strtod: blanks before, hexadecimal, an empty text (0).
+    #[test]
+    fn weights_are_read_like_strtod() {
+        let (engine, mut c) = setup();
+        run(&engine, &mut c, &["RPUSH", "l", "a", "b", "c", "d"]);
+        let mut set = |key: &str, value: &str| {
+            let args = [
+                Bytes::from_static(b"SET"),
+                Bytes::copy_from_slice(key.as_bytes()),
+                Bytes::copy_from_slice(value.as_bytes()),
+            ];
+            engine.execute(&mut c, &args, NOW, &crate::host::NoHost, &NoJournal);
+        };
+        set("w_a", " 5");
+        set("w_b", "");
+        set("w_c", "0x10");
+        set("w_d", "-inf");
+        assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "w_*"]), bulks(&["d", "b", "a", "c"]));
+        for bad in ["1e400", "nan", "5 ", "abc"] {
+            let args = [Bytes::from_static(b"SET"), Bytes::from_static(b"w_d"), Bytes::copy_from_slice(bad.as_bytes())];
+            engine.execute(&mut c, &args, NOW, &crate::host::NoHost, &NoJournal);
+            let reply = run(&engine, &mut c, &["SORT", "l", "BY", "w_*"]);
+            assert!(matches!(&reply, Reply::Error(e) if e.contains("can't be converted")), "{bad}: {reply:?}");
+        }
+    }
+
+    /// ALPHA weights that tie keep the list's order (glibc's qsort is a stable merge sort).
+    #[test]
+    fn alpha_ties_keep_the_collection_order() {
+        let (engine, mut c) = setup();
+        run(&engine, &mut c, &["RPUSH", "l", "b", "a", "c"]);
+        assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "nokey_*", "ALPHA"]), bulks(&["b", "a", "c"]));
+    }
 }

@@ -167,8 +167,9 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn set_generic(ctx: &mut Ctx, key: &Bytes, value: &Bytes, o: SetOptions) -> CmdResult {
+    // GET reads the old value as GET does (a miss is counted and announced).
     let old = match o.get {
-        true => ctx.string_for_update(key)?.map(|(v, _)| v),
+        true => ctx.get_string(key)?,
         false => None,
     };
     // A plain SET needs nothing from the old entry: skip the lookup (store expires a key
@@ -188,7 +189,14 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, value: &Bytes, o: SetOptions) -> CmdR
     if expire_at != NO_EXPIRY {
         effect.extend([Bytes::from_static(b"PXAT"), i64_bytes(expire_at as i64)]);
     }
+    // Redis announces `set`, and `expire` only for an expiry given (KEEPTTL keeps one
+    // silently, though it is logged with its deadline).
+    ctx.explicit_events();
     ctx.propagate(effect);
+    ctx.notify(crate::notify::STRING, "set", key);
+    if matches!(o.expiry, Expiry::At(_)) {
+        ctx.notify(crate::notify::GENERIC, "expire", key);
+    }
     Ok(if o.get { old.map_or(Reply::Nil, Reply::Bulk) } else { Reply::Ok })
 }
 
@@ -366,7 +374,10 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.overwrite_string(key, text.clone(), expire_at);
     ctx.set_encoding(key, Encoding::Embstr);
     // The float result, not the increment, is logged: replay must not redo the arithmetic.
+    // Logged as SET, announced as `incrbyfloat` as Redis does.
+    ctx.explicit_events();
     ctx.propagate(vec![Bytes::from_static(b"SET"), key.clone(), text.clone(), Bytes::from_static(b"KEEPTTL")]);
+    ctx.notify(crate::notify::STRING, "incrbyfloat", key);
     Ok(Reply::Bulk(text))
 }
 
@@ -421,15 +432,20 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    // Redis reads both keys before it looks at the options, so its errors come in this order.
-    let mut strings = [Bytes::new(), Bytes::new()];
+    // Redis reads both keys (each a counted, announced hit or miss) before it checks their
+    // types, and both before it looks at the options, so its errors come in this order.
+    let mut strings = [Some(Bytes::new()), Some(Bytes::new())];
     for (slot, key) in strings.iter_mut().zip(args.iter().skip(1)) {
         *slot = match ctx.lookup_read(key).map(|e| &e.value) {
-            None => Bytes::new(),
-            Some(Value::Str(s)) => s.clone(),
-            Some(_) => return Err(err("ERR The specified keys must contain string values")),
+            None => Some(Bytes::new()),
+            Some(Value::Str(s)) => Some(s.clone()),
+            Some(_) => None,
         };
     }
+    let [Some(a), Some(b)] = strings else {
+        return Err(err("ERR The specified keys must contain string values"));
+    };
+    let strings = [a, b];
     let (mut want_len, mut want_idx, mut with_match_len, mut min_len) = (false, false, false, 0usize);
     let mut i = 3;
     while let Some(option) = args.get(i) {

@@ -49,7 +49,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("zmpop", -4, WRITE, "sortedset", zmpop).key_finder(numkeys_at_1),
     CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | FAST, "sortedset", bzpopmin).keys(1, -2, 1),
     CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | FAST, "sortedset", bzpopmax).keys(1, -2, 1),
-    CommandSpec::new("bzmpop", -5, WRITE | NOSCRIPT, "sortedset", bzmpop).key_finder(super::lists::numkeys_at_2),
+    // Allowed in scripts, as in Redis 7.0 (see BLMPOP).
+    CommandSpec::new("bzmpop", -5, WRITE, "sortedset", bzmpop).key_finder(super::lists::numkeys_at_2),
     CommandSpec::new("zrandmember", -2, READONLY, "sortedset", zrandmember).keys(1, 1, 1),
     CommandSpec::new("zunion", -3, READONLY, "sortedset", zunion).key_finder(numkeys_at_1),
     CommandSpec::new("zinter", -3, READONLY, "sortedset", zinter).key_finder(numkeys_at_1),
@@ -107,7 +108,10 @@ fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut ZSet>, Reply
 fn drop_if_empty(ctx: &mut Ctx, key: &Bytes) {
     if matches!(ctx.peek(key).map(|e| &e.value), Some(Value::ZSet(z)) if z.is_empty()) {
         ctx.remove(key);
+        // Announced here (the command's own event came first); the DEL logged is no event.
+        ctx.explicit_events();
         ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+        ctx.notify(crate::notify::GENERIC, "del", key);
     }
 }
 
@@ -139,22 +143,30 @@ pub(crate) fn zadd_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
 }
 
 /// Replace `dst` with `set` (or delete it when `set` is empty), as the STORE forms do:
-/// the old value and its deadline go. Replies with the new size.
-fn store_result(ctx: &mut Ctx, dst: &Bytes, set: ZSet) -> Reply {
+/// the old value and its deadline go. Replies with the new size. Announced as Redis does:
+/// `new` if created and the command's `event` (`zunionstore`...), or `del` when an empty
+/// result deletes it; not as the DEL and ZADD it is logged as.
+fn store_result(ctx: &mut Ctx, dst: &Bytes, set: ZSet, event: &'static str) -> Reply {
     let existed = ctx.lookup(dst).is_some();
+    ctx.explicit_events();
     if existed {
         ctx.propagate(vec![Bytes::from_static(b"DEL"), dst.clone()]);
     }
     if set.is_empty() {
         if existed {
             ctx.remove(dst);
+            ctx.notify(crate::notify::GENERIC, "del", dst);
         }
         return Reply::Int(0);
     }
     let len = set.len();
     let effect = zadd_effect(dst, &set);
     ctx.store(dst, Value::ZSet(Box::new(set)), NO_EXPIRY);
+    if !existed {
+        ctx.notify(crate::notify::NEW, "new", dst);
+    }
     ctx.propagate(effect);
+    ctx.notify(crate::notify::ZSET, event, dst);
     Reply::Int(len as i64)
 }
 
@@ -432,7 +444,7 @@ fn zrange_generic(
             for (member, score) in &items {
                 result.add(member, *score, nx);
             }
-            Ok(store_result(ctx, dst, result))
+            Ok(store_result(ctx, dst, result, "zrangestore"))
         }
         None => Ok(members_reply(resp3(ctx), items, withscores)),
     }
@@ -541,7 +553,10 @@ pub(crate) fn pop_first_nonempty(
         if !popped.is_empty() {
             let mut effect = vec![Bytes::from_static(b"ZREM"), key.clone()];
             effect.extend(popped.iter().map(|(m, _)| m.clone()));
+            // Logged as ZREM, announced as Redis does: `zpopmin` or `zpopmax`.
+            ctx.explicit_events();
             ctx.propagate(effect);
+            ctx.notify(crate::notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
             drop_if_empty(ctx, key);
         }
         return Ok(Some((key.clone(), popped)));
@@ -778,7 +793,8 @@ fn setop_generic(
     }
     let mut inputs = Vec::with_capacity(numkeys);
     for key in args.get(first_key..first_key + numkeys).unwrap_or_default() {
-        let entry = if dst.is_some() { ctx.lookup(key) } else { ctx.lookup_read(key) };
+        // Read lookups, STORE forms included (a missing input is an announced `keymiss`).
+        let entry = ctx.lookup_read(key);
         let len = match entry.map(|e| &e.value) {
             None => 0,
             Some(Value::ZSet(z)) => z.len(),
@@ -835,7 +851,12 @@ fn setop_generic(
     match dst {
         Some(dst) => {
             set.convert_to_listpack_if_needed();
-            Ok(store_result(ctx, dst, set))
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            Ok(store_result(ctx, dst, set, event))
         }
         None => {
             let items = set.iter().map(|(m, s)| (m.clone(), s)).collect();
@@ -957,8 +978,9 @@ fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn bzmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let deadline = super::lists::parse_timeout(ctx, arg(args, 1)?)?;
+    // Redis reads the timeout after numkeys, the keys, MIN|MAX and COUNT.
     let (keys, max, count) = parse_zmpop(args, 2)?;
+    let deadline = super::lists::parse_timeout(ctx, arg(args, 1)?)?;
     match pop_first_nonempty(ctx, keys, max, count)? {
         Some((key, popped)) => Ok(zmpop_reply(key, popped)),
         None => {

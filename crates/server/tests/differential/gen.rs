@@ -31,6 +31,57 @@ pub enum Check {
     /// An array whose elements are compared one by one, each with its own check (EXEC replies:
     /// each element with the check of the command queued at its place).
     Each(Vec<Check>),
+    /// `DUMP key`: the payloads may differ (encodings are each server's choice), so only
+    /// nil-or-not is compared; then the plan's RESTOREs run on each server with its own
+    /// payload, the other server's, or a damaged one, and the restored keys are compared.
+    Dump(DumpPlan),
+}
+
+/// What the harness does with the payloads of a `DUMP` (see `Check::Dump`).
+#[derive(Clone, Debug)]
+pub struct DumpPlan {
+    pub restores: Vec<RestorePlan>,
+}
+
+/// `RESTORE target ttl <payload> options...`.
+#[derive(Clone, Debug)]
+pub struct RestorePlan {
+    pub target: Vec<u8>,
+    pub ttl: Vec<u8>,
+    pub options: Args,
+    pub payload: Payload,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// The server's own DUMP payload.
+    Own,
+    /// The other server's payload (Redis restores StayKV's and StayKV Redis's).
+    Other,
+    /// Redis's payload damaged the same way for both servers.
+    Damaged(Damage),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// RDB version in the footer above 10.
+    Version,
+    /// A flipped CRC byte.
+    Crc,
+    /// The last `n` bytes cut off.
+    Truncated(usize),
+    /// A flipped body byte (the CRC then fails).
+    Body,
+}
+
+/// A `DUMP`-format payload for an object body (type byte + object): RDB version 10 and the
+/// CRC-64 appended, as Redis writes them.
+pub fn dump_payload(body: &[u8]) -> Vec<u8> {
+    let mut p = body.to_vec();
+    p.extend_from_slice(&10u16.to_le_bytes());
+    let crc = staykv_rdb::crc64(0, &p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,24 +115,40 @@ pub struct Op {
     /// Sent by another client: the harness runs `SELECT <db>` and the command on its second
     /// connection to each server (a write between WATCH and EXEC), between two batches.
     pub side_db: Option<Vec<u8>>,
+    /// Sent on subscriber connection `n` of each server (families with subscribers): its
+    /// replies are read, with the messages, when the harness drains the subscribers.
+    pub sub: Option<usize>,
+    /// Never mutated (a command the next ones depend on, such as clearing Redis's errno
+    /// before SORT).
+    pub keep: bool,
 }
 
 impl Op {
     pub fn new(args: Args) -> Op {
-        Op { args, check: Check::Exact, lex_key: None, side_db: None }
+        Op { args, check: Check::Exact, lex_key: None, side_db: None, sub: None, keep: false }
     }
 
     pub fn with(args: Args, check: Check) -> Op {
-        Op { args, check, lex_key: None, side_db: None }
+        Op { args, check, lex_key: None, side_db: None, sub: None, keep: false }
     }
 
     pub fn lex(args: Args, key: Vec<u8>) -> Op {
-        Op { args, check: Check::Exact, lex_key: Some(key), side_db: None }
+        Op { args, check: Check::Exact, lex_key: Some(key), side_db: None, sub: None, keep: false }
     }
 
     /// `args` sent by another client in database `db`.
     pub fn side(db: Vec<u8>, args: Args) -> Op {
-        Op { args, check: Check::Exact, lex_key: None, side_db: Some(db) }
+        Op { args, check: Check::Exact, lex_key: None, side_db: Some(db), sub: None, keep: false }
+    }
+
+    /// `args` compared exactly and never mutated (see `keep`).
+    pub fn kept(args: Args) -> Op {
+        Op { keep: true, ..Op::new(args) }
+    }
+
+    /// `args` sent on subscriber connection `n`.
+    pub fn on_sub(n: usize, args: Args) -> Op {
+        Op { args, check: Check::Exact, lex_key: None, side_db: None, sub: Some(n), keep: false }
     }
 
     /// Whether the command can run inside MULTI or a script with its reply still compared by
@@ -91,16 +158,21 @@ impl Op {
         matches!(self.check, Check::Exact | Check::Norm(_) | Check::Tol(_))
             && self.lex_key.is_none()
             && self.side_db.is_none()
+            && self.sub.is_none()
     }
 
     /// Whether the batch must end right after this command (its check talks to the servers).
     pub fn ends_batch(&self) -> bool {
-        matches!(self.check, Check::Random(_) | Check::Scan | Check::Hello)
+        matches!(self.check, Check::Random(_) | Check::Scan | Check::Hello | Check::Dump(_))
     }
 
     /// Whether random argument mutations keep the comparison meaningful.
     pub fn mutable(&self) -> bool {
-        matches!(self.check, Check::Exact | Check::Norm(_)) && self.args.len() >= 2 && self.side_db.is_none()
+        matches!(self.check, Check::Exact | Check::Norm(_))
+            && self.args.len() >= 2
+            && self.side_db.is_none()
+            && self.sub.is_none()
+            && !self.keep
     }
 }
 
@@ -220,6 +292,11 @@ impl Gen {
     pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         let i = self.below(xs.len());
         xs[i]
+    }
+
+    pub fn rng_shuffle<T>(&mut self, xs: &mut [T]) {
+        use rand::seq::SliceRandom;
+        xs.shuffle(&mut self.rng);
     }
 
     pub fn pick_str(&mut self, xs: &[&str]) -> Vec<u8> {

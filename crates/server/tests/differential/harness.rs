@@ -5,7 +5,10 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::families::{self, CmdGen, Family};
-use super::gen::{now_ms, unordered, unordered_pairs, Args, Check, Gen, Op, RandKind, RandomCheck, DBS};
+use super::gen::{
+    dump_payload, now_ms, unordered, unordered_pairs, Args, Check, Damage, DumpPlan, Gen, Op, Payload, RandKind,
+    RandomCheck, DBS,
+};
 use super::launch::Server;
 use super::resp::{quote, render, render_command, Conn, ReadError, Value};
 
@@ -89,6 +92,19 @@ pub struct Harness {
     mismatches: Vec<Mismatch>,
     dataset_checks: u64,
     lex_skipped: u64,
+    /// The running family's subscriber connections (`Family::subscribers`), per server.
+    redis_subs: Vec<Conn>,
+    stay_subs: Vec<Conn>,
+    sub_setup: &'static [&'static [&'static str]],
+    drains: u64,
+    /// The next drain compares what each subscriber received as a multiset (see
+    /// `notify_expiry_episode`).
+    drain_unordered: bool,
+    /// Subscribers are being reopened after a mismatch.
+    reopening: bool,
+    /// `DIFF_SUB_STEP=1`: with subscribers, drain after every generated command (slower; a
+    /// mismatch then names the command whose messages differ).
+    sub_step: bool,
 }
 
 impl std::fmt::Debug for Harness {
@@ -158,6 +174,13 @@ pub fn main() {
         mismatches: Vec::new(),
         dataset_checks: 0,
         lex_skipped: 0,
+        redis_subs: Vec::new(),
+        stay_subs: Vec::new(),
+        sub_setup: &[],
+        drains: 0,
+        drain_unordered: false,
+        reopening: false,
+        sub_step: env_flag("DIFF_SUB_STEP"),
     };
     if let Ok(Value::Bulk(info)) = h.redis_insp.call(&[b"INFO", b"server"]) {
         let text = String::from_utf8_lossy(&info).into_owned();
@@ -326,6 +349,17 @@ impl Harness {
         let mut g = Gen::new(family_seed(self.seed, fam.name));
         g.inner = inner.to_vec();
         self.reset();
+        for cmd in fam.setup {
+            let cmd: Args = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
+            let (r, s) = self.inspect(std::slice::from_ref(&cmd));
+            assert_eq!(r, s, "family setup {}", render_command(&cmd));
+        }
+        self.sub_setup = fam.sub_setup;
+        self.open_subscribers(fam.subscribers);
+        // Families with subscribers draw no foreign commands: some of those are checked with
+        // follow-up commands on one server only (SPOP's re-sync), whose events the other
+        // server would not publish.
+        let foreign = if fam.subscribers > 0 { &[][..] } else { foreign };
         let total = self.commands_per_family;
         let segments = total.div_ceil(SEGMENT).max(2);
         let per_segment = total.div_ceil(segments);
@@ -361,7 +395,22 @@ impl Harness {
                     g.past_used = false;
                     ops.push(Gen::touch_all());
                 }
+                if !self.redis_subs.is_empty() && (self.sub_step || pending.len() + ops.len() > BATCH) {
+                    // A command's group (a deadline in the past and the EXISTS that reclaims
+                    // the key) stays in one batch: between batches Redis's active expiry may
+                    // announce `expired` before the EXISTS would.
+                    self.flush(&mut pending);
+                }
                 for op in ops {
+                    if let Some(n) = op.sub {
+                        // A subscriber's command, drawn in a family without subscribers, is
+                        // skipped.
+                        self.flush(&mut pending);
+                        if !self.redis_subs.is_empty() {
+                            self.sub_command(n % self.redis_subs.len(), &op.args);
+                        }
+                        continue;
+                    }
                     if let Some(db) = &op.side_db {
                         self.flush(&mut pending);
                         self.side(db, &op.args);
@@ -388,7 +437,13 @@ impl Harness {
                 if since_episode >= EPISODE_EVERY {
                     since_episode = 0;
                     self.flush(&mut pending);
-                    self.short_expiry_episode(&mut g);
+                    if self.redis_subs.is_empty() {
+                        self.short_expiry_episode(&mut g);
+                    } else if !fam.setup.is_empty() {
+                        // Subscribers with a setup (keyspace notifications): expiries are
+                        // announced, and compared apart. Plain pub/sub has nothing to expire.
+                        self.notify_expiry_episode(&mut g);
+                    }
                 }
                 if since_dataset >= DATASET_EVERY {
                     since_dataset = 0;
@@ -399,6 +454,7 @@ impl Harness {
             self.flush(&mut pending);
         }
         self.compare_dataset();
+        self.open_subscribers(0);
     }
 
     /// Whether a lex range over `key` is specified by Redis: not a sorted set, or all its
@@ -422,6 +478,11 @@ impl Harness {
         for c in [&mut self.redis_insp, &mut self.stay_insp] {
             let r = c.call(&[b"FLUSHALL"]).unwrap_or_else(|e| panic!("FLUSHALL: {e}"));
             assert_eq!(r, Value::Simple(b"OK".to_vec()), "FLUSHALL");
+            // The notify family changes it; no other family expects events.
+            let r = c
+                .call(&[b"CONFIG", b"SET", b"notify-keyspace-events", b""])
+                .unwrap_or_else(|e| panic!("CONFIG SET: {e}"));
+            assert_eq!(r, Value::Simple(b"OK".to_vec()), "CONFIG SET notify-keyspace-events");
         }
         self.redis = self.redis_srv.connect();
         self.stay = self.stay_srv.connect();
@@ -519,6 +580,11 @@ impl Harness {
                         outcome = Outcome::Mismatch(detail);
                     }
                 }
+                if let Check::Dump(plan) = &op.check {
+                    if let Some(detail) = self.restore_dumps(plan, &r, &s) {
+                        outcome = Outcome::Mismatch(detail);
+                    }
+                }
             }
             match outcome {
                 Outcome::Same => {}
@@ -537,6 +603,9 @@ impl Harness {
                     return;
                 }
             }
+        }
+        if !self.redis_subs.is_empty() {
+            self.drain_subscribers();
         }
     }
 
@@ -624,6 +693,12 @@ impl Harness {
                 _ => same(rraw == sraw, "replies differ"),
             },
             Check::Scan => Outcome::Mismatch("internal: SCAN op compared as a plain command".into()),
+            // The payloads are each server's encoding choice: nil or not must agree; the
+            // follow-up RESTOREs compare what they stand for.
+            Check::Dump(_) => match (r.bytes(), s.bytes()) {
+                (Some(_), Some(_)) => Outcome::Same,
+                _ => same(rraw == sraw, "replies differ"),
+            },
         }
     }
 
@@ -898,6 +973,258 @@ impl Harness {
         self.execute(vec![Gen::touch_all()]);
     }
 
+    // ---- subscribers (pub/sub, keyspace notifications) -----------------------------------
+
+    /// Close the subscriber connections and open `n` fresh ones per server, each running the
+    /// family's `sub_setup` (its replies compared at the first drain).
+    fn open_subscribers(&mut self, n: usize) {
+        self.redis_subs.clear();
+        self.stay_subs.clear();
+        self.drain_unordered = false;
+        for _ in 0..n {
+            self.redis_subs.push(self.redis_srv.connect());
+            self.stay_subs.push(self.stay_srv.connect());
+        }
+        if n == 0 {
+            return;
+        }
+        for i in 0..n {
+            for cmd in self.sub_setup {
+                let cmd: Args = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
+                for conn in [&mut self.redis_subs[i], &mut self.stay_subs[i]] {
+                    if let Err(e) = conn.send(std::slice::from_ref(&cmd)) {
+                        panic!("differential: subscriber setup: {e}");
+                    }
+                }
+            }
+        }
+        self.drain_subscribers();
+    }
+
+    /// A command on subscriber `n` of both servers; what it answers is read and compared with
+    /// the messages at the drain that follows at once (which also makes sure the command ran
+    /// before the next command of the main connection).
+    fn sub_command(&mut self, n: usize, args: &Args) {
+        let mut label = args.clone();
+        if let Some(name) = label.first_mut() {
+            *name = [format!("(subscriber {n}) ").as_bytes(), name].concat();
+        }
+        self.remember(&label);
+        let (redis, stay) = (&mut self.redis_subs[n], &mut self.stay_subs[n]);
+        if let Err(e) = redis.send(std::slice::from_ref(args)).and_then(|()| stay.send(std::slice::from_ref(args))) {
+            self.fatal("sending to a subscriber", &ReadError::Io(e));
+        }
+        self.drain_subscribers();
+    }
+
+    /// Everything each subscriber received since the last drain, on both servers, compared
+    /// frame by frame: a `PING <marker>` goes to every subscriber and each is read up to the
+    /// marker's reply.
+    ///
+    /// Tolerances, both narrow:
+    /// * StayKV is read until its marker reply *and* as many frames as Redis sent: StayKV
+    ///   writes pub/sub messages from a per-connection mailbox that its connection task
+    ///   serves apart from command replies (crates/server/src/connection.rs), so a PING that
+    ///   arrives while messages are still queued may be answered before them. The count
+    ///   compares what was received; where the marker landed is not compared.
+    /// * A run of `pmessage` frames for the same channel and message (one PUBLISH matching
+    ///   several patterns of one subscriber) is compared in sorted order: Redis 7.0 walks its
+    ///   pattern dictionary in hash order, which is unspecified. Likewise the channel names
+    ///   of a run of `unsubscribe` confirmations (UNSUBSCRIBE without arguments walks the
+    ///   client's channel dictionary); the counts are compared in place.
+    fn drain_subscribers(&mut self) {
+        let n = self.redis_subs.len();
+        let mut markers = Vec::new();
+        for i in 0..n {
+            self.drains += 1;
+            let marker = format!("\u{1}drain-{}", self.drains).into_bytes();
+            let ping = args!["PING", marker];
+            let sent = self.redis_subs[i]
+                .send(std::slice::from_ref(&ping))
+                .and_then(|()| self.stay_subs[i].send(std::slice::from_ref(&ping)));
+            if let Err(e) = sent {
+                self.fatal("sending PING to a subscriber", &ReadError::Io(e));
+            }
+            markers.push(marker);
+        }
+        let unordered_drain = std::mem::take(&mut self.drain_unordered);
+        for (i, marker) in markers.iter().enumerate() {
+            let r = match read_to_marker(&mut self.redis_subs[i], marker, None) {
+                Ok(frames) => frames,
+                Err(e) => self.fatal("reading a redis subscriber", &e),
+            };
+            let s = match read_to_marker(&mut self.stay_subs[i], marker, Some(r.len())) {
+                Ok(frames) => frames,
+                Err(e) => self.fatal("reading a staykv subscriber", &e),
+            };
+            let (rn, sn) = if unordered_drain {
+                let mut rn = r.clone();
+                let mut sn = s.clone();
+                rn.sort();
+                sn.sort();
+                (rn, sn)
+            } else {
+                (norm_frames(&r), norm_frames(&s))
+            };
+            if rn != sn {
+                let at = rn.iter().zip(&sn).position(|(a, b)| a != b).unwrap_or(rn.len().min(sn.len()));
+                let show = |frames: &[Value]| -> String {
+                    frames.iter().map(|f| format!("\n        {}", truncate(render(f), 300))).collect::<String>()
+                };
+                let detail = format!(
+                    "subscriber {i} received different frames{} (first difference at frame {at}):\n      redis ({} frames):{}\n      staykv ({} frames):{}",
+                    if unordered_drain { " (compared as multisets)" } else { "" },
+                    r.len(),
+                    show(&r),
+                    s.len(),
+                    show(&s)
+                );
+                let label = vec![format!("(subscriber {i} drained)").into_bytes()];
+                self.mismatch(
+                    &label,
+                    &truncate(render(&Value::Array(rn)), 2000),
+                    &truncate(render(&Value::Array(sn)), 2000),
+                    &[],
+                    &[],
+                    &detail,
+                );
+                // Queued frames may still be on their way: start again from fresh subscribers
+                // (once: a setup that itself differs is reported, not retried).
+                if !self.reopening {
+                    self.reopening = true;
+                    self.open_subscribers(n);
+                    self.reopening = false;
+                }
+                return;
+            }
+        }
+    }
+
+    /// Keys that really expire (30–50 ms), read again after a pause: the `expired` events
+    /// come from active expiry or from the lazy expiry of that read, whichever happens first
+    /// on each server, so this one drain compares the events as multisets (see
+    /// `drain_unordered`). Everything else in the run is compared in order.
+    fn notify_expiry_episode(&mut self, g: &mut Gen) {
+        let n = g.range(1, 3);
+        let keys = g.distinct_keys(usize::try_from(n).unwrap_or(1));
+        let mut ops = Vec::new();
+        for k in &keys {
+            // Long enough that the ordered drain after this batch sees none of them expire.
+            let ms = g.range(30, 50).to_string();
+            ops.push(Op::new(match g.below(3) {
+                0 => args!["SET", k, g.value(), "PX", ms],
+                1 => args!["PSETEX", k, ms, g.value()],
+                _ => args!["PEXPIRE", k, ms],
+            }));
+        }
+        self.execute(ops);
+        std::thread::sleep(Duration::from_millis(100));
+        let mut reads = Vec::new();
+        for k in &keys {
+            reads.push(Op::new(args![g.pick_str(&["GET", "EXISTS", "TYPE", "PTTL"]), k]));
+        }
+        self.drain_unordered = true;
+        self.execute(reads);
+        self.drain_unordered = false;
+    }
+
+    // ---- DUMP / RESTORE --------------------------------------------------------------------
+
+    /// After a `DUMP` both answered: the plan's RESTOREs on each server (its own payload, the
+    /// other server's, or Redis's damaged), replies compared exactly, then every target key
+    /// compared (type, TTL, encoding, value).
+    fn restore_dumps(&mut self, plan: &DumpPlan, r: &Value, s: &Value) -> Option<String> {
+        let fallback = dump_payload(b"\x00\x05hello");
+        let rp = r.bytes().map_or_else(|| fallback.clone(), <[u8]>::to_vec);
+        let sp = s.bytes().map_or_else(|| fallback.clone(), <[u8]>::to_vec);
+        let mut rcmds: Vec<Args> = Vec::new();
+        let mut scmds: Vec<Args> = Vec::new();
+        for rs in &plan.restores {
+            let (for_redis, for_stay) = match rs.payload {
+                Payload::Own => (rp.clone(), sp.clone()),
+                Payload::Other => (sp.clone(), rp.clone()),
+                Payload::Damaged(d) => {
+                    let p = damage(&rp, d);
+                    (p.clone(), p)
+                }
+            };
+            for (cmds, payload) in [(&mut rcmds, for_redis), (&mut scmds, for_stay)] {
+                let mut a = args!["RESTORE", rs.target, rs.ttl, payload];
+                a.extend(rs.options.iter().cloned());
+                cmds.push(a);
+            }
+        }
+        let rr = match self.redis.pipeline(&rcmds) {
+            Ok(x) => x,
+            Err(e) => self.fatal("RESTORE on redis", &e),
+        };
+        let sr = match self.stay.pipeline(&scmds) {
+            Ok(x) => x,
+            Err(e) => self.fatal("RESTORE on staykv", &e),
+        };
+        for (i, (a, b)) in rr.iter().zip(&sr).enumerate() {
+            let mut label = rcmds[i].clone();
+            label[3] = format!("<{:?} payload>", plan.restores[i].payload).into_bytes();
+            self.remember(&label);
+            if a != b {
+                return Some(format!(
+                    "after the DUMP: `{}` answered redis {} staykv {}",
+                    render_command(&label),
+                    render(a),
+                    render(b)
+                ));
+            }
+        }
+        let mut targets: Vec<&Vec<u8>> = plan.restores.iter().map(|rs| &rs.target).collect();
+        targets.sort();
+        targets.dedup();
+        for key in targets {
+            let probe = [args!["TYPE", key], args!["PTTL", key], args!["OBJECT", "ENCODING", key]];
+            let (rm, sm) = match (self.redis.pipeline(&probe), self.stay.pipeline(&probe)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => self.fatal("probing a restored key", &e),
+            };
+            let ttl_ok = match (&rm[1], &sm[1]) {
+                (Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => a.abs_diff(*b) <= 1500,
+                (a, b) => a == b,
+            };
+            if rm[0] != sm[0] || !ttl_ok || rm[2] != sm[2] {
+                return Some(format!(
+                    "restored key {}: TYPE/PTTL/OBJECT ENCODING redis {} {} {} staykv {} {} {}",
+                    quote(key),
+                    render(&rm[0]),
+                    render(&rm[1]),
+                    render(&rm[2]),
+                    render(&sm[0]),
+                    render(&sm[1]),
+                    render(&sm[2])
+                ));
+            }
+            let (read, norm): (Args, fn(&Value) -> Value) = match rm[0].bytes().unwrap_or_default() {
+                b"string" => (args!["GET", key], Value::clone),
+                b"hash" => (args!["HGETALL", key], unordered_pairs),
+                b"list" => (args!["LRANGE", key, "0", "-1"], Value::clone),
+                b"set" => (args!["SMEMBERS", key], unordered),
+                b"zset" => (args!["ZRANGE", key, "0", "-1", "WITHSCORES"], Value::clone),
+                _ => continue,
+            };
+            let read = std::slice::from_ref(&read);
+            let (rv, sv) = match (self.redis.pipeline(read), self.stay.pipeline(read)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => self.fatal("reading a restored key", &e),
+            };
+            if norm(&rv[0]) != norm(&sv[0]) {
+                return Some(format!(
+                    "restored key {}: value redis {} staykv {}",
+                    quote(key),
+                    truncate(render(&rv[0]), 500),
+                    truncate(render(&sv[0]), 500)
+                ));
+            }
+        }
+        None
+    }
+
     /// Compare every database (DBSIZE, keys, type, TTL, encoding, value) through the inspector
     /// connections; every difference found is reported together.
     fn compare_dataset(&mut self) {
@@ -1070,6 +1397,12 @@ impl Harness {
             }
         }
         println!("differential: both servers re-synced from Redis's data ({} commands)", rebuild.len());
+        // The rebuild's own events (and whatever a diverged subscriber still had queued) are
+        // no comparison: fresh subscribers.
+        if !self.redis_subs.is_empty() {
+            let n = self.redis_subs.len();
+            self.open_subscribers(n);
+        }
     }
 }
 
@@ -1119,4 +1452,118 @@ fn hello_norm(v: &Value) -> Value {
         }
         other => other.clone(),
     }
+}
+
+/// Frames from a subscriber up to the reply to `PING marker` (not included). With
+/// `at_least`, reading goes on past the marker until that many frames came or nothing more
+/// arrives for a while (see `Harness::drain_subscribers`).
+fn read_to_marker(conn: &mut Conn, marker: &[u8], at_least: Option<usize>) -> Result<Vec<Value>, ReadError> {
+    let is_marker = |v: &Value| match v {
+        Value::Bulk(b) => b == marker,
+        Value::Array(items) | Value::Push(items) => {
+            items.len() == 2 && items[0].bytes() == Some(b"pong") && items[1].bytes() == Some(marker)
+        }
+        _ => false,
+    };
+    let mut frames = Vec::new();
+    let mut seen = false;
+    loop {
+        if seen && frames.len() >= at_least.unwrap_or(0) {
+            return Ok(frames);
+        }
+        if seen {
+            conn.set_read_timeout(Duration::from_millis(500)).map_err(ReadError::Io)?;
+        }
+        let read = conn.read();
+        if seen {
+            conn.set_read_timeout(Duration::from_secs(60)).map_err(ReadError::Io)?;
+        }
+        match read {
+            Ok((v, _)) if !seen && is_marker(&v) => seen = true,
+            Ok((v, _)) => frames.push(v),
+            Err(ReadError::Io(e))
+                if seen && matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                return Ok(frames)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Subscriber frames for comparison: HELLO replies without the connection id, each run of
+/// `pmessage` frames for one channel and message sorted, and in each run of `unsubscribe`
+/// confirmations the channel names sorted (the counts stay in place): UNSUBSCRIBE without
+/// arguments leaves the channels in Redis 7.0's dictionary order (see `drain_subscribers`).
+fn norm_frames(frames: &[Value]) -> Vec<Value> {
+    let unsub = |v: &Value| -> bool {
+        v.items().is_some_and(|items| items.len() == 3 && items[0].bytes() == Some(b"unsubscribe"))
+    };
+    let mut frames = frames.to_vec();
+    let mut i = 0;
+    while i < frames.len() {
+        if !unsub(&frames[i]) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < frames.len() && unsub(&frames[j]) {
+            j += 1;
+        }
+        let mut names: Vec<Value> = frames[i..j].iter().filter_map(|f| f.items().map(|x| x[1].clone())).collect();
+        names.sort();
+        for (frame, name) in frames[i..j].iter_mut().zip(names) {
+            if let Value::Array(items) | Value::Push(items) = frame {
+                items[1] = name;
+            }
+        }
+        i = j;
+    }
+    let frames = &frames[..];
+    let run_key = |v: &Value| -> Option<(Vec<u8>, Vec<u8>)> {
+        let items = v.items()?;
+        if items.len() != 4 || items[0].bytes() != Some(b"pmessage") {
+            return None;
+        }
+        Some((items[2].bytes()?.to_vec(), items[3].bytes()?.to_vec()))
+    };
+    let mut out = Vec::with_capacity(frames.len());
+    let mut i = 0;
+    while i < frames.len() {
+        match run_key(&frames[i]) {
+            Some(k) => {
+                let mut j = i + 1;
+                while j < frames.len() && run_key(&frames[j]).as_ref() == Some(&k) {
+                    j += 1;
+                }
+                let mut run = frames[i..j].to_vec();
+                run.sort();
+                out.extend(run);
+                i = j;
+            }
+            None => {
+                out.push(hello_norm(&frames[i]));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `payload` damaged the way `d` says (the same bytes go to both servers).
+fn damage(payload: &[u8], d: Damage) -> Vec<u8> {
+    let mut p = payload.to_vec();
+    let n = p.len();
+    match d {
+        Damage::Version if n >= 10 => {
+            // Versions above 10 are refused by Redis 7.0 (and StayKV reads none above 10).
+            p[n - 10] = 11;
+            p[n - 9] = 0;
+        }
+        Damage::Crc if n >= 1 => p[n - 1] ^= 0x5a,
+        Damage::Truncated(k) => p.truncate(n.saturating_sub(k)),
+        Damage::Body if n > 10 => p[(n - 10) / 2] ^= 0x01,
+        _ => p.clear(),
+    }
+    p
 }

@@ -8,7 +8,8 @@
 use super::{c, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
-pub const FAMILY: Family = Family { name: "bits", required: &["SETBIT", "GETBIT"], gens: GENS, wraps: false };
+pub const FAMILY: Family =
+    Family { name: "bits", required: &["SETBIT", "GETBIT"], gens: GENS, wraps: false, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("SETBIT", 16, setbit),

@@ -4,7 +4,8 @@
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{unordered, unordered_pairs, Check, Gen, Op, RandKind, RandomCheck};
 
-pub const FAMILY: Family = Family { name: "hashes", required: &["HSET", "HGETALL"], gens: GENS, wraps: false };
+pub const FAMILY: Family =
+    Family { name: "hashes", required: &["HSET", "HGETALL"], gens: GENS, wraps: false, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("HSET", 14, hset),

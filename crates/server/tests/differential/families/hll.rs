@@ -7,7 +7,8 @@
 use super::{c, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
-pub const FAMILY: Family = Family { name: "hll", required: &["PFADD", "PFCOUNT"], gens: GENS, wraps: false };
+pub const FAMILY: Family =
+    Family { name: "hll", required: &["PFADD", "PFCOUNT"], gens: GENS, wraps: false, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("PFADD", 20, pfadd),

@@ -6,7 +6,8 @@
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{unordered, Check, Gen, Op, RandKind, RandomCheck};
 
-pub const FAMILY: Family = Family { name: "keys", required: &["DEL", "EXISTS", "SET"], gens: GENS, wraps: false };
+pub const FAMILY: Family =
+    Family { name: "keys", required: &["DEL", "EXISTS", "SET"], gens: GENS, wraps: false, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     // Writers, so there is something to expire, rename, copy, move.

@@ -4,7 +4,8 @@
 use super::{c, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
-pub const FAMILY: Family = Family { name: "lists", required: &["RPUSH", "LRANGE"], gens: GENS, wraps: false };
+pub const FAMILY: Family =
+    Family { name: "lists", required: &["RPUSH", "LRANGE"], gens: GENS, wraps: false, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("LPUSH", 8, lpush),

@@ -10,10 +10,14 @@
 use super::gen::{Gen, Op};
 
 pub mod bits;
+pub mod blocking;
+pub mod dump;
 pub mod hashes;
 pub mod hll;
 pub mod keys;
 pub mod lists;
+pub mod notify;
+pub mod pubsub;
 pub mod scripting;
 pub mod sets;
 pub mod strings;
@@ -49,6 +53,20 @@ pub struct Family {
     /// Its commands wrap other families' commands (MULTI/EXEC, scripts): its generators are
     /// not drawn as the wrapped commands (`Gen::inner`).
     pub wraps: bool,
+    /// Subscriber connections the harness keeps open to each server while the family runs
+    /// (pub/sub, keyspace notifications). After every batch, and after every command sent
+    /// on a subscriber, each subscriber is drained and what it received is compared.
+    pub subscribers: usize,
+    /// Commands each subscriber runs when (re)opened, e.g. its PSUBSCRIBE.
+    pub sub_setup: &'static [&'static [&'static str]],
+    /// Runs once before the family and after each re-sync (e.g. CONFIG SET), on both servers.
+    pub setup: &'static [&'static [&'static str]],
+}
+
+impl Family {
+    /// The defaults of a family without subscribers or setup.
+    pub const PLAIN: Family =
+        Family { name: "", required: &[], gens: &[], wraps: false, subscribers: 0, sub_setup: &[], setup: &[] };
 }
 
 pub fn registry() -> Vec<&'static Family> {
@@ -61,6 +79,10 @@ pub fn registry() -> Vec<&'static Family> {
         &zsets::FAMILY,
         &bits::FAMILY,
         &hll::FAMILY,
+        &blocking::FAMILY,
+        &dump::FAMILY,
+        &pubsub::FAMILY,
+        &notify::FAMILY,
         &transactions::FAMILY,
         &scripting::FAMILY,
     ]

@@ -15,7 +15,8 @@ use staykv_engine::scripting::sha1_hex;
 use super::{c, CmdGen, Family};
 use crate::differential::gen::{Check, Gen, Op};
 
-pub const FAMILY: Family = Family { name: "scripting", required: &["EVAL", "SCRIPT"], gens: GENS, wraps: true };
+pub const FAMILY: Family =
+    Family { name: "scripting", required: &["EVAL", "SCRIPT"], gens: GENS, wraps: true, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("EVAL", 16, eval_call),

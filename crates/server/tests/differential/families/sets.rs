@@ -4,7 +4,8 @@
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{unordered, Check, Gen, Op, RandKind, RandomCheck};
 
-pub const FAMILY: Family = Family { name: "sets", required: &["SADD", "SMEMBERS"], gens: GENS, wraps: false };
+pub const FAMILY: Family =
+    Family { name: "sets", required: &["SADD", "SMEMBERS"], gens: GENS, wraps: false, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("SADD", 14, sadd),

@@ -4,7 +4,8 @@
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
-pub const FAMILY: Family = Family { name: "strings", required: &["SET", "GET"], gens: GENS, wraps: false };
+pub const FAMILY: Family =
+    Family { name: "strings", required: &["SET", "GET"], gens: GENS, wraps: false, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("GET", 10, get),

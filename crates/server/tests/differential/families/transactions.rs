@@ -8,7 +8,8 @@
 use super::{c, CmdGen, Family};
 use crate::differential::gen::{Check, Gen, Op, DBS};
 
-pub const FAMILY: Family = Family { name: "transactions", required: &["MULTI", "EXEC"], gens: GENS, wraps: true };
+pub const FAMILY: Family =
+    Family { name: "transactions", required: &["MULTI", "EXEC"], gens: GENS, wraps: true, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("MULTI", 12, multi_exec),

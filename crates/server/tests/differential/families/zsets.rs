@@ -6,7 +6,8 @@
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{Check, Gen, Op, RandKind, RandomCheck};
 
-pub const FAMILY: Family = Family { name: "zsets", required: &["ZADD", "ZRANGE"], gens: GENS, wraps: false };
+pub const FAMILY: Family =
+    Family { name: "zsets", required: &["ZADD", "ZRANGE"], gens: GENS, wraps: false, ..Family::PLAIN };
 
 const GENS: &[CmdGen] = &[
     c("ZADD", 16, zadd),
