@@ -32,7 +32,7 @@ const FLUSH_AT: usize = 1024 * 1024;
 #[derive(Debug, Default)]
 struct Mailbox {
     queue: parking_lot::Mutex<VecDeque<Reply>>,
-    /// Approximate bytes queued and not yet written.
+    /// Approximate bytes queued and not yet taken into the output.
     bytes: AtomicUsize,
     ready: Notify,
     /// Since when the queue has been above the soft limit, if it is.
@@ -57,7 +57,7 @@ impl Mailbox {
         if over_hard || over_soft {
             if !record.killed.swap(true, Ordering::AcqRel) {
                 tracing::warn!(addr = %record.addr, "closing subscriber: output buffer over the pubsub limit");
-                record.kill_signal.notify_one();
+                record.close_signal.notify_one();
             }
             return;
         }
@@ -192,8 +192,14 @@ impl From<std::io::Error> for Close {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn run(&mut self) -> Result<(), Close> {
-        let mut shutdown = self.shared.host.shutdown.subscribe();
         loop {
+            // Shutdown and CLIENT KILL both come as `close_signal` (shutdown used to be a
+            // wait on a channel shared by every connection: a waiter list under one lock).
+            self.check_closing()?;
+            if self.mailbox.bytes.load(Ordering::Acquire) > 0 {
+                self.take_messages();
+                self.flush(0).await?;
+            }
             // `timeout`: an idle client is closed, unless it waits for pub/sub messages.
             let idle_at = self.idle_timeout().map(|idle| self.last_command + idle);
             // Read in pieces of at least 1 KiB; once traffic fills that, 16 KiB at a time.
@@ -201,25 +207,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 self.input.reserve(16 * 1024);
             }
             let read = tokio::select! {
-                read = self.stream.read_buf(&mut self.input) => Some(read?),
-                () = self.mailbox.ready.notified() => None,
-                () = self.record.kill_signal.notified() => return Err(Close::Requested),
-                _ = shutdown.wait_for(|stop| *stop) => return Err(Close::Requested),
+                read = self.stream.read_buf(&mut self.input) => read?,
+                () = self.mailbox.ready.notified() => continue,
+                () = self.record.close_signal.notified() => return Err(Close::Requested),
                 () = sleep_until_or_forever(idle_at) => {
                     tracing::debug!(client = self.client.id, "closing idle client (timeout)");
                     return Err(Close::Idle);
                 }
             };
-            let Some(read) = read else {
-                self.write_messages().await?;
-                continue;
-            };
             if read == 0 {
                 return Ok(());
             }
-            if self.record.killed.load(Ordering::Relaxed) {
-                return Err(Close::Requested);
-            }
+            self.check_closing()?;
             let query_limit = self.shared.host.limits.query_buffer_limit();
             if self.input.len() > query_limit {
                 tracing::warn!(
@@ -264,6 +263,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             completed = true;
             if args.is_empty() {
                 continue;
+            }
+            // Messages delivered before this command go out before its reply, as in Redis.
+            if self.mailbox.bytes.load(Ordering::Acquire) > 0 {
+                self.take_messages();
             }
             let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
             wait_seq = wait_seq.max(blocking_wait);
@@ -317,7 +320,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         deadline: Option<u64>,
         timed_out: Outcome,
     ) -> Result<Outcome, Close> {
-        let mut shutdown = self.shared.host.shutdown.subscribe();
         let result = loop {
             let sleep = match deadline {
                 Some(at) => Duration::from_millis(at.saturating_sub(crate::clock::now_ms())),
@@ -331,8 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     }
                 }
                 () = tokio::time::sleep(sleep) => break Ok(timed_out),
-                () = self.record.kill_signal.notified() => break Err(Close::Requested),
-                _ = shutdown.wait_for(|stop| *stop) => break Err(Close::Requested),
+                () = self.record.close_signal.notified() => break Err(Close::Requested),
             }
         };
         self.shared.engine.blocked.unregister(self.client.id);
@@ -377,7 +378,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let stall_limit = self.idle_timeout();
         tokio::select! {
             written = write_all_progressing(&mut self.stream, &self.output, stall_limit) => written?,
-            () = self.record.kill_signal.notified() => return Err(Close::Requested),
+            () = self.record.close_signal.notified() => return Err(Close::Requested),
             () = sleep_or_forever(deadline) => {
                 tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its soft limit for too long");
                 return Err(Close::Protocol);
@@ -392,16 +393,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         self.shared.host.limits.idle_timeout().filter(|_| self.client.subscription_count() == 0)
     }
 
-    /// Write the pub/sub messages queued for this client.
-    async fn write_messages(&mut self) -> Result<(), Close> {
+    /// Move the pub/sub messages queued for this client into its output, after what is
+    /// already there and before any reply still to come.
+    fn take_messages(&mut self) {
         let messages: Vec<Reply> = self.mailbox.queue.lock().drain(..).collect();
         let bytes: usize = messages.iter().map(approximate_size).sum();
         for message in &messages {
             message.encode(self.client.protocol, &mut self.output);
         }
-        let result = self.flush(0).await;
         self.mailbox.bytes.fetch_sub(bytes, Ordering::AcqRel);
-        result
+    }
+
+    /// Closed by CLIENT KILL (or a pub/sub limit), or the server is shutting down.
+    fn check_closing(&self) -> Result<(), Close> {
+        if self.record.killed.load(Ordering::Acquire) || *self.shared.host.shutdown.borrow() {
+            return Err(Close::Requested);
+        }
+        Ok(())
     }
 }
 

@@ -27,7 +27,8 @@ pub struct ClientRecord {
     pub state: Mutex<ClientView>,
     /// Set by CLIENT KILL; the connection closes when it sees it.
     pub killed: AtomicBool,
-    pub kill_signal: Notify,
+    /// Wakes the connection to close: CLIENT KILL, a pub/sub output limit, or shutdown.
+    pub close_signal: Notify,
 }
 
 /// The mutable part of a client record.
@@ -127,7 +128,7 @@ impl ServerHost {
             created: Instant::now(),
             state: Mutex::new(ClientView { resp: 2, user: "default".into(), ..ClientView::default() }),
             killed: AtomicBool::new(false),
-            kill_signal: Notify::new(),
+            close_signal: Notify::new(),
         });
         clients.insert(id, record.clone());
         Some((id, record))
@@ -140,6 +141,10 @@ impl ServerHost {
     /// Ask every part of the server to stop.
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);
+        // A connection registered after this loop sees the flag when it starts.
+        for record in self.clients.lock().values() {
+            record.close_signal.notify_one();
+        }
     }
 
     fn client_line(id: u64, record: &ClientRecord, out: &mut String) {
@@ -397,7 +402,7 @@ impl Host for ServerHost {
                 && filter.skip_me != Some(id);
             if matches {
                 record.killed.store(true, Ordering::SeqCst);
-                record.kill_signal.notify_one();
+                record.close_signal.notify_one();
                 killed += 1;
             }
         }

@@ -243,12 +243,6 @@ impl Conn {
         Ok(Conn { stream, buf: Vec::new(), pos: 0 })
     }
 
-    /// How long a read may wait (subscribers are read with a short one when a message may
-    /// never come).
-    pub fn set_read_timeout(&self, timeout: Duration) -> std::io::Result<()> {
-        self.stream.set_read_timeout(Some(timeout))
-    }
-
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)
     }
