@@ -322,7 +322,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     ) -> Result<Outcome, Close> {
         let result = loop {
             let sleep = match deadline {
-                Some(at) => Duration::from_millis(at.saturating_sub(crate::clock::now_ms())),
+                // The deadline is in whole milliseconds counted from a truncated clock:
+                // one more keeps the wait from ending short of the timeout asked for.
+                Some(at) => Duration::from_millis(at.saturating_sub(crate::clock::now_ms()) + 1),
                 None => Duration::MAX,
             };
             tokio::select! {
