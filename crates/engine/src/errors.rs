@@ -46,6 +46,16 @@ pub fn invalid_expire(name: &str) -> Reply {
     Reply::Error(INVALID_EXPIRE.replace("{}", name))
 }
 
+/// Redis's `addReplySubcommandSyntaxError`: a known subcommand given the wrong arguments
+/// past its table arity.
+pub fn subcommand_syntax(sub: &[u8], cmd: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub),
+        cmd.to_ascii_uppercase()
+    ))
+}
+
 pub fn unknown_subcommand(sub: &[u8], cmd: &str) -> Reply {
     Reply::Error(format!(
         "ERR unknown subcommand '{}'. Try {} HELP.",

@@ -75,7 +75,8 @@ impl Reply {
             Reply::Ok => out.put_slice(b"+OK\r\n"),
             Reply::Status(s) => simple(out, b'+', s.as_bytes()),
             Reply::StatusOwned(s) => simple(out, b'+', s.as_bytes()),
-            Reply::Error(e) => simple(out, b'-', e.as_bytes()),
+            // As Redis's addReplyErrorFormat: line breaks at the ends trimmed, inside spaced.
+            Reply::Error(e) => simple(out, b'-', e.trim_matches(['\r', '\n']).as_bytes()),
             Reply::ErrorBytes(e) => simple(out, b'-', e),
             Reply::Int(n) => header(out, b':', *n),
             Reply::Bulk(b) => bulk(out, b),
@@ -224,6 +225,8 @@ mod tests {
         assert_eq!(wire(&Reply::Bool(false), Protocol::Resp3), "#f\r\n");
         assert_eq!(wire(&Reply::Verbatim(Bytes::from("x")), Protocol::Resp3), "=5\r\ntxt:x\r\n");
         assert_eq!(wire(&Reply::error("ERR a\r\nb"), Protocol::Resp2), "-ERR a  b\r\n");
+        // A line break at the end (an argument quoted in the message) is trimmed, as Redis.
+        assert_eq!(wire(&Reply::error("ERR given: x\n"), Protocol::Resp2), "-ERR given: x\r\n");
     }
 
     #[test]

@@ -149,10 +149,7 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         s if is(s, "channels") && args.len() <= 3 => Ok(Reply::bulks(registry.channels(args.get(2).map(|p| &p[..])))),
         // Past the table's arity check: Redis's own "or wrong number of arguments" error.
-        s if is(s, "channels") => Err(err(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(s)
-        ))),
+        s if is(s, "channels") => Err(crate::errors::subcommand_syntax(s, "pubsub")),
         s if is(s, "numsub") => Ok(Reply::Array(
             args.iter()
                 .skip(2)

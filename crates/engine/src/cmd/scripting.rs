@@ -227,7 +227,8 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             match args.get(2..).unwrap_or_default() {
                 [] => {}
                 [mode] if is(mode, "sync") || is(mode, "async") => {}
-                _ => return Err(err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")),
+                [_] => return Err(err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")),
+                _ => return Err(crate::errors::subcommand_syntax(s, "function")),
             }
             scripting.function_flush();
             ctx.propagate(vec![Bytes::from_static(b"FUNCTION"), Bytes::from_static(b"FLUSH")]);

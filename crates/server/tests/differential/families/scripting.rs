@@ -4,11 +4,14 @@
 //! results plainly, typed, caught or under RESP3; scripts that return random Lua values
 //! (integers, numbers with fractions that truncate, booleans, strings, nested tables with
 //! nils, error and status tables, doubles); redis.error_reply/status_reply; and script
-//! errors. Every script is deterministic.
+//! errors. Every script is deterministic. Functions: FUNCTION LOAD (REPLACE, and libraries
+//! Redis refuses), FCALL and FCALL_RO of one-function libraries that run a plain-family
+//! command, FUNCTION LIST of one library, FUNCTION DELETE and FLUSH.
 //!
 //! Left out, unspecified: Lua numbers beyond i64 or not finite (`1/0`, `2^63`): Redis casts
 //! the double to `long long`, undefined behaviour in C. Tables with more than one field under
-//! `map`/`set`: Lua's table order.
+//! `map`/`set`: Lua's table order. FUNCTION LIST of several libraries, or of a library with
+//! several functions: Redis lists them in its dictionaries' hash order.
 
 use staykv_engine::scripting::sha1_hex;
 
@@ -29,6 +32,34 @@ const GENS: &[CmdGen] = &[
     c("SCRIPT", 2, script_exists),
     c("SCRIPT", 2, script_load),
     c("SCRIPT", 1, script_flush),
+    c("FUNCTION", 3, function_load),
+    c("FCALL", 6, fcall),
+    c("FCALL_RO", 2, fcall_ro),
+    c("FUNCTION", 1, function_list),
+    c("FUNCTION", 1, function_delete),
+    c("FUNCTION", 1, function_flush),
+];
+
+/// Libraries of one function each (FUNCTION LIST order within a library is Redis's hash
+/// order): the command comes in the arguments, as for the EVAL scripts.
+const LIBRARIES: &[(&str, &str)] = &[
+    ("dcall", "#!lua name=dcall\nredis.register_function('fcall_call', function(keys, args) return redis.call(unpack(args)) end)"),
+    ("dpcall", "#!lua name=dpcall\nredis.register_function{function_name='fcall_pcall', callback=function(keys, args) return redis.pcall(unpack(args)) end, flags={'no-writes'}}"),
+    ("dwrap", "#!lua name=dwrap\nredis.register_function('fcall_wrap', function(keys, args) local r = redis.pcall(unpack(args)) return {type(r), r} end)"),
+];
+
+/// Libraries Redis refuses to load, each for its own reason.
+const BAD_LIBRARIES: &[&str] = &[
+    "redis.register_function('g', function() return 1 end)",
+    "#!lua\nredis.register_function('g', function() return 1 end)",
+    "#!js name=dbad\nfoo()",
+    "#!lua name=dbad\nreturn (",
+    "#!lua name=dbad\nredis.register_function('fcall_call', function() return 1 end)",
+    "#!lua name=dbad\nredis.call('SET', 'k0', 'v')",
+    "#!lua name=dbad\n",
+    "#!lua name=dbad foo=bar\nredis.register_function('g', function() return 1 end)",
+    "#!lua name=dbad\nredis.register_function('bad name!', function() return 1 end)",
+    "#!lua name=dbad\nredis.register_function{function_name='g', callback=function() return 1 end, flags={'bogus'}}",
 ];
 
 /// Scripts whose reply is the command's own (or its RESP3 form, or a second run's): compared
@@ -269,6 +300,64 @@ fn script_flush(g: &mut Gen) -> Vec<Op> {
         0 => a.push(g.kw("ASYNC")),
         1 => a.push(g.kw("SYNC")),
         2 => a.push(g.pick_str(&["FOO", "LAZY"])),
+        _ => {}
+    }
+    vec![Op::new(a)]
+}
+
+fn function_load(g: &mut Gen) -> Vec<Op> {
+    let code = if g.chance(0.75) { g.pick(LIBRARIES).1 } else { g.pick(BAD_LIBRARIES) };
+    let mut a = args![g.name("FUNCTION"), g.kw("LOAD")];
+    if g.chance(0.5) {
+        a.push(g.kw("REPLACE"));
+    }
+    a.push(code.as_bytes().to_vec());
+    vec![Op::new(a)]
+}
+
+/// `FCALL{,_RO} function 0 command...`: the wrapping function only for commands compared
+/// exactly, as the wrapped EVAL scripts.
+fn fcall_named(g: &mut Gen, name: &str) -> Vec<Op> {
+    let op = g.inner_ops().swap_remove(0);
+    let function = if matches!(op.check, Check::Exact) && g.chance(0.3) {
+        "fcall_wrap"
+    } else {
+        g.pick(&["fcall_call", "fcall_pcall", "fcall_call", "fcall_pcall", "nosuchfunction"])
+    };
+    let mut a = args![g.name(name), function, "0"];
+    a.extend(op.args.iter().cloned());
+    vec![Op::with(a, op.check)]
+}
+
+fn fcall(g: &mut Gen) -> Vec<Op> {
+    fcall_named(g, "FCALL")
+}
+
+fn fcall_ro(g: &mut Gen) -> Vec<Op> {
+    fcall_named(g, "FCALL_RO")
+}
+
+fn library_name(g: &mut Gen) -> Vec<u8> {
+    g.pick_str(&["dcall", "dpcall", "dwrap", "dbad", "nosuch"])
+}
+
+fn function_list(g: &mut Gen) -> Vec<Op> {
+    let mut a = args![g.name("FUNCTION"), g.kw("LIST"), g.kw("LIBRARYNAME"), library_name(g)];
+    if g.chance(0.5) {
+        a.push(g.kw("WITHCODE"));
+    }
+    vec![Op::new(a)]
+}
+
+fn function_delete(g: &mut Gen) -> Vec<Op> {
+    vec![Op::new(args![g.name("FUNCTION"), g.kw("DELETE"), library_name(g)])]
+}
+
+fn function_flush(g: &mut Gen) -> Vec<Op> {
+    let mut a = args![g.name("FUNCTION"), g.kw("FLUSH")];
+    match g.below(4) {
+        0 => a.push(g.kw("ASYNC")),
+        1 => a.push(g.kw("SYNC")),
         _ => {}
     }
     vec![Op::new(a)]
