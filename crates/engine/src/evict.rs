@@ -313,7 +313,7 @@ impl Engine {
         let effect = Effect::new(victim.db, vec![Bytes::from_static(b"DEL"), victim.key.clone()]);
         guard.last_write_seq = journal.append(now, &[effect]);
         // Touched while the shard is held, so "deleted" is still true when watchers look.
-        self.watches.touch(victim.db, &victim.key, false);
+        self.watches.touch(victim.db, &victim.key, || false);
         drop(guard);
         let event =
             crate::notify::Event { class: crate::notify::EVICTED, name: "evicted", db: victim.db, key: victim.key };

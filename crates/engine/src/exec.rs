@@ -405,7 +405,7 @@ impl Engine {
                 let (scanned, keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
                 remaining = remaining.saturating_sub(scanned);
                 for key in keys {
-                    self.watches.touch(db, &key, false);
+                    self.watches.touch(db, &key, || false);
                     let event =
                         crate::notify::Event { class: crate::notify::EXPIRED, name: "expired", db, key: key.clone() };
                     self.notifier.publish(&self.pubsub, &event);
@@ -686,7 +686,7 @@ impl<'a> Ctx<'a> {
         let pos = slice.find(hash, key)?;
         if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
             slice.remove(hash, key);
-            engine.watches.touch(db, key, false);
+            engine.watches.touch(db, key, || false);
             self.engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
             self.effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]));
@@ -838,7 +838,7 @@ impl<'a> Ctx<'a> {
         if expired {
             // Deleted before the write, as Redis's lookup would: watchers that saw it expired
             // see no change in the deletion itself (the write's own effect touches them).
-            engine.watches.touch(db, key, false);
+            engine.watches.touch(db, key, || false);
         }
         let mut entry = Entry::new(key, value);
         entry.expire_at = expire_at;
@@ -913,12 +913,8 @@ impl<'a> Ctx<'a> {
     /// Tell the watchers of `key` it changed, at the moment it did (Redis's
     /// `signalModifiedKey`): whether it still exists matters to those that saw it expired.
     fn touch_watched(&mut self, db: usize, key: &[u8]) {
-        let watches = &self.engine.watches;
-        if watches.is_empty() {
-            return;
-        }
-        let present = !watches.needs_presence(db, key) || self.present_if_locked(db, key);
-        watches.touch(db, key, present);
+        let engine = self.engine;
+        engine.watches.touch(db, key, || self.present_if_locked(db, key));
     }
 
     /// Whether `key` physically exists, if its shard is one this command holds (an effect

@@ -29,9 +29,9 @@ pub const NEW: u32 = 1 << 13;
 /// `A`: every class except key-miss and new, as in Redis.
 const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
-const LETTERS: &[(char, u32)] = &[
-    ('K', KEYSPACE),
-    ('E', KEYEVENT),
+/// The class letters in the order Redis 7.0's `keyspaceEventsFlagsToString` writes them,
+/// then the type letters K, E and m (written after `A` too).
+const CLASS_LETTERS: &[(char, u32)] = &[
     ('g', GENERIC),
     ('$', STRING),
     ('l', LIST),
@@ -41,47 +41,31 @@ const LETTERS: &[(char, u32)] = &[
     ('x', EXPIRED),
     ('e', EVICTED),
     ('t', STREAM),
-    ('m', KEY_MISS),
     ('d', MODULE),
     ('n', NEW),
 ];
+const TYPE_LETTERS: &[(char, u32)] = &[('K', KEYSPACE), ('E', KEYEVENT), ('m', KEY_MISS)];
 
 /// Parse the config string; `None` for an unknown letter (CONFIG SET fails then).
 pub fn parse_flags(text: &str) -> Option<u32> {
     text.chars().try_fold(0, |flags, c| match c {
         'A' => Some(flags | ALL),
-        c => LETTERS.iter().find(|(l, _)| *l == c).map(|(_, bit)| flags | bit),
+        c => CLASS_LETTERS.iter().chain(TYPE_LETTERS).find(|(l, _)| *l == c).map(|(_, bit)| flags | bit),
     })
 }
 
 /// The config string for the flags, as Redis 7.0's `keyspaceEventsFlagsToString` writes it:
-/// `A` or the class letters (g $ l s h z x e t d n), then K, E and m. With `A` the letters
-/// it stands for are not repeated, and neither is `n` (Redis 7.0 leaves it out then).
+/// `A` or the class letters, then K, E and m. With `A` the letters it stands for are not
+/// repeated, and neither is `n` (Redis 7.0 leaves it out then).
 pub fn format_flags(flags: u32) -> String {
-    const ORDER: &[(char, u32)] = &[
-        ('g', GENERIC),
-        ('$', STRING),
-        ('l', LIST),
-        ('s', SET),
-        ('h', HASH),
-        ('z', ZSET),
-        ('x', EXPIRED),
-        ('e', EVICTED),
-        ('t', STREAM),
-        ('d', MODULE),
-        ('n', NEW),
-    ];
+    let set = |(letter, bit): &(char, u32)| (flags & bit != 0).then_some(*letter);
     let mut out = String::new();
     if flags & ALL == ALL {
         out.push('A');
     } else {
-        out.extend(ORDER.iter().filter(|(_, bit)| flags & bit != 0).map(|(letter, _)| *letter));
+        out.extend(CLASS_LETTERS.iter().filter_map(set));
     }
-    for (letter, bit) in [('K', KEYSPACE), ('E', KEYEVENT), ('m', KEY_MISS)] {
-        if flags & bit != 0 {
-            out.push(letter);
-        }
-    }
+    out.extend(TYPE_LETTERS.iter().filter_map(set));
     out
 }
 

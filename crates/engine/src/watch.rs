@@ -48,6 +48,17 @@ impl Watcher {
     }
 }
 
+/// A registry slot `(db, key)` borrowed, to look one up without copying the key: it hashes
+/// as the owned `(usize, Bytes)` does (`Bytes` hashes as its byte slice).
+#[derive(Hash)]
+struct SlotRef<'a>(usize, &'a [u8]);
+
+impl hashbrown::Equivalent<(usize, Bytes)> for SlotRef<'_> {
+    fn equivalent(&self, slot: &(usize, Bytes)) -> bool {
+        self.0 == slot.0 && self.1 == &slot.1[..]
+    }
+}
+
 /// What a SWAPDB puts in place of a watched key, for [`WatchRegistry::touch_emptied`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replacement {
@@ -104,29 +115,24 @@ impl WatchRegistry {
         self.count.load(Ordering::Acquire) == 0
     }
 
-    /// Whether touching `key` needs to know if it still exists: only watchers that saw it
-    /// expired care (see [`WatchRegistry::touch`]).
-    pub fn needs_presence(&self, db: usize, key: &[u8]) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        let keys = self.keys.lock();
-        keys.get(&(db, Bytes::copy_from_slice(key))).is_some_and(|list| list.iter().any(|w| w.expired && !w.gone()))
-    }
-
-    /// A key changed (`touchWatchedKey`); `present` says whether it exists now. Watchers
-    /// that saw it expired are not failed by its deletion, only relieved of the note. Redis
-    /// 7.0 stops at the first such watcher when the key still exists (its loop `break`s),
-    /// leaving the watchers after it untouched; that is reproduced as is.
-    pub fn touch(&self, db: usize, key: &[u8], present: bool) {
+    /// A key changed (`touchWatchedKey`); `present` says whether it exists now, asked only
+    /// if a watcher saw the key expired. Those watchers are not failed by its deletion, only
+    /// relieved of the note. Redis 7.0 stops at the first such watcher when the key still
+    /// exists (its loop `break`s), leaving the watchers after it untouched; reproduced as is.
+    pub fn touch(&self, db: usize, key: &[u8], present: impl FnOnce() -> bool) {
         if self.is_empty() {
             return;
         }
         let mut keys = self.keys.lock();
-        let Some(list) = keys.get_mut(&(db, Bytes::copy_from_slice(key))) else { return };
+        let Some(list) = keys.get_mut(&SlotRef(db, key)) else { return };
+        let mut present = Some(present);
+        let mut exists = false;
         for watcher in list.iter_mut().filter(|w| !w.gone()) {
             if watcher.expired {
-                if present {
+                if let Some(ask) = present.take() {
+                    exists = ask();
+                }
+                if exists {
                     break;
                 }
                 watcher.expired = false;
@@ -145,7 +151,7 @@ impl WatchRegistry {
             return;
         }
         let mut keys = self.keys.lock();
-        let Some(list) = keys.get_mut(&(db, Bytes::copy_from_slice(key))) else { return };
+        let Some(list) = keys.get_mut(&SlotRef(db, key)) else { return };
         for watcher in list.iter_mut().filter(|w| !w.gone()) {
             if watcher.expired {
                 if !replaced {
@@ -170,9 +176,7 @@ impl WatchRegistry {
     /// has not been deleted since): EXEC then does not count its expiry as a change.
     pub fn expired_at_watch(&self, client: u64, db: usize, key: &[u8]) -> bool {
         let keys = self.keys.lock();
-        keys.get(&(db, Bytes::copy_from_slice(key)))
-            .and_then(|list| list.iter().find(|w| w.client == client))
-            .is_some_and(|w| w.expired)
+        keys.get(&SlotRef(db, key)).and_then(|list| list.iter().find(|w| w.client == client)).is_some_and(|w| w.expired)
     }
 
     /// Every watched key of `db`.
