@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{binary, free_port, percentile, read_reply, Reply};
+use common::{binary, free_port, percentile, proc_kib, read_reply, staykv_command, Reply};
 
 /// A bound on any single well-behaved round trip; past it the client counts an error.
 const BOUND: Duration = Duration::from_secs(10);
@@ -151,20 +151,21 @@ impl Server {
         let log = dir.path().join("staykv.log");
         for _attempt in 0..5 {
             let port = free_port();
-            let out = std::fs::File::create(&log).expect("server log file");
-            let err = out.try_clone().expect("server log file");
-            let mut cmd = Command::new(binary());
-            cmd.args(["--port", &port.to_string(), "--http-port", "0", "--loglevel", "warn", "--dir"])
-                .arg(dir.path().join("data"))
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err);
-            for (name, _) in std::env::vars_os() {
-                if name.to_string_lossy().starts_with("STAYKV_") {
-                    cmd.env_remove(name);
-                }
-            }
+            let _ = std::fs::remove_file(&log);
+            let data = dir.path().join("data");
+            let port_text = port.to_string();
+            let base = [
+                "--port",
+                &port_text,
+                "--http-port",
+                "0",
+                "--loglevel",
+                "warn",
+                "--dir",
+                data.to_str().expect("UTF-8 temporary path"),
+            ];
+            let mut cmd = staykv_command(&base, &log);
+            cmd.args(args);
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let started = Instant::now();
@@ -187,13 +188,7 @@ impl Server {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+        proc_kib(self.child.id(), "VmRSS:")
     }
 }
 

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use common::{bad_data, binary, free_port, proc_kib, read_reply, Reply};
+use common::{bad_data, binary, free_port, proc_kib, read_reply, staykv_command, Reply};
 
 const TOKEN: &str = "soak-token";
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -972,31 +972,24 @@ impl Server {
     fn start(&mut self) -> Duration {
         let started = Instant::now();
         for attempt in 0.. {
-            let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("server log file");
-            let err = out.try_clone().expect("server log file");
-            let mut cmd = Command::new(binary());
-            cmd.args([
-                "--port",
-                &self.resp_port.to_string(),
-                "--http-port",
-                &self.http_port.to_string(),
-                "--http-token",
-                TOKEN,
-                "--fsync",
-                "always",
-                "--loglevel",
-                "warn",
-                "--dir",
-            ])
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-            for (name, _) in std::env::vars_os() {
-                if name.to_string_lossy().starts_with("STAYKV_") {
-                    cmd.env_remove(name);
-                }
-            }
+            let (resp_port, http_port) = (self.resp_port.to_string(), self.http_port.to_string());
+            let mut cmd = staykv_command(
+                &[
+                    "--port",
+                    &resp_port,
+                    "--http-port",
+                    &http_port,
+                    "--http-token",
+                    TOKEN,
+                    "--fsync",
+                    "always",
+                    "--loglevel",
+                    "warn",
+                    "--dir",
+                ],
+                &self.log,
+            );
+            cmd.arg(&self.dir);
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
             loop {
                 if let Ok(Some(status)) = child.try_wait() {

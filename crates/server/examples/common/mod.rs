@@ -6,6 +6,7 @@
 use std::io::{BufRead, ErrorKind};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -78,6 +79,21 @@ pub fn free_port() -> u16 {
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("path of this program");
     exe.parent().and_then(|p| p.parent()).expect("target/<profile>/examples").join("staykv")
+}
+
+/// A `staykv` command with `args`, its output appended to `log`, and no `STAYKV_*` setting
+/// inherited from this environment (the command line alone configures it).
+pub fn staykv_command(args: &[&str], log: &std::path::Path) -> Command {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("server log file");
+    let err = out.try_clone().expect("server log file");
+    let mut cmd = Command::new(binary());
+    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("STAYKV_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 /// A `kB` field of /proc/<pid>/status (`VmRSS:`, `VmHWM:`), 0 if unreadable.
