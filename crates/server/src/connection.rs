@@ -192,10 +192,12 @@ impl From<std::io::Error> for Close {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn run(&mut self) -> Result<(), Close> {
+        // Shutdown and CLIENT KILL both come as `close_signal`, which keeps its permit until
+        // a wait takes it (shutdown used to be a wait on a channel shared by every
+        // connection: a waiter list under one lock). A shutdown begun before this client was
+        // registered is seen here.
+        self.check_closing()?;
         loop {
-            // Shutdown and CLIENT KILL both come as `close_signal` (shutdown used to be a
-            // wait on a channel shared by every connection: a waiter list under one lock).
-            self.check_closing()?;
             if self.mailbox.bytes.load(Ordering::Acquire) > 0 {
                 self.take_messages();
                 self.flush(0).await?;
@@ -218,7 +220,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             if read == 0 {
                 return Ok(());
             }
-            self.check_closing()?;
+            if self.record.killed.load(Ordering::Acquire) {
+                return Err(Close::Requested);
+            }
             let query_limit = self.shared.host.limits.query_buffer_limit();
             if self.input.len() > query_limit {
                 tracing::warn!(

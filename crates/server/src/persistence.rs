@@ -243,23 +243,25 @@ impl Persistence {
     }
 
     /// Wait until the batch `seq` is durable under the current policy: fsynced under
-    /// `always`; written to the OS under `everysec` and `no` (a `write(2)` on the log writer
-    /// thread, no fsync), so that a crash of the process never loses an acknowledged write.
+    /// `always`; written to the OS under `everysec` and `no` (a `write(2)`, no fsync), so that
+    /// a crash of the process never loses an acknowledged write.
     ///
-    /// The waiting executor first tries to do the write (and fsync) itself: no thread hop
-    /// when no one else is writing. That blocks this runtime thread for the I/O, as Redis's
-    /// main thread blocks on `appendfsync always`; other threads keep executing.
+    /// Under `everysec` and `no` the waiting executor first tries to do the write itself
+    /// ([`Log::write_through`]): no thread hop when no one else is writing. That blocks this
+    /// runtime thread for a `write(2)`, as Redis's main thread writes its AOF buffer.
     pub async fn wait_durable(&self, seq: u64) {
-        if seq == 0 {
-            return;
-        }
-        let mut durable = self.durable.subscribe();
         let Some(log) = self.log.get() else {
-            let _ = durable.wait_for(|&d| d >= seq).await;
+            if seq > 0 {
+                let _ = self.durable.subscribe().wait_for(|&d| d >= seq).await;
+            }
             return;
         };
-        // Subscribed first: a publication after a failed try is not missed.
-        while !log.write_through(seq) && *durable.borrow_and_update() < seq {
+        if seq == 0 || log.write_through(seq) {
+            return;
+        }
+        // Subscribed before the next try: a publication after a failed try is not missed.
+        let mut durable = self.durable.subscribe();
+        while *durable.borrow_and_update() < seq && !log.write_through(seq) {
             if durable.changed().await.is_err() {
                 return;
             }
