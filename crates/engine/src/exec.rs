@@ -896,7 +896,7 @@ impl<'a> Ctx<'a> {
         }
         // With no key watched anywhere the write path pays one atomic load here.
         if !self.engine.watches.is_empty() {
-            if let Some(key) = watched_key_of(&argv) {
+            if let Some(key) = watched_key_of(&self.engine.table, &argv) {
                 self.touch_watched(db, key);
             }
         }
@@ -1043,15 +1043,12 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The key an effect changes, for WATCH; `None` for effects on whole databases or on no
-/// key (FLUSHDB and SWAPDB touch watched keys themselves, FUNCTION has no key).
-fn watched_key_of(argv: &[Bytes]) -> Option<&Bytes> {
-    let name = argv.first()?;
-    let keyless = [&b"swapdb"[..], b"flushdb", b"flushall", b"function", b"script"];
-    if keyless.iter().any(|k| name.eq_ignore_ascii_case(k)) {
-        return None;
-    }
-    argv.get(1)
+/// The key an effect changes, for WATCH (an effect names it first); `None` for effects
+/// whose command takes no key by the table (FLUSHDB and SWAPDB touch watched keys
+/// themselves, FUNCTION has none).
+fn watched_key_of<'a>(table: &CommandTable, argv: &'a [Bytes]) -> Option<&'a Bytes> {
+    let (_, spec) = table.lookup(argv.first()?)?;
+    (spec.first_key > 0).then(|| argv.get(1)).flatten()
 }
 
 #[cold]
