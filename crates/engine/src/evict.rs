@@ -274,7 +274,7 @@ impl Engine {
                 let eligible =
                     |pos: usize| slice.slot(pos).filter(|e| !policy.volatile_only() || e.expire_at != NO_EXPIRY);
                 let victim =
-                    |entry: &Entry| Victim { shard, db, key: entry.key.clone(), score: policy.score(entry, now) };
+                    |entry: &Entry| Victim { shard, db, key: entry.key.to_bytes(), score: policy.score(entry, now) };
                 // Independent random probes: neighbouring slots hold keys written together,
                 // so a walk would sample keys of one age.
                 let before = sampled.len();

@@ -477,7 +477,7 @@ fn expire_slots(
     while scanned < budget.min(slots) {
         if let Some(entry) = slice.slot(pos) {
             if entry.is_expired(now) {
-                let key = entry.key.clone();
+                let key = entry.key.to_bytes();
                 slice.remove(hasher.hash_one(&key[..]), &key);
                 expired.push(key);
             }

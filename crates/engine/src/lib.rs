@@ -35,6 +35,7 @@ pub mod num;
 pub mod pubsub;
 pub mod rdbconv;
 pub mod scripting;
+pub mod small_bytes;
 pub mod stream;
 pub mod value;
 pub mod watch;

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use staykv_rdb::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbValue};
 
+use crate::small_bytes::SmallBytes;
 use crate::stream::{Consumer, Group, Pending, Stream, StreamId};
 use crate::value::{HashMap, HashSet, Value};
 
@@ -24,17 +25,17 @@ pub fn to_rdb(value: &Value) -> RdbValue {
 /// A value from its RDB form. `None` for an empty collection (Redis never stores one).
 pub fn from_rdb(value: RdbValue) -> Option<Value> {
     let value = match value {
-        RdbValue::String(s) => Value::Str(Bytes::from(s)),
-        RdbValue::List(l) => Value::List(l.into_iter().map(Bytes::from).collect::<VecDeque<_>>()),
+        RdbValue::String(s) => Value::Str(SmallBytes::from_owned(Bytes::from(s))),
+        RdbValue::List(l) => Value::List(Box::new(l.into_iter().map(Bytes::from).collect::<VecDeque<_>>())),
         RdbValue::Hash(pairs) => {
             let mut hash = HashMap::default();
             hash.extend(pairs.into_iter().map(|(f, v)| (Bytes::from(f), Bytes::from(v))));
-            Value::Hash(hash)
+            Value::Hash(Box::new(hash))
         }
         RdbValue::Set(members) => {
             let mut set = HashSet::default();
             set.extend(members.into_iter().map(Bytes::from));
-            Value::Set(set)
+            Value::Set(Box::new(set))
         }
         RdbValue::SortedSet(pairs) => {
             // As Redis loads one: small sets end up in the listpack encoding.

@@ -4,17 +4,21 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::small_bytes::SmallBytes;
+
 pub type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 pub type HashSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
 /// A stored value. Every Redis type StayKV supports is one variant.
 #[derive(Debug, Clone, PartialEq)]
+///
+/// Every variant but `Str` is boxed: the value sits in each key's entry, and a short string
+/// (inline in its `SmallBytes`) must not pay for the size of a collection's header.
 pub enum Value {
-    Str(Bytes),
-    List(VecDeque<Bytes>),
-    Hash(HashMap<Bytes, Bytes>),
-    Set(HashSet<Bytes>),
-    /// Boxed, as `Stream` is: inline, the sorted set's 128 bytes would size every entry.
+    Str(SmallBytes),
+    List(Box<VecDeque<Bytes>>),
+    Hash(Box<HashMap<Bytes, Bytes>>),
+    Set(Box<HashSet<Bytes>>),
     ZSet(Box<crate::zset::ZSet>),
     Stream(Box<crate::stream::Stream>),
 }
@@ -146,7 +150,7 @@ impl Collection for VecDeque<Bytes> {
         }
     }
     fn empty() -> Value {
-        Value::List(VecDeque::new())
+        Value::List(Box::default())
     }
 }
 
@@ -159,7 +163,7 @@ impl Collection for HashMap<Bytes, Bytes> {
         }
     }
     fn empty() -> Value {
-        Value::Hash(HashMap::default())
+        Value::Hash(Box::default())
     }
 }
 
@@ -172,6 +176,8 @@ impl Collection for HashSet<Bytes> {
         }
     }
     fn empty() -> Value {
-        Value::Set(HashSet::default())
+        Value::Set(Box::default())
     }
 }
+
+const _: () = assert!(std::mem::size_of::<Value>() == 16);

@@ -53,6 +53,21 @@ fn size(layout: Layout) -> i64 {
     i64::try_from(layout.size()).unwrap_or(i64::MAX)
 }
 
+/// Returns the allocator's free pages to the operating system now.
+///
+/// mimalloc gives freed memory back lazily, on a later allocation or free after a short
+/// delay. A compaction frees a large working set at once and the server may then sit idle,
+/// so its memory would stay resident (~20 MiB per million small keys, measured) until traffic
+/// happened to trigger the purge.
+pub fn release_free_pages() {
+    // SAFETY: `mi_collect` takes no pointers; it only walks mimalloc's own structures, which
+    // it synchronises itself, and may be called from any thread at any time.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
+}
+
 /// mimalloc, counted.
 pub struct CountingAllocator;
 

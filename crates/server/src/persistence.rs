@@ -356,6 +356,7 @@ impl Persistence {
         let spawned = std::thread::Builder::new().name("staykv-snapshot".into()).spawn(move || {
             lower_thread_priority();
             let _ = me.run_job(job);
+            crate::memory::release_free_pages();
         });
         if let Err(e) = spawned {
             tracing::error!("cannot start the snapshot thread: {e}");

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use staykv_engine::keyspace::{Entry, NO_EXPIRY};
+use staykv_engine::small_bytes::SmallBytes;
 use staykv_engine::value::Value;
 use staykv_engine::{decode_batch, Effect, Engine, EngineOptions};
 use staykv_rdb::{RdbItem, RdbReader, RdbValue, RdbWriter};
@@ -85,6 +86,7 @@ pub fn load_entry(engine: &Engine, db: usize, key: Bytes, value: Value, expire_a
     }
     let accessed = (crate::clock::now_ms() / 1000) as u32;
     let encoding = staykv_engine::value::Encoding::Auto;
+    let key = SmallBytes::from_owned(key);
     slice.insert_new(hash, Entry { key, value, expire_at, accessed, encoding }, keyspace.hasher());
     Ok(())
 }
@@ -576,10 +578,10 @@ mod tests {
         let mut set = HashSet::default();
         set.insert(Bytes::from("m"));
         for value in [
-            Value::Str(Bytes::from("hello")),
-            Value::List(VecDeque::from(vec![Bytes::from("a"), Bytes::from("b")])),
-            Value::Hash(hash),
-            Value::Set(set),
+            Value::Str(SmallBytes::from_slice(b"hello")),
+            Value::List(Box::new(VecDeque::from(vec![Bytes::from("a"), Bytes::from("b")]))),
+            Value::Hash(Box::new(hash)),
+            Value::Set(Box::new(set)),
         ] {
             assert_eq!(value_from_rdb(value_to_rdb(&value)).unwrap(), value);
         }
@@ -588,7 +590,7 @@ mod tests {
     /// The live engine's content, sorted: (db, key, value, deadline).
     fn contents(engine: &Engine) -> Vec<(usize, Bytes, Value, u64)> {
         let mut out = Vec::new();
-        engine.for_each_entry(|db, e| out.push((db, e.key.clone(), e.value.clone(), e.expire_at)));
+        engine.for_each_entry(|db, e| out.push((db, e.key.to_bytes(), e.value.clone(), e.expire_at)));
         out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         out
     }

@@ -10,6 +10,7 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::keyspace::NO_EXPIRY;
+use crate::small_bytes::SmallBytes;
 use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -45,7 +46,7 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (current, expire_at) = match ctx.lookup(key) {
         None => (Bytes::new(), NO_EXPIRY),
         Some(entry) => match &entry.value {
-            Value::Str(s) => (s.clone(), entry.expire_at),
+            Value::Str(s) => (s.to_bytes(), entry.expire_at),
             _ => return Err(errors::wrong_type()),
         },
     };
@@ -67,7 +68,7 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let mask = 1u8 << (7 - offset % 8);
         *byte = if on { *byte | mask } else { *byte & !mask };
     }
-    ctx.store(key, Value::Str(data.freeze()), expire_at);
+    ctx.store(key, Value::Str(SmallBytes::from_owned(data.freeze())), expire_at);
     ctx.set_encoding(key, Encoding::Raw);
     ctx.propagate_args(args);
     Ok(Reply::Int(i64::from(old)))
@@ -192,7 +193,7 @@ fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     let value = Bytes::from(result);
-    ctx.store(dst, Value::Str(value.clone()), NO_EXPIRY);
+    ctx.store(dst, Value::Str(SmallBytes::from_owned(value.clone())), NO_EXPIRY);
     ctx.set_encoding(dst, Encoding::Raw);
     ctx.propagate(vec![Bytes::from_static(b"SET"), dst.clone(), value]);
     Ok(Reply::Int(len as i64))
@@ -398,7 +399,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult
     let (current, expire_at) = match entry {
         None => (None, NO_EXPIRY),
         Some(entry) => match &entry.value {
-            Value::Str(s) => (Some(s.clone()), entry.expire_at),
+            Value::Str(s) => (Some(s.to_bytes()), entry.expire_at),
             _ => return Err(errors::wrong_type()),
         },
     };
@@ -429,7 +430,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult
         replies.push(reply);
     }
     if highest.is_some() {
-        ctx.store(key, Value::Str(data.freeze()), expire_at);
+        ctx.store(key, Value::Str(SmallBytes::from_owned(data.freeze())), expire_at);
         ctx.set_encoding(key, Encoding::Raw);
         if changes > 0 {
             ctx.propagate_args(args);

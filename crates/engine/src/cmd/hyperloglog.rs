@@ -10,6 +10,7 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::hll;
 use crate::keyspace::NO_EXPIRY;
+use crate::small_bytes::SmallBytes;
 use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -62,7 +63,7 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 // Redis edits the HLL in place: the elements before the corrupt spot stay
                 // added (with the cache not invalidated) although the reply is an error.
                 if changed {
-                    ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
+                    ctx.store(key, Value::Str(SmallBytes::from_owned(Bytes::from(data))), expire_at);
                     ctx.set_encoding(key, Encoding::Raw);
                     ctx.propagate_args(args);
                 }
@@ -73,7 +74,7 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if changed {
         // A created key counts as an update even with no element: its cache is invalid.
         hll::invalidate_cache(&mut data);
-        ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
+        ctx.store(key, Value::Str(SmallBytes::from_owned(Bytes::from(data))), expire_at);
         ctx.set_encoding(key, Encoding::Raw);
         ctx.propagate_args(args);
     }
@@ -88,7 +89,7 @@ fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if refreshed {
             // Redis writes the cached cardinality back into the string; so does StayKV, and
             // logs the PFCOUNT so a replayed HLL holds the same bytes.
-            ctx.store(key, Value::Str(Bytes::from(data)), expire_at);
+            ctx.store(key, Value::Str(SmallBytes::from_owned(Bytes::from(data))), expire_at);
             ctx.set_encoding(key, Encoding::Raw);
             ctx.propagate_args(args);
         }
@@ -118,7 +119,7 @@ fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (mut target, expire_at) = load(ctx, dst)?.unwrap_or_else(|| (hll::new_hll(), NO_EXPIRY));
     hll::merge_into(&mut target, &max, any_dense).ok_or_else(|| err(CORRUPT))?;
     let value = Bytes::from(target);
-    ctx.store(dst, Value::Str(value.clone()), expire_at);
+    ctx.store(dst, Value::Str(SmallBytes::from_owned(value.clone())), expire_at);
     ctx.set_encoding(dst, Encoding::Raw);
     // The merged bytes, not the sources, are logged: the effect names one key. Redis
     // announces the merge as `pfadd`.

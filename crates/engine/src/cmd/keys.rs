@@ -193,7 +193,7 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         for pos in 0..slice.slot_count() {
             if let Some(e) = slice.slot(pos) {
                 if !e.is_expired(now) && (match_all || glob::matches(pattern, &e.key, false)) {
-                    found.push(Reply::Bulk(e.key.clone()));
+                    found.push(Reply::Bulk(e.key.to_bytes()));
                 }
             }
         }
@@ -285,7 +285,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let type_ok = o.type_name.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
             let match_ok = o.pattern.as_ref().is_none_or(|p| glob::matches(p, &e.key, false));
             if !e.is_expired(now) && type_ok && match_ok {
-                found.push(Reply::Bulk(e.key.clone()));
+                found.push(Reply::Bulk(e.key.to_bytes()));
             }
         }
         visited += 1;
@@ -318,11 +318,11 @@ fn randomkey(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         let slot = rng.gen_range(0..slice.slot_count().max(1));
         if let Some(e) = slice.slot(slot).filter(|e| !e.is_expired(now)) {
-            return Ok(Reply::Bulk(e.key.clone()));
+            return Ok(Reply::Bulk(e.key.to_bytes()));
         }
     }
     let live = slices.iter().flat_map(|s| (0..s.slot_count()).filter_map(|p| s.slot(p))).find(|e| !e.is_expired(now));
-    Ok(live.map_or(Reply::Nil, |e| Reply::Bulk(e.key.clone())))
+    Ok(live.map_or(Reply::Nil, |e| Reply::Bulk(e.key.to_bytes())))
 }
 
 /// The effects that recreate `entry` under `key` from nothing (for RENAME, COPY, MOVE): each
@@ -335,7 +335,7 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
         effects.push(argv);
     };
     match &entry.value {
-        Value::Str(s) => create(b"SET", vec![s.clone()]),
+        Value::Str(s) => create(b"SET", vec![s.to_bytes()]),
         Value::List(l) => create(b"RPUSH", l.iter().cloned().collect()),
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect()),
         Value::Set(s) => create(b"SADD", s.iter().cloned().collect()),
@@ -459,7 +459,7 @@ fn copy_across(ctx: &mut Ctx, dst: &Bytes, db: usize, entry: Entry, replace: boo
     }
     if move_source {
         ctx.remove(&entry.key);
-        ctx.propagate(vec![Bytes::from_static(b"DEL"), entry.key.clone()]);
+        ctx.propagate(vec![Bytes::from_static(b"DEL"), entry.key.to_bytes()]);
         let src_db = ctx.client.db;
         ctx.notify_in(src_db, GENERIC, "move_from", &entry.key);
         ctx.notify_in(db, GENERIC, "move_to", dst);

@@ -280,7 +280,7 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
         let mut effect = vec![Bytes::from_static(b"SADD"), dst.clone()];
         effect.extend(result.iter().cloned());
         ctx.propagate(effect);
-        ctx.store(dst, Value::Set(result), NO_EXPIRY);
+        ctx.store(dst, Value::Set(Box::new(result)), NO_EXPIRY);
         if !existed {
             ctx.notify(crate::notify::NEW, "new", dst);
         }

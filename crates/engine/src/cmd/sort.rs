@@ -85,7 +85,7 @@ fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], element: &Bytes) -> Option<Byte
     key.extend_from_slice(element);
     key.extend_from_slice(suffix);
     match (&ctx.lookup_read(&key)?.value, field) {
-        (Value::Str(s), None) => Some(s.clone()),
+        (Value::Str(s), None) => Some(s.to_bytes()),
         (Value::Hash(h), Some(field)) => h.get(field).cloned(),
         _ => None,
     }
@@ -232,7 +232,7 @@ fn store(ctx: &mut Ctx, dst: &Bytes, items: Vec<Option<Bytes>>) -> CmdResult {
         let list: Vec<Bytes> = items.into_iter().map(Option::unwrap_or_default).collect();
         let mut effect = vec![Bytes::from_static(b"RPUSH"), dst.clone()];
         effect.extend(list.iter().cloned());
-        ctx.store(dst, Value::List(list.into_iter().collect()), NO_EXPIRY);
+        ctx.store(dst, Value::List(Box::new(list.into_iter().collect())), NO_EXPIRY);
         if !existed {
             ctx.notify(crate::notify::NEW, "new", dst);
         }

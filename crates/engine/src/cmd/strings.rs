@@ -10,6 +10,7 @@ use crate::exec::Ctx;
 use crate::keyspace::NO_EXPIRY;
 use crate::long_double::LongDouble;
 use crate::num::{i64_bytes, parse_i64};
+use crate::small_bytes::SmallBytes;
 use crate::value::{Encoding, Value};
 
 /// `proto-max-bulk-len`: the largest string a command may build.
@@ -46,7 +47,7 @@ impl Ctx<'_> {
     pub fn get_string(&mut self, key: &[u8]) -> Result<Option<Bytes>, Reply> {
         match self.lookup_read(key).map(|e| &e.value) {
             None => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(s.clone())),
+            Some(Value::Str(s)) => Ok(Some(s.to_bytes())),
             Some(_) => Err(errors::wrong_type()),
         }
     }
@@ -56,7 +57,7 @@ impl Ctx<'_> {
         match self.lookup(key) {
             None => Ok(None),
             Some(entry) => match &entry.value {
-                Value::Str(s) => Ok(Some((s.clone(), entry.expire_at))),
+                Value::Str(s) => Ok(Some((s.to_bytes(), entry.expire_at))),
                 _ => Err(errors::wrong_type()),
             },
         }
@@ -64,7 +65,7 @@ impl Ctx<'_> {
 
     /// Replace a string value, keeping the key's deadline.
     fn overwrite_string(&mut self, key: &[u8], value: Bytes, expire_at: u64) {
-        self.store(key, Value::Str(value), expire_at);
+        self.store(key, Value::Str(SmallBytes::from_owned(value)), expire_at);
     }
 }
 
@@ -184,7 +185,7 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, value: &Bytes, o: SetOptions) -> CmdR
         Expiry::KeepTtl => existing.unwrap_or(NO_EXPIRY),
         Expiry::None | Expiry::Persist => NO_EXPIRY,
     };
-    ctx.store(key, Value::Str(Bytes::copy_from_slice(value)), expire_at);
+    ctx.store(key, Value::Str(SmallBytes::from_slice(value)), expire_at);
     let mut effect = vec![Bytes::from_static(b"SET"), key.clone(), value.clone()];
     if expire_at != NO_EXPIRY {
         effect.extend([Bytes::from_static(b"PXAT"), i64_bytes(expire_at as i64)]);
@@ -272,7 +273,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .iter()
         .skip(1)
         .map(|key| match ctx.lookup_read(key).map(|e| &e.value) {
-            Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+            Some(Value::Str(s)) => Reply::Bulk(s.to_bytes()),
             _ => Reply::Nil,
         })
         .collect();
@@ -289,7 +290,7 @@ fn mset_pairs(args: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> 
 
 fn store_pairs(ctx: &mut Ctx, pairs: Vec<(Bytes, Bytes)>) {
     for (key, value) in pairs {
-        ctx.store(&key, Value::Str(Bytes::copy_from_slice(&value)), NO_EXPIRY);
+        ctx.store(&key, Value::Str(SmallBytes::from_slice(&value)), NO_EXPIRY);
         ctx.propagate(vec![Bytes::from_static(b"SET"), key, value]);
     }
 }
@@ -438,7 +439,7 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for (slot, key) in strings.iter_mut().zip(args.iter().skip(1)) {
         *slot = match ctx.lookup_read(key).map(|e| &e.value) {
             None => Some(Bytes::new()),
-            Some(Value::Str(s)) => Some(s.clone()),
+            Some(Value::Str(s)) => Some(s.to_bytes()),
             Some(_) => None,
         };
     }
