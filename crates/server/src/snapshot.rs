@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use staykv_engine::keyspace::{Entry, NO_EXPIRY};
-use staykv_engine::small_bytes::SmallBytes;
+use staykv_engine::small_bytes::KeyBytes;
 use staykv_engine::value::Value;
 use staykv_engine::{decode_batch, Effect, Engine, EngineOptions};
 use staykv_rdb::{RdbItem, RdbReader, RdbValue, RdbWriter};
@@ -86,7 +86,7 @@ pub fn load_entry(engine: &Engine, db: usize, key: Bytes, value: Value, expire_a
     }
     let accessed = (crate::clock::now_ms() / 1000) as u32;
     let encoding = staykv_engine::value::Encoding::Auto;
-    let key = SmallBytes::from_owned(key);
+    let key = KeyBytes::from_slice(&key);
     slice.insert_new(hash, Entry { key, value, expire_at, accessed, encoding }, keyspace.hasher());
     Ok(())
 }
@@ -578,7 +578,7 @@ mod tests {
         let mut set = HashSet::default();
         set.insert(Bytes::from("m"));
         for value in [
-            Value::Str(SmallBytes::from_slice(b"hello")),
+            Value::Str(staykv_engine::small_bytes::SmallBytes::from_slice(b"hello")),
             Value::List(Box::new(VecDeque::from(vec![Bytes::from("a"), Bytes::from("b")]))),
             Value::Hash(Box::new(hash)),
             Value::Set(Box::new(set)),
