@@ -318,7 +318,7 @@ impl Engine {
         let event =
             crate::notify::Event { class: crate::notify::EVICTED, name: "evicted", db: victim.db, key: victim.key };
         self.notifier.publish(&self.pubsub, &event);
-        self.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
+        self.counters.stats().evicted_keys.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -383,7 +383,7 @@ mod tests {
             for i in 0..200 {
                 assert_eq!(run(&engine, &mut client, NOW, &format!("EXISTS plain:{i}")), staykv_resp::Reply::Int(1));
             }
-            assert_eq!(engine.stats.evicted_keys.load(Ordering::Relaxed), 200, "{policy:?}");
+            assert_eq!(engine.counters.total(|s| &s.evicted_keys), 200, "{policy:?}");
         }
     }
 

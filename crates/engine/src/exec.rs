@@ -81,34 +81,13 @@ impl Default for EngineOptions {
     }
 }
 
-/// Counters INFO reports.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub expired_keys: AtomicU64,
-    pub evicted_keys: AtomicU64,
-    pub total_commands: AtomicU64,
-    pub rejected_calls: AtomicU64,
-    pub failed_calls: AtomicU64,
-}
-
-/// Per-command counters for `INFO commandstats`.
-#[derive(Debug, Default)]
-pub struct CommandStats {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
-    pub rejected: AtomicU64,
-    pub failed: AtomicU64,
-}
-
 /// The keyspace and everything needed to run commands against it.
 #[derive(Debug)]
 pub struct Engine {
     pub keyspace: Keyspace,
     pub table: CommandTable,
-    pub stats: Stats,
-    pub command_stats: Vec<CommandStats>,
+    /// INFO stats and commandstats counters, striped per thread.
+    pub counters: crate::stats::Counters,
     /// Next cursor position of the active expiry cycle over shards.
     expire_shard: AtomicU64,
     pub watches: WatchRegistry,
@@ -126,13 +105,12 @@ pub struct Engine {
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
         let table = crate::cmd::table();
-        let command_stats = (0..table.len()).map(|_| CommandStats::default()).collect();
+        let counters = crate::stats::Counters::new(table.len());
         let acl = crate::acl::Acl::new(&table);
         Engine {
             keyspace: Keyspace::new(options.databases.max(1), options.shard_bits.min(12)),
             table,
-            stats: Stats::default(),
-            command_stats,
+            counters,
             expire_shard: AtomicU64::new(0),
             watches: WatchRegistry::default(),
             blocked: BlockRegistry::default(),
@@ -157,7 +135,7 @@ impl Engine {
             return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
         };
         let Some((index, spec)) = self.table.lookup(name) else {
-            self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // An unknown command dooms the transaction it was sent in, like any refusal.
             client.multi_failed |= client.multi.is_some();
             return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
@@ -165,10 +143,10 @@ impl Engine {
         // A script running past the busy threshold refuses other clients' commands with BUSY.
         let refused = self.scripting.busy_reply(spec, args, now);
         if let Some(reply) = refused.or_else(|| self.precheck(client, index, spec, args, now, host, journal)) {
-            if let Some(stats) = self.command_stats.get(index) {
+            if let Some(stats) = self.counters.command(index) {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
-            self.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // A command refused while queuing dooms the transaction, as in Redis.
             client.multi_failed |= client.multi.is_some();
             return Outcome { reply, wait_seq: 0, command: Some(index), blocked: None };
@@ -183,12 +161,12 @@ impl Engine {
         }
         let (reply, wait_seq, blocked) = self.run(client, spec, args, now, host, journal);
         client.last_seq = client.last_seq.max(wait_seq);
-        self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
-        if let Some(stats) = self.command_stats.get(index) {
+        self.counters.stats().total_commands.fetch_add(1, Ordering::Relaxed);
+        if let Some(stats) = self.counters.command(index) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
             if reply.is_error() {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                self.counters.stats().failed_calls.fetch_add(1, Ordering::Relaxed);
             }
         }
         Outcome { reply, wait_seq, command: Some(index), blocked }
@@ -417,7 +395,7 @@ impl Engine {
                 guard.last_write_seq = journal.append(now, &effects);
             }
         }
-        self.stats.expired_keys.fetch_add(expired as u64, Ordering::Relaxed);
+        self.counters.stats().expired_keys.fetch_add(expired as u64, Ordering::Relaxed);
         expired
     }
 
@@ -687,7 +665,7 @@ impl<'a> Ctx<'a> {
         if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
             slice.remove(hash, key);
             engine.watches.touch(db, key, || false);
-            self.engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+            self.engine.counters.stats().expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
             self.effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]));
             return None;
@@ -702,7 +680,7 @@ impl<'a> Ctx<'a> {
 
     /// A read lookup that counts a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let stats = &self.engine.stats;
+        let stats = self.engine.counters.stats();
         if !self.engine.notifier.wants(crate::notify::KEY_MISS) {
             // The common case: one lookup, whatever it finds.
             let found = self.lookup(key);
@@ -719,7 +697,7 @@ impl<'a> Ctx<'a> {
 
     /// Count a read's hit or miss, announcing a miss (`keymiss`); returns `hit`.
     fn count_read(&mut self, hit: bool, key: &[u8]) -> bool {
-        let stats = &self.engine.stats;
+        let stats = self.engine.counters.stats();
         let counter = if hit { &stats.keyspace_hits } else { &stats.keyspace_misses };
         counter.fetch_add(1, Ordering::Relaxed);
         if !hit {
@@ -845,7 +823,7 @@ impl<'a> Ctx<'a> {
         entry.accessed = engine.eviction.created(now);
         slice.insert_new(hash, entry, engine.keyspace.hasher());
         if expired {
-            engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+            engine.counters.stats().expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
         }
         if !self.explicit_events {
@@ -1008,7 +986,7 @@ impl<'a> Ctx<'a> {
         if spec.has(flags::DENYOOM) && self.host.over_memory_limit() {
             return errors::oom();
         }
-        if let Some(stats) = self.engine.command_stats.get(index) {
+        if let Some(stats) = self.engine.counters.command(index) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
         let outer = std::mem::replace(&mut self.nested, true);

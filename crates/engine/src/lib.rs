@@ -36,6 +36,7 @@ pub mod pubsub;
 pub mod rdbconv;
 pub mod scripting;
 pub mod small_bytes;
+pub mod stats;
 pub mod stream;
 pub mod value;
 pub mod watch;

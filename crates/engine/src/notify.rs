@@ -209,7 +209,7 @@ mod tests {
         let named = |event: &str| events.iter().position(|e| e.contains(&format!("__keyevent@0__:{event}")));
         assert!(named("expired").is_some(), "{events:?}");
         assert!(named("expired") < events.iter().rposition(|e| e.contains("__keyevent@0__:new")), "{events:?}");
-        assert_eq!(engine.stats.expired_keys.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(engine.counters.total(|s| &s.expired_keys), 1);
         assert_eq!(run(&mut writer, NOW + 200, "PTTL k"), staykv_resp::Reply::Int(-1));
     }
 

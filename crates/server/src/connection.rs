@@ -306,10 +306,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let started = Instant::now();
         let outcome = shared.engine.execute(&mut self.client, args, now, &*shared.host, &*shared.persistence);
         let elapsed = started.elapsed();
-        if let Some(stats) = outcome.command.and_then(|i| shared.engine.command_stats.get(i)) {
-            stats.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        if let Some(index) = outcome.command {
+            shared.engine.counters.record_run_time(index, elapsed);
         }
-        crate::metrics::record_command(outcome.command, elapsed);
         if let Some(name) = outcome.command.and_then(|i| shared.engine.table.all().get(i)) {
             self.record.state.lock().last_command = name.name;
         }

@@ -43,7 +43,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let host = Arc::new(ServerHost::new(config.clone(), persistence.clone()));
     let _ = host.notifier.set(engine.clone());
     let shared = Shared { engine: engine.clone(), host: host.clone(), persistence: persistence.clone() };
-    crate::metrics::install(&engine);
+    crate::metrics::install();
 
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key, config.tls_ca_cert.as_deref())?),

@@ -1,7 +1,6 @@
 //! Server commands: databases, INFO, CONFIG, COMMAND, TIME, persistence and SHUTDOWN.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use staykv_resp::Reply;
@@ -176,17 +175,17 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
     let mut out = String::new();
     match section {
         "stats" => {
-            let s = &engine.stats;
+            let c = &engine.counters;
             let _ = write!(
                 out,
                 "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nrejected_calls:{}\r\nfailed_calls:{}\r\n",
-                s.total_commands.load(Ordering::Relaxed),
-                s.keyspace_hits.load(Ordering::Relaxed),
-                s.keyspace_misses.load(Ordering::Relaxed),
-                s.expired_keys.load(Ordering::Relaxed),
-                s.evicted_keys.load(Ordering::Relaxed),
-                s.rejected_calls.load(Ordering::Relaxed),
-                s.failed_calls.load(Ordering::Relaxed),
+                c.total(|s| &s.total_commands),
+                c.total(|s| &s.keyspace_hits),
+                c.total(|s| &s.keyspace_misses),
+                c.total(|s| &s.expired_keys),
+                c.total(|s| &s.evicted_keys),
+                c.total(|s| &s.rejected_calls),
+                c.total(|s| &s.failed_calls),
             );
         }
         "replication" => out.push_str("role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n"),
@@ -199,19 +198,17 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
             }
         }
         "commandstats" => {
-            for (spec, stats) in engine.table.all().iter().zip(&engine.command_stats) {
-                let calls = stats.calls.load(Ordering::Relaxed);
-                let rejected = stats.rejected.load(Ordering::Relaxed);
+            for (index, spec) in engine.table.all().iter().enumerate() {
+                let stats = engine.counters.command_totals(index);
+                let (calls, rejected, usec) = (stats.calls, stats.rejected, stats.usec);
                 if calls == 0 && rejected == 0 {
                     continue;
                 }
-                let usec = stats.usec.load(Ordering::Relaxed);
                 let per_call = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
                 let _ = write!(
                     out,
                     "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={}\r\n",
-                    spec.name,
-                    stats.failed.load(Ordering::Relaxed)
+                    spec.name, stats.failed
                 );
             }
         }
@@ -260,23 +257,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         // are Redis's syntax error.
         s if is(s, "set") && args.len() >= 4 => Err(errors::syntax()),
         s if is(s, "resetstat") && args.len() == 2 => {
-            for stats in &ctx.engine.command_stats {
-                stats.calls.store(0, Ordering::Relaxed);
-                stats.usec.store(0, Ordering::Relaxed);
-                stats.rejected.store(0, Ordering::Relaxed);
-                stats.failed.store(0, Ordering::Relaxed);
-            }
-            let s = &ctx.engine.stats;
-            for counter in [
-                &s.keyspace_hits,
-                &s.keyspace_misses,
-                &s.expired_keys,
-                &s.total_commands,
-                &s.rejected_calls,
-                &s.failed_calls,
-            ] {
-                counter.store(0, Ordering::Relaxed);
-            }
+            ctx.engine.counters.reset();
             ctx.host.config_resetstat();
             Ok(Reply::Ok)
         }

@@ -335,10 +335,9 @@ impl<'a> Batch<'a> {
         let started = Instant::now();
         let outcome = shared.engine.execute(&mut self.client, args, self.now, &*shared.host, &*shared.persistence);
         let elapsed = started.elapsed();
-        if let Some(stats) = outcome.command.and_then(|i| shared.engine.command_stats.get(i)) {
-            stats.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        if let Some(index) = outcome.command {
+            shared.engine.counters.record_run_time(index, elapsed);
         }
-        crate::metrics::record_command(outcome.command, elapsed);
         self.wait_seq = self.wait_seq.max(outcome.wait_seq);
         outcome.reply
     }
@@ -355,8 +354,8 @@ impl<'a> Batch<'a> {
             let engine = &self.shared.engine;
             let (index, spec) = engine.table.lookup(name)?;
             let text = auth::readonly_refusal(spec)?;
-            engine.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
-            if let Some(stats) = engine.command_stats.get(index) {
+            engine.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
+            if let Some(stats) = engine.counters.command(index) {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
             return Some(text);

@@ -1,0 +1,221 @@
+//! The counters `INFO stats`, `INFO commandstats` and `/metrics` report.
+//!
+//! Every command bumps several of them (calls, run time, a latency bucket, hits or misses).
+//! As single atomics shared by all worker threads they were a hot spot: each increment on
+//! one core takes the cache line away from the other, and the two cores serving GETs kept
+//! trading it. So each counter set is *striped*: [`SLOTS`] copies, each on its own cache
+//! lines, a thread always adding to the copy of its own slot. Readers (INFO, a scrape) sum the
+//! copies; they are rare. A sum may miss an increment in flight on another thread, as the
+//! single atomic could; a client always sees its own commands counted, since a thread adds
+//! before the reply is sent.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Copies of each counter set: more than the worker threads of a typical machine, so that
+/// threads seldom share one (sharing is correct, only slower).
+const SLOTS: usize = 8;
+
+/// Upper bounds of the command latency buckets, in microseconds (10 µs .. 1 s); one more
+/// bucket counts everything slower.
+pub const LATENCY_BOUNDS_US: [u64; 15] =
+    [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+
+/// Counters of `INFO stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub expired_keys: AtomicU64,
+    pub evicted_keys: AtomicU64,
+    pub total_commands: AtomicU64,
+    pub rejected_calls: AtomicU64,
+    pub failed_calls: AtomicU64,
+}
+
+impl Stats {
+    fn counters(&self) -> [&AtomicU64; 7] {
+        [
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.expired_keys,
+            &self.evicted_keys,
+            &self.total_commands,
+            &self.rejected_calls,
+            &self.failed_calls,
+        ]
+    }
+}
+
+/// Counters of one command, for `INFO commandstats` and the latency histogram.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+    /// Runs per latency bucket ([`LATENCY_BOUNDS_US`], then the overflow bucket).
+    pub latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    /// Total run time in nanoseconds, for the histogram's sum.
+    pub nanos: AtomicU64,
+}
+
+impl CommandStats {
+    fn counters(&self) -> impl Iterator<Item = &AtomicU64> {
+        [&self.calls, &self.usec, &self.rejected, &self.failed, &self.nanos].into_iter().chain(&self.latency)
+    }
+}
+
+/// A command's counters summed over the slots.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CommandTotals {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub latency: [u64; LATENCY_BOUNDS_US.len() + 1],
+    pub nanos: u64,
+}
+
+/// One slot's copy of every counter.
+#[derive(Debug)]
+struct Slot {
+    stats: Stats,
+    commands: Box<[CommandStats]>,
+}
+
+/// A slot alone on its cache lines.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded(Slot);
+
+/// The engine's counters, striped over [`SLOTS`] copies.
+#[derive(Debug)]
+pub struct Counters {
+    /// Slot 0.
+    first: Padded,
+    /// Slots 1.. .
+    rest: Box<[Padded]>,
+}
+
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+}
+
+impl Counters {
+    pub fn new(commands: usize) -> Counters {
+        let slot = || {
+            Padded(Slot { stats: Stats::default(), commands: (0..commands).map(|_| CommandStats::default()).collect() })
+        };
+        Counters { first: slot(), rest: (1..SLOTS).map(|_| slot()).collect() }
+    }
+
+    fn local(&self) -> &Slot {
+        let slot = SLOT.try_with(|slot| *slot).unwrap_or(0);
+        &slot.checked_sub(1).and_then(|i| self.rest.get(i)).unwrap_or(&self.first).0
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        std::iter::once(&self.first).chain(self.rest.iter()).map(|padded| &padded.0)
+    }
+
+    /// This thread's copy of the `INFO stats` counters, to add to.
+    pub fn stats(&self) -> &Stats {
+        &self.local().stats
+    }
+
+    /// This thread's copy of a command's counters, to add to.
+    pub fn command(&self, index: usize) -> Option<&CommandStats> {
+        self.local().commands.get(index)
+    }
+
+    /// Record a command's run time.
+    pub fn record_run_time(&self, index: usize, elapsed: Duration) {
+        let Some(stats) = self.command(index) else { return };
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        stats.usec.fetch_add(micros, Ordering::Relaxed);
+        stats.nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        let bucket = LATENCY_BOUNDS_US.partition_point(|&bound| bound < micros);
+        if let Some(count) = stats.latency.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An `INFO stats` counter summed over the slots.
+    pub fn total(&self, counter: impl Fn(&Stats) -> &AtomicU64) -> u64 {
+        self.slots().map(|slot| counter(&slot.stats).load(Ordering::Relaxed)).sum()
+    }
+
+    /// A command's counters summed over the slots.
+    pub fn command_totals(&self, index: usize) -> CommandTotals {
+        let mut totals = CommandTotals::default();
+        for stats in self.slots().filter_map(|slot| slot.commands.get(index)) {
+            let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            totals.calls += load(&stats.calls);
+            totals.usec += load(&stats.usec);
+            totals.rejected += load(&stats.rejected);
+            totals.failed += load(&stats.failed);
+            totals.nanos += load(&stats.nanos);
+            for (total, count) in totals.latency.iter_mut().zip(&stats.latency) {
+                *total += load(count);
+            }
+        }
+        totals
+    }
+
+    /// `CONFIG RESETSTAT`: every counter back to zero.
+    pub fn reset(&self) {
+        for slot in self.slots() {
+            let all = slot.stats.counters().into_iter().chain(slot.commands.iter().flat_map(CommandStats::counters));
+            for counter in all {
+                counter.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_every_thread_and_reset_clears_them() {
+        let counters = Counters::new(3);
+        std::thread::scope(|scope| {
+            for _ in 0..SLOTS + 3 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        counters.stats().keyspace_hits.fetch_add(1, Ordering::Relaxed);
+                        if let Some(stats) = counters.command(2) {
+                            stats.calls.fetch_add(1, Ordering::Relaxed);
+                        }
+                        counters.record_run_time(2, Duration::from_micros(30));
+                    }
+                });
+            }
+        });
+        let runs = (SLOTS as u64 + 3) * 100;
+        assert_eq!(counters.total(|s| &s.keyspace_hits), runs);
+        let totals = counters.command_totals(2);
+        assert_eq!((totals.calls, totals.usec, totals.nanos), (runs, runs * 30, runs * 30_000));
+        // 30 µs falls in the third bucket, (25, 50].
+        assert_eq!(totals.latency[2], runs);
+        assert_eq!(totals.latency.iter().sum::<u64>(), runs);
+        assert_eq!(counters.command_totals(1), CommandTotals::default());
+        counters.reset();
+        assert_eq!(counters.total(|s| &s.keyspace_hits), 0);
+        assert_eq!(counters.command_totals(2), CommandTotals::default());
+    }
+
+    #[test]
+    fn latency_buckets_are_inclusive_upper_bounds() {
+        let counters = Counters::new(1);
+        for micros in [0, 10, 11, 1_000_000, 1_000_001] {
+            counters.record_run_time(0, Duration::from_micros(micros));
+        }
+        let latency = counters.command_totals(0).latency;
+        assert_eq!((latency[0], latency[1], latency[14], latency[15]), (2, 1, 1, 1));
+    }
+}
