@@ -88,6 +88,15 @@ impl KeyBytes {
         }
     }
 
+    /// Takes `data` without copying it when it is too long to inline (its spare capacity,
+    /// if any, is given back).
+    pub fn from_vec(data: Vec<u8>) -> KeyBytes {
+        match inline(&data) {
+            Some((len, bytes)) => KeyBytes::Inline { len, bytes },
+            None => KeyBytes::Boxed(data.into_boxed_slice()),
+        }
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         match self {
             KeyBytes::Inline { len, bytes } => prefix(bytes, *len),
@@ -185,6 +194,7 @@ mod tests {
             let data = sample(len);
             let key = KeyBytes::from_slice(&data);
             assert_eq!(&key[..], &data[..]);
+            assert_eq!(KeyBytes::from_vec(data.clone()), key);
             assert_eq!(key.to_bytes(), &data[..]);
             assert_eq!(matches!(key, KeyBytes::Inline { .. }), len <= KEY_INLINE_CAPACITY, "length {len}");
         }

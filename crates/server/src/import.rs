@@ -223,7 +223,7 @@ fn import_rdb<R: Read>(
                     continue;
                 }
                 match value_from_rdb(entry.value) {
-                    Ok(value) => load_entry(engine, entry.db as usize, Bytes::from(entry.key), value, expire_at)?,
+                    Ok(value) => load_entry(engine, entry.db as usize, entry.key, value, expire_at)?,
                     Err(kind) => report.unsupported_key(entry.db, entry.key, kind),
                 }
             }
@@ -653,7 +653,7 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
                 };
                 match decode_dump_payload(&payload) {
                     Ok(value) => match value_from_rdb(value) {
-                        Ok(value) => load_entry(engine, db as usize, Bytes::from(key), value, expire_at)?,
+                        Ok(value) => load_entry(engine, db as usize, key, value, expire_at)?,
                         Err(kind) => report.unsupported_key(db, key, kind),
                     },
                     Err(RdbError::Unsupported { .. }) => {

@@ -29,7 +29,6 @@ use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use staykv_engine::keyspace::{Entry, NO_EXPIRY};
 use staykv_engine::small_bytes::KeyBytes;
 use staykv_engine::value::Value;
@@ -69,7 +68,7 @@ pub fn rdb_type_name(type_id: u8) -> &'static str {
 
 /// Put one key into `engine` (replacing any key of that name), bypassing the command table:
 /// used to load snapshots and imports. `expire_at` is Unix ms or [`NO_EXPIRY`].
-pub fn load_entry(engine: &Engine, db: usize, key: Bytes, value: Value, expire_at: u64) -> Result<(), String> {
+pub fn load_entry(engine: &Engine, db: usize, key: Vec<u8>, value: Value, expire_at: u64) -> Result<(), String> {
     let keyspace = &engine.keyspace;
     if db >= keyspace.databases() {
         return Err(format!(
@@ -86,7 +85,7 @@ pub fn load_entry(engine: &Engine, db: usize, key: Bytes, value: Value, expire_a
     }
     let accessed = (crate::clock::now_ms() / 1000) as u32;
     let encoding = staykv_engine::value::Encoding::Auto;
-    let key = KeyBytes::from_slice(&key);
+    let key = KeyBytes::from_vec(key);
     slice.insert_new(hash, Entry { key, value, expire_at, accessed, encoding }, keyspace.hasher());
     Ok(())
 }
@@ -102,7 +101,7 @@ pub struct KeyCounts {
 const LOAD_BATCH: usize = 1024;
 
 /// One parsed key: database, key, value, deadline.
-type LoadedKey = (usize, Bytes, Value, u64);
+type LoadedKey = (usize, Vec<u8>, Value, u64);
 
 /// Reads every key of an RDB file into `engine`, keeping those for which `keep(key)` is
 /// true. Keys of types this build cannot hold are refused (a StayKV snapshot never holds
@@ -170,7 +169,7 @@ fn parse_rdb_file<R: std::io::Read>(
                     )
                 })?;
                 let expire_at = entry.expire_at_ms.unwrap_or(NO_EXPIRY);
-                batch.push((entry.db as usize, Bytes::from(entry.key), value, expire_at));
+                batch.push((entry.db as usize, entry.key, value, expire_at));
                 if batch.len() == LOAD_BATCH {
                     out.send(std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH))).map_err(|_| closed())?;
                 }
@@ -568,6 +567,8 @@ pub fn remove_temp_files(dir: &Path) {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use staykv_engine::small_bytes::SmallBytes;
     use staykv_engine::value::{HashMap, HashSet};
     use std::collections::VecDeque;
 
@@ -578,7 +579,7 @@ mod tests {
         let mut set = HashSet::default();
         set.insert(Bytes::from("m"));
         for value in [
-            Value::Str(staykv_engine::small_bytes::SmallBytes::from_slice(b"hello")),
+            Value::Str(SmallBytes::from_slice(b"hello")),
             Value::List(Box::new(VecDeque::from(vec![Bytes::from("a"), Bytes::from("b")]))),
             Value::Hash(Box::new(hash)),
             Value::Set(Box::new(set)),
