@@ -99,6 +99,10 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
         match listener.accept().await {
             Ok((stream, _)) => {
                 tokio::spawn(connection::serve_tcp(stream, shared.clone()));
+                // Let the connections already served run before the next accept: in a
+                // connect flood, accepting back to back (up to tokio's budget of 128 per
+                // poll) kept ready clients waiting behind each burst.
+                tokio::task::yield_now().await;
             }
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -125,6 +129,7 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
     let local = listener.local_addr();
     while let Some((stream, addr)) = listener.accept().await {
         tokio::spawn(connection::serve(stream, addr, local, shared.clone()));
+        tokio::task::yield_now().await; // as in `accept_loop`
     }
 }
 
