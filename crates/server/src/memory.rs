@@ -4,10 +4,10 @@
 //! RSS: freed memory often stays resident, so an RSS-based check would keep evicting after
 //! the data is gone. StayKV does the same by wrapping its allocator, mimalloc (chosen over
 //! glibc's malloc because small keys and values then cost no per-allocation header: 154 against
-//! 218 bytes per small key in BENCHMARKS.md). Counting on every
-//! allocation must not become a shared hot spot, so each thread keeps a local balance and
-//! folds it into the global counter only once it passes [`FOLD_BYTES`]; the global figure is
-//! then exact to within that much per thread, a few MiB at most.
+//! 218 bytes of RSS per small key, measured when keys and values were separate allocations).
+//! Counting on every allocation must not become a shared hot spot, so each thread keeps a
+//! local balance and folds it into the global counter only once it passes [`FOLD_BYTES`]; the
+//! global figure is then exact to within that much per thread, a few MiB at most.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
