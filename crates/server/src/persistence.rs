@@ -38,8 +38,10 @@ pub const LOCK_FILE: &str = "LOCK";
 const AUTO_MIN_BYTES: u64 = 64 << 20;
 /// Redis's `auto-aof-rewrite-percentage` default.
 const AUTO_PERCENT: u64 = 100;
-/// How often the automatic trigger looks at the log size.
-const AUTO_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the automatic trigger looks at the log size: Redis checks in `serverCron`, ten
+/// times a second, so a burst of writes gets its rewrite at once rather than up to a second
+/// later. A look is a directory listing of a few segments.
+const AUTO_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Wait after a failed snapshot before the automatic trigger tries again.
 const AUTO_RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -522,8 +524,8 @@ impl Persistence {
     }
 }
 
-/// The automatic compaction trigger's thread: looks at the log size every second while the
-/// server lives.
+/// The automatic compaction trigger's thread: looks at the log size every
+/// [`AUTO_CHECK_EVERY`] while the server lives.
 fn auto_trigger(persistence: Weak<Persistence>) {
     loop {
         std::thread::sleep(AUTO_CHECK_EVERY);
