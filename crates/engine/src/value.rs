@@ -23,10 +23,32 @@ pub enum Value {
     Stream(Box<crate::stream::Stream>),
 }
 
-/// Redis's thresholds for reporting compact encodings (listpack, intset).
-const LISTPACK_MAX_ENTRIES: usize = 128;
+/// Redis 7.0's thresholds for reporting compact encodings of hashes (listpack) and sets
+/// (intset): `hash-max-listpack-entries`, `hash-max-listpack-value`, `set-max-intset-entries`.
+const HASH_LISTPACK_MAX_ENTRIES: usize = 512;
 pub(crate) const LISTPACK_MAX_VALUE: usize = 64;
 const INTSET_MAX_ENTRIES: usize = 512;
+
+/// The encoding parameters of Redis 7.0's config, at the values StayKV uses: its own layout
+/// does not depend on them, only what `OBJECT ENCODING` (and DUMP's choice of RDB type)
+/// reports, so they are fixed at Redis's defaults. CONFIG GET shows them; CONFIG SET
+/// accepts only these values (a deploy script that states the defaults keeps working).
+/// The `ziplist` names are Redis 7.0's aliases of the `listpack` ones.
+pub const FIXED_ENCODING_CONFIG: [(&str, i64); 12] = [
+    ("hash-max-listpack-entries", HASH_LISTPACK_MAX_ENTRIES as i64),
+    ("hash-max-ziplist-entries", HASH_LISTPACK_MAX_ENTRIES as i64),
+    ("hash-max-listpack-value", LISTPACK_MAX_VALUE as i64),
+    ("hash-max-ziplist-value", LISTPACK_MAX_VALUE as i64),
+    ("set-max-intset-entries", INTSET_MAX_ENTRIES as i64),
+    ("zset-max-listpack-entries", crate::zset::LISTPACK_MAX_ENTRIES as i64),
+    ("zset-max-ziplist-entries", crate::zset::LISTPACK_MAX_ENTRIES as i64),
+    ("zset-max-listpack-value", crate::zset::LISTPACK_MAX_VALUE as i64),
+    ("zset-max-ziplist-value", crate::zset::LISTPACK_MAX_VALUE as i64),
+    // Lists: 7.0 always reports `quicklist`; these size its nodes, which StayKV has not.
+    ("list-max-listpack-size", -2),
+    ("list-max-ziplist-size", -2),
+    ("list-compress-depth", 0),
+];
 
 impl Value {
     /// The name `TYPE` answers.
@@ -60,7 +82,7 @@ impl Value {
             // Redis 7.0 keeps every list as a quicklist (listpack lists came in 7.2).
             (Value::List(_), _) => "quicklist",
             (Value::Hash(_), Encoding::Big) => "hashtable",
-            (Value::Hash(h), _) if h.len() > LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE => {
+            (Value::Hash(h), _) if h.len() > HASH_LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE => {
                 "hashtable"
             }
             (Value::Hash(_), _) => "listpack",
@@ -76,7 +98,7 @@ impl Value {
     /// Whether a hash or set has outgrown the compact encoding (it then stays out of it).
     pub fn outgrew_compact(&self) -> bool {
         match self {
-            Value::Hash(h) => h.len() > LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE,
+            Value::Hash(h) => h.len() > HASH_LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE,
             Value::Set(s) => !is_intset(s),
             _ => false,
         }

@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use staykv_engine::evict::Policy;
 use staykv_engine::glob;
 use staykv_engine::host::{ClientFilter, Host};
+use staykv_engine::value::FIXED_ENCODING_CONFIG;
 use staykv_engine::{Client, Protocol, Reply};
 use tokio::sync::{watch, Notify};
 
@@ -265,8 +266,10 @@ impl Host for ServerHost {
             ("auto-aof-rewrite-percentage", self.persistence.auto_rewrite_percentage().to_string()),
             ("auto-aof-rewrite-min-size", self.persistence.auto_rewrite_min_size().to_string()),
         ];
+        let fixed = FIXED_ENCODING_CONFIG.iter().map(|&(name, value)| (name, value.to_string()));
         items
             .into_iter()
+            .chain(fixed)
             .filter(|(name, _)| glob::matches(pattern, name.as_bytes(), true))
             .map(|(name, value)| (name.to_string(), value))
             .collect()
@@ -354,7 +357,15 @@ impl Host for ServerHost {
                 }
             }
             "save" | "appendonly" => {}
-            _ => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
+            _ => match FIXED_ENCODING_CONFIG.iter().find(|(fixed, _)| *fixed == name) {
+                Some((_, value)) if text.parse::<i64>().ok() == Some(*value) => {}
+                Some((_, value)) => {
+                    return Err(invalid(&format!(
+                        "StayKV's encoding parameters are fixed at Redis's defaults (this one is {value})"
+                    )))
+                }
+                None => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
+            },
         }
         Ok(())
     }

@@ -816,3 +816,51 @@ fn import_of_a_redis_save_with_every_encoding() {
         println!("redis-server {variant:?}: imported {} keys with the same content", got.len());
     }
 }
+
+/// The encoding parameters StayKV keeps at Redis's defaults: CONFIG GET shows Redis's own
+/// values, CONFIG SET of those values is accepted, another value is refused with a reason.
+#[test]
+fn fixed_encoding_parameters_read_as_redis_defaults() {
+    const FIXED: [&str; 12] = [
+        "hash-max-listpack-entries",
+        "hash-max-ziplist-entries",
+        "hash-max-listpack-value",
+        "hash-max-ziplist-value",
+        "set-max-intset-entries",
+        "zset-max-listpack-entries",
+        "zset-max-ziplist-entries",
+        "zset-max-listpack-value",
+        "zset-max-ziplist-value",
+        "list-max-listpack-size",
+        "list-max-ziplist-size",
+        "list-compress-depth",
+    ];
+    let Some(redis) = Server::redis() else { return };
+    let server = Server::staykv();
+    let (mut rc, mut sc) = (redis.connect(), server.connect());
+    for name in FIXED {
+        let theirs = call_str(&mut rc, &["CONFIG", "GET", name]);
+        let ours = call_str(&mut sc, &["CONFIG", "GET", name]);
+        assert_eq!(ours, theirs, "CONFIG GET {name}");
+        let Val::Array(Some(pair)) = &theirs else { panic!("CONFIG GET {name}: {theirs:?}") };
+        let value = String::from_utf8(pair[1].bytes()).unwrap();
+        for conn in [&mut rc, &mut sc] {
+            assert_eq!(call_str(conn, &["CONFIG", "SET", name, &value]), Val::Simple("OK".into()), "{name}");
+        }
+        let other = (value.parse::<i64>().unwrap() + 1).to_string();
+        let Val::Error(refusal) = call_str(&mut sc, &["CONFIG", "SET", name, &other]) else {
+            panic!("CONFIG SET {name} {other} was accepted")
+        };
+        assert!(refusal.contains("fixed at Redis's defaults"), "{refusal}");
+    }
+    // A pattern lists them as Redis does.
+    let ours = call_str(&mut sc, &["CONFIG", "GET", "*-max-*list*-*"]);
+    let theirs = call_str(&mut rc, &["CONFIG", "GET", "*-max-*list*-*"]);
+    let names = |v: &Val| -> Vec<Vec<u8>> {
+        let Val::Array(Some(items)) = v else { panic!("{v:?}") };
+        let mut names: Vec<Vec<u8>> = items.iter().step_by(2).map(Val::bytes).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&ours), names(&theirs));
+}

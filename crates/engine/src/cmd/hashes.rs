@@ -239,3 +239,24 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     Ok(scan_members(hash.iter().map(|(f, v)| (f, vec![Reply::Bulk(v.clone())])), cursor, &options))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Client, Engine, Reply};
+
+    /// Redis 7.0's `hash-max-listpack-entries` is 512 (checked against redis-server 7.0.15;
+    /// sorted sets' own limit is 128): a hash of 512 short fields is still a listpack.
+    #[test]
+    fn hashes_stay_listpack_up_to_512_fields() {
+        let (e, mut c) = (Engine::new(crate::EngineOptions::default()), Client::new(1, true));
+        for i in 0..513 {
+            let field = format!("f{i}");
+            e.run_text(&mut c, &["HSET", "h", &field, "v"]);
+            let expected = if i < 512 { "listpack" } else { "hashtable" };
+            if matches!(i, 127 | 128 | 511 | 512) {
+                let got = e.run_text(&mut c, &["OBJECT", "ENCODING", "h"]);
+                assert_eq!(got, Reply::bulk_str(expected), "{} fields", i + 1);
+            }
+        }
+    }
+}
