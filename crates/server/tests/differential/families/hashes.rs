@@ -9,6 +9,7 @@ pub const FAMILY: Family =
 
 const GENS: &[CmdGen] = &[
     c("HSET", 14, hset),
+    c("HSET", 1, hset_many),
     c("HSETNX", 4, hsetnx),
     c("HGET", 8, hget),
     c("HMGET", 5, hmget),
@@ -68,6 +69,17 @@ fn set_pairs(g: &mut Gen, name: &str) -> Vec<Op> {
 
 fn hset(g: &mut Gen) -> Vec<Op> {
     set_pairs(g, "HSET")
+}
+
+/// Hundreds of fields at once, across Redis's `hash-max-listpack-entries` (512).
+fn hset_many(g: &mut Gen) -> Vec<Op> {
+    let mut a = args![g.name("HSET"), g.key()];
+    let first = g.range(0, 400);
+    for i in first..first + g.range(100, 600) {
+        a.push(format!("bulk{i}").into_bytes());
+        a.push(b"v".to_vec());
+    }
+    one(a)
 }
 
 fn hmset(g: &mut Gen) -> Vec<Op> {
