@@ -20,9 +20,9 @@ use std::ops::Deref;
 use bytes::Bytes;
 
 /// The longest value stored inline: 16 bytes less the variant tag and the length.
-pub const INLINE_CAPACITY: usize = 14;
+const INLINE_CAPACITY: usize = 14;
 /// The longest key stored inline: 24 bytes less the variant tag and the length.
-pub const KEY_INLINE_CAPACITY: usize = 22;
+const KEY_INLINE_CAPACITY: usize = 22;
 
 /// A string value: inline up to [`INLINE_CAPACITY`] bytes, else a shared `Bytes`.
 #[derive(Clone)]
@@ -62,13 +62,6 @@ impl SmallBytes {
         match self {
             SmallBytes::Inline { .. } => Bytes::copy_from_slice(self.as_slice()),
             SmallBytes::Shared(data) => Bytes::clone(data),
-        }
-    }
-
-    pub fn into_bytes(self) -> Bytes {
-        match self {
-            SmallBytes::Inline { .. } => Bytes::copy_from_slice(self.as_slice()),
-            SmallBytes::Shared(data) => *data,
         }
     }
 }
@@ -132,12 +125,6 @@ macro_rules! byte_string_traits {
             }
         }
 
-        impl AsRef<[u8]> for $name {
-            fn as_ref(&self) -> &[u8] {
-                self.as_slice()
-            }
-        }
-
         impl PartialEq for $name {
             fn eq(&self, other: &$name) -> bool {
                 self.as_slice() == other.as_slice()
@@ -176,7 +163,6 @@ mod tests {
             assert_eq!(small.as_slice(), &data[..]);
             assert_eq!(small.to_bytes(), &data[..]);
             assert_eq!(SmallBytes::from_owned(Bytes::from(data.clone())), small);
-            assert_eq!(small.clone().into_bytes(), &data[..]);
             assert_eq!(matches!(small, SmallBytes::Inline { .. }), len <= INLINE_CAPACITY, "length {len}");
         }
     }

@@ -98,6 +98,19 @@ pub struct Shared {
     pub persistence: Arc<Persistence>,
 }
 
+impl Shared {
+    /// Run one command for `client` and count its run time (INFO commandstats, /metrics):
+    /// how both front ends execute.
+    pub fn execute(&self, client: &mut Client, args: &[Bytes], now: u64) -> Outcome {
+        let started = Instant::now();
+        let outcome = self.engine.execute(client, args, now, &*self.host, &*self.persistence);
+        if let Some(index) = outcome.command {
+            self.engine.counters.record_run_time(index, started.elapsed());
+        }
+        outcome
+    }
+}
+
 /// Serve one accepted plain-TCP connection until it closes.
 pub async fn serve_tcp(stream: TcpStream, shared: Shared) {
     let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
@@ -198,8 +211,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // registered is seen here.
         self.check_closing()?;
         loop {
-            if self.mailbox.bytes.load(Ordering::Acquire) > 0 {
-                self.take_messages();
+            if self.take_messages() {
                 self.flush(0).await?;
             }
             // `timeout`: an idle client is closed, unless it waits for pub/sub messages.
@@ -269,9 +281,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 continue;
             }
             // Messages delivered before this command go out before its reply, as in Redis.
-            if self.mailbox.bytes.load(Ordering::Acquire) > 0 {
-                self.take_messages();
-            }
+            self.take_messages();
             let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
             wait_seq = wait_seq.max(blocking_wait);
             if self.client.close_after_reply {
@@ -303,12 +313,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
     fn run_command(&mut self, args: &[Bytes], now: u64) -> Outcome {
         let shared = &self.shared;
-        let started = Instant::now();
-        let outcome = shared.engine.execute(&mut self.client, args, now, &*shared.host, &*shared.persistence);
-        let elapsed = started.elapsed();
-        if let Some(index) = outcome.command {
-            shared.engine.counters.record_run_time(index, elapsed);
-        }
+        let outcome = shared.execute(&mut self.client, args, now);
         if let Some(name) = outcome.command.and_then(|i| shared.engine.table.all().get(i)) {
             self.record.state.lock().last_command = name.name;
         }
@@ -399,14 +404,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     /// Move the pub/sub messages queued for this client into its output, after what is
-    /// already there and before any reply still to come.
-    fn take_messages(&mut self) {
+    /// already there and before any reply still to come. Returns whether there were any
+    /// (the common case, none, costs one atomic load).
+    fn take_messages(&mut self) -> bool {
+        if self.mailbox.bytes.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         let messages: Vec<Reply> = self.mailbox.queue.lock().drain(..).collect();
         let bytes: usize = messages.iter().map(approximate_size).sum();
         for message in &messages {
             message.encode(self.client.protocol, &mut self.output);
         }
         self.mailbox.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        true
     }
 
     /// Closed by CLIENT KILL (or a pub/sub limit), or the server is shutting down.

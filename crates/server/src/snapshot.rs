@@ -80,10 +80,10 @@ pub fn load_entry(engine: &Engine, db: usize, key: Vec<u8>, value: Value, expire
     let hash = keyspace.hash(&key);
     let mut shard = keyspace.lock(keyspace.shard_of(hash)).ok_or("shard out of range")?;
     let slice = shard.dbs.get_mut(db).ok_or("database out of range")?;
-    if slice.find(hash, &key).is_some() {
-        slice.remove(hash, &key);
-    }
-    let accessed = (crate::clock::now_ms() / 1000) as u32;
+    // Replacing: a key of that name goes first (a no-op lookup when there is none).
+    slice.remove(hash, &key);
+    // The stamp a key created now gets: seconds under LRU, the LFU pair under LFU policies.
+    let accessed = engine.eviction.created(crate::clock::now_ms());
     let encoding = staykv_engine::value::Encoding::Auto;
     let key = KeyBytes::from_vec(key);
     slice.insert_new(hash, Entry { key, value, expire_at, accessed, encoding }, keyspace.hasher());
@@ -698,5 +698,25 @@ mod tests {
         let counts: Vec<usize> =
             (0..4).map(|p| (0..1000).filter(|i| partition_of(format!("k{i}").as_bytes(), 4) == p).count()).collect();
         assert!(counts.iter().all(|&c| c > 150), "{counts:?}");
+    }
+
+    /// A loaded key gets the access stamp of a key created now under the eviction policy in
+    /// force: under LFU, Redis's initial counter (OBJECT FREQ 5), not a seconds clock.
+    #[test]
+    fn loaded_keys_get_the_policys_initial_stamp() {
+        let engine = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
+        let lfu = staykv_engine::evict::Policy::parse("allkeys-lfu").unwrap();
+        engine.eviction.set_policy(lfu);
+        load_entry(&engine, 0, b"k".to_vec(), Value::Str(SmallBytes::from_slice(b"v")), NO_EXPIRY).unwrap();
+        let mut client = staykv_engine::Client::new(1, true);
+        let args: Vec<Bytes> = ["OBJECT", "FREQ", "k"].iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        let out = engine.execute(
+            &mut client,
+            &args,
+            crate::clock::now_ms(),
+            &staykv_engine::host::NoHost,
+            &staykv_engine::exec::NoJournal,
+        );
+        assert_eq!(out.reply, staykv_engine::Reply::Int(5));
     }
 }

@@ -332,12 +332,7 @@ impl<'a> Batch<'a> {
             self.client.multi_failed |= self.client.multi.is_some();
             return Reply::Error(text);
         }
-        let started = Instant::now();
-        let outcome = shared.engine.execute(&mut self.client, args, self.now, &*shared.host, &*shared.persistence);
-        let elapsed = started.elapsed();
-        if let Some(index) = outcome.command {
-            shared.engine.counters.record_run_time(index, elapsed);
-        }
+        let outcome = shared.execute(&mut self.client, args, self.now);
         self.wait_seq = self.wait_seq.max(outcome.wait_seq);
         outcome.reply
     }
