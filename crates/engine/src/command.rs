@@ -228,17 +228,6 @@ impl CommandSpec {
         Subcommand::Fine
     }
 
-    /// The name Redis 7 reports for a command in errors: `pubsub|numpat` for a subcommand
-    /// of a container with a table, else the command's name.
-    pub fn full_name(&self, args: &[Bytes]) -> String {
-        let sub =
-            args.get(1).and_then(|sub| self.subcommands.iter().find(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes())));
-        match sub {
-            Some((sub, _)) => format!("{}|{sub}", self.name),
-            None => self.name.to_string(),
-        }
-    }
-
     /// `ERR unknown subcommand` or the subcommand's wrong-arity error, as a client sees them.
     pub fn subcommand_refusal(&self, args: &[Bytes]) -> Option<Reply> {
         match self.subcommand(args) {

@@ -217,7 +217,7 @@ impl Engine {
         if subscribed && !spec.has(flags::SUBSCRIBED_OK) {
             return Some(Reply::Error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.full_name(args)
+                crate::acl::full_name(spec, args)
             )));
         }
         if client.multi.is_some() && spec.has(flags::NO_MULTI) {
@@ -680,42 +680,40 @@ impl<'a> Ctx<'a> {
 
     /// A read lookup that counts a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let stats = self.engine.counters.stats();
-        if !self.engine.notifier.wants(crate::notify::KEY_MISS) {
-            // The common case: one lookup, whatever it finds.
-            let found = self.lookup(key);
-            let counter = if found.is_some() { &stats.keyspace_hits } else { &stats.keyspace_misses };
-            counter.fetch_add(1, Ordering::Relaxed);
-            return found;
-        }
-        let hit = self.lookup(key).is_some();
-        if !self.count_read(hit, key) {
-            return None;
-        }
-        self.lookup(key)
-    }
-
-    /// Count a read's hit or miss, announcing a miss (`keymiss`); returns `hit`.
-    fn count_read(&mut self, hit: bool, key: &[u8]) -> bool {
-        let stats = self.engine.counters.stats();
-        let counter = if hit { &stats.keyspace_hits } else { &stats.keyspace_misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if !hit {
-            let db = self.client.db;
-            self.notify_in(db, crate::notify::KEY_MISS, "keymiss", key);
-        }
-        hit
+        let touch = !self.client.no_touch;
+        self.read_lookup(key, touch)
     }
 
     /// [`Ctx::peek`] for the reads Redis makes with `LOOKUP_NOTOUCH` (EXISTS, TYPE, TTL...):
     /// the access time is left alone, but a hit or miss is counted and a miss announced
     /// (`keymiss`) as for any read.
     pub fn peek_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let hit = self.peek(key).is_some();
-        if !self.count_read(hit, key) {
+        self.read_lookup(key, false)
+    }
+
+    /// A lookup in the current database that counts a hit or miss and announces a miss.
+    fn read_lookup(&mut self, key: &[u8], touch: bool) -> Option<&mut Entry> {
+        let (db, engine) = (self.client.db, self.engine);
+        let count = |hit: bool| {
+            let stats = engine.counters.stats();
+            let counter = if hit { &stats.keyspace_hits } else { &stats.keyspace_misses };
+            counter.fetch_add(1, Ordering::Relaxed);
+        };
+        if !engine.notifier.wants(crate::notify::KEY_MISS) {
+            // The common case: one lookup, whatever it finds.
+            let found = self.find_live(db, key, touch);
+            count(found.is_some());
+            return found;
+        }
+        // A miss is announced before an entry is handed out (the entry's borrow would outlive
+        // the announcement), so a hit is looked up twice while `keymiss` is wanted.
+        let hit = self.find_live(db, key, touch).is_some();
+        count(hit);
+        if !hit {
+            self.notify_in(db, crate::notify::KEY_MISS, "keymiss", key);
             return None;
         }
-        self.peek(key)
+        self.find_live(db, key, touch)
     }
 
     /// The collection of type `C` at `key` for reading (a hit or miss is counted): `None` if

@@ -1178,10 +1178,18 @@ pub fn parse_score(text: &[u8]) -> Option<f64> {
     if text.first().is_none_or(|&b| is_c_space(b)) {
         return None;
     }
+    strtod_exact(text)
+}
+
+/// [`strtod`] over the whole of `text` (leading blanks allowed, as C's; an empty text is 0),
+/// refusing NaN and what `strtod` reports as `ERANGE`: overflow to infinity, and a nonzero
+/// mantissa underflowing to zero.
+pub fn strtod_exact(text: &[u8]) -> Option<f64> {
     let (value, used) = strtod(text);
     if used != text.len() || value.is_nan() {
         return None;
     }
+    let text = text.get(text.iter().take_while(|&&b| is_c_space(b)).count()..).unwrap_or_default();
     let body = text.strip_prefix(b"-").or_else(|| text.strip_prefix(b"+")).unwrap_or(text);
     if value.is_infinite() && !starts_with_ci(body, b"inf") {
         return None; // ERANGE: overflow

@@ -110,7 +110,7 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         "genpass" => genpass(args.get(2)),
         "dryrun" => dryrun(ctx, args),
-        _ => Ok(Reply::Array(HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect())),
+        _ => Ok(super::help(HELP)),
     }
 }
 

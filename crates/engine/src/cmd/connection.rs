@@ -250,9 +250,7 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         s if is(s, "list") => Reply::Verbatim(Bytes::from(client_list(ctx, args)?)),
         s if is(s, "kill") && argc >= 3 => client_kill(ctx, args)?,
-        s if is(s, "help") && argc == 2 => {
-            Reply::Array(CLIENT_HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect())
-        }
+        s if is(s, "help") && argc == 2 => super::help(CLIENT_HELP),
         s => return Err(errors::unknown_subcommand(s, "client")),
     };
     ctx.host.client_updated(ctx.client);

@@ -9,7 +9,7 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::hll;
-use crate::keyspace::NO_EXPIRY;
+use crate::keyspace::{Entry, NO_EXPIRY};
 use crate::small_bytes::SmallBytes;
 use crate::value::{Encoding, Value};
 
@@ -24,28 +24,21 @@ const CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
 
 /// The HLL bytes at `key` and its deadline, `None` if missing; errors for other values.
 fn load(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, Reply> {
-    let found = ctx.lookup(key).is_some();
-    load_found(ctx, key, found)
+    parse(ctx.lookup(key))
 }
 
 /// [`load`] for the keys Redis reads (PFCOUNT, PFMERGE's sources): a miss is counted and
 /// announced (`keymiss`).
 fn load_read(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, Reply> {
-    let found = ctx.lookup_read(key).is_some();
-    load_found(ctx, key, found)
+    parse(ctx.lookup_read(key))
 }
 
-fn load_found(ctx: &mut Ctx, key: &[u8], found: bool) -> Result<Option<(Vec<u8>, u64)>, Reply> {
-    if !found {
-        return Ok(None);
-    }
-    match ctx.peek(key) {
-        None => Ok(None),
-        Some(entry) => match &entry.value {
-            Value::Str(s) if hll::is_valid(s) => Ok(Some((s.to_vec(), entry.expire_at))),
-            Value::Str(_) => Err(err(NOT_HLL)),
-            _ => Err(errors::wrong_type()),
-        },
+fn parse(entry: Option<&mut Entry>) -> Result<Option<(Vec<u8>, u64)>, Reply> {
+    let Some(entry) = entry else { return Ok(None) };
+    match &entry.value {
+        Value::Str(s) if hll::is_valid(s) => Ok(Some((s.to_vec(), entry.expire_at))),
+        Value::Str(_) => Err(err(NOT_HLL)),
+        _ => Err(errors::wrong_type()),
     }
 }
 

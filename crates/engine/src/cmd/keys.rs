@@ -506,7 +506,7 @@ const OBJECT_SUBCOMMANDS: &[(&str, i32)] =
 fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
     if is(sub, "help") && args.len() == 2 {
-        return Ok(Reply::Array(OBJECT_HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect()));
+        return Ok(super::help(OBJECT_HELP));
     }
     // The subcommand and its arity were checked before running (`OBJECT_SUBCOMMANDS`).
     let (eviction, now) = (&ctx.engine.eviction, ctx.now);

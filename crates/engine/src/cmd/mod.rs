@@ -56,6 +56,10 @@ pub(crate) fn is(arg: &[u8], keyword: &str) -> bool {
 pub(crate) fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
     parse_i64(arg).ok_or_else(errors::not_integer)
 }
+/// A `HELP` subcommand's reply: one status line per text line.
+pub(crate) fn help(lines: &'static [&'static str]) -> Reply {
+    Reply::Array(lines.iter().map(|&line| Reply::Status(line)).collect())
+}
 
 /// The argument at `i` (the table's arity check guarantees presence; a miss is a syntax error).
 pub(crate) fn arg(args: &[Bytes], i: usize) -> Result<&Bytes, Reply> {

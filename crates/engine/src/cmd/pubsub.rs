@@ -144,9 +144,7 @@ const PUBSUB_HELP: &[&str] = &[
 fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let registry = &ctx.engine.pubsub;
     match arg(args, 1)? {
-        s if is(s, "help") => {
-            Ok(Reply::Array(PUBSUB_HELP.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect()))
-        }
+        s if is(s, "help") => Ok(super::help(PUBSUB_HELP)),
         s if is(s, "channels") && args.len() <= 3 => Ok(Reply::bulks(registry.channels(args.get(2).map(|p| &p[..])))),
         // Past the table's arity check: Redis's own "or wrong number of arguments" error.
         s if is(s, "channels") => Err(crate::errors::subcommand_syntax(s, "pubsub")),

@@ -72,10 +72,6 @@ fn sub_arity(ok: bool, command: &str, sub: &[u8]) -> Result<(), Reply> {
     )))
 }
 
-fn help(lines: &[&str]) -> Reply {
-    Reply::Array(lines.iter().map(|l| Reply::StatusOwned((*l).to_string())).collect())
-}
-
 const SCRIPT_HELP: &[&str] = &[
     "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "DEBUG (YES|SYNC|NO)",
@@ -103,7 +99,7 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match sub {
         s if is(s, "help") => {
             sub_arity(n == 2, "script", s)?;
-            Ok(help(SCRIPT_HELP))
+            Ok(super::help(SCRIPT_HELP))
         }
         s if is(s, "flush") => {
             match args.get(2..).unwrap_or_default() {
@@ -264,7 +260,7 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         s if is(s, "help") => {
             sub_arity(n == 2, "function", s)?;
-            Ok(help(FUNCTION_HELP))
+            Ok(super::help(FUNCTION_HELP))
         }
         s if is(s, "dump") || is(s, "restore") => {
             Err(Reply::Error(format!("ERR FUNCTION {} is not supported by StayKV", text(s).to_ascii_uppercase())))

@@ -424,18 +424,13 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
     if is(sub, "help") {
-        return Ok(Reply::Array(
-            [
-                "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "STREAM <key> [FULL [COUNT <count>]",
-                "    Show information about the stream.",
-                "HELP",
-                "    Print this help.",
-            ]
-            .iter()
-            .map(|l| Reply::StatusOwned((*l).to_string()))
-            .collect(),
-        ));
+        return Ok(super::help(&[
+            "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "STREAM <key> [FULL [COUNT <count>]",
+            "    Show information about the stream.",
+            "HELP",
+            "    Print this help.",
+        ]));
     }
     if !is(sub, "stream") {
         return Err(errors::unknown_subcommand(sub, "xinfo"));

@@ -3,6 +3,8 @@
 //! out after 10 ms on empty keys (nil). Timeouts: valid fractions, negative, not a float.
 //! No timeout is ever 0 or below 1 ms (those block forever).
 
+use super::lists::side;
+use super::zsets::numkeys;
 use super::{c, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
@@ -31,12 +33,6 @@ fn elem(g: &mut Gen) -> Vec<u8> {
 
 fn score(g: &mut Gen) -> Vec<u8> {
     g.pick_str(&["0", "1", "2", "-1", "1.5", "inf", "-inf", "3"])
-}
-
-/// The keys a blocking command names (1–3, some repeated).
-fn bkeys(g: &mut Gen) -> Vec<Vec<u8>> {
-    let n = g.range(1, 3);
-    (0..n).map(|_| g.key()).collect()
 }
 
 /// A timeout: mostly 10–20 ms (served at once when there is data, nil after it otherwise),
@@ -83,7 +79,7 @@ fn del(g: &mut Gen) -> Vec<Op> {
 }
 
 fn pop_any(g: &mut Gen, name: &str, zset: bool) -> Vec<Op> {
-    let keys = bkeys(g);
+    let keys = g.keys(1, 3);
     let mut ops = Vec::new();
     feed(g, &keys, zset, &mut ops);
     let mut a = args![g.name(name)];
@@ -109,14 +105,6 @@ fn bzpopmax(g: &mut Gen) -> Vec<Op> {
     pop_any(g, "BZPOPMAX", true)
 }
 
-fn side(g: &mut Gen) -> Vec<u8> {
-    match g.below(20) {
-        0..=9 => g.kw("LEFT"),
-        10..=18 => g.kw("RIGHT"),
-        _ => g.pick_str(&["UP", ""]),
-    }
-}
-
 fn blmove(g: &mut Gen) -> Vec<Op> {
     let (src, dst) = (g.key(), g.key());
     let mut ops = Vec::new();
@@ -134,13 +122,10 @@ fn brpoplpush(g: &mut Gen) -> Vec<Op> {
 }
 
 fn mpop(g: &mut Gen, name: &str, zset: bool) -> Vec<Op> {
-    let keys = bkeys(g);
+    let keys = g.keys(1, 3);
     let mut ops = Vec::new();
     feed(g, &keys, zset, &mut ops);
-    let numkeys = match g.below(25) {
-        0 => g.pick_str(&["0", "-1", "abc", "9"]),
-        _ => keys.len().to_string().into_bytes(),
-    };
+    let numkeys = numkeys(g, &keys);
     let mut a = args![g.name(name), timeout(g), numkeys];
     a.extend(keys);
     a.push(if zset {

@@ -156,7 +156,8 @@ fn lpos(g: &mut Gen) -> Vec<Op> {
     one(a)
 }
 
-fn side(g: &mut Gen) -> Vec<u8> {
+/// Shared with the blocking family.
+pub(super) fn side(g: &mut Gen) -> Vec<u8> {
     match g.below(20) {
         0..=9 => g.kw("LEFT"),
         10..=18 => g.kw("RIGHT"),

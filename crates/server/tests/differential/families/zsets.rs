@@ -326,7 +326,8 @@ fn zpopmax(g: &mut Gen) -> Vec<Op> {
     popm(g, "ZPOPMAX")
 }
 
-fn numkeys(g: &mut Gen, keys: &[Vec<u8>]) -> Vec<u8> {
+/// Shared with the blocking family.
+pub(super) fn numkeys(g: &mut Gen, keys: &[Vec<u8>]) -> Vec<u8> {
     match g.below(25) {
         0 => g.pick_str(&["0", "-1", "abc", "9"]),
         _ => keys.len().to_string().into_bytes(),
