@@ -95,7 +95,9 @@ pub struct Harness {
     /// The running family's subscriber connections (`Family::subscribers`), per server.
     redis_subs: Vec<Conn>,
     stay_subs: Vec<Conn>,
-    sub_setup: &'static [&'static [&'static str]],
+    /// The running family: its `setup` runs again after a re-sync, its `sub_setup` on every
+    /// subscriber opened.
+    fam: &'static Family,
     drains: u64,
     /// The next drain compares what each subscriber received as a multiset (see
     /// `notify_expiry_episode`).
@@ -176,7 +178,7 @@ pub fn main() {
         lex_skipped: 0,
         redis_subs: Vec::new(),
         stay_subs: Vec::new(),
-        sub_setup: &[],
+        fam: &Family::PLAIN,
         drains: 0,
         drain_unordered: false,
         reopening: false,
@@ -349,12 +351,8 @@ impl Harness {
         let mut g = Gen::new(family_seed(self.seed, fam.name));
         g.inner = inner.to_vec();
         self.reset();
-        for cmd in fam.setup {
-            let cmd: Args = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
-            let (r, s) = self.inspect(std::slice::from_ref(&cmd));
-            assert_eq!(r, s, "family setup {}", render_command(&cmd));
-        }
-        self.sub_setup = fam.sub_setup;
+        self.fam = fam;
+        self.run_setup();
         self.open_subscribers(fam.subscribers);
         // Families with subscribers draw no foreign commands: some of those are checked with
         // follow-up commands on one server only (SPOP's re-sync), whose events the other
@@ -973,6 +971,15 @@ impl Harness {
         self.execute(vec![Gen::touch_all()]);
     }
 
+    /// The family's `setup` on both servers, whose replies must agree.
+    fn run_setup(&mut self) {
+        for cmd in self.fam.setup {
+            let cmd = owned_args(cmd);
+            let (r, s) = self.inspect(std::slice::from_ref(&cmd));
+            assert_eq!(r, s, "family setup {}", render_command(&cmd));
+        }
+    }
+
     // ---- subscribers (pub/sub, keyspace notifications) -----------------------------------
 
     /// Close the subscriber connections and open `n` fresh ones per server, each running the
@@ -989,8 +996,8 @@ impl Harness {
             return;
         }
         for i in 0..n {
-            for cmd in self.sub_setup {
-                let cmd: Args = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
+            for cmd in self.fam.sub_setup {
+                let cmd = owned_args(cmd);
                 for conn in [&mut self.redis_subs[i], &mut self.stay_subs[i]] {
                     if let Err(e) = conn.send(std::slice::from_ref(&cmd)) {
                         panic!("differential: subscriber setup: {e}");
@@ -1180,11 +1187,7 @@ impl Harness {
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(e), _) | (_, Err(e)) => self.fatal("probing a restored key", &e),
             };
-            let ttl_ok = match (&rm[1], &sm[1]) {
-                (Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => a.abs_diff(*b) <= 1500,
-                (a, b) => a == b,
-            };
-            if rm[0] != sm[0] || !ttl_ok || rm[2] != sm[2] {
+            if rm[0] != sm[0] || !ttl_close(&rm[1], &sm[1]) || rm[2] != sm[2] {
                 return Some(format!(
                     "restored key {}: TYPE/PTTL/OBJECT ENCODING redis {} {} {} staykv {} {} {}",
                     quote(key),
@@ -1196,14 +1199,7 @@ impl Harness {
                     render(&sm[2])
                 ));
             }
-            let (read, norm): (Args, fn(&Value) -> Value) = match rm[0].bytes().unwrap_or_default() {
-                b"string" => (args!["GET", key], Value::clone),
-                b"hash" => (args!["HGETALL", key], unordered_pairs),
-                b"list" => (args!["LRANGE", key, "0", "-1"], Value::clone),
-                b"set" => (args!["SMEMBERS", key], unordered),
-                b"zset" => (args!["ZRANGE", key, "0", "-1", "WITHSCORES"], Value::clone),
-                _ => continue,
-            };
+            let Some((read, norm)) = value_read(rm[0].bytes().unwrap_or_default(), key) else { continue };
             let read = std::slice::from_ref(&read);
             let (rv, sv) = match (self.redis.pipeline(read), self.stay.pipeline(read)) {
                 (Ok(a), Ok(b)) => (a, b),
@@ -1254,10 +1250,7 @@ impl Harness {
             let (rm, sm) = self.inspect(&meta);
             let mut same_type = vec![true; keys.len()];
             for (i, k) in keys.iter().enumerate() {
-                let ttl_ok = match (&rm[3 * i + 1], &sm[3 * i + 1]) {
-                    (Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => a.abs_diff(*b) <= 1500,
-                    (a, b) => a == b,
-                };
+                let ttl_ok = ttl_close(&rm[3 * i + 1], &sm[3 * i + 1]);
                 for (what, ok) in [
                     ("TYPE", rm[3 * i] == sm[3 * i]),
                     ("PTTL", ttl_ok),
@@ -1286,15 +1279,8 @@ impl Harness {
             let mut reads: Vec<Args> = Vec::new();
             let mut norms: Vec<fn(&Value) -> Value> = Vec::new();
             for (i, k) in keys.iter().enumerate() {
-                let t = rm[3 * i].bytes().unwrap_or_default().to_vec();
-                let (cmd, norm): (Args, fn(&Value) -> Value) = match t.as_slice() {
-                    b"string" => (args!["GET", k], Value::clone),
-                    b"hash" => (args!["HGETALL", k], unordered_pairs),
-                    b"list" => (args!["LRANGE", k, "0", "-1"], Value::clone),
-                    b"set" => (args!["SMEMBERS", k], unordered),
-                    b"zset" => (args!["ZRANGE", k, "0", "-1", "WITHSCORES"], Value::clone),
-                    _ => (args!["TYPE", k], Value::clone),
-                };
+                let t = rm[3 * i].bytes().unwrap_or_default();
+                let (cmd, norm) = value_read(t, k).unwrap_or_else(|| (args!["TYPE", k], Value::clone));
                 reads.push(cmd);
                 norms.push(norm);
             }
@@ -1348,14 +1334,7 @@ impl Harness {
                     self.fatal("resync", &ReadError::Closed)
                 };
                 let t = meta[0].bytes().unwrap_or_default().to_vec();
-                let read = match t.as_slice() {
-                    b"string" => args!["GET", k],
-                    b"hash" => args!["HGETALL", k],
-                    b"list" => args!["LRANGE", k, "0", "-1"],
-                    b"set" => args!["SMEMBERS", k],
-                    b"zset" => args!["ZRANGE", k, "0", "-1", "WITHSCORES"],
-                    _ => continue,
-                };
+                let Some((read, _)) = value_read(&t, &k) else { continue };
                 let Ok(v) = self.redis_insp.pipeline(&[read]) else { self.fatal("resync", &ReadError::Closed) };
                 let items: Vec<Vec<u8>> =
                     v[0].items().unwrap_or_default().iter().filter_map(|x| x.bytes().map(<[u8]>::to_vec)).collect();
@@ -1393,6 +1372,8 @@ impl Harness {
             }
         }
         println!("differential: both servers re-synced from Redis's data ({} commands)", rebuild.len());
+        // A diverged setting (the notify family's CONFIG SET) is set again on both.
+        self.run_setup();
         // The rebuild's own events (and whatever a diverged subscriber still had queued) are
         // no comparison: fresh subscribers.
         if !self.redis_subs.is_empty() {
@@ -1400,6 +1381,37 @@ impl Harness {
             self.open_subscribers(n);
         }
     }
+}
+
+/// PTTLs agree within 1.5 s (the two servers' clocks are read at different moments); a
+/// missing key or one without a deadline must agree exactly.
+fn ttl_close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => a.abs_diff(*b) <= 1500,
+        (a, b) => a == b,
+    }
+}
+
+/// How a reply is normalised before comparison.
+type Norm = fn(&Value) -> Value;
+
+/// The command that reads a whole value of `type_name` (as TYPE says it) at `key`, and how
+/// to normalise its reply for comparison (hash and set orders are the server's own).
+fn value_read(type_name: &[u8], key: &[u8]) -> Option<(Args, Norm)> {
+    let key = key.to_vec();
+    Some(match type_name {
+        b"string" => (args!["GET", key], Value::clone),
+        b"hash" => (args!["HGETALL", key], unordered_pairs),
+        b"list" => (args!["LRANGE", key, "0", "-1"], Value::clone),
+        b"set" => (args!["SMEMBERS", key], unordered),
+        b"zset" => (args!["ZRANGE", key, "0", "-1", "WITHSCORES"], Value::clone),
+        _ => return None,
+    })
+}
+
+/// A command written as text, as sent.
+fn owned_args(cmd: &[&str]) -> Args {
+    cmd.iter().map(|a| crate::differential::gen::b(a)).collect()
 }
 
 /// The members (and values/scores) a random command returned.

@@ -93,41 +93,38 @@ fn publish(g: &mut Gen) -> Vec<Op> {
     vec![Op::new(args![g.name("PUBLISH"), channel(g), g.pick_bytes(MESSAGES)])]
 }
 
-fn names(g: &mut Gen, cmd: &str, pick: fn(&mut Gen) -> Vec<u8>, min: i64) -> Vec<Vec<u8>> {
+/// `cmd` with 1–3 channels or patterns, on a random subscriber.
+fn join(g: &mut Gen, cmd: &str, pick: fn(&mut Gen) -> Vec<u8>) -> Vec<Op> {
     let mut a = args![g.name(cmd)];
-    for _ in 0..g.range(min, 3) {
+    for _ in 0..g.range(1, 3) {
         a.push(pick(g));
     }
-    a
+    vec![Op::on_sub(sub(g), a)]
+}
+
+/// [`join`], or a third of the time `cmd` alone: leave every channel or pattern.
+fn leave(g: &mut Gen, cmd: &str, pick: fn(&mut Gen) -> Vec<u8>) -> Vec<Op> {
+    if g.chance(0.33) {
+        vec![Op::on_sub(sub(g), args![g.name(cmd)])]
+    } else {
+        join(g, cmd, pick)
+    }
 }
 
 fn subscribe(g: &mut Gen) -> Vec<Op> {
-    let a = names(g, "SUBSCRIBE", channel, 1);
-    vec![Op::on_sub(sub(g), a)]
+    join(g, "SUBSCRIBE", channel)
 }
 
 fn psubscribe(g: &mut Gen) -> Vec<Op> {
-    let a = names(g, "PSUBSCRIBE", pattern, 1);
-    vec![Op::on_sub(sub(g), a)]
+    join(g, "PSUBSCRIBE", pattern)
 }
 
 fn unsubscribe(g: &mut Gen) -> Vec<Op> {
-    // Without arguments a third of the time: leave every channel.
-    let min = if g.chance(0.33) { 0 } else { 1 };
-    let mut a = names(g, "UNSUBSCRIBE", channel, min);
-    if min == 0 {
-        a.truncate(1);
-    }
-    vec![Op::on_sub(sub(g), a)]
+    leave(g, "UNSUBSCRIBE", channel)
 }
 
 fn punsubscribe(g: &mut Gen) -> Vec<Op> {
-    let min = if g.chance(0.33) { 0 } else { 1 };
-    let mut a = names(g, "PUNSUBSCRIBE", pattern, min);
-    if min == 0 {
-        a.truncate(1);
-    }
-    vec![Op::on_sub(sub(g), a)]
+    leave(g, "PUNSUBSCRIBE", pattern)
 }
 
 fn pubsub(g: &mut Gen) -> Vec<Op> {
