@@ -912,6 +912,39 @@ impl<'a> Ctx<'a> {
         self.explicit_events = true;
     }
 
+    /// Replace `dst` with a command's result, as the STORE forms do (SINTERSTORE, ZUNIONSTORE,
+    /// SORT ... STORE): the old value and its deadline go; an empty result (`None`) deletes
+    /// it. Logged as DEL (if it existed) and `recreate` (the command that rebuilds the value,
+    /// say SADD dst members...), not as the command. Announced as Redis does: `new` if created
+    /// and then `event` of `class`, or `del` when an empty result deletes it.
+    pub fn replace_with_result(
+        &mut self,
+        dst: &Bytes,
+        result: Option<(Value, Vec<Bytes>)>,
+        class: u32,
+        event: &'static str,
+    ) {
+        let existed = self.lookup(dst).is_some();
+        self.explicit_events();
+        self.remove(dst);
+        if existed {
+            // (A key found expired was deleted by the lookup, with its own DEL effect.)
+            self.propagate(vec![Bytes::from_static(b"DEL"), dst.clone()]);
+        }
+        match result {
+            Some((value, recreate)) => {
+                self.store(dst, value, NO_EXPIRY);
+                self.propagate(recreate);
+                if !existed {
+                    self.notify(crate::notify::NEW, "new", dst);
+                }
+                self.notify(class, event, dst);
+            }
+            None if existed => self.notify(crate::notify::GENERIC, "del", dst),
+            None => {}
+        }
+    }
+
     /// Queue a keyspace event on the current database.
     pub fn notify(&mut self, class: u32, name: &'static str, key: &[u8]) {
         let db = self.client.db;

@@ -13,7 +13,6 @@ use super::{arg, is, own, scan_members, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::keyspace::NO_EXPIRY;
 use crate::value::{Encoding, HashSet, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -267,34 +266,19 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let hashtable = op == Op::Diff && diff_builds_hashtable(keys, &sets);
     let result = combine(sets, op);
     let len = result.len();
-    let existed = ctx.lookup(dst).is_some();
-    // Announced as Redis does: `new` if created and `sinterstore`/`sunionstore`/
-    // `sdiffstore`, or `del` when an empty result deletes it; not as the DEL and SADD it is
-    // logged as.
-    ctx.explicit_events();
-    ctx.remove(dst);
-    if existed || len > 0 {
-        ctx.propagate(vec![Bytes::from_static(b"DEL"), dst.clone()]);
-    }
-    if len > 0 {
-        let mut effect = vec![Bytes::from_static(b"SADD"), dst.clone()];
-        effect.extend(result.iter().cloned());
-        ctx.propagate(effect);
-        ctx.store(dst, Value::Set(Box::new(result)), NO_EXPIRY);
-        if !existed {
-            ctx.notify(crate::notify::NEW, "new", dst);
-        }
-        let event = match op {
-            Op::Inter => "sinterstore",
-            Op::Union => "sunionstore",
-            Op::Diff => "sdiffstore",
-        };
-        ctx.notify(crate::notify::SET, event, dst);
-        if hashtable {
-            ctx.set_encoding(dst, Encoding::Big);
-        }
-    } else if existed {
-        ctx.notify(crate::notify::GENERIC, "del", dst);
+    let event = match op {
+        Op::Inter => "sinterstore",
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    };
+    let stored = (len > 0).then(|| {
+        let mut sadd = vec![Bytes::from_static(b"SADD"), dst.clone()];
+        sadd.extend(result.iter().cloned());
+        (Value::Set(Box::new(result)), sadd)
+    });
+    ctx.replace_with_result(dst, stored, crate::notify::SET, event);
+    if len > 0 && hashtable {
+        ctx.set_encoding(dst, Encoding::Big);
     }
     Ok(Reply::Int(len as i64))
 }

@@ -9,7 +9,6 @@ use super::{arg, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::keyspace::NO_EXPIRY;
 use crate::value::Value;
 
 // BY and GET patterns may name any key, so SORT locks every shard.
@@ -202,27 +201,13 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
 
 fn store(ctx: &mut Ctx, dst: &Bytes, items: Vec<Option<Bytes>>) -> CmdResult {
     let count = items.len();
-    let existed = ctx.lookup(dst).is_some();
-    // Redis announces `new` (if it was missing) and `sortstore`, or `del` when an empty
-    // result deletes it; not the DEL and RPUSH it is logged as.
-    ctx.explicit_events();
-    ctx.remove(dst);
-    if existed || count > 0 {
-        ctx.propagate(vec![Bytes::from_static(b"DEL"), dst.clone()]);
-    }
-    if count > 0 {
+    let stored = (count > 0).then(|| {
         let list: Vec<Bytes> = items.into_iter().map(Option::unwrap_or_default).collect();
-        let mut effect = vec![Bytes::from_static(b"RPUSH"), dst.clone()];
-        effect.extend(list.iter().cloned());
-        ctx.store(dst, Value::List(Box::new(list.into_iter().collect())), NO_EXPIRY);
-        if !existed {
-            ctx.notify(crate::notify::NEW, "new", dst);
-        }
-        ctx.propagate(effect);
-        ctx.notify(crate::notify::LIST, "sortstore", dst);
-    } else if existed {
-        ctx.notify(crate::notify::GENERIC, "del", dst);
-    }
+        let mut rpush = vec![Bytes::from_static(b"RPUSH"), dst.clone()];
+        rpush.extend(list.iter().cloned());
+        (Value::List(Box::new(list.into_iter().collect())), rpush)
+    });
+    ctx.replace_with_result(dst, stored, crate::notify::LIST, "sortstore");
     Ok(Reply::Int(count as i64))
 }
 

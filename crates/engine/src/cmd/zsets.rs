@@ -142,31 +142,15 @@ pub(crate) fn zadd_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
     argv
 }
 
-/// Replace `dst` with `set` (or delete it when `set` is empty), as the STORE forms do:
-/// the old value and its deadline go. Replies with the new size. Announced as Redis does:
-/// `new` if created and the command's `event` (`zunionstore`...), or `del` when an empty
-/// result deletes it; not as the DEL and ZADD it is logged as.
+/// Replace `dst` with `set` ([`Ctx::replace_with_result`]: an empty one deletes it), logged
+/// as ZADD; replies with the new size.
 fn store_result(ctx: &mut Ctx, dst: &Bytes, set: ZSet, event: &'static str) -> Reply {
-    let existed = ctx.lookup(dst).is_some();
-    ctx.explicit_events();
-    if existed {
-        ctx.propagate(vec![Bytes::from_static(b"DEL"), dst.clone()]);
-    }
-    if set.is_empty() {
-        if existed {
-            ctx.remove(dst);
-            ctx.notify(crate::notify::GENERIC, "del", dst);
-        }
-        return Reply::Int(0);
-    }
     let len = set.len();
-    let effect = zadd_effect(dst, &set);
-    ctx.store(dst, Value::ZSet(Box::new(set)), NO_EXPIRY);
-    if !existed {
-        ctx.notify(crate::notify::NEW, "new", dst);
-    }
-    ctx.propagate(effect);
-    ctx.notify(crate::notify::ZSET, event, dst);
+    let stored = (len > 0).then(|| {
+        let zadd = zadd_effect(dst, &set);
+        (Value::ZSet(Box::new(set)), zadd)
+    });
+    ctx.replace_with_result(dst, stored, crate::notify::ZSET, event);
     Reply::Int(len as i64)
 }
 
