@@ -4,6 +4,7 @@ mod auth;
 mod clock;
 mod config;
 mod connection;
+mod durable_wait;
 mod host;
 mod http;
 mod import;

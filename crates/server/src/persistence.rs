@@ -21,10 +21,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::durable_wait::DurableWaiters;
 use parking_lot::Mutex;
 use staykv_engine::{encode_batch, Effect, Engine, Journal, Reply};
-use staykv_storage::{parse_segment_file_name, read_manifest, Log, LogOptions, RealFs, Recovery, SnapshotRef};
-use tokio::sync::watch;
+use staykv_storage::{
+    parse_segment_file_name, read_manifest, FsyncPolicy as StoragePolicy, Log, LogOptions, RealFs, Recovery,
+    SnapshotRef,
+};
 
 use crate::config::FsyncPolicy;
 use crate::snapshot::{self, EngineReplay};
@@ -74,7 +77,7 @@ pub struct Persistence {
     log: OnceLock<Log>,
     dir: OnceLock<PathBuf>,
     databases: AtomicU64,
-    durable: watch::Sender<u64>,
+    durable: DurableWaiters,
     loading: AtomicBool,
     writes_since_save: AtomicU64,
     last_save_unix: AtomicU64,
@@ -185,7 +188,7 @@ impl Persistence {
             log: OnceLock::new(),
             dir: OnceLock::new(),
             databases: AtomicU64::new(16),
-            durable: watch::Sender::new(0),
+            durable: DurableWaiters::default(),
             loading: AtomicBool::new(true),
             writes_since_save: AtomicU64::new(0),
             last_save_unix: AtomicU64::new(0),
@@ -222,14 +225,14 @@ impl Persistence {
         let options = LogOptions {
             fsync: storage_policy(policy),
             on_durable: Box::new(move |seq| {
-                notify.durable.send_replace(seq);
+                notify.durable.publish(seq);
             }),
             ..LogOptions::default()
         };
         let mut replay = EngineReplay::new(dir, engine);
         let (log, recovery) =
             Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| e.to_string())?;
-        self.durable.send_replace(log.durable_seq());
+        self.durable.publish(log.durable_seq());
         let _ = self.log.set(log);
         let _ = self.dir.set(dir.to_path_buf());
         self.refresh_snapshot_state();
@@ -253,20 +256,23 @@ impl Persistence {
     /// runtime thread for a `write(2)`, as Redis's main thread writes its AOF buffer.
     pub async fn wait_durable(&self, seq: u64) {
         let Some(log) = self.log.get() else {
-            if seq > 0 {
-                let _ = self.durable.subscribe().wait_for(|&d| d >= seq).await;
-            }
+            self.durable.until(seq).await;
             return;
         };
         if seq == 0 || log.write_through(seq) {
             return;
         }
-        // Subscribed before the next try: a publication after a failed try is not missed.
-        let mut durable = self.durable.subscribe();
-        while *durable.borrow_and_update() < seq && !log.write_through(seq) {
-            if durable.changed().await.is_err() {
+        if log.fsync_policy() == StoragePolicy::Always {
+            // Only the writer thread writes: wait for the fsync that covers `seq`.
+            return self.durable.until(seq).await;
+        }
+        loop {
+            // Created before the next try: a publication after a failed try is not missed.
+            let published = self.durable.next_publication(seq);
+            if log.write_through(seq) {
                 return;
             }
+            published.await;
         }
     }
 

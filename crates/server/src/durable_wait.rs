@@ -1,0 +1,121 @@
+//! Where replies wait for their log position to become durable.
+//!
+//! Waiters are kept by the position they need, and a publication wakes only those it
+//! satisfies. Under `--fsync always` group commits overlap: one group is fsynced while the
+//! next gathers, so a wake-everyone channel (a `watch`) woke the next group's waiters at each
+//! fsync for nothing, each wake a task scheduled from the log writer's thread.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::Mutex;
+
+#[derive(Debug, Default)]
+pub struct DurableWaiters {
+    durable: AtomicU64,
+    /// Publications so far, for waiters of "the next publication".
+    publications: AtomicU64,
+    /// Wakers by the position they wait for (0: any publication).
+    waiting: Mutex<BTreeMap<u64, Vec<Waker>>>,
+}
+
+impl DurableWaiters {
+    /// `seq` is durable: wake those waiting for it or less, and those waiting for any
+    /// publication.
+    pub fn publish(&self, seq: u64) {
+        let durable = self.durable.fetch_max(seq, Ordering::AcqRel).max(seq);
+        self.publications.fetch_add(1, Ordering::AcqRel);
+        let satisfied = {
+            let mut waiting = self.waiting.lock();
+            let later = waiting.split_off(&durable.saturating_add(1));
+            std::mem::replace(&mut *waiting, later)
+        };
+        for waker in satisfied.into_values().flatten() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once `seq` is durable.
+    pub fn until(&self, seq: u64) -> Wait<'_> {
+        Wait { waiters: self, seq, after: None }
+    }
+
+    /// Resolves at the next publication (or once `seq` is durable, if sooner).
+    pub fn next_publication(&self, seq: u64) -> Wait<'_> {
+        Wait { waiters: self, seq, after: Some(self.publications.load(Ordering::Acquire)) }
+    }
+}
+
+/// The future of [`DurableWaiters::until`] and [`DurableWaiters::next_publication`].
+pub struct Wait<'a> {
+    waiters: &'a DurableWaiters,
+    seq: u64,
+    /// Publication count at creation, for `next_publication`.
+    after: Option<u64>,
+}
+
+impl Wait<'_> {
+    fn done(&self) -> bool {
+        let w = self.waiters;
+        w.durable.load(Ordering::Acquire) >= self.seq
+            || self.after.is_some_and(|n| w.publications.load(Ordering::Acquire) != n)
+    }
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done() {
+            return Poll::Ready(());
+        }
+        let mut waiting = self.waiters.waiting.lock();
+        // Checked again under the lock: `publish` updates the counters before taking it.
+        if self.done() {
+            return Poll::Ready(());
+        }
+        let key = if self.after.is_some() { 0 } else { self.seq };
+        waiting.entry(key).or_default().push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_publication_wakes_only_the_waiters_it_satisfies() {
+        let waiters = Arc::new(DurableWaiters::default());
+        let (w5, w9) = (Arc::clone(&waiters), Arc::clone(&waiters));
+        let five = tokio::spawn(async move { w5.until(5).await });
+        let nine = tokio::spawn(async move { w9.until(9).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiters.publish(6);
+        tokio::time::timeout(Duration::from_secs(5), five).await.unwrap().unwrap();
+        assert_eq!(waiters.waiting.lock().keys().copied().collect::<Vec<_>>(), vec![9]);
+        assert!(!nine.is_finished());
+        waiters.publish(9);
+        tokio::time::timeout(Duration::from_secs(5), nine).await.unwrap().unwrap();
+        assert!(waiters.waiting.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn next_publication_resolves_on_any_publication() {
+        let waiters = Arc::new(DurableWaiters::default());
+        let w = Arc::clone(&waiters);
+        let any = tokio::spawn(async move { w.next_publication(100).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!any.is_finished());
+        waiters.publish(1);
+        tokio::time::timeout(Duration::from_secs(5), any).await.unwrap().unwrap();
+        // Already durable: ready at once.
+        waiters.until(1).await;
+    }
+}
