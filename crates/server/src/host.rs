@@ -282,7 +282,7 @@ impl Host for ServerHost {
         match name {
             "appendfsync" => {
                 let policy = FsyncPolicy::parse(&text)
-                    .ok_or_else(|| invalid("argument(s) must be one of the following: always, everysec, no"))?;
+                    .ok_or_else(|| invalid("argument(s) must be one of the following: everysec, always, no"))?;
                 self.persistence.set_fsync(policy);
                 self.runtime.write().fsync = policy;
             }

@@ -864,3 +864,38 @@ fn fixed_encoding_parameters_read_as_redis_defaults() {
     };
     assert_eq!(names(&ours), names(&theirs));
 }
+
+/// CONFIG SET of several parameters is one change, as in Redis 7.0: a parameter named twice
+/// is refused, and when one fails the others named keep (or get back) their values. Same
+/// replies and the same CONFIG GET afterwards from both servers.
+#[test]
+fn a_failed_config_set_leaves_every_parameter_it_named_as_it_was() {
+    let Some(redis) = Server::redis() else { return };
+    let server = Server::staykv();
+    let (mut rc, mut sc) = (redis.connect(), server.connect());
+    let steps: [&[&str]; 12] = [
+        &["CONFIG", "SET", "timeout", "5", "timeout", "6"],
+        &["CONFIG", "GET", "timeout"],
+        &["CONFIG", "SET", "maxmemory", "100mb", "timeout", "abc"],
+        &["CONFIG", "SET", "maxmemory", "100mb", "nosuch", "1"],
+        &["CONFIG", "SET", "maxmemory", "100mb", "appendfsync", "bogus"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        &["CONFIG", "SET", "notify-keyspace-events", "Kn", "timeout", "abc"],
+        &["CONFIG", "GET", "notify-keyspace-events"],
+        &["CONFIG", "SET", "timeout", "7", "maxmemory-policy", "allkeys-lru"],
+        &["CONFIG", "GET", "timeout"],
+        &["CONFIG", "GET", "maxmemory-policy"],
+    ];
+    for step in steps {
+        let theirs = call_str(&mut rc, step);
+        let ours = call_str(&mut sc, step);
+        assert_eq!(ours, theirs, "{}", step.join(" "));
+    }
+    for conn in [&mut rc, &mut sc] {
+        call_str(
+            conn,
+            &["CONFIG", "SET", "timeout", "0", "notify-keyspace-events", "", "maxmemory-policy", "noeviction"],
+        );
+    }
+}

@@ -218,6 +218,38 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
     out
 }
 
+/// CONFIG SET of one or more parameters, together as in Redis 7.0: a parameter named twice
+/// is refused, and when one fails every parameter named gets back the value of its CONFIG GET
+/// text. (That text of notify-keyspace-events leaves `n` out when `A` is there, see
+/// `notify::format_flags`, so a failed CONFIG SET naming it loses the `new` class: Redis's
+/// behaviour, kept.)
+fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let pairs = args.get(2..).unwrap_or_default();
+    let mut names: Vec<String> = Vec::with_capacity(pairs.len() / 2);
+    for pair in pairs.chunks_exact(2) {
+        let name = text(arg(pair, 0)?).to_ascii_lowercase();
+        if names.contains(&name) {
+            return Err(err(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+            )));
+        }
+        names.push(name);
+    }
+    let backup: Vec<(String, String)> = names
+        .iter()
+        .flat_map(|name| ctx.host.config_get(name.as_bytes()).into_iter().filter(move |(n, _)| n == name))
+        .collect();
+    for (name, pair) in names.iter().zip(pairs.chunks_exact(2)) {
+        if let Err(error) = ctx.host.config_set(name, arg(pair, 1)?) {
+            for (name, value) in backup {
+                let _ = ctx.host.config_set(&name, &Bytes::from(value));
+            }
+            return Err(Reply::Error(error));
+        }
+    }
+    Ok(Reply::Ok)
+}
+
 fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
     match sub {
@@ -232,27 +264,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Map(pairs.into_iter().map(|(n, v)| (Reply::bulk_str(&n), Reply::bulk_str(&v))).collect()))
         }
-        s if is(s, "set") && args.len() >= 4 && args.len().is_multiple_of(2) => {
-            let pairs = args.get(2..).unwrap_or_default();
-            let notify_before = ctx.engine.notifier.flags();
-            for pair in pairs.chunks_exact(2) {
-                let name = text(arg(pair, 0)?).to_ascii_lowercase();
-                if let Err(error) = ctx.host.config_set(&name, arg(pair, 1)?) {
-                    // A failed CONFIG SET makes Redis 7.0 restore every named parameter from
-                    // its CONFIG GET text, and that text of notify-keyspace-events leaves `n`
-                    // out when `A` is there (see `notify::format_flags`): the `new` class is
-                    // then lost. Reproduced, so that events stay Redis's.
-                    let named = |p: &[Bytes]| p.first().is_some_and(|n| is(n, "notify-keyspace-events"));
-                    if pairs.chunks_exact(2).any(named) {
-                        let restored = crate::notify::format_flags(notify_before);
-                        let flags = crate::notify::parse_flags(&restored).unwrap_or(notify_before);
-                        ctx.engine.notifier.set_flags(flags);
-                    }
-                    return Err(Reply::Error(error));
-                }
-            }
-            Ok(Reply::Ok)
-        }
+        s if is(s, "set") && args.len() >= 4 && args.len().is_multiple_of(2) => config_set(ctx, args),
         // Past the subcommand's arity (at least a name and a value), pairs that do not pair up
         // are Redis's syntax error.
         s if is(s, "set") && args.len() >= 4 => Err(errors::syntax()),
