@@ -476,26 +476,44 @@ mod tests {
         assert_eq!(reply, Reply::Error("ERR wrong number of arguments for 'config|set' command".into()));
     }
 
-    /// Redis 7.0 restores the parameters of a failed CONFIG SET from their CONFIG GET text,
-    /// which drops `n` next to `A`.
+    /// A host whose parameters are strings in a map; it refuses the value `bad`.
+    #[derive(Default)]
+    struct MapHost(parking_lot::Mutex<std::collections::BTreeMap<String, String>>);
+
+    impl crate::host::Host for MapHost {
+        fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)> {
+            let params = self.0.lock();
+            params.iter().filter(|(n, _)| n.as_bytes() == pattern).map(|(n, v)| (n.clone(), v.clone())).collect()
+        }
+        fn config_set(&self, name: &str, value: &[u8]) -> Result<(), String> {
+            if value == b"bad" {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}')"));
+            }
+            self.0.lock().insert(name.to_string(), String::from_utf8_lossy(value).into_owned());
+            Ok(())
+        }
+    }
+
+    /// Redis 7.0 sets the parameters of one CONFIG SET together: when one fails, every one
+    /// named gets back the value of its CONFIG GET text; one named twice is refused.
     #[test]
-    fn failed_config_set_of_notify_events_drops_new_next_to_all() {
+    fn a_failed_config_set_sets_back_every_parameter_it_named() {
         let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
         let mut c = Client::new(1, true);
-        engine.notifier.set_flags(crate::notify::parse_flags("AKEn").unwrap_or_default());
-        // The host refuses the value (as the server's host does for an unknown letter).
-        struct Refuse;
-        impl crate::host::Host for Refuse {
-            fn config_set(&self, _name: &str, _value: &[u8]) -> Result<(), String> {
-                Err("ERR CONFIG SET failed".to_string())
-            }
-        }
-        let args: Vec<bytes::Bytes> =
-            ["CONFIG", "SET", "notify-keyspace-events", "X"].iter().map(|a| bytes::Bytes::from(*a)).collect();
-        let reply = engine.execute(&mut c, &args, NOW, &Refuse, &log).reply;
-        assert_eq!(reply, Reply::Error("ERR CONFIG SET failed".into()));
-        assert_eq!(crate::notify::format_flags(engine.notifier.flags()), "AKE");
-        assert_eq!(engine.notifier.flags() & crate::notify::NEW, 0);
+        let host = MapHost::default();
+        host.0.lock().extend([("a".to_string(), "0".to_string()), ("b".to_string(), "0".to_string())]);
+        let config_set = |c: &mut Client, words: &[&str]| {
+            let args: Vec<bytes::Bytes> =
+                ["CONFIG", "SET"].iter().chain(words).map(|a| bytes::Bytes::from(a.to_string())).collect();
+            engine.execute(c, &args, NOW, &host, &log).reply
+        };
+        assert!(matches!(config_set(&mut c, &["a", "1", "b", "bad"]), Reply::Error(_)));
+        assert_eq!(host.0.lock().get("a").map(String::as_str), Some("0"));
+        let duplicate = config_set(&mut c, &["a", "1", "A", "2"]);
+        let expected = "ERR CONFIG SET failed (possibly related to argument 'a') - duplicate parameter";
+        assert_eq!(duplicate, Reply::Error(expected.into()));
+        assert_eq!(config_set(&mut c, &["a", "1", "b", "2"]), Reply::Ok);
+        assert_eq!(host.0.lock().values().map(String::as_str).collect::<Vec<_>>(), ["1", "2"]);
     }
 
     #[test]
