@@ -196,21 +196,27 @@ fn frame_offset(bytes: &[u8], n: usize) -> usize {
     off
 }
 
-#[test]
-fn flipped_byte_refuses_start_and_check_fix_repairs() {
+/// A server that ran `SET k<i> v<i>` for i < n and was stopped, and its one log segment.
+fn stopped_after_sets(n: usize) -> (Server, std::path::PathBuf) {
     let mut server = Server::staykv();
     let mut conn = server.connect();
-    for i in 0..20 {
+    for i in 0..n {
         call_str(&mut conn, &["SET", &format!("k{i}"), &format!("v{i}")]);
     }
     drop(conn);
     assert!(server.terminate().success());
-    let dir = server.dir();
-    let segment = std::fs::read_dir(&dir)
+    let segment = std::fs::read_dir(server.dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("log-"))
         .unwrap();
+    (server, segment)
+}
+
+#[test]
+fn flipped_byte_refuses_start_and_check_fix_repairs() {
+    let (mut server, segment) = stopped_after_sets(20);
+    let dir = server.dir();
     let mut bytes = std::fs::read(&segment).unwrap();
     let offset = frame_offset(&bytes, 10);
     bytes[offset + 20] ^= 0x40;
@@ -251,19 +257,7 @@ fn flipped_byte_refuses_start_and_check_fix_repairs() {
 
 #[test]
 fn torn_tail_at_every_offset_of_the_last_frame_starts_with_the_prefix() {
-    let mut server = Server::staykv();
-    let mut conn = server.connect();
-    for i in 0..5 {
-        call_str(&mut conn, &["SET", &format!("k{i}"), &format!("v{i}")]);
-    }
-    drop(conn);
-    assert!(server.terminate().success());
-    let dir = server.dir();
-    let segment = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("log-"))
-        .unwrap();
+    let (mut server, segment) = stopped_after_sets(5);
     let full = std::fs::read(&segment).unwrap();
     let last = frame_offset(&full, 4);
     // Every cut inside the last frame (a few in a debug build, each start costs ~0.1 s).
