@@ -86,36 +86,66 @@ fn parse(http: bool, buf: &[u8]) -> Result<Option<(usize, Outcome, bool)>, Strin
 }
 
 /// A connection with its read buffer (async).
-struct Conn {
-    stream: tokio::net::TcpStream,
+/// Bytes read from a connection, from which replies are taken one at a time.
+struct Replies {
     buf: Vec<u8>,
     len: usize,
+}
+
+impl Replies {
+    fn new() -> Replies {
+        Replies { buf: vec![0; 16 * 1024], len: 0 }
+    }
+
+    /// The next complete reply, if one has been read: its outcome and whether the server
+    /// closes the connection.
+    fn next(&mut self, http: bool) -> Result<Option<(Outcome, bool)>, String> {
+        let Some((end, outcome, close)) = parse(http, self.buf.get(..self.len).unwrap_or_default())? else {
+            return Ok(None);
+        };
+        self.buf.copy_within(end..self.len, 0);
+        self.len -= end;
+        Ok(Some((outcome, close)))
+    }
+
+    /// Room for the next read (grown when full).
+    fn spare(&mut self) -> &mut [u8] {
+        if self.len == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        self.buf.get_mut(self.len..).unwrap_or_default()
+    }
+
+    /// `n` bytes were read into `spare()`.
+    fn filled(&mut self, n: usize) -> Result<(), String> {
+        if n == 0 {
+            return Err("connection closed by the server".into());
+        }
+        self.len += n;
+        Ok(())
+    }
+}
+
+struct Conn {
+    stream: tokio::net::TcpStream,
+    replies: Replies,
 }
 
 impl Conn {
     async fn open(addr: SocketAddr) -> Result<Conn, String> {
         let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        Ok(Conn { stream, buf: vec![0; 16 * 1024], len: 0 })
+        Ok(Conn { stream, replies: Replies::new() })
     }
 
     /// Read one reply; returns its outcome and whether the server closes the connection.
     async fn read_reply(&mut self, http: bool) -> Result<(Outcome, bool), String> {
         loop {
-            if let Some((end, outcome, close)) = parse(http, self.buf.get(..self.len).unwrap_or_default())? {
-                self.buf.copy_within(end..self.len, 0);
-                self.len -= end;
-                return Ok((outcome, close));
+            if let Some(reply) = self.replies.next(http)? {
+                return Ok(reply);
             }
-            if self.len == self.buf.len() {
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-            let spare = self.buf.get_mut(self.len..).unwrap_or_default();
-            let n = self.stream.read(spare).await.map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("connection closed by the server".into());
-            }
-            self.len += n;
+            let n = self.stream.read(self.replies.spare()).await.map_err(|e| format!("read: {e}"))?;
+            self.replies.filled(n)?;
         }
     }
 }
@@ -123,8 +153,7 @@ impl Conn {
 /// The same, blocking (open-loop threads and wait-ready).
 struct SyncConn {
     stream: std::net::TcpStream,
-    buf: Vec<u8>,
-    len: usize,
+    replies: Replies,
 }
 
 impl SyncConn {
@@ -132,26 +161,17 @@ impl SyncConn {
         let stream =
             std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        Ok(SyncConn { stream, buf: vec![0; 16 * 1024], len: 0 })
+        Ok(SyncConn { stream, replies: Replies::new() })
     }
 
     fn roundtrip(&mut self, req: &[u8], http: bool) -> Result<(Outcome, bool), String> {
         self.stream.write_all(req).map_err(|e| format!("write: {e}"))?;
         loop {
-            if let Some((end, outcome, close)) = parse(http, self.buf.get(..self.len).unwrap_or_default())? {
-                self.buf.copy_within(end..self.len, 0);
-                self.len -= end;
-                return Ok((outcome, close));
+            if let Some(reply) = self.replies.next(http)? {
+                return Ok(reply);
             }
-            if self.len == self.buf.len() {
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-            let spare = self.buf.get_mut(self.len..).unwrap_or_default();
-            let n = self.stream.read(spare).map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("connection closed by the server".into());
-            }
-            self.len += n;
+            let n = self.stream.read(self.replies.spare()).map_err(|e| format!("read: {e}"))?;
+            self.replies.filled(n)?;
         }
     }
 }
