@@ -357,6 +357,9 @@ impl Host for ServerHost {
                 }
             }
             "save" | "appendonly" => {}
+            "aclfile" | "bind" | "port" | "http-port" | "dir" | "databases" => {
+                return Err(invalid("can't set immutable config"))
+            }
             _ => match FIXED_ENCODING_CONFIG.iter().find(|(fixed, _)| *fixed == name) {
                 Some((_, value)) if text.parse::<i64>().ok() == Some(*value) => {}
                 Some((_, value)) => {

@@ -218,9 +218,9 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
     out
 }
 
-/// CONFIG SET of one or more parameters, together as in Redis 7.0: a parameter named twice
-/// is refused, and when one fails every parameter named gets back the value of its CONFIG GET
-/// text. (That text of notify-keyspace-events leaves `n` out when `A` is there, see
+/// CONFIG SET of one or more parameters, together as in Redis 7.0: an unknown parameter or one
+/// named twice is refused before anything is set (the first such problem is reported), and
+/// when setting one fails every parameter named gets back the value of its CONFIG GET text. (That text of notify-keyspace-events leaves `n` out when `A` is there, see
 /// `notify::format_flags`, so a failed CONFIG SET naming it loses the `new` class: Redis's
 /// behaviour, kept.)
 fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -228,6 +228,9 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut names: Vec<String> = Vec::with_capacity(pairs.len() / 2);
     for pair in pairs.chunks_exact(2) {
         let name = text(arg(pair, 0)?).to_ascii_lowercase();
+        if ctx.host.config_get(name.as_bytes()).is_empty() {
+            return Err(err(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")));
+        }
         if names.contains(&name) {
             return Err(err(&format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
