@@ -5,7 +5,6 @@
 //! next gathers, so a wake-everyone channel (a `watch`) woke the next group's waiters at each
 //! fsync for nothing, each wake a task scheduled from the log writer's thread.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +17,10 @@ pub struct DurableWaiters {
     durable: AtomicU64,
     /// Publications so far, for waiters of "the next publication".
     publications: AtomicU64,
-    /// Wakers by the position they wait for (0: any publication).
-    waiting: Mutex<BTreeMap<u64, Vec<Waker>>>,
+    /// Wakers and the position each waits for (0: any publication). A list, not a map: it
+    /// holds at most one entry per waiting connection, and an insertion then allocates
+    /// nothing once the list has grown to the number of clients.
+    waiting: Mutex<Vec<(u64, Waker)>>,
 }
 
 impl DurableWaiters {
@@ -28,12 +29,9 @@ impl DurableWaiters {
     pub fn publish(&self, seq: u64) {
         let durable = self.durable.fetch_max(seq, Ordering::AcqRel).max(seq);
         self.publications.fetch_add(1, Ordering::AcqRel);
-        let satisfied = {
-            let mut waiting = self.waiting.lock();
-            let later = waiting.split_off(&durable.saturating_add(1));
-            std::mem::replace(&mut *waiting, later)
-        };
-        for waker in satisfied.into_values().flatten() {
+        let satisfied: Vec<Waker> =
+            self.waiting.lock().extract_if(.., |(wants, _)| *wants <= durable).map(|(_, waker)| waker).collect();
+        for waker in satisfied {
             waker.wake();
         }
     }
@@ -78,7 +76,7 @@ impl Future for Wait<'_> {
             return Poll::Ready(());
         }
         let key = if self.after.is_some() { 0 } else { self.seq };
-        waiting.entry(key).or_default().push(cx.waker().clone());
+        waiting.push((key, cx.waker().clone()));
         Poll::Pending
     }
 }
@@ -99,7 +97,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         waiters.publish(6);
         tokio::time::timeout(Duration::from_secs(5), five).await.unwrap().unwrap();
-        assert_eq!(waiters.waiting.lock().keys().copied().collect::<Vec<_>>(), vec![9]);
+        assert_eq!(waiters.waiting.lock().iter().map(|(wants, _)| *wants).collect::<Vec<_>>(), vec![9]);
         assert!(!nine.is_finished());
         waiters.publish(9);
         tokio::time::timeout(Duration::from_secs(5), nine).await.unwrap().unwrap();
