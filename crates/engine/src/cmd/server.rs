@@ -220,32 +220,32 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
 
 /// CONFIG SET of one or more parameters, together as in Redis 7.0: an unknown parameter or one
 /// named twice is refused before anything is set (the first such problem is reported), and
-/// when setting one fails every parameter named gets back the value of its CONFIG GET text. (That text of notify-keyspace-events leaves `n` out when `A` is there, see
+/// when setting one fails every parameter named gets back the value of its CONFIG GET text.
+/// (That text of notify-keyspace-events leaves `n` out when `A` is there, see
 /// `notify::format_flags`, so a failed CONFIG SET naming it loses the `new` class: Redis's
 /// behaviour, kept.)
 fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let pairs = args.get(2..).unwrap_or_default();
-    let mut names: Vec<String> = Vec::with_capacity(pairs.len() / 2);
+    // The value each named parameter has now, by its CONFIG GET text; a name CONFIG GET does
+    // not know is not a parameter.
+    let mut backup: Vec<(String, String)> = Vec::with_capacity(pairs.len() / 2);
     for pair in pairs.chunks_exact(2) {
         let name = text(arg(pair, 0)?).to_ascii_lowercase();
-        if ctx.host.config_get(name.as_bytes()).is_empty() {
+        let current = ctx.host.config_get(name.as_bytes()).into_iter().find(|(known, _)| *known == name);
+        let Some((_, value)) = current else {
             return Err(err(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")));
-        }
-        if names.contains(&name) {
+        };
+        if backup.iter().any(|(named, _)| *named == name) {
             return Err(err(&format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
             )));
         }
-        names.push(name);
+        backup.push((name, value));
     }
-    let backup: Vec<(String, String)> = names
-        .iter()
-        .flat_map(|name| ctx.host.config_get(name.as_bytes()).into_iter().filter(move |(n, _)| n == name))
-        .collect();
-    for (name, pair) in names.iter().zip(pairs.chunks_exact(2)) {
+    for ((name, _), pair) in backup.iter().zip(pairs.chunks_exact(2)) {
         if let Err(error) = ctx.host.config_set(name, arg(pair, 1)?) {
-            for (name, value) in backup {
-                let _ = ctx.host.config_set(&name, &Bytes::from(value));
+            for (name, value) in &backup {
+                let _ = ctx.host.config_set(name, value.as_bytes());
             }
             return Err(Reply::Error(error));
         }
