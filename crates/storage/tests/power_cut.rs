@@ -333,6 +333,7 @@ fn write_through_under_everysec_keeps_every_acknowledged_frame() {
                         assert!(Instant::now() < deadline, "seq {seq} never became durable");
                         std::thread::sleep(Duration::from_micros(50));
                     }
+                    assert!(log.durable_seq() >= seq);
                     if k % 3 == 0 {
                         std::thread::sleep(Duration::from_millis(1));
                     }
