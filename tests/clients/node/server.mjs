@@ -21,7 +21,8 @@ function onPath(program) {
   return spawnSync('sh', ['-c', `command -v ${program}`]).status === 0;
 }
 
-async function freePort() {
+/** A loopback port free right now (the OS's pick, released at once). */
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
