@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::durable_wait::DurableWaiters;
 use parking_lot::Mutex;
 use staykv_engine::{encode_batch, Effect, Engine, Journal, Reply};
 use staykv_storage::{
@@ -30,6 +29,7 @@ use staykv_storage::{
 };
 
 use crate::config::FsyncPolicy;
+use crate::durable_wait::DurableWaiters;
 use crate::snapshot::{self, EngineReplay};
 
 const MISCONF: &str = "MISCONF StayKV cannot write its log to disk, so commands that change data are refused until it can. Reads keep working; check the server log for the disk error (disk full?).";
