@@ -519,6 +519,48 @@ mod tests {
         assert_eq!(host.0.lock().values().map(String::as_str).collect::<Vec<_>>(), ["1", "2"]);
     }
 
+    /// A host whose notify-keyspace-events are the engine's (its CONFIG GET text by
+    /// `notify::format_flags`, as the server's host) and whose `timeout` refuses any value.
+    struct NotifyHost<'a>(&'a Engine);
+
+    impl crate::host::Host for NotifyHost<'_> {
+        fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)> {
+            let flags = crate::notify::format_flags(self.0.notifier.flags());
+            [("notify-keyspace-events", flags), ("timeout", "0".to_string())]
+                .into_iter()
+                .filter(|(name, _)| name.as_bytes() == pattern)
+                .map(|(name, value)| (name.to_string(), value))
+                .collect()
+        }
+        fn config_set(&self, name: &str, value: &[u8]) -> Result<(), String> {
+            let flags = crate::notify::parse_flags(std::str::from_utf8(value).unwrap_or_default());
+            match (name, flags) {
+                ("notify-keyspace-events", Some(flags)) => {
+                    self.0.notifier.set_flags(flags);
+                    Ok(())
+                }
+                _ => Err("ERR CONFIG SET failed".to_string()),
+            }
+        }
+    }
+
+    /// Redis 7.0 restores the parameters of a failed CONFIG SET from their CONFIG GET text,
+    /// which drops `n` next to `A`: the `new` class is lost.
+    #[test]
+    fn failed_config_set_of_notify_events_drops_new_next_to_all() {
+        let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
+        let mut c = Client::new(1, true);
+        engine.notifier.set_flags(crate::notify::parse_flags("AKEn").unwrap_or_default());
+        let args: Vec<bytes::Bytes> = ["CONFIG", "SET", "notify-keyspace-events", "AKEn", "timeout", "5"]
+            .iter()
+            .map(|a| bytes::Bytes::from(*a))
+            .collect();
+        let reply = engine.execute(&mut c, &args, NOW, &NotifyHost(&engine), &log).reply;
+        assert_eq!(reply, Reply::Error("ERR CONFIG SET failed".into()));
+        assert_eq!(crate::notify::format_flags(engine.notifier.flags()), "AKE");
+        assert_eq!(engine.notifier.flags() & crate::notify::NEW, 0);
+    }
+
     #[test]
     fn waitaof_fsyncs_through_the_clients_last_write() {
         let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
