@@ -165,7 +165,7 @@ pub(crate) fn compress(input: &[u8]) -> Option<Vec<u8>> {
             }
         }
         misses += 1;
-        ip += 1 + (misses >> 5);
+        ip = (ip + 1 + (misses >> 5)).min(n);
         if out.len() + (ip - lit_start) >= limit + MAX_LIT {
             return None;
         }
