@@ -286,6 +286,28 @@ fn snapshot_install_drops_covered_segments_and_recovery_skips_covered_frames() {
 }
 
 #[test]
+fn a_dropped_snapshot_larger_than_a_deletion_step_is_deleted() {
+    // Files a new manifest drops are cut down 32 MiB at a time before they are unlinked.
+    let fs = sim();
+    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let install = |fill: u8, size: usize| {
+        append_n(&log, u64::from(fill), 3, L);
+        let seq = log.rotate().unwrap() - 1;
+        let name = snapshot_file_name(seq);
+        fs.write_file_durable(&data_dir().join(&name), &vec![fill; size]).unwrap();
+        (name.clone(), log.install_snapshot(&name, seq).unwrap())
+    };
+    let (big, _) = install(1, 70 << 20);
+    let (small, removed) = install(2, 10);
+    assert!(removed.contains(&big), "{removed:?}");
+    assert!(!fs.exists(&data_dir().join(&big)).unwrap());
+    assert!(fs.exists(&data_dir().join(&small)).unwrap());
+    log.close().unwrap();
+    let (_log, _, c) = open(&fs, opts(FsyncPolicy::Always, 300));
+    assert_eq!(c.snapshot.unwrap().file, small);
+}
+
+#[test]
 fn missing_manifest_with_data_refuses_and_without_data_starts_fresh() {
     let (fs, _data, seg) = one_segment(3);
     let img = fs.process_crash();
