@@ -38,12 +38,12 @@ impl DurableWaiters {
 
     /// Resolves once `seq` is durable.
     pub fn until(&self, seq: u64) -> Wait<'_> {
-        Wait { waiters: self, seq, after: None }
+        Wait { waiters: self, seq, after: None, registered: false }
     }
 
     /// Resolves at the next publication (or once `seq` is durable, if sooner).
     pub fn next_publication(&self, seq: u64) -> Wait<'_> {
-        Wait { waiters: self, seq, after: Some(self.publications.load(Ordering::Acquire)) }
+        Wait { waiters: self, seq, after: Some(self.publications.load(Ordering::Acquire)), registered: false }
     }
 }
 
@@ -53,6 +53,8 @@ pub struct Wait<'a> {
     seq: u64,
     /// Publication count at creation, for `next_publication`.
     after: Option<u64>,
+    /// Polled before: its waker may already be in the list.
+    registered: bool,
 }
 
 impl Wait<'_> {
@@ -67,16 +69,23 @@ impl Future for Wait<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.done() {
+        let this = self.get_mut();
+        if this.done() {
             return Poll::Ready(());
         }
-        let mut waiting = self.waiters.waiting.lock();
+        let mut waiting = this.waiters.waiting.lock();
         // Checked again under the lock: `publish` updates the counters before taking it.
-        if self.done() {
+        if this.done() {
             return Poll::Ready(());
         }
-        let key = if self.after.is_some() { 0 } else { self.seq };
-        waiting.push((key, cx.waker().clone()));
+        let key = if this.after.is_some() { 0 } else { this.seq };
+        // Polled again before a publication (a spurious wake-up): keep one entry, not one per
+        // poll. The first poll, the common case, does not look.
+        let listed = this.registered && waiting.iter().any(|(k, w)| *k == key && w.will_wake(cx.waker()));
+        if !listed {
+            waiting.push((key, cx.waker().clone()));
+        }
+        this.registered = true;
         Poll::Pending
     }
 }
@@ -102,6 +111,25 @@ mod tests {
         waiters.publish(9);
         tokio::time::timeout(Duration::from_secs(5), nine).await.unwrap().unwrap();
         assert!(waiters.waiting.lock().is_empty());
+    }
+
+    #[test]
+    fn polling_again_before_a_publication_keeps_one_entry() {
+        let waiters = DurableWaiters::default();
+        let mut wait = waiters.until(3);
+        struct Task;
+        impl std::task::Wake for Task {
+            fn wake(self: Arc<Self>) {}
+        }
+        let waker = Waker::from(Arc::new(Task));
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..3 {
+            assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        }
+        assert_eq!(waiters.waiting.lock().len(), 1);
+        waiters.publish(3);
+        assert!(waiters.waiting.lock().is_empty());
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_ready());
     }
 
     #[tokio::test]
