@@ -85,7 +85,6 @@ fn parse(http: bool, buf: &[u8]) -> Result<Option<(usize, Outcome, bool)>, Strin
     }
 }
 
-/// A connection with its read buffer (async).
 /// Bytes read from a connection, from which replies are taken one at a time.
 struct Replies {
     buf: Vec<u8>,
@@ -126,6 +125,7 @@ impl Replies {
     }
 }
 
+/// A connection with its read buffer (async).
 struct Conn {
     stream: tokio::net::TcpStream,
     replies: Replies,

@@ -182,8 +182,21 @@ impl Engine {
     /// Run a space-separated command line at `now` against `journal` (unit tests).
     #[cfg(test)]
     pub(crate) fn run_line(&self, client: &mut Client, now: u64, journal: &dyn Journal, line: &str) -> Outcome {
+        self.run_line_on(&crate::host::NoHost, client, now, journal, line)
+    }
+
+    /// [`Engine::run_line`] with a host of the test's own (unit tests).
+    #[cfg(test)]
+    pub(crate) fn run_line_on(
+        &self,
+        host: &dyn Host,
+        client: &mut Client,
+        now: u64,
+        journal: &dyn Journal,
+        line: &str,
+    ) -> Outcome {
         let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
-        self.execute(client, &args, now, &crate::host::NoHost, journal)
+        self.execute(client, &args, now, host, journal)
     }
 
     /// Checks that come before running, in Redis's order: arity, auth, writability.

@@ -95,11 +95,11 @@ thread_local! {
     static BATCH_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-fn storage_policy(policy: FsyncPolicy) -> staykv_storage::FsyncPolicy {
+fn storage_policy(policy: FsyncPolicy) -> StoragePolicy {
     match policy {
-        FsyncPolicy::Always => staykv_storage::FsyncPolicy::Always,
-        FsyncPolicy::Everysec => staykv_storage::FsyncPolicy::EverySec,
-        FsyncPolicy::No => staykv_storage::FsyncPolicy::No,
+        FsyncPolicy::Always => StoragePolicy::Always,
+        FsyncPolicy::Everysec => StoragePolicy::EverySec,
+        FsyncPolicy::No => StoragePolicy::No,
     }
 }
 

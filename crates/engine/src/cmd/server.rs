@@ -505,17 +505,14 @@ mod tests {
         let mut c = Client::new(1, true);
         let host = MapHost::default();
         host.0.lock().extend([("a".to_string(), "0".to_string()), ("b".to_string(), "0".to_string())]);
-        let config_set = |c: &mut Client, words: &[&str]| {
-            let args: Vec<bytes::Bytes> =
-                ["CONFIG", "SET"].iter().chain(words).map(|a| bytes::Bytes::from(a.to_string())).collect();
-            engine.execute(c, &args, NOW, &host, &log).reply
-        };
-        assert!(matches!(config_set(&mut c, &["a", "1", "b", "bad"]), Reply::Error(_)));
+        let mut config_set =
+            |pairs: &str| engine.run_line_on(&host, &mut c, NOW, &log, &format!("CONFIG SET {pairs}")).reply;
+        assert!(matches!(config_set("a 1 b bad"), Reply::Error(_)));
         assert_eq!(host.0.lock().get("a").map(String::as_str), Some("0"));
-        let duplicate = config_set(&mut c, &["a", "1", "A", "2"]);
+        let duplicate = config_set("a 1 A 2");
         let expected = "ERR CONFIG SET failed (possibly related to argument 'a') - duplicate parameter";
         assert_eq!(duplicate, Reply::Error(expected.into()));
-        assert_eq!(config_set(&mut c, &["a", "1", "b", "2"]), Reply::Ok);
+        assert_eq!(config_set("a 1 b 2"), Reply::Ok);
         assert_eq!(host.0.lock().values().map(String::as_str).collect::<Vec<_>>(), ["1", "2"]);
     }
 
@@ -551,11 +548,8 @@ mod tests {
         let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
         let mut c = Client::new(1, true);
         engine.notifier.set_flags(crate::notify::parse_flags("AKEn").unwrap_or_default());
-        let args: Vec<bytes::Bytes> = ["CONFIG", "SET", "notify-keyspace-events", "AKEn", "timeout", "5"]
-            .iter()
-            .map(|a| bytes::Bytes::from(*a))
-            .collect();
-        let reply = engine.execute(&mut c, &args, NOW, &NotifyHost(&engine), &log).reply;
+        let line = "CONFIG SET notify-keyspace-events AKEn timeout 5";
+        let reply = engine.run_line_on(&NotifyHost(&engine), &mut c, NOW, &log, line).reply;
         assert_eq!(reply, Reply::Error("ERR CONFIG SET failed".into()));
         assert_eq!(crate::notify::format_flags(engine.notifier.flags()), "AKE");
         assert_eq!(engine.notifier.flags() & crate::notify::NEW, 0);
