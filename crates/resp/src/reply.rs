@@ -4,7 +4,9 @@
 //! negotiated with `HELLO`. RESP3-only shapes degrade the way Redis degrades them for RESP2
 //! clients: maps become flat arrays, sets arrays, doubles bulk strings, booleans integers.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+
+use crate::output::ReplySink;
 
 /// The protocol version a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,7 +71,7 @@ impl Reply {
     }
 
     /// Append this reply's wire form to `out`.
-    pub fn encode(&self, proto: Protocol, out: &mut BytesMut) {
+    pub fn encode<S: ReplySink + ?Sized>(&self, proto: Protocol, out: &mut S) {
         let resp3 = proto == Protocol::Resp3;
         match self {
             Reply::Ok => out.put_slice(b"+OK\r\n"),
@@ -79,7 +81,7 @@ impl Reply {
             Reply::Error(e) => simple(out, b'-', e.trim_matches(['\r', '\n']).as_bytes()),
             Reply::ErrorBytes(e) => simple(out, b'-', e),
             Reply::Int(n) => header(out, b':', *n),
-            Reply::Bulk(b) => bulk(out, b),
+            Reply::Bulk(b) => shared_bulk(out, b),
             Reply::Nil if resp3 => out.put_slice(b"_\r\n"),
             Reply::Nil => out.put_slice(b"$-1\r\n"),
             Reply::NilArray if resp3 => out.put_slice(b"_\r\n"),
@@ -111,7 +113,7 @@ impl Reply {
                 out.put_slice(text);
                 out.put_slice(b"\r\n");
             }
-            Reply::Verbatim(text) => bulk(out, text),
+            Reply::Verbatim(text) => shared_bulk(out, text),
             Reply::Many(replies) => {
                 for reply in replies {
                     reply.encode(proto, out);
@@ -125,22 +127,29 @@ fn len_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn header(out: &mut BytesMut, kind: u8, n: i64) {
+fn header<S: ReplySink + ?Sized>(out: &mut S, kind: u8, n: i64) {
     let mut digits = itoa::Buffer::new();
     out.put_u8(kind);
     out.put_slice(digits.format(n).as_bytes());
     out.put_slice(b"\r\n");
 }
 
-fn bulk(out: &mut BytesMut, data: &[u8]) {
+fn bulk<S: ReplySink + ?Sized>(out: &mut S, data: &[u8]) {
     out.reserve(data.len() + 16);
     header(out, b'$', len_i64(data.len()));
     out.put_slice(data);
     out.put_slice(b"\r\n");
 }
 
+/// A bulk string whose bytes the sink may keep by reference ([`ReplySink::put_value`]).
+fn shared_bulk<S: ReplySink + ?Sized>(out: &mut S, data: &Bytes) {
+    header(out, b'$', len_i64(data.len()));
+    out.put_value(data);
+    out.put_slice(b"\r\n");
+}
+
 /// Simple strings and errors cannot hold a line break; Redis replaces them with spaces.
-fn simple(out: &mut BytesMut, kind: u8, text: &[u8]) {
+fn simple<S: ReplySink + ?Sized>(out: &mut S, kind: u8, text: &[u8]) {
     out.put_u8(kind);
     for &c in text {
         out.put_u8(if c == b'\r' || c == b'\n' { b' ' } else { c });
@@ -148,7 +157,7 @@ fn simple(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-fn aggregate(out: &mut BytesMut, proto: Protocol, kind: u8, items: &[Reply]) {
+fn aggregate<S: ReplySink + ?Sized>(out: &mut S, proto: Protocol, kind: u8, items: &[Reply]) {
     header(out, kind, len_i64(items.len()));
     for item in items {
         item.encode(proto, out);
@@ -204,11 +213,34 @@ fn trim_fraction(s: &str) -> &str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::{Output, SHARED_VALUE_MIN};
+    use bytes::BytesMut;
+    use std::io::IoSlice;
 
     fn wire(r: &Reply, proto: Protocol) -> String {
         let mut out = BytesMut::new();
         r.encode(proto, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    /// Large values go out by reference from an [`Output`]: the bytes sent are the same.
+    #[test]
+    fn an_output_sends_the_same_bytes_as_a_buffer() {
+        let large = Bytes::from(vec![b'v'; SHARED_VALUE_MIN + 1]);
+        let reply = Reply::Array(vec![
+            Reply::Bulk(large.clone()),
+            Reply::Int(7),
+            Reply::Verbatim(large),
+            Reply::bulk_str("small"),
+        ]);
+        for proto in [Protocol::Resp2, Protocol::Resp3] {
+            let mut output = Output::default();
+            reply.encode(proto, &mut output);
+            let mut slices = [IoSlice::new(&[]); 16];
+            let count = output.slices(&mut slices);
+            let sent: Vec<u8> = slices.iter().take(count).flat_map(|slice| slice.iter().copied()).collect();
+            assert_eq!(sent, wire(&reply, proto).into_bytes(), "{proto:?}");
+        }
     }
 
     #[test]

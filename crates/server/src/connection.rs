@@ -10,13 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::io::IoSlice;
+
 use bytes::{Bytes, BytesMut};
 use staykv_engine::blocking::ClientWaker;
 use staykv_engine::client::ReplyMode;
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Engine, Outcome};
 use staykv_resp::Reply;
-use staykv_resp::{parse, Limits, Partial, Request};
+use staykv_resp::{parse, Limits, Output, Partial, ReplySink, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -149,7 +151,7 @@ where
         // Small to start: buffers grow with the traffic (and keep their size), so 10,000
         // idle connections hold 1 KiB each instead of 32 KiB.
         input: BytesMut::with_capacity(1024),
-        output: BytesMut::new(),
+        output: Output::default(),
         partial: Partial::default(),
         last_command: Instant::now(),
     };
@@ -169,7 +171,8 @@ struct Connection<S> {
     record: Arc<ClientRecord>,
     shared: Shared,
     input: BytesMut,
-    output: BytesMut,
+    /// Replies not yet written; large values in them are the stored ones, not copies.
+    output: Output,
     partial: Partial,
     /// When the last complete command arrived: `timeout` counts from here, so a client
     /// that trickles a request in a byte at a time is as idle as one that sends nothing.
@@ -266,7 +269,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(error) => {
-                    self.output.extend_from_slice(&error.reply_bytes());
+                    self.output.put_slice(&error.reply_bytes());
                     self.flush(wait_seq).await?;
                     return Err(Close::Protocol);
                 }
@@ -387,7 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let deadline = (limit.soft > 0 && pending > limit.soft).then(|| limit.soft_duration());
         let stall_limit = self.idle_timeout();
         tokio::select! {
-            written = write_all_progressing(&mut self.stream, &self.output, stall_limit) => written?,
+            written = write_all_progressing(&mut self.stream, &mut self.output, stall_limit) => written?,
             () = self.record.close_signal.notified() => return Err(Close::Requested),
             () = sleep_or_forever(deadline) => {
                 tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its soft limit for too long");
@@ -428,24 +431,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 }
 
-/// Write all of `bytes`, failing with [`Close::Idle`] when the peer takes none of it for
+/// Most pieces gathered into one `writev`.
+const MAX_WRITE_SLICES: usize = 64;
+
+/// Write all of `output`, failing with [`Close::Idle`] when the peer takes none of it for
 /// `stall_limit`: a client that never reads its replies is idle too, though it may still
 /// be sending (the server stops reading it while its replies wait).
 async fn write_all_progressing<S: AsyncWrite + Unpin>(
     stream: &mut S,
-    bytes: &[u8],
+    output: &mut Output,
     stall_limit: Option<Duration>,
 ) -> Result<(), Close> {
-    let mut rest = bytes;
-    while !rest.is_empty() {
+    while !output.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+        let count = output.slices(&mut slices);
+        let slices = slices.get(..count).unwrap_or_default();
         let written = match stall_limit {
-            Some(limit) => tokio::time::timeout(limit, stream.write(rest)).await.map_err(|_| Close::Idle)??,
-            None => stream.write(rest).await?,
+            Some(limit) => {
+                tokio::time::timeout(limit, stream.write_vectored(slices)).await.map_err(|_| Close::Idle)??
+            }
+            None => stream.write_vectored(slices).await?,
         };
         if written == 0 {
             return Err(Close::Io(std::io::ErrorKind::WriteZero.into()));
         }
-        rest = rest.get(written..).unwrap_or_default();
+        output.advance(written);
     }
     match stall_limit {
         Some(limit) => tokio::time::timeout(limit, stream.flush()).await.map_err(|_| Close::Idle)??,
