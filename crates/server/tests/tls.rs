@@ -138,6 +138,20 @@ fn tls_on_resp_and_http_and_plaintext_refused() {
     assert_eq!(text(&redis_cli(dir.path(), server.port, &tls, &["SET", "greeting", "hello"])), "OK");
     assert_eq!(text(&redis_cli(dir.path(), server.port, &tls, &["GET", "greeting"])), "hello");
 
+    // A value large enough to be written by reference (gathered pieces through TLS).
+    let big: String = (0..100_000u32).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let mut set = Command::new("redis-cli")
+        .args(["-p", &server.port.to_string(), "--tls", "--cacert"])
+        .arg(dir.path().join("ca.pem"))
+        .args(["-x", "SET", "big"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(big.as_bytes()).unwrap();
+    assert_eq!(text(&set.wait_with_output().unwrap()), "OK");
+    assert!(text(&redis_cli(dir.path(), server.port, &tls, &["GET", "big"])) == big, "large value changed over TLS");
+
     // A plaintext RESP client gets no answer it can use, and is disconnected.
     let mut plain = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     plain.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
