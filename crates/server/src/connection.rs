@@ -6,11 +6,10 @@
 //! others that they read — while other connections keep executing (group commit).
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use std::io::IoSlice;
 
 use bytes::{Bytes, BytesMut};
 use staykv_engine::blocking::ClientWaker;
