@@ -1,12 +1,12 @@
 //! Where encoded replies go: any [`ReplySink`], such as a `BytesMut`, or an [`Output`], a
 //! connection's pending replies, which keeps large values by reference.
 //!
-//! A GET of a 1 MiB session used to copy the value into the connection's buffer and the
-//! kernel copied it again into the socket. An [`Output`] holds a value of at least
+//! Copied into a buffer, a large value would be copied twice on its way out: into the
+//! buffer, then by the kernel into the socket. An [`Output`] holds a value of at least
 //! [`SHARED_VALUE_MIN`] bytes as the stored `Bytes` itself (a reference count) and the socket
 //! write gathers the pieces (`writev`). Smaller values are copied: below about this size the
-//! copy costs less than the reference counting and the extra pieces (measured: no difference
-//! at 1 KiB).
+//! copy costs no more than the reference counting and the extra piece (measured: no
+//! difference at 1 KiB).
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -21,14 +21,10 @@ pub const SHARED_VALUE_MIN: usize = 16 * 1024;
 pub trait ReplySink {
     fn put_slice(&mut self, data: &[u8]);
 
-    fn put_u8(&mut self, byte: u8) {
-        self.put_slice(&[byte]);
-    }
+    fn put_u8(&mut self, byte: u8);
 
     /// Room for at least `additional` more bytes, as a hint.
-    fn reserve(&mut self, additional: usize) {
-        let _ = additional;
-    }
+    fn reserve(&mut self, additional: usize);
 
     /// A bulk value's bytes: copied, unless the sink can keep them by reference.
     fn put_value(&mut self, value: &Bytes) {
@@ -121,7 +117,7 @@ impl ReplySink for Output {
 
     fn put_value(&mut self, value: &Bytes) {
         if value.len() < SHARED_VALUE_MIN {
-            BufMut::put_slice(&mut self.tail, value);
+            self.put_slice(value);
             return;
         }
         if !self.tail.is_empty() {

@@ -635,10 +635,9 @@ impl Log {
     }
 
     /// Deletes the files the manifest no longer names, on the calling thread rather than the
-    /// writer's: deleting a 1 GB snapshot takes the kernel hundreds of milliseconds (its
-    /// blocks and cached pages are freed), and on the writer thread every fsync, so every
-    /// reply under `always`, waited for it. A file left behind by a crash or an error is
-    /// removed at the next start. Returns the names deleted.
+    /// writer's: there every fsync, so every reply under `always`, waited for the deletion
+    /// of a large snapshot (see [`delete_gradually`]). A file left behind by a crash or an
+    /// error is removed at the next start. Returns the names deleted.
     fn remove_dropped(&self, names: Vec<String>) -> Vec<String> {
         let mut done = Vec::new();
         for name in names {
