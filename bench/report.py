@@ -314,7 +314,10 @@ def render(res, commands, machine, run_dir, chart_rel):
             f"{'50'} connections. *Saturation*: closed loop, each connection sends its next request when the "
             f"reply arrives (single-threaded client). *Fixed rate*: open loop at the rate in the row, latency counted "
             "from each request's scheduled send time (no coordinated omission). *Connect-per-request*: 50 workers, "
-            "each request on a new TCP connection (the serverless pattern). *HTTP*: the same mix as `POST /` with a "
+            "each request on a new TCP connection (the serverless pattern), each from its own loopback address "
+            "(127.x.y.z), as a fleet of functions connects from many hosts: from one address the client's closed "
+            "connections in TIME_WAIT used up its ephemeral ports and every run measured its port search instead "
+            "of the server. *HTTP*: the same mix as `POST /` with a "
             "JSON command over 50 keep-alive connections to StayKV's HTTP API (Redis has no HTTP API)."
         )
         L.append("")

@@ -1,7 +1,7 @@
 //! The workloads: preload, the session mix (closed loop or open loop), wait-ready.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -134,6 +134,19 @@ struct Conn {
 impl Conn {
     async fn open(addr: SocketAddr) -> Result<Conn, String> {
         let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        Conn::ready(stream)
+    }
+
+    /// Connect from `source` (a loopback address), the port picked at connect time.
+    async fn open_from(addr: SocketAddr, source: Ipv4Addr) -> Result<Conn, String> {
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        bind_address_no_port(&socket)?;
+        socket.bind(SocketAddr::new(source.into(), 0)).map_err(|e| format!("bind {source}: {e}"))?;
+        let stream = socket.connect(addr).await.map_err(|e| format!("connect {addr} from {source}: {e}"))?;
+        Conn::ready(stream)
+    }
+
+    fn ready(stream: tokio::net::TcpStream) -> Result<Conn, String> {
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         Ok(Conn { stream, replies: Replies::new() })
     }
@@ -147,6 +160,54 @@ impl Conn {
             let n = self.stream.read(self.replies.spare()).await.map_err(|e| format!("read: {e}"))?;
             self.replies.filled(n)?;
         }
+    }
+}
+
+/// `IP_BIND_ADDRESS_NO_PORT`: leave the port to `connect`, which may then reuse a port that
+/// another source address or destination already holds (a `bind` to port 0 could not).
+#[allow(unsafe_code)]
+fn bind_address_no_port(socket: &tokio::net::TcpSocket) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and an option value of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!("IP_BIND_ADDRESS_NO_PORT: {}", std::io::Error::last_os_error()))
+    }
+}
+
+/// Source addresses for one connect-per-request task against a loopback server.
+///
+/// Every closed connection stays in TIME_WAIT on the client side for 60 s. From one address,
+/// 14,000 connects a second fill the 28,000 ephemeral ports in two seconds, after which each
+/// `connect` searches the port range (`__inet_hash_connect` was a third of the load
+/// generator's CPU) and the run measured that search, the same for every server. A serverless
+/// fleet connects from many hosts; cycling through 127.x.y.z addresses (all loopback on
+/// Linux) keeps each source address's ports free, as theirs are.
+struct SourceAddrs {
+    task: u8,
+    next: u16,
+}
+
+impl SourceAddrs {
+    fn for_task(task: usize) -> SourceAddrs {
+        SourceAddrs { task: (task % 250) as u8 + 1, next: 0 }
+    }
+
+    fn next(&mut self) -> Ipv4Addr {
+        let [high, low] = self.next.to_be_bytes();
+        self.next = self.next.wrapping_add(1);
+        Ipv4Addr::new(127, self.task, high, low)
     }
 }
 
@@ -350,10 +411,12 @@ pub fn session(args: &SessionArgs) -> Result<(), String> {
             let end = measure_from + duration;
             let tasks: Vec<_> = (0..conns)
                 .map(|i| {
+                    let sources = connect_sources(mode, addr, i);
                     tokio::spawn(closed_task(
                         workload.clone(),
                         mode,
                         addr,
+                        sources,
                         seed ^ (i as u64 + 1) << 20,
                         measure_from,
                         end,
@@ -371,10 +434,17 @@ pub fn session(args: &SessionArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Connect-per-request against a loopback server connects from many addresses.
+fn connect_sources(mode: Mode, addr: SocketAddr, task: usize) -> Option<SourceAddrs> {
+    let loopback = matches!(addr.ip(), IpAddr::V4(ip) if ip.is_loopback());
+    (mode == Mode::Connect && loopback).then(|| SourceAddrs::for_task(task))
+}
+
 async fn closed_task(
     wl: Arc<Workload>,
     mode: Mode,
     addr: SocketAddr,
+    mut sources: Option<SourceAddrs>,
     seed: u64,
     measure_from: Instant,
     end: Instant,
@@ -393,7 +463,10 @@ async fn closed_task(
         let result: Result<(Outcome, bool), String> = async {
             let c = match conn.as_mut() {
                 Some(c) => c,
-                None => conn.insert(Conn::open(addr).await?),
+                None => conn.insert(match sources.as_mut() {
+                    Some(sources) => Conn::open_from(addr, sources.next()).await?,
+                    None => Conn::open(addr).await?,
+                }),
             };
             c.stream.write_all(&req).await.map_err(|e| format!("write: {e}"))?;
             c.read_reply(http).await
@@ -607,4 +680,31 @@ pub fn wait_ready(addr: &str, key: &str, since_ns: u128, timeout_secs: u64) -> R
         std::thread::sleep(Duration::from_millis(1));
     }
     Err(format!("not ready after {timeout_secs} s (last: {last})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_sources_are_distinct_loopback_addresses_per_task() {
+        let mut seen = std::collections::HashSet::new();
+        for task in 0..50 {
+            let mut sources = SourceAddrs::for_task(task);
+            for _ in 0..1000 {
+                let source = sources.next();
+                assert!(source.is_loopback(), "{source}");
+                assert!(seen.insert(source), "{source} handed out twice");
+            }
+        }
+    }
+
+    #[test]
+    fn only_connect_per_request_to_loopback_spreads_sources() {
+        let local = SocketAddr::from(([127, 0, 0, 1], 6379));
+        let remote = SocketAddr::from(([10, 0, 0, 5], 6379));
+        assert!(connect_sources(Mode::Connect, local, 0).is_some());
+        assert!(connect_sources(Mode::Resp, local, 0).is_none());
+        assert!(connect_sources(Mode::Connect, remote, 0).is_none());
+    }
 }
