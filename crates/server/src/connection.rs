@@ -112,9 +112,15 @@ impl Shared {
     }
 }
 
-/// Serve one accepted plain-TCP connection until it closes.
-pub async fn serve_tcp(stream: TcpStream, shared: Shared) {
-    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
+/// Serve one accepted plain-TCP connection from `addr` until it closes; `laddr` is its
+/// local address if the listener knows it.
+pub async fn serve_tcp(
+    stream: TcpStream,
+    addr: std::net::SocketAddr,
+    laddr: Option<std::net::SocketAddr>,
+    shared: Shared,
+) {
+    let Some(laddr) = laddr.or_else(|| stream.local_addr().ok()) else {
         return;
     };
     let _ = stream.set_nodelay(true);

@@ -95,10 +95,13 @@ pub async fn run(config: Config) -> Result<(), String> {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Shared) {
+    // A connection's local address is the listener's unless that is a wildcard: then it
+    // takes a `getsockname` per connection to learn which address the client reached.
+    let local = listener.local_addr().ok().filter(|addr| !addr.ip().is_unspecified());
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(connection::serve_tcp(stream, shared.clone()));
+            Ok((stream, addr)) => {
+                tokio::spawn(connection::serve_tcp(stream, addr, local, shared.clone()));
                 // Let the connections already served run before the next accept: in a
                 // connect flood, accepting back to back (up to tokio's budget of 128 per
                 // poll) kept ready clients waiting behind each burst.

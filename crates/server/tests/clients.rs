@@ -164,3 +164,32 @@ async fn futures_join<F: std::future::Future<Output = i64> + Send + 'static>(
     }
     out
 }
+
+/// `addr=` and `laddr=` of `CLIENT INFO`, as the client's socket sees the two ends.
+fn client_info_addresses(server: &Server, password: Option<&str>) {
+    let mut conn = server.connect();
+    if let Some(password) = password {
+        assert_eq!(conn.cmd_text(&["AUTH", password]), "OK");
+    }
+    let info = conn.cmd_text(&["CLIENT", "INFO"]);
+    let field = |name: &str| {
+        info.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+            .unwrap_or_else(|| panic!("no {name}= in {info}"))
+            .to_string()
+    };
+    let stream = conn.stream();
+    assert_eq!(field("addr"), stream.local_addr().unwrap().to_string(), "{:?}: {info}", server.kind());
+    assert_eq!(field("laddr"), stream.peer_addr().unwrap().to_string(), "{:?}: {info}", server.kind());
+}
+
+/// The peer address comes from `accept`, the local one from the listener unless it listens
+/// on a wildcard address: then only the socket knows which address the client reached.
+#[test]
+fn client_info_names_both_ends_of_the_connection() {
+    client_info_addresses(&Server::staykv(), None);
+    client_info_addresses(&Server::staykv_with(&["--bind", "0.0.0.0", "--requirepass", "pw"]), Some("pw"));
+    if let Some(redis) = Server::redis() {
+        client_info_addresses(&redis, None);
+    }
+}
