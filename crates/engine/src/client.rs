@@ -54,6 +54,9 @@ pub struct Client {
     /// Highest log sequence number a reply to this client depended on (it wrote, or read a
     /// write not yet durable): what WAITAOF waits to see fsynced.
     pub last_seq: u64,
+    /// The command running, or last run (`None` after an unknown one): `cmd=` of its own
+    /// `CLIENT INFO` line, which names the command asking, as in Redis.
+    pub command: Option<crate::command::CommandName>,
 }
 
 impl Client {

@@ -5,6 +5,8 @@
 //! run before `AUTH`, whether it is a write (refused when the log cannot be written), and
 //! what `COMMAND INFO` answers. Every front end dispatches through it.
 
+use std::fmt;
+
 use bytes::Bytes;
 use hashbrown::HashMap;
 use staykv_resp::Reply;
@@ -52,6 +54,23 @@ pub mod flags {
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
     ];
+}
+
+/// A command as `CLIENT LIST` names it (`cmd=`): `get`, or `client|info` for a container's
+/// subcommand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandName {
+    pub name: &'static str,
+    pub sub: Option<&'static str>,
+}
+
+impl fmt::Display for CommandName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.sub {
+            Some(sub) => write!(f, "{}|{sub}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
 }
 
 /// One command.
@@ -214,6 +233,17 @@ pub enum Subcommand {
 }
 
 impl CommandSpec {
+    /// The name `args` runs under; `None` for a container's unknown subcommand (Redis looks
+    /// the command up as a whole and finds nothing).
+    pub fn name_for(&self, args: &[Bytes]) -> Option<CommandName> {
+        if self.subcommands.is_empty() {
+            return Some(CommandName { name: self.name, sub: None });
+        }
+        let given = args.get(1)?;
+        let &(sub, _) = self.subcommands.iter().find(|(sub, _)| given.eq_ignore_ascii_case(sub.as_bytes()))?;
+        Some(CommandName { name: self.name, sub: Some(sub) })
+    }
+
     /// The subcommand check Redis 7 makes before running a container command.
     pub fn subcommand(&self, args: &[Bytes]) -> Subcommand {
         let Some(sub) = args.get(1).filter(|_| !self.subcommands.is_empty()) else { return Subcommand::Fine };

@@ -134,7 +134,9 @@ impl Engine {
         let Some(name) = args.first() else {
             return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
         };
-        let Some((index, spec)) = self.table.lookup(name) else {
+        let found = self.table.lookup(name);
+        client.command = found.and_then(|(_, spec)| spec.name_for(args));
+        let Some((index, spec)) = found else {
             self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // An unknown command dooms the transaction it was sent in, like any refusal.
             client.multi_failed |= client.multi.is_some();

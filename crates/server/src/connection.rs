@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use staykv_engine::blocking::ClientWaker;
 use staykv_engine::client::ReplyMode;
+use staykv_engine::command::CommandName;
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Engine, Outcome};
 use staykv_resp::Reply;
@@ -159,6 +160,7 @@ where
         output: Output::default(),
         partial: Partial::default(),
         last_command: Instant::now(),
+        recorded_command: None,
     };
     if let Err(error) = conn.run().await {
         tracing::debug!(client = id, %error, "connection closed");
@@ -182,6 +184,8 @@ struct Connection<S> {
     /// When the last complete command arrived: `timeout` counts from here, so a client
     /// that trickles a request in a byte at a time is as idle as one that sends nothing.
     last_command: Instant,
+    /// The command name last put in the client record.
+    recorded_command: Option<CommandName>,
 }
 
 /// Why the connection loop ended.
@@ -320,10 +324,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     fn run_command(&mut self, args: &[Bytes], now: u64) -> Outcome {
-        let shared = &self.shared;
-        let outcome = shared.execute(&mut self.client, args, now);
-        if let Some(name) = outcome.command.and_then(|i| shared.engine.table.all().get(i)) {
-            self.record.state.lock().last_command = name.name;
+        let outcome = self.shared.execute(&mut self.client, args, now);
+        // `CLIENT LIST` shows it to others; the lock is shared with them, so it is taken only
+        // when the name changes, not for every GET of a run of GETs.
+        if self.client.command != self.recorded_command {
+            self.recorded_command = self.client.command;
+            self.record.state.lock().last_command = self.client.command;
         }
         outcome
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
+use staykv_engine::command::CommandName;
 use staykv_engine::evict::Policy;
 use staykv_engine::glob;
 use staykv_engine::host::{ClientFilter, Host};
@@ -41,7 +42,7 @@ pub struct ClientView {
     pub user: String,
     pub lib_name: String,
     pub lib_ver: String,
-    pub last_command: &'static str,
+    pub last_command: Option<CommandName>,
     pub last_interaction: Option<Instant>,
 }
 
@@ -148,8 +149,11 @@ impl ServerHost {
         }
     }
 
-    fn client_line(id: u64, record: &ClientRecord, out: &mut String) {
+    /// One `CLIENT LIST` line; `me`'s own shows the command running (`client|list`), as
+    /// in Redis, not the one before it.
+    fn client_line(id: u64, record: &ClientRecord, me: &Client, out: &mut String) {
         let view = record.state.lock().clone();
+        let command = if id == me.id { me.command } else { view.last_command };
         let now = Instant::now();
         let idle = view.last_interaction.map_or(0, |t| now.duration_since(t).as_secs());
         let _ = writeln!(
@@ -160,7 +164,7 @@ impl ServerHost {
             view.name,
             now.duration_since(record.created).as_secs(),
             view.db,
-            if view.last_command.is_empty() { "NULL" } else { view.last_command },
+            command.map_or_else(|| "NULL".to_string(), |c| c.to_string()),
             view.user,
             view.resp,
             view.lib_name,
@@ -395,11 +399,11 @@ impl Host for ServerHost {
         crate::auth::write_acl_file(path, text).map_err(|e| format!("ERR There was an error trying to save the ACLs. Please check the server logs for more information ({e})"))
     }
 
-    fn client_list(&self, _me: &Client, only: Option<&[u64]>) -> String {
+    fn client_list(&self, me: &Client, only: Option<&[u64]>) -> String {
         let clients = self.clients.lock().clone();
         let mut out = String::new();
         for (id, record) in clients.iter().filter(|(id, _)| only.is_none_or(|ids| ids.contains(id))) {
-            Self::client_line(*id, record, &mut out);
+            Self::client_line(*id, record, me, &mut out);
         }
         out
     }

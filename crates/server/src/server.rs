@@ -148,9 +148,15 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) {
-    let local = listener.local_addr();
+    let listening = listener.local_addr();
     let mut pacer = AcceptPacer::default();
     while let Some((stream, addr)) = listener.accept().await {
+        // As for plain TCP: on a wildcard address only the socket knows which one was reached.
+        let local = if listening.ip().is_unspecified() {
+            stream.get_ref().0.local_addr().unwrap_or(listening)
+        } else {
+            listening
+        };
         tokio::spawn(connection::serve(stream, addr, local, shared.clone()));
         pacer.accepted().await;
     }

@@ -193,3 +193,48 @@ fn client_info_names_both_ends_of_the_connection() {
         client_info_addresses(&redis, None);
     }
 }
+
+/// `cmd=` of the `CLIENT LIST` line with `id=<id>`.
+fn listed_command(list: &str, id: &str) -> String {
+    let line =
+        list.lines().find(|l| l.starts_with(&format!("id={id} "))).unwrap_or_else(|| panic!("no id={id} in {list}"));
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix("cmd="))
+        .unwrap_or_else(|| panic!("no cmd= in {line}"))
+        .to_string()
+}
+
+/// `cmd=` names the command a client ran last, a container's subcommand as `client|setname`,
+/// and in a client's own line the command asking; CLIENT's subcommands are checked as Redis 7
+/// checks them.
+fn client_list_commands(server: &Server) {
+    let what = format!("{:?}", server.kind());
+    let (mut one, mut other) = (server.connect(), server.connect());
+    let one_id = one.cmd_text(&["CLIENT", "ID"]);
+    let info = one.cmd_text(&["CLIENT", "INFO"]);
+    assert_eq!(listed_command(&info, &one_id), "client|info", "{what}: {info}");
+    one.cmd_text(&["SET", "k", "v"]);
+    one.cmd_text(&["GET", "k"]);
+    let list = other.cmd_text(&["CLIENT", "LIST"]);
+    assert_eq!(listed_command(&list, &one_id), "get", "{what}: {list}");
+    let other_id = other.cmd_text(&["CLIENT", "ID"]);
+    assert_eq!(listed_command(&list, &other_id), "client|list", "{what}: {list}");
+    assert_eq!(one.cmd_text(&["CLIENT", "SETNAME", "a"]), "OK");
+    let list = other.cmd_text(&["CLIENT", "LIST", "ID", &one_id]);
+    assert_eq!(listed_command(&list, &one_id), "client|setname", "{what}: {list}");
+    assert_eq!(
+        one.cmd_text(&["CLIENT", "INFO", "x"]),
+        "ERR wrong number of arguments for 'client|info' command",
+        "{what}"
+    );
+    assert_eq!(one.cmd_text(&["CLIENT", "NOSUCH"]), "ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.", "{what}");
+    let list = other.cmd_text(&["CLIENT", "LIST", "ID", &one_id]);
+    assert_eq!(listed_command(&list, &one_id), "NULL", "{what}: after an unknown subcommand: {list}");
+}
+
+#[test]
+fn client_list_names_each_clients_command() {
+    for server in servers() {
+        client_list_commands(&server);
+    }
+}

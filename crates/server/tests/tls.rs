@@ -196,3 +196,27 @@ fn client_certificates_are_required_with_a_ca() {
     );
     assert_eq!(text(&with), "PONG", "{}", String::from_utf8_lossy(&with.stderr));
 }
+
+/// `CLIENT INFO` over TLS names the address the client reached, also when the server
+/// listens on every address (`laddr=0.0.0.0:...` would tell the client nothing).
+#[test]
+fn client_info_over_tls_names_the_local_address() {
+    if !have_tool("openssl", "TLS certificates") || !have_tool("redis-cli", "TLS client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    // A wildcard address needs a password (and the HTTP API a token).
+    let server = start(dir.path(), &["--bind", "0.0.0.0", "--requirepass", "pw", "--http-token", "t"]);
+    let tls = ["--tls", "--cacert", "{dir}/ca.pem", "--no-auth-warning", "-a", "pw"];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let info = loop {
+        let info = text(&redis_cli(dir.path(), server.port, &tls, &["CLIENT", "INFO"]));
+        if info.starts_with("id=") {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "no CLIENT INFO answer: {info}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(info.contains(&format!(" laddr=127.0.0.1:{} ", server.port)), "{info}");
+}

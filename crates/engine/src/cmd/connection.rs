@@ -34,7 +34,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         reset,
     ),
-    CommandSpec::new("client", -2, ADMIN | NOSCRIPT | LOADING | STALE, "connection", client),
+    CommandSpec::new("client", -2, ADMIN | NOSCRIPT | LOADING | STALE, "connection", client)
+        .subcommands(CLIENT_SUBCOMMANDS),
 ];
 
 fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -202,18 +203,32 @@ const CLIENT_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
+/// The subcommands StayKV has, with Redis 7's arities (checked before [`client`] runs).
+const CLIENT_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("id", 2),
+    ("getname", 2),
+    ("setname", 3),
+    ("setinfo", 4),
+    ("no-evict", 3),
+    ("no-touch", 3),
+    ("reply", 3),
+    ("info", 2),
+    ("list", -2),
+    ("kill", -3),
+    ("help", 2),
+];
+
 fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
-    let argc = args.len();
     let c = &mut *ctx.client;
     let reply = match sub {
-        s if is(s, "id") && argc == 2 => Reply::Int(c.id as i64),
-        s if is(s, "getname") && argc == 2 => c.name.clone().map_or(Reply::Nil, Reply::Bulk),
-        s if is(s, "setname") && argc == 3 => {
+        s if is(s, "id") => Reply::Int(c.id as i64),
+        s if is(s, "getname") => c.name.clone().map_or(Reply::Nil, Reply::Bulk),
+        s if is(s, "setname") => {
             c.name = valid_client_name(arg(args, 2)?)?;
             Reply::Ok
         }
-        s if is(s, "setinfo") && argc == 4 => {
+        s if is(s, "setinfo") => {
             let value = arg(args, 3)?;
             if value.iter().any(|&ch| !(b'!'..=b'~').contains(&ch)) {
                 return Err(Reply::Error(format!(
@@ -228,15 +243,15 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Reply::Ok
         }
-        s if is(s, "no-evict") && argc == 3 => {
+        s if is(s, "no-evict") => {
             c.no_evict = on_off(arg(args, 2)?)?;
             Reply::Ok
         }
-        s if is(s, "no-touch") && argc == 3 => {
+        s if is(s, "no-touch") => {
             c.no_touch = on_off(arg(args, 2)?)?;
             Reply::Ok
         }
-        s if is(s, "reply") && argc == 3 => {
+        s if is(s, "reply") => {
             c.reply_mode = match arg(args, 2)? {
                 m if is(m, "on") => ReplyMode::On,
                 m if is(m, "off") => ReplyMode::Off,
@@ -245,12 +260,10 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             };
             Reply::Ok
         }
-        s if is(s, "info") && argc == 2 => {
-            Reply::Verbatim(Bytes::from(ctx.host.client_list(ctx.client, Some(&[ctx.client.id]))))
-        }
+        s if is(s, "info") => Reply::Verbatim(Bytes::from(ctx.host.client_list(ctx.client, Some(&[ctx.client.id])))),
         s if is(s, "list") => Reply::Verbatim(Bytes::from(client_list(ctx, args)?)),
-        s if is(s, "kill") && argc >= 3 => client_kill(ctx, args)?,
-        s if is(s, "help") && argc == 2 => super::help(CLIENT_HELP),
+        s if is(s, "kill") => client_kill(ctx, args)?,
+        s if is(s, "help") => super::help(CLIENT_HELP),
         s => return Err(errors::unknown_subcommand(s, "client")),
     };
     ctx.host.client_updated(ctx.client);
