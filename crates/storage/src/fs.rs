@@ -28,6 +28,10 @@ pub trait FsFile: Send + fmt::Debug {
     fn sync_data(&mut self) -> io::Result<()>;
     /// Truncates or extends the file to `len` bytes (not durable until `sync_data`).
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Starts writing `len` bytes at `offset` to the disk without waiting for them: a hint
+    /// that shortens the next `sync_data`, never a durability point (a write error still
+    /// comes from `sync_data`). Does nothing by default.
+    fn start_writeback(&self, _offset: u64, _len: u64) {}
 
     /// Reads exactly `buf.len()` bytes at `offset`, failing with `UnexpectedEof` otherwise.
     fn read_exact_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
@@ -140,6 +144,17 @@ impl FsFile for RealFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    fn start_writeback(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else { return };
+        // SAFETY: the descriptor is this open file's; the call takes no pointers. Its result
+        // is ignored on purpose: it starts writeback without waiting, and a writeback error
+        // stays recorded for the next fdatasync to report.
+        let _ = unsafe { libc::sync_file_range(self.file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
     }
 }
 

@@ -414,6 +414,7 @@ impl Log {
             seg_first_seq,
             file,
             synced_off: seg_len,
+            writeback_off: seg_len,
             buf: Unsynced::default(),
             queue_capacity: 0,
             buf_last_seq: last,
@@ -708,6 +709,8 @@ struct Writer {
     file: Box<dyn FsFile>,
     /// File offset up to which the current segment is known durable.
     synced_off: u64,
+    /// File offset up to which writeback of the current segment has been started.
+    writeback_off: u64,
     /// Bytes belonging at `[synced_off..)`.
     buf: Unsynced,
     /// Seq of the last frame in `buf` (or the last synced seq when `buf` is empty).
@@ -738,6 +741,9 @@ enum Wait {
 /// While the log is busy the thread looks for frames no executor wrote through (writes
 /// whose client went away, active expiry) at least this often.
 const BUSY_POLL: Duration = Duration::from_millis(2);
+
+/// How much written log [`Writer::start_writeback`] lets gather before starting its writeback.
+const WRITEBACK_STEP: u64 = 2 << 20;
 
 /// The log counts as busy this long after frames were last taken.
 const BUSY_WINDOW: Duration = Duration::from_millis(100);
@@ -881,6 +887,7 @@ impl Writer {
             let path = self.seg_path();
             let len = self.synced_off + self.buf.written_len() as u64;
             self.file.set_len(len).map_err(io_err("truncate", &path))?;
+            self.writeback_off = self.writeback_off.min(len);
             self.needs_truncate = false;
         }
         if !self.buf.fully_written() {
@@ -890,6 +897,7 @@ impl Writer {
                 return Err(StorageError::io("write", &path, e));
             }
             self.buf.pending_written();
+            self.start_writeback();
             self.next_seq = self.buf_last_seq + 1;
             self.shared.written_seq.store(self.buf_last_seq, Ordering::Release);
             if self.shared.policy() != FsyncPolicy::Always {
@@ -911,6 +919,23 @@ impl Writer {
             self.rotate()?;
         }
         Ok(())
+    }
+
+    /// Under `everysec` and `no`, starts the disk writing what was written every
+    /// [`WRITEBACK_STEP`], so that the timed fsync finds little left to do. It runs on the
+    /// writer's lock, which executors writing through wait for: left to the fsync, a second
+    /// of writes (180 MB at 165k 1 KB SETs a second) went out in one fdatasync of about half a
+    /// second, and every reply waited behind it.
+    fn start_writeback(&mut self) {
+        if self.shared.policy() == FsyncPolicy::Always {
+            return;
+        }
+        let from = self.writeback_off.max(self.synced_off);
+        let end = self.synced_off + self.buf.written_len() as u64;
+        if end.saturating_sub(from) >= WRITEBACK_STEP {
+            self.file.start_writeback(from, end - from);
+            self.writeback_off = end;
+        }
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
@@ -958,6 +983,7 @@ impl Writer {
         self.seg_name = name.clone();
         self.seg_first_seq = first;
         self.synced_off = SEGMENT_HEADER_LEN;
+        self.writeback_off = SEGMENT_HEADER_LEN;
         self.needs_truncate = false;
         self.manifest.segments.push(name);
         self.manifest_dirty = true;
