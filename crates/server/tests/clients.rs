@@ -230,6 +230,44 @@ fn client_list_commands(server: &Server) {
     assert_eq!(one.cmd_text(&["CLIENT", "NOSUCH"]), "ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.", "{what}");
     let list = other.cmd_text(&["CLIENT", "LIST", "ID", &one_id]);
     assert_eq!(listed_command(&list, &one_id), "NULL", "{what}: after an unknown subcommand: {list}");
+    one.cmd_text(&["CONFIG", "GET", "maxmemory"]);
+    let list = other.cmd_text(&["CLIENT", "LIST", "ID", &one_id]);
+    assert_eq!(listed_command(&list, &one_id), "config|get", "{what}: {list}");
+}
+
+/// A container's subcommand with too few or too many arguments gets Redis 7's arity error,
+/// named `container|subcommand`, before the command runs.
+fn subcommand_arity_errors(server: &Server) {
+    let mut conn = server.connect();
+    let cases: &[(&[&str], &str)] = &[
+        (&["CONFIG", "GET"], "config|get"),
+        (&["CONFIG", "SET", "maxmemory"], "config|set"),
+        (&["CONFIG", "RESETSTAT", "x"], "config|resetstat"),
+        (&["ACL", "GETUSER"], "acl|getuser"),
+        (&["ACL", "WHOAMI", "x"], "acl|whoami"),
+        (&["ACL", "DRYRUN", "default"], "acl|dryrun"),
+        (&["COMMAND", "COUNT", "x"], "command|count"),
+        (&["COMMAND", "GETKEYS", "GET"], "command|getkeys"),
+        (&["SCRIPT", "LOAD"], "script|load"),
+        (&["SCRIPT", "KILL", "x"], "script|kill"),
+        (&["FUNCTION", "DELETE"], "function|delete"),
+        (&["FUNCTION", "STATS", "x"], "function|stats"),
+        (&["XINFO", "STREAM"], "xinfo|stream"),
+        (&["OBJECT", "ENCODING"], "object|encoding"),
+        (&["PUBSUB", "NUMPAT", "x"], "pubsub|numpat"),
+        (&["CLIENT", "GETNAME", "x"], "client|getname"),
+    ];
+    for (args, name) in cases {
+        let expected = format!("ERR wrong number of arguments for '{name}' command");
+        assert_eq!(conn.cmd_text(args), expected, "{:?}: {args:?}", server.kind());
+    }
+}
+
+#[test]
+fn subcommands_are_checked_as_redis_checks_them() {
+    for server in servers() {
+        subcommand_arity_errors(&server);
+    }
 }
 
 #[test]

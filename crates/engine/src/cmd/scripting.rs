@@ -27,9 +27,26 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("fcall", -3, NOSCRIPT | STALE | ALL_SHARDS, "scripting", fcall).key_finder(eval_keys),
     CommandSpec::new("fcall_ro", -3, NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", fcall_ro)
         .key_finder(eval_keys),
-    CommandSpec::new("script", -2, NOSCRIPT, "scripting", script),
-    CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function),
+    CommandSpec::new("script", -2, NOSCRIPT, "scripting", script).subcommands(SCRIPT_SUBCOMMANDS),
+    CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function).subcommands(FUNCTION_SUBCOMMANDS),
 ];
+
+/// The FUNCTION subcommands StayKV has, with Redis 7's arities (checked before the handler).
+const FUNCTION_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("help", 2),
+    ("delete", 3),
+    ("list", -2),
+    ("flush", -2),
+    ("restore", -3),
+    ("load", -3),
+    ("dump", 2),
+    ("kill", 2),
+    ("stats", 2),
+];
+
+/// The SCRIPT subcommands StayKV has, with Redis 7's arities (checked before the handler).
+const SCRIPT_SUBCOMMANDS: &[(&str, i32)] =
+    &[("help", 2), ("exists", -3), ("debug", 3), ("flush", -2), ("load", 3), ("kill", 2)];
 
 fn eval(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let engine = ctx.engine;

@@ -20,8 +20,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("swapdb", 3, WRITE | FAST | ALL_SHARDS, "keyspace", swapdb),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, "server", time),
     CommandSpec::new("info", -1, LOADING | STALE, "server", info),
-    CommandSpec::new("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", config),
-    CommandSpec::new("command", -1, LOADING | STALE, "connection", command),
+    CommandSpec::new("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", config)
+        .subcommands(CONFIG_SUBCOMMANDS),
+    CommandSpec::new("command", -1, LOADING | STALE, "connection", command).subcommands(COMMAND_SUBCOMMANDS),
     CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, "server", shutdown),
     CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
@@ -29,6 +30,49 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
     CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait),
     CommandSpec::new("waitaof", 4, NOSCRIPT, "connection", waitaof),
+];
+
+/// The COMMAND subcommands StayKV has, with Redis 7's arities (checked before the handler).
+const COMMAND_SUBCOMMANDS: &[(&str, i32)] =
+    &[("getkeys", -4), ("info", -2), ("count", 2), ("docs", -2), ("list", -2), ("help", 2)];
+
+/// The CONFIG subcommands StayKV has, with Redis 7's arities (checked before the handler).
+const CONFIG_SUBCOMMANDS: &[(&str, i32)] = &[("resetstat", 2), ("get", -3), ("rewrite", 2), ("set", -4), ("help", 2)];
+
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    "HELP",
+    "    Prints this help.",
+];
+
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands in this server.",
+    "LIST",
+    "    Return a list of all commands in this server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full command.",
+    "HELP",
+    "    Prints this help.",
 ];
 
 fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
@@ -255,8 +299,9 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
+    // The subcommand and its arity were checked before running (`CONFIG_SUBCOMMANDS`).
     match sub {
-        s if is(s, "get") && args.len() >= 3 => {
+        s if is(s, "get") => {
             let mut pairs: Vec<(String, String)> = Vec::new();
             for pattern in args.iter().skip(2) {
                 for (name, value) in ctx.host.config_get(pattern) {
@@ -267,20 +312,17 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Map(pairs.into_iter().map(|(n, v)| (Reply::bulk_str(&n), Reply::bulk_str(&v))).collect()))
         }
-        s if is(s, "set") && args.len() >= 4 && args.len().is_multiple_of(2) => config_set(ctx, args),
+        s if is(s, "set") && args.len().is_multiple_of(2) => config_set(ctx, args),
         // Past the subcommand's arity (at least a name and a value), pairs that do not pair up
         // are Redis's syntax error.
-        s if is(s, "set") && args.len() >= 4 => Err(errors::syntax()),
-        s if is(s, "resetstat") && args.len() == 2 => {
+        s if is(s, "set") => Err(errors::syntax()),
+        s if is(s, "resetstat") => {
             ctx.engine.counters.reset();
             ctx.host.config_resetstat();
             Ok(Reply::Ok)
         }
-        s if is(s, "rewrite") && args.len() == 2 => Err(err("ERR The server is running without a config file")),
-        s if ["get", "set", "resetstat", "rewrite"].iter().any(|k| is(s, k)) => Err(Reply::Error(format!(
-            "ERR wrong number of arguments for 'config|{}' command",
-            text(s).to_ascii_lowercase()
-        ))),
+        s if is(s, "rewrite") => Err(err("ERR The server is running without a config file")),
+        s if is(s, "help") => Ok(super::help(CONFIG_HELP)),
         s => Err(errors::unknown_subcommand(s, "config")),
     }
 }
@@ -333,7 +375,7 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             });
             Ok(Reply::Array(names.map(|s| Reply::bulk_str(s.name)).collect()))
         }
-        s if is(s, "getkeys") && args.len() >= 3 => {
+        s if is(s, "getkeys") => {
             let target = args.get(2..).unwrap_or_default();
             let Some((_, spec)) = target.first().and_then(|n| table.lookup(n)) else {
                 return Err(err("ERR Invalid command specified"));
@@ -352,6 +394,7 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Array(keys))
         }
+        s if is(s, "help") => Ok(super::help(COMMAND_HELP)),
         s => Err(errors::unknown_subcommand(s, "command")),
     }
 }

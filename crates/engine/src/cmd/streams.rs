@@ -24,8 +24,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xtrim", -4, WRITE, "stream", xtrim).keys(1, 1, 1),
     CommandSpec::new("xsetid", -3, WRITE | DENYOOM | FAST, "stream", xsetid).keys(1, 1, 1),
     CommandSpec::new("xread", -4, READONLY, "stream", xread).key_finder(xread_keys),
-    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo).keys(2, 2, 1),
+    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo).keys(2, 2, 1).subcommands(XINFO_SUBCOMMANDS),
 ];
+
+/// The XINFO subcommands StayKV has, with Redis 7's arities (checked before the handler).
+const XINFO_SUBCOMMANDS: &[(&str, i32)] = &[("help", 2), ("stream", -3)];
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
