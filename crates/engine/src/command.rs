@@ -239,16 +239,19 @@ impl CommandSpec {
         if self.subcommands.is_empty() {
             return Some(CommandName { name: self.name, sub: None });
         }
-        let given = args.get(1)?;
-        let &(sub, _) = self.subcommands.iter().find(|(sub, _)| given.eq_ignore_ascii_case(sub.as_bytes()))?;
+        let (sub, _) = self.subcommand_entry(args.get(1)?)?;
         Some(CommandName { name: self.name, sub: Some(sub) })
+    }
+
+    /// The table's entry for the subcommand `given`: its name and arity.
+    fn subcommand_entry(&self, given: &[u8]) -> Option<(&'static str, i32)> {
+        self.subcommands.iter().find(|(name, _)| given.eq_ignore_ascii_case(name.as_bytes())).copied()
     }
 
     /// The subcommand check Redis 7 makes before running a container command.
     pub fn subcommand(&self, args: &[Bytes]) -> Subcommand {
         let Some(sub) = args.get(1).filter(|_| !self.subcommands.is_empty()) else { return Subcommand::Fine };
-        let Some(&(name, arity)) = self.subcommands.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()))
-        else {
+        let Some((name, arity)) = self.subcommand_entry(sub) else {
             return Subcommand::Unknown;
         };
         let n = i32::try_from(args.len()).unwrap_or(i32::MAX);

@@ -115,10 +115,15 @@ impl AcceptPacer {
     }
 }
 
+/// A connection's local address (`CLIENT INFO` `laddr=`) when the listener's says it: not on
+/// a wildcard address, where only the connection's socket knows which address the client
+/// reached (a `getsockname` per connection).
+fn fixed_local_addr(listening: Option<std::net::SocketAddr>) -> Option<std::net::SocketAddr> {
+    listening.filter(|addr| !addr.ip().is_unspecified())
+}
+
 async fn accept_loop(listener: TcpListener, shared: Shared) {
-    // A connection's local address is the listener's unless that is a wildcard: then it
-    // takes a `getsockname` per connection to learn which address the client reached.
-    let local = listener.local_addr().ok().filter(|addr| !addr.ip().is_unspecified());
+    let local = fixed_local_addr(listener.local_addr().ok());
     let mut pacer = AcceptPacer::default();
     loop {
         match listener.accept().await {
@@ -148,15 +153,10 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) {
-    let listening = listener.local_addr();
+    let fixed = fixed_local_addr(Some(listener.local_addr()));
     let mut pacer = AcceptPacer::default();
     while let Some((stream, addr)) = listener.accept().await {
-        // As for plain TCP: on a wildcard address only the socket knows which one was reached.
-        let local = if listening.ip().is_unspecified() {
-            stream.get_ref().0.local_addr().unwrap_or(listening)
-        } else {
-            listening
-        };
+        let Some(local) = fixed.or_else(|| stream.get_ref().0.local_addr().ok()) else { continue };
         tokio::spawn(connection::serve(stream, addr, local, shared.clone()));
         pacer.accepted().await;
     }

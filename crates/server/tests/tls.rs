@@ -14,6 +14,17 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, have_tool};
 
+/// A temporary directory with the CA, server and client certificates, if `openssl` (to make
+/// them) and `redis-cli` (the TLS client of every test here) are installed.
+fn certificates() -> Option<tempfile::TempDir> {
+    if !have_tool("openssl", "TLS certificates") || !have_tool("redis-cli", "TLS client") {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    Some(dir)
+}
+
 /// A self-signed CA and a server certificate it signed, for 127.0.0.1, plus a client
 /// certificate from the same CA.
 fn make_certificates(dir: &Path) {
@@ -118,14 +129,10 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn tls_on_resp_and_http_and_plaintext_refused() {
-    if !have_tool("openssl", "TLS certificates")
-        || !have_tool("redis-cli", "TLS client")
-        || !have_tool("curl", "HTTPS client")
-    {
+    if !have_tool("curl", "HTTPS client") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
+    let Some(dir) = certificates() else { return };
     let server = start(dir.path(), &[]);
     let tls = ["--tls", "--cacert", "{dir}/ca.pem"];
     // The port accepts before recovery ends (clients get -LOADING meanwhile).
@@ -179,11 +186,7 @@ fn tls_on_resp_and_http_and_plaintext_refused() {
 
 #[test]
 fn client_certificates_are_required_with_a_ca() {
-    if !have_tool("openssl", "TLS certificates") || !have_tool("redis-cli", "TLS client") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
+    let Some(dir) = certificates() else { return };
     let ca = dir.path().join("ca.pem").display().to_string();
     let server = start(dir.path(), &["--tls-ca-cert", &ca]);
     let without = redis_cli(dir.path(), server.port, &["--tls", "--cacert", "{dir}/ca.pem"], &["PING"]);
@@ -201,11 +204,7 @@ fn client_certificates_are_required_with_a_ca() {
 /// listens on every address (`laddr=0.0.0.0:...` would tell the client nothing).
 #[test]
 fn client_info_over_tls_names_the_local_address() {
-    if !have_tool("openssl", "TLS certificates") || !have_tool("redis-cli", "TLS client") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
+    let Some(dir) = certificates() else { return };
     // A wildcard address needs a password (and the HTTP API a token).
     let server = start(dir.path(), &["--bind", "0.0.0.0", "--requirepass", "pw", "--http-token", "t"]);
     let tls = ["--tls", "--cacert", "{dir}/ca.pem", "--no-auth-warning", "-a", "pw"];

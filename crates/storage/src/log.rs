@@ -758,6 +758,9 @@ fn run_writer(writer: &Mutex<Writer>, shared: &Shared) {
         let mut w = writer.lock();
         let (cmds, shutdown) = w.take_queued(true);
         let ok = w.cycle(!cmds.is_empty() || shutdown);
+        if ok {
+            w.start_writeback();
+        }
         for cmd in cmds {
             w.answer(cmd, ok);
         }
@@ -897,7 +900,6 @@ impl Writer {
                 return Err(StorageError::io("write", &path, e));
             }
             self.buf.pending_written();
-            self.start_writeback();
             self.next_seq = self.buf_last_seq + 1;
             self.shared.written_seq.store(self.buf_last_seq, Ordering::Release);
             if self.shared.policy() != FsyncPolicy::Always {
@@ -925,7 +927,8 @@ impl Writer {
     /// [`WRITEBACK_STEP`], so that the timed fsync finds little left to do. It runs on the
     /// writer's lock, which executors writing through wait for: left to the fsync, a second
     /// of writes (180 MB at 165k 1 KB SETs a second) went out in one fdatasync of about half a
-    /// second, and every reply waited behind it.
+    /// second, and every reply waited behind it. Called by the writer thread only (it looks
+    /// every 2 ms while the log is busy), so that an executor never waits in the block layer.
     fn start_writeback(&mut self) {
         if self.shared.policy() == FsyncPolicy::Always {
             return;

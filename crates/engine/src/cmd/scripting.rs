@@ -78,17 +78,6 @@ fn fcall_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     engine.scripting.fcall(ctx, args, true)
 }
 
-/// `ERR wrong number of arguments for 'script|load' command` unless `ok`.
-fn sub_arity(ok: bool, command: &str, sub: &[u8]) -> Result<(), Reply> {
-    if ok {
-        return Ok(());
-    }
-    Err(Reply::Error(format!(
-        "ERR wrong number of arguments for '{command}|{}' command",
-        text(sub).to_ascii_lowercase()
-    )))
-}
-
 const SCRIPT_HELP: &[&str] = &[
     "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "DEBUG (YES|SYNC|NO)",
@@ -112,12 +101,9 @@ const SCRIPT_HELP: &[&str] = &[
 fn script(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
     let scripting = &ctx.engine.scripting;
-    let n = args.len();
+    // The subcommand and its arity were checked before running (`SCRIPT_SUBCOMMANDS`).
     match sub {
-        s if is(s, "help") => {
-            sub_arity(n == 2, "script", s)?;
-            Ok(super::help(SCRIPT_HELP))
-        }
+        s if is(s, "help") => Ok(super::help(SCRIPT_HELP)),
         s if is(s, "flush") => {
             match args.get(2..).unwrap_or_default() {
                 [] => {}
@@ -127,25 +113,15 @@ fn script(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             scripting.script_flush();
             Ok(Reply::Ok)
         }
-        s if is(s, "exists") => {
-            sub_arity(n >= 3, "script", s)?;
-            Ok(Reply::Array(
-                args.iter().skip(2).map(|sha| Reply::Int(i64::from(scripting.script_exists(sha)))).collect(),
-            ))
-        }
+        s if is(s, "exists") => Ok(Reply::Array(
+            args.iter().skip(2).map(|sha| Reply::Int(i64::from(scripting.script_exists(sha)))).collect(),
+        )),
         s if is(s, "load") => {
-            sub_arity(n == 3, "script", s)?;
             let sha = scripting.script_load(arg(args, 2)?)?;
             Ok(Reply::bulk_str(&sha))
         }
-        s if is(s, "kill") => {
-            sub_arity(n == 2, "script", s)?;
-            scripting.kill(true, ctx.now)
-        }
-        s if is(s, "debug") => {
-            sub_arity(n == 3, "script", s)?;
-            Err(err("ERR SCRIPT DEBUG is not supported by StayKV"))
-        }
+        s if is(s, "kill") => scripting.kill(true, ctx.now),
+        s if is(s, "debug") => Err(err("ERR SCRIPT DEBUG is not supported by StayKV")),
         s => Err(errors::unknown_subcommand(s, "script")),
     }
 }
@@ -196,12 +172,11 @@ const FUNCTION_HELP: &[&str] = &[
 fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;
     let scripting = &ctx.engine.scripting;
-    let n = args.len();
+    // The subcommand and its arity were checked before running (`FUNCTION_SUBCOMMANDS`).
     match sub {
         s if is(s, "load") => {
-            sub_arity(n >= 3, "function", s)?;
             let mut replace = false;
-            let last = n - 1;
+            let last = args.len() - 1;
             for option in args.get(2..last).unwrap_or_default() {
                 if is(option, "replace") {
                     replace = true;
@@ -221,7 +196,6 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::bulk_str(&name))
         }
         s if is(s, "delete") => {
-            sub_arity(n == 3, "function", s)?;
             scripting.function_delete(arg(args, 2)?)?;
             // Logged as a flush and a reload of what remains: replay never fails, even on a
             // data directory whose snapshot lost the deleted library.
@@ -267,18 +241,9 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Ok(scripting.function_list(pattern.map(|p| &p[..]), with_code))
         }
-        s if is(s, "stats") => {
-            sub_arity(n == 2, "function", s)?;
-            Ok(scripting.function_stats(ctx.now))
-        }
-        s if is(s, "kill") => {
-            sub_arity(n == 2, "function", s)?;
-            scripting.kill(false, ctx.now)
-        }
-        s if is(s, "help") => {
-            sub_arity(n == 2, "function", s)?;
-            Ok(super::help(FUNCTION_HELP))
-        }
+        s if is(s, "stats") => Ok(scripting.function_stats(ctx.now)),
+        s if is(s, "kill") => scripting.kill(false, ctx.now),
+        s if is(s, "help") => Ok(super::help(FUNCTION_HELP)),
         s if is(s, "dump") || is(s, "restore") => {
             Err(Reply::Error(format!("ERR FUNCTION {} is not supported by StayKV", text(s).to_ascii_uppercase())))
         }

@@ -435,12 +435,7 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "    Print this help.",
         ]));
     }
-    if !is(sub, "stream") {
-        return Err(errors::unknown_subcommand(sub, "xinfo"));
-    }
-    if args.len() < 3 {
-        return Err(errors::wrong_arity("xinfo|stream"));
-    }
+    // The table admits HELP and STREAM <key> only (`XINFO_SUBCOMMANDS`).
     if args.len() > 3 {
         return Err(errors::syntax());
     }
