@@ -39,6 +39,8 @@ pub mod flags {
     pub const TRANSACTION_CONTROL: u32 = 1 << 13;
     /// Allowed for a RESP2 client that has subscriptions (SUBSCRIBE, PING, QUIT, RESET...).
     pub const SUBSCRIBED_OK: u32 = 1 << 14;
+    /// Runs while a script is busy (past `busy-reply-threshold`) instead of getting `BUSY`.
+    pub const ALLOW_BUSY: u32 = 1 << 15;
 
     pub(crate) const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -53,6 +55,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
     ];
 }
 

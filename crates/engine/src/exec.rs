@@ -264,7 +264,7 @@ impl Engine {
         host: &dyn Host,
         journal: &dyn Journal,
     ) -> (Reply, u64, Option<Blocked>) {
-        let locks = self.lock_for(spec, args);
+        let locks = self.lock_for(spec, args, host);
         let mut ctx = Ctx {
             engine: self,
             client,
@@ -286,15 +286,17 @@ impl Engine {
     }
 
     /// Lock the shards a command's keys live in, in shard order.
-    fn lock_for(&self, spec: &CommandSpec, args: &[Bytes]) -> Locks<'_> {
+    fn lock_for(&self, spec: &CommandSpec, args: &[Bytes], host: &dyn Host) -> Locks<'_> {
         if spec.has(flags::ALL_SHARDS) {
-            return Locks::All(self.keyspace.lock_all());
+            return Locks::All(self.keyspace.lock_all_for_command(host));
         }
         // The common case, one key at a fixed position, allocates nothing.
         if spec.key_finder.is_none() && spec.first_key > 0 && spec.first_key == spec.last_key {
             let key = usize::try_from(spec.first_key).ok().and_then(|i| args.get(i));
             let shard = key.map(|key| self.keyspace.shard_of(self.keyspace.hash(key)));
-            return Locks::Some(shard.and_then(|i| Some((i, self.keyspace.lock(i)?))).into_iter().collect());
+            return Locks::Some(
+                shard.and_then(|i| Some((i, self.keyspace.lock_for_command(i, host)?))).into_iter().collect(),
+            );
         }
         let mut shards: SmallVec<[usize; 4]> = spec
             .key_positions(args)
@@ -304,7 +306,7 @@ impl Engine {
             .collect();
         shards.sort_unstable();
         shards.dedup();
-        Locks::Some(shards.into_iter().filter_map(|i| Some((i, self.keyspace.lock(i)?))).collect())
+        Locks::Some(shards.into_iter().filter_map(|i| Some((i, self.keyspace.lock_for_command(i, host)?))).collect())
     }
 
     /// Check `client`'s ACL user may run this command; refusals go to the ACL LOG.
@@ -389,7 +391,9 @@ impl Engine {
                 break;
             }
             let shard = (self.expire_shard.fetch_add(1, Ordering::Relaxed) as usize) % shards;
-            let Some(mut guard) = self.keyspace.lock(shard) else {
+            // A busy shard waits for the next cycle: a script holds every shard while it runs,
+            // and this runs on an async worker that must stay free to read SCRIPT KILL.
+            let Some(mut guard) = self.keyspace.try_lock(shard) else {
                 continue;
             };
             let per_shard = (budget / shards).max(64);

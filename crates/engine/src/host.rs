@@ -28,6 +28,12 @@ pub trait Host: Sync {
         Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
     }
     fn config_resetstat(&self) {}
+    /// Runs `wait`, a wait for a shard that has already taken long (a running script holds
+    /// every shard). An async server tells its runtime first, so that the waiting worker's
+    /// other connections, a `SCRIPT KILL` among them, are served meanwhile.
+    fn wait_long(&self, wait: &mut dyn FnMut()) {
+        wait();
+    }
     /// `ACL LOAD`: the text of the ACL file (`--aclfile`).
     fn acl_load(&self) -> Result<String, String> {
         Err(NO_ACL_FILE.into())

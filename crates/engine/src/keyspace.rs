@@ -11,10 +11,12 @@
 //! The expiry deadline sits in the entry itself, so a TTL costs no second map entry.
 
 use std::hash::BuildHasher;
+use std::time::Duration;
 
 use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::host::Host;
 use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
@@ -181,6 +183,10 @@ impl Shard {
     }
 }
 
+/// How long a command waits for a shard before the wait counts as long: contention between
+/// commands lasts microseconds.
+const LONG_LOCK_WAIT: Duration = Duration::from_millis(1);
+
 /// All shards.
 #[derive(Debug)]
 pub struct Keyspace {
@@ -231,9 +237,29 @@ impl Keyspace {
         self.shards.get(shard).map(Mutex::lock)
     }
 
-    /// Every shard, locked in index order (the global lock order, which rules out deadlock).
-    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
-        self.shards.iter().map(Mutex::lock).collect()
+    /// The shard if no one holds it (work that can come back later skips a busy shard).
+    pub fn try_lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
+        self.shards.get(shard)?.try_lock()
+    }
+
+    /// Locks a shard for a command. A wait past [`LONG_LOCK_WAIT`] means another thread holds
+    /// the shard for long (a script holds every shard while it runs, for as long as it runs):
+    /// the rest of the wait goes on inside [`Host::wait_long`], so that the server can move
+    /// the waiting thread's other connections elsewhere meanwhile.
+    pub fn lock_for_command(&self, shard: usize, host: &dyn Host) -> Option<MutexGuard<'_, Shard>> {
+        let mutex = self.shards.get(shard)?;
+        if let Some(guard) = mutex.try_lock_for(LONG_LOCK_WAIT) {
+            return Some(guard);
+        }
+        let mut waited = None;
+        host.wait_long(&mut || waited = Some(mutex.lock()));
+        waited.or_else(|| Some(mutex.lock()))
+    }
+
+    /// Every shard for a command, locked in index order (the global lock order, which rules
+    /// out deadlock), each as [`Keyspace::lock_for_command`] locks it.
+    pub fn lock_all_for_command(&self, host: &dyn Host) -> Vec<MutexGuard<'_, Shard>> {
+        (0..self.shards.len()).filter_map(|shard| self.lock_for_command(shard, host)).collect()
     }
 }
 

@@ -111,7 +111,28 @@ impl Shared {
         }
         outcome
     }
+
+    /// Waits while a script holds the keyspace, until it ends or passes the busy threshold
+    /// (then commands get `BUSY` and `SCRIPT KILL` runs). Waiting on the shard locks instead
+    /// would hold this async worker for as long as the script runs; with every worker held so,
+    /// no connection is read, `SCRIPT KILL`'s neither. Most scripts take microseconds: the
+    /// wait yields to other tasks at first, then polls every millisecond.
+    pub async fn wait_for_script(&self) {
+        let scripting = &self.engine.scripting;
+        let mut yields = 0;
+        while scripting.holds_keyspace(crate::clock::now_ms()) {
+            if yields < SCRIPT_WAIT_YIELDS {
+                yields += 1;
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
 }
+
+/// How many times [`Shared::wait_for_script`] yields before it sleeps.
+const SCRIPT_WAIT_YIELDS: u32 = 64;
 
 /// Serve one accepted plain-TCP connection from `addr` until it closes; `laddr` is its
 /// local address if the listener knows it.
@@ -294,8 +315,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             // Messages delivered before this command go out before its reply, as in Redis.
             self.take_messages();
+            self.shared.wait_for_script().await;
             let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
             wait_seq = wait_seq.max(blocking_wait);
+            if *self.shared.host.shutdown.borrow() {
+                // A SHUTDOWN that goes ahead closes every connection without a reply, its own
+                // included, as in Redis.
+                return Err(Close::Requested);
+            }
             if self.client.close_after_reply {
                 self.flush(wait_seq).await?;
                 return Err(Close::Requested);
@@ -351,6 +378,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
             tokio::select! {
                 () = self.wake.notified() => {
+                    self.shared.wait_for_script().await;
                     let outcome = self.run_command(args, crate::clock::now_ms());
                     if outcome.blocked.is_none() {
                         break Ok(outcome);

@@ -173,6 +173,30 @@ impl ServerHost {
     }
 }
 
+/// Runs blocking work from a command handler: when called on an async worker, the runtime
+/// moves that worker's other tasks to another thread first.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Called on a script's thread once the script has run for long. A tokio worker busy with one
+/// task polls nothing else: while every other worker sleeps, no socket or timer is looked at
+/// until the script ends, `SCRIPT KILL` included. `block_in_place` hands this worker's core
+/// (its queue and the I/O driver it may take) to a new thread and leaves the script this one;
+/// the pause lets that thread pick the core up, which `block_in_place` would otherwise take
+/// back as it returns. Once the core is gone, later calls only pause.
+pub(crate) fn hand_off_worker() {
+    blocking(|| std::thread::sleep(HAND_OFF_PAUSE));
+}
+
+/// See [`hand_off_worker`]: a thread starts in tens of microseconds on an idle machine.
+const HAND_OFF_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
 fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -180,6 +204,10 @@ fn unix_secs() -> u64 {
 impl Host for ServerHost {
     fn loading(&self) -> bool {
         self.persistence.is_loading()
+    }
+
+    fn wait_long(&self, wait: &mut dyn FnMut()) {
+        blocking(wait);
     }
 
     fn info_section(&self, section: &str) -> Option<String> {
@@ -246,10 +274,16 @@ impl Host for ServerHost {
         let limits = &self.limits;
         let acllog_max_len = self.notifier.get().map_or(128, |e| e.acl.log_max_len());
         let samples = self.notifier.get().map_or(5, |e| e.eviction.samples());
-        let items: [(&str, String); 22] = [
+        let busy_threshold = self
+            .notifier
+            .get()
+            .map_or(staykv_engine::scripting::DEFAULT_BUSY_THRESHOLD_MS, |e| e.scripting.busy_threshold_ms());
+        let items: [(&str, String); 24] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
+            ("busy-reply-threshold", busy_threshold.to_string()),
+            ("lua-time-limit", busy_threshold.to_string()),
             ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
             ("proto-max-bulk-len", limits.proto_max_bulk_len().to_string()),
             ("client-output-buffer-limit", limits.output().format()),
@@ -297,10 +331,20 @@ impl Host for ServerHost {
                 }
                 self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
             }
-            "timeout" | "acllog-max-len" => {
-                let n: u64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+            "timeout" | "acllog-max-len" | "busy-reply-threshold" | "lua-time-limit" => {
+                let n: i64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+                let max = if name == "timeout" { i64::from(i32::MAX) } else { i64::MAX };
+                let n = u64::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= max.unsigned_abs())
+                    .ok_or_else(|| invalid(&format!("argument must be between 0 and {max} inclusive")))?;
                 match name {
                     "timeout" => self.limits.timeout_secs.store(n, Ordering::Relaxed),
+                    "busy-reply-threshold" | "lua-time-limit" => {
+                        if let Some(engine) = self.notifier.get() {
+                            engine.scripting.set_busy_threshold_ms(n);
+                        }
+                    }
                     _ => {
                         if let Some(engine) = self.notifier.get() {
                             engine.acl.set_log_max_len(usize::try_from(n).unwrap_or(usize::MAX));

@@ -67,5 +67,12 @@ fn run_server(config: config::Config) -> Result<(), String> {
         .thread_name("staykv-worker")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(server::run(config))
+    let result = runtime.block_on(server::run(config));
+    // The log is flushed by now. A script that SHUTDOWN NOSAVE interrupted still runs on a
+    // thread of the runtime, and dropping the runtime would wait for it to end.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
+
+/// How long threads of the runtime may take to finish once the server has stopped.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -30,6 +30,7 @@ use staykv_storage::{
 
 use crate::config::FsyncPolicy;
 use crate::durable_wait::DurableWaiters;
+use crate::host::blocking;
 use crate::snapshot::{self, EngineReplay};
 
 const MISCONF: &str = "MISCONF StayKV cannot write its log to disk, so commands that change data are refused until it can. Reads keep working; check the server log for the disk error (disk full?).";
@@ -151,16 +152,6 @@ fn segment_sizes(dir: &Path) -> Vec<(u64, u64)> {
     }
     out.sort_unstable();
     out
-}
-
-/// Runs a blocking job from a command handler: off the async worker when there is one.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
 }
 
 /// `nice` of a background snapshot thread: under CPU contention the scheduler gives it about a

@@ -24,6 +24,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let policy = staykv_engine::evict::Policy::parse(&config.maxmemory_policy)
         .ok_or_else(|| format!("unknown maxmemory-policy '{}'", config.maxmemory_policy))?;
     engine.eviction.set_policy(policy);
+    engine.scripting.on_long_run(Box::new(crate::host::hand_off_worker));
     if let Some(password) = &config.requirepass {
         engine.acl.set_default_password(Some(password.as_bytes()), &engine.table);
     }

@@ -126,48 +126,94 @@ fn bullmq_scripts_load_as_in_redis() {
     report("bullmq scripts", &mismatches);
 }
 
-/// A read-only script looping forever: past 5 s other clients get BUSY, SCRIPT KILL stops it
-/// and the script's caller gets Redis's error.
-///
-/// Ignored until the server runs long commands off its async workers: today the script
-/// occupies one worker and the periodic tasks (active expiry, metrics upkeep) block the others
-/// on the shard locks the script holds, so no connection is served until the script ends.
-/// The engine side (BUSY, SCRIPT KILL, UNKILLABLE) is covered by the engine's unit tests.
-#[test]
-#[ignore = "needs the server to run scripts with block_in_place (see the doc comment)"]
-fn busy_script_is_killed_like_redis() {
-    let Some((redis, staykv)) = servers() else { return };
-    let outcomes: Vec<Vec<Vec<u8>>> = std::thread::scope(|scope| {
-        let runs: Vec<_> = [&redis, &staykv]
-            .into_iter()
-            .map(|server| {
-                scope.spawn(move || {
-                    let mut looping = server.connect();
-                    looping.stream().set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                    looping.send(&common::encode_str(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"]));
-                    std::thread::sleep(Duration::from_millis(5_700));
-                    let mut other = server.connect();
-                    let busy = other.cmd(&["GET", "k"]);
-                    let function_kill = other.cmd(&["FUNCTION", "KILL"]);
-                    let kill = other.cmd(&["SCRIPT", "KILL"]);
-                    let killed = looping.read_frame().unwrap();
-                    let after = other.cmd(&["SCRIPT", "KILL"]);
-                    vec![busy, function_kill, kill, killed, after]
-                })
-            })
-            .collect();
-        runs.into_iter().map(|h| h.join().unwrap()).collect()
+/// The replies a scenario collected, each with what it answers.
+type NamedReplies = Vec<(&'static str, Vec<u8>)>;
+
+/// Runs `scenario` against both servers at once (each has a script to wait for) and reports
+/// the named replies that differ; the scenario returns `(name, reply)` pairs.
+fn compare_scenario(what: &str, redis: &Server, staykv: &Server, scenario: fn(&Server) -> NamedReplies) {
+    let [expected, got] = std::thread::scope(|scope| {
+        let redis = scope.spawn(|| scenario(redis));
+        let staykv = scope.spawn(|| scenario(staykv));
+        [redis.join().unwrap(), staykv.join().unwrap()]
     });
-    let names = ["GET while busy", "FUNCTION KILL", "SCRIPT KILL", "the script's reply", "SCRIPT KILL after"];
-    let mismatches: Vec<String> = names
+    assert_eq!(expected.len(), got.len(), "{what}: the scenario took another path");
+    let mismatches: Vec<String> = expected
         .iter()
-        .zip(outcomes[0].iter().zip(&outcomes[1]))
-        .filter(|(_, (r, s))| r != s)
-        .map(|(name, (r, s))| {
+        .zip(&got)
+        .filter(|((_, r), (_, s))| r != s)
+        .map(|((name, r), (_, s))| {
             format!("{name}: redis {:?} staykv {:?}", String::from_utf8_lossy(r), String::from_utf8_lossy(s))
         })
         .collect();
-    report("busy script", &mismatches);
+    report(what, &mismatches);
+}
+
+/// A read-only script looping forever: past 5 s other clients get BUSY, SCRIPT KILL stops it
+/// and the script's caller gets Redis's error. The script holds every shard and one async
+/// worker all along; the server must keep serving the other connections regardless.
+#[test]
+fn busy_script_is_killed_like_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    compare_scenario("busy script", &redis, &staykv, |server| {
+        let mut looping = server.connect();
+        looping.stream().set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        looping.send(&common::encode_str(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"]));
+        std::thread::sleep(Duration::from_millis(5_700));
+        let mut other = server.connect();
+        let busy = other.cmd(&["GET", "k"]);
+        let function_kill = other.cmd(&["FUNCTION", "KILL"]);
+        let kill = other.cmd(&["SCRIPT", "KILL"]);
+        let killed = looping.read_frame().unwrap();
+        let after = other.cmd(&["SCRIPT", "KILL"]);
+        vec![
+            ("GET while busy", busy),
+            ("FUNCTION KILL", function_kill),
+            ("SCRIPT KILL", kill),
+            ("the script's reply", killed),
+            ("SCRIPT KILL after", after),
+        ]
+    });
+}
+
+/// A script that wrote and then loops cannot be killed: past the busy threshold (lowered
+/// with `CONFIG SET lua-time-limit`) other clients get BUSY except for the `allow_busy`
+/// commands, `SCRIPT KILL` answers UNKILLABLE, plain `SHUTDOWN` is refused, and
+/// `SHUTDOWN NOSAVE` ends the server (which then exits although the script never ended).
+#[test]
+fn unkillable_script_ends_only_with_shutdown_nosave() {
+    let Some((mut redis, mut staykv)) = servers() else { return };
+    compare_scenario("unkillable script", &redis, &staykv, |server| {
+        let mut other = server.connect();
+        let mut replies = vec![
+            ("CONFIG SET lua-time-limit", other.cmd(&["CONFIG", "SET", "lua-time-limit", "200"])),
+            ("CONFIG GET busy-reply-threshold", other.cmd(&["CONFIG", "GET", "busy-reply-threshold"])),
+        ];
+        let mut looping = server.connect();
+        looping.send(&common::encode_str(&["EVAL", "redis.call('set', 'w', 1) while true do end", "0"]));
+        std::thread::sleep(Duration::from_millis(700));
+        for args in [
+            &["GET", "w"][..],
+            &["SCRIPT", "KILL"],
+            &["FUNCTION", "KILL"],
+            &["SHUTDOWN"],
+            &["MULTI"],
+            &["DISCARD"],
+            &["PING"],
+        ] {
+            replies.push((args[0], other.cmd(args)));
+        }
+        other.send(&common::encode_str(&["SHUTDOWN", "NOSAVE"]));
+        replies.push(("SHUTDOWN NOSAVE", other.read_frame().unwrap_or_default()));
+        replies
+    });
+    for server in [&mut redis, &mut staykv] {
+        assert!(
+            common::wait_until(Duration::from_secs(10), || !server.is_running()),
+            "{:?} still runs 10 s after SHUTDOWN NOSAVE",
+            server.kind()
+        );
+    }
 }
 
 const EVAL_CASES: &[&[&str]] = &[

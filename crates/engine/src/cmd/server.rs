@@ -23,7 +23,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", config)
         .subcommands(CONFIG_SUBCOMMANDS),
     CommandSpec::new("command", -1, LOADING | STALE, "connection", command).subcommands(COMMAND_SUBCOMMANDS),
-    CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, "server", shutdown),
+    CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, "server", shutdown),
     CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
     CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),

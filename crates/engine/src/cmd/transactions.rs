@@ -16,12 +16,30 @@ use crate::exec::Ctx;
 pub static COMMANDS: &[CommandSpec] = &[
     // MULTI and WATCH are not `no_multi` in Redis 7.0: inside a transaction they run, answer
     // an error, and leave the transaction intact.
-    CommandSpec::new("multi", 1, NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL, "transaction", multi),
+    CommandSpec::new(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL | ALLOW_BUSY,
+        "transaction",
+        multi,
+    ),
     CommandSpec::new("exec", 1, NOSCRIPT | LOADING | STALE | ALL_SHARDS | TRANSACTION_CONTROL, "transaction", exec),
-    CommandSpec::new("discard", 1, NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL, "transaction", discard),
-    CommandSpec::new("watch", -2, NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL, "transaction", watch)
-        .keys(1, -1, 1),
-    CommandSpec::new("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST, "transaction", unwatch),
+    CommandSpec::new(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL | ALLOW_BUSY,
+        "transaction",
+        discard,
+    ),
+    CommandSpec::new(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | TRANSACTION_CONTROL | ALLOW_BUSY,
+        "transaction",
+        watch,
+    )
+    .keys(1, -1, 1),
+    CommandSpec::new("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "transaction", unwatch),
 ];
 
 fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {

@@ -58,6 +58,10 @@ const PRELUDE_NAME: &str = "=[staykv]";
 pub const LOG_KEEP: usize = 1000;
 /// Instructions between two checks of the kill flag.
 const HOOK_EVERY: u32 = 10_000;
+/// Hook ticks after which a script counts as running long (some 10 ms of plain Lua), and
+/// between two later calls of the long-run callback (some 100 ms).
+const LONG_RUN_TICKS: u64 = 200;
+const LONG_RUN_EVERY: u64 = 2_000;
 /// Hook ticks (of [`HOOK_EVERY`] instructions) a library may take to load.
 const LOAD_BUDGET_TICKS: i64 = 5_000;
 /// Redis's `busy-reply-threshold` default.
@@ -130,6 +134,33 @@ struct Shared {
     kill: AtomicBool,
     rng: Mutex<Rand48>,
     log: Mutex<VecDeque<(u8, String)>>,
+    /// Hook ticks since the running script started.
+    ticks: AtomicU64,
+    long_run: OnLongRun,
+}
+
+/// What the server wants done on the script's thread once a script runs long
+/// ([`Scripting::on_long_run`]).
+#[derive(Default)]
+struct OnLongRun(std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for OnLongRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "OnLongRun(set)" } else { "OnLongRun(unset)" })
+    }
+}
+
+impl Shared {
+    /// One hook tick of the running script: past [`LONG_RUN_TICKS`], and every
+    /// [`LONG_RUN_EVERY`] ticks after, the server's long-run callback runs.
+    fn tick(&self) {
+        let ticks = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+        if ticks >= LONG_RUN_TICKS && (ticks - LONG_RUN_TICKS).is_multiple_of(LONG_RUN_EVERY) {
+            if let Some(callback) = self.long_run.0.get() {
+                callback();
+            }
+        }
+    }
 }
 
 /// Per-run settings the Lua-side functions read (`redis.setresp`).
@@ -215,6 +246,8 @@ impl Default for Scripting {
                 kill: AtomicBool::new(false),
                 rng: Mutex::new(Rand48::new()),
                 log: Mutex::new(VecDeque::new()),
+                ticks: AtomicU64::new(0),
+                long_run: OnLongRun::default(),
             }),
             busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
         }
@@ -241,10 +274,29 @@ impl Scripting {
         self.busy_threshold_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// Sets what runs on a script's own thread once the script has run for long (some 10 ms
+    /// of Lua), and again every 100 ms or so while it goes on: the server moves the other work
+    /// of that thread elsewhere. Set once; later calls are ignored.
+    pub fn on_long_run(&self, callback: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.shared.long_run.0.set(callback);
+    }
+
     /// The `redis.log` lines written since the last call, oldest first, with Redis's levels
     /// (0 debug, 1 verbose, 2 notice, 3 warning).
     pub fn drain_log(&self) -> Vec<(u8, String)> {
         self.shared.log.lock().drain(..).collect()
+    }
+
+    /// Whether other clients' commands should wait for a running script at `now`: one runs
+    /// and has not yet passed the busy threshold (past it they get `BUSY`; with the threshold
+    /// at 0 they wait until it ends, as Redis serves no one then). One atomic load when no
+    /// script runs.
+    pub fn holds_keyspace(&self, now: u64) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return false;
+        }
+        let threshold = self.busy_threshold_ms();
+        self.running.lock().as_ref().is_some_and(|r| threshold == 0 || now.saturating_sub(r.started_ms) < threshold)
     }
 
     /// Whether a script has been running for longer than the busy threshold at `now`.
@@ -256,18 +308,23 @@ impl Scripting {
     }
 
     /// The `BUSY` error another client gets while a script has run past the threshold, for
-    /// commands other than the few Redis allows then (AUTH, HELLO, QUIT, RESET, SHUTDOWN).
-    /// SCRIPT KILL and FUNCTION KILL are answered here, before the dispatcher would wait for
-    /// the shard locks the script holds. Commands already waiting for those locks keep waiting.
+    /// commands other than those Redis flags `allow_busy` (AUTH, HELLO, MULTI, WATCH...;
+    /// SHUTDOWN only with NOSAVE) and FUNCTION STATS. SCRIPT KILL and FUNCTION KILL are
+    /// answered here, before the dispatcher would wait for the shard locks the script holds.
+    /// Commands already waiting for those locks keep waiting.
     pub fn busy_reply(&self, spec: &CommandSpec, args: &[Bytes], now: u64) -> Option<Reply> {
         if !self.active.load(Ordering::Acquire) {
             return None;
         }
         let running = self.busy(now)?;
-        let kill = args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"kill")) && args.len() == 2;
+        let sub = |name: &[u8]| args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(name)) && args.len() == 2;
+        let nosave = || args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"nosave"));
         match spec.name {
-            "auth" | "hello" | "quit" | "reset" | "shutdown" => return None,
-            "script" | "function" if kill => {
+            "shutdown" if nosave() => return None,
+            "shutdown" => {}
+            _ if spec.has(flags::ALLOW_BUSY) => return None,
+            "function" if sub(b"stats") => return None,
+            "script" | "function" if sub(b"kill") => {
                 return Some(self.kill(spec.name == "script", now).unwrap_or_else(|e| e));
             }
             _ => {}
@@ -385,6 +442,7 @@ impl Scripting {
     fn run(&self, vm: &Vm, ctx: &mut Ctx, function: &Function, keys: &[Bytes], argv: &[Bytes], run: Run) -> Reply {
         let wrote = Arc::new(AtomicBool::new(false));
         self.shared.kill.store(false, Ordering::Release);
+        self.shared.ticks.store(0, Ordering::Relaxed);
         *self.running.lock() = Some(Running {
             started_ms: ctx.now,
             is_eval: run.is_eval,
@@ -864,13 +922,14 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
     let env: Table = result.get("env")?;
     lua.set_globals(env.clone())?;
 
-    let kill = shared.clone();
+    let hooked = shared.clone();
     let load_budget = Arc::new(AtomicI64::new(-1));
     let budget = load_budget.clone();
     lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_lua, _debug| {
-        if kill.kill.load(Ordering::Acquire) {
+        if hooked.kill.load(Ordering::Acquire) {
             return Err(mlua::Error::RuntimeError(KILLED.into()));
         }
+        hooked.tick();
         match budget.load(Ordering::Relaxed) {
             0 => return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into())),
             b if b > 0 => {

@@ -149,7 +149,9 @@ async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endp
         Endpoint::Healthz => return Ok(health(&inner.shared)),
         Endpoint::Metrics => {
             auth::may_read_metrics(&inner.tokens, &parts.headers, query, peer)?;
-            let mut response = Response::new(Body::from(crate::metrics::render(&inner.shared)));
+            // Key counts lock every shard, which a running script holds.
+            let text = crate::host::blocking(|| crate::metrics::render(&inner.shared));
+            let mut response = Response::new(Body::from(text));
             response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             return Ok(response);
         }
@@ -162,6 +164,7 @@ async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endp
         _ => Encoding::Text,
     };
     wait_for_sync_token(inner, &parts.headers).await;
+    inner.shared.wait_for_script().await;
 
     let mut batch = Batch::new(&inner.shared, access);
     let mut out = Vec::with_capacity(64);
@@ -211,10 +214,8 @@ async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endp
 /// Commands run on the async worker that received the request, as RESP does. A long batch
 /// tells the runtime first, so the worker's other connections move elsewhere meanwhile.
 fn long_running<T>(commands: usize, run: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    let multi_thread = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if commands >= LONG_BATCH && multi_thread {
-        tokio::task::block_in_place(run)
+    if commands >= LONG_BATCH {
+        crate::host::blocking(run)
     } else {
         run()
     }
