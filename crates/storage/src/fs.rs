@@ -28,6 +28,9 @@ pub trait FsFile: Send + fmt::Debug {
     fn sync_data(&mut self) -> io::Result<()>;
     /// Truncates or extends the file to `len` bytes (not durable until `sync_data`).
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// A second handle on the same open file (`dup`): an fsync through it covers, and reports
+    /// the errors of, writes made through either.
+    fn try_clone(&self) -> io::Result<Box<dyn FsFile>>;
     /// Starts writing `len` bytes at `offset` to the disk without waiting for them: a hint
     /// that shortens the next `sync_data`, never a durability point (a write error still
     /// comes from `sync_data`). Does nothing by default.
@@ -100,7 +103,6 @@ impl RealFs {
 #[derive(Debug)]
 struct RealFile {
     file: File,
-    #[allow(dead_code)]
     path: PathBuf,
 }
 
@@ -144,6 +146,10 @@ impl FsFile for RealFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+
+    fn try_clone(&self) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(RealFile { file: self.file.try_clone()?, path: self.path.clone() }))
     }
 
     #[cfg(target_os = "linux")]

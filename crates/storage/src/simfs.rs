@@ -324,6 +324,12 @@ impl SimFs {
         s.sync_fault = Some(fault);
     }
 
+    /// Injected faults not yet hit: (failing writes, failing syncs) still to come.
+    pub fn faults_pending(&self) -> (u64, u64) {
+        let s = self.state.lock();
+        (s.fail_writes, s.fail_syncs)
+    }
+
     /// Cancels all pending injected faults.
     pub fn clear_faults(&self) {
         let mut s = self.state.lock();
@@ -459,6 +465,10 @@ impl FsFile for SimFile {
         i.mark_dirty(from);
         i.current.resize(len, 0);
         Ok(())
+    }
+
+    fn try_clone(&self) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(SimFile { fs: self.fs.clone(), ino: self.ino, writable: self.writable }))
     }
 }
 
