@@ -41,6 +41,8 @@ pub mod flags {
     pub const SUBSCRIBED_OK: u32 = 1 << 14;
     /// Runs while a script is busy (past `busy-reply-threshold`) instead of getting `BUSY`.
     pub const ALLOW_BUSY: u32 = 1 << 15;
+    /// Not entered in the slow log (EXEC: Redis logs the commands it runs instead).
+    pub const SKIP_SLOWLOG: u32 = 1 << 16;
 
     pub(crate) const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -56,6 +58,7 @@ pub mod flags {
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
     ];
 }
 

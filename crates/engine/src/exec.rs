@@ -55,6 +55,16 @@ pub struct Outcome {
     /// The command found nothing and asks to wait: the client is registered on its keys.
     /// Re-run the same command when woken; send `reply` (the timeout answer) at the deadline.
     pub blocked: Option<Blocked>,
+    /// The command ran (it was not refused, queued or left waiting): what the slow log and
+    /// `commandstats` time.
+    pub ran: bool,
+}
+
+impl Outcome {
+    /// A command refused, unknown or queued: it did not run.
+    fn not_run(reply: Reply, command: Option<usize>) -> Outcome {
+        Outcome { reply, wait_seq: 0, command, blocked: None, ran: false }
+    }
 }
 
 /// A blocked command's wait.
@@ -98,6 +108,8 @@ pub struct Engine {
     pub eviction: crate::evict::Eviction,
     /// Lua scripting: the Lua states, the script cache and function libraries.
     pub scripting: crate::scripting::Scripting,
+    /// Commands that ran long (the server times them).
+    pub slowlog: crate::slowlog::SlowLog,
     /// Users and their permissions (AUTH, ACL), checked before every command.
     pub acl: crate::acl::Acl,
 }
@@ -118,6 +130,7 @@ impl Engine {
             notifier: crate::notify::Notifier::default(),
             eviction: crate::evict::Eviction::default(),
             scripting: crate::scripting::Scripting::default(),
+            slowlog: crate::slowlog::SlowLog::default(),
             acl,
         }
     }
@@ -132,7 +145,7 @@ impl Engine {
         journal: &dyn Journal,
     ) -> Outcome {
         let Some(name) = args.first() else {
-            return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
+            return Outcome::not_run(errors::unknown_command(args), None);
         };
         let found = self.table.lookup(name);
         client.command = found.and_then(|(_, spec)| spec.name_for(args));
@@ -140,7 +153,7 @@ impl Engine {
             self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // An unknown command dooms the transaction it was sent in, like any refusal.
             client.multi_failed |= client.multi.is_some();
-            return Outcome { reply: errors::unknown_command(args), wait_seq: 0, command: None, blocked: None };
+            return Outcome::not_run(errors::unknown_command(args), None);
         };
         // A script running past the busy threshold refuses other clients' commands with BUSY.
         let refused = self.scripting.busy_reply(spec, args, now);
@@ -151,11 +164,11 @@ impl Engine {
             self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // A command refused while queuing dooms the transaction, as in Redis.
             client.multi_failed |= client.multi.is_some();
-            return Outcome { reply, wait_seq: 0, command: Some(index), blocked: None };
+            return Outcome::not_run(reply, Some(index));
         }
         if let Some(queue) = client.multi.as_mut().filter(|_| !spec.has(flags::TRANSACTION_CONTROL)) {
             queue.push(args.to_vec());
-            return Outcome { reply: Reply::Status("QUEUED"), wait_seq: 0, command: Some(index), blocked: None };
+            return Outcome::not_run(Reply::Status("QUEUED"), Some(index));
         }
         // Redis hides AUTH and HELLO from MONITOR: they carry passwords.
         if self.pubsub.has_monitors() && !matches!(spec.name, "auth" | "hello" | "monitor") {
@@ -171,7 +184,8 @@ impl Engine {
                 self.counters.stats().failed_calls.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Outcome { reply, wait_seq, command: Some(index), blocked }
+        let ran = blocked.is_none();
+        Outcome { reply, wait_seq, command: Some(index), blocked, ran }
     }
 
     /// Run a command given as text at time 1, with no host and no journal (unit tests).

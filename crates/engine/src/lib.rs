@@ -35,6 +35,7 @@ pub mod num;
 pub mod pubsub;
 pub mod rdbconv;
 pub mod scripting;
+pub mod slowlog;
 pub mod small_bytes;
 pub mod stats;
 pub mod stream;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use staykv_engine::blocking::ClientWaker;
 use staykv_engine::client::ReplyMode;
-use staykv_engine::command::CommandName;
+use staykv_engine::command::{flags, CommandName};
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Engine, Outcome};
 use staykv_resp::Reply;
@@ -107,9 +107,22 @@ impl Shared {
         let started = Instant::now();
         let outcome = self.engine.execute(client, args, now, &*self.host, &*self.persistence);
         if let Some(index) = outcome.command {
-            self.engine.counters.record_run_time(index, started.elapsed());
+            let elapsed = started.elapsed();
+            self.engine.counters.record_run_time(index, elapsed);
+            if outcome.ran {
+                self.offer_to_slowlog(client, args, index, now, elapsed);
+            }
         }
         outcome
+    }
+
+    fn offer_to_slowlog(&self, client: &Client, args: &[Bytes], index: usize, now: u64, elapsed: Duration) {
+        let slowlog = &self.engine.slowlog;
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let skipped = || self.engine.table.all().get(index).is_some_and(|spec| spec.has(flags::SKIP_SLOWLOG));
+        if slowlog.is_slow(micros) && !skipped() {
+            slowlog.record(now / 1000, micros, args, &client.origin, client.name.as_ref());
+        }
     }
 
     /// Waits while a script holds the keyspace, until it ends or passes the busy threshold

@@ -274,15 +274,20 @@ impl Host for ServerHost {
         let limits = &self.limits;
         let acllog_max_len = self.notifier.get().map_or(128, |e| e.acl.log_max_len());
         let samples = self.notifier.get().map_or(5, |e| e.eviction.samples());
+        let slowlog = self.notifier.get().map(|e| &e.slowlog);
+        let slowlog_threshold = slowlog.map_or(staykv_engine::slowlog::DEFAULT_THRESHOLD_US, |s| s.threshold_us());
+        let slowlog_max_len = slowlog.map_or(staykv_engine::slowlog::DEFAULT_MAX_LEN, |s| s.max_len());
         let busy_threshold = self
             .notifier
             .get()
             .map_or(staykv_engine::scripting::DEFAULT_BUSY_THRESHOLD_MS, |e| e.scripting.busy_threshold_ms());
-        let items: [(&str, String); 24] = [
+        let items: [(&str, String); 26] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
             ("busy-reply-threshold", busy_threshold.to_string()),
+            ("slowlog-log-slower-than", slowlog_threshold.to_string()),
+            ("slowlog-max-len", slowlog_max_len.to_string()),
             ("lua-time-limit", busy_threshold.to_string()),
             ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
             ("proto-max-bulk-len", limits.proto_max_bulk_len().to_string()),
@@ -331,7 +336,16 @@ impl Host for ServerHost {
                 }
                 self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
             }
-            "timeout" | "acllog-max-len" | "busy-reply-threshold" | "lua-time-limit" => {
+            "slowlog-log-slower-than" => {
+                let n: i64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+                if n < -1 {
+                    return Err(invalid("argument must be between -1 and 9223372036854775807 inclusive"));
+                }
+                if let Some(engine) = self.notifier.get() {
+                    engine.slowlog.set_threshold_us(n);
+                }
+            }
+            "timeout" | "acllog-max-len" | "busy-reply-threshold" | "lua-time-limit" | "slowlog-max-len" => {
                 let n: i64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
                 let max = if name == "timeout" { i64::from(i32::MAX) } else { i64::MAX };
                 let n = u64::try_from(n)
@@ -343,6 +357,11 @@ impl Host for ServerHost {
                     "busy-reply-threshold" | "lua-time-limit" => {
                         if let Some(engine) = self.notifier.get() {
                             engine.scripting.set_busy_threshold_ms(n);
+                        }
+                    }
+                    "slowlog-max-len" => {
+                        if let Some(engine) = self.notifier.get() {
+                            engine.slowlog.set_max_len(usize::try_from(n).unwrap_or(usize::MAX));
                         }
                     }
                     _ => {

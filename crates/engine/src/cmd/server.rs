@@ -28,8 +28,28 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
     CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
+    CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server", role),
+    CommandSpec::new("slowlog", -2, 0, "server", slowlog).subcommands(SLOWLOG_SUBCOMMANDS),
     CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait),
     CommandSpec::new("waitaof", 4, NOSCRIPT, "connection", waitaof),
+];
+
+/// The SLOWLOG subcommands, with Redis 7's arities (checked before the handler).
+const SLOWLOG_SUBCOMMANDS: &[(&str, i32)] = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];
+
+const SLOWLOG_HELP: &[&str] = &[
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
 ];
 
 /// The COMMAND subcommands StayKV has, with Redis 7's arities (checked before the handler).
@@ -160,6 +180,47 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     ctx.propagate_args(args);
     Ok(Reply::Ok)
+}
+
+/// ROLE: StayKV has no replicas, so it is a master at replication offset 0.
+fn role(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Array(vec![Reply::bulk_str("master"), Reply::Int(0), Reply::Array(Vec::new())]))
+}
+
+fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let log = &ctx.engine.slowlog;
+    match arg(args, 1)? {
+        s if is(s, "get") => {
+            let count = match args.get(2) {
+                None => Some(10),
+                Some(n) => match crate::num::parse_i64(n) {
+                    Some(-1) => None,
+                    Some(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                    _ => return Err(err("ERR count should be greater than or equal to -1")),
+                },
+            };
+            Ok(Reply::Array(log.newest(count).into_iter().map(slowlog_entry).collect()))
+        }
+        s if is(s, "len") => Ok(Reply::Int(i64::try_from(log.len()).unwrap_or(i64::MAX))),
+        s if is(s, "reset") => {
+            log.reset();
+            Ok(Reply::Ok)
+        }
+        s if is(s, "help") => Ok(super::help(SLOWLOG_HELP)),
+        s => Err(errors::unknown_subcommand(s, "slowlog")),
+    }
+}
+
+fn slowlog_entry(entry: crate::slowlog::Entry) -> Reply {
+    let int = |n: u64| Reply::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    Reply::Array(vec![
+        int(entry.id),
+        int(entry.unix_secs),
+        int(entry.micros),
+        Reply::bulks(entry.args),
+        Reply::Bulk(Bytes::from(entry.peer)),
+        Reply::Bulk(entry.name),
+    ])
 }
 
 fn time(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {

@@ -23,7 +23,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         "transaction",
         multi,
     ),
-    CommandSpec::new("exec", 1, NOSCRIPT | LOADING | STALE | ALL_SHARDS | TRANSACTION_CONTROL, "transaction", exec),
+    CommandSpec::new(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | ALL_SHARDS | TRANSACTION_CONTROL | SKIP_SLOWLOG,
+        "transaction",
+        exec,
+    ),
     CommandSpec::new(
         "discard",
         1,
