@@ -22,7 +22,7 @@ use bytes::Bytes;
 /// The longest value stored inline: 16 bytes less the variant tag and the length.
 const INLINE_CAPACITY: usize = 14;
 /// The longest key stored inline: 24 bytes less the variant tag and the length.
-const KEY_INLINE_CAPACITY: usize = 22;
+pub(crate) const KEY_INLINE_CAPACITY: usize = 22;
 
 /// A string value: inline up to [`INLINE_CAPACITY`] bytes, else a shared `Bytes`.
 #[derive(Clone)]
@@ -54,6 +54,10 @@ impl SmallBytes {
             SmallBytes::Inline { len, bytes } => prefix(bytes, *len),
             SmallBytes::Shared(data) => data,
         }
+    }
+
+    pub fn is_inline(&self) -> bool {
+        matches!(self, SmallBytes::Inline { .. })
     }
 
     /// The string as `Bytes`: a reference-count increment for a shared one, a copy of at most

@@ -23,6 +23,10 @@ pub enum Value {
     Stream(Box<crate::stream::Stream>),
 }
 
+/// What a string too long to inline costs beside its bytes: the box, the `Bytes` and its
+/// shared header.
+const SHARED_STRING_OVERHEAD: usize = 64;
+
 /// Redis 7.0's thresholds for reporting compact encodings of hashes (listpack) and sets
 /// (intset): `hash-max-listpack-entries`, `hash-max-listpack-value`, `set-max-intset-entries`.
 const HASH_LISTPACK_MAX_ENTRIES: usize = 512;
@@ -111,6 +115,27 @@ impl Value {
             Value::List(l) => l.iter().map(|e| e.len() + 32).sum(),
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 72).sum(),
             Value::Set(s) => s.iter().map(|m| m.len() + 40).sum(),
+            Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
+        }
+    }
+
+    /// Approximate heap bytes for `MEMORY USAGE`: lists, hashes and sets are estimated from
+    /// their first `samples` elements (all of them with 0), as Redis samples; a short string
+    /// stored inline costs nothing beyond its entry.
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        fn sampled<T>(items: impl ExactSizeIterator<Item = T>, samples: usize, size: impl Fn(T) -> usize) -> usize {
+            let len = items.len();
+            let take = if samples == 0 { len } else { samples.min(len) };
+            let seen: usize = items.take(take).map(size).sum();
+            seen.checked_div(take).map_or(0, |average| average * len)
+        }
+        match self {
+            Value::Str(s) if s.is_inline() => 0,
+            Value::Str(s) => s.len() + SHARED_STRING_OVERHEAD,
+            Value::List(l) => sampled(l.iter(), samples, |e| e.len() + 32),
+            Value::Hash(h) => sampled(h.iter(), samples, |(k, v)| k.len() + v.len() + 72),
+            Value::Set(s) => sampled(s.iter(), samples, |m| m.len() + 40),
             Value::ZSet(z) => z.heap_size(),
             Value::Stream(s) => s.heap_size(),
         }

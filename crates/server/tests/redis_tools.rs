@@ -322,6 +322,23 @@ fn redis_cli_scan() {
 /// `redis-benchmark -t ping,set,get,incr,mset -n 2000 -q` completes with no error (7.0's
 /// benchmark exits at the first error reply), over RESP2 and RESP3, and every request
 /// reached the server.
+/// `redis-cli --memkeys` (SCAN, TYPE, MEMORY USAGE per key) names the biggest key of each type.
+#[test]
+fn redis_cli_memkeys() {
+    if !have_tools() {
+        return;
+    }
+    for server in servers() {
+        let what = format!("{:?}", server.kind());
+        let input = b"SET small x\nSET big 0123456789012345678901234567890123456789\nRPUSH list a b c\n";
+        cli(&server, &[], input);
+        let text = stdout(&cli(&server, &["--memkeys"], b""));
+        assert!(!text.contains("failed"), "{what}: --memkeys said {text}");
+        assert!(text.contains("Biggest string found '\"big\"'"), "{what}: --memkeys said {text}");
+        assert!(text.contains("Biggest   list found '\"list\"'"), "{what}: --memkeys said {text}");
+    }
+}
+
 #[test]
 fn redis_benchmark() {
     if !have_tools() {

@@ -38,6 +38,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("copy", -3, WRITE | DENYOOM, "keyspace", copy).keys(1, 2, 1),
     CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_).keys(1, 1, 1),
     CommandSpec::new("object", -2, READONLY, "keyspace", object).keys(2, 2, 1).subcommands(OBJECT_SUBCOMMANDS),
+    CommandSpec::new("memory", -2, 0, "server", memory).keys(2, 2, 1).subcommands(MEMORY_SUBCOMMANDS),
     CommandSpec::new("dump", 2, READONLY, "keyspace", dump).keys(1, 1, 1),
     CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore).keys(1, 1, 1),
 ];
@@ -502,6 +503,57 @@ const OBJECT_HELP: &[&str] = &[
 /// Each subcommand has its own arity, as in Redis 7's command table.
 const OBJECT_SUBCOMMANDS: &[(&str, i32)] =
     &[("help", 2), ("encoding", 3), ("refcount", 3), ("idletime", 3), ("freq", 3)];
+
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// The MEMORY subcommands StayKV has (not DOCTOR and STATS), with Redis 7's arities.
+const MEMORY_SUBCOMMANDS: &[(&str, i32)] = &[("help", 2), ("usage", -3), ("malloc-stats", 2), ("purge", 2)];
+
+/// Redis's default number of elements MEMORY USAGE looks at in a collection.
+const MEMORY_SAMPLES: usize = 5;
+
+/// Per key, beside its value: the entry in its shard's slab and the hash table's slot.
+const KEY_OVERHEAD: usize = std::mem::size_of::<crate::keyspace::Entry>() + 8;
+
+fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    match arg(args, 1)? {
+        s if is(s, "usage") => {
+            let samples = memory_samples(args.get(3..).unwrap_or_default())?;
+            let key = arg(args, 2)?;
+            let key_heap = if key.len() > crate::small_bytes::KEY_INLINE_CAPACITY { key.len() } else { 0 };
+            Ok(match ctx.peek_read(key) {
+                Some(entry) => Reply::Int((KEY_OVERHEAD + key_heap + entry.value.memory_usage(samples)) as i64),
+                None => Reply::Nil,
+            })
+        }
+        s if is(s, "malloc-stats") => Ok(Reply::bulk_str("Stats not supported for the current allocator")),
+        s if is(s, "purge") => Ok(Reply::Ok),
+        _ => Ok(super::help(MEMORY_HELP)),
+    }
+}
+
+/// `[SAMPLES count]`, given any number of times (the last wins, as in Redis).
+fn memory_samples(options: &[Bytes]) -> Result<usize, Reply> {
+    let mut samples = MEMORY_SAMPLES;
+    let mut rest = options.iter();
+    while let Some(option) = rest.next() {
+        let count = rest.next().filter(|_| is(option, "samples")).ok_or_else(errors::syntax)?;
+        let count = crate::num::parse_i64(count).ok_or_else(|| err(errors::NOT_INTEGER))?;
+        samples = usize::try_from(count).map_err(|_| errors::syntax())?;
+    }
+    Ok(samples)
+}
 
 fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = arg(args, 1)?;

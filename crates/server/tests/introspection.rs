@@ -1,7 +1,8 @@
-//! SLOWLOG and ROLE against Debian's redis-server 7.0: the same commands on a fresh server of
-//! each kind must leave the same slow-log entries (ids, arguments as Redis cuts and redacts
-//! them, client name), with only the clock-made fields (timestamp, duration) and the client's
-//! port left out of the comparison; the other replies must be byte-identical.
+//! SLOWLOG, ROLE and MEMORY against Debian's redis-server 7.0: the same commands on a fresh
+//! server of each kind must leave the same slow-log entries (ids, arguments as Redis cuts and
+//! redacts them, client name), with only the clock-made fields (timestamp, duration) and the
+//! client's port left out of the comparison; the other replies must be byte-identical, except
+//! MEMORY USAGE's byte counts, which describe each server's own structures.
 //!
 //! Known difference, not exercised here: StayKV enters the commands a client sends, not the
 //! ones EXEC or a script runs for it (Redis enters those and skips EXEC itself).
@@ -48,6 +49,14 @@ const REPLIES: &[&[&str]] = &[
     // One name each: a glob lists them in hash-table order in Redis.
     &["CONFIG", "GET", "slowlog-max-len"],
     &["CONFIG", "GET", "slowlog-log-slower-than"],
+    &["MEMORY", "USAGE", "missing"],
+    &["MEMORY", "USAGE", "l", "SAMPLES"],
+    &["MEMORY", "USAGE", "l", "SAMPLES", "x"],
+    &["MEMORY", "USAGE", "l", "SAMPLES", "-1"],
+    &["MEMORY", "USAGE", "l", "FOO", "1"],
+    &["MEMORY", "USAGE"],
+    &["MEMORY", "FOO"],
+    &["MEMORY", "PURGE"],
 ];
 
 /// The slow log with the fields a clock or a port makes blanked: `[id, args, name]` per entry,
@@ -94,6 +103,21 @@ fn slowlog_and_role_match_redis() {
     for ((command, r), s) in REPLIES.iter().zip(&expected.1).zip(&got.1) {
         assert_eq!(s, r, "{command:?}");
     }
+}
+
+#[test]
+fn memory_usage_counts_at_least_the_bytes_stored() {
+    let staykv = Server::staykv();
+    let mut conn = staykv.connect();
+    let long_key = "k".repeat(100);
+    conn.cmd(&["SET", &long_key, &"v".repeat(1000)]);
+    conn.cmd(&["RPUSH", "l", &"x".repeat(100), &"y".repeat(100)]);
+    let usage = |conn: &mut RawConn, args: &[&str]| match call_str(conn, args) {
+        Val::Int(n) => n,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    assert!(usage(&mut conn, &["MEMORY", "USAGE", &long_key]) >= 1100);
+    assert!(usage(&mut conn, &["MEMORY", "USAGE", "l", "SAMPLES", "0"]) >= 200);
 }
 
 #[test]
