@@ -110,6 +110,8 @@ pub struct Engine {
     pub scripting: crate::scripting::Scripting,
     /// Commands that ran long (the server times them).
     pub slowlog: crate::slowlog::SlowLog,
+    /// CLIENT PAUSE (the server holds the commands back; expiry stops here).
+    pub pause: crate::pause::ClientPause,
     /// Users and their permissions (AUTH, ACL), checked before every command.
     pub acl: crate::acl::Acl,
 }
@@ -131,6 +133,7 @@ impl Engine {
             eviction: crate::evict::Eviction::default(),
             scripting: crate::scripting::Scripting::default(),
             slowlog: crate::slowlog::SlowLog::default(),
+            pause: crate::pause::ClientPause::default(),
             acl,
         }
     }
@@ -397,6 +400,10 @@ impl Engine {
     /// slice stopped, and delete what has expired (logged as DEL, like Redis). Returns how
     /// many keys expired. Run it often with a small budget; it never holds a lock for long.
     pub fn active_expire(&self, now: u64, budget: usize, journal: &dyn Journal) -> usize {
+        if self.pause.in_force(now) {
+            // Keys hold still during CLIENT PAUSE, as in Redis.
+            return 0;
+        }
         let shards = self.keyspace.shard_count();
         let mut expired = 0;
         let mut remaining = budget;
@@ -696,6 +703,10 @@ impl<'a> Ctx<'a> {
         let (hash, slice) = self.db_at(db, key);
         let pos = slice.find(hash, key)?;
         if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
+            if engine.pause.in_force(now) {
+                // Expired, but deleted only once CLIENT PAUSE ends: the dataset holds still.
+                return None;
+            }
             slice.remove(hash, key);
             engine.watches.touch(db, key, || false);
             self.engine.counters.stats().expired_keys.fetch_add(1, Ordering::Relaxed);

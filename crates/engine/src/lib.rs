@@ -32,6 +32,7 @@ pub mod keyspace;
 pub mod long_double;
 pub mod notify;
 pub mod num;
+pub mod pause;
 pub mod pubsub;
 pub mod rdbconv;
 pub mod scripting;

@@ -125,27 +125,48 @@ impl Shared {
         }
     }
 
-    /// Waits while a script holds the keyspace, until it ends or passes the busy threshold
-    /// (then commands get `BUSY` and `SCRIPT KILL` runs). Waiting on the shard locks instead
-    /// would hold this async worker for as long as the script runs; with every worker held so,
-    /// no connection is read, `SCRIPT KILL`'s neither. Most scripts take microseconds: the
-    /// wait yields to other tasks at first, then polls every millisecond.
-    pub async fn wait_for_script(&self) {
-        let scripting = &self.engine.scripting;
+    /// Waits until the command `args` may run (the HTTP front end, which knows its commands
+    /// only later, passes none: it waits as for a write).
+    ///
+    /// - While a script holds the keyspace, until it ends or passes the busy threshold (then
+    ///   commands get `BUSY` and `SCRIPT KILL` runs). Waiting on the shard locks instead would
+    ///   hold this async worker for as long as the script runs; with every worker held so, no
+    ///   connection is read, `SCRIPT KILL`'s neither. Most scripts take microseconds: the wait
+    ///   yields to other tasks at first, then polls every millisecond.
+    /// - While `CLIENT PAUSE` holds the command back, polling every few milliseconds.
+    pub async fn wait_to_run(&self, args: &[Bytes]) {
+        let engine = &self.engine;
         let mut yields = 0;
-        while scripting.holds_keyspace(crate::clock::now_ms()) {
-            if yields < SCRIPT_WAIT_YIELDS {
-                yields += 1;
-                tokio::task::yield_now().await;
+        loop {
+            let now = crate::clock::now_ms();
+            if engine.scripting.holds_keyspace(now) {
+                if yields < SCRIPT_WAIT_YIELDS {
+                    yields += 1;
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            } else if engine.pause.in_force(now) && self.paused(args, now) {
+                tokio::time::sleep(PAUSE_POLL).await;
             } else {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                return;
             }
         }
     }
+
+    /// Whether `CLIENT PAUSE` (in force) holds `args` back at `now`: no command is held as a
+    /// write would be, an unknown one not at all (it is refused at once).
+    fn paused(&self, args: &[Bytes], now: u64) -> bool {
+        let Some(name) = args.first() else { return true };
+        self.engine.table.lookup(name).is_some_and(|(_, spec)| self.engine.pause.holds(spec, now))
+    }
 }
 
-/// How many times [`Shared::wait_for_script`] yields before it sleeps.
+/// How many times [`Shared::wait_to_run`] yields for a script before it sleeps.
 const SCRIPT_WAIT_YIELDS: u32 = 64;
+
+/// How often a command held by `CLIENT PAUSE` looks whether the pause ended.
+const PAUSE_POLL: Duration = Duration::from_millis(5);
 
 /// Serve one accepted plain-TCP connection from `addr` until it closes; `laddr` is its
 /// local address if the listener knows it.
@@ -328,7 +349,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             // Messages delivered before this command go out before its reply, as in Redis.
             self.take_messages();
-            self.shared.wait_for_script().await;
+            self.shared.wait_to_run(&args).await;
             let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
             wait_seq = wait_seq.max(blocking_wait);
             if *self.shared.host.shutdown.borrow() {
@@ -391,7 +412,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
             tokio::select! {
                 () = self.wake.notified() => {
-                    self.shared.wait_for_script().await;
+                    self.shared.wait_to_run(args).await;
                     let outcome = self.run_command(args, crate::clock::now_ms());
                     if outcome.blocked.is_none() {
                         break Ok(outcome);

@@ -1,4 +1,4 @@
-//! SLOWLOG, ROLE and MEMORY against Debian's redis-server 7.0: the same commands on a fresh
+//! SLOWLOG, ROLE, MEMORY and CLIENT PAUSE against Debian's redis-server 7.0: the same commands on a fresh
 //! server of each kind must leave the same slow-log entries (ids, arguments as Redis cuts and
 //! redacts them, client name), with only the clock-made fields (timestamp, duration) and the
 //! client's port left out of the comparison; the other replies must be byte-identical, except
@@ -10,6 +10,8 @@
 
 mod common;
 mod persist_common;
+
+use std::time::Duration;
 
 use common::{frame_text, RawConn, Server};
 use persist_common::{call_str, Val};
@@ -57,6 +59,12 @@ const REPLIES: &[&[&str]] = &[
     &["MEMORY", "USAGE"],
     &["MEMORY", "FOO"],
     &["MEMORY", "PURGE"],
+    &["CLIENT", "PAUSE"],
+    &["CLIENT", "PAUSE", "x"],
+    &["CLIENT", "PAUSE", "-1"],
+    &["CLIENT", "PAUSE", "10", "foo"],
+    &["CLIENT", "PAUSE", "10", "WRITE", "extra"],
+    &["CLIENT", "UNPAUSE", "x"],
 ];
 
 /// The slow log with the fields a clock or a port makes blanked: `[id, args, name]` per entry,
@@ -134,4 +142,38 @@ fn slowlog_keeps_max_len_entries_and_threshold_minus_one_stops_it() {
     conn.cmd(&["SLOWLOG", "RESET"]);
     conn.cmd(&["SET", "k", "v"]);
     assert_eq!(call_str(&mut conn, &["SLOWLOG", "LEN"]), Val::Int(0));
+}
+
+/// What `CLIENT PAUSE WRITE` does, step by step, on one server: a write waits (no reply
+/// while paused) while reads go on; an expired key reads as missing but is not deleted (DBSIZE
+/// still counts it) until the pause ends; UNPAUSE releases the write.
+fn pause_scenario(server: &Server) -> Vec<String> {
+    let (mut admin, mut writer, mut reader) = (server.connect(), server.connect(), server.connect());
+    let mut seen = Vec::new();
+    let mut note = |what: &str, reply: Vec<u8>| seen.push(format!("{what}: {}", frame_text(&reply)));
+    note("set e", reader.cmd(&["SET", "e", "v", "PX", "100"]));
+    note("pause", admin.cmd(&["CLIENT", "PAUSE", "20000", "WRITE"]));
+    std::thread::sleep(Duration::from_millis(300));
+    writer.send(&common::encode_str(&["SET", "k", "v"]));
+    note("get k", reader.cmd(&["GET", "k"]));
+    note("get e", reader.cmd(&["GET", "e"]));
+    note("dbsize while paused", reader.cmd(&["DBSIZE"]));
+    writer.stream().set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let held = writer.read_frame().is_err();
+    note("write held", if held { b"+yes\r\n".to_vec() } else { b"+no\r\n".to_vec() });
+    writer.stream().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    note("unpause", admin.cmd(&["CLIENT", "UNPAUSE"]));
+    note("the write's reply", writer.read_frame().unwrap());
+    note("get e after", reader.cmd(&["GET", "e"]));
+    note("dbsize after", reader.cmd(&["DBSIZE"]));
+    seen
+}
+
+#[test]
+fn client_pause_write_holds_writes_and_expiry_like_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let expected = pause_scenario(&redis);
+    assert!(expected.contains(&"write held: yes".to_string()), "{expected:?}");
+    assert_eq!(pause_scenario(&staykv), expected);
 }

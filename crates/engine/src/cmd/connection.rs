@@ -193,6 +193,10 @@ const CLIENT_HELP: &[&str] = &[
     "    Protect current client connection from eviction.",
     "NO-TOUCH (ON|OFF)",
     "    Will not touch LRU/LFU stats when this mode is on.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "REPLY (ON|OFF|SKIP)",
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
@@ -215,6 +219,8 @@ const CLIENT_SUBCOMMANDS: &[(&str, i32)] = &[
     ("info", 2),
     ("list", -2),
     ("kill", -3),
+    ("pause", -3),
+    ("unpause", 2),
     ("help", 2),
 ];
 
@@ -263,11 +269,37 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         s if is(s, "info") => Reply::Verbatim(Bytes::from(ctx.host.client_list(ctx.client, Some(&[ctx.client.id])))),
         s if is(s, "list") => Reply::Verbatim(Bytes::from(client_list(ctx, args)?)),
         s if is(s, "kill") => client_kill(ctx, args)?,
+        s if is(s, "pause") => client_pause(ctx, args)?,
+        s if is(s, "unpause") => {
+            ctx.engine.pause.unpause();
+            Reply::Ok
+        }
         s if is(s, "help") => super::help(CLIENT_HELP),
         s => return Err(errors::unknown_subcommand(s, "client")),
     };
     ctx.host.client_updated(ctx.client);
     Ok(reply)
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL] (ALL by default).
+fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
+    if args.len() > 4 {
+        return Err(Reply::Error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            text(arg(args, 1)?)
+        )));
+    }
+    let timeout =
+        crate::num::parse_i64(arg(args, 2)?).ok_or_else(|| err("ERR timeout is not an integer or out of range"))?;
+    let timeout = u64::try_from(timeout).map_err(|_| err("ERR timeout is negative"))?;
+    let all = match args.get(3) {
+        None => true,
+        Some(mode) if is(mode, "all") => true,
+        Some(mode) if is(mode, "write") => false,
+        Some(_) => return Err(err("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    ctx.engine.pause.pause(ctx.now.saturating_add(timeout), all, ctx.now);
+    Ok(Reply::Ok)
 }
 
 fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {

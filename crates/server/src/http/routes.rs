@@ -164,7 +164,7 @@ async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endp
         _ => Encoding::Text,
     };
     wait_for_sync_token(inner, &parts.headers).await;
-    inner.shared.wait_for_script().await;
+    inner.shared.wait_to_run(&[]).await;
 
     let mut batch = Batch::new(&inner.shared, access);
     let mut out = Vec::with_capacity(64);
