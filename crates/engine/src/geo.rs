@@ -121,6 +121,21 @@ fn align52(hash: Hash) -> u64 {
     hash.bits << (52 - u32::from(hash.step) * 2)
 }
 
+/// A score as Redis reads it, `(uint64_t)score` compiled for x86-64: below 2^63 a signed
+/// conversion (so -5 becomes 2^64 - 5), above it a signed conversion of `score - 2^63` with
+/// the top bit flipped; out of range (NaN, infinities, beyond ±2^63 or 2^64) the
+/// conversion yields 2^63 before the flip. Only scores set by ZADD can be such.
+fn score_bits(score: f64) -> u64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    const INDEFINITE: u64 = 1 << 63;
+    let signed = |x: f64| if (-TWO_63..TWO_63).contains(&x) { (x as i64) as u64 } else { INDEFINITE };
+    if score < TWO_63 {
+        signed(score)
+    } else {
+        signed(score - TWO_63) ^ INDEFINITE
+    }
+}
+
 /// Redis's `geohashDecode`: the cell of `hash` over the given ranges.
 fn decode(lon_span: Span, lat_span: Span, hash: Hash) -> Cell {
     let lat_index = gather(hash.bits);
@@ -134,9 +149,9 @@ fn decode(lon_span: Span, lat_span: Span, hash: Hash) -> Cell {
 }
 
 /// The cell centre of a stored score, clamped to the limits: what GEOPOS answers and what
-/// distances are measured from. Scores are read as Redis reads them, `(uint64_t)score`.
+/// distances are measured from.
 pub fn decode_score(score: f64) -> (f64, f64) {
-    let cell = decode(LON_SPAN, LAT_SPAN, Hash { bits: score as u64, step: STEP_MAX });
+    let cell = decode(LON_SPAN, LAT_SPAN, Hash { bits: score_bits(score), step: STEP_MAX });
     let lon = ((cell.lon.min + cell.lon.max) / 2.0).clamp(LON_MIN, LON_MAX);
     let lat = ((cell.lat.min + cell.lat.max) / 2.0).clamp(LAT_MIN, LAT_MAX);
     (lon, lat)

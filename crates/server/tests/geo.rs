@@ -220,6 +220,13 @@ const SCRIPT: &[&[&str]] = &[
     &["ZADD", "Sicily", "0", "zero", "4503599627370495", "top"],
     &["GEOPOS", "Sicily", "zero", "top"],
     &["GEOHASH", "Sicily", "zero", "top"],
+    // Scores no GEOADD makes: read as Redis's (uint64_t) conversion reads them.
+    &["ZADD", "foreign", "-5", "neg", "1e20", "big", "9.3e18", "mid", "-1e19", "vneg", "inf", "pinf"],
+    &["ZADD", "foreign", "-inf", "ninf", "4503599627370496", "p52", "1.5", "frac"],
+    &["GEOPOS", "foreign", "neg", "big", "mid", "vneg", "pinf", "ninf", "p52", "frac"],
+    &["GEOHASH", "foreign", "neg", "big", "mid", "vneg", "pinf", "ninf", "p52", "frac"],
+    &["GEODIST", "foreign", "neg", "big"],
+    &["GEOSEARCH", "foreign", "FROMLONLAT", "0", "0", "BYRADIUS", "30000", "km", "WITHHASH", "WITHDIST", "ASC"],
     &["GEODIST", "Sicily", "zero", "top", "km"],
     &["EVAL", "return redis.call('GEOPOS', KEYS[1], 'Palermo')", "1", "Sicily"],
     &["EVAL", "redis.setresp(3); return redis.call('GEOPOS', KEYS[1], 'Palermo')", "1", "Sicily"],

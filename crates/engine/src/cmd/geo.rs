@@ -15,6 +15,8 @@
 //! GEORADIUS forms up front (`lon lat radius unit` or `member radius unit`), GEOSEARCH with
 //! FROMMEMBER/FROMLONLAT and BYRADIUS/BYBOX among the options.
 
+use std::cmp::Ordering;
+
 use bytes::Bytes;
 use staykv_resp::Reply;
 
@@ -462,13 +464,25 @@ fn search(set: &ZSet, shape: &Shape, limit: usize) -> Vec<Found> {
 /// Put the first `returned` members in order, as Redis does: a full sort is glibc's qsort
 /// (a stable merge sort), a partial one Redis's `pqsort`, which orders ties its own way.
 fn sort_found(found: &mut [Found], order: Order, returned: usize) {
-    let by_dist = |a: &Found, b: &Found| a.dist.partial_cmp(&b.dist).unwrap_or(std::cmp::Ordering::Equal);
     match order {
         Order::Unsorted => {}
-        Order::Asc if returned == found.len() => found.sort_by(by_dist),
-        Order::Desc if returned == found.len() => found.sort_by(|a, b| by_dist(b, a)),
-        Order::Asc => crate::pqsort::partial_sort(found, returned, by_dist),
-        Order::Desc => crate::pqsort::partial_sort(found, returned, |a, b| by_dist(b, a)),
+        // A total order (a NaN distance, from rounding between antipodes, sorts last) keeps
+        // the library sort from giving up on an inconsistent comparison.
+        Order::Asc if returned == found.len() => found.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
+        Order::Desc if returned == found.len() => found.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
+        Order::Asc => crate::pqsort::partial_sort(found, returned, |a, b| by_dist(a, b)),
+        Order::Desc => crate::pqsort::partial_sort(found, returned, |a, b| by_dist(a, b).reverse()),
+    }
+}
+
+/// Redis's `sort_gp_asc`: greater, equal, or else less (NaN included).
+fn by_dist(a: &Found, b: &Found) -> Ordering {
+    if a.dist > b.dist {
+        Ordering::Greater
+    } else if a.dist == b.dist {
+        Ordering::Equal
+    } else {
+        Ordering::Less
     }
 }
 

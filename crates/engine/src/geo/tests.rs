@@ -132,3 +132,23 @@ fn interleaving_round_trips() {
         assert_eq!((gather(bits), gather(bits >> 1)), (lat, lon));
     }
 }
+
+#[test]
+fn foreign_scores_decode_as_redis_converts_them() {
+    // ZADD'ed scores, and the GEOPOS Redis answered for them.
+    let (max_lon, min_lon) = ("180", "-179.99999731779098511");
+    let (max_lat, min_lat) = ("85.0511287799999991", "-85.05112751263942528");
+    let cases = [
+        (-5.0, max_lon, max_lat),
+        (1e20, min_lon, min_lat),
+        (9.3e18, max_lon, max_lat),
+        (-1e19, max_lon, min_lat),
+        (f64::INFINITY, min_lon, min_lat),
+        (f64::NEG_INFINITY, max_lon, min_lat),
+        (4503599627370496.0, min_lon, max_lat),
+    ];
+    for (score, lon, lat) in cases {
+        let (x, y) = decode_score(score);
+        assert_eq!((format_human_double(x).as_str(), format_human_double(y).as_str()), (lon, lat), "{score}");
+    }
+}
