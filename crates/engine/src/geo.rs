@@ -180,12 +180,23 @@ fn rad_deg(radians: f64) -> f64 {
     radians / (std::f64::consts::PI / 180.0)
 }
 
-/// Great-circle distance in meters (haversine), Redis 7.0's `geohashGetDistance`.
+/// Great-circle distance in meters (haversine), Redis's `geohashGetDistance`.
 pub fn distance(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
-    let (lat1r, lon1r, lat2r, lon2r) = (deg_rad(lat1), deg_rad(lon1), deg_rad(lat2), deg_rad(lon2));
+    let v = ((deg_rad(lon2) - deg_rad(lon1)) / 2.0).sin();
+    // On one meridian the haversine reduces to the arc between the latitudes. Redis 7.0.15
+    // takes this shortcut, whose result can differ from the full formula in the last bit
+    // (which STOREDIST shows).
+    if v == 0.0 {
+        return lat_distance(lat1, lat2);
+    }
+    let (lat1r, lat2r) = (deg_rad(lat1), deg_rad(lat2));
     let u = ((lat2r - lat1r) / 2.0).sin();
-    let v = ((lon2r - lon1r) / 2.0).sin();
     2.0 * EARTH_RADIUS_M * (u * u + lat1r.cos() * lat2r.cos() * v * v).sqrt().asin()
+}
+
+/// The distance between two latitudes along a meridian (Redis's `geohashGetLatDistance`).
+fn lat_distance(lat1: f64, lat2: f64) -> f64 {
+    EARTH_RADIUS_M * (deg_rad(lat2) - deg_rad(lat1)).abs()
 }
 
 /// What a search covers, in meters (the unit's conversion already applied).
@@ -205,15 +216,13 @@ pub struct Shape {
 
 impl Shape {
     /// The distance of a point from the centre if the point is inside the area. A box is
-    /// tested as Redis 7.0 does: the east-west distance along the point's parallel and the
-    /// north-south distance along its meridian, each against half the side.
+    /// tested as Redis does: the north-south distance along the point's meridian and the
+    /// east-west distance along its parallel, each against half the side.
     pub fn distance_if_within(&self, lon: f64, lat: f64) -> Option<f64> {
         match self.area {
             Area::Radius(radius) => Some(distance(self.lon, self.lat, lon, lat)).filter(|d| *d <= radius),
             Area::Box { width, height } => {
-                let lon_distance = distance(lon, lat, self.lon, lat);
-                let lat_distance = distance(lon, lat, lon, self.lat);
-                if lon_distance > width / 2.0 || lat_distance > height / 2.0 {
+                if lat_distance(lat, self.lat) > height / 2.0 || distance(lon, lat, self.lon, lat) > width / 2.0 {
                     return None;
                 }
                 Some(distance(self.lon, self.lat, lon, lat))
