@@ -470,7 +470,7 @@ fn sort_found(found: &mut [Found], order: Order, returned: usize) {
         // the library sort from giving up on an inconsistent comparison.
         Order::Asc if returned == found.len() => found.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
         Order::Desc if returned == found.len() => found.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
-        Order::Asc => crate::pqsort::partial_sort(found, returned, |a, b| by_dist(a, b)),
+        Order::Asc => crate::pqsort::partial_sort(found, returned, by_dist),
         Order::Desc => crate::pqsort::partial_sort(found, returned, |a, b| by_dist(a, b).reverse()),
     }
 }
