@@ -80,6 +80,19 @@ const SCRIPT: &[&[&str]] = &[
     &["GEOSEARCH", "ties", "FROMLONLAT", "10", "10", "BYRADIUS", "1000", "km", "COUNT", "5", "ANY", "DESC"],
     &["GEOSEARCHSTORE", "tdst", "ties", "FROMLONLAT", "10", "10", "BYRADIUS", "1000", "km", "COUNT", "4"],
     &["ZRANGE", "tdst", "0", "-1", "WITHSCORES"],
+    // Past 40 matches pqsort picks its pivot from three medians.
+    &[
+        "EVAL",
+        "for i = 1, 60 do redis.call('GEOADD', KEYS[1], 10 + (i % 3) * 0.0001, 10, 'm' .. i) end \
+         for i = 1, 30 do redis.call('GEOADD', KEYS[1], 10, 10 + (i % 4) * 0.0001, 'n' .. i) end",
+        "1",
+        "many",
+    ],
+    &["GEOSEARCH", "many", "FROMLONLAT", "10", "10", "BYRADIUS", "100", "km", "COUNT", "10"],
+    &["GEOSEARCH", "many", "FROMLONLAT", "10", "10", "BYRADIUS", "100", "km", "COUNT", "25", "DESC"],
+    &["GEOSEARCH", "many", "FROMLONLAT", "10", "10", "BYRADIUS", "100", "km", "COUNT", "45", "WITHDIST"],
+    &["GEOSEARCH", "many", "FROMLONLAT", "10", "10", "BYRADIUS", "100", "km", "COUNT", "89", "ASC"],
+    &["GEORADIUS", "many", "10", "10", "100", "km", "COUNT", "33", "DESC"],
     // GEOPOS, GEOHASH, GEODIST.
     &["GEOPOS", "Sicily", "Palermo", "Catania", "missing"],
     &["GEOPOS", "Sicily"],
