@@ -39,6 +39,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
+    /// A double as Redis sends coordinates (`addReplyHumanLongDouble`: GEOPOS, WITHCOORD):
+    /// [`format_human_double`]'s text, a bulk string in RESP2 and a double in RESP3.
+    HumanDouble(f64),
     Bool(bool),
     /// Verbatim text (`INFO`, `CLIENT INFO` in RESP3); a bulk string in RESP2.
     Verbatim(Bytes),
@@ -105,6 +108,12 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Double(d) => bulk(out, format_double(*d).as_bytes()),
+            Reply::HumanDouble(d) if resp3 => {
+                out.put_u8(b',');
+                out.put_slice(format_human_double(*d).as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            Reply::HumanDouble(d) => bulk(out, format_human_double(*d).as_bytes()),
             Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Bool(b) => header(out, b':', i64::from(*b)),
             Reply::Verbatim(text) if resp3 => {
@@ -173,6 +182,18 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     format_g(d, 17)
+}
+
+/// A finite double as C's `%.17Lf` prints it, without trailing zeros or a trailing point,
+/// and `-0` as `0` (Redis's `ld2string` in human mode, used for coordinates).
+pub fn format_human_double(d: f64) -> String {
+    let fixed = format!("{d:.17}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    if trimmed == "-0" {
+        "0".into()
+    } else {
+        trimmed.into()
+    }
 }
 
 /// C's `%.{precision}g`: shortest of fixed or exponent notation, trailing zeros removed.
@@ -253,6 +274,12 @@ mod tests {
         assert_eq!(wire(&Reply::NilArray, Protocol::Resp2), "*-1\r\n");
         assert_eq!(wire(&Reply::Double(1.5), Protocol::Resp2), "$3\r\n1.5\r\n");
         assert_eq!(wire(&Reply::Double(1.5), Protocol::Resp3), ",1.5\r\n");
+        // Values and texts from Redis 7.0's GEOPOS.
+        let palermo = Reply::HumanDouble(13.361389338970184);
+        assert_eq!(wire(&palermo, Protocol::Resp2), "$20\r\n13.36138933897018433\r\n");
+        assert_eq!(wire(&palermo, Protocol::Resp3), ",13.36138933897018433\r\n");
+        assert_eq!(wire(&Reply::HumanDouble(180.0), Protocol::Resp2), "$3\r\n180\r\n");
+        assert_eq!(wire(&Reply::HumanDouble(-0.0), Protocol::Resp3), ",0\r\n");
         assert_eq!(wire(&Reply::Bool(true), Protocol::Resp2), ":1\r\n");
         assert_eq!(wire(&Reply::Bool(false), Protocol::Resp3), "#f\r\n");
         assert_eq!(wire(&Reply::Verbatim(Bytes::from("x")), Protocol::Resp3), "=5\r\ntxt:x\r\n");

@@ -11,6 +11,7 @@ use crate::num::parse_i64;
 pub mod acl;
 pub mod bits;
 pub mod connection;
+pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
@@ -41,6 +42,7 @@ pub fn table() -> CommandTable {
         sort::COMMANDS,
         hyperloglog::COMMANDS,
         zsets::COMMANDS,
+        geo::COMMANDS,
         scripting::COMMANDS,
         acl::COMMANDS,
         streams::COMMANDS,

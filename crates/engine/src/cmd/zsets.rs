@@ -144,7 +144,7 @@ pub(crate) fn zadd_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
 
 /// Replace `dst` with `set` ([`Ctx::replace_with_result`]: an empty one deletes it), logged
 /// as ZADD; replies with the new size.
-fn store_result(ctx: &mut Ctx, dst: &Bytes, set: ZSet, event: &'static str) -> Reply {
+pub(crate) fn store_result(ctx: &mut Ctx, dst: &Bytes, set: ZSet, event: &'static str) -> Reply {
     let len = set.len();
     let stored = (len > 0).then(|| {
         let zadd = zadd_effect(dst, &set);
@@ -156,7 +156,7 @@ fn store_result(ctx: &mut Ctx, dst: &Bytes, set: ZSet, event: &'static str) -> R
 
 // ---- ZADD, ZINCRBY, ZREM ----
 
-fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub(crate) fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     zadd_generic(ctx, args, false)
 }
 

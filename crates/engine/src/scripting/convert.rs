@@ -119,6 +119,13 @@ pub(crate) fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Resul
         }
         Reply::Double(d) if !resp3 => string(super::libutil::format_double(*d).as_bytes())?,
         Reply::Double(d) => single_field(lua, "double", Value::Number(*d))?,
+        // Redis's Lua reads the RESP2 bulk text as a string, the RESP3 double as a number
+        // (parsed back from the printed text, as Redis parses it).
+        Reply::HumanDouble(d) if !resp3 => string(staykv_resp::format_human_double(*d).as_bytes())?,
+        Reply::HumanDouble(d) => {
+            let printed = staykv_resp::format_human_double(*d).parse().unwrap_or(*d);
+            single_field(lua, "double", Value::Number(printed))?
+        }
         Reply::Bool(b) if !resp3 => Value::Number(if *b { 1.0 } else { 0.0 }),
         Reply::Bool(b) => Value::Boolean(*b),
         Reply::Verbatim(text) if !resp3 => string(text)?,

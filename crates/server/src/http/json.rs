@@ -87,6 +87,7 @@ fn value(reply: &Reply, encoding: Encoding, top: bool, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Reply::Double(d) => string(&double_text(*d), encoding, out),
+        Reply::HumanDouble(d) => string(staykv_resp::format_human_double(*d).as_bytes(), encoding, out),
         Reply::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
     }
 }
