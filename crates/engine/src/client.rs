@@ -45,6 +45,8 @@ pub struct Client {
     pub deliver: Option<crate::pubsub::ClientDeliver>,
     pub channels: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
+    /// Shard channels (SSUBSCRIBE): a namespace of their own, as in Redis 7.
+    pub shard_channels: Vec<Bytes>,
     /// Where the client connects from, as MONITOR shows it (`127.0.0.1:60866`, `lua`).
     pub origin: String,
     /// The ACL user `user` resolved to, and the ACL version it was resolved at.
@@ -60,9 +62,10 @@ pub struct Client {
 }
 
 impl Client {
-    /// Channels plus patterns (the count Redis reports in (un)subscribe confirmations).
+    /// Every subscription (channels, patterns, shard channels): with any, a RESP2 client is in
+    /// subscribed mode.
     pub fn subscription_count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
 
     pub fn new(id: u64, authenticated: bool) -> Client {

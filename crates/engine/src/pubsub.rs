@@ -31,34 +31,87 @@ type Subscribers = Vec<(u64, Deliver)>;
 /// Every subscription of every client, and the MONITOR clients.
 #[derive(Default)]
 pub struct PubSub {
-    channels: RwLock<HashMap<Bytes, Subscribers>>,
+    channels: Channels,
+    /// SSUBSCRIBE / SPUBLISH: Redis 7's shard channels, apart from the others (a cluster
+    /// routes them by slot; a single server keeps them as a second namespace).
+    shard_channels: Channels,
     patterns: RwLock<Vec<(Bytes, u64, Deliver)>>,
     monitors: RwLock<Subscribers>,
 }
 
-impl std::fmt::Debug for PubSub {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PubSub({} channels, {} patterns)", self.channels.read().len(), self.patterns.read().len())
-    }
-}
+/// Channels and their subscribers.
+#[derive(Default)]
+struct Channels(RwLock<HashMap<Bytes, Subscribers>>);
 
-impl PubSub {
-    pub fn subscribe(&self, client: u64, deliver: &Deliver, channel: &Bytes) {
-        let mut channels = self.channels.write();
+impl Channels {
+    fn subscribe(&self, client: u64, deliver: &Deliver, channel: &Bytes) {
+        let mut channels = self.0.write();
         let list = channels.entry(channel.clone()).or_default();
         if !list.iter().any(|(id, _)| *id == client) {
             list.push((client, deliver.clone()));
         }
     }
 
-    pub fn unsubscribe(&self, client: u64, channel: &[u8]) {
-        let mut channels = self.channels.write();
+    fn unsubscribe(&self, client: u64, channel: &[u8]) {
+        let mut channels = self.0.write();
         if let Some(list) = channels.get_mut(channel) {
             list.retain(|(id, _)| *id != client);
             if list.is_empty() {
                 channels.remove(channel);
             }
         }
+    }
+
+    /// Sends `message` (pushed as `kind`) to `channel`'s subscribers; returns how many.
+    fn publish(&self, kind: &'static str, channel: &Bytes, message: &Bytes) -> usize {
+        let channels = self.0.read();
+        let Some(list) = channels.get(channel) else { return 0 };
+        for (_, deliver) in list {
+            deliver(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Bulk(channel.clone()),
+                Reply::Bulk(message.clone()),
+            ]));
+        }
+        list.len()
+    }
+
+    fn names(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let channels = self.0.read();
+        channels.keys().filter(|c| pattern.is_none_or(|p| glob::matches(p, c, false))).cloned().collect()
+    }
+
+    fn subscriber_count(&self, channel: &[u8]) -> usize {
+        self.0.read().get(channel).map_or(0, Vec::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.read().is_empty()
+    }
+}
+
+impl std::fmt::Debug for PubSub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PubSub({} channels, {} patterns)", self.channels.0.read().len(), self.patterns.read().len())
+    }
+}
+
+impl PubSub {
+    /// The channel namespace: shard channels or the others.
+    fn namespace(&self, shard: bool) -> &Channels {
+        if shard {
+            &self.shard_channels
+        } else {
+            &self.channels
+        }
+    }
+
+    pub fn subscribe(&self, client: u64, deliver: &Deliver, channel: &Bytes, shard: bool) {
+        self.namespace(shard).subscribe(client, deliver, channel);
+    }
+
+    pub fn unsubscribe(&self, client: u64, channel: &[u8], shard: bool) {
+        self.namespace(shard).unsubscribe(client, channel);
     }
 
     pub fn psubscribe(&self, client: u64, deliver: &Deliver, pattern: &Bytes) {
@@ -75,17 +128,7 @@ impl PubSub {
     /// Send `message` to `channel`'s subscribers and matching patterns; returns how many
     /// received it.
     pub fn publish(&self, channel: &Bytes, message: &Bytes) -> usize {
-        let mut receivers = 0;
-        if let Some(list) = self.channels.read().get(channel) {
-            for (_, deliver) in list {
-                deliver(Reply::Push(vec![
-                    Reply::bulk_str("message"),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(message.clone()),
-                ]));
-                receivers += 1;
-            }
-        }
+        let mut receivers = self.channels.publish("message", channel, message);
         for (pattern, _, deliver) in self.patterns.read().iter() {
             if glob::matches(pattern, channel, false) {
                 deliver(Reply::Push(vec![
@@ -98,6 +141,11 @@ impl PubSub {
             }
         }
         receivers
+    }
+
+    /// SPUBLISH: to the shard channel's subscribers only (patterns never match them).
+    pub fn spublish(&self, channel: &Bytes, message: &Bytes) -> usize {
+        self.shard_channels.publish("smessage", channel, message)
     }
 
     pub fn add_monitor(&self, client: u64, deliver: &Deliver) {
@@ -147,17 +195,17 @@ impl PubSub {
 
     /// Whether anyone listens at all (keyspace notifications skip all work otherwise).
     pub fn has_listeners(&self) -> bool {
-        !self.channels.read().is_empty() || !self.patterns.read().is_empty()
+        !self.channels.is_empty() || !self.patterns.read().is_empty()
     }
 
-    /// Active channels, optionally matching a pattern (PUBSUB CHANNELS).
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        let channels = self.channels.read();
-        channels.keys().filter(|c| pattern.is_none_or(|p| glob::matches(p, c, false))).cloned().collect()
+    /// Active channels (or shard channels), optionally matching a pattern (PUBSUB CHANNELS,
+    /// SHARDCHANNELS).
+    pub fn channels(&self, pattern: Option<&[u8]>, shard: bool) -> Vec<Bytes> {
+        self.namespace(shard).names(pattern)
     }
 
-    pub fn subscriber_count(&self, channel: &[u8]) -> usize {
-        self.channels.read().get(channel).map_or(0, Vec::len)
+    pub fn subscriber_count(&self, channel: &[u8], shard: bool) -> usize {
+        self.namespace(shard).subscriber_count(channel)
     }
 
     /// Distinct patterns subscribed to (PUBSUB NUMPAT): Redis 7.0 counts the keys of its

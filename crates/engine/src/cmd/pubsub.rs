@@ -10,6 +10,11 @@ use crate::exec::Ctx;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("publish", 3, PUBSUB | LOADING | STALE | FAST, "pubsub", publish),
+    CommandSpec::new("spublish", 3, PUBSUB | LOADING | STALE | FAST, "pubsub", spublish).keys(1, 1, 1),
+    CommandSpec::new("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", ssubscribe)
+        .keys(1, -1, 1),
+    CommandSpec::new("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", sunsubscribe)
+        .keys(1, -1, 1),
     CommandSpec::new("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", subscribe),
     CommandSpec::new("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", unsubscribe),
     CommandSpec::new("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", psubscribe),
@@ -29,6 +34,10 @@ fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(ctx.engine.pubsub.publish(arg(args, 1)?, arg(args, 2)?) as i64))
 }
 
+fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(ctx.engine.pubsub.spublish(arg(args, 1)?, arg(args, 2)?) as i64))
+}
+
 fn confirm(kind: &'static str, name: Option<&Bytes>, count: usize) -> Reply {
     Reply::Push(vec![
         Reply::bulk_str(kind),
@@ -41,11 +50,13 @@ fn subscriber(ctx: &Ctx) -> Result<crate::pubsub::Deliver, Reply> {
     ctx.client.deliver.as_ref().map(|d| d.0.clone()).ok_or_else(|| err("ERR this client cannot subscribe"))
 }
 
-/// Channels or patterns: the two kinds of subscription, handled by the same code.
+/// Channels, patterns or shard channels: the three kinds of subscription, handled by the
+/// same code.
 #[derive(Clone, Copy)]
 enum Kind {
     Channel,
     Pattern,
+    Shard,
 }
 
 impl Kind {
@@ -53,6 +64,7 @@ impl Kind {
         match self {
             Kind::Channel => ("subscribe", "unsubscribe"),
             Kind::Pattern => ("psubscribe", "punsubscribe"),
+            Kind::Shard => ("ssubscribe", "sunsubscribe"),
         }
     }
 
@@ -60,6 +72,31 @@ impl Kind {
         match self {
             Kind::Channel => &mut client.channels,
             Kind::Pattern => &mut client.patterns,
+            Kind::Shard => &mut client.shard_channels,
+        }
+    }
+
+    /// The count a confirmation reports: shard channels count apart, as in Redis 7.0.
+    fn count(self, client: &crate::Client) -> usize {
+        match self {
+            Kind::Channel | Kind::Pattern => client.channels.len() + client.patterns.len(),
+            Kind::Shard => client.shard_channels.len(),
+        }
+    }
+
+    fn join(self, registry: &crate::pubsub::PubSub, client: u64, deliver: &crate::pubsub::Deliver, name: &Bytes) {
+        match self {
+            Kind::Channel => registry.subscribe(client, deliver, name, false),
+            Kind::Shard => registry.subscribe(client, deliver, name, true),
+            Kind::Pattern => registry.psubscribe(client, deliver, name),
+        }
+    }
+
+    fn leave(self, registry: &crate::pubsub::PubSub, client: u64, name: &[u8]) {
+        match self {
+            Kind::Channel => registry.unsubscribe(client, name, false),
+            Kind::Shard => registry.unsubscribe(client, name, true),
+            Kind::Pattern => registry.punsubscribe(client, name),
         }
     }
 }
@@ -69,14 +106,10 @@ fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
     let mut confirms = Vec::new();
     for name in args.iter().skip(1) {
         if !kind.list(ctx.client).contains(name) {
-            let registry = &ctx.engine.pubsub;
-            match kind {
-                Kind::Channel => registry.subscribe(ctx.client.id, &deliver, name),
-                Kind::Pattern => registry.psubscribe(ctx.client.id, &deliver, name),
-            }
+            kind.join(&ctx.engine.pubsub, ctx.client.id, &deliver, name);
             kind.list(ctx.client).push(name.clone());
         }
-        confirms.push(confirm(kind.names().0, Some(name), ctx.client.subscription_count()));
+        confirms.push(confirm(kind.names().0, Some(name), kind.count(ctx.client)));
     }
     Ok(Reply::Many(confirms))
 }
@@ -89,16 +122,13 @@ fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
     };
     let name = kind.names().1;
     if targets.is_empty() {
-        return Ok(Reply::Many(vec![confirm(name, None, ctx.client.subscription_count())]));
+        return Ok(Reply::Many(vec![confirm(name, None, kind.count(ctx.client))]));
     }
     let mut confirms = Vec::new();
     for target in &targets {
-        match kind {
-            Kind::Channel => ctx.engine.pubsub.unsubscribe(ctx.client.id, target),
-            Kind::Pattern => ctx.engine.pubsub.punsubscribe(ctx.client.id, target),
-        }
+        kind.leave(&ctx.engine.pubsub, ctx.client.id, target);
         kind.list(ctx.client).retain(|c| c != target);
-        confirms.push(confirm(name, Some(target), ctx.client.subscription_count()));
+        confirms.push(confirm(name, Some(target), kind.count(ctx.client)));
     }
     Ok(Reply::Many(confirms))
 }
@@ -119,10 +149,18 @@ fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     unsubscribe_generic(ctx, args, Kind::Pattern)
 }
 
+fn ssubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    subscribe_generic(ctx, args, Kind::Shard)
+}
+
+fn sunsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    unsubscribe_generic(ctx, args, Kind::Shard)
+}
+
 /// PUBSUB's subcommands and their arities, as in Redis 7.0's command table (checked before
-/// running: an unknown one or a wrong count is refused with Redis's errors). The shard
-/// forms are not implemented.
-const PUBSUB_SUBCOMMANDS: &[(&str, i32)] = &[("channels", -2), ("numpat", 2), ("numsub", -2), ("help", 2)];
+/// running: an unknown one or a wrong count is refused with Redis's errors).
+const PUBSUB_SUBCOMMANDS: &[(&str, i32)] =
+    &[("channels", -2), ("numpat", 2), ("numsub", -2), ("shardchannels", -2), ("shardnumsub", -2), ("help", 2)];
 
 const PUBSUB_HELP: &[&str] = &[
     "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -145,15 +183,20 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let registry = &ctx.engine.pubsub;
     match arg(args, 1)? {
         s if is(s, "help") => Ok(super::help(PUBSUB_HELP)),
-        s if is(s, "channels") && args.len() <= 3 => Ok(Reply::bulks(registry.channels(args.get(2).map(|p| &p[..])))),
+        s if (is(s, "channels") || is(s, "shardchannels")) && args.len() <= 3 => {
+            Ok(Reply::bulks(registry.channels(args.get(2).map(|p| &p[..]), is(s, "shardchannels"))))
+        }
         // Past the table's arity check: Redis's own "or wrong number of arguments" error.
-        s if is(s, "channels") => Err(crate::errors::subcommand_syntax(s, "pubsub")),
-        s if is(s, "numsub") => Ok(Reply::Array(
-            args.iter()
-                .skip(2)
-                .flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(registry.subscriber_count(c) as i64)])
-                .collect(),
-        )),
+        s if is(s, "channels") || is(s, "shardchannels") => Err(crate::errors::subcommand_syntax(s, "pubsub")),
+        s if is(s, "numsub") || is(s, "shardnumsub") => {
+            let shard = is(s, "shardnumsub");
+            Ok(Reply::Array(
+                args.iter()
+                    .skip(2)
+                    .flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(registry.subscriber_count(c, shard) as i64)])
+                    .collect(),
+            ))
+        }
         s if is(s, "numpat") && args.len() == 2 => Ok(Reply::Int(registry.pattern_count() as i64)),
         s => Err(errors::unknown_subcommand(s, "pubsub")),
     }
@@ -162,7 +205,10 @@ fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// Drop every subscription of a client that is going away.
 pub(crate) fn forget(ctx_engine: &crate::Engine, client: &mut crate::Client) {
     for channel in client.channels.drain(..) {
-        ctx_engine.pubsub.unsubscribe(client.id, &channel);
+        ctx_engine.pubsub.unsubscribe(client.id, &channel, false);
+    }
+    for channel in client.shard_channels.drain(..) {
+        ctx_engine.pubsub.unsubscribe(client.id, &channel, true);
     }
     for pattern in client.patterns.drain(..) {
         ctx_engine.pubsub.punsubscribe(client.id, &pattern);

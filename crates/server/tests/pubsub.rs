@@ -1,0 +1,72 @@
+//! Sharded pub/sub (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH, PUBSUB SHARDCHANNELS/SHARDNUMSUB)
+//! beside the classic kind, against Debian's redis-server 7.0: the same exchange on each
+//! server must produce the same bytes, subscriber's and publisher's, in RESP2 and RESP3.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{encode_str, RawConn, Server};
+
+/// Sends `commands` back to back and returns every byte received until the server goes
+/// quiet (the subscriber's confirmations and messages are pushes, not one reply each).
+fn exchange(conn: &mut RawConn, commands: &[&[&str]]) -> String {
+    for command in commands {
+        conn.send(&encode_str(command));
+    }
+    String::from_utf8_lossy(&conn.drain(1, Duration::from_millis(300)).bytes).into_owned()
+}
+
+fn scenario(server: &Server) -> Vec<String> {
+    let (mut subscriber, mut publisher) = (server.connect(), server.connect());
+    let mut seen =
+        vec![exchange(&mut subscriber, &[&["SUBSCRIBE", "a"], &["SSUBSCRIBE", "b", "c"], &["PSUBSCRIBE", "p*"]])];
+    seen.push(exchange(
+        &mut publisher,
+        &[
+            &["SPUBLISH", "b", "to-shard-b"],
+            &["PUBLISH", "b", "to-classic-b"],
+            &["SPUBLISH", "a", "to-shard-a"],
+            &["PUBLISH", "a", "to-classic-a"],
+            &["SPUBLISH", "p1", "not-to-patterns"],
+            &["PUBSUB", "SHARDCHANNELS", "b"],
+            &["PUBSUB", "SHARDCHANNELS", "x", "y"],
+            &["PUBSUB", "SHARDNUMSUB", "b", "c", "x"],
+            &["PUBSUB", "CHANNELS"],
+            &["PUBSUB", "NUMSUB", "a", "b"],
+            &["SPUBLISH", "b"],
+        ],
+    ));
+    seen.push(exchange(&mut subscriber, &[]));
+    seen.push(exchange(
+        &mut subscriber,
+        &[
+            &["SUNSUBSCRIBE"],
+            &["SSUBSCRIBE", "b"],
+            &["GET", "x"],
+            &["SUNSUBSCRIBE", "b", "never"],
+            &["UNSUBSCRIBE"],
+            &["PUNSUBSCRIBE"],
+            &["SUNSUBSCRIBE"],
+            &["GET", "x"],
+        ],
+    ));
+    let mut resp3 = server.connect();
+    exchange(&mut resp3, &[&["HELLO", "3"]]);
+    seen.push(exchange(&mut resp3, &[&["SSUBSCRIBE", "z"], &["SUNSUBSCRIBE", "z"], &["SUNSUBSCRIBE"]]));
+    seen.push(exchange(&mut publisher, &[&["SPUBLISH", "z", "gone"]]));
+    seen
+}
+
+#[test]
+fn shard_channels_match_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let expected = scenario(&redis);
+    assert!(expected[2].contains("smessage"), "redis delivered {:?}", expected[2]);
+    let got = scenario(&staykv);
+    for (step, (r, s)) in expected.iter().zip(&got).enumerate() {
+        assert_eq!(s, r, "step {step}");
+    }
+}
