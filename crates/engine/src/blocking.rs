@@ -37,6 +37,17 @@ struct Inner {
     wakers: HashMap<u64, Waker>,
     /// Clients that only read the keys they wait on (woken on every change).
     readers: crate::value::HashSet<u64>,
+    /// Clients CLIENT UNBLOCK woke, and how they must answer.
+    unblocked: HashMap<u64, Unblock>,
+}
+
+/// How CLIENT UNBLOCK ends a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unblock {
+    /// As if the timeout had passed.
+    Timeout,
+    /// With `UNBLOCKED client unblocked via CLIENT UNBLOCK`.
+    Error,
 }
 
 /// All blocked clients.
@@ -89,6 +100,7 @@ impl BlockRegistry {
             return;
         }
         inner.readers.remove(&client);
+        inner.unblocked.remove(&client);
         inner.queues.retain(|_, queue| {
             queue.retain(|id| *id != client);
             !queue.is_empty()
@@ -108,6 +120,25 @@ impl BlockRegistry {
         for waker in consumer.into_iter().chain(readers).filter_map(|id| inner.wakers.get(id)) {
             waker();
         }
+    }
+
+    /// CLIENT UNBLOCK: wakes `client` if it is blocked, to answer as `how` says (the front
+    /// end asks [`BlockRegistry::take_unblock`] when woken). Returns whether it was blocked.
+    pub fn unblock(&self, client: u64, how: Unblock) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(waker) = inner.wakers.get(&client).cloned() else { return false };
+        inner.unblocked.insert(client, how);
+        waker();
+        true
+    }
+
+    /// Whether CLIENT UNBLOCK ended `client`'s wait, and how (once).
+    pub fn take_unblock(&self, client: u64) -> Option<Unblock> {
+        let mut inner = self.inner.lock();
+        if inner.unblocked.is_empty() {
+            return None;
+        }
+        inner.unblocked.remove(&client)
     }
 
     /// Database-wide changes (FLUSHALL, SWAPDB): wake everyone; they re-check.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use staykv_engine::blocking::ClientWaker;
+use staykv_engine::blocking::{ClientWaker, Unblock};
 use staykv_engine::client::ReplyMode;
 use staykv_engine::command::{flags, CommandName};
 use staykv_engine::pubsub::ClientDeliver;
@@ -161,6 +161,9 @@ impl Shared {
         self.engine.table.lookup(name).is_some_and(|(_, spec)| self.engine.pause.holds(spec, now))
     }
 }
+
+/// What a blocked client answers when CLIENT UNBLOCK ... ERROR ends its wait.
+const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
 /// How many times [`Shared::wait_to_run`] yields for a script before it sleeps.
 const SCRIPT_WAIT_YIELDS: u32 = 64;
@@ -412,6 +415,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
             tokio::select! {
                 () = self.wake.notified() => {
+                    match self.shared.engine.blocked.take_unblock(self.client.id) {
+                        Some(Unblock::Timeout) => break Ok(timed_out),
+                        Some(Unblock::Error) => break Ok(Outcome { reply: Reply::error(UNBLOCKED), ..timed_out }),
+                        None => {}
+                    }
                     self.shared.wait_to_run(args).await;
                     let outcome = self.run_command(args, crate::clock::now_ms());
                     if outcome.blocked.is_none() {

@@ -1,4 +1,5 @@
-//! SLOWLOG, ROLE, MEMORY and CLIENT PAUSE against Debian's redis-server 7.0: the same commands on a fresh
+//! SLOWLOG, ROLE, MEMORY, CLIENT PAUSE and CLIENT UNBLOCK against Debian's redis-server 7.0:
+//! the same commands on a fresh
 //! server of each kind must leave the same slow-log entries (ids, arguments as Redis cuts and
 //! redacts them, client name), with only the clock-made fields (timestamp, duration) and the
 //! client's port left out of the comparison; the other replies must be byte-identical, except
@@ -169,11 +170,52 @@ fn pause_scenario(server: &Server) -> Vec<String> {
     seen
 }
 
-#[test]
-fn client_pause_write_holds_writes_and_expiry_like_redis() {
+/// Runs `scenario` on redis-server (which must show `proof`, or the scenario tests nothing)
+/// and then on StayKV, which must see the same.
+fn same_as_redis(scenario: fn(&Server) -> Vec<String>, proof: &str) {
     let Some(redis) = Server::redis() else { return };
     let staykv = Server::staykv();
-    let expected = pause_scenario(&redis);
-    assert!(expected.contains(&"write held: yes".to_string()), "{expected:?}");
-    assert_eq!(pause_scenario(&staykv), expected);
+    let expected = scenario(&redis);
+    assert!(expected.iter().any(|line| line.contains(proof)), "{expected:?}");
+    assert_eq!(scenario(&staykv), expected);
+}
+
+#[test]
+fn client_pause_write_holds_writes_and_expiry_like_redis() {
+    same_as_redis(pause_scenario, "write held: yes");
+}
+
+/// CLIENT UNBLOCK ends a BLPOP or an XREAD BLOCK as a timeout or with an error; errors and
+/// the 0 for a client not blocked, as Redis answers.
+fn unblock_scenario(server: &Server) -> Vec<String> {
+    let (mut blocked, mut admin) = (server.connect(), server.connect());
+    let id = frame_text(&blocked.cmd(&["CLIENT", "ID"]));
+    let mut seen = Vec::new();
+    for (wait, how) in [
+        (&["BLPOP", "list", "0"][..], None),
+        (&["BLPOP", "list", "0"], Some("ERROR")),
+        (&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], Some("TIMEOUT")),
+    ] {
+        blocked.send(&common::encode_str(wait));
+        std::thread::sleep(Duration::from_millis(200));
+        let mut unblock = vec!["CLIENT", "UNBLOCK", &id];
+        unblock.extend(how);
+        seen.push(format!("UNBLOCK {how:?} -> {}", frame_text(&admin.cmd(&unblock))));
+        seen.push(format!("{wait:?} answered {}", frame_text(&blocked.read_frame().unwrap())));
+    }
+    for args in [
+        &["CLIENT", "UNBLOCK", &id][..],
+        &["CLIENT", "UNBLOCK", "999999"],
+        &["CLIENT", "UNBLOCK", "x"],
+        &["CLIENT", "UNBLOCK", &id, "FOO"],
+        &["CLIENT", "UNBLOCK", &id, "TIMEOUT", "extra"],
+    ] {
+        seen.push(format!("{:?} -> {}", args.get(3..), frame_text(&admin.cmd(args))));
+    }
+    seen
+}
+
+#[test]
+fn client_unblock_ends_waits_like_redis() {
+    same_as_redis(unblock_scenario, "UNBLOCKED");
 }

@@ -5,6 +5,7 @@ use staykv_resp::{Protocol, Reply};
 
 use super::keys::db_index;
 use super::{arg, int_arg, is, text};
+use crate::blocking::Unblock;
 use crate::client::ReplyMode;
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
@@ -195,6 +196,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Will not touch LRU/LFU stats when this mode is on.",
     "UNPAUSE",
     "    Stop the current client pause, resuming traffic.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "PAUSE <timeout> [WRITE|ALL]",
     "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "REPLY (ON|OFF|SKIP)",
@@ -221,6 +224,7 @@ const CLIENT_SUBCOMMANDS: &[(&str, i32)] = &[
     ("kill", -3),
     ("pause", -3),
     ("unpause", 2),
+    ("unblock", -3),
     ("help", 2),
 ];
 
@@ -270,6 +274,7 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         s if is(s, "list") => Reply::Verbatim(Bytes::from(client_list(ctx, args)?)),
         s if is(s, "kill") => client_kill(ctx, args)?,
         s if is(s, "pause") => client_pause(ctx, args)?,
+        s if is(s, "unblock") => client_unblock(ctx, args)?,
         s if is(s, "unpause") => {
             ctx.engine.pause.unpause();
             Reply::Ok
@@ -281,13 +286,27 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(reply)
 }
 
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked (it then answers as if its
+/// timeout had passed, or with an error), else 0.
+fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
+    if args.len() > 4 {
+        return Err(errors::subcommand_syntax(arg(args, 1)?, "client"));
+    }
+    let id = int_arg(arg(args, 2)?)?;
+    let how = match args.get(3) {
+        None => Unblock::Timeout,
+        Some(reason) if is(reason, "timeout") => Unblock::Timeout,
+        Some(reason) if is(reason, "error") => Unblock::Error,
+        Some(_) => return Err(err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let unblocked = u64::try_from(id).is_ok_and(|id| ctx.engine.blocked.unblock(id, how));
+    Ok(Reply::Int(i64::from(unblocked)))
+}
+
 /// CLIENT PAUSE timeout [WRITE|ALL] (ALL by default).
 fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     if args.len() > 4 {
-        return Err(Reply::Error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            text(arg(args, 1)?)
-        )));
+        return Err(errors::subcommand_syntax(arg(args, 1)?, "client"));
     }
     let timeout =
         crate::num::parse_i64(arg(args, 2)?).ok_or_else(|| err("ERR timeout is not an integer or out of range"))?;
