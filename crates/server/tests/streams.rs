@@ -128,6 +128,264 @@ const SCRIPT: &[&[&str]] = &[
     &["XADD", "big", "MAXLEN", "~", "50", "1-1", "a", "b"],
 ];
 
+/// Consumer groups, compared like [`SCRIPT`]. Commands marked [`Clock::Masked`] answer idle
+/// times, which depend on each server's clock: their integers that follow a string (the idle
+/// times of XPENDING rows, the counts of XINFO CONSUMERS) are masked before comparing.
+const GROUP_SCRIPT: &[(Clock, &[&str])] = &[
+    (Exact, &["XADD", "s", "1-0", "a", "1"]),
+    (Exact, &["XADD", "s", "2-0", "b", "2"]),
+    (Exact, &["XADD", "s", "3-0", "c", "3"]),
+    (Exact, &["XADD", "s", "4-0", "d", "4"]),
+    // XGROUP
+    (Exact, &["XGROUP", "CREATE", "s", "g", "0"]),
+    (Exact, &["XGROUP", "CREATE", "s", "last", "$"]),
+    (Exact, &["XGROUP", "CREATE", "s", "mid", "2-0"]),
+    (Exact, &["XGROUP", "CREATE", "s", "er", "0", "ENTRIESREAD", "1"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "ENTRIESREAD", "-2"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "ENTRIESREAD", "x"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "FOO"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "MKSTREAM", "ENTRIESREAD"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "MKSTREAM", "MKSTREAM", "MKSTREAM", "MKSTREAM"]),
+    (Exact, &["XGROUP", "CREATE", "s", "g", "$"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "bad"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "-"]),
+    (Exact, &["XGROUP", "CREATE", "nokey", "g", "$"]),
+    (Exact, &["XGROUP", "CREATE", "made", "g", "$", "MKSTREAM"]),
+    (Exact, &["XGROUP", "CREATE", "made2", "g", "bad", "MKSTREAM"]),
+    (Exact, &["EXISTS", "made", "made2"]),
+    (Exact, &["XINFO", "STREAM", "made"]),
+    (Exact, &["XINFO", "GROUPS", "made"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "1-0"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "ENTRIESREAD", "4"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "-"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "ENTRIESREAD"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "FOO", "1"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "ENTRIESREAD", "-5"]),
+    (Exact, &["XGROUP", "SETID", "s", "nog", "1"]),
+    (Exact, &["XGROUP", "SETID", "nokey", "g", "1"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "bad"]),
+    (Exact, &["XGROUP", "DESTROY", "s", "last"]),
+    (Exact, &["XGROUP", "DESTROY", "s", "last"]),
+    (Exact, &["XGROUP", "DESTROY", "nokey", "last"]),
+    (Exact, &["XGROUP", "CREATECONSUMER", "s", "g", "zed"]),
+    (Exact, &["XGROUP", "CREATECONSUMER", "s", "g", "zed"]),
+    (Exact, &["XGROUP", "CREATECONSUMER", "s", "nog", "zed"]),
+    (Exact, &["XGROUP", "DELCONSUMER", "s", "g", "nobody"]),
+    (Exact, &["XGROUP", "DELCONSUMER", "s", "nog", "nobody"]),
+    (Exact, &["XGROUP", "FOO", "s", "g"]),
+    (Exact, &["XGROUP", "CREATE", "s"]),
+    (Exact, &["XGROUP", "DESTROY", "s"]),
+    (Exact, &["XGROUP", "HELP"]),
+    (Exact, &["XGROUP", "HELP", "x"]),
+    (Exact, &["XGROUP"]),
+    // XREADGROUP
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "2", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", "0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "1-0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "carol", "STREAMS", "s", "0"]),
+    (Exact, &["XREADGROUP", "GROUP", "er", "dan", "STREAMS", "s", "made", ">", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "$"]),
+    (Exact, &["XREADGROUP", "GROUP", "nog", "alice", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "nokey", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "nokey", ">"]),
+    (Exact, &["XREADGROUP", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "COUNT", "1", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "bad"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "FOO", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "x", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "BLOCK", "-1", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "BLOCK", "10", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "NOACK", "STREAMS", "s", ">"]),
+    (Exact, &["XREAD", "GROUP", "g", "alice", "STREAMS", "s", ">"]),
+    (Exact, &["XREAD", "NOACK", "STREAMS", "s", "0"]),
+    // XPENDING
+    (Exact, &["XPENDING", "s", "g"]),
+    (Masked, &["XPENDING", "s", "g", "-", "+", "10"]),
+    (Masked, &["XPENDING", "s", "g", "-", "+", "1", "bob"]),
+    (Masked, &["XPENDING", "s", "g", "(1", "(4", "10"]),
+    (Masked, &["XPENDING", "s", "g", "IDLE", "0", "-", "+", "10"]),
+    (Exact, &["XPENDING", "s", "g", "IDLE", "100000000", "-", "+", "10"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+", "10", "nobody"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+", "-1"]),
+    (Exact, &["XPENDING", "s", "g", "3", "2", "10"]),
+    (Exact, &["XPENDING", "s", "g", "IDLE", "x", "-", "+", "10"]),
+    (Exact, &["XPENDING", "s", "g", "IDLE", "10", "-", "+"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+", "x"]),
+    (Exact, &["XPENDING", "s", "g", "bad", "+", "10"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+", "1", "a", "b", "c"]),
+    (Exact, &["XPENDING", "s", "nog"]),
+    (Exact, &["XPENDING", "nokey", "g"]),
+    (Exact, &["XPENDING", "s", "er"]),
+    // XCLAIM
+    (Exact, &["XCLAIM", "s", "g", "bob", "0", "1-0", "TIME", "1000"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "100000000", "1-0", "2-0"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "2-0", "IDLE", "5000", "RETRYCOUNT", "7"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "3-0", "JUSTID"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "9-0", "FORCE"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "9-0", "3-0", "FORCE", "JUSTID"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "LASTID", "10-0"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "TIME", "-1", "RETRYCOUNT", "-3"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "-5", "4-0", "TIME", "99999999999999"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "LASTID", "bad"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "x", "4-0"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "IDLE", "x"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "TIME", "x"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "RETRYCOUNT", "x"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "BOGUS"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "IDLE"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "bad"]),
+    (Exact, &["XCLAIM", "s", "nog", "erin", "0", "1-0"]),
+    (Exact, &["XCLAIM", "nokey", "g", "erin", "0", "1-0"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Masked, &["XINFO", "CONSUMERS", "s", "g"]),
+    (Exact, &["XINFO", "CONSUMERS", "s", "nog"]),
+    (Exact, &["XINFO", "CONSUMERS", "nokey", "g"]),
+    (Exact, &["XINFO", "GROUPS", "nokey"]),
+    (Exact, &["XINFO", "GROUPS"]),
+    (Exact, &["XINFO", "HELP"]),
+    // XDEL, XTRIM and the groups
+    (Exact, &["XDEL", "s", "2-0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "erin", "STREAMS", "s", "0"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XCLAIM", "s", "g", "bob", "0", "2-0", "3-0"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XADD", "s", "5-0", "e", "5"]),
+    (Exact, &["XADD", "s", "6-0", "f", "6"]),
+    (Exact, &["XGROUP", "SETID", "s", "g", "4-0"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "carol", "COUNT", "1", "STREAMS", "s", ">"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "carol", "NOACK", "STREAMS", "s", ">"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    // XAUTOCLAIM
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "1"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "1", "JUSTID"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "(3-0", "JUSTID"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "100000000", "0"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "0"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "x"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "922337203685477580"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "BOGUS"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "x", "0"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "bad"]),
+    (Exact, &["XAUTOCLAIM", "s", "nog", "dave", "0", "0"]),
+    (Exact, &["XAUTOCLAIM", "nokey", "g", "dave", "0", "0"]),
+    (Exact, &["XDEL", "s", "3-0", "4-0"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "1"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "2"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XTRIM", "s", "MAXLEN", "1"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "dave", "STREAMS", "s", "0"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    // XACK, DELCONSUMER
+    (Exact, &["XACK", "s", "g", "5-0", "9-0"]),
+    (Exact, &["XACK", "s", "g", "5-0"]),
+    (Exact, &["XACK", "s", "g", "bad"]),
+    (Exact, &["XACK", "s", "nog", "1-0"]),
+    (Exact, &["XACK", "nokey", "g", "1-0"]),
+    (Exact, &["XACK", "s", "g"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "zed", "STREAMS", "s", "0"]),
+    (Exact, &["XGROUP", "SETID", "s", "g", "0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "zed", "STREAMS", "s", ">"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XGROUP", "DELCONSUMER", "s", "g", "zed"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    // Types, transactions, scripts, deletion
+    (Exact, &["SET", "str", "x"]),
+    (Exact, &["XGROUP", "CREATE", "str", "g", "$"]),
+    (Exact, &["XGROUP", "CREATE", "str", "g", "$", "MKSTREAM"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "str", ">"]),
+    (Exact, &["XACK", "str", "g", "1-0"]),
+    (Exact, &["XPENDING", "str", "g"]),
+    (Exact, &["XCLAIM", "str", "g", "c", "0", "1-0"]),
+    (Exact, &["XAUTOCLAIM", "str", "g", "c", "0", "0"]),
+    (Exact, &["XINFO", "GROUPS", "str"]),
+    (Exact, &["XINFO", "CONSUMERS", "str", "g"]),
+    (Exact, &["MULTI"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "mc", "BLOCK", "0", "STREAMS", "s", ">"]),
+    (Exact, &["XADD", "s", "7-0", "in", "multi"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "mc", "STREAMS", "s", ">"]),
+    (Exact, &["EXEC"]),
+    (Exact, &["EVAL", "return redis.call('XREADGROUP', 'GROUP', 'g', 'lua', 'STREAMS', KEYS[1], '0')", "1", "s"]),
+    (Exact, &["EVAL", "return redis.call('XREADGROUP', 'GROUP', 'g', 'lua', 'BLOCK', 1, 'STREAMS', KEYS[1], '>')", "1", "s"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["COPY", "s", "s2"]),
+    (Exact, &["XINFO", "GROUPS", "s2"]),
+    (Exact, &["XPENDING", "s2", "g"]),
+    (Exact, &["DEL", "s"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XADD", "s", "1-0", "a", "1"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+];
+
+/// Whether a reply can be compared as it is.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    Exact,
+    Masked,
+}
+use Clock::{Exact, Masked};
+
+/// A reply's text with every integer that directly follows a string's data replaced by `?`.
+fn mask_idle(frame: &str) -> String {
+    let lines: Vec<&str> = frame.split("\r\n").collect();
+    let masked = lines.iter().enumerate().map(|(i, line)| {
+        let after_string = i >= 2 && lines[i - 2].starts_with('$');
+        if line.starts_with(':') && after_string {
+            ":?"
+        } else {
+            line
+        }
+    });
+    masked.collect::<Vec<_>>().join("\r\n")
+}
+
+fn run_group_script(conn: &mut RawConn) -> Vec<String> {
+    GROUP_SCRIPT
+        .iter()
+        .map(|(clock, args)| {
+            let text = frame_text(&conn.cmd(args));
+            match clock {
+                Exact => text,
+                Masked => mask_idle(&text),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn group_replies_match_redis_in_resp2_and_resp3() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    for hello in [None, Some("3")] {
+        let mut conns = [redis.connect(), staykv.connect()];
+        for conn in &mut conns {
+            conn.cmd(&["FLUSHALL"]);
+            if let Some(v) = hello {
+                conn.cmd(&["HELLO", v]);
+            }
+        }
+        let [r, s] = &mut conns;
+        let (expected, got) = (run_group_script(r), run_group_script(s));
+        for (((_, args), e), g) in GROUP_SCRIPT.iter().zip(&expected).zip(&got) {
+            assert_eq!(g, e, "RESP{} {args:?}", hello.unwrap_or("2"));
+        }
+    }
+}
+
 fn run_script(conn: &mut RawConn) -> Vec<String> {
     SCRIPT.iter().map(|args| frame_text(&conn.cmd(args))).collect()
 }

@@ -20,6 +20,7 @@ pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod stream_groups;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
@@ -44,6 +45,7 @@ pub fn table() -> CommandTable {
         scripting::COMMANDS,
         acl::COMMANDS,
         streams::COMMANDS,
+        stream_groups::COMMANDS,
     ])
 }
 
