@@ -202,6 +202,8 @@ const GROUP_SCRIPT: &[(Clock, &[&str])] = &[
     (Exact, &["XREADGROUP", "GROUP", "g", "alice", "BLOCK", "-1", "STREAMS", "s", ">"]),
     (Exact, &["XREADGROUP", "GROUP", "g", "alice", "BLOCK", "10", "STREAMS", "s", ">"]),
     (Exact, &["XREADGROUP", "GROUP", "g", "alice", "NOACK", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "newbie", "STREAMS", "s", ">"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
     (Exact, &["XREAD", "GROUP", "g", "alice", "STREAMS", "s", ">"]),
     (Exact, &["XREAD", "NOACK", "STREAMS", "s", "0"]),
     // XPENDING
@@ -320,7 +322,15 @@ const GROUP_SCRIPT: &[(Clock, &[&str])] = &[
     (Exact, &["XREADGROUP", "GROUP", "g", "mc", "STREAMS", "s", ">"]),
     (Exact, &["EXEC"]),
     (Exact, &["EVAL", "return redis.call('XREADGROUP', 'GROUP', 'g', 'lua', 'STREAMS', KEYS[1], '0')", "1", "s"]),
-    (Exact, &["EVAL", "return redis.call('XREADGROUP', 'GROUP', 'g', 'lua', 'BLOCK', 1, 'STREAMS', KEYS[1], '>')", "1", "s"]),
+    (
+        Exact,
+        &[
+            "EVAL",
+            "return redis.call('XREADGROUP', 'GROUP', 'g', 'lua', 'BLOCK', 1, 'STREAMS', KEYS[1], '>')",
+            "1",
+            "s",
+        ],
+    ),
     (Exact, &["XPENDING", "s", "g"]),
     (Exact, &["COPY", "s", "s2"]),
     (Exact, &["XINFO", "GROUPS", "s2"]),
@@ -601,4 +611,153 @@ fn dump_and_restore_with_redis_both_ways() {
 fn info_without_layout(conn: &mut RawConn, key: &str) -> Vec<Val> {
     let items = call_str(conn, &["XINFO", "STREAM", key]).items();
     items.chunks(2).filter(|kv| !kv[0].text().starts_with("radix-tree")).flat_map(|kv| kv.to_vec()).collect()
+}
+
+/// Builds consumer groups the same way on any server: two groups, deliveries, a history
+/// re-delivery, claims with explicit times, acks, a NOACK read, a deleted pending entry, a
+/// deleted consumer.
+const GROUP_SETUP: &[&[&str]] = &[
+    &["XADD", "q", "1-0", "n", "1"],
+    &["XADD", "q", "2-0", "n", "2"],
+    &["XADD", "q", "3-0", "n", "3"],
+    &["XADD", "q", "4-0", "n", "4"],
+    &["XADD", "q", "5-0", "n", "5"],
+    &["XGROUP", "CREATE", "q", "workers", "0"],
+    &["XGROUP", "CREATE", "q", "audit", "$", "ENTRIESREAD", "5"],
+    &["XGROUP", "CREATE", "empty", "g", "$", "MKSTREAM"],
+    &["XGROUP", "CREATECONSUMER", "q", "audit", "idle-one"],
+    &["XREADGROUP", "GROUP", "workers", "alice", "COUNT", "2", "STREAMS", "q", ">"],
+    &["XREADGROUP", "GROUP", "workers", "bob", "COUNT", "2", "STREAMS", "q", ">"],
+    &["XREADGROUP", "GROUP", "workers", "alice", "STREAMS", "q", "0"],
+    &["XCLAIM", "q", "workers", "carol", "0", "3-0", "TIME", "1000", "RETRYCOUNT", "5"],
+    &["XAUTOCLAIM", "q", "workers", "dave", "0", "4-0", "COUNT", "1"],
+    &["XACK", "q", "workers", "1-0"],
+    &["XREADGROUP", "GROUP", "workers", "erin", "NOACK", "STREAMS", "q", ">"],
+    &["XGROUP", "CREATECONSUMER", "q", "workers", "gone"],
+    &["XCLAIM", "q", "workers", "gone", "0", "2-0"],
+    &["XGROUP", "DELCONSUMER", "q", "workers", "gone"],
+    &["XADD", "q", "6-0", "n", "6"],
+    &["XREADGROUP", "GROUP", "workers", "bob", "STREAMS", "q", ">"],
+    &["XDEL", "q", "6-0"],
+    &["XGROUP", "CREATE", "q", "temp", "0"],
+    &["XGROUP", "DESTROY", "q", "temp"],
+];
+
+/// What the groups of `key` look like, without idle times: XINFO GROUPS, XPENDING's
+/// summary, and each pending entry's ID, owner and delivery count.
+fn group_view(conn: &mut RawConn, key: &str) -> Vec<Val> {
+    let mut view = vec![call_str(conn, &["XINFO", "GROUPS", key])];
+    for group in view[0].clone().items() {
+        let name = group.items()[1].text();
+        view.push(call_str(conn, &["XPENDING", key, &name]));
+        for row in call_str(conn, &["XPENDING", key, &name, "-", "+", "1000"]).items() {
+            let row = row.items();
+            view.extend([row[0].clone(), row[1].clone(), row[3].clone()]);
+        }
+        for consumer in call_str(conn, &["XINFO", "CONSUMERS", key, &name]).items() {
+            view.extend(consumer.items().into_iter().take(4));
+        }
+    }
+    view
+}
+
+#[test]
+fn groups_survive_sigkill_and_snapshots() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    for args in GROUP_SETUP {
+        assert!(!matches!(call_str(&mut conn, args), Val::Error(_)), "{args:?}");
+    }
+    // DUMP carries everything, delivery and seen times included.
+    let state = |conn: &mut RawConn| -> Vec<(Vec<Val>, Vec<u8>)> {
+        ["q", "empty"].iter().map(|k| (group_view(conn, k), call(conn, &[b"DUMP", k.as_bytes()]).bytes())).collect()
+    };
+    let before = state(&mut conn);
+    assert_eq!(before[0].0[0].items().len(), 2, "two groups");
+    server.kill();
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(state(&mut conn), before, "after SIGKILL (log replay)");
+    assert!(matches!(call_str(&mut conn, &["BGREWRITEAOF"]), Val::Simple(_)));
+    let done = common::wait_until(Duration::from_secs(20), || {
+        persist_common::info_field(&mut conn, "aof_rewrite_in_progress") == "0"
+    });
+    assert!(done, "compaction did not finish");
+    server.kill();
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(state(&mut conn), before, "after a snapshot");
+}
+
+#[test]
+fn groups_match_redis_and_restore_both_ways() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    for conn in [&mut r, &mut s] {
+        for args in GROUP_SETUP {
+            conn.cmd(args);
+        }
+    }
+    assert_eq!(group_view(&mut s, "q"), group_view(&mut r, "q"));
+    for to_staykv in [true, false] {
+        let (from, to, name) =
+            if to_staykv { (&mut r, &mut s, "redis -> staykv") } else { (&mut s, &mut r, "staykv -> redis") };
+        let payload = call(from, &[b"DUMP", b"q"]).bytes();
+        let reply = call(to, &[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
+        assert_eq!(reply, Val::Simple("OK".into()), "{name}");
+        assert_eq!(group_view(to, "copy"), group_view(from, "q"), "{name}");
+    }
+}
+
+#[test]
+fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let mut replies = Vec::new();
+    for server in [&redis, &staykv] {
+        let mut writer = server.connect();
+        writer.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+        // Two consumers of one group wait: one XADD serves exactly one of them (Redis picks
+        // the first to block; StayKV wakes both and the first to run takes it), the next
+        // XADD the other.
+        let mut readers = [server.connect(), server.connect()];
+        for (i, r) in readers.iter_mut().enumerate() {
+            r.send(&common::encode_str(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                &format!("c{i}"),
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s",
+                ">",
+            ]));
+            wait_blocked(&mut writer, i + 1);
+        }
+        writer.cmd(&["XADD", "s", "1-0", "f", "v"]);
+        wait_blocked(&mut writer, 1);
+        let mut got: Vec<Option<String>> =
+            readers.iter_mut().map(|r| frame_within(r, Duration::from_millis(300))).collect();
+        let served = got.iter().position(Option::is_some).expect("woken by XADD");
+        assert!(got[1 - served].is_none(), "the entry went to one consumer only");
+        writer.cmd(&["XADD", "s", "2-0", "f", "v"]);
+        let second = frame_within(&mut readers[1 - served], Duration::from_secs(5)).expect("woken by the next XADD");
+        let first = got.swap_remove(served).unwrap_or_default();
+        // A timeout answers nil: `*-1` in RESP2, `_` in RESP3.
+        let mut reader = server.connect();
+        let started = Instant::now();
+        let timeout2 =
+            frame_text(&reader.cmd(&["XREADGROUP", "GROUP", "g", "c2", "BLOCK", "100", "STREAMS", "s", ">"]));
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        reader.cmd(&["HELLO", "3"]);
+        let timeout3 = frame_text(&reader.cmd(&["XREADGROUP", "GROUP", "g", "c2", "BLOCK", "50", "STREAMS", "s", ">"]));
+        let pending = frame_text(&writer.cmd(&["XPENDING", "s", "g"]));
+        let groups = frame_text(&writer.cmd(&["XINFO", "GROUPS", "s"]));
+        replies.push([first, second, timeout2, timeout3, pending, groups]);
+    }
+    assert_eq!(replies[1], replies[0]);
+    assert_eq!(replies[0][2], "*-1\r\n");
+    assert_eq!(replies[0][3], "_\r\n");
 }

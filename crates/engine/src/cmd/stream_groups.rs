@@ -40,14 +40,8 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The XGROUP subcommands, with Redis 7's arities (checked before the handler).
-const XGROUP_SUBCOMMANDS: &[(&str, i32)] = &[
-    ("create", -5),
-    ("setid", -5),
-    ("destroy", 4),
-    ("createconsumer", 5),
-    ("delconsumer", 5),
-    ("help", 2),
-];
+const XGROUP_SUBCOMMANDS: &[(&str, i32)] =
+    &[("create", -5), ("setid", -5), ("destroy", 4), ("createconsumer", 5), ("delconsumer", 5), ("help", 2)];
 
 const KEY_REQUIRED: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want \
                             to use the MKSTREAM option to create an empty stream automatically.";
@@ -340,11 +334,17 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// Serve one stream of an XREADGROUP: new entries when `gt` is `>` (`None` if there are
-/// none), else the consumer's pending entries after `gt`.
+/// none), else the consumer's pending entries after `gt`. The consumer is created (or seen)
+/// only when served.
 fn serve(ctx: &mut Ctx, key: &Bytes, reader: &GroupRead, gt: StreamId) -> Result<Option<Reply>, Reply> {
     let now = ctx.now;
     let mut log = Log::default();
     let Some(stream) = read(ctx, key)? else { return Ok(None) };
+    let last_entry = stream.last_entry_id();
+    if gt == StreamId::MAX && stream.groups.get(&reader.group).is_none_or(|g| last_entry <= g.last_id) {
+        // Nothing new: Redis 7.0 neither creates nor refreshes the consumer then.
+        return Ok(None);
+    }
     if let Some(group) = stream.groups.get_mut(&reader.group) {
         if group.touch_consumer(&reader.consumer, now) {
             log.consumer_created(key, &reader.group, &reader.consumer);
@@ -362,9 +362,6 @@ fn serve(ctx: &mut Ctx, key: &Bytes, reader: &GroupRead, gt: StreamId) -> Result
 /// NOACK); the group moves past them.
 fn deliver_new(stream: &mut Stream, key: &Bytes, reader: &GroupRead, now: u64, log: &mut Log) -> Option<Reply> {
     let last = stream.groups.get(&reader.group)?.last_id;
-    if stream.last_entry_id() <= last {
-        return None;
-    }
     let batch: Vec<(StreamId, Vec<Bytes>)> =
         stream.entries.range(last.next()?..).take(reader.limit()).map(|(id, f)| (*id, f.clone())).collect();
     let mut replies = Vec::with_capacity(batch.len());
@@ -386,7 +383,14 @@ fn deliver_new(stream: &mut Stream, key: &Bytes, reader: &GroupRead, now: u64, l
 
 /// The consumer's pending entries after `gt`, delivered again; one deleted from the stream
 /// meanwhile is reported as its ID with a nil body, and stays pending.
-fn deliver_history(stream: &mut Stream, key: &Bytes, reader: &GroupRead, gt: StreamId, now: u64, log: &mut Log) -> Reply {
+fn deliver_history(
+    stream: &mut Stream,
+    key: &Bytes,
+    reader: &GroupRead,
+    gt: StreamId,
+    now: u64,
+    log: &mut Log,
+) -> Reply {
     let Stream { entries, groups, .. } = stream;
     let Some(group) = groups.get_mut(&reader.group) else { return Reply::Array(Vec::new()) };
     let (Some(start), Some(consumer)) = (gt.next(), group.consumers.get(&reader.consumer)) else {
@@ -566,7 +570,8 @@ struct ClaimOptions {
 }
 
 fn claim_options(options: &[Bytes], now: i64) -> Result<ClaimOptions, Reply> {
-    let mut out = ClaimOptions { delivery_time: None, retry_count: None, force: false, justid: false, last_id: StreamId::MIN };
+    let mut out =
+        ClaimOptions { delivery_time: None, retry_count: None, force: false, justid: false, last_id: StreamId::MIN };
     let mut i = 0;
     while let Some(option) = options.get(i) {
         let value = options.get(i + 1);
@@ -738,4 +743,170 @@ pub(crate) fn xinfo_consumers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ])
     });
     Ok(Reply::Array(consumers.collect()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::client::Client;
+    use crate::exec::NoJournal;
+    use crate::host::NoHost;
+    use crate::Engine;
+
+    /// Records each batch of effects with its time, to replay them.
+    #[derive(Default)]
+    struct Journal(Mutex<Vec<(u64, Vec<Bytes>)>>);
+
+    impl crate::exec::Journal for Journal {
+        fn append(&self, time_ms: u64, effects: &[crate::Effect]) -> u64 {
+            let mut log = self.0.lock().unwrap();
+            log.extend(effects.iter().map(|e| (time_ms, e.argv.clone())));
+            1
+        }
+    }
+
+    fn run_with(engine: &Engine, journal: &dyn crate::exec::Journal, now: u64, args: &[&str]) -> Reply {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        engine.execute(&mut Client::new(1, true), &args, now, &NoHost, journal).reply
+    }
+
+    fn run(engine: &Engine, now: u64, args: &[&str]) -> Reply {
+        run_with(engine, &NoJournal, now, args)
+    }
+
+    fn engine_with(ids: &[&str]) -> Engine {
+        let e = Engine::new(crate::EngineOptions::default());
+        for id in ids {
+            run(&e, 0, &["XADD", "s", id, "f", id]);
+        }
+        run(&e, 0, &["XGROUP", "CREATE", "s", "g", "0"]);
+        e
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::bulk_str(s)
+    }
+
+    fn bulks(items: &[&str]) -> Reply {
+        Reply::Array(items.iter().map(|s| bulk(s)).collect())
+    }
+
+    /// Group `g` of stream `s`, as the engine holds it.
+    fn group(e: &Engine) -> Group {
+        let mut out = None;
+        e.for_each_entry(|_, entry| match &entry.value {
+            crate::value::Value::Stream(s) if entry.key.as_slice() == b"s" => out = s.groups.get(&b"g"[..]).cloned(),
+            _ => {}
+        });
+        out.unwrap()
+    }
+
+    #[test]
+    fn pending_lists_follow_reads_claims_acks_and_deletions() {
+        let e = engine_with(&["1-0", "2-0", "3-0"]);
+        run(&e, 10, &["XREADGROUP", "GROUP", "g", "a", "COUNT", "2", "STREAMS", "s", ">"]);
+        run(&e, 20, &["XREADGROUP", "GROUP", "g", "b", "STREAMS", "s", ">"]);
+        let g = group(&e);
+        assert_eq!(g.pel.len(), 3);
+        assert_eq!(g.consumers[&b"a"[..]].pending.len(), 2);
+        assert_eq!(g.pel[&StreamId::new(3, 0)].delivery_time, 20);
+        // A history read delivers again: the count goes up, the owner stays.
+        run(&e, 30, &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", "0"]);
+        assert_eq!(group(&e).pel[&StreamId::new(1, 0)].delivery_count, 2);
+        // A claim moves the entry from one consumer's list to the other's.
+        run(&e, 40, &["XCLAIM", "s", "g", "b", "0", "1-0"]);
+        let g = group(&e);
+        assert_eq!(g.pel[&StreamId::new(1, 0)].consumer, Bytes::from("b"));
+        assert_eq!(g.pel[&StreamId::new(1, 0)].delivery_count, 3);
+        assert!(!g.consumers[&b"a"[..]].pending.contains(&StreamId::new(1, 0)));
+        assert!(g.consumers[&b"b"[..]].pending.contains(&StreamId::new(1, 0)));
+        assert_eq!(g.consumers[&b"b"[..]].seen_time, 40);
+        // XACK removes from both lists; deleting a consumer drops its entries.
+        assert_eq!(run(&e, 50, &["XACK", "s", "g", "1-0", "1-0", "9-0"]), Reply::Int(1));
+        assert!(!group(&e).consumers[&b"b"[..]].pending.contains(&StreamId::new(1, 0)));
+        assert_eq!(run(&e, 50, &["XGROUP", "DELCONSUMER", "s", "g", "b"]), Reply::Int(1));
+        let g = group(&e);
+        assert_eq!(g.pel.keys().copied().collect::<Vec<_>>(), [StreamId::new(2, 0)]);
+        assert!(g.consumers.values().flat_map(|c| &c.pending).all(|id| g.pel.contains_key(id)));
+        // Idle times are counted from the command's clock.
+        let rows = run(&e, 1030, &["XPENDING", "s", "g", "-", "+", "10"]);
+        assert_eq!(
+            rows,
+            Reply::Array(vec![Reply::Array(vec![bulk("2-0"), bulk("a"), Reply::Int(1000), Reply::Int(2)])])
+        );
+    }
+
+    #[test]
+    fn xautoclaim_cursor_and_deleted_ids() {
+        let e = engine_with(&["1-0", "2-0", "3-0", "4-0", "5-0"]);
+        run(&e, 10, &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", ">"]);
+        run(&e, 10, &["XDEL", "s", "2-0", "3-0"]);
+        // COUNT counts deleted entries too; the cursor is the next pending ID.
+        let reply = run(&e, 20, &["XAUTOCLAIM", "s", "g", "b", "0", "0", "COUNT", "2", "JUSTID"]);
+        assert_eq!(reply, Reply::Array(vec![bulk("3-0"), bulks(&["1-0"]), bulks(&["2-0"])]));
+        let reply = run(&e, 20, &["XAUTOCLAIM", "s", "g", "b", "0", "3-0", "COUNT", "2", "JUSTID"]);
+        assert_eq!(reply, Reply::Array(vec![bulk("5-0"), bulks(&["4-0"]), bulks(&["3-0"])]));
+        let reply = run(&e, 20, &["XAUTOCLAIM", "s", "g", "b", "0", "5-0", "JUSTID"]);
+        assert_eq!(reply, Reply::Array(vec![bulk("0-0"), bulks(&["5-0"]), bulks(&[])]));
+        let g = group(&e);
+        assert_eq!(g.pel.len(), 3);
+        // JUSTID does not count a delivery.
+        assert!(g.pel.values().all(|p| p.consumer == "b" && p.delivery_count == 1));
+        // Entries not idle long enough are skipped, but still scanned (the cursor moves on).
+        let reply = run(&e, 25, &["XAUTOCLAIM", "s", "g", "c", "10", "0", "COUNT", "1"]);
+        assert_eq!(reply, Reply::Array(vec![bulk("0-0"), bulks(&[]), bulks(&[])]));
+        assert!(!group(&e).consumers.contains_key(&b"c"[..]), "a consumer that took nothing is not created");
+    }
+
+    #[test]
+    fn effects_replay_to_the_same_groups() {
+        let e = engine_with(&["1-0", "2-0", "3-0", "4-0"]);
+        let journal = Journal::default();
+        let script: &[(u64, &[&str])] = &[
+            (100, &["XGROUP", "CREATE", "s", "h", "$", "ENTRIESREAD", "4"]),
+            (100, &["XGROUP", "CREATE", "t", "g", "$", "MKSTREAM"]),
+            (110, &["XREADGROUP", "GROUP", "g", "a", "COUNT", "2", "STREAMS", "s", ">"]),
+            (120, &["XREADGROUP", "GROUP", "g", "b", "NOACK", "COUNT", "1", "STREAMS", "s", ">"]),
+            (130, &["XREADGROUP", "GROUP", "g", "b", "STREAMS", "s", ">"]),
+            (140, &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", "0"]),
+            (150, &["XCLAIM", "s", "g", "c", "0", "1-0", "IDLE", "30", "RETRYCOUNT", "9"]),
+            (160, &["XCLAIM", "s", "g", "c", "0", "3-0", "LASTID", "9-0"]),
+            (165, &["XDEL", "s", "4-0"]),
+            (170, &["XAUTOCLAIM", "s", "g", "d", "0", "0"]),
+            (180, &["XACK", "s", "g", "2-0"]),
+            (190, &["XGROUP", "CREATECONSUMER", "s", "g", "e"]),
+            (195, &["XGROUP", "DELCONSUMER", "s", "g", "b"]),
+            (200, &["XGROUP", "SETID", "s", "h", "1-0"]),
+        ];
+        for (now, args) in script {
+            assert!(!matches!(run_with(&e, &journal, *now, args), Reply::Error(_)), "{args:?}");
+        }
+        let replayed = Engine::new(crate::EngineOptions::default());
+        run(&replayed, 0, &["XADD", "s", "1-0", "f", "1-0"]);
+        for id in ["2-0", "3-0", "4-0"] {
+            run(&replayed, 0, &["XADD", "s", id, "f", id]);
+        }
+        run(&replayed, 0, &["XGROUP", "CREATE", "s", "g", "0"]);
+        for (time, argv) in journal.0.lock().unwrap().iter() {
+            replayed.replay(*time, &[crate::Effect::new(0, argv.clone())]).unwrap();
+        }
+        assert_eq!(group(&replayed), group(&e));
+        for args in [
+            &["XINFO", "GROUPS", "s"][..],
+            &["XINFO", "CONSUMERS", "s", "g"],
+            &["XPENDING", "s", "g", "-", "+", "100"],
+            &["XINFO", "GROUPS", "t"],
+        ] {
+            assert_eq!(run(&replayed, 1000, args), run(&e, 1000, args), "{args:?}");
+        }
+        let logged: Vec<Vec<Bytes>> = journal.0.lock().unwrap().iter().map(|(_, a)| a.clone()).collect();
+        let claim =
+            ["XCLAIM", "s", "g", "a", "0", "1-0", "TIME", "110", "RETRYCOUNT", "1", "FORCE", "JUSTID", "LASTID", "1-0"];
+        assert!(logged.contains(&claim.map(Bytes::from).to_vec()), "{logged:?}");
+        let position = ["XGROUP", "SETID", "s", "g", "2-0", "ENTRIESREAD", "2"];
+        assert!(logged.contains(&position.map(Bytes::from).to_vec()), "{logged:?}");
+    }
 }
