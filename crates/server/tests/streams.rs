@@ -254,6 +254,16 @@ const GROUP_SCRIPT: &[(Clock, &[&str])] = &[
     (Exact, &["XINFO", "GROUPS", "nokey"]),
     (Exact, &["XINFO", "GROUPS"]),
     (Exact, &["XINFO", "HELP"]),
+    (Exact, &["XINFO", "STREAM", "made", "FULL"]),
+    (Masked, &["XINFO", "STREAM", "s", "FULL"]),
+    (Masked, &["XINFO", "STREAM", "s", "full", "count", "1"]),
+    (Masked, &["XINFO", "STREAM", "s", "FULL", "COUNT", "-1"]),
+    (Masked, &["XINFO", "STREAM", "s", "FULL", "COUNT", "0"]),
+    (Exact, &["XINFO", "STREAM", "s", "FOO"]),
+    (Exact, &["XINFO", "STREAM", "s", "FULL", "COUNT"]),
+    (Exact, &["XINFO", "STREAM", "s", "FULL", "COUNT", "x"]),
+    (Exact, &["XINFO", "STREAM", "s", "FULL", "FOO", "1"]),
+    (Exact, &["XINFO", "STREAM", "nokey", "FULL"]),
     // XDEL, XTRIM and the groups
     (Exact, &["XDEL", "s", "2-0"]),
     (Exact, &["XREADGROUP", "GROUP", "g", "erin", "STREAMS", "s", "0"]),
@@ -668,9 +678,15 @@ fn groups_survive_sigkill_and_snapshots() {
     for args in GROUP_SETUP {
         assert!(!matches!(call_str(&mut conn, args), Val::Error(_)), "{args:?}");
     }
-    // DUMP carries everything, delivery and seen times included.
-    let state = |conn: &mut RawConn| -> Vec<(Vec<Val>, Vec<u8>)> {
-        ["q", "empty"].iter().map(|k| (group_view(conn, k), call(conn, &[b"DUMP", k.as_bytes()]).bytes())).collect()
+    // XINFO STREAM FULL and DUMP carry everything, delivery and seen times included.
+    let state = |conn: &mut RawConn| -> Vec<(Vec<Val>, Val, Vec<u8>)> {
+        ["q", "empty"]
+            .iter()
+            .map(|k| {
+                let full = call_str(conn, &["XINFO", "STREAM", k, "FULL", "COUNT", "0"]);
+                (group_view(conn, k), full, call(conn, &[b"DUMP", k.as_bytes()]).bytes())
+            })
+            .collect()
     };
     let before = state(&mut conn);
     assert_eq!(before[0].0[0].items().len(), 2, "two groups");
@@ -760,4 +776,43 @@ fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
     assert_eq!(replies[1], replies[0]);
     assert_eq!(replies[0][2], "*-1\r\n");
     assert_eq!(replies[0][3], "_\r\n");
+}
+
+#[test]
+fn group_keyspace_events_match_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let script: &[&[&str]] = &[
+        &["XADD", "s", "1-0", "f", "v"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"],
+        &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", ">"],
+        &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", "0"],
+        &["XCLAIM", "s", "g", "b", "0", "1-0"],
+        &["XAUTOCLAIM", "s", "g", "c", "0", "0"],
+        &["XACK", "s", "g", "1-0"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "d"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "d"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "d"],
+        &["XGROUP", "DESTROY", "s", "g"],
+    ];
+    let mut seen = Vec::new();
+    for server in [&redis, &staykv] {
+        let mut conn = server.connect();
+        conn.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+        let mut sub = server.connect();
+        sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+        for args in script {
+            conn.cmd(args);
+        }
+        let mut events = Vec::new();
+        while let Some(frame) = frame_within(&mut sub, Duration::from_millis(300)) {
+            let event = frame.rsplit("__keyevent@0__:").next().unwrap_or_default().split('\r').next().unwrap();
+            events.push(event.to_string());
+        }
+        seen.push(events);
+    }
+    assert_eq!(seen[1], seen[0]);
+    assert!(seen[0].contains(&"xgroup-createconsumer".to_string()), "{:?}", seen[0]);
 }

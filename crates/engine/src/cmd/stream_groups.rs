@@ -714,20 +714,71 @@ fn fields(pairs: Vec<(&'static str, Reply)>) -> Reply {
     Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::bulk_str(k), v)).collect())
 }
 
+/// A group's `entries-read` and `lag`, nil when unknown.
+fn progress(stream: &Stream, group: &Group) -> [(&'static str, Reply); 2] {
+    let entries_read = (group.entries_read != INVALID_ENTRIES_READ).then_some(group.entries_read);
+    [
+        ("entries-read", entries_read.map_or(Reply::Nil, Reply::Int)),
+        ("lag", stream.lag(group).map_or(Reply::Nil, Reply::Int)),
+    ]
+}
+
+fn count_reply(n: u64) -> Reply {
+    Reply::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 pub(crate) fn xinfo_groups(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(stream) = read(ctx, arg(args, 2)?)? else { return Err(err(errors::NO_SUCH_KEY)) };
     let groups = stream.groups.iter().map(|(name, group)| {
-        let entries_read = (group.entries_read != INVALID_ENTRIES_READ).then_some(group.entries_read);
-        fields(vec![
+        let mut pairs = vec![
             ("name", Reply::Bulk(name.clone())),
             ("consumers", Reply::Int(group.consumers.len() as i64)),
             ("pending", Reply::Int(group.pel.len() as i64)),
             ("last-delivered-id", Reply::Bulk(group.last_id.to_bytes())),
-            ("entries-read", entries_read.map_or(Reply::Nil, Reply::Int)),
-            ("lag", stream.lag(group).map_or(Reply::Nil, Reply::Int)),
-        ])
+        ];
+        pairs.extend(progress(stream, group));
+        fields(pairs)
     });
     Ok(Reply::Array(groups.collect()))
+}
+
+/// XINFO STREAM FULL's `groups`: each group with up to `limit` of its pending entries, and
+/// its consumers with up to `limit` of theirs. Times are absolute (Unix ms), not idle times.
+pub(crate) fn full_groups(stream: &Stream, limit: usize) -> Reply {
+    let groups = stream.groups.iter().map(|(name, group)| {
+        let pel = group.pel.iter().take(limit).map(|(id, p)| {
+            let times = [count_reply(p.delivery_time), count_reply(p.delivery_count)];
+            Reply::Array(
+                [Reply::Bulk(id.to_bytes()), Reply::Bulk(p.consumer.clone())].into_iter().chain(times).collect(),
+            )
+        });
+        let consumers = group.consumers.iter().map(|(consumer_name, consumer)| {
+            let pending = consumer.pending.iter().take(limit).filter_map(|id| {
+                let p = group.pel.get(id)?;
+                Some(Reply::Array(vec![
+                    Reply::Bulk(id.to_bytes()),
+                    count_reply(p.delivery_time),
+                    count_reply(p.delivery_count),
+                ]))
+            });
+            fields(vec![
+                ("name", Reply::Bulk(consumer_name.clone())),
+                ("seen-time", count_reply(consumer.seen_time)),
+                ("pel-count", Reply::Int(consumer.pending.len() as i64)),
+                ("pending", Reply::Array(pending.collect())),
+            ])
+        });
+        let mut pairs =
+            vec![("name", Reply::Bulk(name.clone())), ("last-delivered-id", Reply::Bulk(group.last_id.to_bytes()))];
+        pairs.extend(progress(stream, group));
+        pairs.extend([
+            ("pel-count", Reply::Int(group.pel.len() as i64)),
+            ("pending", Reply::Array(pel.collect())),
+            ("consumers", Reply::Array(consumers.collect())),
+        ]);
+        fields(pairs)
+    });
+    Reply::Array(groups.collect())
 }
 
 pub(crate) fn xinfo_consumers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -467,16 +467,22 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if is(sub, "consumers") {
         return super::stream_groups::xinfo_consumers(ctx, args);
     }
-    // STREAM <key> only: StayKV has no FULL form.
-    if args.len() > 3 {
-        return Err(errors::syntax());
-    }
     let Some(stream) = read(ctx, arg(args, 2)?)? else { return Err(err(errors::NO_SUCH_KEY)) };
-    let edge = |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+    // `FULL [COUNT n]` lists up to n entries and pending entries (10 by default, or for a
+    // negative n; 0 for all).
+    let full = match args.get(3..).unwrap_or_default() {
+        [] => None,
+        [full] if is(full, "full") => Some(10),
+        [full, count, n] if is(full, "full") && is(count, "count") => Some(match int_arg(n)? {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(10),
+        }),
+        _ => return Err(errors::subcommand_syntax(sub, "xinfo")),
+    };
     // StayKV has no radix tree; these two figures are those of Redis's layout for as many
     // entries, with full nodes.
     let nodes = (stream.len() as u64).div_ceil(crate::stream::NODE_ENTRIES);
-    let fields = vec![
+    let mut fields = vec![
         ("length", Reply::Int(stream.len() as i64)),
         ("radix-tree-keys", Reply::Int(nodes as i64)),
         ("radix-tree-nodes", Reply::Int(nodes as i64 + 1)),
@@ -484,10 +490,21 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ("max-deleted-entry-id", Reply::Bulk(stream.max_deleted.to_bytes())),
         ("entries-added", Reply::Int(i64::try_from(stream.entries_added).unwrap_or(i64::MAX))),
         ("recorded-first-entry-id", Reply::Bulk(stream.first_id().to_bytes())),
-        ("groups", Reply::Int(stream.groups.len() as i64)),
-        ("first-entry", edge(stream.entries.iter().next())),
-        ("last-entry", edge(stream.entries.iter().next_back())),
     ];
+    match full {
+        Some(limit) => {
+            let entries = stream.entries.iter().take(limit).map(|(id, f)| entry_reply(*id, f));
+            fields.push(("entries", Reply::Array(entries.collect())));
+            fields.push(("groups", super::stream_groups::full_groups(stream, limit)));
+        }
+        None => {
+            let edge =
+                |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+            fields.push(("groups", Reply::Int(stream.groups.len() as i64)));
+            fields.push(("first-entry", edge(stream.entries.iter().next())));
+            fields.push(("last-entry", edge(stream.entries.iter().next_back())));
+        }
+    }
     Ok(Reply::Map(fields.into_iter().map(|(k, v)| (Reply::bulk_str(k), v)).collect()))
 }
 
