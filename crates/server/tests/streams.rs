@@ -771,7 +771,16 @@ fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
         let timeout3 = frame_text(&reader.cmd(&["XREADGROUP", "GROUP", "g", "c2", "BLOCK", "50", "STREAMS", "s", ">"]));
         let pending = frame_text(&writer.cmd(&["XPENDING", "s", "g"]));
         let groups = frame_text(&writer.cmd(&["XINFO", "GROUPS", "s"]));
-        replies.push([first, second, timeout2, timeout3, pending, groups]);
+        // The group or the key going away unblocks with an error.
+        let mut gone = Vec::new();
+        for removal in [&["XGROUP", "DESTROY", "s", "g"][..], &["DEL", "s"]] {
+            writer.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+            reader.send(&common::encode_str(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]));
+            wait_blocked(&mut writer, 1);
+            writer.cmd(removal);
+            gone.push(frame_within(&mut reader, Duration::from_secs(5)).expect("unblocked"));
+        }
+        replies.push([first, second, timeout2, timeout3, pending, groups, gone.join("")]);
     }
     assert_eq!(replies[1], replies[0]);
     assert_eq!(replies[0][2], "*-1\r\n");
@@ -815,4 +824,40 @@ fn group_keyspace_events_match_redis() {
     }
     assert_eq!(seen[1], seen[0]);
     assert!(seen[0].contains(&"xgroup-createconsumer".to_string()), "{:?}", seen[0]);
+}
+
+#[test]
+fn group_commands_do_not_break_watch_like_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let changes: &[&[&str]] = &[
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "c"],
+        &["XREADGROUP", "GROUP", "g0", "c", "STREAMS", "s", ">"],
+        &["XACK", "s", "g0", "1-0"],
+        &["XCLAIM", "s", "g", "d", "0", "1-0", "FORCE"],
+        &["XAUTOCLAIM", "s", "g", "e", "0", "0"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "c"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XGROUP", "CREATE", "new", "g", "$", "MKSTREAM"],
+    ];
+    let mut outcomes = Vec::new();
+    for server in [&redis, &staykv] {
+        let (mut a, mut b) = (server.connect(), server.connect());
+        a.cmd(&["XADD", "s", "1-0", "f", "v"]);
+        a.cmd(&["XGROUP", "CREATE", "s", "g0", "0"]);
+        let runs: Vec<String> = changes
+            .iter()
+            .map(|change| {
+                a.cmd(&["WATCH", change[2], "new"]);
+                b.cmd(change);
+                a.cmd(&["MULTI"]);
+                a.cmd(&["PING"]);
+                frame_text(&a.cmd(&["EXEC"]))
+            })
+            .collect();
+        outcomes.push(runs);
+    }
+    assert_eq!(outcomes[1], outcomes[0]);
 }

@@ -14,7 +14,9 @@
 //! - XGROUP CREATE and SETID are logged with `$` resolved and their `ENTRIESREAD`.
 //!
 //! Consumer groups have keyspace events of their own (`xgroup-create`...), announced here:
-//! the effects' names would say nothing about them.
+//! the effects' names would say nothing about them. As in Redis 7.0, group changes are not
+//! changes WATCH sees (only a stream XGROUP CREATE MKSTREAM makes is), so effects are
+//! recorded with `log_only`.
 
 use std::ops::Bound;
 
@@ -124,7 +126,7 @@ impl Log {
             ctx.notify(STREAM, "xgroup-createconsumer", key);
         }
         for effect in self.effects {
-            ctx.propagate(effect);
+            ctx.log_only(effect);
         }
     }
 }
@@ -236,7 +238,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     if changed {
         ctx.notify(STREAM, event, key);
-        ctx.propagate_args(args);
+        ctx.log_only(args.to_vec());
     }
     Ok(reply)
 }
@@ -248,6 +250,7 @@ fn group_create(ctx: &mut Ctx, args: &[Bytes], options: &GroupOptions) -> CmdRes
         _ => id_arg(id_text, false, 0)?,
     };
     // Only now, when nothing can fail, does MKSTREAM create the stream.
+    let created = options.mkstream && write(ctx, key, false)?.is_none();
     let Some(stream) = write(ctx, key, options.mkstream)? else { return Err(err(KEY_REQUIRED)) };
     if stream.groups.contains_key(&name[..]) {
         return Err(err("BUSYGROUP Consumer Group name already exists"));
@@ -259,7 +262,12 @@ fn group_create(ctx: &mut Ctx, args: &[Bytes], options: &GroupOptions) -> CmdRes
     if options.mkstream {
         effect.push(Bytes::from_static(b"MKSTREAM"));
     }
-    ctx.propagate(effect);
+    // Only a stream it creates is a change WATCH sees, as in Redis.
+    if created {
+        ctx.propagate(effect);
+    } else {
+        ctx.log_only(effect);
+    }
     Ok(Reply::Ok)
 }
 
@@ -274,7 +282,7 @@ fn group_setid(ctx: &mut Ctx, args: &[Bytes], entries_read: i64) -> CmdResult {
     group.last_id = id;
     group.entries_read = entries_read;
     ctx.notify(STREAM, "xgroup-setid", key);
-    ctx.propagate(setid_effect(key, name, id, entries_read));
+    ctx.log_only(setid_effect(key, name, id, entries_read));
     Ok(Reply::Ok)
 }
 
@@ -306,7 +314,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // ID, as in Redis (so that ID itself also means "new entries").
     let mut after = Vec::with_capacity(parsed.keys.len());
     for (key, id) in parsed.keys.iter().zip(parsed.ids) {
-        with_group(ctx, key, group, " in XREADGROUP with GROUP option")?;
+        check_read_group(ctx, key, group)?;
         after.push(match &id[..] {
             b">" => StreamId::MAX,
             b"$" => {
@@ -331,6 +339,19 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     Ok(streams_reply(ctx.client.protocol, served))
+}
+
+/// That `key` holds group `group`. A blocked XREADGROUP woken because they went away gets
+/// the errors Redis 7.0 unblocks it with.
+fn check_read_group(ctx: &mut Ctx, key: &[u8], group: &[u8]) -> Result<(), Reply> {
+    let found = read(ctx, key)?.map(|s| s.groups.contains_key(group));
+    let woken = ctx.engine.blocked.is_waiting(ctx.client.id);
+    match found {
+        Some(true) => Ok(()),
+        None if woken => Err(err("UNBLOCKED the stream key no longer exists")),
+        Some(false) if woken => Err(err("NOGROUP the consumer group this client was blocked on no longer exists")),
+        _ => Err(no_key_or_group(key, group, " in XREADGROUP with GROUP option")),
+    }
 }
 
 /// Serve one stream of an XREADGROUP: new entries when `gt` is `>` (`None` if there are
@@ -426,7 +447,7 @@ fn xack(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let group = with_group(ctx, key, name, "")?.groups.get_mut(&name[..]).ok_or_else(|| no_group(key, name))?;
     let acked = ids.into_iter().filter(|id| group.ack(*id)).count();
     if acked > 0 {
-        ctx.propagate_args(args);
+        ctx.log_only(args.to_vec());
     }
     Ok(Reply::Int(acked as i64))
 }
