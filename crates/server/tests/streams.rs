@@ -3,6 +3,9 @@
 //! XREAD BLOCK is woken by XADD from another client, a transaction or a script, and times
 //! out with nil; WATCH is broken by stream writes; keyspace events are published; streams
 //! survive SIGKILL (log replay), a snapshot, and DUMP/RESTORE both ways with redis-server.
+//! Consumer groups likewise: a second differential script, XREADGROUP BLOCK against both
+//! servers, keyspace events and WATCH compared with redis-server, and groups, pending lists
+//! and consumers surviving SIGKILL, a snapshot and DUMP/RESTORE.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
