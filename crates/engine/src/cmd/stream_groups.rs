@@ -626,6 +626,7 @@ fn claim_options(options: &[Bytes], now: i64) -> Result<ClaimOptions, Reply> {
 
 fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, name) = (arg(args, 1)?, arg(args, 2)?);
+    // A missing key or group is reported before any bad argument, as Redis checks.
     with_group(ctx, key, name, "")?;
     let min_idle = int_or(arg(args, 4)?, "ERR Invalid min-idle-time argument for XCLAIM")?.max(0);
     // IDs come first; the first argument that is not one starts the options.
