@@ -108,6 +108,12 @@ impl BlockRegistry {
         self.blocked.store(inner.wakers.len(), Ordering::Release);
     }
 
+    /// Whether `client` is waiting: a command it runs now is its blocked command, re-run after
+    /// a wake-up.
+    pub fn is_waiting(&self, client: u64) -> bool {
+        !self.is_empty() && self.inner.lock().wakers.contains_key(&client)
+    }
+
     /// `key` changed: wake the longest-waiting client other than `writer`, and every reader.
     pub fn signal(&self, db: usize, key: &[u8], writer: u64) {
         if self.is_empty() {

@@ -584,7 +584,7 @@ impl<'a> Ctx<'a> {
                 let db = effect.db as usize;
                 if effect.argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"swapdb")) {
                     self.engine.blocked.signal_all();
-                } else if let Some(key) = effect.argv.get(1) {
+                } else if let Some(key) = effect_key(&self.engine.table, &effect.argv) {
                     self.engine.blocked.signal(db, key, self.client.id);
                 }
             }
@@ -1101,7 +1101,14 @@ impl<'a> Ctx<'a> {
 /// themselves, FUNCTION has none).
 fn watched_key_of<'a>(table: &CommandTable, argv: &'a [Bytes]) -> Option<&'a Bytes> {
     let (_, spec) = table.lookup(argv.first()?)?;
-    (spec.first_key > 0).then(|| argv.get(1)).flatten()
+    (spec.first_key > 0).then(|| effect_key(table, argv)).flatten()
+}
+
+/// The key an effect changes: its first argument, except for the commands whose key the
+/// table places later (`XGROUP <subcommand> <key>`).
+fn effect_key<'a>(table: &CommandTable, argv: &'a [Bytes]) -> Option<&'a Bytes> {
+    let first_key = table.lookup(argv.first()?).map_or(1, |(_, spec)| spec.first_key);
+    argv.get(usize::try_from(first_key).ok().filter(|&k| k > 1).unwrap_or(1))
 }
 
 #[cold]

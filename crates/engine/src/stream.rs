@@ -97,6 +97,66 @@ pub struct Group {
     pub consumers: BTreeMap<Bytes, Consumer>,
 }
 
+impl Group {
+    pub fn new(last_id: StreamId, entries_read: i64) -> Group {
+        Group { last_id, entries_read, ..Group::default() }
+    }
+
+    /// Create consumer `name`, seen at `now`, unless it exists; returns whether it was created.
+    pub fn create_consumer(&mut self, name: &Bytes, now: u64) -> bool {
+        if self.consumers.contains_key(name) {
+            return false;
+        }
+        self.consumers.insert(name.clone(), Consumer { seen_time: now, pending: BTreeSet::new() });
+        true
+    }
+
+    /// Consumer `name` acts at `now` (reads or claims): created if missing, its seen time
+    /// refreshed otherwise, as Redis's `streamLookupConsumer` does. Returns whether it was
+    /// created.
+    pub fn touch_consumer(&mut self, name: &Bytes, now: u64) -> bool {
+        match self.consumers.get_mut(name) {
+            Some(consumer) => {
+                consumer.seen_time = now;
+                false
+            }
+            None => self.create_consumer(name, now),
+        }
+    }
+
+    /// Make `consumer` (which the caller created) the owner of pending entry `id`, adding the
+    /// entry if it is not pending, and taking it from its previous owner if it is.
+    pub fn assign(&mut self, id: StreamId, consumer: &Bytes, delivery_time: u64, delivery_count: u64) {
+        let previous = self.pel.insert(id, Pending { consumer: consumer.clone(), delivery_time, delivery_count });
+        if let Some(old) = previous.filter(|old| old.consumer != *consumer) {
+            if let Some(owner) = self.consumers.get_mut(&old.consumer) {
+                owner.pending.remove(&id);
+            }
+        }
+        self.consumers.entry(consumer.clone()).or_default().pending.insert(id);
+    }
+
+    /// Acknowledge `id`: it leaves the group's and its owner's pending lists. Returns whether
+    /// it was pending.
+    pub fn ack(&mut self, id: StreamId) -> bool {
+        let Some(pending) = self.pel.remove(&id) else { return false };
+        if let Some(owner) = self.consumers.get_mut(&pending.consumer) {
+            owner.pending.remove(&id);
+        }
+        true
+    }
+
+    /// Delete consumer `name` and its pending entries; returns how many it had, `None` if it
+    /// did not exist.
+    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
+        let consumer = self.consumers.remove(name)?;
+        for id in &consumer.pending {
+            self.pel.remove(id);
+        }
+        Some(consumer.pending.len())
+    }
+}
+
 /// A stream value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Stream {
@@ -239,6 +299,18 @@ impl Stream {
         }
         let estimate = self.estimate_offset(group.last_id);
         (estimate != INVALID_ENTRIES_READ).then(|| added - estimate)
+    }
+
+    /// The `entries_read` a group reaches when entry `id` past its last ID is delivered to
+    /// it: one more than before while the count is reliable, else Redis's estimate.
+    pub fn entries_read_after(&self, group: &Group, id: StreamId) -> i64 {
+        if group.entries_read != INVALID_ENTRIES_READ && !self.has_tombstone_from(id) {
+            group.entries_read + 1
+        } else if self.entries_added > 0 {
+            self.estimate_offset(id)
+        } else {
+            group.entries_read
+        }
     }
 
     /// Whether an XDEL removed an entry at or after `from` that was inside the current

@@ -12,7 +12,7 @@
 //! Everything is loaded into memory, keys already expired are skipped, and the result is
 //! written into the target directory as its snapshot (seq 0) with an empty log. The target
 //! must be empty (or a data directory holding no data). Keys StayKV cannot hold (module
-//! types; keys an AOF changes with commands this build lacks, such as XGROUP) are never
+//! types; keys an AOF changes with commands this build lacks) are never
 //! dropped silently: each is listed by database and name, and counted.
 
 use std::collections::BTreeMap;

@@ -14,8 +14,8 @@
 //!    (`Log::install_snapshot(file, S - 1)`), which drops the segments it covers.
 //!
 //! Memory: the keyspace is processed in `P` hash partitions. Pass `p` replays everything but
-//! keeps only the keys whose hash falls in partition `p` (each logged effect names one key at
-//! `argv[1]`; database-wide effects — FLUSHDB, FLUSHALL, SWAPDB — apply in every pass), then
+//! keeps only the keys whose hash falls in partition `p` (each logged effect names one key,
+//! where the command table says; database-wide effects — FLUSHDB, FLUSHALL, SWAPDB — apply in every pass), then
 //! appends that partition's keys to the RDB file and drops the scratch engine. `P` is chosen
 //! from the size of the input (snapshot + sealed segments): one pass up to 16 MiB, then at
 //! least 4 and one per 256 MiB (at most 64), so one pass holds at most a quarter of the data;

@@ -3,6 +3,9 @@
 //! XREAD BLOCK is woken by XADD from another client, a transaction or a script, and times
 //! out with nil; WATCH is broken by stream writes; keyspace events are published; streams
 //! survive SIGKILL (log replay), a snapshot, and DUMP/RESTORE both ways with redis-server.
+//! Consumer groups likewise: a second differential script, XREADGROUP BLOCK against both
+//! servers, keyspace events and WATCH compared with redis-server, and groups, pending lists
+//! and consumers surviving SIGKILL, a snapshot and DUMP/RESTORE.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -127,6 +130,284 @@ const SCRIPT: &[&[&str]] = &[
     &["XRANGE", "s5", "-", "+"],
     &["XADD", "big", "MAXLEN", "~", "50", "1-1", "a", "b"],
 ];
+
+/// Consumer groups, compared like [`SCRIPT`]. Commands marked [`Clock::Masked`] answer idle
+/// times, which depend on each server's clock: their integers that follow a string (the idle
+/// times of XPENDING rows, the counts of XINFO CONSUMERS) are masked before comparing.
+const GROUP_SCRIPT: &[(Clock, &[&str])] = &[
+    (Exact, &["XADD", "s", "1-0", "a", "1"]),
+    (Exact, &["XADD", "s", "2-0", "b", "2"]),
+    (Exact, &["XADD", "s", "3-0", "c", "3"]),
+    (Exact, &["XADD", "s", "4-0", "d", "4"]),
+    // XGROUP
+    (Exact, &["XGROUP", "CREATE", "s", "g", "0"]),
+    (Exact, &["XGROUP", "CREATE", "s", "last", "$"]),
+    (Exact, &["XGROUP", "CREATE", "s", "mid", "2-0"]),
+    (Exact, &["XGROUP", "CREATE", "s", "er", "0", "ENTRIESREAD", "1"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "ENTRIESREAD", "-2"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "ENTRIESREAD", "x"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "FOO"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "MKSTREAM", "ENTRIESREAD"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "0", "MKSTREAM", "MKSTREAM", "MKSTREAM", "MKSTREAM"]),
+    (Exact, &["XGROUP", "CREATE", "s", "g", "$"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "bad"]),
+    (Exact, &["XGROUP", "CREATE", "s", "x", "-"]),
+    (Exact, &["XGROUP", "CREATE", "nokey", "g", "$"]),
+    (Exact, &["XGROUP", "CREATE", "made", "g", "$", "MKSTREAM"]),
+    (Exact, &["XGROUP", "CREATE", "made2", "g", "bad", "MKSTREAM"]),
+    (Exact, &["EXISTS", "made", "made2"]),
+    (Exact, &["XINFO", "STREAM", "made"]),
+    (Exact, &["XINFO", "GROUPS", "made"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "1-0"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "ENTRIESREAD", "4"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "-"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "ENTRIESREAD"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "FOO", "1"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "ENTRIESREAD", "-5"]),
+    (Exact, &["XGROUP", "SETID", "s", "nog", "1"]),
+    (Exact, &["XGROUP", "SETID", "nokey", "g", "1"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "bad"]),
+    (Exact, &["XGROUP", "DESTROY", "s", "last"]),
+    (Exact, &["XGROUP", "DESTROY", "s", "last"]),
+    (Exact, &["XGROUP", "DESTROY", "nokey", "last"]),
+    (Exact, &["XGROUP", "CREATECONSUMER", "s", "g", "zed"]),
+    (Exact, &["XGROUP", "CREATECONSUMER", "s", "g", "zed"]),
+    (Exact, &["XGROUP", "CREATECONSUMER", "s", "nog", "zed"]),
+    (Exact, &["XGROUP", "DELCONSUMER", "s", "g", "nobody"]),
+    (Exact, &["XGROUP", "DELCONSUMER", "s", "nog", "nobody"]),
+    (Exact, &["XGROUP", "FOO", "s", "g"]),
+    (Exact, &["XGROUP", "CREATE", "s"]),
+    (Exact, &["XGROUP", "DESTROY", "s"]),
+    (Exact, &["XGROUP", "HELP"]),
+    (Exact, &["XGROUP", "HELP", "x"]),
+    (Exact, &["XGROUP"]),
+    // XREADGROUP
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "2", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", "0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "1-0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "carol", "STREAMS", "s", "0"]),
+    (Exact, &["XREADGROUP", "GROUP", "er", "dan", "STREAMS", "s", "made", ">", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "$"]),
+    (Exact, &["XREADGROUP", "GROUP", "nog", "alice", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "nokey", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "nokey", ">"]),
+    (Exact, &["XREADGROUP", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "COUNT", "1", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "bad"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "FOO", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "x", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "BLOCK", "-1", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "BLOCK", "10", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "alice", "NOACK", "STREAMS", "s", ">"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "newbie", "STREAMS", "s", ">"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XREAD", "GROUP", "g", "alice", "STREAMS", "s", ">"]),
+    (Exact, &["XREAD", "NOACK", "STREAMS", "s", "0"]),
+    // XPENDING
+    (Exact, &["XPENDING", "s", "g"]),
+    (Masked, &["XPENDING", "s", "g", "-", "+", "10"]),
+    (Masked, &["XPENDING", "s", "g", "-", "+", "1", "bob"]),
+    (Masked, &["XPENDING", "s", "g", "(1", "(4", "10"]),
+    (Masked, &["XPENDING", "s", "g", "IDLE", "0", "-", "+", "10"]),
+    (Exact, &["XPENDING", "s", "g", "IDLE", "100000000", "-", "+", "10"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+", "10", "nobody"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+", "-1"]),
+    (Exact, &["XPENDING", "s", "g", "3", "2", "10"]),
+    (Exact, &["XPENDING", "s", "g", "IDLE", "x", "-", "+", "10"]),
+    (Exact, &["XPENDING", "s", "g", "IDLE", "10", "-", "+"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+", "x"]),
+    (Exact, &["XPENDING", "s", "g", "bad", "+", "10"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+"]),
+    (Exact, &["XPENDING", "s", "g", "-", "+", "1", "a", "b", "c"]),
+    (Exact, &["XPENDING", "s", "nog"]),
+    (Exact, &["XPENDING", "nokey", "g"]),
+    (Exact, &["XPENDING", "s", "er"]),
+    // XCLAIM
+    (Exact, &["XCLAIM", "s", "g", "bob", "0", "1-0", "TIME", "1000"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "100000000", "1-0", "2-0"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "2-0", "IDLE", "5000", "RETRYCOUNT", "7"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "3-0", "JUSTID"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "9-0", "FORCE"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "9-0", "3-0", "FORCE", "JUSTID"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "LASTID", "10-0"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "TIME", "-1", "RETRYCOUNT", "-3"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "-5", "4-0", "TIME", "99999999999999"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "LASTID", "bad"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "x", "4-0"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "IDLE", "x"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "TIME", "x"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "RETRYCOUNT", "x"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "BOGUS"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "4-0", "IDLE"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0", "bad"]),
+    (Exact, &["XCLAIM", "s", "nog", "erin", "0", "1-0"]),
+    (Exact, &["XCLAIM", "nokey", "g", "erin", "0", "1-0"]),
+    (Exact, &["XCLAIM", "s", "g", "erin", "0"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Masked, &["XINFO", "CONSUMERS", "s", "g"]),
+    (Exact, &["XINFO", "CONSUMERS", "s", "nog"]),
+    (Exact, &["XINFO", "CONSUMERS", "nokey", "g"]),
+    (Exact, &["XINFO", "GROUPS", "nokey"]),
+    (Exact, &["XINFO", "GROUPS"]),
+    (Exact, &["XINFO", "HELP"]),
+    (Exact, &["XINFO", "STREAM", "made", "FULL"]),
+    (Masked, &["XINFO", "STREAM", "s", "FULL"]),
+    (Masked, &["XINFO", "STREAM", "s", "full", "count", "1"]),
+    (Masked, &["XINFO", "STREAM", "s", "FULL", "COUNT", "-1"]),
+    (Masked, &["XINFO", "STREAM", "s", "FULL", "COUNT", "0"]),
+    (Exact, &["XINFO", "STREAM", "s", "FOO"]),
+    (Exact, &["XINFO", "STREAM", "s", "FULL", "COUNT"]),
+    (Exact, &["XINFO", "STREAM", "s", "FULL", "COUNT", "x"]),
+    (Exact, &["XINFO", "STREAM", "s", "FULL", "FOO", "1"]),
+    (Exact, &["XINFO", "STREAM", "nokey", "FULL"]),
+    // XDEL, XTRIM and the groups
+    (Exact, &["XDEL", "s", "2-0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "erin", "STREAMS", "s", "0"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XCLAIM", "s", "g", "bob", "0", "2-0", "3-0"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XADD", "s", "5-0", "e", "5"]),
+    (Exact, &["XADD", "s", "6-0", "f", "6"]),
+    (Exact, &["XGROUP", "SETID", "s", "g", "4-0"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "carol", "COUNT", "1", "STREAMS", "s", ">"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "carol", "NOACK", "STREAMS", "s", ">"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    // XAUTOCLAIM
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "1"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "1", "JUSTID"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "(3-0", "JUSTID"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "100000000", "0"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "0"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "x"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "922337203685477580"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "BOGUS"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "x", "0"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "bad"]),
+    (Exact, &["XAUTOCLAIM", "s", "nog", "dave", "0", "0"]),
+    (Exact, &["XAUTOCLAIM", "nokey", "g", "dave", "0", "0"]),
+    (Exact, &["XDEL", "s", "3-0", "4-0"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "1"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0", "COUNT", "2"]),
+    (Exact, &["XAUTOCLAIM", "s", "g", "dave", "0", "0"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XTRIM", "s", "MAXLEN", "1"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "dave", "STREAMS", "s", "0"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    // XACK, DELCONSUMER
+    (Exact, &["XACK", "s", "g", "5-0", "9-0"]),
+    (Exact, &["XACK", "s", "g", "5-0"]),
+    (Exact, &["XACK", "s", "g", "bad"]),
+    (Exact, &["XACK", "s", "nog", "1-0"]),
+    (Exact, &["XACK", "nokey", "g", "1-0"]),
+    (Exact, &["XACK", "s", "g"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "zed", "STREAMS", "s", "0"]),
+    (Exact, &["XGROUP", "SETID", "s", "g", "0"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "zed", "STREAMS", "s", ">"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XGROUP", "DELCONSUMER", "s", "g", "zed"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+    // Types, transactions, scripts, deletion
+    (Exact, &["SET", "str", "x"]),
+    (Exact, &["XGROUP", "CREATE", "str", "g", "$"]),
+    (Exact, &["XGROUP", "CREATE", "str", "g", "$", "MKSTREAM"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "str", ">"]),
+    (Exact, &["XACK", "str", "g", "1-0"]),
+    (Exact, &["XPENDING", "str", "g"]),
+    (Exact, &["XCLAIM", "str", "g", "c", "0", "1-0"]),
+    (Exact, &["XAUTOCLAIM", "str", "g", "c", "0", "0"]),
+    (Exact, &["XINFO", "GROUPS", "str"]),
+    (Exact, &["XINFO", "CONSUMERS", "str", "g"]),
+    (Exact, &["MULTI"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "mc", "BLOCK", "0", "STREAMS", "s", ">"]),
+    (Exact, &["XADD", "s", "7-0", "in", "multi"]),
+    (Exact, &["XREADGROUP", "GROUP", "g", "mc", "STREAMS", "s", ">"]),
+    (Exact, &["EXEC"]),
+    (Exact, &["EVAL", "return redis.call('XREADGROUP', 'GROUP', 'g', 'lua', 'STREAMS', KEYS[1], '0')", "1", "s"]),
+    (
+        Exact,
+        &[
+            "EVAL",
+            "return redis.call('XREADGROUP', 'GROUP', 'g', 'lua', 'BLOCK', 1, 'STREAMS', KEYS[1], '>')",
+            "1",
+            "s",
+        ],
+    ),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["COPY", "s", "s2"]),
+    (Exact, &["XINFO", "GROUPS", "s2"]),
+    (Exact, &["XPENDING", "s2", "g"]),
+    (Exact, &["DEL", "s"]),
+    (Exact, &["XPENDING", "s", "g"]),
+    (Exact, &["XADD", "s", "1-0", "a", "1"]),
+    (Exact, &["XINFO", "GROUPS", "s"]),
+];
+
+/// Whether a reply can be compared as it is.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    Exact,
+    Masked,
+}
+use Clock::{Exact, Masked};
+
+/// A reply's text with every integer that directly follows a string's data replaced by `?`.
+fn mask_idle(frame: &str) -> String {
+    let lines: Vec<&str> = frame.split("\r\n").collect();
+    let masked = lines.iter().enumerate().map(|(i, line)| {
+        let after_string = i >= 2 && lines[i - 2].starts_with('$');
+        if line.starts_with(':') && after_string {
+            ":?"
+        } else {
+            line
+        }
+    });
+    masked.collect::<Vec<_>>().join("\r\n")
+}
+
+fn run_group_script(conn: &mut RawConn) -> Vec<String> {
+    GROUP_SCRIPT
+        .iter()
+        .map(|(clock, args)| {
+            let text = frame_text(&conn.cmd(args));
+            match clock {
+                Exact => text,
+                Masked => mask_idle(&text),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn group_replies_match_redis_in_resp2_and_resp3() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    for hello in [None, Some("3")] {
+        let mut conns = [redis.connect(), staykv.connect()];
+        for conn in &mut conns {
+            conn.cmd(&["FLUSHALL"]);
+            if let Some(v) = hello {
+                conn.cmd(&["HELLO", v]);
+            }
+        }
+        let [r, s] = &mut conns;
+        let (expected, got) = (run_group_script(r), run_group_script(s));
+        for (((_, args), e), g) in GROUP_SCRIPT.iter().zip(&expected).zip(&got) {
+            assert_eq!(g, e, "RESP{} {args:?}", hello.unwrap_or("2"));
+        }
+    }
+}
 
 fn run_script(conn: &mut RawConn) -> Vec<String> {
     SCRIPT.iter().map(|args| frame_text(&conn.cmd(args))).collect()
@@ -343,4 +624,243 @@ fn dump_and_restore_with_redis_both_ways() {
 fn info_without_layout(conn: &mut RawConn, key: &str) -> Vec<Val> {
     let items = call_str(conn, &["XINFO", "STREAM", key]).items();
     items.chunks(2).filter(|kv| !kv[0].text().starts_with("radix-tree")).flat_map(|kv| kv.to_vec()).collect()
+}
+
+/// Builds consumer groups the same way on any server: two groups, deliveries, a history
+/// re-delivery, claims with explicit times, acks, a NOACK read, a deleted pending entry, a
+/// deleted consumer.
+const GROUP_SETUP: &[&[&str]] = &[
+    &["XADD", "q", "1-0", "n", "1"],
+    &["XADD", "q", "2-0", "n", "2"],
+    &["XADD", "q", "3-0", "n", "3"],
+    &["XADD", "q", "4-0", "n", "4"],
+    &["XADD", "q", "5-0", "n", "5"],
+    &["XGROUP", "CREATE", "q", "workers", "0"],
+    &["XGROUP", "CREATE", "q", "audit", "$", "ENTRIESREAD", "5"],
+    &["XGROUP", "CREATE", "empty", "g", "$", "MKSTREAM"],
+    &["XGROUP", "CREATECONSUMER", "q", "audit", "idle-one"],
+    &["XREADGROUP", "GROUP", "workers", "alice", "COUNT", "2", "STREAMS", "q", ">"],
+    &["XREADGROUP", "GROUP", "workers", "bob", "COUNT", "2", "STREAMS", "q", ">"],
+    &["XREADGROUP", "GROUP", "workers", "alice", "STREAMS", "q", "0"],
+    &["XCLAIM", "q", "workers", "carol", "0", "3-0", "TIME", "1000", "RETRYCOUNT", "5"],
+    &["XAUTOCLAIM", "q", "workers", "dave", "0", "4-0", "COUNT", "1"],
+    &["XACK", "q", "workers", "1-0"],
+    &["XREADGROUP", "GROUP", "workers", "erin", "NOACK", "STREAMS", "q", ">"],
+    &["XGROUP", "CREATECONSUMER", "q", "workers", "gone"],
+    &["XCLAIM", "q", "workers", "gone", "0", "2-0"],
+    &["XGROUP", "DELCONSUMER", "q", "workers", "gone"],
+    &["XADD", "q", "6-0", "n", "6"],
+    &["XREADGROUP", "GROUP", "workers", "bob", "STREAMS", "q", ">"],
+    &["XDEL", "q", "6-0"],
+    &["XGROUP", "CREATE", "q", "temp", "0"],
+    &["XGROUP", "DESTROY", "q", "temp"],
+];
+
+/// What the groups of `key` look like, without idle times: XINFO GROUPS, XPENDING's
+/// summary, and each pending entry's ID, owner and delivery count.
+fn group_view(conn: &mut RawConn, key: &str) -> Vec<Val> {
+    let mut view = vec![call_str(conn, &["XINFO", "GROUPS", key])];
+    for group in view[0].clone().items() {
+        let name = group.items()[1].text();
+        view.push(call_str(conn, &["XPENDING", key, &name]));
+        for row in call_str(conn, &["XPENDING", key, &name, "-", "+", "1000"]).items() {
+            let row = row.items();
+            view.extend([row[0].clone(), row[1].clone(), row[3].clone()]);
+        }
+        for consumer in call_str(conn, &["XINFO", "CONSUMERS", key, &name]).items() {
+            view.extend(consumer.items().into_iter().take(4));
+        }
+    }
+    view
+}
+
+#[test]
+fn groups_survive_sigkill_and_snapshots() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    for args in GROUP_SETUP {
+        assert!(!matches!(call_str(&mut conn, args), Val::Error(_)), "{args:?}");
+    }
+    // XINFO STREAM FULL and DUMP carry everything, delivery and seen times included.
+    let state = |conn: &mut RawConn| -> Vec<(Vec<Val>, Val, Vec<u8>)> {
+        ["q", "empty"]
+            .iter()
+            .map(|k| {
+                let full = call_str(conn, &["XINFO", "STREAM", k, "FULL", "COUNT", "0"]);
+                (group_view(conn, k), full, call(conn, &[b"DUMP", k.as_bytes()]).bytes())
+            })
+            .collect()
+    };
+    let before = state(&mut conn);
+    assert_eq!(before[0].0[0].items().len(), 2, "two groups");
+    server.kill();
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(state(&mut conn), before, "after SIGKILL (log replay)");
+    assert!(matches!(call_str(&mut conn, &["BGREWRITEAOF"]), Val::Simple(_)));
+    let done = common::wait_until(Duration::from_secs(20), || {
+        persist_common::info_field(&mut conn, "aof_rewrite_in_progress") == "0"
+    });
+    assert!(done, "compaction did not finish");
+    server.kill();
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(state(&mut conn), before, "after a snapshot");
+}
+
+#[test]
+fn groups_match_redis_and_restore_both_ways() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    for conn in [&mut r, &mut s] {
+        for args in GROUP_SETUP {
+            conn.cmd(args);
+        }
+    }
+    assert_eq!(group_view(&mut s, "q"), group_view(&mut r, "q"));
+    for to_staykv in [true, false] {
+        let (from, to, name) =
+            if to_staykv { (&mut r, &mut s, "redis -> staykv") } else { (&mut s, &mut r, "staykv -> redis") };
+        let payload = call(from, &[b"DUMP", b"q"]).bytes();
+        let reply = call(to, &[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]);
+        assert_eq!(reply, Val::Simple("OK".into()), "{name}");
+        assert_eq!(group_view(to, "copy"), group_view(from, "q"), "{name}");
+    }
+}
+
+#[test]
+fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let mut replies = Vec::new();
+    for server in [&redis, &staykv] {
+        let mut writer = server.connect();
+        writer.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+        // Two consumers of one group wait: one XADD serves exactly one of them (Redis picks
+        // the first to block; StayKV wakes both and the first to run takes it), the next
+        // XADD the other.
+        let mut readers = [server.connect(), server.connect()];
+        for (i, r) in readers.iter_mut().enumerate() {
+            r.send(&common::encode_str(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                &format!("c{i}"),
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s",
+                ">",
+            ]));
+            wait_blocked(&mut writer, i + 1);
+        }
+        writer.cmd(&["XADD", "s", "1-0", "f", "v"]);
+        wait_blocked(&mut writer, 1);
+        let mut got: Vec<Option<String>> =
+            readers.iter_mut().map(|r| frame_within(r, Duration::from_millis(300))).collect();
+        let served = got.iter().position(Option::is_some).expect("woken by XADD");
+        assert!(got[1 - served].is_none(), "the entry went to one consumer only");
+        writer.cmd(&["XADD", "s", "2-0", "f", "v"]);
+        let second = frame_within(&mut readers[1 - served], Duration::from_secs(5)).expect("woken by the next XADD");
+        let first = got.swap_remove(served).unwrap_or_default();
+        // A timeout answers nil: `*-1` in RESP2, `_` in RESP3.
+        let mut reader = server.connect();
+        let started = Instant::now();
+        let timeout2 =
+            frame_text(&reader.cmd(&["XREADGROUP", "GROUP", "g", "c2", "BLOCK", "100", "STREAMS", "s", ">"]));
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        reader.cmd(&["HELLO", "3"]);
+        let timeout3 = frame_text(&reader.cmd(&["XREADGROUP", "GROUP", "g", "c2", "BLOCK", "50", "STREAMS", "s", ">"]));
+        let pending = frame_text(&writer.cmd(&["XPENDING", "s", "g"]));
+        let groups = frame_text(&writer.cmd(&["XINFO", "GROUPS", "s"]));
+        // The group or the key going away unblocks with an error.
+        let mut gone = Vec::new();
+        for removal in [&["XGROUP", "DESTROY", "s", "g"][..], &["DEL", "s"]] {
+            writer.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+            reader.send(&common::encode_str(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]));
+            wait_blocked(&mut writer, 1);
+            writer.cmd(removal);
+            gone.push(frame_within(&mut reader, Duration::from_secs(5)).expect("unblocked"));
+        }
+        replies.push([first, second, timeout2, timeout3, pending, groups, gone.join("")]);
+    }
+    assert_eq!(replies[1], replies[0]);
+    assert_eq!(replies[0][2], "*-1\r\n");
+    assert_eq!(replies[0][3], "_\r\n");
+}
+
+#[test]
+fn group_keyspace_events_match_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let script: &[&[&str]] = &[
+        &["XADD", "s", "1-0", "f", "v"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"],
+        &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", ">"],
+        &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", "0"],
+        &["XCLAIM", "s", "g", "b", "0", "1-0"],
+        &["XAUTOCLAIM", "s", "g", "c", "0", "0"],
+        &["XACK", "s", "g", "1-0"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "d"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "d"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "d"],
+        &["XGROUP", "DESTROY", "s", "g"],
+    ];
+    let mut seen = Vec::new();
+    for server in [&redis, &staykv] {
+        let mut conn = server.connect();
+        conn.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+        let mut sub = server.connect();
+        sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+        for args in script {
+            conn.cmd(args);
+        }
+        let mut events = Vec::new();
+        while let Some(frame) = frame_within(&mut sub, Duration::from_millis(300)) {
+            let event = frame.rsplit("__keyevent@0__:").next().unwrap_or_default().split('\r').next().unwrap();
+            events.push(event.to_string());
+        }
+        seen.push(events);
+    }
+    assert_eq!(seen[1], seen[0]);
+    assert!(seen[0].contains(&"xgroup-createconsumer".to_string()), "{:?}", seen[0]);
+}
+
+#[test]
+fn group_commands_do_not_break_watch_like_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let changes: &[&[&str]] = &[
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "c"],
+        &["XREADGROUP", "GROUP", "g0", "c", "STREAMS", "s", ">"],
+        &["XACK", "s", "g0", "1-0"],
+        &["XCLAIM", "s", "g", "d", "0", "1-0", "FORCE"],
+        &["XAUTOCLAIM", "s", "g", "e", "0", "0"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "c"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XGROUP", "CREATE", "new", "g", "$", "MKSTREAM"],
+    ];
+    let mut outcomes = Vec::new();
+    for server in [&redis, &staykv] {
+        let (mut a, mut b) = (server.connect(), server.connect());
+        a.cmd(&["XADD", "s", "1-0", "f", "v"]);
+        a.cmd(&["XGROUP", "CREATE", "s", "g0", "0"]);
+        let runs: Vec<String> = changes
+            .iter()
+            .map(|change| {
+                a.cmd(&["WATCH", change[2], "new"]);
+                b.cmd(change);
+                a.cmd(&["MULTI"]);
+                a.cmd(&["PING"]);
+                frame_text(&a.cmd(&["EXEC"]))
+            })
+            .collect();
+        outcomes.push(runs);
+    }
+    assert_eq!(outcomes[1], outcomes[0]);
 }

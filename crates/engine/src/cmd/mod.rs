@@ -21,6 +21,7 @@ pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod stream_groups;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
@@ -46,6 +47,7 @@ pub fn table() -> CommandTable {
         scripting::COMMANDS,
         acl::COMMANDS,
         streams::COMMANDS,
+        stream_groups::COMMANDS,
     ])
 }
 

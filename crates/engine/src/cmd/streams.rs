@@ -28,20 +28,20 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The XINFO subcommands StayKV has, with Redis 7's arities (checked before the handler).
-const XINFO_SUBCOMMANDS: &[(&str, i32)] = &[("help", 2), ("stream", -3)];
+const XINFO_SUBCOMMANDS: &[(&str, i32)] = &[("help", 2), ("stream", -3), ("groups", 3), ("consumers", 4)];
 
-const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
+pub(crate) const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
-fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Stream>, Reply> {
+pub(crate) fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Stream>, Reply> {
     ctx.read_collection(key)
 }
 
-fn write<'c>(ctx: &'c mut Ctx, key: &[u8], create: bool) -> Result<Option<&'c mut Stream>, Reply> {
+pub(crate) fn write<'c>(ctx: &'c mut Ctx, key: &[u8], create: bool) -> Result<Option<&'c mut Stream>, Reply> {
     ctx.write_collection(key, create)
 }
 
 /// An ID argument (`-`/`+` allowed when `special`), a missing sequence read as `missing_seq`.
-fn id_arg(arg: &[u8], special: bool, missing_seq: u64) -> Result<StreamId, Reply> {
+pub(crate) fn id_arg(arg: &[u8], special: bool, missing_seq: u64) -> Result<StreamId, Reply> {
     parse_id(arg, special, false).map(|id| id.resolve(missing_seq)).ok_or_else(|| err(INVALID_ID))
 }
 
@@ -202,7 +202,7 @@ fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// An XRANGE bound: `-`, `+`, an ID, an incomplete ID, or `(` and an exclusive ID.
-fn interval_bound(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool), Reply> {
+pub(crate) fn interval_bound(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool), Reply> {
     match arg.strip_prefix(b"(") {
         Some(rest) if !rest.is_empty() => Ok((id_arg(rest, false, missing_seq)?, true)),
         _ => Ok((id_arg(arg, true, missing_seq)?, false)),
@@ -325,17 +325,22 @@ pub(crate) fn xread_keys(args: &[Bytes]) -> Vec<usize> {
     Vec::new()
 }
 
-/// XREAD's options.
-struct ReadArgs<'a> {
-    count: usize,
+/// XREAD's and XREADGROUP's options.
+pub(crate) struct ReadArgs<'a> {
+    pub(crate) count: usize,
     /// The BLOCK deadline: `None` without BLOCK, `Some(None)` to wait forever.
-    block: Option<Option<u64>>,
-    keys: &'a [Bytes],
-    ids: &'a [Bytes],
+    pub(crate) block: Option<Option<u64>>,
+    /// XREADGROUP's `GROUP <group> <consumer>`.
+    pub(crate) group: Option<(&'a Bytes, &'a Bytes)>,
+    pub(crate) noack: bool,
+    pub(crate) keys: &'a [Bytes],
+    pub(crate) ids: &'a [Bytes],
 }
 
-fn parse_read_args<'a>(ctx: &Ctx, args: &'a [Bytes]) -> Result<ReadArgs<'a>, Reply> {
-    let (mut count, mut block) = (0, None);
+/// Parse XREAD's (or, when `xreadgroup`, XREADGROUP's) options in Redis's order of checks.
+pub(crate) fn parse_read_args<'a>(ctx: &Ctx, args: &'a [Bytes], xreadgroup: bool) -> Result<ReadArgs<'a>, Reply> {
+    let mut out = ReadArgs { count: 0, block: None, group: None, noack: false, keys: &[], ids: &[] };
+    let mut streams_given = false;
     let mut i = 1;
     while let Some(option) = args.get(i) {
         let more = args.len() - 1 - i;
@@ -351,29 +356,46 @@ fn parse_read_args<'a>(ctx: &Ctx, args: &'a [Bytes]) -> Result<ReadArgs<'a>, Rep
             let ms = u64::try_from(ms).map_err(|_| err("ERR timeout is negative"))?;
             let deadline = ctx.now.checked_add(ms).filter(|d| i64::try_from(*d).is_ok());
             let deadline = deadline.ok_or_else(|| err("ERR timeout is out of range"))?;
-            block = Some((ms > 0).then_some(deadline));
+            out.block = Some((ms > 0).then_some(deadline));
             i += 2;
         } else if is(option, "count") && more > 0 {
-            count = usize::try_from(int_arg(arg(args, i + 1)?)?.max(0)).unwrap_or(usize::MAX);
+            out.count = usize::try_from(int_arg(arg(args, i + 1)?)?.max(0)).unwrap_or(usize::MAX);
             i += 2;
         } else if is(option, "streams") && more > 0 {
             let rest = args.get(i + 1..).unwrap_or_default();
             if !rest.len().is_multiple_of(2) {
-                return Err(err(
-                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
-                ));
+                // Redis 7.0 words it differently for each command.
+                let name = if xreadgroup { "XREAD" } else { "'xread'" };
+                return Err(Reply::Error(format!(
+                    "ERR Unbalanced {name} list of streams: for each stream key an ID or '$' must be specified."
+                )));
             }
-            let (keys, ids) = rest.split_at(rest.len() / 2);
-            return Ok(ReadArgs { count, block, keys, ids });
+            (out.keys, out.ids) = rest.split_at(rest.len() / 2);
+            streams_given = true;
+            break;
         } else if is(option, "group") && more >= 2 {
-            return Err(err("ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+            if !xreadgroup {
+                return Err(err("ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+            }
+            out.group = Some((arg(args, i + 1)?, arg(args, i + 2)?));
+            i += 3;
         } else if is(option, "noack") {
-            return Err(err("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+            if !xreadgroup {
+                return Err(err("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+            }
+            out.noack = true;
+            i += 1;
         } else {
             return Err(errors::syntax());
         }
     }
-    Err(errors::syntax())
+    if !streams_given {
+        return Err(errors::syntax());
+    }
+    if xreadgroup && out.group.is_none() {
+        return Err(err("ERR Missing GROUP option for XREADGROUP"));
+    }
+    Ok(out)
 }
 
 /// A multi-stream read reply: a map in RESP3, an array of `[key, entries]` pairs in RESP2.
@@ -388,7 +410,7 @@ pub(crate) fn streams_reply(protocol: Protocol, served: Vec<(Bytes, Reply)>) -> 
 }
 
 fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let parsed = parse_read_args(ctx, args)?;
+    let parsed = parse_read_args(ctx, args, false)?;
     // IDs are resolved first (`$` = the stream's last ID now), checking every key's type.
     let mut after = Vec::with_capacity(parsed.keys.len());
     for (key, id) in parsed.keys.iter().zip(parsed.ids) {
@@ -429,22 +451,38 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if is(sub, "help") {
         return Ok(super::help(&[
             "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "CONSUMERS <key> <groupname>",
+            "    Show consumers of <groupname>.",
+            "GROUPS <key>",
+            "    Show the stream consumer groups.",
             "STREAM <key> [FULL [COUNT <count>]",
             "    Show information about the stream.",
             "HELP",
-            "    Print this help.",
+            "    Prints this help.",
         ]));
     }
-    // The table admits HELP and STREAM <key> only (`XINFO_SUBCOMMANDS`).
-    if args.len() > 3 {
-        return Err(errors::syntax());
+    if is(sub, "groups") {
+        return super::stream_groups::xinfo_groups(ctx, args);
+    }
+    if is(sub, "consumers") {
+        return super::stream_groups::xinfo_consumers(ctx, args);
     }
     let Some(stream) = read(ctx, arg(args, 2)?)? else { return Err(err(errors::NO_SUCH_KEY)) };
-    let edge = |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+    // `FULL [COUNT n]` lists up to n entries and pending entries (10 by default, or for a
+    // negative n; 0 for all).
+    let full = match args.get(3..).unwrap_or_default() {
+        [] => None,
+        [full] if is(full, "full") => Some(10),
+        [full, count, n] if is(full, "full") && is(count, "count") => Some(match int_arg(n)? {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(10),
+        }),
+        _ => return Err(errors::subcommand_syntax(sub, "xinfo")),
+    };
     // StayKV has no radix tree; these two figures are those of Redis's layout for as many
     // entries, with full nodes.
     let nodes = (stream.len() as u64).div_ceil(crate::stream::NODE_ENTRIES);
-    let fields = vec![
+    let mut fields = vec![
         ("length", Reply::Int(stream.len() as i64)),
         ("radix-tree-keys", Reply::Int(nodes as i64)),
         ("radix-tree-nodes", Reply::Int(nodes as i64 + 1)),
@@ -452,10 +490,21 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ("max-deleted-entry-id", Reply::Bulk(stream.max_deleted.to_bytes())),
         ("entries-added", Reply::Int(i64::try_from(stream.entries_added).unwrap_or(i64::MAX))),
         ("recorded-first-entry-id", Reply::Bulk(stream.first_id().to_bytes())),
-        ("groups", Reply::Int(stream.groups.len() as i64)),
-        ("first-entry", edge(stream.entries.iter().next())),
-        ("last-entry", edge(stream.entries.iter().next_back())),
     ];
+    match full {
+        Some(limit) => {
+            let entries = stream.entries.iter().take(limit).map(|(id, f)| entry_reply(*id, f));
+            fields.push(("entries", Reply::Array(entries.collect())));
+            fields.push(("groups", super::stream_groups::full_groups(stream, limit)));
+        }
+        None => {
+            let edge =
+                |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+            fields.push(("groups", Reply::Int(stream.groups.len() as i64)));
+            fields.push(("first-entry", edge(stream.entries.iter().next())));
+            fields.push(("last-entry", edge(stream.entries.iter().next_back())));
+        }
+    }
     Ok(Reply::Map(fields.into_iter().map(|(k, v)| (Reply::bulk_str(k), v)).collect()))
 }
 
