@@ -42,6 +42,8 @@ fn scenario(server: &Server) -> Vec<String> {
     seen.push(exchange(
         &mut subscriber,
         &[
+            // One left for the bare SUNSUBSCRIBE: Redis walks its channels in hash order.
+            &["SUNSUBSCRIBE", "c"],
             &["SUNSUBSCRIBE"],
             &["SSUBSCRIBE", "b"],
             &["GET", "x"],
