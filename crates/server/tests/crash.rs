@@ -245,23 +245,43 @@ impl RawConnExt {
 
 /// The key's state as the server shows it now: (data, PTTL read window).
 fn read_state(conn: &mut RawConn, key: &str) -> (Data, Option<(u64, u64)>) {
-    let kind = call_str(conn, &["TYPE", key]).text();
-    let data = match kind.as_str() {
-        "none" => return (Data::None, None),
-        "string" => Data::Str(call_str(conn, &["GET", key]).text()),
-        "hash" => {
-            let flat: Vec<String> = call_str(conn, &["HGETALL", key]).items().iter().map(Val::text).collect();
-            Data::Hash(flat.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect())
+    // Nothing writes while keys are checked, but a key can expire between the reads below;
+    // then it reads again (and finds it gone).
+    for _ in 0..10 {
+        if let Some(state) = try_read_state(conn, key) {
+            return state;
         }
-        "list" => Data::List(call_str(conn, &["LRANGE", key, "0", "-1"]).items().iter().map(Val::text).collect()),
-        "set" => Data::Set(call_str(conn, &["SMEMBERS", key]).items().iter().map(Val::text).collect()),
+    }
+    panic!("{key} kept changing while it was read");
+}
+
+/// [`read_state`], or `None` if the key expired part-way (a string read as nil, a collection
+/// as empty, which Redis never keeps, or a PTTL of -2).
+fn try_read_state(conn: &mut RawConn, key: &str) -> Option<(Data, Option<(u64, u64)>)> {
+    let kind = call_str(conn, &["TYPE", key]).text();
+    let items = |conn: &mut RawConn, args: &[&str]| -> Option<Vec<String>> {
+        let items: Vec<String> = call_str(conn, args).items().iter().map(Val::text).collect();
+        (!items.is_empty()).then_some(items)
+    };
+    let data = match kind.as_str() {
+        "none" => return Some((Data::None, None)),
+        "string" => match call_str(conn, &["GET", key]) {
+            Val::Bulk(None) => return None,
+            value => Data::Str(value.text()),
+        },
+        "hash" => Data::Hash(items(conn, &["HGETALL", key])?.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect()),
+        "list" => Data::List(items(conn, &["LRANGE", key, "0", "-1"])?),
+        "set" => Data::Set(items(conn, &["SMEMBERS", key])?.into_iter().collect()),
         other => panic!("unexpected type {other} of {key}"),
     };
     let before = now_ms();
     let pttl = call(conn, &[b"PTTL", key.as_bytes()]).int();
     let after = now_ms();
+    if pttl == -2 {
+        return None;
+    }
     let deadline = (pttl >= 0).then(|| (before + pttl as u64, after + pttl as u64));
-    (data, deadline)
+    Some((data, deadline))
 }
 
 /// Whether what the server shows (read between `t0` and `t1`) is consistent with `expected`.
