@@ -1101,13 +1101,19 @@ impl<'a> Ctx<'a> {
 /// themselves, FUNCTION has none).
 fn watched_key_of<'a>(table: &CommandTable, argv: &'a [Bytes]) -> Option<&'a Bytes> {
     let (_, spec) = table.lookup(argv.first()?)?;
-    (spec.first_key > 0).then(|| effect_key(table, argv)).flatten()
+    (spec.first_key > 0).then(|| key_at(spec.first_key, argv)).flatten()
 }
 
 /// The key an effect changes: its first argument, except for the commands whose key the
 /// table places later (`XGROUP <subcommand> <key>`).
 fn effect_key<'a>(table: &CommandTable, argv: &'a [Bytes]) -> Option<&'a Bytes> {
     let first_key = table.lookup(argv.first()?).map_or(1, |(_, spec)| spec.first_key);
+    key_at(first_key, argv)
+}
+
+/// `argv`'s key at the table's `first_key` when that is past the first argument, else the
+/// first argument.
+fn key_at(first_key: i32, argv: &[Bytes]) -> Option<&Bytes> {
     argv.get(usize::try_from(first_key).ok().filter(|&k| k > 1).unwrap_or(1))
 }
 

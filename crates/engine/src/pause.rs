@@ -41,7 +41,13 @@ impl ClientPause {
         self.all.store(false, Ordering::Release);
     }
 
-    /// Whether a pause is in force at `now` (one atomic load when none is).
+    /// Whether a pause was set and not lifted (it may have ended by its deadline): one atomic
+    /// load, no clock needed.
+    pub fn is_set(&self) -> bool {
+        self.until_ms.load(Ordering::Acquire) != NONE
+    }
+
+    /// Whether a pause is in force at `now`.
     pub fn in_force(&self, now: u64) -> bool {
         self.until_ms.load(Ordering::Acquire) > now
     }

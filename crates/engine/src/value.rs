@@ -108,18 +108,6 @@ impl Value {
         }
     }
 
-    /// Approximate heap bytes, for INFO memory.
-    pub fn heap_size(&self) -> usize {
-        match self {
-            Value::Str(s) => s.len(),
-            Value::List(l) => l.iter().map(|e| e.len() + 32).sum(),
-            Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 72).sum(),
-            Value::Set(s) => s.iter().map(|m| m.len() + 40).sum(),
-            Value::ZSet(z) => z.heap_size(),
-            Value::Stream(s) => s.heap_size(),
-        }
-    }
-
     /// Approximate heap bytes for `MEMORY USAGE`: lists, hashes and sets are estimated from
     /// their first `samples` elements (all of them with 0), as Redis samples; a short string
     /// stored inline costs nothing beyond its entry.

@@ -138,6 +138,10 @@ impl Shared {
         let engine = &self.engine;
         let mut yields = 0;
         loop {
+            // The common case, no script and no pause: two atomic loads, no clock read.
+            if !engine.scripting.is_running() && !engine.pause.is_set() {
+                return;
+            }
             let now = crate::clock::now_ms();
             if engine.scripting.holds_keyspace(now) {
                 if yields < SCRIPT_WAIT_YIELDS {
@@ -355,7 +359,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             self.shared.wait_to_run(&args).await;
             let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
             wait_seq = wait_seq.max(blocking_wait);
-            if *self.shared.host.shutdown.borrow() {
+            if self.shared.host.is_stopping() {
                 // A SHUTDOWN that goes ahead closes every connection without a reply, its own
                 // included, as in Redis.
                 return Err(Close::Requested);
@@ -505,7 +509,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
     /// Closed by CLIENT KILL (or a pub/sub limit), or the server is shutting down.
     fn check_closing(&self) -> Result<(), Close> {
-        if self.record.killed.load(Ordering::Acquire) || *self.shared.host.shutdown.borrow() {
+        if self.record.killed.load(Ordering::Acquire) || self.shared.host.is_stopping() {
             return Err(Close::Requested);
         }
         Ok(())

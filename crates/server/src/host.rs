@@ -66,6 +66,9 @@ pub struct ServerHost {
     pub started: Instant,
     /// Flips to true once when the server must stop.
     pub shutdown: watch::Sender<bool>,
+    /// `shutdown`'s value for the per-command check: an atomic load, where reading the
+    /// channel takes its lock.
+    stopping: AtomicBool,
     pub persistence: Arc<Persistence>,
     pub tcp_port: AtomicU64,
     /// Keyspace-notification classes, shared with the engine (CONFIG SET notify-keyspace-events).
@@ -91,6 +94,7 @@ impl ServerHost {
             rejected_connections: AtomicU64::new(0),
             started: Instant::now(),
             shutdown: watch::Sender::new(false),
+            stopping: AtomicBool::new(false),
             persistence,
             tcp_port: AtomicU64::new(0),
             notifier: std::sync::OnceLock::new(),
@@ -141,7 +145,13 @@ impl ServerHost {
     }
 
     /// Ask every part of the server to stop.
+    /// Whether the server is stopping (SIGTERM, SIGINT, SHUTDOWN).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     pub fn request_shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.shutdown.send_replace(true);
         // A connection registered after this loop sees the flag when it starts.
         for record in self.clients.lock().values() {
@@ -196,6 +206,16 @@ pub(crate) fn hand_off_worker() {
 
 /// See [`hand_off_worker`]: a thread starts in tens of microseconds on an idle machine.
 const HAND_OFF_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// An integer CONFIG SET value within `[min, max]`, or the reason Redis gives.
+fn integer_in(text: &str, min: i64, max: i64) -> Result<i64, String> {
+    let n: i64 = text.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("argument must be between {min} and {max} inclusive"))
+    }
+}
 
 fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -337,38 +357,21 @@ impl Host for ServerHost {
                 self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
             }
             "slowlog-log-slower-than" => {
-                let n: i64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
-                if n < -1 {
-                    return Err(invalid("argument must be between -1 and 9223372036854775807 inclusive"));
-                }
+                let n = integer_in(&text, -1, i64::MAX).map_err(|reason| invalid(&reason))?;
                 if let Some(engine) = self.notifier.get() {
                     engine.slowlog.set_threshold_us(n);
                 }
             }
             "timeout" | "acllog-max-len" | "busy-reply-threshold" | "lua-time-limit" | "slowlog-max-len" => {
-                let n: i64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
                 let max = if name == "timeout" { i64::from(i32::MAX) } else { i64::MAX };
-                let n = u64::try_from(n)
-                    .ok()
-                    .filter(|&n| n <= max.unsigned_abs())
-                    .ok_or_else(|| invalid(&format!("argument must be between 0 and {max} inclusive")))?;
-                match name {
-                    "timeout" => self.limits.timeout_secs.store(n, Ordering::Relaxed),
-                    "busy-reply-threshold" | "lua-time-limit" => {
-                        if let Some(engine) = self.notifier.get() {
-                            engine.scripting.set_busy_threshold_ms(n);
-                        }
-                    }
-                    "slowlog-max-len" => {
-                        if let Some(engine) = self.notifier.get() {
-                            engine.slowlog.set_max_len(usize::try_from(n).unwrap_or(usize::MAX));
-                        }
-                    }
-                    _ => {
-                        if let Some(engine) = self.notifier.get() {
-                            engine.acl.set_log_max_len(usize::try_from(n).unwrap_or(usize::MAX));
-                        }
-                    }
+                let n = integer_in(&text, 0, max).map_err(|reason| invalid(&reason))?.unsigned_abs();
+                let len = usize::try_from(n).unwrap_or(usize::MAX);
+                match (name, self.notifier.get()) {
+                    ("timeout", _) => self.limits.timeout_secs.store(n, Ordering::Relaxed),
+                    ("busy-reply-threshold" | "lua-time-limit", Some(e)) => e.scripting.set_busy_threshold_ms(n),
+                    ("slowlog-max-len", Some(e)) => e.slowlog.set_max_len(len),
+                    (_, Some(e)) => e.acl.set_log_max_len(len),
+                    (_, None) => {}
                 }
             }
             "client-query-buffer-limit" | "proto-max-bulk-len" => {

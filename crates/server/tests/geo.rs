@@ -293,25 +293,13 @@ fn owned(script: &[&[&str]]) -> Vec<Vec<String>> {
 /// Run `commands` on fresh connections to both servers, in RESP2 and then RESP3, and require
 /// byte-identical replies; returns Redis's RESP2 replies.
 fn assert_same_replies(redis: &Server, staykv: &Server, commands: &[Vec<String>]) -> Vec<Vec<u8>> {
-    let mut resp2 = Vec::new();
-    for hello in [None, Some("3")] {
-        let mut conns = [redis.connect(), staykv.connect()];
-        for conn in &mut conns {
-            conn.cmd(&["FLUSHALL"]);
-            if let Some(v) = hello {
-                conn.cmd(&["HELLO", v]);
-            }
-        }
-        let [r, s] = &mut conns;
-        let (expected, got) = (replies(r, commands), replies(s, commands));
-        for ((args, e), g) in commands.iter().zip(&expected).zip(&got) {
-            assert_eq!(String::from_utf8_lossy(g), String::from_utf8_lossy(e), "RESP{} {args:?}", hello.unwrap_or("2"));
-        }
-        if hello.is_none() {
-            resp2 = expected;
+    let mut runs = common::on_both_in_resp2_and_resp3(redis, staykv, |conn| replies(conn, commands));
+    for (protocol, expected, got) in &runs {
+        for ((args, e), g) in commands.iter().zip(expected).zip(got) {
+            assert_eq!(String::from_utf8_lossy(g), String::from_utf8_lossy(e), "{protocol} {args:?}");
         }
     }
-    resp2
+    runs.swap_remove(0).1
 }
 
 #[test]

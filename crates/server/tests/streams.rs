@@ -393,18 +393,9 @@ fn run_group_script(conn: &mut RawConn) -> Vec<String> {
 fn group_replies_match_redis_in_resp2_and_resp3() {
     let Some(redis) = Server::redis() else { return };
     let staykv = Server::staykv();
-    for hello in [None, Some("3")] {
-        let mut conns = [redis.connect(), staykv.connect()];
-        for conn in &mut conns {
-            conn.cmd(&["FLUSHALL"]);
-            if let Some(v) = hello {
-                conn.cmd(&["HELLO", v]);
-            }
-        }
-        let [r, s] = &mut conns;
-        let (expected, got) = (run_group_script(r), run_group_script(s));
+    for (protocol, expected, got) in common::on_both_in_resp2_and_resp3(&redis, &staykv, run_group_script) {
         for (((_, args), e), g) in GROUP_SCRIPT.iter().zip(&expected).zip(&got) {
-            assert_eq!(g, e, "RESP{} {args:?}", hello.unwrap_or("2"));
+            assert_eq!(g, e, "{protocol} {args:?}");
         }
     }
 }
@@ -417,18 +408,9 @@ fn run_script(conn: &mut RawConn) -> Vec<String> {
 fn replies_match_redis_in_resp2_and_resp3() {
     let Some(redis) = Server::redis() else { return };
     let staykv = Server::staykv();
-    for hello in [None, Some("3")] {
-        let mut conns = [redis.connect(), staykv.connect()];
-        for conn in &mut conns {
-            conn.cmd(&["FLUSHALL"]);
-            if let Some(v) = hello {
-                conn.cmd(&["HELLO", v]);
-            }
-        }
-        let [r, s] = &mut conns;
-        let (expected, got) = (run_script(r), run_script(s));
+    for (protocol, expected, got) in common::on_both_in_resp2_and_resp3(&redis, &staykv, run_script) {
         for ((args, e), g) in SCRIPT.iter().zip(&expected).zip(&got) {
-            assert_eq!(g, e, "RESP{} {args:?}", hello.unwrap_or("2"));
+            assert_eq!(g, e, "{protocol} {args:?}");
         }
     }
 }

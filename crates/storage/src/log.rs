@@ -747,7 +747,7 @@ struct Writer {
     /// Seq following the last frame in the current segment's data (synced or buffered).
     next_seq: u64,
     last_sync: Instant,
-    /// The writer thread is fsyncing outside the lock ([`Writer::begin_timed_sync`]): no
+    /// The writer thread is fsyncing outside the lock ([`Writer::begin_sync_outside_lock`]): no
     /// rotation meanwhile, the segment must stay the one being fsynced.
     sync_in_flight: bool,
     failing: bool,
@@ -766,8 +766,8 @@ enum Wait {
     UntilWoken,
 }
 
-/// An `everysec` fsync the writer thread runs outside the writer's lock.
-struct TimedSync {
+/// An fsync the writer thread runs outside the writer's lock (`everysec` and `no`).
+struct SyncOutsideLock {
     /// A second handle on the segment (`None`: it could not be made; fsync under the lock).
     file: Option<Box<dyn FsFile>>,
     /// The last seq it covers.
@@ -808,11 +808,11 @@ fn run_writer(writer: &Mutex<Writer>, shared: &Shared) {
             w.answer(cmd, ok);
         }
         if ok && w.sync_outside_lock_due() {
-            let mut sync = w.begin_timed_sync();
+            let mut sync = w.begin_sync_outside_lock();
             drop(w);
             let result = sync.file.as_mut().map_or(Ok(()), |file| file.sync_data());
             w = writer.lock();
-            w.end_timed_sync(sync, result);
+            w.end_sync_outside_lock(sync, result);
             if w.rotation_due() {
                 // What was written during the fsync is synced under the lock, then rotation.
                 w.cycle(false, true);
@@ -1017,10 +1017,10 @@ impl Writer {
             && (timed || self.rotation_due() || written >= MAX_UNSYNCED_BYTES)
     }
 
-    /// Starts the timed fsync of everything written so far, to run without the writer's lock:
+    /// Starts an fsync of everything written so far, to run without the writer's lock:
     /// under it, every executor writing through waited for the fdatasync, which a second of
     /// writes can make last tens of milliseconds (the SET tail under `everysec`).
-    fn begin_timed_sync(&mut self) -> TimedSync {
+    fn begin_sync_outside_lock(&mut self) -> SyncOutsideLock {
         let file = match self.file.try_clone() {
             Ok(file) => Some(file),
             Err(e) => {
@@ -1029,7 +1029,7 @@ impl Writer {
             }
         };
         let sync =
-            TimedSync { file, seq: self.buf_last_seq, started: Instant::now(), started_ms: self.shared.now_ms() };
+            SyncOutsideLock { file, seq: self.buf_last_seq, started: Instant::now(), started_ms: self.shared.now_ms() };
         if sync.file.is_some() {
             self.buf.begin_sync();
             self.sync_in_flight = true;
@@ -1037,9 +1037,9 @@ impl Writer {
         sync
     }
 
-    /// Accounts for the fsync begun by [`Writer::begin_timed_sync`] (or does it here, under
+    /// Accounts for the fsync begun by [`Writer::begin_sync_outside_lock`] (or does it here, under
     /// the lock, when the file handle could not be duplicated).
-    fn end_timed_sync(&mut self, sync: TimedSync, result: std::io::Result<()>) {
+    fn end_sync_outside_lock(&mut self, sync: SyncOutsideLock, result: std::io::Result<()>) {
         if sync.file.is_none() {
             self.cycle(true, true);
             return;

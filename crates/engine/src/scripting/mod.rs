@@ -292,11 +292,16 @@ impl Scripting {
     /// at 0 they wait until it ends, as Redis serves no one then). One atomic load when no
     /// script runs.
     pub fn holds_keyspace(&self, now: u64) -> bool {
-        if !self.active.load(Ordering::Acquire) {
+        if !self.is_running() {
             return false;
         }
         let threshold = self.busy_threshold_ms();
         self.running.lock().as_ref().is_some_and(|r| threshold == 0 || now.saturating_sub(r.started_ms) < threshold)
+    }
+
+    /// Whether a script (or function) runs now: one atomic load.
+    pub fn is_running(&self) -> bool {
+        self.active.load(Ordering::Acquire)
     }
 
     /// Whether a script has been running for longer than the busy threshold at `now`.
@@ -313,7 +318,7 @@ impl Scripting {
     /// answered here, before the dispatcher would wait for the shard locks the script holds.
     /// Commands already waiting for those locks keep waiting.
     pub fn busy_reply(&self, spec: &CommandSpec, args: &[Bytes], now: u64) -> Option<Reply> {
-        if !self.active.load(Ordering::Acquire) {
+        if !self.is_running() {
             return None;
         }
         let running = self.busy(now)?;

@@ -560,6 +560,29 @@ pub fn frame_text(frame: &[u8]) -> String {
     }
 }
 
+/// Runs `run` on a fresh connection to each server, keyspace flushed, first in RESP2 and then
+/// after `HELLO 3`; returns, per protocol, its name and what `run` gave on Redis and on StayKV.
+pub fn on_both_in_resp2_and_resp3<T>(
+    redis: &Server,
+    staykv: &Server,
+    mut run: impl FnMut(&mut RawConn) -> T,
+) -> Vec<(&'static str, T, T)> {
+    [("RESP2", None), ("RESP3", Some("3"))]
+        .into_iter()
+        .map(|(protocol, hello)| {
+            let mut conns = [redis.connect(), staykv.connect()];
+            for conn in &mut conns {
+                conn.cmd(&["FLUSHALL"]);
+                if let Some(version) = hello {
+                    conn.cmd(&["HELLO", version]);
+                }
+            }
+            let [r, s] = &mut conns;
+            (protocol, run(r), run(s))
+        })
+        .collect()
+}
+
 /// Poll `condition` every 20 ms until it returns true or `timeout` passes; returns whether
 /// it became true.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
