@@ -89,11 +89,13 @@ fn parse(http: bool, buf: &[u8]) -> Result<Option<(usize, Outcome, bool)>, Strin
 struct Replies {
     buf: Vec<u8>,
     len: usize,
+    /// The first error reply seen, for the report (its first 200 bytes).
+    first_error: Option<String>,
 }
 
 impl Replies {
     fn new() -> Replies {
-        Replies { buf: vec![0; 16 * 1024], len: 0 }
+        Replies { buf: vec![0; 16 * 1024], len: 0, first_error: None }
     }
 
     /// The next complete reply, if one has been read: its outcome and whether the server
@@ -102,6 +104,10 @@ impl Replies {
         let Some((end, outcome, close)) = parse(http, self.buf.get(..self.len).unwrap_or_default())? else {
             return Ok(None);
         };
+        if outcome == Outcome::Error && self.first_error.is_none() {
+            let text = self.buf.get(..end.min(200)).unwrap_or_default();
+            self.first_error = Some(String::from_utf8_lossy(text).trim_end().to_string());
+        }
         self.buf.copy_within(end..self.len, 0);
         self.len -= end;
         Ok(Some((outcome, close)))
@@ -266,11 +272,12 @@ impl Stats {
         }
     }
 
-    fn outcome(&mut self, o: Outcome) {
+    /// Counts a reply; `text` is the connection's first error reply, for the report.
+    fn outcome(&mut self, o: Outcome, text: Option<&str>) {
         match o {
             Outcome::Ok => {}
             Outcome::Nil => self.nil += 1,
-            Outcome::Error => self.error("error reply".into()),
+            Outcome::Error => self.error(format!("error reply {:?}", text.unwrap_or_default())),
         }
     }
 
@@ -480,7 +487,7 @@ async fn closed_task(
                 if t0 >= measure_from {
                     stats.ops += 1;
                     stats.hist.saturating_record((t1 - t0).as_nanos() as u64);
-                    stats.outcome(outcome);
+                    stats.outcome(outcome, conn.as_ref().and_then(|c| c.replies.first_error.as_deref()));
                 }
                 if close || mode == Mode::Connect {
                     // Connect-per-request: close after every reply, as a serverless function does.
@@ -554,7 +561,7 @@ fn open_loop(
                             if intended >= measure_from {
                                 stats.ops += 1;
                                 stats.hist.saturating_record((done - intended).as_nanos() as u64);
-                                stats.outcome(outcome);
+                                stats.outcome(outcome, conn.as_ref().and_then(|c| c.replies.first_error.as_deref()));
                             }
                             if close {
                                 conn = None;
@@ -622,7 +629,10 @@ pub fn preload(common: &Common, count: u64, conns: usize, pipeline: usize) -> Re
                         }
                     }
                     if let Some(k) = first_error {
-                        eprintln!("staykv-loadgen: preload got {errors} error replies (near key {k})");
+                        let text = conn.replies.first_error.as_deref().unwrap_or_default();
+                        eprintln!(
+                            "staykv-loadgen: preload got {errors} error replies (near key {k}), the first: {text:?}"
+                        );
                     }
                     Ok::<u64, String>(errors)
                 })
@@ -684,8 +694,21 @@ pub fn wait_ready(addr: &str, key: &str, since_ns: u128, timeout_secs: u64) -> R
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_error_reply_is_kept_for_the_report() {
+        let mut replies = Replies::new();
+        let input = b"+OK\r\n-LOADING StayKV is loading\r\n-ERR other\r\n";
+        let n = input.len();
+        replies.spare().get_mut(..n).unwrap().copy_from_slice(input);
+        replies.filled(n).unwrap();
+        let outcomes: Vec<_> = std::iter::from_fn(|| replies.next(false).unwrap()).map(|(o, _)| o).collect();
+        assert_eq!(outcomes, [Outcome::Ok, Outcome::Error, Outcome::Error]);
+        assert_eq!(replies.first_error.as_deref(), Some("-LOADING StayKV is loading"));
+    }
 
     #[test]
     fn connect_sources_are_distinct_loopback_addresses_per_task() {
