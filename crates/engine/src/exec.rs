@@ -110,6 +110,9 @@ pub struct Engine {
     pub scripting: crate::scripting::Scripting,
     /// Commands that ran long (the server times them).
     pub slowlog: crate::slowlog::SlowLog,
+    /// Events that took long (LATENCY): commands, timed by the server, and the log's writes
+    /// and fsyncs, timed by its writer thread (hence shared).
+    pub latency: std::sync::Arc<crate::latency::LatencyMonitor>,
     /// CLIENT PAUSE (the server holds the commands back; expiry stops here).
     pub pause: crate::pause::ClientPause,
     /// Users and their permissions (AUTH, ACL), checked before every command.
@@ -133,6 +136,7 @@ impl Engine {
             eviction: crate::evict::Eviction::default(),
             scripting: crate::scripting::Scripting::default(),
             slowlog: crate::slowlog::SlowLog::default(),
+            latency: std::sync::Arc::default(),
             pause: crate::pause::ClientPause::default(),
             acl,
         }

@@ -61,6 +61,13 @@ pub trait Host: Sync {
     fn shutdown(&self, _save: Option<bool>) -> Result<(), String> {
         Err("ERR SHUTDOWN is not supported here".into())
     }
+    /// `TIME`: the wall clock in microseconds since the Unix epoch, read at each call as
+    /// Redis reads it. A command's `now` (by which keys expire) holds still while it runs, so
+    /// a script calling TIME twice would otherwise see no time pass, and its microseconds
+    /// would be whole milliseconds. `None` (no clock: tests, log replay) answers from `now`.
+    fn clock_micros(&self) -> Option<u64> {
+        None
+    }
     /// `LASTSAVE`, `SAVE`, `BGSAVE`, `BGREWRITEAOF`: asks the persistence layer.
     fn persistence(&self, command: &str) -> Result<staykv_resp::Reply, String> {
         Err(format!("ERR {command} is not available"))

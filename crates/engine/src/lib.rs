@@ -30,6 +30,7 @@ pub mod glob;
 pub mod hll;
 pub mod host;
 pub mod keyspace;
+pub mod latency;
 pub mod long_double;
 pub mod notify;
 pub mod num;

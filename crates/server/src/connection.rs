@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use staykv_engine::blocking::{ClientWaker, Unblock};
 use staykv_engine::client::ReplyMode;
 use staykv_engine::command::{flags, CommandName};
+use staykv_engine::latency;
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Engine, Outcome};
 use staykv_resp::Reply;
@@ -110,17 +111,23 @@ impl Shared {
             let elapsed = started.elapsed();
             self.engine.counters.record_run_time(index, elapsed);
             if outcome.ran {
-                self.offer_to_slowlog(client, args, index, now, elapsed);
+                self.offer_to_monitors(client, args, index, now, elapsed);
             }
         }
         outcome
     }
 
-    fn offer_to_slowlog(&self, client: &Client, args: &[Bytes], index: usize, now: u64, elapsed: Duration) {
-        let slowlog = &self.engine.slowlog;
+    /// Offers a command's run time to the slow log and the latency monitor, as Redis's
+    /// `call()` does: both leave out the commands flagged `SKIP_SLOWLOG` (EXEC, AUTH...).
+    fn offer_to_monitors(&self, client: &Client, args: &[Bytes], index: usize, now: u64, elapsed: Duration) {
+        let Some(spec) = self.engine.table.all().get(index).filter(|spec| !spec.has(flags::SKIP_SLOWLOG)) else {
+            return;
+        };
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let skipped = || self.engine.table.all().get(index).is_some_and(|spec| spec.has(flags::SKIP_SLOWLOG));
-        if slowlog.is_slow(micros) && !skipped() {
+        let event = if spec.has(flags::FAST) { latency::FAST_COMMAND } else { latency::COMMAND };
+        self.engine.latency.offer(event, now / 1000, micros / 1000);
+        let slowlog = &self.engine.slowlog;
+        if slowlog.is_slow(micros) {
             slowlog.record(now / 1000, micros, args, &client.origin, client.name.as_ref());
         }
     }

@@ -222,6 +222,10 @@ fn unix_secs() -> u64 {
 }
 
 impl Host for ServerHost {
+    fn clock_micros(&self) -> Option<u64> {
+        SystemTime::now().duration_since(UNIX_EPOCH).ok().and_then(|d| u64::try_from(d.as_micros()).ok())
+    }
+
     fn loading(&self) -> bool {
         self.persistence.is_loading()
     }
@@ -301,13 +305,15 @@ impl Host for ServerHost {
             .notifier
             .get()
             .map_or(staykv_engine::scripting::DEFAULT_BUSY_THRESHOLD_MS, |e| e.scripting.busy_threshold_ms());
-        let items: [(&str, String); 26] = [
+        let latency_threshold = self.notifier.get().map_or(0, |e| e.latency.threshold_ms());
+        let items: [(&str, String); 27] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
             ("busy-reply-threshold", busy_threshold.to_string()),
             ("slowlog-log-slower-than", slowlog_threshold.to_string()),
             ("slowlog-max-len", slowlog_max_len.to_string()),
+            ("latency-monitor-threshold", latency_threshold.to_string()),
             ("lua-time-limit", busy_threshold.to_string()),
             ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
             ("proto-max-bulk-len", limits.proto_max_bulk_len().to_string()),
@@ -362,7 +368,12 @@ impl Host for ServerHost {
                     engine.slowlog.set_threshold_us(n);
                 }
             }
-            "timeout" | "acllog-max-len" | "busy-reply-threshold" | "lua-time-limit" | "slowlog-max-len" => {
+            "timeout"
+            | "acllog-max-len"
+            | "busy-reply-threshold"
+            | "lua-time-limit"
+            | "slowlog-max-len"
+            | "latency-monitor-threshold" => {
                 let max = if name == "timeout" { i64::from(i32::MAX) } else { i64::MAX };
                 let n = integer_in(&text, 0, max).map_err(|reason| invalid(&reason))?.unsigned_abs();
                 let len = usize::try_from(n).unwrap_or(usize::MAX);
@@ -370,6 +381,7 @@ impl Host for ServerHost {
                     ("timeout", _) => self.limits.timeout_secs.store(n, Ordering::Relaxed),
                     ("busy-reply-threshold" | "lua-time-limit", Some(e)) => e.scripting.set_busy_threshold_ms(n),
                     ("slowlog-max-len", Some(e)) => e.slowlog.set_max_len(len),
+                    ("latency-monitor-threshold", Some(e)) => e.latency.set_threshold_ms(n),
                     (_, Some(e)) => e.acl.set_log_max_len(len),
                     (_, None) => {}
                 }

@@ -20,13 +20,15 @@ use staykv_engine::stats::{CommandTotals, LATENCY_BOUNDS_US};
 
 use crate::connection::Shared;
 
-/// HTTP request latency buckets, in seconds (they include waiting for fsync).
+/// Latency buckets, in seconds, of HTTP requests (which include waiting for fsync) and of
+/// the log's fsyncs.
 const HTTP_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 /// How often recorded histogram samples are folded into their buckets.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 const COMMAND_LATENCY: &str = "staykv_command_duration_seconds";
 const HTTP_LATENCY: &str = "staykv_http_request_duration_seconds";
+const LOG_FSYNC: &str = "staykv_log_fsync_duration_seconds";
 
 struct Installed {
     handle: PrometheusHandle,
@@ -41,7 +43,9 @@ pub fn install() {
     if INSTALLED.get().is_some() {
         return;
     }
-    let builder = PrometheusBuilder::new().set_buckets_for_metric(Matcher::Full(HTTP_LATENCY.into()), HTTP_BUCKETS);
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(HTTP_LATENCY.into()), HTTP_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(LOG_FSYNC.into()), HTTP_BUCKETS));
     let handle = match builder.and_then(PrometheusBuilder::install_recorder) {
         Ok(handle) => handle,
         Err(error) => {
@@ -65,6 +69,7 @@ pub fn install() {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_histogram!(HTTP_LATENCY, Unit::Seconds, "HTTP API request time, fsync wait included.");
+    describe_histogram!(LOG_FSYNC, Unit::Seconds, "Time each fsync of the write-ahead log took.");
     describe_counter!("staykv_commands_total", "Commands executed, per command (both front ends).");
     describe_counter!("staykv_command_errors_total", "Commands that ran and answered an error, per command.");
     describe_counter!("staykv_commands_rejected_total", "Commands refused before running (arity, auth, ...).");
@@ -103,6 +108,14 @@ pub fn record_http(endpoint: &'static str, status: u16, elapsed: Duration) {
     });
     latency.record(elapsed.as_secs_f64());
     requests.increment(1);
+}
+
+/// Record one fsync of the log (on the thread that made it).
+pub fn record_log_fsync(took: Duration) {
+    if INSTALLED.get().is_some() {
+        static FSYNC: OnceLock<Histogram> = OnceLock::new();
+        FSYNC.get_or_init(|| histogram!(LOG_FSYNC)).record(took.as_secs_f64());
+    }
 }
 
 /// Set the gauge of HTTP requests in flight.

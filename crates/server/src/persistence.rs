@@ -22,9 +22,10 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
+use staykv_engine::latency::{self, LatencyMonitor};
 use staykv_engine::{encode_batch, Effect, Engine, Journal, Reply};
 use staykv_storage::{
-    parse_segment_file_name, read_manifest, FsyncPolicy as StoragePolicy, Log, LogOptions, RealFs, Recovery,
+    parse_segment_file_name, read_manifest, FsyncPolicy as StoragePolicy, Log, LogIo, LogOptions, RealFs, Recovery,
     SnapshotRef,
 };
 
@@ -101,6 +102,17 @@ fn storage_policy(policy: FsyncPolicy) -> StoragePolicy {
         FsyncPolicy::Always => StoragePolicy::Always,
         FsyncPolicy::Everysec => StoragePolicy::EverySec,
         FsyncPolicy::No => StoragePolicy::No,
+    }
+}
+
+/// Redis's latency event for a write or fsync of the log: its `aof-fsync-always` is the fsync
+/// replies wait for, so only under `always`; `everysec`'s fsyncs, which no reply waits for,
+/// have none.
+fn latency_event(io: LogIo, always: bool) -> Option<&'static str> {
+    match io {
+        LogIo::Write => Some(latency::LOG_WRITE),
+        LogIo::Sync if always => Some(latency::LOG_FSYNC_ALWAYS),
+        LogIo::Sync | LogIo::BackgroundSync => None,
     }
 }
 
@@ -213,10 +225,17 @@ impl Persistence {
         snapshot::remove_temp_files(dir);
         self.databases.store(engine.keyspace.databases() as u64, Ordering::Relaxed);
         let notify = Arc::clone(self);
+        let timed = Arc::downgrade(self);
+        let monitor = Arc::clone(&engine.latency);
         let options = LogOptions {
             fsync: storage_policy(policy),
             on_durable: Box::new(move |seq| {
                 notify.durable.publish(seq);
+            }),
+            on_io: Box::new(move |io, took| {
+                if let Some(persistence) = timed.upgrade() {
+                    persistence.log_io_timed(&monitor, io, took);
+                }
             }),
             ..LogOptions::default()
         };
@@ -236,6 +255,23 @@ impl Persistence {
             .spawn(move || auto_trigger(weak))
             .map_err(|e| format!("cannot start the compaction trigger thread: {e}"))?;
         Ok(recovery)
+    }
+
+    /// A write or fsync of the log took `took`: into `/metrics`, and, if it is a spike, into
+    /// the latency monitor under Redis's event names (an fsync only under `always`, where
+    /// replies wait for it).
+    fn log_io_timed(&self, monitor: &LatencyMonitor, io: LogIo, took: Duration) {
+        if io != LogIo::Write {
+            crate::metrics::record_log_fsync(took);
+        }
+        let millis = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        if !monitor.is_spike(millis) {
+            return;
+        }
+        let always = self.log.get().is_some_and(|log| log.fsync_policy() == StoragePolicy::Always);
+        if let Some(event) = latency_event(io, always) {
+            monitor.offer(event, unix_secs(), millis);
+        }
     }
 
     /// Wait until the batch `seq` is durable under the current policy: fsynced under

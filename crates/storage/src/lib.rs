@@ -69,7 +69,7 @@ pub use crate::format::{
     MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
 };
 pub use crate::fs::{Fs, FsFile, RealFs};
-pub use crate::log::{DurableCallback, FsyncPolicy, Log, LogOptions};
+pub use crate::log::{DurableCallback, FsyncPolicy, IoCallback, Log, LogIo, LogOptions};
 pub use crate::manifest::{read_manifest, Manifest, SnapshotRef, MANIFEST_FILE, MANIFEST_TMP_FILE, MANIFEST_VERSION};
 pub use crate::recovery::{
     check, fix, scan, scan_live, CheckReport, Damage, DamageKind, FixOutcome, FnReplay, NoReplay, Progress, Recovery,

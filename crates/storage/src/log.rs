@@ -51,6 +51,21 @@ impl FsyncPolicy {
 /// Callback invoked (on the writer thread) with the new `durable_seq` each time it advances.
 pub type DurableCallback = Box<dyn Fn(u64) + Send + Sync>;
 
+/// Callback invoked with how long each write and fsync of the log's frames took, on the
+/// thread that made it (the writer thread, or an executor writing through).
+pub type IoCallback = Box<dyn Fn(LogIo, Duration) + Send + Sync>;
+
+/// What [`IoCallback`] timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogIo {
+    /// A `write(2)` of queued frames.
+    Write,
+    /// An fsync under the writer's lock: under `always` every reply to a write waits for one.
+    Sync,
+    /// `everysec`'s timed fsync, outside the writer's lock: no reply waits for it.
+    BackgroundSync,
+}
+
 /// Options of [`Log::open`].
 pub struct LogOptions {
     /// Fsync policy (can be changed later with [`Log::set_fsync_policy`]).
@@ -64,6 +79,8 @@ pub struct LogOptions {
     /// Called with the new durable seq each time it advances (on the writer thread; keep it
     /// short and never call back into the log's blocking methods from it).
     pub on_durable: DurableCallback,
+    /// Called with the time each write and fsync of frames took (keep it short).
+    pub on_io: IoCallback,
     /// Fsync interval of [`FsyncPolicy::EverySec`]. Default 1 s.
     pub sync_interval: Duration,
     /// Under `EverySec`, appends should wait ([`Log::wait_writable_blocking`]) when the oldest
@@ -79,6 +96,7 @@ impl Default for LogOptions {
             fsync: FsyncPolicy::Always,
             segment_bytes: 256 * 1024 * 1024,
             on_durable: Box::new(|_| {}),
+            on_io: Box::new(|_, _| {}),
             sync_interval: Duration::from_secs(1),
             max_sync_lag: Duration::from_secs(2),
             retry_interval: Duration::from_millis(250),
@@ -428,6 +446,7 @@ impl Log {
             fs: Arc::clone(&fs),
             dir: dir.clone(),
             on_durable: opts.on_durable,
+            on_io: opts.on_io,
             notified: last,
             segment_bytes: opts.segment_bytes.max(SEGMENT_HEADER_LEN + 1),
             sync_interval: opts.sync_interval,
@@ -721,6 +740,7 @@ struct Writer {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     on_durable: DurableCallback,
+    on_io: IoCallback,
     /// Last value passed to `on_durable`.
     notified: u64,
     segment_bytes: u64,
@@ -810,8 +830,11 @@ fn run_writer(writer: &Mutex<Writer>, shared: &Shared) {
         if ok && w.sync_outside_lock_due() {
             let mut sync = w.begin_sync_outside_lock();
             drop(w);
+            let started = Instant::now();
             let result = sync.file.as_mut().map_or(Ok(()), |file| file.sync_data());
+            let took = started.elapsed();
             w = writer.lock();
+            (w.on_io)(LogIo::BackgroundSync, took);
             w.end_sync_outside_lock(sync, result);
             if w.rotation_due() {
                 // What was written during the fsync is synced under the lock, then rotation.
@@ -951,10 +974,12 @@ impl Writer {
         }
         if !self.buf.fully_written() {
             let path = self.seg_path();
+            let started = Instant::now();
             if let Err(e) = self.file.write_all(self.buf.unwritten()) {
                 self.needs_truncate = true;
                 return Err(StorageError::io("write", &path, e));
             }
+            (self.on_io)(LogIo::Write, started.elapsed());
             self.buf.pending_written();
             self.next_seq = self.buf_last_seq + 1;
             self.shared.written_seq.store(self.buf_last_seq, Ordering::Release);
@@ -1069,7 +1094,10 @@ impl Writer {
 
     fn sync(&mut self) -> Result<(), StorageError> {
         let path = self.seg_path();
-        if let Err(e) = self.file.sync_data() {
+        let started = Instant::now();
+        let result = self.file.sync_data();
+        (self.on_io)(LogIo::Sync, started.elapsed());
+        if let Err(e) = result {
             // The kernel may have dropped the dirty pages: rewrite everything since the last
             // good fsync.
             self.buf.rewrite_all();
@@ -1278,6 +1306,42 @@ mod tests {
         let seen = seen.lock().clone();
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
         assert_eq!(seen.last(), Some(&20));
+    }
+
+    /// Under `always` every durable append was written and fsynced under the writer's lock
+    /// (the fsync replies wait for); under `everysec` the timed fsync is the background one.
+    #[test]
+    fn writes_and_fsyncs_are_timed_by_kind() {
+        for (policy, expected) in [
+            (FsyncPolicy::Always, [LogIo::Write, LogIo::Sync]),
+            (FsyncPolicy::EverySec, [LogIo::Write, LogIo::BackgroundSync]),
+        ] {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let seen2 = Arc::clone(&seen);
+            let opts = LogOptions {
+                fsync: policy,
+                sync_interval: Duration::from_millis(5),
+                on_io: Box::new(move |io, _| seen2.lock().push(io)),
+                ..LogOptions::default()
+            };
+            let (log, _) = Log::open("/d", Arc::new(SimFs::new()), opts, &mut NoReplay).unwrap();
+            let seq = log.append(b"frame").unwrap();
+            assert!(log.wait_durable(seq, Some(Duration::from_secs(5))));
+            let synced = || log.synced_seq() >= seq;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !synced() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(synced(), "{policy:?}: never synced");
+            let seen = seen.lock().clone();
+            for kind in expected {
+                assert!(seen.contains(&kind), "{policy:?}: {kind:?} not in {seen:?}");
+            }
+            if policy == FsyncPolicy::EverySec {
+                assert!(!seen.contains(&LogIo::Sync), "everysec synced under the lock: {seen:?}");
+            }
+            log.close().unwrap();
+        }
     }
 
     #[test]

@@ -30,12 +30,31 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
     CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server", role),
     CommandSpec::new("slowlog", -2, 0, "server", slowlog).subcommands(SLOWLOG_SUBCOMMANDS),
+    CommandSpec::new("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", latency)
+        .subcommands(LATENCY_SUBCOMMANDS),
     CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait),
     CommandSpec::new("waitaof", 4, NOSCRIPT, "connection", waitaof),
 ];
 
 /// The SLOWLOG subcommands, with Redis 7's arities (checked before the handler).
 const SLOWLOG_SUBCOMMANDS: &[(&str, i32)] = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];
+
+/// The LATENCY subcommands StayKV has, with Redis 7's arities (DOCTOR, GRAPH and HISTOGRAM
+/// are not implemented).
+const LATENCY_SUBCOMMANDS: &[(&str, i32)] = &[("latest", 2), ("history", 3), ("reset", -2), ("help", 2)];
+
+const LATENCY_HELP: &[&str] = &[
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HELP",
+    "    Prints this help.",
+];
 
 const SLOWLOG_HELP: &[&str] = &[
     "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -211,6 +230,39 @@ fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
 }
 
+/// LATENCY (Redis's `latency.c`): what the latency monitor recorded, see
+/// [`crate::latency`].
+fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let monitor = &ctx.engine.latency;
+    let int = |n: u64| Reply::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    match arg(args, 1)? {
+        s if is(s, "latest") => Ok(Reply::Array(
+            monitor
+                .events()
+                .into_iter()
+                .filter_map(|(name, series)| {
+                    let latest = series.latest()?;
+                    let fields =
+                        vec![Reply::bulk_str(name), int(latest.unix_secs), int(latest.millis), int(series.max_millis)];
+                    Some(Reply::Array(fields))
+                })
+                .collect(),
+        )),
+        s if is(s, "history") => {
+            let series = monitor.series(arg(args, 2)?).unwrap_or_default();
+            let samples = series.samples().iter().map(|s| Reply::Array(vec![int(s.unix_secs), int(s.millis)]));
+            Ok(Reply::Array(samples.collect()))
+        }
+        s if is(s, "reset") => {
+            let names: Vec<&[u8]> = args.iter().skip(2).map(|a| &a[..]).collect();
+            let reset = monitor.reset(if names.is_empty() { None } else { Some(&names) });
+            Ok(int(reset as u64))
+        }
+        s if is(s, "help") => Ok(super::help(LATENCY_HELP)),
+        s => Err(errors::unknown_subcommand(s, "latency")),
+    }
+}
+
 fn slowlog_entry(entry: crate::slowlog::Entry) -> Reply {
     let int = |n: u64| Reply::Int(i64::try_from(n).unwrap_or(i64::MAX));
     Reply::Array(vec![
@@ -224,7 +276,8 @@ fn slowlog_entry(entry: crate::slowlog::Entry) -> Reply {
 }
 
 fn time(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    let (secs, micros) = (ctx.now / 1000, (ctx.now % 1000) * 1000);
+    let clock = ctx.host.clock_micros().unwrap_or(ctx.now.saturating_mul(1000));
+    let (secs, micros) = (clock / 1_000_000, clock % 1_000_000);
     Ok(Reply::bulks([crate::num::i64_bytes(secs as i64), crate::num::i64_bytes(micros as i64)]))
 }
 
