@@ -160,7 +160,7 @@ impl Engine {
             self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // An unknown command dooms the transaction it was sent in, like any refusal.
             client.multi_failed |= client.multi.is_some();
-            return Outcome::not_run(errors::unknown_command(args), None);
+            return Outcome::not_run(self.counted(errors::unknown_command(args)), None);
         };
         // A script running past the busy threshold refuses other clients' commands with BUSY.
         let refused = self.scripting.busy_reply(spec, args, now);
@@ -171,7 +171,7 @@ impl Engine {
             self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // A command refused while queuing dooms the transaction, as in Redis.
             client.multi_failed |= client.multi.is_some();
-            return Outcome::not_run(reply, Some(index));
+            return Outcome::not_run(self.counted(reply), Some(index));
         }
         if let Some(queue) = client.multi.as_mut().filter(|_| !spec.has(flags::TRANSACTION_CONTROL)) {
             queue.push(args.to_vec());
@@ -300,10 +300,22 @@ impl Engine {
             blocked: None,
             top: spec.name,
             explicit_events: false,
+            error_counted: false,
         };
         let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
+        let reply = if ctx.error_counted { reply } else { self.counted(reply) };
         let wait_seq = ctx.commit();
         (reply, wait_seq, ctx.blocked)
+    }
+
+    /// `reply`, counted in `INFO errorstats` if it is an error.
+    fn counted(&self, reply: Reply) -> Reply {
+        match &reply {
+            Reply::Error(text) => self.counters.record_error(text),
+            Reply::ErrorBytes(text) => self.counters.record_error(&String::from_utf8_lossy(text)),
+            _ => {}
+        }
+        reply
     }
 
     /// Lock the shards a command's keys live in, in shard order.
@@ -556,6 +568,9 @@ pub struct Ctx<'a> {
     top: &'static str,
     /// The running command names its keyspace events itself ([`Ctx::explicit_events`]).
     explicit_events: bool,
+    /// The error this command replies with was counted where it arose (a command a script
+    /// called): not counted again.
+    pub(crate) error_counted: bool,
 }
 
 impl std::fmt::Debug for dyn Journal + '_ {
@@ -1038,8 +1053,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// Run another command inside this one (EXEC, scripts): same locks, same batch of
-    /// effects. Refusals are checked here as at the top level.
+    /// effects. Refusals are checked here as at the top level. An error reply is counted in
+    /// `INFO errorstats` (and in the command's `failed_calls` if it ran), as Redis counts the
+    /// commands EXEC and scripts run.
     pub fn call(&mut self, args: &[Bytes]) -> Reply {
+        let reply = self.call_uncounted(args);
+        self.engine.counted(reply)
+    }
+
+    /// [`Ctx::call`] before its error, if any, is counted.
+    fn call_uncounted(&mut self, args: &[Bytes]) -> Reply {
         let Some((index, spec)) = args.first().and_then(|name| self.engine.table.lookup(name)) else {
             return errors::unknown_command(args);
         };
@@ -1071,6 +1094,12 @@ impl<'a> Ctx<'a> {
         let outer = std::mem::replace(&mut self.nested, true);
         let outer_events = std::mem::replace(&mut self.explicit_events, false);
         let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);
+        if reply.is_error() {
+            if let Some(stats) = self.engine.counters.command(index) {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            self.engine.counters.stats().failed_calls.fetch_add(1, Ordering::Relaxed);
+        }
         self.nested = outer;
         self.explicit_events = outer_events;
         // Redis converts a hash or set the moment a command outgrows the compact encoding,

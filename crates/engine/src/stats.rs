@@ -31,10 +31,12 @@ pub struct Stats {
     pub total_commands: AtomicU64,
     pub rejected_calls: AtomicU64,
     pub failed_calls: AtomicU64,
+    /// Error replies sent, whatever made them (`total_error_replies`).
+    pub error_replies: AtomicU64,
 }
 
 impl Stats {
-    fn counters(&self) -> [&AtomicU64; 7] {
+    fn counters(&self) -> [&AtomicU64; 8] {
         [
             &self.keyspace_hits,
             &self.keyspace_misses,
@@ -43,6 +45,7 @@ impl Stats {
             &self.total_commands,
             &self.rejected_calls,
             &self.failed_calls,
+            &self.error_replies,
         ]
     }
 }
@@ -89,6 +92,11 @@ struct Slot {
 #[repr(align(128))]
 struct Padded(Slot);
 
+/// Error codes counted at most (Redis's `ERROR_STATS_NUMBER`): a client inventing codes
+/// (a script's `redis.error_reply`) cannot grow the table without bound. Later new codes
+/// still count in `total_error_replies`.
+const MAX_ERROR_CODES: usize = 128;
+
 /// The engine's counters, striped over [`SLOTS`] copies.
 #[derive(Debug)]
 pub struct Counters {
@@ -96,6 +104,9 @@ pub struct Counters {
     first: Padded,
     /// Slots 1.. .
     rest: Box<[Padded]>,
+    /// Error replies by code (`INFO errorstats`), in code order as Redis lists them. Errors
+    /// are rare next to commands: one lock is enough.
+    errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
@@ -109,7 +120,26 @@ impl Counters {
         let slot = || {
             Padded(Slot { stats: Stats::default(), commands: (0..commands).map(|_| CommandStats::default()).collect() })
         };
-        Counters { first: slot(), rest: (1..SLOTS).map(|_| slot()).collect() }
+        Counters { first: slot(), rest: (1..SLOTS).map(|_| slot()).collect(), errors: Default::default() }
+    }
+
+    /// Counts an error reply by its code, the word before the first space within its first
+    /// 32 bytes (`ERR` when there is none), as Redis's `afterErrorReply` does.
+    pub fn record_error(&self, text: &str) {
+        self.stats().error_replies.fetch_add(1, Ordering::Relaxed);
+        let head = text.as_bytes().get(..text.len().min(32)).unwrap_or_default();
+        let code = head.iter().position(|&b| b == b' ').and_then(|end| text.get(..end)).unwrap_or("ERR");
+        let mut errors = self.errors.lock();
+        if let Some(count) = errors.get_mut(code) {
+            *count += 1;
+        } else if errors.len() < MAX_ERROR_CODES {
+            errors.insert(code.to_string(), 1);
+        }
+    }
+
+    /// Error replies per code, in code order.
+    pub fn error_codes(&self) -> Vec<(String, u64)> {
+        self.errors.lock().iter().map(|(code, count)| (code.clone(), *count)).collect()
     }
 
     fn local(&self) -> &Slot {
@@ -167,6 +197,7 @@ impl Counters {
 
     /// `CONFIG RESETSTAT`: every counter back to zero.
     pub fn reset(&self) {
+        self.errors.lock().clear();
         for slot in self.slots() {
             let all = slot.stats.counters().into_iter().chain(slot.commands.iter().flat_map(CommandStats::counters));
             for counter in all {
@@ -207,6 +238,23 @@ mod tests {
         counters.reset();
         assert_eq!(counters.total(|s| &s.keyspace_hits), 0);
         assert_eq!(counters.command_totals(2), CommandTotals::default());
+    }
+
+    #[test]
+    fn errors_count_by_code_up_to_the_limit() {
+        let counters = Counters::new(1);
+        for text in ["WRONGTYPE Operation", "ERR x", "NOSPACEINTHEFIRSTTHIRTYTWOBYTESATALL y", "ERR", "WRONGTYPE y"] {
+            counters.record_error(text);
+        }
+        let codes = counters.error_codes();
+        assert_eq!(codes, [("ERR".to_string(), 3), ("WRONGTYPE".to_string(), 2)]);
+        for i in 0..200 {
+            counters.record_error(&format!("E{i} invented"));
+        }
+        assert_eq!(counters.error_codes().len(), MAX_ERROR_CODES);
+        assert_eq!(counters.total(|s| &s.error_replies), 205);
+        counters.reset();
+        assert!(counters.error_codes().is_empty());
     }
 
     #[test]

@@ -292,3 +292,61 @@ fn latency_scenario(server: &Server) -> Vec<String> {
 fn latency_monitor_records_spikes_like_redis() {
     same_as_redis(latency_scenario, "event command");
 }
+
+/// INFO errorstats and `total_error_replies`: errors of refused commands, of commands run
+/// by EXEC and by scripts (counted once, where they arose), of error replies a script makes
+/// up; each command's `failed_calls`; and CONFIG RESETSTAT.
+fn errorstats_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    // The start-up check may have met -LOADING, an error too.
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    conn.cmd(&["SET", "s", "x"]);
+    for command in [
+        &["HGET", "s", "f"][..],
+        &["NOSUCH"],
+        &["GET"],
+        &["MULTI"],
+        &["HGET", "s", "f"],
+        &["INCR", "s"],
+        &["GET", "s"],
+        &["EXEC"],
+        &["MULTI"],
+        &["GET"],
+        &["EXEC"],
+        &["EVAL", "return redis.call('hget', 's', 'f')", "0"],
+        &["EVAL", "return redis.pcall('incr', 's')", "0"],
+        &["EVAL", "local e = redis.pcall('incr', 's') return redis.error_reply('MYERR custom')", "0"],
+        &["EVAL", "return {err = 'NOSPACEINTHEFIRSTTHIRTYTWOBYTESATALL x'}", "0"],
+        &["EVAL", "return redis.call('nosuch')", "0"],
+    ] {
+        conn.cmd(command);
+    }
+    let info = |conn: &mut RawConn, section: &str| -> Vec<String> {
+        let text = match call_str(conn, &["INFO", section]) {
+            Val::Bulk(Some(text)) => String::from_utf8_lossy(&text).into_owned(),
+            other => panic!("INFO {section}: {other:?}"),
+        };
+        text.lines().map(str::to_string).collect()
+    };
+    let mut seen = info(&mut conn, "errorstats");
+    seen.extend(info(&mut conn, "stats").into_iter().filter(|line| line.starts_with("total_error_replies:")));
+    // Redis lists commands in its hash table's order.
+    let mut commands = Vec::new();
+    for line in info(&mut conn, "commandstats") {
+        let Some((name, fields)) = line.split_once(':') else { continue };
+        if ["cmdstat_hget", "cmdstat_incr", "cmdstat_eval", "cmdstat_exec", "cmdstat_get"].contains(&name) {
+            let kept: Vec<&str> = fields.split(',').filter(|f| !f.starts_with("usec")).collect();
+            commands.push(format!("{name}:{}", kept.join(",")));
+        }
+    }
+    commands.sort();
+    seen.extend(commands);
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    seen.extend(info(&mut conn, "errorstats"));
+    seen
+}
+
+#[test]
+fn errorstats_count_errors_where_they_arise_like_redis() {
+    same_as_redis(errorstats_scenario, "errorstat_MYERR:count=1");
+}

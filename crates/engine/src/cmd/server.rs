@@ -281,7 +281,9 @@ fn time(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::bulks([crate::num::i64_bytes(secs as i64), crate::num::i64_bytes(micros as i64)]))
 }
 
-const DEFAULT_SECTIONS: &[&str] = &[
+/// Every section, in the order Redis prints them (whatever order they are asked in);
+/// `commandstats` is the one not in the default set.
+const SECTIONS: &[&str] = &[
     "server",
     "clients",
     "memory",
@@ -290,6 +292,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "replication",
     "cpu",
     "modules",
+    "commandstats",
     "errorstats",
     "cluster",
     "keyspace",
@@ -297,31 +300,20 @@ const DEFAULT_SECTIONS: &[&str] = &[
 
 fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let requested: Vec<String> = args.iter().skip(1).map(|a| text(a).to_ascii_lowercase()).collect();
-    let everything = requested.iter().any(|s| s == "all" || s == "everything");
-    let mut sections: Vec<&str> = Vec::new();
-    if requested.is_empty() || everything || requested.iter().any(|s| s == "default") {
-        sections.extend(DEFAULT_SECTIONS);
-    }
-    if everything {
-        sections.push("commandstats");
-    }
-    for name in &requested {
-        if let Some(known) = DEFAULT_SECTIONS.iter().chain(["commandstats"].iter()).find(|s| *s == name) {
-            if !sections.contains(known) {
-                sections.push(known);
-            }
-        }
-    }
+    let asked = |name: &str| requested.iter().any(|s| s == name);
+    let everything = asked("all") || asked("everything");
+    let defaults = requested.is_empty() || asked("default");
+    let wanted = |section: &str| everything || asked(section) || (defaults && section != "commandstats");
     let mut out = String::new();
-    for section in sections {
+    for &section in SECTIONS.iter().filter(|section| wanted(section)) {
         let body = section_body(ctx, section);
         if !out.is_empty() {
             out.push_str("\r\n");
         }
-        let mut title = section.to_string();
-        if let Some(first) = title.get_mut(0..1) {
-            first.make_ascii_uppercase();
-        }
+        let title = match section {
+            "cpu" => "CPU".to_string(),
+            other => other.get(..1).unwrap_or_default().to_ascii_uppercase() + other.get(1..).unwrap_or_default(),
+        };
         let _ = write!(out, "# {title}\r\n{body}");
     }
     Ok(Reply::Verbatim(Bytes::from(out)))
@@ -336,7 +328,7 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
             let c = &engine.counters;
             let _ = write!(
                 out,
-                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nrejected_calls:{}\r\nfailed_calls:{}\r\n",
+                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nrejected_calls:{}\r\nfailed_calls:{}\r\ntotal_error_replies:{}\r\n",
                 c.total(|s| &s.total_commands),
                 c.total(|s| &s.keyspace_hits),
                 c.total(|s| &s.keyspace_misses),
@@ -344,7 +336,13 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
                 c.total(|s| &s.evicted_keys),
                 c.total(|s| &s.rejected_calls),
                 c.total(|s| &s.failed_calls),
+                c.total(|s| &s.error_replies),
             );
+        }
+        "errorstats" => {
+            for (code, count) in engine.counters.error_codes() {
+                let _ = write!(out, "errorstat_{code}:count={count}\r\n");
+            }
         }
         "replication" => out.push_str("role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n"),
         "cluster" => out.push_str("cluster_enabled:0\r\n"),

@@ -516,6 +516,10 @@ impl Scripting {
         let mut values = outcome.into_iter();
         let ok = matches!(values.next(), Some(Value::Boolean(true)));
         let value = values.next().unwrap_or(Value::Nil);
+        // An error a called command replied with (raised by redis.call, or returned after
+        // redis.pcall) was counted when it arose: the script's reply is not counted again.
+        let counted = |t: &Table| matches!(t.raw_get::<Value>("ignore_error_stats_update"), Ok(Value::Boolean(true)));
+        ctx.into_inner().error_counted = matches!(&value, Value::Table(t) if counted(t));
         if ok {
             let resp3 = lua.app_data_ref::<RunFlags>().map(|f| f.resp3).unwrap_or(false);
             return convert::lua_to_reply(lua, &value, resp3);
@@ -690,9 +694,13 @@ fn redis_call(
         Ok(argv) => argv,
         Err(error) => return Ok((Value::Table(error), true)),
     };
+    let engine = ctx.engine;
+    // Counted here, as Redis counts a refused call; the script's own error reply, if this
+    // ends it, is then not counted again.
     let refuse = |text: &str| -> mlua::Result<(Value, bool)> {
         let t = convert::plain_error_table(lua, text)?;
         t.raw_set("ignore_error_stats_update", true)?;
+        engine.counters.record_error(&format!("ERR {text}"));
         Ok((Value::Table(t), true))
     };
     let Some((_, spec)) = argv.first().and_then(|name| ctx.engine.table.lookup(name)) else {
