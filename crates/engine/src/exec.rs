@@ -308,6 +308,29 @@ impl Engine {
         (reply, wait_seq, ctx.blocked)
     }
 
+    /// Offers a command's run time to the slow log and the latency monitor, as Redis's
+    /// `call()` does: both leave out the commands flagged `SKIP_SLOWLOG` (EXEC, AUTH...).
+    /// The server offers the commands clients send, [`Ctx::call`] those EXEC and scripts run;
+    /// `peer` and `name` are the client's as the slow log shows them.
+    pub fn offer_to_monitors(
+        &self,
+        index: usize,
+        args: &[Bytes],
+        peer: &str,
+        name: Option<&Bytes>,
+        now: u64,
+        micros: u64,
+    ) {
+        let Some(spec) = self.table.all().get(index).filter(|spec| !spec.has(flags::SKIP_SLOWLOG)) else {
+            return;
+        };
+        let event = if spec.has(flags::FAST) { crate::latency::FAST_COMMAND } else { crate::latency::COMMAND };
+        self.latency.offer(event, now / 1000, micros / 1000);
+        if self.slowlog.is_slow(micros) {
+            self.slowlog.record(now / 1000, micros, args, peer, name);
+        }
+    }
+
     /// `reply`, counted in `INFO errorstats` if it is an error.
     fn counted(&self, reply: Reply) -> Reply {
         match &reply {
@@ -1093,7 +1116,15 @@ impl<'a> Ctx<'a> {
         }
         let outer = std::mem::replace(&mut self.nested, true);
         let outer_events = std::mem::replace(&mut self.explicit_events, false);
+        let started = self.host.clock_micros();
         let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);
+        if let Some(started) = started {
+            // Redis enters a script's commands as its fake client's, with no address or name.
+            let micros = self.host.clock_micros().unwrap_or(started).saturating_sub(started);
+            let (peer, name) =
+                if self.in_script() { ("?:0", None) } else { (self.client.origin.as_str(), self.client.name.as_ref()) };
+            self.engine.offer_to_monitors(index, args, peer, name, self.now, micros);
+        }
         if reply.is_error() {
             if let Some(stats) = self.engine.counters.command(index) {
                 stats.failed.fetch_add(1, Ordering::Relaxed);

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use staykv_engine::blocking::{ClientWaker, Unblock};
 use staykv_engine::client::ReplyMode;
-use staykv_engine::command::{flags, CommandName};
-use staykv_engine::latency;
+use staykv_engine::command::CommandName;
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Engine, Outcome};
 use staykv_resp::Reply;
@@ -111,25 +110,11 @@ impl Shared {
             let elapsed = started.elapsed();
             self.engine.counters.record_run_time(index, elapsed);
             if outcome.ran {
-                self.offer_to_monitors(client, args, index, now, elapsed);
+                let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+                self.engine.offer_to_monitors(index, args, &client.origin, client.name.as_ref(), now, micros);
             }
         }
         outcome
-    }
-
-    /// Offers a command's run time to the slow log and the latency monitor, as Redis's
-    /// `call()` does: both leave out the commands flagged `SKIP_SLOWLOG` (EXEC, AUTH...).
-    fn offer_to_monitors(&self, client: &Client, args: &[Bytes], index: usize, now: u64, elapsed: Duration) {
-        let Some(spec) = self.engine.table.all().get(index).filter(|spec| !spec.has(flags::SKIP_SLOWLOG)) else {
-            return;
-        };
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let event = if spec.has(flags::FAST) { latency::FAST_COMMAND } else { latency::COMMAND };
-        self.engine.latency.offer(event, now / 1000, micros / 1000);
-        let slowlog = &self.engine.slowlog;
-        if slowlog.is_slow(micros) {
-            slowlog.record(now / 1000, micros, args, &client.origin, client.name.as_ref());
-        }
     }
 
     /// Waits until the command `args` may run (the HTTP front end, which knows its commands
