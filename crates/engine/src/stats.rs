@@ -33,10 +33,13 @@ pub struct Stats {
     pub failed_calls: AtomicU64,
     /// Error replies sent, whatever made them (`total_error_replies`).
     pub error_replies: AtomicU64,
+    /// Bytes read from and written to RESP clients (`total_net_input_bytes`, `..._output_...`).
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
 }
 
 impl Stats {
-    fn counters(&self) -> [&AtomicU64; 8] {
+    fn counters(&self) -> [&AtomicU64; 10] {
         [
             &self.keyspace_hits,
             &self.keyspace_misses,
@@ -46,6 +49,8 @@ impl Stats {
             &self.rejected_calls,
             &self.failed_calls,
             &self.error_replies,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
         ]
     }
 }

@@ -298,6 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             if read == 0 {
                 return Ok(());
             }
+            self.shared.engine.counters.stats().net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
             if self.record.killed.load(Ordering::Acquire) {
                 return Err(Close::Requested);
             }
@@ -467,7 +468,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let deadline = (limit.soft > 0 && pending > limit.soft).then(|| limit.soft_duration());
         let stall_limit = self.idle_timeout();
         tokio::select! {
-            written = write_all_progressing(&mut self.stream, &mut self.output, stall_limit) => written?,
+            written = write_all_progressing(&mut self.stream, &mut self.output, stall_limit) => {
+                written?;
+                self.shared.engine.counters.stats().net_output_bytes.fetch_add(pending, Ordering::Relaxed);
+            }
             () = self.record.close_signal.notified() => return Err(Close::Requested),
             () = sleep_or_forever(deadline) => {
                 tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its soft limit for too long");

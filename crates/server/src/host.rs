@@ -75,9 +75,40 @@ pub struct ServerHost {
     pub notifier: std::sync::OnceLock<Arc<staykv_engine::Engine>>,
     /// Per-client limits (`timeout`, buffer limits), read by every connection.
     pub limits: crate::limits::Live,
+    /// INFO's `run_id`: random, new at each start (clients tell a restart by it).
+    run_id: String,
+    /// `instantaneous_*` rates, sampled by the housekeeping tick.
+    instantaneous: crate::stats::Instantaneous,
+    /// `used_memory_peak`, raised by the housekeeping tick and by INFO.
+    peak_memory: AtomicU64,
 }
 
+/// INFO's `hz`: how often a second the housekeeping tick (active expiry, INFO's figures)
+/// runs; 10, as Redis's default.
+const HZ: u128 = 1000 / crate::server::HOUSEKEEPING_EVERY.as_millis();
+
 impl ServerHost {
+    /// The housekeeping tick's figures (every 100 ms, as Redis's `serverCron`): memory peak
+    /// and the instantaneous rates.
+    pub fn sample_metrics(&self, engine: &staykv_engine::Engine) {
+        self.memory_peak();
+        let stats = &engine.counters;
+        self.instantaneous.sample(
+            Instant::now(),
+            [
+                stats.total(|s| &s.total_commands),
+                stats.total(|s| &s.net_input_bytes),
+                stats.total(|s| &s.net_output_bytes),
+            ],
+        );
+    }
+
+    /// `used_memory_peak`, raised to the current use first.
+    fn memory_peak(&self) -> u64 {
+        let used = crate::memory::used();
+        self.peak_memory.fetch_max(used, Ordering::Relaxed).max(used)
+    }
+
     fn eviction_policy(&self) -> Policy {
         self.notifier.get().map_or(Policy::NoEviction, |e| e.eviction.policy())
     }
@@ -106,6 +137,9 @@ impl ServerHost {
                     .parse_over(&config.client_output_buffer_limit)
                     .unwrap_or_default(),
             ),
+            run_id: format!("{:032x}{:08x}", rand::random::<u128>(), rand::random::<u32>()),
+            instantaneous: crate::stats::Instantaneous::default(),
+            peak_memory: AtomicU64::new(0),
             config,
         }
     }
@@ -241,15 +275,18 @@ impl Host for ServerHost {
                 let uptime = self.started.elapsed().as_secs();
                 let _ = write!(
                     out,
-                    "redis_version:{}\r\nstaykv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:staykv\r\n",
+                    "redis_version:{}\r\nstaykv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{HZ}\r\nconfigured_hz:{HZ}\r\nexecutable:staykv\r\nconfig_file:{}\r\n",
                     staykv_engine::cmd::connection::REDIS_COMPAT_VERSION,
                     env!("CARGO_PKG_VERSION"),
                     std::env::consts::OS,
                     std::env::consts::ARCH,
+                    if cfg!(target_os = "linux") { "epoll" } else { "kqueue" },
                     std::process::id(),
+                    self.run_id,
                     self.tcp_port.load(Ordering::Relaxed),
                     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()),
                     uptime / 86400,
+                    self.config.config.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
                 );
             }
             "clients" => {
@@ -262,23 +299,49 @@ impl Host for ServerHost {
                 );
             }
             "memory" => {
+                use crate::stats::bytes_to_human as human;
+                let (used, rss, peak) = (crate::memory::used(), crate::stats::rss_bytes(), self.memory_peak());
+                let (system, limit) = (crate::stats::total_system_memory(), crate::memory::limit());
+                let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+                let scripts = self.notifier.get().map_or(0, |e| e.scripting.cached_scripts());
                 let _ = write!(
                     out,
-                    "used_memory:{}\r\nused_memory_rss:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_not_counted_for_evict:{}\r\n",
-                    crate::memory::used(),
-                    crate::stats::rss_bytes(),
-                    crate::memory::limit(),
+                    "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\n",
+                    human(used),
+                    human(rss),
+                    human(peak),
+                    ratio(used, peak) * 100.0,
+                    human(system),
+                    human(limit),
                     self.eviction_policy().name(),
+                    ratio(rss, used),
                     self.persistence.log_buffered_bytes(),
                 );
             }
             "persistence" => out = self.persistence.info(),
             "stats" => {
+                use crate::stats::{NET_INPUT, NET_OUTPUT, OPS};
+                let rates = &self.instantaneous;
+                let kbps = |metric| rates.per_second(metric) as f64 / 1024.0;
+                let engine = self.notifier.get();
+                let pubsub = engine.map(|e| &e.pubsub);
+                let channels = |shard| pubsub.map_or(0, |p| p.channels(None, shard).len());
+                let net = |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| {
+                    engine.map_or(0, |e| e.counters.total(counter))
+                };
                 let _ = write!(
                     out,
-                    "total_connections_received:{}\r\nrejected_connections:{}\r\n",
+                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\n",
                     self.connections_received.load(Ordering::Relaxed),
-                    self.rejected_connections.load(Ordering::Relaxed)
+                    self.rejected_connections.load(Ordering::Relaxed),
+                    rates.per_second(OPS),
+                    net(|s| &s.net_input_bytes),
+                    net(|s| &s.net_output_bytes),
+                    kbps(NET_INPUT),
+                    kbps(NET_OUTPUT),
+                    channels(false),
+                    pubsub.map_or(0, |p| p.pattern_count()),
+                    channels(true),
                 );
             }
             "cpu" => {

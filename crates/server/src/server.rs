@@ -12,8 +12,9 @@ use crate::connection::{self, Shared};
 use crate::host::ServerHost;
 use crate::persistence::Persistence;
 
-/// Active expiry: how often, and how many slots one pass may look at.
-const EXPIRE_EVERY: Duration = Duration::from_millis(100);
+/// Active expiry and INFO's sampled figures: how often (Redis's `hz` 10), and how many
+/// slots one expiry pass may look at.
+pub const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 const EXPIRE_BUDGET: usize = 20_000;
 
 /// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return.
@@ -84,7 +85,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         recovery.frames_replayed,
         engine.db_sizes().iter().map(|(keys, _)| keys).sum::<usize>()
     );
-    tokio::spawn(housekeeping(engine.clone(), persistence.clone()));
+    tokio::spawn(housekeeping(engine.clone(), persistence.clone(), host.clone()));
 
     let mut stop = host.shutdown.subscribe();
     let _ = stop.wait_for(|s| *s).await;
@@ -163,12 +164,13 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
     }
 }
 
-/// Periodic work: active expiry.
-async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>) {
-    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+/// Periodic work: active expiry, and INFO's memory peak and instantaneous rates.
+async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: Arc<ServerHost>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
         tick.tick().await;
         engine.active_expire(crate::clock::now_ms(), EXPIRE_BUDGET, &*persistence);
+        host.sample_metrics(&engine);
     }
 }
 

@@ -354,3 +354,60 @@ fn errorstats_scenario(server: &Server) -> Vec<String> {
 fn errorstats_count_errors_where_they_arise_like_redis() {
     same_as_redis(errorstats_scenario, "errorstat_MYERR:count=1");
 }
+
+/// The INFO fields monitoring tools read are there, named as Redis names them, and move:
+/// network bytes count what was sent, the instantaneous rate sees a burst of commands.
+#[test]
+fn info_has_the_monitoring_fields_redis_has() {
+    let fields = [
+        "run_id",
+        "hz",
+        "used_memory_human",
+        "used_memory_peak",
+        "used_memory_peak_human",
+        "maxmemory_human",
+        "total_system_memory",
+        "mem_fragmentation_ratio",
+        "mem_allocator",
+        "number_of_cached_scripts",
+        "instantaneous_ops_per_sec",
+        "total_net_input_bytes",
+        "total_net_output_bytes",
+        "instantaneous_input_kbps",
+        "pubsub_channels",
+        "pubsub_patterns",
+        "total_error_replies",
+    ];
+    let info = |server: &Server| -> Vec<(String, String)> {
+        let text = frame_text(&server.cmd(&["INFO", "everything"]));
+        text.split("\\r\\n")
+            .chain(text.lines())
+            .filter_map(|line| line.split_once(':'))
+            .map(|(k, v)| (k.trim_start_matches('$').to_string(), v.to_string()))
+            .collect()
+    };
+    if let Some(redis) = Server::redis() {
+        let names: Vec<String> = info(&redis).into_iter().map(|(k, _)| k).collect();
+        for field in fields {
+            assert!(names.iter().any(|n| n.ends_with(field)), "redis-server has no {field}");
+        }
+    }
+    let staykv = Server::staykv();
+    let mut conn = staykv.connect();
+    let start = std::time::Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < Duration::from_millis(500) {
+        conn.cmd(&["PING"]);
+        sent += 14;
+    }
+    let got = info(&staykv);
+    let value = |field: &str| {
+        got.iter().find(|(k, _)| k.ends_with(field)).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no {field}"))
+    };
+    for field in fields {
+        value(field);
+    }
+    assert!(value("instantaneous_ops_per_sec").parse::<u64>().unwrap() > 0);
+    assert!(value("total_net_input_bytes").parse::<u64>().unwrap() >= sent);
+    assert_eq!(value("run_id").len(), 40);
+}

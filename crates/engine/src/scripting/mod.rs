@@ -358,6 +358,11 @@ impl Scripting {
         Ok(Reply::Ok)
     }
 
+    /// Scripts in the EVAL cache (INFO's `number_of_cached_scripts`).
+    pub fn cached_scripts(&self) -> usize {
+        self.state.lock().scripts.len()
+    }
+
     /// SCRIPT EXISTS for one sha.
     pub fn script_exists(&self, sha: &[u8]) -> bool {
         let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
