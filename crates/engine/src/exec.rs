@@ -186,10 +186,9 @@ impl Engine {
         self.counters.stats().total_commands.fetch_add(1, Ordering::Relaxed);
         if let Some(stats) = self.counters.command(index) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
-            if reply.is_error() {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                self.counters.stats().failed_calls.fetch_add(1, Ordering::Relaxed);
-            }
+        }
+        if reply.is_error() {
+            self.counters.record_failed(index);
         }
         let ran = blocked.is_none();
         Outcome { reply, wait_seq, command: Some(index), blocked, ran }
@@ -321,12 +320,19 @@ impl Engine {
         now: u64,
         micros: u64,
     ) {
+        // The common case, fast and monitors at their defaults, is two atomic loads.
+        let (spike, slow) = (self.latency.is_spike(micros / 1000), self.slowlog.is_slow(micros));
+        if !spike && !slow {
+            return;
+        }
         let Some(spec) = self.table.all().get(index).filter(|spec| !spec.has(flags::SKIP_SLOWLOG)) else {
             return;
         };
-        let event = if spec.has(flags::FAST) { crate::latency::FAST_COMMAND } else { crate::latency::COMMAND };
-        self.latency.offer(event, now / 1000, micros / 1000);
-        if self.slowlog.is_slow(micros) {
+        if spike {
+            let event = if spec.has(flags::FAST) { crate::latency::FAST_COMMAND } else { crate::latency::COMMAND };
+            self.latency.offer(event, now / 1000, micros / 1000);
+        }
+        if slow {
             self.slowlog.record(now / 1000, micros, args, peer, name);
         }
     }
@@ -1126,10 +1132,7 @@ impl<'a> Ctx<'a> {
             self.engine.offer_to_monitors(index, args, peer, name, self.now, micros);
         }
         if reply.is_error() {
-            if let Some(stats) = self.engine.counters.command(index) {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            self.engine.counters.stats().failed_calls.fetch_add(1, Ordering::Relaxed);
+            self.engine.counters.record_failed(index);
         }
         self.nested = outer;
         self.explicit_events = outer_events;

@@ -128,6 +128,14 @@ impl Counters {
         Counters { first: slot(), rest: (1..SLOTS).map(|_| slot()).collect(), errors: Default::default() }
     }
 
+    /// A command ran and replied with an error (its `failed_calls`, and INFO stats').
+    pub fn record_failed(&self, index: usize) {
+        if let Some(stats) = self.command(index) {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats().failed_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts an error reply by its code, the word before the first space within its first
     /// 32 bytes (`ERR` when there is none), as Redis's `afterErrorReply` does.
     pub fn record_error(&self, text: &str) {

@@ -297,6 +297,14 @@ fn latency_monitor_records_spikes_like_redis() {
     same_as_redis(latency_scenario, "event command");
 }
 
+/// The lines of `INFO section`.
+fn info(conn: &mut RawConn, section: &str) -> Vec<String> {
+    match call_str(conn, &["INFO", section]) {
+        Val::Bulk(Some(text)) => String::from_utf8_lossy(&text).lines().map(str::to_string).collect(),
+        other => panic!("INFO {section}: {other:?}"),
+    }
+}
+
 /// INFO errorstats and `total_error_replies`: errors of refused commands, of commands run
 /// by EXEC and by scripts (counted once, where they arose), of error replies a script makes
 /// up; each command's `failed_calls`; and CONFIG RESETSTAT.
@@ -325,13 +333,6 @@ fn errorstats_scenario(server: &Server) -> Vec<String> {
     ] {
         conn.cmd(command);
     }
-    let info = |conn: &mut RawConn, section: &str| -> Vec<String> {
-        let text = match call_str(conn, &["INFO", section]) {
-            Val::Bulk(Some(text)) => String::from_utf8_lossy(&text).into_owned(),
-            other => panic!("INFO {section}: {other:?}"),
-        };
-        text.lines().map(str::to_string).collect()
-    };
     let mut seen = info(&mut conn, "errorstats");
     seen.extend(info(&mut conn, "stats").into_iter().filter(|line| line.starts_with("total_error_replies:")));
     // Redis lists commands in its hash table's order.
@@ -378,18 +379,14 @@ fn info_has_the_monitoring_fields_redis_has() {
         "pubsub_patterns",
         "total_error_replies",
     ];
-    let info = |server: &Server| -> Vec<(String, String)> {
-        let text = frame_text(&server.cmd(&["INFO", "everything"]));
-        text.split("\\r\\n")
-            .chain(text.lines())
-            .filter_map(|line| line.split_once(':'))
-            .map(|(k, v)| (k.trim_start_matches('$').to_string(), v.to_string()))
-            .collect()
+    let fields_of = |server: &Server| -> Vec<(String, String)> {
+        let lines = info(&mut server.connect(), "everything");
+        lines.iter().filter_map(|line| line.split_once(':')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
     };
     if let Some(redis) = Server::redis() {
-        let names: Vec<String> = info(&redis).into_iter().map(|(k, _)| k).collect();
+        let names: Vec<String> = fields_of(&redis).into_iter().map(|(k, _)| k).collect();
         for field in fields {
-            assert!(names.iter().any(|n| n.ends_with(field)), "redis-server has no {field}");
+            assert!(names.iter().any(|n| n == field), "redis-server has no {field}");
         }
     }
     let staykv = Server::staykv();
@@ -400,9 +397,9 @@ fn info_has_the_monitoring_fields_redis_has() {
         conn.cmd(&["PING"]);
         sent += 14;
     }
-    let got = info(&staykv);
+    let got = fields_of(&staykv);
     let value = |field: &str| {
-        got.iter().find(|(k, _)| k.ends_with(field)).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no {field}"))
+        got.iter().find(|(k, _)| k == field).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no {field}"))
     };
     for field in fields {
         value(field);
