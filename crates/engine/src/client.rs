@@ -32,6 +32,8 @@ pub struct Client {
     pub no_touch: bool,
     /// Set by QUIT: close once this reply is written.
     pub close_after_reply: bool,
+    /// `REPLCONF rdb-only 1`: SYNC may send this client a snapshot (`redis-cli --rdb`).
+    pub rdb_only: bool,
     /// Commands queued since MULTI.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queuing: EXEC answers EXECABORT.

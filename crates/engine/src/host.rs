@@ -68,6 +68,11 @@ pub trait Host: Sync {
     fn clock_micros(&self) -> Option<u64> {
         None
     }
+    /// `SYNC`: prepare a snapshot of everything acknowledged so far for client `client_id`,
+    /// which the front end sends as the command's reply (then it closes the connection).
+    fn send_snapshot(&self, _client_id: u64) -> Result<(), String> {
+        Err("ERR SYNC is not available".into())
+    }
     /// `LASTSAVE`, `SAVE`, `BGSAVE`, `BGREWRITEAOF`: asks the persistence layer.
     fn persistence(&self, command: &str) -> Result<staykv_resp::Reply, String> {
         Err(format!("ERR {command} is not available"))

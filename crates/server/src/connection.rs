@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use crate::host::{ClientRecord, ServerHost};
 use crate::limits::OutputLimit;
-use crate::persistence::Persistence;
+use crate::persistence::{Persistence, Transfer, TransferSource};
 
 /// Replies of a long pipeline are flushed in pieces of about this size.
 const FLUSH_AT: usize = 1024 * 1024;
@@ -359,6 +359,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             if self.client.close_after_reply {
                 self.flush(wait_seq).await?;
+                let transfer = self.record.transfer.lock().take();
+                if let Some(transfer) = transfer {
+                    self.send_transfer(transfer).await?;
+                }
                 return Err(Close::Requested);
             }
             if self.output.len() >= FLUSH_AT {
@@ -482,6 +486,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         Ok(())
     }
 
+    /// Send the snapshot SYNC prepared: `$<length>\r\n` and the RDB bytes, without the CRLF
+    /// that ends an ordinary bulk string, as a Redis master sends it. A client that takes
+    /// nothing for [`TRANSFER_STALL_LIMIT`] is dropped: compaction waits while a transfer runs.
+    async fn send_transfer(&mut self, transfer: Transfer) -> Result<(), Close> {
+        let header = format!("${}\r\n", transfer.len);
+        let sent = tokio::select! {
+            sent = send_rdb(&mut self.stream, header.as_bytes(), transfer.source, transfer.len) => sent,
+            () = self.record.close_signal.notified() => return Err(Close::Requested),
+        };
+        let sent = sent?;
+        self.shared.engine.counters.stats().net_output_bytes.fetch_add(sent, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// `timeout`, unless this client waits for pub/sub messages (as in Redis).
     fn idle_timeout(&self) -> Option<Duration> {
         self.shared.host.limits.idle_timeout().filter(|_| self.client.subscription_count() == 0)
@@ -510,6 +528,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         Ok(())
     }
+}
+
+/// A SYNC client that takes none of the snapshot for this long is dropped (Redis's
+/// `repl-timeout` default).
+const TRANSFER_STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Bytes of the snapshot file read per write to a SYNC client.
+const TRANSFER_CHUNK: usize = 256 * 1024;
+
+/// Write `header`, then `len` bytes of `source`; returns the bytes written.
+async fn send_rdb<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    header: &[u8],
+    source: TransferSource,
+    len: u64,
+) -> Result<u64, Close> {
+    let stalled = |_| Close::Idle;
+    tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.write_all(header)).await.map_err(stalled)??;
+    match source {
+        TransferSource::Memory(bytes) => {
+            tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.write_all(&bytes)).await.map_err(stalled)??;
+        }
+        TransferSource::File(file) => {
+            let mut file = tokio::fs::File::from_std(file).take(len);
+            let mut chunk = vec![0u8; TRANSFER_CHUNK];
+            let mut left = len;
+            while left > 0 {
+                let read = file.read(&mut chunk).await?;
+                let piece = chunk.get(..read).unwrap_or_default();
+                if piece.is_empty() {
+                    // The file is shorter than when it was opened: nothing cuts a snapshot
+                    // while a transfer holds the job slot, so this is damage; the client
+                    // sees the connection close before the length it was promised.
+                    return Err(Close::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.write_all(piece)).await.map_err(stalled)??;
+                left -= read as u64;
+            }
+        }
+    }
+    tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.flush()).await.map_err(stalled)??;
+    Ok(header.len() as u64 + len)
 }
 
 /// Most pieces gathered into one `writev`.

@@ -18,7 +18,7 @@ use staykv_engine::{Client, Protocol, Reply};
 use tokio::sync::{watch, Notify};
 
 use crate::config::{Config, FsyncPolicy};
-use crate::persistence::Persistence;
+use crate::persistence::{Persistence, Transfer};
 
 /// What CLIENT LIST shows of one connection, kept current by the connection.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub struct ClientRecord {
     pub killed: AtomicBool,
     /// Wakes the connection to close: CLIENT KILL, a pub/sub output limit, or shutdown.
     pub close_signal: Notify,
+    /// The snapshot SYNC prepared, for the connection to send as its reply.
+    pub transfer: Mutex<Option<Transfer>>,
 }
 
 /// The mutable part of a client record.
@@ -169,6 +171,7 @@ impl ServerHost {
             state: Mutex::new(ClientView { resp: 2, user: "default".into(), ..ClientView::default() }),
             killed: AtomicBool::new(false),
             close_signal: Notify::new(),
+            transfer: Mutex::new(None),
         });
         clients.insert(id, record.clone());
         Some((id, record))
@@ -583,6 +586,13 @@ impl Host for ServerHost {
 
     fn shutdown(&self, _save: Option<bool>) -> Result<(), String> {
         self.request_shutdown();
+        Ok(())
+    }
+
+    fn send_snapshot(&self, client_id: u64) -> Result<(), String> {
+        let record = self.clients.lock().get(&client_id).cloned().ok_or("ERR SYNC needs a connection of its own")?;
+        let transfer = blocking(|| self.persistence.snapshot_for_transfer())?;
+        *record.transfer.lock() = Some(transfer);
         Ok(())
     }
 

@@ -57,6 +57,47 @@ enum Job {
     BgSave,
     Rewrite,
     Auto,
+    /// SYNC (`redis-cli --rdb`) brings the snapshot up to date...
+    Sync,
+    /// ...and then holds the slot while the file is sent: a compaction would cut the file
+    /// it replaces down and delete it.
+    Transfer,
+}
+
+/// How long SYNC waits for the job running when it arrives before trying again.
+const SYNC_CLAIM_RETRY: Duration = Duration::from_millis(10);
+
+/// A snapshot being sent to a SYNC client: the open file (or an empty dataset's RDB) and its
+/// length. While it lives no compaction starts, so the file stays whole.
+pub struct Transfer {
+    pub source: TransferSource,
+    pub len: u64,
+    _slot: JobSlot,
+}
+
+impl std::fmt::Debug for Transfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfer").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+/// Where a transfer's bytes come from.
+pub enum TransferSource {
+    File(File),
+    /// No snapshot exists (nothing was ever written, or it was all in the log and nothing
+    /// since): the RDB of an empty dataset.
+    Memory(Vec<u8>),
+}
+
+/// The claimed job slot, released when dropped.
+struct JobSlot(Arc<Persistence>);
+
+impl Drop for JobSlot {
+    fn drop(&mut self) {
+        let mut state = self.0.save.lock();
+        state.running = None;
+        state.started = None;
+    }
 }
 
 /// Snapshot bookkeeping.
@@ -369,6 +410,43 @@ impl Persistence {
             }
             other => Err(format!("ERR unknown persistence command '{other}'")),
         }
+    }
+
+    /// SYNC: a snapshot of everything acknowledged before the call, opened for sending. Waits
+    /// for a job already running, then compacts the log into a snapshot if anything was
+    /// logged since the last one (as BGSAVE would), then holds the job slot until the
+    /// returned [`Transfer`] is dropped. Blocking: call it off the async runtime's core.
+    pub fn snapshot_for_transfer(self: &Arc<Self>) -> Result<Transfer, String> {
+        self.claim_waiting(Job::Sync)?;
+        self.run_job(Job::Sync).map_err(|e| format!("ERR snapshot failed: {e}"))?;
+        // A compaction may start between the two claims: the snapshot it installs covers
+        // even more, and it is the one sent.
+        self.claim_waiting(Job::Transfer)?;
+        let slot = JobSlot(Arc::clone(self));
+        self.refresh_snapshot_state();
+        let (snapshot, dir) = (self.save.lock().snapshot.clone(), self.dir.get());
+        let (Some(snapshot), Some(dir)) = (snapshot, dir) else {
+            let empty = staykv_rdb::RdbWriter::new(Vec::new())
+                .and_then(staykv_rdb::RdbWriter::finish)
+                .map_err(|e| format!("ERR cannot encode an empty RDB: {e}"))?;
+            let len = empty.len() as u64;
+            return Ok(Transfer { source: TransferSource::Memory(empty), len, _slot: slot });
+        };
+        let path = dir.join(&snapshot.file);
+        let file = File::open(&path).map_err(|e| format!("ERR cannot open the snapshot {}: {e}", path.display()))?;
+        let len = file.metadata().map_err(|e| format!("ERR cannot read the snapshot {}: {e}", path.display()))?.len();
+        Ok(Transfer { source: TransferSource::File(file), len, _slot: slot })
+    }
+
+    /// Claims the job slot for `job`, waiting while another job holds it.
+    fn claim_waiting(&self, job: Job) -> Result<(), String> {
+        while self.claim(job).is_err() {
+            if self.log.get().is_none() {
+                return Err("LOADING StayKV is loading the dataset in memory".into());
+            }
+            std::thread::sleep(SYNC_CLAIM_RETRY);
+        }
+        Ok(())
     }
 
     /// Marks a job as running; `Err` if one already is (or the log is not open yet).

@@ -1,5 +1,6 @@
 //! Snapshots at the binary level: SAVE/BGSAVE/BGREWRITEAOF, the snapshot is an RDB file that
-//! `redis-check-rdb` accepts and redis-server 7.0 loads with the same content, compaction
+//! `redis-check-rdb` accepts and redis-server 7.0 loads with the same content, `redis-cli
+//! --rdb` (REPLCONF rdb-only + SYNC) backs up a running server, compaction
 //! under a write load keeps the data, automatic compaction by log growth, and the committed
 //! format fixture (a data directory written by version 1 of the formats) still loads.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -7,6 +8,7 @@
 mod common;
 mod persist_common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{have_tool, wait_until, RawConn, Server};
-use persist_common::{assert_same, call_str, copy_dir, dump_all, info_field, populate, staykv_ok, Val};
+use persist_common::{assert_same, call_str, copy_dir, dump_all, info_field, populate, staykv_ok, KeyDump, Val};
 
 const DBS: usize = 8;
 
@@ -39,6 +41,26 @@ fn redis_loading(rdb: &Path, scratch: &Path) -> Option<Server> {
     Server::redis_with(&["--dir", &dir, "--dbfilename", "dump.rdb"])
 }
 
+/// redis-server 7.0 (when installed) loads `rdb` with exactly the keys of `ours`.
+fn assert_redis_loads_the_same(rdb: &Path, scratch: &Path, ours: &BTreeMap<(usize, Vec<u8>), KeyDump>, what: &str) {
+    let Some(redis) = redis_loading(rdb, scratch) else { return };
+    let theirs = dump_all(&mut redis.connect(), DBS);
+    assert_same("staykv", ours, &format!("redis-server loading {what}"), &theirs, 1000);
+}
+
+/// Populates every type, snapshots it, then changes some of it so that the rest is only in
+/// the log (a key added, one deleted, one added in another database).
+fn populate_snapshot_and_log(conn: &mut RawConn) {
+    populate(conn, true);
+    assert_eq!(call_str(conn, &["BGSAVE"]), Val::Simple("Background saving started".into()));
+    assert!(wait_until(Duration::from_secs(30), || info_field(conn, "rdb_bgsave_in_progress") == "0"));
+    call_str(conn, &["SET", "after-snapshot", "in the log"]);
+    call_str(conn, &["DEL", "s:short"]);
+    call_str(conn, &["SELECT", "3"]);
+    call_str(conn, &["ZADD", "z:db3", "1", "one"]);
+    call_str(conn, &["SELECT", "0"]);
+}
+
 #[test]
 fn save_writes_an_rdb_that_redis_loads_with_the_same_content() {
     if !have_tool("redis-check-rdb", "checking StayKV's snapshot with redis-check-rdb") {
@@ -54,9 +76,7 @@ fn save_writes_an_rdb_that_redis_loads_with_the_same_content() {
     assert_eq!(info_field(&mut conn, "rdb_last_bgsave_status"), "ok");
     assert_eq!(info_field(&mut conn, "rdb_changes_since_last_save"), "0");
     let ours = dump_all(&mut conn, DBS);
-    let Some(redis) = redis_loading(&snap, server.scratch()) else { return };
-    let theirs = dump_all(&mut redis.connect(), DBS);
-    assert_same("staykv", &ours, "redis-server loading the snapshot", &theirs, 1000);
+    assert_redis_loads_the_same(&snap, server.scratch(), &ours, "the snapshot");
     println!("SAVE: {} keys, same in redis-server 7.0 loading {}", ours.len(), snap.display());
 }
 
@@ -67,15 +87,7 @@ fn export_writes_an_rdb_that_redis_loads_with_the_same_content() {
     }
     let mut server = Server::staykv();
     let mut conn = server.connect();
-    populate(&mut conn, true);
-    // Some of it in the snapshot, some only in the log.
-    assert_eq!(call_str(&mut conn, &["BGSAVE"]), Val::Simple("Background saving started".into()));
-    assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "rdb_bgsave_in_progress") == "0"));
-    call_str(&mut conn, &["SET", "after-snapshot", "in the log"]);
-    call_str(&mut conn, &["DEL", "s:short"]);
-    call_str(&mut conn, &["SELECT", "3"]);
-    call_str(&mut conn, &["ZADD", "z:db3", "1", "one"]);
-    call_str(&mut conn, &["SELECT", "0"]);
+    populate_snapshot_and_log(&mut conn);
     let ours = dump_all(&mut conn, DBS);
     drop(conn);
     assert!(server.terminate().success());
@@ -83,9 +95,77 @@ fn export_writes_an_rdb_that_redis_loads_with_the_same_content() {
     let text = staykv_ok(&["export", "--rdb", &out.to_string_lossy(), "--dir", &server.dir().to_string_lossy()]);
     assert!(text.contains(&format!("exported {} keys", ours.len())), "{text}");
     redis_check_rdb(&out);
-    let Some(redis) = redis_loading(&out, server.scratch()) else { return };
-    let theirs = dump_all(&mut redis.connect(), DBS);
-    assert_same("staykv", &ours, "redis-server loading the export", &theirs, 1000);
+    assert_redis_loads_the_same(&out, server.scratch(), &ours, "the export");
+}
+
+/// `redis-cli -p PORT --rdb PATH`: asserts it reports success and returns PATH.
+fn redis_cli_rdb(server: &Server, name: &str) -> PathBuf {
+    let path = server.scratch().join(name);
+    let out = Command::new("timeout")
+        .args(["60", "redis-cli", "-p", &server.port().to_string(), "--rdb"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("Transfer finished with success"), "redis-cli --rdb:\n{text}");
+    path
+}
+
+#[test]
+fn redis_cli_rdb_backs_up_a_running_server_that_redis_loads() {
+    if !have_tool("redis-cli", "redis-cli --rdb") || !have_tool("redis-check-rdb", "checking the backup") {
+        return;
+    }
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    // Nothing ever written: no snapshot exists, the backup is an empty dataset.
+    let empty = redis_cli_rdb(&server, "empty.rdb");
+    redis_check_rdb(&empty);
+    assert_redis_loads_the_same(&empty, server.scratch(), &BTreeMap::new(), "the backup of nothing");
+    // Some of the data in the last snapshot, some only in the log: SYNC compacts first.
+    populate_snapshot_and_log(&mut conn);
+    let saved = info_field(&mut conn, "staykv_snapshot_file");
+    let backup = redis_cli_rdb(&server, "backup.rdb");
+    assert_ne!(info_field(&mut conn, "staykv_snapshot_file"), saved, "SYNC did not bring the snapshot up to date");
+    redis_check_rdb(&backup);
+    let ours = dump_all(&mut conn, DBS);
+    assert!(ours.contains_key(&(0, b"after-snapshot".to_vec())));
+    // The server goes on serving, and the job slot SYNC held is free again.
+    assert_eq!(call_str(&mut conn, &["BGSAVE"]), Val::Simple("Background saving started".into()));
+    assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "rdb_bgsave_in_progress") == "0"));
+    assert_redis_loads_the_same(&backup, server.scratch(), &ours, "the redis-cli --rdb backup");
+    println!("redis-cli --rdb: {} keys, same in redis-server 7.0 loading {}", ours.len(), backup.display());
+}
+
+/// REPLCONF's replies are Redis 7.0's; SYNC sends a snapshot only to a client that asked for
+/// nothing else (`rdb-only`), since StayKV has no stream of writes for a replica.
+#[test]
+fn replconf_answers_like_redis_and_sync_needs_rdb_only() {
+    let cases: &[&[&str]] = &[
+        &["REPLCONF"],
+        &["REPLCONF", "capa"],
+        &["REPLCONF", "capa", "eof", "capa", "psync2"],
+        &["REPLCONF", "rdb-only", "1"],
+        &["REPLCONF", "rdb-only", "0"],
+        &["REPLCONF", "rdb-only", "2"],
+        &["REPLCONF", "rdb-only", "yes"],
+        &["REPLCONF", "listening-port", "6380"],
+        &["REPLCONF", "listening-port", "x"],
+        &["REPLCONF", "ip-address", "10.0.0.1"],
+        &["REPLCONF", "nonsense", "1"],
+        &["REPLCONF", "capa", "eof", "nonsense", "1"],
+    ];
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    let ours: Vec<String> = cases.iter().map(|args| conn.cmd_text(args)).collect();
+    assert!(conn.cmd_text(&["SYNC"]).starts_with("ERR StayKV has no replication"));
+    assert_eq!(conn.cmd_text(&["MULTI"]), "OK");
+    assert_eq!(conn.cmd_text(&["SYNC"]), "ERR Command not allowed inside a transaction");
+    let Some(redis) = Server::redis() else { return };
+    let mut theirs = redis.connect();
+    for (args, ours) in cases.iter().zip(&ours) {
+        assert_eq!(ours, &theirs.cmd_text(args), "{args:?}");
+    }
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
     CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server", role),
+    CommandSpec::new("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, "server", replconf),
+    CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", sync),
     CommandSpec::new("slowlog", -2, 0, "server", slowlog).subcommands(SLOWLOG_SUBCOMMANDS),
     CommandSpec::new("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", latency)
         .subcommands(LATENCY_SUBCOMMANDS),
@@ -205,6 +207,48 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn role(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(vec![Reply::bulk_str("master"), Reply::Int(0), Reply::Array(Vec::new())]))
 }
+
+/// `REPLCONF <option> <value> ...`: what `redis-cli --rdb` sends before SYNC (`capa eof`,
+/// `rdb-only 1`), and what a replica announces of itself, accepted as Redis 7.0 accepts them.
+/// `ACK` and `GETACK` come from replicas only, which StayKV does not have.
+fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(errors::syntax());
+    }
+    for pair in args.get(1..).unwrap_or_default().chunks_exact(2) {
+        let [option, value] = pair else { continue };
+        if is(option, "rdb-only") {
+            ctx.client.rdb_only = match crate::num::parse_i64(value) {
+                Some(0) => false,
+                Some(1) => true,
+                Some(_) => return Err(err("ERR value is out of range, value must between 0 and 1")),
+                None => return Err(err("ERR value is not an integer or out of range")),
+            };
+        } else if is(option, "listening-port") {
+            crate::num::parse_i64(value).ok_or_else(|| err("ERR value is not an integer or out of range"))?;
+        } else if !is(option, "ip-address") && !is(option, "capa") {
+            return Err(err(&format!("ERR Unrecognized REPLCONF option: {}", text(option))));
+        }
+    }
+    Ok(Reply::Ok)
+}
+
+/// `SYNC` after `REPLCONF rdb-only 1` (`redis-cli --rdb`): the host sends a snapshot of
+/// everything acknowledged so far, as an RDB payload (`$<length>` and the file, no CRLF), and
+/// the connection closes. StayKV has no replicas: without `rdb-only` (a replica, which would
+/// then wait for the stream of writes) SYNC is refused.
+fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if !ctx.client.rdb_only {
+        return Err(err(SYNC_WITHOUT_RDB_ONLY));
+    }
+    ctx.host.send_snapshot(ctx.client.id).map_err(Reply::Error)?;
+    ctx.client.close_after_reply = true;
+    Ok(Reply::Many(Vec::new()))
+}
+
+/// SYNC's answer to a would-be replica.
+const SYNC_WITHOUT_RDB_ONLY: &str =
+    "ERR StayKV has no replication: SYNC sends only a snapshot, after REPLCONF rdb-only 1 (redis-cli --rdb)";
 
 fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let log = &ctx.engine.slowlog;
