@@ -333,6 +333,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(error) => {
+                    // An error reply like any other for INFO errorstats, as in Redis.
+                    self.shared.engine.counters.record_error("ERR Protocol error");
                     self.output.put_slice(&error.reply_bytes());
                     self.flush(wait_seq).await?;
                     return Err(Close::Protocol);

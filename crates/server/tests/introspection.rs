@@ -307,7 +307,7 @@ fn info(conn: &mut RawConn, section: &str) -> Vec<String> {
 
 /// INFO errorstats and `total_error_replies`: errors of refused commands, of commands run
 /// by EXEC and by scripts (counted once, where they arose), of error replies a script makes
-/// up; each command's `failed_calls`; and CONFIG RESETSTAT.
+/// up, of a protocol error; each command's `failed_calls`; and CONFIG RESETSTAT.
 fn errorstats_scenario(server: &Server) -> Vec<String> {
     let mut conn = server.connect();
     // The start-up check may have met -LOADING, an error too.
@@ -333,6 +333,10 @@ fn errorstats_scenario(server: &Server) -> Vec<String> {
     ] {
         conn.cmd(command);
     }
+    // A protocol error's reply counts too; the connection is closed after it.
+    let mut broken = server.connect();
+    broken.send(b"*1\r\n$x\r\n");
+    assert!(broken.read_frame().unwrap().starts_with(b"-ERR Protocol error"));
     let mut seen = info(&mut conn, "errorstats");
     seen.extend(info(&mut conn, "stats").into_iter().filter(|line| line.starts_with("total_error_replies:")));
     // Redis lists commands in its hash table's order.
