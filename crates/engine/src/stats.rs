@@ -16,10 +16,44 @@ use std::time::Duration;
 /// threads seldom share one (sharing is correct, only slower).
 const SLOTS: usize = 8;
 
-/// Upper bounds of the command latency buckets, in microseconds (10 µs .. 1 s); one more
-/// bucket counts everything slower.
-pub const LATENCY_BOUNDS_US: [u64; 15] =
-    [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+/// The command latency histogram's buckets, log-linear as an HDR histogram's: run times under
+/// 1,024 ns in bucket 0; then every power of two from 2^10 ns (~1 µs) to 2^36 ns (~69 s)
+/// split in [`SUB_BUCKETS`] equal parts, so a bucket is at most a quarter of its lower bound
+/// wide; longer runs in the last bucket. INFO latencystats, LATENCY HISTOGRAM and `/metrics`
+/// read them. Finding a bucket is a count of leading zeros and a shift.
+pub const LATENCY_BUCKETS: usize = 2 + OCTAVES * SUB_BUCKETS;
+/// Powers of two the histogram spans, from `2^FIRST_OCTAVE` ns.
+const OCTAVES: usize = 26;
+const FIRST_OCTAVE: u32 = 10;
+const SUB_BUCKETS: usize = 4;
+
+/// The bucket of a run time of `nanos`.
+pub fn latency_bucket(nanos: u64) -> usize {
+    if nanos < 1 << FIRST_OCTAVE {
+        return 0;
+    }
+    let octave = (63 - nanos.leading_zeros() - FIRST_OCTAVE) as usize;
+    if octave >= OCTAVES {
+        return LATENCY_BUCKETS - 1;
+    }
+    // The two bits under the leading one pick the quarter.
+    let quarter = ((nanos >> (octave as u32 + FIRST_OCTAVE - 2)) & 3) as usize;
+    1 + octave * SUB_BUCKETS + quarter
+}
+
+/// The first run time (ns) past bucket `index`: its exclusive upper bound; `None` for the
+/// last bucket, which has none.
+pub fn latency_bucket_end(index: usize) -> Option<u64> {
+    if index == 0 {
+        return Some(1 << FIRST_OCTAVE);
+    }
+    let (octave, quarter) = ((index - 1) / SUB_BUCKETS, (index - 1) % SUB_BUCKETS);
+    if octave >= OCTAVES {
+        return None;
+    }
+    let low = 1u64 << (octave as u32 + FIRST_OCTAVE);
+    Some(low + (quarter as u64 + 1) * (low / SUB_BUCKETS as u64))
+}
 
 /// Counters of `INFO stats`.
 #[derive(Debug, Default)]
@@ -56,16 +90,29 @@ impl Stats {
 }
 
 /// Counters of one command, for `INFO commandstats` and the latency histogram.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CommandStats {
     pub calls: AtomicU64,
     pub usec: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
-    /// Runs per latency bucket ([`LATENCY_BOUNDS_US`], then the overflow bucket).
-    pub latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    /// Runs per latency bucket ([`latency_bucket`]).
+    pub latency: [AtomicU64; LATENCY_BUCKETS],
     /// Total run time in nanoseconds, for the histogram's sum.
     pub nanos: AtomicU64,
+}
+
+impl Default for CommandStats {
+    fn default() -> Self {
+        CommandStats {
+            calls: AtomicU64::new(0),
+            usec: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            nanos: AtomicU64::new(0),
+        }
+    }
 }
 
 impl CommandStats {
@@ -75,14 +122,56 @@ impl CommandStats {
 }
 
 /// A command's counters summed over the slots.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandTotals {
     pub calls: u64,
     pub usec: u64,
     pub rejected: u64,
     pub failed: u64,
-    pub latency: [u64; LATENCY_BOUNDS_US.len() + 1],
+    pub latency: [u64; LATENCY_BUCKETS],
     pub nanos: u64,
+}
+
+impl Default for CommandTotals {
+    fn default() -> Self {
+        CommandTotals { calls: 0, usec: 0, rejected: 0, failed: 0, latency: [0; LATENCY_BUCKETS], nanos: 0 }
+    }
+}
+
+impl CommandTotals {
+    /// The run time (µs) under which `percentile` percent of the runs took, read as the upper
+    /// bound of the bucket it falls in (as an HDR histogram answers); 0 with no runs.
+    pub fn percentile_micros(&self, percentile: f64) -> f64 {
+        let runs: u64 = self.latency.iter().sum();
+        if runs == 0 {
+            return 0.0;
+        }
+        // The rank of the run at the percentile, 1-based, at least the first.
+        let rank = ((percentile / 100.0 * runs as f64).ceil() as u64).clamp(1, runs);
+        let mut seen = 0;
+        for (index, count) in self.latency.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let end = latency_bucket_end(index).unwrap_or(1 << (FIRST_OCTAVE + OCTAVES as u32));
+                return (end - 1) as f64 / 1000.0;
+            }
+        }
+        0.0
+    }
+
+    /// For each power of two from 2^11 to 2^36 ns: (that bound, the runs shorter than it).
+    /// Runs of 2^36 ns or more are in none.
+    pub fn cumulative_by_octave(&self) -> Vec<(u64, u64)> {
+        let mut seen = self.latency.first().copied().unwrap_or(0);
+        let octaves = self.latency.get(1..=OCTAVES * SUB_BUCKETS).unwrap_or_default().chunks(SUB_BUCKETS);
+        octaves
+            .enumerate()
+            .map(|(octave, quarters)| {
+                seen += quarters.iter().sum::<u64>();
+                (1u64 << (octave as u32 + FIRST_OCTAVE + 1), seen)
+            })
+            .collect()
+    }
 }
 
 /// One slot's copy of every counter.
@@ -178,10 +267,10 @@ impl Counters {
     pub fn record_run_time(&self, index: usize, elapsed: Duration) {
         let Some(stats) = self.command(index) else { return };
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         stats.usec.fetch_add(micros, Ordering::Relaxed);
-        stats.nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
-        let bucket = LATENCY_BOUNDS_US.partition_point(|&bound| bound < micros);
-        if let Some(count) = stats.latency.get(bucket) {
+        stats.nanos.fetch_add(nanos, Ordering::Relaxed);
+        if let Some(count) = stats.latency.get(latency_bucket(nanos)) {
             count.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -222,6 +311,7 @@ impl Counters {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -244,8 +334,9 @@ mod tests {
         assert_eq!(counters.total(|s| &s.keyspace_hits), runs);
         let totals = counters.command_totals(2);
         assert_eq!((totals.calls, totals.usec, totals.nanos), (runs, runs * 30, runs * 30_000));
-        // 30 µs falls in the third bucket, (25, 50].
-        assert_eq!(totals.latency[2], runs);
+        // 30 µs (30,000 ns) is in [2^14, 2^15) ns, its second quarter [28,672, 32,768).
+        assert_eq!(totals.latency[latency_bucket(30_000)], runs);
+        assert_eq!(latency_bucket(30_000), 1 + 4 * 4 + 3);
         assert_eq!(totals.latency.iter().sum::<u64>(), runs);
         assert_eq!(counters.command_totals(1), CommandTotals::default());
         counters.reset();
@@ -271,12 +362,48 @@ mod tests {
     }
 
     #[test]
-    fn latency_buckets_are_inclusive_upper_bounds() {
-        let counters = Counters::new(1);
-        for micros in [0, 10, 11, 1_000_000, 1_000_001] {
-            counters.record_run_time(0, Duration::from_micros(micros));
+    fn latency_buckets_are_log_linear_and_each_end_is_the_next_start() {
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(1023), 0);
+        assert_eq!(latency_bucket(1024), 1);
+        assert_eq!(latency_bucket(1279), 1);
+        assert_eq!(latency_bucket(1280), 2);
+        assert_eq!(latency_bucket(2047), 4);
+        assert_eq!(latency_bucket(2048), 5);
+        assert_eq!(latency_bucket(u64::MAX), LATENCY_BUCKETS - 1);
+        assert_eq!(latency_bucket((1 << 36) - 1), LATENCY_BUCKETS - 2);
+        for index in 0..LATENCY_BUCKETS - 1 {
+            let end = latency_bucket_end(index).unwrap();
+            assert_eq!(latency_bucket(end - 1), index, "last run time of bucket {index}");
+            assert_eq!(latency_bucket(end), index + 1, "first run time after bucket {index}");
         }
-        let latency = counters.command_totals(0).latency;
-        assert_eq!((latency[0], latency[1], latency[14], latency[15]), (2, 1, 1, 1));
+        assert_eq!(latency_bucket_end(LATENCY_BUCKETS - 1), None);
+    }
+
+    #[test]
+    fn percentiles_and_octaves_come_from_the_buckets() {
+        let counters = Counters::new(1);
+        assert_eq!(counters.command_totals(0).percentile_micros(50.0), 0.0);
+        // 98 runs of 3 µs, one of 100 µs, one of 5 ms.
+        for _ in 0..98 {
+            counters.record_run_time(0, Duration::from_micros(3));
+        }
+        counters.record_run_time(0, Duration::from_micros(100));
+        counters.record_run_time(0, Duration::from_millis(5));
+        let totals = counters.command_totals(0);
+        // 3,000 ns is in [2,560, 3,072): reported as 3.071 µs, as an HDR histogram reports
+        // the highest value of the bucket.
+        assert_eq!(totals.percentile_micros(50.0), 3.071);
+        assert_eq!(totals.percentile_micros(98.0), 3.071);
+        assert_eq!(totals.percentile_micros(99.0), 114.687);
+        assert_eq!(totals.percentile_micros(99.9), 5_242.879);
+        assert_eq!(totals.percentile_micros(100.0), 5_242.879);
+        let octaves = totals.cumulative_by_octave();
+        assert_eq!(octaves.len(), 26);
+        assert_eq!(octaves.first(), Some(&(2048, 0)));
+        assert_eq!(octaves.get(1), Some(&(4096, 98)));
+        assert_eq!(octaves.iter().find(|(_, runs)| *runs == 100), Some(&(8_388_608, 100)));
+        assert_eq!(octaves.last(), Some(&(1 << 36, 100)));
+        assert!(octaves.windows(2).all(|w| w[0].0 * 2 == w[1].0 && w[0].1 <= w[1].1));
     }
 }

@@ -360,6 +360,69 @@ fn errorstats_count_errors_where_they_arise_like_redis() {
     same_as_redis(errorstats_scenario, "errorstat_MYERR:count=1");
 }
 
+/// LATENCY HISTOGRAM and INFO latencystats: the commands they list, the call counts, and the
+/// shape of what they say of each — bounds about doubling and counts growing up to the calls,
+/// percentiles to three decimals and in order — as Redis 7.0 has them (the figures are run
+/// times, so only their shape can match).
+fn latency_histogram_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    conn.cmd(&["SET", "k", "v"]);
+    for _ in 0..3 {
+        conn.cmd(&["GET", "k"]);
+    }
+    let mut seen = Vec::new();
+    let Val::Array(Some(items)) = call_str(&mut conn, &["LATENCY", "HISTOGRAM", "get", "GET", "nosuch", "set"]) else {
+        panic!("LATENCY HISTOGRAM is not an array")
+    };
+    let text = |v: &Val| String::from_utf8_lossy(&v.bytes()).into_owned();
+    for pair in items.chunks(2) {
+        let [name, Val::Array(Some(fields))] = pair else { panic!("{pair:?}") };
+        let [calls_key, Val::Int(calls), histogram_key, Val::Array(Some(buckets))] = &fields[..] else {
+            panic!("{fields:?}")
+        };
+        let numbers: Vec<i64> =
+            buckets.iter().map(|v| if let Val::Int(n) = v { *n } else { panic!("{v:?}") }).collect();
+        let (bounds, counts): (Vec<i64>, Vec<i64>) = numbers.chunks(2).map(|c| (c[0], c[1])).unzip();
+        let doubling = bounds.windows(2).all(|w| w[1] >= 2 * w[0] - 1);
+        let growing = counts.windows(2).all(|w| w[0] < w[1]);
+        seen.push(format!(
+            "{} {}={calls} {} doubling={doubling} growing={growing} ends_at_calls={}",
+            text(name),
+            text(calls_key),
+            text(histogram_key),
+            counts.last() == Some(calls)
+        ));
+    }
+    for line in info(&mut conn, "latencystats") {
+        let Some((name, fields)) = line.split_once(':') else {
+            seen.push(line);
+            continue;
+        };
+        if !["latency_percentiles_usec_get", "latency_percentiles_usec_set"].contains(&name) {
+            continue;
+        }
+        let (labels, values): (Vec<&str>, Vec<&str>) = fields.split(',').filter_map(|f| f.split_once('=')).unzip();
+        let three_decimals = values.iter().all(|v| v.split_once('.').is_some_and(|(_, d)| d.len() == 3));
+        let micros: Vec<f64> = values.iter().map(|v| v.parse().unwrap()).collect();
+        let ordered = micros.windows(2).all(|w| w[0] <= w[1]);
+        seen.push(format!("{name} {labels:?} three_decimals={three_decimals} ordered={ordered}"));
+    }
+    for section in ["default", "everything"] {
+        let listed = info(&mut conn, section).iter().any(|line| line == "# Latencystats");
+        seen.push(format!("INFO {section} has latencystats: {listed}"));
+    }
+    seen
+}
+
+#[test]
+fn latency_histogram_and_latencystats_have_redis_shape() {
+    same_as_redis(
+        latency_histogram_scenario,
+        "get calls=3 histogram_usec doubling=true growing=true ends_at_calls=true",
+    );
+}
+
 /// The INFO fields monitoring tools read are there, named as Redis names them, and move:
 /// network bytes count what was sent, the instantaneous rate sees a burst of commands.
 #[test]

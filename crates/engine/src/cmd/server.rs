@@ -41,9 +41,10 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// The SLOWLOG subcommands, with Redis 7's arities (checked before the handler).
 const SLOWLOG_SUBCOMMANDS: &[(&str, i32)] = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];
 
-/// The LATENCY subcommands StayKV has, with Redis 7's arities (DOCTOR, GRAPH and HISTOGRAM
-/// are not implemented).
-const LATENCY_SUBCOMMANDS: &[(&str, i32)] = &[("latest", 2), ("history", 3), ("reset", -2), ("help", 2)];
+/// The LATENCY subcommands StayKV has, with Redis 7's arities (DOCTOR and GRAPH are not
+/// implemented).
+const LATENCY_SUBCOMMANDS: &[(&str, i32)] =
+    &[("latest", 2), ("history", 3), ("reset", -2), ("histogram", -2), ("help", 2)];
 
 const LATENCY_HELP: &[&str] = &[
     "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -54,6 +55,9 @@ const LATENCY_HELP: &[&str] = &[
     "RESET [<event> ...]",
     "    Reset latency data of one or more <event> classes.",
     "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
     "HELP",
     "    Prints this help.",
 ];
@@ -246,6 +250,48 @@ fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::Many(Vec::new()))
 }
 
+/// `LATENCY HISTOGRAM [command ...]`: for each command named (every command, without names)
+/// that has run, its runs and their cumulative distribution by powers of two of
+/// microseconds, as Redis 7.0 answers from its HDR histograms: `{name: {"calls": n,
+/// "histogram_usec": {bound: runs at or under it, ...}}}`, a bound listed only where the count
+/// grows. Container commands are counted as a whole (`config`, where Redis has `config|get`);
+/// a command named twice is answered twice, as in Redis.
+fn latency_histogram(ctx: &Ctx, names: &[Bytes]) -> Reply {
+    let table = &ctx.engine.table;
+    let indexes: Vec<usize> = if names.is_empty() {
+        (0..table.all().len()).collect()
+    } else {
+        names.iter().filter_map(|name| table.lookup(name).map(|(index, _)| index)).collect()
+    };
+    let mut out = Vec::new();
+    for index in indexes {
+        let (Some(spec), totals) = (table.all().get(index), ctx.engine.counters.command_totals(index)) else {
+            continue;
+        };
+        let runs: u64 = totals.latency.iter().sum();
+        if runs == 0 {
+            continue;
+        }
+        let mut buckets = Vec::new();
+        let mut previous = 0;
+        let under_a_microsecond = (1024, totals.latency.first().copied().unwrap_or(0));
+        for (bound_nanos, cumulative) in std::iter::once(under_a_microsecond).chain(totals.cumulative_by_octave()) {
+            if cumulative > previous {
+                buckets.push((int_reply(bound_nanos / 1000), int_reply(cumulative)));
+            }
+            previous = cumulative;
+        }
+        let histogram =
+            vec![(Reply::bulk_str("calls"), int_reply(runs)), (Reply::bulk_str("histogram_usec"), Reply::Map(buckets))];
+        out.push((Reply::bulk_str(spec.name), Reply::Map(histogram)));
+    }
+    Reply::Map(out)
+}
+
+fn int_reply(n: u64) -> Reply {
+    Reply::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// SYNC's answer to a would-be replica.
 const SYNC_WITHOUT_RDB_ONLY: &str =
     "ERR StayKV has no replication: SYNC sends only a snapshot, after REPLCONF rdb-only 1 (redis-cli --rdb)";
@@ -302,6 +348,7 @@ fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let reset = monitor.reset(if names.is_empty() { None } else { Some(&names) });
             Ok(int(reset as u64))
         }
+        s if is(s, "histogram") => Ok(latency_histogram(ctx, args.get(2..).unwrap_or_default())),
         s if is(s, "help") => Ok(super::help(LATENCY_HELP)),
         s => Err(errors::unknown_subcommand(s, "latency")),
     }
@@ -325,8 +372,7 @@ fn time(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::bulks([crate::num::i64_bytes(secs as i64), crate::num::i64_bytes(micros as i64)]))
 }
 
-/// Every section, in the order Redis prints them (whatever order they are asked in);
-/// `commandstats` is the one not in the default set.
+/// Every section, in the order Redis prints them (whatever order they are asked in).
 const SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -340,14 +386,18 @@ const SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "latencystats",
 ];
+
+/// The sections `INFO` without arguments leaves out.
+const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
 
 fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let requested: Vec<String> = args.iter().skip(1).map(|a| text(a).to_ascii_lowercase()).collect();
     let asked = |name: &str| requested.iter().any(|s| s == name);
     let everything = asked("all") || asked("everything");
     let defaults = requested.is_empty() || asked("default");
-    let wanted = |section: &str| everything || asked(section) || (defaults && section != "commandstats");
+    let wanted = |section: &str| everything || asked(section) || (defaults && !NOT_DEFAULT.contains(&section));
     let mut out = String::new();
     for &section in SECTIONS.iter().filter(|section| wanted(section)) {
         let body = section_body(ctx, section);
@@ -394,6 +444,20 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
             for (db, (keys, expires)) in ctx.db_sizes().into_iter().enumerate() {
                 if keys > 0 {
                     let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                }
+            }
+        }
+        "latencystats" => {
+            // Redis's `latency-tracking-info-percentiles` default, 50 99 99.9.
+            for (index, spec) in engine.table.all().iter().enumerate() {
+                let totals = engine.counters.command_totals(index);
+                if totals.latency.iter().any(|&runs| runs > 0) {
+                    let [p50, p99, p999] = [50.0, 99.0, 99.9].map(|p| totals.percentile_micros(p));
+                    let _ = write!(
+                        out,
+                        "latency_percentiles_usec_{}:p50={p50:.3},p99={p99:.3},p99.9={p999:.3}\r\n",
+                        spec.name
+                    );
                 }
             }
         }
