@@ -27,6 +27,16 @@ const OCTAVES: usize = 26;
 const FIRST_OCTAVE: u32 = 10;
 const SUB_BUCKETS: usize = 4;
 
+/// Redis's `latency-tracking-info-percentiles` default.
+const DEFAULT_INFO_PERCENTILES: [f64; 3] = [50.0, 99.0, 99.9];
+
+/// A percentile as Redis writes it in INFO and CONFIG GET: `%f` without trailing zeros
+/// (`50`, `99.9`, `12.345679`).
+pub fn format_percentile(p: f64) -> String {
+    let text = format!("{p:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// The bucket of a run time of `nanos`.
 pub fn latency_bucket(nanos: u64) -> usize {
     if nanos < 1 << FIRST_OCTAVE {
@@ -201,6 +211,10 @@ pub struct Counters {
     /// Error replies by code (`INFO errorstats`), in code order as Redis lists them. Errors
     /// are rare next to commands: one lock is enough.
     errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// `latency-tracking`: whether run times go into the latency histograms.
+    latency_tracking: std::sync::atomic::AtomicBool,
+    /// `latency-tracking-info-percentiles`: what INFO latencystats reports.
+    info_percentiles: parking_lot::RwLock<Vec<f64>>,
 }
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
@@ -214,7 +228,41 @@ impl Counters {
         let slot = || {
             Padded(Slot { stats: Stats::default(), commands: (0..commands).map(|_| CommandStats::default()).collect() })
         };
-        Counters { first: slot(), rest: (1..SLOTS).map(|_| slot()).collect(), errors: Default::default() }
+        Counters {
+            first: slot(),
+            rest: (1..SLOTS).map(|_| slot()).collect(),
+            errors: Default::default(),
+            latency_tracking: true.into(),
+            info_percentiles: parking_lot::RwLock::new(DEFAULT_INFO_PERCENTILES.to_vec()),
+        }
+    }
+
+    pub fn latency_tracking(&self) -> bool {
+        self.latency_tracking.load(Ordering::Relaxed)
+    }
+
+    /// `latency-tracking no` stops adding to the histograms; what they hold stays.
+    pub fn set_latency_tracking(&self, on: bool) {
+        self.latency_tracking.store(on, Ordering::Relaxed);
+    }
+
+    pub fn info_percentiles(&self) -> Vec<f64> {
+        self.info_percentiles.read().clone()
+    }
+
+    /// `latency-tracking-info-percentiles`: numbers from 0 to 100, one space apart (none: an
+    /// empty list), with Redis's error texts.
+    pub fn set_info_percentiles(&self, text: &str) -> Result<(), &'static str> {
+        let mut percentiles = Vec::new();
+        for word in text.split(' ').filter(|_| !text.is_empty()) {
+            let p: f64 = word.parse().map_err(|_| "Invalid latency-tracking-info-percentiles parameters")?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]");
+            }
+            percentiles.push(p);
+        }
+        *self.info_percentiles.write() = percentiles;
+        Ok(())
     }
 
     /// A command ran and replied with an error (its `failed_calls`, and INFO stats').
@@ -270,6 +318,9 @@ impl Counters {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         stats.usec.fetch_add(micros, Ordering::Relaxed);
         stats.nanos.fetch_add(nanos, Ordering::Relaxed);
+        if !self.latency_tracking() {
+            return;
+        }
         if let Some(count) = stats.latency.get(latency_bucket(nanos)) {
             count.fetch_add(1, Ordering::Relaxed);
         }

@@ -372,7 +372,11 @@ impl Host for ServerHost {
             .get()
             .map_or(staykv_engine::scripting::DEFAULT_BUSY_THRESHOLD_MS, |e| e.scripting.busy_threshold_ms());
         let latency_threshold = self.notifier.get().map_or(0, |e| e.latency.threshold_ms());
-        let items: [(&str, String); 27] = [
+        let (tracking, percentiles) = self.notifier.get().map_or((true, Vec::new()), |e| {
+            let percentiles = e.counters.info_percentiles().into_iter().map(staykv_engine::stats::format_percentile);
+            (e.counters.latency_tracking(), percentiles.collect::<Vec<_>>())
+        });
+        let items: [(&str, String); 29] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
@@ -380,6 +384,8 @@ impl Host for ServerHost {
             ("slowlog-log-slower-than", slowlog_threshold.to_string()),
             ("slowlog-max-len", slowlog_max_len.to_string()),
             ("latency-monitor-threshold", latency_threshold.to_string()),
+            ("latency-tracking", if tracking { "yes" } else { "no" }.into()),
+            ("latency-tracking-info-percentiles", percentiles.join(" ")),
             ("lua-time-limit", busy_threshold.to_string()),
             ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
             ("proto-max-bulk-len", limits.proto_max_bulk_len().to_string()),
@@ -427,6 +433,21 @@ impl Host for ServerHost {
                     engine.acl.set_default_password(password, &engine.table);
                 }
                 self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
+            }
+            "latency-tracking" => {
+                let on = match text.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(invalid("argument must be 'yes' or 'no'")),
+                };
+                if let Some(engine) = self.notifier.get() {
+                    engine.counters.set_latency_tracking(on);
+                }
+            }
+            "latency-tracking-info-percentiles" => {
+                if let Some(engine) = self.notifier.get() {
+                    engine.counters.set_info_percentiles(&text).map_err(invalid)?;
+                }
             }
             "slowlog-log-slower-than" => {
                 let n = integer_in(&text, -1, i64::MAX).map_err(|reason| invalid(&reason))?;

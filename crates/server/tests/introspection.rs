@@ -394,7 +394,39 @@ fn latency_histogram_scenario(server: &Server) -> Vec<String> {
             counts.last() == Some(calls)
         ));
     }
-    for line in info(&mut conn, "latencystats") {
+    seen.extend(latencystats_shape(&mut conn));
+    for value in ["50 99.99 100", "0.5 12.3456789", "", "50 101", "x", " 5  6 ", "1e1 20"] {
+        let set = conn.cmd_text(&["CONFIG", "SET", "latency-tracking-info-percentiles", value]);
+        let get = frame_text(&conn.cmd(&["CONFIG", "GET", "latency-tracking-info-percentiles"]));
+        seen.push(format!("CONFIG SET percentiles {value:?}: {set}; now {:?}", get.lines().last()));
+        seen.extend(latencystats_shape(&mut conn));
+    }
+    // Tracking off: new runs are not counted, INFO lists none, the histograms keep theirs.
+    seen.push(conn.cmd_text(&["CONFIG", "SET", "latency-tracking", "maybe"]));
+    seen.push(conn.cmd_text(&["CONFIG", "SET", "latency-tracking", "no"]));
+    conn.cmd(&["GET", "k"]);
+    seen.extend(latencystats_shape(&mut conn));
+    let calls = match call_str(&mut conn, &["LATENCY", "HISTOGRAM", "get"]) {
+        Val::Array(Some(items)) => match items.get(1) {
+            Some(Val::Array(Some(fields))) => fields.get(1).map(Val::int),
+            _ => None,
+        },
+        _ => None,
+    };
+    seen.push(format!("GET calls in the histogram after tracking stopped: {calls:?}"));
+    conn.cmd(&["CONFIG", "SET", "latency-tracking", "yes"]);
+    for section in ["default", "everything"] {
+        let listed = info(&mut conn, section).iter().any(|line| line == "# Latencystats");
+        seen.push(format!("INFO {section} has latencystats: {listed}"));
+    }
+    seen
+}
+
+/// INFO latencystats' header and, for GET and SET, the percentile labels, whether the values
+/// have three decimals and are in order; sorted.
+fn latencystats_shape(conn: &mut RawConn) -> Vec<String> {
+    let mut seen = Vec::new();
+    for line in info(conn, "latencystats") {
         let Some((name, fields)) = line.split_once(':') else {
             seen.push(line);
             continue;
@@ -408,10 +440,8 @@ fn latency_histogram_scenario(server: &Server) -> Vec<String> {
         let ordered = micros.windows(2).all(|w| w[0] <= w[1]);
         seen.push(format!("{name} {labels:?} three_decimals={three_decimals} ordered={ordered}"));
     }
-    for section in ["default", "everything"] {
-        let listed = info(&mut conn, section).iter().any(|line| line == "# Latencystats");
-        seen.push(format!("INFO {section} has latencystats: {listed}"));
-    }
+    // Redis lists commands in its hash table's order.
+    seen.sort();
     seen
 }
 

@@ -11,6 +11,7 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
 use crate::keyspace::Db;
+use crate::stats::format_percentile;
 use crate::watch::Replacement;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -447,17 +448,16 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
                 }
             }
         }
-        "latencystats" => {
-            // Redis's `latency-tracking-info-percentiles` default, 50 99 99.9.
+        "latencystats" if engine.counters.latency_tracking() => {
+            let percentiles = engine.counters.info_percentiles();
             for (index, spec) in engine.table.all().iter().enumerate() {
                 let totals = engine.counters.command_totals(index);
                 if totals.latency.iter().any(|&runs| runs > 0) {
-                    let [p50, p99, p999] = [50.0, 99.0, 99.9].map(|p| totals.percentile_micros(p));
-                    let _ = write!(
-                        out,
-                        "latency_percentiles_usec_{}:p50={p50:.3},p99={p99:.3},p99.9={p999:.3}\r\n",
-                        spec.name
-                    );
+                    let fields: Vec<String> = percentiles
+                        .iter()
+                        .map(|&p| format!("p{}={:.3}", format_percentile(p), totals.percentile_micros(p)))
+                        .collect();
+                    let _ = write!(out, "latency_percentiles_usec_{}:{}\r\n", spec.name, fields.join(","));
                 }
             }
         }
