@@ -117,8 +117,8 @@ impl Shared {
         outcome
     }
 
-    /// Waits until the command `args` may run (the HTTP front end, which knows its commands
-    /// only later, passes none: it waits as for a write).
+    /// Waits until the command `args` may run (an empty `args` waits as a write would). The
+    /// HTTP front end waits for each command of a request before running any of them.
     ///
     /// - While a script holds the keyspace, until it ends or passes the busy threshold (then
     ///   commands get `BUSY` and `SCRIPT KILL` runs). Waiting on the shard locks instead would

@@ -331,6 +331,47 @@ async fn pipelines_answer_each_command() {
     );
 }
 
+/// `CLIENT PAUSE WRITE` (sent over RESP) holds the HTTP requests that write, and only those,
+/// as it holds RESP commands: reads, read-only pipelines and transactions are answered during
+/// the pause; a write, or a pipeline with one, waits until CLIENT UNPAUSE.
+#[tokio::test]
+async fn client_pause_write_holds_http_writes_but_not_reads() {
+    let server = Http::start();
+    assert_eq!(cmd(&server, json!(["SET", "k", "v"])).await.json(), json!({"result": "OK"}));
+    let mut admin = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    let resp = |admin: &mut TcpStream, command: &[u8]| {
+        admin.write_all(command).unwrap();
+        let mut buf = [0u8; 64];
+        let n = admin.read(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    assert_eq!(resp(&mut admin, b"*4\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$5\r\n20000\r\n$5\r\nWRITE\r\n"), b"+OK\r\n");
+    let within = |what: &'static str| move |_| panic!("{what} was held by CLIENT PAUSE WRITE");
+    let read = tokio::time::timeout(Duration::from_secs(10), cmd(&server, json!(["GET", "k"])));
+    assert_eq!(read.await.unwrap_or_else(within("GET")).json(), json!({"result": "v"}));
+    let reads = json!([["GET", "k"], ["STRLEN", "k"]]).to_string();
+    let pipeline =
+        tokio::time::timeout(Duration::from_secs(10), post(&server, "/pipeline", reads.clone(), Some(TOKEN)));
+    assert_eq!(pipeline.await.unwrap_or_else(within("a read-only pipeline")).status, 200);
+    let transaction = tokio::time::timeout(Duration::from_secs(10), post(&server, "/multi-exec", reads, Some(TOKEN)));
+    assert_eq!(transaction.await.unwrap_or_else(within("a read-only transaction")).status, 200);
+    let write = tokio::spawn(post_owned(server.url("/"), json!(["SET", "k", "w"]).to_string()));
+    let mixed = json!([["GET", "k"], ["INCR", "n"]]).to_string();
+    let mixed = tokio::spawn(post_owned(server.url("/pipeline"), mixed));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!write.is_finished() && !mixed.is_finished(), "a write went through CLIENT PAUSE WRITE");
+    assert_eq!(resp(&mut admin, b"*2\r\n$6\r\nCLIENT\r\n$7\r\nUNPAUSE\r\n"), b"+OK\r\n");
+    assert_eq!(write.await.unwrap(), 200);
+    assert_eq!(mixed.await.unwrap(), 200);
+    assert_eq!(cmd(&server, json!(["GET", "k"])).await.json(), json!({"result": "w"}));
+}
+
+/// POST `body` to `url` with the test token and return the status (a `'static` future).
+async fn post_owned(url: String, body: String) -> u16 {
+    let request = client().post(url).bearer_auth(TOKEN).body(body);
+    request.send().await.unwrap().status().as_u16()
+}
+
 #[tokio::test]
 async fn ten_thousand_commands_in_one_pipeline() {
     let server = Http::start();
