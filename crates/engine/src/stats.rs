@@ -99,6 +99,9 @@ impl Stats {
     }
 }
 
+/// One command's latency histogram in one slot.
+type Buckets = [AtomicU64; LATENCY_BUCKETS];
+
 /// Counters of one command, for `INFO commandstats` and the latency histogram.
 #[derive(Debug)]
 pub struct CommandStats {
@@ -106,8 +109,10 @@ pub struct CommandStats {
     pub usec: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
-    /// Runs per latency bucket ([`latency_bucket`]).
-    pub latency: [AtomicU64; LATENCY_BUCKETS],
+    /// Runs per latency bucket ([`latency_bucket`]), made at the first run this slot counts:
+    /// most commands never run, and 106 counters for each of them in every slot made the
+    /// empty server's `used_memory` 1.8 MB instead of 0.5.
+    latency: std::sync::OnceLock<Box<Buckets>>,
     /// Total run time in nanoseconds, for the histogram's sum.
     pub nanos: AtomicU64,
 }
@@ -119,7 +124,7 @@ impl Default for CommandStats {
             usec: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: std::sync::OnceLock::new(),
             nanos: AtomicU64::new(0),
         }
     }
@@ -127,7 +132,8 @@ impl Default for CommandStats {
 
 impl CommandStats {
     fn counters(&self) -> impl Iterator<Item = &AtomicU64> {
-        [&self.calls, &self.usec, &self.rejected, &self.failed, &self.nanos].into_iter().chain(&self.latency)
+        let buckets = self.latency.get().into_iter().flat_map(|buckets| buckets.iter());
+        [&self.calls, &self.usec, &self.rejected, &self.failed, &self.nanos].into_iter().chain(buckets)
     }
 }
 
@@ -321,7 +327,8 @@ impl Counters {
         if !self.latency_tracking() {
             return;
         }
-        if let Some(count) = stats.latency.get(latency_bucket(nanos)) {
+        let buckets = stats.latency.get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        if let Some(count) = buckets.get(latency_bucket(nanos)) {
             count.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -341,7 +348,8 @@ impl Counters {
             totals.rejected += load(&stats.rejected);
             totals.failed += load(&stats.failed);
             totals.nanos += load(&stats.nanos);
-            for (total, count) in totals.latency.iter_mut().zip(&stats.latency) {
+            let buckets = stats.latency.get().into_iter().flat_map(|buckets| buckets.iter());
+            for (total, count) in totals.latency.iter_mut().zip(buckets) {
                 *total += load(count);
             }
         }
