@@ -5,8 +5,10 @@
 //! committed batch changes a key, the longest-waiting client on it (other than the writer)
 //! is woken; it re-runs its command, and either takes the data — its own pop then wakes the
 //! next waiter — or goes back to waiting at the same place in the queue. Readers (XREAD)
-//! take nothing, so a change wakes every reader on the key as well. The engine knows
-//! nothing about how a client sleeps: a [`Waker`] is whatever the front end gives it.
+//! take nothing, so a change wakes every reader on the key as well. Consumers of a stream's
+//! group (XREADGROUP) take only from their group: a change wakes the longest-waiting consumer
+//! of each group, as Redis serves them. The engine knows nothing about how a client sleeps: a
+//! [`Waker`] is whatever the front end gives it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,10 +37,22 @@ struct Inner {
     /// Per (db, key): client ids in arrival order.
     queues: HashMap<(usize, Bytes), VecDeque<u64>>,
     wakers: HashMap<u64, Waker>,
-    /// Clients that only read the keys they wait on (woken on every change).
-    readers: crate::value::HashSet<u64>,
+    /// What each client takes (those not listed: [`Waiting::Taker`]).
+    kinds: HashMap<u64, Waiting>,
     /// Clients CLIENT UNBLOCK woke, and how they must answer.
     unblocked: HashMap<u64, Unblock>,
+}
+
+/// What a blocked client takes from the keys it waits on, which decides who a change wakes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// Takes what it finds (BLPOP, BZPOPMIN...): a change wakes the longest-waiting one.
+    Taker,
+    /// Takes nothing (XREAD): every change wakes it.
+    Reader,
+    /// Takes a group's new entries (XREADGROUP): a change wakes the longest-waiting consumer
+    /// of each group.
+    Group(Bytes),
 }
 
 /// How CLIENT UNBLOCK ends a wait.
@@ -73,9 +87,8 @@ impl BlockRegistry {
         self.len() == 0
     }
 
-    /// Queue `client` on each key it is not already queued on (keeping its place otherwise);
-    /// `reader`: it consumes nothing (see the module docs).
-    pub fn register(&self, client: u64, waker: Waker, db: usize, keys: &[Bytes], reader: bool) {
+    /// Queue `client` on each key it is not already queued on (keeping its place otherwise).
+    pub fn register(&self, client: u64, waker: Waker, db: usize, keys: &[Bytes], waiting: Waiting) {
         let mut inner = self.inner.lock();
         for key in keys {
             let queue = inner.queues.entry((db, key.clone())).or_default();
@@ -84,8 +97,8 @@ impl BlockRegistry {
             }
         }
         inner.wakers.insert(client, waker);
-        if reader {
-            inner.readers.insert(client);
+        if waiting != Waiting::Taker {
+            inner.kinds.insert(client, waiting);
         }
         self.blocked.store(inner.wakers.len(), Ordering::Release);
     }
@@ -99,7 +112,7 @@ impl BlockRegistry {
         if inner.wakers.remove(&client).is_none() {
             return;
         }
-        inner.readers.remove(&client);
+        inner.kinds.remove(&client);
         inner.unblocked.remove(&client);
         inner.queues.retain(|_, queue| {
             queue.retain(|id| *id != client);
@@ -114,17 +127,30 @@ impl BlockRegistry {
         !self.is_empty() && self.inner.lock().wakers.contains_key(&client)
     }
 
-    /// `key` changed: wake the longest-waiting client other than `writer`, and every reader.
+    /// `key` changed: wake the longest-waiting taker other than `writer`, the longest-waiting
+    /// consumer of each group other than `writer`, and every reader.
     pub fn signal(&self, db: usize, key: &[u8], writer: u64) {
         if self.is_empty() {
             return;
         }
         let inner = self.inner.lock();
         let Some(queue) = inner.queues.get(&(db, Bytes::copy_from_slice(key))) else { return };
-        let consumer = queue.iter().find(|id| **id != writer && !inner.readers.contains(*id));
-        let readers = queue.iter().filter(|id| inner.readers.contains(*id));
-        for waker in consumer.into_iter().chain(readers).filter_map(|id| inner.wakers.get(id)) {
-            waker();
+        let mut taker_woken = false;
+        let mut groups_woken: Vec<&Bytes> = Vec::new();
+        for id in queue {
+            let wake = match inner.kinds.get(id) {
+                Some(Waiting::Reader) => true,
+                _ if *id == writer => false,
+                Some(Waiting::Group(group)) if !groups_woken.contains(&group) => {
+                    groups_woken.push(group);
+                    true
+                }
+                Some(Waiting::Group(_)) => false,
+                Some(Waiting::Taker) | None => !std::mem::replace(&mut taker_woken, true),
+            };
+            if let Some(waker) = inner.wakers.get(id).filter(|_| wake) {
+                waker();
+            }
         }
     }
 
@@ -155,5 +181,50 @@ impl BlockRegistry {
         for waker in self.inner.lock().wakers.values() {
             waker();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// Registers clients 1.. in order on key `s` as `kinds` say, each counting its wake-ups.
+    fn queue(kinds: &[Waiting]) -> (BlockRegistry, Vec<Arc<AtomicU64>>) {
+        let registry = BlockRegistry::default();
+        let mut counts = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let count = Arc::new(AtomicU64::new(0));
+            let counted = Arc::clone(&count);
+            let waker: Waker = Arc::new(move || {
+                counted.fetch_add(1, Ordering::Relaxed);
+            });
+            registry.register(i as u64 + 1, waker, 0, &[Bytes::from_static(b"s")], kind.clone());
+            counts.push(count);
+        }
+        (registry, counts)
+    }
+
+    fn woken(counts: &[Arc<AtomicU64>]) -> Vec<u64> {
+        counts.iter().map(|count| count.swap(0, Ordering::Relaxed)).collect()
+    }
+
+    #[test]
+    fn a_change_wakes_the_first_taker_the_first_consumer_of_each_group_and_every_reader() {
+        let group = |name: &'static str| Waiting::Group(Bytes::from_static(name.as_bytes()));
+        let kinds = [Waiting::Taker, group("g1"), Waiting::Reader, group("g1"), group("g2"), Waiting::Taker];
+        let (registry, counts) = queue(&kinds);
+        registry.signal(0, b"s", 0);
+        assert_eq!(woken(&counts), [1, 1, 1, 0, 1, 0]);
+        // The first consumer of g1 took the entry and wrote: the next one of g1 is woken, and
+        // the first taker again (it may still be waiting), never the writer.
+        registry.signal(0, b"s", 2);
+        assert_eq!(woken(&counts), [1, 0, 1, 1, 1, 0]);
+        registry.unregister(1);
+        registry.unregister(2);
+        registry.signal(0, b"s", 0);
+        assert_eq!(woken(&counts), [0, 0, 1, 1, 1, 1]);
+        registry.signal(0, b"other", 0);
+        assert_eq!(woken(&counts), [0; 6]);
     }
 }

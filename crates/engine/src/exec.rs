@@ -7,7 +7,7 @@ use parking_lot::MutexGuard;
 use smallvec::SmallVec;
 use staykv_resp::{Protocol, Reply};
 
-use crate::blocking::BlockRegistry;
+use crate::blocking::{BlockRegistry, Waiting};
 use crate::client::Client;
 use crate::command::{flags, CommandSpec, CommandTable};
 use crate::effects::Effect;
@@ -1062,7 +1062,7 @@ impl<'a> Ctx<'a> {
     pub fn block(&mut self, keys: &[Bytes], deadline: Option<u64>) -> bool {
         let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
         let waker = waker.0;
-        self.engine.blocked.register(self.client.id, waker, self.client.db, keys, false);
+        self.engine.blocked.register(self.client.id, waker, self.client.db, keys, Waiting::Taker);
         self.blocked = Some(Blocked { deadline, rerun: None });
         true
     }
@@ -1071,8 +1071,17 @@ impl<'a> Ctx<'a> {
     /// so every change wakes it along with the first waiter, and it is re-run as `rerun`.
     pub fn block_reader(&mut self, keys: &[Bytes], deadline: Option<u64>, rerun: Vec<Bytes>) -> bool {
         let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
-        self.engine.blocked.register(self.client.id, waker.0, self.client.db, keys, true);
+        self.engine.blocked.register(self.client.id, waker.0, self.client.db, keys, Waiting::Reader);
         self.blocked = Some(Blocked { deadline, rerun: Some(rerun) });
+        true
+    }
+
+    /// [`Ctx::block`] for a consumer of `group` (XREADGROUP `>`): it takes only that group's
+    /// new entries, so a change wakes the longest-waiting consumer of each group.
+    pub fn block_group_consumer(&mut self, keys: &[Bytes], deadline: Option<u64>, group: Bytes) -> bool {
+        let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
+        self.engine.blocked.register(self.client.id, waker.0, self.client.db, keys, Waiting::Group(group));
+        self.blocked = Some(Blocked { deadline, rerun: None });
         true
     }
 

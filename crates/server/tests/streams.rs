@@ -719,9 +719,8 @@ fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
     for server in [&redis, &staykv] {
         let mut writer = server.connect();
         writer.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
-        // Two consumers of one group wait: one XADD serves exactly one of them (Redis picks
-        // the first to block; StayKV wakes both and the first to run takes it), the next
-        // XADD the other.
+        // Two consumers of one group wait: one XADD serves the first to block, the next XADD
+        // the other.
         let mut readers = [server.connect(), server.connect()];
         for (i, r) in readers.iter_mut().enumerate() {
             r.send(&common::encode_str(&[
@@ -742,6 +741,7 @@ fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
         let mut got: Vec<Option<String>> =
             readers.iter_mut().map(|r| frame_within(r, Duration::from_millis(300))).collect();
         let served = got.iter().position(Option::is_some).expect("woken by XADD");
+        assert_eq!(served, 0, "the entry went to the consumer that blocked first");
         assert!(got[1 - served].is_none(), "the entry went to one consumer only");
         writer.cmd(&["XADD", "s", "2-0", "f", "v"]);
         let second = frame_within(&mut readers[1 - served], Duration::from_secs(5)).expect("woken by the next XADD");
@@ -770,6 +770,42 @@ fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
     assert_eq!(replies[1], replies[0]);
     assert_eq!(replies[0][2], "*-1\r\n");
     assert_eq!(replies[0][3], "_\r\n");
+}
+
+/// Consumers of two groups and a plain reader wait on one stream: an XADD serves the
+/// longest-waiting consumer of each group and the reader, and the next XADD the consumer that
+/// waited second in the first group, as Redis serves them.
+#[test]
+fn blocked_consumers_are_served_per_group_in_blocking_order_like_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let mut seen = Vec::new();
+    for server in [&redis, &staykv] {
+        let mut writer = server.connect();
+        writer.cmd(&["XGROUP", "CREATE", "s", "g1", "$", "MKSTREAM"]);
+        writer.cmd(&["XGROUP", "CREATE", "s", "g2", "$"]);
+        let waits: [&[&str]; 4] = [
+            &["XREADGROUP", "GROUP", "g1", "a", "BLOCK", "0", "STREAMS", "s", ">"],
+            &["XREADGROUP", "GROUP", "g1", "b", "BLOCK", "0", "STREAMS", "s", ">"],
+            &["XREADGROUP", "GROUP", "g2", "c", "BLOCK", "0", "STREAMS", "s", ">"],
+            &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],
+        ];
+        let mut clients: Vec<RawConn> = Vec::new();
+        for (i, wait) in waits.iter().enumerate() {
+            let mut client = server.connect();
+            client.send(&common::encode_str(wait));
+            wait_blocked(&mut writer, i + 1);
+            clients.push(client);
+        }
+        writer.cmd(&["XADD", "s", "1-0", "f", "v"]);
+        let first: Vec<Option<String>> =
+            clients.iter_mut().map(|c| frame_within(c, Duration::from_millis(500))).collect();
+        writer.cmd(&["XADD", "s", "2-0", "f", "v"]);
+        let second = frame_within(&mut clients[1], Duration::from_secs(5));
+        seen.push(format!("{first:?} then {second:?}; {}", frame_text(&writer.cmd(&["XINFO", "GROUPS", "s"]))));
+    }
+    assert_eq!(seen[1], seen[0]);
+    assert!(seen[0].starts_with("[Some("), "{}", seen[0]);
 }
 
 #[test]

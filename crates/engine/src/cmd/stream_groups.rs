@@ -335,7 +335,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if served.is_empty() {
         if let Some(deadline) = parsed.block {
             // Re-run as it is: `>` means "after the group's last ID" whenever it runs.
-            ctx.block_reader(parsed.keys, deadline, args.to_vec());
+            ctx.block_group_consumer(parsed.keys, deadline, own(group));
         }
     }
     Ok(streams_reply(ctx.client.protocol, served))
