@@ -195,13 +195,54 @@ impl CommandSpec {
 pub struct CommandTable {
     by_name: HashMap<&'static str, usize>,
     specs: Vec<&'static CommandSpec>,
+    /// What statistics are kept under (INFO commandstats, latencystats, `/metrics`): every
+    /// command by its index, then each container's subcommands (`config|get`), as Redis 7
+    /// counts them.
+    stat_names: Vec<CommandName>,
+    /// Per command, the stat index of its first subcommand (containers only).
+    first_sub_stat: Vec<usize>,
 }
 
 impl CommandTable {
     pub fn new(families: &[&'static [CommandSpec]]) -> CommandTable {
         let specs: Vec<&'static CommandSpec> = families.iter().flat_map(|f| f.iter()).collect();
         let by_name = specs.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
-        CommandTable { by_name, specs }
+        let mut stat_names: Vec<CommandName> = specs.iter().map(|s| CommandName { name: s.name, sub: None }).collect();
+        let mut first_sub_stat = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            first_sub_stat.push(stat_names.len());
+            stat_names.extend(spec.subcommands.iter().map(|&(sub, _)| CommandName { name: spec.name, sub: Some(sub) }));
+        }
+        CommandTable { by_name, specs, stat_names, first_sub_stat }
+    }
+
+    /// The statistics index `args` count under: a container's subcommand's, or the
+    /// command's; `None` for a container's unknown subcommand, which Redis counts under no
+    /// command (a container alone counts under itself).
+    pub fn stat_index(&self, index: usize, args: &[Bytes]) -> Option<usize> {
+        let Some(spec) = self.specs.get(index).filter(|spec| !spec.subcommands.is_empty()) else {
+            return Some(index);
+        };
+        let Some(given) = args.get(1) else { return Some(index) };
+        let position = spec.subcommands.iter().position(|(sub, _)| given.eq_ignore_ascii_case(sub.as_bytes()))?;
+        Some(self.first_sub_stat.get(index)? + position)
+    }
+
+    /// The name of every statistics index, in index order.
+    pub fn stat_names(&self) -> &[CommandName] {
+        &self.stat_names
+    }
+
+    /// The statistics indexes `name` stands for: `config|get` one, a container every
+    /// subcommand and itself, any other command itself.
+    pub fn stats_named(&self, name: &[u8]) -> Vec<usize> {
+        let text = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let (command, sub) = match text.split_once('|') {
+            Some((command, sub)) => (command, Some(sub)),
+            None => (text.as_str(), None),
+        };
+        let named = |stat: &CommandName| stat.name == command && sub.is_none_or(|sub| stat.sub == Some(sub));
+        (0..self.stat_names.len()).filter(|&i| self.stat_names.get(i).is_some_and(named)).collect()
     }
 
     /// The command's index and entry.

@@ -50,8 +50,10 @@ pub struct Outcome {
     /// The reply must not be released before the log is durable up to this sequence number:
     /// it either wrote, or read something a not-yet-durable write produced.
     pub wait_seq: u64,
-    /// Index of the command in the table, for per-command statistics.
+    /// Index of the command in the table.
     pub command: Option<usize>,
+    /// Where its statistics go ([`crate::command::CommandTable::stat_index`]).
+    pub stat: Option<usize>,
     /// The command found nothing and asks to wait: the client is registered on its keys.
     /// Re-run the same command when woken; send `reply` (the timeout answer) at the deadline.
     pub blocked: Option<Blocked>,
@@ -62,8 +64,9 @@ pub struct Outcome {
 
 impl Outcome {
     /// A command refused, unknown or queued: it did not run.
-    fn not_run(reply: Reply, command: Option<usize>) -> Outcome {
-        Outcome { reply, wait_seq: 0, command, blocked: None, ran: false }
+    fn not_run(reply: Reply, command: Option<(usize, Option<usize>)>) -> Outcome {
+        let (command, stat) = (command.map(|(index, _)| index), command.and_then(|(_, stat)| stat));
+        Outcome { reply, wait_seq: 0, command, stat, blocked: None, ran: false }
     }
 }
 
@@ -122,7 +125,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
         let table = crate::cmd::table();
-        let counters = crate::stats::Counters::new(table.len());
+        let counters = crate::stats::Counters::new(table.stat_names().len());
         let acl = crate::acl::Acl::new(&table);
         Engine {
             keyspace: Keyspace::new(options.databases.max(1), options.shard_bits.min(12)),
@@ -162,20 +165,21 @@ impl Engine {
             client.multi_failed |= client.multi.is_some();
             return Outcome::not_run(self.counted(errors::unknown_command(args)), None);
         };
+        let stat = self.table.stat_index(index, args);
         // A script running past the busy threshold refuses other clients' commands with BUSY.
         let refused = self.scripting.busy_reply(spec, args, now);
         if let Some(reply) = refused.or_else(|| self.precheck(client, index, spec, args, now, host, journal)) {
-            if let Some(stats) = self.counters.command(index) {
+            if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
             self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // A command refused while queuing dooms the transaction, as in Redis.
             client.multi_failed |= client.multi.is_some();
-            return Outcome::not_run(self.counted(reply), Some(index));
+            return Outcome::not_run(self.counted(reply), Some((index, stat)));
         }
         if let Some(queue) = client.multi.as_mut().filter(|_| !spec.has(flags::TRANSACTION_CONTROL)) {
             queue.push(args.to_vec());
-            return Outcome::not_run(Reply::Status("QUEUED"), Some(index));
+            return Outcome::not_run(Reply::Status("QUEUED"), Some((index, stat)));
         }
         // Redis hides AUTH and HELLO from MONITOR: they carry passwords.
         if self.pubsub.has_monitors() && !matches!(spec.name, "auth" | "hello" | "monitor") {
@@ -184,14 +188,14 @@ impl Engine {
         let (reply, wait_seq, blocked) = self.run(client, spec, args, now, host, journal);
         client.last_seq = client.last_seq.max(wait_seq);
         self.counters.stats().total_commands.fetch_add(1, Ordering::Relaxed);
-        if let Some(stats) = self.counters.command(index) {
+        if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
         if reply.is_error() {
-            self.counters.record_failed(index);
+            self.counters.record_failed(stat);
         }
         let ran = blocked.is_none();
-        Outcome { reply, wait_seq, command: Some(index), blocked, ran }
+        Outcome { reply, wait_seq, command: Some(index), stat, blocked, ran }
     }
 
     /// Run a command given as text at time 1, with no host and no journal (unit tests).
@@ -1126,7 +1130,8 @@ impl<'a> Ctx<'a> {
         if spec.has(flags::DENYOOM) && self.host.over_memory_limit() {
             return errors::oom();
         }
-        if let Some(stats) = self.engine.counters.command(index) {
+        let stat = self.engine.table.stat_index(index, args);
+        if let Some(stats) = stat.and_then(|stat| self.engine.counters.command(stat)) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
         let outer = std::mem::replace(&mut self.nested, true);
@@ -1141,7 +1146,7 @@ impl<'a> Ctx<'a> {
             self.engine.offer_to_monitors(index, args, peer, name, self.now, micros);
         }
         if reply.is_error() {
-            self.engine.counters.record_failed(index);
+            self.engine.counters.record_failed(stat);
         }
         self.nested = outer;
         self.explicit_events = outer_events;

@@ -272,8 +272,8 @@ impl Counters {
     }
 
     /// A command ran and replied with an error (its `failed_calls`, and INFO stats').
-    pub fn record_failed(&self, index: usize) {
-        if let Some(stats) = self.command(index) {
+    pub fn record_failed(&self, index: Option<usize>) {
+        if let Some(stats) = index.and_then(|index| self.command(index)) {
             stats.failed.fetch_add(1, Ordering::Relaxed);
         }
         self.stats().failed_calls.fetch_add(1, Ordering::Relaxed);

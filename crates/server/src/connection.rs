@@ -101,18 +101,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Run one command for `client` and count its run time (INFO commandstats, /metrics):
-    /// how both front ends execute.
+    /// Run one command for `client` and count its run time (INFO commandstats, latencystats,
+    /// /metrics) if it ran (not refused, queued or left waiting, as Redis times only what its
+    /// `call()` runs): how both front ends execute.
     pub fn execute(&self, client: &mut Client, args: &[Bytes], now: u64) -> Outcome {
         let started = Instant::now();
         let outcome = self.engine.execute(client, args, now, &*self.host, &*self.persistence);
-        if let Some(index) = outcome.command {
+        if let (true, Some(index), Some(stat)) = (outcome.ran, outcome.command, outcome.stat) {
             let elapsed = started.elapsed();
-            self.engine.counters.record_run_time(index, elapsed);
-            if outcome.ran {
-                let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-                self.engine.offer_to_monitors(index, args, &client.origin, client.name.as_ref(), now, micros);
-            }
+            self.engine.counters.record_run_time(stat, elapsed);
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            self.engine.offer_to_monitors(index, args, &client.origin, client.name.as_ref(), now, micros);
         }
         outcome
     }

@@ -132,14 +132,14 @@ pub fn render(shared: &Shared) -> String {
         return "# metrics are not available: the recorder could not be installed\n".into();
     };
     let engine = &shared.engine;
-    let commands: Vec<_> = (engine.table.all().iter().enumerate())
-        .map(|(index, spec)| (spec.name, engine.counters.command_totals(index)))
+    let commands: Vec<_> = (engine.table.stat_names().iter().enumerate())
+        .map(|(index, name)| (name.to_string(), engine.counters.command_totals(index)))
         .filter(|(_, totals)| totals.calls + totals.failed + totals.rejected > 0)
         .collect();
     for (name, totals) in &commands {
-        counter!("staykv_commands_total", "command" => *name).absolute(totals.calls);
-        counter!("staykv_command_errors_total", "command" => *name).absolute(totals.failed);
-        counter!("staykv_commands_rejected_total", "command" => *name).absolute(totals.rejected);
+        counter!("staykv_commands_total", "command" => name.clone()).absolute(totals.calls);
+        counter!("staykv_command_errors_total", "command" => name.clone()).absolute(totals.failed);
+        counter!("staykv_commands_rejected_total", "command" => name.clone()).absolute(totals.rejected);
     }
     for (db, (keys, expiring)) in engine.db_sizes().into_iter().enumerate() {
         gauge!("staykv_keys", "db" => db.to_string()).set(keys as f64);
@@ -161,7 +161,7 @@ pub fn render(shared: &Shared) -> String {
 }
 
 /// The command latency histogram in the Prometheus text format, from the engine's buckets.
-fn write_command_latency(text: &mut String, commands: &[(&str, CommandTotals)]) {
+fn write_command_latency(text: &mut String, commands: &[(String, CommandTotals)]) {
     let _ = writeln!(text, "# HELP {COMMAND_LATENCY} Time to execute a command (without waiting for fsync).");
     let _ = writeln!(text, "# TYPE {COMMAND_LATENCY} histogram");
     for (name, totals) in commands.iter().filter(|(_, totals)| totals.calls > 0) {

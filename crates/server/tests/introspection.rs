@@ -453,6 +453,45 @@ fn latency_histogram_and_latencystats_have_redis_shape() {
     );
 }
 
+/// INFO commandstats and LATENCY HISTOGRAM count a container's subcommands apart
+/// (`config|get`), also when EXEC runs them; a container alone under itself; an unknown
+/// subcommand under no command.
+fn subcommand_stats_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    for command in [
+        &["CONFIG", "GET", "maxmemory"][..],
+        &["CONFIG", "NOSUCH"],
+        &["CONFIG", "GET"],
+        &["CONFIG"],
+        &["CLIENT", "ID"],
+        &["OBJECT", "ENCODING", "missing"],
+        &["MULTI"],
+        &["CONFIG", "GET", "timeout"],
+        &["EXEC"],
+    ] {
+        conn.cmd(command);
+    }
+    let mut seen: Vec<String> = info(&mut conn, "commandstats")
+        .into_iter()
+        .map(|line| line.split(',').filter(|f| !f.starts_with("usec")).collect::<Vec<_>>().join(","))
+        .collect();
+    seen.sort();
+    let Val::Array(Some(items)) = call_str(&mut conn, &["LATENCY", "HISTOGRAM", "config", "client|id"]) else {
+        panic!("LATENCY HISTOGRAM is not an array")
+    };
+    let mut names: Vec<String> =
+        items.iter().step_by(2).map(|name| String::from_utf8_lossy(&name.bytes()).into_owned()).collect();
+    names.sort();
+    seen.push(format!("LATENCY HISTOGRAM config client|id: {names:?}"));
+    seen
+}
+
+#[test]
+fn subcommands_are_counted_apart_like_redis() {
+    same_as_redis(subcommand_stats_scenario, "cmdstat_config|get:calls=2,rejected_calls=1,failed_calls=0");
+}
+
 /// The INFO fields monitoring tools read are there, named as Redis names them, and move:
 /// network bytes count what was sent, the instantaneous rate sees a burst of commands.
 #[test]

@@ -255,18 +255,18 @@ fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 /// that has run, its runs and their cumulative distribution by powers of two of
 /// microseconds, as Redis 7.0 answers from its HDR histograms: `{name: {"calls": n,
 /// "histogram_usec": {bound: runs at or under it, ...}}}`, a bound listed only where the count
-/// grows. Container commands are counted as a whole (`config`, where Redis has `config|get`);
-/// a command named twice is answered twice, as in Redis.
+/// grows. A container's subcommands count apart (`config|get`): naming the container lists
+/// them all; a command named twice is answered twice, as in Redis.
 fn latency_histogram(ctx: &Ctx, names: &[Bytes]) -> Reply {
     let table = &ctx.engine.table;
     let indexes: Vec<usize> = if names.is_empty() {
-        (0..table.all().len()).collect()
+        (0..table.stat_names().len()).collect()
     } else {
-        names.iter().filter_map(|name| table.lookup(name).map(|(index, _)| index)).collect()
+        names.iter().flat_map(|name| table.stats_named(name)).collect()
     };
     let mut out = Vec::new();
     for index in indexes {
-        let (Some(spec), totals) = (table.all().get(index), ctx.engine.counters.command_totals(index)) else {
+        let (Some(name), totals) = (table.stat_names().get(index), ctx.engine.counters.command_totals(index)) else {
             continue;
         };
         let runs: u64 = totals.latency.iter().sum();
@@ -284,7 +284,7 @@ fn latency_histogram(ctx: &Ctx, names: &[Bytes]) -> Reply {
         }
         let histogram =
             vec![(Reply::bulk_str("calls"), int_reply(runs)), (Reply::bulk_str("histogram_usec"), Reply::Map(buckets))];
-        out.push((Reply::bulk_str(spec.name), Reply::Map(histogram)));
+        out.push((Reply::bulk_str(&name.to_string()), Reply::Map(histogram)));
     }
     Reply::Map(out)
 }
@@ -450,19 +450,19 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
         }
         "latencystats" if engine.counters.latency_tracking() => {
             let percentiles = engine.counters.info_percentiles();
-            for (index, spec) in engine.table.all().iter().enumerate() {
+            for (index, name) in engine.table.stat_names().iter().enumerate() {
                 let totals = engine.counters.command_totals(index);
                 if totals.latency.iter().any(|&runs| runs > 0) {
                     let fields: Vec<String> = percentiles
                         .iter()
                         .map(|&p| format!("p{}={:.3}", format_percentile(p), totals.percentile_micros(p)))
                         .collect();
-                    let _ = write!(out, "latency_percentiles_usec_{}:{}\r\n", spec.name, fields.join(","));
+                    let _ = write!(out, "latency_percentiles_usec_{name}:{}\r\n", fields.join(","));
                 }
             }
         }
         "commandstats" => {
-            for (index, spec) in engine.table.all().iter().enumerate() {
+            for (index, name) in engine.table.stat_names().iter().enumerate() {
                 let stats = engine.counters.command_totals(index);
                 let (calls, rejected, usec) = (stats.calls, stats.rejected, stats.usec);
                 if calls == 0 && rejected == 0 {
@@ -471,8 +471,8 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
                 let per_call = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
                 let _ = write!(
                     out,
-                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={}\r\n",
-                    spec.name, stats.failed
+                    "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={}\r\n",
+                    stats.failed
                 );
             }
         }
