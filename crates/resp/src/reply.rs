@@ -56,6 +56,11 @@ impl Reply {
         Reply::Error(text.into())
     }
 
+    /// A count, size or time as an integer reply (saturating at `i64::MAX`).
+    pub fn count(n: u64) -> Reply {
+        Reply::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
     pub fn bulk(data: &[u8]) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(data))
     }

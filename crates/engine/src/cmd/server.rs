@@ -251,6 +251,10 @@ fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::Many(Vec::new()))
 }
 
+/// SYNC's answer to a would-be replica.
+const SYNC_WITHOUT_RDB_ONLY: &str =
+    "ERR StayKV has no replication: SYNC sends only a snapshot, after REPLCONF rdb-only 1 (redis-cli --rdb)";
+
 /// `LATENCY HISTOGRAM [command ...]`: for each command named (every command, without names)
 /// that has run, its runs and their cumulative distribution by powers of two of
 /// microseconds, as Redis 7.0 answers from its HDR histograms: `{name: {"calls": n,
@@ -278,24 +282,18 @@ fn latency_histogram(ctx: &Ctx, names: &[Bytes]) -> Reply {
         let under_a_microsecond = (1024, totals.latency.first().copied().unwrap_or(0));
         for (bound_nanos, cumulative) in std::iter::once(under_a_microsecond).chain(totals.cumulative_by_octave()) {
             if cumulative > previous {
-                buckets.push((int_reply(bound_nanos / 1000), int_reply(cumulative)));
+                buckets.push((Reply::count(bound_nanos / 1000), Reply::count(cumulative)));
             }
             previous = cumulative;
         }
-        let histogram =
-            vec![(Reply::bulk_str("calls"), int_reply(runs)), (Reply::bulk_str("histogram_usec"), Reply::Map(buckets))];
+        let histogram = vec![
+            (Reply::bulk_str("calls"), Reply::count(runs)),
+            (Reply::bulk_str("histogram_usec"), Reply::Map(buckets)),
+        ];
         out.push((Reply::bulk_str(&name.to_string()), Reply::Map(histogram)));
     }
     Reply::Map(out)
 }
-
-fn int_reply(n: u64) -> Reply {
-    Reply::Int(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
-/// SYNC's answer to a would-be replica.
-const SYNC_WITHOUT_RDB_ONLY: &str =
-    "ERR StayKV has no replication: SYNC sends only a snapshot, after REPLCONF rdb-only 1 (redis-cli --rdb)";
 
 fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let log = &ctx.engine.slowlog;
@@ -325,7 +323,6 @@ fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// [`crate::latency`].
 fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let monitor = &ctx.engine.latency;
-    let int = |n: u64| Reply::Int(i64::try_from(n).unwrap_or(i64::MAX));
     match arg(args, 1)? {
         s if is(s, "latest") => Ok(Reply::Array(
             monitor
@@ -333,21 +330,26 @@ fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .into_iter()
                 .filter_map(|(name, series)| {
                     let latest = series.latest()?;
-                    let fields =
-                        vec![Reply::bulk_str(name), int(latest.unix_secs), int(latest.millis), int(series.max_millis)];
+                    let fields = vec![
+                        Reply::bulk_str(name),
+                        Reply::count(latest.unix_secs),
+                        Reply::count(latest.millis),
+                        Reply::count(series.max_millis),
+                    ];
                     Some(Reply::Array(fields))
                 })
                 .collect(),
         )),
         s if is(s, "history") => {
             let series = monitor.series(arg(args, 2)?).unwrap_or_default();
-            let samples = series.samples().iter().map(|s| Reply::Array(vec![int(s.unix_secs), int(s.millis)]));
+            let samples =
+                series.samples().iter().map(|s| Reply::Array(vec![Reply::count(s.unix_secs), Reply::count(s.millis)]));
             Ok(Reply::Array(samples.collect()))
         }
         s if is(s, "reset") => {
             let names: Vec<&[u8]> = args.iter().skip(2).map(|a| &a[..]).collect();
             let reset = monitor.reset(if names.is_empty() { None } else { Some(&names) });
-            Ok(int(reset as u64))
+            Ok(Reply::count(reset as u64))
         }
         s if is(s, "histogram") => Ok(latency_histogram(ctx, args.get(2..).unwrap_or_default())),
         s if is(s, "help") => Ok(super::help(LATENCY_HELP)),

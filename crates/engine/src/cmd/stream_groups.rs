@@ -745,10 +745,6 @@ fn progress(stream: &Stream, group: &Group) -> [(&'static str, Reply); 2] {
     ]
 }
 
-fn count_reply(n: u64) -> Reply {
-    Reply::Int(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
 pub(crate) fn xinfo_groups(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(stream) = read(ctx, arg(args, 2)?)? else { return Err(err(errors::NO_SUCH_KEY)) };
     let groups = stream.groups.iter().map(|(name, group)| {
@@ -769,7 +765,7 @@ pub(crate) fn xinfo_groups(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub(crate) fn full_groups(stream: &Stream, limit: usize) -> Reply {
     let groups = stream.groups.iter().map(|(name, group)| {
         let pel = group.pel.iter().take(limit).map(|(id, p)| {
-            let times = [count_reply(p.delivery_time), count_reply(p.delivery_count)];
+            let times = [Reply::count(p.delivery_time), Reply::count(p.delivery_count)];
             Reply::Array(
                 [Reply::Bulk(id.to_bytes()), Reply::Bulk(p.consumer.clone())].into_iter().chain(times).collect(),
             )
@@ -779,13 +775,13 @@ pub(crate) fn full_groups(stream: &Stream, limit: usize) -> Reply {
                 let p = group.pel.get(id)?;
                 Some(Reply::Array(vec![
                     Reply::Bulk(id.to_bytes()),
-                    count_reply(p.delivery_time),
-                    count_reply(p.delivery_count),
+                    Reply::count(p.delivery_time),
+                    Reply::count(p.delivery_count),
                 ]))
             });
             fields(vec![
                 ("name", Reply::Bulk(consumer_name.clone())),
-                ("seen-time", count_reply(consumer.seen_time)),
+                ("seen-time", Reply::count(consumer.seen_time)),
                 ("pel-count", Reply::Int(consumer.pending.len() as i64)),
                 ("pending", Reply::Array(pending.collect())),
             ])
