@@ -372,6 +372,38 @@ async fn post_owned(url: String, body: String) -> u16 {
     request.send().await.unwrap().status().as_u16()
 }
 
+/// `maxclients` bounds HTTP connections, counted apart from RESP's: past it a connection gets
+/// a 503 with a JSON error and is closed; closing one frees its place.
+#[test]
+fn maxclients_bounds_http_connections() {
+    let server = Http::start_with(&["--maxclients", "3"]);
+    const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let status_within = |status: &[u8]| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = raw_request(server.port, HEALTHZ).unwrap_or_default();
+            if reply.starts_with(status) || Instant::now() > deadline {
+                return reply;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let held: Vec<TcpStream> =
+        (0..3).map(|_| TcpStream::connect((Ipv4Addr::LOCALHOST, server.port)).unwrap()).collect();
+    let refused = String::from_utf8_lossy(&status_within(b"HTTP/1.1 503")).into_owned();
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.ends_with(r#"{"error":"ERR max number of clients reached"}"#), "{refused}");
+    // RESP connections are counted apart.
+    let mut resp = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    resp.write_all(b"PING\r\n").unwrap();
+    let mut buf = [0u8; 16];
+    let n = resp.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"+PONG\r\n");
+    drop(held);
+    let served = String::from_utf8_lossy(&status_within(b"HTTP/1.1 200")).into_owned();
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+}
+
 #[tokio::test]
 async fn ten_thousand_commands_in_one_pipeline() {
     let server = Http::start();

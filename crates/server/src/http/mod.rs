@@ -24,7 +24,7 @@ mod routes;
 mod sse;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -35,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::serve::IncomingStream;
 use axum::Router;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 pub use auth::Tokens;
@@ -148,10 +149,20 @@ where
     let (max_header, header_timeout) = (state.0.max_header, state.0.header_timeout);
     let host = state.0.shared.host.clone();
     let mut stop = host.shutdown.subscribe();
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
-        let (io, addr) = tokio::select! {
+        let (mut io, addr) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stopping| *stopping) => break,
+        };
+        // `maxclients` bounds HTTP connections too, counted apart from RESP's: a flood of
+        // them would otherwise take every file descriptor, the RESP port's included.
+        let Some(slot) = ConnectionSlot::take(&open, host.runtime.read().maxclients) else {
+            tokio::spawn(async move {
+                let _ = io.write_all(MAX_CLIENTS_RESPONSE).await;
+                let _ = io.shutdown().await;
+            });
+            continue;
         };
         let service = app.clone().layer(axum::Extension(ConnectInfo(PeerAddr(addr))));
         let service = hyper_util::service::TowerToHyperService::new(service);
@@ -178,7 +189,29 @@ where
             if let Err(error) = result {
                 tracing::debug!(%addr, %error, "HTTP connection closed");
             }
+            drop(slot);
         });
+    }
+}
+
+/// What a connection past `maxclients` gets before it is closed.
+const MAX_CLIENTS_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+content-length: 45\r\nconnection: close\r\n\r\n{\"error\":\"ERR max number of clients reached\"}";
+
+/// One open HTTP connection, counted while it lives.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl ConnectionSlot {
+    /// Counts one more connection, unless `limit` are open.
+    fn take(open: &Arc<AtomicUsize>, limit: usize) -> Option<ConnectionSlot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).ok()?;
+        Some(ConnectionSlot(Arc::clone(open)))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
