@@ -1139,8 +1139,11 @@ impl<'a> Ctx<'a> {
         let started = self.host.clock_micros();
         let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);
         if let Some(started) = started {
-            // Redis enters a script's commands as its fake client's, with no address or name.
             let micros = self.host.clock_micros().unwrap_or(started).saturating_sub(started);
+            if let Some(stat) = stat {
+                self.engine.counters.record_run_time(stat, std::time::Duration::from_micros(micros));
+            }
+            // Redis enters a script's commands as its fake client's, with no address or name.
             let (peer, name) =
                 if self.in_script() { ("?:0", None) } else { (self.client.origin.as_str(), self.client.name.as_ref()) };
             self.engine.offer_to_monitors(index, args, peer, name, self.now, micros);
