@@ -9,6 +9,7 @@ mod common;
 mod persist_common;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -135,6 +136,51 @@ fn redis_cli_rdb_backs_up_a_running_server_that_redis_loads() {
     assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "rdb_bgsave_in_progress") == "0"));
     assert_redis_loads_the_same(&backup, server.scratch(), &ours, "the redis-cli --rdb backup");
     println!("redis-cli --rdb: {} keys, same in redis-server 7.0 loading {}", ours.len(), backup.display());
+}
+
+/// While a SYNC client has not taken the whole snapshot, no compaction starts (one would cut
+/// the file it replaces down under the reader); once it has, they run again.
+#[test]
+fn no_compaction_starts_while_a_sync_client_reads_the_snapshot() {
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    // 16 MiB of values that do not compress: more than the sockets' buffers hold.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let value: String = (0..65_536)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b'a' + (seed % 26) as u8)
+        })
+        .collect();
+    for i in 0..256 {
+        conn.cmd(&["SET", &format!("big:{i}"), &format!("{i}{value}")]);
+    }
+    let mut reader = server.connect();
+    assert_eq!(reader.cmd_text(&["REPLCONF", "rdb-only", "1"]), "OK");
+    reader.send(b"SYNC\r\n");
+    // The snapshot is built, then sent; the reader takes nothing yet.
+    assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "staykv_snapshot_file").starts_with("snap-")));
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = call_str(&mut conn, &["BGREWRITEAOF"]);
+    assert_eq!(refused, Val::Error("ERR Background append only file rewriting already in progress".into()));
+    // Take it all: the header, then the announced length.
+    let mut header = Vec::new();
+    let mut byte = [0u8; 1];
+    while !header.ends_with(b"\r\n") {
+        reader.stream().read_exact(&mut byte).unwrap();
+        header.push(byte[0]);
+    }
+    let len: u64 = String::from_utf8_lossy(&header[1..header.len() - 2]).parse().unwrap();
+    assert!(len > 8 << 20, "a snapshot of {len} bytes");
+    let mut rdb = Vec::new();
+    reader.stream().take(len).read_to_end(&mut rdb).unwrap();
+    assert!(rdb.starts_with(b"REDIS0010"));
+    call_str(&mut conn, &["SET", "after", "the transfer"]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        call_str(&mut conn, &["BGREWRITEAOF"]) == Val::Simple("Background append only file rewriting started".into())
+    }));
 }
 
 /// REPLCONF's replies are Redis 7.0's; SYNC sends a snapshot only to a client that asked for
