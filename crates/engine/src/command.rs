@@ -224,8 +224,7 @@ impl CommandTable {
             return Some(index);
         };
         let Some(given) = args.get(1) else { return Some(index) };
-        let position = spec.subcommands.iter().position(|(sub, _)| given.eq_ignore_ascii_case(sub.as_bytes()))?;
-        Some(self.first_sub_stat.get(index)? + position)
+        Some(self.first_sub_stat.get(index)? + spec.subcommand_position(given)?)
     }
 
     /// The name of every statistics index, in index order.
@@ -242,7 +241,7 @@ impl CommandTable {
             None => (text.as_str(), None),
         };
         let named = |stat: &CommandName| stat.name == command && sub.is_none_or(|sub| stat.sub == Some(sub));
-        (0..self.stat_names.len()).filter(|&i| self.stat_names.get(i).is_some_and(named)).collect()
+        self.stat_names.iter().enumerate().filter(|(_, stat)| named(stat)).map(|(index, _)| index).collect()
     }
 
     /// The command's index and entry.
@@ -290,9 +289,14 @@ impl CommandSpec {
         Some(CommandName { name: self.name, sub: Some(sub) })
     }
 
+    /// Where the subcommand `given` is in the container's table.
+    fn subcommand_position(&self, given: &[u8]) -> Option<usize> {
+        self.subcommands.iter().position(|(name, _)| given.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
     /// The table's entry for the subcommand `given`: its name and arity.
     fn subcommand_entry(&self, given: &[u8]) -> Option<(&'static str, i32)> {
-        self.subcommands.iter().find(|(name, _)| given.eq_ignore_ascii_case(name.as_bytes())).copied()
+        self.subcommands.get(self.subcommand_position(given)?).copied()
     }
 
     /// The subcommand check Redis 7 makes before running a container command.

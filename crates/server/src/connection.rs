@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::host::{ClientRecord, ServerHost};
+use crate::host::{ClientRecord, ServerHost, MAX_CLIENTS_REACHED};
 use crate::limits::OutputLimit;
 use crate::persistence::{Persistence, Transfer, TransferSource};
 
@@ -188,7 +188,7 @@ where
 {
     let Some((id, record)) = shared.host.register(addr, laddr) else {
         let mut stream = stream;
-        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream.write_all(format!("-{MAX_CLIENTS_REACHED}\r\n").as_bytes()).await;
         return;
     };
     let wake = Arc::new(Notify::new());
@@ -547,27 +547,24 @@ async fn send_rdb<S: AsyncWrite + Unpin>(
 ) -> Result<u64, Close> {
     let stalled = |_| Close::Idle;
     tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.write_all(header)).await.map_err(stalled)??;
-    match source {
-        TransferSource::Memory(bytes) => {
-            tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.write_all(&bytes)).await.map_err(stalled)??;
+    let source: Box<dyn AsyncRead + Send + Unpin> = match source {
+        TransferSource::File(file) => Box::new(tokio::fs::File::from_std(file)),
+        TransferSource::Memory(bytes) => Box::new(std::io::Cursor::new(bytes)),
+    };
+    let mut source = source.take(len);
+    let mut chunk = vec![0u8; TRANSFER_CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let read = source.read(&mut chunk).await?;
+        let piece = chunk.get(..read).unwrap_or_default();
+        if piece.is_empty() {
+            // The file is shorter than when it was opened: nothing cuts a snapshot while a
+            // transfer holds the job slot, so this is damage; the client sees the connection
+            // close before the length it was promised.
+            return Err(Close::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
-        TransferSource::File(file) => {
-            let mut file = tokio::fs::File::from_std(file).take(len);
-            let mut chunk = vec![0u8; TRANSFER_CHUNK];
-            let mut left = len;
-            while left > 0 {
-                let read = file.read(&mut chunk).await?;
-                let piece = chunk.get(..read).unwrap_or_default();
-                if piece.is_empty() {
-                    // The file is shorter than when it was opened: nothing cuts a snapshot
-                    // while a transfer holds the job slot, so this is damage; the client
-                    // sees the connection close before the length it was promised.
-                    return Err(Close::Io(std::io::ErrorKind::UnexpectedEof.into()));
-                }
-                tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.write_all(piece)).await.map_err(stalled)??;
-                left -= read as u64;
-            }
-        }
+        tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.write_all(piece)).await.map_err(stalled)??;
+        left -= read as u64;
     }
     tokio::time::timeout(TRANSFER_STALL_LIMIT, stream.flush()).await.map_err(stalled)??;
     Ok(header.len() as u64 + len)

@@ -20,6 +20,9 @@ use tokio::sync::{watch, Notify};
 use crate::config::{Config, FsyncPolicy};
 use crate::persistence::{Persistence, Transfer};
 
+/// What a connection past `maxclients` is told before it is closed (RESP and HTTP).
+pub const MAX_CLIENTS_REACHED: &str = "ERR max number of clients reached";
+
 /// What CLIENT LIST shows of one connection, kept current by the connection.
 #[derive(Debug)]
 pub struct ClientRecord {

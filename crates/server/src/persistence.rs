@@ -89,12 +89,16 @@ pub enum TransferSource {
     Memory(Vec<u8>),
 }
 
-/// The claimed job slot, released when dropped.
-struct JobSlot(Arc<Persistence>);
+/// The job slot a job claimed ([`Persistence::claim`]), released when dropped: at the end of
+/// the job, or of a SYNC transfer, or when its thread could not start.
+struct JobSlot {
+    persistence: Arc<Persistence>,
+    job: Job,
+}
 
 impl Drop for JobSlot {
     fn drop(&mut self) {
-        let mut state = self.0.save.lock();
+        let mut state = self.persistence.save.lock();
         state.running = None;
         state.started = None;
     }
@@ -394,8 +398,8 @@ impl Persistence {
     pub fn command(self: &Arc<Self>, name: &str) -> Result<Reply, String> {
         match name {
             "save" => {
-                self.claim(Job::Save).map_err(|_| "ERR Background save already in progress".to_string())?;
-                let result = blocking(|| self.run_job(Job::Save));
+                let slot = self.claim(Job::Save).ok_or("ERR Background save already in progress")?;
+                let result = blocking(|| self.run_job(slot));
                 result.map(|()| Reply::Ok).map_err(|e| format!("ERR snapshot failed: {e}"))
             }
             "bgsave" => {
@@ -417,12 +421,11 @@ impl Persistence {
     /// logged since the last one (as BGSAVE would), then holds the job slot until the
     /// returned [`Transfer`] is dropped. Blocking: call it off the async runtime's core.
     pub fn snapshot_for_transfer(self: &Arc<Self>) -> Result<Transfer, String> {
-        self.claim_waiting(Job::Sync)?;
-        self.run_job(Job::Sync).map_err(|e| format!("ERR snapshot failed: {e}"))?;
+        let slot = self.claim_waiting(Job::Sync)?;
+        self.run_job(slot).map_err(|e| format!("ERR snapshot failed: {e}"))?;
         // A compaction may start between the two claims: the snapshot it installs covers
         // even more, and it is the one sent.
-        self.claim_waiting(Job::Transfer)?;
-        let slot = JobSlot(Arc::clone(self));
+        let slot = self.claim_waiting(Job::Transfer)?;
         self.refresh_snapshot_state();
         let (snapshot, dir) = (self.save.lock().snapshot.clone(), self.dir.get());
         let (Some(snapshot), Some(dir)) = (snapshot, dir) else {
@@ -439,56 +442,54 @@ impl Persistence {
     }
 
     /// Claims the job slot for `job`, waiting while another job holds it.
-    fn claim_waiting(&self, job: Job) -> Result<(), String> {
-        while self.claim(job).is_err() {
+    fn claim_waiting(self: &Arc<Self>, job: Job) -> Result<JobSlot, String> {
+        loop {
+            if let Some(slot) = self.claim(job) {
+                return Ok(slot);
+            }
             if self.log.get().is_none() {
                 return Err("LOADING StayKV is loading the dataset in memory".into());
             }
             std::thread::sleep(SYNC_CLAIM_RETRY);
         }
-        Ok(())
     }
 
-    /// Marks a job as running; `Err` if one already is (or the log is not open yet).
-    fn claim(&self, job: Job) -> Result<(), ()> {
-        if self.log.get().is_none() {
-            return Err(());
-        }
+    /// Marks `job` as running until the returned slot is dropped; `None` if a job already
+    /// runs (or the log is not open yet).
+    fn claim(self: &Arc<Self>, job: Job) -> Option<JobSlot> {
+        self.log.get()?;
         let mut state = self.save.lock();
         if state.running.is_some() {
-            return Err(());
+            return None;
         }
         state.running = Some(job);
         state.started = Some(Instant::now());
-        Ok(())
+        Some(JobSlot { persistence: Arc::clone(self), job })
     }
 
     fn start_background(self: &Arc<Self>, job: Job) -> Result<(), ()> {
-        self.claim(job)?;
+        let slot = self.claim(job).ok_or(())?;
         let me = Arc::clone(self);
+        // On a failed spawn the closure, and the slot in it, is dropped: the slot is free again.
         let spawned = std::thread::Builder::new().name("staykv-snapshot".into()).spawn(move || {
             lower_thread_priority();
-            let _ = me.run_job(job);
+            let _ = me.run_job(slot);
             crate::memory::release_free_pages();
         });
         if let Err(e) = spawned {
             tracing::error!("cannot start the snapshot thread: {e}");
-            let mut state = self.save.lock();
-            state.running = None;
-            state.last_ok = false;
+            self.save.lock().last_ok = false;
             return Err(());
         }
         Ok(())
     }
 
-    /// Runs a claimed job to the end and records the outcome.
-    fn run_job(&self, job: Job) -> Result<(), String> {
+    /// Runs a claimed job to the end, records the outcome, then frees the slot.
+    fn run_job(&self, slot: JobSlot) -> Result<(), String> {
         let started = Instant::now();
-        let result = self.snapshot_now(job);
+        let result = self.snapshot_now(slot.job);
         self.refresh_snapshot_state();
         let mut state = self.save.lock();
-        state.running = None;
-        state.started = None;
         state.last_duration_secs = started.elapsed().as_secs() as i64;
         match &result {
             Ok(()) => {
@@ -502,6 +503,9 @@ impl Persistence {
                 tracing::error!("snapshot failed: {e}");
             }
         }
+        // Free only once the outcome is recorded: a client that sees no job running reads it.
+        drop(state);
+        drop(slot);
         result
     }
 

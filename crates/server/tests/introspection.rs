@@ -379,22 +379,20 @@ fn latency_histogram_scenario(server: &Server) -> Vec<String> {
     let Val::Array(Some(items)) = call_str(&mut conn, &["LATENCY", "HISTOGRAM", "get", "GET", "nosuch", "set"]) else {
         panic!("LATENCY HISTOGRAM is not an array")
     };
-    let text = |v: &Val| String::from_utf8_lossy(&v.bytes()).into_owned();
     for pair in items.chunks(2) {
         let [name, Val::Array(Some(fields))] = pair else { panic!("{pair:?}") };
         let [calls_key, Val::Int(calls), histogram_key, Val::Array(Some(buckets))] = &fields[..] else {
             panic!("{fields:?}")
         };
-        let numbers: Vec<i64> =
-            buckets.iter().map(|v| if let Val::Int(n) = v { *n } else { panic!("{v:?}") }).collect();
+        let numbers: Vec<i64> = buckets.iter().map(Val::int).collect();
         let (bounds, counts): (Vec<i64>, Vec<i64>) = numbers.chunks(2).map(|c| (c[0], c[1])).unzip();
         let doubling = bounds.windows(2).all(|w| w[1] >= 2 * w[0] - 1);
         let growing = counts.windows(2).all(|w| w[0] < w[1]);
         seen.push(format!(
             "{} {}={calls} {} doubling={doubling} growing={growing} ends_at_calls={}",
-            text(name),
-            text(calls_key),
-            text(histogram_key),
+            name.text(),
+            calls_key.text(),
+            histogram_key.text(),
             counts.last() == Some(calls)
         ));
     }
@@ -484,8 +482,7 @@ fn subcommand_stats_scenario(server: &Server) -> Vec<String> {
     let Val::Array(Some(items)) = call_str(&mut conn, &["LATENCY", "HISTOGRAM", "config", "client|id"]) else {
         panic!("LATENCY HISTOGRAM is not an array")
     };
-    let mut names: Vec<String> =
-        items.iter().step_by(2).map(|name| String::from_utf8_lossy(&name.bytes()).into_owned()).collect();
+    let mut names: Vec<String> = items.iter().step_by(2).map(Val::text).collect();
     names.sort();
     seen.push(format!("LATENCY HISTOGRAM config client|id: {names:?}"));
     seen

@@ -159,7 +159,7 @@ where
         // them would otherwise take every file descriptor, the RESP port's included.
         let Some(slot) = ConnectionSlot::take(&open, host.runtime.read().maxclients) else {
             tokio::spawn(async move {
-                let _ = io.write_all(MAX_CLIENTS_RESPONSE).await;
+                let _ = io.write_all(max_clients_response().as_bytes()).await;
                 let _ = io.shutdown().await;
             });
             continue;
@@ -194,9 +194,13 @@ where
     }
 }
 
-/// What a connection past `maxclients` gets before it is closed.
-const MAX_CLIENTS_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-content-length: 45\r\nconnection: close\r\n\r\n{\"error\":\"ERR max number of clients reached\"}";
+/// What a connection past `maxclients` gets before it is closed: a 503 with the JSON error
+/// body every refusal has.
+fn max_clients_response() -> String {
+    let body = format!("{{\"error\":\"{}\"}}", crate::host::MAX_CLIENTS_REACHED);
+    let head = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close";
+    format!("{head}\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+}
 
 /// One open HTTP connection, counted while it lives.
 struct ConnectionSlot(Arc<AtomicUsize>);

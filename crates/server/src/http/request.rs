@@ -138,6 +138,11 @@ pub struct Commands {
 }
 
 impl Commands {
+    /// A list of the one command `args`.
+    pub fn one(args: Vec<Bytes>) -> Commands {
+        Commands { ends: vec![args.len()], args }
+    }
+
     pub fn len(&self) -> usize {
         self.ends.len()
     }

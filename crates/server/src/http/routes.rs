@@ -164,34 +164,32 @@ async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endp
         _ => Encoding::Text,
     };
     // Parsed before the waits, so that CLIENT PAUSE WRITE holds only requests with a write.
-    let parsed = match endpoint {
-        Endpoint::Command => Parsed::One(request::json_command(&body)?),
-        Endpoint::Path => Parsed::One(request::path_command(parts.uri.path(), query, body)),
-        Endpoint::Pipeline | Endpoint::MultiExec => Parsed::Many(request::json_pipeline(&body)?),
-        Endpoint::Healthz | Endpoint::Metrics => Parsed::Many(request::Commands::default()),
+    let commands = match endpoint {
+        Endpoint::Command => request::Commands::one(request::json_command(&body)?),
+        Endpoint::Path => request::Commands::one(request::path_command(parts.uri.path(), query, body)),
+        Endpoint::Pipeline | Endpoint::MultiExec => request::json_pipeline(&body)?,
+        Endpoint::Healthz | Endpoint::Metrics => request::Commands::default(),
     };
     wait_for_sync_token(inner, &parts.headers).await;
-    for args in parsed.iter() {
+    for args in commands.iter() {
         inner.shared.wait_to_run(args).await;
     }
 
     let mut batch = Batch::new(&inner.shared, access);
     let mut out = Vec::with_capacity(64);
-    let status = match (endpoint, &parsed) {
-        (Endpoint::Path, Parsed::One(args)) => {
-            let known = args.first().is_some_and(|name| inner.shared.engine.table.lookup(name).is_some());
-            let status = single(&mut batch, args, encoding, &mut out);
+    let first = commands.iter().next().unwrap_or_default();
+    let status = match endpoint {
+        Endpoint::Command => single(&mut batch, first, encoding, &mut out),
+        Endpoint::Path => {
+            let known = first.first().is_some_and(|name| inner.shared.engine.table.lookup(name).is_some());
+            let status = single(&mut batch, first, encoding, &mut out);
             if known {
                 status
             } else {
                 StatusCode::NOT_FOUND
             }
         }
-        (_, Parsed::One(args)) => single(&mut batch, args, encoding, &mut out),
-        (Endpoint::MultiExec, Parsed::Many(commands)) => {
-            long_running(commands.len(), || transaction(&mut batch, commands, encoding, &mut out))?
-        }
-        (_, Parsed::Many(commands)) => {
+        Endpoint::Pipeline => {
             // Each reply is encoded as soon as it exists: only the output grows.
             long_running(commands.len(), || {
                 out.push(b'[');
@@ -205,27 +203,14 @@ async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endp
             });
             StatusCode::OK
         }
+        Endpoint::MultiExec => long_running(commands.len(), || transaction(&mut batch, &commands, encoding, &mut out))?,
+        Endpoint::Healthz | Endpoint::Metrics => StatusCode::OK,
     };
     let seq = batch.finish().await;
     let seq = inner.sync_seq.fetch_max(seq, Ordering::Relaxed).max(seq);
     let mut response = json_response(status, out);
     response.headers_mut().insert(SYNC_TOKEN, HeaderValue::from(seq));
     Ok(response)
-}
-
-/// A request's commands: one (`/`, a path) or a list (`/pipeline`, `/multi-exec`).
-enum Parsed {
-    One(Vec<Bytes>),
-    Many(request::Commands),
-}
-
-impl Parsed {
-    fn iter(&self) -> Box<dyn Iterator<Item = &[Bytes]> + Send + '_> {
-        match self {
-            Parsed::One(args) => Box::new(std::iter::once(args.as_slice())),
-            Parsed::Many(commands) => Box::new(commands.iter()),
-        }
-    }
 }
 
 /// Commands run on the async worker that received the request, as RESP does. A long batch
