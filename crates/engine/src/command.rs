@@ -153,16 +153,25 @@ impl CommandSpec {
 
     /// Argument positions holding keys.
     pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
-        if let Some(finder) = self.key_finder {
-            return finder(args);
+        match self.key_finder {
+            Some(finder) => finder(args),
+            None => self.fixed_key_positions(args.len()).into_iter().flatten().collect(),
         }
-        if self.first_key <= 0 {
-            return Vec::new();
+    }
+
+    /// The key positions among `argc` arguments when the table's first/last/step give them;
+    /// `None` when the command needs its key finder (which reads the arguments).
+    pub fn fixed_key_positions(&self, argc: usize) -> Option<impl Iterator<Item = usize>> {
+        if self.key_finder.is_some() {
+            return None;
         }
-        let argc = i32::try_from(args.len()).unwrap_or(i32::MAX);
+        let argc = i32::try_from(argc).unwrap_or(i32::MAX);
         let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key.min(argc - 1) };
+        // No keys at all (`first_key` 0) is the empty range.
+        let first = if self.first_key <= 0 { 1 } else { self.first_key };
+        let last = if self.first_key <= 0 { 0 } else { last };
         let step = usize::try_from(self.step.max(1)).unwrap_or(1);
-        (self.first_key..=last).step_by(step).filter_map(|i| usize::try_from(i).ok()).collect()
+        Some((first..=last).step_by(step).filter_map(|i| usize::try_from(i).ok()))
     }
 
     /// ACL categories: the family's, plus those the flags and Redis's lists imply.

@@ -55,8 +55,29 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// One effect as it lies in a batch: the arguments borrow the batch's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectView<'a> {
+    pub db: u32,
+    pub argv: Vec<&'a [u8]>,
+}
+
+impl EffectView<'_> {
+    /// The effect with its own copy of the arguments.
+    pub fn to_effect(&self) -> Effect {
+        Effect { db: self.db, argv: self.argv.iter().map(|arg| Bytes::copy_from_slice(arg)).collect() }
+    }
+}
+
 /// Decode one batch: its time and effects.
 pub fn decode_batch(buf: &[u8]) -> Result<(u64, Vec<Effect>), DecodeError> {
+    let (time, views) = decode_batch_view(buf)?;
+    Ok((time, views.iter().map(EffectView::to_effect).collect()))
+}
+
+/// Decode one batch without copying its arguments: a compaction pass looks at every
+/// effect's keys and replays only those of its partition.
+pub fn decode_batch_view(buf: &[u8]) -> Result<(u64, Vec<EffectView<'_>>), DecodeError> {
     let mut r = Reader { buf, pos: 0 };
     if r.byte()? != BATCH_VERSION {
         return Err(DecodeError("unknown batch version"));
@@ -70,9 +91,9 @@ pub fn decode_batch(buf: &[u8]) -> Result<(u64, Vec<Effect>), DecodeError> {
         let mut argv = Vec::with_capacity(argc.min(MAX_PREALLOC));
         for _ in 0..argc {
             let len = r.len()?;
-            argv.push(Bytes::copy_from_slice(r.take(len)?));
+            argv.push(r.take(len)?);
         }
-        effects.push(Effect { db, argv });
+        effects.push(EffectView { db, argv });
     }
     if r.pos != buf.len() {
         return Err(DecodeError("trailing bytes"));
@@ -138,6 +159,20 @@ mod tests {
         let mut buf = Vec::new();
         encode_batch(1_700_000_000_123, &effects, &mut buf);
         assert_eq!(decode_batch(&buf).unwrap(), (1_700_000_000_123, effects));
+    }
+
+    #[test]
+    fn a_view_borrows_the_arguments_from_the_batch() {
+        let effects = vec![Effect::new(2, vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")])];
+        let mut buf = Vec::new();
+        encode_batch(9, &effects, &mut buf);
+        let (time, views) = decode_batch_view(&buf).unwrap();
+        assert_eq!(time, 9);
+        assert_eq!(views[0].db, 2);
+        assert_eq!(views[0].argv, [&b"SET"[..], b"k", b"v"]);
+        let inside = buf.as_ptr_range();
+        assert!(views[0].argv.iter().all(|arg| inside.contains(&arg.as_ptr())));
+        assert_eq!(views[0].to_effect(), effects[0]);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub mod watch;
 pub mod zset;
 
 pub use client::Client;
-pub use effects::{decode_batch, encode_batch, Effect};
+pub use effects::{decode_batch, decode_batch_view, encode_batch, Effect, EffectView};
 pub use exec::{Blocked, Ctx, Engine, EngineOptions, Journal, Outcome};
 pub use host::Host;
 pub use staykv_resp::{Protocol, Reply};

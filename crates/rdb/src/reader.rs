@@ -136,9 +136,36 @@ impl<R: Read> Src<R> {
         }
     }
 
-    /// Skips an RDB string without keeping it.
+    /// Reads `len` bytes into the checksum only: nothing is allocated, whatever the
+    /// declared length (a short input fails with `Truncated`).
+    fn skip(&mut self, len: u64, what: &'static str) -> Result<(), RdbError> {
+        let mut chunk = [0u8; 8192];
+        let mut left = len;
+        while left > 0 {
+            let n = usize::try_from(left).map_or(chunk.len(), |left| left.min(chunk.len()));
+            let Some(part) = chunk.get_mut(..n) else { break };
+            self.fill(part, what)?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Skips an RDB string without decoding it: an LZF string is stepped over by its
+    /// compressed length, never decompressed.
     fn skip_string(&mut self, what: &'static str) -> Result<(), RdbError> {
-        self.string(what).map(|_| ())
+        let offset = self.pos;
+        match self.len_or_enc(what)? {
+            Len::Plain(n) => self.skip(n, what),
+            Len::Encoded(0) => self.skip(1, what),
+            Len::Encoded(1) => self.skip(2, what),
+            Len::Encoded(2) => self.skip(4, what),
+            Len::Encoded(3) => {
+                let clen = self.len(what)?;
+                self.len(what)?;
+                self.skip(clen, what)
+            }
+            Len::Encoded(e) => Err(self.corrupt(offset, format!("unknown string encoding {e} ({what})"))),
+        }
     }
 
     /// A score in the old string format (zset type 3): one length byte, with 253/254/255
@@ -356,6 +383,53 @@ pub(crate) fn read_object<R: Read>(
     Ok(Some(value))
 }
 
+/// Steps over the value of an object of RDB type `type_id` without building it: the
+/// checksum still covers every byte, but nothing is decompressed or allocated. A value
+/// whose layout needs parsing to find its end (a stream) is read and dropped.
+fn skip_object<R: Read>(src: &mut Src<R>, type_id: u8, type_offset: u64) -> Result<(), RdbError> {
+    let strings_per_element = match type_id {
+        // One string: the value, or a blob holding the whole collection.
+        types::STRING
+        | types::HASH_ZIPMAP
+        | types::LIST_ZIPLIST
+        | types::SET_INTSET
+        | types::ZSET_ZIPLIST
+        | types::ZSET_LISTPACK
+        | types::HASH_ZIPLIST
+        | types::HASH_LISTPACK
+        | types::SET_LISTPACK => return src.skip_string("value"),
+        types::LIST | types::SET => 1,
+        types::HASH => 2,
+        types::ZSET | types::ZSET_2 => {
+            for _ in 0..src.len("zset size")? {
+                src.skip_string("zset member")?;
+                if type_id == types::ZSET {
+                    src.string_double()?;
+                } else {
+                    src.binary_double()?;
+                }
+            }
+            return Ok(());
+        }
+        types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => {
+            for _ in 0..src.len("quicklist node count")? {
+                if type_id == types::LIST_QUICKLIST_2 {
+                    src.len("quicklist node container")?;
+                }
+                src.skip_string("quicklist node")?;
+            }
+            return Ok(());
+        }
+        _ => return read_object(src, type_id, type_offset).map(drop),
+    };
+    for _ in 0..src.len("collection length")? {
+        for _ in 0..strings_per_element {
+            src.skip_string("collection element")?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether a value is a collection with no elements (Redis discards such keys).
 pub(crate) fn is_empty_collection(v: &RdbValue) -> bool {
     match v {
@@ -458,6 +532,14 @@ impl<R: Read> RdbReader<R> {
     /// Module AUX data (opcode 247) and RESIZEDB hints are consumed silently. After an
     /// error the reader is unusable: further calls return an error.
     pub fn next_item(&mut self) -> Result<Option<RdbItem>, RdbError> {
+        self.next_item_where(|_, _| true)
+    }
+
+    /// Like [`RdbReader::next_item`], but only keys for which `keep(db, key)` is true are
+    /// decoded and returned; the values of the others are stepped over (still checksummed,
+    /// never decompressed or allocated). A compaction pass over one partition of the keys
+    /// reads the whole snapshot and keeps a fraction of it.
+    pub fn next_item_where(&mut self, keep: impl FnMut(u32, &[u8]) -> bool) -> Result<Option<RdbItem>, RdbError> {
         match self.state {
             State::Done => return Ok(None),
             State::Failed => {
@@ -468,14 +550,14 @@ impl<R: Read> RdbReader<R> {
             }
             State::Reading => {}
         }
-        let r = self.next_inner();
+        let r = self.next_inner(keep);
         if r.is_err() {
             self.state = State::Failed;
         }
         r
     }
 
-    fn next_inner(&mut self) -> Result<Option<RdbItem>, RdbError> {
+    fn next_inner(&mut self, mut keep: impl FnMut(u32, &[u8]) -> bool) -> Result<Option<RdbItem>, RdbError> {
         loop {
             let op_offset = self.src.pos();
             let op = self.src.u8("opcode or object type")?;
@@ -561,6 +643,13 @@ impl<R: Read> RdbReader<R> {
                         });
                     }
                     let key = self.src.string("key")?;
+                    if !keep(self.db, &key) {
+                        skip_object(&mut self.src, type_id, op_offset)?;
+                        self.expire_at_ms = None;
+                        self.lru_idle_secs = None;
+                        self.lfu_freq = None;
+                        continue;
+                    }
                     let value = read_object(&mut self.src, type_id, op_offset)?;
                     let expire_at_ms = self.expire_at_ms.take();
                     let lru_idle_secs = self.lru_idle_secs.take();

@@ -313,6 +313,13 @@ fn old_encodings_decode() {
 }
 
 #[test]
+fn old_encodings_are_stepped_over_when_left_out() {
+    let (file, _) = old_file();
+    assert!(assert_filtered_read_agrees(&file, odd_keys) > 0);
+    assert!(assert_filtered_read_agrees(&file, |_, _| false) > 0);
+}
+
+#[test]
 fn old_encodings_load_into_redis_the_same() {
     if !have_redis() {
         return;

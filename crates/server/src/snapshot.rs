@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use staykv_engine::keyspace::{Entry, NO_EXPIRY};
 use staykv_engine::small_bytes::KeyBytes;
 use staykv_engine::value::Value;
-use staykv_engine::{decode_batch, Effect, Engine, EngineOptions};
+use staykv_engine::{decode_batch, decode_batch_view, EffectView, Engine, EngineOptions};
 use staykv_rdb::{RdbItem, RdbReader, RdbValue, RdbWriter};
 use staykv_storage::{snapshot_file_name, BoxError, Progress, RealFs, Replay, SnapshotRef, StorageError};
 
@@ -104,7 +104,7 @@ const LOAD_BATCH: usize = 1024;
 type LoadedKey = (usize, Vec<u8>, Value, u64);
 
 /// Reads every key of an RDB file into `engine`, keeping those for which `keep(key)` is
-/// true. Keys of types this build cannot hold are refused (a StayKV snapshot never holds
+/// true (the values of the others are stepped over, not decoded). Keys of types this build cannot hold are refused (a StayKV snapshot never holds
 /// any). `progress(bytes_read, total_bytes, keys)` is called about every 64 Ki keys.
 ///
 /// Parsing (reading, decompressing, building values) and inserting (hashing, shard locks,
@@ -151,15 +151,13 @@ fn parse_rdb_file<R: std::io::Read>(
     let mut counts = KeyCounts::default();
     let mut seen = 0u64;
     let mut batch = Vec::with_capacity(LOAD_BATCH);
-    while let Some(item) = reader.next_item().map_err(|e| format!("snapshot {}: {e}", path.display()))? {
+    let read_error = |e| format!("snapshot {}: {e}", path.display());
+    while let Some(item) = reader.next_item_where(|_, key| keep(key)).map_err(read_error)? {
         match item {
             RdbItem::Entry(entry) => {
                 seen += 1;
                 if seen.is_multiple_of(65536) {
                     progress(reader.bytes_read(), total, counts.keys);
-                }
-                if !keep(&entry.key) {
-                    continue;
                 }
                 let value = value_from_rdb(entry.value).map_err(|kind| {
                     format!(
@@ -469,15 +467,18 @@ impl<'a> PartitionReplay<'a> {
 
     /// Whether `effect` belongs in this pass: its keys' partition, or every pass for
     /// database-wide effects. `None` when it names keys of several partitions.
-    fn keep(&self, effect: &Effect) -> Option<bool> {
+    fn keep(&self, effect: &EffectView<'_>) -> Option<bool> {
         if self.partitions <= 1 {
             return Some(true);
         }
         let name = effect.argv.first()?;
-        let positions = match self.engine.table.lookup(name) {
-            Some((_, spec)) => spec.key_positions(&effect.argv),
+        let Some((_, spec)) = self.engine.table.lookup(name) else {
             // Unknown to the table: replaying it fails the same way in every pass.
-            None => return Some(true),
+            return Some(true);
+        };
+        let positions: Vec<usize> = match spec.fixed_key_positions(effect.argv.len()) {
+            Some(positions) => positions.collect(),
+            None => spec.key_positions(&effect.to_effect().argv),
         };
         let mut found = None;
         for pos in positions {
@@ -510,14 +511,15 @@ impl Replay for PartitionReplay<'_> {
             return Err(Box::new(Stop));
         }
         self.last_seq = seq;
-        let (time, effects) = match decode_batch(payload) {
+        // Only this partition's effects are copied out of the frame and replayed.
+        let (time, effects) = match decode_batch_view(payload) {
             Ok(batch) => batch,
             Err(e) => return Err(self.fail(format!("log frame {seq}: {e}"))),
         };
-        let mut kept = Vec::with_capacity(effects.len());
-        for effect in effects {
-            match self.keep(&effect) {
-                Some(true) => kept.push(effect),
+        let mut kept = Vec::new();
+        for effect in &effects {
+            match self.keep(effect) {
+                Some(true) => kept.push(effect.to_effect()),
                 Some(false) => {}
                 None => {
                     self.mixed_keys = true;
@@ -685,7 +687,7 @@ mod tests {
     struct LogJournal<'a>(&'a staykv_storage::Log);
 
     impl staykv_engine::Journal for LogJournal<'_> {
-        fn append(&self, time_ms: u64, effects: &[Effect]) -> u64 {
+        fn append(&self, time_ms: u64, effects: &[staykv_engine::Effect]) -> u64 {
             let mut buf = Vec::new();
             staykv_engine::encode_batch(time_ms, effects, &mut buf);
             self.0.append(&buf).unwrap()
