@@ -1,7 +1,8 @@
 //! Snapshots at the binary level: SAVE/BGSAVE/BGREWRITEAOF, the snapshot is an RDB file that
 //! `redis-check-rdb` accepts and redis-server 7.0 loads with the same content, `redis-cli
 //! --rdb` (REPLCONF rdb-only + SYNC) backs up a running server, compaction
-//! under a write load keeps the data, automatic compaction by log growth, and the committed
+//! under a write load keeps the data, a compaction in partitions over an old snapshot keeps
+//! every key, automatic compaction by log growth, and the committed
 //! format fixture (a data directory written by version 1 of the formats) still loads.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -336,6 +337,69 @@ fn compaction_during_a_write_load_completes_and_keeps_every_write() {
     // The log was actually compacted: the snapshot covers most of it.
     let log = server.log();
     assert!(log.contains("installed"), "{log}");
+}
+
+/// Writes `count` session-like values of about 1.5 KB under `prefix:<i>`, pipelined: a JSON
+/// cart that LZF compresses and a token of hex noise that it cannot.
+fn write_sessions(conn: &mut RawConn, prefix: &str, count: usize, salt: usize) {
+    let mut noise = 0x9E37_79B9_7F4A_7C15u64 ^ salt as u64;
+    let commands: Vec<Vec<Vec<u8>>> = (0..count)
+        .map(|i| {
+            let items: Vec<String> =
+                (0..30).map(|k| format!("{{\"sku\":\"SKU-{:05}\",\"qty\":{salt}}}", i * 31 + k)).collect();
+            let token: String = (0..50)
+                .map(|_| {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 7;
+                    noise ^= noise << 17;
+                    format!("{noise:016x}")
+                })
+                .collect();
+            let value = format!("{{\"user\":\"u{i}\",\"token\":\"{token}\",\"cart\":[{}]}}", items.join(","));
+            vec![b"SET".to_vec(), format!("{prefix}:{i}").into_bytes(), value.into_bytes()]
+        })
+        .collect();
+    for chunk in commands.chunks(500) {
+        for reply in persist_common::pipeline(conn, chunk) {
+            assert_eq!(reply, Val::Simple("OK".into()));
+        }
+    }
+}
+
+fn compact(conn: &mut RawConn) {
+    assert_eq!(call_str(conn, &["BGREWRITEAOF"]), Val::Simple("Background append only file rewriting started".into()));
+    assert!(wait_until(Duration::from_secs(120), || info_field(conn, "aof_rewrite_in_progress") == "0"));
+    assert_eq!(info_field(conn, "aof_last_bgrewrite_status"), "ok");
+}
+
+/// Past 16 MiB of input a compaction runs in partitions, each pass reading the whole old
+/// snapshot and log and keeping its share of the keys (the others' values stepped over, not
+/// decoded): every key of every type comes back after a restart.
+#[test]
+fn a_compaction_in_partitions_over_an_old_snapshot_keeps_every_key() {
+    let mut server = Server::staykv_with(&["--fsync", "no"]);
+    let mut conn = server.connect();
+    populate(&mut conn, true);
+    write_sessions(&mut conn, "sess", 12_000, 1);
+    compact(&mut conn);
+    // The old snapshot now holds every type; half the sessions change, the rest are only in it.
+    write_sessions(&mut conn, "sess", 6_000, 2);
+    call_str(&mut conn, &["SELECT", "5"]);
+    write_sessions(&mut conn, "other", 2_000, 3);
+    call_str(&mut conn, &["DEL", "other:7"]);
+    call_str(&mut conn, &["SELECT", "0"]);
+    call_str(&mut conn, &["DEL", "s:short", "sess:11999"]);
+    compact(&mut conn);
+    let log = server.log();
+    let passes = log.lines().rfind(|line| line.contains("installed")).unwrap_or_default().to_string();
+    assert!(passes.contains(" 4 partition(s)"), "expected a partitioned build: {passes}");
+    let before = dump_all(&mut conn, DBS);
+    let count = |prefix: &[u8]| before.keys().filter(|(_, key)| key.starts_with(prefix)).count();
+    assert_eq!((count(b"sess:"), count(b"other:")), (11_999, 1_999));
+    drop(conn);
+    server.restart();
+    let after = dump_all(&mut server.connect(), DBS);
+    assert_same("before restart", &before, "after restart", &after, 50);
 }
 
 #[test]
