@@ -116,6 +116,11 @@ pub struct ServerOptions {
     /// Bearer token limited to read commands.
     #[arg(long, env = "STAYKV_HTTP_READONLY_TOKEN")]
     pub http_readonly_token: Option<String>,
+    /// Browser origins allowed to call the HTTP API (CORS), comma-separated
+    /// (`https://app.example.com,http://localhost:3000`), or `*` for any; needs
+    /// --http-token or --http-readonly-token. None by default: pages cannot call it.
+    #[arg(long, env = "STAYKV_HTTP_CORS_ORIGIN")]
+    pub http_cors_origin: Option<String>,
     /// Largest HTTP request body in bytes; larger requests get 413.
     #[arg(long, env = "STAYKV_HTTP_MAX_BODY", default_value_t = 10 * 1024 * 1024)]
     pub http_max_body: usize,
@@ -226,6 +231,14 @@ impl ServerOptions {
         if self.http_token.is_some() && self.http_token == self.http_readonly_token {
             return Err("--http-token and --http-readonly-token must differ".into());
         }
+        if let Some(origins) = &self.http_cors_origin {
+            crate::http::cors_origins(origins).map(drop).map_err(|e| format!("--http-cors-origin: {e}"))?;
+            if self.http_token.is_none() && self.http_readonly_token.is_none() {
+                return Err("--http-cors-origin needs --http-token or --http-readonly-token: without one, \
+                            every page of those origins could read and write the data"
+                    .into());
+            }
+        }
         if self.http_max_body < 1024 {
             return Err("--http-max-body must be at least 1024 bytes".into());
         }
@@ -276,6 +289,9 @@ impl serde::Serialize for SerializableOptions<'_> {
         if let Some(v) = &o.http_readonly_token {
             map.serialize_entry("http-readonly-token", v)?;
         }
+        if let Some(v) = &o.http_cors_origin {
+            map.serialize_entry("http-cors-origin", v)?;
+        }
         map.serialize_entry("http-max-body", &o.http_max_body)?;
         if let Some(v) = &o.tls_cert {
             map.serialize_entry("tls-cert", &v.display().to_string())?;
@@ -311,7 +327,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
@@ -320,6 +336,7 @@ impl std::fmt::Display for ServerOptions {
             secret(&self.requirepass),
             secret(&self.http_token),
             secret(&self.http_readonly_token),
+            self.http_cors_origin.as_deref().unwrap_or("(none)"),
             self.http_max_body,
             self.maxmemory,
             self.maxmemory_policy,

@@ -743,3 +743,87 @@ async fn readme_curl_examples_work_as_written() {
         assert_eq!(printed.trim(), expected.trim(), "{line}\n{}", String::from_utf8_lossy(&output.stderr));
     }
 }
+
+/// A preflight as a browser sends it before a cross-origin POST with a token.
+async fn preflight(server: &Http, origin: &str) -> reqwest::Response {
+    client()
+        .request(reqwest::Method::OPTIONS, server.url("/"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "authorization,content-type,upstash-encoding")
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response.headers().get(name).map(|v| v.to_str().unwrap().to_ascii_lowercase())
+}
+
+#[tokio::test]
+async fn cors_answers_the_listed_origins_only() {
+    let app = "http://127.0.0.1:3000";
+    let server =
+        Http::start_with(&["--http-token", TOKEN, "--http-cors-origin", &format!("https://other.example, {app}")]);
+    // The preflight is answered without a token (browsers send none), for the listed origin.
+    let answer = preflight(&server, app).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(header(&answer, "access-control-allow-origin").as_deref(), Some(app));
+    assert!(header(&answer, "access-control-allow-methods").unwrap().contains("post"));
+    let allowed = header(&answer, "access-control-allow-headers").unwrap();
+    assert!(["authorization", "content-type", "upstash-encoding"].iter().all(|h| allowed.contains(h)), "{allowed}");
+    // The request itself: still needs the token; the answer names the origin and lets the
+    // page read the sync token.
+    let send = |token: Option<&str>| {
+        let mut request = client().post(server.url("/")).header("Origin", app).body(r#"["SET","k","v"]"#);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let denied = send(None).await.unwrap();
+    assert_eq!(denied.status(), 401);
+    assert_eq!(header(&denied, "access-control-allow-origin").as_deref(), Some(app));
+    let ok = send(Some(TOKEN)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(header(&ok, "access-control-allow-origin").as_deref(), Some(app));
+    assert!(header(&ok, "access-control-expose-headers").unwrap().contains("upstash-sync-token"));
+    // Another origin gets no permission.
+    let stranger = preflight(&server, "https://evil.example").await;
+    assert_eq!(header(&stranger, "access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn no_cors_headers_unless_origins_are_listed() {
+    let server = Http::start();
+    let answer = preflight(&server, "http://127.0.0.1:3000").await;
+    assert_eq!(header(&answer, "access-control-allow-origin"), None);
+    let ok = client()
+        .post(server.url("/"))
+        .header("Origin", "http://127.0.0.1:3000")
+        .bearer_auth(TOKEN)
+        .body(r#"["PING"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(header(&ok, "access-control-allow-origin"), None);
+}
+
+#[test]
+fn cors_without_a_token_or_with_a_malformed_origin_is_refused_at_start() {
+    for (args, expected) in [
+        (vec!["--http-cors-origin", "*"], "needs --http-token"),
+        (vec!["--http-token", "t", "--http-cors-origin", "https://app.example/"], "is not an origin"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
+            .args(["--port", "0", "--http-port", "0", "--dir"])
+            .arg(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success() && text.contains(expected), "{args:?}: {text}");
+    }
+}

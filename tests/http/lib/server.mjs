@@ -26,8 +26,11 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Start staykv; resolves to { url, token, readonlyToken, stop(), log() } once /healthz answers. */
-export async function startServer() {
+/**
+ * Start staykv (with `extraArgs` after the usual flags); resolves to
+ * { url, token, readonlyToken, stop(), log() } once /healthz answers.
+ */
+export async function startServer(extraArgs = []) {
   if (!existsSync(BIN)) {
     throw new Error(`${BIN} does not exist: build it first (cargo build), or set STAYKV_BIN`);
   }
@@ -40,7 +43,7 @@ export async function startServer() {
     const child = spawn(
       BIN,
       ["--port", "0", "--http-port", String(port), "--dir", join(dir, "data"),
-        "--http-token", TOKEN, "--http-readonly-token", READONLY_TOKEN],
+        "--http-token", TOKEN, "--http-readonly-token", READONLY_TOKEN, ...extraArgs],
       { stdio: ["ignore", out, out], env },
     );
     let exited = false;

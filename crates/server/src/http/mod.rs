@@ -16,6 +16,7 @@
 //! Every non-2xx answer is JSON with an `error` field.
 
 mod auth;
+mod cors;
 #[cfg(test)]
 mod fuzz;
 mod json;
@@ -39,6 +40,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 pub use auth::Tokens;
+pub use cors::cors_origins;
 
 use crate::config::Config;
 use crate::connection::Shared;
@@ -59,6 +61,8 @@ struct Inner {
     max_header: usize,
     /// Time allowed to send a request head (`--http-header-timeout`): slowloris defence.
     header_timeout: std::time::Duration,
+    /// Browser origins allowed (`--http-cors-origin`); `None`: no CORS headers at all.
+    cors: Option<tower_http::cors::CorsLayer>,
 }
 
 impl HttpState {
@@ -71,13 +75,16 @@ impl HttpState {
             in_flight: AtomicUsize::new(0),
             max_header: config.http_max_header,
             header_timeout: std::time::Duration::from_secs(config.http_header_timeout),
+            // Checked when the configuration was validated.
+            cors: config.http_cors_origin.as_deref().and_then(|o| cors_origins(o).ok()).map(cors::layer),
         }))
     }
 }
 
 /// The routes.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let cors = state.0.cors.clone();
+    let router = Router::new()
         .route("/", any(routes::command))
         .route("/pipeline", any(routes::pipeline))
         .route("/multi-exec", any(routes::multi_exec))
@@ -87,7 +94,12 @@ pub fn router(state: HttpState) -> Router {
         .route("/psubscribe/{*patterns}", any(sse::psubscribe))
         .route("/monitor", any(sse::monitor))
         .route("/{*path}", any(routes::path_command))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        // Outermost: a preflight is answered before any route or token check.
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// The peer address of an HTTP request, for plain TCP and TLS listeners alike.

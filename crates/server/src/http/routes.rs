@@ -19,7 +19,7 @@ use super::{json_response, ApiError, HttpState, Inner};
 use crate::connection::Shared;
 
 /// The response header carrying the log position a client's later reads should wait for.
-const SYNC_TOKEN: &str = "upstash-sync-token";
+pub(super) const SYNC_TOKEN: &str = "upstash-sync-token";
 /// The longest a request waits for the log to reach the sync token it carries.
 const SYNC_WAIT: Duration = Duration::from_secs(2);
 
