@@ -18,7 +18,8 @@ use super::routes::SYNC_TOKEN;
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// The origins of `--http-cors-origin`: `*`, or a comma-separated list of
-/// `scheme://host[:port]` exactly as browsers send them in `Origin`.
+/// `scheme://host[:port]`, compared with the `Origin` a browser sends (which it writes in
+/// lower case: so are these).
 pub fn cors_origins(text: &str) -> Result<AllowOrigin, String> {
     let origins: Vec<&str> = text.split(',').map(str::trim).filter(|o| !o.is_empty()).collect();
     match origins.as_slice() {
@@ -29,6 +30,7 @@ pub fn cors_origins(text: &str) -> Result<AllowOrigin, String> {
 }
 
 fn origin_value(origin: &str) -> Result<HeaderValue, String> {
+    let origin = origin.to_ascii_lowercase();
     let host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
     let well_formed =
         host.is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ']) && !host.contains('*'));
@@ -37,7 +39,7 @@ fn origin_value(origin: &str) -> Result<HeaderValue, String> {
             "'{origin}' is not an origin: write scheme://host[:port] with no path (https://app.example.com), or * alone"
         ));
     }
-    HeaderValue::from_str(origin).map_err(|_| format!("'{origin}' is not a valid header value"))
+    HeaderValue::from_str(&origin).map_err(|_| format!("'{origin}' is not a valid header value"))
 }
 
 /// The layer answering preflights and marking replies for the allowed origins.
@@ -62,6 +64,7 @@ mod tests {
     fn origins_are_checked() {
         assert!(cors_origins("*").is_ok());
         assert!(cors_origins("https://app.example.com, http://localhost:3000").is_ok());
+        assert!(cors_origins("HTTPS://App.Example.com").is_ok());
         for bad in [
             "",
             " , ",
