@@ -289,7 +289,8 @@ def render(res, commands, machine, run_dir, chart_rel):
         L += ["### W1 — redis-benchmark, 50 clients, 1 KB values, 100,000 random keys", ""]
         L += ["`redis-benchmark -c 50 -n 200000 -r 100000 -d 1024 -t set,get` is run as two invocations on the same "
               "server (`-t set`, then `-t get`, which then reads the keys the SETs wrote) so that the server's CPU "
-              "time can be charged to each command; pipeline 1 and 16 (`-P`).", ""]
+              "time can be charged to each command; pipeline 1 and 16 (`-P`). Server CPU is counted from the start "
+              "of a run until the AOF rewrite or compaction it set off, if any, has finished.", ""]
         rows = []
         for p in (1, 16):
             for t in ("set", "get"):
