@@ -133,8 +133,10 @@ pub struct Persistence {
     save: Mutex<SaveState>,
     auto_min_bytes: AtomicU64,
     auto_percent: AtomicU64,
-    /// Bytes of live log segments, as last measured by the automatic trigger.
+    /// Bytes of live log segments, as last measured ([`Persistence::measure_log_bytes`]).
     log_bytes: AtomicU64,
+    /// The log's last seq when `log_bytes` was measured.
+    measured_at_seq: AtomicU64,
 }
 
 thread_local! {
@@ -254,6 +256,7 @@ impl Persistence {
             auto_min_bytes: AtomicU64::new(AUTO_MIN_BYTES),
             auto_percent: AtomicU64::new(AUTO_PERCENT),
             log_bytes: AtomicU64::new(0),
+            measured_at_seq: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -292,7 +295,7 @@ impl Persistence {
         let _ = self.dir.set(dir.to_path_buf());
         self.refresh_snapshot_state();
         self.last_save_unix.store(unix_secs(), Ordering::Relaxed);
-        self.log_bytes.store(segment_sizes(dir).iter().map(|(_, len)| len).sum(), Ordering::Relaxed);
+        self.measure_log_bytes(dir);
         self.loading.store(false, Ordering::Release);
         let weak = Arc::downgrade(self);
         std::thread::Builder::new()
@@ -551,7 +554,7 @@ impl Persistence {
             .writes_since_save
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(dirty)));
         self.last_save_unix.store(unix_secs(), Ordering::Relaxed);
-        self.log_bytes.store(segment_sizes(dir).iter().map(|(_, len)| len).sum(), Ordering::Relaxed);
+        self.measure_log_bytes(dir);
         Ok(())
     }
 
@@ -571,12 +574,27 @@ impl Persistence {
         state.snapshot_bytes = bytes;
     }
 
+    /// Lists the live segments and records their total size and the log position it is for
+    /// (read first: an append during the listing makes the next look list again).
+    fn measure_log_bytes(&self, dir: &Path) -> u64 {
+        let seq = self.log.get().map_or(u64::MAX, Log::last_seq);
+        let bytes = segment_sizes(dir).iter().map(|(_, len)| len).sum();
+        self.log_bytes.store(bytes, Ordering::Relaxed);
+        self.measured_at_seq.store(seq, Ordering::Relaxed);
+        bytes
+    }
+
     /// One look of the automatic trigger: start a compaction when the log has grown past
     /// `max(auto-aof-rewrite-min-size, snapshot × (100 + percentage) / 100)`.
     fn auto_check(self: &Arc<Self>) {
         let (Some(log), Some(dir)) = (self.log.get(), self.dir.get()) else { return };
-        let log_bytes: u64 = segment_sizes(dir).iter().map(|(_, len)| len).sum();
-        self.log_bytes.store(log_bytes, Ordering::Relaxed);
+        // A log nothing was appended to has not grown: an idle server does not list its
+        // directory ten times a second.
+        let log_bytes = if log.last_seq() == self.measured_at_seq.load(Ordering::Relaxed) {
+            self.log_bytes.load(Ordering::Relaxed)
+        } else {
+            self.measure_log_bytes(dir)
+        };
         let percent = self.auto_percent.load(Ordering::Relaxed);
         if percent == 0 || !log.healthy() {
             return;
