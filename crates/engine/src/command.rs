@@ -166,12 +166,15 @@ impl CommandSpec {
             return None;
         }
         let argc = i32::try_from(argc).unwrap_or(i32::MAX);
-        let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key.min(argc - 1) };
-        // No keys at all (`first_key` 0) is the empty range.
-        let first = if self.first_key <= 0 { 1 } else { self.first_key };
-        let last = if self.first_key <= 0 { 0 } else { last };
+        let last = match (self.first_key, self.last_key) {
+            // No keys: a last key of 0 leaves the range from 1 empty.
+            (..=0, _) => 0,
+            (_, ..=-1) => argc + self.last_key,
+            (_, last) => last.min(argc - 1),
+        };
+        let keys = self.first_key.max(1)..=last;
         let step = usize::try_from(self.step.max(1)).unwrap_or(1);
-        Some((first..=last).step_by(step).filter_map(|i| usize::try_from(i).ok()))
+        Some(keys.step_by(step).filter_map(|i| usize::try_from(i).ok()))
     }
 
     /// ACL categories: the family's, plus those the flags and Redis's lists imply.

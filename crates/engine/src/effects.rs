@@ -71,13 +71,21 @@ impl EffectView<'_> {
 
 /// Decode one batch: its time and effects.
 pub fn decode_batch(buf: &[u8]) -> Result<(u64, Vec<Effect>), DecodeError> {
-    let (time, views) = decode_batch_view(buf)?;
-    Ok((time, views.iter().map(EffectView::to_effect).collect()))
+    decode(buf, Bytes::copy_from_slice, |db, argv| Effect { db, argv })
 }
 
 /// Decode one batch without copying its arguments: a compaction pass looks at every
 /// effect's keys and replays only those of its partition.
 pub fn decode_batch_view(buf: &[u8]) -> Result<(u64, Vec<EffectView<'_>>), DecodeError> {
+    decode(buf, |arg| arg, |db, argv| EffectView { db, argv })
+}
+
+/// The batch format read once, each argument made by `arg` and each effect by `effect`.
+fn decode<'a, A, E>(
+    buf: &'a [u8],
+    arg: impl Fn(&'a [u8]) -> A,
+    effect: impl Fn(u32, Vec<A>) -> E,
+) -> Result<(u64, Vec<E>), DecodeError> {
     let mut r = Reader { buf, pos: 0 };
     if r.byte()? != BATCH_VERSION {
         return Err(DecodeError("unknown batch version"));
@@ -91,9 +99,9 @@ pub fn decode_batch_view(buf: &[u8]) -> Result<(u64, Vec<EffectView<'_>>), Decod
         let mut argv = Vec::with_capacity(argc.min(MAX_PREALLOC));
         for _ in 0..argc {
             let len = r.len()?;
-            argv.push(r.take(len)?);
+            argv.push(arg(r.take(len)?));
         }
-        effects.push(EffectView { db, argv });
+        effects.push(effect(db, argv));
     }
     if r.pos != buf.len() {
         return Err(DecodeError("trailing bytes"));

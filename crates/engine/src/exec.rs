@@ -1064,28 +1064,26 @@ impl<'a> Ctx<'a> {
     /// is impossible — inside MULTI/EXEC or a script, or for a client that cannot wait — and
     /// the command must then answer its timeout reply at once, as Redis does.
     pub fn block(&mut self, keys: &[Bytes], deadline: Option<u64>) -> bool {
-        let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
-        let waker = waker.0;
-        self.engine.blocked.register(self.client.id, waker, self.client.db, keys, Waiting::Taker);
-        self.blocked = Some(Blocked { deadline, rerun: None });
-        true
+        self.wait_on(keys, deadline, Waiting::Taker, None)
     }
 
     /// [`Ctx::block`] for a command that only reads (XREAD): it takes nothing from the keys,
     /// so every change wakes it along with the first waiter, and it is re-run as `rerun`.
     pub fn block_reader(&mut self, keys: &[Bytes], deadline: Option<u64>, rerun: Vec<Bytes>) -> bool {
-        let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
-        self.engine.blocked.register(self.client.id, waker.0, self.client.db, keys, Waiting::Reader);
-        self.blocked = Some(Blocked { deadline, rerun: Some(rerun) });
-        true
+        self.wait_on(keys, deadline, Waiting::Reader, Some(rerun))
     }
 
     /// [`Ctx::block`] for a consumer of `group` (XREADGROUP `>`): it takes only that group's
     /// new entries, so a change wakes the longest-waiting consumer of each group.
     pub fn block_group_consumer(&mut self, keys: &[Bytes], deadline: Option<u64>, group: Bytes) -> bool {
+        self.wait_on(keys, deadline, Waiting::Group(group), None)
+    }
+
+    /// Registers the client on `keys` as `waiting` says; false where it cannot wait.
+    fn wait_on(&mut self, keys: &[Bytes], deadline: Option<u64>, waiting: Waiting, rerun: Option<Vec<Bytes>>) -> bool {
         let Some(waker) = self.client.waker.clone().filter(|_| !self.nested) else { return false };
-        self.engine.blocked.register(self.client.id, waker.0, self.client.db, keys, Waiting::Group(group));
-        self.blocked = Some(Blocked { deadline, rerun: None });
+        self.engine.blocked.register(self.client.id, waker.0, self.client.db, keys, waiting);
+        self.blocked = Some(Blocked { deadline, rerun });
         true
     }
 

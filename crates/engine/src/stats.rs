@@ -104,7 +104,7 @@ impl Stats {
 type Buckets = [AtomicU64; LATENCY_BUCKETS];
 
 /// Counters of one command, for `INFO commandstats` and the latency histogram.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CommandStats {
     pub calls: AtomicU64,
     pub usec: AtomicU64,
@@ -116,19 +116,6 @@ pub struct CommandStats {
     latency: std::sync::OnceLock<Box<Buckets>>,
     /// Total run time in nanoseconds, for the histogram's sum.
     pub nanos: AtomicU64,
-}
-
-impl Default for CommandStats {
-    fn default() -> Self {
-        CommandStats {
-            calls: AtomicU64::new(0),
-            usec: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            latency: std::sync::OnceLock::new(),
-            nanos: AtomicU64::new(0),
-        }
-    }
 }
 
 impl CommandStats {

@@ -104,8 +104,9 @@ const LOAD_BATCH: usize = 1024;
 type LoadedKey = (usize, Vec<u8>, Value, u64);
 
 /// Reads every key of an RDB file into `engine`, keeping those for which `keep(key)` is
-/// true (the values of the others are stepped over, not decoded). Keys of types this build cannot hold are refused (a StayKV snapshot never holds
-/// any). `progress(bytes_read, total_bytes, keys)` is called about every 64 Ki keys.
+/// true (the values of the others are stepped over, not decoded). Keys of types this build
+/// cannot hold are refused (a StayKV snapshot never holds any). `progress(bytes_read,
+/// total_bytes, keys)` is called about every 64 Ki keys.
 ///
 /// Parsing (reading, decompressing, building values) and inserting (hashing, shard locks,
 /// the slab) cost about the same, so they run on two threads with batches of keys handed over
@@ -476,13 +477,18 @@ impl<'a> PartitionReplay<'a> {
             // Unknown to the table: replaying it fails the same way in every pass.
             return Some(true);
         };
-        let positions: Vec<usize> = match spec.fixed_key_positions(effect.argv.len()) {
-            Some(positions) => positions.collect(),
-            None => spec.key_positions(&effect.to_effect().argv),
+        let found = match spec.fixed_key_positions(effect.argv.len()) {
+            Some(positions) => self.partition_of_keys(positions, &effect.argv)?,
+            None => self.partition_of_keys(spec.key_positions(&effect.to_effect().argv).into_iter(), &effect.argv)?,
         };
+        Some(found.is_none_or(|p| p == self.partition))
+    }
+
+    /// The one partition of the keys at `positions` (`Some(None)`: no key); `None` when they
+    /// fall in several.
+    fn partition_of_keys(&self, positions: impl Iterator<Item = usize>, argv: &[&[u8]]) -> Option<Option<usize>> {
         let mut found = None;
-        for pos in positions {
-            let Some(key) = effect.argv.get(pos) else { continue };
+        for key in positions.filter_map(|pos| argv.get(pos)) {
             let p = partition_of(key, self.partitions);
             match found {
                 None => found = Some(p),
@@ -490,7 +496,7 @@ impl<'a> PartitionReplay<'a> {
                 Some(_) => {}
             }
         }
-        Some(found.is_none_or(|p| p == self.partition))
+        Some(found)
     }
 }
 

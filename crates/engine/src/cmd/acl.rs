@@ -177,7 +177,7 @@ fn log(ctx: &mut Ctx, option: Option<&Bytes>) -> CmdResult {
     let entries = acl.log_entries(count).into_iter().map(|e| {
         let field = |name: &str| Reply::bulk_str(name);
         Reply::Map(vec![
-            (field("count"), Reply::Int(i64::try_from(e.count).unwrap_or(i64::MAX))),
+            (field("count"), Reply::count(e.count)),
             (field("reason"), Reply::bulk_str(e.reason)),
             (field("context"), Reply::bulk_str(e.context)),
             (field("object"), Reply::bulk_str(&e.object)),

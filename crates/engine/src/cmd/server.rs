@@ -309,7 +309,7 @@ fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             };
             Ok(Reply::Array(log.newest(count).into_iter().map(slowlog_entry).collect()))
         }
-        s if is(s, "len") => Ok(Reply::Int(i64::try_from(log.len()).unwrap_or(i64::MAX))),
+        s if is(s, "len") => Ok(Reply::count(log.len() as u64)),
         s if is(s, "reset") => {
             log.reset();
             Ok(Reply::Ok)
@@ -358,11 +358,10 @@ fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn slowlog_entry(entry: crate::slowlog::Entry) -> Reply {
-    let int = |n: u64| Reply::Int(i64::try_from(n).unwrap_or(i64::MAX));
     Reply::Array(vec![
-        int(entry.id),
-        int(entry.unix_secs),
-        int(entry.micros),
+        Reply::count(entry.id),
+        Reply::count(entry.unix_secs),
+        Reply::count(entry.micros),
         Reply::bulks(entry.args),
         Reply::Bulk(Bytes::from(entry.peer)),
         Reply::Bulk(entry.name),

@@ -539,7 +539,7 @@ fn pending_entries(group: &Group, range: &PendingRange, now: u64) -> Reply {
                 Reply::Bulk(id.to_bytes()),
                 Reply::Bulk(p.consumer.clone()),
                 Reply::Int(elapsed(now, p.delivery_time)),
-                Reply::Int(i64::try_from(p.delivery_count).unwrap_or(i64::MAX)),
+                Reply::count(p.delivery_count),
             ])
         })
         .collect();

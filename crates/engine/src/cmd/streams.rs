@@ -488,7 +488,7 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ("radix-tree-nodes", Reply::Int(nodes as i64 + 1)),
         ("last-generated-id", Reply::Bulk(stream.last_id.to_bytes())),
         ("max-deleted-entry-id", Reply::Bulk(stream.max_deleted.to_bytes())),
-        ("entries-added", Reply::Int(i64::try_from(stream.entries_added).unwrap_or(i64::MAX))),
+        ("entries-added", Reply::count(stream.entries_added)),
         ("recorded-first-entry-id", Reply::Bulk(stream.first_id().to_bytes())),
     ];
     match full {
