@@ -369,6 +369,14 @@ impl<W: Write> RdbWriter<W> {
         put_string(&mut self.out, value, false)
     }
 
+    /// Writes a Redis Function library (opcode 245, `FUNCTION2`): its source, `#!lua
+    /// name=…` header included. Redis writes libraries after the aux fields, before the
+    /// first database, and refuses a file that holds one library twice.
+    pub fn write_function(&mut self, code: &[u8]) -> io::Result<()> {
+        self.out.write_all(&[opcode::FUNCTION2])?;
+        put_string(&mut self.out, code, self.compress)
+    }
+
     /// Starts database `db` (SELECTDB) with a RESIZEDB hint of `keys` keys of which
     /// `expires` have a TTL (the hint need not be exact).
     pub fn select_db(&mut self, db: u32, keys: u64, expires: u64) -> io::Result<()> {

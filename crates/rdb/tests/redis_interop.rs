@@ -170,6 +170,38 @@ fn written_file_passes_redis_check_rdb_and_loads_into_redis() {
 }
 
 #[test]
+fn written_function_libraries_load_into_redis_and_read_back() {
+    if !have_redis() {
+        return;
+    }
+    let dir = TempDir::new("functions");
+    let path = dir.path().join("dump.rdb");
+    // Long enough to be LZF-compressed by the writer, as Redis's own rdbSaveRawString does.
+    let library = format!(
+        "#!lua name=greetings\n-- {}\nredis.register_function('hello', function(keys, args) return 'hi ' .. args[1] end)",
+        "padding ".repeat(20)
+    );
+    let mut w = RdbWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+    w.write_function(library.as_bytes()).unwrap();
+    w.select_db(0, 1, 0).unwrap();
+    w.write_entry(b"k", &s("v"), None).unwrap();
+    w.finish().unwrap();
+
+    let mut r = Redis::start_in(dir.path(), "dump.rdb", &[]);
+    assert_eq!(r.ok(&["FCALL", "hello", "0", "there"]).bulk(), b("hi there"));
+    assert_eq!(r.fetch(b"k"), Some(s("v")));
+    let items = read_all(&std::fs::read(&path).unwrap()).unwrap();
+    let functions: Vec<_> = items
+        .iter()
+        .filter_map(|i| match i {
+            RdbItem::Aux { key, value } if key == b"function" => Some(value.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(functions, vec![library.into_bytes()]);
+}
+
+#[test]
 fn written_file_without_compression_also_loads() {
     if !have_redis() {
         return;

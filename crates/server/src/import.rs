@@ -39,7 +39,9 @@ struct Report {
     /// `(db, key, type)` of keys not imported because StayKV cannot hold their type.
     unsupported: Vec<(u32, Vec<u8>, String)>,
     expired: u64,
+    /// Function libraries loaded from RDB files, and why others were not.
     functions: u64,
+    function_errors: Vec<String>,
     /// Commands of AOF files that failed, by error text (first few kept).
     command_errors: BTreeMap<String, u64>,
     commands: u64,
@@ -162,7 +164,10 @@ fn print_report(source: &str, dir: &Path, engine: &Engine, report: &Report, writ
         println!("skipped {} keys that had already expired", report.expired);
     }
     if report.functions > 0 {
-        println!("NOT imported: {} Redis Function libraries (StayKV has no FUNCTION support)", report.functions);
+        println!("function libraries imported: {}", report.functions);
+    }
+    for error in &report.function_errors {
+        println!("NOT imported: a function library: {error}");
     }
     for (error, count) in &report.command_errors {
         println!("AOF command failed {count} times: {error}");
@@ -230,7 +235,10 @@ fn import_rdb<R: Read>(
             RdbItem::Unsupported { db, key, type_id } => {
                 report.unsupported_key(db, key, snapshot::rdb_type_name(type_id))
             }
-            RdbItem::Aux { key, .. } if key == b"function" => report.functions += 1,
+            RdbItem::Aux { key, value } if key == b"function" => match snapshot::load_function(engine, &value) {
+                Ok(()) => report.functions += 1,
+                Err(error) => report.function_errors.push(error),
+            },
             RdbItem::Aux { .. } => {}
         }
     }
@@ -675,6 +683,34 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
         }
     }
     meter.finish();
+    import_live_functions(&mut conn, engine, report)
+}
+
+/// Copies a live server's function libraries (`FUNCTION LIST WITHCODE`). A server that has no
+/// FUNCTION command (Redis before 7.0) has none to copy.
+fn import_live_functions(conn: &mut RespClient, engine: &Engine, report: &mut Report) -> Result<(), String> {
+    let libraries = match conn.call(&[b"FUNCTION", b"LIST", b"WITHCODE"])? {
+        Resp::Array(Some(libraries)) => libraries,
+        Resp::Error(e) if e.starts_with("ERR unknown command") => return Ok(()),
+        Resp::Error(e) => {
+            report.function_errors.push(format!("FUNCTION LIST failed: {e}"));
+            return Ok(());
+        }
+        other => return Err(format!("unexpected reply to FUNCTION LIST: {other:?}")),
+    };
+    for library in libraries {
+        // RESP2 flattens each library's map into name, value, name, value, ...
+        let Resp::Array(Some(fields)) = library else { continue };
+        let code = fields.chunks(2).find_map(|pair| match pair {
+            [Resp::Bulk(Some(name)), Resp::Bulk(Some(code))] if name == b"library_code" => Some(code),
+            _ => None,
+        });
+        let Some(code) = code else { continue };
+        match snapshot::load_function(engine, code) {
+            Ok(()) => report.functions += 1,
+            Err(error) => report.function_errors.push(error),
+        }
+    }
     Ok(())
 }
 

@@ -29,11 +29,13 @@ use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use staykv_engine::keyspace::{Entry, NO_EXPIRY};
 use staykv_engine::small_bytes::KeyBytes;
 use staykv_engine::value::Value;
 use staykv_engine::{decode_batch, decode_batch_view, EffectView, Engine, EngineOptions};
 use staykv_rdb::{RdbItem, RdbReader, RdbValue, RdbWriter};
+use staykv_resp::Reply;
 use staykv_storage::{snapshot_file_name, BoxError, Progress, RealFs, Replay, SnapshotRef, StorageError};
 
 /// Suffix of a snapshot being written (removed at start if left over).
@@ -90,6 +92,15 @@ pub fn load_entry(engine: &Engine, db: usize, key: Vec<u8>, value: Value, expire
     Ok(())
 }
 
+/// Loads a function library read from an RDB file, replacing one of the same name.
+pub fn load_function(engine: &Engine, code: &[u8]) -> Result<(), String> {
+    match engine.scripting.function_load(&Bytes::copy_from_slice(code), true) {
+        Ok(_) => Ok(()),
+        Err(Reply::Error(message)) => Err(message),
+        Err(other) => Err(format!("{other:?}")),
+    }
+}
+
 /// Counts of a load or a write.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct KeyCounts {
@@ -130,7 +141,7 @@ pub fn load_rdb_file(
             }
             Ok(())
         });
-        let parsed = parse_rdb_file(reader, path, total, keep, progress, &batches);
+        let parsed = parse_rdb_file(engine, reader, path, total, keep, progress, &batches);
         drop(batches);
         let inserted =
             inserter.join().map_err(|_| format!("snapshot {}: the loading thread failed", path.display()))?;
@@ -141,6 +152,7 @@ pub fn load_rdb_file(
 
 /// The parsing half of [`load_rdb_file`]: sends kept keys in batches to `out`.
 fn parse_rdb_file<R: std::io::Read>(
+    engine: &Engine,
     mut reader: RdbReader<R>,
     path: &Path,
     total: u64,
@@ -185,6 +197,8 @@ fn parse_rdb_file<R: std::io::Read>(
                     rdb_type_name(type_id)
                 ))
             }
+            RdbItem::Aux { key, value } if key == b"function" => load_function(engine, &value)
+                .map_err(|e| format!("snapshot {}: a function library cannot be loaded: {e}", path.display()))?,
             RdbItem::Aux { .. } => {}
         }
     }
@@ -193,9 +207,26 @@ fn parse_rdb_file<R: std::io::Read>(
     Ok(counts)
 }
 
-/// Writes every key of `engine` (database by database) to `writer`. Meant for engines no
-/// client uses (scratch engines of compaction, export): each shard is locked while written.
+/// Writes `engine` to `writer`: its function libraries, then every key, database by
+/// database. Meant for engines no client uses (scratch engines of compaction, export, import):
+/// each shard is locked while written.
 pub fn write_engine<W: Write>(
+    engine: &Engine,
+    writer: &mut RdbWriter<W>,
+    on_key: impl FnMut(u64),
+) -> io::Result<KeyCounts> {
+    write_functions(engine, writer)?;
+    write_keys(engine, writer, on_key)
+}
+
+/// Writes the engine's function libraries (`FUNCTION LOAD`ed code): once per file, before
+/// the keys, where Redis writes them.
+fn write_functions<W: Write>(engine: &Engine, writer: &mut RdbWriter<W>) -> io::Result<()> {
+    engine.scripting.library_codes().iter().try_for_each(|code| writer.write_function(code))
+}
+
+/// Writes every key of `engine`, database by database, calling `on_key` with the count so far.
+fn write_keys<W: Write>(
     engine: &Engine,
     writer: &mut RdbWriter<W>,
     mut on_key: impl FnMut(u64),
@@ -377,8 +408,10 @@ pub fn build_snapshot(dir: &Path, databases: usize, covered: u64, partitions: us
                 if replay.mixed_keys {
                     return Ok(None);
                 }
-                let counts = write_engine(&engine, writer, |_| {})
-                    .map_err(|e| format!("cannot write the snapshot {}: {e}", path.display()))?;
+                // Every pass replays the libraries (they are no key's); the first writes them.
+                let written =
+                    if p == 0 { write_engine(&engine, writer, |_| {}) } else { write_keys(&engine, writer, |_| {}) };
+                let counts = written.map_err(|e| format!("cannot write the snapshot {}: {e}", path.display()))?;
                 keys += counts.keys;
                 if parts > 1 {
                     tracing::debug!("snapshot {file}: partition {}/{parts} done ({} keys)", p + 1, counts.keys);

@@ -1,6 +1,7 @@
 //! `staykv import` from what redis-server 7.0 writes — a `dump.rdb`, an `appendonlydir` (RDB
 //! preamble base + incremental AOF), a live `redis://` server — with every encoding of
-//! strings, lists, sets, hashes, sorted sets and streams; the content must match key by key.
+//! strings, lists, sets, hashes, sorted sets and streams, and function libraries; the content
+//! must match key by key.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -10,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{wait_until, RawConn, Server};
-use persist_common::{assert_same, call_str, dump_all, populate, staykv, staykv_ok, Val};
+use persist_common::{
+    assert_libraries, assert_same, call_str, dump_all, load_library, populate, staykv, staykv_ok, Val,
+};
 
 const DBS: usize = 8;
 
@@ -48,6 +51,7 @@ fn import_dump_rdb_written_by_redis() {
     let mut rc = redis.connect();
     populate(&mut rc, true);
     add_stream(&mut rc);
+    load_library(&mut rc, "from_rdb");
     // Encodings as Redis chose them, for the record.
     for key in ["l:small", "l:big", "set:ints", "set:big", "h:small", "h:big", "z:small", "z:big", "s:int", "s:raw"] {
         let enc = call_str(&mut rc, &["OBJECT", "ENCODING", key]).text();
@@ -57,10 +61,12 @@ fn import_dump_rdb_written_by_redis() {
     let expected = dump_all(&mut rc, DBS);
     let mut server = empty_staykv();
     let report = import(&redis.dir().join("dump.rdb").to_string_lossy(), &server.dir());
-    assert!(!report.contains("NOT imported"), "{report}");
+    assert!(!report.contains("NOT imported") && report.contains("function libraries imported: 1"), "{report}");
     server.restart();
-    let got = dump_all(&mut server.connect(), DBS);
+    let mut conn = server.connect();
+    let got = dump_all(&mut conn, DBS);
     assert_same("redis-server", &expected, "staykv after import", &got, 1000);
+    assert_libraries(&mut conn, &["from_rdb"], "StayKV after importing dump.rdb");
     println!("imported {} keys from dump.rdb", got.len());
 }
 
@@ -74,6 +80,7 @@ fn import_appendonlydir_written_by_redis() {
     let mut rc = redis.connect();
     populate(&mut rc, true);
     add_stream(&mut rc);
+    load_library(&mut rc, "in_base");
     assert!(matches!(call_str(&mut rc, &["BGREWRITEAOF"]), Val::Simple(_)));
     assert!(wait_until(Duration::from_secs(30), || {
         redis_info_field(&mut rc, "persistence", "aof_rewrite_in_progress") == "0"
@@ -103,6 +110,7 @@ fn import_appendonlydir_written_by_redis() {
         let r = call_str(&mut rc, args);
         assert!(!matches!(r, Val::Error(_)), "{args:?}: {r:?}");
     }
+    load_library(&mut rc, "in_incr");
     let expected = dump_all(&mut rc, DBS);
     let aof_dir = redis.dir().join("appendonlydir");
     let files: Vec<String> =
@@ -114,8 +122,10 @@ fn import_appendonlydir_written_by_redis() {
     let report = import(&aof_dir.to_string_lossy(), &server.dir());
     assert!(!report.contains("NOT imported"), "{report}");
     server.restart();
-    let got = dump_all(&mut server.connect(), DBS);
+    let mut conn = server.connect();
+    let got = dump_all(&mut conn, DBS);
     assert_same("redis-server", &expected, "staykv after import", &got, 1000);
+    assert_libraries(&mut conn, &["in_base", "in_incr"], "StayKV after importing an appendonlydir");
     println!("imported {} keys from appendonlydir; report:\n{report}", got.len());
 }
 
@@ -125,13 +135,16 @@ fn import_from_a_live_redis() {
     let mut rc = redis.connect();
     populate(&mut rc, true);
     add_stream(&mut rc);
+    load_library(&mut rc, "live");
     let expected = dump_all(&mut rc, DBS);
     let mut server = empty_staykv();
     let report = import(&format!("redis://127.0.0.1:{}", redis.port()), &server.dir());
     assert!(!report.contains("NOT imported"), "{report}");
     server.restart();
-    let got = dump_all(&mut server.connect(), DBS);
+    let mut conn = server.connect();
+    let got = dump_all(&mut conn, DBS);
     assert_same("redis-server", &expected, "staykv after import", &got, 1000);
+    assert_libraries(&mut conn, &["live"], "StayKV after importing from a live Redis");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `redis-check-rdb` accepts and redis-server 7.0 loads with the same content, `redis-cli
 //! --rdb` (REPLCONF rdb-only + SYNC) backs up a running server, compaction
 //! under a write load keeps the data, a compaction in partitions over an old snapshot keeps
-//! every key, automatic compaction by log growth, and the committed
+//! every key, function libraries outlive compactions and restarts, automatic compaction by log growth, and the committed
 //! format fixture (a data directory written by version 1 of the formats) still loads.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -18,7 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{have_tool, wait_until, RawConn, Server};
-use persist_common::{assert_same, call_str, copy_dir, dump_all, info_field, populate, staykv_ok, KeyDump, Val};
+use persist_common::{
+    assert_libraries, assert_same, call_str, copy_dir, dump_all, info_field, load_library, populate, staykv_ok,
+    KeyDump, Val,
+};
 
 const DBS: usize = 8;
 
@@ -43,17 +46,28 @@ fn redis_loading(rdb: &Path, scratch: &Path) -> Option<Server> {
     Server::redis_with(&["--dir", &dir, "--dbfilename", "dump.rdb"])
 }
 
-/// redis-server 7.0 (when installed) loads `rdb` with exactly the keys of `ours`.
-fn assert_redis_loads_the_same(rdb: &Path, scratch: &Path, ours: &BTreeMap<(usize, Vec<u8>), KeyDump>, what: &str) {
+/// redis-server 7.0 (when installed) loads `rdb` with exactly the keys of `ours` and the
+/// function libraries `libraries` (loaded by [`load_library`]).
+fn assert_redis_loads_the_same(
+    rdb: &Path,
+    scratch: &Path,
+    ours: &BTreeMap<(usize, Vec<u8>), KeyDump>,
+    libraries: &[&str],
+    what: &str,
+) {
     let Some(redis) = redis_loading(rdb, scratch) else { return };
-    let theirs = dump_all(&mut redis.connect(), DBS);
+    let mut conn = redis.connect();
+    let theirs = dump_all(&mut conn, DBS);
     assert_same("staykv", ours, &format!("redis-server loading {what}"), &theirs, 1000);
+    assert_libraries(&mut conn, libraries, &format!("redis-server loading {what}"));
 }
 
-/// Populates every type, snapshots it, then changes some of it so that the rest is only in
-/// the log (a key added, one deleted, one added in another database).
+/// Populates every type and a function library, snapshots it, then changes some of it so
+/// that the rest is only in the log (a key added, one deleted, one added in another database,
+/// a second library: [`SNAPSHOT_AND_LOG_LIBRARIES`]).
 fn populate_snapshot_and_log(conn: &mut RawConn) {
     populate(conn, true);
+    load_library(conn, "snapped");
     assert_eq!(call_str(conn, &["BGSAVE"]), Val::Simple("Background saving started".into()));
     assert!(wait_until(Duration::from_secs(30), || info_field(conn, "rdb_bgsave_in_progress") == "0"));
     call_str(conn, &["SET", "after-snapshot", "in the log"]);
@@ -61,7 +75,10 @@ fn populate_snapshot_and_log(conn: &mut RawConn) {
     call_str(conn, &["SELECT", "3"]);
     call_str(conn, &["ZADD", "z:db3", "1", "one"]);
     call_str(conn, &["SELECT", "0"]);
+    load_library(conn, "logged");
 }
+
+const SNAPSHOT_AND_LOG_LIBRARIES: &[&str] = &["snapped", "logged"];
 
 #[test]
 fn save_writes_an_rdb_that_redis_loads_with_the_same_content() {
@@ -72,13 +89,14 @@ fn save_writes_an_rdb_that_redis_loads_with_the_same_content() {
     let mut conn = server.connect();
     assert!(matches!(call_str(&mut conn, &["LASTSAVE"]), Val::Int(_)));
     populate(&mut conn, true);
+    load_library(&mut conn, "saved");
     assert_eq!(call_str(&mut conn, &["SAVE"]), Val::Simple("OK".into()));
     let snap = snapshot_path(&server, &mut conn);
     redis_check_rdb(&snap);
     assert_eq!(info_field(&mut conn, "rdb_last_bgsave_status"), "ok");
     assert_eq!(info_field(&mut conn, "rdb_changes_since_last_save"), "0");
     let ours = dump_all(&mut conn, DBS);
-    assert_redis_loads_the_same(&snap, server.scratch(), &ours, "the snapshot");
+    assert_redis_loads_the_same(&snap, server.scratch(), &ours, &["saved"], "the snapshot");
     println!("SAVE: {} keys, same in redis-server 7.0 loading {}", ours.len(), snap.display());
 }
 
@@ -97,7 +115,7 @@ fn export_writes_an_rdb_that_redis_loads_with_the_same_content() {
     let text = staykv_ok(&["export", "--rdb", &out.to_string_lossy(), "--dir", &server.dir().to_string_lossy()]);
     assert!(text.contains(&format!("exported {} keys", ours.len())), "{text}");
     redis_check_rdb(&out);
-    assert_redis_loads_the_same(&out, server.scratch(), &ours, "the export");
+    assert_redis_loads_the_same(&out, server.scratch(), &ours, SNAPSHOT_AND_LOG_LIBRARIES, "the export");
 }
 
 /// `redis-cli -p PORT --rdb PATH`: asserts it reports success and returns PATH.
@@ -123,7 +141,7 @@ fn redis_cli_rdb_backs_up_a_running_server_that_redis_loads() {
     // Nothing ever written: no snapshot exists, the backup is an empty dataset.
     let empty = redis_cli_rdb(&server, "empty.rdb");
     redis_check_rdb(&empty);
-    assert_redis_loads_the_same(&empty, server.scratch(), &BTreeMap::new(), "the backup of nothing");
+    assert_redis_loads_the_same(&empty, server.scratch(), &BTreeMap::new(), &[], "the backup of nothing");
     // Some of the data in the last snapshot, some only in the log: SYNC compacts first.
     populate_snapshot_and_log(&mut conn);
     let saved = info_field(&mut conn, "staykv_snapshot_file");
@@ -135,7 +153,13 @@ fn redis_cli_rdb_backs_up_a_running_server_that_redis_loads() {
     // The server goes on serving, and the job slot SYNC held is free again.
     assert_eq!(call_str(&mut conn, &["BGSAVE"]), Val::Simple("Background saving started".into()));
     assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "rdb_bgsave_in_progress") == "0"));
-    assert_redis_loads_the_same(&backup, server.scratch(), &ours, "the redis-cli --rdb backup");
+    assert_redis_loads_the_same(
+        &backup,
+        server.scratch(),
+        &ours,
+        SNAPSHOT_AND_LOG_LIBRARIES,
+        "the redis-cli --rdb backup",
+    );
     println!("redis-cli --rdb: {} keys, same in redis-server 7.0 loading {}", ours.len(), backup.display());
 }
 
@@ -380,8 +404,12 @@ fn a_compaction_in_partitions_over_an_old_snapshot_keeps_every_key() {
     let mut server = Server::staykv_with(&["--fsync", "no"]);
     let mut conn = server.connect();
     populate(&mut conn, true);
+    load_library(&mut conn, "early");
+    load_library(&mut conn, "gone");
     write_sessions(&mut conn, "sess", 12_000, 1);
     compact(&mut conn);
+    call_str(&mut conn, &["FUNCTION", "DELETE", "gone"]);
+    load_library(&mut conn, "late");
     // The old snapshot now holds every type; half the sessions change, the rest are only in it.
     write_sessions(&mut conn, "sess", 6_000, 2);
     call_str(&mut conn, &["SELECT", "5"]);
@@ -396,10 +424,36 @@ fn a_compaction_in_partitions_over_an_old_snapshot_keeps_every_key() {
     let before = dump_all(&mut conn, DBS);
     let count = |prefix: &[u8]| before.keys().filter(|(_, key)| key.starts_with(prefix)).count();
     assert_eq!((count(b"sess:"), count(b"other:")), (11_999, 1_999));
+    // Every pass replays the libraries; the file holds each once, or Redis would refuse it.
+    let snapshot = snapshot_path(&server, &mut conn);
+    assert_redis_loads_the_same(&snapshot, server.scratch(), &before, &["early", "late"], "a partitioned snapshot");
     drop(conn);
     server.restart();
-    let after = dump_all(&mut server.connect(), DBS);
+    let mut conn = server.connect();
+    let after = dump_all(&mut conn, DBS);
     assert_same("before restart", &before, "after restart", &after, 50);
+    assert_libraries(&mut conn, &["early", "late"], "StayKV after a partitioned compaction and a restart");
+}
+
+/// FUNCTION LOAD is a write like any other: the libraries outlive a compaction (the snapshot
+/// carries them) and a restart, and one deleted after the snapshot stays deleted.
+#[test]
+fn function_libraries_survive_compaction_and_restart() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    load_library(&mut conn, "kept");
+    load_library(&mut conn, "deleted");
+    compact(&mut conn);
+    call_str(&mut conn, &["FUNCTION", "DELETE", "deleted"]);
+    load_library(&mut conn, "after");
+    drop(conn);
+    server.restart();
+    let mut conn = server.connect();
+    assert_libraries(&mut conn, &["kept", "after"], "a restart from a snapshot and the log");
+    compact(&mut conn);
+    drop(conn);
+    server.restart();
+    assert_libraries(&mut server.connect(), &["kept", "after"], "a restart from a snapshot alone");
 }
 
 #[test]

@@ -319,3 +319,31 @@ pub fn populate(conn: &mut RawConn, zsets: bool) {
         assert!(!matches!(r, Val::Error(_)), "populate command {i} failed: {r:?}");
     }
 }
+
+/// Loads function library `name`, whose one function `<name>_who` returns `name`.
+pub fn load_library(conn: &mut RawConn, name: &str) {
+    let code = format!("#!lua name={name}\nredis.register_function('{name}_who', function() return '{name}' end)");
+    assert_eq!(call_str(conn, &["FUNCTION", "LOAD", &code]), Val::Bulk(Some(name.as_bytes().to_vec())));
+}
+
+/// Asserts that the server holds exactly the libraries `names` (loaded by [`load_library`])
+/// and that each one's function runs.
+pub fn assert_libraries(conn: &mut RawConn, names: &[&str], what: &str) {
+    let mut held: Vec<String> = call_str(conn, &["FUNCTION", "LIST"])
+        .items()
+        .iter()
+        .map(|library| {
+            let fields = library.items();
+            let at = fields.iter().position(|f| f.text() == "library_name").expect("library_name");
+            fields[at + 1].text()
+        })
+        .collect();
+    held.sort();
+    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(held, want, "function libraries of {what}");
+    for name in names {
+        let reply = call_str(conn, &["FCALL", &format!("{name}_who"), "0"]);
+        assert_eq!(reply, Val::Bulk(Some(name.as_bytes().to_vec())), "FCALL {name}_who on {what}");
+    }
+}
