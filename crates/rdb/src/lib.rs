@@ -72,7 +72,7 @@ use std::io;
 
 pub use crate::crc64::crc64;
 pub use crate::dump::{decode_dump_payload, encode_dump_payload};
-pub use crate::reader::{RdbItem, RdbReader};
+pub use crate::reader::{Location, Picked, RdbItem, RdbReader};
 pub use crate::stream::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId};
 pub use crate::writer::RdbWriter;
 
@@ -166,6 +166,35 @@ pub struct RdbEntry {
     pub lru_idle_secs: Option<u64>,
     /// LFU counter (files saved under an LFU maxmemory policy).
     pub lfu_freq: Option<u8>,
+}
+
+/// A key whose value was read as it lies in the file, not decoded: a compaction copies the
+/// keys nothing changed since the last snapshot this way (see [`Pick::Raw`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    pub db: u32,
+    pub key: Vec<u8>,
+    /// The RDB object type byte.
+    pub type_id: u8,
+    /// The value's bytes, as [`RdbWriter::write_raw_entry`] writes them back.
+    pub body: Vec<u8>,
+    /// Absolute expiry in Unix milliseconds.
+    pub expire_at_ms: Option<u64>,
+}
+
+/// What [`RdbReader::next_item_pick`] does with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Decode the value ([`RdbItem::Entry`]).
+    Decode,
+    /// Step over it: nothing is returned.
+    Skip,
+    /// Return its bytes as they are ([`Picked::Raw`]); a value whose end can only be found
+    /// by decoding it (a stream, a module value) is decoded instead.
+    Raw,
+    /// Step over it and return where it starts ([`Picked::Located`]), to read it later
+    /// with [`RdbReader::read_located`].
+    Locate,
 }
 
 /// Errors of this crate. Offsets are byte offsets from the start of the file (or of

@@ -4,10 +4,12 @@ use std::io::{self, Read};
 
 use crate::crc64::crc64;
 use crate::encodings::{intset_values, listpack_elems, parse_score, ziplist_elems, zipmap_pairs, BlobError, Elem};
-use crate::{opcode, types, RdbEntry, RdbError, RdbValue, MAX_SUPPORTED_VERSION};
+use crate::{opcode, types, Pick, RawEntry, RdbEntry, RdbError, RdbValue, MAX_SUPPORTED_VERSION};
 
 /// Initial capacity cap for vectors whose length comes from the file.
 const PREALLOC_CAP: u64 = 4096;
+/// Bytes stepped over per read.
+const SKIP_CHUNK: usize = 8192;
 /// Initial capacity cap for byte buffers whose length comes from the file.
 const BYTES_PREALLOC_CAP: u64 = 64 * 1024;
 
@@ -28,11 +30,24 @@ pub(crate) struct Src<R> {
     inner: R,
     pos: u64,
     crc: u64,
+    /// While set, every byte read is also appended here (a value copied as it lies).
+    capture: Option<Vec<u8>>,
+    /// What skipped bytes are read into (zeroed once, not at every skip).
+    scratch: Vec<u8>,
 }
 
 impl<R: Read> Src<R> {
     pub(crate) fn new(inner: R) -> Self {
-        Src { inner, pos: 0, crc: 0 }
+        Src { inner, pos: 0, crc: 0, capture: None, scratch: Vec::new() }
+    }
+
+    /// Hashes (and captures, when capturing) bytes just read.
+    fn consumed(&mut self, bytes: &[u8]) {
+        self.crc = crc64(self.crc, bytes);
+        self.pos += bytes.len() as u64;
+        if let Some(capture) = &mut self.capture {
+            capture.extend_from_slice(bytes);
+        }
     }
 
     pub(crate) fn pos(&self) -> u64 {
@@ -51,8 +66,7 @@ impl<R: Read> Src<R> {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(RdbError::Truncated { offset, what }),
             Err(source) => return Err(RdbError::Io { offset, source }),
         }
-        self.crc = crc64(self.crc, buf);
-        self.pos += buf.len() as u64;
+        self.consumed(buf);
         Ok(())
     }
 
@@ -77,8 +91,7 @@ impl<R: Read> Src<R> {
             Ok(n) => n,
             Err(source) => return Err(RdbError::Io { offset, source }),
         };
-        self.crc = crc64(self.crc, &v);
-        self.pos += got as u64;
+        self.consumed(&v);
         if (got as u64) < len {
             return Err(RdbError::Truncated { offset, what });
         }
@@ -139,7 +152,8 @@ impl<R: Read> Src<R> {
     /// Reads `len` bytes into the checksum only: nothing is allocated, whatever the
     /// declared length (a short input fails with `Truncated`).
     fn skip(&mut self, len: u64, what: &'static str) -> Result<(), RdbError> {
-        let mut chunk = [0u8; 8192];
+        let mut chunk = std::mem::take(&mut self.scratch);
+        chunk.resize(SKIP_CHUNK, 0);
         let mut left = len;
         while left > 0 {
             let n = usize::try_from(left).map_or(chunk.len(), |left| left.min(chunk.len()));
@@ -147,6 +161,7 @@ impl<R: Read> Src<R> {
             self.fill(part, what)?;
             left -= n as u64;
         }
+        self.scratch = chunk;
         Ok(())
     }
 
@@ -383,6 +398,19 @@ pub(crate) fn read_object<R: Read>(
     Ok(Some(value))
 }
 
+/// Whether [`skip_object`] finds the end of a value of type `type_id` without decoding it
+/// (a stream's end and a module value's need parsing).
+fn skips_without_decoding(type_id: u8) -> bool {
+    !matches!(
+        type_id,
+        types::MODULE
+            | types::MODULE_2
+            | types::STREAM_LISTPACKS
+            | types::STREAM_LISTPACKS_2
+            | types::STREAM_LISTPACKS_3
+    )
+}
+
 /// Steps over the value of an object of RDB type `type_id` without building it: the
 /// checksum still covers every byte, but nothing is decompressed or allocated. A value
 /// whose layout needs parsing to find its end (a stream) is read and dropped.
@@ -453,6 +481,26 @@ pub enum RdbItem {
     Aux { key: Vec<u8>, value: Vec<u8> },
 }
 
+/// An item of [`RdbReader::next_item_pick`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Picked {
+    Item(RdbItem),
+    /// A key whose value was not decoded ([`Pick::Raw`]).
+    Raw(RawEntry),
+    /// Where a key starts ([`Pick::Locate`]), for [`RdbReader::read_located`].
+    Located {
+        location: Location,
+        key: Vec<u8>,
+    },
+}
+
+/// Where a key lies in an RDB file: its database and the offset of its first opcode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub db: u32,
+    pub offset: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Reading,
@@ -475,6 +523,8 @@ pub struct RdbReader<R: Read> {
     expire_at_ms: Option<u64>,
     lru_idle_secs: Option<u64>,
     lfu_freq: Option<u8>,
+    /// Where the next key's first opcode (its expiry, or its type) starts.
+    key_offset: Option<u64>,
     state: State,
 }
 
@@ -500,8 +550,41 @@ impl<R: Read> RdbReader<R> {
             expire_at_ms: None,
             lru_idle_secs: None,
             lfu_freq: None,
+            key_offset: None,
             state: State::Reading,
         })
+    }
+
+    /// Reads the key at `location` (found by an earlier read of the same file with
+    /// [`Pick::Locate`]) from `inner`, which must be positioned at `location.offset`.
+    /// Returns the key (`None` for an empty collection) and the offset just past it. The
+    /// file's checksum is not verified: the read that located the key did that.
+    pub fn read_located(inner: R, location: Location) -> Result<(Option<RdbItem>, u64), RdbError> {
+        let mut src = Src::new(inner);
+        src.pos = location.offset;
+        let mut reader = RdbReader {
+            src,
+            version: MAX_SUPPORTED_VERSION,
+            db: location.db,
+            expire_at_ms: None,
+            lru_idle_secs: None,
+            lfu_freq: None,
+            key_offset: None,
+            state: State::Reading,
+        };
+        loop {
+            let op_offset = reader.src.pos();
+            let op = reader.src.u8("opcode or object type")?;
+            if reader.key_metadata(op, op_offset)? {
+                continue;
+            }
+            if !types::is_object_type(op) {
+                return Err(reader.src.corrupt(op_offset, format!("no key at offset {}", location.offset)));
+            }
+            let key = reader.src.string("key")?;
+            let item = reader.decode_value(op, op_offset, key)?;
+            return Ok((item, reader.src.pos()));
+        }
     }
 
     /// The RDB format version from the header.
@@ -539,7 +622,21 @@ impl<R: Read> RdbReader<R> {
     /// decoded and returned; the values of the others are stepped over (still checksummed,
     /// never decompressed or allocated). A compaction pass over one partition of the keys
     /// reads the whole snapshot and keeps a fraction of it.
-    pub fn next_item_where(&mut self, keep: impl FnMut(u32, &[u8]) -> bool) -> Result<Option<RdbItem>, RdbError> {
+    pub fn next_item_where(&mut self, mut keep: impl FnMut(u32, &[u8]) -> bool) -> Result<Option<RdbItem>, RdbError> {
+        loop {
+            match self.next_item_pick(|db, key| if keep(db, key) { Pick::Decode } else { Pick::Skip })? {
+                None => return Ok(None),
+                Some(Picked::Item(item)) => return Ok(Some(item)),
+                // Never asked for here.
+                Some(Picked::Raw(_) | Picked::Located { .. }) => continue,
+            }
+        }
+    }
+
+    /// Like [`RdbReader::next_item_where`], with a third choice: [`Pick::Raw`] returns a
+    /// key's value as the bytes that encode it ([`Picked::Raw`]), for a writer to copy
+    /// into another file without decoding and encoding it again.
+    pub fn next_item_pick(&mut self, pick: impl FnMut(u32, &[u8]) -> Pick) -> Result<Option<Picked>, RdbError> {
         match self.state {
             State::Done => return Ok(None),
             State::Failed => {
@@ -550,28 +647,21 @@ impl<R: Read> RdbReader<R> {
             }
             State::Reading => {}
         }
-        let r = self.next_inner(keep);
+        let r = self.next_inner(pick);
         if r.is_err() {
             self.state = State::Failed;
         }
         r
     }
 
-    fn next_inner(&mut self, mut keep: impl FnMut(u32, &[u8]) -> bool) -> Result<Option<RdbItem>, RdbError> {
+    fn next_inner(&mut self, mut pick: impl FnMut(u32, &[u8]) -> Pick) -> Result<Option<Picked>, RdbError> {
         loop {
             let op_offset = self.src.pos();
             let op = self.src.u8("opcode or object type")?;
+            if self.key_metadata(op, op_offset)? {
+                continue;
+            }
             match op {
-                opcode::EXPIRETIME_MS => {
-                    let t = self.src.millis("expire time")?;
-                    self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0));
-                }
-                opcode::EXPIRETIME => {
-                    let t = i32::from_le_bytes(self.src.arr("expire time")?);
-                    self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0) * 1000);
-                }
-                opcode::FREQ => self.lfu_freq = Some(self.src.u8("LFU frequency")?),
-                opcode::IDLE => self.lru_idle_secs = Some(self.src.len("LRU idle time")?),
                 opcode::EOF => {
                     let computed = self.src.crc;
                     if self.version >= 5 {
@@ -598,7 +688,7 @@ impl<R: Read> RdbReader<R> {
                 opcode::AUX => {
                     let key = self.src.string("aux field name")?;
                     let value = self.src.string("aux field value")?;
-                    return Ok(Some(RdbItem::Aux { key, value }));
+                    return Ok(Some(Picked::Item(RdbItem::Aux { key, value })));
                 }
                 opcode::MODULE_AUX => {
                     self.src.len("module id")?;
@@ -615,7 +705,7 @@ impl<R: Read> RdbReader<R> {
                 }
                 opcode::FUNCTION2 => {
                     let code = self.src.string("function library")?;
-                    return Ok(Some(RdbItem::Aux { key: b"function".to_vec(), value: code }));
+                    return Ok(Some(Picked::Item(RdbItem::Aux { key: b"function".to_vec(), value: code })));
                 }
                 opcode::FUNCTION_PRE_GA => {
                     // Redis 7.0-rc format: name, engine, optional description, code.
@@ -633,44 +723,95 @@ impl<R: Read> RdbReader<R> {
                     value.extend_from_slice(&name);
                     value.push(b'\n');
                     value.extend_from_slice(&code);
-                    return Ok(Some(RdbItem::Aux { key: b"function".to_vec(), value }));
+                    return Ok(Some(Picked::Item(RdbItem::Aux { key: b"function".to_vec(), value })));
                 }
                 type_id => {
-                    if !types::is_object_type(type_id) {
-                        return Err(RdbError::Corrupt {
-                            offset: op_offset,
-                            msg: format!("unknown object type or opcode {type_id}"),
-                        });
-                    }
-                    let key = self.src.string("key")?;
-                    if !keep(self.db, &key) {
-                        skip_object(&mut self.src, type_id, op_offset)?;
-                        self.expire_at_ms = None;
-                        self.lru_idle_secs = None;
-                        self.lfu_freq = None;
-                        continue;
-                    }
-                    let value = read_object(&mut self.src, type_id, op_offset)?;
-                    let expire_at_ms = self.expire_at_ms.take();
-                    let lru_idle_secs = self.lru_idle_secs.take();
-                    let lfu_freq = self.lfu_freq.take();
-                    match value {
-                        None => return Ok(Some(RdbItem::Unsupported { db: self.db, key, type_id })),
-                        Some(v) if is_empty_collection(&v) => continue,
-                        Some(value) => {
-                            return Ok(Some(RdbItem::Entry(RdbEntry {
-                                db: self.db,
-                                key,
-                                value,
-                                expire_at_ms,
-                                lru_idle_secs,
-                                lfu_freq,
-                            })))
-                        }
+                    if let Some(picked) = self.key_and_value(type_id, op_offset, &mut pick)? {
+                        return Ok(Some(picked));
                     }
                 }
             }
         }
+    }
+
+    /// Reads the expiry or LRU/LFU opcode `op` of the next key; false when `op` is none.
+    fn key_metadata(&mut self, op: u8, op_offset: u64) -> Result<bool, RdbError> {
+        match op {
+            opcode::EXPIRETIME_MS => {
+                let t = self.src.millis("expire time")?;
+                self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0));
+            }
+            opcode::EXPIRETIME => {
+                let t = i32::from_le_bytes(self.src.arr("expire time")?);
+                self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0) * 1000);
+            }
+            opcode::FREQ => self.lfu_freq = Some(self.src.u8("LFU frequency")?),
+            opcode::IDLE => self.lru_idle_secs = Some(self.src.len("LRU idle time")?),
+            _ => return Ok(false),
+        }
+        self.key_offset.get_or_insert(op_offset);
+        Ok(true)
+    }
+
+    /// Reads a key of type `type_id` and does with its value what `pick` says; `None` when
+    /// nothing is returned for it (skipped, or an empty collection).
+    fn key_and_value(
+        &mut self,
+        type_id: u8,
+        op_offset: u64,
+        pick: &mut impl FnMut(u32, &[u8]) -> Pick,
+    ) -> Result<Option<Picked>, RdbError> {
+        if !types::is_object_type(type_id) {
+            return Err(RdbError::Corrupt {
+                offset: op_offset,
+                msg: format!("unknown object type or opcode {type_id}"),
+            });
+        }
+        let offset = *self.key_offset.get_or_insert(op_offset);
+        let key = self.src.string("key")?;
+        let picked = match pick(self.db, &key) {
+            Pick::Skip => {
+                skip_object(&mut self.src, type_id, op_offset)?;
+                None
+            }
+            Pick::Locate => {
+                skip_object(&mut self.src, type_id, op_offset)?;
+                Some(Picked::Located { location: Location { db: self.db, offset }, key })
+            }
+            Pick::Raw if skips_without_decoding(type_id) => {
+                self.src.capture = Some(Vec::new());
+                let skipped = skip_object(&mut self.src, type_id, op_offset);
+                let body = self.src.capture.take().unwrap_or_default();
+                skipped?;
+                Some(Picked::Raw(RawEntry { db: self.db, key, type_id, body, expire_at_ms: self.expire_at_ms }))
+            }
+            Pick::Raw | Pick::Decode => self.decode_value(type_id, op_offset, key)?.map(Picked::Item),
+        };
+        self.forget_key_metadata();
+        Ok(picked)
+    }
+
+    /// Decodes the value of `key`, of type `type_id`: `None` for an empty collection.
+    fn decode_value(&mut self, type_id: u8, op_offset: u64, key: Vec<u8>) -> Result<Option<RdbItem>, RdbError> {
+        let db = self.db;
+        let Some(value) = read_object(&mut self.src, type_id, op_offset)? else {
+            return Ok(Some(RdbItem::Unsupported { db, key, type_id }));
+        };
+        if is_empty_collection(&value) {
+            return Ok(None);
+        }
+        let (expire_at_ms, lru_idle_secs, lfu_freq) = (self.expire_at_ms, self.lru_idle_secs, self.lfu_freq);
+        Ok(Some(RdbItem::Entry(RdbEntry { db, key, value, expire_at_ms, lru_idle_secs, lfu_freq })))
+    }
+}
+
+impl<R: Read> RdbReader<R> {
+    /// Drops the expiry and LRU/LFU opcodes read for the key just stepped over or returned.
+    fn forget_key_metadata(&mut self) {
+        self.expire_at_ms = None;
+        self.lru_idle_secs = None;
+        self.lfu_freq = None;
+        self.key_offset = None;
     }
 }
 

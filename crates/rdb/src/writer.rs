@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::crc64::crc64;
 use crate::encodings::{canonical_i64, lp_backlen_size, ListpackBuilder};
-use crate::{opcode, types, RdbValue, RDB_VERSION};
+use crate::{opcode, types, RawEntry, RdbValue, RDB_VERSION};
 
 /// Redis 7.0 default `hash-max-listpack-entries` / `zset-max-listpack-entries`.
 const LISTPACK_MAX_ENTRIES: usize = 128;
@@ -338,14 +338,19 @@ impl<W: Write> Write for CrcWrite<W> {
 pub struct RdbWriter<W: Write> {
     out: CrcWrite<W>,
     compress: bool,
+    /// The database of the last SELECTDB written.
+    db: Option<u32>,
 }
 
 impl<W: Write> RdbWriter<W> {
     /// Writes the header `REDIS0010` and the aux fields `redis-ver` ("7.0.0"),
     /// `redis-bits` (64), `ctime` (now), `used-mem` (0) and `aof-base` (0).
     pub fn new(w: W) -> io::Result<Self> {
-        let mut wr =
-            RdbWriter { out: CrcWrite { inner: BufWriter::with_capacity(64 * 1024, w), crc: 0 }, compress: true };
+        let mut wr = RdbWriter {
+            out: CrcWrite { inner: BufWriter::with_capacity(64 * 1024, w), crc: 0 },
+            compress: true,
+            db: None,
+        };
         wr.out.write_all(format!("REDIS{RDB_VERSION:04}").as_bytes())?;
         let ctime = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         wr.write_aux(b"redis-ver", b"7.0.0")?;
@@ -380,8 +385,7 @@ impl<W: Write> RdbWriter<W> {
     /// Starts database `db` (SELECTDB) with a RESIZEDB hint of `keys` keys of which
     /// `expires` have a TTL (the hint need not be exact).
     pub fn select_db(&mut self, db: u32, keys: u64, expires: u64) -> io::Result<()> {
-        self.out.write_all(&[opcode::SELECTDB])?;
-        put_len(&mut self.out, u64::from(db))?;
+        self.write_select(db)?;
         self.out.write_all(&[opcode::RESIZEDB])?;
         put_len(&mut self.out, keys)?;
         put_len(&mut self.out, expires)
@@ -397,15 +401,37 @@ impl<W: Write> RdbWriter<W> {
         if crate::reader::is_empty_collection(value) {
             return Ok(());
         }
+        let plan = Plan::of(value);
+        self.write_key(plan.type_id(), key, expire_at_ms)?;
+        put_body(&mut self.out, value, &plan, self.compress)
+    }
+
+    /// Writes a key read with [`crate::Pick::Raw`] as it was read, in its database (a
+    /// SELECTDB first if the last one named another).
+    pub fn write_raw_entry(&mut self, entry: &RawEntry) -> io::Result<()> {
+        if self.db != Some(entry.db) {
+            self.write_select(entry.db)?;
+        }
+        self.write_key(entry.type_id, &entry.key, entry.expire_at_ms)?;
+        self.out.write_all(&entry.body)
+    }
+
+    fn write_select(&mut self, db: u32) -> io::Result<()> {
+        self.out.write_all(&[opcode::SELECTDB])?;
+        put_len(&mut self.out, u64::from(db))?;
+        self.db = Some(db);
+        Ok(())
+    }
+
+    /// A key's expiry, type byte and name: what precedes its value.
+    fn write_key(&mut self, type_id: u8, key: &[u8], expire_at_ms: Option<u64>) -> io::Result<()> {
         if let Some(t) = expire_at_ms {
             self.out.write_all(&[opcode::EXPIRETIME_MS])?;
             let t = i64::try_from(t).unwrap_or(i64::MAX);
             self.out.write_all(&t.to_le_bytes())?;
         }
-        let plan = Plan::of(value);
-        self.out.write_all(&[plan.type_id()])?;
-        put_string(&mut self.out, key, self.compress)?;
-        put_body(&mut self.out, value, &plan, self.compress)
+        self.out.write_all(&[type_id])?;
+        put_string(&mut self.out, key, self.compress)
     }
 
     /// Writes the EOF opcode and the CRC-64 trailer, flushes, and returns the inner

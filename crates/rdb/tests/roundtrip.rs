@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use staykv_rdb::{decode_dump_payload, encode_dump_payload, RdbItem, RdbReader, RdbValue, RdbWriter};
+use staykv_rdb::{decode_dump_payload, encode_dump_payload, Pick, Picked, RdbItem, RdbReader, RdbValue, RdbWriter};
 
 fn write(entries: &[(u32, Vec<u8>, RdbValue, Option<u64>)], compress: bool) -> Vec<u8> {
     let mut w = RdbWriter::new(Vec::new()).unwrap();
@@ -90,6 +90,69 @@ fn random_values_round_trip_through_file_and_dump() {
     for (e, (db, k, v, _)) in es.iter().zip(&all) {
         assert_eq!((e.db, &e.key), (*db, k));
         assert_eq!(norm(&e.value), norm(v));
+    }
+}
+
+/// A compaction copies unchanged keys as they lie in the old file (`Pick::Raw`) next to
+/// keys it decoded and wrote again, some read at once, others later from where a first read
+/// located them (`Pick::Locate`): the new file reads back to the same keys, values and
+/// deadlines, in every database, whatever the encoding; a stream is decoded even when asked
+/// raw (only parsing finds its end).
+#[test]
+fn raw_copied_keys_read_back_as_they_were_written() {
+    let mut rng = Rng(0x5eed_cafe);
+    let mut all: Vec<(u32, Vec<u8>, RdbValue, Option<u64>)> = sample_values()
+        .into_iter()
+        .map(|(k, v)| (0, k.into_bytes(), v, Some(1_000)))
+        .chain((0..200u32).map(|i| (1 + i / 80, format!("random:{i}").into_bytes(), random_value(&mut rng), None)))
+        .collect();
+    all.push((3, b("stream!"), sample_stream(), Some(7)));
+    for compress in [true, false] {
+        let original = write(&all, compress);
+        let mut reader = RdbReader::new(&original[..]).unwrap();
+        let mut copy = RdbWriter::new(Vec::new()).unwrap();
+        let (mut raw, mut decoded, mut located) = (0, 0, Vec::new());
+        let pick = |key: &[u8]| [Pick::Raw, Pick::Decode, Pick::Locate][key.len() % 3];
+        while let Some(item) = reader.next_item_pick(|_, key| pick(key)).unwrap() {
+            match item {
+                Picked::Raw(e) => {
+                    assert!(pick(&e.key) == Pick::Raw && e.key != b"stream!", "{:?}", String::from_utf8_lossy(&e.key));
+                    copy.write_raw_entry(&e).unwrap();
+                    raw += 1;
+                }
+                Picked::Item(RdbItem::Entry(e)) => {
+                    copy.select_db(e.db, 0, 0).unwrap();
+                    copy.write_entry(&e.key, &e.value, e.expire_at_ms).unwrap();
+                    decoded += 1;
+                }
+                Picked::Located { location, .. } => located.push(location),
+                Picked::Item(_) => {}
+            }
+        }
+        assert!(reader.is_finished());
+        for at in &located {
+            let (item, end) = RdbReader::read_located(&original[at.offset as usize..], *at).unwrap();
+            let Some(RdbItem::Entry(e)) = item else { panic!("nothing at {at:?}") };
+            assert!(pick(&e.key) == Pick::Locate && end > at.offset && end < original.len() as u64);
+            copy.select_db(e.db, 0, 0).unwrap();
+            copy.write_entry(&e.key, &e.value, e.expire_at_ms).unwrap();
+        }
+        assert!(
+            raw > 20 && decoded > 20 && located.len() > 20,
+            "{raw} raw, {decoded} decoded, {} located",
+            located.len()
+        );
+        let copy = copy.finish().unwrap();
+        let keyed = |file: &[u8]| {
+            let mut es: Vec<_> = entries(&read_all(file).unwrap())
+                .into_iter()
+                .map(|e| ((e.db, e.key), (norm(&e.value), e.expire_at_ms)))
+                .collect();
+            es.sort_by(|a, b| a.0.cmp(&b.0));
+            es
+        };
+        assert_eq!(keyed(&copy), keyed(&original));
+        assert_eq!(keyed(&copy).len(), all.len());
     }
 }
 

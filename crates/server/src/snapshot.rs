@@ -22,6 +22,10 @@
 //! the peak is the live dataset plus `1/P` of it. An effect
 //! that names keys in several partitions (none does today) makes the build start over with
 //! one partition rather than produce a wrong file.
+//!
+//! Copying: keys of the old snapshot whose names no sealed batch touches are copied into the
+//! new file as they lie, in the first pass, without entering the scratch engine; later passes
+//! read only the old keys the first one located for them. See [`build_snapshot`].
 
 use std::fs::File;
 use std::hash::Hasher;
@@ -30,12 +34,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use staykv_engine::command::CommandTable;
 use staykv_engine::keyspace::{Entry, NO_EXPIRY};
 use staykv_engine::small_bytes::KeyBytes;
-use staykv_engine::value::Value;
-use staykv_engine::{decode_batch, decode_batch_view, EffectView, Engine, EngineOptions};
-use staykv_rdb::{RdbItem, RdbReader, RdbValue, RdbWriter};
-use staykv_resp::Reply;
+use staykv_engine::value::{HashSet, Value};
+use staykv_engine::{decode_batch, decode_batch_view, Effect, EffectView, Engine, EngineOptions, Reply};
+use staykv_rdb::{Location, Pick, Picked, RawEntry, RdbEntry, RdbItem, RdbReader, RdbValue, RdbWriter};
 use staykv_storage::{snapshot_file_name, BoxError, Progress, RealFs, Replay, SnapshotRef, StorageError};
 
 /// Suffix of a snapshot being written (removed at start if left over).
@@ -125,7 +129,20 @@ type LoadedKey = (usize, Vec<u8>, Value, u64);
 pub fn load_rdb_file(
     engine: &Engine,
     path: &Path,
-    keep: impl FnMut(&[u8]) -> bool,
+    mut keep: impl FnMut(&[u8]) -> bool,
+    progress: impl FnMut(u64, u64, u64),
+) -> Result<KeyCounts, String> {
+    let pick = |key: &[u8]| if keep(key) { Pick::Decode } else { Pick::Skip };
+    load_rdb_file_picking(engine, path, Picker { pick, copy: |_| Ok(()), locate: |_: Location, _: &[u8]| {} }, progress)
+}
+
+/// [`load_rdb_file`] with every choice of [`Pick`]: the keys picked raw go to `copy` as they
+/// lie in the file (a compaction copying keys nothing changed), those picked to be located
+/// to `locate`, on the parsing thread.
+fn load_rdb_file_picking(
+    engine: &Engine,
+    path: &Path,
+    picker: Picker<impl FnMut(&[u8]) -> Pick, impl FnMut(RawEntry) -> Result<(), String>, impl FnMut(Location, &[u8])>,
     progress: impl FnMut(u64, u64, u64),
 ) -> Result<KeyCounts, String> {
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -141,7 +158,7 @@ pub fn load_rdb_file(
             }
             Ok(())
         });
-        let parsed = parse_rdb_file(engine, reader, path, total, keep, progress, &batches);
+        let parsed = parse_rdb_file(engine, reader, (path, total), picker, progress, &batches);
         drop(batches);
         let inserted =
             inserter.join().map_err(|_| format!("snapshot {}: the loading thread failed", path.display()))?;
@@ -150,13 +167,36 @@ pub fn load_rdb_file(
     })
 }
 
+/// What loading does with each key: `pick` chooses, `copy` takes the keys picked raw and
+/// `locate` where the keys picked to be located lie.
+struct Picker<P, C, L> {
+    pick: P,
+    copy: C,
+    locate: L,
+}
+
+/// A key read from the snapshot at `path`, as the engine holds it.
+fn loaded_key(entry: RdbEntry, path: &Path) -> Result<LoadedKey, String> {
+    let value = value_from_rdb(entry.value).map_err(|kind| {
+        format!(
+            "snapshot {}: key {:?} holds a {kind}, which this build cannot load",
+            path.display(),
+            String::from_utf8_lossy(&entry.key)
+        )
+    })?;
+    Ok((entry.db as usize, entry.key, value, entry.expire_at_ms.unwrap_or(NO_EXPIRY)))
+}
+
 /// The parsing half of [`load_rdb_file`]: sends kept keys in batches to `out`.
 fn parse_rdb_file<R: std::io::Read>(
     engine: &Engine,
     mut reader: RdbReader<R>,
-    path: &Path,
-    total: u64,
-    mut keep: impl FnMut(&[u8]) -> bool,
+    (path, total): (&Path, u64),
+    mut picker: Picker<
+        impl FnMut(&[u8]) -> Pick,
+        impl FnMut(RawEntry) -> Result<(), String>,
+        impl FnMut(Location, &[u8]),
+    >,
     mut progress: impl FnMut(u64, u64, u64),
     out: &std::sync::mpsc::SyncSender<Vec<LoadedKey>>,
 ) -> Result<KeyCounts, String> {
@@ -165,22 +205,27 @@ fn parse_rdb_file<R: std::io::Read>(
     let mut seen = 0u64;
     let mut batch = Vec::with_capacity(LOAD_BATCH);
     let read_error = |e| format!("snapshot {}: {e}", path.display());
-    while let Some(item) = reader.next_item_where(|_, key| keep(key)).map_err(read_error)? {
+    while let Some(picked) = reader.next_item_pick(|_, key| (picker.pick)(key)).map_err(read_error)? {
+        let item = match picked {
+            Picked::Item(item) => item,
+            Picked::Raw(entry) => {
+                (picker.copy)(entry)?;
+                continue;
+            }
+            Picked::Located { location, key } => {
+                (picker.locate)(location, &key);
+                continue;
+            }
+        };
         match item {
             RdbItem::Entry(entry) => {
                 seen += 1;
                 if seen.is_multiple_of(65536) {
                     progress(reader.bytes_read(), total, counts.keys);
                 }
-                let value = value_from_rdb(entry.value).map_err(|kind| {
-                    format!(
-                        "snapshot {}: key {:?} holds a {kind}, which this build cannot load",
-                        path.display(),
-                        String::from_utf8_lossy(&entry.key)
-                    )
-                })?;
-                let expire_at = entry.expire_at_ms.unwrap_or(NO_EXPIRY);
-                batch.push((entry.db as usize, entry.key, value, expire_at));
+                let loaded = loaded_key(entry, path)?;
+                let expire_at = loaded.3;
+                batch.push(loaded);
                 if batch.len() == LOAD_BATCH {
                     out.send(std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH))).map_err(|_| closed())?;
                 }
@@ -367,6 +412,8 @@ pub struct Built {
     pub seq: u64,
     pub bytes: u64,
     pub keys: u64,
+    /// Of `keys`, those copied as they lay in the old snapshot.
+    pub copied: u64,
     pub partitions: usize,
     pub elapsed: Duration,
 }
@@ -385,56 +432,156 @@ fn partition_of(key: &[u8], partitions: usize) -> usize {
     if partitions <= 1 {
         return 0;
     }
+    partition_of_hash(name_hash(key), partitions)
+}
+
+fn partition_of_hash(hash: u64, partitions: usize) -> usize {
+    (hash % partitions.max(1) as u64) as usize
+}
+
+/// A key name's hash: its partition, and what a build notes of the names the log touches
+/// (two names with one hash are both treated as touched, which only costs a decode).
+fn name_hash(key: &[u8]) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     hasher.write(key);
-    (hasher.finish() % partitions as u64) as usize
+    hasher.finish()
 }
 
 /// Builds the snapshot covering every batch with seq `<= covered` from the data directory's
 /// current snapshot and sealed segments (the caller rotated the log past `covered`). Writes
 /// `snap-<covered>.rdb` in `dir` (atomically) and returns it; the caller installs it.
+///
+/// A first read of the batches notes the key names they touch. The first pass then reads the
+/// old snapshot once: keys no batch touches are copied into the new file as they lie (never
+/// decoded, decompressed or compressed again), its own partition's touched keys are built,
+/// and where the other touched keys lie is noted, so that later passes read just those.
+/// Most of a session store's keys are untouched between two compactions.
 pub fn build_snapshot(dir: &Path, databases: usize, covered: u64, partitions: usize) -> Result<Built, String> {
     let started = Instant::now();
     let file = snapshot_file_name(covered);
     let path = dir.join(&file);
-    let mut parts = partitions.max(1);
+    let mut plan = BuildPlan { partitions: partitions.max(1), copy_untouched: true };
     loop {
         let attempt = write_rdb_atomically(&path, |writer| {
-            let mut keys = 0u64;
-            for p in 0..parts {
-                let engine = Engine::new(EngineOptions { databases, shard_bits: 0 });
-                let mut replay = PartitionReplay::new(dir, &engine, p, parts, covered);
-                replay_log(dir, &mut replay)?;
-                if replay.mixed_keys {
-                    return Ok(None);
-                }
-                // Every pass replays the libraries (they are no key's); the first writes them.
-                let written =
-                    if p == 0 { write_engine(&engine, writer, |_| {}) } else { write_keys(&engine, writer, |_| {}) };
-                let counts = written.map_err(|e| format!("cannot write the snapshot {}: {e}", path.display()))?;
-                keys += counts.keys;
-                if parts > 1 {
-                    tracing::debug!("snapshot {file}: partition {}/{parts} done ({} keys)", p + 1, counts.keys);
-                }
-            }
-            Ok(Some(keys))
+            build_passes(dir, databases, covered, plan, writer)
+                .map_err(|e| format!("cannot write the snapshot {}: {e}", path.display()))
         });
         match attempt? {
-            (bytes, Some(keys)) => {
-                return Ok(Built { file, seq: covered, bytes, keys, partitions: parts, elapsed: started.elapsed() })
+            (bytes, Ok((keys, copied))) => {
+                let (seq, partitions, elapsed) = (covered, plan.partitions, started.elapsed());
+                return Ok(Built { file, seq, bytes, keys, copied, partitions, elapsed });
             }
-            (_, None) => {
-                tracing::warn!("snapshot {file}: an effect names keys of several partitions; building in one pass");
+            (_, Err(retry)) => {
+                tracing::warn!("snapshot {file}: {retry}");
                 let _ = std::fs::remove_file(&path);
-                parts = 1;
+                plan = retry.next(plan);
             }
         }
     }
 }
 
-/// Runs `replay` over the data directory read-only, stopping at its stop seq.
-fn replay_log(dir: &Path, replay: &mut PartitionReplay<'_>) -> Result<(), String> {
-    let result = staykv_storage::scan_live(dir, &RealFs::new(), replay);
+/// How a build goes about it.
+#[derive(Debug, Clone, Copy)]
+struct BuildPlan {
+    partitions: usize,
+    /// Whether keys no batch touches are copied as they lie (else every key is decoded).
+    copy_untouched: bool,
+}
+
+/// Why a build starts over.
+#[derive(Debug)]
+enum Retry {
+    /// An effect names keys of several partitions.
+    MixedKeys,
+    /// The batches changed a key that their commands' key positions do not name, so its old
+    /// value may have been copied too.
+    UnnamedKey(Vec<u8>),
+}
+
+impl Retry {
+    fn next(&self, plan: BuildPlan) -> BuildPlan {
+        match self {
+            Retry::MixedKeys => BuildPlan { partitions: 1, ..plan },
+            Retry::UnnamedKey(_) => BuildPlan { copy_untouched: false, ..plan },
+        }
+    }
+}
+
+impl std::fmt::Display for Retry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retry::MixedKeys => f.write_str("an effect names keys of several partitions; building in one pass"),
+            Retry::UnnamedKey(key) => write!(
+                f,
+                "the log changed key {:?} where its command's key positions do not name it; building again with every key decoded",
+                String::from_utf8_lossy(key)
+            ),
+        }
+    }
+}
+
+/// The most touched names a build notes (8 bytes each, plus the set's overhead); a log that
+/// names more turns copying off.
+const MAX_TOUCHED_NAMES: usize = 8 << 20;
+
+/// The passes of a build, written to `writer`: how many keys it wrote and how many of them
+/// it copied, or why the build starts over.
+fn build_passes<W: Write>(
+    dir: &Path,
+    databases: usize,
+    covered: u64,
+    plan: BuildPlan,
+    writer: &mut RdbWriter<W>,
+) -> Result<Result<(u64, u64), Retry>, String> {
+    let mut touched = plan.copy_untouched.then(HashSet::default);
+    if touched.is_some() {
+        let table = staykv_engine::cmd::table();
+        let filter = PassFilter { table: &table, partition: 0, partitions: 1 };
+        let survey: PassWork<'_, W> = PassWork::Survey { touched: &mut touched };
+        run_pass(dir, filter, covered, survey)?;
+    }
+    let mut located = vec![Vec::new(); plan.partitions];
+    let (mut keys, mut copied) = (0u64, 0u64);
+    for p in 0..plan.partitions {
+        let engine = Engine::new(EngineOptions { databases, shard_bits: 0 });
+        let filter = PassFilter { table: &engine.table, partition: p, partitions: plan.partitions };
+        let old_keys = if p > 0 && touched.is_some() {
+            OldKeys::Located(located.get_mut(p).map(std::mem::take).unwrap_or_default())
+        } else {
+            OldKeys::Scan { touched: touched.as_ref(), located: &mut located, copied: &mut copied }
+        };
+        let work = PassWork::Build { engine: &engine, old_keys, writer: &mut *writer };
+        if !run_pass(dir, filter, covered, work)? {
+            return Ok(Err(Retry::MixedKeys));
+        }
+        if let Some(key) = touched.as_ref().and_then(|touched| key_not_named(&engine, touched)) {
+            return Ok(Err(Retry::UnnamedKey(key)));
+        }
+        // Every pass replays the libraries (they are no key's); the first writes them.
+        let written = if p == 0 { write_engine(&engine, writer, |_| {}) } else { write_keys(&engine, writer, |_| {}) };
+        let counts = written.map_err(|e| e.to_string())?;
+        keys += counts.keys;
+        tracing::debug!("partition {}/{}: {} keys built", p + 1, plan.partitions, counts.keys);
+    }
+    Ok(Ok((keys + copied, copied)))
+}
+
+/// A key of `engine` whose name is not in `touched`, if any.
+fn key_not_named(engine: &Engine, touched: &HashSet<u64>) -> Option<Vec<u8>> {
+    let mut unnamed = None;
+    engine.for_each_entry(|_, entry| {
+        if unnamed.is_none() && !touched.contains(&name_hash(&entry.key)) {
+            unnamed = Some(entry.key.to_vec());
+        }
+    });
+    unnamed
+}
+
+/// Reads the data directory (read-only) up to `covered` for one pass's `work`. False when an
+/// effect names keys of several partitions.
+fn run_pass<W: Write>(dir: &Path, filter: PassFilter<'_>, covered: u64, work: PassWork<'_, W>) -> Result<bool, String> {
+    let mut replay = PartitionReplay::new(dir, filter, covered, work);
+    let result = staykv_storage::scan_live(dir, &RealFs::new(), &mut replay);
     if let Some(error) = replay.error.take() {
         return Err(error);
     }
@@ -443,22 +590,76 @@ fn replay_log(dir: &Path, replay: &mut PartitionReplay<'_>) -> Result<(), String
         Err(StorageError::Replay { .. }) if replay.stopped => {}
         Err(e) => return Err(format!("cannot read the log to build a snapshot: {e}")),
     }
-    if replay.last_seq < replay.stop_at.saturating_sub(1) {
-        return Err(format!(
-            "the log ends at seq {} but the snapshot must cover seq {}",
-            replay.last_seq,
-            replay.stop_at.saturating_sub(1)
-        ));
+    if replay.mixed_keys {
+        return Ok(false);
     }
-    Ok(())
+    if replay.last_seq < covered {
+        return Err(format!("the log ends at seq {} but the snapshot must cover seq {covered}", replay.last_seq));
+    }
+    Ok(true)
 }
 
-/// Replays the snapshot and the batches below `stop_at`, keeping one partition's keys.
-struct PartitionReplay<'a> {
-    dir: &'a Path,
-    engine: &'a Engine,
+/// Which keys and effects belong to one pass.
+#[derive(Clone, Copy)]
+struct PassFilter<'a> {
+    table: &'a CommandTable,
     partition: usize,
     partitions: usize,
+}
+
+impl PassFilter<'_> {
+    /// Calls `each` with every key `effect` names; false when the table does not know its
+    /// command (replaying it fails the same way in every pass).
+    fn each_key<'e>(&self, effect: &EffectView<'e>, mut each: impl FnMut(&'e [u8])) -> bool {
+        let Some((_, spec)) = effect.argv.first().and_then(|name| self.table.lookup(name)) else { return false };
+        let mut at = |pos: usize| effect.argv.get(pos).into_iter().for_each(|key| each(key));
+        match spec.fixed_key_positions(effect.argv.len()) {
+            Some(positions) => positions.for_each(&mut at),
+            None => spec.key_positions(&effect.to_effect().argv).into_iter().for_each(&mut at),
+        }
+        true
+    }
+
+    /// Whether `effect` belongs in this pass: its keys' partition, or every pass for
+    /// database-wide effects. `None` when it names keys of several partitions.
+    fn keeps(&self, effect: &EffectView<'_>) -> Option<bool> {
+        if self.partitions <= 1 {
+            return Some(true);
+        }
+        let (mut found, mut mixed) = (None, false);
+        self.each_key(effect, |key| {
+            let p = partition_of(key, self.partitions);
+            mixed |= found.is_some_and(|q| q != p);
+            found = Some(p);
+        });
+        (!mixed).then_some(found.is_none_or(|p| p == self.partition))
+    }
+}
+
+/// What a read of the data directory does in a pass.
+enum PassWork<'a, W: Write> {
+    /// Before the passes, the batches only: the hashes of the key names they touch, in any
+    /// database; `None` once one names no key and is not a FUNCTION (FLUSHDB, FLUSHALL,
+    /// SWAPDB: no old key is safe to copy), or past [`MAX_TOUCHED_NAMES`].
+    Survey { touched: &'a mut Option<HashSet<u64>> },
+    /// A pass: the old snapshot's keys it builds into `engine`, then its batches.
+    Build { engine: &'a Engine, old_keys: OldKeys<'a>, writer: &'a mut RdbWriter<W> },
+}
+
+/// How a pass reads the old snapshot's keys.
+enum OldKeys<'a> {
+    /// Read the whole file: build the pass's keys; with `touched`, copy the untouched keys
+    /// of every partition and note where the other partitions' touched keys lie.
+    Scan { touched: Option<&'a HashSet<u64>>, located: &'a mut Vec<Vec<Location>>, copied: &'a mut u64 },
+    /// Read just these keys, noted by the first pass.
+    Located(Vec<Location>),
+}
+
+/// Reads the snapshot and the batches below `stop_at` for one pass.
+struct PartitionReplay<'a, W: Write> {
+    dir: &'a Path,
+    filter: PassFilter<'a>,
+    work: PassWork<'a, W>,
     /// First seq not to replay.
     stop_at: u64,
     /// Highest seq seen (or covered by the old snapshot).
@@ -479,13 +680,12 @@ impl std::fmt::Display for Stop {
 
 impl std::error::Error for Stop {}
 
-impl<'a> PartitionReplay<'a> {
-    fn new(dir: &'a Path, engine: &'a Engine, partition: usize, partitions: usize, covered: u64) -> Self {
+impl<'a, W: Write> PartitionReplay<'a, W> {
+    fn new(dir: &'a Path, filter: PassFilter<'a>, covered: u64, work: PassWork<'a, W>) -> Self {
         PartitionReplay {
             dir,
-            engine,
-            partition,
-            partitions,
+            filter,
+            work,
             stop_at: covered + 1,
             last_seq: 0,
             stopped: false,
@@ -498,50 +698,39 @@ impl<'a> PartitionReplay<'a> {
         self.error = Some(error.clone());
         error.into()
     }
-
-    /// Whether `effect` belongs in this pass: its keys' partition, or every pass for
-    /// database-wide effects. `None` when it names keys of several partitions.
-    fn keep(&self, effect: &EffectView<'_>) -> Option<bool> {
-        if self.partitions <= 1 {
-            return Some(true);
-        }
-        let name = effect.argv.first()?;
-        let Some((_, spec)) = self.engine.table.lookup(name) else {
-            // Unknown to the table: replaying it fails the same way in every pass.
-            return Some(true);
-        };
-        let found = match spec.fixed_key_positions(effect.argv.len()) {
-            Some(positions) => self.partition_of_keys(positions, &effect.argv)?,
-            None => self.partition_of_keys(spec.key_positions(&effect.to_effect().argv).into_iter(), &effect.argv)?,
-        };
-        Some(found.is_none_or(|p| p == self.partition))
-    }
-
-    /// The one partition of the keys at `positions` (`Some(None)`: no key); `None` when they
-    /// fall in several.
-    fn partition_of_keys(&self, positions: impl Iterator<Item = usize>, argv: &[&[u8]]) -> Option<Option<usize>> {
-        let mut found = None;
-        for key in positions.filter_map(|pos| argv.get(pos)) {
-            let p = partition_of(key, self.partitions);
-            match found {
-                None => found = Some(p),
-                Some(q) if q != p => return None,
-                Some(_) => {}
-            }
-        }
-        Some(found)
-    }
 }
 
-impl Replay for PartitionReplay<'_> {
+impl<W: Write> Replay for PartitionReplay<'_, W> {
     fn snapshot(&mut self, snapshot: &SnapshotRef) -> Result<(), BoxError> {
-        let path = self.dir.join(&snapshot.file);
-        let (partition, partitions) = (self.partition, self.partitions);
         self.last_seq = snapshot.seq;
-        match load_rdb_file(self.engine, &path, |key| partition_of(key, partitions) == partition, |_, _, _| {}) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.fail(e)),
-        }
+        let PassWork::Build { engine, old_keys, writer } = &mut self.work else { return Ok(()) };
+        let path = self.dir.join(&snapshot.file);
+        let loaded = match old_keys {
+            OldKeys::Scan { touched, located, copied } => {
+                let filter = self.filter;
+                let pick = |key: &[u8]| {
+                    let hash = name_hash(key);
+                    match touched.map(|touched| touched.contains(&hash)) {
+                        Some(false) => Pick::Raw,
+                        _ if partition_of_hash(hash, filter.partitions) == filter.partition => Pick::Decode,
+                        Some(true) => Pick::Locate,
+                        None => Pick::Skip,
+                    }
+                };
+                let copy = |entry: RawEntry| {
+                    **copied += 1;
+                    writer.write_raw_entry(&entry).map_err(|e| format!("cannot write the snapshot: {e}"))
+                };
+                let locate = |location: Location, key: &[u8]| {
+                    if let Some(theirs) = located.get_mut(partition_of(key, filter.partitions)) {
+                        theirs.push(location);
+                    }
+                };
+                load_rdb_file_picking(engine, &path, Picker { pick, copy, locate }, |_, _, _| {}).map(drop)
+            }
+            OldKeys::Located(locations) => load_located(engine, &path, locations),
+        };
+        loaded.map_err(|e| self.fail(e))
     }
 
     fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError> {
@@ -550,15 +739,15 @@ impl Replay for PartitionReplay<'_> {
             return Err(Box::new(Stop));
         }
         self.last_seq = seq;
-        // Only this partition's effects are copied out of the frame and replayed.
+        // Only this pass's effects are looked at (and copied out of the frame to replay).
         let (time, effects) = match decode_batch_view(payload) {
             Ok(batch) => batch,
             Err(e) => return Err(self.fail(format!("log frame {seq}: {e}"))),
         };
         let mut kept = Vec::new();
         for effect in &effects {
-            match self.keep(effect) {
-                Some(true) => kept.push(effect.to_effect()),
+            match self.filter.keeps(effect) {
+                Some(true) => kept.push(effect),
                 Some(false) => {}
                 None => {
                     self.mixed_keys = true;
@@ -567,14 +756,57 @@ impl Replay for PartitionReplay<'_> {
                 }
             }
         }
-        if kept.is_empty() {
-            return Ok(());
-        }
-        match self.engine.replay(time, &kept) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(format!("log frame {seq}: {e}"))),
+        match &mut self.work {
+            PassWork::Survey { touched } => {
+                kept.into_iter().for_each(|effect| survey(self.filter, effect, touched));
+                Ok(())
+            }
+            PassWork::Build { engine, .. } => {
+                if kept.is_empty() {
+                    return Ok(());
+                }
+                let kept: Vec<Effect> = kept.into_iter().map(EffectView::to_effect).collect();
+                engine.replay(time, &kept).map_err(|e| self.fail(format!("log frame {seq}: {e}")))
+            }
         }
     }
+}
+
+/// Adds the hashes of the keys `effect` names to `touched`, or turns copying off (`None`)
+/// for an effect that names none and may change keys all the same.
+fn survey(filter: PassFilter<'_>, effect: &EffectView<'_>, touched: &mut Option<HashSet<u64>>) {
+    let Some(names) = touched else { return };
+    let mut named = false;
+    let known = filter.each_key(effect, |key| {
+        named = true;
+        names.insert(name_hash(key));
+    });
+    let library = effect.argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"function"));
+    if !known || (!named && !library) || names.len() > MAX_TOUCHED_NAMES {
+        *touched = None;
+    }
+}
+
+/// Loads the keys at `locations` of the snapshot at `path` (in file order) into `engine`.
+fn load_located(engine: &Engine, path: &Path, locations: &[Location]) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let mut position = 0u64;
+    for &location in locations {
+        let gap = i64::try_from(location.offset).ok().zip(i64::try_from(position).ok()).map(|(to, from)| to - from);
+        let moved = gap
+            .ok_or_else(|| "offset out of range".to_string())
+            .and_then(|gap| reader.seek_relative(gap).map_err(|e| e.to_string()));
+        moved.map_err(|e| format!("snapshot {}: cannot go to offset {}: {e}", path.display(), location.offset))?;
+        let (item, end) =
+            RdbReader::read_located(&mut reader, location).map_err(|e| format!("snapshot {}: {e}", path.display()))?;
+        position = end;
+        if let Some(RdbItem::Entry(entry)) = item {
+            let (db, key, value, expire_at) = loaded_key(entry, path)?;
+            load_entry(engine, db, key, value, expire_at)?;
+        }
+    }
+    Ok(())
 }
 
 /// Feeds a data directory (snapshot, then log batches) into an engine: server start and
@@ -723,6 +955,14 @@ mod tests {
         out
     }
 
+    /// A log in `dir`, an engine, and a client whose writes [`run`] logs.
+    fn logged_engine(dir: &Path) -> (staykv_storage::Log, Engine, staykv_engine::Client) {
+        let fs = std::sync::Arc::new(RealFs::new());
+        let options = staykv_storage::LogOptions::default();
+        let (log, _) = staykv_storage::Log::open(dir, fs, options, &mut staykv_storage::NoReplay).unwrap();
+        (log, Engine::new(EngineOptions { databases: 16, shard_bits: 2 }), staykv_engine::Client::new(1, true))
+    }
+
     struct LogJournal<'a>(&'a staykv_storage::Log);
 
     impl staykv_engine::Journal for LogJournal<'_> {
@@ -747,12 +987,7 @@ mod tests {
     fn partitioned_compaction_reproduces_the_keyspace() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let fs = std::sync::Arc::new(RealFs::new());
-        let (log, _) =
-            staykv_storage::Log::open(dir, fs, staykv_storage::LogOptions::default(), &mut staykv_storage::NoReplay)
-                .unwrap();
-        let engine = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
-        let mut client = staykv_engine::Client::new(1, true);
+        let (log, engine, mut client) = logged_engine(dir);
         let mut now = 1_700_000_000_000u64;
         let script: &[&[&str]] = &[
             &["SET", "a", "1"],
@@ -808,6 +1043,82 @@ mod tests {
         let expected = contents(&engine);
         let next = log.rotate().unwrap();
         let built = build_snapshot(dir, 16, next - 1, 3).unwrap();
+        let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
+        load_rdb_file(&loaded, &dir.join(&built.file), |_| true, |_, _, _| {}).unwrap();
+        assert_eq!(contents(&loaded), expected);
+        log.close().unwrap();
+    }
+
+    /// Keys no batch names are copied from the old snapshot as they lie, the others built
+    /// again, in one pass or several (later passes read just the keys the first one located):
+    /// the content is the live engine's either way. A batch that changes keys without naming
+    /// them (SWAPDB) turns copying off; a FUNCTION LOAD does not.
+    #[test]
+    fn untouched_keys_are_copied_and_touched_ones_built_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (log, engine, mut client) = logged_engine(dir);
+        let mut now = 1_700_000_000_000u64;
+        let mut run_all = |client: &mut staykv_engine::Client, commands: &[Vec<String>]| {
+            for args in commands {
+                now += 1;
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run(&engine, &log, client, now, &args);
+            }
+        };
+        let c = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<String>>();
+        let mut setup = Vec::new();
+        for i in 0..600 {
+            let far = (2_000_000_000_000u64 + i).to_string();
+            setup.push(c(&["SET", &format!("s:{i}"), &"v".repeat(40 + i as usize % 50)]));
+            setup.push(c(&["RPUSH", &format!("l:{i}"), "a", "b", &i.to_string()]));
+            setup.push(c(&["HSET", &format!("h:{i}"), "f", "v", "n", &i.to_string()]));
+            setup.push(c(&["PEXPIREAT", &format!("h:{i}"), &far]));
+        }
+        setup.push(c(&["SELECT", "3"]));
+        setup.extend((0..300).map(|i| c(&["SET", &format!("d3:{i}"), "in db 3"])));
+        setup.push(c(&["SELECT", "0"]));
+        run_all(&mut client, &setup);
+        let next = log.rotate().unwrap();
+        let first = build_snapshot(dir, 16, next - 1, 1).unwrap();
+        assert_eq!(first.copied, 0, "no old snapshot to copy from");
+        log.install_snapshot(&first.file, next - 1).unwrap();
+
+        let library = "#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+        run_all(
+            &mut client,
+            &[
+                c(&["HSET", "h:1", "g", "w"]),
+                c(&["EXPIRE", "s:2", "1000000"]),
+                c(&["DEL", "l:3"]),
+                c(&["APPEND", "s:4", "more"]),
+                c(&["MOVE", "s:5", "3"]),
+                c(&["FUNCTION", "LOAD", library]),
+                c(&["SELECT", "3"]),
+                c(&["COPY", "d3:6", "new:6", "DB", "0"]),
+                c(&["RENAME", "d3:7", "d3:seven"]),
+                c(&["SELECT", "0"]),
+                c(&["SET", "new:1", "v"]),
+            ],
+        );
+        let expected = contents(&engine);
+        let next = log.rotate().unwrap();
+        let total = expected.len() as u64;
+        for partitions in [1, 3] {
+            let built = build_snapshot(dir, 16, next - 1, partitions).unwrap();
+            assert_eq!(built.keys, total);
+            assert!(built.copied > total - 20 && built.copied < total, "{} of {total} copied", built.copied);
+            let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
+            load_rdb_file(&loaded, &dir.join(&built.file), |_| true, |_, _, _| {}).unwrap();
+            assert_eq!(contents(&loaded), expected, "{partitions} partition(s)");
+            assert_eq!(loaded.scripting.library_codes().len(), 1);
+        }
+
+        run_all(&mut client, &[c(&["SWAPDB", "0", "3"]), c(&["SET", "after-swap", "1"])]);
+        let expected = contents(&engine);
+        let next = log.rotate().unwrap();
+        let built = build_snapshot(dir, 16, next - 1, 3).unwrap();
+        assert_eq!(built.copied, 0, "SWAPDB moves keys it does not name");
         let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
         load_rdb_file(&loaded, &dir.join(&built.file), |_| true, |_, _, _| {}).unwrap();
         assert_eq!(contents(&loaded), expected);
