@@ -64,6 +64,21 @@ enum Job {
     Transfer,
 }
 
+impl Job {
+    /// Whether Redis would run this as an RDB save (else as an AOF rewrite).
+    fn is_save(self) -> bool {
+        matches!(self, Job::Save | Job::BgSave | Job::Sync | Job::Transfer)
+    }
+}
+
+/// What BGSAVE or BGREWRITEAOF did.
+enum Launch {
+    Started,
+    Scheduled,
+    /// Refused: this job runs.
+    Busy(Job),
+}
+
 /// How long SYNC waits for the job running when it arrives before trying again.
 const SYNC_CLAIM_RETRY: Duration = Duration::from_millis(10);
 
@@ -108,6 +123,9 @@ impl Drop for JobSlot {
 #[derive(Debug)]
 struct SaveState {
     running: Option<Job>,
+    /// BGSAVE SCHEDULE or BGREWRITEAOF that came while another kind of job ran: started
+    /// once the slot is free, as Redis starts a scheduled child.
+    scheduled: Option<Job>,
     started: Option<Instant>,
     last_ok: bool,
     last_duration_secs: i64,
@@ -245,6 +263,7 @@ impl Persistence {
             lock_file: Mutex::new(None),
             save: Mutex::new(SaveState {
                 running: None,
+                scheduled: None,
                 started: None,
                 last_ok: true,
                 last_duration_secs: -1,
@@ -397,25 +416,57 @@ impl Persistence {
         self.auto_percent.store(percent, Ordering::Relaxed);
     }
 
-    /// SAVE, BGSAVE, BGREWRITEAOF.
+    /// SAVE, BGSAVE [SCHEDULE], BGREWRITEAOF. A compaction is both a save and a rewrite;
+    /// the replies speak of the one that started it, as Redis's speak of its child: a save
+    /// refuses another save, a rewrite another rewrite, and the other kind is scheduled
+    /// (BGREWRITEAOF always, BGSAVE when asked with SCHEDULE) or, for SAVE, waited for.
     pub fn command(self: &Arc<Self>, name: &str) -> Result<Reply, String> {
+        const SAVING: &str = "ERR Background save already in progress";
         match name {
             "save" => {
-                let slot = self.claim(Job::Save).ok_or("ERR Background save already in progress")?;
+                let slot = match self.running() {
+                    Some(job) if job.is_save() => return Err(SAVING.into()),
+                    _ => blocking(|| self.claim_waiting(Job::Save))?,
+                };
                 let result = blocking(|| self.run_job(slot));
                 result.map(|()| Reply::Ok).map_err(|e| format!("ERR snapshot failed: {e}"))
             }
-            "bgsave" => {
-                self.start_background(Job::BgSave)
-                    .map_err(|_| "ERR Background save already in progress".to_string())?;
-                Ok(Reply::Status("Background saving started"))
-            }
-            "bgrewriteaof" => {
-                self.start_background(Job::Rewrite)
-                    .map_err(|_| "ERR Background append only file rewriting already in progress".to_string())?;
-                Ok(Reply::Status("Background append only file rewriting started"))
-            }
+            "bgsave" | "bgsave schedule" => match self.start_or_schedule(Job::BgSave, name == "bgsave schedule") {
+                Launch::Started => Ok(Reply::Status("Background saving started")),
+                Launch::Scheduled => Ok(Reply::Status("Background saving scheduled")),
+                Launch::Busy(running) if running.is_save() => Err(SAVING.into()),
+                Launch::Busy(_) => Err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into()),
+            },
+            "bgrewriteaof" => match self.start_or_schedule(Job::Rewrite, true) {
+                Launch::Started => Ok(Reply::Status("Background append only file rewriting started")),
+                Launch::Scheduled => Ok(Reply::Status("Background append only file rewriting scheduled")),
+                Launch::Busy(_) => Err("ERR Background append only file rewriting already in progress".into()),
+            },
             other => Err(format!("ERR unknown persistence command '{other}'")),
+        }
+    }
+
+    fn running(&self) -> Option<Job> {
+        self.save.lock().running
+    }
+
+    /// Starts `job`, or, while a job of the other kind runs and `may_schedule`, schedules it.
+    fn start_or_schedule(self: &Arc<Self>, job: Job, may_schedule: bool) -> Launch {
+        {
+            let mut state = self.save.lock();
+            match state.running {
+                None => {}
+                Some(running) if running.is_save() == job.is_save() || !may_schedule => return Launch::Busy(running),
+                Some(_) => {
+                    state.scheduled.get_or_insert(job);
+                    return Launch::Scheduled;
+                }
+            }
+        }
+        match self.start_background(job) {
+            Ok(()) => Launch::Started,
+            // Another job took the slot first.
+            Err(()) => Launch::Busy(self.running().unwrap_or(job)),
         }
     }
 
@@ -589,6 +640,18 @@ impl Persistence {
     /// `max(auto-aof-rewrite-min-size, snapshot × (100 + percentage) / 100)`.
     fn auto_check(self: &Arc<Self>) {
         let (Some(log), Some(dir)) = (self.log.get(), self.dir.get()) else { return };
+        let scheduled = {
+            let mut state = self.save.lock();
+            if state.running.is_none() {
+                state.scheduled.take()
+            } else {
+                None
+            }
+        };
+        if let Some(job) = scheduled {
+            let _ = self.start_background(job);
+            return;
+        }
         // A log nothing was appended to has not grown: an idle server does not list its
         // directory ten times a second.
         let log_bytes = if log.last_seq() == self.measured_at_seq.load(Ordering::Relaxed) {
@@ -627,10 +690,11 @@ impl Persistence {
         let log = self.log.get();
         let healthy = log.is_none_or(Log::healthy);
         let status = if healthy { "ok" } else { "err" };
-        let (in_progress, current_secs, last_status, last_secs, snapshot, snapshot_bytes, completed) = {
+        let (in_progress, rewrite_scheduled, current_secs, last_status, last_secs, snapshot, snapshot_bytes, completed) = {
             let s = self.save.lock();
             (
                 u8::from(s.running.is_some()),
+                u8::from(s.scheduled == Some(Job::Rewrite)),
                 s.started.map_or(-1, |t| t.elapsed().as_secs() as i64),
                 if s.last_ok { "ok" } else { "err" },
                 s.last_duration_secs,
@@ -643,7 +707,7 @@ impl Persistence {
         let mut out = String::new();
         let _ = write!(
             out,
-            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{snapshot_bytes}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{log_bytes}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{snapshot_bytes}\r\n",
+            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:{rewrite_scheduled}\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{snapshot_bytes}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{log_bytes}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{snapshot_bytes}\r\n",
             u8::from(self.is_loading()),
             self.writes_since_save.load(Ordering::Relaxed),
             self.last_save_unix.load(Ordering::Relaxed),

@@ -639,7 +639,8 @@ fn persistence(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if name == "bgsave" && args.len() > 2 || (args.len() == 2 && !is(arg(args, 1)?, "schedule")) {
         return Err(errors::syntax());
     }
-    ctx.host.persistence(&name).map_err(Reply::Error)
+    let request = if args.len() == 2 { format!("{name} schedule") } else { name };
+    ctx.host.persistence(&request).map_err(Reply::Error)
 }
 
 /// A WAIT/WAITAOF timeout in milliseconds (0: forever) as a deadline.
