@@ -28,7 +28,7 @@
 //! read only the old keys the first one located for them. See [`build_snapshot`].
 
 use std::fs::File;
-use std::hash::Hasher;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -440,9 +440,11 @@ fn partition_of_hash(hash: u64, partitions: usize) -> usize {
 }
 
 /// A key name's hash: its partition, and what a build notes of the names the log touches
-/// (two names with one hash are both treated as touched, which only costs a decode).
+/// (two names with one hash are both treated as touched, which only costs a decode). Fixed
+/// seed, so that every pass agrees; foldhash, as the keyspace's, for it runs on every key of
+/// the old snapshot and every name in the log.
 fn name_hash(key: &[u8]) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
+    let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
     hasher.write(key);
     hasher.finish()
 }
@@ -537,7 +539,7 @@ fn build_passes<W: Write>(
     if touched.is_some() {
         let table = staykv_engine::cmd::table();
         let filter = PassFilter { table: &table, partition: 0, partitions: 1 };
-        let survey: PassWork<'_, W> = PassWork::Survey { touched: &mut touched };
+        let survey: PassWork<'_, W> = PassWork::Survey { touched: &mut touched, old_snapshot: false };
         run_pass(dir, filter, covered, survey)?;
     }
     let mut located = vec![Vec::new(); plan.partitions];
@@ -593,7 +595,8 @@ fn run_pass<W: Write>(dir: &Path, filter: PassFilter<'_>, covered: u64, work: Pa
     if replay.mixed_keys {
         return Ok(false);
     }
-    if replay.last_seq < covered {
+    // A survey may stop early; the passes check that the log reaches `covered`.
+    if replay.last_seq < covered && matches!(replay.work, PassWork::Build { .. }) {
         return Err(format!("the log ends at seq {} but the snapshot must cover seq {covered}", replay.last_seq));
     }
     Ok(true)
@@ -640,8 +643,9 @@ impl PassFilter<'_> {
 enum PassWork<'a, W: Write> {
     /// Before the passes, the batches only: the hashes of the key names they touch, in any
     /// database; `None` once one names no key and is not a FUNCTION (FLUSHDB, FLUSHALL,
-    /// SWAPDB: no old key is safe to copy), or past [`MAX_TOUCHED_NAMES`].
-    Survey { touched: &'a mut Option<HashSet<u64>> },
+    /// SWAPDB: no old key is safe to copy), or past [`MAX_TOUCHED_NAMES`], or when there is
+    /// no old snapshot to copy from (the survey then stops at once).
+    Survey { touched: &'a mut Option<HashSet<u64>>, old_snapshot: bool },
     /// A pass: the old snapshot's keys it builds into `engine`, then its batches.
     Build { engine: &'a Engine, old_keys: OldKeys<'a>, writer: &'a mut RdbWriter<W> },
 }
@@ -703,7 +707,13 @@ impl<'a, W: Write> PartitionReplay<'a, W> {
 impl<W: Write> Replay for PartitionReplay<'_, W> {
     fn snapshot(&mut self, snapshot: &SnapshotRef) -> Result<(), BoxError> {
         self.last_seq = snapshot.seq;
-        let PassWork::Build { engine, old_keys, writer } = &mut self.work else { return Ok(()) };
+        let (engine, old_keys, writer) = match &mut self.work {
+            PassWork::Build { engine, old_keys, writer } => (engine, old_keys, writer),
+            PassWork::Survey { old_snapshot, .. } => {
+                *old_snapshot = true;
+                return Ok(());
+            }
+        };
         let path = self.dir.join(&snapshot.file);
         let loaded = match old_keys {
             OldKeys::Scan { touched, located, copied } => {
@@ -739,6 +749,14 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
             return Err(Box::new(Stop));
         }
         self.last_seq = seq;
+        if let PassWork::Survey { touched, old_snapshot } = &mut self.work {
+            if touched.is_none() || !*old_snapshot {
+                // Nothing will be copied: the rest of the log need not be read for it.
+                **touched = None;
+                self.stopped = true;
+                return Err(Box::new(Stop));
+            }
+        }
         // Only this pass's effects are looked at (and copied out of the frame to replay).
         let (time, effects) = match decode_batch_view(payload) {
             Ok(batch) => batch,
@@ -757,7 +775,7 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
             }
         }
         match &mut self.work {
-            PassWork::Survey { touched } => {
+            PassWork::Survey { touched, .. } => {
                 kept.into_iter().for_each(|effect| survey(self.filter, effect, touched));
                 Ok(())
             }
