@@ -224,6 +224,21 @@ fn client_unblock_ends_waits_like_redis() {
     same_as_redis(unblock_scenario, "UNBLOCKED");
 }
 
+/// DEBUG is refused as Redis refuses it by default (`enable-debug-command no`); COMMAND INFO
+/// describes it with Redis's flags.
+fn debug_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    [&["DEBUG", "SLEEP", "0"][..], &["DEBUG", "OBJECT", "k"], &["DEBUG"], &["COMMAND", "INFO", "debug"]]
+        .iter()
+        .map(|args| format!("{args:?} -> {}", frame_text(&conn.cmd(args))))
+        .collect()
+}
+
+#[test]
+fn debug_is_refused_like_redis_by_default() {
+    same_as_redis(debug_scenario, "DEBUG command not allowed");
+}
+
 /// A script that runs for ARGV[1] microseconds of the server's clock.
 const BUSY_SCRIPT: &str = "local t0 = redis.call('TIME') local start = t0[1] * 1000000 + t0[2] \
     while true do local t = redis.call('TIME') \

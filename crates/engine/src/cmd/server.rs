@@ -35,6 +35,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("slowlog", -2, 0, "server", slowlog).subcommands(SLOWLOG_SUBCOMMANDS),
     CommandSpec::new("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", latency)
         .subcommands(LATENCY_SUBCOMMANDS),
+    CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", debug),
     CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait),
     CommandSpec::new("waitaof", 4, NOSCRIPT, "connection", waitaof),
 ];
@@ -632,6 +633,14 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     ctx.host.shutdown(save).map_err(Reply::Error)?;
     Ok(Reply::Ok)
+}
+
+/// DEBUG, as Redis 7.0 answers it with its default `enable-debug-command no`: clients and
+/// tools that probe it get Redis's refusal, not an unknown command.
+fn debug(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    Err(err("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it \
+         from a local connection, otherwise you need to set this option in the configuration file, and then \
+         restart the server."))
 }
 
 fn persistence(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
