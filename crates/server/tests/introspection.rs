@@ -224,19 +224,31 @@ fn client_unblock_ends_waits_like_redis() {
     same_as_redis(unblock_scenario, "UNBLOCKED");
 }
 
-/// DEBUG is refused as Redis refuses it by default (`enable-debug-command no`); COMMAND INFO
-/// describes it with Redis's flags.
-fn debug_scenario(server: &Server) -> Vec<String> {
+/// DEBUG and MODULE LOAD are refused as Redis refuses them by default
+/// (`enable-debug-command` / `enable-module-command no`); MODULE LIST is empty; COMMAND INFO
+/// describes DEBUG with Redis's flags.
+fn protected_commands_scenario(server: &Server) -> Vec<String> {
     let mut conn = server.connect();
-    [&["DEBUG", "SLEEP", "0"][..], &["DEBUG", "OBJECT", "k"], &["DEBUG"], &["COMMAND", "INFO", "debug"]]
-        .iter()
-        .map(|args| format!("{args:?} -> {}", frame_text(&conn.cmd(args))))
-        .collect()
+    let cases: &[&[&str]] = &[
+        &["DEBUG", "SLEEP", "0"],
+        &["DEBUG", "OBJECT", "k"],
+        &["DEBUG"],
+        &["COMMAND", "INFO", "debug"],
+        &["MODULE", "LIST"],
+        &["MODULE", "LIST", "x"],
+        &["MODULE", "LOAD", "/tmp/x.so"],
+        &["MODULE", "LOADEX", "/tmp/x.so", "ARGS", "a"],
+        &["MODULE", "UNLOAD", "x"],
+        &["MODULE", "HELP"],
+        &["MODULE", "FOO"],
+        &["MODULE"],
+    ];
+    cases.iter().map(|args| format!("{args:?} -> {}", frame_text(&conn.cmd(args)))).collect()
 }
 
 #[test]
-fn debug_is_refused_like_redis_by_default() {
-    same_as_redis(debug_scenario, "DEBUG command not allowed");
+fn debug_and_module_are_refused_like_redis_by_default() {
+    same_as_redis(protected_commands_scenario, "MODULE command not allowed");
 }
 
 /// A script that runs for ARGV[1] microseconds of the server's clock.

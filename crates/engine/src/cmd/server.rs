@@ -36,6 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", latency)
         .subcommands(LATENCY_SUBCOMMANDS),
     CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", debug),
+    CommandSpec::new("module", -2, 0, "server", module).subcommands(MODULE_SUBCOMMANDS),
     CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait),
     CommandSpec::new("waitaof", 4, NOSCRIPT, "connection", waitaof),
 ];
@@ -47,6 +48,23 @@ const SLOWLOG_SUBCOMMANDS: &[(&str, i32)] = &[("get", -2), ("len", 2), ("reset",
 /// implemented).
 const LATENCY_SUBCOMMANDS: &[(&str, i32)] =
     &[("latest", 2), ("history", 3), ("reset", -2), ("histogram", -2), ("help", 2)];
+
+/// The MODULE subcommands, with Redis 7's arities. StayKV loads no modules.
+const MODULE_SUBCOMMANDS: &[(&str, i32)] = &[("list", 2), ("load", -3), ("loadex", -3), ("unload", 3), ("help", 2)];
+
+const MODULE_HELP: &[&str] = &[
+    "MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LIST",
+    "    Return a list of loaded modules.",
+    "LOAD <path> [<arg> ...]",
+    "    Load a module library from <path>, passing to it any optional arguments.",
+    "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
+    "    Load a module library from <path>, while passing it module configurations and optional arguments.",
+    "UNLOAD <name>",
+    "    Unload a module.",
+    "HELP",
+    "    Prints this help.",
+];
 
 const LATENCY_HELP: &[&str] = &[
     "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -638,9 +656,28 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// DEBUG, as Redis 7.0 answers it with its default `enable-debug-command no`: clients and
 /// tools that probe it get Redis's refusal, not an unknown command.
 fn debug(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(err("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it \
-         from a local connection, otherwise you need to set this option in the configuration file, and then \
-         restart the server."))
+    Err(not_enabled("DEBUG"))
+}
+
+/// MODULE: no module is loaded, and loading one is refused as Redis 7.0 refuses it by
+/// default (`enable-module-command no`).
+fn module(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    match arg(args, 1)? {
+        s if is(s, "list") => Ok(Reply::Array(Vec::new())),
+        s if is(s, "load") || is(s, "loadex") || is(s, "unload") => Err(not_enabled("MODULE")),
+        s if is(s, "help") => Ok(super::help(MODULE_HELP)),
+        s => Err(errors::unknown_subcommand(s, "module")),
+    }
+}
+
+/// Redis's refusal of a command its `enable-<command>-command` option (off by default) guards.
+fn not_enabled(command: &str) -> Reply {
+    let option = command.to_ascii_lowercase();
+    Reply::Error(format!(
+        "ERR {command} command not allowed. If the enable-{option}-command option is set to \"local\", you can run \
+         it from a local connection, otherwise you need to set this option in the configuration file, and then \
+         restart the server."
+    ))
 }
 
 fn persistence(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
