@@ -543,16 +543,21 @@ impl<R: Read> RdbReader<R> {
         if version == 0 || version > MAX_SUPPORTED_VERSION {
             return Err(RdbError::UnsupportedVersion { version });
         }
-        Ok(RdbReader {
+        Ok(RdbReader::reading(src, version, 0))
+    }
+
+    /// A reader of `src`, about to read an item of database `db`.
+    fn reading(src: Src<R>, version: u32, db: u32) -> Self {
+        RdbReader {
             src,
             version,
-            db: 0,
+            db,
             expire_at_ms: None,
             lru_idle_secs: None,
             lfu_freq: None,
             key_offset: None,
             state: State::Reading,
-        })
+        }
     }
 
     /// Reads the key at `location` (found by an earlier read of the same file with
@@ -562,16 +567,7 @@ impl<R: Read> RdbReader<R> {
     pub fn read_located(inner: R, location: Location) -> Result<(Option<RdbItem>, u64), RdbError> {
         let mut src = Src::new(inner);
         src.pos = location.offset;
-        let mut reader = RdbReader {
-            src,
-            version: MAX_SUPPORTED_VERSION,
-            db: location.db,
-            expire_at_ms: None,
-            lru_idle_secs: None,
-            lfu_freq: None,
-            key_offset: None,
-            state: State::Reading,
-        };
+        let mut reader = RdbReader::reading(src, MAX_SUPPORTED_VERSION, location.db);
         loop {
             let op_offset = reader.src.pos();
             let op = reader.src.u8("opcode or object type")?;
