@@ -189,8 +189,8 @@ pub enum Pick {
     Decode,
     /// Step over it: nothing is returned.
     Skip,
-    /// Return its bytes as they are ([`Picked::Raw`]); a value whose end can only be found
-    /// by decoding it (a stream, a module value) is decoded instead.
+    /// Return its bytes as they are ([`Picked::Raw`]); a module value is decoded instead
+    /// (and read as [`RdbItem::Unsupported`]).
     Raw,
     /// Step over it and return where it starts ([`Picked::Located`]), to read it later
     /// with [`RdbReader::read_located`].

@@ -398,17 +398,10 @@ pub(crate) fn read_object<R: Read>(
     Ok(Some(value))
 }
 
-/// Whether [`skip_object`] finds the end of a value of type `type_id` without decoding it
-/// (a stream's end and a module value's need parsing).
-fn skips_without_decoding(type_id: u8) -> bool {
-    !matches!(
-        type_id,
-        types::MODULE
-            | types::MODULE_2
-            | types::STREAM_LISTPACKS
-            | types::STREAM_LISTPACKS_2
-            | types::STREAM_LISTPACKS_3
-    )
+/// Whether a value of type `type_id` can be copied as it lies: all but module values, which
+/// are read as [`RdbItem::Unsupported`] (a stream is parsed to find its end, and copied).
+fn copies_raw(type_id: u8) -> bool {
+    !matches!(type_id, types::MODULE | types::MODULE_2)
 }
 
 /// Steps over the value of an object of RDB type `type_id` without building it: the
@@ -774,7 +767,7 @@ impl<R: Read> RdbReader<R> {
                 skip_object(&mut self.src, type_id, op_offset)?;
                 Some(Picked::Located { location: Location { db: self.db, offset }, key })
             }
-            Pick::Raw if skips_without_decoding(type_id) => {
+            Pick::Raw if copies_raw(type_id) => {
                 self.src.capture = Some(Vec::new());
                 let skipped = skip_object(&mut self.src, type_id, op_offset);
                 let body = self.src.capture.take().unwrap_or_default();
@@ -799,9 +792,7 @@ impl<R: Read> RdbReader<R> {
         let (expire_at_ms, lru_idle_secs, lfu_freq) = (self.expire_at_ms, self.lru_idle_secs, self.lfu_freq);
         Ok(Some(RdbItem::Entry(RdbEntry { db, key, value, expire_at_ms, lru_idle_secs, lfu_freq })))
     }
-}
 
-impl<R: Read> RdbReader<R> {
     /// Drops the expiry and LRU/LFU opcodes read for the key just stepped over or returned.
     fn forget_key_metadata(&mut self) {
         self.expire_at_ms = None;
