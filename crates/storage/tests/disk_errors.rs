@@ -230,6 +230,9 @@ fn everysec_fsync_failures_during_write_through_lose_nothing() {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+        // The faults can all be hit before 256 KiB are written (on a loaded machine): the
+        // writers go on until the log has rotated a few times.
+        wait_for(|| segments(&fs).len() > 3, "segment rotations");
         stop.store(true, Ordering::Relaxed);
         writers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
