@@ -61,6 +61,11 @@ pub struct Client {
     /// The command running, or last run (`None` after an unknown one): `cmd=` of its own
     /// `CLIENT INFO` line, which names the command asking, as in Redis.
     pub command: Option<crate::command::CommandName>,
+    /// CLIENT TRACKING: how this client's reads are remembered (`None`: tracking off). The
+    /// rest of its tracking state is in the engine's registry ([`crate::tracking`]).
+    pub tracking: Option<crate::tracking::Mode>,
+    /// `CLIENT CACHING yes|no` was sent: it applies to the next command (or transaction).
+    pub caching_given: bool,
 }
 
 impl Client {

@@ -314,6 +314,7 @@ impl Engine {
         guard.last_write_seq = journal.append(now, &[effect]);
         // Touched while the shard is held, so "deleted" is still true when watchers look.
         self.watches.touch(victim.db, &victim.key, || false);
+        self.tracking.invalidate(&victim.key, crate::tracking::Cause::default());
         drop(guard);
         let event =
             crate::notify::Event { class: crate::notify::EVICTED, name: "evicted", db: victim.db, key: victim.key };

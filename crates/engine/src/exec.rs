@@ -120,6 +120,8 @@ pub struct Engine {
     pub pause: crate::pause::ClientPause,
     /// Users and their permissions (AUTH, ACL), checked before every command.
     pub acl: crate::acl::Acl,
+    /// Client-side caching: who may cache which keys (CLIENT TRACKING).
+    pub tracking: crate::tracking::Tracking,
 }
 
 impl Engine {
@@ -142,6 +144,7 @@ impl Engine {
             latency: std::sync::Arc::default(),
             pause: crate::pause::ClientPause::default(),
             acl,
+            tracking: crate::tracking::Tracking::default(),
         }
     }
 
@@ -153,6 +156,30 @@ impl Engine {
         now: u64,
         host: &dyn Host,
         journal: &dyn Journal,
+    ) -> Outcome {
+        if !self.tracking.is_active() {
+            return self.execute_command(host, journal, now, client, args);
+        }
+        self.tracking.enforce_limit();
+        let outcome = self.execute_command(host, journal, now, client, args);
+        // CLIENT CACHING applies to the next command, or to the whole of a transaction; other
+        // CLIENT subcommands in between leave it be, as in Redis.
+        let client_command = args.first().is_some_and(|name| name.eq_ignore_ascii_case(b"client"));
+        if client.caching_given && client.multi.is_none() && !client_command {
+            client.caching_given = false;
+        }
+        self.tracking.broadcast(Some(client.id));
+        outcome
+    }
+
+    /// [`Engine::execute`] without the tracking bookkeeping around it.
+    fn execute_command(
+        &self,
+        host: &dyn Host,
+        journal: &dyn Journal,
+        now: u64,
+        client: &mut Client,
+        args: &[Bytes],
     ) -> Outcome {
         let Some(name) = args.first() else {
             return Outcome::not_run(errors::unknown_command(args), None);
@@ -304,8 +331,18 @@ impl Engine {
             top: spec.name,
             explicit_events: false,
             error_counted: false,
+            script_args: None,
+            running_script: runs_script(spec),
         };
+        let tracking = ctx.client.tracking.is_some();
+        if tracking && ctx.running_script {
+            ctx.script_args = Some(args.to_vec());
+        }
         let reply = (spec.handler)(&mut ctx, args).unwrap_or_else(|error| error);
+        if tracking {
+            // Still holding the command's locks: no write can slip between the read and this.
+            ctx.remember_reads(spec, args);
+        }
         let reply = if ctx.error_counted { reply } else { self.counted(reply) };
         let wait_seq = ctx.commit();
         (reply, wait_seq, ctx.blocked)
@@ -425,6 +462,7 @@ impl Engine {
     /// A client is going away: drop what the engine holds for it.
     pub fn disconnect(&self, client: &mut Client) {
         self.watches.unwatch_all(client);
+        self.tracking.disconnect(client.id);
         self.blocked.unregister(client.id);
         crate::cmd::pubsub::forget(self, client);
         self.pubsub.remove_monitor(client.id);
@@ -473,6 +511,7 @@ impl Engine {
                 remaining = remaining.saturating_sub(scanned);
                 for key in keys {
                     self.watches.touch(db, &key, || false);
+                    self.tracking.invalidate(&key, crate::tracking::Cause::default());
                     let event =
                         crate::notify::Event { class: crate::notify::EXPIRED, name: "expired", db, key: key.clone() };
                     self.notifier.publish(&self.pubsub, &event);
@@ -485,6 +524,7 @@ impl Engine {
             }
         }
         self.counters.stats().expired_keys.fetch_add(expired as u64, Ordering::Relaxed);
+        self.tracking.broadcast(None);
         expired
     }
 
@@ -604,6 +644,12 @@ pub struct Ctx<'a> {
     /// The error this command replies with was counted where it arose (a command a script
     /// called): not counted again.
     pub(crate) error_counted: bool,
+    /// The script command running (EVAL...), kept only for a tracking client: Redis 7.0
+    /// remembers its keys for the reads the script makes.
+    script_args: Option<Vec<Bytes>>,
+    /// A script runs (top level or inside EXEC): its writes are its own, not the client's,
+    /// for a BCAST NOLOOP client (Redis credits them to the script's fake client).
+    running_script: bool,
 }
 
 impl std::fmt::Debug for dyn Journal + '_ {
@@ -751,7 +797,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn find_live(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
-        let (now, engine) = (self.now, self.engine);
+        let (now, engine, client) = (self.now, self.engine, self.client.id);
         let (hash, slice) = self.db_at(db, key);
         let pos = slice.find(hash, key)?;
         if slice.get(pos).is_some_and(|e| e.is_expired(now)) {
@@ -761,6 +807,7 @@ impl<'a> Ctx<'a> {
             }
             slice.remove(hash, key);
             engine.watches.touch(db, key, || false);
+            engine.tracking.invalidate(key, crate::tracking::Cause::expiry_during(client));
             self.engine.counters.stats().expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
             self.effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]));
@@ -892,7 +939,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn store_in(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) {
-        let (now, engine) = (self.now, self.engine);
+        let (now, engine, client) = (self.now, self.engine, self.client.id);
         let (hash, slice) = self.db_at(db, key);
         let found = slice.find(hash, key);
         if let Some(entry) = found.filter(|&pos| slice.get(pos).is_some_and(|e| !e.is_expired(now))) {
@@ -911,6 +958,7 @@ impl<'a> Ctx<'a> {
             // Deleted before the write, as Redis's lookup would: watchers that saw it expired
             // see no change in the deletion itself (the write's own effect touches them).
             engine.watches.touch(db, key, || false);
+            engine.tracking.invalidate(key, crate::tracking::Cause::expiry_during(client));
         }
         let mut entry = Entry::new(key, value);
         entry.expire_at = expire_at;
@@ -966,10 +1014,17 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        // With no key watched anywhere the write path pays one atomic load here.
-        if !self.engine.watches.is_empty() {
+        // With no key watched and no client tracking the write path pays two atomic loads.
+        let (watching, tracking) = (!self.engine.watches.is_empty(), self.engine.tracking.is_active());
+        if watching || tracking {
             if let Some(key) = watched_key_of(&self.engine.table, &argv) {
-                self.touch_watched(db, key);
+                if watching {
+                    self.touch_watched(db, key);
+                }
+                if tracking {
+                    let cause = crate::tracking::Cause::write_by(self.client.id, self.running_script);
+                    self.engine.tracking.invalidate(key, cause);
+                }
             }
         }
         self.effects.push(Effect::new(db, argv));
@@ -1134,8 +1189,20 @@ impl<'a> Ctx<'a> {
         }
         let outer = std::mem::replace(&mut self.nested, true);
         let outer_events = std::mem::replace(&mut self.explicit_events, false);
+        let tracking = self.client.tracking.is_some();
+        let outer_running_script = self.running_script;
+        self.running_script |= runs_script(spec);
+        let entering_script = tracking && runs_script(spec);
+        let outer_script = if entering_script { self.script_args.replace(args.to_vec()) } else { None };
         let started = self.host.clock_micros();
         let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);
+        if tracking {
+            self.remember_reads(spec, args);
+        }
+        if entering_script {
+            self.script_args = outer_script;
+        }
+        self.running_script = outer_running_script;
         if let Some(started) = started {
             let micros = self.host.clock_micros().unwrap_or(started).saturating_sub(started);
             if let Some(stat) = stat {
@@ -1158,6 +1225,27 @@ impl<'a> Ctx<'a> {
         reply
     }
 
+    /// A tracking client read with `spec`: remember the keys it may now cache (Redis's
+    /// `trackingRememberKeys`), as its mode and `CLIENT CACHING` say. Inside a script Redis
+    /// 7.0 remembers the keys the script was called with (those of EVAL, not of the command
+    /// the script runs), and EVAL_RO's own keys only through the reads it makes; reproduced.
+    fn remember_reads(&mut self, spec: &CommandSpec, args: &[Bytes]) {
+        let Some(mode) = self.client.tracking else { return };
+        if !spec.has(flags::READONLY) || runs_script(spec) || !mode.remembers(self.client.caching_given) {
+            return;
+        }
+        let engine = self.engine;
+        let (spec, args) = match &self.script_args {
+            None => (spec, args),
+            Some(script) => match script.first().and_then(|name| engine.table.lookup(name)) {
+                Some((_, script_spec)) => (script_spec, &script[..]),
+                None => return,
+            },
+        };
+        let keys = spec.key_positions(args);
+        engine.tracking.remember(self.client.id, keys.iter().filter_map(|&i| args.get(i)));
+    }
+
     /// Every locked shard, for keyspace-wide commands (they lock all).
     pub fn all_shards(&mut self) -> impl Iterator<Item = &mut Shard> + '_ {
         self.shards_mut()
@@ -1176,6 +1264,11 @@ impl<'a> Ctx<'a> {
         }
         sizes
     }
+}
+
+/// Whether the command runs a script (its own keys are not a read: the script's reads are).
+fn runs_script(spec: &CommandSpec) -> bool {
+    matches!(spec.name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
 }
 
 /// The key an effect changes, for WATCH (an effect names it first); `None` for effects

@@ -43,6 +43,7 @@ pub mod slowlog;
 pub mod small_bytes;
 pub mod stats;
 pub mod stream;
+pub mod tracking;
 pub mod value;
 pub mod watch;
 pub mod zset;

@@ -198,8 +198,11 @@ where
     client.waker = Some(ClientWaker(Arc::new(move || waker.notify_one())));
     let mailbox = Arc::new(Mailbox::default());
     let (inbox, subscriber, host) = (mailbox.clone(), record.clone(), shared.host.clone());
-    client.deliver =
-        Some(ClientDeliver(Arc::new(move |message| inbox.deliver(message, &subscriber, host.limits.output().pubsub))));
+    let deliver: staykv_engine::pubsub::Deliver =
+        Arc::new(move |message| inbox.deliver(message, &subscriber, host.limits.output().pubsub));
+    // Any connection may be where another client's invalidations are redirected.
+    shared.engine.tracking.add_peer(id, deliver.clone());
+    client.deliver = Some(ClientDeliver(deliver));
     let mut conn = Connection {
         stream,
         wake,
@@ -385,7 +388,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             let rerun = blocked.rerun.as_deref().unwrap_or(args);
             outcome = self.wait_unblocked(rerun, blocked.deadline, outcome).await?;
         }
+        // What reached this connection while its command ran precedes the reply, as in
+        // Redis; what Redis writes after the reply (its own invalidations) follows it.
+        self.take_messages();
         self.emit(&outcome, mode_before);
+        self.shared.engine.tracking.deliver_held(self.client.id);
         Ok(outcome.wait_seq)
     }
 
@@ -515,8 +522,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         let messages: Vec<Reply> = self.mailbox.queue.lock().drain(..).collect();
         let bytes: usize = messages.iter().map(approximate_size).sum();
-        for message in &messages {
-            message.encode(self.client.protocol, &mut self.output);
+        let resp3 = self.client.protocol == staykv_resp::Protocol::Resp3;
+        let subscribed = self.client.subscription_count() > 0;
+        for message in messages {
+            // Tracking messages take the frame this connection's protocol calls for.
+            if let Some(message) = staykv_engine::tracking::frame_for(message, resp3, subscribed) {
+                message.encode(self.client.protocol, &mut self.output);
+            }
         }
         self.mailbox.bytes.fetch_sub(bytes, Ordering::AcqRel);
         true

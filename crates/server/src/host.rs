@@ -13,6 +13,7 @@ use staykv_engine::command::CommandName;
 use staykv_engine::evict::Policy;
 use staykv_engine::glob;
 use staykv_engine::host::{ClientFilter, Host};
+use staykv_engine::tracking::Tracking;
 use staykv_engine::value::FIXED_ENCODING_CONFIG;
 use staykv_engine::{Client, Protocol, Reply};
 use tokio::sync::{watch, Notify};
@@ -201,18 +202,20 @@ impl ServerHost {
 
     /// One `CLIENT LIST` line; `me`'s own shows the command running (`client|list`), as
     /// in Redis, not the one before it.
-    fn client_line(id: u64, record: &ClientRecord, me: &Client, out: &mut String) {
+    fn client_line(id: u64, record: &ClientRecord, me: &Client, tracking: Option<&Tracking>, out: &mut String) {
         let view = record.state.lock().clone();
         let command = if id == me.id { me.command } else { view.last_command };
+        let (flags, redir) = tracking.map_or((String::new(), -1), |t| t.list_fields(id));
         let now = Instant::now();
         let idle = view.last_interaction.map_or(0, |t| now.duration_since(t).as_secs());
         let _ = writeln!(
             out,
-            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
             record.addr,
             record.laddr,
             view.name,
             now.duration_since(record.created).as_secs(),
+            if flags.is_empty() { "N" } else { &flags },
             view.db,
             command.map_or_else(|| "NULL".to_string(), |c| c.to_string()),
             view.user,
@@ -298,10 +301,11 @@ impl Host for ServerHost {
             "clients" => {
                 let _ = write!(
                     out,
-                    "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
+                    "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n",
                     self.clients.lock().len(),
                     self.runtime.read().maxclients,
-                    self.notifier.get().map_or(0, |e| e.blocked.len())
+                    self.notifier.get().map_or(0, |e| e.blocked.len()),
+                    self.notifier.get().map_or(0, |e| e.tracking.totals().0),
                 );
             }
             "memory" => {
@@ -335,9 +339,10 @@ impl Host for ServerHost {
                 let net = |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| {
                     engine.map_or(0, |e| e.counters.total(counter))
                 };
+                let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
                 let _ = write!(
                     out,
-                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\n",
+                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\n",
                     self.connections_received.load(Ordering::Relaxed),
                     self.rejected_connections.load(Ordering::Relaxed),
                     rates.per_second(OPS),
@@ -379,7 +384,9 @@ impl Host for ServerHost {
             let percentiles = e.counters.info_percentiles().into_iter().map(staykv_engine::stats::format_percentile);
             (e.counters.latency_tracking(), percentiles.collect::<Vec<_>>())
         });
-        let items: [(&str, String); 29] = [
+        let tracking_max_keys =
+            self.notifier.get().map_or(staykv_engine::tracking::DEFAULT_MAX_KEYS, |e| e.tracking.max_keys());
+        let items: [(&str, String); 30] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
@@ -405,6 +412,7 @@ impl Host for ServerHost {
             ("maxmemory-policy", self.eviction_policy().name().into()),
             ("maxmemory-samples", samples.to_string()),
             ("maxclients", runtime.maxclients.to_string()),
+            ("tracking-table-max-keys", tracking_max_keys.to_string()),
             ("databases", c.databases.to_string()),
             ("save", String::new()),
             ("auto-aof-rewrite-percentage", self.persistence.auto_rewrite_percentage().to_string()),
@@ -456,6 +464,12 @@ impl Host for ServerHost {
                 let n = integer_in(&text, -1, i64::MAX).map_err(|reason| invalid(&reason))?;
                 if let Some(engine) = self.notifier.get() {
                     engine.slowlog.set_threshold_us(n);
+                }
+            }
+            "tracking-table-max-keys" => {
+                let n = integer_in(&text, 0, i64::MAX).map_err(|reason| invalid(&reason))?;
+                if let Some(engine) = self.notifier.get() {
+                    engine.tracking.set_max_keys(n.unsigned_abs());
                 }
             }
             "timeout"
@@ -570,8 +584,9 @@ impl Host for ServerHost {
     fn client_list(&self, me: &Client, only: Option<&[u64]>) -> String {
         let clients = self.clients.lock().clone();
         let mut out = String::new();
+        let tracking = self.notifier.get().map(|e| &e.tracking);
         for (id, record) in clients.iter().filter(|(id, _)| only.is_none_or(|ids| ids.contains(id))) {
-            Self::client_line(*id, record, me, &mut out);
+            Self::client_line(*id, record, me, tracking, &mut out);
         }
         out
     }

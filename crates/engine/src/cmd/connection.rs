@@ -143,6 +143,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let engine = ctx.engine;
     engine.watches.unwatch_all(ctx.client);
     crate::cmd::pubsub::forget(engine, ctx.client);
+    super::client_tracking::turn_off(ctx);
     let client = &mut *ctx.client;
     client.multi = None;
     client.multi_failed = false;
@@ -178,6 +179,10 @@ fn on_off(value: &[u8]) -> Result<bool, Reply> {
 
 const CLIENT_HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -206,6 +211,11 @@ const CLIENT_HELP: &[&str] = &[
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Set client library name or version.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "HELP",
     "    Print this help.",
 ];
@@ -225,6 +235,10 @@ const CLIENT_SUBCOMMANDS: &[(&str, i32)] = &[
     ("pause", -3),
     ("unpause", 2),
     ("unblock", -3),
+    ("tracking", -3),
+    ("caching", 3),
+    ("getredir", 2),
+    ("trackinginfo", 2),
     ("help", 2),
 ];
 
@@ -279,6 +293,10 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.engine.pause.unpause();
             Reply::Ok
         }
+        s if is(s, "tracking") => super::client_tracking::tracking(ctx, args)?,
+        s if is(s, "caching") => super::client_tracking::caching(ctx, args)?,
+        s if is(s, "getredir") => super::client_tracking::getredir(ctx),
+        s if is(s, "trackinginfo") => super::client_tracking::trackinginfo(ctx),
         s if is(s, "help") => super::help(CLIENT_HELP),
         s => return Err(errors::unknown_subcommand(s, "client")),
     };

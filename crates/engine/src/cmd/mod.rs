@@ -10,6 +10,7 @@ use crate::num::parse_i64;
 
 pub mod acl;
 pub mod bits;
+mod client_tracking;
 pub mod connection;
 pub mod geo;
 pub mod hashes;

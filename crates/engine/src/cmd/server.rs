@@ -166,6 +166,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             dropped.push(std::mem::take(slice));
         }
     }
+    ctx.engine.tracking.invalidate_all(ctx.client.id);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHDB")]);
     Ok(Reply::Ok)
 }
@@ -180,6 +181,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             *slice = Db::default();
         }
     }
+    ctx.engine.tracking.invalidate_all(ctx.client.id);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
     Ok(Reply::Ok)
 }

@@ -1,0 +1,192 @@
+//! The client-side caching subcommands of CLIENT: TRACKING, CACHING, GETREDIR and
+//! TRACKINGINFO, with Redis 7.0's checks in its order and its error texts. The registry they
+//! drive is [`crate::tracking`].
+
+use bytes::Bytes;
+use staykv_resp::Reply;
+
+use super::{arg, int_arg, is, text};
+use crate::errors::{self, err};
+use crate::exec::Ctx;
+use crate::tracking::{Mode, Settings};
+
+/// What `CLIENT TRACKING` was given after ON/OFF.
+#[derive(Debug, Default)]
+struct Requested {
+    redirect: u64,
+    bcast: bool,
+    optin: bool,
+    optout: bool,
+    noloop: bool,
+    prefixes: Vec<Bytes>,
+}
+
+/// `CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]`.
+pub(super) fn tracking(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
+    let requested = parse_options(ctx, args)?;
+    let switch = arg(args, 2)?;
+    if is(switch, "off") {
+        turn_off(ctx);
+        return Ok(Reply::Ok);
+    }
+    if !is(switch, "on") {
+        return Err(errors::syntax());
+    }
+    let settings = check_compatible(ctx, requested)?;
+    ctx.client.tracking = Some(settings.mode);
+    let deliver = ctx.client.deliver.as_ref().map(|d| d.0.clone());
+    ctx.engine.tracking.enable(ctx.client.id, deliver, settings);
+    Ok(Reply::Ok)
+}
+
+/// Turn tracking off for the client (CLIENT TRACKING OFF, RESET).
+pub(crate) fn turn_off(ctx: &mut Ctx) {
+    ctx.client.tracking = None;
+    ctx.client.caching_given = false;
+    ctx.engine.tracking.disable(ctx.client.id);
+}
+
+fn parse_options(ctx: &Ctx, args: &[Bytes]) -> Result<Requested, Reply> {
+    let mut requested = Requested::default();
+    let mut i = 3;
+    while let Some(option) = args.get(i) {
+        let value = args.get(i + 1);
+        match (option, value) {
+            (o, Some(id)) if is(o, "redirect") => {
+                if requested.redirect != 0 {
+                    return Err(err("ERR A client can only redirect to a single other client"));
+                }
+                let id = int_arg(id)?;
+                // The target must exist now, though it may go away later (Redis's check).
+                requested.redirect = u64::try_from(id)
+                    .ok()
+                    .filter(|&id| id != 0 && ctx.engine.tracking.has_peer(id))
+                    .ok_or_else(|| err("ERR The client ID you want redirect to does not exist"))?;
+                i += 1;
+            }
+            (o, Some(prefix)) if is(o, "prefix") => {
+                requested.prefixes.push(prefix.clone());
+                i += 1;
+            }
+            (o, _) if is(o, "bcast") => requested.bcast = true,
+            (o, _) if is(o, "optin") => requested.optin = true,
+            (o, _) if is(o, "optout") => requested.optout = true,
+            (o, _) if is(o, "noloop") => requested.noloop = true,
+            _ => return Err(errors::syntax()),
+        }
+        i += 1;
+    }
+    Ok(requested)
+}
+
+/// The checks of `CLIENT TRACKING ON`, against each other and the client's current mode.
+fn check_compatible(ctx: &Ctx, requested: Requested) -> Result<Settings, Reply> {
+    if !requested.bcast && !requested.prefixes.is_empty() {
+        return Err(err("ERR PREFIX option requires BCAST mode to be enabled"));
+    }
+    let current = ctx.client.tracking;
+    if current.is_some_and(|mode| (mode == Mode::Broadcast) != requested.bcast) {
+        return Err(err("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode."));
+    }
+    if requested.bcast && (requested.optin || requested.optout) {
+        return Err(err("ERR OPTIN and OPTOUT are not compatible with BCAST"));
+    }
+    if requested.optin && requested.optout {
+        return Err(err("ERR You can't specify both OPTIN mode and OPTOUT mode"));
+    }
+    let switching =
+        (requested.optin && current == Some(Mode::OptOut)) || (requested.optout && current == Some(Mode::OptIn));
+    if switching {
+        return Err(err("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."));
+    }
+    if requested.bcast {
+        check_prefix_overlaps(&ctx.engine.tracking.prefixes_of(ctx.client.id), &requested.prefixes)?;
+    }
+    let mode = match (requested.bcast, requested.optin, requested.optout) {
+        (true, _, _) => Mode::Broadcast,
+        (_, true, _) => Mode::OptIn,
+        (_, _, true) => Mode::OptOut,
+        _ => Mode::Default,
+    };
+    Ok(Settings { mode, noloop: requested.noloop, redirect: requested.redirect, prefixes: requested.prefixes })
+}
+
+/// Two prefixes overlap when one starts the other: a key under both would be sent twice.
+fn check_prefix_overlaps(existing: &[Bytes], given: &[Bytes]) -> Result<(), Reply> {
+    let overlap = |a: &[u8], b: &[u8]| a.starts_with(b) || b.starts_with(a);
+    for (i, prefix) in given.iter().enumerate() {
+        if let Some(old) = existing.iter().find(|old| overlap(old, prefix)) {
+            return Err(Reply::Error(format!(
+                "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                text(prefix),
+                text(old)
+            )));
+        }
+        if let Some(other) = given.iter().skip(i + 1).find(|other| overlap(other, prefix)) {
+            return Err(Reply::Error(format!(
+                "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                text(prefix),
+                text(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `CLIENT CACHING YES|NO`: in OPTIN mode, remember the next command's reads; in OPTOUT
+/// mode, do not.
+pub(super) fn caching(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
+    // Redis's first check is only that tracking is on, whatever its text says.
+    let Some(mode) = ctx.client.tracking else {
+        return Err(err("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"));
+    };
+    match arg(args, 2)? {
+        yes if is(yes, "yes") && mode != Mode::OptIn => {
+            Err(err("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."))
+        }
+        no if is(no, "no") && mode != Mode::OptOut => {
+            Err(err("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."))
+        }
+        answer if is(answer, "yes") || is(answer, "no") => {
+            ctx.client.caching_given = true;
+            Ok(Reply::Ok)
+        }
+        _ => Err(errors::syntax()),
+    }
+}
+
+/// `CLIENT GETREDIR`: the redirect target, 0 for none, -1 when tracking is off.
+pub(super) fn getredir(ctx: &Ctx) -> Reply {
+    match ctx.engine.tracking.info(ctx.client.id) {
+        Some(info) => Reply::count(info.redirect),
+        None => Reply::Int(-1),
+    }
+}
+
+/// `CLIENT TRACKINGINFO`: flags, redirect and prefixes, as Redis lays them out.
+pub(super) fn trackinginfo(ctx: &Ctx) -> Reply {
+    let info = ctx.engine.tracking.info(ctx.client.id);
+    let mut flags = vec![if info.is_some() { "on" } else { "off" }];
+    if let Some(info) = &info {
+        let caching = ctx.client.caching_given;
+        match info.mode {
+            Mode::Broadcast => flags.push("bcast"),
+            Mode::OptIn => flags.extend(["optin"].into_iter().chain(caching.then_some("caching-yes"))),
+            Mode::OptOut => flags.extend(["optout"].into_iter().chain(caching.then_some("caching-no"))),
+            Mode::Default => {}
+        }
+        if info.noloop {
+            flags.push("noloop");
+        }
+        if info.broken_redirect {
+            flags.push("broken_redirect");
+        }
+    }
+    let redirect = info.as_ref().map_or(Reply::Int(-1), |info| Reply::count(info.redirect));
+    let prefixes = info.map(|info| info.prefixes).unwrap_or_default();
+    Reply::Map(vec![
+        (Reply::bulk_str("flags"), Reply::Set(flags.into_iter().map(Reply::bulk_str).collect())),
+        (Reply::bulk_str("redirect"), redirect),
+        (Reply::bulk_str("prefixes"), Reply::Array(prefixes.into_iter().map(Reply::Bulk).collect())),
+    ])
+}
