@@ -1,5 +1,6 @@
 // ioredis 6 and node-redis 5 (RESP2 and RESP3) and node-redis 4 (RESP2) against StayKV:
-// GET, SET with EX, TTL, and a full SCAN of 1,000 keys that returns each key exactly once.
+// GET, SET with EX, TTL, and a full SCAN of 1,000 keys that returns each key exactly once;
+// and node-redis 5's client-side cache (CLIENT TRACKING) served and invalidated.
 // The same tests run against redis-server when it is installed, which shows that the
 // expectations are Redis's behaviour.
 
@@ -211,4 +212,57 @@ for (const kind of ['staykv', 'redis']) {
       });
     }
   });
+}
+
+// Client-side caching (node-redis 5 over RESP3): the second GET is answered from the client's
+// cache without reaching the server, and a write from another client invalidates it, so the
+// next GET reads the new value.
+for (const kind of ['staykv', 'redis']) {
+  describe(`${kind}: client-side caching`, () => {
+    let server = null;
+    before(async () => {
+      server = await startServer(kind);
+    });
+    after(async () => {
+      await server?.stop();
+    });
+
+    it('node-redis 5 clientSideCache: cached GET, invalidated by another client', async (t) => {
+      if (server === null) {
+        t.skip(skipReason);
+        return;
+      }
+      const socket = { host: '127.0.0.1', port: server.port, reconnectStrategy: false };
+      const cached = createClient5({ socket, RESP: 3, clientSideCache: { ttl: 0, maxEntries: 0 } });
+      const writer = createClient5({ socket });
+      for (const client of [cached, writer]) {
+        client.on('error', () => {});
+        await client.connect();
+      }
+      try {
+        await writer.set('csc:k', 'v1');
+        const getsBefore = await serverGets(writer);
+        assert.equal(await cached.get('csc:k'), 'v1');
+        assert.equal(await cached.get('csc:k'), 'v1');
+        assert.equal(await serverGets(writer), getsBefore + 1, 'the second GET reached the server');
+        assert.equal(cached.clientSideCache.stats().hitCount, 1);
+
+        const invalidated = new Promise((resolve) => cached.clientSideCache.once('invalidate', resolve));
+        await writer.set('csc:k', 'v2');
+        assert.equal(String(await invalidated), 'csc:k');
+        assert.equal(await cached.get('csc:k'), 'v2');
+        assert.equal(await serverGets(writer), getsBefore + 2);
+      } finally {
+        await cached.quit();
+        await writer.quit();
+      }
+    });
+  });
+}
+
+/** How many GETs the server has run (INFO commandstats). */
+async function serverGets(client) {
+  const info = await client.info('commandstats');
+  const match = /cmdstat_get:calls=(\d+)/.exec(info);
+  return match ? Number(match[1]) : 0;
 }
