@@ -194,6 +194,10 @@ impl Tracking {
     pub fn disconnect(&self, client: u64) {
         self.disable(client);
         self.peers.write().remove(&client);
+        if self.has_held.load(Ordering::Acquire) {
+            // A connection that closed between its command and its reply.
+            self.held.lock().retain(|(to, _, _)| *to != client);
+        }
     }
 
     /// `tracking-table-max-keys` (0: no limit).
