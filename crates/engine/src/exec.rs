@@ -1190,9 +1190,10 @@ impl<'a> Ctx<'a> {
         let outer = std::mem::replace(&mut self.nested, true);
         let outer_events = std::mem::replace(&mut self.explicit_events, false);
         let tracking = self.client.tracking.is_some();
+        let script = runs_script(spec);
         let outer_running_script = self.running_script;
-        self.running_script |= runs_script(spec);
-        let entering_script = tracking && runs_script(spec);
+        self.running_script |= script;
+        let entering_script = tracking && script;
         let outer_script = if entering_script { self.script_args.replace(args.to_vec()) } else { None };
         let started = self.host.clock_micros();
         let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);

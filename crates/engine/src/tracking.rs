@@ -378,7 +378,8 @@ impl Tracking {
     /// after each command (`current`'s, if any), where Redis does it once per event-loop
     /// turn, after the replies of that turn.
     pub fn broadcast(&self, current: Option<u64>) {
-        if !self.pending.swap(false, Ordering::AcqRel) {
+        // Loaded first: every command of every client passes here while anyone tracks.
+        if !self.pending.load(Ordering::Acquire) || !self.pending.swap(false, Ordering::AcqRel) {
             return;
         }
         let mut table = self.table.lock();
@@ -441,7 +442,7 @@ impl Tracking {
     /// as if the keys had changed) until under it again, with an effort that grows each
     /// time it falls short, as Redis's `trackingLimitUsedSlots`.
     pub fn enforce_limit(&self) {
-        if !self.over_limit.swap(false, Ordering::AcqRel) {
+        if !self.over_limit.load(Ordering::Acquire) || !self.over_limit.swap(false, Ordering::AcqRel) {
             return;
         }
         let max = usize::try_from(self.max_keys()).unwrap_or(usize::MAX);
