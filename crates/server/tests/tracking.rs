@@ -230,6 +230,12 @@ fn options_errors_and_introspection_match_redis() {
     1|CLIENT|GETREDIR
     1|CLIENT|TRACKINGINFO
     1|CLIENT|TRACKINGINFO|x
+    4|CONFIG|GET|tracking-table-max-keys
+    4|CONFIG|SET|tracking-table-max-keys|-1
+    4|CONFIG|SET|tracking-table-max-keys|many
+    4|CONFIG|SET|tracking-table-max-keys|10
+    4|CONFIG|GET|tracking-table-max-keys
+    4|CONFIG|SET|tracking-table-max-keys|1000000
     1|CLIENT|TRACKING|on
     1|CLIENT|CACHING|yes
     1|CLIENT|CACHING|maybe
