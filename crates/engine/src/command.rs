@@ -178,6 +178,12 @@ impl CommandSpec {
     }
 
     /// ACL categories: the family's, plus those the flags and Redis's lists imply.
+    /// The command's name, then each subcommand's as `COMMAND LIST` names them (`config|get`).
+    pub fn full_names(&self) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(self.name.to_string())
+            .chain(self.subcommands.iter().map(move |(sub, _)| format!("{}|{sub}", self.name)))
+    }
+
     pub fn info_categories(&self) -> Vec<String> {
         crate::acl::categories(self).into_iter().map(|c| format!("@{c}")).collect()
     }

@@ -251,6 +251,64 @@ fn debug_and_module_are_refused_like_redis_by_default() {
     same_as_redis(protected_commands_scenario, "MODULE command not allowed");
 }
 
+/// A single server's answers to cluster and replication commands, which clients and tools
+/// probe to tell a standalone server from a cluster: Redis's refusal text, arity and
+/// subcommand errors first, REPLICAOF NO ONE accepted, FAILOVER's argument checks. (REPLICAOF
+/// to a real master is left out: Redis would start replicating, StayKV refuses.)
+fn standalone_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let cases: &[&[&str]] = &[
+        &["CLUSTER", "INFO"],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "SHARDS"],
+        &["CLUSTER", "NODES"],
+        &["CLUSTER", "HELP"],
+        &["CLUSTER", "KEYSLOT", "k"],
+        &["CLUSTER", "KEYSLOT"],
+        &["CLUSTER", "SLOTS", "x"],
+        &["CLUSTER", "NOSUCH"],
+        &["CLUSTER"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["ASKING"],
+        &["READONLY", "x"],
+        &["REPLICAOF", "NO", "ONE"],
+        &["SLAVEOF", "no", "one"],
+        &["REPLICAOF", "no"],
+        &["REPLICAOF", "host", "99999"],
+        &["REPLICAOF", "host", "port"],
+        &["REPLICAOF", "no", "two"],
+        &["FAILOVER"],
+        &["FAILOVER", "ABORT"],
+        &["FAILOVER", "ABORT", "x"],
+        &["FAILOVER", "TO", "h", "1", "TIMEOUT", "10", "FORCE"],
+        &["FAILOVER", "TIMEOUT", "0"],
+        &["FAILOVER", "TIMEOUT", "x"],
+        &["FAILOVER", "TIMEOUT", "5", "TIMEOUT", "6"],
+        &["FAILOVER", "TO", "h"],
+        &["FAILOVER", "TO", "h", "port"],
+        &["FAILOVER", "FORCE", "FORCE"],
+        &["FAILOVER", "NOSUCH"],
+        &["ROLE"],
+        &["COMMAND", "INFO", "readonly", "asking", "failover"],
+    ];
+    let mut seen: Vec<String> =
+        cases.iter().map(|args| format!("{args:?} -> {}", frame_text(&conn.cmd(args)))).collect();
+    // COMMAND LIST names subcommands too, in an order Redis leaves to its hash table.
+    for pattern in ["cluster|s*", "*|get"] {
+        let listed = frame_text(&conn.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", pattern]));
+        let mut names: Vec<&str> = listed.lines().filter(|line| !line.starts_with(['*', '$'])).collect();
+        names.sort_unstable();
+        seen.push(format!("COMMAND LIST {pattern} -> {names:?}"));
+    }
+    seen
+}
+
+#[test]
+fn cluster_and_replication_commands_answer_as_a_standalone_redis() {
+    same_as_redis(standalone_scenario, "cluster support disabled");
+}
+
 /// A script that runs for ARGV[1] microseconds of the server's clock.
 const BUSY_SCRIPT: &str = "local t0 = redis.call('TIME') local start = t0[1] * 1000000 + t0[2] \
     while true do local t = redis.call('TIME') \

@@ -122,7 +122,7 @@ fn command_table(conn: &mut RawConn) -> Vec<(String, i64, Vec<String>)> {
 fn dummy_args(name: &str, arity: i64) -> Vec<String> {
     const CONTAINERS: &[&str] = &[
         "object", "config", "client", "acl", "script", "function", "command", "memory", "pubsub", "xinfo", "xgroup",
-        "slowlog", "latency", "module",
+        "slowlog", "latency", "module", "cluster",
     ];
     let count = if arity < 0 { -arity } else { arity };
     let mut args = vec![name.to_string()];

@@ -11,6 +11,7 @@ use crate::num::parse_i64;
 pub mod acl;
 pub mod bits;
 mod client_tracking;
+pub mod cluster;
 pub mod connection;
 pub mod geo;
 pub mod hashes;
@@ -18,6 +19,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -35,6 +37,8 @@ pub fn table() -> CommandTable {
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        replication::COMMANDS,
+        cluster::COMMANDS,
         transactions::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,

@@ -29,9 +29,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
     CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
-    CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server", role),
-    CommandSpec::new("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, "server", replconf),
-    CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", sync),
     CommandSpec::new("slowlog", -2, 0, "server", slowlog).subcommands(SLOWLOG_SUBCOMMANDS),
     CommandSpec::new("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", latency)
         .subcommands(LATENCY_SUBCOMMANDS),
@@ -228,53 +225,6 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.propagate_args(args);
     Ok(Reply::Ok)
 }
-
-/// ROLE: StayKV has no replicas, so it is a master at replication offset 0.
-fn role(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Array(vec![Reply::bulk_str("master"), Reply::Int(0), Reply::Array(Vec::new())]))
-}
-
-/// `REPLCONF <option> <value> ...`: what `redis-cli --rdb` sends before SYNC (`capa eof`,
-/// `rdb-only 1`), and what a replica announces of itself, accepted as Redis 7.0 accepts them.
-/// `ACK` and `GETACK` come from replicas only, which StayKV does not have.
-fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len().is_multiple_of(2) {
-        return Err(errors::syntax());
-    }
-    for pair in args.get(1..).unwrap_or_default().chunks_exact(2) {
-        let [option, value] = pair else { continue };
-        if is(option, "rdb-only") {
-            ctx.client.rdb_only = match crate::num::parse_i64(value) {
-                Some(0) => false,
-                Some(1) => true,
-                Some(_) => return Err(err("ERR value is out of range, value must between 0 and 1")),
-                None => return Err(err("ERR value is not an integer or out of range")),
-            };
-        } else if is(option, "listening-port") {
-            crate::num::parse_i64(value).ok_or_else(|| err("ERR value is not an integer or out of range"))?;
-        } else if !is(option, "ip-address") && !is(option, "capa") {
-            return Err(err(&format!("ERR Unrecognized REPLCONF option: {}", text(option))));
-        }
-    }
-    Ok(Reply::Ok)
-}
-
-/// `SYNC` after `REPLCONF rdb-only 1` (`redis-cli --rdb`): the host sends a snapshot of
-/// everything acknowledged so far, as an RDB payload (`$<length>` and the file, no CRLF), and
-/// the connection closes. StayKV has no replicas: without `rdb-only` (a replica, which would
-/// then wait for the stream of writes) SYNC is refused.
-fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    if !ctx.client.rdb_only {
-        return Err(err(SYNC_WITHOUT_RDB_ONLY));
-    }
-    ctx.host.send_snapshot(ctx.client.id).map_err(Reply::Error)?;
-    ctx.client.close_after_reply = true;
-    Ok(Reply::Many(Vec::new()))
-}
-
-/// SYNC's answer to a would-be replica.
-const SYNC_WITHOUT_RDB_ONLY: &str =
-    "ERR StayKV has no replication: SYNC sends only a snapshot, after REPLCONF rdb-only 1 (redis-cli --rdb)";
 
 /// `LATENCY HISTOGRAM [command ...]`: for each command named (every command, without names)
 /// that has run, its runs and their cumulative distribution by powers of two of
@@ -607,15 +557,12 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 [by, kind, value] if is(by, "filterby") => Some((kind.clone(), value.clone())),
                 _ => return Err(errors::syntax()),
             };
-            let names = table.all().iter().filter(|s| match &filter {
-                None => true,
-                Some((kind, value)) if is(kind, "pattern") => glob::matches(value, s.name.as_bytes(), true),
-                Some((kind, value)) if is(kind, "aclcat") => {
-                    s.info_categories().iter().any(|c| c.as_bytes().get(1..) == Some(&value[..]))
-                }
-                Some(_) => false,
-            });
-            Ok(Reply::Array(names.map(|s| Reply::bulk_str(s.name)).collect()))
+            let filter = filter.as_ref().map(|(kind, value)| (&kind[..], &value[..]));
+            let names = table
+                .all()
+                .iter()
+                .flat_map(|spec| spec.full_names().filter(move |name| command_listed(spec, name, filter)));
+            Ok(Reply::Array(names.map(|name| Reply::Bulk(Bytes::from(name))).collect()))
         }
         s if is(s, "getkeys") => {
             let target = args.get(2..).unwrap_or_default();
@@ -638,6 +585,20 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         s if is(s, "help") => Ok(super::help(COMMAND_HELP)),
         s => Err(errors::unknown_subcommand(s, "command")),
+    }
+}
+
+/// Whether `COMMAND LIST FILTERBY <kind> <value>` lists `name` (the command `spec` or one of
+/// its subcommands).
+fn command_listed(spec: &CommandSpec, name: &str, filter: Option<(&[u8], &[u8])>) -> bool {
+    match filter {
+        None => true,
+        Some((kind, pattern)) if is(kind, "pattern") => glob::matches(pattern, name.as_bytes(), true),
+        // Subcommands carry no categories of their own here: only the command itself matches.
+        Some((kind, category)) if is(kind, "aclcat") => {
+            name == spec.name && spec.info_categories().iter().any(|c| c.as_bytes().get(1..) == Some(category))
+        }
+        Some(_) => false,
     }
 }
 
