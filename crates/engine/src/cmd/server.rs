@@ -41,10 +41,9 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// The SLOWLOG subcommands, with Redis 7's arities (checked before the handler).
 const SLOWLOG_SUBCOMMANDS: &[(&str, i32)] = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];
 
-/// The LATENCY subcommands StayKV has, with Redis 7's arities (DOCTOR and GRAPH are not
-/// implemented).
+/// The LATENCY subcommands, with Redis 7's arities.
 const LATENCY_SUBCOMMANDS: &[(&str, i32)] =
-    &[("latest", 2), ("history", 3), ("reset", -2), ("histogram", -2), ("help", 2)];
+    &[("doctor", 2), ("graph", 3), ("latest", 2), ("history", 3), ("reset", -2), ("histogram", -2), ("help", 2)];
 
 /// The MODULE subcommands, with Redis 7's arities. StayKV loads no modules.
 const MODULE_SUBCOMMANDS: &[(&str, i32)] = &[("list", 2), ("load", -3), ("loadex", -3), ("unload", 3), ("help", 2)];
@@ -65,6 +64,10 @@ const MODULE_HELP: &[&str] = &[
 
 const LATENCY_HELP: &[&str] = &[
     "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return a human readable latency analysis report.",
+    "GRAPH <event>",
+    "    Return an ASCII latency graph for the <event> class.",
     "HISTORY <event>",
     "    Return time-latency samples for the <event> class.",
     "LATEST",
@@ -322,10 +325,32 @@ fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let reset = monitor.reset(if names.is_empty() { None } else { Some(&names) });
             Ok(Reply::count(reset as u64))
         }
+        s if is(s, "doctor") => Ok(latency_doctor(ctx)),
+        s if is(s, "graph") => {
+            let name = arg(args, 2)?;
+            let series = monitor.series(name).filter(|series| !series.samples().is_empty()).ok_or_else(|| {
+                err(&format!("ERR No samples available for event '{}'", String::from_utf8_lossy(name)))
+            })?;
+            let graph = crate::latency_report::graph(&String::from_utf8_lossy(name), &series, ctx.now / 1000);
+            Ok(Reply::Verbatim(Bytes::from(graph)))
+        }
         s if is(s, "histogram") => Ok(latency_histogram(ctx, args.get(2..).unwrap_or_default())),
         s if is(s, "help") => Ok(super::help(LATENCY_HELP)),
         s => Err(errors::unknown_subcommand(s, "latency")),
     }
+}
+
+/// `LATENCY DOCTOR`, see [`crate::latency_report::doctor`].
+fn latency_doctor(ctx: &Ctx) -> Reply {
+    let monitor = &ctx.engine.latency;
+    let fsync_always = ctx.host.config_get(b"appendfsync").iter().any(|(_, policy)| policy == "always");
+    let settings = crate::latency_report::Settings {
+        now_secs: ctx.now / 1000,
+        threshold_ms: monitor.threshold_ms(),
+        slowlog_threshold_us: ctx.engine.slowlog.threshold_us(),
+        fsync_always,
+    };
+    Reply::Verbatim(Bytes::from(crate::latency_report::doctor(&monitor.events(), &settings)))
 }
 
 fn slowlog_entry(entry: crate::slowlog::Entry) -> Reply {
