@@ -94,6 +94,30 @@ impl Default for EngineOptions {
     }
 }
 
+/// One database's keys and table, summed over the shards.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DbFootprint {
+    pub keys: usize,
+    /// Keys with a deadline.
+    pub volatile: usize,
+    /// [`crate::keyspace::Db::table_bytes`].
+    pub table_bytes: usize,
+}
+
+impl DbFootprint {
+    fn sizes(&self) -> (usize, usize) {
+        (self.keys, self.volatile)
+    }
+
+    fn add_shard(footprints: &mut [DbFootprint], shard: &Shard) {
+        for (db, footprint) in shard.dbs.iter().zip(footprints.iter_mut()) {
+            footprint.keys += db.len();
+            footprint.volatile += db.volatile_len();
+            footprint.table_bytes += db.table_bytes();
+        }
+    }
+}
+
 /// The keyspace and everything needed to run commands against it.
 #[derive(Debug)]
 pub struct Engine {
@@ -530,17 +554,18 @@ impl Engine {
 
     /// Keys per database (all shards summed): (keys, keys with a deadline).
     pub fn db_sizes(&self) -> Vec<(usize, usize)> {
-        let mut sizes = vec![(0, 0); self.keyspace.databases()];
+        self.db_footprints().iter().map(DbFootprint::sizes).collect()
+    }
+
+    /// Each database's keys and table, all shards summed.
+    pub fn db_footprints(&self) -> Vec<DbFootprint> {
+        let mut footprints = vec![DbFootprint::default(); self.keyspace.databases()];
         for shard in 0..self.keyspace.shard_count() {
-            let Some(guard) = self.keyspace.lock(shard) else {
-                continue;
-            };
-            for (db, size) in guard.dbs.iter().zip(sizes.iter_mut()) {
-                size.0 += db.len();
-                size.1 += db.volatile_len();
+            if let Some(guard) = self.keyspace.lock(shard) {
+                DbFootprint::add_shard(&mut footprints, &guard);
             }
         }
-        sizes
+        footprints
     }
 
     /// Visit every live entry, shard by shard (each shard locked only while visited).
@@ -1255,15 +1280,17 @@ impl<'a> Ctx<'a> {
     /// [`Engine::db_sizes`] from the shards this command holds when it holds them all
     /// (inside EXEC or a script, where locking them again would deadlock).
     pub fn db_sizes(&mut self) -> Vec<(usize, usize)> {
-        let Locks::All(guards) = &self.locks else { return self.engine.db_sizes() };
-        let mut sizes = vec![(0, 0); self.engine.keyspace.databases()];
+        self.db_footprints().iter().map(DbFootprint::sizes).collect()
+    }
+
+    /// [`Engine::db_footprints`], from the shards this command holds when it holds them all.
+    pub fn db_footprints(&mut self) -> Vec<DbFootprint> {
+        let Locks::All(guards) = &self.locks else { return self.engine.db_footprints() };
+        let mut footprints = vec![DbFootprint::default(); self.engine.keyspace.databases()];
         for guard in guards {
-            for (db, size) in guard.dbs.iter().zip(sizes.iter_mut()) {
-                size.0 += db.len();
-                size.1 += db.volatile_len();
-            }
+            DbFootprint::add_shard(&mut footprints, guard);
         }
-        sizes
+        footprints
     }
 }
 

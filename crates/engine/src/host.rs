@@ -73,6 +73,11 @@ pub trait Host: Sync {
     fn send_snapshot(&self, _client_id: u64) -> Result<(), String> {
         Err("ERR SYNC is not available".into())
     }
+    /// `MEMORY STATS` and `MEMORY DOCTOR`: the allocator's, the process's, the clients' and
+    /// the log's memory. Nothing without a server.
+    fn process_memory(&self) -> crate::memory_report::ProcessMemory {
+        crate::memory_report::ProcessMemory::default()
+    }
     /// `LASTSAVE`, `SAVE`, `BGSAVE`, `BGREWRITEAOF`: asks the persistence layer.
     fn persistence(&self, command: &str) -> Result<staykv_resp::Reply, String> {
         Err(format!("ERR {command} is not available"))

@@ -79,6 +79,16 @@ impl Db {
         self.volatile
     }
 
+    /// Bytes of this table's own structures (index, entry slots, free list), keys and values
+    /// aside; an entry's fixed part (deadline, access stamp, inline value header) lives in its
+    /// slot, so it is counted here. By capacities: hashbrown keeps up to an eighth of its
+    /// buckets spare beyond that, so this is slightly low.
+    pub fn table_bytes(&self) -> usize {
+        let index = self.index.capacity() * (std::mem::size_of::<u32>() + 1);
+        let slots = self.slots.capacity() * std::mem::size_of::<Option<Entry>>();
+        index + slots + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+
     pub fn slot_count(&self) -> usize {
         self.slots.len()
     }

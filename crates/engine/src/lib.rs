@@ -33,6 +33,7 @@ pub mod keyspace;
 pub mod latency;
 pub mod latency_report;
 pub mod long_double;
+pub mod memory_report;
 pub mod notify;
 pub mod num;
 pub mod pause;

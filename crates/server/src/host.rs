@@ -87,7 +87,15 @@ pub struct ServerHost {
     instantaneous: crate::stats::Instantaneous,
     /// `used_memory_peak`, raised by the housekeeping tick and by INFO.
     peak_memory: AtomicU64,
+    /// Memory allocated when the server was set up, before loading data or serving anyone
+    /// (MEMORY STATS' `startup.allocated`, measured where Redis measures it).
+    startup_memory: u64,
 }
+
+/// Bytes of one connection's state that StayKV keeps: the engine's client and its CLIENT LIST
+/// record.
+const CLIENT_STATE_BYTES: u64 =
+    (std::mem::size_of::<staykv_engine::client::Client>() + std::mem::size_of::<ClientRecord>()) as u64;
 
 /// INFO's `hz`: how often a second the housekeeping tick (active expiry, INFO's figures)
 /// runs; 10, as Redis's default.
@@ -146,6 +154,7 @@ impl ServerHost {
             run_id: format!("{:032x}{:08x}", rand::random::<u128>(), rand::random::<u32>()),
             instantaneous: crate::stats::Instantaneous::default(),
             peak_memory: AtomicU64::new(0),
+            startup_memory: crate::memory::used(),
             config,
         }
     }
@@ -557,6 +566,25 @@ impl Host for ServerHost {
             },
         }
         Ok(())
+    }
+
+    fn process_memory(&self) -> staykv_engine::memory_report::ProcessMemory {
+        let clients = self.clients.lock().len() as u64;
+        let committed = crate::memory::allocator_committed();
+        staykv_engine::memory_report::ProcessMemory {
+            used: crate::memory::used(),
+            peak: self.memory_peak(),
+            startup: self.startup_memory,
+            rss: crate::stats::rss_bytes(),
+            allocator_active: committed,
+            allocator_resident: committed,
+            log_buffers: self.persistence.log_buffered_bytes(),
+            // Each connection's engine-side state and CLIENT LIST record. Its socket buffers
+            // are not counted (CLIENT LIST shows `qbuf=0 omem=0` for the same reason), so this
+            // is a lower bound.
+            clients_normal: clients * CLIENT_STATE_BYTES,
+            clients,
+        }
     }
 
     fn over_memory_limit(&self) -> bool {

@@ -506,10 +506,14 @@ const OBJECT_SUBCOMMANDS: &[(&str, i32)] =
 
 const MEMORY_HELP: &[&str] = &[
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return memory problems reports.",
     "MALLOC-STATS",
     "    Return internal statistics report from the memory allocator.",
     "PURGE",
     "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
     "USAGE <key> [SAMPLES <count>]",
     "    Return memory in bytes used by <key> and its value. Nested values are",
     "    sampled up to <count> times (default: 5, 0 means sample all).",
@@ -517,8 +521,9 @@ const MEMORY_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// The MEMORY subcommands StayKV has (not DOCTOR and STATS), with Redis 7's arities.
-const MEMORY_SUBCOMMANDS: &[(&str, i32)] = &[("help", 2), ("usage", -3), ("malloc-stats", 2), ("purge", 2)];
+/// The MEMORY subcommands, with Redis 7's arities.
+const MEMORY_SUBCOMMANDS: &[(&str, i32)] =
+    &[("doctor", 2), ("help", 2), ("usage", -3), ("malloc-stats", 2), ("purge", 2), ("stats", 2)];
 
 /// Redis's default number of elements MEMORY USAGE looks at in a collection.
 const MEMORY_SAMPLES: usize = 5;
@@ -537,9 +542,25 @@ fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 None => Reply::Nil,
             })
         }
+        s if is(s, "stats") => Ok(crate::memory_report::stats(&ctx.host.process_memory(), &engine_memory(ctx))),
+        s if is(s, "doctor") => {
+            let report = crate::memory_report::doctor(&ctx.host.process_memory(), &engine_memory(ctx));
+            Ok(Reply::Verbatim(Bytes::from(report)))
+        }
         s if is(s, "malloc-stats") => Ok(Reply::bulk_str("Stats not supported for the current allocator")),
         s if is(s, "purge") => Ok(Reply::Ok),
         _ => Ok(super::help(MEMORY_HELP)),
+    }
+}
+
+/// The engine's part of MEMORY STATS and DOCTOR: its databases and script caches.
+fn engine_memory(ctx: &mut Ctx) -> crate::memory_report::EngineMemory {
+    let (lua, functions) = ctx.engine.scripting.cache_bytes();
+    crate::memory_report::EngineMemory {
+        dbs: ctx.db_footprints(),
+        lua_caches: lua as u64,
+        functions_caches: functions as u64,
+        cached_scripts: ctx.engine.scripting.cached_scripts() as u64,
     }
 }
 

@@ -31,6 +31,14 @@ pub(crate) struct Library {
     functions: Vec<FunctionDef>,
 }
 
+impl Library {
+    /// Bytes it holds outside the Lua state: itself, its source (kept for FUNCTION DUMP and
+    /// LIST WITHCODE) and its functions' entries.
+    pub(crate) fn footprint(&self) -> usize {
+        std::mem::size_of::<Library>() + self.code.len() + self.functions.len() * std::mem::size_of::<FunctionDef>()
+    }
+}
+
 /// What FUNCTION LIST reports about a function.
 #[derive(Debug, Clone)]
 pub struct FunctionInfo {
@@ -248,6 +256,7 @@ impl Scripting {
             state.function_index.insert(f.name.clone(), name.clone());
         }
         state.libraries.insert(name.clone(), Library { code: code.clone(), functions: registered.functions });
+        self.note_footprint(state);
         Ok(name)
     }
 
@@ -259,6 +268,7 @@ impl Scripting {
         for f in library.functions {
             state.function_index.remove(&f.name);
         }
+        self.note_footprint(&state);
         Ok(())
     }
 
@@ -268,6 +278,7 @@ impl Scripting {
         state.libraries.clear();
         state.function_index.clear();
         state.functions = None;
+        self.note_footprint(&state);
     }
 
     /// The code of every library, by name (what FUNCTION DUMP and RDB files carry; load it

@@ -36,7 +36,7 @@ mod msgpack;
 mod structlib;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -214,9 +214,19 @@ struct State {
     function_index: HashMap<String, String>,
 }
 
+/// The script caches' sizes, kept beside [`State`] because a running script holds its lock
+/// while the commands it calls (MEMORY STATS, INFO) may ask for them.
+#[derive(Debug, Default)]
+struct Footprint {
+    scripts: AtomicUsize,
+    script_bytes: AtomicUsize,
+    function_bytes: AtomicUsize,
+}
+
 /// The engine's scripting: Lua states, the script cache, function libraries.
 pub struct Scripting {
     state: Mutex<State>,
+    footprint: Footprint,
     running: Mutex<Option<Running>>,
     /// Whether `running` is set (read on every command without taking the mutex).
     active: AtomicBool,
@@ -240,6 +250,7 @@ impl Default for Scripting {
                 libraries: BTreeMap::new(),
                 function_index: HashMap::new(),
             }),
+            footprint: Footprint::default(),
             running: Mutex::new(None),
             active: AtomicBool::new(false),
             shared: Arc::new(Shared {
@@ -360,7 +371,28 @@ impl Scripting {
 
     /// Scripts in the EVAL cache (INFO's `number_of_cached_scripts`).
     pub fn cached_scripts(&self) -> usize {
-        self.state.lock().scripts.len()
+        self.footprint.scripts.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the EVAL script cache's and the function registry's own entries (MEMORY
+    /// STATS' `lua.caches` and `functions.caches`).
+    pub fn cache_bytes(&self) -> (usize, usize) {
+        (self.footprint.script_bytes.load(Ordering::Relaxed), self.footprint.function_bytes.load(Ordering::Relaxed))
+    }
+
+    /// Records the caches' sizes after a change. The compiled code lives in the Lua states'
+    /// heaps, which the allocator counts in used memory but which cannot be told apart per
+    /// script, so it is left out: these are the entries StayKV keeps beside it.
+    fn note_footprint(&self, state: &State) {
+        use std::mem::size_of;
+        let scripts: usize =
+            state.scripts.keys().map(|sha| size_of::<String>() + sha.len() + size_of::<CachedScript>()).sum();
+        let libraries: usize =
+            state.libraries.iter().map(|(name, library)| size_of::<String>() + name.len() + library.footprint()).sum();
+        let index: usize = state.function_index.iter().map(|(f, l)| 2 * size_of::<String>() + f.len() + l.len()).sum();
+        self.footprint.scripts.store(state.scripts.len(), Ordering::Relaxed);
+        self.footprint.script_bytes.store(scripts, Ordering::Relaxed);
+        self.footprint.function_bytes.store(libraries + index, Ordering::Relaxed);
     }
 
     /// SCRIPT EXISTS for one sha.
@@ -374,6 +406,7 @@ impl Scripting {
         let mut state = self.state.lock();
         state.scripts.clear();
         state.eval = None;
+        self.note_footprint(&state);
     }
 
     /// SCRIPT LOAD: compile and cache; returns the sha.
@@ -409,6 +442,7 @@ impl Scripting {
             .into_function()
             .map_err(|e| Reply::Error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e))))?;
         state.scripts.insert(sha.to_string(), CachedScript { function, flags });
+        self.note_footprint(state);
         Ok(())
     }
 
