@@ -3,7 +3,8 @@
 //! slow-log entries (ids, arguments as Redis cuts and redacts them, client name) and latency
 //! events, with only the clock-made fields (timestamps, durations) and the client's port left
 //! out of the comparison; the other replies must be byte-identical, except MEMORY USAGE's
-//! byte counts, which describe each server's own structures.
+//! and MEMORY STATS' byte counts, which describe each server's own memory (MEMORY STATS is
+//! compared by its fields, their order and types), and LATENCY DOCTOR's and GRAPH's figures.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -629,4 +630,148 @@ fn info_has_the_monitoring_fields_redis_has() {
     assert!(value("instantaneous_ops_per_sec").parse::<u64>().unwrap() > 0);
     assert!(value("total_net_input_bytes").parse::<u64>().unwrap() >= sent);
     assert_eq!(value("run_id").len(), 40);
+}
+
+/// A reply's text: a verbatim string (RESP3) without its `txt:` format, a bulk as is.
+fn report_text(frame: &[u8]) -> String {
+    let text = frame_text(frame);
+    match frame.first() {
+        Some(b'=') => {
+            let body = text.split_once("\r\n").map_or("", |(_, rest)| rest);
+            body.strip_prefix("txt:").unwrap_or(body).strip_suffix("\r\n").unwrap_or(body).to_string()
+        }
+        _ => text,
+    }
+}
+
+/// A reply's shape, token by token: aggregate headers and strings as sent, every number
+/// replaced by its type (`<int>`, `<double>`, a float in a bulk `<float>`), so that two
+/// servers' MEMORY STATS compare by field names, order, nesting and types.
+fn shape(frame: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(frame);
+    let mut lines = text.split("\r\n");
+    let mut tokens = Vec::new();
+    while let Some(line) = lines.next() {
+        let token = match line.as_bytes().first() {
+            Some(b':') => "<int>".to_string(),
+            Some(b',') => "<double>".to_string(),
+            Some(b'$') => {
+                let content = lines.next().unwrap_or_default();
+                if content.parse::<f64>().is_ok() {
+                    "<float>".to_string()
+                } else {
+                    content.to_string()
+                }
+            }
+            Some(_) => line.to_string(),
+            None => continue,
+        };
+        tokens.push(token);
+    }
+    tokens
+}
+
+/// MEMORY STATS with keys in two databases (one key with a deadline), its errors, MEMORY
+/// DOCTOR on an instance too small to judge, and MEMORY HELP.
+fn memory_introspection(conn: &mut RawConn) -> Vec<String> {
+    for (db, key, ttl) in [("3", "a", None), ("5", "a", None), ("5", "b", Some("100"))] {
+        conn.cmd(&["SELECT", db]);
+        let mut set = vec!["SET", key, "value"];
+        set.extend(ttl.map(|secs| ["EX", secs]).into_iter().flatten());
+        conn.cmd(&set);
+    }
+    let mut seen = shape(&conn.cmd(&["MEMORY", "STATS"]));
+    for command in [&["MEMORY", "STATS", "x"][..], &["MEMORY", "DOCTOR", "x"], &["MEMORY", "HELP"]] {
+        seen.push(format!("{command:?}: {}", frame_text(&conn.cmd(command))));
+    }
+    conn.cmd(&["FLUSHALL"]);
+    seen.push(format!("doctor: {}", report_text(&conn.cmd(&["MEMORY", "DOCTOR"]))));
+    seen
+}
+
+#[test]
+fn memory_stats_and_doctor_have_redis_fields_and_texts() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    for (protocol, expected, got) in common::on_both_in_resp2_and_resp3(&redis, &staykv, memory_introspection) {
+        assert!(expected.contains(&"db.5".to_string()), "{expected:?}");
+        assert_eq!(got, expected, "{protocol}");
+    }
+}
+
+/// MEMORY STATS' figures are StayKV's own: the keys it holds, memory its allocator counts.
+#[test]
+fn memory_stats_reports_the_servers_own_figures() {
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    for key in ["a", "b", "c"] {
+        conn.cmd(&["SET", key, "value"]);
+    }
+    let Val::Array(Some(fields)) = call_str(&mut conn, &["MEMORY", "STATS"]) else { panic!("MEMORY STATS") };
+    let value = |name: &str| {
+        let at = fields.iter().position(|field| matches!(field, Val::Bulk(Some(b)) if b == name.as_bytes()));
+        fields[at.unwrap_or_else(|| panic!("no {name}")) + 1].clone()
+    };
+    assert_eq!(value("keys.count").int(), 3);
+    let (used, peak, startup) =
+        (value("total.allocated").int(), value("peak.allocated").int(), value("startup.allocated").int());
+    assert!(used > 0 && peak >= used && startup > 0, "used {used}, peak {peak}, startup {startup}");
+    assert!(value("overhead.total").int() >= startup);
+    assert_eq!(value("replication.backlog").int(), 0);
+    assert!(value("clients.normal").int() > 0, "this connection");
+}
+
+/// LATENCY DOCTOR while the monitor is off and once it is on with no spike; LATENCY GRAPH's
+/// errors; then a 20 ms script: the doctor's line for `command` (its figures masked) and the
+/// advice it brings, and the graph's header and layout. Other events a loaded machine may
+/// add (a fast command taking 1 ms) are left out.
+fn latency_report_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let mut seen = vec![report_text(&conn.cmd(&["LATENCY", "DOCTOR"]))];
+    for command in
+        [&["LATENCY", "GRAPH", "command"][..], &["LATENCY", "GRAPH"], &["LATENCY", "DOCTOR", "x"], &["LATENCY", "HELP"]]
+    {
+        seen.push(format!("{command:?}: {}", frame_text(&conn.cmd(command))));
+    }
+    conn.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "1"]);
+    // A trivial command may itself take 1 ms on a loaded machine: retried.
+    let mut quiet = (0..3).map(|_| {
+        conn.cmd(&["LATENCY", "RESET"]);
+        report_text(&conn.cmd(&["LATENCY", "DOCTOR"]))
+    });
+    seen.extend(quiet.find(|report| report.starts_with("Dave, no latency")));
+    conn.cmd(&["EVAL", BUSY_SCRIPT, "0", "20000"]);
+    // Every number, whatever its digits, as one `#`.
+    let mask = |line: &str| {
+        let mut masked = String::new();
+        for c in line.chars() {
+            match (c.is_ascii_digit(), masked.ends_with('#')) {
+                (true, true) => {}
+                (true, false) => masked.push('#'),
+                (false, _) => masked.push(c),
+            }
+        }
+        masked
+    };
+    let doctor = report_text(&conn.cmd(&["LATENCY", "DOCTOR"]));
+    let lines = doctor.lines().filter(|line| {
+        line.starts_with("Dave,")
+            || line.contains(". command: ")
+            || line.contains("Slow Log")
+            || line.contains("large objects")
+    });
+    seen.extend(lines.map(mask));
+    let graph = report_text(&conn.cmd(&["LATENCY", "GRAPH", "command"]));
+    let lines: Vec<&str> = graph.lines().collect();
+    seen.extend(lines.iter().take(2).map(|line| mask(line)));
+    let rows = &lines[2..6];
+    seen.push(format!("rows of one width: {}", rows.iter().all(|row| row.len() == rows[0].len())));
+    seen.push(format!("bottom row filled: {}", !rows[3].contains(' ')));
+    seen.push(format!("blank line, then labels: {:?}", (lines[6].trim(), lines.last().map(|l| l.ends_with('s')))));
+    seen
+}
+
+#[test]
+fn latency_doctor_and_graph_report_like_redis() {
+    same_as_redis(latency_report_scenario, ". command: # latency spikes");
 }
