@@ -73,6 +73,8 @@ pub trait Host: Sync {
     fn send_snapshot(&self, _client_id: u64) -> Result<(), String> {
         Err("ERR SYNC is not available".into())
     }
+    /// `MEMORY PURGE`: give the allocator's free pages back to the operating system now.
+    fn purge_memory(&self) {}
     /// `MEMORY STATS` and `MEMORY DOCTOR`: the allocator's, the process's, the clients' and
     /// the log's memory. Nothing without a server.
     fn process_memory(&self) -> crate::memory_report::ProcessMemory {

@@ -568,6 +568,10 @@ impl Host for ServerHost {
         Ok(())
     }
 
+    fn purge_memory(&self) {
+        crate::memory::release_free_pages();
+    }
+
     fn process_memory(&self) -> staykv_engine::memory_report::ProcessMemory {
         let clients = self.clients.lock().len() as u64;
         let committed = crate::memory::allocator_committed();

@@ -721,6 +721,31 @@ fn memory_stats_reports_the_servers_own_figures() {
     assert!(value("clients.normal").int() > 0, "this connection");
 }
 
+/// MEMORY PURGE gives the pages FLUSHALL freed back to the system at once (mimalloc keeps
+/// them for a second first), as MEMORY DOCTOR's advice after a big peak says it will.
+#[test]
+fn memory_purge_returns_freed_pages_to_the_system() {
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    let value = "v".repeat(1024);
+    for batch in 0..40 {
+        let mut pipeline = Vec::new();
+        for i in 0..1000 {
+            pipeline.extend(common::encode_str(&["SET", &format!("k{batch}:{i}"), &value]));
+        }
+        conn.send(&pipeline);
+        for _ in 0..1000 {
+            conn.read_frame().unwrap();
+        }
+    }
+    conn.cmd(&["FLUSHALL"]);
+    let before = server.rss_kib();
+    assert_eq!(frame_text(&conn.cmd(&["MEMORY", "PURGE"])), "OK");
+    let after = server.rss_kib();
+    // 40 MiB of values were freed: most of it must leave the process.
+    assert!(after + 20 * 1024 < before, "RSS {before} KiB before MEMORY PURGE, {after} KiB after");
+}
+
 /// LATENCY DOCTOR while the monitor is off and once it is on with no spike; LATENCY GRAPH's
 /// errors; then a 20 ms script: the doctor's line for `command` (its figures masked) and the
 /// advice it brings, and the graph's header and layout. Other events a loaded machine may

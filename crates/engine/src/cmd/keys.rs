@@ -548,7 +548,10 @@ fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Verbatim(Bytes::from(report)))
         }
         s if is(s, "malloc-stats") => Ok(Reply::bulk_str("Stats not supported for the current allocator")),
-        s if is(s, "purge") => Ok(Reply::Ok),
+        s if is(s, "purge") => {
+            ctx.host.purge_memory();
+            Ok(Reply::Ok)
+        }
         _ => Ok(super::help(MEMORY_HELP)),
     }
 }
