@@ -468,6 +468,20 @@ impl Tracking {
     }
 }
 
+/// The BCAST prefixes `key` starts with. Every write looks, so with more prefixes than
+/// the key has bytes, the key's own prefixes are looked up instead of every prefix tried
+/// (Redis tries every prefix: 100,000 registered prefixes cost each write as much).
+fn matching_prefixes<'a, V>(prefixes: &'a BTreeMap<Bytes, V>, key: &'a [u8]) -> impl Iterator<Item = &'a Bytes> + 'a {
+    let scan = prefixes.len() <= key.len();
+    let tried = scan.then(|| prefixes.keys()).into_iter().flatten().filter(move |p| key.starts_with(p));
+    let looked_up = (!scan)
+        .then_some(0..=key.len())
+        .into_iter()
+        .flatten()
+        .filter_map(move |len| key.get(..len).and_then(|own| prefixes.get_key_value(own)).map(|(p, _)| p));
+    tried.chain(looked_up)
+}
+
 impl Table {
     /// Drop `client` from the readers of `key`.
     fn forget_one(&mut self, key: &[u8], client: u64) {
@@ -483,7 +497,7 @@ impl Table {
     /// Note `key` under every BCAST prefix it matches; whether any did.
     fn note_for_broadcast(&mut self, key: &[u8], modifier: Option<u64>) -> bool {
         let mut noted = false;
-        for prefix in self.prefixes.keys().filter(|p| key.starts_with(p)) {
+        for prefix in matching_prefixes(&self.prefixes, key) {
             self.changed.entry(prefix.clone()).or_default().insert(Bytes::copy_from_slice(key), modifier);
             noted = true;
         }
@@ -604,6 +618,20 @@ mod tests {
 
     fn settings(mode: Mode) -> Settings {
         Settings { mode, noloop: false, redirect: 0, prefixes: Vec::new() }
+    }
+
+    #[test]
+    fn a_key_matches_the_same_prefixes_whether_they_are_scanned_or_looked_up() {
+        let few: BTreeMap<Bytes, ()> =
+            ["", "u", "user:", "user:1", "x"].into_iter().map(|p| (Bytes::from(p), ())).collect();
+        let mut many = few.clone();
+        many.extend((0..100).map(|i| (Bytes::from(format!("other{i}")), ())));
+        for key in ["user:12", "user:", "u", "", "x:y", "zzz", "user:1"] {
+            let expected: Vec<&Bytes> = few.keys().filter(|p| key.as_bytes().starts_with(p)).collect();
+            // `few` has fewer prefixes than most keys have bytes: scanned; `many`: looked up.
+            assert_eq!(matching_prefixes(&few, key.as_bytes()).collect::<Vec<_>>(), expected, "{key}");
+            assert_eq!(matching_prefixes(&many, key.as_bytes()).collect::<Vec<_>>(), expected, "{key}");
+        }
     }
 
     fn keys(reply: &Reply) -> Vec<Bytes> {
