@@ -6,6 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use staykv_resp::Protocol;
 
+/// A client's channels, patterns or shard channels.
+pub type Subscriptions = indexmap::IndexSet<Bytes, foldhash::fast::RandomState>;
+
 /// What `CLIENT REPLY` set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReplyMode {
@@ -45,10 +48,12 @@ pub struct Client {
     pub waker: Option<crate::blocking::ClientWaker>,
     /// How to hand this client pub/sub messages; `None`: it cannot subscribe.
     pub deliver: Option<crate::pubsub::ClientDeliver>,
-    pub channels: Vec<Bytes>,
-    pub patterns: Vec<Bytes>,
+    /// Subscriptions, in the order made (looked up once per SUBSCRIBE argument: a set, so
+    /// that one command naming 50,000 channels is not 50,000 scans of a list).
+    pub channels: Subscriptions,
+    pub patterns: Subscriptions,
     /// Shard channels (SSUBSCRIBE): a namespace of their own, as in Redis 7.
-    pub shard_channels: Vec<Bytes>,
+    pub shard_channels: Subscriptions,
     /// Where the client connects from, as MONITOR shows it (`127.0.0.1:60866`, `lua`).
     pub origin: String,
     /// The ACL user `user` resolved to, and the ACL version it was resolved at.

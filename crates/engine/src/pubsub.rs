@@ -114,15 +114,19 @@ impl PubSub {
         self.namespace(shard).unsubscribe(client, channel);
     }
 
+    /// A pattern the client is not subscribed to yet (its own set of patterns says so): no
+    /// search of every client's patterns here.
     pub fn psubscribe(&self, client: u64, deliver: &Deliver, pattern: &Bytes) {
-        let mut patterns = self.patterns.write();
-        if !patterns.iter().any(|(p, id, _)| *id == client && p == pattern) {
-            patterns.push((pattern.clone(), client, deliver.clone()));
-        }
+        self.patterns.write().push((pattern.clone(), client, deliver.clone()));
     }
 
     pub fn punsubscribe(&self, client: u64, pattern: &[u8]) {
         self.patterns.write().retain(|(p, id, _)| !(*id == client && p == pattern));
+    }
+
+    /// Every pattern of a client going away, in one pass over the list.
+    pub fn punsubscribe_all(&self, client: u64) {
+        self.patterns.write().retain(|(_, id, _)| *id != client);
     }
 
     /// Send `message` to `channel`'s subscribers and matching patterns; returns how many

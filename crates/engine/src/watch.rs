@@ -82,13 +82,15 @@ pub struct WatchRegistry {
 impl WatchRegistry {
     /// Watch `key` in `db`; `expired` says whether it is logically expired right now.
     pub fn watch(&self, client: &mut Client, db: usize, key: &[u8], expired: bool) {
-        if client.watching.iter().any(|w| w.db == db && w.key[..] == *key) {
-            return;
-        }
         let key = Bytes::copy_from_slice(key);
         let mut keys = self.keys.lock();
-        let watcher = Watcher { client: client.id, dirty: client.watch_dirty.clone(), expired };
-        keys.entry((db, key.clone())).or_default().push(watcher);
+        // Looked up by key, not in the client's list: WATCH with 50,000 keys made 50,000
+        // scans of that list.
+        let watchers = keys.entry((db, key.clone())).or_default();
+        if watchers.iter().any(|w| w.client == client.id) {
+            return;
+        }
+        watchers.push(Watcher { client: client.id, dirty: client.watch_dirty.clone(), expired });
         self.count.store(keys.len(), Ordering::Release);
         client.watching.push(WatchedKey { db, key });
     }

@@ -68,12 +68,23 @@ impl Kind {
         }
     }
 
-    fn list(self, client: &mut crate::Client) -> &mut Vec<Bytes> {
+    fn list(self, client: &mut crate::Client) -> &mut crate::client::Subscriptions {
         match self {
             Kind::Channel => &mut client.channels,
             Kind::Pattern => &mut client.patterns,
             Kind::Shard => &mut client.shard_channels,
         }
+    }
+
+    /// Drops `name` from the client's subscriptions of this kind. Redis keeps patterns in a
+    /// list, whose order PUNSUBSCRIBE without arguments follows: kept. Its channels are a hash
+    /// table, in no order: a swap, which takes no time however many there are.
+    fn forget(self, client: &mut crate::Client, name: &[u8]) {
+        match self {
+            Kind::Pattern => client.patterns.shift_remove(name),
+            Kind::Channel => client.channels.swap_remove(name),
+            Kind::Shard => client.shard_channels.swap_remove(name),
+        };
     }
 
     /// The count a confirmation reports: shard channels count apart, as in Redis 7.0.
@@ -105,9 +116,8 @@ fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
     let deliver = subscriber(ctx)?;
     let mut confirms = Vec::new();
     for name in args.iter().skip(1) {
-        if !kind.list(ctx.client).contains(name) {
+        if kind.list(ctx.client).insert(name.clone()) {
             kind.join(&ctx.engine.pubsub, ctx.client.id, &deliver, name);
-            kind.list(ctx.client).push(name.clone());
         }
         confirms.push(confirm(kind.names().0, Some(name), kind.count(ctx.client)));
     }
@@ -117,7 +127,7 @@ fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
 /// Without arguments, leave every subscription of the kind.
 fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
     let targets: Vec<Bytes> = match args.len() {
-        1 => kind.list(ctx.client).clone(),
+        1 => kind.list(ctx.client).iter().cloned().collect(),
         _ => args.get(1..).unwrap_or_default().to_vec(),
     };
     let name = kind.names().1;
@@ -127,7 +137,7 @@ fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
     let mut confirms = Vec::new();
     for target in &targets {
         kind.leave(&ctx.engine.pubsub, ctx.client.id, target);
-        kind.list(ctx.client).retain(|c| c != target);
+        kind.forget(ctx.client, target);
         confirms.push(confirm(name, Some(target), kind.count(ctx.client)));
     }
     Ok(Reply::Many(confirms))
@@ -210,8 +220,9 @@ pub(crate) fn forget(ctx_engine: &crate::Engine, client: &mut crate::Client) {
     for channel in client.shard_channels.drain(..) {
         ctx_engine.pubsub.unsubscribe(client.id, &channel, true);
     }
-    for pattern in client.patterns.drain(..) {
-        ctx_engine.pubsub.punsubscribe(client.id, &pattern);
+    if !client.patterns.is_empty() {
+        client.patterns.clear();
+        ctx_engine.pubsub.punsubscribe_all(client.id);
     }
 }
 
