@@ -43,6 +43,9 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 15;
     /// Not entered in the slow log (EXEC: Redis logs the commands it runs instead).
     pub const SKIP_SLOWLOG: u32 = 1 << 16;
+    /// Runs a Lua script (EVAL, FCALL and their variants): its own keys are not what it reads,
+    /// the script's calls are (client-side caching remembers those). Not a Redis flag.
+    pub const RUNS_SCRIPT: u32 = 1 << 17;
 
     pub(crate) const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

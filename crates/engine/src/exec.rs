@@ -356,7 +356,7 @@ impl Engine {
             explicit_events: false,
             error_counted: false,
             script_args: None,
-            running_script: runs_script(spec),
+            running_script: spec.has(flags::RUNS_SCRIPT),
         };
         let tracking = ctx.client.tracking.is_some();
         if tracking && ctx.running_script {
@@ -1215,7 +1215,7 @@ impl<'a> Ctx<'a> {
         let outer = std::mem::replace(&mut self.nested, true);
         let outer_events = std::mem::replace(&mut self.explicit_events, false);
         let tracking = self.client.tracking.is_some();
-        let script = runs_script(spec);
+        let script = spec.has(flags::RUNS_SCRIPT);
         let outer_running_script = self.running_script;
         self.running_script |= script;
         let entering_script = tracking && script;
@@ -1257,7 +1257,7 @@ impl<'a> Ctx<'a> {
     /// the script runs), and EVAL_RO's own keys only through the reads it makes; reproduced.
     fn remember_reads(&mut self, spec: &CommandSpec, args: &[Bytes]) {
         let Some(mode) = self.client.tracking else { return };
-        if !spec.has(flags::READONLY) || runs_script(spec) || !mode.remembers(self.client.caching_given) {
+        if !spec.has(flags::READONLY) || spec.has(flags::RUNS_SCRIPT) || !mode.remembers(self.client.caching_given) {
             return;
         }
         let engine = self.engine;
@@ -1292,11 +1292,6 @@ impl<'a> Ctx<'a> {
         }
         footprints
     }
-}
-
-/// Whether the command runs a script (its own keys are not a read: the script's reads are).
-fn runs_script(spec: &CommandSpec) -> bool {
-    matches!(spec.name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
 }
 
 /// The key an effect changes, for WATCH (an effect names it first); `None` for effects

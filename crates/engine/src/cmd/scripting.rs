@@ -18,14 +18,16 @@ use crate::exec::Ctx;
 use crate::scripting::{eval_keys, EvalMode};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("eval", -3, NOSCRIPT | STALE | ALL_SHARDS, "scripting", eval).key_finder(eval_keys),
-    CommandSpec::new("evalsha", -3, NOSCRIPT | STALE | ALL_SHARDS, "scripting", evalsha).key_finder(eval_keys),
-    CommandSpec::new("eval_ro", -3, NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", eval_ro)
+    CommandSpec::new("eval", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS, "scripting", eval).key_finder(eval_keys),
+    CommandSpec::new("evalsha", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS, "scripting", evalsha)
         .key_finder(eval_keys),
-    CommandSpec::new("evalsha_ro", -3, NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", evalsha_ro)
+    CommandSpec::new("eval_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", eval_ro)
         .key_finder(eval_keys),
-    CommandSpec::new("fcall", -3, NOSCRIPT | STALE | ALL_SHARDS, "scripting", fcall).key_finder(eval_keys),
-    CommandSpec::new("fcall_ro", -3, NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", fcall_ro)
+    CommandSpec::new("evalsha_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", evalsha_ro)
+        .key_finder(eval_keys),
+    CommandSpec::new("fcall", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS, "scripting", fcall)
+        .key_finder(eval_keys),
+    CommandSpec::new("fcall_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", fcall_ro)
         .key_finder(eval_keys),
     CommandSpec::new("script", -2, NOSCRIPT, "scripting", script).subcommands(SCRIPT_SUBCOMMANDS),
     CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function).subcommands(FUNCTION_SUBCOMMANDS),
