@@ -256,7 +256,7 @@ impl Scripting {
             state.function_index.insert(f.name.clone(), name.clone());
         }
         state.libraries.insert(name.clone(), Library { code: code.clone(), functions: registered.functions });
-        self.note_footprint(state);
+        self.note_functions_footprint(state);
         Ok(name)
     }
 
@@ -268,7 +268,7 @@ impl Scripting {
         for f in library.functions {
             state.function_index.remove(&f.name);
         }
-        self.note_footprint(&state);
+        self.note_functions_footprint(&state);
         Ok(())
     }
 
@@ -278,7 +278,7 @@ impl Scripting {
         state.libraries.clear();
         state.function_index.clear();
         state.functions = None;
-        self.note_footprint(&state);
+        self.note_functions_footprint(&state);
     }
 
     /// The code of every library, by name (what FUNCTION DUMP and RDB files carry; load it

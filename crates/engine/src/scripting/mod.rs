@@ -380,18 +380,22 @@ impl Scripting {
         (self.footprint.script_bytes.load(Ordering::Relaxed), self.footprint.function_bytes.load(Ordering::Relaxed))
     }
 
-    /// Records the caches' sizes after a change. The compiled code lives in the Lua states'
-    /// heaps, which the allocator counts in used memory but which cannot be told apart per
-    /// script, so it is left out: these are the entries StayKV keeps beside it.
-    fn note_footprint(&self, state: &State) {
+    /// A script entered the EVAL cache: counted as it comes, since an application may cache
+    /// thousands. The compiled code lives in the Lua state's heap, which the allocator counts
+    /// in used memory but which cannot be told apart per script, so it is left out: this is
+    /// the entry StayKV keeps beside it.
+    fn note_script_cached(&self, sha: &str) {
+        let entry = std::mem::size_of::<String>() + sha.len() + std::mem::size_of::<CachedScript>();
+        self.footprint.scripts.fetch_add(1, Ordering::Relaxed);
+        self.footprint.script_bytes.fetch_add(entry, Ordering::Relaxed);
+    }
+
+    /// Records the function registry's size after a change (libraries are few: summed again).
+    fn note_functions_footprint(&self, state: &State) {
         use std::mem::size_of;
-        let scripts: usize =
-            state.scripts.keys().map(|sha| size_of::<String>() + sha.len() + size_of::<CachedScript>()).sum();
         let libraries: usize =
             state.libraries.iter().map(|(name, library)| size_of::<String>() + name.len() + library.footprint()).sum();
         let index: usize = state.function_index.iter().map(|(f, l)| 2 * size_of::<String>() + f.len() + l.len()).sum();
-        self.footprint.scripts.store(state.scripts.len(), Ordering::Relaxed);
-        self.footprint.script_bytes.store(scripts, Ordering::Relaxed);
         self.footprint.function_bytes.store(libraries + index, Ordering::Relaxed);
     }
 
@@ -406,7 +410,8 @@ impl Scripting {
         let mut state = self.state.lock();
         state.scripts.clear();
         state.eval = None;
-        self.note_footprint(&state);
+        self.footprint.scripts.store(0, Ordering::Relaxed);
+        self.footprint.script_bytes.store(0, Ordering::Relaxed);
     }
 
     /// SCRIPT LOAD: compile and cache; returns the sha.
@@ -442,7 +447,7 @@ impl Scripting {
             .into_function()
             .map_err(|e| Reply::Error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e))))?;
         state.scripts.insert(sha.to_string(), CachedScript { function, flags });
-        self.note_footprint(state);
+        self.note_script_cached(sha);
         Ok(())
     }
 

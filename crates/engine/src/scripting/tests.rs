@@ -508,3 +508,19 @@ fn busy_script_kill_and_unkillable() {
         assert_eq!(reply, "-ERR Script killed by user with SCRIPT KILL... script: SHA, on @user_script:1.\r\n");
     }
 }
+
+#[test]
+fn the_script_cache_is_counted_as_scripts_come_and_go() {
+    let mut s = Session::new();
+    let scripting = &s.engine.scripting;
+    assert_eq!((scripting.cached_scripts(), scripting.cache_bytes().0), (0, 0));
+    s.cmd(&["SCRIPT", "LOAD", "return 1"]);
+    s.cmd(&["SCRIPT", "LOAD", "return 1"]);
+    s.cmd(&["EVAL", "return 2", "0"]);
+    let scripting = &s.engine.scripting;
+    assert_eq!(scripting.cached_scripts(), 2, "a script loaded twice is cached once");
+    assert!(scripting.cache_bytes().0 >= 2 * 40, "two 40-character shas at least");
+    s.cmd(&["SCRIPT", "FLUSH"]);
+    let scripting = &s.engine.scripting;
+    assert_eq!((scripting.cached_scripts(), scripting.cache_bytes().0), (0, 0));
+}
