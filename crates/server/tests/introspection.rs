@@ -244,6 +244,11 @@ fn protected_commands_scenario(server: &Server) -> Vec<String> {
         &["MODULE", "FOO"],
         &["MODULE"],
     ];
+    answers(&mut conn, cases)
+}
+
+/// Each command of `cases` and the server's answer, one line each.
+fn answers(conn: &mut RawConn, cases: &[&[&str]]) -> Vec<String> {
     cases.iter().map(|args| format!("{args:?} -> {}", frame_text(&conn.cmd(args)))).collect()
 }
 
@@ -293,8 +298,7 @@ fn standalone_scenario(server: &Server) -> Vec<String> {
         &["ROLE"],
         &["COMMAND", "INFO", "readonly", "asking", "failover"],
     ];
-    let mut seen: Vec<String> =
-        cases.iter().map(|args| format!("{args:?} -> {}", frame_text(&conn.cmd(args)))).collect();
+    let mut seen = answers(&mut conn, cases);
     // COMMAND LIST names subcommands too, in an order Redis leaves to its hash table.
     for pattern in ["cluster|s*", "*|get"] {
         let listed = frame_text(&conn.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", pattern]));

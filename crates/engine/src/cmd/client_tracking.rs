@@ -117,17 +117,15 @@ fn check_compatible(ctx: &Ctx, requested: Requested) -> Result<Settings, Reply> 
 /// command may carry any number of prefixes, and the pairwise check took 5.6 s at 20,000.
 fn check_prefix_overlaps(existing: &[Bytes], given: &[Bytes]) -> Result<(), Reply> {
     let Some((at, other)) = first_overlap(existing, given) else { return Ok(()) };
-    let prefix = text(given.get(at).map_or(&b""[..], |p| &p[..]));
-    Err(Reply::Error(match other {
-        Prefix::Existing(k) => format!(
-            "ERR Prefix '{prefix}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
-            text(existing.get(k).map_or(&b""[..], |p| &p[..]))
-        ),
-        Prefix::Given(j) => format!(
-            "ERR Prefix '{prefix}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
-            text(given.get(j).map_or(&b""[..], |p| &p[..]))
-        ),
-    }))
+    let named = |list: &[Bytes], i: usize| text(list.get(i).map_or(&b""[..], |p| &p[..]));
+    let (whose, other) = match other {
+        Prefix::Existing(k) => ("an existing", named(existing, k)),
+        Prefix::Given(j) => ("another provided", named(given, j)),
+    };
+    Err(Reply::Error(format!(
+        "ERR Prefix '{}' overlaps with {whose} prefix '{other}'. Prefixes for a single client must not overlap.",
+        named(given, at)
+    )))
 }
 
 /// Where a prefix comes from. The derived order is the order Redis reports overlaps in:
