@@ -313,22 +313,22 @@ impl Tracking {
         let table = &mut *table;
         let Some(tracker) = table.trackers.get_mut(&client) else { return };
         for key in keys {
-            // Copied: the argument is a slice of the whole request, which it would keep alive.
-            let added = match table.keys.get_mut(&key[..]) {
-                Some(readers) if readers.contains(&client) => false,
-                Some(readers) => {
+            // Copied (once, then shared by both tables): the argument is a slice of the whole
+            // request, which it would keep alive.
+            let owned = match table.keys.get_key_value_mut(&key[..]) {
+                Some((_, readers)) if readers.contains(&client) => continue,
+                Some((owned, readers)) => {
                     readers.push(client);
-                    true
+                    owned.clone()
                 }
                 None => {
-                    table.keys.insert(Bytes::copy_from_slice(key), vec![client]);
-                    true
+                    let owned = Bytes::copy_from_slice(key);
+                    table.keys.insert(owned.clone(), vec![client]);
+                    owned
                 }
             };
-            if added {
-                table.items += 1;
-                tracker.keys.insert(Bytes::copy_from_slice(key));
-            }
+            table.items += 1;
+            tracker.keys.insert(owned);
         }
         let max = usize::try_from(self.max_keys()).unwrap_or(usize::MAX);
         if max != 0 && table.keys.len() > max {
