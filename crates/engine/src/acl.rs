@@ -94,12 +94,6 @@ const BLOCKING: &[&str] = &[
     "xreadgroup",
 ];
 
-/// Commands whose first argument is a subcommand (their full name is `cmd|sub`).
-const CONTAINERS: &[&str] = &[
-    "acl", "client", "command", "config", "function", "memory", "object", "pubsub", "script", "slowlog", "latency",
-    "module", "cluster", "xinfo", "xgroup",
-];
-
 /// Write commands that only replace or delete what their keys hold, without reading it:
 /// a `%W~` pattern is enough for them (Redis's `OW`/`RM` key specs).
 const WRITE_ONLY: &[&str] = &[
@@ -180,7 +174,8 @@ fn in_category(spec: &CommandSpec, category: &str) -> bool {
 
 /// `config|get` for a container command with a subcommand, else the command's name.
 pub fn full_name(spec: &CommandSpec, args: &[Bytes]) -> String {
-    match args.get(1).filter(|_| CONTAINERS.contains(&spec.name)) {
+    // A container is what has a subcommand table.
+    match args.get(1).filter(|_| !spec.subcommands.is_empty()) {
         Some(sub) => format!("{}|{}", spec.name, String::from_utf8_lossy(sub).to_ascii_lowercase()),
         None => spec.name.to_string(),
     }
