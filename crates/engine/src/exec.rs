@@ -146,6 +146,8 @@ pub struct Engine {
     pub acl: crate::acl::Acl,
     /// Client-side caching: who may cache which keys (CLIENT TRACKING).
     pub tracking: crate::tracking::Tracking,
+    /// What UNLINK and the ASYNC flushes left to the host to free, counted for INFO.
+    pub lazyfree: std::sync::Arc<crate::lazyfree::LazyFree>,
 }
 
 impl Engine {
@@ -169,6 +171,7 @@ impl Engine {
             pause: crate::pause::ClientPause::default(),
             acl,
             tracking: crate::tracking::Tracking::default(),
+            lazyfree: std::sync::Arc::default(),
         }
     }
 

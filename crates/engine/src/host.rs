@@ -34,6 +34,12 @@ pub trait Host: Sync {
     fn wait_long(&self, wait: &mut dyn FnMut()) {
         wait();
     }
+    /// Frees what UNLINK or an ASYNC flush removed, off the command path: a server drops it
+    /// on a thread of its own, after the command has released its shard locks. Without one
+    /// it is dropped here.
+    fn free_in_background(&self, garbage: crate::lazyfree::Garbage) {
+        drop(garbage);
+    }
     /// `ACL LOAD`: the text of the ACL file (`--aclfile`).
     fn acl_load(&self) -> Result<String, String> {
         Err(NO_ACL_FILE.into())

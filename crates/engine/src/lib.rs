@@ -32,6 +32,7 @@ pub mod host;
 pub mod keyspace;
 pub mod latency;
 pub mod latency_report;
+pub mod lazyfree;
 pub mod long_double;
 pub mod memory_report;
 pub mod notify;

@@ -90,6 +90,8 @@ pub struct ServerHost {
     /// Memory allocated when the server was set up, before loading data or serving anyone
     /// (MEMORY STATS' `startup.allocated`, measured where Redis measures it).
     startup_memory: u64,
+    /// Frees what UNLINK and the ASYNC flushes removed.
+    lazyfree: crate::memory::LazyFreer,
 }
 
 /// Bytes of one connection's state that StayKV keeps: the engine's client and its CLIENT LIST
@@ -155,6 +157,7 @@ impl ServerHost {
             instantaneous: crate::stats::Instantaneous::default(),
             peak_memory: AtomicU64::new(0),
             startup_memory: crate::memory::used(),
+            lazyfree: crate::memory::LazyFreer::start(),
             config,
         }
     }
@@ -286,6 +289,10 @@ impl Host for ServerHost {
         blocking(wait);
     }
 
+    fn free_in_background(&self, garbage: staykv_engine::lazyfree::Garbage) {
+        self.lazyfree.free(garbage);
+    }
+
     fn info_section(&self, section: &str) -> Option<String> {
         let mut out = String::new();
         match section {
@@ -325,7 +332,7 @@ impl Host for ServerHost {
                 let scripts = self.notifier.get().map_or(0, |e| e.scripting.cached_scripts());
                 let _ = write!(
                     out,
-                    "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\n",
+                    "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
                     human(used),
                     human(rss),
                     human(peak),
@@ -335,6 +342,8 @@ impl Host for ServerHost {
                     self.eviction_policy().name(),
                     ratio(rss, used),
                     self.persistence.log_buffered_bytes(),
+                    self.notifier.get().map_or(0, |e| e.lazyfree.pending()),
+                    self.notifier.get().map_or(0, |e| e.lazyfree.freed()),
                 );
             }
             "persistence" => out = self.persistence.info(),

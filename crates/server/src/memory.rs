@@ -14,6 +14,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use mimalloc::MiMalloc;
+use staykv_engine::lazyfree::Garbage;
 
 /// Per-thread balance folded into the global count past this many bytes either way.
 const FOLD_BYTES: i64 = 64 << 10;
@@ -65,6 +66,31 @@ pub fn release_free_pages() {
     #[allow(unsafe_code)]
     unsafe {
         libmimalloc_sys::mi_collect(true);
+    }
+}
+
+/// The thread that drops what UNLINK and the ASYNC flushes removed from the keyspace
+/// (`staykv_engine::lazyfree`), so that no command waits for the allocator to walk a large
+/// collection. It ends with the server (when the queue's sender is dropped).
+#[derive(Debug)]
+pub struct LazyFreer {
+    queue: std::sync::mpsc::Sender<Garbage>,
+}
+
+impl LazyFreer {
+    pub fn start() -> LazyFreer {
+        let (queue, removed) = std::sync::mpsc::channel::<Garbage>();
+        let spawned =
+            std::thread::Builder::new().name("staykv-lazyfree".into()).spawn(move || removed.iter().for_each(drop));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the lazy-free thread: large values will be freed inline");
+        }
+        LazyFreer { queue }
+    }
+
+    pub fn free(&self, garbage: Garbage) {
+        // Without the thread the send fails and hands the garbage back, dropped right here.
+        let _ = self.queue.send(garbage);
     }
 }
 

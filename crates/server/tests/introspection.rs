@@ -804,3 +804,60 @@ fn latency_report_scenario(server: &Server) -> Vec<String> {
 fn latency_doctor_and_graph_report_like_redis() {
     same_as_redis(latency_report_scenario, ". command: # latency spikes");
 }
+
+/// UNLINK frees a large value (a hash table of 1,000 fields, a set of 200 strings, a sorted
+/// set of 200 members) in the background and a small one inline, DEL frees inline, and an
+/// ASYNC flush frees the emptied databases in the background, one object per key; INFO's
+/// memory section counts them as Redis 7.0 does, and CONFIG RESETSTAT zeroes the total.
+#[test]
+fn background_freeing_is_counted_as_in_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let expected = lazyfree_counts(&redis);
+    assert_eq!(lazyfree_counts(&staykv), expected);
+    assert_eq!(expected.get(2).map(|(_, n)| n.as_str()), Some("3"), "the comparison must see background frees");
+}
+
+/// `lazyfreed_objects` after each step of [`background_freeing_is_counted_as_in_redis`],
+/// once nothing is pending.
+fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
+    let memory_field = |conn: &mut RawConn, name: &str| -> String {
+        let text = call_str(conn, &["INFO", "memory"]).text();
+        let found = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::to_string));
+        found.unwrap_or_else(|| panic!("no {name} in INFO memory of {:?}:\n{text}", server.kind()))
+    };
+    let many = |head: &str, members: usize, member: fn(usize) -> String| -> String {
+        std::iter::once(head.to_string()).chain((0..members).map(member)).collect::<Vec<_>>().join(" ")
+    };
+    let steps: [(&str, Vec<String>); 8] = [
+        (
+            "large values written",
+            vec![
+                many("HSET hash", 1000, |i| format!("f{i} v")),
+                many("SADD set", 200, |i| format!("m{i}")),
+                many("ZADD zset", 200, |i| format!("{i} m{i}")),
+                many("HSET hash2", 1000, |i| format!("f{i} v")),
+            ],
+        ),
+        ("small values unlinked", vec!["HSET h f v".into(), "SET s v".into(), "UNLINK h s".into()]),
+        ("large values unlinked", vec!["UNLINK hash set zset missing".into()]),
+        ("large value deleted", vec!["DEL hash2".into()]),
+        ("FLUSHDB ASYNC", vec!["MSET a 1 b 2 c 3".into(), "FLUSHDB ASYNC".into()]),
+        ("FLUSHALL ASYNC", vec!["MSET a 1 b 2".into(), "SELECT 1".into(), "SET c 3".into(), "FLUSHALL ASYNC".into()]),
+        ("sync flushes", vec!["SET a 1".into(), "FLUSHALL".into(), "SET a 1".into(), "FLUSHDB SYNC".into()]),
+        ("CONFIG RESETSTAT", vec!["CONFIG RESETSTAT".into()]),
+    ];
+    let mut conn = server.connect();
+    let mut counts = Vec::new();
+    for (step, commands) in steps {
+        for command in &commands {
+            let args: Vec<&str> = command.split(' ').collect();
+            conn.cmd(&args);
+        }
+        let settled =
+            common::wait_until(Duration::from_secs(10), || memory_field(&mut conn, "lazyfree_pending_objects") == "0");
+        assert!(settled, "{step}: objects still pending after 10 s on {:?}", server.kind());
+        counts.push((step, memory_field(&mut conn, "lazyfreed_objects")));
+    }
+    counts
+}

@@ -11,13 +11,14 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
 use crate::keyspace::{Entry, NO_EXPIRY};
+use crate::lazyfree::{free_effort, LAZYFREE_THRESHOLD};
 use crate::notify::{GENERIC, NEW};
 use crate::num::i64_bytes;
 use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, WRITE, "keyspace", del).keys(1, -1, 1),
-    CommandSpec::new("unlink", -2, WRITE | FAST, "keyspace", del).keys(1, -1, 1),
+    CommandSpec::new("unlink", -2, WRITE | FAST, "keyspace", unlink).keys(1, -1, 1),
     CommandSpec::new("exists", -2, READONLY | FAST, "keyspace", exists).keys(1, -1, 1),
     CommandSpec::new("touch", -2, READONLY | FAST, "keyspace", touch).keys(1, -1, 1),
     CommandSpec::new("type", 2, READONLY | FAST, "keyspace", type_).keys(1, 1, 1),
@@ -44,10 +45,23 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    delete_keys(ctx, args, false)
+}
+
+/// UNLINK: DEL that leaves freeing a large value to the background (see `lazyfree.rs`).
+fn unlink(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    delete_keys(ctx, args, true)
+}
+
+fn delete_keys(ctx: &mut Ctx, args: &[Bytes], lazily: bool) -> CmdResult {
     let mut deleted = 0;
     for key in args.iter().skip(1) {
         if ctx.lookup(key).is_some() {
-            ctx.remove(key);
+            if let Some(entry) = ctx.remove(key) {
+                if lazily && free_effort(&entry.value) > LAZYFREE_THRESHOLD {
+                    ctx.host.free_in_background(ctx.engine.lazyfree.garbage(1, Box::new(entry.value)));
+                }
+            }
             ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
             deleted += 1;
         }

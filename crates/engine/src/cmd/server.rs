@@ -146,44 +146,57 @@ fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(total as i64))
 }
 
-/// FLUSHDB/FLUSHALL take an optional ASYNC or SYNC; StayKV frees synchronously either way
-/// (the shard locks are held only for the swap; dropping happens after).
-fn flush_mode(args: &[Bytes]) -> Result<(), Reply> {
+/// FLUSHDB/FLUSHALL take an optional ASYNC or SYNC: whether the emptied databases are freed
+/// in the background. Without either it is SYNC, Redis 7.0's default
+/// (`lazyfree-lazy-user-flush no`).
+fn flush_is_async(args: &[Bytes]) -> Result<bool, Reply> {
     match args.get(1..).unwrap_or_default() {
-        [] => Ok(()),
-        [mode] if is(mode, "async") || is(mode, "sync") => Ok(()),
+        [] => Ok(false),
+        [mode] if is(mode, "async") => Ok(true),
+        [mode] if is(mode, "sync") => Ok(false),
         _ => Err(errors::syntax()),
     }
 }
 
 fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
+    let lazily = flush_is_async(args)?;
     let db = ctx.client.db;
     touch_existing_watched(ctx, db);
-    let mut dropped = Vec::new();
+    let mut emptied = Vec::new();
     for shard in ctx.all_shards() {
         if let Some(slice) = shard.dbs.get_mut(db) {
-            dropped.push(std::mem::take(slice));
+            emptied.push(std::mem::take(slice));
         }
     }
+    free_emptied(ctx, emptied, lazily);
     ctx.engine.tracking.invalidate_all(ctx.client.id);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHDB")]);
     Ok(Reply::Ok)
 }
 
 fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
+    let lazily = flush_is_async(args)?;
     for db in 0..ctx.engine.keyspace.databases() {
         touch_existing_watched(ctx, db);
     }
+    let mut emptied = Vec::new();
     for shard in ctx.all_shards() {
-        for slice in shard.dbs.iter_mut() {
-            *slice = Db::default();
-        }
+        emptied.extend(shard.dbs.iter_mut().map(std::mem::take));
     }
+    free_emptied(ctx, emptied, lazily);
     ctx.engine.tracking.invalidate_all(ctx.client.id);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
     Ok(Reply::Ok)
+}
+
+/// Frees what a flush emptied: at once (every shard is still locked, as Redis's single thread
+/// is busy for a SYNC flush), or for ASYNC on the host's background thread, one object per
+/// key as Redis counts it.
+fn free_emptied(ctx: &Ctx, emptied: Vec<Db>, lazily: bool) {
+    if lazily {
+        let keys = emptied.iter().map(Db::len).sum::<usize>() as u64;
+        ctx.host.free_in_background(ctx.engine.lazyfree.garbage(keys, Box::new(emptied)));
+    }
 }
 
 /// FLUSHDB/FLUSHALL fail the transactions watching keys that existed in the database (a
@@ -535,6 +548,7 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         s if is(s, "set") => Err(errors::syntax()),
         s if is(s, "resetstat") => {
             ctx.engine.counters.reset();
+            ctx.engine.lazyfree.reset_stats();
             ctx.host.config_resetstat();
             Ok(Reply::Ok)
         }

@@ -1,0 +1,189 @@
+//! Freeing large values off the command path: `UNLINK`, `FLUSHALL ASYNC`, `FLUSHDB ASYNC`.
+//!
+//! A command frees what it removes while it holds the shard locks of its keys (every shard,
+//! for a flush), so dropping a collection of millions of elements stalls every client of
+//! those shards for as long as the allocator takes. As Redis's `lazyfree.c` does, the
+//! commands that promise not to block hand such values to the host, which drops them on a
+//! thread of its own once the locks are released. The engine keeps the counters INFO
+//! reports (`lazyfree_pending_objects`, `lazyfreed_objects`), updated by whichever thread
+//! finally drops the value.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::value::Value;
+
+/// Redis's `LAZYFREE_THRESHOLD`: a value whose freeing takes more steps than this (about one
+/// per element: each is an allocation of its own here) is freed in the background by UNLINK;
+/// a smaller one is freed at once, which costs less than the hand-off.
+pub const LAZYFREE_THRESHOLD: usize = 64;
+
+/// What Redis's `lazyfreeGetFreeEffort` estimates: the number of allocations freeing the
+/// value walks. A string is one; a collection about one per element.
+pub fn free_effort(value: &Value) -> usize {
+    match value {
+        Value::Str(_) => 1,
+        Value::List(list) => list.len(),
+        Value::Hash(hash) => hash.len(),
+        Value::Set(set) => set.len(),
+        Value::ZSet(zset) => zset.len(),
+        Value::Stream(stream) => stream.len(),
+    }
+}
+
+/// The background-freeing counters of INFO's memory section.
+#[derive(Debug, Default)]
+pub struct LazyFree {
+    pending: AtomicU64,
+    freed: AtomicU64,
+}
+
+impl LazyFree {
+    /// Wraps `contents` (standing for `objects` keys or values) to be dropped elsewhere.
+    pub fn garbage(self: &Arc<Self>, objects: u64, contents: Box<dyn Send>) -> Garbage {
+        self.pending.fetch_add(objects, Ordering::Relaxed);
+        Garbage { objects, contents: Some(contents), counters: Arc::clone(self) }
+    }
+
+    /// `lazyfree_pending_objects`: handed over and not yet freed.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// `lazyfreed_objects`: freed in the background since the server started or since
+    /// CONFIG RESETSTAT.
+    pub fn freed(&self) -> u64 {
+        self.freed.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG RESETSTAT: `lazyfreed_objects` starts again from 0 (what is pending stays).
+    pub fn reset_stats(&self) {
+        self.freed.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Values (or whole databases) removed from the keyspace, freed when this is dropped.
+pub struct Garbage {
+    objects: u64,
+    contents: Option<Box<dyn Send>>,
+    counters: Arc<LazyFree>,
+}
+
+impl Drop for Garbage {
+    fn drop(&mut self) {
+        // The contents first: the counters say "freed" only once they are.
+        drop(self.contents.take());
+        self.counters.pending.fetch_sub(self.objects, Ordering::Relaxed);
+        self.counters.freed.fetch_add(self.objects, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Garbage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Garbage").field("objects", &self.objects).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::Bytes;
+    use parking_lot::Mutex;
+    use staykv_resp::Reply;
+
+    use super::*;
+    use crate::client::Client;
+    use crate::exec::{Engine, EngineOptions, NoJournal};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    /// A host that keeps what it is given to free, so the test decides when it is dropped.
+    #[derive(Default)]
+    struct KeepingHost(Mutex<Vec<Garbage>>);
+
+    impl crate::host::Host for KeepingHost {
+        fn free_in_background(&self, garbage: Garbage) {
+            self.0.lock().push(garbage);
+        }
+    }
+
+    fn run(engine: &Engine, host: &KeepingHost, line: &str) -> Reply {
+        let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        engine.execute(&mut Client::new(1, true), &args, NOW, host, &NoJournal).reply
+    }
+
+    /// `HSET key f0 v f1 v ...` with `fields` fields.
+    fn hset(engine: &Engine, host: &KeepingHost, key: &str, fields: usize) {
+        let pairs: Vec<String> = (0..fields).map(|i| format!("f{i} v")).collect();
+        run(engine, host, &format!("HSET {key} {}", pairs.join(" ")));
+    }
+
+    fn counters(engine: &Engine) -> (u64, u64) {
+        (engine.lazyfree.pending(), engine.lazyfree.freed())
+    }
+
+    #[test]
+    fn unlink_hands_over_only_values_past_the_threshold() {
+        let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
+        hset(&engine, &host, "big", LAZYFREE_THRESHOLD + 1);
+        hset(&engine, &host, "small", LAZYFREE_THRESHOLD);
+        run(&engine, &host, "SET s v");
+        assert_eq!(run(&engine, &host, "UNLINK big small s nosuch"), Reply::Int(3));
+        assert_eq!(host.0.lock().len(), 1, "only the big hash is freed in the background");
+        assert_eq!(counters(&engine), (1, 0));
+        assert_eq!(run(&engine, &host, "EXISTS big"), Reply::Int(0), "gone before it is freed");
+        host.0.lock().clear();
+        assert_eq!(counters(&engine), (0, 1));
+    }
+
+    #[test]
+    fn del_frees_at_once() {
+        let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
+        hset(&engine, &host, "big", 1000);
+        assert_eq!(run(&engine, &host, "DEL big"), Reply::Int(1));
+        assert!(host.0.lock().is_empty());
+        assert_eq!(counters(&engine), (0, 0));
+    }
+
+    #[test]
+    fn async_flushes_hand_over_their_keys_and_sync_ones_do_not() {
+        let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
+        for i in 0..10 {
+            run(&engine, &host, &format!("SET k{i} v"));
+        }
+        assert_eq!(run(&engine, &host, "FLUSHDB ASYNC"), Reply::Ok);
+        assert_eq!(run(&engine, &host, "DBSIZE"), Reply::Int(0));
+        assert_eq!(counters(&engine), (10, 0), "one object per key, as Redis counts a flush");
+        host.0.lock().clear();
+        for i in 0..3 {
+            run(&engine, &host, &format!("SET k{i} v"));
+        }
+        assert_eq!(run(&engine, &host, "FLUSHALL ASYNC"), Reply::Ok);
+        assert_eq!(counters(&engine), (3, 10));
+        host.0.lock().clear();
+        run(&engine, &host, "SET k v");
+        assert_eq!(run(&engine, &host, "FLUSHALL"), Reply::Ok);
+        assert_eq!(run(&engine, &host, "FLUSHDB SYNC"), Reply::Ok);
+        assert!(host.0.lock().is_empty());
+        assert_eq!(counters(&engine), (0, 13));
+    }
+
+    #[test]
+    fn without_a_server_garbage_is_freed_where_it_arises() {
+        let engine = Engine::new(EngineOptions::default());
+        let mut client = Client::new(1, true);
+        let args =
+            |line: &str| -> Vec<Bytes> { line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect() };
+        let fields: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        engine.execute(
+            &mut client,
+            &args(&format!("SADD s {}", fields.join(" "))),
+            NOW,
+            &crate::host::NoHost,
+            &NoJournal,
+        );
+        engine.execute(&mut client, &args("UNLINK s"), NOW, &crate::host::NoHost, &NoJournal);
+        assert_eq!(counters(&engine), (0, 1));
+    }
+}
