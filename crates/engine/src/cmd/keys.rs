@@ -381,9 +381,9 @@ fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (arg(args, 1)?, arg(args, 2)?);
-    let Some(entry) = ctx.lookup(src).map(|e| e.clone()) else {
+    if ctx.lookup(src).is_none() {
         return Err(err(errors::NO_SUCH_KEY));
-    };
+    }
     if src == dst {
         return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
     }
@@ -393,12 +393,16 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     // Redis: the destination is (deleted and) added — `new` — then `rename_from` on the
     // source and `rename_to` on the destination; the logged re-creation is no event.
     ctx.explicit_events();
-    ctx.remove(src);
+    // The value moves: a copy of a large collection would cost as much as the rename.
+    let Some(entry) = ctx.remove(src) else {
+        return Err(err(errors::NO_SUCH_KEY));
+    };
     ctx.propagate(vec![Bytes::from_static(b"DEL"), src.clone()]);
-    ctx.store(dst, entry.value.clone(), entry.expire_at);
+    let recreate = recreate_effects(dst, &entry);
+    ctx.store(dst, entry.value, entry.expire_at);
     ctx.notify(NEW, "new", dst);
     ctx.set_encoding(dst, entry.encoding);
-    for effect in recreate_effects(dst, &entry) {
+    for effect in recreate {
         ctx.propagate(effect);
     }
     ctx.notify(GENERIC, "rename_from", src);
@@ -437,51 +441,45 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(entry) = ctx.lookup_read(src).map(|e| e.clone()) else {
         return Ok(Reply::Int(0));
     };
-    if target_db != ctx.client.db {
-        // Another database's slice of the same shard: the shard is already locked.
-        return copy_across(ctx, dst, target_db, entry, replace, false);
-    }
-    if ctx.lookup(dst).is_some() && !replace {
+    if ctx.lookup_in(target_db, dst).is_some() && !replace {
         return Ok(Reply::Int(0));
     }
-    // Redis: `new` (the copy is added, after deleting what REPLACE replaces), `copy_to`.
-    ctx.explicit_events();
-    ctx.store(dst, entry.value.clone(), entry.expire_at);
-    ctx.notify(NEW, "new", dst);
-    ctx.set_encoding(dst, entry.encoding);
-    for effect in recreate_effects(dst, &entry) {
-        ctx.propagate(effect);
-    }
-    ctx.notify(GENERIC, "copy_to", dst);
-    Ok(Reply::Int(1))
+    Ok(place(ctx, dst, target_db, entry, Origin::Copy))
 }
 
-/// Put `entry` under `dst` in database `db`; with `move_source`, delete the source key.
-fn copy_across(ctx: &mut Ctx, dst: &Bytes, db: usize, entry: Entry, replace: bool, move_source: bool) -> CmdResult {
-    if ctx.lookup_in(db, dst).is_some() && !replace {
-        return Ok(Reply::Int(0));
-    }
-    // Redis: `new` in the target database, then `copy_to` there (COPY), or `move_from` in
-    // the source database and `move_to` in the target (MOVE).
+/// Where an entry [`place`] puts comes from.
+enum Origin {
+    /// COPY: a copy of the source, which stays.
+    Copy,
+    /// MOVE: the entry taken out of the client's database, under the same name.
+    Moved,
+}
+
+/// Puts `entry` under `dst` in database `db`, replacing what is there.
+fn place(ctx: &mut Ctx, dst: &Bytes, db: usize, entry: Entry, origin: Origin) -> Reply {
+    // Redis: `new` in the target database (after deleting what REPLACE replaces), then
+    // `copy_to` there (COPY), or `move_from` in the source database and `move_to` in the
+    // target (MOVE).
     ctx.explicit_events();
-    ctx.store_in(db, dst, entry.value.clone(), entry.expire_at);
+    let recreate = recreate_effects(dst, &entry);
+    ctx.store_in(db, dst, entry.value, entry.expire_at);
     ctx.notify_in(db, NEW, "new", dst);
-    if let Some(moved) = ctx.lookup_in(db, dst) {
-        moved.encoding = entry.encoding;
+    if let Some(placed) = ctx.lookup_in(db, dst) {
+        placed.encoding = entry.encoding;
     }
-    for effect in recreate_effects(dst, &entry) {
+    for effect in recreate {
         ctx.propagate_in(db, effect);
     }
-    if move_source {
-        ctx.remove(&entry.key);
-        ctx.propagate(vec![Bytes::from_static(b"DEL"), entry.key.to_bytes()]);
-        let src_db = ctx.client.db;
-        ctx.notify_in(src_db, GENERIC, "move_from", &entry.key);
-        ctx.notify_in(db, GENERIC, "move_to", dst);
-    } else {
-        ctx.notify_in(db, GENERIC, "copy_to", dst);
+    match origin {
+        Origin::Copy => ctx.notify_in(db, GENERIC, "copy_to", dst),
+        Origin::Moved => {
+            ctx.propagate(vec![Bytes::from_static(b"DEL"), dst.clone()]);
+            let src_db = ctx.client.db;
+            ctx.notify_in(src_db, GENERIC, "move_from", dst);
+            ctx.notify_in(db, GENERIC, "move_to", dst);
+        }
     }
-    Ok(Reply::Int(1))
+    Reply::Int(1)
 }
 
 fn move_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -490,10 +488,14 @@ fn move_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if db == ctx.client.db {
         return Err(err("ERR source and destination objects are the same"));
     }
-    let Some(entry) = ctx.lookup(key).map(|e| e.clone()) else {
+    if ctx.lookup(key).is_none() || ctx.lookup_in(db, key).is_some() {
+        return Ok(Reply::Int(0));
+    }
+    // Both databases' slices of the key are in the one locked shard; the entry moves.
+    let Some(entry) = ctx.remove(key) else {
         return Ok(Reply::Int(0));
     };
-    copy_across(ctx, key, db, entry, false, true)
+    Ok(place(ctx, key, db, entry, Origin::Moved))
 }
 
 const OBJECT_HELP: &[&str] = &[
