@@ -8,7 +8,7 @@
 //! reports (`lazyfree_pending_objects`, `lazyfreed_objects`), updated by whichever thread
 //! finally drops the value.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::value::Value;
@@ -31,14 +31,35 @@ pub fn free_effort(value: &Value) -> usize {
     }
 }
 
-/// The background-freeing counters of INFO's memory section.
+/// The background-freeing counters of INFO's memory section, and the two `lazyfree-lazy-*`
+/// parameters that change what user commands do (both `no` by default, as in Redis 7.0).
 #[derive(Debug, Default)]
 pub struct LazyFree {
     pending: AtomicU64,
     freed: AtomicU64,
+    /// `lazyfree-lazy-user-del`: DEL frees as UNLINK does.
+    user_del: AtomicBool,
+    /// `lazyfree-lazy-user-flush`: FLUSHALL and FLUSHDB without SYNC or ASYNC are ASYNC.
+    user_flush: AtomicBool,
 }
 
 impl LazyFree {
+    pub fn user_del(&self) -> bool {
+        self.user_del.load(Ordering::Relaxed)
+    }
+
+    pub fn set_user_del(&self, on: bool) {
+        self.user_del.store(on, Ordering::Relaxed);
+    }
+
+    pub fn user_flush(&self) -> bool {
+        self.user_flush.load(Ordering::Relaxed)
+    }
+
+    pub fn set_user_flush(&self, on: bool) {
+        self.user_flush.store(on, Ordering::Relaxed);
+    }
+
     /// Wraps `contents` (standing for `objects` keys or values) to be dropped elsewhere.
     pub fn garbage(self: &Arc<Self>, objects: u64, contents: Box<dyn Send>) -> Garbage {
         self.pending.fetch_add(objects, Ordering::Relaxed);
@@ -167,6 +188,22 @@ mod tests {
         assert_eq!(run(&engine, &host, "FLUSHDB SYNC"), Reply::Ok);
         assert!(host.0.lock().is_empty());
         assert_eq!(counters(&engine), (0, 13));
+    }
+
+    #[test]
+    fn the_user_parameters_make_del_and_plain_flushes_lazy() {
+        let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
+        engine.lazyfree.set_user_del(true);
+        hset(&engine, &host, "big", 1000);
+        assert_eq!(run(&engine, &host, "DEL big"), Reply::Int(1));
+        assert_eq!(counters(&engine), (1, 0));
+        engine.lazyfree.set_user_flush(true);
+        run(&engine, &host, "SET k v");
+        assert_eq!(run(&engine, &host, "FLUSHALL"), Reply::Ok);
+        assert_eq!(counters(&engine), (2, 0));
+        run(&engine, &host, "SET k v");
+        assert_eq!(run(&engine, &host, "FLUSHALL SYNC"), Reply::Ok, "SYNC still overrides the parameter");
+        assert_eq!(host.0.lock().len(), 2);
     }
 
     #[test]

@@ -404,7 +404,10 @@ impl Host for ServerHost {
         });
         let tracking_max_keys =
             self.notifier.get().map_or(staykv_engine::tracking::DEFAULT_MAX_KEYS, |e| e.tracking.max_keys());
-        let items: [(&str, String); 30] = [
+        let (lazy_user_del, lazy_user_flush) =
+            self.notifier.get().map_or((false, false), |e| (e.lazyfree.user_del(), e.lazyfree.user_flush()));
+        let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
+        let items: [(&str, String); 32] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
@@ -412,7 +415,9 @@ impl Host for ServerHost {
             ("slowlog-log-slower-than", slowlog_threshold.to_string()),
             ("slowlog-max-len", slowlog_max_len.to_string()),
             ("latency-monitor-threshold", latency_threshold.to_string()),
-            ("latency-tracking", if tracking { "yes" } else { "no" }.into()),
+            ("latency-tracking", yes_no(tracking)),
+            ("lazyfree-lazy-user-del", yes_no(lazy_user_del)),
+            ("lazyfree-lazy-user-flush", yes_no(lazy_user_flush)),
             ("latency-tracking-info-percentiles", percentiles.join(" ")),
             ("lua-time-limit", busy_threshold.to_string()),
             ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
@@ -463,14 +468,18 @@ impl Host for ServerHost {
                 }
                 self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
             }
-            "latency-tracking" => {
+            "latency-tracking" | "lazyfree-lazy-user-del" | "lazyfree-lazy-user-flush" => {
                 let on = match text.to_ascii_lowercase().as_str() {
                     "yes" => true,
                     "no" => false,
                     _ => return Err(invalid("argument must be 'yes' or 'no'")),
                 };
                 if let Some(engine) = self.notifier.get() {
-                    engine.counters.set_latency_tracking(on);
+                    match name {
+                        "latency-tracking" => engine.counters.set_latency_tracking(on),
+                        "lazyfree-lazy-user-del" => engine.lazyfree.set_user_del(on),
+                        _ => engine.lazyfree.set_user_flush(on),
+                    }
                 }
             }
             "latency-tracking-info-percentiles" => {

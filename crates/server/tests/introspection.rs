@@ -807,7 +807,8 @@ fn latency_doctor_and_graph_report_like_redis() {
 
 /// UNLINK frees a large value (a hash table of 1,000 fields, a set of 200 strings, a sorted
 /// set of 200 members) in the background and a small one inline, DEL frees inline, and an
-/// ASYNC flush frees the emptied databases in the background, one object per key; INFO's
+/// ASYNC flush frees the emptied databases in the background, one object per key (so do DEL
+/// and plain flushes under `lazyfree-lazy-user-del` and `lazyfree-lazy-user-flush`); INFO's
 /// memory section counts them as Redis 7.0 does, and CONFIG RESETSTAT zeroes the total.
 #[test]
 fn background_freeing_is_counted_as_in_redis() {
@@ -829,7 +830,7 @@ fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
     let many = |head: &str, members: usize, member: fn(usize) -> String| -> String {
         std::iter::once(head.to_string()).chain((0..members).map(member)).collect::<Vec<_>>().join(" ")
     };
-    let steps: [(&str, Vec<String>); 8] = [
+    let steps: [(&str, Vec<String>); 10] = [
         (
             "large values written",
             vec![
@@ -845,6 +846,24 @@ fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
         ("FLUSHDB ASYNC", vec!["MSET a 1 b 2 c 3".into(), "FLUSHDB ASYNC".into()]),
         ("FLUSHALL ASYNC", vec!["MSET a 1 b 2".into(), "SELECT 1".into(), "SET c 3".into(), "FLUSHALL ASYNC".into()]),
         ("sync flushes", vec!["SET a 1".into(), "FLUSHALL".into(), "SET a 1".into(), "FLUSHDB SYNC".into()]),
+        (
+            "DEL under lazyfree-lazy-user-del",
+            vec![
+                "CONFIG SET lazyfree-lazy-user-del yes".into(),
+                many("SADD set2", 100, |i| format!("m{i}")),
+                "DEL set2".into(),
+                "CONFIG SET lazyfree-lazy-user-del no".into(),
+            ],
+        ),
+        (
+            "FLUSHALL under lazyfree-lazy-user-flush",
+            vec![
+                "CONFIG SET lazyfree-lazy-user-flush yes".into(),
+                "MSET a 1 b 2".into(),
+                "FLUSHALL".into(),
+                "CONFIG SET lazyfree-lazy-user-flush no".into(),
+            ],
+        ),
         ("CONFIG RESETSTAT", vec!["CONFIG RESETSTAT".into()]),
     ];
     let mut conn = server.connect();

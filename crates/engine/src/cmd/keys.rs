@@ -45,7 +45,8 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    delete_keys(ctx, args, false)
+    let lazily = ctx.engine.lazyfree.user_del();
+    delete_keys(ctx, args, lazily)
 }
 
 /// UNLINK: DEL that leaves freeing a large value to the background (see `lazyfree.rs`).

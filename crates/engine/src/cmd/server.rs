@@ -147,11 +147,10 @@ fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 /// FLUSHDB/FLUSHALL take an optional ASYNC or SYNC: whether the emptied databases are freed
-/// in the background. Without either it is SYNC, Redis 7.0's default
-/// (`lazyfree-lazy-user-flush no`).
-fn flush_is_async(args: &[Bytes]) -> Result<bool, Reply> {
+/// in the background. Without either, `lazyfree-lazy-user-flush` decides (`no`: SYNC).
+fn flush_is_async(ctx: &Ctx, args: &[Bytes]) -> Result<bool, Reply> {
     match args.get(1..).unwrap_or_default() {
-        [] => Ok(false),
+        [] => Ok(ctx.engine.lazyfree.user_flush()),
         [mode] if is(mode, "async") => Ok(true),
         [mode] if is(mode, "sync") => Ok(false),
         _ => Err(errors::syntax()),
@@ -159,7 +158,7 @@ fn flush_is_async(args: &[Bytes]) -> Result<bool, Reply> {
 }
 
 fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let lazily = flush_is_async(args)?;
+    let lazily = flush_is_async(ctx, args)?;
     let db = ctx.client.db;
     touch_existing_watched(ctx, db);
     let mut emptied = Vec::new();
@@ -175,7 +174,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let lazily = flush_is_async(args)?;
+    let lazily = flush_is_async(ctx, args)?;
     for db in 0..ctx.engine.keyspace.databases() {
         touch_existing_watched(ctx, db);
     }
