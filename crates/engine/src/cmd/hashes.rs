@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is, own, scan_members};
+use super::{arg, int_arg, is, own, read_out, scan_members};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -100,20 +100,23 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let field = arg(args, 2)?;
-    Ok(read(ctx, arg(args, 1)?)?.and_then(|h| h.get(field).cloned()).map_or(Reply::Nil, Reply::Bulk))
+    Ok(read(ctx, arg(args, 1)?)?.and_then(|h| h.get(field).map(read_out)).map_or(Reply::Nil, Reply::Bulk))
 }
 
 fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let hash = read(ctx, arg(args, 1)?)?;
     let fields = args.get(2..).unwrap_or_default();
     Ok(Reply::Array(
-        fields.iter().map(|f| hash.as_ref().and_then(|h| h.get(f).cloned()).map_or(Reply::Nil, Reply::Bulk)).collect(),
+        fields
+            .iter()
+            .map(|f| hash.as_ref().and_then(|h| h.get(f).map(read_out)).map_or(Reply::Nil, Reply::Bulk))
+            .collect(),
     ))
 }
 
 fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let hash = read(ctx, arg(args, 1)?)?;
-    let pairs = hash.map(|h| h.iter().map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone()))).collect());
+    let pairs = hash.map(|h| h.iter().map(|(f, v)| (Reply::Bulk(read_out(f)), Reply::Bulk(read_out(v)))).collect());
     Ok(Reply::Map(pairs.unwrap_or_default()))
 }
 
@@ -149,11 +152,13 @@ fn hstrlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::bulks(read(ctx, arg(args, 1)?)?.map(|h| h.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()))
+    Ok(Reply::bulks(read(ctx, arg(args, 1)?)?.map(|h| h.keys().map(read_out).collect::<Vec<_>>()).unwrap_or_default()))
 }
 
 fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::bulks(read(ctx, arg(args, 1)?)?.map(|h| h.values().cloned().collect::<Vec<_>>()).unwrap_or_default()))
+    Ok(Reply::bulks(
+        read(ctx, arg(args, 1)?)?.map(|h| h.values().map(read_out).collect::<Vec<_>>()).unwrap_or_default(),
+    ))
 }
 
 fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -210,7 +215,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return Ok(entries.choose(&mut rng).map_or(Reply::Nil, |(f, _)| Reply::Bulk((*f).clone())));
+        return Ok(entries.choose(&mut rng).map_or(Reply::Nil, |(f, _)| Reply::Bulk(read_out(f))));
     };
     let picked: Vec<(&Bytes, &Bytes)> = if count >= 0 {
         let n = usize::try_from(count).unwrap_or(usize::MAX).min(entries.len());
@@ -226,9 +231,9 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         picked
             .into_iter()
             .flat_map(|(f, v)| match (with_values, resp3) {
-                (true, true) => vec![Reply::Array(vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])],
-                (true, false) => vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())],
-                (false, _) => vec![Reply::Bulk(f.clone())],
+                (true, true) => vec![Reply::Array(vec![Reply::Bulk(read_out(f)), Reply::Bulk(read_out(v))])],
+                (true, false) => vec![Reply::Bulk(read_out(f)), Reply::Bulk(read_out(v))],
+                (false, _) => vec![Reply::Bulk(read_out(f))],
             })
             .collect(),
     ))
@@ -239,7 +244,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(hash) = read(ctx, arg(args, 1)?)? else {
         return Ok(Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]));
     };
-    Ok(scan_members(hash.iter().map(|(f, v)| (f, vec![Reply::Bulk(v.clone())])), cursor, &options))
+    Ok(scan_members(hash.iter().map(|(f, v)| (f, vec![Reply::Bulk(read_out(v))])), cursor, &options))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use rand::Rng;
 use staykv_resp::Reply;
 
 use super::lists::{numkeys_at_1, parse_numkeys};
-use super::{arg, is, own, scan_members, MAX_RANDOM_REPEATS};
+use super::{arg, is, own, read_out, scan_members, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -74,7 +74,8 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let members = read(ctx, arg(args, 1)?)?.map(|s| s.iter().cloned().map(Reply::Bulk).collect()).unwrap_or_default();
+    let members =
+        read(ctx, arg(args, 1)?)?.map(|s| s.iter().map(|m| Reply::Bulk(read_out(m))).collect()).unwrap_or_default();
     Ok(Reply::Set(members))
 }
 
@@ -152,15 +153,15 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return Ok(set.iter().choose(&mut rng).cloned().map_or(Reply::Nil, Reply::Bulk));
+        return Ok(set.iter().choose(&mut rng).map(read_out).map_or(Reply::Nil, Reply::Bulk));
     };
     if count >= 0 {
         let n = usize::try_from(count).unwrap_or(usize::MAX);
-        return Ok(Reply::bulks(set.iter().cloned().choose_multiple(&mut rng, n)));
+        return Ok(Reply::bulks(set.iter().choose_multiple(&mut rng, n).into_iter().map(read_out)));
     }
     let n = count.checked_neg().filter(|&n| n <= MAX_RANDOM_REPEATS).ok_or_else(|| err("ERR value is out of range"))?;
     let members: Vec<&Bytes> = set.iter().collect();
-    Ok(Reply::bulks((0..n).filter_map(|_| members.get(rng.gen_range(0..members.len())).map(|m| (*m).clone()))))
+    Ok(Reply::bulks((0..n).filter_map(|_| members.get(rng.gen_range(0..members.len())).map(|m| read_out(m)))))
 }
 
 fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -199,7 +200,7 @@ enum Op {
 
 /// The sets at `keys` (a missing key is an empty set), or WRONGTYPE if any is not a set.
 fn load_sets(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<Set>>, Reply> {
-    keys.iter().map(|k| Ok(read(ctx, k)?.map(|s| s.clone()))).collect()
+    keys.iter().map(|k| Ok(read(ctx, k)?.map(|s| s.iter().map(read_out).collect()))).collect()
 }
 
 fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is};
+use super::{arg, int_arg, is, read_out};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -85,7 +85,7 @@ fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], element: &Bytes) -> Option<Byte
     key.extend_from_slice(suffix);
     match (&ctx.lookup_read(&key)?.value, field) {
         (Value::Str(s), None) => Some(s.to_bytes()),
-        (Value::Hash(h), Some(field)) => h.get(field).cloned(),
+        (Value::Hash(h), Some(field)) => h.get(field).map(read_out),
         _ => None,
     }
 }
@@ -113,12 +113,12 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let mut o = parse(args, read_only)?;
     let source = match ctx.lookup_read(key).map(|e| &mut e.value) {
         None => Source::List(Vec::new()),
-        Some(Value::List(l)) => Source::List(l.iter().cloned().collect()),
-        Some(Value::Set(s)) => Source::Set(s.iter().cloned().collect()),
+        Some(Value::List(l)) => Source::List(l.iter().map(read_out).collect()),
+        Some(Value::Set(s)) => Source::Set(s.iter().map(read_out).collect()),
         Some(Value::ZSet(z)) => {
             // Redis converts a sorted set it sorts to a skip list, for good.
             z.convert_to_skiplist();
-            Source::ZSet(z.iter().map(|(m, _)| m.clone()).collect())
+            Source::ZSet(z.iter().map(|(m, _)| read_out(m)).collect())
         }
         Some(_) => return Err(errors::wrong_type()),
     };

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::streams::{entry_reply, id_arg, interval_bound, parse_read_args, read, streams_reply, write, xread_keys};
-use super::{arg, help, int_arg, is, own, text};
+use super::{arg, help, int_arg, is, own, read_out, text};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -383,8 +383,12 @@ fn serve(ctx: &mut Ctx, key: &Bytes, reader: &GroupRead, gt: StreamId) -> Result
 /// NOACK); the group moves past them.
 fn deliver_new(stream: &mut Stream, key: &Bytes, reader: &GroupRead, now: u64, log: &mut Log) -> Option<Reply> {
     let last = stream.groups.get(&reader.group)?.last_id;
-    let batch: Vec<(StreamId, Vec<Bytes>)> =
-        stream.entries.range(last.next()?..).take(reader.limit()).map(|(id, f)| (*id, f.clone())).collect();
+    let batch: Vec<(StreamId, Vec<Bytes>)> = stream
+        .entries
+        .range(last.next()?..)
+        .take(reader.limit())
+        .map(|(id, f)| (*id, f.iter().map(read_out).collect()))
+        .collect();
     let mut replies = Vec::with_capacity(batch.len());
     for (id, fields) in batch {
         let entries_read = stream.entries_read_after(stream.groups.get(&reader.group)?, id);

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use staykv_resp::{Protocol, Reply};
 
-use super::{arg, int_arg, is, own};
+use super::{arg, int_arg, is, own, read_out};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -47,7 +47,7 @@ pub(crate) fn id_arg(arg: &[u8], special: bool, missing_seq: u64) -> Result<Stre
 
 /// `[id, [field, value, ...]]`.
 pub(crate) fn entry_reply(id: StreamId, fields: &[Bytes]) -> Reply {
-    Reply::Array(vec![Reply::Bulk(id.to_bytes()), Reply::bulks(fields.iter().cloned())])
+    Reply::Array(vec![Reply::Bulk(id.to_bytes()), Reply::bulks(fields.iter().map(read_out))])
 }
 
 /// Entries of `stream` from `start` to `end` (inclusive), newest first when `rev`; at most

@@ -14,7 +14,7 @@ use rand::Rng;
 use staykv_resp::{Protocol, Reply};
 
 use super::keys::parse_scan;
-use super::{arg, int_arg, is, MAX_RANDOM_REPEATS};
+use super::{arg, int_arg, is, read_out, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -437,7 +437,7 @@ fn zrange_generic(
 /// The members a range request selects, in reply order, and the size Redis announces for a
 /// stored result (the rank range's length; 0 when unknown).
 fn select(set: &ZSet, bounds: &Bounds, reverse: bool, offset: i64, limit: i64) -> (Vec<(Bytes, f64)>, usize) {
-    let own = |(m, s): (&Bytes, f64)| (m.clone(), s);
+    let own = |(m, s): (&Bytes, f64)| (read_out(m), s);
     match bounds {
         Bounds::Rank(start, end) => match rank_span(*start, *end, set.len()) {
             Some((start, end)) => {
@@ -623,7 +623,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Ok(Reply::Nil);
         };
         let pick = rand::thread_rng().gen_range(0..set.len().max(1));
-        return Ok(set.get_by_rank(pick).map_or(Reply::Nil, |(m, _)| Reply::Bulk(m.clone())));
+        return Ok(set.get_by_rank(pick).map_or(Reply::Nil, |(m, _)| Reply::Bulk(read_out(m))));
     };
     let count = int_arg(count)?;
     if count == i64::MIN {
@@ -641,7 +641,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(set) = read(ctx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let own = |(m, s): (&Bytes, f64)| (m.clone(), s);
+    let own = |(m, s): (&Bytes, f64)| (read_out(m), s);
     let mut rng = rand::thread_rng();
     let size = set.len();
     let picked: Vec<(Bytes, f64)> = if count == 0 || size == 0 {
@@ -919,14 +919,14 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let next = if set.is_listpack() {
         // Redis returns a listpack whole, scores as the listpack stores them.
         for (member, score) in set.iter().filter(|(m, _)| matches(m)) {
-            out.push(Reply::Bulk(member.clone()));
+            out.push(Reply::Bulk(read_out(member)));
             out.push(Reply::Bulk(Bytes::from(zset::format_listpack_score(score))));
         }
         0
     } else {
         set.scan(cursor, options.count, |member, score| {
             if matches(member) {
-                out.push(Reply::Bulk(member.clone()));
+                out.push(Reply::Bulk(read_out(member)));
                 out.push(Reply::Bulk(Bytes::from(zset::format_score(score))));
             }
         })
