@@ -23,8 +23,8 @@ pub enum Value {
     Stream(Box<crate::stream::Stream>),
 }
 
-/// What a string too long to inline costs beside its bytes: the box, the `Bytes` and its
-/// shared header.
+/// What a string too long to inline costs beside its bytes: the box and the `Bytes`, and the
+/// shared header a long one gets once it has been read (`small_bytes::read_out`).
 const SHARED_STRING_OVERHEAD: usize = 64;
 
 /// Redis 7.0's thresholds for reporting compact encodings of hashes (listpack) and sets

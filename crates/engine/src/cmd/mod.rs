@@ -97,27 +97,13 @@ pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
     Ok(n)
 }
 
+pub(crate) use crate::small_bytes::read_out;
+
 /// A stored copy of an argument. Arguments are slices of the connection's read buffer;
 /// storing them as they are would pin that whole buffer in memory for the key's lifetime.
 pub(crate) fn own(arg: &Bytes) -> Bytes {
     Bytes::copy_from_slice(arg)
 }
-
-/// A stored element handed out (in a reply, or to a computation that outlives the command).
-/// A clone of a stored `Bytes` makes it allocate a shared header that it keeps for good: 24
-/// bytes, more than a short field or member itself, from its first read on (a hash of short
-/// fields grew from 131 to 179 bytes a field after one HGETALL). Short elements are copied out
-/// instead; long ones are shared, which saves copying them, and the header is small beside them.
-pub(crate) fn read_out(stored: &Bytes) -> Bytes {
-    if stored.len() < SHARE_ELEMENTS_FROM {
-        Bytes::copy_from_slice(stored)
-    } else {
-        stored.clone()
-    }
-}
-
-/// See [`read_out`]: from this length the shared header costs under 5% of the element.
-const SHARE_ELEMENTS_FROM: usize = 512;
 
 /// A page of a collection scan (HSCAN, SSCAN, ZSCAN).
 ///
