@@ -5,7 +5,7 @@
 //!   `+@read`, `-set`, `+config|get`, `reset`...), the same rules `ACL SETUSER` and an ACL
 //!   file use. Passwords are kept only as SHA-256 hex digests.
 //! * [`Acl`] holds the users (always including `default`), the `ACL LOG`, and answers
-//!   [`Acl::authenticate`] and [`Acl::check`]; the engine checks every command against the
+//!   [`Acl::authenticate`] and [`User::check`]; the engine checks every command against the
 //!   client's user before running it (and again for each command inside EXEC or a script).
 //! * Commands are allowed per table entry; a `cmd|sub` rule overrides one entry for one first
 //!   argument (Redis's subcommands and its "first-arg" rules both map to that).

@@ -96,7 +96,7 @@ pub struct CommandSpec {
     pub handler: Handler,
     pub key_finder: Option<KeyFinder>,
     /// A container's subcommands with their arities (Redis's arity rules, counting the
-    /// command name): checked before the handler runs, see [`check_subcommand`].
+    /// command name): checked before the handler runs, see [`CommandSpec::subcommand_refusal`].
     pub subcommands: &'static [(&'static str, i32)],
 }
 

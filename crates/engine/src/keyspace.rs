@@ -252,7 +252,7 @@ impl Keyspace {
         self.shards.get(shard)?.try_lock()
     }
 
-    /// Locks a shard for a command. A wait past [`LONG_LOCK_WAIT`] means another thread holds
+    /// Locks a shard for a command. A wait past `LONG_LOCK_WAIT` means another thread holds
     /// the shard for long (a script holds every shard while it runs, for as long as it runs):
     /// the rest of the wait goes on inside [`Host::wait_long`], so that the server can move
     /// the waiting thread's other connections elsewhere meanwhile.

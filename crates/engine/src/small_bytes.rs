@@ -24,7 +24,7 @@ const INLINE_CAPACITY: usize = 14;
 /// The longest key stored inline: 24 bytes less the variant tag and the length.
 pub(crate) const KEY_INLINE_CAPACITY: usize = 22;
 
-/// A string value: inline up to [`INLINE_CAPACITY`] bytes, else a shared `Bytes`.
+/// A string value: inline up to `INLINE_CAPACITY` (14) bytes, else a shared `Bytes`.
 #[derive(Clone)]
 pub enum SmallBytes {
     Inline { len: u8, bytes: [u8; INLINE_CAPACITY] },
@@ -69,7 +69,7 @@ impl SmallBytes {
     }
 }
 
-/// A key: inline up to [`KEY_INLINE_CAPACITY`] bytes, else a boxed slice.
+/// A key: inline up to `KEY_INLINE_CAPACITY` (22) bytes, else a boxed slice.
 #[derive(Clone)]
 pub enum KeyBytes {
     Inline { len: u8, bytes: [u8; KEY_INLINE_CAPACITY] },

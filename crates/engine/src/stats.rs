@@ -3,7 +3,7 @@
 //! Every command bumps several of them (calls, run time, a latency bucket, hits or misses).
 //! As single atomics shared by all worker threads they were a hot spot: each increment on
 //! one core takes the cache line away from the other, and the two cores serving GETs kept
-//! trading it. So each counter set is *striped*: [`SLOTS`] copies, each on its own cache
+//! trading it. So each counter set is *striped*: `SLOTS` copies, each on its own cache
 //! lines, a thread always adding to the copy of its own slot. Readers (INFO, a scrape) sum the
 //! copies; they are rare. A sum may miss an increment in flight on another thread, as the
 //! single atomic could; a client always sees its own commands counted, since a thread adds
@@ -18,7 +18,7 @@ const SLOTS: usize = 8;
 
 /// The command latency histogram's buckets, log-linear as an HDR histogram's: run times under
 /// 1,024 ns in bucket 0; then every power of two from 2^10 ns (~1 µs) to 2^36 ns (~69 s)
-/// split in [`SUB_BUCKETS`] equal parts, so a bucket is at most a sixteenth of its lower
+/// split in `SUB_BUCKETS` equal parts, so a bucket is at most a sixteenth of its lower
 /// bound wide; longer runs in the last bucket. INFO latencystats, LATENCY HISTOGRAM and `/metrics`
 /// read them. Finding a bucket is a count of leading zeros and a shift.
 pub const LATENCY_BUCKETS: usize = 2 + OCTAVES * SUB_BUCKETS;
@@ -195,7 +195,7 @@ struct Padded(Slot);
 /// still count in `total_error_replies`.
 const MAX_ERROR_CODES: usize = 128;
 
-/// The engine's counters, striped over [`SLOTS`] copies.
+/// The engine's counters, striped over `SLOTS` copies.
 #[derive(Debug)]
 pub struct Counters {
     /// Slot 0.

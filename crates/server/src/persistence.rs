@@ -416,7 +416,7 @@ impl Persistence {
         self.auto_percent.store(percent, Ordering::Relaxed);
     }
 
-    /// SAVE, BGSAVE [SCHEDULE], BGREWRITEAOF. A compaction is both a save and a rewrite;
+    /// SAVE, `BGSAVE [SCHEDULE]`, BGREWRITEAOF. A compaction is both a save and a rewrite;
     /// the replies speak of the one that started it, as Redis's speak of its child: a save
     /// refuses another save, a rewrite another rewrite, and the other kind is scheduled
     /// (BGREWRITEAOF always, BGSAVE when asked with SCHEDULE) or, for SAVE, waited for.

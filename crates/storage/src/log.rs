@@ -26,7 +26,7 @@ pub enum FsyncPolicy {
     /// Write batches at once; fdatasync at most once per `sync_interval` (1 s), outside the
     /// writer's lock (writes go on meanwhile).
     EverySec,
-    /// Never fsync, except when a segment is sealed, every [`MAX_UNSYNCED_BYTES`] written, and
+    /// Never fsync, except when a segment is sealed, every `MAX_UNSYNCED_BYTES` written, and
     /// on `flush_and_sync`/close.
     No,
 }

@@ -6,12 +6,12 @@
 //! scores back into cell centres.
 //!
 //! Effects: GEOADD logs the ZADD it amounts to (with the computed integer scores, as Redis
-//! propagates it); the STORE forms (GEOSEARCHSTORE, GEORADIUS[BYMEMBER] STORE/STOREDIST) log
+//! propagates it); the STORE forms (GEOSEARCHSTORE, `GEORADIUS[BYMEMBER] STORE/STOREDIST`) log
 //! `DEL dst` and `ZADD dst score member...` like the zset STORE commands. Every effect names
 //! one key.
 //!
-//! GEOSEARCH[STORE] and the deprecated GEORADIUS* forms share one search ([`search`]) and one
-//! option parser ([`parse_options`]); they differ in how the centre and area are given: the
+//! `GEOSEARCH[STORE]` and the deprecated GEORADIUS* forms share one search (`search`) and one
+//! option parser (`parse_options`); they differ in how the centre and area are given: the
 //! GEORADIUS forms up front (`lon lat radius unit` or `member radius unit`), GEOSEARCH with
 //! FROMMEMBER/FROMLONLAT and BYRADIUS/BYBOX among the options.
 

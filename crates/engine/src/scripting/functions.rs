@@ -193,7 +193,7 @@ fn parse_metadata(code: &[u8]) -> Result<(String, &[u8]), Reply> {
 }
 
 impl Scripting {
-    /// FUNCTION LOAD [REPLACE]: returns the library name.
+    /// `FUNCTION LOAD [REPLACE]`: returns the library name.
     pub fn function_load(&self, code: &Bytes, replace: bool) -> Result<String, Reply> {
         let (name, body) = parse_metadata(code)?;
         let mut guard = self.state.lock();
@@ -304,7 +304,7 @@ impl Scripting {
             .collect()
     }
 
-    /// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE].
+    /// `FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]`.
     pub fn function_list(&self, pattern: Option<&[u8]>, with_code: bool) -> Reply {
         let state = self.state.lock();
         let mut out = Vec::new();
