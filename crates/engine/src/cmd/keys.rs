@@ -5,7 +5,7 @@ use bytes::Bytes;
 use rand::Rng;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is, text};
+use super::{arg, int_arg, is, read_out, text};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -352,11 +352,12 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
     };
     match &entry.value {
         Value::Str(s) => create(b"SET", vec![s.to_bytes()]),
-        Value::List(l) => create(b"RPUSH", l.iter().cloned().collect()),
-        Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect()),
-        Value::Set(s) => create(b"SADD", s.iter().cloned().collect()),
+        // Elements are read out as replies are: a clone would leave each a shared header.
+        Value::List(l) => create(b"RPUSH", l.iter().map(read_out).collect()),
+        Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [read_out(f), read_out(v)]).collect()),
+        Value::Set(s) => create(b"SADD", s.iter().map(read_out).collect()),
         Value::ZSet(z) => {
-            let pairs = z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), m.clone()]);
+            let pairs = z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), read_out(m)]);
             create(b"ZADD", pairs.collect())
         }
         // A stream's groups and bookkeeping have no command that sets them all: it is
