@@ -162,6 +162,11 @@ thread_local! {
     static BATCH_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The most [`BATCH_BUF`] keeps between writes. One large batch (a RENAME of a hash of a
+/// million fields encodes ~20 MB) would otherwise stay allocated on every thread that ever
+/// logged one.
+const BATCH_BUF_KEPT: usize = 1 << 20;
+
 fn storage_policy(policy: FsyncPolicy) -> StoragePolicy {
     match policy {
         FsyncPolicy::Always => StoragePolicy::Always,
@@ -767,7 +772,11 @@ impl Journal for Persistence {
         BATCH_BUF.with_borrow_mut(|buf| {
             buf.clear();
             encode_batch(time_ms, effects, buf);
-            match log.append(buf) {
+            let appended = log.append(buf);
+            if buf.capacity() > BATCH_BUF_KEPT {
+                *buf = Vec::new();
+            }
+            match appended {
                 Ok(seq) => seq,
                 Err(error) => {
                     // Only an over-large batch (> 512 MiB) can fail here; the change is in
