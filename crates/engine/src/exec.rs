@@ -972,10 +972,13 @@ impl<'a> Ctx<'a> {
         let found = slice.find(hash, key);
         if let Some(entry) = found.filter(|&pos| slice.get(pos).is_some_and(|e| !e.is_expired(now))) {
             slice.set_expiry(entry, expire_at);
-            if let Some(entry) = slice.get_mut(entry) {
+            let replaced = slice.get_mut(entry).map(|entry| {
                 entry.accessed = engine.eviction.touched(entry.accessed, now);
                 entry.encoding = Encoding::Auto;
-                entry.value = value;
+                std::mem::replace(&mut entry.value, value)
+            });
+            if let Some(old) = replaced {
+                self.free_value(old, engine.lazyfree.is_on(crate::lazyfree::LazyOption::ServerDel));
             }
             return;
         }

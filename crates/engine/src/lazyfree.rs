@@ -31,33 +31,62 @@ pub fn free_effort(value: &Value) -> usize {
     }
 }
 
-/// The background-freeing counters of INFO's memory section, and the two `lazyfree-lazy-*`
-/// parameters that change what user commands do (both `no` by default, as in Redis 7.0).
+impl crate::exec::Ctx<'_> {
+    /// Frees a value the command removed or replaced: on the host's background thread when
+    /// `lazily` and it takes long to free, else here.
+    pub fn free_value(&self, value: Value, lazily: bool) {
+        if lazily && free_effort(&value) > LAZYFREE_THRESHOLD {
+            self.host.free_in_background(self.engine.lazyfree.garbage(1, Box::new(value)));
+        }
+    }
+}
+
+/// The `lazyfree-lazy-*` parameters StayKV has, `no` by default as in Redis 7.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LazyOption {
+    /// `lazyfree-lazy-user-del`: DEL frees as UNLINK does.
+    UserDel,
+    /// `lazyfree-lazy-user-flush`: FLUSHALL and FLUSHDB without SYNC or ASYNC are ASYNC.
+    UserFlush,
+    /// `lazyfree-lazy-server-del`: a value a write replaces (SET over a hash, RENAME or a STORE
+    /// command onto an existing key) is freed as UNLINK frees.
+    ServerDel,
+}
+
+impl LazyOption {
+    pub const ALL: [LazyOption; 3] = [LazyOption::UserDel, LazyOption::UserFlush, LazyOption::ServerDel];
+
+    /// The CONFIG parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            LazyOption::UserDel => "lazyfree-lazy-user-del",
+            LazyOption::UserFlush => "lazyfree-lazy-user-flush",
+            LazyOption::ServerDel => "lazyfree-lazy-server-del",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<LazyOption> {
+        LazyOption::ALL.into_iter().find(|option| option.name() == name)
+    }
+}
+
+/// The background-freeing counters of INFO's memory section, and the [`LazyOption`]s.
 #[derive(Debug, Default)]
 pub struct LazyFree {
     pending: AtomicU64,
     freed: AtomicU64,
-    /// `lazyfree-lazy-user-del`: DEL frees as UNLINK does.
-    user_del: AtomicBool,
-    /// `lazyfree-lazy-user-flush`: FLUSHALL and FLUSHDB without SYNC or ASYNC are ASYNC.
-    user_flush: AtomicBool,
+    options: [AtomicBool; LazyOption::ALL.len()],
 }
 
 impl LazyFree {
-    pub fn user_del(&self) -> bool {
-        self.user_del.load(Ordering::Relaxed)
+    pub fn is_on(&self, option: LazyOption) -> bool {
+        self.options.get(option as usize).is_some_and(|on| on.load(Ordering::Relaxed))
     }
 
-    pub fn set_user_del(&self, on: bool) {
-        self.user_del.store(on, Ordering::Relaxed);
-    }
-
-    pub fn user_flush(&self) -> bool {
-        self.user_flush.load(Ordering::Relaxed)
-    }
-
-    pub fn set_user_flush(&self, on: bool) {
-        self.user_flush.store(on, Ordering::Relaxed);
+    pub fn set(&self, option: LazyOption, on: bool) {
+        if let Some(flag) = self.options.get(option as usize) {
+            flag.store(on, Ordering::Relaxed);
+        }
     }
 
     /// Wraps `contents` (standing for `objects` keys or values) to be dropped elsewhere.
@@ -193,17 +222,32 @@ mod tests {
     #[test]
     fn the_user_parameters_make_del_and_plain_flushes_lazy() {
         let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
-        engine.lazyfree.set_user_del(true);
+        engine.lazyfree.set(LazyOption::UserDel, true);
         hset(&engine, &host, "big", 1000);
         assert_eq!(run(&engine, &host, "DEL big"), Reply::Int(1));
         assert_eq!(counters(&engine), (1, 0));
-        engine.lazyfree.set_user_flush(true);
+        engine.lazyfree.set(LazyOption::UserFlush, true);
         run(&engine, &host, "SET k v");
         assert_eq!(run(&engine, &host, "FLUSHALL"), Reply::Ok);
         assert_eq!(counters(&engine), (2, 0));
         run(&engine, &host, "SET k v");
         assert_eq!(run(&engine, &host, "FLUSHALL SYNC"), Reply::Ok, "SYNC still overrides the parameter");
         assert_eq!(host.0.lock().len(), 2);
+    }
+
+    #[test]
+    fn overwritten_values_go_to_the_background_under_server_del() {
+        let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
+        hset(&engine, &host, "big", 1000);
+        assert_eq!(run(&engine, &host, "SET big v"), Reply::Ok);
+        assert!(host.0.lock().is_empty(), "freed at once by default");
+        engine.lazyfree.set(LazyOption::ServerDel, true);
+        hset(&engine, &host, "big2", 1000);
+        assert_eq!(run(&engine, &host, "SET big2 v"), Reply::Ok);
+        hset(&engine, &host, "small", 3);
+        assert_eq!(run(&engine, &host, "SET small v"), Reply::Ok);
+        assert_eq!(counters(&engine), (1, 0), "only the large value is handed over");
+        assert_eq!(run(&engine, &host, "GET big2"), Reply::Bulk(Bytes::from_static(b"v")));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use staykv_engine::command::CommandName;
 use staykv_engine::evict::Policy;
 use staykv_engine::glob;
 use staykv_engine::host::{ClientFilter, Host};
+use staykv_engine::lazyfree::LazyOption;
 use staykv_engine::tracking::Tracking;
 use staykv_engine::value::FIXED_ENCODING_CONFIG;
 use staykv_engine::{Client, Protocol, Reply};
@@ -92,6 +93,15 @@ pub struct ServerHost {
     startup_memory: u64,
     /// Frees what UNLINK and the ASYNC flushes removed.
     lazyfree: crate::memory::LazyFreer,
+}
+
+/// A boolean CONFIG value, as Redis spells it.
+fn yes_or_no(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
 }
 
 /// Bytes of one connection's state that StayKV keeps: the engine's client and its CLIENT LIST
@@ -404,10 +414,10 @@ impl Host for ServerHost {
         });
         let tracking_max_keys =
             self.notifier.get().map_or(staykv_engine::tracking::DEFAULT_MAX_KEYS, |e| e.tracking.max_keys());
-        let (lazy_user_del, lazy_user_flush) =
-            self.notifier.get().map_or((false, false), |e| (e.lazyfree.user_del(), e.lazyfree.user_flush()));
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
-        let items: [(&str, String); 32] = [
+        let lazy = LazyOption::ALL
+            .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
+        let items: [(&str, String); 30] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
@@ -416,8 +426,6 @@ impl Host for ServerHost {
             ("slowlog-max-len", slowlog_max_len.to_string()),
             ("latency-monitor-threshold", latency_threshold.to_string()),
             ("latency-tracking", yes_no(tracking)),
-            ("lazyfree-lazy-user-del", yes_no(lazy_user_del)),
-            ("lazyfree-lazy-user-flush", yes_no(lazy_user_flush)),
             ("latency-tracking-info-percentiles", percentiles.join(" ")),
             ("lua-time-limit", busy_threshold.to_string()),
             ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
@@ -444,6 +452,7 @@ impl Host for ServerHost {
         let fixed = FIXED_ENCODING_CONFIG.iter().map(|&(name, value)| (name, value.to_string()));
         items
             .into_iter()
+            .chain(lazy)
             .chain(fixed)
             .filter(|(name, _)| glob::matches(pattern, name.as_bytes(), true))
             .map(|(name, value)| (name.to_string(), value))
@@ -468,18 +477,16 @@ impl Host for ServerHost {
                 }
                 self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
             }
-            "latency-tracking" | "lazyfree-lazy-user-del" | "lazyfree-lazy-user-flush" => {
-                let on = match text.to_ascii_lowercase().as_str() {
-                    "yes" => true,
-                    "no" => false,
-                    _ => return Err(invalid("argument must be 'yes' or 'no'")),
-                };
+            "latency-tracking" => {
+                let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
                 if let Some(engine) = self.notifier.get() {
-                    match name {
-                        "latency-tracking" => engine.counters.set_latency_tracking(on),
-                        "lazyfree-lazy-user-del" => engine.lazyfree.set_user_del(on),
-                        _ => engine.lazyfree.set_user_flush(on),
-                    }
+                    engine.counters.set_latency_tracking(on);
+                }
+            }
+            _ if LazyOption::named(name).is_some() => {
+                let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
+                if let (Some(engine), Some(option)) = (self.notifier.get(), LazyOption::named(name)) {
+                    engine.lazyfree.set(option, on);
                 }
             }
             "latency-tracking-info-percentiles" => {

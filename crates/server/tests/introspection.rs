@@ -808,7 +808,8 @@ fn latency_doctor_and_graph_report_like_redis() {
 /// UNLINK frees a large value (a hash table of 1,000 fields, a set of 200 strings, a sorted
 /// set of 200 members) in the background and a small one inline, DEL frees inline, and an
 /// ASYNC flush frees the emptied databases in the background, one object per key (so do DEL
-/// and plain flushes under `lazyfree-lazy-user-del` and `lazyfree-lazy-user-flush`); INFO's
+/// and plain flushes under `lazyfree-lazy-user-del` and `lazyfree-lazy-user-flush`, and a
+/// large value a write overwrites under `lazyfree-lazy-server-del`); INFO's
 /// memory section counts them as Redis 7.0 does, and CONFIG RESETSTAT zeroes the total.
 #[test]
 fn background_freeing_is_counted_as_in_redis() {
@@ -830,7 +831,7 @@ fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
     let many = |head: &str, members: usize, member: fn(usize) -> String| -> String {
         std::iter::once(head.to_string()).chain((0..members).map(member)).collect::<Vec<_>>().join(" ")
     };
-    let steps: [(&str, Vec<String>); 10] = [
+    let steps: [(&str, Vec<String>); 12] = [
         (
             "large values written",
             vec![
@@ -862,6 +863,19 @@ fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
                 "MSET a 1 b 2".into(),
                 "FLUSHALL".into(),
                 "CONFIG SET lazyfree-lazy-user-flush no".into(),
+            ],
+        ),
+        ("large value overwritten", vec![many("HSET h3", 1000, |i| format!("f{i} v")), "SET h3 v".into()]),
+        (
+            "overwrites under lazyfree-lazy-server-del",
+            vec![
+                "CONFIG SET lazyfree-lazy-server-del yes".into(),
+                many("HSET h3", 1000, |i| format!("f{i} v")),
+                "SET h3 v".into(),
+                many("SADD s3", 200, |i| format!("m{i}")),
+                many("SADD s4", 100, |i| format!("m{i}")),
+                "RENAME s4 s3".into(),
+                "CONFIG SET lazyfree-lazy-server-del no".into(),
             ],
         ),
         ("CONFIG RESETSTAT", vec!["CONFIG RESETSTAT".into()]),

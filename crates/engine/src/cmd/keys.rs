@@ -11,7 +11,7 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
 use crate::keyspace::{Entry, NO_EXPIRY};
-use crate::lazyfree::{free_effort, LAZYFREE_THRESHOLD};
+use crate::lazyfree::LazyOption;
 use crate::notify::{GENERIC, NEW};
 use crate::num::i64_bytes;
 use crate::value::Value;
@@ -45,7 +45,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let lazily = ctx.engine.lazyfree.user_del();
+    let lazily = ctx.engine.lazyfree.is_on(LazyOption::UserDel);
     delete_keys(ctx, args, lazily)
 }
 
@@ -59,9 +59,7 @@ fn delete_keys(ctx: &mut Ctx, args: &[Bytes], lazily: bool) -> CmdResult {
     for key in args.iter().skip(1) {
         if ctx.lookup(key).is_some() {
             if let Some(entry) = ctx.remove(key) {
-                if lazily && free_effort(&entry.value) > LAZYFREE_THRESHOLD {
-                    ctx.host.free_in_background(ctx.engine.lazyfree.garbage(1, Box::new(entry.value)));
-                }
+                ctx.free_value(entry.value, lazily);
             }
             ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
             deleted += 1;

@@ -150,7 +150,7 @@ fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 /// in the background. Without either, `lazyfree-lazy-user-flush` decides (`no`: SYNC).
 fn flush_is_async(ctx: &Ctx, args: &[Bytes]) -> Result<bool, Reply> {
     match args.get(1..).unwrap_or_default() {
-        [] => Ok(ctx.engine.lazyfree.user_flush()),
+        [] => Ok(ctx.engine.lazyfree.is_on(crate::lazyfree::LazyOption::UserFlush)),
         [mode] if is(mode, "async") => Ok(true),
         [mode] if is(mode, "sync") => Ok(false),
         _ => Err(errors::syntax()),
