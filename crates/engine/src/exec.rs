@@ -146,7 +146,8 @@ pub struct Engine {
     pub acl: crate::acl::Acl,
     /// Client-side caching: who may cache which keys (CLIENT TRACKING).
     pub tracking: crate::tracking::Tracking,
-    /// What UNLINK and the ASYNC flushes left to the host to free, counted for INFO.
+    /// What commands left to the host to free, counted for INFO, and the `lazyfree-lazy-*`
+    /// parameters.
     pub lazyfree: std::sync::Arc<crate::lazyfree::LazyFree>,
 }
 

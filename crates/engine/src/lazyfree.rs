@@ -1,16 +1,19 @@
-//! Freeing large values off the command path: `UNLINK`, `FLUSHALL ASYNC`, `FLUSHDB ASYNC`.
+//! Freeing large values off the command path: `UNLINK`, `FLUSHALL ASYNC`, `FLUSHDB ASYNC`,
+//! and what the `lazyfree-lazy-*` parameters ([`LazyOption`]) extend that to.
 //!
 //! A command frees what it removes while it holds the shard locks of its keys (every shard,
 //! for a flush), so dropping a collection of millions of elements stalls every client of
 //! those shards for as long as the allocator takes. As Redis's `lazyfree.c` does, the
-//! commands that promise not to block hand such values to the host, which drops them on a
-//! thread of its own once the locks are released. The engine keeps the counters INFO
-//! reports (`lazyfree_pending_objects`, `lazyfreed_objects`), updated by whichever thread
-//! finally drops the value.
+//! commands that promise not to block hand such values to the host ([`Ctx::free_value`],
+//! [`Ctx::free_databases`]), which drops them on a thread of its own once the locks are
+//! released. The engine keeps the counters INFO reports (`lazyfree_pending_objects`,
+//! `lazyfreed_objects`), updated by whichever thread finally drops the value.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::exec::Ctx;
+use crate::keyspace::Db;
 use crate::value::Value;
 
 /// Redis's `LAZYFREE_THRESHOLD`: a value whose freeing takes more steps than this (about one
@@ -31,12 +34,22 @@ pub fn free_effort(value: &Value) -> usize {
     }
 }
 
-impl crate::exec::Ctx<'_> {
+impl Ctx<'_> {
     /// Frees a value the command removed or replaced: on the host's background thread when
     /// `lazily` and it takes long to free, else here.
     pub fn free_value(&self, value: Value, lazily: bool) {
         if lazily && free_effort(&value) > LAZYFREE_THRESHOLD {
             self.host.free_in_background(self.engine.lazyfree.garbage(1, Box::new(value)));
+        }
+    }
+
+    /// Frees what a flush emptied: on the host's background thread when `lazily` (ASYNC),
+    /// counted one object per key as Redis counts it, else here (with every shard still
+    /// locked, as Redis's single thread is busy for a SYNC flush).
+    pub fn free_databases(&self, emptied: Vec<Db>, lazily: bool) {
+        if lazily {
+            let keys = emptied.iter().map(Db::len).sum::<usize>() as u64;
+            self.host.free_in_background(self.engine.lazyfree.garbage(keys, Box::new(emptied)));
         }
     }
 }

@@ -9,8 +9,9 @@
 //!
 //! The two differ in what a long string becomes. A value is replied with on every GET, so a
 //! long one keeps a `Bytes` (behind a box, to stay 16 bytes) that a reply to a value of
-//! [`SHARE_FROM`] bytes or more references instead of copying ([`read_out`]). A key is compared on every lookup and never handed out
-//! shared, so a long one is a plain boxed slice, one pointer away; and a key gets 24 bytes,
+//! [`SHARE_FROM`] bytes or more references instead of copying ([`read_out`]). A key is
+//! compared on every lookup and never handed out shared, so a long one is a plain boxed
+//! slice, one pointer away; and a key gets 24 bytes,
 //! room for 22 inline, so that typical keys (`user:1234567`, `key:000000012345`) need no
 //! pointer at all.
 

@@ -91,7 +91,7 @@ pub struct ServerHost {
     /// Memory allocated when the server was set up, before loading data or serving anyone
     /// (MEMORY STATS' `startup.allocated`, measured where Redis measures it).
     startup_memory: u64,
-    /// Frees what UNLINK and the ASYNC flushes removed.
+    /// Frees what commands left to be freed lazily.
     lazyfree: crate::memory::LazyFreer,
 }
 
@@ -463,6 +463,13 @@ impl Host for ServerHost {
         let text = String::from_utf8_lossy(value).into_owned();
         let invalid =
             |reason: &str| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}");
+        if let Some(option) = LazyOption::named(name) {
+            let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
+            if let Some(engine) = self.notifier.get() {
+                engine.lazyfree.set(option, on);
+            }
+            return Ok(());
+        }
         match name {
             "appendfsync" => {
                 let policy = FsyncPolicy::parse(&text)
@@ -481,12 +488,6 @@ impl Host for ServerHost {
                 let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
                 if let Some(engine) = self.notifier.get() {
                     engine.counters.set_latency_tracking(on);
-                }
-            }
-            _ if LazyOption::named(name).is_some() => {
-                let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
-                if let (Some(engine), Some(option)) = (self.notifier.get(), LazyOption::named(name)) {
-                    engine.lazyfree.set(option, on);
                 }
             }
             "latency-tracking-info-percentiles" => {

@@ -69,8 +69,8 @@ pub fn release_free_pages() {
     }
 }
 
-/// The thread that drops what UNLINK and the ASYNC flushes removed from the keyspace
-/// (`staykv_engine::lazyfree`), so that no command waits for the allocator to walk a large
+/// The thread that drops what commands left to be freed lazily (UNLINK, ASYNC flushes,
+/// overwrites under `lazyfree-lazy-server-del`: `staykv_engine::lazyfree`), so that no command waits for the allocator to walk a large
 /// collection. It ends with the server (when the queue's sender is dropped).
 #[derive(Debug)]
 pub struct LazyFreer {

@@ -167,7 +167,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             emptied.push(std::mem::take(slice));
         }
     }
-    free_emptied(ctx, emptied, lazily);
+    ctx.free_databases(emptied, lazily);
     ctx.engine.tracking.invalidate_all(ctx.client.id);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHDB")]);
     Ok(Reply::Ok)
@@ -182,20 +182,10 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for shard in ctx.all_shards() {
         emptied.extend(shard.dbs.iter_mut().map(std::mem::take));
     }
-    free_emptied(ctx, emptied, lazily);
+    ctx.free_databases(emptied, lazily);
     ctx.engine.tracking.invalidate_all(ctx.client.id);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
     Ok(Reply::Ok)
-}
-
-/// Frees what a flush emptied: at once (every shard is still locked, as Redis's single thread
-/// is busy for a SYNC flush), or for ASYNC on the host's background thread, one object per
-/// key as Redis counts it.
-fn free_emptied(ctx: &Ctx, emptied: Vec<Db>, lazily: bool) {
-    if lazily {
-        let keys = emptied.iter().map(Db::len).sum::<usize>() as u64;
-        ctx.host.free_in_background(ctx.engine.lazyfree.garbage(keys, Box::new(emptied)));
-    }
 }
 
 /// FLUSHDB/FLUSHALL fail the transactions watching keys that existed in the database (a
