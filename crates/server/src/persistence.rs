@@ -133,6 +133,10 @@ struct SaveState {
     /// The live snapshot (from the manifest) and its size.
     snapshot: Option<SnapshotRef>,
     snapshot_bytes: u64,
+    /// Redis's `aof_rewrite_base_size`, what the automatic trigger measures growth against:
+    /// snapshot plus log right after the last compaction, so that what clients wrote while it
+    /// ran counts as part of the base (at start: the snapshot alone, see `open`).
+    base_bytes: u64,
     completed: u64,
 }
 
@@ -275,6 +279,7 @@ impl Persistence {
                 last_failure: None,
                 snapshot: None,
                 snapshot_bytes: 0,
+                base_bytes: 0,
                 completed: 0,
             }),
             auto_min_bytes: AtomicU64::new(AUTO_MIN_BYTES),
@@ -320,6 +325,13 @@ impl Persistence {
         self.refresh_snapshot_state();
         self.last_save_unix.store(unix_secs(), Ordering::Relaxed);
         self.measure_log_bytes(dir);
+        // Redis starts from the whole AOF's size here; the snapshot alone makes a log that
+        // had grown past the trigger before a restart be compacted now rather than after it
+        // doubles again, and so keeps the next restart short.
+        {
+            let mut state = self.save.lock();
+            state.base_bytes = state.snapshot_bytes;
+        }
         self.loading.store(false, Ordering::Release);
         let weak = Arc::downgrade(self);
         std::thread::Builder::new()
@@ -555,6 +567,7 @@ impl Persistence {
                 state.last_ok = true;
                 state.last_failure = None;
                 state.completed += 1;
+                state.base_bytes = state.snapshot_bytes + self.log_bytes.load(Ordering::Relaxed);
             }
             Err(e) => {
                 state.last_ok = false;
@@ -631,18 +644,30 @@ impl Persistence {
         state.snapshot_bytes = bytes;
     }
 
+    /// Bytes of live log segments. A log nothing was written to since the last listing has
+    /// not grown: an idle server does not list its directory at every look.
+    fn log_bytes_now(&self, log: &Log, dir: &Path) -> u64 {
+        if log.written_seq() == self.measured_at_seq.load(Ordering::Relaxed) {
+            self.log_bytes.load(Ordering::Relaxed)
+        } else {
+            self.measure_log_bytes(dir)
+        }
+    }
+
     /// Lists the live segments and records their total size and the log position it is for
-    /// (read first: an append during the listing makes the next look list again).
+    /// (read first: a write during the listing makes the next look list again).
     fn measure_log_bytes(&self, dir: &Path) -> u64 {
-        let seq = self.log.get().map_or(u64::MAX, Log::last_seq);
+        let seq = self.log.get().map_or(u64::MAX, Log::written_seq);
         let bytes = segment_sizes(dir).iter().map(|(_, len)| len).sum();
         self.log_bytes.store(bytes, Ordering::Relaxed);
         self.measured_at_seq.store(seq, Ordering::Relaxed);
         bytes
     }
 
-    /// One look of the automatic trigger: start a compaction when the log has grown past
-    /// `max(auto-aof-rewrite-min-size, snapshot × (100 + percentage) / 100)`.
+    /// One look of the automatic trigger, Redis's rule: start a compaction when snapshot plus
+    /// log is over `auto-aof-rewrite-min-size` and has grown by `auto-aof-rewrite-percentage`
+    /// over the base size. Counting the writes made during the last compaction in the base
+    /// keeps a heavy write load from setting off one compaction right after another.
     fn auto_check(self: &Arc<Self>) {
         let (Some(log), Some(dir)) = (self.log.get(), self.dir.get()) else { return };
         let scheduled = {
@@ -657,34 +682,28 @@ impl Persistence {
             let _ = self.start_background(job);
             return;
         }
-        // A log nothing was appended to has not grown: an idle server does not list its
-        // directory ten times a second.
-        let log_bytes = if log.last_seq() == self.measured_at_seq.load(Ordering::Relaxed) {
-            self.log_bytes.load(Ordering::Relaxed)
-        } else {
-            self.measure_log_bytes(dir)
-        };
+        let log_bytes = self.log_bytes_now(log, dir);
         let percent = self.auto_percent.load(Ordering::Relaxed);
         if percent == 0 || !log.healthy() {
             return;
         }
-        let (snapshot_bytes, backing_off) = {
+        let (current, base, backing_off) = {
             let state = self.save.lock();
             if state.running.is_some() {
                 return;
             }
-            (state.snapshot_bytes, state.last_failure.is_some_and(|t| t.elapsed() < AUTO_RETRY_AFTER))
+            let backing_off = state.last_failure.is_some_and(|t| t.elapsed() < AUTO_RETRY_AFTER);
+            (state.snapshot_bytes + log_bytes, state.base_bytes, backing_off)
         };
         if backing_off {
             return;
         }
-        let threshold =
-            self.auto_min_bytes.load(Ordering::Relaxed).max(snapshot_bytes.saturating_mul(100 + percent) / 100);
-        if log_bytes >= threshold {
+        let grown = current.saturating_mul(100) >= base.max(1).saturating_mul(100 + percent);
+        if current > self.auto_min_bytes.load(Ordering::Relaxed) && grown {
             tracing::info!(
-                "starting automatic log compaction: log {} KiB >= {} KiB",
-                log_bytes / 1024,
-                threshold / 1024
+                "starting automatic log compaction: snapshot and log {} KiB, {percent}% over the base of {} KiB",
+                current / 1024,
+                base / 1024
             );
             let _ = self.start_background(Job::Auto);
         }
@@ -695,7 +714,17 @@ impl Persistence {
         let log = self.log.get();
         let healthy = log.is_none_or(Log::healthy);
         let status = if healthy { "ok" } else { "err" };
-        let (in_progress, rewrite_scheduled, current_secs, last_status, last_secs, snapshot, snapshot_bytes, completed) = {
+        let (
+            in_progress,
+            rewrite_scheduled,
+            current_secs,
+            last_status,
+            last_secs,
+            snapshot,
+            snapshot_bytes,
+            base_bytes,
+            completed,
+        ) = {
             let s = self.save.lock();
             (
                 u8::from(s.running.is_some()),
@@ -705,14 +734,18 @@ impl Persistence {
                 s.last_duration_secs,
                 s.snapshot.clone(),
                 s.snapshot_bytes,
+                s.base_bytes,
                 s.completed,
             )
         };
-        let log_bytes = self.log_bytes.load(Ordering::Relaxed);
+        let log_bytes = match (log, self.dir.get()) {
+            (Some(log), Some(dir)) => self.log_bytes_now(log, dir),
+            _ => 0,
+        };
         let mut out = String::new();
         let _ = write!(
             out,
-            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:{rewrite_scheduled}\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{snapshot_bytes}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{log_bytes}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{snapshot_bytes}\r\n",
+            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:{rewrite_scheduled}\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{base_bytes}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{log_bytes}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{snapshot_bytes}\r\n",
             u8::from(self.is_loading()),
             self.writes_since_save.load(Ordering::Relaxed),
             self.last_save_unix.load(Ordering::Relaxed),

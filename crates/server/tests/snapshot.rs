@@ -25,6 +25,19 @@ use persist_common::{
 
 const DBS: usize = 8;
 
+/// `len` pseudo-random letters: a value the snapshot's LZF cannot shrink.
+fn incompressible(len: usize) -> String {
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b'a' + (seed % 26) as u8)
+        })
+        .collect()
+}
+
 fn snapshot_path(server: &Server, conn: &mut RawConn) -> PathBuf {
     let file = info_field(conn, "staykv_snapshot_file");
     assert!(file.starts_with("snap-"), "no snapshot installed: {file:?}");
@@ -171,15 +184,7 @@ fn no_compaction_starts_while_a_sync_client_reads_the_snapshot() {
     let server = Server::staykv();
     let mut conn = server.connect();
     // 16 MiB of values that do not compress: more than the sockets' buffers hold.
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let value: String = (0..65_536)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            char::from(b'a' + (seed % 26) as u8)
-        })
-        .collect();
+    let value = incompressible(65_536);
     for i in 0..256 {
         conn.cmd(&["SET", &format!("big:{i}"), &format!("{i}{value}")]);
     }
@@ -527,6 +532,52 @@ fn log_growth_triggers_compaction() {
     let log_bytes: u64 = info_field(&mut conn, "staykv_log_bytes").parse().unwrap();
     assert!(log_bytes < 300_000, "log still {log_bytes} bytes after compaction");
     assert!(server.log().contains("starting automatic log compaction"));
+}
+
+/// Redis's rule for automatic rewrites, on both servers: the base is the size right after the
+/// last rewrite (`aof_base_size`, equal to `aof_current_size` then), and a rewrite starts once
+/// `aof_current_size` has grown by `auto-aof-rewrite-percentage` over it — not at half of that.
+#[test]
+fn automatic_compaction_measures_growth_over_the_size_after_the_last() {
+    let staykv = Server::staykv_with(&["--fsync", "everysec"]);
+    grows_past_its_base_before_an_automatic_rewrite(&mut staykv.connect(), "staykv");
+    if let Some(redis) = Server::redis_with(&["--appendonly", "yes"]) {
+        grows_past_its_base_before_an_automatic_rewrite(&mut redis.connect(), "redis-server");
+    }
+}
+
+fn grows_past_its_base_before_an_automatic_rewrite(conn: &mut RawConn, who: &str) {
+    let size = |conn: &mut RawConn, field: &str| -> u64 { info_field(conn, field).parse().unwrap() };
+    call_str(conn, &["CONFIG", "SET", "auto-aof-rewrite-percentage", "0"]);
+    // Without repeats, so that the snapshot's LZF leaves it at its size.
+    let value = incompressible(1000);
+    let mut next_key = 0;
+    let mut write_until = |conn: &mut RawConn, bytes: u64| {
+        while size(conn, "aof_current_size") < bytes {
+            for _ in 0..10 {
+                call_str(conn, &["SET", &format!("key:{next_key}"), &value]);
+                next_key += 1;
+            }
+        }
+    };
+    write_until(conn, 300_000);
+    compact(conn);
+    let base = size(conn, "aof_base_size");
+    assert!(base > 250_000, "{who}: aof_base_size {base} after a rewrite of ~300 KB");
+    assert_eq!(size(conn, "aof_current_size"), base, "{who}: nothing written since the rewrite");
+    let rewrites = size(conn, "aof_rewrites");
+    call_str(conn, &["CONFIG", "SET", "auto-aof-rewrite-min-size", "0"]);
+    call_str(conn, &["CONFIG", "SET", "auto-aof-rewrite-percentage", "100"]);
+
+    write_until(conn, base * 3 / 2);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(size(conn, "aof_rewrites"), rewrites, "{who}: a rewrite at 1.5x the base size");
+
+    write_until(conn, base * 2 + 20_000);
+    assert!(
+        wait_until(Duration::from_secs(10), || size(conn, "aof_rewrites") > rewrites),
+        "{who}: no rewrite at twice the base size"
+    );
 }
 
 /// The committed data directory written by the first version of the formats.
