@@ -27,6 +27,7 @@ pub mod evict;
 pub mod exec;
 pub mod geo;
 pub mod glob;
+pub mod hash;
 pub mod hll;
 pub mod host;
 pub mod keyspace;

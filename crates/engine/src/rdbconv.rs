@@ -8,7 +8,7 @@ use staykv_rdb::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGr
 
 use crate::small_bytes::SmallBytes;
 use crate::stream::{Consumer, Group, Pending, Stream, StreamId};
-use crate::value::{HashMap, HashSet, Value};
+use crate::value::{HashSet, Value};
 
 /// The RDB form of a value.
 pub fn to_rdb(value: &Value) -> RdbValue {
@@ -27,11 +27,7 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
     let value = match value {
         RdbValue::String(s) => Value::Str(SmallBytes::from_owned(Bytes::from(s))),
         RdbValue::List(l) => Value::List(Box::new(l.into_iter().map(Bytes::from).collect::<VecDeque<_>>())),
-        RdbValue::Hash(pairs) => {
-            let mut hash = HashMap::default();
-            hash.extend(pairs.into_iter().map(|(f, v)| (Bytes::from(f), Bytes::from(v))));
-            Value::Hash(Box::new(hash))
-        }
+        RdbValue::Hash(pairs) => Value::Hash(Box::new(pairs.into_iter().collect())),
         RdbValue::Set(members) => {
             let mut set = HashSet::default();
             set.extend(members.into_iter().map(Bytes::from));

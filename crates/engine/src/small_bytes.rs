@@ -1,5 +1,5 @@
 //! Byte strings held inside their own few bytes when short: [`SmallBytes`] for string values,
-//! [`KeyBytes`] for keys.
+//! [`KeyBytes`] for keys (and a hash's fields and values, see [`crate::hash`]).
 //!
 //! Every key costs one [`crate::keyspace::Entry`] in its shard's slab, and the entry holds the
 //! key and, for a string, the value. As two `Bytes` (32 bytes each, plus a heap block each) a
@@ -15,7 +15,9 @@
 //! room for 22 inline, so that typical keys (`user:1234567`, `key:000000012345`) need no
 //! pointer at all.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
 use bytes::Bytes;
@@ -153,6 +155,19 @@ macro_rules! byte_string_traits {
         }
 
         impl Eq for $name {}
+
+        /// Hashed as the slice, so that a table of them is searched with a `&[u8]`.
+        impl Hash for $name {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.as_slice().hash(state);
+            }
+        }
+
+        impl Borrow<[u8]> for $name {
+            fn borrow(&self) -> &[u8] {
+                self.as_slice()
+            }
+        }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -17,7 +17,7 @@ pub type HashSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 pub enum Value {
     Str(SmallBytes),
     List(Box<VecDeque<Bytes>>),
-    Hash(Box<HashMap<Bytes, Bytes>>),
+    Hash(Box<crate::hash::Hash>),
     Set(Box<HashSet<Bytes>>),
     ZSet(Box<crate::zset::ZSet>),
     Stream(Box<crate::stream::Stream>),
@@ -122,7 +122,7 @@ impl Value {
             Value::Str(s) if s.is_inline() => 0,
             Value::Str(s) => s.len() + SHARED_STRING_OVERHEAD,
             Value::List(l) => sampled(l.iter(), samples, |e| e.len() + 32),
-            Value::Hash(h) => sampled(h.iter(), samples, |(k, v)| k.len() + v.len() + 72),
+            Value::Hash(h) => h.heap_size(samples),
             Value::Set(s) => sampled(s.iter(), samples, |m| m.len() + 40),
             Value::ZSet(z) => z.heap_size(),
             Value::Stream(s) => s.heap_size(),
@@ -156,7 +156,7 @@ pub enum Encoding {
     Big,
 }
 
-fn longest_pair(h: &HashMap<Bytes, Bytes>) -> usize {
+fn longest_pair(h: &crate::hash::Hash) -> usize {
     // Only consulted for small hashes (the entry count is checked first where it matters).
     h.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0)
 }
@@ -189,7 +189,7 @@ impl Collection for VecDeque<Bytes> {
     }
 }
 
-impl Collection for HashMap<Bytes, Bytes> {
+impl Collection for crate::hash::Hash {
     const HAS_COMPACT_ENCODING: bool = true;
     fn view(value: &mut Value) -> Option<&mut Self> {
         match value {

@@ -929,7 +929,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use staykv_engine::small_bytes::SmallBytes;
-    use staykv_engine::value::{HashMap, HashSet};
+    use staykv_engine::value::HashSet;
     use std::collections::VecDeque;
 
     #[test]
@@ -952,8 +952,8 @@ mod tests {
 
     #[test]
     fn values_round_trip() {
-        let mut hash = HashMap::default();
-        hash.insert(Bytes::from("f"), Bytes::from("v"));
+        let hash: staykv_engine::hash::Hash =
+            [("f", "v")].into_iter().map(|(f, v)| (f.as_bytes(), v.as_bytes())).collect();
         let mut set = HashSet::default();
         set.insert(Bytes::from("m"));
         for value in [

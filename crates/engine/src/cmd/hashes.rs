@@ -5,13 +5,13 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is, own, read_out, scan_members};
+use super::{arg, int_arg, is, scan_members};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::hash::Hash;
 use crate::long_double::LongDouble;
 use crate::num::{i64_bytes, parse_i64};
-use crate::value::HashMap;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, "hash", hset).keys(1, 1, 1),
@@ -32,8 +32,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hscan", -3, READONLY, "hash", hscan).keys(1, 1, 1),
 ];
 
-type Hash = HashMap<Bytes, Bytes>;
-
 /// The hash at `key` for reading (counts a hit or miss), or WRONGTYPE.
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Hash>, Reply> {
     ctx.read_collection(key)
@@ -50,12 +48,18 @@ fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, Reply> {
     ctx.write_collection(key, true)?.ok_or_else(errors::wrong_type)
 }
 
-fn pairs(args: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> {
+/// HSET's and HMSET's field-value pairs.
+fn pairs<'a>(args: &'a [Bytes], name: &str) -> Result<impl Iterator<Item = (&'a Bytes, &'a Bytes)>, Reply> {
     let rest = args.get(2..).unwrap_or_default();
     if rest.len() % 2 != 0 {
         return Err(errors::wrong_arity(name));
     }
-    Ok(rest.chunks_exact(2).filter_map(|p| Some((own(p.first()?), own(p.get(1)?)))).collect())
+    Ok(rest.chunks_exact(2).filter_map(|p| Some((p.first()?, p.get(1)?))))
+}
+
+/// A stored string for a reply.
+fn bulk(stored: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(stored))
 }
 
 /// Redis converts a compact hash on the sizes of HSET's arguments before it writes, so a long
@@ -70,9 +74,7 @@ fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let pairs = pairs(args, "hset")?;
     let key = arg(args, 1)?;
     let hash = write(ctx, key)?;
-    // Moved in, not cloned: a clone of a just-copied `Bytes` makes it allocate a shared header
-    // it keeps for good (24 bytes per field and per value).
-    let added = pairs.into_iter().map(|(f, v)| hash.insert(f, v)).filter(Option::is_none).count();
+    let added = pairs.filter(|(f, v)| hash.insert(f, v)).count();
     convert_on_long_arguments(ctx, key, args.get(2..).unwrap_or_default());
     ctx.propagate_args(args);
     Ok(Reply::Int(added as i64))
@@ -81,7 +83,10 @@ fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let pairs = pairs(args, "hmset")?;
     let key = arg(args, 1)?;
-    write(ctx, key)?.extend(pairs);
+    let hash = write(ctx, key)?;
+    for (field, value) in pairs {
+        hash.insert(field, value);
+    }
     convert_on_long_arguments(ctx, key, args.get(2..).unwrap_or_default());
     ctx.propagate_args(args);
     Ok(Reply::Ok)
@@ -89,34 +94,31 @@ fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, field) = (arg(args, 1)?, arg(args, 2)?);
-    if existing(ctx, key)?.is_some_and(|h| h.contains_key(field)) {
+    if existing(ctx, key)?.is_some_and(|h| h.contains(field)) {
         // Redis checks for the field before it looks at the arguments' sizes: no conversion.
         return Ok(Reply::Int(0));
     }
-    write(ctx, key)?.insert(own(field), own(arg(args, 3)?));
+    write(ctx, key)?.insert(field, arg(args, 3)?);
     ctx.propagate(vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), arg(args, 3)?.clone()]);
     Ok(Reply::Int(1))
 }
 
 fn hget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let field = arg(args, 2)?;
-    Ok(read(ctx, arg(args, 1)?)?.and_then(|h| h.get(field).map(read_out)).map_or(Reply::Nil, Reply::Bulk))
+    Ok(read(ctx, arg(args, 1)?)?.and_then(|h| h.get(field).map(bulk)).unwrap_or(Reply::Nil))
 }
 
 fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let hash = read(ctx, arg(args, 1)?)?;
     let fields = args.get(2..).unwrap_or_default();
     Ok(Reply::Array(
-        fields
-            .iter()
-            .map(|f| hash.as_ref().and_then(|h| h.get(f).map(read_out)).map_or(Reply::Nil, Reply::Bulk))
-            .collect(),
+        fields.iter().map(|f| hash.as_ref().and_then(|h| h.get(f).map(bulk)).unwrap_or(Reply::Nil)).collect(),
     ))
 }
 
 fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let hash = read(ctx, arg(args, 1)?)?;
-    let pairs = hash.map(|h| h.iter().map(|(f, v)| (Reply::Bulk(read_out(f)), Reply::Bulk(read_out(v)))).collect());
+    let pairs = hash.map(|h| h.iter().map(|(f, v)| (bulk(f), bulk(v))).collect());
     Ok(Reply::Map(pairs.unwrap_or_default()))
 }
 
@@ -124,7 +126,7 @@ fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
     ctx.keep_outgrown(key);
     let Some(hash) = existing(ctx, key)? else { return Ok(Reply::Int(0)) };
-    let removed = args.iter().skip(2).filter(|f| hash.remove(&f[..]).is_some()).count();
+    let removed = args.iter().skip(2).filter(|f| hash.remove(f)).count();
     let now_empty = hash.is_empty();
     if removed > 0 {
         ctx.propagate_args(args);
@@ -139,7 +141,7 @@ fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let field = arg(args, 2)?;
-    Ok(Reply::Int(i64::from(read(ctx, arg(args, 1)?)?.is_some_and(|h| h.contains_key(field)))))
+    Ok(Reply::Int(i64::from(read(ctx, arg(args, 1)?)?.is_some_and(|h| h.contains(field)))))
 }
 
 fn hlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -152,13 +154,11 @@ fn hstrlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::bulks(read(ctx, arg(args, 1)?)?.map(|h| h.keys().map(read_out).collect::<Vec<_>>()).unwrap_or_default()))
+    Ok(Reply::Array(read(ctx, arg(args, 1)?)?.map(|h| h.iter().map(|(f, _)| bulk(f)).collect()).unwrap_or_default()))
 }
 
 fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::bulks(
-        read(ctx, arg(args, 1)?)?.map(|h| h.values().map(read_out).collect::<Vec<_>>()).unwrap_or_default(),
-    ))
+    Ok(Reply::Array(read(ctx, arg(args, 1)?)?.map(|h| h.iter().map(|(_, v)| bulk(v)).collect()).unwrap_or_default()))
 }
 
 fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -170,7 +170,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(v) => parse_i64(v).ok_or_else(|| err("ERR hash value is not an integer"))?,
     };
     let next = current.checked_add(by).ok_or_else(|| err(errors::OVERFLOW))?;
-    hash.insert(own(field), i64_bytes(next));
+    hash.insert(field, &i64_bytes(next));
     ctx.propagate_args(args);
     Ok(Reply::Int(next))
 }
@@ -186,7 +186,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let next = current.and_then(|c| c.checked_add(by)).map_err(|_| err(errors::NAN_OR_INFINITY))?;
     let text = Bytes::from(next.format_human());
-    hash.insert(own(field), text.clone());
+    hash.insert(field, &text);
     // The result, not the increment, is logged: replay must not redo float arithmetic.
     // Logged as HSET, announced as `hincrbyfloat` as Redis does.
     ctx.explicit_events();
@@ -209,15 +209,15 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(hash) = read(ctx, arg(args, 1)?)? else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };
-    let entries: Vec<(&Bytes, &Bytes)> = hash.iter().collect();
+    let entries: Vec<(&[u8], &[u8])> = hash.iter().collect();
     if entries.is_empty() {
         return Ok(Reply::Array(Vec::new()));
     }
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return Ok(entries.choose(&mut rng).map_or(Reply::Nil, |(f, _)| Reply::Bulk(read_out(f))));
+        return Ok(entries.choose(&mut rng).map_or(Reply::Nil, |(f, _)| bulk(f)));
     };
-    let picked: Vec<(&Bytes, &Bytes)> = if count >= 0 {
+    let picked: Vec<(&[u8], &[u8])> = if count >= 0 {
         let n = usize::try_from(count).unwrap_or(usize::MAX).min(entries.len());
         entries.choose_multiple(&mut rng, n).copied().collect()
     } else {
@@ -231,9 +231,9 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         picked
             .into_iter()
             .flat_map(|(f, v)| match (with_values, resp3) {
-                (true, true) => vec![Reply::Array(vec![Reply::Bulk(read_out(f)), Reply::Bulk(read_out(v))])],
-                (true, false) => vec![Reply::Bulk(read_out(f)), Reply::Bulk(read_out(v))],
-                (false, _) => vec![Reply::Bulk(read_out(f))],
+                (true, true) => vec![Reply::Array(vec![bulk(f), bulk(v)])],
+                (true, false) => vec![bulk(f), bulk(v)],
+                (false, _) => vec![bulk(f)],
             })
             .collect(),
     ))
@@ -244,7 +244,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(hash) = read(ctx, arg(args, 1)?)? else {
         return Ok(Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]));
     };
-    Ok(scan_members(hash.iter().map(|(f, v)| (f, vec![Reply::Bulk(read_out(v))])), cursor, &options))
+    Ok(scan_members(hash.iter().map(|(f, v)| (f, vec![bulk(v)])), cursor, &options))
 }
 
 #[cfg(test)]

@@ -114,13 +114,13 @@ pub(crate) fn own(arg: &Bytes) -> Bytes {
 /// huge set costs O(n²/COUNT).
 pub(crate) fn scan_members<'a, I>(items: I, cursor: u64, options: &keys::ScanOptions) -> Reply
 where
-    I: Iterator<Item = (&'a Bytes, Vec<Reply>)>,
+    I: Iterator<Item = (&'a [u8], Vec<Reply>)>,
 {
     use std::hash::BuildHasher;
     let hasher = foldhash::fast::FixedState::with_seed(0x5ca1ab1e);
     // Cursor 0 starts; stored cursors are hash+1 so that 0 never means "after hash 0".
-    let mut page: Vec<(u64, &Bytes, Vec<Reply>)> = items
-        .map(|(m, extra)| (hasher.hash_one(&m[..]).saturating_add(1), m, extra))
+    let mut page: Vec<(u64, &[u8], Vec<Reply>)> = items
+        .map(|(m, extra)| (hasher.hash_one(m).saturating_add(1), m, extra))
         .filter(|(h, _, _)| *h > cursor)
         .collect();
     page.sort_unstable_by_key(|(h, _, _)| *h);
@@ -134,7 +134,7 @@ where
         }
         last_hash = Some(hash);
         if options.pattern.as_ref().is_none_or(|p| crate::glob::matches(p, member, false)) {
-            out.push(Reply::Bulk(read_out(member)));
+            out.push(Reply::Bulk(Bytes::copy_from_slice(member)));
             out.extend(extra);
         }
     }

@@ -328,7 +328,7 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(set) = read(ctx, arg(args, 1)?)? else {
         return Ok(Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]));
     };
-    Ok(scan_members(set.iter().map(|m| (m, Vec::new())), cursor, &options))
+    Ok(scan_members(set.iter().map(|m| (&m[..], Vec::new())), cursor, &options))
 }
 
 #[cfg(test)]

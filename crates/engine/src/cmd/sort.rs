@@ -85,7 +85,7 @@ fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], element: &Bytes) -> Option<Byte
     key.extend_from_slice(suffix);
     match (&ctx.lookup_read(&key)?.value, field) {
         (Value::Str(s), None) => Some(s.to_bytes()),
-        (Value::Hash(h), Some(field)) => h.get(field).map(read_out),
+        (Value::Hash(h), Some(field)) => h.get(field).map(Bytes::copy_from_slice),
         _ => None,
     }
 }
