@@ -22,7 +22,9 @@ use rand::Rng;
 
 use crate::effects::Effect;
 use crate::exec::{Engine, Journal};
+use crate::host::Host;
 use crate::keyspace::{Entry, NO_EXPIRY};
+use crate::lazyfree::LazyOption;
 
 /// What goes first when memory is over `maxmemory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +236,9 @@ impl Engine {
     /// Evicts keys by the current policy while `over_limit()` holds. False when memory stays
     /// over the limit because nothing may go (`noeviction`, a volatile policy and no key with
     /// a TTL, or the per-command bound reached): the command then gets Redis's OOM error.
-    pub fn evict(&self, now: u64, journal: &dyn Journal, over_limit: &dyn Fn() -> bool) -> bool {
+    /// Under `lazyfree-lazy-eviction` the values go to `host`'s background thread, and while
+    /// some are still being freed the command may go on, as Redis lets it.
+    pub fn evict(&self, now: u64, journal: &dyn Journal, host: &dyn Host, over_limit: &dyn Fn() -> bool) -> bool {
         let policy = self.eviction.policy();
         if policy == Policy::NoEviction {
             return !over_limit();
@@ -245,9 +249,9 @@ impl Engine {
             }
             self.sample_into_pool(policy, now);
             let Some(victim) = self.eviction.pool.lock().pop() else { return false };
-            self.evict_key(victim, now, journal);
+            self.evict_key(victim, now, journal, host);
         }
-        !over_limit()
+        !over_limit() || (self.lazyfree.is_on(LazyOption::Eviction) && self.lazyfree.pending() > 0)
     }
 
     /// Offers up to `maxmemory-samples` keys, probed at random slots of random shards (one
@@ -303,19 +307,18 @@ impl Engine {
     }
 
     /// Deletes the victim as a DEL would: logged, WATCH broken, `evicted` announced.
-    fn evict_key(&self, victim: Victim, now: u64, journal: &dyn Journal) {
+    fn evict_key(&self, victim: Victim, now: u64, journal: &dyn Journal, host: &dyn Host) {
         let Some(mut guard) = self.keyspace.lock(victim.shard) else { return };
         let hash = self.keyspace.hash(&victim.key);
         let Some(slice) = guard.dbs.get_mut(victim.db) else { return };
-        if slice.remove(hash, &victim.key).is_none() {
-            return;
-        }
+        let Some(evicted) = slice.remove(hash, &victim.key) else { return };
         let effect = Effect::new(victim.db, vec![Bytes::from_static(b"DEL"), victim.key.clone()]);
         guard.last_write_seq = journal.append(now, &[effect]);
         // Touched while the shard is held, so "deleted" is still true when watchers look.
         self.watches.touch(victim.db, &victim.key, || false);
         self.tracking.invalidate(&victim.key, crate::tracking::Cause::default());
         drop(guard);
+        self.lazyfree.release(host, evicted.value, self.lazyfree.is_on(LazyOption::Eviction));
         let event =
             crate::notify::Event { class: crate::notify::EVICTED, name: "evicted", db: victim.db, key: victim.key };
         self.notifier.publish(&self.pubsub, &event);
@@ -355,7 +358,7 @@ mod tests {
 
     /// Evicts until `count` keys are gone (the "memory" measure is the key count).
     fn evict_down_to(engine: &Engine, count: usize, now: u64) -> bool {
-        engine.evict(now, &NoJournal, &|| keys(engine) > count)
+        engine.evict(now, &NoJournal, &crate::host::NoHost, &|| keys(engine) > count)
     }
 
     #[test]

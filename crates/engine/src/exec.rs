@@ -14,6 +14,7 @@ use crate::effects::Effect;
 use crate::errors;
 use crate::host::{Host, NoHost};
 use crate::keyspace::{Db, Entry, Keyspace, Shard, NO_EXPIRY};
+use crate::lazyfree::LazyOption;
 use crate::value::{Collection, Encoding, Value};
 use crate::watch::WatchRegistry;
 
@@ -327,7 +328,7 @@ impl Engine {
         }
         if spec.has(flags::DENYOOM)
             && host.over_memory_limit()
-            && !self.evict(now, journal, &|| host.over_memory_limit())
+            && !self.evict(now, journal, host, &|| host.over_memory_limit())
         {
             return Some(errors::oom());
         }
@@ -514,7 +515,9 @@ impl Engine {
     /// One slice of active expiry: look at up to `budget` slots, starting where the last
     /// slice stopped, and delete what has expired (logged as DEL, like Redis). Returns how
     /// many keys expired. Run it often with a small budget; it never holds a lock for long.
-    pub fn active_expire(&self, now: u64, budget: usize, journal: &dyn Journal) -> usize {
+    /// The values are freed once the shard is released, on `host`'s background thread under
+    /// `lazyfree-lazy-expire`.
+    pub fn active_expire(&self, now: u64, budget: usize, journal: &dyn Journal, host: &dyn Host) -> usize {
         if self.pause.in_force(now) {
             // Keys hold still during CLIENT PAUSE, as in Redis.
             return 0;
@@ -534,10 +537,13 @@ impl Engine {
             };
             let per_shard = (budget / shards).max(64);
             let mut effects = Vec::new();
+            let mut removed = Vec::new();
             for db in 0..guard.dbs.len() {
-                let (scanned, keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
+                let (scanned, entries) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
                 remaining = remaining.saturating_sub(scanned);
-                for key in keys {
+                for entry in entries {
+                    let key = entry.key.to_bytes();
+                    removed.push(entry.value);
                     self.watches.touch(db, &key, || false);
                     self.tracking.invalidate(&key, crate::tracking::Cause::default());
                     let event =
@@ -549,6 +555,11 @@ impl Engine {
             if !effects.is_empty() {
                 expired += effects.len();
                 guard.last_write_seq = journal.append(now, &effects);
+            }
+            drop(guard);
+            let lazily = self.lazyfree.is_on(LazyOption::Expire);
+            for value in removed {
+                self.lazyfree.release(host, value, lazily);
             }
         }
         self.counters.stats().expired_keys.fetch_add(expired as u64, Ordering::Relaxed);
@@ -589,14 +600,15 @@ impl Engine {
     }
 }
 
-/// Scan up to `budget` slots of one database slice for expired keys; remove them.
+/// Scan up to `budget` slots of one database slice for expired keys; remove them and return
+/// their entries (for their values to be freed once the shard is released).
 fn expire_slots(
     shard: &mut Shard,
     db: usize,
     now: u64,
     budget: usize,
     hasher: &impl std::hash::BuildHasher,
-) -> (usize, Vec<Bytes>) {
+) -> (usize, Vec<Entry>) {
     let Some(start) = shard.expire_cursor.get(db).copied() else {
         return (0, Vec::new());
     };
@@ -614,8 +626,7 @@ fn expire_slots(
         if let Some(entry) = slice.slot(pos) {
             if entry.is_expired(now) {
                 let key = entry.key.to_bytes();
-                slice.remove(hasher.hash_one(&key[..]), &key);
-                expired.push(key);
+                expired.extend(slice.remove(hasher.hash_one(&key[..]), &key));
             }
         }
         scanned += 1;
@@ -834,9 +845,12 @@ impl<'a> Ctx<'a> {
                 // Expired, but deleted only once CLIENT PAUSE ends: the dataset holds still.
                 return None;
             }
-            slice.remove(hash, key);
+            let expired = slice.remove(hash, key);
             engine.watches.touch(db, key, || false);
             engine.tracking.invalidate(key, crate::tracking::Cause::expiry_during(client));
+            if let Some(entry) = expired {
+                self.free_value(entry.value, engine.lazyfree.is_on(LazyOption::Expire));
+            }
             self.engine.counters.stats().expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
             self.effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]));
@@ -979,13 +993,14 @@ impl<'a> Ctx<'a> {
                 std::mem::replace(&mut entry.value, value)
             });
             if let Some(old) = replaced {
-                self.free_value(old, engine.lazyfree.is_on(crate::lazyfree::LazyOption::ServerDel));
+                self.free_value(old, engine.lazyfree.is_on(LazyOption::ServerDel));
             }
             return;
         }
         // Writers that do not look the key up first (SET) may meet a key past its deadline:
         // it expires first, as Redis's lookup would have made it, and the key is new.
-        let expired = found.is_some() && slice.remove(hash, key).is_some();
+        let expired_entry = found.and_then(|_| slice.remove(hash, key));
+        let expired = expired_entry.is_some();
         if expired {
             // Deleted before the write, as Redis's lookup would: watchers that saw it expired
             // see no change in the deletion itself (the write's own effect touches them).
@@ -996,7 +1011,8 @@ impl<'a> Ctx<'a> {
         entry.expire_at = expire_at;
         entry.accessed = engine.eviction.created(now);
         slice.insert_new(hash, entry, engine.keyspace.hasher());
-        if expired {
+        if let Some(old) = expired_entry {
+            self.free_value(old.value, engine.lazyfree.is_on(LazyOption::Expire));
             engine.counters.stats().expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
         }

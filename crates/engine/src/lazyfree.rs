@@ -38,8 +38,14 @@ impl Ctx<'_> {
     /// Frees a value the command removed or replaced: on the host's background thread when
     /// `lazily` and it takes long to free, else here.
     pub fn free_value(&self, value: Value, lazily: bool) {
-        if lazily && free_effort(&value) > LAZYFREE_THRESHOLD {
-            self.host.free_in_background(self.engine.lazyfree.garbage(1, Box::new(value)));
+        self.engine.lazyfree.release(self.host, value, lazily);
+    }
+
+    /// Deletes a key whose new deadline has already passed (EXPIRE with a past time), freeing
+    /// its value as `lazyfree-lazy-expire` says, as Redis 7.0's `expireGenericCommand` does.
+    pub fn delete_expired(&mut self, key: &[u8]) {
+        if let Some(entry) = self.remove(key) {
+            self.free_value(entry.value, self.engine.lazyfree.is_on(LazyOption::Expire));
         }
     }
 
@@ -64,10 +70,16 @@ pub enum LazyOption {
     /// `lazyfree-lazy-server-del`: a value a write replaces (SET over a hash, RENAME or a STORE
     /// command onto an existing key) is freed as UNLINK frees.
     ServerDel,
+    /// `lazyfree-lazy-expire`: an expired key's value (found on access, by active expiry, or
+    /// given a past deadline) is freed as UNLINK frees.
+    Expire,
+    /// `lazyfree-lazy-eviction`: an evicted key's value is freed as UNLINK frees.
+    Eviction,
 }
 
 impl LazyOption {
-    pub const ALL: [LazyOption; 3] = [LazyOption::UserDel, LazyOption::UserFlush, LazyOption::ServerDel];
+    pub const ALL: [LazyOption; 5] =
+        [LazyOption::UserDel, LazyOption::UserFlush, LazyOption::ServerDel, LazyOption::Expire, LazyOption::Eviction];
 
     /// The CONFIG parameter.
     pub fn name(self) -> &'static str {
@@ -75,6 +87,8 @@ impl LazyOption {
             LazyOption::UserDel => "lazyfree-lazy-user-del",
             LazyOption::UserFlush => "lazyfree-lazy-user-flush",
             LazyOption::ServerDel => "lazyfree-lazy-server-del",
+            LazyOption::Expire => "lazyfree-lazy-expire",
+            LazyOption::Eviction => "lazyfree-lazy-eviction",
         }
     }
 
@@ -99,6 +113,14 @@ impl LazyFree {
     pub fn set(&self, option: LazyOption, on: bool) {
         if let Some(flag) = self.options.get(option as usize) {
             flag.store(on, Ordering::Relaxed);
+        }
+    }
+
+    /// Frees a removed value: handed to `host`'s background thread when `lazily` and it
+    /// takes long to free, else here.
+    pub fn release(self: &Arc<Self>, host: &dyn crate::host::Host, value: Value, lazily: bool) {
+        if lazily && free_effort(&value) > LAZYFREE_THRESHOLD {
+            host.free_in_background(self.garbage(1, Box::new(value)));
         }
     }
 
@@ -172,8 +194,12 @@ mod tests {
     }
 
     fn run(engine: &Engine, host: &KeepingHost, line: &str) -> Reply {
+        run_at(engine, host, NOW, line)
+    }
+
+    fn run_at(engine: &Engine, host: &KeepingHost, now: u64, line: &str) -> Reply {
         let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
-        engine.execute(&mut Client::new(1, true), &args, NOW, host, &NoJournal).reply
+        engine.execute(&mut Client::new(1, true), &args, now, host, &NoJournal).reply
     }
 
     /// `HSET key f0 v f1 v ...` with `fields` fields.
@@ -261,6 +287,49 @@ mod tests {
         assert_eq!(run(&engine, &host, "SET small v"), Reply::Ok);
         assert_eq!(counters(&engine), (1, 0), "only the large value is handed over");
         assert_eq!(run(&engine, &host, "GET big2"), Reply::Bulk(Bytes::from_static(b"v")));
+    }
+
+    /// Expires `read`, `active`, `past` and `over` (each a 1,000-field hash) as each way of
+    /// expiring does: on access, by active expiry, by a deadline already past, under a SET.
+    fn expire_each_way(engine: &Engine, host: &KeepingHost, suffix: &str) {
+        for key in ["read", "active", "over"] {
+            hset(engine, host, &format!("{key}{suffix}"), 1000);
+            run(engine, host, &format!("PEXPIRE {key}{suffix} 10"));
+        }
+        let later = NOW + 20;
+        assert_eq!(run_at(engine, host, later, &format!("EXISTS read{suffix}")), Reply::Int(0));
+        assert_eq!(run_at(engine, host, later, &format!("SET over{suffix} v")), Reply::Ok);
+        assert_eq!(engine.active_expire(later, usize::MAX, &NoJournal, host), 1);
+        hset(engine, host, &format!("past{suffix}"), 1000);
+        assert_eq!(run(engine, host, &format!("PEXPIREAT past{suffix} 1")), Reply::Int(1));
+    }
+
+    #[test]
+    fn expired_values_go_to_the_background_under_lazy_expire() {
+        let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
+        expire_each_way(&engine, &host, "1");
+        assert!(host.0.lock().is_empty(), "freed at once by default");
+        engine.lazyfree.set(LazyOption::Expire, true);
+        expire_each_way(&engine, &host, "2");
+        assert_eq!(counters(&engine), (4, 0));
+        host.0.lock().clear();
+        assert_eq!(counters(&engine), (0, 4));
+    }
+
+    #[test]
+    fn evicted_values_go_to_the_background_under_lazy_eviction() {
+        let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
+        engine.eviction.set_policy(crate::evict::Policy::parse("allkeys-random").unwrap());
+        let keys = |engine: &Engine| engine.db_sizes().first().map_or(0, |s| s.0);
+        for i in 0..4 {
+            hset(&engine, &host, &format!("h{i}"), 100);
+        }
+        assert!(engine.evict(NOW, &NoJournal, &host, &|| keys(&engine) > 3));
+        assert!(host.0.lock().is_empty(), "freed at once by default");
+        engine.lazyfree.set(LazyOption::Eviction, true);
+        assert!(engine.evict(NOW, &NoJournal, &host, &|| keys(&engine) > 1));
+        assert_eq!(keys(&engine), 1);
+        assert_eq!(counters(&engine), (2, 0));
     }
 
     #[test]

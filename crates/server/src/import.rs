@@ -77,7 +77,7 @@ pub fn import(source: &str, dir: &Path) -> Result<(), String> {
         }
     }
     let before = key_count(&engine);
-    engine.active_expire(crate::clock::now_ms(), usize::MAX, &NoJournal);
+    engine.active_expire(crate::clock::now_ms(), usize::MAX, &NoJournal, &NoHost);
     report.expired += before - key_count(&engine);
     let written = write_data_dir(dir, &engine)?;
     print_report(source, dir, &engine, &report, written, started.elapsed());

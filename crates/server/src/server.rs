@@ -169,7 +169,7 @@ async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: 
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
         tick.tick().await;
-        engine.active_expire(crate::clock::now_ms(), EXPIRE_BUDGET, &*persistence);
+        engine.active_expire(crate::clock::now_ms(), EXPIRE_BUDGET, &*persistence, &*host);
         host.sample_metrics(&engine);
     }
 }

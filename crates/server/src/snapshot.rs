@@ -1040,7 +1040,7 @@ mod tests {
                 run(&engine, &log, &mut client, now, &["DEL", &format!("key:{}", i / 2)]);
             }
         }
-        engine.active_expire(now + 100, usize::MAX, &LogJournal(&log));
+        engine.active_expire(now + 100, usize::MAX, &LogJournal(&log), &staykv_engine::host::NoHost);
         let expected = contents(&engine);
         let next = log.rotate().unwrap();
         let four = build_snapshot(dir, 16, next - 1, 4).unwrap();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use staykv_engine::exec::NoJournal;
+use staykv_engine::host::NoHost;
 use staykv_engine::{decode_batch, Engine, EngineOptions};
 use staykv_rdb::{RdbItem, RdbReader};
 use staykv_storage::{BoxError, DamageKind, Progress, RealFs, Replay};
@@ -316,7 +317,7 @@ pub fn export(dir: &Path, rdb: &Path) -> Result<(), String> {
             torn.file, torn.offset, torn.reason
         );
     }
-    engine.active_expire(crate::clock::now_ms(), usize::MAX, &NoJournal);
+    engine.active_expire(crate::clock::now_ms(), usize::MAX, &NoJournal, &NoHost);
     let total: u64 = engine.db_sizes().iter().map(|(keys, _)| *keys as u64).sum();
     let mut meter = Meter::new("exporting", Some(total), "keys");
     let (bytes, counts) = snapshot::write_rdb_atomically(rdb, |writer| {

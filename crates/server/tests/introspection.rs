@@ -831,7 +831,7 @@ fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
     let many = |head: &str, members: usize, member: fn(usize) -> String| -> String {
         std::iter::once(head.to_string()).chain((0..members).map(member)).collect::<Vec<_>>().join(" ")
     };
-    let steps: [(&str, Vec<String>); 12] = [
+    let steps: [(&str, Vec<String>); 13] = [
         (
             "large values written",
             vec![
@@ -878,12 +878,30 @@ fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
                 "CONFIG SET lazyfree-lazy-server-del no".into(),
             ],
         ),
+        (
+            "expiry under lazyfree-lazy-expire",
+            vec![
+                "CONFIG SET lazyfree-lazy-expire yes".into(),
+                many("HSET h5", 1000, |i| format!("f{i} v")),
+                "PEXPIREAT h5 1".into(),
+                many("HSET h6", 1000, |i| format!("f{i} v")),
+                "PEXPIRE h6 1".into(),
+                // Found expired on access, or by active expiry first: either frees it lazily.
+                "sleep 20".into(),
+                "EXISTS h6".into(),
+                "CONFIG SET lazyfree-lazy-expire no".into(),
+            ],
+        ),
         ("CONFIG RESETSTAT", vec!["CONFIG RESETSTAT".into()]),
     ];
     let mut conn = server.connect();
     let mut counts = Vec::new();
     for (step, commands) in steps {
         for command in &commands {
+            if let Some(ms) = command.strip_prefix("sleep ") {
+                std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+                continue;
+            }
             let args: Vec<&str> = command.split(' ').collect();
             conn.cmd(&args);
         }

@@ -149,7 +149,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, absolute: bool, n
         return Ok(Reply::Int(0));
     }
     if when <= i64::try_from(ctx.now).unwrap_or(i64::MAX) {
-        ctx.remove(key);
+        ctx.delete_expired(key);
         ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
     } else {
         let at = u64::try_from(when).unwrap_or(u64::MAX);

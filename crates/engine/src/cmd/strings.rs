@@ -235,7 +235,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     match expiry {
         Expiry::At(at) if at <= ctx.now => {
-            ctx.remove(key);
+            ctx.delete_expired(key);
             ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
         }
         Expiry::At(at) => {

@@ -197,7 +197,7 @@ mod tests {
             assert!(w.a_execs(2000));
             let mut w = World::new(&["k"]);
             w.a("WATCH k");
-            assert_eq!(w.e.active_expire(2000, 1000, &NoJournal), 1);
+            assert_eq!(w.e.active_expire(2000, 1000, &NoJournal, &crate::host::NoHost), 1);
             assert!(w.a_execs(2000));
         }
 
@@ -214,7 +214,7 @@ mod tests {
             // After active expiry deleted it, a write still counts.
             let mut w = World::new(&["k"]);
             w.a("WATCH k");
-            w.e.active_expire(2000, 1000, &NoJournal);
+            w.e.active_expire(2000, 1000, &NoJournal, &crate::host::NoHost);
             w.b("SET k x");
             assert!(!w.a_execs(2000));
             // The watcher's own write too.
