@@ -13,7 +13,7 @@
 
 use std::borrow::Borrow;
 
-use crate::small_bytes::{KeyBytes, KEY_INLINE_CAPACITY};
+use crate::small_bytes::KeyBytes;
 use crate::value::HashMap;
 
 /// Pairs a hash holds before it becomes a table (and stays one). Past this a lookup in the
@@ -118,15 +118,21 @@ impl Hash {
         }
     }
 
+    fn pairs(&self) -> Box<dyn Iterator<Item = (&KeyBytes, &KeyBytes)> + '_> {
+        match &self.repr {
+            Repr::Pairs(pairs) => Box::new(pairs.iter().map(|(f, v)| (f, v))),
+            Repr::Table(table) => Box::new(table.iter()),
+        }
+    }
+
     /// Heap bytes, estimated from the first `samples` pairs (all with 0), for `MEMORY USAGE`.
     pub fn heap_size(&self, samples: usize) -> usize {
         let per_pair = match self.repr {
             Repr::Pairs(_) => PAIR_BYTES,
             Repr::Table(_) => TABLE_PAIR_BYTES,
         };
-        let outside = |s: &[u8]| if s.len() > KEY_INLINE_CAPACITY { s.len() } else { 0 };
         let take = if samples == 0 { self.len() } else { samples.min(self.len()) };
-        let seen: usize = self.iter().take(take).map(|(f, v)| per_pair + outside(f) + outside(v)).sum();
+        let seen: usize = self.pairs().take(take).map(|(f, v)| per_pair + f.heap_len() + v.heap_len()).sum();
         seen.checked_div(take).map_or(0, |average| average * self.len())
     }
 }

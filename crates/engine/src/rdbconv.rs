@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use staykv_rdb::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbValue};
 
-use crate::small_bytes::SmallBytes;
+use crate::small_bytes::{KeyBytes, SmallBytes};
 use crate::stream::{Consumer, Group, Pending, Stream, StreamId};
 use crate::value::{HashSet, Value};
 
@@ -30,7 +30,7 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
         RdbValue::Hash(pairs) => Value::Hash(Box::new(pairs.into_iter().collect())),
         RdbValue::Set(members) => {
             let mut set = HashSet::default();
-            set.extend(members.into_iter().map(Bytes::from));
+            set.extend(members.into_iter().map(KeyBytes::from_vec));
             Value::Set(Box::new(set))
         }
         RdbValue::SortedSet(pairs) => {

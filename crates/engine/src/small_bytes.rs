@@ -107,6 +107,14 @@ impl KeyBytes {
     pub fn to_bytes(&self) -> Bytes {
         Bytes::copy_from_slice(self.as_slice())
     }
+
+    /// Bytes held outside these 24: the boxed slice of a long one.
+    pub fn heap_len(&self) -> usize {
+        match self {
+            KeyBytes::Inline { .. } => 0,
+            KeyBytes::Boxed(data) => data.len(),
+        }
+    }
 }
 
 /// Stored bytes handed out (in a reply, or to a computation that outlives the command). A

@@ -955,7 +955,7 @@ mod tests {
         let hash: staykv_engine::hash::Hash =
             [("f", "v")].into_iter().map(|(f, v)| (f.as_bytes(), v.as_bytes())).collect();
         let mut set = HashSet::default();
-        set.insert(Bytes::from("m"));
+        set.insert(KeyBytes::from_slice(b"m"));
         for value in [
             Value::Str(SmallBytes::from_slice(b"hello")),
             Value::List(Box::new(VecDeque::from(vec![Bytes::from("a"), Bytes::from("b")]))),

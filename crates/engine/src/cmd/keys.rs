@@ -14,6 +14,7 @@ use crate::keyspace::{Entry, NO_EXPIRY};
 use crate::lazyfree::LazyOption;
 use crate::notify::{GENERIC, NEW};
 use crate::num::i64_bytes;
+use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -353,7 +354,7 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
         // Elements are read out as replies are: a clone would leave each a shared header.
         Value::List(l) => create(b"RPUSH", l.iter().map(read_out).collect()),
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f, v].map(Bytes::copy_from_slice)).collect()),
-        Value::Set(s) => create(b"SADD", s.iter().map(read_out).collect()),
+        Value::Set(s) => create(b"SADD", s.iter().map(KeyBytes::to_bytes).collect()),
         Value::ZSet(z) => {
             let pairs = z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), read_out(m)]);
             create(b"ZADD", pairs.collect())

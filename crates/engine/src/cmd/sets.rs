@@ -9,10 +9,11 @@ use rand::Rng;
 use staykv_resp::Reply;
 
 use super::lists::{numkeys_at_1, parse_numkeys};
-use super::{arg, is, own, read_out, scan_members, MAX_RANDOM_REPEATS};
+use super::{arg, is, scan_members, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::small_bytes::KeyBytes;
 use crate::value::{Encoding, HashSet, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -35,7 +36,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sscan", -3, READONLY, "set", sscan).keys(1, 1, 1),
 ];
 
-type Set = HashSet<Bytes>;
+type Set = HashSet<KeyBytes>;
+
+/// A stored member for a reply.
+fn bulk(member: &KeyBytes) -> Reply {
+    Reply::Bulk(member.to_bytes())
+}
 
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Reply> {
     ctx.read_collection(key)
@@ -53,7 +59,7 @@ fn existing<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Rep
 
 fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let set = write(ctx, arg(args, 1)?)?;
-    let added = args.iter().skip(2).filter(|m| set.insert(own(m))).count();
+    let added = args.iter().skip(2).filter(|m| set.insert(KeyBytes::from_slice(m))).count();
     // Adding only members already there changes nothing: no event, no WATCH touch (Redis).
     if added > 0 {
         ctx.propagate_args(args);
@@ -74,8 +80,7 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let members =
-        read(ctx, arg(args, 1)?)?.map(|s| s.iter().map(|m| Reply::Bulk(read_out(m))).collect()).unwrap_or_default();
+    let members = read(ctx, arg(args, 1)?)?.map(|s| s.iter().map(bulk).collect()).unwrap_or_default();
     Ok(Reply::Set(members))
 }
 
@@ -116,13 +121,13 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let size = set.len();
     let mut rng = rand::thread_rng();
-    let chosen: Vec<Bytes> = set.iter().cloned().choose_multiple(&mut rng, count.unwrap_or(1));
+    let chosen: Vec<Bytes> = set.iter().map(KeyBytes::to_bytes).choose_multiple(&mut rng, count.unwrap_or(1));
     // Popping most of a set makes Redis rebuild it from what remains, so its encoding then
     // follows the content again: spopWithCountCommand's third case, taken when fewer than
     // `count` elements remain and `remaining * 5 <= count` (SPOP_MOVE_STRATEGY_MUL).
     let rebuilt = count.is_some_and(|n| n < size && (size - n).saturating_mul(5) <= n);
     for member in &chosen {
-        set.remove(member);
+        set.remove(&member[..]);
     }
     if !chosen.is_empty() {
         let mut effect = vec![Bytes::from_static(b"SREM"), key.clone()];
@@ -153,15 +158,15 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return Ok(set.iter().choose(&mut rng).map(read_out).map_or(Reply::Nil, Reply::Bulk));
+        return Ok(set.iter().choose(&mut rng).map_or(Reply::Nil, bulk));
     };
     if count >= 0 {
         let n = usize::try_from(count).unwrap_or(usize::MAX);
-        return Ok(Reply::bulks(set.iter().choose_multiple(&mut rng, n).into_iter().map(read_out)));
+        return Ok(Reply::Array(set.iter().choose_multiple(&mut rng, n).into_iter().map(bulk).collect()));
     }
     let n = count.checked_neg().filter(|&n| n <= MAX_RANDOM_REPEATS).ok_or_else(|| err("ERR value is out of range"))?;
-    let members: Vec<&Bytes> = set.iter().collect();
-    Ok(Reply::bulks((0..n).filter_map(|_| members.get(rng.gen_range(0..members.len())).map(|m| read_out(m)))))
+    let members: Vec<&KeyBytes> = set.iter().collect();
+    Ok(Reply::Array((0..n).filter_map(|_| members.get(rng.gen_range(0..members.len())).map(|m| bulk(m))).collect()))
 }
 
 fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -185,7 +190,7 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // is created, `sadd` only if the member was not in it already.
     ctx.propagate(vec![Bytes::from_static(b"SREM"), src.clone(), member.clone()]);
     ctx.drop_if_empty(src);
-    if write(ctx, dst)?.insert(own(member)) {
+    if write(ctx, dst)?.insert(KeyBytes::from_slice(member)) {
         ctx.propagate(vec![Bytes::from_static(b"SADD"), dst.clone(), member.clone()]);
     }
     Ok(Reply::Int(1))
@@ -200,7 +205,7 @@ enum Op {
 
 /// The sets at `keys` (a missing key is an empty set), or WRONGTYPE if any is not a set.
 fn load_sets(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<Set>>, Reply> {
-    keys.iter().map(|k| Ok(read(ctx, k)?.map(|s| s.iter().map(read_out).collect()))).collect()
+    keys.iter().map(|k| Ok(read(ctx, k)?.map(|s| s.clone()))).collect()
 }
 
 fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
@@ -212,7 +217,7 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
             acc
         }),
         Op::Diff => iter.flatten().fold(first, |mut acc, s| {
-            acc.retain(|m| !s.contains(m));
+            acc.retain(|m| !s.contains(&m[..]));
             acc
         }),
         Op::Inter => {
@@ -222,7 +227,7 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
             }
             let mut acc = first;
             for s in rest.into_iter().flatten() {
-                acc.retain(|m| s.contains(m));
+                acc.retain(|m| s.contains(&m[..]));
             }
             acc
         }
@@ -231,7 +236,7 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
 
 fn set_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let sets = load_sets(ctx, args.get(1..).unwrap_or_default())?;
-    Ok(Reply::Set(combine(sets, op).into_iter().map(Reply::Bulk).collect()))
+    Ok(Reply::Set(combine(sets, op).iter().map(bulk).collect()))
 }
 
 fn sinter(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -274,7 +279,7 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     };
     let stored = (len > 0).then(|| {
         let mut sadd = vec![Bytes::from_static(b"SADD"), dst.clone()];
-        sadd.extend(result.iter().cloned());
+        sadd.extend(result.iter().map(KeyBytes::to_bytes));
         (Value::Set(Box::new(result)), sadd)
     });
     ctx.replace_with_result(dst, stored, crate::notify::SET, event);

@@ -9,6 +9,7 @@ use super::{arg, int_arg, is, read_out};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
 // BY and GET patterns may name any key, so SORT locks every shard.
@@ -114,7 +115,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let source = match ctx.lookup_read(key).map(|e| &mut e.value) {
         None => Source::List(Vec::new()),
         Some(Value::List(l)) => Source::List(l.iter().map(read_out).collect()),
-        Some(Value::Set(s)) => Source::Set(s.iter().map(read_out).collect()),
+        Some(Value::Set(s)) => Source::Set(s.iter().map(KeyBytes::to_bytes).collect()),
         Some(Value::ZSet(z)) => {
             // Redis converts a sorted set it sorts to a skip list, for good.
             z.convert_to_skiplist();

@@ -709,7 +709,7 @@ struct Input {
 }
 
 /// The members (score 1 for a plain set) of an input, visited one by one.
-fn for_each_member(value: Option<&Value>, mut visit: impl FnMut(&Bytes, f64)) {
+fn for_each_member(value: Option<&Value>, mut visit: impl FnMut(&[u8], f64)) {
     match value {
         Some(Value::ZSet(z)) => z.iter().for_each(|(m, s)| visit(m, s)),
         Some(Value::Set(s)) => s.iter().for_each(|m| visit(m, 1.0)),
@@ -858,10 +858,10 @@ fn union(ctx: &mut Ctx, inputs: &[Input], how: Aggregate) -> Vec<(Bytes, f64)> {
             if score.is_nan() {
                 score = 0.0;
             }
-            match acc.get_mut(&member[..]) {
+            match acc.get_mut(member) {
                 Some(existing) => aggregate(existing, score, how),
                 None => {
-                    acc.insert(member.clone(), score);
+                    acc.insert(Bytes::copy_from_slice(member), score);
                 }
             }
         });
@@ -876,7 +876,7 @@ fn intersection(ctx: &mut Ctx, inputs: &[Input], how: Aggregate) -> Vec<(Bytes, 
     let mut candidates = Vec::with_capacity(smallest.len);
     for_each_member(ctx.peek(&smallest.key).map(|e| &e.value), |member, score| {
         let score = smallest.weight * score;
-        candidates.push((member.clone(), if score.is_nan() { 0.0 } else { score }));
+        candidates.push((Bytes::copy_from_slice(member), if score.is_nan() { 0.0 } else { score }));
     });
     for input in others {
         let value = ctx.peek(&input.key).map(|e| &e.value);
@@ -896,7 +896,9 @@ fn difference(ctx: &mut Ctx, inputs: &[Input]) -> Vec<(Bytes, f64)> {
         return Vec::new();
     };
     let mut candidates = Vec::with_capacity(first.len);
-    for_each_member(ctx.peek(&first.key).map(|e| &e.value), |member, score| candidates.push((member.clone(), score)));
+    for_each_member(ctx.peek(&first.key).map(|e| &e.value), |member, score| {
+        candidates.push((Bytes::copy_from_slice(member), score))
+    });
     for input in others.iter().filter(|i| i.len > 0) {
         let value = ctx.peek(&input.key).map(|e| &e.value);
         candidates.retain(|(member, _)| score_in(value, member).is_none());

@@ -96,7 +96,7 @@ impl Session {
                     z.iter().map(|(m, s)| (m.clone(), s.to_bits())).collect::<Vec<_>>()
                 ),
                 Value::Set(members) => {
-                    let mut members: Vec<_> = members.iter().collect();
+                    let mut members: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
                     members.sort();
                     format!("set {members:?}")
                 }
