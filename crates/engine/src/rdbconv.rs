@@ -26,7 +26,7 @@ pub fn to_rdb(value: &Value) -> RdbValue {
 pub fn from_rdb(value: RdbValue) -> Option<Value> {
     let value = match value {
         RdbValue::String(s) => Value::Str(SmallBytes::from_owned(Bytes::from(s))),
-        RdbValue::List(l) => Value::List(Box::new(l.into_iter().map(Bytes::from).collect::<VecDeque<_>>())),
+        RdbValue::List(l) => Value::List(Box::new(l.into_iter().map(KeyBytes::from_vec).collect::<VecDeque<_>>())),
         RdbValue::Hash(pairs) => Value::Hash(Box::new(pairs.into_iter().collect())),
         RdbValue::Set(members) => {
             let mut set = HashSet::default();

@@ -108,6 +108,14 @@ impl KeyBytes {
         Bytes::copy_from_slice(self.as_slice())
     }
 
+    /// Handed out for good (a popped list element): a long one's block becomes the `Bytes`.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            KeyBytes::Inline { .. } => self.to_bytes(),
+            KeyBytes::Boxed(data) => Bytes::from(data),
+        }
+    }
+
     /// Bytes held outside these 24: the boxed slice of a long one.
     pub fn heap_len(&self) -> usize {
         match self {

@@ -2,8 +2,6 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
-
 use crate::small_bytes::{KeyBytes, SmallBytes};
 
 pub type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
@@ -16,7 +14,7 @@ pub type HashSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 /// (inline in its `SmallBytes`) must not pay for the size of a collection's header.
 pub enum Value {
     Str(SmallBytes),
-    List(Box<VecDeque<Bytes>>),
+    List(Box<VecDeque<KeyBytes>>),
     Hash(Box<crate::hash::Hash>),
     Set(Box<HashSet<KeyBytes>>),
     ZSet(Box<crate::zset::ZSet>),
@@ -125,7 +123,7 @@ impl Value {
         match self {
             Value::Str(s) if s.is_inline() => 0,
             Value::Str(s) => s.len() + SHARED_STRING_OVERHEAD,
-            Value::List(l) => sampled(l.iter(), samples, |e| e.len() + 32),
+            Value::List(l) => sampled(l.iter(), samples, |e| std::mem::size_of::<KeyBytes>() + e.heap_len()),
             Value::Hash(h) => h.heap_size(samples),
             Value::Set(s) => sampled(s.iter(), samples, |m| SET_MEMBER_BYTES + m.heap_len()),
             Value::ZSet(z) => z.heap_size(),
@@ -181,7 +179,7 @@ pub trait Collection: Sized {
     fn empty() -> Value;
 }
 
-impl Collection for VecDeque<Bytes> {
+impl Collection for VecDeque<KeyBytes> {
     fn view(value: &mut Value) -> Option<&mut Self> {
         match value {
             Value::List(l) => Some(l),

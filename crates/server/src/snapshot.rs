@@ -958,7 +958,7 @@ mod tests {
         set.insert(KeyBytes::from_slice(b"m"));
         for value in [
             Value::Str(SmallBytes::from_slice(b"hello")),
-            Value::List(Box::new(VecDeque::from(vec![Bytes::from("a"), Bytes::from("b")]))),
+            Value::List(Box::new(VecDeque::from(vec![KeyBytes::from_slice(b"a"), KeyBytes::from_slice(b"b")]))),
             Value::Hash(Box::new(hash)),
             Value::Set(Box::new(set)),
         ] {

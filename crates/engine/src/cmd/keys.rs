@@ -352,7 +352,7 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
     match &entry.value {
         Value::Str(s) => create(b"SET", vec![s.to_bytes()]),
         // Elements are read out as replies are: a clone would leave each a shared header.
-        Value::List(l) => create(b"RPUSH", l.iter().map(read_out).collect()),
+        Value::List(l) => create(b"RPUSH", l.iter().map(KeyBytes::to_bytes).collect()),
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f, v].map(Bytes::copy_from_slice)).collect()),
         Value::Set(s) => create(b"SADD", s.iter().map(KeyBytes::to_bytes).collect()),
         Value::ZSet(z) => {

@@ -8,11 +8,12 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is, own, read_out};
+use super::{arg, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::num::i64_bytes;
+use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -42,7 +43,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("blmpop", -5, WRITE, "list", blmpop).key_finder(numkeys_at_2),
 ];
 
-type List = VecDeque<Bytes>;
+type List = VecDeque<KeyBytes>;
 
 /// Which end of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,10 +139,15 @@ fn existing<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut List>, Re
 fn push_generic(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {
     let key = arg(args, 1)?;
     let Some(list) = write(ctx, key, !only_existing)? else { return Ok(Reply::Int(0)) };
+    if list.is_empty() {
+        // A list made by one push holds what it was given and no spare room. Later pushes
+        // grow it by doubling (exact growth at every push would copy it each time).
+        list.reserve_exact(args.len().saturating_sub(2));
+    }
     for item in args.iter().skip(2) {
         match end {
-            End::Left => list.push_front(own(item)),
-            End::Right => list.push_back(own(item)),
+            End::Left => list.push_front(KeyBytes::from_slice(item)),
+            End::Right => list.push_back(KeyBytes::from_slice(item)),
         }
     }
     let len = list.len();
@@ -170,8 +176,8 @@ pub(crate) fn pop_elements(ctx: &mut Ctx, key: &Bytes, end: End, count: usize) -
     let Some(list) = write(ctx, key, false)? else { return Ok(Vec::new()) };
     let n = count.min(list.len());
     let popped: Vec<Bytes> = match end {
-        End::Left => list.drain(..n).collect(),
-        End::Right => list.drain(list.len() - n..).rev().collect(),
+        End::Left => list.drain(..n).map(KeyBytes::into_bytes).collect(),
+        End::Right => list.drain(list.len() - n..).rev().map(KeyBytes::into_bytes).collect(),
     };
     if !popped.is_empty() {
         ctx.propagate(vec![Bytes::from_static(end.pop_name()), key.clone(), i64_bytes(n as i64)]);
@@ -215,7 +221,7 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (int_arg(arg(args, 2)?)?, int_arg(arg(args, 3)?)?);
     let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Array(Vec::new())) };
     Ok(match list_range(start, stop, list.len()) {
-        Some((from, to)) => Reply::bulks(list.range(from..=to).map(read_out)),
+        Some((from, to)) => Reply::bulks(list.range(from..=to).map(KeyBytes::to_bytes)),
         None => Reply::Array(Vec::new()),
     })
 }
@@ -242,7 +248,7 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // Redis looks the key up (and checks its type) before it parses the index.
     let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Nil) };
     let index = int_arg(arg(args, 2)?)?;
-    Ok(list_index(index, list.len()).and_then(|i| list.get(i).map(read_out)).map_or(Reply::Nil, Reply::Bulk))
+    Ok(list_index(index, list.len()).and_then(|i| list.get(i).map(KeyBytes::to_bytes)).map_or(Reply::Nil, Reply::Bulk))
 }
 
 fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -250,7 +256,7 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let index = int_arg(arg(args, 2)?)?;
     let slot =
         list_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or_else(|| err("ERR index out of range"))?;
-    *slot = own(arg(args, 3)?);
+    *slot = KeyBytes::from_slice(arg(args, 3)?);
     ctx.propagate_args(args);
     Ok(Reply::Ok)
 }
@@ -263,7 +269,7 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut removed = 0;
     if count >= 0 {
         list.retain(|e| {
-            let hit = removed < limit && e == element;
+            let hit = removed < limit && e.as_slice() == &element[..];
             removed += usize::from(hit);
             !hit
         });
@@ -271,7 +277,7 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let mut i = list.len();
         while i > 0 && removed < limit {
             i -= 1;
-            if list.get(i) == Some(element) {
+            if list.get(i).is_some_and(|e| e.as_slice() == &element[..]) {
                 list.remove(i);
                 removed += 1;
             }
@@ -308,8 +314,8 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let (pivot, element) = (arg(args, 3)?, arg(args, 4)?);
     let Some(list) = write(ctx, arg(args, 1)?, false)? else { return Ok(Reply::Int(0)) };
-    let Some(pos) = list.iter().position(|e| e == pivot) else { return Ok(Reply::Int(-1)) };
-    list.insert(if after { pos + 1 } else { pos }, own(element));
+    let Some(pos) = list.iter().position(|e| e.as_slice() == &pivot[..]) else { return Ok(Reply::Int(-1)) };
+    list.insert(if after { pos + 1 } else { pos }, KeyBytes::from_slice(element));
     let len = list.len();
     ctx.propagate_args(args);
     Ok(Reply::Int(len as i64))
@@ -352,7 +358,7 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => 1,
     };
     let found: Vec<Reply> = indexes
-        .filter(|&i| list.get(i) == Some(element))
+        .filter(|&i| list.get(i).is_some_and(|e| e.as_slice() == &element[..]))
         .skip(skip)
         .take(wanted)
         .map(|i| Reply::Int(i as i64))
@@ -388,6 +394,7 @@ pub(crate) fn move_element(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, t
             End::Right => list.push_back(element.clone()),
         }
     }
+    let element = element.into_bytes();
     ctx.propagate(vec![Bytes::from_static(to.push_name()), dst.clone(), element.clone()]);
     ctx.propagate(vec![Bytes::from_static(from.pop_name()), src.clone(), i64_bytes(1)]);
     ctx.drop_if_empty(src);
