@@ -156,7 +156,9 @@ impl ZSet {
             member: Bytes::new(),
             score: 0.0,
             backward: NIL,
-            levels: vec![Level::default(); MAX_LEVEL].into_boxed_slice(),
+            // Grown as the set's level grows (`link`): a small set's header then costs 8
+            // bytes a level instead of 256 for all 32 it might ever use.
+            levels: vec![Level::default(); 1].into_boxed_slice(),
         };
         ZSet {
             nodes: vec![Some(head)],
@@ -337,6 +339,11 @@ impl ZSet {
         }
         let node_level = self.levels_of(slot);
         if node_level > self.level {
+            if let Some(head) = self.node_mut(HEAD).filter(|head| head.levels.len() < node_level) {
+                let mut levels = head.levels.to_vec();
+                levels.resize(node_level, Level::default());
+                head.levels = levels.into_boxed_slice();
+            }
             for level in self.level..node_level {
                 put(&mut rank, level, 0);
                 put(&mut update, level, HEAD);
