@@ -2,7 +2,9 @@
 //!
 //! # Structure and why
 //!
-//! A skip list with spans, as in Redis's `t_zset.c`, plus a hash index from member to node:
+//! As Redis does, two layouts: while Redis 7.0 would hold the set as a listpack (see below) a
+//! vector of (member, score) in order (`zset/packed.rs`), beyond it a skip list with spans, as in
+//! Redis's `t_zset.c`, plus a hash index from member to node:
 //!
 //! * Nodes live in a slab (`Vec<Option<Node>>`) and link to each other by slot number instead
 //!   of by pointer, so the structure is plain safe Rust. Slot 0 is the header; since nothing
@@ -33,9 +35,10 @@
 //!
 //! Redis keeps small sets (≤ 128 members, none longer than 64 bytes) as a listpack and
 //! converts to a skip list on growth, never back (except for the results of STORE commands).
-//! StayKV always uses the skip list but tracks which encoding Redis would have, because it is
-//! visible: `OBJECT ENCODING`, ZSCAN (a listpack set is returned whole, in order, with cursor
-//! 0) and the sign of zero (a listpack stores `-0` as the integer `0`; a skip list keeps it).
+//! StayKV switches layouts at exactly those points, because the encoding is visible: `OBJECT
+//! ENCODING`, ZSCAN (a listpack set is returned whole, in order, with cursor 0), the sign of
+//! zero (a listpack stores `-0` as the integer `0`; a skip list keeps it), and which member
+//! a lex range over mixed scores starts at (a listpack is searched linearly).
 
 use std::hash::BuildHasher;
 
@@ -66,9 +69,26 @@ struct Node {
     levels: Box<[Level]>,
 }
 
+mod packed;
+
+use packed::Packed;
+
 /// A sorted set. See the module documentation.
 #[derive(Clone)]
 pub struct ZSet {
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// Where Redis 7.0 holds a listpack.
+    Packed(Packed),
+    Skip(Box<SkipList>),
+}
+
+/// The skip list of a sorted set past the listpack limits.
+#[derive(Clone)]
+struct SkipList {
     nodes: Vec<Option<Node>>,
     free: Vec<u32>,
     index: HashTable<u32>,
@@ -77,7 +97,6 @@ pub struct ZSet {
     level: usize,
     len: usize,
     member_bytes: usize,
-    listpack: bool,
     rng: u64,
 }
 
@@ -115,7 +134,7 @@ impl Default for ZSet {
 
 impl PartialEq for ZSet {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().zip(other.iter()).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
     }
 }
 
@@ -150,6 +169,299 @@ fn listpack_score(score: f64) -> f64 {
 
 impl ZSet {
     pub fn new() -> ZSet {
+        ZSet { repr: Repr::Packed(Packed::default()) }
+    }
+
+    /// An empty set created for about `size_hint` members (Redis's `zsetTypeCreate`): a
+    /// hint above the listpack limit starts it in the skip-list encoding.
+    pub fn with_size_hint(size_hint: usize) -> ZSet {
+        if size_hint <= LISTPACK_MAX_ENTRIES {
+            ZSet::new()
+        } else {
+            ZSet { repr: Repr::Skip(Box::new(SkipList::new())) }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Packed(p) => p.len(),
+            Repr::Skip(s) => s.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether Redis 7.0 would hold this set as a listpack (else a skip list).
+    pub fn is_listpack(&self) -> bool {
+        matches!(self.repr, Repr::Packed(_))
+    }
+
+    /// Leave the listpack encoding for good, as Redis's SORT does to a sorted set it reads
+    /// (`zsetConvert(sortval, OBJ_ENCODING_SKIPLIST)`), and as Redis does when a set outgrows it.
+    pub fn convert_to_skiplist(&mut self) {
+        if let Repr::Packed(packed) = &self.repr {
+            let mut skip = SkipList::new();
+            for (member, score) in packed.items() {
+                skip.insert_new(member.clone(), *score);
+            }
+            self.repr = Repr::Skip(Box::new(skip));
+        }
+    }
+
+    /// Switch to the listpack encoding if the set is small enough, as Redis does for the
+    /// results of ZUNIONSTORE and friends and when loading an RDB file.
+    pub fn convert_to_listpack_if_needed(&mut self) {
+        if let Repr::Skip(skip) = &self.repr {
+            let iter = || skip.iter_from_rank(0, false);
+            if skip.len <= LISTPACK_MAX_ENTRIES && iter().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE) {
+                self.repr = Repr::Packed(Packed::from_sorted(iter().map(|(m, s)| (m.clone(), s))));
+            }
+        }
+    }
+
+    /// Approximate heap bytes, for INFO memory.
+    pub fn heap_size(&self) -> usize {
+        match &self.repr {
+            Repr::Packed(p) => p.heap_size(),
+            Repr::Skip(s) => std::mem::size_of::<SkipList>() + s.heap_size(),
+        }
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.repr {
+            Repr::Packed(p) => p.score(member),
+            Repr::Skip(s) => s.score(member),
+        }
+    }
+
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.score(member).is_some()
+    }
+
+    /// A member that is not in the set; the set leaves the listpack encoding first if the
+    /// member would take it past Redis's limits.
+    fn insert_new(&mut self, member: Bytes, score: f64) {
+        if self.is_listpack() && (self.len() + 1 > LISTPACK_MAX_ENTRIES || member.len() > LISTPACK_MAX_VALUE) {
+            self.convert_to_skiplist();
+        }
+        match &mut self.repr {
+            Repr::Packed(p) => p.insert_new(member, score),
+            Repr::Skip(s) => s.insert_new(member, score),
+        }
+    }
+
+    /// A new score for a member of the set.
+    fn set_score(&mut self, member: &[u8], score: f64) {
+        match &mut self.repr {
+            Repr::Packed(p) => p.set_score(member, score),
+            Repr::Skip(s) => s.set_score(member, score),
+        }
+    }
+
+    /// Add `member` or change its score. Returns true if it was new. The score must not be
+    /// NaN (a NaN is ignored).
+    pub fn insert(&mut self, member: Bytes, score: f64) -> bool {
+        if score.is_nan() {
+            return false;
+        }
+        match self.score(&member) {
+            Some(current) => {
+                if current != score {
+                    self.set_score(&member, score);
+                }
+                false
+            }
+            None => {
+                self.insert_new(member, score);
+                true
+            }
+        }
+    }
+
+    /// ZADD's per-element step with its options (Redis's `zsetAdd`).
+    pub fn add(&mut self, member: &[u8], score: f64, flags: AddFlags) -> AddOutcome {
+        if score.is_nan() {
+            return AddOutcome::Nan;
+        }
+        match self.score(member) {
+            Some(_) if flags.nx => AddOutcome::Skipped,
+            Some(current) => {
+                let mut score = score;
+                if flags.incr {
+                    score += current;
+                    if score.is_nan() {
+                        return AddOutcome::Nan;
+                    }
+                }
+                if (flags.lt && score >= current) || (flags.gt && score <= current) {
+                    return AddOutcome::Skipped;
+                }
+                if score != current {
+                    self.set_score(member, score);
+                    AddOutcome::Updated(score)
+                } else {
+                    AddOutcome::Unchanged(score)
+                }
+            }
+            None if flags.xx => AddOutcome::Skipped,
+            None => {
+                self.insert_new(Bytes::copy_from_slice(member), score);
+                AddOutcome::Added(score)
+            }
+        }
+    }
+
+    /// Remove `member`; returns its score.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match &mut self.repr {
+            Repr::Packed(p) => p.remove(member),
+            Repr::Skip(s) => s.remove(member),
+        }
+    }
+
+    /// 0-based rank of `member`, from the lowest (or with `reverse`, from the highest).
+    pub fn rank(&self, member: &[u8], reverse: bool) -> Option<usize> {
+        match &self.repr {
+            Repr::Packed(p) => p.rank(member, reverse),
+            Repr::Skip(s) => s.rank(member, reverse),
+        }
+    }
+
+    /// The member at 0-based `rank` from the lowest, and its score.
+    pub fn get_by_rank(&self, rank: usize) -> Option<(&Bytes, f64)> {
+        match &self.repr {
+            Repr::Packed(p) => p.get(rank),
+            Repr::Skip(s) => s.get_by_rank(rank),
+        }
+    }
+
+    /// Every member in order, lowest first.
+    pub fn iter(&self) -> Iter<'_> {
+        self.iter_from_rank(0, false)
+    }
+
+    /// Every member from the highest down.
+    pub fn iter_rev(&self) -> Iter<'_> {
+        self.iter_from_rank(0, true)
+    }
+
+    /// Members from 0-based `rank` on, in the order `reverse` says (a reverse rank counts from
+    /// the highest, as ZREVRANGE does).
+    pub fn iter_from_rank(&self, rank: usize, reverse: bool) -> Iter<'_> {
+        Iter(match &self.repr {
+            Repr::Packed(p) => {
+                let at = if reverse { p.len().checked_sub(rank + 1) } else { Some(rank) };
+                IterRepr::Packed(packed::Iter::new(p.items(), at, reverse))
+            }
+            Repr::Skip(s) => IterRepr::Skip(s.iter_from_rank(rank, reverse)),
+        })
+    }
+
+    /// A walk from the first member in `range` (the last with `reverse`) that does not stop at
+    /// the range's far end: Redis applies a LIMIT offset before it checks that end again. A
+    /// listpack is searched linearly; with a lex range over mixed scores this can differ from
+    /// a skip-list seek, and Redis answers what the linear search finds.
+    pub fn walk_from<R: Range>(&self, range: &R, reverse: bool) -> Iter<'_> {
+        Iter(match &self.repr {
+            Repr::Packed(p) => {
+                let at = if reverse { p.last_in(range) } else { p.first_in(range) };
+                IterRepr::Packed(packed::Iter::new(p.items(), at, reverse))
+            }
+            Repr::Skip(s) => IterRepr::Skip(s.walk_from(range, reverse)),
+        })
+    }
+
+    /// The members in `range`, from the lowest (or from the highest with `reverse`).
+    pub fn range<'a, R: Range>(&'a self, range: &'a R, reverse: bool) -> impl Iterator<Item = (&'a Bytes, f64)> + 'a {
+        self.walk_from(range, reverse).take_while(move |(m, s)| range.contains_far_end(*s, m, reverse))
+    }
+
+    /// How many members `range` holds.
+    pub fn count_in<R: Range>(&self, range: &R) -> usize {
+        match &self.repr {
+            Repr::Packed(p) => p.count_in(range),
+            Repr::Skip(s) => s.count_in(range),
+        }
+    }
+
+    /// Remove the run of members from the first in `range` while they stay in it; returns
+    /// how many.
+    pub fn remove_in<R: Range>(&mut self, range: &R) -> usize {
+        match &mut self.repr {
+            Repr::Packed(p) => p.remove_in(range),
+            Repr::Skip(s) => s.remove_in(range),
+        }
+    }
+
+    /// Remove the members of 0-based ranks `start..=end` (lowest first); returns how many.
+    pub fn remove_rank_range(&mut self, start: usize, end: usize) -> usize {
+        match &mut self.repr {
+            Repr::Packed(p) => p.remove_ranks(start, end),
+            Repr::Skip(s) => s.remove_rank_range(start, end),
+        }
+    }
+
+    /// Remove and return up to `count` members from the lowest (or the highest with `max`).
+    pub fn pop(&mut self, count: usize, max: bool) -> Vec<(Bytes, f64)> {
+        match &mut self.repr {
+            Repr::Packed(p) => p.pop(count, max),
+            Repr::Skip(s) => s.pop(count, max),
+        }
+    }
+
+    /// One page of ZSCAN over a skip-list set (see `SkipList::scan`); a listpack set is
+    /// visited whole, with cursor 0 next, as Redis returns it.
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, f64)) -> u64 {
+        match &self.repr {
+            Repr::Packed(p) => {
+                p.items().iter().for_each(|(m, s)| visit(m, *s));
+                0
+            }
+            Repr::Skip(s) => s.scan(cursor, count, visit),
+        }
+    }
+
+    /// Check every structural invariant (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        match &self.repr {
+            Repr::Packed(p) => p.check(),
+            Repr::Skip(s) => s.check(),
+        }
+    }
+}
+
+/// A walk over members from a starting one, forward or backward.
+#[derive(Clone)]
+pub struct Iter<'a>(IterRepr<'a>);
+
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+enum IterRepr<'a> {
+    Packed(packed::Iter<'a>),
+    Skip(SkipIter<'a>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a Bytes, f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            IterRepr::Packed(it) => it.next(),
+            IterRepr::Skip(it) => it.next(),
+        }
+    }
+}
+
+impl SkipList {
+    fn new() -> SkipList {
         let hasher = foldhash::fast::RandomState::default();
         let rng = hasher.hash_one(0x5eed_u64) | 1;
         let head = Node {
@@ -160,7 +472,7 @@ impl ZSet {
             // bytes a level instead of 256 for all 32 it might ever use.
             levels: vec![Level::default(); 1].into_boxed_slice(),
         };
-        ZSet {
+        SkipList {
             nodes: vec![Some(head)],
             free: Vec::new(),
             index: HashTable::new(),
@@ -169,55 +481,12 @@ impl ZSet {
             level: 1,
             len: 0,
             member_bytes: 0,
-            listpack: true,
             rng,
         }
     }
 
-    /// An empty set created for about `size_hint` members (Redis's `zsetTypeCreate`): a
-    /// hint above the listpack limit starts it in the skip-list encoding.
-    pub fn with_size_hint(size_hint: usize) -> ZSet {
-        let mut set = ZSet::new();
-        set.listpack = size_hint <= LISTPACK_MAX_ENTRIES;
-        set
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether Redis 7.0 would hold this set as a listpack (else a skip list).
-    pub fn is_listpack(&self) -> bool {
-        self.listpack
-    }
-
-    /// Leave the listpack encoding for good, as Redis's SORT does to a sorted set it reads
-    /// (`zsetConvert(sortval, OBJ_ENCODING_SKIPLIST)`).
-    pub fn convert_to_skiplist(&mut self) {
-        self.listpack = false;
-    }
-
-    /// Switch to the listpack encoding if the set is small enough, as Redis does for the
-    /// results of ZUNIONSTORE and friends and when loading an RDB file.
-    pub fn convert_to_listpack_if_needed(&mut self) {
-        if self.listpack || self.len > LISTPACK_MAX_ENTRIES {
-            return;
-        }
-        if self.iter().any(|(m, _)| m.len() > LISTPACK_MAX_VALUE) {
-            return;
-        }
-        self.listpack = true;
-        for node in self.nodes.iter_mut().skip(1).flatten() {
-            node.score = listpack_score(node.score);
-        }
-    }
-
     /// Approximate heap bytes, for INFO memory.
-    pub fn heap_size(&self) -> usize {
+    fn heap_size(&self) -> usize {
         let slots = self.nodes.capacity() * std::mem::size_of::<Option<Node>>();
         // Levels: 4/3 per node on average (p = 1/4), 8 bytes each; the index: 4 bytes + control.
         slots + self.member_bytes + self.len * 11 + self.index.capacity() * 5
@@ -420,10 +689,6 @@ impl ZSet {
     }
 
     fn insert_new(&mut self, member: Bytes, score: f64) {
-        if self.listpack && (self.len + 1 > LISTPACK_MAX_ENTRIES || member.len() > LISTPACK_MAX_VALUE) {
-            self.listpack = false;
-        }
-        let score = if self.listpack { listpack_score(score) } else { score };
         let level = self.random_level();
         let hash = self.hasher.hash_one(&member[..]);
         self.member_bytes += member.len();
@@ -438,7 +703,7 @@ impl ZSet {
                 u32::try_from(self.nodes.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        let ZSet { index, nodes, hasher, .. } = self;
+        let SkipList { index, nodes, hasher, .. } = self;
         index.insert_unique(hash, slot, |&s| hasher.hash_one(slot_member(nodes, s)));
         self.link(slot);
     }
@@ -446,7 +711,6 @@ impl ZSet {
     /// Give the node at `slot` a new score, moving it only if its position changes
     /// (Redis's `zslUpdateScore`).
     fn rescore(&mut self, slot: u32, score: f64) {
-        let score = if self.listpack { listpack_score(score) } else { score };
         let (back, next) = (self.backward(slot), self.forward(slot, 0));
         let stays = (back == NIL || self.score_at(back) < score) && (next == NIL || self.score_at(next) > score);
         if stays {
@@ -462,81 +726,25 @@ impl ZSet {
         self.link(slot);
     }
 
-    // ---- the public API ----
+    // ---- what the ZSet wraps ----
 
-    pub fn score(&self, member: &[u8]) -> Option<f64> {
+    fn score(&self, member: &[u8]) -> Option<f64> {
         self.find(member).map(|slot| self.score_at(slot))
     }
 
-    pub fn contains(&self, member: &[u8]) -> bool {
-        self.find(member).is_some()
-    }
-
-    /// Add `member` or change its score. Returns true if it was new. The score must not be
-    /// NaN (a NaN is ignored).
-    pub fn insert(&mut self, member: Bytes, score: f64) -> bool {
-        if score.is_nan() {
-            return false;
-        }
-        match self.find(&member) {
-            Some(slot) => {
-                if self.score_at(slot) != score {
-                    self.rescore(slot, score);
-                }
-                false
-            }
-            None => {
-                self.insert_new(member, score);
-                true
-            }
+    fn set_score(&mut self, member: &[u8], score: f64) {
+        if let Some(slot) = self.find(member) {
+            self.rescore(slot, score);
         }
     }
 
-    /// ZADD's per-element step with its options (Redis's `zsetAdd`).
-    pub fn add(&mut self, member: &[u8], score: f64, flags: AddFlags) -> AddOutcome {
-        if score.is_nan() {
-            return AddOutcome::Nan;
-        }
-        match self.find(member) {
-            Some(slot) => {
-                if flags.nx {
-                    return AddOutcome::Skipped;
-                }
-                let current = self.score_at(slot);
-                let mut score = score;
-                if flags.incr {
-                    score += current;
-                    if score.is_nan() {
-                        return AddOutcome::Nan;
-                    }
-                }
-                if (flags.lt && score >= current) || (flags.gt && score <= current) {
-                    return AddOutcome::Skipped;
-                }
-                if score != current {
-                    self.rescore(slot, score);
-                    AddOutcome::Updated(score)
-                } else {
-                    AddOutcome::Unchanged(score)
-                }
-            }
-            None if flags.xx => AddOutcome::Skipped,
-            None => {
-                self.insert_new(Bytes::copy_from_slice(member), score);
-                AddOutcome::Added(score)
-            }
-        }
-    }
-
-    /// Remove `member`; returns its score.
-    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
         let slot = self.find(member)?;
         self.unlink(slot);
         self.release(slot).map(|(_, score)| score)
     }
 
-    /// 0-based rank of `member`, from the lowest (or with `reverse`, from the highest).
-    pub fn rank(&self, member: &[u8], reverse: bool) -> Option<usize> {
+    fn rank(&self, member: &[u8], reverse: bool) -> Option<usize> {
         let score = self.score(member)?;
         let mut x = HEAD;
         let mut rank = 0;
@@ -585,30 +793,17 @@ impl ZSet {
         NIL
     }
 
-    /// The member at 0-based `rank` from the lowest, and its score.
-    pub fn get_by_rank(&self, rank: usize) -> Option<(&Bytes, f64)> {
+    fn get_by_rank(&self, rank: usize) -> Option<(&Bytes, f64)> {
         let slot = self.slot_at_rank(rank);
         self.node(slot).filter(|_| slot != NIL).map(|n| (&n.member, n.score))
     }
 
-    /// Every member in order, lowest first.
-    pub fn iter(&self) -> Iter<'_> {
-        Iter { set: self, at: self.forward(HEAD, 0), reverse: false }
-    }
-
-    /// Every member from the highest down.
-    pub fn iter_rev(&self) -> Iter<'_> {
-        Iter { set: self, at: self.tail, reverse: true }
-    }
-
-    /// Members from 0-based `rank` on, in the order `reverse` says (a reverse rank counts from
-    /// the highest, as ZREVRANGE does).
-    pub fn iter_from_rank(&self, rank: usize, reverse: bool) -> Iter<'_> {
+    fn iter_from_rank(&self, rank: usize, reverse: bool) -> SkipIter<'_> {
         let at = match reverse {
             false => self.slot_at_rank(rank),
             true => self.len.checked_sub(rank + 1).map_or(NIL, |r| self.slot_at_rank(r)),
         };
-        Iter { set: self, at, reverse }
+        SkipIter { set: self, at, reverse }
     }
 
     /// The last node (or the header) of the prefix on which `before` holds, with its 1-based
@@ -649,23 +844,8 @@ impl ZSet {
         if !self.range_maybe_nonempty(range) {
             return None;
         }
-        let (slot, rank) = if self.listpack {
-            // A listpack is searched linearly; with a lex range over mixed scores this can
-            // differ from a skip-list seek, and Redis answers what the linear search finds.
-            let mut rank = 0;
-            let mut x = self.forward(HEAD, 0);
-            while let Some(n) = self.node(x).filter(|_| x != NIL) {
-                if range.gte_min(n.score, &n.member) {
-                    break;
-                }
-                rank += 1;
-                x = n.levels.first().map_or(NIL, |l| l.forward);
-            }
-            (x, rank)
-        } else {
-            let (x, rank) = self.seek(|score, member| !range.gte_min(score, member));
-            (self.forward(x, 0), rank)
-        };
+        let (x, rank) = self.seek(|score, member| !range.gte_min(score, member));
+        let slot = self.forward(x, 0);
         let n = self.node(slot).filter(|_| slot != NIL)?;
         range.lte_max(n.score, &n.member).then_some((slot, rank))
     }
@@ -675,66 +855,38 @@ impl ZSet {
         if !self.range_maybe_nonempty(range) {
             return None;
         }
-        let (slot, rank) = if self.listpack {
-            let mut rank = self.len;
-            let mut x = self.tail;
-            while let Some(n) = self.node(x).filter(|_| x != NIL) {
-                if range.lte_max(n.score, &n.member) {
-                    break;
-                }
-                rank -= 1;
-                x = n.backward;
-            }
-            (x, rank)
-        } else {
-            self.seek(|score, member| range.lte_max(score, member))
-        };
+        let (slot, rank) = self.seek(|score, member| range.lte_max(score, member));
         let n = self.node(slot).filter(|_| slot != NIL)?;
         range.gte_min(n.score, &n.member).then(|| (slot, rank.saturating_sub(1)))
     }
 
-    /// A walk from the first member in `range` (the last with `reverse`) that does not stop at
-    /// the range's far end: Redis applies a LIMIT offset before it checks that end again.
-    pub fn walk_from<R: Range>(&self, range: &R, reverse: bool) -> Iter<'_> {
+    fn walk_from<R: Range>(&self, range: &R, reverse: bool) -> SkipIter<'_> {
         let start = match reverse {
             false => self.first_in(range),
             true => self.last_in(range),
         };
         let at = start.map_or(NIL, |(slot, _)| slot);
-        Iter { set: self, at, reverse }
+        SkipIter { set: self, at, reverse }
     }
 
-    /// The members in `range`, from the lowest (or from the highest with `reverse`).
-    pub fn range<'a, R: Range>(&'a self, range: &'a R, reverse: bool) -> impl Iterator<Item = (&'a Bytes, f64)> + 'a {
-        self.walk_from(range, reverse).take_while(move |(m, s)| range.contains_far_end(*s, m, reverse))
-    }
-
-    /// How many members `range` holds.
-    pub fn count_in<R: Range>(&self, range: &R) -> usize {
-        let Some((first_slot, first)) = self.first_in(range) else {
+    fn count_in<R: Range>(&self, range: &R) -> usize {
+        let Some((_, first)) = self.first_in(range) else {
             return 0;
         };
-        if self.listpack {
-            let it = Iter { set: self, at: first_slot, reverse: false };
-            return it.take_while(|(m, s)| range.lte_max(*s, m)).count();
-        }
         match self.last_in(range) {
             Some((_, last)) if last >= first => last - first + 1,
             _ => 0,
         }
     }
 
-    /// Remove the run of members from the first in `range` while they stay in it; returns
-    /// how many.
-    pub fn remove_in<R: Range>(&mut self, range: &R) -> usize {
+    fn remove_in<R: Range>(&mut self, range: &R) -> usize {
         let Some((first, _)) = self.first_in(range) else {
             return 0;
         };
         self.remove_run(first, usize::MAX, |score, member| range.lte_max(score, member))
     }
 
-    /// Remove the members of 0-based ranks `start..=end` (lowest first); returns how many.
-    pub fn remove_rank_range(&mut self, start: usize, end: usize) -> usize {
+    fn remove_rank_range(&mut self, start: usize, end: usize) -> usize {
         if start > end || start >= self.len {
             return 0;
         }
@@ -762,8 +914,7 @@ impl ZSet {
         removed
     }
 
-    /// Remove and return up to `count` members from the lowest (or the highest with `max`).
-    pub fn pop(&mut self, count: usize, max: bool) -> Vec<(Bytes, f64)> {
+    fn pop(&mut self, count: usize, max: bool) -> Vec<(Bytes, f64)> {
         let mut out = Vec::with_capacity(count.min(self.len));
         while out.len() < count {
             let slot = if max { self.tail } else { self.forward(HEAD, 0) };
@@ -783,7 +934,7 @@ impl ZSet {
     /// `count` were visited (or ten times as many empty slots were passed). Returns the next
     /// cursor, 0 when done. A member keeps its slot while it is in the set, so each member
     /// present for the whole scan is visited exactly once.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, f64)) -> u64 {
+    fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, f64)) -> u64 {
         let mut pos = usize::try_from(cursor.max(1)).unwrap_or(usize::MAX);
         let (mut found, mut passed) = (0usize, 0usize);
         let budget = count.saturating_mul(10).max(1);
@@ -803,7 +954,7 @@ impl ZSet {
 
     /// Check every structural invariant (tests).
     #[cfg(test)]
-    pub(crate) fn check(&self) {
+    fn check(&self) {
         let mut count = 0;
         let mut prev: Option<(f64, Bytes)> = None;
         let mut x = self.forward(HEAD, 0);
@@ -843,15 +994,15 @@ impl ZSet {
     }
 }
 
-/// A walk over members from a starting node, forward or backward.
-#[derive(Debug, Clone)]
-pub struct Iter<'a> {
-    set: &'a ZSet,
+/// A walk over a skip list's members from a starting node, forward or backward.
+#[derive(Clone)]
+struct SkipIter<'a> {
+    set: &'a SkipList,
     at: u32,
     reverse: bool,
 }
 
-impl<'a> Iterator for Iter<'a> {
+impl<'a> Iterator for SkipIter<'a> {
     type Item = (&'a Bytes, f64);
 
     fn next(&mut self) -> Option<Self::Item> {
