@@ -644,16 +644,6 @@ impl Persistence {
         state.snapshot_bytes = bytes;
     }
 
-    /// Bytes of live log segments. A log nothing was written to since the last listing has
-    /// not grown: an idle server does not list its directory at every look.
-    fn log_bytes_now(&self, log: &Log, dir: &Path) -> u64 {
-        if log.written_seq() == self.measured_at_seq.load(Ordering::Relaxed) {
-            self.log_bytes.load(Ordering::Relaxed)
-        } else {
-            self.measure_log_bytes(dir)
-        }
-    }
-
     /// Lists the live segments and records their total size and the log position it is for
     /// (read first: a write during the listing makes the next look list again).
     fn measure_log_bytes(&self, dir: &Path) -> u64 {
@@ -682,7 +672,13 @@ impl Persistence {
             let _ = self.start_background(job);
             return;
         }
-        let log_bytes = self.log_bytes_now(log, dir);
+        // A log nothing was written to has not grown: an idle server does not list its
+        // directory ten times a second.
+        let log_bytes = if log.written_seq() == self.measured_at_seq.load(Ordering::Relaxed) {
+            self.log_bytes.load(Ordering::Relaxed)
+        } else {
+            self.measure_log_bytes(dir)
+        };
         let percent = self.auto_percent.load(Ordering::Relaxed);
         if percent == 0 || !log.healthy() {
             return;
@@ -738,10 +734,9 @@ impl Persistence {
                 s.completed,
             )
         };
-        let log_bytes = match (log, self.dir.get()) {
-            (Some(log), Some(dir)) => self.log_bytes_now(log, dir),
-            _ => 0,
-        };
+        // As the trigger thread last measured it (every 100 ms while the log grows): INFO runs
+        // on a thread that serves clients, which lists no directory.
+        let log_bytes = self.log_bytes.load(Ordering::Relaxed);
         let mut out = String::new();
         let _ = write!(
             out,

@@ -552,12 +552,15 @@ fn grows_past_its_base_before_an_automatic_rewrite(conn: &mut RawConn, who: &str
     // Without repeats, so that the snapshot's LZF leaves it at its size.
     let value = incompressible(1000);
     let mut next_key = 0;
+    // StayKV's aof_current_size is the log as its trigger thread last listed it, every 100 ms
+    // while the log grows: each step waits for that, so no step overshoots by more than 25 KB.
     let mut write_until = |conn: &mut RawConn, bytes: u64| {
         while size(conn, "aof_current_size") < bytes {
-            for _ in 0..10 {
+            for _ in 0..25 {
                 call_str(conn, &["SET", &format!("key:{next_key}"), &value]);
                 next_key += 1;
             }
+            std::thread::sleep(Duration::from_millis(150));
         }
     };
     write_until(conn, 300_000);
