@@ -119,22 +119,13 @@ impl Hash {
         }
     }
 
-    fn pairs(&self) -> Box<dyn Iterator<Item = (&KeyBytes, &KeyBytes)> + '_> {
-        match &self.repr {
-            Repr::Pairs(pairs) => Box::new(pairs.iter().map(|(f, v)| (f, v))),
-            Repr::Table(table) => Box::new(table.iter()),
-        }
-    }
-
-    /// Heap bytes, estimated from the first `samples` pairs (all with 0), for `MEMORY USAGE`.
-    pub fn heap_size(&self, samples: usize) -> usize {
-        let per_pair = match self.repr {
+    /// Heap bytes of one pair, for `MEMORY USAGE`.
+    pub fn pair_bytes(&self, field: &[u8], value: &[u8]) -> usize {
+        let layout = match self.repr {
             Repr::Pairs(_) => PAIR_BYTES,
             Repr::Table(_) => TABLE_PAIR_BYTES,
         };
-        let take = if samples == 0 { self.len() } else { samples.min(self.len()) };
-        let seen: usize = self.pairs().take(take).map(|(f, v)| per_pair + f.heap_len() + v.heap_len()).sum();
-        seen.checked_div(take).map_or(0, |average| average * self.len())
+        layout + KeyBytes::heap_bytes(field.len()) + KeyBytes::heap_bytes(value.len())
     }
 }
 

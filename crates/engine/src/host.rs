@@ -34,10 +34,10 @@ pub trait Host: Sync {
     fn wait_long(&self, wait: &mut dyn FnMut()) {
         wait();
     }
-    /// Frees what a command left to be freed lazily (UNLINK, an ASYNC flush, an overwrite
-    /// under `lazyfree-lazy-server-del`: see `lazyfree.rs`), off the command path: a server
-    /// drops it on a thread of its own, after the command has released its shard locks.
-    /// Without one it is dropped here.
+    /// Frees what was left to be freed lazily (UNLINK, an ASYNC flush, what a
+    /// `lazyfree-lazy-*` parameter covers: see `lazyfree.rs`), off the command path: a server
+    /// drops it on a thread of its own, after the shard locks are released. Without one it is
+    /// dropped here.
     fn free_in_background(&self, garbage: crate::lazyfree::Garbage) {
         drop(garbage);
     }

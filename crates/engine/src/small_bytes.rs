@@ -11,9 +11,8 @@
 //! long one keeps a `Bytes` (behind a box, to stay 16 bytes) that a reply to a value of
 //! [`SHARE_FROM`] bytes or more references instead of copying ([`read_out`]). A key is
 //! compared on every lookup and never handed out shared, so a long one is a plain boxed
-//! slice, one pointer away; and a key gets 24 bytes,
-//! room for 22 inline, so that typical keys (`user:1234567`, `key:000000012345`) need no
-//! pointer at all.
+//! slice, one pointer away; and a key gets 24 bytes, room for 22 inline, so that typical keys
+//! (`user:1234567`, `key:000000012345`) need no pointer at all.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -116,21 +115,22 @@ impl KeyBytes {
         }
     }
 
-    /// Bytes held outside these 24: the boxed slice of a long one.
-    pub fn heap_len(&self) -> usize {
-        match self {
-            KeyBytes::Inline { .. } => 0,
-            KeyBytes::Boxed(data) => data.len(),
+    /// Bytes a string of `len` bytes holds outside its 24: a long one's boxed slice.
+    pub fn heap_bytes(len: usize) -> usize {
+        if len > KEY_INLINE_CAPACITY {
+            len
+        } else {
+            0
         }
     }
 }
 
 /// Stored bytes handed out (in a reply, or to a computation that outlives the command). A
 /// clone of a stored `Bytes` makes it allocate a shared header that it keeps for good: 24
-/// bytes, more than a short field or member itself, from its first read on (a hash of short
-/// fields grew from 131 to 179 bytes a field after one HGETALL). Short strings are copied out
-/// instead; long ones are shared, which saves copying them, and the header is small beside
-/// them.
+/// bytes, more than a short member itself, from its first read on (a hash of short fields,
+/// when it held them as `Bytes`, grew from 131 to 179 bytes a field after one HGETALL). Short
+/// strings are copied out instead; long ones are shared, which saves copying them, and the
+/// header is small beside them.
 pub fn read_out(stored: &Bytes) -> Bytes {
     if stored.len() < SHARE_FROM {
         Bytes::copy_from_slice(stored)

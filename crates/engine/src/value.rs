@@ -123,9 +123,11 @@ impl Value {
         match self {
             Value::Str(s) if s.is_inline() => 0,
             Value::Str(s) => s.len() + SHARED_STRING_OVERHEAD,
-            Value::List(l) => sampled(l.iter(), samples, |e| std::mem::size_of::<KeyBytes>() + e.heap_len()),
-            Value::Hash(h) => h.heap_size(samples),
-            Value::Set(s) => sampled(s.iter(), samples, |m| SET_MEMBER_BYTES + m.heap_len()),
+            Value::List(l) => {
+                sampled(l.iter(), samples, |e| std::mem::size_of::<KeyBytes>() + KeyBytes::heap_bytes(e.len()))
+            }
+            Value::Hash(h) => sampled(h.iter(), samples, |(f, v)| h.pair_bytes(f, v)),
+            Value::Set(s) => sampled(s.iter(), samples, |m| SET_MEMBER_BYTES + KeyBytes::heap_bytes(m.len())),
             Value::ZSet(z) => z.heap_size(),
             Value::Stream(s) => s.heap_size(),
         }

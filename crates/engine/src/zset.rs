@@ -158,6 +158,15 @@ fn slot_member(nodes: &[Option<Node>], slot: u32) -> &[u8] {
     nodes.get(slot as usize).and_then(Option::as_ref).map_or(&[], |n| &n.member[..])
 }
 
+/// Redis's quick emptiness test before a range search, given the set's first and last members
+/// (score, member): the bounds are crossed, the set is empty, the last member is below the
+/// minimum, or the first is above the maximum. (With a lex range over members of different
+/// scores these matter: Redis's answer is defined by them.)
+fn may_hold<R: Range>(range: &R, first: Option<(f64, &[u8])>, last: Option<(f64, &[u8])>) -> bool {
+    let (Some((first_score, first)), Some((last_score, last))) = (first, last) else { return false };
+    !range.is_empty() && range.gte_min(last_score, last) && range.lte_max(first_score, first)
+}
+
 /// A listpack stores an integral score as an integer: `-0` becomes `0`.
 fn listpack_score(score: f64) -> f64 {
     if score == 0.0 {
@@ -201,10 +210,11 @@ impl ZSet {
     /// Leave the listpack encoding for good, as Redis's SORT does to a sorted set it reads
     /// (`zsetConvert(sortval, OBJ_ENCODING_SKIPLIST)`), and as Redis does when a set outgrows it.
     pub fn convert_to_skiplist(&mut self) {
-        if let Repr::Packed(packed) = &self.repr {
+        if let Repr::Packed(packed) = &mut self.repr {
+            // Members move: a clone of a stored `Bytes` would give each a shared header.
             let mut skip = SkipList::new();
-            for (member, score) in packed.items() {
-                skip.insert_new(member.clone(), *score);
+            for (member, score) in std::mem::take(packed).into_items() {
+                skip.insert_new(member, score);
             }
             self.repr = Repr::Skip(Box::new(skip));
         }
@@ -213,10 +223,12 @@ impl ZSet {
     /// Switch to the listpack encoding if the set is small enough, as Redis does for the
     /// results of ZUNIONSTORE and friends and when loading an RDB file.
     pub fn convert_to_listpack_if_needed(&mut self) {
-        if let Repr::Skip(skip) = &self.repr {
-            let iter = || skip.iter_from_rank(0, false);
-            if skip.len <= LISTPACK_MAX_ENTRIES && iter().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE) {
-                self.repr = Repr::Packed(Packed::from_sorted(iter().map(|(m, s)| (m.clone(), s))));
+        if let Repr::Skip(skip) = &mut self.repr {
+            let small = skip.len <= LISTPACK_MAX_ENTRIES
+                && skip.iter_from_rank(0, false).all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
+            if small {
+                let members = skip.pop(skip.len, false);
+                self.repr = Repr::Packed(Packed::from_sorted(members.into_iter()));
             }
         }
     }
@@ -826,17 +838,9 @@ impl SkipList {
         (x, rank)
     }
 
-    /// Redis's quick emptiness test before a range search: the bounds are crossed, the last
-    /// member is below the minimum, or the first is above the maximum. (With a lex range over
-    /// members of different scores these matter: Redis's answer is defined by them.)
     fn range_maybe_nonempty<R: Range>(&self, range: &R) -> bool {
-        if range.is_empty() {
-            return false;
-        }
-        let (Some(last), Some(first)) = (self.node(self.tail), self.node(self.forward(HEAD, 0))) else {
-            return false;
-        };
-        self.tail != NIL && range.gte_min(last.score, &last.member) && range.lte_max(first.score, &first.member)
+        let end = |slot: u32| self.node(slot).filter(|_| slot != NIL).map(|n| (n.score, &n.member[..]));
+        may_hold(range, end(self.forward(HEAD, 0)), end(self.tail))
     }
 
     /// The first member in `range` and its 0-based rank.

@@ -69,9 +69,9 @@ pub fn release_free_pages() {
     }
 }
 
-/// The thread that drops what commands left to be freed lazily (UNLINK, ASYNC flushes,
-/// overwrites under `lazyfree-lazy-server-del`: `staykv_engine::lazyfree`), so that no command waits for the allocator to walk a large
-/// collection. It ends with the server (when the queue's sender is dropped).
+/// The thread that drops what was left to be freed lazily (UNLINK, ASYNC flushes, what the
+/// `lazyfree-lazy-*` parameters cover: `staykv_engine::lazyfree`), so that no command waits
+/// for the allocator to walk a large collection. It ends with the server (when the queue's sender is dropped).
 #[derive(Debug)]
 pub struct LazyFreer {
     queue: std::sync::mpsc::Sender<Garbage>,

@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is, scan_members};
+use super::{arg, bulk_copy as bulk, int_arg, is, scan_members};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -55,11 +55,6 @@ fn pairs<'a>(args: &'a [Bytes], name: &str) -> Result<impl Iterator<Item = (&'a 
         return Err(errors::wrong_arity(name));
     }
     Ok(rest.chunks_exact(2).filter_map(|p| Some((p.first()?, p.get(1)?))))
-}
-
-/// A stored string for a reply.
-fn bulk(stored: &[u8]) -> Reply {
-    Reply::Bulk(Bytes::copy_from_slice(stored))
 }
 
 /// Redis converts a compact hash on the sizes of HSET's arguments before it writes, so a long

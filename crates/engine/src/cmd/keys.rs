@@ -351,11 +351,11 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
     };
     match &entry.value {
         Value::Str(s) => create(b"SET", vec![s.to_bytes()]),
-        // Elements are read out as replies are: a clone would leave each a shared header.
         Value::List(l) => create(b"RPUSH", l.iter().map(KeyBytes::to_bytes).collect()),
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f, v].map(Bytes::copy_from_slice)).collect()),
         Value::Set(s) => create(b"SADD", s.iter().map(KeyBytes::to_bytes).collect()),
         Value::ZSet(z) => {
+            // Read out as replies are: a clone would leave each member a shared header.
             let pairs = z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), read_out(m)]);
             create(b"ZADD", pairs.collect())
         }

@@ -99,6 +99,11 @@ pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
 
 pub(crate) use crate::small_bytes::read_out;
 
+/// A reply of a stored hash, set or list element, copied out (they are held as `KeyBytes`).
+pub(crate) fn bulk_copy(stored: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(stored))
+}
+
 /// A stored copy of an argument. Arguments are slices of the connection's read buffer;
 /// storing them as they are would pin that whole buffer in memory for the key's lifetime.
 pub(crate) fn own(arg: &Bytes) -> Bytes {
@@ -134,7 +139,7 @@ where
         }
         last_hash = Some(hash);
         if options.pattern.as_ref().is_none_or(|p| crate::glob::matches(p, member, false)) {
-            out.push(Reply::Bulk(Bytes::copy_from_slice(member)));
+            out.push(bulk_copy(member));
             out.extend(extra);
         }
     }

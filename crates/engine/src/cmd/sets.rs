@@ -9,7 +9,7 @@ use rand::Rng;
 use staykv_resp::Reply;
 
 use super::lists::{numkeys_at_1, parse_numkeys};
-use super::{arg, is, scan_members, MAX_RANDOM_REPEATS};
+use super::{arg, bulk_copy, is, scan_members, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -37,11 +37,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 type Set = HashSet<KeyBytes>;
-
-/// A stored member for a reply.
-fn bulk(member: &KeyBytes) -> Reply {
-    Reply::Bulk(member.to_bytes())
-}
 
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Reply> {
     ctx.read_collection(key)
@@ -80,7 +75,7 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let members = read(ctx, arg(args, 1)?)?.map(|s| s.iter().map(bulk).collect()).unwrap_or_default();
+    let members = read(ctx, arg(args, 1)?)?.map(|s| s.iter().map(|m| bulk_copy(m)).collect()).unwrap_or_default();
     Ok(Reply::Set(members))
 }
 
@@ -158,15 +153,17 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return Ok(set.iter().choose(&mut rng).map_or(Reply::Nil, bulk));
+        return Ok(set.iter().choose(&mut rng).map_or(Reply::Nil, |m| bulk_copy(m)));
     };
     if count >= 0 {
         let n = usize::try_from(count).unwrap_or(usize::MAX);
-        return Ok(Reply::Array(set.iter().choose_multiple(&mut rng, n).into_iter().map(bulk).collect()));
+        return Ok(Reply::Array(set.iter().choose_multiple(&mut rng, n).into_iter().map(|m| bulk_copy(m)).collect()));
     }
     let n = count.checked_neg().filter(|&n| n <= MAX_RANDOM_REPEATS).ok_or_else(|| err("ERR value is out of range"))?;
     let members: Vec<&KeyBytes> = set.iter().collect();
-    Ok(Reply::Array((0..n).filter_map(|_| members.get(rng.gen_range(0..members.len())).map(|m| bulk(m))).collect()))
+    Ok(Reply::Array(
+        (0..n).filter_map(|_| members.get(rng.gen_range(0..members.len())).map(|m| bulk_copy(m))).collect(),
+    ))
 }
 
 fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -236,7 +233,7 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
 
 fn set_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let sets = load_sets(ctx, args.get(1..).unwrap_or_default())?;
-    Ok(Reply::Set(combine(sets, op).iter().map(bulk).collect()))
+    Ok(Reply::Set(combine(sets, op).iter().map(|m| bulk_copy(m)).collect()))
 }
 
 fn sinter(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::{listpack_score, Range};
+use super::{listpack_score, may_hold, Range};
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Packed {
@@ -24,6 +24,10 @@ fn precedes(score: f64, member: &[u8], other_score: f64, other_member: &[u8]) ->
 impl Packed {
     pub(super) fn from_sorted(items: impl Iterator<Item = (Bytes, f64)>) -> Packed {
         Packed { items: items.map(|(member, score)| (member, listpack_score(score))).collect() }
+    }
+
+    pub(super) fn into_items(self) -> Vec<(Bytes, f64)> {
+        self.items
     }
 
     pub(super) fn len(&self) -> usize {
@@ -71,12 +75,9 @@ impl Packed {
         self.items.get(rank).map(|(m, s)| (m, *s))
     }
 
-    /// Redis's quick emptiness test before a range search (see the skip list's).
     fn range_maybe_nonempty<R: Range>(&self, range: &R) -> bool {
-        let (Some((first, first_score)), Some((last, last_score))) = (self.items.first(), self.items.last()) else {
-            return false;
-        };
-        !range.is_empty() && range.gte_min(*last_score, last) && range.lte_max(*first_score, first)
+        let (first, last) = (self.items.first(), self.items.last());
+        may_hold(range, first.map(|(m, s)| (*s, &m[..])), last.map(|(m, s)| (*s, &m[..])))
     }
 
     /// The position of the first member in `range`, searched from the lowest as a listpack is.
