@@ -610,10 +610,11 @@ impl Persistence {
                 .install_snapshot(&built.file, built.seq)
                 .map_err(|e| format!("cannot install snapshot {}: {e}", built.file))?;
             tracing::info!(
-                "snapshot {} installed: {} keys ({} copied unchanged), {} KiB, {:.2} s, {} partition(s); removed {}",
+                "snapshot {} installed: {} keys ({} copied unchanged; {} writes and old values replaced later stepped over), {} KiB, {:.2} s, {} partition(s); removed {}",
                 built.file,
                 built.keys,
                 built.copied,
+                built.superseded,
                 built.bytes / 1024,
                 built.elapsed.as_secs_f64(),
                 built.partitions,
