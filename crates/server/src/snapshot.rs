@@ -28,7 +28,8 @@
 //! read only the old keys the first one located for them. See [`build_snapshot`].
 //!
 //! Skipping: the writes of a key before a later write that replaces it whole, and its old
-//! value, are never built (see [`supersede`]).
+//! value, are never built (see [`supersede`]); and a pass steps over the batches the survey
+//! placed in other partitions by their length ([`FramePlaces`]).
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
@@ -558,6 +559,7 @@ fn build_passes<W: Write>(
     let mut survey = Survey {
         touched: plan.copy_untouched.then(HashSet::default),
         supersession: plan.copy_untouched.then(Supersession::new),
+        frames: FramePlaces::new(plan.partitions),
         old_snapshot: false,
     };
     if survey.touched.is_some() {
@@ -565,9 +567,10 @@ fn build_passes<W: Write>(
         let filter = PassFilter { table: &table, partition: 0, partitions: 1 };
         run_pass::<W>(dir, filter, covered, PassWork::Survey(&mut survey))?;
     }
-    let Survey { touched, supersession, .. } = survey;
+    let Survey { touched, supersession, frames, .. } = survey;
     // Skipping rests on the survey having seen every batch and every name.
     let supersession = supersession.filter(|_| touched.is_some());
+    let frames = frames.filter(|_| touched.is_some());
     let mut located = vec![Vec::new(); plan.partitions];
     let mut counts = BuildCounts::default();
     for p in 0..plan.partitions {
@@ -578,7 +581,8 @@ fn build_passes<W: Write>(
         } else {
             OldKeys::Scan { touched: touched.as_ref(), located: &mut located, copied: &mut counts.copied }
         };
-        let skip = Skip { supersession: supersession.as_ref(), skipped: &mut counts.superseded };
+        let skip =
+            Skip { supersession: supersession.as_ref(), frames: frames.as_ref(), skipped: &mut counts.superseded };
         let work = PassWork::Build { engine: &engine, old_keys, skip, writer: &mut *writer };
         if !run_pass(dir, filter, covered, work)? {
             return Ok(Err(Retry::MixedKeys));
@@ -697,13 +701,74 @@ struct Survey {
     touched: Option<HashSet<u64>>,
     /// The writes a later one replaces; `None` once one reaches another database.
     supersession: Option<Supersession>,
+    /// Which passes need each batch; `None` with one pass, or past [`MAX_PLACED_FRAMES`].
+    frames: Option<FramePlaces>,
     old_snapshot: bool,
 }
 
-/// What a pass steps over, and how many it did.
+/// What a pass steps over, and how many writes it did.
 struct Skip<'a> {
     supersession: Option<&'a Supersession>,
+    frames: Option<&'a FramePlaces>,
     skipped: &'a mut u64,
+}
+
+/// The most batches whose passes a survey notes (a byte each).
+const MAX_PLACED_FRAMES: usize = 64 << 20;
+
+/// Which pass needs each batch the survey read, so that the others step over it by its
+/// length (no checksum, no decoding, no key hashing): a batch is read in full once by the
+/// survey and once by its pass, where every pass read every batch.
+#[derive(Debug)]
+struct FramePlaces {
+    partitions: usize,
+    first_seq: u64,
+    /// By seq from `first_seq`: a partition, or [`EVERY_PASS`] or [`NO_PASS`].
+    places: Vec<u8>,
+}
+
+/// A batch every pass replays: database-wide effects, effects of several partitions.
+const EVERY_PASS: u8 = u8::MAX;
+/// A batch with no effect.
+const NO_PASS: u8 = u8::MAX - 1;
+
+impl FramePlaces {
+    fn new(partitions: usize) -> Option<Self> {
+        // Partitions are numbered below `NO_PASS`; with one, every pass is the pass.
+        (partitions > 1 && partitions < usize::from(NO_PASS)).then(|| FramePlaces {
+            partitions,
+            first_seq: 0,
+            places: Vec::new(),
+        })
+    }
+
+    /// The place of the next batch, `seq`, whose effects name `keys` (one list per effect).
+    /// False past the limit (the survey then forgets the places).
+    fn push(&mut self, seq: u64, keys: &[&[&[u8]]]) -> bool {
+        if self.places.is_empty() {
+            self.first_seq = seq;
+        }
+        let mut place = NO_PASS;
+        for effect_keys in keys {
+            let mut effect_place = EVERY_PASS;
+            for (i, key) in effect_keys.iter().enumerate() {
+                let p = partition_of(key, self.partitions) as u8;
+                effect_place = if i == 0 || effect_place == p { p } else { EVERY_PASS };
+            }
+            place = if place == NO_PASS || place == effect_place { effect_place } else { EVERY_PASS };
+        }
+        self.places.push(place);
+        self.places.len() <= MAX_PLACED_FRAMES
+    }
+
+    /// Whether pass `partition` needs batch `seq` (any batch the survey did not place).
+    fn wanted(&self, seq: u64, partition: usize) -> bool {
+        let index = seq.checked_sub(self.first_seq).and_then(|i| usize::try_from(i).ok());
+        match index.and_then(|i| self.places.get(i)) {
+            Some(&place) => place == EVERY_PASS || usize::from(place) == partition,
+            None => true,
+        }
+    }
 }
 
 /// How a pass reads the old snapshot's keys.
@@ -803,6 +868,15 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
         loaded.map_err(|e| self.fail(e))
     }
 
+    fn wants(&mut self, seq: u64) -> bool {
+        let PassWork::Build { skip: Skip { frames: Some(frames), .. }, .. } = &self.work else { return true };
+        if seq >= self.stop_at || frames.wanted(seq, self.filter.partition) {
+            return true;
+        }
+        self.last_seq = seq;
+        false
+    }
+
     fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError> {
         if seq >= self.stop_at {
             self.stopped = true;
@@ -838,7 +912,13 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
         }
         match &mut self.work {
             PassWork::Survey(survey) => {
-                kept.into_iter().for_each(|(at, effect, named)| survey.note(effect, &named, at));
+                let keys: Vec<&[&[u8]]> = kept.iter().map(|(_, _, named)| named.keys.as_slice()).collect();
+                if let Some(frames) = &mut survey.frames {
+                    if !frames.push(seq, &keys) {
+                        survey.frames = None;
+                    }
+                }
+                kept.iter().for_each(|(at, effect, named)| survey.note(effect, named, *at));
                 Ok(())
             }
             PassWork::Build { engine, skip, .. } => {

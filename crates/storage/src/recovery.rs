@@ -62,6 +62,14 @@ pub trait Replay {
     }
     /// Called for every frame with `seq > snapshot seq`, in increasing seq order.
     fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError>;
+    /// Whether the frame `seq` is wanted: one that is not is stepped over by its length,
+    /// without checking its checksum or calling [`Replay::frame`] — for a reader that has
+    /// read and checked every frame once already and needs only some of them again (the
+    /// partition passes of a compaction). The chain of seqs is still checked.
+    fn wants(&mut self, seq: u64) -> bool {
+        let _ = seq;
+        true
+    }
     /// Called about every 4 MiB read and at the end of each segment.
     fn progress(&mut self, progress: &Progress) {
         let _ = progress;
@@ -262,6 +270,10 @@ struct FrameScan {
 trait Visit {
     fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), StorageError>;
     fn progress(&mut self, _p: &Progress) {}
+    /// See [`Replay::wants`].
+    fn wants(&mut self, _seq: u64) -> bool {
+        true
+    }
 }
 
 struct CountOnly;
@@ -301,17 +313,21 @@ fn scan_frames(
         if off + total > len {
             break Some(FrameProblem::PastEnd { need: total, have: len - off });
         }
-        let Some(frame) = r.get(off, total as usize)? else {
-            break Some(FrameProblem::PastEnd { need: total, have: len - off });
-        };
-        let payload = frame.get(FRAME_HEADER_LEN as usize..).unwrap_or_default();
-        if !h.verify(payload) {
-            break Some(FrameProblem::BadChecksum);
-        }
-        if h.seq != seq {
+        if v.wants(seq) {
+            let Some(frame) = r.get(off, total as usize)? else {
+                break Some(FrameProblem::PastEnd { need: total, have: len - off });
+            };
+            let payload = frame.get(FRAME_HEADER_LEN as usize..).unwrap_or_default();
+            if !h.verify(payload) {
+                break Some(FrameProblem::BadChecksum);
+            }
+            if h.seq != seq {
+                break Some(FrameProblem::SeqMismatch { expected: seq, found: h.seq });
+            }
+            v.frame(seq, payload)?;
+        } else if h.seq != seq {
             break Some(FrameProblem::SeqMismatch { expected: seq, found: h.seq });
         }
-        v.frame(seq, payload)?;
         frames += 1;
         seq += 1;
         off += total;
@@ -596,6 +612,10 @@ impl Visit for ReplayVisit<'_> {
     }
     fn progress(&mut self, p: &Progress) {
         self.replay.progress(p);
+    }
+    fn wants(&mut self, seq: u64) -> bool {
+        // Frames the snapshot covers are checked as ever (and counted as skipped).
+        seq <= self.snap_seq || self.replay.wants(seq)
     }
 }
 

@@ -434,6 +434,46 @@ fn scan_is_read_only() {
     assert!(scan(Path::new("/nope"), &img, &mut NoReplay).unwrap().fresh);
 }
 
+/// Keeps the even seqs only, through `Replay::wants`.
+#[derive(Default)]
+struct EvenOnly(Vec<(u64, Vec<u8>)>);
+
+impl staykv_storage::Replay for EvenOnly {
+    fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), staykv_storage::BoxError> {
+        self.0.push((seq, payload.to_vec()));
+        Ok(())
+    }
+    fn wants(&mut self, seq: u64) -> bool {
+        seq.is_multiple_of(2)
+    }
+}
+
+#[test]
+fn frames_a_replay_does_not_want_are_stepped_over_unchecked_but_the_seq_chain_is_checked() {
+    let (fs, data, seg) = one_segment(6);
+    let mut even = EvenOnly::default();
+    scan(&data_dir(), &fs, &mut even).unwrap();
+    let expected: Vec<_> = data.iter().filter(|(seq, _)| seq.is_multiple_of(2)).cloned().collect();
+    assert_eq!(even.0, expected);
+    // A flipped payload byte in an unwanted frame goes unseen (it was checked before, by
+    // whoever decided it is not wanted); in a wanted one it is damage.
+    let full = fs.read_file(&data_dir().join(&seg)).unwrap();
+    let flipped = |frame: u64| {
+        let mut bad = full.clone();
+        bad[(frame_start(frame) + FRAME_HEADER_LEN + 3) as usize] ^= 0x10;
+        with_file(&fs, &seg, &bad)
+    };
+    let mut even = EvenOnly::default();
+    let rec = scan(&data_dir(), &flipped(2), &mut even).unwrap();
+    assert!(rec.torn_tail.is_none() && even.0.len() == 3, "frame 3 (seq 3) is not wanted");
+    assert!(scan(&data_dir(), &flipped(1), &mut EvenOnly::default()).is_err(), "frame 1 (seq 2) is wanted");
+    // A header whose seq breaks the chain is damage, wanted or not.
+    let mut bad = full.clone();
+    let seq_at = (frame_start(2) + 8) as usize;
+    bad[seq_at] ^= 0x01;
+    assert!(scan(&data_dir(), &with_file(&fs, &seg, &bad), &mut EvenOnly::default()).is_err());
+}
+
 #[test]
 fn a_replay_error_stops_recovery() {
     let (fs, _data, _seg) = one_segment(4);
