@@ -802,13 +802,17 @@ impl<'a> Ctx<'a> {
 
     fn db_at(&mut self, db: usize, key: &[u8]) -> (u64, &mut Db) {
         let hash = self.engine.keyspace.hash(key);
+        (hash, self.db_of_hash(db, hash))
+    }
+
+    /// [`Ctx::db_at`] for a key whose hash is known.
+    fn db_of_hash(&mut self, db: usize, hash: u64) -> &mut Db {
         let shard = self.shard(hash);
         let count = shard.dbs.len();
-        let slice = match shard.dbs.get_mut(db) {
+        match shard.dbs.get_mut(db) {
             Some(slice) => slice,
             None => unreachable_shard(count),
-        };
-        (hash, slice)
+        }
     }
 
     /// Look a key up in the current db, expiring it lazily (and logging the deletion).
@@ -856,8 +860,7 @@ impl<'a> Ctx<'a> {
             self.effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)]));
             return None;
         }
-        let (_, slice) = self.db_at(db, key);
-        let entry = slice.get_mut(pos)?;
+        let entry = self.db_of_hash(db, hash).get_mut(pos)?;
         if touch {
             entry.accessed = engine.eviction.touched(entry.accessed, now);
         }

@@ -1,6 +1,6 @@
 //! RESP, the Redis serialization protocol, without I/O.
 //!
-//! * [`parse`] finds the next complete request in a read buffer — a RESP array of bulk
+//! * [`parse()`] finds the next complete request in a read buffer — a RESP array of bulk
 //!   strings, or an inline command — and reports how many bytes it used. It never
 //!   allocates from a declared length (arrays preallocate at most 1024 slots, like Redis) and
 //!   never waits forever on a line that cannot end: the limits below produce the same

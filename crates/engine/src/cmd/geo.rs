@@ -129,7 +129,7 @@ fn size(arg: &[u8], what: &str) -> Result<f64, Reply> {
 
 // ---- GEOADD, GEODIST, GEOHASH, GEOPOS ----
 
-/// GEOADD key [NX|XX] [CH] lon lat member...: validated here, then run as the ZADD it
+/// `GEOADD key [NX|XX] [CH] lon lat member...`: validated here, then run as the ZADD it
 /// amounts to (which also logs it), as Redis does.
 fn geoadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
@@ -206,9 +206,9 @@ fn geopos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// Which command a search runs for: what its head holds and which options it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
-    /// GEORADIUS[_RO]: `key lon lat radius unit`.
+    /// `GEORADIUS[_RO]`: `key lon lat radius unit`.
     RadiusFromLonLat { store_allowed: bool },
-    /// GEORADIUSBYMEMBER[_RO]: `key member radius unit`.
+    /// `GEORADIUSBYMEMBER[_RO]`: `key member radius unit`.
     RadiusFromMember { store_allowed: bool },
     /// GEOSEARCH: `key` then FROM... BY... among the options.
     Search,

@@ -627,7 +627,7 @@ fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(Bytes::from(payload)))
 }
 
-/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]. Logged as itself with an
+/// `RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]`. Logged as itself with an
 /// absolute deadline, which names one key and replays identically.
 fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, payload) = (arg(args, 1)?, arg(args, 3)?);

@@ -610,7 +610,7 @@ pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
-/// `numkeys` at argv[2]: the keys and the remaining arguments.
+/// `numkeys` at `argv[2]`: the keys and the remaining arguments.
 fn split_keys<'a>(args: &'a [Bytes], bad_number: &str) -> Result<(&'a [Bytes], &'a [Bytes]), Reply> {
     let numkeys = args.get(2).and_then(|n| crate::num::parse_i64(n)).ok_or_else(|| err(bad_number))?;
     let available = args.len().saturating_sub(3);
