@@ -696,8 +696,8 @@ enum PassWork<'a, W: Write> {
 struct Survey {
     /// The hashes of the key names they touch, in any database; `None` once one names no key
     /// and is not a FUNCTION (FLUSHDB, FLUSHALL, SWAPDB: no old key is safe to copy), or
-    /// past [`MAX_TOUCHED_NAMES`], or when there is no old snapshot to copy from (the survey
-    /// then stops at once).
+    /// past [`MAX_TOUCHED_NAMES`], or when there is neither an old snapshot to copy from nor
+    /// more than one pass to place batches for (the survey then stops at once).
     touched: Option<HashSet<u64>>,
     /// The writes a later one replaces; `None` once one reaches another database.
     supersession: Option<Supersession>,
@@ -884,8 +884,9 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
         }
         self.last_seq = seq;
         if let PassWork::Survey(survey) = &mut self.work {
-            if survey.touched.is_none() || !survey.old_snapshot {
-                // Nothing will be copied: the rest of the log need not be read for it.
+            // Without an old snapshot nothing will be copied, but placing the batches still
+            // spares the passes most of their reading when there are several.
+            if survey.touched.is_none() || (!survey.old_snapshot && survey.frames.is_none()) {
                 survey.touched = None;
                 self.stopped = true;
                 return Err(Box::new(Stop));
@@ -1267,8 +1268,8 @@ mod tests {
                 let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
                 load_rdb_file(&loaded, &dir.join(&built.file), |_| true, |_, _, _| {}).unwrap();
                 assert_eq!(contents(&loaded), expected, "round {round}, {partitions} partition(s)");
-                if round == 0 {
-                    assert_eq!(built.superseded, 0, "no old snapshot: no survey");
+                if round == 0 && partitions == 1 {
+                    assert_eq!(built.superseded, 0, "one pass and no old snapshot: no survey");
                 } else {
                     assert!(built.superseded > 500, "round {round}: {} stepped over", built.superseded);
                 }
