@@ -539,11 +539,10 @@ impl Engine {
             let mut effects = Vec::new();
             let mut removed = Vec::new();
             for db in 0..guard.dbs.len() {
-                let (scanned, entries) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
+                let (scanned, expired_keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
                 remaining = remaining.saturating_sub(scanned);
-                for entry in entries {
-                    let key = entry.key.to_bytes();
-                    removed.push(entry.value);
+                for (key, value) in expired_keys {
+                    removed.push(value);
                     self.watches.touch(db, &key, || false);
                     self.tracking.invalidate(&key, crate::tracking::Cause::default());
                     let event =
@@ -601,14 +600,14 @@ impl Engine {
 }
 
 /// Scan up to `budget` slots of one database slice for expired keys; remove them and return
-/// their entries (for their values to be freed once the shard is released).
+/// their names and values (for the values to be freed once the shard is released).
 fn expire_slots(
     shard: &mut Shard,
     db: usize,
     now: u64,
     budget: usize,
     hasher: &impl std::hash::BuildHasher,
-) -> (usize, Vec<Entry>) {
+) -> (usize, Vec<(Bytes, Value)>) {
     let Some(start) = shard.expire_cursor.get(db).copied() else {
         return (0, Vec::new());
     };
@@ -626,7 +625,9 @@ fn expire_slots(
         if let Some(entry) = slice.slot(pos) {
             if entry.is_expired(now) {
                 let key = entry.key.to_bytes();
-                expired.extend(slice.remove(hasher.hash_one(&key[..]), &key));
+                if let Some(removed) = slice.remove(hasher.hash_one(&key[..]), &key) {
+                    expired.push((key, removed.value));
+                }
             }
         }
         scanned += 1;

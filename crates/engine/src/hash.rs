@@ -78,14 +78,48 @@ impl Packed {
         self.slots().find(|slot| slot.field == field)
     }
 
-    fn push(&mut self, field: &[u8], value: &[u8]) {
-        // One pair's room at a time: a small hash is built once and read often.
-        self.bytes.reserve_exact(2 + field.len() + value.len());
-        for string in [field, value] {
-            self.bytes.push(string.len() as u8);
-            self.bytes.extend_from_slice(string);
+    /// [`Hash::insert`] in place; `None` when the pair does not fit (a string too long, or
+    /// one pair too many).
+    fn insert(&mut self, field: &[u8], value: &[u8]) -> Option<bool> {
+        if !Packed::fits(field, value) {
+            return None;
         }
-        self.pairs += 1;
+        match self.find(field).map(|slot| slot.value_start..slot.end) {
+            Some(old_value) => {
+                let new_value = std::iter::once(value.len() as u8).chain(value.iter().copied());
+                self.bytes.splice(old_value, new_value);
+                Some(false)
+            }
+            None if self.pairs < PAIRS_MAX => {
+                // One pair's room at a time: a small hash is built once and read often.
+                self.bytes.reserve_exact(2 + field.len() + value.len());
+                for string in [field, value] {
+                    self.bytes.push(string.len() as u8);
+                    self.bytes.extend_from_slice(string);
+                }
+                self.pairs += 1;
+                Some(true)
+            }
+            None => None,
+        }
+    }
+
+    fn to_table(&self) -> HashMap<KeyBytes, KeyBytes> {
+        let mut table = HashMap::with_capacity_and_hasher(self.pairs + 1, Default::default());
+        table.extend(self.slots().map(|slot| (KeyBytes::from_slice(slot.field), KeyBytes::from_slice(slot.value))));
+        table
+    }
+}
+
+/// [`Hash::insert`] into the table layout.
+fn table_insert(table: &mut HashMap<KeyBytes, KeyBytes>, field: &[u8], value: &[u8]) -> bool {
+    let value = KeyBytes::from_slice(value);
+    match table.get_mut(field) {
+        Some(stored) => {
+            *stored = value;
+            false
+        }
+        None => table.insert(KeyBytes::from_slice(field), value).is_none(),
     }
 }
 
@@ -140,44 +174,20 @@ impl Hash {
         self.get(field).is_some()
     }
 
-    /// Sets `field` to `value`; true if the field is new.
+    /// Sets `field` to `value`; true if the field is new. A pair the packed layout cannot
+    /// take makes the hash a table, for good.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
-        if let Repr::Packed(packed) = &mut self.repr {
-            let found = packed.find(field).map(|slot| (slot.value_start, slot.end));
-            match found {
-                Some((start, end)) if Packed::fits(field, value) => {
-                    let replacement = std::iter::once(value.len() as u8).chain(value.iter().copied());
-                    packed.bytes.splice(start..end, replacement);
-                    return false;
-                }
-                None if packed.pairs < PAIRS_MAX && Packed::fits(field, value) => {
-                    packed.push(field, value);
-                    return true;
-                }
-                _ => self.become_table(),
-            }
-        }
-        let value = KeyBytes::from_slice(value);
         match &mut self.repr {
-            Repr::Packed(_) => false,
-            Repr::Table(table) => match table.get_mut(field) {
-                Some(stored) => {
-                    *stored = value;
-                    false
+            Repr::Packed(packed) => match packed.insert(field, value) {
+                Some(added) => added,
+                None => {
+                    let mut table = packed.to_table();
+                    let added = table_insert(&mut table, field, value);
+                    self.repr = Repr::Table(table);
+                    added
                 }
-                None => table.insert(KeyBytes::from_slice(field), value).is_none(),
             },
-        }
-    }
-
-    /// The pairs into a table, for good.
-    fn become_table(&mut self) {
-        if let Repr::Packed(packed) = &self.repr {
-            let mut table = HashMap::with_capacity_and_hasher(packed.pairs + 1, Default::default());
-            table.extend(
-                packed.slots().map(|slot| (KeyBytes::from_slice(slot.field), KeyBytes::from_slice(slot.value))),
-            );
-            self.repr = Repr::Table(table);
+            Repr::Table(table) => table_insert(table, field, value),
         }
     }
 

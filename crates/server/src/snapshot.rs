@@ -732,6 +732,15 @@ const EVERY_PASS: u8 = u8::MAX;
 /// A batch with no effect.
 const NO_PASS: u8 = u8::MAX - 1;
 
+/// The place of a batch (or an effect) that already needed `so_far` and also needs `place`.
+fn joined(so_far: u8, place: u8) -> u8 {
+    if so_far == NO_PASS || so_far == place {
+        place
+    } else {
+        EVERY_PASS
+    }
+}
+
 impl FramePlaces {
     fn new(partitions: usize) -> Option<Self> {
         // Partitions are numbered below `NO_PASS`; with one, every pass is the pass.
@@ -742,20 +751,11 @@ impl FramePlaces {
         })
     }
 
-    /// The place of the next batch, `seq`, whose effects name `keys` (one list per effect).
-    /// False past the limit (the survey then forgets the places).
-    fn push(&mut self, seq: u64, keys: &[&[&[u8]]]) -> bool {
+    /// Notes `place` for the next batch, `seq`. False past the limit (the survey then forgets
+    /// the places).
+    fn push(&mut self, seq: u64, place: u8) -> bool {
         if self.places.is_empty() {
             self.first_seq = seq;
-        }
-        let mut place = NO_PASS;
-        for effect_keys in keys {
-            let mut effect_place = EVERY_PASS;
-            for (i, key) in effect_keys.iter().enumerate() {
-                let p = partition_of(key, self.partitions) as u8;
-                effect_place = if i == 0 || effect_place == p { p } else { EVERY_PASS };
-            }
-            place = if place == NO_PASS || place == effect_place { effect_place } else { EVERY_PASS };
         }
         self.places.push(place);
         self.places.len() <= MAX_PLACED_FRAMES
@@ -913,13 +913,12 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
         }
         match &mut self.work {
             PassWork::Survey(survey) => {
-                let keys: Vec<&[&[u8]]> = kept.iter().map(|(_, _, named)| named.keys.as_slice()).collect();
-                if let Some(frames) = &mut survey.frames {
-                    if !frames.push(seq, &keys) {
-                        survey.frames = None;
-                    }
+                let place = kept
+                    .iter()
+                    .fold(NO_PASS, |place, (at, effect, named)| joined(place, survey.note(effect, named, *at)));
+                if survey.frames.as_mut().is_some_and(|frames| !frames.push(seq, place)) {
+                    survey.frames = None;
                 }
-                kept.iter().for_each(|(at, effect, named)| survey.note(effect, named, *at));
                 Ok(())
             }
             PassWork::Build { engine, skip, .. } => {
@@ -943,10 +942,16 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
 impl Survey {
     /// Adds the hashes of the keys `effect` names to `touched` and notes what it replaces,
     /// or turns copying off (`None`) for an effect that names none and may change keys all
-    /// the same.
-    fn note(&mut self, effect: &EffectView<'_>, named: &Named<'_>, at: Position) {
-        let Some(names) = &mut self.touched else { return };
-        names.extend(named.keys.iter().map(|key| name_hash(key)));
+    /// the same. Returns the effect's place (which pass needs it).
+    fn note(&mut self, effect: &EffectView<'_>, named: &Named<'_>, at: Position) -> u8 {
+        let Some(names) = &mut self.touched else { return EVERY_PASS };
+        let partitions = self.frames.as_ref().map_or(1, |frames| frames.partitions);
+        let mut place = NO_PASS;
+        for key in &named.keys {
+            let hash = name_hash(key);
+            names.insert(hash);
+            place = joined(place, partition_of_hash(hash, partitions) as u8);
+        }
         let library = effect.argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"function"));
         if !named.known || (named.keys.is_empty() && !library) || names.len() > MAX_TOUCHED_NAMES {
             self.touched = None;
@@ -955,6 +960,12 @@ impl Survey {
             if let Noted::CrossDatabase = supersession.note(effect.db, &effect.argv, &named.keys, at) {
                 self.supersession = None;
             }
+        }
+        // An effect that names no key is database-wide: every pass replays it.
+        if place == NO_PASS {
+            EVERY_PASS
+        } else {
+            place
         }
     }
 }

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is};
+use super::{arg, bulk_copy, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -221,7 +221,7 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (int_arg(arg(args, 2)?)?, int_arg(arg(args, 3)?)?);
     let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Array(Vec::new())) };
     Ok(match list_range(start, stop, list.len()) {
-        Some((from, to)) => Reply::bulks(list.range(from..=to).map(KeyBytes::to_bytes)),
+        Some((from, to)) => Reply::Array(list.range(from..=to).map(|e| bulk_copy(e)).collect()),
         None => Reply::Array(Vec::new()),
     })
 }
@@ -248,7 +248,7 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // Redis looks the key up (and checks its type) before it parses the index.
     let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Nil) };
     let index = int_arg(arg(args, 2)?)?;
-    Ok(list_index(index, list.len()).and_then(|i| list.get(i).map(KeyBytes::to_bytes)).map_or(Reply::Nil, Reply::Bulk))
+    Ok(list_index(index, list.len()).and_then(|i| list.get(i).map(|e| bulk_copy(e))).unwrap_or(Reply::Nil))
 }
 
 fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -116,7 +116,9 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let size = set.len();
     let mut rng = rand::thread_rng();
-    let chosen: Vec<Bytes> = set.iter().map(KeyBytes::to_bytes).choose_multiple(&mut rng, count.unwrap_or(1));
+    // Chosen by reference, then copied: the sampling visits every member.
+    let chosen: Vec<Bytes> =
+        set.iter().choose_multiple(&mut rng, count.unwrap_or(1)).into_iter().map(KeyBytes::to_bytes).collect();
     // Popping most of a set makes Redis rebuild it from what remains, so its encoding then
     // follows the content again: spopWithCountCommand's third case, taken when fewer than
     // `count` elements remain and `remaining * 5 <= count` (SPOP_MOVE_STRATEGY_MUL).
