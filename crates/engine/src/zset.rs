@@ -1382,6 +1382,9 @@ pub fn format_score(score: f64) -> String {
     if score == 0.0 {
         return if score.is_sign_negative() { "-0".into() } else { "0".into() };
     }
+    if let Some(whole) = staykv_resp::format_integral(score) {
+        return whole;
+    }
     let sci = format!("{score:.16e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);

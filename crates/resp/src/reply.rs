@@ -186,7 +186,18 @@ pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    format_g(d, 17)
+    format_integral(d).unwrap_or_else(|| format_g(d, 17))
+}
+
+/// A nonzero whole double of magnitude under 2^52 as the integer it is, which is what `%.17g`
+/// prints for it, as Redis's `d2string` does. Sorted-set scores are mostly such (timestamps,
+/// counters), and the 17-digit formatting works through a bignum: 1.2 µs a score, most of a
+/// 90-member `ZRANGE ... WITHSCORES`.
+pub fn format_integral(d: f64) -> Option<String> {
+    const LIMIT: f64 = 4_503_599_627_370_496.0; // 2^52
+    let whole = d != 0.0 && d.fract() == 0.0 && d.abs() < LIMIT;
+    // Exact: a whole double of magnitude under 2^52 is an i64.
+    whole.then(|| (d as i64).to_string())
 }
 
 /// A finite double as C's `%.17Lf` prints it, without trailing zeros or a trailing point,
@@ -305,5 +316,28 @@ mod tests {
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
         assert_eq!(format_g(3.0, 17), "3");
+    }
+
+    /// The integer shortcut prints what `%.17g` prints, up to where it stops applying.
+    #[test]
+    fn whole_doubles_print_as_the_exact_formatting_does() {
+        let limit = 4_503_599_627_370_496.0;
+        let mut wholes = vec![1.0, -1.0, 17.0, 1_764_600_000_000.0, limit - 1.0, -(limit - 1.0), 1e15, -123_456.0];
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let magnitude = (x >> 12) as f64 / (1u64 << (x % 52)) as f64;
+            wholes.push(if x & 1 == 0 { magnitude.trunc() } else { -magnitude.trunc() });
+        }
+        for d in wholes.into_iter().filter(|d| *d != 0.0) {
+            assert_eq!(format_integral(d).as_deref(), Some(format_g(d, 17).as_str()), "{d}");
+        }
+        for d in [0.0, -0.0, 0.5, -2.5, limit, -limit, 1e17, f64::INFINITY, f64::NAN] {
+            assert_eq!(format_integral(d), None, "{d}");
+        }
+        assert_eq!(format_double(-0.0), "-0");
+        assert_eq!(format_double(limit), "4503599627370496");
     }
 }
