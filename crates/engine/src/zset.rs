@@ -2,8 +2,8 @@
 //!
 //! # Structure and why
 //!
-//! As Redis does, two layouts: while Redis 7.0 would hold the set as a listpack (see below) a
-//! vector of (member, score) in order (`zset/packed.rs`), beyond it a skip list with spans, as in
+//! As Redis does, two layouts: while Redis 7.0 would hold the set as a listpack (see below) its
+//! entries in order in one buffer (`zset/packed.rs`), beyond it a skip list with spans, as in
 //! Redis's `t_zset.c`, plus a hash index from member to node:
 //!
 //! * Nodes live in a slab (`Vec<Option<Node>>`) and link to each other by slot number instead
@@ -210,12 +210,9 @@ impl ZSet {
     /// Leave the listpack encoding for good, as Redis's SORT does to a sorted set it reads
     /// (`zsetConvert(sortval, OBJ_ENCODING_SKIPLIST)`), and as Redis does when a set outgrows it.
     pub fn convert_to_skiplist(&mut self) {
-        if let Repr::Packed(packed) = &mut self.repr {
-            // Members move: a clone of a stored `Bytes` would give each a shared header.
+        if let Repr::Packed(packed) = &self.repr {
             let mut skip = SkipList::new();
-            for (member, score) in std::mem::take(packed).into_items() {
-                skip.insert_new(member, score);
-            }
+            packed.for_each(|member, score| skip.insert_new(Bytes::copy_from_slice(member), score));
             self.repr = Repr::Skip(Box::new(skip));
         }
     }
@@ -226,9 +223,9 @@ impl ZSet {
         if let Repr::Skip(skip) = &mut self.repr {
             let small = skip.len <= LISTPACK_MAX_ENTRIES
                 && skip.iter_from_rank(0, false).all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
-            if small {
-                let members = skip.pop(skip.len, false);
-                self.repr = Repr::Packed(Packed::from_sorted(members.into_iter()));
+            let packed = small.then(|| Packed::from_sorted(skip.iter_from_rank(0, false).map(|(m, s)| (&m[..], s))));
+            if let Some(Some(packed)) = packed {
+                self.repr = Repr::Packed(packed);
             }
         }
     }
@@ -258,9 +255,14 @@ impl ZSet {
         if self.is_listpack() && (self.len() + 1 > LISTPACK_MAX_ENTRIES || member.len() > LISTPACK_MAX_VALUE) {
             self.convert_to_skiplist();
         }
-        match &mut self.repr {
-            Repr::Packed(p) => p.insert_new(member, score),
-            Repr::Skip(s) => s.insert_new(member, score),
+        if let Repr::Packed(p) = &mut self.repr {
+            if p.insert_new(&member, score) {
+                return;
+            }
+            self.convert_to_skiplist();
+        }
+        if let Repr::Skip(s) = &mut self.repr {
+            s.insert_new(member, score);
         }
     }
 
@@ -342,10 +344,10 @@ impl ZSet {
     }
 
     /// The member at 0-based `rank` from the lowest, and its score.
-    pub fn get_by_rank(&self, rank: usize) -> Option<(&Bytes, f64)> {
+    pub fn get_by_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
         match &self.repr {
             Repr::Packed(p) => p.get(rank),
-            Repr::Skip(s) => s.get_by_rank(rank),
+            Repr::Skip(s) => s.get_by_rank(rank).map(|(m, score)| (&m[..], score)),
         }
     }
 
@@ -365,7 +367,7 @@ impl ZSet {
         Iter(match &self.repr {
             Repr::Packed(p) => {
                 let at = if reverse { p.len().checked_sub(rank + 1) } else { Some(rank) };
-                IterRepr::Packed(packed::Iter::new(p.items(), at, reverse))
+                IterRepr::Packed(packed::Iter::new(p, at, reverse))
             }
             Repr::Skip(s) => IterRepr::Skip(s.iter_from_rank(rank, reverse)),
         })
@@ -377,16 +379,13 @@ impl ZSet {
     /// a skip-list seek, and Redis answers what the linear search finds.
     pub fn walk_from<R: Range>(&self, range: &R, reverse: bool) -> Iter<'_> {
         Iter(match &self.repr {
-            Repr::Packed(p) => {
-                let at = if reverse { p.last_in(range) } else { p.first_in(range) };
-                IterRepr::Packed(packed::Iter::new(p.items(), at, reverse))
-            }
+            Repr::Packed(p) => IterRepr::Packed(p.walk_from(range, reverse)),
             Repr::Skip(s) => IterRepr::Skip(s.walk_from(range, reverse)),
         })
     }
 
     /// The members in `range`, from the lowest (or from the highest with `reverse`).
-    pub fn range<'a, R: Range>(&'a self, range: &'a R, reverse: bool) -> impl Iterator<Item = (&'a Bytes, f64)> + 'a {
+    pub fn range<'a, R: Range>(&'a self, range: &'a R, reverse: bool) -> impl Iterator<Item = (&'a [u8], f64)> + 'a {
         self.walk_from(range, reverse).take_while(move |(m, s)| range.contains_far_end(*s, m, reverse))
     }
 
@@ -425,13 +424,13 @@ impl ZSet {
 
     /// One page of ZSCAN over a skip-list set (see `SkipList::scan`); a listpack set is
     /// visited whole, with cursor 0 next, as Redis returns it.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, f64)) -> u64 {
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], f64)) -> u64 {
         match &self.repr {
             Repr::Packed(p) => {
-                p.items().iter().for_each(|(m, s)| visit(m, *s));
+                p.for_each(visit);
                 0
             }
-            Repr::Skip(s) => s.scan(cursor, count, visit),
+            Repr::Skip(s) => s.scan(cursor, count, |member, score| visit(member, score)),
         }
     }
 
@@ -462,12 +461,12 @@ enum IterRepr<'a> {
 }
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a Bytes, f64);
+    type Item = (&'a [u8], f64);
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.0 {
             IterRepr::Packed(it) => it.next(),
-            IterRepr::Skip(it) => it.next(),
+            IterRepr::Skip(it) => it.next().map(|(m, score)| (&m[..], score)),
         }
     }
 }
@@ -1444,11 +1443,11 @@ mod tests {
         assert!(!z.insert(b("a"), 7.0));
         z.check();
         assert_eq!(z.rank(b"a", false), Some(3));
-        assert_eq!(z.get_by_rank(3).map(|(m, s)| (m.clone(), s)), Some((b("a"), 7.0)));
+        assert_eq!(z.get_by_rank(3), Some((&b"a"[..], 7.0)));
         assert_eq!(z.remove(b"c"), Some(0.5));
         assert_eq!(z.remove(b"c"), None);
         z.check();
-        let rev: Vec<_> = z.iter_rev().map(|(m, _)| m.clone()).collect();
+        let rev: Vec<_> = z.iter_rev().map(|(m, _)| m).collect();
         assert_eq!(rev, [b("d"), b("a"), b("b"), b("e")]);
     }
 
@@ -1514,10 +1513,10 @@ mod tests {
         z.check();
         let r = ScoreRange::parse(b"10", b"(20").unwrap();
         assert_eq!(z.count_in(&r), 20);
-        let got: Vec<_> = z.range(&r, false).map(|(m, _)| m.clone()).collect();
+        let got: Vec<_> = z.range(&r, false).map(|(m, _)| Bytes::copy_from_slice(m)).collect();
         assert_eq!(got.first(), Some(&b("m020")));
         assert_eq!(got.len(), 20);
-        let rev: Vec<_> = z.range(&r, true).map(|(m, _)| m.clone()).collect();
+        let rev: Vec<_> = z.range(&r, true).map(|(m, _)| Bytes::copy_from_slice(m)).collect();
         assert_eq!(rev.first(), Some(&b("m039")));
         let mut same = ZSet::with_size_hint(1000);
         for i in 0..200 {
@@ -1525,17 +1524,14 @@ mod tests {
         }
         let lex = LexRange::parse(b"[m010", b"(m013").unwrap();
         assert_eq!(same.count_in(&lex), 3);
-        assert_eq!(
-            same.range(&lex, true).map(|(m, _)| m.clone()).collect::<Vec<_>>(),
-            [b("m012"), b("m011"), b("m010")]
-        );
+        assert_eq!(same.range(&lex, true).map(|(m, _)| m).collect::<Vec<_>>(), [b("m012"), b("m011"), b("m010")]);
         assert_eq!(z.remove_in(&r), 20);
         z.check();
         assert_eq!(z.count_in(&r), 0);
         assert_eq!(z.remove_rank_range(0, 9), 10);
         z.check();
         assert_eq!(z.len(), 170);
-        assert_eq!(z.get_by_rank(0).map(|(m, _)| m.clone()), Some(b("m010")));
+        assert_eq!(z.get_by_rank(0).map(|(m, _)| m), Some(&b"m010"[..]));
         let popped = z.pop(3, true);
         assert_eq!(popped.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(), [b("m199"), b("m198"), b("m197")]);
         z.check();
@@ -1606,7 +1602,7 @@ mod tests {
                 assert_eq!(z.len(), model.len());
             }
             z.check();
-            let got: Vec<_> = z.iter().map(|(m, s)| (s, m.clone())).collect();
+            let got: Vec<_> = z.iter().map(|(m, s)| (s, Bytes::copy_from_slice(m))).collect();
             assert_eq!(got, model);
             for (i, (_, m)) in model.iter().enumerate() {
                 assert_eq!(z.rank(m, false), Some(i));
@@ -1624,10 +1620,67 @@ mod tests {
                     .map(|(_, m)| m.clone())
                     .collect();
                 assert_eq!(z.count_in(&r), expected.len());
-                assert_eq!(z.range(&r, false).map(|(m, _)| m.clone()).collect::<Vec<_>>(), expected);
+                assert_eq!(z.range(&r, false).map(|(m, _)| m).collect::<Vec<_>>(), expected);
                 let mut rev = expected.clone();
                 rev.reverse();
-                assert_eq!(z.range(&r, true).map(|(m, _)| m.clone()).collect::<Vec<_>>(), rev);
+                assert_eq!(z.range(&r, true).map(|(m, _)| m).collect::<Vec<_>>(), rev);
+            }
+        }
+    }
+
+    /// The packed layout's walks, by rank from either end and in both directions, after
+    /// every step of random changes (the set stays within the listpack limits).
+    #[test]
+    fn packed_walks_against_a_model() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut z = ZSet::new();
+        let mut model: Vec<(f64, Bytes)> = Vec::new();
+        for _ in 0..3000 {
+            // At most 100 members of at most 61 bytes, of lengths all over the length byte.
+            let i = rng.gen_range(0..100);
+            let member = Bytes::from("m".repeat(i * 7 % 60) + &i.to_string());
+            let score = f64::from(rng.gen_range(-8..8)) / 2.0;
+            match rng.gen_range(0..10) {
+                0..=5 => {
+                    z.insert(member.clone(), score);
+                    model.retain(|(_, m)| *m != member);
+                    model.push((score, member));
+                }
+                6 => {
+                    assert_eq!(z.remove(&member).is_some(), model.iter().any(|(_, m)| *m == member));
+                    model.retain(|(_, m)| *m != member);
+                }
+                7 => {
+                    let (start, end) = (rng.gen_range(0..8), rng.gen_range(0..8));
+                    let removed = z.remove_rank_range(start, end);
+                    let end = end.min(model.len().saturating_sub(1));
+                    let expected = if start <= end && start < model.len() { end - start + 1 } else { 0 };
+                    assert_eq!(removed, expected);
+                    model.drain(start.min(model.len())..(start + expected).min(model.len()));
+                }
+                _ => {
+                    let (count, max) = (rng.gen_range(0..3), rng.gen_bool(0.5));
+                    let popped: Vec<_> = z.pop(count, max).into_iter().map(|(m, s)| (s, m)).collect();
+                    let n = count.min(model.len());
+                    let expected: Vec<_> =
+                        if max { model.drain(model.len() - n..).rev().collect() } else { model.drain(..n).collect() };
+                    assert_eq!(popped, expected);
+                }
+            }
+            model.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            z.check();
+            assert!(z.is_listpack());
+            let owned = |(m, s): (&[u8], f64)| (s, Bytes::copy_from_slice(m));
+            assert_eq!(z.iter().map(owned).collect::<Vec<_>>(), model);
+            assert!(z.iter_rev().map(owned).eq(model.iter().rev().cloned()));
+            let rank = rng.gen_range(0..=model.len());
+            assert!(z.iter_from_rank(rank, false).map(owned).eq(model.iter().skip(rank).cloned()));
+            assert!(z.iter_from_rank(rank, true).map(owned).eq(model.iter().rev().skip(rank).cloned()));
+            assert_eq!(z.get_by_rank(rank).map(owned), model.get(rank).cloned());
+            if let Some((score, member)) = model.get(rank) {
+                assert_eq!(z.rank(member, false), Some(rank));
+                assert_eq!(z.rank(member, true), Some(model.len() - 1 - rank));
+                assert_eq!(z.score(member), Some(*score));
             }
         }
     }
@@ -1642,7 +1695,7 @@ mod tests {
         let mut cursor = 0;
         let mut round = 0;
         loop {
-            cursor = z.scan(cursor, 7, |m, _| *seen.entry(m.clone()).or_insert(0) += 1);
+            cursor = z.scan(cursor, 7, |m, _| *seen.entry(Bytes::copy_from_slice(m)).or_insert(0) += 1);
             // Churn: rescore stable members, remove and add volatile ones.
             round += 1;
             z.insert(Bytes::from(format!("s{}", round % 100)), -f64::from(round));

@@ -450,7 +450,7 @@ fn search(set: &ZSet, shape: &Shape, limit: usize) -> Vec<Found> {
         for (member, score) in set.range(&range, false) {
             let (lon, lat) = geo::decode_score(score);
             if let Some(dist) = shape.distance_if_within(lon, lat) {
-                found.push(Found { member: member.clone(), score, lon, lat, dist });
+                found.push(Found { member: Bytes::copy_from_slice(member), score, lon, lat, dist });
                 if limit > 0 && found.len() >= limit {
                     break;
                 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use rand::Rng;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is, read_out, text};
+use super::{arg, int_arg, is, text};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -355,8 +355,8 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f, v].map(Bytes::copy_from_slice)).collect()),
         Value::Set(s) => create(b"SADD", s.iter().map(KeyBytes::to_bytes).collect()),
         Value::ZSet(z) => {
-            // Read out as replies are: a clone would leave each member a shared header.
-            let pairs = z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), read_out(m)]);
+            let pairs =
+                z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), Bytes::copy_from_slice(m)]);
             create(b"ZADD", pairs.collect())
         }
         // A stream's groups and bookkeeping have no command that sets them all: it is

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is, read_out};
+use super::{arg, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -119,7 +119,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
         Some(Value::ZSet(z)) => {
             // Redis converts a sorted set it sorts to a skip list, for good.
             z.convert_to_skiplist();
-            Source::ZSet(z.iter().map(|(m, _)| read_out(m)).collect())
+            Source::ZSet(z.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect())
         }
         Some(_) => return Err(errors::wrong_type()),
     };

@@ -14,7 +14,7 @@ use rand::Rng;
 use staykv_resp::{Protocol, Reply};
 
 use super::keys::parse_scan;
-use super::{arg, int_arg, is, read_out, MAX_RANDOM_REPEATS};
+use super::{arg, bulk_copy, int_arg, is, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -137,7 +137,7 @@ pub(crate) fn zadd_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
     argv.extend([Bytes::from_static(b"ZADD"), key.clone()]);
     for (member, score) in set.iter() {
         argv.push(Bytes::from(zset::format_score(score)));
-        argv.push(member.clone());
+        argv.push(Bytes::copy_from_slice(member));
     }
     argv
 }
@@ -437,7 +437,7 @@ fn zrange_generic(
 /// The members a range request selects, in reply order, and the size Redis announces for a
 /// stored result (the rank range's length; 0 when unknown).
 fn select(set: &ZSet, bounds: &Bounds, reverse: bool, offset: i64, limit: i64) -> (Vec<(Bytes, f64)>, usize) {
-    let own = |(m, s): (&Bytes, f64)| (read_out(m), s);
+    let own = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
     match bounds {
         Bounds::Rank(start, end) => match rank_span(*start, *end, set.len()) {
             Some((start, end)) => {
@@ -460,7 +460,7 @@ fn limited<'a, R: Range>(
     reverse: bool,
     offset: i64,
     limit: i64,
-) -> impl Iterator<Item = (&'a Bytes, f64)> + 'a {
+) -> impl Iterator<Item = (&'a [u8], f64)> + 'a {
     let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     let take = usize::try_from(limit).unwrap_or(usize::MAX);
     set.walk_from(range, reverse).skip(skip).take_while(move |(m, s)| range.contains_far_end(*s, m, reverse)).take(take)
@@ -623,7 +623,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Ok(Reply::Nil);
         };
         let pick = rand::thread_rng().gen_range(0..set.len().max(1));
-        return Ok(set.get_by_rank(pick).map_or(Reply::Nil, |(m, _)| Reply::Bulk(read_out(m))));
+        return Ok(set.get_by_rank(pick).map_or(Reply::Nil, |(m, _)| bulk_copy(m)));
     };
     let count = int_arg(count)?;
     if count == i64::MIN {
@@ -641,7 +641,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(set) = read(ctx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let own = |(m, s): (&Bytes, f64)| (read_out(m), s);
+    let own = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
     let mut rng = rand::thread_rng();
     let size = set.len();
     let picked: Vec<(Bytes, f64)> = if count == 0 || size == 0 {
@@ -843,7 +843,7 @@ fn setop_generic(
             Ok(store_result(ctx, dst, set, event))
         }
         None => {
-            let items = set.iter().map(|(m, s)| (m.clone(), s)).collect();
+            let items = set.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect();
             Ok(members_reply(resp3(ctx), items, withscores))
         }
     }
@@ -921,14 +921,14 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let next = if set.is_listpack() {
         // Redis returns a listpack whole, scores as the listpack stores them.
         for (member, score) in set.iter().filter(|(m, _)| matches(m)) {
-            out.push(Reply::Bulk(read_out(member)));
+            out.push(bulk_copy(member));
             out.push(Reply::Bulk(Bytes::from(zset::format_listpack_score(score))));
         }
         0
     } else {
         set.scan(cursor, options.count, |member, score| {
             if matches(member) {
-                out.push(Reply::Bulk(read_out(member)));
+                out.push(bulk_copy(member));
                 out.push(Reply::Bulk(Bytes::from(zset::format_score(score))));
             }
         })

@@ -93,7 +93,7 @@ impl Session {
                 Value::ZSet(z) => format!(
                     "zset {} {:?}",
                     entry.value.encoding(),
-                    z.iter().map(|(m, s)| (m.clone(), s.to_bits())).collect::<Vec<_>>()
+                    z.iter().map(|(m, s)| (m, s.to_bits())).collect::<Vec<_>>()
                 ),
                 Value::Set(members) => {
                     let mut members: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
