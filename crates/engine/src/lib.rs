@@ -34,6 +34,7 @@ pub mod keyspace;
 pub mod latency;
 pub mod latency_report;
 pub mod lazyfree;
+pub mod list;
 pub mod long_double;
 pub mod memory_report;
 pub mod notify;

@@ -1,11 +1,10 @@
 //! Values to and from the RDB object model (`staykv_rdb::RdbValue`): DUMP/RESTORE use it,
 //! and so do snapshots, import and export.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 use staykv_rdb::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbValue};
 
+use crate::list::List;
 use crate::small_bytes::{KeyBytes, SmallBytes};
 use crate::stream::{Consumer, Group, Pending, Stream, StreamId};
 use crate::value::{HashSet, Value};
@@ -26,7 +25,7 @@ pub fn to_rdb(value: &Value) -> RdbValue {
 pub fn from_rdb(value: RdbValue) -> Option<Value> {
     let value = match value {
         RdbValue::String(s) => Value::Str(SmallBytes::from_owned(Bytes::from(s))),
-        RdbValue::List(l) => Value::List(Box::new(l.into_iter().map(KeyBytes::from_vec).collect::<VecDeque<_>>())),
+        RdbValue::List(l) => Value::List(Box::new(List::from_vecs(l))),
         RdbValue::Hash(pairs) => Value::Hash(Box::new(pairs.into_iter().collect())),
         RdbValue::Set(members) => {
             let mut set = HashSet::default();

@@ -1,7 +1,5 @@
 //! Value types stored under a key.
 
-use std::collections::VecDeque;
-
 use crate::small_bytes::{KeyBytes, SmallBytes};
 
 pub type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
@@ -14,7 +12,7 @@ pub type HashSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 /// (inline in its `SmallBytes`) must not pay for the size of a collection's header.
 pub enum Value {
     Str(SmallBytes),
-    List(Box<VecDeque<KeyBytes>>),
+    List(Box<crate::list::List>),
     Hash(Box<crate::hash::Hash>),
     Set(Box<HashSet<KeyBytes>>),
     ZSet(Box<crate::zset::ZSet>),
@@ -123,9 +121,7 @@ impl Value {
         match self {
             Value::Str(s) if s.is_inline() => 0,
             Value::Str(s) => s.len() + SHARED_STRING_OVERHEAD,
-            Value::List(l) => {
-                sampled(l.iter(), samples, |e| std::mem::size_of::<KeyBytes>() + KeyBytes::heap_bytes(e.len()))
-            }
+            Value::List(l) => l.memory_usage(samples),
             Value::Hash(h) => sampled(h.iter(), samples, |(f, v)| h.pair_bytes(f, v)),
             Value::Set(s) => sampled(s.iter(), samples, |m| SET_MEMBER_BYTES + KeyBytes::heap_bytes(m.len())),
             Value::ZSet(z) => z.heap_size(),
@@ -181,7 +177,7 @@ pub trait Collection: Sized {
     fn empty() -> Value;
 }
 
-impl Collection for VecDeque<KeyBytes> {
+impl Collection for crate::list::List {
     fn view(value: &mut Value) -> Option<&mut Self> {
         match value {
             Value::List(l) => Some(l),

@@ -1094,9 +1094,9 @@ pub fn remove_temp_files(dir: &Path) {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use staykv_engine::list::List;
     use staykv_engine::small_bytes::SmallBytes;
     use staykv_engine::value::HashSet;
-    use std::collections::VecDeque;
 
     #[test]
     fn a_file_written_through_incremental_sync_is_pushed_as_it_grows_and_kept_whole() {
@@ -1124,7 +1124,7 @@ mod tests {
         set.insert(KeyBytes::from_slice(b"m"));
         for value in [
             Value::Str(SmallBytes::from_slice(b"hello")),
-            Value::List(Box::new(VecDeque::from(vec![KeyBytes::from_slice(b"a"), KeyBytes::from_slice(b"b")]))),
+            Value::List(Box::new(List::from_elements([b"a", b"b"]))),
             Value::Hash(Box::new(hash)),
             Value::Set(Box::new(set)),
         ] {

@@ -351,7 +351,7 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
     };
     match &entry.value {
         Value::Str(s) => create(b"SET", vec![s.to_bytes()]),
-        Value::List(l) => create(b"RPUSH", l.iter().map(KeyBytes::to_bytes).collect()),
+        Value::List(l) => create(b"RPUSH", l.iter().map(Bytes::copy_from_slice).collect()),
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f, v].map(Bytes::copy_from_slice)).collect()),
         Value::Set(s) => create(b"SADD", s.iter().map(KeyBytes::to_bytes).collect()),
         Value::ZSet(z) => {

@@ -3,8 +3,6 @@
 //! Moves between keys (LMOVE, RPOPLPUSH) are logged as a pop from the source and a push to
 //! the destination, so every logged effect names a single key.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 use staykv_resp::Reply;
 
@@ -13,7 +11,6 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::num::i64_bytes;
-use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -43,7 +40,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("blmpop", -5, WRITE, "list", blmpop).key_finder(numkeys_at_2),
 ];
 
-type List = VecDeque<KeyBytes>;
+use crate::list::List;
 
 /// Which end of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,17 +136,7 @@ fn existing<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut List>, Re
 fn push_generic(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {
     let key = arg(args, 1)?;
     let Some(list) = write(ctx, key, !only_existing)? else { return Ok(Reply::Int(0)) };
-    if list.is_empty() {
-        // A list made by one push holds what it was given and no spare room. Later pushes
-        // grow it by doubling (exact growth at every push would copy it each time).
-        list.reserve_exact(args.len().saturating_sub(2));
-    }
-    for item in args.iter().skip(2) {
-        match end {
-            End::Left => list.push_front(KeyBytes::from_slice(item)),
-            End::Right => list.push_back(KeyBytes::from_slice(item)),
-        }
-    }
+    list.push_all(args.get(2..).unwrap_or_default(), end == End::Left);
     let len = list.len();
     ctx.propagate_args(args);
     Ok(Reply::Int(len as i64))
@@ -174,13 +161,9 @@ fn rpushx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// Pop up to `count` elements from one end, logging the pop and deleting an emptied key.
 pub(crate) fn pop_elements(ctx: &mut Ctx, key: &Bytes, end: End, count: usize) -> Result<Vec<Bytes>, Reply> {
     let Some(list) = write(ctx, key, false)? else { return Ok(Vec::new()) };
-    let n = count.min(list.len());
-    let popped: Vec<Bytes> = match end {
-        End::Left => list.drain(..n).map(KeyBytes::into_bytes).collect(),
-        End::Right => list.drain(list.len() - n..).rev().map(KeyBytes::into_bytes).collect(),
-    };
+    let popped = list.pop(count, end == End::Left);
     if !popped.is_empty() {
-        ctx.propagate(vec![Bytes::from_static(end.pop_name()), key.clone(), i64_bytes(n as i64)]);
+        ctx.propagate(vec![Bytes::from_static(end.pop_name()), key.clone(), i64_bytes(popped.len() as i64)]);
     }
     ctx.drop_if_empty(key);
     Ok(popped)
@@ -221,7 +204,7 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (int_arg(arg(args, 2)?)?, int_arg(arg(args, 3)?)?);
     let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Array(Vec::new())) };
     Ok(match list_range(start, stop, list.len()) {
-        Some((from, to)) => Reply::Array(list.range(from..=to).map(|e| bulk_copy(e)).collect()),
+        Some((from, to)) => Reply::Array(list.range(from, to).map(bulk_copy).collect()),
         None => Reply::Array(Vec::new()),
     })
 }
@@ -248,15 +231,16 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // Redis looks the key up (and checks its type) before it parses the index.
     let Some(list) = read(ctx, arg(args, 1)?)? else { return Ok(Reply::Nil) };
     let index = int_arg(arg(args, 2)?)?;
-    Ok(list_index(index, list.len()).and_then(|i| list.get(i).map(|e| bulk_copy(e))).unwrap_or(Reply::Nil))
+    Ok(list_index(index, list.len()).and_then(|i| list.get(i).map(bulk_copy)).unwrap_or(Reply::Nil))
 }
 
 fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(list) = write(ctx, arg(args, 1)?, false)? else { return Err(err(errors::NO_SUCH_KEY)) };
     let index = int_arg(arg(args, 2)?)?;
-    let slot =
-        list_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or_else(|| err("ERR index out of range"))?;
-    *slot = KeyBytes::from_slice(arg(args, 3)?);
+    let element = arg(args, 3)?;
+    if !list_index(index, list.len()).is_some_and(|i| list.set(i, element)) {
+        return Err(err("ERR index out of range"));
+    }
     ctx.propagate_args(args);
     Ok(Reply::Ok)
 }
@@ -266,23 +250,7 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let count = int_arg(arg(args, 2)?)?;
     let Some(list) = write(ctx, key, false)? else { return Ok(Reply::Int(0)) };
     let limit = if count == 0 { usize::MAX } else { usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX) };
-    let mut removed = 0;
-    if count >= 0 {
-        list.retain(|e| {
-            let hit = removed < limit && e.as_slice() == &element[..];
-            removed += usize::from(hit);
-            !hit
-        });
-    } else {
-        let mut i = list.len();
-        while i > 0 && removed < limit {
-            i -= 1;
-            if list.get(i).is_some_and(|e| e.as_slice() == &element[..]) {
-                list.remove(i);
-                removed += 1;
-            }
-        }
-    }
+    let removed = list.remove_matching(element, limit, count < 0);
     if removed > 0 {
         ctx.propagate_args(args);
     }
@@ -295,10 +263,7 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (int_arg(arg(args, 2)?)?, int_arg(arg(args, 3)?)?);
     let Some(list) = write(ctx, key, false)? else { return Ok(Reply::Ok) };
     match list_range(start, stop, list.len()) {
-        Some((from, to)) => {
-            list.truncate(to + 1);
-            list.drain(..from);
-        }
+        Some((from, to)) => list.trim(from, to),
         None => list.clear(),
     }
     ctx.propagate_args(args);
@@ -314,8 +279,8 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let (pivot, element) = (arg(args, 3)?, arg(args, 4)?);
     let Some(list) = write(ctx, arg(args, 1)?, false)? else { return Ok(Reply::Int(0)) };
-    let Some(pos) = list.iter().position(|e| e.as_slice() == &pivot[..]) else { return Ok(Reply::Int(-1)) };
-    list.insert(if after { pos + 1 } else { pos }, KeyBytes::from_slice(element));
+    let Some(pos) = list.iter().position(|e| e == &pivot[..]) else { return Ok(Reply::Int(-1)) };
+    list.insert(if after { pos + 1 } else { pos }, element);
     let len = list.len();
     ctx.propagate_args(args);
     Ok(Reply::Int(len as i64))
@@ -347,22 +312,20 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(list) = read(ctx, arg(args, 1)?)? else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };
-    let len = list.len();
-    let scan_limit = if maxlen == 0 { len } else { maxlen.min(len) };
-    let indexes: Box<dyn Iterator<Item = usize>> =
-        if rank > 0 { Box::new(0..scan_limit) } else { Box::new((len - scan_limit..len).rev()) };
+    let scan_limit = if maxlen == 0 { list.len() } else { maxlen };
+    let hit = |(i, e): (usize, &[u8])| (e == &element[..]).then_some(i);
+    let hits: Box<dyn Iterator<Item = usize>> = if rank > 0 {
+        Box::new(list.iter().enumerate().take(scan_limit).filter_map(hit))
+    } else {
+        Box::new(list.iter().enumerate().rev().take(scan_limit).filter_map(hit))
+    };
     let skip = usize::try_from(rank.unsigned_abs() - 1).unwrap_or(usize::MAX);
     let wanted = match count {
         Some(0) => usize::MAX,
         Some(n) => n,
         None => 1,
     };
-    let found: Vec<Reply> = indexes
-        .filter(|&i| list.get(i).is_some_and(|e| e.as_slice() == &element[..]))
-        .skip(skip)
-        .take(wanted)
-        .map(|i| Reply::Int(i as i64))
-        .collect();
+    let found: Vec<Reply> = hits.skip(skip).take(wanted).map(|i| Reply::Int(i as i64)).collect();
     Ok(match count {
         Some(_) => Reply::Array(found),
         None => found.into_iter().next().unwrap_or(Reply::Nil),
@@ -379,22 +342,17 @@ pub(crate) fn move_element(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, t
         return Err(errors::wrong_type());
     }
     let Some(list) = write(ctx, src, false)? else { return Ok(Reply::Nil) };
-    let popped = match from {
-        End::Left => list.pop_front(),
-        End::Right => list.pop_back(),
-    };
-    let Some(element) = popped else { return Ok(Reply::Nil) };
+    let Some(element) = list.pop(1, from == End::Left).pop() else { return Ok(Reply::Nil) };
     // Redis's order: the push (creating the destination: `new`, then `lpush`/`rpush`), then
     // the pop's event, then the source's deletion if it emptied. The source is not deleted
     // before the push, so moving the last element of a list onto itself keeps the key. The
     // effects replay in that order too (push, then pop one).
     if let Some(list) = write(ctx, dst, true)? {
         match to {
-            End::Left => list.push_front(element.clone()),
-            End::Right => list.push_back(element.clone()),
+            End::Left => list.push_front(&element),
+            End::Right => list.push_back(&element),
         }
     }
-    let element = element.into_bytes();
     ctx.propagate(vec![Bytes::from_static(to.push_name()), dst.clone(), element.clone()]);
     ctx.propagate(vec![Bytes::from_static(from.pop_name()), src.clone(), i64_bytes(1)]);
     ctx.drop_if_empty(src);

@@ -99,8 +99,8 @@ pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
 
 pub(crate) use crate::small_bytes::read_out;
 
-/// A reply of a stored hash, set or list element, copied out (they are held as `KeyBytes`,
-/// or packed: nothing to share).
+/// A reply of a stored hash, set, list or sorted-set element, copied out (they are held as
+/// `KeyBytes`, or packed: nothing to share).
 pub(crate) fn bulk_copy(stored: &[u8]) -> Reply {
     Reply::Bulk(Bytes::copy_from_slice(stored))
 }

@@ -9,6 +9,7 @@ use super::{arg, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::list::List;
 use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
@@ -114,7 +115,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let mut o = parse(args, read_only)?;
     let source = match ctx.lookup_read(key).map(|e| &mut e.value) {
         None => Source::List(Vec::new()),
-        Some(Value::List(l)) => Source::List(l.iter().map(KeyBytes::to_bytes).collect()),
+        Some(Value::List(l)) => Source::List(l.iter().map(Bytes::copy_from_slice).collect()),
         Some(Value::Set(s)) => Source::Set(s.iter().map(KeyBytes::to_bytes).collect()),
         Some(Value::ZSet(z)) => {
             // Redis converts a sorted set it sorts to a skip list, for good.
@@ -206,7 +207,7 @@ fn store(ctx: &mut Ctx, dst: &Bytes, items: Vec<Option<Bytes>>) -> CmdResult {
         let list: Vec<Bytes> = items.into_iter().map(Option::unwrap_or_default).collect();
         let mut rpush = vec![Bytes::from_static(b"RPUSH"), dst.clone()];
         rpush.extend(list.iter().cloned());
-        (Value::List(Box::new(list.iter().map(|item| KeyBytes::from_slice(item)).collect())), rpush)
+        (Value::List(Box::new(List::from_elements(list.iter()))), rpush)
     });
     ctx.replace_with_result(dst, stored, crate::notify::LIST, "sortstore");
     Ok(Reply::Int(count as i64))
