@@ -421,12 +421,14 @@ mod tests {
     fn volatile_ttl_prefers_the_nearest_deadline() {
         let (engine, mut client) = filled(Policy::VolatileTtl, 500);
         assert!(evict_down_to(&engine, 750, NOW));
-        // Deadlines grow with i: the evicted ones should be mostly from the first half
-        // (random eviction would keep about 125 of the latest 250).
+        // Deadlines grow with i: the evicted ones should be mostly from the first half.
+        // Sampled eviction keeps 191-224 of the latest 250 (150 runs, mean 213); random
+        // eviction would keep about 125 (sd 8). The bound sits 5 sd from either: at 200 the
+        // test failed 3 runs in 100.
         let late_kept = (250..500)
             .filter(|i| run(&engine, &mut client, NOW, &format!("EXISTS ttl:{i}")) == staykv_resp::Reply::Int(1))
             .count();
-        assert!(late_kept >= 200, "only {late_kept} of the 250 latest deadlines kept");
+        assert!(late_kept >= 175, "only {late_kept} of the 250 latest deadlines kept");
     }
 
     #[test]
