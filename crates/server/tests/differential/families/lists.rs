@@ -33,7 +33,9 @@ fn elem(g: &mut Gen) -> Vec<u8> {
         0 => b"".to_vec(),
         1 => b"an-element-longer-than-sixty-four-bytes-so-the-node-is-not-tiny-at-all".to_vec(),
         2 => b"\x00\xff".to_vec(),
-        3..=8 => g.pick_str(&["1", "2", "-3", "100", "9223372036854775807", "1.5"]),
+        // Longer than a length byte says: the list leaves StayKV's packed layout for its deque.
+        3 => [b"long-".as_slice(), &[b'L'; 300]].concat(),
+        4..=8 => g.pick_str(&["1", "2", "-3", "100", "9223372036854775807", "1.5"]),
         _ => g.pick_str(&["a", "b", "c", "d", "e"]),
     }
 }
