@@ -642,6 +642,9 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(Vec::new()));
     };
     let own = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
+    // A packed set is found by rank with a walk: pick from its (at most 128) entries instead.
+    let packed: Option<Vec<(&[u8], f64)>> = set.is_listpack().then(|| set.iter().collect());
+    let at_rank = |rank: usize| packed.as_ref().map_or_else(|| set.get_by_rank(rank), |all| all.get(rank).copied());
     let mut rng = rand::thread_rng();
     let size = set.len();
     let picked: Vec<(Bytes, f64)> = if count == 0 || size == 0 {
@@ -652,13 +655,13 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if n > MAX_RANDOM_REPEATS.unsigned_abs() {
             return Err(err("ERR value is out of range"));
         }
-        (0..n).filter_map(|_| set.get_by_rank(rng.gen_range(0..size)).map(own)).collect()
+        (0..n).filter_map(|_| at_rank(rng.gen_range(0..size)).map(own)).collect()
     } else if count.unsigned_abs() >= size as u64 {
         // The whole set, highest first (Redis's set-operation iterator walks from the tail).
         set.iter_rev().map(own).collect()
     } else {
         let n = usize::try_from(count).unwrap_or(size);
-        rand::seq::index::sample(&mut rng, size, n).into_iter().filter_map(|r| set.get_by_rank(r).map(own)).collect()
+        rand::seq::index::sample(&mut rng, size, n).into_iter().filter_map(|r| at_rank(r).map(own)).collect()
     };
     Ok(members_reply(resp3, picked, withscores))
 }
