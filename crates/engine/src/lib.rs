@@ -25,6 +25,7 @@ pub mod effects;
 pub mod errors;
 pub mod evict;
 pub mod exec;
+mod framed;
 pub mod geo;
 pub mod glob;
 pub mod hash;

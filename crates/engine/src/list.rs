@@ -16,14 +16,14 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::framed;
 use crate::small_bytes::KeyBytes;
 
 /// The largest packed buffer: Redis's default `list-max-listpack-size` (-2) makes nodes of up
 /// to 8 KB.
 pub const PACKED_BYTES_MAX: usize = 8 << 10;
 
-/// What an entry adds to its element: a length byte at each end.
-const ENTRY_OVERHEAD: usize = 2;
+const ENTRY_OVERHEAD: usize = framed::overhead::<0>();
 
 #[derive(Clone, Debug, Default)]
 pub struct List {
@@ -56,23 +56,14 @@ struct Packed {
     len: usize,
 }
 
-/// The element of the entry that starts at `at`, and where the entry ends. A buffer cut short
-/// (which [`Packed`] never writes) reads as no entry rather than panicking.
+/// The element of the entry that starts at `at`, and where the entry ends.
 fn entry_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let len = usize::from(*bytes.get(at)?);
-    Some((bytes.get(at + 1..at + 1 + len)?, at + 1 + len + 1))
-}
-
-/// Where the entry that ends at `end` starts.
-fn entry_before(bytes: &[u8], end: usize) -> Option<usize> {
-    let len = usize::from(*bytes.get(end.checked_sub(1)?)?);
-    end.checked_sub(len + ENTRY_OVERHEAD)
+    framed::entry_at::<0>(bytes, at).map(|(element, [], end)| (element, end))
 }
 
 /// One entry's bytes; `None` if the element is too long for a length byte.
 fn encode(element: &[u8]) -> Option<impl Iterator<Item = u8> + '_> {
-    let len = u8::try_from(element.len()).ok()?;
-    Some(std::iter::once(len).chain(element.iter().copied()).chain(std::iter::once(len)))
+    framed::encode(element, [])
 }
 
 impl Packed {
@@ -94,16 +85,17 @@ impl Packed {
         } else {
             let mut at = self.bytes.len();
             for _ in index..self.len {
-                at = entry_before(&self.bytes, at)?;
+                at = framed::entry_before::<0>(&self.bytes, at)?;
             }
             at
         };
         Some(start..entry_at(&self.bytes, start)?.1)
     }
 
-    /// Whether `extra` more bytes of elements, in `entries` entries, keep the buffer packed.
-    fn has_room(&self, extra: usize, entries: usize) -> bool {
-        self.bytes.len() + extra + entries * ENTRY_OVERHEAD <= PACKED_BYTES_MAX
+    /// Whether `extra` more bytes of elements, in `entries` entries each at most `longest`
+    /// long, keep the buffer packed.
+    fn fits(&self, extra: usize, entries: usize, longest: usize) -> bool {
+        longest <= usize::from(u8::MAX) && self.bytes.len() + extra + entries * ENTRY_OVERHEAD <= PACKED_BYTES_MAX
     }
 
     fn to_deque(&self) -> VecDeque<KeyBytes> {
@@ -116,17 +108,16 @@ impl List {
     pub fn from_elements<E: AsRef<[u8]>>(elements: impl IntoIterator<Item = E>) -> List {
         let mut list = List::default();
         for element in elements {
-            list.push_back(element.as_ref());
+            list.push(element.as_ref(), false);
         }
         list
     }
 
     /// A list that takes over `elements`' heap blocks where it does not pack them.
     pub fn from_vecs(elements: Vec<Vec<u8>>) -> List {
-        let total: usize = elements.iter().map(Vec::len).sum();
-        let packs = elements.iter().all(|e| e.len() <= usize::from(u8::MAX))
-            && Packed::default().has_room(total, elements.len());
-        if packs {
+        let total = elements.iter().map(Vec::len).sum();
+        let longest = elements.iter().map(Vec::len).max().unwrap_or(0);
+        if Packed::default().fits(total, elements.len(), longest) {
             List::from_elements(elements)
         } else {
             List { repr: Repr::Deque(elements.into_iter().map(KeyBytes::from_vec).collect()) }
@@ -148,7 +139,7 @@ impl List {
     /// `longest` long; else the list becomes a deque.
     fn packed_with_room(&mut self, extra: usize, entries: usize, longest: usize) -> Option<&mut Packed> {
         if let Repr::Packed(p) = &self.repr {
-            if longest > usize::from(u8::MAX) || !p.has_room(extra, entries) {
+            if !p.fits(extra, entries, longest) {
                 self.repr = Repr::Deque(p.to_deque());
             }
         }
@@ -180,34 +171,14 @@ impl List {
             d.reserve_exact(elements.len());
         }
         for element in elements {
-            if front {
-                self.push_front(element);
-            } else {
-                self.push_back(element);
-            }
+            self.push(element, front);
         }
     }
 
-    pub fn push_front(&mut self, element: &[u8]) {
-        if let Some(p) = self.packed_with_room(element.len(), 1, element.len()) {
-            if let Some(entry) = encode(element) {
-                p.bytes.splice(0..0, entry);
-                p.len += 1;
-            }
-        } else if let Some(d) = self.deque() {
-            d.push_front(KeyBytes::from_slice(element));
-        }
-    }
-
-    pub fn push_back(&mut self, element: &[u8]) {
-        if let Some(p) = self.packed_with_room(element.len(), 1, element.len()) {
-            if let Some(entry) = encode(element) {
-                p.bytes.extend(entry);
-                p.len += 1;
-            }
-        } else if let Some(d) = self.deque() {
-            d.push_back(KeyBytes::from_slice(element));
-        }
+    /// Pushes `element` at the head (`front`) or the tail.
+    pub fn push(&mut self, element: &[u8], front: bool) {
+        let at = if front { 0 } else { self.len() };
+        self.insert(at, element);
     }
 
     /// Removes and returns up to `count` elements from the head (`front`) or the tail, in the
@@ -216,15 +187,17 @@ impl List {
         let n = count.min(self.len());
         match &mut self.repr {
             Repr::Packed(p) => {
-                let leaving = p.iter();
+                let mut leaving = p.iter();
                 let popped: Vec<Bytes> = if front {
-                    leaving.take(n).map(Bytes::copy_from_slice).collect()
+                    leaving.by_ref().take(n).map(Bytes::copy_from_slice).collect()
                 } else {
-                    leaving.rev().take(n).map(Bytes::copy_from_slice).collect()
+                    leaving.by_ref().rev().take(n).map(Bytes::copy_from_slice).collect()
                 };
-                let kept = popped_range(&p.bytes, n, front);
-                p.bytes.truncate(kept.end);
-                p.bytes.drain(..kept.start);
+                // Where the walk stopped is what stays.
+                if let IterRepr::Packed { front: kept_from, back: kept_to, .. } = leaving.0 {
+                    p.bytes.truncate(kept_to);
+                    p.bytes.drain(..kept_from);
+                }
                 p.len -= n;
                 popped
             }
@@ -278,7 +251,9 @@ impl List {
         if removed == 0 {
             return 0;
         }
-        doomed.sort_unstable();
+        if from_tail {
+            doomed.reverse();
+        }
         let mut doomed = doomed.into_iter().peekable();
         let mut index = 0;
         let mut keep = |_: &[u8]| {
@@ -340,38 +315,13 @@ impl List {
         }
     }
 
-    /// Heap bytes of the elements: the whole buffer when packed, else sampled over up to
-    /// `samples` elements (0: all), as Redis's MEMORY USAGE samples.
-    pub fn memory_usage(&self, samples: usize) -> usize {
+    /// The packed buffer's size, if the list is packed (MEMORY USAGE counts it whole, and
+    /// samples a deque's elements).
+    pub fn packed_bytes(&self) -> Option<usize> {
         match &self.repr {
-            Repr::Packed(p) => p.bytes.capacity(),
-            Repr::Deque(d) => {
-                let take = if samples == 0 { d.len() } else { samples.min(d.len()) };
-                let element = |e: &KeyBytes| std::mem::size_of::<KeyBytes>() + KeyBytes::heap_bytes(e.len());
-                let seen: usize = d.iter().take(take).map(element).sum();
-                seen.checked_div(take).map_or(0, |average| average * d.len())
-            }
+            Repr::Packed(p) => Some(p.bytes.capacity()),
+            Repr::Deque(_) => None,
         }
-    }
-
-    /// Whether the elements are packed (tests).
-    #[cfg(test)]
-    fn is_packed(&self) -> bool {
-        matches!(self.repr, Repr::Packed(_))
-    }
-}
-
-/// The bytes that stay after popping `n` entries from the head (`front`) or the tail.
-fn popped_range(bytes: &[u8], n: usize, front: bool) -> std::ops::Range<usize> {
-    let mut at = if front { 0 } else { bytes.len() };
-    for _ in 0..n {
-        let next = if front { entry_at(bytes, at).map(|(_, end)| end) } else { entry_before(bytes, at) };
-        at = next.unwrap_or(at);
-    }
-    if front {
-        at..bytes.len()
-    } else {
-        0..at
     }
 }
 
@@ -418,7 +368,7 @@ impl<'a> DoubleEndedIterator for Iter<'a> {
     fn next_back(&mut self) -> Option<&'a [u8]> {
         match &mut self.0 {
             IterRepr::Packed { bytes, back, left, .. } => {
-                let start = entry_before(bytes, *back).filter(|_| *left > 0)?;
+                let start = framed::entry_before::<0>(bytes, *back).filter(|_| *left > 0)?;
                 let (element, _) = entry_at(bytes, start)?;
                 (*back, *left) = (start, *left - 1);
                 Some(element)
@@ -454,11 +404,11 @@ mod tests {
                 let index = rng.gen_range(0..=model.len());
                 match rng.gen_range(0..12) {
                     0..=2 => {
-                        list.push_front(&element);
+                        list.push(&element, true);
                         model.push_front(element);
                     }
                     3..=5 => {
-                        list.push_back(&element);
+                        list.push(&element, false);
                         model.push_back(element);
                     }
                     6 => {
@@ -523,21 +473,21 @@ mod tests {
     #[test]
     fn packs_until_the_limits() {
         let mut list = List::from_elements([b"a".as_slice(), b"bc"]);
-        assert!(list.is_packed());
-        assert!((7..16).contains(&list.memory_usage(0)), "the buffer: 3 + 4 bytes of entries");
-        list.push_back(&[b'x'; 255]);
-        assert!(list.is_packed(), "an element of 255 bytes still has a length byte");
-        list.push_back(&[b'y'; 256]);
-        assert!(!list.is_packed(), "one of 256 does not");
+        assert!(list.packed_bytes().is_some());
+        assert!(list.packed_bytes().is_some_and(|b| (7..16).contains(&b)), "the buffer: 3 + 4 bytes of entries");
+        list.push(&[b'x'; 255], false);
+        assert!(list.packed_bytes().is_some(), "an element of 255 bytes still has a length byte");
+        list.push(&[b'y'; 256], false);
+        assert!(list.packed_bytes().is_none(), "one of 256 does not");
         assert_eq!(list.len(), 4);
         let mut long = List::default();
         for _ in 0..PACKED_BYTES_MAX / 12 {
-            long.push_front(b"0123456789");
+            long.push(b"0123456789", true);
         }
-        assert!(long.is_packed());
-        long.push_front(b"0123456789");
-        assert!(!long.is_packed(), "past {PACKED_BYTES_MAX} bytes");
-        assert!(!List::from_vecs(vec![vec![0; 300]]).is_packed());
-        assert!(List::from_vecs(vec![vec![0; 30]; 3]).is_packed());
+        assert!(long.packed_bytes().is_some());
+        long.push(b"0123456789", true);
+        assert!(long.packed_bytes().is_none(), "past {PACKED_BYTES_MAX} bytes");
+        assert!(List::from_vecs(vec![vec![0; 300]]).packed_bytes().is_none());
+        assert!(List::from_vecs(vec![vec![0; 30]; 3]).packed_bytes().is_some());
     }
 }

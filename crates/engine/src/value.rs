@@ -121,7 +121,9 @@ impl Value {
         match self {
             Value::Str(s) if s.is_inline() => 0,
             Value::Str(s) => s.len() + SHARED_STRING_OVERHEAD,
-            Value::List(l) => l.memory_usage(samples),
+            Value::List(l) => l.packed_bytes().unwrap_or_else(|| {
+                sampled(l.iter(), samples, |e| std::mem::size_of::<KeyBytes>() + KeyBytes::heap_bytes(e.len()))
+            }),
             Value::Hash(h) => sampled(h.iter(), samples, |(f, v)| h.pair_bytes(f, v)),
             Value::Set(s) => sampled(s.iter(), samples, |m| SET_MEMBER_BYTES + KeyBytes::heap_bytes(m.len())),
             Value::ZSet(z) => z.heap_size(),

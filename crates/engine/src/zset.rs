@@ -1370,47 +1370,14 @@ fn mantissa_has_nonzero(body: &[u8]) -> bool {
     }
 }
 
-/// A score as Redis prints it in replies and logs: C's `%.17g`, `inf`, `-inf`.
-pub fn format_score(score: f64) -> String {
-    if score.is_infinite() {
-        return if score > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if score.is_nan() {
-        return "nan".into();
-    }
-    if score == 0.0 {
-        return if score.is_sign_negative() { "-0".into() } else { "0".into() };
-    }
-    if let Some(whole) = staykv_resp::format_integral(score) {
-        return whole;
-    }
-    let sci = format!("{score:.16e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    if !(-4..17).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim(mantissa), exp.unsigned_abs())
-    } else {
-        let decimals = usize::try_from(16 - exp).unwrap_or(0);
-        trim(&format!("{score:.decimals$}"))
-    }
-}
-
 /// A score as a listpack holds it and ZSCAN of a small set returns it: integral values within
-/// ±2^62 as integers, anything else as [`format_score`].
+/// ±2^62 as integers, anything else as replies do ([`staykv_resp::format_double`]).
 pub fn format_listpack_score(score: f64) -> String {
     const LIMIT: f64 = 4_611_686_018_427_387_904.0; // (double)(LLONG_MAX / 2)
     if score.is_finite() && (-LIMIT..=LIMIT).contains(&score) && score.fract() == 0.0 {
         return (score as i64).to_string();
     }
-    format_score(score)
+    staykv_resp::format_double(score)
 }
 
 #[cfg(test)]
@@ -1555,6 +1522,13 @@ mod tests {
         assert!(!r.gte_min(0.0, b"a") && r.gte_min(0.0, b"aa") && r.lte_max(0.0, b"c") && !r.lte_max(0.0, b"ca"));
     }
 
+    /// ZADD's effect on the set and on a model of (score, member) pairs (sorted by the caller).
+    fn insert_both(z: &mut ZSet, model: &mut Vec<(f64, Bytes)>, member: Bytes, score: f64) {
+        z.insert(member.clone(), score);
+        model.retain(|(_, m)| *m != member);
+        model.push((score, member));
+    }
+
     #[test]
     fn randomized_against_a_model() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -1566,9 +1540,7 @@ mod tests {
                 let score = f64::from(rng.gen_range(-20..20)) / 4.0;
                 match rng.gen_range(0..10) {
                     0..=5 => {
-                        z.insert(member.clone(), score);
-                        model.retain(|(_, m)| *m != member);
-                        model.push((score, member));
+                        insert_both(&mut z, &mut model, member, score);
                     }
                     6..=7 => {
                         let removed = z.remove(&member).is_some();
@@ -1642,9 +1614,7 @@ mod tests {
             let score = f64::from(rng.gen_range(-8..8)) / 2.0;
             match rng.gen_range(0..10) {
                 0..=5 => {
-                    z.insert(member.clone(), score);
-                    model.retain(|(_, m)| *m != member);
-                    model.push((score, member));
+                    insert_both(&mut z, &mut model, member, score);
                 }
                 6 => {
                     assert_eq!(z.remove(&member).is_some(), model.iter().any(|(_, m)| *m == member));
@@ -1761,15 +1731,15 @@ mod tests {
 
     #[test]
     fn formats_like_redis() {
-        assert_eq!(format_score(1.1 + 0.0000000000000001), "1.1000000000000001");
-        assert_eq!(format_score(0.1), "0.10000000000000001");
-        assert_eq!(format_score(1e17), "1e+17");
-        assert_eq!(format_score(1e16), "10000000000000000");
-        assert_eq!(format_score(-0.0), "-0");
-        assert_eq!(format_score(1e-310), "9.9999999999999694e-311");
-        assert_eq!(format_score(0.0001), "0.0001");
-        assert_eq!(format_score(0.00001), "1.0000000000000001e-05");
-        assert_eq!(format_score(f64::NEG_INFINITY), "-inf");
+        assert_eq!(staykv_resp::format_double(1.1 + 0.0000000000000001), "1.1000000000000001");
+        assert_eq!(staykv_resp::format_double(0.1), "0.10000000000000001");
+        assert_eq!(staykv_resp::format_double(1e17), "1e+17");
+        assert_eq!(staykv_resp::format_double(1e16), "10000000000000000");
+        assert_eq!(staykv_resp::format_double(-0.0), "-0");
+        assert_eq!(staykv_resp::format_double(1e-310), "9.9999999999999694e-311");
+        assert_eq!(staykv_resp::format_double(0.0001), "0.0001");
+        assert_eq!(staykv_resp::format_double(0.00001), "1.0000000000000001e-05");
+        assert_eq!(staykv_resp::format_double(f64::NEG_INFINITY), "-inf");
         assert_eq!(format_listpack_score(1e17), "100000000000000000");
         assert_eq!(format_listpack_score(4611686018427387904.0), "4611686018427387904");
         assert_eq!(format_listpack_score(9223372036854775808.0), "9.2233720368547758e+18");

@@ -193,7 +193,7 @@ pub fn format_double(d: f64) -> String {
 /// prints for it, as Redis's `d2string` does. Sorted-set scores are mostly such (timestamps,
 /// counters), and the 17-digit formatting works through a bignum: 1.2 µs a score, most of a
 /// 90-member `ZRANGE ... WITHSCORES`.
-pub fn format_integral(d: f64) -> Option<String> {
+fn format_integral(d: f64) -> Option<String> {
     const LIMIT: f64 = 4_503_599_627_370_496.0; // 2^52
     let whole = d != 0.0 && d.fract() == 0.0 && d.abs() < LIMIT;
     // Exact: a whole double of magnitude under 2^52 is an i64.

@@ -356,7 +356,7 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
         Value::Set(s) => create(b"SADD", s.iter().map(KeyBytes::to_bytes).collect()),
         Value::ZSet(z) => {
             let pairs =
-                z.iter().flat_map(|(m, s)| [Bytes::from(crate::zset::format_score(s)), Bytes::copy_from_slice(m)]);
+                z.iter().flat_map(|(m, s)| [Bytes::from(staykv_resp::format_double(s)), Bytes::copy_from_slice(m)]);
             create(b"ZADD", pairs.collect())
         }
         // A stream's groups and bookkeeping have no command that sets them all: it is

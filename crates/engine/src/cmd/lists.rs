@@ -348,10 +348,7 @@ pub(crate) fn move_element(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, t
     // before the push, so moving the last element of a list onto itself keeps the key. The
     // effects replay in that order too (push, then pop one).
     if let Some(list) = write(ctx, dst, true)? {
-        match to {
-            End::Left => list.push_front(&element),
-            End::Right => list.push_back(&element),
-        }
+        list.push(&element, to == End::Left);
     }
     ctx.propagate(vec![Bytes::from_static(to.push_name()), dst.clone(), element.clone()]);
     ctx.propagate(vec![Bytes::from_static(from.pop_name()), src.clone(), i64_bytes(1)]);

@@ -131,12 +131,17 @@ fn members_reply(resp3: bool, items: Vec<(Bytes, f64)>, withscores: bool) -> Rep
     }
 }
 
+/// A member and its score copied out of the set, for a reply.
+fn owned((member, score): (&[u8], f64)) -> (Bytes, f64) {
+    (Bytes::copy_from_slice(member), score)
+}
+
 /// `ZADD key score member...` recreating `set` under `key`.
 pub(crate) fn zadd_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
     let mut argv = Vec::with_capacity(2 + set.len() * 2);
     argv.extend([Bytes::from_static(b"ZADD"), key.clone()]);
     for (member, score) in set.iter() {
-        argv.push(Bytes::from(zset::format_score(score)));
+        argv.push(Bytes::from(staykv_resp::format_double(score)));
         argv.push(Bytes::copy_from_slice(member));
     }
     argv
@@ -437,17 +442,16 @@ fn zrange_generic(
 /// The members a range request selects, in reply order, and the size Redis announces for a
 /// stored result (the rank range's length; 0 when unknown).
 fn select(set: &ZSet, bounds: &Bounds, reverse: bool, offset: i64, limit: i64) -> (Vec<(Bytes, f64)>, usize) {
-    let own = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
     match bounds {
         Bounds::Rank(start, end) => match rank_span(*start, *end, set.len()) {
             Some((start, end)) => {
                 let len = end - start + 1;
-                (set.iter_from_rank(start, reverse).take(len).map(own).collect(), len)
+                (set.iter_from_rank(start, reverse).take(len).map(owned).collect(), len)
             }
             None => (Vec::new(), 0),
         },
-        Bounds::Score(range) => (limited(set, range, reverse, offset, limit).map(own).collect(), 0),
-        Bounds::Lex(range) => (limited(set, range, reverse, offset, limit).map(own).collect(), 0),
+        Bounds::Score(range) => (limited(set, range, reverse, offset, limit).map(owned).collect(), 0),
+        Bounds::Lex(range) => (limited(set, range, reverse, offset, limit).map(owned).collect(), 0),
     }
 }
 
@@ -641,7 +645,6 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(set) = read(ctx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let own = |(m, s): (&[u8], f64)| (Bytes::copy_from_slice(m), s);
     // A packed set is found by rank with a walk: pick from its (at most 128) entries instead.
     let packed: Option<Vec<(&[u8], f64)>> = set.is_listpack().then(|| set.iter().collect());
     let at_rank = |rank: usize| packed.as_ref().map_or_else(|| set.get_by_rank(rank), |all| all.get(rank).copied());
@@ -655,13 +658,13 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if n > MAX_RANDOM_REPEATS.unsigned_abs() {
             return Err(err("ERR value is out of range"));
         }
-        (0..n).filter_map(|_| at_rank(rng.gen_range(0..size)).map(own)).collect()
+        (0..n).filter_map(|_| at_rank(rng.gen_range(0..size)).map(owned)).collect()
     } else if count.unsigned_abs() >= size as u64 {
         // The whole set, highest first (Redis's set-operation iterator walks from the tail).
-        set.iter_rev().map(own).collect()
+        set.iter_rev().map(owned).collect()
     } else {
         let n = usize::try_from(count).unwrap_or(size);
-        rand::seq::index::sample(&mut rng, size, n).into_iter().filter_map(|r| at_rank(r).map(own)).collect()
+        rand::seq::index::sample(&mut rng, size, n).into_iter().filter_map(|r| at_rank(r).map(owned)).collect()
     };
     Ok(members_reply(resp3, picked, withscores))
 }
@@ -846,7 +849,7 @@ fn setop_generic(
             Ok(store_result(ctx, dst, set, event))
         }
         None => {
-            let items = set.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect();
+            let items = set.iter().map(owned).collect();
             Ok(members_reply(resp3(ctx), items, withscores))
         }
     }
@@ -932,7 +935,7 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         set.scan(cursor, options.count, |member, score| {
             if matches(member) {
                 out.push(bulk_copy(member));
-                out.push(Reply::Bulk(Bytes::from(zset::format_score(score))));
+                out.push(Reply::Bulk(Bytes::from(staykv_resp::format_double(score))));
             }
         })
     };

@@ -1,8 +1,9 @@
 //! A sorted set while Redis 7.0 would hold it as a listpack (at most 128 members of at most 64
 //! bytes): its entries in order, back to back in one buffer, searched the way a listpack is.
 //!
-//! An entry is `[length][member][score: f64, little endian][length]`: the length byte at the
-//! end lets a walk step backwards (ZREVRANGE), as a listpack's back-length does. A member
+//! An entry is `[length][member][score: f64, little endian][length]` ([`crate::framed`]): the
+//! length byte at the end lets a walk step backwards (ZREVRANGE), as a listpack's back-length
+//! does. A member
 //! costs its bytes and 10 more; as a vector of (`Bytes`, score) it cost 40 bytes plus a heap
 //! block of its own (a set of 20 short members took 1.49x Redis's memory).
 //! Lookups by member and by rank are linear, as in a listpack. Scores are stored as a
@@ -11,9 +12,11 @@
 use bytes::Bytes;
 
 use super::{listpack_score, may_hold, Range};
+use crate::framed;
 
-/// What an entry adds to its member: a length byte at each end and the score.
-const ENTRY_OVERHEAD: usize = 1 + 8 + 1;
+/// The score's bytes in an entry.
+const SCORE: usize = 8;
+const ENTRY_OVERHEAD: usize = framed::overhead::<SCORE>();
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Packed {
@@ -27,27 +30,15 @@ fn precedes(score: f64, member: &[u8], other_score: f64, other_member: &[u8]) ->
     score < other_score || (score == other_score && member < other_member)
 }
 
-/// The entry that starts at `at` in `bytes`: its member, its score, and where it ends. A buffer
-/// cut short (which [`Packed`] never writes) reads as no entry rather than panicking.
+/// The entry that starts at `at`: its member, its score, and where it ends.
 fn entry_at(bytes: &[u8], at: usize) -> Option<(&[u8], f64, usize)> {
-    let len = usize::from(*bytes.get(at)?);
-    let member = bytes.get(at + 1..at + 1 + len)?;
-    let score = bytes.get(at + 1 + len..at + 9 + len)?;
-    let score = f64::from_le_bytes(score.try_into().ok()?);
-    Some((member, score, at + len + ENTRY_OVERHEAD))
+    let (member, score, end) = framed::entry_at::<SCORE>(bytes, at)?;
+    Some((member, f64::from_le_bytes(score), end))
 }
 
-/// Where the entry that ends at `end` starts.
-fn entry_before(bytes: &[u8], end: usize) -> Option<usize> {
-    let len = usize::from(*bytes.get(end.checked_sub(1)?)?);
-    end.checked_sub(len + ENTRY_OVERHEAD)
-}
-
-/// One entry's bytes; `None` if the member is too long for a length byte.
+/// One entry's bytes, its score as a listpack stores it; `None` if the member is too long.
 fn encode(member: &[u8], score: f64) -> Option<impl Iterator<Item = u8> + '_> {
-    let len = u8::try_from(member.len()).ok()?;
-    let score = listpack_score(score).to_le_bytes();
-    Some(std::iter::once(len).chain(member.iter().copied()).chain(score).chain(std::iter::once(len)))
+    framed::encode(member, listpack_score(score).to_le_bytes())
 }
 
 /// Where an entry lies in [`Packed::bytes`], with what it holds.
@@ -270,7 +261,7 @@ impl<'a> Iter<'a> {
             if rank <= packed.len / 2 {
                 Iter::new_at(packed, 0, 0).into_slots().nth(rank).map(|slot| slot.start)
             } else {
-                let back = entry_before(&packed.bytes, packed.bytes.len())?;
+                let back = framed::entry_before::<SCORE>(&packed.bytes, packed.bytes.len())?;
                 let backward = Iter { packed, at: Some((packed.len - 1, back)), reverse: true };
                 backward.into_slots().nth(packed.len - 1 - rank).map(|slot| slot.start)
             }
@@ -302,7 +293,7 @@ impl<'a> Iter<'a> {
             return None;
         };
         self.at = if self.reverse {
-            rank.checked_sub(1).zip(entry_before(bytes, start))
+            rank.checked_sub(1).zip(framed::entry_before::<SCORE>(bytes, start))
         } else {
             Some((rank + 1, end)).filter(|&(next, _)| next < self.packed.len)
         };
