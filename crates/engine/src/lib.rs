@@ -45,6 +45,7 @@ pub mod pqsort;
 pub mod pubsub;
 pub mod rdbconv;
 pub mod scripting;
+pub mod set;
 pub mod slowlog;
 pub mod small_bytes;
 pub mod sparkline;

@@ -5,9 +5,9 @@ use bytes::Bytes;
 use staykv_rdb::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbValue};
 
 use crate::list::List;
-use crate::small_bytes::{KeyBytes, SmallBytes};
+use crate::small_bytes::SmallBytes;
 use crate::stream::{Consumer, Group, Pending, Stream, StreamId};
-use crate::value::{HashSet, Value};
+use crate::value::Value;
 
 /// The RDB form of a value.
 pub fn to_rdb(value: &Value) -> RdbValue {
@@ -28,8 +28,8 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
         RdbValue::List(l) => Value::List(Box::new(List::from_vecs(l))),
         RdbValue::Hash(pairs) => Value::Hash(Box::new(pairs.into_iter().collect())),
         RdbValue::Set(members) => {
-            let mut set = HashSet::default();
-            set.extend(members.into_iter().map(KeyBytes::from_vec));
+            let mut set = crate::set::Set::default();
+            set.extend_owned(members);
             Value::Set(Box::new(set))
         }
         RdbValue::SortedSet(pairs) => {

@@ -14,14 +14,10 @@ pub enum Value {
     Str(SmallBytes),
     List(Box<crate::list::List>),
     Hash(Box<crate::hash::Hash>),
-    Set(Box<HashSet<KeyBytes>>),
+    Set(Box<crate::set::Set>),
     ZSet(Box<crate::zset::ZSet>),
     Stream(Box<crate::stream::Stream>),
 }
-
-/// What a set member costs beside a long one's own heap block: its 24 bytes, its control
-/// byte and the eighth of the table kept free.
-const SET_MEMBER_BYTES: usize = 24 + 24 / 8 + 1;
 
 /// What a string too long to inline costs beside its bytes: the box and the `Bytes`, and the
 /// shared header a long one gets once it has been read (`small_bytes::read_out`).
@@ -31,7 +27,7 @@ const SHARED_STRING_OVERHEAD: usize = 64;
 /// (intset): `hash-max-listpack-entries`, `hash-max-listpack-value`, `set-max-intset-entries`.
 const HASH_LISTPACK_MAX_ENTRIES: usize = 512;
 pub(crate) const LISTPACK_MAX_VALUE: usize = 64;
-const INTSET_MAX_ENTRIES: usize = 512;
+const INTSET_MAX_ENTRIES: usize = crate::set::INTS_MAX;
 
 /// The encoding parameters of Redis 7.0's config, at the values StayKV uses: its own layout
 /// does not depend on them, only what `OBJECT ENCODING` (and DUMP's choice of RDB type)
@@ -91,7 +87,7 @@ impl Value {
             }
             (Value::Hash(_), _) => "listpack",
             (Value::Set(_), Encoding::Big) => "hashtable",
-            (Value::Set(s), _) if is_intset(s) => "intset",
+            (Value::Set(s), _) if s.content_fits_ints() => "intset",
             (Value::Set(_), _) => "hashtable",
             (Value::ZSet(z), _) if z.is_listpack() => "listpack",
             (Value::ZSet(_), _) => "skiplist",
@@ -103,7 +99,7 @@ impl Value {
     pub fn outgrew_compact(&self) -> bool {
         match self {
             Value::Hash(h) => h.len() > HASH_LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE,
-            Value::Set(s) => !is_intset(s),
+            Value::Set(s) => !s.content_fits_ints(),
             _ => false,
         }
     }
@@ -112,12 +108,6 @@ impl Value {
     /// their first `samples` elements (all of them with 0), as Redis samples; a short string
     /// stored inline costs nothing beyond its entry.
     pub fn memory_usage(&self, samples: usize) -> usize {
-        fn sampled<T>(items: impl ExactSizeIterator<Item = T>, samples: usize, size: impl Fn(T) -> usize) -> usize {
-            let len = items.len();
-            let take = if samples == 0 { len } else { samples.min(len) };
-            let seen: usize = items.take(take).map(size).sum();
-            seen.checked_div(take).map_or(0, |average| average * len)
-        }
         match self {
             Value::Str(s) if s.is_inline() => 0,
             Value::Str(s) => s.len() + SHARED_STRING_OVERHEAD,
@@ -125,7 +115,7 @@ impl Value {
                 sampled(l.iter(), samples, |e| std::mem::size_of::<KeyBytes>() + KeyBytes::heap_bytes(e.len()))
             }),
             Value::Hash(h) => sampled(h.iter(), samples, |(f, v)| h.pair_bytes(f, v)),
-            Value::Set(s) => sampled(s.iter(), samples, |m| SET_MEMBER_BYTES + KeyBytes::heap_bytes(m.len())),
+            Value::Set(s) => s.memory_usage(samples),
             Value::ZSet(z) => z.heap_size(),
             Value::Stream(s) => s.heap_size(),
         }
@@ -163,10 +153,13 @@ fn longest_pair(h: &crate::hash::Hash) -> usize {
     h.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0)
 }
 
-/// Whether Redis 7.0 would hold these members as an intset: every one a canonical integer
-/// (`string2ll`) and at most `set-max-intset-entries` (512) of them.
-pub(crate) fn is_intset(s: &HashSet<KeyBytes>) -> bool {
-    s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| crate::num::parse_i64(m).is_some())
+/// The heap bytes of a collection estimated from its first `samples` items (all of them
+/// with 0), as Redis's `MEMORY USAGE` samples.
+pub(crate) fn sampled<T>(items: impl ExactSizeIterator<Item = T>, samples: usize, size: impl Fn(T) -> usize) -> usize {
+    let len = items.len();
+    let take = if samples == 0 { len } else { samples.min(len) };
+    let seen: usize = items.take(take).map(size).sum();
+    seen.checked_div(take).map_or(0, |average| average * len)
 }
 
 /// A collection type, for the typed access helpers of [`crate::Ctx`]: how to see it inside a
@@ -204,7 +197,7 @@ impl Collection for crate::hash::Hash {
     }
 }
 
-impl Collection for HashSet<KeyBytes> {
+impl Collection for crate::set::Set {
     const HAS_COMPACT_ENCODING: bool = true;
     fn view(value: &mut Value) -> Option<&mut Self> {
         match value {

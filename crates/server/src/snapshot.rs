@@ -1095,8 +1095,8 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use staykv_engine::list::List;
+    use staykv_engine::set::Set;
     use staykv_engine::small_bytes::SmallBytes;
-    use staykv_engine::value::HashSet;
 
     #[test]
     fn a_file_written_through_incremental_sync_is_pushed_as_it_grows_and_kept_whole() {
@@ -1120,13 +1120,15 @@ mod tests {
     fn values_round_trip() {
         let hash: staykv_engine::hash::Hash =
             [("f", "v")].into_iter().map(|(f, v)| (f.as_bytes(), v.as_bytes())).collect();
-        let mut set = HashSet::default();
-        set.insert(KeyBytes::from_slice(b"m"));
+        let (mut set, mut ints) = (Set::default(), Set::default());
+        set.insert(b"m");
+        ints.extend_owned(["7", "-70000"].map(|n| n.as_bytes().to_vec()));
         for value in [
             Value::Str(SmallBytes::from_slice(b"hello")),
             Value::List(Box::new(List::from_elements([b"a", b"b"]))),
             Value::Hash(Box::new(hash)),
             Value::Set(Box::new(set)),
+            Value::Set(Box::new(ints)),
         ] {
             assert_eq!(value_from_rdb(value_to_rdb(&value)).unwrap(), value);
         }

@@ -14,7 +14,6 @@ use crate::keyspace::{Entry, NO_EXPIRY};
 use crate::lazyfree::LazyOption;
 use crate::notify::{GENERIC, NEW};
 use crate::num::i64_bytes;
-use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -353,7 +352,7 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
         Value::Str(s) => create(b"SET", vec![s.to_bytes()]),
         Value::List(l) => create(b"RPUSH", l.iter().map(Bytes::copy_from_slice).collect()),
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f, v].map(Bytes::copy_from_slice)).collect()),
-        Value::Set(s) => create(b"SADD", s.iter().map(KeyBytes::to_bytes).collect()),
+        Value::Set(s) => create(b"SADD", s.iter().map(|m| m.to_bytes()).collect()),
         Value::ZSet(z) => {
             let pairs =
                 z.iter().flat_map(|(m, s)| [Bytes::from(staykv_resp::format_double(s)), Bytes::copy_from_slice(m)]);

@@ -13,8 +13,8 @@ use super::{arg, bulk_copy, is, scan_members, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::small_bytes::KeyBytes;
-use crate::value::{Encoding, HashSet, Value};
+use crate::set::Set;
+use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sadd", -3, WRITE | DENYOOM | FAST, "set", sadd).keys(1, 1, 1),
@@ -36,8 +36,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sscan", -3, READONLY, "set", sscan).keys(1, 1, 1),
 ];
 
-type Set = HashSet<KeyBytes>;
-
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Reply> {
     ctx.read_collection(key)
 }
@@ -54,7 +52,7 @@ fn existing<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Rep
 
 fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let set = write(ctx, arg(args, 1)?)?;
-    let added = args.iter().skip(2).filter(|m| set.insert(KeyBytes::from_slice(m))).count();
+    let added = args.iter().skip(2).filter(|m| set.insert(m)).count();
     // Adding only members already there changes nothing: no event, no WATCH touch (Redis).
     if added > 0 {
         ctx.propagate_args(args);
@@ -75,7 +73,7 @@ fn srem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let members = read(ctx, arg(args, 1)?)?.map(|s| s.iter().map(|m| bulk_copy(m)).collect()).unwrap_or_default();
+    let members = read(ctx, arg(args, 1)?)?.map(|s| s.iter().map(|m| bulk_copy(&m)).collect()).unwrap_or_default();
     Ok(Reply::Set(members))
 }
 
@@ -118,13 +116,16 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut rng = rand::thread_rng();
     // Chosen by reference, then copied: the sampling visits every member.
     let chosen: Vec<Bytes> =
-        set.iter().choose_multiple(&mut rng, count.unwrap_or(1)).into_iter().map(KeyBytes::to_bytes).collect();
+        set.iter().choose_multiple(&mut rng, count.unwrap_or(1)).iter().map(|m| m.to_bytes()).collect();
     // Popping most of a set makes Redis rebuild it from what remains, so its encoding then
     // follows the content again: spopWithCountCommand's third case, taken when fewer than
     // `count` elements remain and `remaining * 5 <= count` (SPOP_MOVE_STRATEGY_MUL).
     let rebuilt = count.is_some_and(|n| n < size && (size - n).saturating_mul(5) <= n);
     for member in &chosen {
         set.remove(&member[..]);
+    }
+    if rebuilt {
+        set.compact();
     }
     if !chosen.is_empty() {
         let mut effect = vec![Bytes::from_static(b"SREM"), key.clone()];
@@ -155,14 +156,14 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return Ok(set.iter().choose(&mut rng).map_or(Reply::Nil, |m| bulk_copy(m)));
+        return Ok(set.iter().choose(&mut rng).map_or(Reply::Nil, |m| bulk_copy(&m)));
     };
     if count >= 0 {
         let n = usize::try_from(count).unwrap_or(usize::MAX);
-        return Ok(Reply::Array(set.iter().choose_multiple(&mut rng, n).into_iter().map(|m| bulk_copy(m)).collect()));
+        return Ok(Reply::Array(set.iter().choose_multiple(&mut rng, n).iter().map(|m| bulk_copy(m)).collect()));
     }
     let n = count.checked_neg().filter(|&n| n <= MAX_RANDOM_REPEATS).ok_or_else(|| err("ERR value is out of range"))?;
-    let members: Vec<&KeyBytes> = set.iter().collect();
+    let members: Vec<_> = set.iter().collect();
     Ok(Reply::Array(
         (0..n).filter_map(|_| members.get(rng.gen_range(0..members.len())).map(|m| bulk_copy(m))).collect(),
     ))
@@ -189,7 +190,7 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // is created, `sadd` only if the member was not in it already.
     ctx.propagate(vec![Bytes::from_static(b"SREM"), src.clone(), member.clone()]);
     ctx.drop_if_empty(src);
-    if write(ctx, dst)?.insert(KeyBytes::from_slice(member)) {
+    if write(ctx, dst)?.insert(member) {
         ctx.propagate(vec![Bytes::from_static(b"SADD"), dst.clone(), member.clone()]);
     }
     Ok(Reply::Int(1))
@@ -212,11 +213,13 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
     let first = iter.next().flatten().unwrap_or_default();
     match op {
         Op::Union => iter.flatten().fold(first, |mut acc, s| {
-            acc.extend(s);
+            s.iter().for_each(|m| {
+                acc.insert(&m);
+            });
             acc
         }),
         Op::Diff => iter.flatten().fold(first, |mut acc, s| {
-            acc.retain(|m| !s.contains(&m[..]));
+            acc.retain(|m| !s.contains(m));
             acc
         }),
         Op::Inter => {
@@ -226,7 +229,7 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
             }
             let mut acc = first;
             for s in rest.into_iter().flatten() {
-                acc.retain(|m| s.contains(&m[..]));
+                acc.retain(|m| s.contains(m));
             }
             acc
         }
@@ -235,7 +238,7 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
 
 fn set_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let sets = load_sets(ctx, args.get(1..).unwrap_or_default())?;
-    Ok(Reply::Set(combine(sets, op).iter().map(|m| bulk_copy(m)).collect()))
+    Ok(Reply::Set(combine(sets, op).iter().map(|m| bulk_copy(&m)).collect()))
 }
 
 fn sinter(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -261,7 +264,7 @@ fn diff_builds_hashtable(keys: &[Bytes], sets: &[Option<Set>]) -> bool {
     let sizes: Vec<usize> = sets.iter().flatten().map(|s| s.len()).collect();
     let algo_one_work = first.len().saturating_mul(sizes.len()) / 2;
     let algo_two_work: usize = sizes.iter().sum();
-    !same_set && algo_one_work > algo_two_work && !crate::value::is_intset(first)
+    !same_set && algo_one_work > algo_two_work && !first.content_fits_ints()
 }
 
 fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
@@ -269,7 +272,8 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let keys = args.get(2..).unwrap_or_default();
     let sets = load_sets(ctx, keys)?;
     let hashtable = op == Op::Diff && diff_builds_hashtable(keys, &sets);
-    let result = combine(sets, op);
+    let mut result = combine(sets, op);
+    result.compact();
     let len = result.len();
     let event = match op {
         Op::Inter => "sinterstore",
@@ -278,7 +282,7 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     };
     let stored = (len > 0).then(|| {
         let mut sadd = vec![Bytes::from_static(b"SADD"), dst.clone()];
-        sadd.extend(result.iter().map(KeyBytes::to_bytes));
+        sadd.extend(result.iter().map(|m| m.to_bytes()));
         (Value::Set(Box::new(result)), sadd)
     });
     ctx.replace_with_result(dst, stored, crate::notify::SET, event);
@@ -332,7 +336,8 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(set) = read(ctx, arg(args, 1)?)? else {
         return Ok(Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]));
     };
-    Ok(scan_members(set.iter().map(|m| (&m[..], Vec::new())), cursor, &options))
+    let members: Vec<_> = set.iter().collect();
+    Ok(scan_members(members.iter().map(|m| (&m[..], Vec::new())), cursor, &options))
 }
 
 #[cfg(test)]

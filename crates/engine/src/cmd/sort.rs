@@ -10,7 +10,6 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::list::List;
-use crate::small_bytes::KeyBytes;
 use crate::value::Value;
 
 // BY and GET patterns may name any key, so SORT locks every shard.
@@ -116,7 +115,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let source = match ctx.lookup_read(key).map(|e| &mut e.value) {
         None => Source::List(Vec::new()),
         Some(Value::List(l)) => Source::List(l.iter().map(Bytes::copy_from_slice).collect()),
-        Some(Value::Set(s)) => Source::Set(s.iter().map(KeyBytes::to_bytes).collect()),
+        Some(Value::Set(s)) => Source::Set(s.iter().map(|m| m.to_bytes()).collect()),
         Some(Value::ZSet(z)) => {
             // Redis converts a sorted set it sorts to a skip list, for good.
             z.convert_to_skiplist();

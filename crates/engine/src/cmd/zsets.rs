@@ -718,7 +718,7 @@ struct Input {
 fn for_each_member(value: Option<&Value>, mut visit: impl FnMut(&[u8], f64)) {
     match value {
         Some(Value::ZSet(z)) => z.iter().for_each(|(m, s)| visit(m, s)),
-        Some(Value::Set(s)) => s.iter().for_each(|m| visit(m, 1.0)),
+        Some(Value::Set(s)) => s.iter().for_each(|m| visit(&m, 1.0)),
         _ => {}
     }
 }

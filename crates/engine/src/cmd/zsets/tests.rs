@@ -96,7 +96,7 @@ impl Session {
                     z.iter().map(|(m, s)| (m, s.to_bits())).collect::<Vec<_>>()
                 ),
                 Value::Set(members) => {
-                    let mut members: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
+                    let mut members: Vec<Vec<u8>> = members.iter().map(|m| m.to_vec()).collect();
                     members.sort();
                     format!("set {members:?}")
                 }

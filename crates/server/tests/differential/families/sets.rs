@@ -32,7 +32,21 @@ fn member(g: &mut Gen) -> Vec<u8> {
     match g.below(40) {
         0 => b"".to_vec(),
         1 => b"a-member-longer-than-sixty-four-bytes-for-the-listpack-limits-of-later-versions".to_vec(),
-        2..=15 => g.pick_str(&["1", "2", "3", "10", "-5", "100", "9223372036854775807", "007"]),
+        // Integers at the edges of the 16-, 32- and 64-bit widths an intset widens through.
+        2..=15 => g.pick_str(&[
+            "1",
+            "2",
+            "3",
+            "10",
+            "-5",
+            "100",
+            "32768",
+            "-32769",
+            "2147483648",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "007",
+        ]),
         _ => g.pick_str(&["a", "b", "c", "d", "e", "f"]),
     }
 }
