@@ -82,7 +82,7 @@ impl Value {
             // Redis 7.0 keeps every list as a quicklist (listpack lists came in 7.2).
             (Value::List(_), _) => "quicklist",
             (Value::Hash(_), Encoding::Big) => "hashtable",
-            (Value::Hash(h), _) if h.len() > HASH_LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE => {
+            (Value::Hash(h), _) if h.len() > HASH_LISTPACK_MAX_ENTRIES || h.longest_set() > LISTPACK_MAX_VALUE => {
                 "hashtable"
             }
             (Value::Hash(_), _) => "listpack",
@@ -98,7 +98,7 @@ impl Value {
     /// Whether a hash or set has outgrown the compact encoding (it then stays out of it).
     pub fn outgrew_compact(&self) -> bool {
         match self {
-            Value::Hash(h) => h.len() > HASH_LISTPACK_MAX_ENTRIES || longest_pair(h) > LISTPACK_MAX_VALUE,
+            Value::Hash(h) => h.len() > HASH_LISTPACK_MAX_ENTRIES || h.longest_set() > LISTPACK_MAX_VALUE,
             Value::Set(s) => !s.content_fits_ints(),
             _ => false,
         }
@@ -146,11 +146,6 @@ pub enum Encoding {
     Embstr,
     /// A hash or set that outgrew its compact encoding.
     Big,
-}
-
-fn longest_pair(h: &crate::hash::Hash) -> usize {
-    // Only consulted for small hashes (the entry count is checked first where it matters).
-    h.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0)
 }
 
 /// The heap bytes of a collection estimated from its first `samples` items (all of them
