@@ -245,7 +245,8 @@ impl<'a> Iterator for Iter<'a> {
 impl ExactSizeIterator for Iter<'_> {}
 
 /// Distinct integers in ascending order, each as wide as the widest needs: widening copies
-/// the array once, and nothing narrows it again (Redis's intset does the same).
+/// the array once, and a removal leaves it as wide as it was (Redis's intset does the same);
+/// only an array built afresh ([`Set::retain`], [`Set::compact`]) starts at the narrowest.
 #[derive(Debug, Clone)]
 enum Ints {
     I16(Box<[i16]>),
