@@ -261,4 +261,20 @@ mod tests {
             }
         }
     }
+
+    /// Redis converts a hash when a command is given a string over 64 bytes, even one the
+    /// same command then overwrites (checked against redis-server 7.0.15), and never back.
+    #[test]
+    fn a_long_string_once_set_leaves_the_hash_a_hashtable() {
+        let (e, mut c) = (Engine::new(crate::EngineOptions::default()), Client::new(1, true));
+        let long = "x".repeat(65);
+        e.run_text(&mut c, &["HSET", "h", "f", &long, "f", "short"]);
+        assert_eq!(e.run_text(&mut c, &["OBJECT", "ENCODING", "h"]), Reply::bulk_str("hashtable"));
+        e.run_text(&mut c, &["HSET", "g", "other", "1", "f", &long[..64]]);
+        assert_eq!(e.run_text(&mut c, &["OBJECT", "ENCODING", "g"]), Reply::bulk_str("listpack"));
+        e.run_text(&mut c, &["HSET", "g", "f", &long]);
+        e.run_text(&mut c, &["HDEL", "g", "f"]);
+        e.run_text(&mut c, &["HSET", "g", "f", "short"]);
+        assert_eq!(e.run_text(&mut c, &["OBJECT", "ENCODING", "g"]), Reply::bulk_str("hashtable"));
+    }
 }
