@@ -260,6 +260,9 @@ fn set_register(hll: &mut Vec<u8>, index: usize, count: u8) -> Option<bool> {
         }
         p += 1;
     }
+    // Redis's `hllSparseSet` invalidates the cached count itself after an in-place change
+    // (not after a promotion to dense): a PFADD that fails on a later element keeps it so.
+    invalidate_cache(hll);
     Some(true)
 }
 
@@ -277,8 +280,9 @@ pub fn invalidate_cache(hll: &mut [u8]) {
     hll[15] |= 0x80;
 }
 
-/// PFADD one element; `None` for a corrupt HLL. The cached count is left alone: PFADD
-/// invalidates it once, after its last element (and not at all when one fails).
+/// PFADD one element; `None` for a corrupt HLL. A sparse HLL changed in place has its cached
+/// count invalidated at once, as in Redis; otherwise PFADD invalidates it after its last
+/// element (and not at all when one fails).
 pub fn add(hll: &mut Vec<u8>, element: &[u8]) -> Option<bool> {
     let (index, count) = pattern(element);
     set_register(hll, index, count)
@@ -403,5 +407,31 @@ mod tests {
         assert!(is_dense(&hll));
         let (count, _) = count_cached(&mut hll).unwrap();
         assert!((19_000..21_000).contains(&count), "{count}");
+    }
+
+    /// Redis's `hllSparseSet` invalidates the cached count after an in-place change, so a
+    /// PFADD failing on a later element leaves it invalid; a dense register change waits for
+    /// the end of PFADD (checked against redis-server 7.0.15: a PFADD that hit a corrupt
+    /// sparse body left the cache flag set).
+    #[test]
+    fn a_sparse_change_in_place_invalidates_the_cached_count_at_once() {
+        let first_change =
+            |hll: &mut Vec<u8>| (0..1000).find(|i| add(hll, format!("new:{i}").as_bytes()) == Some(true)).unwrap();
+        let mut sparse = new_hll();
+        for i in 0..10 {
+            add(&mut sparse, format!("element:{i}").as_bytes()).unwrap();
+        }
+        count_cached(&mut sparse).unwrap();
+        assert_eq!(sparse[15] & 0x80, 0, "a count leaves the cache valid");
+        first_change(&mut sparse);
+        assert!(!is_dense(&sparse));
+        assert_ne!(sparse[15] & 0x80, 0);
+        let mut dense = new_hll();
+        for i in 0..20_000 {
+            add(&mut dense, format!("element:{i}").as_bytes()).unwrap();
+        }
+        count_cached(&mut dense).unwrap();
+        first_change(&mut dense);
+        assert_eq!(dense[15] & 0x80, 0);
     }
 }

@@ -54,7 +54,8 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Some(c) => changed |= c,
             None => {
                 // Redis edits the HLL in place: the elements before the corrupt spot stay
-                // added (with the cache not invalidated) although the reply is an error.
+                // added although the reply is an error (the cache invalidated only if a
+                // sparse register changed in place).
                 if changed {
                     ctx.store(key, Value::Str(SmallBytes::from_owned(Bytes::from(data))), expire_at);
                     ctx.set_encoding(key, Encoding::Raw);
