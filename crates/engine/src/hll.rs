@@ -227,11 +227,15 @@ fn set_register(hll: &mut Vec<u8>, index: usize, count: u8) -> Option<bool> {
             sparse_to_dense(hll)?;
             return Some(dense_raise(hll, index, count));
         }
-        // An opcode cut short by the end of the string: Redis would move a negative length.
-        if at + oplen > hll.len() {
-            return None;
-        }
-        hll.splice(at..at + oplen, seq);
+        // An XZERO cut short by the end of the string (its second byte read as the NUL
+        // terminator): Redis has nothing after it to move, grows the string by the new
+        // opcodes' length less two and copies them over, so the last byte lands past the end.
+        let cut = (at + oplen).saturating_sub(hll.len());
+        let kept = seq.len().saturating_sub(cut);
+        // (The byte Redis copied past the end stays in its memory, and a second edit of the
+        // same opcode within the PFADD reads it back where StayKV reads 0: the string's last
+        // byte can then differ, an artefact of reading past the string that is not copied.)
+        hll.splice(at..(at + oplen).min(hll.len()), seq.into_iter().take(kept));
     }
     // Step 4: merge adjacent VAL opcodes of equal value, scanning up to 5 from `prev`.
     let mut p = prev.unwrap_or(HEADER);
@@ -375,7 +379,7 @@ pub fn is_dense(hll: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -433,5 +437,21 @@ mod tests {
         count_cached(&mut dense).unwrap();
         first_change(&mut dense);
         assert_eq!(dense[15] & 0x80, 0);
+    }
+
+    /// A sparse body ending in an XZERO cut short (a SETRANGE over an HLL can leave one):
+    /// Redis reads its missing byte as the NUL terminator and edits it like any other, the
+    /// new opcodes' last byte falling past the string's end. The bytes are redis-server
+    /// 7.0.15's after `PFADD h -2.5 a 3 ""` on the same string.
+    #[test]
+    fn an_xzero_cut_short_at_the_end_is_edited_as_redis_edits_it() {
+        let hex = |text: &str| -> Vec<u8> {
+            (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+        };
+        let mut hll = hex("48594c4c01000000000000000000008067a7405856");
+        for element in ["-2.5", "a", "3", ""] {
+            assert!(add(&mut hll, element.as_bytes()).is_some(), "{element:?} refused");
+        }
+        assert_eq!(hll, hex("48594c4c01000000000000000000008056f98036845074405842db8046c8844c"));
     }
 }
