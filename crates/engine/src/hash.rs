@@ -135,45 +135,50 @@ impl Packed {
     /// [`Hash::insert`] in place; `None` when the pair does not fit (a string too long, the
     /// buffer too large, or one pair too many).
     fn insert(&mut self, field: &[u8], value: &[u8]) -> Option<bool> {
-        match self.find(field).map(|slot| (slot.pair, slot.value_start..slot.end)) {
-            Some((pair, old_value)) => {
-                let delta = value.len() as isize + 1 - old_value.len() as isize;
-                if !self.fits(field, value, delta.max(0).unsigned_abs()) {
-                    return None;
-                }
-                if delta == 0 {
-                    // The common rewrite (a counter, a timestamp): nothing moves.
-                    self.bytes.get_mut(old_value.start + 1..old_value.end)?.copy_from_slice(value);
-                    return Some(false);
-                }
+        let Some((pair, old_value)) = self.find(field).map(|slot| (slot.pair, slot.value_start..slot.end)) else {
+            return self.push(field, value).then_some(true);
+        };
+        let delta = value.len() as isize + 1 - old_value.len() as isize;
+        if !self.fits(field, value, delta.max(0).unsigned_abs()) {
+            return None;
+        }
+        match self.bytes.get_mut(old_value.start + 1..old_value.end) {
+            // The common rewrite (a counter, a timestamp): same length, nothing moves.
+            Some(stored) if delta == 0 => stored.copy_from_slice(value),
+            _ => {
                 let new_value = std::iter::once(value.len() as u8).chain(value.iter().copied());
                 self.bytes.splice(old_value, new_value);
                 if let Some(index) = &mut self.index {
                     index.shift_after(pair, delta);
                 }
-                Some(false)
             }
-            None if self.pairs < PAIRS_MAX && self.fits(field, value, 2 + field.len() + value.len()) => {
-                let start = self.bytes.len();
-                // One pair's room at a time: a small hash is built once and read often.
-                self.bytes.reserve_exact(2 + field.len() + value.len());
-                for string in [field, value] {
-                    self.bytes.push(string.len() as u8);
-                    self.bytes.extend_from_slice(string);
-                }
-                self.pairs += 1;
-                match &mut self.index {
-                    Some(index) => {
-                        index.tags.push(tag_of(field));
-                        index.starts.push(start_u16(start));
-                    }
-                    None if self.pairs > INDEXED_FROM => self.index = Some(Box::new(Index::of(self))),
-                    None => {}
-                }
-                Some(true)
-            }
-            None => None,
         }
+        Some(false)
+    }
+
+    /// Appends a new pair; false if it does not fit.
+    fn push(&mut self, field: &[u8], value: &[u8]) -> bool {
+        let added = 2 + field.len() + value.len();
+        if self.pairs >= PAIRS_MAX || !self.fits(field, value, added) {
+            return false;
+        }
+        let start = self.bytes.len();
+        // One pair's room at a time: a small hash is built once and read often.
+        self.bytes.reserve_exact(added);
+        for string in [field, value] {
+            self.bytes.push(string.len() as u8);
+            self.bytes.extend_from_slice(string);
+        }
+        self.pairs += 1;
+        match &mut self.index {
+            Some(index) => {
+                index.tags.push(tag_of(field));
+                index.starts.push(start_u16(start));
+            }
+            None if self.pairs > INDEXED_FROM => self.index = Some(Box::new(Index::of(self))),
+            None => {}
+        }
+        true
     }
 
     /// Removes `field`; true if it was there.

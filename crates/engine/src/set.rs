@@ -58,11 +58,6 @@ impl Set {
         self.len() == 0
     }
 
-    /// Whether the members are held as an integer array.
-    pub fn is_ints(&self) -> bool {
-        matches!(self.repr, Repr::Ints(_))
-    }
-
     /// Whether the content could be an integer array (the layout may be a table that has
     /// been one since a member that is gone now).
     pub fn content_fits_ints(&self) -> bool {
@@ -105,6 +100,22 @@ impl Set {
                     self.insert(&member);
                 }
             }
+        }
+    }
+
+    /// Adds every member of `other` (SUNION): a table's members move over uncopied, and the
+    /// union is then a table too (a STORE result is laid out afresh by [`Set::compact`]).
+    pub fn absorb(&mut self, other: Set) {
+        match other.repr {
+            Repr::Table(members) => {
+                self.make_table();
+                if let Repr::Table(table) = &mut self.repr {
+                    table.extend(members);
+                }
+            }
+            Repr::Ints(_) => other.iter().for_each(|m| {
+                self.insert(&m);
+            }),
         }
     }
 
@@ -365,6 +376,10 @@ fn narrowed<T: TryFrom<i64>>(sorted: &[i64]) -> Box<[T]> {
 mod tests {
     use super::*;
 
+    fn is_ints(set: &Set) -> bool {
+        matches!(set.repr, Repr::Ints(_))
+    }
+
     fn members(set: &Set) -> Vec<Vec<u8>> {
         let mut all: Vec<Vec<u8>> = set.iter().map(|m| m.to_vec()).collect();
         all.sort();
@@ -377,7 +392,7 @@ mod tests {
         for n in ["5", "-3", "70000", "5", "-9223372036854775808", "9223372036854775807", "0"] {
             set.insert(n.as_bytes());
         }
-        assert!(set.is_ints());
+        assert!(is_ints(&set));
         assert_eq!(set.len(), 6);
         let in_order: Vec<String> = set.iter().map(|m| String::from_utf8(m.to_vec()).unwrap()).collect();
         assert_eq!(in_order, ["-9223372036854775808", "-3", "0", "5", "70000", "9223372036854775807"]);
@@ -411,22 +426,22 @@ mod tests {
         for text in ["01", "+1", "-0", " 1", "1.0", "99999999999999999999"] {
             let mut one = Set::default();
             one.insert(text.as_bytes());
-            assert!(!one.is_ints(), "{text}");
+            assert!(!is_ints(&one), "{text}");
             assert!(one.contains(text.as_bytes()));
         }
         set.insert(b"1");
         set.insert(b"x");
-        assert!(!set.is_ints());
+        assert!(!is_ints(&set));
         assert!(set.contains(b"1") && set.contains(b"x"));
         set.remove(b"x");
-        assert!(!set.is_ints() && set.content_fits_ints());
+        assert!(!is_ints(&set) && set.content_fits_ints());
         let mut big = Set::default();
         for n in 0..INTS_MAX {
             big.insert(n.to_string().as_bytes());
         }
-        assert!(big.is_ints());
+        assert!(is_ints(&big));
         big.insert(b"512");
-        assert!(!big.is_ints());
+        assert!(!is_ints(&big));
         assert_eq!(big.len(), INTS_MAX + 1);
         assert!(!big.content_fits_ints());
     }
@@ -438,11 +453,11 @@ mod tests {
         set.insert(b"300");
         set.insert(b"-2");
         set.compact();
-        assert!(!set.is_ints(), "x is still there");
+        assert!(!is_ints(&set), "x is still there");
         set.remove(b"x");
         let before = set.clone();
         set.compact();
-        assert!(set.is_ints());
+        assert!(is_ints(&set));
         assert_eq!(set, before, "the same members in either layout");
         assert_eq!(members(&set), [b"-2".to_vec(), b"300".to_vec()]);
     }
@@ -452,11 +467,18 @@ mod tests {
         let mut ints = Set::default();
         ints.extend_owned((0..10).map(|n| n.to_string().into_bytes()));
         ints.retain(|m| m.last().is_some_and(|d| d % 2 == 0));
-        assert!(ints.is_ints());
+        assert!(is_ints(&ints));
         assert_eq!(members(&ints), ["0", "2", "4", "6", "8"].map(|s| s.as_bytes().to_vec()));
         let mut table = Set::default();
         table.extend_owned([b"a".to_vec(), b"1".to_vec(), b"b".to_vec()]);
-        assert!(!table.is_ints());
+        let mut union = ints.clone();
+        union.absorb(table.clone());
+        assert!(!is_ints(&union));
+        assert_eq!(members(&union), ["0", "1", "2", "4", "6", "8", "a", "b"].map(|s| s.as_bytes().to_vec()));
+        let mut both_ints = ints.clone();
+        both_ints.absorb(Set::default());
+        assert!(is_ints(&both_ints) && both_ints == ints);
+        assert!(!is_ints(&table));
         table.retain(|m| m != b"a");
         assert_eq!(members(&table), [b"1".to_vec(), b"b".to_vec()]);
         assert_eq!(table.iter().len(), 2);
@@ -488,7 +510,7 @@ mod tests {
                 assert!(set.contains(&member) == model.contains(&member));
             }
             let all_ints = model.len() <= INTS_MAX && model.iter().all(|m| parse_i64(m).is_some());
-            if set.is_ints() {
+            if is_ints(&set) {
                 assert!(all_ints);
             }
             assert_eq!(set.content_fits_ints(), all_ints);
@@ -496,7 +518,7 @@ mod tests {
             expected.sort();
             assert_eq!(members(&set), expected);
             set.compact();
-            assert_eq!(set.is_ints(), all_ints);
+            assert_eq!(is_ints(&set), all_ints);
             assert_eq!(members(&set), expected);
         }
     }

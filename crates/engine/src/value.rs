@@ -25,7 +25,7 @@ const SHARED_STRING_OVERHEAD: usize = 64;
 
 /// Redis 7.0's thresholds for reporting compact encodings of hashes (listpack) and sets
 /// (intset): `hash-max-listpack-entries`, `hash-max-listpack-value`, `set-max-intset-entries`.
-const HASH_LISTPACK_MAX_ENTRIES: usize = 512;
+const HASH_LISTPACK_MAX_ENTRIES: usize = crate::hash::PAIRS_MAX;
 pub(crate) const LISTPACK_MAX_VALUE: usize = 64;
 const INTSET_MAX_ENTRIES: usize = crate::set::INTS_MAX;
 

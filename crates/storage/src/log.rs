@@ -976,7 +976,8 @@ impl Writer {
     /// Once no frame has come for [`LogOptions::idle_release_after`], gives back what a burst
     /// grew the buffers to.
     fn release_idle_buffers(&mut self) {
-        if self.last_frames_at.elapsed() < self.idle_release_after || !self.holds_idle_excess() {
+        // The flags first: the clock is read only when there is something to give back.
+        if !self.holds_idle_excess() || self.last_frames_at.elapsed() < self.idle_release_after {
             return;
         }
         self.buf.release_excess();

@@ -213,9 +213,7 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
     let first = iter.next().flatten().unwrap_or_default();
     match op {
         Op::Union => iter.flatten().fold(first, |mut acc, s| {
-            s.iter().for_each(|m| {
-                acc.insert(&m);
-            });
+            acc.absorb(s);
             acc
         }),
         Op::Diff => iter.flatten().fold(first, |mut acc, s| {
