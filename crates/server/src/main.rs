@@ -65,6 +65,7 @@ fn run_server(config: config::Config) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("staykv-worker")
+        .on_thread_park(memory::release_free_pages_when_due)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = runtime.block_on(server::run(config));

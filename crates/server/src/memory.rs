@@ -69,6 +69,40 @@ pub fn release_free_pages() {
     }
 }
 
+/// How long a thread goes between returning its free pages ([`release_free_pages_when_due`]).
+const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+thread_local! {
+    static LAST_RELEASE: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+}
+
+/// Returns this thread's free pages to the operating system if it has not for a while.
+///
+/// mimalloc keeps the pages each thread freed in that thread's own heap until the thread
+/// allocates again after its purge delay or collects: a worker that goes idle after a burst
+/// (a bulk load, a large pipeline) would keep them resident for good, and no other thread can
+/// collect for it. Called when a runtime worker parks, so a worker running out of work gives
+/// them back, at most once per [`RELEASE_EVERY`] so a busy one does not pay for it often.
+pub fn release_free_pages_when_due() {
+    let now = std::time::Instant::now();
+    let due = LAST_RELEASE
+        .try_with(|last| {
+            let due = release_due(last.get(), now);
+            if due {
+                last.set(Some(now));
+            }
+            due
+        })
+        .unwrap_or(false);
+    if due {
+        release_free_pages();
+    }
+}
+
+fn release_due(last: Option<std::time::Instant>, now: std::time::Instant) -> bool {
+    last.is_none_or(|at| now.saturating_duration_since(at) >= RELEASE_EVERY)
+}
+
 /// The thread that drops what was left to be freed lazily (UNLINK, ASYNC flushes, what the
 /// `lazyfree-lazy-*` parameters cover: `staykv_engine::lazyfree`), so that no command waits
 /// for the allocator to walk a large collection. It ends with the server (when the queue's sender is dropped).
@@ -183,5 +217,14 @@ mod tests {
         assert_eq!(fold(FOLD_BYTES - 1, 1), (0, FOLD_BYTES));
         assert_eq!(fold(10, -FOLD_BYTES - 10), (0, -FOLD_BYTES));
         assert_eq!(fold(-5, 5), (0, 0));
+    }
+
+    #[test]
+    fn a_thread_releases_its_pages_at_its_first_park_then_once_per_interval() {
+        let start = std::time::Instant::now();
+        assert!(release_due(None, start));
+        assert!(!release_due(Some(start), start));
+        assert!(!release_due(Some(start), start + RELEASE_EVERY - std::time::Duration::from_millis(1)));
+        assert!(release_due(Some(start), start + RELEASE_EVERY));
     }
 }
