@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::clock;
 use crate::host::{ClientRecord, ServerHost, MAX_CLIENTS_REACHED};
 use crate::limits::OutputLimit;
 use crate::persistence::{Persistence, Transfer, TransferSource};
@@ -104,14 +105,14 @@ impl Shared {
     /// Run one command for `client` and count its run time (INFO commandstats, latencystats,
     /// /metrics) if it ran (not refused, queued or left waiting, as Redis times only what its
     /// `call()` runs): how both front ends execute.
-    pub fn execute(&self, client: &mut Client, args: &[Bytes], now: u64) -> Outcome {
-        let started = Instant::now();
-        let outcome = self.engine.execute(client, args, now, &*self.host, &*self.persistence);
+    /// `now` is both the engine's time and the start of the run time.
+    pub fn execute(&self, client: &mut Client, args: &[Bytes], now: clock::Reading) -> Outcome {
+        let outcome = self.engine.execute(client, args, now.unix_ms, &*self.host, &*self.persistence);
         if let (true, Some(index), Some(stat)) = (outcome.ran, outcome.command, outcome.stat) {
-            let elapsed = started.elapsed();
+            let elapsed = now.at.elapsed();
             self.engine.counters.record_run_time(stat, elapsed);
             let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-            self.engine.offer_to_monitors(index, args, &client.origin, client.name.as_ref(), now, micros);
+            self.engine.offer_to_monitors(index, args, &client.origin, client.name.as_ref(), now.unix_ms, micros);
         }
         outcome
     }
@@ -133,7 +134,7 @@ impl Shared {
             if !engine.scripting.is_running() && !engine.pause.is_set() {
                 return;
             }
-            let now = crate::clock::now_ms();
+            let now = clock::now_ms();
             if engine.scripting.holds_keyspace(now) {
                 if yields < SCRIPT_WAIT_YIELDS {
                     yields += 1;
@@ -354,7 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             // Messages delivered before this command go out before its reply, as in Redis.
             self.take_messages();
             self.shared.wait_to_run(&args).await;
-            let blocking_wait = self.execute(&args, crate::clock::now_ms(), wait_seq).await?;
+            let blocking_wait = self.execute(&args, clock::now(), wait_seq).await?;
             wait_seq = wait_seq.max(blocking_wait);
             if self.shared.host.is_stopping() {
                 // A SHUTDOWN that goes ahead closes every connection without a reply, its own
@@ -380,7 +381,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Run one command and encode its reply; returns the log position the reply waits for.
     /// A blocking command that finds nothing waits here (after flushing earlier replies)
     /// until it is served or times out; later pipelined commands wait behind it, as in Redis.
-    async fn execute(&mut self, args: &[Bytes], now: u64, wait_seq: u64) -> Result<u64, Close> {
+    async fn execute(&mut self, args: &[Bytes], now: clock::Reading, wait_seq: u64) -> Result<u64, Close> {
         let mode_before = self.client.reply_mode;
         let mut outcome = self.run_command(args, now);
         if let Some(blocked) = outcome.blocked.take() {
@@ -396,7 +397,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         Ok(outcome.wait_seq)
     }
 
-    fn run_command(&mut self, args: &[Bytes], now: u64) -> Outcome {
+    fn run_command(&mut self, args: &[Bytes], now: clock::Reading) -> Outcome {
         let outcome = self.shared.execute(&mut self.client, args, now);
         // `CLIENT LIST` shows it to others; the lock is shared with them, so it is taken only
         // when the name changes, not for every GET of a run of GETs.
@@ -419,7 +420,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             let sleep = match deadline {
                 // The deadline is in whole milliseconds counted from a truncated clock:
                 // one more keeps the wait from ending short of the timeout asked for.
-                Some(at) => Duration::from_millis(at.saturating_sub(crate::clock::now_ms()) + 1),
+                Some(at) => Duration::from_millis(at.saturating_sub(clock::now_ms()) + 1),
                 None => Duration::MAX,
             };
             tokio::select! {
@@ -430,7 +431,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                         None => {}
                     }
                     self.shared.wait_to_run(args).await;
-                    let outcome = self.run_command(args, crate::clock::now_ms());
+                    let outcome = self.run_command(args, clock::now());
                     if outcome.blocked.is_none() {
                         break Ok(outcome);
                     }

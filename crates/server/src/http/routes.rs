@@ -309,7 +309,6 @@ struct Batch<'a> {
     shared: &'a Shared,
     client: Client,
     access: Access,
-    now: u64,
     /// The log position the answer must wait for.
     wait_seq: u64,
 }
@@ -324,7 +323,7 @@ impl<'a> Batch<'a> {
         if access == Access::ReadOnly {
             staykv_engine::acl::HTTP_READONLY_USER.clone_into(&mut client.user);
         }
-        Batch { shared, client, access, now: crate::clock::now_ms(), wait_seq: 0 }
+        Batch { shared, client, access, wait_seq: 0 }
     }
 
     /// Run one command, as `Connection::execute` does for RESP (statistics included).
@@ -335,7 +334,7 @@ impl<'a> Batch<'a> {
             self.client.multi_failed |= self.client.multi.is_some();
             return Reply::Error(text);
         }
-        let outcome = shared.execute(&mut self.client, args, self.now);
+        let outcome = shared.execute(&mut self.client, args, crate::clock::now());
         self.wait_seq = self.wait_seq.max(outcome.wait_seq);
         outcome.reply
     }
