@@ -82,10 +82,10 @@ fn parse_stream(data: &[u8], pieces: &[usize], limits: &Limits) -> Parsed {
                     assert!(consumed > 0 && consumed <= buf.len(), "consumed {consumed} of {}", buf.len());
                     let args = match request {
                         Request::Multibulk { args, .. } => args
-                            .into_iter()
+                            .iter()
                             .map(|range| {
                                 assert!(range.end <= consumed, "argument range {range:?} past the request");
-                                buf[range].to_vec()
+                                buf[range.clone()].to_vec()
                             })
                             .collect(),
                         Request::Inline { args, .. } => args,

@@ -86,14 +86,16 @@ impl ParseError {
 
 /// One complete request found at the start of the buffer.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Request {
-    /// A multibulk request: every argument is a range of the buffer (zero-copy).
-    Multibulk { consumed: usize, args: Vec<Range<usize>> },
+pub enum Request<'a> {
+    /// A multibulk request: every argument is a range of the buffer (zero-copy). The ranges
+    /// are the [`Partial`]'s, which keeps their room for the next request: parsing one of a
+    /// connection's requests allocates nothing once it has parsed one as long.
+    Multibulk { consumed: usize, args: &'a [Range<usize>] },
     /// An inline request: arguments were unquoted, so they are owned.
     Inline { consumed: usize, args: Vec<Vec<u8>> },
 }
 
-impl Request {
+impl Request<'_> {
     /// Bytes of the buffer this request used; the caller drops them before parsing again.
     pub fn consumed(&self) -> usize {
         match self {
@@ -121,6 +123,7 @@ pub struct Partial {
     expected: Option<usize>,
     /// Where parsing resumes.
     pos: usize,
+    /// The ranges of the request being parsed, or of the one just returned.
     args: Vec<Range<usize>>,
     /// Total bytes needed before the pending bulk can complete; skip work until then.
     need: usize,
@@ -131,7 +134,7 @@ pub struct Partial {
 /// `Ok(None)` means more bytes are needed: call again with the same `partial` once the
 /// buffer has grown (its first bytes unchanged). After `Ok(Some(req))` the caller removes
 /// `req.consumed()` bytes from the front of the buffer; `partial` is already reset.
-pub fn parse(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result<Option<Request>, ParseError> {
+pub fn parse<'p>(buf: &[u8], partial: &'p mut Partial, limits: &Limits) -> Result<Option<Request<'p>>, ParseError> {
     if buf.len() < partial.need {
         return Ok(None);
     }
@@ -142,7 +145,11 @@ pub fn parse(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result<Optio
     }
 }
 
-fn parse_multibulk(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result<Option<Request>, ParseError> {
+fn parse_multibulk<'p>(
+    buf: &[u8],
+    partial: &'p mut Partial,
+    limits: &Limits,
+) -> Result<Option<Request<'p>>, ParseError> {
     let expected = match partial.expected {
         Some(n) => n,
         None => {
@@ -156,8 +163,8 @@ fn parse_multibulk(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result
                 return Err(ParseError::InvalidMultibulkLength);
             }
             if count <= 0 {
-                *partial = Partial::default();
-                return Ok(Some(Request::Multibulk { consumed: next, args: Vec::new() }));
+                partial.args.clear();
+                return Ok(Some(Request::Multibulk { consumed: next, args: &[] }));
             }
             if limits.unauthenticated && count > UNAUTH_MAX_ARGS {
                 return Err(ParseError::UnauthenticatedMultibulkLength);
@@ -165,7 +172,10 @@ fn parse_multibulk(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result
             let count = usize::try_from(count).map_err(|_| ParseError::InvalidMultibulkLength)?;
             partial.expected = Some(count);
             partial.pos = next;
-            partial.args = Vec::with_capacity(count.min(PREALLOC_ARGS));
+            partial.args.clear();
+            // What a long request grew the ranges to is not kept for the connection's life.
+            partial.args.shrink_to(PREALLOC_ARGS);
+            partial.args.reserve(count.min(PREALLOC_ARGS));
             count
         }
     };
@@ -200,11 +210,14 @@ fn parse_multibulk(buf: &[u8], partial: &mut Partial, limits: &Limits) -> Result
         partial.args.push(data_start..end);
         partial.pos = end + 2;
     }
-    let done = std::mem::take(partial);
-    Ok(Some(Request::Multibulk { consumed: done.pos, args: done.args }))
+    let consumed = partial.pos;
+    partial.expected = None;
+    partial.pos = 0;
+    partial.need = 0;
+    Ok(Some(Request::Multibulk { consumed, args: &partial.args }))
 }
 
-fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ParseError> {
+fn parse_inline(buf: &[u8]) -> Result<Option<Request<'static>>, ParseError> {
     // Redis finds the end of an inline request with `strchr`, which stops at a NUL byte: a
     // line with a NUL before its `\n` never completes, and fails once it passes 64 KiB.
     let end = buf.iter().position(|&b| b == b'\n' || b == 0);
@@ -221,7 +234,7 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ParseError> {
 
 /// A header line without its terminator: more bytes may come, unless the line is already
 /// longer than any legitimate one.
-fn incomplete_line(buf: &[u8], too_big: ParseError) -> Result<Option<Request>, ParseError> {
+fn incomplete_line(buf: &[u8], too_big: ParseError) -> Result<Option<Request<'static>>, ParseError> {
     match buf.len() > INLINE_MAX {
         true => Err(too_big),
         false => Ok(None),
@@ -370,22 +383,36 @@ fn hex_value(c: u8) -> Option<u8> {
 mod tests {
     use super::*;
 
-    fn one(buf: &[u8]) -> Result<Option<Request>, ParseError> {
-        parse(buf, &mut Partial::default(), &Limits::default())
+    /// A request with its arguments copied out of the buffer.
+    #[derive(Debug, PartialEq)]
+    struct Parsed {
+        consumed: usize,
+        words: Vec<Vec<u8>>,
+    }
+
+    fn owned(buf: &[u8], request: Request) -> Parsed {
+        let consumed = request.consumed();
+        let words = match request {
+            Request::Multibulk { args, .. } => args.iter().map(|r| buf[r.clone()].to_vec()).collect(),
+            Request::Inline { args, .. } => args,
+        };
+        Parsed { consumed, words }
+    }
+
+    fn one(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
+        let mut partial = Partial::default();
+        Ok(parse(buf, &mut partial, &Limits::default())?.map(|request| owned(buf, request)))
     }
 
     fn words(buf: &[u8]) -> Vec<Vec<u8>> {
-        match one(buf).unwrap().unwrap() {
-            Request::Multibulk { args, .. } => args.into_iter().map(|r| buf[r].to_vec()).collect(),
-            Request::Inline { args, .. } => args,
-        }
+        one(buf).unwrap().unwrap().words
     }
 
     #[test]
     fn multibulk_request() {
         let buf = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nrest";
         let req = one(buf).unwrap().unwrap();
-        assert_eq!(req.consumed(), buf.len() - 4);
+        assert_eq!(req.consumed, buf.len() - 4);
         assert_eq!(words(buf), vec![b"GET".to_vec(), b"k".to_vec()]);
     }
 
@@ -403,8 +430,8 @@ mod tests {
 
     #[test]
     fn empty_and_negative_multibulk_are_skipped() {
-        assert_eq!(one(b"*0\r\n").unwrap().unwrap().len(), 0);
-        assert_eq!(one(b"*-1\r\n").unwrap().unwrap().consumed(), 5);
+        assert_eq!(one(b"*0\r\n").unwrap().unwrap().words.len(), 0);
+        assert_eq!(one(b"*-1\r\n").unwrap().unwrap().consumed, 5);
     }
 
     #[test]
@@ -432,11 +459,25 @@ mod tests {
     }
 
     #[test]
+    fn the_ranges_of_a_long_request_are_not_kept() {
+        let mut long = b"*2000\r\n".to_vec();
+        for _ in 0..2000 {
+            long.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut partial = Partial::default();
+        let request = parse(&long, &mut partial, &Limits::default()).unwrap().unwrap();
+        assert_eq!(request.len(), 2000);
+        let request = parse(b"*1\r\n$4\r\nPING\r\n", &mut partial, &Limits::default()).unwrap().unwrap();
+        assert_eq!(request, Request::Multibulk { consumed: 14, args: std::slice::from_ref(&(8..12)) });
+        assert!(partial.args.capacity() <= PREALLOC_ARGS);
+    }
+
+    #[test]
     fn unauthenticated_limits() {
         let limits = Limits { unauthenticated: true, ..Limits::default() };
-        let r = parse(b"*11\r\n", &mut Partial::default(), &limits);
+        let r = parse(b"*11\r\n", &mut Partial::default(), &limits).map(|_| ());
         assert_eq!(r, Err(ParseError::UnauthenticatedMultibulkLength));
-        let r = parse(b"*1\r\n$16385\r\n", &mut Partial::default(), &limits);
+        let r = parse(b"*1\r\n$16385\r\n", &mut Partial::default(), &limits).map(|_| ());
         assert_eq!(r, Err(ParseError::UnauthenticatedBulkLength));
     }
 
