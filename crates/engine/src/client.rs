@@ -71,6 +71,8 @@ pub struct Client {
     pub tracking: Option<crate::tracking::Mode>,
     /// `CLIENT CACHING yes|no` was sent: it applies to the next command (or transaction).
     pub caching_given: bool,
+    /// The command table's answer for the last command name this client sent.
+    pub last_lookup: crate::command::LastLookup,
 }
 
 impl Client {

@@ -213,7 +213,7 @@ impl Engine {
         let Some(name) = args.first() else {
             return Outcome::not_run(errors::unknown_command(args), None);
         };
-        let found = self.table.lookup(name);
+        let found = self.table.lookup_remembered(name, &mut client.last_lookup);
         client.command = found.and_then(|(_, spec)| spec.name_for(args));
         let Some((index, spec)) = found else {
             self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
