@@ -863,7 +863,13 @@ impl<'a> Ctx<'a> {
         }
         let entry = self.db_of_hash(db, hash).get_mut(pos)?;
         if touch {
-            entry.accessed = engine.eviction.touched(entry.accessed, now);
+            // Stored only when it changes (once a second under LRU): a store of the same value
+            // still dirties the entry's cache line, which the other worker threads reading the
+            // key must then fetch from this core's cache.
+            let stamp = engine.eviction.touched(entry.accessed, now);
+            if stamp != entry.accessed {
+                entry.accessed = stamp;
+            }
         }
         Some(entry)
     }
