@@ -127,12 +127,32 @@ pub fn string(bytes: &[u8], encoding: Encoding, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Bytes a JSON string escapes: quotes, backslashes and control characters.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Bytes checked at once for anything to escape: the check of a whole block compiles to a few
+/// vector instructions, where a byte at a time cost ~10 instructions a byte (a 1 KB session
+/// value was a fifth of an HTTP GET's server instructions).
+const CLEAN_BLOCK: usize = 16;
+
 /// JSON string escaping: quotes, backslashes and control characters.
 fn escape(text: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
+    out.reserve(bytes.len());
     let mut clean_from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if let Some(block) = bytes.get(i..i + CLEAN_BLOCK) {
+            // No short circuit: a fold over the block is what vectorizes.
+            if !block.iter().fold(false, |any, &b| any | needs_escape(b)) {
+                i += CLEAN_BLOCK;
+                continue;
+            }
+        }
+        i += 1;
         let escaped: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -142,7 +162,7 @@ fn escape(text: &str, out: &mut Vec<u8>) {
             0..=0x1f => b"",
             _ => continue,
         };
-        out.extend_from_slice(bytes.get(clean_from..i).unwrap_or_default());
+        out.extend_from_slice(bytes.get(clean_from..i - 1).unwrap_or_default());
         if escaped.is_empty() {
             let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
             let lo = HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0');
@@ -150,7 +170,7 @@ fn escape(text: &str, out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(escaped);
         }
-        clean_from = i + 1;
+        clean_from = i;
     }
     out.extend_from_slice(bytes.get(clean_from..).unwrap_or_default());
 }
@@ -194,6 +214,25 @@ mod tests {
         assert_eq!(parsed["result"], "q\"\\\n\t\u{1}é€😀");
         let binary = Reply::Bulk(Bytes::from_static(b"a\xffb"));
         assert_eq!(render(&binary, Encoding::Text), "{\"result\":\"a\u{fffd}b\"}");
+    }
+
+    #[test]
+    fn long_strings_round_trip_whatever_their_escapes_and_where_they_fall() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let specials = ['"', '\\', '\n', '\u{1}', '\u{1f}', 'é', '€', ' '];
+        for _ in 0..2_000 {
+            let len = rng.gen_range(0..100);
+            let text: String = (0..len)
+                .map(|_| match rng.gen_range(0..8) {
+                    0 => specials[rng.gen_range(0..specials.len())],
+                    _ => char::from(rng.gen_range(b'a'..=b'z')),
+                })
+                .collect();
+            let rendered = render(&Reply::Bulk(Bytes::from(text.clone())), Encoding::Text);
+            let parsed: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+            assert_eq!(parsed["result"], text.as_str(), "{rendered}");
+        }
     }
 
     #[test]
