@@ -49,15 +49,27 @@ pub fn now_ms() -> u64 {
     now().unix_ms
 }
 
+/// The wall clock read directly, in microseconds since the Unix epoch (`None` before it): for
+/// what must follow it to the microsecond (TIME, INFO's `server_time_usec`).
+pub fn wall_micros() -> Option<u64> {
+    SystemTime::now().duration_since(UNIX_EPOCH).ok().map(micros)
+}
+
+/// The wall clock read directly, in whole seconds since the Unix epoch.
+pub fn unix_secs() -> u64 {
+    wall_micros().map_or(0, |us| us / 1_000_000)
+}
+
 /// Measures the wall clock's offset from the monotonic reading `since_base`. Threads that
 /// find it due at once each measure it; they store nearly the same value.
 fn resync(since_base: u64) {
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, micros);
+    let wall = wall_micros().unwrap_or(0);
     UNIX_US_AT_BASE.store(wall.saturating_sub(since_base), Ordering::Relaxed);
     RESYNC_DUE_US.store(since_base.saturating_add(micros(RESYNC_EVERY)), Ordering::Release);
 }
 
-fn micros(duration: Duration) -> u64 {
+/// A duration in whole microseconds, saturating.
+pub fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
@@ -66,7 +78,7 @@ mod tests {
     use super::*;
 
     fn wall_ms() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| micros(d) / 1000)
+        wall_micros().map_or(0, |us| us / 1000)
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Shared {
         if let (true, Some(index), Some(stat)) = (outcome.ran, outcome.command, outcome.stat) {
             let elapsed = now.at.elapsed();
             self.engine.counters.record_run_time(stat, elapsed);
-            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            let micros = clock::micros(elapsed);
             self.engine.offer_to_monitors(index, args, &client.origin, client.name.as_ref(), now.unix_ms, micros);
         }
         outcome

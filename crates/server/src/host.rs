@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use staykv_engine::command::CommandName;
@@ -282,13 +282,9 @@ fn integer_in(text: &str, min: i64, max: i64) -> Result<i64, String> {
     }
 }
 
-fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl Host for ServerHost {
     fn clock_micros(&self) -> Option<u64> {
-        SystemTime::now().duration_since(UNIX_EPOCH).ok().and_then(|d| u64::try_from(d.as_micros()).ok())
+        crate::clock::wall_micros()
     }
 
     fn loading(&self) -> bool {
@@ -319,7 +315,7 @@ impl Host for ServerHost {
                     std::process::id(),
                     self.run_id,
                     self.tcp_port.load(Ordering::Relaxed),
-                    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()),
+                    crate::clock::wall_micros().unwrap_or(0),
                     uptime / 86400,
                     self.config.config.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
                 );
@@ -695,7 +691,9 @@ impl Host for ServerHost {
 
     fn persistence(&self, command: &str) -> Result<Reply, String> {
         match command {
-            "lastsave" => Ok(Reply::Int(self.persistence.last_save_unix().unwrap_or_else(unix_secs) as i64)),
+            "lastsave" => {
+                Ok(Reply::Int(self.persistence.last_save_unix().unwrap_or_else(crate::clock::unix_secs) as i64))
+            }
             other => self.persistence.command(other),
         }
     }

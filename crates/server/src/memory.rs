@@ -12,6 +12,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
 use staykv_engine::lazyfree::Garbage;
@@ -70,10 +71,10 @@ pub fn release_free_pages() {
 }
 
 /// How long a thread goes between returning its free pages ([`release_free_pages_when_due`]).
-const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const RELEASE_EVERY: Duration = Duration::from_secs(1);
 
 thread_local! {
-    static LAST_RELEASE: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+    static LAST_RELEASE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Returns this thread's free pages to the operating system if it has not for a while.
@@ -84,7 +85,7 @@ thread_local! {
 /// collect for it. Called when a runtime worker parks, so a worker running out of work gives
 /// them back, at most once per [`RELEASE_EVERY`] so a busy one does not pay for it often.
 pub fn release_free_pages_when_due() {
-    let now = std::time::Instant::now();
+    let now = Instant::now();
     let due = LAST_RELEASE
         .try_with(|last| {
             let due = release_due(last.get(), now);
@@ -99,7 +100,7 @@ pub fn release_free_pages_when_due() {
     }
 }
 
-fn release_due(last: Option<std::time::Instant>, now: std::time::Instant) -> bool {
+fn release_due(last: Option<Instant>, now: Instant) -> bool {
     last.is_none_or(|at| now.saturating_duration_since(at) >= RELEASE_EVERY)
 }
 
@@ -221,10 +222,10 @@ mod tests {
 
     #[test]
     fn a_thread_releases_its_pages_at_its_first_park_then_once_per_interval() {
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         assert!(release_due(None, start));
         assert!(!release_due(Some(start), start));
-        assert!(!release_due(Some(start), start + RELEASE_EVERY - std::time::Duration::from_millis(1)));
+        assert!(!release_due(Some(start), start + RELEASE_EVERY - Duration::from_millis(1)));
         assert!(release_due(Some(start), start + RELEASE_EVERY));
     }
 }

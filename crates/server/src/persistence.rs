@@ -19,7 +19,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use staykv_engine::latency::{self, LatencyMonitor};
@@ -190,10 +190,6 @@ fn latency_event(io: LogIo, always: bool) -> Option<&'static str> {
     }
 }
 
-fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Takes the exclusive lock of a data directory (`dir/LOCK`), creating the directory.
 /// Fails with a clear message when another process holds it.
 pub fn lock_dir(dir: &Path) -> Result<File, String> {
@@ -323,7 +319,7 @@ impl Persistence {
         let _ = self.log.set(log);
         let _ = self.dir.set(dir.to_path_buf());
         self.refresh_snapshot_state();
-        self.last_save_unix.store(unix_secs(), Ordering::Relaxed);
+        self.last_save_unix.store(crate::clock::unix_secs(), Ordering::Relaxed);
         self.measure_log_bytes(dir);
         // Redis starts from the whole AOF's size here; the snapshot alone makes a log that
         // had grown past the trigger before a restart be compacted now rather than after it
@@ -354,7 +350,7 @@ impl Persistence {
         }
         let always = self.log.get().is_some_and(|log| log.fsync_policy() == StoragePolicy::Always);
         if let Some(event) = latency_event(io, always) {
-            monitor.offer(event, unix_secs(), millis);
+            monitor.offer(event, crate::clock::unix_secs(), millis);
         }
     }
 
@@ -624,7 +620,7 @@ impl Persistence {
         let _ = self
             .writes_since_save
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(dirty)));
-        self.last_save_unix.store(unix_secs(), Ordering::Relaxed);
+        self.last_save_unix.store(crate::clock::unix_secs(), Ordering::Relaxed);
         self.measure_log_bytes(dir);
         Ok(())
     }
