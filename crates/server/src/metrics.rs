@@ -29,6 +29,7 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 const COMMAND_LATENCY: &str = "staykv_command_duration_seconds";
 const HTTP_LATENCY: &str = "staykv_http_request_duration_seconds";
 const LOG_FSYNC: &str = "staykv_log_fsync_duration_seconds";
+const LOG_WRITE: &str = "staykv_log_write_duration_seconds";
 
 struct Installed {
     handle: PrometheusHandle,
@@ -45,7 +46,8 @@ pub fn install() {
     }
     let builder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_LATENCY.into()), HTTP_BUCKETS)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(LOG_FSYNC.into()), HTTP_BUCKETS));
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(LOG_FSYNC.into()), HTTP_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(LOG_WRITE.into()), HTTP_BUCKETS));
     let handle = match builder.and_then(PrometheusBuilder::install_recorder) {
         Ok(handle) => handle,
         Err(error) => {
@@ -70,6 +72,7 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_histogram!(HTTP_LATENCY, Unit::Seconds, "HTTP API request time, fsync wait included.");
     describe_histogram!(LOG_FSYNC, Unit::Seconds, "Time each fsync of the write-ahead log took.");
+    describe_histogram!(LOG_WRITE, Unit::Seconds, "Time each write(2) of the write-ahead log took.");
     describe_counter!("staykv_commands_total", "Commands executed, per command (both front ends).");
     describe_counter!("staykv_command_errors_total", "Commands that ran and answered an error, per command.");
     describe_counter!("staykv_commands_rejected_total", "Commands refused before running (arity, auth, ...).");
@@ -115,6 +118,15 @@ pub fn record_log_fsync(took: Duration) {
     if INSTALLED.get().is_some() {
         static FSYNC: OnceLock<Histogram> = OnceLock::new();
         FSYNC.get_or_init(|| histogram!(LOG_FSYNC)).record(took.as_secs_f64());
+    }
+}
+
+/// Record one `write(2)` of the log: their count against the writes acknowledged shows how
+/// many frames each carries.
+pub fn record_log_write(took: Duration) {
+    if INSTALLED.get().is_some() {
+        static WRITE: OnceLock<Histogram> = OnceLock::new();
+        WRITE.get_or_init(|| histogram!(LOG_WRITE)).record(took.as_secs_f64());
     }
 }
 
