@@ -162,6 +162,11 @@ impl Shared {
 /// What a blocked client answers when CLIENT UNBLOCK ... ERROR ends its wait.
 const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
+/// Room a client's reads start with: a request or a few.
+const READ_ROOM: usize = 1024;
+/// Room for the reads of a client that has filled [`READ_ROOM`] (Redis reads 16 KiB).
+const PIPELINED_READ_ROOM: usize = 16 * 1024;
+
 /// How many times [`Shared::wait_to_run`] yields for a script before it sleeps.
 const SCRIPT_WAIT_YIELDS: u32 = 64;
 
@@ -214,7 +219,8 @@ where
         shared: shared.clone(),
         // Small to start: buffers grow with the traffic (and keep their size), so 10,000
         // idle connections hold 1 KiB each instead of 32 KiB.
-        input: BytesMut::with_capacity(1024),
+        input: BytesMut::with_capacity(READ_ROOM),
+        read_room: READ_ROOM,
         output: Output::default(),
         partial: Partial::default(),
         last_command: Instant::now(),
@@ -236,6 +242,9 @@ struct Connection<S> {
     record: Arc<ClientRecord>,
     shared: Shared,
     input: BytesMut,
+    /// Free space in `input` a read asks for: [`READ_ROOM`], or [`PIPELINED_READ_ROOM`] once
+    /// a read has filled it.
+    read_room: usize,
     /// Replies not yet written; large values in them are the stored ones, not copies.
     output: Output,
     partial: Partial,
@@ -286,10 +295,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             // `timeout`: an idle client is closed, unless it waits for pub/sub messages.
             let idle_at = self.idle_timeout().map(|idle| self.last_command + idle);
-            // Read in pieces of at least 1 KiB; once traffic fills that, 16 KiB at a time.
-            if self.input.capacity() - self.input.len() < 1024 {
-                self.input.reserve(16 * 1024);
+            // Room for `read_room` bytes; a read that fills it asks for more next time. (A
+            // fixed 16 KiB once under 1 KiB was left gave every client that much as soon as
+            // its first request was taken out of the buffer.)
+            if self.input.capacity() - self.input.len() < self.read_room {
+                self.input.reserve(self.read_room);
             }
+            let room = self.input.capacity() - self.input.len();
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => read?,
                 () = self.mailbox.ready.notified() => continue,
@@ -301,6 +313,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
             if read == 0 {
                 return Ok(());
+            }
+            if read == room {
+                self.read_room = PIPELINED_READ_ROOM;
             }
             self.shared.engine.counters.stats().net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
             if self.record.killed.load(Ordering::Acquire) {

@@ -421,6 +421,37 @@ fn huge_declared_sizes_allocate_nothing() {
     assert_eq!(server.cmd(&["DBSIZE"]), b":1\r\n", "an incomplete request was executed");
 }
 
+/// A client that sends one request at a time reads into 1 KiB: its buffer grows only once a
+/// read fills it (a pipelining client). Growing to 16 KiB as soon as the first request had
+/// been taken out of the buffer cost every client 20 KiB of RSS after its first GET.
+#[test]
+fn clients_sending_one_request_at_a_time_keep_small_buffers() {
+    const CLIENTS: usize = 800;
+    let server = Server::staykv();
+    assert_eq!(server.cmd(&["SET", "k", "v"]), b"+OK\r\n");
+    let get = common::encode_str(&["GET", "k"]);
+    let mut warm: Vec<RawConn> = (0..50).map(|_| server.connect()).collect();
+    for conn in &mut warm {
+        conn.send(&get);
+        assert_eq!(conn.read_frame().unwrap(), b"$1\r\nv\r\n");
+    }
+    let mut clients: Vec<RawConn> = (0..CLIENTS).map(|_| server.connect()).collect();
+    // Every client is registered (and idle) before the baseline.
+    let connected = || server.cmd(&["CLIENT", "LIST"]).windows(3).filter(|w| w == b"id=").count();
+    while connected() < CLIENTS + warm.len() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = server.rss_kib();
+    for conn in &mut clients {
+        conn.send(&get);
+    }
+    for conn in &mut clients {
+        assert_eq!(conn.read_frame().unwrap(), b"$1\r\nv\r\n");
+    }
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(grown < (CLIENTS as u64) * 5, "RSS grew by {grown} KiB when {CLIENTS} idle clients sent one GET each");
+}
+
 /// The same 1M-element header against Redis: it waits for the elements, as StayKV does.
 #[test]
 fn million_element_header_waits_like_redis() {
