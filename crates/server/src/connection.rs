@@ -200,7 +200,7 @@ where
     };
     let wake = Arc::new(Notify::new());
     let mut client = Client::new(id, !shared.host.auth_required());
-    client.origin = addr.to_string();
+    client.origin = origin_text(addr);
     let waker = wake.clone();
     client.waker = Some(ClientWaker(Arc::new(move || waker.notify_one())));
     let mailbox = Arc::new(Mailbox::default());
@@ -231,6 +231,24 @@ where
     }
     shared.engine.disconnect(&mut conn.client);
     shared.host.unregister(id);
+}
+
+/// `addr` as `CLIENT LIST` and MONITOR show it (`127.0.0.1:52011`). An IPv4 address is
+/// written digit by digit: through `Display` it took ~1,900 instructions, 4.5% of what a
+/// connection that sends one request costs the server.
+fn origin_text(addr: std::net::SocketAddr) -> String {
+    let std::net::SocketAddr::V4(v4) = addr else { return addr.to_string() };
+    let mut digits = itoa::Buffer::new();
+    let mut text = String::with_capacity(21);
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(digits.format(octet));
+    }
+    text.push(':');
+    text.push_str(digits.format(v4.port()));
+    text
 }
 
 struct Connection<S> {
@@ -631,4 +649,18 @@ async fn write_all_progressing<S: AsyncWrite + Unpin>(
         None => stream.flush().await?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_text_is_what_display_writes() {
+        for addr in ["0.0.0.0:0", "127.0.0.1:6379", "10.20.30.40:52011", "255.255.255.255:65535", "[::1]:6379"] {
+            let addr: std::net::SocketAddr = addr.parse().unwrap();
+            assert_eq!(origin_text(addr), addr.to_string());
+        }
+    }
 }

@@ -130,7 +130,11 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
-                tokio::spawn(connection::serve_tcp(stream, addr, local, shared.clone()));
+                // Boxed: a connection's future is about 4 KB, and tokio moves a task's future
+                // by value (into the task, then at each stage change), five copies of it per
+                // connection; the box moves once. Measured under callgrind, connect-per-request
+                // session flow: 45,978 → 40,583 instructions a connection.
+                tokio::spawn(Box::pin(connection::serve_tcp(stream, addr, local, shared.clone())));
                 pacer.accepted().await;
             }
             Err(error) => {
@@ -159,7 +163,8 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
     let mut pacer = AcceptPacer::default();
     while let Some((stream, addr)) = listener.accept().await {
         let Some(local) = fixed.or_else(|| stream.get_ref().0.local_addr().ok()) else { continue };
-        tokio::spawn(connection::serve(stream, addr, local, shared.clone()));
+        // Boxed, as in `accept_loop`.
+        tokio::spawn(Box::pin(connection::serve(stream, addr, local, shared.clone())));
         pacer.accepted().await;
     }
 }
