@@ -15,6 +15,7 @@ use crate::errors;
 use crate::host::{Host, NoHost};
 use crate::keyspace::{Db, Entry, Keyspace, Shard, NO_EXPIRY};
 use crate::lazyfree::LazyOption;
+use crate::small_bytes::SmallBytes;
 use crate::value::{Collection, Encoding, Value};
 use crate::watch::WatchRegistry;
 
@@ -992,9 +993,42 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn store_in(&mut self, db: usize, key: &[u8], value: Value, expire_at: u64) {
-        let (now, engine, client) = (self.now, self.engine, self.client.id);
         let (hash, slice) = self.db_at(db, key);
         let found = slice.find(hash, key);
+        self.store_found(db, hash, found, key, value, expire_at);
+    }
+
+    /// [`Ctx::store`] of a string: a live string key whose buffer can take `data` in place
+    /// ([`SmallBytes::overwrite`]) keeps it. With 1 KB values, allocating the new value and
+    /// freeing the old one (often on the other worker thread, and cold) were a sixth of a
+    /// pipelined SET's server CPU; in place, `redis-benchmark -P 16 -t set` under `always`
+    /// went from 332–384k to 426–454k SETs a second (three alternations).
+    pub fn store_string(&mut self, key: &[u8], data: &[u8], expire_at: u64) {
+        let (db, now, engine) = (self.client.db, self.now, self.engine);
+        let (hash, slice) = self.db_at(db, key);
+        let found = slice.find(hash, key);
+        if let Some(pos) = found {
+            let live = slice.get_mut(pos).filter(|entry| !entry.is_expired(now));
+            let overwritten = live.is_some_and(|entry| match &mut entry.value {
+                Value::Str(stored) => stored.overwrite(data),
+                _ => false,
+            });
+            if overwritten {
+                slice.set_expiry(pos, expire_at);
+                if let Some(entry) = slice.get_mut(pos) {
+                    entry.accessed = engine.eviction.touched(entry.accessed, now);
+                    entry.encoding = Encoding::Auto;
+                }
+                return;
+            }
+        }
+        self.store_found(db, hash, found, key, Value::Str(SmallBytes::from_slice(data)), expire_at);
+    }
+
+    /// The rest of [`Ctx::store_in`], once the key's hash and its position (`found`) are known.
+    fn store_found(&mut self, db: usize, hash: u64, found: Option<u32>, key: &[u8], value: Value, expire_at: u64) {
+        let (now, engine, client) = (self.now, self.engine, self.client.id);
+        let slice = self.db_of_hash(db, hash);
         if let Some(entry) = found.filter(|&pos| slice.get(pos).is_some_and(|e| !e.is_expired(now))) {
             slice.set_expiry(entry, expire_at);
             let replaced = slice.get_mut(entry).map(|entry| {

@@ -62,6 +62,29 @@ impl SmallBytes {
         matches!(self, SmallBytes::Inline { .. })
     }
 
+    /// Takes `data` in place of this string's bytes if its heap buffer is its own (no reply
+    /// or computation holds it) and fits `data` with at most a quarter of `data`'s length to
+    /// spare (MEMORY USAGE counts the length): an overwritten value then costs no allocation
+    /// and no free, of the buffer or of its box. Returns whether it did; the string is
+    /// unchanged otherwise.
+    pub fn overwrite(&mut self, data: &[u8]) -> bool {
+        let SmallBytes::Shared(stored) = self else { return false };
+        if data.len() <= INLINE_CAPACITY {
+            return false;
+        }
+        let (reused, bytes) = match std::mem::take(&mut **stored).try_into_mut() {
+            Ok(mut buf) if buf.capacity() >= data.len() && buf.capacity() - data.len() <= data.len() / 4 => {
+                buf.clear();
+                buf.extend_from_slice(data);
+                (true, buf.freeze())
+            }
+            Ok(buf) => (false, buf.freeze()),
+            Err(shared) => (false, shared),
+        };
+        **stored = bytes;
+        reused
+    }
+
     /// The string as `Bytes`: a copy of an inline one, and of a heap one as [`read_out`] says.
     pub fn to_bytes(&self) -> Bytes {
         match self {
@@ -205,6 +228,35 @@ mod tests {
 
     fn sample(len: usize) -> Vec<u8> {
         (0..len).map(|i| i as u8).collect()
+    }
+
+    #[test]
+    fn overwrite_reuses_a_buffer_only_it_holds_and_only_of_a_fitting_size() {
+        let old = sample(1024);
+        let new: Vec<u8> = sample(1024).into_iter().rev().collect();
+        let mut value = SmallBytes::from_slice(&old);
+        let before = value.as_slice().as_ptr();
+        assert!(value.overwrite(&new));
+        assert_eq!(value.as_slice(), &new[..]);
+        assert_eq!(value.as_slice().as_ptr(), before, "the buffer was not reused");
+        // A reply holding the value keeps what it read: the buffer is left alone.
+        let held = value.to_bytes();
+        assert!(!value.overwrite(&old));
+        assert_eq!((&held[..], value.as_slice()), (&new[..], &new[..]));
+        drop(held);
+        // A quarter of the new length or less to spare: reused. More, or short enough to
+        // inline: not.
+        assert!(value.overwrite(&sample(900)));
+        assert_eq!(value.as_slice(), &sample(900)[..]);
+        for too_small in [sample(700), sample(INLINE_CAPACITY)] {
+            assert!(!value.overwrite(&too_small));
+            assert_eq!(value.as_slice(), &sample(900)[..]);
+        }
+        // Larger than the buffer: not reused.
+        assert!(!value.overwrite(&sample(2048)));
+        let mut inline = SmallBytes::from_slice(b"short");
+        assert!(!inline.overwrite(&old));
+        assert_eq!(inline.as_slice(), b"short");
     }
 
     #[test]

@@ -185,7 +185,7 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, value: &Bytes, o: SetOptions) -> CmdR
         Expiry::KeepTtl => existing.unwrap_or(NO_EXPIRY),
         Expiry::None | Expiry::Persist => NO_EXPIRY,
     };
-    ctx.store(key, Value::Str(SmallBytes::from_slice(value)), expire_at);
+    ctx.store_string(key, value, expire_at);
     let mut effect = vec![Bytes::from_static(b"SET"), key.clone(), value.clone()];
     if expire_at != NO_EXPIRY {
         effect.extend([Bytes::from_static(b"PXAT"), i64_bytes(expire_at as i64)]);
