@@ -236,7 +236,7 @@ where
 /// `addr` as `CLIENT LIST` and MONITOR show it (`127.0.0.1:52011`). An IPv4 address is
 /// written digit by digit: through `Display` it took ~1,900 instructions, 4.5% of what a
 /// connection that sends one request costs the server.
-fn origin_text(addr: std::net::SocketAddr) -> String {
+pub fn origin_text(addr: std::net::SocketAddr) -> String {
     let std::net::SocketAddr::V4(v4) = addr else { return addr.to_string() };
     let mut digits = itoa::Buffer::new();
     let mut text = String::with_capacity(21);

@@ -113,20 +113,14 @@ pub fn record_http(endpoint: &'static str, status: u16, elapsed: Duration) {
     requests.increment(1);
 }
 
-/// Record one fsync of the log (on the thread that made it).
-pub fn record_log_fsync(took: Duration) {
+/// Record one `write(2)` or fsync of the log (on the thread that made it). The writes'
+/// count against the writes acknowledged shows how many frames each carries.
+pub fn record_log_io(fsync: bool, took: Duration) {
     if INSTALLED.get().is_some() {
         static FSYNC: OnceLock<Histogram> = OnceLock::new();
-        FSYNC.get_or_init(|| histogram!(LOG_FSYNC)).record(took.as_secs_f64());
-    }
-}
-
-/// Record one `write(2)` of the log: their count against the writes acknowledged shows how
-/// many frames each carries.
-pub fn record_log_write(took: Duration) {
-    if INSTALLED.get().is_some() {
         static WRITE: OnceLock<Histogram> = OnceLock::new();
-        WRITE.get_or_init(|| histogram!(LOG_WRITE)).record(took.as_secs_f64());
+        let (histogram, name) = if fsync { (&FSYNC, LOG_FSYNC) } else { (&WRITE, LOG_WRITE) };
+        histogram.get_or_init(|| histogram!(name)).record(took.as_secs_f64());
     }
 }
 

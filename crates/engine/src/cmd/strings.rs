@@ -290,7 +290,7 @@ fn mset_pairs(args: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> 
 
 fn store_pairs(ctx: &mut Ctx, pairs: Vec<(Bytes, Bytes)>) {
     for (key, value) in pairs {
-        ctx.store(&key, Value::Str(SmallBytes::from_slice(&value)), NO_EXPIRY);
+        ctx.store_string(&key, &value, NO_EXPIRY);
         ctx.propagate(vec![Bytes::from_static(b"SET"), key, value]);
     }
 }

@@ -67,7 +67,7 @@ async fn stream(
     let shared = inner.shared.clone();
     let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
     let mut client = Client::new(id, true);
-    client.origin = peer.to_string();
+    client.origin = crate::connection::origin_text(peer);
     client.deliver = Some(ClientDeliver(Arc::new(move |message| {
         // A full queue means the reader stopped reading: drop messages; the closed check in
         // the stream ends it.
