@@ -225,6 +225,38 @@ fn client_unblock_ends_waits_like_redis() {
     same_as_redis(unblock_scenario, "UNBLOCKED");
 }
 
+/// CLIENT KILL closes a client wherever it waits: for its next request, in BLPOP,
+/// subscribed, or with replies it does not read still to be written.
+fn kill_scenario(server: &Server) -> Vec<String> {
+    const BIG: usize = 8 << 20;
+    const GETS: usize = 8;
+    let mut admin = server.connect();
+    admin.cmd(&["SET", "big", &"x".repeat(BIG)]);
+    let get_big = common::encode_str(&["GET", "big"]).repeat(GETS);
+    let mut seen = Vec::new();
+    for (what, request) in [
+        ("idle", Vec::new()),
+        ("in BLPOP", common::encode_str(&["BLPOP", "list", "0"])),
+        ("subscribed", common::encode_str(&["SUBSCRIBE", "channel"])),
+        ("not reading", get_big.clone()),
+    ] {
+        let mut victim = server.connect();
+        let id = victim.cmd_text(&["CLIENT", "ID"]);
+        victim.send(&request);
+        std::thread::sleep(Duration::from_millis(300));
+        seen.push(format!("{what}: KILL -> {}", admin.cmd_text(&["CLIENT", "KILL", "ID", &id])));
+        let drained = victim.drain(0, Duration::from_secs(10));
+        let cut_short = drained.bytes.len() < BIG * GETS;
+        seen.push(format!("{what}: closed: {}, replies cut short: {cut_short}", drained.closed));
+    }
+    seen
+}
+
+#[test]
+fn client_kill_closes_a_client_wherever_it_waits_like_redis() {
+    same_as_redis(kill_scenario, "not reading: closed: true");
+}
+
 /// DEBUG and MODULE LOAD are refused as Redis refuses them by default
 /// (`enable-debug-command` / `enable-module-command no`); MODULE LIST is empty; COMMAND INFO
 /// describes DEBUG with Redis's flags.
