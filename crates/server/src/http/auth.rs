@@ -11,7 +11,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use staykv_engine::command::{flags, CommandSpec};
 
 use super::request::query_pairs;
@@ -115,6 +115,9 @@ pub fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
+/// Sent by browsers: where the request comes from relative to the target.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
 /// A tokenless request must come from a local program, not from a web page.
 fn local_request(headers: &HeaderMap) -> Result<(), ApiError> {
     const REFUSED: &str = "NOPERM requests from web pages are refused while no --http-token is set";
@@ -131,7 +134,7 @@ fn local_request(headers: &HeaderMap) -> Result<(), ApiError> {
             return Err(ApiError::forbidden(format!("{REFUSED} (Origin '{origin}')")));
         }
     }
-    if let Some(site) = headers.get("sec-fetch-site") {
+    if let Some(site) = headers.get(&SEC_FETCH_SITE) {
         if !matches!(site.as_bytes(), b"none" | b"same-origin") {
             return Err(ApiError::forbidden(format!("{REFUSED} (cross-site request)")));
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{HeaderValue, CONTENT_TYPE};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use staykv_engine::{Client, Reply};
@@ -20,6 +20,10 @@ use crate::connection::Shared;
 
 /// The response header carrying the log position a client's later reads should wait for.
 pub(super) const SYNC_TOKEN: &str = "upstash-sync-token";
+
+/// Asks for base64 replies. A `HeaderName`, not a `&str`: looked up by a string, a name is
+/// parsed again at every request.
+const UPSTASH_ENCODING: HeaderName = HeaderName::from_static("upstash-encoding");
 /// The longest a request waits for the log to reach the sync token it carries.
 const SYNC_WAIT: Duration = Duration::from_secs(2);
 
@@ -159,7 +163,7 @@ async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endp
     }
     let access = auth::authorize(&inner.tokens, &parts.headers, query, peer)?;
     let body = request::read_body(body, &parts.headers, inner.max_body).await?;
-    let encoding = match parts.headers.get("upstash-encoding") {
+    let encoding = match parts.headers.get(&UPSTASH_ENCODING) {
         Some(value) if value.as_bytes().eq_ignore_ascii_case(b"base64") => Encoding::Base64,
         _ => Encoding::Text,
     };
