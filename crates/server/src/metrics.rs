@@ -17,6 +17,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use parking_lot::Mutex;
 
 use staykv_engine::stats::CommandTotals;
+use staykv_storage::LogIo;
 
 use crate::connection::Shared;
 
@@ -115,11 +116,14 @@ pub fn record_http(endpoint: &'static str, status: u16, elapsed: Duration) {
 
 /// Record one `write(2)` or fsync of the log (on the thread that made it). The writes'
 /// count against the writes acknowledged shows how many frames each carries.
-pub fn record_log_io(fsync: bool, took: Duration) {
+pub fn record_log_io(io: LogIo, took: Duration) {
     if INSTALLED.get().is_some() {
         static FSYNC: OnceLock<Histogram> = OnceLock::new();
         static WRITE: OnceLock<Histogram> = OnceLock::new();
-        let (histogram, name) = if fsync { (&FSYNC, LOG_FSYNC) } else { (&WRITE, LOG_WRITE) };
+        let (histogram, name) = match io {
+            LogIo::Write => (&WRITE, LOG_WRITE),
+            LogIo::Sync | LogIo::BackgroundSync => (&FSYNC, LOG_FSYNC),
+        };
         histogram.get_or_init(|| histogram!(name)).record(took.as_secs_f64());
     }
 }

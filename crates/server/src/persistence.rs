@@ -341,7 +341,7 @@ impl Persistence {
     /// the latency monitor under Redis's event names (an fsync only under `always`, where
     /// replies wait for it).
     fn log_io_timed(&self, monitor: &LatencyMonitor, io: LogIo, took: Duration) {
-        crate::metrics::record_log_io(io != LogIo::Write, took);
+        crate::metrics::record_log_io(io, took);
         let millis = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         if !monitor.is_spike(millis) {
             return;

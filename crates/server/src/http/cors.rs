@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use axum::http::header::{HeaderName, HeaderValue};
+use axum::http::header::HeaderValue;
 use axum::http::Method;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
@@ -51,7 +51,7 @@ pub fn layer(origins: AllowOrigin) -> CorsLayer {
         // sync token, telemetry): whatever the page asks for, as the token still decides.
         .allow_headers(AllowHeaders::mirror_request())
         // Read-your-writes: the client reads the sync token of each answer.
-        .expose_headers([HeaderName::from_static(SYNC_TOKEN)])
+        .expose_headers([SYNC_TOKEN])
         .max_age(PREFLIGHT_MAX_AGE)
 }
 

@@ -133,14 +133,17 @@ pub fn string(bytes: &[u8], encoding: Encoding, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// The length of `bytes`' longest prefix of whole [`PLAIN_BLOCK`]s of printable ASCII with
-/// nothing to escape.
+/// The length of `bytes`' longest prefix of whole [`PLAIN_BLOCK`]s of ASCII with nothing to
+/// escape.
 fn plain_ascii_prefix(bytes: &[u8]) -> usize {
-    // No short circuit within a block: a fold over it is what vectorizes.
-    let is_plain = |block: &[u8]| {
-        block.iter().fold(true, |plain, &b| plain & (b.wrapping_sub(0x20) < 0x60) & (b != b'"') & (b != b'\\'))
-    };
-    bytes.chunks_exact(PLAIN_BLOCK).take_while(|block| is_plain(block)).count() * PLAIN_BLOCK
+    let plain = |block: &[u8]| none_of(block, |b| needs_escape(b) | !b.is_ascii());
+    bytes.chunks_exact(PLAIN_BLOCK).take_while(|block| plain(block)).count() * PLAIN_BLOCK
+}
+
+/// Whether no byte of `block` is `hit`: a fold without a short circuit, which is what
+/// vectorizes.
+fn none_of(block: &[u8], hit: impl Fn(u8) -> bool) -> bool {
+    !block.iter().fold(false, |any, &b| any | hit(b))
 }
 
 /// Bytes checked at once by [`plain_ascii_prefix`]: in whole blocks the check compiles to a
@@ -168,8 +171,7 @@ fn escape(text: &str, out: &mut Vec<u8>) {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if let Some(block) = bytes.get(i..i + CLEAN_BLOCK) {
-            // No short circuit: a fold over the block is what vectorizes.
-            if !block.iter().fold(false, |any, &b| any | needs_escape(b)) {
+            if none_of(block, needs_escape) {
                 i += CLEAN_BLOCK;
                 continue;
             }

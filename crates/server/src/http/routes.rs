@@ -19,11 +19,12 @@ use super::{json_response, ApiError, HttpState, Inner};
 use crate::connection::Shared;
 
 /// The response header carrying the log position a client's later reads should wait for.
-pub(super) const SYNC_TOKEN: &str = "upstash-sync-token";
-
-/// Asks for base64 replies. A `HeaderName`, not a `&str`: looked up by a string, a name is
-/// parsed again at every request.
+/// Header names are `HeaderName`s, not `&str`s: looked up by a string, a name is parsed again
+/// at every request.
+pub(super) const SYNC_TOKEN: HeaderName = HeaderName::from_static("upstash-sync-token");
+/// Asks for base64 replies.
 const UPSTASH_ENCODING: HeaderName = HeaderName::from_static("upstash-encoding");
+
 /// The longest a request waits for the log to reach the sync token it carries.
 const SYNC_WAIT: Duration = Duration::from_secs(2);
 
@@ -289,7 +290,7 @@ fn transaction(
 /// A request carrying `upstash-sync-token` (a log position from an earlier answer) waits,
 /// briefly, until the log is durable up to it: read-your-writes across clients.
 async fn wait_for_sync_token(inner: &Inner, headers: &HeaderMap) {
-    let Some(token) = headers.get(SYNC_TOKEN).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
+    let Some(token) = headers.get(&SYNC_TOKEN).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
     else {
         return;
     };
