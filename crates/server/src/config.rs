@@ -133,6 +133,11 @@ pub struct ServerOptions {
     /// CA certificate (PEM): clients must present a certificate it signed.
     #[arg(long, env = "STAYKV_TLS_CA_CERT")]
     pub tls_ca_cert: Option<PathBuf>,
+    /// Size at which a log segment is sealed and the next begun (256mb). Under `--fsync
+    /// always` the next one is zero-filled ahead of time (docs/log-format.md): the log can
+    /// take up to two segments of disk more than its data.
+    #[arg(long, env = "STAYKV_LOG_SEGMENT_SIZE", default_value = "268435456", value_parser = crate::limits::memory_arg)]
+    pub log_segment_size: u64,
     /// Memory limit in bytes (0 = none); past it keys are evicted by --maxmemory-policy, or
     /// writes get OOM errors.
     #[arg(long, env = "STAYKV_MAXMEMORY", default_value_t = 0)]
@@ -248,6 +253,9 @@ impl ServerOptions {
         if self.http_header_timeout == 0 {
             return Err("--http-header-timeout must be at least 1 second".into());
         }
+        if !(1 << 20..=16 << 30).contains(&self.log_segment_size) {
+            return Err("--log-segment-size must be between 1mb and 16gb".into());
+        }
         if self.proto_max_bulk_len < 1024 * 1024 {
             return Err("--proto-max-bulk-len must be at least 1mb".into());
         }
@@ -302,6 +310,7 @@ impl serde::Serialize for SerializableOptions<'_> {
         if let Some(v) = &o.tls_ca_cert {
             map.serialize_entry("tls-ca-cert", &v.display().to_string())?;
         }
+        map.serialize_entry("log-segment-size", &o.log_segment_size)?;
         map.serialize_entry("maxmemory", &o.maxmemory)?;
         map.serialize_entry("maxmemory-policy", &o.maxmemory_policy)?;
         let level = format!("{:?}", o.loglevel).to_ascii_lowercase();
@@ -327,12 +336,13 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
             self.dir.display(),
             self.fsync.as_str(),
+            self.log_segment_size,
             secret(&self.requirepass),
             secret(&self.http_token),
             secret(&self.http_readonly_token),

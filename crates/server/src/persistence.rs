@@ -222,14 +222,18 @@ pub fn lock_dir(dir: &Path) -> Result<File, String> {
     Ok(file)
 }
 
-/// Live log segment files of `dir` and their sizes.
-fn segment_sizes(dir: &Path) -> Vec<(u64, u64)> {
+/// Live log segment files of `dir` and the bytes of log data in each: the file's size, but
+/// for the segment the log writes to, whose file may go on with zeros (a zero-filled
+/// segment, `docs/log-format.md`): counted, they would set off compactions of nothing.
+fn segment_sizes(dir: &Path, log: Option<&Log>) -> Vec<(u64, u64)> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let (live_first, live_end) = log.map_or((0, u64::MAX), Log::live_segment);
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         if let Some(first) = parse_segment_file_name(&name.to_string_lossy()) {
-            out.push((first, entry.metadata().map(|m| m.len()).unwrap_or(0)));
+            let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            out.push((first, if first == live_first { len.min(live_end) } else { len }));
         }
     }
     out.sort_unstable();
@@ -292,7 +296,13 @@ impl Persistence {
     /// Lock the data directory, recover it into `engine` and start the log writer and the
     /// automatic compaction trigger. Blocking: run it off the async runtime. Refuses (with the
     /// storage error) rather than start empty over data it could not read.
-    pub fn open(self: &Arc<Self>, dir: &Path, engine: &Engine, policy: FsyncPolicy) -> Result<Recovery, String> {
+    pub fn open(
+        self: &Arc<Self>,
+        dir: &Path,
+        engine: &Engine,
+        policy: FsyncPolicy,
+        segment_bytes: u64,
+    ) -> Result<Recovery, String> {
         let lock = lock_dir(dir)?;
         *self.lock_file.lock() = Some(lock);
         snapshot::remove_temp_files(dir);
@@ -302,6 +312,7 @@ impl Persistence {
         let monitor = Arc::clone(&engine.latency);
         let options = LogOptions {
             fsync: storage_policy(policy),
+            segment_bytes,
             on_durable: Box::new(move |seq| {
                 notify.durable.publish(seq);
             }),
@@ -598,7 +609,8 @@ impl Persistence {
             None => covered == 0,
         };
         if !up_to_date {
-            let sealed: u64 = segment_sizes(dir).iter().filter(|(first, _)| *first < next).map(|(_, len)| len).sum();
+            let sealed: u64 =
+                segment_sizes(dir, Some(log)).iter().filter(|(first, _)| *first < next).map(|(_, len)| len).sum();
             let partitions = snapshot::partitions_for(previous_bytes + sealed);
             tracing::info!(
                 "snapshot started ({job:?}): covers log seq {covered}, input {} KiB, {partitions} partition(s)",
@@ -648,8 +660,9 @@ impl Persistence {
     /// Lists the live segments and records their total size and the log position it is for
     /// (read first: a write during the listing makes the next look list again).
     fn measure_log_bytes(&self, dir: &Path) -> u64 {
-        let seq = self.log.get().map_or(u64::MAX, Log::written_seq);
-        let bytes = segment_sizes(dir).iter().map(|(_, len)| len).sum();
+        let log = self.log.get();
+        let seq = log.map_or(u64::MAX, Log::written_seq);
+        let bytes = segment_sizes(dir, log).iter().map(|(_, len)| len).sum();
         self.log_bytes.store(bytes, Ordering::Relaxed);
         self.measured_at_seq.store(seq, Ordering::Relaxed);
         bytes

@@ -76,7 +76,7 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let dir = config.dir.clone();
     let (p, e) = (persistence.clone(), engine.clone());
-    let recovery = tokio::task::spawn_blocking(move || p.open(&dir, &e, config.fsync))
+    let recovery = tokio::task::spawn_blocking(move || p.open(&dir, &e, config.fsync, config.log_segment_size))
         .await
         .map_err(|e| format!("recovery task failed: {e}"))??;
     tracing::info!(

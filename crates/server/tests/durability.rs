@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{wait_until, RawConn, Server};
-use persist_common::{call_str, dump_all, pipeline, staykv, staykv_ok, Val};
+use persist_common::{call_str, dump_all, info_field, pipeline, staykv, staykv_ok, Val};
 
 fn set_cmd(i: usize) -> Vec<Vec<u8>> {
     let key = format!("key:{i}");
@@ -115,6 +115,74 @@ fn everysec_sigkill_loses_no_acknowledged_write() {
         acked.load(Ordering::Relaxed)
     );
     assert_eq!(lost, 0);
+}
+
+/// The segment the manifest of `dir` names last (the one being written) and its file size.
+fn live_segment(dir: &std::path::Path) -> (String, u64) {
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST")).unwrap();
+    let name = manifest.lines().rev().find_map(|l| l.strip_prefix("segment ")).unwrap().to_string();
+    let len = std::fs::metadata(dir.join(&name)).map_or(0, |m| m.len());
+    (name, len)
+}
+
+/// Under `always` with one write at a time (small fsyncs), the log moves into segments
+/// zero-filled ahead of time. Their zeros are not log: `INFO` counts the data only (counted,
+/// they would set off compactions of nothing); and a SIGKILL in one loses nothing and
+/// reports no torn tail.
+#[test]
+fn zero_filled_segments_are_not_counted_as_log_and_survive_sigkill() {
+    const SEGMENT: u64 = 1 << 20;
+    let mut server = Server::staykv_with(&["--fsync", "always", "--log-segment-size", "1mb"]);
+    let dir = server.dir();
+    let mut conn = server.connect();
+    let value = "v".repeat(1000);
+    let mut keys = 0;
+    let mut set = |conn: &mut RawConn| {
+        assert_eq!(call_str(conn, &["SET", &format!("key:{keys}"), &value]), Val::Simple("OK".into()));
+        keys += 1;
+    };
+    // Until a zero-filled segment has just taken over: its file is whole, its data tiny.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut before = live_segment(&dir).0;
+    loop {
+        assert!(Instant::now() < deadline, "the log never moved into a zero-filled segment");
+        set(&mut conn);
+        let (name, len) = live_segment(&dir);
+        if name != before && len == SEGMENT {
+            break;
+        }
+        before = name;
+    }
+    set(&mut conn);
+    std::thread::sleep(Duration::from_millis(300));
+    let on_disk: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".skv"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    let counted: u64 = info_field(&mut conn, "staykv_log_bytes").parse().unwrap();
+    assert!(counted + SEGMENT / 2 < on_disk, "INFO counts {counted} bytes of log, files hold {on_disk}");
+    server.kill();
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(call_str(&mut conn, &["DBSIZE"]), Val::Int(keys as i64));
+    assert_eq!(call_str(&mut conn, &["GET", &format!("key:{}", keys - 1)]), Val::Bulk(Some(value.into_bytes())));
+    assert!(!server.log().contains("torn tail"), "{}", server.log());
+}
+
+#[test]
+fn a_log_segment_size_out_of_bounds_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    for size in ["512kb", "17gb", "lots"] {
+        let out =
+            staykv(&["--port", "0", "--http-port", "0", "--dir", &dir.to_string_lossy(), "--log-segment-size", size]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--log-segment-size {size} accepted");
+        assert!(text.contains("log-segment-size"), "--log-segment-size {size}: {text}");
+    }
+    assert!(!dir.exists(), "a refused start created the data directory");
 }
 
 /// The storage layer on the simulated filesystem with the server's defaults (fsync every

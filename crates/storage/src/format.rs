@@ -161,6 +161,10 @@ impl FrameHeader {
     }
 }
 
+/// The zero-filled file made ahead of time to become the next segment (see
+/// `docs/log-format.md`, "Zero-filled segments"); a leftover one is removed at start.
+pub const SPARE_SEGMENT_FILE: &str = "log-spare.tmp";
+
 /// File name of the segment whose first frame has sequence number `first_seq`.
 pub fn segment_file_name(first_seq: u64) -> String {
     format!("log-{first_seq:016x}.skv")

@@ -5,11 +5,12 @@
 //! models what a power cut can leave behind, used by the tests.
 //!
 //! Write handles append: every [`FsFile::write_all`] goes to the current end of the file, so
-//! after [`FsFile::set_len`] the next write continues at the new end.
+//! after [`FsFile::set_len`] the next write continues at the new end. [`FsFile::write_all_at`]
+//! writes at a given offset instead: the log writes into zero-filled segments that way.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// An open file.
@@ -24,6 +25,9 @@ pub trait FsFile: Send + fmt::Debug {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// Appends all of `data` at the end of the file (only on handles from `create`/`open_append`).
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Writes all of `data` at `offset`, over the bytes there and past the end of the file as
+    /// needed (only on handles from `create`/`open_append`; `offset` at most the length).
+    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Makes the file's data (and the size needed to read it) durable: fdatasync.
     fn sync_data(&mut self) -> io::Result<()>;
     /// Truncates or extends the file to `len` bytes (not durable until `sync_data`).
@@ -137,6 +141,20 @@ impl FsFile for RealFile {
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let end = self.len()?;
+        self.write_all_at(end, data)
+    }
+
+    #[cfg(unix)]
+    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(data, offset)
+    }
+
+    #[cfg(not(unix))]
+    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        self.file.seek(SeekFrom::Start(offset))?;
         self.file.write_all(data)
     }
 
@@ -169,15 +187,14 @@ impl Fs for RealFs {
         std::fs::create_dir_all(dir)
     }
 
+    // Not `O_APPEND`: Linux would ignore the offset of every `write_all_at` on such a handle.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        // `append` cannot be combined with `truncate` in std, so truncate explicitly.
-        let file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
-        file.set_len(0)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
         Ok(Box::new(RealFile { file, path: path.to_path_buf() }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        let file = OpenOptions::new().read(true).append(true).open(path)?;
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(Box::new(RealFile { file, path: path.to_path_buf() }))
     }
 

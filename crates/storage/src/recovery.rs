@@ -5,7 +5,8 @@
 //!   the file, checksum mismatch) in the **last** segment, with no valid frame anywhere after
 //!   it in that file, is a **torn tail**: recovery truncates the file there (durably) and logs a
 //!   warning. Garbage or zeros after it are part of the tear (a power cut can leave a
-//!   half-written sector or a zero-filled extension).
+//!   half-written sector or a zero-filled extension). Zeros right after the last whole frame
+//!   of a segment are no tear: the unused end of a zero-filled segment.
 //! - Any other damage is **corruption**: a bad frame in an earlier segment, a bad frame
 //!   followed by a valid frame (a checksum-valid frame whose sequence number continues the log),
 //!   a valid frame with an unexpected sequence number, a bad segment header, a missing
@@ -21,7 +22,7 @@ use crate::error::{BoxError, StorageError};
 use crate::format::{
     decode_frame_header, decode_segment_header, encode_segment_header, parse_segment_file_name,
     parse_snapshot_file_name, segment_file_name, HeaderError, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN,
-    SEGMENT_VERSION,
+    SEGMENT_VERSION, SPARE_SEGMENT_FILE,
 };
 use crate::fs::{Fs, FsFile};
 use crate::manifest::{read_manifest, write_manifest, Manifest, SnapshotRef, MANIFEST_FILE, MANIFEST_TMP_FILE};
@@ -206,6 +207,12 @@ impl<'a> Reader<'a> {
                 Some(d) => d.to_vec(),
                 None => return Ok(None),
             };
+            if data.iter().all(|&b| b == 0) {
+                // An all-zero header never verifies: the unused part of a zero-filled
+                // segment is skipped a chunk at a time, not tried at every byte.
+                p = chunk_end;
+                continue;
+            }
             for (i, win) in data.windows(16).enumerate() {
                 let q = p + i as u64;
                 if q >= chunk_end {
@@ -365,7 +372,8 @@ fn count_frames_from(r: &mut Reader<'_>, from: u64, after_seq: u64) -> Result<u6
 pub struct SegmentReport {
     /// File name.
     pub file: String,
-    /// File size.
+    /// Bytes of log data: the file's size, less the zeros after the last frame (see
+    /// `docs/log-format.md`, "Zero-filled segments").
     pub bytes: u64,
     /// First seq (from the file name).
     pub first_seq: u64,
@@ -489,11 +497,22 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
             v.progress(&Progress { bytes_done: done, bytes_total: total, frames: base_frames + frames });
         })?;
         frames_total += scan.frames;
-        w.bytes_done = done;
         seg.frames = scan.frames;
         w.next_seq = scan.next_seq;
+        // Zeros after the last frame are where the next frames go (the log writes into
+        // zero-filled segments; a segment sealed early keeps the rest of its zeros), or what
+        // a power cut left of a write that extended the file: no frame was lost there, and
+        // nothing needs cutting. A frame lost from a sealed segment shows as the next
+        // segment's first seq not following on.
+        let zero_tail = scan.problem.is_some() && r.all_zero_from(scan.end)?;
+        if zero_tail {
+            seg.bytes = scan.end;
+            done += len - scan.end;
+            v.progress(&Progress { bytes_done: done, bytes_total: total, frames: frames_total });
+        }
+        w.bytes_done = done;
         w.segs.push(seg);
-        if let Some(problem) = scan.problem {
+        if let Some(problem) = scan.problem.filter(|_| !zero_tail) {
             let mut reason = problem.to_string();
             let mut torn = false;
             if i == last && !matches!(problem, FrameProblem::SeqMismatch { .. }) {
@@ -501,12 +520,7 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
                     Some((off, seq)) => {
                         reason = format!("{reason}, followed by a valid frame (seq {seq}) at offset {off}");
                     }
-                    None => {
-                        torn = true;
-                        if r.all_zero_from(scan.end)? {
-                            reason = "zero-filled tail".to_string();
-                        }
-                    }
+                    None => torn = true,
                 }
             }
             w.damage =
@@ -551,7 +565,7 @@ fn find_leftovers(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<Vec<Leftover>
         if live.contains(name.as_str()) {
             continue;
         }
-        if name == MANIFEST_TMP_FILE {
+        if name == MANIFEST_TMP_FILE || name == SPARE_SEGMENT_FILE {
             out.push(Leftover::Obsolete(name));
         } else if let Some(seq) = parse_segment_file_name(&name) {
             if seq < first_live || !segment_has_frames(fs, &dir.join(&name), seq)? {
@@ -581,7 +595,7 @@ fn no_manifest(fs: &dyn Fs, dir: &Path) -> Result<Vec<String>, StorageError> {
             }
         } else if parse_snapshot_file_name(&name).is_some() {
             data.push(name);
-        } else if name == MANIFEST_TMP_FILE {
+        } else if name == MANIFEST_TMP_FILE || name == SPARE_SEGMENT_FILE {
             leftovers.push(name);
         }
     }

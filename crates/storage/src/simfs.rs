@@ -382,6 +382,43 @@ fn read_only() -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only")
 }
 
+impl SimFile {
+    /// Writes `data` at `offset` (`None`: at the end). An injected fault writes half of it.
+    fn write(&mut self, offset: Option<u64>, data: &[u8]) -> io::Result<()> {
+        if !self.writable {
+            return Err(read_only());
+        }
+        let mut s = self.fs.state.lock();
+        s.tick();
+        let fault = if s.fail_writes > 0 {
+            s.fail_writes -= 1;
+            s.write_fault
+        } else {
+            None
+        };
+        let i =
+            s.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
+        let at = offset.map_or(i.current.len(), |o| usize::try_from(o).unwrap_or(usize::MAX));
+        if at > i.current.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "simfs: write past the end of the file"));
+        }
+        let data = match fault {
+            Some(_) => data.get(..data.len() / 2).unwrap_or_default(),
+            None => data,
+        };
+        i.mark_dirty(at);
+        let (over, past_end) = data.split_at(data.len().min(i.current.len() - at));
+        if let Some(dst) = i.current.get_mut(at..at + over.len()) {
+            dst.copy_from_slice(over);
+        }
+        i.current.extend_from_slice(past_end);
+        match fault {
+            Some(f) => Err(f.error("write")),
+            None => Ok(()),
+        }
+    }
+}
+
 impl FsFile for SimFile {
     fn len(&self) -> io::Result<u64> {
         self.fs.with_inode(self.ino, |i| i.current.len() as u64)
@@ -400,31 +437,11 @@ impl FsFile for SimFile {
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        if !self.writable {
-            return Err(read_only());
-        }
-        let mut s = self.fs.state.lock();
-        s.tick();
-        let fault = if s.fail_writes > 0 {
-            s.fail_writes -= 1;
-            s.write_fault
-        } else {
-            None
-        };
-        let i =
-            s.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
-        let at = i.current.len();
-        i.mark_dirty(at);
-        match fault {
-            Some(f) => {
-                i.current.extend_from_slice(data.get(..data.len() / 2).unwrap_or_default());
-                Err(f.error("write"))
-            }
-            None => {
-                i.current.extend_from_slice(data);
-                Ok(())
-            }
-        }
+        self.write(None, data)
+    }
+
+    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.write(Some(offset), data)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {

@@ -105,3 +105,21 @@ fn real_disk_roundtrip_rotation_snapshot_torn_tail_and_corruption() {
     assert!(c.frames.is_empty());
     assert!(dir.join(format!("{last}.cut-32")).exists());
 }
+
+/// Positional writes into a zero-filled spare on the real filesystem (a handle opened for
+/// appending would put every frame at the end of the file, after the zeros).
+#[test]
+fn small_fsyncs_move_the_log_into_zero_filled_segments_on_a_real_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let fs: Arc<dyn Fs> = Arc::new(RealFs);
+    small_fsyncs_move_the_log_into_zero_filled_segments(&fs, &dir, || {
+        let copy = tmp.path().join(format!("crash-{}", seg_files(&dir).len()));
+        std::fs::create_dir_all(&copy).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+        }
+        (Arc::new(RealFs) as Arc<dyn Fs>, copy)
+    });
+}

@@ -5,10 +5,11 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use staykv_storage::{
-    check, fix, scan, snapshot_file_name, DamageKind, Fs, FsyncPolicy, Log, NoReplay, SimFs, StorageError,
+    check, fix, scan, snapshot_file_name, DamageKind, Fs, FsyncPolicy, Log, LogOptions, NoReplay, SimFs, StorageError,
     FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 
@@ -17,6 +18,12 @@ const FRAME: u64 = FRAME_HEADER_LEN + L as u64;
 
 fn frame_start(i: u64) -> u64 {
     SEGMENT_HEADER_LEN + i * FRAME
+}
+
+/// `always`, with segments sealed only at their size (never earlier to move into a
+/// zero-filled spare), for tests that need to know where segments end.
+fn sealed_at_size(segment_bytes: u64) -> LogOptions {
+    LogOptions { zero_filled_segments: false, ..opts(FsyncPolicy::Always, segment_bytes) }
 }
 
 /// A data dir with one segment of `n` frames (all synced), the log closed.
@@ -92,18 +99,28 @@ fn torn_tail_at_every_byte_of_the_last_frame_recovers_the_prefix() {
             let (log, rec, c) = try_open(&img).unwrap_or_else(|e| panic!("shape {shape} cut at {k}: {e}"));
             let expect = if k == frame_start(5) { 5 } else { 4 };
             assert_eq!(c.frames, data[..expect].to_vec(), "shape {shape} cut at {k}");
-            if content.len() as u64 > frame_start(expect as u64) {
-                let t = rec.torn_tail.clone().expect("torn tail reported");
-                assert_eq!(t.offset, frame_start(expect as u64));
-                assert_eq!(t.bytes, content.len() as u64 - t.offset);
+            let end = frame_start(expect as u64);
+            // Zeros right after the last whole frame are no tear: the room a zero-filled
+            // segment keeps for the next frames, kept as it is.
+            let zeros_after = content[end as usize..].iter().all(|&b| b == 0);
+            if zeros_after {
+                assert!(rec.torn_tail.is_none(), "shape {shape} cut at {k}");
             } else {
-                assert!(rec.torn_tail.is_none());
+                let t = rec.torn_tail.clone().expect("torn tail reported");
+                assert_eq!(t.offset, end);
+                assert_eq!(t.bytes, content.len() as u64 - t.offset);
             }
-            // The cut is durable: a power cut right after opening keeps it.
+            // The next frame goes right after the last whole one.
+            let seq = log.append(b"next").unwrap();
+            assert!(log.wait_durable(seq, Some(Duration::from_secs(5))));
             drop(log);
+            let (_log, _, reopened) = try_open(&img).unwrap();
+            assert_eq!(reopened.frames.len(), expect + 1, "shape {shape} cut at {k}");
+            assert_eq!(reopened.frames.last().unwrap().1, b"next".to_vec());
+            // The cut, the new frame and, at close, the cut of the unused zeros are durable.
             let after = img.power_cut(k);
             let f = after.read_file(&data_dir().join(&seg)).unwrap();
-            assert_eq!(f.len() as u64, frame_start(expect as u64));
+            assert_eq!(f.len() as u64, end + FRAME_HEADER_LEN + 4, "shape {shape} cut at {k}");
         }
     }
 }
@@ -222,14 +239,18 @@ fn rotation_seals_segments_and_explicit_rotate_returns_the_next_seq() {
     let segs = segments(&fs);
     assert!(segs.len() >= 5, "{segs:?}");
     let mut expect_first = 1;
-    for (i, s) in segs.iter().enumerate() {
+    for s in &segs[..segs.len() - 1] {
         assert_eq!(staykv_storage::parse_segment_file_name(s), Some(expect_first));
+        // Sealed at its size, or earlier to move into a zero-filled spare; either way it
+        // ends at its last frame, without the zeros it may have had.
         let len = fs.read_file(&data_dir().join(s)).unwrap().len() as u64;
-        if i + 1 < segs.len() {
-            assert!(len >= 300, "sealed segment {s} has {len} bytes");
-        }
+        assert!(
+            len > SEGMENT_HEADER_LEN && (len - SEGMENT_HEADER_LEN).is_multiple_of(FRAME),
+            "sealed segment {s}: {len} bytes"
+        );
         expect_first += (len - SEGMENT_HEADER_LEN) / FRAME;
     }
+    assert_eq!(staykv_storage::parse_segment_file_name(segs.last().unwrap()), Some(expect_first));
     let sealed: Vec<Vec<u8>> =
         segs[..segs.len() - 1].iter().map(|s| fs.read_file(&data_dir().join(s)).unwrap()).collect();
     let next = log.rotate().unwrap();
@@ -250,7 +271,8 @@ fn rotation_seals_segments_and_explicit_rotate_returns_the_next_seq() {
 #[test]
 fn snapshot_install_drops_covered_segments_and_recovery_skips_covered_frames() {
     let fs = sim();
-    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    // The second snapshot must fall inside a segment.
+    let (log, _, _) = open(&fs, sealed_at_size(300));
     let data = append_n(&log, 7, 25, L);
     let next = log.rotate().unwrap();
     let s = next - 1;
@@ -266,7 +288,7 @@ fn snapshot_install_drops_covered_segments_and_recovery_skips_covered_frames() {
     }
     let after = append_n(&log, 8, 5, L);
     log.close().unwrap();
-    let (log, rec, c) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let (log, rec, c) = open(&fs, sealed_at_size(300));
     assert_eq!(c.snapshot.as_ref().unwrap().seq, s);
     assert_eq!(c.snapshot.as_ref().unwrap().file, name);
     assert_eq!(c.frames, after);
@@ -279,7 +301,7 @@ fn snapshot_install_drops_covered_segments_and_recovery_skips_covered_frames() {
     let removed = log.install_snapshot(&name2, s2).unwrap();
     assert!(removed.contains(&name), "old snapshot removed: {removed:?}");
     log.close().unwrap();
-    let (_log, rec, c) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let (_log, rec, c) = open(&fs, sealed_at_size(300));
     assert_eq!(c.frames, more[2..].to_vec());
     assert!(rec.frames_skipped >= 2);
     let _ = data;
@@ -392,7 +414,7 @@ fn leftovers_are_removed_and_stray_or_missing_segments_refused_then_fixed() {
 #[test]
 fn unlisted_segment_with_frames_is_stray() {
     let fs = sim();
-    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let (log, _, _) = open(&fs, sealed_at_size(300));
     append_n(&log, 1, 20, L);
     log.close().unwrap();
     let segs = segments(&fs);
@@ -548,4 +570,13 @@ fn a_segment_newer_than_the_manifest_read_is_skipped_by_scan_live_only() {
     assert_eq!(replayed.frames, data);
     let stopped = scan(&data_dir(), &seen, &mut NoReplay).unwrap_err();
     assert!(stopped.to_string().contains("not listed in MANIFEST"), "{stopped}");
+}
+
+#[test]
+fn small_fsyncs_move_the_log_into_zero_filled_segments_on_simfs() {
+    let fs = sim();
+    let shared: Arc<dyn Fs> = Arc::new(fs.clone());
+    small_fsyncs_move_the_log_into_zero_filled_segments(&shared, &data_dir(), || {
+        (Arc::new(fs.process_crash()) as Arc<dyn Fs>, data_dir())
+    });
 }

@@ -108,3 +108,69 @@ pub fn append_n(log: &Log, tag: u64, n: u64, len: usize) -> Vec<(u64, Vec<u8>)> 
 pub fn segments(fs: &SimFs) -> Vec<String> {
     staykv_storage::read_manifest(fs, &data_dir()).unwrap().unwrap().segments
 }
+
+/// Length of the file `name` in `dir`.
+pub fn file_len(fs: &dyn Fs, dir: &Path, name: &str) -> u64 {
+    fs.open_read(&dir.join(name)).unwrap().len().unwrap()
+}
+
+/// Under `always`, small fsyncs move the log into segments zero-filled ahead of time: the live
+/// segment's file is then the segment size long whatever its data. Sealed segments, and the
+/// last one once the log is closed, end at their last frame; a crash image (zeros kept)
+/// and the closed log both give back every frame. `crash` gives the directory as a process
+/// crash would leave it now, as a filesystem and a path.
+pub fn small_fsyncs_move_the_log_into_zero_filled_segments(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    crash: impl Fn() -> (Arc<dyn Fs>, PathBuf),
+) {
+    const SEGMENT: u64 = 64 << 10;
+    let o = || LogOptions { fsync: FsyncPolicy::Always, segment_bytes: SEGMENT, ..LogOptions::default() };
+    let (log, rec) = Log::open(dir, Arc::clone(fs), o(), &mut Collect::default()).unwrap();
+    assert!(rec.fresh);
+    let mut data = Vec::new();
+    let live = |fs: &dyn Fs| staykv_storage::read_manifest(fs, dir).unwrap().unwrap().segments.pop().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut zero_filled = std::collections::HashSet::new();
+    while zero_filled.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "zero-filled segments seen: {zero_filled:?}");
+        data.extend(append_n(&log, data.len() as u64, 1, 100));
+        let name = live(&**fs);
+        if file_len(&**fs, dir, &name) == SEGMENT {
+            zero_filled.insert(name);
+        }
+    }
+    // Sealed full (or appended to, then sealed for a spare), segments end at their last frame.
+    let segs = staykv_storage::read_manifest(&**fs, dir).unwrap().unwrap().segments;
+    let frame = staykv_storage::FRAME_HEADER_LEN + 100;
+    for s in &segs[..segs.len() - 1] {
+        let len = file_len(&**fs, dir, s);
+        assert_eq!((len - staykv_storage::SEGMENT_HEADER_LEN) % frame, 0, "sealed {s}: {len} bytes");
+    }
+    // Sealed early (as a compaction does), a zero-filled segment keeps its zeros: recovery
+    // reads past them into the next segment.
+    data.extend(append_n(&log, data.len() as u64, 1, 100));
+    let early = live(&**fs);
+    log.rotate().unwrap();
+    assert_eq!(file_len(&**fs, dir, &early), SEGMENT, "{early}");
+    assert_ne!(live(&**fs), early);
+    for _ in 0..10 {
+        data.extend(append_n(&log, data.len() as u64, 1, 100));
+    }
+    // A crash leaves the zeros: recovery reads every frame and reports no tear.
+    let (crashed, crashed_dir) = crash();
+    let mut c = Collect::default();
+    let (relog, rec) = Log::open(&crashed_dir, crashed, o(), &mut c).unwrap();
+    assert!(rec.torn_tail.is_none(), "{:?}", rec.torn_tail);
+    assert_eq!(c.frames, data);
+    drop(relog);
+    // Closing cuts the unused zeros off.
+    log.close().unwrap();
+    let last = live(&**fs);
+    let len = file_len(&**fs, dir, &last);
+    assert!(len < SEGMENT && (len - staykv_storage::SEGMENT_HEADER_LEN).is_multiple_of(frame), "{last}: {len} bytes");
+    let mut c = Collect::default();
+    let (_log, rec) = Log::open(dir, Arc::clone(fs), o(), &mut c).unwrap();
+    assert!(rec.torn_tail.is_none());
+    assert_eq!(c.frames, data);
+}
