@@ -356,7 +356,8 @@ fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
     let seed: u64 = std::env::var("STAYKV_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed);
     let mut rng = SmallRng::seed_from_u64(seed);
     let started = Instant::now();
-    let mut server = Server::staykv_with(&["--fsync", "always"]);
+    // 1 MiB segments: kills also land in rotations and in zero-filled segments.
+    let mut server = Server::staykv_with(&["--fsync", "always", "--log-segment-size", "1mb"]);
     let models: Vec<Arc<Mutex<Model>>> = (0..WRITERS).map(|_| Arc::new(Mutex::new(Model::default()))).collect();
     let compactions = Arc::new(AtomicU64::new(0));
     let (mut checked_total, mut applied_total, mut in_flight_total) = (0u64, 0u64, 0u64);

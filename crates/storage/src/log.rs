@@ -848,7 +848,10 @@ struct Writer {
     seg_first_seq: u64,
     file: Box<dyn FsFile>,
     /// The current segment was a zero-filled spare: the file goes on past the log's data with
-    /// zeros (cut off at close).
+    /// zeros. They stay when it is sealed early (the rotation of a compaction): cutting
+    /// hundreds of MiB at once held up every fdatasync on the disk for 0.6–0.8 s (with
+    /// `discard`, freed blocks are discarded), and the compaction deletes the segment soon
+    /// after, a step at a time.
     seg_zero_filled: bool,
     /// Fsyncs of the current segment (by [`Writer::sync`]).
     seg_syncs: u64,
@@ -947,9 +950,6 @@ fn run_writer(writer: &Mutex<Writer>, shared: &Shared) {
         }
         if shutdown {
             if ok && w.buf.is_empty() {
-                if let Err(e) = w.trim_zero_tail() {
-                    tracing::warn!(error = %e, "could not cut the unused zeros off the last log segment");
-                }
                 break;
             }
             shutdown_attempts += 1;
@@ -1104,6 +1104,7 @@ impl Writer {
             self.file.set_len(len).map_err(io_err("truncate", &path))?;
             self.writeback_off = self.writeback_off.min(len);
             self.needs_truncate = false;
+            // The cut took the zeros with it: what follows is appended.
             self.seg_zero_filled = false;
         }
         if !self.buf.fully_written() {
@@ -1181,21 +1182,6 @@ impl Writer {
         if bytes / self.seg_syncs < SMALL_SYNC_BYTES {
             self.spare.request(self.segment_bytes);
         }
-    }
-
-    /// Cuts the zeros after the log's data off a zero-filled segment, durably, at close: the
-    /// restart need not read them. Not when a segment is sealed: most are sealed full, and
-    /// one sealed early for a compaction is deleted soon after, a step at a time; cutting
-    /// hundreds of MiB at once held up every fdatasync on the disk for 0.6–0.8 s (with
-    /// `discard`, freed blocks are discarded).
-    fn trim_zero_tail(&mut self) -> Result<(), StorageError> {
-        if self.seg_zero_filled {
-            let path = self.seg_path();
-            self.file.set_len(self.synced_off).map_err(io_err("truncate", &path))?;
-            self.file.sync_data().map_err(io_err("fsync", &path))?;
-            self.seg_zero_filled = false;
-        }
-        Ok(())
     }
 
     /// Under `everysec` and `no`, whether the writer thread should fsync what is written

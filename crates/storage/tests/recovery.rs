@@ -29,7 +29,7 @@ fn sealed_at_size(segment_bytes: u64) -> LogOptions {
 /// A data dir with one segment of `n` frames (all synced), the log closed.
 fn one_segment(n: u64) -> (SimFs, Vec<(u64, Vec<u8>)>, String) {
     let fs = sim();
-    let (log, rec, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    let (log, rec, _) = open(&fs, sealed_at_size(1 << 20));
     assert!(rec.fresh);
     let data = append_n(&log, 1, n, L);
     log.close().unwrap();
@@ -45,21 +45,20 @@ fn with_file(fs: &SimFs, name: &str, content: &[u8]) -> SimFs {
 
 fn try_open(fs: &SimFs) -> Result<(Log, staykv_storage::Recovery, Collect), StorageError> {
     let mut c = Collect::default();
-    let (log, rec) =
-        Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, opts(FsyncPolicy::Always, 1 << 20), &mut c)?;
+    let (log, rec) = Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, sealed_at_size(1 << 20), &mut c)?;
     Ok((log, rec, c))
 }
 
 #[test]
 fn append_close_reopen_replays_everything_in_order() {
     let fs = sim();
-    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    let (log, _, _) = open(&fs, sealed_at_size(1 << 20));
     let mut data = append_n(&log, 1, 50, 10);
     assert_eq!(log.durable_seq(), 50);
     assert_eq!(log.synced_seq(), 50);
     assert_eq!(log.last_seq(), 50);
     drop(log);
-    let (log, rec, c) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    let (log, rec, c) = open(&fs, sealed_at_size(1 << 20));
     assert!(!rec.fresh);
     assert_eq!(rec.frames_replayed, 50);
     assert_eq!(rec.last_seq, 50);
@@ -68,7 +67,7 @@ fn append_close_reopen_replays_everything_in_order() {
     data.extend(append_n(&log, 2, 5, 0));
     assert_eq!(data.last().unwrap().0, 55);
     log.close().unwrap();
-    let (_log, _, c) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    let (_log, _, c) = open(&fs, sealed_at_size(1 << 20));
     assert_eq!(c.frames, data);
     // Progress reached 100%.
     let p = c.progress.last().unwrap();
@@ -117,10 +116,12 @@ fn torn_tail_at_every_byte_of_the_last_frame_recovers_the_prefix() {
             let (_log, _, reopened) = try_open(&img).unwrap();
             assert_eq!(reopened.frames.len(), expect + 1, "shape {shape} cut at {k}");
             assert_eq!(reopened.frames.last().unwrap().1, b"next".to_vec());
-            // The cut, the new frame and, at close, the cut of the unused zeros are durable.
+            // The cut and the new frame are durable (zeros after it stay).
             let after = img.power_cut(k);
             let f = after.read_file(&data_dir().join(&seg)).unwrap();
-            assert_eq!(f.len() as u64, end + FRAME_HEADER_LEN + 4, "shape {shape} cut at {k}");
+            let next_end = (end + FRAME_HEADER_LEN + 4) as usize;
+            assert!(f.len() >= next_end && f[next_end..].iter().all(|&b| b == 0), "shape {shape} cut at {k}");
+            assert!(f.len() as u64 <= frame_start(5) + 100, "shape {shape} cut at {k}");
         }
     }
 }
@@ -161,7 +162,7 @@ fn flipped_byte_in_an_earlier_frame_is_corruption_with_file_and_offset() {
 #[test]
 fn check_and_fix_repair_corruption_in_a_middle_segment() {
     let fs = sim();
-    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let (log, _, _) = open(&fs, sealed_at_size(300));
     let data = append_n(&log, 3, 40, L);
     log.close().unwrap();
     let segs = segments(&fs);
@@ -263,7 +264,7 @@ fn rotation_seals_segments_and_explicit_rotate_returns_the_next_seq() {
         assert_eq!(&fs.read_file(&data_dir().join(s)).unwrap(), before);
     }
     log.close().unwrap();
-    let (_log, rec, c) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let (_log, rec, c) = open(&fs, sealed_at_size(300));
     assert_eq!(c.frames, data);
     assert_eq!(rec.segments, segments(&fs));
 }
@@ -311,7 +312,7 @@ fn snapshot_install_drops_covered_segments_and_recovery_skips_covered_frames() {
 fn a_dropped_snapshot_larger_than_a_deletion_step_is_deleted() {
     // Files a new manifest drops are cut down 32 MiB at a time before they are unlinked.
     let fs = sim();
-    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let (log, _, _) = open(&fs, sealed_at_size(300));
     let install = |fill: u8, size: usize| {
         append_n(&log, u64::from(fill), 3, L);
         let seq = log.rotate().unwrap() - 1;
@@ -325,7 +326,7 @@ fn a_dropped_snapshot_larger_than_a_deletion_step_is_deleted() {
     assert!(!fs.exists(&data_dir().join(&big)).unwrap());
     assert!(fs.exists(&data_dir().join(&small)).unwrap());
     log.close().unwrap();
-    let (_log, _, c) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let (_log, _, c) = open(&fs, sealed_at_size(300));
     assert_eq!(c.snapshot.unwrap().file, small);
 }
 
@@ -370,7 +371,7 @@ fn newer_format_versions_are_refused() {
 #[test]
 fn leftovers_are_removed_and_stray_or_missing_segments_refused_then_fixed() {
     let fs = sim();
-    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 300));
+    let (log, _, _) = open(&fs, sealed_at_size(300));
     append_n(&log, 1, 20, L);
     log.close().unwrap();
     let segs = segments(&fs);
@@ -501,16 +502,15 @@ fn a_replay_error_stops_recovery() {
     let (fs, _data, _seg) = one_segment(4);
     let mut r =
         staykv_storage::FnReplay(|seq: u64, _p: &[u8]| if seq == 3 { Err("bad effect".into()) } else { Ok(()) });
-    let err = Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, opts(FsyncPolicy::Always, 1 << 20), &mut r)
-        .err()
-        .unwrap();
+    let err =
+        Log::open(data_dir(), Arc::new(fs.clone()) as Arc<dyn Fs>, sealed_at_size(1 << 20), &mut r).err().unwrap();
     assert!(matches!(err, StorageError::Replay { seq: 3, .. }), "{err}");
 }
 
 #[test]
 fn oversized_payload_is_rejected_without_allocation() {
     let fs = sim();
-    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    let (log, _, _) = open(&fs, sealed_at_size(1 << 20));
     append_n(&log, 1, 1, 8);
     log.close().unwrap();
     let seg = segments(&fs).pop().unwrap();
@@ -530,7 +530,7 @@ fn a_torn_payload_holding_an_old_log_copy_is_still_a_torn_tail() {
     let (fs, data, seg) = one_segment(10);
     let copy = fs.read_file(&data_dir().join(&seg)).unwrap();
     let fs2 = sim();
-    let (log, _, _) = open(&fs2, opts(FsyncPolicy::Always, 1 << 20));
+    let (log, _, _) = open(&fs2, sealed_at_size(1 << 20));
     let mut mine = append_n(&log, 1, 10, L);
     assert_eq!(mine, data);
     let seq = log.append(&copy).unwrap();
@@ -555,7 +555,7 @@ fn a_torn_payload_holding_an_old_log_copy_is_still_a_torn_tail() {
 #[test]
 fn a_segment_newer_than_the_manifest_read_is_skipped_by_scan_live_only() {
     let fs = sim();
-    let (log, _, _) = open(&fs, opts(FsyncPolicy::Always, 1 << 20));
+    let (log, _, _) = open(&fs, sealed_at_size(1 << 20));
     let data = append_n(&log, 1, 5, L);
     let manifest_path = data_dir().join(staykv_storage::MANIFEST_FILE);
     let manifest_before = fs.read_file(&manifest_path).unwrap();
