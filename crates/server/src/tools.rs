@@ -190,7 +190,10 @@ pub fn check(dir: &Path, fix: bool, yes: bool) -> Result<(), String> {
     // Every log batch decodes (only when the log can be read to its end).
     let readable = report.damage.as_ref().is_none_or(|d| d.kind == DamageKind::TornTail);
     if report.manifest.is_some() && readable {
-        let total: u64 = report.segments.iter().map(|s| s.bytes).sum();
+        // What the scan's progress counts: whole files, zeros of a zero-filled segment included.
+        let file_len =
+            |s: &staykv_storage::SegmentReport| std::fs::metadata(dir.join(&s.file)).map_or(s.bytes, |m| m.len());
+        let total: u64 = report.segments.iter().map(file_len).sum();
         let mut decode =
             DecodeOnly { batches: 0, bad: Vec::new(), meter: Meter::new("checking log batches", Some(total), "bytes") };
         let scanned = staykv_storage::scan(dir, &fs, &mut decode);
