@@ -71,6 +71,16 @@ impl Meter {
         }
     }
 
+    /// Corrects the total once the work knows it better.
+    pub fn set_total(&mut self, total: u64) {
+        if self.total != Some(total) {
+            self.total = Some(total);
+            if let Some(bar) = &self.bar {
+                bar.set_length(total);
+            }
+        }
+    }
+
     pub fn inc(&mut self, n: u64) {
         self.set(self.pos + n);
     }
@@ -136,6 +146,8 @@ impl Replay for DecodeOnly {
     }
 
     fn progress(&mut self, progress: &Progress) {
+        // The scan counts whole files, zeros of a zero-filled segment included.
+        self.meter.set_total(progress.bytes_total);
         self.meter.set(progress.bytes_done);
     }
 }
@@ -190,10 +202,7 @@ pub fn check(dir: &Path, fix: bool, yes: bool) -> Result<(), String> {
     // Every log batch decodes (only when the log can be read to its end).
     let readable = report.damage.as_ref().is_none_or(|d| d.kind == DamageKind::TornTail);
     if report.manifest.is_some() && readable {
-        // What the scan's progress counts: whole files, zeros of a zero-filled segment included.
-        let file_len =
-            |s: &staykv_storage::SegmentReport| std::fs::metadata(dir.join(&s.file)).map_or(s.bytes, |m| m.len());
-        let total: u64 = report.segments.iter().map(file_len).sum();
+        let total: u64 = report.segments.iter().map(|s| s.bytes).sum();
         let mut decode =
             DecodeOnly { batches: 0, bad: Vec::new(), meter: Meter::new("checking log batches", Some(total), "bytes") };
         let scanned = staykv_storage::scan(dir, &fs, &mut decode);

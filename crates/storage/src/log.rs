@@ -403,28 +403,24 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |e| StorageError::io(op, path, e)
 }
 
-fn create_segment(fs: &dyn Fs, dir: &Path, first_seq: u64) -> Result<(String, Box<dyn FsFile>), StorageError> {
-    let name = segment_file_name(first_seq);
-    let path = dir.join(&name);
-    let mut f = fs.create(&path).map_err(io_err("create", &path))?;
-    f.write_all(&encode_segment_header(first_seq)).map_err(io_err("write", &path))?;
-    f.sync_data().map_err(io_err("fsync", &path))?;
-    fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
-    Ok((name, f))
-}
-
-/// Makes the zero-filled spare the segment starting at `first_seq`: renamed, its header
-/// written over the first zeros and fdatasynced, the directory fsynced.
-fn adopt_spare(
+/// Starts the segment whose first frame is `first_seq`: a new, empty file, or with `spare`
+/// that zero-filled file renamed; the header is written at its start (over the zeros), then
+/// fdatasynced, and the directory fsynced.
+fn start_segment(
     fs: &dyn Fs,
     dir: &Path,
-    spare: &Path,
     first_seq: u64,
+    spare: Option<&Path>,
 ) -> Result<(String, Box<dyn FsFile>), StorageError> {
     let name = segment_file_name(first_seq);
     let path = dir.join(&name);
-    fs.rename(spare, &path).map_err(io_err("rename", spare))?;
-    let mut f = fs.open_append(&path).map_err(io_err("open", &path))?;
+    let mut f = match spare {
+        Some(spare) => {
+            fs.rename(spare, &path).map_err(io_err("rename", spare))?;
+            fs.open_append(&path).map_err(io_err("open", &path))?
+        }
+        None => fs.create(&path).map_err(io_err("create", &path))?,
+    };
     f.write_all_at(0, &encode_segment_header(first_seq)).map_err(io_err("write", &path))?;
     f.sync_data().map_err(io_err("fsync", &path))?;
     fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
@@ -466,7 +462,7 @@ impl Log {
                             "could not fsync the parent of the new data directory");
                     }
                 }
-                let (name, f) = create_segment(&*fs, &dir, 1)?;
+                let (name, f) = start_segment(&*fs, &dir, 1, None)?;
                 let m = Manifest { snapshot: None, segments: vec![name.clone()] };
                 write_manifest(&*fs, &dir, &m).map_err(|e| e.error)?;
                 (m, name, f, SEGMENT_HEADER_LEN)
@@ -543,19 +539,22 @@ impl Log {
                 .spawn(move || run_writer(&writer, &shared))
                 .map_err(|e| StorageError::io("spawn log writer thread", &dir, e))?
         };
-        let spare_handle = {
+        let spare_handle = if opts.zero_filled_segments {
             let (spare, fs) = (Arc::clone(&spare), Arc::clone(&fs));
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name("staykv-log-spare".into())
                 .spawn(move || run_spare_maker(&spare, &*fs))
-                .map_err(|e| StorageError::io("spawn log spare thread", &dir, e))?
+                .map_err(|e| StorageError::io("spawn log spare thread", &dir, e))?;
+            Some(handle)
+        } else {
+            None
         };
         let log = Log {
             shared,
             writer,
             thread: Mutex::new(Some(handle)),
             spare,
-            spare_thread: Mutex::new(Some(spare_handle)),
+            spare_thread: Mutex::new(spare_handle),
             dir,
             fs,
         };
@@ -1165,15 +1164,17 @@ impl Writer {
         size > SEGMENT_HEADER_LEN && (size >= self.segment_bytes || (!self.seg_zero_filled && self.spare.is_ready()))
     }
 
-    /// Under `always`, every [`JUDGE_EVERY_SYNCS`] fsyncs and once the segment is a quarter
-    /// full: asks for a zero-filled spare if the segment's fsyncs averaged under
-    /// [`SMALL_SYNC_BYTES`], where an fsync's fixed cost outweighs writing the zeros (see
-    /// [`crate::spare`]). For a zero-filled segment, not before it is half full: the zeros
-    /// compete with the log's own writes, so they are written once the next segment is
-    /// needed in the foreseeable future, not at once.
-    fn consider_spare(&self) {
+    /// Under `always`, every [`JUDGE_EVERY_SYNCS`] fsyncs and at the fsync (of `synced` bytes)
+    /// that fills the segment past a quarter: asks for a zero-filled spare if the segment's
+    /// fsyncs averaged under [`SMALL_SYNC_BYTES`], where an fsync's fixed cost outweighs
+    /// writing the zeros (see [`crate::spare`]). For a zero-filled segment, not before it is
+    /// half full: the zeros compete with the log's own writes, so they are written once the
+    /// next segment is needed in the foreseeable future, not at once.
+    fn consider_spare(&self, synced: u64) {
         let bytes = self.synced_off.saturating_sub(SEGMENT_HEADER_LEN);
-        let judge = self.seg_syncs.is_multiple_of(JUDGE_EVERY_SYNCS) || bytes >= self.segment_bytes / 4;
+        let quarter = self.segment_bytes / 4;
+        let crossed_quarter = bytes >= quarter && bytes - synced.min(bytes) < quarter;
+        let judge = self.seg_syncs.is_multiple_of(JUDGE_EVERY_SYNCS) || crossed_quarter;
         let wanted = self.zero_filled_segments && self.shared.policy() == FsyncPolicy::Always;
         let soon = !self.seg_zero_filled || bytes >= self.segment_bytes / 2;
         if !judge || !wanted || !soon || self.seg_syncs == 0 {
@@ -1262,9 +1263,10 @@ impl Writer {
             return Err(StorageError::io("fsync", &path, e));
         }
         debug_assert!(self.buf.fully_written());
-        self.synced_off += self.buf.kept_synced() as u64;
+        let synced = self.buf.kept_synced() as u64;
+        self.synced_off += synced;
         self.seg_syncs += 1;
-        self.consider_spare();
+        self.consider_spare(synced);
         self.last_sync = Instant::now();
         self.shared.synced_seq.store(self.buf_last_seq, Ordering::Release);
         self.shared.durable_seq.fetch_max(self.buf_last_seq, Ordering::AcqRel);
@@ -1316,12 +1318,12 @@ impl Writer {
     /// else a new, empty file.
     fn new_segment(&mut self, first: u64) -> Result<(String, Box<dyn FsFile>, bool), StorageError> {
         if self.spare.take() {
-            match adopt_spare(&*self.fs, &self.dir, self.spare.path(), first) {
+            match start_segment(&*self.fs, &self.dir, first, Some(self.spare.path())) {
                 Ok((name, file)) => return Ok((name, file, true)),
                 Err(e) => tracing::warn!(error = %e, "could not use the zero-filled spare segment"),
             }
         }
-        let (name, file) = create_segment(&*self.fs, &self.dir, first)?;
+        let (name, file) = start_segment(&*self.fs, &self.dir, first, None)?;
         Ok((name, file, false))
     }
 

@@ -235,10 +235,23 @@ impl State {
         SimFs { state: Arc::new(Mutex::new(new)) }
     }
 
+    fn inode_mut(&mut self, ino: u64) -> io::Result<&mut Inode> {
+        self.inodes.get_mut(&ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))
+    }
+
     fn lookup(&self, path: &Path) -> io::Result<u64> {
         let (dir, name) = split(path)?;
         self.dirs.get(&dir).and_then(|d| d.current.get(&name)).copied().ok_or_else(|| not_found(path))
     }
+}
+
+/// One use of an injected fault: `fault` while `left` (counted down) is above zero.
+fn take_fault(left: &mut u64, fault: Option<Fault>) -> Option<Fault> {
+    if *left == 0 {
+        return None;
+    }
+    *left -= 1;
+    fault
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -365,9 +378,7 @@ impl SimFs {
     }
 
     fn with_inode<R>(&self, ino: u64, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
-        let mut s = self.state.lock();
-        let i = s.inodes.get_mut(&ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
-        Ok(f(i))
+        Ok(f(self.state.lock().inode_mut(ino)?))
     }
 }
 
@@ -390,14 +401,9 @@ impl SimFile {
         }
         let mut s = self.fs.state.lock();
         s.tick();
-        let fault = if s.fail_writes > 0 {
-            s.fail_writes -= 1;
-            s.write_fault
-        } else {
-            None
-        };
-        let i =
-            s.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
+        let s = &mut *s;
+        let fault = take_fault(&mut s.fail_writes, s.write_fault);
+        let i = s.inode_mut(self.ino)?;
         let at = offset.map_or(i.current.len(), |o| usize::try_from(o).unwrap_or(usize::MAX));
         if at > i.current.len() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "simfs: write past the end of the file"));
@@ -447,14 +453,9 @@ impl FsFile for SimFile {
     fn sync_data(&mut self) -> io::Result<()> {
         let mut s = self.fs.state.lock();
         s.tick();
-        let fault = if s.fail_syncs > 0 {
-            s.fail_syncs -= 1;
-            s.sync_fault
-        } else {
-            None
-        };
-        let i =
-            s.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
+        let s = &mut *s;
+        let fault = take_fault(&mut s.fail_syncs, s.sync_fault);
+        let i = s.inode_mut(self.ino)?;
         match fault {
             Some(f) => {
                 // Writeback failed: the dirty pages are gone.
@@ -475,8 +476,7 @@ impl FsFile for SimFile {
         }
         let mut s = self.fs.state.lock();
         s.tick();
-        let i =
-            s.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale simfs inode"))?;
+        let i = s.inode_mut(self.ino)?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         let from = len.min(i.current.len());
         i.mark_dirty(from);

@@ -186,7 +186,7 @@ fn make(spare: &Spare, fs: &dyn Fs, len: u64) -> std::io::Result<()> {
     while written < len && !spare.stopped() {
         let started = Instant::now();
         let n = usize::try_from(len - written).map_or(ZERO_CHUNK, |left| left.min(ZERO_CHUNK));
-        file.write_all(zeros.get(..n).unwrap_or_default())?;
+        file.write_all_at(written, zeros.get(..n).unwrap_or_default())?;
         file.sync_data()?;
         written += n as u64;
         spare.rest_for(started.elapsed() * REST_FACTOR);
