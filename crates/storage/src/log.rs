@@ -498,6 +498,16 @@ impl Log {
         shared.live_end.store(seg_len, Ordering::Release);
         let seg_zero_filled = file.len().map_err(io_err("stat", &dir.join(&seg_name)))? > seg_len;
         let spare = Arc::new(Spare::new(&dir));
+        if !opts.zero_filled_segments {
+            // A spare left by a run that made them: nothing will take it up.
+            match fs.remove(spare.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StorageError::io("remove", spare.path(), e))
+                }
+                _ => {}
+            }
+        }
+        let segment_bytes = opts.segment_bytes.max(SEGMENT_HEADER_LEN + 1);
         let writer = Writer {
             shared: Arc::clone(&shared),
             fs: Arc::clone(&fs),
@@ -505,7 +515,7 @@ impl Log {
             on_durable: opts.on_durable,
             on_io: opts.on_io,
             notified: last,
-            segment_bytes: opts.segment_bytes.max(SEGMENT_HEADER_LEN + 1),
+            segment_bytes,
             sync_interval: opts.sync_interval,
             retry_interval: opts.retry_interval,
             idle_release_after: opts.idle_release_after,
@@ -540,10 +550,10 @@ impl Log {
                 .map_err(|e| StorageError::io("spawn log writer thread", &dir, e))?
         };
         let spare_handle = if opts.zero_filled_segments {
-            let (spare, fs) = (Arc::clone(&spare), Arc::clone(&fs));
+            let (spare, fs, len) = (Arc::clone(&spare), Arc::clone(&fs), segment_bytes);
             let handle = std::thread::Builder::new()
                 .name("staykv-log-spare".into())
-                .spawn(move || run_spare_maker(&spare, &*fs))
+                .spawn(move || run_spare_maker(&spare, &*fs, len))
                 .map_err(|e| StorageError::io("spawn log spare thread", &dir, e))?;
             Some(handle)
         } else {

@@ -565,8 +565,10 @@ fn find_leftovers(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<Vec<Leftover>
         if live.contains(name.as_str()) {
             continue;
         }
-        if name == MANIFEST_TMP_FILE || name == SPARE_SEGMENT_FILE {
+        if name == MANIFEST_TMP_FILE {
             out.push(Leftover::Obsolete(name));
+        } else if name == SPARE_SEGMENT_FILE {
+            // The log's: taken up if whole, else removed, by the thread that makes spares.
         } else if let Some(seq) = parse_segment_file_name(&name) {
             if seq < first_live || !segment_has_frames(fs, &dir.join(&name), seq)? {
                 out.push(Leftover::Obsolete(name));

@@ -141,6 +141,15 @@ impl Spare {
         }
     }
 
+    /// Offers a spare of `len` bytes found whole at start, unless stopped meanwhile.
+    fn offer(&self, len: u64) {
+        let mut s = self.state.lock();
+        if *s == State::Idle || *s == State::Wanted(len) {
+            *s = State::Ready;
+            self.ready.store(true, Ordering::Release);
+        }
+    }
+
     /// Publishes the outcome of making a spare.
     fn made(&self, ok: bool) {
         let mut s = self.state.lock();
@@ -162,8 +171,13 @@ impl Spare {
     }
 }
 
-/// The maker thread: makes a spare each time the writer asks for one, until stopped.
-pub(crate) fn run_spare_maker(spare: &Spare, fs: &dyn Fs) {
+/// The maker thread: first takes up the spare a previous run left, if it is whole
+/// ([`adopt_leftover`]), then makes a spare each time the writer asks for one, until stopped.
+/// Spares are `len` bytes.
+pub(crate) fn run_spare_maker(spare: &Spare, fs: &dyn Fs, len: u64) {
+    if adopt_leftover(spare, fs, len) {
+        spare.offer(len);
+    }
     while let Some(len) = spare.next_request() {
         match make(spare, fs, len) {
             Ok(()) => spare.made(!spare.stopped()),
@@ -175,6 +189,53 @@ pub(crate) fn run_spare_maker(spare: &Spare, fs: &dyn Fs) {
             }
         }
     }
+}
+
+/// Whether the spare file a previous run left (the log leaves it at start) is a whole spare:
+/// `len` bytes, all zero, read at the pace zeros are written; then it is fdatasynced, as a
+/// spare being made would be. Anything else there is removed. Removing a ready 256 MiB spare
+/// at start made ext4 (mounted `discard`) discard its blocks in the start's directory fsync:
+/// 146–159 ms before the first reply of a restart, against under 1 ms without the file.
+fn adopt_leftover(spare: &Spare, fs: &dyn Fs, len: u64) -> bool {
+    if !fs.exists(&spare.path).unwrap_or(false) {
+        return false;
+    }
+    match whole_spare(spare, fs, len) {
+        Ok(true) => return true,
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(file = %spare.path.display(), error = %e, "could not read a spare segment left by the last run")
+        }
+    }
+    if let Err(e) = fs.remove(&spare.path) {
+        tracing::warn!(file = %spare.path.display(), error = %e, "could not remove a spare segment left by the last run");
+    }
+    false
+}
+
+fn whole_spare(spare: &Spare, fs: &dyn Fs, len: u64) -> std::io::Result<bool> {
+    let mut file = fs.open_append(&spare.path)?;
+    if file.len()? != len {
+        return Ok(false);
+    }
+    let mut chunk = vec![0u8; ZERO_CHUNK];
+    let mut read = 0u64;
+    while read < len {
+        if spare.stopped() {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let n = usize::try_from(len - read).map_or(ZERO_CHUNK, |left| left.min(ZERO_CHUNK));
+        let part = chunk.get_mut(..n).unwrap_or_default();
+        file.read_exact_at(read, part)?;
+        if part.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        read += n as u64;
+        spare.rest_for(started.elapsed() * REST_FACTOR);
+    }
+    file.sync_data()?;
+    Ok(true)
 }
 
 /// Writes `len` zero bytes to the spare file, fdatasynced, at a quarter of the disk's time
@@ -215,7 +276,7 @@ mod tests {
         let spare = Arc::new(Spare::new(Path::new("/d")));
         let maker = {
             let (spare, fs) = (Arc::clone(&spare), fs.clone());
-            std::thread::spawn(move || run_spare_maker(&spare, &fs))
+            std::thread::spawn(move || run_spare_maker(&spare, &fs, 1 << 20))
         };
         (spare, maker)
     }
@@ -240,6 +301,34 @@ mod tests {
         assert!(!spare.is_ready());
         spare.stop();
         maker.join().unwrap();
+    }
+
+    #[test]
+    fn a_whole_spare_left_by_the_last_run_is_taken_up_and_anything_else_removed() {
+        let len = 1 << 20;
+        let whole = vec![0u8; len];
+        let mut stained = whole.clone();
+        stained[len / 2] = 7;
+        for (left, taken) in [(whole.clone(), true), (whole[..len - 1].to_vec(), false), (stained, false)] {
+            let fs = SimFs::new();
+            fs.create_dir_all(Path::new("/d")).unwrap();
+            let path = Path::new("/d").join(SPARE_SEGMENT_FILE);
+            fs.create(&path).unwrap().write_all(&left).unwrap();
+            let (spare, maker) = start(&fs);
+            if taken {
+                wait_ready(&spare);
+                assert_eq!(fs.read_all(&path, u64::MAX).unwrap(), whole, "taken up as it was");
+            } else {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while fs.exists(&path).unwrap() {
+                    assert!(std::time::Instant::now() < deadline, "a bad spare was kept");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                assert!(!spare.is_ready());
+            }
+            spare.stop();
+            maker.join().unwrap();
+        }
     }
 
     #[test]

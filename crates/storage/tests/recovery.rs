@@ -580,3 +580,52 @@ fn small_fsyncs_move_the_log_into_zero_filled_segments_on_simfs() {
         (Arc::new(fs.process_crash()) as Arc<dyn Fs>, data_dir())
     });
 }
+
+#[test]
+fn a_whole_spare_left_by_the_last_run_is_taken_up_at_start_not_removed() {
+    const SEGMENT: u64 = 64 << 10;
+    let fs = sim();
+    let shared: Arc<dyn Fs> = Arc::new(fs.clone());
+    let dir = data_dir();
+    let spare = dir.join("log-spare.tmp");
+    let leave_spare = || {
+        let mut f = fs.create(&spare).unwrap();
+        f.write_all(&vec![0; SEGMENT as usize]).unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(&dir).unwrap();
+    };
+    let o = |zero_filled_segments| LogOptions { zero_filled_segments, ..opts(FsyncPolicy::Always, SEGMENT) };
+    let (log, _) = Log::open(&dir, Arc::clone(&shared), o(true), &mut Collect::default()).unwrap();
+    let mut data = append_n(&log, 0, 3, L);
+    drop(log);
+    let appended = staykv_storage::read_manifest(&fs, &dir).unwrap().unwrap().segments.pop().unwrap();
+    leave_spare();
+
+    // The server stopped with a spare ready: the next start keeps it, and the log moves into
+    // it at its next write.
+    let mut c = Collect::default();
+    let (log, rec) = Log::open(&dir, Arc::clone(&shared), o(true), &mut c).unwrap();
+    assert_eq!(c.frames, data);
+    assert!(rec.leftover_files.is_empty(), "{:?}", rec.leftover_files);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        data.extend(append_n(&log, data.len() as u64, 1, L));
+        let live = staykv_storage::read_manifest(&fs, &dir).unwrap().unwrap().segments.pop().unwrap();
+        if live != appended {
+            assert_eq!(file_len(&fs, &dir, &live), SEGMENT, "{live} is the spare");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the spare left at start was not taken up");
+    }
+    assert!(!fs.exists(&spare).unwrap());
+    drop(log);
+    let mut c = Collect::default();
+    let (log, _) = Log::open(&dir, Arc::clone(&shared), o(true), &mut c).unwrap();
+    assert_eq!(c.frames, data);
+    drop(log);
+
+    // Without zero-filled segments nothing would take it up: it is removed.
+    leave_spare();
+    let (_log, _) = Log::open(&dir, shared, o(false), &mut Collect::default()).unwrap();
+    assert!(!fs.exists(&spare).unwrap());
+}
