@@ -1,7 +1,7 @@
 //! TLS for both front ends (rustls): certificate and key from PEM files, and optionally a CA
 //! whose certificates clients must present (`--tls-ca-cert`).
 //!
-//! [`TlsListener`] wraps a TCP listener so the RESP accept loop and axum's `serve` both get
+//! [`TlsListener`] wraps a TCP listener so the RESP and HTTP accept loops both get
 //! already-decrypted streams. Handshakes run in their own tasks with a deadline, so a client
 //! that connects and says nothing cannot stall the accept loop.
 

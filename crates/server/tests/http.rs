@@ -274,6 +274,25 @@ async fn path_form_like_curl() {
     assert_eq!(get(&server, "/get").await.status, 400);
 }
 
+/// Only the exact endpoint paths are endpoints; anything longer or shorter is the path form,
+/// and a streaming command without a name to stream is refused like any lasting one.
+#[tokio::test]
+async fn paths_near_the_endpoints_are_the_path_form() {
+    let server = Http::start();
+    for (path, command) in [("/pipeline/x", "pipeline"), ("/healthz/", "healthz"), ("/multi-exec/", "multi-exec")] {
+        let reply = get(&server, path).await;
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text);
+        assert!(reply.error().starts_with(&format!("ERR unknown command '{command}'")), "{path}: {}", reply.text);
+    }
+    for (path, command) in [("/subscribe", "subscribe"), ("/subscribe/", "subscribe"), ("/monitor/", "monitor")] {
+        let reply = get(&server, path).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text);
+        let refusal = format!("ERR '{command}' is not available over the HTTP API");
+        assert!(reply.error().starts_with(&refusal), "{path}: {}", reply.text);
+    }
+    assert_eq!(get(&server, "/healthz").await.json(), json!({"status": "ok"}));
+}
+
 #[tokio::test]
 async fn methods_paths_and_auth_errors_are_json() {
     let server = Http::start();

@@ -5,7 +5,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use bytes::{Bytes, BytesMut};
@@ -22,7 +21,11 @@ const INITIAL_RESERVE: usize = 64 * 1024;
 /// Read the whole body, refusing with 413 as soon as it is known to exceed `limit`: from
 /// `Content-Length` before reading anything, or while the data streams in. A refused body is
 /// never read further (the connection is closed after the answer).
-pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_body<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: fmt::Display,
+{
     let declared = match headers.get(CONTENT_LENGTH) {
         Some(value) => Some(
             value
@@ -42,7 +45,11 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
     }
 }
 
-async fn collect(mut body: Body, declared: Option<u64>, limit: usize) -> Result<Bytes, ApiError> {
+async fn collect<B>(mut body: B, declared: Option<u64>, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: fmt::Display,
+{
     // The common case, a body in one frame, is kept as it came, without copying.
     let mut first: Option<Bytes> = None;
     let mut buffer = BytesMut::new();

@@ -5,17 +5,17 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{HeaderValue, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use hyper::body::Incoming;
 use staykv_engine::{Client, Reply};
 
 use super::auth::{self, Access};
 use super::json::{self, Encoding};
 use super::request;
-use super::{json_response, ApiError, HttpState, Inner};
+use super::{json_response, sse, ApiError, Inner};
 use crate::connection::Shared;
 
 /// The response header carrying the log position a client's later reads should wait for.
@@ -87,28 +87,23 @@ impl Endpoint {
     }
 }
 
-pub async fn command(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    dispatch(state, peer, request, Endpoint::Command).await
-}
-
-pub async fn pipeline(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    dispatch(state, peer, request, Endpoint::Pipeline).await
-}
-
-pub async fn multi_exec(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    dispatch(state, peer, request, Endpoint::MultiExec).await
-}
-
-pub async fn path_command(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    dispatch(state, peer, request, Endpoint::Path).await
-}
-
-pub async fn healthz(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    dispatch(state, peer, request, Endpoint::Healthz).await
-}
-
-pub async fn metrics(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    dispatch(state, peer, request, Endpoint::Metrics).await
+/// Route one request: five fixed paths, the three streaming endpoints, and every other path
+/// as a command (`/set/k/v`), which is what the Upstash dialect makes of it.
+pub(super) async fn respond(inner: &Inner, peer: SocketAddr, request: Request<Incoming>) -> Response {
+    let path = request.uri().path();
+    let stream = |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty());
+    let endpoint = match path {
+        "/" => Endpoint::Command,
+        "/pipeline" => Endpoint::Pipeline,
+        "/multi-exec" => Endpoint::MultiExec,
+        "/healthz" => Endpoint::Healthz,
+        "/metrics" => Endpoint::Metrics,
+        "/monitor" => return sse::stream(inner, peer, request, "monitor").await,
+        _ if stream("/subscribe/") => return sse::stream(inner, peer, request, "subscribe").await,
+        _ if stream("/psubscribe/") => return sse::stream(inner, peer, request, "psubscribe").await,
+        _ => Endpoint::Path,
+    };
+    dispatch(inner, peer, request, endpoint).await
 }
 
 /// Counts a request in flight for as long as it is served (also when the client goes away).
@@ -129,14 +124,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn dispatch(
-    State(state): State<HttpState>,
-    ConnectInfo(super::PeerAddr(peer)): ConnectInfo<super::PeerAddr>,
-    request: Request,
-    endpoint: Endpoint,
-) -> Response {
+async fn dispatch(inner: &Inner, peer: SocketAddr, request: Request<Incoming>, endpoint: Endpoint) -> Response {
     let started = Instant::now();
-    let inner = &*state.0;
     let _in_flight = InFlight::enter(inner);
     let response = match serve(inner, peer, request, endpoint).await {
         Ok(response) => response,
@@ -146,7 +135,12 @@ async fn dispatch(
     response
 }
 
-async fn serve(inner: &Inner, peer: SocketAddr, request: Request, endpoint: Endpoint) -> Result<Response, ApiError> {
+async fn serve(
+    inner: &Inner,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+    endpoint: Endpoint,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     endpoint.check_method(&parts.method)?;
     let query = parts.uri.query();

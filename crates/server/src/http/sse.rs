@@ -9,45 +9,36 @@
 //! subscriber past its output-buffer limit.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::http::Request;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use hyper::body::Incoming;
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Reply};
 use tokio::sync::mpsc;
 
 use super::auth::{self, Access};
-use super::{ApiError, HttpState};
+use super::{ApiError, Inner};
 use crate::connection::Shared;
 
 /// Messages queued for one stream before it is dropped as too slow.
 const BACKLOG: usize = 4096;
 
-pub async fn subscribe(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    stream(state, peer, request, "subscribe").await
-}
-
-pub async fn psubscribe(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    stream(state, peer, request, "psubscribe").await
-}
-
-pub async fn monitor(state: State<HttpState>, peer: ConnectInfo<super::PeerAddr>, request: Request) -> Response {
-    stream(state, peer, request, "monitor").await
-}
-
-async fn stream(
-    State(state): State<HttpState>,
-    ConnectInfo(super::PeerAddr(peer)): ConnectInfo<super::PeerAddr>,
-    request: Request,
+/// `command` (`subscribe`, `psubscribe` or `monitor`) on the names the path gives, answered
+/// with an event stream that lasts as long as the subscription.
+pub(super) async fn stream(
+    inner: &Inner,
+    peer: SocketAddr,
+    request: Request<Incoming>,
     command: &'static str,
 ) -> Response {
-    let inner = &*state.0;
     let (parts, _) = request.into_parts();
     let access = match auth::authorize(&inner.tokens, &parts.headers, parts.uri.query(), peer) {
         Ok(access) => access,
