@@ -3,6 +3,8 @@
 //! (`/set/k/v?EX=60`).
 
 use std::fmt;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::http::header::CONTENT_LENGTH;
@@ -39,7 +41,13 @@ where
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
-    match tokio::time::timeout(BODY_TIMEOUT, collect(body, declared, limit)).await {
+    // A body that came with the head, the usual case, is whole at the first poll: no timer
+    // is set for it.
+    let mut collecting = std::pin::pin!(collect(body, declared, limit));
+    if let Poll::Ready(result) = std::future::poll_fn(|cx| Poll::Ready(collecting.as_mut().poll(cx))).await {
+        return result;
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, collecting).await {
         Ok(result) => result,
         Err(_) => Err(ApiError::timeout()),
     }
@@ -335,6 +343,57 @@ mod tests {
 
     fn texts(args: &[Bytes]) -> Vec<String> {
         args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    }
+
+    /// A request body that arrives as the test sends it.
+    struct Trickle(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+    impl hyper::body::Body for Trickle {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            self.0.poll_recv(cx).map(|data| data.map(|data| Ok(hyper::body::Frame::data(data))))
+        }
+    }
+
+    /// `read_body` of a body whose `first` part is there at once and whose `rest` comes
+    /// `after` a while (never, with `None`), under paused time: a timer that is due fires as
+    /// soon as nothing else can run.
+    async fn read_trickle(
+        first: &'static [u8],
+        after: Option<Duration>,
+        rest: &'static [u8],
+    ) -> Result<Bytes, ApiError> {
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        send.send(Bytes::from_static(first)).unwrap();
+        tokio::spawn(async move {
+            match after {
+                Some(after) => tokio::time::sleep(after).await,
+                None => std::future::pending().await,
+            }
+            send.send(Bytes::from_static(rest)).unwrap();
+        });
+        let headers = HeaderMap::new();
+        let read = read_body(Trickle(receive), &headers, 1024);
+        tokio::time::timeout(BODY_TIMEOUT * 2, read).await.expect("read_body set no timer")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_is_read_whole_however_it_arrives() {
+        let at_once = read_trickle(br#"["GET","k"]"#, Some(Duration::ZERO), b"").await;
+        assert_eq!(at_once.unwrap(), &br#"["GET","k"]"#[..]);
+        let late = read_trickle(br#"["GET","#, Some(BODY_TIMEOUT / 2), br#""k"]"#).await;
+        assert_eq!(late.unwrap(), &br#"["GET","k"]"#[..]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_times_out() {
+        let stalled = read_trickle(br#"["GET","#, None, b"").await;
+        assert_eq!(stalled.unwrap_err().status, axum::http::StatusCode::REQUEST_TIMEOUT);
     }
 
     #[test]
