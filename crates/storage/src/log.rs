@@ -1098,6 +1098,8 @@ impl Writer {
         }
     }
 
+    /// The live segment's path, for error reports: built when one happens, not before each
+    /// write and fsync (an allocation on every round).
     fn seg_path(&self) -> PathBuf {
         self.dir.join(&self.seg_name)
     }
@@ -1117,12 +1119,11 @@ impl Writer {
             self.seg_zero_filled = false;
         }
         if !self.buf.fully_written() {
-            let path = self.seg_path();
             let started = Instant::now();
             let at = self.synced_off + self.buf.written_len() as u64;
             if let Err(e) = self.file.write_all_at(at, self.buf.unwritten()) {
                 self.needs_truncate = true;
-                return Err(StorageError::io("write", &path, e));
+                return Err(StorageError::io("write", self.seg_path(), e));
             }
             (self.on_io)(LogIo::Write, started.elapsed());
             self.buf.pending_written();
@@ -1261,7 +1262,6 @@ impl Writer {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
-        let path = self.seg_path();
         let started = Instant::now();
         let result = self.file.sync_data();
         (self.on_io)(LogIo::Sync, started.elapsed());
@@ -1270,7 +1270,7 @@ impl Writer {
             // good fsync.
             self.buf.rewrite_all();
             self.needs_truncate = true;
-            return Err(StorageError::io("fsync", &path, e));
+            return Err(StorageError::io("fsync", self.seg_path(), e));
         }
         debug_assert!(self.buf.fully_written());
         let synced = self.buf.kept_synced() as u64;
@@ -1538,9 +1538,10 @@ mod tests {
     /// work as before.
     #[test]
     fn an_idle_log_gives_back_what_a_burst_grew_its_buffers_to() {
-        // The burst must fall within one sync interval: spread over several (a loaded
+        // A burst must fall within one sync interval: spread over several (a loaded
         // machine, the suite running in parallel), each fsync frees the chunks before the
-        // next fill up, and the burst never grows the buffers this test is about.
+        // next fill up, and the burst never grows the buffers this test is about. So a burst
+        // that straddled an fsync is tried again.
         let opts = LogOptions {
             fsync: FsyncPolicy::EverySec,
             sync_interval: Duration::from_millis(400),
@@ -1550,18 +1551,22 @@ mod tests {
         let (log, _) = Log::open("/d", Arc::new(SimFs::new()), opts, &mut NoReplay).unwrap();
         // Written through a frame at a time, as executors do: the writes gather in chunks.
         let payload = vec![7u8; 8 << 10];
-        let mut last = 0;
-        for _ in 0..768 {
-            last = log.append(&payload).unwrap();
-            log.write_through(last);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while log.synced_seq() < last && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let held = log.buffered_bytes();
         let idle_size = (CHUNK_BYTES + IDLE_QUEUE_BYTES) as u64;
-        assert!(held > 2 * idle_size, "the burst left only {held} bytes held");
+        let burst = || {
+            let mut last = 0;
+            for _ in 0..768 {
+                last = log.append(&payload).unwrap();
+                log.write_through(last);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while log.synced_seq() < last && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            log.buffered_bytes()
+        };
+        let held = (0..5).map(|_| burst()).find(|&held| held > 2 * idle_size);
+        assert!(held.is_some(), "no burst of five grew the buffers past {} bytes", 2 * idle_size);
+        let deadline = Instant::now() + Duration::from_secs(5);
         while log.buffered_bytes() > idle_size && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
