@@ -582,11 +582,15 @@ fn idle_and_slow_clients_are_cut_off_by_timeouts() {
         move || trickle(&mut TcpStream::connect(addr).unwrap(), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
     });
     // RESP: a client that sends small requests and never reads a reply: it stays under any
-    // output-buffer limit, but takes no reply for longer than `timeout`.
+    // output-buffer limit, but takes no reply for longer than `timeout`. The replies are
+    // 1 KiB, so that the socket buffers (megabytes, on loopback) fill after a few thousand
+    // of them: with 5-byte nil replies a debug build on a busy machine took longer than the
+    // test waits only to get that far.
     let mut reader_less = RawConn::connect(server.addr());
     assert_eq!(reader_less.cmd_text(&["CLIENT", "SETNAME", "never-reads-small"]), "OK");
+    assert_eq!(reader_less.cmd_text(&["SET", "flood", &"x".repeat(1024)]), "OK");
     let flooding = std::thread::spawn(move || {
-        let pipeline: Vec<u8> = (0..1000).flat_map(|_| encode_str(&["GET", "k"])).collect();
+        let pipeline: Vec<u8> = (0..1000).flat_map(|_| encode_str(&["GET", "flood"])).collect();
         let mut stream: &TcpStream = reader_less.stream();
         stream.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
         let started = Instant::now();
