@@ -77,6 +77,14 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
 
+    /// Removes a file if it is there: a file already gone is not an error.
+    fn remove_if_present(&self, path: &Path) -> io::Result<()> {
+        match self.remove(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            result => result,
+        }
+    }
+
     /// Reads a whole file, refusing files larger than `max` bytes.
     fn read_all(&self, path: &Path, max: u64) -> io::Result<Vec<u8>> {
         let f = self.open_read(path)?;

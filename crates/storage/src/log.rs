@@ -500,12 +500,7 @@ impl Log {
         let spare = Arc::new(Spare::new(&dir));
         if !opts.zero_filled_segments {
             // A spare left by a run that made them: nothing will take it up.
-            match fs.remove(spare.path()) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(StorageError::io("remove", spare.path(), e))
-                }
-                _ => {}
-            }
+            fs.remove_if_present(spare.path()).map_err(|e| StorageError::io("remove", spare.path(), e))?;
         }
         let segment_bytes = opts.segment_bytes.max(SEGMENT_HEADER_LEN + 1);
         let writer = Writer {

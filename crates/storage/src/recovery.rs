@@ -652,11 +652,7 @@ fn remove_files(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<(), Storage
     }
     for n in names {
         let p = dir.join(n);
-        match fs.remove(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StorageError::io("remove", p, e)),
-        }
+        fs.remove_if_present(&p).map_err(|e| StorageError::io("remove", p, e))?;
     }
     fs.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))
 }
