@@ -489,13 +489,19 @@ impl Engine {
         self.acl.log(crate::acl::LogEntry { count: 1, reason, context, object, username, updated: now, client_info });
     }
 
-    /// A client is going away: drop what the engine holds for it.
+    /// A client is going away: drop what the engine holds for it. Only a client that can take
+    /// messages can be a redirect target or a MONITOR: the others (an HTTP request's, made
+    /// and dropped per request) skip those two registries' write locks, which both worker
+    /// threads would otherwise take for every request.
     pub fn disconnect(&self, client: &mut Client) {
         self.watches.unwatch_all(client);
-        self.tracking.disconnect(client.id);
+        self.tracking.disable(client.id);
         self.blocked.unregister(client.id);
         crate::cmd::pubsub::forget(self, client);
-        self.pubsub.remove_monitor(client.id);
+        if client.deliver.is_some() {
+            self.tracking.forget_peer(client.id);
+            self.pubsub.remove_monitor(client.id);
+        }
     }
 
     /// Apply one logged batch during recovery: each effect runs at the batch's time.

@@ -189,10 +189,10 @@ impl Tracking {
         self.peers.read().contains_key(&client)
     }
 
-    /// A connection went away: it stops tracking and stops being a redirect target (whoever
-    /// redirects to it hears `tracking-redir-broken` at the next invalidation).
-    pub fn disconnect(&self, client: u64) {
-        self.disable(client);
+    /// A connection went away: it stops being a redirect target (whoever redirects to it
+    /// hears `tracking-redir-broken` at the next invalidation). Its own tracking is ended by
+    /// [`Tracking::disable`].
+    pub fn forget_peer(&self, client: u64) {
         self.peers.write().remove(&client);
         if self.has_held.load(Ordering::Acquire) {
             // A connection that closed between its command and its reply.
@@ -675,7 +675,7 @@ mod tests {
         let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
         tracking.remember(1, [&a, &b].into_iter());
         tracking.disable(1);
-        tracking.disconnect(2);
+        tracking.disable(2);
         assert_eq!(tracking.totals(), (0, 0, 0, 0));
         assert!(!tracking.is_active());
     }

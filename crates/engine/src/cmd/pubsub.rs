@@ -264,4 +264,25 @@ mod tests {
             "ERR Can't execute 'pubsub|numpat': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         );
     }
+
+    /// A connection that goes away stops being a MONITOR and a redirect target; a client that
+    /// could take no messages (an HTTP request's) was neither and cannot be made one.
+    #[test]
+    fn a_disconnected_monitor_hears_no_more() {
+        let engine = Engine::new(EngineOptions::default());
+        let run = |client: &mut Client, line: &str| engine.run_line(client, NOW, &NoJournal, line).reply;
+        let mut request = Client::new(2, true);
+        assert_eq!(error(run(&mut request, "MONITOR")), "ERR this client cannot subscribe");
+        let deliver: crate::pubsub::Deliver = Arc::new(|_| {});
+        let mut monitor = Client::new(1, true);
+        monitor.deliver = Some(crate::pubsub::ClientDeliver(deliver.clone()));
+        engine.tracking.add_peer(1, deliver);
+        assert_eq!(run(&mut monitor, "MONITOR"), Reply::Ok);
+        assert!(engine.pubsub.has_monitors());
+        engine.disconnect(&mut request);
+        assert!(engine.pubsub.has_monitors() && engine.tracking.has_peer(1));
+        engine.disconnect(&mut monitor);
+        assert!(!engine.pubsub.has_monitors());
+        assert!(!engine.tracking.has_peer(1));
+    }
 }
