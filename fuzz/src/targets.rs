@@ -398,21 +398,43 @@ fn log(data: &[u8]) -> u64 {
         }
         Ok(())
     });
-    let scanned = staykv_storage::scan(&dir(), &fs, &mut replay);
-    let scan_kind = match &scanned {
-        Ok(_) => 0,
-        Err(e) => 1 + crate::hash_str(&format!("{e:?}").chars().take(24).collect::<String>()) % 64,
+    let scanned = staykv_storage::scan(&dir(), &fs, &mut replay).map_or_else(|e| error_shape(&e), |_| 0);
+    let checked = match staykv_storage::check(&dir(), &fs) {
+        Ok(report) => report.damage.map_or(1, |d| {
+            let shape = crate::hash_str(&without_numbers(&d.reason));
+            crate::hash_u64s(&[shape, d.kind as u64, u64::from(d.drops_whole_segment), bucket(d.offset)])
+        }),
+        Err(e) => error_shape(&e),
     };
-    let checked = staykv_storage::check(&dir(), &fs).map(|r| r.damage.is_some());
     // Opening repairs a torn tail (writes); it must never panic either.
-    if mode & 2 == 2 {
+    let opened = if mode & 2 == 2 {
         let arc: Arc<dyn Fs> = Arc::new(fs.clone());
         let mut none = staykv_storage::NoReplay;
-        if let Ok((log, _)) = staykv_storage::Log::open(dir(), arc, LogOptions::default(), &mut none) {
-            let _ = log.close();
+        match staykv_storage::Log::open(dir(), arc, LogOptions::default(), &mut none) {
+            Ok((log, _)) => u64::from(log.close().is_ok()),
+            Err(e) => error_shape(&e),
         }
-    }
-    signature(&[scan_kind, frames.min(8), effects.min(8), u64::from(checked.unwrap_or(true)), u64::from(mode & 1)])
+    } else {
+        2
+    };
+    signature(&[scanned, bucket(frames), bucket(effects), checked, opened, u64::from(mode & 1)])
+}
+
+/// What a storage error says, as a signature part: distinct reasons are distinct outcomes,
+/// the numbers in them (offsets, seqs) and any quoted input are not, or every fuzzed
+/// manifest line would count as new.
+fn error_shape(e: &staykv_storage::StorageError) -> u64 {
+    crate::hash_str(&without_numbers(&e.to_string()))
+}
+
+/// `text` up to its first quote, without digits.
+fn without_numbers(text: &str) -> String {
+    text.split('"').next().unwrap_or_default().chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
+/// Zero, then one bucket per power of two: counts and offsets as signature parts.
+fn bucket(n: u64) -> u64 {
+    u64::from(u64::BITS - n.leading_zeros())
 }
 
 // ---------------------------------------------------------------------------------------------
