@@ -398,13 +398,17 @@ fn log(data: &[u8]) -> u64 {
         }
         Ok(())
     });
-    let scanned = staykv_storage::scan(&dir(), &fs, &mut replay).map_or_else(|e| error_shape(&e), |_| 0);
+    let scanned = staykv_storage::scan(&dir(), &fs, &mut replay).map_or_else(|e| text_shape(&e.to_string()), |_| 0);
     let checked = match staykv_storage::check(&dir(), &fs) {
         Ok(report) => report.damage.map_or(1, |d| {
-            let shape = crate::hash_str(&without_numbers(&d.reason));
-            crate::hash_u64s(&[shape, d.kind as u64, u64::from(d.drops_whole_segment), bucket(d.offset)])
+            crate::hash_u64s(&[
+                text_shape(&d.reason),
+                d.kind as u64,
+                u64::from(d.drops_whole_segment),
+                bucket(d.offset),
+            ])
         }),
-        Err(e) => error_shape(&e),
+        Err(e) => text_shape(&e.to_string()),
     };
     // Opening repairs a torn tail (writes); it must never panic either.
     let opened = if mode & 2 == 2 {
@@ -412,7 +416,7 @@ fn log(data: &[u8]) -> u64 {
         let mut none = staykv_storage::NoReplay;
         match staykv_storage::Log::open(dir(), arc, LogOptions::default(), &mut none) {
             Ok((log, _)) => u64::from(log.close().is_ok()),
-            Err(e) => error_shape(&e),
+            Err(e) => text_shape(&e.to_string()),
         }
     } else {
         2
@@ -420,16 +424,13 @@ fn log(data: &[u8]) -> u64 {
     signature(&[scanned, bucket(frames), bucket(effects), checked, opened, u64::from(mode & 1)])
 }
 
-/// What a storage error says, as a signature part: distinct reasons are distinct outcomes,
-/// the numbers in them (offsets, seqs) and any quoted input are not, or every fuzzed
-/// manifest line would count as new.
-fn error_shape(e: &staykv_storage::StorageError) -> u64 {
-    crate::hash_str(&without_numbers(&e.to_string()))
-}
-
-/// `text` up to its first quote, without digits.
-fn without_numbers(text: &str) -> String {
-    text.split('"').next().unwrap_or_default().chars().filter(|c| !c.is_ascii_digit()).collect()
+/// What an error or a damage report says, as a signature part: its text up to the first
+/// quote, without digits. Distinct reasons are distinct outcomes; the numbers in them
+/// (offsets, seqs) and any quoted input are not, or every fuzzed manifest line would count
+/// as new. (The other targets hash a prefix, but a storage error's starts with its path.)
+fn text_shape(text: &str) -> u64 {
+    let shape: String = text.split('"').next().unwrap_or_default().chars().filter(|c| !c.is_ascii_digit()).collect();
+    crate::hash_str(&shape)
 }
 
 /// Zero, then one bucket per power of two: counts and offsets as signature parts.
