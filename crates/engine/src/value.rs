@@ -1,6 +1,6 @@
 //! Value types stored under a key.
 
-use crate::small_bytes::{KeyBytes, SmallBytes};
+use crate::small_bytes::{KeyBytes, SmallBytes, SHARE_FROM};
 
 pub type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 pub type HashSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
@@ -19,9 +19,11 @@ pub enum Value {
     Stream(Box<crate::stream::Stream>),
 }
 
-/// What a string too long to inline costs beside its bytes: the box and the `Bytes`, and the
-/// shared header a long one gets once it has been read (`small_bytes::read_out`).
-const SHARED_STRING_OVERHEAD: usize = 64;
+/// What a string too long to inline costs beside its bytes: the box and the `Bytes`.
+const BOXED_STRING_OVERHEAD: usize = 40;
+/// What a string of `SHARE_FROM` bytes or more adds once it has been read: the shared header
+/// of its `Bytes` (`small_bytes::read_out`).
+const SHARED_HEADER: usize = 24;
 
 /// Redis 7.0's thresholds for reporting compact encodings of hashes (listpack) and sets
 /// (intset): `hash-max-listpack-entries`, `hash-max-listpack-value`, `set-max-intset-entries`.
@@ -110,7 +112,8 @@ impl Value {
     pub fn memory_usage(&self, samples: usize) -> usize {
         match self {
             Value::Str(s) if s.is_inline() => 0,
-            Value::Str(s) => s.len() + SHARED_STRING_OVERHEAD,
+            Value::Str(s) if s.len() < SHARE_FROM => s.len() + BOXED_STRING_OVERHEAD,
+            Value::Str(s) => s.len() + BOXED_STRING_OVERHEAD + SHARED_HEADER,
             Value::List(l) => l.packed_bytes().unwrap_or_else(|| {
                 sampled(l.iter(), samples, |e| std::mem::size_of::<KeyBytes>() + KeyBytes::heap_bytes(e.len()))
             }),
