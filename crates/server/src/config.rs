@@ -134,8 +134,8 @@ pub struct ServerOptions {
     #[arg(long, env = "STAYKV_TLS_CA_CERT")]
     pub tls_ca_cert: Option<PathBuf>,
     /// Size at which a log segment is sealed and the next begun (256mb). Under `--fsync
-    /// always` the next one is zero-filled ahead of time (docs/log-format.md): the log can
-    /// take up to two segments of disk more than its data.
+    /// always`, small fsyncs go to 32mb segments zero-filled ahead of time
+    /// (docs/log-format.md): the log can take up to 64mb of disk more than its data.
     #[arg(long, env = "STAYKV_LOG_SEGMENT_SIZE", default_value = "268435456", value_parser = crate::limits::memory_arg)]
     pub log_segment_size: u64,
     /// Memory limit in bytes (0 = none); past it keys are evicted by --maxmemory-policy, or

@@ -20,9 +20,9 @@
 //!   (512 MiB + 1 MiB); a larger length field is damage, and a length is never allocated
 //!   before it is checked against the bytes left in the file. A segment is sealed once it
 //!   reaches `segment_bytes` (default 256 MiB) and is never written again. Under `always`,
-//!   with small fsyncs, segments are zero-filled ahead of time (`log-spare.tmp`, by a thread
-//!   of their own) and frames written over the zeros: an fdatasync then commits no metadata
-//!   (module `spare`).
+//!   with small fsyncs, segments are zero-filled ahead of time (32 MiB, `log-spare.tmp`, by
+//!   a thread of their own), frames are written over the zeros (an fdatasync then commits no
+//!   metadata), and such a segment is sealed at its file's end (module `spare`).
 //! - `MANIFEST` — text, versioned and CRC32C-checked (see [`Manifest`]): the live snapshot
 //!   (optional, with the seq it covers) and the ordered live segments. Replaced by writing
 //!   `MANIFEST.tmp`, fdatasync, rename, fsync of the directory.

@@ -17,7 +17,7 @@ use crate::format::{
 use crate::fs::{Fs, FsFile};
 use crate::manifest::{write_manifest, Manifest, SnapshotRef};
 use crate::recovery::{recover, Reading, Recovery, Replay};
-use crate::spare::{run_spare_maker, Spare, JUDGE_EVERY_SYNCS, SMALL_SYNC_BYTES};
+use crate::spare::{run_spare_maker, Spare, JUDGE_EVERY_SYNCS, SMALL_SYNC_BYTES, SPARE_BYTES};
 
 /// When appended data is fsynced (`--fsync`, `CONFIG SET appendfsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct LogOptions {
     /// sealing stops the writes for a few fsyncs (the segment's last bytes, the new segment,
     /// the manifest: 20–60 ms each under a heavy write load), and with 64 MiB segments that
     /// happened often enough at 270,000 1 KB SETs a second to set the p99 (~50 ms, 20 ms with
-    /// 256 MiB).
+    /// 256 MiB). Zero-filled segments are smaller (`SPARE_BYTES` of `crate::spare`).
     pub segment_bytes: u64,
     /// Called with the new durable seq each time it advances (on the writer thread; keep it
     /// short and never call back into the log's blocking methods from it).
@@ -496,13 +496,15 @@ impl Log {
         let seg_first_seq = parse_segment_file_name(&seg_name).unwrap_or(rec.next_seq);
         shared.live_first_seq.store(seg_first_seq, Ordering::Release);
         shared.live_end.store(seg_len, Ordering::Release);
-        let seg_zero_filled = file.len().map_err(io_err("stat", &dir.join(&seg_name)))? > seg_len;
+        let file_len = file.len().map_err(io_err("stat", &dir.join(&seg_name)))?;
+        let seg_zero_filled = file_len > seg_len;
         let spare = Arc::new(Spare::new(&dir));
         if !opts.zero_filled_segments {
             // A spare left by a run that made them: nothing will take it up.
             fs.remove_if_present(spare.path()).map_err(|e| StorageError::io("remove", spare.path(), e))?;
         }
         let segment_bytes = opts.segment_bytes.max(SEGMENT_HEADER_LEN + 1);
+        let spare_bytes = segment_bytes.min(SPARE_BYTES);
         let writer = Writer {
             shared: Arc::clone(&shared),
             fs: Arc::clone(&fs),
@@ -520,7 +522,9 @@ impl Log {
             seg_first_seq,
             file,
             seg_zero_filled,
+            seg_capacity: if seg_zero_filled { file_len } else { segment_bytes },
             seg_syncs: 0,
+            spare_bytes,
             spare: Arc::clone(&spare),
             zero_filled_segments: opts.zero_filled_segments,
             synced_off: seg_len,
@@ -545,7 +549,7 @@ impl Log {
                 .map_err(|e| StorageError::io("spawn log writer thread", &dir, e))?
         };
         let spare_handle = if opts.zero_filled_segments {
-            let (spare, fs, len) = (Arc::clone(&spare), Arc::clone(&fs), segment_bytes);
+            let (spare, fs, len) = (Arc::clone(&spare), Arc::clone(&fs), spare_bytes);
             let handle = std::thread::Builder::new()
                 .name("staykv-log-spare".into())
                 .spawn(move || run_spare_maker(&spare, &*fs, len))
@@ -857,8 +861,12 @@ struct Writer {
     /// `discard`, freed blocks are discarded), and the compaction deletes the segment soon
     /// after, a step at a time.
     seg_zero_filled: bool,
+    /// Where the current segment is sealed: `segment_bytes`, or a zero-filled one's file end.
+    seg_capacity: u64,
     /// Fsyncs of the current segment (by [`Writer::sync`]).
     seg_syncs: u64,
+    /// The size of the spares asked for: `segment_bytes`, at most [`SPARE_BYTES`].
+    spare_bytes: u64,
     spare: Arc<Spare>,
     /// [`LogOptions::zero_filled_segments`].
     zero_filled_segments: bool,
@@ -886,6 +894,14 @@ struct Writer {
     /// likely soon and executors write most of them through (`Log::write_through`): the
     /// thread polls instead of being woken by every append.
     last_frames_at: Instant,
+}
+
+/// A segment [`Writer::new_segment`] started.
+struct NewSegment {
+    name: String,
+    file: Box<dyn FsFile>,
+    /// Its file's length, when it is a zero-filled spare.
+    zero_filled: Option<u64>,
 }
 
 /// How long the writer thread may sleep before its next cycle.
@@ -1167,7 +1183,7 @@ impl Writer {
     /// spare is ready to take over: the next round seals it.
     fn rotation_due(&self) -> bool {
         let size = self.synced_off + self.buf.len() as u64;
-        size > SEGMENT_HEADER_LEN && (size >= self.segment_bytes || (!self.seg_zero_filled && self.spare.is_ready()))
+        size > SEGMENT_HEADER_LEN && (size >= self.seg_capacity || (!self.seg_zero_filled && self.spare.is_ready()))
     }
 
     /// Under `always`, every [`JUDGE_EVERY_SYNCS`] fsyncs and at the fsync (of `synced` bytes)
@@ -1178,16 +1194,16 @@ impl Writer {
     /// next segment is needed in the foreseeable future, not at once.
     fn consider_spare(&self, synced: u64) {
         let bytes = self.synced_off.saturating_sub(SEGMENT_HEADER_LEN);
-        let quarter = self.segment_bytes / 4;
+        let quarter = self.seg_capacity / 4;
         let crossed_quarter = bytes >= quarter && bytes - synced.min(bytes) < quarter;
         let judge = self.seg_syncs.is_multiple_of(JUDGE_EVERY_SYNCS) || crossed_quarter;
         let wanted = self.zero_filled_segments && self.shared.policy() == FsyncPolicy::Always;
-        let soon = !self.seg_zero_filled || bytes >= self.segment_bytes / 2;
+        let soon = !self.seg_zero_filled || bytes >= self.seg_capacity / 2;
         if !judge || !wanted || !soon || self.seg_syncs == 0 {
             return;
         }
         if bytes / self.seg_syncs < SMALL_SYNC_BYTES {
-            self.spare.request(self.segment_bytes);
+            self.spare.request(self.spare_bytes);
         }
     }
 
@@ -1299,11 +1315,12 @@ impl Writer {
             return Ok(self.seg_first_seq);
         }
         let first = self.next_seq;
-        let (name, file, zero_filled) = self.new_segment(first)?;
+        let NewSegment { name, file, zero_filled } = self.new_segment(first)?;
         // From here on the new segment is current; no frame is written to it before the
         // manifest naming it is durable (`manifest_dirty`).
+        self.seg_capacity = zero_filled.unwrap_or(self.segment_bytes);
         self.file = file;
-        self.seg_zero_filled = zero_filled;
+        self.seg_zero_filled = zero_filled.is_some();
         self.seg_syncs = 0;
         self.shared.live_first_seq.store(first, Ordering::Release);
         self.shared.live_end.store(SEGMENT_HEADER_LEN, Ordering::Release);
@@ -1319,17 +1336,17 @@ impl Writer {
         Ok(first)
     }
 
-    /// The segment starting at `first`: the zero-filled spare if one is ready (then `true`),
-    /// else a new, empty file.
-    fn new_segment(&mut self, first: u64) -> Result<(String, Box<dyn FsFile>, bool), StorageError> {
-        if self.spare.take() {
+    /// The segment starting at `first`: the zero-filled spare if one is ready (then its
+    /// length), else a new, empty file.
+    fn new_segment(&mut self, first: u64) -> Result<NewSegment, StorageError> {
+        if let Some(len) = self.spare.take() {
             match start_segment(&*self.fs, &self.dir, first, Some(self.spare.path())) {
-                Ok((name, file)) => return Ok((name, file, true)),
+                Ok((name, file)) => return Ok(NewSegment { name, file, zero_filled: Some(len) }),
                 Err(e) => tracing::warn!(error = %e, "could not use the zero-filled spare segment"),
             }
         }
         let (name, file) = start_segment(&*self.fs, &self.dir, first, None)?;
-        Ok((name, file, false))
+        Ok(NewSegment { name, file, zero_filled: None })
     }
 
     fn install_snapshot(&mut self, snap: SnapshotRef) -> Result<Vec<String>, StorageError> {

@@ -581,6 +581,44 @@ fn small_fsyncs_move_the_log_into_zero_filled_segments_on_simfs() {
     });
 }
 
+/// With segments larger than a spare (the server's default 256 MiB), spares are 32 MiB,
+/// ready soon after a start; a zero-filled segment is sealed at its file's end, not at
+/// `segment_bytes`, and every frame comes back.
+#[test]
+fn zero_filled_segments_are_spare_sized_and_sealed_at_their_end() {
+    const SPARE: u64 = 32 << 20;
+    // Fsyncs of 64 KiB: small enough for the log to want spares.
+    const PAYLOAD: usize = 64 << 10;
+    let fs = sim();
+    let shared: Arc<dyn Fs> = Arc::new(fs.clone());
+    let dir = data_dir();
+    let o = || opts(FsyncPolicy::Always, 256 << 20);
+    let (log, _) = Log::open(&dir, Arc::clone(&shared), o(), &mut Collect::default()).unwrap();
+    let live = || staykv_storage::read_manifest(&fs, &dir).unwrap().unwrap().segments.pop().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut data = Vec::new();
+    let mut append = || {
+        assert!(std::time::Instant::now() < deadline, "segments: {:?}", staykv_storage::read_manifest(&fs, &dir));
+        data.extend(append_n(&log, data.len() as u64, 1, PAYLOAD));
+    };
+    let zero_filled = loop {
+        append();
+        let name = live();
+        if file_len(&fs, &dir, &name) == SPARE {
+            break name;
+        }
+    };
+    while live() == zero_filled {
+        append();
+    }
+    let sealed = file_len(&fs, &dir, &zero_filled);
+    assert!((SPARE..SPARE + 4 * PAYLOAD as u64).contains(&sealed), "{zero_filled} sealed at {sealed} bytes");
+    drop(log);
+    let mut c = Collect::default();
+    let (_log, _) = Log::open(&dir, shared, o(), &mut c).unwrap();
+    assert_eq!(c.frames, data);
+}
+
 #[test]
 fn a_whole_spare_left_by_the_last_run_is_taken_up_at_start_not_removed() {
     const SEGMENT: u64 = 64 << 10;
