@@ -17,7 +17,7 @@ use crate::format::{
 use crate::fs::{Fs, FsFile};
 use crate::manifest::{write_manifest, Manifest, SnapshotRef};
 use crate::recovery::{recover, Reading, Recovery, Replay};
-use crate::spare::{run_spare_maker, Spare, JUDGE_EVERY_SYNCS, SMALL_SYNC_BYTES, SPARE_BYTES};
+use crate::spare::{run_spare_maker, spare_bytes, Spare, JUDGE_EVERY_SYNCS, SMALL_SYNC_BYTES};
 
 /// When appended data is fsynced (`--fsync`, `CONFIG SET appendfsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct LogOptions {
     /// sealing stops the writes for a few fsyncs (the segment's last bytes, the new segment,
     /// the manifest: 20–60 ms each under a heavy write load), and with 64 MiB segments that
     /// happened often enough at 270,000 1 KB SETs a second to set the p99 (~50 ms, 20 ms with
-    /// 256 MiB). Zero-filled segments are smaller (`SPARE_BYTES` of `crate::spare`).
+    /// 256 MiB). Zero-filled segments are smaller (at most 32 MiB, see `crate::spare`).
     pub segment_bytes: u64,
     /// Called with the new durable seq each time it advances (on the writer thread; keep it
     /// short and never call back into the log's blocking methods from it).
@@ -504,7 +504,6 @@ impl Log {
             fs.remove_if_present(spare.path()).map_err(|e| StorageError::io("remove", spare.path(), e))?;
         }
         let segment_bytes = opts.segment_bytes.max(SEGMENT_HEADER_LEN + 1);
-        let spare_bytes = segment_bytes.min(SPARE_BYTES);
         let writer = Writer {
             shared: Arc::clone(&shared),
             fs: Arc::clone(&fs),
@@ -524,7 +523,6 @@ impl Log {
             seg_zero_filled,
             seg_capacity: if seg_zero_filled { file_len } else { segment_bytes },
             seg_syncs: 0,
-            spare_bytes,
             spare: Arc::clone(&spare),
             zero_filled_segments: opts.zero_filled_segments,
             synced_off: seg_len,
@@ -549,7 +547,7 @@ impl Log {
                 .map_err(|e| StorageError::io("spawn log writer thread", &dir, e))?
         };
         let spare_handle = if opts.zero_filled_segments {
-            let (spare, fs, len) = (Arc::clone(&spare), Arc::clone(&fs), spare_bytes);
+            let (spare, fs, len) = (Arc::clone(&spare), Arc::clone(&fs), spare_bytes(segment_bytes));
             let handle = std::thread::Builder::new()
                 .name("staykv-log-spare".into())
                 .spawn(move || run_spare_maker(&spare, &*fs, len))
@@ -865,8 +863,6 @@ struct Writer {
     seg_capacity: u64,
     /// Fsyncs of the current segment (by [`Writer::sync`]).
     seg_syncs: u64,
-    /// The size of the spares asked for: `segment_bytes`, at most [`SPARE_BYTES`].
-    spare_bytes: u64,
     spare: Arc<Spare>,
     /// [`LogOptions::zero_filled_segments`].
     zero_filled_segments: bool,
@@ -894,14 +890,6 @@ struct Writer {
     /// likely soon and executors write most of them through (`Log::write_through`): the
     /// thread polls instead of being woken by every append.
     last_frames_at: Instant,
-}
-
-/// A segment [`Writer::new_segment`] started.
-struct NewSegment {
-    name: String,
-    file: Box<dyn FsFile>,
-    /// Its file's length, when it is a zero-filled spare.
-    zero_filled: Option<u64>,
 }
 
 /// How long the writer thread may sleep before its next cycle.
@@ -1203,7 +1191,7 @@ impl Writer {
             return;
         }
         if bytes / self.seg_syncs < SMALL_SYNC_BYTES {
-            self.spare.request(self.spare_bytes);
+            self.spare.request(spare_bytes(self.segment_bytes));
         }
     }
 
@@ -1315,12 +1303,12 @@ impl Writer {
             return Ok(self.seg_first_seq);
         }
         let first = self.next_seq;
-        let NewSegment { name, file, zero_filled } = self.new_segment(first)?;
+        let (name, file, zero_filled) = self.new_segment(first)?;
         // From here on the new segment is current; no frame is written to it before the
         // manifest naming it is durable (`manifest_dirty`).
-        self.seg_capacity = zero_filled.unwrap_or(self.segment_bytes);
+        self.seg_capacity = if zero_filled { spare_bytes(self.segment_bytes) } else { self.segment_bytes };
         self.file = file;
-        self.seg_zero_filled = zero_filled.is_some();
+        self.seg_zero_filled = zero_filled;
         self.seg_syncs = 0;
         self.shared.live_first_seq.store(first, Ordering::Release);
         self.shared.live_end.store(SEGMENT_HEADER_LEN, Ordering::Release);
@@ -1336,17 +1324,17 @@ impl Writer {
         Ok(first)
     }
 
-    /// The segment starting at `first`: the zero-filled spare if one is ready (then its
-    /// length), else a new, empty file.
-    fn new_segment(&mut self, first: u64) -> Result<NewSegment, StorageError> {
-        if let Some(len) = self.spare.take() {
+    /// The segment starting at `first`: the zero-filled spare if one is ready (then `true`),
+    /// else a new, empty file.
+    fn new_segment(&mut self, first: u64) -> Result<(String, Box<dyn FsFile>, bool), StorageError> {
+        if self.spare.take() {
             match start_segment(&*self.fs, &self.dir, first, Some(self.spare.path())) {
-                Ok((name, file)) => return Ok(NewSegment { name, file, zero_filled: Some(len) }),
+                Ok((name, file)) => return Ok((name, file, true)),
                 Err(e) => tracing::warn!(error = %e, "could not use the zero-filled spare segment"),
             }
         }
         let (name, file) = start_segment(&*self.fs, &self.dir, first, None)?;
-        Ok(NewSegment { name, file, zero_filled: None })
+        Ok((name, file, false))
     }
 
     fn install_snapshot(&mut self, snap: SnapshotRef) -> Result<Vec<String>, StorageError> {

@@ -40,7 +40,12 @@ pub(crate) const JUDGE_EVERY_SYNCS: u64 = 64;
 /// on; p99 11.2 against 9.6 ms, the rotations). Appended segments keep `segment_bytes`:
 /// `everysec` and large fsyncs stream, and each rotation holds the writes up for a few
 /// fsyncs (with 32 MiB segments for everything, `everysec` SET -P 16 lost 13%).
-pub(crate) const SPARE_BYTES: u64 = 32 << 20;
+const SPARE_BYTES: u64 = 32 << 20;
+
+/// The length of the spares made for segments of `segment_bytes`.
+pub(crate) fn spare_bytes(segment_bytes: u64) -> u64 {
+    segment_bytes.min(SPARE_BYTES)
+}
 
 /// Zeros are written and fdatasynced this much at a time, so that no more than this is
 /// queued at the disk ahead of an fsync of the log (about 1 ms of writing at 300 MB/s).
@@ -60,8 +65,8 @@ enum State {
     Idle,
     /// The writer asked for a spare of this many bytes.
     Wanted(u64),
-    Making(u64),
-    Ready(u64),
+    Making,
+    Ready,
     /// A failure: nothing is made before the retry time.
     Resting,
     Stopped,
@@ -106,14 +111,15 @@ impl Spare {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Takes the ready spare, if there is one, and returns its length: the file at
-    /// [`Spare::path`] is the caller's.
-    pub(crate) fn take(&self) -> Option<u64> {
+    /// Takes the ready spare, if there is one: the file at [`Spare::path`] is the caller's.
+    pub(crate) fn take(&self) -> bool {
         let mut s = self.state.lock();
-        let State::Ready(len) = *s else { return None };
+        if *s != State::Ready {
+            return false;
+        }
         *s = State::Idle;
         self.ready.store(false, Ordering::Release);
-        Some(len)
+        true
     }
 
     /// Stops the maker thread (a spare being made is left unfinished).
@@ -141,7 +147,7 @@ impl Spare {
         loop {
             match *s {
                 State::Wanted(len) => {
-                    *s = State::Making(len);
+                    *s = State::Making;
                     return Some(len);
                 }
                 State::Stopped => return None,
@@ -154,7 +160,7 @@ impl Spare {
     fn offer(&self, len: u64) {
         let mut s = self.state.lock();
         if *s == State::Idle || *s == State::Wanted(len) {
-            *s = State::Ready(len);
+            *s = State::Ready;
             self.ready.store(true, Ordering::Release);
         }
     }
@@ -162,8 +168,8 @@ impl Spare {
     /// Publishes the outcome of making a spare.
     fn made(&self, ok: bool) {
         let mut s = self.state.lock();
-        if let State::Making(len) = *s {
-            *s = if ok { State::Ready(len) } else { State::Resting };
+        if *s == State::Making {
+            *s = if ok { State::Ready } else { State::Resting };
             self.ready.store(ok, Ordering::Release);
         }
     }
@@ -321,8 +327,8 @@ mod tests {
         let content = image.read_file(spare.path()).unwrap();
         assert_eq!(content.len(), len);
         assert!(content.iter().all(|&b| b == 0));
-        assert_eq!(spare.take(), Some(len as u64), "handed over with its length");
-        assert_eq!(spare.take(), None, "a spare is handed over once");
+        assert!(spare.take());
+        assert!(!spare.take(), "a spare is handed over once");
         assert!(!spare.is_ready());
         spare.stop();
         maker.join().unwrap();
@@ -361,7 +367,7 @@ mod tests {
         wait_for("the maker never tried", || fs.faults_pending().0 == 0);
         std::thread::sleep(Duration::from_millis(20));
         assert!(!spare.is_ready());
-        assert_eq!(spare.take(), None);
+        assert!(!spare.take());
         // Resting: a new request is not taken before the retry time.
         spare.request(1 << 20);
         std::thread::sleep(Duration::from_millis(20));
