@@ -18,7 +18,7 @@
 //! each owns.
 
 use std::collections::BTreeSet;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 
 use crate::encodings::{listpack_elems, Elem, ListpackBuilder};
 use crate::reader::{blob_err, Src};
@@ -117,21 +117,21 @@ fn cap(len: u64) -> usize {
     usize::try_from(len.min(PREALLOC_CAP)).unwrap_or(0)
 }
 
-fn read_id<R: Read>(src: &mut Src<R>, what: &'static str) -> Result<RdbStreamId, RdbError> {
+fn read_id<R: BufRead>(src: &mut Src<R>, what: &'static str) -> Result<RdbStreamId, RdbError> {
     Ok(RdbStreamId { ms: src.len(what)?, seq: src.len(what)? })
 }
 
-fn read_raw_id<R: Read>(src: &mut Src<R>, what: &'static str) -> Result<RdbStreamId, RdbError> {
+fn read_raw_id<R: BufRead>(src: &mut Src<R>, what: &'static str) -> Result<RdbStreamId, RdbError> {
     Ok(RdbStreamId::from_raw(&src.arr::<16>(what)?))
 }
 
-fn read_millis<R: Read>(src: &mut Src<R>, what: &'static str) -> Result<u64, RdbError> {
+fn read_millis<R: BufRead>(src: &mut Src<R>, what: &'static str) -> Result<u64, RdbError> {
     // Negative times (never written by Redis) read as 0 rather than wrapping.
     Ok(u64::try_from(src.millis(what)?).unwrap_or(0))
 }
 
 /// Reads a stream of type 15, 19 or 21 (after its type byte and key).
-pub(crate) fn read_stream<R: Read>(src: &mut Src<R>, type_id: u8) -> Result<RdbStream, RdbError> {
+pub(crate) fn read_stream<R: BufRead>(src: &mut Src<R>, type_id: u8) -> Result<RdbStream, RdbError> {
     let mut stream = RdbStream::default();
     let nodes = src.len("stream listpack count")?;
     for _ in 0..nodes {
@@ -179,7 +179,7 @@ pub(crate) fn read_stream<R: Read>(src: &mut Src<R>, type_id: u8) -> Result<RdbS
     Ok(stream)
 }
 
-fn read_group<R: Read>(src: &mut Src<R>, type_id: u8) -> Result<RdbStreamGroup, RdbError> {
+fn read_group<R: BufRead>(src: &mut Src<R>, type_id: u8) -> Result<RdbStreamGroup, RdbError> {
     let name = src.string("stream consumer group name")?;
     let last_id = read_id(src, "stream consumer group id")?;
     let entries_read = if type_id >= types::STREAM_LISTPACKS_2 {

@@ -219,7 +219,61 @@ fn reader_api_details() {
     with_tail.extend_from_slice(b"TAIL");
     let mut r = RdbReader::new(&with_tail[..]).unwrap();
     while r.next_item().unwrap().is_some() {}
-    assert_eq!(r.into_inner(), b"TAIL");
+    assert_eq!(r.into_inner().unwrap(), b"TAIL");
+}
+
+/// The reader takes what fits from its input's buffer and hashes it when the buffer is
+/// handed back; whatever the buffer's size, every field that straddles its end, every
+/// skipped value and the trailer must read the same as from one slice.
+#[test]
+fn buffer_sizes_change_nothing() {
+    use std::io::{BufReader, Read};
+    for name in ["main.rdb", "lru.rdb", "lfu.rdb", "nochecksum.rdb"] {
+        let bytes = fixture(name);
+        let all = read_all(&bytes).unwrap();
+        let mut with_tail = bytes.clone();
+        with_tail.extend_from_slice(b"TAIL");
+        for capacity in [1, 2, 3, 7, 64, 4096] {
+            let mut r = RdbReader::new(BufReader::with_capacity(capacity, &with_tail[..])).unwrap();
+            let mut items = Vec::new();
+            while let Some(item) = r.next_item().unwrap() {
+                items.push(item);
+            }
+            assert_eq!(items, all, "{name}, {capacity}-byte buffer");
+            assert_eq!(r.bytes_read(), bytes.len() as u64, "{name}, {capacity}-byte buffer");
+            let mut rest = Vec::new();
+            r.into_inner().unwrap().read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"TAIL", "{name}, {capacity}-byte buffer: the reader must stop at the trailer");
+
+            let mut r = RdbReader::new(BufReader::with_capacity(capacity, &bytes[..])).unwrap();
+            let mut kept = 0;
+            while r.next_item_where(odd_keys).unwrap().is_some() {
+                kept += 1;
+            }
+            assert!(r.is_finished() && kept < all.len(), "{name}, {capacity}-byte buffer");
+        }
+    }
+    // A flipped byte, in a value read or in one stepped over, fails the checksum whatever
+    // the buffer's size.
+    let mut bytes = fixture("main.rdb");
+    let at = bytes.windows(13).position(|w| w == b"compressible-").expect("a long string");
+    bytes[at + 5] ^= 0x20;
+    for capacity in [1, 3, 64, 4096] {
+        for keep in [odd_keys, |_: u32, _: &[u8]| true] {
+            let mut r = RdbReader::new(BufReader::with_capacity(capacity, &bytes[..])).unwrap();
+            let err = loop {
+                match r.next_item_where(keep) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("a flipped byte went unnoticed with a {capacity}-byte buffer"),
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(err, staykv_rdb::RdbError::ChecksumMismatch { .. } | staykv_rdb::RdbError::Corrupt { .. }),
+                "{err}"
+            );
+        }
+    }
 }
 
 /// The object type byte stored in front of `key` (keys here are < 64 bytes, stored raw).

@@ -218,7 +218,7 @@ fn io_errors_are_reported_with_offset() {
     let f = fixture("main.rdb");
     for fail_at in [20usize, 500, 10_000] {
         let rd = FailingReader { data: &f, fail_at };
-        let mut r = RdbReader::new(rd).unwrap();
+        let mut r = RdbReader::new(io::BufReader::with_capacity(64, rd)).unwrap();
         let e = loop {
             match r.next_item() {
                 Ok(Some(_)) => {}

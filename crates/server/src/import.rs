@@ -203,7 +203,7 @@ fn import_file(path: &Path, engine: &Engine, report: &mut Report) -> Result<(), 
 }
 
 /// Loads an RDB stream; returns the reader positioned after the RDB's checksum.
-fn import_rdb<R: Read>(
+fn import_rdb<R: BufRead>(
     input: R,
     path: &Path,
     total: Option<u64>,
@@ -244,7 +244,7 @@ fn import_rdb<R: Read>(
     }
     meter.set(reader.bytes_read());
     meter.finish();
-    Ok(reader.into_inner())
+    reader.into_inner().map_err(what)
 }
 
 // ---------------------------------------------------------------------------------------------

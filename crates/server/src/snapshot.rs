@@ -200,7 +200,7 @@ fn loaded_key(entry: RdbEntry, path: &Path) -> Result<LoadedKey, String> {
 }
 
 /// The parsing half of [`load_rdb_file`]: sends kept keys in batches to `out`.
-fn parse_rdb_file<R: std::io::Read>(
+fn parse_rdb_file<R: std::io::BufRead>(
     engine: &Engine,
     mut reader: RdbReader<R>,
     (path, total): (&Path, u64),
