@@ -219,8 +219,13 @@ impl<R: BufRead> Src<R> {
 
     /// Reads an RDB string: raw, integer-encoded or LZF-compressed.
     pub(crate) fn string(&mut self, what: &'static str) -> Result<Vec<u8>, RdbError> {
+        Ok(self.string_noting_lzf(what)?.0)
+    }
+
+    /// [`Src::string`], and whether the file held it LZF-compressed.
+    fn string_noting_lzf(&mut self, what: &'static str) -> Result<(Vec<u8>, bool), RdbError> {
         let offset = self.pos;
-        match self.len_or_enc(what)? {
+        let plain = match self.len_or_enc(what)? {
             Len::Plain(n) => self.bytes(n, what),
             Len::Encoded(0) => Ok(i64::from(self.u8(what)? as i8).to_string().into_bytes()),
             Len::Encoded(1) => Ok(i16::from_le_bytes(self.arr(what)?).to_string().into_bytes()),
@@ -231,10 +236,13 @@ impl<R: BufRead> Src<R> {
                 let data = self.bytes(clen, what)?;
                 let ulen = usize::try_from(ulen)
                     .map_err(|_| self.corrupt(offset, format!("LZF length {ulen} does not fit in memory")))?;
-                crate::lzf::decompress(&data, ulen).map_err(|e| self.corrupt(offset, format!("{what}: {e}")))
+                let string =
+                    crate::lzf::decompress(&data, ulen).map_err(|e| self.corrupt(offset, format!("{what}: {e}")))?;
+                return Ok((string, true));
             }
             Len::Encoded(e) => Err(self.corrupt(offset, format!("unknown string encoding {e} ({what})"))),
-        }
+        };
+        Ok((plain?, false))
     }
 
     /// Reads `len` bytes into the checksum only: nothing is allocated, whatever the
@@ -847,7 +855,7 @@ impl<R: BufRead> RdbReader<R> {
             });
         }
         let offset = *self.key_offset.get_or_insert(op_offset);
-        let key = self.src.string("key")?;
+        let (key, key_compressed) = self.src.string_noting_lzf("key")?;
         let picked = match pick(self.db, &key) {
             Pick::Skip => {
                 skip_object(&mut self.src, type_id, op_offset)?;
@@ -862,7 +870,14 @@ impl<R: BufRead> RdbReader<R> {
                 let skipped = skip_object(&mut self.src, type_id, op_offset);
                 let body = self.src.capture.take().unwrap_or_default();
                 skipped?;
-                Some(Picked::Raw(RawEntry { db: self.db, key, type_id, body, expire_at_ms: self.expire_at_ms }))
+                Some(Picked::Raw(RawEntry {
+                    db: self.db,
+                    key,
+                    key_compressed,
+                    type_id,
+                    body,
+                    expire_at_ms: self.expire_at_ms,
+                }))
             }
             Pick::Raw | Pick::Decode => self.decode_value(type_id, op_offset, key)?.map(Picked::Item),
         };

@@ -402,7 +402,7 @@ impl<W: Write> RdbWriter<W> {
             return Ok(());
         }
         let plan = Plan::of(value);
-        self.write_key(plan.type_id(), key, expire_at_ms)?;
+        self.write_key(plan.type_id(), key, expire_at_ms, self.compress)?;
         put_body(&mut self.out, value, &plan, self.compress)
     }
 
@@ -412,7 +412,7 @@ impl<W: Write> RdbWriter<W> {
         if self.db != Some(entry.db) {
             self.write_select(entry.db)?;
         }
-        self.write_key(entry.type_id, &entry.key, entry.expire_at_ms)?;
+        self.write_key(entry.type_id, &entry.key, entry.expire_at_ms, self.compress && entry.key_compressed)?;
         self.out.write_all(&entry.body)
     }
 
@@ -423,15 +423,16 @@ impl<W: Write> RdbWriter<W> {
         Ok(())
     }
 
-    /// A key's expiry, type byte and name: what precedes its value.
-    fn write_key(&mut self, type_id: u8, key: &[u8], expire_at_ms: Option<u64>) -> io::Result<()> {
+    /// A key's expiry, type byte and name (LZF-compressed if `compress` and it shrinks): what
+    /// precedes its value.
+    fn write_key(&mut self, type_id: u8, key: &[u8], expire_at_ms: Option<u64>, compress: bool) -> io::Result<()> {
         if let Some(t) = expire_at_ms {
             self.out.write_all(&[opcode::EXPIRETIME_MS])?;
             let t = i64::try_from(t).unwrap_or(i64::MAX);
             self.out.write_all(&t.to_le_bytes())?;
         }
         self.out.write_all(&[type_id])?;
-        put_string(&mut self.out, key, self.compress)
+        put_string(&mut self.out, key, compress)
     }
 
     /// Writes the EOF opcode and the CRC-64 trailer, flushes, and returns the inner

@@ -98,6 +98,35 @@ fn random_values_round_trip_through_file_and_dump() {
 /// located them (`Pick::Locate`): the new file reads back to the same keys, values and
 /// deadlines, in every database, whatever the encoding, a stream included (only parsing
 /// finds its end, but it is copied all the same).
+/// A key copied as it lies keeps the encoding the file gave it: a compressible key stays
+/// LZF-compressed, a plain one stays plain (and is not offered to the compressor again).
+#[test]
+fn raw_copies_keep_each_keys_encoding() {
+    let compressible = format!("session:{}", "ab".repeat(40)).into_bytes();
+    let incompressible = b"sess:Zq3xK9vLm2Pw8RtY4uBn7HcJ5dFg1sAeQoWiEr6TyUp".to_vec();
+    let entries: Vec<(u32, Vec<u8>, RdbValue, Option<u64>)> = vec![
+        (0, compressible.clone(), RdbValue::String(b"v1".to_vec()), Some(1_000)),
+        (0, incompressible, RdbValue::String(b"v2".to_vec()), None),
+    ];
+    let original = write(&entries, true);
+    assert!(
+        !original.windows(compressible.len()).any(|w| w == compressible.as_slice()),
+        "the long repetitive key must be stored compressed"
+    );
+    let mut reader = RdbReader::new(&original[..]).unwrap();
+    let mut copy = RdbWriter::new(Vec::new()).unwrap();
+    copy.select_db(0, 0, 0).unwrap();
+    let mut compressed_keys = Vec::new();
+    while let Some(item) = reader.next_item_pick(|_, _| Pick::Raw).unwrap() {
+        if let Picked::Raw(entry) = item {
+            compressed_keys.push(entry.key_compressed);
+            copy.write_raw_entry(&entry).unwrap();
+        }
+    }
+    assert_eq!(compressed_keys, [true, false]);
+    assert_eq!(copy.finish().unwrap(), original, "a raw copy is the same file, byte for byte");
+}
+
 #[test]
 fn raw_copied_keys_read_back_as_they_were_written() {
     let mut rng = Rng(0x5eed_cafe);
