@@ -110,6 +110,11 @@ impl<R: BufRead> Src<R> {
     /// Takes the next `n` bytes from `inner`'s buffer, if it holds them all.
     #[inline(always)]
     fn take_buffered(&mut self, n: usize) -> Result<Option<&[u8]>, RdbError> {
+        // Nothing to wait for: an empty string at the end of a buffer must not block on a
+        // stream for the next one.
+        if n == 0 {
+            return Ok(Some(&[]));
+        }
         if self.buffered()? < n {
             return Ok(None);
         }
