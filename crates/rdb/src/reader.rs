@@ -141,6 +141,8 @@ impl<R: BufRead> Src<R> {
         }
     }
 
+    // Inlined, with `buffered` and `take_buffered`, into every field read: as calls they
+    // cost `staykv check` of 1,000,000 sessions 0.73 s of CPU instead of 0.60.
     #[inline(always)]
     fn fill(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), RdbError> {
         if let Some(bytes) = self.take_buffered(buf.len())? {
