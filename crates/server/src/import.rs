@@ -228,7 +228,7 @@ fn import_rdb<R: BufRead>(
                     continue;
                 }
                 match value_from_rdb(entry.value) {
-                    Ok(value) => load_entry(engine, entry.db as usize, entry.key, value, expire_at)?,
+                    Ok(value) => load_entry(engine, entry.db as usize, entry.key, value, expire_at, now)?,
                     Err(kind) => report.unsupported_key(entry.db, entry.key, kind),
                 }
             }
@@ -661,7 +661,7 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
                 };
                 match decode_dump_payload(&payload) {
                     Ok(value) => match value_from_rdb(value) {
-                        Ok(value) => load_entry(engine, db as usize, key, value, expire_at)?,
+                        Ok(value) => load_entry(engine, db as usize, key, value, expire_at, now)?,
                         Err(kind) => report.unsupported_key(db, key, kind),
                     },
                     Err(RdbError::Unsupported { .. }) => {

@@ -81,8 +81,16 @@ pub fn rdb_type_name(type_id: u8) -> &'static str {
 }
 
 /// Put one key into `engine` (replacing any key of that name), bypassing the command table:
-/// used to load snapshots and imports. `expire_at` is Unix ms or [`NO_EXPIRY`].
-pub fn load_entry(engine: &Engine, db: usize, key: Vec<u8>, value: Value, expire_at: u64) -> Result<(), String> {
+/// used to load snapshots and imports. `expire_at` is Unix ms or [`NO_EXPIRY`]; `now_ms`
+/// stamps the key's creation (callers read the clock once per batch, not once per key).
+pub fn load_entry(
+    engine: &Engine,
+    db: usize,
+    key: Vec<u8>,
+    value: Value,
+    expire_at: u64,
+    now_ms: u64,
+) -> Result<(), String> {
     let keyspace = &engine.keyspace;
     if db >= keyspace.databases() {
         return Err(format!(
@@ -97,7 +105,7 @@ pub fn load_entry(engine: &Engine, db: usize, key: Vec<u8>, value: Value, expire
     // Replacing: a key of that name goes first (a no-op lookup when there is none).
     slice.remove(hash, &key);
     // The stamp a key created now gets: seconds under LRU, the LFU pair under LFU policies.
-    let accessed = engine.eviction.created(crate::clock::now_ms());
+    let accessed = engine.eviction.created(now_ms);
     let encoding = staykv_engine::value::Encoding::Auto;
     let key = KeyBytes::from_vec(key);
     slice.insert_new(hash, Entry { key, value, expire_at, accessed, encoding }, keyspace.hasher());
@@ -164,9 +172,12 @@ fn load_rdb_file_picking(
     std::thread::scope(|scope| {
         let (batches, inbox) = std::sync::mpsc::sync_channel::<Vec<LoadedKey>>(4);
         let inserter = scope.spawn(move || -> Result<(), String> {
-            for (db, key, value, expire_at) in inbox.into_iter().flatten() {
-                load_entry(engine, db, key, value, expire_at)
-                    .map_err(|e| format!("snapshot {}: {e}", path.display()))?;
+            for batch in inbox {
+                let now = crate::clock::now_ms();
+                for (db, key, value, expire_at) in batch {
+                    load_entry(engine, db, key, value, expire_at, now)
+                        .map_err(|e| format!("snapshot {}: {e}", path.display()))?;
+                }
             }
             Ok(())
         });
@@ -975,6 +986,7 @@ fn load_located(engine: &Engine, path: &Path, locations: &[Location]) -> Result<
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut position = 0u64;
+    let now = crate::clock::now_ms();
     // Forward by the gap from the last key read: `seek_relative` keeps what the buffer holds
     // when the next key is close, where a seek from the start would drop it each time.
     for &location in locations {
@@ -988,7 +1000,7 @@ fn load_located(engine: &Engine, path: &Path, locations: &[Location]) -> Result<
         position = end;
         if let Some(RdbItem::Entry(entry)) = item {
             let (db, key, value, expire_at) = loaded_key(entry, path)?;
-            load_entry(engine, db, key, value, expire_at)?;
+            load_entry(engine, db, key, value, expire_at, now)?;
         }
     }
     Ok(())
@@ -1430,7 +1442,8 @@ mod tests {
         let engine = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
         let lfu = staykv_engine::evict::Policy::parse("allkeys-lfu").unwrap();
         engine.eviction.set_policy(lfu);
-        load_entry(&engine, 0, b"k".to_vec(), Value::Str(SmallBytes::from_slice(b"v")), NO_EXPIRY).unwrap();
+        let now = crate::clock::now_ms();
+        load_entry(&engine, 0, b"k".to_vec(), Value::Str(SmallBytes::from_slice(b"v")), NO_EXPIRY, now).unwrap();
         let mut client = staykv_engine::Client::new(1, true);
         let args: Vec<Bytes> = ["OBJECT", "FREQ", "k"].iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
         let out = engine.execute(
