@@ -118,10 +118,11 @@ impl<R: BufRead> Src<R> {
         if self.buffered()? < n {
             return Ok(None);
         }
-        let start = self.taken;
+        let (start, offset) = (self.taken, self.pos);
+        // Not `self.io_error`: the buffer borrowed here is returned, so `self` stays borrowed.
         let buf = match self.inner.fill_buf() {
             Ok(buf) => buf,
-            Err(source) => return Err(RdbError::Io { offset: self.pos, source }),
+            Err(source) => return Err(RdbError::Io { offset, source }),
         };
         let Some(bytes) = buf.get(start..start + n) else { return Ok(None) };
         self.taken += n;
@@ -176,8 +177,10 @@ impl<R: BufRead> Src<R> {
     /// data actually read, so a huge declared length on a short input fails with
     /// `Truncated` instead of allocating it.
     fn bytes(&mut self, len: u64, what: &'static str) -> Result<Vec<u8>, RdbError> {
-        if let Some(bytes) = usize::try_from(len).ok().map(|n| self.take_buffered(n)).transpose()?.flatten() {
-            return Ok(bytes.to_vec());
+        if let Ok(n) = usize::try_from(len) {
+            if let Some(bytes) = self.take_buffered(n)? {
+                return Ok(bytes.to_vec());
+            }
         }
         let offset = self.pos;
         self.release()?;

@@ -93,11 +93,6 @@ fn random_values_round_trip_through_file_and_dump() {
     }
 }
 
-/// A compaction copies unchanged keys as they lie in the old file (`Pick::Raw`) next to
-/// keys it decoded and wrote again, some read at once, others later from where a first read
-/// located them (`Pick::Locate`): the new file reads back to the same keys, values and
-/// deadlines, in every database, whatever the encoding, a stream included (only parsing
-/// finds its end, but it is copied all the same).
 /// A key copied as it lies keeps the encoding the file gave it: a compressible key stays
 /// LZF-compressed, a plain one stays plain (and is not offered to the compressor again).
 #[test]
@@ -127,6 +122,11 @@ fn raw_copies_keep_each_keys_encoding() {
     assert_eq!(copy.finish().unwrap(), original, "a raw copy is the same file, byte for byte");
 }
 
+/// A compaction copies unchanged keys as they lie in the old file (`Pick::Raw`) next to
+/// keys it decoded and wrote again, some read at once, others later from where a first read
+/// located them (`Pick::Locate`): the new file reads back to the same keys, values and
+/// deadlines, in every database, whatever the encoding, a stream included (only parsing
+/// finds its end, but it is copied all the same).
 #[test]
 fn raw_copied_keys_read_back_as_they_were_written() {
     let mut rng = Rng(0x5eed_cafe);
