@@ -587,8 +587,8 @@ fn small_fsyncs_move_the_log_into_zero_filled_segments_on_simfs() {
 #[test]
 fn zero_filled_segments_are_spare_sized_and_sealed_at_their_end() {
     const SPARE: u64 = 32 << 20;
-    // Fsyncs of 64 KiB: small enough for the log to want spares.
-    const PAYLOAD: usize = 64 << 10;
+    // Fsyncs of 16 KiB: small enough for the log to want spares.
+    const PAYLOAD: usize = 16 << 10;
     let fs = sim();
     let shared: Arc<dyn Fs> = Arc::new(fs.clone());
     let dir = data_dir();
@@ -617,6 +617,29 @@ fn zero_filled_segments_are_spare_sized_and_sealed_at_their_end() {
     let mut c = Collect::default();
     let (_log, _) = Log::open(&dir, shared, o(), &mut c).unwrap();
     assert_eq!(c.frames, data);
+}
+
+/// Fsyncs of 128 KiB are not small: the log appends to its segment to the end and never has
+/// a spare made, which would write every byte twice.
+#[test]
+fn large_fsyncs_get_no_spare() {
+    const PAYLOAD: usize = 128 << 10;
+    const SEGMENT: u64 = 256 << 20;
+    let fs = sim();
+    let dir = data_dir();
+    let (log, _) =
+        Log::open(&dir, Arc::new(fs.clone()), opts(FsyncPolicy::Always, SEGMENT), &mut Collect::default()).unwrap();
+    let first = segments(&fs);
+    // Past a quarter of the segment and several judgements (every 64 fsyncs), then time
+    // enough for a spare asked for at any of them to be made and moved into.
+    let quarter = (SEGMENT / 4) as usize / PAYLOAD + 64;
+    for i in 0..quarter as u64 {
+        append_n(&log, i, 1, PAYLOAD);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    append_n(&log, 0, 1, PAYLOAD);
+    assert!(!fs.exists(&dir.join("log-spare.tmp")).unwrap(), "a spare was made");
+    assert_eq!(segments(&fs), first, "the log moved out of its appended segment");
 }
 
 #[test]
