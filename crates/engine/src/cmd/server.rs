@@ -861,9 +861,14 @@ mod tests {
     fn waitaof_fsyncs_through_the_clients_last_write() {
         let (engine, log) = (Engine::new(EngineOptions::default()), Log::default());
         let (mut writer, mut other) = (Client::new(1, true), Client::new(2, true));
+        // A read waits for its shard's last write, and the shards' hasher is seeded per
+        // process: the other client writes a key of another shard than "a", or the writer's
+        // GET would rightly wait for that write too.
+        let shard = |key: &str| engine.keyspace.shard_of(engine.keyspace.hash(key.as_bytes()));
+        let apart = (0..1000).map(|i| format!("b{i}")).find(|key| shard(key) != shard("a")).unwrap();
         assert_eq!(run(&engine, &mut writer, &log, "WAITAOF 1 0 0").reply, pair(1));
         run(&engine, &mut writer, &log, "SET a 1");
-        run(&engine, &mut other, &log, "SET b 2");
+        run(&engine, &mut other, &log, &format!("SET {apart} 2"));
         run(&engine, &mut writer, &log, "GET a");
         assert_eq!(run(&engine, &mut writer, &log, "WAITAOF 1 0 0").reply, pair(1));
         assert_eq!(run(&engine, &mut other, &log, "WAITAOF 0 0 0").reply, pair(1));
