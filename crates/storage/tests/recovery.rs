@@ -632,8 +632,8 @@ fn large_fsyncs_get_no_spare() {
     let first = segments(&fs);
     // Past a quarter of the segment and several judgements (every 64 fsyncs), then time
     // enough for a spare asked for at any of them to be made and moved into.
-    let quarter = (SEGMENT / 4) as usize / PAYLOAD + 64;
-    for i in 0..quarter as u64 {
+    let appends = (SEGMENT / 4) as usize / PAYLOAD + 64;
+    for i in 0..appends as u64 {
         append_n(&log, i, 1, PAYLOAD);
     }
     std::thread::sleep(Duration::from_secs(2));
