@@ -235,7 +235,9 @@ impl<R: BufRead> Src<R> {
     /// [`Src::string`], and whether the file held it LZF-compressed.
     fn string_noting_lzf(&mut self, what: &'static str) -> Result<(Vec<u8>, bool), RdbError> {
         let offset = self.pos;
-        let plain = match self.len_or_enc(what)? {
+        let len = self.len_or_enc(what)?;
+        let compressed = matches!(len, Len::Encoded(3));
+        let string = match len {
             Len::Plain(n) => self.bytes(n, what),
             Len::Encoded(0) => Ok(i64::from(self.u8(what)? as i8).to_string().into_bytes()),
             Len::Encoded(1) => Ok(i16::from_le_bytes(self.arr(what)?).to_string().into_bytes()),
@@ -246,13 +248,11 @@ impl<R: BufRead> Src<R> {
                 let data = self.bytes(clen, what)?;
                 let ulen = usize::try_from(ulen)
                     .map_err(|_| self.corrupt(offset, format!("LZF length {ulen} does not fit in memory")))?;
-                let string =
-                    crate::lzf::decompress(&data, ulen).map_err(|e| self.corrupt(offset, format!("{what}: {e}")))?;
-                return Ok((string, true));
+                crate::lzf::decompress(&data, ulen).map_err(|e| self.corrupt(offset, format!("{what}: {e}")))
             }
             Len::Encoded(e) => Err(self.corrupt(offset, format!("unknown string encoding {e} ({what})"))),
-        };
-        Ok((plain?, false))
+        }?;
+        Ok((string, compressed))
     }
 
     /// Reads `len` bytes into the checksum only: nothing is allocated, whatever the
