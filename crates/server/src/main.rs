@@ -19,10 +19,8 @@ mod tls;
 mod tools;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use config::{Command, LogLevel};
-use staykv_storage::Executors;
 
 /// Counted, so that `maxmemory` compares with memory in use as Redis's `used_memory` does.
 #[global_allocator]
@@ -64,26 +62,13 @@ fn init_logging(level: LogLevel) {
 }
 
 fn run_server(config: config::Config) -> Result<(), String> {
-    // tokio's own default, which naming the count here would otherwise override.
-    let workers = std::env::var("TOKIO_WORKER_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let executors = Arc::new(Executors::new(workers));
-    let (parking, unparked) = (Arc::clone(&executors), Arc::clone(&executors));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .worker_threads(workers)
         .thread_name("staykv-worker")
-        .on_thread_park(move || {
-            memory::release_free_pages_when_due();
-            parking.parking();
-        })
-        .on_thread_unpark(move || unparked.unparked())
+        .on_thread_park(memory::release_free_pages_when_due)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(server::run(config, executors));
+    let result = runtime.block_on(server::run(config));
     // The log is flushed by now. A script that SHUTDOWN NOSAVE interrupted still runs on a
     // thread of the runtime, and dropping the runtime would wait for it to end.
     runtime.shutdown_timeout(SHUTDOWN_GRACE);

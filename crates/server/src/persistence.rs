@@ -25,8 +25,8 @@ use parking_lot::Mutex;
 use staykv_engine::latency::{self, LatencyMonitor};
 use staykv_engine::{encode_batch, Effect, Engine, Journal, Reply};
 use staykv_storage::{
-    parse_segment_file_name, read_manifest, Executors, FsyncPolicy as StoragePolicy, Log, LogIo, LogOptions, RealFs,
-    Recovery, SnapshotRef,
+    parse_segment_file_name, read_manifest, FsyncPolicy as StoragePolicy, Log, LogIo, LogOptions, RealFs, Recovery,
+    SnapshotRef,
 };
 
 use crate::config::FsyncPolicy;
@@ -147,8 +147,6 @@ pub struct Persistence {
     dir: OnceLock<PathBuf>,
     databases: AtomicU64,
     durable: DurableWaiters,
-    /// The runtime's worker threads, whose idleness ends a group commit under `always`.
-    executors: Arc<Executors>,
     loading: AtomicBool,
     writes_since_save: AtomicU64,
     last_save_unix: AtomicU64,
@@ -262,13 +260,12 @@ fn lower_thread_priority() {
 }
 
 impl Persistence {
-    pub fn new(executors: Arc<Executors>) -> Persistence {
+    pub fn new(_policy: FsyncPolicy) -> Persistence {
         Persistence {
             log: OnceLock::new(),
             dir: OnceLock::new(),
             databases: AtomicU64::new(16),
             durable: DurableWaiters::default(),
-            executors,
             loading: AtomicBool::new(true),
             writes_since_save: AtomicU64::new(0),
             last_save_unix: AtomicU64::new(0),
@@ -324,7 +321,6 @@ impl Persistence {
                     persistence.log_io_timed(&monitor, io, took);
                 }
             }),
-            executors: Some(Arc::clone(&self.executors)),
             ..LogOptions::default()
         };
         let mut replay = EngineReplay::new(dir, engine);

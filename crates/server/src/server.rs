@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use staykv_engine::{Engine, EngineOptions};
-use staykv_storage::Executors;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -19,7 +18,7 @@ pub const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 const EXPIRE_BUDGET: usize = 20_000;
 
 /// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return.
-pub async fn run(config: Config, executors: Arc<Executors>) -> Result<(), String> {
+pub async fn run(config: Config) -> Result<(), String> {
     config.validate()?;
     tracing::info!("starting StayKV {} with {config}", env!("CARGO_PKG_VERSION"));
     let engine = Arc::new(Engine::new(EngineOptions { databases: config.databases, ..EngineOptions::default() }));
@@ -42,7 +41,7 @@ pub async fn run(config: Config, executors: Arc<Executors>) -> Result<(), String
             config.bind
         ));
     }
-    let persistence = Arc::new(Persistence::new(executors));
+    let persistence = Arc::new(Persistence::new(config.fsync));
     let host = Arc::new(ServerHost::new(config.clone(), persistence.clone()));
     let _ = host.notifier.set(engine.clone());
     let shared = Shared { engine: engine.clone(), host: host.clone(), persistence: persistence.clone() };

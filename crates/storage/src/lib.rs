@@ -38,9 +38,7 @@
 //! [`Log::append`] copies the framed payload into a shared buffer under a short mutex and
 //! assigns the next seq; it never does I/O. A dedicated writer thread takes everything queued,
 //! writes it with one `write`, and fdatasyncs per [`FsyncPolicy`] (group commit), then
-//! publishes [`Log::durable_seq`] and calls `on_durable`. Woken from idle by a write under
-//! `always`, it first waits (briefly) for the [`Executors`] to run out of work, so that the
-//! fsync also covers the writes among the requests they were still running. After a failed write or fsync it keeps
+//! publishes [`Log::durable_seq`] and calls `on_durable`. After a failed write or fsync it keeps
 //! the bytes in memory (everything since the last good fsync), marks the log unhealthy
 //! ([`Log::healthy`], [`Log::last_error`]), and retries every `retry_interval`: it truncates the
 //! file back to the last good fsync offset and rewrites, so nothing appended is lost or torn in
@@ -61,7 +59,6 @@
 //! ([`SimFs::power_cut`]) and inject ENOSPC/EIO.
 
 mod error;
-mod executors;
 mod format;
 mod fs;
 mod log;
@@ -71,7 +68,6 @@ mod simfs;
 mod spare;
 
 pub use crate::error::{BoxError, LogError, StorageError};
-pub use crate::executors::Executors;
 pub use crate::format::{
     parse_segment_file_name, parse_snapshot_file_name, segment_file_name, snapshot_file_name, FRAME_HEADER_LEN,
     MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,

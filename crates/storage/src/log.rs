@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{LogError, StorageError};
-use crate::executors::Executors;
 use crate::format::{
     encode_segment_header, parse_segment_file_name, push_frame, segment_file_name, MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN,
 };
@@ -97,16 +96,6 @@ pub struct LogOptions {
     /// (see `docs/log-format.md`, "Zero-filled segments"). Default true; worthless on
     /// copy-on-write filesystems (btrfs, ZFS), which allocate anew on every overwrite.
     pub zero_filled_segments: bool,
-    /// The threads that execute commands (see [`Executors`]). Under `always`, a write that
-    /// wakes the idle writer is synced once they have all parked, or after `group_wait_max`,
-    /// so that one fsync also covers the writes among the requests they were still running.
-    /// None: synced at once.
-    pub executors: Option<Arc<Executors>>,
-    /// How long the writer waits for the executors. Default 250 µs: as a plain sleep after
-    /// idle, measured with the session workload under `always` (100,000 sessions, 50
-    /// clients), 100 µs gathered too little, 500 µs and 1 ms slowed the writes more than the
-    /// fewer fsyncs saved.
-    pub group_wait_max: Duration,
 }
 
 impl Default for LogOptions {
@@ -121,8 +110,6 @@ impl Default for LogOptions {
             retry_interval: Duration::from_millis(250),
             idle_release_after: Duration::from_secs(1),
             zero_filled_segments: true,
-            executors: None,
-            group_wait_max: Duration::from_micros(250),
         }
     }
 }
@@ -137,7 +124,6 @@ impl fmt::Debug for LogOptions {
             .field("retry_interval", &self.retry_interval)
             .field("idle_release_after", &self.idle_release_after)
             .field("zero_filled_segments", &self.zero_filled_segments)
-            .field("group_wait_max", &self.group_wait_max)
             .finish_non_exhaustive()
     }
 }
@@ -555,10 +541,9 @@ impl Log {
         let writer = Arc::new(Mutex::new(writer));
         let handle = {
             let (writer, shared) = (Arc::clone(&writer), Arc::clone(&shared));
-            let group = GroupCommit { executors: opts.executors, wait_max: opts.group_wait_max };
             std::thread::Builder::new()
                 .name("staykv-log-writer".into())
-                .spawn(move || run_writer(&writer, &shared, &group))
+                .spawn(move || run_writer(&writer, &shared))
                 .map_err(|e| StorageError::io("spawn log writer thread", &dir, e))?
         };
         let spare_handle = if opts.zero_filled_segments {
@@ -915,13 +900,6 @@ enum Wait {
     UntilWoken,
 }
 
-/// What the writer thread waits for before syncing a write that woke it (see
-/// [`LogOptions::executors`]).
-struct GroupCommit {
-    executors: Option<Arc<Executors>>,
-    wait_max: Duration,
-}
-
 /// An fsync the writer thread runs outside the writer's lock (`everysec` and `no`).
 struct SyncOutsideLock {
     /// A second handle on the segment (`None`: it could not be made; fsync under the lock).
@@ -949,16 +927,11 @@ const BUSY_WINDOW: Duration = Duration::from_millis(100);
 
 /// The writer thread: timed fsyncs, commands, retries after disk errors, frames no
 /// executor wrote through, and the final flush at shutdown.
-fn run_writer(writer: &Mutex<Writer>, shared: &Shared, group: &GroupCommit) {
+fn run_writer(writer: &Mutex<Writer>, shared: &Shared) {
     let mut shutdown_attempts = 0u32;
     loop {
         let wait = writer.lock().wait_plan();
-        if wait_for_work(shared, wait) && shared.policy() == FsyncPolicy::Always {
-            // Woken from idle by a write: let the executors finish what has arrived first.
-            if let Some(executors) = &group.executors {
-                executors.wait_idle(group.wait_max);
-            }
-        }
+        wait_for_work(shared, wait);
         let mut w = writer.lock();
         let (cmds, shutdown) = w.take_queued(true);
         let ok = w.cycle(!cmds.is_empty() || shutdown, true);
@@ -1003,15 +976,14 @@ fn run_writer(writer: &Mutex<Writer>, shared: &Shared, group: &GroupCommit) {
     }
 }
 
-/// Sleeps as `wait` says, unless work is already queued. Returns whether it slept and woke
-/// to frames.
-fn wait_for_work(shared: &Shared, wait: Wait) -> bool {
+/// Sleeps as `wait` says, unless work is already queued.
+fn wait_for_work(shared: &Shared, wait: Wait) {
     let mut q = shared.queue.lock();
     if !q.buf.is_empty() || !q.cmds.is_empty() || q.shutdown {
-        return false;
+        return;
     }
     match wait {
-        Wait::Not => return false,
+        Wait::Not => {}
         Wait::For(t, wake_on_append) => {
             q.writer_waiting = wake_on_append;
             let _ = shared.queue_cv.wait_for(&mut q, t);
@@ -1022,7 +994,6 @@ fn wait_for_work(shared: &Shared, wait: Wait) -> bool {
         }
     }
     q.writer_waiting = false;
-    !q.buf.is_empty()
 }
 
 impl Writer {
