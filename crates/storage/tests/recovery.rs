@@ -601,8 +601,8 @@ fn zero_filled_segments_are_spare_sized_and_sealed_at_their_end() {
         assert!(std::time::Instant::now() < deadline, "segments: {:?}", staykv_storage::read_manifest(&fs, &dir));
         data.extend(append_n(&log, data.len() as u64, 1, PAYLOAD));
     };
-    // Not the first segment, appended to: 2,046 frames of 16 KiB make it 32 MiB too, and on
-    // a loaded machine the spare may come later than that.
+    // The first segment is appended to, and 2,046 frames of 16 KiB make it exactly 32 MiB
+    // too; on a loaded machine the spare can come later than that, so only a later one counts.
     let first = live();
     let zero_filled = loop {
         append();
