@@ -171,6 +171,13 @@ pub struct ServerOptions {
     /// `client-output-buffer-limit`: groups of `class hard soft seconds` (classes normal, pubsub).
     #[arg(long, env = "STAYKV_CLIENT_OUTPUT_BUFFER_LIMIT", default_value = "normal 0 0 0 pubsub 32mb 8mb 60")]
     pub client_output_buffer_limit: String,
+    /// Threads that run commands, both front ends' (the runtime's workers); one per CPU if
+    /// unset. The log writer and snapshots have threads of their own. On a 2-CPU machine
+    /// shared with its clients, one thread served the session workload with less CPU than
+    /// two under `everysec`, and less of it under `always`, where the workers wait for the
+    /// disk (BENCHMARKS.md, "Measured 2026-12-04").
+    #[arg(long, env = "STAYKV_THREADS")]
+    pub threads: Option<usize>,
     /// Largest HTTP request head (request line and headers) in bytes; larger ones get 431.
     #[arg(long, env = "STAYKV_HTTP_MAX_HEADER", default_value_t = 64 * 1024)]
     pub http_max_header: usize,
@@ -179,6 +186,10 @@ pub struct ServerOptions {
     #[arg(long, env = "STAYKV_HTTP_HEADER_TIMEOUT", default_value_t = 10)]
     pub http_header_timeout: u64,
 }
+
+/// More command threads than any machine StayKV runs on has CPUs; a typo's thousands of
+/// threads would each reserve a stack.
+const MAX_THREADS: usize = 1024;
 
 /// A fully resolved configuration.
 pub type Config = ServerOptions;
@@ -229,6 +240,9 @@ impl ServerOptions {
         }
         if self.databases == 0 || self.databases > 1024 {
             return Err("--databases must be between 1 and 1024".into());
+        }
+        if self.threads.is_some_and(|n| !(1..=MAX_THREADS).contains(&n)) {
+            return Err(format!("--threads must be between 1 and {MAX_THREADS}"));
         }
         if self.http_token.as_deref() == Some("") || self.http_readonly_token.as_deref() == Some("") {
             return Err("--http-token and --http-readonly-token must not be empty".into());
@@ -324,6 +338,9 @@ impl serde::Serialize for SerializableOptions<'_> {
         map.serialize_entry("client-query-buffer-limit", &o.client_query_buffer_limit)?;
         map.serialize_entry("proto-max-bulk-len", &o.proto_max_bulk_len)?;
         map.serialize_entry("client-output-buffer-limit", &o.client_output_buffer_limit)?;
+        if let Some(v) = o.threads {
+            map.serialize_entry("threads", &v)?;
+        }
         map.serialize_entry("http-max-header", &o.http_max_header)?;
         map.serialize_entry("http-header-timeout", &o.http_header_timeout)?;
         map.end()
@@ -336,7 +353,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' threads={} http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
@@ -358,6 +375,7 @@ impl std::fmt::Display for ServerOptions {
             self.client_query_buffer_limit,
             self.proto_max_bulk_len,
             self.client_output_buffer_limit,
+            self.threads.map_or_else(|| "(one per CPU)".to_string(), |n| n.to_string()),
             self.http_max_header,
             self.http_header_timeout,
         )

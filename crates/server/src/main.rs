@@ -62,7 +62,13 @@ fn init_logging(level: LogLevel) {
 }
 
 fn run_server(config: config::Config) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Before the runtime is built: its builder panics on zero threads.
+    config.validate()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder
         .enable_all()
         .thread_name("staykv-worker")
         .on_thread_park(memory::release_free_pages_when_due)

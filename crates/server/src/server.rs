@@ -17,10 +17,11 @@ use crate::persistence::Persistence;
 pub const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 const EXPIRE_BUDGET: usize = 20_000;
 
-/// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return.
+/// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return. `config` has
+/// been validated.
 pub async fn run(config: Config) -> Result<(), String> {
-    config.validate()?;
     tracing::info!("starting StayKV {} with {config}", env!("CARGO_PKG_VERSION"));
+    tracing::info!("command threads: {}", tokio::runtime::Handle::current().metrics().num_workers());
     let engine = Arc::new(Engine::new(EngineOptions { databases: config.databases, ..EngineOptions::default() }));
     let policy = staykv_engine::evict::Policy::parse(&config.maxmemory_policy)
         .ok_or_else(|| format!("unknown maxmemory-policy '{}'", config.maxmemory_policy))?;
