@@ -174,8 +174,8 @@ pub struct ServerOptions {
     /// Threads that run commands, both front ends' (the runtime's workers); one per CPU if
     /// unset. The log writer and snapshots have threads of their own. On a 2-CPU machine
     /// shared with its clients, one thread served the session workload with less CPU than
-    /// two under `everysec`, and less of it under `always`, where the workers wait for the
-    /// disk (BENCHMARKS.md, "Measured 2026-12-04").
+    /// two under `everysec`; under `always`, where replies wait for the disk, two served
+    /// more requests (BENCHMARKS.md, "Measured 2026-12-04").
     #[arg(long, env = "STAYKV_THREADS")]
     pub threads: Option<usize>,
     /// Largest HTTP request head (request line and headers) in bytes; larger ones get 431.
