@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
-
-use std::process::Command;
+mod persist_common;
 
 use common::Server;
+use persist_common::staykv;
 
 /// The start-up log's count of the runtime's worker threads, as the runtime reports it.
 fn command_threads(server: &Server) -> usize {
@@ -38,13 +38,8 @@ fn threads_out_of_bounds_are_refused_before_anything_starts() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("data");
     for threads in ["0", "1025", "many"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
-            .args(["--port", "0", "--http-port", "0", "--threads", threads, "--dir"])
-            .arg(&dir)
-            .env("NO_COLOR", "1")
-            .env_remove("STAYKV_THREADS")
-            .output()
-            .unwrap();
+        // The flag wins over a `STAYKV_THREADS` the environment may hold.
+        let out = staykv(&["--port", "0", "--http-port", "0", "--threads", threads, "--dir", &dir.to_string_lossy()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "--threads {threads} accepted");
         assert!(stderr.contains("--threads"), "--threads {threads}: {stderr}");
