@@ -25,8 +25,7 @@ use parking_lot::Mutex;
 use staykv_engine::latency::{self, LatencyMonitor};
 use staykv_engine::{encode_batch, Effect, Engine, Journal, Reply};
 use staykv_storage::{
-    parse_segment_file_name, read_manifest, FsyncPolicy as StoragePolicy, Log, LogIo, LogOptions, RealFs, Recovery,
-    SnapshotRef,
+    parse_segment_file_name, read_manifest, FsyncPolicy as StoragePolicy, Log, LogIo, LogOptions, RealFs, SnapshotRef,
 };
 
 use crate::config::FsyncPolicy;
@@ -293,16 +292,16 @@ impl Persistence {
         self.loading.load(Ordering::Acquire)
     }
 
-    /// Lock the data directory, recover it into `engine` and start the log writer and the
-    /// automatic compaction trigger. Blocking: run it off the async runtime. Refuses (with the
-    /// storage error) rather than start empty over data it could not read.
+    /// Lock the data directory, recover it into `engine`, say what was loaded and start the log
+    /// writer and the automatic compaction trigger. Blocking: run it off the async runtime.
+    /// Refuses (with the storage error) rather than start empty over data it could not read.
     pub fn open(
         self: &Arc<Self>,
         dir: &Path,
         engine: &Engine,
         policy: FsyncPolicy,
         segment_bytes: u64,
-    ) -> Result<Recovery, String> {
+    ) -> Result<(), String> {
         let lock = lock_dir(dir)?;
         *self.lock_file.lock() = Some(lock);
         snapshot::remove_temp_files(dir);
@@ -339,13 +338,22 @@ impl Persistence {
             let mut state = self.save.lock();
             state.base_bytes = state.snapshot_bytes;
         }
+        // Counted while loading: once clients are served, a script may hold every shard for
+        // as long as it runs (an unkillable one, until SHUTDOWN NOSAVE), and a count taken
+        // then would wait for it on the thread that must carry out that shutdown.
+        let keys: usize = engine.db_sizes().iter().map(|(keys, _)| keys).sum();
         self.loading.store(false, Ordering::Release);
+        tracing::info!(
+            "data directory {} ready: {} log batches replayed, {keys} keys",
+            dir.display(),
+            recovery.frames_replayed
+        );
         let weak = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("staykv-compaction-trigger".into())
             .spawn(move || auto_trigger(weak))
             .map_err(|e| format!("cannot start the compaction trigger thread: {e}"))?;
-        Ok(recovery)
+        Ok(())
     }
 
     /// A write or fsync of the log took `took`: into `/metrics`, and, if it is a spike, into

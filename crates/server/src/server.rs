@@ -77,15 +77,9 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let dir = config.dir.clone();
     let (p, e) = (persistence.clone(), engine.clone());
-    let recovery = tokio::task::spawn_blocking(move || p.open(&dir, &e, config.fsync, config.log_segment_size))
+    tokio::task::spawn_blocking(move || p.open(&dir, &e, config.fsync, config.log_segment_size))
         .await
         .map_err(|e| format!("recovery task failed: {e}"))??;
-    tracing::info!(
-        "data directory {} ready: {} log batches replayed, {} keys",
-        config.dir.display(),
-        recovery.frames_replayed,
-        engine.db_sizes().iter().map(|(keys, _)| keys).sum::<usize>()
-    );
     tokio::spawn(housekeeping(engine.clone(), persistence.clone(), host.clone()));
 
     let mut stop = host.shutdown.subscribe();
