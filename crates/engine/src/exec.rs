@@ -1,6 +1,7 @@
 //! Running a command: lookup, checks, locking, the handler, logging its effects.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::MutexGuard;
@@ -578,15 +579,30 @@ impl Engine {
         self.db_footprints().iter().map(DbFootprint::sizes).collect()
     }
 
+    /// [`Engine::db_sizes`], unless a shard is still held at `deadline`: for callers that
+    /// must answer regardless (`/metrics`), since a running script holds every shard for as
+    /// long as it runs.
+    pub fn db_sizes_by(&self, deadline: Instant) -> Option<Vec<(usize, usize)>> {
+        let footprints = self.footprints_locked_by(|shard| self.keyspace.lock_until(shard, deadline))?;
+        Some(footprints.iter().map(DbFootprint::sizes).collect())
+    }
+
     /// Each database's keys and table, all shards summed.
     pub fn db_footprints(&self) -> Vec<DbFootprint> {
+        self.footprints_locked_by(|shard| self.keyspace.lock(shard)).unwrap_or_default()
+    }
+
+    /// Sums every shard as `lock` gives it; `None` if it gives up on one.
+    fn footprints_locked_by<'a>(
+        &'a self,
+        mut lock: impl FnMut(usize) -> Option<MutexGuard<'a, Shard>>,
+    ) -> Option<Vec<DbFootprint>> {
         let mut footprints = vec![DbFootprint::default(); self.keyspace.databases()];
         for shard in 0..self.keyspace.shard_count() {
-            if let Some(guard) = self.keyspace.lock(shard) {
-                DbFootprint::add_shard(&mut footprints, &guard);
-            }
+            let guard = lock(shard)?;
+            DbFootprint::add_shard(&mut footprints, &guard);
         }
-        footprints
+        Some(footprints)
     }
 
     /// Visit every live entry, shard by shard (each shard locked only while visited).
@@ -1390,5 +1406,36 @@ fn unreachable_shard(index: usize) -> ! {
     #[allow(clippy::panic)]
     {
         panic!("shard {index} out of range")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The bounded count gives up at its deadline while another thread holds a shard, where
+    /// the plain one would wait (a script holds every shard for as long as it runs).
+    #[test]
+    fn key_counts_by_a_deadline_give_up_on_a_held_shard() {
+        let engine = Engine::new(EngineOptions::default());
+        let mut client = Client::new(1, true);
+        engine.run_text(&mut client, &["SET", "k", "v"]);
+        engine.run_text(&mut client, &["SET", "t", "v", "EX", "100"]);
+        assert_eq!(engine.db_sizes_by(Instant::now()).and_then(|sizes| sizes.first().copied()), Some((2, 1)));
+        let shard = engine.keyspace.shard_of(engine.keyspace.hash(b"k"));
+        let held = engine.keyspace.lock(shard);
+        std::thread::scope(|scope| {
+            let (sender, counted) = std::sync::mpsc::channel();
+            let deadline = Instant::now() + Duration::from_millis(50);
+            let engine = &engine;
+            scope.spawn(move || sender.send(engine.db_sizes_by(deadline)));
+            // Seconds, not forever: a count that ignored the deadline fails here.
+            let counted = counted.recv_timeout(Duration::from_secs(5));
+            drop(held);
+            assert_eq!(counted.ok(), Some(None));
+        });
+        assert_eq!(engine.db_sizes_by(Instant::now()).and_then(|sizes| sizes.first().copied()), Some((2, 1)));
     }
 }

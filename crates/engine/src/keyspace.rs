@@ -11,7 +11,7 @@
 //! The expiry deadline sits in the entry itself, so a TTL costs no second map entry.
 
 use std::hash::BuildHasher;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard};
@@ -245,6 +245,11 @@ impl Keyspace {
 
     pub fn lock(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
         self.shards.get(shard).map(Mutex::lock)
+    }
+
+    /// The shard, unless another thread still holds it at `deadline`.
+    pub fn lock_until(&self, shard: usize, deadline: Instant) -> Option<MutexGuard<'_, Shard>> {
+        self.shards.get(shard)?.try_lock_until(deadline)
     }
 
     /// The shard if no one holds it (work that can come back later skips a busy shard).

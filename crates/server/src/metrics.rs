@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -136,6 +136,9 @@ pub fn set_http_in_flight(value: usize) {
     }
 }
 
+/// How long a scrape waits for the shards' locks before it leaves the key counts as they were.
+const KEY_COUNT_WAIT: Duration = Duration::from_secs(1);
+
 /// The Prometheus text exposition, with the scrape-time figures refreshed first.
 pub fn render(shared: &Shared) -> String {
     let Some(installed) = INSTALLED.get() else {
@@ -151,7 +154,10 @@ pub fn render(shared: &Shared) -> String {
         counter!("staykv_command_errors_total", "command" => name.clone()).absolute(totals.failed);
         counter!("staykv_commands_rejected_total", "command" => name.clone()).absolute(totals.rejected);
     }
-    for (db, (keys, expiring)) in engine.db_sizes().into_iter().enumerate() {
+    // A scrape answers even while a script holds every shard (Redis answers INFO with BUSY
+    // then): the key counts stay those of the last scrape that could take them.
+    let key_counts = engine.db_sizes_by(Instant::now() + KEY_COUNT_WAIT);
+    for (db, (keys, expiring)) in key_counts.into_iter().flatten().enumerate() {
         gauge!("staykv_keys", "db" => db.to_string()).set(keys as f64);
         gauge!("staykv_expiring_keys", "db" => db.to_string()).set(expiring as f64);
     }

@@ -148,7 +148,7 @@ async fn serve(
         Endpoint::Healthz => return Ok(health(&inner.shared)),
         Endpoint::Metrics => {
             auth::may_read_metrics(&inner.tokens, &parts.headers, query, peer)?;
-            // Key counts lock every shard, which a running script holds.
+            // Key counts lock every shard (a second at most): other connections move on meanwhile.
             let text = crate::host::blocking(|| crate::metrics::render(&inner.shared));
             let mut response = Response::new(Body::from(text));
             response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
