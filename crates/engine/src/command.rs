@@ -98,6 +98,9 @@ pub struct CommandSpec {
     /// A container's subcommands with their arities (Redis's arity rules, counting the
     /// command name): checked before the handler runs, see [`CommandSpec::subcommand_refusal`].
     pub subcommands: &'static [(&'static str, i32)],
+    /// Subcommands of an [`flags::ALL_SHARDS`] command that touch no key and take no shard:
+    /// those that must answer while a script holds every shard (FUNCTION STATS and KILL).
+    pub shardless_subcommands: &'static [&'static str],
 }
 
 impl CommandSpec {
@@ -114,6 +117,7 @@ impl CommandSpec {
             handler,
             key_finder: None,
             subcommands: &[],
+            shardless_subcommands: &[],
         }
     }
 
@@ -127,6 +131,20 @@ impl CommandSpec {
     pub const fn subcommands(mut self, subcommands: &'static [(&'static str, i32)]) -> Self {
         self.subcommands = subcommands;
         self
+    }
+
+    pub const fn shardless_subcommands(mut self, subcommands: &'static [&'static str]) -> Self {
+        self.shardless_subcommands = subcommands;
+        self
+    }
+
+    /// Whether running `args` takes every shard: an [`flags::ALL_SHARDS`] command, unless
+    /// `args` names one of its [`CommandSpec::shardless_subcommands`].
+    pub fn locks_all_shards(&self, args: &[Bytes]) -> bool {
+        self.has(flags::ALL_SHARDS)
+            && !args.get(1).is_some_and(|sub| {
+                self.shardless_subcommands.iter().any(|name| sub.eq_ignore_ascii_case(name.as_bytes()))
+            })
     }
 
     pub const fn key_finder(mut self, finder: KeyFinder) -> Self {

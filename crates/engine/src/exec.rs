@@ -421,7 +421,7 @@ impl Engine {
 
     /// Lock the shards a command's keys live in, in shard order.
     fn lock_for(&self, spec: &CommandSpec, args: &[Bytes], host: &dyn Host) -> Locks<'_> {
-        if spec.has(flags::ALL_SHARDS) {
+        if spec.locks_all_shards(args) {
             return Locks::All(self.keyspace.lock_all_for_command(host));
         }
         // The common case, one key at a fixed position, allocates nothing.

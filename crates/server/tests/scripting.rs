@@ -176,6 +176,43 @@ fn busy_script_is_killed_like_redis() {
     });
 }
 
+/// A function looping forever, as Redis serves it past the busy threshold: FUNCTION STATS
+/// names it (its `duration_ms` left out of the comparison), other commands get BUSY, SCRIPT
+/// KILL is the wrong kill, FUNCTION KILL stops it. The function holds every shard and the
+/// scripting state all along, which FUNCTION STATS must not wait for.
+#[test]
+fn busy_function_is_reported_and_killed_like_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    compare_scenario("busy function", &redis, &staykv, |server| {
+        let mut other = server.connect();
+        let spin = "#!lua name=spinning\nredis.register_function('spin', function() while true do end end)";
+        let mut replies = vec![
+            ("CONFIG SET lua-time-limit", other.cmd(&["CONFIG", "SET", "lua-time-limit", "200"])),
+            ("FUNCTION LOAD", other.cmd(&["FUNCTION", "LOAD", "REPLACE", spin])),
+        ];
+        let mut looping = server.connect();
+        looping.send(&common::encode_str(&["FCALL", "spin", "0"]));
+        std::thread::sleep(Duration::from_millis(700));
+        replies.push(("FUNCTION STATS while busy", without_duration(other.cmd(&["FUNCTION", "STATS"]))));
+        for args in [&["GET", "k"][..], &["SCRIPT", "KILL"], &["FUNCTION", "KILL"]] {
+            replies.push((args[0], other.cmd(args)));
+        }
+        replies.push(("the function's reply", looping.read_frame().unwrap_or_default()));
+        replies.push(("FUNCTION STATS after", other.cmd(&["FUNCTION", "STATS"])));
+        replies.push(("FUNCTION FLUSH", other.cmd(&["FUNCTION", "FLUSH"])));
+        replies
+    });
+}
+
+/// A FUNCTION STATS reply with the running function's `duration_ms` value blanked.
+fn without_duration(reply: Vec<u8>) -> Vec<u8> {
+    let field = b"duration_ms\r\n:";
+    let Some(at) = reply.windows(field.len()).position(|w| w == field) else { return reply };
+    let value = at + field.len();
+    let end = reply[value..].iter().position(|&b| b == b'\r').map_or(reply.len(), |n| value + n);
+    [&reply[..value], b"N", &reply[end..]].concat()
+}
+
 /// A script that wrote and then loops cannot be killed: past the busy threshold (lowered
 /// with `CONFIG SET lua-time-limit`) other clients get BUSY except for the `allow_busy`
 /// commands, `SCRIPT KILL` answers UNKILLABLE, plain `SHUTDOWN` is refused, and

@@ -351,8 +351,9 @@ impl Scripting {
                 ),
             ]),
         };
-        let state = self.state.lock();
-        let functions: usize = state.libraries.values().map(|l| l.functions.len()).sum();
+        // Not from `state`: the running function holds it.
+        let libraries = self.footprint.libraries.load(Ordering::Relaxed);
+        let functions = self.footprint.functions.load(Ordering::Relaxed);
         Reply::Map(vec![
             (Reply::bulk_str("running_script"), running),
             (
@@ -360,7 +361,7 @@ impl Scripting {
                 Reply::Map(vec![(
                     Reply::bulk_str("LUA"),
                     Reply::Map(vec![
-                        (Reply::bulk_str("libraries_count"), Reply::Int(state.libraries.len() as i64)),
+                        (Reply::bulk_str("libraries_count"), Reply::Int(libraries as i64)),
                         (Reply::bulk_str("functions_count"), Reply::Int(functions as i64)),
                     ]),
                 )]),

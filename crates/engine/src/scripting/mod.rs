@@ -221,6 +221,9 @@ struct Footprint {
     scripts: AtomicUsize,
     script_bytes: AtomicUsize,
     function_bytes: AtomicUsize,
+    /// FUNCTION STATS' counts: it answers while a function runs, holding [`State`].
+    libraries: AtomicUsize,
+    functions: AtomicUsize,
 }
 
 /// The engine's scripting: Lua states, the script cache, function libraries.
@@ -397,6 +400,8 @@ impl Scripting {
             state.libraries.iter().map(|(name, library)| size_of::<String>() + name.len() + library.footprint()).sum();
         let index: usize = state.function_index.iter().map(|(f, l)| 2 * size_of::<String>() + f.len() + l.len()).sum();
         self.footprint.function_bytes.store(libraries + index, Ordering::Relaxed);
+        self.footprint.libraries.store(state.libraries.len(), Ordering::Relaxed);
+        self.footprint.functions.store(state.function_index.len(), Ordering::Relaxed);
     }
 
     /// SCRIPT EXISTS for one sha.
