@@ -759,34 +759,33 @@ async fn healthz_and_metrics() {
     }
 }
 
-/// A scrape answers while a script holds every shard (commands get BUSY meanwhile, and Redis
-/// answers INFO with BUSY): within the second it waits for the key counts, which stay those
-/// of the scrape before.
+/// A scrape answers while a function holds every shard (commands get BUSY meanwhile, and
+/// Redis answers INFO with BUSY): within the second it waits for the key counts, which stay
+/// those of the scrape before.
 #[tokio::test]
 async fn metrics_answer_while_a_script_runs() {
     let server = Http::start();
     cmd(&server, json!(["SET", "m", "1"])).await;
     assert_eq!(metric(&server, "staykv_keys{db=\"0\"}").await, 1);
-    let mut admin = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
-    let mut resp = |command: &[u8]| {
-        admin.write_all(command).unwrap();
-        let mut buf = [0u8; 64];
-        let n = admin.read(&mut buf).unwrap();
-        buf[..n].to_vec()
-    };
-    // Busy (BUSY replies, SCRIPT KILL allowed) after 100 ms rather than 5 s.
-    let lower_threshold = b"*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$14\r\nlua-time-limit\r\n$3\r\n100\r\n";
-    assert_eq!(resp(lower_threshold), b"+OK\r\n");
+    // Busy (BUSY replies, FUNCTION KILL allowed) after 100 ms rather than 5 s.
+    assert_eq!(cmd(&server, json!(["CONFIG", "SET", "lua-time-limit", "100"])).await.status, 200);
+    let spin = "#!lua name=spinning\nredis.register_function('spin', function() while true do end end)";
+    assert_eq!(cmd(&server, json!(["FUNCTION", "LOAD", spin])).await.status, 200);
     let mut looping = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
-    looping.write_all(b"*3\r\n$4\r\nEVAL\r\n$17\r\nwhile true do end\r\n$1\r\n0\r\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    looping.write_all(b"*3\r\n$5\r\nFCALL\r\n$4\r\nspin\r\n$1\r\n0\r\n").unwrap();
+    // FUNCTION STATS takes no shard: it names the function once it runs.
+    let running_by = Instant::now() + Duration::from_secs(10);
+    while !cmd(&server, json!(["FUNCTION", "STATS"])).await.text.contains("spin") {
+        assert!(Instant::now() < running_by, "the function never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = Instant::now();
     let scrape = tokio::time::timeout(Duration::from_secs(10), metric(&server, "staykv_keys{db=\"0\"}"));
-    let keys = scrape.await.unwrap_or_else(|_| panic!("/metrics did not answer while a script ran"));
+    let keys = scrape.await.unwrap_or_else(|_| panic!("/metrics did not answer while a function ran"));
     assert_eq!(keys, 1);
     assert!(started.elapsed() < Duration::from_secs(5), "the scrape took {:?}", started.elapsed());
-    assert!(cmd(&server, json!(["GET", "m"])).await.error().starts_with("BUSY"), "the script had ended");
-    assert_eq!(resp(b"*2\r\n$6\r\nSCRIPT\r\n$4\r\nKILL\r\n"), b"+OK\r\n");
+    assert!(cmd(&server, json!(["GET", "m"])).await.error().starts_with("BUSY"), "the function had ended");
+    assert_eq!(cmd(&server, json!(["FUNCTION", "KILL"])).await.json(), json!({"result": "OK"}));
 }
 
 #[tokio::test]
