@@ -346,7 +346,11 @@ impl Engine {
         host: &dyn Host,
         journal: &dyn Journal,
     ) -> (Reply, u64, Option<Blocked>) {
-        let locks = self.lock_for(spec, args, host);
+        let locks = if spec.has(flags::ALLOW_BUSY) && self.scripting.is_busy(now) {
+            Locks::Some(SmallVec::new())
+        } else {
+            self.lock_for(spec, args, host)
+        };
         let mut ctx = Ctx {
             engine: self,
             client,
@@ -852,6 +856,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// The entry as stored, expired or not, without side effects (WATCH bookkeeping).
+    /// Whether this command holds the shard of `key` (an `allow_busy` command run during a
+    /// busy script holds none).
+    pub fn holds_shard_of(&self, key: &[u8]) -> bool {
+        let index = self.engine.keyspace.shard_of(self.engine.keyspace.hash(key));
+        match &self.locks {
+            Locks::All(_) => true,
+            Locks::Some(guards) => guards.binary_search_by_key(&index, |(i, _)| *i).is_ok(),
+        }
+    }
+
     pub fn peek_raw(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
         let (hash, slice) = self.db_at(db, key);
         let pos = slice.find(hash, key)?;

@@ -177,8 +177,8 @@ fn busy_script_is_killed_like_redis() {
 }
 
 /// A function looping forever, as Redis serves it past the busy threshold: FUNCTION STATS
-/// names it (its `duration_ms` left out of the comparison), other commands get BUSY, SCRIPT
-/// KILL is the wrong kill, FUNCTION KILL stops it. The function holds every shard and the
+/// names it (its `duration_ms` left out of the comparison), other commands get BUSY but
+/// WATCH, SCRIPT KILL is the wrong kill, FUNCTION KILL stops it. The function holds every shard and the
 /// scripting state all along, which FUNCTION STATS must not wait for.
 #[test]
 fn busy_function_is_reported_and_killed_like_redis() {
@@ -194,11 +194,15 @@ fn busy_function_is_reported_and_killed_like_redis() {
         looping.send(&common::encode_str(&["FCALL", "spin", "0"]));
         std::thread::sleep(Duration::from_millis(700));
         replies.push(("FUNCTION STATS while busy", without_duration(other.cmd(&["FUNCTION", "STATS"]))));
-        for args in [&["GET", "k"][..], &["SCRIPT", "KILL"], &["FUNCTION", "KILL"]] {
+        for args in [&["GET", "k"][..], &["WATCH", "k"], &["SCRIPT", "KILL"], &["FUNCTION", "KILL"]] {
             replies.push((args[0], other.cmd(args)));
         }
         replies.push(("the function's reply", looping.read_frame().unwrap_or_default()));
         replies.push(("FUNCTION STATS after", other.cmd(&["FUNCTION", "STATS"])));
+        // The watch taken during the busy function holds: nothing changed k since.
+        for args in [&["MULTI"][..], &["SET", "k", "1"], &["EXEC"]] {
+            replies.push((args[0], other.cmd(args)));
+        }
         replies.push(("FUNCTION FLUSH", other.cmd(&["FUNCTION", "FLUSH"])));
         replies
     });

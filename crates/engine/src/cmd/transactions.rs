@@ -100,7 +100,10 @@ fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let (db, now) = (ctx.client.db, ctx.now);
     for key in args.iter().skip(1) {
-        let expired = ctx.peek_raw(db, key).is_some_and(|e| e.is_expired(now));
+        // Answered during a busy script, as in Redis, WATCH cannot read the key the script
+        // holds: it is watched as unexpired, so any later change, or the expiry of a key that
+        // had already expired, fails the transaction (safe: a retry, never a lost conflict).
+        let expired = ctx.holds_shard_of(key) && ctx.peek_raw(db, key).is_some_and(|e| e.is_expired(now));
         let engine = ctx.engine;
         engine.watches.watch(ctx.client, db, key, expired);
     }

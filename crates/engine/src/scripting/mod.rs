@@ -318,7 +318,13 @@ impl Scripting {
         self.active.load(Ordering::Acquire)
     }
 
-    /// Whether a script has been running for longer than the busy threshold at `now`.
+    /// Whether a script has run past the busy threshold at `now`: then it holds every shard
+    /// until it ends, and the `allow_busy` commands that still run take none.
+    pub fn is_busy(&self, now: u64) -> bool {
+        self.is_running() && self.busy(now).is_some()
+    }
+
+    /// The running script, if it has run for longer than the busy threshold at `now`.
     fn busy(&self, now: u64) -> Option<Running> {
         let threshold = self.busy_threshold_ms();
         let running = self.running.lock();
