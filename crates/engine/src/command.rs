@@ -39,7 +39,8 @@ pub mod flags {
     pub const TRANSACTION_CONTROL: u32 = 1 << 13;
     /// Allowed for a RESP2 client that has subscriptions (SUBSCRIBE, PING, QUIT, RESET...).
     pub const SUBSCRIBED_OK: u32 = 1 << 14;
-    /// Runs while a script is busy (past `busy-reply-threshold`) instead of getting `BUSY`.
+    /// Runs while a script is busy (past `busy-reply-threshold`) instead of getting `BUSY`,
+    /// then without shards, which the script holds: such a command reads no key it needs.
     pub const ALLOW_BUSY: u32 = 1 << 15;
     /// Not entered in the slow log (EXEC: Redis logs the commands it runs instead).
     pub const SKIP_SLOWLOG: u32 = 1 << 16;
@@ -98,9 +99,6 @@ pub struct CommandSpec {
     /// A container's subcommands with their arities (Redis's arity rules, counting the
     /// command name): checked before the handler runs, see [`CommandSpec::subcommand_refusal`].
     pub subcommands: &'static [(&'static str, i32)],
-    /// Subcommands of an [`flags::ALL_SHARDS`] command that touch no key and take no shard:
-    /// those that must answer while a script holds every shard (FUNCTION STATS and KILL).
-    pub shardless_subcommands: &'static [&'static str],
 }
 
 impl CommandSpec {
@@ -117,7 +115,6 @@ impl CommandSpec {
             handler,
             key_finder: None,
             subcommands: &[],
-            shardless_subcommands: &[],
         }
     }
 
@@ -131,20 +128,6 @@ impl CommandSpec {
     pub const fn subcommands(mut self, subcommands: &'static [(&'static str, i32)]) -> Self {
         self.subcommands = subcommands;
         self
-    }
-
-    pub const fn shardless_subcommands(mut self, subcommands: &'static [&'static str]) -> Self {
-        self.shardless_subcommands = subcommands;
-        self
-    }
-
-    /// Whether running `args` takes every shard: an [`flags::ALL_SHARDS`] command, unless
-    /// `args` names one of its [`CommandSpec::shardless_subcommands`].
-    pub fn locks_all_shards(&self, args: &[Bytes]) -> bool {
-        self.has(flags::ALL_SHARDS)
-            && !args.get(1).is_some_and(|sub| {
-                self.shardless_subcommands.iter().any(|name| sub.eq_ignore_ascii_case(name.as_bytes()))
-            })
     }
 
     pub const fn key_finder(mut self, finder: KeyFinder) -> Self {

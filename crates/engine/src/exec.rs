@@ -346,11 +346,11 @@ impl Engine {
         host: &dyn Host,
         journal: &dyn Journal,
     ) -> (Reply, u64, Option<Blocked>) {
-        let locks = if spec.has(flags::ALLOW_BUSY) && self.scripting.is_busy(now) {
-            Locks::Some(SmallVec::new())
-        } else {
-            self.lock_for(spec, args, host)
-        };
+        // What runs while a script is busy is what `busy_reply` let through (`allow_busy`,
+        // FUNCTION STATS, SHUTDOWN NOSAVE): it takes no shard, since the script holds them all
+        // until it ends.
+        let locks =
+            if self.scripting.is_busy(now) { Locks::Some(SmallVec::new()) } else { self.lock_for(spec, args, host) };
         let mut ctx = Ctx {
             engine: self,
             client,
@@ -425,7 +425,7 @@ impl Engine {
 
     /// Lock the shards a command's keys live in, in shard order.
     fn lock_for(&self, spec: &CommandSpec, args: &[Bytes], host: &dyn Host) -> Locks<'_> {
-        if spec.locks_all_shards(args) {
+        if spec.has(flags::ALL_SHARDS) {
             return Locks::All(self.keyspace.lock_all_for_command(host));
         }
         // The common case, one key at a fixed position, allocates nothing.
@@ -805,7 +805,7 @@ impl<'a> Ctx<'a> {
                 }
             }
             Locks::Some(guards) => {
-                let pos = match guards.binary_search_by_key(&index, |(i, _)| *i) {
+                let pos = match held_position(guards, index) {
                     Ok(pos) => pos,
                     Err(pos) => {
                         debug_assert!(false, "command touched a key whose shard it did not lock");
@@ -855,17 +855,17 @@ impl<'a> Ctx<'a> {
         self.find_live(db, key, touch)
     }
 
-    /// The entry as stored, expired or not, without side effects (WATCH bookkeeping).
     /// Whether this command holds the shard of `key` (an `allow_busy` command run during a
     /// busy script holds none).
     pub fn holds_shard_of(&self, key: &[u8]) -> bool {
         let index = self.engine.keyspace.shard_of(self.engine.keyspace.hash(key));
         match &self.locks {
             Locks::All(_) => true,
-            Locks::Some(guards) => guards.binary_search_by_key(&index, |(i, _)| *i).is_ok(),
+            Locks::Some(guards) => held_position(guards, index).is_ok(),
         }
     }
 
+    /// The entry as stored, expired or not, without side effects (WATCH bookkeeping).
     pub fn peek_raw(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
         let (hash, slice) = self.db_at(db, key);
         let pos = slice.find(hash, key)?;
@@ -1414,6 +1414,11 @@ fn key_at(first_key: i32, argv: &[Bytes]) -> Option<&Bytes> {
 }
 
 #[cold]
+/// Where shard `index` sits among a command's guards (sorted by shard), or would go.
+fn held_position(guards: &[(usize, MutexGuard<'_, Shard>)], index: usize) -> Result<usize, usize> {
+    guards.binary_search_by_key(&index, |(i, _)| *i)
+}
+
 fn unreachable_shard(index: usize) -> ! {
     // Shard numbers come from `shard_of`, which masks into range; reaching this is a bug in
     // the engine, not something input can cause.

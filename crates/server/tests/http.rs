@@ -775,7 +775,12 @@ async fn metrics_answer_while_a_script_runs() {
     looping.write_all(b"*3\r\n$5\r\nFCALL\r\n$4\r\nspin\r\n$1\r\n0\r\n").unwrap();
     // FUNCTION STATS takes no shard: it names the function once it runs.
     let running_by = Instant::now() + Duration::from_secs(10);
-    while !cmd(&server, json!(["FUNCTION", "STATS"])).await.text.contains("spin") {
+    loop {
+        let stats = tokio::time::timeout(Duration::from_secs(10), cmd(&server, json!(["FUNCTION", "STATS"])));
+        let stats = stats.await.unwrap_or_else(|_| panic!("FUNCTION STATS did not answer while a function ran"));
+        if stats.text.contains("spin") {
+            break;
+        }
         assert!(Instant::now() < running_by, "the function never ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -177,9 +177,9 @@ fn busy_script_is_killed_like_redis() {
 }
 
 /// A function looping forever, as Redis serves it past the busy threshold: FUNCTION STATS
-/// names it (its `duration_ms` left out of the comparison), other commands get BUSY but
-/// WATCH, SCRIPT KILL is the wrong kill, FUNCTION KILL stops it. The function holds every shard and the
-/// scripting state all along, which FUNCTION STATS must not wait for.
+/// names it (its `duration_ms` left out of the comparison), other commands but WATCH get
+/// BUSY, SCRIPT KILL is the wrong kill, FUNCTION KILL stops it. The function holds every
+/// shard and the scripting state all along, which FUNCTION STATS and WATCH must not wait for.
 #[test]
 fn busy_function_is_reported_and_killed_like_redis() {
     let Some((redis, staykv)) = servers() else { return };

@@ -319,17 +319,23 @@ impl Scripting {
     }
 
     /// Whether a script has run past the busy threshold at `now`: then it holds every shard
-    /// until it ends, and the `allow_busy` commands that still run take none.
+    /// until it ends, and the commands it lets through take none. One atomic load when no
+    /// script runs.
     pub fn is_busy(&self, now: u64) -> bool {
-        self.is_running() && self.busy(now).is_some()
+        self.is_running() && self.past_threshold(now, |_| ()).is_some()
     }
 
     /// The running script, if it has run for longer than the busy threshold at `now`.
     fn busy(&self, now: u64) -> Option<Running> {
+        self.past_threshold(now, Running::clone)
+    }
+
+    /// `read` of the running script, if it has run for longer than the busy threshold at `now`.
+    fn past_threshold<T>(&self, now: u64, read: impl FnOnce(&Running) -> T) -> Option<T> {
         let threshold = self.busy_threshold_ms();
         let running = self.running.lock();
         let r = running.as_ref()?;
-        (threshold > 0 && now.saturating_sub(r.started_ms) >= threshold).then(|| r.clone())
+        (threshold > 0 && now.saturating_sub(r.started_ms) >= threshold).then(|| read(r))
     }
 
     /// The `BUSY` error another client gets while a script has run past the threshold, for
