@@ -16,6 +16,7 @@ use crate::errors;
 use crate::host::{Host, NoHost};
 use crate::keyspace::{Db, Entry, Keyspace, Shard, NO_EXPIRY};
 use crate::lazyfree::LazyOption;
+use crate::scripting::Scripting;
 use crate::small_bytes::SmallBytes;
 use crate::value::{Collection, Encoding, Value};
 use crate::watch::WatchRegistry;
@@ -137,7 +138,7 @@ pub struct Engine {
     /// `maxmemory-policy` and `maxmemory-samples`, and the access stamps they need.
     pub eviction: crate::evict::Eviction,
     /// Lua scripting: the Lua states, the script cache and function libraries.
-    pub scripting: crate::scripting::Scripting,
+    pub scripting: Scripting,
     /// Commands that ran long (the server times them).
     pub slowlog: crate::slowlog::SlowLog,
     /// Events that took long (LATENCY): commands, timed by the server, and the log's writes
@@ -169,7 +170,7 @@ impl Engine {
             pubsub: crate::pubsub::PubSub::default(),
             notifier: crate::notify::Notifier::default(),
             eviction: crate::evict::Eviction::default(),
-            scripting: crate::scripting::Scripting::default(),
+            scripting: Scripting::default(),
             slowlog: crate::slowlog::SlowLog::default(),
             latency: std::sync::Arc::default(),
             pause: crate::pause::ClientPause::default(),
@@ -227,23 +228,21 @@ impl Engine {
         // A script running past the busy threshold refuses other clients' commands with BUSY.
         let refused = self.scripting.busy_reply(spec, args, now);
         if let Some(reply) = refused.or_else(|| self.precheck(client, index, spec, args, now, host, journal)) {
-            if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
-                stats.rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
-            // A command refused while queuing dooms the transaction, as in Redis.
-            client.multi_failed |= client.multi.is_some();
-            return Outcome::not_run(self.counted(reply), Some((index, stat)));
+            return self.refuse(client, reply, index, stat);
         }
         if let Some(queue) = client.multi.as_mut().filter(|_| !spec.has(flags::TRANSACTION_CONTROL)) {
             queue.push(args.to_vec());
             return Outcome::not_run(Reply::Status("QUEUED"), Some((index, stat)));
         }
+        let locks = match self.locks_to_run(spec, args, now, host) {
+            Ok(locks) => locks,
+            Err(busy) => return self.refuse(client, busy, index, stat),
+        };
         // Redis hides AUTH and HELLO from MONITOR: they carry passwords.
         if self.pubsub.has_monitors() && !matches!(spec.name, "auth" | "hello" | "monitor") {
             self.pubsub.feed_monitors(now.saturating_mul(1000), client.db, &client.origin, args);
         }
-        let (reply, wait_seq, blocked) = self.run(client, spec, args, now, host, journal);
+        let (reply, wait_seq, blocked) = self.run(client, spec, args, locks, now, host, journal);
         client.last_seq = client.last_seq.max(wait_seq);
         self.counters.stats().total_commands.fetch_add(1, Ordering::Relaxed);
         if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
@@ -337,20 +336,17 @@ impl Engine {
         None
     }
 
-    fn run(
-        &self,
-        client: &mut Client,
+    #[allow(clippy::too_many_arguments)]
+    fn run<'a>(
+        &'a self,
+        client: &'a mut Client,
         spec: &CommandSpec,
         args: &[Bytes],
+        locks: Locks<'a>,
         now: u64,
-        host: &dyn Host,
-        journal: &dyn Journal,
+        host: &'a dyn Host,
+        journal: &'a dyn Journal,
     ) -> (Reply, u64, Option<Blocked>) {
-        // What runs while a script is busy is what `busy_reply` let through (`allow_busy`,
-        // FUNCTION STATS, SHUTDOWN NOSAVE): it takes no shard, since the script holds them all
-        // until it ends.
-        let locks =
-            if self.scripting.is_busy(now) { Locks::Some(SmallVec::new()) } else { self.lock_for(spec, args, host) };
         let mut ctx = Ctx {
             engine: self,
             client,
@@ -423,18 +419,69 @@ impl Engine {
         reply
     }
 
-    /// Lock the shards a command's keys live in, in shard order.
-    fn lock_for(&self, spec: &CommandSpec, args: &[Bytes], host: &dyn Host) -> Locks<'_> {
+    /// A refused command's outcome, counted as Redis counts rejections.
+    fn refuse(&self, client: &mut Client, reply: Reply, index: usize, stat: Option<usize>) -> Outcome {
+        if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
+            stats.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
+        // A command refused while queuing dooms the transaction, as in Redis.
+        client.multi_failed |= client.multi.is_some();
+        Outcome::not_run(self.counted(reply), Some((index, stat)))
+    }
+
+    /// The shards a command runs under, or the `BUSY` error it gets instead.
+    ///
+    /// What runs while a script is busy is what `busy_reply` let through: it takes no shard,
+    /// since the script holds them all until it ends. A command that passed the BUSY check
+    /// just as a script started waits for the script's shards; once the script passes the
+    /// busy threshold, it gives up and is answered as though it had come then, as Redis
+    /// answers the commands queued behind a script once it passes the threshold. (A host
+    /// without a clock waits.)
+    fn locks_to_run(&self, spec: &CommandSpec, args: &[Bytes], now: u64, host: &dyn Host) -> Result<Locks<'_>, Reply> {
+        let let_through = || Locks::Some(SmallVec::new());
+        if self.scripting.is_busy(now) {
+            return Ok(let_through());
+        }
+        loop {
+            let gave_up_at = std::cell::Cell::new(now);
+            let script_busy = || {
+                let now = host.clock_micros().map(|micros| micros / 1000);
+                now.filter(|&now| self.scripting.is_busy(now)).inspect(|&now| gave_up_at.set(now)).is_some()
+            };
+            if let Some(locks) = self.lock_for(spec, args, host, &script_busy) {
+                return Ok(locks);
+            }
+            if Scripting::lets_through(spec, args) {
+                return Ok(let_through());
+            }
+            if let Some(busy) = self.scripting.busy_reply(spec, args, gave_up_at.get()) {
+                return Err(busy);
+            }
+            // The script ended meanwhile: wait for the shards again.
+        }
+    }
+
+    /// Lock the shards a command's keys live in, in shard order; `None`, holding none, if a
+    /// wait gave up.
+    fn lock_for(
+        &self,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        host: &dyn Host,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<Locks<'_>> {
         if spec.has(flags::ALL_SHARDS) {
-            return Locks::All(self.keyspace.lock_all_for_command(host));
+            return self.keyspace.lock_all_for_command(host, give_up).map(Locks::All);
         }
         // The common case, one key at a fixed position, allocates nothing.
         if spec.key_finder.is_none() && spec.first_key > 0 && spec.first_key == spec.last_key {
             let key = usize::try_from(spec.first_key).ok().and_then(|i| args.get(i));
-            let shard = key.map(|key| self.keyspace.shard_of(self.keyspace.hash(key)));
-            return Locks::Some(
-                shard.and_then(|i| Some((i, self.keyspace.lock_for_command(i, host)?))).into_iter().collect(),
-            );
+            let Some(shard) = key.map(|key| self.keyspace.shard_of(self.keyspace.hash(key))) else {
+                return Some(Locks::Some(SmallVec::new()));
+            };
+            let guard = self.keyspace.lock_for_command(shard, host, give_up)?;
+            return Some(Locks::Some(smallvec::smallvec![(shard, guard)]));
         }
         let mut shards: SmallVec<[usize; 4]> = spec
             .key_positions(args)
@@ -444,7 +491,8 @@ impl Engine {
             .collect();
         shards.sort_unstable();
         shards.dedup();
-        Locks::Some(shards.into_iter().filter_map(|i| Some((i, self.keyspace.lock_for_command(i, host)?))).collect())
+        let locked = shards.into_iter().map(|i| Some((i, self.keyspace.lock_for_command(i, host, give_up)?)));
+        locked.collect::<Option<_>>().map(Locks::Some)
     }
 
     /// Check `client`'s ACL user may run this command; refusals go to the ACL LOG.

@@ -196,6 +196,9 @@ impl Shard {
 /// How long a command waits for a shard before the wait counts as long: contention between
 /// commands lasts microseconds.
 const LONG_LOCK_WAIT: Duration = Duration::from_millis(1);
+/// How often a long wait for a shard asks whether to give up: a script passing the busy
+/// threshold is answered within this.
+const GIVE_UP_POLL: Duration = Duration::from_millis(10);
 
 /// All shards.
 #[derive(Debug)]
@@ -257,24 +260,39 @@ impl Keyspace {
         self.shards.get(shard)?.try_lock()
     }
 
-    /// Locks a shard for a command. A wait past `LONG_LOCK_WAIT` means another thread holds
-    /// the shard for long (a script holds every shard while it runs, for as long as it runs):
-    /// the rest of the wait goes on inside [`Host::wait_long`], so that the server can move
-    /// the waiting thread's other connections elsewhere meanwhile.
-    pub fn lock_for_command(&self, shard: usize, host: &dyn Host) -> Option<MutexGuard<'_, Shard>> {
+    /// Locks a shard for a command, or gives up (`None`) once `give_up` says so. A wait past
+    /// `LONG_LOCK_WAIT` means another thread holds the shard for long (a script holds every
+    /// shard while it runs, for as long as it runs): the rest of the wait goes on inside
+    /// [`Host::wait_long`], so that the server can move the waiting thread's other
+    /// connections elsewhere meanwhile, asking `give_up` every `GIVE_UP_POLL`.
+    pub fn lock_for_command(
+        &self,
+        shard: usize,
+        host: &dyn Host,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<MutexGuard<'_, Shard>> {
         let mutex = self.shards.get(shard)?;
         if let Some(guard) = mutex.try_lock_for(LONG_LOCK_WAIT) {
             return Some(guard);
         }
         let mut waited = None;
-        host.wait_long(&mut || waited = Some(mutex.lock()));
-        waited.or_else(|| Some(mutex.lock()))
+        host.wait_long(&mut || {
+            while waited.is_none() && !give_up() {
+                waited = mutex.try_lock_for(GIVE_UP_POLL);
+            }
+        });
+        waited
     }
 
     /// Every shard for a command, locked in index order (the global lock order, which rules
-    /// out deadlock), each as [`Keyspace::lock_for_command`] locks it.
-    pub fn lock_all_for_command(&self, host: &dyn Host) -> Vec<MutexGuard<'_, Shard>> {
-        (0..self.shards.len()).filter_map(|shard| self.lock_for_command(shard, host)).collect()
+    /// out deadlock), each as [`Keyspace::lock_for_command`] locks it; `None`, holding none,
+    /// if it gave up on one.
+    pub fn lock_all_for_command(
+        &self,
+        host: &dyn Host,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<Vec<MutexGuard<'_, Shard>>> {
+        (0..self.shards.len()).map(|shard| self.lock_for_command(shard, host, give_up)).collect()
     }
 }
 

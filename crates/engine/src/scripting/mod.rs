@@ -339,31 +339,34 @@ impl Scripting {
     }
 
     /// The `BUSY` error another client gets while a script has run past the threshold, for
-    /// commands other than those Redis flags `allow_busy` (AUTH, HELLO, MULTI, WATCH...;
-    /// SHUTDOWN only with NOSAVE) and FUNCTION STATS. SCRIPT KILL and FUNCTION KILL are
-    /// answered here, before the dispatcher would wait for the shard locks the script holds.
-    /// Commands already waiting for those locks keep waiting.
+    /// commands other than those it [lets through](Scripting::lets_through). SCRIPT KILL and
+    /// FUNCTION KILL are answered here, before the dispatcher would wait for the shard locks
+    /// the script holds.
     pub fn busy_reply(&self, spec: &CommandSpec, args: &[Bytes], now: u64) -> Option<Reply> {
         if !self.is_running() {
             return None;
         }
         let running = self.busy(now)?;
-        let sub = |name: &[u8]| args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(name)) && args.len() == 2;
-        let nosave = || args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"nosave"));
-        match spec.name {
-            "shutdown" if nosave() => return None,
-            "shutdown" => {}
-            _ if spec.has(flags::ALLOW_BUSY) => return None,
-            "function" if sub(b"stats") => return None,
-            "script" | "function" if sub(b"kill") => {
-                return Some(self.kill(spec.name == "script", now).unwrap_or_else(|e| e));
-            }
-            _ => {}
+        if Self::lets_through(spec, args) {
+            return None;
+        }
+        if matches!(spec.name, "script" | "function") && is_only_subcommand(args, b"kill") {
+            return Some(self.kill(spec.name == "script", now).unwrap_or_else(|e| e));
         }
         let which = if running.is_eval { "SCRIPT" } else { "FUNCTION" };
         Some(Reply::Error(format!(
             "BUSY Redis is busy running a script. You can only call {which} KILL or SHUTDOWN NOSAVE."
         )))
+    }
+
+    /// Whether a command runs while a script is busy: those Redis flags `allow_busy` (AUTH,
+    /// HELLO, MULTI, WATCH...; SHUTDOWN only with NOSAVE) and FUNCTION STATS.
+    pub fn lets_through(spec: &CommandSpec, args: &[Bytes]) -> bool {
+        match spec.name {
+            "shutdown" => args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"nosave")),
+            "function" => is_only_subcommand(args, b"stats"),
+            _ => spec.has(flags::ALLOW_BUSY),
+        }
     }
 
     /// SCRIPT KILL (`is_eval`) or FUNCTION KILL.
@@ -1128,6 +1131,11 @@ fn set_repl(lua: &Lua, args: &[Value]) -> mlua::Result<libutil::LibResult> {
         return Ok(Err("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.".into()));
     }
     Ok(Ok(MultiValue::new()))
+}
+
+/// Whether `args` is a command with `sub` as its one argument (`FUNCTION STATS`).
+fn is_only_subcommand(args: &[Bytes], sub: &[u8]) -> bool {
+    matches!(args, [_, given] if given.eq_ignore_ascii_case(sub))
 }
 
 #[cfg(test)]

@@ -509,6 +509,58 @@ fn busy_script_kill_and_unkillable() {
     }
 }
 
+/// A host whose clock the test sets, in Unix ms.
+struct SetClock(std::sync::atomic::AtomicU64);
+
+impl crate::host::Host for SetClock {
+    fn clock_micros(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Acquire) * 1000)
+    }
+}
+
+#[test]
+fn commands_waiting_behind_a_script_are_answered_at_the_busy_threshold() {
+    let engine = Arc::new(Engine::new(EngineOptions::default()));
+    let library = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    run_at(&engine, &mut Client::new(7, true), &["FUNCTION", "LOAD", library], NOW, &NoJournal);
+    let e = engine.clone();
+    let runner =
+        std::thread::spawn(move || run_at(&e, &mut Client::new(7, true), &["FCALL", "spin", "0"], NOW, &NoJournal));
+    while !engine.scripting.is_running() {
+        std::thread::yield_now();
+    }
+    let clock = Arc::new(SetClock(NOW.into()));
+    // Each command passed the BUSY check just before the script started (its `now` is then),
+    // so it waits for the shards the script holds.
+    let (replies, answered) = std::sync::mpsc::channel();
+    for line in ["GET x", "WATCH x", "FUNCTION STATS"] {
+        let (e, clock, replies) = (engine.clone(), clock.clone(), replies.clone());
+        std::thread::spawn(move || {
+            let reply = e.run_line_on(&*clock, &mut Client::new(8, true), NOW, &NoJournal, line).reply;
+            let _ = replies.send((line, wire(&reply, Protocol::Resp2)));
+        });
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let later = NOW + super::DEFAULT_BUSY_THRESHOLD_MS;
+    clock.0.store(later, Ordering::Release);
+    let mut got: Vec<_> = (0..3).map_while(|_| answered.recv_timeout(std::time::Duration::from_secs(5)).ok()).collect();
+    let kill = run_at(&engine, &mut Client::new(9, true), &["FUNCTION", "KILL"], later, &NoJournal);
+    assert_eq!(wire(&kill, Protocol::Resp2), "+OK\r\n");
+    runner.join().unwrap();
+    got.sort();
+    assert_eq!(got.len(), 3, "commands still waiting at the threshold: {got:?}");
+    assert_eq!(got[0].0, "FUNCTION STATS");
+    assert!(got[0].1.contains("running_script\r\n*6\r\n$4\r\nname\r\n$4\r\nspin\r\n"), "{}", got[0].1);
+    assert_eq!(
+        got[1],
+        (
+            "GET x",
+            "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n".into()
+        )
+    );
+    assert_eq!(got[2], ("WATCH x", "+OK\r\n".into()));
+}
+
 #[test]
 fn the_script_cache_is_counted_as_scripts_come_and_go() {
     let mut s = Session::new();
