@@ -417,7 +417,7 @@ impl Host for ServerHost {
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
         let lazy = LazyOption::ALL
             .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
-        let items: [(&str, String); 30] = [
+        let items: [(&str, String); 31] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
@@ -446,6 +446,7 @@ impl Host for ServerHost {
             ("tracking-table-max-keys", tracking_max_keys.to_string()),
             ("databases", c.databases.to_string()),
             ("save", String::new()),
+            ("disable-thp", "yes".into()),
             ("auto-aof-rewrite-percentage", self.persistence.auto_rewrite_percentage().to_string()),
             ("auto-aof-rewrite-min-size", self.persistence.auto_rewrite_min_size().to_string()),
         ];
@@ -578,7 +579,7 @@ impl Host for ServerHost {
                 }
             }
             "save" | "appendonly" => {}
-            "aclfile" | "bind" | "port" | "http-port" | "dir" | "databases" => {
+            "aclfile" | "bind" | "port" | "http-port" | "dir" | "databases" | "disable-thp" => {
                 return Err(invalid("can't set immutable config"))
             }
             _ => match FIXED_ENCODING_CONFIG.iter().find(|(fixed, _)| *fixed == name) {

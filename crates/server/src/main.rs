@@ -64,6 +64,7 @@ fn init_logging(level: LogLevel) {
 fn run_server(config: config::Config) -> Result<(), String> {
     // Before the runtime is built: its builder panics on zero threads.
     config.validate()?;
+    memory::disable_transparent_huge_pages();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = config.threads {
         builder.worker_threads(threads);

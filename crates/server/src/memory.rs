@@ -70,6 +70,25 @@ pub fn release_free_pages() {
     }
 }
 
+/// Turns transparent huge pages off for this process, as Redis does at start
+/// (`disable-thp yes`).
+///
+/// With THP the kernel backs mimalloc's arenas with 2 MiB pages: RSS counts a huge page in
+/// full however little of it is in use, and a page given back and touched again is zeroed
+/// 2 MiB at a time. On the benchmark host (BENCHMARKS.md, "Transparent huge pages off", by
+/// hand 2026-12-04): RSS per 1 KB session 1,183–1,197 against 1,307–1,336 bytes, per small
+/// key 69–72 against 83–104, and `redis-benchmark` SET -P 16 205k–237k against 129k–149k
+/// SETs a second, where 43% of the samples had been the kernel zeroing huge pages.
+pub fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes integers only and touches none of our memory.
+    #[allow(unsafe_code)]
+    let refused = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0;
+    if refused {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, "transparent huge pages stay on for this process");
+    }
+}
+
 /// How long a thread goes between returning its free pages ([`release_free_pages_when_due`]).
 const RELEASE_EVERY: Duration = Duration::from_secs(1);
 

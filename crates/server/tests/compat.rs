@@ -873,11 +873,13 @@ fn a_failed_config_set_leaves_every_parameter_it_named_as_it_was() {
     let Some(redis) = Server::redis() else { return };
     let server = Server::staykv();
     let (mut rc, mut sc) = (redis.connect(), server.connect());
-    let steps: [&[&str]; 15] = [
+    let steps: [&[&str]; 17] = [
         &["CONFIG", "SET", "timeout", "5", "timeout", "6"],
         &["CONFIG", "SET", "nosuch", "1", "timeout", "5", "timeout", "6"],
         &["CONFIG", "SET", "timeout", "5", "timeout", "6", "nosuch", "1"],
         &["CONFIG", "SET", "databases", "5"],
+        &["CONFIG", "GET", "disable-thp"],
+        &["CONFIG", "SET", "disable-thp", "no"],
         &["CONFIG", "GET", "timeout"],
         &["CONFIG", "SET", "maxmemory", "100mb", "timeout", "abc"],
         &["CONFIG", "SET", "maxmemory", "100mb", "nosuch", "1"],

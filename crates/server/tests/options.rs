@@ -1,5 +1,6 @@
 //! Server options that shape the process itself: `--threads`, from the command line and
-//! from the `--config` file, and the refusal of values out of bounds before anything starts.
+//! from the `--config` file, the refusal of values out of bounds before anything starts, and
+//! transparent huge pages turned off as Redis turns them off.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -46,4 +47,18 @@ fn threads_out_of_bounds_are_refused_before_anything_starts() {
         assert!(!stderr.contains("panicked"), "--threads {threads}: {stderr}");
     }
     assert!(!dir.exists(), "a refused start created the data directory");
+}
+
+/// Transparent huge pages are off for the server process (Redis's `disable-thp yes`): with
+/// them on, RSS counts 2 MiB pages in full (BENCHMARKS.md, "Transparent huge pages off").
+#[test]
+fn transparent_huge_pages_are_off_for_the_server() {
+    let server = Server::staykv();
+    let pid = server.pid().expect("the server's pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) else {
+        eprintln!("skipped: this kernel's /proc/PID/status has no THP_enabled line");
+        return;
+    };
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }
