@@ -443,19 +443,16 @@ impl Engine {
         if self.scripting.is_busy(now) {
             return Ok(let_through());
         }
+        let clock_ms = || host.clock_micros().map(|micros| micros / 1000);
+        let script_busy = || clock_ms().is_some_and(|now| self.scripting.is_busy(now));
         loop {
-            let gave_up_at = std::cell::Cell::new(now);
-            let script_busy = || {
-                let now = host.clock_micros().map(|micros| micros / 1000);
-                now.filter(|&now| self.scripting.is_busy(now)).inspect(|&now| gave_up_at.set(now)).is_some()
-            };
             if let Some(locks) = self.lock_for(spec, args, host, &script_busy) {
                 return Ok(locks);
             }
             if Scripting::lets_through(spec, args) {
                 return Ok(let_through());
             }
-            if let Some(busy) = self.scripting.busy_reply(spec, args, gave_up_at.get()) {
+            if let Some(busy) = clock_ms().and_then(|now| self.scripting.busy_reply(spec, args, now)) {
                 return Err(busy);
             }
             // The script ended meanwhile: wait for the shards again.
@@ -1461,12 +1458,12 @@ fn key_at(first_key: i32, argv: &[Bytes]) -> Option<&Bytes> {
     argv.get(usize::try_from(first_key).ok().filter(|&k| k > 1).unwrap_or(1))
 }
 
-#[cold]
 /// Where shard `index` sits among a command's guards (sorted by shard), or would go.
 fn held_position(guards: &[(usize, MutexGuard<'_, Shard>)], index: usize) -> Result<usize, usize> {
     guards.binary_search_by_key(&index, |(i, _)| *i)
 }
 
+#[cold]
 fn unreachable_shard(index: usize) -> ! {
     // Shard numbers come from `shard_of`, which masks into range; reaching this is a bug in
     // the engine, not something input can cause.
