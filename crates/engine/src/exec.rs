@@ -14,7 +14,7 @@ use crate::command::{flags, CommandSpec, CommandTable};
 use crate::effects::Effect;
 use crate::errors;
 use crate::host::{Host, NoHost};
-use crate::keyspace::{Db, Entry, Keyspace, Shard, NO_EXPIRY};
+use crate::keyspace::{unreachable_shard, Db, Entry, Keyspace, Shard, NO_EXPIRY};
 use crate::lazyfree::LazyOption;
 use crate::scripting::Scripting;
 use crate::small_bytes::SmallBytes;
@@ -1461,16 +1461,6 @@ fn key_at(first_key: i32, argv: &[Bytes]) -> Option<&Bytes> {
 /// Where shard `index` sits among a command's guards (sorted by shard), or would go.
 fn held_position(guards: &[(usize, MutexGuard<'_, Shard>)], index: usize) -> Result<usize, usize> {
     guards.binary_search_by_key(&index, |(i, _)| *i)
-}
-
-#[cold]
-fn unreachable_shard(index: usize) -> ! {
-    // Shard numbers come from `shard_of`, which masks into range; reaching this is a bug in
-    // the engine, not something input can cause.
-    #[allow(clippy::panic)]
-    {
-        panic!("shard {index} out of range")
-    }
 }
 
 #[cfg(test)]

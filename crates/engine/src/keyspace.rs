@@ -271,7 +271,8 @@ impl Keyspace {
         host: &dyn Host,
         give_up: &dyn Fn() -> bool,
     ) -> Option<MutexGuard<'_, Shard>> {
-        let mutex = self.shards.get(shard)?;
+        // `None` must mean only "gave up": a caller asks again while a script ends and starts.
+        let Some(mutex) = self.shards.get(shard) else { unreachable_shard(shard) };
         if let Some(guard) = mutex.try_lock_for(LONG_LOCK_WAIT) {
             return Some(guard);
         }
@@ -293,6 +294,16 @@ impl Keyspace {
         give_up: &dyn Fn() -> bool,
     ) -> Option<Vec<MutexGuard<'_, Shard>>> {
         (0..self.shards.len()).map(|shard| self.lock_for_command(shard, host, give_up)).collect()
+    }
+}
+
+#[cold]
+pub(crate) fn unreachable_shard(index: usize) -> ! {
+    // Shard numbers come from `shard_of`, which masks into range; reaching this is a bug in
+    // the engine, not something input can cause.
+    #[allow(clippy::panic)]
+    {
+        panic!("shard {index} out of range")
     }
 }
 
