@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use staykv_resp::Reply;
 
-use super::{arg, bulk_copy as bulk, int_arg, is, scan_members};
+use super::{arg, bulk_copy as bulk, int_arg, is, read_for_scan, scan_members, scan_page, ScanItem};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -236,10 +236,21 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (cursor, options) = super::keys::parse_scan(args, 2, false)?;
-    let Some(hash) = read(ctx, arg(args, 1)?)? else {
-        return Ok(Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]));
+    let Some((hash, compact)) = read_for_scan::<Hash>(ctx, arg(args, 1)?)? else {
+        return Ok(scan_page(0, Vec::new()));
     };
-    Ok(scan_members(hash.iter().map(|(f, v)| (f, vec![bulk(v)])), cursor, &options))
+    Ok(scan_members(|| hash.iter(), hash.len(), compact, cursor, &options))
+}
+
+/// A field and its value, as HSCAN returns them.
+impl ScanItem for (&[u8], &[u8]) {
+    fn name(&self) -> &[u8] {
+        self.0
+    }
+
+    fn push_reply(self, out: &mut Vec<Reply>) {
+        out.extend([bulk(self.0), bulk(self.1)]);
+    }
 }
 
 #[cfg(test)]

@@ -305,7 +305,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         visited += 1;
         pos += 1;
     };
-    Ok(Reply::Array(vec![Reply::Bulk(i64_bytes(next_cursor as i64)), Reply::Array(found)]))
+    Ok(super::scan_page(next_cursor, found))
 }
 
 fn randomkey(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -9,11 +9,11 @@ use rand::Rng;
 use staykv_resp::Reply;
 
 use super::lists::{numkeys_at_1, parse_numkeys};
-use super::{arg, bulk_copy, is, scan_members, MAX_RANDOM_REPEATS};
+use super::{arg, bulk_copy, is, read_for_scan, scan_members, scan_page, ScanItem, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::set::Set;
+use crate::set::{Member, Set};
 use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -331,11 +331,20 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (cursor, options) = super::keys::parse_scan(args, 2, false)?;
-    let Some(set) = read(ctx, arg(args, 1)?)? else {
-        return Ok(Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]));
+    let Some((set, compact)) = read_for_scan::<Set>(ctx, arg(args, 1)?)? else {
+        return Ok(scan_page(0, Vec::new()));
     };
-    let members: Vec<_> = set.iter().collect();
-    Ok(scan_members(members.iter().map(|m| (&m[..], Vec::new())), cursor, &options))
+    Ok(scan_members(|| set.iter(), set.len(), compact, cursor, &options))
+}
+
+impl ScanItem for Member<'_> {
+    fn name(&self) -> &[u8] {
+        self
+    }
+
+    fn push_reply(self, out: &mut Vec<Reply>) {
+        out.push(Reply::Bulk(self.to_bytes()));
+    }
 }
 
 #[cfg(test)]

@@ -917,9 +917,8 @@ fn difference(ctx: &mut Ctx, inputs: &[Input]) -> Vec<(Bytes, f64)> {
 fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // The cursor is checked before the key, the options after it (as in Redis).
     let (cursor, _) = parse_scan(args.get(..3).unwrap_or_default(), 2, false)?;
-    let empty = || Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]);
     let Some(set) = read(ctx, arg(args, 1)?)? else {
-        return Ok(empty());
+        return Ok(super::scan_page(0, Vec::new()));
     };
     let (_, options) = parse_scan(args, 2, false)?;
     let matches = |m: &[u8]| options.pattern.as_ref().is_none_or(|p| crate::glob::matches(p, m, false));
@@ -939,7 +938,7 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         })
     };
-    Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(out)]))
+    Ok(super::scan_page(next, out))
 }
 
 #[cfg(test)]
