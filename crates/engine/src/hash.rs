@@ -18,8 +18,8 @@
 use std::borrow::Borrow;
 use std::hash::BuildHasher;
 
+use crate::byte_table::ByteTable;
 use crate::small_bytes::KeyBytes;
-use crate::value::HashMap;
 
 /// Pairs a hash packs before it becomes a table (Redis 7.0's `hash-max-listpack-entries`).
 pub const PAIRS_MAX: usize = 512;
@@ -51,7 +51,7 @@ pub struct Hash {
 #[derive(Clone, Debug)]
 enum Repr {
     Packed(Packed),
-    Table(HashMap<KeyBytes, KeyBytes>),
+    Table(ByteTable<(KeyBytes, KeyBytes)>),
 }
 
 impl Default for Repr {
@@ -199,23 +199,28 @@ impl Packed {
         true
     }
 
-    fn to_table(&self) -> HashMap<KeyBytes, KeyBytes> {
-        let mut table = HashMap::with_capacity_and_hasher(self.pairs + 1, Default::default());
+    fn to_table(&self) -> ByteTable<(KeyBytes, KeyBytes)> {
+        let mut table = ByteTable::with_capacity(self.pairs + 1);
         table.extend(self.slots().map(|slot| (KeyBytes::from_slice(slot.field), KeyBytes::from_slice(slot.value))));
         table
     }
 }
 
 /// [`Hash::insert`] into the table layout.
-fn table_insert(table: &mut HashMap<KeyBytes, KeyBytes>, field: &[u8], value: &[u8]) -> bool {
+fn table_insert(table: &mut ByteTable<(KeyBytes, KeyBytes)>, field: &[u8], value: &[u8]) -> bool {
     let value = KeyBytes::from_slice(value);
     match table.get_mut(field) {
-        Some(stored) => {
+        Some((_, stored)) => {
             *stored = value;
             false
         }
-        None => table.insert(KeyBytes::from_slice(field), value).is_none(),
+        None => table.insert((KeyBytes::from_slice(field), value)),
     }
+}
+
+/// A table's pair as the byte strings it holds.
+fn pair_slices((field, value): &(KeyBytes, KeyBytes)) -> (&[u8], &[u8]) {
+    (field.as_slice(), value.as_slice())
 }
 
 /// The pairs of a packed buffer, in order. A buffer cut short (which [`Packed`] never
@@ -264,7 +269,7 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
             Repr::Packed(packed) => packed.find(field).map(|slot| slot.value),
-            Repr::Table(table) => table.get(field).map(KeyBytes::as_slice),
+            Repr::Table(table) => table.get(field).map(|(_, value)| value.as_slice()),
         }
     }
 
@@ -312,6 +317,26 @@ impl Hash {
         }
     }
 
+    /// A field and its value chosen uniformly at random (in expected constant time once the
+    /// hash is a table); `None` if empty.
+    pub fn random(&self, rng: &mut impl rand::Rng) -> Option<(&[u8], &[u8])> {
+        match &self.repr {
+            Repr::Packed(_) => {
+                (!self.is_empty()).then(|| rng.gen_range(0..self.len())).and_then(|i| self.iter().nth(i))
+            }
+            Repr::Table(table) => table.random(rng).map(pair_slices),
+        }
+    }
+
+    /// Up to `count` distinct pairs chosen uniformly at random (all of them if fewer).
+    pub fn sample(&self, count: usize, rng: &mut impl rand::Rng) -> Vec<(&[u8], &[u8])> {
+        use rand::seq::IteratorRandom;
+        match &self.repr {
+            Repr::Packed(_) => self.iter().choose_multiple(rng, count),
+            Repr::Table(table) => table.sample(count, rng).into_iter().map(pair_slices).collect(),
+        }
+    }
+
     /// Heap bytes of one pair, for `MEMORY USAGE`.
     pub fn pair_bytes(&self, field: &[u8], value: &[u8]) -> usize {
         /// A pair's byte and start in the index.
@@ -347,7 +372,7 @@ pub struct Iter<'a>(IterRepr<'a>);
 enum IterRepr<'a> {
     /// The pairs and how many are left.
     Packed(Slots<'a>, usize),
-    Table(hashbrown::hash_map::Iter<'a, KeyBytes, KeyBytes>),
+    Table(hashbrown::hash_table::Iter<'a, (KeyBytes, KeyBytes)>),
 }
 
 impl std::fmt::Debug for Iter<'_> {
@@ -366,7 +391,7 @@ impl<'a> Iterator for Iter<'a> {
                 *left = left.saturating_sub(1);
                 Some((slot.field, slot.value))
             }
-            IterRepr::Table(table) => table.next().map(|(field, value)| (field.as_slice(), value.as_slice())),
+            IterRepr::Table(table) => table.next().map(pair_slices),
         }
     }
 

@@ -18,6 +18,7 @@
 
 pub mod acl;
 pub mod blocking;
+mod byte_table;
 pub mod client;
 pub mod cmd;
 pub mod command;

@@ -14,9 +14,9 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
+use crate::byte_table::ByteTable;
 use crate::num::parse_i64;
 use crate::small_bytes::KeyBytes;
-use crate::value::HashSet;
 
 /// Most members the integer array holds (Redis's `set-max-intset-entries`). An insertion
 /// copies the array, so it stays short.
@@ -31,7 +31,7 @@ pub struct Set {
 #[derive(Debug, Clone)]
 enum Repr {
     Ints(Ints),
-    Table(HashSet<KeyBytes>),
+    Table(ByteTable<KeyBytes>),
 }
 
 impl Default for Set {
@@ -123,7 +123,7 @@ impl Set {
     pub fn remove(&mut self, member: &[u8]) -> bool {
         match &mut self.repr {
             Repr::Ints(ints) => parse_i64(member).is_some_and(|n| ints.remove(n)),
-            Repr::Table(table) => table.remove(member),
+            Repr::Table(table) => table.remove(member).is_some(),
         }
     }
 
@@ -143,6 +143,25 @@ impl Set {
         match &self.repr {
             Repr::Ints(ints) => Iter(Walk::Ints(ints, 0..ints.len())),
             Repr::Table(table) => Iter(Walk::Table(table.iter())),
+        }
+    }
+
+    /// A member chosen uniformly at random, in expected constant time; `None` if empty.
+    pub fn random(&self, rng: &mut impl rand::Rng) -> Option<Member<'_>> {
+        match &self.repr {
+            Repr::Ints(ints) => {
+                (ints.len() > 0).then(|| rng.gen_range(0..ints.len())).and_then(|i| ints.get(i)).map(Member::int)
+            }
+            Repr::Table(table) => table.random(rng).map(|m| Member(Spelled::Stored(m))),
+        }
+    }
+
+    /// Up to `count` distinct members chosen uniformly at random (all of them if fewer).
+    pub fn sample(&self, count: usize, rng: &mut impl rand::Rng) -> Vec<Member<'_>> {
+        use rand::seq::IteratorRandom;
+        match &self.repr {
+            Repr::Ints(_) => self.iter().choose_multiple(rng, count),
+            Repr::Table(table) => table.sample(count, rng).into_iter().map(|m| Member(Spelled::Stored(m))).collect(),
         }
     }
 
@@ -174,7 +193,7 @@ impl Set {
 
     fn make_table(&mut self) {
         if let Repr::Ints(ints) = &self.repr {
-            let mut table = HashSet::with_capacity_and_hasher(ints.len() + 1, Default::default());
+            let mut table = ByteTable::with_capacity(ints.len() + 1);
             table.extend(ints.iter().map(|n| KeyBytes::from_slice(&Member::int(n))));
             self.repr = Repr::Table(table);
         }
@@ -232,7 +251,7 @@ pub struct Iter<'a>(Walk<'a>);
 #[derive(Debug)]
 enum Walk<'a> {
     Ints(&'a Ints, std::ops::Range<usize>),
-    Table(hashbrown::hash_set::Iter<'a, KeyBytes>),
+    Table(hashbrown::hash_table::Iter<'a, KeyBytes>),
 }
 
 impl<'a> Iterator for Iter<'a> {

@@ -1,8 +1,6 @@
 //! Hashes (Redis's `t_hash.c`).
 
 use bytes::Bytes;
-use rand::seq::SliceRandom;
-use rand::Rng;
 use staykv_resp::Reply;
 
 use super::{arg, bulk_copy as bulk, int_arg, is, read_for_scan, scan_members, scan_page, ScanItem};
@@ -204,23 +202,21 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(hash) = read(ctx, arg(args, 1)?)? else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };
-    let entries: Vec<(&[u8], &[u8])> = hash.iter().collect();
-    if entries.is_empty() {
+    if hash.is_empty() {
         return Ok(Reply::Array(Vec::new()));
     }
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return Ok(entries.choose(&mut rng).map_or(Reply::Nil, |(f, _)| bulk(f)));
+        return Ok(hash.random(&mut rng).map_or(Reply::Nil, |(f, _)| bulk(f)));
     };
     let picked: Vec<(&[u8], &[u8])> = if count >= 0 {
-        let n = usize::try_from(count).unwrap_or(usize::MAX).min(entries.len());
-        entries.choose_multiple(&mut rng, n).copied().collect()
+        hash.sample(usize::try_from(count).unwrap_or(usize::MAX), &mut rng)
     } else {
         let n = count
             .checked_neg()
             .filter(|&n| n <= super::MAX_RANDOM_REPEATS)
             .ok_or_else(|| err("ERR value is out of range"))?;
-        (0..n).filter_map(|_| entries.get(rng.gen_range(0..entries.len())).copied()).collect()
+        (0..n).filter_map(|_| hash.random(&mut rng)).collect()
     };
     Ok(Reply::Array(
         picked

@@ -4,8 +4,6 @@
 //! resulting set, so replay never depends on randomness or on other keys.
 
 use bytes::Bytes;
-use rand::seq::IteratorRandom;
-use rand::Rng;
 use staykv_resp::Reply;
 
 use super::lists::{numkeys_at_1, parse_numkeys};
@@ -114,9 +112,8 @@ fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let size = set.len();
     let mut rng = rand::thread_rng();
-    // Chosen by reference, then copied: the sampling visits every member.
-    let chosen: Vec<Bytes> =
-        set.iter().choose_multiple(&mut rng, count.unwrap_or(1)).iter().map(|m| m.to_bytes()).collect();
+    // Chosen by reference, then copied.
+    let chosen: Vec<Bytes> = set.sample(count.unwrap_or(1), &mut rng).iter().map(|m| m.to_bytes()).collect();
     // Popping most of a set makes Redis rebuild it from what remains, so its encoding then
     // follows the content again: spopWithCountCommand's third case, taken when fewer than
     // `count` elements remain and `remaining * 5 <= count` (SPOP_MOVE_STRATEGY_MUL).
@@ -156,17 +153,14 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return Ok(set.iter().choose(&mut rng).map_or(Reply::Nil, |m| bulk_copy(&m)));
+        return Ok(set.random(&mut rng).map_or(Reply::Nil, |m| bulk_copy(&m)));
     };
     if count >= 0 {
         let n = usize::try_from(count).unwrap_or(usize::MAX);
-        return Ok(Reply::Array(set.iter().choose_multiple(&mut rng, n).iter().map(|m| bulk_copy(m)).collect()));
+        return Ok(Reply::Array(set.sample(n, &mut rng).iter().map(|m| bulk_copy(m)).collect()));
     }
     let n = count.checked_neg().filter(|&n| n <= MAX_RANDOM_REPEATS).ok_or_else(|| err("ERR value is out of range"))?;
-    let members: Vec<_> = set.iter().collect();
-    Ok(Reply::Array(
-        (0..n).filter_map(|_| members.get(rng.gen_range(0..members.len())).map(|m| bulk_copy(m))).collect(),
-    ))
+    Ok(Reply::Array((0..n).filter_map(|_| set.random(&mut rng)).map(|m| bulk_copy(&m)).collect()))
 }
 
 fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
