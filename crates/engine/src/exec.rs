@@ -322,7 +322,7 @@ impl Engine {
         if host.loading() && !spec.has(flags::LOADING) {
             return Some(errors::err("LOADING StayKV is loading the dataset in memory"));
         }
-        if spec.is_write() {
+        if spec.writes(args) {
             if let Err(text) = journal.check_writable() {
                 return Some(Reply::Error(text));
             }
@@ -1341,7 +1341,7 @@ impl<'a> Ctx<'a> {
         if let Err(denied) = self.engine.acl_check(self.client, index, spec, args, self.now, self.host, context) {
             return Reply::Error(denied.error(spec, args));
         }
-        if spec.is_write() {
+        if spec.writes(args) {
             if let Err(text) = self.journal.check_writable() {
                 return Reply::Error(text);
             }

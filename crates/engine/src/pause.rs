@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::command::CommandSpec;
@@ -52,17 +53,17 @@ impl ClientPause {
         self.until_ms.load(Ordering::Acquire) > now
     }
 
-    /// Whether `spec` must wait at `now`.
-    pub fn holds(&self, spec: &CommandSpec, now: u64) -> bool {
-        self.in_force(now) && (self.all.load(Ordering::Acquire) || may_write(spec))
+    /// Whether `args`, a `spec` command, must wait at `now`.
+    pub fn holds(&self, spec: &CommandSpec, args: &[Bytes], now: u64) -> bool {
+        self.in_force(now) && (self.all.load(Ordering::Acquire) || may_write(spec, args))
     }
 }
 
 /// What `CLIENT PAUSE WRITE` holds back: writes, and the commands Redis documents as held
 /// with them (scripts but their read-only forms, PUBLISH, PFCOUNT, which may rewrite its
 /// cache, and WAIT). EXEC too, whatever it queued (Redis holds it only if it queued a write).
-fn may_write(spec: &CommandSpec) -> bool {
-    spec.is_write()
+fn may_write(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    spec.writes(args)
         || matches!(spec.name, "eval" | "evalsha" | "fcall" | "publish" | "pfcount" | "wait" | "waitaof" | "exec")
 }
 
@@ -76,14 +77,19 @@ mod tests {
         let table = crate::cmd::table();
         let (get, set) = (table.lookup(b"get").unwrap().1, table.lookup(b"set").unwrap().1);
         let pause = ClientPause::default();
-        assert!(!pause.holds(set, 1_000));
+        assert!(!pause.holds(set, &[], 1_000));
         pause.pause(2_000, false, 1_000);
-        assert!(pause.holds(set, 1_500) && !pause.holds(get, 1_500));
+        assert!(pause.holds(set, &[], 1_500) && !pause.holds(get, &[], 1_500));
         pause.pause(1_800, true, 1_500);
-        assert!(pause.holds(get, 1_900), "widened to ALL, not shortened");
-        assert!(!pause.holds(set, 2_000), "ends at its deadline");
+        assert!(pause.holds(get, &[], 1_900), "widened to ALL, not shortened");
+        assert!(!pause.holds(set, &[], 2_000), "ends at its deadline");
         pause.pause(3_000, false, 2_500);
-        assert!(!pause.holds(get, 2_600), "an ended ALL does not carry over");
+        assert!(!pause.holds(get, &[], 2_600), "an ended ALL does not carry over");
+        pause.pause(3_000, false, 2_500);
+        let xgroup = table.lookup(b"xgroup").unwrap().1;
+        let xgroup_line = |sub: &'static str| [Bytes::from_static(b"XGROUP"), Bytes::from_static(sub.as_bytes())];
+        assert!(pause.holds(xgroup, &xgroup_line("CREATE"), 2_600), "a write container's subcommand");
+        assert!(!pause.holds(xgroup, &xgroup_line("help"), 2_600), "its HELP is no write");
         pause.unpause();
         assert!(!pause.in_force(2_600));
     }

@@ -154,7 +154,7 @@ impl Shared {
     /// write would be, an unknown one not at all (it is refused at once).
     fn paused(&self, args: &[Bytes], now: u64) -> bool {
         let Some(name) = args.first() else { return true };
-        self.engine.table.lookup(name).is_some_and(|(_, spec)| self.engine.pause.holds(spec, now))
+        self.engine.table.lookup(name).is_some_and(|(_, spec)| self.engine.pause.holds(spec, args, now))
     }
 }
 

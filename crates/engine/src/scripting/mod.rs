@@ -781,10 +781,10 @@ fn redis_call(
     if spec.has(flags::NOSCRIPT) || DENIED_IN_SCRIPTS.contains(&spec.name) {
         return refuse("This Redis command is not allowed from script");
     }
-    if read_only && (spec.is_write() || MAY_REPLICATE.contains(&spec.name)) {
+    if read_only && (spec.writes(&argv) || MAY_REPLICATE.contains(&spec.name)) {
         return refuse("Write commands are not allowed from read-only scripts.");
     }
-    if spec.is_write() {
+    if spec.writes(&argv) {
         wrote.store(true, Ordering::Release);
     }
     let resp3 = lua.app_data_ref::<RunFlags>().map(|f| f.resp3).unwrap_or(false);

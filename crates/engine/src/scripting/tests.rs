@@ -187,6 +187,11 @@ fn read_only_scripts_and_shebang() {
     let mut s = Session::new();
     let ro = s.cmd(&["EVAL_RO", "return redis.call('set', 'a', 1)", "0"]);
     assert!(ro.starts_with("-ERR Write commands are not allowed from read-only scripts. script: "), "{ro}");
+    // A write container's HELP is no write, as in Redis 7.0.
+    let help = s.cmd(&["EVAL_RO", "return redis.call('xgroup', 'help')[1]", "0"]);
+    assert!(help.starts_with("+XGROUP <subcommand>"), "{help}");
+    let create = s.cmd(&["EVAL_RO", "return redis.call('xgroup', 'create', 's', 'g', '$', 'MKSTREAM')", "0"]);
+    assert!(create.starts_with("-ERR Write commands are not allowed from read-only scripts."), "{create}");
     let flagged = s.eval("#!lua flags=no-writes\nreturn redis.call('set', 'a', 1)");
     assert!(flagged.ends_with("on @user_script:2.\r\n"), "{flagged}");
     assert_eq!(
