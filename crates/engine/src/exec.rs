@@ -1,9 +1,10 @@
 //! Running a command: lookup, checks, locking, the handler, logging its effects.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::MutexGuard;
 use smallvec::SmallVec;
 use staykv_resp::{Protocol, Reply};
@@ -1089,6 +1090,33 @@ impl<'a> Ctx<'a> {
             _ => false,
         };
         self.store_with(db, key, expire_at, in_place, || Value::Str(SmallBytes::from_slice(data)));
+    }
+
+    /// [`Ctx::store`] of a string that `edit` changes: a live string key's buffer is edited
+    /// where it is when no reply holds it ([`SmallBytes::edit`]), a missing key starts from
+    /// an empty string. Callers have checked the key holds a string (or nothing).
+    pub fn edit_string(&mut self, key: &[u8], expire_at: u64, edit: impl FnOnce(&mut BytesMut)) {
+        let db = self.client.db;
+        // One of the two paths runs it; a `Cell` lets both closures hold it.
+        let edit = Cell::new(Some(edit));
+        let run = |buf: &mut BytesMut| {
+            if let Some(edit) = edit.take() {
+                edit(buf);
+            }
+        };
+        let in_place = |stored: &mut Value| match stored {
+            Value::Str(stored) => {
+                stored.edit(run);
+                true
+            }
+            _ => false,
+        };
+        let fresh = || {
+            let mut buf = BytesMut::new();
+            run(&mut buf);
+            Value::Str(SmallBytes::from_owned(buf.freeze()))
+        };
+        self.store_with(db, key, expire_at, in_place, fresh);
     }
 
     /// Stores under `key`: a live entry keeps its place and gets the new deadline, and its

@@ -19,7 +19,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// The longest value stored inline: 16 bytes less the variant tag and the length.
 const INLINE_CAPACITY: usize = 14;
@@ -83,6 +83,25 @@ impl SmallBytes {
         };
         **stored = bytes;
         reused
+    }
+
+    /// Changes the string with `edit`, in place where its heap buffer is its own (no reply or
+    /// snapshot holds it): APPEND, SETRANGE, SETBIT and BITFIELD then cost what they change,
+    /// not the string's length, as in Redis, and a string grown by appends grows its buffer
+    /// geometrically. An inline or a shared string is copied into a new buffer first.
+    pub fn edit(&mut self, edit: impl FnOnce(&mut BytesMut)) {
+        let mut buf = match self {
+            SmallBytes::Shared(stored) => {
+                std::mem::take(&mut **stored).try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]))
+            }
+            SmallBytes::Inline { .. } => BytesMut::from(self.as_slice()),
+        };
+        edit(&mut buf);
+        match self {
+            // The box is kept: an edit allocates nothing when the buffer has room.
+            SmallBytes::Shared(stored) if buf.len() > INLINE_CAPACITY => **stored = buf.freeze(),
+            _ => *self = SmallBytes::from_owned(buf.freeze()),
+        }
     }
 
     /// The string as `Bytes`: a copy of an inline one, and of a heap one as [`read_out`] says.
@@ -231,6 +250,7 @@ const _: () = assert!(std::mem::size_of::<SmallBytes>() == 16);
 const _: () = assert!(std::mem::size_of::<KeyBytes>() == 24);
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -306,5 +326,31 @@ mod tests {
             assert_eq!(key.to_bytes(), &data[..]);
             assert_eq!(matches!(key, KeyBytes::Inline { .. }), len <= KEY_INLINE_CAPACITY, "length {len}");
         }
+    }
+
+    /// An edit changes the stored buffer where it is once nothing else holds it, copies it
+    /// first while a reply does (the reply keeps what it was given), and appends reallocate
+    /// only as the buffer doubles.
+    #[test]
+    fn edits_are_in_place_unless_shared() {
+        let mut value = SmallBytes::from_slice(&[b'a'; SHARE_FROM]);
+        let reply = value.to_bytes();
+        value.edit(|buf| buf[0] = b'z');
+        assert_eq!((reply[0], value.as_slice()[0]), (b'a', b'z'), "a held reply is not changed");
+        drop(reply);
+        let at = value.as_slice().as_ptr();
+        value.edit(|buf| buf[1] = b'y');
+        assert_eq!(value.as_slice().as_ptr(), at, "unshared: edited where it is");
+        let mut moves = 0;
+        for _ in 0..1_000 {
+            let at = value.as_slice().as_ptr();
+            value.edit(|buf| buf.extend_from_slice(&[b'x'; 1024]));
+            moves += usize::from(value.as_slice().as_ptr() != at);
+        }
+        assert_eq!(value.as_slice().len(), SHARE_FROM + 1_024_000);
+        assert!(moves < 16, "{moves} reallocations for 1,000 appends");
+        let mut short = SmallBytes::from_slice(b"ab");
+        short.edit(|buf| buf.extend_from_slice(&sample(40)));
+        assert!(!short.is_inline() && short.as_slice().len() == 42 && short.as_slice().starts_with(b"ab"));
     }
 }

@@ -1,7 +1,7 @@
 //! Bitmaps over strings (Redis's `bitops.c`): SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP,
 //! BITFIELD and BITFIELD_RO.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::strings::MAX_STRING;
@@ -43,15 +43,9 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         b"0" => false,
         _ => return Err(err("ERR bit is not an integer or out of range")),
     };
-    let (current, expire_at) = match ctx.lookup(key) {
-        None => (Bytes::new(), NO_EXPIRY),
-        Some(entry) => match &entry.value {
-            Value::Str(s) => (s.to_bytes(), entry.expire_at),
-            _ => return Err(errors::wrong_type()),
-        },
-    };
-    let old = bit_at(&current, offset);
-    let grows = current.len() <= offset / 8;
+    let ((old, len), expire_at) =
+        ctx.string_for_update(key, |s| (bit_at(s, offset), s.len()))?.unwrap_or(((0, 0), NO_EXPIRY));
+    let grows = len <= offset / 8;
     // Redis 7.0 leaves an existing string untouched when the bit already has the value and
     // the string need not grow: no write, so nothing to log and WATCH is not triggered.
     // (A missing key always grows.) The string is still unshared, so its encoding turns raw;
@@ -60,15 +54,15 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.set_encoding(key, Encoding::Raw);
         return Ok(Reply::Int(i64::from(old)));
     }
-    let mut data = BytesMut::from(&current[..]);
-    if grows {
-        data.resize(offset / 8 + 1, 0);
-    }
-    if let Some(byte) = data.get_mut(offset / 8) {
-        let mask = 1u8 << (7 - offset % 8);
-        *byte = if on { *byte | mask } else { *byte & !mask };
-    }
-    ctx.store(key, Value::Str(SmallBytes::from_owned(data.freeze())), expire_at);
+    ctx.edit_string(key, expire_at, |data| {
+        if grows {
+            data.resize(offset / 8 + 1, 0);
+        }
+        if let Some(byte) = data.get_mut(offset / 8) {
+            let mask = 1u8 << (7 - offset % 8);
+            *byte = if on { *byte | mask } else { *byte & !mask };
+        }
+    });
     ctx.set_encoding(key, Encoding::Raw);
     ctx.propagate_args(args);
     Ok(Reply::Int(i64::from(old)))
@@ -392,53 +386,52 @@ fn write_field(data: &[u8], f: &Field) -> (Reply, Option<u64>) {
 fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let key = arg(args, 1)?;
     let fields = parse_fields(args, read_only)?;
-    // Only GETs (or nothing): Redis reads the key (a miss is counted and announced);
-    // otherwise it looks it up for writing.
-    let writes = fields.iter().any(|f| !matches!(f.op, FieldOp::Get));
-    let entry = if writes { ctx.lookup(key) } else { ctx.lookup_read(key) };
-    let (current, expire_at) = match entry {
-        None => (None, NO_EXPIRY),
-        Some(entry) => match &entry.value {
-            Value::Str(s) => (Some(s.to_bytes()), entry.expire_at),
-            _ => return Err(errors::wrong_type()),
-        },
-    };
     let highest = fields.iter().filter(|f| !matches!(f.op, FieldOp::Get)).map(|f| f.offset + f.bits as usize - 1).max();
-    let mut data = BytesMut::from(&current.clone().unwrap_or_default()[..]);
+    let Some(highest) = highest else {
+        // Only GETs (or nothing): Redis reads the key (a miss is counted and announced).
+        let replies = match ctx.lookup_read(key).map(|entry| &entry.value) {
+            None => fields.iter().map(|f| write_field(&[], f).0).collect(),
+            Some(Value::Str(s)) => fields.iter().map(|f| write_field(s.as_slice(), f).0).collect(),
+            Some(_) => return Err(errors::wrong_type()),
+        };
+        return Ok(Reply::Array(replies));
+    };
+    // Otherwise it looks the key up for writing.
+    let (len, expire_at) = match ctx.string_for_update(key, <[u8]>::len)? {
+        Some((len, expire_at)) => (Some(len), expire_at),
+        None => (None, NO_EXPIRY),
+    };
+    let needed = highest / 8 + 1;
     // Created or grown: Redis's `dirty` from lookupStringForBitCommand.
-    let mut dirty = highest.is_some() && current.is_none();
-    if let Some(bit) = highest {
-        // Like Redis, the string grows to cover every write before any runs (even a FAIL).
-        if data.len() < bit / 8 + 1 {
-            data.resize(bit / 8 + 1, 0);
-            dirty = true;
-        }
-    }
+    let dirty = len.is_none_or(|len| len < needed);
     let mut replies = Vec::with_capacity(fields.len());
     // Redis counts a write that ran as a change only if the key was created or grown or the
     // bits differ; with no change the key is not signalled (WATCH, keyspace events).
     let mut changes = 0;
-    for f in &fields {
-        let (reply, store) = write_field(&data, f);
-        if let Some(value) = store {
-            let before = get_bits(&data, f.offset, f.bits);
-            set_bits(&mut data, f.offset, f.bits, value);
-            if dirty || get_bits(&data, f.offset, f.bits) != before {
-                changes += 1;
+    ctx.edit_string(key, expire_at, |data| {
+        // Like Redis, the string grows to cover every write before any runs (even a FAIL).
+        if data.len() < needed {
+            data.resize(needed, 0);
+        }
+        for f in &fields {
+            let (reply, store) = write_field(data, f);
+            if let Some(value) = store {
+                let before = get_bits(data, f.offset, f.bits);
+                set_bits(data, f.offset, f.bits, value);
+                if dirty || get_bits(data, f.offset, f.bits) != before {
+                    changes += 1;
+                }
             }
+            replies.push(reply);
         }
-        replies.push(reply);
-    }
-    if highest.is_some() {
-        ctx.store(key, Value::Str(SmallBytes::from_owned(data.freeze())), expire_at);
-        ctx.set_encoding(key, Encoding::Raw);
-        if changes > 0 {
-            ctx.propagate_args(args);
-        } else if dirty {
-            // Every write FAILed, yet the key was created or grown: logged so recovery has
-            // it, but not a change to Redis.
-            ctx.log_only(args.to_vec());
-        }
+    });
+    ctx.set_encoding(key, Encoding::Raw);
+    if changes > 0 {
+        ctx.propagate_args(args);
+    } else if dirty {
+        // Every write FAILed, yet the key was created or grown: logged so recovery has
+        // it, but not a change to Redis.
+        ctx.log_only(args.to_vec());
     }
     Ok(Reply::Array(replies))
 }

@@ -1,6 +1,6 @@
 //! Strings: GET, SET and friends, counters, ranges, LCS (Redis's `t_string.c`).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::{arg, int_arg, is};
@@ -52,12 +52,18 @@ impl Ctx<'_> {
         }
     }
 
-    /// The string at `key` and its deadline, for commands that rewrite it in place.
-    fn string_for_update(&mut self, key: &[u8]) -> Result<Option<(Bytes, u64)>, Reply> {
+    /// What `read` makes of the string at `key`, with its deadline, for a command that
+    /// changes it: the string is only borrowed, so that [`Ctx::edit_string`] can then change
+    /// it in place.
+    pub(crate) fn string_for_update<R>(
+        &mut self,
+        key: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<(R, u64)>, Reply> {
         match self.lookup(key) {
             None => Ok(None),
             Some(entry) => match &entry.value {
-                Value::Str(s) => Ok(Some((s.to_bytes(), entry.expire_at))),
+                Value::Str(s) => Ok(Some((read(s.as_slice()), entry.expire_at))),
                 _ => Err(errors::wrong_type()),
             },
         }
@@ -312,17 +318,14 @@ fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, suffix) = (arg(args, 1)?, arg(args, 2)?);
-    let existing = ctx.string_for_update(key)?;
+    let existing = ctx.string_for_update(key, <[u8]>::len)?;
     let existed = existing.is_some();
-    let (current, expire_at) = existing.unwrap_or_default();
-    if current.len() + suffix.len() > MAX_STRING {
+    let (current_len, expire_at) = existing.unwrap_or((0, NO_EXPIRY));
+    let len = current_len + suffix.len();
+    if len > MAX_STRING {
         return Err(err(TOO_BIG));
     }
-    let mut joined = BytesMut::with_capacity(current.len() + suffix.len());
-    joined.extend_from_slice(&current);
-    joined.extend_from_slice(suffix);
-    let len = joined.len();
-    ctx.overwrite_string(key, joined.freeze(), expire_at);
+    ctx.edit_string(key, expire_at, |buf| buf.extend_from_slice(suffix));
     // Appending to an existing string edits it in place (raw); to a missing key, Redis
     // stores the argument as a new object.
     if existed {
@@ -357,8 +360,8 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn incr_generic(ctx: &mut Ctx, args: &[Bytes], by: i64) -> CmdResult {
     let key = arg(args, 1)?;
-    let (current, expire_at) = ctx.string_for_update(key)?.unwrap_or_else(|| (Bytes::from_static(b"0"), NO_EXPIRY));
-    let current = parse_i64(&current).ok_or_else(errors::not_integer)?;
+    let (current, expire_at) = ctx.string_for_update(key, parse_i64)?.unwrap_or((Some(0), NO_EXPIRY));
+    let current = current.ok_or_else(errors::not_integer)?;
     let next = current.checked_add(by).ok_or_else(|| err(errors::OVERFLOW))?;
     ctx.overwrite_string(key, i64_bytes(next), expire_at);
     ctx.propagate_args(args);
@@ -367,8 +370,9 @@ fn incr_generic(ctx: &mut Ctx, args: &[Bytes], by: i64) -> CmdResult {
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
-    let (current, expire_at) = ctx.string_for_update(key)?.unwrap_or_else(|| (Bytes::from_static(b"0"), NO_EXPIRY));
-    let current = LongDouble::parse(&current).ok_or_else(errors::not_float)?;
+    let (current, expire_at) =
+        ctx.string_for_update(key, LongDouble::parse)?.unwrap_or_else(|| (LongDouble::parse(b"0"), NO_EXPIRY));
+    let current = current.ok_or_else(errors::not_float)?;
     let by = LongDouble::parse(arg(args, 2)?).ok_or_else(errors::not_float)?;
     let next = current.and_then(|c| c.checked_add(by?)).map_err(|_| err(errors::NAN_OR_INFINITY))?;
     let text = Bytes::from(next.format_human());
@@ -410,23 +414,24 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, patch) = (arg(args, 1)?, arg(args, 3)?);
     let offset = int_arg(arg(args, 2)?)?;
     let offset = usize::try_from(offset).map_err(|_| err("ERR offset is out of range"))?;
-    let existing = ctx.string_for_update(key)?;
+    let existing = ctx.string_for_update(key, <[u8]>::len)?;
     if patch.is_empty() {
-        return Ok(Reply::Int(existing.map_or(0, |(v, _)| v.len() as i64)));
+        return Ok(Reply::Int(existing.map_or(0, |(len, _)| len as i64)));
     }
-    if offset.saturating_add(patch.len()) > MAX_STRING {
+    let end = offset.saturating_add(patch.len());
+    if end > MAX_STRING {
         return Err(err(TOO_BIG));
     }
-    let (current, expire_at) = existing.unwrap_or_default();
-    let mut buf = BytesMut::from(&current[..]);
-    if buf.len() < offset + patch.len() {
-        buf.resize(offset + patch.len(), 0);
-    }
-    if let Some(target) = buf.get_mut(offset..offset + patch.len()) {
-        target.copy_from_slice(patch);
-    }
-    let len = buf.len();
-    ctx.overwrite_string(key, buf.freeze(), expire_at);
+    let (current_len, expire_at) = existing.unwrap_or((0, NO_EXPIRY));
+    ctx.edit_string(key, expire_at, |buf| {
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        if let Some(target) = buf.get_mut(offset..end) {
+            target.copy_from_slice(patch);
+        }
+    });
+    let len = current_len.max(end);
     ctx.set_encoding(key, Encoding::Raw);
     ctx.propagate_args(args);
     Ok(Reply::Int(len as i64))
