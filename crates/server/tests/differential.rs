@@ -16,11 +16,12 @@
 //!             DIFF_FSYNC=mode      StayKV's --fsync (default `no`; replies do not depend on it)
 //!             DIFF_REDIS_SERVER=p  redis-server binary (default /usr/bin/redis-server)
 //!
-//! Families: strings keys hashes lists sets zsets bits hll blocking dump pubsub notify
+//! Families: strings keys hashes lists sets zsets streams bits hll blocking dump pubsub notify
 //!             transactions scripting. `pubsub` and `notify` keep subscriber connections to
 //!             each server and compare what every subscriber receives, frame by frame
 //!             (`Harness::drain_subscribers`); `dump` compares DUMP payloads by what RESTORE
-//!             makes of them on both servers (`Check::Dump`).
+//!             makes of them on both servers (`Check::Dump`); `streams` compares replies that
+//!             show idle or delivery times with the times erased.
 //!
 //! Layout: `differential/resp.rs` RESP client, `launch.rs` server processes, `gen.rs` ops, checks
 //! and argument pools, `harness.rs` batching, comparison, re-sync and reports,

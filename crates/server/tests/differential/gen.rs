@@ -146,6 +146,12 @@ impl Op {
         Op { keep: true, ..Op::new(args) }
     }
 
+    /// `args` wrapping `inner`'s command (a script calling it): compared by `inner`'s check,
+    /// and never mutated when `inner` is not.
+    pub fn wrapping(args: Args, inner: &Op) -> Op {
+        Op { keep: inner.keep, ..Op::with(args, inner.check.clone()) }
+    }
+
     /// `args` sent on subscriber connection `n`.
     pub fn on_sub(n: usize, args: Args) -> Op {
         Op { args, check: Check::Exact, lex_key: None, side_db: None, sub: Some(n), keep: false }

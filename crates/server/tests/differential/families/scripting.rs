@@ -111,13 +111,13 @@ fn call_script(g: &mut Gen) -> (&'static str, Option<Vec<u8>>, Op) {
 fn eval_call(g: &mut Gen) -> Vec<Op> {
     let (script, key, op) = call_script(g);
     let name = g.name("EVAL");
-    vec![Op::with(eval_args(name, script.as_bytes(), key.as_deref(), &op.args), op.check)]
+    vec![Op::wrapping(eval_args(name, script.as_bytes(), key.as_deref(), &op.args), &op)]
 }
 
 fn eval_ro(g: &mut Gen) -> Vec<Op> {
     let (script, key, op) = call_script(g);
     let name = g.name("EVAL_RO");
-    vec![Op::with(eval_args(name, script.as_bytes(), key.as_deref(), &op.args), op.check)]
+    vec![Op::wrapping(eval_args(name, script.as_bytes(), key.as_deref(), &op.args), &op)]
 }
 
 /// EVALSHA of a script, loaded first (or by an earlier EVAL), sometimes not (NOSCRIPT after a
@@ -142,7 +142,7 @@ fn by_sha(g: &mut Gen, name: &str) -> Vec<Op> {
         _ => {}
     }
     let name = g.name(name);
-    ops.push(Op::with(eval_args(name, &sha, key.as_deref(), &op.args), op.check));
+    ops.push(Op::wrapping(eval_args(name, &sha, key.as_deref(), &op.args), &op));
     ops
 }
 
@@ -326,7 +326,7 @@ fn fcall_named(g: &mut Gen, name: &str) -> Vec<Op> {
     };
     let mut a = args![g.name(name), function, "0"];
     a.extend(op.args.iter().cloned());
-    vec![Op::with(a, op.check)]
+    vec![Op::wrapping(a, &op)]
 }
 
 fn fcall(g: &mut Gen) -> Vec<Op> {
