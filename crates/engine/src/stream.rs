@@ -342,9 +342,13 @@ impl Collection for Stream {
     }
 }
 
-/// Parse an unsigned decimal part of an ID the way Redis's `string2ull` accepts it (leading
-/// zeros and a `+` sign are allowed; anything else, overflow included, is not).
+/// Parse an unsigned decimal part of an ID the way Redis 7.0's `string2ull` accepts it, by
+/// way of `strtoull`: leading whitespace, then a `+` sign, leading zeros (checked against
+/// redis-server 7.0.15: `XADD s " 1"` adds `1-0`, `" -1"` is an invalid ID); anything
+/// else, overflow included, is refused.
 fn parse_u64(text: &[u8]) -> Option<u64> {
+    let start = text.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    let text = text.get(start..)?;
     let digits = text.strip_prefix(b"+").unwrap_or(text);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;

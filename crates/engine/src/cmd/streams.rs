@@ -168,7 +168,8 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if fields.len() < 2 || !fields.len().is_multiple_of(2) {
         return Err(errors::wrong_arity("xadd"));
     }
-    if parsed.id == Some(ParsedId::Full(StreamId::MIN)) {
+    // `0` is `0-0` here, refused before the key is looked at (so never created).
+    if matches!(parsed.id, Some(ParsedId::Full(StreamId::MIN) | ParsedId::MsOnly(0))) {
         return Err(err("ERR The ID specified in XADD must be greater than 0-0"));
     }
     let now = ctx.now;
@@ -288,9 +289,6 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(err("ERR The entries_added specified in XSETID is smaller than the target stream length"));
         }
     }
-    if id < stream.max_deleted {
-        return Err(err("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id"));
-    }
     stream.last_id = id;
     if let Some(n) = entries_added {
         stream.entries_added = n;
@@ -364,11 +362,10 @@ pub(crate) fn parse_read_args<'a>(ctx: &Ctx, args: &'a [Bytes], xreadgroup: bool
         } else if is(option, "streams") && more > 0 {
             let rest = args.get(i + 1..).unwrap_or_default();
             if !rest.len().is_multiple_of(2) {
-                // Redis 7.0 words it differently for each command.
-                let name = if xreadgroup { "XREAD" } else { "'xread'" };
-                return Err(Reply::Error(format!(
-                    "ERR Unbalanced {name} list of streams: for each stream key an ID or '$' must be specified."
-                )));
+                // XREADGROUP's words too, in Redis 7.0.
+                return Err(err(
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
             }
             (out.keys, out.ids) = rest.split_at(rest.len() / 2);
             streams_given = true;
@@ -555,7 +552,14 @@ mod tests {
             error(run(&e, &mut c, 900, &["XADD", "t", "0-0", "a", "5"])),
             "ERR The ID specified in XADD must be greater than 0-0"
         );
+        assert_eq!(
+            error(run(&e, &mut c, 900, &["XADD", "t", "0", "a", "5"])),
+            "ERR The ID specified in XADD must be greater than 0-0"
+        );
         assert_eq!(run(&e, &mut c, 900, &["EXISTS", "t"]), Reply::Int(0));
+        // Leading blanks are skipped, as strtoull skips them; a sign after them is refused.
+        assert_eq!(run(&e, &mut c, 900, &["XADD", "t", " \t4000", "a", "5"]), bulk("4000-0"));
+        assert_eq!(error(run(&e, &mut c, 900, &["XADD", "t", " -5000", "a", "5"])), INVALID_ID);
         assert_eq!(
             error(run(&e, &mut c, 900, &["XADD", "s", "*", "a"])),
             "ERR wrong number of arguments for 'xadd' command"
@@ -687,7 +691,7 @@ mod tests {
         assert_eq!(run(&e, &mut c, 0, &["XREAD", "BLOCK", "10", "STREAMS", "a", "$"]), Reply::NilArray);
         assert_eq!(
             error(run(&e, &mut c, 0, &["XREAD", "STREAMS", "a", "b", "0"])),
-            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+            "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
         );
         assert_eq!(
             error(run(&e, &mut c, 0, &["XREAD", "BLOCK", "-1", "STREAMS", "a", "$"])),
