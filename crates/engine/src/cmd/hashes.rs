@@ -3,13 +3,14 @@
 use bytes::Bytes;
 use staykv_resp::Reply;
 
-use super::{arg, bulk_copy as bulk, int_arg, is, read_for_scan, scan_members, scan_page, ScanItem};
+use super::{arg, bulk_copy as bulk, int_arg, is, scan_members, scan_page, scan_target, ScanItem, ScanTarget};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::hash::Hash;
 use crate::long_double::LongDouble;
 use crate::num::{i64_bytes, parse_i64};
+use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, "hash", hset).keys(1, 1, 1),
@@ -231,8 +232,11 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (cursor, options) = super::keys::parse_scan(args, 2, false)?;
-    let Some((hash, compact)) = read_for_scan::<Hash>(ctx, arg(args, 1)?)? else {
+    let view: fn(&Value) -> Option<&_> = |value| match value {
+        Value::Hash(hash) => Some(hash),
+        _ => None,
+    };
+    let Some(ScanTarget { collection: hash, compact, cursor, options }) = scan_target(ctx, args, view)? else {
         return Ok(scan_page(0, Vec::new()));
     };
     Ok(scan_members(|| hash.iter(), hash.len(), compact, cursor, &options))

@@ -174,17 +174,32 @@ where
     scan_page(next, out)
 }
 
-/// HSCAN and SSCAN's collection at `key`, with whether Redis 7.0 would hold it compact
-/// (what `OBJECT ENCODING` answers: listpack, intset), which decides how it is paged.
-pub(crate) fn read_for_scan<'c, C: crate::value::Collection>(
+/// What HSCAN, SSCAN or ZSCAN scans, and how.
+pub(crate) struct ScanTarget<'c, C> {
+    pub collection: &'c C,
+    /// Whether Redis 7.0 would hold it compact (`OBJECT ENCODING` listpack or intset), and
+    /// so return it whole.
+    pub compact: bool,
+    pub cursor: u64,
+    pub options: keys::ScanOptions,
+}
+
+/// HSCAN, SSCAN and ZSCAN's arguments and collection (`view` picks it out of the value),
+/// checked in Redis's order: the cursor, then the key (a missing one is `None`, the empty
+/// page, whatever the options; another type is WRONGTYPE), then the options.
+pub(crate) fn scan_target<'c, C>(
     ctx: &'c mut crate::exec::Ctx,
-    key: &[u8],
-) -> Result<Option<(&'c mut C, bool)>, Reply> {
-    let Some(entry) = ctx.lookup_read(key) else {
+    args: &[Bytes],
+    view: fn(&crate::value::Value) -> Option<&C>,
+) -> Result<Option<ScanTarget<'c, C>>, Reply> {
+    let (cursor, _) = keys::parse_scan(args.get(..3).unwrap_or_default(), 2, false)?;
+    let Some(entry) = ctx.lookup_read(arg(args, 1)?) else {
         return Ok(None);
     };
     let compact = matches!(entry.value.encoding_with(entry.encoding), "listpack" | "intset");
-    C::view(&mut entry.value).map(|collection| Some((collection, compact))).ok_or_else(errors::wrong_type)
+    let collection = view(&entry.value).ok_or_else(errors::wrong_type)?;
+    let (_, options) = keys::parse_scan(args, 2, false)?;
+    Ok(Some(ScanTarget { collection, compact, cursor, options }))
 }
 
 /// A SCAN-family reply: the next cursor and the elements.

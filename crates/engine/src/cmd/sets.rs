@@ -7,7 +7,7 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::lists::{numkeys_at_1, parse_numkeys};
-use super::{arg, bulk_copy, is, read_for_scan, scan_members, scan_page, ScanItem, MAX_RANDOM_REPEATS};
+use super::{arg, bulk_copy, is, scan_members, scan_page, scan_target, ScanItem, ScanTarget, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -324,8 +324,11 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (cursor, options) = super::keys::parse_scan(args, 2, false)?;
-    let Some((set, compact)) = read_for_scan::<Set>(ctx, arg(args, 1)?)? else {
+    let view: fn(&Value) -> Option<&_> = |value| match value {
+        Value::Set(set) => Some(set),
+        _ => None,
+    };
+    let Some(ScanTarget { collection: set, compact, cursor, options }) = scan_target(ctx, args, view)? else {
         return Ok(scan_page(0, Vec::new()));
     };
     Ok(scan_members(|| set.iter(), set.len(), compact, cursor, &options))

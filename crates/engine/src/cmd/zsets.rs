@@ -13,7 +13,6 @@ use bytes::Bytes;
 use rand::Rng;
 use staykv_resp::{Protocol, Reply};
 
-use super::keys::parse_scan;
 use super::{arg, bulk_copy, int_arg, is, MAX_RANDOM_REPEATS};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
@@ -915,15 +914,17 @@ fn difference(ctx: &mut Ctx, inputs: &[Input]) -> Vec<(Bytes, f64)> {
 // ---- ZSCAN ----
 
 fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    // The cursor is checked before the key, the options after it (as in Redis).
-    let (cursor, _) = parse_scan(args.get(..3).unwrap_or_default(), 2, false)?;
-    let Some(set) = read(ctx, arg(args, 1)?)? else {
+    let view: fn(&Value) -> Option<&_> = |value| match value {
+        Value::ZSet(set) => Some(set),
+        _ => None,
+    };
+    let Some(super::ScanTarget { collection: set, compact, cursor, options }) = super::scan_target(ctx, args, view)?
+    else {
         return Ok(super::scan_page(0, Vec::new()));
     };
-    let (_, options) = parse_scan(args, 2, false)?;
     let matches = |m: &[u8]| options.pattern.as_ref().is_none_or(|p| crate::glob::matches(p, m, false));
     let mut out = Vec::new();
-    let next = if set.is_listpack() {
+    let next = if compact {
         // Redis returns a listpack whole, scores as the listpack stores them.
         for (member, score) in set.iter().filter(|(m, _)| matches(m)) {
             out.push(bulk_copy(member));

@@ -24,7 +24,9 @@ pub enum Check {
     Tol(i64),
     /// A command with a random result: same shape, members verified, state re-synced.
     Random(RandomCheck),
-    /// `SCAN 0 ...`: iterate fully on each server and compare the key sets, not the cursors.
+    /// `SCAN 0 ...`, `HSCAN key 0 ...` and the like: iterate fully on each server and compare
+    /// the sets of elements (keys, members, field-value and member-score pairs), not the
+    /// cursors.
     Scan,
     /// `HELLO`: the same map apart from the connection id.
     Hello,
@@ -559,6 +561,41 @@ impl Gen {
     }
 
     /// A glob pattern for KEYS and SCAN MATCH.
+    /// A SCAN-family command (`SCAN`, or `HSCAN key` and the like, given as `prefix`) with a
+    /// cursor and options, iterated to the end on each server (`Check::Scan`). Errors (odd
+    /// option lists, bad counts, TYPE outside SCAN) are compared on the first reply.
+    pub fn scan_op(&mut self, mut a: Args) -> Op {
+        if self.chance(0.08) {
+            // Cursors strtoul refuses: an exact error.
+            a.push(self.pick_str(&["abc", "1.5", " 0", "18446744073709551616", "+", "-", "0x10", "1 "]));
+            return Op::with(a, Check::Scan);
+        }
+        // Spellings of cursor 0 that strtoul accepts.
+        a.push(if self.chance(0.1) { self.pick_str(&["", "+0", "-0", "00"]) } else { b"0".to_vec() });
+        for _ in 0..self.range(0, 3) {
+            match self.below(7) {
+                0 | 1 => {
+                    a.push(self.kw("MATCH"));
+                    a.push(self.pattern());
+                }
+                2 | 3 => {
+                    a.push(self.kw("COUNT"));
+                    a.push(if self.chance(0.85) {
+                        self.range(1, 30).to_string().into_bytes()
+                    } else {
+                        self.small_int(-2, 0)
+                    });
+                }
+                4 | 5 => {
+                    a.push(self.kw("TYPE"));
+                    a.push(self.pick_str(&["string", "list", "set", "zset", "hash", "none", "stream", "STRING"]));
+                }
+                _ => a.push(self.pick_str(&["FOO", "MATCH", "COUNT"])),
+            }
+        }
+        Op::with(a, Check::Scan)
+    }
+
     pub fn pattern(&mut self) -> Vec<u8> {
         const P: &[&[u8]] = &[
             b"*",

@@ -12,6 +12,10 @@ use super::gen::{
 use super::launch::Server;
 use super::resp::{quote, render, render_command, Conn, ReadError, Value};
 
+/// One element of a SCAN-family reply: a key or member, or a field or member with its value
+/// or score.
+type ScanElement = Vec<Vec<u8>>;
+
 /// Commands per pipelined batch.
 const BATCH: usize = 100;
 /// Commands per protocol segment (each segment starts with HELLO 2 or HELLO 3).
@@ -875,18 +879,26 @@ impl Harness {
     /// `SCAN 0 ...` iterated to the end on each server; the key sets must be equal.
     fn scan(&mut self, op: &Op) {
         self.remember(&op.args);
+        // Where the cursor is, and how many strings an element is (a field and its value, a
+        // member and its score).
+        let name = op.args.first().map(|n| n.to_ascii_uppercase()).unwrap_or_default();
+        let (cursor_at, stride) = match &name[..] {
+            b"SSCAN" => (2, 1),
+            b"HSCAN" | b"ZSCAN" => (2, 2),
+            _ => (1, 1),
+        };
         let first =
             (self.redis.pipeline(std::slice::from_ref(&op.args)), self.stay.pipeline(std::slice::from_ref(&op.args)));
         let (r, s) = match first {
             (Ok(mut r), Ok(mut s)) => (r.remove(0), s.remove(0)),
             (Err(e), _) | (_, Err(e)) => self.fatal("SCAN", &e),
         };
-        let parse = |v: &Value| -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+        let parse = |v: &Value| -> Option<(Vec<u8>, Vec<ScanElement>)> {
             let items = v.items()?;
             let cursor = items.first()?.bytes()?.to_vec();
-            let keys =
+            let strings =
                 items.get(1)?.items()?.iter().map(|k| k.bytes().map(<[u8]>::to_vec)).collect::<Option<Vec<_>>>()?;
-            Some((cursor, keys))
+            (strings.len() % stride == 0).then(|| (cursor, strings.chunks(stride).map(<[_]>::to_vec).collect()))
         };
         let (Some(rf), Some(sf)) = (parse(&r), parse(&s)) else {
             if r != s {
@@ -895,10 +907,10 @@ impl Harness {
             }
             return;
         };
-        let mut sets: Vec<BTreeSet<Vec<u8>>> = Vec::new();
+        let mut sets: Vec<BTreeSet<ScanElement>> = Vec::new();
         for (who, first) in [("redis", rf), ("staykv", sf)] {
             let (mut cursor, keys) = first;
-            let mut set: BTreeSet<Vec<u8>> = keys.into_iter().collect();
+            let mut set: BTreeSet<ScanElement> = keys.into_iter().collect();
             let mut calls = 0;
             while cursor != b"0" {
                 calls += 1;
@@ -907,7 +919,7 @@ impl Harness {
                     return;
                 }
                 let mut a = op.args.clone();
-                a[1] = cursor.clone();
+                a[cursor_at] = cursor.clone();
                 let conn = if who == "redis" { &mut self.redis } else { &mut self.stay };
                 let reply = match conn.pipeline(&[a]) {
                     Ok(mut x) => x.remove(0),
@@ -930,13 +942,14 @@ impl Harness {
             sets.push(set);
         }
         if sets[0] != sets[1] {
-            let only_r: Vec<String> = sets[0].difference(&sets[1]).map(|k| quote(k)).collect();
-            let only_s: Vec<String> = sets[1].difference(&sets[0]).map(|k| quote(k)).collect();
-            let detail = format!("full SCAN key sets differ: only in redis {only_r:?}, only in staykv {only_s:?}");
+            let show = |element: &ScanElement| element.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" ");
+            let only_r: Vec<String> = sets[0].difference(&sets[1]).map(show).collect();
+            let only_s: Vec<String> = sets[1].difference(&sets[0]).map(show).collect();
+            let detail = format!("full SCAN sets differ: only in redis {only_r:?}, only in staykv {only_s:?}");
             self.mismatch(
                 &op.args,
-                &format!("{:?}", sets[0].iter().map(|k| quote(k)).collect::<Vec<_>>()),
-                &format!("{:?}", sets[1].iter().map(|k| quote(k)).collect::<Vec<_>>()),
+                &format!("{:?}", sets[0].iter().map(show).collect::<Vec<_>>()),
+                &format!("{:?}", sets[1].iter().map(show).collect::<Vec<_>>()),
                 &[],
                 &[],
                 &detail,

@@ -1,5 +1,5 @@
 //! Hashes: HSET HSETNX HGET HMGET HMSET HGETALL HDEL HEXISTS HLEN HSTRLEN HKEYS HVALS HINCRBY
-//! HINCRBYFLOAT HRANDFIELD.
+//! HINCRBYFLOAT HRANDFIELD HSCAN.
 
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{unordered, unordered_pairs, Check, Gen, Op, RandKind, RandomCheck};
@@ -24,6 +24,7 @@ const GENS: &[CmdGen] = &[
     c("HINCRBY", 5, hincrby),
     cn("HINCRBYFLOAT", 4, &["HSET"], hincrbyfloat),
     cn("HRANDFIELD", 4, &["HEXISTS", "HGET"], hrandfield),
+    c("HSCAN", 3, hscan),
     c("SET", 1, set_string),
 ];
 
@@ -163,4 +164,9 @@ fn hrandfield(g: &mut Gen) -> Vec<Op> {
 
 fn set_string(g: &mut Gen) -> Vec<Op> {
     one(args![g.name("SET"), g.key(), g.value()])
+}
+
+fn hscan(g: &mut Gen) -> Vec<Op> {
+    let a = args![g.name("HSCAN"), g.key()];
+    vec![g.scan_op(a)]
 }

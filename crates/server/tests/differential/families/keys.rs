@@ -178,34 +178,8 @@ fn keys(g: &mut Gen) -> Vec<Op> {
 }
 
 fn scan(g: &mut Gen) -> Vec<Op> {
-    if g.chance(0.08) {
-        // Cursors strtoul refuses: an exact error.
-        let cursor = g.pick_str(&["abc", "1.5", " 0", "18446744073709551616", "+", "-", "0x10", "1 "]);
-        return vec![Op::with(args![g.name("SCAN"), cursor], Check::Scan)];
-    }
-    // Spellings of cursor 0 that strtoul accepts.
-    let zero = if g.chance(0.1) { g.pick_str(&["", "+0", "-0", "00"]) } else { b"0".to_vec() };
-    let mut a = args![g.name("SCAN"), zero];
-    for _ in 0..g.range(0, 3) {
-        match g.below(7) {
-            0 | 1 => {
-                a.push(g.kw("MATCH"));
-                a.push(g.pattern());
-            }
-            2 | 3 => {
-                a.push(g.kw("COUNT"));
-                a.push(if g.chance(0.85) { g.range(1, 30).to_string().into_bytes() } else { g.small_int(-2, 0) });
-            }
-            4 | 5 => {
-                a.push(g.kw("TYPE"));
-                a.push(g.pick_str(&["string", "list", "set", "zset", "hash", "none", "stream", "STRING"]));
-            }
-            _ => a.push(g.pick_str(&["FOO", "MATCH", "COUNT"])),
-        }
-    }
-    // Errors (odd option lists, bad counts) are compared on the first reply; anything else is
-    // iterated to the end on each server.
-    vec![Op::with(a, Check::Scan)]
+    let name = g.name("SCAN");
+    vec![g.scan_op(vec![name])]
 }
 
 fn rename(g: &mut Gen) -> Vec<Op> {

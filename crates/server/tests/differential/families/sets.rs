@@ -1,5 +1,5 @@
 //! Sets: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SPOP SRANDMEMBER SMOVE SINTER SINTERCARD
-//! SUNION SDIFF and the STORE forms.
+//! SUNION SDIFF SSCAN and the STORE forms.
 
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{unordered, Check, Gen, Op, RandKind, RandomCheck};
@@ -16,6 +16,7 @@ const GENS: &[CmdGen] = &[
     c("SCARD", 4, scard),
     cn("SPOP", 4, &["SADD", "SREM", "SMEMBERS"], spop),
     cn("SRANDMEMBER", 4, &["SISMEMBER"], srandmember),
+    c("SSCAN", 3, sscan),
     c("SMOVE", 4, smove),
     c("SINTER", 4, sinter),
     c("SINTERCARD", 3, sintercard),
@@ -194,4 +195,9 @@ fn sintercard(g: &mut Gen) -> Vec<Op> {
 
 fn set_string(g: &mut Gen) -> Vec<Op> {
     one(args![g.name("SET"), g.key(), g.value()])
+}
+
+fn sscan(g: &mut Gen) -> Vec<Op> {
+    let a = args![g.name("SSCAN"), g.key()];
+    vec![g.scan_op(a)]
 }

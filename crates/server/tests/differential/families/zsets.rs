@@ -1,7 +1,7 @@
 //! Sorted sets: ZADD (NX XX GT LT CH INCR) ZREM ZSCORE ZMSCORE ZINCRBY ZCARD ZCOUNT ZLEXCOUNT
 //! ZRANGE (BYSCORE BYLEX REV LIMIT WITHSCORES) ZRANGESTORE ZRANGEBYSCORE ZREVRANGEBYSCORE
 //! ZRANGEBYLEX ZREVRANGEBYLEX ZREVRANGE ZRANK ZREVRANK ZREMRANGEBYSCORE/RANK/LEX ZPOPMIN ZPOPMAX
-//! ZMPOP ZUNION ZINTER ZDIFF (+STORE, WEIGHTS, AGGREGATE) ZINTERCARD ZRANDMEMBER.
+//! ZMPOP ZUNION ZINTER ZDIFF (+STORE, WEIGHTS, AGGREGATE) ZINTERCARD ZRANDMEMBER ZSCAN.
 
 use super::{c, cn, CmdGen, Family};
 use crate::differential::gen::{Check, Gen, Op, RandKind, RandomCheck};
@@ -40,6 +40,7 @@ const GENS: &[CmdGen] = &[
     c("ZINTERSTORE", 3, zinterstore),
     c("ZDIFFSTORE", 2, zdiffstore),
     c("ZINTERCARD", 2, zintercard),
+    c("ZSCAN", 3, zscan),
     cn("ZRANDMEMBER", 3, &["ZSCORE"], zrandmember),
     c("ZADD", 1, zadd_many),
     c("SADD", 1, sadd),
@@ -450,4 +451,9 @@ fn zrandmember(g: &mut Gen) -> Vec<Op> {
     }
     let check = Check::Random(RandomCheck { kind: RandKind::ZRandMember, key, count, with_values });
     vec![Op::with(a, check)]
+}
+
+fn zscan(g: &mut Gen) -> Vec<Op> {
+    let a = args![g.name("ZSCAN"), g.key()];
+    vec![g.scan_op(a)]
 }
