@@ -683,6 +683,12 @@ const ATTEMPTS_FACTOR: u64 = 10;
 
 fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, name) = (arg(args, 1)?, arg(args, 2)?);
+    // Redis looks the key up (a counted, announced hit or miss) before it parses the
+    // arguments, and checks its type and looks for the group after them.
+    let found = ctx.lookup_read(key).map(|entry| match &entry.value {
+        crate::value::Value::Stream(stream) => Ok(stream.groups.contains_key(&name[..])),
+        _ => Err(errors::wrong_type()),
+    });
     let min_idle = int_or(arg(args, 4)?, "ERR Invalid min-idle-time argument for XAUTOCLAIM")?.max(0);
     let (mut start, exclusive) = interval_bound(arg(args, 5)?, 0)?;
     if exclusive {
@@ -705,7 +711,11 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now;
     let mut claimer = Claimer { key, group: name, consumer: own(arg(args, 3)?), now, seen: false, log: Log::default() };
-    let Stream { entries, groups, .. } = with_group(ctx, key, name, "")?;
+    let stream = match found.transpose()? {
+        Some(true) => ctx.existing_collection::<Stream>(key)?,
+        _ => None,
+    };
+    let Some(Stream { entries, groups, .. }) = stream else { return Err(no_key_or_group(key, name, "")) };
     let group = groups.get_mut(&name[..]).ok_or_else(|| no_key_or_group(key, name, ""))?;
     let (mut claimed, mut deleted) = (Vec::new(), Vec::new());
     let mut attempts = count.saturating_mul(ATTEMPTS_FACTOR);

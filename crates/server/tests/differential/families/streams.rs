@@ -44,11 +44,7 @@ const GENS: &[CmdGen] = &[
     c("XPENDING", 4, xpending_range),
     c("XCLAIM", 4, xclaim),
     c("XAUTOCLAIM", 3, xautoclaim),
-    // Disabled (StayKV divergence): Redis looks the key up before it parses the arguments, so
-    // an invalid argument on a missing key still fires a `keymiss` notification; StayKV
-    // refuses the argument first (`XAUTOCLAIM nokey g c abc -`: same error, no keymiss).
-    // `xautoclaim` has valid arguments only.
-    c("XAUTOCLAIM", 0, xautoclaim_bad),
+    c("XAUTOCLAIM", 1, xautoclaim_bad),
     c("XINFO", 2, xinfo_stream),
     c("XINFO", 2, xinfo_groups),
     c("XINFO", 2, xinfo_consumers),
@@ -548,7 +544,7 @@ fn xautoclaim(g: &mut Gen) -> Vec<Op> {
     if g.chance(0.3) {
         a.push(g.kw("JUSTID"));
     }
-    vec![Op::kept(a)]
+    one(a)
 }
 
 /// An invalid min-idle-time, start or COUNT.
