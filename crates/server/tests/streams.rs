@@ -79,6 +79,20 @@ const SCRIPT: &[&[&str]] = &[
     &["XSETID", "s", "200-0", "ENTRIESADDED", "50", "MAXDELETEDID", "150-0"],
     &["XSETID", "s", "200-0", "BOGUS", "1"],
     &["XSETID", "nokey", "1-1"],
+    // Below the max deleted ID, above the top entry: allowed.
+    &["XADD", "d", "1-1", "f", "v"],
+    &["XADD", "d", "2-1", "f", "v"],
+    &["XDEL", "d", "2-1"],
+    &["XSETID", "d", "1-5"],
+    &["XINFO", "STREAM", "d"],
+    // `0` is 0-0, refused before the key is looked at; blanks before an ID part skipped.
+    &["XADD", "z0", "0", "f", "v"],
+    &["EXISTS", "z0"],
+    &["XADD", "d", " 3", "f", "v"],
+    &["XDEL", "d", "\t3-0"],
+    &["XADD", "d", " -4", "f", "v"],
+    // Gone again: a later SCAN lists the streams, in each server's own order.
+    &["DEL", "d"],
     &["XINFO", "STREAM", "s"],
     &["XINFO", "STREAM", "nokey"],
     &["XINFO", "NOPE"],

@@ -156,25 +156,27 @@ fn entries_read_arg(arg: &[u8]) -> Result<i64, Reply> {
 fn group_options(sub: &[u8], args: &[Bytes]) -> Result<GroupOptions, Reply> {
     let mut out = GroupOptions { mkstream: false, entries_read: INVALID_ENTRIES_READ };
     let syntax = || errors::subcommand_syntax(sub, "xgroup");
-    if is(sub, "create") {
-        let mut i = 5;
-        while let Some(option) = args.get(i) {
-            if is(option, "mkstream") {
-                out.mkstream = true;
-                i += 1;
-            } else if let (true, Some(value)) = (is(option, "entriesread"), args.get(i + 1)) {
-                out.entries_read = entries_read_arg(value)?;
-                i += 2;
-            } else {
-                return Err(syntax());
-            }
+    let create = is(sub, "create");
+    if !create && !is(sub, "setid") {
+        return Ok(out);
+    }
+    // One loop for both, as Redis parses them: an ENTRIESREAD value is refused before a
+    // stray argument after it is.
+    let mut i = 5;
+    while let Some(option) = args.get(i) {
+        if create && is(option, "mkstream") {
+            out.mkstream = true;
+            i += 1;
+        } else if let (true, Some(value)) = (is(option, "entriesread"), args.get(i + 1)) {
+            out.entries_read = entries_read_arg(value)?;
+            i += 2;
+        } else {
+            return Err(syntax());
         }
-    } else if is(sub, "setid") {
-        match args.get(5..) {
-            Some([]) => {}
-            Some([option, value]) if is(option, "entriesread") => out.entries_read = entries_read_arg(value)?,
-            _ => return Err(syntax()),
-        }
+    }
+    // SETID takes ENTRIESREAD once at most.
+    if !create && args.len() > 7 {
+        return Err(syntax());
     }
     Ok(out)
 }

@@ -296,7 +296,10 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !max_deleted.is_zero() {
         stream.max_deleted = max_deleted;
     }
-    ctx.propagate_args(args);
+    // Announced, but no change to watchers or tracking clients: Redis 7.0's XSETID does not
+    // signal its key as modified (as its consumer-group commands do not).
+    ctx.notify(crate::notify::STREAM, "xsetid", key);
+    ctx.log_only(args.to_vec());
     Ok(Reply::Ok)
 }
 
