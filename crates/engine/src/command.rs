@@ -148,8 +148,8 @@ impl CommandSpec {
     /// Redis 7.0 flags `loading stale` in every container (XGROUP HELP is no write: a
     /// read-only script, a paused or a failing-disk server runs it).
     pub fn writes(&self, args: &[Bytes]) -> bool {
-        let help = !self.subcommands.is_empty() && args.get(1).is_some_and(|sub| sub.eq_ignore_ascii_case(b"help"));
-        self.is_write() && !help
+        let help = || !self.subcommands.is_empty() && args.get(1).is_some_and(|sub| sub.eq_ignore_ascii_case(b"help"));
+        self.is_write() && !help()
     }
 
     /// Whether `argc` arguments (the name included) fit the arity.

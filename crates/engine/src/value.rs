@@ -208,4 +208,16 @@ impl Collection for crate::set::Set {
     }
 }
 
+impl Collection for crate::zset::ZSet {
+    fn view(value: &mut Value) -> Option<&mut Self> {
+        match value {
+            Value::ZSet(z) => Some(z),
+            _ => None,
+        }
+    }
+    fn empty() -> Value {
+        Value::ZSet(Box::default())
+    }
+}
+
 const _: () = assert!(std::mem::size_of::<Value>() == 16);

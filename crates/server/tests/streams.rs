@@ -182,6 +182,13 @@ const GROUP_SCRIPT: &[(Clock, &[&str])] = &[
     (Exact, &["XGROUP", "SETID", "s", "nog", "1"]),
     (Exact, &["XGROUP", "SETID", "nokey", "g", "1"]),
     (Exact, &["XGROUP", "SETID", "s", "mid", "bad"]),
+    // A bad ENTRIESREAD value before a stray argument; a repeat refused only after the key
+    // and the group are found.
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "ENTRIESREAD", "9223372036854775808", "x"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "$", "ENTRIESREAD", "5", "x"]),
+    (Exact, &["XGROUP", "SETID", "nokey", "g", "0", "ENTRIESREAD", "5", "ENTRIESREAD", "6"]),
+    (Exact, &["XGROUP", "SETID", "s", "nog", "0", "ENTRIESREAD", "5", "ENTRIESREAD", "6"]),
+    (Exact, &["XGROUP", "SETID", "s", "mid", "0", "ENTRIESREAD", "5", "ENTRIESREAD", "6"]),
     (Exact, &["XGROUP", "DESTROY", "s", "last"]),
     (Exact, &["XGROUP", "DESTROY", "s", "last"]),
     (Exact, &["XGROUP", "DESTROY", "nokey", "last"]),

@@ -10,7 +10,6 @@ use crate::exec::Ctx;
 use crate::hash::Hash;
 use crate::long_double::LongDouble;
 use crate::num::{i64_bytes, parse_i64};
-use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, "hash", hset).keys(1, 1, 1),
@@ -232,11 +231,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let view: fn(&Value) -> Option<&_> = |value| match value {
-        Value::Hash(hash) => Some(hash),
-        _ => None,
-    };
-    let Some(ScanTarget { collection: hash, compact, cursor, options }) = scan_target(ctx, args, view)? else {
+    let Some(ScanTarget { collection: hash, compact, cursor, options }) = scan_target::<Hash>(ctx, args)? else {
         return Ok(scan_page(0, Vec::new()));
     };
     Ok(scan_members(|| hash.iter(), hash.len(), compact, cursor, &options))

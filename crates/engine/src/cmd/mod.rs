@@ -184,20 +184,19 @@ pub(crate) struct ScanTarget<'c, C> {
     pub options: keys::ScanOptions,
 }
 
-/// HSCAN, SSCAN and ZSCAN's arguments and collection (`view` picks it out of the value),
-/// checked in Redis's order: the cursor, then the key (a missing one is `None`, the empty
-/// page, whatever the options; another type is WRONGTYPE), then the options.
-pub(crate) fn scan_target<'c, C>(
+/// HSCAN, SSCAN and ZSCAN's arguments and collection, checked in Redis's order: the cursor,
+/// then the key (a missing one is `None`, the empty page, whatever the options; another type
+/// is WRONGTYPE), then the options.
+pub(crate) fn scan_target<'c, C: crate::value::Collection>(
     ctx: &'c mut crate::exec::Ctx,
     args: &[Bytes],
-    view: fn(&crate::value::Value) -> Option<&C>,
 ) -> Result<Option<ScanTarget<'c, C>>, Reply> {
     let (cursor, _) = keys::parse_scan(args.get(..3).unwrap_or_default(), 2, false)?;
     let Some(entry) = ctx.lookup_read(arg(args, 1)?) else {
         return Ok(None);
     };
     let compact = matches!(entry.value.encoding_with(entry.encoding), "listpack" | "intset");
-    let collection = view(&entry.value).ok_or_else(errors::wrong_type)?;
+    let collection = C::view(&mut entry.value).ok_or_else(errors::wrong_type)?;
     let (_, options) = keys::parse_scan(args, 2, false)?;
     Ok(Some(ScanTarget { collection, compact, cursor, options }))
 }

@@ -324,11 +324,7 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let view: fn(&Value) -> Option<&_> = |value| match value {
-        Value::Set(set) => Some(set),
-        _ => None,
-    };
-    let Some(ScanTarget { collection: set, compact, cursor, options }) = scan_target(ctx, args, view)? else {
+    let Some(ScanTarget { collection: set, compact, cursor, options }) = scan_target::<Set>(ctx, args)? else {
         return Ok(scan_page(0, Vec::new()));
     };
     Ok(scan_members(|| set.iter(), set.len(), compact, cursor, &options))

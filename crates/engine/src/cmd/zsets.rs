@@ -914,11 +914,7 @@ fn difference(ctx: &mut Ctx, inputs: &[Input]) -> Vec<(Bytes, f64)> {
 // ---- ZSCAN ----
 
 fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let view: fn(&Value) -> Option<&_> = |value| match value {
-        Value::ZSet(set) => Some(set),
-        _ => None,
-    };
-    let Some(super::ScanTarget { collection: set, compact, cursor, options }) = super::scan_target(ctx, args, view)?
+    let Some(super::ScanTarget { collection: set, compact, cursor, options }) = super::scan_target::<ZSet>(ctx, args)?
     else {
         return Ok(super::scan_page(0, Vec::new()));
     };

@@ -236,12 +236,12 @@ pub fn main() {
             continue;
         }
         let gens: Vec<&'static CmdGen> =
-            fam.gens.iter().filter(|g| g.weight > 0 && usable(g.name) && g.needs.iter().all(|n| usable(n))).collect();
+            fam.gens.iter().filter(|g| usable(g.name) && g.needs.iter().all(|n| usable(n))).collect();
         let dropped: Vec<&str> =
             fam.gens.iter().filter(|g| !gens.iter().any(|x| std::ptr::eq(*x, *g))).map(|g| g.name).collect();
         if !dropped.is_empty() {
             println!(
-                "differential: family {}: generators skipped (disabled, or command or its check's commands missing): {}",
+                "differential: family {}: generators skipped (command or its check's commands missing): {}",
                 fam.name,
                 dropped.join(" ")
             );

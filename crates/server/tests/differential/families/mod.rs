@@ -31,8 +31,6 @@ pub type GenFn = fn(&mut Gen) -> Vec<Op>;
 pub struct CmdGen {
     /// The command generated ("" for commands that must be unknown to both servers).
     pub name: &'static str,
-    /// 0 disables the generator (everywhere: its family, other families' foreign draws,
-    /// MULTI and scripts), e.g. while a known divergence stands.
     pub weight: u32,
     /// Other commands the comparison needs (re-sync, membership checks).
     pub needs: &'static [&'static str],

@@ -3,8 +3,7 @@
 //! groups: XGROUP CREATE SETID DESTROY CREATECONSUMER DELCONSUMER HELP, XREADGROUP (NOACK)
 //! XACK XPENDING (summary and extended) XCLAIM XAUTOCLAIM; XINFO STREAM (FULL) GROUPS
 //! CONSUMERS HELP; stream commands on strings and lists. Where StayKV is known to differ from
-//! Redis 7.0, the inputs are left out or the generator disabled (weight 0), each with the
-//! divergence in a comment.
+//! Redis 7.0, the inputs are left out, each with the divergence in a comment.
 //!
 //! Nothing reads the clock: no ID is `*` (milliseconds come from 0..=50 and sequences from
 //! 0..=5, so IDs collide, go backwards and hit 0-0; `ms-*` follows the stream's last ID, and
