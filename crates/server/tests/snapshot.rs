@@ -556,14 +556,21 @@ fn grows_past_its_base_before_an_automatic_rewrite(conn: &mut RawConn, who: &str
     let value = incompressible(1000);
     let mut next_key = 0;
     // StayKV's aof_current_size is the log as its trigger thread last listed it, every 100 ms
-    // while the log grows: each step waits for that, so no step overshoots by more than 25 KB.
+    // while the log grows: each step waits until the size counts it, so that no step overshoots
+    // by more than 25 KB however late that thread runs on a loaded machine.
     let mut write_until = |conn: &mut RawConn, bytes: u64| {
-        while size(conn, "aof_current_size") < bytes {
+        let mut current = size(conn, "aof_current_size");
+        while current < bytes {
             for _ in 0..25 {
                 call_str(conn, &["SET", &format!("key:{next_key}"), &value]);
                 next_key += 1;
             }
-            std::thread::sleep(Duration::from_millis(150));
+            let before = current;
+            let counted = wait_until(Duration::from_secs(30), || {
+                current = size(conn, "aof_current_size");
+                current > before
+            });
+            assert!(counted, "{who}: aof_current_size stayed at {before} after 25 more SETs");
         }
     };
     write_until(conn, 300_000);
