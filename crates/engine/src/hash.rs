@@ -34,10 +34,9 @@ pub const PACKED_STRING_MAX: usize = u8::MAX as usize;
 /// The largest packed buffer: the index keeps offsets in 16 bits.
 pub const PACKED_BYTES_MAX: usize = u16::MAX as usize;
 
-/// What a pair costs in the table beside the strings' own heap blocks: the pair, its control
-/// byte, and the eighth of buckets kept free.
-const PAIR_BYTES: usize = 2 * std::mem::size_of::<KeyBytes>();
-const TABLE_PAIR_BYTES: usize = PAIR_BYTES + PAIR_BYTES / 8 + 1;
+/// What a pair costs in the table beside the strings' own heap blocks: its slot and its
+/// place in the index.
+const TABLE_PAIR_BYTES: usize = 2 * std::mem::size_of::<KeyBytes>() + crate::byte_table::INDEX_BYTES_PER_ENTRY;
 
 #[derive(Clone, Debug, Default)]
 pub struct Hash {
@@ -317,6 +316,18 @@ impl Hash {
         }
     }
 
+    /// One page of HSCAN: visits pairs from `cursor` on (see `ByteTable::scan`) and returns
+    /// the next cursor; a packed hash is visited whole, with cursor 0 next.
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut((&'a [u8], &'a [u8]))) -> u64 {
+        match &self.repr {
+            Repr::Packed(_) => {
+                self.iter().for_each(visit);
+                0
+            }
+            Repr::Table(table) => table.scan(cursor, count, |pair| visit(pair_slices(pair))),
+        }
+    }
+
     /// A field and its value chosen uniformly at random (in expected constant time once the
     /// hash is a table); `None` if empty.
     pub fn random(&self, rng: &mut impl rand::Rng) -> Option<(&[u8], &[u8])> {
@@ -372,7 +383,7 @@ pub struct Iter<'a>(IterRepr<'a>);
 enum IterRepr<'a> {
     /// The pairs and how many are left.
     Packed(Slots<'a>, usize),
-    Table(hashbrown::hash_table::Iter<'a, (KeyBytes, KeyBytes)>),
+    Table(crate::byte_table::Iter<'a, (KeyBytes, KeyBytes)>),
 }
 
 impl std::fmt::Debug for Iter<'_> {

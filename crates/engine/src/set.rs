@@ -146,6 +146,18 @@ impl Set {
         }
     }
 
+    /// One page of SSCAN: visits members from `cursor` on (see `ByteTable::scan`) and
+    /// returns the next cursor; an integer array is visited whole, with cursor 0 next.
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(Member<'a>)) -> u64 {
+        match &self.repr {
+            Repr::Ints(_) => {
+                self.iter().for_each(visit);
+                0
+            }
+            Repr::Table(table) => table.scan(cursor, count, |m| visit(Member(Spelled::Stored(m)))),
+        }
+    }
+
     /// A member chosen uniformly at random, in expected constant time; `None` if empty.
     pub fn random(&self, rng: &mut impl rand::Rng) -> Option<Member<'_>> {
         match &self.repr {
@@ -180,9 +192,9 @@ impl Set {
     /// Heap bytes for `MEMORY USAGE`: exact for an integer array, estimated from the first
     /// `samples` members of a table (all with 0), as Redis samples.
     pub fn memory_usage(&self, samples: usize) -> usize {
-        /// A table member beside a long one's own heap block: its 24 bytes, its control byte
-        /// and the eighth of the table kept free.
-        const TABLE_MEMBER_BYTES: usize = 24 + 24 / 8 + 1;
+        /// A table member beside a long one's own heap block: its slot and its place in the
+        /// index.
+        const TABLE_MEMBER_BYTES: usize = std::mem::size_of::<KeyBytes>() + crate::byte_table::INDEX_BYTES_PER_ENTRY;
         match &self.repr {
             Repr::Ints(ints) => ints.heap_bytes(),
             Repr::Table(table) => {
@@ -251,7 +263,7 @@ pub struct Iter<'a>(Walk<'a>);
 #[derive(Debug)]
 enum Walk<'a> {
     Ints(&'a Ints, std::ops::Range<usize>),
-    Table(hashbrown::hash_table::Iter<'a, KeyBytes>),
+    Table(crate::byte_table::Iter<'a, KeyBytes>),
 }
 
 impl<'a> Iterator for Iter<'a> {

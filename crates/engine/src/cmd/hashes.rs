@@ -234,7 +234,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(ScanTarget { collection: hash, compact, cursor, options }) = scan_target::<Hash>(ctx, args)? else {
         return Ok(scan_page(0, Vec::new()));
     };
-    Ok(scan_members(|| hash.iter(), hash.len(), compact, cursor, &options))
+    Ok(scan_members(compact, cursor, &options, |cursor, count, visit| hash.scan(cursor, count, visit)))
 }
 
 /// A field and its value, as HSCAN returns them.

@@ -327,7 +327,7 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(ScanTarget { collection: set, compact, cursor, options }) = scan_target::<Set>(ctx, args)? else {
         return Ok(scan_page(0, Vec::new()));
     };
-    Ok(scan_members(|| set.iter(), set.len(), compact, cursor, &options))
+    Ok(scan_members(compact, cursor, &options, |cursor, count, visit| set.scan(cursor, count, visit)))
 }
 
 impl ScanItem for Member<'_> {
