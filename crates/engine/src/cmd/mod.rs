@@ -125,7 +125,7 @@ pub(crate) trait ScanItem {
 ///
 /// A collection Redis 7.0 would hold compact (`compact`: a listpack hash, an intset) is
 /// returned whole with cursor 0, whatever the cursor and COUNT, as Redis returns it.
-pub(crate) fn scan_members<'a, I: ScanItem + 'a>(
+pub(crate) fn scan_members<I: ScanItem>(
     compact: bool,
     cursor: u64,
     options: &keys::ScanOptions,
