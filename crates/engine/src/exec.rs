@@ -598,6 +598,10 @@ impl Engine {
             let mut removed = Vec::new();
             for db in 0..guard.dbs.len() {
                 let (scanned, expired_keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
+                // No command holds a slot number now: the slab may be packed.
+                if let Some(slice) = guard.dbs.get_mut(db) {
+                    slice.pack_if_sparse(self.keyspace.hasher());
+                }
                 remaining = remaining.saturating_sub(scanned);
                 for (key, value) in expired_keys {
                     removed.push(value);

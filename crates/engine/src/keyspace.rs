@@ -5,9 +5,13 @@
 //! GET/SET path. A shard holds its slice of every logical database (`SELECT 0..15`).
 //!
 //! Inside a database slice, entries live in a slab (`slots`) and a hash table maps keys to
-//! slot numbers. Slots never move while their key lives, which is what gives `SCAN` Redis's
-//! guarantee — every key present for the whole iteration is returned — with a plain integer
-//! cursor: the cursor is a slot position, and a freed slot is only reused by a new key.
+//! slot numbers; a freed slot is reused by a new key. A key keeps its slot while it lives,
+//! until the slab, once more than half holes, is packed (`slab.rs`): the top keys move down
+//! into the lowest holes, and the slab and its index shrink to what they hold, so memory
+//! follows the keys down after a peak, as Redis's dicts shrink. Packing runs only between
+//! commands (from the active expiry cycle), since a command may hold a slot number while it
+//! runs. SCAN walks each slice's slots downward, so the plain integer cursor keeps Redis's
+//! guarantee: every key present for the whole iteration is returned.
 //! The expiry deadline sits in the entry itself, so a TTL costs no second map entry.
 
 use std::hash::BuildHasher;
@@ -22,6 +26,9 @@ use crate::value::Value;
 
 /// No deadline.
 pub const NO_EXPIRY: u64 = 0;
+
+/// Slabs this short are never packed: what packing saves is not worth its work.
+const PACK_FROM_SLOTS: usize = 64;
 
 /// One key and its value.
 #[derive(Debug, Clone)]
@@ -152,6 +159,26 @@ impl Db {
         let found = self.index.find_entry(hash, |&i| slot_key(slots, i) == Some(key));
         let (pos, _) = found.ok()?.remove();
         self.take_slot(pos)
+    }
+
+    /// Packs the slab once it is more than half holes (see the module's comment). Only
+    /// between commands: the keys' slot numbers change.
+    pub fn pack_if_sparse(&mut self, hasher: &impl BuildHasher) {
+        if self.slots.len() < PACK_FROM_SLOTS || self.len() * 2 >= self.slots.len() {
+            return;
+        }
+        let Db { index, slots, free, .. } = self;
+        crate::slab::pack(slots, |entry, from, to| {
+            if let Some(at) = index.find_mut(hasher.hash_one(&entry.key[..]), |&pos| pos == from) {
+                *at = to;
+            }
+        });
+        slots.truncate(index.len());
+        slots.shrink_to_fit();
+        *free = Vec::new();
+        if index.capacity() > index.len() * 4 {
+            index.shrink_to(index.len() * 2, |&pos| slot_key(slots, pos).map_or(0, |k| hasher.hash_one(k)));
+        }
     }
 
     fn take_slot(&mut self, pos: u32) -> Option<Entry> {

@@ -47,6 +47,7 @@ pub mod pubsub;
 pub mod rdbconv;
 pub mod scripting;
 pub mod set;
+mod slab;
 pub mod slowlog;
 pub mod small_bytes;
 pub mod sparkline;

@@ -269,13 +269,16 @@ pub(crate) fn parse_scan(args: &[Bytes], first: usize, allow_type: bool) -> Resu
     Ok((cursor, o))
 }
 
-/// SCAN: the cursor is `slot * shards + shard`, walking shard by shard through stable slots,
-/// so a key present for the whole iteration is always returned.
+/// SCAN: the cursor is `v * shards + shard`, walking shard by shard, each slice from its top
+/// slot down: `v` 0 starts the shard at its top, any other `v` means its slots below `v` are
+/// still to come. Packing moves keys only down (`keyspace.rs`), so a key present for the
+/// whole iteration is always returned.
 fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (cursor, o) = parse_scan(args, 1, true)?;
     let (db, now) = (ctx.client.db, ctx.now);
     let shards = ctx.engine.keyspace.shard_count() as u64;
-    let (mut shard, mut pos) = ((cursor % shards) as usize, (cursor / shards) as usize);
+    let (mut shard, mut below) = ((cursor % shards) as usize, usize::try_from(cursor / shards).unwrap_or(usize::MAX));
+    let mut at_top = below == 0;
     let mut found = Vec::new();
     let mut visited = 0usize;
     let budget = o.count.saturating_mul(10);
@@ -284,18 +287,21 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let Some(slice) = guards.get(shard).and_then(|s| s.dbs.get(db)) else {
             break 0;
         };
-        if pos >= slice.slot_count() {
+        if at_top {
+            below = slice.slot_count();
+            at_top = false;
+        }
+        below = below.min(slice.slot_count());
+        if below == 0 {
             shard += 1;
-            pos = 0;
-            if shard as u64 >= shards {
-                break 0;
-            }
+            at_top = true;
             continue;
         }
         if found.len() >= o.count || visited >= budget {
-            break pos as u64 * shards + shard as u64;
+            break below as u64 * shards + shard as u64;
         }
-        if let Some(e) = slice.slot(pos) {
+        below -= 1;
+        if let Some(e) = slice.slot(below) {
             let type_ok = o.type_name.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
             let match_ok = o.pattern.as_ref().is_none_or(|p| glob::matches(p, &e.key, false));
             if !e.is_expired(now) && type_ok && match_ok {
@@ -303,7 +309,6 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
         visited += 1;
-        pos += 1;
     };
     Ok(super::scan_page(next_cursor, found))
 }
@@ -781,5 +786,73 @@ mod restore_tests {
         }
         let r = run(&engine, &mut c, &[b"RESTORE", b"k", b"0", &payload(&[2, 2, 1, b'a', 1, b'b'])]);
         assert_eq!(r, Reply::Ok);
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::collections::HashSet;
+
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    use staykv_resp::Reply;
+
+    use crate::client::Client;
+    use crate::exec::{Engine, EngineOptions, NoJournal};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    /// One SCAN page: the next cursor and the keys.
+    fn page(engine: &Engine, client: &mut Client, now: u64, cursor: u64) -> (u64, Vec<String>) {
+        let reply = engine.run_line(client, now, &NoJournal, &format!("SCAN {cursor} COUNT 10")).reply;
+        let Reply::Array(parts) = reply else { panic!("not a scan page: {reply:?}") };
+        let text = |r: &Reply| match r {
+            Reply::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+            other => panic!("not a bulk string: {other:?}"),
+        };
+        let (Some(next), Some(Reply::Array(keys))) = (parts.first(), parts.get(1)) else { panic!("{parts:?}") };
+        (text(next).parse().unwrap(), keys.iter().map(text).collect())
+    }
+
+    /// SCAN returns every key present for the whole iteration while, between two of its
+    /// pages, most other keys expire and the active expiry cycle packs the slabs under it:
+    /// packing moves keys across the cursor's slot, only ever down.
+    #[test]
+    fn scan_returns_every_key_that_stays_while_the_slabs_pack() {
+        let mut rng = rand::thread_rng();
+        for round in 0..30 {
+            let engine = Engine::new(EngineOptions { shard_bits: 2, ..EngineOptions::default() });
+            let mut client = Client::new(1, true);
+            let mut names: Vec<String> = (0..150).map(|i| format!("stay:{i}")).collect();
+            names.extend((0..1_850).map(|i| format!("gone:{i}")));
+            names.shuffle(&mut rng);
+            for name in &names {
+                let expiry = if name.starts_with("gone") { " PX 1000" } else { "" };
+                engine.run_line(&mut client, NOW, &NoJournal, &format!("SET {name} v{expiry}"));
+            }
+            let (mut cursor, mut seen, mut pages) = (0, HashSet::new(), 0);
+            let expire_after = rng.gen_range(1..150);
+            loop {
+                let (next, keys) = page(&engine, &mut client, NOW, cursor);
+                seen.extend(keys);
+                pages += 1;
+                if pages == expire_after {
+                    engine.active_expire(NOW + 2_000, usize::MAX, &NoJournal, &crate::host::NoHost);
+                    for shard in 0..4 {
+                        let guard = engine.keyspace.lock(shard).unwrap();
+                        let db = guard.dbs.first().unwrap();
+                        assert_eq!(db.slot_count(), db.len(), "round {round}: shard {shard} packed");
+                    }
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            let missed = (0..150).filter(|i| !seen.contains(&format!("stay:{i}"))).count();
+            assert_eq!(missed, 0, "round {round}: keys that stayed were missed (expiry after page {expire_after})");
+        }
     }
 }
