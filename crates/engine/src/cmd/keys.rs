@@ -816,6 +816,30 @@ mod scan_tests {
         (text(next).parse().unwrap(), keys.iter().map(text).collect())
     }
 
+    /// Keys deleted by DEL leave holes as expired ones do: the cycle packs a slab with no
+    /// key that can expire, and the keys it moves are found where they went.
+    #[test]
+    fn the_expiry_cycle_packs_slabs_emptied_by_del() {
+        let engine = Engine::new(EngineOptions { shard_bits: 0, ..EngineOptions::default() });
+        let mut client = Client::new(1, true);
+        for i in 0..1_000 {
+            engine.run_line(&mut client, NOW, &NoJournal, &format!("SET k{i} v"));
+        }
+        for i in 0..900 {
+            engine.run_line(&mut client, NOW, &NoJournal, &format!("DEL k{i}"));
+        }
+        let slots = |engine: &Engine| engine.keyspace.lock(0).unwrap().dbs.first().unwrap().slot_count();
+        assert_eq!(slots(&engine), 1_000, "holes stay until the cycle runs");
+        engine.active_expire(NOW, 100, &NoJournal, &crate::host::NoHost);
+        assert_eq!(slots(&engine), 100);
+        let reply = engine.run_line(&mut client, NOW, &NoJournal, "MGET k0 k950 k999").reply;
+        let values: Vec<Reply> = [None, Some("v"), Some("v")]
+            .into_iter()
+            .map(|v| v.map_or(Reply::Nil, |v| Reply::Bulk(bytes::Bytes::from(v))))
+            .collect();
+        assert_eq!(reply, Reply::Array(values), "moved keys are found where they went");
+    }
+
     /// SCAN returns every key present for the whole iteration while, between two of its
     /// pages, most other keys expire and the active expiry cycle packs the slabs under it:
     /// packing moves keys across the cursor's slot, only ever down.
