@@ -15,10 +15,12 @@
 //!   steps in both directions for range walks (ZRANGE, ZREVRANGE, LIMIT).
 //! * The index is a `hashbrown::HashTable<u32>` of slot numbers keyed by a hash of the member,
 //!   so ZSCORE/ZMSCORE and the existence checks are O(1) and the member bytes are stored once.
-//! * A node keeps its slot for as long as its member is in the set (a score change relinks the
-//!   same slot), which is what ZSCAN's cursor walks: every member present for the whole scan
-//!   is returned. Freed slots are reused by later insertions; the slab does not shrink while
-//!   the key lives (an emptied set is deleted with its key).
+//! * A node keeps its slot while its member is in the set (a score change relinks the same
+//!   slot), until a removal leaves the slab more than half holes: then the top nodes move down
+//!   into the lowest holes and every link follows (`slab.rs`), so memory follows the set down.
+//!   ZSCAN's cursor walks the slots downward, so a member present for the whole scan stays
+//!   below the cursor until it is visited and is returned. Freed slots are reused by later
+//!   insertions.
 //!
 //! Costs (n members, expected, the skip list's levels being random with p = 1/4 as in Redis):
 //! insert, remove, score change, rank, access by rank and range seek O(log n); member lookup
@@ -54,6 +56,9 @@ const MAX_LEVEL: usize = 32;
 /// The header's slot, and "no node" in links.
 const HEAD: u32 = 0;
 const NIL: u32 = 0;
+
+/// Slabs this short are never packed: what packing saves is not worth its work.
+const PACK_FROM_SLOTS: usize = 64;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Level {
@@ -331,7 +336,7 @@ impl ZSet {
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.repr {
             Repr::Packed(p) => p.remove(member),
-            Repr::Skip(s) => s.remove(member),
+            Repr::Skip(s) => s.packing_after(|s| s.remove(member)),
         }
     }
 
@@ -402,7 +407,7 @@ impl ZSet {
     pub fn remove_in<R: Range>(&mut self, range: &R) -> usize {
         match &mut self.repr {
             Repr::Packed(p) => p.remove_in(range),
-            Repr::Skip(s) => s.remove_in(range),
+            Repr::Skip(s) => s.packing_after(|s| s.remove_in(range)),
         }
     }
 
@@ -410,7 +415,7 @@ impl ZSet {
     pub fn remove_rank_range(&mut self, start: usize, end: usize) -> usize {
         match &mut self.repr {
             Repr::Packed(p) => p.remove_ranks(start, end),
-            Repr::Skip(s) => s.remove_rank_range(start, end),
+            Repr::Skip(s) => s.packing_after(|s| s.remove_rank_range(start, end)),
         }
     }
 
@@ -418,7 +423,7 @@ impl ZSet {
     pub fn pop(&mut self, count: usize, max: bool) -> Vec<(Bytes, f64)> {
         match &mut self.repr {
             Repr::Packed(p) => p.pop(count, max),
-            Repr::Skip(s) => s.pop(count, max),
+            Repr::Skip(s) => s.packing_after(|s| s.pop(count, max)),
         }
     }
 
@@ -933,26 +938,72 @@ impl SkipList {
         out
     }
 
-    /// One page of ZSCAN over a skip-list set: visit members from slot `cursor` on, until
-    /// `count` were visited (or ten times as many empty slots were passed). Returns the next
-    /// cursor, 0 when done. A member keeps its slot while it is in the set, so each member
-    /// present for the whole scan is visited exactly once.
+    /// One page of ZSCAN over a skip-list set: visit members downward from below slot
+    /// `cursor` (0 starts at the top slot) until `count` were visited or ten times as many
+    /// empty slots passed. Returns the next cursor, 0 when done. A member keeps its slot until
+    /// the slab is packed, and packing moves members only down (`slab.rs`), so each member
+    /// present for the whole scan is visited at least once.
     fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, f64)) -> u64 {
-        let mut pos = usize::try_from(cursor.max(1)).unwrap_or(usize::MAX);
+        let below = match usize::try_from(cursor) {
+            Ok(0) | Err(_) => self.nodes.len(),
+            Ok(cursor) => cursor.min(self.nodes.len()),
+        };
         let (mut found, mut passed) = (0usize, 0usize);
         let budget = count.saturating_mul(10).max(1);
-        while pos < self.nodes.len() {
-            if found >= count || passed >= budget {
-                return pos as u64;
-            }
-            if let Some(n) = self.nodes.get(pos).and_then(Option::as_ref) {
+        let mut next = below;
+        // Slot 0 is the header.
+        while next > 1 && found < count.max(1) && passed < budget {
+            next -= 1;
+            if let Some(n) = self.nodes.get(next).and_then(Option::as_ref) {
                 visit(&n.member, n.score);
                 found += 1;
             }
             passed += 1;
-            pos += 1;
         }
-        0
+        if next > 1 {
+            next as u64
+        } else {
+            0
+        }
+    }
+
+    /// Runs a removal, then packs the slab if it left it more than half holes: the nodes on
+    /// top move down into the lowest holes and every link, the index and the tail follow
+    /// (Redis frees skip-list nodes one by one; a slab would otherwise stay as long as the set
+    /// ever was). Only around a whole public removal, since the removal holds slot numbers.
+    fn packing_after<T>(&mut self, removal: impl FnOnce(&mut Self) -> T) -> T {
+        let result = removal(self);
+        let nodes = self.nodes.len();
+        if nodes >= PACK_FROM_SLOTS && (self.len + 1) * 2 < nodes {
+            self.pack();
+        }
+        result
+    }
+
+    fn pack(&mut self) {
+        let mut moved_to: Vec<u32> = (0..self.nodes.len()).map(|slot| slot as u32).collect();
+        // The header (slot 0) stays: pack the slots after it.
+        if let Some(members) = self.nodes.get_mut(1..) {
+            crate::slab::pack(members, |_, from, to| put(&mut moved_to, from as usize + 1, to + 1));
+        }
+        let new_slot = |slot: u32| moved_to.get(slot as usize).copied().unwrap_or(slot);
+        for node in self.nodes.iter_mut().flatten() {
+            node.backward = new_slot(node.backward);
+            for level in node.levels.iter_mut() {
+                level.forward = new_slot(level.forward);
+            }
+        }
+        self.tail = new_slot(self.tail);
+        for slot in self.index.iter_mut() {
+            *slot = new_slot(*slot);
+        }
+        self.nodes.truncate(self.len + 1);
+        self.nodes.shrink_to_fit();
+        self.free = Vec::new();
+        if self.index.capacity() > self.len * 4 {
+            let SkipList { index, nodes, hasher, .. } = self;
+            index.shrink_to(index.len() * 2, |&s| hasher.hash_one(slot_member(nodes, s)));
+        }
     }
 
     /// Check every structural invariant (tests).
@@ -1679,6 +1730,61 @@ mod tests {
             assert_eq!(seen.get(format!("s{i}").as_bytes()), Some(&1), "s{i}");
         }
         z.check();
+    }
+
+    /// ZSCAN returns every member present for the whole scan while removals between its pages
+    /// (one by one, by score range, by rank range, by popping) pack the slab under it, and the
+    /// set stays whole: links, ranks, scores and the index.
+    #[test]
+    fn scan_returns_every_stable_member_while_the_slab_packs() {
+        use rand::seq::SliceRandom;
+        let mut rng = rand::thread_rng();
+        for round in 0..20 {
+            let mut z = ZSet::with_size_hint(1000);
+            // Members to remove get scores below 0 and above 10,000, so that ranges and pops
+            // take only them; the 100 that stay sit in between.
+            let mut names: Vec<(String, f64)> = (0..100).map(|i| (format!("stay{i}"), f64::from(i) * 10.0)).collect();
+            names.extend((0..900).map(|i| (format!("low{i}"), -1.0 - f64::from(i))));
+            names.extend((0..900).map(|i| (format!("high{i}"), 10_001.0 + f64::from(i))));
+            names.shuffle(&mut rng);
+            for (name, score) in &names {
+                z.insert(Bytes::from(name.clone()), *score);
+            }
+            let mut leaving: Vec<String> =
+                names.iter().map(|(n, _)| n.clone()).filter(|n| !n.starts_with("stay")).collect();
+            leaving.shuffle(&mut rng);
+            let (mut cursor, mut seen, mut pages) = (0, std::collections::HashSet::new(), 0);
+            let remove_at = 1 + round * 4;
+            loop {
+                cursor = z.scan(cursor, 10, |m, _| {
+                    seen.insert(Bytes::copy_from_slice(m));
+                });
+                pages += 1;
+                if pages == remove_at {
+                    for name in leaving.iter().take(600) {
+                        z.remove(name.as_bytes());
+                    }
+                    z.remove_in(&ScoreRange::parse(b"-inf", b"(0").unwrap());
+                    z.pop(300, true);
+                    let high = z.len() - 1;
+                    z.remove_rank_range(100, high);
+                    assert_eq!(z.len(), 100, "round {round}: only the members that stay are left");
+                    let Repr::Skip(s) = &z.repr else { panic!("a skip list") };
+                    assert_eq!(s.nodes.len(), 101, "round {round}: packed");
+                    z.check();
+                }
+                if cursor == 0 {
+                    break;
+                }
+            }
+            let missed = (0..100).filter(|i| !seen.contains(format!("stay{i}").as_bytes())).count();
+            assert_eq!(missed, 0, "round {round}: members that stayed were missed");
+            for i in 0..100 {
+                let name = format!("stay{i}");
+                assert_eq!(z.score(name.as_bytes()), Some(f64::from(i) * 10.0));
+                assert_eq!(z.rank(name.as_bytes(), false), Some(i as usize));
+            }
+        }
     }
 
     #[test]
