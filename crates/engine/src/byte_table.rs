@@ -115,7 +115,7 @@ impl<T: Keyed> ByteTable<T> {
     /// Adds `entry` unless its key is there already; whether it was added.
     pub fn insert(&mut self, entry: T) -> bool {
         let ByteTable { slots, index } = self;
-        let key_at = |slot: &u32| slots.get(*slot as usize).and_then(Option::as_ref).map(Keyed::key);
+        let key_at = |slot: &u32| slot_key(slots, *slot);
         let found = index.entry(
             hash(entry.key()),
             |slot| key_at(slot) == Some(entry.key()),
@@ -144,8 +144,7 @@ impl<T: Keyed> ByteTable<T> {
 
     pub fn remove(&mut self, key: &[u8]) -> Option<T> {
         let ByteTable { slots, index } = self;
-        let key_at = |slot: &u32| slots.get(*slot as usize).and_then(Option::as_ref).map(Keyed::key);
-        let (slot, _) = index.find_entry(hash(key), |slot| key_at(slot) == Some(key)).ok()?.remove();
+        let (slot, _) = index.find_entry(hash(key), |&slot| slot_key(slots, slot) == Some(key)).ok()?.remove();
         let removed = slots.get_mut(slot as usize).and_then(Option::take);
         self.tidy();
         removed
@@ -222,7 +221,7 @@ impl<T: Keyed> ByteTable<T> {
     }
 
     fn key_at(&self, slot: u32) -> Option<&[u8]> {
-        self.entry(slot).map(Keyed::key)
+        slot_key(&self.slots, slot)
     }
 
     /// The slot of a uniformly random entry, `None` if the table is empty.
@@ -253,8 +252,7 @@ impl<T: Keyed> ByteTable<T> {
         }
         if self.index.capacity() >= PACK_FROM_SLOTS && self.len() * 8 < self.index.capacity() {
             let ByteTable { slots, index } = self;
-            let key_at = |slot: &u32| slots.get(*slot as usize).and_then(Option::as_ref).map(Keyed::key);
-            index.shrink_to(index.len() * 2, |slot| hash(key_at(slot).unwrap_or_default()));
+            index.shrink_to(index.len() * 2, |&slot| hash(slot_key(slots, slot).unwrap_or_default()));
         }
     }
 
@@ -268,6 +266,11 @@ impl<T: Keyed> ByteTable<T> {
         slots.truncate(index.len());
         slots.shrink_to_fit();
     }
+}
+
+/// The key of the entry in `slot`, if it holds one.
+fn slot_key<T: Keyed>(slots: &[Option<T>], slot: u32) -> Option<&[u8]> {
+    slots.get(slot as usize).and_then(Option::as_ref).map(Keyed::key)
 }
 
 /// The iterator of [`ByteTable::iter`].
