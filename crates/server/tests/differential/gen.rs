@@ -560,7 +560,6 @@ impl Gen {
         }
     }
 
-    /// A glob pattern for KEYS and SCAN MATCH.
     /// A SCAN-family command (`SCAN`, or `HSCAN key` and the like, given as `prefix`) with a
     /// cursor and options, iterated to the end on each server (`Check::Scan`). Errors (odd
     /// option lists, bad counts, TYPE outside SCAN) are compared on the first reply.
@@ -596,6 +595,7 @@ impl Gen {
         Op::with(a, Check::Scan)
     }
 
+    /// A glob pattern for KEYS and SCAN MATCH.
     pub fn pattern(&mut self) -> Vec<u8> {
         const P: &[&[u8]] = &[
             b"*",

@@ -876,7 +876,7 @@ impl Harness {
         }
     }
 
-    /// `SCAN 0 ...` iterated to the end on each server; the key sets must be equal.
+    /// A SCAN-family command iterated to the end on each server; the element sets must be equal.
     fn scan(&mut self, op: &Op) {
         self.remember(&op.args);
         // Where the cursor is, and how many strings an element is (a field and its value, a

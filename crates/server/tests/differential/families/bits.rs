@@ -5,7 +5,7 @@
 //! No write ever gets a large valid offset: Redis would allocate up to 512 MB for it. Large
 //! offsets appear in reads (BITFIELD GET) and as out-of-range errors only.
 
-use super::{c, CmdGen, Family};
+use super::{c, one, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
 pub const FAMILY: Family =
@@ -25,10 +25,6 @@ const GENS: &[CmdGen] = &[
     c("GET", 4, get),
     c("RPUSH", 1, rpush),
 ];
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
-}
 
 /// One of these keywords, occasionally in lower case.
 fn one_of(g: &mut Gen, kws: &[&str]) -> Vec<u8> {

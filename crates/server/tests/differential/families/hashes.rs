@@ -1,7 +1,7 @@
 //! Hashes: HSET HSETNX HGET HMGET HMSET HGETALL HDEL HEXISTS HLEN HSTRLEN HKEYS HVALS HINCRBY
 //! HINCRBYFLOAT HRANDFIELD HSCAN.
 
-use super::{c, cn, CmdGen, Family};
+use super::{c, cn, one, CmdGen, Family};
 use crate::differential::gen::{unordered, unordered_pairs, Check, Gen, Op, RandKind, RandomCheck};
 
 pub const FAMILY: Family =
@@ -50,10 +50,6 @@ fn hvalue(g: &mut Gen) -> Vec<u8> {
 
 fn fields(g: &mut Gen, min: i64, max: i64) -> Vec<Vec<u8>> {
     (0..g.range(min, max)).map(|_| field(g)).collect()
-}
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
 }
 
 fn set_pairs(g: &mut Gen, name: &str) -> Vec<Op> {

@@ -4,7 +4,7 @@
 //! (GETREG DECODE ENCODING TODENSE) runs only while StayKV has it (the harness skips commands
 //! StayKV lacks). SET and SETRANGE make strings that are not, or no longer, valid HLLs.
 
-use super::{c, CmdGen, Family};
+use super::{c, one, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
 pub const FAMILY: Family =
@@ -22,10 +22,6 @@ const GENS: &[CmdGen] = &[
     c("DEL", 2, del),
     c("SADD", 1, sadd),
 ];
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
-}
 
 fn element(g: &mut Gen) -> Vec<u8> {
     match g.below(10) {

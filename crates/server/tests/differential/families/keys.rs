@@ -3,7 +3,7 @@
 //! OBJECT ENCODING/HELP, SELECT, SWAPDB, DBSIZE, FLUSHDB; plus writers of every known type so
 //! the key commands see them all.
 
-use super::{c, cn, CmdGen, Family};
+use super::{c, cn, one, CmdGen, Family};
 use crate::differential::gen::{unordered, Check, Gen, Op, RandKind, RandomCheck};
 
 pub const FAMILY: Family =
@@ -45,10 +45,6 @@ const GENS: &[CmdGen] = &[
     c("FLUSHDB", 1, flushdb),
     c("", 1, unknown),
 ];
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
-}
 
 fn set(g: &mut Gen) -> Vec<Op> {
     let mut a = args![g.name("SET"), g.key(), g.value()];

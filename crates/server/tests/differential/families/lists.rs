@@ -1,7 +1,7 @@
 //! Lists: LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP (count) LLEN LRANGE LINDEX LSET LREM LTRIM
 //! LINSERT LPOS LMOVE RPOPLPUSH LMPOP.
 
-use super::{c, CmdGen, Family};
+use super::{c, one, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
 pub const FAMILY: Family =
@@ -46,10 +46,6 @@ fn index(g: &mut Gen) -> Vec<u8> {
         10 => g.pick_str(&["9223372036854775807", "-9223372036854775808", "100", "-100"]),
         _ => g.pick_str(&["abc", "", "1.5", "9223372036854775808"]),
     }
-}
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
 }
 
 fn push(g: &mut Gen, name: &str) -> Vec<Op> {

@@ -45,6 +45,11 @@ pub const fn cn(name: &'static str, weight: u32, needs: &'static [&'static str],
     CmdGen { name, weight, needs, gen }
 }
 
+/// A generator's single command, compared exactly.
+pub fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
+    vec![Op::new(args)]
+}
+
 #[derive(Debug)]
 pub struct Family {
     pub name: &'static str,

@@ -1,7 +1,7 @@
 //! Sets: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SPOP SRANDMEMBER SMOVE SINTER SINTERCARD
 //! SUNION SDIFF SSCAN and the STORE forms.
 
-use super::{c, cn, CmdGen, Family};
+use super::{c, cn, one, CmdGen, Family};
 use crate::differential::gen::{unordered, Check, Gen, Op, RandKind, RandomCheck};
 
 pub const FAMILY: Family =
@@ -54,10 +54,6 @@ fn member(g: &mut Gen) -> Vec<u8> {
 
 fn members(g: &mut Gen, min: i64, max: i64) -> Vec<Vec<u8>> {
     (0..g.range(min, max)).map(|_| member(g)).collect()
-}
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
 }
 
 fn sadd(g: &mut Gen) -> Vec<Op> {

@@ -14,7 +14,7 @@
 //! CONSUMERS, XINFO STREAM FULL) are compared with the times erased (`xinfo_norm`); so is
 //! every stream in the dataset comparison (`XINFO STREAM key FULL COUNT 0`).
 
-use super::{c, CmdGen, Family};
+use super::{c, one, CmdGen, Family};
 use crate::differential::gen::{Check, Gen, Op, KEYS};
 use crate::differential::resp::Value;
 
@@ -54,10 +54,6 @@ const GENS: &[CmdGen] = &[
 
 /// The largest millisecond part of generated IDs.
 const TOP_MS: i64 = 50;
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
-}
 
 /// Mostly k8–k10, so streams grow and their groups see traffic: the commands drawn from other
 /// families seldom overwrite them (`Gen::key` favours k0–k7). Sometimes any key of the shared

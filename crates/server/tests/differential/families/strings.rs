@@ -1,7 +1,7 @@
 //! Strings: GET SET (EX PX EXAT PXAT NX XX KEEPTTL GET) SETEX PSETEX SETNX GETEX GETDEL GETSET
 //! MGET MSET MSETNX APPEND STRLEN INCR DECR INCRBY DECRBY INCRBYFLOAT GETRANGE SETRANGE SUBSTR LCS.
 
-use super::{c, cn, CmdGen, Family};
+use super::{c, cn, one, CmdGen, Family};
 use crate::differential::gen::{Gen, Op};
 
 pub const FAMILY: Family =
@@ -31,10 +31,6 @@ const GENS: &[CmdGen] = &[
     c("SETRANGE", 4, setrange),
     c("LCS", 2, lcs),
 ];
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
-}
 
 fn get(g: &mut Gen) -> Vec<Op> {
     one(args![g.name("GET"), g.key()])

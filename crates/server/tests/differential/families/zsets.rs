@@ -3,7 +3,7 @@
 //! ZRANGEBYLEX ZREVRANGEBYLEX ZREVRANGE ZRANK ZREVRANK ZREMRANGEBYSCORE/RANK/LEX ZPOPMIN ZPOPMAX
 //! ZMPOP ZUNION ZINTER ZDIFF (+STORE, WEIGHTS, AGGREGATE) ZINTERCARD ZRANDMEMBER ZSCAN.
 
-use super::{c, cn, CmdGen, Family};
+use super::{c, cn, one, CmdGen, Family};
 use crate::differential::gen::{Check, Gen, Op, RandKind, RandomCheck};
 
 pub const FAMILY: Family =
@@ -96,10 +96,6 @@ fn rank(g: &mut Gen) -> Vec<u8> {
         10 => g.pick_str(&["9223372036854775807", "-9223372036854775808", "100"]),
         _ => g.pick_str(&["abc", "", "1.5"]),
     }
-}
-
-fn one(args: Vec<Vec<u8>>) -> Vec<Op> {
-    vec![Op::new(args)]
 }
 
 fn zadd(g: &mut Gen) -> Vec<Op> {
