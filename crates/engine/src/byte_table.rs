@@ -67,9 +67,6 @@ pub const INDEX_BYTES_PER_ENTRY: usize = (4 + 1) * 8 / 7;
 /// Random slots tried before a pick walks to a random entry instead.
 const RANDOM_TRIES: usize = 64;
 
-/// Slabs this short are never packed: what packing saves is not worth its work.
-const PACK_FROM_SLOTS: usize = 64;
-
 /// Empty slots a scan page may pass for each entry it was asked for, as Redis's SCAN passes
 /// at most ten empty buckets per COUNT.
 const SCAN_EMPTY_PER_COUNT: usize = 10;
@@ -238,22 +235,18 @@ impl<T: Keyed> ByteTable<T> {
         })
     }
 
-    /// After removals: drops the holes on top, and packs the slab once it is more than half
-    /// holes — the top entries move down into the lowest holes (never up: see the module's
-    /// comment on scans) and the slab is cut to what it holds. The index shrinks once under
-    /// an eighth full, to about twice what it holds, as Redis's dicts shrink below a tenth:
-    /// memory follows the content, and removals pay for the rehashes.
+    /// After removals: drops the holes on top, packs the slab once it is more than half holes
+    /// (the top entries move down into the lowest holes, never up: see the module's comment on
+    /// scans) and shrinks the index once it is mostly empty (`slab.rs`).
     fn tidy(&mut self) {
         while self.slots.last().is_some_and(Option::is_none) {
             self.slots.pop();
         }
-        if self.slots.len() >= PACK_FROM_SLOTS && self.len() * 2 < self.slots.len() {
+        if crate::slab::is_sparse(self.len(), self.slots.len()) {
             self.pack();
         }
-        if self.index.capacity() >= PACK_FROM_SLOTS && self.len() * 8 < self.index.capacity() {
-            let ByteTable { slots, index } = self;
-            index.shrink_to(index.len() * 2, |&slot| hash(slot_key(slots, slot).unwrap_or_default()));
-        }
+        let ByteTable { slots, index } = self;
+        crate::slab::shrink_index(index, |slot| hash(slot_key(slots, slot).unwrap_or_default()));
     }
 
     fn pack(&mut self) {
@@ -362,7 +355,7 @@ mod tests {
         let mut table = members(100_000);
         for i in (0..99_990).rev().filter(|i| i % 3 != 0).chain((0..99_990).filter(|i| i % 3 == 0)) {
             assert!(table.remove(format!("m{i}").as_bytes()).is_some());
-            assert!(table.slots.len() < PACK_FROM_SLOTS || table.len() * 2 >= table.slots.len());
+            assert!(!crate::slab::is_sparse(table.len(), table.slots.len()));
         }
         check(&table);
         assert_eq!(table.len(), 10);

@@ -7,8 +7,8 @@
 //! Inside a database slice, entries live in a slab (`slots`) and a hash table maps keys to
 //! slot numbers; a freed slot is reused by a new key. A key keeps its slot while it lives,
 //! until the slab, once more than half holes, is packed (`slab.rs`): the top keys move down
-//! into the lowest holes, and the slab and its index shrink to what they hold, so memory
-//! follows the keys down after a peak, as Redis's dicts shrink. Packing runs only between
+//! into the lowest holes and the slab shrinks to what it holds (its index too, once mostly
+//! empty), so memory follows the keys down after a peak, as Redis's dicts shrink. Packing runs only between
 //! commands (from the active expiry cycle), since a command may hold a slot number while it
 //! runs. SCAN walks each slice's slots downward, so the plain integer cursor keeps Redis's
 //! guarantee: every key present for the whole iteration is returned.
@@ -26,9 +26,6 @@ use crate::value::Value;
 
 /// No deadline.
 pub const NO_EXPIRY: u64 = 0;
-
-/// Slabs this short are never packed: what packing saves is not worth its work.
-const PACK_FROM_SLOTS: usize = 64;
 
 /// One key and its value.
 #[derive(Debug, Clone)]
@@ -164,7 +161,7 @@ impl Db {
     /// Packs the slab once it is more than half holes (see the module's comment). Only
     /// between commands: the keys' slot numbers change.
     pub fn pack_if_sparse(&mut self, hasher: &impl BuildHasher) {
-        if self.slots.len() < PACK_FROM_SLOTS || self.len() * 2 >= self.slots.len() {
+        if !crate::slab::is_sparse(self.len(), self.slots.len()) {
             return;
         }
         let Db { index, slots, free, .. } = self;
@@ -176,9 +173,7 @@ impl Db {
         slots.truncate(index.len());
         slots.shrink_to_fit();
         *free = Vec::new();
-        if index.capacity() > index.len() * 4 {
-            index.shrink_to(index.len() * 2, |&pos| slot_key(slots, pos).map_or(0, |k| hasher.hash_one(k)));
-        }
+        crate::slab::shrink_index(index, |pos| slot_key(slots, pos).map_or(0, |k| hasher.hash_one(k)));
     }
 
     fn take_slot(&mut self, pos: u32) -> Option<Entry> {

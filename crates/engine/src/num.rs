@@ -1,6 +1,6 @@
 //! Number parsing and printing with Redis's exact rules.
 
-pub use staykv_resp::parse_i64;
+pub use staykv_resp::{is_c_space, parse_i64};
 
 use crate::long_double::LongDouble;
 

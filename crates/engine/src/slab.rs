@@ -1,12 +1,33 @@
 //! Packing a slab: entries in numbered slots (`Option<T>`, `None` a hole a removal left), found
-//! through an index of slot numbers. The keyspace's databases (`keyspace.rs`) and large sets
-//! and hashes (`byte_table.rs`) are laid out this way, so that a scan cursor can be a slot
-//! number.
+//! through an index of slot numbers. The keyspace's databases (`keyspace.rs`), large sets and
+//! hashes (`byte_table.rs`) and sorted sets' skip lists (`zset.rs`) are laid out this way, so
+//! that a scan cursor can be a slot number.
 //!
 //! Packing moves entries only *down*, the top ones into the lowest holes. A scan that walks
 //! the slots downward therefore still finds every entry present for the whole scan: one below
 //! the cursor stays below it, wherever packing moves it (one moved from above the cursor to
 //! below comes twice, which SCAN allows).
+
+use hashbrown::HashTable;
+
+/// Slabs (and indexes) this short are never packed (shrunk): what it saves is not worth the
+/// work.
+const PACK_FROM_SLOTS: usize = 64;
+
+/// Whether a slab of `slots` holding `len` entries is due for packing: more than half holes.
+/// Packing then costs no more than the removals since the last one.
+pub fn is_sparse(len: usize, slots: usize) -> bool {
+    slots >= PACK_FROM_SLOTS && len * 2 < slots
+}
+
+/// Shrinks an index of slot numbers once it is under an eighth full, to about twice what it
+/// holds, as Redis's dicts shrink below a tenth: memory follows the content, and the removals
+/// pay for the rehash. `hash_of` gives the hash of the entry in a slot.
+pub fn shrink_index(index: &mut HashTable<u32>, hash_of: impl Fn(u32) -> u64) {
+    if index.capacity() >= PACK_FROM_SLOTS && index.len() * 8 < index.capacity() {
+        index.shrink_to(index.len() * 2, |&slot| hash_of(slot));
+    }
+}
 
 /// Moves the top entries of `slots` down into its lowest holes, until every entry sits below
 /// their count, and tells `moved(entry, from, to)` of each move so that the index follows.

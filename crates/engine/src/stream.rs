@@ -12,8 +12,6 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::value::{Collection, Value};
-
 /// Entries a Redis radix-tree node holds (`stream-node-max-entries`): approximate trimming
 /// (`~`) only removes whole nodes, so it trims in multiples of this.
 pub const NODE_ENTRIES: u64 = 100;
@@ -330,24 +328,12 @@ impl Stream {
     }
 }
 
-impl Collection for Stream {
-    fn view(value: &mut Value) -> Option<&mut Self> {
-        match value {
-            Value::Stream(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn empty() -> Value {
-        Value::Stream(Box::default())
-    }
-}
-
 /// Parse an unsigned decimal part of an ID the way Redis 7.0's `string2ull` accepts it, by
 /// way of `strtoull`: leading whitespace, then a `+` sign, leading zeros (checked against
 /// redis-server 7.0.15: `XADD s " 1"` adds `1-0`, `" -1"` is an invalid ID); anything
 /// else, overflow included, is refused.
 fn parse_u64(text: &[u8]) -> Option<u64> {
-    let start = text.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    let start = text.iter().position(|&b| !crate::num::is_c_space(b))?;
     let text = text.get(start..)?;
     let digits = text.strip_prefix(b"+").unwrap_or(text);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {

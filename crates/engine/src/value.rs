@@ -170,54 +170,28 @@ pub trait Collection: Sized {
     fn empty() -> Value;
 }
 
-impl Collection for crate::list::List {
-    fn view(value: &mut Value) -> Option<&mut Self> {
-        match value {
-            Value::List(l) => Some(l),
-            _ => None,
+/// [`Collection`] for the type that the `Value` variant `$variant` boxes.
+macro_rules! collection {
+    ($type:ty, $variant:ident $(, compact: $compact:literal)?) => {
+        impl Collection for $type {
+            $(const HAS_COMPACT_ENCODING: bool = $compact;)?
+            fn view(value: &mut Value) -> Option<&mut Self> {
+                match value {
+                    Value::$variant(collection) => Some(collection),
+                    _ => None,
+                }
+            }
+            fn empty() -> Value {
+                Value::$variant(Box::default())
+            }
         }
-    }
-    fn empty() -> Value {
-        Value::List(Box::default())
-    }
+    };
 }
 
-impl Collection for crate::hash::Hash {
-    const HAS_COMPACT_ENCODING: bool = true;
-    fn view(value: &mut Value) -> Option<&mut Self> {
-        match value {
-            Value::Hash(h) => Some(h),
-            _ => None,
-        }
-    }
-    fn empty() -> Value {
-        Value::Hash(Box::default())
-    }
-}
-
-impl Collection for crate::set::Set {
-    const HAS_COMPACT_ENCODING: bool = true;
-    fn view(value: &mut Value) -> Option<&mut Self> {
-        match value {
-            Value::Set(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn empty() -> Value {
-        Value::Set(Box::default())
-    }
-}
-
-impl Collection for crate::zset::ZSet {
-    fn view(value: &mut Value) -> Option<&mut Self> {
-        match value {
-            Value::ZSet(z) => Some(z),
-            _ => None,
-        }
-    }
-    fn empty() -> Value {
-        Value::ZSet(Box::default())
-    }
-}
+collection!(crate::list::List, List);
+collection!(crate::hash::Hash, Hash, compact: true);
+collection!(crate::set::Set, Set, compact: true);
+collection!(crate::zset::ZSet, ZSet);
+collection!(crate::stream::Stream, Stream);
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);

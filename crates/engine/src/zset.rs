@@ -57,9 +57,6 @@ const MAX_LEVEL: usize = 32;
 const HEAD: u32 = 0;
 const NIL: u32 = 0;
 
-/// Slabs this short are never packed: what packing saves is not worth its work.
-const PACK_FROM_SLOTS: usize = 64;
-
 #[derive(Debug, Clone, Copy, Default)]
 struct Level {
     forward: u32,
@@ -429,7 +426,7 @@ impl ZSet {
 
     /// One page of ZSCAN over a skip-list set (see `SkipList::scan`); a listpack set is
     /// visited whole, with cursor 0 next, as Redis returns it.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], f64)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(&'a [u8], f64)) -> u64 {
         match &self.repr {
             Repr::Packed(p) => {
                 p.for_each(visit);
@@ -943,7 +940,7 @@ impl SkipList {
     /// empty slots passed. Returns the next cursor, 0 when done. A member keeps its slot until
     /// the slab is packed, and packing moves members only down (`slab.rs`), so each member
     /// present for the whole scan is visited at least once.
-    fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, f64)) -> u64 {
+    fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(&'a Bytes, f64)) -> u64 {
         let below = match usize::try_from(cursor) {
             Ok(0) | Err(_) => self.nodes.len(),
             Ok(cursor) => cursor.min(self.nodes.len()),
@@ -973,8 +970,8 @@ impl SkipList {
     /// ever was). Only around a whole public removal, since the removal holds slot numbers.
     fn packing_after<T>(&mut self, removal: impl FnOnce(&mut Self) -> T) -> T {
         let result = removal(self);
-        let nodes = self.nodes.len();
-        if nodes >= PACK_FROM_SLOTS && (self.len + 1) * 2 < nodes {
+        // The header is a slot too.
+        if crate::slab::is_sparse(self.len + 1, self.nodes.len()) {
             self.pack();
         }
         result
@@ -1000,10 +997,8 @@ impl SkipList {
         self.nodes.truncate(self.len + 1);
         self.nodes.shrink_to_fit();
         self.free = Vec::new();
-        if self.index.capacity() > self.len * 4 {
-            let SkipList { index, nodes, hasher, .. } = self;
-            index.shrink_to(index.len() * 2, |&s| hasher.hash_one(slot_member(nodes, s)));
-        }
+        let SkipList { index, nodes, hasher, .. } = self;
+        crate::slab::shrink_index(index, |slot| hasher.hash_one(slot_member(nodes, slot)));
     }
 
     /// Check every structural invariant (tests).
@@ -1233,10 +1228,6 @@ impl Range for LexRange {
     }
 }
 
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
 fn starts_with_ci(text: &[u8], prefix: &[u8]) -> bool {
     text.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
@@ -1246,7 +1237,7 @@ fn starts_with_ci(text: &[u8], prefix: &[u8]) -> bool {
 /// Out-of-range values come back as ±infinity or 0 as from glibc (see [`parse_score`] for the
 /// `ERANGE` check).
 pub fn strtod(text: &[u8]) -> (f64, usize) {
-    let mut i = text.iter().take_while(|&&b| is_c_space(b)).count();
+    let mut i = text.iter().take_while(|&&b| crate::num::is_c_space(b)).count();
     let negative = match text.get(i) {
         Some(b'-') => {
             i += 1;
@@ -1387,7 +1378,7 @@ fn parse_hex(text: &[u8]) -> Option<(f64, usize)> {
 /// A score argument with Redis's `string2d` rules (ZADD, ZINCRBY, WEIGHTS): the whole string
 /// is a number, no leading space, not NaN, and no overflow or underflow to zero.
 pub fn parse_score(text: &[u8]) -> Option<f64> {
-    if text.first().is_none_or(|&b| is_c_space(b)) {
+    if text.first().is_none_or(|&b| crate::num::is_c_space(b)) {
         return None;
     }
     strtod_exact(text)
@@ -1401,7 +1392,7 @@ pub fn strtod_exact(text: &[u8]) -> Option<f64> {
     if used != text.len() || value.is_nan() {
         return None;
     }
-    let text = text.get(text.iter().take_while(|&&b| is_c_space(b)).count()..).unwrap_or_default();
+    let text = text.get(text.iter().take_while(|&&b| crate::num::is_c_space(b)).count()..).unwrap_or_default();
     let body = text.strip_prefix(b"-").or_else(|| text.strip_prefix(b"+")).unwrap_or(text);
     if value.is_infinite() && !starts_with_ci(body, b"inf") {
         return None; // ERANGE: overflow

@@ -17,5 +17,5 @@ mod parse;
 mod reply;
 
 pub use output::{Output, ReplySink, SHARED_VALUE_MIN};
-pub use parse::{parse, parse_i64, split_args, Limits, ParseError, Partial, Request};
+pub use parse::{is_c_space, parse, parse_i64, split_args, Limits, ParseError, Partial, Request};
 pub use reply::{format_double, format_g, format_human_double, Protocol, Reply};

@@ -347,8 +347,9 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     }
 }
 
-/// C's `isspace` in the C locale (Rust's `is_ascii_whitespace` leaves out `\v`).
-fn is_c_space(c: u8) -> bool {
+/// C's `isspace` in the C locale, which `strtod`, `strtoull` and friends skip before a number
+/// (Rust's `is_ascii_whitespace` leaves out `\v`).
+pub fn is_c_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 

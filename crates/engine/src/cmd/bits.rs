@@ -389,12 +389,12 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult
     let highest = fields.iter().filter(|f| !matches!(f.op, FieldOp::Get)).map(|f| f.offset + f.bits as usize - 1).max();
     let Some(highest) = highest else {
         // Only GETs (or nothing): Redis reads the key (a miss is counted and announced).
-        let replies = match ctx.lookup_read(key).map(|entry| &entry.value) {
-            None => fields.iter().map(|f| write_field(&[], f).0).collect(),
-            Some(Value::Str(s)) => fields.iter().map(|f| write_field(s.as_slice(), f).0).collect(),
+        let data: &[u8] = match ctx.lookup_read(key).map(|entry| &entry.value) {
+            None => &[],
+            Some(Value::Str(s)) => s.as_slice(),
             Some(_) => return Err(errors::wrong_type()),
         };
-        return Ok(Reply::Array(replies));
+        return Ok(Reply::Array(fields.iter().map(|f| write_field(data, f).0).collect()));
     };
     // Otherwise it looks the key up for writing.
     let (len, expire_at) = match ctx.string_for_update(key, <[u8]>::len)? {

@@ -219,7 +219,7 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// an optional sign (`-1` wraps to the largest cursor), nothing after the digits, no overflow;
 /// the empty string is cursor 0.
 fn parse_cursor(text: &[u8]) -> Option<u64> {
-    if text.first().is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) {
+    if text.first().is_some_and(|&c| crate::num::is_c_space(c)) {
         return None;
     }
     if text.is_empty() {

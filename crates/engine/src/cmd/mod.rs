@@ -111,7 +111,8 @@ pub(crate) fn own(arg: &Bytes) -> Bytes {
     Bytes::copy_from_slice(arg)
 }
 
-/// An element HSCAN or SSCAN returns: a set member, or a hash field with its value.
+/// An element HSCAN, SSCAN or ZSCAN returns: a set member, a hash field with its value, a
+/// sorted-set member with its score.
 pub(crate) trait ScanItem {
     /// What MATCH tests (a member, a field).
     fn name(&self) -> &[u8];
@@ -119,9 +120,10 @@ pub(crate) trait ScanItem {
     fn push_reply(self, out: &mut Vec<Reply>);
 }
 
-/// A page of HSCAN or SSCAN: `scan` visits one page of elements from a cursor, given
-/// COUNT, and returns the next cursor ([`crate::set::Set::scan`], [`crate::hash::Hash::scan`]:
-/// a page costs what it holds, and an element present for the whole iteration is returned).
+/// A page of HSCAN, SSCAN or ZSCAN: `scan` visits one page of elements from a cursor, given
+/// COUNT, and returns the next cursor ([`crate::set::Set::scan`], [`crate::hash::Hash::scan`],
+/// [`crate::zset::ZSet::scan`]: a page costs what it holds, and an element present for the
+/// whole iteration is returned).
 ///
 /// A collection Redis 7.0 would hold compact (`compact`: a listpack hash, an intset) is
 /// returned whole with cursor 0, whatever the cursor and COUNT, as Redis returns it.

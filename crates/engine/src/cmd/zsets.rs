@@ -918,24 +918,32 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     else {
         return Ok(super::scan_page(0, Vec::new()));
     };
-    let matches = |m: &[u8]| options.pattern.as_ref().is_none_or(|p| crate::glob::matches(p, m, false));
-    let mut out = Vec::new();
-    let next = if compact {
-        // Redis returns a listpack whole, scores as the listpack stores them.
-        for (member, score) in set.iter().filter(|(m, _)| matches(m)) {
-            out.push(bulk_copy(member));
-            out.push(Reply::Bulk(Bytes::from(zset::format_listpack_score(score))));
-        }
-        0
-    } else {
-        set.scan(cursor, options.count, |member, score| {
-            if matches(member) {
-                out.push(bulk_copy(member));
-                out.push(Reply::Bulk(Bytes::from(staykv_resp::format_double(score))));
-            }
-        })
-    };
-    Ok(super::scan_page(next, out))
+    Ok(super::scan_members(compact, cursor, &options, |cursor, count, visit| {
+        set.scan(cursor, count, |member, score| visit(Scored { member, score, listpack: compact }))
+    }))
+}
+
+/// A member and its score as ZSCAN returns them: a listpack set (returned whole) gives each
+/// score as the listpack stores it, a skip list as a double.
+struct Scored<'a> {
+    member: &'a [u8],
+    score: f64,
+    listpack: bool,
+}
+
+impl super::ScanItem for Scored<'_> {
+    fn name(&self) -> &[u8] {
+        self.member
+    }
+
+    fn push_reply(self, out: &mut Vec<Reply>) {
+        let score = if self.listpack {
+            zset::format_listpack_score(self.score)
+        } else {
+            staykv_resp::format_double(self.score)
+        };
+        out.extend([bulk_copy(self.member), Reply::Bulk(Bytes::from(score))]);
+    }
 }
 
 #[cfg(test)]

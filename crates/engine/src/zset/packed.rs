@@ -219,7 +219,7 @@ impl Packed {
     }
 
     /// Every member in order, lowest first.
-    pub(super) fn for_each(&self, mut visit: impl FnMut(&[u8], f64)) {
+    pub(super) fn for_each<'a>(&'a self, mut visit: impl FnMut(&'a [u8], f64)) {
         self.walk().for_each(|(member, score)| visit(member, score));
     }
 
