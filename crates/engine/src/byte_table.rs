@@ -75,7 +75,8 @@ const SCAN_EMPTY_PER_COUNT: usize = 10;
 static HASHER: LazyLock<foldhash::fast::FixedState> =
     LazyLock::new(|| foldhash::fast::FixedState::with_seed(rand::random()));
 
-fn hash(key: &[u8]) -> u64 {
+/// A key's hash under the process's seed; sorted sets index their members with it too.
+pub(crate) fn hash(key: &[u8]) -> u64 {
     HASHER.hash_one(key)
 }
 

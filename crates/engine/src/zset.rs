@@ -13,8 +13,8 @@
 //!   queries and access by rank O(log n) — what a `BTreeMap<(score, member), ()>` cannot do
 //!   without an order-statistic augmentation. Level-0 links plus backward links give O(1)
 //!   steps in both directions for range walks (ZRANGE, ZREVRANGE, LIMIT).
-//! * The index is a `hashbrown::HashTable<u32>` of slot numbers keyed by a hash of the member,
-//!   so ZSCORE/ZMSCORE and the existence checks are O(1) and the member bytes are stored once.
+//! * The index is a `hashbrown::HashTable<u32>` of slot numbers keyed by a hash of the member
+//!   (under the process's one seed, as large sets and hashes hash theirs), so ZSCORE/ZMSCORE and the existence checks are O(1) and the member bytes are stored once.
 //! * A node keeps its slot while its member is in the set (a score change relinks the same
 //!   slot), until a removal leaves the slab more than half holes: then the top nodes move down
 //!   into the lowest holes and every link follows (`slab.rs`), so memory follows the set down.
@@ -41,8 +41,6 @@
 //! ENCODING`, ZSCAN (a listpack set is returned whole, in order, with cursor 0), the sign of
 //! zero (a listpack stores `-0` as the integer `0`; a skip list keeps it), and which member
 //! a lex range over mixed scores starts at (a listpack is searched linearly).
-
-use std::hash::BuildHasher;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
@@ -75,6 +73,8 @@ mod packed;
 
 use packed::Packed;
 
+use crate::byte_table::hash;
+
 /// A sorted set. See the module documentation.
 #[derive(Clone)]
 pub struct ZSet {
@@ -94,7 +94,6 @@ struct SkipList {
     nodes: Vec<Option<Node>>,
     free: Vec<u32>,
     index: HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
     tail: u32,
     level: usize,
     len: usize,
@@ -475,8 +474,8 @@ impl<'a> Iterator for Iter<'a> {
 
 impl SkipList {
     fn new() -> SkipList {
-        let hasher = foldhash::fast::RandomState::default();
-        let rng = hasher.hash_one(0x5eed_u64) | 1;
+        // Xorshift needs a state other than zero.
+        let rng = rand::random::<u64>() | 1;
         let head = Node {
             member: Bytes::new(),
             score: 0.0,
@@ -489,7 +488,6 @@ impl SkipList {
             nodes: vec![Some(head)],
             free: Vec::new(),
             index: HashTable::new(),
-            hasher,
             tail: NIL,
             level: 1,
             len: 0,
@@ -559,9 +557,8 @@ impl SkipList {
     }
 
     fn find(&self, member: &[u8]) -> Option<u32> {
-        let hash = self.hasher.hash_one(member);
         let nodes = &self.nodes;
-        self.index.find(hash, |&slot| slot_member(nodes, slot) == member).copied()
+        self.index.find(hash(member), |&slot| slot_member(nodes, slot) == member).copied()
     }
 
     fn random_level(&mut self) -> usize {
@@ -692,8 +689,7 @@ impl SkipList {
     /// Release an unlinked node's slot and index entry; returns its member and score.
     fn release(&mut self, slot: u32) -> Option<(Bytes, f64)> {
         let node = self.nodes.get_mut(slot as usize)?.take()?;
-        let hash = self.hasher.hash_one(&node.member[..]);
-        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+        if let Ok(entry) = self.index.find_entry(hash(&node.member), |&s| s == slot) {
             entry.remove();
         }
         self.free.push(slot);
@@ -703,7 +699,7 @@ impl SkipList {
 
     fn insert_new(&mut self, member: Bytes, score: f64) {
         let level = self.random_level();
-        let hash = self.hasher.hash_one(&member[..]);
+        let member_hash = hash(&member);
         self.member_bytes += member.len();
         let node = Node { member, score, backward: NIL, levels: vec![Level::default(); level].into_boxed_slice() };
         let slot = match self.free.pop() {
@@ -716,8 +712,8 @@ impl SkipList {
                 u32::try_from(self.nodes.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        let SkipList { index, nodes, hasher, .. } = self;
-        index.insert_unique(hash, slot, |&s| hasher.hash_one(slot_member(nodes, s)));
+        let SkipList { index, nodes, .. } = self;
+        index.insert_unique(member_hash, slot, |&s| hash(slot_member(nodes, s)));
         self.link(slot);
     }
 
@@ -997,8 +993,8 @@ impl SkipList {
         self.nodes.truncate(self.len + 1);
         self.nodes.shrink_to_fit();
         self.free = Vec::new();
-        let SkipList { index, nodes, hasher, .. } = self;
-        crate::slab::shrink_index(index, |slot| hasher.hash_one(slot_member(nodes, slot)));
+        let SkipList { index, nodes, .. } = self;
+        crate::slab::shrink_index(index, |slot| hash(slot_member(nodes, slot)));
     }
 
     /// Check every structural invariant (tests).
