@@ -41,6 +41,7 @@ fn set(g: &mut Gen) -> Vec<Op> {
     let mut a = args![g.name("SET"), g.key(), g.value()];
     let n = g.pick(&[0, 0, 0, 1, 1, 1, 2, 2, 3]);
     for _ in 0..n {
+        let after_bare_expiry = a.last().is_some_and(|last| is_expiry_keyword(last));
         match g.below(19) {
             0 | 1 => a.push(g.kw("NX")),
             2 | 3 => a.push(g.kw("XX")),
@@ -64,10 +65,24 @@ fn set(g: &mut Gen) -> Vec<Op> {
             }
             16 => a.push(g.pick_str(&["EX", "PX", "EXAT", "PXAT"])),
             17 => a.push(g.pick_str(&["FOO", "", "NXX", "EX10"])),
-            _ => a.push(g.value()),
+            _ => {
+                let value = g.value();
+                // A value such as "10" after a bare EX or PX (16) would be a 10 ms expiry,
+                // which each server would apply at its own moment.
+                a.push(if after_bare_expiry && is_positive_integer(&value) { g.bad_time() } else { value });
+            }
         }
     }
     one(a)
+}
+
+/// Whether `arg` is an expiry option of SET (the arm that pushes one bare).
+fn is_expiry_keyword(arg: &[u8]) -> bool {
+    ["EX", "PX", "EXAT", "PXAT"].iter().any(|k| arg.eq_ignore_ascii_case(k.as_bytes()))
+}
+
+fn is_positive_integer(value: &[u8]) -> bool {
+    std::str::from_utf8(value).ok().and_then(|s| s.parse::<i64>().ok()).is_some_and(|n| n > 0)
 }
 
 fn setex(g: &mut Gen) -> Vec<Op> {
