@@ -11,7 +11,7 @@ use bytes::Bytes;
 use staykv_engine::exec::NoJournal;
 use staykv_engine::host::NoHost;
 use staykv_engine::{Client, Engine, EngineOptions, Reply};
-use staykv_rdb::{RdbItem, RdbValue};
+use staykv_rdb::{Layout, RdbItem, RdbValue};
 use staykv_resp::{parse, Limits, Partial, Request};
 use staykv_storage::{BoxError, FnReplay, Fs, LogOptions, SimFs};
 
@@ -565,7 +565,7 @@ fn restore_seeds() -> Vec<Vec<u8>> {
     .iter()
     .map(|value| {
         // Mode 0 and the payload without its version and checksum (the target adds them).
-        let payload = staykv_rdb::encode_dump_payload(value);
+        let payload = staykv_rdb::encode_dump_payload(value, Layout::BySize);
         let mut input = vec![0u8];
         input.extend_from_slice(&payload[..payload.len() - 10]);
         input

@@ -2,12 +2,12 @@
 //! and so do snapshots, import and export.
 
 use bytes::Bytes;
-use staykv_rdb::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbValue};
+use staykv_rdb::{Layout, RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbValue};
 
 use crate::list::List;
 use crate::small_bytes::SmallBytes;
 use crate::stream::{Consumer, Group, Pending, Stream, StreamId};
-use crate::value::Value;
+use crate::value::{Encoding, Value};
 
 /// The RDB form of a value.
 pub fn to_rdb(value: &Value) -> RdbValue {
@@ -18,6 +18,15 @@ pub fn to_rdb(value: &Value) -> RdbValue {
         Value::Set(s) => RdbValue::Set(s.iter().map(|m| m.to_vec()).collect()),
         Value::ZSet(z) => RdbValue::SortedSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
         Value::Stream(s) => RdbValue::Stream(Box::new(stream_to_rdb(s))),
+    }
+}
+
+/// The layout DUMP writes `value` in: the big encoding when OBJECT ENCODING reports it (given
+/// how the key was built, `hint`), as Redis writes the encoding it holds.
+pub fn dump_layout(value: &Value, hint: Encoding) -> Layout {
+    match value.encoding_with(hint) {
+        "hashtable" | "skiplist" => Layout::Big,
+        _ => Layout::BySize,
     }
 }
 

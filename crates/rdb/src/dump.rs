@@ -2,18 +2,19 @@
 
 use crate::crc64::crc64;
 use crate::reader::{is_empty_collection, read_object, Src};
-use crate::{types, RdbError, RdbValue, MAX_SUPPORTED_VERSION, RDB_VERSION};
+use crate::{types, Layout, RdbError, RdbValue, MAX_SUPPORTED_VERSION, RDB_VERSION};
 
 /// Serializes a value the way `DUMP` does: object type byte, object, 2-byte
 /// little-endian RDB version (10) and the 8-byte little-endian CRC-64 of everything
 /// before it. The result can be given to Redis 7.0's `RESTORE`.
 ///
-/// Encodings are those of [`crate::RdbWriter`]. An empty collection produces a payload
-/// that Redis rejects (Redis has no empty collections).
-pub fn encode_dump_payload(value: &RdbValue) -> Vec<u8> {
+/// Encodings are those of [`crate::RdbWriter`], except that [`Layout::Big`] writes a hash,
+/// set or sorted set in its big encoding whatever its size. An empty collection produces a
+/// payload that Redis rejects (Redis has no empty collections).
+pub fn encode_dump_payload(value: &RdbValue, layout: Layout) -> Vec<u8> {
     let mut buf = Vec::new();
     // Writing into a Vec cannot fail.
-    let _ = crate::writer::put_typed_object(&mut buf, value, true);
+    let _ = crate::writer::put_typed_object(&mut buf, value, layout, true);
     buf.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &buf);
     buf.extend_from_slice(&crc.to_le_bytes());

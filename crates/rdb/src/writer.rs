@@ -92,6 +92,17 @@ fn lp_entry_size(s: &[u8]) -> usize {
     body + lp_backlen_size(body)
 }
 
+/// Which encoding a hash, set or sorted set is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The compact one (listpack, intset) when the collection is small enough for it: what
+    /// Redis gives an object it creates or loads.
+    BySize,
+    /// The big one (types 4, 2 and 5) whatever the size: Redis never turns a collection that
+    /// outgrew its compact encoding back into it, and DUMP writes the encoding it holds.
+    Big,
+}
+
 /// How a value is laid out in the RDB.
 enum Plan {
     String,
@@ -107,7 +118,8 @@ enum Plan {
 }
 
 impl Plan {
-    fn of(value: &RdbValue) -> Plan {
+    fn of(value: &RdbValue, layout: Layout) -> Plan {
+        let big = layout == Layout::Big;
         match value {
             RdbValue::String(_) => Plan::String,
             RdbValue::Stream(_) => Plan::Stream,
@@ -139,7 +151,7 @@ impl Plan {
                 Plan::Quicklist(nodes)
             }
             RdbValue::Set(members) => {
-                if members.len() <= INTSET_MAX_ENTRIES {
+                if !big && members.len() <= INTSET_MAX_ENTRIES {
                     let ints: Option<Vec<i64>> = members.iter().map(|m| canonical_i64(m)).collect();
                     if let Some(mut ints) = ints {
                         ints.sort_unstable();
@@ -150,7 +162,8 @@ impl Plan {
                 Plan::Set
             }
             RdbValue::Hash(pairs) => {
-                if pairs.len() <= LISTPACK_MAX_ENTRIES
+                if !big
+                    && pairs.len() <= LISTPACK_MAX_ENTRIES
                     && pairs.iter().all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE)
                 {
                     Plan::HashListpack
@@ -159,7 +172,8 @@ impl Plan {
                 }
             }
             RdbValue::SortedSet(pairs) => {
-                if pairs.len() <= LISTPACK_MAX_ENTRIES
+                if !big
+                    && pairs.len() <= LISTPACK_MAX_ENTRIES
                     && pairs.iter().all(|(m, s)| m.len() <= LISTPACK_MAX_VALUE && !s.is_nan())
                 {
                     Plan::ZsetListpack
@@ -295,8 +309,13 @@ fn put_body<W: Write>(w: &mut W, value: &RdbValue, plan: &Plan, compress: bool) 
 }
 
 /// Writes type byte + body of a value (the DUMP layout, without footer).
-pub(crate) fn put_typed_object<W: Write>(w: &mut W, value: &RdbValue, compress: bool) -> io::Result<()> {
-    let plan = Plan::of(value);
+pub(crate) fn put_typed_object<W: Write>(
+    w: &mut W,
+    value: &RdbValue,
+    layout: Layout,
+    compress: bool,
+) -> io::Result<()> {
+    let plan = Plan::of(value, layout);
     w.write_all(&[plan.type_id()])?;
     put_body(w, value, &plan, compress)
 }
@@ -401,7 +420,7 @@ impl<W: Write> RdbWriter<W> {
         if crate::reader::is_empty_collection(value) {
             return Ok(());
         }
-        let plan = Plan::of(value);
+        let plan = Plan::of(value, Layout::BySize);
         self.write_key(plan.type_id(), key, expire_at_ms, self.compress)?;
         put_body(&mut self.out, value, &plan, self.compress)
     }
@@ -478,6 +497,23 @@ mod tests {
             b.push(&s);
             assert_eq!(b.byte_len() - before, lp_entry_size(&s), "len {}", s.len());
         }
+    }
+
+    #[test]
+    fn the_big_layout_writes_small_collections_in_their_big_encoding() {
+        let hash = RdbValue::Hash(vec![(b"f".to_vec(), b"v".to_vec())]);
+        let set = RdbValue::Set(vec![b"1".to_vec(), b"2".to_vec()]);
+        let zset = RdbValue::SortedSet(vec![(b"m".to_vec(), -0.0)]);
+        let list = RdbValue::List(vec![b"a".to_vec()]);
+        let type_of = |value: &RdbValue, layout| Plan::of(value, layout).type_id();
+        assert_eq!(type_of(&hash, Layout::BySize), types::HASH_LISTPACK);
+        assert_eq!(type_of(&hash, Layout::Big), types::HASH);
+        assert_eq!(type_of(&set, Layout::BySize), types::SET_INTSET);
+        assert_eq!(type_of(&set, Layout::Big), types::SET);
+        assert_eq!(type_of(&zset, Layout::BySize), types::ZSET_LISTPACK);
+        assert_eq!(type_of(&zset, Layout::Big), types::ZSET_2);
+        // Lists have one encoding in Redis 7.0.
+        assert_eq!(type_of(&list, Layout::Big), types::LIST_QUICKLIST_2);
     }
 
     #[test]

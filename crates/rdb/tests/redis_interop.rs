@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::*;
-use staykv_rdb::{decode_dump_payload, encode_dump_payload, RdbError, RdbItem, RdbReader, RdbValue, RdbWriter};
+use staykv_rdb::{decode_dump_payload, encode_dump_payload, Layout, RdbError, RdbItem, RdbReader, RdbValue, RdbWriter};
 
 #[test]
 fn redis_dump_payloads_decode() {
@@ -62,10 +62,13 @@ fn encoded_dump_payloads_restore_into_redis() {
     // Deep sanitization makes Redis validate every listpack/intset entry on RESTORE.
     let mut r = Redis::start(&["--sanitize-dump-payload", "yes"]);
     for (k, v) in sample_values() {
-        let payload = encode_dump_payload(&v);
-        assert_eq!(decode_dump_payload(&payload).map(|d| norm(&d)).unwrap(), norm(&v), "{k}");
-        let reply = r.cmd(&[b"RESTORE".to_vec(), k.clone().into_bytes(), b"0".to_vec(), payload]);
-        assert_eq!(reply, Reply::Simple("OK".into()), "RESTORE {k}");
+        // The big layout first, each over the key the other wrote: both must restore.
+        for layout in [Layout::Big, Layout::BySize] {
+            let payload = encode_dump_payload(&v, layout);
+            assert_eq!(decode_dump_payload(&payload).map(|d| norm(&d)).unwrap(), norm(&v), "{k} {layout:?}");
+            let restore = [b"RESTORE".to_vec(), k.clone().into_bytes(), b"0".to_vec(), payload, b"REPLACE".to_vec()];
+            assert_eq!(r.cmd(&restore), Reply::Simple("OK".into()), "RESTORE {k} {layout:?}");
+        }
         let got = r.fetch(k.as_bytes()).unwrap();
         assert_eq!(norm(&got), norm(&v), "{k}");
         if let RdbValue::List(_) = v {
@@ -87,7 +90,7 @@ fn encoded_dump_payloads_restore_into_redis() {
         assert_eq!(norm(&decode_dump_payload(&again).unwrap()), norm(&v), "{k}");
     }
     // Redis rejects our payload if we damage it, with the error text we expose.
-    let mut bad = encode_dump_payload(&s("x"));
+    let mut bad = encode_dump_payload(&s("x"), Layout::BySize);
     let n = bad.len();
     bad[n - 1] ^= 0xff;
     let reply = r.cmd(&[b"RESTORE".to_vec(), b"bad".to_vec(), b"0".to_vec(), bad.clone()]);
@@ -234,7 +237,12 @@ fn random_values_restore_into_redis_with_deep_sanitization() {
     for i in 0..200 {
         let v = random_value(&mut rng);
         let key = format!("rand:{i}");
-        let reply = r.cmd(&[b"RESTORE".to_vec(), key.clone().into_bytes(), b"0".to_vec(), encode_dump_payload(&v)]);
+        let reply = r.cmd(&[
+            b"RESTORE".to_vec(),
+            key.clone().into_bytes(),
+            b"0".to_vec(),
+            encode_dump_payload(&v, Layout::BySize),
+        ]);
         assert_eq!(reply, Reply::Simple("OK".into()), "RESTORE {key} of {v:?}");
         let got = r.fetch(key.as_bytes()).unwrap();
         assert_eq!(norm(&got), norm(&v), "{key}");

@@ -8,7 +8,7 @@ mod common;
 use std::io::{self, Read};
 
 use common::*;
-use staykv_rdb::{crc64, decode_dump_payload, encode_dump_payload, RdbError, RdbItem, RdbReader, RdbValue};
+use staykv_rdb::{crc64, decode_dump_payload, encode_dump_payload, Layout, RdbError, RdbItem, RdbReader, RdbValue};
 
 /// Reads to the end; Ok(n items) only if the file was complete and valid.
 /// Offsets to damage: all of them for small files; for big ones (the unoptimized test
@@ -239,7 +239,7 @@ fn io_errors_are_reported_with_offset() {
 #[test]
 fn dump_payload_damage() {
     let v = RdbValue::List((0..100).map(|i| format!("e{i}").into_bytes()).collect());
-    let p = encode_dump_payload(&v);
+    let p = encode_dump_payload(&v, Layout::BySize);
     assert_eq!(decode_dump_payload(&p).unwrap(), v);
     for cut in 0..p.len() {
         assert!(decode_dump_payload(&p[..cut]).is_err());
@@ -272,7 +272,7 @@ fn dump_payload_damage() {
         let _ = decode_dump_payload(&with_crc(m));
     }
     // Empty collections are not valid payloads.
-    assert!(decode_dump_payload(&encode_dump_payload(&RdbValue::Set(vec![]))).is_err());
+    assert!(decode_dump_payload(&encode_dump_payload(&RdbValue::Set(vec![]), Layout::BySize)).is_err());
 }
 
 #[test]

@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use staykv_rdb::{decode_dump_payload, encode_dump_payload, Pick, Picked, RdbItem, RdbReader, RdbValue, RdbWriter};
+use staykv_rdb::{
+    decode_dump_payload, encode_dump_payload, Layout, Pick, Picked, RdbItem, RdbReader, RdbValue, RdbWriter,
+};
 
 fn write(entries: &[(u32, Vec<u8>, RdbValue, Option<u64>)], compress: bool) -> Vec<u8> {
     let mut w = RdbWriter::new(Vec::new()).unwrap();
@@ -79,9 +81,11 @@ fn random_values_round_trip_through_file_and_dump() {
     let mut all = Vec::new();
     for i in 0..300u32 {
         let v = random_value(&mut rng);
-        let p = encode_dump_payload(&v);
-        let d = decode_dump_payload(&p).unwrap_or_else(|e| panic!("value {i}: {e}"));
-        assert_eq!(norm(&d), norm(&v), "dump {i}");
+        for layout in [Layout::BySize, Layout::Big] {
+            let p = encode_dump_payload(&v, layout);
+            let d = decode_dump_payload(&p).unwrap_or_else(|e| panic!("value {i} {layout:?}: {e}"));
+            assert_eq!(norm(&d), norm(&v), "dump {i} {layout:?}");
+        }
         all.push((i / 100, format!("key:{i}").into_bytes(), v, None));
     }
     let file = write(&all, true);

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use rand::Rng;
+use staykv_rdb::Layout;
 use staykv_resp::Reply;
 
 use super::{arg, int_arg, is, text};
@@ -366,7 +367,7 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
         // A stream's groups and bookkeeping have no command that sets them all: it is
         // recreated from its DUMP form.
         Value::Stream(_) => {
-            let payload = staykv_rdb::encode_dump_payload(&crate::rdbconv::to_rdb(&entry.value));
+            let payload = staykv_rdb::encode_dump_payload(&crate::rdbconv::to_rdb(&entry.value), Layout::BySize);
             create(b"RESTORE", vec![Bytes::from_static(b"0"), Bytes::from(payload)])
         }
     }
@@ -627,7 +628,8 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(entry) = ctx.lookup_read(arg(args, 1)?) else { return Ok(Reply::Nil) };
-    let payload = staykv_rdb::encode_dump_payload(&crate::rdbconv::to_rdb(&entry.value));
+    let layout = crate::rdbconv::dump_layout(&entry.value, entry.encoding);
+    let payload = staykv_rdb::encode_dump_payload(&crate::rdbconv::to_rdb(&entry.value), layout);
     Ok(Reply::Bulk(Bytes::from(payload)))
 }
 
