@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{wait_until, RawConn, Server};
-use persist_common::{call_str, dump_all, info_field, pipeline, staykv, staykv_ok, Val};
+use persist_common::{call, call_str, dump_all, info_field, pipeline, staykv, staykv_ok, Val};
 
 fn set_cmd(i: usize) -> Vec<Vec<u8>> {
     let key = format!("key:{i}");
@@ -115,6 +115,33 @@ fn everysec_sigkill_loses_no_acknowledged_write() {
         acked.load(Ordering::Relaxed)
     );
     assert_eq!(lost, 0);
+}
+
+/// A write that changes its key and then answers an error is logged as what it changed, so a
+/// restart replays it instead of stopping at the same error. PFADD over an HLL whose sparse
+/// body a string command cut short adds the elements before the damage, then answers
+/// INVALIDOBJ (as Redis does); it was logged as the PFADD, and the restart refused to start.
+#[test]
+fn a_write_that_answers_an_error_after_changing_its_key_survives_sigkill() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    // A sparse HLL whose one opcode covers 8,000 of the 16,384 registers.
+    let damaged: &[u8] = b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x5f\x3f";
+    assert_eq!(call(&mut conn, &[b"SET", b"h", damaged, b"EX", b"100000"]), Val::Simple("OK".into()));
+    let elements: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
+    let mut pfadd: Vec<&[u8]> = vec![b"PFADD", b"h"];
+    pfadd.extend(elements.iter().map(|e| e.as_bytes()));
+    match call(&mut conn, &pfadd) {
+        Val::Error(e) => assert!(e.starts_with("INVALIDOBJ"), "{e}"),
+        other => panic!("PFADD over the damaged HLL: {other:?}"),
+    }
+    let changed = call(&mut conn, &[b"GET", b"h"]);
+    assert_ne!(changed, Val::Bulk(Some(damaged.to_vec())), "no element was added before the damage");
+    server.kill();
+    server.restart();
+    let mut conn = server.connect();
+    assert_eq!(call(&mut conn, &[b"GET", b"h"]), changed);
+    assert!(matches!(call(&mut conn, &[b"PTTL", b"h"]), Val::Int(ms) if ms > 0));
 }
 
 /// The segment the manifest of `dir` names last (the one being written) and its file size.

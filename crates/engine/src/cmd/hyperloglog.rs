@@ -57,9 +57,14 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 // added although the reply is an error (the cache invalidated only if a
                 // sparse register changed in place).
                 if changed {
-                    ctx.store(key, Value::Str(SmallBytes::from_owned(Bytes::from(data))), expire_at);
+                    let value = Bytes::from(data);
+                    ctx.store(key, Value::Str(SmallBytes::from_owned(value.clone())), expire_at);
                     ctx.set_encoding(key, Encoding::Raw);
-                    ctx.propagate_args(args);
+                    // Logged as the bytes it leaves: the PFADD replayed would fail again, and
+                    // recovery stops at a batch that fails. Announced as nothing, as Redis
+                    // counts a PFADD that answers an error as no change.
+                    ctx.explicit_events();
+                    ctx.propagate(vec![Bytes::from_static(b"SET"), key.clone(), value, Bytes::from_static(b"KEEPTTL")]);
                 }
                 return Err(err(CORRUPT));
             }
