@@ -1,7 +1,7 @@
 //! Runs the families against both servers: pipelined batches, reply comparison, follow-ups
 //! for random replies, periodic whole-dataset comparison, mismatch reports.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::families::{self, CmdGen, Family};
@@ -457,6 +457,95 @@ impl Harness {
         }
         self.compare_dataset();
         self.open_subscribers(0);
+        self.restart_check();
+    }
+
+    /// StayKV killed with SIGKILL and started again on its data directory must come back with
+    /// the dataset it had: whatever the family's commands logged replays to the same keys,
+    /// types, TTLs and values. Encodings are not compared: a replay or a compaction gives an
+    /// object its encoding by size, as a Redis restart does.
+    fn restart_check(&mut self) {
+        let before = self.stay_dataset();
+        let started = Instant::now();
+        if let Err(e) = self.stay_srv.kill_and_restart() {
+            panic!(
+                "differential: staykv did not come back after kill -9 at the end of family {} (seed {}): {e}\nstaykv log tail:\n{}",
+                self.family,
+                self.seed,
+                self.stay_srv.log_tail()
+            );
+        }
+        self.stay = self.stay_srv.connect();
+        self.stay_insp = self.stay_srv.connect();
+        // A restart empties the script cache, Redis's as well: later EVALSHAs must agree.
+        let flushed = self.redis_insp.call(&[b"SCRIPT", b"FLUSH"]).unwrap_or_else(|e| panic!("SCRIPT FLUSH: {e}"));
+        assert_eq!(flushed, Value::Simple(b"OK".to_vec()), "SCRIPT FLUSH");
+        let after = self.stay_dataset();
+        // TTLs count down while the server restarts.
+        let slack = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX).saturating_add(1500);
+        let ttl_kept = |b: &Value, a: &Value| match (b, a) {
+            (Value::Int(b), Value::Int(a)) if *b >= 0 && *a >= 0 => (-100..=slack).contains(&(b - a)),
+            (b, a) => b == a,
+        };
+        let mut problems = Vec::new();
+        for ((db, key), [kind, ttl, value]) in &before {
+            match after.get(&(*db, key.clone())) {
+                None => problems.push(format!("db {db} key {}: gone after the restart", quote(key))),
+                Some([kind_after, ttl_after, value_after]) => {
+                    if kind != kind_after || value != value_after || !ttl_kept(ttl, ttl_after) {
+                        problems.push(format!(
+                            "db {db} key {}: TYPE/PTTL/value before {} {} {}, after {} {} {}",
+                            quote(key),
+                            render(kind),
+                            render(ttl),
+                            truncate(render(value), 300),
+                            render(kind_after),
+                            render(ttl_after),
+                            truncate(render(value_after), 300)
+                        ));
+                    }
+                }
+            }
+        }
+        for (db, key) in after.keys().filter(|k| !before.contains_key(*k)) {
+            problems.push(format!("db {db} key {}: appeared after the restart", quote(key)));
+        }
+        if !problems.is_empty() {
+            let n = problems.len();
+            problems.truncate(12);
+            let detail = format!(
+                "staykv's dataset changed across kill -9 and restart ({n} differences):\n      {}",
+                problems.join("\n      ")
+            );
+            self.mismatch(&[b"(restart)".to_vec()], "(see below)", "(see below)", &[], &[], &detail);
+        }
+    }
+
+    /// Every key of StayKV's databases: its TYPE, PTTL and value (normalised as the dataset
+    /// comparison reads it).
+    fn stay_dataset(&mut self) -> BTreeMap<(&'static str, Vec<u8>), [Value; 3]> {
+        let mut out = BTreeMap::new();
+        for db in DBS {
+            let head = self.stay_inspect(&[args!["SELECT", db], args!["KEYS", "*"]]);
+            let keys: Vec<Vec<u8>> =
+                head[1].items().unwrap_or_default().iter().filter_map(|k| k.bytes().map(<[u8]>::to_vec)).collect();
+            let meta: Vec<Args> = keys.iter().flat_map(|k| [args!["TYPE", k], args!["PTTL", k]]).collect();
+            let meta = self.stay_inspect(&meta);
+            let reads: Vec<(Args, Norm)> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    value_read(meta[2 * i].bytes().unwrap_or_default(), k)
+                        .unwrap_or_else(|| (args!["TYPE", k], Value::clone))
+                })
+                .collect();
+            let values = self.stay_inspect(&reads.iter().map(|(cmd, _)| cmd.clone()).collect::<Vec<_>>());
+            for (i, key) in keys.into_iter().enumerate() {
+                let value = reads[i].1(&values[i]);
+                out.insert((*db, key), [meta[2 * i].clone(), meta[2 * i + 1].clone(), value]);
+            }
+        }
+        out
     }
 
     /// Whether a lex range over `key` is specified by Redis: not a sorted set, or all its
@@ -1326,11 +1415,14 @@ impl Harness {
             Ok(x) => x,
             Err(e) => self.fatal("inspecting redis", &e),
         };
-        let s = match self.stay_insp.pipeline(cmds) {
+        (r, self.stay_inspect(cmds))
+    }
+
+    fn stay_inspect(&mut self, cmds: &[Args]) -> Vec<Value> {
+        match self.stay_insp.pipeline(cmds) {
             Ok(x) => x,
             Err(e) => self.fatal("inspecting staykv", &e),
-        };
-        (r, s)
+        }
     }
 
     /// Rebuild both servers from Redis's data with the same commands (keep-going mode).

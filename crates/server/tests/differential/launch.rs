@@ -1,6 +1,8 @@
 //! Starts `staykv` and `redis-server` on ephemeral ports in temporary directories, and stops
 //! them (kill, wait, remove the directory) on drop.
 
+use std::ffi::OsString;
+use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +16,9 @@ pub struct Server {
     pub port: u16,
     child: Child,
     dir: PathBuf,
+    /// The command line it was started with, for [`Server::kill_and_restart`].
+    program: OsString,
+    args: Vec<OsString>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -93,15 +98,11 @@ impl Server {
             let dir = temp_dir(name);
             let port = free_port();
             let log = dir.join("server.log");
-            let out = std::fs::File::create(&log).expect("create log file");
-            let err = out.try_clone().expect("clone log file");
-            let child = command(port, &dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(out))
-                .stderr(Stdio::from(err))
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-            let mut server = Server { name, port, child, dir };
+            let command = command(port, &dir);
+            let program = command.get_program().to_owned();
+            let args: Vec<OsString> = command.get_args().map(ToOwned::to_owned).collect();
+            let child = spawn(name, &program, &args, File::create(&log).expect("create log file"));
+            let mut server = Server { name, port, child, dir, program, args };
             match server.wait_ready() {
                 Ok(()) => return server,
                 Err(e) => {
@@ -111,6 +112,19 @@ impl Server {
             }
         }
         panic!("{name} did not start: {last_error}");
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and starts it again with the same
+    /// command line: the same port and data directory. Returns once it answers PING.
+    pub fn kill_and_restart(&mut self) -> Result<(), String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .map_err(|e| format!("reopening the log: {e}"))?;
+        self.child = spawn(self.name, &self.program, &self.args, log);
+        self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -148,6 +162,18 @@ impl Server {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+/// Starts `program` with its output (both streams) going to `log`.
+fn spawn(name: &str, program: &OsString, args: &[OsString], log: File) -> Child {
+    let err = log.try_clone().expect("clone log file");
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
 }
 
 impl Drop for Server {
