@@ -494,14 +494,15 @@ impl Harness {
                 Some([kind_after, ttl_after, value_after]) => {
                     if kind != kind_after || value != value_after || !ttl_kept(ttl, ttl_after) {
                         problems.push(format!(
-                            "db {db} key {}: TYPE/PTTL/value before {} {} {}, after {} {} {}",
+                            "db {db} key {}: TYPE/PTTL/value before {} {} {}, after {} {} {}; last commands naming it:{}",
                             quote(key),
                             render(kind),
                             render(ttl),
                             truncate(render(value), 300),
                             render(kind_after),
                             render(ttl_after),
-                            truncate(render(value_after), 300)
+                            truncate(render(value_after), 300),
+                            self.commands_naming(key)
                         ));
                     }
                 }
@@ -1360,19 +1361,12 @@ impl Harness {
                 ] {
                     if !ok {
                         let j = 3 * i + usize::from(what == "PTTL") + 2 * usize::from(what == "OBJECT ENCODING");
-                        let recent: Vec<String> = self
-                            .key_history
-                            .get(k)
-                            .into_iter()
-                            .flatten()
-                            .map(|(n, c)| format!("\n        #{n} {c}"))
-                            .collect();
                         problems.push(format!(
                             "db {db} key {}: {what} redis {} staykv {}; last commands naming it:{}",
                             quote(k),
                             render(&rm[j]),
                             render(&sm[j]),
-                            recent.concat()
+                            self.commands_naming(k)
                         ));
                     }
                 }
@@ -1408,6 +1402,11 @@ impl Harness {
             format!("silent state divergence ({n} differences, after {last}):\n      {}", problems.join("\n      "));
         self.mismatch(&[b"(dataset comparison)".to_vec()], "(see below)", "(see below)", &[], &[], &detail);
         self.resync_all();
+    }
+
+    /// The last commands of the family that named `key`, one per line.
+    fn commands_naming(&self, key: &[u8]) -> String {
+        self.key_history.get(key).into_iter().flatten().map(|(n, c)| format!("\n        #{n} {c}")).collect()
     }
 
     fn inspect(&mut self, cmds: &[Args]) -> (Vec<Value>, Vec<Value>) {
