@@ -42,8 +42,12 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
             Value::Set(Box::new(set))
         }
         RdbValue::SortedSet(pairs) => {
-            // As Redis loads one: small sets end up in the listpack encoding.
-            let mut set = crate::zset::ZSet::with_size_hint(pairs.len());
+            // As Redis loads one: small sets end up in the listpack encoding. Redis fills a
+            // skip list first: one that stays a skip list (a member over 64 bytes) keeps its
+            // -0 scores, which a listpack stores as 0. Without a -0 the order makes no
+            // difference, and a small set goes straight into its listpack.
+            let negative_zero = pairs.iter().any(|(_, score)| crate::zset::is_negative_zero(*score));
+            let mut set = crate::zset::ZSet::with_size_hint(if negative_zero { usize::MAX } else { pairs.len() });
             for (member, score) in pairs {
                 set.insert(Bytes::from(member), score);
             }
@@ -162,4 +166,29 @@ fn stream_from_rdb(rdb: RdbStream) -> Stream {
         stream.groups.insert(Bytes::from(group.name), Group { last_id, entries_read, pel, consumers });
     }
     stream
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    fn scores(value: &Value) -> Vec<(Vec<u8>, u64)> {
+        let Value::ZSet(z) = value else { panic!("not a sorted set") };
+        z.iter().map(|(m, s)| (m.to_vec(), s.to_bits())).collect()
+    }
+
+    /// Redis loads a sorted set into a skip list, then a listpack if it is small: one that
+    /// stays a skip list keeps its -0 scores (RESTORE of Redis's own DUMP answers `-0`).
+    #[test]
+    fn a_loaded_skip_list_keeps_its_negative_zeros() {
+        let long = vec![b'L'; 70];
+        let loaded = from_rdb(RdbValue::SortedSet(vec![(b"a".to_vec(), -0.0), (long.clone(), 1.0)])).unwrap();
+        assert_eq!(loaded.encoding(), "skiplist");
+        assert_eq!(scores(&loaded), [(b"a".to_vec(), (-0.0f64).to_bits()), (long, 1.0f64.to_bits())]);
+        // Small enough for a listpack, which stores 0.
+        let small = from_rdb(RdbValue::SortedSet(vec![(b"a".to_vec(), -0.0), (b"b".to_vec(), 1.0)])).unwrap();
+        assert_eq!(small.encoding(), "listpack");
+        assert_eq!(scores(&small)[0], (b"a".to_vec(), 0.0f64.to_bits()));
+    }
 }

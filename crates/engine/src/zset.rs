@@ -168,6 +168,11 @@ fn may_hold<R: Range>(range: &R, first: Option<(f64, &[u8])>, last: Option<(f64,
     !range.is_empty() && range.gte_min(last_score, last) && range.lte_max(first_score, first)
 }
 
+/// Whether `score` is -0 (equal to 0, but kept apart by a skip list).
+pub fn is_negative_zero(score: f64) -> bool {
+    score.to_bits() == (-0.0f64).to_bits()
+}
+
 /// A listpack stores an integral score as an integer: `-0` becomes `0`.
 fn listpack_score(score: f64) -> f64 {
     if score == 0.0 {

@@ -11,6 +11,7 @@
 
 use bytes::Bytes;
 use rand::Rng;
+use staykv_rdb::{Layout, RdbValue};
 use staykv_resp::{Protocol, Reply};
 
 use super::{arg, bulk_copy, int_arg, is, MAX_RANDOM_REPEATS};
@@ -135,8 +136,18 @@ fn owned((member, score): (&[u8], f64)) -> (Bytes, f64) {
     (Bytes::copy_from_slice(member), score)
 }
 
-/// `ZADD key score member...` recreating `set` under `key`.
-pub(crate) fn zadd_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
+/// The effect recreating `set` under `key`: `ZADD key score member...`, or, for a skip list
+/// holding a -0 score, `RESTORE key 0 payload`. Replayed, a ZADD of a new key starts a
+/// listpack and converts it at its 129th member, and a listpack stores -0 as 0: the first
+/// 128 members in score order would lose the sign. RESTORE loads a payload holding a -0 into a
+/// skip list first, as Redis loads one (`rdbconv::from_rdb`).
+pub(crate) fn recreate_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
+    let negative_zero = !set.is_listpack() && set.iter().any(|(_, score)| zset::is_negative_zero(score));
+    if negative_zero {
+        let pairs = set.iter().map(|(member, score)| (member.to_vec(), score)).collect();
+        let payload = staykv_rdb::encode_dump_payload(&RdbValue::SortedSet(pairs), Layout::Big);
+        return vec![Bytes::from_static(b"RESTORE"), key.clone(), Bytes::from_static(b"0"), Bytes::from(payload)];
+    }
     let mut argv = Vec::with_capacity(2 + set.len() * 2);
     argv.extend([Bytes::from_static(b"ZADD"), key.clone()]);
     for (member, score) in set.iter() {
@@ -147,12 +158,12 @@ pub(crate) fn zadd_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
 }
 
 /// Replace `dst` with `set` ([`Ctx::replace_with_result`]: an empty one deletes it), logged
-/// as ZADD; replies with the new size.
+/// as [`recreate_effect`] says; replies with the new size.
 pub(crate) fn store_result(ctx: &mut Ctx, dst: &Bytes, set: ZSet, event: &'static str) -> Reply {
     let len = set.len();
     let stored = (len > 0).then(|| {
-        let zadd = zadd_effect(dst, &set);
-        (Value::ZSet(Box::new(set)), zadd)
+        let recreate = recreate_effect(dst, &set);
+        (Value::ZSet(Box::new(set)), recreate)
     });
     ctx.replace_with_result(dst, stored, crate::notify::ZSET, event);
     Reply::Int(len as i64)

@@ -238,7 +238,7 @@ impl Packed {
                 assert!(precedes(a.score, a.member, b.score, b.member), "order");
             }
         }
-        let listpack_form = |s: f64| !s.is_nan() && s.to_bits() != (-0.0f64).to_bits();
+        let listpack_form = |s: f64| !s.is_nan() && !super::is_negative_zero(s);
         assert!(slots.iter().all(|slot| listpack_form(slot.score)), "a score a listpack cannot hold");
     }
 }

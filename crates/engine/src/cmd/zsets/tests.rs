@@ -265,3 +265,19 @@ fn replay_through_nojournal_is_silent() {
     let args: Vec<Bytes> = ["zadd", "z", "1", "a"].iter().map(|a| Bytes::from(*a)).collect();
     assert_eq!(engine.execute(&mut c, &args, NOW, &NoHost, &NoJournal).reply, Reply::Int(1));
 }
+
+#[test]
+fn a_stored_skip_list_replays_with_its_negative_zeros() {
+    let mut s = Session::new(Protocol::Resp2);
+    let pairs: Vec<String> = (0..200).map(|i| format!("{} m{i}", if i < 150 { 0 } else { 5 })).collect();
+    s.run(&format!("zadd src {}", pairs.join(" ")));
+    // Weight -1: 150 members scored -0 in the result, a skip list (replayed in score order,
+    // a ZADD of the result would hold its first 128 members in a listpack, which keeps no -0).
+    s.run("zunionstore dst 1 src weights -1");
+    assert_eq!(s.wire("zscore dst m0"), "$2\r\n-0\r\n");
+    let replayed = Session::new(Protocol::Resp2);
+    for (time, effects) in std::mem::take(&mut *s.journal.0.lock()) {
+        replayed.engine.replay(time, &effects).unwrap();
+    }
+    assert_eq!(s.dump(), replayed.dump());
+}
