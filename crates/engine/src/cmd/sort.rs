@@ -69,6 +69,13 @@ fn sort_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// The value a BY/GET pattern names for `element`: `#` is the element itself; otherwise the
 /// first `*` is replaced by it, and `key->field` reads a hash field.
+/// An ALPHA weight as Redis compares it: as bytes into a STORE, else as strcoll reads it, a
+/// C string ending at its first NUL.
+fn alpha_key(weight: &Option<Bytes>, stored: bool) -> Option<&[u8]> {
+    let weight = weight.as_deref()?;
+    Some(if stored { weight } else { weight.split(|&b| b == 0).next().unwrap_or(weight) })
+}
+
 fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], element: &Bytes) -> Option<Bytes> {
     if pattern == b"#" {
         return Some(element.clone());
@@ -161,10 +168,12 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
             }
         }
         // Stable, as glibc's qsort (a merge sort) is: ALPHA weights that tie keep the
-        // collection's order. Numeric ties fall back to the elements, as in Redis.
+        // collection's order. Numeric ties fall back to the elements, as in Redis. Without
+        // STORE, Redis compares ALPHA weights with strcoll, as C strings: up to a NUL.
+        let stored = o.store.is_some();
         scored.sort_by(|a, b| {
             let order = match o.alpha {
-                true => a.1.cmp(&b.1),
+                true => alpha_key(&a.1, stored).cmp(&alpha_key(&b.1, stored)),
                 false => a.2.partial_cmp(&b.2).unwrap_or(Ordering::Equal).then_with(|| a.0.cmp(&b.0)),
             };
             if o.desc {
@@ -332,5 +341,16 @@ mod tests {
         let (engine, mut c) = setup();
         run(&engine, &mut c, &["RPUSH", "l", "b", "a", "c"]);
         assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "nokey_*", "ALPHA"]), bulks(&["b", "a", "c"]));
+    }
+
+    /// Without STORE, ALPHA compares as strcoll does, up to a NUL: "\0\xff" ties with "" (and
+    /// keeps its place); with STORE, as bytes.
+    #[test]
+    fn alpha_compares_c_strings_unless_it_stores() {
+        let (engine, mut c) = setup();
+        run(&engine, &mut c, &["RPUSH", "l", "b", "\0\u{7f}", "", "a"]);
+        assert_eq!(run(&engine, &mut c, &["SORT", "l", "ALPHA"]), bulks(&["\0\u{7f}", "", "a", "b"]));
+        run(&engine, &mut c, &["SORT", "l", "ALPHA", "STORE", "d"]);
+        assert_eq!(run(&engine, &mut c, &["LRANGE", "d", "0", "-1"]), bulks(&["", "\0\u{7f}", "a", "b"]));
     }
 }
