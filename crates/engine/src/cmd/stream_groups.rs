@@ -50,12 +50,17 @@ const KEY_REQUIRED: &str = "ERR The XGROUP subcommand requires the key to exist.
 
 /// Redis's error for a group (or its key) that XREADGROUP, XACK... cannot find.
 fn no_key_or_group(key: &[u8], group: &[u8], suffix: &str) -> Reply {
-    Reply::Error(format!("NOGROUP No such key '{}' or consumer group '{}'{suffix}", text(key), text(group)))
+    Reply::Error(format!("NOGROUP No such key '{}' or consumer group '{}'{suffix}", c_text(key), c_text(group)))
 }
 
 /// Redis's error for a missing group of an existing key (XGROUP, XINFO CONSUMERS).
 fn no_group(key: &[u8], group: &[u8]) -> Reply {
-    Reply::Error(format!("NOGROUP No such consumer group '{}' for key name '{}'", text(group), text(key)))
+    Reply::Error(format!("NOGROUP No such consumer group '{}' for key name '{}'", c_text(group), c_text(key)))
+}
+
+/// A name as Redis's `%s` prints it in these errors: a C string, cut at its first NUL.
+fn c_text(name: &[u8]) -> String {
+    text(name.split(|&b| b == 0).next().unwrap_or(name))
 }
 
 /// The stream at `key` if it has group `group`, else the NOGROUP error ending with `suffix`.
@@ -852,6 +857,20 @@ mod tests {
 
     fn run(engine: &Engine, now: u64, args: &[&str]) -> Reply {
         run_with(engine, &NoJournal, now, args)
+    }
+
+    /// Redis prints the key and group of a NOGROUP error with `%s`: cut at a NUL.
+    #[test]
+    fn nogroup_errors_print_names_as_c_strings() {
+        let engine = Engine::new(crate::EngineOptions::default());
+        let reply = run(&engine, 1, &["XREADGROUP", "GROUP", "g\0x", "c", "STREAMS", "k\0z", ">"]);
+        assert_eq!(
+            reply,
+            Reply::Error("NOGROUP No such key 'k' or consumer group 'g' in XREADGROUP with GROUP option".into())
+        );
+        run(&engine, 1, &["XADD", "k\0z", "1-1", "f", "v"]);
+        let reply = run(&engine, 1, &["XGROUP", "SETID", "k\0z", "g\0x", "$"]);
+        assert_eq!(reply, Reply::Error("NOGROUP No such consumer group 'g' for key name 'k'".into()));
     }
 
     fn engine_with(ids: &[&str]) -> Engine {
