@@ -14,7 +14,8 @@
 //!   without an order-statistic augmentation. Level-0 links plus backward links give O(1)
 //!   steps in both directions for range walks (ZRANGE, ZREVRANGE, LIMIT).
 //! * The index is a `hashbrown::HashTable<u32>` of slot numbers keyed by a hash of the member
-//!   (under the process's one seed, as large sets and hashes hash theirs), so ZSCORE/ZMSCORE and the existence checks are O(1) and the member bytes are stored once.
+//!   (under the process's one seed, as large sets and hashes hash theirs), so ZSCORE/ZMSCORE
+//!   and the existence checks are O(1) and the member bytes are stored once.
 //! * A node keeps its slot while its member is in the set (a score change relinks the same
 //!   slot), until a removal leaves the slab more than half holes: then the top nodes move down
 //!   into the lowest holes and every link follows (`slab.rs`), so memory follows the set down.

@@ -80,6 +80,11 @@ pub(crate) fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).into_owned()
 }
 
+/// `bytes` as C reads them (`%s`, `strcoll`): up to the first NUL.
+pub(crate) fn c_str(bytes: &[u8]) -> &[u8] {
+    bytes.split(|&b| b == 0).next().unwrap_or(bytes)
+}
+
 /// The most elements a negative-count HRANDFIELD/SRANDMEMBER/ZRANDMEMBER may return.
 /// Redis streams such replies; StayKV builds them, so an absurd count is refused instead of
 /// exhausting memory.

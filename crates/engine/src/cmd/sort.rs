@@ -73,7 +73,7 @@ fn sort_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// C string ending at its first NUL.
 fn alpha_key(weight: &Option<Bytes>, stored: bool) -> Option<&[u8]> {
     let weight = weight.as_deref()?;
-    Some(if stored { weight } else { weight.split(|&b| b == 0).next().unwrap_or(weight) })
+    Some(if stored { weight } else { super::c_str(weight) })
 }
 
 fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], element: &Bytes) -> Option<Bytes> {

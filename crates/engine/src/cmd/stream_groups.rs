@@ -60,7 +60,7 @@ fn no_group(key: &[u8], group: &[u8]) -> Reply {
 
 /// A name as Redis's `%s` prints it in these errors: a C string, cut at its first NUL.
 fn c_text(name: &[u8]) -> String {
-    text(name.split(|&b| b == 0).next().unwrap_or(name))
+    text(super::c_str(name))
 }
 
 /// The stream at `key` if it has group `group`, else the NOGROUP error ending with `suffix`.
