@@ -16,9 +16,14 @@ pub fn to_rdb(value: &Value) -> RdbValue {
         Value::List(l) => RdbValue::List(l.iter().map(|e| e.to_vec()).collect()),
         Value::Hash(h) => RdbValue::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect()),
         Value::Set(s) => RdbValue::Set(s.iter().map(|m| m.to_vec()).collect()),
-        Value::ZSet(z) => RdbValue::SortedSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
+        Value::ZSet(z) => sorted_set_to_rdb(z),
         Value::Stream(s) => RdbValue::Stream(Box::new(stream_to_rdb(s))),
     }
+}
+
+/// The RDB form of a sorted set.
+pub fn sorted_set_to_rdb(set: &crate::zset::ZSet) -> RdbValue {
+    RdbValue::SortedSet(set.iter().map(|(member, score)| (member.to_vec(), score)).collect())
 }
 
 /// The layout DUMP writes `value` in: the big encoding when OBJECT ENCODING reports it (given

@@ -359,11 +359,7 @@ pub(crate) fn recreate_effects(key: &Bytes, entry: &Entry) -> Vec<Vec<Bytes>> {
         Value::List(l) => create(b"RPUSH", l.iter().map(Bytes::copy_from_slice).collect()),
         Value::Hash(h) => create(b"HSET", h.iter().flat_map(|(f, v)| [f, v].map(Bytes::copy_from_slice)).collect()),
         Value::Set(s) => create(b"SADD", s.iter().map(|m| m.to_bytes()).collect()),
-        Value::ZSet(z) => {
-            let pairs =
-                z.iter().flat_map(|(m, s)| [Bytes::from(staykv_resp::format_double(s)), Bytes::copy_from_slice(m)]);
-            create(b"ZADD", pairs.collect())
-        }
+        Value::ZSet(z) => effects.push(super::zsets::recreate_effect(key, z)),
         // A stream's groups and bookkeeping have no command that sets them all: it is
         // recreated from its DUMP form.
         Value::Stream(_) => {

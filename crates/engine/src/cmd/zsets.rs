@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use rand::Rng;
-use staykv_rdb::{Layout, RdbValue};
+use staykv_rdb::Layout;
 use staykv_resp::{Protocol, Reply};
 
 use super::{arg, bulk_copy, int_arg, is, MAX_RANDOM_REPEATS};
@@ -136,7 +136,8 @@ fn owned((member, score): (&[u8], f64)) -> (Bytes, f64) {
     (Bytes::copy_from_slice(member), score)
 }
 
-/// The effect recreating `set` under `key`: `ZADD key score member...`, or, for a skip list
+/// The effect recreating `set` under `key` (a STORE result; RENAME, COPY and MOVE through
+/// `keys::recreate_effects`): `ZADD key score member...`, or, for a skip list
 /// holding a -0 score, `RESTORE key 0 payload`. Replayed, a ZADD of a new key starts a
 /// listpack and converts it at its 129th member, and a listpack stores -0 as 0: the first
 /// 128 members in score order would lose the sign. RESTORE loads a payload holding a -0 into a
@@ -144,8 +145,7 @@ fn owned((member, score): (&[u8], f64)) -> (Bytes, f64) {
 pub(crate) fn recreate_effect(key: &Bytes, set: &ZSet) -> Vec<Bytes> {
     let negative_zero = !set.is_listpack() && set.iter().any(|(_, score)| zset::is_negative_zero(score));
     if negative_zero {
-        let pairs = set.iter().map(|(member, score)| (member.to_vec(), score)).collect();
-        let payload = staykv_rdb::encode_dump_payload(&RdbValue::SortedSet(pairs), Layout::Big);
+        let payload = staykv_rdb::encode_dump_payload(&crate::rdbconv::sorted_set_to_rdb(set), Layout::Big);
         return vec![Bytes::from_static(b"RESTORE"), key.clone(), Bytes::from_static(b"0"), Bytes::from(payload)];
     }
     let mut argv = Vec::with_capacity(2 + set.len() * 2);

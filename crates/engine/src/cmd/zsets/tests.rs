@@ -267,7 +267,7 @@ fn replay_through_nojournal_is_silent() {
 }
 
 #[test]
-fn a_stored_skip_list_replays_with_its_negative_zeros() {
+fn a_stored_renamed_or_copied_skip_list_replays_with_its_negative_zeros() {
     let mut s = Session::new(Protocol::Resp2);
     let pairs: Vec<String> = (0..200).map(|i| format!("{} m{i}", if i < 150 { 0 } else { 5 })).collect();
     s.run(&format!("zadd src {}", pairs.join(" ")));
@@ -275,6 +275,10 @@ fn a_stored_skip_list_replays_with_its_negative_zeros() {
     // a ZADD of the result would hold its first 128 members in a listpack, which keeps no -0).
     s.run("zunionstore dst 1 src weights -1");
     assert_eq!(s.wire("zscore dst m0"), "$2\r\n-0\r\n");
+    // RENAME and COPY log the set they recreate the same way.
+    s.run("copy dst copied");
+    s.run("rename dst moved");
+    assert_eq!(s.wire("zscore moved m0"), "$2\r\n-0\r\n");
     let replayed = Session::new(Protocol::Resp2);
     for (time, effects) in std::mem::take(&mut *s.journal.0.lock()) {
         replayed.engine.replay(time, &effects).unwrap();
