@@ -1203,6 +1203,13 @@ impl<'a> Ctx<'a> {
         self.propagate_in(db, argv);
     }
 
+    /// Record `key` set to `value` with its deadline kept (`SET key value KEEPTTL`): how a
+    /// string whose bytes were computed (a float, an HLL) is logged, so that a replay copies
+    /// them instead of computing them again.
+    pub fn propagate_string(&mut self, key: &Bytes, value: Bytes) {
+        self.propagate(vec![Bytes::from_static(b"SET"), key.clone(), value, Bytes::from_static(b"KEEPTTL")]);
+    }
+
     pub fn propagate_in(&mut self, db: usize, argv: Vec<Bytes>) {
         let notifying = self.engine.notifier.enabled() && !self.explicit_events;
         if let (true, Some(name), Some(key)) = (notifying, argv.first(), argv.get(1)) {

@@ -64,7 +64,7 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     // recovery stops at a batch that fails. Announced as nothing, as Redis
                     // counts a PFADD that answers an error as no change.
                     ctx.explicit_events();
-                    ctx.propagate(vec![Bytes::from_static(b"SET"), key.clone(), value, Bytes::from_static(b"KEEPTTL")]);
+                    ctx.propagate_string(key, value);
                 }
                 return Err(err(CORRUPT));
             }
@@ -123,7 +123,7 @@ fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // The merged bytes, not the sources, are logged: the effect names one key. Redis
     // announces the merge as `pfadd`.
     ctx.explicit_events();
-    ctx.propagate(vec![Bytes::from_static(b"SET"), dst.clone(), value, Bytes::from_static(b"KEEPTTL")]);
+    ctx.propagate_string(dst, value);
     ctx.notify(crate::notify::STRING, "pfadd", dst);
     Ok(Reply::Ok)
 }

@@ -381,7 +381,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // The float result, not the increment, is logged: replay must not redo the arithmetic.
     // Logged as SET, announced as `incrbyfloat` as Redis does.
     ctx.explicit_events();
-    ctx.propagate(vec![Bytes::from_static(b"SET"), key.clone(), text.clone(), Bytes::from_static(b"KEEPTTL")]);
+    ctx.propagate_string(key, text.clone());
     ctx.notify(crate::notify::STRING, "incrbyfloat", key);
     Ok(Reply::Bulk(text))
 }
