@@ -471,7 +471,7 @@ impl Harness {
     /// object its encoding by size, as a Redis restart does.
     fn restart_check(&mut self) {
         self.wait_for_compaction();
-        let before = self.stay_dataset();
+        let before: Vec<DbState> = DBS.iter().map(|db| self.read_db(Side::Staykv, db)).collect();
         let started = Instant::now();
         if let Err(e) = self.stay_srv.kill_and_restart() {
             panic!(
@@ -486,7 +486,7 @@ impl Harness {
         // A restart empties the script cache, Redis's as well: later EVALSHAs must agree.
         let flushed = self.redis_insp.call(&[b"SCRIPT", b"FLUSH"]).unwrap_or_else(|e| panic!("SCRIPT FLUSH: {e}"));
         assert_eq!(flushed, Value::Simple(b"OK".to_vec()), "SCRIPT FLUSH");
-        let after = self.stay_dataset();
+        let after: Vec<DbState> = DBS.iter().map(|db| self.read_db(Side::Staykv, db)).collect();
         // TTLs count down while the server restarts.
         let slack = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX).saturating_add(1500);
         let ttl_kept = |b: &Value, a: &Value| match (b, a) {
@@ -494,29 +494,30 @@ impl Harness {
             (b, a) => b == a,
         };
         let mut problems = Vec::new();
-        for ((db, key), [kind, ttl, value]) in &before {
-            match after.get(&(*db, key.clone())) {
-                None => problems.push(format!("db {db} key {}: gone after the restart", quote(key))),
-                Some([kind_after, ttl_after, value_after]) => {
-                    let same_value = zero_sign_erased(kind, value) == zero_sign_erased(kind_after, value_after);
-                    if kind != kind_after || !same_value || !ttl_kept(ttl, ttl_after) {
-                        problems.push(format!(
-                            "db {db} key {}: TYPE/PTTL/value before {} {} {}, after {} {} {}; last commands naming it:{}",
-                            quote(key),
-                            render(kind),
-                            render(ttl),
-                            truncate(render(value), 300),
-                            render(kind_after),
-                            render(ttl_after),
-                            truncate(render(value_after), 300),
-                            self.commands_naming(key)
-                        ));
-                    }
+        for ((db, before), after) in DBS.iter().zip(&before).zip(&after) {
+            for (key, b) in &before.keys {
+                let Some(a) = after.keys.get(key) else {
+                    problems.push(format!("db {db} key {}: gone after the restart", quote(key)));
+                    continue;
+                };
+                let same_value = zero_sign_erased(&b.kind, &b.value) == zero_sign_erased(&a.kind, &a.value);
+                if b.kind != a.kind || !same_value || !ttl_kept(&b.ttl, &a.ttl) {
+                    problems.push(format!(
+                        "db {db} key {}: TYPE/PTTL/value before {} {} {}, after {} {} {}; last commands naming it:{}",
+                        quote(key),
+                        render(&b.kind),
+                        render(&b.ttl),
+                        truncate(render(&b.value), 300),
+                        render(&a.kind),
+                        render(&a.ttl),
+                        truncate(render(&a.value), 300),
+                        self.commands_naming(key)
+                    ));
                 }
             }
-        }
-        for (db, key) in after.keys().filter(|k| !before.contains_key(*k)) {
-            problems.push(format!("db {db} key {}: appeared after the restart", quote(key)));
+            for key in after.keys.keys().filter(|k| !before.keys.contains_key(*k)) {
+                problems.push(format!("db {db} key {}: appeared after the restart", quote(key)));
+            }
         }
         if !problems.is_empty() {
             let n = problems.len();
@@ -531,7 +532,7 @@ impl Harness {
 
     /// BGREWRITEAOF on StayKV alone: it changes no reply, only what a restart reads.
     fn start_compaction(&mut self) {
-        let reply = self.stay_inspect(&[args!["BGREWRITEAOF"]]);
+        let reply = self.inspect_on(Side::Staykv, &[args!["BGREWRITEAOF"]]);
         assert!(
             matches!(&reply[0], Value::Simple(text) if text.starts_with(b"Background append only file rewriting")),
             "BGREWRITEAOF: {}",
@@ -542,7 +543,7 @@ impl Harness {
     fn wait_for_compaction(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let info = self.stay_inspect(&[args!["INFO", "persistence"]]);
+            let info = self.inspect_on(Side::Staykv, &[args!["INFO", "persistence"]]);
             let text = info[0].bytes().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
             if text.contains("aof_rewrite_in_progress:0") && text.contains("aof_rewrite_scheduled:0") {
                 return;
@@ -552,31 +553,38 @@ impl Harness {
         }
     }
 
-    /// Every key of StayKV's databases: its TYPE, PTTL and value (normalised as the dataset
-    /// comparison reads it).
-    fn stay_dataset(&mut self) -> BTreeMap<(&'static str, Vec<u8>), [Value; 3]> {
-        let mut out = BTreeMap::new();
-        for db in DBS {
-            let head = self.stay_inspect(&[args!["SELECT", db], args!["KEYS", "*"]]);
-            let keys: Vec<Vec<u8>> =
-                head[1].items().unwrap_or_default().iter().filter_map(|k| k.bytes().map(<[u8]>::to_vec)).collect();
-            let meta: Vec<Args> = keys.iter().flat_map(|k| [args!["TYPE", k], args!["PTTL", k]]).collect();
-            let meta = self.stay_inspect(&meta);
-            let reads: Vec<(Args, Norm)> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| {
-                    value_read(meta[2 * i].bytes().unwrap_or_default(), k)
-                        .unwrap_or_else(|| (args!["TYPE", k], Value::clone))
-                })
-                .collect();
-            let values = self.stay_inspect(&reads.iter().map(|(cmd, _)| cmd.clone()).collect::<Vec<_>>());
-            for (i, key) in keys.into_iter().enumerate() {
-                let value = reads[i].1(&values[i]);
-                out.insert((*db, key), [meta[2 * i].clone(), meta[2 * i + 1].clone(), value]);
-            }
-        }
-        out
+    /// Database `db` as one server's inspector connection reads it: DBSIZE, and each key's
+    /// TYPE, PTTL, OBJECT ENCODING and value.
+    fn read_db(&mut self, side: Side, db: &str) -> DbState {
+        let head = self.inspect_on(side, &[args!["SELECT", db], args!["DBSIZE"], args!["KEYS", "*"]]);
+        let keys: Vec<Vec<u8>> =
+            head[2].items().unwrap_or_default().iter().filter_map(|k| k.bytes().map(<[u8]>::to_vec)).collect();
+        let meta: Vec<Args> =
+            keys.iter().flat_map(|k| [args!["TYPE", k], args!["PTTL", k], args!["OBJECT", "ENCODING", k]]).collect();
+        let meta = self.inspect_on(side, &meta);
+        let reads: Vec<(Args, Norm)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                value_read(meta[3 * i].bytes().unwrap_or_default(), k)
+                    .unwrap_or_else(|| (args!["TYPE", k], Value::clone))
+            })
+            .collect();
+        let values = self.inspect_on(side, &reads.iter().map(|(cmd, _)| cmd.clone()).collect::<Vec<_>>());
+        let keys = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let state = KeyState {
+                    kind: meta[3 * i].clone(),
+                    ttl: meta[3 * i + 1].clone(),
+                    encoding: meta[3 * i + 2].clone(),
+                    value: reads[i].1(&values[i]),
+                };
+                (key, state)
+            })
+            .collect();
+        DbState { size: head[1].clone(), keys }
     }
 
     /// Whether a lex range over `key` is specified by Redis: not a sorted set, or all its
@@ -1356,68 +1364,43 @@ impl Harness {
         self.dataset_checks += 1;
         let mut problems: Vec<String> = Vec::new();
         for db in DBS {
-            let head = vec![args!["SELECT", db], args!["DBSIZE"], args!["KEYS", "*"]];
-            let (r, s) = self.inspect(&head);
-            if r[1] != s[1] {
-                problems.push(format!("db {db}: DBSIZE redis {} staykv {}", render(&r[1]), render(&s[1])));
+            let (r, s) = (self.read_db(Side::Redis, db), self.read_db(Side::Staykv, db));
+            if r.size != s.size {
+                problems.push(format!("db {db}: DBSIZE redis {} staykv {}", render(&r.size), render(&s.size)));
             }
-            let key_list = |v: &Value| -> BTreeSet<Vec<u8>> {
-                v.items().unwrap_or_default().iter().filter_map(|k| k.bytes().map(<[u8]>::to_vec)).collect()
-            };
-            let (rk, sk) = (key_list(&r[2]), key_list(&s[2]));
-            if rk != sk {
-                let only_r: Vec<String> = rk.difference(&sk).map(|k| quote(k)).collect();
-                let only_s: Vec<String> = sk.difference(&rk).map(|k| quote(k)).collect();
-                problems.push(format!("db {db}: keys only in redis {only_r:?}, only in staykv {only_s:?}"));
+            if r.keys.len() != s.keys.len() || r.keys.keys().any(|k| !s.keys.contains_key(k)) {
+                let only = |a: &DbState, b: &DbState| -> Vec<String> {
+                    a.keys.keys().filter(|k| !b.keys.contains_key(*k)).map(|k| quote(k)).collect()
+                };
+                problems.push(format!(
+                    "db {db}: keys only in redis {:?}, only in staykv {:?}",
+                    only(&r, &s),
+                    only(&s, &r)
+                ));
             }
-            let keys: Vec<Vec<u8>> = rk.intersection(&sk).cloned().collect();
-            if keys.is_empty() {
-                continue;
-            }
-            let mut meta: Vec<Args> = Vec::new();
-            for k in &keys {
-                meta.push(args!["TYPE", k]);
-                meta.push(args!["PTTL", k]);
-                meta.push(args!["OBJECT", "ENCODING", k]);
-            }
-            let (rm, sm) = self.inspect(&meta);
-            let mut same_type = vec![true; keys.len()];
-            for (i, k) in keys.iter().enumerate() {
-                let ttl_ok = ttl_close(&rm[3 * i + 1], &sm[3 * i + 1]);
-                for (what, ok) in [
-                    ("TYPE", rm[3 * i] == sm[3 * i]),
-                    ("PTTL", ttl_ok),
-                    ("OBJECT ENCODING", rm[3 * i + 2] == sm[3 * i + 2]),
+            for (k, rk) in &r.keys {
+                let Some(sk) = s.keys.get(k) else { continue };
+                for (what, ok, rv, sv) in [
+                    ("TYPE", rk.kind == sk.kind, &rk.kind, &sk.kind),
+                    ("PTTL", ttl_close(&rk.ttl, &sk.ttl), &rk.ttl, &sk.ttl),
+                    ("OBJECT ENCODING", rk.encoding == sk.encoding, &rk.encoding, &sk.encoding),
                 ] {
                     if !ok {
-                        let j = 3 * i + usize::from(what == "PTTL") + 2 * usize::from(what == "OBJECT ENCODING");
                         problems.push(format!(
                             "db {db} key {}: {what} redis {} staykv {}; last commands naming it:{}",
                             quote(k),
-                            render(&rm[j]),
-                            render(&sm[j]),
+                            render(rv),
+                            render(sv),
                             self.commands_naming(k)
                         ));
                     }
                 }
-                same_type[i] = rm[3 * i] == sm[3 * i];
-            }
-            let mut reads: Vec<Args> = Vec::new();
-            let mut norms: Vec<fn(&Value) -> Value> = Vec::new();
-            for (i, k) in keys.iter().enumerate() {
-                let t = rm[3 * i].bytes().unwrap_or_default();
-                let (cmd, norm) = value_read(t, k).unwrap_or_else(|| (args!["TYPE", k], Value::clone));
-                reads.push(cmd);
-                norms.push(norm);
-            }
-            let (rv, sv) = self.inspect(&reads);
-            for (i, k) in keys.iter().enumerate() {
-                if same_type[i] && norms[i](&rv[i]) != norms[i](&sv[i]) {
+                if rk.kind == sk.kind && rk.value != sk.value {
                     problems.push(format!(
                         "db {db} key {}: value redis {} staykv {}",
                         quote(k),
-                        truncate(render(&rv[i]), 300),
-                        truncate(render(&sv[i]), 300)
+                        truncate(render(&rk.value), 300),
+                        truncate(render(&sk.value), 300)
                     ));
                 }
             }
@@ -1440,17 +1423,18 @@ impl Harness {
     }
 
     fn inspect(&mut self, cmds: &[Args]) -> (Vec<Value>, Vec<Value>) {
-        let r = match self.redis_insp.pipeline(cmds) {
-            Ok(x) => x,
-            Err(e) => self.fatal("inspecting redis", &e),
-        };
-        (r, self.stay_inspect(cmds))
+        (self.inspect_on(Side::Redis, cmds), self.inspect_on(Side::Staykv, cmds))
     }
 
-    fn stay_inspect(&mut self, cmds: &[Args]) -> Vec<Value> {
-        match self.stay_insp.pipeline(cmds) {
+    /// `cmds` pipelined on one server's inspector connection.
+    fn inspect_on(&mut self, side: Side, cmds: &[Args]) -> Vec<Value> {
+        let (conn, what) = match side {
+            Side::Redis => (&mut self.redis_insp, "inspecting redis"),
+            Side::Staykv => (&mut self.stay_insp, "inspecting staykv"),
+        };
+        match conn.pipeline(cmds) {
             Ok(x) => x,
-            Err(e) => self.fatal("inspecting staykv", &e),
+            Err(e) => self.fatal(what, &e),
         }
     }
 
@@ -1546,6 +1530,28 @@ fn zero_sign_erased(kind: &Value, value: &Value) -> Value {
         other => other.clone(),
     });
     Value::Array(erased.collect())
+}
+
+/// Which server an inspector connection reaches.
+#[derive(Clone, Copy)]
+enum Side {
+    Redis,
+    Staykv,
+}
+
+/// One database as [`Harness::read_db`] reads it.
+struct DbState {
+    size: Value,
+    keys: BTreeMap<Vec<u8>, KeyState>,
+}
+
+/// What the dataset comparison and the restart check read of a key.
+struct KeyState {
+    kind: Value,
+    ttl: Value,
+    encoding: Value,
+    /// Normalised as [`value_read`] says (hash and set orders are each server's own).
+    value: Value,
 }
 
 /// How a reply is normalised before comparison.
