@@ -85,6 +85,22 @@ pub struct Blocked {
     pub rerun: Option<Vec<Bytes>>,
 }
 
+/// A logged effect that answered an error when replayed ([`Engine::replay`]). Effects are
+/// logged so that they replay without one: a failure means the log and the engine disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayFailure {
+    /// The effect's place in its batch.
+    pub index: usize,
+    pub command: String,
+    pub error: String,
+}
+
+impl std::fmt::Display for ReplayFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "replaying {}: {}", self.command, self.error)
+    }
+}
+
 /// Sizes fixed at start.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineOptions {
@@ -555,19 +571,26 @@ impl Engine {
         }
     }
 
-    /// Apply one logged batch during recovery: each effect runs at the batch's time.
-    pub fn replay(&self, time_ms: u64, effects: &[Effect]) -> Result<(), String> {
-        for effect in effects {
+    /// Apply one logged batch during recovery: each effect runs at the batch's time. An effect
+    /// that answers an error does not stop the rest, so that a start told to go past such
+    /// failures keeps every effect that did replay; each failure is returned, in order.
+    pub fn replay(&self, time_ms: u64, effects: &[Effect]) -> Result<(), Vec<ReplayFailure>> {
+        let mut failures = Vec::new();
+        for (index, effect) in effects.iter().enumerate() {
             let mut client = Client::new(0, true);
             client.acl_exempt = true;
             client.db = effect.db as usize;
             let outcome = self.execute(&mut client, &effect.argv, time_ms, &NoHost, &NoJournal);
-            if let Reply::Error(text) = outcome.reply {
-                let name = effect.argv.first().map(|n| String::from_utf8_lossy(n).into_owned());
-                return Err(format!("replaying {}: {text}", name.unwrap_or_default()));
+            if let Reply::Error(error) = outcome.reply {
+                let command = effect.argv.first().map(|n| String::from_utf8_lossy(n).into_owned());
+                failures.push(ReplayFailure { index, command: command.unwrap_or_default(), error });
             }
         }
-        Ok(())
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures)
+        }
     }
 
     /// One slice of active expiry: look at up to `budget` slots, starting where the last
@@ -1530,5 +1553,33 @@ mod tests {
             assert_eq!(counted.ok(), Some(None));
         });
         assert_eq!(engine.db_sizes_by(Instant::now()).and_then(|sizes| sizes.first().copied()), Some((2, 1)));
+    }
+
+    /// A failing effect is reported with its place and does not stop the rest of its batch
+    /// (a start told to skip failures keeps them); a batch that replays reports nothing.
+    #[test]
+    fn replay_reports_each_failing_effect_and_applies_the_others() {
+        let engine = Engine::new(EngineOptions::default());
+        let effect = |db: usize, args: &[&str]| {
+            Effect::new(db, args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect())
+        };
+        let batch = [
+            effect(0, &["SET", "k", "text"]),
+            effect(0, &["INCR", "k"]),
+            effect(1, &["SET", "other", "1"]),
+            effect(1, &["LPUSH", "other", "x"]),
+            effect(0, &["SET", "last", "v"]),
+        ];
+        let failures = engine.replay(1_000, &batch).err().unwrap_or_default();
+        let places: Vec<(usize, &str)> = failures.iter().map(|f| (f.index, f.command.as_str())).collect();
+        assert_eq!(places, [(1, "INCR"), (3, "LPUSH")]);
+        let first = failures.first().map(ToString::to_string);
+        assert_eq!(first.as_deref(), Some("replaying INCR: ERR value is not an integer or out of range"));
+        let mut client = Client::new(1, true);
+        let bulk = |text: &'static str| Reply::Bulk(Bytes::from_static(text.as_bytes()));
+        assert_eq!(engine.run_text(&mut client, &["MGET", "k", "last"]), Reply::Array(vec![bulk("text"), bulk("v")]));
+        client.db = 1;
+        assert_eq!(engine.run_text(&mut client, &["GET", "other"]), bulk("1"));
+        assert_eq!(engine.replay(1_000, &[effect(0, &["SET", "k", "1"]), effect(0, &["INCR", "k"])]), Ok(()));
     }
 }

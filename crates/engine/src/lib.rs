@@ -60,6 +60,6 @@ pub mod zset;
 
 pub use client::Client;
 pub use effects::{decode_batch, decode_batch_view, encode_batch, Effect, EffectView};
-pub use exec::{Blocked, Ctx, Engine, EngineOptions, Journal, Outcome};
+pub use exec::{Blocked, Ctx, Engine, EngineOptions, Journal, Outcome, ReplayFailure};
 pub use host::Host;
 pub use staykv_resp::{Protocol, Reply};

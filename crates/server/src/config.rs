@@ -37,6 +37,28 @@ impl FsyncPolicy {
     }
 }
 
+/// What a start does with a logged effect that answers an error when replayed. Effects are
+/// logged so that they replay without one, so a failure means the log and the engine disagree
+/// (a bug): by default StayKV will not serve data that may differ from what it acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnReplayError {
+    /// Refuse to start, naming the batch and the error.
+    Refuse,
+    /// Start without the failing effects, logging each one; compactions skip them too, so
+    /// the next snapshot no longer holds them (Redis's AOF loader ignores such errors).
+    Skip,
+}
+
+impl OnReplayError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnReplayError::Refuse => "refuse",
+            OnReplayError::Skip => "skip",
+        }
+    }
+}
+
 /// Log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,6 +103,10 @@ pub enum Command {
         rdb: PathBuf,
         #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
         dir: PathBuf,
+        /// A logged write that fails to replay: `refuse` to export, or `skip` it with a
+        /// warning.
+        #[arg(long, value_enum, default_value_t = OnReplayError::Refuse)]
+        on_replay_error: OnReplayError,
     },
 }
 
@@ -107,6 +133,10 @@ pub struct ServerOptions {
     /// When a write is acknowledged relative to fsync.
     #[arg(long, env = "STAYKV_FSYNC", value_enum, default_value_t = FsyncPolicy::Always)]
     pub fsync: FsyncPolicy,
+    /// A logged write that fails to replay at start: `refuse` to start (the default), or
+    /// `skip` it with a warning and start (a way out of a bug; see docs/recovery.md).
+    #[arg(long, env = "STAYKV_ON_REPLAY_ERROR", value_enum, default_value_t = OnReplayError::Refuse)]
+    pub on_replay_error: OnReplayError,
     /// Password of the `default` user (RESP AUTH).
     #[arg(long, env = "STAYKV_REQUIREPASS")]
     pub requirepass: Option<String>,
@@ -302,6 +332,7 @@ impl serde::Serialize for SerializableOptions<'_> {
         map.serialize_entry("http-port", &o.http_port)?;
         map.serialize_entry("dir", &o.dir.display().to_string())?;
         map.serialize_entry("fsync", o.fsync.as_str())?;
+        map.serialize_entry("on-replay-error", o.on_replay_error.as_str())?;
         if let Some(v) = &o.requirepass {
             map.serialize_entry("requirepass", v)?;
         }
@@ -353,12 +384,13 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' threads={} http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' threads={} http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
             self.dir.display(),
             self.fsync.as_str(),
+            self.on_replay_error.as_str(),
             self.log_segment_size,
             secret(&self.requirepass),
             secret(&self.http_token),

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         None => run_server(cli.server),
         Some(Command::Check { dir, fix, yes }) => tools::check(&dir, fix, yes),
         Some(Command::Import { source, dir }) => import::import(&source, &dir),
-        Some(Command::Export { rdb, dir }) => tools::export(&dir, &rdb),
+        Some(Command::Export { rdb, dir, on_replay_error }) => tools::export(&dir, &rdb, on_replay_error),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,9 +26,10 @@ use staykv_engine::latency::{self, LatencyMonitor};
 use staykv_engine::{encode_batch, Effect, Engine, Journal, Reply};
 use staykv_storage::{
     parse_segment_file_name, read_manifest, FsyncPolicy as StoragePolicy, Log, LogIo, LogOptions, RealFs, SnapshotRef,
+    StorageError,
 };
 
-use crate::config::FsyncPolicy;
+use crate::config::{FsyncPolicy, OnReplayError};
 use crate::durable_wait::DurableWaiters;
 use crate::host::blocking;
 use crate::snapshot::{self, EngineReplay};
@@ -158,6 +159,9 @@ pub struct Persistence {
     log_bytes: AtomicU64,
     /// The log's last seq when `log_bytes` was measured.
     measured_at_seq: AtomicU64,
+    /// Set at [`Persistence::open`]: what recovery and compactions do with an effect that
+    /// fails to replay.
+    on_replay_error: OnceLock<OnReplayError>,
 }
 
 thread_local! {
@@ -285,6 +289,7 @@ impl Persistence {
             auto_percent: AtomicU64::new(AUTO_PERCENT),
             log_bytes: AtomicU64::new(0),
             measured_at_seq: AtomicU64::new(u64::MAX),
+            on_replay_error: OnceLock::new(),
         }
     }
 
@@ -301,8 +306,10 @@ impl Persistence {
         engine: &Engine,
         policy: FsyncPolicy,
         segment_bytes: u64,
+        on_replay_error: OnReplayError,
     ) -> Result<(), String> {
         let lock = lock_dir(dir)?;
+        let _ = self.on_replay_error.set(on_replay_error);
         *self.lock_file.lock() = Some(lock);
         snapshot::remove_temp_files(dir);
         self.databases.store(engine.keyspace.databases() as u64, Ordering::Relaxed);
@@ -322,9 +329,21 @@ impl Persistence {
             }),
             ..LogOptions::default()
         };
-        let mut replay = EngineReplay::new(dir, engine);
-        let (log, recovery) =
-            Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| e.to_string())?;
+        let mut replay = EngineReplay::new(dir, engine, on_replay_error);
+        let (log, recovery) = Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| match e {
+            StorageError::Replay { .. } => format!(
+                "{e}. StayKV will not serve data that may differ from what it acknowledged; to start \
+                 without the writes that fail to replay (each is logged), restart with --on-replay-error skip"
+            ),
+            e => e.to_string(),
+        })?;
+        if replay.skipped_effects > 0 {
+            tracing::warn!(
+                "{} logged writes failed to replay and were skipped (--on-replay-error skip); the next \
+                 compaction leaves them out of the data directory",
+                replay.skipped_effects
+            );
+        }
         self.durable.publish(log.durable_seq());
         let _ = self.log.set(log);
         let _ = self.dir.set(dir.to_path_buf());
@@ -625,7 +644,8 @@ impl Persistence {
                 (previous_bytes + sealed) / 1024
             );
             let databases = self.databases.load(Ordering::Relaxed) as usize;
-            let built = snapshot::build_snapshot(dir, databases, covered, partitions)?;
+            let on_error = self.on_replay_error.get().copied().unwrap_or(OnReplayError::Refuse);
+            let built = snapshot::build_snapshot(dir, databases, covered, partitions, on_error)?;
             let removed = log
                 .install_snapshot(&built.file, built.seq)
                 .map_err(|e| format!("cannot install snapshot {}: {e}", built.file))?;

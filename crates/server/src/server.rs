@@ -77,9 +77,11 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let dir = config.dir.clone();
     let (p, e) = (persistence.clone(), engine.clone());
-    tokio::task::spawn_blocking(move || p.open(&dir, &e, config.fsync, config.log_segment_size))
-        .await
-        .map_err(|e| format!("recovery task failed: {e}"))??;
+    tokio::task::spawn_blocking(move || {
+        p.open(&dir, &e, config.fsync, config.log_segment_size, config.on_replay_error)
+    })
+    .await
+    .map_err(|e| format!("recovery task failed: {e}"))??;
     tokio::spawn(housekeeping(engine.clone(), persistence.clone(), host.clone()));
 
     let mut stop = host.shutdown.subscribe();

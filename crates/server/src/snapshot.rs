@@ -42,10 +42,11 @@ use staykv_engine::command::CommandTable;
 use staykv_engine::keyspace::{Entry, NO_EXPIRY};
 use staykv_engine::small_bytes::KeyBytes;
 use staykv_engine::value::{HashSet, Value};
-use staykv_engine::{decode_batch, decode_batch_view, EffectView, Engine, EngineOptions, Reply};
+use staykv_engine::{decode_batch, decode_batch_view, EffectView, Engine, EngineOptions, ReplayFailure, Reply};
 use staykv_rdb::{Location, Pick, Picked, RawEntry, RdbEntry, RdbItem, RdbReader, RdbValue, RdbWriter};
 use staykv_storage::{snapshot_file_name, BoxError, Progress, RealFs, Replay, SnapshotRef, StorageError};
 
+use crate::config::OnReplayError;
 use supersede::{Noted, Position, Supersession};
 
 mod supersede;
@@ -482,11 +483,17 @@ fn name_hash(key: &[u8]) -> u64 {
 /// decoded, decompressed or compressed again), its own partition's touched keys are built,
 /// and where the other touched keys lie is noted, so that later passes read just those.
 /// Most of a session store's keys are untouched between two compactions.
-pub fn build_snapshot(dir: &Path, databases: usize, covered: u64, partitions: usize) -> Result<Built, String> {
+pub fn build_snapshot(
+    dir: &Path,
+    databases: usize,
+    covered: u64,
+    partitions: usize,
+    on_error: OnReplayError,
+) -> Result<Built, String> {
     let started = Instant::now();
     let file = snapshot_file_name(covered);
     let path = dir.join(&file);
-    let mut plan = BuildPlan { partitions: partitions.max(1), copy_untouched: true };
+    let mut plan = BuildPlan { partitions: partitions.max(1), on_error, copy_untouched: true };
     loop {
         let attempt = write_rdb_atomically(&path, |writer| {
             build_passes(dir, databases, covered, plan, writer)
@@ -511,6 +518,7 @@ pub fn build_snapshot(dir: &Path, databases: usize, covered: u64, partitions: us
 #[derive(Debug, Clone, Copy)]
 struct BuildPlan {
     partitions: usize,
+    on_error: OnReplayError,
     /// Whether keys no batch touches are copied as they lie (else every key is decoded).
     copy_untouched: bool,
 }
@@ -594,7 +602,7 @@ fn build_passes<W: Write>(
         };
         let skip =
             Skip { supersession: supersession.as_ref(), frames: frames.as_ref(), skipped: &mut counts.superseded };
-        let work = PassWork::Build { engine: &engine, old_keys, skip, writer: &mut *writer };
+        let work = PassWork::Build { engine: &engine, old_keys, skip, writer: &mut *writer, on_error: plan.on_error };
         if !run_pass(dir, filter, covered, work)? {
             return Ok(Err(Retry::MixedKeys));
         }
@@ -700,7 +708,13 @@ enum PassWork<'a, W: Write> {
     /// Before the passes, the batches only.
     Survey(&'a mut Survey),
     /// A pass: the old snapshot's keys it builds into `engine`, then its batches.
-    Build { engine: &'a Engine, old_keys: OldKeys<'a>, skip: Skip<'a>, writer: &'a mut RdbWriter<W> },
+    Build {
+        engine: &'a Engine,
+        old_keys: OldKeys<'a>,
+        skip: Skip<'a>,
+        writer: &'a mut RdbWriter<W>,
+        on_error: OnReplayError,
+    },
 }
 
 /// What the read of the batches before the passes learns.
@@ -840,7 +854,7 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
     fn snapshot(&mut self, snapshot: &SnapshotRef) -> Result<(), BoxError> {
         self.last_seq = snapshot.seq;
         let (engine, old_keys, skip, writer) = match &mut self.work {
-            PassWork::Build { engine, old_keys, skip, writer } => (engine, old_keys, skip, writer),
+            PassWork::Build { engine, old_keys, skip, writer, .. } => (engine, old_keys, skip, writer),
             PassWork::Survey(survey) => {
                 survey.old_snapshot = true;
                 return Ok(());
@@ -932,7 +946,7 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
                 }
                 Ok(())
             }
-            PassWork::Build { engine, skip, .. } => {
+            PassWork::Build { engine, skip, on_error, .. } => {
                 let mut replayed = Vec::with_capacity(kept.len());
                 for (at, effect, named) in kept {
                     if skip.supersession.is_some_and(|s| s.skips(effect.db, &named.keys, at)) {
@@ -944,7 +958,11 @@ impl<W: Write> Replay for PartitionReplay<'_, W> {
                 if replayed.is_empty() {
                     return Ok(());
                 }
-                engine.replay(time, &replayed).map_err(|e| self.fail(format!("log frame {seq}: {e}")))
+                let Err(failures) = engine.replay(time, &replayed) else { return Ok(()) };
+                let on_error = *on_error;
+                settle_failures(on_error, seq, failures)
+                    .map(drop)
+                    .map_err(|e| self.fail(format!("log frame {seq}: {e}")))
             }
         }
     }
@@ -1012,16 +1030,43 @@ fn load_located(engine: &Engine, path: &Path, locations: &[Location]) -> Result<
 pub struct EngineReplay<'a> {
     pub dir: &'a Path,
     pub engine: &'a Engine,
+    on_error: OnReplayError,
     started: Instant,
     last_report: Instant,
     pub frames: u64,
     pub snapshot_keys: u64,
+    /// Effects that failed to replay and were skipped ([`OnReplayError::Skip`]).
+    pub skipped_effects: u64,
 }
 
 impl<'a> EngineReplay<'a> {
-    pub fn new(dir: &'a Path, engine: &'a Engine) -> Self {
-        EngineReplay { dir, engine, started: Instant::now(), last_report: Instant::now(), frames: 0, snapshot_keys: 0 }
+    pub fn new(dir: &'a Path, engine: &'a Engine, on_error: OnReplayError) -> Self {
+        let now = Instant::now();
+        EngineReplay {
+            dir,
+            engine,
+            on_error,
+            started: now,
+            last_report: now,
+            frames: 0,
+            snapshot_keys: 0,
+            skipped_effects: 0,
+        }
     }
+}
+
+/// What becomes of the effects of batch `seq` that failed to replay: the error that stops
+/// the read (naming the first), or, when told to skip them, a warning each. Returns how many
+/// were skipped.
+fn settle_failures(on_error: OnReplayError, seq: u64, failures: Vec<ReplayFailure>) -> Result<u64, String> {
+    let Some(first) = failures.first() else { return Ok(0) };
+    if on_error == OnReplayError::Refuse {
+        return Err(format!("effect {}: {first}", first.index));
+    }
+    for failure in &failures {
+        tracing::warn!("log frame {seq}, effect {}: {failure}; skipped (--on-replay-error skip)", failure.index);
+    }
+    Ok(failures.len() as u64)
 }
 
 impl Replay for EngineReplay<'_> {
@@ -1060,7 +1105,9 @@ impl Replay for EngineReplay<'_> {
 
     fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError> {
         let (time, effects) = decode_batch(payload).map_err(|e| format!("log frame {seq}: {e}"))?;
-        self.engine.replay(time, &effects).map_err(|e| format!("log frame {seq}: {e}"))?;
+        if let Err(failures) = self.engine.replay(time, &effects) {
+            self.skipped_effects += settle_failures(self.on_error, seq, failures)?;
+        }
         self.frames += 1;
         Ok(())
     }
@@ -1223,12 +1270,12 @@ mod tests {
         engine.active_expire(now + 100, usize::MAX, &LogJournal(&log), &staykv_engine::host::NoHost);
         let expected = contents(&engine);
         let next = log.rotate().unwrap();
-        let four = build_snapshot(dir, 16, next - 1, 4).unwrap();
+        let four = build_snapshot(dir, 16, next - 1, 4, OnReplayError::Refuse).unwrap();
         assert_eq!(four.partitions, 4);
         let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
         load_rdb_file(&loaded, &dir.join(&four.file), |_| true, |_, _, _| {}).unwrap();
         assert_eq!(contents(&loaded), expected);
-        let one = build_snapshot(dir, 16, next - 1, 1).unwrap();
+        let one = build_snapshot(dir, 16, next - 1, 1, OnReplayError::Refuse).unwrap();
         assert_eq!(one.keys, four.keys);
         log.install_snapshot(&one.file, next - 1).unwrap();
 
@@ -1241,7 +1288,7 @@ mod tests {
         }
         let expected = contents(&engine);
         let next = log.rotate().unwrap();
-        let built = build_snapshot(dir, 16, next - 1, 3).unwrap();
+        let built = build_snapshot(dir, 16, next - 1, 3, OnReplayError::Refuse).unwrap();
         let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
         load_rdb_file(&loaded, &dir.join(&built.file), |_| true, |_, _, _| {}).unwrap();
         assert_eq!(contents(&loaded), expected);
@@ -1289,7 +1336,7 @@ mod tests {
             let expected = contents(&engine);
             let next = log.rotate().unwrap();
             for partitions in [3, 1] {
-                let built = build_snapshot(dir, 16, next - 1, partitions).unwrap();
+                let built = build_snapshot(dir, 16, next - 1, partitions, OnReplayError::Refuse).unwrap();
                 let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
                 load_rdb_file(&loaded, &dir.join(&built.file), |_| true, |_, _, _| {}).unwrap();
                 assert_eq!(contents(&loaded), expected, "round {round}, {partitions} partition(s)");
@@ -1322,7 +1369,7 @@ mod tests {
             let (log, engine, mut client) = logged_engine(dir);
             run(&engine, &log, &mut client, 1, &["SET", "old", "kept"]);
             let next = log.rotate().unwrap();
-            let first = build_snapshot(dir, 16, next - 1, 1).unwrap();
+            let first = build_snapshot(dir, 16, next - 1, 1, OnReplayError::Refuse).unwrap();
             log.install_snapshot(&first.file, next - 1).unwrap();
             run(&engine, &log, &mut client, 2, before);
             run(&engine, &log, &mut client, 2, &["APPEND", before[1], "+"]);
@@ -1334,7 +1381,7 @@ mod tests {
             staykv_engine::Journal::append(&LogJournal(&log), 2, &[staykv_engine::Effect::new(0, raw.clone())]);
             run(&engine, &log, &mut client, 3, after);
             let next = log.rotate().unwrap();
-            let built = build_snapshot(dir, 16, next - 1, 1).unwrap();
+            let built = build_snapshot(dir, 16, next - 1, 1, OnReplayError::Refuse).unwrap();
             assert_eq!(built.superseded, 0, "{raw:?}");
             let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
             load_rdb_file(&loaded, &dir.join(&built.file), |_| true, |_, _, _| {}).unwrap();
@@ -1377,7 +1424,7 @@ mod tests {
         setup.push(c(&["SELECT", "0"]));
         run_all(&mut client, &setup);
         let next = log.rotate().unwrap();
-        let first = build_snapshot(dir, 16, next - 1, 1).unwrap();
+        let first = build_snapshot(dir, 16, next - 1, 1, OnReplayError::Refuse).unwrap();
         assert_eq!(first.copied, 0, "no old snapshot to copy from");
         log.install_snapshot(&first.file, next - 1).unwrap();
 
@@ -1402,7 +1449,7 @@ mod tests {
         let next = log.rotate().unwrap();
         let total = expected.len() as u64;
         for partitions in [1, 3] {
-            let built = build_snapshot(dir, 16, next - 1, partitions).unwrap();
+            let built = build_snapshot(dir, 16, next - 1, partitions, OnReplayError::Refuse).unwrap();
             assert_eq!(built.keys, total);
             assert!(built.copied > total - 20 && built.copied < total, "{} of {total} copied", built.copied);
             let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
@@ -1414,7 +1461,7 @@ mod tests {
         run_all(&mut client, &[c(&["SWAPDB", "0", "3"]), c(&["SET", "after-swap", "1"])]);
         let expected = contents(&engine);
         let next = log.rotate().unwrap();
-        let built = build_snapshot(dir, 16, next - 1, 3).unwrap();
+        let built = build_snapshot(dir, 16, next - 1, 3, OnReplayError::Refuse).unwrap();
         assert_eq!(built.copied, 0, "SWAPDB moves keys it does not name");
         let loaded = Engine::new(EngineOptions { databases: 16, shard_bits: 2 });
         load_rdb_file(&loaded, &dir.join(&built.file), |_| true, |_, _, _| {}).unwrap();

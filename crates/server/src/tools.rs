@@ -20,6 +20,7 @@ use staykv_engine::{decode_batch, Engine, EngineOptions};
 use staykv_rdb::{RdbItem, RdbReader};
 use staykv_storage::{BoxError, DamageKind, Progress, RealFs, Replay};
 
+use crate::config::OnReplayError;
 use crate::persistence::{lock_dir, LOCK_FILE};
 use crate::snapshot::{self, EngineReplay};
 
@@ -307,7 +308,7 @@ fn verify_snapshot(path: &Path) -> Result<(u64, Vec<String>), String> {
 
 /// `staykv export --rdb FILE [--dir D]`: recover the directory read-only into memory and
 /// write it as one RDB file (atomically: `FILE.tmp`, fsync, rename).
-pub fn export(dir: &Path, rdb: &Path) -> Result<(), String> {
+pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<(), String> {
     if !dir.is_dir() || !dir_has_files(dir)? {
         return Err(format!("no data directory at {}", dir.display()));
     }
@@ -320,7 +321,7 @@ pub fn export(dir: &Path, rdb: &Path) -> Result<(), String> {
     }
     let started = Instant::now();
     let engine = Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 });
-    let mut replay = EngineReplay::new(dir, &engine);
+    let mut replay = EngineReplay::new(dir, &engine, on_replay_error);
     let recovery = staykv_storage::scan(dir, &RealFs::new(), &mut replay).map_err(|e| e.to_string())?;
     drop(lock);
     if let Some(torn) = &recovery.torn_tail {

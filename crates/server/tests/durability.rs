@@ -350,6 +350,67 @@ fn flipped_byte_refuses_start_and_check_fix_repairs() {
     }
 }
 
+/// Appends one batch of `effects` (database 0) to the log of the stopped server's `dir`, as
+/// a bug that logs a write its replay rejects would.
+fn append_batch(dir: &std::path::Path, effects: &[&[&str]]) {
+    use staykv_storage::{Log, LogOptions, NoReplay, RealFs};
+    let effects: Vec<staykv_engine::Effect> = effects
+        .iter()
+        .map(|args| staykv_engine::Effect::new(0, args.iter().map(|a| bytes::Bytes::from(a.to_string())).collect()))
+        .collect();
+    let mut batch = Vec::new();
+    staykv_engine::encode_batch(persist_common::now_ms(), &effects, &mut batch);
+    let (log, _) = Log::open(dir, Arc::new(RealFs::new()), LogOptions::default(), &mut NoReplay).unwrap();
+    log.append(&batch).unwrap();
+    log.close().unwrap();
+}
+
+/// A logged write whose replay answers an error stops the start, naming the batch and the
+/// way past it; `--on-replay-error skip` starts without just that effect (the rest of its
+/// batch and the later batches replay), and the next compaction leaves it out, after which
+/// the directory reads without the switch. `staykv export` takes the same switch.
+#[test]
+fn a_write_that_fails_to_replay_refuses_the_start_unless_told_to_skip_it() {
+    let mut server = Server::staykv_with(&["--on-replay-error", "skip"]);
+    let mut conn = server.connect();
+    call_str(&mut conn, &["SET", "k", "text"]);
+    drop(conn);
+    assert!(server.terminate().success());
+    let dir = server.dir();
+    append_batch(&dir, &[&["INCR", "k"], &["SET", "same-batch", "v"]]);
+    append_batch(&dir, &[&["SET", "later", "v"]]);
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_staykv"))
+        .args(["--port", "0", "--http-port", "0", "--dir"])
+        .arg(&dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&refused.stderr).to_string() + &String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "started past a write that fails to replay:\n{text}");
+    assert!(text.contains("effect 0: replaying INCR: ERR value is not an integer or out of range"), "{text}");
+    assert!(text.contains("--on-replay-error skip"), "{text}");
+    println!("start refused:\n{text}");
+    let (dir_s, rdb) = (dir.to_string_lossy().to_string(), server.scratch().join("export.rdb"));
+    let rdb_s = rdb.to_string_lossy().to_string();
+    assert!(!staykv(&["export", "--dir", &dir_s, "--rdb", &rdb_s]).status.success());
+    let exported = staykv_ok(&["export", "--dir", &dir_s, "--rdb", &rdb_s, "--on-replay-error", "skip"]);
+    assert!(exported.contains("effect 0: replaying INCR") && exported.contains("skipped"), "{exported}");
+
+    server.restart();
+    assert!(server.log().contains("1 logged writes failed to replay and were skipped"), "{}", server.log());
+    let mut conn = server.connect();
+    for (key, value) in [("k", "text"), ("same-batch", "v"), ("later", "v")] {
+        assert_eq!(call_str(&mut conn, &["GET", key]), Val::Bulk(Some(value.into())), "{key}");
+    }
+    call_str(&mut conn, &["BGREWRITEAOF"]);
+    assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "aof_rewrite_in_progress") == "0"));
+    assert_eq!(info_field(&mut conn, "aof_last_bgrewrite_status"), "ok", "{}", server.log());
+    drop(conn);
+    assert!(server.terminate().success());
+    staykv_ok(&["export", "--dir", &dir_s, "--rdb", &rdb_s]);
+}
+
 #[test]
 fn torn_tail_at_every_offset_of_the_last_frame_starts_with_the_prefix() {
     let (mut server, segment) = stopped_after_sets(5);
