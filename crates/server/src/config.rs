@@ -90,6 +90,10 @@ pub enum Command {
         /// Do not ask before fixing.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Also replay every log batch over the snapshot in memory, as a start does, and
+        /// report writes that fail to replay (takes memory for the whole dataset).
+        #[arg(long)]
+        replay: bool,
     },
     /// Import a Redis dump.rdb, a Redis 7 appendonlydir, or a live redis://host:port.
     Import {

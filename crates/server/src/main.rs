@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     init_logging(cli.server.loglevel);
     let result = match cli.command {
         None => run_server(cli.server),
-        Some(Command::Check { dir, fix, yes }) => tools::check(&dir, fix, yes),
+        Some(Command::Check { dir, fix, yes, replay }) => tools::check(&dir, fix, yes, replay),
         Some(Command::Import { source, dir }) => import::import(&source, &dir),
         Some(Command::Export { rdb, dir, on_replay_error }) => tools::export(&dir, &rdb, on_replay_error),
     };

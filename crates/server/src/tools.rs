@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use staykv_engine::exec::NoJournal;
 use staykv_engine::host::NoHost;
-use staykv_engine::{decode_batch, Engine, EngineOptions};
+use staykv_engine::{decode_batch, Engine, EngineOptions, ReplayFailure};
 use staykv_rdb::{RdbItem, RdbReader};
-use staykv_storage::{BoxError, DamageKind, Progress, RealFs, Replay};
+use staykv_storage::{BoxError, CheckReport, DamageKind, Progress, RealFs, Replay, SnapshotRef};
 
 use crate::config::OnReplayError;
 use crate::persistence::{lock_dir, LOCK_FILE};
@@ -130,18 +130,53 @@ fn try_lock_existing(dir: &Path) -> Result<(bool, Option<std::fs::File>), String
 // ---------------------------------------------------------------------------------------------
 // check
 
-/// Decodes every log batch after the snapshot without executing it (part of `check`).
-struct DecodeOnly {
+/// Failed replays a check lists; it counts them all.
+const LISTED_FAILURES: usize = 20;
+
+/// Reads every log batch after the snapshot (part of `check`): each must decode, and with
+/// `--replay` each is also replayed over the snapshot in `engine`, as a start does.
+struct BatchCheck<'a> {
+    dir: &'a Path,
+    engine: Option<Engine>,
     batches: u64,
     bad: Vec<(u64, String)>,
+    /// The first [`LISTED_FAILURES`] effects that failed to replay, with their batch's seq.
+    failed: Vec<(u64, ReplayFailure)>,
+    failed_count: u64,
     meter: Meter,
 }
 
-impl Replay for DecodeOnly {
+impl Replay for BatchCheck<'_> {
+    fn snapshot(&mut self, snapshot: &SnapshotRef) -> Result<(), BoxError> {
+        let Some(engine) = &self.engine else { return Ok(()) };
+        let mut meter = Meter::new("loading the snapshot", None, "bytes");
+        let path = self.dir.join(&snapshot.file);
+        snapshot::load_rdb_file(
+            engine,
+            &path,
+            |_| true,
+            |done, total, _| {
+                meter.set_total(total);
+                meter.set(done);
+            },
+        )?;
+        meter.finish();
+        Ok(())
+    }
+
     fn frame(&mut self, seq: u64, payload: &[u8]) -> Result<(), BoxError> {
         self.batches += 1;
-        if let Err(e) = decode_batch(payload) {
-            self.bad.push((seq, e.to_string()));
+        let (time, effects) = match decode_batch(payload) {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.bad.push((seq, e.to_string()));
+                return Ok(());
+            }
+        };
+        if let Some(Err(failures)) = self.engine.as_ref().map(|engine| engine.replay(time, &effects)) {
+            self.failed_count += failures.len() as u64;
+            let room = LISTED_FAILURES.saturating_sub(self.failed.len());
+            self.failed.extend(failures.into_iter().take(room).map(|failure| (seq, failure)));
         }
         Ok(())
     }
@@ -153,8 +188,51 @@ impl Replay for DecodeOnly {
     }
 }
 
-/// `staykv check [--dir D] [--fix] [-y]`.
-pub fn check(dir: &Path, fix: bool, yes: bool) -> Result<(), String> {
+/// Reads the log batches after the snapshot: prints what it found, returns the problems.
+fn check_batches(dir: &Path, fs: &RealFs, report: &CheckReport, replay: bool) -> Vec<String> {
+    let total: u64 = report.segments.iter().map(|s| s.bytes).sum();
+    let label = if replay { "replaying log batches" } else { "checking log batches" };
+    let mut check = BatchCheck {
+        dir,
+        engine: replay.then(|| Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 })),
+        batches: 0,
+        bad: Vec::new(),
+        failed: Vec::new(),
+        failed_count: 0,
+        meter: Meter::new(label, Some(total), "bytes"),
+    };
+    let scanned = staykv_storage::scan(dir, fs, &mut check);
+    check.meter.finish();
+    let BatchCheck { batches, bad, failed, failed_count, .. } = check;
+    let mut problems = Vec::new();
+    if let Err(e) = scanned {
+        problems.push(format!("reading the log failed: {e}"));
+        return problems;
+    }
+    for (seq, e) in bad.iter().take(LISTED_FAILURES) {
+        println!("log batch seq {seq}: cannot be decoded: {e}");
+    }
+    for (seq, failure) in &failed {
+        println!("log batch seq {seq}, effect {}: fails to replay: {failure}", failure.index);
+    }
+    if !bad.is_empty() {
+        problems.push(format!("{} log batches cannot be decoded", bad.len()));
+    }
+    if failed_count > 0 {
+        problems.push(format!(
+            "{failed_count} logged writes fail to replay: a start refuses them unless run with \
+             --on-replay-error skip (`--fix` cannot repair them: their frames are intact)"
+        ));
+    }
+    if problems.is_empty() {
+        let done = if replay { "decoded and replayed over the snapshot" } else { "decoded" };
+        println!("log batches after the snapshot: {batches} {done} OK");
+    }
+    problems
+}
+
+/// `staykv check [--dir D] [--fix] [-y] [--replay]`.
+pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("no data directory at {}", dir.display()));
     }
@@ -200,25 +278,11 @@ pub fn check(dir: &Path, fix: bool, yes: bool) -> Result<(), String> {
         }
     }
 
-    // Every log batch decodes (only when the log can be read to its end).
+    // Every log batch decodes, and replays with --replay (only when the log can be read to
+    // its end).
     let readable = report.damage.as_ref().is_none_or(|d| d.kind == DamageKind::TornTail);
     if report.manifest.is_some() && readable {
-        let total: u64 = report.segments.iter().map(|s| s.bytes).sum();
-        let mut decode =
-            DecodeOnly { batches: 0, bad: Vec::new(), meter: Meter::new("checking log batches", Some(total), "bytes") };
-        let scanned = staykv_storage::scan(dir, &fs, &mut decode);
-        let DecodeOnly { batches, bad, meter } = decode;
-        meter.finish();
-        match scanned {
-            Ok(_) if bad.is_empty() => println!("log batches after the snapshot: {batches} decoded OK"),
-            Ok(_) => {
-                for (seq, e) in bad.iter().take(20) {
-                    println!("log batch seq {seq}: cannot be decoded: {e}");
-                }
-                problems.push(format!("{} log batches cannot be decoded", bad.len()));
-            }
-            Err(e) => problems.push(format!("reading the log failed: {e}")),
-        }
+        problems.extend(check_batches(dir, &fs, &report, replay));
     }
 
     if report.is_clean() {

@@ -368,7 +368,8 @@ fn append_batch(dir: &std::path::Path, effects: &[&[&str]]) {
 /// A logged write whose replay answers an error stops the start, naming the batch and the
 /// way past it; `--on-replay-error skip` starts without just that effect (the rest of its
 /// batch and the later batches replay), and the next compaction leaves it out, after which
-/// the directory reads without the switch. `staykv export` takes the same switch.
+/// the directory reads without the switch. `staykv export` takes the same switch, and
+/// `staykv check --replay` finds such a write.
 #[test]
 fn a_write_that_fails_to_replay_refuses_the_start_unless_told_to_skip_it() {
     let mut server = Server::staykv_with(&["--on-replay-error", "skip"]);
@@ -393,6 +394,14 @@ fn a_write_that_fails_to_replay_refuses_the_start_unless_told_to_skip_it() {
     println!("start refused:\n{text}");
     let (dir_s, rdb) = (dir.to_string_lossy().to_string(), server.scratch().join("export.rdb"));
     let rdb_s = rdb.to_string_lossy().to_string();
+    // check reads the frames as intact; with --replay it finds the write and says what to do.
+    staykv_ok(&["check", "--dir", &dir_s]);
+    let checked = staykv(&["check", "--dir", &dir_s, "--replay"]);
+    let report = String::from_utf8_lossy(&checked.stdout).to_string() + &String::from_utf8_lossy(&checked.stderr);
+    assert!(!checked.status.success(), "{report}");
+    assert!(report.contains("log batch seq 2, effect 0: fails to replay: replaying INCR"), "{report}");
+    assert!(report.contains("1 logged writes fail to replay") && report.contains("--on-replay-error skip"), "{report}");
+    println!("check --replay:\n{report}");
     assert!(!staykv(&["export", "--dir", &dir_s, "--rdb", &rdb_s]).status.success());
     let exported = staykv_ok(&["export", "--dir", &dir_s, "--rdb", &rdb_s, "--on-replay-error", "skip"]);
     assert!(exported.contains("effect 0: replaying INCR") && exported.contains("skipped"), "{exported}");
@@ -409,6 +418,8 @@ fn a_write_that_fails_to_replay_refuses_the_start_unless_told_to_skip_it() {
     drop(conn);
     assert!(server.terminate().success());
     staykv_ok(&["export", "--dir", &dir_s, "--rdb", &rdb_s]);
+    let replayed = staykv_ok(&["check", "--dir", &dir_s, "--replay"]);
+    assert!(replayed.contains("decoded and replayed over the snapshot OK"), "{replayed}");
 }
 
 #[test]
