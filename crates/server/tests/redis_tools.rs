@@ -63,6 +63,10 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// What `help set` shows for SET's arguments.
+const SET_HELP: &str = "  SET key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT \
+                        unix-time-milliseconds|KEEPTTL]";
+
 /// `redis-cli` in a real terminal (a pty from `script`), typed at line by line, with its
 /// prompt and formatted replies. `TERM=dumb` makes linenoise read plain lines.
 #[test]
@@ -89,6 +93,12 @@ fn redis_cli_interactive_terminal() {
         ("DBSIZE", &["(integer) 0"]),
         ("SELECT 0", &["OK"]),
         ("DBSIZE", &["(integer) 5"]),
+        // Help and hints come from COMMAND DOCS, or from redis-cli's own table when the server
+        // has none: never a "summary: (null)" without arguments.
+        (
+            "help set",
+            &["", SET_HELP, "  summary: Set the string value of a key", "  since: 1.0.0", "  group: string", ""],
+        ),
     ];
     for server in servers() {
         let what = format!("{:?}", server.kind());
@@ -111,6 +121,19 @@ fn redis_cli_interactive_terminal() {
         assert!(ttl == ["(integer) 100"] || ttl == ["(integer) 99"], "{what}: TTL {ttl:?}");
         term.quit();
     }
+}
+
+/// `line` without its colour codes (`ESC [ ... m`: redis-cli colours its help).
+fn without_colors(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("\x1b[") {
+        plain.push_str(&rest[..at]);
+        let code = &rest[at + 2..];
+        rest = code.find('m').map_or("", |end| &code[end + 1..]);
+    }
+    plain.push_str(rest);
+    plain
 }
 
 /// A pty session of `redis-cli` run by `script`.
@@ -174,7 +197,7 @@ impl Terminal {
         // segments[k] starts with the k-th prompt's tail ("> " or "[n]> ") and the echo.
         let answer = segments[self.prompts - 1];
         let after_echo = answer.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
-        after_echo.lines().map(str::to_string).collect()
+        after_echo.lines().map(without_colors).collect()
     }
 
     fn last_prompt(&self) -> String {

@@ -98,8 +98,10 @@ const SLOWLOG_HELP: &[&str] = &[
 ];
 
 /// The COMMAND subcommands StayKV has, with Redis 7's arities (checked before the handler).
-const COMMAND_SUBCOMMANDS: &[(&str, i32)] =
-    &[("getkeys", -4), ("info", -2), ("count", 2), ("docs", -2), ("list", -2), ("help", 2)];
+/// Not DOCS: StayKV has no command documentation to give, and answering it with less than
+/// Redis's (names and groups) made `redis-cli` show "summary: (null)" and no argument hints;
+/// an unknown subcommand, as Redis 6 answers, has it use the help built into it instead.
+const COMMAND_SUBCOMMANDS: &[(&str, i32)] = &[("getkeys", -4), ("info", -2), ("count", 2), ("list", -2), ("help", 2)];
 
 /// The CONFIG subcommands StayKV has, with Redis 7's arities (checked before the handler).
 const CONFIG_SUBCOMMANDS: &[(&str, i32)] = &[("resetstat", 2), ("get", -3), ("rewrite", 2), ("set", -4), ("help", 2)];
@@ -128,10 +130,6 @@ const COMMAND_HELP: &[&str] = &[
     "    Return a list of all commands in this server.",
     "INFO [<command-name> ...]",
     "    Return details about multiple commands.",
-    "    If no command names are given, documentation details for all",
-    "    commands are returned.",
-    "DOCS [<command-name> ...]",
-    "    Return documentation details about multiple commands.",
     "    If no command names are given, documentation details for all",
     "    commands are returned.",
     "GETKEYS <full-command>",
@@ -560,23 +558,6 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Array(
                 args.iter().skip(2).map(|n| table.lookup(n).map_or(Reply::NilArray, |(_, s)| s.info())).collect(),
-            ))
-        }
-        s if is(s, "docs") => {
-            let specs: Vec<_> = match args.len() {
-                2 => table.all().to_vec(),
-                _ => args.iter().skip(2).filter_map(|n| table.lookup(n).map(|(_, s)| s)).collect(),
-            };
-            Ok(Reply::Map(
-                specs
-                    .into_iter()
-                    .map(|s| {
-                        (
-                            Reply::bulk_str(s.name),
-                            Reply::Map(vec![(Reply::bulk_str("group"), Reply::bulk_str(s.group))]),
-                        )
-                    })
-                    .collect(),
             ))
         }
         s if is(s, "list") => {
