@@ -185,11 +185,12 @@ fn lfu_stamp(now: u64, counter: u8) -> u32 {
 }
 
 /// The counter, less one per whole minute since the stamp (16-bit minutes wrap, as in Redis).
+/// Any stamp reads as some counter and minute: one written under an LRU policy (Unix
+/// seconds) is read this way after a switch to LFU, as Redis reads its LRU clock then.
 fn lfu_decayed(stamp: u32, now: u64) -> u8 {
     let counter = (stamp & 0xff) as u8;
-    let then = stamp >> 8;
-    let now_minutes = minutes(now);
-    let elapsed = if now_minutes >= then { now_minutes - then } else { 0x1_0000 - then + now_minutes };
+    let then = (stamp >> 8) & 0xffff;
+    let elapsed = minutes(now).wrapping_sub(then) & 0xffff;
     counter.saturating_sub(u8::try_from(elapsed).unwrap_or(u8::MAX))
 }
 
@@ -429,6 +430,24 @@ mod tests {
             .filter(|i| run(&engine, &mut client, NOW, &format!("EXISTS ttl:{i}")) == staykv_resp::Reply::Int(1))
             .count();
         assert!(late_kept >= 175, "only {late_kept} of the 250 latest deadlines kept");
+    }
+
+    /// Keys written under an LRU policy keep their stamp (Unix seconds) when the policy
+    /// switches to LFU; reading it as an LFU stamp must not fail (it overflowed: a debug build
+    /// panicked on OBJECT FREQ, which `redis-cli --hotkeys` sends, and on every read).
+    #[test]
+    fn an_lru_stamp_reads_as_an_lfu_one_after_a_policy_switch() {
+        let (engine, mut client) = filled(Policy::AllKeysLru, 1);
+        engine.eviction.set_policy(Policy::AllKeysLfu);
+        for now in [NOW, NOW + 60_000, NOW + 86_400_000, u64::from(u32::MAX) * 1000] {
+            assert!(matches!(run(&engine, &mut client, now, "OBJECT FREQ plain:0"), staykv_resp::Reply::Int(0..=255)));
+            assert_eq!(run(&engine, &mut client, now, "GET plain:0"), staykv_resp::Reply::Bulk("v".into()));
+        }
+        let stamp = engine.eviction.created(NOW);
+        assert_eq!(lfu_decayed(stamp, NOW + 3 * 60_000), LFU_INIT - 3);
+        // Minutes wrap at 16 bits: a stamp from just before the wrap decays by the minutes since.
+        let before_wrap = lfu_stamp(0xffff * 60_000, 10);
+        assert_eq!(lfu_decayed(before_wrap, 0x1_0002 * 60_000), 7);
     }
 
     #[test]
