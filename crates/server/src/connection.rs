@@ -228,8 +228,6 @@ where
     if let Err(error) = conn.run().await {
         tracing::debug!(client = id, %error, "connection closed");
     }
-    shared.engine.disconnect(&mut conn.client);
-    shared.host.unregister(id);
 }
 
 /// `addr` as `CLIENT LIST` and MONITOR show it (`127.0.0.1:52011`). An IPv4 address is
@@ -270,6 +268,16 @@ struct Connection<S> {
     last_command: Instant,
     /// The command name last put in the client record.
     recorded_command: Option<CommandName>,
+}
+
+/// The engine and the client list forget the client however its task ends: a return, a
+/// panic (the runtime drops the task; the client stayed in CLIENT LIST, its blocks and
+/// subscriptions held), or the runtime shutting down.
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        self.shared.engine.disconnect(&mut self.client);
+        self.shared.host.unregister(self.client.id);
+    }
 }
 
 /// Why the connection loop ended.
