@@ -19,6 +19,18 @@ pub enum ReplyMode {
     Skip,
 }
 
+/// What of the dataset a SYNC snapshot holds (`REPLCONF rdb-filter-only`, Redis 7.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RdbInclude {
+    /// Keys and function libraries: the snapshot as it is.
+    #[default]
+    Everything,
+    /// Function libraries only (`rdb-filter-only functions`: `redis-cli --functions-rdb`).
+    Functions,
+    /// Neither (`rdb-filter-only ""`): an empty RDB.
+    Nothing,
+}
+
 /// One client connection's state. Front ends own it; commands change it (SELECT, HELLO...).
 #[derive(Debug, Clone, Default)]
 pub struct Client {
@@ -37,6 +49,8 @@ pub struct Client {
     pub close_after_reply: bool,
     /// `REPLCONF rdb-only 1`: SYNC may send this client a snapshot (`redis-cli --rdb`).
     pub rdb_only: bool,
+    /// `REPLCONF rdb-filter-only`: what of the dataset that snapshot holds.
+    pub rdb_include: RdbInclude,
     /// Commands queued since MULTI.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queuing: EXEC answers EXECABORT.

@@ -80,6 +80,11 @@ pub trait Host: Sync {
     fn send_snapshot(&self, _client_id: u64) -> Result<(), String> {
         Err("ERR SYNC is not available".into())
     }
+    /// `SYNC` after `REPLCONF rdb-filter-only`: send `rdb`, an RDB file the engine wrote, as
+    /// the command's reply, as [`Host::send_snapshot`] sends the snapshot.
+    fn send_rdb(&self, _client_id: u64, _rdb: Vec<u8>) -> Result<(), String> {
+        Err("ERR SYNC is not available".into())
+    }
     /// `MEMORY PURGE`: give the allocator's free pages back to the operating system now.
     fn purge_memory(&self) {}
     /// `MEMORY STATS` and `MEMORY DOCTOR`: the allocator's, the process's, the clients' and

@@ -118,6 +118,11 @@ const CLIENT_STATE_BYTES: u64 =
 const HZ: u128 = 1000 / crate::server::HOUSEKEEPING_EVERY.as_millis();
 
 impl ServerHost {
+    /// The record of client `client_id`, the connection a SYNC reply is sent on.
+    fn sync_client(&self, client_id: u64) -> Result<Arc<ClientRecord>, String> {
+        self.clients.lock().get(&client_id).cloned().ok_or_else(|| "ERR SYNC needs a connection of its own".into())
+    }
+
     /// The housekeeping tick's figures (every 100 ms, as Redis's `serverCron`): memory peak
     /// and the instantaneous rates.
     pub fn sample_metrics(&self, engine: &staykv_engine::Engine) {
@@ -688,9 +693,14 @@ impl Host for ServerHost {
     }
 
     fn send_snapshot(&self, client_id: u64) -> Result<(), String> {
-        let record = self.clients.lock().get(&client_id).cloned().ok_or("ERR SYNC needs a connection of its own")?;
+        let record = self.sync_client(client_id)?;
         let transfer = blocking(|| self.persistence.snapshot_for_transfer())?;
         *record.transfer.lock() = Some(transfer);
+        Ok(())
+    }
+
+    fn send_rdb(&self, client_id: u64, rdb: Vec<u8>) -> Result<(), String> {
+        *self.sync_client(client_id)?.transfer.lock() = Some(Transfer::from_memory(rdb));
         Ok(())
     }
 

@@ -87,7 +87,16 @@ const SYNC_CLAIM_RETRY: Duration = Duration::from_millis(10);
 pub struct Transfer {
     pub source: TransferSource,
     pub len: u64,
-    _slot: JobSlot,
+    /// Held while a snapshot file is read, so that no compaction replaces it meanwhile.
+    _slot: Option<JobSlot>,
+}
+
+impl Transfer {
+    /// The transfer of an RDB file in memory: no file to keep, no job slot held.
+    pub fn from_memory(rdb: Vec<u8>) -> Transfer {
+        let len = rdb.len() as u64;
+        Transfer { source: TransferSource::Memory(rdb), len, _slot: None }
+    }
 }
 
 impl std::fmt::Debug for Transfer {
@@ -541,13 +550,12 @@ impl Persistence {
             let empty = staykv_rdb::RdbWriter::new(Vec::new())
                 .and_then(staykv_rdb::RdbWriter::finish)
                 .map_err(|e| format!("ERR cannot encode an empty RDB: {e}"))?;
-            let len = empty.len() as u64;
-            return Ok(Transfer { source: TransferSource::Memory(empty), len, _slot: slot });
+            return Ok(Transfer::from_memory(empty));
         };
         let path = dir.join(&snapshot.file);
         let file = File::open(&path).map_err(|e| format!("ERR cannot open the snapshot {}: {e}", path.display()))?;
         let len = file.metadata().map_err(|e| format!("ERR cannot read the snapshot {}: {e}", path.display()))?.len();
-        Ok(Transfer { source: TransferSource::File(file), len, _slot: slot })
+        Ok(Transfer { source: TransferSource::File(file), len, _slot: Some(slot) })
     }
 
     /// Claims the job slot for `job`, waiting while another job holds it.

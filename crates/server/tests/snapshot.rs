@@ -1,6 +1,7 @@
 //! Snapshots at the binary level: SAVE/BGSAVE/BGREWRITEAOF, the snapshot is an RDB file that
 //! `redis-check-rdb` accepts and redis-server 7.0 loads with the same content, `redis-cli
-//! --rdb` (REPLCONF rdb-only + SYNC) backs up a running server, compaction
+//! --rdb` (REPLCONF rdb-only + SYNC) backs up a running server and `--functions-rdb` its
+//! function libraries, compaction
 //! under a write load keeps the data, a compaction in partitions over an old snapshot keeps
 //! every key, function libraries outlive compactions and restarts, automatic compaction by log growth, and the committed
 //! format fixture (a data directory written by version 1 of the formats) still loads.
@@ -133,15 +134,40 @@ fn export_writes_an_rdb_that_redis_loads_with_the_same_content() {
 
 /// `redis-cli -p PORT --rdb PATH`: asserts it reports success and returns PATH.
 fn redis_cli_rdb(server: &Server, name: &str) -> PathBuf {
+    redis_cli_backup(server, "--rdb", name)
+}
+
+/// `redis-cli -p PORT <option> PATH` (`--rdb`, `--functions-rdb`): asserts it reports success
+/// and returns PATH.
+fn redis_cli_backup(server: &Server, option: &str, name: &str) -> PathBuf {
     let path = server.scratch().join(name);
     let out = Command::new("timeout")
-        .args(["60", "redis-cli", "-p", &server.port().to_string(), "--rdb"])
+        .args(["60", "redis-cli", "-p", &server.port().to_string(), option])
         .arg(&path)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && text.contains("Transfer finished with success"), "redis-cli --rdb:\n{text}");
+    assert!(out.status.success() && text.contains("Transfer finished with success"), "redis-cli {option}:\n{text}");
     path
+}
+
+/// `redis-cli --functions-rdb` (REPLCONF rdb-filter-only functions, then SYNC) gets an RDB
+/// of the function libraries without a key, which redis-check-rdb accepts and redis-server
+/// 7.0 loads.
+#[test]
+fn redis_cli_functions_rdb_backs_up_the_libraries_only() {
+    if !have_tool("redis-cli", "redis-cli --functions-rdb") || !have_tool("redis-check-rdb", "checking the backup") {
+        return;
+    }
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    populate(&mut conn, false);
+    load_library(&mut conn, "backed");
+    load_library(&mut conn, "up");
+    let backup = redis_cli_backup(&server, "--functions-rdb", "functions.rdb");
+    redis_check_rdb(&backup);
+    assert_redis_loads_the_same(&backup, server.scratch(), &BTreeMap::new(), &["backed", "up"], "the functions backup");
+    assert!(call_str(&mut conn, &["DBSIZE"]).int() > 0, "the keys stay");
 }
 
 #[test]
@@ -236,6 +262,10 @@ fn replconf_answers_like_redis_and_sync_needs_rdb_only() {
         &["REPLCONF", "ip-address", "10.0.0.1"],
         &["REPLCONF", "nonsense", "1"],
         &["REPLCONF", "capa", "eof", "nonsense", "1"],
+        &["REPLCONF", "rdb-filter-only", "functions"],
+        &["REPLCONF", "rdb-filter-only", ""],
+        &["REPLCONF", "rdb-filter-only", "functions keys"],
+        &["REPLCONF", "rdb-filter-only", "\"functions"],
     ];
     let server = Server::staykv();
     let mut conn = server.connect();

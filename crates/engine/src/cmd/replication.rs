@@ -3,9 +3,11 @@
 //! sends to take a snapshot, and refuses with a reason what would need a replication stream.
 
 use bytes::Bytes;
+use staykv_rdb::RdbWriter;
 use staykv_resp::Reply;
 
 use super::{is, text};
+use crate::client::RdbInclude;
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -41,6 +43,8 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Some(_) => return Err(err("ERR value is out of range, value must between 0 and 1")),
                 None => return Err(err("ERR value is not an integer or out of range")),
             };
+        } else if is(option, "rdb-filter-only") {
+            ctx.client.rdb_include = rdb_include(value)?;
         } else if is(option, "listening-port") {
             parse_i64(value).ok_or_else(|| err("ERR value is not an integer or out of range"))?;
         } else if !is(option, "ip-address") && !is(option, "capa") {
@@ -50,17 +54,52 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
+/// `rdb-filter-only`'s value: the parts of the dataset to include, space-separated (quotes
+/// as in redis-cli); Redis 7.0 knows one, `functions`, and an empty list includes nothing.
+fn rdb_include(value: &[u8]) -> Result<RdbInclude, Reply> {
+    let filters = staykv_resp::split_args(value).ok_or_else(|| err("ERR Missing rdb-filter-only values"))?;
+    let mut include = RdbInclude::Nothing;
+    for filter in &filters {
+        if !is(filter, "functions") {
+            return Err(err(&format!("ERR Unsupported rdb-filter-only option: {}", text(filter))));
+        }
+        include = RdbInclude::Functions;
+    }
+    Ok(include)
+}
+
 /// `SYNC` after `REPLCONF rdb-only 1` (`redis-cli --rdb`): the host sends a snapshot of
 /// everything acknowledged so far, as an RDB payload (`$<length>` and the file, no CRLF), and
-/// the connection closes. StayKV has no replicas: without `rdb-only` (a replica, which would
-/// then wait for the stream of writes) SYNC is refused.
+/// the connection closes. With `rdb-filter-only` the engine writes the RDB itself: the
+/// function libraries or nothing, no keys (`redis-cli --functions-rdb`). StayKV has no
+/// replicas: without `rdb-only` (a replica, which would then wait for the stream of writes)
+/// SYNC is refused.
 fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     if !ctx.client.rdb_only {
         return Err(err(SYNC_WITHOUT_RDB_ONLY));
     }
-    ctx.host.send_snapshot(ctx.client.id).map_err(Reply::Error)?;
+    let sent = match ctx.client.rdb_include {
+        RdbInclude::Everything => ctx.host.send_snapshot(ctx.client.id),
+        RdbInclude::Functions => libraries_rdb(ctx).and_then(|rdb| ctx.host.send_rdb(ctx.client.id, rdb)),
+        RdbInclude::Nothing => empty_rdb().and_then(|rdb| ctx.host.send_rdb(ctx.client.id, rdb)),
+    };
+    sent.map_err(Reply::Error)?;
     ctx.client.close_after_reply = true;
     Ok(Reply::Many(Vec::new()))
+}
+
+/// An RDB file holding the function libraries and no key.
+fn libraries_rdb(ctx: &Ctx) -> Result<Vec<u8>, String> {
+    let encode = || {
+        let mut writer = RdbWriter::new(Vec::new())?;
+        ctx.engine.scripting.library_codes().iter().try_for_each(|code| writer.write_function(code))?;
+        writer.finish()
+    };
+    encode().map_err(|e| format!("ERR cannot encode the function libraries: {e}"))
+}
+
+fn empty_rdb() -> Result<Vec<u8>, String> {
+    RdbWriter::new(Vec::new()).and_then(RdbWriter::finish).map_err(|e| format!("ERR cannot encode an empty RDB: {e}"))
 }
 
 /// SYNC's answer to a would-be replica.
