@@ -151,6 +151,21 @@ fn redis_cli_backup(server: &Server, option: &str, name: &str) -> PathBuf {
     path
 }
 
+/// The RDB file a SYNC sent on `conn`: the `$<length>` header, then that many bytes.
+fn sync_payload(conn: &mut RawConn) -> Vec<u8> {
+    let mut header = Vec::new();
+    let mut byte = [0u8; 1];
+    while !header.ends_with(b"\r\n") {
+        conn.stream().read_exact(&mut byte).unwrap();
+        header.push(byte[0]);
+    }
+    let len: u64 = String::from_utf8_lossy(&header[1..header.len() - 2]).parse().unwrap();
+    let mut rdb = Vec::new();
+    conn.stream().take(len).read_to_end(&mut rdb).unwrap();
+    assert!(rdb.starts_with(b"REDIS0010"), "not an RDB file: {:?}", &rdb[..rdb.len().min(16)]);
+    rdb
+}
+
 /// `redis-cli --functions-rdb` (REPLCONF rdb-filter-only functions, then SYNC) gets an RDB
 /// of the function libraries without a key, which redis-check-rdb accepts and redis-server
 /// 7.0 loads.
@@ -168,6 +183,14 @@ fn redis_cli_functions_rdb_backs_up_the_libraries_only() {
     redis_check_rdb(&backup);
     assert_redis_loads_the_same(&backup, server.scratch(), &BTreeMap::new(), &["backed", "up"], "the functions backup");
     assert!(call_str(&mut conn, &["DBSIZE"]).int() > 0, "the keys stay");
+    // An empty filter list: neither keys nor libraries.
+    let mut reader = server.connect();
+    assert_eq!(reader.cmd_text(&["REPLCONF", "rdb-only", "1", "rdb-filter-only", ""]), "OK");
+    reader.send(b"SYNC\r\n");
+    let nothing = server.scratch().join("nothing.rdb");
+    std::fs::write(&nothing, sync_payload(&mut reader)).unwrap();
+    redis_check_rdb(&nothing);
+    assert_redis_loads_the_same(&nothing, server.scratch(), &BTreeMap::new(), &[], "an empty filter's RDB");
 }
 
 #[test]
@@ -227,18 +250,8 @@ fn no_compaction_starts_while_a_sync_client_reads_the_snapshot() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(info_field(&mut conn, "aof_rewrite_scheduled"), "1");
     assert_eq!(info_field(&mut conn, "staykv_snapshot_file"), sent);
-    // Take it all: the header, then the announced length.
-    let mut header = Vec::new();
-    let mut byte = [0u8; 1];
-    while !header.ends_with(b"\r\n") {
-        reader.stream().read_exact(&mut byte).unwrap();
-        header.push(byte[0]);
-    }
-    let len: u64 = String::from_utf8_lossy(&header[1..header.len() - 2]).parse().unwrap();
-    assert!(len > 8 << 20, "a snapshot of {len} bytes");
-    let mut rdb = Vec::new();
-    reader.stream().take(len).read_to_end(&mut rdb).unwrap();
-    assert!(rdb.starts_with(b"REDIS0010"));
+    let rdb = sync_payload(&mut reader);
+    assert!(rdb.len() > 8 << 20, "a snapshot of {} bytes", rdb.len());
     call_str(&mut conn, &["SET", "after", "the transfer"]);
     assert!(wait_until(Duration::from_secs(10), || {
         call_str(&mut conn, &["BGREWRITEAOF"]) == Val::Simple("Background append only file rewriting started".into())

@@ -80,26 +80,24 @@ fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     }
     let sent = match ctx.client.rdb_include {
         RdbInclude::Everything => ctx.host.send_snapshot(ctx.client.id),
-        RdbInclude::Functions => libraries_rdb(ctx).and_then(|rdb| ctx.host.send_rdb(ctx.client.id, rdb)),
-        RdbInclude::Nothing => empty_rdb().and_then(|rdb| ctx.host.send_rdb(ctx.client.id, rdb)),
+        include => {
+            keyless_rdb(ctx, include == RdbInclude::Functions).and_then(|rdb| ctx.host.send_rdb(ctx.client.id, rdb))
+        }
     };
     sent.map_err(Reply::Error)?;
     ctx.client.close_after_reply = true;
     Ok(Reply::Many(Vec::new()))
 }
 
-/// An RDB file holding the function libraries and no key.
-fn libraries_rdb(ctx: &Ctx) -> Result<Vec<u8>, String> {
+/// An RDB file without keys: the function libraries when `with_libraries`, else empty.
+fn keyless_rdb(ctx: &Ctx, with_libraries: bool) -> Result<Vec<u8>, String> {
+    let libraries = if with_libraries { ctx.engine.scripting.library_codes() } else { Vec::new() };
     let encode = || {
         let mut writer = RdbWriter::new(Vec::new())?;
-        ctx.engine.scripting.library_codes().iter().try_for_each(|code| writer.write_function(code))?;
+        libraries.iter().try_for_each(|code| writer.write_function(code))?;
         writer.finish()
     };
-    encode().map_err(|e| format!("ERR cannot encode the function libraries: {e}"))
-}
-
-fn empty_rdb() -> Result<Vec<u8>, String> {
-    RdbWriter::new(Vec::new()).and_then(RdbWriter::finish).map_err(|e| format!("ERR cannot encode an empty RDB: {e}"))
+    encode().map_err(|e| format!("ERR cannot encode the RDB: {e}"))
 }
 
 /// SYNC's answer to a would-be replica.
