@@ -1,5 +1,6 @@
-//! Debian's `redis-tools` against StayKV: `redis-cli` typed at a terminal, fed on stdin and
-//! given commands as arguments (RESP2 and RESP3), `redis-cli --pipe` mass insertion of
+//! Debian's `redis-tools` against StayKV: `redis-cli` typed at a terminal (its help and its
+//! argument hints included), fed on stdin and given commands as arguments (RESP2 and RESP3),
+//! `redis-cli --pipe` mass insertion of
 //! 100,000 commands, `redis-cli --scan`, and `redis-benchmark`. Each scenario runs against
 //! redis-server too when it is installed, so the expected output is Redis's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -136,6 +137,31 @@ fn without_colors(line: &str) -> String {
     plain
 }
 
+/// While a command is typed, redis-cli shows its remaining arguments as a hint (on a real
+/// terminal type; the dumb one above shows none): from COMMAND DOCS against Redis, from the
+/// table built into redis-cli against StayKV, whose partial COMMAND DOCS once left it none.
+#[test]
+fn redis_cli_hints_a_commands_arguments_while_typing() {
+    if !have_tools() || !have_tool("script", "the pty-driven redis-cli session") {
+        return;
+    }
+    for server in servers() {
+        let what = format!("{:?}", server.kind());
+        let mut term = Terminal::open_as(&server, "xterm");
+        term.input.write_all(b"set k ").unwrap();
+        term.input.flush().unwrap();
+        let hint = "value [NX|XX] [GET] [EX seconds|PX milliseconds";
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !without_colors(&term.text()).contains(hint) {
+            assert!(Instant::now() < deadline, "{what}: no hint after 'set k '; screen:\n{:?}", term.text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Ctrl-U clears the line; Enter in a raw terminal is a carriage return.
+        term.input.write_all(b"\x15quit\r").unwrap();
+        term.wait_for_exit();
+    }
+}
+
 /// A pty session of `redis-cli` run by `script`.
 struct Terminal {
     child: std::process::Child,
@@ -148,9 +174,15 @@ struct Terminal {
 
 impl Terminal {
     fn open(server: &Server) -> Terminal {
+        Terminal::open_as(server, "dumb")
+    }
+
+    /// A session in a terminal of type `term`, 200 columns wide (linenoise asks the terminal
+    /// for its width when the pty has none, and would wait for the answer).
+    fn open_as(server: &Server, term: &str) -> Terminal {
         let mut child = Command::new("script")
-            .args(["-q", "-e", "-c", &format!("redis-cli -p {}", server.port()), "/dev/null"])
-            .env("TERM", "dumb")
+            .args(["-q", "-e", "-c", &format!("stty cols 200 rows 40; redis-cli -p {}", server.port()), "/dev/null"])
+            .env("TERM", term)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -208,6 +240,10 @@ impl Terminal {
 
     fn quit(mut self) {
         self.input.write_all(b"quit\n").unwrap();
+        self.wait_for_exit();
+    }
+
+    fn wait_for_exit(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
