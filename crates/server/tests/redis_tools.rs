@@ -172,6 +172,17 @@ struct Terminal {
     prompts: usize,
 }
 
+/// A session a failed assertion left open is ended with its test: `script` is killed, and
+/// the redis-cli it ran loses its terminal.
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Terminal {
     fn open(server: &Server) -> Terminal {
         Terminal::open_as(server, "dumb")
