@@ -10,8 +10,8 @@
 //! into the lowest holes and the slab shrinks to what it holds (its index too, once mostly
 //! empty), so memory follows the keys down after a peak, as Redis's dicts shrink. Packing
 //! runs only between commands (from the active expiry cycle), since a command may hold a slot
-//! number while it runs. SCAN walks each slice's slots downward, so the plain integer cursor keeps Redis's
-//! guarantee: every key present for the whole iteration is returned.
+//! number while it runs. SCAN walks each slice's slots downward, so the plain integer cursor
+//! keeps Redis's guarantee: every key present for the whole iteration is returned.
 //! The expiry deadline sits in the entry itself, so a TTL costs no second map entry.
 
 use std::hash::BuildHasher;

@@ -74,7 +74,7 @@ pub use crate::crc64::crc64;
 pub use crate::dump::{decode_dump_payload, encode_dump_payload};
 pub use crate::reader::{Location, Picked, RdbItem, RdbReader};
 pub use crate::stream::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId};
-pub use crate::writer::{Layout, RdbWriter};
+pub use crate::writer::{keyless_file, Layout, RdbWriter};
 
 /// The RDB version this crate writes (Redis 7.0).
 pub const RDB_VERSION: u16 = 10;

@@ -465,9 +465,17 @@ impl<W: Write> RdbWriter<W> {
     }
 }
 
+/// An RDB file in memory holding `libraries` (Redis Function library sources) and no key:
+/// with none, the file of an empty dataset.
+pub fn keyless_file<'a>(libraries: impl IntoIterator<Item = &'a [u8]>) -> io::Result<Vec<u8>> {
+    let mut writer = RdbWriter::new(Vec::new())?;
+    libraries.into_iter().try_for_each(|code| writer.write_function(code))?;
+    writer.finish()
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
     use crate::encodings::ListpackBuilder;
 
@@ -496,6 +504,25 @@ mod tests {
             let before = b.byte_len();
             b.push(&s);
             assert_eq!(b.byte_len() - before, lp_entry_size(&s), "len {}", s.len());
+        }
+    }
+
+    /// A keyless file reads back as its aux fields and libraries, in order, and nothing else.
+    #[test]
+    fn a_keyless_file_holds_the_libraries_and_no_key() {
+        let libraries: [&[u8]; 2] = [b"#!lua name=a\nreturn 1", b"#!lua name=b\nreturn 2"];
+        for wanted in [&libraries[..], &[]] {
+            let file = keyless_file(wanted.iter().copied()).unwrap();
+            let mut reader = crate::RdbReader::new(&file[..]).unwrap();
+            let mut found = Vec::new();
+            while let Some(item) = reader.next_item().unwrap() {
+                match item {
+                    crate::RdbItem::Aux { key, value } if key == b"function" => found.push(value),
+                    crate::RdbItem::Aux { .. } => {}
+                    other => panic!("a keyless file holds {other:?}"),
+                }
+            }
+            assert_eq!(found, wanted);
         }
     }
 

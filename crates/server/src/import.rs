@@ -25,13 +25,13 @@ use bytes::Bytes;
 use staykv_engine::exec::NoJournal;
 use staykv_engine::host::NoHost;
 use staykv_engine::keyspace::NO_EXPIRY;
-use staykv_engine::{Client, Engine, EngineOptions, Reply};
+use staykv_engine::{Client, Engine, Reply};
 use staykv_rdb::{decode_dump_payload, RdbError, RdbItem, RdbReader};
 use staykv_storage::{snapshot_file_name, Log, LogOptions, NoReplay, RealFs};
 
 use crate::persistence::lock_dir;
 use crate::snapshot::{self, load_entry, value_from_rdb};
-use crate::tools::{dir_has_files, Meter, TOOL_DATABASES};
+use crate::tools::{dir_has_files, tool_engine, Meter};
 
 /// What an import found.
 #[derive(Debug, Default)]
@@ -60,7 +60,7 @@ pub fn import(source: &str, dir: &Path) -> Result<(), String> {
     let started = Instant::now();
     let _lock = lock_dir(dir)?;
     ensure_no_data(dir)?;
-    let engine = Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 });
+    let engine = tool_engine();
     let mut report = Report::default();
     if source.starts_with("redis://") || source.starts_with("rediss://") {
         import_live(source, &engine, &mut report)?;

@@ -547,8 +547,7 @@ impl Persistence {
         self.refresh_snapshot_state();
         let (snapshot, dir) = (self.save.lock().snapshot.clone(), self.dir.get());
         let (Some(snapshot), Some(dir)) = (snapshot, dir) else {
-            let empty = staykv_rdb::RdbWriter::new(Vec::new())
-                .and_then(staykv_rdb::RdbWriter::finish)
+            let empty = staykv_rdb::keyless_file(std::iter::empty())
                 .map_err(|e| format!("ERR cannot encode an empty RDB: {e}"))?;
             return Ok(Transfer::from_memory(empty));
         };

@@ -26,7 +26,12 @@ use crate::snapshot::{self, EngineReplay};
 
 /// Databases of the engines the tools build (the most `--databases` allows), so that a data
 /// directory written with more than the default 16 still loads.
-pub const TOOL_DATABASES: usize = 1024;
+const TOOL_DATABASES: usize = 1024;
+
+/// The engine `import`, `export` and `check --replay` load a data directory into.
+pub fn tool_engine() -> Engine {
+    Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 })
+}
 
 /// Progress on stderr: a bar on a terminal, a line every two seconds otherwise.
 #[derive(Debug)]
@@ -194,7 +199,7 @@ fn check_batches(dir: &Path, fs: &RealFs, report: &CheckReport, replay: bool) ->
     let label = if replay { "replaying log batches" } else { "checking log batches" };
     let mut check = BatchCheck {
         dir,
-        engine: replay.then(|| Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 })),
+        engine: replay.then(tool_engine),
         batches: 0,
         bad: Vec::new(),
         failed: Vec::new(),
@@ -384,7 +389,7 @@ pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<
         );
     }
     let started = Instant::now();
-    let engine = Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 });
+    let engine = tool_engine();
     let mut replay = EngineReplay::new(dir, &engine, on_replay_error);
     let recovery = staykv_storage::scan(dir, &RealFs::new(), &mut replay).map_err(|e| e.to_string())?;
     drop(lock);

@@ -3,7 +3,6 @@
 //! sends to take a snapshot, and refuses with a reason what would need a replication stream.
 
 use bytes::Bytes;
-use staykv_rdb::RdbWriter;
 use staykv_resp::Reply;
 
 use super::{is, text};
@@ -92,12 +91,8 @@ fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 /// An RDB file without keys: the function libraries when `with_libraries`, else empty.
 fn keyless_rdb(ctx: &Ctx, with_libraries: bool) -> Result<Vec<u8>, String> {
     let libraries = if with_libraries { ctx.engine.scripting.library_codes() } else { Vec::new() };
-    let encode = || {
-        let mut writer = RdbWriter::new(Vec::new())?;
-        libraries.iter().try_for_each(|code| writer.write_function(code))?;
-        writer.finish()
-    };
-    encode().map_err(|e| format!("ERR cannot encode the RDB: {e}"))
+    staykv_rdb::keyless_file(libraries.iter().map(|code| &code[..]))
+        .map_err(|e| format!("ERR cannot encode the RDB: {e}"))
 }
 
 /// SYNC's answer to a would-be replica.

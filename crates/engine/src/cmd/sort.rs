@@ -67,8 +67,6 @@ fn sort_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     sort_generic(ctx, args, true)
 }
 
-/// The value a BY/GET pattern names for `element`: `#` is the element itself; otherwise the
-/// first `*` is replaced by it, and `key->field` reads a hash field.
 /// An ALPHA weight as Redis compares it: as bytes into a STORE, else as strcoll reads it, a
 /// C string ending at its first NUL.
 fn alpha_key(weight: &Option<Bytes>, stored: bool) -> Option<&[u8]> {
@@ -76,6 +74,8 @@ fn alpha_key(weight: &Option<Bytes>, stored: bool) -> Option<&[u8]> {
     Some(if stored { weight } else { super::c_str(weight) })
 }
 
+/// The value a BY/GET pattern names for `element`: `#` is the element itself; otherwise the
+/// first `*` is replaced by it, and `key->field` reads a hash field.
 fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], element: &Bytes) -> Option<Bytes> {
     if pattern == b"#" {
         return Some(element.clone());
