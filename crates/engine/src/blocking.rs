@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::value::HashMap;
+use crate::value::{HashMap, HashSet};
 
 /// Wakes one blocked client.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -41,6 +41,42 @@ struct Inner {
     kinds: HashMap<u64, Waiting>,
     /// Clients CLIENT UNBLOCK woke, and how they must answer.
     unblocked: HashMap<u64, Unblock>,
+    /// Takers and consumers woken to take from a key that have not taken yet. One that
+    /// leaves without taking (its command answered an error, it timed out or went away)
+    /// wakes the next in line in its place, or the data would wait for the next change.
+    woken: HashSet<u64>,
+}
+
+impl Inner {
+    /// Wake, among those queued on `key`, the longest-waiting taker other than `writer`, the
+    /// longest-waiting consumer of each group other than `writer`, and every reader.
+    fn wake_next(&mut self, db: usize, key: &[u8], writer: u64) {
+        let Some(queue) = self.queues.get(&(db, Bytes::copy_from_slice(key))) else { return };
+        let mut taker_woken = false;
+        let mut groups_woken: Vec<&Bytes> = Vec::new();
+        for id in queue {
+            let wake = match self.kinds.get(id) {
+                Some(Waiting::Reader) => true,
+                _ if *id == writer => false,
+                Some(Waiting::Group(group)) if !groups_woken.contains(&group) => {
+                    groups_woken.push(group);
+                    self.woken.insert(*id);
+                    true
+                }
+                Some(Waiting::Group(_)) => false,
+                Some(Waiting::Taker) | None => {
+                    let first = !std::mem::replace(&mut taker_woken, true);
+                    if first {
+                        self.woken.insert(*id);
+                    }
+                    first
+                }
+            };
+            if let Some(waker) = self.wakers.get(id).filter(|_| wake) {
+                waker();
+            }
+        }
+    }
 }
 
 /// What a blocked client takes from the keys it waits on, which decides who a change wakes.
@@ -90,6 +126,8 @@ impl BlockRegistry {
     /// Queue `client` on each key it is not already queued on (keeping its place otherwise).
     pub fn register(&self, client: u64, waker: Waker, db: usize, keys: &[Bytes], waiting: Waiting) {
         let mut inner = self.inner.lock();
+        // Back to waiting: whatever woke it, it found nothing to take.
+        inner.woken.remove(&client);
         for key in keys {
             let queue = inner.queues.entry((db, key.clone())).or_default();
             if !queue.contains(&client) {
@@ -103,7 +141,8 @@ impl BlockRegistry {
         self.blocked.store(inner.wakers.len(), Ordering::Release);
     }
 
-    /// Remove `client` from every queue (served, timed out or gone).
+    /// Remove `client` from every queue (served, timed out or gone). If it was woken to take
+    /// and took nothing, the next in line on each of its keys is woken instead.
     pub fn unregister(&self, client: u64) {
         if self.is_empty() {
             return;
@@ -114,10 +153,19 @@ impl BlockRegistry {
         }
         inner.kinds.remove(&client);
         inner.unblocked.remove(&client);
-        inner.queues.retain(|_, queue| {
+        let pass_on = inner.woken.remove(&client);
+        let mut left = Vec::new();
+        inner.queues.retain(|(db, key), queue| {
+            let before = queue.len();
             queue.retain(|id| *id != client);
+            if pass_on && queue.len() < before && !queue.is_empty() {
+                left.push((*db, key.clone()));
+            }
             !queue.is_empty()
         });
+        for (db, key) in left {
+            inner.wake_next(db, &key, client);
+        }
         self.blocked.store(inner.wakers.len(), Ordering::Release);
     }
 
@@ -128,30 +176,15 @@ impl BlockRegistry {
     }
 
     /// `key` changed: wake the longest-waiting taker other than `writer`, the longest-waiting
-    /// consumer of each group other than `writer`, and every reader.
+    /// consumer of each group other than `writer`, and every reader. A woken `writer` has
+    /// taken what it was woken for: its own change is what wakes the next in line.
     pub fn signal(&self, db: usize, key: &[u8], writer: u64) {
         if self.is_empty() {
             return;
         }
-        let inner = self.inner.lock();
-        let Some(queue) = inner.queues.get(&(db, Bytes::copy_from_slice(key))) else { return };
-        let mut taker_woken = false;
-        let mut groups_woken: Vec<&Bytes> = Vec::new();
-        for id in queue {
-            let wake = match inner.kinds.get(id) {
-                Some(Waiting::Reader) => true,
-                _ if *id == writer => false,
-                Some(Waiting::Group(group)) if !groups_woken.contains(&group) => {
-                    groups_woken.push(group);
-                    true
-                }
-                Some(Waiting::Group(_)) => false,
-                Some(Waiting::Taker) | None => !std::mem::replace(&mut taker_woken, true),
-            };
-            if let Some(waker) = inner.wakers.get(id).filter(|_| wake) {
-                waker();
-            }
-        }
+        let mut inner = self.inner.lock();
+        inner.woken.remove(&writer);
+        inner.wake_next(db, key, writer);
     }
 
     /// CLIENT UNBLOCK: wakes `client` if it is blocked, to answer as `how` says (the front
@@ -220,11 +253,27 @@ mod tests {
         // the first taker again (it may still be waiting), never the writer.
         registry.signal(0, b"s", 2);
         assert_eq!(woken(&counts), [1, 0, 1, 1, 1, 0]);
-        registry.unregister(1);
-        registry.unregister(2);
-        registry.signal(0, b"s", 0);
-        assert_eq!(woken(&counts), [0, 0, 1, 1, 1, 1]);
         registry.signal(0, b"other", 0);
         assert_eq!(woken(&counts), [0; 6]);
+    }
+
+    #[test]
+    fn a_woken_taker_that_leaves_without_taking_wakes_the_next_in_its_place() {
+        let (registry, counts) = queue(&[Waiting::Taker, Waiting::Taker, Waiting::Reader, Waiting::Taker]);
+        registry.signal(0, b"s", 0);
+        assert_eq!(woken(&counts), [1, 0, 1, 0]);
+        // Client 1's command answered an error (BLMOVE to a key of another type).
+        registry.unregister(1);
+        assert_eq!(woken(&counts), [0, 1, 1, 0]);
+        // Client 2 took: its own change woke the next taker, so its leaving wakes no one.
+        registry.signal(0, b"s", 2);
+        assert_eq!(woken(&counts), [0, 0, 1, 1]);
+        registry.unregister(2);
+        assert_eq!(woken(&counts), [0; 4]);
+        // Client 4 found nothing and waits again: it holds no wake to pass on.
+        let waker: Waker = Arc::new(|| {});
+        registry.register(4, waker, 0, &[Bytes::from_static(b"s")], Waiting::Taker);
+        registry.unregister(4);
+        assert_eq!(woken(&counts), [0; 4]);
     }
 }

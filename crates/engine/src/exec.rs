@@ -1022,6 +1022,15 @@ impl<'a> Ctx<'a> {
         self.find_live(db, key, touch)
     }
 
+    /// Whether `key`, one a blocking command waits on, now holds a type other than `C` and the
+    /// command runs again because a change woke it. Redis 7.0 serves a blocked client only
+    /// from keys of the type it waits for, so such a key leaves it waiting: the command
+    /// passes over the key as if it were empty, where its first run answers WRONGTYPE.
+    pub fn woken_to_other_type<C: Collection>(&mut self, key: &[u8]) -> bool {
+        let other_type = self.peek(key).is_some_and(|entry| C::view(&mut entry.value).is_none());
+        other_type && self.engine.blocked.is_waiting(self.client.id)
+    }
+
     /// The collection of type `C` at `key` for reading (a hit or miss is counted): `None` if
     /// missing, WRONGTYPE if the key holds another type.
     pub fn read_collection<C: Collection>(&mut self, key: &[u8]) -> Result<Option<&mut C>, Reply> {

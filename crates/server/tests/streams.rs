@@ -478,7 +478,7 @@ fn xread_block_is_woken_by_any_writer_in_arrival_order() {
     for r in &mut readers {
         r.send(&common::encode_str(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]));
     }
-    wait_blocked(&mut writer, 2);
+    writer.wait_blocked(2);
     writer.cmd(&["XADD", "s", "2-0", "new", "entry"]);
     for r in &mut readers {
         let reply = frame_within(r, Duration::from_secs(5)).expect("woken by XADD");
@@ -494,7 +494,7 @@ fn xread_block_is_woken_by_any_writer_in_arrival_order() {
     {
         let mut reader = server.connect();
         reader.send(&common::encode_str(&["XREAD", "BLOCK", "5000", "STREAMS", "s", "$"]));
-        wait_blocked(&mut writer, 1);
+        writer.wait_blocked(1);
         for args in &write {
             writer.cmd(args);
         }
@@ -510,18 +510,9 @@ fn xread_block_is_woken_by_any_writer_in_arrival_order() {
     assert_eq!(reader.cmd(&["XREAD", "BLOCK", "50", "STREAMS", "s", "$"]), b"_\r\n");
     // A stream created while waiting on a missing key wakes the reader.
     reader.send(&common::encode_str(&["XREAD", "BLOCK", "0", "STREAMS", "later", "0"]));
-    wait_blocked(&mut writer, 1);
+    writer.wait_blocked(1);
     writer.cmd(&["XADD", "later", "7-7", "f", "v"]);
     assert!(frame_within(&mut reader, Duration::from_secs(5)).unwrap().contains("7-7"));
-}
-
-/// Wait until `n` clients are blocked (INFO clients).
-fn wait_blocked(conn: &mut RawConn, n: usize) {
-    let ok = common::wait_until(Duration::from_secs(5), || {
-        let info = call_str(conn, &["INFO", "clients"]).text();
-        info.contains(&format!("blocked_clients:{n}\r"))
-    });
-    assert!(ok, "{n} clients never blocked");
 }
 
 #[test]
@@ -755,10 +746,10 @@ fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
                 "s",
                 ">",
             ]));
-            wait_blocked(&mut writer, i + 1);
+            writer.wait_blocked(i + 1);
         }
         writer.cmd(&["XADD", "s", "1-0", "f", "v"]);
-        wait_blocked(&mut writer, 1);
+        writer.wait_blocked(1);
         let mut got: Vec<Option<String>> =
             readers.iter_mut().map(|r| frame_within(r, Duration::from_millis(300))).collect();
         let served = got.iter().position(Option::is_some).expect("woken by XADD");
@@ -782,7 +773,7 @@ fn xreadgroup_block_is_woken_by_xadd_and_times_out_like_redis() {
         for removal in [&["XGROUP", "DESTROY", "s", "g"][..], &["DEL", "s"]] {
             writer.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
             reader.send(&common::encode_str(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]));
-            wait_blocked(&mut writer, 1);
+            writer.wait_blocked(1);
             writer.cmd(removal);
             gone.push(frame_within(&mut reader, Duration::from_secs(5)).expect("unblocked"));
         }
@@ -815,7 +806,7 @@ fn blocked_consumers_are_served_per_group_in_blocking_order_like_redis() {
         for (i, wait) in waits.iter().enumerate() {
             let mut client = server.connect();
             client.send(&common::encode_str(wait));
-            wait_blocked(&mut writer, i + 1);
+            writer.wait_blocked(i + 1);
             clients.push(client);
         }
         writer.cmd(&["XADD", "s", "1-0", "f", "v"]);

@@ -391,7 +391,7 @@ pub(crate) fn parse_mpop_tail(tail: &[Bytes]) -> Result<(End, usize), Reply> {
 /// The first non-empty list among `keys`: popped, as `[key, [elements]]`.
 pub(crate) fn mpop(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> CmdResult {
     for key in keys {
-        if existing(ctx, key)?.is_some() {
+        if !ctx.woken_to_other_type::<List>(key) && existing(ctx, key)?.is_some() {
             let popped = pop_elements(ctx, key, end, count)?;
             return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(popped)]));
         }
@@ -409,7 +409,7 @@ fn bpop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
     let (timeout, keys) = args.get(1..).and_then(<[Bytes]>::split_last).ok_or_else(errors::syntax)?;
     let deadline = parse_timeout(ctx, timeout)?;
     for key in keys {
-        if existing(ctx, key)?.is_some() {
+        if !ctx.woken_to_other_type::<List>(key) && existing(ctx, key)?.is_some() {
             let popped = pop_elements(ctx, key, end, 1)?;
             let element = popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk);
             return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), element]));
@@ -429,7 +429,7 @@ fn brpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn bmove_generic(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End, timeout: &[u8]) -> CmdResult {
     let deadline = parse_timeout(ctx, timeout)?;
-    if existing(ctx, src)?.is_some() {
+    if !ctx.woken_to_other_type::<List>(src) && existing(ctx, src)?.is_some() {
         return move_element(ctx, src, dst, from, to);
     }
     // Redis answers a null bulk at once inside MULTI, but a null array when a wait times

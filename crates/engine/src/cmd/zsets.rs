@@ -544,6 +544,9 @@ pub(crate) fn pop_first_nonempty(
     count: usize,
 ) -> Result<Option<Popped>, Reply> {
     for key in keys {
+        if ctx.woken_to_other_type::<ZSet>(key) {
+            continue;
+        }
         let Some(set) = write(ctx, key)? else {
             continue;
         };

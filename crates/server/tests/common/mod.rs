@@ -455,6 +455,15 @@ impl RawConn {
         self.read_frame()
     }
 
+    /// Wait until `n` clients are blocked (INFO clients), or panic after 5 s.
+    pub fn wait_blocked(&mut self, n: usize) {
+        let ok = wait_until(Duration::from_secs(5), || {
+            let info = frame_text(&self.cmd(&["INFO", "clients"]));
+            info.contains(&format!("blocked_clients:{n}\r"))
+        });
+        assert!(ok, "{n} clients never blocked");
+    }
+
     /// Send a command and return its reply as text (for simple, error and bulk replies the
     /// payload alone, e.g. `PONG`, `ERR ...`; integers as digits; other frames raw).
     pub fn cmd_text(&mut self, args: &[&str]) -> String {

@@ -1,0 +1,164 @@
+//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, XREAD, XREADGROUP) when a key they
+//! wait on changes type, against Debian's redis-server 7.0: the same steps on a fresh server
+//! of each kind must give the blocked client the same replies.
+//!
+//! Redis 7.0 serves a blocked client only from a key of the type it waits for: a key that now
+//! holds another type leaves it waiting (its first run answers WRONGTYPE, a wake does not),
+//! while BLMOVE's destination of another type and XREADGROUP's stream gone answer errors.
+//! A client woken for data that answers such an error leaves the data to the next in line.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{encode_str, frame_text, RawConn, Server};
+
+/// Blocked clients (blocked in this order) and the steps another client takes while they wait.
+struct Case {
+    name: &'static str,
+    /// Run first, on an empty database.
+    setup: &'static [&'static [&'static str]],
+    blocked: &'static [&'static [&'static str]],
+    steps: &'static [&'static [&'static str]],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "BLPOP: the list becomes a string in a transaction, then a list again",
+        setup: &[],
+        blocked: &[&["BLPOP", "list", "0"]],
+        steps: &[
+            &["MULTI"],
+            &["LPUSH", "list", "a"],
+            &["DEL", "list"],
+            &["SET", "list", "foo"],
+            &["EXEC"],
+            &["DEL", "list"],
+            &["LPUSH", "list", "b"],
+        ],
+    },
+    Case {
+        name: "BLPOP: the key becomes a string and stays one",
+        setup: &[],
+        blocked: &[&["BLPOP", "list", "0"]],
+        steps: &[&["SET", "list", "foo"], &["APPEND", "list", "bar"]],
+    },
+    Case {
+        name: "BRPOP over two keys: the first becomes a string, the second gets data",
+        setup: &[],
+        blocked: &[&["BRPOP", "k1", "k2", "0"]],
+        steps: &[&["SET", "k1", "foo"], &["RPUSH", "k2", "x", "y"]],
+    },
+    Case {
+        name: "BLMPOP: a key becomes a set, another gets data",
+        setup: &[],
+        blocked: &[&["BLMPOP", "0", "2", "k1", "k2", "LEFT", "COUNT", "2"]],
+        steps: &[&["SADD", "k1", "m"], &["RPUSH", "k2", "x", "y", "z"]],
+    },
+    Case {
+        name: "BLMOVE: the source becomes a hash, then a list",
+        setup: &[],
+        blocked: &[&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]],
+        steps: &[&["HSET", "src", "f", "v"], &["DEL", "src"], &["RPUSH", "src", "a"], &["LRANGE", "dst", "0", "-1"]],
+    },
+    Case {
+        name: "BLMOVE: the destination is a string when the source gets data",
+        setup: &[&["SET", "dst", "foo"]],
+        blocked: &[&["BRPOPLPUSH", "src", "dst", "0"]],
+        steps: &[&["RPUSH", "src", "a"], &["LRANGE", "src", "0", "-1"]],
+    },
+    Case {
+        name: "BRPOPLPUSH by two clients, the first one's destination a string",
+        setup: &[&["SET", "target1", "nolist"]],
+        blocked: &[&["BRPOPLPUSH", "src", "target1", "0"], &["BRPOPLPUSH", "src", "target2", "0"]],
+        steps: &[&["LPUSH", "src", "foo"], &["LRANGE", "target2", "0", "-1"]],
+    },
+    Case {
+        name: "BZPOPMIN: the sorted set becomes a list in a transaction, then a sorted set",
+        setup: &[],
+        blocked: &[&["BZPOPMIN", "z", "0"]],
+        steps: &[
+            &["MULTI"],
+            &["ZADD", "z", "1", "a"],
+            &["DEL", "z"],
+            &["RPUSH", "z", "x"],
+            &["EXEC"],
+            &["DEL", "z"],
+            &["ZADD", "z", "2", "b"],
+        ],
+    },
+    Case {
+        name: "BZMPOP: a key becomes a string, another gets data",
+        setup: &[],
+        blocked: &[&["BZMPOP", "0", "2", "z1", "z2", "MAX"]],
+        steps: &[&["SET", "z1", "foo"], &["ZADD", "z2", "1", "a", "2", "b"]],
+    },
+    Case {
+        name: "XREAD: a stream becomes a string, another gets an entry",
+        setup: &[&["XADD", "s1", "1-1", "f", "v"], &["XADD", "s2", "1-1", "f", "v"]],
+        blocked: &[&["XREAD", "BLOCK", "0", "STREAMS", "s1", "s2", "$", "$"]],
+        steps: &[&["MULTI"], &["DEL", "s1"], &["SET", "s1", "foo"], &["EXEC"], &["XADD", "s2", "2-2", "g", "w"]],
+    },
+    Case {
+        name: "XREADGROUP: the stream becomes a string",
+        setup: &[&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]],
+        blocked: &[&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]],
+        steps: &[&["MULTI"], &["DEL", "s"], &["SET", "s", "foo"], &["EXEC"]],
+    },
+];
+
+/// Each case on a fresh database: the replies to the steps and each blocked client's, or
+/// that it still waits when the steps are done.
+fn scenario(server: &Server) -> Vec<String> {
+    let mut seen = Vec::new();
+    for case in CASES {
+        let mut other = server.connect();
+        other.cmd(&["FLUSHALL"]);
+        for step in case.setup {
+            other.cmd(step);
+        }
+        let mut blocked = Vec::new();
+        for (i, command) in case.blocked.iter().enumerate() {
+            let mut conn = server.connect();
+            let id = conn.cmd_text(&["CLIENT", "ID"]);
+            conn.send(&encode_str(command));
+            other.wait_blocked(i + 1);
+            blocked.push((conn, id));
+        }
+        for step in case.steps {
+            seen.push(format!("{}: {step:?} -> {}", case.name, frame_text(&other.cmd(step))));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for (i, (conn, id)) in blocked.iter_mut().enumerate() {
+            seen.push(format!("{}: blocked client {i}: {}", case.name, outcome(conn, id, &mut other)));
+        }
+    }
+    seen
+}
+
+/// A blocked client's reply, or "still blocked" if it has none after a while with nothing
+/// left to wake it (it is then unblocked as a timeout, so that the next case starts clean).
+fn outcome(blocked: &mut RawConn, id: &str, other: &mut RawConn) -> String {
+    if other.cmd_text(&["CLIENT", "UNBLOCK", id]) == "0" {
+        return frame_text(&blocked.read_frame().unwrap());
+    }
+    format!("still blocked (then unblocked: {})", frame_text(&blocked.read_frame().unwrap()))
+}
+
+#[test]
+fn a_key_that_changes_type_under_a_blocked_client_wakes_it_as_redis_does() {
+    let Some(redis) = Server::redis() else { return };
+    let expected = scenario(&redis);
+    for proof in [
+        "still blocked",
+        "WRONGTYPE",
+        "UNBLOCKED the stream key no longer exists",
+        "blocked client 0: *2",
+        "blocked client 1: foo",
+    ] {
+        assert!(expected.iter().any(|line| line.contains(proof)), "{proof}: {expected:#?}");
+    }
+    let staykv = Server::staykv();
+    assert_eq!(scenario(&staykv), expected);
+}
