@@ -288,6 +288,8 @@ enum Close {
     Requested,
     /// Idle past `timeout`: no complete command, or no reply taken, for that long.
     Idle,
+    /// The client closed the connection while a command of its own still ran.
+    Gone,
 }
 
 impl std::fmt::Display for Close {
@@ -297,6 +299,7 @@ impl std::fmt::Display for Close {
             Close::Protocol => f.write_str("protocol error"),
             Close::Requested => f.write_str("closed on request"),
             Close::Idle => f.write_str("idle past timeout"),
+            Close::Gone => f.write_str("closed by the client while blocked"),
         }
     }
 }
@@ -320,13 +323,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             // `timeout`: an idle client is closed, unless it waits for pub/sub messages.
             let idle_at = self.idle_timeout().map(|idle| self.last_command + idle);
-            // Room for `read_room` bytes; a read that fills it asks for more next time. (A
-            // fixed 16 KiB once under 1 KiB was left gave every client that much as soon as
-            // its first request was taken out of the buffer.)
-            if self.input.capacity() - self.input.len() < self.read_room {
-                self.input.reserve(self.read_room);
-            }
-            let room = self.input.capacity() - self.input.len();
+            let room = self.make_read_room();
             let read = tokio::select! {
                 read = self.stream.read_buf(&mut self.input) => read?,
                 () = self.record.attention.notified() => {
@@ -341,21 +338,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             if read == 0 {
                 return Ok(());
             }
-            if read == room {
-                self.read_room = PIPELINED_READ_ROOM;
-            }
-            self.shared.engine.counters.stats().net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
-            if self.record.killed.load(Ordering::Acquire) {
-                return Err(Close::Requested);
-            }
-            let query_limit = self.shared.host.limits.query_buffer_limit();
-            if self.input.len() > query_limit {
-                tracing::warn!(
-                    client = self.client.id,
-                    "closing client: query buffer over client-query-buffer-limit ({query_limit} bytes)"
-                );
-                return Err(Close::Protocol);
-            }
+            self.took_input(read, room)?;
             let result = self.execute_buffered().await;
             let now = Instant::now();
             self.record.state.lock().last_interaction = Some(now);
@@ -363,6 +346,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 self.last_command = now;
             }
         }
+    }
+
+    /// Makes room in the input buffer for `read_room` bytes and returns the room there is.
+    /// A read that fills it asks for more next time. (A fixed 16 KiB once under 1 KiB was
+    /// left gave every client that much as soon as its first request was taken out of the
+    /// buffer.)
+    fn make_read_room(&mut self) -> usize {
+        if self.input.capacity() - self.input.len() < self.read_room {
+            self.input.reserve(self.read_room);
+        }
+        self.input.capacity() - self.input.len()
+    }
+
+    /// Accounts for `read` bytes just read into room for `room`; a killed client, or one
+    /// whose unprocessed input passed `client-query-buffer-limit`, is closed.
+    fn took_input(&mut self, read: usize, room: usize) -> Result<(), Close> {
+        if read == room {
+            self.read_room = PIPELINED_READ_ROOM;
+        }
+        self.shared.engine.counters.stats().net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+        if self.record.killed.load(Ordering::Acquire) {
+            return Err(Close::Requested);
+        }
+        let query_limit = self.shared.host.limits.query_buffer_limit();
+        if self.input.len() > query_limit {
+            tracing::warn!(
+                client = self.client.id,
+                "closing client: query buffer over client-query-buffer-limit ({query_limit} bytes)"
+            );
+            return Err(Close::Protocol);
+        }
+        Ok(())
     }
 
     /// Run every complete request in the input buffer, then flush the replies. Returns
@@ -454,6 +469,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
     /// Sleep until woken by a change to a watched-for key (then re-run the command) or until
     /// the deadline (then answer the timeout reply the command gave).
+    ///
+    /// The socket is read meanwhile, as Redis reads a blocked client's: what arrives waits in
+    /// the buffer behind the blocked command, and a client that goes away leaves the queues
+    /// at once. Unread, its closed socket went unnoticed, and the next push to its key was
+    /// popped for it and lost.
     async fn wait_unblocked(
         &mut self,
         args: &[Bytes],
@@ -461,6 +481,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         timed_out: Outcome,
     ) -> Result<Outcome, Close> {
         let result = loop {
+            let room = self.make_read_room();
             let sleep = match deadline {
                 // The deadline is in whole milliseconds counted from a truncated clock:
                 // one more keeps the wait from ending short of the timeout asked for.
@@ -481,6 +502,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     }
                 }
                 () = tokio::time::sleep(sleep) => break Ok(timed_out),
+                read = self.stream.read_buf(&mut self.input) => match read {
+                    Ok(0) => break Err(Close::Gone),
+                    Ok(read) => {
+                        if let Err(close) = self.took_input(read, room) {
+                            break Err(close);
+                        }
+                    }
+                    Err(error) => break Err(Close::Io(error)),
+                },
                 () = self.record.attention.notified() => {
                     if let Err(close) = closing(&self.record, &self.shared.host) {
                         break Err(close);

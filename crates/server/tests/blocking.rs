@@ -162,3 +162,37 @@ fn a_key_that_changes_type_under_a_blocked_client_wakes_it_as_redis_does() {
     let staykv = Server::staykv();
     assert_eq!(scenario(&staykv), expected);
 }
+
+/// A client blocked in BLPOP that closes its connection leaves the queue at once and takes
+/// nothing; one that sends more requests while blocked has them answered after the pop.
+fn closing_scenario(server: &Server) -> Vec<String> {
+    let mut other = server.connect();
+    let mut seen = Vec::new();
+    let mut gone = server.connect();
+    gone.send(&encode_str(&["BLPOP", "jobs", "0"]));
+    other.wait_blocked(1);
+    drop(gone);
+    other.wait_blocked(0);
+    seen.push(format!("RPUSH after the close -> {}", other.cmd_text(&["RPUSH", "jobs", "job1"])));
+    seen.push(format!("LLEN -> {}", other.cmd_text(&["LLEN", "jobs"])));
+    other.cmd(&["DEL", "jobs"]);
+    let mut pipelined = server.connect();
+    let mut requests = encode_str(&["BLPOP", "jobs", "0"]);
+    requests.extend(encode_str(&["PING"]));
+    pipelined.send(&requests);
+    other.wait_blocked(1);
+    other.cmd(&["RPUSH", "jobs", "job2"]);
+    for _ in 0..2 {
+        seen.push(format!("pipelined: {}", frame_text(&pipelined.read_frame().unwrap())));
+    }
+    seen
+}
+
+#[test]
+fn a_blocked_client_that_goes_away_takes_nothing_as_in_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let expected = closing_scenario(&redis);
+    assert!(expected.contains(&"LLEN -> 1".to_string()), "{expected:#?}");
+    let staykv = Server::staykv();
+    assert_eq!(closing_scenario(&staykv), expected);
+}
