@@ -805,6 +805,13 @@ impl std::fmt::Debug for dyn Host + '_ {
     }
 }
 
+/// Whether an effect named `name` changes whole databases (SWAPDB, FLUSHDB, FLUSHALL): it
+/// names no key, so every blocked client is woken to look again. An XREADGROUP whose stream
+/// went with a flush then answers that it no longer exists, as in Redis 7.0.
+fn changes_whole_databases(name: &[u8]) -> bool {
+    [&b"swapdb"[..], b"flushdb", b"flushall"].iter().any(|whole| name.eq_ignore_ascii_case(whole))
+}
+
 impl<'a> Ctx<'a> {
     /// Log the effects as one batch, signal watched keys, and return the sequence number the
     /// reply waits for.
@@ -821,7 +828,7 @@ impl<'a> Ctx<'a> {
         if !self.engine.blocked.is_empty() {
             for effect in &self.effects {
                 let db = effect.db as usize;
-                if effect.argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"swapdb")) {
+                if effect.argv.first().is_some_and(|name| changes_whole_databases(name)) {
                     self.engine.blocked.signal_all();
                 } else if let Some(key) = effect_key(&self.engine.table, &effect.argv) {
                     self.engine.blocked.signal(db, key, self.client.id);

@@ -4,7 +4,8 @@
 //!
 //! Redis 7.0 serves a blocked client only from a key of the type it waits for: a key that now
 //! holds another type leaves it waiting (its first run answers WRONGTYPE, a wake does not),
-//! while BLMOVE's destination of another type and XREADGROUP's stream gone answer errors.
+//! while BLMOVE's destination of another type and XREADGROUP's stream gone (deleted,
+//! flushed, or of another type) answer errors.
 //! A client woken for data that answers such an error leaves the data to the next in line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -105,6 +106,18 @@ const CASES: &[Case] = &[
         setup: &[&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]],
         blocked: &[&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]],
         steps: &[&["MULTI"], &["DEL", "s"], &["SET", "s", "foo"], &["EXEC"]],
+    },
+    Case {
+        name: "XREADGROUP: FLUSHALL",
+        setup: &[&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]],
+        blocked: &[&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]],
+        steps: &[&["FLUSHALL"]],
+    },
+    Case {
+        name: "XREADGROUP: FLUSHDB, BLPOP: the flush then a push",
+        setup: &[&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]],
+        blocked: &[&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"], &["BLPOP", "list", "0"]],
+        steps: &[&["FLUSHDB"], &["RPUSH", "list", "a"]],
     },
 ];
 
