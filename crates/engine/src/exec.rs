@@ -339,18 +339,36 @@ impl Engine {
         if host.loading() && !spec.has(flags::LOADING) {
             return Some(errors::err("LOADING StayKV is loading the dataset in memory"));
         }
-        if spec.writes(args) {
+        let (writes, deny_oom) = self.write_flags(client, spec, args);
+        if writes {
             if let Err(text) = journal.check_writable() {
                 return Some(Reply::Error(text));
             }
         }
-        if spec.has(flags::DENYOOM)
-            && host.over_memory_limit()
-            && !self.evict(now, journal, host, &|| host.over_memory_limit())
-        {
+        if deny_oom && host.over_memory_limit() && !self.evict(now, journal, host, &|| host.over_memory_limit()) {
             return Some(errors::oom());
         }
         None
+    }
+
+    /// Whether a command writes, and whether it is refused over `maxmemory`, by Redis 7.0's
+    /// `processCommand` rules for transactions:
+    /// - EXEC takes both from the commands it would run, so a transaction that cannot write
+    ///   is refused whole, before any of it runs, instead of answering the error for each of
+    ///   its writes;
+    /// - over `maxmemory` a transaction queues nothing more (the queue itself takes memory),
+    ///   but can still be ended.
+    fn write_flags(&self, client: &Client, spec: &CommandSpec, args: &[Bytes]) -> (bool, bool) {
+        let Some(queue) = client.multi.as_ref() else {
+            return (spec.writes(args), spec.has(flags::DENYOOM));
+        };
+        if spec.name != "exec" {
+            return (spec.writes(args), !matches!(spec.name, "discard" | "quit" | "reset"));
+        }
+        let queued = queue.iter().filter_map(|args| Some((self.table.lookup(args.first()?)?.1, args)));
+        queued.fold((false, false), |(writes, deny_oom), (spec, args)| {
+            (writes || spec.writes(args), deny_oom || spec.has(flags::DENYOOM))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -428,10 +446,8 @@ impl Engine {
 
     /// `reply`, counted in `INFO errorstats` if it is an error.
     fn counted(&self, reply: Reply) -> Reply {
-        match &reply {
-            Reply::Error(text) => self.counters.record_error(text),
-            Reply::ErrorBytes(text) => self.counters.record_error(&String::from_utf8_lossy(text)),
-            _ => {}
+        if let Some(text) = reply.error_text() {
+            self.counters.record_error(&text);
         }
         reply
     }
@@ -442,8 +458,24 @@ impl Engine {
             stats.rejected.fetch_add(1, Ordering::Relaxed);
         }
         self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
-        // A command refused while queuing dooms the transaction, as in Redis.
-        client.multi_failed |= client.multi.is_some();
+        let exec = self.table.all().get(index).is_some_and(|spec| spec.name == "exec");
+        let reply = match client.multi.is_some() {
+            // A refused EXEC (BUSY, OOM...) discards the transaction, as Redis's
+            // `execCommandAbort` does, instead of leaving the client in it.
+            true if exec => {
+                client.multi = None;
+                client.multi_failed = false;
+                self.watches.unwatch_all(client);
+                let error = reply.error_text().unwrap_or_default();
+                Reply::Error(format!("EXECABORT Transaction discarded because of: {error}"))
+            }
+            // A command refused while queuing dooms the transaction, as in Redis.
+            true => {
+                client.multi_failed = true;
+                reply
+            }
+            false => reply,
+        };
         Outcome::not_run(self.counted(reply), Some((index, stat)))
     }
 

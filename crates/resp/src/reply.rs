@@ -73,6 +73,15 @@ impl Reply {
         matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
     }
 
+    /// The text of an error reply (lossily, for one of bytes); `None` for any other reply.
+    pub fn error_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Reply::Error(text) => Some(std::borrow::Cow::Borrowed(text)),
+            Reply::ErrorBytes(bytes) => Some(String::from_utf8_lossy(bytes)),
+            _ => None,
+        }
+    }
+
     /// An array of bulk strings.
     pub fn bulks<I: IntoIterator<Item = Bytes>>(items: I) -> Reply {
         Reply::Array(items.into_iter().map(Reply::Bulk).collect())

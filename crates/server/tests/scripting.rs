@@ -180,6 +180,7 @@ fn busy_script_is_killed_like_redis() {
 /// names it (its `duration_ms` left out of the comparison), other commands but WATCH get
 /// BUSY, SCRIPT KILL is the wrong kill, FUNCTION KILL stops it. The function holds every
 /// shard and the scripting state all along, which FUNCTION STATS and WATCH must not wait for.
+/// A transaction's EXEC refused with BUSY discards the transaction (EXECABORT).
 #[test]
 fn busy_function_is_reported_and_killed_like_redis() {
     let Some((redis, staykv)) = servers() else { return };
@@ -190,6 +191,12 @@ fn busy_function_is_reported_and_killed_like_redis() {
             ("CONFIG SET lua-time-limit", other.cmd(&["CONFIG", "SET", "lua-time-limit", "200"])),
             ("FUNCTION LOAD", other.cmd(&["FUNCTION", "LOAD", "REPLACE", spin])),
         ];
+        // A transaction begun before: a command queued while busy is refused, and EXEC is
+        // refused and discards the transaction.
+        let mut transaction = server.connect();
+        for args in [&["MULTI"][..], &["INCR", "x"]] {
+            replies.push((args[0], transaction.cmd(args)));
+        }
         let mut looping = server.connect();
         looping.send(&common::encode_str(&["FCALL", "spin", "0"]));
         // Answered once the function has run past the threshold (Redis reads no client
@@ -203,11 +210,15 @@ fn busy_function_is_reported_and_killed_like_redis() {
             std::thread::sleep(Duration::from_millis(20));
         };
         replies.push(("FUNCTION STATS while busy", without_duration(stats)));
+        for args in [&["INCR", "x"][..], &["EXEC"]] {
+            replies.push((args[0], transaction.cmd(args)));
+        }
         for args in [&["GET", "k"][..], &["WATCH", "k"], &["SCRIPT", "KILL"], &["FUNCTION", "KILL"]] {
             replies.push((args[0], other.cmd(args)));
         }
         replies.push(("the function's reply", looping.read_frame().unwrap_or_default()));
         replies.push(("FUNCTION STATS after", other.cmd(&["FUNCTION", "STATS"])));
+        replies.push(("PING after the refused EXEC", transaction.cmd(&["PING"])));
         // The watch taken during the busy function holds: nothing changed k since.
         for args in [&["MULTI"][..], &["SET", "k", "1"], &["EXEC"]] {
             replies.push((args[0], other.cmd(args)));

@@ -791,6 +791,41 @@ fn maxmemory_noeviction_refuses_writes_and_loses_nothing() {
     }
 }
 
+/// A transaction that would write, whose EXEC comes once memory is over `maxmemory`, is
+/// discarded whole (EXECABORT, with the OOM error), as Redis refuses a transaction by the
+/// flags of its commands; and over `maxmemory` a transaction queues nothing, as in Redis.
+fn transaction_over_maxmemory(server: &Server) -> Vec<String> {
+    let (mut transaction, mut admin) = (server.connect(), server.connect());
+    let mut seen = Vec::new();
+    let mut step = |conn: &mut RawConn, args: &[&str]| seen.push(format!("{args:?} -> {}", conn.cmd_text(args)));
+    step(&mut admin, &["CONFIG", "RESETSTAT"]);
+    step(&mut transaction, &["MULTI"]);
+    step(&mut transaction, &["SET", "a", "1"]);
+    step(&mut transaction, &["GET", "a"]);
+    step(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]);
+    step(&mut transaction, &["EXEC"]);
+    step(&mut transaction, &["PING"]);
+    step(&mut transaction, &["MULTI"]);
+    step(&mut transaction, &["GET", "a"]);
+    step(&mut transaction, &["EXEC"]);
+    step(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]);
+    let stats = admin.cmd_text(&["INFO", "stats"]) + &admin.cmd_text(&["INFO", "errorstats"]);
+    let counted = ["total_error_replies", "errorstat_"];
+    seen.extend(stats.lines().filter(|line| counted.iter().any(|name| line.starts_with(name))).map(String::from));
+    seen
+}
+
+#[test]
+fn a_transaction_that_would_write_past_maxmemory_is_discarded_as_in_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let expected = transaction_over_maxmemory(&redis);
+    assert!(
+        expected.iter().any(|line| line.contains("EXECABORT Transaction discarded because of: OOM")),
+        "{expected:#?}"
+    );
+    assert_eq!(transaction_over_maxmemory(&Server::staykv()), expected);
+}
+
 /// What `maxmemory` is compared with: `used_memory` less the log's buffers.
 fn counted_memory(conn: &mut RawConn) -> u64 {
     let used = info_field(conn, "memory", "used_memory");
