@@ -261,6 +261,17 @@ impl Engine {
         }
         let (reply, wait_seq, blocked) = self.run(client, spec, args, locks, now, host, journal);
         client.last_seq = client.last_seq.max(wait_seq);
+        let ran = blocked.is_none();
+        if ran {
+            self.count_call(stat, &reply);
+        }
+        Outcome { reply, wait_seq, command: Some(index), stat, blocked, ran }
+    }
+
+    /// Counts a command that answered (`total_commands_processed`, its `calls`, and its
+    /// `failed_calls` on an error). A command that waits is counted once, when it answers,
+    /// as Redis counts it when it unblocks: not each time it looks at its keys.
+    fn count_call(&self, stat: Option<usize>, reply: &Reply) {
         self.counters.stats().total_commands.fetch_add(1, Ordering::Relaxed);
         if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -268,8 +279,15 @@ impl Engine {
         if reply.is_error() {
             self.counters.record_failed(stat);
         }
-        let ran = blocked.is_none();
-        Outcome { reply, wait_seq, command: Some(index), stat, blocked, ran }
+    }
+
+    /// Counts a blocked command that answers without running again: at its timeout, or
+    /// ended by CLIENT UNBLOCK (`outcome` is what it answers, its error in `errorstats`).
+    pub fn count_wait_ended(&self, outcome: &Outcome) {
+        if let Some(text) = outcome.reply.error_text() {
+            self.counters.record_error(&text);
+        }
+        self.count_call(outcome.stat, &outcome.reply);
     }
 
     /// Run a command given as text at time 1, with no host and no journal (unit tests).

@@ -519,6 +519,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
         };
         self.shared.engine.blocked.unregister(self.client.id);
+        if let Some(outcome) = result.as_ref().ok().filter(|outcome| !outcome.ran) {
+            self.shared.engine.count_wait_ended(outcome);
+        }
         result
     }
 

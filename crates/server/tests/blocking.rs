@@ -209,3 +209,49 @@ fn a_blocked_client_that_goes_away_takes_nothing_as_in_redis() {
     let staykv = Server::staykv();
     assert_eq!(closing_scenario(&staykv), expected);
 }
+
+/// A blocking command is counted once in INFO (its `calls`, `failed_calls` and
+/// error counts), when it answers, however many times it was woken: served, timed out, or
+/// unblocked with an error.
+fn counting_scenario(server: &Server) -> Vec<String> {
+    let (mut blocked, mut other) = (server.connect(), server.connect());
+    let id = blocked.cmd_text(&["CLIENT", "ID"]);
+    other.cmd(&["FLUSHALL"]);
+    other.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    other.cmd(&["CONFIG", "RESETSTAT"]);
+    // Left out: a plain CLIENT UNBLOCK, which Redis 7.0 also counts as a failed call
+    // (`updateStatsOnUnblock` is passed 1 whatever the reply); StayKV counts the timeout reply
+    // it gives as a call that did not fail.
+    let waits: [(&[&str], &[&[&str]]); 4] = [
+        (&["BLPOP", "list", "0"], &[&["SET", "list", "x"], &["DEL", "list"], &["RPUSH", "list", "a"]]),
+        (&["BLPOP", "list", "0.05"], &[]),
+        (&["BLPOP", "list", "0"], &[&["CLIENT", "UNBLOCK", &id, "ERROR"]]),
+        (&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"], &[&["XGROUP", "DESTROY", "s", "g"]]),
+    ];
+    let mut seen = Vec::new();
+    for (wait, steps) in waits {
+        blocked.send(&encode_str(wait));
+        other.wait_blocked(1);
+        for step in steps {
+            other.cmd(step);
+        }
+        seen.push(format!("{wait:?} -> {}", frame_text(&blocked.read_frame().unwrap())));
+    }
+    let info = other.cmd_text(&["INFO", "commandstats"]) + &other.cmd_text(&["INFO", "errorstats"]);
+    for line in
+        info.lines().filter(|line| line.contains("blpop") || line.contains("xreadgroup") || line.contains("errorstat"))
+    {
+        // The timings are each server's own.
+        let counts: Vec<&str> = line.split(',').filter(|field| !field.contains("usec")).collect();
+        seen.push(counts.join(","));
+    }
+    seen
+}
+
+#[test]
+fn a_blocking_command_is_counted_once_as_in_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let expected = counting_scenario(&redis);
+    assert!(expected.iter().any(|line| line.starts_with("cmdstat_blpop:calls=3")), "{expected:#?}");
+    assert_eq!(counting_scenario(&Server::staykv()), expected);
+}
