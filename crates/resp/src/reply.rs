@@ -73,6 +73,16 @@ impl Reply {
         matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
     }
 
+    /// Whether the reply is push messages only (pub/sub confirmations), which Redis writes
+    /// even to a client that turned its replies off (`CLIENT_PUSHING`).
+    pub fn is_push(&self) -> bool {
+        match self {
+            Reply::Push(_) => true,
+            Reply::Many(replies) => !replies.is_empty() && replies.iter().all(Reply::is_push),
+            _ => false,
+        }
+    }
+
     /// The text of an error reply (lossily, for one of bytes); `None` for any other reply.
     pub fn error_text(&self) -> Option<std::borrow::Cow<'_, str>> {
         match self {

@@ -538,7 +538,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             (_, ReplyMode::Skip) => true,
             _ => false,
         };
-        if !silent {
+        // Pub/sub confirmations go out whatever CLIENT REPLY says, as in Redis 7.0: a client
+        // that subscribes with its replies off still learns its subscription count.
+        if !silent || outcome.reply.is_push() {
             outcome.reply.encode(self.client.protocol, &mut self.output);
         }
     }

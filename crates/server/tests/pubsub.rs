@@ -1,6 +1,7 @@
 //! Sharded pub/sub (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH, PUBSUB SHARDCHANNELS/SHARDNUMSUB)
 //! beside the classic kind, against Debian's redis-server 7.0: the same exchange on each
 //! server must produce the same bytes, subscriber's and publisher's, in RESP2 and RESP3.
+//! Confirmations go out with CLIENT REPLY OFF too, as in Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -68,6 +69,41 @@ fn shard_channels_match_redis() {
     let expected = scenario(&redis);
     assert!(expected[2].contains("smessage"), "redis delivered {:?}", expected[2]);
     let got = scenario(&staykv);
+    for (step, (r, s)) in expected.iter().zip(&got).enumerate() {
+        assert_eq!(s, r, "step {step}");
+    }
+}
+
+/// With CLIENT REPLY OFF or SKIP, (un)subscribe confirmations and messages still go out, in
+/// RESP2 and RESP3, as Redis 7.0 writes them (`CLIENT_PUSHING`); other replies do not. (A
+/// RESP2 subscriber's CLIENT REPLY ON is refused, silently: its replies stay off.)
+fn replies_off_scenario(server: &Server) -> Vec<String> {
+    let mut publisher = server.connect();
+    let mut seen = Vec::new();
+    for protocol in ["2", "3"] {
+        let mut subscriber = server.connect();
+        exchange(&mut subscriber, &[&["HELLO", protocol]]);
+        seen.push(exchange(
+            &mut subscriber,
+            &[&["CLIENT", "REPLY", "OFF"], &["SUBSCRIBE", "ch"], &["PSUBSCRIBE", "c*"], &["PING"]],
+        ));
+        seen.push(exchange(&mut publisher, &[&["PUBLISH", "ch", "hello"]]));
+        seen.push(exchange(&mut subscriber, &[]));
+        seen.push(exchange(
+            &mut subscriber,
+            &[&["UNSUBSCRIBE", "ch"], &["CLIENT", "REPLY", "ON"], &["CLIENT", "REPLY", "SKIP"], &["PUNSUBSCRIBE"]],
+        ));
+        seen.push(exchange(&mut subscriber, &[&["CLIENT", "REPLY", "ON"], &["ECHO", "after"]]));
+    }
+    seen
+}
+
+#[test]
+fn confirmations_go_out_with_replies_off_as_in_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let expected = replies_off_scenario(&redis);
+    assert!(expected[0].contains("psubscribe"), "redis sent {:?}", expected[0]);
+    let got = replies_off_scenario(&Server::staykv());
     for (step, (r, s)) in expected.iter().zip(&got).enumerate() {
         assert_eq!(s, r, "step {step}");
     }
