@@ -826,6 +826,32 @@ fn a_transaction_that_would_write_past_maxmemory_is_discarded_as_in_redis() {
     assert_eq!(transaction_over_maxmemory(&Server::staykv()), expected);
 }
 
+/// Lowering `maxmemory` under what is used evicts at once, as in Redis, with the `evicted`
+/// events: no write has to come first.
+fn lowered_maxmemory(server: &Server) -> Vec<String> {
+    let (mut admin, mut subscriber) = (server.connect(), server.connect());
+    for args in
+        [&["CONFIG", "SET", "notify-keyspace-events", "Ee"][..], &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]]
+    {
+        admin.cmd(args);
+    }
+    subscriber.cmd(&["SUBSCRIBE", "__keyevent@0__:evicted"]);
+    admin.cmd(&["SET", "foo", "bar"]);
+    let mut seen = vec![admin.cmd_text(&["CONFIG", "SET", "maxmemory", "1"])];
+    seen.push(frame_text(&subscriber.read_frame().unwrap()));
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    seen.push(admin.cmd_text(&["DBSIZE"]));
+    seen
+}
+
+#[test]
+fn lowering_maxmemory_evicts_at_once_as_in_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let expected = lowered_maxmemory(&redis);
+    assert_eq!(expected.last().map(String::as_str), Some("0"), "{expected:?}");
+    assert_eq!(lowered_maxmemory(&Server::staykv()), expected);
+}
+
 /// What `maxmemory` is compared with: `used_memory` less the log's buffers.
 fn counted_memory(conn: &mut RawConn) -> u64 {
     let used = info_field(conn, "memory", "used_memory");

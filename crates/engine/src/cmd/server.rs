@@ -511,6 +511,12 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(Reply::Error(error));
         }
     }
+    if backup.iter().any(|(name, _)| name == "maxmemory") {
+        // A limit lowered under what is used evicts now, as Redis's does, not at the next
+        // write: a server left idle over its limit would keep the keys it must give up.
+        let (engine, host) = (ctx.engine, ctx.host);
+        engine.evict(ctx.now, ctx.journal, host, &|| host.over_memory_limit());
+    }
     Ok(Reply::Ok)
 }
 
