@@ -1,10 +1,10 @@
-//! SLOWLOG, LATENCY, TIME, ROLE, MEMORY, CLIENT PAUSE and CLIENT UNBLOCK against Debian's
-//! redis-server 7.0: the same commands on a fresh server of each kind must leave the same
+//! SLOWLOG, LATENCY, TIME, ROLE, MEMORY, CLIENT PAUSE, CLIENT UNBLOCK and COMMAND GETKEYS against
+//! Debian's redis-server 7.0: the same commands on a fresh server of each kind must leave the same
 //! slow-log entries (ids, arguments as Redis cuts and redacts them, client name) and latency
-//! events, with only the clock-made fields (timestamps, durations) and the client's port left
-//! out of the comparison; the other replies must be byte-identical, except MEMORY USAGE's
-//! and MEMORY STATS' byte counts, which describe each server's own memory (MEMORY STATS is
-//! compared by its fields, their order and types), and LATENCY DOCTOR's and GRAPH's figures.
+//! events, with only the clock-made fields (timestamps, durations) and the client's port left out
+//! of the comparison; the other replies must be byte-identical, except MEMORY USAGE's and MEMORY
+//! STATS' byte counts, which describe each server's own memory (MEMORY STATS is compared by its
+//! fields, their order and types), and LATENCY DOCTOR's and GRAPH's figures.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -957,4 +957,46 @@ fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
         counts.push((step, memory_field(&mut conn, "lazyfreed_objects")));
     }
     counts
+}
+
+/// COMMAND GETKEYS of the commands whose keys move (found by walking their arguments), as
+/// Redis 7.0 finds them: the keys a client library routes by, and the ones ACLs check.
+#[test]
+fn command_getkeys_of_movable_key_commands_matches_redis() {
+    const CASES: &[&[&str]] = &[
+        &["SORT", "abc"],
+        &["SORT", "abc", "STORE", "def"],
+        &["SORT", "abc", "STORE", "invalid", "STORE", "stillbad", "STORE", "def"],
+        &["SORT", "abc", "BY", "store", "GET", "store", "LIMIT", "0", "store", "STORE", "d"],
+        &["SORT", "abc", "LIMIT", "store", "x", "STORE"],
+        &["SORT_RO", "abc", "BY", "w_*"],
+        &["EVAL", "return 1", "2", "a", "b", "c"],
+        &["EVAL_RO", "return 1", "1", "a"],
+        &["FCALL", "f", "2", "a", "b", "c"],
+        &["ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"],
+        &["ZINTER", "2", "a", "b"],
+        &["ZDIFF", "1", "a", "WITHSCORES"],
+        &["LMPOP", "2", "a", "b", "LEFT"],
+        &["BLMPOP", "0", "2", "a", "b", "LEFT", "COUNT", "2"],
+        &["BZMPOP", "0", "1", "a", "MIN"],
+        &["SINTERCARD", "2", "a", "b", "LIMIT", "1"],
+        &["ZINTERCARD", "2", "a", "b"],
+        &["XREAD", "COUNT", "1", "STREAMS", "a", "b", "0", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "a", ">"],
+        &["GEORADIUS", "k", "0", "0", "1", "km", "STORE", "d1", "STOREDIST", "d2"],
+        &["MSET", "a", "1", "b", "2"],
+        &["OBJECT", "ENCODING", "k"],
+    ];
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    let mismatches: Vec<String> = CASES
+        .iter()
+        .map(|case| [&["COMMAND", "GETKEYS"][..], case].concat())
+        .filter_map(|args| {
+            let (expected, got) = (frame_text(&r.cmd(&args)), frame_text(&s.cmd(&args)));
+            (expected != got).then(|| format!("{args:?}: redis {expected:?}, staykv {got:?}"))
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
 }

@@ -14,9 +14,28 @@ use crate::value::Value;
 
 // BY and GET patterns may name any key, so SORT locks every shard.
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("sort", -2, WRITE | DENYOOM | ALL_SHARDS, "list", sort).keys(1, 1, 1),
+    CommandSpec::new("sort", -2, WRITE | DENYOOM | ALL_SHARDS, "list", sort).keys(1, 1, 1).key_finder(sort_keys),
     CommandSpec::new("sort_ro", -2, READONLY | ALL_SHARDS, "list", sort_ro).keys(1, 1, 1),
 ];
+
+/// SORT's keys as Redis 7.0's `sortGetKeys` finds them: the source, and the argument after
+/// the last STORE (LIMIT's two arguments and BY's and GET's one are passed over).
+fn sort_keys(args: &[Bytes]) -> Vec<usize> {
+    let mut keys = vec![1];
+    let mut i = 2;
+    let mut store = None;
+    while let Some(option) = args.get(i) {
+        match option {
+            a if is(a, "limit") => i += 2,
+            a if is(a, "get") || is(a, "by") => i += 1,
+            a if is(a, "store") && i + 1 < args.len() => store = Some(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    keys.extend(store);
+    keys
+}
 
 struct Options {
     by: Option<Bytes>,
