@@ -73,7 +73,10 @@ use std::io;
 pub use crate::crc64::crc64;
 pub use crate::dump::{decode_dump_payload, encode_dump_payload};
 pub use crate::reader::{Location, Picked, RdbItem, RdbReader};
-pub use crate::stream::{RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId};
+pub use crate::stream::{
+    RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId,
+    NODE_MAX_BYTES as STREAM_NODE_MAX_BYTES,
+};
 pub use crate::writer::{keyless_file, Layout, RdbWriter};
 
 /// The RDB version this crate writes (Redis 7.0).

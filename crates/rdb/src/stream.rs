@@ -34,7 +34,7 @@ const FLAG_SAMEFIELDS: i64 = 2;
 /// A node is closed at this many entries or bytes (Redis's `stream-node-max-entries` and
 /// `stream-node-max-bytes` defaults).
 const NODE_MAX_ENTRIES: usize = 100;
-const NODE_MAX_BYTES: usize = 4096;
+pub const NODE_MAX_BYTES: usize = 4096;
 
 /// A stream entry ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

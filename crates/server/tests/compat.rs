@@ -865,7 +865,7 @@ fn import_of_a_redis_save_with_every_encoding() {
 /// values, CONFIG SET of those values is accepted, another value is refused with a reason.
 #[test]
 fn fixed_encoding_parameters_read_as_redis_defaults() {
-    const FIXED: [&str; 12] = [
+    const FIXED: [&str; 15] = [
         "hash-max-listpack-entries",
         "hash-max-ziplist-entries",
         "hash-max-listpack-value",
@@ -878,6 +878,9 @@ fn fixed_encoding_parameters_read_as_redis_defaults() {
         "list-max-listpack-size",
         "list-max-ziplist-size",
         "list-compress-depth",
+        "hll-sparse-max-bytes",
+        "stream-node-max-entries",
+        "stream-node-max-bytes",
     ];
     let Some(redis) = Server::redis() else { return };
     let server = Server::staykv();
