@@ -236,7 +236,6 @@ impl Engine {
         let found = self.table.lookup_remembered(name, &mut client.last_lookup);
         client.command = found.and_then(|(_, spec)| spec.name_for(args));
         let Some((index, spec)) = found else {
-            self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             // An unknown command dooms the transaction it was sent in, like any refusal.
             client.multi_failed |= client.multi.is_some();
             return Outcome::not_run(self.counted(errors::unknown_command(args)), None);
@@ -475,7 +474,6 @@ impl Engine {
         if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
             stats.rejected.fetch_add(1, Ordering::Relaxed);
         }
-        self.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
         let exec = self.table.all().get(index).is_some_and(|spec| spec.name == "exec");
         let reply = match client.multi.is_some() {
             // A refused EXEC (BUSY, OOM...) discards the transaction, as Redis's

@@ -74,8 +74,6 @@ pub struct Stats {
     pub expired_keys: AtomicU64,
     pub evicted_keys: AtomicU64,
     pub total_commands: AtomicU64,
-    pub rejected_calls: AtomicU64,
-    pub failed_calls: AtomicU64,
     /// Error replies sent, whatever made them (`total_error_replies`).
     pub error_replies: AtomicU64,
     /// Bytes read from and written to RESP clients (`total_net_input_bytes`, `..._output_...`).
@@ -84,15 +82,13 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn counters(&self) -> [&AtomicU64; 10] {
+    fn counters(&self) -> [&AtomicU64; 8] {
         [
             &self.keyspace_hits,
             &self.keyspace_misses,
             &self.expired_keys,
             &self.evicted_keys,
             &self.total_commands,
-            &self.rejected_calls,
-            &self.failed_calls,
             &self.error_replies,
             &self.net_input_bytes,
             &self.net_output_bytes,
@@ -258,12 +254,11 @@ impl Counters {
         Ok(())
     }
 
-    /// A command ran and replied with an error (its `failed_calls`, and INFO stats').
+    /// A command ran and replied with an error (its `failed_calls` in INFO commandstats).
     pub fn record_failed(&self, index: Option<usize>) {
         if let Some(stats) = index.and_then(|index| self.command(index)) {
             stats.failed.fetch_add(1, Ordering::Relaxed);
         }
-        self.stats().failed_calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an error reply by its code, the word before the first space within its first

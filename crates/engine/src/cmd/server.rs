@@ -420,14 +420,12 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
             let c = &engine.counters;
             let _ = write!(
                 out,
-                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nrejected_calls:{}\r\nfailed_calls:{}\r\ntotal_error_replies:{}\r\n",
+                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\n",
                 c.total(|s| &s.total_commands),
                 c.total(|s| &s.keyspace_hits),
                 c.total(|s| &s.keyspace_misses),
                 c.total(|s| &s.expired_keys),
                 c.total(|s| &s.evicted_keys),
-                c.total(|s| &s.rejected_calls),
-                c.total(|s| &s.failed_calls),
                 c.total(|s| &s.error_replies),
             );
         }

@@ -350,7 +350,6 @@ impl<'a> Batch<'a> {
             let engine = &self.shared.engine;
             let (index, spec) = engine.table.lookup(name)?;
             let text = auth::readonly_refusal(spec)?;
-            engine.counters.stats().rejected_calls.fetch_add(1, Ordering::Relaxed);
             if let Some(stats) = engine.table.stat_index(index, args).and_then(|stat| engine.counters.command(stat)) {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
