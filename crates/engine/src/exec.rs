@@ -362,7 +362,10 @@ impl Engine {
                 return Some(Reply::Error(text));
             }
         }
-        if deny_oom && host.over_memory_limit() && !self.evict(now, journal, host, &|| host.over_memory_limit()) {
+        // Over `maxmemory` every command evicts first, as in Redis's `processCommand` (a read
+        // after a write that took memory finds it given back); only one that may add data is
+        // refused when nothing can go.
+        if host.over_memory_limit() && !self.evict(now, journal, host, &|| host.over_memory_limit()) && deny_oom {
             return Some(errors::oom());
         }
         None

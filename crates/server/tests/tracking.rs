@@ -539,3 +539,39 @@ fn reconfigure(rng: &mut StdRng, tracker: usize) -> Vec<(usize, Vec<String>)> {
     }
     vec![(tracker, strings(&["CLIENT", "TRACKING", "off"])), (4, strings(&["FLUSHALL"])), (tracker, on)]
 }
+
+/// Over `maxmemory` a read evicts first, as in Redis: a tracked key evicted by the GETBIT
+/// after a big SETBIT arrives as an invalidation before GETBIT's reply.
+fn eviction_before_a_read(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["HELLO", "3"]);
+    conn.cmd(&["CLIENT", "TRACKING", "on"]);
+    let info = String::from_utf8_lossy(&conn.cmd(&["INFO", "memory"])).into_owned();
+    let field = |name: &str| -> u64 {
+        let line = info.lines().find(|line| line.starts_with(&format!("{name}:"))).unwrap();
+        line[name.len() + 1..].trim().parse().unwrap()
+    };
+    let limit = field("used_memory") - field("mem_not_counted_for_evict") + 100 * 1024;
+    let mut seen = Vec::new();
+    for args in [
+        &["CONFIG", "SET", "maxmemory", &limit.to_string()][..],
+        &["CONFIG", "SET", "maxmemory-policy", "volatile-random"],
+        &["SETEX", "volatile-key", "10000", "x"],
+        &["GET", "volatile-key"],
+        &["SETBIT", "big-key", "1600000", "0"],
+        &["GETBIT", "big-key", "0"],
+    ] {
+        seen.push(String::from_utf8_lossy(&conn.cmd(args)).into_owned());
+    }
+    seen.push(String::from_utf8_lossy(&conn.read_frame().unwrap()).into_owned());
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    seen
+}
+
+#[test]
+fn a_read_past_maxmemory_evicts_first_as_in_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let expected = eviction_before_a_read(&redis);
+    assert!(expected.iter().any(|reply| reply.contains("invalidate")), "{expected:?}");
+    assert_eq!(eviction_before_a_read(&Server::staykv()), expected);
+}
