@@ -166,12 +166,16 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
     }
 }
 
-/// Periodic work: active expiry, and INFO's memory peak and instantaneous rates.
+/// Periodic work: active expiry, the tracking table's limit, and INFO's memory peak and
+/// instantaneous rates.
 async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: Arc<ServerHost>) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
         tick.tick().await;
         engine.active_expire(crate::clock::now_ms(), EXPIRE_BUDGET, &*persistence, &*host);
+        // Each command enforces `tracking-table-max-keys` too; this is for a server left
+        // idle after a CONFIG SET lowered it, as Redis's serverCron does.
+        engine.tracking.enforce_limit();
         host.sample_metrics(&engine);
     }
 }
