@@ -58,14 +58,19 @@ fn encode(value: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
                     super::libutil::deep(|| encode(&item, level + 1, out))?;
                 }
             } else {
-                let mut pairs = Vec::new();
+                // Counted, then encoded pair by pair: each key or value held as a `Value` takes
+                // a slot of the Lua stack, and 100,000 string keys held at once overflowed it
+                // ("C stack overflow").
+                let mut len = 0u64;
                 for pair in t.pairs::<Value, Value>() {
-                    pairs.push(pair?);
+                    pair?;
+                    len += 1;
                 }
-                encode_header(out, pairs.len() as u64, 0x80, 0xde, 0xdf);
-                for (k, v) in &pairs {
-                    super::libutil::deep(|| encode(k, level + 1, out))?;
-                    super::libutil::deep(|| encode(v, level + 1, out))?;
+                encode_header(out, len, 0x80, 0xde, 0xdf);
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    super::libutil::deep(|| encode(&k, level + 1, out))?;
+                    super::libutil::deep(|| encode(&v, level + 1, out))?;
                 }
             }
         }
