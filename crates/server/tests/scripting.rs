@@ -452,6 +452,7 @@ const EVAL_CASES: &[&[&str]] = &[
     &["eval", "return #cjson.decode(string.rep('[', 1000) .. string.rep(']', 1000))", "0"],
     &["eval", "return {cjson._VERSION, cjson._NAME, cmsgpack._VERSION}", "0"],
     &["eval", "local s = cmsgpack.pack({1,2,3}, 'a', 1.5, -1, true, nil, {a=1}, 300, 70000, 5000000000, -200, -40000, -3000000000, -6000000000, string.rep('x',40), string.rep('y', 300), {}) local t = {} for i=1,#s do t[i] = string.format('%02x', string.byte(s,i)) end return table.concat(t)", "0"],
+    &["eval", "local a = {} for i = 1, 7000 do a[i] = tostring(i) end return redis.call('sadd', 'many', unpack(a))", "0"],
     &["eval", "return cmsgpack.pack()", "0"],
     &["eval", "local t = {} for i = 1, 100000 do t[tostring(i)] = i end local s = cmsgpack.pack(t) return {#s, cmsgpack.unpack(s)['77777']}", "0"],
     &["eval", "return {cmsgpack.unpack(cmsgpack.pack(1,'a',{1,2,{x='y'}}, -5, 1.25, 0.1))}", "0"],

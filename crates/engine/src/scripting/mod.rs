@@ -178,6 +178,8 @@ struct Vm {
     globals: Table,
     /// `slot.call` / `slot.acl`: the current run's command functions.
     slot: Table,
+    /// The arguments `redis.call` and friends hand to the slot's function.
+    pending: PendingArgs,
     handler: Function,
     run_eval: Function,
     run_function: Function,
@@ -557,13 +559,15 @@ impl Scripting {
         let read_only = run.read_only;
         // Both functions reach the caller's context; they never run inside each other.
         let ctx = std::cell::RefCell::new(ctx);
+        let pending = &vm.pending;
+        let args_of = |args: MultiValue| pending.lock().take().unwrap_or(args);
         let outcome: MultiValue = lua.scope(|scope| {
             let call = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow_mut() {
-                Ok(mut ctx) => redis_call(lua, &mut ctx, args, read_only, wrote),
+                Ok(mut ctx) => redis_call(lua, &mut ctx, args_of(args), read_only, wrote),
                 Err(_) => Err(mlua::Error::RecursiveMutCallback),
             })?;
             let acl = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow() {
-                Ok(ctx) => acl_check(lua, &ctx, args),
+                Ok(ctx) => acl_check(lua, &ctx, args_of(args)),
                 Err(_) => Err(mlua::Error::RecursiveMutCallback),
             })?;
             vm.slot.raw_set("call", call)?;
@@ -874,20 +878,30 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
 
 /// `redis.call` (`raise`: errors are raised) or `redis.pcall`, and `redis.acl_check_cmd`: the
 /// permanent functions scripts hold, calling what the current run put in `slot[name]`.
+/// Arguments on their way from `redis.call` (and `pcall`, `acl_check_cmd`) to the current
+/// run's function in the slot. Passed aside, not as call arguments: pushed a second time
+/// onto the Lua stack, which Lua 5.1 bounds at 8,000 slots for a C function, a call with
+/// more than about 4,000 arguments failed ("out of Lua stack"); Redis takes 7,999.
+type PendingArgs = Arc<parking_lot::Mutex<Option<MultiValue>>>;
+
 fn slot_function(
     lua: &Lua,
     slot: &Table,
+    pending: &PendingArgs,
     name: &'static str,
     what: &'static str,
     raise: bool,
 ) -> mlua::Result<Function> {
-    let slot = slot.clone();
+    let (slot, pending) = (slot.clone(), pending.clone());
     lua.create_function(move |lua, args: MultiValue| {
         let Value::Function(f) = slot.raw_get::<Value>(name)? else {
             let text = format!("ERR {what} can only be called inside a script invocation");
             return Err(ScriptError::table(text.into_bytes(), false));
         };
-        let (value, failed): (Value, bool) = f.call(args)?;
+        *pending.lock() = Some(args);
+        let called = f.call::<(Value, bool)>(());
+        pending.lock().take();
+        let (value, failed) = called?;
         if failed && raise {
             if let Value::Table(t) = &value {
                 let ignore = matches!(t.raw_get::<Value>("ignore_error_stats_update")?, Value::Boolean(true));
@@ -990,9 +1004,10 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
     api.raw_set("setresp", libutil::table_error_function(&lua, setresp)?)?;
     api.raw_set("set_repl", libutil::table_error_function(&lua, set_repl)?)?;
     api.raw_set("register_function", libutil::table_error_function(&lua, functions::register_function)?)?;
-    api.raw_set("call", slot_function(&lua, &slot, "call", "redis.call/pcall", true)?)?;
-    api.raw_set("pcall", slot_function(&lua, &slot, "call", "redis.call/pcall", false)?)?;
-    api.raw_set("acl_check_cmd", slot_function(&lua, &slot, "acl", "redis.acl_check_cmd", true)?)?;
+    let pending = PendingArgs::default();
+    api.raw_set("call", slot_function(&lua, &slot, &pending, "call", "redis.call/pcall", true)?)?;
+    api.raw_set("pcall", slot_function(&lua, &slot, &pending, "call", "redis.call/pcall", false)?)?;
+    api.raw_set("acl_check_cmd", slot_function(&lua, &slot, &pending, "acl", "redis.acl_check_cmd", true)?)?;
     api.raw_set("error_value", lua.create_function(|lua, value: Value| script_error_value(lua, value))?)?;
 
     let result: Table = lua.load(PRELUDE).set_name(PRELUDE_NAME).set_mode(ChunkMode::Text).call(api)?;
@@ -1021,6 +1036,7 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
         env,
         globals: result.get("globals")?,
         slot,
+        pending,
         handler,
         run_eval: result.get("run_eval")?,
         run_function: result.get("run_function")?,
