@@ -763,7 +763,9 @@ fn memory_stats_reports_the_servers_own_figures() {
 /// them for a while first), as MEMORY DOCTOR's advice after a big peak says it will. A worker
 /// that goes idle also returns its free pages by itself, at most once a second
 /// (`release_free_pages_when_due`); when that got there before PURGE, the round shows nothing
-/// and is run again.
+/// and is run again. PURGE collects the free pages of the worker it runs on: when the
+/// connection's task moved to the other worker in between (as it may on a loaded machine),
+/// the pages are that worker's, the round shows nothing either, and is run again.
 #[test]
 fn memory_purge_returns_freed_pages_to_the_system() {
     let server = Server::staykv();
@@ -790,10 +792,12 @@ fn memory_purge_returns_freed_pages_to_the_system() {
             continue;
         }
         // 40 MiB of values were freed: most of it must leave the process.
-        assert!(after + 20 * 1024 < before, "RSS {before} KiB before MEMORY PURGE, {after} KiB after");
-        return;
+        if after + 20 * 1024 < before {
+            return;
+        }
+        eprintln!("round {round}: RSS {before} KiB before MEMORY PURGE, {after} KiB after; again");
     }
-    panic!("in every round the freed pages had left before MEMORY PURGE: nothing to observe");
+    panic!("in no round did MEMORY PURGE give the freed pages back");
 }
 
 /// LATENCY DOCTOR while the monitor is off and once it is on with no spike; LATENCY GRAPH's
