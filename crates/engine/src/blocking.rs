@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use staykv_resp::Reply;
 
 use crate::value::{HashMap, HashSet};
 
@@ -173,6 +174,18 @@ impl BlockRegistry {
     /// a wake-up.
     pub fn is_waiting(&self, client: u64) -> bool {
         !self.is_empty() && self.inner.lock().wakers.contains_key(&client)
+    }
+
+    /// `found`, what a blocking command's lookup of a key it waits on gave: as it is, except
+    /// that once a change woke the command (`client` is still queued), WRONGTYPE reads as a
+    /// missing key. Redis 7.0 serves a blocked client only from keys of the type it waits for,
+    /// so a key that now holds another type leaves it waiting; on its first run the error
+    /// stands. The queue is looked at only on an error: the usual path does no extra work.
+    pub fn wrong_type_as_missing<T>(&self, client: u64, found: Result<Option<T>, Reply>) -> Result<Option<T>, Reply> {
+        match found {
+            Err(_) if self.is_waiting(client) => Ok(None),
+            found => found,
+        }
     }
 
     /// `key` changed: wake the longest-waiting taker other than `writer`, the longest-waiting

@@ -244,7 +244,7 @@ impl Engine {
         // A script running past the busy threshold refuses other clients' commands with BUSY.
         let refused = self.scripting.busy_reply(spec, args, now);
         if let Some(reply) = refused.or_else(|| self.precheck(client, index, spec, args, now, host, journal)) {
-            return self.refuse(client, reply, index, stat);
+            return self.refuse(client, reply, spec, index, stat);
         }
         if let Some(queue) = client.multi.as_mut().filter(|_| !spec.has(flags::TRANSACTION_CONTROL)) {
             queue.push(args.to_vec());
@@ -252,7 +252,7 @@ impl Engine {
         }
         let locks = match self.locks_to_run(spec, args, now, host) {
             Ok(locks) => locks,
-            Err(busy) => return self.refuse(client, busy, index, stat),
+            Err(busy) => return self.refuse(client, busy, spec, index, stat),
         };
         // Redis hides AUTH and HELLO from MONITOR: they carry passwords.
         if self.pubsub.has_monitors() && !matches!(spec.name, "auth" | "hello" | "monitor") {
@@ -473,15 +473,21 @@ impl Engine {
     }
 
     /// A refused command's outcome, counted as Redis counts rejections.
-    fn refuse(&self, client: &mut Client, reply: Reply, index: usize, stat: Option<usize>) -> Outcome {
+    fn refuse(
+        &self,
+        client: &mut Client,
+        reply: Reply,
+        spec: &CommandSpec,
+        index: usize,
+        stat: Option<usize>,
+    ) -> Outcome {
         if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
             stats.rejected.fetch_add(1, Ordering::Relaxed);
         }
-        let exec = self.table.all().get(index).is_some_and(|spec| spec.name == "exec");
         let reply = match client.multi.is_some() {
             // A refused EXEC (BUSY, OOM...) discards the transaction, as Redis's
             // `execCommandAbort` does, instead of leaving the client in it.
-            true if exec => {
+            true if spec.name == "exec" => {
                 client.multi = None;
                 client.multi_failed = false;
                 self.watches.unwatch_all(client);
@@ -1078,15 +1084,6 @@ impl<'a> Ctx<'a> {
             return None;
         }
         self.find_live(db, key, touch)
-    }
-
-    /// Whether `key`, one a blocking command waits on, now holds a type other than `C` and the
-    /// command runs again because a change woke it. Redis 7.0 serves a blocked client only
-    /// from keys of the type it waits for, so such a key leaves it waiting: the command
-    /// passes over the key as if it were empty, where its first run answers WRONGTYPE.
-    pub fn woken_to_other_type<C: Collection>(&mut self, key: &[u8]) -> bool {
-        let other_type = self.peek(key).is_some_and(|entry| C::view(&mut entry.value).is_none());
-        other_type && self.engine.blocked.is_waiting(self.client.id)
     }
 
     /// The collection of type `C` at `key` for reading (a hit or miss is counted): `None` if

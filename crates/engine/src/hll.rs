@@ -18,7 +18,6 @@ const REGISTER_MAX: u8 = 63;
 pub const DENSE_SIZE: usize = HEADER + REGISTERS * 6 / 8;
 const DENSE: u8 = 0;
 const SPARSE: u8 = 1;
-/// `hll-sparse-max-bytes`: past this a sparse HLL becomes dense.
 /// `hll-sparse-max-bytes`: a sparse HLL that would grow past this becomes dense.
 pub(crate) const SPARSE_MAX_BYTES: usize = 3000;
 const SPARSE_VAL_MAX_VALUE: u8 = 32;

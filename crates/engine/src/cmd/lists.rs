@@ -388,10 +388,17 @@ pub(crate) fn parse_mpop_tail(tail: &[Bytes]) -> Result<(End, usize), Reply> {
     Ok((end, count.unwrap_or(1)))
 }
 
+/// Whether the list at `key`, one a blocking command may wait on, has elements: a key of
+/// another type is WRONGTYPE, or passed over once a change woke the command
+/// ([`BlockRegistry::wrong_type_as_missing`](crate::blocking::BlockRegistry::wrong_type_as_missing)).
+fn waited_has_elements(ctx: &mut Ctx, key: &[u8]) -> Result<bool, Reply> {
+    Ok(ctx.engine.blocked.wrong_type_as_missing(ctx.client.id, existing(ctx, key))?.is_some())
+}
+
 /// The first non-empty list among `keys`: popped, as `[key, [elements]]`.
 pub(crate) fn mpop(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> CmdResult {
     for key in keys {
-        if !ctx.woken_to_other_type::<List>(key) && existing(ctx, key)?.is_some() {
+        if waited_has_elements(ctx, key)? {
             let popped = pop_elements(ctx, key, end, count)?;
             return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(popped)]));
         }
@@ -409,7 +416,7 @@ fn bpop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
     let (timeout, keys) = args.get(1..).and_then(<[Bytes]>::split_last).ok_or_else(errors::syntax)?;
     let deadline = parse_timeout(ctx, timeout)?;
     for key in keys {
-        if !ctx.woken_to_other_type::<List>(key) && existing(ctx, key)?.is_some() {
+        if waited_has_elements(ctx, key)? {
             let popped = pop_elements(ctx, key, end, 1)?;
             let element = popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk);
             return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), element]));
@@ -429,7 +436,7 @@ fn brpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn bmove_generic(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End, timeout: &[u8]) -> CmdResult {
     let deadline = parse_timeout(ctx, timeout)?;
-    if !ctx.woken_to_other_type::<List>(src) && existing(ctx, src)?.is_some() {
+    if waited_has_elements(ctx, src)? {
         return move_element(ctx, src, dst, from, to);
     }
     // Redis answers a null bulk at once inside MULTI, but a null array when a wait times

@@ -349,10 +349,8 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// That `key` holds group `group`. A blocked XREADGROUP woken because they went away (the
 /// key deleted, or now of another type) gets the errors Redis 7.0 unblocks it with.
 fn check_read_group(ctx: &mut Ctx, key: &[u8], group: &[u8]) -> Result<(), Reply> {
-    let found = match ctx.woken_to_other_type::<Stream>(key) {
-        true => None,
-        false => read(ctx, key)?.map(|s| s.groups.contains_key(group)),
-    };
+    let stream = ctx.engine.blocked.wrong_type_as_missing(ctx.client.id, read(ctx, key))?;
+    let found = stream.map(|s| s.groups.contains_key(group));
     let woken = ctx.engine.blocked.is_waiting(ctx.client.id);
     match found {
         Some(true) => Ok(()),

@@ -414,7 +414,8 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // IDs are resolved first (`$` = the stream's last ID now), checking every key's type.
     let mut after = Vec::with_capacity(parsed.keys.len());
     for (key, id) in parsed.keys.iter().zip(parsed.ids) {
-        let stream = if ctx.woken_to_other_type::<Stream>(key) { None } else { read(ctx, key)? };
+        // A key of another type is passed over once a change woke the command.
+        let stream = ctx.engine.blocked.wrong_type_as_missing(ctx.client.id, read(ctx, key))?;
         if &id[..] == b"$" {
             after.push(stream.map_or(StreamId::MIN, |s| s.last_id));
         } else if &id[..] == b">" {
@@ -427,10 +428,9 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let mut served = Vec::new();
     for (key, gt) in parsed.keys.iter().zip(&after) {
-        if ctx.woken_to_other_type::<Stream>(key) {
+        let Some(stream) = ctx.engine.blocked.wrong_type_as_missing(ctx.client.id, read(ctx, key))? else {
             continue;
-        }
-        let Some(stream) = read(ctx, key)? else { continue };
+        };
         if stream.last_entry_id() <= *gt || stream.is_empty() {
             continue;
         }

@@ -544,10 +544,8 @@ pub(crate) fn pop_first_nonempty(
     count: usize,
 ) -> Result<Option<Popped>, Reply> {
     for key in keys {
-        if ctx.woken_to_other_type::<ZSet>(key) {
-            continue;
-        }
-        let Some(set) = write(ctx, key)? else {
+        // A key of another type is passed over once a change woke the command.
+        let Some(set) = ctx.engine.blocked.wrong_type_as_missing(ctx.client.id, write(ctx, key))? else {
             continue;
         };
         let popped = set.pop(count, max);

@@ -876,14 +876,14 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
     Ok(table)
 }
 
-/// `redis.call` (`raise`: errors are raised) or `redis.pcall`, and `redis.acl_check_cmd`: the
-/// permanent functions scripts hold, calling what the current run put in `slot[name]`.
 /// Arguments on their way from `redis.call` (and `pcall`, `acl_check_cmd`) to the current
 /// run's function in the slot. Passed aside, not as call arguments: pushed a second time
 /// onto the Lua stack, which Lua 5.1 bounds at 8,000 slots for a C function, a call with
 /// more than about 4,000 arguments failed ("out of Lua stack"); Redis takes 7,999.
 type PendingArgs = Arc<parking_lot::Mutex<Option<MultiValue>>>;
 
+/// `redis.call` (`raise`: errors are raised) or `redis.pcall`, and `redis.acl_check_cmd`: the
+/// permanent functions scripts hold, calling what the current run put in `slot[name]`.
 fn slot_function(
     lua: &Lua,
     slot: &Table,
