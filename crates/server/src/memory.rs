@@ -220,11 +220,15 @@ pub fn set_limit(bytes: u64) {
 }
 
 /// Allocated memory, less `not_counted()` (the log's buffers, as Redis leaves out its AOF
-/// buffer), is over `maxmemory`. Asked before every command that may add data: without a
-/// limit, or under it, that is one or two atomic loads.
+/// buffer), is over `maxmemory`. Asked before every command: without a limit that is one
+/// load of a value that seldom changes; the allocation count, which every thread's
+/// allocations move, is read only when there is a limit.
 pub fn over_limit(not_counted: impl FnOnce() -> u64) -> bool {
-    let (limit, used) = (limit(), used());
-    limit > 0 && used > limit && used.saturating_sub(not_counted()) > limit
+    let limit = limit();
+    limit > 0 && {
+        let used = used();
+        used > limit && used.saturating_sub(not_counted()) > limit
+    }
 }
 
 #[cfg(test)]
