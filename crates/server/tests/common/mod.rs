@@ -594,6 +594,18 @@ pub fn on_both_in_resp2_and_resp3<T>(
 
 /// Poll `condition` every 20 ms until it returns true or `timeout` passes; returns whether
 /// it became true.
+/// Runs `scenario` on a fresh redis-server (whose lines must show each of `proofs`, or the
+/// scenario tests nothing) and then on a fresh StayKV, which must give the same lines.
+/// Without redis-server installed, [`Server::redis`] says so and nothing is checked.
+pub fn same_as_redis(scenario: fn(&Server) -> Vec<String>, proofs: &[&str]) {
+    let Some(redis) = Server::redis() else { return };
+    let expected = scenario(&redis);
+    for proof in proofs {
+        assert!(expected.iter().any(|line| line.contains(proof)), "{proof}: {expected:#?}");
+    }
+    assert_eq!(scenario(&Server::staykv()), expected);
+}
+
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
