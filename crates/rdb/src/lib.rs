@@ -71,7 +71,9 @@ mod writer;
 use std::io;
 
 pub use crate::crc64::crc64;
-pub use crate::dump::{decode_dump_payload, encode_dump_payload};
+pub use crate::dump::{
+    decode_dump_payload, decode_functions_payload, encode_dump_payload, encode_functions_payload, FunctionsPayloadError,
+};
 pub use crate::reader::{Location, Picked, RdbItem, RdbReader};
 pub use crate::stream::{
     RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId,

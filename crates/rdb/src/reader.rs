@@ -558,6 +558,29 @@ fn skip_object<R: BufRead>(src: &mut Src<R>, type_id: u8, type_offset: u64) -> R
     Ok(())
 }
 
+/// A Redis Function library after its opcode (`FUNCTION2`, or the 7.0-rc `FUNCTION_PRE_GA`),
+/// as the library source Redis itself keeps: `#!<engine> name=<name>` and the code.
+pub(crate) fn read_library<R: BufRead>(src: &mut Src<R>, kind: u8) -> Result<Vec<u8>, RdbError> {
+    if kind == opcode::FUNCTION2 {
+        return src.string("function library");
+    }
+    // The 7.0-rc format: name, engine, optional description, code.
+    let name = src.string("function library name")?;
+    let engine = src.string("function engine name")?;
+    if src.len("function description flag")? != 0 {
+        src.skip_string("function description")?;
+    }
+    let code = src.string("function library code")?;
+    let mut library = Vec::with_capacity(code.len() + name.len() + 16);
+    library.extend_from_slice(b"#!");
+    library.extend_from_slice(&engine);
+    library.extend_from_slice(b" name=");
+    library.extend_from_slice(&name);
+    library.push(b'\n');
+    library.extend_from_slice(&code);
+    Ok(library)
+}
+
 /// Whether a value is a collection with no elements (Redis discards such keys).
 pub(crate) fn is_empty_collection(v: &RdbValue) -> bool {
     match v {
@@ -800,26 +823,8 @@ impl<R: BufRead> RdbReader<R> {
                     self.src.len("module aux when")?;
                     skip_module_value(&mut self.src)?;
                 }
-                opcode::FUNCTION2 => {
-                    let code = self.src.string("function library")?;
-                    return Ok(Some(Picked::Item(RdbItem::Aux { key: b"function".to_vec(), value: code })));
-                }
-                opcode::FUNCTION_PRE_GA => {
-                    // Redis 7.0-rc format: name, engine, optional description, code.
-                    // Converted to the library source Redis itself would build.
-                    let name = self.src.string("function library name")?;
-                    let engine = self.src.string("function engine name")?;
-                    if self.src.len("function description flag")? != 0 {
-                        self.src.skip_string("function description")?;
-                    }
-                    let code = self.src.string("function library code")?;
-                    let mut value = Vec::with_capacity(code.len() + name.len() + 16);
-                    value.extend_from_slice(b"#!");
-                    value.extend_from_slice(&engine);
-                    value.extend_from_slice(b" name=");
-                    value.extend_from_slice(&name);
-                    value.push(b'\n');
-                    value.extend_from_slice(&code);
+                opcode::FUNCTION2 | opcode::FUNCTION_PRE_GA => {
+                    let value = read_library(&mut self.src, op)?;
                     return Ok(Some(Picked::Item(RdbItem::Aux { key: b"function".to_vec(), value })));
                 }
                 type_id => {

@@ -1,12 +1,12 @@
 //! Lua scripting against Debian's redis-server 7.0, byte for byte (issue 4): EVAL and the
 //! Lua↔RESP conversions in both protocols, error texts, `pcall`, KEYS/ARGV, the sandbox,
 //! `cjson`/`bit`/`struct`/`cmsgpack`, `redis.setresp(3)`, EVALSHA and SCRIPT
-//! LOAD/EXISTS/FLUSH, FUNCTION LOAD/FCALL/LIST/DELETE/STATS, every bullmq script compiling the
+//! LOAD/EXISTS/FLUSH, FUNCTION LOAD/FCALL/LIST/DELETE/STATS/DUMP/RESTORE, every bullmq script compiling the
 //! same way, and BUSY / SCRIPT KILL on a script running past the 5 s threshold.
 //!
 //! Both servers are fresh, so `math.random` (Redis's rand48, never reseeded) gives both the
 //! same sequence. Known, deliberate differences are left out of the cases: DEBUG (not a
-//! StayKV command), RESP3 big numbers (sent as bulk strings), FUNCTION DUMP/RESTORE, and the
+//! StayKV command), RESP3 big numbers (sent as bulk strings), and the
 //! order of several libraries or functions in FUNCTION LIST (Redis lists them in hash order,
 //! which changes from one process to the next; StayKV sorts them by name).
 //!
@@ -89,6 +89,116 @@ fn functions_match_redis() {
         &mut s,
     ));
     report("FUNCTION", &mismatches);
+}
+
+/// The payload of a bulk-string reply.
+fn bulk_body(reply: &[u8]) -> Vec<u8> {
+    let start = reply.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    assert!(reply.starts_with(b"$") && reply.len() >= start + 2, "not a bulk string: {reply:?}");
+    reply[start..reply.len() - 2].to_vec()
+}
+
+/// A FUNCTION DUMP payload of `body` (opcodes and RDB strings), checksummed as Redis does.
+fn checksummed(body: &[u8]) -> Vec<u8> {
+    let mut payload = body.to_vec();
+    payload.extend_from_slice(&10u16.to_le_bytes());
+    let crc = staykv_rdb::crc64(0, &payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    payload
+}
+
+/// A FUNCTION DUMP payload holding `libraries`' sources, uncompressed.
+fn functions_payload(libraries: &[&str]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for code in libraries {
+        let len = code.len();
+        assert!(len < 1 << 14, "the 6- and 14-bit length forms only");
+        body.push(245); // FUNCTION2
+        body.extend_from_slice(&[0x40 | (len >> 8) as u8, len as u8]);
+        body.extend_from_slice(code.as_bytes());
+    }
+    checksummed(&body)
+}
+
+const LIB_A: &str = "#!lua name=liba\nredis.register_function('fa', function() return 'a' end)";
+const LIB_B: &str = "#!lua name=libb\nredis.register_function{function_name='fb', callback=function(k) return k end, flags={'no-writes'}, description='b'}";
+
+/// FUNCTION DUMP and RESTORE: each server's payload restores into the other with the same
+/// libraries; the restore policies, name collisions (function names ignore case) and bad
+/// payloads answer as Redis's; a restore survives a kill -9.
+#[test]
+fn function_dump_and_restore_match_redis() {
+    let Some((redis, mut staykv)) = servers() else { return };
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    let dump_of = |c: &mut RawConn, libraries: &[&str]| {
+        c.cmd(&["FUNCTION", "FLUSH"]);
+        libraries.iter().for_each(|code| assert!(c.cmd(&["FUNCTION", "LOAD", code]).starts_with(b"$4")));
+        c.cmd(&["FUNCTION", "DUMP"])
+    };
+    let mut mismatches = Vec::new();
+    for libraries in [&[][..], &[LIB_A]] {
+        let (expected, got) = (dump_of(&mut r, libraries), dump_of(&mut s, libraries));
+        if expected != got {
+            mismatches.push(format!("DUMP of {libraries:?}: redis {expected:?} staykv {got:?}"));
+        }
+    }
+    // With two libraries Redis writes them in its hash order: each restores the other's.
+    let from_redis = bulk_body(&dump_of(&mut r, &[LIB_A, LIB_B]));
+    let from_staykv = bulk_body(&dump_of(&mut s, &[LIB_A, LIB_B]));
+    let one = bulk_body(&dump_of(&mut r, &[LIB_A]));
+    r.cmd(&["SET", "k", "v"]);
+    let key_payload = bulk_body(&r.cmd(&["DUMP", "k"]));
+    let twice = functions_payload(&[LIB_A, LIB_A]);
+    let clash =
+        functions_payload(&[LIB_A, "#!lua name=libc\nredis.register_function('FA', function() return 'c' end)"]);
+    let broken = functions_payload(&["#!lua name=libd\nsyntax error"]);
+    let cut_short = checksummed(&[245, 50, b'#', b'!']);
+    let other = "#!lua name=other\nredis.register_function('FA', function() return 'other' end)";
+    let replies = [(&mut r, &from_staykv), (&mut s, &from_redis)].map(|(conn, cross)| {
+        conn.cmd(&["FLUSHALL"]);
+        let cases: Vec<Vec<&[u8]>> = vec![
+            vec![b"FUNCTION", b"FLUSH"],
+            vec![b"FUNCTION", b"RESTORE", cross],
+            vec![b"FCALL", b"fa", b"0"],
+            vec![b"FCALL", b"FB", b"1", b"k"],
+            vec![b"FUNCTION", b"LIST", b"WITHCODE", b"LIBRARYNAME", b"liba"],
+            vec![b"FUNCTION", b"LIST", b"WITHCODE", b"LIBRARYNAME", b"libb"],
+            vec![b"FUNCTION", b"RESTORE", &one],
+            vec![b"FUNCTION", b"RESTORE", &one, b"append"],
+            vec![b"FUNCTION", b"RESTORE", &one, b"REPLACE"],
+            vec![b"FUNCTION", b"FLUSH"],
+            vec![b"FUNCTION", b"LOAD", other.as_bytes()],
+            vec![b"FUNCTION", b"RESTORE", &one],
+            vec![b"FUNCTION", b"RESTORE", &one, b"REPLACE"],
+            vec![b"FCALL", b"fa", b"0"],
+            vec![b"FUNCTION", b"RESTORE", &one, b"FLUSH"],
+            vec![b"FCALL", b"fa", b"0"],
+            vec![b"FUNCTION", b"LIST"],
+            vec![b"FUNCTION", b"RESTORE", &one, b"bogus"],
+            vec![b"FUNCTION", b"RESTORE", &one, b"FLUSH", b"extra"],
+            vec![b"FUNCTION", b"RESTORE", b"garbage"],
+            vec![b"FUNCTION", b"RESTORE", &key_payload],
+            vec![b"FUNCTION", b"RESTORE", &twice],
+            vec![b"FUNCTION", b"RESTORE", &clash],
+            vec![b"FUNCTION", b"RESTORE", &broken],
+            vec![b"FUNCTION", b"RESTORE", &cut_short],
+            vec![b"FUNCTION", b"DUMP"],
+            vec![b"FCALL", b"fa", b"0"],
+        ];
+        cases.iter().map(|args| String::from_utf8_lossy(&conn.cmd_bytes(args)).into_owned()).collect::<Vec<_>>()
+    });
+    let [expected, got] = &replies;
+    for (i, (expected, got)) in expected.iter().zip(got).enumerate().filter(|(_, (e, g))| e != g) {
+        mismatches.push(format!("RESTORE case {i}: redis {expected:?} staykv {got:?}"));
+    }
+    report("FUNCTION DUMP/RESTORE", &mismatches);
+    let before = s.cmd(&["FUNCTION", "LIST", "WITHCODE"]);
+    drop(s);
+    staykv.kill();
+    staykv.restart();
+    let mut s = staykv.connect();
+    assert_eq!(s.cmd(&["FUNCTION", "LIST", "WITHCODE"]), before, "the restored library after kill -9");
+    assert_eq!(s.cmd(&["FCALL", "fa", "0"]), b"$1\r\na\r\n");
 }
 
 /// Every Lua script bullmq ships compiles (or fails to) exactly as in Redis. Skipped when the
@@ -581,6 +691,7 @@ const FUNCTION_CASES: &[&[&str]] = &[
     &["function", "load", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)"],
     &["function", "load", "replace", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return {keys, args} end)\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='a ro fn'}"],
     &["fcall", "myfunc", "1", "k", "a", "b"],
+    &["fcall", "MyFunc", "1", "k"],
     &["fcall", "ro", "1", "k"],
     &["fcall_ro", "myfunc", "0"],
     &["fcall_ro", "ro", "1", "k"],

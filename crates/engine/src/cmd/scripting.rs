@@ -15,7 +15,7 @@ use super::{arg, is, text};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::scripting::{eval_keys, EvalMode};
+use crate::scripting::{eval_keys, EvalMode, RestorePolicy};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("eval", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS, "scripting", eval).key_finder(eval_keys),
@@ -199,17 +199,7 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         s if is(s, "delete") => {
             scripting.function_delete(arg(args, 2)?)?;
-            // Logged as a flush and a reload of what remains: replay never fails, even on a
-            // data directory whose snapshot lost the deleted library.
-            ctx.propagate(vec![Bytes::from_static(b"FUNCTION"), Bytes::from_static(b"FLUSH")]);
-            for code in scripting.library_codes() {
-                ctx.propagate(vec![
-                    Bytes::from_static(b"FUNCTION"),
-                    Bytes::from_static(b"LOAD"),
-                    Bytes::from_static(b"REPLACE"),
-                    code,
-                ]);
-            }
+            propagate_libraries(ctx);
             Ok(Reply::Ok)
         }
         s if is(s, "flush") => {
@@ -246,9 +236,41 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         s if is(s, "stats") => Ok(scripting.function_stats(ctx.now)),
         s if is(s, "kill") => scripting.kill(false, ctx.now),
         s if is(s, "help") => Ok(super::help(FUNCTION_HELP)),
-        s if is(s, "dump") || is(s, "restore") => {
-            Err(Reply::Error(format!("ERR FUNCTION {} is not supported by StayKV", text(s).to_ascii_uppercase())))
+        s if is(s, "dump") => {
+            let codes = scripting.library_codes();
+            Ok(Reply::Bulk(staykv_rdb::encode_functions_payload(codes.iter().map(|c| &c[..])).into()))
+        }
+        s if is(s, "restore") => {
+            let policy = match args.get(3..).unwrap_or_default() {
+                [] => RestorePolicy::Append,
+                [p] if is(p, "append") => RestorePolicy::Append,
+                [p] if is(p, "replace") => RestorePolicy::Replace,
+                [p] if is(p, "flush") => RestorePolicy::Flush,
+                [_] => {
+                    return Err(err("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."))
+                }
+                _ => return Err(crate::errors::subcommand_syntax(s, "function")),
+            };
+            let codes = staykv_rdb::decode_functions_payload(arg(args, 2)?)
+                .map_err(|e| Reply::Error(format!("ERR {}", e.message())))?;
+            scripting.function_restore(&codes, policy)?;
+            propagate_libraries(ctx);
+            Ok(Reply::Ok)
         }
         s => Err(errors::unknown_subcommand(s, "function")),
+    }
+}
+
+/// Logs a change to the libraries as a flush and a reload of every library loaded now:
+/// replay never fails, even on a data directory whose snapshot lost a library since gone.
+fn propagate_libraries(ctx: &mut Ctx) {
+    ctx.propagate(vec![Bytes::from_static(b"FUNCTION"), Bytes::from_static(b"FLUSH")]);
+    for code in ctx.engine.scripting.library_codes() {
+        ctx.propagate(vec![
+            Bytes::from_static(b"FUNCTION"),
+            Bytes::from_static(b"LOAD"),
+            Bytes::from_static(b"REPLACE"),
+            code,
+        ]);
     }
 }

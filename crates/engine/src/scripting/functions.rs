@@ -6,6 +6,7 @@
 //! fields visible; the functions it registers are kept with their flags and description and
 //! run by FCALL with `(keys, args)`. Libraries are listed by name.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use mlua::{ChunkMode, Function, Lua, MultiValue, Value};
 use staykv_resp::Reply;
 
 use super::libutil::LibResult;
-use super::{convert, lua_error_text, split_keys, value_text, Run, ScriptFlags, Scripting, LOAD_BUDGET_TICKS};
+use super::{convert, lua_error_text, split_keys, value_text, Run, ScriptFlags, Scripting, State, LOAD_BUDGET_TICKS};
 use crate::errors::err;
 use crate::exec::Ctx;
 
@@ -55,6 +56,12 @@ struct LoadCtx {
 
 const BAD_NAME: &str =
     "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+/// A function's key in the index FCALL looks names up in: function names are ASCII, and
+/// FCALL finds them whatever their case, as Redis's function dictionary compares them.
+fn index_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
 
 fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
@@ -192,6 +199,45 @@ fn parse_metadata(code: &[u8]) -> Result<(String, &[u8]), Reply> {
     Ok((String::from_utf8_lossy(&name).into_owned(), code.get(end..).unwrap_or_default()))
 }
 
+/// What FUNCTION RESTORE does with the libraries already loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestorePolicy {
+    /// They stay; a library of the same name fails the restore (the default).
+    Append,
+    /// They stay, but a library of the same name is replaced.
+    Replace,
+    /// They all go first.
+    Flush,
+}
+
+/// Adds libraries to those loaded (Redis's `libraryJoin`): a library of the same name is
+/// replaced if `replace`, else refused; a function another library keeps is refused. Nothing
+/// changes on a refusal.
+fn join(state: &mut State, incoming: BTreeMap<String, Library>, replace: bool) -> Result<(), Reply> {
+    if let Some(name) = incoming.keys().find(|name| state.libraries.contains_key(*name)).filter(|_| !replace) {
+        return Err(Reply::Error(format!("ERR Library {name} already exists")));
+    }
+    for f in incoming.values().flat_map(|l| &l.functions) {
+        if state.function_index.get(&index_key(&f.name)).is_some_and(|owner| !incoming.contains_key(owner)) {
+            return Err(Reply::Error(format!("ERR Function {} already exists", f.name)));
+        }
+    }
+    for (name, library) in incoming {
+        if let Some(old) = state.libraries.remove(&name) {
+            for f in old.functions {
+                state.function_index.remove(&index_key(&f.name));
+            }
+        }
+        for f in &library.functions {
+            // As Redis's dictAdd: of two names in one library that differ only in case, the
+            // first registered is the one FCALL finds.
+            state.function_index.entry(index_key(&f.name)).or_insert_with(|| name.clone());
+        }
+        state.libraries.insert(name, library);
+    }
+    Ok(())
+}
+
 impl Scripting {
     /// `FUNCTION LOAD [REPLACE]`: returns the library name.
     pub fn function_load(&self, code: &Bytes, replace: bool) -> Result<String, Reply> {
@@ -201,6 +247,46 @@ impl Scripting {
         if state.libraries.contains_key(&name) && !replace {
             return Err(Reply::Error(format!("ERR Library '{name}' already exists")));
         }
+        let library = self.compile_library(state, code, body)?;
+        join(state, BTreeMap::from([(name.clone(), library)]), true)?;
+        self.note_functions_footprint(state);
+        Ok(name)
+    }
+
+    /// `FUNCTION RESTORE`: the libraries of a FUNCTION DUMP payload (their sources) join
+    /// those loaded as `policy` says, or none does.
+    pub fn function_restore(&self, codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), Reply> {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let mut incoming: BTreeMap<String, Library> = BTreeMap::new();
+        for code in codes {
+            let code = Bytes::copy_from_slice(code);
+            let (name, body) = parse_metadata(&code)?;
+            if incoming.contains_key(&name) {
+                return Err(Reply::Error(format!("ERR Library '{name}' already exists")));
+            }
+            let library = self.compile_library(state, &code, body)?;
+            if let Some(f) = library
+                .functions
+                .iter()
+                .find(|f| incoming.values().flat_map(|l| &l.functions).any(|g| g.name.eq_ignore_ascii_case(&f.name)))
+            {
+                return Err(Reply::Error(format!("ERR Function {} already exists", f.name)));
+            }
+            incoming.insert(name, library);
+        }
+        if policy == RestorePolicy::Flush {
+            state.libraries.clear();
+            state.function_index.clear();
+        }
+        join(state, incoming, policy == RestorePolicy::Replace)?;
+        self.note_functions_footprint(state);
+        Ok(())
+    }
+
+    /// Runs a library's code (`body`, after its `#!lua` line) in the functions Lua state and
+    /// returns what it registered.
+    fn compile_library(&self, state: &mut State, code: &Bytes, body: &[u8]) -> Result<Library, Reply> {
         let vm = self.vm(&mut state.functions, true)?;
         let lua = &vm.lua;
         let compiled = lua
@@ -242,22 +328,7 @@ impl Scripting {
         if registered.functions.is_empty() {
             return Err(err("ERR No functions registered"));
         }
-        for f in &registered.functions {
-            if state.function_index.get(&f.name).is_some_and(|lib| *lib != name) {
-                return Err(Reply::Error(format!("ERR Function {} already exists", f.name)));
-            }
-        }
-        if let Some(old) = state.libraries.remove(&name) {
-            for f in old.functions {
-                state.function_index.remove(&f.name);
-            }
-        }
-        for f in &registered.functions {
-            state.function_index.insert(f.name.clone(), name.clone());
-        }
-        state.libraries.insert(name.clone(), Library { code: code.clone(), functions: registered.functions });
-        self.note_functions_footprint(state);
-        Ok(name)
+        Ok(Library { code: code.clone(), functions: registered.functions })
     }
 
     /// FUNCTION DELETE.
@@ -266,7 +337,7 @@ impl Scripting {
         let name = String::from_utf8_lossy(name).into_owned();
         let library = state.libraries.remove(&name).ok_or_else(|| err("ERR Library not found"))?;
         for f in library.functions {
-            state.function_index.remove(&f.name);
+            state.function_index.remove(&index_key(&f.name));
         }
         self.note_functions_footprint(&state);
         Ok(())
@@ -374,12 +445,13 @@ impl Scripting {
         let name = String::from_utf8_lossy(args.get(1).map(|a| &a[..]).unwrap_or_default()).into_owned();
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        let library = state.function_index.get(&name).cloned().ok_or_else(|| err("ERR Function not found"))?;
+        let library =
+            state.function_index.get(&index_key(&name)).cloned().ok_or_else(|| err("ERR Function not found"))?;
         let (keys, argv) = split_keys(args, "ERR Bad number of keys provided")?;
         let def = state
             .libraries
             .get(&library)
-            .and_then(|l| l.functions.iter().find(|f| f.name == name))
+            .and_then(|l| l.functions.iter().find(|f| f.name.eq_ignore_ascii_case(&name)))
             .ok_or_else(|| err("ERR Function not found"))?;
         let (function, flags) = (def.function.clone(), def.flags);
         if !flags.has(ScriptFlags::NO_WRITES) && read_only {

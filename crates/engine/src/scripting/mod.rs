@@ -49,7 +49,7 @@ use crate::errors::err;
 use crate::exec::Ctx;
 use libutil::ScriptError;
 
-pub use functions::FunctionInfo;
+pub use functions::{FunctionInfo, RestorePolicy};
 
 const PRELUDE: &str = include_str!("prelude.lua");
 /// Chunk name of the prelude: error positions skip its frames.

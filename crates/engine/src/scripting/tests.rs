@@ -357,6 +357,11 @@ fn functions() {
     );
     assert_eq!(s.cmd(&["FCALL_RO", "ro", "1", "k"]), "$-1\r\n");
     assert_eq!(s.cmd(&["FCALL", "nosuch", "0"]), "-ERR Function not found\r\n");
+    assert_eq!(s.cmd(&["FCALL", "MyFunc", "0"]), "*2\r\n*0\r\n*0\r\n", "function names ignore case");
+    assert_eq!(
+        s.cmd(&["FUNCTION", "LOAD", "#!lua name=y\nredis.register_function('MYFUNC', function() return 1 end)"]),
+        "-ERR Function MYFUNC already exists\r\n"
+    );
     assert_eq!(
         s.cmd(&["FUNCTION", "LIST"]),
         "*1\r\n*6\r\n$12\r\nlibrary_name\r\n$5\r\nmylib\r\n$6\r\nengine\r\n$3\r\nLUA\r\n$9\r\nfunctions\r\n*2\r\n*6\r\n$4\r\nname\r\n$6\r\nmyfunc\r\n$11\r\ndescription\r\n$-1\r\n$5\r\nflags\r\n*0\r\n*6\r\n$4\r\nname\r\n$2\r\nro\r\n$11\r\ndescription\r\n$7\r\na ro fn\r\n$5\r\nflags\r\n*1\r\n+no-writes\r\n"
