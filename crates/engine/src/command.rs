@@ -99,6 +99,9 @@ pub struct CommandSpec {
     /// A container's subcommands with their arities (Redis's arity rules, counting the
     /// command name): checked before the handler runs, see [`CommandSpec::subcommand_refusal`].
     pub subcommands: &'static [(&'static str, i32)],
+    /// Flags some subcommands have over the container's own: Redis 7.0 flags FUNCTION LOAD
+    /// `write denyoom`, FUNCTION LIST neither.
+    pub subcommand_flags: &'static [(&'static str, u32)],
 }
 
 impl CommandSpec {
@@ -115,6 +118,7 @@ impl CommandSpec {
             handler,
             key_finder: None,
             subcommands: &[],
+            subcommand_flags: &[],
         }
     }
 
@@ -127,6 +131,11 @@ impl CommandSpec {
 
     pub const fn subcommands(mut self, subcommands: &'static [(&'static str, i32)]) -> Self {
         self.subcommands = subcommands;
+        self
+    }
+
+    pub const fn subcommand_flags(mut self, flags: &'static [(&'static str, u32)]) -> Self {
+        self.subcommand_flags = flags;
         self
     }
 
@@ -149,7 +158,23 @@ impl CommandSpec {
     /// read-only script, a paused or a failing-disk server runs it).
     pub fn writes(&self, args: &[Bytes]) -> bool {
         let help = || !self.subcommands.is_empty() && args.get(1).is_some_and(|sub| sub.eq_ignore_ascii_case(b"help"));
-        self.is_write() && !help()
+        self.runs_with(flags::WRITE, args) && !help()
+    }
+
+    /// Whether running `args` is refused over `maxmemory` (the DENYOOM flag).
+    pub fn denies_oom(&self, args: &[Bytes]) -> bool {
+        self.runs_with(flags::DENYOOM, args)
+    }
+
+    /// Whether running `args` has `flag`: the command has it or, for a container, the
+    /// subcommand `args` names.
+    pub fn runs_with(&self, flag: u32, args: &[Bytes]) -> bool {
+        if self.has(flag) {
+            return true;
+        }
+        let Some(sub) = args.get(1).filter(|_| !self.subcommand_flags.is_empty()) else { return false };
+        let own = self.subcommand_flags.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()));
+        own.is_some_and(|(_, flags)| flags & flag != 0)
     }
 
     /// Whether `argc` arguments (the name included) fit the arity.

@@ -380,14 +380,14 @@ impl Engine {
     ///   but can still be ended.
     fn write_flags(&self, client: &Client, spec: &CommandSpec, args: &[Bytes]) -> (bool, bool) {
         let Some(queue) = client.multi.as_ref() else {
-            return (spec.writes(args), spec.has(flags::DENYOOM));
+            return (spec.writes(args), spec.denies_oom(args));
         };
         if spec.name != "exec" {
             return (spec.writes(args), !matches!(spec.name, "discard" | "quit" | "reset"));
         }
         let queued = queue.iter().filter_map(|args| Some((self.table.lookup(args.first()?)?.1, args)));
         queued.fold((false, false), |(writes, deny_oom), (spec, args)| {
-            (writes || spec.writes(args), deny_oom || spec.has(flags::DENYOOM))
+            (writes || spec.writes(args), deny_oom || spec.denies_oom(args))
         })
     }
 
@@ -1472,11 +1472,9 @@ impl<'a> Ctx<'a> {
                 return Reply::Error(text);
             }
         }
-        // Inside EXEC or a script the shards are locked, so nothing is evicted here (as in
-        // Redis, eviction happens before the transaction or script starts).
-        if spec.has(flags::DENYOOM) && self.host.over_memory_limit() {
-            return errors::oom();
-        }
+        // No maxmemory check here: as in Redis, EXEC was refused whole before it started if
+        // any of its commands could be, and a script's calls are checked by its own rules
+        // (`scripting::CallRules`).
         let stat = self.engine.table.stat_index(index, args);
         if let Some(stats) = stat.and_then(|stat| self.engine.counters.command(stat)) {
             stats.calls.fetch_add(1, Ordering::Relaxed);

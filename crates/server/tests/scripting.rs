@@ -636,6 +636,9 @@ const EVAL_CASES: &[&[&str]] = &[
     &["eval", "return {cmsgpack.unpack_limit(string.char(1,2), 0, 1)}", "0"],
     &["eval", "return {cmsgpack.unpack_limit(string.char(1,2), -1)}", "0"],
     &["eval", "return {cmsgpack.unpack_one(string.char(1,2), 'x')}", "0"],
+    // CLUSTER RESET is the one CLUSTER subcommand Redis flags `noscript`.
+    &["eval", "return redis.pcall('cluster', 'reset')", "0"],
+    &["eval", "return redis.pcall('cluster', 'info')", "0"],
 ];
 
 const CONVERSION_CASES: &[&[&str]] = &[

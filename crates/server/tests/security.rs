@@ -791,6 +791,13 @@ fn maxmemory_noeviction_refuses_writes_and_loses_nothing() {
     }
 }
 
+/// INFO's counts of error replies: in all, and by error code.
+fn error_counts(conn: &mut RawConn) -> Vec<String> {
+    let stats = conn.cmd_text(&["INFO", "stats"]) + &conn.cmd_text(&["INFO", "errorstats"]);
+    let counted = ["total_error_replies", "errorstat_"];
+    stats.lines().filter(|line| counted.iter().any(|name| line.starts_with(name))).map(String::from).collect()
+}
+
 /// A transaction that would write, whose EXEC comes once memory is over `maxmemory`, is
 /// discarded whole (EXECABORT, with the OOM error), as Redis refuses a transaction by the
 /// flags of its commands; and over `maxmemory` a transaction queues nothing, as in Redis.
@@ -809,15 +816,76 @@ fn transaction_over_maxmemory(server: &Server) -> Vec<String> {
     step(&mut transaction, &["GET", "a"]);
     step(&mut transaction, &["EXEC"]);
     step(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]);
-    let stats = admin.cmd_text(&["INFO", "stats"]) + &admin.cmd_text(&["INFO", "errorstats"]);
-    let counted = ["total_error_replies", "errorstat_"];
-    seen.extend(stats.lines().filter(|line| counted.iter().any(|name| line.starts_with(name))).map(String::from));
+    seen.extend(error_counts(&mut admin));
     seen
 }
 
 #[test]
 fn a_transaction_that_would_write_past_maxmemory_is_discarded_as_in_redis() {
     common::same_as_redis(transaction_over_maxmemory, &["EXECABORT Transaction discarded because of: OOM"]);
+}
+
+/// Scripts and subcommands past `maxmemory`, by Redis's rules: a script with declared flags
+/// is refused up front unless it declared `allow-oom` (or `no-writes`); an EVAL without a
+/// shebang runs, its commands that may add data refused until its first write; FUNCTION
+/// LOAD/RESTORE and XGROUP CREATE/CREATECONSUMER are refused, the other subcommands not.
+fn scripts_and_subcommands_over_maxmemory(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let mut seen = Vec::new();
+    let library = "#!lua name=lib\nredis.register_function('plain', function() return redis.call('set', 'p', '1') end)\nredis.register_function{function_name='allowed', callback=function() return redis.call('set', 'a', '1') end, flags={'allow-oom'}}";
+    conn.cmd(&["FUNCTION", "LOAD", library]);
+    let payload = conn.cmd_bytes(&[b"FUNCTION", b"DUMP"]);
+    let payload = &payload[payload.iter().position(|&b| b == b'\n').unwrap() + 1..payload.len() - 2];
+    conn.cmd(&["XADD", "s", "1-1", "f", "v"]);
+    conn.cmd(&["XGROUP", "CREATE", "s", "g0", "0"]);
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    let steps: &[&[&str]] = &[
+        &["CONFIG", "SET", "maxmemory", "1"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "s", "g0", "c"],
+        &["XGROUP", "DELCONSUMER", "s", "g0", "c"],
+        &["XGROUP", "DESTROY", "s", "g0"],
+        &["EVAL", "return redis.call('set', 'x', '1')", "0"],
+        &["EVAL", "return redis.pcall('set', 'x', '1')", "0"],
+        &["EVAL", "redis.call('del', 'nosuch') return redis.call('set', 'x', '1')", "0"],
+        &["EVAL", "#!lua\nreturn 1", "0"],
+        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'x')", "0"],
+        &["EVAL", "#!lua flags=allow-oom\nreturn redis.call('set', 'y', '1')", "0"],
+        &["FCALL", "plain", "0"],
+        &["FCALL_RO", "plain", "0"],
+        &["FCALL", "allowed", "0"],
+        &["FUNCTION", "LOAD", "REPLACE", library],
+        &["FUNCTION", "LIST", "LIBRARYNAME", "nosuch"],
+        &["FUNCTION", "DELETE", "lib"],
+        &["MULTI"],
+        &["EVAL", "return 1", "0"],
+        &["DISCARD"],
+        &["CONFIG", "SET", "maxmemory", "0"],
+    ];
+    for args in steps {
+        seen.push(format!("{args:?} -> {}", conn.cmd_text(args)));
+    }
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    let restore = conn.cmd_bytes(&[b"FUNCTION", b"RESTORE", payload]);
+    seen.push(format!("FUNCTION RESTORE -> {}", String::from_utf8_lossy(&restore)));
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    seen.push(format!("MGET -> {}", conn.cmd_text(&["MGET", "x", "y", "p", "a"])));
+    seen.extend(error_counts(&mut conn));
+    seen
+}
+
+#[test]
+fn scripts_and_subcommands_past_maxmemory_are_refused_as_in_redis() {
+    common::same_as_redis(
+        scripts_and_subcommands_over_maxmemory,
+        &[
+            "'maxmemory'. script:",
+            r#"["FCALL", "allowed", "0"] -> OK"#,
+            "FUNCTION RESTORE -> -OOM",
+            r#"["XGROUP", "DESTROY", "s", "g0"] -> 1"#,
+            "errorstat_OOM:count=10",
+        ],
+    );
 }
 
 /// Lowering `maxmemory` under what is used evicts at once, as in Redis, with the `evicted`

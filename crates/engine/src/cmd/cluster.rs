@@ -13,7 +13,9 @@ use crate::errors::err;
 use crate::exec::Ctx;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("cluster", -2, 0, "cluster", cluster_disabled).subcommands(CLUSTER_SUBCOMMANDS),
+    CommandSpec::new("cluster", -2, 0, "cluster", cluster_disabled)
+        .subcommands(CLUSTER_SUBCOMMANDS)
+        .subcommand_flags(&[("reset", NOSCRIPT)]),
     CommandSpec::new("readonly", 1, LOADING | STALE | FAST, "connection", cluster_disabled),
     CommandSpec::new("readwrite", 1, LOADING | STALE | FAST, "connection", cluster_disabled),
     CommandSpec::new("asking", 1, FAST, "connection", cluster_disabled),

@@ -30,7 +30,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("fcall_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", fcall_ro)
         .key_finder(eval_keys),
     CommandSpec::new("script", -2, NOSCRIPT, "scripting", script).subcommands(SCRIPT_SUBCOMMANDS),
-    CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function).subcommands(FUNCTION_SUBCOMMANDS),
+    CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function)
+        .subcommands(FUNCTION_SUBCOMMANDS)
+        .subcommand_flags(&[
+            ("load", WRITE | DENYOOM),
+            ("restore", WRITE | DENYOOM),
+            ("delete", WRITE),
+            ("flush", WRITE),
+        ]),
 ];
 
 /// The FUNCTION subcommands StayKV has, with Redis 7's arities (checked before the handler).

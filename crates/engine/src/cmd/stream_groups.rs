@@ -33,7 +33,10 @@ use crate::num::{i64_bytes, parse_i64};
 use crate::stream::{Group, Stream, StreamId, INVALID_ENTRIES_READ};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("xgroup", -2, WRITE, "stream", xgroup).keys(2, 2, 1).subcommands(XGROUP_SUBCOMMANDS),
+    CommandSpec::new("xgroup", -2, WRITE, "stream", xgroup)
+        .keys(2, 2, 1)
+        .subcommands(XGROUP_SUBCOMMANDS)
+        .subcommand_flags(&[("create", DENYOOM), ("createconsumer", DENYOOM)]),
     CommandSpec::new("xreadgroup", -7, WRITE, "stream", xreadgroup).key_finder(xread_keys),
     CommandSpec::new("xack", -4, WRITE | FAST, "stream", xack).keys(1, 1, 1),
     CommandSpec::new("xpending", -3, READONLY, "stream", xpending).keys(1, 1, 1),

@@ -14,7 +14,9 @@ use mlua::{ChunkMode, Function, Lua, MultiValue, Value};
 use staykv_resp::Reply;
 
 use super::libutil::LibResult;
-use super::{convert, lua_error_text, split_keys, value_text, Run, ScriptFlags, Scripting, State, LOAD_BUDGET_TICKS};
+use super::{
+    convert, lua_error_text, split_keys, value_text, CallRules, Run, ScriptFlags, Scripting, State, LOAD_BUDGET_TICKS,
+};
 use crate::errors::err;
 use crate::exec::Ctx;
 
@@ -454,12 +456,9 @@ impl Scripting {
             .and_then(|l| l.functions.iter().find(|f| f.name.eq_ignore_ascii_case(&name)))
             .ok_or_else(|| err("ERR Function not found"))?;
         let (function, flags) = (def.function.clone(), def.flags);
-        if !flags.has(ScriptFlags::NO_WRITES) && read_only {
-            return Err(err("ERR Can not execute a script with write flag using *_ro command."));
-        }
-        let read_only = read_only || flags.has(ScriptFlags::NO_WRITES);
+        let rules = CallRules::at_start(ctx, Some(flags), read_only)?;
         let vm = self.vm(&mut state.functions, true)?;
-        let run = Run { name, is_eval: false, read_only, argv: args.to_vec() };
+        let run = Run { name, is_eval: false, rules, argv: args.to_vec() };
         Ok(self.run(vm, ctx, &function, keys, argv, run))
     }
 }

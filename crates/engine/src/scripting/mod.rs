@@ -495,17 +495,9 @@ impl Scripting {
         }
         let flags = state.scripts.get(&sha).map(|s| s.flags).ok_or_else(noscript)?;
         let function = state.scripts.get(&sha).map(|s| s.function.clone()).ok_or_else(noscript)?;
-        let read_only = match flags {
-            None => mode.read_only,
-            Some(f) => {
-                if !f.has(ScriptFlags::NO_WRITES) && mode.read_only {
-                    return Err(err("ERR Can not execute a script with write flag using *_ro command."));
-                }
-                mode.read_only || f.has(ScriptFlags::NO_WRITES)
-            }
-        };
+        let rules = CallRules::at_start(ctx, flags, mode.read_only)?;
         let vm = self.vm(&mut state.eval, false)?;
-        let run = Run { name: sha, is_eval: true, read_only, argv: args.to_vec() };
+        let run = Run { name: sha, is_eval: true, rules, argv: args.to_vec() };
         Ok(self.run(vm, ctx, &function, keys, argv, run))
     }
 
@@ -556,14 +548,14 @@ impl Scripting {
             vm.globals.raw_set("KEYS", keys_table.clone())?;
             vm.globals.raw_set("ARGV", argv_table.clone())?;
         }
-        let read_only = run.read_only;
+        let rules = run.rules;
         // Both functions reach the caller's context; they never run inside each other.
         let ctx = std::cell::RefCell::new(ctx);
         let pending = &vm.pending;
         let args_of = |args: MultiValue| pending.lock().take().unwrap_or(args);
         let outcome: MultiValue = lua.scope(|scope| {
             let call = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow_mut() {
-                Ok(mut ctx) => redis_call(lua, &mut ctx, args_of(args), read_only, wrote),
+                Ok(mut ctx) => redis_call(lua, &mut ctx, args_of(args), rules, wrote),
                 Err(_) => Err(mlua::Error::RecursiveMutCallback),
             })?;
             let acl = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow() {
@@ -621,8 +613,42 @@ struct Run {
     /// The sha (EVAL) or function name (FCALL), as error texts name it.
     name: String,
     is_eval: bool,
-    read_only: bool,
+    rules: CallRules,
     argv: Vec<Bytes>,
+}
+
+/// What a run's `redis.call`s may do, fixed when it starts.
+#[derive(Debug, Clone, Copy)]
+struct CallRules {
+    /// Writes are refused (`*_RO`, or a script that declared `no-writes`).
+    read_only: bool,
+    /// The server was past `maxmemory` when the run started and the script did not declare
+    /// `allow-oom`: a command that may add data is refused until the run's first write, after
+    /// which stopping halfway would do more harm (Redis's `scriptVerifyOOM`).
+    deny_oom: bool,
+}
+
+impl CallRules {
+    /// Redis's checks before a run (`processCommand` with the script's flags, then
+    /// `scriptPrepareForRun`). `declared` is `None` for an EVAL without a shebang line, which
+    /// runs as before Redis 7.0: may write, and is refused nothing past `maxmemory` up front.
+    /// A script that declared flags is refused past `maxmemory` unless it declared
+    /// `allow-oom` or `no-writes`, and one that may write is refused by the `*_RO` commands.
+    fn at_start(ctx: &Ctx, declared: Option<ScriptFlags>, ro_command: bool) -> Result<CallRules, Reply> {
+        let over_memory = ctx.host.over_memory_limit();
+        let Some(flags) = declared else { return Ok(CallRules { read_only: ro_command, deny_oom: over_memory }) };
+        let no_writes = flags.has(ScriptFlags::NO_WRITES);
+        if over_memory && !no_writes && !flags.has(ScriptFlags::ALLOW_OOM) {
+            return Err(crate::errors::oom());
+        }
+        if ro_command && !no_writes {
+            return Err(err("ERR Can not execute a script with write flag using *_ro command."));
+        }
+        Ok(CallRules {
+            read_only: ro_command || no_writes,
+            deny_oom: over_memory && !flags.has(ScriptFlags::ALLOW_OOM),
+        })
+    }
 }
 
 fn noscript() -> Reply {
@@ -755,7 +781,7 @@ fn redis_call(
     lua: &Lua,
     ctx: &mut Ctx,
     args: MultiValue,
-    read_only: bool,
+    rules: CallRules,
     wrote: &AtomicBool,
 ) -> mlua::Result<(Value, bool)> {
     let argv = match lua_args(lua, args)? {
@@ -765,12 +791,14 @@ fn redis_call(
     let engine = ctx.engine;
     // Counted here, as Redis counts a refused call; the script's own error reply, if this
     // ends it, is then not counted again.
-    let refuse = |text: &str| -> mlua::Result<(Value, bool)> {
-        let t = convert::plain_error_table(lua, text)?;
+    let refuse_with = |error: Reply| -> mlua::Result<(Value, bool)> {
+        let text = error.error_text().unwrap_or_default();
+        let t = convert::plain_error_table(lua, &format!("-{text}"))?;
         t.raw_set("ignore_error_stats_update", true)?;
-        engine.counters.record_error(&format!("ERR {text}"));
+        engine.counters.record_error(&text);
         Ok((Value::Table(t), true))
     };
+    let refuse = |text: &str| refuse_with(Reply::Error(format!("ERR {text}")));
     let Some((_, spec)) = argv.first().and_then(|name| ctx.engine.table.lookup(name)) else {
         return refuse("Unknown Redis command called from script");
     };
@@ -782,11 +810,14 @@ fn redis_call(
     if !spec.arity_ok(argv.len()) || matches!(sub, Subcommand::WrongArity(_)) {
         return refuse("Wrong number of args calling Redis command from script");
     }
-    if spec.has(flags::NOSCRIPT) || DENIED_IN_SCRIPTS.contains(&spec.name) {
+    if spec.runs_with(flags::NOSCRIPT, &argv) || DENIED_IN_SCRIPTS.contains(&spec.name) {
         return refuse("This Redis command is not allowed from script");
     }
-    if read_only && (spec.writes(&argv) || MAY_REPLICATE.contains(&spec.name)) {
+    if rules.read_only && (spec.writes(&argv) || MAY_REPLICATE.contains(&spec.name)) {
         return refuse("Write commands are not allowed from read-only scripts.");
+    }
+    if rules.deny_oom && !wrote.load(Ordering::Acquire) && spec.denies_oom(&argv) {
+        return refuse_with(crate::errors::oom());
     }
     if spec.writes(&argv) {
         wrote.store(true, Ordering::Release);
