@@ -592,8 +592,6 @@ pub fn on_both_in_resp2_and_resp3<T>(
         .collect()
 }
 
-/// Poll `condition` every 20 ms until it returns true or `timeout` passes; returns whether
-/// it became true.
 /// Runs `scenario` on a fresh redis-server (whose lines must show each of `proofs`, or the
 /// scenario tests nothing) and then on a fresh StayKV, which must give the same lines.
 /// Without redis-server installed, [`Server::redis`] says so and nothing is checked.
@@ -606,6 +604,8 @@ pub fn same_as_redis(scenario: fn(&Server) -> Vec<String>, proofs: &[&str]) {
     assert_eq!(scenario(&Server::staykv()), expected);
 }
 
+/// Poll `condition` every 20 ms until it returns true or `timeout` passes; returns whether
+/// it became true.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
