@@ -47,6 +47,10 @@ pub mod flags {
     /// Runs a Lua script (EVAL, FCALL and their variants): its own keys are not what it reads,
     /// the script's calls are (client-side caching remembers those). Not a Redis flag.
     pub const RUNS_SCRIPT: u32 = 1 << 17;
+    /// Redis's `may-replicate`: no write, but something that goes to the log or replicas
+    /// (PUBLISH, PFCOUNT's cache update, a script without flags), so CLIENT PAUSE WRITE holds
+    /// it back and a read-only script may not call it. Redis 7.0's COMMAND INFO does not show it.
+    pub const MAY_REPLICATE: u32 = 1 << 18;
 
     pub(crate) const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

@@ -5,12 +5,14 @@
 //! The engine keeps the state and answers "does this command wait now?"; the server does the
 //! waiting, off its async workers, as it does for a running script.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::command::CommandSpec;
+use crate::command::{flags, CommandSpec};
+use crate::scripting::ScriptFlags;
+use crate::Engine;
 
 /// No pause: its deadline is in the past.
 const NONE: u64 = 0;
@@ -23,6 +25,8 @@ pub struct ClientPause {
     all: AtomicBool,
     /// Serialises pause and unpause, which read-modify-write both fields.
     change: Mutex<()>,
+    /// Clients whose command waits for the pause to end.
+    held: AtomicUsize,
 }
 
 impl ClientPause {
@@ -53,18 +57,62 @@ impl ClientPause {
         self.until_ms.load(Ordering::Acquire) > now
     }
 
-    /// Whether `args`, a `spec` command, must wait at `now`.
-    pub fn holds(&self, spec: &CommandSpec, args: &[Bytes], now: u64) -> bool {
-        self.in_force(now) && (self.all.load(Ordering::Acquire) || may_write(spec, args))
+    /// Whether a command waits at `now`; `may_write` says whether it may write (see
+    /// [`Engine::held_by_pause`]).
+    pub fn holds(&self, may_write: bool, now: u64) -> bool {
+        self.in_force(now) && (may_write || self.all.load(Ordering::Acquire))
+    }
+
+    /// Counts a client as held by the pause until the guard is dropped: INFO's
+    /// `blocked_clients` counts them, as Redis counts its postponed clients.
+    pub fn hold(&self) -> Held<'_> {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        Held(self)
+    }
+
+    /// Clients held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 }
 
-/// What `CLIENT PAUSE WRITE` holds back: writes, and the commands Redis documents as held
-/// with them (scripts but their read-only forms, PUBLISH, PFCOUNT, which may rewrite its
-/// cache, and WAIT). EXEC too, whatever it queued (Redis holds it only if it queued a write).
-fn may_write(spec: &CommandSpec, args: &[Bytes]) -> bool {
-    spec.writes(args)
-        || matches!(spec.name, "eval" | "evalsha" | "fcall" | "publish" | "pfcount" | "wait" | "waitaof" | "exec")
+/// A client held by CLIENT PAUSE ([`ClientPause::hold`]).
+#[derive(Debug)]
+pub struct Held<'a>(&'a ClientPause);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Whether CLIENT PAUSE holds `args` back at `now`; `queued` is the client's
+    /// transaction, what an EXEC would run. An unknown command is not held (it is refused at
+    /// once), an empty `args` is as a write would be.
+    pub fn held_by_pause(&self, args: &[Bytes], queued: Option<&[Vec<Bytes>]>, now: u64) -> bool {
+        let Some(name) = args.first() else { return self.pause.holds(true, now) };
+        let Some((_, spec)) = self.table.lookup(name) else { return false };
+        self.pause.holds(self.may_replicate(spec, args, queued), now)
+    }
+
+    /// What CLIENT PAUSE WRITE holds back (Redis's `is_may_replicate_command`, with the
+    /// flags `getCommandFlags` gives): writes and `may-replicate` commands; a script by the
+    /// flags it declared, if it did (`no-writes` runs); EXEC if it would run one of those.
+    fn may_replicate(&self, spec: &CommandSpec, args: &[Bytes], queued: Option<&[Vec<Bytes>]>) -> bool {
+        if spec.name == "exec" {
+            let queued = queued.unwrap_or_default().iter();
+            return queued
+                .filter_map(|args| Some((self.table.lookup(args.first()?)?.1, args)))
+                .any(|(spec, args)| spec.name != "exec" && self.may_replicate(spec, args, None));
+        }
+        if spec.has(flags::RUNS_SCRIPT) {
+            if let Some(declared) = self.scripting.declared_flags(args) {
+                return !declared.has(ScriptFlags::NO_WRITES);
+            }
+        }
+        spec.writes(args) || spec.has(flags::MAY_REPLICATE)
+    }
 }
 
 #[cfg(test)]
@@ -72,25 +120,44 @@ fn may_write(spec: &CommandSpec, args: &[Bytes]) -> bool {
 mod tests {
     use super::*;
 
+    fn line(words: &[&'static str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::from_static(w.as_bytes())).collect()
+    }
+
     #[test]
     fn pauses_merge_lengthen_and_end() {
-        let table = crate::cmd::table();
-        let (get, set) = (table.lookup(b"get").unwrap().1, table.lookup(b"set").unwrap().1);
         let pause = ClientPause::default();
-        assert!(!pause.holds(set, &[], 1_000));
+        assert!(!pause.holds(true, 1_000));
         pause.pause(2_000, false, 1_000);
-        assert!(pause.holds(set, &[], 1_500) && !pause.holds(get, &[], 1_500));
+        assert!(pause.holds(true, 1_500) && !pause.holds(false, 1_500));
         pause.pause(1_800, true, 1_500);
-        assert!(pause.holds(get, &[], 1_900), "widened to ALL, not shortened");
-        assert!(!pause.holds(set, &[], 2_000), "ends at its deadline");
+        assert!(pause.holds(false, 1_900), "widened to ALL, not shortened");
+        assert!(!pause.holds(true, 2_000), "ends at its deadline");
         pause.pause(3_000, false, 2_500);
-        assert!(!pause.holds(get, &[], 2_600), "an ended ALL does not carry over");
-        pause.pause(3_000, false, 2_500);
-        let xgroup = table.lookup(b"xgroup").unwrap().1;
-        let xgroup_line = |sub: &'static str| [Bytes::from_static(b"XGROUP"), Bytes::from_static(sub.as_bytes())];
-        assert!(pause.holds(xgroup, &xgroup_line("CREATE"), 2_600), "a write container's subcommand");
-        assert!(!pause.holds(xgroup, &xgroup_line("help"), 2_600), "its HELP is no write");
+        assert!(!pause.holds(false, 2_600), "an ended ALL does not carry over");
         pause.unpause();
         assert!(!pause.in_force(2_600));
+        let held = pause.hold();
+        assert_eq!(pause.held(), 1);
+        drop(held);
+        assert_eq!(pause.held(), 0);
+    }
+
+    #[test]
+    fn pause_write_holds_what_may_replicate() {
+        let engine = Engine::new(crate::EngineOptions::default());
+        engine.pause.pause(10_000, false, 1_000);
+        let held =
+            |words: &[&'static str], queued: Option<&[Vec<Bytes>]>| engine.held_by_pause(&line(words), queued, 2_000);
+        assert!(held(&["SET", "k", "v"], None) && !held(&["GET", "k"], None));
+        assert!(held(&["XGROUP", "CREATE", "s", "g", "$"], None), "a write container's subcommand");
+        assert!(!held(&["XGROUP", "help"], None), "its HELP is no write");
+        assert!(held(&["PUBLISH", "c", "m"], None) && held(&["PFCOUNT", "h"], None), "may-replicate");
+        assert!(held(&["EVAL", "return 1", "0"], None) && !held(&["EVAL_RO", "return 1", "0"], None));
+        assert!(!held(&["EVAL", "#!lua flags=no-writes\nreturn 1", "0"], None), "declared no-writes");
+        assert!(held(&["EVAL", "#!lua\nreturn 1", "0"], None), "declared nothing: may write");
+        let (reads, writes) = ([line(&["GET", "k"])], [line(&["GET", "k"]), line(&["DEL", "k"])]);
+        assert!(!held(&["EXEC"], Some(&reads)) && held(&["EXEC"], Some(&writes)), "EXEC by what it runs");
+        assert!(!held(&["NOSUCH"], None), "refused at once instead");
     }
 }

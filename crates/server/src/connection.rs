@@ -117,8 +117,9 @@ impl Shared {
         outcome
     }
 
-    /// Waits until the command `args` may run (an empty `args` waits as a write would). The
-    /// HTTP front end waits for each command of a request before running any of them.
+    /// Waits until the command `args` may run (an empty `args` waits as a write would);
+    /// `queued` is the client's transaction, what an EXEC would run. The HTTP front end waits
+    /// for each command of a request before running any of them.
     ///
     /// - While a script holds the keyspace, until it ends or passes the busy threshold (then
     ///   commands get `BUSY` and `SCRIPT KILL` runs). Waiting on the shard locks instead would
@@ -126,9 +127,11 @@ impl Shared {
     ///   connection is read, `SCRIPT KILL`'s neither. Most scripts take microseconds: the wait
     ///   yields to other tasks at first, then polls every millisecond.
     /// - While `CLIENT PAUSE` holds the command back, polling every few milliseconds.
-    pub async fn wait_to_run(&self, args: &[Bytes]) {
+    pub async fn wait_to_run(&self, args: &[Bytes], queued: Option<&[Vec<Bytes>]>) {
         let engine = &self.engine;
         let mut yields = 0;
+        // Counted in INFO's blocked_clients while the pause holds the command, as in Redis.
+        let mut held = None;
         loop {
             // The common case, no script and no pause: two atomic loads, no clock read.
             if !engine.scripting.is_running() && !engine.pause.is_set() {
@@ -142,19 +145,13 @@ impl Shared {
                 } else {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-            } else if engine.pause.in_force(now) && self.paused(args, now) {
+            } else if engine.held_by_pause(args, queued, now) {
+                held.get_or_insert_with(|| engine.pause.hold());
                 tokio::time::sleep(PAUSE_POLL).await;
             } else {
                 return;
             }
         }
-    }
-
-    /// Whether `CLIENT PAUSE` (in force) holds `args` back at `now`: no command is held as a
-    /// write would be, an unknown one not at all (it is refused at once).
-    fn paused(&self, args: &[Bytes], now: u64) -> bool {
-        let Some(name) = args.first() else { return true };
-        self.engine.table.lookup(name).is_some_and(|(_, spec)| self.engine.pause.holds(spec, args, now))
     }
 }
 
@@ -413,7 +410,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             // Messages delivered before this command go out before its reply, as in Redis.
             self.take_messages();
-            self.shared.wait_to_run(&args).await;
+            self.shared.wait_to_run(&args, self.client.multi.as_deref()).await;
             let blocking_wait = self.execute(&args, clock::now(), wait_seq).await?;
             wait_seq = wait_seq.max(blocking_wait);
             if self.shared.host.is_stopping() {
@@ -495,7 +492,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                         Some(Unblock::Error) => break Ok(Outcome { reply: Reply::error(UNBLOCKED), ..timed_out }),
                         None => {}
                     }
-                    self.shared.wait_to_run(args).await;
+                    self.shared.wait_to_run(args, None).await;
                     let outcome = self.run_command(args, clock::now());
                     if outcome.blocked.is_none() {
                         break Ok(outcome);

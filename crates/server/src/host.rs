@@ -335,7 +335,7 @@ impl Host for ServerHost {
                     "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n",
                     self.clients.lock().len(),
                     self.runtime.read().maxclients,
-                    self.notifier.get().map_or(0, |e| e.blocked.len()),
+                    self.notifier.get().map_or(0, |e| e.blocked.len() + e.pause.held()),
                     self.notifier.get().map_or(0, |e| e.tracking.totals().0),
                 );
             }

@@ -180,6 +180,79 @@ fn client_pause_write_holds_writes_and_expiry_like_redis() {
     same_as_redis(pause_scenario, &["write held: yes"]);
 }
 
+/// Which commands `CLIENT PAUSE WRITE` holds, each sent on its own connection: writes and
+/// `may-replicate` commands (PUBLISH, PFCOUNT, scripts that declared no flags or may write),
+/// EXEC by what it queued, not reads, WAIT, read-only scripts or a read-only transaction.
+/// The held clients count in `blocked_clients`, and each gets its reply at UNPAUSE.
+fn pause_write_scenario(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let library = "#!lua name=lib\nredis.register_function{function_name='ro', callback=function() return 'ro' end, flags={'no-writes'}}\nredis.register_function('rw', function() return 'rw' end)";
+    for args in [&["SET", "x", "y"][..], &["PFADD", "h", "a"], &["FUNCTION", "LOAD", library]] {
+        admin.cmd(args);
+    }
+    let sha = frame_text(&admin.cmd(&["SCRIPT", "LOAD", "#!lua flags=no-writes\nreturn 'cached'"]));
+    // Transactions are queued before the pause (a write queued during one waits too).
+    let transactions: [&[&[&str]]; 2] = [&[&["MULTI"], &["GET", "x"]], &[&["MULTI"], &["SET", "t", "1"]]];
+    let mut conns: Vec<(String, RawConn)> = transactions
+        .iter()
+        .map(|queue| {
+            let mut conn = server.connect();
+            queue.iter().for_each(|args| drop(conn.cmd(args)));
+            (format!("EXEC after {:?}", queue[1]), conn)
+        })
+        .collect();
+    admin.cmd(&["CLIENT", "PAUSE", "20000", "WRITE"]);
+    let commands: &[&[&str]] = &[
+        &["GET", "x"],
+        &["SET", "k", "v"],
+        &["PUBLISH", "c", "m"],
+        &["PFCOUNT", "h"],
+        &["WAIT", "0", "0"],
+        &["EVAL", "return 1", "0"],
+        &["EVAL", "#!lua\nreturn 2", "0"],
+        &["EVAL", "#!lua flags=no-writes\nreturn 3", "0"],
+        &["EVAL_RO", "return redis.call('get', 'x')", "0"],
+        &["EVALSHA", &sha, "0"],
+        &["FCALL", "ro", "0"],
+        &["FCALL", "rw", "0"],
+    ];
+    for args in commands {
+        conns.push((format!("{args:?}"), server.connect()));
+        conns.last_mut().unwrap().1.send(&common::encode_str(args));
+    }
+    for (_, conn) in conns.iter_mut().take(2) {
+        conn.send(&common::encode_str(&["EXEC"]));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut seen = Vec::new();
+    let mut held = Vec::new();
+    for (what, conn) in &mut conns {
+        conn.stream().set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        match conn.read_frame() {
+            Ok(reply) => seen.push(format!("{what} ran: {}", frame_text(&reply))),
+            Err(_) => held.push(what.clone()),
+        }
+    }
+    let clients = frame_text(&admin.cmd(&["INFO", "clients"]));
+    seen.extend(clients.lines().filter(|l| l.starts_with("blocked_clients")).map(String::from));
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
+    for (what, conn) in &mut conns {
+        if held.contains(what) {
+            conn.stream().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            seen.push(format!("{what} held, then: {}", frame_text(&conn.read_frame().unwrap())));
+        }
+    }
+    seen
+}
+
+#[test]
+fn client_pause_write_holds_what_may_replicate_like_redis() {
+    same_as_redis(
+        pause_write_scenario,
+        &["blocked_clients:7", r#"EXEC after ["GET", "x"] ran"#, r#"["FCALL", "ro", "0"] ran"#, "held, then"],
+    );
+}
+
 /// CLIENT UNBLOCK ends a BLPOP or an XREAD BLOCK as a timeout or with an error; errors and
 /// the 0 for a client not blocked, as Redis answers.
 fn unblock_scenario(server: &Server) -> Vec<String> {

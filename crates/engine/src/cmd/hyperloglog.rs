@@ -15,7 +15,7 @@ use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("pfadd", -2, WRITE | DENYOOM | FAST, "hyperloglog", pfadd).keys(1, 1, 1),
-    CommandSpec::new("pfcount", -2, READONLY, "hyperloglog", pfcount).keys(1, -1, 1),
+    CommandSpec::new("pfcount", -2, READONLY | MAY_REPLICATE, "hyperloglog", pfcount).keys(1, -1, 1),
     CommandSpec::new("pfmerge", -2, WRITE | DENYOOM, "hyperloglog", pfmerge).keys(1, -1, 1),
 ];
 

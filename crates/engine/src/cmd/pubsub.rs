@@ -9,8 +9,8 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("publish", 3, PUBSUB | LOADING | STALE | FAST, "pubsub", publish),
-    CommandSpec::new("spublish", 3, PUBSUB | LOADING | STALE | FAST, "pubsub", spublish).keys(1, 1, 1),
+    CommandSpec::new("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, "pubsub", publish),
+    CommandSpec::new("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, "pubsub", spublish).keys(1, 1, 1),
     CommandSpec::new("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", ssubscribe)
         .keys(1, -1, 1),
     CommandSpec::new("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", sunsubscribe)

@@ -18,14 +18,15 @@ use crate::exec::Ctx;
 use crate::scripting::{eval_keys, EvalMode, RestorePolicy};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("eval", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS, "scripting", eval).key_finder(eval_keys),
-    CommandSpec::new("evalsha", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS, "scripting", evalsha)
+    CommandSpec::new("eval", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE, "scripting", eval)
+        .key_finder(eval_keys),
+    CommandSpec::new("evalsha", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE, "scripting", evalsha)
         .key_finder(eval_keys),
     CommandSpec::new("eval_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", eval_ro)
         .key_finder(eval_keys),
     CommandSpec::new("evalsha_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", evalsha_ro)
         .key_finder(eval_keys),
-    CommandSpec::new("fcall", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS, "scripting", fcall)
+    CommandSpec::new("fcall", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE, "scripting", fcall)
         .key_finder(eval_keys),
     CommandSpec::new("fcall_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", fcall_ro)
         .key_finder(eval_keys),

@@ -35,6 +35,11 @@ pub(crate) struct Library {
 }
 
 impl Library {
+    /// The flags of its function `name` (as FCALL finds it, whatever its case).
+    pub(super) fn function_flags(&self, name: &str) -> Option<ScriptFlags> {
+        self.functions.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| f.flags)
+    }
+
     /// Bytes it holds outside the Lua state: itself, its source (kept for FUNCTION DUMP and
     /// LIST WITHCODE) and its functions' entries.
     pub(crate) fn footprint(&self) -> usize {
@@ -61,7 +66,7 @@ const BAD_NAME: &str =
 
 /// A function's key in the index FCALL looks names up in: function names are ASCII, and
 /// FCALL finds them whatever their case, as Redis's function dictionary compares them.
-fn index_key(name: &str) -> String {
+pub(super) fn index_key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 

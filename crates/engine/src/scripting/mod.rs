@@ -315,6 +315,27 @@ impl Scripting {
         self.running.lock().as_ref().is_some_and(|r| threshold == 0 || now.saturating_sub(r.started_ms) < threshold)
     }
 
+    /// The flags the script or function `args` (EVAL, EVALSHA, FCALL or their `_RO` forms)
+    /// would run declared, as Redis's `evalGetCommandFlags` and `fcallGetCommandFlags` find
+    /// them before running it: `None` for a script without a shebang line, one not known yet
+    /// or a malformed one, and while a script runs (which holds the caches).
+    pub fn declared_flags(&self, args: &[Bytes]) -> Option<ScriptFlags> {
+        let (name, target) = (args.first()?, args.get(1)?);
+        let state = self.state.try_lock()?;
+        if name.len() >= 5 && name.get(..5)?.eq_ignore_ascii_case(b"fcall") {
+            let name = String::from_utf8_lossy(target);
+            let library = state.libraries.get(state.function_index.get(&functions::index_key(&name))?)?;
+            return library.function_flags(&name);
+        }
+        let by_sha = name.len() >= 7 && name.get(..7)?.eq_ignore_ascii_case(b"evalsha");
+        let sha = if by_sha { String::from_utf8_lossy(target).to_ascii_lowercase() } else { sha1_hex(target) };
+        match state.scripts.get(&sha) {
+            Some(script) => script.flags,
+            None if by_sha => None,
+            None => parse_shebang(target).ok()?.0,
+        }
+    }
+
     /// Whether a script (or function) runs now: one atomic load.
     pub fn is_running(&self) -> bool {
         self.active.load(Ordering::Acquire)
@@ -772,9 +793,6 @@ const DENIED_IN_SCRIPTS: &[&str] = &[
     "module",
 ];
 
-/// Commands Redis flags `may-replicate`: refused in read-only scripts like writes.
-const MAY_REPLICATE: &[&str] = &["publish", "spublish", "pfcount"];
-
 /// `redis.call`/`redis.pcall` inside a run: returns the converted reply and whether it is an
 /// error (which `redis.call` raises).
 fn redis_call(
@@ -813,7 +831,7 @@ fn redis_call(
     if spec.runs_with(flags::NOSCRIPT, &argv) || DENIED_IN_SCRIPTS.contains(&spec.name) {
         return refuse("This Redis command is not allowed from script");
     }
-    if rules.read_only && (spec.writes(&argv) || MAY_REPLICATE.contains(&spec.name)) {
+    if rules.read_only && (spec.writes(&argv) || spec.has(flags::MAY_REPLICATE)) {
         return refuse("Write commands are not allowed from read-only scripts.");
     }
     if rules.deny_oom && !wrote.load(Ordering::Acquire) && spec.denies_oom(&argv) {

@@ -171,7 +171,7 @@ async fn serve(
     };
     wait_for_sync_token(inner, &parts.headers).await;
     for args in commands.iter() {
-        inner.shared.wait_to_run(args).await;
+        inner.shared.wait_to_run(args, None).await;
     }
 
     let mut batch = Batch::new(&inner.shared, access);
