@@ -88,11 +88,15 @@ impl Drop for Held<'_> {
 
 impl Engine {
     /// Whether CLIENT PAUSE holds `args` back at `now`; `queued` is the client's
-    /// transaction, what an EXEC would run. An unknown command is not held (it is refused at
-    /// once), an empty `args` is as a write would be.
+    /// transaction, what an EXEC would run. An unknown command, or one with the wrong number
+    /// of arguments, is not held (it is refused at once, as Redis checks those first); an
+    /// empty `args` is as a write would be.
     pub fn held_by_pause(&self, args: &[Bytes], queued: Option<&[Vec<Bytes>]>, now: u64) -> bool {
         let Some(name) = args.first() else { return self.pause.holds(true, now) };
         let Some((_, spec)) = self.table.lookup(name) else { return false };
+        if !spec.arity_ok(args.len()) || spec.subcommand_refusal(args).is_some() {
+            return false;
+        }
         self.pause.holds(self.may_replicate(spec, args, queued), now)
     }
 
@@ -158,6 +162,6 @@ mod tests {
         assert!(held(&["EVAL", "#!lua\nreturn 1", "0"], None), "declared nothing: may write");
         let (reads, writes) = ([line(&["GET", "k"])], [line(&["GET", "k"]), line(&["DEL", "k"])]);
         assert!(!held(&["EXEC"], Some(&reads)) && held(&["EXEC"], Some(&writes)), "EXEC by what it runs");
-        assert!(!held(&["NOSUCH"], None), "refused at once instead");
+        assert!(!held(&["NOSUCH"], None) && !held(&["SET", "k"], None), "refused at once instead");
     }
 }

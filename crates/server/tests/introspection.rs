@@ -182,7 +182,8 @@ fn client_pause_write_holds_writes_and_expiry_like_redis() {
 
 /// Which commands `CLIENT PAUSE WRITE` holds, each sent on its own connection: writes and
 /// `may-replicate` commands (PUBLISH, PFCOUNT, scripts that declared no flags or may write),
-/// EXEC by what it queued, not reads, WAIT, read-only scripts or a read-only transaction.
+/// EXEC by what it queued, not reads, WAIT, read-only scripts, a read-only transaction or a
+/// command refused for its arguments.
 /// The held clients count in `blocked_clients`, and each gets its reply at UNPAUSE.
 fn pause_write_scenario(server: &Server) -> Vec<String> {
     let mut admin = server.connect();
@@ -205,6 +206,7 @@ fn pause_write_scenario(server: &Server) -> Vec<String> {
     let commands: &[&[&str]] = &[
         &["GET", "x"],
         &["SET", "k", "v"],
+        &["SET", "k"],
         &["PUBLISH", "c", "m"],
         &["PFCOUNT", "h"],
         &["WAIT", "0", "0"],
