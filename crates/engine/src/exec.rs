@@ -609,7 +609,7 @@ impl Engine {
         username: String,
         now: u64,
     ) {
-        let client_info = host.client_list(client, Some(&[client.id])).trim_end().to_string();
+        let client_info = host.client_list(client, &crate::host::ClientFilter::id(client.id)).trim_end().to_string();
         self.acl.log(crate::acl::LogEntry { count: 1, reason, context, object, username, updated: now, client_info });
     }
 

@@ -54,8 +54,8 @@ pub trait Host: Sync {
     fn authenticate(&self, _user: &[u8], _password: &[u8]) -> Result<(), String> {
         Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into())
     }
-    /// `CLIENT LIST` / `CLIENT INFO` lines. `only` restricts to these ids.
-    fn client_list(&self, _me: &Client, _only: Option<&[u64]>) -> String {
+    /// `CLIENT LIST` / `CLIENT INFO` lines of the clients `filter` matches.
+    fn client_list(&self, _me: &Client, _filter: &ClientFilter) -> String {
         String::new()
     }
     /// `CLIENT KILL`: close matching clients, return how many.
@@ -101,14 +101,47 @@ pub trait Host: Sync {
 /// Redis's answer to ACL LOAD/SAVE when no ACL file is configured.
 pub const NO_ACL_FILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
 
-/// Which clients `CLIENT KILL` targets.
+/// Which clients `CLIENT LIST` shows or `CLIENT KILL` closes: those that match every filter
+/// given.
 #[derive(Debug, Clone, Default)]
 pub struct ClientFilter {
-    pub id: Option<u64>,
+    pub ids: Option<Vec<u64>>,
     pub addr: Option<String>,
     pub laddr: Option<String>,
     pub user: Option<String>,
+    pub client_type: Option<ClientType>,
     pub skip_me: Option<u64>,
+}
+
+impl ClientFilter {
+    /// Only client `id`.
+    pub fn id(id: u64) -> ClientFilter {
+        ClientFilter { ids: Some(vec![id]), ..ClientFilter::default() }
+    }
+}
+
+/// Redis's client types (`CLIENT LIST TYPE`, `CLIENT KILL TYPE`). StayKV keeps no
+/// replication link, so no client is a replica or a master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientType {
+    Normal,
+    Replica,
+    PubSub,
+    Master,
+}
+
+impl ClientType {
+    /// By Redis's names (`slave` is `replica`); `None` for another.
+    pub fn parse(name: &[u8]) -> Option<ClientType> {
+        let types = [
+            ("normal", ClientType::Normal),
+            ("slave", ClientType::Replica),
+            ("replica", ClientType::Replica),
+            ("pubsub", ClientType::PubSub),
+            ("master", ClientType::Master),
+        ];
+        types.into_iter().find(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes())).map(|(_, t)| t)
+    }
 }
 
 /// A host with nothing: for tests and for log replay.

@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use staykv_engine::command::CommandName;
 use staykv_engine::evict::Policy;
 use staykv_engine::glob;
-use staykv_engine::host::{ClientFilter, Host};
+use staykv_engine::host::{ClientFilter, ClientType, Host};
 use staykv_engine::lazyfree::LazyOption;
 use staykv_engine::tracking::Tracking;
 use staykv_engine::value::FIXED_ENCODING_CONFIG;
@@ -55,6 +55,15 @@ pub struct ClientView {
     pub lib_ver: String,
     pub last_command: Option<CommandName>,
     pub last_interaction: Option<Instant>,
+    /// Channels, patterns and shard channels subscribed to (`sub`, `psub`, `ssub`).
+    pub subscriptions: [usize; 3],
+}
+
+impl ClientView {
+    /// Whether it has a subscription: Redis's `pubsub` client type, flag `P`.
+    fn subscribed(&self) -> bool {
+        self.subscriptions.iter().any(|&n| n > 0)
+    }
 }
 
 /// Runtime-tunable settings (CONFIG SET).
@@ -231,17 +240,34 @@ impl ServerHost {
         }
     }
 
+    /// Whether client `id` is one `filter` asks for.
+    fn matches(filter: &ClientFilter, id: u64, record: &ClientRecord) -> bool {
+        let view = record.state.lock();
+        filter.ids.as_ref().is_none_or(|ids| ids.contains(&id))
+            && filter.addr.as_ref().is_none_or(|a| *a == record.addr.to_string())
+            && filter.laddr.as_ref().is_none_or(|a| *a == record.laddr.to_string())
+            && filter.user.as_ref().is_none_or(|u| *u == view.user)
+            && filter.client_type.is_none_or(|t| match t {
+                ClientType::Normal => !view.subscribed(),
+                ClientType::PubSub => view.subscribed(),
+                ClientType::Replica | ClientType::Master => false,
+            })
+            && filter.skip_me != Some(id)
+    }
+
     /// One `CLIENT LIST` line; `me`'s own shows the command running (`client|list`), as
     /// in Redis, not the one before it.
     fn client_line(id: u64, record: &ClientRecord, me: &Client, tracking: Option<&Tracking>, out: &mut String) {
         let view = record.state.lock().clone();
         let command = if id == me.id { me.command } else { view.last_command };
-        let (flags, redir) = tracking.map_or((String::new(), -1), |t| t.list_fields(id));
+        let (tracking_flags, redir) = tracking.map_or((String::new(), -1), |t| t.list_fields(id));
+        let flags = if view.subscribed() { format!("P{tracking_flags}") } else { tracking_flags };
+        let [sub, psub, ssub] = view.subscriptions;
         let now = Instant::now();
         let idle = view.last_interaction.map_or(0, |t| now.duration_since(t).as_secs());
         let _ = writeln!(
             out,
-            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
+            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags={} db={} sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
             record.addr,
             record.laddr,
             view.name,
@@ -645,11 +671,11 @@ impl Host for ServerHost {
         crate::auth::write_acl_file(path, text).map_err(|e| format!("ERR There was an error trying to save the ACLs. Please check the server logs for more information ({e})"))
     }
 
-    fn client_list(&self, me: &Client, only: Option<&[u64]>) -> String {
+    fn client_list(&self, me: &Client, filter: &ClientFilter) -> String {
         let clients = self.clients.lock().clone();
         let mut out = String::new();
         let tracking = self.notifier.get().map(|e| &e.tracking);
-        for (id, record) in clients.iter().filter(|(id, _)| only.is_none_or(|ids| ids.contains(id))) {
+        for (id, record) in clients.iter().filter(|(id, record)| Self::matches(filter, **id, record)) {
             Self::client_line(*id, record, me, tracking, &mut out);
         }
         out
@@ -658,18 +684,10 @@ impl Host for ServerHost {
     fn client_kill(&self, filter: &ClientFilter) -> usize {
         let clients = self.clients.lock().clone();
         let mut killed = 0;
-        for (id, record) in clients {
-            let view = record.state.lock().clone();
-            let matches = filter.id.is_none_or(|want| want == id)
-                && filter.addr.as_ref().is_none_or(|a| *a == record.addr.to_string())
-                && filter.laddr.as_ref().is_none_or(|a| *a == record.laddr.to_string())
-                && filter.user.as_ref().is_none_or(|u| *u == view.user)
-                && filter.skip_me != Some(id);
-            if matches {
-                record.killed.store(true, Ordering::SeqCst);
-                record.attention.notify_one();
-                killed += 1;
-            }
+        for (_, record) in clients.iter().filter(|(id, record)| Self::matches(filter, **id, record)) {
+            record.killed.store(true, Ordering::SeqCst);
+            record.attention.notify_one();
+            killed += 1;
         }
         killed
     }
@@ -685,6 +703,7 @@ impl Host for ServerHost {
         view.user.clone_from(&client.user);
         view.lib_name = client.lib_name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         view.lib_ver = client.lib_ver.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+        view.subscriptions = [client.channels.len(), client.patterns.len(), client.shard_channels.len()];
     }
 
     fn shutdown(&self, _save: Option<bool>) -> Result<(), String> {

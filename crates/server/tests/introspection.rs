@@ -255,6 +255,56 @@ fn client_pause_write_holds_what_may_replicate_like_redis() {
     );
 }
 
+/// CLIENT LIST and CLIENT KILL by type (a subscriber is `pubsub`, flag `P`, with its counts
+/// of subscriptions), SKIPME yes and no, and their errors.
+fn client_types_scenario(server: &Server) -> Vec<String> {
+    let (mut admin, mut subscriber, plain) = (server.connect(), server.connect(), server.connect());
+    subscriber.send(&common::encode_str(&["SUBSCRIBE", "a", "b"]));
+    subscriber.send(&common::encode_str(&["PSUBSCRIBE", "p*"]));
+    for _ in 0..3 {
+        subscriber.read_frame().unwrap();
+    }
+    let mut seen = Vec::new();
+    let fields = ["flags", "sub", "psub", "ssub"];
+    for kind in ["pubsub", "normal", "replica", "master"] {
+        let list = frame_text(&admin.cmd(&["CLIENT", "LIST", "TYPE", kind]));
+        let described: Vec<String> = list
+            .lines()
+            .map(|line| {
+                let pairs = line.split(' ').filter(|p| fields.iter().any(|f| p.starts_with(&format!("{f}="))));
+                pairs.collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        seen.push(format!("LIST TYPE {kind}: {described:?}"));
+    }
+    let steps: &[&[&str]] = &[
+        &["CLIENT", "LIST", "TYPE", "wrong_type"],
+        &["CLIENT", "KILL", "TYPE", "wrong_type"],
+        &["CLIENT", "KILL", "USER", "nosuch"],
+        &["CLIENT", "KILL", "SKIPME", "maybe"],
+        &["CLIENT", "KILL", "ID", "0"],
+        &["CLIENT", "KILL", "TYPE", "master"],
+        &["CLIENT", "KILL", "TYPE", "pubsub"],
+        &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"],
+        &["PING"],
+        &["CLIENT", "KILL", "TYPE", "normal", "USER", "default", "SKIPME", "no"],
+    ];
+    for args in steps {
+        seen.push(format!("{args:?} -> {}", frame_text(&admin.cmd(args))));
+    }
+    seen.push(format!("the caller after: {:?}", admin.try_cmd(&["PING"]).map(|r| frame_text(&r)).ok()));
+    drop(plain);
+    seen
+}
+
+#[test]
+fn client_list_and_kill_by_type_like_redis() {
+    same_as_redis(
+        client_types_scenario,
+        &["P sub=2 psub=1 ssub=0", r#""SKIPME", "no"] -> 1"#, "the caller after: None"],
+    );
+}
+
 /// CLIENT UNBLOCK ends a BLPOP or an XREAD BLOCK as a timeout or with an error; errors and
 /// the 0 for a client not blocked, as Redis answers.
 fn unblock_scenario(server: &Server) -> Vec<String> {

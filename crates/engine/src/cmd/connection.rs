@@ -10,7 +10,7 @@ use crate::client::ReplyMode;
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
-use crate::host::ClientFilter;
+use crate::host::{ClientFilter, ClientType};
 
 /// The Redis version StayKV answers as: clients switch features on it.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
@@ -284,7 +284,9 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             };
             Reply::Ok
         }
-        s if is(s, "info") => Reply::Verbatim(Bytes::from(ctx.host.client_list(ctx.client, Some(&[ctx.client.id])))),
+        s if is(s, "info") => {
+            Reply::Verbatim(Bytes::from(ctx.host.client_list(ctx.client, &ClientFilter::id(ctx.client.id))))
+        }
         s if is(s, "list") => Reply::Verbatim(Bytes::from(client_list(ctx, args)?)),
         s if is(s, "kill") => client_kill(ctx, args)?,
         s if is(s, "pause") => client_pause(ctx, args)?,
@@ -340,17 +342,11 @@ fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
 }
 
 fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {
-    let mut ids: Option<Vec<u64>> = None;
+    let mut filter = ClientFilter::default();
     let mut i = 2;
     while let Some(option) = args.get(i) {
         if is(option, "type") && i + 1 < args.len() {
-            let kind = arg(args, i + 1)?;
-            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|k| is(kind, k)) {
-                return Err(Reply::Error(format!("ERR Unknown client type '{}'", text(kind))));
-            }
-            if !is(kind, "normal") {
-                ids = Some(Vec::new());
-            }
+            filter.client_type = Some(client_type(arg(args, i + 1)?)?);
             i += 2;
         } else if is(option, "id") && i + 1 < args.len() {
             let mut list = Vec::new();
@@ -358,15 +354,21 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {
                 let id = int_arg(id).ok().filter(|&n| n > 0).ok_or_else(|| err("ERR Invalid client ID"))?;
                 list.push(id as u64);
             }
-            ids = Some(list);
+            filter.ids = Some(list);
             i = args.len();
         } else {
             return Err(errors::syntax());
         }
     }
-    Ok(ctx.host.client_list(ctx.client, ids.as_deref()))
+    Ok(ctx.host.client_list(ctx.client, &filter))
 }
 
+fn client_type(name: &[u8]) -> Result<ClientType, Reply> {
+    ClientType::parse(name).ok_or_else(|| Reply::Error(format!("ERR Unknown client type '{}'", text(name))))
+}
+
+/// CLIENT KILL addr (the old form, which may close the caller too), or CLIENT KILL with
+/// filters (ID, TYPE, USER, ADDR, LADDR, SKIPME yes|no), which skips the caller by default.
 fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() == 3 {
         let filter = ClientFilter { addr: Some(text(arg(args, 2)?)), ..ClientFilter::default() };
@@ -388,15 +390,24 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or_else(|| err("ERR client-id should be greater than 0"))?;
-                filter.id = Some(id as u64);
+                filter.ids = Some(vec![id as u64]);
             }
+            o if is(o, "type") => filter.client_type = Some(client_type(value)?),
             o if is(o, "addr") => filter.addr = Some(text(value)),
             o if is(o, "laddr") => filter.laddr = Some(text(value)),
-            o if is(o, "user") => filter.user = Some(text(value)),
-            o if is(o, "skipme") => {
-                filter.skip_me = on_off(value).map_err(|_| errors::syntax())?.then_some(ctx.client.id)
+            o if is(o, "user") => {
+                if ctx.engine.acl.user(&text(value)).is_none() {
+                    return Err(Reply::Error(format!("ERR No such user '{}'", text(value))));
+                }
+                filter.user = Some(text(value));
             }
-            o if is(o, "type") => {}
+            o if is(o, "skipme") => {
+                filter.skip_me = match value {
+                    v if is(v, "yes") => Some(ctx.client.id),
+                    v if is(v, "no") => None,
+                    _ => return Err(errors::syntax()),
+                }
+            }
             _ => return Err(errors::syntax()),
         }
     }

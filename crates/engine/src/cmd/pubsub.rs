@@ -121,6 +121,7 @@ fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
         }
         confirms.push(confirm(kind.names().0, Some(name), kind.count(ctx.client)));
     }
+    ctx.host.client_updated(ctx.client);
     Ok(Reply::Many(confirms))
 }
 
@@ -140,6 +141,7 @@ fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
         kind.forget(ctx.client, target);
         confirms.push(confirm(name, Some(target), kind.count(ctx.client)));
     }
+    ctx.host.client_updated(ctx.client);
     Ok(Reply::Many(confirms))
 }
 
