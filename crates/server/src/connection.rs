@@ -526,10 +526,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     fn emit(&mut self, outcome: &Outcome, mode_before: ReplyMode) {
         let silent = match (mode_before, self.client.reply_mode) {
             (_, ReplyMode::Off) => true,
-            (ReplyMode::Skip, after) => {
-                if after == ReplyMode::Skip {
-                    self.client.reply_mode = ReplyMode::On;
-                }
+            // CLIENT REPLY ON in place of the skipped command: its OK goes out, as Redis
+            // clears the skip before that command adds its reply.
+            (ReplyMode::Skip, ReplyMode::On) => false,
+            (ReplyMode::Skip, ReplyMode::Skip) => {
+                self.client.reply_mode = ReplyMode::On;
                 true
             }
             (_, ReplyMode::Skip) => true,

@@ -305,6 +305,38 @@ fn client_list_and_kill_by_type_like_redis() {
     );
 }
 
+/// CLIENT REPLY OFF, ON and SKIP over a pipeline: which replies come back. A CLIENT REPLY ON
+/// sent in place of the skipped command is answered, a RESET not.
+fn client_reply_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let pipeline: &[&[&str]] = &[
+        &["CLIENT", "REPLY", "SKIP"],
+        &["CLIENT", "REPLY", "ON"],
+        &["ECHO", "a"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["ECHO", "b"],
+        &["ECHO", "c"],
+        &["CLIENT", "REPLY", "OFF"],
+        &["ECHO", "d"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["ECHO", "e"],
+        &["CLIENT", "REPLY", "ON"],
+        &["ECHO", "f"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["RESET"],
+        &["ECHO", "g"],
+    ];
+    for args in pipeline {
+        conn.send(&common::encode_str(args));
+    }
+    vec![String::from_utf8_lossy(&conn.drain(1, Duration::from_millis(300)).bytes).into_owned()]
+}
+
+#[test]
+fn client_reply_silences_as_in_redis() {
+    same_as_redis(client_reply_scenario, &["+OK\r\n$1\r\na\r\n$1\r\nc\r\n+OK\r\n$1\r\nf\r\n$1\r\ng\r\n"]);
+}
+
 /// CLIENT UNBLOCK ends a BLPOP or an XREAD BLOCK as a timeout or with an error; errors and
 /// the 0 for a client not blocked, as Redis answers.
 fn unblock_scenario(server: &Server) -> Vec<String> {

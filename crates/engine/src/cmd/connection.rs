@@ -150,7 +150,11 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     client.db = 0;
     client.protocol = Protocol::Resp2;
     client.name = None;
-    client.reply_mode = ReplyMode::On;
+    // A skip in force still silences RESET's own reply: Redis's clearClientConnectionState
+    // clears OFF and a skip asked for next, not the one under way.
+    if client.reply_mode == ReplyMode::Off {
+        client.reply_mode = ReplyMode::On;
+    }
     client.no_evict = false;
     client.no_touch = false;
     // Back to the default user, authenticated only if it needs no password (as Redis).
