@@ -254,17 +254,34 @@ impl Engine {
             Ok(locks) => locks,
             Err(busy) => return self.refuse(client, busy, spec, index, stat),
         };
-        // Redis hides AUTH and HELLO from MONITOR: they carry passwords.
-        if self.pubsub.has_monitors() && !matches!(spec.name, "auth" | "hello" | "monitor") {
-            self.pubsub.feed_monitors(now.saturating_mul(1000), client.db, &client.origin, args);
+        // MONITOR shows a command once it ran, in the database it left selected, as Redis's
+        // call() does (so EXEC after the commands it ran); a script before it runs, so that
+        // its commands come after it (Redis's evalCommand); a blocking command once, when it
+        // first blocks, not at each look at its keys after a wake.
+        let shown = self.pubsub.has_monitors() && !self.blocked.is_waiting(client.id);
+        let script = spec.has(flags::RUNS_SCRIPT);
+        if shown && script {
+            self.feed_monitors(host, now, client.db, &client.origin, spec, args);
         }
         let (reply, wait_seq, blocked) = self.run(client, spec, args, locks, now, host, journal);
+        if shown && !script {
+            self.feed_monitors(host, now, client.db, &client.origin, spec, args);
+        }
         client.last_seq = client.last_seq.max(wait_seq);
         let ran = blocked.is_none();
         if ran {
             self.count_call(stat, &reply);
         }
         Outcome { reply, wait_seq, command: Some(index), stat, blocked, ran }
+    }
+
+    /// Shows a command to the MONITOR clients, stamped with the wall clock's microseconds,
+    /// its secrets redacted (AUTH's, HELLO's) as Redis shows them. MONITOR itself is not shown.
+    fn feed_monitors(&self, host: &dyn Host, now: u64, db: usize, origin: &str, spec: &CommandSpec, args: &[Bytes]) {
+        if self.pubsub.has_monitors() && spec.name != "monitor" {
+            let micros = host.clock_micros().unwrap_or(now.saturating_mul(1000));
+            self.pubsub.feed_monitors(micros, db, origin, &crate::slowlog::redacted(args));
+        }
     }
 
     /// Counts a command that answered (`total_commands_processed`, its `calls`, and its
@@ -1506,6 +1523,10 @@ impl<'a> Ctx<'a> {
                 if self.in_script() { ("?:0", None) } else { (self.client.origin.as_str(), self.client.name.as_ref()) };
             self.engine.offer_to_monitors(index, args, peer, name, self.now, micros);
         }
+        // MONITOR shows a script's commands as its fake client's (`lua`), EXEC's as the
+        // client's, each once it ran, as Redis's call() does.
+        let origin = if self.in_script() { "lua" } else { self.client.origin.as_str() };
+        self.engine.feed_monitors(self.host, self.now, self.client.db, origin, spec, args);
         if reply.is_error() {
             self.engine.counters.record_failed(stat);
         }

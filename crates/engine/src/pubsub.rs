@@ -4,6 +4,7 @@
 //! queues the message for that connection and enforces the output-buffer limit), so
 //! publishing never blocks on a slow reader and the engine stays free of I/O.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,6 +38,8 @@ pub struct PubSub {
     shard_channels: Channels,
     patterns: RwLock<Vec<(Bytes, u64, Deliver)>>,
     monitors: RwLock<Subscribers>,
+    /// Whether `monitors` holds anyone (kept beside it, so that commands need not lock it).
+    monitoring: AtomicBool,
 }
 
 /// Channels and their subscribers.
@@ -157,14 +160,18 @@ impl PubSub {
         if !monitors.iter().any(|(id, _)| *id == client) {
             monitors.push((client, deliver.clone()));
         }
+        self.monitoring.store(true, Ordering::Release);
     }
 
     pub fn remove_monitor(&self, client: u64) {
-        self.monitors.write().retain(|(id, _)| *id != client);
+        let mut monitors = self.monitors.write();
+        monitors.retain(|(id, _)| *id != client);
+        self.monitoring.store(!monitors.is_empty(), Ordering::Release);
     }
 
+    /// Whether a MONITOR client listens: one atomic load, asked before every command.
     pub fn has_monitors(&self) -> bool {
-        !self.monitors.read().is_empty()
+        self.monitoring.load(Ordering::Acquire)
     }
 
     /// Show a command to every MONITOR client, in Redis's format:

@@ -120,17 +120,20 @@ impl SlowLog {
     }
 }
 
+/// `args` with the secrets Redis 7.0 hides from the slow log and MONITOR read `(redacted)`.
+pub(crate) fn redacted(args: &[Bytes]) -> Vec<Bytes> {
+    let secret = secret_positions(args);
+    args.iter()
+        .enumerate()
+        .map(|(i, arg)| if secret(i) { Bytes::from_static(b"(redacted)") } else { arg.clone() })
+        .collect()
+}
+
 /// The arguments an entry keeps: secrets redacted, at most [`MAX_ARGS`], each cut at
 /// [`MAX_ARG_BYTES`].
 fn kept_args(args: &[Bytes]) -> Vec<Bytes> {
-    let secret = secret_positions(args);
     let kept = if args.len() > MAX_ARGS { MAX_ARGS - 1 } else { args.len() };
-    let mut out: Vec<Bytes> = args
-        .iter()
-        .take(kept)
-        .enumerate()
-        .map(|(i, arg)| if secret(i) { Bytes::from_static(b"(redacted)") } else { cut(arg) })
-        .collect();
+    let mut out: Vec<Bytes> = redacted(args.get(..kept).unwrap_or_default()).iter().map(cut).collect();
     if args.len() > MAX_ARGS {
         out.push(Bytes::from(format!("... ({} more arguments)", args.len() - kept)));
     }

@@ -337,6 +337,48 @@ fn client_reply_silences_as_in_redis() {
     same_as_redis(client_reply_scenario, &["+OK\r\n$1\r\na\r\n$1\r\nc\r\n+OK\r\n$1\r\nf\r\n$1\r\ng\r\n"]);
 }
 
+/// What MONITOR shows, with the time and the client's port taken out: the commands EXEC ran
+/// (each in the database it ran in) before EXEC, a script's commands after the script, as
+/// the fake client `lua`; a blocking command once, when it blocks; AUTH's password redacted.
+fn monitor_scenario(server: &Server) -> Vec<String> {
+    let (mut monitor, mut client, mut waiter) = (server.connect(), server.connect(), server.connect());
+    monitor.cmd(&["MONITOR"]);
+    waiter.send(&common::encode_str(&["BLPOP", "q", "0"]));
+    std::thread::sleep(Duration::from_millis(200));
+    let steps: &[&[&str]] = &[
+        &["LPUSH", "elsewhere", "x"],
+        &["MULTI"],
+        &["SET", "a", "1"],
+        &["SELECT", "2"],
+        &["GET", "a"],
+        &["EXEC"],
+        &["EVAL", "redis.call('set', KEYS[1], ARGV[1]) return redis.pcall('get', 'x')", "1", "k", "v"],
+        &["AUTH", "secret"],
+        &["SELECT", "0"],
+        &["RPUSH", "q", "v"],
+    ];
+    for args in steps {
+        client.cmd(args);
+    }
+    waiter.read_frame().unwrap();
+    client.cmd(&["PING"]);
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|line: &String| !line.contains("\"PING\"")) {
+        let line = frame_text(&monitor.read_frame().unwrap());
+        let (_time, rest) = line.split_once(' ').unwrap();
+        let port = |s: &str| {
+            s.split_once("127.0.0.1:").map_or(s.to_string(), |(a, b)| format!("{a}{}", &b[b.find(']').unwrap()..]))
+        };
+        seen.push(port(rest));
+    }
+    seen
+}
+
+#[test]
+fn monitor_shows_commands_as_redis_does() {
+    same_as_redis(monitor_scenario, &[r#"[2 ] "EXEC""#, r#"[2 lua] "get" "x""#, "(redacted)"]);
+}
+
 /// CLIENT UNBLOCK ends a BLPOP or an XREAD BLOCK as a timeout or with an error; errors and
 /// the 0 for a client not blocked, as Redis answers.
 fn unblock_scenario(server: &Server) -> Vec<String> {
