@@ -610,9 +610,20 @@ impl Host for ServerHost {
                 }
             }
             "save" | "appendonly" => {}
-            "aclfile" | "bind" | "port" | "http-port" | "dir" | "databases" | "disable-thp" => {
-                return Err(invalid("can't set immutable config"))
+            // Redis re-listens on a new address or port; StayKV keeps the ones it started
+            // with, so only their own values are taken (a tool setting every parameter back
+            // to what CONFIG GET gave, as Redis's own tests do, must not fail on them).
+            "bind" | "port" | "http-port" => {
+                let current = match name {
+                    "bind" => self.config.bind.to_string(),
+                    "port" => self.config.port.to_string(),
+                    _ => self.config.http_port.to_string(),
+                };
+                if text != current {
+                    return Err(invalid(&format!("StayKV listens where it started ({current}) until a restart")));
+                }
             }
+            "aclfile" | "dir" | "databases" | "disable-thp" => return Err(invalid("can't set immutable config")),
             _ => match FIXED_ENCODING_CONFIG.iter().find(|(fixed, _)| *fixed == name) {
                 Some((_, value)) if text.parse::<i64>().ok() == Some(*value) => {}
                 Some((_, value)) => {

@@ -379,6 +379,35 @@ fn monitor_shows_commands_as_redis_does() {
     same_as_redis(monitor_scenario, &[r#"[2 ] "EXEC""#, r#"[2 lua] "get" "x""#, "(redacted)"]);
 }
 
+/// Every parameter `CONFIG GET *` lists can be set back to the value it gave (Redis's own
+/// "CONFIG sanity" test does so), but those that are fixed once the server started, which
+/// Redis fixes too. StayKV keeps the address and ports it listens on: their own values are
+/// taken, others refused.
+#[test]
+fn config_set_takes_back_what_config_get_gave() {
+    const FIXED: [&str; 4] = ["aclfile", "dir", "databases", "disable-thp"];
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    let Val::Array(Some(listed)) = call_str(&mut conn, &["CONFIG", "GET", "*"]) else {
+        panic!("CONFIG GET * is no array")
+    };
+    let mut refused = Vec::new();
+    for pair in listed.chunks(2) {
+        let [Val::Bulk(Some(name)), Val::Bulk(Some(value))] = pair else { panic!("not a name and a value: {pair:?}") };
+        let name = String::from_utf8_lossy(name).into_owned();
+        if FIXED.contains(&name.as_str()) {
+            continue;
+        }
+        let reply = conn.cmd_bytes(&[b"CONFIG", b"SET", name.as_bytes(), value]);
+        if reply != b"+OK\r\n" {
+            refused.push(format!("{name} {:?}: {}", String::from_utf8_lossy(value), frame_text(&reply)));
+        }
+    }
+    assert!(listed.len() > 80 && refused.is_empty(), "refused: {refused:#?}");
+    let other_port = (server.port() + 1).to_string();
+    assert!(conn.cmd_text(&["CONFIG", "SET", "port", &other_port]).contains("listens where it started"));
+}
+
 /// CLIENT UNBLOCK ends a BLPOP or an XREAD BLOCK as a timeout or with an error; errors and
 /// the 0 for a client not blocked, as Redis answers.
 fn unblock_scenario(server: &Server) -> Vec<String> {
