@@ -672,11 +672,25 @@ impl Engine {
     /// many keys expired. Run it often with a small budget; it never holds a lock for long.
     /// The values are freed once the shard is released, on `host`'s background thread under
     /// `lazyfree-lazy-expire`.
+    ///
+    /// A slice that takes longer than `latency-monitor-threshold` (freeing a big value, say)
+    /// is entered as an `expire-cycle` latency event, as Redis enters its cycle.
     pub fn active_expire(&self, now: u64, budget: usize, journal: &dyn Journal, host: &dyn Host) -> usize {
         if self.pause.in_force(now) {
             // Keys hold still during CLIENT PAUSE, as in Redis.
             return 0;
         }
+        let started = host.clock_micros();
+        let expired = self.expire_slice(now, budget, journal, host);
+        if let Some(started) = started {
+            let micros = host.clock_micros().unwrap_or(started).saturating_sub(started);
+            self.latency.offer(crate::latency::EXPIRE_CYCLE, now / 1000, micros / 1000);
+        }
+        expired
+    }
+
+    /// [`Engine::active_expire`] but its timing.
+    fn expire_slice(&self, now: u64, budget: usize, journal: &dyn Journal, host: &dyn Host) -> usize {
         let shards = self.keyspace.shard_count();
         let mut expired = 0;
         let mut remaining = budget;

@@ -24,6 +24,8 @@ pub const FAST_COMMAND: &str = "fast-command";
 pub const LOG_WRITE: &str = "aof-write";
 /// An fsync of the log that replies wait for (`--fsync always`).
 pub const LOG_FSYNC_ALWAYS: &str = "aof-fsync-always";
+/// A slice of active expiry (Redis's `expire-cycle`).
+pub const EXPIRE_CYCLE: &str = "expire-cycle";
 
 /// One second's worst latency of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

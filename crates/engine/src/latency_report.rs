@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::latency::{Series, COMMAND, FAST_COMMAND, LOG_FSYNC_ALWAYS, LOG_WRITE};
+use crate::latency::{Series, COMMAND, EXPIRE_CYCLE, FAST_COMMAND, LOG_FSYNC_ALWAYS, LOG_WRITE};
 use crate::sparkline::{self, Point};
 
 /// What the doctor needs beside the samples.
@@ -78,6 +78,8 @@ fn advice_for(event: &str, settings: &Settings) -> Vec<Advice> {
         // without its data=writeback advice (StayKV's recovery drops a torn tail itself).
         LOG_WRITE => vec![Advice::LocalDisk, Advice::Ssd],
         LOG_FSYNC_ALWAYS if settings.fsync_always => vec![Advice::RelaxFsync],
+        // Redis also advises `hz 100`; StayKV's expiry runs ten times a second, fixed.
+        EXPIRE_CYCLE => vec![Advice::LargeObjects],
         _ => Vec::new(),
     }
 }

@@ -634,6 +634,25 @@ fn latency_scenario(server: &Server) -> Vec<String> {
     seen
 }
 
+/// Active expiry that frees a big value is entered as an `expire-cycle` latency event, as
+/// Redis enters its cycle (freeing 300,000 members of 70 bytes takes well over the 1 ms threshold).
+#[test]
+fn expiring_a_big_value_is_an_expire_cycle_latency_event() {
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    conn.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "1"]);
+    // Members too long to be kept inline: each is an allocation of its own to free.
+    let fill =
+        "local pad = string.rep('x', 64) for i = 1, tonumber(ARGV[1]) do redis.call('sadd', KEYS[1], pad .. i) end";
+    conn.cmd(&["EVAL", fill, "1", "big", "300000"]);
+    conn.cmd(&["PEXPIRE", "big", "50"]);
+    assert!(common::wait_until(Duration::from_secs(10), || conn.cmd_text(&["DBSIZE"]) == "0"), "not expired");
+    let latest = String::from_utf8_lossy(&conn.cmd(&["LATENCY", "LATEST"])).into_owned();
+    assert!(latest.contains("expire-cycle"), "{latest}");
+    let doctor = String::from_utf8_lossy(&conn.cmd(&["LATENCY", "DOCTOR"])).into_owned();
+    assert!(doctor.contains("expire-cycle") && doctor.contains("large objects"), "{doctor}");
+}
+
 #[test]
 fn latency_monitor_records_spikes_like_redis() {
     same_as_redis(latency_scenario, &["event command"]);
