@@ -162,6 +162,8 @@ const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 const READ_ROOM: usize = 1024;
 /// Room for the reads of a client that has filled [`READ_ROOM`] (Redis reads 16 KiB).
 const PIPELINED_READ_ROOM: usize = 16 * 1024;
+/// The most room an empty input buffer keeps (a pipelining client's reads never need more).
+const KEPT_INPUT_ROOM: usize = 4 * PIPELINED_READ_ROOM;
 
 /// How many times [`Shared::wait_to_run`] yields for a script before it sleeps.
 const SCRIPT_WAIT_YIELDS: u32 = 64;
@@ -431,6 +433,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
         }
         self.flush(wait_seq).await?;
+        // A large request grew the buffer: once it is all taken, the room goes back, as Redis
+        // resizes a client's query buffer, so that a client that once sent a large value does
+        // not hold that much for as long as it stays connected.
+        if self.input.is_empty() && self.input.capacity() > KEPT_INPUT_ROOM {
+            self.input = BytesMut::with_capacity(self.read_room);
+        }
         Ok(completed)
     }
 
