@@ -340,6 +340,7 @@ fn client_reply_silences_as_in_redis() {
 /// What MONITOR shows, with the time and the client's port taken out: the commands EXEC ran
 /// (each in the database it ran in) before EXEC, a script's commands after the script, as
 /// the fake client `lua`; a blocking command once, when it blocks; AUTH's password redacted.
+/// RESET ends it.
 fn monitor_scenario(server: &Server) -> Vec<String> {
     let (mut monitor, mut client, mut waiter) = (server.connect(), server.connect(), server.connect());
     monitor.cmd(&["MONITOR"]);
@@ -371,12 +372,17 @@ fn monitor_scenario(server: &Server) -> Vec<String> {
         };
         seen.push(port(rest));
     }
+    // RESET ends MONITOR: its reply is the last thing the connection gets.
+    seen.push(format!("RESET -> {}", frame_text(&monitor.cmd(&["RESET"]))));
+    client.cmd(&["PING"]);
+    let after = monitor.drain(0, Duration::from_millis(200)).bytes;
+    seen.push(format!("after RESET: {:?}", String::from_utf8_lossy(&after)));
     seen
 }
 
 #[test]
 fn monitor_shows_commands_as_redis_does() {
-    same_as_redis(monitor_scenario, &[r#"[2 ] "EXEC""#, r#"[2 lua] "get" "x""#, "(redacted)"]);
+    same_as_redis(monitor_scenario, &[r#"[2 ] "EXEC""#, r#"[2 lua] "get" "x""#, "(redacted)", r#"after RESET: """#]);
 }
 
 /// Every parameter `CONFIG GET *` lists can be set back to the value it gave (Redis's own

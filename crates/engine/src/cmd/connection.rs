@@ -143,6 +143,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let engine = ctx.engine;
     engine.watches.unwatch_all(ctx.client);
     crate::cmd::pubsub::forget(engine, ctx.client);
+    engine.pubsub.remove_monitor(ctx.client.id);
     super::client_tracking::turn_off(ctx);
     let client = &mut *ctx.client;
     client.multi = None;
