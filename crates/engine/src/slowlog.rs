@@ -140,9 +140,12 @@ fn kept_args(args: &[Bytes]) -> Vec<Bytes> {
     out
 }
 
+/// The argument as an entry keeps it: a copy, never a slice of the request (which would keep
+/// the whole request's buffer, a large SADD's megabytes, for as long as the entry stays),
+/// and cut as Redis cuts it.
 fn cut(arg: &Bytes) -> Bytes {
     if arg.len() <= MAX_ARG_BYTES {
-        return arg.clone();
+        return Bytes::copy_from_slice(arg);
     }
     let mut text = arg.slice(..MAX_ARG_BYTES).to_vec();
     text.extend_from_slice(format!("... ({} more bytes)", arg.len() - MAX_ARG_BYTES).as_bytes());
@@ -212,6 +215,15 @@ mod tests {
         let long = "k".repeat(200);
         let kept = kept_args(&args(&["set", &long, "v"]));
         assert_eq!(kept[1], format!("{}... (72 more bytes)", "k".repeat(128)).as_bytes());
+    }
+
+    #[test]
+    fn entries_copy_their_arguments_out_of_the_request() {
+        let request = Bytes::from(vec![b'x'; 1 << 20]);
+        let args = [request.slice(0..4), request.slice(4..8), request.slice(8..400)];
+        let within = |arg: &Bytes| request.as_ptr_range().contains(&arg.as_ptr());
+        assert!(args.iter().all(within));
+        assert!(!kept_args(&args).iter().any(within), "an entry would keep the request's megabyte");
     }
 
     #[test]
