@@ -1,5 +1,7 @@
 //! What the engine asks of the server it runs in.
 
+use bytes::Bytes;
+
 use crate::client::Client;
 
 /// Server-owned state that commands such as CONFIG, CLIENT, INFO, AUTH and SHUTDOWN reach.
@@ -75,6 +77,11 @@ pub trait Host: Sync {
     fn clock_micros(&self) -> Option<u64> {
         None
     }
+    /// `MIGRATE`: sends `commands` to `target` and returns the first line of each reply, in
+    /// order, as far as they came, with what stopped the exchange early, if anything.
+    fn exchange_with(&self, _target: &MigrateTarget, _commands: &[Vec<Bytes>]) -> (Vec<String>, Option<TargetFailure>) {
+        (Vec::new(), Some(TargetFailure::Connect))
+    }
     /// `SYNC`: prepare a snapshot of everything acknowledged so far for client `client_id`,
     /// which the front end sends as the command's reply (then it closes the connection).
     fn send_snapshot(&self, _client_id: u64) -> Result<(), String> {
@@ -149,3 +156,21 @@ impl ClientType {
 pub struct NoHost;
 
 impl Host for NoHost {}
+
+/// Where MIGRATE sends keys.
+#[derive(Debug, Clone)]
+pub struct MigrateTarget {
+    pub host: String,
+    /// 0 when the port given was no port: the connection then fails.
+    pub port: u16,
+    /// For connecting, and for each write and read.
+    pub timeout_ms: u64,
+}
+
+/// What ended a MIGRATE exchange early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetFailure {
+    Connect,
+    Write,
+    Read,
+}

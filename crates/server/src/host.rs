@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use staykv_engine::command::CommandName;
 use staykv_engine::evict::Policy;
 use staykv_engine::glob;
-use staykv_engine::host::{ClientFilter, ClientType, Host};
+use staykv_engine::host::{ClientFilter, ClientType, Host, MigrateTarget, TargetFailure};
 use staykv_engine::lazyfree::LazyOption;
 use staykv_engine::tracking::Tracking;
 use staykv_engine::value::FIXED_ENCODING_CONFIG;
@@ -401,7 +401,7 @@ impl Host for ServerHost {
                 let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
                 let _ = write!(
                     out,
-                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\n",
+                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\n",
                     self.connections_received.load(Ordering::Relaxed),
                     self.rejected_connections.load(Ordering::Relaxed),
                     rates.per_second(OPS),
@@ -720,6 +720,14 @@ impl Host for ServerHost {
     fn shutdown(&self, _save: Option<bool>) -> Result<(), String> {
         self.request_shutdown();
         Ok(())
+    }
+
+    fn exchange_with(
+        &self,
+        target: &MigrateTarget,
+        commands: &[Vec<bytes::Bytes>],
+    ) -> (Vec<String>, Option<TargetFailure>) {
+        blocking(|| crate::migrate::exchange(target, commands))
     }
 
     fn send_snapshot(&self, client_id: u64) -> Result<(), String> {

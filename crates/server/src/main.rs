@@ -11,6 +11,7 @@ mod import;
 mod limits;
 mod memory;
 mod metrics;
+mod migrate;
 mod persistence;
 mod server;
 mod snapshot;

@@ -457,6 +457,63 @@ fn print_encodings(a_name: &str, a: &mut RawConn, b_name: &str, b: &mut RawConn,
     }
 }
 
+// ---- MIGRATE -------------------------------------------------------------------------------
+
+/// MIGRATE from `source` to a fresh redis-server: the replies (moves, NOKEY, the target's
+/// errors, a closed port, bad arguments), COMMAND GETKEYS of it, and where the keys are after.
+fn migrate_scenario(source: &Server) -> Vec<String> {
+    let Some(target) = Server::redis() else { return Vec::new() };
+    let (mut from, mut to) = (source.connect(), target.connect());
+    let port = target.port().to_string();
+    let closed = common::free_port().to_string();
+    for args in [&["SET", "k1", "v1"][..], &["RPUSH", "l", "a", "b", "c"], &["HSET", "h", "f", "v"]] {
+        from.cmd(args);
+    }
+    from.cmd(&["SET", "t", "x", "PX", "100000"]);
+    from.cmd(&["SET", "busy", "new"]);
+    to.cmd(&["SET", "busy", "old"]);
+    let h = "127.0.0.1";
+    let steps: &[&[&str]] = &[
+        &["MIGRATE", h, &port, "k1", "0", "5000"],
+        &["MIGRATE", h, &port, "", "3", "5000", "KEYS", "l", "h", "nosuch"],
+        &["MIGRATE", h, &port, "nosuch", "0", "5000"],
+        &["MIGRATE", h, &port, "busy", "0", "5000"],
+        &["MIGRATE", h, &port, "busy", "0", "5000", "COPY", "REPLACE"],
+        &["MIGRATE", h, &port, "t", "0", "5000", "AUTH", "secret"],
+        &["MIGRATE", h, &closed, "busy", "0", "200"],
+        &["MIGRATE", h, &port, "", "0", "5000", "KEYS"],
+        &["MIGRATE", h, &port, "busy", "0", "5000", "KEYS", "a"],
+        &["MIGRATE", h, &port, "busy", "0", "5000", "BOGUS"],
+        &["MIGRATE", h, &port, "busy", "x", "5000"],
+        &["MIGRATE", h, &port, "busy", "0", "5000", "AUTH2", "u"],
+        &["COMMAND", "GETKEYS", "MIGRATE", h, &port, "", "0", "5000", "AUTH", "keys", "KEYS", "a", "b"],
+        &["COMMAND", "GETKEYS", "MIGRATE", h, &port, "k", "0", "5000", "COPY"],
+    ];
+    let mut seen: Vec<String> = steps.iter().map(|args| format!("{args:?} -> {}", from.cmd_text(args))).collect();
+    seen.iter_mut().for_each(|line| *line = line.replace(&port, "PORT").replace(&closed, "CLOSED"));
+    let sorted = |conn: &mut RawConn| {
+        let Val::Array(Some(keys)) = call_str(conn, &["KEYS", "*"]) else { panic!("KEYS is no array") };
+        let mut keys: Vec<String> = keys.iter().map(|key| String::from_utf8_lossy(&key.bytes()).into_owned()).collect();
+        keys.sort();
+        keys.join(" ")
+    };
+    seen.push(format!("source keys: {}", sorted(&mut from)));
+    seen.push(format!("target db 0: {}", sorted(&mut to)));
+    seen.push(format!(
+        "target busy: {}, t has a TTL: {}",
+        to.cmd_text(&["GET", "busy"]),
+        to.cmd_text(&["PTTL", "t"]) != "-1"
+    ));
+    to.cmd(&["SELECT", "3"]);
+    seen.push(format!("target db 3: {}, l: {}", sorted(&mut to), to.cmd_text(&["LRANGE", "l", "0", "-1"])));
+    seen
+}
+
+#[test]
+fn migrate_sends_keys_to_redis_as_redis_does() {
+    common::same_as_redis(migrate_scenario, &["NOKEY", "BUSYKEY", "IOERR", "target db 3: h l"]);
+}
+
 // ---- DUMP / RESTORE -------------------------------------------------------------------------
 
 #[test]

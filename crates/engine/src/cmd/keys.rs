@@ -55,7 +55,7 @@ fn unlink(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     delete_keys(ctx, args, true)
 }
 
-fn delete_keys(ctx: &mut Ctx, args: &[Bytes], lazily: bool) -> CmdResult {
+pub(super) fn delete_keys(ctx: &mut Ctx, args: &[Bytes], lazily: bool) -> CmdResult {
     let mut deleted = 0;
     for key in args.iter().skip(1) {
         if ctx.lookup(key).is_some() {

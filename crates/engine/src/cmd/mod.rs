@@ -18,6 +18,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod migrate;
 pub mod pubsub;
 pub mod replication;
 pub mod scripting;
@@ -35,6 +36,7 @@ pub fn table() -> CommandTable {
     CommandTable::new(&[
         strings::COMMANDS,
         keys::COMMANDS,
+        migrate::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
         replication::COMMANDS,
