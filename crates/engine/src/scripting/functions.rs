@@ -7,10 +7,10 @@
 //! run by FCALL with `(keys, args)`. Libraries are listed by name.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use mlua::{ChunkMode, Function, Lua, MultiValue, Value};
+use mlua::{ChunkMode, Function, Lua, MultiValue, Table, Value};
 use staykv_resp::Reply;
 
 use super::libutil::LibResult;
@@ -20,13 +20,18 @@ use super::{
 use crate::errors::err;
 use crate::exec::Ctx;
 
-/// One registered function.
+/// One registered function (its code is in the functions Lua state's `compiled` table).
 pub(crate) struct FunctionDef {
     name: String,
     description: Option<Bytes>,
     flags: ScriptFlags,
-    function: Function,
+    /// Its key in the `compiled` table.
+    slot: u64,
 }
+
+/// Keys of the `compiled` table, never reused (a library that failed to load, or that was
+/// replaced, leaves its slots to [`Scripting::prune_compiled`]).
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
 
 /// One library.
 pub(crate) struct Library {
@@ -106,7 +111,9 @@ pub(crate) fn register_function(lua: &Lua, args: &[Value]) -> mlua::Result<LibRe
     if load.functions.iter().any(|f| f.name == name) {
         return Ok(Err("Function already exists in the library".into()));
     }
-    load.functions.push(FunctionDef { name, description, flags, function });
+    let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+    lua.named_registry_value::<Table>(super::COMPILED)?.raw_set(slot, function)?;
+    load.functions.push(FunctionDef { name, description, flags, slot });
     Ok(Ok(MultiValue::new()))
 }
 
@@ -254,8 +261,11 @@ impl Scripting {
         if state.libraries.contains_key(&name) && !replace {
             return Err(Reply::Error(format!("ERR Library '{name}' already exists")));
         }
-        let library = self.compile_library(state, code, body)?;
-        join(state, BTreeMap::from([(name.clone(), library)]), true)?;
+        let loaded = self
+            .compile_library(state, code, body)
+            .and_then(|library| join(state, BTreeMap::from([(name.clone(), library)]), true));
+        self.prune_compiled(state);
+        loaded?;
         self.note_functions_footprint(state);
         Ok(name)
     }
@@ -265,6 +275,15 @@ impl Scripting {
     pub fn function_restore(&self, codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), Reply> {
         let mut guard = self.state.lock();
         let state = &mut *guard;
+        let restored = self.restore_libraries(state, codes, policy);
+        self.prune_compiled(state);
+        restored?;
+        self.note_functions_footprint(state);
+        Ok(())
+    }
+
+    /// [`Scripting::function_restore`] but the cleaning up after it.
+    fn restore_libraries(&self, state: &mut State, codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), Reply> {
         let mut incoming: BTreeMap<String, Library> = BTreeMap::new();
         for code in codes {
             let code = Bytes::copy_from_slice(code);
@@ -286,9 +305,7 @@ impl Scripting {
             state.libraries.clear();
             state.function_index.clear();
         }
-        join(state, incoming, policy == RestorePolicy::Replace)?;
-        self.note_functions_footprint(state);
-        Ok(())
+        join(state, incoming, policy == RestorePolicy::Replace)
     }
 
     /// Runs a library's code (`body`, after its `#!lua` line) in the functions Lua state and
@@ -346,6 +363,7 @@ impl Scripting {
         for f in library.functions {
             state.function_index.remove(&index_key(&f.name));
         }
+        self.prune_compiled(&state);
         self.note_functions_footprint(&state);
         Ok(())
     }
@@ -460,10 +478,29 @@ impl Scripting {
             .get(&library)
             .and_then(|l| l.functions.iter().find(|f| f.name.eq_ignore_ascii_case(&name)))
             .ok_or_else(|| err("ERR Function not found"))?;
-        let (function, flags) = (def.function.clone(), def.flags);
+        let (slot, flags) = (def.slot, def.flags);
         let rules = CallRules::at_start(ctx, Some(flags), read_only)?;
         let vm = self.vm(&mut state.functions, true)?;
+        let function: Function = vm.compiled.raw_get(slot).map_err(|_| err("ERR Function not found"))?;
         let run = Run { name, is_eval: false, rules, argv: args.to_vec() };
         Ok(self.run(vm, ctx, &function, keys, argv, run))
+    }
+
+    /// Drops from the functions Lua state the code of every function no loaded library
+    /// registers: those of libraries replaced, deleted, or that failed to load.
+    fn prune_compiled(&self, state: &State) {
+        let Some(vm) = &state.functions else { return };
+        let live: std::collections::HashSet<u64> =
+            state.libraries.values().flat_map(|l| l.functions.iter().map(|f| f.slot)).collect();
+        let dead: Vec<u64> = vm
+            .compiled
+            .pairs::<u64, Value>()
+            .filter_map(|pair| pair.ok())
+            .map(|(slot, _)| slot)
+            .filter(|slot| !live.contains(slot))
+            .collect();
+        for slot in dead {
+            let _ = vm.compiled.raw_set(slot, Value::Nil);
+        }
     }
 }

@@ -54,6 +54,8 @@ pub use functions::{FunctionInfo, RestorePolicy};
 const PRELUDE: &str = include_str!("prelude.lua");
 /// Chunk name of the prelude: error positions skip its frames.
 const PRELUDE_NAME: &str = "=[staykv]";
+/// The registry name of [`Vm::compiled`], where `redis.register_function` files functions.
+const COMPILED: &str = "staykv.compiled";
 /// How many `redis.log` lines are kept for [`Scripting::drain_log`].
 pub const LOG_KEEP: usize = 1000;
 /// Instructions between two checks of the kill flag.
@@ -188,11 +190,14 @@ struct Vm {
     end_load: Option<Function>,
     /// Hook ticks left for the library being loaded (-1: not loading).
     load_budget: Arc<AtomicI64>,
+    /// The compiled scripts (by sha) or functions (by slot), kept on the Lua side: a
+    /// `Function` held in Rust takes one of the Lua binding's references, of which fewer than
+    /// 8,000 fit (past that it panics), and an application may well cache more scripts.
+    compiled: Table,
 }
 
-/// A script in the EVAL cache.
+/// A script in the EVAL cache (its code is in [`Vm::compiled`]).
 struct CachedScript {
-    function: Function,
     /// `None`: no shebang (Redis's "eval compatibility mode").
     flags: Option<ScriptFlags>,
 }
@@ -489,7 +494,8 @@ impl Scripting {
             .set_environment(vm.env.clone())
             .into_function()
             .map_err(|e| Reply::Error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e))))?;
-        state.scripts.insert(sha.to_string(), CachedScript { function, flags });
+        vm.compiled.raw_set(sha, function).map_err(|e| Reply::Error(format!("ERR {}", lua_error_text(&e))))?;
+        state.scripts.insert(sha.to_string(), CachedScript { flags });
         self.note_script_cached(sha);
         Ok(())
     }
@@ -515,9 +521,9 @@ impl Scripting {
             self.ensure_script(state, &sha, &script)?;
         }
         let flags = state.scripts.get(&sha).map(|s| s.flags).ok_or_else(noscript)?;
-        let function = state.scripts.get(&sha).map(|s| s.function.clone()).ok_or_else(noscript)?;
         let rules = CallRules::at_start(ctx, flags, mode.read_only)?;
         let vm = self.vm(&mut state.eval, false)?;
+        let function: Function = vm.compiled.raw_get(sha.as_str()).map_err(|_| noscript())?;
         let run = Run { name: sha, is_eval: true, rules, argv: args.to_vec() };
         Ok(self.run(vm, ctx, &function, keys, argv, run))
     }
@@ -1012,6 +1018,8 @@ fn user_location(lua: &Lua) -> Option<(String, i64)> {
 /// A new Lua state with Redis's environment.
 fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
     let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::new())?;
+    let compiled = lua.create_table()?;
+    lua.set_named_registry_value(COMPILED, &compiled)?;
     let api = lua.create_table()?;
     api.raw_set("functions_vm", functions_vm)?;
     api.raw_set("cjson", cjson::table(&lua)?)?;
@@ -1093,6 +1101,7 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
         begin_load: result.get("begin_load")?,
         end_load: result.get("end_load")?,
         load_budget,
+        compiled,
         lua,
     })
 }

@@ -586,3 +586,29 @@ fn the_script_cache_is_counted_as_scripts_come_and_go() {
     let scripting = &s.engine.scripting;
     assert_eq!((scripting.cached_scripts(), scripting.cache_bytes().0), (0, 0));
 }
+
+/// Ten thousand cached scripts and as many functions: each is kept in its Lua state, not as a
+/// handle of the Lua binding, which holds fewer than 8,000 (the 7,988th SCRIPT LOAD panicked).
+#[test]
+fn scripts_and_functions_by_the_ten_thousand() {
+    let mut s = Session::new();
+    let shas: Vec<String> = (0..10_000).map(|i| s.cmd(&["SCRIPT", "LOAD", &format!("return {i}")])).collect();
+    assert!(shas.iter().all(|reply| reply.starts_with("$40\r\n")), "{:?}", shas.iter().find(|r| !r.starts_with("$40")));
+    let sha = shas[9_999].trim_start_matches("$40\r\n").trim_end();
+    assert_eq!(s.cmd(&["EVALSHA", sha, "0"]), ":9999\r\n");
+    let many: String =
+        (0..10_000).map(|i| format!("redis.register_function('f{i}', function() return {i} end)\n")).collect();
+    for _ in 0..3 {
+        let reply = s.cmd(&["FUNCTION", "LOAD", "REPLACE", &format!("#!lua name=many\n{many}")]);
+        assert_eq!(reply, "$4\r\nmany\r\n");
+    }
+    assert_eq!(s.cmd(&["FCALL", "f9999", "0"]), ":9999\r\n");
+    let compiled = |s: &Session| {
+        let state = s.engine.scripting.state.lock();
+        state.functions.as_ref().map_or(0, |vm| vm.compiled.pairs::<u64, mlua::Value>().count())
+    };
+    assert_eq!(compiled(&s), 10_000, "a replaced library's functions are dropped");
+    assert_eq!(s.cmd(&["FUNCTION", "DELETE", "many"]), "+OK\r\n");
+    assert_eq!(s.cmd(&["FCALL", "f1", "0"]), "-ERR Function not found\r\n");
+    assert_eq!(compiled(&s), 0);
+}
