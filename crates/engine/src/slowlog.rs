@@ -163,6 +163,23 @@ fn secret_positions(args: &[Bytes]) -> Box<dyn Fn(usize) -> bool> {
         let auth = (2..args.len()).find(|&i| is(i, "auth"));
         return Box::new(move |i| auth.is_some_and(|at| i == at + 1 || i == at + 2));
     }
+    if is(0, "migrate") {
+        // MIGRATE ... [AUTH password | AUTH2 username password] [KEYS key ...]
+        let mut secret = Vec::new();
+        let mut i = 6;
+        while i < args.len() && !is(i, "keys") {
+            if is(i, "auth") {
+                secret.push(i + 1);
+                i += 2;
+            } else if is(i, "auth2") {
+                secret.extend([i + 1, i + 2]);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        return Box::new(move |i| secret.contains(&i));
+    }
     if is(0, "config") && is(1, "set") {
         // CONFIG SET name value [name value ...]: the values of sensitive settings.
         let secret: Vec<usize> = (2..args.len()).step_by(2).filter(|&i| is(i, "requirepass")).map(|i| i + 1).collect();
@@ -237,6 +254,14 @@ mod tests {
                 &["config", "set", "timeout", "5", "requirepass", "(redacted)"],
             ),
             (&["set", "auth", "pw"], &["set", "auth", "pw"]),
+            (
+                &["migrate", "h", "1", "", "0", "9", "COPY", "AUTH", "pw", "KEYS", "auth", "k"],
+                &["migrate", "h", "1", "", "0", "9", "COPY", "AUTH", "(redacted)", "KEYS", "auth", "k"],
+            ),
+            (
+                &["migrate", "h", "1", "k", "0", "9", "auth2", "u", "pw", "REPLACE"],
+                &["migrate", "h", "1", "k", "0", "9", "auth2", "(redacted)", "(redacted)", "REPLACE"],
+            ),
         ];
         for (given, expected) in cases {
             assert_eq!(kept_args(&args(given)), args(expected), "{given:?}");
