@@ -14,8 +14,8 @@ use staykv_engine::evict::Policy;
 use staykv_engine::glob;
 use staykv_engine::host::{ClientFilter, ClientType, Host, MigrateTarget, TargetFailure};
 use staykv_engine::lazyfree::LazyOption;
-use staykv_engine::tracking::Tracking;
 use staykv_engine::value::FIXED_ENCODING_CONFIG;
+use staykv_engine::Engine;
 use staykv_engine::{Client, Protocol, Reply};
 use tokio::sync::{watch, Notify};
 
@@ -257,11 +257,19 @@ impl ServerHost {
 
     /// One `CLIENT LIST` line; `me`'s own shows the command running (`client|list`), as
     /// in Redis, not the one before it.
-    fn client_line(id: u64, record: &ClientRecord, me: &Client, tracking: Option<&Tracking>, out: &mut String) {
+    /// Its flags are Redis's, in Redis's order: `P` subscribed, `b` blocked, then tracking's.
+    fn client_line(id: u64, record: &ClientRecord, me: &Client, engine: Option<&Engine>, out: &mut String) {
         let view = record.state.lock().clone();
         let command = if id == me.id { me.command } else { view.last_command };
-        let (tracking_flags, redir) = tracking.map_or((String::new(), -1), |t| t.list_fields(id));
-        let flags = if view.subscribed() { format!("P{tracking_flags}") } else { tracking_flags };
+        let (tracking_flags, redir) = engine.map_or((String::new(), -1), |e| e.tracking.list_fields(id));
+        let mut flags = String::new();
+        if view.subscribed() {
+            flags.push('P');
+        }
+        if engine.is_some_and(|e| e.blocked.is_waiting(id)) {
+            flags.push('b');
+        }
+        flags.push_str(&tracking_flags);
         let [sub, psub, ssub] = view.subscriptions;
         let now = Instant::now();
         let idle = view.last_interaction.map_or(0, |t| now.duration_since(t).as_secs());
@@ -685,9 +693,9 @@ impl Host for ServerHost {
     fn client_list(&self, me: &Client, filter: &ClientFilter) -> String {
         let clients = self.clients.lock().clone();
         let mut out = String::new();
-        let tracking = self.notifier.get().map(|e| &e.tracking);
+        let engine = self.notifier.get().map(|e| &**e);
         for (id, record) in clients.iter().filter(|(id, record)| Self::matches(filter, **id, record)) {
-            Self::client_line(*id, record, me, tracking, &mut out);
+            Self::client_line(*id, record, me, engine, &mut out);
         }
         out
     }

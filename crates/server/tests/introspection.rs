@@ -256,9 +256,12 @@ fn client_pause_write_holds_what_may_replicate_like_redis() {
 }
 
 /// CLIENT LIST and CLIENT KILL by type (a subscriber is `pubsub`, flag `P`, with its counts
-/// of subscriptions), SKIPME yes and no, and their errors.
+/// of subscriptions; a blocked client has flag `b`), SKIPME yes and no, and their errors.
 fn client_types_scenario(server: &Server) -> Vec<String> {
     let (mut admin, mut subscriber, plain) = (server.connect(), server.connect(), server.connect());
+    let mut waiter = server.connect();
+    waiter.send(&common::encode_str(&["BLPOP", "q", "0"]));
+    std::thread::sleep(Duration::from_millis(200));
     subscriber.send(&common::encode_str(&["SUBSCRIBE", "a", "b"]));
     subscriber.send(&common::encode_str(&["PSUBSCRIBE", "p*"]));
     for _ in 0..3 {
@@ -268,13 +271,15 @@ fn client_types_scenario(server: &Server) -> Vec<String> {
     let fields = ["flags", "sub", "psub", "ssub"];
     for kind in ["pubsub", "normal", "replica", "master"] {
         let list = frame_text(&admin.cmd(&["CLIENT", "LIST", "TYPE", kind]));
-        let described: Vec<String> = list
+        // (Sorted: which order the clients come in is no part of this.)
+        let mut described: Vec<String> = list
             .lines()
             .map(|line| {
                 let pairs = line.split(' ').filter(|p| fields.iter().any(|f| p.starts_with(&format!("{f}="))));
                 pairs.collect::<Vec<_>>().join(" ")
             })
             .collect();
+        described.sort();
         seen.push(format!("LIST TYPE {kind}: {described:?}"));
     }
     let steps: &[&[&str]] = &[
@@ -293,7 +298,7 @@ fn client_types_scenario(server: &Server) -> Vec<String> {
         seen.push(format!("{args:?} -> {}", frame_text(&admin.cmd(args))));
     }
     seen.push(format!("the caller after: {:?}", admin.try_cmd(&["PING"]).map(|r| frame_text(&r)).ok()));
-    drop(plain);
+    drop((plain, waiter));
     seen
 }
 
