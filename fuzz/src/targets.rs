@@ -548,6 +548,9 @@ pub const RESTORE: Target = Target {
         b"\xc0",
         b"\xc3",
         b"\xff",
+        // FUNCTION2 and the 7.0-rc FUNCTION opcode, which FUNCTION RESTORE payloads hold.
+        b"\xf5",
+        b"\xf6",
     ],
     max_len: 16 * 1024,
 };
@@ -661,5 +664,10 @@ fn restore(data: &[u8]) -> u64 {
         Err(_) => 0,
     };
     let type_byte = data.first().copied().map_or(999, u64::from);
-    signature(&[decoded_kind, u64::from(restored), error, size, type_byte])
+    // The same bytes as a FUNCTION RESTORE payload: decoded, never a panic.
+    let functions = match staykv_rdb::decode_functions_payload(data) {
+        Ok(libraries) => libraries.len().min(8) as u64,
+        Err(error) => 100 + error as u64,
+    };
+    signature(&[decoded_kind, u64::from(restored), error, size, type_byte, functions])
 }
