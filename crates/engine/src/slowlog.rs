@@ -164,21 +164,9 @@ fn secret_positions(args: &[Bytes]) -> Box<dyn Fn(usize) -> bool> {
         return Box::new(move |i| auth.is_some_and(|at| i == at + 1 || i == at + 2));
     }
     if is(0, "migrate") {
-        // MIGRATE ... [AUTH password | AUTH2 username password] [KEYS key ...]
-        let mut secret = Vec::new();
-        let mut i = 6;
-        while i < args.len() && !is(i, "keys") {
-            if is(i, "auth") {
-                secret.push(i + 1);
-                i += 2;
-            } else if is(i, "auth2") {
-                secret.extend([i + 1, i + 2]);
-                i += 3;
-            } else {
-                i += 1;
-            }
-        }
-        return Box::new(move |i| secret.contains(&i));
+        let options = crate::cmd::migrate::Options::of(args);
+        let (user, password) = (options.user_at, options.password_at);
+        return Box::new(move |i| user == Some(i) || password == Some(i));
     }
     if is(0, "config") && is(1, "set") {
         // CONFIG SET name value [name value ...]: the values of sensitive settings.

@@ -5,8 +5,9 @@ use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use staykv_engine::host::{MigrateTarget, TargetFailure};
+use staykv_resp::{Protocol, Reply};
 
 /// Sends `commands` to `target`; returns each reply's first line, as far as they came.
 pub fn exchange(target: &MigrateTarget, commands: &[Vec<Bytes>]) -> (Vec<String>, Option<TargetFailure>) {
@@ -15,9 +16,9 @@ pub fn exchange(target: &MigrateTarget, commands: &[Vec<Bytes>]) -> (Vec<String>
         Ok(stream) => stream,
         Err(failure) => return (Vec::new(), Some(failure)),
     };
-    let mut request = Vec::new();
+    let mut request = BytesMut::new();
     for command in commands {
-        encode(command, &mut request);
+        Reply::bulks(command.iter().cloned()).encode(Protocol::Resp2, &mut request);
     }
     if (&stream).write_all(&request).is_err() {
         return (Vec::new(), Some(TargetFailure::Write));
@@ -51,14 +52,4 @@ fn connect(target: &MigrateTarget, timeout: Duration) -> Result<TcpStream, Targe
         }
     }
     Err(failure)
-}
-
-/// A command as a RESP array of bulk strings.
-fn encode(command: &[Bytes], out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("*{}\r\n", command.len()).as_bytes());
-    for arg in command {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
 }

@@ -20,19 +20,26 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("migrate", -6, WRITE | 
     .keys(3, 3, 1)
     .key_finder(migrate_keys)];
 
-/// What follows the fixed arguments.
+/// What follows MIGRATE's five fixed arguments, walked once, as Redis's `migrateCommand`
+/// and `migrateGetKeys` walk it: AUTH's and AUTH2's values are skipped (a password spelled
+/// "keys" is no option), KEYS takes every argument after it. The command, its key finder
+/// and the slow log's redaction all read this one walk.
 #[derive(Default)]
-struct Options<'a> {
+pub(crate) struct Options {
     copy: bool,
     replace: bool,
-    /// AUTH password, or AUTH2 username password.
-    auth: Option<(Option<&'a Bytes>, &'a Bytes)>,
+    /// Where AUTH2's username is.
+    pub(crate) user_at: Option<usize>,
+    /// Where AUTH's or AUTH2's password is.
+    pub(crate) password_at: Option<usize>,
     /// Where the KEYS option's keys start; without it, the one key is argument 3.
     keys_from: Option<usize>,
+    /// An unknown option, or AUTH or AUTH2 short of its values: a syntax error.
+    malformed: bool,
 }
 
-impl<'a> Options<'a> {
-    fn parse(args: &'a [Bytes]) -> Result<Options<'a>, Reply> {
+impl Options {
+    pub(crate) fn of(args: &[Bytes]) -> Options {
         let mut options = Options::default();
         let mut i = 6;
         while let Some(option) = args.get(i) {
@@ -41,49 +48,32 @@ impl<'a> Options<'a> {
                 o if is(o, "copy") => options.copy = true,
                 o if is(o, "replace") => options.replace = true,
                 o if is(o, "auth") && more >= 1 => {
-                    options.auth = Some((None, arg(args, i + 1)?));
+                    (options.user_at, options.password_at) = (None, Some(i + 1));
                     i += 1;
                 }
                 o if is(o, "auth2") && more >= 2 => {
-                    options.auth = Some((Some(arg(args, i + 1)?), arg(args, i + 2)?));
+                    (options.user_at, options.password_at) = (Some(i + 1), Some(i + 2));
                     i += 2;
                 }
                 o if is(o, "keys") => {
-                    if !arg(args, 3)?.is_empty() {
-                        return Err(err(
-                            "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string",
-                        ));
-                    }
                     options.keys_from = Some(i + 1);
                     break;
                 }
-                _ => return Err(errors::syntax()),
+                _ => options.malformed = true,
             }
             i += 1;
         }
-        Ok(options)
+        options
     }
 }
 
 /// The keys of a MIGRATE line (Redis's `migrateGetKeys`): argument 3, or those after KEYS
-/// when the key argument is empty. AUTH's and AUTH2's values are skipped, so that a
-/// password spelled "keys" is not taken for the option.
+/// when the key argument is empty.
 pub fn migrate_keys(args: &[Bytes]) -> Vec<usize> {
-    let mut i = 6;
-    while let Some(option) = args.get(i) {
-        if is(option, "auth") {
-            i += 1;
-        } else if is(option, "auth2") {
-            i += 2;
-        } else if is(option, "keys") {
-            if args.get(3).is_some_and(|key| key.is_empty()) {
-                return (i + 1..args.len()).collect();
-            }
-            break;
-        }
-        i += 1;
+    match Options::of(args).keys_from {
+        Some(from) if args.get(3).is_some_and(|key| key.is_empty()) => (from..args.len()).collect(),
+        _ => vec![3],
     }
-    vec![3]
 }
 
 /// One key on its way: its name, the milliseconds it has left (0: none), its DUMP payload.
@@ -95,7 +85,14 @@ struct Moving {
 
 /// `MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH pw | AUTH2 user pw] [KEYS k...]`.
 fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let options = Options::parse(args)?;
+    let options = Options::of(args);
+    // An option before KEYS fails first in Redis; after KEYS every argument is a key.
+    if options.malformed {
+        return Err(errors::syntax());
+    }
+    if options.keys_from.is_some() && !arg(args, 3)?.is_empty() {
+        return Err(err("ERR When using MIGRATE KEYS option, the key argument must be set to the empty string"));
+    }
     // Redis reads the timeout first: either error reads the same.
     let timeout = int_arg(arg(args, 5)?)?;
     let db = int_arg(arg(args, 4)?)?;
@@ -110,7 +107,7 @@ fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let port = String::from_utf8_lossy(arg(args, 2)?).parse().unwrap_or(0);
     let timeout_ms = u64::try_from(timeout).ok().filter(|&t| t > 0).unwrap_or(1000);
     let target = MigrateTarget { host: String::from_utf8_lossy(arg(args, 1)?).into_owned(), port, timeout_ms };
-    let commands = commands(&options, db, &moving);
+    let commands = commands(args, &options, db, &moving);
     let (replies, failure) = ctx.host.exchange_with(&target, &commands);
     let preamble = commands.len() - moving.len();
     let (preamble_replies, key_replies) = replies.split_at(preamble.min(replies.len()));
@@ -158,14 +155,12 @@ fn collect(ctx: &mut Ctx, keys: &[Bytes]) -> Vec<Moving> {
 }
 
 /// What the target is sent: AUTH if asked, SELECT, then a RESTORE per key.
-fn commands(options: &Options, db: i64, moving: &[Moving]) -> Vec<Vec<Bytes>> {
+fn commands(args: &[Bytes], options: &Options, db: i64, moving: &[Moving]) -> Vec<Vec<Bytes>> {
     let mut commands = Vec::with_capacity(moving.len() + 2);
-    match options.auth {
-        Some((Some(user), password)) => {
-            commands.push(vec![Bytes::from_static(b"AUTH"), user.clone(), password.clone()]);
-        }
-        Some((None, password)) => commands.push(vec![Bytes::from_static(b"AUTH"), password.clone()]),
-        None => {}
+    if let Some(password) = options.password_at.and_then(|at| args.get(at)) {
+        let user = options.user_at.and_then(|at| args.get(at));
+        commands
+            .push([Bytes::from_static(b"AUTH")].into_iter().chain(user.cloned()).chain([password.clone()]).collect());
     }
     commands.push(vec![Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())]);
     for moved in moving {
