@@ -336,6 +336,14 @@ impl CommandTable {
     }
 
     /// The command's index and entry.
+    /// The known commands among `lines` (a transaction's queue), with their arguments.
+    pub fn specs_of<'a>(
+        &'a self,
+        lines: &'a [Vec<Bytes>],
+    ) -> impl Iterator<Item = (&'static CommandSpec, &'a [Bytes])> + 'a {
+        lines.iter().filter_map(|args| Some((self.lookup(args.first()?)?.1, args.as_slice())))
+    }
+
     pub fn lookup(&self, name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
         let mut buf = [0u8; 32];
         let lower = buf.get_mut(..name.len())?;

@@ -402,8 +402,7 @@ impl Engine {
         if spec.name != "exec" {
             return (spec.writes(args), !matches!(spec.name, "discard" | "quit" | "reset"));
         }
-        let queued = queue.iter().filter_map(|args| Some((self.table.lookup(args.first()?)?.1, args)));
-        queued.fold((false, false), |(writes, deny_oom), (spec, args)| {
+        self.table.specs_of(queue).fold((false, false), |(writes, deny_oom), (spec, args)| {
             (writes || spec.writes(args), deny_oom || spec.denies_oom(args))
         })
     }

@@ -105,13 +105,11 @@ impl Engine {
     /// flags it declared, if it did (`no-writes` runs); EXEC if it would run one of those.
     fn may_replicate(&self, spec: &CommandSpec, args: &[Bytes], queued: Option<&[Vec<Bytes>]>) -> bool {
         if spec.name == "exec" {
-            let queued = queued.unwrap_or_default().iter();
-            return queued
-                .filter_map(|args| Some((self.table.lookup(args.first()?)?.1, args)))
-                .any(|(spec, args)| spec.name != "exec" && self.may_replicate(spec, args, None));
+            let mut queued = self.table.specs_of(queued.unwrap_or_default());
+            return queued.any(|(spec, args)| spec.name != "exec" && self.may_replicate(spec, args, None));
         }
         if spec.has(flags::RUNS_SCRIPT) {
-            if let Some(declared) = self.scripting.declared_flags(args) {
+            if let Some(declared) = args.get(1).and_then(|target| self.scripting.declared_flags(spec.name, target)) {
                 return !declared.has(ScriptFlags::NO_WRITES);
             }
         }

@@ -622,11 +622,8 @@ impl Host for ServerHost {
             // with, so only their own values are taken (a tool setting every parameter back
             // to what CONFIG GET gave, as Redis's own tests do, must not fail on them).
             "bind" | "port" | "http-port" => {
-                let current = match name {
-                    "bind" => self.config.bind.to_string(),
-                    "port" => self.config.port.to_string(),
-                    _ => self.config.http_port.to_string(),
-                };
+                let current = self.config_get(name.as_bytes()).into_iter().next().map(|(_, value)| value);
+                let current = current.unwrap_or_default();
                 if text != current {
                     return Err(invalid(&format!("StayKV listens where it started ({current}) until a restart")));
                 }

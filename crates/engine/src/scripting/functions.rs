@@ -24,7 +24,7 @@ use crate::exec::Ctx;
 pub(crate) struct FunctionDef {
     name: String,
     description: Option<Bytes>,
-    flags: ScriptFlags,
+    pub(super) flags: ScriptFlags,
     /// Its key in the `compiled` table.
     slot: u64,
 }
@@ -40,11 +40,6 @@ pub(crate) struct Library {
 }
 
 impl Library {
-    /// The flags of its function `name` (as FCALL finds it, whatever its case).
-    pub(super) fn function_flags(&self, name: &str) -> Option<ScriptFlags> {
-        self.functions.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| f.flags)
-    }
-
     /// Bytes it holds outside the Lua state: itself, its source (kept for FUNCTION DUMP and
     /// LIST WITHCODE) and its functions' entries.
     pub(crate) fn footprint(&self) -> usize {
@@ -69,9 +64,18 @@ struct LoadCtx {
 const BAD_NAME: &str =
     "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
+impl State {
+    /// The function FCALL `name` runs: names ignore case, and of two in one library that
+    /// differ only in case, the first registered.
+    pub(super) fn function(&self, name: &str) -> Option<&FunctionDef> {
+        let library = self.libraries.get(self.function_index.get(&index_key(name))?)?;
+        library.functions.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
 /// A function's key in the index FCALL looks names up in: function names are ASCII, and
 /// FCALL finds them whatever their case, as Redis's function dictionary compares them.
-pub(super) fn index_key(name: &str) -> String {
+fn index_key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
@@ -470,15 +474,9 @@ impl Scripting {
         let name = String::from_utf8_lossy(args.get(1).map(|a| &a[..]).unwrap_or_default()).into_owned();
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        let library =
-            state.function_index.get(&index_key(&name)).cloned().ok_or_else(|| err("ERR Function not found"))?;
-        let (keys, argv) = split_keys(args, "ERR Bad number of keys provided")?;
-        let def = state
-            .libraries
-            .get(&library)
-            .and_then(|l| l.functions.iter().find(|f| f.name.eq_ignore_ascii_case(&name)))
-            .ok_or_else(|| err("ERR Function not found"))?;
+        let def = state.function(&name).ok_or_else(|| err("ERR Function not found"))?;
         let (slot, flags) = (def.slot, def.flags);
+        let (keys, argv) = split_keys(args, "ERR Bad number of keys provided")?;
         let rules = CallRules::at_start(ctx, Some(flags), read_only)?;
         let vm = self.vm(&mut state.functions, true)?;
         let function: Function = vm.compiled.raw_get(slot).map_err(|_| err("ERR Function not found"))?;

@@ -320,21 +320,18 @@ impl Scripting {
         self.running.lock().as_ref().is_some_and(|r| threshold == 0 || now.saturating_sub(r.started_ms) < threshold)
     }
 
-    /// The flags the script or function `args` (EVAL, EVALSHA, FCALL or their `_RO` forms)
-    /// would run declared, as Redis's `evalGetCommandFlags` and `fcallGetCommandFlags` find
-    /// them before running it: `None` for a script without a shebang line, one not known yet
-    /// or a malformed one, and while a script runs (which holds the caches).
-    pub fn declared_flags(&self, args: &[Bytes]) -> Option<ScriptFlags> {
-        let (name, target) = (args.first()?, args.get(1)?);
+    /// The flags the script or function `target` of `command` (EVAL, EVALSHA, FCALL or their
+    /// `_RO` forms) would run with, declared, as Redis's `evalGetCommandFlags` and
+    /// `fcallGetCommandFlags` find them before running it: `None` for a script without a
+    /// shebang line, one not known yet or a malformed one, and while a script runs (which
+    /// holds the caches).
+    pub fn declared_flags(&self, command: &str, target: &[u8]) -> Option<ScriptFlags> {
         let state = self.state.try_lock()?;
-        if name.len() >= 5 && name.get(..5)?.eq_ignore_ascii_case(b"fcall") {
-            let name = String::from_utf8_lossy(target);
-            let library = state.libraries.get(state.function_index.get(&functions::index_key(&name))?)?;
-            return library.function_flags(&name);
+        if command.starts_with("fcall") {
+            return state.function(&String::from_utf8_lossy(target)).map(|f| f.flags);
         }
-        let by_sha = name.len() >= 7 && name.get(..7)?.eq_ignore_ascii_case(b"evalsha");
-        let sha = if by_sha { String::from_utf8_lossy(target).to_ascii_lowercase() } else { sha1_hex(target) };
-        match state.scripts.get(&sha) {
+        let by_sha = command.starts_with("evalsha");
+        match state.scripts.get(&script_sha(target, by_sha)) {
             Some(script) => script.flags,
             None if by_sha => None,
             None => parse_shebang(target).ok()?.0,
@@ -504,14 +501,10 @@ impl Scripting {
     pub fn eval(&self, ctx: &mut Ctx, args: &[Bytes], mode: EvalMode) -> Result<Reply, Reply> {
         let (keys, argv) = split_keys(args, "ERR value is not an integer or out of range")?;
         let script = args.get(1).cloned().unwrap_or_default();
-        let sha = if mode.by_sha {
-            if script.len() != 40 {
-                return Err(noscript());
-            }
-            String::from_utf8_lossy(&script).to_ascii_lowercase()
-        } else {
-            sha1_hex(&script)
-        };
+        if mode.by_sha && script.len() != 40 {
+            return Err(noscript());
+        }
+        let sha = script_sha(&script, mode.by_sha);
         let mut guard = self.state.lock();
         let state = &mut *guard;
         if !state.scripts.contains_key(&sha) {
@@ -675,6 +668,15 @@ impl CallRules {
             read_only: ro_command || no_writes,
             deny_oom: over_memory && !flags.has(ScriptFlags::ALLOW_OOM),
         })
+    }
+}
+
+/// The sha a script is cached under: EVALSHA's argument (any case), or EVAL's body hashed.
+fn script_sha(script: &[u8], by_sha: bool) -> String {
+    if by_sha {
+        String::from_utf8_lossy(script).to_ascii_lowercase()
+    } else {
+        sha1_hex(script)
     }
 }
 
