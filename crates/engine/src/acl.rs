@@ -9,10 +9,10 @@
 //!   client's user before running it (and again for each command inside EXEC or a script).
 //! * Commands are allowed per table entry; a `cmd|sub` rule overrides one entry for one first
 //!   argument (Redis's subcommands and its "first-arg" rules both map to that).
-//! * Key permissions use the table's key positions. Which keys a command reads and which it
-//!   writes is approximated per command (see [`key_access`]): read-only commands read, writes
-//!   write (and read, unless the command only overwrites or deletes), and the destination
-//!   of `*STORE`-style commands is written while their sources are only read.
+//! * Key permissions follow the command's key specs ([`crate::key_spec`]), as in Redis: a
+//!   key the command accesses needs a read pattern (`~` or `%R~`), one it inserts into,
+//!   updates or deletes from a write pattern (`~` or `%W~`); a key it only looks at (EXISTS,
+//!   TYPE) any pattern that matches.
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
@@ -23,6 +23,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::command::{flags, CommandSpec, CommandTable};
+use crate::key_spec::key;
 
 /// The user the HTTP API's read-only token runs as. Unless an ACL user of that name is
 /// defined (which then takes over), it is built in: read commands only, not `KEYS`/`SCAN`,
@@ -78,80 +79,12 @@ const DANGEROUS: &[&str] = &[
     "pfselftest",
 ];
 
-/// Commands Redis marks `@blocking`.
-const BLOCKING: &[&str] = &[
-    "blpop",
-    "brpop",
-    "blmove",
-    "brpoplpush",
-    "blmpop",
-    "bzpopmin",
-    "bzpopmax",
-    "bzmpop",
-    "wait",
-    "waitaof",
-    "xread",
-    "xreadgroup",
-];
-
-/// Write commands that only replace or delete what their keys hold, without reading it:
-/// a `%W~` pattern is enough for them (Redis's `OW`/`RM` key specs).
-const WRITE_ONLY: &[&str] = &[
-    "set",
-    "setex",
-    "psetex",
-    "setnx",
-    "mset",
-    "msetnx",
-    "del",
-    "unlink",
-    "expire",
-    "pexpire",
-    "expireat",
-    "pexpireat",
-    "persist",
-    "hset",
-    "hmset",
-    "hsetnx",
-    "hdel",
-    "sadd",
-    "srem",
-    "zadd",
-    "zrem",
-    "lpush",
-    "rpush",
-    "append",
-    "pfadd",
-    "restore",
-    "setrange",
-    "setbit",
-    "hincrby",
-    "hincrbyfloat",
-    "lset",
-    "ltrim",
-    "lrem",
-    "zremrangebyscore",
-    "zremrangebyrank",
-    "zremrangebylex",
-    "flushdb",
-    "flushall",
-];
-
-/// Commands whose first key is a destination (written) and whose other keys are sources
-/// (read only).
-const STORE_LIKE: &[&str] = &[
-    "sunionstore",
-    "sinterstore",
-    "sdiffstore",
-    "zunionstore",
-    "zinterstore",
-    "zdiffstore",
-    "zrangestore",
-    "bitop",
-    "pfmerge",
-    "georadius",
-    "georadiusbymember",
-    "geosearchstore",
+/// Categories Redis 7.0 names for a command beyond its family and flags.
+const MORE_CATEGORIES: &[(&str, &[&str])] = &[
+    ("sort", &["set", "sortedset"]),
+    ("sort_ro", &["set", "sortedset", "dangerous"]),
+    ("lastsave", &["admin"]),
+    ("role", &["admin"]),
 ];
 
 /// The ACL categories of a table entry, in Redis's order, without the `@`.
@@ -160,16 +93,20 @@ pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
 }
 
 fn in_category(spec: &CommandSpec, category: &str) -> bool {
-    match category {
-        "read" => spec.has(flags::READONLY),
-        "write" => spec.has(flags::WRITE),
-        "admin" => spec.has(flags::ADMIN),
-        "fast" => spec.has(flags::FAST),
-        "slow" => !spec.has(flags::FAST),
-        "dangerous" => spec.has(flags::ADMIN) || DANGEROUS.contains(&spec.name),
-        "blocking" => BLOCKING.contains(&spec.name),
-        family => spec.group == family,
-    }
+    let named = || MORE_CATEGORIES.iter().any(|(name, more)| *name == spec.name && more.contains(&category));
+    named()
+        || match category {
+            // A read-only script may still write through its calls' own checks: Redis keeps
+            // EVAL_RO and FCALL_RO out of `@read`.
+            "read" => spec.has(flags::READONLY) && spec.group != "scripting",
+            "write" => spec.has(flags::WRITE),
+            "admin" => spec.has(flags::ADMIN),
+            "fast" => spec.has(flags::FAST),
+            "slow" => !spec.has(flags::FAST),
+            "dangerous" => spec.has(flags::ADMIN) || DANGEROUS.contains(&spec.name),
+            "blocking" => spec.has(flags::BLOCKING),
+            family => spec.group == family,
+        }
 }
 
 /// `config|get` for a container command with a subcommand, else the command's name.
@@ -523,12 +460,12 @@ impl User {
             return Err(Denied::Command);
         }
         if !self.all_keys {
-            let positions = spec.key_positions(args);
-            for (nth, &pos) in positions.iter().enumerate() {
-                let Some(key) = args.get(pos) else { continue };
-                let (read, write) = key_access(spec, args, nth);
+            for found in spec.keys_with_flags(args) {
+                let Some(key) = args.get(found.position) else { continue };
+                let read = found.flags & key::ACCESS != 0;
+                let write = found.flags & (key::INSERT | key::DELETE | key::UPDATE) != 0;
                 if !self.key_allowed(key, read, write) {
-                    return Err(Denied::Key(pos));
+                    return Err(Denied::Key(found.position));
                 }
             }
         }
@@ -620,23 +557,6 @@ impl User {
         parts.push(self.describe_commands());
         parts.join(" ")
     }
-}
-
-/// Which of a key's permissions the `nth` key of a command needs: (read, write).
-pub fn key_access(spec: &CommandSpec, args: &[Bytes], nth: usize) -> (bool, bool) {
-    if !spec.is_write() {
-        return (true, false);
-    }
-    if STORE_LIKE.contains(&spec.name) {
-        return if nth == 0 { (false, true) } else { (true, false) };
-    }
-    if spec.name == "copy" {
-        return if nth == 0 { (true, false) } else { (false, true) };
-    }
-    if spec.name == "set" && args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
-        return (true, true);
-    }
-    (!WRITE_ONLY.contains(&spec.name), true)
 }
 
 /// Argument positions holding channel names (or patterns) that ACL channel rules cover.

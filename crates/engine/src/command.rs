@@ -12,12 +12,15 @@ use hashbrown::HashMap;
 use staykv_resp::Reply;
 
 use crate::exec::Ctx;
+use crate::key_spec::{self, key, FoundKey, KeySpec, LegacyRange};
 
 /// A command's result; the error side is an error reply, so handlers can use `?`.
 pub type CmdResult = Result<Reply, Reply>;
 pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 /// For commands whose keys are found by reading arguments (`numkeys` forms).
 pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
+/// Keys with their flags, for commands whose key specs cannot find them all.
+pub type FlaggedKeyFinder = fn(&[Bytes]) -> Vec<FoundKey>;
 
 /// Command flags, named as Redis names them in `COMMAND INFO`.
 pub mod flags {
@@ -52,6 +55,18 @@ pub mod flags {
     /// it back and a read-only script may not call it. Redis 7.0's COMMAND INFO does not show it.
     pub const MAY_REPLICATE: u32 = 1 << 18;
 
+    /// Redis's `blocking`: may wait for data (BLPOP, XREAD, WAIT...); ACL category `@blocking`.
+    pub const BLOCKING: u32 = 1 << 19;
+    /// Redis's `skip_monitor`: MONITOR does not show the command itself (scripts: their calls).
+    pub const SKIP_MONITOR: u32 = 1 << 20;
+    /// Redis's `no_mandatory_keys`: may be given no key at all (EVAL with 0 keys), so
+    /// COMMAND GETKEYS answers an empty list rather than an error.
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 21;
+    /// Redis's `no_async_loading`: refused while a replica loads its data in the background.
+    /// StayKV loads before it serves, so this only tells clients what Redis would say.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 22;
+
+    /// In Redis's order (`addReplyFlagsForCommand`).
     pub(crate) const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -59,14 +74,18 @@ pub mod flags {
         (ADMIN, "admin"),
         (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
-        (SKIP_SLOWLOG, "skip_slowlog"),
     ];
 }
 
@@ -106,6 +125,18 @@ pub struct CommandSpec {
     /// Flags some subcommands have over the container's own: Redis 7.0 flags FUNCTION LOAD
     /// `write denyoom`, FUNCTION LIST neither.
     pub subcommand_flags: &'static [(&'static str, u32)],
+    /// Where the keys are and what the command does to them, as Redis 7.0 declares it
+    /// (`COMMAND INFO`, `COMMAND GETKEYSANDFLAGS`, ACL key patterns): see [`key_spec`].
+    pub key_specs: &'static [KeySpec],
+    /// For the commands whose key specs cannot say (SORT's STORE, MIGRATE's KEYS) or whose
+    /// flags depend on the arguments (SET ... GET): the keys with their flags, as Redis's
+    /// `getkeys_proc` gives them.
+    pub flagged_keys: Option<FlaggedKeyFinder>,
+    /// A container's subcommands' key specs (OBJECT ENCODING's key is its third argument).
+    pub subcommand_key_specs: &'static [(&'static str, &'static [KeySpec])],
+    /// Redis's command tips (`nondeterministic_output`, `request_policy:all_shards`...), for
+    /// clients that route by them.
+    pub tips: &'static [&'static str],
 }
 
 impl CommandSpec {
@@ -123,6 +154,10 @@ impl CommandSpec {
             key_finder: None,
             subcommands: &[],
             subcommand_flags: &[],
+            key_specs: &[],
+            flagged_keys: None,
+            subcommand_key_specs: &[],
+            tips: &[],
         }
     }
 
@@ -143,9 +178,28 @@ impl CommandSpec {
         self
     }
 
+    pub const fn key_specs(mut self, specs: &'static [KeySpec]) -> Self {
+        self.key_specs = specs;
+        self
+    }
+
+    pub const fn flagged_keys(mut self, finder: FlaggedKeyFinder) -> Self {
+        self.flagged_keys = Some(finder);
+        self
+    }
+
+    pub const fn subcommand_key_specs(mut self, specs: &'static [(&'static str, &'static [KeySpec])]) -> Self {
+        self.subcommand_key_specs = specs;
+        self
+    }
+
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
+        self.tips = tips;
+        self
+    }
+
     pub const fn key_finder(mut self, finder: KeyFinder) -> Self {
         self.key_finder = Some(finder);
-        self.flags |= flags::MOVABLE_KEYS;
         self
     }
 
@@ -229,23 +283,56 @@ impl CommandSpec {
         crate::acl::categories(self).into_iter().map(|c| format!("@{c}")).collect()
     }
 
-    /// The `COMMAND INFO` entry, in Redis 7.0's shape.
+    /// The `COMMAND INFO` entry, in Redis 7.0's shape. The key range and `movablekeys` are
+    /// derived from the key specs, as Redis derives them.
     pub fn info(&self) -> Reply {
+        let legacy = LegacyRange::of(self.key_specs);
+        let shown = (self.flags & !flags::MOVABLE_KEYS) | if legacy.movable { flags::MOVABLE_KEYS } else { 0 };
         let flag_names =
-            flags::NAMES.iter().filter(|(bit, _)| self.flags & bit != 0).map(|(_, name)| Reply::Status(name)).collect();
+            flags::NAMES.iter().filter(|(bit, _)| shown & bit != 0).map(|(_, name)| Reply::Status(name)).collect();
         let categories = self.info_categories().into_iter().map(Reply::StatusOwned).collect();
         Reply::Array(vec![
             Reply::bulk_str(self.name),
             Reply::Int(i64::from(self.arity)),
             Reply::Set(flag_names),
-            Reply::Int(i64::from(self.first_key)),
-            Reply::Int(i64::from(self.last_key)),
-            Reply::Int(i64::from(self.step)),
+            Reply::Int(i64::from(legacy.first)),
+            Reply::Int(i64::from(legacy.last)),
+            Reply::Int(i64::from(legacy.step)),
             Reply::Set(categories),
-            Reply::Array(Vec::new()),
-            Reply::Array(Vec::new()),
-            Reply::Array(Vec::new()),
+            Reply::Set(self.tips.iter().map(|tip| Reply::bulk_str(tip)).collect()),
+            Reply::Set(self.key_specs.iter().map(KeySpec::reply).collect()),
+            Reply::Set(Vec::new()),
         ])
+    }
+
+    /// The key specs that apply to `args`: a container's subcommand's, or the command's.
+    fn key_specs_of(&self, args: &[Bytes]) -> &'static [KeySpec] {
+        let Some(sub) = args.get(1).filter(|_| !self.subcommand_key_specs.is_empty()) else { return self.key_specs };
+        let own = self.subcommand_key_specs.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()));
+        own.map_or(&[], |(_, specs)| specs)
+    }
+
+    /// Whether `args` (the command, or a container's subcommand) can take keys at all
+    /// (Redis's `doesCommandHaveKeys`).
+    pub fn takes_keys(&self, args: &[Bytes]) -> bool {
+        self.key_finder.is_some()
+            || self.flagged_keys.is_some()
+            || self.key_specs_of(args).iter().any(|spec| spec.flags & key::NOT_KEY == 0)
+    }
+
+    /// The keys of `args` with what the command does to each, as Redis's
+    /// `getKeysFromCommandWithSpecs` finds them: by the key specs when they can say, else by
+    /// the command's flagged finder.
+    pub fn keys_with_flags(&self, args: &[Bytes]) -> Vec<FoundKey> {
+        let specs = self.key_specs_of(args);
+        if !specs.iter().any(|spec| spec.flags & key::VARIABLE_FLAGS != 0) {
+            if let Ok(found) = key_spec::search(specs, args) {
+                return found;
+            }
+        }
+        // The other commands' own finders (numkeys, STREAMS) find no keys where the specs
+        // fail, as Redis's do: a count that is not one, or arguments too few for it.
+        self.flagged_keys.map(|finder| finder(args)).unwrap_or_default()
     }
 }
 
@@ -452,5 +539,51 @@ mod tests {
         let long = [b'x'; LastLookup::NAME_MAX + 1];
         assert_eq!(table.lookup_remembered(&long, &mut last).map(|(i, _)| i), None);
         assert_eq!(last.get(b"GET"), index_of(b"GET"));
+    }
+
+    /// The keys the key specs name are keys the command locks: for every command with fixed
+    /// key positions (and each subcommand with key specs), over argument counts from its arity
+    /// up, the specs find exactly those positions where they can say, and no others anyway.
+    #[test]
+    fn key_specs_name_the_keys_the_table_locks() {
+        let complete = |specs: &[KeySpec]| {
+            specs.iter().all(|spec| spec.flags & key::INCOMPLETE == 0 && spec.begin != key_spec::BeginSearch::Unknown)
+        };
+        let table = crate::cmd::table();
+        for spec in table.all().iter().filter(|spec| spec.key_finder.is_none()) {
+            let subcommands = spec.subcommand_key_specs.iter().map(|(name, specs)| (Some(*name), *specs));
+            let shapes: Vec<(Option<&str>, &[KeySpec])> =
+                if spec.subcommands.is_empty() { vec![(None, spec.key_specs)] } else { subcommands.collect() };
+            for (subcommand, key_specs) in shapes {
+                let arity = usize::try_from(spec.arity.unsigned_abs()).unwrap_or(0);
+                let least = if subcommand.is_some() { arity.max(3) } else { arity };
+                for argc in least..=least + 4 {
+                    let mut args: Vec<Bytes> = (0..argc).map(|i| Bytes::from(format!("a{i}"))).collect();
+                    if let (Some(name), Some(slot)) = (subcommand, args.get_mut(1)) {
+                        *slot = Bytes::from(name);
+                    }
+                    if !spec.arity_ok(argc) {
+                        continue;
+                    }
+                    let locked = spec.key_positions(&args);
+                    let named: Vec<usize> = spec.keys_with_flags(&args).iter().map(|found| found.position).collect();
+                    let context = format!("{} {subcommand:?} with {argc} arguments", spec.name);
+                    assert!(named.iter().all(|position| locked.contains(position)), "{context}: {named:?} {locked:?}");
+                    // Where the specs can say (SPUBLISH's channel is no key, though locked):
+                    // exactly the locked keys.
+                    if key_specs.iter().all(|key_spec| key_spec.flags & key::NOT_KEY == 0) {
+                        match key_spec::search(key_specs, &args) {
+                            Ok(found) => {
+                                let found: Vec<usize> = found.iter().map(|found| found.position).collect();
+                                assert_eq!(found, locked, "{context}");
+                            }
+                            // A fixed arity leaves no argument count the specs cannot follow
+                            // (Redis panics on such a table).
+                            Err(_) => assert!(spec.arity < 0 || !complete(key_specs), "{context}: specs fail"),
+                        }
+                    }
+                }
+            }
+        }
     }
 }

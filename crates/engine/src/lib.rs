@@ -32,6 +32,7 @@ pub mod glob;
 pub mod hash;
 pub mod hll;
 pub mod host;
+pub mod key_spec;
 pub mod keyspace;
 pub mod latency;
 pub mod latency_report;

@@ -1211,11 +1211,78 @@ fn lazyfree_counts(server: &Server) -> Vec<(&'static str, String)> {
     counts
 }
 
-/// COMMAND GETKEYS of the commands whose keys move (found by walking their arguments), as
-/// Redis 7.0 finds them: the keys a client library routes by, and the ones ACLs check.
+/// COMMAND INFO of every command StayKV has is Redis 7.0's, byte for byte: arity, flags, the
+/// legacy key range, ACL categories, tips and key specs (clients route and cluster libraries
+/// find keys by them). StayKV has WAITAOF, CLIENT NO-TOUCH and CLIENT SETINFO (Redis 7.2)
+/// beside Redis 7.0's commands; it leaves out only COMMAND DOCS, LOLWUT, PFDEBUG, PFSELFTEST,
+/// PSYNC and RESTORE-ASKING.
 #[test]
-fn command_getkeys_of_movable_key_commands_matches_redis() {
+fn command_info_matches_redis() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    let names = |conn: &mut RawConn| -> Vec<String> {
+        let Val::Array(Some(names)) = call_str(conn, &["COMMAND", "LIST"]) else { panic!("COMMAND LIST") };
+        let mut names: Vec<String> =
+            names.iter().map(|name| String::from_utf8_lossy(&name.bytes()).into_owned()).collect();
+        names.sort();
+        names
+    };
+    let (theirs, ours) = (names(&mut r), names(&mut s));
+    let only_ours: Vec<&String> = ours.iter().filter(|name| !theirs.contains(name)).collect();
+    assert_eq!(only_ours, ["client|no-touch", "client|setinfo", "waitaof"]);
+    let only_theirs: Vec<&String> = theirs.iter().filter(|name| !ours.contains(name)).collect();
+    assert_eq!(only_theirs, ["command|docs", "lolwut", "pfdebug", "pfselftest", "psync", "restore-asking"]);
+    let mismatches: Vec<String> = ours
+        .iter()
+        .filter(|name| theirs.contains(name) && !CONTAINERS.contains(&name.as_str()) && !name.contains('|'))
+        .filter_map(|name| {
+            let args = ["COMMAND", "INFO", name.as_str()];
+            let (expected, got) = (frame_text(&r.cmd(&args)), frame_text(&s.cmd(&args)));
+            (expected != got).then(|| format!("{name}:\n redis  {expected:?}\n staykv {got:?}"))
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{} differ: {mismatches:#?}", mismatches.len());
+}
+
+/// Commands with subcommands, whose COMMAND INFO lists each subcommand's entry.
+const CONTAINERS: &[&str] = &[
+    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module", "object", "pubsub",
+    "script", "slowlog", "xgroup", "xinfo",
+];
+
+/// COMMAND GETKEYS and GETKEYSANDFLAGS as Redis 7.0 answers them: the keys a client library
+/// routes by and ACLs check, with what the command does to each. Above all the commands whose
+/// keys move (found by walking their arguments) or whose flags depend on them, and the errors.
+#[test]
+fn command_getkeys_and_flags_match_redis() {
     const CASES: &[&[&str]] = &[
+        &["SET", "k", "v"],
+        &["SET", "k", "v", "EX", "1", "get"],
+        &["BITFIELD", "k", "GET", "u8", "0", "OVERFLOW", "SAT"],
+        &["BITFIELD", "k", "GET", "u8", "0", "INCRBY", "u8", "0", "1"],
+        &["BITFIELD", "k", "GET", "u8"],
+        &["LMOVE", "a", "b", "LEFT", "RIGHT"],
+        &["COPY", "a", "b"],
+        &["EXISTS", "a", "b"],
+        &["SINTERSTORE", "d", "a", "b"],
+        &["EVAL", "return 1", "0"],
+        &["ZUNIONSTORE", "d", "x", "a"],
+        &["ZUNIONSTORE", "d", "3", "a"],
+        &["MIGRATE", "h", "1", "k", "0", "5", "KEYS", "a"],
+        &["MIGRATE", "h", "1", "", "0", "5", "COPY", "KEYS", "a", "b"],
+        &["XINFO", "STREAM", "s"],
+        &["XGROUP", "CREATE", "s", "g", "$"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["MEMORY", "USAGE", "k"],
+        &["OBJECT", "FREQ", "k"],
+        &["OBJECT", "ENCODING"],
+        &["OBJECT", "NOSUCH", "k"],
+        &["OBJECT"],
+        &["SPUBLISH", "ch", "m"],
+        &["PING"],
+        &["GET"],
+        &["NOSUCH", "k"],
         &["SORT", "abc"],
         &["SORT", "abc", "STORE", "def"],
         &["SORT", "abc", "STORE", "invalid", "STORE", "stillbad", "STORE", "def"],
@@ -1244,7 +1311,7 @@ fn command_getkeys_of_movable_key_commands_matches_redis() {
     let (mut r, mut s) = (redis.connect(), staykv.connect());
     let mismatches: Vec<String> = CASES
         .iter()
-        .map(|case| [&["COMMAND", "GETKEYS"][..], case].concat())
+        .flat_map(|case| ["GETKEYS", "GETKEYSANDFLAGS"].map(|sub| [&["COMMAND", sub][..], case].concat()))
         .filter_map(|args| {
             let (expected, got) = (frame_text(&r.cmd(&args)), frame_text(&s.cmd(&args)));
             (expected != got).then(|| format!("{args:?}: redis {expected:?}, staykv {got:?}"))

@@ -345,6 +345,64 @@ fn acl_checks_apply_inside_transactions_and_scripts() {
     );
 }
 
+/// Read and write key patterns (`%R~`, `%W~`) checked by what each command does to each key,
+/// as Redis 7.0's key specs say: a key a command accesses needs read, one it inserts into,
+/// updates or deletes from needs write, one it only looks at (EXISTS, OBJECT) either.
+fn key_permissions(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["ACL", "SETUSER", "u", "on", "nopass", "+@all", "%R~r*", "%W~w*", "~rw*"]);
+    let cases: &[&[&str]] = &[
+        &["GET", "r1"],
+        &["GET", "w1"],
+        &["SET", "w1", "v"],
+        &["SET", "w1", "v", "GET"],
+        &["SET", "rw1", "v", "GET"],
+        &["EXISTS", "w1", "r1"],
+        &["EXISTS", "x"],
+        &["OBJECT", "ENCODING", "w1"],
+        &["LMOVE", "rw1", "w1", "LEFT", "RIGHT"],
+        &["LMOVE", "r1", "w1", "LEFT", "RIGHT"],
+        &["COPY", "r1", "w1"],
+        &["SINTERSTORE", "w1", "r1", "r2"],
+        &["SORT", "r1", "STORE", "w1"],
+        &["SORT", "w1"],
+        &["EVAL", "return 1", "1", "r1"],
+        &["EVAL", "return 1", "1", "rw1"],
+        &["BITFIELD", "r1", "GET", "u8", "0"],
+        &["BITFIELD", "r1", "SET", "u8", "0", "1"],
+        &["SADD", "w1", "m"],
+        &["DEL", "w1"],
+        &["APPEND", "w1", "x"],
+        &["XGROUP", "CREATE", "w1", "g", "$"],
+        &["XINFO", "STREAM", "w1"],
+        &["MIGRATE", "h", "1", "", "0", "5", "KEYS", "rw1", "r1"],
+    ];
+    let mut seen: Vec<String> = cases
+        .iter()
+        .map(|case| {
+            let reply = conn.cmd_text(&[&["ACL", "DRYRUN", "u"][..], case].concat());
+            format!("{case:?} -> {reply}")
+        })
+        .collect();
+    seen.push(format!("ACL GETUSER keys -> {}", frame_text(&conn.cmd(&["ACL", "GETUSER", "u"]))));
+    seen
+}
+
+#[test]
+fn key_permissions_follow_key_specs_as_in_redis() {
+    common::same_as_redis(
+        key_permissions,
+        &[
+            r#"["SET", "w1", "v"] -> OK"#,
+            r#"["SET", "w1", "v", "GET"] -> This user has no permissions to access the 'w1' key"#,
+            r#"["EXISTS", "w1", "r1"] -> OK"#,
+            r#"["SORT", "r1", "STORE", "w1"] -> OK"#,
+            r#"["EVAL", "return 1", "1", "r1"] -> This user has no permissions to access the 'r1' key"#,
+            r#"["BITFIELD", "r1", "GET", "u8", "0"] -> OK"#,
+        ],
+    );
+}
+
 #[test]
 fn acl_setuser_errors_change_nothing() {
     let server = Server::staykv();

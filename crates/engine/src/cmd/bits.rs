@@ -9,18 +9,35 @@ use super::{arg, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::key_spec::{key::*, FoundKey, KeySpec};
 use crate::keyspace::NO_EXPIRY;
 use crate::small_bytes::SmallBytes;
 use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("setbit", 4, WRITE | DENYOOM, "bitmap", setbit).keys(1, 1, 1),
-    CommandSpec::new("getbit", 3, READONLY | FAST, "bitmap", getbit).keys(1, 1, 1),
-    CommandSpec::new("bitcount", -2, READONLY, "bitmap", bitcount).keys(1, 1, 1),
-    CommandSpec::new("bitpos", -3, READONLY, "bitmap", bitpos).keys(1, 1, 1),
-    CommandSpec::new("bitop", -4, WRITE | DENYOOM, "bitmap", bitop).keys(2, -1, 1),
-    CommandSpec::new("bitfield", -2, WRITE | DENYOOM, "bitmap", bitfield).keys(1, 1, 1),
-    CommandSpec::new("bitfield_ro", -2, READONLY | FAST, "bitmap", bitfield_ro).keys(1, 1, 1),
+    CommandSpec::new("setbit", 4, WRITE | DENYOOM, "bitmap", setbit)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("getbit", 3, READONLY | FAST, "bitmap", getbit)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("bitcount", -2, READONLY, "bitmap", bitcount)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("bitpos", -3, READONLY, "bitmap", bitpos)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("bitop", -4, WRITE | DENYOOM, "bitmap", bitop)
+        .keys(2, -1, 1)
+        .key_specs(&[KeySpec::index(2, OW | UPDATE), KeySpec::index(3, RO | ACCESS).range(-1, 1, 0)]),
+    CommandSpec::new("bitfield", -2, WRITE | DENYOOM, "bitmap", bitfield)
+        .keys(1, 1, 1)
+        .flagged_keys(bitfield_key)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE | ACCESS | VARIABLE_FLAGS)
+            .note("This command allows both access and modification of the key")]),
+    CommandSpec::new("bitfield_ro", -2, READONLY | FAST, "bitmap", bitfield_ro)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
 ];
 
 /// A bit offset: non-negative and inside a 512 MB string.
@@ -246,6 +263,26 @@ fn field_offset(arg: &[u8], bits: u32) -> Result<usize, Reply> {
         return Err(invalid());
     }
     Ok(offset)
+}
+
+/// BITFIELD's key: only read when every operation is a GET (as Redis's `bitfieldGetKeys`
+/// reads the arguments: a malformed one counts as a write).
+fn bitfield_key(args: &[Bytes]) -> Vec<FoundKey> {
+    let mut reads_only = true;
+    let mut i = 2;
+    while let Some(op) = args.get(i) {
+        let remaining = args.len() - i - 1;
+        match op {
+            o if is(o, "get") && remaining >= 2 => i += 3,
+            o if is(o, "overflow") && remaining >= 1 => i += 2,
+            _ => {
+                reads_only = false;
+                break;
+            }
+        }
+    }
+    let flags = if reads_only { RO | ACCESS } else { RW | ACCESS | UPDATE };
+    vec![FoundKey { position: 1, flags }]
 }
 
 fn parse_fields(args: &[Bytes], read_only: bool) -> Result<Vec<Field>, Reply> {

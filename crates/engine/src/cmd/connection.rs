@@ -16,9 +16,10 @@ use crate::host::{ClientFilter, ClientType};
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("ping", -1, FAST | SUBSCRIBED_OK | STALE, "connection", ping),
-    CommandSpec::new("echo", 2, FAST, "connection", echo),
-    CommandSpec::new("hello", -1, NO_AUTH | FAST | STALE | LOADING | ALLOW_BUSY, "connection", hello),
+    CommandSpec::new("ping", -1, FAST | SUBSCRIBED_OK, "connection", ping)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    CommandSpec::new("echo", 2, FAST | LOADING | STALE, "connection", echo),
+    CommandSpec::new("hello", -1, NO_AUTH | FAST | STALE | LOADING | ALLOW_BUSY | NOSCRIPT, "connection", hello),
     CommandSpec::new("auth", -2, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT | ALLOW_BUSY, "connection", auth),
     CommandSpec::new("select", 2, FAST | LOADING | STALE, "connection", select),
     CommandSpec::new(

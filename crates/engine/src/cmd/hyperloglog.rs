@@ -9,14 +9,23 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::hll;
+use crate::key_spec::{key::*, KeySpec};
 use crate::keyspace::{Entry, NO_EXPIRY};
 use crate::small_bytes::SmallBytes;
 use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("pfadd", -2, WRITE | DENYOOM | FAST, "hyperloglog", pfadd).keys(1, 1, 1),
-    CommandSpec::new("pfcount", -2, READONLY | MAY_REPLICATE, "hyperloglog", pfcount).keys(1, -1, 1),
-    CommandSpec::new("pfmerge", -2, WRITE | DENYOOM, "hyperloglog", pfmerge).keys(1, -1, 1),
+    CommandSpec::new("pfadd", -2, WRITE | DENYOOM | FAST, "hyperloglog", pfadd)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("pfcount", -2, READONLY | MAY_REPLICATE, "hyperloglog", pfcount).keys(1, -1, 1).key_specs(&[
+        KeySpec::index(1, RW | ACCESS)
+            .range(-1, 1, 0)
+            .note("RW because it may change the internal representation of the key, and propagate to replicas"),
+    ]),
+    CommandSpec::new("pfmerge", -2, WRITE | DENYOOM, "hyperloglog", pfmerge)
+        .keys(1, -1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | INSERT), KeySpec::index(2, RO | ACCESS).range(-1, 1, 0)]),
 ];
 
 const NOT_HLL: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";

@@ -11,38 +11,101 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
+use crate::key_spec::{key::*, KeySpec};
 use crate::keyspace::{Entry, NO_EXPIRY};
 use crate::lazyfree::LazyOption;
 use crate::notify::{GENERIC, NEW};
 use crate::num::i64_bytes;
 use crate::value::Value;
 
+/// OBJECT's and MEMORY USAGE's key: looked at, its value not read.
+const INSPECTED_KEY: &[KeySpec] = &[KeySpec::index(2, RO)];
+
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("del", -2, WRITE, "keyspace", del).keys(1, -1, 1),
-    CommandSpec::new("unlink", -2, WRITE | FAST, "keyspace", unlink).keys(1, -1, 1),
-    CommandSpec::new("exists", -2, READONLY | FAST, "keyspace", exists).keys(1, -1, 1),
-    CommandSpec::new("touch", -2, READONLY | FAST, "keyspace", touch).keys(1, -1, 1),
-    CommandSpec::new("type", 2, READONLY | FAST, "keyspace", type_).keys(1, 1, 1),
-    CommandSpec::new("expire", -3, WRITE | FAST, "keyspace", expire).keys(1, 1, 1),
-    CommandSpec::new("pexpire", -3, WRITE | FAST, "keyspace", pexpire).keys(1, 1, 1),
-    CommandSpec::new("expireat", -3, WRITE | FAST, "keyspace", expireat).keys(1, 1, 1),
-    CommandSpec::new("pexpireat", -3, WRITE | FAST, "keyspace", pexpireat).keys(1, 1, 1),
-    CommandSpec::new("ttl", 2, READONLY | FAST, "keyspace", ttl).keys(1, 1, 1),
-    CommandSpec::new("pttl", 2, READONLY | FAST, "keyspace", pttl).keys(1, 1, 1),
-    CommandSpec::new("expiretime", 2, READONLY | FAST, "keyspace", expiretime).keys(1, 1, 1),
-    CommandSpec::new("pexpiretime", 2, READONLY | FAST, "keyspace", pexpiretime).keys(1, 1, 1),
-    CommandSpec::new("persist", 2, WRITE | FAST, "keyspace", persist).keys(1, 1, 1),
-    CommandSpec::new("keys", 2, READONLY | ALL_SHARDS, "keyspace", keys),
-    CommandSpec::new("scan", -2, READONLY | ALL_SHARDS, "keyspace", scan),
-    CommandSpec::new("randomkey", 1, READONLY | ALL_SHARDS, "keyspace", randomkey),
-    CommandSpec::new("rename", 3, WRITE, "keyspace", rename).keys(1, 2, 1),
-    CommandSpec::new("renamenx", 3, WRITE | FAST, "keyspace", renamenx).keys(1, 2, 1),
-    CommandSpec::new("copy", -3, WRITE | DENYOOM, "keyspace", copy).keys(1, 2, 1),
-    CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_).keys(1, 1, 1),
-    CommandSpec::new("object", -2, READONLY, "keyspace", object).keys(2, 2, 1).subcommands(OBJECT_SUBCOMMANDS),
-    CommandSpec::new("memory", -2, 0, "server", memory).keys(2, 2, 1).subcommands(MEMORY_SUBCOMMANDS),
-    CommandSpec::new("dump", 2, READONLY, "keyspace", dump).keys(1, 1, 1),
-    CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore).keys(1, 1, 1),
+    CommandSpec::new("del", -2, WRITE, "keyspace", del)
+        .keys(1, -1, 1)
+        .key_specs(&[KeySpec::index(1, RM | DELETE).range(-1, 1, 0)])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    CommandSpec::new("unlink", -2, WRITE | FAST, "keyspace", unlink)
+        .keys(1, -1, 1)
+        .key_specs(&[KeySpec::index(1, RM | DELETE).range(-1, 1, 0)])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    CommandSpec::new("exists", -2, READONLY | FAST, "keyspace", exists)
+        .keys(1, -1, 1)
+        .key_specs(&[KeySpec::index(1, RO).range(-1, 1, 0)])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    CommandSpec::new("touch", -2, READONLY | FAST, "keyspace", touch)
+        .keys(1, -1, 1)
+        .key_specs(&[KeySpec::index(1, RO).range(-1, 1, 0)])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    CommandSpec::new("type", 2, READONLY | FAST, "keyspace", type_).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("expire", -3, WRITE | FAST, "keyspace", expire)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("pexpire", -3, WRITE | FAST, "keyspace", pexpire)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("expireat", -3, WRITE | FAST, "keyspace", expireat)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("pexpireat", -3, WRITE | FAST, "keyspace", pexpireat)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("ttl", 2, READONLY | FAST, "keyspace", ttl)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)])
+        .tips(&["nondeterministic_output"]),
+    CommandSpec::new("pttl", 2, READONLY | FAST, "keyspace", pttl)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)])
+        .tips(&["nondeterministic_output"]),
+    CommandSpec::new("expiretime", 2, READONLY | FAST, "keyspace", expiretime)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("pexpiretime", 2, READONLY | FAST, "keyspace", pexpiretime)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("persist", 2, WRITE | FAST, "keyspace", persist)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("keys", 2, READONLY | ALL_SHARDS, "keyspace", keys)
+        .tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
+    CommandSpec::new("scan", -2, READONLY | ALL_SHARDS, "keyspace", scan)
+        .tips(&["nondeterministic_output", "request_policy:special"]),
+    CommandSpec::new("randomkey", 1, READONLY | ALL_SHARDS, "keyspace", randomkey)
+        .tips(&["request_policy:all_shards", "nondeterministic_output"]),
+    CommandSpec::new("rename", 3, WRITE, "keyspace", rename)
+        .keys(1, 2, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, OW | UPDATE)]),
+    CommandSpec::new("renamenx", 3, WRITE | FAST, "keyspace", renamenx)
+        .keys(1, 2, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, OW | INSERT)]),
+    CommandSpec::new("copy", -3, WRITE | DENYOOM, "keyspace", copy)
+        .keys(1, 2, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS), KeySpec::index(2, OW | UPDATE)]),
+    CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("object", -2, READONLY, "keyspace", object)
+        .keys(2, 2, 1)
+        .subcommands(OBJECT_SUBCOMMANDS)
+        .subcommand_key_specs(&[
+            ("encoding", INSPECTED_KEY),
+            ("freq", INSPECTED_KEY),
+            ("idletime", INSPECTED_KEY),
+            ("refcount", INSPECTED_KEY),
+        ]),
+    CommandSpec::new("memory", -2, 0, "server", memory)
+        .keys(2, 2, 1)
+        .subcommands(MEMORY_SUBCOMMANDS)
+        .subcommand_key_specs(&[("usage", INSPECTED_KEY)]),
+    CommandSpec::new("dump", 2, READONLY, "keyspace", dump)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)])
+        .tips(&["nondeterministic_output"]),
+    CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, OW | UPDATE)]),
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -14,11 +14,18 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::host::{MigrateTarget, TargetFailure};
+use crate::key_spec::{key::*, FoundKey, KeySpec};
 use crate::keyspace::NO_EXPIRY;
 
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("migrate", -6, WRITE | MAY_REPLICATE, "keyspace", migrate)
     .keys(3, 3, 1)
-    .key_finder(migrate_keys)];
+    .key_finder(migrate_keys)
+    .flagged_keys(migrate_flagged_keys)
+    .key_specs(&[
+        KeySpec::index(3, RW | ACCESS | DELETE),
+        KeySpec::keyword("KEYS", -2, RW | ACCESS | DELETE | INCOMPLETE).range(-1, 1, 0),
+    ])
+    .tips(&["nondeterministic_output"])];
 
 /// What follows MIGRATE's five fixed arguments, walked once, as Redis's `migrateCommand`
 /// and `migrateGetKeys` walk it: AUTH's and AUTH2's values are skipped (a password spelled
@@ -69,6 +76,14 @@ impl Options {
 
 /// The keys of a MIGRATE line (Redis's `migrateGetKeys`): argument 3, or those after KEYS
 /// when the key argument is empty.
+/// MIGRATE's keys with their flags (each is read, then deleted here): none when a key is
+/// named beside KEYS, the syntax error MIGRATE answers, as Redis's `migrateGetKeys`.
+fn migrate_flagged_keys(args: &[Bytes]) -> Vec<FoundKey> {
+    let named_twice = Options::of(args).keys_from.is_some() && args.get(3).is_some_and(|key| !key.is_empty());
+    let positions = if named_twice { Vec::new() } else { migrate_keys(args) };
+    positions.into_iter().map(|position| FoundKey { position, flags: RW | ACCESS | DELETE }).collect()
+}
+
 pub fn migrate_keys(args: &[Bytes]) -> Vec<usize> {
     match Options::of(args).keys_from {
         Some(from) if args.get(3).is_some_and(|key| key.is_empty()) => (from..args.len()).collect(),

@@ -15,9 +15,9 @@ use crate::num::parse_i64;
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server", role),
     CommandSpec::new("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, "server", replconf),
-    CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", sync),
-    CommandSpec::new("replicaof", 3, ADMIN | NOSCRIPT | STALE, "server", replicaof),
-    CommandSpec::new("slaveof", 3, ADMIN | NOSCRIPT | STALE, "server", replicaof),
+    CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING, "server", sync),
+    CommandSpec::new("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, "server", replicaof),
+    CommandSpec::new("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, "server", replicaof),
     CommandSpec::new("failover", -1, ADMIN | NOSCRIPT | STALE, "server", failover),
 ];
 

@@ -15,21 +15,72 @@ use super::{arg, is, text};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::key_spec::{key::*, KeySpec};
 use crate::scripting::{eval_keys, EvalMode, RestorePolicy};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("eval", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE, "scripting", eval)
-        .key_finder(eval_keys),
-    CommandSpec::new("evalsha", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE, "scripting", evalsha)
-        .key_finder(eval_keys),
-    CommandSpec::new("eval_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", eval_ro)
-        .key_finder(eval_keys),
-    CommandSpec::new("evalsha_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", evalsha_ro)
-        .key_finder(eval_keys),
-    CommandSpec::new("fcall", -3, RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE, "scripting", fcall)
-        .key_finder(eval_keys),
-    CommandSpec::new("fcall_ro", -3, RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS, "scripting", fcall_ro)
-        .key_finder(eval_keys),
+    CommandSpec::new(
+        "eval",
+        -3,
+        RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        "scripting",
+        eval,
+    )
+    .key_finder(eval_keys)
+    .key_specs(&[KeySpec::index(2, RW | ACCESS | UPDATE)
+        .keynum(0, 1, 1)
+        .note("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")]),
+    CommandSpec::new(
+        "evalsha",
+        -3,
+        RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        "scripting",
+        evalsha,
+    )
+    .key_finder(eval_keys)
+    .key_specs(&[KeySpec::index(2, RW | ACCESS | UPDATE).keynum(0, 1, 1)]),
+    CommandSpec::new(
+        "eval_ro",
+        -3,
+        RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        "scripting",
+        eval_ro,
+    )
+    .key_finder(eval_keys)
+    .key_specs(&[KeySpec::index(2, RO | ACCESS)
+        .keynum(0, 1, 1)
+        .note("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")]),
+    CommandSpec::new(
+        "evalsha_ro",
+        -3,
+        RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        "scripting",
+        evalsha_ro,
+    )
+    .key_finder(eval_keys)
+    .key_specs(&[KeySpec::index(2, RO | ACCESS).keynum(0, 1, 1)]),
+    CommandSpec::new(
+        "fcall",
+        -3,
+        RUNS_SCRIPT | NOSCRIPT | STALE | ALL_SHARDS | MAY_REPLICATE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        "scripting",
+        fcall,
+    )
+    .key_finder(eval_keys)
+    .key_specs(&[KeySpec::index(2, RW | ACCESS | UPDATE)
+        .keynum(0, 1, 1)
+        .note("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")]),
+    CommandSpec::new(
+        "fcall_ro",
+        -3,
+        RUNS_SCRIPT | NOSCRIPT | STALE | READONLY | ALL_SHARDS | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        "scripting",
+        fcall_ro,
+    )
+    .key_finder(eval_keys)
+    .key_specs(&[KeySpec::index(2, RO | ACCESS)
+        .keynum(0, 1, 1)
+        .note("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")]),
     CommandSpec::new("script", -2, NOSCRIPT, "scripting", script).subcommands(SCRIPT_SUBCOMMANDS),
     CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function)
         .subcommands(FUNCTION_SUBCOMMANDS)

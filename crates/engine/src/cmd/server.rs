@@ -6,35 +6,46 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::{arg, is, text};
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, CommandTable, Subcommand};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
+use crate::key_spec::{self, FoundKey};
 use crate::keyspace::Db;
 use crate::stats::format_percentile;
 use crate::watch::Replacement;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("dbsize", 1, READONLY | FAST | ALL_SHARDS, "keyspace", dbsize),
-    CommandSpec::new("flushdb", -1, WRITE | ALL_SHARDS, "keyspace", flushdb),
-    CommandSpec::new("flushall", -1, WRITE | ALL_SHARDS, "keyspace", flushall),
+    CommandSpec::new("dbsize", 1, READONLY | FAST | ALL_SHARDS, "keyspace", dbsize)
+        .tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
+    CommandSpec::new("flushdb", -1, WRITE | ALL_SHARDS, "keyspace", flushdb)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    CommandSpec::new("flushall", -1, WRITE | ALL_SHARDS, "keyspace", flushall)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     CommandSpec::new("swapdb", 3, WRITE | FAST | ALL_SHARDS, "keyspace", swapdb),
-    CommandSpec::new("time", 1, LOADING | STALE | FAST, "server", time),
-    CommandSpec::new("info", -1, LOADING | STALE, "server", info),
+    CommandSpec::new("time", 1, LOADING | STALE | FAST, "server", time).tips(&["nondeterministic_output"]),
+    CommandSpec::new("info", -1, LOADING | STALE, "server", info).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
     CommandSpec::new("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", config)
         .subcommands(CONFIG_SUBCOMMANDS),
-    CommandSpec::new("command", -1, LOADING | STALE, "connection", command).subcommands(COMMAND_SUBCOMMANDS),
+    CommandSpec::new("command", -1, LOADING | STALE, "connection", command)
+        .subcommands(COMMAND_SUBCOMMANDS)
+        .tips(&["nondeterministic_output_order"]),
     CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, "server", shutdown),
-    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
-    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, "server", persistence),
-    CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server", persistence),
-    CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence),
+    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING, "server", persistence),
+    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "server", persistence),
+    CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "server", persistence),
+    CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence).tips(&["nondeterministic_output"]),
     CommandSpec::new("slowlog", -2, 0, "server", slowlog).subcommands(SLOWLOG_SUBCOMMANDS),
     CommandSpec::new("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", latency)
         .subcommands(LATENCY_SUBCOMMANDS),
     CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", debug),
     CommandSpec::new("module", -2, 0, "server", module).subcommands(MODULE_SUBCOMMANDS),
-    CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait),
+    CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait)
+        .tips(&["request_policy:all_shards", "response_policy:agg_min"]),
     CommandSpec::new("waitaof", 4, NOSCRIPT, "connection", waitaof),
 ];
 
@@ -101,7 +112,8 @@ const SLOWLOG_HELP: &[&str] = &[
 /// Not DOCS: StayKV has no command documentation to give, and answering it with less than
 /// Redis's (names and groups) made `redis-cli` show "summary: (null)" and no argument hints;
 /// an unknown subcommand, as Redis 6 answers, has it use the help built into it instead.
-const COMMAND_SUBCOMMANDS: &[(&str, i32)] = &[("getkeys", -4), ("info", -2), ("count", 2), ("list", -2), ("help", 2)];
+const COMMAND_SUBCOMMANDS: &[(&str, i32)] =
+    &[("getkeys", -4), ("getkeysandflags", -4), ("info", -2), ("count", 2), ("list", -2), ("help", 2)];
 
 /// The CONFIG subcommands StayKV has, with Redis 7's arities (checked before the handler).
 const CONFIG_SUBCOMMANDS: &[(&str, i32)] = &[("resetstat", 2), ("get", -3), ("rewrite", 2), ("set", -4), ("help", 2)];
@@ -134,6 +146,8 @@ const COMMAND_HELP: &[&str] = &[
     "    commands are returned.",
     "GETKEYS <full-command>",
     "    Return the keys from a full command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full command.",
     "HELP",
     "    Prints this help.",
 ];
@@ -577,28 +591,37 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .flat_map(|spec| spec.full_names().filter(move |name| command_listed(spec, name, filter)));
             Ok(Reply::Array(names.map(|name| Reply::Bulk(Bytes::from(name))).collect()))
         }
-        s if is(s, "getkeys") => {
-            let target = args.get(2..).unwrap_or_default();
-            let Some((_, spec)) = target.first().and_then(|n| table.lookup(n)) else {
-                return Err(err("ERR Invalid command specified"));
-            };
-            if !spec.arity_ok(target.len()) {
-                return Err(err("ERR Invalid number of arguments specified for command"));
-            }
-            let keys: Vec<Reply> = spec
-                .key_positions(target)
-                .into_iter()
-                .filter_map(|i| target.get(i))
-                .map(|k| Reply::Bulk(k.clone()))
-                .collect();
-            if keys.is_empty() {
-                return Err(err("ERR The command has no key arguments"));
-            }
-            Ok(Reply::Array(keys))
-        }
+        s if is(s, "getkeys") => command_keys(table, args.get(2..).unwrap_or_default(), false),
+        s if is(s, "getkeysandflags") => command_keys(table, args.get(2..).unwrap_or_default(), true),
         s if is(s, "help") => Ok(super::help(COMMAND_HELP)),
         s => Err(errors::unknown_subcommand(s, "command")),
     }
+}
+
+/// COMMAND GETKEYS and GETKEYSANDFLAGS: the keys of the command `target`, found as when it
+/// runs under ACL rules, with what it does to each (Redis's `getKeysSubcommandImpl`).
+fn command_keys(table: &CommandTable, target: &[Bytes], with_flags: bool) -> CmdResult {
+    let invalid = || err("ERR Invalid command specified");
+    let (_, spec) = target.first().and_then(|name| table.lookup(name)).ok_or_else(invalid)?;
+    if matches!(spec.subcommand(target), Subcommand::Unknown) {
+        return Err(invalid());
+    }
+    if !spec.takes_keys(target) {
+        return Err(err("ERR The command has no key arguments"));
+    }
+    if !spec.arity_ok(target.len()) || matches!(spec.subcommand(target), Subcommand::WrongArity(_)) {
+        return Err(err("ERR Invalid number of arguments specified for command"));
+    }
+    let keys = spec.keys_with_flags(target);
+    if keys.is_empty() && !spec.has(NO_MANDATORY_KEYS) {
+        return Err(err("ERR Invalid arguments specified for command"));
+    }
+    let key_at = |found: &FoundKey| Reply::Bulk(target.get(found.position).cloned().unwrap_or_default());
+    let reply = |found: &FoundKey| match with_flags {
+        true => Reply::Array(vec![key_at(found), key_spec::key::reply(found.flags)]),
+        false => key_at(found),
+    };
+    Ok(Reply::Array(keys.iter().map(reply).collect()))
 }
 
 /// Whether `COMMAND LIST FILTERBY <kind> <value>` lists `name` (the command `spec` or one of

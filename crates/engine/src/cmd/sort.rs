@@ -9,13 +9,14 @@ use super::{arg, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::key_spec::{key::*, FoundKey, KeySpec};
 use crate::list::List;
 use crate::value::Value;
 
 // BY and GET patterns may name any key, so SORT locks every shard.
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("sort", -2, WRITE | DENYOOM | ALL_SHARDS, "list", sort).keys(1, 1, 1).key_finder(sort_keys),
-    CommandSpec::new("sort_ro", -2, READONLY | ALL_SHARDS, "list", sort_ro).keys(1, 1, 1),
+    CommandSpec::new("sort", -2, WRITE | DENYOOM | ALL_SHARDS, "list", sort).keys(1, 1, 1).key_finder(sort_keys).flagged_keys(sort_flagged_keys).key_specs(&[KeySpec::index(1, RO | ACCESS), KeySpec::unknown(RO | ACCESS).note("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), KeySpec::unknown(OW | UPDATE).note("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array")]),
+    CommandSpec::new("sort_ro", -2, READONLY | ALL_SHARDS, "list", sort_ro).keys(1, 1, 1).flagged_keys(sort_ro_flagged_keys).key_specs(&[KeySpec::index(1, RO | ACCESS), KeySpec::unknown(RO | ACCESS).note("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort")]),
 ];
 
 /// SORT's keys as Redis 7.0's `sortGetKeys` finds them: the source, and the argument after
@@ -35,6 +36,18 @@ fn sort_keys(args: &[Bytes]) -> Vec<usize> {
     }
     keys.extend(store);
     keys
+}
+
+/// SORT's keys with their flags, which its key specs cannot give: the source is read, the
+/// STORE destination overwritten.
+fn sort_flagged_keys(args: &[Bytes]) -> Vec<FoundKey> {
+    let flags_at = |position| if position == 1 { RO | ACCESS } else { OW | UPDATE };
+    sort_keys(args).into_iter().map(|position| FoundKey { position, flags: flags_at(position) }).collect()
+}
+
+/// SORT_RO's one key: BY and GET patterns name keys only the sorted values tell.
+fn sort_ro_flagged_keys(_args: &[Bytes]) -> Vec<FoundKey> {
+    vec![FoundKey { position: 1, flags: RO | ACCESS }]
 }
 
 struct Options {

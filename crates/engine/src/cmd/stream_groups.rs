@@ -28,6 +28,7 @@ use super::{arg, help, int_arg, is, own, read_out, text};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::key_spec::{key::*, KeySpec};
 use crate::notify::STREAM;
 use crate::num::{i64_bytes, parse_i64};
 use crate::stream::{Group, Stream, StreamId, INVALID_ENTRIES_READ};
@@ -36,12 +37,32 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xgroup", -2, WRITE, "stream", xgroup)
         .keys(2, 2, 1)
         .subcommands(XGROUP_SUBCOMMANDS)
-        .subcommand_flags(&[("create", DENYOOM), ("createconsumer", DENYOOM)]),
-    CommandSpec::new("xreadgroup", -7, WRITE, "stream", xreadgroup).key_finder(xread_keys),
-    CommandSpec::new("xack", -4, WRITE | FAST, "stream", xack).keys(1, 1, 1),
-    CommandSpec::new("xpending", -3, READONLY, "stream", xpending).keys(1, 1, 1),
-    CommandSpec::new("xclaim", -6, WRITE | FAST, "stream", xclaim).keys(1, 1, 1),
-    CommandSpec::new("xautoclaim", -6, WRITE | FAST, "stream", xautoclaim).keys(1, 1, 1),
+        .subcommand_flags(&[("create", DENYOOM), ("createconsumer", DENYOOM)])
+        .subcommand_key_specs(&[
+            ("create", &[KeySpec::index(2, RW | INSERT)]),
+            ("createconsumer", &[KeySpec::index(2, RW | INSERT)]),
+            ("delconsumer", &[KeySpec::index(2, RW | DELETE)]),
+            ("destroy", &[KeySpec::index(2, RW | DELETE)]),
+            ("setid", &[KeySpec::index(2, RW | UPDATE)]),
+        ]),
+    CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING, "stream", xreadgroup)
+        .key_finder(xread_keys)
+        .key_specs(&[KeySpec::keyword("STREAMS", 4, RO | ACCESS).range(-1, 1, 2)]),
+    CommandSpec::new("xack", -4, WRITE | FAST, "stream", xack)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("xpending", -3, READONLY, "stream", xpending)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)])
+        .tips(&["nondeterministic_output"]),
+    CommandSpec::new("xclaim", -6, WRITE | FAST, "stream", xclaim)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)])
+        .tips(&["nondeterministic_output"]),
+    CommandSpec::new("xautoclaim", -6, WRITE | FAST, "stream", xautoclaim)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | DELETE)])
+        .tips(&["nondeterministic_output"]),
 ];
 
 /// The XGROUP subcommands, with Redis 7's arities (checked before the handler).

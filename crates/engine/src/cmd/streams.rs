@@ -12,19 +12,45 @@ use super::{arg, int_arg, is, own, read_out};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::key_spec::{key::*, KeySpec};
 use crate::num::i64_bytes;
 use crate::stream::{parse_id, ParsedId, Stream, StreamId, Trim};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("xadd", -5, WRITE | DENYOOM | FAST, "stream", xadd).keys(1, 1, 1),
-    CommandSpec::new("xlen", 2, READONLY | FAST, "stream", xlen).keys(1, 1, 1),
-    CommandSpec::new("xrange", -4, READONLY, "stream", xrange).keys(1, 1, 1),
-    CommandSpec::new("xrevrange", -4, READONLY, "stream", xrevrange).keys(1, 1, 1),
-    CommandSpec::new("xdel", -3, WRITE | FAST, "stream", xdel).keys(1, 1, 1),
-    CommandSpec::new("xtrim", -4, WRITE, "stream", xtrim).keys(1, 1, 1),
-    CommandSpec::new("xsetid", -3, WRITE | DENYOOM | FAST, "stream", xsetid).keys(1, 1, 1),
-    CommandSpec::new("xread", -4, READONLY, "stream", xread).key_finder(xread_keys),
-    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo).keys(2, 2, 1).subcommands(XINFO_SUBCOMMANDS),
+    CommandSpec::new("xadd", -5, WRITE | DENYOOM | FAST, "stream", xadd)
+        .keys(1, 1, 1)
+        .key_specs(&[
+            KeySpec::index(1, RW | UPDATE).note("UPDATE instead of INSERT because of the optional trimming feature")
+        ])
+        .tips(&["nondeterministic_output"]),
+    CommandSpec::new("xlen", 2, READONLY | FAST, "stream", xlen).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("xrange", -4, READONLY, "stream", xrange)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("xrevrange", -4, READONLY, "stream", xrevrange)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("xdel", -3, WRITE | FAST, "stream", xdel)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | DELETE)]),
+    CommandSpec::new("xtrim", -4, WRITE, "stream", xtrim)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | DELETE)])
+        .tips(&["nondeterministic_output"]),
+    CommandSpec::new("xsetid", -3, WRITE | DENYOOM | FAST, "stream", xsetid)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("xread", -4, READONLY | BLOCKING, "stream", xread)
+        .key_finder(xread_keys)
+        .key_specs(&[KeySpec::keyword("STREAMS", 1, RO | ACCESS).range(-1, 1, 2)]),
+    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo)
+        .keys(2, 2, 1)
+        .subcommands(XINFO_SUBCOMMANDS)
+        .subcommand_key_specs(&[
+            ("consumers", &[KeySpec::index(2, RO | ACCESS)]),
+            ("groups", &[KeySpec::index(2, RO | ACCESS)]),
+            ("stream", &[KeySpec::index(2, RO | ACCESS)]),
+        ]),
 ];
 
 /// The XINFO subcommands StayKV has, with Redis 7's arities (checked before the handler).

@@ -7,6 +7,7 @@ use super::{arg, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
+use crate::key_spec::{key::*, FoundKey, KeySpec};
 use crate::keyspace::NO_EXPIRY;
 use crate::long_double::LongDouble;
 use crate::num::{i64_bytes, parse_i64};
@@ -18,28 +19,77 @@ pub const MAX_STRING: usize = 512 * 1024 * 1024;
 const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("get", 2, READONLY | FAST, "string", get).keys(1, 1, 1),
-    CommandSpec::new("set", -3, WRITE | DENYOOM, "string", set).keys(1, 1, 1),
-    CommandSpec::new("setex", 4, WRITE | DENYOOM, "string", setex).keys(1, 1, 1),
-    CommandSpec::new("psetex", 4, WRITE | DENYOOM, "string", psetex).keys(1, 1, 1),
-    CommandSpec::new("setnx", 3, WRITE | DENYOOM | FAST, "string", setnx).keys(1, 1, 1),
-    CommandSpec::new("getex", -2, WRITE | FAST, "string", getex).keys(1, 1, 1),
-    CommandSpec::new("getdel", 2, WRITE | FAST, "string", getdel).keys(1, 1, 1),
-    CommandSpec::new("getset", 3, WRITE | DENYOOM | FAST, "string", getset).keys(1, 1, 1),
-    CommandSpec::new("mget", -2, READONLY | FAST, "string", mget).keys(1, -1, 1),
-    CommandSpec::new("mset", -3, WRITE | DENYOOM, "string", mset).keys(1, -1, 2),
-    CommandSpec::new("msetnx", -3, WRITE | DENYOOM, "string", msetnx).keys(1, -1, 2),
-    CommandSpec::new("append", 3, WRITE | DENYOOM | FAST, "string", append).keys(1, 1, 1),
-    CommandSpec::new("strlen", 2, READONLY | FAST, "string", strlen).keys(1, 1, 1),
-    CommandSpec::new("incr", 2, WRITE | DENYOOM | FAST, "string", incr).keys(1, 1, 1),
-    CommandSpec::new("decr", 2, WRITE | DENYOOM | FAST, "string", decr).keys(1, 1, 1),
-    CommandSpec::new("incrby", 3, WRITE | DENYOOM | FAST, "string", incrby).keys(1, 1, 1),
-    CommandSpec::new("decrby", 3, WRITE | DENYOOM | FAST, "string", decrby).keys(1, 1, 1),
-    CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, "string", incrbyfloat).keys(1, 1, 1),
-    CommandSpec::new("getrange", 4, READONLY, "string", getrange).keys(1, 1, 1),
-    CommandSpec::new("substr", 4, READONLY, "string", getrange).keys(1, 1, 1),
-    CommandSpec::new("setrange", 4, WRITE | DENYOOM, "string", setrange).keys(1, 1, 1),
-    CommandSpec::new("lcs", -3, READONLY, "string", lcs).keys(1, 2, 1),
+    CommandSpec::new("get", 2, READONLY | FAST, "string", get)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("set", -3, WRITE | DENYOOM, "string", set)
+        .keys(1, 1, 1)
+        .flagged_keys(set_key)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)
+            .note("RW and ACCESS due to the optional `GET` argument")]),
+    CommandSpec::new("setex", 4, WRITE | DENYOOM, "string", setex)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, OW | UPDATE)]),
+    CommandSpec::new("psetex", 4, WRITE | DENYOOM, "string", psetex)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, OW | UPDATE)]),
+    CommandSpec::new("setnx", 3, WRITE | DENYOOM | FAST, "string", setnx)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, OW | INSERT)]),
+    CommandSpec::new("getex", -2, WRITE | FAST, "string", getex).keys(1, 1, 1).key_specs(&[KeySpec::index(
+        1,
+        RW | ACCESS | UPDATE,
+    )
+    .note("RW and UPDATE because it changes the TTL")]),
+    CommandSpec::new("getdel", 2, WRITE | FAST, "string", getdel)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
+    CommandSpec::new("getset", 3, WRITE | DENYOOM | FAST, "string", getset)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("mget", -2, READONLY | FAST, "string", mget)
+        .keys(1, -1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS).range(-1, 1, 0)])
+        .tips(&["request_policy:multi_shard"]),
+    CommandSpec::new("mset", -3, WRITE | DENYOOM, "string", mset)
+        .keys(1, -1, 2)
+        .key_specs(&[KeySpec::index(1, OW | UPDATE).range(-1, 2, 0)])
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]),
+    CommandSpec::new("msetnx", -3, WRITE | DENYOOM, "string", msetnx)
+        .keys(1, -1, 2)
+        .key_specs(&[KeySpec::index(1, OW | INSERT).range(-1, 2, 0)])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"]),
+    CommandSpec::new("append", 3, WRITE | DENYOOM | FAST, "string", append)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("strlen", 2, READONLY | FAST, "string", strlen).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("incr", 2, WRITE | DENYOOM | FAST, "string", incr)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("decr", 2, WRITE | DENYOOM | FAST, "string", decr)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("incrby", 3, WRITE | DENYOOM | FAST, "string", incrby)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("decrby", 3, WRITE | DENYOOM | FAST, "string", decrby)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, "string", incrbyfloat)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("getrange", 4, READONLY, "string", getrange)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("substr", 4, READONLY, "string", getrange)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("setrange", 4, WRITE | DENYOOM, "string", setrange)
+        .keys(1, 1, 1)
+        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("lcs", -3, READONLY, "string", lcs)
+        .keys(1, 2, 1)
+        .key_specs(&[KeySpec::index(1, RO | ACCESS).range(1, 1, 0)]),
 ];
 
 impl Ctx<'_> {
@@ -160,6 +210,13 @@ fn parse_extended(args: &[Bytes], start: usize, set: bool) -> Result<ExtendedArg
         j += 1;
     }
     Ok(o)
+}
+
+/// SET's key: read as well as written with GET (found anywhere among the options, as Redis's
+/// `setGetKeys` looks), else overwritten.
+fn set_key(args: &[Bytes]) -> Vec<FoundKey> {
+    let reads = args.iter().skip(3).any(|option| is(option, "get"));
+    vec![FoundKey { position: 1, flags: if reads { RW | ACCESS | UPDATE } else { OW | UPDATE } }]
 }
 
 fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

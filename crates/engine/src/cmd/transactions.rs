@@ -12,6 +12,7 @@ use staykv_resp::Reply;
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::err;
 use crate::exec::Ctx;
+use crate::key_spec::{key::*, KeySpec};
 
 pub static COMMANDS: &[CommandSpec] = &[
     // MULTI and WATCH are not `no_multi` in Redis 7.0: inside a transaction they run, answer
@@ -44,7 +45,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "transaction",
         watch,
     )
-    .keys(1, -1, 1),
+    .keys(1, -1, 1)
+    .key_specs(&[KeySpec::index(1, RO).range(-1, 1, 0)]),
     CommandSpec::new("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "transaction", unwatch),
 ];
 
