@@ -22,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::command::{flags, CommandSpec, CommandTable};
+use crate::command::{flags, CommandSpec, CommandTable, SubcommandSpec};
 use crate::key_spec::key;
 
 /// The user the HTTP API's read-only token runs as. Unless an ACL user of that name is
@@ -89,24 +89,34 @@ const MORE_CATEGORIES: &[(&str, &[&str])] = &[
 
 /// The ACL categories of a table entry, in Redis's order, without the `@`.
 pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
-    CATEGORIES.iter().copied().filter(|category| in_category(spec, category)).collect()
+    categories_of(spec.name, &[spec.group], spec.flags)
 }
 
-fn in_category(spec: &CommandSpec, category: &str) -> bool {
-    let named = || MORE_CATEGORIES.iter().any(|(name, more)| *name == spec.name && more.contains(&category));
-    named()
-        || match category {
-            // A read-only script may still write through its calls' own checks: Redis keeps
-            // EVAL_RO and FCALL_RO out of `@read`.
-            "read" => spec.has(flags::READONLY) && spec.group != "scripting",
-            "write" => spec.has(flags::WRITE),
-            "admin" => spec.has(flags::ADMIN),
-            "fast" => spec.has(flags::FAST),
-            "slow" => !spec.has(flags::FAST),
-            "dangerous" => spec.has(flags::ADMIN) || DANGEROUS.contains(&spec.name),
-            "blocking" => spec.has(flags::BLOCKING),
-            family => spec.group == family,
-        }
+/// The ACL categories `COMMAND INFO` shows for a subcommand of `container`: its flags' and
+/// those it names.
+pub fn subcommand_categories(container: &str, sub: &SubcommandSpec) -> Vec<&'static str> {
+    categories_of(&format!("{container}|{}", sub.name), sub.categories, sub.flags)
+}
+
+/// Categories by Redis's rules: those a command's flags imply, its families (a command's
+/// group, a subcommand's named categories) and Redis's lists by name.
+fn categories_of(name: &str, families: &[&str], command_flags: u32) -> Vec<&'static str> {
+    let has = |flag: u32| command_flags & flag != 0;
+    let named = |category: &str| MORE_CATEGORIES.iter().any(|(n, more)| *n == name && more.contains(&category));
+    let in_category = |category: &str| match category {
+        // A read-only script may still write through its calls' own checks: Redis keeps
+        // EVAL_RO and FCALL_RO out of `@read`.
+        "read" => has(flags::READONLY) && !families.contains(&"scripting"),
+        "write" => has(flags::WRITE),
+        "admin" => has(flags::ADMIN),
+        "fast" => has(flags::FAST),
+        "slow" => !has(flags::FAST),
+        "dangerous" => has(flags::ADMIN) || DANGEROUS.contains(&name),
+        "blocking" => has(flags::BLOCKING),
+        "pubsub" => has(flags::PUBSUB) || families.contains(&"pubsub"),
+        family => families.contains(&family),
+    };
+    CATEGORIES.iter().copied().filter(|category| named(category) || in_category(category)).collect()
 }
 
 /// `config|get` for a container command with a subcommand, else the command's name.
@@ -401,7 +411,7 @@ impl User {
                 return Err(rule_error::UNKNOWN);
             }
             for (index, spec) in table.all().iter().enumerate() {
-                if in_category(spec, category) {
+                if categories(spec).contains(&category) {
                     self.set_command(index, allow);
                 }
             }

@@ -119,12 +119,10 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub handler: Handler,
     pub key_finder: Option<KeyFinder>,
-    /// A container's subcommands with their arities (Redis's arity rules, counting the
-    /// command name): checked before the handler runs, see [`CommandSpec::subcommand_refusal`].
-    pub subcommands: &'static [(&'static str, i32)],
-    /// Flags some subcommands have over the container's own: Redis 7.0 flags FUNCTION LOAD
-    /// `write denyoom`, FUNCTION LIST neither.
-    pub subcommand_flags: &'static [(&'static str, u32)],
+    /// A container's subcommands, as Redis 7.0's table has them: their arities are checked
+    /// before the handler runs ([`CommandSpec::subcommand_refusal`]), their flags add to the
+    /// container's (FUNCTION LOAD writes, FUNCTION LIST does not).
+    pub subcommands: &'static [SubcommandSpec],
     /// Where the keys are and what the command does to them, as Redis 7.0 declares it
     /// (`COMMAND INFO`, `COMMAND GETKEYSANDFLAGS`, ACL key patterns): see [`key_spec`].
     pub key_specs: &'static [KeySpec],
@@ -132,11 +130,82 @@ pub struct CommandSpec {
     /// flags depend on the arguments (SET ... GET): the keys with their flags, as Redis's
     /// `getkeys_proc` gives them.
     pub flagged_keys: Option<FlaggedKeyFinder>,
-    /// A container's subcommands' key specs (OBJECT ENCODING's key is its third argument).
-    pub subcommand_key_specs: &'static [(&'static str, &'static [KeySpec])],
     /// Redis's command tips (`nondeterministic_output`, `request_policy:all_shards`...), for
     /// clients that route by them.
     pub tips: &'static [&'static str],
+}
+
+/// One subcommand of a container (CONFIG GET, CLIENT KILL), as Redis 7.0's table has it.
+#[derive(Debug)]
+pub struct SubcommandSpec {
+    pub name: &'static str,
+    /// Redis's arity rule, counting the container's name and the subcommand's.
+    pub arity: i32,
+    pub flags: u32,
+    /// ACL categories beyond those its flags imply (`connection` for CLIENT's).
+    pub categories: &'static [&'static str],
+    pub key_specs: &'static [KeySpec],
+    pub tips: &'static [&'static str],
+}
+
+impl SubcommandSpec {
+    pub const fn new(name: &'static str, arity: i32, flags: u32) -> Self {
+        SubcommandSpec { name, arity, flags, categories: &[], key_specs: &[], tips: &[] }
+    }
+
+    pub const fn categories(mut self, categories: &'static [&'static str]) -> Self {
+        self.categories = categories;
+        self
+    }
+
+    pub const fn key_specs(mut self, specs: &'static [KeySpec]) -> Self {
+        self.key_specs = specs;
+        self
+    }
+
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
+        self.tips = tips;
+        self
+    }
+
+    /// Its `COMMAND INFO` entry (`container|name`), as Redis shows a subcommand.
+    pub fn info(&self, container: &str) -> Reply {
+        let categories = crate::acl::subcommand_categories(container, self);
+        let entry = InfoEntry { arity: self.arity, flags: self.flags, key_specs: self.key_specs, tips: self.tips };
+        entry.reply(format!("{container}|{}", self.name), categories, Vec::new())
+    }
+}
+
+/// What a `COMMAND INFO` entry shows of a command or subcommand besides its name, categories
+/// and subcommands.
+struct InfoEntry {
+    arity: i32,
+    flags: u32,
+    key_specs: &'static [KeySpec],
+    tips: &'static [&'static str],
+}
+
+impl InfoEntry {
+    /// The entry in Redis 7.0's shape. The key range and `movablekeys` are derived from the
+    /// key specs, as Redis derives them.
+    fn reply(&self, name: String, categories: Vec<&'static str>, subcommands: Vec<Reply>) -> Reply {
+        let legacy = LegacyRange::of(self.key_specs);
+        let shown = (self.flags & !flags::MOVABLE_KEYS) | if legacy.movable { flags::MOVABLE_KEYS } else { 0 };
+        let flag_names = flags::NAMES.iter().filter(|(bit, _)| shown & bit != 0).map(|(_, name)| Reply::Status(name));
+        let categories = categories.into_iter().map(|category| Reply::StatusOwned(format!("@{category}")));
+        Reply::Array(vec![
+            Reply::Bulk(Bytes::from(name)),
+            Reply::Int(i64::from(self.arity)),
+            Reply::Set(flag_names.collect()),
+            Reply::Int(i64::from(legacy.first)),
+            Reply::Int(i64::from(legacy.last)),
+            Reply::Int(i64::from(legacy.step)),
+            Reply::Set(categories.collect()),
+            Reply::Set(self.tips.iter().map(|tip| Reply::bulk_str(tip)).collect()),
+            Reply::Set(self.key_specs.iter().map(KeySpec::reply).collect()),
+            Reply::Set(subcommands),
+        ])
+    }
 }
 
 impl CommandSpec {
@@ -153,10 +222,8 @@ impl CommandSpec {
             handler,
             key_finder: None,
             subcommands: &[],
-            subcommand_flags: &[],
             key_specs: &[],
             flagged_keys: None,
-            subcommand_key_specs: &[],
             tips: &[],
         }
     }
@@ -168,13 +235,8 @@ impl CommandSpec {
         self
     }
 
-    pub const fn subcommands(mut self, subcommands: &'static [(&'static str, i32)]) -> Self {
+    pub const fn subcommands(mut self, subcommands: &'static [SubcommandSpec]) -> Self {
         self.subcommands = subcommands;
-        self
-    }
-
-    pub const fn subcommand_flags(mut self, flags: &'static [(&'static str, u32)]) -> Self {
-        self.subcommand_flags = flags;
         self
     }
 
@@ -185,11 +247,6 @@ impl CommandSpec {
 
     pub const fn flagged_keys(mut self, finder: FlaggedKeyFinder) -> Self {
         self.flagged_keys = Some(finder);
-        self
-    }
-
-    pub const fn subcommand_key_specs(mut self, specs: &'static [(&'static str, &'static [KeySpec])]) -> Self {
-        self.subcommand_key_specs = specs;
         self
     }
 
@@ -230,9 +287,7 @@ impl CommandSpec {
         if self.has(flag) {
             return true;
         }
-        let Some(sub) = args.get(1).filter(|_| !self.subcommand_flags.is_empty()) else { return false };
-        let own = self.subcommand_flags.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()));
-        own.is_some_and(|(_, flags)| flags & flag != 0)
+        self.subcommand_of(args).is_some_and(|sub| sub.flags & flag != 0)
     }
 
     /// Whether `argc` arguments (the name included) fit the arity.
@@ -276,40 +331,55 @@ impl CommandSpec {
     /// The command's name, then each subcommand's as `COMMAND LIST` names them (`config|get`).
     pub fn full_names(&self) -> impl Iterator<Item = String> + '_ {
         std::iter::once(self.name.to_string())
-            .chain(self.subcommands.iter().map(move |(sub, _)| format!("{}|{sub}", self.name)))
+            .chain(self.subcommands.iter().map(move |sub| format!("{}|{}", self.name, sub.name)))
     }
 
-    pub fn info_categories(&self) -> Vec<String> {
-        crate::acl::categories(self).into_iter().map(|c| format!("@{c}")).collect()
-    }
-
-    /// The `COMMAND INFO` entry, in Redis 7.0's shape. The key range and `movablekeys` are
-    /// derived from the key specs, as Redis derives them.
+    /// The `COMMAND INFO` entry, in Redis 7.0's shape, with a container's subcommands' entries.
     pub fn info(&self) -> Reply {
-        let legacy = LegacyRange::of(self.key_specs);
-        let shown = (self.flags & !flags::MOVABLE_KEYS) | if legacy.movable { flags::MOVABLE_KEYS } else { 0 };
-        let flag_names =
-            flags::NAMES.iter().filter(|(bit, _)| shown & bit != 0).map(|(_, name)| Reply::Status(name)).collect();
-        let categories = self.info_categories().into_iter().map(Reply::StatusOwned).collect();
-        Reply::Array(vec![
-            Reply::bulk_str(self.name),
-            Reply::Int(i64::from(self.arity)),
-            Reply::Set(flag_names),
-            Reply::Int(i64::from(legacy.first)),
-            Reply::Int(i64::from(legacy.last)),
-            Reply::Int(i64::from(legacy.step)),
-            Reply::Set(categories),
-            Reply::Set(self.tips.iter().map(|tip| Reply::bulk_str(tip)).collect()),
-            Reply::Set(self.key_specs.iter().map(KeySpec::reply).collect()),
-            Reply::Set(Vec::new()),
-        ])
+        let subcommands = self.subcommands.iter().map(|sub| sub.info(self.name)).collect();
+        let flags = if self.is_bare_container() { 0 } else { self.flags };
+        let entry = InfoEntry { arity: self.arity, flags, key_specs: self.key_specs, tips: self.tips };
+        entry.reply(self.name.to_string(), self.info_categories(), subcommands)
+    }
+
+    /// A container that only runs with a subcommand: Redis's has no flags, keys or categories
+    /// of its own (each subcommand has its own), so `COMMAND INFO` shows none. COMMAND, which
+    /// also runs alone, is a command of its own as well.
+    fn is_bare_container(&self) -> bool {
+        !self.subcommands.is_empty() && self.arity != -1
+    }
+
+    /// The ACL categories `COMMAND INFO` shows: a bare container is only `@slow`.
+    pub fn info_categories(&self) -> Vec<&'static str> {
+        if self.is_bare_container() {
+            vec!["slow"]
+        } else {
+            crate::acl::categories(self)
+        }
+    }
+
+    /// The command's name and each subcommand's (`config|get`), with the ACL categories
+    /// `COMMAND INFO` shows for each: what `COMMAND LIST` lists and filters.
+    pub fn listed(&self) -> impl Iterator<Item = (String, Vec<&'static str>)> + '_ {
+        let subcommands = self
+            .subcommands
+            .iter()
+            .map(|sub| (format!("{}|{}", self.name, sub.name), crate::acl::subcommand_categories(self.name, sub)));
+        std::iter::once((self.name.to_string(), self.info_categories())).chain(subcommands)
     }
 
     /// The key specs that apply to `args`: a container's subcommand's, or the command's.
     fn key_specs_of(&self, args: &[Bytes]) -> &'static [KeySpec] {
-        let Some(sub) = args.get(1).filter(|_| !self.subcommand_key_specs.is_empty()) else { return self.key_specs };
-        let own = self.subcommand_key_specs.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()));
-        own.map_or(&[], |(_, specs)| specs)
+        if self.subcommands.is_empty() {
+            return self.key_specs;
+        }
+        self.subcommand_of(args).map_or(&[], |sub| sub.key_specs)
+    }
+
+    /// The subcommand `args` name, if this is a container and it has it.
+    pub fn subcommand_of(&self, args: &[Bytes]) -> Option<&'static SubcommandSpec> {
+        let given = args.get(1)?;
+        self.subcommands.iter().find(|sub| given.eq_ignore_ascii_case(sub.name.as_bytes()))
     }
 
     /// Whether `args` (the command, or a container's subcommand) can take keys at all
@@ -389,7 +459,7 @@ impl CommandTable {
         let mut first_sub_stat = Vec::with_capacity(specs.len());
         for spec in &specs {
             first_sub_stat.push(stat_names.len());
-            stat_names.extend(spec.subcommands.iter().map(|&(sub, _)| CommandName { name: spec.name, sub: Some(sub) }));
+            stat_names.extend(spec.subcommands.iter().map(|sub| CommandName { name: spec.name, sub: Some(sub.name) }));
         }
         CommandTable { by_name, specs, stat_names, first_sub_stat }
     }
@@ -488,12 +558,12 @@ impl CommandSpec {
 
     /// Where the subcommand `given` is in the container's table.
     fn subcommand_position(&self, given: &[u8]) -> Option<usize> {
-        self.subcommands.iter().position(|(name, _)| given.eq_ignore_ascii_case(name.as_bytes()))
+        self.subcommands.iter().position(|sub| given.eq_ignore_ascii_case(sub.name.as_bytes()))
     }
 
     /// The table's entry for the subcommand `given`: its name and arity.
     fn subcommand_entry(&self, given: &[u8]) -> Option<(&'static str, i32)> {
-        self.subcommands.get(self.subcommand_position(given)?).copied()
+        self.subcommands.get(self.subcommand_position(given)?).map(|sub| (sub.name, sub.arity))
     }
 
     /// The subcommand check Redis 7 makes before running a container command.
@@ -551,19 +621,19 @@ mod tests {
         };
         let table = crate::cmd::table();
         for spec in table.all().iter().filter(|spec| spec.key_finder.is_none()) {
-            let subcommands = spec.subcommand_key_specs.iter().map(|(name, specs)| (Some(*name), *specs));
-            let shapes: Vec<(Option<&str>, &[KeySpec])> =
-                if spec.subcommands.is_empty() { vec![(None, spec.key_specs)] } else { subcommands.collect() };
-            for (subcommand, key_specs) in shapes {
-                let arity = usize::try_from(spec.arity.unsigned_abs()).unwrap_or(0);
-                let least = if subcommand.is_some() { arity.max(3) } else { arity };
-                for argc in least..=least + 4 {
+            let subcommands = spec.subcommands.iter().map(|sub| (Some(sub.name), sub.key_specs, sub.arity));
+            let shapes: Vec<(Option<&str>, &[KeySpec], i32)> = if spec.subcommands.is_empty() {
+                vec![(None, spec.key_specs, spec.arity)]
+            } else {
+                subcommands.collect()
+            };
+            for (subcommand, key_specs, arity) in shapes {
+                let least = usize::try_from(arity.unsigned_abs()).unwrap_or(0);
+                let most = if arity < 0 { least + 4 } else { least };
+                for argc in least..=most {
                     let mut args: Vec<Bytes> = (0..argc).map(|i| Bytes::from(format!("a{i}"))).collect();
                     if let (Some(name), Some(slot)) = (subcommand, args.get_mut(1)) {
                         *slot = Bytes::from(name);
-                    }
-                    if !spec.arity_ok(argc) {
-                        continue;
                     }
                     let locked = spec.key_positions(&args);
                     let named: Vec<usize> = spec.keys_with_flags(&args).iter().map(|found| found.position).collect();
@@ -579,7 +649,7 @@ mod tests {
                             }
                             // A fixed arity leaves no argument count the specs cannot follow
                             // (Redis panics on such a table).
-                            Err(_) => assert!(spec.arity < 0 || !complete(key_specs), "{context}: specs fail"),
+                            Err(_) => assert!(arity < 0 || !complete(key_specs), "{context}: specs fail"),
                         }
                     }
                 }

@@ -6,7 +6,7 @@ use staykv_resp::Reply;
 
 use super::{arg, is, text};
 use crate::acl::{self, Acl, User};
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::host::ClientFilter;
@@ -47,20 +47,20 @@ const HELP: &[&str] = &[
 ];
 
 /// The ACL subcommands StayKV has, with Redis 7's arities (checked before the handler).
-const ACL_SUBCOMMANDS: &[(&str, i32)] = &[
-    ("genpass", -2),
-    ("getuser", 3),
-    ("save", 2),
-    ("cat", -2),
-    ("help", 2),
-    ("log", -2),
-    ("users", 2),
-    ("list", 2),
-    ("deluser", -3),
-    ("setuser", -3),
-    ("whoami", 2),
-    ("dryrun", -4),
-    ("load", 2),
+const ACL_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("genpass", -2, NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("getuser", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("save", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("cat", -2, NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("help", 2, LOADING | STALE),
+    SubcommandSpec::new("log", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("users", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("list", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("deluser", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("setuser", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("whoami", 2, NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("dryrun", -4, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("load", 2, ADMIN | NOSCRIPT | LOADING | STALE),
 ];
 
 fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -8,14 +8,12 @@
 
 use bytes::Bytes;
 
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::err;
 use crate::exec::Ctx;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("cluster", -2, 0, "cluster", cluster_disabled)
-        .subcommands(CLUSTER_SUBCOMMANDS)
-        .subcommand_flags(&[("reset", NOSCRIPT)]),
+    CommandSpec::new("cluster", -2, 0, "cluster", cluster_disabled).subcommands(CLUSTER_SUBCOMMANDS),
     CommandSpec::new("readonly", 1, LOADING | STALE | FAST, "connection", cluster_disabled),
     CommandSpec::new("readwrite", 1, LOADING | STALE | FAST, "connection", cluster_disabled),
     CommandSpec::new("asking", 1, FAST, "connection", cluster_disabled),
@@ -23,34 +21,34 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Redis 7.0's CLUSTER subcommands and their arities: an unknown subcommand or a wrong count
 /// is refused as such before the cluster check, as in Redis.
-const CLUSTER_SUBCOMMANDS: &[(&str, i32)] = &[
-    ("addslots", -3),
-    ("addslotsrange", -4),
-    ("bumpepoch", 2),
-    ("count-failure-reports", 3),
-    ("countkeysinslot", 3),
-    ("delslots", -3),
-    ("delslotsrange", -4),
-    ("failover", -2),
-    ("flushslots", 2),
-    ("forget", 3),
-    ("getkeysinslot", 4),
-    ("help", 2),
-    ("info", 2),
-    ("keyslot", 3),
-    ("links", 2),
-    ("meet", -4),
-    ("myid", 2),
-    ("nodes", 2),
-    ("replicas", 3),
-    ("replicate", 3),
-    ("reset", -2),
-    ("saveconfig", 2),
-    ("set-config-epoch", 3),
-    ("setslot", -4),
-    ("shards", 2),
-    ("slaves", 3),
-    ("slots", 2),
+const CLUSTER_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("addslots", -3, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("addslotsrange", -4, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("bumpepoch", 2, NO_ASYNC_LOADING | ADMIN | STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("count-failure-reports", 3, ADMIN | STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("countkeysinslot", 3, STALE),
+    SubcommandSpec::new("delslots", -3, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("delslotsrange", -4, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("failover", -2, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("flushslots", 2, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("forget", 3, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("getkeysinslot", 4, STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("help", 2, LOADING | STALE),
+    SubcommandSpec::new("info", 2, STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("keyslot", 3, STALE),
+    SubcommandSpec::new("links", 2, STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("meet", -4, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("myid", 2, STALE),
+    SubcommandSpec::new("nodes", 2, STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("replicas", 3, ADMIN | STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("replicate", 3, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("reset", -2, ADMIN | STALE | NOSCRIPT),
+    SubcommandSpec::new("saveconfig", 2, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("set-config-epoch", 3, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("setslot", -4, NO_ASYNC_LOADING | ADMIN | STALE),
+    SubcommandSpec::new("shards", 2, STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("slaves", 3, ADMIN | STALE).tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("slots", 2, STALE).tips(&["nondeterministic_output"]),
 ];
 
 /// Redis's answer to every cluster command when cluster mode is off (HELP included).

@@ -7,7 +7,7 @@ use super::keys::db_index;
 use super::{arg, int_arg, is, text};
 use crate::blocking::Unblock;
 use crate::client::ReplyMode;
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::host::{ClientFilter, ClientType};
@@ -227,25 +227,31 @@ const CLIENT_HELP: &[&str] = &[
 ];
 
 /// The subcommands StayKV has, with Redis 7's arities (checked before [`client`] runs).
-const CLIENT_SUBCOMMANDS: &[(&str, i32)] = &[
-    ("id", 2),
-    ("getname", 2),
-    ("setname", 3),
-    ("setinfo", 4),
-    ("no-evict", 3),
-    ("no-touch", 3),
-    ("reply", 3),
-    ("info", 2),
-    ("list", -2),
-    ("kill", -3),
-    ("pause", -3),
-    ("unpause", 2),
-    ("unblock", -3),
-    ("tracking", -3),
-    ("caching", 3),
-    ("getredir", 2),
-    ("trackinginfo", 2),
-    ("help", 2),
+const CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("id", 2, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("getname", 2, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("setname", 3, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("setinfo", 4, NOSCRIPT | LOADING | STALE)
+        .categories(&["connection"])
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("no-touch", 3, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("reply", 3, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("info", 2, NOSCRIPT | LOADING | STALE)
+        .categories(&["connection"])
+        .tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("list", -2, ADMIN | NOSCRIPT | LOADING | STALE)
+        .categories(&["connection"])
+        .tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("tracking", -3, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("caching", 3, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("getredir", 2, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("trackinginfo", 2, NOSCRIPT | LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("help", 2, LOADING | STALE).categories(&["connection"]),
 ];
 
 fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

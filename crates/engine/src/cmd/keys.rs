@@ -7,7 +7,7 @@ use staykv_rdb::Layout;
 use staykv_resp::Reply;
 
 use super::{arg, int_arg, is, text};
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
@@ -17,9 +17,6 @@ use crate::lazyfree::LazyOption;
 use crate::notify::{GENERIC, NEW};
 use crate::num::i64_bytes;
 use crate::value::Value;
-
-/// OBJECT's and MEMORY USAGE's key: looked at, its value not read.
-const INSPECTED_KEY: &[KeySpec] = &[KeySpec::index(2, RO)];
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, WRITE, "keyspace", del)
@@ -86,19 +83,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_)
         .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
-    CommandSpec::new("object", -2, READONLY, "keyspace", object)
-        .keys(2, 2, 1)
-        .subcommands(OBJECT_SUBCOMMANDS)
-        .subcommand_key_specs(&[
-            ("encoding", INSPECTED_KEY),
-            ("freq", INSPECTED_KEY),
-            ("idletime", INSPECTED_KEY),
-            ("refcount", INSPECTED_KEY),
-        ]),
-    CommandSpec::new("memory", -2, 0, "server", memory)
-        .keys(2, 2, 1)
-        .subcommands(MEMORY_SUBCOMMANDS)
-        .subcommand_key_specs(&[("usage", INSPECTED_KEY)]),
+    CommandSpec::new("object", -2, READONLY, "keyspace", object).keys(2, 2, 1).subcommands(OBJECT_SUBCOMMANDS),
+    CommandSpec::new("memory", -2, 0, "server", memory).keys(2, 2, 1).subcommands(MEMORY_SUBCOMMANDS),
     CommandSpec::new("dump", 2, READONLY, "keyspace", dump)
         .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
@@ -582,8 +568,25 @@ const OBJECT_HELP: &[&str] = &[
 ];
 
 /// Each subcommand has its own arity, as in Redis 7's command table.
-const OBJECT_SUBCOMMANDS: &[(&str, i32)] =
-    &[("help", 2), ("encoding", 3), ("refcount", 3), ("idletime", 3), ("freq", 3)];
+const OBJECT_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("help", 2, LOADING | STALE).categories(&["keyspace"]),
+    SubcommandSpec::new("encoding", 3, READONLY)
+        .categories(&["keyspace"])
+        .key_specs(&[KeySpec::index(2, RO)])
+        .tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("refcount", 3, READONLY)
+        .categories(&["keyspace"])
+        .key_specs(&[KeySpec::index(2, RO)])
+        .tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("idletime", 3, READONLY)
+        .categories(&["keyspace"])
+        .key_specs(&[KeySpec::index(2, RO)])
+        .tips(&["nondeterministic_output"]),
+    SubcommandSpec::new("freq", 3, READONLY)
+        .categories(&["keyspace"])
+        .key_specs(&[KeySpec::index(2, RO)])
+        .tips(&["nondeterministic_output"]),
+];
 
 const MEMORY_HELP: &[&str] = &[
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -603,8 +606,26 @@ const MEMORY_HELP: &[&str] = &[
 ];
 
 /// The MEMORY subcommands, with Redis 7's arities.
-const MEMORY_SUBCOMMANDS: &[(&str, i32)] =
-    &[("doctor", 2), ("help", 2), ("usage", -3), ("malloc-stats", 2), ("purge", 2), ("stats", 2)];
+const MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("doctor", 2, 0).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
+    SubcommandSpec::new("help", 2, LOADING | STALE),
+    SubcommandSpec::new("usage", -3, READONLY).key_specs(&[KeySpec::index(2, RO)]),
+    SubcommandSpec::new("malloc-stats", 2, 0).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
+    SubcommandSpec::new("purge", 2, 0).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("stats", 2, 0).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
+];
 
 /// Redis's default number of elements MEMORY USAGE looks at in a collection.
 const MEMORY_SAMPLES: usize = 5;

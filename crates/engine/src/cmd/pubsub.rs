@@ -4,7 +4,7 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::{arg, is};
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::key_spec::{key::*, KeySpec};
@@ -176,8 +176,14 @@ fn sunsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// PUBSUB's subcommands and their arities, as in Redis 7.0's command table (checked before
 /// running: an unknown one or a wrong count is refused with Redis's errors).
-const PUBSUB_SUBCOMMANDS: &[(&str, i32)] =
-    &[("channels", -2), ("numpat", 2), ("numsub", -2), ("shardchannels", -2), ("shardnumsub", -2), ("help", 2)];
+const PUBSUB_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("channels", -2, PUBSUB | LOADING | STALE),
+    SubcommandSpec::new("numpat", 2, PUBSUB | LOADING | STALE),
+    SubcommandSpec::new("numsub", -2, PUBSUB | LOADING | STALE),
+    SubcommandSpec::new("shardchannels", -2, PUBSUB | LOADING | STALE),
+    SubcommandSpec::new("shardnumsub", -2, PUBSUB | LOADING | STALE),
+    SubcommandSpec::new("help", 2, LOADING | STALE),
+];
 
 const PUBSUB_HELP: &[&str] = &[
     "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

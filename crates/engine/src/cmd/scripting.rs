@@ -12,7 +12,7 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::{arg, is, text};
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::key_spec::{key::*, KeySpec};
@@ -82,32 +82,53 @@ pub static COMMANDS: &[CommandSpec] = &[
         .keynum(0, 1, 1)
         .note("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")]),
     CommandSpec::new("script", -2, NOSCRIPT, "scripting", script).subcommands(SCRIPT_SUBCOMMANDS),
-    CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function)
-        .subcommands(FUNCTION_SUBCOMMANDS)
-        .subcommand_flags(&[
-            ("load", WRITE | DENYOOM),
-            ("restore", WRITE | DENYOOM),
-            ("delete", WRITE),
-            ("flush", WRITE),
-        ]),
+    CommandSpec::new("function", -2, NOSCRIPT | ALL_SHARDS, "scripting", function).subcommands(FUNCTION_SUBCOMMANDS),
 ];
 
 /// The FUNCTION subcommands StayKV has, with Redis 7's arities (checked before the handler).
-const FUNCTION_SUBCOMMANDS: &[(&str, i32)] = &[
-    ("help", 2),
-    ("delete", 3),
-    ("list", -2),
-    ("flush", -2),
-    ("restore", -3),
-    ("load", -3),
-    ("dump", 2),
-    ("kill", 2),
-    ("stats", 2),
+const FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("help", 2, LOADING | STALE).categories(&["scripting"]),
+    SubcommandSpec::new("delete", 3, NOSCRIPT | WRITE)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("list", -2, NOSCRIPT).categories(&["scripting"]).tips(&["nondeterministic_output_order"]),
+    SubcommandSpec::new("flush", -2, NOSCRIPT | WRITE)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("restore", -3, NOSCRIPT | WRITE | DENYOOM)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("load", -3, NOSCRIPT | WRITE | DENYOOM)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("dump", 2, NOSCRIPT).categories(&["scripting"]),
+    SubcommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_shards", "response_policy:one_succeeded"]),
+    SubcommandSpec::new("stats", 2, NOSCRIPT | ALLOW_BUSY).categories(&["scripting"]).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
 ];
 
 /// The SCRIPT subcommands StayKV has, with Redis 7's arities (checked before the handler).
-const SCRIPT_SUBCOMMANDS: &[(&str, i32)] =
-    &[("help", 2), ("exists", -3), ("debug", 3), ("flush", -2), ("load", 3), ("kill", 2)];
+const SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("help", 2, LOADING | STALE).categories(&["scripting"]),
+    SubcommandSpec::new("exists", -3, NOSCRIPT)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_shards", "response_policy:agg_logical_and"]),
+    SubcommandSpec::new("debug", 3, NOSCRIPT).categories(&["scripting"]),
+    SubcommandSpec::new("flush", -2, NOSCRIPT)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("load", 3, NOSCRIPT | STALE)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY)
+        .categories(&["scripting"])
+        .tips(&["request_policy:all_shards", "response_policy:one_succeeded"]),
+];
 
 fn eval(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let engine = ctx.engine;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::{arg, is, text};
-use crate::command::{flags::*, CmdResult, CommandSpec, CommandTable, Subcommand};
+use crate::command::{flags::*, CmdResult, CommandSpec, CommandTable, Subcommand, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
@@ -50,14 +50,59 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The SLOWLOG subcommands, with Redis 7's arities (checked before the handler).
-const SLOWLOG_SUBCOMMANDS: &[(&str, i32)] = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];
+const SLOWLOG_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("get", -2, ADMIN | LOADING | STALE)
+        .tips(&["request_policy:all_nodes", "nondeterministic_output"]),
+    SubcommandSpec::new("len", 2, ADMIN | LOADING | STALE).tips(&[
+        "request_policy:all_nodes",
+        "response_policy:agg_sum",
+        "nondeterministic_output",
+    ]),
+    SubcommandSpec::new("reset", 2, ADMIN | LOADING | STALE)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("help", 2, LOADING | STALE),
+];
 
 /// The LATENCY subcommands, with Redis 7's arities.
-const LATENCY_SUBCOMMANDS: &[(&str, i32)] =
-    &[("doctor", 2), ("graph", 3), ("latest", 2), ("history", 3), ("reset", -2), ("histogram", -2), ("help", 2)];
+const LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
+    SubcommandSpec::new("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
+    SubcommandSpec::new("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
+    SubcommandSpec::new("history", 3, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
+    SubcommandSpec::new("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
+    SubcommandSpec::new("help", 2, LOADING | STALE),
+];
 
 /// The MODULE subcommands, with Redis 7's arities. StayKV loads no modules.
-const MODULE_SUBCOMMANDS: &[(&str, i32)] = &[("list", 2), ("load", -3), ("loadex", -3), ("unload", 3), ("help", 2)];
+const MODULE_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("list", 2, ADMIN | NOSCRIPT).tips(&["nondeterministic_output_order"]),
+    SubcommandSpec::new("load", -3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT),
+    SubcommandSpec::new("loadex", -3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT),
+    SubcommandSpec::new("unload", 3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT),
+    SubcommandSpec::new("help", 2, LOADING | STALE),
+];
 
 const MODULE_HELP: &[&str] = &[
     "MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -112,11 +157,28 @@ const SLOWLOG_HELP: &[&str] = &[
 /// Not DOCS: StayKV has no command documentation to give, and answering it with less than
 /// Redis's (names and groups) made `redis-cli` show "summary: (null)" and no argument hints;
 /// an unknown subcommand, as Redis 6 answers, has it use the help built into it instead.
-const COMMAND_SUBCOMMANDS: &[(&str, i32)] =
-    &[("getkeys", -4), ("getkeysandflags", -4), ("info", -2), ("count", 2), ("list", -2), ("help", 2)];
+const COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("getkeys", -4, LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("getkeysandflags", -4, LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("info", -2, LOADING | STALE)
+        .categories(&["connection"])
+        .tips(&["nondeterministic_output_order"]),
+    SubcommandSpec::new("count", 2, LOADING | STALE).categories(&["connection"]),
+    SubcommandSpec::new("list", -2, LOADING | STALE)
+        .categories(&["connection"])
+        .tips(&["nondeterministic_output_order"]),
+    SubcommandSpec::new("help", 2, LOADING | STALE).categories(&["connection"]),
+];
 
 /// The CONFIG subcommands StayKV has, with Redis 7's arities (checked before the handler).
-const CONFIG_SUBCOMMANDS: &[(&str, i32)] = &[("resetstat", 2), ("get", -3), ("rewrite", 2), ("set", -4), ("help", 2)];
+const CONFIG_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("get", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+    SubcommandSpec::new("set", -4, ADMIN | NOSCRIPT | LOADING | STALE)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    SubcommandSpec::new("help", 2, LOADING | STALE),
+];
 
 const CONFIG_HELP: &[&str] = &[
     "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -574,22 +636,17 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if args.len() == 2 {
                 return Ok(Reply::Array(table.all().iter().map(|s| s.info()).collect()));
             }
-            Ok(Reply::Array(
-                args.iter().skip(2).map(|n| table.lookup(n).map_or(Reply::NilArray, |(_, s)| s.info())).collect(),
-            ))
+            Ok(Reply::Array(args.iter().skip(2).map(|name| command_info(table, name)).collect()))
         }
         s if is(s, "list") => {
             let filter = match args.get(2..).unwrap_or_default() {
-                [] => None,
-                [by, kind, value] if is(by, "filterby") => Some((kind.clone(), value.clone())),
+                [] => ListFilter::All,
+                [by, kind, value] if is(by, "filterby") => ListFilter::parse(kind, value)?,
                 _ => return Err(errors::syntax()),
             };
-            let filter = filter.as_ref().map(|(kind, value)| (&kind[..], &value[..]));
-            let names = table
-                .all()
-                .iter()
-                .flat_map(|spec| spec.full_names().filter(move |name| command_listed(spec, name, filter)));
-            Ok(Reply::Array(names.map(|name| Reply::Bulk(Bytes::from(name))).collect()))
+            let listed = table.all().iter().flat_map(|spec| spec.listed());
+            let names = listed.filter(|(name, categories)| filter.lists(name, categories));
+            Ok(Reply::Array(names.map(|(name, _)| Reply::Bulk(Bytes::from(name))).collect()))
         }
         s if is(s, "getkeys") => command_keys(table, args.get(2..).unwrap_or_default(), false),
         s if is(s, "getkeysandflags") => command_keys(table, args.get(2..).unwrap_or_default(), true),
@@ -624,17 +681,46 @@ fn command_keys(table: &CommandTable, target: &[Bytes], with_flags: bool) -> Cmd
     Ok(Reply::Array(keys.iter().map(reply).collect()))
 }
 
-/// Whether `COMMAND LIST FILTERBY <kind> <value>` lists `name` (the command `spec` or one of
-/// its subcommands).
-fn command_listed(spec: &CommandSpec, name: &str, filter: Option<(&[u8], &[u8])>) -> bool {
-    match filter {
-        None => true,
-        Some((kind, pattern)) if is(kind, "pattern") => glob::matches(pattern, name.as_bytes(), true),
-        // Subcommands carry no categories of their own here: only the command itself matches.
-        Some((kind, category)) if is(kind, "aclcat") => {
-            name == spec.name && spec.info_categories().iter().any(|c| c.as_bytes().get(1..) == Some(category))
+/// `COMMAND INFO` of one name: a command's entry, a subcommand's (`client|kill`), or nil.
+fn command_info(table: &CommandTable, name: &[u8]) -> Reply {
+    if let Some((_, spec)) = table.lookup(name) {
+        return spec.info();
+    }
+    let mut parts = name.splitn(2, |&b| b == b'|');
+    let (Some(container), Some(sub)) = (parts.next(), parts.next()) else { return Reply::NilArray };
+    let Some((_, spec)) = table.lookup(container) else { return Reply::NilArray };
+    let own = spec.subcommands.iter().find(|own| sub.eq_ignore_ascii_case(own.name.as_bytes()));
+    own.map_or(Reply::NilArray, |own| own.info(spec.name))
+}
+
+/// Which names `COMMAND LIST` lists.
+enum ListFilter<'a> {
+    All,
+    /// FILTERBY PATTERN: full names matching a glob, ignoring case.
+    Pattern(&'a [u8]),
+    /// FILTERBY ACLCAT: the command and subcommands in a category.
+    Category(&'a [u8]),
+    /// FILTERBY MODULE: commands a module added (StayKV loads none).
+    Module,
+}
+
+impl<'a> ListFilter<'a> {
+    fn parse(kind: &[u8], value: &'a [u8]) -> Result<Self, Reply> {
+        match kind {
+            k if is(k, "pattern") => Ok(ListFilter::Pattern(value)),
+            k if is(k, "aclcat") => Ok(ListFilter::Category(value)),
+            k if is(k, "module") => Ok(ListFilter::Module),
+            _ => Err(errors::syntax()),
         }
-        Some(_) => false,
+    }
+
+    fn lists(&self, name: &str, categories: &[&str]) -> bool {
+        match self {
+            ListFilter::All => true,
+            ListFilter::Pattern(pattern) => glob::matches(pattern, name.as_bytes(), true),
+            ListFilter::Category(category) => categories.iter().any(|c| c.as_bytes() == *category),
+            ListFilter::Module => false,
+        }
     }
 }
 

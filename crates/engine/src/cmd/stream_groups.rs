@@ -25,7 +25,7 @@ use staykv_resp::Reply;
 
 use super::streams::{entry_reply, id_arg, interval_bound, parse_read_args, read, streams_reply, write, xread_keys};
 use super::{arg, help, int_arg, is, own, read_out, text};
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::key_spec::{key::*, KeySpec};
@@ -34,17 +34,7 @@ use crate::num::{i64_bytes, parse_i64};
 use crate::stream::{Group, Stream, StreamId, INVALID_ENTRIES_READ};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("xgroup", -2, WRITE, "stream", xgroup)
-        .keys(2, 2, 1)
-        .subcommands(XGROUP_SUBCOMMANDS)
-        .subcommand_flags(&[("create", DENYOOM), ("createconsumer", DENYOOM)])
-        .subcommand_key_specs(&[
-            ("create", &[KeySpec::index(2, RW | INSERT)]),
-            ("createconsumer", &[KeySpec::index(2, RW | INSERT)]),
-            ("delconsumer", &[KeySpec::index(2, RW | DELETE)]),
-            ("destroy", &[KeySpec::index(2, RW | DELETE)]),
-            ("setid", &[KeySpec::index(2, RW | UPDATE)]),
-        ]),
+    CommandSpec::new("xgroup", -2, WRITE, "stream", xgroup).keys(2, 2, 1).subcommands(XGROUP_SUBCOMMANDS),
     CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING, "stream", xreadgroup)
         .key_finder(xread_keys)
         .key_specs(&[KeySpec::keyword("STREAMS", 4, RO | ACCESS).range(-1, 1, 2)]),
@@ -66,8 +56,18 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The XGROUP subcommands, with Redis 7's arities (checked before the handler).
-const XGROUP_SUBCOMMANDS: &[(&str, i32)] =
-    &[("create", -5), ("setid", -5), ("destroy", 4), ("createconsumer", 5), ("delconsumer", 5), ("help", 2)];
+const XGROUP_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("create", -5, WRITE | DENYOOM)
+        .categories(&["stream"])
+        .key_specs(&[KeySpec::index(2, RW | INSERT)]),
+    SubcommandSpec::new("setid", -5, WRITE).categories(&["stream"]).key_specs(&[KeySpec::index(2, RW | UPDATE)]),
+    SubcommandSpec::new("destroy", 4, WRITE).categories(&["stream"]).key_specs(&[KeySpec::index(2, RW | DELETE)]),
+    SubcommandSpec::new("createconsumer", 5, WRITE | DENYOOM)
+        .categories(&["stream"])
+        .key_specs(&[KeySpec::index(2, RW | INSERT)]),
+    SubcommandSpec::new("delconsumer", 5, WRITE).categories(&["stream"]).key_specs(&[KeySpec::index(2, RW | DELETE)]),
+    SubcommandSpec::new("help", 2, LOADING | STALE).categories(&["stream"]),
+];
 
 const KEY_REQUIRED: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want \
                             to use the MKSTREAM option to create an empty stream automatically.";

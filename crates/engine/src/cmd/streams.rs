@@ -9,7 +9,7 @@ use bytes::Bytes;
 use staykv_resp::{Protocol, Reply};
 
 use super::{arg, int_arg, is, own, read_out};
-use crate::command::{flags::*, CmdResult, CommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::key_spec::{key::*, KeySpec};
@@ -43,18 +43,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xread", -4, READONLY | BLOCKING, "stream", xread)
         .key_finder(xread_keys)
         .key_specs(&[KeySpec::keyword("STREAMS", 1, RO | ACCESS).range(-1, 1, 2)]),
-    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo)
-        .keys(2, 2, 1)
-        .subcommands(XINFO_SUBCOMMANDS)
-        .subcommand_key_specs(&[
-            ("consumers", &[KeySpec::index(2, RO | ACCESS)]),
-            ("groups", &[KeySpec::index(2, RO | ACCESS)]),
-            ("stream", &[KeySpec::index(2, RO | ACCESS)]),
-        ]),
+    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo).keys(2, 2, 1).subcommands(XINFO_SUBCOMMANDS),
 ];
 
 /// The XINFO subcommands StayKV has, with Redis 7's arities (checked before the handler).
-const XINFO_SUBCOMMANDS: &[(&str, i32)] = &[("help", 2), ("stream", -3), ("groups", 3), ("consumers", 4)];
+const XINFO_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec::new("help", 2, LOADING | STALE).categories(&["stream"]),
+    SubcommandSpec::new("stream", -3, READONLY).categories(&["stream"]).key_specs(&[KeySpec::index(2, RO | ACCESS)]),
+    SubcommandSpec::new("groups", 3, READONLY).categories(&["stream"]).key_specs(&[KeySpec::index(2, RO | ACCESS)]),
+    SubcommandSpec::new("consumers", 4, READONLY)
+        .categories(&["stream"])
+        .key_specs(&[KeySpec::index(2, RO | ACCESS)])
+        .tips(&["nondeterministic_output"]),
+];
 
 pub(crate) const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
