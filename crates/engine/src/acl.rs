@@ -410,9 +410,17 @@ impl User {
             if !CATEGORIES.contains(&category) {
                 return Err(rule_error::UNKNOWN);
             }
+            // As Redis: a command in the category (a container: all its subcommands), then
+            // each subcommand in it by its own categories (CLIENT ID is no @dangerous
+            // command, CLIENT KILL is).
             for (index, spec) in table.all().iter().enumerate() {
-                if categories(spec).contains(&category) {
+                if spec.info_categories().contains(&category) {
                     self.set_command(index, allow);
+                }
+                for sub in spec.subcommands {
+                    if subcommand_categories(spec.name, sub).contains(&category) {
+                        self.set_first_arg(index, sub.name, allow);
+                    }
                 }
             }
         } else if let Some((command, first_arg)) = text.split_once('|') {
@@ -420,8 +428,7 @@ impl User {
             if first_arg.is_empty() || first_arg.contains('|') {
                 return Err(rule_error::SYNTAX);
             }
-            self.first_args.retain(|(i, arg, _)| !(*i == index && arg == first_arg));
-            self.first_args.push((index, first_arg.to_string(), allow));
+            self.set_first_arg(index, first_arg, allow);
         } else {
             let (index, _) = table.lookup(body).ok_or(rule_error::UNKNOWN)?;
             self.set_command(index, allow);
@@ -429,6 +436,13 @@ impl User {
         self.rules.retain(|r| r.get(1..) != Some(text));
         self.rules.push(format!("{}{text}", if allow { '+' } else { '-' }));
         Ok(())
+    }
+
+    /// A rule for the command at `index` given `first_arg` (a container's subcommand, or
+    /// Redis's first-argument rules such as `+select|0`).
+    fn set_first_arg(&mut self, index: usize, first_arg: &str, allow: bool) {
+        self.first_args.retain(|(i, arg, _)| !(*i == index && arg == first_arg));
+        self.first_args.push((index, first_arg.to_string(), allow));
     }
 
     fn set_command(&mut self, index: usize, allow: bool) {

@@ -156,8 +156,10 @@ fn cat(ctx: &mut Ctx, category: Option<&Bytes>) -> CmdResult {
     if !acl::CATEGORIES.contains(&name.as_str()) {
         return Err(Reply::Error(format!("ERR Unknown category '{}'", text(category))));
     }
-    let commands = ctx.engine.table.all().iter().filter(|spec| acl::categories(spec).contains(&name.as_str()));
-    Ok(Reply::Array(commands.map(|spec| Reply::bulk_str(spec.name)).collect()))
+    // Commands and subcommands, as COMMAND LIST FILTERBY ACLCAT lists them.
+    let listed = ctx.engine.table.all().iter().flat_map(|spec| spec.listed());
+    let members = listed.filter(|(_, categories)| categories.contains(&name.as_str()));
+    Ok(Reply::Array(members.map(|(full_name, _)| Reply::Bulk(Bytes::from(full_name))).collect()))
 }
 
 fn log(ctx: &mut Ctx, option: Option<&Bytes>) -> CmdResult {
