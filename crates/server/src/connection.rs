@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -183,15 +184,24 @@ pub async fn serve_tcp(
         return;
     };
     let _ = stream.set_nodelay(true);
-    serve(stream, addr, laddr, shared).await;
+    let fd = stream.as_raw_fd();
+    serve(stream, Peer { addr, laddr, fd }, shared).await;
+}
+
+/// Where a connection comes from: the client's address, the local one, the socket.
+pub struct Peer {
+    pub addr: std::net::SocketAddr,
+    pub laddr: std::net::SocketAddr,
+    pub fd: i32,
 }
 
 /// Serve one connection (plain TCP or TLS) until it closes.
-pub async fn serve<S>(stream: S, addr: std::net::SocketAddr, laddr: std::net::SocketAddr, shared: Shared)
+pub async fn serve<S>(stream: S, peer: Peer, shared: Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Some((id, record)) = shared.host.register(addr, laddr) else {
+    let Peer { addr, laddr, fd } = peer;
+    let Some((id, record)) = shared.host.register(addr, laddr, fd) else {
         let mut stream = stream;
         let _ = stream.write_all(format!("-{MAX_CLIENTS_REACHED}\r\n").as_bytes()).await;
         return;
@@ -223,6 +233,7 @@ where
         partial: Partial::default(),
         last_command: Instant::now(),
         recorded_command: None,
+        recorded_queued: None,
     };
     if let Err(error) = conn.run().await {
         tracing::debug!(client = id, %error, "connection closed");
@@ -267,6 +278,8 @@ struct Connection<S> {
     last_command: Instant,
     /// The command name last put in the client record.
     recorded_command: Option<CommandName>,
+    /// What `record` shows of the transaction's queue.
+    recorded_queued: Option<usize>,
 }
 
 /// The engine and the client list forget the client however its task ends: a return, a
@@ -468,6 +481,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if self.client.command != self.recorded_command {
             self.recorded_command = self.client.command;
             self.record.state.lock().last_command = self.client.command;
+        }
+        // Likewise a transaction's queue, which only moves inside MULTI.
+        let queued = self.client.multi.as_ref().map(Vec::len);
+        if queued != self.recorded_queued {
+            self.recorded_queued = queued;
+            self.record.state.lock().queued = queued;
         }
         outcome
     }

@@ -30,6 +30,8 @@ pub const MAX_CLIENTS_REACHED: &str = "ERR max number of clients reached";
 pub struct ClientRecord {
     pub addr: SocketAddr,
     pub laddr: SocketAddr,
+    /// The socket's file descriptor (`fd=`).
+    pub fd: i32,
     pub created: Instant,
     pub state: Mutex<ClientView>,
     /// Set by CLIENT KILL; the connection closes when it sees it.
@@ -54,6 +56,8 @@ pub struct ClientView {
     pub lib_name: String,
     pub lib_ver: String,
     pub last_command: Option<CommandName>,
+    /// Commands queued since MULTI (`multi=`, flag `x`); `None` outside a transaction.
+    pub queued: Option<usize>,
     pub last_interaction: Option<Instant>,
     /// Channels, patterns and shard channels subscribed to (`sub`, `psub`, `ssub`).
     pub subscriptions: [usize; 3],
@@ -200,7 +204,7 @@ impl ServerHost {
     }
 
     /// Register a new connection; `None` past `maxclients`.
-    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Option<(u64, Arc<ClientRecord>)> {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Option<(u64, Arc<ClientRecord>)> {
         self.connections_received.fetch_add(1, Ordering::Relaxed);
         let mut clients = self.clients.lock();
         if clients.len() >= self.runtime.read().maxclients {
@@ -211,6 +215,7 @@ impl ServerHost {
         let record = Arc::new(ClientRecord {
             addr,
             laddr,
+            fd,
             created: Instant::now(),
             state: Mutex::new(ClientView { resp: 2, user: "default".into(), ..ClientView::default() }),
             killed: AtomicBool::new(false),
@@ -257,7 +262,8 @@ impl ServerHost {
 
     /// One `CLIENT LIST` line; `me`'s own shows the command running (`client|list`), as
     /// in Redis, not the one before it.
-    /// Its flags are Redis's, in Redis's order: `P` subscribed, `b` blocked, then tracking's.
+    /// Its flags are Redis's, in Redis's order: `P` subscribed, `x` in MULTI, `b` blocked,
+    /// then tracking's.
     fn client_line(id: u64, record: &ClientRecord, me: &Client, engine: Option<&Engine>, out: &mut String) {
         let view = record.state.lock().clone();
         let command = if id == me.id { me.command } else { view.last_command };
@@ -265,6 +271,11 @@ impl ServerHost {
         let mut flags = String::new();
         if view.subscribed() {
             flags.push('P');
+        }
+        // A client's own transaction is where it stands now (CLIENT LIST inside EXEC).
+        let queued = if id == me.id { me.multi.as_ref().map(Vec::len) } else { view.queued };
+        if queued.is_some() {
+            flags.push('x');
         }
         if engine.is_some_and(|e| e.blocked.is_waiting(id)) {
             flags.push('b');
@@ -275,13 +286,15 @@ impl ServerHost {
         let idle = view.last_interaction.map_or(0, |t| now.duration_since(t).as_secs());
         let _ = writeln!(
             out,
-            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags={} db={} sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
+            "id={id} addr={} laddr={} fd={} name={} age={} idle={idle} flags={} db={} sub={sub} psub={psub} ssub={ssub} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
             record.addr,
             record.laddr,
+            record.fd,
             view.name,
             now.duration_since(record.created).as_secs(),
             if flags.is_empty() { "N" } else { &flags },
             view.db,
+            queued.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
             command.map_or_else(|| "NULL".to_string(), |c| c.to_string()),
             view.user,
             view.resp,
@@ -617,15 +630,22 @@ impl Host for ServerHost {
                     _ => self.persistence.set_auto_rewrite_min_size(n),
                 }
             }
-            "save" | "appendonly" => {}
-            // Redis re-listens on a new address or port; StayKV keeps the ones it started
-            // with, so only their own values are taken (a tool setting every parameter back
-            // to what CONFIG GET gave, as Redis's own tests do, must not fail on them).
-            "bind" | "port" | "http-port" => {
+            // Parameters StayKV holds fixed take only their own values: a tool setting every
+            // parameter back to what CONFIG GET gave (as Redis's own tests do), or turning
+            // RDB saves off, must not fail on them; any other value is refused, not ignored.
+            "bind" | "port" | "http-port" | "appendonly" | "save" => {
                 let current = self.config_get(name.as_bytes()).into_iter().next().map(|(_, value)| value);
                 let current = current.unwrap_or_default();
                 if text != current {
-                    return Err(invalid(&format!("StayKV listens where it started ({current}) until a restart")));
+                    return Err(invalid(&match name {
+                        // Redis re-listens on a new address or port.
+                        "bind" | "port" | "http-port" => {
+                            format!("StayKV listens where it started ({current}) until a restart")
+                        }
+                        // What these switch on in Redis is always on, and there is no schedule.
+                        _ => "StayKV logs every write and compacts its log as it grows (appendonly yes, save \"\")"
+                            .to_string(),
+                    }));
                 }
             }
             "aclfile" | "dir" | "databases" | "disable-thp" => return Err(invalid("can't set immutable config")),

@@ -1,6 +1,7 @@
 //! Start-up, the accept loop, background jobs and orderly shutdown.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,7 +162,9 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
     while let Some((stream, addr)) = listener.accept().await {
         let Some(local) = fixed.or_else(|| stream.get_ref().0.local_addr().ok()) else { continue };
         // Boxed, as in `accept_loop`.
-        tokio::spawn(Box::pin(connection::serve(stream, addr, local, shared.clone())));
+        let fd = stream.get_ref().0.as_raw_fd();
+        let peer = connection::Peer { addr, laddr: local, fd };
+        tokio::spawn(Box::pin(connection::serve(stream, peer, shared.clone())));
         pacer.accepted().await;
     }
 }

@@ -417,6 +417,43 @@ fn config_set_takes_back_what_config_get_gave() {
     assert!(listed.len() > 80 && refused.is_empty(), "refused: {refused:#?}");
     let other_port = (server.port() + 1).to_string();
     assert!(conn.cmd_text(&["CONFIG", "SET", "port", &other_port]).contains("listens where it started"));
+    // What StayKV always does is not switched off by saying so: refused, not ignored.
+    for (name, value) in [("appendonly", "no"), ("save", "3600 1")] {
+        let reply = conn.cmd_text(&["CONFIG", "SET", name, value]);
+        assert!(reply.contains("StayKV logs every write"), "{name} {value}: {reply}");
+    }
+    assert_eq!(conn.cmd_text(&["CONFIG", "GET", "save"]), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+}
+
+/// CLIENT LIST shows a client inside MULTI as Redis does (flag `x`, `multi=` its queued
+/// commands), and each connection's own socket (`fd=`).
+fn transaction_in_client_list(server: &Server) -> Vec<String> {
+    let (mut queuing, mut admin) = (server.connect(), server.connect());
+    let mut seen = Vec::new();
+    let line_of = |admin: &mut RawConn, id: &str| -> String {
+        let list = frame_text(&admin.cmd(&["CLIENT", "LIST", "ID", id]));
+        let fields: Vec<&str> = list.split_whitespace().collect();
+        let field = |name: &str| fields.iter().find_map(|f| f.strip_prefix(name)).unwrap_or("?").to_string();
+        let fd: i64 = field("fd=").parse().unwrap_or(-1);
+        format!("flags={} multi={} fd>0:{}", field("flags="), field("multi="), fd > 0)
+    };
+    let id = queuing.cmd_text(&["CLIENT", "ID"]);
+    seen.push(line_of(&mut admin, &id));
+    for command in [&["MULTI"][..], &["SET", "a", "1"], &["GET", "a"]] {
+        queuing.cmd(command);
+        seen.push(format!("{command:?}: {}", line_of(&mut admin, &id)));
+    }
+    queuing.cmd(&["EXEC"]);
+    seen.push(format!("EXEC: {}", line_of(&mut admin, &id)));
+    seen
+}
+
+#[test]
+fn client_list_shows_transactions_and_sockets_as_redis() {
+    same_as_redis(
+        transaction_in_client_list,
+        &["[\"GET\", \"a\"]: flags=x multi=2 fd>0:true", "EXEC: flags=N multi=-1"],
+    );
 }
 
 /// CLIENT UNBLOCK ends a BLPOP or an XREAD BLOCK as a timeout or with an error; errors and
