@@ -497,9 +497,7 @@ impl Engine {
         index: usize,
         stat: Option<usize>,
     ) -> Outcome {
-        if let Some(stats) = stat.and_then(|stat| self.counters.command(stat)) {
-            stats.rejected.fetch_add(1, Ordering::Relaxed);
-        }
+        self.counters.record_rejected(stat);
         let reply = match client.multi.is_some() {
             // A refused EXEC (BUSY, OOM...) discards the transaction, as Redis's
             // `execCommandAbort` does, instead of leaving the client in it.

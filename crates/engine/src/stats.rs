@@ -254,6 +254,13 @@ impl Counters {
         Ok(())
     }
 
+    /// A command was refused before it ran (its `rejected_calls` in INFO commandstats).
+    pub fn record_rejected(&self, index: Option<usize>) {
+        if let Some(stats) = index.and_then(|index| self.command(index)) {
+            stats.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// A command ran and replied with an error (its `failed_calls` in INFO commandstats).
     pub fn record_failed(&self, index: Option<usize>) {
         if let Some(stats) = index.and_then(|index| self.command(index)) {

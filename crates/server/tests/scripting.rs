@@ -17,7 +17,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawConn, Server};
+use common::{frame_text, RawConn, Server};
 
 /// Send every case on one connection to each server; describe each reply that differs.
 fn compare(cases: &[&[&str]], redis: &mut RawConn, staykv: &mut RawConn) -> Vec<String> {
@@ -286,6 +286,92 @@ fn busy_script_is_killed_like_redis() {
     });
 }
 
+/// Calls a script makes that are refused before they run (out of memory, wrong arity, not
+/// allowed from scripts, an unknown subcommand) count in the command's `rejected_calls`, as
+/// Redis's `scriptCall` counts them, and once in the error stats.
+fn refused_script_calls(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    for script in [
+        "return redis.call('set', 'x', 'y')",
+        "return redis.pcall('set', 'x', 'y')",
+        "return redis.pcall('set', 'x')",
+        "return redis.pcall('config', 'get', 'x')",
+        "return redis.pcall('object', 'nosuch')",
+        "return redis.pcall('nosuch')",
+    ] {
+        conn.cmd(&["EVAL", script, "1", "x"]);
+    }
+    let stats = frame_text(&conn.cmd(&["INFO", "commandstats"]));
+    let errors = frame_text(&conn.cmd(&["INFO", "errorstats"]));
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    // Times vary; the order of Redis's lines is its hash table's.
+    let mut lines: Vec<String> = stats
+        .lines()
+        .chain(errors.lines())
+        .filter(|line| line.starts_with("cmdstat_") || line.starts_with("errorstat_"))
+        .filter(|line| !line.starts_with("cmdstat_config|resetstat") && !line.starts_with("cmdstat_config|set"))
+        .map(|line| line.split(',').filter(|field| !field.starts_with("usec")).collect::<Vec<_>>().join(","))
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn refused_script_calls_count_as_rejected_as_in_redis() {
+    common::same_as_redis(
+        refused_script_calls,
+        &["cmdstat_set:calls=0,rejected_calls=3,failed_calls=0", "cmdstat_config|get:calls=0,rejected_calls=1"],
+    );
+}
+
+/// A killed script cannot run on by catching the kill: `while 1 do pcall(f) end` (or
+/// xpcall) ends at SCRIPT KILL or FUNCTION KILL with Redis's error and location, as Redis
+/// raises the kill again on every line. StayKV's hook fired mostly inside `f`, where pcall
+/// caught it, and such a script ran on (Redis's scripting.tcl waited for it in vain). Per
+/// run: the kill's reply, the script's, a PING after.
+#[test]
+fn killed_scripts_do_not_outlive_the_kill_inside_pcall() {
+    let Some((redis, staykv)) = servers() else { return };
+    compare_scenario("kill through pcall", &redis, &staykv, |server| {
+        let mut other = server.connect();
+        other.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]);
+        let library = "#!lua name=loops\nredis.register_function('loop', function() \
+                       local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end end)";
+        other.cmd(&["FUNCTION", "LOAD", "REPLACE", library]);
+        let runs: [(&str, &[&str], &str); 3] = [
+            (
+                "pcall",
+                &["EVAL", "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end", "0"],
+                "SCRIPT",
+            ),
+            (
+                "xpcall",
+                &[
+                    "EVAL",
+                    "local f = function() while 1 do end end while 1 do xpcall(f, function(e) return e end) end",
+                    "0",
+                ],
+                "SCRIPT",
+            ),
+            ("function", &["FCALL", "loop", "0"], "FUNCTION"),
+        ];
+        let mut replies = Vec::new();
+        for (name, run, kill) in runs {
+            let mut looping = server.connect();
+            looping.stream().set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            looping.send(&common::encode_str(run));
+            let busy = common::wait_until(Duration::from_secs(10), || other.cmd_text(&["PING"]).starts_with("BUSY"));
+            assert!(busy, "{name}: never busy");
+            replies.push((name, other.cmd(&[kill, "KILL"])));
+            replies.push((name, looping.read_frame().unwrap()));
+            replies.push((name, other.cmd(&["PING"])));
+        }
+        replies
+    });
+}
+
 /// A function looping forever, as Redis serves it past the busy threshold: FUNCTION STATS
 /// names it (its `duration_ms` left out of the comparison), other commands but WATCH get
 /// BUSY, SCRIPT KILL is the wrong kill, FUNCTION KILL stops it. The function holds every
@@ -446,6 +532,8 @@ const EVAL_CASES: &[&[&str]] = &[
     &["eval", "return tostring(collectgarbage('count') > 0)", "0"],
     &["eval", "rawset(_G, 'x', 1) return x", "0"],
     &["eval", "setmetatable(_G, nil) x = 1 return x", "0"],
+    &["eval", "local g = getmetatable(_G) g.__index = {}", "0"],
+    &["eval", "local g = getmetatable(_G) return {type(g), type(g.__index), tostring(g.__newindex)}", "0"],
     &["eval", "redis.call = nil return 1", "0"],
     &["eval", "cjson.encode = nil return 1", "0"],
     &["eval", "string.foo = 1 return 1", "0"],

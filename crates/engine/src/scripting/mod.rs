@@ -153,6 +153,16 @@ impl std::fmt::Debug for OnLongRun {
 }
 
 impl Shared {
+    /// The error a killed script raises: from the hook, and again each time the script
+    /// comes out of a `pcall` (Redis raises it on every line once killed, so that no
+    /// `pcall` loop outlives SCRIPT KILL or FUNCTION KILL).
+    fn check_killed(&self) -> mlua::Result<()> {
+        if self.kill.load(Ordering::Acquire) {
+            return Err(mlua::Error::RuntimeError(KILLED.into()));
+        }
+        Ok(())
+    }
+
     /// One hook tick of the running script: past [`LONG_RUN_TICKS`], and every
     /// [`LONG_RUN_EVERY`] ticks after, the server's long-run callback runs.
     fn tick(&self) {
@@ -815,35 +825,38 @@ fn redis_call(
         Err(error) => return Ok((Value::Table(error), true)),
     };
     let engine = ctx.engine;
-    // Counted here, as Redis counts a refused call; the script's own error reply, if this
-    // ends it, is then not counted again.
-    let refuse_with = |error: Reply| -> mlua::Result<(Value, bool)> {
+    // Counted here, as Redis counts a refused call (in the errors, and in the command's
+    // `rejected_calls` once it is known); the script's own error reply, if this ends it, is
+    // then not counted again.
+    let refuse_with = |error: Reply, stat: Option<usize>| -> mlua::Result<(Value, bool)> {
         let text = error.error_text().unwrap_or_default();
         let t = convert::plain_error_table(lua, &format!("-{text}"))?;
         t.raw_set("ignore_error_stats_update", true)?;
         engine.counters.record_error(&text);
+        engine.counters.record_rejected(stat);
         Ok((Value::Table(t), true))
     };
-    let refuse = |text: &str| refuse_with(Reply::Error(format!("ERR {text}")));
-    let Some((_, spec)) = argv.first().and_then(|name| ctx.engine.table.lookup(name)) else {
-        return refuse("Unknown Redis command called from script");
+    let refuse = |text: &str, stat: Option<usize>| refuse_with(Reply::Error(format!("ERR {text}")), stat);
+    let Some((index, spec)) = argv.first().and_then(|name| ctx.engine.table.lookup(name)) else {
+        return refuse("Unknown Redis command called from script", None);
     };
     // Redis looks subcommands up like commands: an unknown one is an unknown command.
     let sub = spec.subcommand(&argv);
     if sub == Subcommand::Unknown {
-        return refuse("Unknown Redis command called from script");
+        return refuse("Unknown Redis command called from script", None);
     }
+    let stat = engine.table.stat_index(index, &argv);
     if !spec.arity_ok(argv.len()) || matches!(sub, Subcommand::WrongArity(_)) {
-        return refuse("Wrong number of args calling Redis command from script");
+        return refuse("Wrong number of args calling Redis command from script", stat);
     }
     if spec.runs_with(flags::NOSCRIPT, &argv) || DENIED_IN_SCRIPTS.contains(&spec.name) {
-        return refuse("This Redis command is not allowed from script");
+        return refuse("This Redis command is not allowed from script", stat);
     }
     if rules.read_only && (spec.writes(&argv) || spec.has(flags::MAY_REPLICATE)) {
-        return refuse("Write commands are not allowed from read-only scripts.");
+        return refuse("Write commands are not allowed from read-only scripts.", stat);
     }
     if rules.deny_oom && !wrote.load(Ordering::Acquire) && spec.denies_oom(&argv) {
-        return refuse_with(crate::errors::oom());
+        return refuse_with(crate::errors::oom(), stat);
     }
     if spec.writes(&argv) {
         wrote.store(true, Ordering::Release);
@@ -1008,7 +1021,8 @@ fn user_location(lua: &Lua) -> Option<(String, i64)> {
             (source.what, source.source.map(|s| s.into_owned()), line)
         })?;
         match frame {
-            ("C", _, _) => continue,
+            // A tail call's lost caller: StayKV's pcall wrapper returns through one.
+            ("C" | "tail", _, _) => continue,
             (_, Some(source), _) if source.starts_with(PRELUDE_NAME) => continue,
             (_, Some(source), line) => return Some((source, line)),
             _ => continue,
@@ -1068,6 +1082,8 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
     api.raw_set("pcall", slot_function(&lua, &slot, &pending, "call", "redis.call/pcall", false)?)?;
     api.raw_set("acl_check_cmd", slot_function(&lua, &slot, &pending, "acl", "redis.acl_check_cmd", true)?)?;
     api.raw_set("error_value", lua.create_function(|lua, value: Value| script_error_value(lua, value))?)?;
+    let killable = shared.clone();
+    api.raw_set("check_killed", lua.create_function(move |_, ()| killable.check_killed())?)?;
 
     let result: Table = lua.load(PRELUDE).set_name(PRELUDE_NAME).set_mode(ChunkMode::Text).call(api)?;
     let env: Table = result.get("env")?;
@@ -1077,9 +1093,7 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
     let load_budget = Arc::new(AtomicI64::new(-1));
     let budget = load_budget.clone();
     lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_lua, _debug| {
-        if hooked.kill.load(Ordering::Acquire) {
-            return Err(mlua::Error::RuntimeError(KILLED.into()));
-        }
+        hooked.check_killed()?;
         hooked.tick();
         match budget.load(Ordering::Relaxed) {
             0 => return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into())),

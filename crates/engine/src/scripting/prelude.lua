@@ -138,17 +138,20 @@ local env = setmetatable({}, env_meta)
 protected[env] = globals
 
 for _, name in pairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs',
-                      'rawequal', 'select', 'tonumber', 'tostring', 'type', 'unpack', 'xpcall',
+                      'rawequal', 'select', 'tonumber', 'tostring', 'type', 'unpack',
                       '_VERSION'}) do
   globals[name] = _G[name]
 end
 
 -- Redis 7's pcall: an error table's `err` message is returned instead of the table. Errors
 -- raised by StayKV's Rust functions arrive as userdata and are first turned into what the C
--- functions raise (a string or an error table).
-local error_value = api.error_value
+-- functions raise (a string or an error table). A killed script's error is raised again
+-- (from pcall and xpcall alike): the hook alone, firing mostly inside the protected call,
+-- let `while 1 do pcall(f) end` run on after SCRIPT KILL.
+local error_value, check_killed = api.error_value, api.check_killed
 local function pcall_result(ok, ...)
   if ok then return true, ... end
+  check_killed()
   local e = ...
   if type(e) == 'userdata' then e = error_value(e) end
   if type(e) == 'table' then
@@ -158,6 +161,11 @@ local function pcall_result(ok, ...)
   return false, e
 end
 globals.pcall = function(...) return pcall_result(raw_pcall(...)) end
+local function xpcall_result(ok, ...)
+  if not ok then check_killed() end
+  return ok, ...
+end
+globals.xpcall = function(...) return xpcall_result(raw_xpcall(...)) end
 
 globals.pairs = function(...)
   local n, t = select('#', ...), ...
@@ -248,6 +256,8 @@ if not functions_vm then
 end
 setmetatable(globals, {__index = missing, __newindex = readonly, __metatable = false})
 env_meta.__index = globals
+-- What getmetatable(_G) gives, as Redis's readonly metatable: reads, refuses writes.
+env_meta.__metatable = protect({__index = missing})
 
 -- Strings index the protected string table; their metatable cannot be changed.
 local string_meta = getmetatable('')
