@@ -37,6 +37,8 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 10;
     /// Reads or writes the whole keyspace (KEYS, SCAN, FLUSHALL...): lock every shard.
     pub const ALL_SHARDS: u32 = 1 << 11;
+    /// Redis's `movablekeys`, which no entry sets: `COMMAND INFO` derives it from the key
+    /// specs, as Redis does.
     pub const MOVABLE_KEYS: u32 = 1 << 12;
     /// MULTI, EXEC, DISCARD, WATCH, QUIT, RESET: run even while a transaction is queuing.
     pub const TRANSACTION_CONTROL: u32 = 1 << 13;
@@ -112,6 +114,8 @@ pub struct CommandSpec {
     pub name: &'static str,
     pub arity: i32,
     pub flags: u32,
+    /// The key positions shards are locked by (Redis's legacy range): first, last (negative:
+    /// from the end), step. `COMMAND INFO` shows the range its key specs imply instead.
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
@@ -141,6 +145,8 @@ pub struct SubcommandSpec {
     pub name: &'static str,
     /// Redis's arity rule, counting the container's name and the subcommand's.
     pub arity: i32,
+    /// Redis's flags for it; the write, deny-oom and noscript checks add them to the
+    /// container's own.
     pub flags: u32,
     /// ACL categories beyond those its flags imply (`connection` for CLIENT's).
     pub categories: &'static [&'static str],
@@ -190,7 +196,7 @@ impl InfoEntry {
     /// key specs, as Redis derives them.
     fn reply(&self, name: String, categories: Vec<&'static str>, subcommands: Vec<Reply>) -> Reply {
         let legacy = LegacyRange::of(self.key_specs);
-        let shown = (self.flags & !flags::MOVABLE_KEYS) | if legacy.movable { flags::MOVABLE_KEYS } else { 0 };
+        let shown = self.flags | if legacy.movable { flags::MOVABLE_KEYS } else { 0 };
         let flag_names = flags::NAMES.iter().filter(|(bit, _)| shown & bit != 0).map(|(_, name)| Reply::Status(name));
         let categories = categories.into_iter().map(|category| Reply::StatusOwned(format!("@{category}")));
         Reply::Array(vec![
