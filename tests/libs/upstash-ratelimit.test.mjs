@@ -8,7 +8,7 @@
 // - 2.0.8, the last release without that flag (plain Redis Lua scripts).
 // redis-server 7.0 refuses the flag (`EVAL "#!lua flags=allow-key-locking\nreturn 1" 0` →
 // `ERR Unexpected flag in script shebang: allow-key-locking`); Upstash's servers accept it.
-// The 2.2.0 tests pass only once StayKV's HTTP API accepts what @upstash/ratelimit sends.
+// StayKV accepts the flag: its scripts hold every shard, more than the flag asks for.
 //
 // The limiter is made strict so the server does the limiting: no ephemeral (in-process)
 // cache of blocked identifiers, and no timeout (by default a slow answer lets a request pass).

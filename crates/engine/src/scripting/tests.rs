@@ -199,6 +199,8 @@ fn read_only_scripts_and_shebang() {
         "-ERR Can not execute a script with write flag using *_ro command.\r\n"
     );
     assert_eq!(s.eval("#!lua flags=bad\nreturn 1"), "-ERR Unexpected flag in script shebang: bad\r\n");
+    // Upstash's flag (@upstash/ratelimit 2.1+), which Redis 7.0 refuses: accepted.
+    assert_eq!(s.eval("#!lua flags=no-writes,allow-key-locking\nreturn 1"), ":1\r\n");
     assert_eq!(s.eval("#!lua foo=bar\nreturn 1"), "-ERR Unknown lua shebang option: foo=bar\r\n");
     assert_eq!(s.eval("#!js\nreturn 1"), "-ERR Unexpected engine in script shebang: #!js\r\n");
     assert_eq!(s.eval("#!lua"), "-ERR Invalid script shebang\r\n");
