@@ -338,6 +338,27 @@ fn integer_in(text: &str, min: i64, max: i64) -> Result<i64, String> {
     }
 }
 
+/// INFO memory's scripting fields, named as Redis 7.0 names them.
+fn script_memory(out: &mut String, memory: staykv_engine::scripting::ScriptMemory) {
+    use crate::stats::bytes_to_human as human;
+    let vm_total = memory.eval_heap + memory.functions_heap;
+    let scripts = memory.scripts + memory.functions;
+    let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let _ = write!(
+        out,
+        "used_memory_lua:{eval}\r\nused_memory_vm_eval:{eval}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{}\r\nused_memory_vm_total:{vm_total}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{}\r\nused_memory_scripts:{scripts}\r\nused_memory_scripts_human:{}\r\n",
+        human(as_u64(memory.eval_heap)),
+        memory.scripts,
+        memory.function_count,
+        memory.library_count,
+        memory.functions_heap,
+        human(as_u64(vm_total)),
+        memory.functions,
+        human(as_u64(scripts)),
+        eval = memory.eval_heap,
+    );
+}
+
 impl Host for ServerHost {
     fn clock_micros(&self) -> Option<u64> {
         crate::clock::wall_micros()
@@ -394,15 +415,23 @@ impl Host for ServerHost {
                 let scripts = self.notifier.get().map_or(0, |e| e.scripting.cached_scripts());
                 let _ = write!(
                     out,
-                    "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
+                    "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\n",
                     human(used),
                     human(rss),
                     human(peak),
                     ratio(used, peak) * 100.0,
                     human(system),
+                );
+                if let Some(engine) = self.notifier.get() {
+                    script_memory(&mut out, engine.scripting.memory());
+                }
+                let _ = write!(
+                    out,
+                    "number_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
                     human(limit),
                     self.eviction_policy().name(),
                     ratio(rss, used),
+                    i128::from(rss) - i128::from(used),
                     self.persistence.log_buffered_bytes(),
                     self.notifier.get().map_or(0, |e| e.lazyfree.pending()),
                     self.notifier.get().map_or(0, |e| e.lazyfree.freed()),
@@ -420,9 +449,10 @@ impl Host for ServerHost {
                     engine.map_or(0, |e| e.counters.total(counter))
                 };
                 let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
+                // Snapshots are written by a thread, never a forked child: no forks to count.
                 let _ = write!(
                     out,
-                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\n",
+                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\n",
                     self.connections_received.load(Ordering::Relaxed),
                     self.rejected_connections.load(Ordering::Relaxed),
                     rates.per_second(OPS),
@@ -437,7 +467,11 @@ impl Host for ServerHost {
             }
             "cpu" => {
                 let (user, sys) = crate::stats::cpu_seconds();
-                let _ = write!(out, "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");
+                // StayKV never forks (its snapshots are written by a thread): no children.
+                let _ = write!(
+                    out,
+                    "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
+                );
             }
             _ => return None,
         }

@@ -286,6 +286,37 @@ fn busy_script_is_killed_like_redis() {
     });
 }
 
+/// INFO memory's scripting fields, as Redis 7.0 reports them: the counts, and the Lua heaps
+/// and caches adding up (their sizes are each allocator's own).
+fn scripting_memory_info(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["EVAL", "return 1", "0"]);
+    let library = "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)\n\
+                   redis.register_function('f2', function() return 2 end)";
+    conn.cmd(&["FUNCTION", "LOAD", library]);
+    let info = frame_text(&conn.cmd(&["INFO", "memory"]));
+    let field = |name: &str| -> i64 {
+        let line = info.lines().find_map(|line| line.strip_prefix(&format!("{name}:")));
+        line.and_then(|value| value.trim().parse().ok()).unwrap_or(-1)
+    };
+    let mut seen: Vec<String> = ["number_of_cached_scripts", "number_of_functions", "number_of_libraries"]
+        .iter()
+        .map(|name| format!("{name}:{}", field(name)))
+        .collect();
+    seen.push(format!("heaps: {}", field("used_memory_vm_eval") > 0 && field("used_memory_vm_functions") > 0));
+    seen.push(format!("lua is vm_eval: {}", field("used_memory_lua") == field("used_memory_vm_eval")));
+    let vm_total = field("used_memory_vm_eval") + field("used_memory_vm_functions");
+    seen.push(format!("vm total adds up: {}", field("used_memory_vm_total") == vm_total));
+    let scripts = field("used_memory_scripts_eval") + field("used_memory_functions");
+    seen.push(format!("scripts add up: {}", field("used_memory_scripts") == scripts && scripts > 0));
+    seen
+}
+
+#[test]
+fn scripting_memory_is_reported_as_in_redis() {
+    common::same_as_redis(scripting_memory_info, &["number_of_functions:2", "vm total adds up: true"]);
+}
+
 /// Calls a script makes that are refused before they run (out of memory, wrong arity, not
 /// allowed from scripts, an unknown subcommand) count in the command's `rejected_calls`, as
 /// Redis's `scriptCall` counts them, and once in the error stats.

@@ -241,6 +241,24 @@ struct Footprint {
     /// FUNCTION STATS' counts: it answers while a function runs, holding [`State`].
     libraries: AtomicUsize,
     functions: AtomicUsize,
+    /// The Lua states' heaps as last read ([`Scripting::memory`]).
+    eval_heap: AtomicUsize,
+    functions_heap: AtomicUsize,
+}
+
+/// What the scripting engine holds, for INFO's memory section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptMemory {
+    /// The EVAL Lua state's heap (`used_memory_vm_eval`, alias `used_memory_lua`).
+    pub eval_heap: usize,
+    /// The functions' Lua state's heap (`used_memory_vm_functions`).
+    pub functions_heap: usize,
+    /// The script cache's own entries (`used_memory_scripts_eval`).
+    pub scripts: usize,
+    /// The function registry's own entries (`used_memory_functions`).
+    pub functions: usize,
+    pub function_count: usize,
+    pub library_count: usize,
 }
 
 /// The engine's scripting: Lua states, the script cache, function libraries.
@@ -420,6 +438,26 @@ impl Scripting {
         }
         self.shared.kill.store(true, Ordering::Release);
         Ok(Reply::Ok)
+    }
+
+    /// What scripting holds in memory. The Lua heaps are read afresh unless a script holds
+    /// the state (INFO called from a script): then they are as last read.
+    pub fn memory(&self) -> ScriptMemory {
+        let footprint = &self.footprint;
+        if let Some(state) = self.state.try_lock() {
+            let heap = |vm: &Option<Vm>| vm.as_ref().map_or(0, |vm| vm.lua.used_memory());
+            footprint.eval_heap.store(heap(&state.eval), Ordering::Relaxed);
+            footprint.functions_heap.store(heap(&state.functions), Ordering::Relaxed);
+        }
+        let (scripts, functions) = self.cache_bytes();
+        ScriptMemory {
+            eval_heap: footprint.eval_heap.load(Ordering::Relaxed),
+            functions_heap: footprint.functions_heap.load(Ordering::Relaxed),
+            scripts,
+            functions,
+            function_count: footprint.functions.load(Ordering::Relaxed),
+            library_count: footprint.libraries.load(Ordering::Relaxed),
+        }
     }
 
     /// Scripts in the EVAL cache (INFO's `number_of_cached_scripts`).
