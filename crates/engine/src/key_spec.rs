@@ -181,7 +181,8 @@ impl KeySpec {
                     .filter(|count| *count >= 0)
                     .ok_or(SearchFailed)?;
                 let first = first + i64::from(first_key);
-                (first, first + count - 1, step)
+                // A client's count, up to i64::MAX: past the arguments, which fails below.
+                (first, first.saturating_add(count) - 1, step)
             }
             FindKeys::Unknown => return Err(SearchFailed),
         };
@@ -315,5 +316,55 @@ impl LegacyRange {
             Some((first, last)) => LegacyRange { first, last, step: 1, ..range },
             None => LegacyRange { movable: !specs.is_empty(), ..range },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<Bytes> {
+        text.split(' ').map(|arg| Bytes::from(arg.to_string())).collect()
+    }
+
+    fn positions(specs: &[KeySpec], text: &str) -> Result<Vec<usize>, SearchFailed> {
+        search(specs, &args(text)).map(|found| found.iter().map(|key| key.position).collect())
+    }
+
+    /// Counts and keywords come from the client: any of them either finds keys inside the
+    /// arguments or fails, without overflow or panic.
+    #[test]
+    fn searches_take_any_count_or_keyword() {
+        let numkeys = [KeySpec::index(1, key::RO).keynum(0, 1, 1)];
+        assert_eq!(positions(&numkeys, "zunion 2 a b"), Ok(vec![2, 3]));
+        for count in ["9223372036854775807", "-1", "x", "3", ""] {
+            assert_eq!(positions(&numkeys, &format!("zunion {count} a b")), Err(SearchFailed), "{count}");
+        }
+        assert_eq!(positions(&numkeys, "zunion 0 a"), Err(SearchFailed));
+        let streams = [KeySpec::keyword("STREAMS", 1, key::RO).range(-1, 1, 2)];
+        assert_eq!(positions(&streams, "xread COUNT 1 streams a b 0 0"), Ok(vec![4, 5]));
+        assert_eq!(positions(&streams, "xread COUNT 1"), Ok(vec![]));
+        assert_eq!(positions(&streams, "xread STREAMS"), Ok(vec![]));
+        let backwards = [KeySpec::keyword("KEYS", -2, key::RW | key::INCOMPLETE).range(-1, 1, 0)];
+        assert_eq!(positions(&backwards, "migrate h p \"\" 0 5 KEYS a b"), Err(SearchFailed));
+        assert_eq!(positions(&backwards, "migrate"), Ok(vec![]));
+    }
+
+    /// The legacy range Redis derives: one plain spec as it is, consecutive plain specs
+    /// joined, anything else making the keys movable.
+    #[test]
+    fn legacy_ranges_are_derived_as_redis_derives_them() {
+        let range = |specs: &[KeySpec]| {
+            let r = LegacyRange::of(specs);
+            (r.first, r.last, r.step, r.movable)
+        };
+        assert_eq!(range(&[]), (0, 0, 0, false));
+        assert_eq!(range(&[KeySpec::index(1, key::RO)]), (1, 1, 1, false));
+        assert_eq!(range(&[KeySpec::index(1, key::RW).range(-1, 2, 0)]), (1, -1, 2, false));
+        assert_eq!(range(&[KeySpec::index(1, key::RW), KeySpec::index(2, key::RW)]), (1, 2, 1, false));
+        let store = [KeySpec::index(1, key::OW), KeySpec::index(2, key::RO).keynum(0, 1, 1)];
+        assert_eq!(range(&store), (1, 1, 1, true));
+        assert_eq!(range(&[KeySpec::keyword("STREAMS", 1, key::RO).range(-1, 1, 2)]), (0, 0, 0, true));
+        assert_eq!(range(&[KeySpec::index(3, key::RW | key::INCOMPLETE)]), (3, 3, 1, true));
     }
 }
