@@ -8,7 +8,9 @@
 //!   [`Acl::authenticate`] and [`User::check`]; the engine checks every command against the
 //!   client's user before running it (and again for each command inside EXEC or a script).
 //! * Commands are allowed per table entry; a `cmd|sub` rule overrides one entry for one first
-//!   argument (Redis's subcommands and its "first-arg" rules both map to that).
+//!   argument (Redis's subcommands and its "first-arg" rules both map to that). A category
+//!   rule sets each subcommand by its own categories, as Redis does (`-@dangerous` takes
+//!   CLIENT KILL, not CLIENT SETNAME).
 //! * Key permissions follow the command's key specs ([`crate::key_spec`]), as in Redis: a
 //!   key the command accesses needs a read pattern (`~` or `%R~`), one it inserts into,
 //!   updates or deletes from a write pattern (`~` or `%W~`); a key it only looks at (EXISTS,

@@ -660,13 +660,14 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn command_keys(table: &CommandTable, target: &[Bytes], with_flags: bool) -> CmdResult {
     let invalid = || err("ERR Invalid command specified");
     let (_, spec) = target.first().and_then(|name| table.lookup(name)).ok_or_else(invalid)?;
-    if matches!(spec.subcommand(target), Subcommand::Unknown) {
+    let subcommand = spec.subcommand(target);
+    if subcommand == Subcommand::Unknown {
         return Err(invalid());
     }
     if !spec.takes_keys(target) {
         return Err(err("ERR The command has no key arguments"));
     }
-    if !spec.arity_ok(target.len()) || matches!(spec.subcommand(target), Subcommand::WrongArity(_)) {
+    if !spec.arity_ok(target.len()) || matches!(subcommand, Subcommand::WrongArity(_)) {
         return Err(err("ERR Invalid number of arguments specified for command"));
     }
     let keys = spec.keys_with_flags(target);
