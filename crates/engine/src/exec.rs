@@ -299,11 +299,16 @@ impl Engine {
 
     /// Counts a blocked command that answers without running again: at its timeout, or
     /// ended by CLIENT UNBLOCK (`outcome` is what it answers, its error in `errorstats`).
-    pub fn count_wait_ended(&self, outcome: &Outcome) {
+    /// Redis 7.0 counts every command CLIENT UNBLOCK ends as a failed call, even one that
+    /// answers as at its timeout (`updateStatsOnUnblock(target, 0, 0, 1)`).
+    pub fn count_wait_ended(&self, outcome: &Outcome, by_client_unblock: bool) {
         if let Some(text) = outcome.reply.error_text() {
             self.counters.record_error(&text);
         }
         self.count_call(outcome.stat, &outcome.reply);
+        if by_client_unblock && !outcome.reply.is_error() {
+            self.counters.record_failed(outcome.stat);
+        }
     }
 
     /// Run a command given as text at time 1, with no host and no journal (unit tests).

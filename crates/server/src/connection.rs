@@ -504,6 +504,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         deadline: Option<u64>,
         timed_out: Outcome,
     ) -> Result<Outcome, Close> {
+        // Redis 7.0 counts a command CLIENT UNBLOCK ended as failed, TIMEOUT's too.
+        let mut by_client_unblock = false;
         let result = loop {
             let room = self.make_read_room();
             let sleep = match deadline {
@@ -514,7 +516,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
             tokio::select! {
                 () = self.wake.notified() => {
-                    match self.shared.engine.blocked.take_unblock(self.client.id) {
+                    let unblock = self.shared.engine.blocked.take_unblock(self.client.id);
+                    by_client_unblock = unblock.is_some();
+                    match unblock {
                         Some(Unblock::Timeout) => break Ok(timed_out),
                         Some(Unblock::Error) => break Ok(Outcome { reply: Reply::error(UNBLOCKED), ..timed_out }),
                         None => {}
@@ -544,7 +548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         };
         self.shared.engine.blocked.unregister(self.client.id);
         if let Some(outcome) = result.as_ref().ok().filter(|outcome| !outcome.ran) {
-            self.shared.engine.count_wait_ended(outcome);
+            self.shared.engine.count_wait_ended(outcome, by_client_unblock);
         }
         result
     }
