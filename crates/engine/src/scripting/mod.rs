@@ -64,6 +64,11 @@ const HOOK_EVERY: u32 = 10_000;
 /// between two later calls of the long-run callback (some 100 ms).
 const LONG_RUN_TICKS: u64 = 200;
 const LONG_RUN_EVERY: u64 = 2_000;
+/// `redis.call`s counted as one hook tick of work. A call is a few Lua instructions but
+/// microseconds of work: counted as instructions alone, a script looping on `redis.call`
+/// ran for seconds before it counted as running long, its worker's other clients (PING
+/// included) unserved meanwhile.
+const CALLS_PER_TICK: u64 = 20;
 /// Hook ticks (of [`HOOK_EVERY`] instructions) a library may take to load.
 const LOAD_BUDGET_TICKS: i64 = 5_000;
 /// Redis's `busy-reply-threshold` default.
@@ -138,6 +143,10 @@ struct Shared {
     log: Mutex<VecDeque<(u8, String)>>,
     /// Hook ticks since the running script started.
     ticks: AtomicU64,
+    /// `redis.call`s since the running script started.
+    calls: AtomicU64,
+    /// The work (ticks, calls counted as ticks) at which the long-run callback runs next.
+    next_long_run: AtomicU64,
     long_run: OnLongRun,
 }
 
@@ -163,11 +172,14 @@ impl Shared {
         Ok(())
     }
 
-    /// One hook tick of the running script: past [`LONG_RUN_TICKS`], and every
-    /// [`LONG_RUN_EVERY`] ticks after, the server's long-run callback runs.
+    /// One hook tick of the running script: once its work (ticks, and its `redis.call`s
+    /// counted [`CALLS_PER_TICK`] to a tick) passes [`LONG_RUN_TICKS`], and every
+    /// [`LONG_RUN_EVERY`] after, the server's long-run callback runs.
     fn tick(&self) {
         let ticks = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
-        if ticks >= LONG_RUN_TICKS && (ticks - LONG_RUN_TICKS).is_multiple_of(LONG_RUN_EVERY) {
+        let work = ticks + self.calls.load(Ordering::Relaxed) / CALLS_PER_TICK;
+        if work >= self.next_long_run.load(Ordering::Relaxed) {
+            self.next_long_run.store(work + LONG_RUN_EVERY, Ordering::Relaxed);
             if let Some(callback) = self.long_run.0.get() {
                 callback();
             }
@@ -296,6 +308,8 @@ impl Default for Scripting {
                 rng: Mutex::new(Rand48::new()),
                 log: Mutex::new(VecDeque::new()),
                 ticks: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
+                next_long_run: AtomicU64::new(LONG_RUN_TICKS),
                 long_run: OnLongRun::default(),
             }),
             busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
@@ -574,6 +588,8 @@ impl Scripting {
         let wrote = Arc::new(AtomicBool::new(false));
         self.shared.kill.store(false, Ordering::Release);
         self.shared.ticks.store(0, Ordering::Relaxed);
+        self.shared.calls.store(0, Ordering::Relaxed);
+        self.shared.next_long_run.store(LONG_RUN_TICKS, Ordering::Relaxed);
         *self.running.lock() = Some(Running {
             started_ms: ctx.now,
             is_eval: run.is_eval,
@@ -623,7 +639,10 @@ impl Scripting {
         let args_of = |args: MultiValue| pending.lock().take().unwrap_or(args);
         let outcome: MultiValue = lua.scope(|scope| {
             let call = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow_mut() {
-                Ok(mut ctx) => redis_call(lua, &mut ctx, args_of(args), rules, wrote),
+                Ok(mut ctx) => {
+                    self.shared.calls.fetch_add(1, Ordering::Relaxed);
+                    redis_call(lua, &mut ctx, args_of(args), rules, wrote)
+                }
                 Err(_) => Err(mlua::Error::RecursiveMutCallback),
             })?;
             let acl = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow() {
