@@ -114,8 +114,8 @@ pub struct CommandSpec {
     pub name: &'static str,
     pub arity: i32,
     pub flags: u32,
-    /// The key positions shards are locked by (Redis's legacy range): first, last (negative:
-    /// from the end), step. `COMMAND INFO` shows the range its key specs imply instead.
+    /// The key positions shards are locked by (Redis's legacy range, derived from the key
+    /// specs): first, last (negative: from the end), step.
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
@@ -182,6 +182,12 @@ impl SubcommandSpec {
     }
 }
 
+/// The names of the flags `has` holds, in the table's order, as the RESP set Redis sends
+/// (command flags, key flags).
+pub(crate) fn flag_set<F: Copy>(names: &[(F, &'static str)], has: impl Fn(F) -> bool) -> Reply {
+    Reply::Set(names.iter().filter(|(flag, _)| has(*flag)).map(|(_, name)| Reply::Status(name)).collect())
+}
+
 /// What a `COMMAND INFO` entry shows of a command or subcommand besides its name, categories
 /// and subcommands.
 struct InfoEntry {
@@ -197,12 +203,11 @@ impl InfoEntry {
     fn reply(&self, name: String, categories: Vec<&'static str>, subcommands: Vec<Reply>) -> Reply {
         let legacy = LegacyRange::of(self.key_specs);
         let shown = self.flags | if legacy.movable { flags::MOVABLE_KEYS } else { 0 };
-        let flag_names = flags::NAMES.iter().filter(|(bit, _)| shown & bit != 0).map(|(_, name)| Reply::Status(name));
         let categories = categories.into_iter().map(|category| Reply::StatusOwned(format!("@{category}")));
         Reply::Array(vec![
             Reply::Bulk(Bytes::from(name)),
             Reply::Int(i64::from(self.arity)),
-            Reply::Set(flag_names.collect()),
+            flag_set(flags::NAMES, |bit| shown & bit != 0),
             Reply::Int(i64::from(legacy.first)),
             Reply::Int(i64::from(legacy.last)),
             Reply::Int(i64::from(legacy.step)),
@@ -234,21 +239,34 @@ impl CommandSpec {
         }
     }
 
-    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Self {
-        self.first_key = first;
-        self.last_key = last;
-        self.step = step;
+    /// The key positions shards are locked by, as Redis derives its legacy range.
+    const fn locking(mut self, specs: &[KeySpec]) -> Self {
+        let range = LegacyRange::of(specs);
+        self.first_key = range.first;
+        self.last_key = range.last;
+        self.step = range.step;
         self
     }
 
+    /// A container's subcommands. It locks where they have their key (Redis's all have it
+    /// at argument 2: OBJECT ENCODING key, XGROUP CREATE key...), the first that has one says.
     pub const fn subcommands(mut self, subcommands: &'static [SubcommandSpec]) -> Self {
         self.subcommands = subcommands;
+        let mut rest = subcommands;
+        while let [sub, tail @ ..] = rest {
+            rest = tail;
+            if !sub.key_specs.is_empty() {
+                return self.locking(sub.key_specs);
+            }
+        }
         self
     }
 
+    /// The key specs, and the key positions they imply (commands whose keys move also have a
+    /// key finder, which locking asks instead).
     pub const fn key_specs(mut self, specs: &'static [KeySpec]) -> Self {
         self.key_specs = specs;
-        self
+        self.locking(specs)
     }
 
     pub const fn flagged_keys(mut self, finder: FlaggedKeyFinder) -> Self {
@@ -334,12 +352,6 @@ impl CommandSpec {
     }
 
     /// ACL categories: the family's, plus those the flags and Redis's lists imply.
-    /// The command's name, then each subcommand's as `COMMAND LIST` names them (`config|get`).
-    pub fn full_names(&self) -> impl Iterator<Item = String> + '_ {
-        std::iter::once(self.name.to_string())
-            .chain(self.subcommands.iter().map(move |sub| format!("{}|{}", self.name, sub.name)))
-    }
-
     /// The `COMMAND INFO` entry, in Redis 7.0's shape, with a container's subcommands' entries.
     pub fn info(&self) -> Reply {
         let subcommands = self.subcommands.iter().map(|sub| sub.info(self.name)).collect();
@@ -384,8 +396,7 @@ impl CommandSpec {
 
     /// The subcommand `args` name, if this is a container and it has it.
     pub fn subcommand_of(&self, args: &[Bytes]) -> Option<&'static SubcommandSpec> {
-        let given = args.get(1)?;
-        self.subcommands.iter().find(|sub| given.eq_ignore_ascii_case(sub.name.as_bytes()))
+        self.subcommand_named(args.get(1)?)
     }
 
     /// Whether `args` (the command, or a container's subcommand) can take keys at all
@@ -498,7 +509,6 @@ impl CommandTable {
         self.stat_names.iter().enumerate().filter(|(_, stat)| named(stat)).map(|(index, _)| index).collect()
     }
 
-    /// The command's index and entry.
     /// The known commands among `lines` (a transaction's queue), with their arguments.
     pub fn specs_of<'a>(
         &'a self,
@@ -507,6 +517,7 @@ impl CommandTable {
         lines.iter().filter_map(|args| Some((self.lookup(args.first()?)?.1, args.as_slice())))
     }
 
+    /// The command's index and entry.
     pub fn lookup(&self, name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
         let mut buf = [0u8; 32];
         let lower = buf.get_mut(..name.len())?;
@@ -558,8 +569,8 @@ impl CommandSpec {
         if self.subcommands.is_empty() {
             return Some(CommandName { name: self.name, sub: None });
         }
-        let (sub, _) = self.subcommand_entry(args.get(1)?)?;
-        Some(CommandName { name: self.name, sub: Some(sub) })
+        let sub = self.subcommand_named(args.get(1)?)?;
+        Some(CommandName { name: self.name, sub: Some(sub.name) })
     }
 
     /// Where the subcommand `given` is in the container's table.
@@ -567,20 +578,20 @@ impl CommandSpec {
         self.subcommands.iter().position(|sub| given.eq_ignore_ascii_case(sub.name.as_bytes()))
     }
 
-    /// The table's entry for the subcommand `given`: its name and arity.
-    fn subcommand_entry(&self, given: &[u8]) -> Option<(&'static str, i32)> {
-        self.subcommands.get(self.subcommand_position(given)?).map(|sub| (sub.name, sub.arity))
+    /// The container's subcommand `given` (any case).
+    pub fn subcommand_named(&self, given: &[u8]) -> Option<&'static SubcommandSpec> {
+        self.subcommands.get(self.subcommand_position(given)?)
     }
 
     /// The subcommand check Redis 7 makes before running a container command.
     pub fn subcommand(&self, args: &[Bytes]) -> Subcommand {
         let Some(sub) = args.get(1).filter(|_| !self.subcommands.is_empty()) else { return Subcommand::Fine };
-        let Some((name, arity)) = self.subcommand_entry(sub) else {
+        let Some(sub) = self.subcommand_named(sub) else {
             return Subcommand::Unknown;
         };
         let n = i32::try_from(args.len()).unwrap_or(i32::MAX);
-        if (arity >= 0 && n != arity) || n < arity.abs() {
-            return Subcommand::WrongArity(name);
+        if (sub.arity >= 0 && n != sub.arity) || n < sub.arity.abs() {
+            return Subcommand::WrongArity(sub.name);
         }
         Subcommand::Fine
     }

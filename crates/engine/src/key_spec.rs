@@ -13,8 +13,9 @@
 //! * ACL key patterns check them: `%R~` covers keys a command accesses, `%W~` keys it
 //!   inserts into, updates or deletes from.
 //!
-//! Locking does not use them: the table's key positions ([`CommandSpec::key_positions`]) find
-//! every key up front, where some specs (SORT's STORE, MIGRATE's KEYS) cannot.
+//! Locking uses the first/last/step they imply ([`LegacyRange`]), and for commands whose keys
+//! move, the command's key finder ([`CommandSpec::key_positions`]): locking must find every
+//! key up front, where some specs (SORT's STORE, MIGRATE's KEYS) cannot.
 //!
 //! [`CommandSpec::key_positions`]: crate::command::CommandSpec::key_positions
 
@@ -62,8 +63,7 @@ pub mod key {
 
     /// The flag names of `flags`, as a RESP set of status strings.
     pub fn reply(flags: u16) -> staykv_resp::Reply {
-        let names = NAMES.iter().filter(|(bit, _)| flags & bit != 0);
-        staykv_resp::Reply::Set(names.map(|(_, name)| staykv_resp::Reply::Status(name)).collect())
+        crate::command::flag_set(NAMES, |bit| flags & bit != 0)
     }
 }
 
@@ -283,38 +283,45 @@ pub struct LegacyRange {
 impl LegacyRange {
     /// A lone plain spec is the range; otherwise the range spans the plain specs (an index,
     /// then a range of step 1) that follow one another, and any other spec makes the keys
-    /// movable.
-    pub fn of(specs: &[KeySpec]) -> LegacyRange {
+    /// movable. A `const fn`, so that the command table's key positions are these, worked
+    /// out as the table is built.
+    pub const fn of(specs: &[KeySpec]) -> LegacyRange {
         if let [spec] = specs {
             if let (BeginSearch::Index(first), FindKeys::Range { last_key, step, .. }) = (spec.begin, spec.find) {
                 let last = if last_key >= 0 { first + last_key } else { last_key };
                 return LegacyRange { first, last, step, movable: spec.flags & key::INCOMPLETE != 0 };
             }
         }
-        let mut range = LegacyRange::default();
+        let mut movable = false;
+        // (first, last) of the plain specs so far.
         let mut span: Option<(i32, i32)> = None;
-        for spec in specs {
+        let mut rest = specs;
+        while let [spec, tail @ ..] = rest {
+            rest = tail;
             let (BeginSearch::Index(first), FindKeys::Range { last_key, step: 1, .. }) = (spec.begin, spec.find) else {
-                range.movable = true;
+                movable = true;
                 continue;
             };
-            if span.is_some_and(|(_, last)| last != first - 1) {
-                range.movable = true;
-                continue;
+            if let Some((_, last)) = span {
+                if last != first - 1 {
+                    movable = true;
+                    continue;
+                }
             }
-            range.movable |= spec.flags & key::INCOMPLETE != 0;
+            movable |= spec.flags & key::INCOMPLETE != 0;
             let last = if last_key >= 0 { first + last_key } else { last_key };
             span = Some(match span {
                 // Compared unsigned, as Redis does: a last key counted from the end wins.
-                Some((lowest, previous)) => {
-                    (lowest.min(first), if last as u32 > previous as u32 { last } else { previous })
-                }
+                Some((lowest, previous)) => (
+                    if first < lowest { first } else { lowest },
+                    if last as u32 > previous as u32 { last } else { previous },
+                ),
                 None => (first, last),
             });
         }
         match span {
-            Some((first, last)) => LegacyRange { first, last, step: 1, ..range },
-            None => LegacyRange { movable: !specs.is_empty(), ..range },
+            Some((first, last)) => LegacyRange { first, last, step: 1, movable },
+            None => LegacyRange { first: 0, last: 0, step: 0, movable: !specs.is_empty() },
         }
     }
 }

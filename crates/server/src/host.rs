@@ -550,6 +550,19 @@ impl Host for ServerHost {
         let text = String::from_utf8_lossy(value).into_owned();
         let invalid =
             |reason: &str| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}");
+        // A parameter StayKV holds fixed takes only its own value: a tool setting every
+        // parameter back to what CONFIG GET gave (as Redis's own tests do), or turning RDB
+        // saves off, must not fail on it. Any other value is refused with the reason `why`
+        // gives from the current one, not ignored.
+        let only_current = |why: &dyn Fn(&str) -> String| {
+            let current = self.config_get(name.as_bytes()).into_iter().next().map(|(_, value)| value);
+            let current = current.unwrap_or_default();
+            if text == current {
+                Ok(())
+            } else {
+                Err(invalid(&why(&current)))
+            }
+        };
         if let Some(option) = LazyOption::named(name) {
             let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
             if let Some(engine) = self.notifier.get() {
@@ -664,24 +677,14 @@ impl Host for ServerHost {
                     _ => self.persistence.set_auto_rewrite_min_size(n),
                 }
             }
-            // Parameters StayKV holds fixed take only their own values: a tool setting every
-            // parameter back to what CONFIG GET gave (as Redis's own tests do), or turning
-            // RDB saves off, must not fail on them; any other value is refused, not ignored.
-            "bind" | "port" | "http-port" | "appendonly" | "save" => {
-                let current = self.config_get(name.as_bytes()).into_iter().next().map(|(_, value)| value);
-                let current = current.unwrap_or_default();
-                if text != current {
-                    return Err(invalid(&match name {
-                        // Redis re-listens on a new address or port.
-                        "bind" | "port" | "http-port" => {
-                            format!("StayKV listens where it started ({current}) until a restart")
-                        }
-                        // What these switch on in Redis is always on, and there is no schedule.
-                        _ => "StayKV logs every write and compacts its log as it grows (appendonly yes, save \"\")"
-                            .to_string(),
-                    }));
-                }
+            // Redis re-listens on a new address or port.
+            "bind" | "port" | "http-port" => {
+                only_current(&|current| format!("StayKV listens where it started ({current}) until a restart"))?;
             }
+            // What these switch on in Redis is always on here, and there is no save schedule.
+            "appendonly" | "save" => only_current(&|_| {
+                "StayKV logs every write and compacts its log as it grows (appendonly yes, save \"\")".to_string()
+            })?,
             "aclfile" | "dir" | "databases" | "disable-thp" => return Err(invalid("can't set immutable config")),
             _ => match FIXED_ENCODING_CONFIG.iter().find(|(fixed, _)| *fixed == name) {
                 Some((_, value)) if text.parse::<i64>().ok() == Some(*value) => {}

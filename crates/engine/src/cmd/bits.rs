@@ -16,27 +16,17 @@ use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("setbit", 4, WRITE | DENYOOM, "bitmap", setbit)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
-    CommandSpec::new("getbit", 3, READONLY | FAST, "bitmap", getbit)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("bitcount", -2, READONLY, "bitmap", bitcount)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("bitpos", -3, READONLY, "bitmap", bitpos)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("getbit", 3, READONLY | FAST, "bitmap", getbit).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("bitcount", -2, READONLY, "bitmap", bitcount).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("bitpos", -3, READONLY, "bitmap", bitpos).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("bitop", -4, WRITE | DENYOOM, "bitmap", bitop)
-        .keys(2, -1, 1)
         .key_specs(&[KeySpec::index(2, OW | UPDATE), KeySpec::index(3, RO | ACCESS).range(-1, 1, 0)]),
     CommandSpec::new("bitfield", -2, WRITE | DENYOOM, "bitmap", bitfield)
-        .keys(1, 1, 1)
         .flagged_keys(bitfield_key)
         .key_specs(&[KeySpec::index(1, RW | UPDATE | ACCESS | VARIABLE_FLAGS)
             .note("This command allows both access and modification of the key")]),
     CommandSpec::new("bitfield_ro", -2, READONLY | FAST, "bitmap", bitfield_ro)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
 ];
 

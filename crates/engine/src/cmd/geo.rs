@@ -31,44 +31,28 @@ use crate::value::Value;
 use crate::zset::{self, ScoreRange, ZSet};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("geoadd", -5, WRITE | DENYOOM, "geo", geoadd)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
-    CommandSpec::new("geodist", -4, READONLY, "geo", geodist)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("geohash", -2, READONLY, "geo", geohash)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("geopos", -2, READONLY, "geo", geopos).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("geosearch", -7, READONLY, "geo", geosearch)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("geoadd", -5, WRITE | DENYOOM, "geo", geoadd).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("geodist", -4, READONLY, "geo", geodist).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("geohash", -2, READONLY, "geo", geohash).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("geopos", -2, READONLY, "geo", geopos).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("geosearch", -7, READONLY, "geo", geosearch).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("geosearchstore", -8, WRITE | DENYOOM, "geo", geosearchstore)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, OW | UPDATE), KeySpec::index(2, RO | ACCESS)]),
     // The destination of STORE/STOREDIST is optional: found by scanning the options.
-    CommandSpec::new("georadius", -6, WRITE | DENYOOM, "geo", georadius)
-        .keys(1, 1, 1)
-        .key_finder(radius_keys)
-        .key_specs(&[
-            KeySpec::index(1, RO | ACCESS),
-            KeySpec::keyword("STORE", 6, OW | UPDATE),
-            KeySpec::keyword("STOREDIST", 6, OW | UPDATE),
-        ]),
+    CommandSpec::new("georadius", -6, WRITE | DENYOOM, "geo", georadius).key_finder(radius_keys).key_specs(&[
+        KeySpec::index(1, RO | ACCESS),
+        KeySpec::keyword("STORE", 6, OW | UPDATE),
+        KeySpec::keyword("STOREDIST", 6, OW | UPDATE),
+    ]),
     CommandSpec::new("georadiusbymember", -5, WRITE | DENYOOM, "geo", georadiusbymember)
-        .keys(1, 1, 1)
         .key_finder(radius_by_member_keys)
         .key_specs(&[
             KeySpec::index(1, RO | ACCESS),
             KeySpec::keyword("STORE", 5, OW | UPDATE),
             KeySpec::keyword("STOREDIST", 5, OW | UPDATE),
         ]),
-    CommandSpec::new("georadius_ro", -6, READONLY, "geo", georadius_ro)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("georadius_ro", -6, READONLY, "geo", georadius_ro).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("georadiusbymember_ro", -5, READONLY, "geo", georadiusbymember_ro)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
 ];
 

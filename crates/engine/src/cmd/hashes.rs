@@ -13,49 +13,32 @@ use crate::long_double::LongDouble;
 use crate::num::{i64_bytes, parse_i64};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, "hash", hset)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
-    CommandSpec::new("hmset", -4, WRITE | DENYOOM | FAST, "hash", hmset)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
-    CommandSpec::new("hsetnx", 4, WRITE | DENYOOM | FAST, "hash", hsetnx)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("hget", 3, READONLY | FAST, "hash", hget)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("hmget", -3, READONLY | FAST, "hash", hmget)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, "hash", hset).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("hmset", -4, WRITE | DENYOOM | FAST, "hash", hmset).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("hsetnx", 4, WRITE | DENYOOM | FAST, "hash", hsetnx).key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("hget", 3, READONLY | FAST, "hash", hget).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("hmget", -3, READONLY | FAST, "hash", hmget).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("hgetall", 2, READONLY, "hash", hgetall)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output_order"]),
-    CommandSpec::new("hdel", -3, WRITE | FAST, "hash", hdel).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RW | DELETE)]),
-    CommandSpec::new("hexists", 3, READONLY | FAST, "hash", hexists).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
-    CommandSpec::new("hlen", 2, READONLY | FAST, "hash", hlen).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
-    CommandSpec::new("hstrlen", 3, READONLY | FAST, "hash", hstrlen).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("hdel", -3, WRITE | FAST, "hash", hdel).key_specs(&[KeySpec::index(1, RW | DELETE)]),
+    CommandSpec::new("hexists", 3, READONLY | FAST, "hash", hexists).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("hlen", 2, READONLY | FAST, "hash", hlen).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("hstrlen", 3, READONLY | FAST, "hash", hstrlen).key_specs(&[KeySpec::index(1, RO)]),
     CommandSpec::new("hkeys", 2, READONLY, "hash", hkeys)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output_order"]),
     CommandSpec::new("hvals", 2, READONLY, "hash", hvals)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output_order"]),
     CommandSpec::new("hincrby", 4, WRITE | DENYOOM | FAST, "hash", hincrby)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
     CommandSpec::new("hincrbyfloat", 4, WRITE | DENYOOM | FAST, "hash", hincrbyfloat)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
     CommandSpec::new("hrandfield", -2, READONLY, "hash", hrandfield)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("hscan", -3, READONLY, "hash", hscan)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
 ];

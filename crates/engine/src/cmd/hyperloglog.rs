@@ -16,15 +16,14 @@ use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("pfadd", -2, WRITE | DENYOOM | FAST, "hyperloglog", pfadd)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("pfcount", -2, READONLY | MAY_REPLICATE, "hyperloglog", pfcount).keys(1, -1, 1).key_specs(&[
-        KeySpec::index(1, RW | ACCESS)
-            .range(-1, 1, 0)
-            .note("RW because it may change the internal representation of the key, and propagate to replicas"),
-    ]),
+    CommandSpec::new("pfcount", -2, READONLY | MAY_REPLICATE, "hyperloglog", pfcount).key_specs(&[KeySpec::index(
+        1,
+        RW | ACCESS,
+    )
+    .range(-1, 1, 0)
+    .note("RW because it may change the internal representation of the key, and propagate to replicas")]),
     CommandSpec::new("pfmerge", -2, WRITE | DENYOOM, "hyperloglog", pfmerge)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | INSERT), KeySpec::index(2, RO | ACCESS).range(-1, 1, 0)]),
 ];
 

@@ -20,51 +20,33 @@ use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, WRITE, "keyspace", del)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RM | DELETE).range(-1, 1, 0)])
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     CommandSpec::new("unlink", -2, WRITE | FAST, "keyspace", unlink)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RM | DELETE).range(-1, 1, 0)])
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     CommandSpec::new("exists", -2, READONLY | FAST, "keyspace", exists)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RO).range(-1, 1, 0)])
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     CommandSpec::new("touch", -2, READONLY | FAST, "keyspace", touch)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RO).range(-1, 1, 0)])
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
-    CommandSpec::new("type", 2, READONLY | FAST, "keyspace", type_).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
-    CommandSpec::new("expire", -3, WRITE | FAST, "keyspace", expire)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
-    CommandSpec::new("pexpire", -3, WRITE | FAST, "keyspace", pexpire)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
-    CommandSpec::new("expireat", -3, WRITE | FAST, "keyspace", expireat)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
-    CommandSpec::new("pexpireat", -3, WRITE | FAST, "keyspace", pexpireat)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("type", 2, READONLY | FAST, "keyspace", type_).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("expire", -3, WRITE | FAST, "keyspace", expire).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("pexpire", -3, WRITE | FAST, "keyspace", pexpire).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("expireat", -3, WRITE | FAST, "keyspace", expireat).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("pexpireat", -3, WRITE | FAST, "keyspace", pexpireat).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
     CommandSpec::new("ttl", 2, READONLY | FAST, "keyspace", ttl)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("pttl", 2, READONLY | FAST, "keyspace", pttl)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("expiretime", 2, READONLY | FAST, "keyspace", expiretime)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("pexpiretime", 2, READONLY | FAST, "keyspace", pexpiretime)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("persist", 2, WRITE | FAST, "keyspace", persist)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("persist", 2, WRITE | FAST, "keyspace", persist).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
     CommandSpec::new("keys", 2, READONLY | ALL_SHARDS, "keyspace", keys)
         .tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
     CommandSpec::new("scan", -2, READONLY | ALL_SHARDS, "keyspace", scan)
@@ -72,26 +54,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("randomkey", 1, READONLY | ALL_SHARDS, "keyspace", randomkey)
         .tips(&["request_policy:all_shards", "nondeterministic_output"]),
     CommandSpec::new("rename", 3, WRITE, "keyspace", rename)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, OW | UPDATE)]),
     CommandSpec::new("renamenx", 3, WRITE | FAST, "keyspace", renamenx)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, OW | INSERT)]),
     CommandSpec::new("copy", -3, WRITE | DENYOOM, "keyspace", copy)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS), KeySpec::index(2, OW | UPDATE)]),
-    CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
-    CommandSpec::new("object", -2, READONLY, "keyspace", object).keys(2, 2, 1).subcommands(OBJECT_SUBCOMMANDS),
-    CommandSpec::new("memory", -2, 0, "server", memory).keys(2, 2, 1).subcommands(MEMORY_SUBCOMMANDS),
+    CommandSpec::new("move", 3, WRITE | FAST, "keyspace", move_).key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
+    CommandSpec::new("object", -2, READONLY, "keyspace", object).subcommands(OBJECT_SUBCOMMANDS),
+    CommandSpec::new("memory", -2, 0, "server", memory).subcommands(MEMORY_SUBCOMMANDS),
     CommandSpec::new("dump", 2, READONLY, "keyspace", dump)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
-    CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, OW | UPDATE)]),
+    CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore).key_specs(&[KeySpec::index(1, OW | UPDATE)]),
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

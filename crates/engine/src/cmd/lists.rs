@@ -15,58 +15,42 @@ use crate::num::i64_bytes;
 use crate::value::Value;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("lpush", -3, WRITE | DENYOOM | FAST, "list", lpush)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("rpush", -3, WRITE | DENYOOM | FAST, "list", rpush)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("lpushx", -3, WRITE | DENYOOM | FAST, "list", lpushx)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("rpushx", -3, WRITE | DENYOOM | FAST, "list", rpushx)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("lpop", -2, WRITE | FAST, "list", lpop)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
-    CommandSpec::new("rpop", -2, WRITE | FAST, "list", rpop)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
-    CommandSpec::new("llen", 2, READONLY | FAST, "list", llen).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
-    CommandSpec::new("lrange", 4, READONLY, "list", lrange).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("lindex", 3, READONLY, "list", lindex).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("lset", 4, WRITE | DENYOOM, "list", lset)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
-    CommandSpec::new("lrem", 4, WRITE, "list", lrem).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RW | DELETE)]),
-    CommandSpec::new("ltrim", 4, WRITE, "list", ltrim).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RW | DELETE)]),
-    CommandSpec::new("linsert", 5, WRITE | DENYOOM, "list", linsert)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("lpos", -3, READONLY, "list", lpos).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("lpush", -3, WRITE | DENYOOM | FAST, "list", lpush).key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("rpush", -3, WRITE | DENYOOM | FAST, "list", rpush).key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("lpushx", -3, WRITE | DENYOOM | FAST, "list", lpushx).key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("rpushx", -3, WRITE | DENYOOM | FAST, "list", rpushx).key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("lpop", -2, WRITE | FAST, "list", lpop).key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
+    CommandSpec::new("rpop", -2, WRITE | FAST, "list", rpop).key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
+    CommandSpec::new("llen", 2, READONLY | FAST, "list", llen).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("lrange", 4, READONLY, "list", lrange).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("lindex", 3, READONLY, "list", lindex).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("lset", 4, WRITE | DENYOOM, "list", lset).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("lrem", 4, WRITE, "list", lrem).key_specs(&[KeySpec::index(1, RW | DELETE)]),
+    CommandSpec::new("ltrim", 4, WRITE, "list", ltrim).key_specs(&[KeySpec::index(1, RW | DELETE)]),
+    CommandSpec::new("linsert", 5, WRITE | DENYOOM, "list", linsert).key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("lpos", -3, READONLY, "list", lpos).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("lmove", 5, WRITE | DENYOOM, "list", lmove)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, RW | INSERT)]),
     CommandSpec::new("rpoplpush", 3, WRITE | DENYOOM, "list", rpoplpush)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, RW | INSERT)]),
     CommandSpec::new("lmpop", -4, WRITE, "list", lmpop).key_finder(numkeys_at_1).key_specs(&[KeySpec::index(
         1,
         RW | ACCESS | DELETE,
     )
     .keynum(0, 1, 1)]),
-    CommandSpec::new("blpop", -3, WRITE | NOSCRIPT | BLOCKING, "list", blpop)
-        .keys(1, -2, 1)
-        .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE).range(-2, 1, 0)]),
-    CommandSpec::new("brpop", -3, WRITE | NOSCRIPT | BLOCKING, "list", brpop)
-        .keys(1, -2, 1)
-        .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE).range(-2, 1, 0)]),
+    CommandSpec::new("blpop", -3, WRITE | NOSCRIPT | BLOCKING, "list", blpop).key_specs(&[KeySpec::index(
+        1,
+        RW | ACCESS | DELETE,
+    )
+    .range(-2, 1, 0)]),
+    CommandSpec::new("brpop", -3, WRITE | NOSCRIPT | BLOCKING, "list", brpop).key_specs(&[KeySpec::index(
+        1,
+        RW | ACCESS | DELETE,
+    )
+    .range(-2, 1, 0)]),
     CommandSpec::new("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, "list", blmove)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, RW | INSERT)]),
     CommandSpec::new("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, "list", brpoplpush)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, RW | INSERT)]),
     // Unlike the older blocking pops, Redis 7.0 lets scripts call BLMPOP and BZMPOP (they
     // answer at once there).

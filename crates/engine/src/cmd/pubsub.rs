@@ -12,13 +12,10 @@ use crate::key_spec::{key::*, KeySpec};
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, "pubsub", publish),
     CommandSpec::new("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, "pubsub", spublish)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, NOT_KEY)]),
     CommandSpec::new("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", ssubscribe)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, NOT_KEY).range(-1, 1, 0)]),
     CommandSpec::new("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", sunsubscribe)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, NOT_KEY).range(-1, 1, 0)]),
     CommandSpec::new("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", subscribe),
     CommandSpec::new("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK, "pubsub", unsubscribe),

@@ -690,8 +690,7 @@ fn command_info(table: &CommandTable, name: &[u8]) -> Reply {
     let mut parts = name.splitn(2, |&b| b == b'|');
     let (Some(container), Some(sub)) = (parts.next(), parts.next()) else { return Reply::NilArray };
     let Some((_, spec)) = table.lookup(container) else { return Reply::NilArray };
-    let own = spec.subcommands.iter().find(|own| sub.eq_ignore_ascii_case(own.name.as_bytes()));
-    own.map_or(Reply::NilArray, |own| own.info(spec.name))
+    spec.subcommand_named(sub).map_or(Reply::NilArray, |own| own.info(spec.name))
 }
 
 /// Which names `COMMAND LIST` lists.

@@ -16,58 +16,41 @@ use crate::set::{Member, Set};
 use crate::value::{Encoding, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("sadd", -3, WRITE | DENYOOM | FAST, "set", sadd)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("srem", -3, WRITE | FAST, "set", srem).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RW | DELETE)]),
+    CommandSpec::new("sadd", -3, WRITE | DENYOOM | FAST, "set", sadd).key_specs(&[KeySpec::index(1, RW | INSERT)]),
+    CommandSpec::new("srem", -3, WRITE | FAST, "set", srem).key_specs(&[KeySpec::index(1, RW | DELETE)]),
     CommandSpec::new("smembers", 2, READONLY, "set", smembers)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output_order"]),
-    CommandSpec::new("sismember", 3, READONLY | FAST, "set", sismember)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO)]),
-    CommandSpec::new("smismember", -3, READONLY | FAST, "set", smismember)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("scard", 2, READONLY | FAST, "set", scard).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("sismember", 3, READONLY | FAST, "set", sismember).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("smismember", -3, READONLY | FAST, "set", smismember).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("scard", 2, READONLY | FAST, "set", scard).key_specs(&[KeySpec::index(1, RO)]),
     CommandSpec::new("spop", -2, WRITE | FAST, "set", spop)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("srandmember", -2, READONLY, "set", srandmember)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("smove", 4, WRITE | FAST, "set", smove)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE), KeySpec::index(2, RW | INSERT)]),
     CommandSpec::new("sinter", -2, READONLY, "set", sinter)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS).range(-1, 1, 0)])
         .tips(&["nondeterministic_output_order"]),
     CommandSpec::new("sunion", -2, READONLY, "set", sunion)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS).range(-1, 1, 0)])
         .tips(&["nondeterministic_output_order"]),
     CommandSpec::new("sdiff", -2, READONLY, "set", sdiff)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS).range(-1, 1, 0)])
         .tips(&["nondeterministic_output_order"]),
     CommandSpec::new("sinterstore", -3, WRITE | DENYOOM, "set", sinterstore)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RW | UPDATE), KeySpec::index(2, RO | ACCESS).range(-1, 1, 0)]),
     CommandSpec::new("sunionstore", -3, WRITE | DENYOOM, "set", sunionstore)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, OW | UPDATE), KeySpec::index(2, RO | ACCESS).range(-1, 1, 0)]),
     CommandSpec::new("sdiffstore", -3, WRITE | DENYOOM, "set", sdiffstore)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, OW | UPDATE), KeySpec::index(2, RO | ACCESS).range(-1, 1, 0)]),
     CommandSpec::new("sintercard", -3, READONLY, "set", sintercard)
         .key_finder(numkeys_at_1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS).keynum(0, 1, 1)]),
     CommandSpec::new("sscan", -3, READONLY, "set", sscan)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
 ];

@@ -34,23 +34,18 @@ use crate::num::{i64_bytes, parse_i64};
 use crate::stream::{Group, Stream, StreamId, INVALID_ENTRIES_READ};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("xgroup", -2, WRITE, "stream", xgroup).keys(2, 2, 1).subcommands(XGROUP_SUBCOMMANDS),
+    CommandSpec::new("xgroup", -2, WRITE, "stream", xgroup).subcommands(XGROUP_SUBCOMMANDS),
     CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING, "stream", xreadgroup)
         .key_finder(xread_keys)
         .key_specs(&[KeySpec::keyword("STREAMS", 4, RO | ACCESS).range(-1, 1, 2)]),
-    CommandSpec::new("xack", -4, WRITE | FAST, "stream", xack)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("xack", -4, WRITE | FAST, "stream", xack).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
     CommandSpec::new("xpending", -3, READONLY, "stream", xpending)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("xclaim", -6, WRITE | FAST, "stream", xclaim)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | UPDATE)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("xautoclaim", -6, WRITE | FAST, "stream", xautoclaim)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | DELETE)])
         .tips(&["nondeterministic_output"]),
 ];

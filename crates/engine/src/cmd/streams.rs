@@ -18,32 +18,23 @@ use crate::stream::{parse_id, ParsedId, Stream, StreamId, Trim};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xadd", -5, WRITE | DENYOOM | FAST, "stream", xadd)
-        .keys(1, 1, 1)
         .key_specs(&[
             KeySpec::index(1, RW | UPDATE).note("UPDATE instead of INSERT because of the optional trimming feature")
         ])
         .tips(&["nondeterministic_output"]),
-    CommandSpec::new("xlen", 2, READONLY | FAST, "stream", xlen).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
-    CommandSpec::new("xrange", -4, READONLY, "stream", xrange)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("xrevrange", -4, READONLY, "stream", xrevrange)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("xdel", -3, WRITE | FAST, "stream", xdel)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | DELETE)]),
+    CommandSpec::new("xlen", 2, READONLY | FAST, "stream", xlen).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("xrange", -4, READONLY, "stream", xrange).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("xrevrange", -4, READONLY, "stream", xrevrange).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("xdel", -3, WRITE | FAST, "stream", xdel).key_specs(&[KeySpec::index(1, RW | DELETE)]),
     CommandSpec::new("xtrim", -4, WRITE, "stream", xtrim)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | DELETE)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("xsetid", -3, WRITE | DENYOOM | FAST, "stream", xsetid)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
     CommandSpec::new("xread", -4, READONLY | BLOCKING, "stream", xread)
         .key_finder(xread_keys)
         .key_specs(&[KeySpec::keyword("STREAMS", 1, RO | ACCESS).range(-1, 1, 2)]),
-    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo).keys(2, 2, 1).subcommands(XINFO_SUBCOMMANDS),
+    CommandSpec::new("xinfo", -2, READONLY, "stream", xinfo).subcommands(XINFO_SUBCOMMANDS),
 ];
 
 /// The XINFO subcommands StayKV has, with Redis 7's arities (checked before the handler).

@@ -19,77 +19,46 @@ pub const MAX_STRING: usize = 512 * 1024 * 1024;
 const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("get", 2, READONLY | FAST, "string", get)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("set", -3, WRITE | DENYOOM, "string", set)
-        .keys(1, 1, 1)
-        .flagged_keys(set_key)
-        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)
-            .note("RW and ACCESS due to the optional `GET` argument")]),
-    CommandSpec::new("setex", 4, WRITE | DENYOOM, "string", setex)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, OW | UPDATE)]),
-    CommandSpec::new("psetex", 4, WRITE | DENYOOM, "string", psetex)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, OW | UPDATE)]),
-    CommandSpec::new("setnx", 3, WRITE | DENYOOM | FAST, "string", setnx)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, OW | INSERT)]),
-    CommandSpec::new("getex", -2, WRITE | FAST, "string", getex).keys(1, 1, 1).key_specs(&[KeySpec::index(
+    CommandSpec::new("get", 2, READONLY | FAST, "string", get).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("set", -3, WRITE | DENYOOM, "string", set).flagged_keys(set_key).key_specs(&[KeySpec::index(
         1,
-        RW | ACCESS | UPDATE,
+        RW | ACCESS | UPDATE | VARIABLE_FLAGS,
     )
-    .note("RW and UPDATE because it changes the TTL")]),
-    CommandSpec::new("getdel", 2, WRITE | FAST, "string", getdel)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
+    .note("RW and ACCESS due to the optional `GET` argument")]),
+    CommandSpec::new("setex", 4, WRITE | DENYOOM, "string", setex).key_specs(&[KeySpec::index(1, OW | UPDATE)]),
+    CommandSpec::new("psetex", 4, WRITE | DENYOOM, "string", psetex).key_specs(&[KeySpec::index(1, OW | UPDATE)]),
+    CommandSpec::new("setnx", 3, WRITE | DENYOOM | FAST, "string", setnx).key_specs(&[KeySpec::index(1, OW | INSERT)]),
+    CommandSpec::new("getex", -2, WRITE | FAST, "string", getex)
+        .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE).note("RW and UPDATE because it changes the TTL")]),
+    CommandSpec::new("getdel", 2, WRITE | FAST, "string", getdel).key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
     CommandSpec::new("getset", 3, WRITE | DENYOOM | FAST, "string", getset)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
     CommandSpec::new("mget", -2, READONLY | FAST, "string", mget)
-        .keys(1, -1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS).range(-1, 1, 0)])
         .tips(&["request_policy:multi_shard"]),
     CommandSpec::new("mset", -3, WRITE | DENYOOM, "string", mset)
-        .keys(1, -1, 2)
         .key_specs(&[KeySpec::index(1, OW | UPDATE).range(-1, 2, 0)])
         .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]),
     CommandSpec::new("msetnx", -3, WRITE | DENYOOM, "string", msetnx)
-        .keys(1, -1, 2)
         .key_specs(&[KeySpec::index(1, OW | INSERT).range(-1, 2, 0)])
         .tips(&["request_policy:multi_shard", "response_policy:agg_min"]),
     CommandSpec::new("append", 3, WRITE | DENYOOM | FAST, "string", append)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | INSERT)]),
-    CommandSpec::new("strlen", 2, READONLY | FAST, "string", strlen).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("strlen", 2, READONLY | FAST, "string", strlen).key_specs(&[KeySpec::index(1, RO)]),
     CommandSpec::new("incr", 2, WRITE | DENYOOM | FAST, "string", incr)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
     CommandSpec::new("decr", 2, WRITE | DENYOOM | FAST, "string", decr)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
     CommandSpec::new("incrby", 3, WRITE | DENYOOM | FAST, "string", incrby)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
     CommandSpec::new("decrby", 3, WRITE | DENYOOM | FAST, "string", decrby)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
     CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, "string", incrbyfloat)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
-    CommandSpec::new("getrange", 4, READONLY, "string", getrange)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("substr", 4, READONLY, "string", getrange)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("setrange", 4, WRITE | DENYOOM, "string", setrange)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
-    CommandSpec::new("lcs", -3, READONLY, "string", lcs)
-        .keys(1, 2, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS).range(1, 1, 0)]),
+    CommandSpec::new("getrange", 4, READONLY, "string", getrange).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("substr", 4, READONLY, "string", getrange).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("setrange", 4, WRITE | DENYOOM, "string", setrange).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
+    CommandSpec::new("lcs", -3, READONLY, "string", lcs).key_specs(&[KeySpec::index(1, RO | ACCESS).range(1, 1, 0)]),
 ];
 
 impl Ctx<'_> {

@@ -45,7 +45,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         "transaction",
         watch,
     )
-    .keys(1, -1, 1)
     .key_specs(&[KeySpec::index(1, RO).range(-1, 1, 0)]),
     CommandSpec::new("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "transaction", unwatch),
 ];

@@ -26,68 +26,40 @@ use crate::zset::{self, AddFlags, AddOutcome, LexRange, Range, ScoreRange, ZSet}
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("zadd", -4, WRITE | DENYOOM | FAST, "sortedset", zadd)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | UPDATE)]),
     CommandSpec::new("zincrby", 4, WRITE | DENYOOM | FAST, "sortedset", zincrby)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | UPDATE)]),
-    CommandSpec::new("zrem", -3, WRITE | FAST, "sortedset", zrem)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RW | DELETE)]),
-    CommandSpec::new("zscore", 3, READONLY | FAST, "sortedset", zscore)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("zmscore", -3, READONLY | FAST, "sortedset", zmscore)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("zcard", 2, READONLY | FAST, "sortedset", zcard).keys(1, 1, 1).key_specs(&[KeySpec::index(1, RO)]),
-    CommandSpec::new("zcount", 4, READONLY | FAST, "sortedset", zcount)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("zrem", -3, WRITE | FAST, "sortedset", zrem).key_specs(&[KeySpec::index(1, RW | DELETE)]),
+    CommandSpec::new("zscore", 3, READONLY | FAST, "sortedset", zscore).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("zmscore", -3, READONLY | FAST, "sortedset", zmscore).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("zcard", 2, READONLY | FAST, "sortedset", zcard).key_specs(&[KeySpec::index(1, RO)]),
+    CommandSpec::new("zcount", 4, READONLY | FAST, "sortedset", zcount).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("zlexcount", 4, READONLY | FAST, "sortedset", zlexcount)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("zrange", -4, READONLY, "sortedset", zrange)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("zrange", -4, READONLY, "sortedset", zrange).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("zrangestore", -5, WRITE | DENYOOM, "sortedset", zrangestore)
-        .keys(1, 2, 1)
         .key_specs(&[KeySpec::index(1, OW | UPDATE), KeySpec::index(2, RO | ACCESS)]),
     CommandSpec::new("zrangebyscore", -4, READONLY, "sortedset", zrangebyscore)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("zrevrangebyscore", -4, READONLY, "sortedset", zrevrangebyscore)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("zrangebylex", -4, READONLY, "sortedset", zrangebylex)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("zrevrangebylex", -4, READONLY, "sortedset", zrevrangebylex)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("zrevrange", -4, READONLY, "sortedset", zrevrange)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
-    CommandSpec::new("zrank", 3, READONLY | FAST, "sortedset", zrank)
-        .keys(1, 1, 1)
-        .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("zrevrange", -4, READONLY, "sortedset", zrevrange).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
+    CommandSpec::new("zrank", 3, READONLY | FAST, "sortedset", zrank).key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("zrevrank", 3, READONLY | FAST, "sortedset", zrevrank)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("zremrangebyscore", 4, WRITE, "sortedset", zremrangebyscore)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | DELETE)]),
     CommandSpec::new("zremrangebyrank", 4, WRITE, "sortedset", zremrangebyrank)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | DELETE)]),
     CommandSpec::new("zremrangebylex", 4, WRITE, "sortedset", zremrangebylex)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | DELETE)]),
     CommandSpec::new("zpopmin", -2, WRITE | FAST, "sortedset", zpopmin)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
     CommandSpec::new("zpopmax", -2, WRITE | FAST, "sortedset", zpopmax)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE)]),
     CommandSpec::new("zmpop", -4, WRITE, "sortedset", zmpop).key_finder(numkeys_at_1).key_specs(&[KeySpec::index(
         1,
@@ -95,17 +67,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .keynum(0, 1, 1)]),
     CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | FAST | BLOCKING, "sortedset", bzpopmin)
-        .keys(1, -2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE).range(-2, 1, 0)]),
     CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | FAST | BLOCKING, "sortedset", bzpopmax)
-        .keys(1, -2, 1)
         .key_specs(&[KeySpec::index(1, RW | ACCESS | DELETE).range(-2, 1, 0)]),
     // Allowed in scripts, as in Redis 7.0 (see BLMPOP).
     CommandSpec::new("bzmpop", -5, WRITE | BLOCKING, "sortedset", bzmpop)
         .key_finder(super::lists::numkeys_at_2)
         .key_specs(&[KeySpec::index(2, RW | ACCESS | DELETE).keynum(0, 1, 1)]),
     CommandSpec::new("zrandmember", -2, READONLY, "sortedset", zrandmember)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
     CommandSpec::new("zunion", -3, READONLY, "sortedset", zunion)
@@ -132,7 +101,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_finder(numkeys_at_1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS).keynum(0, 1, 1)]),
     CommandSpec::new("zscan", -3, READONLY, "sortedset", zscan)
-        .keys(1, 1, 1)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
 ];

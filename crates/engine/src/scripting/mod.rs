@@ -141,11 +141,10 @@ struct Shared {
     kill: AtomicBool,
     rng: Mutex<Rand48>,
     log: Mutex<VecDeque<(u8, String)>>,
-    /// Hook ticks since the running script started.
-    ticks: AtomicU64,
-    /// `redis.call`s since the running script started.
-    calls: AtomicU64,
-    /// The work (ticks, calls counted as ticks) at which the long-run callback runs next.
+    /// The running script's work so far, in `redis.call`s: each hook tick counts
+    /// [`CALLS_PER_TICK`].
+    work: AtomicU64,
+    /// The work at which the long-run callback runs next.
     next_long_run: AtomicU64,
     long_run: OnLongRun,
 }
@@ -172,14 +171,12 @@ impl Shared {
         Ok(())
     }
 
-    /// One hook tick of the running script: once its work (ticks, and its `redis.call`s
-    /// counted [`CALLS_PER_TICK`] to a tick) passes [`LONG_RUN_TICKS`], and every
-    /// [`LONG_RUN_EVERY`] after, the server's long-run callback runs.
+    /// One hook tick of the running script: once its work passes [`LONG_RUN_TICKS`] ticks,
+    /// and every [`LONG_RUN_EVERY`] after, the server's long-run callback runs.
     fn tick(&self) {
-        let ticks = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
-        let work = ticks + self.calls.load(Ordering::Relaxed) / CALLS_PER_TICK;
+        let work = self.work.fetch_add(CALLS_PER_TICK, Ordering::Relaxed) + CALLS_PER_TICK;
         if work >= self.next_long_run.load(Ordering::Relaxed) {
-            self.next_long_run.store(work + LONG_RUN_EVERY, Ordering::Relaxed);
+            self.next_long_run.store(work + LONG_RUN_EVERY * CALLS_PER_TICK, Ordering::Relaxed);
             if let Some(callback) = self.long_run.0.get() {
                 callback();
             }
@@ -307,9 +304,8 @@ impl Default for Scripting {
                 kill: AtomicBool::new(false),
                 rng: Mutex::new(Rand48::new()),
                 log: Mutex::new(VecDeque::new()),
-                ticks: AtomicU64::new(0),
-                calls: AtomicU64::new(0),
-                next_long_run: AtomicU64::new(LONG_RUN_TICKS),
+                work: AtomicU64::new(0),
+                next_long_run: AtomicU64::new(LONG_RUN_TICKS * CALLS_PER_TICK),
                 long_run: OnLongRun::default(),
             }),
             busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
@@ -587,9 +583,8 @@ impl Scripting {
     fn run(&self, vm: &Vm, ctx: &mut Ctx, function: &Function, keys: &[Bytes], argv: &[Bytes], run: Run) -> Reply {
         let wrote = Arc::new(AtomicBool::new(false));
         self.shared.kill.store(false, Ordering::Release);
-        self.shared.ticks.store(0, Ordering::Relaxed);
-        self.shared.calls.store(0, Ordering::Relaxed);
-        self.shared.next_long_run.store(LONG_RUN_TICKS, Ordering::Relaxed);
+        self.shared.work.store(0, Ordering::Relaxed);
+        self.shared.next_long_run.store(LONG_RUN_TICKS * CALLS_PER_TICK, Ordering::Relaxed);
         *self.running.lock() = Some(Running {
             started_ms: ctx.now,
             is_eval: run.is_eval,
@@ -640,7 +635,7 @@ impl Scripting {
         let outcome: MultiValue = lua.scope(|scope| {
             let call = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow_mut() {
                 Ok(mut ctx) => {
-                    self.shared.calls.fetch_add(1, Ordering::Relaxed);
+                    self.shared.work.fetch_add(1, Ordering::Relaxed);
                     redis_call(lua, &mut ctx, args_of(args), rules, wrote)
                 }
                 Err(_) => Err(mlua::Error::RecursiveMutCallback),
