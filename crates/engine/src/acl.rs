@@ -61,64 +61,34 @@ pub const CATEGORIES: &[&str] = &[
     "scripting",
 ];
 
-/// Commands Redis marks `@dangerous` although they are not `admin`.
-const DANGEROUS: &[&str] = &[
-    "flushall",
-    "flushdb",
-    "keys",
-    "sort",
-    "info",
-    "swapdb",
-    "restore",
-    "restore-asking",
-    "migrate",
-    "role",
-    "lastsave",
-    "monitor",
-    "debug",
-    "shutdown",
-    "pfdebug",
-    "pfselftest",
-];
-
-/// Categories Redis 7.0 names for a command beyond its family and flags.
-const MORE_CATEGORIES: &[(&str, &[&str])] = &[
-    ("sort", &["set", "sortedset"]),
-    ("sort_ro", &["set", "sortedset", "dangerous"]),
-    ("lastsave", &["admin"]),
-    ("role", &["admin"]),
-];
-
 /// The ACL categories of a table entry, in Redis's order, without the `@`.
 pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
-    categories_of(spec.name, &[spec.group], spec.flags)
+    categories_of(Some(spec.group), spec.categories, spec.flags)
 }
 
-/// The ACL categories `COMMAND INFO` shows for a subcommand of `container`: its flags' and
-/// those it names.
-pub fn subcommand_categories(container: &str, sub: &SubcommandSpec) -> Vec<&'static str> {
-    categories_of(&format!("{container}|{}", sub.name), sub.categories, sub.flags)
+/// The ACL categories `COMMAND INFO` shows for a subcommand: its flags' and those it names.
+pub fn subcommand_categories(sub: &SubcommandSpec) -> Vec<&'static str> {
+    categories_of(None, sub.categories, sub.flags)
 }
 
-/// Categories by Redis's rules: those a command's flags imply, its families (a command's
-/// group, a subcommand's named categories) and Redis's lists by name.
-fn categories_of(name: &str, families: &[&str], command_flags: u32) -> Vec<&'static str> {
+/// Categories by Redis's rules: those a command's flags imply, its family and those the
+/// table names for it.
+fn categories_of(family: Option<&str>, named: &[&str], command_flags: u32) -> Vec<&'static str> {
     let has = |flag: u32| command_flags & flag != 0;
-    let named = |category: &str| MORE_CATEGORIES.iter().any(|(n, more)| *n == name && more.contains(&category));
-    let in_category = |category: &str| match category {
+    let of = |category: &str| family == Some(category) || named.contains(&category);
+    let implied = |category: &str| match category {
         // A read-only script may still write through its calls' own checks: Redis keeps
         // EVAL_RO and FCALL_RO out of `@read`.
-        "read" => has(flags::READONLY) && !families.contains(&"scripting"),
+        "read" => has(flags::READONLY) && !of("scripting"),
         "write" => has(flags::WRITE),
-        "admin" => has(flags::ADMIN),
+        "admin" | "dangerous" => has(flags::ADMIN),
         "fast" => has(flags::FAST),
         "slow" => !has(flags::FAST),
-        "dangerous" => has(flags::ADMIN) || DANGEROUS.contains(&name),
         "blocking" => has(flags::BLOCKING),
-        "pubsub" => has(flags::PUBSUB) || families.contains(&"pubsub"),
-        family => families.contains(&family),
+        "pubsub" => has(flags::PUBSUB),
+        _ => false,
     };
-    CATEGORIES.iter().copied().filter(|category| named(category) || in_category(category)).collect()
+    CATEGORIES.iter().copied().filter(|category| of(category) || implied(category)).collect()
 }
 
 /// `config|get` for a container command with a subcommand, else the command's name.
@@ -420,7 +390,7 @@ impl User {
                     self.set_command(index, allow);
                 }
                 for sub in spec.subcommands {
-                    if subcommand_categories(spec.name, sub).contains(&category) {
+                    if subcommand_categories(sub).contains(&category) {
                         self.set_first_arg(index, sub.name, allow);
                     }
                 }

@@ -121,6 +121,9 @@ pub struct CommandSpec {
     pub step: i32,
     /// ACL category of the family (`string`, `keyspace`, `connection`, `server`...).
     pub group: &'static str,
+    /// ACL categories Redis names beyond the family and those its flags imply (SORT is
+    /// `@set`, `@sortedset` and `@dangerous` too).
+    pub categories: &'static [&'static str],
     pub handler: Handler,
     pub key_finder: Option<KeyFinder>,
     /// A container's subcommands, as Redis 7.0's table has them: their arities are checked
@@ -176,7 +179,7 @@ impl SubcommandSpec {
 
     /// Its `COMMAND INFO` entry (`container|name`), as Redis shows a subcommand.
     pub fn info(&self, container: &str) -> Reply {
-        let categories = crate::acl::subcommand_categories(container, self);
+        let categories = crate::acl::subcommand_categories(self);
         let entry = InfoEntry { arity: self.arity, flags: self.flags, key_specs: self.key_specs, tips: self.tips };
         entry.reply(format!("{container}|{}", self.name), categories, Vec::new())
     }
@@ -232,6 +235,7 @@ impl CommandSpec {
             group,
             handler,
             key_finder: None,
+            categories: &[],
             subcommands: &[],
             key_specs: &[],
             flagged_keys: None,
@@ -245,6 +249,11 @@ impl CommandSpec {
         self.first_key = range.first;
         self.last_key = range.last;
         self.step = range.step;
+        self
+    }
+
+    pub const fn categories(mut self, categories: &'static [&'static str]) -> Self {
+        self.categories = categories;
         self
     }
 
@@ -382,7 +391,7 @@ impl CommandSpec {
         let subcommands = self
             .subcommands
             .iter()
-            .map(|sub| (format!("{}|{}", self.name, sub.name), crate::acl::subcommand_categories(self.name, sub)));
+            .map(|sub| (format!("{}|{}", self.name, sub.name), crate::acl::subcommand_categories(sub)));
         std::iter::once((self.name.to_string(), self.info_categories())).chain(subcommands)
     }
 

@@ -48,6 +48,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
     CommandSpec::new("persist", 2, WRITE | FAST, "keyspace", persist).key_specs(&[KeySpec::index(1, RW | UPDATE)]),
     CommandSpec::new("keys", 2, READONLY | ALL_SHARDS, "keyspace", keys)
+        .categories(&["dangerous"])
         .tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
     CommandSpec::new("scan", -2, READONLY | ALL_SHARDS, "keyspace", scan)
         .tips(&["nondeterministic_output", "request_policy:special"]),
@@ -65,7 +66,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("dump", 2, READONLY, "keyspace", dump)
         .key_specs(&[KeySpec::index(1, RO | ACCESS)])
         .tips(&["nondeterministic_output"]),
-    CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore).key_specs(&[KeySpec::index(1, OW | UPDATE)]),
+    CommandSpec::new("restore", -4, WRITE | DENYOOM, "keyspace", restore)
+        .categories(&["dangerous"])
+        .key_specs(&[KeySpec::index(1, OW | UPDATE)]),
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

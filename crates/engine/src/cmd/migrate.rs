@@ -18,6 +18,7 @@ use crate::key_spec::{key::*, FoundKey, KeySpec};
 use crate::keyspace::NO_EXPIRY;
 
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("migrate", -6, WRITE | MAY_REPLICATE, "keyspace", migrate)
+    .categories(&["dangerous"])
     .key_finder(migrate_keys)
     .flagged_keys(migrate_flagged_keys)
     .key_specs(&[

@@ -13,7 +13,7 @@ use crate::exec::Ctx;
 use crate::num::parse_i64;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server", role),
+    CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server", role).categories(&["admin", "dangerous"]),
     CommandSpec::new("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, "server", replconf),
     CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING, "server", sync),
     CommandSpec::new("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, "server", replicaof),

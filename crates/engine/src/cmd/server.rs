@@ -19,12 +19,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("dbsize", 1, READONLY | FAST | ALL_SHARDS, "keyspace", dbsize)
         .tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
     CommandSpec::new("flushdb", -1, WRITE | ALL_SHARDS, "keyspace", flushdb)
+        .categories(&["dangerous"])
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     CommandSpec::new("flushall", -1, WRITE | ALL_SHARDS, "keyspace", flushall)
+        .categories(&["dangerous"])
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
-    CommandSpec::new("swapdb", 3, WRITE | FAST | ALL_SHARDS, "keyspace", swapdb),
+    CommandSpec::new("swapdb", 3, WRITE | FAST | ALL_SHARDS, "keyspace", swapdb).categories(&["dangerous"]),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, "server", time).tips(&["nondeterministic_output"]),
-    CommandSpec::new("info", -1, LOADING | STALE, "server", info).tips(&[
+    CommandSpec::new("info", -1, LOADING | STALE, "server", info).categories(&["dangerous"]).tips(&[
         "nondeterministic_output",
         "request_policy:all_shards",
         "response_policy:special",
@@ -38,7 +40,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING, "server", persistence),
     CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "server", persistence),
     CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "server", persistence),
-    CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence).tips(&["nondeterministic_output"]),
+    CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, "server", persistence)
+        .categories(&["admin", "dangerous"])
+        .tips(&["nondeterministic_output"]),
     CommandSpec::new("slowlog", -2, 0, "server", slowlog).subcommands(SLOWLOG_SUBCOMMANDS),
     CommandSpec::new("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", latency)
         .subcommands(LATENCY_SUBCOMMANDS),

@@ -15,8 +15,8 @@ use crate::value::Value;
 
 // BY and GET patterns may name any key, so SORT locks every shard.
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("sort", -2, WRITE | DENYOOM | ALL_SHARDS, "list", sort).key_finder(sort_keys).flagged_keys(sort_flagged_keys).key_specs(&[KeySpec::index(1, RO | ACCESS), KeySpec::unknown(RO | ACCESS).note("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), KeySpec::unknown(OW | UPDATE).note("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array")]),
-    CommandSpec::new("sort_ro", -2, READONLY | ALL_SHARDS, "list", sort_ro).flagged_keys(sort_ro_flagged_keys).key_specs(&[KeySpec::index(1, RO | ACCESS), KeySpec::unknown(RO | ACCESS).note("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort")]),
+    CommandSpec::new("sort", -2, WRITE | DENYOOM | ALL_SHARDS, "list", sort).categories(&["set", "sortedset", "dangerous"]).key_finder(sort_keys).flagged_keys(sort_flagged_keys).key_specs(&[KeySpec::index(1, RO | ACCESS), KeySpec::unknown(RO | ACCESS).note("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), KeySpec::unknown(OW | UPDATE).note("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array")]),
+    CommandSpec::new("sort_ro", -2, READONLY | ALL_SHARDS, "list", sort_ro).categories(&["set", "sortedset", "dangerous"]).flagged_keys(sort_ro_flagged_keys).key_specs(&[KeySpec::index(1, RO | ACCESS), KeySpec::unknown(RO | ACCESS).note("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort")]),
 ];
 
 /// SORT's keys as Redis 7.0's `sortGetKeys` finds them: the source, and the argument after
