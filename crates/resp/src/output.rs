@@ -67,11 +67,23 @@ impl Output {
         self.len() == 0
     }
 
-    /// Drop everything pending (the encoding buffer keeps its capacity).
-    pub fn clear(&mut self) {
+    /// Room in the buffer replies are encoded into, written or not.
+    pub fn room(&self) -> usize {
+        self.tail.capacity()
+    }
+
+    /// Drop everything pending. The encoding buffer keeps its room if that is at most
+    /// `keep_room` (measured with [`Output::room`] before the write, as a write gives room
+    /// up), and is let go otherwise: one large reply would else pin its size for as long as
+    /// the client stays connected, as many as a pool has connections.
+    pub fn clear(&mut self, room_before: usize, keep_room: usize) {
         self.pieces.clear();
         self.pieces_len = 0;
-        self.tail.clear();
+        if room_before > keep_room {
+            self.tail = BytesMut::new();
+        } else {
+            self.tail.clear();
+        }
     }
 
     /// Fill `slices` with what is pending, in order, as far as it goes; returns how many.
@@ -192,10 +204,24 @@ mod tests {
         let mut output = Output::default();
         output.put_value(&large(b'x'));
         output.put_slice(b"tail");
-        output.clear();
+        output.clear(output.room(), usize::MAX);
         assert!(output.is_empty());
         assert_eq!(output.slices(&mut [IoSlice::new(&[])]), 0);
         output.put_slice(b"+OK\r\n");
         assert_eq!(gathered(&output, 4), b"+OK\r\n");
+    }
+
+    #[test]
+    fn cleared_output_lets_a_large_buffer_go() {
+        let mut output = Output::default();
+        output.put_slice(&[b'x'; 100_000]);
+        let room = output.room();
+        output.advance(100_000);
+        output.clear(room, 4096);
+        assert_eq!(output.room(), 0);
+        output.put_slice(b"small");
+        let room = output.room();
+        output.clear(room, 4096);
+        assert_eq!(output.room(), room, "a small buffer keeps its room");
     }
 }

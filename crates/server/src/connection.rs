@@ -165,6 +165,9 @@ const READ_ROOM: usize = 1024;
 const PIPELINED_READ_ROOM: usize = 16 * 1024;
 /// The most room an empty input buffer keeps (a pipelining client's reads never need more).
 const KEPT_INPUT_ROOM: usize = 4 * PIPELINED_READ_ROOM;
+/// The most room the reply buffer keeps once written: more than a pipelined batch of
+/// ordinary replies needs, far less than one large reply (an LRANGE of a long list).
+const KEPT_OUTPUT_ROOM: usize = 64 * 1024;
 
 /// How many times [`Shared::wait_to_run`] yields for a script before it sleeps.
 const SCRIPT_WAIT_YIELDS: u32 = 64;
@@ -592,6 +595,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         let deadline = (limit.soft > 0 && pending > limit.soft).then(|| limit.soft_duration());
         let stall_limit = self.idle_timeout();
+        let room = self.output.room();
         {
             // Pinned here rather than handed to a helper: moved by value, these futures were
             // copied twice a reply (~500 instructions, 3% of a session request).
@@ -613,7 +617,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
         }
         self.shared.engine.counters.stats().net_output_bytes.fetch_add(pending, Ordering::Relaxed);
-        self.output.clear();
+        self.output.clear(room, KEPT_OUTPUT_ROOM);
         Ok(())
     }
 
