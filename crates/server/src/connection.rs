@@ -333,7 +333,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // registered is seen here.
         closing(&self.record, &self.shared.host)?;
         loop {
-            if self.take_messages() {
+            // Until none are left: messages delivered while a flush waited for the socket
+            // woke that wait (their wake-up is spent), so nothing else would send them.
+            while self.take_messages() {
                 self.flush(0).await?;
             }
             // `timeout`: an idle client is closed, unless it waits for pub/sub messages.

@@ -108,3 +108,32 @@ fn confirmations_go_out_with_replies_off_as_in_redis() {
         assert_eq!(s, r, "step {step}");
     }
 }
+
+/// A subscriber that stops reading while messages pile up past what the sockets hold gets
+/// every one of them, in order, once it reads again, with nothing more published. (StayKV
+/// left those published while it waited for the socket queued until the next PUBLISH.)
+fn backlog_scenario(server: &Server) -> Vec<String> {
+    const MESSAGES: usize = 40;
+    let (mut subscriber, mut publisher) = (server.connect(), server.connect());
+    publisher.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0"]);
+    subscriber.cmd(&["SUBSCRIBE", "ch"]);
+    let payload = "m".repeat(1 << 20);
+    for n in 0..MESSAGES {
+        publisher.cmd(&["PUBLISH", "ch", &format!("{n}:{payload}")]);
+    }
+    let mut received = Vec::new();
+    while let Ok(frame) = subscriber.read_frame() {
+        let text = String::from_utf8_lossy(&frame).into_owned();
+        received.push(text.split("\r\n").nth(6).and_then(|m| m.split(':').next()).unwrap_or("?").to_string());
+        if received.len() == MESSAGES {
+            break;
+        }
+    }
+    vec![format!("received in order: {}", received.join(","))]
+}
+
+#[test]
+fn a_lagging_subscriber_gets_its_whole_backlog_as_in_redis() {
+    let all: Vec<String> = (0..40).map(|n| n.to_string()).collect();
+    common::same_as_redis(backlog_scenario, &[&format!("received in order: {}", all.join(","))]);
+}
