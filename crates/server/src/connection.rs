@@ -333,11 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // registered is seen here.
         closing(&self.record, &self.shared.host)?;
         loop {
-            // Until none are left: messages delivered while a flush waited for the socket
-            // woke that wait (their wake-up is spent), so nothing else would send them.
-            while self.take_messages() {
-                self.flush(0).await?;
-            }
+            self.send_messages().await?;
             // `timeout`: an idle client is closed, unless it waits for pub/sub messages.
             let idle_at = self.idle_timeout().map(|idle| self.last_command + idle);
             let room = self.make_read_room();
@@ -548,6 +544,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     if let Err(close) = closing(&self.record, &self.shared.host) {
                         break Err(close);
                     }
+                    // Pushes go out while the command waits, as Redis writes them: an
+                    // invalidation must not wait for the BLPOP to end.
+                    if let Err(close) = self.send_messages().await {
+                        break Err(close);
+                    }
                 }
             }
         };
@@ -643,6 +644,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// `timeout`, unless this client waits for pub/sub messages (as in Redis).
     fn idle_timeout(&self) -> Option<Duration> {
         self.shared.host.limits.idle_timeout().filter(|_| self.client.subscription_count() == 0)
+    }
+
+    /// Write the pub/sub messages queued for this client (and invalidations), until none are
+    /// left: messages delivered while a flush waited for the socket woke that wait (their
+    /// wake-up is spent), so nothing else would send them.
+    async fn send_messages(&mut self) -> Result<(), Close> {
+        while self.take_messages() {
+            self.flush(0).await?;
+        }
+        Ok(())
     }
 
     /// Move the pub/sub messages queued for this client into its output, after what is

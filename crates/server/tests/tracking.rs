@@ -594,3 +594,30 @@ fn lowered_table_limit(server: &Server) -> Vec<String> {
 fn a_lowered_tracking_table_limit_applies_on_an_idle_server_as_in_redis() {
     common::same_as_redis(lowered_table_limit, &["invalidate"]);
 }
+
+/// A client blocked in BLPOP gets its invalidations while it waits, as Redis writes them,
+/// and a RESP3 subscriber its messages; the BLPOP's reply follows when it is served.
+/// (StayKV held them until the BLPOP ended.)
+fn pushes_while_blocked(server: &Server) -> Vec<String> {
+    let (mut blocked, mut writer) = (server.connect(), server.connect());
+    blocked.cmd(&["HELLO", "3"]);
+    blocked.cmd(&["CLIENT", "TRACKING", "on"]);
+    blocked.cmd(&["GET", "cached"]);
+    blocked.cmd(&["SUBSCRIBE", "news"]);
+    blocked.send(&common::encode_str(&["BLPOP", "list", "0"]));
+    writer.wait_blocked(1);
+    writer.cmd(&["SET", "cached", "changed"]);
+    writer.cmd(&["PUBLISH", "news", "hello"]);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        seen.push(blocked.read_frame().map_or_else(|e| e.to_string(), |f| String::from_utf8_lossy(&f).into_owned()));
+    }
+    writer.cmd(&["RPUSH", "list", "x"]);
+    seen.push(String::from_utf8_lossy(&blocked.read_frame().unwrap()).into_owned());
+    seen
+}
+
+#[test]
+fn pushes_reach_a_blocked_client_as_in_redis() {
+    common::same_as_redis(pushes_while_blocked, &["invalidate", "hello", "list"]);
+}
