@@ -89,6 +89,12 @@ pub struct Client {
     pub last_lookup: crate::command::LastLookup,
 }
 
+/// Memory one command queued by MULTI holds (CLIENT LIST's `multi-mem`): its arguments and
+/// their handles.
+pub fn queued_command_bytes(args: &[Bytes]) -> usize {
+    std::mem::size_of::<Vec<Bytes>>() + args.iter().map(|arg| arg.len() + std::mem::size_of::<Bytes>()).sum::<usize>()
+}
+
 impl Client {
     /// Every subscription (channels, patterns, shard channels): with any, a RESP2 client is in
     /// subscribed mode.

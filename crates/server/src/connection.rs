@@ -8,14 +8,14 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
 use staykv_engine::blocking::{ClientWaker, Unblock};
-use staykv_engine::client::ReplyMode;
+use staykv_engine::client::{queued_command_bytes, ReplyMode};
 use staykv_engine::command::CommandName;
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Engine, Outcome};
@@ -33,12 +33,11 @@ use crate::persistence::{Persistence, Transfer, TransferSource};
 /// Replies of a long pipeline are flushed in pieces of about this size.
 const FLUSH_AT: usize = 1024 * 1024;
 
-/// Pub/sub messages waiting to be written to one subscriber.
+/// Pub/sub messages waiting to be written to one subscriber. How many, and their approximate
+/// bytes, are in the client's record (`oll`, `omem`).
 #[derive(Debug, Default)]
 struct Mailbox {
     queue: parking_lot::Mutex<VecDeque<Reply>>,
-    /// Approximate bytes queued and not yet taken into the output.
-    bytes: AtomicUsize,
     /// Since when the queue has been above the soft limit, if it is.
     over_soft_since: parking_lot::Mutex<Option<Instant>>,
 }
@@ -47,8 +46,7 @@ impl Mailbox {
     /// Queue a message; past the `client-output-buffer-limit pubsub` limits (hard, or soft
     /// for too long) drop the subscriber instead: it stopped reading.
     fn deliver(&self, message: Reply, record: &ClientRecord, limit: OutputLimit) {
-        let size = approximate_size(&message);
-        let queued = (self.bytes.fetch_add(size, Ordering::AcqRel) + size) as u64;
+        let queued = record.buffers.queue_message(approximate_size(&message)) as u64;
         let over_hard = limit.hard > 0 && queued > limit.hard;
         let over_soft = limit.soft > 0 && queued > limit.soft && {
             let mut since = self.over_soft_since.lock();
@@ -352,7 +350,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 return Ok(());
             }
             self.took_input(read, room)?;
+            self.record.buffers.set_query(self.input.len(), self.input.capacity());
             let result = self.execute_buffered().await;
+            self.record.buffers.set_query(self.input.len(), self.input.capacity());
             let now = Instant::now();
             self.record.state.lock().last_interaction = Some(now);
             if result? {
@@ -483,11 +483,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             self.recorded_command = self.client.command;
             self.record.state.lock().last_command = self.client.command;
         }
-        // Likewise a transaction's queue, which only moves inside MULTI.
+        // Likewise a transaction's queue, which only moves inside MULTI: one command more
+        // (its memory added, not the queue's summed again) or a new or ended transaction.
         let queued = self.client.multi.as_ref().map(Vec::len);
         if queued != self.recorded_queued {
+            let mut view = self.record.state.lock();
+            let commands = self.client.multi.as_deref().unwrap_or_default();
+            view.queued_bytes = match (queued, commands.last()) {
+                (Some(n), Some(last)) if self.recorded_queued == Some(n - 1) => {
+                    view.queued_bytes + queued_command_bytes(last)
+                }
+                _ => commands.iter().map(|command| queued_command_bytes(command)).sum(),
+            };
+            view.queued = queued;
             self.recorded_queued = queued;
-            self.record.state.lock().queued = queued;
         }
         outcome
     }
@@ -599,6 +608,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let deadline = (limit.soft > 0 && pending > limit.soft).then(|| limit.soft_duration());
         let stall_limit = self.idle_timeout();
         let room = self.output.room();
+        self.record.buffers.set_unwritten(self.output.len(), room);
         {
             // Pinned here rather than handed to a helper: moved by value, these futures were
             // copied twice a reply (~500 instructions, 3% of a session request).
@@ -621,6 +631,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         self.shared.engine.counters.stats().net_output_bytes.fetch_add(pending, Ordering::Relaxed);
         self.output.clear(room, KEPT_OUTPUT_ROOM);
+        self.record.buffers.set_unwritten(0, self.output.room());
         Ok(())
     }
 
@@ -660,20 +671,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// already there and before any reply still to come. Returns whether there were any
     /// (the common case, none, costs one atomic load).
     fn take_messages(&mut self) -> bool {
-        if self.mailbox.bytes.load(Ordering::Acquire) == 0 {
+        if !self.record.buffers.has_messages() {
             return false;
         }
-        let messages: Vec<Reply> = self.mailbox.queue.lock().drain(..).collect();
+        // Taken whole, so that a backlog's queue goes with it rather than keeping its size.
+        let messages = std::mem::take(&mut *self.mailbox.queue.lock());
         let bytes: usize = messages.iter().map(approximate_size).sum();
         let resp3 = self.client.protocol == staykv_resp::Protocol::Resp3;
         let subscribed = self.client.subscription_count() > 0;
+        let count = messages.len();
         for message in messages {
             // Tracking messages take the frame this connection's protocol calls for.
             if let Some(message) = staykv_engine::tracking::frame_for(message, resp3, subscribed) {
                 message.encode(self.client.protocol, &mut self.output);
             }
         }
-        self.mailbox.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.record.buffers.take_messages(count, bytes);
         true
     }
 }

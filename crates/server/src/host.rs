@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
+use staykv_engine::client::queued_command_bytes;
 use staykv_engine::command::CommandName;
 use staykv_engine::evict::Policy;
 use staykv_engine::glob;
@@ -19,6 +20,7 @@ use staykv_engine::Engine;
 use staykv_engine::{Client, Protocol, Reply};
 use tokio::sync::{watch, Notify};
 
+use crate::client_buffers::ClientBuffers;
 use crate::config::{Config, FsyncPolicy};
 use crate::persistence::{Persistence, Transfer};
 
@@ -44,6 +46,8 @@ pub struct ClientRecord {
     pub attention: Notify,
     /// The snapshot SYNC prepared, for the connection to send as its reply.
     pub transfer: Mutex<Option<Transfer>>,
+    /// What its buffers hold (`qbuf`, `omem`...), and its pub/sub messages' count.
+    pub buffers: ClientBuffers,
 }
 
 /// The mutable part of a client record.
@@ -58,6 +62,8 @@ pub struct ClientView {
     pub last_command: Option<CommandName>,
     /// Commands queued since MULTI (`multi=`, flag `x`); `None` outside a transaction.
     pub queued: Option<usize>,
+    /// The memory those commands hold (`multi-mem`).
+    pub queued_bytes: usize,
     pub last_interaction: Option<Instant>,
     /// Channels, patterns and shard channels subscribed to (`sub`, `psub`, `ssub`).
     pub subscriptions: [usize; 3],
@@ -112,6 +118,16 @@ pub struct ServerHost {
     lazyfree: crate::memory::LazyFreer,
 }
 
+/// The connections' memory, for INFO: in all (`mem_clients_normal`), and the largest input
+/// buffer and unsent output of one (`client_recent_max_input_buffer`, `..._output_buffer`:
+/// Redis's are the largest of the last few seconds, these of now).
+#[derive(Debug, Default)]
+struct ClientMemory {
+    total: usize,
+    largest_input: usize,
+    largest_output: usize,
+}
+
 /// A boolean CONFIG value, as Redis spells it.
 fn yes_or_no(text: &str) -> Option<bool> {
     match text.to_ascii_lowercase().as_str() {
@@ -123,8 +139,8 @@ fn yes_or_no(text: &str) -> Option<bool> {
 
 /// Bytes of one connection's state that StayKV keeps: the engine's client and its CLIENT LIST
 /// record.
-const CLIENT_STATE_BYTES: u64 =
-    (std::mem::size_of::<staykv_engine::client::Client>() + std::mem::size_of::<ClientRecord>()) as u64;
+const CLIENT_STATE_BYTES: usize =
+    std::mem::size_of::<staykv_engine::client::Client>() + std::mem::size_of::<ClientRecord>();
 
 /// INFO's `hz`: how often a second the housekeeping tick (active expiry, INFO's figures)
 /// runs; 10, as Redis's default.
@@ -221,6 +237,7 @@ impl ServerHost {
             killed: AtomicBool::new(false),
             attention: Notify::new(),
             transfer: Mutex::new(None),
+            buffers: ClientBuffers::default(),
         });
         clients.insert(id, record.clone());
         Some((id, record))
@@ -228,6 +245,19 @@ impl ServerHost {
 
     pub fn unregister(&self, id: u64) {
         self.clients.lock().remove(&id);
+    }
+
+    /// What the connections hold, as INFO sums it up.
+    fn client_memory(&self) -> ClientMemory {
+        let mut memory = ClientMemory::default();
+        for record in self.clients.lock().values() {
+            let buffers = record.buffers.figures();
+            let queued = record.state.lock().queued_bytes;
+            memory.total += CLIENT_STATE_BYTES + buffers.held(queued);
+            memory.largest_input = memory.largest_input.max(buffers.query + buffers.query_free);
+            memory.largest_output = memory.largest_output.max(buffers.output());
+        }
+        memory
     }
 
     /// Ask every part of the server to stop.
@@ -273,7 +303,12 @@ impl ServerHost {
             flags.push('P');
         }
         // A client's own transaction is where it stands now (CLIENT LIST inside EXEC).
-        let queued = if id == me.id { me.multi.as_ref().map(Vec::len) } else { view.queued };
+        let (queued, queued_bytes) = if id == me.id {
+            let commands = me.multi.as_deref();
+            (commands.map(<[_]>::len), commands.unwrap_or_default().iter().map(|c| queued_command_bytes(c)).sum())
+        } else {
+            (view.queued, view.queued_bytes)
+        };
         if queued.is_some() {
             flags.push('x');
         }
@@ -284,9 +319,10 @@ impl ServerHost {
         let [sub, psub, ssub] = view.subscriptions;
         let now = Instant::now();
         let idle = view.last_interaction.map_or(0, |t| now.duration_since(t).as_secs());
+        let buffers = record.buffers.figures();
         let _ = writeln!(
             out,
-            "id={id} addr={} laddr={} fd={} name={} age={} idle={idle} flags={} db={} sub={sub} psub={psub} ssub={ssub} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
+            "id={id} addr={} laddr={} fd={} name={} age={} idle={idle} flags={} db={} sub={sub} psub={psub} ssub={ssub} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={queued_bytes} rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
             record.addr,
             record.laddr,
             record.fd,
@@ -295,6 +331,15 @@ impl ServerHost {
             if flags.is_empty() { "N" } else { &flags },
             view.db,
             queued.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+            buffers.query,
+            buffers.query_free,
+            buffers.reply_room,
+            buffers.reply_peak,
+            buffers.messages,
+            buffers.output(),
+            CLIENT_STATE_BYTES + buffers.held(queued_bytes),
+            // `w`: replies wait for the socket to take them, as Redis shows a write handler.
+            if buffers.unwritten > 0 { "rw" } else { "r" },
             command.map_or_else(|| "NULL".to_string(), |c| c.to_string()),
             view.user,
             view.resp,
@@ -398,11 +443,15 @@ impl Host for ServerHost {
                 );
             }
             "clients" => {
+                let memory = self.client_memory();
+                // No cluster bus: `cluster_connections` is 0, as on a Redis without cluster mode.
                 let _ = write!(
                     out,
-                    "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n",
+                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n",
                     self.clients.lock().len(),
                     self.runtime.read().maxclients,
+                    memory.largest_input,
+                    memory.largest_output,
                     self.notifier.get().map_or(0, |e| e.blocked.len() + e.pause.held()),
                     self.notifier.get().map_or(0, |e| e.tracking.totals().0),
                 );
@@ -714,10 +763,8 @@ impl Host for ServerHost {
             allocator_active: committed,
             allocator_resident: committed,
             log_buffers: self.persistence.log_buffered_bytes(),
-            // Each connection's engine-side state and CLIENT LIST record. Its socket buffers
-            // are not counted (CLIENT LIST shows `qbuf=0 omem=0` for the same reason), so this
-            // is a lower bound.
-            clients_normal: clients * CLIENT_STATE_BYTES,
+            // Each connection's engine-side state, CLIENT LIST record and buffers (`tot-mem`).
+            clients_normal: self.client_memory().total as u64,
             clients,
         }
     }

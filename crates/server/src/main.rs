@@ -1,6 +1,7 @@
 //! `staykv`: the server binary and its maintenance subcommands.
 
 mod auth;
+mod client_buffers;
 mod clock;
 mod config;
 mod connection;

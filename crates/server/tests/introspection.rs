@@ -426,7 +426,7 @@ fn config_set_takes_back_what_config_get_gave() {
 }
 
 /// CLIENT LIST shows a client inside MULTI as Redis does (flag `x`, `multi=` its queued
-/// commands), and each connection's own socket (`fd=`).
+/// commands, `multi-mem` their memory), and each connection's own socket (`fd=`).
 fn transaction_in_client_list(server: &Server) -> Vec<String> {
     let (mut queuing, mut admin) = (server.connect(), server.connect());
     let mut seen = Vec::new();
@@ -435,7 +435,8 @@ fn transaction_in_client_list(server: &Server) -> Vec<String> {
         let fields: Vec<&str> = list.split_whitespace().collect();
         let field = |name: &str| fields.iter().find_map(|f| f.strip_prefix(name)).unwrap_or("?").to_string();
         let fd: i64 = field("fd=").parse().unwrap_or(-1);
-        format!("flags={} multi={} fd>0:{}", field("flags="), field("multi="), fd > 0)
+        let queued_memory: i64 = field("multi-mem=").parse().unwrap_or(-1);
+        format!("flags={} multi={} multi-mem>0:{} fd>0:{}", field("flags="), field("multi="), queued_memory > 0, fd > 0)
     };
     let id = queuing.cmd_text(&["CLIENT", "ID"]);
     seen.push(line_of(&mut admin, &id));
@@ -452,8 +453,62 @@ fn transaction_in_client_list(server: &Server) -> Vec<String> {
 fn client_list_shows_transactions_and_sockets_as_redis() {
     same_as_redis(
         transaction_in_client_list,
-        &["[\"GET\", \"a\"]: flags=x multi=2 fd>0:true", "EXEC: flags=N multi=-1"],
+        &["[\"GET\", \"a\"]: flags=x multi=2 multi-mem>0:true fd>0:true", "EXEC: flags=N multi=-1 multi-mem>0:false"],
     );
+}
+
+/// CLIENT LIST shows what a client's buffers hold, as Redis's does: a subscriber that stopped
+/// reading has its unsent messages in `omem` and `oll`, a client halfway through sending a
+/// large value those bytes in `qbuf`; both go back to nothing once taken. StayKV showed 0 for
+/// all of them, so the one client holding memory could not be told from the others. And the
+/// subscriber gets every message once it reads again: those published while the server
+/// waited for its socket used to stay queued until the next PUBLISH.
+fn buffers_in_client_list(server: &Server) -> Vec<String> {
+    const MESSAGES: usize = 40;
+    const MESSAGE: usize = 1 << 20;
+    const VALUE: usize = 100_000;
+    let (mut admin, mut subscriber, mut writer) = (server.connect(), server.connect(), server.connect());
+    admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0"]);
+    let field = |admin: &mut RawConn, id: &str, name: &str| -> usize {
+        let line = frame_text(&admin.cmd(&["CLIENT", "LIST", "ID", id]));
+        let value = line.split_whitespace().find_map(|f| f.strip_prefix(name).and_then(|f| f.strip_prefix('=')));
+        value.and_then(|v| v.parse().ok()).unwrap_or(usize::MAX)
+    };
+    let mut seen = Vec::new();
+    let id = subscriber.cmd_text(&["CLIENT", "ID"]);
+    subscriber.cmd(&["SUBSCRIBE", "ch"]);
+    let message = "m".repeat(MESSAGE);
+    for _ in 0..MESSAGES {
+        admin.cmd(&["PUBLISH", "ch", &message]);
+    }
+    // The socket buffers take some of the 40 MB; the rest waits in the server.
+    let half = MESSAGES * MESSAGE / 2;
+    seen.push(format!("unread: omem over 20 MB {}", field(&mut admin, &id, "omem") > half));
+    seen.push(format!("oll over 0 {}", field(&mut admin, &id, "oll") > 0));
+    for _ in 0..MESSAGES {
+        subscriber.read_frame().unwrap();
+    }
+    let drained = common::wait_until(Duration::from_secs(10), || field(&mut admin, &id, "omem") == 0);
+    seen.push(format!("read: omem 0 {drained}"));
+
+    let id = writer.cmd_text(&["CLIENT", "ID"]);
+    let request = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n{}\r\n", "v".repeat(VALUE));
+    let (first, rest) = request.as_bytes().split_at(request.len() / 2);
+    writer.send(first);
+    let filling = common::wait_until(Duration::from_secs(10), || {
+        let qbuf = field(&mut admin, &id, "qbuf");
+        qbuf >= VALUE / 3 && qbuf != usize::MAX
+    });
+    seen.push(format!("half sent: qbuf over a third of the value {filling}"));
+    writer.send(rest);
+    seen.push(format!("sent: {}", frame_text(&writer.read_frame().unwrap())));
+    seen.push(format!("run: qbuf {}", field(&mut admin, &id, "qbuf")));
+    seen
+}
+
+#[test]
+fn client_list_shows_buffers_as_redis() {
+    same_as_redis(buffers_in_client_list, &["omem over 20 MB true", "qbuf over a third of the value true", "qbuf 0"]);
 }
 
 /// Connections that each once carried a large reply hold nothing of it once it is written,

@@ -1,0 +1,132 @@
+//! What a connection holds in its buffers, as CLIENT LIST shows it (`qbuf`, `qbuf-free`,
+//! `rbs`, `rbp`, `oll`, `omem`, `tot-mem`, `events`) and INFO sums it up
+//! (`mem_clients_normal`, `client_recent_max_input_buffer`, `client_recent_max_output_buffer`).
+//!
+//! The figures are how an operator finds the client that holds memory: a subscriber that
+//! stopped reading (`omem`, `oll`), a client sending a huge request (`qbuf`). Only the
+//! connection writes them, each a relaxed store on a line no other thread writes, at the
+//! points where they change (a read, a write to the socket, a message queued); a listing
+//! reads them without stopping the connection, and sees a recent value, as in Redis.
+//!
+//! Where StayKV differs from Redis in shape, the figures say what StayKV holds:
+//! - the arguments of the command running are slices of the input, so they count in `qbuf`
+//!   and `argv-mem` is 0;
+//! - replies wait in one buffer rather than Redis's fixed 16 KiB one plus a list, so `obl`
+//!   is 0 and everything a client has not taken yet counts in `omem`; `oll` counts the
+//!   pub/sub messages queued for it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The buffer figures of one connection.
+#[derive(Debug, Default)]
+pub struct ClientBuffers {
+    query: AtomicUsize,
+    query_free: AtomicUsize,
+    reply_room: AtomicUsize,
+    reply_peak: AtomicUsize,
+    unwritten: AtomicUsize,
+    messages: AtomicUsize,
+    message_bytes: AtomicUsize,
+}
+
+/// [`ClientBuffers`] as read at one moment, in bytes unless named otherwise.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BufferFigures {
+    /// Input read and not yet run, the command running included (`qbuf`).
+    pub query: usize,
+    /// Room in the input buffer after it (`qbuf-free`).
+    pub query_free: usize,
+    /// Room of the buffer replies are encoded into (`rbs`).
+    pub reply_room: usize,
+    /// The most replies one write has carried (`rbp`).
+    pub reply_peak: usize,
+    /// Replies handed to the socket and not yet taken by the client.
+    pub unwritten: usize,
+    /// Pub/sub messages queued for the connection (`oll`) and their approximate size.
+    pub messages: usize,
+    pub message_bytes: usize,
+}
+
+impl ClientBuffers {
+    /// The input buffer after a read or after running what it held.
+    pub fn set_query(&self, len: usize, capacity: usize) {
+        self.query.store(len, Ordering::Relaxed);
+        self.query_free.store(capacity.saturating_sub(len), Ordering::Relaxed);
+    }
+
+    /// Replies of `bytes` handed to the socket (0: all taken), from a buffer of `room`.
+    pub fn set_unwritten(&self, bytes: usize, room: usize) {
+        self.unwritten.store(bytes, Ordering::Relaxed);
+        self.reply_room.store(room, Ordering::Relaxed);
+        // A load and a store, not a read-modify-write: only the connection writes it.
+        if bytes > self.reply_peak.load(Ordering::Relaxed) {
+            self.reply_peak.store(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// A pub/sub message of about `bytes` queued; returns the bytes now queued.
+    pub fn queue_message(&self, bytes: usize) -> usize {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.message_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes
+    }
+
+    /// `count` queued messages of `bytes` in all taken into the output.
+    pub fn take_messages(&self, count: usize, bytes: usize) {
+        self.messages.fetch_sub(count, Ordering::Relaxed);
+        self.message_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Whether any pub/sub message waits (one load: the common answer is no).
+    pub fn has_messages(&self) -> bool {
+        self.message_bytes.load(Ordering::Acquire) > 0
+    }
+
+    pub fn figures(&self) -> BufferFigures {
+        BufferFigures {
+            query: self.query.load(Ordering::Relaxed),
+            query_free: self.query_free.load(Ordering::Relaxed),
+            reply_room: self.reply_room.load(Ordering::Relaxed),
+            reply_peak: self.reply_peak.load(Ordering::Relaxed),
+            unwritten: self.unwritten.load(Ordering::Relaxed),
+            messages: self.messages.load(Ordering::Relaxed),
+            message_bytes: self.message_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl BufferFigures {
+    /// What the client has not taken yet (`omem`): replies and queued messages.
+    pub fn output(&self) -> usize {
+        self.unwritten + self.message_bytes
+    }
+
+    /// Memory the buffers hold (`tot-mem` less the client's own state): the input buffer,
+    /// the reply buffer, queued messages, and `queued` bytes of a transaction. Large values
+    /// in unwritten replies are the stored ones, shared, so only the reply buffer counts.
+    pub fn held(&self, queued: usize) -> usize {
+        self.query + self.query_free + self.reply_room + self.message_bytes + queued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_follow_the_connection() {
+        let buffers = ClientBuffers::default();
+        buffers.set_query(26, 1024);
+        buffers.set_unwritten(5000, 8192);
+        assert_eq!(buffers.queue_message(100), 100);
+        assert_eq!(buffers.queue_message(50), 150);
+        let seen = buffers.figures();
+        assert_eq!((seen.query, seen.query_free, seen.messages), (26, 998, 2));
+        assert_eq!(seen.output(), 5150);
+        assert_eq!(seen.held(10), 1024 + 8192 + 150 + 10);
+        buffers.set_unwritten(0, 8192);
+        buffers.take_messages(2, 150);
+        let seen = buffers.figures();
+        assert_eq!((seen.output(), seen.reply_peak), (0, 5000));
+        assert!(!buffers.has_messages());
+    }
+}
