@@ -202,6 +202,10 @@ pub struct ServerOptions {
     /// Largest bulk string in a request (`proto-max-bulk-len`; 512mb).
     #[arg(long, env = "STAYKV_PROTO_MAX_BULK_LEN", default_value = "536870912", value_parser = crate::limits::memory_arg)]
     pub proto_max_bulk_len: u64,
+    /// Memory all connections' buffers may hold before the largest are closed
+    /// (`maxmemory-clients`): bytes, a percentage of --maxmemory such as `10%`, or 0 (none).
+    #[arg(long, env = "STAYKV_MAXMEMORY_CLIENTS", default_value = "0")]
+    pub maxmemory_clients: String,
     /// `client-output-buffer-limit`: groups of `class hard soft seconds` (classes normal, pubsub).
     #[arg(long, env = "STAYKV_CLIENT_OUTPUT_BUFFER_LIMIT", default_value = "normal 0 0 0 pubsub 32mb 8mb 60")]
     pub client_output_buffer_limit: String,
@@ -310,6 +314,8 @@ impl ServerOptions {
         crate::limits::OutputLimits::default()
             .parse_over(&self.client_output_buffer_limit)
             .map_err(|e| format!("--client-output-buffer-limit: {e}"))?;
+        crate::limits::parse_client_memory_limit(&self.maxmemory_clients)
+            .map_err(|e| format!("--maxmemory-clients: {e}"))?;
         // An ACL file can protect the default user; that is checked once it is loaded.
         let protected = self.requirepass.is_none() && self.http_token.is_none() && self.aclfile.is_none();
         if protected && !self.bind.is_loopback() {
@@ -373,6 +379,7 @@ impl serde::Serialize for SerializableOptions<'_> {
         map.serialize_entry("client-query-buffer-limit", &o.client_query_buffer_limit)?;
         map.serialize_entry("proto-max-bulk-len", &o.proto_max_bulk_len)?;
         map.serialize_entry("client-output-buffer-limit", &o.client_output_buffer_limit)?;
+        map.serialize_entry("maxmemory-clients", &o.maxmemory_clients)?;
         if let Some(v) = o.threads {
             map.serialize_entry("threads", &v)?;
         }
@@ -388,7 +395,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' threads={} http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
@@ -411,6 +418,7 @@ impl std::fmt::Display for ServerOptions {
             self.client_query_buffer_limit,
             self.proto_max_bulk_len,
             self.client_output_buffer_limit,
+            self.maxmemory_clients,
             self.threads.map_or_else(|| "(one per CPU)".to_string(), |n| n.to_string()),
             self.http_max_header,
             self.http_header_timeout,

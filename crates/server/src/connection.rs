@@ -235,6 +235,7 @@ where
         last_command: Instant::now(),
         recorded_command: None,
         recorded_queued: None,
+        recorded_no_evict: false,
     };
     if let Err(error) = conn.run().await {
         tracing::debug!(client = id, %error, "connection closed");
@@ -281,6 +282,8 @@ struct Connection<S> {
     recorded_command: Option<CommandName>,
     /// What `record` shows of the transaction's queue.
     recorded_queued: Option<usize>,
+    /// What `record` shows of CLIENT NO-EVICT.
+    recorded_no_evict: bool,
 }
 
 /// The engine and the client list forget the client however its task ends: a return, a
@@ -482,6 +485,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if self.client.command != self.recorded_command {
             self.recorded_command = self.client.command;
             self.record.state.lock().last_command = self.client.command;
+        }
+        if self.client.no_evict != self.recorded_no_evict {
+            self.recorded_no_evict = self.client.no_evict;
+            self.record.state.lock().no_evict = self.client.no_evict;
         }
         // Likewise a transaction's queue, which only moves inside MULTI: one command more
         // (its memory added, not the queue's summed again) or a new or ended transaction.

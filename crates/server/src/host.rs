@@ -64,9 +64,24 @@ pub struct ClientView {
     pub queued: Option<usize>,
     /// The memory those commands hold (`multi-mem`).
     pub queued_bytes: usize,
+    /// CLIENT NO-EVICT: `maxmemory-clients` never closes it (flag `e`).
+    pub no_evict: bool,
     pub last_interaction: Option<Instant>,
     /// Channels, patterns and shard channels subscribed to (`sub`, `psub`, `ssub`).
     pub subscriptions: [usize; 3],
+}
+
+impl ClientRecord {
+    /// What this connection holds (`tot-mem`), its buffers, and whether it is exempt from
+    /// `maxmemory-clients`.
+    fn memory(&self) -> (usize, crate::client_buffers::BufferFigures, bool) {
+        let buffers = self.buffers.figures();
+        let (queued, no_evict) = {
+            let view = self.state.lock();
+            (view.queued_bytes, view.no_evict)
+        };
+        (CLIENT_STATE_BYTES + buffers.held(queued), buffers, no_evict)
+    }
 }
 
 impl ClientView {
@@ -93,6 +108,8 @@ pub struct ServerHost {
     pub next_client_id: AtomicU64,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Connections closed for `maxmemory-clients` (INFO's `evicted_clients`).
+    evicted_clients: AtomicU64,
     pub started: Instant,
     /// Flips to true once when the server must stop.
     pub shutdown: watch::Sender<bool>,
@@ -187,6 +204,7 @@ impl ServerHost {
             next_client_id: AtomicU64::new(1),
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            evicted_clients: AtomicU64::new(0),
             started: Instant::now(),
             shutdown: watch::Sender::new(false),
             stopping: AtomicBool::new(false),
@@ -200,6 +218,7 @@ impl ServerHost {
                 crate::limits::OutputLimits::default()
                     .parse_over(&config.client_output_buffer_limit)
                     .unwrap_or_default(),
+                crate::limits::parse_client_memory_limit(&config.maxmemory_clients).unwrap_or_default(),
             ),
             run_id: format!("{:032x}{:08x}", rand::random::<u128>(), rand::random::<u32>()),
             instantaneous: crate::stats::Instantaneous::default(),
@@ -251,13 +270,44 @@ impl ServerHost {
     fn client_memory(&self) -> ClientMemory {
         let mut memory = ClientMemory::default();
         for record in self.clients.lock().values() {
-            let buffers = record.buffers.figures();
-            let queued = record.state.lock().queued_bytes;
-            memory.total += CLIENT_STATE_BYTES + buffers.held(queued);
+            let (held, buffers, _) = record.memory();
+            memory.total += held;
             memory.largest_input = memory.largest_input.max(buffers.query + buffers.query_free);
             memory.largest_output = memory.largest_output.max(buffers.output());
         }
         memory
+    }
+
+    /// `maxmemory-clients`: while the connections hold the limit or more, close the one
+    /// holding the most, CLIENT NO-EVICT ones excepted, as Redis's `evictClients`. Checked by
+    /// the housekeeping tick, ten times a second, where Redis checks after each read; the
+    /// output and query buffer limits bound what one client can take in between.
+    pub fn evict_clients(&self) {
+        let Some(limit) = self.limits.client_memory_limit(crate::memory::limit()) else { return };
+        let mut total = 0;
+        let mut evictable = Vec::new();
+        for (&id, record) in self.clients.lock().iter() {
+            let (held, _, no_evict) = record.memory();
+            total += held as u64;
+            if !no_evict && !record.killed.load(Ordering::Acquire) {
+                evictable.push((held as u64, id, record.clone()));
+            }
+        }
+        if total < limit {
+            return;
+        }
+        evictable.sort_unstable_by_key(|&(held, ..)| std::cmp::Reverse(held));
+        for (held, id, record) in evictable {
+            if total < limit {
+                return;
+            }
+            tracing::info!(client = id, held, limit, "closing client: connections over maxmemory-clients");
+            record.killed.store(true, Ordering::Release);
+            record.attention.notify_one();
+            self.evicted_clients.fetch_add(1, Ordering::Relaxed);
+            total -= held;
+        }
+        tracing::warn!(total, limit, "over maxmemory-clients after closing every client that may be closed");
     }
 
     /// Ask every part of the server to stop.
@@ -316,6 +366,9 @@ impl ServerHost {
             flags.push('b');
         }
         flags.push_str(&tracking_flags);
+        if view.no_evict {
+            flags.push('e');
+        }
         let [sub, psub, ssub] = view.subscriptions;
         let now = Instant::now();
         let idle = view.last_interaction.map_or(0, |t| now.duration_since(t).as_secs());
@@ -501,7 +554,7 @@ impl Host for ServerHost {
                 // Snapshots are written by a thread, never a forked child: no forks to count.
                 let _ = write!(
                     out,
-                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\n",
+                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\n",
                     self.connections_received.load(Ordering::Relaxed),
                     self.rejected_connections.load(Ordering::Relaxed),
                     rates.per_second(OPS),
@@ -512,6 +565,7 @@ impl Host for ServerHost {
                     channels(false),
                     pubsub.map_or(0, |p| p.pattern_count()),
                     channels(true),
+                    self.evicted_clients.load(Ordering::Relaxed),
                 );
             }
             "cpu" => {
@@ -552,7 +606,7 @@ impl Host for ServerHost {
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
         let lazy = LazyOption::ALL
             .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
-        let items: [(&str, String); 31] = [
+        let items: [(&str, String); 32] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
@@ -566,6 +620,7 @@ impl Host for ServerHost {
             ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
             ("proto-max-bulk-len", limits.proto_max_bulk_len().to_string()),
             ("client-output-buffer-limit", limits.output().format()),
+            ("maxmemory-clients", limits.format_client_memory_limit()),
             ("notify-keyspace-events", notify),
             ("bind", c.bind.to_string()),
             ("port", c.port.to_string()),
@@ -689,6 +744,10 @@ impl Host for ServerHost {
             "client-output-buffer-limit" => {
                 let limits = self.limits.output().parse_over(&text).map_err(|e| invalid(&e))?;
                 self.limits.set_output(limits);
+            }
+            "maxmemory-clients" => {
+                let limit = crate::limits::parse_client_memory_limit(&text).map_err(invalid)?;
+                self.limits.maxmemory_clients.store(limit, Ordering::Relaxed);
             }
             "maxmemory" => {
                 let bytes =

@@ -1,8 +1,8 @@
 //! Per-client limits under Redis's names (`timeout`, `client-query-buffer-limit`,
-//! `proto-max-bulk-len`, `client-output-buffer-limit`), readable by every connection without
-//! locking and changeable at run time with `CONFIG SET`.
+//! `proto-max-bulk-len`, `client-output-buffer-limit`, `maxmemory-clients`), readable by every
+//! connection without locking and changeable at run time with `CONFIG SET`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Redis's memory notation: `100`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`...
@@ -21,6 +21,24 @@ pub fn parse_memory(text: &str) -> Option<u64> {
     };
     digits.parse::<u64>().ok()?.checked_mul(unit)
 }
+
+/// `maxmemory-clients` as Redis stores it: bytes (0: no limit), or a percentage of
+/// `maxmemory` as a negative number (`10%` is -10), at most 100%.
+pub fn parse_client_memory_limit(text: &str) -> Result<i64, &'static str> {
+    if let Some(bytes) = parse_memory(text) {
+        return i64::try_from(bytes).map_err(|_| "argument must be a memory or percent value");
+    }
+    let percent = text.strip_suffix('%').and_then(|digits| digits.parse::<i64>().ok()).filter(|p| *p >= 0);
+    match percent {
+        Some(percent) if percent <= 100 => Ok(-percent),
+        Some(_) => Err("percentage argument must be less or equal to 100"),
+        None => Err("argument must be a memory or percent value"),
+    }
+}
+
+/// The least `maxmemory-clients` comes to, as in Redis: a smaller one would close the very
+/// connection an operator uses to raise it.
+const LEAST_CLIENT_MEMORY_LIMIT: u64 = 128 * 1024;
 
 /// clap's parser for memory-valued flags.
 pub fn memory_arg(text: &str) -> Result<u64, String> {
@@ -103,15 +121,48 @@ pub struct Live {
     pub query_buffer_limit: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     output: parking_lot::RwLock<OutputLimits>,
+    /// `maxmemory-clients`, as [`parse_client_memory_limit`] gives it.
+    pub maxmemory_clients: AtomicI64,
 }
 
 impl Live {
-    pub fn new(timeout_secs: u64, query_buffer_limit: u64, proto_max_bulk_len: u64, output: OutputLimits) -> Live {
+    pub fn new(
+        timeout_secs: u64,
+        query_buffer_limit: u64,
+        proto_max_bulk_len: u64,
+        output: OutputLimits,
+        maxmemory_clients: i64,
+    ) -> Live {
         Live {
             timeout_secs: AtomicU64::new(timeout_secs),
             query_buffer_limit: AtomicU64::new(query_buffer_limit),
             proto_max_bulk_len: AtomicU64::new(proto_max_bulk_len),
             output: parking_lot::RwLock::new(output),
+            maxmemory_clients: AtomicI64::new(maxmemory_clients),
+        }
+    }
+
+    /// The memory all connections may hold before the largest are closed, given `maxmemory`
+    /// (a percentage of none is no limit), as Redis's `getClientEvictionLimit`.
+    pub fn client_memory_limit(&self, maxmemory: u64) -> Option<u64> {
+        let bytes = match self.maxmemory_clients.load(Ordering::Relaxed) {
+            0 => return None,
+            percent if percent < 0 => {
+                if maxmemory == 0 {
+                    return None;
+                }
+                maxmemory / 100 * percent.unsigned_abs() + maxmemory % 100 * percent.unsigned_abs() / 100
+            }
+            bytes => bytes.unsigned_abs(),
+        };
+        Some(bytes.max(LEAST_CLIENT_MEMORY_LIMIT))
+    }
+
+    /// `CONFIG GET maxmemory-clients`: bytes, or `10%`.
+    pub fn format_client_memory_limit(&self) -> String {
+        match self.maxmemory_clients.load(Ordering::Relaxed) {
+            percent if percent < 0 => format!("{}%", percent.unsigned_abs()),
+            bytes => bytes.to_string(),
         }
     }
 
@@ -154,6 +205,21 @@ mod tests {
         assert_eq!(parse_memory("1gb"), Some(1 << 30));
         assert_eq!(parse_memory("x"), None);
         assert_eq!(parse_memory("99999999999999999999gb"), None);
+    }
+
+    #[test]
+    fn client_memory_limits() {
+        assert_eq!(parse_client_memory_limit("64mb"), Ok(64 << 20));
+        assert_eq!(parse_client_memory_limit("10%"), Ok(-10));
+        assert_eq!(parse_client_memory_limit("101%"), Err("percentage argument must be less or equal to 100"));
+        assert_eq!(parse_client_memory_limit("-1%"), Err("argument must be a memory or percent value"));
+        let live = Live::new(0, 0, 0, OutputLimits::default(), -10);
+        assert_eq!(live.client_memory_limit(0), None, "a percentage of no maxmemory");
+        assert_eq!(live.client_memory_limit(1 << 30), Some((1 << 30) / 10));
+        assert_eq!(live.client_memory_limit(1 << 20), Some(128 * 1024), "never under 128 KiB");
+        assert_eq!(live.format_client_memory_limit(), "10%");
+        live.maxmemory_clients.store(0, Ordering::Relaxed);
+        assert_eq!(live.client_memory_limit(1 << 30), None);
     }
 
     #[test]

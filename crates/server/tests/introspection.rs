@@ -511,6 +511,57 @@ fn client_list_shows_buffers_as_redis() {
     same_as_redis(buffers_in_client_list, &["omem over 20 MB true", "qbuf over a third of the value true", "qbuf 0"]);
 }
 
+/// `maxmemory-clients` closes the client holding the most once all of them hold the limit,
+/// as Redis does, then the next, until under it; never one under CLIENT NO-EVICT (flag `e`).
+/// INFO counts them. The limit is bytes or a percentage of `maxmemory`, refused past 100%.
+fn client_eviction_scenario(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let mut seen = Vec::new();
+    for value in ["101%", "lots", "10%", "8mb"] {
+        seen.push(format!("{value}: {}", frame_text(&admin.cmd(&["CONFIG", "SET", "maxmemory-clients", value]))));
+        seen.push(frame_text(&admin.cmd(&["CONFIG", "GET", "maxmemory-clients"])));
+    }
+    admin.cmd(&["CLIENT", "NO-EVICT", "on"]);
+    let listed = |admin: &mut RawConn, id: &str| frame_text(&admin.cmd(&["CLIENT", "LIST", "ID", id]));
+    // First a client sending a large value, then one doing the same under NO-EVICT: each
+    // holds 10 MB of a 20 MB value, over the 8 MB limit on its own.
+    for exempt in [false, true] {
+        let (mut large, mut small) = (server.connect(), server.connect());
+        if exempt {
+            large.cmd(&["CLIENT", "NO-EVICT", "on"]);
+        }
+        let (large_id, small_id) = (large.cmd_text(&["CLIENT", "ID"]), small.cmd_text(&["CLIENT", "ID"]));
+        let head = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", 20 << 20);
+        // Leniently: a server may close it before all of it is written.
+        large.send_lenient(head.as_bytes());
+        large.send_lenient(&vec![b'v'; 10 << 20]);
+        let (gone, still) = if exempt { (&small_id, &large_id) } else { (&large_id, &small_id) };
+        let closed = common::wait_until(Duration::from_secs(10), || listed(&mut admin, gone).is_empty());
+        let kept = listed(&mut admin, still);
+        seen.push(format!(
+            "exempt {exempt}: closed {closed}, kept {}, flagged e {}",
+            !kept.is_empty(),
+            kept.contains("flags=e ")
+        ));
+        let stats = frame_text(&admin.cmd(&["INFO", "stats"]));
+        seen.extend(stats.lines().filter(|line| line.starts_with("evicted_clients:")).map(str::to_string));
+    }
+    admin.cmd(&["CONFIG", "SET", "maxmemory-clients", "0"]);
+    seen
+}
+
+#[test]
+fn maxmemory_clients_closes_the_largest_client_as_in_redis() {
+    same_as_redis(
+        client_eviction_scenario,
+        &[
+            "exempt false: closed true, kept true, flagged e false",
+            "exempt true: closed true, kept true, flagged e true",
+            "evicted_clients:2",
+        ],
+    );
+}
+
 /// Connections that each once carried a large reply hold nothing of it once it is written,
 /// as in Redis, which frees a reply's blocks as they go out: a pool's connections would else
 /// each keep the largest reply they ever carried (ten 10 MB replies held 100 MB of
