@@ -65,21 +65,25 @@ impl OutputLimit {
 pub struct OutputLimits {
     pub normal: OutputLimit,
     pub pubsub: OutputLimit,
+    /// The replica class as set: StayKV has no replicas, so it limits nothing, but a tool
+    /// that sets all three classes reads back what it set, as from Redis.
+    replica: OutputLimit,
 }
 
 impl Default for OutputLimits {
-    /// Redis's defaults: `normal 0 0 0 pubsub 32mb 8mb 60`.
+    /// Redis's defaults: `normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60`.
     fn default() -> Self {
         OutputLimits {
             normal: OutputLimit { hard: 0, soft: 0, soft_seconds: 0 },
             pubsub: OutputLimit { hard: 32 * 1024 * 1024, soft: 8 * 1024 * 1024, soft_seconds: 60 },
+            replica: OutputLimit { hard: 256 * 1024 * 1024, soft: 64 * 1024 * 1024, soft_seconds: 60 },
         }
     }
 }
 
 impl OutputLimits {
     /// Apply `class hard soft seconds` groups over `self`, as `CONFIG SET
-    /// client-output-buffer-limit` does (`replica`/`slave` are accepted and ignored).
+    /// client-output-buffer-limit` does.
     pub fn parse_over(self, text: &str) -> Result<OutputLimits, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         if words.is_empty() || !words.len().is_multiple_of(4) {
@@ -99,7 +103,7 @@ impl OutputLimits {
             match class.to_ascii_lowercase().as_str() {
                 "normal" => limits.normal = limit,
                 "pubsub" => limits.pubsub = limit,
-                "replica" | "slave" => {}
+                "replica" | "slave" => limits.replica = limit,
                 _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
             }
         }
@@ -109,7 +113,7 @@ impl OutputLimits {
     /// `CONFIG GET client-output-buffer-limit`, in Redis's shape (bytes).
     pub fn format(self) -> String {
         let class = |name: &str, l: OutputLimit| format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds);
-        format!("{} slave 268435456 67108864 60 {}", class("normal", self.normal), class("pubsub", self.pubsub))
+        [class("normal", self.normal), class("slave", self.replica), class("pubsub", self.pubsub)].join(" ")
     }
 }
 
@@ -229,6 +233,8 @@ mod tests {
         let changed = limits.parse_over("normal 4mb 1mb 2").unwrap();
         assert_eq!(changed.normal, OutputLimit { hard: 4 << 20, soft: 1 << 20, soft_seconds: 2 });
         assert_eq!(changed.pubsub, limits.pubsub);
+        let replica = limits.parse_over("replica 3mb 4mb 70").unwrap();
+        assert_eq!(replica.format(), "normal 0 0 0 slave 3145728 4194304 70 pubsub 33554432 8388608 60");
         assert!(limits.parse_over("normal 1 2").is_err());
         assert!(limits.parse_over("bogus 1 2 3").is_err());
         assert_eq!(OutputLimits::default().parse_over("normal 0 0 0 pubsub 32mb 8mb 60").unwrap(), limits);

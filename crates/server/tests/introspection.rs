@@ -562,6 +562,24 @@ fn maxmemory_clients_closes_the_largest_client_as_in_redis() {
     );
 }
 
+/// CONFIG SET client-output-buffer-limit takes all three classes and CONFIG GET gives back
+/// what was set, as in Redis (the replica class limits nothing on StayKV, which has no
+/// replicas, but a tool that sets it reads it back).
+fn output_limit_classes(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let mut seen = Vec::new();
+    for limits in ["normal 1mb 2mb 60 replica 3mb 4mb 70 pubsub 5mb 6mb 80", "slave 1 2", "other 1 2 3"] {
+        seen.push(frame_text(&conn.cmd(&["CONFIG", "SET", "client-output-buffer-limit", limits])));
+        seen.push(frame_text(&conn.cmd(&["CONFIG", "GET", "client-output-buffer-limit"])));
+    }
+    seen
+}
+
+#[test]
+fn output_buffer_limit_classes_read_back_as_in_redis() {
+    same_as_redis(output_limit_classes, &["slave 3145728 4194304 70"]);
+}
+
 /// Connections that each once carried a large reply hold nothing of it once it is written,
 /// as in Redis, which frees a reply's blocks as they go out: a pool's connections would else
 /// each keep the largest reply they ever carried (ten 10 MB replies held 100 MB of
