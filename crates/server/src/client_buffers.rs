@@ -16,6 +16,7 @@
 //!   pub/sub messages queued for it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 /// The buffer figures of one connection.
 #[derive(Debug, Default)]
@@ -27,6 +28,9 @@ pub struct ClientBuffers {
     unwritten: AtomicUsize,
     messages: AtomicUsize,
     message_bytes: AtomicUsize,
+    /// Since when the client's output has been over its soft limit, if it is (only the
+    /// housekeeping tick, which enforces that limit, reads and writes it).
+    pub over_soft_limit_since: parking_lot::Mutex<Option<Instant>>,
 }
 
 /// [`ClientBuffers`] as read at one moment, in bytes unless named otherwise.
@@ -54,14 +58,18 @@ impl ClientBuffers {
         self.query_free.store(capacity.saturating_sub(len), Ordering::Relaxed);
     }
 
-    /// Replies of `bytes` handed to the socket (0: all taken), from a buffer of `room`.
-    pub fn set_unwritten(&self, bytes: usize, room: usize) {
+    /// Replies of `bytes` handed to the socket and not yet taken (0: all taken).
+    pub fn set_unwritten(&self, bytes: usize) {
         self.unwritten.store(bytes, Ordering::Relaxed);
-        self.reply_room.store(room, Ordering::Relaxed);
         // A load and a store, not a read-modify-write: only the connection writes it.
         if bytes > self.reply_peak.load(Ordering::Relaxed) {
             self.reply_peak.store(bytes, Ordering::Relaxed);
         }
+    }
+
+    /// The room of the buffer replies are encoded into.
+    pub fn set_reply_room(&self, room: usize) {
+        self.reply_room.store(room, Ordering::Relaxed);
     }
 
     /// A pub/sub message of about `bytes` queued; returns the bytes now queued.
@@ -116,14 +124,15 @@ mod tests {
     fn figures_follow_the_connection() {
         let buffers = ClientBuffers::default();
         buffers.set_query(26, 1024);
-        buffers.set_unwritten(5000, 8192);
+        buffers.set_unwritten(5000);
+        buffers.set_reply_room(8192);
         assert_eq!(buffers.queue_message(100), 100);
         assert_eq!(buffers.queue_message(50), 150);
         let seen = buffers.figures();
         assert_eq!((seen.query, seen.query_free, seen.messages), (26, 998, 2));
         assert_eq!(seen.output(), 5150);
         assert_eq!(seen.held(10), 1024 + 8192 + 150 + 10);
-        buffers.set_unwritten(0, 8192);
+        buffers.set_unwritten(0);
         buffers.take_messages(2, 150);
         let seen = buffers.figures();
         assert_eq!((seen.output(), seen.reply_peak), (0, 5000));

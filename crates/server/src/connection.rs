@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::client_buffers::ClientBuffers;
 use crate::clock;
 use crate::host::{ClientRecord, ServerHost, MAX_CLIENTS_REACHED};
 use crate::limits::OutputLimit;
@@ -38,25 +39,14 @@ const FLUSH_AT: usize = 1024 * 1024;
 #[derive(Debug, Default)]
 struct Mailbox {
     queue: parking_lot::Mutex<VecDeque<Reply>>,
-    /// Since when the queue has been above the soft limit, if it is.
-    over_soft_since: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl Mailbox {
-    /// Queue a message; past the `client-output-buffer-limit pubsub` limits (hard, or soft
-    /// for too long) drop the subscriber instead: it stopped reading.
+    /// Queue a message; past the `client-output-buffer-limit pubsub` hard limit drop the
+    /// subscriber instead: it stopped reading. (The housekeeping tick enforces the soft one.)
     fn deliver(&self, message: Reply, record: &ClientRecord, limit: OutputLimit) {
         let queued = record.buffers.queue_message(approximate_size(&message)) as u64;
-        let over_hard = limit.hard > 0 && queued > limit.hard;
-        let over_soft = limit.soft > 0 && queued > limit.soft && {
-            let mut since = self.over_soft_since.lock();
-            let started = *since.get_or_insert_with(Instant::now);
-            started.elapsed() >= Duration::from_secs(limit.soft_seconds)
-        };
-        if limit.soft > 0 && queued <= limit.soft {
-            *self.over_soft_since.lock() = None;
-        }
-        if over_hard || over_soft {
+        if limit.hard > 0 && queued > limit.hard {
             if !record.killed.swap(true, Ordering::AcqRel) {
                 tracing::warn!(addr = %record.addr, "closing subscriber: output buffer over the pubsub limit");
                 record.attention.notify_one();
@@ -65,14 +55,6 @@ impl Mailbox {
         }
         self.queue.lock().push_back(message);
         record.attention.notify_one();
-    }
-}
-
-/// Sleep for `duration`, or never.
-async fn sleep_or_forever(duration: Option<Duration>) {
-    match duration {
-        Some(duration) => tokio::time::sleep(duration).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -597,14 +579,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     /// Write pending replies once the log covers `wait_seq`. A client that stops reading
-    /// can still be dropped meanwhile (CLIENT KILL, output-buffer limit).
+    /// can still be dropped meanwhile (CLIENT KILL, the output buffer limits).
     async fn flush(&mut self, wait_seq: u64) -> Result<(), Close> {
         if self.output.is_empty() {
             return Ok(());
         }
         self.shared.persistence.wait_durable(wait_seq).await;
         // `client-output-buffer-limit`: pending output over the hard limit closes the client
-        // at once; over the soft limit, it must be written within the soft seconds.
+        // at once. Over the soft limit for the soft seconds, the housekeeping tick closes it,
+        // traffic or not, by what is still unwritten.
         let limits = self.shared.host.limits.output();
         let limit = if self.client.subscription_count() > 0 { limits.pubsub } else { limits.normal };
         let pending = self.output.len() as u64;
@@ -612,33 +595,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its hard limit");
             return Err(Close::Protocol);
         }
-        let deadline = (limit.soft > 0 && pending > limit.soft).then(|| limit.soft_duration());
         let stall_limit = self.idle_timeout();
         let room = self.output.room();
-        self.record.buffers.set_unwritten(self.output.len(), room);
         {
             // Pinned here rather than handed to a helper: moved by value, these futures were
             // copied twice a reply (~500 instructions, 3% of a session request).
-            let write = write_all_progressing(&mut self.stream, &mut self.output, stall_limit);
+            let write = write_all_progressing(&mut self.stream, &mut self.output, &self.record.buffers, stall_limit);
             tokio::pin!(write);
-            let soft_limit = sleep_or_forever(deadline);
-            tokio::pin!(soft_limit);
             loop {
                 // The write first: one the socket takes at once never registers a wait.
                 tokio::select! {
                     biased;
                     written = &mut write => break written?,
                     () = self.record.attention.notified() => closing(&self.record, &self.shared.host)?,
-                    () = &mut soft_limit => {
-                        tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its soft limit for too long");
-                        return Err(Close::Protocol);
-                    }
                 }
             }
         }
         self.shared.engine.counters.stats().net_output_bytes.fetch_add(pending, Ordering::Relaxed);
         self.output.clear(room, KEPT_OUTPUT_ROOM);
-        self.record.buffers.set_unwritten(0, self.output.room());
+        self.record.buffers.set_reply_room(self.output.room());
         Ok(())
     }
 
@@ -750,13 +725,16 @@ const MAX_WRITE_SLICES: usize = 64;
 
 /// Write all of `output`, failing with [`Close::Idle`] when the peer takes none of it for
 /// `stall_limit`: a client that never reads its replies is idle too, though it may still
-/// be sending (the server stops reading it while its replies wait).
+/// be sending (the server stops reading it while its replies wait). `buffers` shows what
+/// is left to write as it goes.
 async fn write_all_progressing<S: AsyncWrite + Unpin>(
     stream: &mut S,
     output: &mut Output,
+    buffers: &ClientBuffers,
     stall_limit: Option<Duration>,
 ) -> Result<(), Close> {
     while !output.is_empty() {
+        buffers.set_unwritten(output.len());
         let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
         let count = output.slices(&mut slices);
         let slices = slices.get(..count).unwrap_or_default();
@@ -771,6 +749,7 @@ async fn write_all_progressing<S: AsyncWrite + Unpin>(
         }
         output.advance(written);
     }
+    buffers.set_unwritten(0);
     match stall_limit {
         Some(limit) => tokio::time::timeout(limit, stream.flush()).await.map_err(|_| Close::Idle)??,
         None => stream.flush().await?,

@@ -278,6 +278,29 @@ impl ServerHost {
         memory
     }
 
+    /// `client-output-buffer-limit`'s soft limits: a client whose unsent output (replies and
+    /// queued messages) has stayed over its class's soft limit for the soft seconds is
+    /// closed, as Redis's `clientsCron` does, whether or not more output comes. (The hard
+    /// limits are checked where output is added.)
+    pub fn enforce_soft_output_limits(&self) {
+        let limits = self.limits.output();
+        let now = Instant::now();
+        for (&id, record) in self.clients.lock().iter() {
+            let limit = if record.state.lock().subscribed() { limits.pubsub } else { limits.normal };
+            let output = record.buffers.figures().output() as u64;
+            let mut since = record.buffers.over_soft_limit_since.lock();
+            if limit.soft == 0 || output <= limit.soft {
+                *since = None;
+                continue;
+            }
+            let started = *since.get_or_insert(now);
+            if now.duration_since(started) >= limit.soft_duration() && !record.killed.swap(true, Ordering::AcqRel) {
+                tracing::warn!(client = id, output, "closing client: output buffer over its soft limit for too long");
+                record.attention.notify_one();
+            }
+        }
+    }
+
     /// `maxmemory-clients`: while the connections hold the limit or more, close the one
     /// holding the most, CLIENT NO-EVICT ones excepted, as Redis's `evictClients`. Checked by
     /// the housekeeping tick, ten times a second, where Redis checks after each read; the

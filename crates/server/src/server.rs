@@ -169,8 +169,8 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
     }
 }
 
-/// Periodic work: active expiry, the tracking table's limit, `maxmemory-clients`, and INFO's
-/// memory peak and instantaneous rates.
+/// Periodic work: active expiry, the tracking table's limit, the output buffers' soft limits,
+/// `maxmemory-clients`, and INFO's memory peak and instantaneous rates.
 async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: Arc<ServerHost>) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
@@ -179,6 +179,7 @@ async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: 
         // Each command enforces `tracking-table-max-keys` too; this is for a server left
         // idle after a CONFIG SET lowered it, as Redis's serverCron does.
         engine.tracking.enforce_limit();
+        host.enforce_soft_output_limits();
         host.evict_clients();
         host.sample_metrics(&engine);
     }

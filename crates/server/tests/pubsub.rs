@@ -137,3 +137,39 @@ fn a_lagging_subscriber_gets_its_whole_backlog_as_in_redis() {
     let all: Vec<String> = (0..40).map(|n| n.to_string()).collect();
     common::same_as_redis(backlog_scenario, &[&format!("received in order: {}", all.join(","))]);
 }
+
+/// A subscriber whose unsent messages stay over the pub/sub soft limit for its seconds is
+/// closed, as Redis closes it, even when nothing more is published. (StayKV checked the
+/// soft limit only when a message arrived, so a subscriber left over it after a burst stayed.)
+fn soft_limit_scenario(server: &Server) -> Vec<String> {
+    let (mut subscriber, mut publisher) = (server.connect(), server.connect());
+    publisher.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 100000 1"]);
+    let id = subscriber.cmd_text(&["CLIENT", "ID"]);
+    subscriber.cmd(&["SUBSCRIBE", "ch"]);
+    let message = "x".repeat(1000);
+    let listed = |publisher: &mut RawConn| publisher.cmd_text(&["CLIENT", "LIST", "ID", &id]);
+    let omem = |line: &str| -> u64 {
+        line.split_whitespace().find_map(|f| f.strip_prefix("omem=")).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    // The socket buffers take a few MB first: publish until the server holds some.
+    let mut over = false;
+    for _ in 0..20_000 {
+        publisher.cmd(&["PUBLISH", "ch", &message]);
+        if omem(&listed(&mut publisher)) > 100_000 {
+            over = true;
+            break;
+        }
+    }
+    let started = std::time::Instant::now();
+    let closed = common::wait_until(Duration::from_secs(10), || listed(&mut publisher).is_empty());
+    let waited = started.elapsed();
+    vec![format!(
+        "over the soft limit {over}, then closed with nothing published: {closed}, not before its second: {}",
+        waited >= Duration::from_millis(500)
+    )]
+}
+
+#[test]
+fn a_subscriber_over_the_soft_limit_is_closed_without_more_traffic_as_in_redis() {
+    common::same_as_redis(soft_limit_scenario, &["closed with nothing published: true, not before its second: true"]);
+}
