@@ -79,3 +79,49 @@ fn subscribe_needs_a_channel() {
     read_until(&mut stream, &mut seen, "\r\n\r\n");
     assert!(seen.starts_with("HTTP/1.1 400"), "{seen}");
 }
+
+/// A reader that falls more than the backlog behind is cut off: its stream ends after an
+/// unbroken run of messages and its subscription goes. (The stream used to go on after a
+/// silent gap, the reader never knowing it had missed thousands of messages.)
+#[test]
+fn a_reader_too_far_behind_is_cut_off_not_skipped() {
+    const MESSAGES: usize = 20_000;
+    let http = free_port().to_string();
+    let server = Server::staykv_with(&["--http-port", &http]);
+    let mut stream = open(http.parse().unwrap(), "/subscribe/flood");
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "data: subscribe,flood,1");
+    // 40 MB unread: more than the sockets and the 4,096-message backlog hold.
+    let mut publisher = server.connect();
+    let pad = "p".repeat(2000);
+    for batch in (0..MESSAGES).collect::<Vec<_>>().chunks(1000) {
+        let pipeline: Vec<u8> =
+            batch.iter().flat_map(|n| common::encode_str(&["PUBLISH", "flood", &format!("{n}:{pad}")])).collect();
+        publisher.send(&pipeline);
+        for _ in batch {
+            publisher.read_frame().unwrap();
+        }
+    }
+    // The end of the chunked body: the stream is over.
+    let mut raw = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = vec![0u8; 1 << 20];
+    while !raw.ends_with(b"\r\n0\r\n\r\n") {
+        assert!(Instant::now() < deadline, "the stream did not end ({} bytes read)", raw.len());
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let received: Vec<usize> =
+        text.split("data: message,flood,").skip(1).filter_map(|m| m.split(':').next()?.parse().ok()).collect();
+    assert!(!received.is_empty() && received.len() < MESSAGES, "{} messages", received.len());
+    assert!(received.iter().enumerate().all(|(i, &n)| i == n), "a gap in what was received");
+    let unsubscribed = common::wait_until(Duration::from_secs(10), || {
+        server.cmd(&["PUBSUB", "NUMSUB", "flood"]) == b"*2\r\n$5\r\nflood\r\n:0\r\n"
+    });
+    assert!(unsubscribed, "the cut-off stream's subscription was left behind");
+}

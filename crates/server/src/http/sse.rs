@@ -6,12 +6,14 @@
 //! Each stream is an engine client of its own whose subscriptions last as long as the HTTP
 //! response: when the client goes away the stream is dropped and so are its subscriptions.
 //! A reader that falls more than [`BACKLOG`] messages behind is cut off, like a RESP
-//! subscriber past its output-buffer limit.
+//! subscriber past its output-buffer limit: its stream ends at its next read, and the
+//! messages still queued for it go with it. It learns that it missed some; a reader given
+//! the later messages after a silent gap would not.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -55,14 +57,17 @@ pub(super) async fn stream(
     }
 
     let (sender, receiver) = mpsc::channel(BACKLOG);
+    let cut_off = Arc::new(AtomicBool::new(false));
+    let too_slow = cut_off.clone();
     let shared = inner.shared.clone();
     let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
     let mut client = Client::new(id, true);
     client.origin = crate::connection::origin_text(peer);
     client.deliver = Some(ClientDeliver(Arc::new(move |message| {
-        // A full queue means the reader stopped reading: drop messages; the closed check in
-        // the stream ends it.
-        let _ = sender.try_send(message);
+        // A full queue means the reader stopped reading.
+        if sender.try_send(message).is_err() {
+            too_slow.store(true, Ordering::Release);
+        }
     })));
     let outcome =
         shared.engine.execute(&mut client, &args, crate::clock::now_ms(), &*shared.host, &*shared.persistence);
@@ -74,7 +79,7 @@ pub(super) async fn stream(
         Reply::Many(replies) => replies,
         _ => Vec::new(),
     };
-    let events = Events { pending: confirmations, receiver, guard: Subscription { shared, client } };
+    let events = Events { pending: confirmations, receiver, cut_off, guard: Subscription { shared, client } };
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
@@ -93,6 +98,8 @@ impl Drop for Subscription {
 struct Events {
     pending: Vec<Reply>,
     receiver: mpsc::Receiver<Reply>,
+    /// Set when a message found the queue full: the stream ends.
+    cut_off: Arc<AtomicBool>,
     guard: Subscription,
 }
 
@@ -101,6 +108,9 @@ impl futures_core::Stream for Events {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let _ = &self.guard;
+        if self.cut_off.load(Ordering::Acquire) {
+            return Poll::Ready(None);
+        }
         if !self.pending.is_empty() {
             let reply = self.pending.remove(0);
             return Poll::Ready(Some(Ok(Event::default().data(line(&reply)))));
@@ -108,7 +118,6 @@ impl futures_core::Stream for Events {
         match self.receiver.poll_recv(cx) {
             Poll::Ready(Some(reply)) => Poll::Ready(Some(Ok(Event::default().data(line(&reply))))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending if self.receiver.capacity() == 0 => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
     }
