@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use crate::client_buffers::ClientBuffers;
 use crate::clock;
 use crate::host::{ClientRecord, ServerHost, MAX_CLIENTS_REACHED};
-use crate::limits::OutputLimit;
+use crate::limits::OutputLimits;
 use crate::persistence::{Persistence, Transfer, TransferSource};
 
 /// Replies of a long pipeline are flushed in pieces of about this size.
@@ -42,13 +42,15 @@ struct Mailbox {
 }
 
 impl Mailbox {
-    /// Queue a message; past the `client-output-buffer-limit pubsub` hard limit drop the
-    /// subscriber instead: it stopped reading. (The housekeeping tick enforces the soft one.)
-    fn deliver(&self, message: Reply, record: &ClientRecord, limit: OutputLimit) {
+    /// Queue a message; past the client's class's hard limit (`client-output-buffer-limit`)
+    /// drop the client instead: it stopped reading. (The housekeeping tick enforces the soft
+    /// one.)
+    fn deliver(&self, message: Reply, record: &ClientRecord, limits: OutputLimits) {
         let queued = record.buffers.queue_message(approximate_size(&message)) as u64;
+        let limit = limits.of(record.subscribed.load(Ordering::Acquire));
         if limit.hard > 0 && queued > limit.hard {
             if !record.killed.swap(true, Ordering::AcqRel) {
-                tracing::warn!(addr = %record.addr, "closing subscriber: output buffer over the pubsub limit");
+                tracing::warn!(addr = %record.addr, "closing client: queued messages over its output buffer hard limit");
                 record.attention.notify_one();
             }
             return;
@@ -66,10 +68,16 @@ async fn sleep_until_or_forever(deadline: Option<Instant>) {
     }
 }
 
+/// About what a queued message holds and will take to send: its text, and a little for the
+/// framing. MONITOR's lines are status strings: counted as 16 bytes each, a monitor that
+/// stopped reading could queue gigabytes and still look under its limit.
 fn approximate_size(reply: &Reply) -> usize {
     match reply {
-        Reply::Bulk(b) => b.len() + 16,
-        Reply::Push(items) | Reply::Array(items) => items.iter().map(approximate_size).sum::<usize>() + 8,
+        Reply::Bulk(b) | Reply::Verbatim(b) | Reply::ErrorBytes(b) => b.len() + 16,
+        Reply::StatusOwned(text) | Reply::Error(text) => text.len() + 16,
+        Reply::Push(items) | Reply::Array(items) | Reply::Set(items) | Reply::Many(items) => {
+            items.iter().map(approximate_size).sum::<usize>() + 8
+        }
         _ => 16,
     }
 }
@@ -197,7 +205,7 @@ where
     let mailbox = Arc::new(Mailbox::default());
     let (inbox, subscriber, host) = (mailbox.clone(), record.clone(), shared.host.clone());
     let deliver: staykv_engine::pubsub::Deliver =
-        Arc::new(move |message| inbox.deliver(message, &subscriber, host.limits.output().pubsub));
+        Arc::new(move |message| inbox.deliver(message, &subscriber, host.limits.output()));
     // Any connection may be where another client's invalidations are redirected.
     shared.engine.tracking.add_peer(id, deliver.clone());
     client.deliver = Some(ClientDeliver(deliver));
@@ -589,7 +597,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // at once. Over the soft limit for the soft seconds, the housekeeping tick closes it,
         // traffic or not, by what is still unwritten.
         let limits = self.shared.host.limits.output();
-        let limit = if self.client.subscription_count() > 0 { limits.pubsub } else { limits.normal };
+        let limit = limits.of(self.client.subscription_count() > 0);
         let pending = self.output.len() as u64;
         if limit.hard > 0 && pending > limit.hard {
             tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its hard limit");

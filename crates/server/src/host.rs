@@ -48,6 +48,9 @@ pub struct ClientRecord {
     pub transfer: Mutex<Option<Transfer>>,
     /// What its buffers hold (`qbuf`, `omem`...), and its pub/sub messages' count.
     pub buffers: ClientBuffers,
+    /// Whether it has a subscription: its output takes the `pubsub` class's limits, where a
+    /// MONITOR's or a tracking client's pushes take the `normal` class's, as in Redis.
+    pub subscribed: AtomicBool,
 }
 
 /// The mutable part of a client record.
@@ -257,6 +260,7 @@ impl ServerHost {
             attention: Notify::new(),
             transfer: Mutex::new(None),
             buffers: ClientBuffers::default(),
+            subscribed: AtomicBool::new(false),
         });
         clients.insert(id, record.clone());
         Some((id, record))
@@ -286,7 +290,7 @@ impl ServerHost {
         let limits = self.limits.output();
         let now = Instant::now();
         for (&id, record) in self.clients.lock().iter() {
-            let limit = if record.state.lock().subscribed() { limits.pubsub } else { limits.normal };
+            let limit = limits.of(record.subscribed.load(Ordering::Acquire));
             let output = record.buffers.figures().output() as u64;
             let mut since = record.buffers.over_soft_limit_since.lock();
             if limit.soft == 0 || output <= limit.soft {
@@ -906,6 +910,7 @@ impl Host for ServerHost {
         view.lib_name = client.lib_name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         view.lib_ver = client.lib_ver.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         view.subscriptions = [client.channels.len(), client.patterns.len(), client.shard_channels.len()];
+        record.subscribed.store(view.subscribed(), Ordering::Release);
     }
 
     fn shutdown(&self, _save: Option<bool>) -> Result<(), String> {

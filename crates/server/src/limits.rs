@@ -110,6 +110,15 @@ impl OutputLimits {
         Ok(limits)
     }
 
+    /// The limit of a subscribed client's class, or of a normal client's.
+    pub fn of(self, subscribed: bool) -> OutputLimit {
+        if subscribed {
+            self.pubsub
+        } else {
+            self.normal
+        }
+    }
+
     /// `CONFIG GET client-output-buffer-limit`, in Redis's shape (bytes).
     pub fn format(self) -> String {
         let class = |name: &str, l: OutputLimit| format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds);

@@ -173,3 +173,42 @@ fn soft_limit_scenario(server: &Server) -> Vec<String> {
 fn a_subscriber_over_the_soft_limit_is_closed_without_more_traffic_as_in_redis() {
     common::same_as_redis(soft_limit_scenario, &["closed with nothing published: true, not before its second: true"]);
 }
+
+/// A MONITOR client's lines count against the `normal` class's output limits, as in Redis,
+/// not the `pubsub` class's: one that reads slowly under the default `normal 0 0 0` is kept,
+/// while a subscriber is closed past its pub/sub limit; its `omem` shows what waits. (StayKV
+/// held the monitor to the pub/sub limits, and counted each line as 16 bytes.)
+fn monitor_class_scenario(server: &Server) -> Vec<String> {
+    let (mut admin, mut monitor, mut subscriber) = (server.connect(), server.connect(), server.connect());
+    admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 0 0"]);
+    let ids = [monitor.cmd_text(&["CLIENT", "ID"]), subscriber.cmd_text(&["CLIENT", "ID"])];
+    monitor.cmd(&["MONITOR"]);
+    subscriber.cmd(&["SUBSCRIBE", "ch"]);
+    // 40 MB of commands, each echoed to the monitor and published to the subscriber.
+    let value = "v".repeat(4000);
+    for batch in 0..10 {
+        let pipeline: Vec<u8> =
+            (0..1000).flat_map(|n| encode_str(&["PUBLISH", "ch", &format!("{batch}-{n}{value}")])).collect();
+        admin.send(&pipeline);
+        for _ in 0..1000 {
+            admin.read_frame().unwrap();
+        }
+    }
+    let listed = |admin: &mut RawConn, id: &str| !admin.cmd_text(&["CLIENT", "LIST", "ID", id]).is_empty();
+    let subscriber_closed = common::wait_until(Duration::from_secs(10), || !listed(&mut admin, &ids[1]));
+    let line = admin.cmd_text(&["CLIENT", "LIST", "ID", &ids[0]]);
+    let omem: u64 = line.split_whitespace().find_map(|f| f.strip_prefix("omem=")?.parse().ok()).unwrap_or(0);
+    vec![
+        format!("monitor kept: {}, subscriber closed: {subscriber_closed}", !line.is_empty()),
+        // What the socket buffers do not hold waits in the server, and shows.
+        format!("monitor's unsent lines over 20 MB: {}", omem > 20 << 20),
+    ]
+}
+
+#[test]
+fn a_monitor_takes_the_normal_output_limits_as_in_redis() {
+    common::same_as_redis(
+        monitor_class_scenario,
+        &["monitor kept: true, subscriber closed: true", "monitor's unsent lines over 20 MB: true"],
+    );
+}
