@@ -106,6 +106,12 @@ impl Shared {
         outcome
     }
 
+    /// Whether a command may have to wait at all: a script runs or a pause is set. The common
+    /// case, neither, is two atomic loads and no clock read.
+    pub fn may_hold(&self) -> bool {
+        self.engine.scripting.is_running() || self.engine.pause.is_set()
+    }
+
     /// Waits until the command `args` may run (an empty `args` waits as a write would);
     /// `queued` is the client's transaction, what an EXEC would run. The HTTP front end waits
     /// for each command of a request before running any of them.
@@ -122,8 +128,7 @@ impl Shared {
         // Counted in INFO's blocked_clients while the pause holds the command, as in Redis.
         let mut held = None;
         loop {
-            // The common case, no script and no pause: two atomic loads, no clock read.
-            if !engine.scripting.is_running() && !engine.pause.is_set() {
+            if !self.may_hold() {
                 return;
             }
             let now = clock::now_ms();
@@ -419,7 +424,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             // Messages delivered before this command go out before its reply, as in Redis.
             self.take_messages();
-            self.shared.wait_to_run(&args, self.client.multi.as_deref()).await;
+            self.wait_to_run(&args).await?;
             let blocking_wait = self.execute(&args, clock::now(), wait_seq).await?;
             wait_seq = wait_seq.max(blocking_wait);
             if self.shared.host.is_stopping() {
@@ -447,6 +452,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             self.input = BytesMut::with_capacity(self.read_room);
         }
         Ok(completed)
+    }
+
+    /// Waits until `args` may run ([`Shared::wait_to_run`]: a script or CLIENT PAUSE holds
+    /// it), reading the socket meanwhile, as Redis reads a client it holds: a client killed
+    /// or gone while held is closed at once, and its command never runs. (Left waiting, it
+    /// stayed in CLIENT LIST and its write ran when the pause ended.) Pushes go out meanwhile.
+    async fn wait_to_run(&mut self, args: &[Bytes]) -> Result<(), Close> {
+        while self.shared.may_hold() {
+            let room = self.make_read_room();
+            let read = {
+                let wait = self.shared.wait_to_run(args, self.client.multi.as_deref());
+                tokio::select! {
+                    biased;
+                    () = wait => return Ok(()),
+                    () = self.record.attention.notified() => None,
+                    read = self.stream.read_buf(&mut self.input) => Some(read),
+                }
+            };
+            match read {
+                None => {
+                    closing(&self.record, &self.shared.host)?;
+                    self.send_messages().await?;
+                }
+                Some(Ok(0)) => return Err(Close::Gone),
+                Some(Ok(read)) => self.took_input(read, room)?,
+                Some(Err(error)) => return Err(Close::Io(error)),
+            }
+        }
+        Ok(())
     }
 
     /// Run one command and encode its reply; returns the log position the reply waits for.
@@ -530,7 +564,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                         Some(Unblock::Error) => break Ok(Outcome { reply: Reply::error(UNBLOCKED), ..timed_out }),
                         None => {}
                     }
-                    self.shared.wait_to_run(args, None).await;
+                    if let Err(close) = self.wait_to_run(args).await {
+                        break Err(close);
+                    }
                     let outcome = self.run_command(args, clock::now());
                     if outcome.blocked.is_none() {
                         break Ok(outcome);

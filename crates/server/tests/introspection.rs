@@ -180,6 +180,40 @@ fn client_pause_write_holds_writes_and_expiry_like_redis() {
     same_as_redis(pause_scenario, &["write held: yes"]);
 }
 
+/// A client killed, or gone, while CLIENT PAUSE holds its write leaves at once and its write
+/// never runs, as in Redis, which reads a client it holds. (StayKV kept both listed, and
+/// ran their writes when the pause ended.)
+fn held_and_gone_scenario(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let mut seen = Vec::new();
+    for (key, how) in [("killed", "CLIENT KILL"), ("gone", "close")] {
+        let mut writer = server.connect();
+        let id = writer.cmd_text(&["CLIENT", "ID"]);
+        admin.cmd(&["CLIENT", "PAUSE", "20000", "WRITE"]);
+        writer.send(&common::encode_str(&["SET", key, "written"]));
+        admin.wait_blocked(1);
+        if how == "close" {
+            drop(writer);
+        } else {
+            admin.cmd(&["CLIENT", "KILL", "ID", &id]);
+        }
+        let left =
+            common::wait_until(Duration::from_secs(10), || admin.cmd_text(&["CLIENT", "LIST", "ID", &id]).is_empty());
+        admin.cmd(&["CLIENT", "UNPAUSE"]);
+        let written = admin.cmd(&["GET", key]) != b"$-1\r\n";
+        seen.push(format!("{how}: left while paused {left}, written {written}"));
+    }
+    seen
+}
+
+#[test]
+fn a_client_killed_or_gone_while_paused_never_writes_as_in_redis() {
+    same_as_redis(
+        held_and_gone_scenario,
+        &["CLIENT KILL: left while paused true, written false", "close: left while paused true, written false"],
+    );
+}
+
 /// Which commands `CLIENT PAUSE WRITE` holds, each sent on its own connection: writes and
 /// `may-replicate` commands (PUBLISH, PFCOUNT, scripts that declared no flags or may write),
 /// EXEC by what it queued, not reads, WAIT, read-only scripts, a read-only transaction or a
