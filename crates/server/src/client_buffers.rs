@@ -44,7 +44,7 @@ pub struct BufferFigures {
     pub reply_room: usize,
     /// The most replies one write has carried (`rbp`).
     pub reply_peak: usize,
-    /// Replies handed to the socket and not yet taken by the client.
+    /// Replies in a write to the socket not yet finished.
     pub unwritten: usize,
     /// Pub/sub messages queued for the connection (`oll`) and their approximate size.
     pub messages: usize,
@@ -58,7 +58,7 @@ impl ClientBuffers {
         self.query_free.store(capacity.saturating_sub(len), Ordering::Relaxed);
     }
 
-    /// Replies of `bytes` handed to the socket and not yet taken (0: all taken).
+    /// A write of `bytes` of replies begun (0: finished).
     pub fn set_unwritten(&self, bytes: usize) {
         self.unwritten.store(bytes, Ordering::Relaxed);
         // A load and a store, not a read-modify-write: only the connection writes it.

@@ -25,7 +25,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::client_buffers::ClientBuffers;
 use crate::clock;
 use crate::host::{ClientRecord, ServerHost, MAX_CLIENTS_REACHED};
 use crate::limits::OutputLimits;
@@ -631,7 +630,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         self.shared.persistence.wait_durable(wait_seq).await;
         // `client-output-buffer-limit`: pending output over the hard limit closes the client
         // at once. Over the soft limit for the soft seconds, the housekeeping tick closes it,
-        // traffic or not, by what is still unwritten.
+        // traffic or not. The whole batch counts until its write finishes: the kernel takes
+        // most of a batch into the socket at once, and a client that never reads then holds
+        // its remainder, under any limit, for good, since its requests are not read while its
+        // replies wait.
         let limits = self.shared.host.limits.output();
         let limit = limits.of(self.client.subscription_count() > 0);
         let pending = self.output.len() as u64;
@@ -641,10 +643,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         let stall_limit = self.idle_timeout();
         let room = self.output.room();
+        self.record.buffers.set_unwritten(self.output.len());
         {
             // Pinned here rather than handed to a helper: moved by value, these futures were
             // copied twice a reply (~500 instructions, 3% of a session request).
-            let write = write_all_progressing(&mut self.stream, &mut self.output, &self.record.buffers, stall_limit);
+            let write = write_all_progressing(&mut self.stream, &mut self.output, stall_limit);
             tokio::pin!(write);
             loop {
                 // The write first: one the socket takes at once never registers a wait.
@@ -657,6 +660,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         self.shared.engine.counters.stats().net_output_bytes.fetch_add(pending, Ordering::Relaxed);
         self.output.clear(room, KEPT_OUTPUT_ROOM);
+        self.record.buffers.set_unwritten(0);
         self.record.buffers.set_reply_room(self.output.room());
         Ok(())
     }
@@ -769,16 +773,13 @@ const MAX_WRITE_SLICES: usize = 64;
 
 /// Write all of `output`, failing with [`Close::Idle`] when the peer takes none of it for
 /// `stall_limit`: a client that never reads its replies is idle too, though it may still
-/// be sending (the server stops reading it while its replies wait). `buffers` shows what
-/// is left to write as it goes.
+/// be sending (the server stops reading it while its replies wait).
 async fn write_all_progressing<S: AsyncWrite + Unpin>(
     stream: &mut S,
     output: &mut Output,
-    buffers: &ClientBuffers,
     stall_limit: Option<Duration>,
 ) -> Result<(), Close> {
     while !output.is_empty() {
-        buffers.set_unwritten(output.len());
         let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
         let count = output.slices(&mut slices);
         let slices = slices.get(..count).unwrap_or_default();
@@ -793,7 +794,6 @@ async fn write_all_progressing<S: AsyncWrite + Unpin>(
         }
         output.advance(written);
     }
-    buffers.set_unwritten(0);
     match stall_limit {
         Some(limit) => tokio::time::timeout(limit, stream.flush()).await.map_err(|_| Close::Idle)??,
         None => stream.flush().await?,
