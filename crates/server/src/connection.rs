@@ -48,9 +48,8 @@ impl Mailbox {
         let queued = record.buffers.queue_message(approximate_size(&message)) as u64;
         let limit = limits.of(record.subscribed.load(Ordering::Acquire));
         if limit.hard > 0 && queued > limit.hard {
-            if !record.killed.swap(true, Ordering::AcqRel) {
+            if record.close() {
                 tracing::warn!(addr = %record.addr, "closing client: queued messages over its output buffer hard limit");
-                record.attention.notify_one();
             }
             return;
         }

@@ -75,6 +75,17 @@ pub struct ClientView {
 }
 
 impl ClientRecord {
+    /// Ask the connection to close (CLIENT KILL, a buffer limit, `maxmemory-clients`): it
+    /// sees the flag at its next wait, woken here. Returns whether this call closed it
+    /// rather than finding it closing already.
+    pub fn close(&self) -> bool {
+        let first = !self.killed.swap(true, Ordering::AcqRel);
+        if first {
+            self.attention.notify_one();
+        }
+        first
+    }
+
     /// What this connection holds (`tot-mem`), its buffers, and whether it is exempt from
     /// `maxmemory-clients`.
     fn memory(&self) -> (usize, crate::client_buffers::BufferFigures, bool) {
@@ -298,9 +309,8 @@ impl ServerHost {
                 continue;
             }
             let started = *since.get_or_insert(now);
-            if now.duration_since(started) >= limit.soft_duration() && !record.killed.swap(true, Ordering::AcqRel) {
+            if now.duration_since(started) >= limit.soft_duration() && record.close() {
                 tracing::warn!(client = id, output, "closing client: output buffer over its soft limit for too long");
-                record.attention.notify_one();
             }
         }
     }
@@ -328,10 +338,10 @@ impl ServerHost {
             if total < limit {
                 return;
             }
-            tracing::info!(client = id, held, limit, "closing client: connections over maxmemory-clients");
-            record.killed.store(true, Ordering::Release);
-            record.attention.notify_one();
-            self.evicted_clients.fetch_add(1, Ordering::Relaxed);
+            if record.close() {
+                tracing::info!(client = id, held, limit, "closing client: connections over maxmemory-clients");
+                self.evicted_clients.fetch_add(1, Ordering::Relaxed);
+            }
             total -= held;
         }
         tracing::warn!(total, limit, "over maxmemory-clients after closing every client that may be closed");
@@ -891,8 +901,7 @@ impl Host for ServerHost {
         let clients = self.clients.lock().clone();
         let mut killed = 0;
         for (_, record) in clients.iter().filter(|(id, record)| Self::matches(filter, **id, record)) {
-            record.killed.store(true, Ordering::SeqCst);
-            record.attention.notify_one();
+            record.close();
             killed += 1;
         }
         killed
