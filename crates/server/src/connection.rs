@@ -45,9 +45,12 @@ impl Mailbox {
     /// drop the client instead: it stopped reading. (The housekeeping tick enforces the soft
     /// one.)
     fn deliver(&self, message: Reply, record: &ClientRecord, limits: OutputLimits) {
-        let queued = record.buffers.queue_message(approximate_size(&message)) as u64;
+        let size = approximate_size(&message);
+        let queued = record.buffers.queue_message(size) as u64;
         let limit = limits.of(record.subscribed.load(Ordering::Acquire));
         if limit.hard > 0 && queued > limit.hard {
+            // Not queued after all: counted out again, so the figures stay those of the queue.
+            record.buffers.take_messages(1, size);
             if record.close() {
                 tracing::warn!(addr = %record.addr, "closing client: queued messages over its output buffer hard limit");
             }
@@ -697,8 +700,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     /// Move the pub/sub messages queued for this client into its output, after what is
-    /// already there and before any reply still to come. Returns whether there were any
-    /// (the common case, none, costs one atomic load).
+    /// already there and before any reply still to come. Returns whether it took any (the
+    /// common case, none, costs one atomic load). Not whether the count said so: a message is
+    /// counted before it is queued, and [`Connection::send_messages`] loops on the answer.
     fn take_messages(&mut self) -> bool {
         if !self.record.buffers.has_messages() {
             return false;
@@ -716,7 +720,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
         }
         self.record.buffers.take_messages(count, bytes);
-        true
+        count > 0
     }
 }
 
