@@ -33,8 +33,9 @@ use crate::persistence::{Persistence, Transfer, TransferSource};
 /// Replies of a long pipeline are flushed in pieces of about this size.
 const FLUSH_AT: usize = 1024 * 1024;
 
-/// Pub/sub messages waiting to be written to one subscriber. How many, and their approximate
-/// bytes, are in the client's record (`oll`, `omem`).
+/// Pushes waiting to be written to one client: pub/sub messages, MONITOR lines,
+/// invalidations. How many, and their approximate bytes, are in the client's record (`oll`,
+/// `omem`).
 #[derive(Debug, Default)]
 struct Mailbox {
     queue: parking_lot::Mutex<VecDeque<Reply>>,
@@ -724,7 +725,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 }
 
-/// Whether `record`'s connection is to close: CLIENT KILL (or a pub/sub limit), or shutdown.
+/// Whether `record`'s connection is to close ([`ClientRecord::close`]: CLIENT KILL, a buffer
+/// limit, `maxmemory-clients`), or the server is shutting down.
 fn closing(record: &ClientRecord, host: &ServerHost) -> Result<(), Close> {
     if record.killed.load(Ordering::Acquire) || host.is_stopping() {
         return Err(Close::Requested);
