@@ -176,8 +176,9 @@ fn a_subscriber_over_the_soft_limit_is_closed_without_more_traffic_as_in_redis()
 
 /// A MONITOR client's lines count against the `normal` class's output limits, as in Redis,
 /// not the `pubsub` class's: one that reads slowly under the default `normal 0 0 0` is kept,
-/// while a subscriber is closed past its pub/sub limit; its `omem` shows what waits. (StayKV
-/// held the monitor to the pub/sub limits, and counted each line as 16 bytes.)
+/// while a subscriber is closed past its pub/sub limit; its `omem` shows what waits, and
+/// MEMORY DOCTOR finds the big client buffers. (StayKV held the monitor to the pub/sub limits,
+/// counted each line as 16 bytes, and counted no buffers in its clients' memory.)
 fn monitor_class_scenario(server: &Server) -> Vec<String> {
     let (mut admin, mut monitor, mut subscriber) = (server.connect(), server.connect(), server.connect());
     admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 0 0"]);
@@ -198,10 +199,12 @@ fn monitor_class_scenario(server: &Server) -> Vec<String> {
     let subscriber_closed = common::wait_until(Duration::from_secs(10), || !listed(&mut admin, &ids[1]));
     let line = admin.cmd_text(&["CLIENT", "LIST", "ID", &ids[0]]);
     let omem: u64 = line.split_whitespace().find_map(|f| f.strip_prefix("omem=")?.parse().ok()).unwrap_or(0);
+    let doctor = admin.cmd_text(&["MEMORY", "DOCTOR"]);
     vec![
         format!("monitor kept: {}, subscriber closed: {subscriber_closed}", !line.is_empty()),
         // What the socket buffers do not hold waits in the server, and shows.
         format!("monitor's unsent lines over 20 MB: {}", omem > 20 << 20),
+        format!("MEMORY DOCTOR sees big client buffers: {}", doctor.contains("Big client buffers")),
     ]
 }
 
@@ -209,6 +212,10 @@ fn monitor_class_scenario(server: &Server) -> Vec<String> {
 fn a_monitor_takes_the_normal_output_limits_as_in_redis() {
     common::same_as_redis(
         monitor_class_scenario,
-        &["monitor kept: true, subscriber closed: true", "monitor's unsent lines over 20 MB: true"],
+        &[
+            "monitor kept: true, subscriber closed: true",
+            "monitor's unsent lines over 20 MB: true",
+            "MEMORY DOCTOR sees big client buffers: true",
+        ],
     );
 }
