@@ -3,17 +3,17 @@
 //! (`mem_clients_normal`, `client_recent_max_input_buffer`, `client_recent_max_output_buffer`).
 //!
 //! The figures are how an operator finds the client that holds memory: a subscriber that
-//! stopped reading (`omem`, `oll`), a client sending a huge request (`qbuf`). Only the
-//! connection writes them, each a relaxed store on a line no other thread writes, at the
-//! points where they change (a read, a write to the socket, a message queued); a listing
-//! reads them without stopping the connection, and sees a recent value, as in Redis.
+//! stopped reading (`omem`, `oll`), a client sending a huge request (`qbuf`). The connection
+//! writes them where they change (a read, a write to the socket), each a relaxed store;
+//! whoever delivers a push counts it, and the connection counts it out when it takes it. A
+//! listing reads them without stopping the connection and sees a recent value, as in Redis.
 //!
 //! Where StayKV differs from Redis in shape, the figures say what StayKV holds:
 //! - the arguments of the command running are slices of the input, so they count in `qbuf`
 //!   and `argv-mem` is 0;
 //! - replies wait in one buffer rather than Redis's fixed 16 KiB one plus a list, so `obl`
 //!   is 0 and everything a client has not taken yet counts in `omem`; `oll` counts the
-//!   pub/sub messages queued for it.
+//!   pushes queued for it (pub/sub messages, MONITOR lines, invalidations).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -46,7 +46,7 @@ pub struct BufferFigures {
     pub reply_peak: usize,
     /// Replies in a write to the socket not yet finished.
     pub unwritten: usize,
-    /// Pub/sub messages queued for the connection (`oll`) and their approximate size.
+    /// Pushes queued for the connection (`oll`) and their approximate size.
     pub messages: usize,
     pub message_bytes: usize,
 }
