@@ -72,7 +72,7 @@ impl ClientBuffers {
         self.reply_room.store(room, Ordering::Relaxed);
     }
 
-    /// A pub/sub message of about `bytes` queued; returns the bytes now queued.
+    /// A push of about `bytes` queued; returns the bytes now queued.
     pub fn queue_message(&self, bytes: usize) -> usize {
         self.messages.fetch_add(1, Ordering::Relaxed);
         self.message_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes
@@ -84,7 +84,7 @@ impl ClientBuffers {
         self.message_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
-    /// Whether any pub/sub message waits (one load: the common answer is no).
+    /// Whether any push waits (one load: the common answer is no).
     pub fn has_messages(&self) -> bool {
         self.message_bytes.load(Ordering::Acquire) > 0
     }
