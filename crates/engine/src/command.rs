@@ -22,6 +22,17 @@ pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
 /// Keys with their flags, for commands whose key specs cannot find them all.
 pub type FlaggedKeyFinder = fn(&[Bytes]) -> Vec<FoundKey>;
 
+/// Command tips that several entries share, named for what they mean to a client.
+pub mod tips {
+    /// Each shard reports on itself, and the client merges the reports its own way (INFO,
+    /// MEMORY STATS, FUNCTION STATS).
+    pub const SHARD_REPORT: &[&str] =
+        &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"];
+    /// Each node reports on itself, merged the client's own way (LATENCY's reports).
+    pub const NODE_REPORT: &[&str] =
+        &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"];
+}
+
 /// Command flags, named as Redis names them in `COMMAND INFO`.
 pub mod flags {
     pub const WRITE: u32 = 1 << 0;

@@ -7,7 +7,7 @@ use staykv_rdb::Layout;
 use staykv_resp::Reply;
 
 use super::{arg, int_arg, is, text};
-use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
+use crate::command::{flags::*, tips, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
@@ -547,23 +547,17 @@ const OBJECT_HELP: &[&str] = &[
 /// Each subcommand has its own arity, as in Redis 7's command table.
 const OBJECT_SUBCOMMANDS: &[SubcommandSpec] = &[
     SubcommandSpec::new("help", 2, LOADING | STALE).categories(&["keyspace"]),
-    SubcommandSpec::new("encoding", 3, READONLY)
-        .categories(&["keyspace"])
-        .key_specs(&[KeySpec::index(2, RO)])
-        .tips(&["nondeterministic_output"]),
-    SubcommandSpec::new("refcount", 3, READONLY)
-        .categories(&["keyspace"])
-        .key_specs(&[KeySpec::index(2, RO)])
-        .tips(&["nondeterministic_output"]),
-    SubcommandSpec::new("idletime", 3, READONLY)
-        .categories(&["keyspace"])
-        .key_specs(&[KeySpec::index(2, RO)])
-        .tips(&["nondeterministic_output"]),
-    SubcommandSpec::new("freq", 3, READONLY)
-        .categories(&["keyspace"])
-        .key_specs(&[KeySpec::index(2, RO)])
-        .tips(&["nondeterministic_output"]),
+    object_query("encoding"),
+    object_query("refcount"),
+    object_query("idletime"),
+    object_query("freq"),
 ];
+
+/// An OBJECT subcommand that reports on the key at argument 2; all four are alike.
+const fn object_query(name: &'static str) -> SubcommandSpec {
+    const KEY: &[KeySpec] = &[KeySpec::index(2, RO)];
+    SubcommandSpec::new(name, 3, READONLY).categories(&["keyspace"]).key_specs(KEY).tips(&["nondeterministic_output"])
+}
 
 const MEMORY_HELP: &[&str] = &[
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -584,24 +578,12 @@ const MEMORY_HELP: &[&str] = &[
 
 /// The MEMORY subcommands, with Redis 7's arities.
 const MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
-    SubcommandSpec::new("doctor", 2, 0).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_shards",
-        "response_policy:special",
-    ]),
+    SubcommandSpec::new("doctor", 2, 0).tips(tips::SHARD_REPORT),
     SubcommandSpec::new("help", 2, LOADING | STALE),
     SubcommandSpec::new("usage", -3, READONLY).key_specs(&[KeySpec::index(2, RO)]),
-    SubcommandSpec::new("malloc-stats", 2, 0).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_shards",
-        "response_policy:special",
-    ]),
+    SubcommandSpec::new("malloc-stats", 2, 0).tips(tips::SHARD_REPORT),
     SubcommandSpec::new("purge", 2, 0).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
-    SubcommandSpec::new("stats", 2, 0).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_shards",
-        "response_policy:special",
-    ]),
+    SubcommandSpec::new("stats", 2, 0).tips(tips::SHARD_REPORT),
 ];
 
 /// Redis's default number of elements MEMORY USAGE looks at in a collection.

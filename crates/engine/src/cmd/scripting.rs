@@ -12,7 +12,7 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::{arg, is, text};
-use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
+use crate::command::{flags::*, tips, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::key_spec::{key::*, KeySpec};
@@ -105,11 +105,7 @@ const FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
     SubcommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY)
         .categories(&["scripting"])
         .tips(&["request_policy:all_shards", "response_policy:one_succeeded"]),
-    SubcommandSpec::new("stats", 2, NOSCRIPT | ALLOW_BUSY).categories(&["scripting"]).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_shards",
-        "response_policy:special",
-    ]),
+    SubcommandSpec::new("stats", 2, NOSCRIPT | ALLOW_BUSY).categories(&["scripting"]).tips(tips::SHARD_REPORT),
 ];
 
 /// The SCRIPT subcommands StayKV has, with Redis 7's arities (checked before the handler).

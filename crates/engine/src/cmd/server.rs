@@ -6,7 +6,7 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::{arg, is, text};
-use crate::command::{flags::*, CmdResult, CommandSpec, CommandTable, Subcommand, SubcommandSpec};
+use crate::command::{flags::*, tips, CmdResult, CommandSpec, CommandTable, Subcommand, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::glob;
@@ -26,11 +26,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     CommandSpec::new("swapdb", 3, WRITE | FAST | ALL_SHARDS, "keyspace", swapdb).categories(&["dangerous"]),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, "server", time).tips(&["nondeterministic_output"]),
-    CommandSpec::new("info", -1, LOADING | STALE, "server", info).categories(&["dangerous"]).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_shards",
-        "response_policy:special",
-    ]),
+    CommandSpec::new("info", -1, LOADING | STALE, "server", info).categories(&["dangerous"]).tips(tips::SHARD_REPORT),
     CommandSpec::new("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", config)
         .subcommands(CONFIG_SUBCOMMANDS),
     CommandSpec::new("command", -1, LOADING | STALE, "connection", command)
@@ -69,33 +65,13 @@ const SLOWLOG_SUBCOMMANDS: &[SubcommandSpec] = &[
 
 /// The LATENCY subcommands, with Redis 7's arities.
 const LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
-    SubcommandSpec::new("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_nodes",
-        "response_policy:special",
-    ]),
-    SubcommandSpec::new("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_nodes",
-        "response_policy:special",
-    ]),
-    SubcommandSpec::new("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_nodes",
-        "response_policy:special",
-    ]),
-    SubcommandSpec::new("history", 3, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_nodes",
-        "response_policy:special",
-    ]),
+    SubcommandSpec::new("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE).tips(tips::NODE_REPORT),
+    SubcommandSpec::new("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE).tips(tips::NODE_REPORT),
+    SubcommandSpec::new("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE).tips(tips::NODE_REPORT),
+    SubcommandSpec::new("history", 3, ADMIN | NOSCRIPT | LOADING | STALE).tips(tips::NODE_REPORT),
     SubcommandSpec::new("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE)
         .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
-    SubcommandSpec::new("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE).tips(&[
-        "nondeterministic_output",
-        "request_policy:all_nodes",
-        "response_policy:special",
-    ]),
+    SubcommandSpec::new("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE).tips(tips::NODE_REPORT),
     SubcommandSpec::new("help", 2, LOADING | STALE),
 ];
 
