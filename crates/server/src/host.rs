@@ -20,7 +20,7 @@ use staykv_engine::Engine;
 use staykv_engine::{Client, Protocol, Reply};
 use tokio::sync::{watch, Notify};
 
-use crate::client_buffers::ClientBuffers;
+use crate::client_buffers::{BufferFigures, ClientBuffers};
 use crate::config::{Config, FsyncPolicy};
 use crate::persistence::{Persistence, Transfer};
 
@@ -88,13 +88,13 @@ impl ClientRecord {
 
     /// What this connection holds (`tot-mem`), its buffers, and whether it is exempt from
     /// `maxmemory-clients`.
-    fn memory(&self) -> (usize, crate::client_buffers::BufferFigures, bool) {
+    fn memory(&self) -> (usize, BufferFigures, bool) {
         let buffers = self.buffers.figures();
         let (queued, no_evict) = {
             let view = self.state.lock();
             (view.queued_bytes, view.no_evict)
         };
-        (CLIENT_STATE_BYTES + buffers.held(queued), buffers, no_evict)
+        (total_memory(&buffers, queued), buffers, no_evict)
     }
 }
 
@@ -172,6 +172,12 @@ fn yes_or_no(text: &str) -> Option<bool> {
 /// record.
 const CLIENT_STATE_BYTES: usize =
     std::mem::size_of::<staykv_engine::client::Client>() + std::mem::size_of::<ClientRecord>();
+
+/// What a client holds in all (`tot-mem`): its own state, and its buffers with `queued`
+/// bytes of a transaction.
+fn total_memory(buffers: &BufferFigures, queued: usize) -> usize {
+    CLIENT_STATE_BYTES + buffers.held(queued)
+}
 
 /// INFO's `hz`: how often a second the housekeeping tick (active expiry, INFO's figures)
 /// runs; 10, as Redis's default.
@@ -427,7 +433,7 @@ impl ServerHost {
             buffers.reply_peak,
             buffers.messages,
             buffers.output(),
-            CLIENT_STATE_BYTES + buffers.held(queued_bytes),
+            total_memory(&buffers, queued_bytes),
             // `w`: replies wait for the socket to take them, as Redis shows a write handler.
             if buffers.unwritten > 0 { "rw" } else { "r" },
             command.map_or_else(|| "NULL".to_string(), |c| c.to_string()),
