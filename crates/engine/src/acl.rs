@@ -10,7 +10,8 @@
 //! * Commands are allowed per table entry; a `cmd|sub` rule overrides one entry for one first
 //!   argument (Redis's subcommands and its "first-arg" rules both map to that). A category
 //!   rule sets each subcommand by its own categories, as Redis does (`-@dangerous` takes
-//!   CLIENT KILL, not CLIENT SETNAME).
+//!   CLIENT KILL, not CLIENT SETNAME). A user keeps only the command rules that still change
+//!   something, so `ACL GETUSER` reads as Redis's, which it describes from the permissions.
 //! * Key permissions follow the command's key specs ([`crate::key_spec`]), as in Redis: a
 //!   key the command accesses needs a read pattern (`~` or `%R~`), one it inserts into,
 //!   updates or deletes from a write pattern (`~` or `%W~`); a key it only looks at (EXISTS,
@@ -18,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -109,6 +110,7 @@ pub mod rule_error {
     pub const NO_SUCH_PASSWORD: &str = "The password you are trying to remove from the user does not exist";
     pub const BAD_HASH: &str =
         "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters";
+    pub const FIRST_ARG_OF_SUBCOMMAND: &str = "Allowing first-arg of a subcommand is not supported";
     pub const SELECTORS: &str = "Selectors are not supported by StayKV";
 }
 
@@ -142,14 +144,12 @@ pub struct User {
     pub sanitize: Option<bool>,
     /// SHA-256 digests, lowercase hex, in the order added.
     pub passwords: Vec<String>,
-    /// Allowed, by command table index.
-    allowed: Vec<bool>,
-    /// `+cmd|arg` / `-cmd|arg` overrides: (table index, lowercase first argument, allowed).
-    first_args: Vec<(usize, String, bool)>,
+    /// The commands this user may run.
+    grants: CommandGrants,
     /// Whether the command rules start from `+@all` (else `-@all`).
     all_base: bool,
-    /// The command rules after the base, compacted, for `ACL LIST`/`GETUSER`.
-    rules: Vec<String>,
+    /// The command rules after the base that still change something, for `ACL LIST`/`GETUSER`.
+    rules: Vec<CommandRule>,
     pub all_keys: bool,
     pub keys: Vec<KeyPattern>,
     pub all_channels: bool,
@@ -211,8 +211,7 @@ impl User {
             nopass: false,
             sanitize: None,
             passwords: Vec::new(),
-            allowed: vec![false; table.len()],
-            first_args: Vec::new(),
+            grants: CommandGrants::all(false, table.len()),
             all_base: false,
             rules: Vec::new(),
             all_keys: false,
@@ -282,10 +281,7 @@ impl User {
             }
             _ => self.apply_prefixed(rule, &lower, table)?,
         }
-        self.unrestricted = self.all_keys
-            && self.all_channels
-            && self.allowed.iter().all(|a| *a)
-            && self.first_args.iter().all(|(_, _, allow)| *allow);
+        self.unrestricted = self.all_keys && self.all_channels && self.grants.allows_everything();
         Ok(())
     }
 
@@ -370,58 +366,33 @@ impl User {
     }
 
     fn set_all_commands(&mut self, allow: bool) {
-        self.allowed.iter_mut().for_each(|a| *a = allow);
-        self.first_args.clear();
+        self.grants.reset(allow);
         self.all_base = allow;
         self.rules.clear();
     }
 
+    /// A `+`/`-` rule on commands, kept for `ACL GETUSER` only while it still changes
+    /// something: as Redis describes a user from its permissions, `+@all +get` reads back
+    /// `+@all`, and `+memory|doctor +memory` reads back `+memory`.
     fn command_rule(&mut self, allow: bool, body: &[u8], table: &CommandTable) -> Result<(), &'static str> {
         let text = std::str::from_utf8(body).map_err(|_| rule_error::UNKNOWN)?;
-        if let Some(category) = text.strip_prefix('@') {
-            if !CATEGORIES.contains(&category) {
-                return Err(rule_error::UNKNOWN);
-            }
-            // As Redis: a command in the category (a container: all its subcommands), then
-            // each subcommand in it by its own categories (CLIENT ID is no @dangerous
-            // command, CLIENT KILL is).
-            for (index, spec) in table.all().iter().enumerate() {
-                if spec.info_categories().contains(&category) {
-                    self.set_command(index, allow);
-                }
-                for sub in spec.subcommands {
-                    if subcommand_categories(sub).contains(&category) {
-                        self.set_first_arg(index, sub.name, allow);
-                    }
-                }
-            }
-        } else if let Some((command, first_arg)) = text.split_once('|') {
-            let (index, _) = table.lookup(command.as_bytes()).ok_or(rule_error::UNKNOWN)?;
-            if first_arg.is_empty() || first_arg.contains('|') {
-                return Err(rule_error::SYNTAX);
-            }
-            self.set_first_arg(index, first_arg, allow);
+        let rule = CommandRule { allow, target: RuleTarget::parse(allow, text, table)?, text: text.to_string() };
+        let before = self.grants.clone();
+        self.grants.apply(&rule, table);
+        let kept = self.rules.len();
+        self.rules.retain(|earlier| !rule.target.covers(&earlier.target, table));
+        let needed = if self.rules.len() == kept {
+            !self.grants.same_as(&before)
         } else {
-            let (index, _) = table.lookup(body).ok_or(rule_error::UNKNOWN)?;
-            self.set_command(index, allow);
+            // Rules it replaced are gone: whether it is needed is measured without them.
+            let mut without = CommandGrants::all(self.all_base, table.len());
+            self.rules.iter().for_each(|r| without.apply(r, table));
+            !self.grants.same_as(&without)
+        };
+        if needed {
+            self.rules.push(rule);
         }
-        self.rules.retain(|r| r.get(1..) != Some(text));
-        self.rules.push(format!("{}{text}", if allow { '+' } else { '-' }));
         Ok(())
-    }
-
-    /// A rule for the command at `index` given `first_arg` (a container's subcommand, or
-    /// Redis's first-argument rules such as `+select|0`).
-    fn set_first_arg(&mut self, index: usize, first_arg: &str, allow: bool) {
-        self.first_args.retain(|(i, arg, _)| !(*i == index && arg == first_arg));
-        self.first_args.push((index, first_arg.to_string(), allow));
-    }
-
-    fn set_command(&mut self, index: usize, allow: bool) {
-        if let Some(slot) = self.allowed.get_mut(index) {
-            *slot = allow;
-        }
-        self.first_args.retain(|(i, _, _)| *i != index);
     }
 
     /// Whether the password opens this user (compared as digests, in constant time).
@@ -437,14 +408,7 @@ impl User {
     /// Whether the user may run the command at `index` with these arguments (command
     /// rules only).
     pub fn command_allowed(&self, index: usize, args: &[Bytes]) -> bool {
-        if let Some(arg) = args.get(1) {
-            let first =
-                self.first_args.iter().find(|(i, name, _)| *i == index && arg.eq_ignore_ascii_case(name.as_bytes()));
-            if let Some((_, _, allow)) = first {
-                return *allow;
-            }
-        }
-        self.allowed.get(index).copied().unwrap_or(false)
+        self.grants.allows(index, args)
     }
 
     /// Check a command: the command itself, then its keys, then its channels (Redis's order).
@@ -494,12 +458,19 @@ impl User {
                 .any(|p| if literal { p == channel } else { crate::glob::matches(p, channel, false) })
     }
 
+    /// Whether this user may use every channel `earlier` could: each of its patterns is
+    /// kept, as Redis checks before it looks for subscribers to cut off.
+    pub fn channels_cover(&self, earlier: &User) -> bool {
+        self.all_channels || (!earlier.all_channels && earlier.channels.iter().all(|c| self.channels.contains(c)))
+    }
+
     /// The command rules as Redis shows them: `+@all`, `-@all +@read -keys`...
     pub fn describe_commands(&self) -> String {
         let mut out = String::from(if self.all_base { "+@all" } else { "-@all" });
         for rule in &self.rules {
             out.push(' ');
-            out.push_str(rule);
+            out.push(if rule.allow { '+' } else { '-' });
+            out.push_str(&rule.text);
         }
         out
     }
@@ -555,6 +526,171 @@ impl User {
     }
 }
 
+/// Which commands a user may run: a flag per command table entry, and overrides for one
+/// first argument (a container's subcommand, or another command's first argument, as
+/// `+select|0`).
+#[derive(Debug, Clone)]
+struct CommandGrants {
+    allowed: Vec<bool>,
+    /// (table index, lowercase first argument, allowed): at most one for each pair.
+    first_args: Vec<(usize, String, bool)>,
+}
+
+impl CommandGrants {
+    fn all(allow: bool, commands: usize) -> CommandGrants {
+        CommandGrants { allowed: vec![allow; commands], first_args: Vec::new() }
+    }
+
+    fn reset(&mut self, allow: bool) {
+        self.allowed.iter_mut().for_each(|a| *a = allow);
+        self.first_args.clear();
+    }
+
+    fn apply(&mut self, rule: &CommandRule, table: &CommandTable) {
+        match &rule.target {
+            // As Redis: a command in the category (a container: all its subcommands), then
+            // each subcommand in it by its own categories (CLIENT ID is no @dangerous
+            // command, CLIENT KILL is).
+            RuleTarget::Category(category) => {
+                for (index, spec) in table.all().iter().enumerate() {
+                    if spec.info_categories().contains(category) {
+                        self.set_command(index, rule.allow);
+                    }
+                    for sub in spec.subcommands {
+                        if subcommand_categories(sub).contains(category) {
+                            self.set_first_arg(index, sub.name, rule.allow);
+                        }
+                    }
+                }
+            }
+            RuleTarget::Command(index) => self.set_command(*index, rule.allow),
+            RuleTarget::FirstArg(index, first_arg) => self.set_first_arg(*index, first_arg, rule.allow),
+        }
+    }
+
+    fn set_first_arg(&mut self, index: usize, first_arg: &str, allow: bool) {
+        self.first_args.retain(|(i, arg, _)| !(*i == index && arg == first_arg));
+        self.first_args.push((index, first_arg.to_string(), allow));
+    }
+
+    fn set_command(&mut self, index: usize, allow: bool) {
+        if let Some(slot) = self.allowed.get_mut(index) {
+            *slot = allow;
+        }
+        self.first_args.retain(|(i, _, _)| *i != index);
+    }
+
+    fn allows(&self, index: usize, args: &[Bytes]) -> bool {
+        if let Some(arg) = args.get(1) {
+            let first =
+                self.first_args.iter().find(|(i, name, _)| *i == index && arg.eq_ignore_ascii_case(name.as_bytes()));
+            if let Some((_, _, allow)) = first {
+                return *allow;
+            }
+        }
+        self.allowed.get(index).copied().unwrap_or(false)
+    }
+
+    fn allows_everything(&self) -> bool {
+        self.allowed.iter().all(|a| *a) && self.first_args.iter().all(|(_, _, allow)| *allow)
+    }
+
+    /// Whether both let the same commands run (an override that says what its command's
+    /// flag says changes nothing).
+    fn same_as(&self, other: &CommandGrants) -> bool {
+        self.allowed == other.allowed && self.overrides() == other.overrides()
+    }
+
+    fn overrides(&self) -> Vec<(usize, &str, bool)> {
+        let mut overrides: Vec<_> = self
+            .first_args
+            .iter()
+            .filter(|(index, _, allow)| self.allowed.get(*index) != Some(allow))
+            .map(|(index, arg, allow)| (*index, arg.as_str(), *allow))
+            .collect();
+        overrides.sort_unstable();
+        overrides
+    }
+}
+
+/// One `+`/`-` rule on commands, as `ACL GETUSER` shows it.
+#[derive(Debug, Clone)]
+struct CommandRule {
+    allow: bool,
+    target: RuleTarget,
+    /// What followed the `+` or `-`, lowercase.
+    text: String,
+}
+
+/// What a command rule names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RuleTarget {
+    Category(&'static str),
+    Command(usize),
+    /// A container's subcommand, or another command's first argument (`select|0`).
+    FirstArg(usize, String),
+}
+
+impl RuleTarget {
+    /// A rule's name as Redis 7.0's `ACLSetSelector` reads it, with its errors: `+cmd|arg`
+    /// takes a container's subcommand or any first argument of another command (never one
+    /// of a subcommand), `-` only a command or a container's subcommand.
+    fn parse(allow: bool, text: &str, table: &CommandTable) -> Result<RuleTarget, &'static str> {
+        if let Some(name) = text.strip_prefix('@') {
+            let category = CATEGORIES.iter().find(|c| **c == name).ok_or(rule_error::UNKNOWN)?;
+            return Ok(RuleTarget::Category(category));
+        }
+        let first_arg_rule = if allow { text.rsplit_once('|') } else { None };
+        let Some((command, first_arg)) = first_arg_rule else {
+            return Self::command(text, table).ok_or(rule_error::UNKNOWN);
+        };
+        let RuleTarget::Command(index) = Self::command(command, table).ok_or(rule_error::UNKNOWN)? else {
+            return Err(rule_error::FIRST_ARG_OF_SUBCOMMAND);
+        };
+        if first_arg.is_empty() {
+            return Err(rule_error::SYNTAX);
+        }
+        let subcommands = table.all().get(index).map_or(&[][..], |spec| spec.subcommands);
+        if !subcommands.is_empty() && !subcommands.iter().any(|sub| sub.name == first_arg) {
+            return Err(rule_error::UNKNOWN);
+        }
+        Ok(RuleTarget::FirstArg(index, first_arg.to_string()))
+    }
+
+    /// Redis's `ACLLookupCommand`: a command, or `container|subcommand`.
+    fn command(name: &str, table: &CommandTable) -> Option<RuleTarget> {
+        match name.split_once('|') {
+            None => table.lookup(name.as_bytes()).map(|(index, _)| RuleTarget::Command(index)),
+            Some((container, sub)) => {
+                let (index, spec) = table.lookup(container.as_bytes())?;
+                spec.subcommands.iter().any(|s| s.name == sub).then(|| RuleTarget::FirstArg(index, sub.to_string()))
+            }
+        }
+    }
+
+    /// Whether a rule on `self` sets everything an earlier rule on `earlier` did, so that
+    /// the earlier one no longer counts.
+    fn covers(&self, earlier: &RuleTarget, table: &CommandTable) -> bool {
+        let in_category = |category: &str, index: usize| {
+            table.all().get(index).is_some_and(|spec| spec.info_categories().contains(&category))
+        };
+        match (self, earlier) {
+            (later, earlier) if later == earlier => true,
+            (RuleTarget::Command(index), RuleTarget::FirstArg(of, _)) => index == of,
+            (RuleTarget::Category(category), RuleTarget::Command(index)) => in_category(category, *index),
+            (RuleTarget::Category(category), RuleTarget::FirstArg(index, first_arg)) => {
+                in_category(category, *index)
+                    || table.all().get(*index).is_some_and(|spec| {
+                        spec.subcommands
+                            .iter()
+                            .any(|sub| sub.name == first_arg && subcommand_categories(sub).contains(category))
+                    })
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Argument positions holding channel names (or patterns) that ACL channel rules cover.
 fn channel_positions(spec: &CommandSpec, args: &[Bytes]) -> std::ops::Range<usize> {
     match spec.name {
@@ -596,6 +732,9 @@ pub struct LogEntry {
     pub client_info: String,
 }
 
+/// A user as it was before a change (`None`: it is new), and as it is after.
+pub type UserChange = (Option<Arc<User>>, Arc<User>);
+
 /// Users, and the log of refusals.
 #[derive(Debug)]
 pub struct Acl {
@@ -606,6 +745,9 @@ pub struct Acl {
     version: AtomicU64,
     log: Mutex<VecDeque<LogEntry>>,
     log_max_len: AtomicUsize,
+    /// `acl-pubsub-default`: whether a new user, or one `reset`, may use every channel
+    /// (`allchannels`) or none (`resetchannels`, Redis 7.0's default).
+    pubsub_default_all: AtomicBool,
 }
 
 /// Refusals within this window with the same reason, context, object and user share one
@@ -624,7 +766,33 @@ impl Acl {
             version: AtomicU64::new(1),
             log: Mutex::new(VecDeque::new()),
             log_max_len: AtomicUsize::new(128),
+            pubsub_default_all: AtomicBool::new(false),
         }
+    }
+
+    pub fn pubsub_default_all(&self) -> bool {
+        self.pubsub_default_all.load(Ordering::Relaxed)
+    }
+
+    pub fn set_pubsub_default_all(&self, all: bool) {
+        self.pubsub_default_all.store(all, Ordering::Relaxed);
+    }
+
+    /// A user as Redis creates it: nothing allowed, and the channels `acl-pubsub-default`
+    /// gives.
+    fn new_user(&self, name: &str, table: &CommandTable) -> User {
+        let mut user = User::new(name, table);
+        user.all_channels = self.pubsub_default_all();
+        user
+    }
+
+    /// One rule on a user; `reset` leaves the channels `acl-pubsub-default` gives.
+    fn apply(&self, user: &mut User, rule: &[u8], table: &CommandTable) -> Result<(), &'static str> {
+        user.apply(rule, table)?;
+        if rule.eq_ignore_ascii_case(b"reset") && self.pubsub_default_all() {
+            user.apply(b"allchannels", table)?;
+        }
+        Ok(())
     }
 
     pub fn version(&self) -> u64 {
@@ -660,15 +828,22 @@ impl Acl {
 
     /// Create or change a user by applying `rules` to a copy of it; nothing changes unless
     /// every rule applies.
-    pub fn set_user(&self, name: &str, rules: &[&[u8]], table: &CommandTable) -> Result<(), (usize, &'static str)> {
+    pub fn set_user(
+        &self,
+        name: &str,
+        rules: &[&[u8]],
+        table: &CommandTable,
+    ) -> Result<UserChange, (usize, &'static str)> {
         let mut users = self.users.write();
-        let mut user = users.get(name).map_or_else(|| User::new(name, table), |u| (**u).clone());
+        let before = users.get(name).cloned();
+        let mut user = before.as_deref().map_or_else(|| self.new_user(name, table), User::clone);
         for (i, rule) in rules.iter().enumerate() {
-            user.apply(rule, table).map_err(|e| (i, e))?;
+            self.apply(&mut user, rule, table).map_err(|e| (i, e))?;
         }
-        users.insert(name.to_string(), Arc::new(user));
+        let user = Arc::new(user);
+        users.insert(name.to_string(), user.clone());
         self.version.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        Ok((before, user))
     }
 
     /// Delete users (never `default`); returns how many existed.
@@ -691,7 +866,7 @@ impl Acl {
     }
 
     /// Parse an ACL file (`user <name> <rules...>` lines) into users; errors name the lines.
-    pub fn parse_file(text: &str, table: &CommandTable, path: &str) -> Result<BTreeMap<String, User>, String> {
+    pub fn parse_file(&self, text: &str, table: &CommandTable, path: &str) -> Result<BTreeMap<String, User>, String> {
         let mut users = BTreeMap::new();
         let mut errors = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -708,9 +883,9 @@ impl Acl {
                 errors.push(format!("{path}:{}: Duplicate user '{name}' found.", n + 1));
                 continue;
             }
-            let mut user = User::new(name, table);
+            let mut user = self.new_user(name, table);
             for rule in words {
-                if let Err(e) = user.apply(rule.as_bytes(), table) {
+                if let Err(e) = self.apply(&mut user, rule.as_bytes(), table) {
                     errors.push(format!("{path}:{}: Error in applying operation '{rule}': {e}.", n + 1));
                     break;
                 }
@@ -726,13 +901,15 @@ impl Acl {
         Ok(users)
     }
 
-    /// Replace every user (ACL LOAD, `--aclfile` at start). Returns the names that are gone.
-    pub fn replace_users(&self, new: BTreeMap<String, User>) -> Vec<String> {
+    /// Replace every user (ACL LOAD, `--aclfile` at start). Returns each user before, with
+    /// what replaced it (`None`: gone).
+    pub fn replace_users(&self, new: BTreeMap<String, User>) -> Vec<(Arc<User>, Option<Arc<User>>)> {
         let mut users = self.users.write();
-        let gone = users.keys().filter(|n| !new.contains_key(*n)).cloned().collect();
-        *users = new.into_iter().map(|(n, u)| (n, Arc::new(u))).collect();
+        let new: BTreeMap<String, Arc<User>> = new.into_iter().map(|(n, u)| (n, Arc::new(u))).collect();
+        let replaced = users.values().map(|old| (old.clone(), new.get(&old.name).cloned())).collect();
+        *users = new;
         self.version.fetch_add(1, Ordering::AcqRel);
-        gone
+        replaced
     }
 
     /// The ACL file text of the current users (ACL SAVE).
@@ -901,6 +1078,29 @@ mod tests {
     }
 
     #[test]
+    fn rules_read_back_without_those_that_change_nothing() {
+        let table = table();
+        let cases = [
+            ("+@all +get", "+@all"),
+            ("-@all +get -get", "-@all"),
+            ("-@all +memory|doctor +memory", "-@all +memory"),
+            ("-@all +@read -get +get", "-@all +@read"),
+            ("-@all +get +@read", "-@all +@read"),
+            ("-@all +select|0 +select|1 -select", "-@all"),
+            ("+@all -debug +debug|object", "+@all -debug +debug|object"),
+            ("-@all +@hash -hset +@write", "-@all +@hash +@write"),
+        ];
+        for (rules, shown) in cases {
+            let mut user = User::new("u", &table);
+            user.apply_all(rules, &table).unwrap();
+            assert_eq!(user.describe_commands(), shown, "{rules}");
+            let mut again = User::new("u", &table);
+            again.apply_all(shown, &table).unwrap();
+            assert!(again.grants.same_as(&user.grants), "{rules} and {shown} allow the same");
+        }
+    }
+
+    #[test]
     fn rule_errors() {
         let table = table();
         let mut user = User::new("bob", &table);
@@ -910,6 +1110,10 @@ mod tests {
         assert_eq!(user.apply(b"#abc", &table), Err(rule_error::BAD_HASH));
         assert_eq!(user.apply(b"%X~a", &table), Err(rule_error::SYNTAX));
         assert_eq!(user.apply(b"bogus", &table), Err(rule_error::SYNTAX));
+        assert_eq!(user.apply(b"+config|get|appendonly", &table), Err(rule_error::FIRST_ARG_OF_SUBCOMMAND));
+        assert_eq!(user.apply(b"+config|nosuch", &table), Err(rule_error::UNKNOWN));
+        assert_eq!(user.apply(b"-select|0", &table), Err(rule_error::UNKNOWN));
+        assert_eq!(user.apply(b"+select|", &table), Err(rule_error::SYNTAX));
         user.apply(b"~x", &table).unwrap();
         user.apply(b"allkeys", &table).unwrap();
         assert_eq!(user.apply(b"~y", &table), Err(rule_error::KEY_AFTER_ALL));
@@ -974,12 +1178,12 @@ mod tests {
         let acl = Acl::new(&table);
         acl.set_user("alice", &[b"on", b">pw", b"~a*", b"+get"], &table).unwrap();
         let text = acl.file_text();
-        let parsed = Acl::parse_file(&text, &table, "users.acl").unwrap();
+        let parsed = acl.parse_file(&text, &table, "users.acl").unwrap();
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed["alice"].describe(), acl.user("alice").unwrap().describe());
-        let bad = Acl::parse_file("user x on +nosuch\nnonsense\n", &table, "f").unwrap_err();
+        let bad = acl.parse_file("user x on +nosuch\nnonsense\n", &table, "f").unwrap_err();
         assert!(bad.contains("f:1:") && bad.contains("f:2:"), "{bad}");
-        assert!(Acl::parse_file("user bob on\n", &table, "f").unwrap().contains_key("default"));
+        assert!(acl.parse_file("user bob on\n", &table, "f").unwrap().contains_key("default"));
     }
 
     #[test]

@@ -88,6 +88,14 @@ impl Channels {
         self.0.read().get(channel).map_or(0, Vec::len)
     }
 
+    /// The subscribers of each channel `refused` says no to.
+    fn subscribers_refused(&self, refused: impl Fn(&[u8]) -> bool, out: &mut Vec<u64>) {
+        let channels = self.0.read();
+        for (_, list) in channels.iter().filter(|(channel, _)| refused(channel)) {
+            out.extend(list.iter().map(|(id, _)| *id));
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.0.read().is_empty()
     }
@@ -125,6 +133,19 @@ impl PubSub {
 
     pub fn punsubscribe(&self, client: u64, pattern: &[u8]) {
         self.patterns.write().retain(|(p, id, _)| !(*id == client && p == pattern));
+    }
+
+    /// The clients subscribed to a channel, shard channel or pattern that `refused` says no
+    /// to (given `true` for a pattern, which ACL channel rules match as it is written).
+    pub fn subscribers_refused(&self, refused: impl Fn(&[u8], bool) -> bool) -> Vec<u64> {
+        let mut clients = Vec::new();
+        self.channels.subscribers_refused(|channel| refused(channel, false), &mut clients);
+        self.shard_channels.subscribers_refused(|channel| refused(channel, false), &mut clients);
+        let patterns = self.patterns.read();
+        clients.extend(patterns.iter().filter(|(pattern, _, _)| refused(pattern, true)).map(|(_, id, _)| *id));
+        clients.sort_unstable();
+        clients.dedup();
+        clients
     }
 
     /// Every pattern of a client going away, in one pass over the list.

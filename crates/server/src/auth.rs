@@ -18,8 +18,8 @@ pub fn load_acl_file(path: &Path, engine: &Engine, requirepass: Option<&str>) ->
         Err(e) => return Err(format!("cannot read the ACL file {}: {e}", path.display())),
     };
     let name = path.display().to_string();
-    let users = staykv_engine::acl::Acl::parse_file(&text, &engine.table, &name)
-        .map_err(|e| format!("the ACL file has errors: {e}"))?;
+    let users =
+        engine.acl.parse_file(&text, &engine.table, &name).map_err(|e| format!("the ACL file has errors: {e}"))?;
     let defines_default = text.lines().any(|l| {
         let mut words = l.split_whitespace();
         words.next() == Some("user") && words.next() == Some("default")

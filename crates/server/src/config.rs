@@ -193,6 +193,10 @@ pub struct ServerOptions {
     /// by ACL LOAD / ACL SAVE.
     #[arg(long, env = "STAYKV_ACLFILE")]
     pub aclfile: Option<PathBuf>,
+    /// The channels a new ACL user (or one `reset`) may use: `resetchannels` (none, Redis
+    /// 7.0's default) or `allchannels` (Redis 6.2's), as `acl-pubsub-default`.
+    #[arg(long, env = "STAYKV_ACL_PUBSUB_DEFAULT", default_value = "resetchannels", value_parser = ["resetchannels", "allchannels"])]
+    pub acl_pubsub_default: String,
     /// Close RESP clients idle for this many seconds (0: never), as Redis's `timeout`.
     #[arg(long, env = "STAYKV_TIMEOUT", default_value_t = 0)]
     pub timeout: u64,
@@ -375,6 +379,7 @@ impl serde::Serialize for SerializableOptions<'_> {
         if let Some(v) = &o.aclfile {
             map.serialize_entry("aclfile", &v.display().to_string())?;
         }
+        map.serialize_entry("acl-pubsub-default", &o.acl_pubsub_default)?;
         map.serialize_entry("timeout", &o.timeout)?;
         map.serialize_entry("client-query-buffer-limit", &o.client_query_buffer_limit)?;
         map.serialize_entry("proto-max-bulk-len", &o.proto_max_bulk_len)?;
@@ -395,7 +400,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} acl-pubsub-default={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
@@ -414,6 +419,7 @@ impl std::fmt::Display for ServerOptions {
             self.databases,
             self.loglevel,
             self.aclfile.as_ref().map_or_else(|| "(none)".to_string(), |p| p.display().to_string()),
+            self.acl_pubsub_default,
             self.timeout,
             self.client_query_buffer_limit,
             self.proto_max_bulk_len,

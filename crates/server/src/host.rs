@@ -631,6 +631,7 @@ impl Host for ServerHost {
             self.notifier.get().map(|e| staykv_engine::notify::format_flags(e.notifier.flags())).unwrap_or_default();
         let limits = &self.limits;
         let acllog_max_len = self.notifier.get().map_or(128, |e| e.acl.log_max_len());
+        let pubsub_default_all = self.notifier.get().is_some_and(|e| e.acl.pubsub_default_all());
         let samples = self.notifier.get().map_or(5, |e| e.eviction.samples());
         let slowlog = self.notifier.get().map(|e| &e.slowlog);
         let slowlog_threshold = slowlog.map_or(staykv_engine::slowlog::DEFAULT_THRESHOLD_US, |s| s.threshold_us());
@@ -649,9 +650,10 @@ impl Host for ServerHost {
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
         let lazy = LazyOption::ALL
             .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
-        let items: [(&str, String); 32] = [
+        let items: [(&str, String); 33] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
+            ("acl-pubsub-default", if pubsub_default_all { "allchannels" } else { "resetchannels" }.into()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
             ("busy-reply-threshold", busy_threshold.to_string()),
             ("slowlog-log-slower-than", slowlog_threshold.to_string()),
@@ -730,6 +732,16 @@ impl Host for ServerHost {
                     engine.acl.set_default_password(password, &engine.table);
                 }
                 self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
+            }
+            "acl-pubsub-default" => {
+                let all = match text.to_ascii_lowercase().as_str() {
+                    "allchannels" => true,
+                    "resetchannels" => false,
+                    _ => return Err(invalid("argument(s) must be one of the following: allchannels, resetchannels")),
+                };
+                if let Some(engine) = self.notifier.get() {
+                    engine.acl.set_pubsub_default_all(all);
+                }
             }
             "latency-tracking" => {
                 let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;

@@ -476,6 +476,125 @@ fn category_rules_apply_to_subcommands_as_in_redis() {
     );
 }
 
+/// How each list of command rules reads back in `ACL GETUSER`, or the error it gets: Redis
+/// 7.0 describes a user from what it may run, so a rule that changes nothing, or that a
+/// later one replaces, is not shown. `cmd|arg` rules take Redis's errors.
+fn command_rules_read_back(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let rule_lists: &[&[&str]] = &[
+        &["+memory|doctor"],
+        &["+memory|doctor", "+memory"],
+        &["+@all", "+client|id"],
+        &["+@all", "+select|0"],
+        &["-@all", "+select|0", "+select"],
+        &["-@all", "+select|0", "+select|1", "-select"],
+        &["-@all", "+get", "-get"],
+        &["-@all", "+client", "-client|kill", "+client|kill"],
+        &["-@all", "+@read", "-get", "+get"],
+        &["-@all", "+get", "+@read"],
+        &["-@all", "+config|get", "+config|set", "-config"],
+        &["-@all", "+config", "-config|get", "+config|get"],
+        &["+@all", "-debug", "+debug|object"],
+        &["+@all", "-@dangerous", "+@dangerous"],
+        &["+CONFIG|GET"],
+        &["-config|get"],
+        &["+config|get|appendonly"],
+        &["+config|get|"],
+        &["+config|asdf"],
+        &["-config|asdf"],
+        &["+get|key1|key2"],
+        &["-select|0"],
+        &["+select|"],
+        &["+|x"],
+    ];
+    let mut seen = Vec::new();
+    for rules in rule_lists {
+        conn.cmd(&["ACL", "DELUSER", "u"]);
+        let set = conn.cmd_text(&[&["ACL", "SETUSER", "u"][..], rules].concat());
+        let reply = if set == "OK" { user_field(&mut conn, "u", "commands") } else { set };
+        seen.push(format!("{rules:?} -> {reply}"));
+    }
+    seen.push(format!("ACL CAT a b -> {}", conn.cmd_text(&["ACL", "CAT", "a", "b"])));
+    seen
+}
+
+/// One field of `ACL GETUSER`.
+fn user_field(conn: &mut RawConn, user: &str, field: &str) -> String {
+    let fields = cmd(conn, &["ACL", "GETUSER", user]).arr().to_vec();
+    let at = fields.iter().step_by(2).position(|f| f.str() == field).expect("field listed");
+    fields[2 * at + 1].str().to_string()
+}
+
+#[test]
+fn command_rules_read_back_as_in_redis() {
+    common::same_as_redis(
+        command_rules_read_back,
+        &[
+            r#"["+memory|doctor", "+memory"] -> -@all +memory"#,
+            r#"["-@all", "+@read", "-get", "+get"] -> -@all +@read"#,
+            r#"["+config|get|appendonly"] -> ERR Error in ACL SETUSER modifier '+config|get|appendonly': Allowing first-arg of a subcommand is not supported"#,
+            r#"["-select|0"] -> ERR Error in ACL SETUSER modifier '-select|0': Unknown command or category name in ACL"#,
+            "ACL CAT a b -> ERR unknown subcommand or wrong number of arguments for 'CAT'. Try ACL HELP.",
+        ],
+    );
+}
+
+/// Redis closes a user's subscribers once `ACL SETUSER` takes away a channel or pattern they
+/// are subscribed to; those whose subscriptions it still allows stay. `acl-pubsub-default`
+/// gives new and `reset` users their channels.
+fn subscribers_after_revoke(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let mut seen = Vec::new();
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("SUBSCRIBE", &["&foo:1"], &["resetchannels"]),
+        ("SSUBSCRIBE", &["&foo:1"], &["resetchannels"]),
+        ("PSUBSCRIBE", &["&foo:*"], &["resetchannels", "&foo:1"]),
+        ("PSUBSCRIBE", &["&foo:*"], &["resetchannels", "&foo:*", "&bar"]),
+        ("SUBSCRIBE", &["allchannels"], &["resetchannels", "&foo:*"]),
+        ("SUBSCRIBE", &["&foo:1", "&bar"], &["resetchannels", "&foo:*"]),
+        ("SUBSCRIBE", &["&foo:1", "&bar"], &["resetchannels", "&bar"]),
+    ];
+    for (subscribe, granted, revoke) in cases {
+        admin.cmd(&["ACL", "DELUSER", "psuser"]);
+        admin.cmd(&[&["ACL", "SETUSER", "psuser", "on", ">pspass", "+@all", "resetchannels"][..], granted].concat());
+        let mut subscriber = server.connect();
+        subscriber.cmd(&["AUTH", "psuser", "pspass"]);
+        subscriber.cmd(&["CLIENT", "SETNAME", "deathrow"]);
+        let channel = if *subscribe == "PSUBSCRIBE" { "foo:*" } else { "foo:1" };
+        subscriber.cmd(&[subscribe, channel]);
+        admin.cmd(&[&["ACL", "SETUSER", "psuser"][..], revoke].concat());
+        // Redis closes it before ACL SETUSER replies; StayKV's connection leaves its list
+        // on its own thread, within milliseconds.
+        let gone =
+            wait_until(Duration::from_millis(500), || !admin.cmd_text(&["CLIENT", "LIST"]).contains("name=deathrow"));
+        seen.push(format!("{subscribe} {channel} with {granted:?}, then {revoke:?}: closed {gone}"));
+    }
+    admin.cmd(&["ACL", "DELUSER", "psuser"]);
+    for default in ["resetchannels", "allchannels"] {
+        admin.cmd(&["CONFIG", "SET", "acl-pubsub-default", default]);
+        admin.cmd(&["ACL", "DELUSER", "fresh", "was-reset"]);
+        admin.cmd(&["ACL", "SETUSER", "fresh"]);
+        admin.cmd(&["ACL", "SETUSER", "was-reset", "resetchannels", "&news", "reset"]);
+        let channels = [user_field(&mut admin, "fresh", "channels"), user_field(&mut admin, "was-reset", "channels")];
+        seen.push(format!("acl-pubsub-default {default}: new user {channels:?}"));
+    }
+    seen.push(admin.cmd_text(&["CONFIG", "SET", "acl-pubsub-default", "some"]));
+    seen
+}
+
+#[test]
+fn subscribers_lose_revoked_channels_as_in_redis() {
+    common::same_as_redis(
+        subscribers_after_revoke,
+        &[
+            r#"SUBSCRIBE foo:1 with ["&foo:1"], then ["resetchannels"]: closed true"#,
+            r#"PSUBSCRIBE foo:* with ["&foo:*"], then ["resetchannels", "&foo:*", "&bar"]: closed false"#,
+            r#"SUBSCRIBE foo:1 with ["&foo:1", "&bar"], then ["resetchannels", "&foo:*"]: closed false"#,
+            r#"acl-pubsub-default allchannels: new user ["&*", "&*"]"#,
+        ],
+    );
+}
+
 #[test]
 fn acl_setuser_errors_change_nothing() {
     let server = Server::staykv();
@@ -531,6 +650,15 @@ fn aclfile_is_loaded_at_start_and_saved() {
     assert_eq!(admin.cmd_text(&["ACL", "LOAD"]), "OK");
     assert_eq!(cmd(&mut admin, &["ACL", "USERS"]), V::Arr(vec![V::Str("default".into()), V::Str("writer".into())]));
     assert!(reader.try_cmd(&["PING"]).is_err());
+    // A load that takes a channel away closes the subscribers it no longer allows, as ACL
+    // SETUSER does; the user's other connections stay.
+    assert_eq!(admin.cmd_text(&["ACL", "SETUSER", "writer", "&news", "+subscribe"]), "OK");
+    let mut subscriber = authed(&server, "writer", "wpw");
+    let mut other = authed(&server, "writer", "wpw");
+    subscriber.cmd(&["SUBSCRIBE", "news"]);
+    assert_eq!(admin.cmd_text(&["ACL", "LOAD"]), "OK");
+    assert!(wait_until(Duration::from_secs(2), || !admin.cmd_text(&["CLIENT", "LIST"]).contains("cmd=subscribe")));
+    assert_eq!(other.cmd_text(&["SET", "still", "here"]), "OK");
     // A bad file is refused whole.
     std::fs::write(&path, "user default on nopass ~* +@all\nuser broken on +nosuch\n").unwrap();
     let error = admin.cmd_text(&["ACL", "LOAD"]);

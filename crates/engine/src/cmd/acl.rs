@@ -69,7 +69,7 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // The subcommand and its arity were checked before running (`ACL_SUBCOMMANDS`), but for
     // the upper bounds that Redis's arities cannot say and its handler checks.
     if matches!(name.as_str(), "cat" | "log" | "genpass") && args.len() > 3 {
-        return Err(Reply::Error(format!("ERR wrong number of arguments for 'acl|{name}' command")));
+        return Err(errors::subcommand_syntax(sub, "acl"));
     }
     let engine = ctx.engine;
     let table = &engine.table;
@@ -78,10 +78,13 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         "setuser" => {
             let user = valid_username(arg(args, 2)?)?;
             let rules: Vec<&[u8]> = args.iter().skip(3).map(|a| &a[..]).collect();
-            acl.set_user(&user, &rules, table).map_err(|(i, e)| {
+            let (before, after) = acl.set_user(&user, &rules, table).map_err(|(i, e)| {
                 let rule = rules.get(i).map(|r| text(r)).unwrap_or_default();
                 Reply::Error(format!("ERR Error in ACL SETUSER modifier '{rule}': {e}"))
             })?;
+            if let Some(before) = before {
+                cut_off_subscribers(ctx, &before, &after);
+            }
             Ok(Reply::Ok)
         }
         "getuser" => {
@@ -111,15 +114,38 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         "load" => {
             let text = ctx.host.acl_load().map_err(Reply::Error)?;
-            let users = Acl::parse_file(&text, table, "ACL file").map_err(|e| Reply::Error(format!("ERR {e}")))?;
-            for gone in acl.replace_users(users) {
-                ctx.host.client_kill(&ClientFilter { user: Some(gone), ..ClientFilter::default() });
+            let users = acl.parse_file(&text, table, "ACL file").map_err(|e| Reply::Error(format!("ERR {e}")))?;
+            for (before, after) in acl.replace_users(users) {
+                match after {
+                    Some(after) => cut_off_subscribers(ctx, &before, &after),
+                    None => {
+                        ctx.host
+                            .client_kill(&ClientFilter { user: Some(before.name.clone()), ..ClientFilter::default() });
+                    }
+                }
             }
             Ok(Reply::Ok)
         }
         "genpass" => genpass(args.get(2)),
         "dryrun" => dryrun(ctx, args),
         _ => Ok(super::help(HELP)),
+    }
+}
+
+/// Redis's `ACLKillPubsubClientsIfNeeded`: once a user's channels narrow, its clients
+/// subscribed to what it may no longer use are closed, so a revoked permission stops the
+/// messages at once rather than at the next SUBSCRIBE.
+fn cut_off_subscribers(ctx: &Ctx, before: &User, after: &User) {
+    if after.channels_cover(before) {
+        return;
+    }
+    let refused = ctx.engine.pubsub.subscribers_refused(|channel, literal| !after.channel_allowed(channel, literal));
+    if !refused.is_empty() {
+        ctx.host.client_kill(&ClientFilter {
+            ids: Some(refused),
+            user: Some(after.name.clone()),
+            ..ClientFilter::default()
+        });
     }
 }
 
