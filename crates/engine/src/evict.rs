@@ -251,6 +251,7 @@ impl Engine {
             self.sample_into_pool(policy, now);
             let Some(victim) = self.eviction.pool.lock().pop() else { return false };
             self.evict_key(victim, now, journal, host);
+            host.count_freed_memory();
         }
         !over_limit() || (self.lazyfree.is_on(LazyOption::Eviction) && self.lazyfree.pending() > 0)
     }

@@ -16,6 +16,10 @@ pub trait Host: Sync {
     fn over_memory_limit(&self) -> bool {
         false
     }
+    /// Make what this thread has just freed show in the memory count (the server's count
+    /// takes in each thread's frees and allocations only every 64 KiB): called between
+    /// evictions, so that one that freed enough ends the loop.
+    fn count_freed_memory(&self) {}
     /// Extra `INFO` sections the server owns (`server`, `clients`, `persistence`...), in
     /// Redis's `field:value` lines, or `None` if it has no such section.
     fn info_section(&self, _section: &str) -> Option<String> {

@@ -13,8 +13,16 @@
 //! number while it runs. SCAN walks each slice's slots downward, so the plain integer cursor
 //! keeps Redis's guarantee: every key present for the whole iteration is returned.
 //! The expiry deadline sits in the entry itself, so a TTL costs no second map entry.
+//!
+//! A deleted key's slot is not given back to the allocator (its memory goes only when the
+//! slab is packed), but the next new key takes it without allocating: the keyspace counts
+//! its free slots ([`FreeSlots`]) so that `maxmemory` counts them as free, as Redis frees a
+//! deleted key's dict entry at once. Otherwise evicting a key whose name and value fit in its
+//! slot would free nothing the limit sees, and eviction would go on until the slab packed.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
@@ -60,6 +68,25 @@ impl Entry {
     }
 }
 
+/// The free slots of every slice of a keyspace, counted together.
+#[derive(Debug, Clone, Default)]
+pub struct FreeSlots(Arc<AtomicUsize>);
+
+impl FreeSlots {
+    fn add(&self, slots: usize) {
+        self.0.fetch_add(slots, Ordering::Relaxed);
+    }
+
+    fn remove(&self, slots: usize) {
+        self.0.fetch_sub(slots, Ordering::Relaxed);
+    }
+
+    /// The bytes those slots take.
+    pub fn bytes(&self) -> usize {
+        self.0.load(Ordering::Relaxed) * std::mem::size_of::<Option<Entry>>()
+    }
+}
+
 /// One shard's slice of one logical database.
 #[derive(Debug, Default)]
 pub struct Db {
@@ -67,9 +94,26 @@ pub struct Db {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     volatile: usize,
+    /// Where `free`'s length is counted.
+    free_slots: FreeSlots,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.free_slots.remove(self.free.len());
+    }
 }
 
 impl Db {
+    fn counted_in(free_slots: &FreeSlots) -> Db {
+        Db { index: HashTable::new(), slots: Vec::new(), free: Vec::new(), volatile: 0, free_slots: free_slots.clone() }
+    }
+
+    /// Leaves this slice empty and returns what it held (FLUSHDB, FLUSHALL).
+    pub fn take(&mut self) -> Db {
+        std::mem::replace(self, Db::counted_in(&self.free_slots))
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -136,6 +180,7 @@ impl Db {
         }
         let pos = match self.free.pop() {
             Some(pos) => {
+                self.free_slots.remove(1);
                 if let Some(slot) = self.slots.get_mut(pos as usize) {
                     *slot = Some(entry);
                 }
@@ -172,6 +217,7 @@ impl Db {
         });
         slots.truncate(index.len());
         slots.shrink_to_fit();
+        self.free_slots.remove(free.len());
         *free = Vec::new();
         crate::slab::shrink_index(index, |pos| slot_key(slots, pos).map_or(0, |k| hasher.hash_one(k)));
     }
@@ -182,9 +228,10 @@ impl Db {
             self.volatile -= 1;
         }
         self.free.push(pos);
+        self.free_slots.add(1);
         if self.index.is_empty() {
             // Nothing left to keep stable for SCAN: give the memory back.
-            *self = Db::default();
+            *self = Db::counted_in(&self.free_slots);
         }
         Some(entry)
     }
@@ -206,9 +253,9 @@ pub struct Shard {
 }
 
 impl Shard {
-    fn new(databases: usize) -> Shard {
+    fn new(databases: usize, free_slots: &FreeSlots) -> Shard {
         Shard {
-            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dbs: (0..databases).map(|_| Db::counted_in(free_slots)).collect(),
             last_write_seq: 0,
             expire_cursor: vec![0; databases].into_boxed_slice(),
         }
@@ -229,18 +276,27 @@ pub struct Keyspace {
     shard_bits: u32,
     databases: usize,
     hasher: foldhash::fast::RandomState,
+    free_slots: FreeSlots,
 }
 
 impl Keyspace {
     /// `shard_bits` = log2 of the shard count.
     pub fn new(databases: usize, shard_bits: u32) -> Keyspace {
         let count = 1usize << shard_bits;
+        let free_slots = FreeSlots::default();
         Keyspace {
-            shards: (0..count).map(|_| Mutex::new(Shard::new(databases))).collect(),
+            shards: (0..count).map(|_| Mutex::new(Shard::new(databases, &free_slots))).collect(),
             shard_bits,
             databases,
             hasher: foldhash::fast::RandomState::default(),
+            free_slots,
         }
+    }
+
+    /// Bytes of entry slots that deleted keys left and new keys will take without
+    /// allocating: free memory, as far as `maxmemory` is concerned.
+    pub fn free_slot_bytes(&self) -> usize {
+        self.free_slots.bytes()
     }
 
     pub fn databases(&self) -> usize {
@@ -332,3 +388,52 @@ pub(crate) fn unreachable_shard(index: usize) -> ! {
 // Every key pays for an `Entry` in the slab: keep large variants of `Value` boxed so that a
 // small string key stays small (measured in BENCHMARKS.md, "Memory per small key").
 const _: () = assert!(std::mem::size_of::<Entry>() <= 56);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::value::Value;
+
+    /// The free-slot count follows every way a slice's free list changes.
+    #[test]
+    fn free_slots_are_counted_as_keys_come_and_go() {
+        let keyspace = Keyspace::new(2, 0);
+        let slot = std::mem::size_of::<Option<Entry>>();
+        let key = |i: usize| format!("key:{i}").into_bytes();
+        let entry = |i: usize| Entry::new(&key(i), Value::Str(crate::small_bytes::SmallBytes::from_slice(b"v")));
+        let mut shard = keyspace.lock(0).unwrap();
+        let hasher = *keyspace.hasher();
+        let db = &mut shard.dbs[0];
+        for i in 0..100 {
+            db.insert_new(hasher.hash_one(key(i)), entry(i), &hasher);
+        }
+        for i in 0..40 {
+            db.remove(hasher.hash_one(key(i)), &key(i)).unwrap();
+        }
+        assert_eq!(keyspace.free_slot_bytes(), 40 * slot, "a deleted key leaves a free slot");
+        db.insert_new(hasher.hash_one(key(0)), entry(0), &hasher);
+        assert_eq!(keyspace.free_slot_bytes(), 39 * slot, "a new key takes one");
+        for i in 40..60 {
+            db.remove(hasher.hash_one(key(i)), &key(i)).unwrap();
+        }
+        db.pack_if_sparse(&hasher);
+        assert_eq!(keyspace.free_slot_bytes(), 0, "packing gives them back");
+        for i in 60..70 {
+            db.remove(hasher.hash_one(key(i)), &key(i)).unwrap();
+        }
+        let emptied = db.take();
+        assert_eq!(keyspace.free_slot_bytes(), 10 * slot, "a flushed slice's holes count until it is freed");
+        drop(emptied);
+        assert_eq!(keyspace.free_slot_bytes(), 0);
+        let db = &mut shard.dbs[1];
+        db.insert_new(hasher.hash_one(key(1)), entry(1), &hasher);
+        db.remove(hasher.hash_one(key(1)), &key(1)).unwrap();
+        assert_eq!(keyspace.free_slot_bytes(), 0, "a slice emptied by its last delete starts afresh");
+        db.insert_new(hasher.hash_one(key(2)), entry(2), &hasher);
+        db.insert_new(hasher.hash_one(key(3)), entry(3), &hasher);
+        db.remove(hasher.hash_one(key(2)), &key(2)).unwrap();
+        assert_eq!(keyspace.free_slot_bytes(), slot, "the other slices count in the same total");
+    }
+}

@@ -210,6 +210,14 @@ impl ServerHost {
         self.peak_memory.fetch_max(used, Ordering::Relaxed).max(used)
     }
 
+    /// Memory in use that `maxmemory` leaves out (INFO's `mem_not_counted_for_evict`): the
+    /// log's buffers, as Redis leaves out its AOF buffer; the snapshot thread's, as Redis's
+    /// rewrite child is another process; and the entry slots deleted keys left, which new keys
+    /// take without allocating.
+    fn not_counted_for_evict(&self) -> u64 {
+        let free_slots = self.notifier.get().map_or(0, |e| e.keyspace.free_slot_bytes() as u64);
+        self.persistence.log_buffered_bytes() + crate::memory::not_counted() + free_slots
+    }
     fn eviction_policy(&self) -> Policy {
         self.notifier.get().map_or(Policy::NoEviction, |e| e.eviction.policy())
     }
@@ -577,7 +585,7 @@ impl Host for ServerHost {
                     self.eviction_policy().name(),
                     ratio(rss, used),
                     i128::from(rss) - i128::from(used),
-                    self.persistence.log_buffered_bytes(),
+                    self.not_counted_for_evict(),
                     self.notifier.get().map_or(0, |e| e.lazyfree.pending()),
                     self.notifier.get().map_or(0, |e| e.lazyfree.freed()),
                 );
@@ -884,7 +892,11 @@ impl Host for ServerHost {
     }
 
     fn over_memory_limit(&self) -> bool {
-        crate::memory::over_limit(|| self.persistence.log_buffered_bytes())
+        crate::memory::over_limit(|| self.not_counted_for_evict())
+    }
+
+    fn count_freed_memory(&self) {
+        crate::memory::fold_here();
     }
 
     fn authenticate(&self, user: &[u8], password: &[u8]) -> Result<(), String> {

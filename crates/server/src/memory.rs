@@ -8,6 +8,11 @@
 //! Counting on every allocation must not become a shared hot spot, so each thread keeps a
 //! local balance and folds it into the global counter only once it passes [`FOLD_BYTES`]; the
 //! global figure is then exact to within that much per thread, a few MiB at most.
+//!
+//! The snapshot thread's allocations count in `used_memory` but not against `maxmemory`
+//! ([`NotCountedForEviction`]): it is StayKV's counterpart of Redis's rewrite child, whose
+//! memory is another process's, and counting its passing buffers made every compaction
+//! evict tens of megabytes of sessions that were gone again a second later.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -22,13 +27,23 @@ const FOLD_BYTES: i64 = 64 << 10;
 
 static ALLOCATED: AtomicI64 = AtomicI64::new(0);
 static LIMIT: AtomicU64 = AtomicU64::new(0);
+/// What threads inside [`NotCountedForEviction`] hold now (exact: no folding).
+static NOT_COUNTED: AtomicI64 = AtomicI64::new(0);
 
 thread_local! {
-    // `const` and drop-free: initialising it never allocates, which an allocator requires.
+    // `const` and drop-free: initialising them never allocates, which an allocator requires.
     static UNFOLDED: Cell<i64> = const { Cell::new(0) };
+    /// While inside [`NotCountedForEviction`], what this thread added to [`NOT_COUNTED`].
+    static NOT_COUNTED_HERE: Cell<Option<i64>> = const { Cell::new(None) };
 }
 
 fn count(delta: i64) {
+    let _ = NOT_COUNTED_HERE.try_with(|here| {
+        if let Some(net) = here.get() {
+            here.set(Some(net + delta));
+            NOT_COUNTED.fetch_add(delta, Ordering::Relaxed);
+        }
+    });
     let folded = UNFOLDED.try_with(|local| {
         let (balance, folded) = fold(local.get(), delta);
         local.set(balance);
@@ -205,6 +220,37 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 }
 
+/// Folds this thread's balance into the global count now, so that what it just freed shows.
+pub fn fold_here() {
+    let balance = UNFOLDED.try_with(|local| local.replace(0)).unwrap_or(0);
+    if balance != 0 {
+        ALLOCATED.fetch_add(balance, Ordering::Relaxed);
+    }
+}
+
+/// While one lives, what its thread allocates (less what it frees) counts in `used_memory`
+/// but not against `maxmemory`; dropped, whatever the thread still holds counts again.
+pub struct NotCountedForEviction(());
+
+impl NotCountedForEviction {
+    pub fn enter() -> NotCountedForEviction {
+        let _ = NOT_COUNTED_HERE.try_with(|here| here.set(Some(0)));
+        NotCountedForEviction(())
+    }
+}
+
+impl Drop for NotCountedForEviction {
+    fn drop(&mut self) {
+        let net = NOT_COUNTED_HERE.try_with(|here| here.take().unwrap_or(0)).unwrap_or(0);
+        NOT_COUNTED.fetch_sub(net, Ordering::Relaxed);
+    }
+}
+
+/// Bytes held by threads inside [`NotCountedForEviction`].
+pub fn not_counted() -> u64 {
+    u64::try_from(NOT_COUNTED.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
 /// Bytes currently allocated by the process (`used_memory`).
 pub fn used() -> u64 {
     u64::try_from(ALLOCATED.load(Ordering::Relaxed)).unwrap_or(0)
@@ -220,9 +266,10 @@ pub fn set_limit(bytes: u64) {
 }
 
 /// Allocated memory, less `not_counted()` (the log's buffers, as Redis leaves out its AOF
-/// buffer), is over `maxmemory`. Asked before every command: without a limit that is one
-/// load of a value that seldom changes; the allocation count, which every thread's
-/// allocations move, is read only when there is a limit.
+/// buffer, and what else the caller knows to be free), is over `maxmemory`. Asked before
+/// every command: without a limit that is one load of a value that seldom changes; the
+/// allocation count, which every thread's allocations move, is read only when there is a
+/// limit.
 pub fn over_limit(not_counted: impl FnOnce() -> u64) -> bool {
     let limit = limit();
     limit > 0 && {
@@ -234,6 +281,22 @@ pub fn over_limit(not_counted: impl FnOnce() -> u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_thread_allocates_while_not_counted_is_left_out_until_it_leaves() {
+        let held = std::thread::spawn(|| {
+            let scope = NotCountedForEviction::enter();
+            let buffer = vec![1u8; 1 << 20];
+            let inside = not_counted();
+            drop(scope);
+            (inside, buffer)
+        })
+        .join()
+        .unwrap_or_default();
+        assert!(held.0 >= 1 << 20, "{} bytes not counted inside", held.0);
+        assert!(not_counted() < 1 << 20, "counted again once the scope ends");
+        assert_eq!(held.1.len(), 1 << 20);
+    }
 
     #[test]
     fn balances_fold_into_the_global_count_past_the_threshold() {

@@ -590,6 +590,8 @@ impl Persistence {
         // On a failed spawn the closure, and the slot in it, is dropped: the slot is free again.
         let spawned = std::thread::Builder::new().name("staykv-snapshot".into()).spawn(move || {
             lower_thread_priority();
+            // Its buffers pass as Redis's rewrite child's do, in memory `maxmemory` leaves out.
+            let _not_counted = crate::memory::NotCountedForEviction::enter();
             let _ = me.run_job(slot);
             crate::memory::release_free_pages();
         });

@@ -1295,3 +1295,52 @@ fn maxmemory_allkeys_lru_keeps_the_keys_in_use() {
     // Random eviction would keep about a third of them (8 MiB of ~21 MiB written).
     assert!(hot >= 80, "only {hot} of 100 recently read keys survived");
 }
+
+/// Writes new keys past `maxmemory` under `allkeys-lru`, 1,000 a pipeline, and says whether
+/// any write was refused and how far the key count fell below what it was when evictions
+/// began. Redis evicts about one old key per new one; StayKV used to evict most of the
+/// keyspace at once, and refuse writes, for small keys (a deleted key's slot freed no memory
+/// the limit saw) and during each compaction (its buffers counted against the limit).
+fn writes_past_maxmemory(server: &Server) -> Vec<String> {
+    const MIB: u64 = 1024 * 1024;
+    let mut conn = server.connect();
+    let mut seen = Vec::new();
+    // Compactions (AOF rewrites) every few MiB of log, so that some run while evicting.
+    conn.cmd(&["CONFIG", "SET", "auto-aof-rewrite-min-size", "1mb"]);
+    for (name, value_size, batches) in [("small keys", 8, 240), ("1 KB sessions", 1024, 60)] {
+        conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+        conn.cmd(&["FLUSHALL"]);
+        conn.cmd(&["CONFIG", "RESETSTAT"]);
+        let limit = info_field(&mut conn, "memory", "used_memory") + 8 * MIB;
+        conn.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        conn.cmd(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+        let value = "v".repeat(value_size);
+        let (mut refused, mut at_limit, mut lowest) = (0, None, usize::MAX);
+        for batch in 0..batches {
+            let pipeline: Vec<u8> =
+                (0..1000).flat_map(|i| encode_str(&["SET", &format!("key:{batch}:{i}"), &value])).collect();
+            conn.send(&pipeline);
+            for _ in 0..1000 {
+                refused += usize::from(conn.read_frame().unwrap().starts_with(b"-"));
+            }
+            let keys: usize = conn.cmd_text(&["DBSIZE"]).parse().unwrap();
+            if info_field(&mut conn, "stats", "evicted_keys") > 0 {
+                let at_limit = *at_limit.get_or_insert(keys);
+                lowest = lowest.min(keys);
+                assert!(keys > 0 && at_limit > 0, "{name}: nothing left after batch {batch}");
+            }
+        }
+        let kept = at_limit.map(|at_limit| lowest * 10 >= at_limit * 8);
+        seen.push(format!("{name}: writes refused {refused}; evicting kept 80% of the keys {kept:?}"));
+    }
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    seen
+}
+
+#[test]
+fn writes_past_maxmemory_evict_about_one_key_per_new_one_as_in_redis() {
+    common::same_as_redis(
+        writes_past_maxmemory,
+        &["small keys: writes refused 0; evicting kept 80% of the keys Some(true)"],
+    );
+}

@@ -218,7 +218,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut emptied = Vec::new();
     for shard in ctx.all_shards() {
         if let Some(slice) = shard.dbs.get_mut(db) {
-            emptied.push(std::mem::take(slice));
+            emptied.push(slice.take());
         }
     }
     ctx.free_databases(emptied, lazily);
@@ -234,7 +234,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let mut emptied = Vec::new();
     for shard in ctx.all_shards() {
-        emptied.extend(shard.dbs.iter_mut().map(std::mem::take));
+        emptied.extend(shard.dbs.iter_mut().map(Db::take));
     }
     ctx.free_databases(emptied, lazily);
     ctx.engine.tracking.invalidate_all(ctx.client.id);
