@@ -377,16 +377,20 @@ impl User {
     fn command_rule(&mut self, allow: bool, body: &[u8], table: &CommandTable) -> Result<(), &'static str> {
         let text = std::str::from_utf8(body).map_err(|_| rule_error::UNKNOWN)?;
         let rule = CommandRule { allow, target: RuleTarget::parse(allow, text, table)?, text: text.to_string() };
-        let before = self.grants.clone();
-        self.grants.apply(&rule, table);
+        let changed = self.grants.apply(&rule, table);
         let kept = self.rules.len();
         self.rules.retain(|earlier| !rule.target.covers(&earlier.target, table));
         let needed = if self.rules.len() == kept {
-            !self.grants.same_as(&before)
+            changed
+        } else if self.rules.len() > MAX_RULES_REPLAYED {
+            // Past this, a rule is kept rather than the list replayed for every rule added.
+            true
         } else {
             // Rules it replaced are gone: whether it is needed is measured without them.
             let mut without = CommandGrants::all(self.all_base, table.len());
-            self.rules.iter().for_each(|r| without.apply(r, table));
+            self.rules.iter().for_each(|r| {
+                without.apply(r, table);
+            });
             !self.grants.same_as(&without)
         };
         if needed {
@@ -526,6 +530,11 @@ impl User {
     }
 }
 
+/// Rules kept past which adding one that replaces another no longer replays the rest to see
+/// whether it is still needed: a user of thousands of rules is set in a moment, and read back
+/// with some that change nothing.
+const MAX_RULES_REPLAYED: usize = 64;
+
 /// Which commands a user may run: a flag per command table entry, and overrides for one
 /// first argument (a container's subcommand, or another command's first argument, as
 /// `+select|0`).
@@ -546,38 +555,55 @@ impl CommandGrants {
         self.first_args.clear();
     }
 
-    fn apply(&mut self, rule: &CommandRule, table: &CommandTable) {
+    /// Applies `rule`; returns whether what may run changed.
+    fn apply(&mut self, rule: &CommandRule, table: &CommandTable) -> bool {
         match &rule.target {
             // As Redis: a command in the category (a container: all its subcommands), then
             // each subcommand in it by its own categories (CLIENT ID is no @dangerous
             // command, CLIENT KILL is).
             RuleTarget::Category(category) => {
+                let mut changed = false;
                 for (index, spec) in table.all().iter().enumerate() {
                     if spec.info_categories().contains(category) {
-                        self.set_command(index, rule.allow);
+                        changed |= self.set_command(index, rule.allow);
                     }
                     for sub in spec.subcommands {
                         if subcommand_categories(sub).contains(category) {
-                            self.set_first_arg(index, sub.name, rule.allow);
+                            changed |= self.set_first_arg(index, sub.name, rule.allow);
                         }
                     }
                 }
+                changed
             }
             RuleTarget::Command(index) => self.set_command(*index, rule.allow),
             RuleTarget::FirstArg(index, first_arg) => self.set_first_arg(*index, first_arg, rule.allow),
         }
     }
 
-    fn set_first_arg(&mut self, index: usize, first_arg: &str, allow: bool) {
-        self.first_args.retain(|(i, arg, _)| !(*i == index && arg == first_arg));
+    fn set_first_arg(&mut self, index: usize, first_arg: &str, allow: bool) -> bool {
+        let mut before = self.allowed.get(index).copied().unwrap_or(false);
+        self.first_args.retain(|(i, arg, allowed)| {
+            let same = *i == index && arg == first_arg;
+            if same {
+                before = *allowed;
+            }
+            !same
+        });
         self.first_args.push((index, first_arg.to_string(), allow));
+        before != allow
     }
 
-    fn set_command(&mut self, index: usize, allow: bool) {
+    fn set_command(&mut self, index: usize, allow: bool) -> bool {
+        let mut changed = false;
         if let Some(slot) = self.allowed.get_mut(index) {
+            changed = *slot != allow;
             *slot = allow;
         }
-        self.first_args.retain(|(i, _, _)| *i != index);
+        self.first_args.retain(|(i, _, allowed)| {
+            changed |= *i == index && *allowed != allow;
+            *i != index
+        });
+        changed
     }
 
     fn allows(&self, index: usize, args: &[Bytes]) -> bool {
