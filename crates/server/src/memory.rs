@@ -30,23 +30,30 @@ static LIMIT: AtomicU64 = AtomicU64::new(0);
 /// What threads inside [`NotCountedForEviction`] hold now (exact: no folding).
 static NOT_COUNTED: AtomicI64 = AtomicI64::new(0);
 
-thread_local! {
-    // `const` and drop-free: initialising them never allocates, which an allocator requires.
-    static UNFOLDED: Cell<i64> = const { Cell::new(0) };
+/// A thread's own figures, in one thread-local so that counting an allocation reads one.
+#[derive(Clone, Copy)]
+struct Local {
+    /// Not yet folded into [`ALLOCATED`].
+    unfolded: i64,
     /// While inside [`NotCountedForEviction`], what this thread added to [`NOT_COUNTED`].
-    static NOT_COUNTED_HERE: Cell<Option<i64>> = const { Cell::new(None) };
+    not_counted: Option<i64>,
+}
+
+thread_local! {
+    // `const` and drop-free: initialising it never allocates, which an allocator requires.
+    static LOCAL: Cell<Local> = const { Cell::new(Local { unfolded: 0, not_counted: None }) };
 }
 
 fn count(delta: i64) {
-    let _ = NOT_COUNTED_HERE.try_with(|here| {
-        if let Some(net) = here.get() {
-            here.set(Some(net + delta));
+    let folded = LOCAL.try_with(|cell| {
+        let mut local = cell.get();
+        if let Some(net) = &mut local.not_counted {
+            *net += delta;
             NOT_COUNTED.fetch_add(delta, Ordering::Relaxed);
         }
-    });
-    let folded = UNFOLDED.try_with(|local| {
-        let (balance, folded) = fold(local.get(), delta);
-        local.set(balance);
+        let (balance, folded) = fold(local.unfolded, delta);
+        local.unfolded = balance;
+        cell.set(local);
         folded
     });
     // A thread being torn down has no local balance left: count directly.
@@ -222,7 +229,14 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
 /// Folds this thread's balance into the global count now, so that what it just freed shows.
 pub fn fold_here() {
-    let balance = UNFOLDED.try_with(|local| local.replace(0)).unwrap_or(0);
+    let balance = LOCAL
+        .try_with(|cell| {
+            let mut local = cell.get();
+            let balance = std::mem::take(&mut local.unfolded);
+            cell.set(local);
+            balance
+        })
+        .unwrap_or(0);
     if balance != 0 {
         ALLOCATED.fetch_add(balance, Ordering::Relaxed);
     }
@@ -234,14 +248,20 @@ pub struct NotCountedForEviction(());
 
 impl NotCountedForEviction {
     pub fn enter() -> NotCountedForEviction {
-        let _ = NOT_COUNTED_HERE.try_with(|here| here.set(Some(0)));
+        let _ = LOCAL.try_with(|cell| cell.set(Local { not_counted: Some(0), ..cell.get() }));
         NotCountedForEviction(())
     }
 }
 
 impl Drop for NotCountedForEviction {
     fn drop(&mut self) {
-        let net = NOT_COUNTED_HERE.try_with(|here| here.take().unwrap_or(0)).unwrap_or(0);
+        let net = LOCAL
+            .try_with(|cell| {
+                let local = cell.get();
+                cell.set(Local { not_counted: None, ..local });
+                local.not_counted.unwrap_or(0)
+            })
+            .unwrap_or(0);
         NOT_COUNTED.fetch_sub(net, Ordering::Relaxed);
     }
 }
