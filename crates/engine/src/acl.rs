@@ -30,12 +30,12 @@ use crate::key_spec::key;
 
 /// The user the HTTP API's read-only token runs as. Unless an ACL user of that name is
 /// defined (which then takes over), it is built in: read commands only, not `KEYS`/`SCAN`,
-/// and no password, so nobody can `AUTH` as it.
+/// the event streams' SUBSCRIBE and PSUBSCRIBE, and no password, so nobody can `AUTH` as it.
 pub const HTTP_READONLY_USER: &str = "http-readonly";
 
 /// The rules of the built-in [`HTTP_READONLY_USER`].
 const HTTP_READONLY_RULES: &str = "on nopass ~* &* -@all +@read -keys -scan +ping +echo +time +select +command \
-                                   +multi +exec +discard +watch +unwatch";
+                                   +multi +exec +discard +watch +unwatch +subscribe +psubscribe";
 
 /// ACL categories in Redis's order (`ACL CAT`).
 pub const CATEGORIES: &[&str] = &[
@@ -1236,6 +1236,7 @@ mod tests {
         assert_eq!(check(&user, &table, &["ping"]), Ok(()));
         assert_eq!(check(&user, &table, &["set", "k", "v"]), Err(Denied::Command));
         assert_eq!(check(&user, &table, &["keys", "*"]), Err(Denied::Command));
+        assert_eq!(check(&user, &table, &["subscribe", "news"]), Ok(()));
     }
 
     #[test]

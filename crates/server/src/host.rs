@@ -105,6 +105,26 @@ impl ClientView {
     }
 }
 
+/// An HTTP event stream (`/subscribe`, `/psubscribe`, `/monitor`). CLIENT LIST does not show
+/// it, but the kills that reach a user's clients (ACL SETUSER taking a channel away, ACL
+/// DELUSER, CLIENT KILL USER) end it too.
+#[derive(Debug)]
+pub struct EventStream {
+    pub user: String,
+    /// Set, the stream ends the next time it is polled.
+    pub ended: Arc<AtomicBool>,
+    /// Gets it polled.
+    pub wake: tokio::sync::mpsc::Sender<Reply>,
+}
+
+impl EventStream {
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        // A full queue wakes the stream by itself.
+        let _ = self.wake.try_send(Reply::Nil);
+    }
+}
+
 /// Runtime-tunable settings (CONFIG SET).
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -119,6 +139,8 @@ pub struct ServerHost {
     pub config: Config,
     pub runtime: RwLock<Runtime>,
     pub clients: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
+    /// The HTTP event streams, by their engine clients' ids.
+    pub event_streams: Mutex<BTreeMap<u64, EventStream>>,
     pub next_client_id: AtomicU64,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
@@ -229,6 +251,7 @@ impl ServerHost {
         ServerHost {
             runtime: RwLock::new(runtime),
             clients: Mutex::new(BTreeMap::new()),
+            event_streams: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
@@ -933,6 +956,20 @@ impl Host for ServerHost {
         for (_, record) in clients.iter().filter(|(id, record)| Self::matches(filter, **id, record)) {
             record.close();
             killed += 1;
+        }
+        // Event streams have no address and are subscribers: only a filter by user reaches them.
+        let reaches_streams = filter.user.is_some()
+            && filter.addr.is_none()
+            && filter.laddr.is_none()
+            && filter.client_type.is_none_or(|t| t == ClientType::PubSub);
+        if reaches_streams {
+            for (id, stream) in self.event_streams.lock().iter() {
+                let chosen = filter.ids.as_ref().is_none_or(|ids| ids.contains(id));
+                if chosen && filter.user.as_ref() == Some(&stream.user) && filter.skip_me != Some(*id) {
+                    stream.end();
+                    killed += 1;
+                }
+            }
         }
         killed
     }

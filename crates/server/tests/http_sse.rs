@@ -125,3 +125,49 @@ fn a_reader_too_far_behind_is_cut_off_not_skipped() {
     });
     assert!(unsubscribed, "the cut-off stream's subscription was left behind");
 }
+
+/// Read until the chunked body ends: the server closed the stream.
+fn read_to_end_of_stream(stream: &mut TcpStream, seen: &mut String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !seen.ends_with("\r\n0\r\n\r\n") {
+        assert!(Instant::now() < deadline, "the stream did not end: {seen:?}");
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// A read-only token's stream runs as the `http-readonly` ACL user, so an operator who
+/// defines that user with fewer channels narrows the streams too (they used to run as
+/// `default`); and taking a channel away from it ends its streams on that channel at once,
+/// as Redis closes a RESP subscriber. The full token's streams, as `default`, go on.
+#[test]
+fn a_read_only_stream_runs_as_its_acl_user_and_ends_when_its_channel_is_revoked() {
+    let http = free_port().to_string();
+    let port = http.parse().unwrap();
+    let server = Server::staykv_with(&["--http-port", &http, "--http-token", "full", "--http-readonly-token", "ro"]);
+    let mut admin = server.connect();
+    let narrowed =
+        ["ACL", "SETUSER", "http-readonly", "on", "nopass", "~*", "resetchannels", "&public:*", "+subscribe"];
+    assert_eq!(admin.cmd_text(&narrowed), "OK");
+    let mut refused = open(port, "/subscribe/secret?_token=ro");
+    let mut seen = String::new();
+    read_until(&mut refused, &mut seen, "NOPERM");
+    assert!(seen.starts_with("HTTP/1.1 400"), "{seen}");
+
+    let (mut read_only, mut full) =
+        (open(port, "/subscribe/public:a?_token=ro"), open(port, "/subscribe/public:a?_token=full"));
+    let (mut read_only_seen, mut full_seen) = (String::new(), String::new());
+    read_until(&mut read_only, &mut read_only_seen, "data: subscribe,public:a,1");
+    read_until(&mut full, &mut full_seen, "data: subscribe,public:a,1");
+    assert_eq!(admin.cmd_text(&["PUBLISH", "public:a", "before"]), "2");
+    read_until(&mut read_only, &mut read_only_seen, "data: message,public:a,before");
+    assert_eq!(admin.cmd_text(&["ACL", "SETUSER", "http-readonly", "resetchannels", "&other"]), "OK");
+    read_to_end_of_stream(&mut read_only, &mut read_only_seen);
+    assert_eq!(admin.cmd_text(&["PUBLISH", "public:a", "after"]), "1");
+    read_until(&mut full, &mut full_seen, "data: message,public:a,after");
+}

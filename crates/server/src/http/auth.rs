@@ -25,6 +25,18 @@ pub enum Access {
     ReadOnly,
 }
 
+impl Access {
+    /// The ACL user the token runs as, checked by the engine like a RESP client's: the full
+    /// token as `default`, the read-only one as `http-readonly` (built in, or the ACL user of
+    /// that name).
+    pub fn user(self) -> &'static str {
+        match self {
+            Access::Full => "default",
+            Access::ReadOnly => staykv_engine::acl::HTTP_READONLY_USER,
+        }
+    }
+}
+
 /// The configured tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {

@@ -317,11 +317,7 @@ impl<'a> Batch<'a> {
         let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
         let mut client = Client::new(id, true);
         client.origin = "http".into();
-        // Tokens map to ACL users: the full token runs as `default`, the read-only one as
-        // `http-readonly` (built in, or the ACL user of that name), checked by the engine.
-        if access == Access::ReadOnly {
-            staykv_engine::acl::HTTP_READONLY_USER.clone_into(&mut client.user);
-        }
+        access.user().clone_into(&mut client.user);
         Batch { shared, client, access, wait_seq: 0 }
     }
 

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use super::auth::{self, Access};
 use super::{ApiError, Inner};
 use crate::connection::Shared;
+use crate::host::EventStream;
 
 /// Messages queued for one stream before it is dropped as too slow.
 const BACKLOG: usize = 4096;
@@ -63,6 +64,8 @@ pub(super) async fn stream(
     let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
     let mut client = Client::new(id, true);
     client.origin = crate::connection::origin_text(peer);
+    access.user().clone_into(&mut client.user);
+    let stream = EventStream { user: client.user.clone(), ended: cut_off.clone(), wake: sender.clone() };
     client.deliver = Some(ClientDeliver(Arc::new(move |message| {
         // A full queue means the reader stopped reading.
         if sender.try_send(message).is_err() {
@@ -79,6 +82,7 @@ pub(super) async fn stream(
         Reply::Many(replies) => replies,
         _ => Vec::new(),
     };
+    shared.host.event_streams.lock().insert(id, stream);
     let events = Events { pending: confirmations, receiver, cut_off, guard: Subscription { shared, client } };
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
@@ -91,6 +95,7 @@ struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        self.shared.host.event_streams.lock().remove(&self.client.id);
         self.shared.engine.disconnect(&mut self.client);
     }
 }
@@ -98,7 +103,7 @@ impl Drop for Subscription {
 struct Events {
     pending: Vec<Reply>,
     receiver: mpsc::Receiver<Reply>,
-    /// Set when a message found the queue full: the stream ends.
+    /// Set when a message found the queue full, or by a kill ([`EventStream`]): the stream ends.
     cut_off: Arc<AtomicBool>,
     guard: Subscription,
 }
