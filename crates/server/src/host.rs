@@ -399,8 +399,13 @@ impl ServerHost {
         }
     }
 
-    /// Whether client `id` is one `filter` asks for.
+    /// Whether client `id` is one `filter` asks for. A client being closed is not: Redis frees
+    /// a killed client at once, so CLIENT LIST no longer shows it and a second CLIENT KILL
+    /// does not count it again, where StayKV's connection leaves its list a moment later.
     fn matches(filter: &ClientFilter, id: u64, record: &ClientRecord) -> bool {
+        if record.killed.load(Ordering::Acquire) {
+            return false;
+        }
         let view = record.state.lock();
         filter.ids.as_ref().is_none_or(|ids| ids.contains(&id))
             && filter.addr.as_ref().is_none_or(|a| *a == record.addr.to_string())
