@@ -22,6 +22,10 @@ struct Case {
     setup: &'static [&'static [&'static str]],
     blocked: &'static [&'static [&'static str]],
     steps: &'static [&'static [&'static str]],
+    /// Run once the blocked clients have answered: a woken client re-runs its command on its
+    /// own connection, so what it moved shows only once it has answered (Redis serves it
+    /// before the step's reply).
+    after: &'static [&'static [&'static str]],
 }
 
 const CASES: &[Case] = &[
@@ -38,42 +42,49 @@ const CASES: &[Case] = &[
             &["DEL", "list"],
             &["LPUSH", "list", "b"],
         ],
+        after: &[],
     },
     Case {
         name: "BLPOP: the key becomes a string and stays one",
         setup: &[],
         blocked: &[&["BLPOP", "list", "0"]],
         steps: &[&["SET", "list", "foo"], &["APPEND", "list", "bar"]],
+        after: &[],
     },
     Case {
         name: "BRPOP over two keys: the first becomes a string, the second gets data",
         setup: &[],
         blocked: &[&["BRPOP", "k1", "k2", "0"]],
         steps: &[&["SET", "k1", "foo"], &["RPUSH", "k2", "x", "y"]],
+        after: &[],
     },
     Case {
         name: "BLMPOP: a key becomes a set, another gets data",
         setup: &[],
         blocked: &[&["BLMPOP", "0", "2", "k1", "k2", "LEFT", "COUNT", "2"]],
         steps: &[&["SADD", "k1", "m"], &["RPUSH", "k2", "x", "y", "z"]],
+        after: &[],
     },
     Case {
         name: "BLMOVE: the source becomes a hash, then a list",
         setup: &[],
         blocked: &[&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]],
-        steps: &[&["HSET", "src", "f", "v"], &["DEL", "src"], &["RPUSH", "src", "a"], &["LRANGE", "dst", "0", "-1"]],
+        steps: &[&["HSET", "src", "f", "v"], &["DEL", "src"], &["RPUSH", "src", "a"]],
+        after: &[&["LRANGE", "dst", "0", "-1"]],
     },
     Case {
         name: "BLMOVE: the destination is a string when the source gets data",
         setup: &[&["SET", "dst", "foo"]],
         blocked: &[&["BRPOPLPUSH", "src", "dst", "0"]],
         steps: &[&["RPUSH", "src", "a"], &["LRANGE", "src", "0", "-1"]],
+        after: &[],
     },
     Case {
         name: "BRPOPLPUSH by two clients, the first one's destination a string",
         setup: &[&["SET", "target1", "nolist"]],
         blocked: &[&["BRPOPLPUSH", "src", "target1", "0"], &["BRPOPLPUSH", "src", "target2", "0"]],
-        steps: &[&["LPUSH", "src", "foo"], &["LRANGE", "target2", "0", "-1"]],
+        steps: &[&["LPUSH", "src", "foo"]],
+        after: &[&["LRANGE", "target2", "0", "-1"]],
     },
     Case {
         name: "BZPOPMIN: the sorted set becomes a list in a transaction, then a sorted set",
@@ -88,36 +99,42 @@ const CASES: &[Case] = &[
             &["DEL", "z"],
             &["ZADD", "z", "2", "b"],
         ],
+        after: &[],
     },
     Case {
         name: "BZMPOP: a key becomes a string, another gets data",
         setup: &[],
         blocked: &[&["BZMPOP", "0", "2", "z1", "z2", "MAX"]],
         steps: &[&["SET", "z1", "foo"], &["ZADD", "z2", "1", "a", "2", "b"]],
+        after: &[],
     },
     Case {
         name: "XREAD: a stream becomes a string, another gets an entry",
         setup: &[&["XADD", "s1", "1-1", "f", "v"], &["XADD", "s2", "1-1", "f", "v"]],
         blocked: &[&["XREAD", "BLOCK", "0", "STREAMS", "s1", "s2", "$", "$"]],
         steps: &[&["MULTI"], &["DEL", "s1"], &["SET", "s1", "foo"], &["EXEC"], &["XADD", "s2", "2-2", "g", "w"]],
+        after: &[],
     },
     Case {
         name: "XREADGROUP: the stream becomes a string",
         setup: &[&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]],
         blocked: &[&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]],
         steps: &[&["MULTI"], &["DEL", "s"], &["SET", "s", "foo"], &["EXEC"]],
+        after: &[],
     },
     Case {
         name: "XREADGROUP: FLUSHALL",
         setup: &[&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]],
         blocked: &[&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]],
         steps: &[&["FLUSHALL"]],
+        after: &[],
     },
     Case {
         name: "XREADGROUP: FLUSHDB, BLPOP: the flush then a push",
         setup: &[&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]],
         blocked: &[&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"], &["BLPOP", "list", "0"]],
         steps: &[&["FLUSHDB"], &["RPUSH", "list", "a"]],
+        after: &[],
     },
 ];
 
@@ -144,6 +161,9 @@ fn scenario(server: &Server) -> Vec<String> {
         }
         for (i, (conn, id)) in blocked.iter_mut().enumerate() {
             seen.push(format!("{}: blocked client {i}: {}", case.name, outcome(conn, id, &mut other)));
+        }
+        for step in case.after {
+            seen.push(format!("{}: then {step:?} -> {}", case.name, frame_text(&other.cmd(step))));
         }
     }
     seen
