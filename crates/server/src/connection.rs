@@ -630,6 +630,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if self.output.is_empty() {
             return Ok(());
         }
+        // The requests answered are out of the query buffer before their replies leave, as
+        // in Redis: a client that asks CLIENT LIST once answered sees them gone.
+        self.record.buffers.set_query(self.input.len(), self.input.capacity());
         self.shared.persistence.wait_durable(wait_seq).await;
         // `client-output-buffer-limit`: pending output over the hard limit closes the client
         // at once. Over the soft limit for the soft seconds, the housekeeping tick closes it,
