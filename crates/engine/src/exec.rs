@@ -1474,6 +1474,11 @@ impl<'a> Ctx<'a> {
         self.nested && self.top != "exec"
     }
 
+    /// Whether the command runs inside EXEC.
+    pub fn in_exec(&self) -> bool {
+        self.nested && self.top == "exec"
+    }
+
     /// Run another command inside this one (EXEC, scripts): same locks, same batch of
     /// effects. Refusals are checked here as at the top level. An error reply is counted in
     /// `INFO errorstats` (and in the command's `failed_calls` if it ran), as Redis counts the

@@ -487,6 +487,9 @@ impl Persistence {
     /// (BGREWRITEAOF always, BGSAVE when asked with SCHEDULE) or, for SAVE, waited for.
     pub fn command(self: &Arc<Self>, name: &str) -> Result<Reply, String> {
         const SAVING: &str = "ERR Background save already in progress";
+        // Inside EXEC a job that starts is reported as scheduled, as Redis, which cannot fork
+        // there, reports it.
+        let in_exec = name.ends_with(" in exec");
         match name {
             "save" => {
                 let slot = match self.running() {
@@ -496,15 +499,17 @@ impl Persistence {
                 let result = blocking(|| self.run_job(slot));
                 result.map(|()| Reply::Ok).map_err(|e| format!("ERR snapshot failed: {e}"))
             }
-            "bgsave" | "bgsave schedule" => match self.start_or_schedule(Job::BgSave, name == "bgsave schedule") {
-                Launch::Started => Ok(Reply::Status("Background saving started")),
-                Launch::Scheduled => Ok(Reply::Status("Background saving scheduled")),
+            "bgsave" | "bgsave schedule" | "bgsave in exec" => match self.start_or_schedule(Job::BgSave, name != "bgsave") {
+                Launch::Started if !in_exec => Ok(Reply::Status("Background saving started")),
+                Launch::Started | Launch::Scheduled => Ok(Reply::Status("Background saving scheduled")),
                 Launch::Busy(running) if running.is_save() => Err(SAVING.into()),
                 Launch::Busy(_) => Err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into()),
             },
-            "bgrewriteaof" => match self.start_or_schedule(Job::Rewrite, true) {
-                Launch::Started => Ok(Reply::Status("Background append only file rewriting started")),
-                Launch::Scheduled => Ok(Reply::Status("Background append only file rewriting scheduled")),
+            "bgrewriteaof" | "bgrewriteaof in exec" => match self.start_or_schedule(Job::Rewrite, true) {
+                Launch::Started if !in_exec => Ok(Reply::Status("Background append only file rewriting started")),
+                Launch::Started | Launch::Scheduled => {
+                    Ok(Reply::Status("Background append only file rewriting scheduled"))
+                }
                 Launch::Busy(_) => Err("ERR Background append only file rewriting already in progress".into()),
             },
             other => Err(format!("ERR unknown persistence command '{other}'")),

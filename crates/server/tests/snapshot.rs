@@ -724,3 +724,28 @@ fn write_fixture(target: &Path) {
     )
     .unwrap();
 }
+
+/// BGSAVE (with and without SCHEDULE) and BGREWRITEAOF inside MULTI: Redis cannot fork
+/// inside EXEC, so it schedules the job for after it and answers "scheduled"; StayKV starts
+/// it at once and answers the same.
+fn jobs_inside_transactions(conn: &mut RawConn) -> Vec<String> {
+    let mut replies = Vec::new();
+    load_keys(conn, 1);
+    for job in [&["BGSAVE"][..], &["BGSAVE", "SCHEDULE"], &["BGREWRITEAOF"]] {
+        call_str(conn, &["MULTI"]);
+        call_str(conn, job);
+        call_str(conn, &["INCR", "n"]);
+        replies.push(format!("{job:?} in EXEC -> {:?}", call_str(conn, &["EXEC"])));
+        wait_for_no_job(conn);
+    }
+    replies
+}
+
+#[test]
+fn bgsave_and_bgrewriteaof_inside_exec_answer_as_redis_does() {
+    let server = Server::staykv();
+    let ours = jobs_inside_transactions(&mut server.connect());
+    assert!(ours.iter().all(|line| line.contains("scheduled")), "{ours:#?}");
+    let Some(redis) = Server::redis_with(&["--appendonly", "yes"]) else { return };
+    assert_eq!(ours, jobs_inside_transactions(&mut redis.connect()));
+}

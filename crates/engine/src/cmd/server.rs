@@ -750,7 +750,13 @@ fn persistence(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if name == "bgsave" && args.len() > 2 || (args.len() == 2 && !is(arg(args, 1)?, "schedule")) {
         return Err(errors::syntax());
     }
-    let request = if args.len() == 2 { format!("{name} schedule") } else { name };
+    // Inside EXEC Redis cannot fork: it schedules the job for after the transaction and
+    // answers so, SCHEDULE or not. StayKV's starts at once; the reply is Redis's.
+    let request = match (ctx.in_exec(), args.len()) {
+        (true, _) => format!("{name} in exec"),
+        (false, 2) => format!("{name} schedule"),
+        (false, _) => name,
+    };
     ctx.host.persistence(&request).map_err(Reply::Error)
 }
 
