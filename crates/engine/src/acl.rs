@@ -761,6 +761,9 @@ pub struct LogEntry {
 /// A user as it was before a change (`None`: it is new), and as it is after.
 pub type UserChange = (Option<Arc<User>>, Arc<User>);
 
+/// `acl-pubsub-default`'s values: a new user gets no channel, or every channel.
+pub const PUBSUB_DEFAULTS: [&str; 2] = ["resetchannels", "allchannels"];
+
 /// Users, and the log of refusals.
 #[derive(Debug)]
 pub struct Acl {
@@ -796,12 +799,25 @@ impl Acl {
         }
     }
 
-    pub fn pubsub_default_all(&self) -> bool {
-        self.pubsub_default_all.load(Ordering::Relaxed)
+    /// `acl-pubsub-default`, by its Redis name.
+    pub fn pubsub_default(&self) -> &'static str {
+        let [none, all] = PUBSUB_DEFAULTS;
+        if self.pubsub_default_all() {
+            all
+        } else {
+            none
+        }
     }
 
-    pub fn set_pubsub_default_all(&self, all: bool) {
-        self.pubsub_default_all.store(all, Ordering::Relaxed);
+    /// Set `acl-pubsub-default` by its Redis name (any case); false for another name.
+    pub fn set_pubsub_default(&self, name: &str) -> bool {
+        let Some(all) = PUBSUB_DEFAULTS.iter().position(|n| n.eq_ignore_ascii_case(name)) else { return false };
+        self.pubsub_default_all.store(all == 1, Ordering::Relaxed);
+        true
+    }
+
+    fn pubsub_default_all(&self) -> bool {
+        self.pubsub_default_all.load(Ordering::Relaxed)
     }
 
     /// A user as Redis creates it: nothing allowed, and the channels `acl-pubsub-default`

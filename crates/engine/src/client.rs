@@ -96,6 +96,11 @@ pub fn queued_command_bytes(args: &[Bytes]) -> usize {
 }
 
 impl Client {
+    /// The memory its transaction's queued commands hold (`multi-mem`).
+    pub fn queued_bytes(&self) -> usize {
+        self.multi.as_deref().unwrap_or_default().iter().map(|command| queued_command_bytes(command)).sum()
+    }
+
     /// Every subscription (channels, patterns, shard channels): with any, a RESP2 client is in
     /// subscribed mode.
     pub fn subscription_count(&self) -> usize {

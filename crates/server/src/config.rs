@@ -195,7 +195,7 @@ pub struct ServerOptions {
     pub aclfile: Option<PathBuf>,
     /// The channels a new ACL user (or one `reset`) may use: `resetchannels` (none, Redis
     /// 7.0's default) or `allchannels` (Redis 6.2's), as `acl-pubsub-default`.
-    #[arg(long, env = "STAYKV_ACL_PUBSUB_DEFAULT", default_value = "resetchannels", value_parser = ["resetchannels", "allchannels"])]
+    #[arg(long, env = "STAYKV_ACL_PUBSUB_DEFAULT", default_value = "resetchannels", value_parser = staykv_engine::acl::PUBSUB_DEFAULTS)]
     pub acl_pubsub_default: String,
     /// Close RESP clients idle for this many seconds (0: never), as Redis's `timeout`.
     #[arg(long, env = "STAYKV_TIMEOUT", default_value_t = 0)]

@@ -521,12 +521,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let queued = self.client.multi.as_ref().map(Vec::len);
         if queued != self.recorded_queued {
             let mut view = self.record.state.lock();
-            let commands = self.client.multi.as_deref().unwrap_or_default();
-            view.queued_bytes = match (queued, commands.last()) {
+            let last = self.client.multi.as_deref().and_then(<[_]>::last);
+            view.queued_bytes = match (queued, last) {
                 (Some(n), Some(last)) if self.recorded_queued == Some(n - 1) => {
                     view.queued_bytes + queued_command_bytes(last)
                 }
-                _ => commands.iter().map(|command| queued_command_bytes(command)).sum(),
+                _ => self.client.queued_bytes(),
             };
             view.queued = queued;
             self.recorded_queued = queued;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use staykv_engine::client::queued_command_bytes;
 use staykv_engine::command::CommandName;
 use staykv_engine::evict::Policy;
 use staykv_engine::glob;
@@ -240,6 +239,7 @@ impl ServerHost {
         let free_slots = self.notifier.get().map_or(0, |e| e.keyspace.free_slot_bytes() as u64);
         self.persistence.log_buffered_bytes() + crate::memory::not_counted() + free_slots
     }
+
     fn eviction_policy(&self) -> Policy {
         self.notifier.get().map_or(Policy::NoEviction, |e| e.eviction.policy())
     }
@@ -433,8 +433,7 @@ impl ServerHost {
         }
         // A client's own transaction is where it stands now (CLIENT LIST inside EXEC).
         let (queued, queued_bytes) = if id == me.id {
-            let commands = me.multi.as_deref();
-            (commands.map(<[_]>::len), commands.unwrap_or_default().iter().map(|c| queued_command_bytes(c)).sum())
+            (me.multi.as_ref().map(Vec::len), me.queued_bytes())
         } else {
             (view.queued, view.queued_bytes)
         };
@@ -667,7 +666,7 @@ impl Host for ServerHost {
             self.notifier.get().map(|e| staykv_engine::notify::format_flags(e.notifier.flags())).unwrap_or_default();
         let limits = &self.limits;
         let acllog_max_len = self.notifier.get().map_or(128, |e| e.acl.log_max_len());
-        let pubsub_default_all = self.notifier.get().is_some_and(|e| e.acl.pubsub_default_all());
+        let pubsub_default = self.notifier.get().map(|e| e.acl.pubsub_default()).unwrap_or_default();
         let samples = self.notifier.get().map_or(5, |e| e.eviction.samples());
         let slowlog = self.notifier.get().map(|e| &e.slowlog);
         let slowlog_threshold = slowlog.map_or(staykv_engine::slowlog::DEFAULT_THRESHOLD_US, |s| s.threshold_us());
@@ -689,7 +688,7 @@ impl Host for ServerHost {
         let items: [(&str, String); 33] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
-            ("acl-pubsub-default", if pubsub_default_all { "allchannels" } else { "resetchannels" }.into()),
+            ("acl-pubsub-default", pubsub_default.into()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
             ("busy-reply-threshold", busy_threshold.to_string()),
             ("slowlog-log-slower-than", slowlog_threshold.to_string()),
@@ -770,13 +769,8 @@ impl Host for ServerHost {
                 self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
             }
             "acl-pubsub-default" => {
-                let all = match text.to_ascii_lowercase().as_str() {
-                    "allchannels" => true,
-                    "resetchannels" => false,
-                    _ => return Err(invalid("argument(s) must be one of the following: allchannels, resetchannels")),
-                };
-                if let Some(engine) = self.notifier.get() {
-                    engine.acl.set_pubsub_default_all(all);
+                if !self.notifier.get().is_some_and(|e| e.acl.set_pubsub_default(&text)) {
+                    return Err(invalid("argument(s) must be one of the following: allchannels, resetchannels"));
                 }
             }
             "latency-tracking" => {

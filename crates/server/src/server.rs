@@ -28,7 +28,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         .ok_or_else(|| format!("unknown maxmemory-policy '{}'", config.maxmemory_policy))?;
     engine.eviction.set_policy(policy);
     engine.scripting.on_long_run(Box::new(crate::host::hand_off_worker));
-    engine.acl.set_pubsub_default_all(config.acl_pubsub_default == "allchannels");
+    // clap took only one of the names.
+    engine.acl.set_pubsub_default(&config.acl_pubsub_default);
     if let Some(password) = &config.requirepass {
         engine.acl.set_default_password(Some(password.as_bytes()), &engine.table);
     }
