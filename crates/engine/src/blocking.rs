@@ -9,6 +9,13 @@
 //! group (XREADGROUP) take only from their group: a change wakes the longest-waiting consumer
 //! of each group, as Redis serves them. The engine knows nothing about how a client sleeps: a
 //! [`Waker`] is whatever the front end gives it.
+//!
+//! Redis serves a blocked client inside the command that fed its key, before anything else
+//! runs. Here the woken client re-runs on its own connection, a moment later; meanwhile it has
+//! first claim on the key that woke it: another client's command on that key waits until the
+//! woken one has looked again ([`CLAIM_MS`] at most), so that nobody takes what it was woken
+//! for or changes what it was woken to read, and a read after the write that woke it finds it
+//! served, as in Redis.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +25,14 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use staykv_resp::Reply;
 
+use crate::command::CommandSpec;
 use crate::value::{HashMap, HashSet};
+use crate::Engine;
+
+/// How long, in ms, a woken client's claim on a key holds back other clients' commands on it:
+/// far longer than a woken client takes to run, short enough that one that never does (its
+/// connection stuck writing to a client that does not read) holds nobody up for long.
+pub const CLAIM_MS: u64 = 50;
 
 /// Wakes one blocked client.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -46,37 +60,76 @@ struct Inner {
     /// leaves without taking (its command answered an error, it timed out or went away)
     /// wakes the next in line in its place, or the data would wait for the next change.
     woken: HashSet<u64>,
+    /// Per (db, key): the woken clients with first claim on it, each with the time (Unix ms)
+    /// its claim began. A claim ends when its client looks again (it is served, or waits
+    /// again), leaves, or [`CLAIM_MS`] have passed.
+    claims: HashMap<(usize, Bytes), Vec<(u64, u64)>>,
 }
 
 impl Inner {
     /// Wake, among those queued on `key`, the longest-waiting taker other than `writer`, the
-    /// longest-waiting consumer of each group other than `writer`, and every reader.
-    fn wake_next(&mut self, db: usize, key: &[u8], writer: u64) {
-        let Some(queue) = self.queues.get(&(db, Bytes::copy_from_slice(key))) else { return };
+    /// longest-waiting consumer of each group other than `writer`, and every reader. Each
+    /// woken client has first claim on `key` from `now`.
+    fn wake_next(&mut self, db: usize, key: &[u8], writer: u64, now: u64) {
+        let slot = (db, Bytes::copy_from_slice(key));
+        let Some(queue) = self.queues.get(&slot) else { return };
         let mut taker_woken = false;
         let mut groups_woken: Vec<&Bytes> = Vec::new();
+        let mut claimants = Vec::new();
         for id in queue {
             let wake = match self.kinds.get(id) {
                 Some(Waiting::Reader) => true,
                 _ if *id == writer => false,
                 Some(Waiting::Group(group)) if !groups_woken.contains(&group) => {
                     groups_woken.push(group);
-                    self.woken.insert(*id);
                     true
                 }
                 Some(Waiting::Group(_)) => false,
-                Some(Waiting::Taker) | None => {
-                    let first = !std::mem::replace(&mut taker_woken, true);
-                    if first {
-                        self.woken.insert(*id);
-                    }
-                    first
-                }
+                Some(Waiting::Taker) | None => !std::mem::replace(&mut taker_woken, true),
             };
             if let Some(waker) = self.wakers.get(id).filter(|_| wake) {
                 waker();
+                claimants.push(*id);
             }
         }
+        if claimants.is_empty() {
+            return;
+        }
+        let claims = self.claims.entry(slot).or_default();
+        for id in claimants {
+            if self.kinds.get(&id) != Some(&Waiting::Reader) {
+                self.woken.insert(id);
+            }
+            claims.retain(|(claimant, _)| *claimant != id);
+            claims.push((id, now));
+        }
+    }
+
+    /// `client` has looked again or left: its claims end.
+    fn drop_claims(&mut self, client: u64) {
+        if self.claims.is_empty() {
+            return;
+        }
+        self.claims.retain(|_, claims| {
+            claims.retain(|(claimant, _)| *claimant != client);
+            !claims.is_empty()
+        });
+    }
+
+    /// Whether a client other than `client` has a claim on one of `keys` at `now`; claims
+    /// past [`CLAIM_MS`] are dropped on the way.
+    fn claimed(&mut self, client: u64, db: usize, keys: &[&[u8]], now: u64) -> bool {
+        let mut claimed = false;
+        for key in keys {
+            let slot = (db, Bytes::copy_from_slice(key));
+            let Some(claims) = self.claims.get_mut(&slot) else { continue };
+            claims.retain(|(_, since)| now < since.saturating_add(CLAIM_MS));
+            claimed |= claims.iter().any(|(claimant, _)| *claimant != client);
+            if claims.is_empty() {
+                self.claims.remove(&slot);
+            }
+        }
+        claimed
     }
 }
 
@@ -105,6 +158,8 @@ pub enum Unblock {
 #[derive(Default)]
 pub struct BlockRegistry {
     blocked: AtomicUsize,
+    /// Keys with a claim on them: while none, no command looks at the claims.
+    claimed: AtomicUsize,
     inner: Mutex<Inner>,
 }
 
@@ -124,11 +179,35 @@ impl BlockRegistry {
         self.len() == 0
     }
 
+    /// Whether a woken client may have a claim on a key: one atomic load.
+    pub fn has_claims(&self) -> bool {
+        self.claimed.load(Ordering::Acquire) > 0
+    }
+
+    /// Publishes the counts the lock-free checks read, after `inner` changed.
+    fn settle(&self, inner: &Inner) {
+        self.blocked.store(inner.wakers.len(), Ordering::Release);
+        self.claimed.store(inner.claims.len(), Ordering::Release);
+    }
+
+    /// Whether a command of `client` on `keys` (in `db`) waits at `now`: another client woken
+    /// for one of them has not looked again yet.
+    pub fn claimed(&self, client: u64, db: usize, keys: &[&[u8]], now: u64) -> bool {
+        if !self.has_claims() {
+            return false;
+        }
+        let mut inner = self.inner.lock();
+        let claimed = inner.claimed(client, db, keys, now);
+        self.settle(&inner);
+        claimed
+    }
+
     /// Queue `client` on each key it is not already queued on (keeping its place otherwise).
     pub fn register(&self, client: u64, waker: Waker, db: usize, keys: &[Bytes], waiting: Waiting) {
         let mut inner = self.inner.lock();
         // Back to waiting: whatever woke it, it found nothing to take.
         inner.woken.remove(&client);
+        inner.drop_claims(client);
         for key in keys {
             let queue = inner.queues.entry((db, key.clone())).or_default();
             if !queue.contains(&client) {
@@ -139,12 +218,12 @@ impl BlockRegistry {
         if waiting != Waiting::Taker {
             inner.kinds.insert(client, waiting);
         }
-        self.blocked.store(inner.wakers.len(), Ordering::Release);
+        self.settle(&inner);
     }
 
-    /// Remove `client` from every queue (served, timed out or gone). If it was woken to take
-    /// and took nothing, the next in line on each of its keys is woken instead.
-    pub fn unregister(&self, client: u64) {
+    /// Remove `client` from every queue (served, timed out or gone) at `now`. If it was woken
+    /// to take and took nothing, the next in line on each of its keys is woken instead.
+    pub fn unregister(&self, client: u64, now: u64) {
         if self.is_empty() {
             return;
         }
@@ -154,6 +233,7 @@ impl BlockRegistry {
         }
         inner.kinds.remove(&client);
         inner.unblocked.remove(&client);
+        inner.drop_claims(client);
         let pass_on = inner.woken.remove(&client);
         let mut left = Vec::new();
         inner.queues.retain(|(db, key), queue| {
@@ -165,9 +245,9 @@ impl BlockRegistry {
             !queue.is_empty()
         });
         for (db, key) in left {
-            inner.wake_next(db, &key, client);
+            inner.wake_next(db, &key, client, now);
         }
-        self.blocked.store(inner.wakers.len(), Ordering::Release);
+        self.settle(&inner);
     }
 
     /// Whether `client` is waiting: a command it runs now is its blocked command, re-run after
@@ -188,16 +268,17 @@ impl BlockRegistry {
         }
     }
 
-    /// `key` changed: wake the longest-waiting taker other than `writer`, the longest-waiting
-    /// consumer of each group other than `writer`, and every reader. A woken `writer` has
-    /// taken what it was woken for: its own change is what wakes the next in line.
-    pub fn signal(&self, db: usize, key: &[u8], writer: u64) {
+    /// `key` changed at `now`: wake the longest-waiting taker other than `writer`, the
+    /// longest-waiting consumer of each group other than `writer`, and every reader. A woken
+    /// `writer` has taken what it was woken for: its own change is what wakes the next in line.
+    pub fn signal(&self, db: usize, key: &[u8], writer: u64, now: u64) {
         if self.is_empty() {
             return;
         }
         let mut inner = self.inner.lock();
         inner.woken.remove(&writer);
-        inner.wake_next(db, key, writer);
+        inner.wake_next(db, key, writer, now);
+        self.settle(&inner);
     }
 
     /// CLIENT UNBLOCK: wakes `client` if it is blocked, to answer as `how` says (the front
@@ -227,6 +308,35 @@ impl BlockRegistry {
         for waker in self.inner.lock().wakers.values() {
             waker();
         }
+    }
+}
+
+impl Engine {
+    /// Whether `client`'s command `args` waits at `now` for a woken client's claim on one of
+    /// its keys in `db`; `queued` is the client's transaction, what an EXEC would run. The
+    /// woken clients' own commands never wait: they are what the others wait for.
+    pub fn held_by_claim(
+        &self,
+        client: u64,
+        db: usize,
+        args: &[Bytes],
+        queued: Option<&[Vec<Bytes>]>,
+        now: u64,
+    ) -> bool {
+        if !self.blocked.has_claims() || self.blocked.is_waiting(client) {
+            return false;
+        }
+        let Some((_, spec)) = args.first().and_then(|name| self.table.lookup(name)) else { return false };
+        let commands: Vec<(&CommandSpec, &[Bytes])> = match spec.name {
+            "exec" => self.table.specs_of(queued.unwrap_or_default()).collect(),
+            _ => vec![(spec, args)],
+        };
+        let keys: Vec<&[u8]> = commands
+            .iter()
+            .flat_map(|(spec, args)| spec.key_positions(args).into_iter().filter_map(|i| args.get(i)))
+            .map(|key| &key[..])
+            .collect();
+        self.blocked.claimed(client, db, &keys, now)
     }
 }
 
@@ -260,33 +370,62 @@ mod tests {
         let group = |name: &'static str| Waiting::Group(Bytes::from_static(name.as_bytes()));
         let kinds = [Waiting::Taker, group("g1"), Waiting::Reader, group("g1"), group("g2"), Waiting::Taker];
         let (registry, counts) = queue(&kinds);
-        registry.signal(0, b"s", 0);
+        registry.signal(0, b"s", 0, 0);
         assert_eq!(woken(&counts), [1, 1, 1, 0, 1, 0]);
         // The first consumer of g1 took the entry and wrote: the next one of g1 is woken, and
         // the first taker again (it may still be waiting), never the writer.
-        registry.signal(0, b"s", 2);
+        registry.signal(0, b"s", 2, 0);
         assert_eq!(woken(&counts), [1, 0, 1, 1, 1, 0]);
-        registry.signal(0, b"other", 0);
+        registry.signal(0, b"other", 0, 0);
         assert_eq!(woken(&counts), [0; 6]);
     }
 
     #[test]
     fn a_woken_taker_that_leaves_without_taking_wakes_the_next_in_its_place() {
         let (registry, counts) = queue(&[Waiting::Taker, Waiting::Taker, Waiting::Reader, Waiting::Taker]);
-        registry.signal(0, b"s", 0);
+        registry.signal(0, b"s", 0, 0);
         assert_eq!(woken(&counts), [1, 0, 1, 0]);
         // Client 1's command answered an error (BLMOVE to a key of another type).
-        registry.unregister(1);
+        registry.unregister(1, 0);
         assert_eq!(woken(&counts), [0, 1, 1, 0]);
         // Client 2 took: its own change woke the next taker, so its leaving wakes no one.
-        registry.signal(0, b"s", 2);
+        registry.signal(0, b"s", 2, 0);
         assert_eq!(woken(&counts), [0, 0, 1, 1]);
-        registry.unregister(2);
+        registry.unregister(2, 0);
         assert_eq!(woken(&counts), [0; 4]);
         // Client 4 found nothing and waits again: it holds no wake to pass on.
         let waker: Waker = Arc::new(|| {});
         registry.register(4, waker, 0, &[Bytes::from_static(b"s")], Waiting::Taker);
-        registry.unregister(4);
+        registry.unregister(4, 0);
         assert_eq!(woken(&counts), [0; 4]);
+    }
+
+    #[test]
+    fn the_clients_a_change_wakes_hold_the_key_until_they_look_again() {
+        let (registry, _counts) = queue(&[Waiting::Taker, Waiting::Reader, Waiting::Taker]);
+        let s: &[&[u8]] = &[b"s"];
+        assert!(!registry.has_claims());
+        registry.signal(0, b"s", 9, 1_000);
+        // Client 1 (the first taker) and client 2 (a reader) were woken; client 3 waits on.
+        assert!(registry.claimed(9, 0, s, 1_000));
+        assert!(registry.claimed(3, 0, s, 1_000));
+        assert!(!registry.claimed(9, 0, &[b"other"], 1_000));
+        assert!(!registry.claimed(9, 1, s, 1_000));
+        // The reader looked again and waits on: only the taker's claim is left.
+        let waker: Waker = Arc::new(|| {});
+        registry.register(2, waker, 0, &[Bytes::from_static(b"s")], Waiting::Reader);
+        assert!(registry.claimed(2, 0, s, 1_000));
+        assert!(registry.claimed(9, 0, s, 1_000));
+        // The taker left without taking: the claim passes to the next taker with the wake
+        // (which wakes the reader again too).
+        registry.unregister(1, 1_010);
+        let waker: Waker = Arc::new(|| {});
+        registry.register(2, waker, 0, &[Bytes::from_static(b"s")], Waiting::Reader);
+        assert!(registry.claimed(9, 0, s, 1_010));
+        assert!(!registry.claimed(3, 0, s, 1_010));
+        // It never looks again: after CLAIM_MS nobody waits for it any more.
+        assert!(registry.claimed(9, 0, s, 1_010 + CLAIM_MS - 1));
+        assert!(!registry.claimed(9, 0, s, 1_010 + CLAIM_MS));
+        assert!(!registry.has_claims());
     }
 }

@@ -65,13 +65,17 @@ pub struct Outcome {
     /// The command ran (it was not refused, queued or left waiting): what the slow log and
     /// `commandstats` time.
     pub ran: bool,
+    /// The command did not run: a client woken for one of its keys has first claim on it
+    /// ([`crate::blocking::CLAIM_MS`]). Send nothing; run it again once
+    /// [`Engine::held_by_claim`] no longer holds it.
+    pub held_by_claim: bool,
 }
 
 impl Outcome {
     /// A command refused, unknown or queued: it did not run.
     fn not_run(reply: Reply, command: Option<(usize, Option<usize>)>) -> Outcome {
         let (command, stat) = (command.map(|(index, _)| index), command.and_then(|(_, stat)| stat));
-        Outcome { reply, wait_seq: 0, command, stat, blocked: None, ran: false }
+        Outcome { reply, wait_seq: 0, command, stat, blocked: None, ran: false, held_by_claim: false }
     }
 }
 
@@ -254,6 +258,12 @@ impl Engine {
             Ok(locks) => locks,
             Err(busy) => return self.refuse(client, busy, spec, index, stat),
         };
+        // Looked at under the locks: a write that wakes a client claims its key before it
+        // lets go of them.
+        if self.held_by_claim(client.id, client.db, args, client.multi.as_deref(), now) {
+            drop(locks);
+            return Outcome { held_by_claim: true, ..Outcome::not_run(Reply::Nil, Some((index, stat))) };
+        }
         // MONITOR shows a command once it ran, in the database it left selected, as Redis's
         // call() does (so EXEC after the commands it ran); a script before it runs, so that
         // its commands come after it (Redis's evalCommand); a blocking command once, when it
@@ -272,7 +282,7 @@ impl Engine {
         if ran {
             self.count_call(stat, &reply);
         }
-        Outcome { reply, wait_seq, command: Some(index), stat, blocked, ran }
+        Outcome { reply, wait_seq, command: Some(index), stat, blocked, ran, held_by_claim: false }
     }
 
     /// Shows a command to the MONITOR clients, stamped with the wall clock's microseconds,
@@ -635,11 +645,11 @@ impl Engine {
     /// A client is going away: drop what the engine holds for it. Only a client that can take
     /// messages can be a redirect target or a MONITOR: the others (an HTTP request's, made
     /// and dropped per request) skip those two registries' write locks, which both worker
-    /// threads would otherwise take for every request.
-    pub fn disconnect(&self, client: &mut Client) {
+    /// threads would otherwise take for every request. `now` is the time it goes (Unix ms).
+    pub fn disconnect(&self, client: &mut Client, now: u64) {
         self.watches.unwatch_all(client);
         self.tracking.disable(client.id);
-        self.blocked.unregister(client.id);
+        self.blocked.unregister(client.id, now);
         crate::cmd::pubsub::forget(self, client);
         if client.deliver.is_some() {
             self.tracking.forget_peer(client.id);
@@ -921,7 +931,7 @@ impl<'a> Ctx<'a> {
                 if effect.argv.first().is_some_and(|name| changes_whole_databases(name)) {
                     self.engine.blocked.signal_all();
                 } else if let Some(key) = effect_key(&self.engine.table, &effect.argv) {
-                    self.engine.blocked.signal(db, key, self.client.id);
+                    self.engine.blocked.signal(db, key, self.client.id, self.now);
                 }
             }
         }

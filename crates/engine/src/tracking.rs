@@ -815,7 +815,7 @@ mod tests {
         let mut setup = Setup::new("CLIENT TRACKING on");
         setup.run_tracker("MGET a b c");
         assert_eq!(setup.engine.tracking.totals(), (1, 3, 3, 0));
-        setup.engine.disconnect(&mut setup.tracker);
+        setup.engine.disconnect(&mut setup.tracker, 0);
         assert_eq!(setup.engine.tracking.totals(), (0, 0, 0, 0));
         assert!(!setup.engine.tracking.is_active());
     }

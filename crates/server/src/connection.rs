@@ -108,15 +108,17 @@ impl Shared {
         outcome
     }
 
-    /// Whether a command may have to wait at all: a script runs or a pause is set. The common
-    /// case, neither, is two atomic loads and no clock read.
+    /// Whether a command may have to wait at all: a script runs, a pause is set, or a woken
+    /// client has a claim on a key. The common case, none, is three atomic loads and no
+    /// clock read.
     pub fn may_hold(&self) -> bool {
-        self.engine.scripting.is_running() || self.engine.pause.is_set()
+        self.engine.scripting.is_running() || self.engine.pause.is_set() || self.engine.blocked.has_claims()
     }
 
-    /// Waits until the command `args` may run (an empty `args` waits as a write would);
-    /// `queued` is the client's transaction, what an EXEC would run. The HTTP front end waits
-    /// for each command of a request before running any of them.
+    /// Waits until the command `args` of `client` may run (an empty `args` waits as a write
+    /// would); `client`'s transaction is what an EXEC would run. The HTTP front end, whose
+    /// requests have no client yet, waits for each command of a request before running any
+    /// of them.
     ///
     /// - While a script holds the keyspace, until it ends or passes the busy threshold (then
     ///   commands get `BUSY` and `SCRIPT KILL` runs). Waiting on the shard locks instead would
@@ -124,8 +126,13 @@ impl Shared {
     ///   connection is read, `SCRIPT KILL`'s neither. Most scripts take microseconds: the wait
     ///   yields to other tasks at first, then polls every millisecond.
     /// - While `CLIENT PAUSE` holds the command back, polling every few milliseconds.
-    pub async fn wait_to_run(&self, args: &[Bytes], queued: Option<&[Vec<Bytes>]>) {
+    /// - While a client woken for one of its keys has not looked again
+    ///   ([`Engine::held_by_claim`](staykv_engine::Engine::held_by_claim)): it runs on another
+    ///   connection's task in a moment, so the wait yields as for a script.
+    pub async fn wait_to_run(&self, args: &[Bytes], client: Option<&Client>) {
         let engine = &self.engine;
+        let queued = client.and_then(|client| client.multi.as_deref());
+        let (id, db) = client.map_or((NO_CLIENT, 0), |client| (client.id, client.db));
         let mut yields = 0;
         // Counted in INFO's blocked_clients while the pause holds the command, as in Redis.
         let mut held = None;
@@ -134,7 +141,7 @@ impl Shared {
                 return;
             }
             let now = clock::now_ms();
-            if engine.scripting.holds_keyspace(now) {
+            if engine.scripting.holds_keyspace(now) || engine.held_by_claim(id, db, args, queued, now) {
                 if yields < SCRIPT_WAIT_YIELDS {
                     yields += 1;
                     tokio::task::yield_now().await;
@@ -164,8 +171,11 @@ const KEPT_INPUT_ROOM: usize = 4 * PIPELINED_READ_ROOM;
 /// ordinary replies needs, far less than one large reply (an LRANGE of a long list).
 const KEPT_OUTPUT_ROOM: usize = 64 * 1024;
 
-/// How many times [`Shared::wait_to_run`] yields for a script before it sleeps.
+/// How many times [`Shared::wait_to_run`] yields for a script or a claim before it sleeps.
 const SCRIPT_WAIT_YIELDS: u32 = 64;
+
+/// The client id of a command that has no client yet (an HTTP request's): ids start at 1.
+const NO_CLIENT: u64 = 0;
 
 /// How often a command held by `CLIENT PAUSE` looks whether the pause ended.
 const PAUSE_POLL: Duration = Duration::from_millis(5);
@@ -288,7 +298,7 @@ struct Connection<S> {
 /// subscriptions held), or the runtime shutting down.
 impl<S> Drop for Connection<S> {
     fn drop(&mut self) {
-        self.shared.engine.disconnect(&mut self.client);
+        self.shared.engine.disconnect(&mut self.client, clock::now_ms());
         self.shared.host.unregister(self.client.id);
     }
 }
@@ -464,7 +474,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         while self.shared.may_hold() {
             let room = self.make_read_room();
             let read = {
-                let wait = self.shared.wait_to_run(args, self.client.multi.as_deref());
+                let wait = self.shared.wait_to_run(args, Some(&self.client));
                 tokio::select! {
                     biased;
                     () = wait => return Ok(()),
@@ -491,6 +501,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn execute(&mut self, args: &[Bytes], now: clock::Reading, wait_seq: u64) -> Result<u64, Close> {
         let mode_before = self.client.reply_mode;
         let mut outcome = self.run_command(args, now);
+        while outcome.held_by_claim {
+            // A client woken for one of its keys claimed it between the wait before the
+            // command and the command's locks: wait again, earlier replies sent meanwhile.
+            self.flush(wait_seq).await?;
+            self.wait_to_run(args).await?;
+            outcome = self.run_command(args, clock::now());
+        }
         if let Some(blocked) = outcome.blocked.take() {
             self.flush(wait_seq.max(outcome.wait_seq)).await?;
             let rerun = blocked.rerun.as_deref().unwrap_or(args);
@@ -596,7 +613,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 }
             }
         };
-        self.shared.engine.blocked.unregister(self.client.id);
+        self.shared.engine.blocked.unregister(self.client.id, clock::now_ms());
         if let Some(outcome) = result.as_ref().ok().filter(|outcome| !outcome.ran) {
             self.shared.engine.count_wait_ended(outcome, by_client_unblock);
         }

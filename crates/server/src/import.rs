@@ -453,7 +453,7 @@ fn replay_aof(mut r: impl BufRead, path: &Path, engine: &Engine, report: &mut Re
             "warning: {} ends inside MULTI: the incomplete transaction is dropped, as Redis does",
             path.display()
         );
-        engine.disconnect(&mut client);
+        engine.disconnect(&mut client, now);
     }
     meter.set(offset);
     meter.finish();

@@ -7,6 +7,8 @@
 //! while BLMOVE's destination of another type and XREADGROUP's stream gone (deleted,
 //! flushed, or of another type) answer errors.
 //! A client woken for data that answers such an error leaves the data to the next in line.
+//! Nothing sent after the write that woke a client, even in the same batch, runs on its key
+//! before it has been served.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -23,8 +25,8 @@ struct Case {
     blocked: &'static [&'static [&'static str]],
     steps: &'static [&'static [&'static str]],
     /// Run once the blocked clients have answered: a woken client re-runs its command on its
-    /// own connection, so what it moved shows only once it has answered (Redis serves it
-    /// before the step's reply).
+    /// own connection, so what it moved to a key it was not woken for (BLMOVE's destination)
+    /// shows only once it has answered (Redis serves it before the step's reply).
     after: &'static [&'static [&'static str]],
 }
 
@@ -143,30 +145,42 @@ const CASES: &[Case] = &[
 fn scenario(server: &Server) -> Vec<String> {
     let mut seen = Vec::new();
     for case in CASES {
-        let mut other = server.connect();
-        other.cmd(&["FLUSHALL"]);
-        for step in case.setup {
-            other.cmd(step);
-        }
-        let mut blocked = Vec::new();
-        for (i, command) in case.blocked.iter().enumerate() {
-            let mut conn = server.connect();
-            let id = conn.cmd_text(&["CLIENT", "ID"]);
-            conn.send(&encode_str(command));
-            other.wait_blocked(i + 1);
-            blocked.push((conn, id));
-        }
+        let (mut other, mut blocked) = block_clients(server, case.setup, case.blocked);
         for step in case.steps {
             seen.push(format!("{}: {step:?} -> {}", case.name, frame_text(&other.cmd(step))));
         }
-        for (i, (conn, id)) in blocked.iter_mut().enumerate() {
-            seen.push(format!("{}: blocked client {i}: {}", case.name, outcome(conn, id, &mut other)));
-        }
+        seen.extend(outcomes(case.name, &mut blocked, &mut other));
         for step in case.after {
             seen.push(format!("{}: then {step:?} -> {}", case.name, frame_text(&other.cmd(step))));
         }
     }
     seen
+}
+
+/// On a flushed database, runs `setup` on a new connection (returned) and sends each of
+/// `blocked` on a connection of its own, once the one before it waits; returns those with
+/// their client ids.
+fn block_clients(server: &Server, setup: &[&[&str]], blocked: &[&[&str]]) -> (RawConn, Vec<(RawConn, String)>) {
+    let mut other = server.connect();
+    other.cmd(&["FLUSHALL"]);
+    for step in setup {
+        other.cmd(step);
+    }
+    let mut waiting = Vec::new();
+    for (i, command) in blocked.iter().enumerate() {
+        let mut conn = server.connect();
+        let id = conn.cmd_text(&["CLIENT", "ID"]);
+        conn.send(&encode_str(command));
+        other.wait_blocked(i + 1);
+        waiting.push((conn, id));
+    }
+    (other, waiting)
+}
+
+/// Each blocked client's [`outcome`], as a line of the case `name`.
+fn outcomes(name: &str, blocked: &mut [(RawConn, String)], other: &mut RawConn) -> Vec<String> {
+    let lines = blocked.iter_mut().enumerate();
+    lines.map(|(i, (conn, id))| format!("{name}: blocked client {i}: {}", outcome(conn, id, other))).collect()
 }
 
 /// A blocked client's reply, or "still blocked" if none comes within a second with nothing
@@ -276,4 +290,93 @@ fn counting_scenario(server: &Server) -> Vec<String> {
 #[test]
 fn a_blocking_command_is_counted_once_as_in_redis() {
     same_as_redis(counting_scenario, &["cmdstat_blpop:calls=3,"]);
+}
+
+/// Blocked clients (blocked in this order) and a batch another client then sends in one
+/// write, so that all of it reaches the server before a woken client could run again.
+struct ServedFirst {
+    name: &'static str,
+    setup: &'static [&'static [&'static str]],
+    blocked: &'static [&'static [&'static str]],
+    batch: &'static [&'static [&'static str]],
+}
+
+const SERVED_FIRST: &[ServedFirst] = &[
+    ServedFirst {
+        name: "BLPOP: the pusher pops right after its push",
+        setup: &[],
+        blocked: &[&["BLPOP", "q", "0"]],
+        batch: &[&["RPUSH", "q", "x"], &["RPOP", "q"], &["LLEN", "q"]],
+    },
+    ServedFirst {
+        name: "BLPOP by two clients, one push of three",
+        setup: &[],
+        blocked: &[&["BLPOP", "q", "0"], &["BRPOP", "q", "0"]],
+        batch: &[&["RPUSH", "q", "a", "b", "c"], &["LRANGE", "q", "0", "-1"]],
+    },
+    ServedFirst {
+        name: "BRPOPLPUSH: the source popped and read after the push",
+        setup: &[],
+        blocked: &[&["BRPOPLPUSH", "src", "dst", "0"]],
+        batch: &[&["LPUSH", "src", "a"], &["LPOP", "src"], &["EXISTS", "src"]],
+    },
+    ServedFirst {
+        name: "BZPOPMIN: the set popped and counted after the add",
+        setup: &[],
+        blocked: &[&["BZPOPMIN", "z", "0"]],
+        batch: &[&["ZADD", "z", "1", "a"], &["ZPOPMIN", "z"], &["ZCARD", "z"]],
+    },
+    ServedFirst {
+        name: "XREADGROUP: another consumer reads the group right after the add",
+        setup: &[&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]],
+        blocked: &[&["XREADGROUP", "GROUP", "g", "c1", "BLOCK", "0", "STREAMS", "s", ">"]],
+        batch: &[
+            &["XADD", "s", "1-1", "f", "v"],
+            &["XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"],
+            &["XPENDING", "s", "g", "-", "+", "10"],
+        ],
+    },
+    ServedFirst {
+        name: "XREAD: a reader takes nothing, so nothing waits for it",
+        setup: &[&["XADD", "s", "1-1", "f", "v"]],
+        blocked: &[&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]],
+        batch: &[&["XADD", "s", "2-2", "g", "w"], &["XLEN", "s"], &["XTRIM", "s", "MAXLEN", "0"]],
+    },
+    ServedFirst {
+        name: "BLPOP: a transaction pushes and pops before the blocked client is served",
+        setup: &[],
+        blocked: &[&["BLPOP", "q", "0"]],
+        batch: &[&["MULTI"], &["RPUSH", "q", "x"], &["RPOP", "q"], &["EXEC"], &["RPUSH", "q", "y"], &["LLEN", "q"]],
+    },
+];
+
+/// Each case on a fresh database: the batch's replies, then each blocked client's.
+fn served_first_scenario(server: &Server) -> Vec<String> {
+    let mut seen = Vec::new();
+    for case in SERVED_FIRST {
+        let (mut other, mut blocked) = block_clients(server, case.setup, case.blocked);
+        other.send(&case.batch.iter().flat_map(|command| encode_str(command)).collect::<Vec<u8>>());
+        for command in case.batch {
+            seen.push(format!("{}: {command:?} -> {}", case.name, frame_text(&other.read_frame().unwrap())));
+        }
+        seen.extend(outcomes(case.name, &mut blocked, &mut other));
+    }
+    seen
+}
+
+/// Redis serves a blocked client inside the command that fed its key; StayKV wakes it to run
+/// on its own connection, and until it has, the key is its: nothing sent after the write,
+/// even in the same batch, takes what it was woken for or sees it unserved.
+#[test]
+fn a_woken_client_is_served_before_anything_else_touches_its_key_as_in_redis() {
+    same_as_redis(
+        served_first_scenario,
+        &[
+            "the pusher pops right after its push: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\nx",
+            "one push of three: [\"LRANGE\", \"q\", \"0\", \"-1\"] -> *1\r\n$1\r\nb",
+            "after the add: [\"ZPOPMIN\", \"z\"] -> *0",
+            "right after the add: [\"XREADGROUP\", \"GROUP\", \"g\", \"c2\", \"STREAMS\", \"s\", \">\"] -> *-1",
+            "before the blocked client is served: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\ny",
+        ],
+    );
 }

@@ -385,6 +385,29 @@ async fn client_pause_write_holds_http_writes_but_not_reads() {
     assert_eq!(cmd(&server, json!(["GET", "k"])).await.json(), json!({"result": "w"}));
 }
 
+/// A client blocked over RESP is served before anything else touches the key that woke it,
+/// as Redis serves it inside the push: the pop and the length an HTTP pipeline asks for right
+/// after its own push find the element gone to the blocked client.
+#[tokio::test]
+async fn a_client_woken_by_an_http_push_is_served_before_the_next_command_on_its_key() {
+    let server = Http::start();
+    let mut blocked = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    blocked.write_all(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n").unwrap();
+    let waiting = || async { cmd(&server, json!(["INFO", "clients"])).await.text.contains("blocked_clients:1") };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !waiting().await {
+        assert!(Instant::now() < deadline, "BLPOP never blocked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let body = json!([["RPUSH", "q", "x"], ["RPOP", "q"], ["LLEN", "q"]]).to_string();
+    let results = post(&server, "/pipeline", body, Some(TOKEN)).await.json();
+    assert_eq!(results, json!([{"result": 1}, {"result": null}, {"result": 0}]));
+    blocked.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reply = [0u8; 64];
+    let n = blocked.read(&mut reply).unwrap();
+    assert_eq!(&reply[..n], b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+}
+
 /// POST `body` to `url` with the test token and return the status (a `'static` future).
 async fn post_owned(url: String, body: String) -> u16 {
     let request = client().post(url).bearer_auth(TOKEN).body(body);

@@ -549,4 +549,34 @@ mod tests {
         run(&engine, &mut m, "BLMOVE a b LEFT LEFT 0.01");
         assert_eq!(run(&engine, &mut m, "EXEC"), Reply::Array(vec![Reply::Nil]));
     }
+
+    /// A push that wakes a BLPOP leaves the key to it: the pusher's pop is held, whatever its
+    /// time, until the woken client has run, then finds the list empty; after
+    /// [`crate::blocking::CLAIM_MS`] it is held no longer.
+    #[test]
+    fn a_woken_client_holds_its_key_until_it_has_run() {
+        let engine = Engine::new(EngineOptions::default());
+        let mut waiter = Client::new(1, true);
+        waiter.waker = Some(ClientWaker(Arc::new(|| {})));
+        let mut pusher = Client::new(2, true);
+        let at = |line: &str, client: &mut Client, now: u64| {
+            let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+            engine.execute(client, &args, now, &crate::host::NoHost, &NoJournal)
+        };
+        assert!(at("BLPOP q 0", &mut waiter, NOW).blocked.is_some());
+        assert_eq!(at("RPUSH q x y", &mut pusher, NOW).reply, Reply::Int(2));
+        let held = at("RPOP q", &mut pusher, NOW);
+        assert!(held.held_by_claim && !held.ran);
+        assert!(at("LLEN q", &mut pusher, NOW + crate::blocking::CLAIM_MS - 1).held_by_claim);
+        assert!(!at("GET other", &mut pusher, NOW).held_by_claim);
+        let served = at("BLPOP q 0", &mut waiter, NOW);
+        assert_eq!(served.reply, Reply::Array(vec![Reply::bulk(b"q"), Reply::bulk(b"x")]));
+        engine.blocked.unregister(waiter.id, NOW);
+        assert_eq!(at("RPOP q", &mut pusher, NOW).reply, Reply::bulk(b"y"));
+        // A woken client that never runs holds the key for CLAIM_MS at most.
+        assert!(at("BLPOP q 0", &mut waiter, NOW).blocked.is_some());
+        at("RPUSH q z", &mut pusher, NOW);
+        assert!(at("RPOP q", &mut pusher, NOW + crate::blocking::CLAIM_MS - 1).held_by_claim);
+        assert_eq!(at("RPOP q", &mut pusher, NOW + crate::blocking::CLAIM_MS).reply, Reply::bulk(b"z"));
+    }
 }

@@ -289,9 +289,9 @@ mod tests {
         engine.tracking.add_peer(1, deliver);
         assert_eq!(run(&mut monitor, "MONITOR"), Reply::Ok);
         assert!(engine.pubsub.has_monitors());
-        engine.disconnect(&mut request);
+        engine.disconnect(&mut request, 0);
         assert!(engine.pubsub.has_monitors() && engine.tracking.has_peer(1));
-        engine.disconnect(&mut monitor);
+        engine.disconnect(&mut monitor, 0);
         assert!(!engine.pubsub.has_monitors());
         assert!(!engine.tracking.has_peer(1));
     }

@@ -329,7 +329,14 @@ impl<'a> Batch<'a> {
             self.client.multi_failed |= self.client.multi.is_some();
             return Reply::Error(text);
         }
-        let outcome = shared.execute(&mut self.client, args, crate::clock::now());
+        let mut outcome = shared.execute(&mut self.client, args, crate::clock::now());
+        while outcome.held_by_claim {
+            // A client woken by an earlier command of this request has first claim on a key
+            // of this one. The wait is off this worker, so that the woken client can run.
+            let wait = shared.wait_to_run(args, Some(&self.client));
+            crate::host::blocking(|| tokio::runtime::Handle::current().block_on(wait));
+            outcome = shared.execute(&mut self.client, args, crate::clock::now());
+        }
         self.wait_seq = self.wait_seq.max(outcome.wait_seq);
         outcome.reply
     }
@@ -363,6 +370,6 @@ impl<'a> Batch<'a> {
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
-        self.shared.engine.disconnect(&mut self.client);
+        self.shared.engine.disconnect(&mut self.client, crate::clock::now_ms());
     }
 }

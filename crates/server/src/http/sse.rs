@@ -76,7 +76,7 @@ pub(super) async fn stream(
         shared.engine.execute(&mut client, &args, crate::clock::now_ms(), &*shared.host, &*shared.persistence);
     let confirmations = match outcome.reply {
         Reply::Error(text) => {
-            shared.engine.disconnect(&mut client);
+            shared.engine.disconnect(&mut client, crate::clock::now_ms());
             return ApiError::bad_request(text).into_response();
         }
         Reply::Many(replies) => replies,
@@ -96,7 +96,7 @@ struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.shared.host.event_streams.lock().remove(&self.client.id);
-        self.shared.engine.disconnect(&mut self.client);
+        self.shared.engine.disconnect(&mut self.client, crate::clock::now_ms());
     }
 }
 
