@@ -85,7 +85,7 @@ impl Inner {
                     true
                 }
                 Some(Waiting::Group(_)) => false,
-                Some(Waiting::Taker) | None => !std::mem::replace(&mut taker_woken, true),
+                Some(Waiting::Taker | Waiting::Mover(_)) | None => !std::mem::replace(&mut taker_woken, true),
             };
             if let Some(waker) = self.wakers.get(id).filter(|_| wake) {
                 waker();
@@ -95,13 +95,22 @@ impl Inner {
         if claimants.is_empty() {
             return;
         }
-        let claims = self.claims.entry(slot).or_default();
         for id in claimants {
-            if self.kinds.get(&id) != Some(&Waiting::Reader) {
+            let kind = self.kinds.get(&id);
+            if kind != Some(&Waiting::Reader) {
                 self.woken.insert(id);
             }
-            claims.retain(|(claimant, _)| *claimant != id);
-            claims.push((id, now));
+            // A mover's destination is claimed too: a read of it after the write finds
+            // what the mover moved, as in Redis.
+            let destination = match kind {
+                Some(Waiting::Mover(destination)) => Some((db, destination.clone())),
+                _ => None,
+            };
+            for slot in std::iter::once(slot.clone()).chain(destination) {
+                let claims = self.claims.entry(slot).or_default();
+                claims.retain(|(claimant, _)| *claimant != id);
+                claims.push((id, now));
+            }
         }
     }
 
@@ -138,6 +147,8 @@ impl Inner {
 pub enum Waiting {
     /// Takes what it finds (BLPOP, BZPOPMIN...): a change wakes the longest-waiting one.
     Taker,
+    /// A taker that moves what it takes to this destination key (BLMOVE, BRPOPLPUSH).
+    Mover(Bytes),
     /// Takes nothing (XREAD): every change wakes it.
     Reader,
     /// Takes a group's new entries (XREADGROUP): a change wakes the longest-waiting consumer

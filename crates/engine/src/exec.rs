@@ -1459,6 +1459,12 @@ impl<'a> Ctx<'a> {
         self.wait_on(keys, deadline, Waiting::Taker, None)
     }
 
+    /// [`Ctx::block`] on `source` for a command that moves what it takes to `destination`
+    /// (BLMOVE), which a wake-up claims along with the source.
+    pub fn block_mover(&mut self, source: &Bytes, destination: &Bytes, deadline: Option<u64>) -> bool {
+        self.wait_on(std::slice::from_ref(source), deadline, Waiting::Mover(destination.clone()), None)
+    }
+
     /// [`Ctx::block`] for a command that only reads (XREAD): it takes nothing from the keys,
     /// so every change wakes it along with the first waiter, and it is re-run as `rerun`.
     pub fn block_reader(&mut self, keys: &[Bytes], deadline: Option<u64>, rerun: Vec<Bytes>) -> bool {

@@ -24,9 +24,9 @@ struct Case {
     setup: &'static [&'static [&'static str]],
     blocked: &'static [&'static [&'static str]],
     steps: &'static [&'static [&'static str]],
-    /// Run once the blocked clients have answered: a woken client re-runs its command on its
-    /// own connection, so what it moved to a key it was not woken for (BLMOVE's destination)
-    /// shows only once it has answered (Redis serves it before the step's reply).
+    /// Run once the blocked clients have answered: a client that is woken only once the one
+    /// woken before it has failed claims its keys only then, so what it moves shows only once
+    /// it has answered (Redis serves both before the step's reply).
     after: &'static [&'static [&'static str]],
 }
 
@@ -321,6 +321,12 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[&["LPUSH", "src", "a"], &["LPOP", "src"], &["EXISTS", "src"]],
     },
     ServedFirst {
+        name: "BLMOVE: the destination read after the push",
+        setup: &[&["RPUSH", "dst", "old"]],
+        blocked: &[&["BLMOVE", "src", "dst", "LEFT", "LEFT", "0"]],
+        batch: &[&["RPUSH", "src", "a"], &["LRANGE", "dst", "0", "-1"], &["LPOP", "dst"]],
+    },
+    ServedFirst {
         name: "BZPOPMIN: the set popped and counted after the add",
         setup: &[],
         blocked: &[&["BZPOPMIN", "z", "0"]],
@@ -375,6 +381,7 @@ fn a_woken_client_is_served_before_anything_else_touches_its_key_as_in_redis() {
             "the pusher pops right after its push: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\nx",
             "one push of three: [\"LRANGE\", \"q\", \"0\", \"-1\"] -> *1\r\n$1\r\nb",
             "after the add: [\"ZPOPMIN\", \"z\"] -> *0",
+            "the destination read after the push: [\"LRANGE\", \"dst\", \"0\", \"-1\"] -> *2\r\n$1\r\na",
             "right after the add: [\"XREADGROUP\", \"GROUP\", \"g\", \"c2\", \"STREAMS\", \"s\", \">\"] -> *-1",
             "before the blocked client is served: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\ny",
         ],

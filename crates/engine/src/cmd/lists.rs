@@ -460,7 +460,7 @@ fn bmove_generic(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End, ti
     }
     // Redis answers a null bulk at once inside MULTI, but a null array when a wait times
     // out (its timeout reply is the same for every blocked list command).
-    Ok(if ctx.block(std::slice::from_ref(src), deadline) { Reply::NilArray } else { Reply::Nil })
+    Ok(if ctx.block_mover(src, dst, deadline) { Reply::NilArray } else { Reply::Nil })
 }
 
 fn blmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
