@@ -339,7 +339,7 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[
             &["XADD", "s", "1-1", "f", "v"],
             &["XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"],
-            &["XPENDING", "s", "g", "-", "+", "10"],
+            &["XPENDING", "s", "g"],
         ],
     },
     ServedFirst {
