@@ -25,6 +25,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use staykv_resp::Reply;
 
+use crate::client::Client;
 use crate::command::CommandSpec;
 use crate::value::{HashMap, HashSet};
 use crate::Engine;
@@ -125,12 +126,12 @@ impl Inner {
         });
     }
 
-    /// Whether a client other than `client` has a claim on one of `keys` at `now`; claims
-    /// past [`CLAIM_MS`] are dropped on the way.
-    fn claimed(&mut self, client: u64, db: usize, keys: &[&[u8]], now: u64) -> bool {
+    /// Whether a client other than `client` has a claim on one of `keys` (db, key) at `now`;
+    /// claims past [`CLAIM_MS`] are dropped on the way.
+    fn claimed(&mut self, client: u64, keys: &[(usize, &[u8])], now: u64) -> bool {
         let mut claimed = false;
-        for key in keys {
-            let slot = (db, Bytes::copy_from_slice(key));
+        for (db, key) in keys {
+            let slot = (*db, Bytes::copy_from_slice(key));
             let Some(claims) = self.claims.get_mut(&slot) else { continue };
             claims.retain(|(_, since)| now < since.saturating_add(CLAIM_MS));
             claimed |= claims.iter().any(|(claimant, _)| *claimant != client);
@@ -201,14 +202,14 @@ impl BlockRegistry {
         self.claimed.store(inner.claims.len(), Ordering::Release);
     }
 
-    /// Whether a command of `client` on `keys` (in `db`) waits at `now`: another client woken
+    /// Whether a command of `client` on `keys` (db, key) waits at `now`: another client woken
     /// for one of them has not looked again yet.
-    pub fn claimed(&self, client: u64, db: usize, keys: &[&[u8]], now: u64) -> bool {
+    pub fn claimed(&self, client: u64, keys: &[(usize, &[u8])], now: u64) -> bool {
         if !self.has_claims() {
             return false;
         }
         let mut inner = self.inner.lock();
-        let claimed = inner.claimed(client, db, keys, now);
+        let claimed = inner.claimed(client, keys, now);
         self.settle(&inner);
         claimed
     }
@@ -324,32 +325,36 @@ impl BlockRegistry {
 
 impl Engine {
     /// Whether `client`'s command `args` waits at `now` for a woken client's claim on one of
-    /// its keys in `db`; `queued` is the client's transaction, what an EXEC would run. The
-    /// woken clients' own commands never wait: they are what the others wait for.
-    pub fn held_by_claim(
-        &self,
-        client: u64,
-        db: usize,
-        args: &[Bytes],
-        queued: Option<&[Vec<Bytes>]>,
-        now: u64,
-    ) -> bool {
-        if !self.blocked.has_claims() || self.blocked.is_waiting(client) {
+    /// its keys: for EXEC, those of the commands it would run and those it watches, whose
+    /// change by the woken client aborts it, as in Redis. `None` is a command with no client
+    /// yet (an HTTP request's, in database 0). The woken clients' own commands never wait:
+    /// they are what the others wait for.
+    pub fn held_by_claim(&self, client: Option<&Client>, args: &[Bytes], now: u64) -> bool {
+        let id = client.map_or(NO_CLIENT, |client| client.id);
+        if !self.blocked.has_claims() || self.blocked.is_waiting(id) {
             return false;
         }
         let Some((_, spec)) = args.first().and_then(|name| self.table.lookup(name)) else { return false };
-        let commands: Vec<(&CommandSpec, &[Bytes])> = match spec.name {
-            "exec" => self.table.specs_of(queued.unwrap_or_default()).collect(),
-            _ => vec![(spec, args)],
+        let db = client.map_or(0, |client| client.db);
+        let exec = client.filter(|_| spec.name == "exec");
+        let commands: Vec<(&CommandSpec, &[Bytes])> = match exec {
+            Some(client) => self.table.specs_of(client.multi.as_deref().unwrap_or_default()).collect(),
+            None => vec![(spec, args)],
         };
-        let keys: Vec<&[u8]> = commands
+        let mut keys: Vec<(usize, &[u8])> = commands
             .iter()
             .flat_map(|(spec, args)| spec.key_positions(args).into_iter().filter_map(|i| args.get(i)))
-            .map(|key| &key[..])
+            .map(|key| (db, &key[..]))
             .collect();
-        self.blocked.claimed(client, db, &keys, now)
+        if let Some(client) = exec {
+            keys.extend(client.watching.iter().map(|watched| (watched.db, &watched.key[..])));
+        }
+        self.blocked.claimed(id, &keys, now)
     }
 }
+
+/// The id [`Engine::held_by_claim`] takes for a command with no client: ids start at 1.
+const NO_CLIENT: u64 = 0;
 
 #[cfg(test)]
 mod tests {
@@ -414,29 +419,29 @@ mod tests {
     #[test]
     fn the_clients_a_change_wakes_hold_the_key_until_they_look_again() {
         let (registry, _counts) = queue(&[Waiting::Taker, Waiting::Reader, Waiting::Taker]);
-        let s: &[&[u8]] = &[b"s"];
+        let s: &[(usize, &[u8])] = &[(0, b"s")];
         assert!(!registry.has_claims());
         registry.signal(0, b"s", 9, 1_000);
         // Client 1 (the first taker) and client 2 (a reader) were woken; client 3 waits on.
-        assert!(registry.claimed(9, 0, s, 1_000));
-        assert!(registry.claimed(3, 0, s, 1_000));
-        assert!(!registry.claimed(9, 0, &[b"other"], 1_000));
-        assert!(!registry.claimed(9, 1, s, 1_000));
+        assert!(registry.claimed(9, s, 1_000));
+        assert!(registry.claimed(3, s, 1_000));
+        assert!(!registry.claimed(9, &[(0, b"other")], 1_000));
+        assert!(!registry.claimed(9, &[(1, b"s")], 1_000));
         // The reader looked again and waits on: only the taker's claim is left.
         let waker: Waker = Arc::new(|| {});
         registry.register(2, waker, 0, &[Bytes::from_static(b"s")], Waiting::Reader);
-        assert!(registry.claimed(2, 0, s, 1_000));
-        assert!(registry.claimed(9, 0, s, 1_000));
+        assert!(registry.claimed(2, s, 1_000));
+        assert!(registry.claimed(9, s, 1_000));
         // The taker left without taking: the claim passes to the next taker with the wake
         // (which wakes the reader again too).
         registry.unregister(1, 1_010);
         let waker: Waker = Arc::new(|| {});
         registry.register(2, waker, 0, &[Bytes::from_static(b"s")], Waiting::Reader);
-        assert!(registry.claimed(9, 0, s, 1_010));
-        assert!(!registry.claimed(3, 0, s, 1_010));
+        assert!(registry.claimed(9, s, 1_010));
+        assert!(!registry.claimed(3, s, 1_010));
         // It never looks again: after CLAIM_MS nobody waits for it any more.
-        assert!(registry.claimed(9, 0, s, 1_010 + CLAIM_MS - 1));
-        assert!(!registry.claimed(9, 0, s, 1_010 + CLAIM_MS));
+        assert!(registry.claimed(9, s, 1_010 + CLAIM_MS - 1));
+        assert!(!registry.claimed(9, s, 1_010 + CLAIM_MS));
         assert!(!registry.has_claims());
     }
 }

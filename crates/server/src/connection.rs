@@ -132,7 +132,6 @@ impl Shared {
     pub async fn wait_to_run(&self, args: &[Bytes], client: Option<&Client>) {
         let engine = &self.engine;
         let queued = client.and_then(|client| client.multi.as_deref());
-        let (id, db) = client.map_or((NO_CLIENT, 0), |client| (client.id, client.db));
         let mut yields = 0;
         // Counted in INFO's blocked_clients while the pause holds the command, as in Redis.
         let mut held = None;
@@ -141,7 +140,7 @@ impl Shared {
                 return;
             }
             let now = clock::now_ms();
-            if engine.scripting.holds_keyspace(now) || engine.held_by_claim(id, db, args, queued, now) {
+            if engine.scripting.holds_keyspace(now) || engine.held_by_claim(client, args, now) {
                 if yields < SCRIPT_WAIT_YIELDS {
                     yields += 1;
                     tokio::task::yield_now().await;
@@ -173,9 +172,6 @@ const KEPT_OUTPUT_ROOM: usize = 64 * 1024;
 
 /// How many times [`Shared::wait_to_run`] yields for a script or a claim before it sleeps.
 const SCRIPT_WAIT_YIELDS: u32 = 64;
-
-/// The client id of a command that has no client yet (an HTTP request's): ids start at 1.
-const NO_CLIENT: u64 = 0;
 
 /// How often a command held by `CLIENT PAUSE` looks whether the pause ended.
 const PAUSE_POLL: Duration = Duration::from_millis(5);

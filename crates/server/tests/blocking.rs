@@ -327,6 +327,12 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[&["RPUSH", "src", "a"], &["LRANGE", "dst", "0", "-1"], &["LPOP", "dst"]],
     },
     ServedFirst {
+        name: "BRPOPLPUSH: a transaction watching the destination, run after the push",
+        setup: &[],
+        blocked: &[&["BRPOPLPUSH", "src", "dst", "0"]],
+        batch: &[&["WATCH", "dst"], &["RPUSH", "src", "a"], &["MULTI"], &["PING"], &["EXEC"]],
+    },
+    ServedFirst {
         name: "BZPOPMIN: the set popped and counted after the add",
         setup: &[],
         blocked: &[&["BZPOPMIN", "z", "0"]],
@@ -381,6 +387,7 @@ fn a_woken_client_is_served_before_anything_else_touches_its_key_as_in_redis() {
             "the pusher pops right after its push: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\nx",
             "one push of three: [\"LRANGE\", \"q\", \"0\", \"-1\"] -> *1\r\n$1\r\nb",
             "after the add: [\"ZPOPMIN\", \"z\"] -> *0",
+            "run after the push: [\"EXEC\"] -> *-1",
             "the destination read after the push: [\"LRANGE\", \"dst\", \"0\", \"-1\"] -> *2\r\n$1\r\na",
             "right after the add: [\"XREADGROUP\", \"GROUP\", \"g\", \"c2\", \"STREAMS\", \"s\", \">\"] -> *-1",
             "before the blocked client is served: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\ny",
