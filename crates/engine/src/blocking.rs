@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use staykv_resp::Reply;
 
 use crate::client::Client;
-use crate::command::CommandSpec;
+use crate::command::{flags, CommandSpec};
 use crate::value::{HashMap, HashSet};
 use crate::Engine;
 
@@ -93,25 +93,27 @@ impl Inner {
                 claimants.push(*id);
             }
         }
-        if claimants.is_empty() {
-            return;
-        }
         for id in claimants {
-            let kind = self.kinds.get(&id);
-            if kind != Some(&Waiting::Reader) {
-                self.woken.insert(id);
-            }
-            // A mover's destination is claimed too: a read of it after the write finds
-            // what the mover moved, as in Redis.
-            let destination = match kind {
-                Some(Waiting::Mover(destination)) => Some((db, destination.clone())),
-                _ => None,
-            };
-            for slot in std::iter::once(slot.clone()).chain(destination) {
-                let claims = self.claims.entry(slot).or_default();
-                claims.retain(|(claimant, _)| *claimant != id);
-                claims.push((id, now));
-            }
+            self.claim(id, slot.clone(), now);
+        }
+    }
+
+    /// `client`, just woken, claims `slot` (db, key) from `now`; a taker is marked woken.
+    fn claim(&mut self, client: u64, slot: (usize, Bytes), now: u64) {
+        let kind = self.kinds.get(&client);
+        if kind != Some(&Waiting::Reader) {
+            self.woken.insert(client);
+        }
+        // A mover's destination is claimed too: a read of it after the write finds what the
+        // mover moved, as in Redis.
+        let destination = match kind {
+            Some(Waiting::Mover(destination)) => Some((slot.0, destination.clone())),
+            _ => None,
+        };
+        for slot in std::iter::once(slot).chain(destination) {
+            let claims = self.claims.entry(slot).or_default();
+            claims.retain(|(claimant, _)| *claimant != client);
+            claims.push((client, now));
         }
     }
 
@@ -127,8 +129,12 @@ impl Inner {
     }
 
     /// Whether a client other than `client` has a claim on one of `keys` (db, key) at `now`;
-    /// claims past [`CLAIM_MS`] are dropped on the way.
+    /// claims past [`CLAIM_MS`] are dropped on the way. A blocked client's own command (a
+    /// woken one's re-run) is never held: it is what the others wait for.
     fn claimed(&mut self, client: u64, keys: &[(usize, &[u8])], now: u64) -> bool {
+        if self.wakers.contains_key(&client) {
+            return false;
+        }
         let mut claimed = false;
         for (db, key) in keys {
             let slot = (*db, Bytes::copy_from_slice(key));
@@ -203,7 +209,7 @@ impl BlockRegistry {
     }
 
     /// Whether a command of `client` on `keys` (db, key) waits at `now`: another client woken
-    /// for one of them has not looked again yet.
+    /// for one of them has not looked again yet, and `client` is not blocked itself.
     pub fn claimed(&self, client: u64, keys: &[(usize, &[u8])], now: u64) -> bool {
         if !self.has_claims() {
             return false;
@@ -312,14 +318,22 @@ impl BlockRegistry {
         inner.unblocked.remove(&client)
     }
 
-    /// Database-wide changes (FLUSHALL, SWAPDB): wake everyone; they re-check.
-    pub fn signal_all(&self) {
+    /// Database-wide changes at `now` (FLUSHALL, SWAPDB): wake everyone to look again, each
+    /// with a claim on the keys it waits on.
+    pub fn signal_all(&self, now: u64) {
         if self.is_empty() {
             return;
         }
-        for waker in self.inner.lock().wakers.values() {
+        let mut inner = self.inner.lock();
+        let queued: Vec<(u64, (usize, Bytes))> =
+            inner.queues.iter().flat_map(|(slot, queue)| queue.iter().map(|id| (*id, slot.clone()))).collect();
+        for (id, slot) in queued {
+            inner.claim(id, slot, now);
+        }
+        for waker in inner.wakers.values() {
             waker();
         }
+        self.settle(&inner);
     }
 }
 
@@ -330,11 +344,16 @@ impl Engine {
     /// yet (an HTTP request's, in database 0). The woken clients' own commands never wait:
     /// they are what the others wait for.
     pub fn held_by_claim(&self, client: Option<&Client>, args: &[Bytes], now: u64) -> bool {
-        let id = client.map_or(NO_CLIENT, |client| client.id);
-        if !self.blocked.has_claims() || self.blocked.is_waiting(id) {
+        if !self.blocked.has_claims() {
             return false;
         }
+        let id = client.map_or(NO_CLIENT, |client| client.id);
         let Some((_, spec)) = args.first().and_then(|name| self.table.lookup(name)) else { return false };
+        // Inside MULTI a command is only queued: EXEC is what waits.
+        let queued = client.is_some_and(|client| client.multi.is_some()) && !spec.has(flags::TRANSACTION_CONTROL);
+        if queued {
+            return false;
+        }
         let db = client.map_or(0, |client| client.db);
         let exec = client.filter(|_| spec.name == "exec");
         let commands: Vec<(&CommandSpec, &[Bytes])> = match exec {
@@ -419,26 +438,32 @@ mod tests {
     #[test]
     fn the_clients_a_change_wakes_hold_the_key_until_they_look_again() {
         let (registry, _counts) = queue(&[Waiting::Taker, Waiting::Reader, Waiting::Taker]);
+        let claimants = |registry: &BlockRegistry| -> Vec<u64> {
+            let inner = registry.inner.lock();
+            let claims = inner.claims.get(&(0, Bytes::from_static(b"s")));
+            claims.map(|claims| claims.iter().map(|(id, _)| *id).collect()).unwrap_or_default()
+        };
         let s: &[(usize, &[u8])] = &[(0, b"s")];
         assert!(!registry.has_claims());
         registry.signal(0, b"s", 9, 1_000);
         // Client 1 (the first taker) and client 2 (a reader) were woken; client 3 waits on.
+        assert_eq!(claimants(&registry), [1, 2]);
         assert!(registry.claimed(9, s, 1_000));
-        assert!(registry.claimed(3, s, 1_000));
         assert!(!registry.claimed(9, &[(0, b"other")], 1_000));
         assert!(!registry.claimed(9, &[(1, b"s")], 1_000));
+        // A blocked client's own command is never held: it is the woken one's re-run.
+        assert!(!registry.claimed(3, s, 1_000));
         // The reader looked again and waits on: only the taker's claim is left.
         let waker: Waker = Arc::new(|| {});
         registry.register(2, waker, 0, &[Bytes::from_static(b"s")], Waiting::Reader);
-        assert!(registry.claimed(2, s, 1_000));
-        assert!(registry.claimed(9, s, 1_000));
+        assert_eq!(claimants(&registry), [1]);
         // The taker left without taking: the claim passes to the next taker with the wake
         // (which wakes the reader again too).
         registry.unregister(1, 1_010);
+        assert_eq!(claimants(&registry), [2, 3]);
         let waker: Waker = Arc::new(|| {});
         registry.register(2, waker, 0, &[Bytes::from_static(b"s")], Waiting::Reader);
-        assert!(registry.claimed(9, s, 1_010));
-        assert!(!registry.claimed(3, s, 1_010));
+        assert_eq!(claimants(&registry), [3]);
         // It never looks again: after CLAIM_MS nobody waits for it any more.
         assert!(registry.claimed(9, s, 1_010 + CLAIM_MS - 1));
         assert!(!registry.claimed(9, s, 1_010 + CLAIM_MS));

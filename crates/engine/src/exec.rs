@@ -929,7 +929,7 @@ impl<'a> Ctx<'a> {
             for effect in &self.effects {
                 let db = effect.db as usize;
                 if effect.argv.first().is_some_and(|name| changes_whole_databases(name)) {
-                    self.engine.blocked.signal_all();
+                    self.engine.blocked.signal_all(self.now);
                 } else if let Some(key) = effect_key(&self.engine.table, &effect.argv) {
                     self.engine.blocked.signal(db, key, self.client.id, self.now);
                 }

@@ -333,6 +333,12 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[&["WATCH", "dst"], &["RPUSH", "src", "a"], &["MULTI"], &["PING"], &["EXEC"]],
     },
     ServedFirst {
+        name: "BLPOP: SWAPDB brings the list in, then the swapper pops it",
+        setup: &[&["SELECT", "1"], &["RPUSH", "q", "x"], &["SELECT", "0"]],
+        blocked: &[&["BLPOP", "q", "0"]],
+        batch: &[&["SWAPDB", "0", "1"], &["LPOP", "q"], &["EXISTS", "q"]],
+    },
+    ServedFirst {
         name: "BZPOPMIN: the set popped and counted after the add",
         setup: &[],
         blocked: &[&["BZPOPMIN", "z", "0"]],
@@ -388,6 +394,7 @@ fn a_woken_client_is_served_before_anything_else_touches_its_key_as_in_redis() {
             "one push of three: [\"LRANGE\", \"q\", \"0\", \"-1\"] -> *1\r\n$1\r\nb",
             "after the add: [\"ZPOPMIN\", \"z\"] -> *0",
             "run after the push: [\"EXEC\"] -> *-1",
+            "then the swapper pops it: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\nx",
             "the destination read after the push: [\"LRANGE\", \"dst\", \"0\", \"-1\"] -> *2\r\n$1\r\na",
             "right after the add: [\"XREADGROUP\", \"GROUP\", \"g\", \"c2\", \"STREAMS\", \"s\", \">\"] -> *-1",
             "before the blocked client is served: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\ny",

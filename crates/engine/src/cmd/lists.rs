@@ -569,6 +569,15 @@ mod tests {
         assert!(held.held_by_claim && !held.ran);
         assert!(at("LLEN q", &mut pusher, NOW + crate::blocking::CLAIM_MS - 1).held_by_claim);
         assert!(!at("GET other", &mut pusher, NOW).held_by_claim);
+        // Inside MULTI the pop is only queued, so nothing holds it: EXEC is what waits.
+        let mut queuing = Client::new(3, true);
+        at("MULTI", &mut queuing, NOW);
+        let rpop = [Bytes::from_static(b"RPOP"), Bytes::from_static(b"q")];
+        assert!(!engine.held_by_claim(Some(&queuing), &rpop, NOW));
+        assert_eq!(at("RPOP q", &mut queuing, NOW).reply, Reply::Status("QUEUED"));
+        assert!(engine.held_by_claim(Some(&queuing), &[Bytes::from_static(b"EXEC")], NOW));
+        assert!(at("EXEC", &mut queuing, NOW).held_by_claim);
+        assert_eq!(at("DISCARD", &mut queuing, NOW).reply, Reply::Ok);
         let served = at("BLPOP q 0", &mut waiter, NOW);
         assert_eq!(served.reply, Reply::Array(vec![Reply::bulk(b"q"), Reply::bulk(b"x")]));
         engine.blocked.unregister(waiter.id, NOW);
