@@ -18,11 +18,12 @@
 //! served, as in Redis.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use staykv_resp::Reply;
 
 use crate::client::Client;
@@ -178,7 +179,23 @@ pub struct BlockRegistry {
     blocked: AtomicUsize,
     /// Keys with a claim on them: while none, no command looks at the claims.
     claimed: AtomicUsize,
+    /// The [`claim_bit`]s of the claimed keys: a command on keys whose bits are all clear
+    /// takes no lock, however many claims other keys have (readers of a busy stream).
+    claimed_bits: AtomicU64,
     inner: Mutex<Inner>,
+}
+
+/// `key`'s bit (of 64) in [`BlockRegistry`]'s filter of claimed keys, from its last 8 bytes
+/// (keys often share a prefix), its length and its database. Keys may share a bit: the
+/// filter only spares the lock for keys nobody claims.
+fn claim_bit(db: usize, key: &[u8]) -> u64 {
+    let tail = key.get(key.len().saturating_sub(8)..).unwrap_or_default();
+    let mut word = [0u8; 8];
+    if let Some(start) = word.get_mut(..tail.len()) {
+        start.copy_from_slice(tail);
+    }
+    let mixed = u64::from_le_bytes(word) ^ (key.len() as u64) ^ (db as u64).rotate_left(32);
+    1 << (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
 }
 
 impl std::fmt::Debug for BlockRegistry {
@@ -202,9 +219,11 @@ impl BlockRegistry {
         self.claimed.load(Ordering::Acquire) > 0
     }
 
-    /// Publishes the counts the lock-free checks read, after `inner` changed.
+    /// Publishes what the lock-free checks read, after `inner` changed.
     fn settle(&self, inner: &Inner) {
         self.blocked.store(inner.wakers.len(), Ordering::Release);
+        let bits = inner.claims.keys().fold(0, |bits, (db, key)| bits | claim_bit(*db, key));
+        self.claimed_bits.store(bits, Ordering::Release);
         self.claimed.store(inner.claims.len(), Ordering::Release);
     }
 
@@ -212,6 +231,10 @@ impl BlockRegistry {
     /// for one of them has not looked again yet, and `client` is not blocked itself.
     pub fn claimed(&self, client: u64, keys: &[(usize, &[u8])], now: u64) -> bool {
         if !self.has_claims() {
+            return false;
+        }
+        let bits = keys.iter().fold(0, |bits, (db, key)| bits | claim_bit(*db, key));
+        if bits & self.claimed_bits.load(Ordering::Acquire) == 0 {
             return false;
         }
         let mut inner = self.inner.lock();
@@ -356,11 +379,11 @@ impl Engine {
         }
         let db = client.map_or(0, |client| client.db);
         let exec = client.filter(|_| spec.name == "exec");
-        let commands: Vec<(&CommandSpec, &[Bytes])> = match exec {
+        let commands: SmallVec<[(&CommandSpec, &[Bytes]); 1]> = match exec {
             Some(client) => self.table.specs_of(client.multi.as_deref().unwrap_or_default()).collect(),
-            None => vec![(spec, args)],
+            None => smallvec::smallvec![(spec, args)],
         };
-        let mut keys: Vec<(usize, &[u8])> = commands
+        let mut keys: SmallVec<[(usize, &[u8]); 4]> = commands
             .iter()
             .flat_map(|(spec, args)| spec.key_positions(args).into_iter().filter_map(|i| args.get(i)))
             .map(|key| (db, &key[..]))
