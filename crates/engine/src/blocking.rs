@@ -363,40 +363,31 @@ impl BlockRegistry {
 impl Engine {
     /// Whether `client`'s command `args` waits at `now` for a woken client's claim on one of
     /// its keys: for EXEC, those of the commands it would run and those it watches, whose
-    /// change by the woken client aborts it, as in Redis. `None` is a command with no client
-    /// yet (an HTTP request's, in database 0). The woken clients' own commands never wait:
-    /// they are what the others wait for.
-    pub fn held_by_claim(&self, client: Option<&Client>, args: &[Bytes], now: u64) -> bool {
+    /// change by the woken client aborts it, as in Redis. A command only queued inside MULTI
+    /// never waits, nor do the woken clients' own commands: they are what the others wait for.
+    pub fn held_by_claim(&self, client: &Client, args: &[Bytes], now: u64) -> bool {
         if !self.blocked.has_claims() {
             return false;
         }
-        let id = client.map_or(NO_CLIENT, |client| client.id);
         let Some((_, spec)) = args.first().and_then(|name| self.table.lookup(name)) else { return false };
-        // Inside MULTI a command is only queued: EXEC is what waits.
-        let queued = client.is_some_and(|client| client.multi.is_some()) && !spec.has(flags::TRANSACTION_CONTROL);
-        if queued {
+        if client.multi.is_some() && !spec.has(flags::TRANSACTION_CONTROL) {
             return false;
         }
-        let db = client.map_or(0, |client| client.db);
-        let exec = client.filter(|_| spec.name == "exec");
-        let commands: SmallVec<[(&CommandSpec, &[Bytes]); 1]> = match exec {
-            Some(client) => self.table.specs_of(client.multi.as_deref().unwrap_or_default()).collect(),
-            None => smallvec::smallvec![(spec, args)],
+        let commands: SmallVec<[(&CommandSpec, &[Bytes]); 1]> = match spec.name {
+            "exec" => self.table.specs_of(client.multi.as_deref().unwrap_or_default()).collect(),
+            _ => smallvec::smallvec![(spec, args)],
         };
         let mut keys: SmallVec<[(usize, &[u8]); 4]> = commands
             .iter()
             .flat_map(|(spec, args)| spec.key_positions(args).into_iter().filter_map(|i| args.get(i)))
-            .map(|key| (db, &key[..]))
+            .map(|key| (client.db, &key[..]))
             .collect();
-        if let Some(client) = exec {
+        if spec.name == "exec" {
             keys.extend(client.watching.iter().map(|watched| (watched.db, &watched.key[..])));
         }
-        self.blocked.claimed(id, &keys, now)
+        self.blocked.claimed(client.id, &keys, now)
     }
 }
-
-/// The id [`Engine::held_by_claim`] takes for a command with no client: ids start at 1.
-const NO_CLIENT: u64 = 0;
 
 #[cfg(test)]
 mod tests {

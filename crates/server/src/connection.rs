@@ -108,17 +108,15 @@ impl Shared {
         outcome
     }
 
-    /// Whether a command may have to wait at all: a script runs, a pause is set, or a woken
-    /// client has a claim on a key. The common case, none, is three atomic loads and no
-    /// clock read.
+    /// Whether a command may have to wait at all: a script runs or a pause is set. The common
+    /// case, neither, is two atomic loads and no clock read.
     pub fn may_hold(&self) -> bool {
-        self.engine.scripting.is_running() || self.engine.pause.is_set() || self.engine.blocked.has_claims()
+        self.engine.scripting.is_running() || self.engine.pause.is_set()
     }
 
-    /// Waits until the command `args` of `client` may run (an empty `args` waits as a write
-    /// would); `client`'s transaction is what an EXEC would run. The HTTP front end, whose
-    /// requests have no client yet, waits for each command of a request before running any
-    /// of them.
+    /// Waits until the command `args` may run (an empty `args` waits as a write would);
+    /// `queued` is the client's transaction, what an EXEC would run. The HTTP front end waits
+    /// for each command of a request before running any of them.
     ///
     /// - While a script holds the keyspace, until it ends or passes the busy threshold (then
     ///   commands get `BUSY` and `SCRIPT KILL` runs). Waiting on the shard locks instead would
@@ -126,13 +124,9 @@ impl Shared {
     ///   connection is read, `SCRIPT KILL`'s neither. Most scripts take microseconds: the wait
     ///   yields to other tasks at first, then polls every millisecond.
     /// - While `CLIENT PAUSE` holds the command back, polling every few milliseconds.
-    /// - While a client woken for one of its keys has not looked again
-    ///   ([`Engine::held_by_claim`](staykv_engine::Engine::held_by_claim)): it runs on another
-    ///   connection's task in a moment, so the wait yields as for a script.
-    pub async fn wait_to_run(&self, args: &[Bytes], client: Option<&Client>) {
+    pub async fn wait_to_run(&self, args: &[Bytes], queued: Option<&[Vec<Bytes>]>) {
         let engine = &self.engine;
-        let queued = client.and_then(|client| client.multi.as_deref());
-        let mut yields = 0;
+        let mut waits = 0;
         // Counted in INFO's blocked_clients while the pause holds the command, as in Redis.
         let mut held = None;
         loop {
@@ -140,13 +134,8 @@ impl Shared {
                 return;
             }
             let now = clock::now_ms();
-            if engine.scripting.holds_keyspace(now) || engine.held_by_claim(client, args, now) {
-                if yields < SCRIPT_WAIT_YIELDS {
-                    yields += 1;
-                    tokio::task::yield_now().await;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+            if engine.scripting.holds_keyspace(now) {
+                wait_briefly(&mut waits).await;
             } else if engine.held_by_pause(args, queued, now) {
                 held.get_or_insert_with(|| engine.pause.hold());
                 tokio::time::sleep(PAUSE_POLL).await;
@@ -154,6 +143,28 @@ impl Shared {
                 return;
             }
         }
+    }
+
+    /// Waits while a client woken for one of the keys of `client`'s command `args` has not
+    /// looked again ([`Engine::held_by_claim`](staykv_engine::Engine::held_by_claim): the
+    /// engine answered the command `held_by_claim`). The woken client runs on another
+    /// connection's task in a moment.
+    pub async fn wait_for_claims(&self, args: &[Bytes], client: &Client) {
+        let mut waits = 0;
+        while self.engine.held_by_claim(client, args, clock::now_ms()) {
+            wait_briefly(&mut waits).await;
+        }
+    }
+}
+
+/// One step of a wait for another task that should finish within microseconds (a script, a
+/// woken client): yield to the other tasks at first, then poll every millisecond.
+async fn wait_briefly(waits: &mut u32) {
+    if *waits < BRIEF_WAIT_YIELDS {
+        *waits += 1;
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -170,8 +181,8 @@ const KEPT_INPUT_ROOM: usize = 4 * PIPELINED_READ_ROOM;
 /// ordinary replies needs, far less than one large reply (an LRANGE of a long list).
 const KEPT_OUTPUT_ROOM: usize = 64 * 1024;
 
-/// How many times [`Shared::wait_to_run`] yields for a script or a claim before it sleeps.
-const SCRIPT_WAIT_YIELDS: u32 = 64;
+/// How many times [`wait_briefly`] yields before it sleeps.
+const BRIEF_WAIT_YIELDS: u32 = 64;
 
 /// How often a command held by `CLIENT PAUSE` looks whether the pause ended.
 const PAUSE_POLL: Duration = Duration::from_millis(5);
@@ -470,7 +481,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         while self.shared.may_hold() {
             let room = self.make_read_room();
             let read = {
-                let wait = self.shared.wait_to_run(args, Some(&self.client));
+                let wait = self.shared.wait_to_run(args, self.client.multi.as_deref());
                 tokio::select! {
                     biased;
                     () = wait => return Ok(()),
@@ -498,10 +509,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let mode_before = self.client.reply_mode;
         let mut outcome = self.run_command(args, now);
         while outcome.held_by_claim {
-            // A client woken for one of its keys claimed it between the wait before the
-            // command and the command's locks: wait again, earlier replies sent meanwhile.
+            // A client woken for one of its keys has not run yet: earlier replies go out
+            // while this one waits for it.
             self.flush(wait_seq).await?;
-            self.wait_to_run(args).await?;
+            self.shared.wait_for_claims(args, &self.client).await;
             outcome = self.run_command(args, clock::now());
         }
         if let Some(blocked) = outcome.blocked.take() {

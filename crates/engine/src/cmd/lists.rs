@@ -573,9 +573,9 @@ mod tests {
         let mut queuing = Client::new(3, true);
         at("MULTI", &mut queuing, NOW);
         let rpop = [Bytes::from_static(b"RPOP"), Bytes::from_static(b"q")];
-        assert!(!engine.held_by_claim(Some(&queuing), &rpop, NOW));
+        assert!(!engine.held_by_claim(&queuing, &rpop, NOW));
         assert_eq!(at("RPOP q", &mut queuing, NOW).reply, Reply::Status("QUEUED"));
-        assert!(engine.held_by_claim(Some(&queuing), &[Bytes::from_static(b"EXEC")], NOW));
+        assert!(engine.held_by_claim(&queuing, &[Bytes::from_static(b"EXEC")], NOW));
         assert!(at("EXEC", &mut queuing, NOW).held_by_claim);
         assert_eq!(at("DISCARD", &mut queuing, NOW).reply, Reply::Ok);
         let served = at("BLPOP q 0", &mut waiter, NOW);

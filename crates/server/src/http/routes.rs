@@ -333,7 +333,7 @@ impl<'a> Batch<'a> {
         while outcome.held_by_claim {
             // A client woken by an earlier command of this request has first claim on a key
             // of this one. The wait is off this worker, so that the woken client can run.
-            let wait = shared.wait_to_run(args, Some(&self.client));
+            let wait = shared.wait_for_claims(args, &self.client);
             crate::host::blocking(|| tokio::runtime::Handle::current().block_on(wait));
             outcome = shared.execute(&mut self.client, args, crate::clock::now());
         }
