@@ -9,9 +9,10 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::Duration;
 
-use common::{Drained, RawConn, Server};
+use common::{encode, encode_str, same_as_redis, Drained, RawConn, Server};
 use rand::{Rng, SeedableRng};
 
 /// How long a connection expected to stay open must stay quiet after its replies.
@@ -294,6 +295,49 @@ fn unterminated_frames_followed_by_close() {
     let got = conn.drain(0, common::IO_TIMEOUT);
     assert_eq!((got.bytes.as_slice(), got.closed), (&b"+OK\r\n+PONG\r\n"[..], true));
     assert_eq!(server.cmd(&["GET", "a"]), b"$1\r\n1\r\n");
+}
+
+/// A pipeline of 3 MB, sent in one go by a client that then half-closes: values of every
+/// length up to 3,000 bytes put the frames' ends at every offset of the reads (1 KiB, then
+/// 16 KiB, read on up to 1 MiB before replies go out), and a cut-off frame ends it.
+fn long_pipeline_then_half_close(server: &Server) -> Vec<String> {
+    let mut pipeline = Vec::new();
+    for i in 0..2_000usize {
+        let key = format!("pipelined:{i}");
+        let value = vec![b'a' + (i % 26) as u8; i * 37 % 3_000];
+        pipeline.extend(encode(&[b"SET", key.as_bytes(), &value]));
+        pipeline.extend(encode(&[b"STRLEN", key.as_bytes()]));
+        pipeline.extend(encode(&[b"APPEND", key.as_bytes(), b"!"]));
+    }
+    pipeline.extend(encode_str(&["GET", "pipelined:1999"]));
+    pipeline.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$14\r\npipelined:");
+    let mut conn = server.connect();
+    let mut sender = conn.stream().try_clone().unwrap();
+    let send = std::thread::spawn(move || {
+        sender.write_all(&pipeline).unwrap();
+        sender.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let got = conn.drain(0, common::IO_TIMEOUT);
+    send.join().unwrap();
+    let text = String::from_utf8_lossy(&got.bytes);
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    let integers: Vec<u64> = lines.iter().filter_map(|l| l.strip_prefix(':')?.parse().ok()).collect();
+    // In order: a digest, so that a failure prints two short lines, not 4,000 numbers.
+    let digest = integers.iter().fold(0u64, |h, v| h.wrapping_mul(1_000_003).wrapping_add(*v));
+    vec![
+        format!("{} reply bytes, closed: {}", got.bytes.len(), got.closed),
+        format!("{} replies +OK", lines.iter().filter(|l| **l == "+OK").count()),
+        format!("{} integer replies, digest {digest:x}", integers.len()),
+        format!("last bulk: {:?}", lines.iter().rev().find(|l| l.starts_with('$'))),
+        format!("ends with: {:?}", lines.iter().rev().nth(1).map(|l| &l[l.len().saturating_sub(3)..])),
+    ]
+}
+
+/// Every request of a long pipeline is answered, in order, whatever the read boundaries;
+/// the cut-off frame at its end is dropped and the connection closed, as in Redis.
+#[test]
+fn a_long_pipeline_then_half_close_is_answered_in_full_like_redis() {
+    same_as_redis(long_pipeline_then_half_close, &["2000 replies +OK", "4000 integer replies", "closed: true"]);
 }
 
 fn garbage(seed: u64, prefix: &[u8]) -> Vec<u8> {
