@@ -651,7 +651,8 @@ fn aclfile_is_loaded_at_start_and_saved() {
     assert_eq!(cmd(&mut admin, &["ACL", "USERS"]), V::Arr(vec![V::Str("default".into()), V::Str("writer".into())]));
     assert!(reader.try_cmd(&["PING"]).is_err());
     // A load that takes a channel away closes the subscribers it no longer allows, as ACL
-    // SETUSER does; the user's other connections stay.
+    // SETUSER does; the user's other connections stay. (Redis 7.0 closed every client of a
+    // user other than `default` at each ACL LOAD; Redis 7.2 does as here, redis/redis#12171.)
     assert_eq!(admin.cmd_text(&["ACL", "SETUSER", "writer", "&news", "+subscribe"]), "OK");
     let mut subscriber = authed(&server, "writer", "wpw");
     let mut other = authed(&server, "writer", "wpw");
