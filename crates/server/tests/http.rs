@@ -699,10 +699,10 @@ async fn log_fsyncs_are_timed_for_metrics_and_the_latency_monitor() {
 
 /// Under `always`, a pipeline sent in one write is read on before its replies wait for the
 /// log, so a few fsyncs cover it, not one per 16 KiB read: 256 SETs of 1 KB (268 KB, 17
-/// reads) took 17–40 fsyncs read by read and 2–11 read ahead from a debug build (10–14 and
-/// 2–5 from a release build): the log writer also fsyncs what is written while the batch
-/// runs, more often the slower it runs. The best of eight is judged, against the 17 reads: a
-/// pipeline that reaches the server slower than it reads is answered in more groups.
+/// reads, 5 batches of 64 KiB) took 17–40 fsyncs read by read and 4–15 read ahead from a
+/// debug build: the log writer also fsyncs what is written while a batch runs, more often
+/// the slower it runs. The best of eight is judged (4–8 read ahead), against the 17 reads:
+/// a pipeline that reaches the server slower than it reads is answered in more groups.
 #[tokio::test]
 async fn a_pipeline_sent_at_once_is_covered_by_a_few_fsyncs_not_one_per_read() {
     let server = Http::start();
