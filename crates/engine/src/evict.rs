@@ -71,6 +71,11 @@ impl Policy {
         matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
     }
 
+    /// Picks by each key's access stamp (LRU or LFU).
+    pub fn by_access(self) -> bool {
+        self.is_lfu() || matches!(self, Policy::AllKeysLru | Policy::VolatileLru)
+    }
+
     fn index(self) -> u8 {
         POLICIES.iter().position(|(p, _)| *p == self).unwrap_or(0) as u8
     }

@@ -1609,3 +1609,60 @@ fn info_fields_are_redis_fields() {
     assert!(own.is_empty(), "fields Redis 7.0 does not report: {own:?}");
     assert!(ours.len() > 40, "{ours:?}");
 }
+
+/// OBJECT REFCOUNT: a string holding an integer from 0 to 9,999, however it was written,
+/// reads as Redis's shared object (INT_MAX) while no LRU or LFU policy runs under a
+/// `maxmemory`, and 1 once one does; anything else reads 1.
+fn refcount_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let writes: &[&[&str]] = &[
+        &["SET", "zero", "0"],
+        &["SET", "small", "9999"],
+        &["SET", "large", "10000"],
+        &["SET", "negative", "-1"],
+        &["SET", "padded", "0123"],
+        &["SET", "text", "abc"],
+        &["MSET", "m1", "42", "m2", "x"],
+        &["SET", "counter", "-1"],
+        &["INCR", "counter"],
+        &["SET", "appended", "1"],
+        &["APPEND", "appended", "2"],
+        &["RPUSH", "list", "1"],
+        &["HSET", "hash", "f", "1"],
+    ];
+    let mut seen = Vec::new();
+    for args in writes {
+        conn.cmd(args);
+    }
+    let refcounts = |conn: &mut RawConn, keys: &[&str]| -> String {
+        keys.iter()
+            .map(|k| format!("{k}={}", frame_text(&conn.cmd(&["OBJECT", "REFCOUNT", k]))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let keys =
+        ["zero", "small", "large", "negative", "padded", "text", "m1", "m2", "counter", "appended", "list", "hash"];
+    seen.push(refcounts(&mut conn, &keys));
+    seen.push(format!("missing: {}", frame_text(&conn.cmd(&["OBJECT", "REFCOUNT", "missing"]))));
+    for (maxmemory, policy, key) in [
+        ("1gb", "allkeys-random", "random"),
+        ("1gb", "allkeys-lru", "lru"),
+        ("1gb", "volatile-lfu", "lfu"),
+        ("0", "allkeys-lru", "unlimited"),
+    ] {
+        conn.cmd(&["CONFIG", "SET", "maxmemory", maxmemory]);
+        conn.cmd(&["CONFIG", "SET", "maxmemory-policy", policy]);
+        conn.cmd(&["SET", key, "7"]);
+        seen.push(format!("maxmemory {maxmemory}, {policy}: {}", refcounts(&mut conn, &[key])));
+    }
+    conn.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    seen
+}
+
+#[test]
+fn object_refcount_reads_as_redis_shared_integers() {
+    same_as_redis(
+        refcount_scenario,
+        &["zero=2147483647", "large=1", "allkeys-lru: lru=1", "allkeys-random: random=2147483647"],
+    );
+}
