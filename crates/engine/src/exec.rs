@@ -395,10 +395,14 @@ impl Engine {
             }
         }
         // Over `maxmemory` every command evicts first, as in Redis's `processCommand` (a read
-        // after a write that took memory finds it given back); only one that may add data is
-        // refused when nothing can go.
-        if host.over_memory_limit() && !self.evict(now, journal, host, &|| host.over_memory_limit()) && deny_oom {
-            return Some(errors::oom());
+        // after a write that took memory finds it given back): clients over
+        // `maxmemory-clients`, then keys; only a command that may add data is refused when
+        // nothing can go.
+        if host.over_memory_limit() {
+            host.evict_clients();
+            if host.over_memory_limit() && !self.evict(now, journal, host, &|| host.over_memory_limit()) && deny_oom {
+                return Some(errors::oom());
+            }
         }
         None
     }

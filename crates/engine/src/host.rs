@@ -16,6 +16,10 @@ pub trait Host: Sync {
     fn over_memory_limit(&self) -> bool {
         false
     }
+    /// Memory is over `maxmemory`: close the connections over `maxmemory-clients` first, so
+    /// that no key is evicted to make room for their buffers (Redis's `processCommand` calls
+    /// `evictClients` before `performEvictions`). What they hold no longer counts after.
+    fn evict_clients(&self) {}
     /// Make what this thread has just freed show in the memory count (the server's count
     /// takes in each thread's frees and allocations only every 64 KiB): called between
     /// evictions, so that one that freed enough ends the loop.

@@ -50,6 +50,9 @@ pub struct ClientRecord {
     /// Whether it has a subscription: its output takes the `pubsub` class's limits, where a
     /// MONITOR's or a tracking client's pushes take the `normal` class's, as in Redis.
     pub subscribed: AtomicBool,
+    /// What it held when `maxmemory-clients` closed it (0 if it was not): counted in
+    /// `ServerHost::evicted_bytes` until it leaves the client list.
+    evicted_holding: AtomicU64,
 }
 
 /// The mutable part of a client record.
@@ -145,6 +148,10 @@ pub struct ServerHost {
     pub rejected_connections: AtomicU64,
     /// Connections closed for `maxmemory-clients` (INFO's `evicted_clients`).
     evicted_clients: AtomicU64,
+    /// What the connections closed for `maxmemory-clients` and not yet gone hold: their
+    /// buffers are on their way out, and do not count towards `maxmemory` meanwhile (Redis
+    /// frees an evicted client's buffers at once).
+    evicted_bytes: AtomicU64,
     pub started: Instant,
     /// Flips to true once when the server must stop.
     pub shutdown: watch::Sender<bool>,
@@ -237,7 +244,10 @@ impl ServerHost {
     /// take without allocating.
     fn not_counted_for_evict(&self) -> u64 {
         let free_slots = self.notifier.get().map_or(0, |e| e.keyspace.free_slot_bytes() as u64);
-        self.persistence.log_buffered_bytes() + crate::memory::not_counted() + free_slots
+        self.persistence.log_buffered_bytes()
+            + crate::memory::not_counted()
+            + free_slots
+            + self.evicted_bytes.load(Ordering::Acquire)
     }
 
     fn eviction_policy(&self) -> Policy {
@@ -256,6 +266,7 @@ impl ServerHost {
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             evicted_clients: AtomicU64::new(0),
+            evicted_bytes: AtomicU64::new(0),
             started: Instant::now(),
             shutdown: watch::Sender::new(false),
             stopping: AtomicBool::new(false),
@@ -309,13 +320,19 @@ impl ServerHost {
             transfer: Mutex::new(None),
             buffers: ClientBuffers::default(),
             subscribed: AtomicBool::new(false),
+            evicted_holding: AtomicU64::new(0),
         });
         clients.insert(id, record.clone());
         Some((id, record))
     }
 
     pub fn unregister(&self, id: u64) {
-        self.clients.lock().remove(&id);
+        let mut clients = self.clients.lock();
+        let Some(record) = clients.remove(&id) else { return };
+        let evicted = record.evicted_holding.swap(0, Ordering::AcqRel);
+        if evicted > 0 {
+            self.evicted_bytes.fetch_sub(evicted, Ordering::AcqRel);
+        }
     }
 
     /// What the connections hold, as INFO sums it up.
@@ -354,17 +371,25 @@ impl ServerHost {
 
     /// `maxmemory-clients`: while the connections hold the limit or more, close the one
     /// holding the most, CLIENT NO-EVICT ones excepted, as Redis's `evictClients`. Checked by
-    /// the housekeeping tick, ten times a second, where Redis checks after each read; the
-    /// output and query buffer limits bound what one client can take in between.
-    pub fn evict_clients(&self) {
+    /// the housekeeping tick, ten times a second, and before any key is evicted, where Redis
+    /// checks after each read; the output and query buffer limits bound what one client can
+    /// take in between.
+    pub fn close_clients_over_limit(&self) {
         let Some(limit) = self.limits.client_memory_limit(crate::memory::limit()) else { return };
+        // Under the list's lock throughout, so that no closed client leaves it (`unregister`)
+        // between its closing and the count of what it holds.
+        let clients = self.clients.lock();
         let mut total = 0;
         let mut evictable = Vec::new();
-        for (&id, record) in self.clients.lock().iter() {
+        for (&id, record) in clients.iter() {
+            // One already closed is on its way out, and its buffers with it.
+            if record.killed.load(Ordering::Acquire) {
+                continue;
+            }
             let (held, _, no_evict) = record.memory();
             total += held as u64;
-            if !no_evict && !record.killed.load(Ordering::Acquire) {
-                evictable.push((held as u64, id, record.clone()));
+            if !no_evict {
+                evictable.push((held as u64, id, record));
             }
         }
         if total < limit {
@@ -378,6 +403,8 @@ impl ServerHost {
             if record.close() {
                 tracing::info!(client = id, held, limit, "closing client: connections over maxmemory-clients");
                 self.evicted_clients.fetch_add(1, Ordering::Relaxed);
+                record.evicted_holding.store(held, Ordering::Release);
+                self.evicted_bytes.fetch_add(held, Ordering::AcqRel);
             }
             total -= held;
         }
@@ -915,6 +942,10 @@ impl Host for ServerHost {
 
     fn over_memory_limit(&self) -> bool {
         crate::memory::over_limit(|| self.not_counted_for_evict())
+    }
+
+    fn evict_clients(&self) {
+        self.close_clients_over_limit();
     }
 
     fn count_freed_memory(&self) {

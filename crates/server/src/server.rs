@@ -182,7 +182,7 @@ async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: 
         // idle after a CONFIG SET lowered it, as Redis's serverCron does.
         engine.tracking.enforce_limit();
         host.enforce_soft_output_limits();
-        host.evict_clients();
+        host.close_clients_over_limit();
         host.sample_metrics(&engine);
     }
 }

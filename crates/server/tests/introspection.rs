@@ -596,6 +596,59 @@ fn maxmemory_clients_closes_the_largest_client_as_in_redis() {
     );
 }
 
+/// Over `maxmemory` because of what connections hold, the clients over `maxmemory-clients`
+/// go before any key, as Redis's `processCommand` evicts clients first: 30 connections each
+/// send 250 KB of a command they never finish (maxmemory.tcl's "input buffer of a dead
+/// client"), then commands poll until something was evicted. StayKV closed clients on its
+/// housekeeping tick only, and the first command over the limit evicted 26 of the 50 keys.
+fn dead_clients_scenario(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    for args in [
+        &["CONFIG", "SET", "maxmemory", "11mb"][..],
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+        &["CONFIG", "SET", "maxmemory-clients", "3mb"],
+        &["CLIENT", "NO-EVICT", "on"],
+    ] {
+        admin.cmd(args);
+    }
+    for j in 0..50 {
+        admin.cmd(&["SETRANGE", &j.to_string(), "100000", "x"]);
+    }
+    let mut unfinished = String::from("*250\r\n");
+    for _ in 0..249 {
+        unfinished.push_str(&format!("$1000\r\n{}\r\n", "x".repeat(1000)));
+    }
+    let dead: Vec<RawConn> = (0..30)
+        .map(|_| {
+            let mut conn = server.connect();
+            conn.send_lenient(unfinished.as_bytes());
+            conn
+        })
+        .collect();
+    let stat = |admin: &mut RawConn, name: &str| -> u64 {
+        let stats = frame_text(&admin.cmd(&["INFO", "stats"]));
+        let line = stats.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_owned));
+        line.and_then(|v| v.trim().parse().ok()).unwrap_or_default()
+    };
+    common::wait_until(Duration::from_secs(10), || {
+        stat(&mut admin, "evicted_clients") > 0 || stat(&mut admin, "evicted_keys") > 0
+    });
+    let seen = vec![
+        format!("evicted keys: {}", stat(&mut admin, "evicted_keys")),
+        format!("clients evicted: {}", stat(&mut admin, "evicted_clients") > 0),
+        format!("dbsize: {}", frame_text(&admin.cmd(&["DBSIZE"]))),
+    ];
+    drop(dead);
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    admin.cmd(&["CONFIG", "SET", "maxmemory-clients", "0"]);
+    seen
+}
+
+#[test]
+fn clients_over_maxmemory_clients_go_before_any_key_as_in_redis() {
+    same_as_redis(dead_clients_scenario, &["evicted keys: 0", "clients evicted: true", "dbsize: 50"]);
+}
+
 /// CONFIG SET client-output-buffer-limit takes all three classes and CONFIG GET gives back
 /// what was set, as in Redis (the replica class limits nothing on StayKV, which has no
 /// replicas, but a tool that sets it reads it back).
