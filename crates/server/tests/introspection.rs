@@ -633,12 +633,26 @@ fn dead_clients_scenario(server: &Server) -> Vec<String> {
     common::wait_until(Duration::from_secs(10), || {
         stat(&mut admin, "evicted_clients") > 0 || stat(&mut admin, "evicted_keys") > 0
     });
-    let seen = vec![
+    let mut seen = vec![
         format!("evicted keys: {}", stat(&mut admin, "evicted_keys")),
         format!("clients evicted: {}", stat(&mut admin, "evicted_clients") > 0),
         format!("dbsize: {}", frame_text(&admin.cmd(&["DBSIZE"]))),
     ];
+    // Once they have left, memory counts in full again: a limit 300 KB under what is in use
+    // evicts keys.
     drop(dead);
+    let alone = common::wait_until(Duration::from_secs(10), || {
+        frame_text(&admin.cmd(&["INFO", "clients"])).contains("connected_clients:1\r")
+    });
+    let memory = frame_text(&admin.cmd(&["INFO", "memory"]));
+    let used: u64 =
+        memory.lines().find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok()).unwrap_or_default();
+    admin.cmd(&["CONFIG", "SET", "maxmemory", &(used - 300_000).to_string()]);
+    admin.cmd(&["SET", "after", "v"]);
+    seen.push(format!(
+        "alone {alone}, then keys evicted under a lower limit: {}",
+        stat(&mut admin, "evicted_keys") > 0
+    ));
     admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
     admin.cmd(&["CONFIG", "SET", "maxmemory-clients", "0"]);
     seen
@@ -646,7 +660,15 @@ fn dead_clients_scenario(server: &Server) -> Vec<String> {
 
 #[test]
 fn clients_over_maxmemory_clients_go_before_any_key_as_in_redis() {
-    same_as_redis(dead_clients_scenario, &["evicted keys: 0", "clients evicted: true", "dbsize: 50"]);
+    same_as_redis(
+        dead_clients_scenario,
+        &[
+            "evicted keys: 0",
+            "clients evicted: true",
+            "dbsize: 50",
+            "alone true, then keys evicted under a lower limit: true",
+        ],
+    );
 }
 
 /// CONFIG SET client-output-buffer-limit takes all three classes and CONFIG GET gives back
