@@ -177,10 +177,9 @@ pub enum Unblock {
 #[derive(Default)]
 pub struct BlockRegistry {
     blocked: AtomicUsize,
-    /// Keys with a claim on them: while none, no command looks at the claims.
-    claimed: AtomicUsize,
     /// The [`claim_bit`]s of the claimed keys: a command on keys whose bits are all clear
-    /// takes no lock, however many claims other keys have (readers of a busy stream).
+    /// takes no lock, however many claims other keys have (readers of a busy stream); while
+    /// none is set, no key has a claim.
     claimed_bits: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -216,7 +215,7 @@ impl BlockRegistry {
 
     /// Whether a woken client may have a claim on a key: one atomic load.
     pub fn has_claims(&self) -> bool {
-        self.claimed.load(Ordering::Acquire) > 0
+        self.claimed_bits.load(Ordering::Acquire) != 0
     }
 
     /// Publishes what the lock-free checks read, after `inner` changed.
@@ -224,15 +223,11 @@ impl BlockRegistry {
         self.blocked.store(inner.wakers.len(), Ordering::Release);
         let bits = inner.claims.keys().fold(0, |bits, (db, key)| bits | claim_bit(*db, key));
         self.claimed_bits.store(bits, Ordering::Release);
-        self.claimed.store(inner.claims.len(), Ordering::Release);
     }
 
     /// Whether a command of `client` on `keys` (db, key) waits at `now`: another client woken
     /// for one of them has not looked again yet, and `client` is not blocked itself.
     pub fn claimed(&self, client: u64, keys: &[(usize, &[u8])], now: u64) -> bool {
-        if !self.has_claims() {
-            return false;
-        }
         let bits = keys.iter().fold(0, |bits, (db, key)| bits | claim_bit(*db, key));
         if bits & self.claimed_bits.load(Ordering::Acquire) == 0 {
             return false;
@@ -370,7 +365,18 @@ impl Engine {
             return false;
         }
         let Some((_, spec)) = args.first().and_then(|name| self.table.lookup(name)) else { return false };
-        if client.multi.is_some() && !spec.has(flags::TRANSACTION_CONTROL) {
+        self.held_by_claim_as(client, spec, args, now)
+    }
+
+    /// [`Engine::held_by_claim`] for a command already looked up as `spec`.
+    pub(crate) fn held_by_claim_as(
+        &self,
+        client: &Client,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+        now: u64,
+    ) -> bool {
+        if !self.blocked.has_claims() || (client.multi.is_some() && !spec.has(flags::TRANSACTION_CONTROL)) {
             return false;
         }
         let commands: SmallVec<[(&CommandSpec, &[Bytes]); 1]> = match spec.name {

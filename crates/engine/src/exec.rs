@@ -260,7 +260,7 @@ impl Engine {
         };
         // Looked at under the locks: a write that wakes a client claims its key before it
         // lets go of them.
-        if self.held_by_claim(client, args, now) {
+        if self.held_by_claim_as(client, spec, args, now) {
             drop(locks);
             return Outcome { held_by_claim: true, ..Outcome::not_run(Reply::Nil, Some((index, stat))) };
         }

@@ -183,10 +183,10 @@ const KEPT_INPUT_ROOM: usize = 4 * PIPELINED_READ_ROOM;
 /// much or run [`READ_AHEAD_COMMANDS`]. Enough for one fsync to be worth it (a 64 KiB write +
 /// fdatasync ran at 158 MB/s on the development VM, a 16 KiB one at 96 MB/s; the log
 /// writer's groups join several connections' batches), and little enough that others wait
-/// little behind it: with 256 KiB, a session workload at 5,000 req/s beside a bulk load
-/// (4 connections, pipelines of 64 SETs of 1 KB) answered within 3.6–12.1 ms at the p99
-/// (median 7.1), with 64 KiB within 3.1–9.3 (median 4.7; 3.7–13.9 reading 16 KiB at a time),
-/// and the bulk load ran as fast (197k–291k against 264k–319k SETs a second).
+/// little behind it: beside a bulk load (4 connections, pipelines of 64 SETs of 1 KB), a
+/// session workload at 5,000 req/s answered within 7.4 ms at the p99 with 256 KiB (median
+/// of 16 runs), 4.7 ms with 64 KiB (13 runs) and 4.5 ms reading 16 KiB at a time (11 runs),
+/// and the bulk load ran as fast with either bound (BENCHMARKS.md, "What was tried").
 const READ_AHEAD_BYTES: usize = 64 * 1024;
 /// See [`READ_AHEAD_BYTES`]: about what one 16 KiB read of small commands brings, so that a
 /// pipeline of small commands keeps its thread no longer than it did before reading ahead.
