@@ -912,4 +912,38 @@ mod tests {
             assert_eq!(origin_text(addr), addr.to_string());
         }
     }
+
+    /// An engine and a server host with no data directory: enough for commands that write
+    /// nothing (a write would wait for a log that is never opened).
+    fn shared_without_log() -> Shared {
+        use clap::Parser;
+        let options = crate::config::Cli::try_parse_from(["staykv"]).unwrap().server;
+        let engine = Arc::new(Engine::new(staykv_engine::EngineOptions::default()));
+        let persistence = Arc::new(Persistence::new(options.fsync));
+        let host = Arc::new(ServerHost::new(options, persistence.clone()));
+        let _ = host.notifier.set(engine.clone());
+        Shared { engine, host, persistence }
+    }
+
+    /// The end of the stream met while reading ahead comes after the replies to what was
+    /// read: the read that filled its room must be answered before the connection closes.
+    /// Over TCP a read cannot be made to end exactly at its buffer's end; an in-memory
+    /// stream holding exactly the first read's room does it every time.
+    #[tokio::test]
+    async fn a_read_that_fills_its_room_then_meets_the_end_of_the_stream_is_answered() {
+        let payload_len = READ_ROOM - "*2\r\n$4\r\nECHO\r\n$1001\r\n\r\n".len();
+        let payload = "p".repeat(payload_len);
+        let request = format!("*2\r\n$4\r\nECHO\r\n${payload_len}\r\n{payload}\r\n");
+        assert_eq!(request.len(), READ_ROOM);
+        let (mut client, server) = tokio::io::duplex(4 * READ_ROOM);
+        client.write_all(request.as_bytes()).await.unwrap();
+        client.shutdown().await.unwrap();
+        let addr: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let peer = Peer { addr, laddr: addr, fd: -1 };
+        let served = tokio::time::timeout(Duration::from_secs(10), serve(server, peer, shared_without_log()));
+        served.await.unwrap();
+        let mut replies = String::new();
+        client.read_to_string(&mut replies).await.unwrap();
+        assert_eq!(replies, format!("${payload_len}\r\n{payload}\r\n"));
+    }
 }
