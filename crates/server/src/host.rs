@@ -152,6 +152,9 @@ pub struct ServerHost {
     /// buffers are on their way out, and do not count towards `maxmemory` meanwhile (Redis
     /// frees an evicted client's buffers at once).
     evicted_bytes: AtomicU64,
+    /// When (microseconds after `started`) a command over `maxmemory` next scans the client
+    /// list for `maxmemory-clients` ([`Host::evict_clients`]).
+    clients_scan_due_us: AtomicU64,
     pub started: Instant,
     /// Flips to true once when the server must stop.
     pub shutdown: watch::Sender<bool>,
@@ -267,6 +270,7 @@ impl ServerHost {
             rejected_connections: AtomicU64::new(0),
             evicted_clients: AtomicU64::new(0),
             evicted_bytes: AtomicU64::new(0),
+            clients_scan_due_us: AtomicU64::new(0),
             started: Instant::now(),
             shutdown: watch::Sender::new(false),
             stopping: AtomicBool::new(false),
@@ -561,6 +565,9 @@ fn script_memory(out: &mut String, memory: staykv_engine::scripting::ScriptMemor
         eval = memory.eval_heap,
     );
 }
+
+/// The least time between two scans of the client list by commands over `maxmemory`.
+const CLIENTS_SCAN_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Host for ServerHost {
     fn clock_micros(&self) -> Option<u64> {
@@ -944,8 +951,21 @@ impl Host for ServerHost {
         crate::memory::over_limit(|| self.not_counted_for_evict())
     }
 
+    /// Scans at most once per [`CLIENTS_SCAN_EVERY`], or per ten times the last scan's cost
+    /// if that is longer. The scan reads every client, and a server that stays over
+    /// `maxmemory` asks before every command: with 2,000 idle clients, scanning for each
+    /// one took GETs from 157k–164k a second to 17.3k–17.4k (by hand, 2026-12-05). The first
+    /// command over the limit after a quiet spell always scans.
     fn evict_clients(&self) {
+        let now_us = || crate::clock::micros(self.started.elapsed());
+        let start = now_us();
+        if start < self.clients_scan_due_us.load(Ordering::Relaxed) {
+            return;
+        }
         self.close_clients_over_limit();
+        let end = now_us();
+        let interval = crate::clock::micros(CLIENTS_SCAN_EVERY).max(end.saturating_sub(start).saturating_mul(10));
+        self.clients_scan_due_us.store(end.saturating_add(interval), Ordering::Relaxed);
     }
 
     fn count_freed_memory(&self) {
