@@ -7,6 +7,9 @@
 //! * [`Acl`] holds the users (always including `default`), the `ACL LOG`, and answers
 //!   [`Acl::authenticate`] and [`User::check`]; the engine checks every command against the
 //!   client's user before running it (and again for each command inside EXEC or a script).
+//! * A user's permissions are [`Selector`]s: the root one its rules set, and those added in
+//!   parentheses (`(~b* +set)`, Redis 7.0). A command runs when one selector allows all of
+//!   it — the command, each key, each channel — as Redis checks them, in order.
 //! * Commands are allowed per table entry; a `cmd|sub` rule overrides one entry for one first
 //!   argument (Redis's subcommands and its "first-arg" rules both map to that). A category
 //!   rule sets each subcommand by its own categories, as Redis does (`-@dangerous` takes
@@ -111,7 +114,6 @@ pub mod rule_error {
     pub const BAD_HASH: &str =
         "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters";
     pub const FIRST_ARG_OF_SUBCOMMAND: &str = "Allowing first-arg of a subcommand is not supported";
-    pub const SELECTORS: &str = "Selectors are not supported by StayKV";
 }
 
 /// A key pattern and what it grants.
@@ -134,7 +136,9 @@ impl KeyPattern {
     }
 }
 
-/// One ACL user.
+/// One ACL user: who it is (flags, passwords) and what it may do — its root selector, and
+/// any further selectors (Redis 7.0's `(...)` rules). A command runs when one selector
+/// allows all of it: the command, every key and every channel.
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
@@ -144,18 +148,27 @@ pub struct User {
     pub sanitize: Option<bool>,
     /// SHA-256 digests, lowercase hex, in the order added.
     pub passwords: Vec<String>,
-    /// The commands this user may run.
+    /// The permissions the rules outside parentheses set.
+    root: Selector,
+    /// The selectors added with `(...)`, in the order added.
+    selectors: Vec<Selector>,
+    /// One selector allows every command, key and channel: the checks can be skipped.
+    unrestricted: bool,
+}
+
+/// One set of permissions: the commands, keys and channels that may be used together.
+#[derive(Debug, Clone)]
+pub struct Selector {
+    /// The commands it allows.
     grants: CommandGrants,
     /// Whether the command rules start from `+@all` (else `-@all`).
     all_base: bool,
     /// The command rules after the base that still change something, for `ACL LIST`/`GETUSER`.
     rules: Vec<CommandRule>,
-    pub all_keys: bool,
-    pub keys: Vec<KeyPattern>,
-    pub all_channels: bool,
-    pub channels: Vec<Bytes>,
-    /// Every command, key and channel: the checks can be skipped.
-    unrestricted: bool,
+    all_keys: bool,
+    keys: Vec<KeyPattern>,
+    all_channels: bool,
+    channels: Vec<Bytes>,
 }
 
 /// What a permission check refused.
@@ -200,6 +213,17 @@ impl Denied {
             }
         }
     }
+
+    /// Redis's choice of the one refusal to report when every selector refused: a channel
+    /// over a key over the command, and between two keys (or channels) the later argument.
+    fn outranks(self, other: Denied) -> bool {
+        let rank = |d: Denied| match d {
+            Denied::Command => (0, 0),
+            Denied::Key(at) => (1, at),
+            Denied::Channel(at) => (2, at),
+        };
+        rank(self) > rank(other)
+    }
 }
 
 impl User {
@@ -211,13 +235,8 @@ impl User {
             nopass: false,
             sanitize: None,
             passwords: Vec::new(),
-            grants: CommandGrants::all(false, table.len()),
-            all_base: false,
-            rules: Vec::new(),
-            all_keys: false,
-            keys: Vec::new(),
-            all_channels: false,
-            channels: Vec::new(),
+            root: Selector::new(table, false),
+            selectors: Vec::new(),
             unrestricted: false,
         }
     }
@@ -231,16 +250,29 @@ impl User {
         user
     }
 
-    /// Apply rules separated by spaces (an ACL file line's rules, built-in users).
+    /// Apply rules separated by spaces, as an ACL file line's (built-in users, tests).
     pub fn apply_all(&mut self, rules: &str, table: &CommandTable) -> Result<(), (String, &'static str)> {
-        for rule in rules.split(' ').filter(|r| !r.is_empty()) {
-            self.apply(rule.as_bytes(), table).map_err(|e| (rule.to_string(), e))?;
+        let words = rules.split(' ').filter(|r| !r.is_empty()).map(str::as_bytes);
+        for rule in merge_selector_arguments(words).map_err(|unmatched| (unmatched, rule_error::SYNTAX))? {
+            self.apply(&rule, table).map_err(|e| (String::from_utf8_lossy(&rule).into_owned(), e))?;
         }
         Ok(())
     }
 
-    /// Apply one rule; on error the user may be partly changed (callers work on a copy).
+    /// Apply one rule, as under Redis's default `acl-pubsub-default` (`resetchannels`).
     pub fn apply(&mut self, rule: &[u8], table: &CommandTable) -> Result<(), &'static str> {
+        self.apply_with_channels(rule, table, false)
+    }
+
+    /// Apply one rule; `all_channels` is what `reset` and a new selector give for channels
+    /// (`acl-pubsub-default`). On error the user may be partly changed (callers work on a
+    /// copy).
+    pub fn apply_with_channels(
+        &mut self,
+        rule: &[u8],
+        table: &CommandTable,
+        all_channels: bool,
+    ) -> Result<(), &'static str> {
         let lower = rule.to_ascii_lowercase();
         match lower.as_slice() {
             b"on" => self.enabled = true,
@@ -253,6 +285,161 @@ impl User {
                 self.nopass = false;
                 self.passwords.clear();
             }
+            b"sanitize-payload" => self.sanitize = Some(true),
+            b"skip-sanitize-payload" => self.sanitize = Some(false),
+            b"clearselectors" => self.selectors.clear(),
+            b"reset" => {
+                for rule in
+                    ["resetpass", "resetkeys", "resetchannels", "off", "clearselectors", "-@all", "sanitize-payload"]
+                {
+                    self.apply(rule.as_bytes(), table)?;
+                }
+                self.root.all_channels = all_channels;
+            }
+            _ => match rule.strip_prefix(b"(").and_then(|r| r.strip_suffix(b")")) {
+                Some(body) => {
+                    let mut selector = Selector::new(table, all_channels);
+                    for rule in body.split(|&c| c == b' ').filter(|r| !r.is_empty()) {
+                        selector.apply(rule, table)?;
+                    }
+                    self.selectors.push(selector);
+                }
+                None => self.apply_to_user(rule, table)?,
+            },
+        }
+        let unrestricted = self.all_selectors().any(Selector::unrestricted);
+        self.unrestricted = unrestricted;
+        Ok(())
+    }
+
+    /// Password rules, or else a rule of the root selector.
+    fn apply_to_user(&mut self, rule: &[u8], table: &CommandTable) -> Result<(), &'static str> {
+        let (Some(&first), Some(rest)) = (rule.first(), rule.get(1..)) else {
+            return Err(rule_error::SYNTAX);
+        };
+        match first {
+            b'>' | b'#' => {
+                let hash = if first == b'>' { sha256_hex(rest) } else { valid_hash(rest)? };
+                if !self.passwords.contains(&hash) {
+                    self.passwords.push(hash);
+                }
+                self.nopass = false;
+            }
+            b'<' | b'!' => {
+                let hash = if first == b'<' { sha256_hex(rest) } else { valid_hash(rest)? };
+                let before = self.passwords.len();
+                self.passwords.retain(|p| *p != hash);
+                if self.passwords.len() == before {
+                    return Err(rule_error::NO_SUCH_PASSWORD);
+                }
+            }
+            _ => self.root.apply(rule, table)?,
+        }
+        Ok(())
+    }
+
+    /// The root selector, then the others in the order added (the order Redis checks them).
+    fn all_selectors(&self) -> impl Iterator<Item = &Selector> + Clone {
+        std::iter::once(&self.root).chain(&self.selectors)
+    }
+
+    /// The selectors added with `(...)`.
+    pub fn selectors(&self) -> &[Selector] {
+        &self.selectors
+    }
+
+    /// The root selector: what `ACL GETUSER` shows as the user's commands, keys and channels.
+    pub fn root(&self) -> &Selector {
+        &self.root
+    }
+
+    /// Whether the password opens this user (compared as digests, in constant time).
+    pub fn password_ok(&self, password: &[u8]) -> bool {
+        if self.nopass {
+            return true;
+        }
+        let given = sha256_hex(password);
+        // Every stored digest is compared, so timing does not tell which (if any) matched.
+        self.passwords.iter().fold(false, |ok, stored| constant_time_eq(stored.as_bytes(), given.as_bytes()) | ok)
+    }
+
+    /// Check a command against each selector in turn; it runs if one allows it. When none
+    /// does, the refusal reported is the one Redis picks (`Denied::outranks`).
+    pub fn check(&self, index: usize, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Denied> {
+        if self.unrestricted || spec.has(flags::NO_AUTH) {
+            return Ok(());
+        }
+        let mut reported = Denied::Command;
+        for selector in self.all_selectors() {
+            match selector.check(index, spec, args) {
+                Ok(()) => return Ok(()),
+                Err(denied) if denied.outranks(reported) => reported = denied,
+                Err(_) => {}
+            }
+        }
+        Err(reported)
+    }
+
+    /// Whether one of the selectors lets a subscriber keep this channel (or, for a pattern
+    /// subscription, this pattern as is).
+    pub fn channel_allowed(&self, channel: &[u8], literal: bool) -> bool {
+        self.all_selectors().any(|s| s.channel_allowed(channel, literal))
+    }
+
+    /// Whether this user may use every channel `earlier` could: each of its patterns is
+    /// kept by some selector, as Redis checks before it looks for subscribers to cut off.
+    pub fn channels_cover(&self, earlier: &User) -> bool {
+        if self.all_selectors().any(|s| s.all_channels) {
+            return true;
+        }
+        let mut before = earlier.all_selectors();
+        !before.clone().any(|s| s.all_channels)
+            && before.all(|s| s.channels.iter().all(|c| self.all_selectors().any(|now| now.channels.contains(c))))
+    }
+
+    /// The flags `ACL GETUSER` lists.
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        let mut names = vec![if self.enabled { "on" } else { "off" }];
+        if self.nopass {
+            names.push("nopass");
+        }
+        match self.sanitize {
+            Some(true) => names.push("sanitize-payload"),
+            Some(false) => names.push("skip-sanitize-payload"),
+            None => {}
+        }
+        names
+    }
+
+    /// The rules that rebuild this user from scratch: its `ACL LIST` line without
+    /// `user <name>`, and the rules of an ACL file line.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.flag_names().into_iter().map(String::from).collect();
+        parts.extend(self.passwords.iter().map(|p| format!("#{p}")));
+        parts.push(self.root.describe());
+        parts.extend(self.selectors.iter().map(|s| format!("({})", s.describe())));
+        parts.join(" ")
+    }
+}
+
+impl Selector {
+    /// Nothing allowed; every channel or none, as `acl-pubsub-default` says.
+    fn new(table: &CommandTable, all_channels: bool) -> Selector {
+        Selector {
+            grants: CommandGrants::all(false, table.len()),
+            all_base: false,
+            rules: Vec::new(),
+            all_keys: false,
+            keys: Vec::new(),
+            all_channels,
+            channels: Vec::new(),
+        }
+    }
+
+    /// Apply a rule on commands, keys or channels (the only rules a selector takes).
+    fn apply(&mut self, rule: &[u8], table: &CommandTable) -> Result<(), &'static str> {
+        let lower = rule.to_ascii_lowercase();
+        match lower.as_slice() {
             b"allkeys" | b"~*" => {
                 self.all_keys = true;
                 self.keys.clear();
@@ -271,79 +458,35 @@ impl User {
             }
             b"allcommands" | b"+@all" => self.set_all_commands(true),
             b"nocommands" | b"-@all" => self.set_all_commands(false),
-            b"sanitize-payload" => self.sanitize = Some(true),
-            b"skip-sanitize-payload" => self.sanitize = Some(false),
-            b"clearselectors" => {}
-            b"reset" => {
-                for rule in ["resetpass", "resetkeys", "resetchannels", "off", "-@all", "sanitize-payload"] {
-                    self.apply(rule.as_bytes(), table)?;
-                }
-            }
-            _ => self.apply_prefixed(rule, &lower, table)?,
+            // Patterns keep their case; command names do not.
+            _ => match rule {
+                [b'~', pattern @ ..] => self.add_key_pattern(pattern, true, true)?,
+                [b'%', access @ ..] => self.add_key_pattern_with_access(access)?,
+                [b'&', pattern @ ..] => self.add_channel(pattern)?,
+                [sign @ (b'+' | b'-'), name @ ..] => self.command_rule(*sign == b'+', name, table)?,
+                _ => return Err(rule_error::SYNTAX),
+            },
         }
-        self.unrestricted = self.all_keys && self.all_channels && self.grants.allows_everything();
         Ok(())
     }
 
-    fn apply_prefixed(&mut self, rule: &[u8], lower: &[u8], table: &CommandTable) -> Result<(), &'static str> {
-        let (Some(&first), Some(rest)) = (rule.first(), rule.get(1..)) else {
+    /// `%R~pattern`, `%W~pattern` or `%RW~pattern` (given without the `%`).
+    fn add_key_pattern_with_access(&mut self, rule: &[u8]) -> Result<(), &'static str> {
+        let Some(tilde) = rule.iter().position(|&c| c == b'~') else {
             return Err(rule_error::SYNTAX);
         };
-        match first {
-            b'>' => {
-                let hash = sha256_hex(rest);
-                if !self.passwords.contains(&hash) {
-                    self.passwords.push(hash);
-                }
-                self.nopass = false;
+        let (mut read, mut write) = (false, false);
+        for &c in rule.get(..tilde).unwrap_or_default() {
+            match c.to_ascii_uppercase() {
+                b'R' => read = true,
+                b'W' => write = true,
+                _ => return Err(rule_error::SYNTAX),
             }
-            b'#' => {
-                let hash = valid_hash(rest)?;
-                if !self.passwords.contains(&hash) {
-                    self.passwords.push(hash);
-                }
-                self.nopass = false;
-            }
-            b'<' | b'!' => {
-                let hash = if first == b'<' { sha256_hex(rest) } else { valid_hash(rest)? };
-                let before = self.passwords.len();
-                self.passwords.retain(|p| *p != hash);
-                if self.passwords.len() == before {
-                    return Err(rule_error::NO_SUCH_PASSWORD);
-                }
-            }
-            b'~' => self.add_key_pattern(rest, true, true)?,
-            b'%' => {
-                let Some(tilde) = rest.iter().position(|&c| c == b'~') else {
-                    return Err(rule_error::SYNTAX);
-                };
-                let (mut read, mut write) = (false, false);
-                for &c in rest.get(..tilde).unwrap_or_default() {
-                    match c.to_ascii_uppercase() {
-                        b'R' => read = true,
-                        b'W' => write = true,
-                        _ => return Err(rule_error::SYNTAX),
-                    }
-                }
-                if !read && !write {
-                    return Err(rule_error::SYNTAX);
-                }
-                self.add_key_pattern(rest.get(tilde + 1..).unwrap_or_default(), read, write)?;
-            }
-            b'&' => {
-                if self.all_channels {
-                    return Err(rule_error::CHANNEL_AFTER_ALL);
-                }
-                let channel = Bytes::copy_from_slice(rest);
-                if !self.channels.contains(&channel) {
-                    self.channels.push(channel);
-                }
-            }
-            b'+' | b'-' => self.command_rule(first == b'+', lower.get(1..).unwrap_or_default(), table)?,
-            b'(' => return Err(rule_error::SELECTORS),
-            _ => return Err(rule_error::SYNTAX),
         }
-        Ok(())
+        if !read && !write {
+            return Err(rule_error::SYNTAX);
+        }
+        self.add_key_pattern(rule.get(tilde + 1..).unwrap_or_default(), read, write)
     }
 
     fn add_key_pattern(&mut self, pattern: &[u8], read: bool, write: bool) -> Result<(), &'static str> {
@@ -365,6 +508,17 @@ impl User {
         Ok(())
     }
 
+    fn add_channel(&mut self, pattern: &[u8]) -> Result<(), &'static str> {
+        if self.all_channels {
+            return Err(rule_error::CHANNEL_AFTER_ALL);
+        }
+        let channel = Bytes::copy_from_slice(pattern);
+        if !self.channels.contains(&channel) {
+            self.channels.push(channel);
+        }
+        Ok(())
+    }
+
     fn set_all_commands(&mut self, allow: bool) {
         self.grants.reset(allow);
         self.all_base = allow;
@@ -375,8 +529,8 @@ impl User {
     /// something: as Redis describes a user from its permissions, `+@all +get` reads back
     /// `+@all`, and `+memory|doctor +memory` reads back `+memory`.
     fn command_rule(&mut self, allow: bool, body: &[u8], table: &CommandTable) -> Result<(), &'static str> {
-        let text = std::str::from_utf8(body).map_err(|_| rule_error::UNKNOWN)?;
-        let rule = CommandRule { allow, target: RuleTarget::parse(allow, text, table)?, text: text.to_string() };
+        let text = std::str::from_utf8(body).map_err(|_| rule_error::UNKNOWN)?.to_ascii_lowercase();
+        let rule = CommandRule { allow, target: RuleTarget::parse(allow, &text, table)?, text };
         let changed = self.grants.apply(&rule, table);
         let kept = self.rules.len();
         self.rules.retain(|earlier| !rule.target.covers(&earlier.target, table));
@@ -399,28 +553,14 @@ impl User {
         Ok(())
     }
 
-    /// Whether the password opens this user (compared as digests, in constant time).
-    pub fn password_ok(&self, password: &[u8]) -> bool {
-        if self.nopass {
-            return true;
-        }
-        let given = sha256_hex(password);
-        // Every stored digest is compared, so timing does not tell which (if any) matched.
-        self.passwords.iter().fold(false, |ok, stored| constant_time_eq(stored.as_bytes(), given.as_bytes()) | ok)
-    }
-
-    /// Whether the user may run the command at `index` with these arguments (command
-    /// rules only).
-    pub fn command_allowed(&self, index: usize, args: &[Bytes]) -> bool {
-        self.grants.allows(index, args)
+    /// Every command, key and channel.
+    fn unrestricted(&self) -> bool {
+        self.all_keys && self.all_channels && self.grants.allows_everything()
     }
 
     /// Check a command: the command itself, then its keys, then its channels (Redis's order).
-    pub fn check(&self, index: usize, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Denied> {
-        if self.unrestricted || spec.has(flags::NO_AUTH) {
-            return Ok(());
-        }
-        if !self.command_allowed(index, args) {
+    fn check(&self, index: usize, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Denied> {
+        if !self.grants.allows(index, args) {
             return Err(Denied::Command);
         }
         if !self.all_keys {
@@ -445,7 +585,7 @@ impl User {
         Ok(())
     }
 
-    pub fn key_allowed(&self, key: &[u8], read: bool, write: bool) -> bool {
+    fn key_allowed(&self, key: &[u8], read: bool, write: bool) -> bool {
         self.all_keys
             || self
                 .keys
@@ -453,19 +593,13 @@ impl User {
                 .any(|k| (k.read || !read) && (k.write || !write) && crate::glob::matches(&k.pattern, key, false))
     }
 
-    /// A channel name (or, for PSUBSCRIBE, a pattern that must be one of the user's as is).
-    pub fn channel_allowed(&self, channel: &[u8], literal: bool) -> bool {
+    /// A channel name (or, for PSUBSCRIBE, a pattern that must be one of the selector's as is).
+    fn channel_allowed(&self, channel: &[u8], literal: bool) -> bool {
         self.all_channels
             || self
                 .channels
                 .iter()
                 .any(|p| if literal { p == channel } else { crate::glob::matches(p, channel, false) })
-    }
-
-    /// Whether this user may use every channel `earlier` could: each of its patterns is
-    /// kept, as Redis checks before it looks for subscribers to cut off.
-    pub fn channels_cover(&self, earlier: &User) -> bool {
-        self.all_channels || (!earlier.all_channels && earlier.channels.iter().all(|c| self.channels.contains(c)))
     }
 
     /// The command rules as Redis shows them: `+@all`, `-@all +@read -keys`...
@@ -495,25 +629,10 @@ impl User {
         self.channels.iter().map(|c| format!("&{}", String::from_utf8_lossy(c))).collect::<Vec<_>>().join(" ")
     }
 
-    /// The flags `ACL GETUSER` lists.
-    pub fn flag_names(&self) -> Vec<&'static str> {
-        let mut names = vec![if self.enabled { "on" } else { "off" }];
-        if self.nopass {
-            names.push("nopass");
-        }
-        match self.sanitize {
-            Some(true) => names.push("sanitize-payload"),
-            Some(false) => names.push("skip-sanitize-payload"),
-            None => {}
-        }
-        names
-    }
-
-    /// The rules that rebuild this user from scratch: its `ACL LIST` line without
-    /// `user <name>`, and the rules of an ACL file line.
-    pub fn describe(&self) -> String {
-        let mut parts: Vec<String> = self.flag_names().into_iter().map(String::from).collect();
-        parts.extend(self.passwords.iter().map(|p| format!("#{p}")));
+    /// The rules that rebuild this selector, as `ACL LIST` shows it: keys, channels (from
+    /// `resetchannels` unless all), commands.
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
         if self.all_keys {
             parts.push("~*".into());
         } else {
@@ -527,6 +646,33 @@ impl User {
         }
         parts.push(self.describe_commands());
         parts.join(" ")
+    }
+}
+
+/// Redis's `ACLMergeSelectorArguments`: a selector given as several arguments — `(~a*` and
+/// `+get)`, as from `redis-cli ACL SETUSER u (~a* +get)` — is joined into one rule with
+/// spaces. A `(` never closed is an error naming the argument it opened with.
+pub fn merge_selector_arguments<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<Vec<u8>>, String> {
+    let mut merged = Vec::new();
+    let mut open: Option<(Vec<u8>, &[u8])> = None;
+    for arg in args {
+        match open.as_mut() {
+            Some((selector, _)) => {
+                selector.push(b' ');
+                selector.extend_from_slice(arg);
+                if arg.ends_with(b")") {
+                    merged.extend(open.take().map(|(selector, _)| selector));
+                }
+            }
+            None if arg.starts_with(b"(") && !arg.ends_with(b")") => open = Some((arg.to_vec(), arg)),
+            None => merged.push(arg.to_vec()),
+        }
+    }
+    match open {
+        Some((_, first)) => {
+            Err(format!("Unmatched parenthesis in acl selector starting at '{}'.", String::from_utf8_lossy(first)))
+        }
+        None => Ok(merged),
     }
 }
 
@@ -824,17 +970,14 @@ impl Acl {
     /// gives.
     fn new_user(&self, name: &str, table: &CommandTable) -> User {
         let mut user = User::new(name, table);
-        user.all_channels = self.pubsub_default_all();
+        user.root.all_channels = self.pubsub_default_all();
         user
     }
 
-    /// One rule on a user; `reset` leaves the channels `acl-pubsub-default` gives.
+    /// One rule on a user; `reset` and a new selector get the channels `acl-pubsub-default`
+    /// gives.
     fn apply(&self, user: &mut User, rule: &[u8], table: &CommandTable) -> Result<(), &'static str> {
-        user.apply(rule, table)?;
-        if rule.eq_ignore_ascii_case(b"reset") && self.pubsub_default_all() {
-            user.apply(b"allchannels", table)?;
-        }
-        Ok(())
+        user.apply_with_channels(rule, table, self.pubsub_default_all())
     }
 
     pub fn version(&self) -> u64 {
@@ -925,9 +1068,17 @@ impl Acl {
                 errors.push(format!("{path}:{}: Duplicate user '{name}' found.", n + 1));
                 continue;
             }
+            let rules = match merge_selector_arguments(words.map(str::as_bytes)) {
+                Ok(rules) => rules,
+                Err(e) => {
+                    errors.push(format!("{path}:{}: {e}", n + 1));
+                    continue;
+                }
+            };
             let mut user = self.new_user(name, table);
-            for rule in words {
-                if let Err(e) = self.apply(&mut user, rule.as_bytes(), table) {
+            for rule in rules {
+                if let Err(e) = self.apply(&mut user, &rule, table) {
+                    let rule = String::from_utf8_lossy(&rule);
                     errors.push(format!("{path}:{}: Error in applying operation '{rule}': {e}.", n + 1));
                     break;
                 }
@@ -1135,10 +1286,10 @@ mod tests {
         for (rules, shown) in cases {
             let mut user = User::new("u", &table);
             user.apply_all(rules, &table).unwrap();
-            assert_eq!(user.describe_commands(), shown, "{rules}");
+            assert_eq!(user.root.describe_commands(), shown, "{rules}");
             let mut again = User::new("u", &table);
             again.apply_all(shown, &table).unwrap();
-            assert!(again.grants.same_as(&user.grants), "{rules} and {shown} allow the same");
+            assert!(again.root.grants.same_as(&user.root.grants), "{rules} and {shown} allow the same");
         }
     }
 
@@ -1211,20 +1362,91 @@ mod tests {
         admin.apply(b"-@dangerous", &table).unwrap();
         assert_eq!(check(&admin, &table, &["flushall"]), Err(Denied::Command));
         assert_eq!(check(&admin, &table, &["get", "x"]), Ok(()));
-        assert_eq!(admin.describe_commands(), "+@all -@dangerous");
+        assert_eq!(admin.root.describe_commands(), "+@all -@dangerous");
+    }
+
+    #[test]
+    fn a_command_runs_when_one_selector_allows_all_of_it() {
+        let table = table();
+        let mut user = User::new("alice", &table);
+        user.apply_all("on nopass ~a* +get (~b* +set) (%R~c* +@read)", &table).unwrap();
+        assert_eq!(check(&user, &table, &["set", "b1", "v"]), Ok(()));
+        assert_eq!(check(&user, &table, &["get", "c1"]), Ok(()));
+        assert_eq!(
+            check(&user, &table, &["set", "a1", "v"]),
+            Err(Denied::Key(1)),
+            "a key refusal outranks a command's"
+        );
+        assert_eq!(check(&user, &table, &["set", "c1", "v"]), Err(Denied::Key(1)));
+        // No selector allows MSET, though between them they allow both keys.
+        assert_eq!(check(&user, &table, &["mset", "a1", "v", "b1", "v"]), Err(Denied::Command));
+        let mut ranks = User::new("r", &table);
+        ranks.apply_all("+mset ~a* +publish (+mset ~b*) (&news +subscribe)", &table).unwrap();
+        assert_eq!(check(&ranks, &table, &["mset", "a", "1", "x", "1"]), Err(Denied::Key(3)), "the later key");
+        assert_eq!(check(&ranks, &table, &["mset", "b", "1", "a", "1"]), Err(Denied::Key(3)));
+        assert_eq!(check(&ranks, &table, &["subscribe", "sport"]), Err(Denied::Channel(1)));
+        assert_eq!(check(&ranks, &table, &["subscribe", "news"]), Ok(()));
+        assert!(ranks.channel_allowed(b"news", false) && !ranks.channel_allowed(b"sport", false));
+        ranks.apply(b"(~* &* +@all)", &table).unwrap();
+        assert!(ranks.unrestricted, "one selector allowing everything skips the checks");
+        ranks.apply(b"clearselectors", &table).unwrap();
+        assert!(!ranks.unrestricted && ranks.selectors().is_empty());
+    }
+
+    #[test]
+    fn selectors_read_back_and_take_only_their_own_rules() {
+        let table = table();
+        let mut user = User::new("u", &table);
+        user.apply_all("~a* +get (~Key* &Chan +GET) () (allkeys allchannels allcommands)", &table).unwrap();
+        assert_eq!(
+            user.describe(),
+            "off ~a* resetchannels -@all +get (~Key* resetchannels &Chan -@all +get) (resetchannels -@all) (~* &* +@all)"
+        );
+        let mut again = User::new("u", &table);
+        again.apply_all(&user.describe(), &table).unwrap();
+        assert_eq!(again.describe(), user.describe());
+        for (rule, error) in [
+            (&b"(on)"[..], rule_error::SYNTAX),
+            (b"(>pw)", rule_error::SYNTAX),
+            (b"(reset)", rule_error::SYNTAX),
+            (b"((+get))", rule_error::SYNTAX),
+            (b"(+get)(+set)", rule_error::UNKNOWN),
+            (b"(~* ~a*)", rule_error::KEY_AFTER_ALL),
+            (b"(+get", rule_error::SYNTAX),
+        ] {
+            assert_eq!(user.apply(rule, &table), Err(error), "{}", String::from_utf8_lossy(rule));
+        }
+        user.apply(b"reset", &table).unwrap();
+        assert!(user.selectors().is_empty(), "reset clears the selectors");
+        let mut channels_for_all = User::new("c", &table);
+        channels_for_all.apply_with_channels(b"(+get)", &table, true).unwrap();
+        assert_eq!(channels_for_all.describe(), "off resetchannels -@all (&* -@all +get)");
+    }
+
+    #[test]
+    fn selector_arguments_merge_as_in_redis() {
+        let merge = |args: &[&str]| merge_selector_arguments(args.iter().map(|a| a.as_bytes()));
+        let text =
+            |rules: Vec<Vec<u8>>| rules.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect::<Vec<_>>();
+        assert_eq!(text(merge(&["on", "(~a*", "+get)", "(+set)", "x"]).unwrap()), ["on", "(~a* +get)", "(+set)", "x"]);
+        assert_eq!(text(merge(&["(", "+get", ")"]).unwrap()), ["( +get )"]);
+        assert_eq!(merge(&["(+get", "x"]).unwrap_err(), "Unmatched parenthesis in acl selector starting at '(+get'.");
+        assert_eq!(merge(&["(a)b"]).unwrap_err(), "Unmatched parenthesis in acl selector starting at '(a)b'.");
+        assert_eq!(text(merge(&["x(", ")"]).unwrap()), ["x(", ")"]);
     }
 
     #[test]
     fn acl_file_round_trip() {
         let table = table();
         let acl = Acl::new(&table);
-        acl.set_user("alice", &[b"on", b">pw", b"~a*", b"+get"], &table).unwrap();
+        acl.set_user("alice", &[b"on", b">pw", b"~a*", b"+get", b"(~b* +set)"], &table).unwrap();
         let text = acl.file_text();
         let parsed = acl.parse_file(&text, &table, "users.acl").unwrap();
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed["alice"].describe(), acl.user("alice").unwrap().describe());
-        let bad = acl.parse_file("user x on +nosuch\nnonsense\n", &table, "f").unwrap_err();
+        let bad = acl.parse_file("user x on +nosuch\nnonsense\nuser y (~a* +get\n", &table, "f").unwrap_err();
         assert!(bad.contains("f:1:") && bad.contains("f:2:"), "{bad}");
+        assert!(bad.contains("f:3: Unmatched parenthesis in acl selector starting at '(~a*'."), "{bad}");
         assert!(acl.parse_file("user bob on\n", &table, "f").unwrap().contains_key("default"));
     }
 

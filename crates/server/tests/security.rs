@@ -595,6 +595,119 @@ fn subscribers_lose_revoked_channels_as_in_redis() {
     );
 }
 
+/// Selectors (`(...)` rules, Redis 7.0): how rules with them read back in `ACL LIST` and
+/// `ACL GETUSER` (raw RESP), or the error they get; which selector's refusal `ACL DRYRUN`
+/// and `ACL LOG` report; commands run by a user whose selectors allow them; and subscribers
+/// cut off when the selector that granted their channel goes.
+fn selectors(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let mut seen = Vec::new();
+    let rule_lists: &[&[&str]] = &[
+        &["on", "nopass", "~a*", "+get", "(~b* +set)", "(%R~c* +@read)"],
+        &["(+get", "~x*)", "(", "+set", ")"],
+        &["(~Key* &Chan +GET)", "()", "( )", "(allkeys allchannels allcommands)"],
+        &["(resetkeys nocommands resetchannels)", "(%RW~x*)", "(+select|0 -get +get|x)"],
+        &["(~a* +get)", "-@all", "~b*"],
+        &["(~a* +get)", "clearselectors"],
+        &["(~a* +get)", "reset"],
+        &["(on)"],
+        &["(>pw)"],
+        &["(nopass)"],
+        &["(reset)"],
+        &["(clearselectors)"],
+        &["(~a* +nosuchcmd)"],
+        &["(~* ~a*)"],
+        &["(&* &x)"],
+        &["((+get))"],
+        &["(+get)(+set)"],
+        &["x("],
+        &[")"],
+        &["(a)b"],
+        &["(+get", "x"],
+        &["(~a* +get)", "(+set"],
+    ];
+    for rules in rule_lists {
+        admin.cmd(&["ACL", "DELUSER", "sel"]);
+        let set = admin.cmd_text(&[&["ACL", "SETUSER", "sel"][..], rules].concat());
+        let shown = if set == "OK" {
+            let list = cmd(&mut admin, &["ACL", "LIST"]);
+            let line =
+                list.arr().iter().map(V::str).find(|l| l.starts_with("user sel ")).unwrap_or_default().to_owned();
+            let getuser = String::from_utf8_lossy(&admin.cmd(&["ACL", "GETUSER", "sel"])).replace("\r\n", " ");
+            format!("{line} | GETUSER {getuser}")
+        } else {
+            set
+        };
+        seen.push(format!("{rules:?} -> {shown}"));
+    }
+    admin.cmd(&["ACL", "SETUSER", "alice", "on", ">pw", "~a*", "+get", "(~b* +set)", "(%R~c* +@read)"]);
+    admin.cmd(&["ACL", "SETUSER", "ranks", "+mset", "~a*", "+publish", "(+mset ~b*)", "(&news +subscribe)"]);
+    let dryruns: &[&[&str]] = &[
+        &["alice", "SET", "b1", "v"],
+        &["alice", "SET", "a1", "v"],
+        &["alice", "GET", "c1"],
+        &["alice", "SET", "c1", "v"],
+        &["alice", "MSET", "a1", "v", "b1", "v"],
+        &["ranks", "MSET", "a", "1", "x", "1"],
+        &["ranks", "MSET", "b", "1", "a", "1"],
+        &["ranks", "MSET", "x", "1", "y", "1"],
+        &["ranks", "SUBSCRIBE", "sport"],
+        &["ranks", "SUBSCRIBE", "news"],
+        &["ranks", "PUBLISH", "news", "m"],
+    ];
+    for dryrun in dryruns {
+        seen.push(format!("DRYRUN {dryrun:?} -> {}", admin.cmd_text(&[&["ACL", "DRYRUN"][..], dryrun].concat())));
+    }
+    admin.cmd(&["ACL", "LOG", "RESET"]);
+    let mut alice = server.connect();
+    alice.cmd(&["AUTH", "alice", "pw"]);
+    for command in [&["SET", "b1", "v"][..], &["GET", "c1"], &["GET", "b1"], &["SET", "a1", "v"], &["DEL", "b1"]] {
+        seen.push(format!("alice {command:?} -> {}", alice.cmd_text(command)));
+    }
+    let log = cmd(&mut admin, &["ACL", "LOG"]);
+    for entry in log.arr() {
+        let fields = entry.arr();
+        let field = |name: &str| {
+            fields.iter().step_by(2).position(|f| f.str() == name).map(|i| fields[2 * i + 1].str().to_string())
+        };
+        seen.push(format!("ACL LOG {:?} {:?}", field("reason"), field("object")));
+    }
+    for (granted, change) in
+        [(&["(&news +subscribe)"][..], &["clearselectors"][..]), (&["(&news +subscribe)"], &["(&news)"])]
+    {
+        admin.cmd(&["ACL", "DELUSER", "sub"]);
+        admin.cmd(&[&["ACL", "SETUSER", "sub", "on", ">pw", "+auth", "+client"][..], granted].concat());
+        let mut subscriber = server.connect();
+        subscriber.cmd(&["AUTH", "sub", "pw"]);
+        subscriber.cmd(&["CLIENT", "SETNAME", "selsub"]);
+        let subscribed = cmd(&mut subscriber, &["SUBSCRIBE", "news"]).arr().len() == 3;
+        admin.cmd(&[&["ACL", "SETUSER", "sub"][..], change].concat());
+        let gone =
+            wait_until(Duration::from_millis(500), || !admin.cmd_text(&["CLIENT", "LIST"]).contains("name=selsub"));
+        seen.push(format!("SUBSCRIBE news (subscribed {subscribed}) with {granted:?}, then {change:?}: closed {gone}"));
+    }
+    seen
+}
+
+#[test]
+fn selectors_as_in_redis() {
+    common::same_as_redis(
+        selectors,
+        &[
+            "-> user sel on nopass ~a* resetchannels -@all +get (~b* resetchannels -@all +set) (%R~c* resetchannels -@all +@read) | GETUSER",
+            r#"["(~a* +get)", "(+set"] -> ERR Unmatched parenthesis in acl selector starting at '(+set'."#,
+            r#"["(on)"] -> ERR Error in ACL SETUSER modifier '(on)': Syntax error"#,
+            r#"DRYRUN ["alice", "SET", "a1", "v"] -> This user has no permissions to access the 'a1' key"#,
+            r#"DRYRUN ["ranks", "MSET", "a", "1", "x", "1"] -> This user has no permissions to access the 'x' key"#,
+            r#"DRYRUN ["alice", "MSET", "a1", "v", "b1", "v"] -> This user has no permissions to run the 'mset' command"#,
+            r#"alice ["GET", "c1"] -> "#,
+            r#"ACL LOG Some("key") Some("a1")"#,
+            r#"(subscribed true) with ["(&news +subscribe)"], then ["clearselectors"]: closed true"#,
+            r#"with ["(&news +subscribe)"], then ["(&news)"]: closed false"#,
+        ],
+    );
+}
+
 #[test]
 fn acl_setuser_errors_change_nothing() {
     let server = Server::staykv();

@@ -77,7 +77,9 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match name.as_str() {
         "setuser" => {
             let user = valid_username(arg(args, 2)?)?;
-            let rules: Vec<&[u8]> = args.iter().skip(3).map(|a| &a[..]).collect();
+            let rules = acl::merge_selector_arguments(args.iter().skip(3).map(|a| &a[..]))
+                .map_err(|e| Reply::Error(format!("ERR {e}")))?;
+            let rules: Vec<&[u8]> = rules.iter().map(Vec::as_slice).collect();
             let (before, after) = acl.set_user(&user, &rules, table).map_err(|(i, e)| {
                 let rule = rules.get(i).map(|r| text(r)).unwrap_or_default();
                 Reply::Error(format!("ERR Error in ACL SETUSER modifier '{rule}': {e}"))
@@ -167,10 +169,20 @@ fn describe(user: &User) -> Reply {
     Reply::Map(vec![
         (field("flags"), Reply::Array(user.flag_names().into_iter().map(Reply::bulk_str).collect())),
         (field("passwords"), Reply::Array(user.passwords.iter().map(|p| Reply::bulk_str(p)).collect())),
-        (field("commands"), Reply::bulk_str(&user.describe_commands())),
-        (field("keys"), Reply::bulk_str(&user.describe_keys())),
-        (field("channels"), Reply::bulk_str(&user.describe_channels())),
-        (field("selectors"), Reply::Array(Vec::new())),
+        (field("commands"), Reply::bulk_str(&user.root().describe_commands())),
+        (field("keys"), Reply::bulk_str(&user.root().describe_keys())),
+        (field("channels"), Reply::bulk_str(&user.root().describe_channels())),
+        (field("selectors"), Reply::Array(user.selectors().iter().map(describe_selector).collect())),
+    ])
+}
+
+/// One of `ACL GETUSER`'s selectors.
+fn describe_selector(selector: &acl::Selector) -> Reply {
+    let field = |name: &str| Reply::bulk_str(name);
+    Reply::Map(vec![
+        (field("commands"), Reply::bulk_str(&selector.describe_commands())),
+        (field("keys"), Reply::bulk_str(&selector.describe_keys())),
+        (field("channels"), Reply::bulk_str(&selector.describe_channels())),
     ])
 }
 
