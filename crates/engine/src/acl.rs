@@ -380,6 +380,13 @@ impl User {
         Err(reported)
     }
 
+    /// Redis's `ACLUserCheckCmdWithUnrestrictedKeyAccess`: whether a selector that allows this
+    /// command also reads every key, as SORT's BY and GET patterns need (they name keys that
+    /// no check saw).
+    pub fn may_read_any_key(&self, index: usize, spec: &CommandSpec, args: &[Bytes]) -> bool {
+        self.unrestricted || self.all_selectors().any(|s| s.reads_every_key() && s.check(index, spec, args).is_ok())
+    }
+
     /// Whether one of the selectors lets a subscriber keep this channel (or, for a pattern
     /// subscription, this pattern as is).
     pub fn channel_allowed(&self, channel: &[u8], literal: bool) -> bool {
@@ -551,6 +558,11 @@ impl Selector {
             self.rules.push(rule);
         }
         Ok(())
+    }
+
+    /// `~*`, `allkeys` or `%R~*`.
+    fn reads_every_key(&self) -> bool {
+        self.all_keys || self.keys.iter().any(|k| k.read && k.pattern == b"*"[..])
     }
 
     /// Every command, key and channel.

@@ -59,7 +59,9 @@ struct Options {
     store: Option<Bytes>,
 }
 
-fn parse(args: &[Bytes], read_only: bool) -> Result<Options, Reply> {
+/// SORT's options, in order; `may_read_any_key` is asked when a BY or GET pattern could name
+/// any key ([`may_read_any_key`]).
+fn parse(args: &[Bytes], read_only: bool, may_read_any_key: impl Fn() -> bool) -> Result<Options, Reply> {
     let mut o = Options { by: None, limit: None, gets: Vec::new(), desc: false, alpha: false, store: None };
     let mut i = 2;
     while let Some(option) = args.get(i) {
@@ -77,10 +79,17 @@ fn parse(args: &[Bytes], read_only: bool) -> Result<Options, Reply> {
                 i += 1;
             }
             a if is(a, "by") && next.is_some() => {
+                // A BY without `*` names no key: it only turns sorting off.
+                if next.is_some_and(|pattern| pattern.contains(&b'*')) && !may_read_any_key() {
+                    return Err(err("ERR BY option of SORT denied due to insufficient ACL permissions."));
+                }
                 o.by = next.cloned();
                 i += 1;
             }
             a if is(a, "get") && next.is_some() => {
+                if !may_read_any_key() {
+                    return Err(err("ERR GET option of SORT denied due to insufficient ACL permissions."));
+                }
                 o.gets.extend(next.cloned());
                 i += 1;
             }
@@ -89,6 +98,18 @@ fn parse(args: &[Bytes], read_only: bool) -> Result<Options, Reply> {
         i += 1;
     }
     Ok(o)
+}
+
+/// Whether the client may use BY and GET patterns, which read keys no ACL check saw: as in
+/// Redis 7.0, only when one of its user's selectors allows this SORT and reads every key
+/// (`~*`, `allkeys` or `%R~*`). Otherwise `~list:* +sort` could read any key through them.
+fn may_read_any_key(ctx: &Ctx, args: &[Bytes]) -> bool {
+    if ctx.client.acl_exempt {
+        return true;
+    }
+    let engine = ctx.engine;
+    let Some((index, spec)) = args.first().and_then(|name| engine.table.lookup(name)) else { return false };
+    engine.acl.user(&ctx.client.user).is_some_and(|user| user.may_read_any_key(index, spec, args))
 }
 
 fn sort(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -150,7 +171,7 @@ enum Source {
 fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let key = arg(args, 1)?;
     // As Redis: the options are read first, then the key is looked up (a wrong type refused).
-    let mut o = parse(args, read_only)?;
+    let mut o = parse(args, read_only, || may_read_any_key(ctx, args))?;
     let source = match ctx.lookup_read(key).map(|e| &mut e.value) {
         None => Source::List(Vec::new()),
         Some(Value::List(l)) => Source::List(l.iter().map(Bytes::copy_from_slice).collect()),
