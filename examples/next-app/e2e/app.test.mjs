@@ -344,7 +344,7 @@ for (const variant of variants.filter((v) => !process.env.E2E_ONLY || v.key === 
       const bad = await rawGet('/dashboard', forged);
       assert.equal(bad.status, 307);
       assert.equal(bad.headers.get('x-staykv-session'), 'invalid', 'decided by a store lookup');
-      assert.match(bad.headers.get('set-cookie') ?? '', /__Host-session=; Path=\/;.*Max-Age=0; HttpOnly; Secure; SameSite=Lax/);
+      assert.equal(bad.headers.get('set-cookie'), null, 'a stale cookie is left: it may have raced a rotation');
       const count2 = await kv.httpRequestCount();
       if (count0 === null) {
         t.diagnostic('staykv exports no staykv_http_requests_total; HTTP request counting not checked');

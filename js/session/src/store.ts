@@ -133,8 +133,8 @@ export class SessionStore<T = Record<string, unknown>> {
       { cmd: 'zadd', key: index, score: meta.expiresAt, member: id },
       ...this.indexExpiry(index, absoluteExpiresAt),
     ]);
-    // The last two replies (index expiry) may be errors on servers without PEXPIREAT NX/GT
-    // (Redis < 7); the index then simply has no TTL.
+    // The last two replies are the index expiry's: PEXPIREAT NX/GT needs Redis 7 semantics
+    // (an older server refuses it as it is queued, which aborts the whole transaction).
     throwIfError(replies.slice(0, 4));
     if (replies[0] !== 'OK' || replies[1] !== 'OK') {
       throw new Error('createSession: the store did not create the session');
@@ -245,7 +245,9 @@ export class SessionStore<T = Record<string, unknown>> {
       // In the same transaction, so "log out everywhere" can never miss the new session.
       { cmd: 'zadd', key: newIndex, score: expiresAt, member: newId },
     ];
-    if (userChanged) commands.push(...this.indexExpiry(newIndex, absoluteExpiresAt));
+    // Always: for the same user, a ZREM of its only session deletes the index, and the ZADD
+    // recreates it without an expiry.
+    commands.push(...this.indexExpiry(newIndex, absoluteExpiresAt));
     const replies = await this.adapter.multi(commands);
     if (replies[0] instanceof Error || replies[1] instanceof Error) {
       // The session vanished between our read and the transaction. Drop the index entry

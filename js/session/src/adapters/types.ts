@@ -3,7 +3,7 @@
  * Redis-compatible client; the core never talks to a client directly, so the same session
  * logic runs over TCP (ioredis, node-redis) and HTTP (@upstash/redis).
  *
- * Only commands every target (StayKV, Redis >= 6.2, Valkey, Upstash) understands are used,
+ * Only commands every target (StayKV, Redis >= 7.0, Valkey, Upstash) understands are used,
  * and atomicity comes from MULTI/EXEC alone (no WATCH, no Lua), because WATCH is not
  * available over the Upstash REST API.
  */

@@ -40,7 +40,9 @@ export interface NextSessions<T> {
   signOut(): Promise<void>;
   /**
    * New token for the current session (privilege change); the old one is deleted and the
-   * cookie replaced. Returns null (and deletes the cookie) if there is no live session.
+   * cookie replaced. Returns null if there is no live session, leaving the cookie: the
+   * session may have gone to a concurrent rotation (a double submit) whose new cookie a
+   * deletion from this response could erase.
    */
   rotate(options?: { data?: T; userId?: string }): Promise<Session<T> | null>;
   /** Replaces the current session's data; null if there is no live session. */
@@ -109,10 +111,7 @@ export function createNextSessions<T>(store: SessionStore<T>, options: NextSessi
     async rotate(rotateOptions = {}) {
       const token = await getCurrentToken();
       const created = token ? await store.rotateSession(token, rotateOptions) : null;
-      if (!created) {
-        if (token) await clearSessionCookie();
-        return null;
-      }
+      if (!created) return null;
       await setSessionCookie(created);
       return created.session;
     },

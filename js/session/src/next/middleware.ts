@@ -1,7 +1,7 @@
 // Edge-safe part of the Next.js helpers: no `next/headers`, no React, no Node APIs. Import it
 // from `@staykv/session/next/middleware` in `middleware.ts` (Next 15, edge runtime) or
 // `proxy.ts` (Next 16, Node runtime), with a store over `upstashAdapter` (HTTP).
-import { clearedCookieOptions, readCookie, serializeCookie, sessionCookieName } from '../cookie.js';
+import { readCookie, sessionCookieName } from '../cookie.js';
 import type { Session, SessionStore } from '../store.js';
 
 /** The request shape the helpers read (`NextRequest` and `Request` both fit). */
@@ -37,8 +37,13 @@ export async function getRequestSession<T>(
 
 /**
  * A middleware/proxy function that lets requests with a live session through (returns
- * undefined, so Next.js continues) and redirects all others (307) to `loginPath`. A stale
- * cookie is deleted on the way. Use `config.matcher` to choose the protected paths.
+ * undefined, so Next.js continues) and redirects all others (307) to `loginPath`. Use
+ * `config.matcher` to choose the protected paths.
+ *
+ * A cookie whose session is gone is left alone, not deleted: this request may have raced a
+ * rotation or a sign-in (a prefetch sent with the old cookie), and a deletion names only the
+ * cookie, so arriving after the new cookie it would erase that and log the user out. The
+ * store refuses the stale token anyway, and the next sign-in replaces it.
  *
  * ```ts
  * // middleware.ts (Next 15) — or proxy.ts with `export const proxy = …` (Next 16)
@@ -61,10 +66,7 @@ export function sessionMiddleware<T>(
     const url = new URL(request.url);
     const target = new URL(options.loginPath, url);
     if (param) target.searchParams.set(param, url.pathname + url.search);
-    return redirectResponse(target, {
-      'x-staykv-session': token ? 'invalid' : 'missing',
-      ...(token ? { 'set-cookie': serializeCookie(cookieName, '', clearedCookieOptions()) } : {}),
-    });
+    return redirectResponse(target, { 'x-staykv-session': token ? 'invalid' : 'missing' });
   };
 }
 
