@@ -574,6 +574,33 @@ async fn readonly_token_reads_but_never_writes() {
     assert_eq!(cmd(&server, json!(["GET", "k"])).await.json(), json!({"result": "v"}));
 }
 
+/// Without `--http-token`, a tokenless loopback request acts as `default` only while RESP
+/// would log a new connection in as `default` too: once it has a password (`requirepass`,
+/// ACL), the HTTP API refuses it (401) rather than serve around the password.
+#[tokio::test]
+async fn a_password_on_the_default_user_closes_tokenless_loopback_access() {
+    let server = Http::start_with(&["--requirepass", "secret"]);
+    let tokenless = |body: Value| post(&server, "/", body.to_string(), None);
+    let refused = tokenless(json!(["CONFIG", "GET", "requirepass"])).await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    assert!(refused.error().contains("needs a token"), "{}", refused.text);
+    assert_eq!(get(&server, "/get/k").await.status, 401);
+    assert_eq!(answer(client().get(server.url("/subscribe/news"))).await.status, 401);
+    let mut admin = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    let mut resp = |command: &[u8]| {
+        admin.write_all(command).unwrap();
+        let mut buf = [0u8; 64];
+        let n = admin.read(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    assert_eq!(resp(b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n"), b"+OK\r\n");
+    // The password removed: `default` is open again, over RESP and HTTP alike.
+    assert_eq!(resp(b"*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$11\r\nrequirepass\r\n$0\r\n\r\n"), b"+OK\r\n");
+    assert_eq!(tokenless(json!(["SET", "k", "v"])).await.json(), json!({"result": "OK"}));
+    assert_eq!(resp(b"*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$11\r\nrequirepass\r\n$5\r\nother\r\n"), b"+OK\r\n");
+    assert_eq!(tokenless(json!(["GET", "k"])).await.status, 401);
+}
+
 #[tokio::test]
 async fn sync_token_is_returned_and_accepted() {
     let server = Http::start();

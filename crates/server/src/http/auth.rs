@@ -45,11 +45,15 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// One line for the start-up log saying who the HTTP API serves.
-    pub fn describe(&self) -> &'static str {
+    /// One line for the start-up log saying who the HTTP API serves (`default_open`: the
+    /// `default` user has no password, see [`authorize`]).
+    pub fn describe(&self, default_open: bool) -> &'static str {
         match (&self.full, &self.readonly) {
             (Some(_), Some(_)) => "token required (full and read-only tokens configured)",
             (Some(_), None) => "token required (--http-token)",
+            (None, _) if !default_open => {
+                "no --http-token while the default user has a password: only the read-only token, if any, is served"
+            }
             (None, Some(_)) => {
                 "no --http-token: loopback clients without a token get full access; others need the read-only token"
             }
@@ -73,14 +77,19 @@ fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<Vec<u8>> {
     query_pairs(query).find(|(name, _)| name == b"_token").map(|(_, value)| value.unwrap_or_default())
 }
 
-/// Decide what the request may do, or refuse it.
+/// Decide what the request may do, or refuse it. `default_open`: the `default` user needs no
+/// password (`on nopass`), so a new RESP connection is logged in as it; only then does a
+/// tokenless loopback request get its access too. Once `default` has a password
+/// (`requirepass`, an ACL file), the HTTP API needs a token as RESP needs `AUTH`.
 pub fn authorize(
     tokens: &Tokens,
     headers: &HeaderMap,
     query: Option<&str>,
     peer: SocketAddr,
+    default_open: bool,
 ) -> Result<Access, ApiError> {
-    let loopback_trust = tokens.full.is_none() && is_loopback(peer.ip());
+    let loopback = tokens.full.is_none() && is_loopback(peer.ip());
+    let loopback_trust = loopback && default_open;
     match presented(headers, query) {
         Some(token) if tokens.full.is_some() || tokens.readonly.is_some() => {
             // Both comparisons always run, so timing says nothing about which one matched.
@@ -98,6 +107,9 @@ pub fn authorize(
         }
         // No token configured at all: whatever token a client sends is ignored on loopback.
         _ if loopback_trust => local_request(headers).map(|()| Access::Full),
+        _ if loopback => Err(ApiError::unauthorized(
+            "WRONGPASS the default user has a password (requirepass or ACL), so the HTTP API needs a token: set --http-token",
+        )),
         _ if tokens.full.is_none() && tokens.readonly.is_none() => Err(ApiError::unauthorized(
             "WRONGPASS this server has no --http-token, so its HTTP API only serves loopback clients",
         )),
@@ -117,7 +129,8 @@ pub fn may_read_metrics(
     if is_loopback(peer.ip()) {
         return Ok(());
     }
-    authorize(tokens, headers, query, peer).map(|_| ())
+    // Any valid token: a loopback trust never applies here.
+    authorize(tokens, headers, query, peer, false).map(|_| ())
 }
 
 pub fn is_loopback(ip: IpAddr) -> bool {
@@ -205,35 +218,52 @@ mod tests {
     fn tokens() {
         let tokens = Tokens { full: Some("full".into()), readonly: Some("ro".into()) };
         let remote = peer("10.1.2.3");
-        assert_eq!(authorize(&tokens, &bearer("full"), None, remote).unwrap(), Access::Full);
-        assert_eq!(authorize(&tokens, &bearer("ro"), None, remote).unwrap(), Access::ReadOnly);
-        assert_eq!(authorize(&tokens, &HeaderMap::new(), Some("_token=ro"), remote).unwrap(), Access::ReadOnly);
-        assert_eq!(authorize(&tokens, &bearer("nope"), None, remote).unwrap_err().status.as_u16(), 401);
-        assert_eq!(authorize(&tokens, &HeaderMap::new(), None, peer("127.0.0.1")).unwrap_err().status.as_u16(), 401);
+        assert_eq!(authorize(&tokens, &bearer("full"), None, remote, true).unwrap(), Access::Full);
+        assert_eq!(authorize(&tokens, &bearer("ro"), None, remote, true).unwrap(), Access::ReadOnly);
+        assert_eq!(authorize(&tokens, &HeaderMap::new(), Some("_token=ro"), remote, true).unwrap(), Access::ReadOnly);
+        assert_eq!(authorize(&tokens, &bearer("nope"), None, remote, true).unwrap_err().status.as_u16(), 401);
+        assert_eq!(
+            authorize(&tokens, &HeaderMap::new(), None, peer("127.0.0.1"), true).unwrap_err().status.as_u16(),
+            401
+        );
         let mut lower = HeaderMap::new();
         lower.insert(AUTHORIZATION, HeaderValue::from_static("bearer full"));
-        assert_eq!(authorize(&tokens, &lower, None, remote).unwrap(), Access::Full);
+        assert_eq!(authorize(&tokens, &lower, None, remote, true).unwrap(), Access::Full);
     }
 
     #[test]
     fn protected_mode() {
         let none = Tokens::default();
-        assert_eq!(authorize(&none, &HeaderMap::new(), None, peer("127.0.0.1")).unwrap(), Access::Full);
-        assert_eq!(authorize(&none, &bearer("anything"), None, peer("::1")).unwrap(), Access::Full);
-        assert_eq!(authorize(&none, &HeaderMap::new(), None, peer("192.168.1.2")).unwrap_err().status.as_u16(), 401);
+        assert_eq!(authorize(&none, &HeaderMap::new(), None, peer("127.0.0.1"), true).unwrap(), Access::Full);
+        assert_eq!(authorize(&none, &bearer("anything"), None, peer("::1"), true).unwrap(), Access::Full);
+        assert_eq!(
+            authorize(&none, &HeaderMap::new(), None, peer("192.168.1.2"), true).unwrap_err().status.as_u16(),
+            401
+        );
         let mut web = HeaderMap::new();
         web.insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
-        assert_eq!(authorize(&none, &web, None, peer("127.0.0.1")).unwrap_err().status.as_u16(), 403);
+        assert_eq!(authorize(&none, &web, None, peer("127.0.0.1"), true).unwrap_err().status.as_u16(), 403);
         let mut rebinding = HeaderMap::new();
         rebinding.insert(HOST, HeaderValue::from_static("evil.example:8079"));
-        assert_eq!(authorize(&none, &rebinding, None, peer("127.0.0.1")).unwrap_err().status.as_u16(), 403);
+        assert_eq!(authorize(&none, &rebinding, None, peer("127.0.0.1"), true).unwrap_err().status.as_u16(), 403);
         let mut local = HeaderMap::new();
         local.insert(HOST, HeaderValue::from_static("127.0.0.1:8079"));
         local.insert(ORIGIN, HeaderValue::from_static("http://localhost:3000"));
-        assert!(authorize(&none, &local, None, peer("127.0.0.1")).is_ok());
+        assert!(authorize(&none, &local, None, peer("127.0.0.1"), true).is_ok());
+        // Once `default` has a password, a tokenless loopback request is refused, as RESP
+        // refuses commands before AUTH.
+        assert_eq!(
+            authorize(&none, &HeaderMap::new(), None, peer("127.0.0.1"), false).unwrap_err().status.as_u16(),
+            401
+        );
+        assert_eq!(authorize(&none, &bearer("x"), None, peer("::1"), false).unwrap_err().status.as_u16(), 401);
         let readonly_only = Tokens { full: None, readonly: Some("ro".into()) };
-        assert_eq!(authorize(&readonly_only, &HeaderMap::new(), None, peer("127.0.0.1")).unwrap(), Access::Full);
-        assert_eq!(authorize(&readonly_only, &bearer("ro"), None, peer("10.0.0.1")).unwrap(), Access::ReadOnly);
+        assert_eq!(
+            authorize(&readonly_only, &HeaderMap::new(), None, peer("127.0.0.1"), false).unwrap_err().status.as_u16(),
+            401
+        );
+        assert_eq!(authorize(&readonly_only, &HeaderMap::new(), None, peer("127.0.0.1"), true).unwrap(), Access::Full);
+        assert_eq!(authorize(&readonly_only, &bearer("ro"), None, peer("10.0.0.1"), true).unwrap(), Access::ReadOnly);
     }
 
     #[test]

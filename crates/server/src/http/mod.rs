@@ -229,7 +229,8 @@ pub async fn start(config: &Config, shared: Shared, tls: Option<tokio_rustls::Tl
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let state = HttpState::new(shared, config);
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!("HTTP API listening on {scheme}://{local} ({})", state.0.tokens.describe());
+    let default_open = !state.0.shared.engine.acl.auth_required();
+    tracing::info!("HTTP API listening on {scheme}://{local} ({})", state.0.tokens.describe(default_open));
     if config.http_token.is_none() && !config.bind.is_loopback() {
         tracing::warn!(
             "the HTTP API has no --http-token: it answers only clients on this machine (loopback), \

@@ -156,7 +156,8 @@ async fn serve(
         }
         _ => {}
     }
-    let access = auth::authorize(&inner.tokens, &parts.headers, query, peer)?;
+    let default_open = !inner.shared.engine.acl.auth_required();
+    let access = auth::authorize(&inner.tokens, &parts.headers, query, peer, default_open)?;
     let body = request::read_body(body, &parts.headers, inner.max_body).await?;
     let encoding = match parts.headers.get(&UPSTASH_ENCODING) {
         Some(value) if value.as_bytes().eq_ignore_ascii_case(b"base64") => Encoding::Base64,

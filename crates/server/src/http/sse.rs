@@ -43,7 +43,8 @@ pub(super) async fn stream(
     command: &'static str,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let access = match auth::authorize(&inner.tokens, &parts.headers, parts.uri.query(), peer) {
+    let default_open = !inner.shared.engine.acl.auth_required();
+    let access = match auth::authorize(&inner.tokens, &parts.headers, parts.uri.query(), peer, default_open) {
         Ok(access) => access,
         Err(error) => return error.into_response(),
     };
