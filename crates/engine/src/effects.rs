@@ -28,6 +28,22 @@ impl Effect {
     }
 }
 
+/// The length of a batch's encoding ([`encode_batch`]), without encoding it.
+pub fn encoded_len(effects: &[Effect]) -> usize {
+    let header = 1 + 8 + varint_len(effects.len() as u64);
+    header + effects.iter().map(|e| effect_len(e.db, &e.argv)).sum::<usize>()
+}
+
+/// The length of one effect's encoding in a batch.
+pub fn effect_len(db: u32, argv: &[Bytes]) -> usize {
+    let args: usize = argv.iter().map(|a| varint_len(a.len() as u64) + a.len()).sum();
+    varint_len(u64::from(db)) + varint_len(argv.len() as u64) + args
+}
+
+fn varint_len(n: u64) -> usize {
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 /// Append the encoding of one batch to `out`.
 pub fn encode_batch(time_ms: u64, effects: &[Effect], out: &mut Vec<u8>) {
     out.push(BATCH_VERSION);
@@ -166,6 +182,7 @@ mod tests {
         ];
         let mut buf = Vec::new();
         encode_batch(1_700_000_000_123, &effects, &mut buf);
+        assert_eq!(encoded_len(&effects), buf.len());
         assert_eq!(decode_batch(&buf).unwrap(), (1_700_000_000_123, effects));
     }
 

@@ -28,6 +28,12 @@ pub trait Journal: Sync {
     fn check_writable(&self) -> Result<(), String> {
         Ok(())
     }
+    /// The largest batch the log takes, as [`crate::effects::encoded_len`] counts it: a write
+    /// that would log more is refused before it runs, or (when only its effects tell, as a
+    /// script's) answered with an error and not logged.
+    fn max_batch_len(&self) -> usize {
+        usize::MAX
+    }
     /// Log one atomic batch and return its sequence number. Called with the shards it
     /// touched still locked, so batches on the same key are logged in execution order.
     fn append(&self, time_ms: u64, effects: &[Effect]) -> u64;
@@ -393,6 +399,9 @@ impl Engine {
             if let Err(text) = journal.check_writable() {
                 return Some(Reply::Error(text));
             }
+            if let Some(too_large) = Self::over_log_limit(client, spec, args, journal) {
+                return Some(too_large);
+            }
         }
         // Over `maxmemory` every command evicts first, as in Redis's `processCommand` (a read
         // after a write that took memory finds it given back): clients over
@@ -405,6 +414,18 @@ impl Engine {
             }
         }
         None
+    }
+
+    /// A write whose arguments alone (EXEC: its queued commands') would log more than the log
+    /// takes, refused before it runs: once run it would be acknowledged but never durable.
+    fn over_log_limit(client: &Client, spec: &CommandSpec, args: &[Bytes], journal: &dyn Journal) -> Option<Reply> {
+        let db = u32::try_from(client.db).unwrap_or(u32::MAX);
+        let logged = match client.multi.as_ref().filter(|_| spec.name == "exec") {
+            Some(queue) => queue.iter().map(|argv| crate::effects::effect_len(db, argv)).sum(),
+            None => crate::effects::effect_len(db, args),
+        };
+        let max = journal.max_batch_len();
+        (logged > max).then(|| Reply::Error(too_large_to_log(logged, max)))
     }
 
     /// Whether a command writes, and whether it is refused over `maxmemory`, by Redis 7.0's
@@ -454,6 +475,7 @@ impl Engine {
             error_counted: false,
             script_args: None,
             running_script: spec.has(flags::RUNS_SCRIPT),
+            unlogged: None,
         };
         let tracking = ctx.client.tracking.is_some();
         if tracking && ctx.running_script {
@@ -466,6 +488,10 @@ impl Engine {
         }
         let reply = if ctx.error_counted { reply } else { self.counted(reply) };
         let wait_seq = ctx.commit();
+        let reply = match ctx.unlogged.take() {
+            Some(error) => self.counted(Reply::Error(error)),
+            None => reply,
+        };
         (reply, wait_seq, ctx.blocked)
     }
 
@@ -895,6 +921,8 @@ pub struct Ctx<'a> {
     /// A script runs (top level or inside EXEC): its writes are its own, not the client's,
     /// for a BCAST NOLOOP client (Redis credits them to the script's fake client).
     running_script: bool,
+    /// The error that replaces the reply: the command's effects were too large to log.
+    unlogged: Option<String>,
 }
 
 impl std::fmt::Debug for dyn Journal + '_ {
@@ -907,6 +935,13 @@ impl std::fmt::Debug for dyn Host + '_ {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Host")
     }
+}
+
+/// The error for a write larger than the log takes in one batch.
+fn too_large_to_log(logged: usize, max: usize) -> String {
+    format!(
+        "ERR this write would log {logged} bytes, more than the log takes in one write ({max} bytes): split it into smaller writes"
+    )
 }
 
 /// Whether an effect named `name` changes whole databases (SWAPDB, FLUSHDB, FLUSHALL): it
@@ -924,8 +959,18 @@ impl<'a> Ctx<'a> {
         for event in std::mem::take(&mut self.events) {
             self.engine.notifier.publish(&self.engine.pubsub, &event);
         }
+        let logged = crate::effects::encoded_len(&self.effects);
         let seq = match self.effects.is_empty() {
             true => None,
+            // Only a script (or a command whose effects outgrow its arguments) gets here past
+            // `over_log_limit`: its change is made, but it must not be acknowledged.
+            false if logged > self.journal.max_batch_len() => {
+                let max = self.journal.max_batch_len();
+                self.unlogged = Some(format!(
+                    "ERR this write was made but cannot be logged ({logged} bytes, more than the log takes in one write: {max}): it is not durable, and a restart will undo it"
+                ));
+                None
+            }
             false => Some(self.journal.append(self.now, &self.effects)),
         };
         // Watched keys were touched as each effect was recorded (`propagate_in`).
@@ -1705,5 +1750,54 @@ mod tests {
         client.db = 1;
         assert_eq!(engine.run_text(&mut client, &["GET", "other"]), bulk("1"));
         assert_eq!(engine.replay(1_000, &[effect(0, &["SET", "k", "1"]), effect(0, &["INCR", "k"])]), Ok(()));
+    }
+
+    /// A journal that takes batches of at most 1,000 bytes and counts those it took.
+    #[derive(Default)]
+    struct SmallLog {
+        appended: std::sync::atomic::AtomicU64,
+    }
+
+    impl Journal for SmallLog {
+        fn max_batch_len(&self) -> usize {
+            1_000
+        }
+        fn append(&self, _time_ms: u64, effects: &[Effect]) -> u64 {
+            assert!(crate::effects::encoded_len(effects) <= 1_000, "a batch over the limit reached the log");
+            self.appended.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
+
+    /// A write the log cannot take in one batch is never acknowledged: refused before it runs
+    /// when its arguments say so (EXEC: its queued commands'), else — a script — answered with
+    /// an error saying it is not durable.
+    #[test]
+    fn a_write_too_large_for_the_log_is_never_acknowledged() {
+        let engine = Engine::new(EngineOptions::default());
+        let log = SmallLog::default();
+        let mut client = Client::new(1, true);
+        let run = |client: &mut Client, words: &[&str]| {
+            let argv: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            engine.execute(client, &argv, 1_000, &crate::host::NoHost, &log).reply
+        };
+        let big = "x".repeat(600);
+        let error = |reply: Reply| match reply {
+            Reply::Error(text) => text,
+            other => format!("not an error: {other:?}"),
+        };
+        assert!(error(run(&mut client, &["MSET", "a", &big, "b", &big])).contains("more than the log takes"));
+        assert_eq!(run(&mut client, &["EXISTS", "a", "b"]), Reply::Int(0), "refused before it ran");
+        assert_eq!(run(&mut client, &["SET", "a", &big]), Reply::Ok);
+        run(&mut client, &["MULTI"]);
+        run(&mut client, &["SET", "b", &big]);
+        run(&mut client, &["SET", "c", &big]);
+        assert!(error(run(&mut client, &["EXEC"])).contains("more than the log takes"));
+        assert_eq!(run(&mut client, &["EXISTS", "b", "c"]), Reply::Int(0));
+        assert!(client.multi.is_none(), "the refused transaction is discarded");
+        let appended = log.appended.load(Ordering::Relaxed);
+        let script = "redis.call('SET', KEYS[1], string.rep('y', 2000)) return 1";
+        let reply = error(run(&mut client, &["EVAL", script, "1", "d"]));
+        assert!(reply.contains("not durable"), "{reply}");
+        assert_eq!(log.appended.load(Ordering::Relaxed), appended, "nothing over the limit was appended");
     }
 }

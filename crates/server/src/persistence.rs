@@ -851,6 +851,13 @@ impl Journal for Persistence {
         }
     }
 
+    fn max_batch_len(&self) -> usize {
+        match self.log.get() {
+            Some(_) => staykv_storage::MAX_PAYLOAD_LEN as usize,
+            None => usize::MAX,
+        }
+    }
+
     fn append(&self, time_ms: u64, effects: &[Effect]) -> u64 {
         let Some(log) = self.log.get() else { return 0 };
         self.writes_since_save.fetch_add(effects.len() as u64, Ordering::Relaxed);
@@ -864,8 +871,8 @@ impl Journal for Persistence {
             match appended {
                 Ok(seq) => seq,
                 Err(error) => {
-                    // Only an over-large batch (> 512 MiB) can fail here; the change is in
-                    // memory but cannot be logged. Say so loudly.
+                    // Only an over-large batch could fail here, and the engine refuses those
+                    // (`max_batch_len`) before appending. Should one come, say so loudly.
                     tracing::error!(%error, "a write could not be logged");
                     log.last_seq()
                 }
