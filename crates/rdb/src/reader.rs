@@ -399,7 +399,13 @@ pub(crate) fn read_object<R: BufRead>(
             let mut v = Vec::with_capacity(cap(n));
             for _ in 0..n {
                 let member = src.string("zset member")?;
+                let at = src.pos;
                 let score = if type_id == types::ZSET { src.string_double()? } else { src.binary_double()? };
+                // As Redis refuses the file: a sorted set cannot hold one, so loading it
+                // would drop the member without a word.
+                if score.is_nan() {
+                    return Err(src.corrupt(at, "zset score is NaN"));
+                }
                 v.push((member, score));
             }
             RdbValue::SortedSet(v)
@@ -839,13 +845,15 @@ impl<R: BufRead> RdbReader<R> {
     /// Reads the expiry or LRU/LFU opcode `op` of the next key; false when `op` is none.
     fn key_metadata(&mut self, op: u8, op_offset: u64) -> Result<bool, RdbError> {
         match op {
+            // A time at or before the epoch has passed: it reads as 1 ms after it, as 0 is the
+            // "no expiry" that callers store (Redis drops such a key when it loads the file).
             opcode::EXPIRETIME_MS => {
                 let t = self.src.millis("expire time")?;
-                self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0));
+                self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0).max(1));
             }
             opcode::EXPIRETIME => {
                 let t = i32::from_le_bytes(self.src.arr("expire time")?);
-                self.expire_at_ms = Some(u64::try_from(t).unwrap_or(0) * 1000);
+                self.expire_at_ms = Some((u64::try_from(t).unwrap_or(0) * 1000).max(1));
             }
             opcode::FREQ => self.lfu_freq = Some(self.src.u8("LFU frequency")?),
             opcode::IDLE => self.lru_idle_secs = Some(self.src.len("LRU idle time")?),

@@ -193,6 +193,31 @@ fn raw_copied_keys_read_back_as_they_were_written() {
     }
 }
 
+/// An expiry at or before the epoch (0, or negative) has passed; it must not read as 0,
+/// which callers take for "no expiry".
+#[test]
+fn expiries_at_or_before_the_epoch_read_as_past() {
+    const MARKER: u64 = 0x0102_0304_0506_0708;
+    let mut file = write(&[(0, b("zero"), s("v"), Some(0)), (0, b("negative"), s("v"), Some(MARKER))], true);
+    let at = file.windows(8).position(|w| w == MARKER.to_le_bytes()).unwrap();
+    file[at..at + 8].copy_from_slice(&(-5i64).to_le_bytes());
+    // A zero checksum trailer is "not computed", as Redis writes with rdbchecksum no.
+    let len = file.len();
+    file[len - 8..].fill(0);
+    for entry in entries(&read_all(&file).unwrap()) {
+        assert_eq!(entry.expire_at_ms, Some(1), "{:?}", String::from_utf8_lossy(&entry.key));
+    }
+}
+
+/// A NaN score is refused, as Redis refuses the file ("Zset with NAN score detected"): a
+/// sorted set cannot hold it, and dropping the member would lose it without a word.
+#[test]
+fn a_nan_zset_score_is_refused() {
+    let file = write(&[(0, b("z"), zset(&[("a", f64::NAN), ("b", 1.5)]), None)], true);
+    let error = read_all(&file).unwrap_err().to_string();
+    assert!(error.contains("zset score is NaN"), "{error}");
+}
+
 #[test]
 fn empty_collections_are_not_written() {
     let file = write(
