@@ -75,7 +75,7 @@ async fn sleep_until_or_forever(deadline: Option<Instant>) {
 /// About what a queued message holds and will take to send: its text, and a little for the
 /// framing. MONITOR's lines are status strings: counted as 16 bytes each, a monitor that
 /// stopped reading could queue gigabytes and still look under its limit.
-fn approximate_size(reply: &Reply) -> usize {
+pub(crate) fn approximate_size(reply: &Reply) -> usize {
     match reply {
         Reply::Bulk(b) | Reply::Verbatim(b) | Reply::ErrorBytes(b) => b.len() + 16,
         Reply::StatusOwned(text) | Reply::Error(text) => text.len() + 16,

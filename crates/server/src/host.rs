@@ -113,17 +113,83 @@ impl ClientView {
 #[derive(Debug)]
 pub struct EventStream {
     pub user: String,
-    /// Set, the stream ends the next time it is polled.
-    pub ended: Arc<AtomicBool>,
-    /// Gets it polled.
-    pub wake: tokio::sync::mpsc::Sender<Reply>,
+    pub queue: Arc<EventQueue>,
+}
+
+/// The messages delivered to an event stream and not yet sent. Bounded as a RESP subscriber's
+/// output is, by the pubsub class's hard limit (`client-output-buffer-limit pubsub`, 32 MB by
+/// default), and to a count of messages: past either the stream is cut off. Ending it drops
+/// what it queued at once, since a reader that stopped reading never polls the stream, which
+/// would otherwise hold every message until its socket closed.
+#[derive(Debug, Default)]
+pub struct EventQueue {
+    state: Mutex<EventQueueState>,
+}
+
+#[derive(Debug, Default)]
+struct EventQueueState {
+    replies: std::collections::VecDeque<Reply>,
+    bytes: usize,
+    ended: bool,
+    waker: Option<std::task::Waker>,
+}
+
+impl EventQueue {
+    /// Queue `reply`, or cut the stream off if it would hold more than `max_replies` messages
+    /// or `max_bytes` (0: no byte bound). False once the stream has ended.
+    pub fn push(&self, reply: Reply, max_replies: usize, max_bytes: usize) -> bool {
+        let mut state = self.state.lock();
+        if state.ended {
+            return false;
+        }
+        let size = crate::connection::approximate_size(&reply);
+        let over_bytes = max_bytes > 0 && state.bytes + size > max_bytes;
+        if over_bytes || state.replies.len() >= max_replies {
+            drop(state);
+            self.end();
+            return false;
+        }
+        state.bytes += size;
+        state.replies.push_back(reply);
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+        true
+    }
+
+    /// End the stream: it sends nothing more, and what it queued is dropped now.
+    pub fn end(&self) {
+        let mut state = self.state.lock();
+        state.ended = true;
+        state.replies = Default::default();
+        state.bytes = 0;
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// The next message; `None` once the stream has ended.
+    pub fn poll_next(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Reply>> {
+        let mut state = self.state.lock();
+        if state.ended {
+            return std::task::Poll::Ready(None);
+        }
+        match state.replies.pop_front() {
+            Some(reply) => {
+                state.bytes -= crate::connection::approximate_size(&reply);
+                std::task::Poll::Ready(Some(reply))
+            }
+            None => {
+                state.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
 }
 
 impl EventStream {
     fn end(&self) {
-        self.ended.store(true, Ordering::Release);
-        // A full queue wakes the stream by itself.
-        let _ = self.wake.try_send(Reply::Nil);
+        self.queue.end();
     }
 }
 
@@ -1071,5 +1137,47 @@ impl Host for ServerHost {
             }
             other => self.persistence.command(other),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::task::{Context, Poll, Waker};
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn next(queue: &EventQueue) -> Poll<Option<Reply>> {
+        queue.poll_next(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Past its message count or its bytes the stream is cut off, and what it held is dropped
+    /// at once: a reader that stopped reading never polls it to end it.
+    #[test]
+    fn an_event_queue_past_its_bounds_ends_and_lets_go_of_its_messages() {
+        let queue = EventQueue::default();
+        assert!(queue.push(Reply::Int(1), 2, 0) && queue.push(Reply::Int(2), 2, 0));
+        assert!(!queue.push(Reply::Int(3), 2, 0), "a third message is over the count");
+        assert_eq!(next(&queue), Poll::Ready(None), "ended, the two queued dropped");
+        assert!(queue.state.lock().replies.is_empty());
+        assert!(!queue.push(Reply::Int(4), 2, 0), "nothing is queued once ended");
+
+        let big = || Reply::Bulk(Bytes::from(vec![b'x'; 1 << 20]));
+        let queue = EventQueue::default();
+        assert!(queue.push(big(), 4096, 3 << 20) && queue.push(big(), 4096, 3 << 20));
+        assert!(matches!(next(&queue), Poll::Ready(Some(Reply::Bulk(_)))), "sent ones no longer count");
+        assert!(queue.push(big(), 4096, 3 << 20));
+        assert!(!queue.push(big(), 4096, 3 << 20), "a third MiB held is over 3 MiB with its framing");
+        assert_eq!(queue.state.lock().bytes, 0);
+        assert_eq!(next(&queue), Poll::Ready(None));
+
+        let queue = EventQueue::default();
+        assert!(queue.push(Reply::Int(1), 10, 0));
+        assert_eq!(next(&queue), Poll::Ready(Some(Reply::Int(1))));
+        assert_eq!(next(&queue), Poll::Pending);
+        queue.end();
+        assert_eq!(next(&queue), Poll::Ready(None), "a kill ends it");
     }
 }

@@ -125,6 +125,31 @@ fn a_reader_too_far_behind_is_cut_off_not_skipped() {
     assert!(unsubscribed, "the cut-off stream's subscription was left behind");
 }
 
+/// A reader that stops reading altogether is cut off by bytes too (the pubsub class's
+/// `client-output-buffer-limit`), and what was queued for it is let go at once: its stream is
+/// never polled again, so a bound checked only when it is would hold every message published
+/// until its socket closed (1,500 MB for 1,500 messages of 1 MB, before).
+#[test]
+fn a_reader_that_never_reads_holds_no_more_than_the_pubsub_limit() {
+    let http = free_port().to_string();
+    let server = Server::staykv_with(&["--http-port", &http]);
+    assert_eq!(server.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 8mb 0 0"]), b"+OK\r\n");
+    let mut stream = open(http.parse().unwrap(), "/subscribe/stall");
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "data: subscribe,stall,1");
+    let before = server.rss_kib();
+    let mut publisher = server.connect();
+    let message = "m".repeat(1 << 20);
+    for _ in 0..150 {
+        publisher.cmd(&["PUBLISH", "stall", &message]);
+    }
+    let grown_mib = server.rss_kib().saturating_sub(before) / 1024;
+    // 150 MiB published; the socket buffers, the 8 MiB limit and the allocator's slack stay
+    // well under 64 MiB.
+    assert!(grown_mib < 64, "the server grew by {grown_mib} MiB for a reader that never reads");
+    drop(stream);
+}
+
 /// A read-only token's stream runs as the `http-readonly` ACL user, so an operator who
 /// defines that user with fewer channels narrows the streams too (they used to run as
 /// `default`); and taking a channel away from it ends its streams on that channel at once,

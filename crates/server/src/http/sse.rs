@@ -5,15 +5,16 @@
 //!
 //! Each stream is an engine client of its own whose subscriptions last as long as the HTTP
 //! response: when the client goes away the stream is dropped and so are its subscriptions.
-//! A reader that falls more than [`BACKLOG`] messages behind is cut off, like a RESP
-//! subscriber past its output-buffer limit: its stream ends at its next read, and the
-//! messages still queued for it go with it. It learns that it missed some; a reader given
-//! the later messages after a silent gap would not.
+//! A reader that falls more than [`BACKLOG`] messages, or the pubsub class's
+//! `client-output-buffer-limit` (32 MB by default), behind is cut off, like a RESP subscriber
+//! past its output-buffer limit: the messages queued for it are dropped at once and its
+//! stream ends ([`EventQueue`]). It learns that it missed some; a reader given the later
+//! messages after a silent gap would not.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -24,12 +25,11 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Reply};
-use tokio::sync::mpsc;
 
 use super::auth::{self, Access};
 use super::{ApiError, Inner};
 use crate::connection::Shared;
-use crate::host::EventStream;
+use crate::host::{EventQueue, EventStream};
 
 /// Messages queued for one stream before it is dropped as too slow.
 const BACKLOG: usize = 4096;
@@ -58,20 +58,17 @@ pub(super) async fn stream(
         return ApiError::bad_request(format!("ERR wrong number of arguments for '{command}' command")).into_response();
     }
 
-    let (sender, receiver) = mpsc::channel(BACKLOG);
-    let cut_off = Arc::new(AtomicBool::new(false));
-    let too_slow = cut_off.clone();
+    let queue = Arc::new(EventQueue::default());
     let shared = inner.shared.clone();
     let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
     let mut client = Client::new(id, true);
     client.origin = crate::connection::origin_text(peer);
     access.user().clone_into(&mut client.user);
-    let stream = EventStream { user: client.user.clone(), ended: cut_off.clone(), wake: sender.clone() };
+    let stream = EventStream { user: client.user.clone(), queue: queue.clone() };
+    let (deliveries, host) = (queue.clone(), shared.host.clone());
     client.deliver = Some(ClientDeliver(Arc::new(move |message| {
-        // A full queue means the reader stopped reading.
-        if sender.try_send(message).is_err() {
-            too_slow.store(true, Ordering::Release);
-        }
+        let max_bytes = usize::try_from(host.limits.output().pubsub.hard).unwrap_or(usize::MAX);
+        deliveries.push(message, BACKLOG, max_bytes);
     })));
     let outcome =
         shared.engine.execute(&mut client, &args, crate::clock::now_ms(), &*shared.host, &*shared.persistence);
@@ -84,7 +81,7 @@ pub(super) async fn stream(
         _ => Vec::new(),
     };
     shared.host.event_streams.lock().insert(id, stream);
-    let events = Events { pending: confirmations, receiver, cut_off, guard: Subscription { shared, client } };
+    let events = Events { pending: confirmations, queue, guard: Subscription { shared, client } };
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
@@ -102,10 +99,10 @@ impl Drop for Subscription {
 }
 
 struct Events {
+    /// The subscription confirmations, sent first.
     pending: Vec<Reply>,
-    receiver: mpsc::Receiver<Reply>,
-    /// Set when a message found the queue full, or by a kill ([`EventStream`]): the stream ends.
-    cut_off: Arc<AtomicBool>,
+    /// Messages as they are delivered; ended when cut off or killed ([`EventStream`]).
+    queue: Arc<EventQueue>,
     guard: Subscription,
 }
 
@@ -114,18 +111,11 @@ impl futures_core::Stream for Events {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let _ = &self.guard;
-        if self.cut_off.load(Ordering::Acquire) {
-            return Poll::Ready(None);
-        }
         if !self.pending.is_empty() {
             let reply = self.pending.remove(0);
             return Poll::Ready(Some(Ok(Event::default().data(line(&reply)))));
         }
-        match self.receiver.poll_recv(cx) {
-            Poll::Ready(Some(reply)) => Poll::Ready(Some(Ok(Event::default().data(line(&reply))))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        self.queue.poll_next(cx).map(|reply| reply.map(|reply| Ok(Event::default().data(line(&reply)))))
     }
 }
 
