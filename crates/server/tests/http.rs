@@ -179,6 +179,12 @@ async fn single_commands_in_json() {
     assert_eq!(cmd(&server, json!(["INCRBYFLOAT", "f", 0.25])).await.json(), json!({"result": "1.75"}));
     assert_eq!(cmd(&server, json!(["SET", "b", true])).await.status, 200);
     assert_eq!(cmd(&server, json!(["GET", "b"])).await.json(), json!({"result": "true"}));
+    // As the very text sent: through a double, the first would change and 1e-300 would grow
+    // to hundreds of digits.
+    for number in ["12345678901234567890123", "1e-300", "1.0", "-0", "123456789.123456789", "18446744073709551616"] {
+        let echo = post(&server, "/", format!(r#"["ECHO",{number}]"#), Some(TOKEN)).await;
+        assert_eq!(echo.json(), json!({ "result": number }), "{number}");
+    }
     // Arrays, nil inside arrays, statuses.
     assert_eq!(cmd(&server, json!(["MGET", "n", "nope", "b"])).await.json(), json!({"result": ["40", null, "true"]}));
     assert_eq!(cmd(&server, json!(["TYPE", "n"])).await.json(), json!({"result": "string"}));

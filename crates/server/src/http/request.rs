@@ -11,7 +11,7 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
-use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Unexpected, Visitor};
 
 use super::ApiError;
 
@@ -83,19 +83,24 @@ where
 }
 
 /// One command argument as JSON gives it: text (borrowed from the body when it has no
-/// escapes), or a number or boolean turned into its text.
+/// escapes), or a number or boolean as the very text the client sent (`12345678901234567890123`
+/// and `1e-300` stay as they are: read as a double they would change, or grow to hundreds of
+/// digits).
 enum Arg<'a> {
     Borrowed(&'a str),
     Owned(Vec<u8>),
 }
 
-struct ArgVisitor;
+const ARGUMENT: &str = "a command argument (a string, number or boolean)";
 
-impl<'de> Visitor<'de> for ArgVisitor {
+/// A JSON string's text.
+struct StringVisitor;
+
+impl<'de> Visitor<'de> for StringVisitor {
     type Value = Arg<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a command argument (a string, number or boolean)")
+        f.write_str(ARGUMENT)
     }
 
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Arg<'de>, E> {
@@ -109,22 +114,24 @@ impl<'de> Visitor<'de> for ArgVisitor {
     fn visit_string<E>(self, v: String) -> Result<Arg<'de>, E> {
         Ok(Arg::Owned(v.into_bytes()))
     }
+}
 
-    fn visit_u64<E>(self, v: u64) -> Result<Arg<'de>, E> {
-        Ok(Arg::Owned(v.to_string().into_bytes()))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Arg<'de>, E> {
-        Ok(Arg::Owned(v.to_string().into_bytes()))
-    }
-
-    /// Shortest text that reads back as the same double (`0.1`, `60`, `1.5e-7` as `0.00000015`).
-    fn visit_f64<E>(self, v: f64) -> Result<Arg<'de>, E> {
-        Ok(Arg::Owned(v.to_string().into_bytes()))
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Arg<'de>, E> {
-        Ok(Arg::Owned(if v { b"true".to_vec() } else { b"false".to_vec() }))
+impl<'de> Arg<'de> {
+    /// The argument a JSON value (`raw`, as it lies in the body) gives.
+    fn from_raw<E: serde::de::Error>(raw: &'de serde_json::value::RawValue) -> Result<Arg<'de>, E> {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => serde_json::Deserializer::from_str(text).deserialize_str(StringVisitor).map_err(E::custom),
+            Some(b'-' | b'0'..=b'9' | b't' | b'f') => Ok(Arg::Borrowed(text)),
+            _ => {
+                let found = match text.as_bytes().first() {
+                    Some(b'[') => Unexpected::Seq,
+                    Some(b'{') => Unexpected::Map,
+                    _ => Unexpected::Unit,
+                };
+                Err(E::invalid_type(found, &ARGUMENT))
+            }
+        }
     }
 }
 
@@ -180,7 +187,8 @@ impl<'de> DeserializeSeed<'de> for ArgSeed<'_> {
     type Value = Bytes;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Bytes, D::Error> {
-        deserializer.deserialize_any(ArgVisitor).map(|arg| arg.into_bytes(self.0))
+        let raw = <&serde_json::value::RawValue as serde::Deserialize>::deserialize(deserializer)?;
+        Arg::from_raw(raw).map(|arg| arg.into_bytes(self.0))
     }
 }
 
