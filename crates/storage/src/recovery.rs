@@ -722,19 +722,6 @@ pub(crate) fn recover(
         }
         let file_len = w.lens.get(d.index).copied().flatten().unwrap_or(d.offset);
         let cut = file_len.saturating_sub(d.offset);
-        if repair {
-            let mut f = fs.open_append(&path).map_err(|e| StorageError::io("open", &path, e))?;
-            f.set_len(d.offset).map_err(|e| StorageError::io("truncate", &path, e))?;
-            f.sync_data().map_err(|e| StorageError::io("fsync", &path, e))?;
-            tracing::warn!(
-                file = %path.display(),
-                offset = d.offset,
-                bytes_cut = cut,
-                "torn tail in the last log segment ({}): cut {cut} bytes at offset {}",
-                d.reason,
-                d.offset
-            );
-        }
         last_len = d.offset;
         rec.torn_tail = Some(TornTail { file: d.file, offset: d.offset, bytes: cut, reason: d.reason });
     }
@@ -765,11 +752,32 @@ pub(crate) fn recover(
             }
         }
     }
+    // Only now that nothing refuses the start: a start that refuses changes nothing on disk.
     if repair {
+        if let Some(tail) = &rec.torn_tail {
+            cut_torn_tail(fs, &dir.join(&tail.file), tail)?;
+        }
         remove_files(fs, dir, &obsolete)?;
     }
     rec.leftover_files = obsolete;
     Ok(Recovered { recovery: rec, manifest: Some(m), last_segment_len: last_len, next_seq: w.next_seq })
+}
+
+/// Cut the last segment at its torn tail, durably.
+fn cut_torn_tail(fs: &dyn Fs, path: &Path, tail: &TornTail) -> Result<(), StorageError> {
+    let mut f = fs.open_append(path).map_err(|e| StorageError::io("open", path, e))?;
+    f.set_len(tail.offset).map_err(|e| StorageError::io("truncate", path, e))?;
+    f.sync_data().map_err(|e| StorageError::io("fsync", path, e))?;
+    tracing::warn!(
+        file = %path.display(),
+        offset = tail.offset,
+        bytes_cut = tail.bytes,
+        "torn tail in the last log segment ({}): cut {} bytes at offset {}",
+        tail.reason,
+        tail.bytes,
+        tail.offset
+    );
+    Ok(())
 }
 
 /// Reads a data directory without changing anything: calls `replay` with the snapshot and

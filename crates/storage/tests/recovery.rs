@@ -548,6 +548,22 @@ fn a_torn_payload_holding_an_old_log_copy_is_still_a_torn_tail() {
     }
 }
 
+/// A start that refuses changes nothing on disk, a torn tail included: it used to be cut
+/// before a later check (here a stray segment) refused, so `check --fix` then saw another
+/// directory than the one that was refused.
+#[test]
+fn a_refused_start_leaves_a_torn_tail_uncut() {
+    let (fs, _, seg) = one_segment(5);
+    let full = fs.read_file(&data_dir().join(&seg)).unwrap();
+    let mut torn = full.clone();
+    torn.extend_from_slice(&[0xAB; 11]);
+    let img = with_file(&fs, &seg, &torn);
+    let img = with_file(&img, &staykv_storage::segment_file_name(2), &full);
+    let Err(refused) = try_open(&img) else { panic!("a stray segment must refuse the start") };
+    assert!(refused.to_string().contains("not listed in MANIFEST"), "{refused}");
+    assert_eq!(file_len(&img, &data_dir(), &seg), torn.len() as u64, "the torn tail was cut by a refused start");
+}
+
 /// A snapshot job reads the directory while the log writer runs: after a rotation the writer
 /// creates the next segment, rewrites the manifest and writes frames, possibly between the
 /// job's read of the old manifest and its listing of the directory. That segment is the live
