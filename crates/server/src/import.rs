@@ -501,17 +501,33 @@ impl RespClient {
         self.read()
     }
 
+    /// One reply line (a type byte and a length or a short text), of at most
+    /// [`MAX_REPLY_LINE`] bytes: a source that never ends one cannot fill memory.
     fn line(&mut self) -> Result<Vec<u8>, String> {
         let mut line = Vec::new();
-        self.reader.read_until(b'\n', &mut line).map_err(|e| format!("read from the source: {e}"))?;
+        let mut limited = (&mut self.reader).take(MAX_REPLY_LINE as u64);
+        limited.read_until(b'\n', &mut line).map_err(|e| format!("read from the source: {e}"))?;
         if !line.ends_with(b"\r\n") {
-            return Err("the source closed the connection".into());
+            return Err(if line.len() >= MAX_REPLY_LINE {
+                format!("a reply line from the source is longer than {MAX_REPLY_LINE} bytes")
+            } else {
+                "the source closed the connection".into()
+            });
         }
         line.truncate(line.len() - 2);
         Ok(line)
     }
 
     fn read(&mut self) -> Result<Resp, String> {
+        self.read_nested(0)
+    }
+
+    /// A reply `depth` arrays deep: past [`MAX_REPLY_DEPTH`] the source is refused rather than
+    /// followed down until the stack overflows.
+    fn read_nested(&mut self, depth: usize) -> Result<Resp, String> {
+        if depth > MAX_REPLY_DEPTH {
+            return Err(format!("a reply from the source is nested deeper than {MAX_REPLY_DEPTH} arrays"));
+        }
         let line = self.line()?;
         let (&kind, rest) = line.split_first().ok_or("empty reply line")?;
         let text = String::from_utf8_lossy(rest).into_owned();
@@ -542,7 +558,7 @@ impl RespClient {
                 } else {
                     let mut items = Vec::with_capacity((n as usize).min(1024));
                     for _ in 0..n {
-                        items.push(self.read()?);
+                        items.push(self.read_nested(depth + 1)?);
                     }
                     Resp::Array(Some(items))
                 }
@@ -551,6 +567,12 @@ impl RespClient {
         })
     }
 }
+
+/// The longest reply line a `redis://` source may send: a type byte and a number, or a
+/// status or error text.
+const MAX_REPLY_LINE: usize = 64 * 1024;
+/// The deepest a source's reply may nest arrays (the replies read here nest two).
+const MAX_REPLY_DEPTH: usize = 32;
 
 /// `redis://[user:password@]host[:port][/db]` → (address, user, password, db).
 /// Where a `redis://` source is: address, user, password, database.
@@ -738,6 +760,29 @@ mod tests {
         );
         assert_eq!(parse_redis_url("redis://:pw@h").unwrap(), ("h:6379".into(), None, Some("pw".into()), None));
         assert!(parse_redis_url("rediss://h:1").is_err());
+    }
+
+    /// A client of a source that sends `reply` once.
+    fn client_of_a_source_sending(reply: Vec<u8>) -> RespClient {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let _ = socket.write_all(&reply);
+        });
+        RespClient::connect(&addr).unwrap()
+    }
+
+    /// A hostile source cannot crash the import: arrays nested a million deep used to be
+    /// followed until the stack overflowed, and a line that never ends to fill memory.
+    #[test]
+    fn a_hostile_source_is_refused_not_followed() {
+        let deep = client_of_a_source_sending(b"*1\r\n".repeat(1_000_000)).read().unwrap_err();
+        assert!(deep.contains("nested deeper than 32"), "{deep}");
+        let long = client_of_a_source_sending(vec![b'+'; 1 << 20]).read().unwrap_err();
+        assert!(long.contains("longer than 65536 bytes"), "{long}");
+        let nested = client_of_a_source_sending(b"*2\r\n*1\r\n:1\r\n$1\r\nx\r\n".to_vec()).read().unwrap();
+        assert!(matches!(nested, Resp::Array(Some(items)) if items.len() == 2));
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! MIGRATE's side of I/O: one connection to the target, the commands the engine built
 //! written at once, a line read back per command (AUTH, SELECT and RESTORE answer in one).
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use staykv_engine::host::{MigrateTarget, TargetFailure};
 use staykv_resp::{Protocol, Reply};
+
+/// The longest reply line read from the target: its replies here are `+OK` or an error line.
+const MAX_REPLY_LINE: u64 = 64 * 1024;
 
 /// Sends `commands` to `target`; returns each reply's first line, as far as they came.
 pub fn exchange(target: &MigrateTarget, commands: &[Vec<Bytes>]) -> (Vec<String>, Option<TargetFailure>) {
@@ -27,8 +30,9 @@ pub fn exchange(target: &MigrateTarget, commands: &[Vec<Bytes>]) -> (Vec<String>
     let mut lines = Vec::with_capacity(commands.len());
     for _ in commands {
         let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(n) if n > 0 => lines.push(line.trim_end_matches(['\r', '\n']).to_string()),
+        // Bounded: a target that never ends a line cannot fill this server's memory.
+        match (&mut reader).take(MAX_REPLY_LINE).read_line(&mut line) {
+            Ok(n) if n > 0 && line.ends_with('\n') => lines.push(line.trim_end_matches(['\r', '\n']).to_string()),
             _ => return (lines, Some(TargetFailure::Read)),
         }
     }
