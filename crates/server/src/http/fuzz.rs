@@ -67,11 +67,15 @@ fn http(data: &[u8]) -> u64 {
     let (mode, rest) = data.split_first().map_or((0, &[][..]), |(m, r)| (*m, r));
     let body = Bytes::copy_from_slice(rest);
     let reference: Option<Value> = serde_json::from_slice(rest).ok();
+    // Whether the body is a JSON array at all. Not `reference`: a `Value` refuses numbers out
+    // of a double's range, which the decoder passes on as their text (`1e4006854775808`).
+    let json_array =
+        serde_json::from_slice::<serde::de::IgnoredAny>(rest).is_ok() && rest.trim_ascii_start().first() == Some(&b'[');
     match mode % 3 {
         0 => {
             let got = json_command(&body);
             if got.is_ok() {
-                assert!(reference.as_ref().is_some_and(Value::is_array), "accepted a body serde_json refuses");
+                assert!(json_array, "accepted a body that is not a JSON array");
             }
             if let Some(want) = reference.as_ref().and_then(strings).filter(|w| !w.is_empty()) {
                 let args: Vec<Vec<u8>> =
@@ -83,7 +87,7 @@ fn http(data: &[u8]) -> u64 {
         1 => {
             let got = json_pipeline(&body);
             if let Ok(commands) = &got {
-                assert!(reference.as_ref().is_some_and(Value::is_array), "accepted a body serde_json refuses");
+                assert!(json_array, "accepted a body that is not a JSON array");
                 assert!(commands.iter().all(|c| !c.is_empty()));
             }
             let want: Option<Vec<Vec<Vec<u8>>>> =

@@ -408,7 +408,7 @@ mod tests {
     fn json_arguments() {
         let body = Bytes::from_static(br#"["SET","k","v\"q","EX",60,true,false,-3,1.5,1e3,"\u00e9"]"#);
         let args = json_command(&body).unwrap();
-        assert_eq!(texts(&args), ["SET", "k", "v\"q", "EX", "60", "true", "false", "-3", "1.5", "1000", "é"]);
+        assert_eq!(texts(&args), ["SET", "k", "v\"q", "EX", "60", "true", "false", "-3", "1.5", "1e3", "é"]);
         assert!(json_command(&Bytes::from_static(b"[]")).unwrap_err().message.contains("empty command"));
         let err = json_command(&Bytes::from_static(br#"["SET","k""#)).unwrap_err();
         assert!(err.message.starts_with("ERR malformed JSON body"), "{}", err.message);
