@@ -80,6 +80,26 @@ fn subscribe_psubscribe_and_monitor_stream_messages() {
     }
 }
 
+/// Streams open with GET or POST (`@upstash/redis` posts); another method is refused (405)
+/// rather than subscribing.
+#[test]
+fn streams_open_with_get_or_post_only() {
+    let http = free_port().to_string();
+    let _server = Server::staykv_with(&["--http-port", &http]);
+    let port: u16 = http.parse().unwrap();
+    for (method, status) in [("POST", "HTTP/1.1 200"), ("DELETE", "HTTP/1.1 405"), ("PUT", "HTTP/1.1 405")] {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(stream, "{method} /subscribe/news HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let mut seen = String::new();
+        read_until(&mut stream, &mut seen, "\r\n\r\n");
+        assert!(seen.starts_with(status), "{method}: {seen}");
+        if status.ends_with("405") {
+            assert!(seen.to_ascii_lowercase().contains("allow: get, post"), "{seen}");
+        }
+    }
+}
+
 #[test]
 fn subscribe_needs_a_channel() {
     let http = free_port().to_string();

@@ -91,7 +91,13 @@ impl Endpoint {
 /// as a command (`/set/k/v`), which is what the Upstash dialect makes of it.
 pub(super) async fn respond(inner: &Inner, peer: SocketAddr, request: Request<Incoming>) -> Response {
     let path = request.uri().path();
+    // An event stream is opened with GET (curl, EventSource) or POST (`@upstash/redis`).
+    let streams_method = matches!(*request.method(), Method::GET | Method::POST);
     let stream = |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty());
+    let is_stream = path == "/monitor" || stream("/subscribe/") || stream("/psubscribe/");
+    if is_stream && !streams_method {
+        return ApiError::method_not_allowed("GET, POST").into_response();
+    }
     let endpoint = match path {
         "/" => Endpoint::Command,
         "/pipeline" => Endpoint::Pipeline,
