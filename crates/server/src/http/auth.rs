@@ -63,18 +63,17 @@ impl Tokens {
 }
 
 /// The token a request carries: the bearer header first, else the `_token` query parameter.
+/// An `Authorization` header of another scheme (Basic, added by a proxy) carries none: the
+/// query's is then used, and without one the request presents an empty token.
 fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<Vec<u8>> {
-    if let Some(value) = headers.get(AUTHORIZATION) {
-        let text = value.as_bytes();
-        let token = text
-            .get(..7)
-            .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
-            .and_then(|_| text.get(7..))
-            .map(|t| t.trim_ascii().to_vec())
-            .unwrap_or_default();
-        return Some(token);
-    }
-    query_pairs(query).find(|(name, _)| name == b"_token").map(|(_, value)| value.unwrap_or_default())
+    let header = headers.get(AUTHORIZATION).map(|value| value.as_bytes());
+    let bearer = header.and_then(|text| {
+        let scheme = text.get(..7)?;
+        scheme.eq_ignore_ascii_case(b"bearer ").then(|| text.get(7..).unwrap_or_default().trim_ascii().to_vec())
+    });
+    bearer
+        .or_else(|| query_pairs(query).find(|(name, _)| name == b"_token").map(|(_, value)| value.unwrap_or_default()))
+        .or_else(|| header.map(|_| Vec::new()))
 }
 
 /// Decide what the request may do, or refuse it. `default_open`: the `default` user needs no
@@ -229,6 +228,11 @@ mod tests {
         let mut lower = HeaderMap::new();
         lower.insert(AUTHORIZATION, HeaderValue::from_static("bearer full"));
         assert_eq!(authorize(&tokens, &lower, None, remote, true).unwrap(), Access::Full);
+        // A proxy's Basic header carries no token: `_token` still does.
+        let mut basic = HeaderMap::new();
+        basic.insert(AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        assert_eq!(authorize(&tokens, &basic, Some("_token=ro"), remote, true).unwrap(), Access::ReadOnly);
+        assert_eq!(authorize(&tokens, &basic, None, remote, true).unwrap_err().status.as_u16(), 401);
     }
 
     #[test]
