@@ -270,6 +270,7 @@ where
         // Small to start: buffers grow with the traffic (and keep their size), so 10,000
         // idle connections hold 1 KiB each instead of 32 KiB.
         input: BytesMut::with_capacity(READ_ROOM),
+        input_allocation: READ_ROOM,
         read_room: READ_ROOM,
         read_filled: false,
         output: Output::default(),
@@ -311,6 +312,9 @@ struct Connection<S> {
     record: Arc<ClientRecord>,
     shared: Shared,
     input: BytesMut,
+    /// About the size of the allocation `input` reads into (its largest capacity since it was
+    /// last replaced): the commands sliced from a large one take copies of their own.
+    input_allocation: usize,
     /// Free space in `input` a read asks for: [`READ_ROOM`], or [`PIPELINED_READ_ROOM`] once
     /// a read has filled it.
     read_room: usize,
@@ -415,6 +419,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     fn make_read_room(&mut self) -> usize {
         if self.input.capacity() - self.input.len() < self.read_room {
             self.input.reserve(self.read_room);
+            self.input_allocation = self.input_allocation.max(self.input.capacity());
         }
         self.input.capacity() - self.input.len()
     }
@@ -469,6 +474,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 break;
             };
             let frame = self.input.split_to(request.consumed()).freeze();
+            // Arguments are slices of the buffer they came in, and a command may keep some past
+            // its run (a client name, a subscription, a queued MULTI, a slow log entry): they
+            // keep that whole allocation alive. From a buffer with more than this command in
+            // it, a command takes a copy of its own bytes, so that nothing it keeps can hold
+            // a large buffer (a 50 MB request and a CLIENT SETNAME sent with it held 50 MB
+            // for as long as the client stayed). Buffers up to KEPT_INPUT_ROOM, all a
+            // pipelining client's reads use, are never copied from.
+            let shares_a_large_buffer =
+                self.input_allocation > KEPT_INPUT_ROOM && frame.len() * 2 < self.input_allocation;
+            let frame = if shares_a_large_buffer { Bytes::copy_from_slice(&frame) } else { frame };
             // In place up to eight arguments, as the ranges were: no allocation per command.
             let args: SmallVec<[Bytes; 8]> = match request {
                 Request::Multibulk { args, .. } => args.iter().map(|r| frame.slice(r.clone())).collect(),
@@ -507,6 +522,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // not hold that much for as long as it stays connected.
         if self.input.is_empty() && self.input.capacity() > KEPT_INPUT_ROOM {
             self.input = BytesMut::with_capacity(self.read_room);
+            self.input_allocation = self.read_room;
         }
         Ok(completed)
     }

@@ -1368,6 +1368,39 @@ fn a_large_request_gone_leaves_no_buffer_behind() {
     assert!(settled, "used_memory {} against {before} before", info_field(&mut conn, "memory", "used_memory"));
 }
 
+/// What a client keeps past a command — its name, a queued MULTI — is not a slice of the
+/// buffer the command came in: from a large one it takes a copy. Before, a 20 MB ECHO sent
+/// with a CLIENT SETNAME in one write kept the 20 MB buffer for as long as the client stayed,
+/// unseen by its `tot-mem`.
+#[test]
+fn what_a_client_keeps_does_not_hold_the_buffer_its_command_came_in() {
+    const MIB: u64 = 1024 * 1024;
+    let server = Server::staykv_with(&["--fsync", "everysec"]);
+    let mut admin = server.connect();
+    let before = info_field(&mut admin, "memory", "used_memory");
+    let big = "x".repeat(20 * MIB as usize);
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        let mut conn = server.connect();
+        let name = format!("kept{i}");
+        let mut bytes = encode_str(&["ECHO", &big]);
+        bytes.extend(encode_str(&["CLIENT", "SETNAME", &name]));
+        bytes.extend(encode_str(&["MULTI"]));
+        bytes.extend(encode_str(&["SET", "k", "v"]));
+        conn.send(&bytes);
+        for _ in 0..4 {
+            conn.read_frame().unwrap();
+        }
+        clients.push(conn);
+    }
+    let settled = common::wait_until(Duration::from_secs(5), || {
+        info_field(&mut admin, "memory", "used_memory") < before + 10 * MIB
+    });
+    let used = info_field(&mut admin, "memory", "used_memory");
+    assert!(settled, "used_memory {used} against {before} before, with three clients holding names");
+    assert!(admin.cmd_text(&["CLIENT", "LIST"]).contains("name=kept2"));
+}
+
 /// What `maxmemory` is compared with: `used_memory` less the log's buffers.
 fn counted_memory(conn: &mut RawConn) -> u64 {
     let used = info_field(conn, "memory", "used_memory");
