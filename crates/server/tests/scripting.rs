@@ -286,6 +286,34 @@ fn busy_script_is_killed_like_redis() {
     });
 }
 
+/// A loop inside a coroutine is killed like any other: the kill hook was set on the main Lua
+/// thread only, so such a script ran on forever and no client was answered again (PING,
+/// SCRIPT KILL and SHUTDOWN NOSAVE all waited).
+#[test]
+fn a_script_looping_in_a_coroutine_is_killed_like_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    compare_scenario("coroutine loop", &redis, &staykv, |server| {
+        let mut looping = server.connect();
+        looping.stream().set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut other = server.connect();
+        let limit = other.cmd(&["CONFIG", "SET", "lua-time-limit", "200"]);
+        let script = "local co = coroutine.wrap(function() while true do end end) co()";
+        looping.send(&common::encode_str(&["EVAL", script, "0"]));
+        std::thread::sleep(Duration::from_millis(700));
+        let busy = other.cmd(&["PING"]);
+        let kill = other.cmd(&["SCRIPT", "KILL"]);
+        let killed = looping.read_frame().unwrap();
+        let after = other.cmd(&["PING"]);
+        vec![
+            ("CONFIG SET lua-time-limit", limit),
+            ("PING while busy", busy),
+            ("SCRIPT KILL", kill),
+            ("the script's reply", killed),
+            ("PING after", after),
+        ]
+    });
+}
+
 /// INFO memory's scripting fields, as Redis 7.0 reports them: the counts, and the Lua heaps
 /// and caches adding up (their sizes are each allocator's own).
 fn scripting_memory_info(server: &Server) -> Vec<String> {

@@ -322,6 +322,17 @@ pub struct EvalMode {
     pub read_only: bool,
 }
 
+/// Marks the end of a script's run when dropped (see [`Scripting::run`]).
+struct RunFinished<'a>(&'a Scripting);
+
+impl Drop for RunFinished<'_> {
+    fn drop(&mut self) {
+        *self.0.running.lock() = None;
+        self.0.active.store(false, Ordering::Release);
+        self.0.shared.kill.store(false, Ordering::Release);
+    }
+}
+
 impl Scripting {
     /// Redis's `busy-reply-threshold` (`lua-time-limit`) in ms; 0 disables BUSY and KILL.
     pub fn busy_threshold_ms(&self) -> u64 {
@@ -593,6 +604,9 @@ impl Scripting {
             wrote: wrote.clone(),
         });
         self.active.store(true, Ordering::Release);
+        // Whatever way the run ends, a panic included: left set, every client would be told
+        // BUSY until a restart.
+        let _finished = RunFinished(self);
         vm.lua.set_app_data(RunFlags::default());
         let saved_db = ctx.client.db;
         let saved_protocol = ctx.client.protocol;
@@ -603,9 +617,6 @@ impl Scripting {
         ctx.client.protocol = saved_protocol;
         let _ = vm.slot.raw_set("call", Value::Nil);
         let _ = vm.slot.raw_set("acl", Value::Nil);
-        *self.running.lock() = None;
-        self.active.store(false, Ordering::Release);
-        self.shared.kill.store(false, Ordering::Release);
         reply
     }
 
@@ -1144,7 +1155,9 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
     let hooked = shared.clone();
     let load_budget = Arc::new(AtomicI64::new(-1));
     let budget = load_budget.clone();
-    lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_lua, _debug| {
+    // Global: a hook set on the main thread only is not run in coroutines, where a loop could
+    // then never be killed (`coroutine.wrap(function() while true do end end)()`).
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_lua, _debug| {
         hooked.check_killed()?;
         hooked.tick();
         match budget.load(Ordering::Relaxed) {

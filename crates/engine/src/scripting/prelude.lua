@@ -172,7 +172,13 @@ globals.pairs = function(...)
   if type(t) ~= 'table' then
     error(sformat("bad argument #1 to 'pairs' (table expected, got %s)", type_of(n, 1, t)), 2)
   end
-  return next, protected[t] or t, nil
+  local real = protected[t]
+  if real then
+    -- Not `next, real`: the script would get the real table and could write it raw, for
+    -- every later script (replacing redis.call for the next user's scripts).
+    return function(_, k) return next(real, k) end, t, nil
+  end
+  return next, t, nil
 end
 
 globals.next = function(...)
@@ -243,7 +249,18 @@ end
 local string_proxy = protect(string)
 globals.string = string_proxy
 globals.math = protect(math_lib)
-globals.table = protect(table)
+-- The table functions write raw (lua_rawseti): given a read-only proxy they would write
+-- into it, for every later script to read (`table.insert(redis, x)`).
+local table_lib = library(table)
+local insert, remove, sort = table.insert, table.remove, table.sort
+local function writable(t)
+  if protected[t] then error('Attempt to modify a readonly table', 3) end
+end
+local function results(...) return ... end
+table_lib.insert = function(t, ...) writable(t) insert(t, ...) end
+table_lib.remove = function(t, ...) writable(t) return results(remove(t, ...)) end
+table_lib.sort = function(t, ...) writable(t) sort(t, ...) end
+globals.table = protect(table_lib)
 globals.coroutine = protect(coroutine)
 globals.cjson = cjson_proxy
 globals.bit = protect(library(api.bit))

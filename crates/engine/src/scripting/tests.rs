@@ -272,6 +272,50 @@ fn sandbox() {
     assert!(s.eval("return x").contains("nonexistent global variable 'x'"));
 }
 
+/// No script gets hold of a library's real table, or writes into its read-only proxy, so
+/// none can change what later scripts (another user's, run with that user's rights) see:
+/// `pairs` handed out the real table, and the table functions wrote into proxies raw.
+#[test]
+fn no_script_changes_the_environment_of_the_next() {
+    let mut s = Session::new();
+    for (library, hijack) in [
+        ("redis", "local _, r = pairs(redis) rawset(r, 'call', function() return 'hijacked' end)"),
+        ("string", "local _, r = pairs(string) rawset(r, 'upper', function() return 'pwned' end)"),
+        ("_G", "local _, r = pairs(_G) rawset(r, 'planted', 1)"),
+        ("redis", "table.insert(redis, 'x')"),
+        ("_G", "table.insert(_G, 1, 'x')"),
+        ("string", "table.sort(string)"),
+        ("redis", "table.remove(redis)"),
+    ] {
+        let reply = s.eval(hijack);
+        assert!(reply.contains("Attempt to modify a readonly table"), "{library}: {hijack}: {reply}");
+    }
+    assert_eq!(s.eval("return redis.call('ping')"), "+PONG\r\n");
+    assert_eq!(s.eval("return ('abc'):upper()"), "$3\r\nABC\r\n");
+    assert_eq!(s.eval("return {redis[1], rawget(_G, 1)}"), "*0\r\n");
+    assert!(s.eval("return planted").contains("nonexistent global variable"));
+    assert_eq!(s.eval("local n = 0 for k, v in pairs(redis) do n = n + 1 end return n > 10"), ":1\r\n");
+    assert_eq!(
+        s.eval("local t = {3, 1, 2} table.sort(t) table.insert(t, 4) return t"),
+        "*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n"
+    );
+    assert_eq!(s.eval("local t = {1, 2} return table.remove(t)"), ":2\r\n");
+    assert!(s.eval("table.insert(1, 2)").contains("bad argument #1 to 'insert' (table expected, got number)"));
+}
+
+/// A result nested deeper than a reply can be converted is cut with an error element, and the
+/// server goes on (at 2,990 levels of maps the conversion panicked, leaving every client told
+/// BUSY until a restart).
+#[test]
+fn a_result_nested_too_deep_is_cut_and_the_next_script_runs() {
+    let mut s = Session::new();
+    for shape in ["t={map={x=t}}", "t={t}", "t={set={[t]=true}}"] {
+        let reply = s.eval(&format!("local t = 1 for i = 1, 2990 do {shape} end return t"));
+        assert!(reply.contains("reached lua stack limit"), "{shape}: {}", &reply[reply.len().saturating_sub(200)..]);
+        assert_eq!(s.eval("return 1"), ":1\r\n", "after {shape}");
+    }
+}
+
 #[test]
 fn redis_api() {
     let mut s = Session::new();
