@@ -15,7 +15,10 @@ pub enum ReplyMode {
     #[default]
     On,
     Off,
-    /// Skip the reply of the next command only.
+    /// Just set by CLIENT REPLY SKIP (Redis's `CLIENT_REPLY_SKIP_NEXT`): becomes `Skip` once
+    /// this command is done.
+    SkipNext,
+    /// The reply of the command running now is skipped (`CLIENT_REPLY_SKIP`).
     Skip,
 }
 

@@ -292,9 +292,11 @@ impl Engine {
     }
 
     /// Shows a command to the MONITOR clients, stamped with the wall clock's microseconds,
-    /// its secrets redacted (AUTH's, HELLO's) as Redis shows them. MONITOR itself is not shown.
+    /// its secrets redacted (AUTH's, HELLO's) as Redis shows them. Administrative commands
+    /// (CONFIG, CLIENT LIST, ACL..., MONITOR itself) are not shown, as Redis's call() leaves
+    /// out those it deems too dangerous to show.
     fn feed_monitors(&self, host: &dyn Host, now: u64, db: usize, origin: &str, spec: &CommandSpec, args: &[Bytes]) {
-        if self.pubsub.has_monitors() && spec.name != "monitor" {
+        if self.pubsub.has_monitors() && spec.name != "monitor" && !spec.runs_with(flags::ADMIN, args) {
             let micros = host.clock_micros().unwrap_or(now.saturating_mul(1000));
             self.pubsub.feed_monitors(micros, db, origin, &crate::slowlog::redacted(args));
         }

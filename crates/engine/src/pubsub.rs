@@ -190,6 +190,11 @@ impl PubSub {
         self.monitoring.store(!monitors.is_empty(), Ordering::Release);
     }
 
+    /// Whether `client` is a MONITOR client.
+    pub fn is_monitor(&self, client: u64) -> bool {
+        self.has_monitors() && self.monitors.read().iter().any(|(id, _)| *id == client)
+    }
+
     /// Whether a MONITOR client listens: one atomic load, asked before every command.
     pub fn has_monitors(&self) -> bool {
         self.monitoring.load(Ordering::Acquire)

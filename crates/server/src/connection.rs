@@ -710,19 +710,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         result
     }
 
-    /// Encode a reply, unless CLIENT REPLY OFF/SKIP silences it.
+    /// Encode a reply, unless CLIENT REPLY OFF/SKIP silences it, then move a skip on as
+    /// Redis does after each command: the skip in force ends, one just asked for takes effect.
     fn emit(&mut self, outcome: &Outcome, mode_before: ReplyMode) {
         let silent = match (mode_before, self.client.reply_mode) {
-            (_, ReplyMode::Off) => true,
+            (_, ReplyMode::Off | ReplyMode::SkipNext) => true,
             // CLIENT REPLY ON in place of the skipped command: its OK goes out, as Redis
             // clears the skip before that command adds its reply.
             (ReplyMode::Skip, ReplyMode::On) => false,
-            (ReplyMode::Skip, ReplyMode::Skip) => {
-                self.client.reply_mode = ReplyMode::On;
-                true
-            }
-            (_, ReplyMode::Skip) => true,
+            (ReplyMode::Skip, _) => true,
             _ => false,
+        };
+        self.client.reply_mode = match (mode_before, self.client.reply_mode) {
+            (_, ReplyMode::SkipNext) => ReplyMode::Skip,
+            (ReplyMode::Skip, ReplyMode::Skip) => ReplyMode::On,
+            (_, mode) => mode,
         };
         // Pub/sub confirmations go out whatever CLIENT REPLY says, as in Redis 7.0: a client
         // that subscribes with its replies off still learns its subscription count.
@@ -795,9 +797,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         Ok(())
     }
 
-    /// `timeout`, unless this client waits for pub/sub messages (as in Redis).
+    /// `timeout`, unless this client waits for pub/sub messages or MONITOR lines (as in Redis).
     fn idle_timeout(&self) -> Option<Duration> {
-        self.shared.host.limits.idle_timeout().filter(|_| self.client.subscription_count() == 0)
+        let listening = self.client.subscription_count() > 0 || self.shared.engine.pubsub.is_monitor(self.client.id);
+        self.shared.host.limits.idle_timeout().filter(|_| !listening)
     }
 
     /// Write the pub/sub messages queued for this client (and invalidations), until none are

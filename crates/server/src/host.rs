@@ -518,13 +518,16 @@ impl ServerHost {
 
     /// One `CLIENT LIST` line; `me`'s own shows the command running (`client|list`), as
     /// in Redis, not the one before it.
-    /// Its flags are Redis's, in Redis's order: `P` subscribed, `x` in MULTI, `b` blocked,
-    /// then tracking's.
+    /// Its flags are Redis's, in Redis's order: `O` MONITOR, `P` subscribed, `x` in MULTI,
+    /// `b` blocked, then tracking's.
     fn client_line(id: u64, record: &ClientRecord, me: &Client, engine: Option<&Engine>, out: &mut String) {
         let view = record.state.lock().clone();
         let command = if id == me.id { me.command } else { view.last_command };
         let (tracking_flags, redir) = engine.map_or((String::new(), -1), |e| e.tracking.list_fields(id));
         let mut flags = String::new();
+        if engine.is_some_and(|e| e.pubsub.is_monitor(id)) {
+            flags.push('O');
+        }
         if view.subscribed() {
             flags.push('P');
         }

@@ -511,3 +511,92 @@ fn million_element_header_waits_like_redis() {
         assert_alive(server, "a 1M-element header");
     }
 }
+
+/// The frames a connection receives, as text, up to and including `last`.
+fn frames_until(conn: &mut RawConn, last: &str) -> Vec<String> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = String::from_utf8_lossy(&conn.read_frame().unwrap()).replace("\r\n", " ");
+        let done = frame.contains(last);
+        frames.push(frame);
+        if done {
+            return frames;
+        }
+    }
+}
+
+/// Connection state as Redis 7.0 keeps it: CLIENT REPLY SKIP under OFF changes nothing and two
+/// SKIPs in a row skip the next command too; RESET keeps CLIENT NO-EVICT; a MONITOR client
+/// shows flag `O` and is not closed by `timeout`; HELLO's NOAUTH text is 7.0's.
+fn connection_state(server: &Server) -> Vec<String> {
+    let mut seen = Vec::new();
+    let send = |conn: &mut RawConn, commands: &[&[&str]]| {
+        conn.send(&commands.iter().flat_map(|c| encode_str(c)).collect::<Vec<u8>>());
+    };
+    let mut off = server.connect();
+    let after_off: &[&[&str]] = &[
+        &["CLIENT", "REPLY", "OFF"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["PING"],
+        &["PING", "a"],
+        &["CLIENT", "REPLY", "ON"],
+        &["PING", "done"],
+    ];
+    send(&mut off, after_off);
+    seen.push(format!("OFF, SKIP: {:?}", frames_until(&mut off, "done")));
+    let mut skip = server.connect();
+    send(
+        &mut skip,
+        &[
+            &["CLIENT", "REPLY", "SKIP"],
+            &["CLIENT", "REPLY", "SKIP"],
+            &["PING", "1"],
+            &["PING", "2"],
+            &["PING", "done"],
+        ],
+    );
+    seen.push(format!("SKIP, SKIP: {:?}", frames_until(&mut skip, "done")));
+    let mut reset = server.connect();
+    reset.cmd(&["CLIENT", "NO-EVICT", "on"]);
+    reset.cmd(&["RESET"]);
+    let info = String::from_utf8_lossy(&reset.cmd(&["CLIENT", "INFO"])).into_owned();
+    seen.push(format!("after RESET: {:?}", info.split(' ').find(|f| f.starts_with("flags="))));
+    let mut admin = server.connect();
+    admin.cmd(&["CONFIG", "SET", "timeout", "1"]);
+    let mut monitor = server.connect();
+    monitor.cmd(&["MONITOR"]);
+    let list = String::from_utf8_lossy(&admin.cmd(&["CLIENT", "LIST"])).into_owned();
+    let line = list.lines().find(|l| l.contains("cmd=monitor")).unwrap_or_default().to_string();
+    seen.push(format!("MONITOR client: {:?}", line.split(' ').find(|f| f.starts_with("flags="))));
+    std::thread::sleep(Duration::from_millis(2_500));
+    // The idle admin connection has been closed by `timeout`, as in Redis.
+    let mut admin = server.connect();
+    admin.cmd(&["SET", "after", "idle"]);
+    // The first line is the SET's: CLIENT LIST and CONFIG SET, administrative, are not shown.
+    let fed = monitor.read_frame().map(|line| String::from_utf8_lossy(&line).to_lowercase());
+    seen.push(format!(
+        "MONITOR idle past timeout, then fed: {:?}",
+        fed.ok().map(|l| l.contains("\"set\" \"after\" \"idle\""))
+    ));
+    admin.cmd(&["CONFIG", "SET", "timeout", "0"]);
+    admin.cmd(&["CONFIG", "SET", "requirepass", "pw"]);
+    let mut hello = server.connect();
+    seen.push(format!("HELLO 3 unauthenticated: {}", String::from_utf8_lossy(&hello.cmd(&["HELLO", "3"])).trim_end()));
+    admin.cmd(&["CONFIG", "SET", "requirepass", ""]);
+    seen
+}
+
+#[test]
+fn connection_state_is_kept_as_in_redis() {
+    same_as_redis(
+        connection_state,
+        &[
+            r#"OFF, SKIP: ["+OK ", "$4 done "]"#,
+            r#"SKIP, SKIP: ["$1 2 ", "$4 done "]"#,
+            r#"after RESET: Some("flags=e")"#,
+            r#"MONITOR client: Some("flags=O")"#,
+            "MONITOR idle past timeout, then fed: Some(true)",
+            "otherwise the HELLO AUTH <user> <pass> option",
+        ],
+    );
+}

@@ -80,7 +80,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     if !ctx.client.authenticated {
-        return Err(err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
+        return Err(err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
     }
     if let Some(name) = name {
         ctx.client.name = name;
@@ -154,10 +154,10 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     client.name = None;
     // A skip in force still silences RESET's own reply: Redis's clearClientConnectionState
     // clears OFF and a skip asked for next, not the one under way.
-    if client.reply_mode == ReplyMode::Off {
+    if matches!(client.reply_mode, ReplyMode::Off | ReplyMode::SkipNext) {
         client.reply_mode = ReplyMode::On;
     }
-    client.no_evict = false;
+    // CLIENT NO-EVICT stays, as in Redis 7.0 (7.2 clears it).
     client.no_touch = false;
     // Back to the default user, authenticated only if it needs no password (as Redis).
     client.user = "default".into();
@@ -291,7 +291,9 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             c.reply_mode = match arg(args, 2)? {
                 m if is(m, "on") => ReplyMode::On,
                 m if is(m, "off") => ReplyMode::Off,
-                m if is(m, "skip") => ReplyMode::Skip,
+                // Under OFF a skip changes nothing, as in Redis.
+                m if is(m, "skip") && c.reply_mode == ReplyMode::Off => ReplyMode::Off,
+                m if is(m, "skip") => ReplyMode::SkipNext,
                 _ => return Err(errors::syntax()),
             };
             Reply::Ok
