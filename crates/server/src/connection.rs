@@ -758,6 +758,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         let stall_limit = self.idle_timeout();
         let room = self.output.room();
+        // Counted before the write, not after: a client that does not read holds this room
+        // all along, and `maxmemory-clients` must see it to evict that client.
+        self.record.buffers.set_reply_room(room);
         self.record.buffers.set_unwritten(self.output.len());
         {
             // Pinned here rather than handed to a helper: moved by value, these futures were

@@ -671,6 +671,35 @@ fn clients_over_maxmemory_clients_go_before_any_key_as_in_redis() {
     );
 }
 
+/// A reply waiting for a client that does not read counts toward `maxmemory-clients`, as in
+/// Redis: `LRANGE` of a 100 MB list, never read, gets its client evicted. The room of the
+/// buffer replies wait in was counted only once a write finished, never for a stalled one.
+fn unread_reply_scenario(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let element = "e".repeat(500);
+    for _ in 0..200 {
+        let mut push = vec!["RPUSH", "biglist"];
+        push.extend(std::iter::repeat_n(element.as_str(), 1000));
+        admin.cmd(&push);
+    }
+    admin.cmd(&["CONFIG", "SET", "maxmemory-clients", "20mb"]);
+    admin.cmd(&["CLIENT", "NO-EVICT", "on"]);
+    let mut reader = server.connect();
+    reader.send(&common::encode_str(&["LRANGE", "biglist", "0", "-1"]));
+    let evicted = common::wait_until(Duration::from_secs(10), || {
+        frame_text(&admin.cmd(&["INFO", "stats"])).contains("evicted_clients:1\r")
+    });
+    admin.cmd(&["CONFIG", "SET", "maxmemory-clients", "0"]);
+    admin.cmd(&["DEL", "biglist"]);
+    drop(reader);
+    vec![format!("the client of an unread 100 MB reply evicted: {evicted}")]
+}
+
+#[test]
+fn an_unread_reply_counts_toward_maxmemory_clients_as_in_redis() {
+    same_as_redis(unread_reply_scenario, &["evicted: true"]);
+}
+
 /// CONFIG SET client-output-buffer-limit takes all three classes and CONFIG GET gives back
 /// what was set, as in Redis (the replica class limits nothing on StayKV, which has no
 /// replicas, but a tool that sets it reads it back).
