@@ -213,7 +213,14 @@ struct Vm {
     /// `Function` held in Rust takes one of the Lua binding's references, of which fewer than
     /// 8,000 fit (past that it panics), and an application may well cache more scripts.
     compiled: Table,
+    /// Scripts and functions run in this VM, for the GC step every [`GC_STEP_EVERY`].
+    runs: AtomicU64,
 }
+
+/// Runs between two Lua GC steps of as many KiB, as Redis's `LUA_GC_CYCLE_PERIOD`: garbage
+/// is collected a little at a time rather than left for a full cycle, which would make one run
+/// slow, and `used_memory_lua` stays near what the VM holds.
+const GC_STEP_EVERY: u64 = 50;
 
 /// A script in the EVAL cache (its code is in [`Vm::compiled`]).
 struct CachedScript {
@@ -617,6 +624,9 @@ impl Scripting {
         ctx.client.protocol = saved_protocol;
         let _ = vm.slot.raw_set("call", Value::Nil);
         let _ = vm.slot.raw_set("acl", Value::Nil);
+        if vm.runs.fetch_add(1, Ordering::Relaxed) % GC_STEP_EVERY == GC_STEP_EVERY - 1 {
+            let _ = vm.lua.gc_step_kbytes(GC_STEP_EVERY as std::ffi::c_int);
+        }
         reply
     }
 
@@ -1183,6 +1193,7 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
         end_load: result.get("end_load")?,
         load_budget,
         compiled,
+        runs: AtomicU64::new(0),
         lua,
     })
 }
