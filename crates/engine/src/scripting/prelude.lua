@@ -165,7 +165,18 @@ local function xpcall_result(ok, ...)
   if not ok then check_killed() end
   return ok, ...
 end
-globals.xpcall = function(...) return xpcall_result(raw_xpcall(...)) end
+globals.xpcall = function(f, handler, ...)
+  if type(handler) == 'function' then
+    -- The handler gets what the C functions raise (a string or an error table), as in
+    -- Redis, not the userdata StayKV's Rust functions raise.
+    local user = handler
+    handler = function(e)
+      if type(e) == 'userdata' then e = error_value(e) end
+      return user(e)
+    end
+  end
+  return xpcall_result(raw_xpcall(f, handler, ...))
+end
 
 globals.pairs = function(...)
   local n, t = select('#', ...), ...

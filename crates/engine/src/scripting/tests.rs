@@ -303,6 +303,23 @@ fn no_script_changes_the_environment_of_the_next() {
     assert!(s.eval("table.insert(1, 2)").contains("bad argument #1 to 'insert' (table expected, got number)"));
 }
 
+/// An xpcall handler gets the error as Redis raises it: a redis.call error is its error table
+/// (the handler used to get an opaque userdata, so `e.err` was nil).
+#[test]
+fn xpcall_handlers_get_error_tables() {
+    let mut s = Session::new();
+    let reply = s.eval("return {xpcall(function() redis.call('nosuchcmd') end, function(e) return e.err end)}");
+    assert_eq!(reply, "*2\r\n$-1\r\n$44\r\nERR Unknown Redis command called from script\r\n");
+    assert_eq!(
+        s.eval("return {xpcall(function() error({err='x'}) end, function(e) return type(e) end)}"),
+        "*2\r\n$-1\r\n$5\r\ntable\r\n"
+    );
+    assert_eq!(s.eval("return {xpcall(function() return 7 end, function(e) return e end)}"), "*2\r\n:1\r\n:7\r\n");
+    assert!(s
+        .eval("return {xpcall(function() error('boom') end, function(e) return 'h:' .. e end)}")
+        .contains("h:user_script:1: boom"));
+}
+
 /// A result nested deeper than a reply can be converted is cut with an error element, and the
 /// server goes on (at 2,990 levels of maps the conversion panicked, leaving every client told
 /// BUSY until a restart).
