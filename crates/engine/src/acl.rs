@@ -644,20 +644,16 @@ impl Selector {
     /// The rules that rebuild this selector, as `ACL LIST` shows it: keys, channels (from
     /// `resetchannels` unless all), commands.
     fn describe(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        if self.all_keys {
-            parts.push("~*".into());
-        } else {
-            parts.extend(self.keys.iter().map(KeyPattern::describe));
-        }
-        if self.all_channels {
-            parts.push("&*".into());
-        } else {
-            parts.push("resetchannels".into());
-            parts.extend(self.channels.iter().map(|c| format!("&{}", String::from_utf8_lossy(c))));
-        }
-        parts.push(self.describe_commands());
-        parts.join(" ")
+        let channels = match self.all_channels {
+            true => self.describe_channels(),
+            false => format!("resetchannels {}", self.describe_channels()),
+        };
+        [self.describe_keys(), channels, self.describe_commands()]
+            .iter()
+            .map(|part| part.trim_end())
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

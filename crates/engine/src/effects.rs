@@ -28,13 +28,7 @@ impl Effect {
     }
 }
 
-/// The length of a batch's encoding ([`encode_batch`]), without encoding it.
-pub fn encoded_len(effects: &[Effect]) -> usize {
-    let header = 1 + 8 + varint_len(effects.len() as u64);
-    header + effects.iter().map(|e| effect_len(e.db, &e.argv)).sum::<usize>()
-}
-
-/// The length of one effect's encoding in a batch.
+/// The length of one effect's encoding in a batch ([`encode_batch`]), without encoding it.
 pub fn effect_len(db: u32, argv: &[Bytes]) -> usize {
     let args: usize = argv.iter().map(|a| varint_len(a.len() as u64) + a.len()).sum();
     varint_len(u64::from(db)) + varint_len(argv.len() as u64) + args
@@ -182,7 +176,9 @@ mod tests {
         ];
         let mut buf = Vec::new();
         encode_batch(1_700_000_000_123, &effects, &mut buf);
-        assert_eq!(encoded_len(&effects), buf.len());
+        // A batch: version, time, count (one byte here), then each effect.
+        let effects_len: usize = effects.iter().map(|e| effect_len(e.db, &e.argv)).sum();
+        assert_eq!(1 + 8 + 1 + effects_len, buf.len());
         assert_eq!(decode_batch(&buf).unwrap(), (1_700_000_000_123, effects));
     }
 

@@ -28,15 +28,16 @@ pub trait Journal: Sync {
     fn check_writable(&self) -> Result<(), String> {
         Ok(())
     }
-    /// The largest batch the log takes, as [`crate::effects::encoded_len`] counts it: a write
-    /// that would log more is refused before it runs, or (when only its effects tell, as a
-    /// script's) answered with an error and not logged.
+    /// The largest batch the log takes, encoded: a write whose arguments alone would log more
+    /// is refused before it runs (`Engine::over_log_limit`).
     fn max_batch_len(&self) -> usize {
         usize::MAX
     }
-    /// Log one atomic batch and return its sequence number. Called with the shards it
-    /// touched still locked, so batches on the same key are logged in execution order.
-    fn append(&self, time_ms: u64, effects: &[Effect]) -> u64;
+    /// Log one atomic batch and return its sequence number, or why the log refused it (only
+    /// a batch over [`Journal::max_batch_len`]: its change is made but must not be
+    /// acknowledged). Called with the shards it touched still locked, so batches on the same
+    /// key are logged in execution order.
+    fn append(&self, time_ms: u64, effects: &[Effect]) -> Result<u64, String>;
     /// Make the log fsynced through `seq` (WAITAOF), fsyncing now if the policy has not yet;
     /// whether it is. Blocks the calling thread for the fsync.
     fn fsync_through(&self, _seq: u64) -> bool {
@@ -49,8 +50,8 @@ pub trait Journal: Sync {
 pub struct NoJournal;
 
 impl Journal for NoJournal {
-    fn append(&self, _time_ms: u64, _effects: &[Effect]) -> u64 {
-        0
+    fn append(&self, _time_ms: u64, _effects: &[Effect]) -> Result<u64, String> {
+        Ok(0)
     }
 }
 
@@ -770,7 +771,8 @@ impl Engine {
             }
             if !effects.is_empty() {
                 expired += effects.len();
-                guard.last_write_seq = journal.append(now, &effects);
+                // A batch of DELs is far below the log's limit.
+                guard.last_write_seq = journal.append(now, &effects).unwrap_or(guard.last_write_seq);
             }
             drop(guard);
             let lazily = self.lazyfree.is_on(LazyOption::Expire);
@@ -961,19 +963,20 @@ impl<'a> Ctx<'a> {
         for event in std::mem::take(&mut self.events) {
             self.engine.notifier.publish(&self.engine.pubsub, &event);
         }
-        let logged = crate::effects::encoded_len(&self.effects);
         let seq = match self.effects.is_empty() {
             true => None,
-            // Only a script (or a command whose effects outgrow its arguments) gets here past
-            // `over_log_limit`: its change is made, but it must not be acknowledged.
-            false if logged > self.journal.max_batch_len() => {
-                let max = self.journal.max_batch_len();
-                self.unlogged = Some(format!(
-                    "ERR this write was made but cannot be logged ({logged} bytes, more than the log takes in one write: {max}): it is not durable, and a restart will undo it"
-                ));
-                None
-            }
-            false => Some(self.journal.append(self.now, &self.effects)),
+            // Refused, the batch is over the log's limit: only a script (or a command whose
+            // effects outgrow its arguments) gets here past `over_log_limit`. Its change is
+            // made, but it must not be acknowledged.
+            false => match self.journal.append(self.now, &self.effects) {
+                Ok(seq) => Some(seq),
+                Err(refused) => {
+                    self.unlogged = Some(format!(
+                        "ERR this write was made but cannot be logged ({refused}): it is not durable, and a restart will undo it"
+                    ));
+                    None
+                }
+            },
         };
         // Watched keys were touched as each effect was recorded (`propagate_in`).
         if !self.engine.blocked.is_empty() {
@@ -1754,7 +1757,7 @@ mod tests {
         assert_eq!(engine.replay(1_000, &[effect(0, &["SET", "k", "1"]), effect(0, &["INCR", "k"])]), Ok(()));
     }
 
-    /// A journal that takes batches of at most 1,000 bytes and counts those it took.
+    /// A journal that takes batches of at most 1,000 bytes, encoded, and counts those it took.
     #[derive(Default)]
     struct SmallLog {
         appended: std::sync::atomic::AtomicU64,
@@ -1764,9 +1767,13 @@ mod tests {
         fn max_batch_len(&self) -> usize {
             1_000
         }
-        fn append(&self, _time_ms: u64, effects: &[Effect]) -> u64 {
-            assert!(crate::effects::encoded_len(effects) <= 1_000, "a batch over the limit reached the log");
-            self.appended.fetch_add(1, Ordering::Relaxed) + 1
+        fn append(&self, time_ms: u64, effects: &[Effect]) -> Result<u64, String> {
+            let mut batch = Vec::new();
+            crate::effects::encode_batch(time_ms, effects, &mut batch);
+            if batch.len() > self.max_batch_len() {
+                return Err(format!("{} bytes", batch.len()));
+            }
+            Ok(self.appended.fetch_add(1, Ordering::Relaxed) + 1)
         }
     }
 

@@ -128,7 +128,8 @@ pub struct EventQueue {
 
 #[derive(Debug, Default)]
 struct EventQueueState {
-    replies: std::collections::VecDeque<Reply>,
+    /// Each message with the size it counts for in `bytes`.
+    replies: std::collections::VecDeque<(Reply, usize)>,
     bytes: usize,
     ended: bool,
     waker: Option<std::task::Waker>,
@@ -150,7 +151,7 @@ impl EventQueue {
             return false;
         }
         state.bytes += size;
-        state.replies.push_back(reply);
+        state.replies.push_back((reply, size));
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
@@ -175,8 +176,8 @@ impl EventQueue {
             return std::task::Poll::Ready(None);
         }
         match state.replies.pop_front() {
-            Some(reply) => {
-                state.bytes -= crate::connection::approximate_size(&reply);
+            Some((reply, size)) => {
+                state.bytes -= size;
                 std::task::Poll::Ready(Some(reply))
             }
             None => {

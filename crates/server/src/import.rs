@@ -568,9 +568,9 @@ impl RespClient {
     }
 }
 
-/// The longest reply line a `redis://` source may send: a type byte and a number, or a
-/// status or error text.
-const MAX_REPLY_LINE: usize = 64 * 1024;
+/// The longest reply line another server may send us (a `redis://` source, a MIGRATE
+/// target): a type byte and a number, or a status or error text.
+pub(crate) const MAX_REPLY_LINE: usize = 64 * 1024;
 /// The deepest a source's reply may nest arrays (the replies read here nest two).
 const MAX_REPLY_DEPTH: usize = 32;
 

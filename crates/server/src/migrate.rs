@@ -9,9 +9,6 @@ use bytes::{Bytes, BytesMut};
 use staykv_engine::host::{MigrateTarget, TargetFailure};
 use staykv_resp::{Protocol, Reply};
 
-/// The longest reply line read from the target: its replies here are `+OK` or an error line.
-const MAX_REPLY_LINE: u64 = 64 * 1024;
-
 /// Sends `commands` to `target`; returns each reply's first line, as far as they came.
 pub fn exchange(target: &MigrateTarget, commands: &[Vec<Bytes>]) -> (Vec<String>, Option<TargetFailure>) {
     let timeout = Duration::from_millis(target.timeout_ms.max(1));
@@ -31,7 +28,7 @@ pub fn exchange(target: &MigrateTarget, commands: &[Vec<Bytes>]) -> (Vec<String>
     for _ in commands {
         let mut line = String::new();
         // Bounded: a target that never ends a line cannot fill this server's memory.
-        match (&mut reader).take(MAX_REPLY_LINE).read_line(&mut line) {
+        match (&mut reader).take(crate::import::MAX_REPLY_LINE as u64).read_line(&mut line) {
             Ok(n) if n > 0 && line.ends_with('\n') => lines.push(line.trim_end_matches(['\r', '\n']).to_string()),
             _ => return (lines, Some(TargetFailure::Read)),
         }

@@ -858,8 +858,8 @@ impl Journal for Persistence {
         }
     }
 
-    fn append(&self, time_ms: u64, effects: &[Effect]) -> u64 {
-        let Some(log) = self.log.get() else { return 0 };
+    fn append(&self, time_ms: u64, effects: &[Effect]) -> Result<u64, String> {
+        let Some(log) = self.log.get() else { return Ok(0) };
         self.writes_since_save.fetch_add(effects.len() as u64, Ordering::Relaxed);
         BATCH_BUF.with_borrow_mut(|buf| {
             buf.clear();
@@ -868,15 +868,11 @@ impl Journal for Persistence {
             if buf.capacity() > BATCH_BUF_KEPT {
                 *buf = Vec::new();
             }
-            match appended {
-                Ok(seq) => seq,
-                Err(error) => {
-                    // Only an over-large batch could fail here, and the engine refuses those
-                    // (`max_batch_len`) before appending. Should one come, say so loudly.
-                    tracing::error!(%error, "a write could not be logged");
-                    log.last_seq()
-                }
-            }
+            // The engine turns a refusal (a batch over the frame limit) into an error reply.
+            appended.map_err(|error| {
+                tracing::error!(%error, "a write could not be logged");
+                error.to_string()
+            })
         })
     }
 }

@@ -1212,10 +1212,10 @@ mod tests {
     struct LogJournal<'a>(&'a staykv_storage::Log);
 
     impl staykv_engine::Journal for LogJournal<'_> {
-        fn append(&self, time_ms: u64, effects: &[staykv_engine::Effect]) -> u64 {
+        fn append(&self, time_ms: u64, effects: &[staykv_engine::Effect]) -> Result<u64, String> {
             let mut buf = Vec::new();
             staykv_engine::encode_batch(time_ms, effects, &mut buf);
-            self.0.append(&buf).unwrap()
+            self.0.append(&buf).map_err(|e| e.to_string())
         }
     }
 
@@ -1378,7 +1378,8 @@ mod tests {
             let ran =
                 engine.execute(&mut client, &raw, 2, &staykv_engine::host::NoHost, &staykv_engine::exec::NoJournal);
             assert!(!ran.reply.is_error(), "{:?}", ran.reply);
-            staykv_engine::Journal::append(&LogJournal(&log), 2, &[staykv_engine::Effect::new(0, raw.clone())]);
+            staykv_engine::Journal::append(&LogJournal(&log), 2, &[staykv_engine::Effect::new(0, raw.clone())])
+                .unwrap();
             run(&engine, &log, &mut client, 3, after);
             let next = log.rotate().unwrap();
             let built = build_snapshot(dir, 16, next - 1, 1, OnReplayError::Refuse).unwrap();

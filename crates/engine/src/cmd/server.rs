@@ -832,8 +832,8 @@ mod tests {
     }
 
     impl Journal for Log {
-        fn append(&self, _time_ms: u64, _effects: &[Effect]) -> u64 {
-            self.last.fetch_add(1, Ordering::Relaxed) + 1
+        fn append(&self, _time_ms: u64, _effects: &[Effect]) -> Result<u64, String> {
+            Ok(self.last.fetch_add(1, Ordering::Relaxed) + 1)
         }
         fn fsync_through(&self, seq: u64) -> bool {
             self.fsync_requests.lock().push(seq);

@@ -103,13 +103,13 @@ fn parse(args: &[Bytes], read_only: bool, may_read_any_key: impl Fn() -> bool) -
 /// Whether the client may use BY and GET patterns, which read keys no ACL check saw: as in
 /// Redis 7.0, only when one of its user's selectors allows this SORT and reads every key
 /// (`~*`, `allkeys` or `%R~*`). Otherwise `~list:* +sort` could read any key through them.
+/// The user is the one the ACL check of this very SORT resolved (`Client::acl_user`).
 fn may_read_any_key(ctx: &Ctx, args: &[Bytes]) -> bool {
     if ctx.client.acl_exempt {
         return true;
     }
-    let engine = ctx.engine;
-    let Some((index, spec)) = args.first().and_then(|name| engine.table.lookup(name)) else { return false };
-    engine.acl.user(&ctx.client.user).is_some_and(|user| user.may_read_any_key(index, spec, args))
+    let Some((index, spec)) = args.first().and_then(|name| ctx.engine.table.lookup(name)) else { return false };
+    ctx.client.acl_user.as_ref().is_some_and(|(_, user)| user.may_read_any_key(index, spec, args))
 }
 
 fn sort(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -863,10 +863,10 @@ mod tests {
     struct Journal(Mutex<Vec<(u64, Vec<Bytes>)>>);
 
     impl crate::exec::Journal for Journal {
-        fn append(&self, time_ms: u64, effects: &[crate::Effect]) -> u64 {
+        fn append(&self, time_ms: u64, effects: &[crate::Effect]) -> Result<u64, String> {
             let mut log = self.0.lock().unwrap();
             log.extend(effects.iter().map(|e| (time_ms, e.argv.clone())));
-            1
+            Ok(1)
         }
     }
 

@@ -734,12 +734,12 @@ mod tests {
         #[derive(Default)]
         struct Log(Mutex<Vec<Vec<String>>>);
         impl crate::exec::Journal for Log {
-            fn append(&self, _time_ms: u64, effects: &[crate::Effect]) -> u64 {
+            fn append(&self, _time_ms: u64, effects: &[crate::Effect]) -> Result<u64, String> {
                 let mut log = self.0.lock().unwrap();
                 for effect in effects {
                     log.push(effect.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect());
                 }
-                1
+                Ok(1)
             }
         }
         let (e, mut c) = setup();

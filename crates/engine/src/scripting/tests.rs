@@ -469,10 +469,10 @@ struct Recorder {
 }
 
 impl Journal for Recorder {
-    fn append(&self, time_ms: u64, effects: &[Effect]) -> u64 {
+    fn append(&self, time_ms: u64, effects: &[Effect]) -> Result<u64, String> {
         let mut batches = self.batches.lock();
         batches.push((time_ms, effects.to_vec()));
-        batches.len() as u64
+        Ok(batches.len() as u64)
     }
 }
 

@@ -67,6 +67,19 @@ struct Inner {
     cors: Option<tower_http::cors::CorsLayer>,
 }
 
+impl Inner {
+    /// What a request may do ([`auth::authorize`]), given whether the `default` user has a
+    /// password now.
+    fn authorize(
+        &self,
+        headers: &axum::http::HeaderMap,
+        query: Option<&str>,
+        peer: SocketAddr,
+    ) -> Result<auth::Access, ApiError> {
+        auth::authorize(&self.tokens, headers, query, peer, !self.shared.engine.acl.auth_required())
+    }
+}
+
 impl HttpState {
     pub fn new(shared: Shared, config: &Config) -> HttpState {
         HttpState(Arc::new(Inner {

@@ -123,14 +123,9 @@ impl<'de> Arg<'de> {
         match text.as_bytes().first() {
             Some(b'"') => serde_json::Deserializer::from_str(text).deserialize_str(StringVisitor).map_err(E::custom),
             Some(b'-' | b'0'..=b'9' | b't' | b'f') => Ok(Arg::Borrowed(text)),
-            _ => {
-                let found = match text.as_bytes().first() {
-                    Some(b'[') => Unexpected::Seq,
-                    Some(b'{') => Unexpected::Map,
-                    _ => Unexpected::Unit,
-                };
-                Err(E::invalid_type(found, &ARGUMENT))
-            }
+            Some(b'[') => Err(E::invalid_type(Unexpected::Seq, &ARGUMENT)),
+            Some(b'{') => Err(E::invalid_type(Unexpected::Map, &ARGUMENT)),
+            _ => Err(E::invalid_type(Unexpected::Unit, &ARGUMENT)),
         }
     }
 }

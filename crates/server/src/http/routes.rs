@@ -91,13 +91,7 @@ impl Endpoint {
 /// as a command (`/set/k/v`), which is what the Upstash dialect makes of it.
 pub(super) async fn respond(inner: &Inner, peer: SocketAddr, request: Request<Incoming>) -> Response {
     let path = request.uri().path();
-    // An event stream is opened with GET (curl, EventSource) or POST (`@upstash/redis`).
-    let streams_method = matches!(*request.method(), Method::GET | Method::POST);
     let stream = |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty());
-    let is_stream = path == "/monitor" || stream("/subscribe/") || stream("/psubscribe/");
-    if is_stream && !streams_method {
-        return ApiError::method_not_allowed("GET, POST").into_response();
-    }
     let endpoint = match path {
         "/" => Endpoint::Command,
         "/pipeline" => Endpoint::Pipeline,
@@ -162,8 +156,7 @@ async fn serve(
         }
         _ => {}
     }
-    let default_open = !inner.shared.engine.acl.auth_required();
-    let access = auth::authorize(&inner.tokens, &parts.headers, query, peer, default_open)?;
+    let access = inner.authorize(&parts.headers, query, peer)?;
     let body = request::read_body(body, &parts.headers, inner.max_body).await?;
     let encoding = match parts.headers.get(&UPSTASH_ENCODING) {
         Some(value) if value.as_bytes().eq_ignore_ascii_case(b"base64") => Encoding::Base64,

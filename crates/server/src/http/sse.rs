@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::http::Request;
+use axum::http::{Method, Request};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 use staykv_engine::pubsub::ClientDeliver;
 use staykv_engine::{Client, Reply};
 
-use super::auth::{self, Access};
+use super::auth::Access;
 use super::{ApiError, Inner};
 use crate::connection::Shared;
 use crate::host::{EventQueue, EventStream};
@@ -43,8 +43,11 @@ pub(super) async fn stream(
     command: &'static str,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    let default_open = !inner.shared.engine.acl.auth_required();
-    let access = match auth::authorize(&inner.tokens, &parts.headers, parts.uri.query(), peer, default_open) {
+    // Opened with GET (curl, EventSource) or POST (`@upstash/redis`).
+    if !matches!(parts.method, Method::GET | Method::POST) {
+        return ApiError::method_not_allowed("GET, POST").into_response();
+    }
+    let access = match inner.authorize(&parts.headers, parts.uri.query(), peer) {
         Ok(access) => access,
         Err(error) => return error.into_response(),
     };

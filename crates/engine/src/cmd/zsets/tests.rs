@@ -17,9 +17,9 @@ const NOW: u64 = 1_700_000_000_000;
 struct Recorder(Mutex<Vec<(u64, Vec<Effect>)>>);
 
 impl Journal for Recorder {
-    fn append(&self, time_ms: u64, effects: &[Effect]) -> u64 {
+    fn append(&self, time_ms: u64, effects: &[Effect]) -> Result<u64, String> {
         self.0.lock().push((time_ms, effects.to_vec()));
-        0
+        Ok(0)
     }
 }
 
