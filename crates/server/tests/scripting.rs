@@ -91,6 +91,37 @@ fn functions_match_redis() {
     report("FUNCTION", &mismatches);
 }
 
+/// `redis.call`, `pcall` and `acl_check_cmd` take as many arguments as Redis (7,999 through
+/// `unpack`, strings or numbers), and refuse a `nil` or a table among many with its error.
+/// StayKV's calls past about 7,990 string arguments failed with an uncatchable
+/// "C stack overflow" (mlua ran out of references) and printed a panic.
+#[test]
+fn calls_with_thousands_of_arguments_match_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    let unpacked = |count: usize, element: &str, call: &str| {
+        format!("local a = {{}} for i = 1, {count} do a[i] = {element} end return {call}")
+    };
+    let scripts = [
+        unpacked(7999, "'x' .. i", "redis.call('rpush', 'strings', unpack(a))"),
+        unpacked(7999, "i + 0.5", "redis.call('rpush', 'numbers', unpack(a))"),
+        unpacked(7997, "'y'", "{pcall(redis.call, 'rpush', 'strings', unpack(a))}"),
+        unpacked(7997, "'y'", "redis.pcall('sadd', 'set', unpack(a))"),
+        unpacked(7998, "'k' .. i", "redis.acl_check_cmd('del', unpack(a))"),
+        unpacked(64, "'z'", "redis.call('rpush', 'edge', unpack(a))"),
+        unpacked(65, "'z'", "redis.call('rpush', 'edge', unpack(a))"),
+        unpacked(100, "'z'", "redis.pcall('rpush', 'bad', unpack(a, 1, 50), nil, unpack(a, 51))"),
+        unpacked(100, "{}", "redis.pcall('rpush', 'bad', unpack(a))"),
+        unpacked(100, "'z'", "redis.call('rpush', 'bad', unpack(a, 1, 50), {}, unpack(a, 51))"),
+        "return redis.pcall()".to_string(),
+        "return redis.call('lrange', 'strings', 7990, 8010)".to_string(),
+        "return redis.call('lrange', 'numbers', -3, -1)".to_string(),
+    ];
+    let cases: Vec<[&str; 3]> = scripts.iter().map(|script| ["EVAL", script.as_str(), "0"]).collect();
+    let cases: Vec<&[&str]> = cases.iter().map(|case| case.as_slice()).collect();
+    report("many arguments", &compare(&cases, &mut r, &mut s));
+}
+
 /// The payload of a bulk-string reply.
 fn bulk_body(reply: &[u8]) -> Vec<u8> {
     let start = reply.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);

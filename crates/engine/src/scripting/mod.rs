@@ -30,6 +30,7 @@
 mod bit;
 pub(crate) mod cjson;
 mod convert;
+mod entry;
 mod functions;
 mod libutil;
 mod msgpack;
@@ -47,6 +48,7 @@ use staykv_resp::{Protocol, Reply};
 use crate::command::{flags, CommandSpec, Subcommand};
 use crate::errors::err;
 use crate::exec::Ctx;
+use entry::Entry;
 use libutil::ScriptError;
 
 pub use functions::{FunctionInfo, RestorePolicy};
@@ -199,8 +201,6 @@ struct Vm {
     globals: Table,
     /// `slot.call` / `slot.acl`: the current run's command functions.
     slot: Table,
-    /// The arguments `redis.call` and friends hand to the slot's function.
-    pending: PendingArgs,
     handler: Function,
     run_eval: Function,
     run_function: Function,
@@ -651,18 +651,16 @@ impl Scripting {
         let rules = run.rules;
         // Both functions reach the caller's context; they never run inside each other.
         let ctx = std::cell::RefCell::new(ctx);
-        let pending = &vm.pending;
-        let args_of = |args: MultiValue| pending.lock().take().unwrap_or(args);
         let outcome: MultiValue = lua.scope(|scope| {
-            let call = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow_mut() {
+            let call = scope.create_function(|lua, ()| match ctx.try_borrow_mut() {
                 Ok(mut ctx) => {
                     self.shared.work.fetch_add(1, Ordering::Relaxed);
-                    redis_call(lua, &mut ctx, args_of(args), rules, wrote)
+                    redis_call(lua, &mut ctx, entry::take_argv(), rules, wrote)
                 }
                 Err(_) => Err(mlua::Error::RecursiveMutCallback),
             })?;
-            let acl = scope.create_function(|lua, args: MultiValue| match ctx.try_borrow() {
-                Ok(ctx) => acl_check(lua, &ctx, args_of(args)),
+            let acl = scope.create_function(|lua, ()| match ctx.try_borrow() {
+                Ok(ctx) => acl_check(lua, &ctx, entry::take_argv()),
                 Err(_) => Err(mlua::Error::RecursiveMutCallback),
             })?;
             vm.slot.raw_set("call", call)?;
@@ -889,13 +887,13 @@ const DENIED_IN_SCRIPTS: &[&str] = &[
 fn redis_call(
     lua: &Lua,
     ctx: &mut Ctx,
-    args: MultiValue,
+    argv: entry::Argv,
     rules: CallRules,
     wrote: &AtomicBool,
 ) -> mlua::Result<(Value, bool)> {
-    let argv = match lua_args(lua, args)? {
+    let argv = match argv {
         Ok(argv) => argv,
-        Err(error) => return Ok((Value::Table(error), true)),
+        Err(text) => return Ok((Value::Table(convert::plain_error_table(lua, text)?), true)),
     };
     let engine = ctx.engine;
     // Counted here, as Redis counts a refused call (in the errors, and in the command's
@@ -945,10 +943,10 @@ fn redis_call(
 
 /// `redis.acl_check_cmd`: whether the calling user's ACL allows the command (without
 /// logging a refusal, as Redis's `ACLCheckAllUserCommandPerm`).
-fn acl_check(lua: &Lua, ctx: &Ctx, args: MultiValue) -> mlua::Result<(Value, bool)> {
-    let argv = match lua_args(lua, args)? {
+fn acl_check(lua: &Lua, ctx: &Ctx, argv: entry::Argv) -> mlua::Result<(Value, bool)> {
+    let argv = match argv {
         Ok(argv) => argv,
-        Err(error) => return Ok((Value::Table(error), true)),
+        Err(text) => return Ok((Value::Table(convert::plain_error_table(lua, text)?), true)),
     };
     let engine = ctx.engine;
     let Some((index, spec)) = argv.first().and_then(|name| engine.table.lookup(name)) else {
@@ -958,31 +956,6 @@ fn acl_check(lua: &Lua, ctx: &Ctx, args: MultiValue) -> mlua::Result<(Value, boo
     let allowed = ctx.client.acl_exempt
         || engine.acl.user(&ctx.client.user).is_some_and(|user| user.check(index, spec, &argv).is_ok());
     Ok((Value::Boolean(allowed), false))
-}
-
-/// `luaArgsToRedisArgv`: strings as they are, numbers printed with `%.17g`.
-fn lua_args(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Vec<Bytes>, Table>> {
-    if args.is_empty() {
-        return Ok(Err(convert::plain_error_table(
-            lua,
-            "Please specify at least one argument for this redis lib call",
-        )?));
-    }
-    let mut argv = Vec::with_capacity(args.len());
-    for value in args.iter() {
-        match value {
-            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(i) => argv.push(Bytes::from(libutil::format_g(*i as f64, 17))),
-            Value::Number(n) => argv.push(Bytes::from(libutil::format_g(*n, 17))),
-            _ => {
-                return Ok(Err(convert::plain_error_table(
-                    lua,
-                    "Lua redis lib command arguments must be strings or integers",
-                )?))
-            }
-        }
-    }
-    Ok(Ok(argv))
 }
 
 /// The text of an mlua error as Lua would print it.
@@ -1019,32 +992,25 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
     Ok(table)
 }
 
-/// Arguments on their way from `redis.call` (and `pcall`, `acl_check_cmd`) to the current
-/// run's function in the slot. Passed aside, not as call arguments: pushed a second time
-/// onto the Lua stack, which Lua 5.1 bounds at 8,000 slots for a C function, a call with
-/// more than about 4,000 arguments failed ("out of Lua stack"); Redis takes 7,999.
-type PendingArgs = Arc<parking_lot::Mutex<Option<MultiValue>>>;
-
 /// `redis.call` (`raise`: errors are raised) or `redis.pcall`, and `redis.acl_check_cmd`: the
-/// permanent functions scripts hold, calling what the current run put in `slot[name]`.
+/// permanent functions scripts hold, calling what the current run put in `slot[name]`. Their
+/// arguments come through [`entry`].
 fn slot_function(
     lua: &Lua,
     slot: &Table,
-    pending: &PendingArgs,
+    which: Entry,
     name: &'static str,
     what: &'static str,
-    raise: bool,
 ) -> mlua::Result<Function> {
-    let (slot, pending) = (slot.clone(), pending.clone());
-    lua.create_function(move |lua, args: MultiValue| {
+    let slot = slot.clone();
+    let raise = !matches!(which, Entry::Pcall);
+    let inner = lua.create_function(move |lua, ()| {
         let Value::Function(f) = slot.raw_get::<Value>(name)? else {
+            entry::take_argv().ok();
             let text = format!("ERR {what} can only be called inside a script invocation");
             return Err(ScriptError::table(text.into_bytes(), false));
         };
-        *pending.lock() = Some(args);
-        let called = f.call::<(Value, bool)>(());
-        pending.lock().take();
-        let (value, failed) = called?;
+        let (value, failed) = f.call::<(Value, bool)>(())?;
         if failed && raise {
             if let Value::Table(t) = &value {
                 let ignore = matches!(t.raw_get::<Value>("ignore_error_stats_update")?, Value::Boolean(true));
@@ -1052,7 +1018,8 @@ fn slot_function(
             }
         }
         Ok(value)
-    })
+    })?;
+    which.function(lua, inner)
 }
 
 /// An error value as the C implementation would have raised it: errors raised by StayKV's
@@ -1150,10 +1117,9 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
     api.raw_set("setresp", libutil::table_error_function(&lua, setresp)?)?;
     api.raw_set("set_repl", libutil::table_error_function(&lua, set_repl)?)?;
     api.raw_set("register_function", libutil::table_error_function(&lua, functions::register_function)?)?;
-    let pending = PendingArgs::default();
-    api.raw_set("call", slot_function(&lua, &slot, &pending, "call", "redis.call/pcall", true)?)?;
-    api.raw_set("pcall", slot_function(&lua, &slot, &pending, "call", "redis.call/pcall", false)?)?;
-    api.raw_set("acl_check_cmd", slot_function(&lua, &slot, &pending, "acl", "redis.acl_check_cmd", true)?)?;
+    api.raw_set("call", slot_function(&lua, &slot, Entry::Call, "call", "redis.call/pcall")?)?;
+    api.raw_set("pcall", slot_function(&lua, &slot, Entry::Pcall, "call", "redis.call/pcall")?)?;
+    api.raw_set("acl_check_cmd", slot_function(&lua, &slot, Entry::AclCheckCmd, "acl", "redis.acl_check_cmd")?)?;
     api.raw_set("error_value", lua.create_function(|lua, value: Value| script_error_value(lua, value))?)?;
     let killable = shared.clone();
     api.raw_set("check_killed", lua.create_function(move |_, ()| killable.check_killed())?)?;
@@ -1184,7 +1150,6 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
         env,
         globals: result.get("globals")?,
         slot,
-        pending,
         handler,
         run_eval: result.get("run_eval")?,
         run_function: result.get("run_function")?,
