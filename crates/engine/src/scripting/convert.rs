@@ -22,7 +22,7 @@ use super::libutil::c_cast_i64;
 /// How deep a script's result may nest before it is cut with an error (the C code is bounded
 /// by the Lua stack). A level holds up to four Lua references while it is converted (a
 /// `{map=...}` table, its map, a key and a value), and mlua has room for about 8,000: at 2,990
-/// levels of maps it ran out and panicked.
+/// levels of maps it ran out (and mlua 0.11 panicked).
 const MAX_DEPTH: usize = 1000;
 
 /// `luaPushErrorBuff`'s text: `-CODE msg` keeps its code, anything else gets `ERR`; `\r\n` at

@@ -1,7 +1,8 @@
 //! The C entry points of `redis.call`, `redis.pcall` and `redis.acl_check_cmd`.
 //!
 //! mlua hands each string argument of a Rust function over as a reference, taken from a pool
-//! of about 8,000 that the whole Lua state shares, and panics past it. Redis takes 7,999
+//! of about 8,000 that the whole Lua state shares, and fails the call past it ("out of Lua
+//! stack"; the library functions still do, where Redis's take any count). Redis takes 7,999
 //! arguments (`redis.call('del', unpack(keys))` with thousands of keys is a common script),
 //! so these three read their arguments off the Lua stack themselves, as Redis's
 //! `luaArgsToRedisArgv` does, leave them for [`take_argv`], and call the Rust function

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use mlua::{ChunkMode, Function, Lua, MultiValue, Table, Value};
+use mlua::chunk::ChunkMode;
+use mlua::{Function, Lua, MultiValue, Table, Value};
 use staykv_resp::Reply;
 
 use super::libutil::LibResult;

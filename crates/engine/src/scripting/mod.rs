@@ -41,7 +41,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::chunk::ChunkMode;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 use staykv_resp::{Protocol, Reply};
 
@@ -211,10 +212,12 @@ struct Vm {
     load_budget: Arc<AtomicI64>,
     /// The compiled scripts (by sha) or functions (by slot), kept on the Lua side: a
     /// `Function` held in Rust takes one of the Lua binding's references, of which fewer than
-    /// 8,000 fit (past that it panics), and an application may well cache more scripts.
+    /// 8,000 fit (past that none can be made), and an application may well cache more scripts.
     compiled: Table,
     /// Scripts and functions run in this VM, for the GC step every [`GC_STEP_EVERY`].
     runs: AtomicU64,
+    /// `collectgarbage('step', kbytes)`.
+    gc_step: Function,
 }
 
 /// Runs between two Lua GC steps of as many KiB, as Redis's `LUA_GC_CYCLE_PERIOD`: garbage
@@ -625,7 +628,7 @@ impl Scripting {
         let _ = vm.slot.raw_set("call", Value::Nil);
         let _ = vm.slot.raw_set("acl", Value::Nil);
         if vm.runs.fetch_add(1, Ordering::Relaxed) % GC_STEP_EVERY == GC_STEP_EVERY - 1 {
-            let _ = vm.lua.gc_step_kbytes(GC_STEP_EVERY as std::ffi::c_int);
+            let _ = vm.gc_step.call::<()>(GC_STEP_EVERY);
         }
         reply
     }
@@ -1159,6 +1162,7 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
         load_budget,
         compiled,
         runs: AtomicU64::new(0),
+        gc_step: result.get("gc_step")?,
         lua,
     })
 }

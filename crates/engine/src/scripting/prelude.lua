@@ -304,6 +304,9 @@ local result = {
   run_load = function(f)
     return raw_pcall(f)
   end,
+  gc_step = function(kbytes)
+    collectgarbage('step', kbytes)
+  end,
 }
 
 if functions_vm then
