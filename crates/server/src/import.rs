@@ -69,7 +69,7 @@ pub fn import(source: &str, dir: &Path) -> Result<(), String> {
         if path.is_dir() {
             import_aof_dir(&path, &engine, &mut report)?;
         } else if path.is_file() {
-            import_file(&path, &engine, &mut report)?;
+            import_file(&path, Tail::MayBeCut, &engine, &mut report)?;
         } else {
             return Err(format!(
                 "{source}: no such file or directory (expected a dump.rdb, an appendonlydir or redis://host:port)"
@@ -183,7 +183,16 @@ fn print_report(source: &str, dir: &Path, engine: &Engine, report: &Report, writ
 // ---------------------------------------------------------------------------------------------
 // RDB
 
-fn import_file(path: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
+/// Whether a file's last command may be cut off. Redis's `aof-load-truncated` forgives that
+/// in the last file of an AOF only: in any other, the commands after the cut were lost and
+/// the files after it would be replayed without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    MayBeCut,
+    Whole,
+}
+
+fn import_file(path: &Path, tail: Tail, engine: &Engine, report: &mut Report) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let total = file.metadata().map(|m| m.len()).ok();
     let mut reader = BufReader::with_capacity(256 * 1024, file);
@@ -194,11 +203,11 @@ fn import_file(path: &Path, engine: &Engine, report: &mut Report) -> Result<(), 
         // A legacy appendonly.aof with an RDB preamble continues with commands.
         let mut rest = rest;
         if !rest.fill_buf().map_err(|e| e.to_string())?.is_empty() {
-            replay_aof(rest, path, engine, report)?;
+            replay_aof(rest, path, tail, engine, report)?;
         }
         Ok(())
     } else {
-        replay_aof(reader, path, engine, report)
+        replay_aof(reader, path, tail, engine, report)
     }
 }
 
@@ -340,9 +349,10 @@ fn import_aof_dir(dir: &Path, engine: &Engine, report: &mut Report) -> Result<()
     }
     let mut incr: Vec<&AofFile> = files.iter().filter(|f| f.kind == 'i').collect();
     incr.sort_by_key(|f| f.seq);
-    for file in base.into_iter().chain(incr) {
-        let path = dir.join(&file.name);
-        import_file(&path, engine, report)?;
+    let files: Vec<&AofFile> = base.into_iter().chain(incr).collect();
+    for (index, file) in files.iter().enumerate() {
+        let tail = if index + 1 == files.len() { Tail::MayBeCut } else { Tail::Whole };
+        import_file(&dir.join(&file.name), tail, engine, report)?;
     }
     Ok(())
 }
@@ -404,7 +414,13 @@ fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Byt
 }
 
 /// Replays an AOF command stream through the engine, in a fresh client (database 0).
-fn replay_aof(mut r: impl BufRead, path: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
+fn replay_aof(
+    mut r: impl BufRead,
+    path: &Path,
+    tail: Tail,
+    engine: &Engine,
+    report: &mut Report,
+) -> Result<(), String> {
     let total = std::fs::metadata(path).map(|m| m.len()).ok();
     let mut meter = Meter::new(&format!("replaying {}", path.display()), total, "bytes");
     let mut client = Client::new(0, true);
@@ -414,6 +430,13 @@ fn replay_aof(mut r: impl BufRead, path: &Path, engine: &Engine, report: &mut Re
         let args = match read_command(&mut r, &mut offset) {
             Ok(Some(args)) => args,
             Ok(None) => break,
+            Err((at, true, why)) if tail == Tail::Whole => {
+                return Err(format!(
+                    "{}: incomplete command at offset {at} ({why}), and this is not the last file of the AOF: \
+                     the commands after it are lost (Redis refuses to load it too)",
+                    path.display()
+                ));
+            }
             Err((at, true, why)) => {
                 eprintln!(
                     "warning: {} ends with an incomplete command at offset {at} ({why}): ignored, as Redis does with aof-load-truncated",
@@ -783,6 +806,28 @@ mod tests {
         assert!(long.contains("longer than 65536 bytes"), "{long}");
         let nested = client_of_a_source_sending(b"*2\r\n*1\r\n:1\r\n$1\r\nx\r\n".to_vec()).read().unwrap();
         assert!(matches!(nested, Resp::Array(Some(items)) if items.len() == 2));
+    }
+
+    /// A cut-off command is forgiven at the end of an AOF's last file only, as Redis does.
+    #[test]
+    fn only_the_last_aof_file_may_end_cut_off() {
+        let set = |key: &str| format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
+        let cut = "*3\r\n$3\r\nSET\r\n$1\r\nx";
+        let import = |base: &str, incr: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let manifest = "file a.base.aof seq 1 type b\nfile a.incr.aof seq 2 type i\n";
+            std::fs::write(dir.path().join("a.aof.manifest"), manifest).unwrap();
+            std::fs::write(dir.path().join("a.base.aof"), base).unwrap();
+            std::fs::write(dir.path().join("a.incr.aof"), incr).unwrap();
+            let engine = tool_engine();
+            import_aof_dir(dir.path(), &engine, &mut Report::default()).map(|()| key_count(&engine))
+        };
+        assert_eq!(import(&set("a"), &(set("b") + cut)), Ok(2));
+        let refused = import(&(set("a") + cut), &set("b")).unwrap_err();
+        assert!(
+            refused.contains("a.base.aof: incomplete command at offset 27") && refused.contains("not the last"),
+            "{refused}"
+        );
     }
 
     #[test]
