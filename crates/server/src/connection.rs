@@ -462,7 +462,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 Err(error) => {
                     // An error reply like any other for INFO errorstats, as in Redis.
                     self.shared.engine.counters.record_error("ERR Protocol error");
-                    self.output.put_slice(&error.reply_bytes());
+                    if !matches!(self.client.reply_mode, ReplyMode::Off | ReplyMode::Skip) {
+                        self.output.put_slice(&error.reply_bytes());
+                    }
                     self.flush(wait_seq).await?;
                     return Err(Close::Protocol);
                 }

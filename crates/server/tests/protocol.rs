@@ -600,3 +600,31 @@ fn connection_state_is_kept_as_in_redis() {
         ],
     );
 }
+
+/// What a client with its replies off or skipped gets for a protocol error: nothing, as
+/// Redis adds no reply for it then either. (Redis then leaves the connection open with its
+/// input ignored; StayKV closes it, as after any protocol error, so only bytes are compared.)
+fn protocol_errors_under_client_reply(server: &Server) -> Vec<String> {
+    let preludes: [&[u8]; 4] =
+        [b"CLIENT REPLY OFF\r\n", b"CLIENT REPLY SKIP\r\n", b"CLIENT REPLY SKIP\r\nPING\r\n", b"PING\r\n"];
+    preludes
+        .iter()
+        .map(|prelude| {
+            let mut conn = server.connect();
+            conn.send_lenient(&[*prelude, b"*1\r\n$x\r\n"].concat());
+            let got = conn.drain(0, QUIET);
+            format!("{} -> {}", show(prelude), show(&got.bytes))
+        })
+        .collect()
+}
+
+#[test]
+fn protocol_errors_are_silent_under_client_reply_off_like_redis() {
+    same_as_redis(
+        protocol_errors_under_client_reply,
+        &[
+            r#""CLIENT REPLY OFF\r\n" -> """#,
+            r#""CLIENT REPLY SKIP\r\nPING\r\n" -> "-ERR Protocol error: invalid bulk length\r\n""#,
+        ],
+    );
+}
