@@ -1,4 +1,4 @@
-export { createSessionStore, SessionStore } from './store.js';
+export { createSessionStore, SessionStore, SessionStoreError } from './store.js';
 export type { Session, SessionInfo, CreatedSession, SessionStoreOptions } from './store.js';
 export { ioredisAdapter } from './adapters/ioredis.js';
 export type { IORedisLike } from './adapters/ioredis.js';

@@ -69,8 +69,22 @@ interface MetaRecord {
   csrf: string;
 }
 
+/**
+ * The store could not be reached, or refused a command: whether the session exists is
+ * unknown. The client's own error is the `cause`. Catch it to answer 503 rather than 500;
+ * never treat it as "signed out" (the session may be live) nor as "signed in".
+ */
+export class SessionStoreError extends Error {
+  override readonly name = 'SessionStoreError';
+  constructor(adapter: string, cause: unknown) {
+    super(`the session store (${adapter}) failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 export class SessionStore<T = Record<string, unknown>> {
   readonly adapter: SessionAdapter;
+  /** `adapter` with its failures turned into `SessionStoreError`s. */
+  private readonly io: SessionAdapter;
   readonly idleTimeout: number;
   readonly absoluteTimeout: number;
   readonly keyPrefix: string;
@@ -80,6 +94,7 @@ export class SessionStore<T = Record<string, unknown>> {
   constructor(options: SessionStoreOptions) {
     if (!options || !options.adapter) throw new TypeError('createSessionStore: `adapter` is required');
     this.adapter = options.adapter;
+    this.io = failingAsStoreErrors(options.adapter);
     this.idleTimeout = options.idleTimeout ?? 7 * DAY;
     this.absoluteTimeout = options.absoluteTimeout ?? 30 * DAY;
     this.keyPrefix = options.keyPrefix ?? 'session:';
@@ -126,7 +141,7 @@ export class SessionStore<T = Record<string, unknown>> {
       csrf: generateToken(),
     };
     const index = this.userIndexKey(userId);
-    const replies = await this.adapter.multi([
+    const replies = await this.io.multi([
       { cmd: 'set', key: this.metaKey(id), value: JSON.stringify(meta), pxat: meta.expiresAt, condition: 'NX' },
       { cmd: 'set', key: this.dataKey(id), value: encodeData(data), pxat: meta.expiresAt, condition: 'NX' },
       { cmd: 'zremrangebyscore', key: index, min: '-inf', max: now },
@@ -135,7 +150,7 @@ export class SessionStore<T = Record<string, unknown>> {
     ]);
     // The last two replies are the index expiry's: PEXPIREAT NX/GT needs Redis 7 semantics
     // (an older server refuses it as it is queued, which aborts the whole transaction).
-    throwIfError(replies.slice(0, 4));
+    this.throwIfError(replies.slice(0, 4));
     if (replies[0] !== 'OK' || replies[1] !== 'OK') {
       throw new Error('createSession: the store did not create the session');
     }
@@ -166,12 +181,12 @@ export class SessionStore<T = Record<string, unknown>> {
     const expiresAt = Math.min(now + this.idleTimeout, meta.absoluteExpiresAt);
     if (expiresAt <= meta.expiresAt) return toSession(id, meta, data);
     const renewed: MetaRecord = { ...meta, expiresAt, renewedAt: now };
-    const replies = await this.adapter.multi([
+    const replies = await this.io.multi([
       { cmd: 'set', key: this.metaKey(id), value: JSON.stringify(renewed), pxat: expiresAt, condition: 'XX' },
       { cmd: 'pexpireat', key: this.dataKey(id), at: expiresAt },
       { cmd: 'zadd', key: this.userIndexKey(meta.userId), score: expiresAt, member: id, condition: 'XX' },
     ]);
-    throwIfError(replies);
+    this.throwIfError(replies);
     if (replies[0] !== 'OK') return null; // destroyed or rotated away in the meantime
     return toSession(id, renewed, data);
   }
@@ -185,10 +200,10 @@ export class SessionStore<T = Record<string, unknown>> {
     const found = await this.load(token);
     if (!found) return null;
     const data = typeof update === 'function' ? (update as (current: T) => T)(found.data) : update;
-    const replies = await this.adapter.multi([
+    const replies = await this.io.multi([
       { cmd: 'set', key: this.dataKey(found.id), value: encodeData(data), keepTtl: true, condition: 'XX' },
     ]);
-    throwIfError(replies);
+    this.throwIfError(replies);
     if (replies[0] !== 'OK') return null;
     return toSession(found.id, found.meta, data);
   }
@@ -248,15 +263,15 @@ export class SessionStore<T = Record<string, unknown>> {
     // Always: for the same user, a ZREM of its only session deletes the index, and the ZADD
     // recreates it without an expiry.
     commands.push(...this.indexExpiry(newIndex, absoluteExpiresAt));
-    const replies = await this.adapter.multi(commands);
+    const replies = await this.io.multi(commands);
     if (replies[0] instanceof Error || replies[1] instanceof Error) {
       // The session vanished between our read and the transaction. Drop the index entry
       // the transaction added for a session that does not exist.
-      await this.adapter.multi([{ cmd: 'zrem', key: newIndex, members: [newId] }]);
+      await this.io.multi([{ cmd: 'zrem', key: newIndex, members: [newId] }]);
       if (isNoSuchKey(replies[0])) return null;
-      throw replies[0] instanceof Error ? replies[0] : replies[1];
+      throw new SessionStoreError(this.adapter.name, replies[0] instanceof Error ? replies[0] : replies[1]);
     }
-    throwIfError(replies.slice(0, 6)); // see createSession for the index-expiry replies
+    this.throwIfError(replies.slice(0, 6)); // see createSession for the index-expiry replies
     if (replies[2] !== 'OK') return null;
     return { token: newToken, session: toSession(newId, next, data) };
   }
@@ -285,14 +300,14 @@ export class SessionStore<T = Record<string, unknown>> {
     checkUserId(userId);
     const now = this.now();
     const index = this.userIndexKey(userId);
-    const replies = await this.adapter.multi([
+    const replies = await this.io.multi([
       { cmd: 'zremrangebyscore', key: index, min: '-inf', max: now },
       { cmd: 'zrangebyscore', key: index, min: `(${now}`, max: '+inf' },
     ]);
-    throwIfError(replies);
+    this.throwIfError(replies);
     const ids = (replies[1] as unknown[]).map(String);
     if (ids.length === 0) return [];
-    const values = await this.adapter.mget(ids.flatMap((id) => [this.metaKey(id), this.dataKey(id)]));
+    const values = await this.io.mget(ids.flatMap((id) => [this.metaKey(id), this.dataKey(id)]));
     const sessions: SessionInfo<T>[] = [];
     const stale: string[] = [];
     ids.forEach((id, i) => {
@@ -306,7 +321,7 @@ export class SessionStore<T = Record<string, unknown>> {
       const { csrfToken: _omit, ...info } = toSession(id, meta, data.value);
       sessions.push(info);
     });
-    if (stale.length > 0) await this.adapter.multi([{ cmd: 'zrem', key: index, members: stale }]);
+    if (stale.length > 0) await this.io.multi([{ cmd: 'zrem', key: index, members: stale }]);
     return sessions.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
   }
 
@@ -322,15 +337,15 @@ export class SessionStore<T = Record<string, unknown>> {
     const except = options.except;
     let destroyed = 0;
     for (let round = 0; round < 10; round++) {
-      const ids = await this.adapter.zrangebyscore(index, '-inf', '+inf');
+      const ids = await this.io.zrangebyscore(index, '-inf', '+inf');
       const targets = ids.filter((id) => !(except !== undefined && timingSafeEqual(id, except)));
       if (targets.length === 0) return destroyed;
-      const replies = await this.adapter.multi([
+      const replies = await this.io.multi([
         { cmd: 'del', keys: targets.map((id) => this.metaKey(id)) },
         { cmd: 'del', keys: targets.map((id) => this.dataKey(id)) },
         { cmd: 'zrem', key: index, members: targets },
       ]);
-      throwIfError(replies);
+      this.throwIfError(replies);
       destroyed += Number(replies[0]) || 0;
     }
     throw new Error(`destroyUserSessions: sessions of ${JSON.stringify(userId)} keep appearing; gave up after 10 rounds`);
@@ -341,7 +356,7 @@ export class SessionStore<T = Record<string, unknown>> {
   private async load(token: string): Promise<{ id: string; meta: MetaRecord; data: T } | null> {
     if (!isWellFormedToken(token)) return null;
     const id = await sha256Hex(token);
-    const [rawMeta, rawData] = await this.adapter.mget([this.metaKey(id), this.dataKey(id)]);
+    const [rawMeta, rawData] = await this.io.mget([this.metaKey(id), this.dataKey(id)]);
     const meta = decodeMeta(rawMeta);
     const data = decodeData<T>(rawData);
     if (!meta || data === undefined || !isLive(meta, this.now())) return null;
@@ -349,18 +364,18 @@ export class SessionStore<T = Record<string, unknown>> {
   }
 
   private async destroyById(id: string, owner: string | null): Promise<boolean> {
-    const meta = decodeMeta(await this.adapter.get(this.metaKey(id)));
+    const meta = decodeMeta(await this.io.get(this.metaKey(id)));
     if (owner !== null) {
       if (!meta) {
-        await this.adapter.multi([{ cmd: 'zrem', key: this.userIndexKey(owner), members: [id] }]);
+        await this.io.multi([{ cmd: 'zrem', key: this.userIndexKey(owner), members: [id] }]);
         return false;
       }
       if (!timingSafeEqual(meta.userId, owner)) return false;
     }
     const commands: StoreCommand[] = [{ cmd: 'del', keys: [this.metaKey(id), this.dataKey(id)] }];
     if (meta) commands.push({ cmd: 'zrem', key: this.userIndexKey(meta.userId), members: [id] });
-    const replies = await this.adapter.multi(commands);
-    throwIfError(replies);
+    const replies = await this.io.multi(commands);
+    this.throwIfError(replies);
     return Number(replies[0]) > 0 && meta !== null;
   }
 
@@ -368,6 +383,12 @@ export class SessionStore<T = Record<string, unknown>> {
    * Keeps the index key alive as long as its longest-lived session could be: set an expiry
    * if it has none (NX), raise it if this one is later (GT). Never lowers it.
    */
+  /** Throws the first command error among `replies`, as a `SessionStoreError`. */
+  private throwIfError(replies: unknown[]): void {
+    const e = firstError(replies);
+    if (e) throw new SessionStoreError(this.adapter.name, e);
+  }
+
   private indexExpiry(index: string, at: number): StoreCommand[] {
     return [
       { cmd: 'pexpireat', key: index, at, option: 'NX' },
@@ -451,9 +472,19 @@ function firstError(replies: unknown[]): Error | undefined {
   return replies.find((r): r is Error => r instanceof Error);
 }
 
-function throwIfError(replies: unknown[]): void {
-  const e = firstError(replies);
-  if (e) throw e;
+/** `adapter`, with every rejection of its calls a `SessionStoreError`. */
+function failingAsStoreErrors(adapter: SessionAdapter): SessionAdapter {
+  const guard = <R>(call: () => Promise<R>): Promise<R> =>
+    call().catch((e: unknown) => {
+      throw new SessionStoreError(adapter.name, e);
+    });
+  return {
+    name: adapter.name,
+    get: (key) => guard(() => adapter.get(key)),
+    mget: (keys) => guard(() => adapter.mget(keys)),
+    zrangebyscore: (key, min, max) => guard(() => adapter.zrangebyscore(key, min, max)),
+    multi: (commands) => guard(() => adapter.multi(commands)),
+  };
 }
 
 function isNoSuchKey(e: unknown): boolean {

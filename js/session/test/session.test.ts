@@ -1,12 +1,15 @@
 // Runs the session suite against live servers:
 //   StayKV over ioredis, node-redis and @upstash/redis (HTTP API), and redis-server over ioredis.
-import { after } from 'node:test';
 
 import { Redis as UpstashRedis } from '@upstash/redis';
 import { Redis as IORedis } from 'ioredis';
 import { createClient } from 'redis';
 
-import { ioredisAdapter, nodeRedisAdapter, upstashAdapter } from '../src/index.js';
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+
+import { createSessionStore, ioredisAdapter, nodeRedisAdapter, SessionStoreError, upstashAdapter } from '../src/index.js';
+import { sessionMiddleware } from '../src/next/middleware.js';
 import { startRedisServer, startStayKV, type ServerHandle } from './harness.js';
 import { defineSessionSuite } from './suite.js';
 
@@ -71,3 +74,37 @@ for (const automaticDeserialization of [true, false]) {
 }
 
 defineSessionSuite(`redis-server (RESP :${redis.port}) via ioredis`, { connect: ioredisTarget(redis.port) });
+
+// A store that stops: every call fails with a SessionStoreError carrying the client's own
+// error, and the middleware answers 503 instead of letting the request through or sending the
+// user to sign in again.
+describe('a store that cannot be reached', () => {
+  it('fails calls with SessionStoreError and the middleware with 503, over RESP and HTTP', async (t) => {
+    const down = await startStayKV();
+    servers.push(down);
+    const ioredis = new IORedis({ port: down.port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+    t.after(() => ioredis.disconnect());
+    const adapters = [ioredisAdapter(ioredis)];
+    if (!down.httpUnavailableReason) {
+      const client = new UpstashRedis({ url: down.httpUrl, token: down.httpToken, enableTelemetry: false, retry: false });
+      adapters.push(upstashAdapter(client));
+    }
+    const stores = adapters.map((adapter) => createSessionStore<{ n: number }>({ adapter }));
+    const tokens = await Promise.all(stores.map(async (store) => (await store.createSession('kim', { n: 1 })).token));
+    await down.stop();
+    for (const [i, store] of stores.entries()) {
+      const name = store.adapter.name;
+      const token = tokens[i] ?? '';
+      await assert.rejects(store.getSession(token), (e: unknown) => {
+        assert.ok(e instanceof SessionStoreError, `${name}: ${String(e)}`);
+        assert.ok(e.cause instanceof Error, `${name}: the client's error is the cause`);
+        return true;
+      });
+      const mw = sessionMiddleware(store, { loginPath: '/login' });
+      const response = await mw(new Request('https://app.example/', { headers: { cookie: `__Host-session=${token}` } }));
+      assert.equal(response?.status, 503, name);
+      assert.equal(response?.headers.get('retry-after'), '1', name);
+      assert.equal(response?.headers.get('x-staykv-session'), 'unavailable', name);
+    }
+  });
+});

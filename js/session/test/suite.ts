@@ -8,6 +8,7 @@ import type { Redis as IORedis } from 'ioredis';
 import {
   createSessionStore,
   generateToken,
+  SessionStoreError,
   type CreatedSession,
   type SessionAdapter,
   type SessionStore,
@@ -358,6 +359,19 @@ export function defineSessionSuite(
       assert.equal(invalid?.headers.get('x-staykv-session'), 'invalid');
       // Not deleted: this request may have raced a rotation whose new cookie it would erase.
       assert.equal(invalid?.headers.get('set-cookie'), null);
+    });
+
+    it('a command the store refuses surfaces as a SessionStoreError carrying its reply', async () => {
+      const store = makeStore();
+      await admin.set(store.userIndexKey('jay'), 'not a sorted set');
+      await assert.rejects(store.createSession('jay', { name: 'Jay', role: 'user' }), (e: unknown) => {
+        assert.ok(e instanceof SessionStoreError, String(e));
+        assert.match(String((e.cause as Error).message), /WRONGTYPE/);
+        assert.match(e.message, new RegExp(`session store \\(${conn.adapter.name}\\) failed: .*WRONGTYPE`));
+        return true;
+      });
+      // The transaction's SETs ran before its ZADD failed: a session no token reaches.
+      await admin.del(store.userIndexKey('jay'), ...(await admin.keys(`${store.keyPrefix}*`)));
     });
 
     it('the store never holds a raw token (all keys and values scanned)', async () => {

@@ -128,4 +128,5 @@ export type { VerifyOriginOptions, RequestLike } from '../csrf.js';
 export { sessionMiddleware, getRequestSession, safeRedirectPath } from './middleware.js';
 export type { SessionMiddlewareOptions, MiddlewareRequest } from './middleware.js';
 export { sessionCookieName } from '../cookie.js';
+export { SessionStoreError } from '../store.js';
 export type { Session, SessionInfo, CreatedSession } from '../store.js';

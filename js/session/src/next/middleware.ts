@@ -2,7 +2,7 @@
 // from `@staykv/session/next/middleware` in `middleware.ts` (Next 15, edge runtime) or
 // `proxy.ts` (Next 16, Node runtime), with a store over `upstashAdapter` (HTTP).
 import { readCookie, sessionCookieName } from '../cookie.js';
-import type { Session, SessionStore } from '../store.js';
+import { SessionStoreError, type Session, type SessionStore } from '../store.js';
 
 /** The request shape the helpers read (`NextRequest` and `Request` both fit). */
 export interface MiddlewareRequest {
@@ -45,6 +45,9 @@ export async function getRequestSession<T>(
  * cookie, so arriving after the new cookie it would erase that and log the user out. The
  * store refuses the stale token anyway, and the next sign-in replaces it.
  *
+ * When the store cannot be reached it answers 503 (`retry-after: 1`): it lets no one through,
+ * and sends no one to sign in again while their session may well be live.
+ *
  * ```ts
  * // middleware.ts (Next 15) — or proxy.ts with `export const proxy = …` (Next 16)
  * export const middleware = sessionMiddleware(edgeStore, { loginPath: '/login' });
@@ -59,15 +62,24 @@ export function sessionMiddleware<T>(
   const param = options.redirectParam === undefined ? 'next' : options.redirectParam;
   return async (request) => {
     const token = readCookie(request.headers.get('cookie'), cookieName);
-    const session = token
-      ? await (options.touch ? store.touch(token) : store.getSession(token))
-      : null;
+    let session: Session<T> | null = null;
+    try {
+      if (token) session = await (options.touch ? store.touch(token) : store.getSession(token));
+    } catch (e) {
+      if (e instanceof SessionStoreError) return unavailableResponse();
+      throw e;
+    }
     if (session) return undefined;
     const url = new URL(request.url);
     const target = new URL(options.loginPath, url);
     if (param) target.searchParams.set(param, url.pathname + url.search);
     return redirectResponse(target, { 'x-staykv-session': token ? 'invalid' : 'missing' });
   };
+}
+
+function unavailableResponse(): Response {
+  const headers = { 'retry-after': '1', 'cache-control': 'no-store', 'x-staykv-session': 'unavailable' };
+  return new Response('The session store is unavailable; try again shortly.', { status: 503, headers });
 }
 
 function redirectResponse(location: URL, headers: Record<string, string>): Response {
