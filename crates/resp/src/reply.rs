@@ -43,8 +43,11 @@ pub enum Reply {
     /// [`format_human_double`]'s text, a bulk string in RESP2 and a double in RESP3.
     HumanDouble(f64),
     Bool(bool),
-    /// Verbatim text (`INFO`, `CLIENT INFO` in RESP3); a bulk string in RESP2.
-    Verbatim(Bytes),
+    /// Verbatim text with its three-letter format (`txt` for `INFO`, `CLIENT INFO`...; a
+    /// script may name another); a bulk string in RESP2.
+    Verbatim([u8; 3], Bytes),
+    /// A number of any size, as text (a script's `{big_number=...}`); a bulk string in RESP2.
+    BigNumber(Bytes),
     /// Out-of-band data (pub/sub messages) in RESP3; an array in RESP2.
     Push(Vec<Reply>),
     /// Several replies to one command, sent back to back (SUBSCRIBE confirms each channel).
@@ -67,6 +70,11 @@ impl Reply {
 
     pub fn bulk_str(text: &str) -> Reply {
         Reply::bulk(text.as_bytes())
+    }
+
+    /// Verbatim text of format `txt`.
+    pub fn verbatim(text: impl Into<Bytes>) -> Reply {
+        Reply::Verbatim(*b"txt", text.into())
     }
 
     pub fn is_error(&self) -> bool {
@@ -140,13 +148,20 @@ impl Reply {
             Reply::HumanDouble(d) => bulk(out, format_human_double(*d).as_bytes()),
             Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Bool(b) => header(out, b':', i64::from(*b)),
-            Reply::Verbatim(text) if resp3 => {
+            Reply::Verbatim(format, text) if resp3 => {
                 header(out, b'=', len_i64(text.len() + 4));
-                out.put_slice(b"txt:");
+                out.put_slice(format);
+                out.put_u8(b':');
                 out.put_slice(text);
                 out.put_slice(b"\r\n");
             }
-            Reply::Verbatim(text) => shared_bulk(out, text),
+            Reply::Verbatim(_, text) => shared_bulk(out, text),
+            Reply::BigNumber(digits) if resp3 => {
+                out.put_u8(b'(');
+                out.put_slice(digits);
+                out.put_slice(b"\r\n");
+            }
+            Reply::BigNumber(digits) => bulk(out, digits),
             Reply::Many(replies) => {
                 for reply in replies {
                     reply.encode(proto, out);
@@ -286,7 +301,7 @@ mod tests {
         let reply = Reply::Array(vec![
             Reply::Bulk(large.clone()),
             Reply::Int(7),
-            Reply::Verbatim(large),
+            Reply::verbatim(large),
             Reply::bulk_str("small"),
         ]);
         for proto in [Protocol::Resp2, Protocol::Resp3] {
@@ -317,7 +332,11 @@ mod tests {
         assert_eq!(wire(&Reply::HumanDouble(-0.0), Protocol::Resp3), ",0\r\n");
         assert_eq!(wire(&Reply::Bool(true), Protocol::Resp2), ":1\r\n");
         assert_eq!(wire(&Reply::Bool(false), Protocol::Resp3), "#f\r\n");
-        assert_eq!(wire(&Reply::Verbatim(Bytes::from("x")), Protocol::Resp3), "=5\r\ntxt:x\r\n");
+        assert_eq!(wire(&Reply::verbatim("x"), Protocol::Resp3), "=5\r\ntxt:x\r\n");
+        assert_eq!(wire(&Reply::Verbatim(*b"mkd", Bytes::from("x")), Protocol::Resp3), "=5\r\nmkd:x\r\n");
+        assert_eq!(wire(&Reply::Verbatim(*b"mkd", Bytes::from("x")), Protocol::Resp2), "$1\r\nx\r\n");
+        assert_eq!(wire(&Reply::BigNumber(Bytes::from("123")), Protocol::Resp3), "(123\r\n");
+        assert_eq!(wire(&Reply::BigNumber(Bytes::from("123")), Protocol::Resp2), "$3\r\n123\r\n");
         assert_eq!(wire(&Reply::error("ERR a\r\nb"), Protocol::Resp2), "-ERR a  b\r\n");
         // A line break at the end (an argument quoted in the message) is trimmed, as Redis.
         assert_eq!(wire(&Reply::error("ERR given: x\n"), Protocol::Resp2), "-ERR given: x\r\n");

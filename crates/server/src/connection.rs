@@ -77,7 +77,7 @@ async fn sleep_until_or_forever(deadline: Option<Instant>) {
 /// stopped reading could queue gigabytes and still look under its limit.
 pub(crate) fn approximate_size(reply: &Reply) -> usize {
     match reply {
-        Reply::Bulk(b) | Reply::Verbatim(b) | Reply::ErrorBytes(b) => b.len() + 16,
+        Reply::Bulk(b) | Reply::Verbatim(_, b) | Reply::BigNumber(b) | Reply::ErrorBytes(b) => b.len() + 16,
         Reply::StatusOwned(text) | Reply::Error(text) => text.len() + 16,
         Reply::Push(items) | Reply::Array(items) | Reply::Set(items) | Reply::Many(items) => {
             items.iter().map(approximate_size).sum::<usize>() + 8

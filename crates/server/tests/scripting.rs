@@ -6,8 +6,7 @@
 //!
 //! Both servers are fresh, so `math.random` (Redis's rand48, never reseeded) gives both the
 //! same sequence. Known, deliberate differences are left out of the cases: DEBUG (not a
-//! StayKV command), RESP3 big numbers (sent as bulk strings), and the
-//! order of several libraries or functions in FUNCTION LIST (Redis lists them in hash order,
+//! StayKV command), and the order of several libraries or functions in FUNCTION LIST (Redis lists them in hash order,
 //! which changes from one process to the next; StayKV sorts them by name).
 //!
 //! Run: cargo test -p staykv --test scripting -- --nocapture
@@ -845,6 +844,15 @@ const CONVERSION_CASES: &[&[&str]] = &[
     &["eval", "return {map={a=1}}", "0"],
     &["eval", "return {set={a=true}}", "0"],
     &["eval", "return {verbatim_string={format='txt', string='hello'}}", "0"],
+    &["eval", "return {verbatim_string={format='mkd', string='# hi'}}", "0"],
+    &["eval", "return {verbatim_string={format='ab', string='x'}}", "0"],
+    &["eval", "return {verbatim_string={format='abcd', string='x'}}", "0"],
+    &["eval", "return {verbatim_string={format='', string='x'}}", "0"],
+    &["eval", "return {verbatim_string={format=1, string='x'}}", "0"],
+    &["eval", "return {big_number='1234567999999999999999999999999999999'}", "0"],
+    &["eval", "return {big_number='123\r\n123'}", "0"],
+    &["eval", "return {big_number=123}", "0"],
+    &["eval", "redis.setresp(3) local t = redis.call('client', 'info') return {type(t), type(t.verbatim_string), t.verbatim_string.format}", "0"],
     &["eval", "return true", "0"],
     &["eval", "return false", "0"],
     &["eval", "redis.setresp(3) return true", "0"],

@@ -298,10 +298,8 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             };
             Reply::Ok
         }
-        s if is(s, "info") => {
-            Reply::Verbatim(Bytes::from(ctx.host.client_list(ctx.client, &ClientFilter::id(ctx.client.id))))
-        }
-        s if is(s, "list") => Reply::Verbatim(Bytes::from(client_list(ctx, args)?)),
+        s if is(s, "info") => Reply::verbatim(ctx.host.client_list(ctx.client, &ClientFilter::id(ctx.client.id))),
+        s if is(s, "list") => Reply::verbatim(client_list(ctx, args)?),
         s if is(s, "kill") => client_kill(ctx, args)?,
         s if is(s, "pause") => client_pause(ctx, args)?,
         s if is(s, "unblock") => client_unblock(ctx, args)?,

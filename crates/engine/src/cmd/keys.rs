@@ -606,7 +606,7 @@ fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         s if is(s, "stats") => Ok(crate::memory_report::stats(&ctx.host.process_memory(), &engine_memory(ctx))),
         s if is(s, "doctor") => {
             let report = crate::memory_report::doctor(&ctx.host.process_memory(), &engine_memory(ctx));
-            Ok(Reply::Verbatim(Bytes::from(report)))
+            Ok(Reply::verbatim(report))
         }
         s if is(s, "malloc-stats") => Ok(Reply::bulk_str("Stats not supported for the current allocator")),
         s if is(s, "purge") => {

@@ -388,7 +388,7 @@ fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 err(&format!("ERR No samples available for event '{}'", String::from_utf8_lossy(name)))
             })?;
             let graph = crate::latency_report::graph(&String::from_utf8_lossy(name), &series, ctx.now / 1000);
-            Ok(Reply::Verbatim(Bytes::from(graph)))
+            Ok(Reply::verbatim(graph))
         }
         s if is(s, "histogram") => Ok(latency_histogram(ctx, args.get(2..).unwrap_or_default())),
         s if is(s, "help") => Ok(super::help(LATENCY_HELP)),
@@ -406,7 +406,7 @@ fn latency_doctor(ctx: &Ctx) -> Reply {
         slowlog_threshold_us: ctx.engine.slowlog.threshold_us(),
         fsync_always,
     };
-    Reply::Verbatim(Bytes::from(crate::latency_report::doctor(&monitor.events(), &settings)))
+    Reply::verbatim(crate::latency_report::doctor(&monitor.events(), &settings))
 }
 
 fn slowlog_entry(entry: crate::slowlog::Entry) -> Reply {
@@ -464,7 +464,7 @@ fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         let _ = write!(out, "# {title}\r\n{body}");
     }
-    Ok(Reply::Verbatim(Bytes::from(out)))
+    Ok(Reply::verbatim(out))
 }
 
 fn section_body(ctx: &mut Ctx, section: &str) -> String {
@@ -874,7 +874,7 @@ mod tests {
         }
         let reply = run(&engine, &mut c, &log, "INFO commandstats").reply;
         let info = match reply {
-            Reply::Verbatim(text) => String::from_utf8(text.to_vec()).unwrap(),
+            Reply::Verbatim(_, text) => String::from_utf8(text.to_vec()).unwrap(),
             other => format!("{other:?}"),
         };
         assert!(info.contains("cmdstat_get:calls=10,usec=9,usec_per_call=0.90,"), "{info}");

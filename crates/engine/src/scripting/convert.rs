@@ -130,13 +130,14 @@ pub(crate) fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Resul
         }
         Reply::Bool(b) if !resp3 => Value::Number(if *b { 1.0 } else { 0.0 }),
         Reply::Bool(b) => Value::Boolean(*b),
-        Reply::Verbatim(text) if !resp3 => string(text)?,
-        Reply::Verbatim(text) => {
+        Reply::Verbatim(_, text) | Reply::BigNumber(text) if !resp3 => string(text)?,
+        Reply::Verbatim(format, text) => {
             let inner = lua.create_table()?;
             inner.raw_set("string", lua.create_string(text)?)?;
-            inner.raw_set("format", "txt")?;
+            inner.raw_set("format", lua.create_string(format)?)?;
             single_field(lua, "verbatim_string", Value::Table(inner))?
         }
+        Reply::BigNumber(digits) => single_field(lua, "big_number", string(digits)?)?,
     })
 }
 
@@ -200,14 +201,19 @@ fn table_to_reply(lua: &Lua, t: &Table, resp3: bool, depth: usize) -> mlua::Resu
         _ => {}
     }
     if let Value::String(big) = t.raw_get::<Value>("big_number")? {
-        return Ok(Reply::Bulk(Bytes::copy_from_slice(&big.as_bytes())));
+        // Line breaks would end the RESP3 line early: Redis maps them to spaces.
+        let digits =
+            big.as_bytes().iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }).collect::<Vec<u8>>();
+        return Ok(Reply::BigNumber(Bytes::from(digits)));
     }
     if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
         if let (Value::String(format), Value::String(text)) =
             (v.raw_get::<Value>("format")?, v.raw_get::<Value>("string")?)
         {
-            let text = Bytes::copy_from_slice(&text.as_bytes());
-            return Ok(if format.as_bytes().as_ref() == b"txt" { Reply::Verbatim(text) } else { Reply::Bulk(text) });
+            // Its first three bytes, padded with spaces (`addReplyVerbatim`).
+            let mut code = *b"   ";
+            code.iter_mut().zip(format.as_bytes().iter()).for_each(|(to, &from)| *to = from);
+            return Ok(Reply::Verbatim(code, Bytes::copy_from_slice(&text.as_bytes())));
         }
     }
     if let Value::Table(map) = t.raw_get::<Value>("map")? {

@@ -61,7 +61,7 @@ fn value(reply: &Reply, encoding: Encoding, top: bool, out: &mut Vec<u8>) {
         Reply::Int(n) => {
             let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
         }
-        Reply::Bulk(bytes) | Reply::Verbatim(bytes) => string(bytes, encoding, out),
+        Reply::Bulk(bytes) | Reply::Verbatim(_, bytes) | Reply::BigNumber(bytes) => string(bytes, encoding, out),
         Reply::Nil | Reply::NilArray => out.extend_from_slice(b"null"),
         // `Many` (several replies to one command, as SUBSCRIBE sends) becomes one array.
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Many(items) => {
