@@ -72,10 +72,17 @@ impl ClientBuffers {
         self.reply_room.store(room, Ordering::Relaxed);
     }
 
-    /// A push of about `bytes` queued; returns the bytes now queued.
+    /// A push of about `bytes` queued; returns all the client has not taken now (`omem`):
+    /// the queued pushes and the replies of a write not yet finished.
     pub fn queue_message(&self, bytes: usize) -> usize {
         self.messages.fetch_add(1, Ordering::Relaxed);
-        self.message_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes
+        let queued = self.message_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        queued + self.unwritten.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the pushes queued.
+    pub fn queued_bytes(&self) -> usize {
+        self.message_bytes.load(Ordering::Acquire)
     }
 
     /// `count` queued messages of `bytes` in all taken into the output.
@@ -86,7 +93,7 @@ impl ClientBuffers {
 
     /// Whether any push waits (one load: the common answer is no).
     pub fn has_messages(&self) -> bool {
-        self.message_bytes.load(Ordering::Acquire) > 0
+        self.queued_bytes() > 0
     }
 
     pub fn figures(&self) -> BufferFigures {
@@ -126,8 +133,8 @@ mod tests {
         buffers.set_query(26, 1024);
         buffers.set_unwritten(5000);
         buffers.set_reply_room(8192);
-        assert_eq!(buffers.queue_message(100), 100);
-        assert_eq!(buffers.queue_message(50), 150);
+        assert_eq!(buffers.queue_message(100), 5100);
+        assert_eq!(buffers.queue_message(50), 5150);
         let seen = buffers.figures();
         assert_eq!((seen.query, seen.query_free, seen.messages), (26, 998, 2));
         assert_eq!(seen.output(), 5150);

@@ -44,14 +44,14 @@ struct Mailbox {
 }
 
 impl Mailbox {
-    /// Queue a message; past the client's class's hard limit (`client-output-buffer-limit`)
-    /// drop the client instead: it stopped reading. (The housekeeping tick enforces the soft
-    /// one.)
+    /// Queue a message; when the client's output (this queue and its replies not yet
+    /// written) would pass its class's hard limit (`client-output-buffer-limit`), drop the
+    /// client instead: it stopped reading. (The housekeeping tick enforces the soft one.)
     fn deliver(&self, message: Reply, record: &ClientRecord, limits: OutputLimits) {
         let size = approximate_size(&message);
-        let queued = record.buffers.queue_message(size) as u64;
+        let pending = record.buffers.queue_message(size) as u64;
         let limit = limits.of(record.subscribed.load(Ordering::Acquire));
-        if limit.hard > 0 && queued > limit.hard {
+        if limit.hard > 0 && pending > limit.hard {
             // Not queued after all: counted out again, so the figures stay those of the queue.
             record.buffers.take_messages(1, size);
             if record.close() {
@@ -750,11 +750,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // traffic or not. The whole batch counts until its write finishes: the kernel takes
         // most of a batch into the socket at once, and a client that never reads then holds
         // its remainder, under any limit, for good, since its requests are not read while its
-        // replies wait.
+        // replies wait. Pushes queued meanwhile count too: they are output the client has
+        // not taken.
         let limits = self.shared.host.limits.output();
         let limit = limits.of(self.client.subscription_count() > 0);
         let pending = self.output.len() as u64;
-        if limit.hard > 0 && pending > limit.hard {
+        if limit.hard > 0 && pending + self.record.buffers.queued_bytes() as u64 > limit.hard {
             tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its hard limit");
             return Err(Close::Protocol);
         }

@@ -174,6 +174,50 @@ fn a_subscriber_over_the_soft_limit_is_closed_without_more_traffic_as_in_redis()
     common::same_as_redis(soft_limit_scenario, &["closed with nothing published: true, not before its second: true"]);
 }
 
+/// A subscriber that stops reading is closed once all it has not taken passes the hard
+/// limit: the messages queued for it and the replies of its unfinished write together, as
+/// Redis counts one output buffer. StayKV held each of the two to the limit apart: a
+/// subscriber that read a little once its queue was nearly full took the queue into a write
+/// it never finished, and could then queue as much again. Here: 256 KiB messages until 6 MB
+/// wait, the subscriber reads 1 MB, then messages until it is closed; `omem` is read after
+/// each message.
+fn hard_limit_scenario(server: &Server) -> Vec<String> {
+    let (mut admin, mut subscriber) = (server.connect(), server.connect());
+    admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 8mb 0 0"]);
+    let id = subscriber.cmd_text(&["CLIENT", "ID"]);
+    subscriber.cmd(&["SUBSCRIBE", "ch"]);
+    let message = "m".repeat(256 << 10);
+    let (mut most, mut published, mut has_read) = (0u64, 0, false);
+    let closed = loop {
+        let line = admin.cmd_text(&["CLIENT", "LIST", "ID", &id]);
+        if line.is_empty() || published == 400 {
+            break line.is_empty();
+        }
+        let omem = line.split_whitespace().find_map(|f| f.strip_prefix("omem=")?.parse().ok()).unwrap_or(0);
+        most = most.max(omem);
+        if omem > 6 << 20 && !has_read {
+            let mut taken = vec![0u8; 1 << 20];
+            std::io::Read::read_exact(&mut subscriber.stream(), &mut taken).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            has_read = true;
+        }
+        admin.cmd(&["PUBLISH", "ch", &message]);
+        published += 1;
+    };
+    vec![format!(
+        "read once: {has_read}, closed: {closed}, most held within the limit and a message: {}",
+        most <= (8 << 20) + (300 << 10)
+    )]
+}
+
+#[test]
+fn a_subscriber_is_closed_when_all_it_holds_passes_the_hard_limit_as_in_redis() {
+    common::same_as_redis(
+        hard_limit_scenario,
+        &["read once: true, closed: true, most held within the limit and a message: true"],
+    );
+}
+
 /// A MONITOR client's lines count against the `normal` class's output limits, as in Redis,
 /// not the `pubsub` class's: one that reads slowly under the default `normal 0 0 0` is kept,
 /// while a subscriber is closed past its pub/sub limit; its `omem` shows what waits, and
