@@ -272,7 +272,17 @@ table_lib.insert = function(t, ...) writable(t) insert(t, ...) end
 table_lib.remove = function(t, ...) writable(t) return results(remove(t, ...)) end
 table_lib.sort = function(t, ...) writable(t) sort(t, ...) end
 globals.table = protect(table_lib)
-globals.coroutine = protect(coroutine)
+-- coroutine.resume hands back what the C functions raise (an error table from redis.call),
+-- as in Redis, not the userdata StayKV's Rust functions raise.
+local coroutine_lib, raw_resume = library(coroutine), coroutine.resume
+local function resume_result(ok, ...)
+  if ok then return true, ... end
+  local e = ...
+  if type(e) == 'userdata' then e = error_value(e) end
+  return false, e
+end
+coroutine_lib.resume = function(co, ...) return resume_result(raw_resume(co, ...)) end
+globals.coroutine = protect(coroutine_lib)
 globals.cjson = cjson_proxy
 globals.bit = protect(library(api.bit))
 globals.struct = protect(library(api.struct))
