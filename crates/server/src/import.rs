@@ -472,6 +472,14 @@ fn replay_aof(
         }
     }
     if client.multi.is_some() {
+        if tail == Tail::Whole {
+            // Redis reads it as a cut-off file (aof.c, "Revert incomplete MULTI/EXEC").
+            return Err(format!(
+                "{}: ends inside MULTI, and this is not the last file of the AOF: \
+                 the commands after it are lost (Redis refuses to load it too)",
+                path.display()
+            ));
+        }
         eprintln!(
             "warning: {} ends inside MULTI: the incomplete transaction is dropped, as Redis does",
             path.display()
@@ -823,6 +831,10 @@ mod tests {
             import_aof_dir(dir.path(), &engine, &mut Report::default()).map(|()| key_count(&engine))
         };
         assert_eq!(import(&set("a"), &(set("b") + cut)), Ok(2));
+        let multi = "*1\r\n$5\r\nMULTI\r\n";
+        assert_eq!(import(&set("a"), &(set("b") + multi + &set("c"))), Ok(2));
+        let refused = import(&(set("a") + multi + &set("c")), &set("b")).unwrap_err();
+        assert!(refused.contains("a.base.aof: ends inside MULTI") && refused.contains("not the last"), "{refused}");
         let refused = import(&(set("a") + cut), &set("b")).unwrap_err();
         assert!(
             refused.contains("a.base.aof: incomplete command at offset 27") && refused.contains("not the last"),
