@@ -379,16 +379,16 @@ export class SessionStore<T = Record<string, unknown>> {
     return Number(replies[0]) > 0 && meta !== null;
   }
 
-  /**
-   * Keeps the index key alive as long as its longest-lived session could be: set an expiry
-   * if it has none (NX), raise it if this one is later (GT). Never lowers it.
-   */
   /** Throws the first command error among `replies`, as a `SessionStoreError`. */
   private throwIfError(replies: unknown[]): void {
     const e = firstError(replies);
     if (e) throw new SessionStoreError(this.adapter.name, e);
   }
 
+  /**
+   * Keeps the index key alive as long as its longest-lived session could be: set an expiry
+   * if it has none (NX), raise it if this one is later (GT). Never lowers it.
+   */
   private indexExpiry(index: string, at: number): StoreCommand[] {
     return [
       { cmd: 'pexpireat', key: index, at, option: 'NX' },
@@ -472,12 +472,15 @@ function firstError(replies: unknown[]): Error | undefined {
   return replies.find((r): r is Error => r instanceof Error);
 }
 
-/** `adapter`, with every rejection of its calls a `SessionStoreError`. */
+/** `adapter`, with every failure of its calls (a rejection, or a throw) a `SessionStoreError`. */
 function failingAsStoreErrors(adapter: SessionAdapter): SessionAdapter {
-  const guard = <R>(call: () => Promise<R>): Promise<R> =>
-    call().catch((e: unknown) => {
+  const guard = async <R>(call: () => Promise<R>): Promise<R> => {
+    try {
+      return await call();
+    } catch (e) {
       throw new SessionStoreError(adapter.name, e);
-    });
+    }
+  };
   return {
     name: adapter.name,
     get: (key) => guard(() => adapter.get(key)),

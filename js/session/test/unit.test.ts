@@ -8,7 +8,9 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
+  createSessionStore,
   generateToken,
+  SessionStoreError,
   isWellFormedToken,
   readCookie,
   serializeCookie,
@@ -18,6 +20,7 @@ import {
   timingSafeEqual,
   verifyCsrfToken,
   verifyOrigin,
+  type SessionAdapter,
 } from '../src/index.js';
 import { safeRedirectPath } from '../src/next/middleware.js';
 
@@ -108,6 +111,20 @@ describe('verifyOrigin', () => {
     assert.equal(verifyCsrfToken(s, generateToken()), false);
     assert.equal(verifyCsrfToken(s, ''), false);
     assert.equal(verifyCsrfToken(null, s.csrfToken), false);
+  });
+});
+
+describe('an adapter that throws', () => {
+  it('throwing at once, not rejecting, still gives a SessionStoreError', async () => {
+    const broken = new Error('client not connected');
+    const fail = (): never => {
+      throw broken;
+    };
+    const adapter: SessionAdapter = { name: 'custom', get: fail, mget: fail, zrangebyscore: fail, multi: fail };
+    const store = createSessionStore({ adapter });
+    for (const call of [() => store.getSession(generateToken()), () => store.createSession('u', {})]) {
+      await assert.rejects(call(), (e: unknown) => e instanceof SessionStoreError && e.cause === broken);
+    }
   });
 });
 
