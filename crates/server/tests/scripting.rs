@@ -852,6 +852,7 @@ const CONVERSION_CASES: &[&[&str]] = &[
     &["eval", "return {verbatim_string={format='ab', string='x'}}", "0"],
     &["eval", "return {verbatim_string={format='abcd', string='x'}}", "0"],
     &["eval", "return {verbatim_string={format='', string='x'}}", "0"],
+    &["eval", "return {verbatim_string={format='a\\0b', string='x'}}", "0"],
     &["eval", "return {verbatim_string={format=1, string='x'}}", "0"],
     &["eval", "return {big_number='1234567999999999999999999999999999999'}", "0"],
     &["eval", "return {big_number='123\r\n123'}", "0"],

@@ -210,9 +210,12 @@ fn table_to_reply(lua: &Lua, t: &Table, resp3: bool, depth: usize) -> mlua::Resu
         if let (Value::String(format), Value::String(text)) =
             (v.raw_get::<Value>("format")?, v.raw_get::<Value>("string")?)
         {
-            // Its first three bytes, padded with spaces (`addReplyVerbatim`).
+            // Its first three bytes before any NUL (Redis reads a C string), padded with
+            // spaces (`addReplyVerbatim`).
             let mut code = *b"   ";
-            code.iter_mut().zip(format.as_bytes().iter()).for_each(|(to, &from)| *to = from);
+            let format = format.as_bytes();
+            let named = format.iter().take_while(|&&b| b != 0);
+            code.iter_mut().zip(named).for_each(|(to, &from)| *to = from);
             return Ok(Reply::Verbatim(code, Bytes::copy_from_slice(&text.as_bytes())));
         }
     }
