@@ -1527,8 +1527,14 @@ impl<'a> Ctx<'a> {
 
     /// [`Ctx::block`] for a consumer of `group` (XREADGROUP `>`): it takes only that group's
     /// new entries, so a change wakes the longest-waiting consumer of each group.
-    pub fn block_group_consumer(&mut self, keys: &[Bytes], deadline: Option<u64>, group: Bytes) -> bool {
-        self.wait_on(keys, deadline, Waiting::Group(group), None)
+    pub fn block_group_consumer(
+        &mut self,
+        keys: &[Bytes],
+        deadline: Option<u64>,
+        group: Bytes,
+        rerun: Vec<Bytes>,
+    ) -> bool {
+        self.wait_on(keys, deadline, Waiting::Group(group), Some(rerun))
     }
 
     /// Registers the client on `keys` as `waiting` says; false where it cannot wait.

@@ -328,18 +328,27 @@ impl Stream {
     }
 }
 
-/// Parse an unsigned decimal part of an ID the way Redis 7.0's `string2ull` accepts it, by
-/// way of `strtoull`: leading whitespace, then a `+` sign, leading zeros (checked against
-/// redis-server 7.0.15: `XADD s " 1"` adds `1-0`, `" -1"` is an invalid ID); anything
-/// else, overflow included, is refused.
+/// Parse an unsigned decimal part of an ID as Redis 7.0's `string2ull` does: a canonical
+/// integer (`string2ll`) unless it is negative, else whatever `strtoull` reads whole —
+/// leading whitespace, a sign, leading zeros, and a negative magnitude wrapped around, as C
+/// negates an unsigned value (`"1- -1"` is `1-18446744073709551615`, `"1--1"` is refused;
+/// checked against redis-server 7.0.15). Overflow is refused.
 fn parse_u64(text: &[u8]) -> Option<u64> {
+    if let Some(canonical) = crate::num::parse_i64(text) {
+        return u64::try_from(canonical).ok();
+    }
     let start = text.iter().position(|&b| !crate::num::is_c_space(b))?;
     let text = text.get(start..)?;
-    let digits = text.strip_prefix(b"+").unwrap_or(text);
+    let (negative, digits) = match text.first() {
+        Some(b'-') => (true, text.get(1..)?),
+        Some(b'+') => (false, text.get(1..)?),
+        _ => (false, text),
+    };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    let magnitude: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if negative { magnitude.wrapping_neg() } else { magnitude })
 }
 
 /// An ID argument as written, before defaults are applied.
@@ -417,7 +426,10 @@ mod tests {
             parse_id(b"18446744073709551615-18446744073709551615", false, false),
             Some(ParsedId::Full(StreamId::MAX))
         );
-        for bad in [&b""[..], b"1-", b"-1", b"1-2-3", b"a-1", b"18446744073709551616", b"1 -2", b"*"] {
+        assert_eq!(parse_id(b"1- -1", false, false), Some(ParsedId::Full(StreamId::new(1, u64::MAX))));
+        assert_eq!(parse_id(b"1--01", false, false), Some(ParsedId::Full(StreamId::new(1, u64::MAX))));
+        assert_eq!(parse_id(b"1--0", false, false), Some(ParsedId::Full(StreamId::new(1, 0))));
+        for bad in [&b""[..], b"1-", b"-1", b"1--1", b"1-2-3", b"a-1", b"18446744073709551616", b"1 -2", b"*"] {
             assert_eq!(parse_id(bad, true, true), None, "{}", String::from_utf8_lossy(bad));
         }
     }

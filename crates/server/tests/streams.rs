@@ -19,6 +19,19 @@ use persist_common::{call, call_str, dump_all, Val};
 /// Commands whose replies are compared, in order, on one connection per server. IDs are
 /// explicit so that replies do not depend on the clock.
 const SCRIPT: &[&[&str]] = &[
+    &["XADD", "ids1", "1- -1", "a", "1"],
+    &["XADD", "ids2", "1--1", "a", "1"],
+    &["XADD", "ids3", "1--01", "a", "1"],
+    &["XADD", "ids4", "1--0", "a", "1"],
+    &["XADD", "ids5", "1- -18446744073709551615", "a", "1"],
+    &["XADD", "ids6", "1- -18446744073709551616", "a", "1"],
+    &["XADD", "ids7", "1- +5", "a", "1"],
+    &["XADD", "ids8", "MAXLEN", "5", "MAXLEN", "3", "*", "a", "1"],
+    &["XADD", "ids8", "MINID", "0", "MAXLEN", "3", "*", "a", "1"],
+    &["XTRIM", "ids1", "MAXLEN", "1", "MINID", "0"],
+    &["XTRIM", "ids1", "MINID", "0", "MINID", "0"],
+    &["EXISTS", "ids8"],
+    &["DEL", "ids1", "ids2", "ids3", "ids4", "ids5", "ids6", "ids7", "ids8"],
     &["XADD", "s", "1-1", "a", "1"],
     &["XADD", "s", "1-2", "b", "2", "c", "3"],
     &["XADD", "s", "1", "x", "y"],
@@ -893,4 +906,42 @@ fn group_commands_do_not_break_watch_like_redis() {
         outcomes.push(runs);
     }
     assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// A blocked XREAD or XREADGROUP without COUNT, woken by 1,500 entries added in one EXEC,
+/// reads 1,000 of them, as Redis caps a woken reader (`XREAD_BLOCKED_DEFAULT_COUNT`); one
+/// with a COUNT keeps it. (StayKV's woken readers read everything.) Per reader: how many
+/// entries came, and the group's entries-read after it.
+fn woken_reader_counts(server: &Server) -> Vec<String> {
+    let mut writer = server.connect();
+    let readers: [&[&str]; 3] = [
+        &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],
+        &["XREAD", "COUNT", "1200", "BLOCK", "0", "STREAMS", "s", "$"],
+        &["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"],
+    ];
+    readers
+        .iter()
+        .map(|read| {
+            writer.cmd(&["DEL", "s"]);
+            writer.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+            let mut reader = server.connect();
+            reader.send(&common::encode_str(read));
+            writer.wait_blocked(1);
+            let adds: Vec<u8> =
+                (1..=1500).flat_map(|n| common::encode_str(&["XADD", "s", &format!("{n}-0"), "f", "v"])).collect();
+            writer.send(&[common::encode_str(&["MULTI"]), adds, common::encode_str(&["EXEC"])].concat());
+            for _ in 0..1502 {
+                writer.read_frame().unwrap();
+            }
+            let reply = frame_text(&reader.read_frame().unwrap());
+            let entries = reply.matches("-0").count();
+            let group = frame_text(&writer.cmd(&["XINFO", "GROUPS", "s"]));
+            format!("{}: {entries} entries; group: {}", read[0], group.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn woken_readers_without_count_read_a_thousand_entries_like_redis() {
+    common::same_as_redis(woken_reader_counts, &["XREAD: 1000 entries", "XREADGROUP: 1000 entries"]);
 }

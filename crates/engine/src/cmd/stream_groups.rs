@@ -23,7 +23,9 @@ use std::ops::Bound;
 use bytes::Bytes;
 use staykv_resp::Reply;
 
-use super::streams::{entry_reply, id_arg, interval_bound, parse_read_args, read, streams_reply, write, xread_keys};
+use super::streams::{
+    entry_reply, id_arg, interval_bound, parse_read_args, read, streams_reply, woken_rerun, write, xread_keys,
+};
 use super::{arg, help, int_arg, is, own, read_out, text};
 use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
@@ -359,7 +361,8 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if served.is_empty() {
         if let Some(deadline) = parsed.block {
             // Re-run as it is: `>` means "after the group's last ID" whenever it runs.
-            ctx.block_group_consumer(parsed.keys, deadline, own(group));
+            let rerun = woken_rerun(args, &parsed, parsed.ids.iter().cloned());
+            ctx.block_group_consumer(parsed.keys, deadline, own(group), rerun);
         }
     }
     Ok(streams_reply(ctx.client.protocol, served))

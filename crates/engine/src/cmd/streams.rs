@@ -115,6 +115,9 @@ fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
         if xadd && &option[..] == b"*" {
             break;
         } else if (is(option, "maxlen") || is(option, "minid")) && more > 0 {
+            if out.trim.how.is_some() {
+                return Err(err("ERR syntax error, MAXLEN and MINID options at the same time are not compatible"));
+            }
             out.trim.approx = false;
             match args.get(i + 1).map(|b| &b[..]) {
                 Some(b"~") if more >= 2 => {
@@ -458,13 +461,25 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if served.is_empty() {
         if let Some(deadline) = parsed.block {
             // Re-run with `$` resolved, so that what arrives meanwhile is what it reads.
-            let ids_at = args.len() - parsed.ids.len();
-            let mut rerun = args.get(..ids_at).unwrap_or_default().to_vec();
-            rerun.extend(after.iter().map(|id| id.to_bytes()));
+            let rerun = woken_rerun(args, &parsed, after.iter().map(|id| id.to_bytes()));
             ctx.block_reader(parsed.keys, deadline, rerun);
         }
     }
     Ok(streams_reply(ctx.client.protocol, served))
+}
+
+/// What a blocked XREAD or XREADGROUP runs when woken: `ids` in place of the IDs given, and
+/// `COUNT 1000` if it gave no count, as Redis caps a woken reader
+/// (`XREAD_BLOCKED_DEFAULT_COUNT`) so that a low ID does not have it read a whole stream.
+pub(crate) fn woken_rerun(args: &[Bytes], parsed: &ReadArgs, ids: impl Iterator<Item = Bytes>) -> Vec<Bytes> {
+    let streams_at = args.len().saturating_sub(parsed.keys.len() + parsed.ids.len() + 1);
+    let mut rerun = args.get(..streams_at).unwrap_or_default().to_vec();
+    if parsed.count == 0 {
+        rerun.extend([Bytes::from_static(b"COUNT"), Bytes::from_static(b"1000")]);
+    }
+    rerun.extend(args.get(streams_at..=streams_at + parsed.keys.len()).unwrap_or_default().iter().cloned());
+    rerun.extend(ids);
+    rerun
 }
 
 fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
