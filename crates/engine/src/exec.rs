@@ -955,6 +955,18 @@ fn changes_whole_databases(name: &[u8]) -> bool {
     [&b"swapdb"[..], b"flushdb", b"flushall"].iter().any(|whole| name.eq_ignore_ascii_case(whole))
 }
 
+/// Whether a logged change can ready a blocked command. A stream group's bookkeeping cannot
+/// (XGROUP but DESTROY, XACK, XCLAIM, XAUTOCLAIM, XSETID): Redis signals none of it, and a
+/// consumer woken by `XGROUP SETID` moving its group back would read old entries at once,
+/// where Redis leaves it waiting for the next XADD.
+fn may_ready_waiters(argv: &[Bytes]) -> bool {
+    let Some(name) = argv.first() else { return false };
+    if name.eq_ignore_ascii_case(b"xgroup") {
+        return argv.get(1).is_some_and(|sub| sub.eq_ignore_ascii_case(b"destroy"));
+    }
+    ![&b"xack"[..], b"xclaim", b"xautoclaim", b"xsetid"].iter().any(|word| name.eq_ignore_ascii_case(word))
+}
+
 impl<'a> Ctx<'a> {
     /// Log the effects as one batch, signal watched keys, and return the sequence number the
     /// reply waits for.
@@ -980,7 +992,7 @@ impl<'a> Ctx<'a> {
         };
         // Watched keys were touched as each effect was recorded (`propagate_in`).
         if !self.engine.blocked.is_empty() {
-            for effect in &self.effects {
+            for effect in self.effects.iter().filter(|effect| may_ready_waiters(&effect.argv)) {
                 let db = effect.db as usize;
                 if effect.argv.first().is_some_and(|name| changes_whole_databases(name)) {
                     self.engine.blocked.signal_all(self.now);

@@ -945,3 +945,26 @@ fn woken_reader_counts(server: &Server) -> Vec<String> {
 fn woken_readers_without_count_read_a_thousand_entries_like_redis() {
     common::same_as_redis(woken_reader_counts, &["XREAD: 1000 entries", "XREADGROUP: 1000 entries"]);
 }
+
+/// A consumer blocked on `>` is not woken by its group's ID moving back (`XGROUP SETID`):
+/// it waits for the next XADD and then reads from the new ID on, as in Redis. (StayKV woke it
+/// on any change logged for the key, and it read the old entries at once.)
+fn setid_while_blocked(server: &Server) -> Vec<String> {
+    let mut writer = server.connect();
+    writer.cmd(&["XADD", "s", "1-0", "f", "v"]);
+    writer.cmd(&["XADD", "s", "2-0", "f", "v"]);
+    writer.cmd(&["XGROUP", "CREATE", "s", "g", "$"]);
+    let mut reader = server.connect();
+    reader.send(&common::encode_str(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]));
+    writer.wait_blocked(1);
+    writer.cmd(&["XGROUP", "SETID", "s", "g", "0"]);
+    let early = frame_within(&mut reader, Duration::from_millis(300));
+    writer.cmd(&["XADD", "s", "3-0", "f", "v"]);
+    let woken = frame_within(&mut reader, Duration::from_secs(5)).unwrap_or_default();
+    vec![format!("woken by SETID: {}", early.is_some()), format!("after XADD: {woken}")]
+}
+
+#[test]
+fn a_group_id_moved_back_does_not_wake_its_consumers_like_redis() {
+    common::same_as_redis(setid_while_blocked, &["woken by SETID: false", "3-0"]);
+}
