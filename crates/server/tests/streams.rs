@@ -968,3 +968,39 @@ fn setid_while_blocked(server: &Server) -> Vec<String> {
 fn a_group_id_moved_back_does_not_wake_its_consumers_like_redis() {
     common::same_as_redis(setid_while_blocked, &["woken by SETID: false", "3-0"]);
 }
+
+/// A reader blocked on a stream whose new entry is deleted in the same transaction is
+/// answered with no entries, as Redis serves blocked readers by the last ID given out (a
+/// group's consumer is created too). StayKV went by the last entry present and kept them
+/// waiting. Per reader: its reply, then the group's consumers.
+fn added_and_deleted_while_blocked(server: &Server) -> Vec<String> {
+    let mut writer = server.connect();
+    writer.cmd(&["XADD", "s", "1-0", "f", "v"]);
+    writer.cmd(&["XGROUP", "CREATE", "s", "g", "$"]);
+    let mut readers = [server.connect(), server.connect()];
+    readers[0].send(&common::encode_str(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]));
+    writer.wait_blocked(1);
+    readers[1].send(&common::encode_str(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]));
+    writer.wait_blocked(2);
+    writer.cmd(&["MULTI"]);
+    writer.cmd(&["XADD", "s", "2-0", "f", "v"]);
+    writer.cmd(&["XDEL", "s", "2-0"]);
+    writer.cmd(&["EXEC"]);
+    let mut seen: Vec<String> = readers
+        .iter_mut()
+        .map(|r| frame_within(r, Duration::from_secs(2)).unwrap_or_else(|| "(still blocked)".into()))
+        .collect();
+    seen.push(
+        frame_text(&writer.cmd(&["XINFO", "CONSUMERS", "s", "g"]))
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    seen
+}
+
+#[test]
+fn an_entry_added_and_deleted_in_one_exec_answers_blocked_readers_like_redis() {
+    common::same_as_redis(added_and_deleted_while_blocked, &["*2\r\n$1\r\ns\r\n*0\r\n", "*1 *6 $4 name"]);
+}

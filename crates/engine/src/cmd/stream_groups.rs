@@ -24,7 +24,8 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::streams::{
-    entry_reply, id_arg, interval_bound, parse_read_args, read, streams_reply, woken_rerun, write, xread_keys,
+    entry_reply, id_arg, interval_bound, newest_for, parse_read_args, read, streams_reply, woken_rerun, write,
+    xread_keys,
 };
 use super::{arg, help, int_arg, is, own, read_out, text};
 use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
@@ -388,9 +389,10 @@ fn check_read_group(ctx: &mut Ctx, key: &[u8], group: &[u8]) -> Result<(), Reply
 fn serve(ctx: &mut Ctx, key: &Bytes, reader: &GroupRead, gt: StreamId) -> Result<Option<Reply>, Reply> {
     let now = ctx.now;
     let mut log = Log::default();
+    let woken = ctx.engine.blocked.is_waiting(ctx.client.id);
     let Some(stream) = read(ctx, key)? else { return Ok(None) };
-    let last_entry = stream.last_entry_id();
-    if gt == StreamId::MAX && stream.groups.get(&reader.group).is_none_or(|g| last_entry <= g.last_id) {
+    let newest = newest_for(stream, woken);
+    if gt == StreamId::MAX && stream.groups.get(&reader.group).is_none_or(|g| newest <= g.last_id) {
         // Nothing new: Redis 7.0 neither creates nor refreshes the consumer then.
         return Ok(None);
     }

@@ -448,11 +448,12 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     let mut served = Vec::new();
+    let woken = ctx.engine.blocked.is_waiting(ctx.client.id);
     for (key, gt) in parsed.keys.iter().zip(&after) {
         let Some(stream) = ctx.engine.blocked.wrong_type_as_missing(ctx.client.id, read(ctx, key))? else {
             continue;
         };
-        if stream.last_entry_id() <= *gt || stream.is_empty() {
+        if newest_for(stream, woken) <= *gt || (stream.is_empty() && !woken) {
             continue;
         }
         let Some(start) = gt.next() else { continue };
@@ -466,6 +467,18 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     Ok(streams_reply(ctx.client.protocol, served))
+}
+
+/// The ID past which a read finds something new. A woken reader goes by the last ID the
+/// stream gave out, as Redis serves blocked readers (`blocked.c`), so an entry added and
+/// deleted in one transaction still answers it, with no entries; a first run goes by the
+/// last entry present (`streamLastValidID`).
+pub(crate) fn newest_for(stream: &Stream, woken: bool) -> StreamId {
+    if woken {
+        stream.last_id
+    } else {
+        stream.last_entry_id()
+    }
 }
 
 /// What a blocked XREAD or XREADGROUP runs when woken: `ids` in place of the IDs given, and
