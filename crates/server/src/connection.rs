@@ -27,7 +27,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::client_buffers::ClientBuffers;
 use crate::clock;
 use crate::host::{ClientRecord, ServerHost, MAX_CLIENTS_REACHED};
 use crate::limits::OutputLimits;
@@ -769,7 +768,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         {
             // Pinned here rather than handed to a helper: moved by value, these futures were
             // copied twice a reply (~500 instructions, 3% of a session request).
-            let write = write_all_progressing(&mut self.stream, &mut self.output, stall_limit, &self.record.buffers);
+            let write = write_all_progressing(&mut self.stream, &mut self.output, stall_limit);
             tokio::pin!(write);
             loop {
                 // The write first: one the socket takes at once never registers a wait.
@@ -898,13 +897,11 @@ const MAX_WRITE_SLICES: usize = 64;
 
 /// Write all of `output`, failing with [`Close::Idle`] when the peer takes none of it for
 /// `stall_limit`: a client that never reads its replies is idle too, though it may still
-/// be sending (the server stops reading it while its replies wait). `buffers` follows what
-/// is left to send.
+/// be sending (the server stops reading it while its replies wait).
 async fn write_all_progressing<S: AsyncWrite + Unpin>(
     stream: &mut S,
     output: &mut Output,
     stall_limit: Option<Duration>,
-    buffers: &ClientBuffers,
 ) -> Result<(), Close> {
     while !output.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
@@ -920,9 +917,6 @@ async fn write_all_progressing<S: AsyncWrite + Unpin>(
             return Err(Close::Io(std::io::ErrorKind::WriteZero.into()));
         }
         output.advance(written);
-        // What is left unsent, as `omem` shows and the output limits count it: a subscriber
-        // reading a large backlog holds only what it has not taken yet.
-        buffers.set_unwritten(output.len());
     }
     match stall_limit {
         Some(limit) => tokio::time::timeout(limit, stream.flush()).await.map_err(|_| Close::Idle)??,

@@ -210,38 +210,6 @@ fn hard_limit_scenario(server: &Server) -> Vec<String> {
     )]
 }
 
-/// A subscriber that reads a large backlog slowly is kept while what it has not taken stays
-/// under the hard limit. 256 KiB messages until 6 MB wait, the subscriber reads 1 MB (the
-/// server takes the backlog into one write), and 2 MB more are published. (On loopback the
-/// socket takes nearly all of that write at once, so this does not reach the window where a
-/// write's figure counted bytes already sent.)
-fn slow_reader_scenario(server: &Server) -> Vec<String> {
-    let (mut admin, mut subscriber) = (server.connect(), server.connect());
-    admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 8mb 0 0"]);
-    let id = subscriber.cmd_text(&["CLIENT", "ID"]);
-    subscriber.cmd(&["SUBSCRIBE", "ch"]);
-    let message = "m".repeat(256 << 10);
-    let omem = |admin: &mut RawConn| -> Option<u64> {
-        let line = admin.cmd_text(&["CLIENT", "LIST", "ID", &id]);
-        line.split_whitespace().find_map(|f| f.strip_prefix("omem=")?.parse().ok())
-    };
-    while omem(&mut admin).is_some_and(|held| held < 6 << 20) {
-        admin.cmd(&["PUBLISH", "ch", &message]);
-    }
-    let mut taken = vec![0u8; 1 << 20];
-    std::io::Read::read_exact(&mut subscriber.stream(), &mut taken).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    for _ in 0..8 {
-        admin.cmd(&["PUBLISH", "ch", &message]);
-    }
-    vec![format!("kept: {}", omem(&mut admin).is_some())]
-}
-
-#[test]
-fn a_subscriber_reading_a_backlog_is_kept_as_in_redis() {
-    common::same_as_redis(slow_reader_scenario, &["kept: true"]);
-}
-
 #[test]
 fn a_subscriber_is_closed_when_all_it_holds_passes_the_hard_limit_as_in_redis() {
     common::same_as_redis(
