@@ -52,6 +52,9 @@ fn sort_ro_flagged_keys(_args: &[Bytes]) -> Vec<FoundKey> {
 
 struct Options {
     by: Option<Bytes>,
+    /// A `BY` without `*` (conventionally `nosort`) was given: the collection keeps its
+    /// order, even if a later `BY` names a pattern (as in Redis, whose flag stays set).
+    dont_sort: bool,
     limit: Option<(i64, i64)>,
     gets: Vec<Bytes>,
     desc: bool,
@@ -62,7 +65,8 @@ struct Options {
 /// SORT's options, in order; `may_read_any_key` is asked when a BY or GET pattern could name
 /// any key ([`may_read_any_key`]).
 fn parse(args: &[Bytes], read_only: bool, may_read_any_key: impl Fn() -> bool) -> Result<Options, Reply> {
-    let mut o = Options { by: None, limit: None, gets: Vec::new(), desc: false, alpha: false, store: None };
+    let mut o =
+        Options { by: None, dont_sort: false, limit: None, gets: Vec::new(), desc: false, alpha: false, store: None };
     let mut i = 2;
     while let Some(option) = args.get(i) {
         let next = args.get(i + 1);
@@ -83,6 +87,9 @@ fn parse(args: &[Bytes], read_only: bool, may_read_any_key: impl Fn() -> bool) -
                 if next.is_some_and(|pattern| pattern.contains(&b'*')) && !may_read_any_key() {
                     return Err(err("ERR BY option of SORT denied due to insufficient ACL permissions."));
                 }
+                // Redis looks for the `*` in a C string: past a NUL byte it is not seen.
+                let named = next.map(|p| p.split(|&c| c == 0).next().unwrap_or_default().contains(&b'*'));
+                o.dont_sort |= named == Some(false);
                 o.by = next.cloned();
                 i += 1;
             }
@@ -183,8 +190,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
         }
         Some(_) => return Err(errors::wrong_type()),
     };
-    // `BY` a pattern without `*` (conventionally `nosort`) keeps the collection's order.
-    let mut dont_sort = o.by.as_ref().is_some_and(|p| !p.split(|&c| c == 0).next().unwrap_or_default().contains(&b'*'));
+    let mut dont_sort = o.dont_sort;
     // A set has no order of its own: with STORE, or in a script, Redis sorts it ALPHA instead
     // so that the result is the same wherever the command is replayed.
     if dont_sort && matches!(source, Source::Set(_)) && (o.store.is_some() || ctx.in_script()) {
@@ -351,6 +357,12 @@ mod tests {
         run(&engine, &mut c, &["RPUSH", "l", "3", "1", "2"]);
         assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "nosort", "DESC"]), bulks(&["2", "1", "3"]));
         assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "nosort", "LIMIT", "1", "1"]), bulks(&["1"]));
+        // Once given, nosort stays: a later BY pattern does not turn sorting back on (replies
+        // recorded from redis-server 7.0.15).
+        run(&engine, &mut c, &["MSET", "w_1", "3", "w_2", "2", "w_3", "1"]);
+        assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "nosort", "BY", "w_*"]), bulks(&["3", "1", "2"]));
+        assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "nosort", "BY", "w_*", "DESC"]), bulks(&["2", "1", "3"]));
+        assert_eq!(run(&engine, &mut c, &["SORT", "l", "BY", "w_*", "BY", "nosort"]), bulks(&["3", "1", "2"]));
     }
 
     /// A set has no order: stored, Redis sorts it ALPHA so that replicas agree.
