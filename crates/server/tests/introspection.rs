@@ -1770,3 +1770,49 @@ fn object_refcount_reads_as_redis_shared_integers() {
         &["zero=2147483647", "large=1", "allkeys-lru: lru=1", "allkeys-random: random=2147483647"],
     );
 }
+
+/// Small replies compared with Redis: EXPIRETIME rounds to the nearest second (Redis's
+/// `(expire+500)/1000`, where StayKV truncated); COMMAND INFO of an unknown name is a null
+/// bulk string in RESP2 (StayKV sent a null array); a subscribed RESP2 client's PING with two
+/// arguments is refused for its arity (StayKV answered it).
+fn small_replies(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let mut seen = Vec::new();
+    for args in [
+        &["PEXPIREAT", "k", "4000000000600"][..],
+        &["SET", "k", "v", "PXAT", "4000000000600"],
+        &["EXPIRETIME", "k"],
+        &["SET", "k", "v", "PXAT", "4000000000499"],
+        &["EXPIRETIME", "k"],
+        &["SET", "k", "v", "PXAT", "9223372036854775806"],
+        &["EXPIRETIME", "k"],
+        &["COMMAND", "INFO", "nosuch"],
+        &["COMMAND", "INFO", "get", "nosuch", "client|nosuch"],
+        &["SUBSCRIBE", "ch"],
+        &["PING", "a", "b"],
+        &["PING", "a"],
+        &["PING"],
+    ] {
+        let reply = String::from_utf8_lossy(&conn.cmd(args)).into_owned();
+        // A command's whole entry is long: its first and last lines are enough.
+        let parts: Vec<&str> = reply.split("\r\n").collect();
+        let shown = match parts.len() {
+            n if n > 8 => [&parts[..3], &["..."], &parts[n - 5..]].concat(),
+            _ => parts,
+        };
+        seen.push(format!("{args:?} -> {}", shown.join(" ")));
+    }
+    seen
+}
+
+#[test]
+fn small_replies_match_redis() {
+    same_as_redis(
+        small_replies,
+        &[
+            "[\"EXPIRETIME\", \"k\"] -> :4000000001",
+            "[\"COMMAND\", \"INFO\", \"nosuch\"] -> *1 $-1",
+            "[\"PING\", \"a\", \"b\"] -> -ERR wrong number",
+        ],
+    );
+}

@@ -41,14 +41,16 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(errors::wrong_arity("ping"));
+    }
     if ctx.client.protocol == Protocol::Resp2 && ctx.client.subscription_count() > 0 {
         let payload = args.get(1).cloned().unwrap_or_default();
         return Ok(Reply::Array(vec![Reply::bulk_str("pong"), Reply::Bulk(payload)]));
     }
-    match args.len() {
-        1 => Ok(Reply::Status("PONG")),
-        2 => Ok(Reply::Bulk(arg(args, 1)?.clone())),
-        _ => Err(errors::wrong_arity("ping")),
+    match args.get(1) {
+        None => Ok(Reply::Status("PONG")),
+        Some(payload) => Ok(Reply::Bulk(payload.clone())),
     }
 }
 

@@ -205,7 +205,8 @@ fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn expiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, |at, _| at as i64 / 1000)
+    // Rounded, as Redis's `(expire+500)/1000` (TTL rounds the same way).
+    ttl_generic(ctx, args, |at, _| (at.saturating_add(500) / 1000) as i64)
 }
 
 fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -662,15 +662,16 @@ fn command_keys(table: &CommandTable, target: &[Bytes], with_flags: bool) -> Cmd
     Ok(Reply::Array(keys.iter().map(reply).collect()))
 }
 
-/// `COMMAND INFO` of one name: a command's entry, a subcommand's (`client|kill`), or nil.
+/// `COMMAND INFO` of one name: a command's entry, a subcommand's (`client|kill`), or a null
+/// (`$-1` in RESP2, as Redis's `addReplyNull`).
 fn command_info(table: &CommandTable, name: &[u8]) -> Reply {
     if let Some((_, spec)) = table.lookup(name) {
         return spec.info();
     }
     let mut parts = name.splitn(2, |&b| b == b'|');
-    let (Some(container), Some(sub)) = (parts.next(), parts.next()) else { return Reply::NilArray };
-    let Some((_, spec)) = table.lookup(container) else { return Reply::NilArray };
-    spec.subcommand_named(sub).map_or(Reply::NilArray, |own| own.info(spec.name))
+    let (Some(container), Some(sub)) = (parts.next(), parts.next()) else { return Reply::Nil };
+    let Some((_, spec)) = table.lookup(container) else { return Reply::Nil };
+    spec.subcommand_named(sub).map_or(Reply::Nil, |own| own.info(spec.name))
 }
 
 /// Which names `COMMAND LIST` lists.
