@@ -29,6 +29,12 @@ pub trait Host: Sync {
     fn info_section(&self, _section: &str) -> Option<String> {
         None
     }
+    /// `proto-max-bulk-len`: the largest string a command may build (APPEND, SETRANGE, SETBIT,
+    /// BITFIELD). Unbounded here: a log replay or an import keeps what was written, as
+    /// Redis's AOF loading is exempt from the limit.
+    fn proto_max_bulk_len(&self) -> usize {
+        usize::MAX
+    }
     /// `CONFIG GET`: every (name, value) whose name matches the glob.
     fn config_get(&self, _pattern: &[u8]) -> Vec<(String, String)> {
         Vec::new()

@@ -763,6 +763,10 @@ impl Host for ServerHost {
         Some(out)
     }
 
+    fn proto_max_bulk_len(&self) -> usize {
+        usize::try_from(self.limits.proto_max_bulk_len()).unwrap_or(usize::MAX)
+    }
+
     fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)> {
         let runtime = self.runtime.read().clone();
         let c = &self.config;

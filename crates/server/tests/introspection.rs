@@ -1774,7 +1774,8 @@ fn object_refcount_reads_as_redis_shared_integers() {
 /// Small replies compared with Redis: EXPIRETIME rounds to the nearest second (Redis's
 /// `(expire+500)/1000`, where StayKV truncated); COMMAND INFO of an unknown name is a null
 /// bulk string in RESP2 (StayKV sent a null array); a subscribed RESP2 client's PING with two
-/// arguments is refused for its arity (StayKV answered it).
+/// arguments is refused for its arity (StayKV answered it); APPEND, SETRANGE, SETBIT, GETBIT
+/// and BITFIELD keep to `proto-max-bulk-len` as set (StayKV kept to 512 MB whatever it was).
 fn small_replies(server: &Server) -> Vec<String> {
     let mut conn = server.connect();
     let mut seen = Vec::new();
@@ -1792,6 +1793,19 @@ fn small_replies(server: &Server) -> Vec<String> {
         &["PING", "a", "b"],
         &["PING", "a"],
         &["PING"],
+        &["RESET"],
+        &["CONFIG", "SET", "proto-max-bulk-len", "1mb"],
+        &["SETRANGE", "pk", "2000000", "x"],
+        &["SETRANGE", "ap", "1048570", "x"],
+        &["APPEND", "ap", "123456"],
+        &["APPEND", "ap", "12345"],
+        &["SETBIT", "pk", "16000000", "1"],
+        &["GETBIT", "pk", "16000000"],
+        &["SETBIT", "pk", "8388607", "1"],
+        &["BITFIELD", "pk", "SET", "u8", "16000000", "1"],
+        &["BITFIELD", "pk", "SET", "u8", "#2000000", "1"],
+        &["BITFIELD", "pk", "SET", "u8", "8388599", "1"],
+        &["CONFIG", "SET", "proto-max-bulk-len", "512mb"],
     ] {
         let reply = String::from_utf8_lossy(&conn.cmd(args)).into_owned();
         // A command's whole entry is long: its first and last lines are enough.
@@ -1813,6 +1827,8 @@ fn small_replies_match_redis() {
             "[\"EXPIRETIME\", \"k\"] -> :4000000001",
             "[\"COMMAND\", \"INFO\", \"nosuch\"] -> *1 $-1",
             "[\"PING\", \"a\", \"b\"] -> -ERR wrong number",
+            "[\"SETRANGE\", \"pk\", \"2000000\", \"x\"] -> -ERR string exceeds maximum allowed size",
+            "[\"SETBIT\", \"pk\", \"16000000\", \"1\"] -> -ERR bit offset is not an integer or out of range",
         ],
     );
 }

@@ -4,7 +4,6 @@
 use bytes::Bytes;
 use staykv_resp::Reply;
 
-use super::strings::MAX_STRING;
 use super::{arg, int_arg, is};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
@@ -30,11 +29,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_specs(&[KeySpec::index(1, RO | ACCESS)]),
 ];
 
-/// A bit offset: non-negative and inside a 512 MB string.
-fn bit_offset(arg: &[u8]) -> Result<usize, Reply> {
+/// A bit offset: non-negative and inside a string of `proto-max-bulk-len` bytes.
+fn bit_offset(ctx: &Ctx, arg: &[u8]) -> Result<usize, Reply> {
     crate::num::parse_i64(arg)
         .and_then(|n| usize::try_from(n).ok())
-        .filter(|&n| n < MAX_STRING * 8)
+        .filter(|&n| n / 8 < ctx.host.proto_max_bulk_len())
         .ok_or_else(|| err("ERR bit offset is not an integer or out of range"))
 }
 
@@ -44,7 +43,7 @@ fn bit_at(data: &[u8], bit: usize) -> u8 {
 
 fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
-    let offset = bit_offset(arg(args, 2)?)?;
+    let offset = bit_offset(ctx, arg(args, 2)?)?;
     let on = match &arg(args, 3)?[..] {
         b"1" => true,
         b"0" => false,
@@ -76,7 +75,7 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn getbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let offset = bit_offset(arg(args, 2)?)?;
+    let offset = bit_offset(ctx, arg(args, 2)?)?;
     let value = ctx.get_string(arg(args, 1)?)?.unwrap_or_default();
     Ok(Reply::Int(i64::from(bit_at(&value, offset))))
 }
@@ -241,7 +240,7 @@ fn field_type(arg: &[u8]) -> Result<(bool, u32), Reply> {
 }
 
 /// `123` or `#3` (in units of the field's width).
-fn field_offset(arg: &[u8], bits: u32) -> Result<usize, Reply> {
+fn field_offset(arg: &[u8], bits: u32, max_bytes: usize) -> Result<usize, Reply> {
     let invalid = || err("ERR bit offset is not an integer or out of range");
     let (multiply, digits) = match arg.split_first() {
         Some((b'#', rest)) => (true, rest),
@@ -249,7 +248,7 @@ fn field_offset(arg: &[u8], bits: u32) -> Result<usize, Reply> {
     };
     let n = crate::num::parse_i64(digits).and_then(|n| usize::try_from(n).ok()).ok_or_else(invalid)?;
     let offset = if multiply { n.checked_mul(bits as usize).ok_or_else(invalid)? } else { n };
-    if offset >= MAX_STRING * 8 {
+    if offset / 8 >= max_bytes {
         return Err(invalid());
     }
     Ok(offset)
@@ -275,7 +274,8 @@ fn bitfield_key(args: &[Bytes]) -> Vec<FoundKey> {
     vec![FoundKey { position: 1, flags }]
 }
 
-fn parse_fields(args: &[Bytes], read_only: bool) -> Result<Vec<Field>, Reply> {
+/// BITFIELD's operations; offsets must fall inside a string of `max_bytes`.
+fn parse_fields(args: &[Bytes], read_only: bool, max_bytes: usize) -> Result<Vec<Field>, Reply> {
     let mut fields = Vec::new();
     let mut overflow = Overflow::Wrap;
     let mut i = 2;
@@ -299,7 +299,7 @@ fn parse_fields(args: &[Bytes], read_only: bool) -> Result<Vec<Field>, Reply> {
             return Err(errors::syntax());
         }
         let (signed, bits) = field_type(arg(args, i + 1)?)?;
-        let offset = field_offset(arg(args, i + 2)?, bits)?;
+        let offset = field_offset(arg(args, i + 2)?, bits, max_bytes)?;
         let op = match sub {
             s if is(s, "get") => FieldOp::Get,
             s if is(s, "set") => FieldOp::Set(int_arg(arg(args, i + 3)?)?),
@@ -412,7 +412,7 @@ fn write_field(data: &[u8], f: &Field) -> (Reply, Option<u64>) {
 
 fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let key = arg(args, 1)?;
-    let fields = parse_fields(args, read_only)?;
+    let fields = parse_fields(args, read_only, ctx.host.proto_max_bulk_len())?;
     let highest = fields.iter().filter(|f| !matches!(f.op, FieldOp::Get)).map(|f| f.offset + f.bits as usize - 1).max();
     let Some(highest) = highest else {
         // Only GETs (or nothing): Redis reads the key (a miss is counted and announced).

@@ -14,8 +14,6 @@ use crate::num::{i64_bytes, parse_i64};
 use crate::small_bytes::SmallBytes;
 use crate::value::{Encoding, Value};
 
-/// `proto-max-bulk-len`: the largest string a command may build.
-pub const MAX_STRING: usize = 512 * 1024 * 1024;
 const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -348,7 +346,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let existed = existing.is_some();
     let (current_len, expire_at) = existing.unwrap_or((0, NO_EXPIRY));
     let len = current_len + suffix.len();
-    if len > MAX_STRING {
+    if len > ctx.host.proto_max_bulk_len() {
         return Err(err(TOO_BIG));
     }
     ctx.edit_string(key, expire_at, |buf| buf.extend_from_slice(suffix));
@@ -445,7 +443,7 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(existing.map_or(0, |(len, _)| len as i64)));
     }
     let end = offset.saturating_add(patch.len());
-    if end > MAX_STRING {
+    if end > ctx.host.proto_max_bulk_len() {
         return Err(err(TOO_BIG));
     }
     let (current_len, expire_at) = existing.unwrap_or((0, NO_EXPIRY));
@@ -500,7 +498,8 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(err("ERR If you want both the length and indexes, please just use IDX."));
     }
     let [a, b] = strings;
-    if (a.len() as u64 + 1).saturating_mul(b.len() as u64 + 1) > (MAX_STRING as u64) / 4 {
+    let limit = u64::try_from(ctx.host.proto_max_bulk_len()).unwrap_or(u64::MAX);
+    if (a.len() as u64 + 1).saturating_mul(b.len() as u64 + 1) > limit / 4 {
         return Err(err("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
     let table = LcsTable::new(&a, &b);
