@@ -1832,3 +1832,27 @@ fn small_replies_match_redis() {
         ],
     );
 }
+
+/// RESTORE with a relative TTL past the clock's range: Redis's `ttl + mstime()` wraps
+/// negative, so the key counts as already expired and is not created (StayKV created it
+/// with a deadline that read back negative).
+fn restore_past_the_clock(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["SET", "src", "v"]);
+    let dump = conn.cmd(&["DUMP", "src"]);
+    let start = dump.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let payload = &dump[start..dump.len() - 2];
+    let mut seen = Vec::new();
+    for ttl in ["9223372036854775807", "9223372036854775000", "1000000"] {
+        let reply = conn.cmd_bytes(&[b"RESTORE", b"copy", ttl.as_bytes(), payload, b"REPLACE"]);
+        let exists = conn.cmd_text(&["EXISTS", "copy"]);
+        seen.push(format!("TTL {ttl}: {} exists {exists}", String::from_utf8_lossy(&reply).trim_end()));
+        conn.cmd(&["DEL", "copy"]);
+    }
+    seen
+}
+
+#[test]
+fn restore_past_the_clock_creates_nothing_like_redis() {
+    same_as_redis(restore_past_the_clock, &["TTL 9223372036854775807: +OK exists 0", "TTL 1000000: +OK exists 1"]);
+}

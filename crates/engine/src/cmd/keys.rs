@@ -746,7 +746,8 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let deadline = match (ttl, absolute) {
         (0, _) => NO_EXPIRY,
         (t, true) => t as u64,
-        (t, false) => ctx.now.saturating_add(t as u64),
+        // Past the clock's range Redis's `ttl + mstime()` wraps negative: already expired.
+        (t, false) => i64::try_from(ctx.now).ok().and_then(|now| now.checked_add(t)).map_or(1, |at| at as u64),
     };
     let existed = ctx.lookup(key).is_some();
     if deadline != NO_EXPIRY && deadline <= ctx.now {
