@@ -413,6 +413,22 @@ fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Byt
     Ok(Some(args))
 }
 
+/// A file that `cut` (ends short): forgiven with a warning saying it was `forgiven` where
+/// [`Tail`] allows it, refused anywhere else.
+fn ends_short(path: &Path, tail: Tail, cut: &str, forgiven: &str) -> Result<(), String> {
+    let path = path.display();
+    match tail {
+        Tail::MayBeCut => {
+            eprintln!("warning: {path} {cut}: {forgiven}");
+            Ok(())
+        }
+        Tail::Whole => Err(format!(
+            "{path} {cut}, and it is not the last file of the AOF: the commands after it are lost \
+             (Redis refuses to load it too)"
+        )),
+    }
+}
+
 /// Replays an AOF command stream through the engine, in a fresh client (database 0).
 fn replay_aof(
     mut r: impl BufRead,
@@ -430,18 +446,9 @@ fn replay_aof(
         let args = match read_command(&mut r, &mut offset) {
             Ok(Some(args)) => args,
             Ok(None) => break,
-            Err((at, true, why)) if tail == Tail::Whole => {
-                return Err(format!(
-                    "{}: incomplete command at offset {at} ({why}), and this is not the last file of the AOF: \
-                     the commands after it are lost (Redis refuses to load it too)",
-                    path.display()
-                ));
-            }
             Err((at, true, why)) => {
-                eprintln!(
-                    "warning: {} ends with an incomplete command at offset {at} ({why}): ignored, as Redis does with aof-load-truncated",
-                    path.display()
-                );
+                let cut = format!("ends with an incomplete command at offset {at} ({why})");
+                ends_short(path, tail, &cut, "ignored, as Redis does with aof-load-truncated")?;
                 break;
             }
             Err((at, false, why)) => return Err(format!("{}: bad AOF data at offset {at}: {why}", path.display())),
@@ -472,18 +479,8 @@ fn replay_aof(
         }
     }
     if client.multi.is_some() {
-        if tail == Tail::Whole {
-            // Redis reads it as a cut-off file (aof.c, "Revert incomplete MULTI/EXEC").
-            return Err(format!(
-                "{}: ends inside MULTI, and this is not the last file of the AOF: \
-                 the commands after it are lost (Redis refuses to load it too)",
-                path.display()
-            ));
-        }
-        eprintln!(
-            "warning: {} ends inside MULTI: the incomplete transaction is dropped, as Redis does",
-            path.display()
-        );
+        // Redis reads it as a cut-off file (aof.c, "Revert incomplete MULTI/EXEC").
+        ends_short(path, tail, "ends inside MULTI", "the incomplete transaction is dropped, as Redis does")?;
         engine.disconnect(&mut client, now);
     }
     meter.set(offset);
@@ -834,10 +831,11 @@ mod tests {
         let multi = "*1\r\n$5\r\nMULTI\r\n";
         assert_eq!(import(&set("a"), &(set("b") + multi + &set("c"))), Ok(2));
         let refused = import(&(set("a") + multi + &set("c")), &set("b")).unwrap_err();
-        assert!(refused.contains("a.base.aof: ends inside MULTI") && refused.contains("not the last"), "{refused}");
+        assert!(refused.contains("a.base.aof ends inside MULTI") && refused.contains("not the last"), "{refused}");
         let refused = import(&(set("a") + cut), &set("b")).unwrap_err();
         assert!(
-            refused.contains("a.base.aof: incomplete command at offset 27") && refused.contains("not the last"),
+            refused.contains("a.base.aof ends with an incomplete command at offset 27")
+                && refused.contains("not the last"),
             "{refused}"
         );
     }

@@ -268,8 +268,7 @@ export class SessionStore<T = Record<string, unknown>> {
       // The session vanished between our read and the transaction. Drop the index entry
       // the transaction added for a session that does not exist.
       await this.io.multi([{ cmd: 'zrem', key: newIndex, members: [newId] }]);
-      if (isNoSuchKey(replies[0])) return null;
-      throw new SessionStoreError(this.adapter.name, replies[0] instanceof Error ? replies[0] : replies[1]);
+      if (isNoSuchKey(replies[0])) return null; // any other error is thrown just below
     }
     this.throwIfError(replies.slice(0, 6)); // see createSession for the index-expiry replies
     if (replies[2] !== 'OK') return null;

@@ -995,18 +995,16 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
     Ok(table)
 }
 
-/// `redis.call` (`raise`: errors are raised) or `redis.pcall`, and `redis.acl_check_cmd`: the
-/// permanent functions scripts hold, calling what the current run put in `slot[name]`. Their
+/// `redis.call` (whose errors are raised), `redis.pcall` and `redis.acl_check_cmd`: the
+/// permanent functions scripts hold, calling what the current run put in the slot. Their
 /// arguments come through [`entry`].
-fn slot_function(
-    lua: &Lua,
-    slot: &Table,
-    which: Entry,
-    name: &'static str,
-    what: &'static str,
-) -> mlua::Result<Function> {
+fn slot_function(lua: &Lua, slot: &Table, which: Entry) -> mlua::Result<Function> {
     let slot = slot.clone();
     let raise = !matches!(which, Entry::Pcall);
+    let (name, what) = match which {
+        Entry::Call | Entry::Pcall => ("call", "redis.call/pcall"),
+        Entry::AclCheckCmd => ("acl", "redis.acl_check_cmd"),
+    };
     let inner = lua.create_function(move |lua, ()| {
         let Value::Function(f) = slot.raw_get::<Value>(name)? else {
             entry::take_argv().ok();
@@ -1120,9 +1118,9 @@ fn new_vm(shared: &Arc<Shared>, functions_vm: bool) -> mlua::Result<Vm> {
     api.raw_set("setresp", libutil::table_error_function(&lua, setresp)?)?;
     api.raw_set("set_repl", libutil::table_error_function(&lua, set_repl)?)?;
     api.raw_set("register_function", libutil::table_error_function(&lua, functions::register_function)?)?;
-    api.raw_set("call", slot_function(&lua, &slot, Entry::Call, "call", "redis.call/pcall")?)?;
-    api.raw_set("pcall", slot_function(&lua, &slot, Entry::Pcall, "call", "redis.call/pcall")?)?;
-    api.raw_set("acl_check_cmd", slot_function(&lua, &slot, Entry::AclCheckCmd, "acl", "redis.acl_check_cmd")?)?;
+    for (name, which) in [("call", Entry::Call), ("pcall", Entry::Pcall), ("acl_check_cmd", Entry::AclCheckCmd)] {
+        api.raw_set(name, slot_function(&lua, &slot, which)?)?;
+    }
     api.raw_set("error_value", lua.create_function(|lua, value: Value| script_error_value(lua, value))?)?;
     let killable = shared.clone();
     api.raw_set("check_killed", lua.create_function(move |_, ()| killable.check_killed())?)?;

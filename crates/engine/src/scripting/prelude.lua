@@ -149,11 +149,15 @@ end
 -- (from pcall and xpcall alike): the hook alone, firing mostly inside the protected call,
 -- let `while 1 do pcall(f) end` run on after SCRIPT KILL.
 local error_value, check_killed = api.error_value, api.check_killed
+-- An error as the C functions raise it: StayKV's Rust functions raise userdata.
+local function raised(e)
+  if type(e) == 'userdata' then return error_value(e) end
+  return e
+end
 local function pcall_result(ok, ...)
   if ok then return true, ... end
   check_killed()
-  local e = ...
-  if type(e) == 'userdata' then e = error_value(e) end
+  local e = raised((...))
   if type(e) == 'table' then
     local m = e.err
     if type(m) == 'string' or type(m) == 'number' then e = m end
@@ -170,10 +174,7 @@ globals.xpcall = function(f, handler, ...)
     -- The handler gets what the C functions raise (a string or an error table), as in
     -- Redis, not the userdata StayKV's Rust functions raise.
     local user = handler
-    handler = function(e)
-      if type(e) == 'userdata' then e = error_value(e) end
-      return user(e)
-    end
+    handler = function(e) return user(raised(e)) end
   end
   return xpcall_result(raw_xpcall(f, handler, ...))
 end
@@ -277,9 +278,7 @@ globals.table = protect(table_lib)
 local coroutine_lib, raw_resume = library(coroutine), coroutine.resume
 local function resume_result(ok, ...)
   if ok then return true, ... end
-  local e = ...
-  if type(e) == 'userdata' then e = error_value(e) end
-  return false, e
+  return false, raised((...))
 end
 coroutine_lib.resume = function(co, ...) return resume_result(raw_resume(co, ...)) end
 globals.coroutine = protect(coroutine_lib)
