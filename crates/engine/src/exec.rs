@@ -181,6 +181,8 @@ pub struct Engine {
     /// What commands left to the host to free, counted for INFO, and the `lazyfree-lazy-*`
     /// parameters.
     pub lazyfree: std::sync::Arc<crate::lazyfree::LazyFree>,
+    /// `stream-node-max-bytes` and `stream-node-max-entries`.
+    pub stream_nodes: crate::stream::NodeConfig,
 }
 
 impl Engine {
@@ -205,6 +207,7 @@ impl Engine {
             acl,
             tracking: crate::tracking::Tracking::default(),
             lazyfree: std::sync::Arc::default(),
+            stream_nodes: crate::stream::NodeConfig::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use staykv_rdb::{Layout, RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, Rdb
 
 use crate::list::List;
 use crate::small_bytes::SmallBytes;
-use crate::stream::{Consumer, Group, Pending, Stream, StreamId};
+use crate::stream::{Consumer, Group, NodeLimits, Nodes, Pending, Stream, StreamId};
 use crate::value::{Encoding, Value};
 
 /// The RDB form of a value.
@@ -125,6 +125,7 @@ fn stream_to_rdb(stream: &Stream) -> RdbStream {
         .collect();
     RdbStream {
         entries,
+        nodes: stream.nodes.to_rdb(),
         last_id: id_to_rdb(&stream.last_id),
         first_id: id_to_rdb(&stream.first_id()),
         max_deleted_id: id_to_rdb(&stream.max_deleted),
@@ -140,11 +141,16 @@ fn stream_from_rdb(rdb: RdbStream) -> Stream {
             .into_iter()
             .map(|e| (id_from_rdb(e.id), e.fields.into_iter().map(Bytes::from).collect()))
             .collect(),
+        nodes: Nodes::default(),
         last_id: id_from_rdb(rdb.last_id),
         max_deleted: id_from_rdb(rdb.max_deleted_id),
         entries_added: rdb.entries_added,
         groups: Default::default(),
     };
+    // A file's nodes are kept; nodes that do not fit the entries (not from Redis or StayKV)
+    // are laid out afresh.
+    stream.nodes = Nodes::from_rdb(&rdb.nodes, &stream.entries)
+        .unwrap_or_else(|| Nodes::laid_out(&stream.entries, NodeLimits::default()));
     for group in rdb.groups {
         let last_id = id_from_rdb(group.last_id);
         // Files from Redis 6.2 and older have no read counter: Redis estimates it on load.

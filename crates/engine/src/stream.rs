@@ -1,8 +1,9 @@
 //! The stream type (Redis's `t_stream.c`): entries ordered by ID, and consumer groups.
 //!
 //! Redis keeps entries in a radix tree of listpacks; StayKV keeps them in a `BTreeMap` keyed
-//! by ID, which gives the same ordering and range scans. Deleted entries are removed at once
-//! (Redis only flags them), so the recorded first ID is always the first key of the map.
+//! by ID, which gives the same ordering and range scans, and keeps the shape of Redis's nodes
+//! beside it ([`nodes`]), because trimming and XINFO show it. Deleted entries are removed at
+//! once (Redis only flags them), so the recorded first ID is always the first key of the map.
 //! Everything else Redis records about a stream — the last generated ID, the largest deleted
 //! ID, the count of entries ever added, the groups with their pending lists — is kept as is,
 //! because replies (XINFO) and the RDB format carry it.
@@ -12,9 +13,9 @@ use std::fmt;
 
 use bytes::Bytes;
 
-/// Entries a Redis radix-tree node holds (`stream-node-max-entries`): approximate trimming
-/// (`~`) only removes whole nodes, so it trims in multiples of this.
-pub const NODE_ENTRIES: u64 = 100;
+pub mod nodes;
+
+pub use nodes::{NodeConfig, NodeLimits, Nodes};
 
 /// `entries_read` of a group whose position in the stream cannot be known (Redis's
 /// `SCG_INVALID_ENTRIES_READ`).
@@ -160,6 +161,8 @@ impl Group {
 pub struct Stream {
     /// Field/value pairs of each entry, flattened (`f1 v1 f2 v2 ...`).
     pub entries: BTreeMap<StreamId, Vec<Bytes>>,
+    /// Where Redis would keep the entries.
+    pub nodes: Nodes,
     /// The last ID generated (not necessarily the last entry: it may have been deleted).
     pub last_id: StreamId,
     /// The largest ID removed by XDEL.
@@ -214,8 +217,10 @@ impl Stream {
         }
     }
 
-    /// Append an entry whose ID the caller checked is above `last_id`.
-    pub fn append(&mut self, id: StreamId, fields: Vec<Bytes>) {
+    /// Append an entry whose ID the caller checked is above `last_id`, in a node as `limits`
+    /// close them.
+    pub fn append(&mut self, id: StreamId, fields: Vec<Bytes>, limits: NodeLimits) {
+        self.nodes.append(id, &fields, limits);
         self.entries.insert(id, fields);
         self.last_id = id;
         self.entries_added += 1;
@@ -226,36 +231,51 @@ impl Stream {
         if self.entries.remove(&id).is_none() {
             return false;
         }
+        self.nodes.delete(id);
         self.max_deleted = self.max_deleted.max(id);
         true
     }
 
-    /// Trim from the oldest end; returns how many entries were removed. `approx` trims only
-    /// whole nodes of [`NODE_ENTRIES`] (counted from the first entry) and stops once `limit`
-    /// entries are gone (0 = no limit), as Redis's `~` does with its default node size.
+    /// Trim from the oldest end as `streamTrim` does; returns how many entries were removed.
+    /// Whole nodes go first, oldest first; then, unless `approx`, the entries still to go
+    /// from the next node, which keeps them as deleted. A trim stops before the node that
+    /// would take it past `limit` entries (0: no limit).
     pub fn trim(&mut self, how: Trim, approx: bool, limit: u64) -> u64 {
-        let mut removable = match how {
-            Trim::MaxLen(max) => (self.len() as u64).saturating_sub(max),
-            Trim::MinId(min) => self.entries.range(..min).count() as u64,
-        };
-        if approx {
-            // Whole nodes only, oldest first; the last (partly filled) node goes when all of
-            // it may. The limit is checked before each node, so the last one may exceed it.
+        let mut removed = 0;
+        while let Some((live, last)) = self.nodes.first().map(|n| (n.live(), n.last())) {
             let len = self.len() as u64;
-            let mut whole = 0;
-            while limit == 0 || whole < limit {
-                let node = (len - whole).min(NODE_ENTRIES);
-                if node == 0 || whole + node > removable {
-                    break;
-                }
-                whole += node;
+            if matches!(how, Trim::MaxLen(max) if len <= max) || (limit > 0 && removed + live > limit) {
+                break;
             }
-            removable = whole;
+            let whole = match how {
+                Trim::MaxLen(max) => len - live >= max,
+                Trim::MinId(min) => last < min,
+            };
+            if whole {
+                self.remove_oldest(live);
+                self.nodes.remove_first();
+                removed += live;
+                continue;
+            }
+            if !approx {
+                let inside = match how {
+                    Trim::MaxLen(max) => len - max,
+                    Trim::MinId(min) => self.entries.range(..min).count() as u64,
+                };
+                self.remove_oldest(inside);
+                self.nodes.flag_deleted_in_first(inside);
+                removed += inside;
+            }
+            break;
         }
-        for _ in 0..removable {
+        removed
+    }
+
+    /// Remove the `n` oldest entries.
+    fn remove_oldest(&mut self, n: u64) {
+        for _ in 0..n {
             self.entries.pop_first();
         }
-        removable
     }
 
     /// Redis's estimate of the logical offset of `id` (how many entries come up to it), for a
@@ -324,7 +344,7 @@ impl Stream {
     pub fn heap_size(&self) -> usize {
         let entries: usize = self.entries.values().map(|f| f.iter().map(|x| x.len() + 32).sum::<usize>() + 48).sum();
         let groups: usize = self.groups.values().map(|g| g.pel.len() * 96 + g.consumers.len() * 64 + 64).sum();
-        entries + groups
+        entries + groups + self.nodes.heap_size()
     }
 }
 
@@ -409,7 +429,7 @@ mod tests {
     fn stream_of(n: u64) -> Stream {
         let mut s = Stream::default();
         for i in 1..=n {
-            s.append(StreamId::new(i, 0), vec![Bytes::from("f"), Bytes::from("v")]);
+            s.append(StreamId::new(i, 0), vec![Bytes::from("f"), Bytes::from("v")], NodeLimits::default());
         }
         s
     }
@@ -446,7 +466,7 @@ mod tests {
     fn auto_ids_never_go_back() {
         let mut s = Stream::default();
         assert_eq!(s.auto_id(5), Some(StreamId::new(5, 0)));
-        s.append(StreamId::new(10, 3), Vec::new());
+        s.append(StreamId::new(10, 3), Vec::new(), NodeLimits::default());
         assert_eq!(s.auto_id(5), Some(StreamId::new(10, 4)));
         assert_eq!(s.id_for_ms(10), Some(StreamId::new(10, 4)));
         assert_eq!(s.id_for_ms(9), None);
@@ -457,16 +477,23 @@ mod tests {
     #[test]
     fn exact_and_approximate_trimming() {
         let mut s = stream_of(250);
+        assert_eq!(s.nodes.len(), 3);
         assert_eq!(s.trim(Trim::MaxLen(60), true, 0), 100);
         assert_eq!(s.len(), 150);
         assert_eq!(s.trim(Trim::MaxLen(60), true, 0), 0);
-        assert_eq!(s.trim(Trim::MaxLen(60), false, 0), 90);
-        assert_eq!(s.first_id(), StreamId::new(191, 0));
-        assert_eq!(s.trim(Trim::MinId(StreamId::new(200, 0)), false, 0), 9);
+        // An exact trim inside a node leaves the rest of it as deleted entries: the next
+        // `~` trim needs the node's 60 present entries gone, not 100.
+        assert_eq!(s.trim(Trim::MaxLen(110), false, 0), 40);
+        assert_eq!((s.first_id(), s.nodes.len()), (StreamId::new(141, 0), 2));
+        assert_eq!(s.trim(Trim::MaxLen(50), true, 0), 60);
+        assert_eq!(s.trim(Trim::MinId(StreamId::new(245, 0)), false, 0), 44);
+        // A trim never goes past its limit, and stops before a node that would.
         let mut s = stream_of(1000);
-        assert_eq!(s.trim(Trim::MaxLen(0), true, 250), 300);
+        assert_eq!(s.trim(Trim::MaxLen(0), true, 250), 200);
+        assert_eq!(s.trim(Trim::MaxLen(0), true, 99), 0);
         let mut s = stream_of(150);
         assert_eq!(s.trim(Trim::MaxLen(0), true, 0), 150);
+        assert!(s.nodes.is_empty());
         // Trimming is not a deletion: max_deleted stays.
         assert!(s.max_deleted.is_zero());
     }

@@ -36,7 +36,7 @@ const INTSET_MAX_ENTRIES: usize = crate::set::INTS_MAX;
 /// reports, so they are fixed at Redis's defaults. CONFIG GET shows them; CONFIG SET
 /// accepts only these values (a deploy script that states the defaults keeps working).
 /// The `ziplist` names are Redis 7.0's aliases of the `listpack` ones.
-pub const FIXED_ENCODING_CONFIG: [(&str, i64); 15] = [
+pub const FIXED_ENCODING_CONFIG: [(&str, i64); 13] = [
     ("hash-max-listpack-entries", HASH_LISTPACK_MAX_ENTRIES as i64),
     ("hash-max-ziplist-entries", HASH_LISTPACK_MAX_ENTRIES as i64),
     ("hash-max-listpack-value", LISTPACK_MAX_VALUE as i64),
@@ -51,10 +51,6 @@ pub const FIXED_ENCODING_CONFIG: [(&str, i64); 15] = [
     ("list-max-ziplist-size", -2),
     ("list-compress-depth", 0),
     ("hll-sparse-max-bytes", crate::hll::SPARSE_MAX_BYTES as i64),
-    // Streams: approximate trimming (`~`) takes whole nodes of this many entries; the byte
-    // bound shapes only the nodes of an RDB file StayKV writes.
-    ("stream-node-max-entries", crate::stream::NODE_ENTRIES as i64),
-    ("stream-node-max-bytes", staykv_rdb::STREAM_NODE_MAX_BYTES as i64),
 ];
 
 impl Value {

@@ -132,6 +132,40 @@ pub(crate) fn lp_backlen_size(l: usize) -> usize {
     }
 }
 
+/// Bytes the integer `v` takes in a listpack: its smallest encoding, then a one-byte
+/// back-length (every integer encoding is under 128 bytes).
+pub fn listpack_int_len(v: i64) -> usize {
+    let encoded = if (0..=127).contains(&v) {
+        1
+    } else if (-4096..=4095).contains(&v) {
+        2
+    } else if i16::try_from(v).is_ok() {
+        3
+    } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+        4
+    } else if i32::try_from(v).is_ok() {
+        5
+    } else {
+        9
+    };
+    encoded + 1
+}
+
+/// Bytes the element `s` takes in a listpack, as `lpAppend` encodes it: a string that reads
+/// as a canonical integer is stored as that integer.
+pub fn listpack_elem_len(s: &[u8]) -> usize {
+    if let Some(v) = canonical_i64(s) {
+        return listpack_int_len(v);
+    }
+    let header = match s.len() {
+        0..64 => 1,
+        64..4096 => 2,
+        _ => 5,
+    };
+    let l = header + s.len();
+    l + lp_backlen_size(l)
+}
+
 /// Sign-extends the low `bits` bits of `u`.
 fn sign_extend(u: u64, bits: u32) -> i64 {
     let shift = 64 - bits;
@@ -532,12 +566,16 @@ mod tests {
             b"".to_vec(),
             b"hello".to_vec(),
             b"007".to_vec(),
+            vec![b'z'; 63],
+            vec![b'z'; 64],
             mid,
             long4k,
         ];
         let mut b = ListpackBuilder::new();
         for i in &items {
+            let before = b.byte_len();
             b.push(i);
+            assert_eq!(b.byte_len() - before, listpack_elem_len(i), "{:?}", String::from_utf8_lossy(i));
         }
         assert_eq!(b.len(), items.len());
         let expected_len = b.byte_len();

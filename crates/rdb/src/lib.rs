@@ -74,10 +74,10 @@ pub use crate::crc64::crc64;
 pub use crate::dump::{
     decode_dump_payload, decode_functions_payload, encode_dump_payload, encode_functions_payload, FunctionsPayloadError,
 };
+pub use crate::encodings::{listpack_elem_len, listpack_int_len};
 pub use crate::reader::{Location, Picked, RdbItem, RdbReader};
 pub use crate::stream::{
-    RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId,
-    NODE_MAX_BYTES as STREAM_NODE_MAX_BYTES,
+    RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbStreamNode,
 };
 pub use crate::writer::{keyless_file, Layout, RdbWriter};
 

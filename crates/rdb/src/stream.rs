@@ -31,10 +31,9 @@ const PREALLOC_CAP: u64 = 4096;
 const FLAG_DELETED: i64 = 1;
 /// Entry flag: the entry has the master entry's fields, only its values are stored.
 const FLAG_SAMEFIELDS: i64 = 2;
-/// A node is closed at this many entries or bytes (Redis's `stream-node-max-entries` and
-/// `stream-node-max-bytes` defaults).
+/// Entries a node holds when the writer lays a stream's nodes out itself (Redis's
+/// `stream-node-max-entries` default).
 const NODE_MAX_ENTRIES: usize = 100;
-pub const NODE_MAX_BYTES: usize = 4096;
 
 /// A stream entry ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -96,11 +95,34 @@ pub struct RdbStreamGroup {
     pub consumers: Vec<RdbConsumer>,
 }
 
+/// One node of the stream's radix tree: what its listpack holds besides the entries, which
+/// decides when Redis starts the next node and which nodes `~` trimming removes whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdbStreamNode {
+    /// The node's key, which the entries' IDs are deltas from: the ID of the first entry
+    /// ever put in the node (present or not).
+    pub master_id: RdbStreamId,
+    /// The master entry's fields (an entry with the same fields stores only its values).
+    pub master_fields: Vec<Vec<u8>>,
+    /// How many of [`RdbStream::entries`], in order, are in this node.
+    pub live: usize,
+    /// Entries the node holds flagged as deleted (not in [`RdbStream::entries`]).
+    pub deleted: u64,
+    /// The ID of the node's last entry, deleted or not.
+    pub last_id: RdbStreamId,
+    /// The listpack's size in bytes.
+    pub bytes: usize,
+}
+
 /// A stream value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RdbStream {
     /// Entries in ID order.
     pub entries: Vec<RdbStreamEntry>,
+    /// The nodes the entries are in, in order; read from a file, and written as given when
+    /// they account for every entry in order (a node is written with its live entries only).
+    /// Otherwise the writer puts 100 entries in each node.
+    pub nodes: Vec<RdbStreamNode>,
     pub last_id: RdbStreamId,
     /// The first entry's ID as Redis records it (0-0 when empty).
     pub first_id: RdbStreamId,
@@ -147,7 +169,9 @@ pub(crate) fn read_stream<R: BufRead>(src: &mut Src<R>, type_id: u8) -> Result<R
         if elems.is_empty() {
             return Err(corrupt(at, "empty listpack inside a stream"));
         }
-        read_node(RdbStreamId::from_raw(&master), elems, &mut stream.entries).map_err(|msg| corrupt(at, msg))?;
+        let node = read_node(RdbStreamId::from_raw(&master), elems, &mut stream.entries, blob.len())
+            .map_err(|msg| corrupt(at, msg))?;
+        stream.nodes.push(node);
     }
     let offset = src.pos();
     let length = src.len("stream length")?;
@@ -244,8 +268,14 @@ impl Elems<'_> {
     }
 }
 
-/// Decodes one node's listpack into `out`, checking that IDs keep increasing.
-fn read_node(master: RdbStreamId, elems: Vec<Elem<'_>>, out: &mut Vec<RdbStreamEntry>) -> Result<(), String> {
+/// Decodes one node's listpack (`bytes` long) into `out`, checking that IDs keep increasing;
+/// returns the node's shape.
+fn read_node(
+    master: RdbStreamId,
+    elems: Vec<Elem<'_>>,
+    out: &mut Vec<RdbStreamEntry>,
+    bytes: usize,
+) -> Result<RdbStreamNode, String> {
     let mut it = Elems(elems.into_iter().peekable());
     let valid = it.count("valid entry count")?;
     let deleted = it.count("deleted entry count")?;
@@ -258,12 +288,14 @@ fn read_node(master: RdbStreamId, elems: Vec<Elem<'_>>, out: &mut Vec<RdbStreamE
         return Err("master entry is not terminated by 0".into());
     }
     let mut seen_valid = 0u64;
+    let mut last_id = master;
     for _ in 0..valid.saturating_add(deleted) {
         let flags = it.int("entry flags")?;
         // Deltas are stored as signed 64-bit numbers of a wrapping subtraction.
         let ms = master.ms.wrapping_add(it.int("entry ID delta")? as u64);
         let seq = master.seq.wrapping_add(it.int("entry ID delta")? as u64);
         let id = RdbStreamId { ms, seq };
+        last_id = id;
         let same_fields = flags & FLAG_SAMEFIELDS != 0;
         let count = if same_fields { master_fields } else { it.count("entry field count")? };
         let mut entry = Vec::with_capacity(cap(count.saturating_mul(2)));
@@ -291,17 +323,17 @@ fn read_node(master: RdbStreamId, elems: Vec<Elem<'_>>, out: &mut Vec<RdbStreamE
     if seen_valid != valid {
         return Err(format!("master entry counts {valid} entries but the node has {seen_valid}"));
     }
-    Ok(())
+    let live = usize::try_from(valid).map_err(|_| "too many entries in a node".to_string())?;
+    Ok(RdbStreamNode { master_id: master, master_fields: fields, live, deleted, last_id, bytes })
 }
 
 /// Writes the body of a type-19 stream (what Redis 7.0 writes).
 pub(crate) fn put_stream<W: Write>(w: &mut W, stream: &RdbStream, compress: bool) -> io::Result<()> {
-    let nodes: Vec<&[RdbStreamEntry]> = split_nodes(&stream.entries);
+    let nodes = split_nodes(stream);
     put_len(w, nodes.len() as u64)?;
-    for node in nodes {
-        let Some(first) = node.first() else { continue };
-        put_string(w, &first.id.to_raw(), false)?;
-        put_string(w, &node_listpack(node), compress)?;
+    for (master_id, master_fields, entries) in nodes {
+        put_string(w, &master_id.to_raw(), false)?;
+        put_string(w, &node_listpack(master_id, &master_fields, entries), compress)?;
     }
     put_len(w, stream.entries.len() as u64)?;
     for id in [stream.last_id, stream.first_id, stream.max_deleted_id] {
@@ -334,39 +366,54 @@ pub(crate) fn put_stream<W: Write>(w: &mut W, stream: &RdbStream, compress: bool
     Ok(())
 }
 
-/// Entries grouped into nodes as Redis fills them: up to 100 entries or about 4 KiB.
-fn split_nodes(entries: &[RdbStreamEntry]) -> Vec<&[RdbStreamEntry]> {
-    let mut nodes = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, entry) in entries.iter().enumerate() {
-        if i > start && (i - start >= NODE_MAX_ENTRIES || bytes >= NODE_MAX_BYTES) {
-            nodes.push(entries.get(start..i).unwrap_or_default());
-            (start, bytes) = (i, 0);
+/// A node as written: its master ID and fields, and its entries.
+type NodeOut<'a> = (RdbStreamId, Vec<&'a [u8]>, &'a [RdbStreamEntry]);
+
+/// The nodes to write: the stream's own when they account for its entries in order (each
+/// node's master ID at or before its first entry and after the previous node's entries),
+/// else 100 entries a node, each with its first entry as the master.
+fn split_nodes(stream: &RdbStream) -> Vec<NodeOut<'_>> {
+    let mut nodes = Vec::with_capacity(stream.nodes.len());
+    let mut rest = &stream.entries[..];
+    let mut floor = None;
+    for node in stream.nodes.iter().filter(|n| n.live > 0) {
+        let Some((entries, after)) = rest.split_at_checked(node.live) else { break };
+        let in_order = floor.is_none_or(|floor| node.master_id > floor);
+        if !in_order || entries.first().is_none_or(|first| first.id < node.master_id) {
+            break;
         }
-        bytes += entry.fields.iter().map(|f| f.len() + 2).sum::<usize>() + 8;
+        floor = entries.last().map(|last| last.id);
+        nodes.push((node.master_id, node.master_fields.iter().map(Vec::as_slice).collect(), entries));
+        rest = after;
     }
-    if start < entries.len() {
-        nodes.push(entries.get(start..).unwrap_or_default());
+    if !rest.is_empty() {
+        nodes = stream
+            .entries
+            .chunks(NODE_MAX_ENTRIES)
+            .filter_map(|entries| {
+                let first = entries.first()?;
+                Some((first.id, first.fields.iter().step_by(2).map(Vec::as_slice).collect(), entries))
+            })
+            .collect();
     }
     nodes
 }
 
-/// One node's listpack; the first entry's fields become the master fields.
-fn node_listpack(node: &[RdbStreamEntry]) -> Vec<u8> {
+/// One node's listpack: the master entry, then each entry as a delta from `master`, its
+/// values alone when its fields are the master fields.
+fn node_listpack(master: RdbStreamId, master_fields: &[&[u8]], node: &[RdbStreamEntry]) -> Vec<u8> {
     let mut lp = ListpackBuilder::new();
     let push_int = |lp: &mut ListpackBuilder, n: i64| lp.push(n.to_string().as_bytes());
-    let master = node.first().map(|e| e.id).unwrap_or_default();
-    let master_fields: Vec<&Vec<u8>> = node.first().map(|e| e.fields.iter().step_by(2).collect()).unwrap_or_default();
     push_int(&mut lp, node.len() as i64);
     push_int(&mut lp, 0);
     push_int(&mut lp, master_fields.len() as i64);
-    for field in &master_fields {
+    for field in master_fields {
         lp.push(field);
     }
     push_int(&mut lp, 0);
     for entry in node {
         let same = entry.fields.len() == master_fields.len() * 2
-            && entry.fields.iter().step_by(2).zip(&master_fields).all(|(a, b)| a == *b);
+            && entry.fields.iter().step_by(2).zip(master_fields).all(|(a, b)| a == b);
         push_int(&mut lp, if same { FLAG_SAMEFIELDS } else { 0 });
         push_int(&mut lp, entry.id.ms.wrapping_sub(master.ms) as i64);
         push_int(&mut lp, entry.id.seq.wrapping_sub(master.seq) as i64);
@@ -407,6 +454,7 @@ mod tests {
         RdbStream {
             first_id: entries[0].id,
             entries,
+            nodes: Vec::new(),
             last_id: RdbStreamId { ms: last.ms + 5, seq: 0 },
             max_deleted_id: RdbStreamId { ms: 3, seq: 1 },
             entries_added: 300,
@@ -428,7 +476,9 @@ mod tests {
         let stream = sample();
         let mut buf = Vec::new();
         put_stream(&mut buf, &stream, true).unwrap();
-        let back = read_stream(&mut Src::new(&buf[..]), types::STREAM_LISTPACKS_2).unwrap();
+        let mut back = read_stream(&mut Src::new(&buf[..]), types::STREAM_LISTPACKS_2).unwrap();
+        assert_eq!(back.nodes.iter().map(|n| n.live).collect::<Vec<_>>(), [100, 100, 50]);
+        back.nodes.clear();
         assert_eq!(back, stream);
         for cut in (0..buf.len()).step_by(7) {
             assert!(read_stream(&mut Src::new(&buf[..cut]), types::STREAM_LISTPACKS_2).is_err());
@@ -440,11 +490,70 @@ mod tests {
         }
     }
 
+    /// A node's master ID and fields, as given, and where each node ends are written as
+    /// they are; a node is read back with its live entries only.
+    #[test]
+    fn nodes_are_written_as_given() {
+        let mut stream = sample();
+        let id = |i: usize| stream.entries[i].id;
+        let node = |master_id, master_fields: &[&[u8]], live, last_id| RdbStreamNode {
+            master_id,
+            master_fields: master_fields.iter().map(|f| f.to_vec()).collect(),
+            live,
+            deleted: 3,
+            last_id,
+            bytes: 0,
+        };
+        let before_first = RdbStreamId { ms: id(0).ms - 1, seq: 7 };
+        stream.nodes = vec![
+            node(before_first, &[b"other", b"x"], 10, id(9)),
+            node(id(10), &[b"event", b"jobId"], 0, id(10)),
+            node(id(10), &[b"event", b"jobId"], 200, id(209)),
+            node(id(210), &[b"a"], 40, RdbStreamId { ms: id(249).ms + 1, seq: 0 }),
+        ];
+        let mut buf = Vec::new();
+        put_stream(&mut buf, &stream, false).unwrap();
+        let back = read_stream(&mut Src::new(&buf[..]), types::STREAM_LISTPACKS_2).unwrap();
+        assert_eq!(back.entries, stream.entries);
+        // Written with their live entries only: nothing deleted, the empty node left out.
+        let shape = |n: &RdbStreamNode, deleted| (n.master_id, n.master_fields.clone(), n.live, deleted);
+        let written: Vec<_> = back.nodes.iter().map(|n| shape(n, n.deleted)).collect();
+        let given: Vec<_> = stream.nodes.iter().filter(|n| n.live > 0).map(|n| shape(n, 0)).collect();
+        assert_eq!(written, given);
+        assert_eq!(back.nodes[2].last_id, id(249));
+        for node in &back.nodes {
+            let entries = node_listpack_len(&back, node);
+            assert_eq!(node.bytes, entries);
+        }
+
+        // Nodes that do not account for the entries are not used.
+        for bad in [
+            vec![node(id(0), &[b"x"], 300, id(249))],
+            vec![node(id(1), &[b"x"], 250, id(249))],
+            vec![node(id(0), &[b"x"], 10, id(9)), node(id(5), &[b"x"], 240, id(249))],
+        ] {
+            stream.nodes = bad;
+            let mut buf = Vec::new();
+            put_stream(&mut buf, &stream, false).unwrap();
+            let back = read_stream(&mut Src::new(&buf[..]), types::STREAM_LISTPACKS_2).unwrap();
+            assert_eq!(back.entries, stream.entries);
+            assert_eq!(back.nodes.iter().map(|n| n.live).collect::<Vec<_>>(), [100, 100, 50]);
+            assert!(back.nodes.iter().all(|n| stream.entries.iter().any(|e| e.id == n.master_id)));
+        }
+    }
+
+    /// The size of the listpack `put_stream` writes for `node` of `stream`.
+    fn node_listpack_len(stream: &RdbStream, node: &RdbStreamNode) -> usize {
+        let start = stream.entries.iter().position(|e| e.id >= node.master_id).unwrap();
+        let fields: Vec<&[u8]> = node.master_fields.iter().map(Vec::as_slice).collect();
+        node_listpack(node.master_id, &fields, &stream.entries[start..start + node.live]).len()
+    }
+
     #[test]
     fn nodes_hold_at_most_100_entries() {
         let stream = sample();
-        let nodes = split_nodes(&stream.entries);
-        assert!(nodes.iter().all(|n| !n.is_empty() && n.len() <= NODE_MAX_ENTRIES));
-        assert_eq!(nodes.iter().map(|n| n.len()).sum::<usize>(), stream.entries.len());
+        let nodes = split_nodes(&stream);
+        assert!(nodes.iter().all(|(_, _, n)| !n.is_empty() && n.len() <= NODE_MAX_ENTRIES));
+        assert_eq!(nodes.iter().map(|(_, _, n)| n.len()).sum::<usize>(), stream.entries.len());
     }
 }

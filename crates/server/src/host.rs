@@ -790,10 +790,11 @@ impl Host for ServerHost {
         });
         let tracking_max_keys =
             self.notifier.get().map_or(staykv_engine::tracking::DEFAULT_MAX_KEYS, |e| e.tracking.max_keys());
+        let stream_nodes = self.notifier.get().map(|e| e.stream_nodes.limits()).unwrap_or_default();
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
         let lazy = LazyOption::ALL
             .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
-        let items: [(&str, String); 33] = [
+        let items: [(&str, String); 35] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("acl-pubsub-default", pubsub_default.into()),
@@ -822,6 +823,8 @@ impl Host for ServerHost {
             ("maxmemory-samples", samples.to_string()),
             ("maxclients", runtime.maxclients.to_string()),
             ("tracking-table-max-keys", tracking_max_keys.to_string()),
+            ("stream-node-max-entries", stream_nodes.max_entries.to_string()),
+            ("stream-node-max-bytes", stream_nodes.max_bytes.to_string()),
             ("databases", c.databases.to_string()),
             ("save", String::new()),
             ("disable-thp", "yes".into()),
@@ -898,10 +901,21 @@ impl Host for ServerHost {
                     engine.slowlog.set_threshold_us(n);
                 }
             }
-            "tracking-table-max-keys" => {
-                let n = integer_in(&text, 0, i64::MAX).map_err(|reason| invalid(&reason))?;
+            "tracking-table-max-keys" | "stream-node-max-entries" => {
+                let n = integer_in(&text, 0, i64::MAX).map_err(|reason| invalid(&reason))?.unsigned_abs();
+                match (name, self.notifier.get()) {
+                    ("tracking-table-max-keys", Some(e)) => e.tracking.set_max_keys(n),
+                    (_, Some(e)) => e.stream_nodes.set_max_entries(n),
+                    (_, None) => {}
+                }
+            }
+            "stream-node-max-bytes" => {
+                let n = crate::limits::parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                if i64::try_from(n).is_err() {
+                    return Err(invalid("argument must be between 0 and 9223372036854775807 inclusive"));
+                }
                 if let Some(engine) = self.notifier.get() {
-                    engine.tracking.set_max_keys(n.unsigned_abs());
+                    engine.stream_nodes.set_max_bytes(n);
                 }
             }
             "timeout"

@@ -449,28 +449,113 @@ fn replies_match_redis_in_resp2_and_resp3() {
     }
 }
 
+/// A stream's length and the two radix-tree figures of XINFO STREAM, which show where the
+/// nodes of its entries end.
+fn layout(conn: &mut RawConn, key: &str) -> String {
+    let items = call_str(conn, &["XINFO", "STREAM", key]).items();
+    let wanted = ["length", "radix-tree-keys", "radix-tree-nodes"];
+    let fields = items.chunks(2).filter(|kv| wanted.contains(&kv[0].text().as_str()));
+    fields.map(|kv| format!("{} {}", kv[0].text(), kv[1].int())).collect::<Vec<_>>().join(", ")
+}
+
+/// Adds `n` entries `<first + i>-0` to `key`, each `f` with a value of `value_len` bytes.
+fn add_entries(conn: &mut RawConn, key: &str, first: u32, n: u32, value_len: usize) {
+    let value = "v".repeat(value_len);
+    for i in first..first + n {
+        conn.cmd(&["XADD", key, &format!("{i}-0"), "f", &value]);
+    }
+}
+
+/// Where nodes end and what `~` trims: nodes closed by entry count and by bytes (deleted
+/// entries count in both), whole nodes only, never past LIMIT; an exact trim leaves the
+/// rest of a node as deleted entries; `MINID ~` goes by a node's last ID, deleted or not.
+/// Cases from Redis's own stream.tcl among them.
+fn node_layouts(server: &Server) -> Vec<String> {
+    fn run(conn: &mut RawConn, lines: &mut Vec<String>, args: &[&str]) {
+        let reply = frame_text(&conn.cmd(args));
+        lines.push(format!("{} -> {reply}", args.join(" ")));
+    }
+    let mut conn = server.connect();
+    let mut lines = Vec::new();
+    // 10 entries a node: LIMIT 30 removes three whole nodes, and the next call two more
+    // plus the one its XADD filled (stream.tcl "XADD with LIMIT consecutive calls").
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-entries", "10"]);
+    add_entries(&mut conn, "a", 1, 100, 1);
+    for id in ["101-0", "102-0"] {
+        run(&mut conn, &mut lines, &["XADD", "a", "MAXLEN", "~", "55", "LIMIT", "30", id, "f", "v"]);
+        run(&mut conn, &mut lines, &["XLEN", "a"]);
+    }
+    // LIMIT below a node's entries removes nothing (stream.tcl).
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-entries", "2"]);
+    add_entries(&mut conn, "b", 1, 3, 1);
+    run(&mut conn, &mut lines, &["XTRIM", "b", "MAXLEN", "~", "0", "LIMIT", "1"]);
+    run(&mut conn, &mut lines, &["XTRIM", "b", "MAXLEN", "~", "0", "LIMIT", "2"]);
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-entries", "100"]);
+    // Exact trims leave deleted entries in the first node, so `~ 444` stops at 500
+    // (stream.tcl "XTRIM with MAXLEN option basic test").
+    add_entries(&mut conn, "c", 1, 1000, 3);
+    for args in [["666", "="], ["555", "="], ["444", "~"], ["400", "~"]] {
+        run(&mut conn, &mut lines, &["XTRIM", "c", "MAXLEN", args[1], args[0]]);
+        lines.push(layout(&mut conn, "c"));
+    }
+    // 300-byte values close a node at 4096 bytes, after 13 entries; XDEL'd entries stay
+    // in their node's count and bytes; a node goes with its last entry present.
+    add_entries(&mut conn, "d", 1, 60, 300);
+    lines.push(layout(&mut conn, "d"));
+    run(&mut conn, &mut lines, &["XDEL", "d", "2-0", "3-0", "14-0", "15-0"]);
+    for i in 16..=26 {
+        run(&mut conn, &mut lines, &["XDEL", "d", &format!("{i}-0")]);
+    }
+    lines.push(layout(&mut conn, "d"));
+    run(&mut conn, &mut lines, &["XTRIM", "d", "MAXLEN", "~", "40"]);
+    run(&mut conn, &mut lines, &["XTRIM", "d", "MAXLEN", "~", "30"]);
+    lines.push(layout(&mut conn, "d"));
+    // Entries deleted from the last node still count toward its 10 entries.
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-entries", "10"]);
+    add_entries(&mut conn, "g", 1, 5, 1);
+    run(&mut conn, &mut lines, &["XDEL", "g", "2-0", "4-0"]);
+    add_entries(&mut conn, "g", 6, 6, 1);
+    lines.push(layout(&mut conn, "g"));
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-entries", "100"]);
+    // `MINID ~` removes a node only when its last ID, deleted or not, is below the ID.
+    add_entries(&mut conn, "e", 1, 250, 1);
+    run(&mut conn, &mut lines, &["XDEL", "e", "100-0"]);
+    run(&mut conn, &mut lines, &["XTRIM", "e", "MINID", "~", "100"]);
+    run(&mut conn, &mut lines, &["XTRIM", "e", "MINID", "~", "101"]);
+    run(&mut conn, &mut lines, &["XTRIM", "e", "MINID", "~", "202"]);
+    // Exact MINID inside a node whose last entry was deleted: the node stays, empty.
+    run(&mut conn, &mut lines, &["XDEL", "e", "250-0"]);
+    run(&mut conn, &mut lines, &["XTRIM", "e", "MINID", "249-5"]);
+    lines.push(layout(&mut conn, "e"));
+    run(&mut conn, &mut lines, &["XADD", "e", "300-0", "g", "1", "h", "2"]);
+    lines.push(layout(&mut conn, "e"));
+    // No limit on entries or on bytes: one node.
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-entries", "0"]);
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-bytes", "0"]);
+    add_entries(&mut conn, "f", 1, 300, 50);
+    lines.push(layout(&mut conn, "f"));
+    run(&mut conn, &mut lines, &["XTRIM", "f", "MAXLEN", "~", "10"]);
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-entries", "100"]);
+    run(&mut conn, &mut lines, &["CONFIG", "SET", "stream-node-max-bytes", "4096"]);
+    lines
+}
+
 #[test]
-fn approximate_trimming_is_deterministic_and_whole_nodes() {
-    let Some(redis) = Server::redis() else { return };
-    let staykv = Server::staykv();
-    let mut conns = [redis.connect(), staykv.connect()];
-    // Small entries fill Redis's nodes to 100 entries, so `~` trims the same on both.
-    for conn in &mut conns {
-        for i in 1..=350 {
-            conn.cmd(&["XADD", "s", &format!("{i}-0"), "f", "v"]);
-        }
-    }
-    for args in [
-        &["XTRIM", "s", "MAXLEN", "~", "120"][..],
-        &["XLEN", "s"],
-        &["XADD", "s", "MAXLEN", "~", "10", "400-0", "f", "v"],
-        &["XLEN", "s"],
-        &["XTRIM", "s", "MINID", "~", "390"],
-        &["XRANGE", "s", "-", "+", "COUNT", "1"],
-    ] {
-        let [r, s] = &mut conns;
-        assert_eq!(frame_text(&s.cmd(args)), frame_text(&r.cmd(args)), "{args:?}");
-    }
+fn nodes_are_filled_and_trimmed_like_redis() {
+    common::same_as_redis(
+        node_layouts,
+        &[
+            "XLEN a -> 71",
+            "XLEN a -> 62",
+            "XTRIM b MAXLEN ~ 0 LIMIT 1 -> 0",
+            "XTRIM c MAXLEN ~ 444 -> 55",
+            "XTRIM e MINID ~ 100 -> 0",
+            "XTRIM d MAXLEN ~ 30 -> 11",
+            "length 1, radix-tree-keys 1",
+            "length 9, radix-tree-keys 2",
+            "length 300, radix-tree-keys 1",
+        ],
+    );
 }
 
 /// Read one frame within `timeout`, or `None`.
@@ -624,6 +709,49 @@ fn dump_and_restore_with_redis_both_ways() {
         assert_eq!(reply, Val::Simple("OK".into()), "{name}");
         assert_eq!(call_str(to, &["XRANGE", "copy", "-", "+"]), call_str(from, &["XRANGE", "s", "-", "+"]), "{name}");
         assert_eq!(info_without_layout(to, "copy"), info_without_layout(from, "s"), "{name}");
+    }
+}
+
+/// A DUMP keeps a stream's nodes: StayKV restores Redis's with their deleted entries
+/// counted, so later appends and `~` trims go on as in Redis; Redis restores StayKV's with
+/// the same boundaries (each node with its entries present only).
+#[test]
+fn dump_and_restore_keep_the_nodes() {
+    let Some(redis) = Server::redis() else { return };
+    let staykv = Server::staykv();
+    let (mut r, mut s) = (redis.connect(), staykv.connect());
+    for conn in [&mut r, &mut s] {
+        conn.cmd(&["CONFIG", "SET", "stream-node-max-entries", "10"]);
+        add_entries(conn, "s", 1, 95, 20);
+        conn.cmd(&["XDEL", "s", "11-0", "12-0", "25-0", "93-0"]);
+        conn.cmd(&["XTRIM", "s", "MINID", "5-0"]);
+    }
+    let from_redis = call(&mut r, &[b"DUMP", b"s"]).bytes();
+    for conn in [&mut r, &mut s] {
+        let reply = call(conn, &[b"RESTORE", b"copy", b"0", &from_redis]);
+        assert_eq!(reply, Val::Simple("OK".into()));
+    }
+    assert_eq!(layout(&mut s, "copy"), layout(&mut r, "copy"));
+    // The last node holds 91-0 to 95-0, 93-0 deleted: it takes five more entries, not six.
+    for i in 96..=101 {
+        let args = ["XADD", "copy", &format!("{i}-0"), "f", "v"];
+        assert_eq!(frame_text(&s.cmd(&args)), frame_text(&r.cmd(&args)), "{args:?}");
+    }
+    for args in [
+        &["XINFO", "STREAM", "copy"][..],
+        &["XTRIM", "copy", "MAXLEN", "~", "85"],
+        &["XTRIM", "copy", "MAXLEN", "~", "75"],
+        &["XTRIM", "copy", "MAXLEN", "~", "70"],
+        &["XLEN", "copy"],
+    ] {
+        assert_eq!(frame_text(&s.cmd(args)), frame_text(&r.cmd(args)), "{args:?}");
+        assert_eq!(layout(&mut s, "copy"), layout(&mut r, "copy"), "after {args:?}");
+    }
+    let from_staykv = call(&mut s, &[b"DUMP", b"s"]).bytes();
+    assert_eq!(call(&mut r, &[b"RESTORE", b"mine", b"0", &from_staykv]), Val::Simple("OK".into()));
+    assert_eq!(layout(&mut r, "mine"), layout(&mut s, "s"));
+    for conn in [&mut r, &mut s] {
+        conn.cmd(&["CONFIG", "SET", "stream-node-max-entries", "100"]);
     }
 }
 

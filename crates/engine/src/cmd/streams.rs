@@ -14,7 +14,7 @@ use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::key_spec::{key::*, KeySpec};
 use crate::num::i64_bytes;
-use crate::stream::{parse_id, ParsedId, Stream, StreamId, Trim};
+use crate::stream::{parse_id, NodeLimits, ParsedId, Stream, StreamId, Trim};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xadd", -5, WRITE | DENYOOM | FAST, "stream", xadd)
@@ -106,7 +106,7 @@ struct AddArgs {
 
 /// Parse XADD's or XTRIM's options from `args[2..]` in Redis's order of checks
 /// (`streamParseAddOrTrimArgsOrReply`).
-fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
+fn parse_add_or_trim(args: &[Bytes], xadd: bool, limits: NodeLimits) -> Result<AddArgs, Reply> {
     let mut out = AddArgs::default();
     let mut limit_given = false;
     let mut i = 2;
@@ -160,8 +160,7 @@ fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
         return Err(err("ERR syntax error, LIMIT cannot be used without the special ~ option"));
     }
     if out.trim.approx && !limit_given {
-        // Redis's default: 100 nodes of `stream-node-max-entries`.
-        out.trim.limit = 100 * crate::stream::NODE_ENTRIES;
+        out.trim.limit = limits.default_trim_limit();
     }
     out.fields_at = i + 1;
     Ok(out)
@@ -184,7 +183,8 @@ fn trim_and_log(ctx: &mut Ctx, key: &Bytes, trim: &TrimArgs) -> Result<u64, Repl
 
 fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
-    let parsed = parse_add_or_trim(args, true)?;
+    let limits = ctx.engine.stream_nodes.limits();
+    let parsed = parse_add_or_trim(args, true, limits)?;
     let fields = args.get(parsed.fields_at..).unwrap_or_default();
     if fields.len() < 2 || !fields.len().is_multiple_of(2) {
         return Err(errors::wrong_arity("xadd"));
@@ -205,7 +205,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let id =
         id.ok_or_else(|| err("ERR The ID specified in XADD is equal or smaller than the target stream top item"))?;
-    stream.append(id, fields.iter().map(own).collect());
+    stream.append(id, fields.iter().map(own).collect(), limits);
     let mut effect = vec![Bytes::from_static(b"XADD"), key.clone(), id.to_bytes()];
     effect.extend(fields.iter().cloned());
     ctx.propagate(effect);
@@ -215,7 +215,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = arg(args, 1)?;
-    let parsed = parse_add_or_trim(args, false)?;
+    let parsed = parse_add_or_trim(args, false, ctx.engine.stream_nodes.limits())?;
     Ok(Reply::Int(trim_and_log(ctx, key, &parsed.trim)? as i64))
 }
 
@@ -528,13 +528,10 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }),
         _ => return Err(errors::subcommand_syntax(sub, "xinfo")),
     };
-    // StayKV has no radix tree; these two figures are those of Redis's layout for as many
-    // entries, with full nodes.
-    let nodes = (stream.len() as u64).div_ceil(crate::stream::NODE_ENTRIES);
     let mut fields = vec![
         ("length", Reply::Int(stream.len() as i64)),
-        ("radix-tree-keys", Reply::Int(nodes as i64)),
-        ("radix-tree-nodes", Reply::Int(nodes as i64 + 1)),
+        ("radix-tree-keys", Reply::Int(stream.nodes.len() as i64)),
+        ("radix-tree-nodes", Reply::Int(stream.nodes.radix_tree_nodes() as i64)),
         ("last-generated-id", Reply::Bulk(stream.last_id.to_bytes())),
         ("max-deleted-entry-id", Reply::Bulk(stream.max_deleted.to_bytes())),
         ("entries-added", Reply::count(stream.entries_added)),
