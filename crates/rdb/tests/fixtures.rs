@@ -116,6 +116,11 @@ fn main_fixture_stream_aux_and_function() {
     assert_eq!(stream.entries[1].fields, [b("f1"), b("v2"), b("f2"), b("v3")]);
     assert_eq!(stream.entries[2].fields, [b("f3"), b("v4")]);
     assert_eq!((stream.last_id.ms, stream.entries_added), (3, 3));
+    // One node, keyed by the first entry, with its fields as the master fields: 19 bytes of
+    // header, master entry and end marker, then 12, 26 and 18 bytes of entries.
+    let [node] = &stream.nodes[..] else { panic!("{:?}", stream.nodes) };
+    assert_eq!((node.master_id.ms, node.master_id.seq, node.master_fields.clone()), (1, 1, vec![b("f1")]));
+    assert_eq!((node.live, node.deleted, node.last_id.ms, node.bytes), (3, 0, 3, 75));
     let group = &stream.groups[0];
     assert_eq!((group.name.clone(), group.last_id.ms, group.entries_read), (b("g1"), 2, Some(2)));
     assert_eq!(group.pending.len(), 2);
