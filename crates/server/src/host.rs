@@ -910,7 +910,8 @@ impl Host for ServerHost {
                 }
             }
             "stream-node-max-bytes" => {
-                let n = crate::limits::parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                let n =
+                    crate::limits::config_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
                 if i64::try_from(n).is_err() {
                     return Err(invalid("argument must be between 0 and 9223372036854775807 inclusive"));
                 }
@@ -937,15 +938,14 @@ impl Host for ServerHost {
                 }
             }
             "client-query-buffer-limit" | "proto-max-bulk-len" => {
-                let n = crate::limits::parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                let n =
+                    crate::limits::config_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                if !(1024 * 1024..=i64::MAX.unsigned_abs()).contains(&n) {
+                    return Err(invalid("argument must be between 1048576 and 9223372036854775807 inclusive"));
+                }
                 match name {
-                    "client-query-buffer-limit" if n >= 1024 * 1024 => {
-                        self.limits.query_buffer_limit.store(n, Ordering::Relaxed)
-                    }
-                    "proto-max-bulk-len" if n >= 1024 * 1024 => {
-                        self.limits.proto_max_bulk_len.store(n, Ordering::Relaxed)
-                    }
-                    _ => return Err(invalid("argument must be between 1048576 and 9223372036854775807 inclusive")),
+                    "client-query-buffer-limit" => self.limits.query_buffer_limit.store(n, Ordering::Relaxed),
+                    _ => self.limits.proto_max_bulk_len.store(n, Ordering::Relaxed),
                 }
             }
             "client-output-buffer-limit" => {
@@ -958,7 +958,7 @@ impl Host for ServerHost {
             }
             "maxmemory" => {
                 let bytes =
-                    crate::limits::parse_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
+                    crate::limits::config_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
                 crate::memory::set_limit(bytes);
             }
             "maxmemory-policy" => {

@@ -5,11 +5,31 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Redis's memory notation: `100`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`...
+/// Redis's memory notation: `100`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`..., any case;
+/// digits and a unit, nothing else. `None` for anything else or past `u64`.
 pub fn parse_memory(text: &str) -> Option<u64> {
-    let lower = text.trim().to_ascii_lowercase();
-    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = match lower.get(digits.len()..)? {
+    let (digits, unit) = split_memory(text)?;
+    digits.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// A memory value for CONFIG SET, read as Redis's `memtoull` reads it: no digits is 0,
+/// digits past `u64` are its maximum (`strtoull`), and the unit's product wraps, so that
+/// such a value fails the parameter's range check as in Redis instead of being refused as
+/// no memory value.
+pub fn config_memory(text: &str) -> Option<u64> {
+    let (digits, unit) = split_memory(text)?;
+    let value = match digits {
+        "" => 0,
+        _ if digits.len() >= 128 => return None,
+        _ => digits.parse::<u64>().unwrap_or(u64::MAX),
+    };
+    Some(value.wrapping_mul(unit))
+}
+
+/// A memory value's digits and its unit's multiplier.
+fn split_memory(text: &str) -> Option<(&str, u64)> {
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let multiplier = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" => 1000,
         "kb" => 1024,
@@ -19,7 +39,7 @@ pub fn parse_memory(text: &str) -> Option<u64> {
         "gb" => 1024 * 1024 * 1024,
         _ => return None,
     };
-    digits.parse::<u64>().ok()?.checked_mul(unit)
+    Some((digits, multiplier))
 }
 
 /// `maxmemory-clients` as Redis stores it: bytes (0: no limit), or a percentage of
@@ -218,6 +238,16 @@ mod tests {
         assert_eq!(parse_memory("1gb"), Some(1 << 30));
         assert_eq!(parse_memory("x"), None);
         assert_eq!(parse_memory("99999999999999999999gb"), None);
+        for bad in ["", "kb", " 100", "+100", "-1", "1.5gb", "0x10", "100 mb"] {
+            assert_eq!(parse_memory(bad), None, "{bad:?}");
+        }
+        // CONFIG SET reads as Redis's memtoull: no digits is 0, too many digits saturate.
+        assert_eq!(config_memory("1kb"), Some(1024));
+        assert_eq!((config_memory(""), config_memory("mb")), (Some(0), Some(0)));
+        assert_eq!(config_memory("99999999999999999999"), Some(u64::MAX));
+        for bad in [" 100", "+100", "-1", "1.5gb", "0x10"] {
+            assert_eq!(config_memory(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -975,7 +975,7 @@ fn a_failed_config_set_leaves_every_parameter_it_named_as_it_was() {
     let Some(redis) = Server::redis() else { return };
     let server = Server::staykv();
     let (mut rc, mut sc) = (redis.connect(), server.connect());
-    let steps: [&[&str]; 22] = [
+    let steps: [&[&str]; 31] = [
         &["CONFIG", "SET", "timeout", "5", "timeout", "6"],
         &["CONFIG", "SET", "nosuch", "1", "timeout", "5", "timeout", "6"],
         &["CONFIG", "SET", "timeout", "5", "timeout", "6", "nosuch", "1"],
@@ -998,6 +998,18 @@ fn a_failed_config_set_leaves_every_parameter_it_named_as_it_was() {
         &["CONFIG", "SET", "stream-node-max-entries", "-1", "stream-node-max-bytes", "2kb"],
         &["CONFIG", "SET", "stream-node-max-entries", "x"],
         &["CONFIG", "GET", "stream-node-*"],
+        // Memory values as Redis's memtoull reads them: too many digits are the most there
+        // is (then out of range where the range is signed), no digits are 0, no sign or
+        // blank is taken.
+        &["CONFIG", "SET", "maxmemory", "99999999999999999999"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["CONFIG", "SET", "maxmemory", " 100"],
+        &["CONFIG", "SET", "maxmemory", "+100"],
+        &["CONFIG", "SET", "maxmemory", "mb"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["CONFIG", "SET", "proto-max-bulk-len", "9223372036854775808"],
+        &["CONFIG", "SET", "client-query-buffer-limit", "99999999999999999999"],
+        &["CONFIG", "SET", "stream-node-max-bytes", "99999999999999999999"],
     ];
     // CONFIG GET lists what a pattern matches in Redis's dict order, which changes from
     // run to run: pairs are compared in name order.
