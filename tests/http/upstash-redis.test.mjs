@@ -186,6 +186,28 @@ test("read-only token reads but cannot write", async () => {
   await assert.rejects(ro.del("ro:key"), /NOPERM/);
   await assert.rejects(ro.flushall(), /NOPERM/);
   assert.equal(await redis.get("ro:key"), "visible");
+  // Read-only scripts: evalRo, and a script made read-only (EVALSHA_RO, then EVAL_RO).
+  assert.equal(await ro.evalRo("return redis.call('get', KEYS[1])", ["ro:key"], []), "visible");
+  const peek = ro.createScript("return redis.call('strlen', KEYS[1])", { readonly: true });
+  assert.equal(await peek.exec(["ro:key"], []), 7);
+  await assert.rejects(ro.evalRo("return redis.call('del', KEYS[1])", ["ro:key"], []), /read-only scripts/);
+  assert.equal(await redis.get("ro:key"), "visible");
+});
+
+test("xread with blockMS waits for the entry another client adds", async () => {
+  const key = `stream:${randomUUID()}`;
+  const writer = new Redis({ url: server.url, token: server.token, enableAutoPipelining: false });
+  const started = Date.now();
+  const reading = redis.xread(key, "$", { blockMS: 10_000 });
+  await new Promise((ok) => setTimeout(ok, 300));
+  const id = await writer.xadd(key, "*", { field: "value" });
+  const [[stream, entries]] = await reading;
+  assert.equal(stream, key);
+  assert.deepEqual(entries, [[id, ["field", "value"]]]);
+  const waited = Date.now() - started;
+  assert.ok(waited >= 300 && waited < 10_000, `answered after ${waited} ms`);
+  // Nothing added: null once the timeout passes.
+  assert.equal(await redis.xread(key, "$", { blockMS: 200 }), null);
 });
 
 test("a bad or missing token is refused", async () => {

@@ -36,9 +36,12 @@ use crate::key_spec::key;
 /// the event streams' SUBSCRIBE and PSUBSCRIBE, and no password, so nobody can `AUTH` as it.
 pub const HTTP_READONLY_USER: &str = "http-readonly";
 
-/// The rules of the built-in [`HTTP_READONLY_USER`].
+/// The rules of the built-in [`HTTP_READONLY_USER`]. The read-only script commands are in:
+/// a script they run may call no write command, and each call is checked against these
+/// rules too.
 const HTTP_READONLY_RULES: &str = "on nopass ~* &* -@all +@read -keys -scan +ping +echo +time +select +command \
-                                   +multi +exec +discard +watch +unwatch +subscribe +psubscribe";
+                                   +multi +exec +discard +watch +unwatch +subscribe +psubscribe \
+                                   +eval_ro +evalsha_ro +fcall_ro";
 
 /// ACL categories in Redis's order (`ACL CAT`).
 pub const CATEGORIES: &[&str] = &[

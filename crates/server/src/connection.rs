@@ -157,6 +157,36 @@ impl Shared {
             wait_briefly(&mut waits).await;
         }
     }
+
+    /// Whether CLIENT UNBLOCK ended `client`'s wait. The wait then answers `timed_out`: the
+    /// command's timeout reply for the TIMEOUT form, made Redis's UNBLOCKED error for ERROR.
+    pub fn unblocked(&self, client: u64, timed_out: &mut Outcome) -> bool {
+        match self.engine.blocked.take_unblock(client) {
+            Some(Unblock::Timeout) => true,
+            Some(Unblock::Error) => {
+                timed_out.reply = Reply::error(UNBLOCKED);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A blocked command's wait is over with `outcome`: the client leaves the queues, and a
+    /// command that did not run again is counted as Redis counts it (CLIENT UNBLOCK's end
+    /// as a failure, TIMEOUT's too).
+    pub fn end_wait(&self, client: u64, outcome: &Outcome, by_client_unblock: bool) {
+        self.engine.blocked.unregister(client, clock::now_ms());
+        if !outcome.ran {
+            self.engine.count_wait_ended(outcome, by_client_unblock);
+        }
+    }
+}
+
+/// A client's wake-up for the blocked-command queues, and what it rings.
+pub fn client_waker() -> (Arc<Notify>, ClientWaker) {
+    let wake = Arc::new(Notify::new());
+    let ring = wake.clone();
+    (wake, ClientWaker(Arc::new(move || ring.notify_one())))
 }
 
 /// One step of a wait for another task that should finish within microseconds (a script, a
@@ -248,11 +278,10 @@ where
         let _ = stream.write_all(format!("-{MAX_CLIENTS_REACHED}\r\n").as_bytes()).await;
         return;
     };
-    let wake = Arc::new(Notify::new());
+    let (wake, waker) = client_waker();
     let mut client = Client::new(id, !shared.host.auth_required());
     client.origin = origin_text(addr);
-    let waker = wake.clone();
-    client.waker = Some(ClientWaker(Arc::new(move || waker.notify_one())));
+    client.waker = Some(waker);
     let mailbox = Arc::new(Mailbox::default());
     let (inbox, subscriber, host) = (mailbox.clone(), record.clone(), shared.host.clone());
     let deliver: staykv_engine::pubsub::Deliver =
@@ -654,9 +683,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         &mut self,
         args: &[Bytes],
         deadline: Option<u64>,
-        timed_out: Outcome,
+        mut timed_out: Outcome,
     ) -> Result<Outcome, Close> {
-        // Redis 7.0 counts a command CLIENT UNBLOCK ended as failed, TIMEOUT's too.
         let mut by_client_unblock = false;
         let result = loop {
             let room = self.make_read_room();
@@ -668,12 +696,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
             tokio::select! {
                 () = self.wake.notified() => {
-                    let unblock = self.shared.engine.blocked.take_unblock(self.client.id);
-                    by_client_unblock = unblock.is_some();
-                    match unblock {
-                        Some(Unblock::Timeout) => break Ok(timed_out),
-                        Some(Unblock::Error) => break Ok(Outcome { reply: Reply::error(UNBLOCKED), ..timed_out }),
-                        None => {}
+                    if self.shared.unblocked(self.client.id, &mut timed_out) {
+                        by_client_unblock = true;
+                        break Ok(timed_out);
                     }
                     if let Err(close) = self.wait_to_run(args).await {
                         break Err(close);
@@ -705,9 +730,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 }
             }
         };
-        self.shared.engine.blocked.unregister(self.client.id, clock::now_ms());
-        if let Some(outcome) = result.as_ref().ok().filter(|outcome| !outcome.ran) {
-            self.shared.engine.count_wait_ended(outcome, by_client_unblock);
+        match &result {
+            Ok(outcome) => self.shared.end_wait(self.client.id, outcome, by_client_unblock),
+            Err(_) => self.shared.engine.blocked.unregister(self.client.id, clock::now_ms()),
         }
         result
     }

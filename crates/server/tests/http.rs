@@ -414,6 +414,72 @@ async fn a_client_woken_by_an_http_push_is_served_before_the_next_command_on_its
     assert_eq!(&reply[..n], b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
 }
 
+/// Waits until INFO clients counts `n` blocked clients.
+async fn until_blocked(server: &Http, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let wanted = format!("blocked_clients:{n}");
+    let counted = || async {
+        let info = cmd(server, json!(["INFO", "clients"])).await.json();
+        info["result"].as_str().unwrap_or_default().lines().any(|line| line == wanted)
+    };
+    while !counted().await {
+        assert!(Instant::now() < deadline, "never {wanted:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A blocking command holds its request until it is served or its timeout passes, as
+/// Upstash's do (an edge function's `xread` with `blockMS` waits instead of polling): woken
+/// by a write on RESP, in a pipeline (later commands wait behind it), timed out, and
+/// answered at once inside `/multi-exec`, as inside MULTI.
+#[tokio::test]
+async fn blocking_commands_hold_the_request_until_served() {
+    let server = Http::start();
+    let mut resp = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    let started = Instant::now();
+    let read = tokio::spawn(post_json(server.url("/"), json!(["XREAD", "BLOCK", "5000", "STREAMS", "s", "$"])));
+    until_blocked(&server, 1).await;
+    resp.write_all(b"*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$3\r\n7-1\r\n$1\r\nf\r\n$1\r\nv\r\n").unwrap();
+    let (status, body) = read.await.unwrap();
+    assert_eq!((status, body), (200, json!({"result": [["s", [["7-1", ["f", "v"]]]]]})));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let pipeline = json!([["BLPOP", "q", "0"], ["LLEN", "q"]]);
+    let popped = tokio::spawn(post_json(server.url("/pipeline"), pipeline));
+    until_blocked(&server, 1).await;
+    resp.write_all(b"*4\r\n$5\r\nRPUSH\r\n$1\r\nq\r\n$1\r\na\r\n$1\r\nb\r\n").unwrap();
+    assert_eq!(popped.await.unwrap(), (200, json!([{"result": ["q", "a"]}, {"result": 1}])));
+
+    let started = Instant::now();
+    assert_eq!(cmd(&server, json!(["BLPOP", "empty", "0.3"])).await.json(), json!({"result": null}));
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    let started = Instant::now();
+    let in_exec = post(&server, "/multi-exec", json!([["BLPOP", "empty", "0"]]).to_string(), Some(TOKEN)).await;
+    assert_eq!(in_exec.json(), json!([{"result": null}]));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    until_blocked(&server, 0).await;
+}
+
+/// A client that gives up on a blocked request takes its wait with it: the next push is
+/// not popped for it, and INFO counts no blocked client.
+#[tokio::test]
+async fn a_blocked_request_whose_client_leaves_pops_nothing() {
+    let server = Http::start();
+    let request = post_json(server.url("/"), json!(["BLPOP", "q", "0"]));
+    assert!(tokio::time::timeout(Duration::from_millis(300), request).await.is_err());
+    until_blocked(&server, 0).await;
+    assert_eq!(cmd(&server, json!(["RPUSH", "q", "x"])).await.json(), json!({"result": 1}));
+    assert_eq!(cmd(&server, json!(["LRANGE", "q", "0", "-1"])).await.json(), json!({"result": ["x"]}));
+}
+
+/// POST `body` as JSON to `url` with the test token: status and JSON answer (a `'static`
+/// future).
+async fn post_json(url: String, body: Value) -> (u16, Value) {
+    let response = client().post(url).bearer_auth(TOKEN).body(body.to_string()).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_str(&response.text().await.unwrap()).unwrap())
+}
+
 /// POST `body` to `url` with the test token and return the status (a `'static` future).
 async fn post_owned(url: String, body: String) -> u16 {
     let request = client().post(url).bearer_auth(TOKEN).body(body);
@@ -577,6 +643,18 @@ async fn readonly_token_reads_but_never_writes() {
     let results = post(&server, "/pipeline", piped_tx, Some(RO_TOKEN)).await.json();
     assert!(results[2]["error"].as_str().unwrap().starts_with("EXECABORT"), "{results}");
     assert_eq!(answer(client().get(server.url("/set/k/x")).bearer_auth(RO_TOKEN)).await.status, 400);
+    // Read-only scripts run, as `@upstash/redis`'s `evalRo` and read-only `createScript` send
+    // them; a write inside one is refused.
+    let read = "return redis.call('get', KEYS[1])";
+    assert_eq!(ro(json!(["EVAL_RO", read, "1", "k"])).await.json(), json!({"result": "v"}));
+    let sha = cmd(&server, json!(["SCRIPT", "LOAD", read])).await.json()["result"].clone();
+    assert_eq!(ro(json!(["EVALSHA_RO", sha, "1", "k"])).await.json(), json!({"result": "v"}));
+    let library = "#!lua name=ro\nredis.register_function{function_name='peek', \
+                   callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+    assert_eq!(cmd(&server, json!(["FUNCTION", "LOAD", library])).await.json(), json!({"result": "ro"}));
+    assert_eq!(ro(json!(["FCALL_RO", "peek", "1", "k"])).await.json(), json!({"result": "v"}));
+    let write = ro(json!(["EVAL_RO", "return redis.call('set', KEYS[1], 'x')", "1", "k"])).await;
+    assert!(write.error().contains("Write commands are not allowed from read-only scripts"), "{}", write.text);
     assert_eq!(cmd(&server, json!(["GET", "k"])).await.json(), json!({"result": "v"}));
 }
 

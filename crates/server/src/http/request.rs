@@ -160,10 +160,6 @@ impl Commands {
         Commands { ends: vec![args.len()], args }
     }
 
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
@@ -427,7 +423,6 @@ mod tests {
     fn pipelines() {
         let body = Bytes::from_static(br#"[["SET","a",1],["GET","a"]]"#);
         let commands = json_pipeline(&body).unwrap();
-        assert_eq!(commands.len(), 2);
         let listed: Vec<Vec<String>> = commands.iter().map(texts).collect();
         assert_eq!(listed, [vec!["SET", "a", "1"], vec!["GET", "a"]]);
         assert!(json_pipeline(&Bytes::from_static(b"[]")).is_err());

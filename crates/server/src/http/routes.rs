@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -10,7 +11,8 @@ use axum::http::{HeaderMap, HeaderName, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hyper::body::Incoming;
-use staykv_engine::{Client, Reply};
+use staykv_engine::{Client, Outcome, Reply};
+use tokio::sync::Notify;
 
 use super::auth::{self, Access};
 use super::json::{self, Encoding};
@@ -40,8 +42,9 @@ const HTTP_DENIED: &[&str] = &[
     "sync",
     "psync",
 ];
-/// Pipelines at least this long run in `block_in_place`.
-const LONG_BATCH: usize = 1000;
+/// A long pipeline or transaction lets the other tasks of its worker run every this many
+/// commands.
+const YIELD_EVERY: usize = 256;
 /// Transaction control, which `/multi-exec` does itself.
 const TRANSACTION_CONTROL: &[&str] = &["multi", "exec", "discard", "watch", "unwatch"];
 
@@ -178,10 +181,10 @@ async fn serve(
     let mut out = Vec::with_capacity(64);
     let first = commands.iter().next().unwrap_or_default();
     let status = match endpoint {
-        Endpoint::Command => single(&mut batch, first, encoding, &mut out),
+        Endpoint::Command => single(&mut batch, first, encoding, &mut out).await,
         Endpoint::Path => {
             let known = first.first().is_some_and(|name| inner.shared.engine.table.lookup(name).is_some());
-            let status = single(&mut batch, first, encoding, &mut out);
+            let status = single(&mut batch, first, encoding, &mut out).await;
             if known {
                 status
             } else {
@@ -190,19 +193,18 @@ async fn serve(
         }
         Endpoint::Pipeline => {
             // Each reply is encoded as soon as it exists: only the output grows.
-            long_running(commands.len(), || {
-                out.push(b'[');
-                for (i, args) in commands.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    json::result_object(&batch.run(args), encoding, &mut out);
+            out.push(b'[');
+            for (i, args) in commands.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                out.push(b']');
-            });
+                json::result_object(&batch.run(args).await, encoding, &mut out);
+                yield_now_and_then(i).await;
+            }
+            out.push(b']');
             StatusCode::OK
         }
-        Endpoint::MultiExec => long_running(commands.len(), || transaction(&mut batch, &commands, encoding, &mut out))?,
+        Endpoint::MultiExec => transaction(&mut batch, &commands, encoding, &mut out).await?,
         Endpoint::Healthz | Endpoint::Metrics => StatusCode::OK,
     };
     let seq = batch.finish().await;
@@ -212,19 +214,17 @@ async fn serve(
     Ok(response)
 }
 
-/// Commands run on the async worker that received the request, as RESP does. A long batch
-/// tells the runtime first, so the worker's other connections move elsewhere meanwhile.
-fn long_running<T>(commands: usize, run: impl FnOnce() -> T) -> T {
-    if commands >= LONG_BATCH {
-        crate::host::blocking(run)
-    } else {
-        run()
+/// Commands run on the async worker that received the request, as RESP does; after every
+/// [`YIELD_EVERY`] of a batch (`done` so far), the worker's other tasks get their turn.
+async fn yield_now_and_then(done: usize) {
+    if (done + 1).is_multiple_of(YIELD_EVERY) {
+        tokio::task::yield_now().await;
     }
 }
 
 /// One command: `{"result":...}` (200) or `{"error":"..."}` (400).
-fn single(batch: &mut Batch<'_>, args: &[Bytes], encoding: Encoding, out: &mut Vec<u8>) -> StatusCode {
-    let reply = batch.run(args);
+async fn single(batch: &mut Batch<'_>, args: &[Bytes], encoding: Encoding, out: &mut Vec<u8>) -> StatusCode {
+    let reply = batch.run(args).await;
     json::result_object(&reply, encoding, out);
     if reply.is_error() {
         StatusCode::BAD_REQUEST
@@ -247,13 +247,13 @@ fn results_array(replies: &[Reply], encoding: Encoding, out: &mut Vec<u8>) {
 
 /// `/multi-exec`: MULTI, the commands, EXEC on one client. A command refused while queuing
 /// discards the whole transaction, answered as one error naming the culprit (400).
-fn transaction(
+async fn transaction(
     batch: &mut Batch<'_>,
     commands: &request::Commands,
     encoding: Encoding,
     out: &mut Vec<u8>,
 ) -> Result<StatusCode, ApiError> {
-    if let Reply::Error(text) = batch.run(&[Bytes::from_static(b"MULTI")]) {
+    if let Reply::Error(text) = batch.run(&[Bytes::from_static(b"MULTI")]).await {
         return Err(ApiError::bad_request(text));
     }
     for (i, args) in commands.iter().enumerate() {
@@ -261,17 +261,18 @@ fn transaction(
         let reply = if TRANSACTION_CONTROL.contains(&name.as_str()) {
             Reply::error("ERR MULTI, EXEC, DISCARD, WATCH and UNWATCH cannot be used inside /multi-exec")
         } else {
-            batch.run(args)
+            batch.run(args).await
         };
+        yield_now_and_then(i).await;
         if let Reply::Error(text) = reply {
-            batch.run(&[Bytes::from_static(b"DISCARD")]);
+            batch.run(&[Bytes::from_static(b"DISCARD")]).await;
             return Err(ApiError::bad_request(format!(
                 "EXECABORT Transaction discarded because of previous errors: command {} ({name}): {text}",
                 i + 1
             )));
         }
     }
-    match batch.run(&[Bytes::from_static(b"EXEC")]) {
+    match batch.run(&[Bytes::from_static(b"EXEC")]).await {
         Reply::Array(replies) => {
             results_array(&replies, encoding, out);
             Ok(StatusCode::OK)
@@ -307,6 +308,8 @@ fn health(shared: &Shared) -> Response {
 struct Batch<'a> {
     shared: &'a Shared,
     client: Client,
+    /// Rung when a blocked command of the request may be served.
+    wake: Arc<Notify>,
     access: Access,
     /// The log position the answer must wait for.
     wait_seq: u64,
@@ -318,27 +321,66 @@ impl<'a> Batch<'a> {
         let mut client = Client::new(id, true);
         client.origin = "http".into();
         access.user().clone_into(&mut client.user);
-        Batch { shared, client, access, wait_seq: 0 }
+        let (wake, waker) = crate::connection::client_waker();
+        client.waker = Some(waker);
+        Batch { shared, client, wake, access, wait_seq: 0 }
     }
 
-    /// Run one command, as `Connection::execute` does for RESP (statistics included).
-    fn run(&mut self, args: &[Bytes]) -> Reply {
-        let shared = self.shared;
+    /// Run one command, as `Connection::execute` does for RESP (statistics included). A
+    /// blocking command that finds nothing holds the request until it is served, its
+    /// timeout passes or CLIENT UNBLOCK ends its wait, as Upstash's blocking commands do. A
+    /// client that goes away meanwhile drops the request, and its wait with it (`Drop`).
+    async fn run(&mut self, args: &[Bytes]) -> Reply {
         if let Some(text) = self.refusal(args) {
             // A refused command dooms an open transaction, as in Redis.
             self.client.multi_failed |= self.client.multi.is_some();
             return Reply::Error(text);
         }
-        let mut outcome = shared.execute(&mut self.client, args, crate::clock::now());
-        while outcome.held_by_claim {
-            // A client woken by an earlier command of this request has first claim on a key
-            // of this one. The wait is off this worker, so that the woken client can run.
-            let wait = shared.wait_for_claims(args, &self.client);
-            crate::host::blocking(|| tokio::runtime::Handle::current().block_on(wait));
-            outcome = shared.execute(&mut self.client, args, crate::clock::now());
+        let mut outcome = self.execute(args).await;
+        if let Some(blocked) = outcome.blocked.take() {
+            let rerun = blocked.rerun.unwrap_or_else(|| args.to_vec());
+            outcome = self.wait_unblocked(&rerun, blocked.deadline, outcome).await;
         }
         self.wait_seq = self.wait_seq.max(outcome.wait_seq);
         outcome.reply
+    }
+
+    /// Run `args` once it may: a client woken by an earlier command of this request may have
+    /// first claim on one of its keys.
+    async fn execute(&mut self, args: &[Bytes]) -> Outcome {
+        let mut outcome = self.shared.execute(&mut self.client, args, crate::clock::now());
+        while outcome.held_by_claim {
+            self.shared.wait_for_claims(args, &self.client).await;
+            outcome = self.shared.execute(&mut self.client, args, crate::clock::now());
+        }
+        outcome
+    }
+
+    /// Sleep until woken by a change to a key the command waits for (then run it again)
+    /// or until its deadline (then answer `timed_out`, its timeout reply).
+    async fn wait_unblocked(&mut self, args: &[Bytes], deadline: Option<u64>, mut timed_out: Outcome) -> Outcome {
+        let mut by_client_unblock = false;
+        let outcome = loop {
+            // One millisecond more: the deadline is counted from a truncated clock.
+            let sleep = deadline
+                .map_or(Duration::MAX, |at| Duration::from_millis(at.saturating_sub(crate::clock::now_ms()) + 1));
+            tokio::select! {
+                () = self.wake.notified() => {
+                    if self.shared.unblocked(self.client.id, &mut timed_out) {
+                        by_client_unblock = true;
+                        break timed_out;
+                    }
+                    self.shared.wait_to_run(args, None).await;
+                    let outcome = self.execute(args).await;
+                    if outcome.blocked.is_none() {
+                        break outcome;
+                    }
+                }
+                () = tokio::time::sleep(sleep) => break timed_out,
+            }
+        };
+        self.shared.end_wait(self.client.id, &outcome, by_client_unblock);
+        outcome
     }
 
     /// Why this front end refuses a command the engine would run, if it does.
