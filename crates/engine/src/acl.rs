@@ -139,6 +139,12 @@ impl KeyPattern {
     }
 }
 
+/// Whether a key or channel pattern holds a blank or a NUL (`ACLStringHasSpaces`): one
+/// would not read back from `ACL LIST` or an ACL file as the same rule.
+fn has_spaces(pattern: &[u8]) -> bool {
+    pattern.iter().any(|&c| c == 0 || crate::num::is_c_space(c))
+}
+
 /// One ACL user: who it is (flags, passwords) and what it may do — its root selector, and
 /// any further selectors (Redis 7.0's `(...)` rules). A command runs when one selector
 /// allows all of it: the command, every key and every channel.
@@ -194,7 +200,7 @@ impl Denied {
         }
     }
 
-    /// Redis 7.0's NOPERM error for a top-level command (or one inside EXEC or a script).
+    /// Redis 7.0's NOPERM error for a command run or queued at the top level.
     pub fn error(self, spec: &CommandSpec, args: &[Bytes]) -> String {
         match self {
             Denied::Command => {
@@ -205,6 +211,30 @@ impl Denied {
                 "NOPERM this user has no permissions to access one of the channels used as arguments".into()
             }
         }
+    }
+
+    /// The error a script's call gets (`scriptVerifyACL`), which the script raises as ERR.
+    pub fn script_error(self) -> String {
+        let what = match self {
+            Denied::Command => "can't run this command or subcommand",
+            Denied::Key(_) => "can't access at least one of the keys mentioned in the command arguments",
+            Denied::Channel(_) => "can't publish to the channel mentioned in the command",
+        };
+        format!("ERR The user executing the script {what}")
+    }
+
+    /// The error a queued command gets when EXEC finds that the rules changed since it was
+    /// queued (`execCommand`).
+    pub fn exec_error(self) -> String {
+        let reason = match self {
+            Denied::Command => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        };
+        format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. \
+             This command is no longer allowed for the following reason: {reason}"
+        )
     }
 
     /// What `ACL LOG` names: the command, key or channel.
@@ -278,6 +308,8 @@ impl User {
     ) -> Result<(), &'static str> {
         let lower = rule.to_ascii_lowercase();
         match lower.as_slice() {
+            // An empty rule changes nothing, as in Redis.
+            b"" => {}
             b"on" => self.enabled = true,
             b"off" => self.enabled = false,
             b"nopass" => {
@@ -480,28 +512,33 @@ impl Selector {
         Ok(())
     }
 
-    /// `%R~pattern`, `%W~pattern` or `%RW~pattern` (given without the `%`).
+    /// `%R~pattern`, `%W~pattern` or `%RW~pattern` (given without the `%`), read as Redis
+    /// 7.0 reads it: each of R and W at most once, at least one, then `~` and the pattern;
+    /// with no `~`, the pattern is empty.
     fn add_key_pattern_with_access(&mut self, rule: &[u8]) -> Result<(), &'static str> {
-        let Some(tilde) = rule.iter().position(|&c| c == b'~') else {
-            return Err(rule_error::SYNTAX);
-        };
         let (mut read, mut write) = (false, false);
-        for &c in rule.get(..tilde).unwrap_or_default() {
+        let mut rest = rule;
+        while let Some((&c, after)) = rest.split_first() {
+            rest = after;
             match c.to_ascii_uppercase() {
-                b'R' => read = true,
-                b'W' => write = true,
+                b'R' if !read => read = true,
+                b'W' if !write => write = true,
+                b'~' => break,
                 _ => return Err(rule_error::SYNTAX),
             }
         }
         if !read && !write {
             return Err(rule_error::SYNTAX);
         }
-        self.add_key_pattern(rule.get(tilde + 1..).unwrap_or_default(), read, write)
+        self.add_key_pattern(rest, read, write)
     }
 
     fn add_key_pattern(&mut self, pattern: &[u8], read: bool, write: bool) -> Result<(), &'static str> {
         if self.all_keys {
             return Err(rule_error::KEY_AFTER_ALL);
+        }
+        if !(read && write && pattern == b"*") && has_spaces(pattern) {
+            return Err(rule_error::SYNTAX);
         }
         if read && write && pattern == b"*" {
             self.all_keys = true;
@@ -521,6 +558,9 @@ impl Selector {
     fn add_channel(&mut self, pattern: &[u8]) -> Result<(), &'static str> {
         if self.all_channels {
             return Err(rule_error::CHANNEL_AFTER_ALL);
+        }
+        if has_spaces(pattern) {
+            return Err(rule_error::SYNTAX);
         }
         let channel = Bytes::copy_from_slice(pattern);
         if !self.channels.contains(&channel) {

@@ -549,22 +549,20 @@ impl Engine {
         stat: Option<usize>,
     ) -> Outcome {
         self.counters.record_rejected(stat);
-        let reply = match client.multi.is_some() {
-            // A refused EXEC (BUSY, OOM...) discards the transaction, as Redis's
-            // `execCommandAbort` does, instead of leaving the client in it.
-            true if spec.name == "exec" => {
-                client.multi = None;
-                client.multi_failed = false;
-                self.watches.unwatch_all(client);
-                let error = reply.error_text().unwrap_or_default();
-                Reply::Error(format!("EXECABORT Transaction discarded because of: {error}"))
-            }
+        let reply = if spec.name == "exec" {
+            // A refused EXEC (arity, NOPERM, BUSY, OOM...) discards the transaction and the
+            // watches, in MULTI or not, as Redis's `execCommandAbort` does. The reason is
+            // quoted without an ERR, which Redis's own rejections of it do not carry.
+            client.multi = None;
+            client.multi_failed = false;
+            self.watches.unwatch_all(client);
+            let error = reply.error_text().unwrap_or_default();
+            let error = error.strip_prefix("ERR ").unwrap_or(&error);
+            Reply::Error(format!("EXECABORT Transaction discarded because of: {error}"))
+        } else {
             // A command refused while queuing dooms the transaction, as in Redis.
-            true => {
-                client.multi_failed = true;
-                reply
-            }
-            false => reply,
+            client.multi_failed |= client.multi.is_some();
+            reply
         };
         Outcome::not_run(self.counted(reply), Some((index, stat)))
     }
@@ -1592,9 +1590,10 @@ impl<'a> Ctx<'a> {
         }
         // Permissions may have changed since EXEC's commands were queued; scripts' calls
         // are checked here for the first time.
-        let context = if self.top == "exec" { "multi" } else { "lua" };
+        let in_exec = self.top == "exec";
+        let context = if in_exec { "multi" } else { "lua" };
         if let Err(denied) = self.engine.acl_check(self.client, index, spec, args, self.now, self.host, context) {
-            return Reply::Error(denied.error(spec, args));
+            return Reply::Error(if in_exec { denied.exec_error() } else { denied.script_error() });
         }
         if spec.writes(args) {
             if let Err(text) = self.journal.check_writable() {

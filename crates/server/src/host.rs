@@ -982,8 +982,8 @@ impl Host for ServerHost {
                 }
             }
             "maxclients" => {
-                let n: usize = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
-                self.runtime.write().maxclients = n.max(1);
+                let n = integer_in(&text, 1, i64::from(u32::MAX)).map_err(|reason| invalid(&reason))?;
+                self.runtime.write().maxclients = usize::try_from(n).unwrap_or(usize::MAX);
             }
             "auto-aof-rewrite-percentage" | "auto-aof-rewrite-min-size" => {
                 let n: u64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;

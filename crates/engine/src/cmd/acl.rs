@@ -6,7 +6,7 @@ use staykv_resp::Reply;
 
 use super::{arg, is, text};
 use crate::acl::{self, Acl, User};
-use crate::command::{flags::*, CmdResult, CommandSpec, SubcommandSpec};
+use crate::command::{flags::*, CmdResult, CommandSpec, Subcommand, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::host::ClientFilter;
@@ -43,7 +43,7 @@ const HELP: &[&str] = &[
     "WHOAMI",
     "    Return the current connection username.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// The ACL subcommands StayKV has, with Redis 7's arities (checked before the handler).
@@ -81,7 +81,8 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .map_err(|e| Reply::Error(format!("ERR {e}")))?;
             let rules: Vec<&[u8]> = rules.iter().map(Vec::as_slice).collect();
             let (before, after) = acl.set_user(&user, &rules, table).map_err(|(i, e)| {
-                let rule = rules.get(i).map(|r| text(r)).unwrap_or_default();
+                // Quoted as C's `%s` prints it: up to a NUL.
+                let rule = rules.get(i).and_then(|r| r.split(|&c| c == 0).next()).map(text).unwrap_or_default();
                 Reply::Error(format!("ERR Error in ACL SETUSER modifier '{rule}': {e}"))
             })?;
             if let Some(before) = before {
@@ -167,7 +168,7 @@ fn valid_username(name: &[u8]) -> Result<String, Reply> {
 fn describe(user: &User) -> Reply {
     let field = |name: &str| Reply::bulk_str(name);
     Reply::Map(vec![
-        (field("flags"), Reply::Array(user.flag_names().into_iter().map(Reply::bulk_str).collect())),
+        (field("flags"), Reply::Set(user.flag_names().into_iter().map(Reply::bulk_str).collect())),
         (field("passwords"), Reply::Array(user.passwords.iter().map(|p| Reply::bulk_str(p)).collect())),
         (field("commands"), Reply::bulk_str(&user.root().describe_commands())),
         (field("keys"), Reply::bulk_str(&user.root().describe_keys())),
@@ -208,10 +209,8 @@ fn log(ctx: &mut Ctx, option: Option<&Bytes>) -> CmdResult {
             acl.log_reset();
             return Ok(Reply::Ok);
         }
-        Some(o) => match super::int_arg(o) {
-            Ok(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
-            _ => return Err(err("ERR value is out of range, must be positive")),
-        },
+        // A negative count lists nothing, as in Redis.
+        Some(o) => usize::try_from(super::int_arg(o)?).unwrap_or(0),
     };
     let now = ctx.now;
     let entries = acl.log_entries(count).into_iter().map(|e| {
@@ -232,8 +231,8 @@ fn log(ctx: &mut Ctx, option: Option<&Bytes>) -> CmdResult {
 fn genpass(bits: Option<&Bytes>) -> CmdResult {
     let bits = match bits {
         None => 256,
-        Some(b) => match super::int_arg(b) {
-            Ok(n) if (1..=4096).contains(&n) => n as usize,
+        Some(b) => match super::int_arg(b)? {
+            n @ 1..=4096 => n as usize,
             _ => {
                 return Err(err(
                     "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096",
@@ -253,11 +252,17 @@ fn dryrun(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let name = text(arg(args, 2)?);
     let user = ctx.engine.acl.user(&name).ok_or_else(|| Reply::Error(format!("ERR User '{name}' not found")))?;
     let command = args.get(3..).unwrap_or_default();
+    let not_found =
+        || Reply::Error(format!("ERR Command '{}' not found", text(command.first().map_or(&[][..], |c| c))));
     let Some((index, spec)) = command.first().and_then(|c| ctx.engine.table.lookup(c)) else {
-        return Err(Reply::Error(format!("ERR Command '{}' not found", text(arg(args, 3)?))));
+        return Err(not_found());
     };
-    if !spec.arity_ok(command.len()) {
-        return Err(errors::wrong_arity(spec.name));
+    // Looked up as Redis's `lookupCommand` does: a container's subcommand, then its arity.
+    match spec.subcommand(command) {
+        Subcommand::Unknown => return Err(not_found()),
+        Subcommand::WrongArity(sub) => return Err(errors::wrong_arity(&format!("{}|{sub}", spec.name))),
+        Subcommand::Fine if !spec.arity_ok(command.len()) => return Err(errors::wrong_arity(spec.name)),
+        Subcommand::Fine => {}
     }
     match user.check(index, spec, command) {
         Ok(()) => Ok(Reply::Ok),

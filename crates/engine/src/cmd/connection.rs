@@ -200,32 +200,45 @@ const CLIENT_HELP: &[&str] = &[
     "KILL <ip:port>",
     "    Kill connection made from <ip:port>.",
     "KILL <option> <value> [<option> <value> [...]]",
-    "    Kill connections. Options are: ID, ADDR, LADDR, USER, SKIPME.",
-    "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
-    "    Return information about client connections.",
-    "NO-EVICT (ON|OFF)",
-    "    Protect current client connection from eviction.",
-    "NO-TOUCH (ON|OFF)",
-    "    Will not touch LRU/LFU stats when this mode is on.",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
     "UNPAUSE",
     "    Stop the current client pause, resuming traffic.",
-    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
-    "    Unblock the specified blocked client.",
     "PAUSE <timeout> [WRITE|ALL]",
     "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "REPLY (ON|OFF|SKIP)",
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    // Redis 7.2's, which current client libraries send.
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Set client library name or version.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
     "         [OPTIN] [OPTOUT] [NOLOOP]",
     "    Control server assisted client side caching.",
     "TRACKINGINFO",
     "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// The subcommands StayKV has, with Redis 7's arities (checked before [`client`] runs).
@@ -365,8 +378,9 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {
         } else if is(option, "id") && i + 1 < args.len() {
             let mut list = Vec::new();
             for id in args.iter().skip(i + 1) {
-                let id = int_arg(id).ok().filter(|&n| n > 0).ok_or_else(|| err("ERR Invalid client ID"))?;
-                list.push(id as u64);
+                let id = int_arg(id).map_err(|_| err("ERR Invalid client ID"))?;
+                // An ID no client can have (0, negative) lists nothing, as in Redis.
+                list.extend(u64::try_from(id).ok());
             }
             filter.ids = Some(list);
             i = args.len();

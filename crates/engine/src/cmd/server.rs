@@ -328,7 +328,8 @@ fn latency_histogram(ctx: &Ctx, names: &[Bytes]) -> Reply {
 fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let log = &ctx.engine.slowlog;
     match arg(args, 1)? {
-        s if is(s, "get") => {
+        // More than a count is Redis's syntax error (below).
+        s if is(s, "get") && args.len() <= 3 => {
             let count = match args.get(2) {
                 None => Some(10),
                 Some(n) => match crate::num::parse_i64(n) {
@@ -339,6 +340,7 @@ fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             };
             Ok(Reply::Array(log.newest(count).into_iter().map(slowlog_entry).collect()))
         }
+        s if is(s, "get") => Err(errors::subcommand_syntax(s, "slowlog")),
         s if is(s, "len") => Ok(Reply::count(log.len() as u64)),
         s if is(s, "reset") => {
             log.reset();
@@ -581,8 +583,11 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         s if is(s, "get") => {
             let mut pairs: Vec<(String, String)> = Vec::new();
             for pattern in args.iter().skip(2) {
+                // A plain name is answered as it was typed (`MAXMEMORY`), as Redis 7.0 does.
+                let typed = (!pattern.iter().any(|c| b"[*?".contains(c))).then(|| text(pattern));
                 for (name, value) in ctx.host.config_get(pattern) {
-                    if !pairs.iter().any(|(n, _)| *n == name) {
+                    let name = typed.clone().unwrap_or(name);
+                    if !pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
                         pairs.push((name, value));
                     }
                 }
