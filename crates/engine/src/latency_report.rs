@@ -3,9 +3,9 @@
 //! `latency.c`), with the same texts.
 //!
 //! The doctor's advice is Redis's, kept where it is true of StayKV: StayKV never forks, has no
-//! expire or eviction cycle events and runs on mimalloc, so the advice about fork rates,
-//! `hz`, transparent huge pages (whose cost Redis sees in fork's copy-on-write) and
-//! recompiling without jemalloc is never given.
+//! eviction cycle events and runs on mimalloc, so the advice about fork rates, transparent
+//! huge pages (whose cost Redis sees in fork's copy-on-write) and recompiling without
+//! jemalloc is never given.
 
 use std::fmt::Write as _;
 
@@ -21,6 +21,8 @@ pub struct Settings {
     pub slowlog_threshold_us: i64,
     /// `appendfsync always`: replies wait for the log's fsync.
     pub fsync_always: bool,
+    /// `hz`: how often a second the active expiry cycle runs.
+    pub hz: u32,
 }
 
 const DISABLED: &str = "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n";
@@ -40,6 +42,7 @@ enum Advice {
     LocalDisk,
     Ssd,
     RelaxFsync,
+    Hz,
     LargeObjects,
 }
 
@@ -56,6 +59,9 @@ impl Advice {
             Advice::LocalDisk => "- It is strongly advised to use local disks for persistence, especially if you are using AOF. Remote disks provided by platform-as-a-service providers are known to be slow.\n".into(),
             Advice::Ssd => "- SSD disks are able to reduce fsync latency, and total time needed for snapshotting and AOF log rewriting (resulting in smaller memory usage). With extremely high write load SSD disks can be a good option. However Redis should perform reasonably with high load using normal disks. Use this advice as a last resort.\n".into(),
             Advice::RelaxFsync => "- Your fsync policy is set to 'always'. It is very hard to get good performances with such a setup, if possible try to relax the fsync policy to 'onesec'.\n".into(),
+            // Counted as advice whatever `hz` is, but given only below 100, as in Redis.
+            Advice::Hz if settings.hz >= 100 => String::new(),
+            Advice::Hz => "- In order to make the Redis keys expiring process more incremental, try to set the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n".into(),
             Advice::LargeObjects => "- Deleting, expiring or evicting (because of maxmemory policy) large objects is a blocking operation. If you have very large objects that are often deleted, expired, or evicted, try to fragment those objects into multiple smaller objects.\n".into(),
         }
     }
@@ -78,8 +84,7 @@ fn advice_for(event: &str, settings: &Settings) -> Vec<Advice> {
         // without its data=writeback advice (StayKV's recovery drops a torn tail itself).
         LOG_WRITE => vec![Advice::LocalDisk, Advice::Ssd],
         LOG_FSYNC_ALWAYS if settings.fsync_always => vec![Advice::RelaxFsync],
-        // Redis also advises `hz 100`; StayKV's expiry runs ten times a second, fixed.
-        EXPIRE_CYCLE => vec![Advice::LargeObjects],
+        EXPIRE_CYCLE => vec![Advice::Hz, Advice::LargeObjects],
         _ => Vec::new(),
     }
 }
@@ -183,7 +188,7 @@ mod tests {
     use crate::latency::LatencyMonitor;
 
     fn settings() -> Settings {
-        Settings { now_secs: 1_000, threshold_ms: 1, slowlog_threshold_us: 10_000, fsync_always: false }
+        Settings { now_secs: 1_000, threshold_ms: 1, slowlog_threshold_us: 10_000, fsync_always: false, hz: 10 }
     }
 
     fn monitor_with(samples: &[(&'static str, u64, u64)]) -> LatencyMonitor {
@@ -243,6 +248,20 @@ mod tests {
         let always = doctor(&monitor.events(), &Settings { fsync_always: true, ..settings() });
         assert!(always.ends_with(&format!("{ADVICE_FOLLOWS}{}", Advice::RelaxFsync.text(&settings()))));
         assert!(always.contains("period 100.00 sec"));
+    }
+
+    #[test]
+    fn expire_cycle_spikes_advise_hz_100_below_it() {
+        let monitor = monitor_with(&[(EXPIRE_CYCLE, 900, 30)]);
+        let advice = |hz| {
+            let report = doctor(&monitor.events(), &Settings { hz, ..settings() });
+            report.lines().filter(|line| line.starts_with("- ")).map(str::to_string).collect::<Vec<_>>()
+        };
+        let (at_10, at_100) = (advice(10), advice(100));
+        assert!(
+            matches!(&at_10[..], [hz, large] if hz.contains("'CONFIG SET hz 100'") && large.contains("large objects"))
+        );
+        assert!(matches!(&at_100[..], [large] if large.starts_with("- Deleting, expiring or evicting")));
     }
 
     #[test]

@@ -234,6 +234,8 @@ pub struct ServerHost {
     pub notifier: std::sync::OnceLock<Arc<staykv_engine::Engine>>,
     /// Per-client limits (`timeout`, buffer limits), read by every connection.
     pub limits: crate::limits::Live,
+    /// How often the housekeeping tick runs.
+    pub hz: crate::server::Hz,
     /// INFO's `run_id`: random, new at each start (clients tell a restart by it).
     run_id: String,
     /// `instantaneous_*` rates, sampled by the housekeeping tick.
@@ -277,18 +279,14 @@ fn total_memory(buffers: &BufferFigures, queued: usize) -> usize {
     CLIENT_STATE_BYTES + buffers.held(queued)
 }
 
-/// INFO's `hz`: how often a second the housekeeping tick (active expiry, INFO's figures)
-/// runs; 10, as Redis's default.
-const HZ: u128 = 1000 / crate::server::HOUSEKEEPING_EVERY.as_millis();
-
 impl ServerHost {
     /// The record of client `client_id`, the connection a SYNC reply is sent on.
     fn sync_client(&self, client_id: u64) -> Result<Arc<ClientRecord>, String> {
         self.clients.lock().get(&client_id).cloned().ok_or_else(|| "ERR SYNC needs a connection of its own".into())
     }
 
-    /// The housekeeping tick's figures (every 100 ms, as Redis's `serverCron`): memory peak
-    /// and the instantaneous rates.
+    /// The figures the housekeeping tick samples every 100 ms, as Redis's `serverCron` does:
+    /// memory peak and the instantaneous rates.
     pub fn sample_metrics(&self, engine: &staykv_engine::Engine) {
         self.memory_peak();
         let stats = &engine.counters;
@@ -353,6 +351,7 @@ impl ServerHost {
                     .unwrap_or_default(),
                 crate::limits::parse_client_memory_limit(&config.maxmemory_clients).unwrap_or_default(),
             ),
+            hz: crate::server::Hz::default(),
             run_id: format!("{:032x}{:08x}", rand::random::<u128>(), rand::random::<u32>()),
             instantaneous: crate::stats::Instantaneous::default(),
             peak_memory: AtomicU64::new(0),
@@ -442,7 +441,7 @@ impl ServerHost {
 
     /// `maxmemory-clients`: while the connections hold the limit or more, close the one
     /// holding the most, CLIENT NO-EVICT ones excepted, as Redis's `evictClients`. Checked by
-    /// the housekeeping tick, ten times a second, and before any key is evicted, where Redis
+    /// the housekeeping tick (`hz` times a second) and before any key is evicted, where Redis
     /// checks after each read; the output and query buffer limits bound what one client can
     /// take in between.
     pub fn close_clients_over_limit(&self) {
@@ -661,9 +660,10 @@ impl Host for ServerHost {
         match section {
             "server" => {
                 let uptime = self.started.elapsed().as_secs();
+                let hz = self.hz.get();
                 let _ = write!(
                     out,
-                    "redis_version:{}\r\nstaykv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{HZ}\r\nconfigured_hz:{HZ}\r\nexecutable:staykv\r\nconfig_file:{}\r\n",
+                    "redis_version:{}\r\nstaykv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nexecutable:staykv\r\nconfig_file:{}\r\n",
                     staykv_engine::cmd::connection::REDIS_COMPAT_VERSION,
                     env!("CARGO_PKG_VERSION"),
                     std::env::consts::OS,
@@ -794,7 +794,7 @@ impl Host for ServerHost {
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
         let lazy = LazyOption::ALL
             .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
-        let items: [(&str, String); 35] = [
+        let items: [(&str, String); 36] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("acl-pubsub-default", pubsub_default.into()),
@@ -823,6 +823,7 @@ impl Host for ServerHost {
             ("maxmemory-samples", samples.to_string()),
             ("maxclients", runtime.maxclients.to_string()),
             ("tracking-table-max-keys", tracking_max_keys.to_string()),
+            ("hz", self.hz.get().to_string()),
             ("stream-node-max-entries", stream_nodes.max_entries.to_string()),
             ("stream-node-max-bytes", stream_nodes.max_bytes.to_string()),
             ("databases", c.databases.to_string()),
@@ -900,6 +901,10 @@ impl Host for ServerHost {
                 if let Some(engine) = self.notifier.get() {
                     engine.slowlog.set_threshold_us(n);
                 }
+            }
+            "hz" => {
+                let n = integer_in(&text, 0, i64::from(i32::MAX)).map_err(|reason| invalid(&reason))?;
+                self.hz.set(u32::try_from(n).unwrap_or(u32::MAX));
             }
             "tracking-table-max-keys" | "stream-node-max-entries" => {
                 let n = integer_in(&text, 0, i64::MAX).map_err(|reason| invalid(&reason))?.unsigned_abs();

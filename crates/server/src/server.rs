@@ -2,8 +2,9 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use staykv_engine::{Engine, EngineOptions};
 use tokio::net::TcpListener;
@@ -13,10 +14,38 @@ use crate::connection::{self, Shared};
 use crate::host::ServerHost;
 use crate::persistence::Persistence;
 
-/// Active expiry and INFO's sampled figures: how often (Redis's `hz` 10), and how many
-/// slots one expiry pass may look at.
-pub const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// How many slots one active expiry pass may look at.
 const EXPIRE_BUDGET: usize = 20_000;
+/// How often INFO's `instantaneous_*` rates are sampled, whatever `hz` is (Redis samples
+/// them every 100 ms too).
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// `hz`: how many times a second the housekeeping tick runs (active expiry, the clients'
+/// limits), as Redis's `serverCron`. CONFIG SET takes 0 to `INT_MAX` and keeps it within
+/// 1 to 500, as Redis does.
+#[derive(Debug)]
+pub struct Hz(AtomicU32);
+
+impl Default for Hz {
+    fn default() -> Hz {
+        Hz(AtomicU32::new(10))
+    }
+}
+
+impl Hz {
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, hz: u32) {
+        self.0.store(hz.clamp(1, 500), Ordering::Relaxed);
+    }
+
+    /// The time between two ticks.
+    fn period(&self) -> Duration {
+        Duration::from_micros(1_000_000 / u64::from(self.get().max(1)))
+    }
+}
 
 /// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return. `config` has
 /// been validated.
@@ -174,16 +203,19 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
 /// Periodic work: active expiry, the tracking table's limit, the output buffers' soft limits,
 /// `maxmemory-clients`, and INFO's memory peak and instantaneous rates.
 async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: Arc<ServerHost>) {
-    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    let mut sampled = Instant::now();
     loop {
-        tick.tick().await;
+        tokio::time::sleep(host.hz.period()).await;
         engine.active_expire(crate::clock::now_ms(), EXPIRE_BUDGET, &*persistence, &*host);
         // Each command enforces `tracking-table-max-keys` too; this is for a server left
         // idle after a CONFIG SET lowered it, as Redis's serverCron does.
         engine.tracking.enforce_limit();
         host.enforce_soft_output_limits();
         host.close_clients_over_limit();
-        host.sample_metrics(&engine);
+        if sampled.elapsed() >= SAMPLE_EVERY {
+            sampled = Instant::now();
+            host.sample_metrics(&engine);
+        }
     }
 }
 

@@ -975,7 +975,7 @@ fn a_failed_config_set_leaves_every_parameter_it_named_as_it_was() {
     let Some(redis) = Server::redis() else { return };
     let server = Server::staykv();
     let (mut rc, mut sc) = (redis.connect(), server.connect());
-    let steps: [&[&str]; 31] = [
+    let steps: [&[&str]; 39] = [
         &["CONFIG", "SET", "timeout", "5", "timeout", "6"],
         &["CONFIG", "SET", "nosuch", "1", "timeout", "5", "timeout", "6"],
         &["CONFIG", "SET", "timeout", "5", "timeout", "6", "nosuch", "1"],
@@ -1010,6 +1010,15 @@ fn a_failed_config_set_leaves_every_parameter_it_named_as_it_was() {
         &["CONFIG", "SET", "proto-max-bulk-len", "9223372036854775808"],
         &["CONFIG", "SET", "client-query-buffer-limit", "99999999999999999999"],
         &["CONFIG", "SET", "stream-node-max-bytes", "99999999999999999999"],
+        // `hz` is kept within 1 to 500.
+        &["CONFIG", "SET", "hz", "0"],
+        &["CONFIG", "GET", "hz"],
+        &["CONFIG", "SET", "hz", "501"],
+        &["CONFIG", "GET", "hz"],
+        &["CONFIG", "SET", "hz", "-1"],
+        &["CONFIG", "SET", "hz", "2147483648"],
+        &["CONFIG", "SET", "hz", "x"],
+        &["CONFIG", "SET", "hz", "10"],
     ];
     // CONFIG GET lists what a pattern matches in Redis's dict order, which changes from
     // run to run: pairs are compared in name order.
@@ -1026,6 +1035,17 @@ fn a_failed_config_set_leaves_every_parameter_it_named_as_it_was() {
         let ours = pairs_sorted(call_str(&mut sc, step));
         assert_eq!(ours, theirs, "{}", step.join(" "));
     }
+    // INFO reports `hz` as set.
+    let hz_lines = |conn: &mut RawConn| -> Vec<String> {
+        call_str(conn, &["CONFIG", "SET", "hz", "100"]);
+        let info = call_str(conn, &["INFO", "server"]).text();
+        let lines = info.lines().filter(|l| l.starts_with("hz:") || l.starts_with("configured_hz:"));
+        let lines: Vec<String> = lines.map(str::to_string).collect();
+        call_str(conn, &["CONFIG", "SET", "hz", "10"]);
+        lines
+    };
+    assert_eq!(hz_lines(&mut sc), ["hz:100", "configured_hz:100"]);
+    assert_eq!(hz_lines(&mut sc), hz_lines(&mut rc));
     for conn in [&mut rc, &mut sc] {
         call_str(
             conn,

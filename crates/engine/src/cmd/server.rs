@@ -401,12 +401,13 @@ fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// `LATENCY DOCTOR`, see [`crate::latency_report::doctor`].
 fn latency_doctor(ctx: &Ctx) -> Reply {
     let monitor = &ctx.engine.latency;
-    let fsync_always = ctx.host.config_get(b"appendfsync").iter().any(|(_, policy)| policy == "always");
+    let config = |name: &[u8]| ctx.host.config_get(name).into_iter().next().map(|(_, value)| value);
     let settings = crate::latency_report::Settings {
         now_secs: ctx.now / 1000,
         threshold_ms: monitor.threshold_ms(),
         slowlog_threshold_us: ctx.engine.slowlog.threshold_us(),
-        fsync_always,
+        fsync_always: config(b"appendfsync").is_some_and(|policy| policy == "always"),
+        hz: config(b"hz").and_then(|hz| hz.parse().ok()).unwrap_or(10),
     };
     Reply::verbatim(crate::latency_report::doctor(&monitor.events(), &settings))
 }
