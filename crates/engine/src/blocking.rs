@@ -28,7 +28,7 @@ use staykv_resp::Reply;
 
 use crate::client::Client;
 use crate::command::{flags, CommandSpec};
-use crate::value::{HashMap, HashSet};
+use crate::value::HashMap;
 use crate::Engine;
 
 /// How long, in ms, a woken client's claim on a key holds back other clients' commands on it:
@@ -58,10 +58,13 @@ struct Inner {
     kinds: HashMap<u64, Waiting>,
     /// Clients CLIENT UNBLOCK woke, and how they must answer.
     unblocked: HashMap<u64, Unblock>,
-    /// Takers and consumers woken to take from a key that have not taken yet. One that
-    /// leaves without taking (its command answered an error, it timed out or went away)
-    /// wakes the next in line in its place, or the data would wait for the next change.
-    woken: HashSet<u64>,
+    /// Takers and consumers woken to take: the keys (db, key) each was woken for, in the
+    /// order the changes came, less those it has written since. A woken command looks at
+    /// these first, in that order, as Redis serves a blocked client from the first of its
+    /// keys that became ready. One that leaves (served from another key, or without taking:
+    /// its command answered an error, it timed out or went away) wakes the next in line on
+    /// each key left, or the data there would wait for the next change.
+    woken: HashMap<u64, Vec<(usize, Bytes)>>,
     /// Per (db, key): the woken clients with first claim on it, each with the time (Unix ms)
     /// its claim began. A claim ends when its client looks again (it is served, or waits
     /// again), leaves, or [`CLAIM_MS`] have passed.
@@ -103,7 +106,10 @@ impl Inner {
     fn claim(&mut self, client: u64, slot: (usize, Bytes), now: u64) {
         let kind = self.kinds.get(&client);
         if kind != Some(&Waiting::Reader) {
-            self.woken.insert(client);
+            let woken_for = self.woken.entry(client).or_default();
+            if !woken_for.contains(&slot) {
+                woken_for.push(slot.clone());
+            }
         }
         // A mover's destination is claimed too: a read of it after the write finds what the
         // mover moved, as in Redis.
@@ -129,12 +135,20 @@ impl Inner {
         });
     }
 
-    /// Whether a client other than `client` has a claim on one of `keys` (db, key) at `now`;
-    /// claims past [`CLAIM_MS`] are dropped on the way. A blocked client's own command (a
-    /// woken one's re-run) is never held: it is what the others wait for.
+    /// Whether a client other than `client` has a claim on one of `keys` (db, key) at `now`,
+    /// or with `keys` empty, on any key; claims past [`CLAIM_MS`] are dropped on the way. A
+    /// blocked client's own command (a woken one's re-run) is never held: it is what the
+    /// others wait for.
     fn claimed(&mut self, client: u64, keys: &[(usize, &[u8])], now: u64) -> bool {
         if self.wakers.contains_key(&client) {
             return false;
+        }
+        if keys.is_empty() {
+            self.claims.retain(|_, claims| {
+                claims.retain(|(_, since)| now < since.saturating_add(CLAIM_MS));
+                !claims.is_empty()
+            });
+            return self.claims.values().flatten().any(|(claimant, _)| *claimant != client);
         }
         let mut claimed = false;
         for (db, key) in keys {
@@ -226,10 +240,12 @@ impl BlockRegistry {
     }
 
     /// Whether a command of `client` on `keys` (db, key) waits at `now`: another client woken
-    /// for one of them has not looked again yet, and `client` is not blocked itself.
+    /// for one of them (with no keys, for any key) has not looked again yet, and `client` is
+    /// not blocked itself.
     pub fn claimed(&self, client: u64, keys: &[(usize, &[u8])], now: u64) -> bool {
         let bits = keys.iter().fold(0, |bits, (db, key)| bits | claim_bit(*db, key));
-        if bits & self.claimed_bits.load(Ordering::Acquire) == 0 {
+        let wanted = if keys.is_empty() { u64::MAX } else { bits };
+        if wanted & self.claimed_bits.load(Ordering::Acquire) == 0 {
             return false;
         }
         let mut inner = self.inner.lock();
@@ -257,8 +273,8 @@ impl BlockRegistry {
         self.settle(&inner);
     }
 
-    /// Remove `client` from every queue (served, timed out or gone) at `now`. If it was woken
-    /// to take and took nothing, the next in line on each of its keys is woken instead.
+    /// Remove `client` from every queue (served, timed out or gone) at `now`. The keys it
+    /// was woken for and did not write go to the next in line on each.
     pub fn unregister(&self, client: u64, now: u64) {
         if self.is_empty() {
             return;
@@ -270,20 +286,32 @@ impl BlockRegistry {
         inner.kinds.remove(&client);
         inner.unblocked.remove(&client);
         inner.drop_claims(client);
-        let pass_on = inner.woken.remove(&client);
-        let mut left = Vec::new();
-        inner.queues.retain(|(db, key), queue| {
-            let before = queue.len();
+        let pass_on = inner.woken.remove(&client).unwrap_or_default();
+        inner.queues.retain(|_, queue| {
             queue.retain(|id| *id != client);
-            if pass_on && queue.len() < before && !queue.is_empty() {
-                left.push((*db, key.clone()));
-            }
             !queue.is_empty()
         });
-        for (db, key) in left {
+        for (db, key) in pass_on {
             inner.wake_next(db, &key, client, now);
         }
         self.settle(&inner);
+    }
+
+    /// The order a blocking command of `client` looks at its `keys` (in `db`) in: once woken,
+    /// the keys it was woken for first, in the order the changes came, as Redis serves a
+    /// blocked client from the first of its keys that became ready; the others after them.
+    /// As given otherwise.
+    pub fn serve_order<'k>(&self, client: u64, db: usize, keys: &'k [Bytes]) -> SmallVec<[&'k Bytes; 4]> {
+        let mut order: SmallVec<[&Bytes; 4]> = keys.iter().collect();
+        if self.is_empty() {
+            return order;
+        }
+        let inner = self.inner.lock();
+        if let Some(woken_for) = inner.woken.get(&client) {
+            let rank = |key: &Bytes| woken_for.iter().position(|(d, k)| *d == db && k == key).unwrap_or(usize::MAX);
+            order.sort_by_key(|key| rank(key));
+        }
+        order
     }
 
     /// Whether `client` is waiting: a command it runs now is its blocked command, re-run after
@@ -306,13 +334,15 @@ impl BlockRegistry {
 
     /// `key` changed at `now`: wake the longest-waiting taker other than `writer`, the
     /// longest-waiting consumer of each group other than `writer`, and every reader. A woken
-    /// `writer` has taken what it was woken for: its own change is what wakes the next in line.
+    /// `writer` that took from `key` has its own change wake the next in line there.
     pub fn signal(&self, db: usize, key: &[u8], writer: u64, now: u64) {
         if self.is_empty() {
             return;
         }
         let mut inner = self.inner.lock();
-        inner.woken.remove(&writer);
+        if let Some(woken_for) = inner.woken.get_mut(&writer) {
+            woken_for.retain(|(d, k)| !(*d == db && k == key));
+        }
         inner.wake_next(db, key, writer, now);
         self.settle(&inner);
     }
@@ -390,6 +420,13 @@ impl Engine {
             .collect();
         if spec.name == "exec" {
             keys.extend(client.watching.iter().map(|watched| (watched.db, &watched.key[..])));
+        }
+        // A command on the whole keyspace (FLUSHALL, SWAPDB, DBSIZE, KEYS, SCAN...) waits
+        // for every woken client: Redis serves them before the next command runs.
+        let whole_keyspace =
+            keys.is_empty() && commands.iter().any(|(spec, _)| crate::acl::categories(spec).contains(&"keyspace"));
+        if keys.is_empty() && !whole_keyspace {
+            return false;
         }
         self.blocked.claimed(client.id, &keys, now)
     }

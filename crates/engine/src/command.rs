@@ -371,7 +371,6 @@ impl CommandSpec {
         Some(keys.step_by(step).filter_map(|i| usize::try_from(i).ok()))
     }
 
-    /// ACL categories: the family's, plus those the flags and Redis's lists imply.
     /// The `COMMAND INFO` entry, in Redis 7.0's shape, with a container's subcommands' entries.
     pub fn info(&self) -> Reply {
         let subcommands = self.subcommands.iter().map(|sub| sub.info(self.name)).collect();

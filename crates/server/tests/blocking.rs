@@ -361,6 +361,48 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[&["XADD", "s", "2-2", "g", "w"], &["XLEN", "s"], &["XTRIM", "s", "MAXLEN", "0"]],
     },
     ServedFirst {
+        name: "two waiters on overlapping keys, both fed by one transaction",
+        setup: &[],
+        blocked: &[&["BLPOP", "a", "b", "0"], &["BLPOP", "b", "0"]],
+        batch: &[&["MULTI"], &["RPUSH", "b", "x"], &["RPUSH", "a", "y"], &["EXEC"], &["LRANGE", "a", "0", "-1"]],
+    },
+    ServedFirst {
+        name: "BLPOP is served from the key fed first",
+        setup: &[],
+        blocked: &[&["BLPOP", "q1", "q2", "0"]],
+        batch: &[&["MULTI"], &["RPUSH", "q2", "x"], &["RPUSH", "q1", "y"], &["EXEC"], &["LLEN", "q1"]],
+    },
+    ServedFirst {
+        name: "BLMPOP is served from the key fed first",
+        setup: &[],
+        blocked: &[&["BLMPOP", "0", "2", "q1", "q2", "RIGHT", "COUNT", "5"]],
+        batch: &[&["MULTI"], &["RPUSH", "q2", "x"], &["RPUSH", "q1", "y"], &["EXEC"], &["LLEN", "q1"]],
+    },
+    ServedFirst {
+        name: "BZMPOP is served from the key fed first",
+        setup: &[],
+        blocked: &[&["BZMPOP", "0", "2", "z1", "z2", "MAX", "COUNT", "5"]],
+        batch: &[&["MULTI"], &["ZADD", "z2", "1", "x"], &["ZADD", "z1", "2", "y"], &["EXEC"], &["ZCARD", "z1"]],
+    },
+    ServedFirst {
+        name: "a FLUSHALL right after the push",
+        setup: &[],
+        blocked: &[&["BLPOP", "q", "0"]],
+        batch: &[&["RPUSH", "q", "a"], &["FLUSHALL"]],
+    },
+    ServedFirst {
+        name: "a DBSIZE right after the push",
+        setup: &[],
+        blocked: &[&["BLPOP", "q", "0"]],
+        batch: &[&["RPUSH", "q", "a"], &["DBSIZE"], &["KEYS", "*"]],
+    },
+    ServedFirst {
+        name: "a timeout under a millisecond",
+        setup: &[],
+        blocked: &[],
+        batch: &[&["BLPOP", "nokey", "0.0001"], &["BZPOPMIN", "nokey", "1e-10"]],
+    },
+    ServedFirst {
         name: "BLPOP: a transaction pushes and pops before the blocked client is served",
         setup: &[],
         blocked: &[&["BLPOP", "q", "0"]],
@@ -398,6 +440,13 @@ fn a_woken_client_is_served_before_anything_else_touches_its_key_as_in_redis() {
             "the destination read after the push: [\"LRANGE\", \"dst\", \"0\", \"-1\"] -> *2\r\n$1\r\na",
             "right after the add: [\"XREADGROUP\", \"GROUP\", \"g\", \"c2\", \"STREAMS\", \"s\", \">\"] -> *-1",
             "before the blocked client is served: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\ny",
+            "both fed by one transaction: blocked client 0: *2\r\n$1\r\nb\r\n$1\r\nx",
+            "both fed by one transaction: blocked client 1: still blocked",
+            "BLPOP is served from the key fed first: blocked client 0: *2\r\n$2\r\nq2",
+            "BZMPOP is served from the key fed first: blocked client 0: *2\r\n$2\r\nz2",
+            "a FLUSHALL right after the push: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\na",
+            "a DBSIZE right after the push: [\"DBSIZE\"] -> 0",
+            "a timeout under a millisecond: [\"BLPOP\", \"nokey\", \"0.0001\"] -> *-1",
         ],
     );
 }

@@ -114,7 +114,9 @@ pub(crate) fn numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
 /// 7.0 has no "out of range" check: a deadline past the clock's range waits for good.
 pub(crate) fn parse_timeout(ctx: &Ctx, arg: &[u8]) -> Result<Option<u64>, Reply> {
     let seconds = crate::num::parse_f64(arg).ok_or_else(|| err("ERR timeout is not a float or out of range"))?;
-    let ms = seconds * 1000.0;
+    // Rounded up, as Redis's `ceill`: a positive timeout under a millisecond is one, not 0
+    // (which waits for ever).
+    let ms = (seconds * 1000.0).ceil();
     // 2^63 as f64: at or past it (or below -2^63, or NaN) the conversion gives LLONG_MIN.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     let ms = if ms.is_nan() || !(-LIMIT..LIMIT).contains(&ms) { i64::MIN } else { ms as i64 };
@@ -414,9 +416,11 @@ fn waited_has_elements(ctx: &mut Ctx, key: &[u8]) -> Result<bool, Reply> {
     Ok(ctx.engine.blocked.wrong_type_as_missing(ctx.client.id, existing(ctx, key))?.is_some())
 }
 
-/// The first non-empty list among `keys`: popped, as `[key, [elements]]`.
+/// The first non-empty list among `keys` (a woken blocking command's own order, see
+/// [`BlockRegistry::serve_order`](crate::blocking::BlockRegistry::serve_order)): popped, as
+/// `[key, [elements]]`.
 pub(crate) fn mpop(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> CmdResult {
-    for key in keys {
+    for key in ctx.engine.blocked.serve_order(ctx.client.id, ctx.client.db, keys) {
         if waited_has_elements(ctx, key)? {
             let popped = pop_elements(ctx, key, end, count)?;
             return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(popped)]));
@@ -434,7 +438,7 @@ fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn bpop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
     let (timeout, keys) = args.get(1..).and_then(<[Bytes]>::split_last).ok_or_else(errors::syntax)?;
     let deadline = parse_timeout(ctx, timeout)?;
-    for key in keys {
+    for key in ctx.engine.blocked.serve_order(ctx.client.id, ctx.client.db, keys) {
         if waited_has_elements(ctx, key)? {
             let popped = pop_elements(ctx, key, end, 1)?;
             let element = popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk);

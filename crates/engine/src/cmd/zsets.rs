@@ -586,7 +586,8 @@ pub(crate) fn pop_first_nonempty(
     max: bool,
     count: usize,
 ) -> Result<Option<Popped>, Reply> {
-    for key in keys {
+    // A woken blocking form looks first at the keys it was woken for.
+    for key in ctx.engine.blocked.serve_order(ctx.client.id, ctx.client.db, keys) {
         // A key of another type is passed over once a change woke the command.
         let Some(set) = ctx.engine.blocked.wrong_type_as_missing(ctx.client.id, write(ctx, key))? else {
             continue;
