@@ -380,6 +380,11 @@ impl Engine {
         if let Some(refused) = spec.subcommand_refusal(args) {
             return Some(refused);
         }
+        // DEBUG and MODULE LOAD|LOADEX|UNLOAD, refused before anything else (even inside
+        // MULTI, which it dooms), as Redis's protected commands are under its defaults.
+        if let Some(refused) = crate::cmd::server::protected_refusal(spec, args) {
+            return Some(refused);
+        }
         if !client.authenticated && !spec.has(flags::NO_AUTH) {
             return Some(errors::err(errors::NOAUTH));
         }

@@ -152,12 +152,14 @@ fn unauthenticated_client_gets_noauth_on_every_data_command() {
         let args = dummy_args(name, *arity);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let reply = conn.cmd(&argv);
-        // A refused EXEC discards the transaction, and says so, as in Redis.
-        let expected = match name.as_str() {
-            "exec" => b"-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n".as_slice(),
-            _ => NOAUTH,
-        };
-        assert_eq!(reply, expected, "{name} answered {:?} without AUTH", frame_text(&reply));
+        // A refused EXEC discards the transaction, and says so; DEBUG, a protected command,
+        // is refused before AUTH is looked at; as in Redis.
+        let reply = frame_text(&reply);
+        match name.as_str() {
+            "exec" => assert_eq!(reply, "EXECABORT Transaction discarded because of: NOAUTH Authentication required."),
+            "debug" => assert!(reply.starts_with("ERR DEBUG command not allowed."), "{reply}"),
+            _ => assert_eq!(reply, frame_text(NOAUTH), "{name} answered {reply:?} without AUTH"),
+        }
         refused += 1;
     }
     // Only the connection handshake runs before AUTH, as in Redis.
@@ -1734,7 +1736,8 @@ fn random_selector_users_are_granted_and_refused_as_in_redis() {
 /// Replies of ACL, CLIENT, CONFIG, SLOWLOG and EXEC edge cases, as a read-only review found
 /// them differing from Redis 7.0: patterns with blanks or NUL refused, `%` rules read as
 /// `ACLSetSelector` reads them, counts and IDs as Redis parses them, a refused EXEC as
-/// EXECABORT outside MULTI too, a script's and an EXEC's ACL errors in Redis's words,
+/// EXECABORT outside MULTI too, MONITOR refused inside EXEC and protected commands while
+/// queuing, a script's and an EXEC's ACL errors in Redis's words,
 /// ACL GETUSER's flags as a RESP3 set, CONFIG GET's plain names as typed, HELP texts.
 fn acl_and_client_edges(server: &Server) -> Vec<String> {
     let mut conn = server.connect();
@@ -1772,6 +1775,15 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
         &["EXEC", "x"],
         &["MULTI"],
         &["EXEC", "x"],
+        &["EXEC"],
+        // MONITOR inside EXEC is refused; DEBUG and MODULE LOAD dooms a transaction.
+        &["MULTI"],
+        &["MONITOR"],
+        &["EXEC"],
+        &["MULTI"],
+        &["MODULE", "LIST"],
+        &["DEBUG", "SLEEP", "0"],
+        &["MODULE", "LOAD", "x"],
         &["EXEC"],
         // CLIENT HELP's text is Redis 7.0's, plus 7.2's SETINFO and NO-TOUCH: not compared.
         &["ACL", "HELP"],
@@ -1813,6 +1825,7 @@ fn acl_client_and_config_edges_match_redis() {
             "-ERR The user executing the script can't access at least one of the keys",
             "-NOPERM ACLs rules changed between the moment the transaction was accumulated",
             "flags ~",
+            "[\"EXEC\"] -> *1 -ERR MONITOR isn't allowed for DENY BLOCKING client",
         ],
     );
 }

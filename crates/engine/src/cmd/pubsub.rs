@@ -25,8 +25,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "server", monitor),
 ];
 
-/// MONITOR: from now on this client receives every command the server runs.
+/// MONITOR: from now on this client receives every command the server runs. Not from
+/// inside EXEC, whose client expects one reply per command, as in Redis.
 fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.in_exec() {
+        return Err(crate::errors::err("ERR MONITOR isn't allowed for DENY BLOCKING client"));
+    }
     let deliver = subscriber(ctx)?;
     ctx.engine.pubsub.add_monitor(ctx.client.id, &deliver);
     Ok(Reply::Ok)

@@ -725,18 +725,28 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
-/// DEBUG, as Redis 7.0 answers it with its default `enable-debug-command no`: clients and
-/// tools that probe it get Redis's refusal, not an unknown command.
+/// Redis's refusal of a protected command, as its defaults (`enable-debug-command no`,
+/// `enable-module-command no`) refuse them before running or queuing anything: DEBUG, and
+/// MODULE LOAD, LOADEX and UNLOAD. Clients and tools that probe them get Redis's refusal,
+/// not an unknown command.
+pub(crate) fn protected_refusal(spec: &CommandSpec, args: &[Bytes]) -> Option<Reply> {
+    let loads = || args.get(1).is_some_and(|s| is(s, "load") || is(s, "loadex") || is(s, "unload"));
+    match spec.name {
+        "debug" => Some(not_enabled("DEBUG")),
+        "module" if loads() => Some(not_enabled("MODULE")),
+        _ => None,
+    }
+}
+
+/// DEBUG: [`protected_refusal`] answers it before it would run.
 fn debug(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Err(not_enabled("DEBUG"))
 }
 
-/// MODULE: no module is loaded, and loading one is refused as Redis 7.0 refuses it by
-/// default (`enable-module-command no`).
+/// MODULE: no module is loaded (loading one is a [`protected_refusal`]).
 fn module(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match arg(args, 1)? {
         s if is(s, "list") => Ok(Reply::Array(Vec::new())),
-        s if is(s, "load") || is(s, "loadex") || is(s, "unload") => Err(not_enabled("MODULE")),
         s if is(s, "help") => Ok(super::help(MODULE_HELP)),
         s => Err(errors::unknown_subcommand(s, "module")),
     }
