@@ -1811,6 +1811,25 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
     run(&mut conn, &["ACL", "SETUSER", "u1", "resetkeys"]);
     run(&mut limited, &["EXEC"]);
     run(&mut conn, &["ACL", "DELUSER", "sp", "u1", "u2"]);
+    // ACL LOG's entries for failed AUTH: the command as typed, the context (EXEC's is multi).
+    run(&mut conn, &["ACL", "LOG", "RESET"]);
+    let mut auth = server.connect();
+    for args in [
+        &["AUTH", "nosuch", "pw"][..],
+        &["auth", "nosuch", "pw"],
+        &["HELLO", "2", "AUTH", "nosuch", "pw"],
+        &["MULTI"],
+        &["AUTH", "nosuch", "pw"],
+        &["EXEC"],
+    ] {
+        run(&mut auth, args);
+    }
+    let log = cmd(&mut conn, &["ACL", "LOG"]);
+    for entry in log.arr() {
+        let fields =
+            ["count", "reason", "context", "object", "username"].map(|name| format!("{:?}", entry.field(name)));
+        lines.push(format!("ACL LOG entry: {}", fields.join(" ")));
+    }
     lines
 }
 
@@ -1825,6 +1844,7 @@ fn acl_client_and_config_edges_match_redis() {
             "-ERR The user executing the script can't access at least one of the keys",
             "-NOPERM ACLs rules changed between the moment the transaction was accumulated",
             "flags ~",
+            "ACL LOG entry: Int(1) Str(\"auth\") Str(\"multi\") Str(\"AUTH\")",
             "[\"EXEC\"] -> *1 -ERR MONITOR isn't allowed for DENY BLOCKING client",
         ],
     );

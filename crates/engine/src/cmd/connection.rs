@@ -72,7 +72,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut i = 2;
     while let Some(option) = args.get(i) {
         if is(option, "auth") && i + 2 < args.len() {
-            authenticate(ctx, arg(args, i + 1)?, arg(args, i + 2)?)?;
+            authenticate(ctx, arg(args, 0)?, arg(args, i + 1)?, arg(args, i + 2)?)?;
             i += 3;
         } else if is(option, "setname") && i + 1 < args.len() {
             name = Some(valid_client_name(arg(args, i + 1)?)?);
@@ -112,16 +112,17 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         [_, user, password] => (&user[..], password),
         _ => return Err(errors::syntax()),
     };
-    authenticate(ctx, user, password)?;
+    authenticate(ctx, arg(args, 0)?, user, password)?;
     Ok(Reply::Ok)
 }
 
 /// Switch the client to `user` if the password opens it; a failure is logged in ACL LOG
-/// and leaves the client as it was.
-fn authenticate(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> Result<(), Reply> {
+/// (its object the command, `command` as the client typed it, as in Redis) and leaves the
+/// client as it was.
+fn authenticate(ctx: &mut Ctx, command: &[u8], user: &[u8], password: &[u8]) -> Result<(), Reply> {
     if let Err(error) = ctx.engine.acl.authenticate(user, password) {
-        let context = if ctx.client.multi.is_some() { "multi" } else { "toplevel" };
-        ctx.engine.acl_log(ctx.client, ctx.host, "auth", context, "auth".into(), text(user), ctx.now);
+        let context = if ctx.client.multi.is_some() || ctx.in_exec() { "multi" } else { "toplevel" };
+        ctx.engine.acl_log(ctx.client, ctx.host, "auth", context, text(command), text(user), ctx.now);
         return Err(Reply::Error(error));
     }
     ctx.client.authenticated = true;
