@@ -9,6 +9,13 @@ import {
 
 const SECOND = 1000;
 const DAY = 24 * 60 * 60 * SECOND;
+/**
+ * How long a rotated session's old id still leads to the new one: far longer than a destroy
+ * takes between reading a session and deleting it, which a rotation may fall between.
+ */
+const ROTATED_POINTER_MS = 60 * SECOND;
+/** The most rotations a destroy follows (each one within the pointer's life adds one). */
+const MAX_ROTATION_HOPS = 10;
 
 export interface SessionStoreOptions {
   /** The store client, wrapped by `ioredisAdapter`, `nodeRedisAdapter` or `upstashAdapter`. */
@@ -116,6 +123,13 @@ export class SessionStore<T = Record<string, unknown>> {
   dataKey(id: string): string {
     return this.keyPrefix + id + ':data';
   }
+  /**
+   * Store key of a rotated session's successor (`{"next": id}`), kept for a minute so that
+   * a destroy racing the rotation destroys the session it became.
+   */
+  rotatedKey(id: string): string {
+    return this.keyPrefix + id + ':rotated';
+  }
   /** Store key of a user's session index (sorted set: member = session id, score = expiresAt). */
   userIndexKey(userId: string): string {
     return this.userIndexPrefix + userId;
@@ -170,7 +184,9 @@ export class SessionStore<T = Record<string, unknown>> {
    * `getSession` plus sliding renewal: when less than half of `idleTimeout` remains, the
    * expiry moves to `now + idleTimeout` (never past `absoluteExpiresAt`). The renewal is one
    * MULTI with `SET … XX PXAT`, which can only overwrite an existing key: it can never bring
-   * back a session destroyed concurrently. Returns null if the session is gone.
+   * back a session destroyed concurrently. Its index entry is added back if missing (`ZADD
+   * GT`): an app instance whose clock runs ahead may have pruned it as expired, and "log out
+   * everywhere" must still find the session. Returns null if the session is gone.
    */
   async touch(token: string): Promise<Session<T> | null> {
     const found = await this.load(token);
@@ -184,10 +200,14 @@ export class SessionStore<T = Record<string, unknown>> {
     const replies = await this.io.multi([
       { cmd: 'set', key: this.metaKey(id), value: JSON.stringify(renewed), pxat: expiresAt, condition: 'XX' },
       { cmd: 'pexpireat', key: this.dataKey(id), at: expiresAt },
-      { cmd: 'zadd', key: this.userIndexKey(meta.userId), score: expiresAt, member: id, condition: 'XX' },
+      { cmd: 'zadd', key: this.userIndexKey(meta.userId), score: expiresAt, member: id, condition: 'GT' },
     ]);
     this.throwIfError(replies);
-    if (replies[0] !== 'OK') return null; // destroyed or rotated away in the meantime
+    if (replies[0] !== 'OK') {
+      // Destroyed or rotated away in the meantime: take back the index entry just added.
+      await this.io.multi([{ cmd: 'zrem', key: this.userIndexKey(meta.userId), members: [id] }]);
+      return null;
+    }
     return toSession(id, renewed, data);
   }
 
@@ -259,6 +279,13 @@ export class SessionStore<T = Record<string, unknown>> {
       { cmd: 'zrem', key: oldIndex, members: [id] },
       // In the same transaction, so "log out everywhere" can never miss the new session.
       { cmd: 'zadd', key: newIndex, score: expiresAt, member: newId },
+      // And a sign-out that read the old session just before cannot miss it either.
+      {
+        cmd: 'set',
+        key: this.rotatedKey(id),
+        value: JSON.stringify({ next: newId }),
+        pxat: Math.min(expiresAt, now + ROTATED_POINTER_MS),
+      },
     ];
     // Always: for the same user, a ZREM of its only session deletes the index, and the ZADD
     // recreates it without an expiry.
@@ -270,7 +297,7 @@ export class SessionStore<T = Record<string, unknown>> {
       await this.io.multi([{ cmd: 'zrem', key: newIndex, members: [newId] }]);
       if (isNoSuchKey(replies[0])) return null; // any other error is thrown just below
     }
-    this.throwIfError(replies.slice(0, 6)); // see createSession for the index-expiry replies
+    this.throwIfError(replies.slice(0, 7)); // see createSession for the index-expiry replies
     if (replies[2] !== 'OK') return null;
     return { token: newToken, session: toSession(newId, next, data) };
   }
@@ -362,8 +389,17 @@ export class SessionStore<T = Record<string, unknown>> {
     return { id, meta, data: data.value };
   }
 
-  private async destroyById(id: string, owner: string | null): Promise<boolean> {
+  /**
+   * Destroys session `id` (of `owner`, when given). A rotation may move it between the read
+   * and the delete, or just before the read: then the session it became is destroyed, found
+   * through the rotated id's pointer (`hops` followed so far).
+   */
+  private async destroyById(id: string, owner: string | null, hops = 0): Promise<boolean> {
     const meta = decodeMeta(await this.io.get(this.metaKey(id)));
+    if (!meta) {
+      const next = await this.rotatedTo(id, hops);
+      if (next) return this.destroyById(next, owner, hops + 1);
+    }
     if (owner !== null) {
       if (!meta) {
         await this.io.multi([{ cmd: 'zrem', key: this.userIndexKey(owner), members: [id] }]);
@@ -375,7 +411,18 @@ export class SessionStore<T = Record<string, unknown>> {
     if (meta) commands.push({ cmd: 'zrem', key: this.userIndexKey(meta.userId), members: [id] });
     const replies = await this.io.multi(commands);
     this.throwIfError(replies);
-    return Number(replies[0]) > 0 && meta !== null;
+    if (!meta) return false;
+    if (Number(replies[0]) > 0) return true;
+    const next = await this.rotatedTo(id, hops);
+    return next ? this.destroyById(next, owner, hops + 1) : false;
+  }
+
+  /** The id session `id` was rotated to within the last minute, if any (and `hops` allow). */
+  private async rotatedTo(id: string, hops: number): Promise<string | null> {
+    if (hops >= MAX_ROTATION_HOPS) return null;
+    const pointer = decodeJson(await this.io.get(this.rotatedKey(id))) as { next?: unknown } | undefined;
+    const next = pointer && typeof pointer === 'object' ? pointer.next : undefined;
+    return typeof next === 'string' && isWellFormedSessionId(next) ? next : null;
   }
 
   /** Throws the first command error among `replies`, as a `SessionStoreError`. */

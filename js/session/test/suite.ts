@@ -288,6 +288,39 @@ export function defineSessionSuite(
       assert.deepEqual(await admin.zrange(store.userIndexKey('dave'), 0, -1), []);
     });
 
+    it('a sign-out racing a rotation destroys the session the rotation made', async () => {
+      for (const moment of ['between its read and its delete', 'just before its read']) {
+        let hook: (() => Promise<void>) | null = null;
+        let watched = '';
+        // The rotation runs inside the sign-out's GET of the session: after it, or before it.
+        const adapter: SessionAdapter = {
+          ...conn.adapter,
+          async get(key: string) {
+            const run = key === watched ? hook : null;
+            if (run) hook = null;
+            if (run && moment === 'just before its read') await run();
+            const value = await conn.adapter.get(key);
+            if (run && moment === 'between its read and its delete') await run();
+            return value;
+          },
+        };
+        const store = makeStore({ adapter });
+        const { token, session } = await store.createSession('erin', { name: 'Erin', role: 'user' });
+        let rotated: CreatedSession<Data> | null = null;
+        watched = store.metaKey(session.id);
+        hook = async () => {
+          rotated = await store.rotateSession(token, { data: { name: 'Erin', role: 'admin' } });
+        };
+        assert.equal(await store.destroySession(token), true, moment);
+        const made = rotated as CreatedSession<Data> | null;
+        assert.ok(made, `${moment}: the rotation ran`);
+        assert.equal(await store.getSession(made.token), null, `${moment}: the rotated session outlived the sign-out`);
+        const newId = made.session.id;
+        assert.equal(await admin.exists(store.metaKey(newId), store.dataKey(newId)), 0, moment);
+        assert.equal(await admin.zscore(store.userIndexKey('erin'), newId), null, moment);
+      }
+    });
+
     it('lists a user’s sessions and prunes expired index entries', async () => {
       const store = makeStore({ idleTimeout: 2 * SECOND, absoluteTimeout: 3600 * SECOND });
       const index = store.userIndexKey('erin');
@@ -408,9 +441,17 @@ export function defineSessionSuite(
       assert.ok(keys > 10, `scanned ${keys} keys`);
       // And every live session key is the SHA-256 of a token we issued.
       const hashes = new Set([...issued].map(sha256));
-      const sessionKeys = (await admin.keys('*:session:*')).filter((k) => !k.endsWith(':data'));
+      const all = await admin.keys('*:session:*');
+      const sessionKeys = all.filter((k) => !k.endsWith(':data') && !k.endsWith(':rotated'));
       assert.ok(sessionKeys.length > 0);
       for (const k of sessionKeys) assert.ok(hashes.has(k.split(':').pop()!), `${k} is SHA-256 of an issued token`);
+      // A rotated session's pointer leads from one such hash to another.
+      const pointers = all.filter((k) => k.endsWith(':rotated'));
+      assert.ok(pointers.length > 0);
+      for (const k of pointers) {
+        const next = JSON.parse((await admin.get(k)) ?? '{}').next;
+        assert.ok(hashes.has(k.split(':').at(-2)!) && hashes.has(next), `${k} -> ${next}`);
+      }
     });
   });
 }

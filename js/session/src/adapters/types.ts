@@ -26,7 +26,7 @@ export type StoreCommand =
   | { cmd: 'del'; keys: string[] }
   | { cmd: 'pexpireat'; key: string; at: number; option?: 'NX' | 'XX' | 'GT' | 'LT' }
   | { cmd: 'rename'; key: string; to: string }
-  | { cmd: 'zadd'; key: string; score: number; member: string; condition?: 'NX' | 'XX' }
+  | { cmd: 'zadd'; key: string; score: number; member: string; condition?: 'NX' | 'XX' | 'GT' }
   | { cmd: 'zrem'; key: string; members: string[] }
   | { cmd: 'zremrangebyscore'; key: string; min: ScoreBound; max: ScoreBound }
   | { cmd: 'zrangebyscore'; key: string; min: ScoreBound; max: ScoreBound };

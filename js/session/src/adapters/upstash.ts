@@ -87,6 +87,7 @@ function queue(tx: UpstashPipelineLike, c: StoreCommand): void {
     case 'zadd':
       if (c.condition === 'XX') tx.zadd(c.key, { xx: true }, { score: c.score, member: c.member });
       else if (c.condition === 'NX') tx.zadd(c.key, { nx: true }, { score: c.score, member: c.member });
+      else if (c.condition === 'GT') tx.zadd(c.key, { gt: true }, { score: c.score, member: c.member });
       else tx.zadd(c.key, { score: c.score, member: c.member });
       return;
     case 'zrem':
