@@ -362,20 +362,28 @@ fn import_aof_dir(dir: &Path, engine: &Engine, report: &mut Report) -> Result<()
 fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Bytes>>, (u64, bool, String)> {
     let start = *offset;
     let mut line = Vec::new();
-    let read_line = |r: &mut dyn BufRead, line: &mut Vec<u8>, offset: &mut u64| -> Result<bool, String> {
+    // A line ends at its LF (a CR before it is dropped), as Redis's loader reads it with
+    // `fgets`. Only one the file ends inside is incomplete: a cut, if it starts as the line
+    // expected there would (`*` or `$`); anything else is not an AOF command.
+    let read_line = |r: &mut dyn BufRead, line: &mut Vec<u8>, offset: &mut u64, prefix: u8| -> Result<bool, String> {
         line.clear();
         let n = r.read_until(b'\n', line).map_err(|e| e.to_string())?;
         *offset += n as u64;
-        if n == 0 {
-            return Ok(false);
+        if line.pop() == Some(b'\n') {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(true);
         }
-        if !line.ends_with(b"\r\n") {
-            return Ok(false);
+        match line.first() {
+            None => Ok(false),
+            Some(&first) if first == prefix => Ok(false),
+            Some(_) => {
+                Err(format!("not an AOF command: {:?}", String::from_utf8_lossy(line.get(..40).unwrap_or(line))))
+            }
         }
-        line.truncate(line.len() - 2);
-        Ok(true)
     };
-    let complete = read_line(r, &mut line, offset).map_err(|e| (start, false, e))?;
+    let complete = read_line(r, &mut line, offset, b'*').map_err(|e| (start, false, e))?;
     if line.is_empty() && !complete {
         return Ok(None);
     }
@@ -389,7 +397,7 @@ fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Byt
         .ok_or((start, false, format!("expected '*<count>', found {:?}", String::from_utf8_lossy(&line))))?;
     let mut args = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        let complete = read_line(r, &mut line, offset).map_err(|e| (start, false, e))?;
+        let complete = read_line(r, &mut line, offset, b'$').map_err(|e| (start, false, e))?;
         if !complete {
             return Err((start, true, "incomplete command".into()));
         }
@@ -853,5 +861,16 @@ mod tests {
         assert!(matches!(read_command(&mut bad, &mut 0), Err((_, false, _))));
         let mut empty = &b""[..];
         assert!(read_command(&mut empty, &mut 0).unwrap().is_none());
+        // A line with a bare LF is read as Redis reads it, not taken for a cut.
+        let mut lf = &b"*2\n$3\r\nGET\r\n$1\nk\r\n"[..];
+        assert_eq!(read_command(&mut lf, &mut 0).unwrap().unwrap()[1], Bytes::from("k"));
+        // Only a line the file ends inside, starting as expected, is a cut; other bytes with
+        // no line end (a compressed file, say) are no AOF at all.
+        for (tail, cut) in
+            [(&b"*3"[..], true), (b"*1\r\n$3", true), (b"\x1f\x8b\x08\x00", false), (b"*1\r\nGET", false)]
+        {
+            let outcome = read_command(&mut &tail[..], &mut 0);
+            assert!(matches!(outcome, Err((_, c, _)) if c == cut), "{tail:?}: {outcome:?}");
+        }
     }
 }

@@ -375,11 +375,29 @@ fn verify_snapshot(path: &Path) -> Result<(u64, Vec<String>), String> {
 // ---------------------------------------------------------------------------------------------
 // export
 
+/// Whether `file` would be written in `dir` or below it (its directory, resolved, is there).
+fn lands_inside(file: &Path, dir: &Path) -> bool {
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (parent.canonicalize(), dir.canonicalize()) {
+        (Ok(parent), Ok(dir)) => parent.starts_with(dir),
+        // A directory that does not exist holds nothing to overwrite; the write reports it.
+        _ => false,
+    }
+}
+
 /// `staykv export --rdb FILE [--dir D]`: recover the directory read-only into memory and
 /// write it as one RDB file (atomically: `FILE.tmp`, fsync, rename).
 pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<(), String> {
     if !dir.is_dir() || !dir_has_files(dir)? {
         return Err(format!("no data directory at {}", dir.display()));
+    }
+    if lands_inside(rdb, dir) {
+        return Err(format!(
+            "{} is inside the data directory {}: the export would write among the files it reads (a snapshot or \
+             log segment of that name would be replaced); write it elsewhere",
+            rdb.display(),
+            dir.display()
+        ));
     }
     let (locked, lock) = try_lock_existing(dir)?;
     if !locked {

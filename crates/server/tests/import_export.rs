@@ -160,3 +160,51 @@ fn import_refuses_a_directory_with_data() {
     server.restart();
     assert_eq!(call_str(&mut server.connect(), &["GET", "k"]), Val::Bulk(Some(b"v".to_vec())));
 }
+
+/// An export never writes into the data directory it reads: over one of its snapshots, the
+/// log would be replayed a second time on top of the full dataset at the next start.
+#[test]
+fn export_refuses_to_write_into_the_data_directory() {
+    let mut server = Server::staykv();
+    call_str(&mut server.connect(), &["RPUSH", "l", "a", "b"]);
+    server.kill();
+    let dir = server.dir().to_path_buf();
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let snapshot = before.iter().find(|(p, _)| p.extension().is_some_and(|e| e == "rdb")).map(|(p, _)| p.clone());
+    let targets = [snapshot.unwrap_or_else(|| dir.join("x.rdb")), dir.join("export.rdb"), dir.join(".").join("y.rdb")];
+    for target in targets {
+        let out = staykv(&["export", "--rdb", &target.to_string_lossy(), "--dir", &dir.to_string_lossy()]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && text.contains("is inside the data directory"), "{target:?}: {text}");
+    }
+    for (path, bytes) in &before {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{path:?} changed");
+    }
+    assert!(!dir.join("export.rdb").exists());
+    server.restart();
+    assert_eq!(call_str(&mut server.connect(), &["LLEN", "l"]), Val::Int(2));
+}
+
+/// A file that is no AOF and no RDB (compressed, say) is refused, not imported as an AOF
+/// cut off at its first line; a command line ending in a bare LF reads as Redis reads it.
+#[test]
+fn import_refuses_what_is_no_aof_and_reads_bare_line_feeds() {
+    let scratch = tempfile::tempdir().unwrap();
+    let gz = scratch.path().join("dump.rdb.gz");
+    std::fs::write(&gz, b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\x56\x4a\xcb\xcf\x57\xb2\x52").unwrap();
+    let target = scratch.path().join("d1");
+    let out = staykv(&["import", &gz.to_string_lossy(), "--dir", &target.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("not an AOF command"), "{text}");
+
+    let aof = scratch.path().join("appendonly.aof");
+    std::fs::write(&aof, b"*3\n$3\r\nSET\r\n$1\nk\r\n$1\r\nv\r\n*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$2\r\nv2\r\n").unwrap();
+    let target = scratch.path().join("d2");
+    let text = staykv_ok(&["import", &aof.to_string_lossy(), "--dir", &target.to_string_lossy()]);
+    assert!(text.contains("imported 2 keys"), "{text}");
+}
