@@ -193,8 +193,21 @@ impl Replay for BatchCheck<'_> {
     }
 }
 
-/// Reads the log batches after the snapshot: prints what it found, returns the problems.
-fn check_batches(dir: &Path, fs: &RealFs, report: &CheckReport, replay: bool) -> Vec<String> {
+/// Reads `dir`'s log over its snapshot; `live`: beside a running server, whose log writer
+/// appends to the last segment meanwhile.
+fn scan_log(
+    dir: &Path,
+    fs: &RealFs,
+    replay: &mut dyn staykv_storage::Replay,
+    live: bool,
+) -> Result<staykv_storage::Recovery, String> {
+    let scanned = if live { staykv_storage::scan_live(dir, fs, replay) } else { staykv_storage::scan(dir, fs, replay) };
+    scanned.map_err(|e| e.to_string())
+}
+
+/// Reads the log batches after the snapshot (`live`: see [`scan_log`]): prints what it
+/// found, returns the problems.
+fn check_batches(dir: &Path, fs: &RealFs, report: &CheckReport, replay: bool, live: bool) -> Vec<String> {
     let total: u64 = report.segments.iter().map(|s| s.bytes).sum();
     let label = if replay { "replaying log batches" } else { "checking log batches" };
     let mut check = BatchCheck {
@@ -206,7 +219,7 @@ fn check_batches(dir: &Path, fs: &RealFs, report: &CheckReport, replay: bool) ->
         failed_count: 0,
         meter: Meter::new(label, Some(total), "bytes"),
     };
-    let scanned = staykv_storage::scan(dir, fs, &mut check);
+    let scanned = scan_log(dir, fs, &mut check, live);
     check.meter.finish();
     let BatchCheck { batches, bad, failed, failed_count, .. } = check;
     let mut problems = Vec::new();
@@ -255,7 +268,8 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
         );
     }
     let fs = RealFs::new();
-    let report = staykv_storage::check(dir, &fs).map_err(|e| e.to_string())?;
+    let report = if locked { staykv_storage::check(dir, &fs) } else { staykv_storage::check_live(dir, &fs) };
+    let report = report.map_err(|e| e.to_string())?;
     println!("{report}");
     let mut problems = Vec::new();
 
@@ -287,7 +301,7 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
     // its end).
     let readable = report.damage.as_ref().is_none_or(|d| d.kind == DamageKind::TornTail);
     if report.manifest.is_some() && readable {
-        problems.extend(check_batches(dir, &fs, &report, replay));
+        problems.extend(check_batches(dir, &fs, &report, replay, !locked));
     }
 
     if report.is_clean() {
@@ -409,7 +423,7 @@ pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<
     let started = Instant::now();
     let engine = tool_engine();
     let mut replay = EngineReplay::new(dir, &engine, on_replay_error);
-    let recovery = staykv_storage::scan(dir, &RealFs::new(), &mut replay).map_err(|e| e.to_string())?;
+    let recovery = scan_log(dir, &RealFs::new(), &mut replay, !locked)?;
     drop(lock);
     if let Some(torn) = &recovery.torn_tail {
         eprintln!(

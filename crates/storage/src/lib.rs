@@ -76,7 +76,7 @@ pub use crate::fs::{Fs, FsFile, RealFs};
 pub use crate::log::{DurableCallback, FsyncPolicy, IoCallback, Log, LogIo, LogOptions};
 pub use crate::manifest::{read_manifest, Manifest, SnapshotRef, MANIFEST_FILE, MANIFEST_TMP_FILE, MANIFEST_VERSION};
 pub use crate::recovery::{
-    check, fix, scan, scan_live, CheckReport, Damage, DamageKind, FixOutcome, FnReplay, NoReplay, Progress, Recovery,
-    Replay, SegmentReport, TornTail,
+    check, check_live, fix, scan, scan_live, CheckReport, Damage, DamageKind, FixOutcome, FnReplay, NoReplay, Progress,
+    Recovery, Replay, SegmentReport, TornTail,
 };
 pub use crate::simfs::{Fault, SimFs};

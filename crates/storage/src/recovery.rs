@@ -411,7 +411,10 @@ fn first_seq_of(name: &str) -> u64 {
     parse_segment_file_name(name).unwrap_or(0)
 }
 
-fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk, StorageError> {
+/// Reads the manifest's segments in order. `live`: a server's log writer may be appending to
+/// the last segment meanwhile, so a bad frame there is its unfinished write (a torn tail),
+/// whatever the bytes after it hold by the time they are read.
+fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit, live: bool) -> Result<Walk, StorageError> {
     let mut lens = Vec::with_capacity(m.segments.len());
     for name in &m.segments {
         let path = dir.join(name);
@@ -515,7 +518,9 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit) -> Result<Walk
         if let Some(problem) = scan.problem.filter(|_| !zero_tail) {
             let mut reason = problem.to_string();
             let mut torn = false;
-            if i == last && !matches!(problem, FrameProblem::SeqMismatch { .. }) {
+            if i == last && live {
+                torn = true;
+            } else if i == last && !matches!(problem, FrameProblem::SeqMismatch { .. }) {
                 match r.find_valid_frame(scan.end + 1, scan.next_seq.saturating_sub(1))? {
                     Some((off, seq)) => {
                         reason = format!("{reason}, followed by a valid frame (seq {seq}) at offset {off}");
@@ -702,7 +707,7 @@ pub(crate) fn recover(
     }
     let snap_seq = m.snapshot.as_ref().map_or(0, |s| s.seq);
     let mut v = ReplayVisit { replay, snap_seq, replayed: 0, skipped: 0 };
-    let w = walk(fs, dir, &m, &mut v)?;
+    let w = walk(fs, dir, &m, &mut v, reading == Reading::Live)?;
     let mut rec = Recovery {
         fresh: false,
         snapshot: m.snapshot.clone(),
@@ -920,6 +925,16 @@ impl fmt::Display for CheckReport {
 /// Errors: I/O failures, an unreadable or newer-version manifest or segment, a missing
 /// manifest with data present.
 pub fn check(dir: &Path, fs: &dyn Fs) -> Result<CheckReport, StorageError> {
+    check_reading(dir, fs, false)
+}
+
+/// [`check`] of the directory of a running server: damage at the end of the segment its
+/// log writer appends to is that write, unfinished (a torn tail).
+pub fn check_live(dir: &Path, fs: &dyn Fs) -> Result<CheckReport, StorageError> {
+    check_reading(dir, fs, true)
+}
+
+fn check_reading(dir: &Path, fs: &dyn Fs, live: bool) -> Result<CheckReport, StorageError> {
     let mut report = CheckReport {
         dir: dir.to_path_buf(),
         manifest: None,
@@ -936,7 +951,7 @@ pub fn check(dir: &Path, fs: &dyn Fs) -> Result<CheckReport, StorageError> {
         report.leftover_files = no_manifest(fs, dir)?;
         return Ok(report);
     };
-    let w = walk(fs, dir, &m, &mut CountOnly)?;
+    let w = walk(fs, dir, &m, &mut CountOnly, live)?;
     report.frames_ok = w.segs.iter().map(|s| s.frames).sum();
     if let Some(d) = &w.damage {
         let mut frames_dropped = 0;
