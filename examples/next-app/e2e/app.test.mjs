@@ -159,7 +159,7 @@ for (const variant of variants.filter((v) => !process.env.E2E_ONLY || v.key === 
       kv = new StayKV();
       await kv.start();
       admin = new Redis(kv.url, { maxRetriesPerRequest: 1 });
-      app = new NextServer(appDir, { STAYKV_URL: kv.url, STAYKV_HTTP_URL: kv.httpUrl, STAYKV_HTTP_TOKEN: kv.token });
+      app = new NextServer(appDir, { STAYKV_URL: kv.url, STAYKV_HTTP_URL: kv.httpUrl, STAYKV_HTTP_READONLY_TOKEN: kv.readonlyToken });
       await app.start();
       origin = app.origin;
       ctxA = await browser.newContext();

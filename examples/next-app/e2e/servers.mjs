@@ -88,6 +88,7 @@ export class StayKV {
   constructor() {
     this.dir = mkdtempSync(path.join(tmpdir(), 'staykv-e2e-'));
     this.token = 'e2e-' + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+    this.readonlyToken = 'e2e-ro-' + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
     this.child = null;
   }
 
@@ -95,7 +96,8 @@ export class StayKV {
     if (!existsSync(staykvBin)) throw new Error(`${staykvBin} not found: run \`cargo build\` at the repository root first (or set STAYKV_BIN)`);
     this.port ??= await freePort();
     this.httpPort ??= await freePort();
-    const args = ['--port', String(this.port), '--http-port', String(this.httpPort), '--dir', this.dir, '--fsync', 'always', '--http-token', this.token];
+    const args = ['--port', String(this.port), '--http-port', String(this.httpPort), '--dir', this.dir, '--fsync', 'always',
+      '--http-token', this.token, '--http-readonly-token', this.readonlyToken];
     this.child = spawn(staykvBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = tail(this.child);
     this.log = log;

@@ -27,5 +27,6 @@ export const env = {
   redisUrl: () => required('STAYKV_URL'),
   /** HTTP API for the middleware/proxy, e.g. http://127.0.0.1:8079 */
   httpUrl: () => required('STAYKV_HTTP_URL'),
-  httpToken: () => required('STAYKV_HTTP_TOKEN'),
+  /** The middleware only reads: the HTTP API's read-only token (`staykv --http-readonly-token`). */
+  httpReadonlyToken: () => required('STAYKV_HTTP_READONLY_TOKEN'),
 };

@@ -12,7 +12,11 @@ let guardFn: ((request: Request) => Promise<Response | undefined>) | undefined;
 export function guard(request: Request): Promise<Response | undefined> {
   guardFn ??= sessionMiddleware(
     createSessionStore<SessionData>({
-      adapter: upstashAdapter(new Redis({ url: env.httpUrl(), token: env.httpToken(), enableTelemetry: false })),
+      // The read-only token: a token that can write can plant sessions. One retry: a store
+      // that is down answers 503 at once rather than after the client's five.
+      adapter: upstashAdapter(
+        new Redis({ url: env.httpUrl(), token: env.httpReadonlyToken(), enableTelemetry: false, retry: { retries: 1 } }),
+      ),
       ...sessionConfig,
     }),
     { cookieName, loginPath: '/login' },

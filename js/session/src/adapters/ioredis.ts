@@ -1,6 +1,9 @@
 import { commandArgs, toError, type ScoreBound, type SessionAdapter, type StoreCommand } from './types.js';
 
-/** The part of an `ioredis` client (Redis or Cluster instance) the adapter uses. */
+/**
+ * The part of an `ioredis` client the adapter uses. A `Redis` instance: not a `Cluster` one,
+ * whose transactions cannot span a session's keys and its user's index (different slots).
+ */
 export interface IORedisLike {
   call(command: string, ...args: string[]): Promise<unknown>;
   multi(commands: string[][]): { exec(): Promise<[Error | null, unknown][] | null> };
