@@ -321,27 +321,50 @@ fn parse_aof_manifest(text: &str) -> Result<Vec<AofFile>, String> {
                 match key.as_str() {
                     "file" => name = Some(value.clone()),
                     "seq" => seq = value.parse::<u64>().ok(),
-                    "type" => kind = value.chars().next(),
+                    "type" => kind = Some(value.clone()),
                     _ => {}
                 }
             }
         }
-        match (name, seq, kind) {
-            (Some(name), Some(seq), Some(kind)) if !name.contains('/') => files.push(AofFile { name, seq, kind }),
+        let kind = match kind.as_deref() {
+            Some("b") => 'b',
+            Some("h") => 'h',
+            Some("i") => 'i',
+            Some(other) => return Err(format!("unknown AOF file type {other:?} in manifest line {line:?}")),
+            None => return Err(format!("bad AOF manifest line: {line:?}")),
+        };
+        match (name, seq) {
+            (Some(name), Some(seq)) if !name.contains('/') => files.push(AofFile { name, seq, kind }),
             _ => return Err(format!("bad AOF manifest line: {line:?}")),
         }
+    }
+    // As Redis refuses to load one: an empty manifest is no dataset, not an empty one.
+    if files.is_empty() {
+        return Err("the AOF manifest lists no file".into());
     }
     Ok(files)
 }
 
 fn import_aof_dir(dir: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
-    let manifest = std::fs::read_dir(dir)
+    let manifests: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "manifest"))
-        .ok_or_else(|| format!("{} has no AOF manifest (*.manifest): not a Redis 7 appendonlydir", dir.display()))?;
-    let text = std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+        .filter(|p| p.extension().is_some_and(|x| x == "manifest"))
+        .collect();
+    let manifest = match &manifests[..] {
+        [one] => one,
+        [] => return Err(format!("{} has no AOF manifest (*.manifest): not a Redis 7 appendonlydir", dir.display())),
+        _ => {
+            return Err(format!(
+                "{} holds {} AOF manifests: which one Redis loads depends on its appendfilename; import that \
+                 one's files from a directory of their own",
+                dir.display(),
+                manifests.len()
+            ))
+        }
+    };
+    let text = std::fs::read_to_string(manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let files = parse_aof_manifest(&text)?;
     let base: Vec<&AofFile> = files.iter().filter(|f| f.kind == 'b').collect();
     if base.len() > 1 {
@@ -785,6 +808,10 @@ mod tests {
         assert_eq!(files[1].name, "append only.aof.1.incr.aof");
         assert_eq!(files[2], AofFile { name: "appendonly.aof.2.incr.aof".into(), seq: 2, kind: 'i' });
         assert!(parse_aof_manifest("file ../x seq 1 type b").is_err());
+        // What Redis refuses: an unknown type, an empty manifest.
+        assert!(parse_aof_manifest("file a seq 1 type x").unwrap_err().contains("unknown AOF file type"));
+        assert!(parse_aof_manifest("file a seq 1 type bb").is_err());
+        assert!(parse_aof_manifest("# nothing\n\n").unwrap_err().contains("lists no file"));
     }
 
     #[test]
@@ -819,6 +846,22 @@ mod tests {
         assert!(long.contains("longer than 65536 bytes"), "{long}");
         let nested = client_of_a_source_sending(b"*2\r\n*1\r\n:1\r\n$1\r\nx\r\n".to_vec()).read().unwrap();
         assert!(matches!(nested, Resp::Array(Some(items)) if items.len() == 2));
+    }
+
+    /// Two manifests: which one Redis loads is its configuration's, so neither is guessed.
+    #[test]
+    fn a_directory_with_two_manifests_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a", "b"] {
+            std::fs::write(
+                dir.path().join(format!("{name}.aof.manifest")),
+                format!("file {name}.incr.aof seq 1 type i\n"),
+            )
+            .unwrap();
+            std::fs::write(dir.path().join(format!("{name}.incr.aof")), "*1\r\n$4\r\nPING\r\n").unwrap();
+        }
+        let refused = import_aof_dir(dir.path(), &tool_engine(), &mut Report::default()).unwrap_err();
+        assert!(refused.contains("holds 2 AOF manifests"), "{refused}");
     }
 
     /// A cut-off command is forgiven at the end of an AOF's last file only, as Redis does.
