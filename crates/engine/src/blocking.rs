@@ -143,23 +143,20 @@ impl Inner {
         if self.wakers.contains_key(&client) {
             return false;
         }
-        if keys.is_empty() {
-            self.claims.retain(|_, claims| {
-                claims.retain(|(_, since)| now < since.saturating_add(CLAIM_MS));
-                !claims.is_empty()
-            });
-            return self.claims.values().flatten().any(|(claimant, _)| *claimant != client);
-        }
+        let others = |claims: &mut Vec<(u64, u64)>| {
+            claims.retain(|(_, since)| now < since.saturating_add(CLAIM_MS));
+            claims.iter().any(|(claimant, _)| *claimant != client)
+        };
         let mut claimed = false;
+        if keys.is_empty() {
+            self.claims.values_mut().for_each(|claims| claimed |= others(claims));
+        }
         for (db, key) in keys {
             let slot = (*db, Bytes::copy_from_slice(key));
             let Some(claims) = self.claims.get_mut(&slot) else { continue };
-            claims.retain(|(_, since)| now < since.saturating_add(CLAIM_MS));
-            claimed |= claims.iter().any(|(claimant, _)| *claimant != client);
-            if claims.is_empty() {
-                self.claims.remove(&slot);
-            }
+            claimed |= others(claims);
         }
+        self.claims.retain(|_, claims| !claims.is_empty());
         claimed
     }
 }

@@ -78,6 +78,10 @@ pub mod flags {
     /// Redis's `no_async_loading`: refused while a replica loads its data in the background.
     /// StayKV loads before it serves, so this only tells clients what Redis would say.
     pub const NO_ASYNC_LOADING: u32 = 1 << 22;
+    /// Redis's `protected`: refused under its defaults (`enable-debug-command no`,
+    /// `enable-module-command no`) right after the arity check, before AUTH and before
+    /// queuing. Left out of COMMAND INFO (not in `NAMES`), as Redis leaves it out.
+    pub const PROTECTED: u32 = 1 << 23;
 
     /// In Redis's order (`addReplyFlagsForCommand`).
     pub(crate) const NAMES: &[(u32, &str)] = &[

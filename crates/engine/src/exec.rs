@@ -380,10 +380,10 @@ impl Engine {
         if let Some(refused) = spec.subcommand_refusal(args) {
             return Some(refused);
         }
-        // DEBUG and MODULE LOAD|LOADEX|UNLOAD, refused before anything else (even inside
-        // MULTI, which it dooms), as Redis's protected commands are under its defaults.
-        if let Some(refused) = crate::cmd::server::protected_refusal(spec, args) {
-            return Some(refused);
+        // Refused before anything else (even inside MULTI, which it dooms), as Redis's
+        // protected commands are under its defaults.
+        if spec.runs_with(flags::PROTECTED, args) {
+            return Some(crate::cmd::server::not_enabled(&spec.name.to_ascii_uppercase()));
         }
         if !client.authenticated && !spec.has(flags::NO_AUTH) {
             return Some(errors::err(errors::NOAUTH));

@@ -59,8 +59,6 @@ impl Advice {
             Advice::LocalDisk => "- It is strongly advised to use local disks for persistence, especially if you are using AOF. Remote disks provided by platform-as-a-service providers are known to be slow.\n".into(),
             Advice::Ssd => "- SSD disks are able to reduce fsync latency, and total time needed for snapshotting and AOF log rewriting (resulting in smaller memory usage). With extremely high write load SSD disks can be a good option. However Redis should perform reasonably with high load using normal disks. Use this advice as a last resort.\n".into(),
             Advice::RelaxFsync => "- Your fsync policy is set to 'always'. It is very hard to get good performances with such a setup, if possible try to relax the fsync policy to 'onesec'.\n".into(),
-            // Counted as advice whatever `hz` is, but given only below 100, as in Redis.
-            Advice::Hz if settings.hz >= 100 => String::new(),
             Advice::Hz => "- In order to make the Redis keys expiring process more incremental, try to set the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n".into(),
             Advice::LargeObjects => "- Deleting, expiring or evicting (because of maxmemory policy) large objects is a blocking operation. If you have very large objects that are often deleted, expired, or evicted, try to fragment those objects into multiple smaller objects.\n".into(),
         }
@@ -84,7 +82,9 @@ fn advice_for(event: &str, settings: &Settings) -> Vec<Advice> {
         // without its data=writeback advice (StayKV's recovery drops a torn tail itself).
         LOG_WRITE => vec![Advice::LocalDisk, Advice::Ssd],
         LOG_FSYNC_ALWAYS if settings.fsync_always => vec![Advice::RelaxFsync],
-        EXPIRE_CYCLE => vec![Advice::Hz, Advice::LargeObjects],
+        // Redis gives the `hz` advice only below 100.
+        EXPIRE_CYCLE if settings.hz < 100 => vec![Advice::Hz, Advice::LargeObjects],
+        EXPIRE_CYCLE => vec![Advice::LargeObjects],
         _ => Vec::new(),
     }
 }

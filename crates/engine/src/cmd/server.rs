@@ -42,7 +42,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("slowlog", -2, 0, "server", slowlog).subcommands(SLOWLOG_SUBCOMMANDS),
     CommandSpec::new("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", latency)
         .subcommands(LATENCY_SUBCOMMANDS),
-    CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server", debug),
+    CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, "server", debug),
     CommandSpec::new("module", -2, 0, "server", module).subcommands(MODULE_SUBCOMMANDS),
     CommandSpec::new("wait", 3, NOSCRIPT, "connection", wait)
         .tips(&["request_policy:all_shards", "response_policy:agg_min"]),
@@ -78,9 +78,9 @@ const LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
 /// The MODULE subcommands, with Redis 7's arities. StayKV loads no modules.
 const MODULE_SUBCOMMANDS: &[SubcommandSpec] = &[
     SubcommandSpec::new("list", 2, ADMIN | NOSCRIPT).tips(&["nondeterministic_output_order"]),
-    SubcommandSpec::new("load", -3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT),
-    SubcommandSpec::new("loadex", -3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT),
-    SubcommandSpec::new("unload", 3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT),
+    SubcommandSpec::new("load", -3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT | PROTECTED),
+    SubcommandSpec::new("loadex", -3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT | PROTECTED),
+    SubcommandSpec::new("unload", 3, NO_ASYNC_LOADING | ADMIN | NOSCRIPT | PROTECTED),
     SubcommandSpec::new("help", 2, LOADING | STALE),
 ];
 
@@ -725,25 +725,12 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
-/// Redis's refusal of a protected command, as its defaults (`enable-debug-command no`,
-/// `enable-module-command no`) refuse them before running or queuing anything: DEBUG, and
-/// MODULE LOAD, LOADEX and UNLOAD. Clients and tools that probe them get Redis's refusal,
-/// not an unknown command.
-pub(crate) fn protected_refusal(spec: &CommandSpec, args: &[Bytes]) -> Option<Reply> {
-    let loads = || args.get(1).is_some_and(|s| is(s, "load") || is(s, "loadex") || is(s, "unload"));
-    match spec.name {
-        "debug" => Some(not_enabled("DEBUG")),
-        "module" if loads() => Some(not_enabled("MODULE")),
-        _ => None,
-    }
-}
-
-/// DEBUG: [`protected_refusal`] answers it before it would run.
+/// DEBUG: refused before it would run, as a protected command (flags::PROTECTED).
 fn debug(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Err(not_enabled("DEBUG"))
 }
 
-/// MODULE: no module is loaded (loading one is a [`protected_refusal`]).
+/// MODULE: no module is loaded (loading one is refused as a protected command).
 fn module(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match arg(args, 1)? {
         s if is(s, "list") => Ok(Reply::Array(Vec::new())),
@@ -752,8 +739,10 @@ fn module(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
 }
 
-/// Redis's refusal of a command its `enable-<command>-command` option (off by default) guards.
-fn not_enabled(command: &str) -> Reply {
+/// Redis's refusal of a command its `enable-<command>-command` option (off by default) guards:
+/// a protected one (DEBUG, MODULE LOAD...). Clients and tools that probe them get it, not an
+/// unknown command.
+pub(crate) fn not_enabled(command: &str) -> Reply {
     let option = command.to_ascii_lowercase();
     Reply::Error(format!(
         "ERR {command} command not allowed. If the enable-{option}-command option is set to \"local\", you can run \
