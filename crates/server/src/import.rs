@@ -57,6 +57,17 @@ impl Report {
 
 /// `staykv import SOURCE [--dir D]`.
 pub fn import(source: &str, dir: &Path) -> Result<(), String> {
+    let created = !dir.exists();
+    let result = import_into(source, dir);
+    if result.is_err() && created {
+        // A failed import leaves no directory behind that it made: a retry or a server
+        // start then begins where the user did, not beside an empty data directory.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+fn import_into(source: &str, dir: &Path) -> Result<(), String> {
     let started = Instant::now();
     let _lock = lock_dir(dir)?;
     ensure_no_data(dir)?;

@@ -20,6 +20,7 @@ mod stats;
 mod tls;
 mod tools;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use config::{Command, LogLevel};
@@ -45,8 +46,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Once, on stderr: the log is stdout, and a service manager keeps both.
         Err(message) => {
-            tracing::error!("{message}");
             eprintln!("staykv: {message}");
             ExitCode::FAILURE
         }
@@ -60,7 +61,9 @@ fn init_logging(level: LogLevel) {
         LogLevel::Info => "info",
         LogLevel::Debug => "debug",
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    // Colour only for a person: escape codes would litter a log file or a journal.
+    let ansi = std::io::stdout().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
 }
 
 fn run_server(config: config::Config) -> Result<(), String> {

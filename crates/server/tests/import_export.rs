@@ -191,7 +191,8 @@ fn export_refuses_to_write_into_the_data_directory() {
 }
 
 /// A file that is no AOF and no RDB (compressed, say) is refused, not imported as an AOF
-/// cut off at its first line; a command line ending in a bare LF reads as Redis reads it.
+/// cut off at its first line, with one line on stderr and no data directory left behind; a
+/// command line ending in a bare LF reads as Redis reads it.
 #[test]
 fn import_refuses_what_is_no_aof_and_reads_bare_line_feeds() {
     let scratch = tempfile::tempdir().unwrap();
@@ -201,6 +202,10 @@ fn import_refuses_what_is_no_aof_and_reads_bare_line_feeds() {
     let out = staykv(&["import", &gz.to_string_lossy(), "--dir", &target.to_string_lossy()]);
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && text.contains("not an AOF command"), "{text}");
+    assert_eq!(text.matches("not an AOF command").count(), 1, "{text}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(!printed.contains("not an AOF command") && !printed.contains('\x1b'), "{printed}");
+    assert!(!target.exists(), "a failed import left {target:?}");
 
     let aof = scratch.path().join("appendonly.aof");
     std::fs::write(&aof, b"*3\n$3\r\nSET\r\n$1\nk\r\n$1\r\nv\r\n*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$2\r\nv2\r\n").unwrap();
