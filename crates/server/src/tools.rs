@@ -298,9 +298,9 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
     }
 
     // Every log batch decodes, and replays with --replay (only when the log can be read to
-    // its end).
+    // its end; past a damaged MANIFEST, once `--fix` has rebuilt it).
     let readable = report.damage.as_ref().is_none_or(|d| d.kind == DamageKind::TornTail);
-    if report.manifest.is_some() && readable {
+    if report.manifest.is_some() && readable && report.manifest_damage.is_none() {
         problems.extend(check_batches(dir, &fs, &report, replay, !locked));
     }
 
@@ -332,6 +332,11 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
     }
     let outcome = staykv_storage::fix(dir, &fs, &report).map_err(|e| format!("fix failed: {e}"))?;
     println!("fixed:");
+    match &outcome.manifest_rewritten {
+        Some(Some(kept)) => println!("  rewrote MANIFEST from the files (the damaged one renamed {kept})"),
+        Some(None) => println!("  wrote the missing MANIFEST from the files"),
+        None => {}
+    }
     if let Some((file, offset, bytes, saved)) = &outcome.truncated {
         println!("  truncated {file} at offset {offset}: dropped {bytes} bytes (saved to {saved})");
     }
@@ -349,6 +354,9 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
         return Err(format!("the directory is still damaged after the fix:\n{after}"));
     }
     println!("data directory OK after the fix");
+    if report.manifest_damage.is_some() {
+        problems.extend(check_batches(dir, &fs, &after, replay, false));
+    }
     if problems.is_empty() {
         Ok(())
     } else {

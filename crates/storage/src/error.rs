@@ -51,8 +51,8 @@ pub enum StorageError {
     /// Data files exist but the manifest does not.
     #[error(
         "data directory {} has no MANIFEST but contains data files ({}); refusing to start \
-         empty over existing data. Restore the MANIFEST, or move these files away to start \
-         with an empty dataset",
+         empty over existing data. Run `staykv check --fix` to rebuild the MANIFEST from \
+         these files, or move them away to start with an empty dataset",
         dir.display(), files.join(", ")
     )]
     MissingManifest {

@@ -853,12 +853,15 @@ pub struct CheckReport {
     pub stray_segments: Vec<String>,
     /// Leftover files the server removes by itself at start.
     pub leftover_files: Vec<String>,
+    /// Why the `MANIFEST` cannot be read (damaged, or missing beside data files). `manifest`
+    /// is then the one the files imply (see [`infer_manifest`]), which `fix` writes.
+    pub manifest_damage: Option<String>,
 }
 
 impl CheckReport {
     /// No damage and no stray segments (leftovers are harmless).
     pub fn is_clean(&self) -> bool {
-        self.damage.is_none() && self.stray_segments.is_empty()
+        self.damage.is_none() && self.stray_segments.is_empty() && self.manifest_damage.is_none()
     }
 }
 
@@ -868,6 +871,10 @@ impl fmt::Display for CheckReport {
         let Some(m) = &self.manifest else {
             return writeln!(f, "no MANIFEST and no data: empty data directory");
         };
+        if let Some(why) = &self.manifest_damage {
+            writeln!(f, "MANIFEST: DAMAGED ({why})")?;
+            writeln!(f, "  fix rewrites it from the files below (a damaged one is kept as MANIFEST.damaged)")?;
+        }
         match &m.snapshot {
             Some(s) => writeln!(f, "snapshot: {} (covers seq <= {})", s.file, s.seq)?,
             None => writeln!(f, "snapshot: none")?,
@@ -889,6 +896,7 @@ impl fmt::Display for CheckReport {
             writeln!(f, "STRAY segment not in MANIFEST holding frames: {s} (fix renames it {s}.dropped)")?;
         }
         match &self.damage {
+            None if self.manifest_damage.is_some() => writeln!(f, "result: CORRUPT (MANIFEST)"),
             None if self.stray_segments.is_empty() => writeln!(f, "result: OK"),
             None => writeln!(f, "result: CORRUPT (stray segments)"),
             Some(d) => {
@@ -943,13 +951,29 @@ fn check_reading(dir: &Path, fs: &dyn Fs, live: bool) -> Result<CheckReport, Sto
         damage: None,
         stray_segments: Vec::new(),
         leftover_files: Vec::new(),
+        manifest_damage: None,
     };
     if !fs.exists(dir).map_err(|e| StorageError::io("stat", dir, e))? {
         return Ok(report);
     }
-    let Some(m) = read_manifest(fs, dir)? else {
-        report.leftover_files = no_manifest(fs, dir)?;
-        return Ok(report);
+    let m = match read_manifest(fs, dir) {
+        Ok(Some(m)) => m,
+        Ok(None) => match no_manifest(fs, dir) {
+            Ok(leftovers) => {
+                report.leftover_files = leftovers;
+                return Ok(report);
+            }
+            Err(StorageError::MissingManifest { .. }) => {
+                report.manifest_damage = Some("missing, beside data files".into());
+                infer_manifest(fs, dir)?
+            }
+            Err(e) => return Err(e),
+        },
+        Err(StorageError::Corrupt { offset, reason, .. }) => {
+            report.manifest_damage = Some(format!("at byte offset {offset}: {reason}"));
+            infer_manifest(fs, dir)?
+        }
+        Err(e) => return Err(e),
     };
     let w = walk(fs, dir, &m, &mut CountOnly, live)?;
     report.frames_ok = w.segs.iter().map(|s| s.frames).sum();
@@ -995,6 +1019,44 @@ fn check_reading(dir: &Path, fs: &dyn Fs, live: bool) -> Result<CheckReport, Sto
     Ok(report)
 }
 
+/// The manifest the files of `dir` imply, for one that is damaged or missing: the newest
+/// snapshot (a `snap-*.rdb` name is only given to a whole, fsynced file, and an older
+/// snapshot's files are deleted only after a newer one is installed), and the segments from
+/// the last one starting at or before the seq after it. Whatever is wrong with those — a
+/// gap, a damaged frame — the walk then reports as damage like any other.
+fn infer_manifest(fs: &dyn Fs, dir: &Path) -> Result<Manifest, StorageError> {
+    let files = fs.list_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
+    let snapshot = files
+        .iter()
+        .filter_map(|name| parse_snapshot_file_name(name).map(|seq| SnapshotRef { file: name.clone(), seq }))
+        .max_by_key(|s| s.seq);
+    let mut segments: Vec<(u64, &String)> =
+        files.iter().filter_map(|name| parse_segment_file_name(name).map(|seq| (seq, name))).collect();
+    segments.sort();
+    let after = snapshot.as_ref().map_or(1, |s| s.seq + 1);
+    let first = segments.iter().rposition(|(seq, _)| *seq <= after).unwrap_or(0);
+    let mut names: Vec<String> = segments.iter().skip(first).map(|(_, name)| (*name).clone()).collect();
+    if names.is_empty() {
+        // Listed though absent: the walk reports it missing, and `fix` creates it empty.
+        names.push(segment_file_name(after));
+    }
+    Ok(Manifest { snapshot, segments: names })
+}
+
+/// Moves a damaged `MANIFEST` aside before it is replaced; returns its new name. A crash
+/// before the replacement leaves no manifest beside the data, which `check` reads as a
+/// missing one and `fix` rebuilds the same way.
+fn keep_damaged_manifest(fs: &dyn Fs, dir: &Path) -> Result<Option<String>, StorageError> {
+    let path = dir.join(MANIFEST_FILE);
+    if !fs.exists(&path).map_err(|e| StorageError::io("stat", &path, e))? {
+        return Ok(None);
+    }
+    let name = free_name(fs, dir, &format!("{MANIFEST_FILE}.damaged"))?;
+    fs.rename(&path, &dir.join(&name)).map_err(|e| StorageError::io("rename", &path, e))?;
+    fs.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))?;
+    Ok(Some(name))
+}
+
 /// What [`fix`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FixOutcome {
@@ -1004,6 +1066,9 @@ pub struct FixOutcome {
     pub dropped: Vec<(String, String)>,
     /// A new empty segment created because no usable segment remained.
     pub created: Option<String>,
+    /// The `MANIFEST` was rewritten from the files; `Some(copy)` names where the damaged one
+    /// was kept, `None` inside when there was none.
+    pub manifest_rewritten: Option<Option<String>>,
 }
 
 fn free_name(fs: &dyn Fs, dir: &Path, base: &str) -> Result<String, StorageError> {
@@ -1025,7 +1090,7 @@ fn free_name(fs: &dyn Fs, dir: &Path, base: &str) -> Result<String, StorageError
 /// `report`, nothing is changed and an error is returned.
 pub fn fix(dir: &Path, fs: &dyn Fs, report: &CheckReport) -> Result<FixOutcome, StorageError> {
     let now = check(dir, fs)?;
-    if now.damage != report.damage || now.stray_segments != report.stray_segments {
+    if now.damage != report.damage || now.stray_segments != report.stray_segments || now.manifest != report.manifest {
         return Err(StorageError::Invalid(
             "the data directory changed since it was checked; run the check again".into(),
         ));
@@ -1034,6 +1099,12 @@ pub fn fix(dir: &Path, fs: &dyn Fs, report: &CheckReport) -> Result<FixOutcome, 
     let Some(m) = now.manifest.clone() else {
         return Ok(out);
     };
+    if now.manifest_damage.is_some() {
+        // First, so that every later step reads the directory as the report described it.
+        let kept = keep_damaged_manifest(fs, dir)?;
+        write_manifest(fs, dir, &m).map_err(|e| e.error)?;
+        out.manifest_rewritten = Some(kept);
+    }
     let dir_err = |e| StorageError::io("fsync directory", dir, e);
     let rename_dropped = |name: &str, out: &mut FixOutcome| -> Result<(), StorageError> {
         let from = dir.join(name);

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use staykv_storage::{
-    check, fix, scan, snapshot_file_name, DamageKind, Fs, FsyncPolicy, Log, LogOptions, NoReplay, SimFs, StorageError,
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+    check, fix, read_manifest, scan, snapshot_file_name, DamageKind, Fs, FsyncPolicy, Log, LogOptions, NoReplay, SimFs,
+    StorageError, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 
 const L: usize = 40; // payload length used by most tests
@@ -341,7 +341,7 @@ fn missing_manifest_with_data_refuses_and_without_data_starts_fresh() {
         other => panic!("{other}"),
     }
     assert!(err.to_string().contains("refusing to start empty"));
-    assert!(check(&data_dir(), &img).is_err());
+    assert!(err.to_string().contains("check --fix"), "{err}");
     // A header-only segment (interrupted initialisation) is not data.
     let img2 = fs.process_crash();
     img2.remove(&data_dir().join("MANIFEST")).unwrap();
@@ -352,6 +352,48 @@ fn missing_manifest_with_data_refuses_and_without_data_starts_fresh() {
     .unwrap();
     let (_log, rec, _) = try_open(&img2).unwrap();
     assert!(rec.fresh);
+}
+
+/// A MANIFEST that is damaged, or missing beside data, is rebuilt by `fix` from the files:
+/// the newest snapshot and the segments after it, so the next start has every frame.
+#[test]
+fn fix_rebuilds_a_damaged_or_missing_manifest_from_the_files() {
+    let fs = sim();
+    let (log, _, _) = open(&fs, sealed_at_size(300));
+    append_n(&log, 1, 25, L);
+    let covered = log.rotate().unwrap() - 1;
+    let snapshot = snapshot_file_name(covered);
+    fs.write_file_durable(&data_dir().join(&snapshot), b"RDB").unwrap();
+    log.install_snapshot(&snapshot, covered).unwrap();
+    let after = append_n(&log, 2, 12, L);
+    log.close().unwrap();
+    // An older snapshot whose deletion a crash interrupted.
+    fs.write_file_durable(&data_dir().join(snapshot_file_name(3)), b"OLD").unwrap();
+    let listed = read_manifest(&fs, &data_dir()).unwrap().unwrap();
+    assert!(listed.segments.len() > 1, "{listed:?}");
+
+    let mut damaged = fs.read_file(&data_dir().join("MANIFEST")).unwrap();
+    damaged[20] ^= 0x01;
+    let missing = fs.process_crash();
+    missing.remove(&data_dir().join("MANIFEST")).unwrap();
+    for (img, kept) in [(with_file(&fs, "MANIFEST", &damaged), Some("MANIFEST.damaged")), (missing, None)] {
+        let refused = try_open(&img).err().unwrap().to_string();
+        assert!(refused.contains("check --fix"), "{refused}");
+        let report = check(&data_dir(), &img).unwrap();
+        assert!(!report.is_clean() && report.damage.is_none(), "{report}");
+        assert_eq!(report.manifest.as_ref(), Some(&listed), "{report}");
+        assert!(report.to_string().contains("MANIFEST: DAMAGED"), "{report}");
+        let outcome = fix(&data_dir(), &img, &report).unwrap();
+        assert_eq!(outcome.manifest_rewritten, Some(kept.map(String::from)));
+        if let Some(kept) = kept {
+            assert_eq!(img.read_file(&data_dir().join(kept)).unwrap(), damaged);
+        }
+        assert!(check(&data_dir(), &img).unwrap().is_clean());
+        let (_log, rec, c) = try_open(&img).unwrap();
+        assert_eq!(c.snapshot.unwrap().file, snapshot);
+        assert_eq!(c.frames, after);
+        assert_eq!(rec.leftover_files, vec![snapshot_file_name(3)]);
+    }
 }
 
 #[test]
