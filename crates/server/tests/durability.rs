@@ -326,6 +326,18 @@ fn stopped_after_sets(n: usize) -> (Server, std::path::PathBuf) {
     (server, segment)
 }
 
+/// Starts the server on `dir`, which must refuse; returns what it printed.
+fn start_refused(dir: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
+        .args(["--port", "0", "--http-port", "0", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "started on damaged data:\n{text}");
+    text
+}
+
 #[test]
 fn flipped_byte_refuses_start_and_check_fix_repairs() {
     let (mut server, segment) = stopped_after_sets(20);
@@ -336,13 +348,7 @@ fn flipped_byte_refuses_start_and_check_fix_repairs() {
     std::fs::write(&segment, &bytes).unwrap();
 
     // Start refuses, naming the file and the offset.
-    let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
-        .args(["--port", "0", "--http-port", "0", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "started on a corrupt log:\n{text}");
+    let text = start_refused(&dir);
     let name = segment.file_name().unwrap().to_string_lossy().to_string();
     assert!(text.contains(&name) && text.contains(&format!("offset {offset}")), "{text}");
     assert!(text.contains("staykv check --fix"), "{text}");
@@ -390,13 +396,8 @@ fn a_damaged_manifest_refuses_start_and_check_fix_rebuilds_it() {
     bytes[last] ^= 0x01; // in the checksum line
     std::fs::write(&manifest, &bytes).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
-        .args(["--port", "0", "--http-port", "0", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success() && text.contains("MANIFEST") && text.contains("staykv check --fix"), "{text}");
+    let text = start_refused(&dir);
+    assert!(text.contains("MANIFEST") && text.contains("staykv check --fix"), "{text}");
     let dir_s = dir.to_string_lossy().to_string();
     let out = staykv(&["check", "--dir", &dir_s]);
     let report = String::from_utf8_lossy(&out.stdout);
@@ -448,14 +449,7 @@ fn a_write_that_fails_to_replay_refuses_the_start_unless_told_to_skip_it() {
     append_batch(&dir, &[&["INCR", "k"], &["SET", "same-batch", "v"]]);
     append_batch(&dir, &[&["SET", "later", "v"]]);
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_staykv"))
-        .args(["--port", "0", "--http-port", "0", "--dir"])
-        .arg(&dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&refused.stderr).to_string() + &String::from_utf8_lossy(&refused.stdout);
-    assert!(!refused.status.success(), "started past a write that fails to replay:\n{text}");
+    let text = start_refused(&dir);
     assert!(text.contains("effect 0: replaying INCR: ERR value is not an integer or out of range"), "{text}");
     assert!(text.contains("--on-replay-error skip"), "{text}");
     println!("start refused:\n{text}");
