@@ -134,6 +134,8 @@ pub struct DbFootprint {
     pub volatile: usize,
     /// [`crate::keyspace::Db::table_bytes`].
     pub table_bytes: usize,
+    /// Each shard's estimated mean TTL times its keys with a deadline.
+    pub(crate) ttl_weight: u128,
 }
 
 impl DbFootprint {
@@ -141,11 +143,19 @@ impl DbFootprint {
         (self.keys, self.volatile)
     }
 
+    /// INFO keyspace's `avg_ttl`: the shards' estimates, weighed by their keys with a
+    /// deadline (0 before the expiry cycle has seen any).
+    pub fn avg_ttl_ms(&self) -> u64 {
+        let mean = self.ttl_weight.checked_div(self.volatile as u128).unwrap_or(0);
+        u64::try_from(mean).unwrap_or(u64::MAX)
+    }
+
     fn add_shard(footprints: &mut [DbFootprint], shard: &Shard) {
-        for (db, footprint) in shard.dbs.iter().zip(footprints.iter_mut()) {
+        for ((db, cycle), footprint) in shard.dbs.iter().zip(shard.expiry.iter()).zip(footprints.iter_mut()) {
             footprint.keys += db.len();
             footprint.volatile += db.volatile_len();
             footprint.table_bytes += db.table_bytes();
+            footprint.ttl_weight += u128::from(cycle.avg_ttl_ms) * db.volatile_len() as u128;
         }
     }
 }
@@ -848,19 +858,18 @@ fn expire_slots(
     budget: usize,
     hasher: &impl std::hash::BuildHasher,
 ) -> (usize, Vec<(Bytes, Value)>) {
-    let Some(start) = shard.expire_cursor.get(db).copied() else {
-        return (0, Vec::new());
-    };
-    let Some(slice) = shard.dbs.get_mut(db) else {
+    let (Some(cycle), Some(slice)) = (shard.expiry.get_mut(db), shard.dbs.get_mut(db)) else {
         return (0, Vec::new());
     };
     if slice.volatile_len() == 0 {
+        cycle.avg_ttl_ms = 0;
         return (0, Vec::new());
     }
     let slots = slice.slot_count();
-    let mut pos = if start >= slots { 0 } else { start };
+    let mut pos = if cycle.cursor >= slots { 0 } else { cycle.cursor };
     let mut expired = Vec::new();
     let mut scanned = 0;
+    let (mut ttl_sum, mut ttl_samples) = (0u128, 0u64);
     while scanned < budget.min(slots) {
         if let Some(entry) = slice.slot(pos) {
             if entry.is_expired(now) {
@@ -868,6 +877,9 @@ fn expire_slots(
                 if let Some(removed) = slice.remove(hasher.hash_one(&key[..]), &key) {
                     expired.push((key, removed.value));
                 }
+            } else if let Some(deadline) = entry.ttl() {
+                ttl_sum += u128::from(deadline.saturating_sub(now));
+                ttl_samples += 1;
             }
         }
         scanned += 1;
@@ -876,8 +888,9 @@ fn expire_slots(
             pos = 0;
         }
     }
-    if let Some(cursor) = shard.expire_cursor.get_mut(db) {
-        *cursor = pos;
+    cycle.cursor = pos;
+    if ttl_samples > 0 {
+        cycle.observe_ttl(u64::try_from(ttl_sum / u128::from(ttl_samples)).unwrap_or(u64::MAX));
     }
     (scanned, expired)
 }

@@ -248,8 +248,8 @@ pub struct Shard {
     /// Sequence number of the last logged batch that wrote here. A reply that read this shard
     /// must not leave before that batch is durable.
     pub last_write_seq: u64,
-    /// Where the active expiry cycle resumes, per database.
-    pub expire_cursor: Box<[usize]>,
+    /// The active expiry cycle's place and findings, per database.
+    pub expiry: Box<[ExpiryCycle]>,
 }
 
 impl Shard {
@@ -257,8 +257,29 @@ impl Shard {
         Shard {
             dbs: (0..databases).map(|_| Db::counted_in(free_slots)).collect(),
             last_write_seq: 0,
-            expire_cursor: vec![0; databases].into_boxed_slice(),
+            expiry: vec![ExpiryCycle::default(); databases].into_boxed_slice(),
         }
+    }
+}
+
+/// What the active expiry cycle keeps of one database of a shard between its runs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExpiryCycle {
+    /// The slot it resumes at.
+    pub cursor: usize,
+    /// Estimated mean time to live of the keys with a deadline, in milliseconds: INFO's
+    /// `avg_ttl`, a moving average over what each run saw, as Redis estimates it.
+    pub avg_ttl_ms: u64,
+}
+
+impl ExpiryCycle {
+    /// Folds in one run's mean, with Redis's weight (a fiftieth for each run), so that
+    /// the figure follows the keyspace without swinging with one run's sample.
+    pub fn observe_ttl(&mut self, mean_ms: u64) {
+        if self.avg_ttl_ms == 0 {
+            self.avg_ttl_ms = mean_ms;
+        }
+        self.avg_ttl_ms = (self.avg_ttl_ms / 50) * 49 + mean_ms / 50;
     }
 }
 

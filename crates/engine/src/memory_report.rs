@@ -253,7 +253,7 @@ mod tests {
     }
 
     fn engine() -> EngineMemory {
-        let db = |keys, table_bytes| DbFootprint { keys, volatile: 0, table_bytes };
+        let db = |keys, table_bytes| DbFootprint { keys, table_bytes, ..DbFootprint::default() };
         EngineMemory {
             dbs: vec![db(3, 300), db(0, 0), db(1, 64)],
             lua_caches: 100,

@@ -911,6 +911,36 @@ mod scan_tests {
         assert_eq!(reply, Reply::Array(values), "moved keys are found where they went");
     }
 
+    /// INFO keyspace's `avg_ttl` estimates the keys' remaining time to live from what the
+    /// expiry cycle sees, per database and over every shard; 0 before it has seen any.
+    #[test]
+    fn info_keyspace_estimates_the_mean_ttl() {
+        let engine = Engine::new(EngineOptions { shard_bits: 2, ..EngineOptions::default() });
+        let mut client = Client::new(1, true);
+        for i in 0..400 {
+            // Half the keys have 1,000 s left, half 3,000 s: a mean of 2,000,000 ms.
+            let seconds = if i % 2 == 0 { 1_000 } else { 3_000 };
+            engine.run_line(&mut client, NOW, &NoJournal, &format!("SET k{i} v EX {seconds}"));
+            engine.run_line(&mut client, NOW, &NoJournal, &format!("SET p{i} v"));
+        }
+        let avg_ttl = |engine: &Engine, client: &mut Client| {
+            let Reply::Verbatim(_, text) = engine.run_line(client, NOW, &NoJournal, "INFO keyspace").reply else {
+                panic!("INFO is verbatim text")
+            };
+            let text = String::from_utf8_lossy(&text).into_owned();
+            let field = text.split("avg_ttl=").nth(1).unwrap_or_else(|| panic!("{text}"));
+            field.trim_end().parse::<u64>().unwrap_or_else(|_| panic!("{text}"))
+        };
+        assert_eq!(avg_ttl(&engine, &mut client), 0, "nothing seen yet");
+        engine.active_expire(NOW, usize::MAX, &NoJournal, &crate::host::NoHost);
+        let estimate = avg_ttl(&engine, &mut client);
+        assert!((1_900_000..=2_000_000).contains(&estimate), "{estimate}");
+        engine.run_line(&mut client, NOW, &NoJournal, "FLUSHALL");
+        engine.run_line(&mut client, NOW, &NoJournal, "SET k v EX 10");
+        engine.active_expire(NOW, usize::MAX, &NoJournal, &crate::host::NoHost);
+        assert!(avg_ttl(&engine, &mut client) <= 2_000_000, "the old keys' estimate fades");
+    }
+
     /// SCAN returns every key present for the whole iteration while, between two of its
     /// pages, most other keys expire and the active expiry cycle packs the slabs under it:
     /// packing moves keys across the cursor's slot, only ever down.

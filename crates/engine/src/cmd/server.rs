@@ -278,7 +278,7 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         for shard in ctx.all_shards() {
             shard.dbs.swap(a, b);
-            shard.expire_cursor.swap(a, b);
+            shard.expiry.swap(a, b);
         }
     }
     ctx.propagate_args(args);
@@ -496,9 +496,10 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
         "replication" => out.push_str("role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n"),
         "cluster" => out.push_str("cluster_enabled:0\r\n"),
         "keyspace" => {
-            for (db, (keys, expires)) in ctx.db_sizes().into_iter().enumerate() {
-                if keys > 0 {
-                    let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            for (db, footprint) in ctx.db_footprints().into_iter().enumerate() {
+                if footprint.keys > 0 {
+                    let (keys, expires, avg_ttl) = (footprint.keys, footprint.volatile, footprint.avg_ttl_ms());
+                    let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n");
                 }
             }
         }
