@@ -200,6 +200,11 @@ pub struct ServerOptions {
     /// Close RESP clients idle for this many seconds (0: never), as Redis's `timeout`.
     #[arg(long, env = "STAYKV_TIMEOUT", default_value_t = 0)]
     pub timeout: u64,
+    /// Send TCP keepalive probes on a RESP connection idle this many seconds (0: none), as
+    /// Redis's `tcp-keepalive`: a client that vanished without closing (a frozen or
+    /// recycled serverless function, a dropped NAT entry) is found and its connection closed.
+    #[arg(long, env = "STAYKV_TCP_KEEPALIVE", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=i32::MAX as u64))]
+    pub tcp_keepalive: u64,
     /// Largest unparsed input of one client (`client-query-buffer-limit`; 1gb).
     #[arg(long, env = "STAYKV_CLIENT_QUERY_BUFFER_LIMIT", default_value = "1073741824", value_parser = crate::limits::memory_arg)]
     pub client_query_buffer_limit: u64,
@@ -279,6 +284,9 @@ impl ServerOptions {
     pub fn validate(&self) -> Result<(), String> {
         if self.tls_ca_cert.is_some() && self.tls_cert.is_none() {
             return Err("--tls-ca-cert needs --tls-cert and --tls-key".into());
+        }
+        if i32::try_from(self.tcp_keepalive).is_err() {
+            return Err(format!("--tcp-keepalive must be between 0 and {}", i32::MAX));
         }
         if self.databases == 0 || self.databases > 1024 {
             return Err("--databases must be between 1 and 1024".into());
@@ -381,6 +389,7 @@ impl serde::Serialize for SerializableOptions<'_> {
         }
         map.serialize_entry("acl-pubsub-default", &o.acl_pubsub_default)?;
         map.serialize_entry("timeout", &o.timeout)?;
+        map.serialize_entry("tcp-keepalive", &o.tcp_keepalive)?;
         map.serialize_entry("client-query-buffer-limit", &o.client_query_buffer_limit)?;
         map.serialize_entry("proto-max-bulk-len", &o.proto_max_bulk_len)?;
         map.serialize_entry("client-output-buffer-limit", &o.client_output_buffer_limit)?;
@@ -400,7 +409,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} acl-pubsub-default={} timeout={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} acl-pubsub-default={} timeout={} tcp-keepalive={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
@@ -421,6 +430,7 @@ impl std::fmt::Display for ServerOptions {
             self.aclfile.as_ref().map_or_else(|| "(none)".to_string(), |p| p.display().to_string()),
             self.acl_pubsub_default,
             self.timeout,
+            self.tcp_keepalive,
             self.client_query_buffer_limit,
             self.proto_max_bulk_len,
             self.client_output_buffer_limit,

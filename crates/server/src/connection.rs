@@ -256,6 +256,7 @@ pub async fn serve_tcp(
         return;
     };
     let _ = stream.set_nodelay(true);
+    shared.host.limits.keep_alive(&stream);
     let fd = stream.as_raw_fd();
     serve(stream, Peer { addr, laddr, fd }, shared).await;
 }

@@ -344,6 +344,7 @@ impl ServerHost {
             notifier: std::sync::OnceLock::new(),
             limits: crate::limits::Live::new(
                 config.timeout,
+                config.tcp_keepalive,
                 config.client_query_buffer_limit,
                 config.proto_max_bulk_len,
                 crate::limits::OutputLimits::default()
@@ -794,11 +795,12 @@ impl Host for ServerHost {
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
         let lazy = LazyOption::ALL
             .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
-        let items: [(&str, String); 36] = [
+        let items: [(&str, String); 37] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("acl-pubsub-default", pubsub_default.into()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
+            ("tcp-keepalive", limits.tcp_keepalive_secs.load(Ordering::Relaxed).to_string()),
             ("busy-reply-threshold", busy_threshold.to_string()),
             ("slowlog-log-slower-than", slowlog_threshold.to_string()),
             ("slowlog-max-len", slowlog_max_len.to_string()),
@@ -925,16 +927,18 @@ impl Host for ServerHost {
                 }
             }
             "timeout"
+            | "tcp-keepalive"
             | "acllog-max-len"
             | "busy-reply-threshold"
             | "lua-time-limit"
             | "slowlog-max-len"
             | "latency-monitor-threshold" => {
-                let max = if name == "timeout" { i64::from(i32::MAX) } else { i64::MAX };
+                let max = if matches!(name, "timeout" | "tcp-keepalive") { i64::from(i32::MAX) } else { i64::MAX };
                 let n = integer_in(&text, 0, max).map_err(|reason| invalid(&reason))?.unsigned_abs();
                 let len = usize::try_from(n).unwrap_or(usize::MAX);
                 match (name, self.notifier.get()) {
                     ("timeout", _) => self.limits.timeout_secs.store(n, Ordering::Relaxed),
+                    ("tcp-keepalive", _) => self.limits.tcp_keepalive_secs.store(n, Ordering::Relaxed),
                     ("busy-reply-threshold" | "lua-time-limit", Some(e)) => e.scripting.set_busy_threshold_ms(n),
                     ("slowlog-max-len", Some(e)) => e.slowlog.set_max_len(len),
                     ("latency-monitor-threshold", Some(e)) => e.latency.set_threshold_ms(n),

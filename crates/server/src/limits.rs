@@ -151,6 +151,8 @@ impl OutputLimits {
 pub struct Live {
     /// `timeout`: close RESP clients idle this many seconds (0: never).
     pub timeout_secs: AtomicU64,
+    /// `tcp-keepalive`: probe RESP connections idle this many seconds (0: never).
+    pub tcp_keepalive_secs: AtomicU64,
     pub query_buffer_limit: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     output: parking_lot::RwLock<OutputLimits>,
@@ -161,6 +163,7 @@ pub struct Live {
 impl Live {
     pub fn new(
         timeout_secs: u64,
+        tcp_keepalive_secs: u64,
         query_buffer_limit: u64,
         proto_max_bulk_len: u64,
         output: OutputLimits,
@@ -168,6 +171,7 @@ impl Live {
     ) -> Live {
         Live {
             timeout_secs: AtomicU64::new(timeout_secs),
+            tcp_keepalive_secs: AtomicU64::new(tcp_keepalive_secs),
             query_buffer_limit: AtomicU64::new(query_buffer_limit),
             proto_max_bulk_len: AtomicU64::new(proto_max_bulk_len),
             output: parking_lot::RwLock::new(output),
@@ -196,6 +200,24 @@ impl Live {
         match self.maxmemory_clients.load(Ordering::Relaxed) {
             percent if percent < 0 => format!("{}%", percent.unsigned_abs()),
             bytes => bytes.to_string(),
+        }
+    }
+
+    /// Turns TCP keepalive probes on for a new RESP connection as Redis's `anetKeepAlive`
+    /// does: the first after `tcp-keepalive` seconds idle, then every third of that, and
+    /// the connection is reset after three unanswered. (Set per connection: a CONFIG SET
+    /// applies to connections accepted after it, as in Redis.)
+    pub fn keep_alive(&self, stream: &tokio::net::TcpStream) {
+        let secs = self.tcp_keepalive_secs.load(Ordering::Relaxed);
+        if secs == 0 {
+            return;
+        }
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(secs))
+            .with_interval(Duration::from_secs((secs / 3).max(1)))
+            .with_retries(3);
+        if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&probes) {
+            tracing::debug!(%error, "cannot turn TCP keepalive on");
         }
     }
 
@@ -256,7 +278,7 @@ mod tests {
         assert_eq!(parse_client_memory_limit("10%"), Ok(-10));
         assert_eq!(parse_client_memory_limit("101%"), Err("percentage argument must be less or equal to 100"));
         assert_eq!(parse_client_memory_limit("-1%"), Err("argument must be a memory or percent value"));
-        let live = Live::new(0, 0, 0, OutputLimits::default(), -10);
+        let live = Live::new(0, 0, 0, 0, OutputLimits::default(), -10);
         assert_eq!(live.client_memory_limit(0), None, "a percentage of no maxmemory");
         assert_eq!(live.client_memory_limit(1 << 30), Some((1 << 30) / 10));
         assert_eq!(live.client_memory_limit(1 << 20), Some(128 * 1024), "never under 128 KiB");

@@ -194,6 +194,7 @@ async fn accept_tls_loop(mut listener: crate::tls::TlsListener, shared: Shared) 
         let Some(local) = fixed.or_else(|| stream.get_ref().0.local_addr().ok()) else { continue };
         // Boxed, as in `accept_loop`.
         let fd = stream.get_ref().0.as_raw_fd();
+        shared.host.limits.keep_alive(stream.get_ref().0);
         let peer = connection::Peer { addr, laddr: local, fd };
         tokio::spawn(Box::pin(connection::serve(stream, peer, shared.clone())));
         pacer.accepted().await;

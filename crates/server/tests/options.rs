@@ -1,4 +1,4 @@
-//! Server options that shape the process itself: `--threads`, from the command line and
+//! Server options that shape the process and its sockets: `--threads`, from the command line and
 //! from the `--config` file, the refusal of values out of bounds before anything starts, and
 //! transparent huge pages turned off as Redis turns them off.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -61,4 +61,59 @@ fn transparent_huge_pages_are_off_for_the_server() {
         return;
     };
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}
+
+/// The server's end of a loopback connection in `/proc/net/tcp`: its timer (`tr`: 0 none,
+/// 1 retransmission, 2 keepalive) and the clock ticks (1/100 s) until the timer fires.
+fn server_socket_timer(server_port: u16, client_port: u16) -> Option<(u8, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap() + &std::fs::read_to_string("/proc/net/tcp6").unwrap();
+    let port_of = |address: &str| address.rsplit(':').next().and_then(|hex| u16::from_str_radix(hex, 16).ok());
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if port_of(fields[1])? != server_port || port_of(fields[2])? != client_port {
+            return None;
+        }
+        let (timer, ticks) = fields[5].split_once(':')?;
+        Some((timer.parse().ok()?, u64::from_str_radix(ticks, 16).ok()?))
+    })
+}
+
+/// A new connection's keepalive, as its server's socket shows it once the client has
+/// acknowledged the reply (until then a retransmission timer stands in its place). The
+/// seconds are rounded to tens: the time the test takes must not show.
+fn keepalive_of_a_new_connection(server: &Server) -> (String, common::RawConn) {
+    let mut conn = server.connect();
+    conn.cmd(&["PING"]);
+    let client_port = conn.stream().local_addr().unwrap().port();
+    let mut timer = None;
+    common::wait_until(std::time::Duration::from_secs(2), || {
+        timer = server_socket_timer(server.port(), client_port);
+        timer.is_some_and(|(kind, _)| kind != 1)
+    });
+    let (kind, ticks) = timer.unwrap_or_else(|| panic!("no socket of port {client_port} in /proc/net/tcp"));
+    (format!("timer {kind}, {} s", (ticks / 100 + 5) / 10 * 10), conn)
+}
+
+/// Redis's `tcp-keepalive`: a RESP connection gets keepalive probes once it has been idle
+/// that many seconds (300 by default), CONFIG SET changes it for the connections accepted
+/// after it, and 0 turns the probes off; each server's sockets read from `/proc/net/tcp`.
+#[test]
+fn tcp_keepalive_probes_idle_connections_as_redis_does() {
+    common::same_as_redis(
+        |server| {
+            let mut admin = server.connect();
+            let (default, _first) = keepalive_of_a_new_connection(server);
+            let mut lines = vec![default, admin.cmd_text(&["CONFIG", "GET", "tcp-keepalive"])];
+            lines.push(admin.cmd_text(&["CONFIG", "SET", "tcp-keepalive", "60"]));
+            lines.push(keepalive_of_a_new_connection(server).0);
+            lines.push(admin.cmd_text(&["CONFIG", "SET", "tcp-keepalive", "0"]));
+            lines.push(keepalive_of_a_new_connection(server).0);
+            for bad in ["-1", "2147483648", "ten"] {
+                lines.push(admin.cmd_text(&["CONFIG", "SET", "tcp-keepalive", bad]));
+            }
+            lines.push(admin.cmd_text(&["CONFIG", "GET", "tcp-keepalive"]));
+            lines
+        },
+        &["timer 2, 300 s", "timer 2, 60 s", "timer 0, 0 s"],
+    );
 }
