@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/report.py — turn one bench/run's results.tsv into medians, StayKV/Redis ratios, the
-Done-when verdicts of issue 7, a Markdown section and a PNG chart.
+verdicts against StayKV's performance targets, a Markdown section and a PNG chart.
 
 Called by bench/run; can be rerun by hand on a run directory:
     python3 bench/report.py --run-dir target/bench/<stamp> [--write-benchmarks BENCHMARKS.md]
@@ -159,7 +159,7 @@ def small_size(res):
 
 
 def targets(res):
-    """The Done-when list of issue 7: (text, ratio, bound, higher_is_better, note)."""
+    """The performance targets: (text, ratio, bound, higher_is_better, note)."""
     S, RE, RA = "staykv-always", "redis-everysec", "redis-always"
     out = []
     for p in (1, 16):
@@ -276,7 +276,7 @@ def render(res, commands, machine, run_dir, chart_rel):
     if chart_rel:
         L += [f"![StayKV / Redis ratios against the targets]({chart_rel})", ""]
 
-    L += ["### Done-when targets of issue 7", ""]
+    L += ["### Performance targets", ""]
     L += ["| target | StayKV / Redis | verdict |", "|---|---|---|"]
     tl = targets(res)
     for text, r, b, h, note, _ in tl:
@@ -308,7 +308,7 @@ def render(res, commands, machine, run_dir, chart_rel):
     if sizes:
         L += ["### W2, W3, W4, W7 — session workload", ""]
         L.append(
-            "Keys `sess:` + 43 base64url characters (a 256-bit token; 48 bytes — the issue's \"45-byte key\" "
+            "Keys `sess:` + 43 base64url characters (a 256-bit token; 48 bytes — the targets' \"45-byte key\" "
             "does not match its own `sess:` + 43 format, the format was kept), 1 KB values, preloaded with "
             "`SET key value EX 604800`; then zipfian popularity (YCSB's scrambled zipfian, θ = 0.99) over the "
             "preloaded keys, 70% `GET`, 18% `EXPIRE key 604800`, 11% `SET key value EX 604800`, 1% `DEL`. "
@@ -412,7 +412,7 @@ def print_summary(res, tl):
         r = res.ratio(w, "staykv-always", "redis-everysec", m)
         print(f"{w:28} {m:16} " + " ".join(f"{fmt(v):>16}" for v in vals) + f"   {rfmt(r):>8}")
     print()
-    print("Done-when targets (issue 7):")
+    print("Performance targets:")
     for text, r, b, h, note, _ in tl:
         print(f"  {rfmt(r):>7}  {verdict_text(r, b, h, note).replace('**', ''):45}  {text}")
 

@@ -11,7 +11,7 @@ import { chromium } from "playwright-core";
 import { startServer, raw } from "./lib/server.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-// DESIGN.md §7's launch settings.
+// Headless Debian Chromium without the sandbox (tests run as root) or background traffic.
 const CHROMIUM_ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",

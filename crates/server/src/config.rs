@@ -1,5 +1,5 @@
 //! Configuration: command-line flags, `STAYKV_*` environment variables and a TOML file, in
-//! that order of precedence (DESIGN.md §3).
+//! that order of precedence.
 //!
 //! clap resolves flags and environment variables and says where each value came from; a
 //! value that came only from clap's default is then replaced by the TOML file's, if it has one.

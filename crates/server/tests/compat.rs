@@ -1,4 +1,4 @@
-//! Compatibility with redis-server 7.0 at the binary level (issue 4), for every type and every
+//! Compatibility with redis-server 7.0 at the binary level, for every type and every
 //! encoding Redis 7.0 gives it:
 //!
 //! - DUMP payloads made by redis-server RESTORE into StayKV with the same content, and

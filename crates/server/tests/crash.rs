@@ -1,4 +1,4 @@
-//! Crash test (DESIGN.md §4, issue 3): concurrent writers against `--fsync always`, SIGKILL at
+//! Crash test: concurrent writers against `--fsync always`, SIGKILL at
 //! random moments, restart, and every acknowledged write must be there with its value and
 //! TTL; no key may come back after DEL or after its deadline. A background client asks for
 //! compactions (BGREWRITEAOF) all along, so kills also land in the middle of snapshots.

@@ -1,4 +1,4 @@
-//! Durability at the binary level (DESIGN.md §4): orderly stops lose nothing under every
+//! Durability at the binary level: orderly stops lose nothing under every
 //! fsync policy, SIGKILL under `everysec` loses nothing written, a power cut under `everysec`
 //! loses at most ~2 s (simulated filesystem), damage is refused with file and offset and
 //! repaired by `staykv check --fix`, a full disk refuses writes and recovers, and the data

@@ -1,4 +1,4 @@
-//! Active expiry (issue 2): 10,000 keys with a 1 s TTL, set through one pipeline and never
+//! Active expiry: 10,000 keys with a 1 s TTL, set through one pipeline and never
 //! read again, leave the keyspace (DBSIZE and INFO keyspace) within 3 s. The same runs
 //! against redis-server when it is installed, which shows the bound is Redis's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]

@@ -1,4 +1,4 @@
-//! Malformed input over raw TCP (issue 2): every case gets Redis 7.0's exact reply bytes,
+//! Malformed input over raw TCP: every case gets Redis 7.0's exact reply bytes,
 //! the connection is closed when Redis closes it, the server does not panic, hang or
 //! allocate much, and it answers `PING` on a new connection afterwards.
 //!

@@ -1,4 +1,4 @@
-//! Lua scripting against Debian's redis-server 7.0, byte for byte (issue 4): EVAL and the
+//! Lua scripting against Debian's redis-server 7.0, byte for byte: EVAL and the
 //! Lua↔RESP conversions in both protocols, error texts, `pcall`, KEYS/ARGV, the sandbox,
 //! `cjson`/`bit`/`struct`/`cmsgpack`, `redis.setresp(3)`, EVALSHA and SCRIPT
 //! LOAD/EXISTS/FLUSH, FUNCTION LOAD/FCALL/LIST/DELETE/STATS/DUMP/RESTORE, every bullmq script compiling the

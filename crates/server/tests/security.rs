@@ -1,5 +1,5 @@
 //! Security: authentication, ACLs, protected mode, and the per-client limits that keep a
-//! hostile or broken client from hurting the others (issue 8).
+//! hostile or broken client from hurting the others.
 //!
 //! The limit tests run 50 well-behaved clients (a [`Fleet`]) beside the abusive one and
 //! assert that every well-behaved client keeps getting correct replies within a generous

@@ -192,7 +192,7 @@ export async function requireSupport(server, library, commands) {
   if (problems.length) {
     throw new Error(
       `${server.target} cannot run ${library}: ${problems.join("; ")}. ` +
-        `${library} calls these unchanged; this test passes once the server has them (issue 4).`,
+        `${library} calls these unchanged; this test passes once the server has them.`,
     );
   }
 }

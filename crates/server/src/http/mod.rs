@@ -1,4 +1,4 @@
-//! The HTTP API, in the Upstash REST dialect (DESIGN.md §5), so `@upstash/redis`,
+//! The HTTP API, in the Upstash REST dialect (`docs/http-api.md`), so `@upstash/redis`,
 //! `@vercel/kv` and what is built on them work unchanged.
 //!
 //! | endpoint | methods | body |

@@ -1,4 +1,4 @@
-//! Shared harness of the black-box tests (DESIGN.md §7).
+//! Shared harness of the black-box tests.
 //!
 //! [`Server`] runs a real server process, either the `staykv` binary built by Cargo or
 //! Debian's `redis-server` 7.0, on an ephemeral loopback port with its own temporary data
