@@ -854,7 +854,8 @@ pub struct CheckReport {
     /// Leftover files the server removes by itself at start.
     pub leftover_files: Vec<String>,
     /// Why the `MANIFEST` cannot be read (damaged, or missing beside data files). `manifest`
-    /// is then the one the files imply (see [`infer_manifest`]), which `fix` writes.
+    /// is then the one the files imply (the newest snapshot and the segments after it), which
+    /// `fix` writes.
     pub manifest_damage: Option<String>,
 }
 
