@@ -162,11 +162,24 @@ export class SessionStore<T = Record<string, unknown>> {
       { cmd: 'zadd', key: index, score: meta.expiresAt, member: id },
       ...this.indexExpiry(index, absoluteExpiresAt),
     ]);
-    // The last two replies are the index expiry's: PEXPIREAT NX/GT needs Redis 7 semantics
-    // (an older server refuses it as it is queued, which aborts the whole transaction).
-    this.throwIfError(replies.slice(0, 4));
-    if (replies[0] !== 'OK' || replies[1] !== 'OK') {
-      throw new Error('createSession: the store did not create the session');
+    try {
+      // The last two replies are the index expiry's: PEXPIREAT NX/GT needs Redis 7 semantics
+      // (an older server refuses it as it is queued, which aborts the whole transaction).
+      this.throwIfError(replies.slice(0, 4));
+      if (replies[0] !== 'OK' || replies[1] !== 'OK') {
+        throw new Error('createSession: the store did not create the session');
+      }
+    } catch (error) {
+      // A transaction does not roll back: the commands before the failing one ran. Take
+      // back what they stored, a session whose token nobody was given. (Best effort: the
+      // keys expire with the session anyway.)
+      await this.io
+        .multi([
+          { cmd: 'del', keys: [this.metaKey(id), this.dataKey(id)] },
+          { cmd: 'zrem', key: index, members: [id] },
+        ])
+        .catch(() => undefined);
+      throw error;
     }
     return { token, session: toSession(id, meta, data) };
   }
