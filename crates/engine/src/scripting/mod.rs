@@ -801,9 +801,11 @@ fn parse_shebang(body: &[u8]) -> Result<(Option<ScriptFlags>, &[u8]), Reply> {
     let Some(end) = body.iter().position(|&c| c == b'\n') else {
         return Err(err("ERR Invalid script shebang"));
     };
+    // Split as Redis splits it (`sdssplitargs`): any white space, `\r` of a CRLF line
+    // included, separates; quotes group.
     let line = body.get(..end).unwrap_or_default();
-    let mut parts = line.split(|&c| c == b' ').filter(|p| !p.is_empty());
-    let engine = parts.next().unwrap_or_default();
+    let parts = staykv_resp::split_args(line).ok_or_else(|| err("ERR Invalid engine in script shebang"))?;
+    let engine = parts.first().map(Vec::as_slice).unwrap_or_default();
     if engine != b"#!lua" {
         return Err(Reply::Error(format!(
             "ERR Unexpected engine in script shebang: {}",
@@ -811,13 +813,16 @@ fn parse_shebang(body: &[u8]) -> Result<(Option<ScriptFlags>, &[u8]), Reply> {
         )));
     }
     let mut flags = ScriptFlags::default();
-    for part in parts {
+    for part in parts.iter().skip(1) {
         let Some(list) = part.strip_prefix(b"flags=") else {
             return Err(Reply::Error(format!("ERR Unknown lua shebang option: {}", String::from_utf8_lossy(part))));
         };
-        // `allow-key-locking` is Upstash's (sent by @upstash/ratelimit 2.1+): scripts here
-        // always run with every shard locked, so it asks for nothing more and is accepted.
-        for name in list.split(|&c| c == b',').filter(|n| !n.is_empty() && *n != b"allow-key-locking") {
+        // `flags=` names none; otherwise every name between commas must be a flag, an empty
+        // one too. `allow-key-locking` is Upstash's (sent by @upstash/ratelimit 2.1+):
+        // scripts here always run with every shard locked, so it asks for nothing more and
+        // is accepted.
+        let names = list.split(|&c| c == b',').filter(|_| !list.is_empty());
+        for name in names.filter(|n| *n != b"allow-key-locking") {
             let flag = ScriptFlags::parse(name, false).ok_or_else(|| {
                 Reply::Error(format!("ERR Unexpected flag in script shebang: {}", String::from_utf8_lossy(name)))
             })?;
