@@ -321,7 +321,9 @@ impl Engine {
         let Some(evicted) = slice.remove(hash, &victim.key) else { return };
         let effect = Effect::new(victim.db, vec![Bytes::from_static(b"DEL"), victim.key.clone()]);
         // One DEL is far below the log's limit.
-        guard.last_write_seq = journal.append(now, &[effect]).unwrap_or(guard.last_write_seq);
+        if let Ok(seq) = journal.append(now, &[effect]) {
+            guard.note_key_write(hash, seq);
+        }
         // Touched while the shard is held, so "deleted" is still true when watchers look.
         self.watches.touch(victim.db, &victim.key, || false);
         self.tracking.invalidate(&victim.key, crate::tracking::Cause::default());

@@ -241,13 +241,15 @@ fn slot_key(slots: &[Option<Entry>], pos: u32) -> Option<&[u8]> {
     slots.get(pos as usize).and_then(Option::as_ref).map(|e| &e.key[..])
 }
 
-/// A shard: its slice of every database, and the log position of its latest write.
+/// A shard: its slice of every database, and the log positions of its latest writes.
 #[derive(Debug)]
 pub struct Shard {
     pub dbs: Box<[Db]>,
-    /// Sequence number of the last logged batch that wrote here. A reply that read this shard
-    /// must not leave before that batch is durable.
-    pub last_write_seq: u64,
+    /// Sequence number of the last logged batch that wrote here. A reply that read the
+    /// whole shard (DBSIZE, SCAN, a script) must not leave before that batch is durable.
+    last_write_seq: u64,
+    /// The log positions a reply that read given keys waits for: see [`Shard::key_wait`].
+    writes: KeyWrites,
     /// The active expiry cycle's place and findings, per database.
     pub expiry: Box<[ExpiryCycle]>,
 }
@@ -257,8 +259,66 @@ impl Shard {
         Shard {
             dbs: (0..databases).map(|_| Db::counted_in(free_slots)).collect(),
             last_write_seq: 0,
+            writes: KeyWrites::default(),
             expiry: vec![ExpiryCycle::default(); databases].into_boxed_slice(),
         }
+    }
+
+    /// A batch logged as `seq` wrote the key hashed `hash` (in any database).
+    pub fn note_key_write(&mut self, hash: u64, seq: u64) {
+        self.last_write_seq = self.last_write_seq.max(seq);
+        match self.writes.by_key.get_mut(KeyWrites::bucket(hash)) {
+            Some(bucket) => *bucket = (*bucket).max(seq),
+            None => self.writes.unnamed = self.writes.unnamed.max(seq),
+        }
+    }
+
+    /// A batch logged as `seq` wrote keys here it does not name one by one (a transaction, a
+    /// script, FLUSHALL): every reply that reads here waits for it.
+    pub fn note_shard_write(&mut self, seq: u64) {
+        self.last_write_seq = self.last_write_seq.max(seq);
+        self.writes.unnamed = self.writes.unnamed.max(seq);
+    }
+
+    /// The batch a reply that read the whole shard waits for.
+    pub fn shard_wait(&self) -> u64 {
+        self.last_write_seq
+    }
+
+    /// The batch a reply that read the key hashed `hash` waits for: the last write to it,
+    /// to a key sharing its bucket, or to keys not named. Not every write to the shard: a
+    /// read need not wait for the fsync of another key's write (and, while the disk refuses
+    /// writes, need not hang behind one that cannot be made durable).
+    pub fn key_wait(&self, hash: u64) -> u64 {
+        let by_key = self.writes.by_key.get(KeyWrites::bucket(hash)).copied();
+        self.writes.unnamed.max(by_key.unwrap_or(self.last_write_seq))
+    }
+}
+
+/// A shard's latest writes by key, as far as the replies that read keys need them: the last
+/// sequence number per bucket of key hashes, and the last one of writes that named no keys.
+#[derive(Debug)]
+pub(crate) struct KeyWrites {
+    by_key: Box<[u64; KEY_WRITE_BUCKETS]>,
+    unnamed: u64,
+}
+
+/// Buckets per shard (64 shards: 16,384 in all). A bucket shared by two keys makes a read of
+/// one wait for a write of the other, which costs time, never correctness: 1,600 writes in
+/// flight (50 clients, pipelines of 32) leave nine reads in ten free.
+const KEY_WRITE_BUCKETS: usize = 256;
+
+impl Default for KeyWrites {
+    fn default() -> Self {
+        KeyWrites { by_key: Box::new([0; KEY_WRITE_BUCKETS]), unnamed: 0 }
+    }
+}
+
+impl KeyWrites {
+    /// Bits 40..48 of the hash: the shard takes bits 32.. and the table the lowest and top
+    /// ones, so keys of one shard spread over its buckets.
+    pub(crate) fn bucket(hash: u64) -> usize {
+        ((hash >> 40) as usize) % KEY_WRITE_BUCKETS
     }
 }
 

@@ -823,6 +823,10 @@ fn auto_trigger(persistence: Weak<Persistence>) {
 }
 
 impl Journal for Persistence {
+    fn refusing_writes(&self) -> bool {
+        self.log.get().is_some_and(|log| !log.healthy())
+    }
+
     fn check_writable(&self) -> Result<(), String> {
         let Some(log) = self.log.get() else {
             return Ok(());
