@@ -171,10 +171,12 @@ pub struct ServerOptions {
     /// always`, small fsyncs go to 32mb segments zero-filled ahead of time
     /// (docs/log-format.md): the log can take up to 64mb of disk more than its data.
     #[arg(long, env = "STAYKV_LOG_SEGMENT_SIZE", default_value = "268435456", value_parser = crate::limits::memory_arg)]
+    #[serde(deserialize_with = "crate::limits::deserialize_memory")]
     pub log_segment_size: u64,
     /// Memory limit in bytes (0 = none); past it keys are evicted by --maxmemory-policy, or
     /// writes get OOM errors.
-    #[arg(long, env = "STAYKV_MAXMEMORY", default_value_t = 0)]
+    #[arg(long, env = "STAYKV_MAXMEMORY", default_value = "0", value_parser = crate::limits::memory_arg)]
+    #[serde(deserialize_with = "crate::limits::deserialize_memory")]
     pub maxmemory: u64,
     /// What goes past --maxmemory: noeviction (OOM errors), allkeys-lru, volatile-lru,
     /// allkeys-lfu, volatile-lfu, allkeys-random, volatile-random or volatile-ttl.
@@ -207,9 +209,11 @@ pub struct ServerOptions {
     pub tcp_keepalive: u64,
     /// Largest unparsed input of one client (`client-query-buffer-limit`; 1gb).
     #[arg(long, env = "STAYKV_CLIENT_QUERY_BUFFER_LIMIT", default_value = "1073741824", value_parser = crate::limits::memory_arg)]
+    #[serde(deserialize_with = "crate::limits::deserialize_memory")]
     pub client_query_buffer_limit: u64,
     /// Largest bulk string in a request (`proto-max-bulk-len`; 512mb).
     #[arg(long, env = "STAYKV_PROTO_MAX_BULK_LEN", default_value = "536870912", value_parser = crate::limits::memory_arg)]
+    #[serde(deserialize_with = "crate::limits::deserialize_memory")]
     pub proto_max_bulk_len: u64,
     /// Memory all connections' buffers may hold before the largest are closed
     /// (`maxmemory-clients`): bytes, a percentage of --maxmemory such as `10%`, or 0 (none).
@@ -284,6 +288,9 @@ impl ServerOptions {
     pub fn validate(&self) -> Result<(), String> {
         if self.tls_ca_cert.is_some() && self.tls_cert.is_none() {
             return Err("--tls-ca-cert needs --tls-cert and --tls-key".into());
+        }
+        if self.maxclients == 0 {
+            return Err("--maxclients must be at least 1".into());
         }
         if i32::try_from(self.tcp_keepalive).is_err() {
             return Err(format!("--tcp-keepalive must be between 0 and {}", i32::MAX));

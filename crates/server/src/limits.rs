@@ -65,6 +65,22 @@ pub fn memory_arg(text: &str) -> Result<u64, String> {
     parse_memory(text).ok_or_else(|| format!("'{text}' is not a memory value (such as 100, 64kb, 512mb, 1gb)"))
 }
 
+/// A size in the config file: a number of bytes, or text with a unit as on the command line
+/// (`maxmemory = "1gb"`, as in redis.conf).
+pub fn deserialize_memory<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Bytes(bytes) => Ok(bytes),
+        Size::Text(text) => memory_arg(&text).map_err(serde::de::Error::custom),
+    }
+}
+
 /// One class of `client-output-buffer-limit`: close a client whose pending output exceeds
 /// `hard` bytes, or stays above `soft` bytes for `soft_seconds`. Zero disables a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

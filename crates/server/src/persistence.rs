@@ -34,7 +34,7 @@ use crate::durable_wait::DurableWaiters;
 use crate::host::blocking;
 use crate::snapshot::{self, EngineReplay};
 
-const MISCONF: &str = "MISCONF StayKV cannot write its log to disk, so commands that change data are refused until it can. Reads keep working; check the server log for the disk error (disk full?).";
+pub(crate) const MISCONF: &str = "MISCONF StayKV cannot write its log to disk, so commands that change data are refused until it can. Reads keep working; check the server log for the disk error (disk full?).";
 
 /// Name of the lock file in the data directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -301,6 +301,11 @@ impl Persistence {
             measured_at_seq: AtomicU64::new(u64::MAX),
             on_replay_error: OnceLock::new(),
         }
+    }
+
+    /// The log cannot be written (a disk error): writes get MISCONF until it can.
+    pub fn refusing_writes(&self) -> bool {
+        self.log.get().is_some_and(|log| !log.healthy())
     }
 
     pub fn is_loading(&self) -> bool {
@@ -824,7 +829,7 @@ fn auto_trigger(persistence: Weak<Persistence>) {
 
 impl Journal for Persistence {
     fn refusing_writes(&self) -> bool {
-        self.log.get().is_some_and(|log| !log.healthy())
+        Persistence::refusing_writes(self)
     }
 
     fn check_writable(&self) -> Result<(), String> {

@@ -109,14 +109,23 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let dir = config.dir.clone();
     let (p, e) = (persistence.clone(), engine.clone());
-    tokio::task::spawn_blocking(move || {
+    let load = tokio::task::spawn_blocking(move || {
         p.open(&dir, &e, config.fsync, config.log_segment_size, config.on_replay_error)
-    })
-    .await
-    .map_err(|e| format!("recovery task failed: {e}"))??;
+    });
+    let mut stop = host.shutdown.subscribe();
+    tokio::select! {
+        loaded = load => loaded.map_err(|e| format!("recovery task failed: {e}"))??,
+        _ = stop.wait_for(|s| *s) => {
+            // A stop must not wait out a long load (a service manager's stop timeout would
+            // end it with SIGKILL anyway), and it need not: writes are refused while loading,
+            // so nothing is in the log to flush, and what the load changes on disk (a torn
+            // tail cut, leftovers removed) is as safe to interrupt as any crash.
+            tracing::info!("shutting down during the load: nothing to flush; bye");
+            return Ok(());
+        }
+    }
     tokio::spawn(housekeeping(engine.clone(), persistence.clone(), host.clone()));
 
-    let mut stop = host.shutdown.subscribe();
     let _ = stop.wait_for(|s| *s).await;
     tracing::info!("shutting down: flushing the log");
     let flushed = tokio::task::spawn_blocking(move || persistence.flush()).await.map_err(|e| e.to_string())?;
@@ -220,15 +229,27 @@ async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: 
     }
 }
 
+/// SIGTERM and SIGINT stop the server. SIGHUP is logged and ignored, as Redis ignores it: a
+/// closed terminal or a log rotation's HUP must not kill a store (by default it would, with
+/// nothing flushed).
 async fn watch_signals(host: Arc<ServerHost>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::warn!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received: ignored (SIGTERM stops the server)");
+                continue;
+            }
+        }
+        break;
     }
     host.request_shutdown();
 }

@@ -68,6 +68,64 @@ fn sigterm_sigint_and_shutdown_lose_nothing_under_every_policy() {
     }
 }
 
+/// SIGTERM during the load at start stops the server without waiting for the load to end (a
+/// service manager's stop timeout would end a long load with SIGKILL): nothing is written
+/// then, so nothing is lost, and the next start loads everything.
+#[test]
+fn sigterm_during_the_load_stops_at_once() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    let value = "s".repeat(1024);
+    for batch in 0..60 {
+        let pipeline: Vec<u8> =
+            (0..1000).flat_map(|i| common::encode_str(&["SET", &format!("k{batch}:{i}"), &value])).collect();
+        conn.send(&pipeline);
+        for _ in 0..1000 {
+            conn.read_frame().unwrap();
+        }
+    }
+    drop(conn);
+    assert!(server.terminate().success());
+    let port = common::free_port();
+    let log_path = server.scratch().join("loading.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_staykv"))
+        .args(["--port", &port.to_string(), "--http-port", "0", "--dir"])
+        .arg(server.dir())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let loading = wait_until(Duration::from_secs(20), || {
+        let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let mut conn = RawConn::from_stream(stream);
+        conn.try_cmd(&["PING"]).is_ok_and(|reply| reply.starts_with(b"-LOADING"))
+    });
+    assert!(loading, "never saw -LOADING: {}", std::fs::read_to_string(&log_path).unwrap());
+    signal(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    let printed = std::fs::read_to_string(&log_path).unwrap();
+    assert!(status.success(), "{status}: {printed}");
+    // The load was not waited for (its thread has the runtime's one-second grace to end, then
+    // the process exits without it).
+    assert!(printed.contains("shutting down during the load"), "{printed}");
+    server.restart();
+    assert_eq!(call_str(&mut server.connect(), &["DBSIZE"]), Val::Int(60_000));
+}
+
+/// SIGHUP (a closed terminal, a log rotation) is logged and ignored, as Redis ignores it: the
+/// server goes on serving.
+#[test]
+fn sighup_is_ignored() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    call_str(&mut conn, &["SET", "k", "v"]);
+    signal(server.pid().unwrap(), "HUP");
+    assert!(wait_until(Duration::from_secs(5), || server.log().contains("SIGHUP received")), "{}", server.log());
+    assert!(server.is_running());
+    assert_eq!(call_str(&mut conn, &["GET", "k"]), Val::Bulk(Some(b"v".to_vec())));
+}
+
 /// Writers on four connections send SETs, `depth` to a write (every reply read), until the
 /// server is killed with SIGKILL; after a restart every SET whose reply arrived is there.
 /// Returns the writes acknowledged.
@@ -541,13 +599,24 @@ impl Drop for Unmount {
     }
 }
 
+/// A plain HTTP/1.1 GET on loopback: the whole response, head and body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// Writers at once in the disk-full test: as many writes stuck when the disk fills up, in
 /// most of the 64 shards.
 const WRITERS: usize = 32;
 
 #[test]
 fn disk_full_refuses_writes_keeps_reads_and_recovers() {
-    let mut server = Server::staykv_with(&["--fsync", "always"]);
+    let http_port = common::free_port();
+    let mut server = Server::staykv_with(&["--fsync", "always", "--http-port", &http_port.to_string()]);
     server.kill();
     let dir = server.dir();
     // Start again on an empty tmpfs mounted over the data directory.
@@ -615,6 +684,10 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
         }
     }
     assert!(answered >= 39, "only {answered} of 40 reads answered while the disk was full");
+    // The health check says so, and still answers 200: reads are served.
+    let health = http_get(http_port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200") && health.contains(r#""status":"read-only""#), "{health}");
+    assert!(health.contains("MISCONF"), "{health}");
     assert!(server.is_running());
     // Free space: writes come back.
     stop.store(true, Ordering::Relaxed);
@@ -624,6 +697,7 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
         "writes did not resume after space was freed"
     );
     assert!(call_str(&mut conn, &["INFO", "persistence"]).text().contains("aof_last_write_status:ok"));
+    assert!(http_get(http_port, "/healthz").ends_with(r#"{"status":"ok"}"#));
     let (mut acked, mut refused_by_writer) = (Vec::new(), Vec::new());
     for writer in writers {
         let (a, r) = writer.join().unwrap();

@@ -49,6 +49,32 @@ fn threads_out_of_bounds_are_refused_before_anything_starts() {
     assert!(!dir.exists(), "a refused start created the data directory");
 }
 
+/// Sizes take Redis's units on the command line and in the config file alike (`1gb`, as in
+/// redis.conf), or plain bytes; `maxclients` must allow one client.
+#[test]
+fn sizes_take_units_everywhere_and_maxclients_must_allow_one() {
+    let maxmemory = |server: &Server| common::frame_text(&server.cmd(&["CONFIG", "GET", "maxmemory"]));
+    let flag = Server::staykv_with(&["--maxmemory", "1gb"]);
+    assert_eq!(maxmemory(&flag), "*2\r\n$9\r\nmaxmemory\r\n$10\r\n1073741824\r\n");
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("staykv.toml");
+    std::fs::write(&file, "maxmemory = \"64mb\"\nlog-segment-size = \"8mb\"\nproto-max-bulk-len = 2097152\n").unwrap();
+    let from_file = Server::staykv_with(&["--config", &file.to_string_lossy()]);
+    assert_eq!(maxmemory(&from_file), "*2\r\n$9\r\nmaxmemory\r\n$8\r\n67108864\r\n");
+    assert!(from_file.log().contains("log-segment-size=8388608"), "{}", from_file.log());
+    assert!(from_file.log().contains("proto-max-bulk-len=2097152"), "{}", from_file.log());
+
+    let dir = scratch.path().join("data");
+    std::fs::write(&file, "maxmemory = \"lots\"\n").unwrap();
+    let bad_size = staykv(&["--config", &file.to_string_lossy(), "--port", "0", "--dir", &dir.to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&bad_size.stderr);
+    assert!(!bad_size.status.success() && stderr.contains("'lots' is not a memory value"), "{stderr}");
+    let no_clients = staykv(&["--maxclients", "0", "--port", "0", "--http-port", "0", "--dir", &dir.to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&no_clients.stderr);
+    assert!(!no_clients.status.success() && stderr.contains("--maxclients must be at least 1"), "{stderr}");
+    assert!(!dir.exists(), "a refused start created the data directory");
+}
+
 /// Transparent huge pages are off for the server process (Redis's `disable-thp yes`): with
 /// them on, RSS counts 2 MiB pages in full (BENCHMARKS.md, "Transparent huge pages off").
 #[test]

@@ -296,10 +296,18 @@ async fn wait_for_sync_token(inner: &Inner, headers: &HeaderMap) {
     }
 }
 
+/// `200 {"status":"ok"}`; `503` while loading; `200 {"status":"read-only",...}` while the disk
+/// refuses the log's writes: reads are still served then, and a health check that took the
+/// server out of service would cut them off too, so the status says it for monitors to see.
 fn health(shared: &Shared) -> Response {
     if shared.persistence.is_loading() {
         let body = br#"{"status":"loading","error":"LOADING StayKV is loading the dataset in memory"}"#;
         return json_response(StatusCode::SERVICE_UNAVAILABLE, body.to_vec());
+    }
+    if shared.persistence.refusing_writes() {
+        let body =
+            format!(r#"{{"status":"read-only","error":{}}}"#, serde_json::Value::from(crate::persistence::MISCONF));
+        return json_response(StatusCode::OK, body.into_bytes());
     }
     json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
 }

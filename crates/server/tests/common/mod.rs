@@ -415,7 +415,7 @@ impl RawConn {
         RawConn::from_stream(stream)
     }
 
-    fn from_stream(stream: TcpStream) -> RawConn {
+    pub fn from_stream(stream: TcpStream) -> RawConn {
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("set read timeout");
         stream.set_write_timeout(Some(IO_TIMEOUT)).expect("set write timeout");
         let _ = stream.set_nodelay(true);
