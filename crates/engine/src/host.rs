@@ -44,6 +44,10 @@ pub trait Host: Sync {
         Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
     }
     fn config_resetstat(&self) {}
+    /// The `--config` file the server started with, if any.
+    fn config_file(&self) -> Option<String> {
+        None
+    }
     /// Runs `wait`, a wait for a shard that has already taken long (a running script holds
     /// every shard). An async server tells its runtime first, so that the waiting worker's
     /// other connections, a `SCRIPT KILL` among them, are served meanwhile.

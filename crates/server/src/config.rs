@@ -83,8 +83,11 @@ pub struct Cli {
 pub enum Command {
     /// Verify a data directory; with --fix, truncate at the first damage after asking.
     Check {
+        /// The data directory to check.
         #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
         dir: PathBuf,
+        /// Repair what is damaged, after showing what the repair drops: cut the log at the
+        /// damage (the cut bytes are kept beside it), rebuild a damaged or missing MANIFEST.
         #[arg(long)]
         fix: bool,
         /// Do not ask before fixing.
@@ -97,14 +100,20 @@ pub enum Command {
     },
     /// Import a Redis dump.rdb, a Redis 7 appendonlydir, or a live redis://host:port.
     Import {
+        /// A dump.rdb file, a Redis 7 appendonlydir (or one AOF file), or a live server as
+        /// redis://[user:password@]host:port.
         source: String,
+        /// The data directory to create (it must hold no data); start the server on it after.
         #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
         dir: PathBuf,
     },
     /// Write an RDB file that redis-server 7.0 loads.
     Export {
+        /// The RDB file to write (outside the data directory); redis-server loads it as
+        /// its dump.rdb.
         #[arg(long)]
         rdb: PathBuf,
+        /// The data directory to read (a running server's is read as it stands).
         #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
         dir: PathBuf,
         /// A logged write that fails to replay: `refuse` to export, or `skip` it with a
@@ -118,7 +127,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerOptions {
-    /// TOML configuration file (flags and environment variables take precedence).
+    /// TOML configuration file: its keys are these options' long names (`maxmemory = "1gb"`,
+    /// `fsync = "always"`); flags and environment variables take precedence.
     #[arg(long, env = "STAYKV_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,

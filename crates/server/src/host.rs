@@ -640,6 +640,18 @@ fn script_memory(out: &mut String, memory: staykv_engine::scripting::ScriptMemor
 const CLIENTS_SCAN_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Host for ServerHost {
+    fn config_file(&self) -> Option<String> {
+        self.config.config.as_ref().map(|path| path.display().to_string())
+    }
+
+    /// The connection counters INFO stats shows, as Redis's `resetServerStats` resets them
+    /// (the engine resets its own).
+    fn config_resetstat(&self) {
+        for counter in [&self.connections_received, &self.rejected_connections, &self.evicted_clients] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
     fn clock_micros(&self) -> Option<u64> {
         crate::clock::wall_micros()
     }

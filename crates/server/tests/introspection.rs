@@ -1856,3 +1856,37 @@ fn restore_past_the_clock(server: &Server) -> Vec<String> {
 fn restore_past_the_clock_creates_nothing_like_redis() {
     same_as_redis(restore_past_the_clock, &["TTL 9223372036854775807: +OK exists 0", "TTL 1000000: +OK exists 1"]);
 }
+
+/// SHUTDOWN's options as Redis 7.0 parses them: contradictions are a syntax error, and ABORT
+/// with nothing to abort says so; none of these shuts the server down. CONFIG RESETSTAT
+/// resets the connection counters too.
+#[test]
+fn shutdown_options_and_resetstat_like_redis() {
+    same_as_redis(
+        |server| {
+            let mut conn = server.connect();
+            let mut lines: Vec<String> = [
+                &["SHUTDOWN", "NOSAVE", "SAVE"][..],
+                &["SHUTDOWN", "SAVE", "NOSAVE"],
+                &["SHUTDOWN", "ABORT"],
+                &["SHUTDOWN", "ABORT", "NOW"],
+                &["SHUTDOWN", "NOSAVE", "ABORT"],
+                &["SHUTDOWN", "LATER"],
+            ]
+            .iter()
+            .map(|args| format!("{args:?}: {}", conn.cmd_text(args)))
+            .collect();
+            for _ in 0..3 {
+                server.connect().cmd(&["PING"]);
+            }
+            conn.cmd(&["CONFIG", "RESETSTAT"]);
+            let stats = conn.cmd_text(&["INFO", "stats"]);
+            let field = |name: &str| stats.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+            lines.push(field("total_connections_received:"));
+            lines.push(field("rejected_connections:"));
+            lines.push(conn.cmd_text(&["PING"]));
+            lines
+        },
+        &["No shutdown in progress.", "total_connections_received:0"],
+    );
+}

@@ -63,6 +63,11 @@ fn sizes_take_units_everywhere_and_maxclients_must_allow_one() {
     assert_eq!(maxmemory(&from_file), "*2\r\n$9\r\nmaxmemory\r\n$8\r\n67108864\r\n");
     assert!(from_file.log().contains("log-segment-size=8388608"), "{}", from_file.log());
     assert!(from_file.log().contains("proto-max-bulk-len=2097152"), "{}", from_file.log());
+    // The file is the operator's: CONFIG REWRITE says it is not rewritten, and why.
+    let rewrite = common::frame_text(&from_file.cmd(&["CONFIG", "REWRITE"]));
+    assert!(rewrite.starts_with("ERR CONFIG REWRITE is not supported") && rewrite.contains("--config"), "{rewrite}");
+    let without_file = common::frame_text(&flag.cmd(&["CONFIG", "REWRITE"]));
+    assert_eq!(without_file, "ERR The server is running without a config file");
 
     let dir = scratch.path().join("data");
     std::fs::write(&file, "maxmemory = \"lots\"\n").unwrap();

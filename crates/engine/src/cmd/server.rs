@@ -606,7 +606,13 @@ fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.host.config_resetstat();
             Ok(Reply::Ok)
         }
-        s if is(s, "rewrite") => Err(err("ERR The server is running without a config file")),
+        s if is(s, "rewrite") && ctx.host.config_file().is_none() => {
+            Err(err("ERR The server is running without a config file"))
+        }
+        // The --config TOML file is the operator's: StayKV does not rewrite it.
+        s if is(s, "rewrite") => Err(err(
+            "ERR CONFIG REWRITE is not supported: settings made with CONFIG SET last until a restart; put lasting ones in the --config file",
+        )),
         s if is(s, "help") => Ok(super::help(CONFIG_HELP)),
         s => Err(errors::unknown_subcommand(s, "config")),
     }
@@ -712,15 +718,27 @@ impl<'a> ListFilter<'a> {
     }
 }
 
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`, parsed as Redis 7.0 parses it. The log is
+/// flushed whatever is asked (SAVE and NOSAVE name what Redis's RDB would do), and a shutdown
+/// here happens at once, so there is never one in progress for ABORT to stop.
 fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut save = None;
+    let (mut save, mut flags, mut abort) = (None, false, false);
     for option in args.iter().skip(1) {
         match option {
-            o if is(o, "nosave") => save = Some(false),
-            o if is(o, "save") => save = Some(true),
-            o if is(o, "now") || is(o, "force") => {}
+            o if is(o, "nosave") || is(o, "save") => {
+                let wanted = is(o, "save");
+                if save.is_some_and(|other| other != wanted) {
+                    return Err(errors::syntax());
+                }
+                save = Some(wanted);
+            }
+            o if is(o, "now") || is(o, "force") => flags = true,
+            o if is(o, "abort") => abort = true,
             _ => return Err(errors::syntax()),
         }
+    }
+    if abort {
+        return Err(if flags || save.is_some() { errors::syntax() } else { err("ERR No shutdown in progress.") });
     }
     ctx.host.shutdown(save).map_err(Reply::Error)?;
     Ok(Reply::Ok)
