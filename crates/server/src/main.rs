@@ -66,10 +66,11 @@ fn init_logging(level: LogLevel) {
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
 }
 
-fn run_server(config: config::Config) -> Result<(), String> {
+fn run_server(mut config: config::Config) -> Result<(), String> {
     // Before the runtime is built: its builder panics on zero threads.
     config.validate()?;
     memory::disable_transparent_huge_pages();
+    config.maxclients = limits::fit_open_files_limit(config.maxclients)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = config.threads {
         builder.worker_threads(threads);

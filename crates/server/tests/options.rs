@@ -148,3 +148,51 @@ fn tcp_keepalive_probes_idle_connections_as_redis_does() {
         &["timer 2, 300 s", "timer 2, 60 s", "timer 0, 0 s"],
     );
 }
+
+/// The soft and hard open-files limits of process `pid`, from `/proc/<pid>/limits`.
+fn open_files_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let numbers: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    (numbers[0], numbers[1])
+}
+
+/// A shell's low open-files limit is raised as far as the hard limit allows, for maxclients
+/// RESP and as many HTTP clients; where the hard limit is lower, maxclients is lowered to
+/// what fits and the log says so, as Redis does.
+#[test]
+fn a_low_open_files_limit_is_raised_or_maxclients_lowered() {
+    let hard = open_files_limits(std::process::id()).1;
+    let scratch = tempfile::tempdir().unwrap();
+    for (shell, soft_after, maxclients) in [
+        ("ulimit -Sn 64", hard.min(2 * 10_000 + 64), (hard.min(20_064) - 64) / 2),
+        ("ulimit -Sn 64 && ulimit -Hn 264", 264, 100),
+    ] {
+        let port = common::free_port();
+        let log_path = scratch.path().join(format!("{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("{shell} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_staykv"))
+            .args(["--port", &port.to_string(), "--http-port", "0", "--dir"])
+            .arg(scratch.path().join(format!("data-{port}")))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let ready = common::wait_until(std::time::Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok_and(|s| common::RawConn::from_stream(s).try_cmd(&["PING"]).is_ok_and(|r| r == b"+PONG\r\n"))
+        });
+        let printed = std::fs::read_to_string(&log_path).unwrap();
+        assert!(ready, "{shell}: {printed}");
+        assert_eq!(open_files_limits(child.id()).0, soft_after, "{shell}");
+        let mut conn = common::RawConn::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        let reply = common::frame_text(&conn.cmd(&["CONFIG", "GET", "maxclients"]));
+        assert!(reply.ends_with(&format!("\r\n{maxclients}\r\n")), "{shell}: {reply}");
+        assert_eq!(printed.contains("maxclients lowered from 10000"), maxclients < 10_000, "{shell}: {printed}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
