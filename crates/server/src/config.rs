@@ -69,6 +69,18 @@ pub enum LogLevel {
     Debug,
 }
 
+impl LogLevel {
+    /// The name `--loglevel` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
 /// `staykv`: a durable, Redis-compatible session store with an HTTP API.
 #[derive(Debug, Parser)]
 #[command(name = "staykv", version, about, args_conflicts_with_subcommands = true)]
@@ -397,8 +409,7 @@ impl serde::Serialize for SerializableOptions<'_> {
         map.serialize_entry("log-segment-size", &o.log_segment_size)?;
         map.serialize_entry("maxmemory", &o.maxmemory)?;
         map.serialize_entry("maxmemory-policy", &o.maxmemory_policy)?;
-        let level = format!("{:?}", o.loglevel).to_ascii_lowercase();
-        map.serialize_entry("loglevel", &level)?;
+        map.serialize_entry("loglevel", o.loglevel.name())?;
         map.serialize_entry("maxclients", &o.maxclients)?;
         map.serialize_entry("databases", &o.databases)?;
         if let Some(v) = &o.aclfile {
@@ -426,7 +437,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={:?} aclfile={} acl-pubsub-default={} timeout={} tcp-keepalive={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={} aclfile={} acl-pubsub-default={} timeout={} tcp-keepalive={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={}",
             self.bind,
             self.port,
             self.http_port,
@@ -443,7 +454,7 @@ impl std::fmt::Display for ServerOptions {
             self.maxmemory_policy,
             self.maxclients,
             self.databases,
-            self.loglevel,
+            self.loglevel.name(),
             self.aclfile.as_ref().map_or_else(|| "(none)".to_string(), |p| p.display().to_string()),
             self.acl_pubsub_default,
             self.timeout,

@@ -807,12 +807,13 @@ impl Host for ServerHost {
         let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
         let lazy = LazyOption::ALL
             .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
-        let items: [(&str, String); 37] = [
+        let items: [(&str, String); 38] = [
             ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
             ("acllog-max-len", acllog_max_len.to_string()),
             ("acl-pubsub-default", pubsub_default.into()),
             ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
             ("tcp-keepalive", limits.tcp_keepalive_secs.load(Ordering::Relaxed).to_string()),
+            ("loglevel", crate::logging::redis_level().into()),
             ("busy-reply-threshold", busy_threshold.to_string()),
             ("slowlog-log-slower-than", slowlog_threshold.to_string()),
             ("slowlog-max-len", slowlog_max_len.to_string()),
@@ -881,6 +882,7 @@ impl Host for ServerHost {
             return Ok(());
         }
         match name {
+            "loglevel" => crate::logging::set_redis_level(&text).map_err(|reason| invalid(&reason))?,
             "appendfsync" => {
                 let policy = FsyncPolicy::parse(&text)
                     .ok_or_else(|| invalid("argument(s) must be one of the following: everysec, always, no"))?;

@@ -10,6 +10,7 @@ mod host;
 mod http;
 mod import;
 mod limits;
+mod logging;
 mod memory;
 mod metrics;
 mod migrate;
@@ -20,10 +21,9 @@ mod stats;
 mod tls;
 mod tools;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use config::{Command, LogLevel};
+use config::Command;
 
 /// Counted, so that `maxmemory` compares with memory in use as Redis's `used_memory` does.
 #[global_allocator]
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cli.server.loglevel);
+    logging::init(cli.server.loglevel);
     let result = match cli.command {
         None => run_server(cli.server),
         Some(Command::Check { dir, fix, yes, replay }) => tools::check(&dir, fix, yes, replay),
@@ -52,18 +52,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: LogLevel) {
-    let filter = match level {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "info",
-        LogLevel::Debug => "debug",
-    };
-    // Colour only for a person: escape codes would litter a log file or a journal.
-    let ansi = std::io::stdout().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
 }
 
 fn run_server(mut config: config::Config) -> Result<(), String> {

@@ -196,3 +196,44 @@ fn a_low_open_files_limit_is_raised_or_maxclients_lowered() {
         let _ = child.wait();
     }
 }
+
+/// `loglevel` in CONFIG GET/SET with Redis's level names and error text; on StayKV the
+/// change takes effect at once: at `warning` the info lines stop, at `notice` they are back.
+#[test]
+fn loglevel_changes_at_run_time_as_in_redis() {
+    common::same_as_redis(
+        |server| {
+            let mut conn = server.connect();
+            let mut lines = vec![conn.cmd_text(&["CONFIG", "GET", "loglevel"])];
+            for level in ["warning", "loud", "DEBUG", "verbose", "notice"] {
+                lines.push(conn.cmd_text(&["CONFIG", "SET", "loglevel", level]));
+                lines.push(conn.cmd_text(&["CONFIG", "GET", "loglevel"]));
+            }
+            lines
+        },
+        &["argument(s) must be one of the following: debug, verbose, notice, warning"],
+    );
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    // SIGHUP is logged at info, and otherwise ignored.
+    let hup = |server: &Server| {
+        let pid = server.pid().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+        conn_ping(server);
+    };
+    let logged = |server: &Server| server.log().matches("SIGHUP received").count();
+    conn.cmd(&["CONFIG", "SET", "loglevel", "warning"]);
+    hup(&server);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    conn.cmd(&["CONFIG", "SET", "loglevel", "notice"]);
+    hup(&server);
+    assert!(common::wait_until(std::time::Duration::from_secs(10), || logged(&server) > 0), "{}", server.log());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The signals are taken in order: the first, at warning, left no line.
+    assert_eq!(logged(&server), 1, "{}", server.log());
+}
+
+/// A round trip on a new connection: what the server did before it is done.
+fn conn_ping(server: &Server) {
+    assert_eq!(server.connect().cmd(&["PING"]), b"+PONG\r\n");
+}
