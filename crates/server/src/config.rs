@@ -113,7 +113,7 @@ pub enum Command {
     /// Import a Redis dump.rdb, a Redis 7 appendonlydir, or a live redis://host:port.
     Import {
         /// A dump.rdb file, a Redis 7 appendonlydir (or one AOF file), or a live server as
-        /// redis://[user:password@]host:port.
+        /// `redis://[user:password@]host:port`.
         source: String,
         /// The data directory to create (it must hold no data); start the server on it after.
         #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]

@@ -65,18 +65,19 @@ pub fn memory_arg(text: &str) -> Result<u64, String> {
     parse_memory(text).ok_or_else(|| format!("'{text}' is not a memory value (such as 100, 64kb, 512mb, 1gb)"))
 }
 
-/// File descriptors kept for what is not a client: listeners, log segments and snapshots,
-/// the runtime's own (Redis keeps 32).
-const RESERVED_FDS: u64 = 64;
+/// File descriptors kept for what is not a client (listeners, log segments and snapshots,
+/// the runtime's own), as Redis keeps 32.
+const RESERVED_FDS: u64 = 32;
 
-/// Raises the soft limit on open files so that `maxclients` RESP clients and as many HTTP
-/// ones (counted apart) can connect, as far as the hard limit allows; past that, lowers
-/// `maxclients` to what fits and says so, as Redis does. (Left at a distribution's 1,024, or
-/// a shell's 64, connections past it were not refused with "max number of clients reached"
-/// but left in the listen backlog while `accept` failed with EMFILE.) Returns the
-/// `maxclients` to use.
+/// Raises the soft limit on open files towards room for `maxclients` RESP clients and as
+/// many HTTP ones (counted apart), as far as the hard limit allows; when it cannot hold even
+/// the RESP clients, lowers `maxclients` to what fits and says so, as Redis does. (Left at a
+/// distribution's 1,024, or a shell's 64, connections past it were not refused with "max
+/// number of clients reached" but left in the listen backlog while `accept` failed with
+/// EMFILE.) Returns the `maxclients` to use.
 pub fn fit_open_files_limit(maxclients: usize) -> Result<usize, String> {
-    let wanted = (maxclients as u64).saturating_mul(2).saturating_add(RESERVED_FDS);
+    let clients = maxclients as u64;
+    let wanted = clients.saturating_mul(2).saturating_add(RESERVED_FDS);
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes the struct it is given, which lives on this stack frame.
     #[allow(unsafe_code)]
@@ -89,16 +90,15 @@ pub fn fit_open_files_limit(maxclients: usize) -> Result<usize, String> {
     #[allow(unsafe_code)]
     let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
     let soft = if set { raised.rlim_cur } else { limit.rlim_cur };
-    if soft >= wanted {
+    if soft >= clients.saturating_add(RESERVED_FDS) {
         return Ok(maxclients);
     }
-    let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS) / 2).unwrap_or(usize::MAX);
+    let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
     if fits == 0 {
         return Err(format!("the open files limit ({soft}, `ulimit -n`) leaves no room for a client"));
     }
     tracing::warn!(
-        "maxclients lowered from {maxclients} to {fits}: the open files limit is {soft} (`ulimit -n`; hard limit {}), \
-         and RESP and HTTP clients take up to {wanted} with {RESERVED_FDS} kept for files",
+        "maxclients lowered from {maxclients} to {fits}: the open files limit is {soft} (`ulimit -n`; hard limit {})",
         limit.rlim_max
     );
     Ok(fits)
