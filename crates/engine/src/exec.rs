@@ -760,7 +760,7 @@ impl Engine {
             let per_shard = (budget / shards).max(64);
             let mut effects = Vec::new();
             let mut removed = Vec::new();
-            let mut expired_hashes = Vec::new();
+            let mut removed_hashes = Vec::new();
             for db in 0..guard.dbs.len() {
                 let (scanned, expired_keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
                 // No command holds a slot number now: the slab may be packed.
@@ -768,8 +768,8 @@ impl Engine {
                     slice.pack_if_sparse(self.keyspace.hasher());
                 }
                 remaining = remaining.saturating_sub(scanned);
-                for (key, value) in expired_keys {
-                    expired_hashes.push(self.keyspace.hash(&key));
+                for (key, hash, value) in expired_keys {
+                    removed_hashes.push(hash);
                     removed.push(value);
                     self.watches.touch(db, &key, || false);
                     self.tracking.invalidate(&key, crate::tracking::Cause::default());
@@ -783,7 +783,7 @@ impl Engine {
                 expired += effects.len();
                 // A batch of DELs is far below the log's limit.
                 if let Ok(seq) = journal.append(now, &effects) {
-                    for hash in expired_hashes {
+                    for hash in removed_hashes {
                         guard.note_key_write(hash, seq);
                     }
                 }
@@ -848,14 +848,14 @@ impl Engine {
 }
 
 /// Scan up to `budget` slots of one database slice for expired keys; remove them and return
-/// their names and values (for the values to be freed once the shard is released).
+/// their names, hashes and values (for the values to be freed once the shard is released).
 fn expire_slots(
     shard: &mut Shard,
     db: usize,
     now: u64,
     budget: usize,
     hasher: &impl std::hash::BuildHasher,
-) -> (usize, Vec<(Bytes, Value)>) {
+) -> (usize, Vec<(Bytes, u64, Value)>) {
     let (Some(cycle), Some(slice)) = (shard.expiry.get_mut(db), shard.dbs.get_mut(db)) else {
         return (0, Vec::new());
     };
@@ -872,8 +872,9 @@ fn expire_slots(
         if let Some(entry) = slice.slot(pos) {
             if entry.is_expired(now) {
                 let key = entry.key.to_bytes();
-                if let Some(removed) = slice.remove(hasher.hash_one(&key[..]), &key) {
-                    expired.push((key, removed.value));
+                let hash = hasher.hash_one(&key[..]);
+                if let Some(removed) = slice.remove(hash, &key) {
+                    expired.push((key, hash, removed.value));
                 }
             } else if let Some(deadline) = entry.ttl() {
                 ttl_sum += u128::from(deadline.saturating_sub(now));
@@ -1020,28 +1021,38 @@ impl<'a> Ctx<'a> {
             }
         }
         match &mut self.locks {
-            Locks::Some(guards) if !guards.is_empty() => {
+            Locks::Some(guards) if guards.is_empty() => 0,
+            Locks::Some(guards) => {
                 // Every key such a command reads or writes is among its key positions: they
                 // are what chose the shards it holds.
                 let keyspace = &self.engine.keyspace;
-                // While the log takes writes, a read waits for its shards' last writes, as a
-                // whole: its reply then goes out with the fsync its neighbours wait for (on the
-                // session workload, 6% less CPU a request than answering each read at once).
-                // While the disk refuses them, only for the writes to its keys, which may never
-                // become durable: other keys' reads are answered meanwhile.
-                let by_key = self.journal.refusing_writes();
-                let mut wait = 0;
-                for hash in command_keys(spec, args).into_iter().map(|key| keyspace.hash(key)) {
-                    let Ok(at) = held_position(guards, keyspace.shard_of(hash)) else { continue };
-                    let Some((_, shard)) = guards.get_mut(at) else { continue };
-                    if let Some(seq) = seq {
-                        shard.note_key_write(hash, seq);
+                let hashes = || command_keys(spec, args).into_iter().map(|key| keyspace.hash(key));
+                let at = |guards: &[(usize, MutexGuard<'_, Shard>)], hash| {
+                    held_position(guards, keyspace.shard_of(hash)).ok()
+                };
+                match seq {
+                    // The latest batch of every shard held: the reply waits for it alone.
+                    Some(seq) => {
+                        for hash in hashes() {
+                            if let Some((_, shard)) = at(guards, hash).and_then(|i| guards.get_mut(i)) {
+                                shard.note_key_write(hash, seq);
+                            }
+                        }
+                        seq
                     }
-                    wait = wait.max(if by_key { shard.key_wait(hash) } else { shard.shard_wait() });
+                    // While the disk refuses writes, a read waits only for the writes to its
+                    // keys, which may never become durable: other keys' reads are answered
+                    // meanwhile.
+                    None if self.journal.refusing_writes() => hashes()
+                        .filter_map(|hash| at(guards, hash).and_then(|i| guards.get(i)).map(|(_, s)| s.key_wait(hash)))
+                        .max()
+                        .unwrap_or(0),
+                    // Otherwise for its shards' last writes as a whole: its reply then goes out
+                    // with the fsync its neighbours wait for (on the session workload, 6% less
+                    // CPU a request than answering each read at once), and no key is hashed again.
+                    None => guards.iter().map(|(_, shard)| shard.shard_wait()).max().unwrap_or(0),
                 }
-                wait
             }
-            Locks::Some(_) => 0,
             Locks::All(guards) => {
                 let mut wait = 0;
                 for shard in guards.iter_mut() {

@@ -227,7 +227,7 @@ pub struct ServerOptions {
     /// Send TCP keepalive probes on a RESP connection idle this many seconds (0: none), as
     /// Redis's `tcp-keepalive`: a client that vanished without closing (a frozen or
     /// recycled serverless function, a dropped NAT entry) is found and its connection closed.
-    #[arg(long, env = "STAYKV_TCP_KEEPALIVE", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=i32::MAX as u64))]
+    #[arg(long, env = "STAYKV_TCP_KEEPALIVE", default_value_t = 300)]
     pub tcp_keepalive: u64,
     /// Largest unparsed input of one client (`client-query-buffer-limit`; 1gb).
     #[arg(long, env = "STAYKV_CLIENT_QUERY_BUFFER_LIMIT", default_value = "1073741824", value_parser = crate::limits::memory_arg)]

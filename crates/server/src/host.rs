@@ -687,7 +687,7 @@ impl Host for ServerHost {
                     self.tcp_port.load(Ordering::Relaxed),
                     crate::clock::wall_micros().unwrap_or(0),
                     uptime / 86400,
-                    self.config.config.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
+                    self.config_file().unwrap_or_default(),
                 );
             }
             "clients" => {

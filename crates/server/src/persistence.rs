@@ -303,11 +303,6 @@ impl Persistence {
         }
     }
 
-    /// The log cannot be written (a disk error): writes get MISCONF until it can.
-    pub fn refusing_writes(&self) -> bool {
-        self.log.get().is_some_and(|log| !log.healthy())
-    }
-
     pub fn is_loading(&self) -> bool {
         self.loading.load(Ordering::Acquire)
     }
@@ -828,15 +823,16 @@ fn auto_trigger(persistence: Weak<Persistence>) {
 }
 
 impl Journal for Persistence {
+    /// A disk error: writes get MISCONF until the log can be written again.
     fn refusing_writes(&self) -> bool {
-        Persistence::refusing_writes(self)
+        self.log.get().is_some_and(|log| !log.healthy())
     }
 
     fn check_writable(&self) -> Result<(), String> {
         let Some(log) = self.log.get() else {
             return Ok(());
         };
-        if !log.healthy() {
+        if self.refusing_writes() {
             return Err(MISCONF.into());
         }
         if log.sync_lagging() && !log.wait_writable_blocking(Duration::from_secs(2)) {

@@ -77,6 +77,10 @@ fn sizes_take_units_everywhere_and_maxclients_must_allow_one() {
     let no_clients = staykv(&["--maxclients", "0", "--port", "0", "--http-port", "0", "--dir", &dir.to_string_lossy()]);
     let stderr = String::from_utf8_lossy(&no_clients.stderr);
     assert!(!no_clients.status.success() && stderr.contains("--maxclients must be at least 1"), "{stderr}");
+    let keepalive =
+        staykv(&["--tcp-keepalive", "2147483648", "--port", "0", "--http-port", "0", "--dir", &dir.to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&keepalive.stderr);
+    assert!(!keepalive.status.success() && stderr.contains("--tcp-keepalive must be between 0 and"), "{stderr}");
     assert!(!dir.exists(), "a refused start created the data directory");
 }
 

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hyper::body::Incoming;
-use staykv_engine::{Client, Outcome, Reply};
+use staykv_engine::{Client, Journal as _, Outcome, Reply};
 use tokio::sync::Notify;
 
 use super::auth::{self, Access};
