@@ -214,7 +214,7 @@ pub struct ServerHost {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
     /// Connections closed for `maxmemory-clients` (INFO's `evicted_clients`).
-    evicted_clients: AtomicU64,
+    pub evicted_clients: AtomicU64,
     /// What the connections closed for `maxmemory-clients` and not yet gone hold: their
     /// buffers are on their way out, and do not count towards `maxmemory` meanwhile (Redis
     /// frees an evicted client's buffers at once).

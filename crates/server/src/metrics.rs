@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use staykv_engine::stats::CommandTotals;
 use staykv_storage::LogIo;
 
 use crate::connection::Shared;
+use crate::persistence::PersistenceFigures;
 
 /// Latency buckets, in seconds, of HTTP requests (which include waiting for fsync) and of
 /// the log's fsyncs.
@@ -84,9 +86,30 @@ fn describe() {
     describe_gauge!("staykv_expiring_keys", "Keys with a deadline, per database.");
     describe_gauge!("staykv_memory_rss_bytes", Unit::Bytes, "Resident set size of the process.");
     describe_gauge!("staykv_memory_used_bytes", Unit::Bytes, "Memory allocated (what maxmemory is compared with).");
+    describe_gauge!("staykv_maxmemory_bytes", Unit::Bytes, "The maxmemory limit, 0 for none.");
+    describe_counter!("staykv_keyspace_hits_total", "Key lookups that found the key.");
+    describe_counter!("staykv_keyspace_misses_total", "Key lookups that found no key.");
+    describe_counter!("staykv_expired_keys_total", "Keys removed because their deadline passed.");
+    describe_counter!("staykv_evicted_keys_total", "Keys removed to stay under maxmemory.");
+    describe_counter!("staykv_connections_received_total", "RESP connections accepted.");
+    describe_counter!("staykv_connections_rejected_total", "RESP connections refused for maxclients.");
+    describe_counter!("staykv_clients_evicted_total", "RESP connections closed for maxmemory-clients.");
     describe_gauge!("staykv_log_last_seq", "Sequence number of the last batch appended to the write-ahead log.");
     describe_gauge!("staykv_log_durable_seq", "Sequence number up to which the log is fsynced.");
     describe_gauge!("staykv_log_healthy", "1 while the log can be written, 0 while writes are refused (MISCONF).");
+    describe_gauge!("staykv_data_bytes", Unit::Bytes, "Bytes of the live data files, per part (snapshot, log).");
+    describe_gauge!("staykv_changes_since_last_snapshot", "Writes since the last snapshot was written.");
+    describe_counter!("staykv_compactions_total", "Compactions (snapshot written, older log dropped) completed.");
+    describe_gauge!("staykv_compaction_in_progress", "1 while a compaction runs.");
+    describe_gauge!(
+        "staykv_last_compaction_success",
+        "1 if the last compaction succeeded (or none has run), 0 if it failed."
+    );
+    describe_gauge!(
+        "staykv_last_snapshot_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the last snapshot written (or of the start)."
+    );
     describe_gauge!("staykv_loading", "1 while the data directory is being recovered.");
     describe_gauge!("staykv_uptime_seconds", Unit::Seconds, "Seconds since start.");
 }
@@ -164,16 +187,52 @@ pub fn render(shared: &Shared) -> String {
     gauge!("staykv_connected_clients").set(shared.host.clients.lock().len() as f64);
     gauge!("staykv_memory_rss_bytes").set(crate::stats::rss_bytes() as f64);
     gauge!("staykv_memory_used_bytes").set(crate::memory::used() as f64);
+    gauge!("staykv_maxmemory_bytes").set(crate::memory::limit() as f64);
     gauge!("staykv_uptime_seconds").set(shared.host.started.elapsed().as_secs_f64());
-    let log = LogFigures::read(&shared.persistence);
-    gauge!("staykv_log_last_seq").set(log.last_seq as f64);
-    gauge!("staykv_log_durable_seq").set(log.durable_seq as f64);
-    gauge!("staykv_log_healthy").set(if log.healthy { 1.0 } else { 0.0 });
-    gauge!("staykv_loading").set(if shared.persistence.is_loading() { 1.0 } else { 0.0 });
+    record_counters(shared);
+    record_persistence(&shared.persistence.figures());
     let mut text = installed.handle.render();
     write_command_latency(&mut text, &commands);
-    let _ = writeln!(text, "# TYPE staykv_info gauge\nstaykv_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        text,
+        "# HELP staykv_info The running version.\n# TYPE staykv_info gauge\nstaykv_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
     text
+}
+
+/// The keyspace's and the connections' counters (`INFO stats`), as they stand.
+fn record_counters(shared: &Shared) {
+    let total = |stat: fn(&staykv_engine::stats::Stats) -> &AtomicU64| shared.engine.counters.total(stat);
+    let load = |count: &AtomicU64| count.load(Ordering::Relaxed);
+    let host = &shared.host;
+    for (name, count) in [
+        ("staykv_keyspace_hits_total", total(|s| &s.keyspace_hits)),
+        ("staykv_keyspace_misses_total", total(|s| &s.keyspace_misses)),
+        ("staykv_expired_keys_total", total(|s| &s.expired_keys)),
+        ("staykv_evicted_keys_total", total(|s| &s.evicted_keys)),
+        ("staykv_connections_received_total", load(&host.connections_received)),
+        ("staykv_connections_rejected_total", load(&host.rejected_connections)),
+        ("staykv_clients_evicted_total", load(&host.evicted_clients)),
+    ] {
+        counter!(name).absolute(count);
+    }
+}
+
+/// The log's positions and health, the data files' sizes and the compactions.
+fn record_persistence(figures: &PersistenceFigures) {
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    gauge!("staykv_log_last_seq").set(figures.last_seq as f64);
+    gauge!("staykv_log_durable_seq").set(figures.durable_seq as f64);
+    gauge!("staykv_log_healthy").set(flag(figures.log_healthy));
+    gauge!("staykv_loading").set(flag(figures.loading));
+    gauge!("staykv_data_bytes", "part" => "snapshot").set(figures.snapshot_bytes as f64);
+    gauge!("staykv_data_bytes", "part" => "log").set(figures.log_bytes as f64);
+    gauge!("staykv_changes_since_last_snapshot").set(figures.changes_since_save as f64);
+    counter!("staykv_compactions_total").absolute(figures.compactions);
+    gauge!("staykv_compaction_in_progress").set(flag(figures.compacting));
+    gauge!("staykv_last_compaction_success").set(flag(figures.last_ok));
+    gauge!("staykv_last_snapshot_timestamp_seconds").set(figures.last_save_unix as f64);
 }
 
 /// The command latency histogram in the Prometheus text format, from the engine's buckets.
@@ -191,47 +250,5 @@ fn write_command_latency(text: &mut String, commands: &[(String, CommandTotals)]
         let _ = writeln!(text, "{COMMAND_LATENCY}_bucket{{command=\"{name}\",le=\"+Inf\"}} {count}");
         let _ = writeln!(text, "{COMMAND_LATENCY}_sum{{command=\"{name}\"}} {sum}");
         let _ = writeln!(text, "{COMMAND_LATENCY}_count{{command=\"{name}\"}} {count}");
-    }
-}
-
-/// Log positions, read from the persistence's INFO section (the one place that exposes
-/// them without reaching into the log).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct LogFigures {
-    pub last_seq: u64,
-    pub durable_seq: u64,
-    pub healthy: bool,
-}
-
-impl LogFigures {
-    pub fn read(persistence: &crate::persistence::Persistence) -> LogFigures {
-        LogFigures::parse(&persistence.info())
-    }
-
-    fn parse(info: &str) -> LogFigures {
-        let mut figures = LogFigures { healthy: true, ..LogFigures::default() };
-        for line in info.lines() {
-            let Some((name, value)) = line.trim_end().split_once(':') else { continue };
-            match name {
-                "staykv_log_last_seq" => figures.last_seq = value.parse().unwrap_or(0),
-                "staykv_log_durable_seq" => figures.durable_seq = value.parse().unwrap_or(0),
-                "aof_last_write_status" => figures.healthy = value == "ok",
-                _ => {}
-            }
-        }
-        figures
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-mod tests {
-    use super::LogFigures;
-
-    #[test]
-    fn parses_log_figures() {
-        let info = "loading:0\r\naof_last_write_status:err\r\nstaykv_log_last_seq:42\r\nstaykv_log_durable_seq:40\r\n";
-        assert_eq!(LogFigures::parse(info), LogFigures { last_seq: 42, durable_seq: 40, healthy: false });
-        assert_eq!(LogFigures::parse(""), LogFigures { last_seq: 0, durable_seq: 0, healthy: true });
     }
 }

@@ -129,7 +129,7 @@ impl Drop for JobSlot {
 }
 
 /// Snapshot bookkeeping.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SaveState {
     running: Option<Job>,
     /// BGSAVE SCHEDULE or BGREWRITEAOF that came while another kind of job ran: started
@@ -762,53 +762,98 @@ impl Persistence {
         }
     }
 
+    /// The persistence figures of this moment, as INFO and `/metrics` report them.
+    pub fn figures(&self) -> PersistenceFigures {
+        let log = self.log.get();
+        // Copied out, so that the log is read without the save state's lock held.
+        let save = self.save.lock().clone();
+        PersistenceFigures {
+            loading: self.is_loading(),
+            changes_since_save: self.writes_since_save.load(Ordering::Relaxed),
+            last_save_unix: self.last_save_unix.load(Ordering::Relaxed),
+            compacting: save.running.is_some(),
+            rewrite_scheduled: save.scheduled == Some(Job::Rewrite),
+            current_secs: save.started.map_or(-1, |t| t.elapsed().as_secs() as i64),
+            last_ok: save.last_ok,
+            last_secs: save.last_duration_secs,
+            compactions: save.completed,
+            log_healthy: log.is_none_or(Log::healthy),
+            // As the trigger thread last measured it (every 100 ms while the log grows): INFO
+            // runs on a thread that serves clients, which lists no directory.
+            log_bytes: self.log_bytes.load(Ordering::Relaxed),
+            snapshot: save.snapshot,
+            snapshot_bytes: save.snapshot_bytes,
+            base_bytes: save.base_bytes,
+            last_seq: log.map_or(0, Log::last_seq),
+            durable_seq: log.map_or(0, Log::durable_seq),
+            synced_seq: log.map_or(0, Log::synced_seq),
+        }
+    }
+
     /// The `# Persistence` section of INFO, with Redis's field names.
     pub fn info(&self) -> String {
-        let log = self.log.get();
-        let healthy = log.is_none_or(Log::healthy);
-        let status = if healthy { "ok" } else { "err" };
-        let (
-            in_progress,
-            rewrite_scheduled,
-            current_secs,
-            last_status,
-            last_secs,
-            snapshot,
-            snapshot_bytes,
-            base_bytes,
-            completed,
-        ) = {
-            let s = self.save.lock();
-            (
-                u8::from(s.running.is_some()),
-                u8::from(s.scheduled == Some(Job::Rewrite)),
-                s.started.map_or(-1, |t| t.elapsed().as_secs() as i64),
-                if s.last_ok { "ok" } else { "err" },
-                s.last_duration_secs,
-                s.snapshot.clone(),
-                s.snapshot_bytes,
-                s.base_bytes,
-                s.completed,
-            )
-        };
-        // As the trigger thread last measured it (every 100 ms while the log grows): INFO runs
-        // on a thread that serves clients, which lists no directory.
-        let log_bytes = self.log_bytes.load(Ordering::Relaxed);
+        let f = self.figures();
+        let (in_progress, last_secs, completed) = (u8::from(f.compacting), f.last_secs, f.compactions);
+        let last_status = if f.last_ok { "ok" } else { "err" };
+        let current_secs = f.current_secs;
         let mut out = String::new();
         let _ = write!(
             out,
-            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:{rewrite_scheduled}\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{status}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{base_bytes}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{log_bytes}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{snapshot_bytes}\r\n",
-            u8::from(self.is_loading()),
-            self.writes_since_save.load(Ordering::Relaxed),
-            self.last_save_unix.load(Ordering::Relaxed),
-            log_bytes + snapshot_bytes,
-            log.map_or(0, Log::last_seq),
-            log.map_or(0, Log::durable_seq),
-            log.map_or(0, Log::synced_seq),
-            snapshot.as_ref().map_or("", |s| s.file.as_str()),
-            snapshot.as_ref().map_or(0, |s| s.seq),
+            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{}\r\n",
+            u8::from(f.loading),
+            f.changes_since_save,
+            f.last_save_unix,
+            u8::from(f.rewrite_scheduled),
+            if f.log_healthy { "ok" } else { "err" },
+            f.disk_bytes(),
+            f.base_bytes,
+            f.last_seq,
+            f.durable_seq,
+            f.synced_seq,
+            f.log_bytes,
+            f.snapshot.as_ref().map_or("", |s| s.file.as_str()),
+            f.snapshot.as_ref().map_or(0, |s| s.seq),
+            f.snapshot_bytes,
         );
         out
+    }
+}
+
+/// What [`Persistence::figures`] reads: one consistent look at the log and the compactions.
+#[derive(Debug, Clone)]
+pub struct PersistenceFigures {
+    pub loading: bool,
+    /// Writes since the last snapshot (`rdb_changes_since_last_save`).
+    pub changes_since_save: u64,
+    /// Unix time of the last successful snapshot, or of the start.
+    pub last_save_unix: u64,
+    /// A compaction (BGREWRITEAOF, BGSAVE or automatic) is running.
+    pub compacting: bool,
+    pub rewrite_scheduled: bool,
+    /// Seconds the running compaction has taken so far, -1 if none runs.
+    pub current_secs: i64,
+    /// The last compaction succeeded (or none has run).
+    pub last_ok: bool,
+    /// Seconds the last compaction took, -1 if none has run.
+    pub last_secs: i64,
+    /// Compactions completed since the start.
+    pub compactions: u64,
+    /// The log can be written; `false` while writes are refused (MISCONF).
+    pub log_healthy: bool,
+    pub log_bytes: u64,
+    pub snapshot: Option<SnapshotRef>,
+    pub snapshot_bytes: u64,
+    /// Snapshot plus log right after the last compaction (`aof_base_size`).
+    pub base_bytes: u64,
+    pub last_seq: u64,
+    pub durable_seq: u64,
+    pub synced_seq: u64,
+}
+
+impl PersistenceFigures {
+    /// Bytes the data directory's live files hold: the snapshot and the log.
+    pub fn disk_bytes(&self) -> u64 {
+        self.log_bytes + self.snapshot_bytes
     }
 }
 

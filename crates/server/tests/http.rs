@@ -932,6 +932,45 @@ async fn healthz_and_metrics() {
     }
 }
 
+/// What an operator watches besides commands: the keyspace's hits, misses and expiries, the
+/// connections, `maxmemory`, and the compactions with the data files they leave; and every
+/// series says what it is.
+#[tokio::test]
+async fn metrics_count_the_keyspace_connections_and_compactions() {
+    let server = Http::start();
+    assert_eq!(cmd(&server, json!(["CONFIG", "SET", "maxmemory", "64mb"])).await.status, 200);
+    cmd(&server, json!(["SET", "here", "v"])).await;
+    cmd(&server, json!(["GET", "here"])).await;
+    cmd(&server, json!(["GET", "gone"])).await;
+    cmd(&server, json!(["GET", "gone"])).await;
+    cmd(&server, json!(["SET", "brief", "v", "PX", "1"])).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cmd(&server, json!(["GET", "brief"])).await;
+    drop(TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap());
+    assert_eq!(metric(&server, "staykv_compactions_total").await, 0);
+    assert_eq!(metric(&server, "staykv_data_bytes{part=\"snapshot\"}").await, 0);
+    cmd(&server, json!(["BGREWRITEAOF"])).await;
+    let done_by = Instant::now() + Duration::from_secs(10);
+    while metric(&server, "staykv_compactions_total").await == 0 {
+        assert!(Instant::now() < done_by, "the compaction never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&server, "staykv_keyspace_hits_total").await, 1);
+    assert_eq!(metric(&server, "staykv_keyspace_misses_total").await, 3);
+    assert_eq!(metric(&server, "staykv_expired_keys_total").await, 1);
+    assert_eq!(metric(&server, "staykv_evicted_keys_total").await, 0);
+    assert!(metric(&server, "staykv_connections_received_total").await >= 1);
+    assert_eq!(metric(&server, "staykv_maxmemory_bytes").await, 64 << 20);
+    assert_eq!(metric(&server, "staykv_compaction_in_progress").await, 0);
+    assert_eq!(metric(&server, "staykv_last_compaction_success").await, 1);
+    assert!(metric(&server, "staykv_data_bytes{part=\"snapshot\"}").await > 0);
+    let text = answer(client().get(server.url("/metrics"))).await.text;
+    for family in text.lines().filter_map(|line| line.strip_prefix("# TYPE ")) {
+        let name = family.split(' ').next().unwrap();
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} has no HELP line in\n{text}");
+    }
+}
+
 /// A scrape answers while a function holds every shard (commands get BUSY meanwhile, and
 /// Redis answers INFO with BUSY): within the second it waits for the key counts, which stay
 /// those of the scrape before.
