@@ -157,6 +157,8 @@ pub struct Persistence {
     databases: AtomicU64,
     durable: DurableWaiters,
     loading: AtomicBool,
+    /// The server is stopping: no compaction starts ([`Persistence::close`]).
+    closing: AtomicBool,
     writes_since_save: AtomicU64,
     last_save_unix: AtomicU64,
     /// Held (locked) for the life of the process.
@@ -280,6 +282,7 @@ impl Persistence {
             databases: AtomicU64::new(16),
             durable: DurableWaiters::default(),
             loading: AtomicBool::new(true),
+            closing: AtomicBool::new(false),
             writes_since_save: AtomicU64::new(0),
             last_save_unix: AtomicU64::new(0),
             lock_file: Mutex::new(None),
@@ -446,8 +449,12 @@ impl Persistence {
         }
     }
 
-    /// Write and fsync everything appended so far (shutdown).
-    pub fn flush(&self) -> Result<(), String> {
+    /// Shutdown: from now on no compaction starts (the automatic trigger would otherwise
+    /// start one after the log's last fsync, to be cut off at the exit), then everything
+    /// appended so far is written and fsynced. A compaction already running dies with the
+    /// process, as at a crash: its temporary file is removed at the next start.
+    pub fn close(&self) -> Result<(), String> {
+        self.closing.store(true, Ordering::Relaxed);
         match self.log.get() {
             Some(log) => log.flush_and_sync().map(|_| ()).map_err(|e| e.to_string()),
             None => Ok(()),
@@ -572,16 +579,19 @@ impl Persistence {
             if self.log.get().is_none() {
                 return Err("LOADING StayKV is loading the dataset in memory".into());
             }
+            if self.closing.load(Ordering::Relaxed) {
+                return Err("ERR The server is shutting down".into());
+            }
             std::thread::sleep(SYNC_CLAIM_RETRY);
         }
     }
 
     /// Marks `job` as running until the returned slot is dropped; `None` if a job already
-    /// runs (or the log is not open yet).
+    /// runs (or the log is not open yet, or the server is stopping).
     fn claim(self: &Arc<Self>, job: Job) -> Option<JobSlot> {
         self.log.get()?;
         let mut state = self.save.lock();
-        if state.running.is_some() {
+        if state.running.is_some() || self.closing.load(Ordering::Relaxed) {
             return None;
         }
         state.running = Some(job);
@@ -924,5 +934,28 @@ impl Journal for Persistence {
                 error.to_string()
             })
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use staykv_engine::EngineOptions;
+
+    /// Once shutdown has flushed the log, nothing may start a compaction that the exit would
+    /// cut off: not the automatic trigger, not a command in flight.
+    #[test]
+    fn no_compaction_starts_once_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(EngineOptions::default());
+        let persistence = Arc::new(Persistence::new(FsyncPolicy::Always));
+        persistence.open(dir.path(), &engine, FsyncPolicy::Always, 1 << 20, OnReplayError::Refuse).unwrap();
+        let slot = persistence.claim(Job::Rewrite).expect("an open log takes a job");
+        drop(slot);
+        persistence.close().unwrap();
+        assert!(persistence.start_background(Job::Rewrite).is_err());
+        assert!(!persistence.figures().compacting);
+        assert_eq!(persistence.claim_waiting(Job::Save).err().as_deref(), Some("ERR The server is shutting down"));
     }
 }

@@ -128,7 +128,7 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let _ = stop.wait_for(|s| *s).await;
     tracing::info!("shutting down: flushing the log");
-    let flushed = tokio::task::spawn_blocking(move || persistence.flush()).await.map_err(|e| e.to_string())?;
+    let flushed = tokio::task::spawn_blocking(move || persistence.close()).await.map_err(|e| e.to_string())?;
     flushed.map_err(|e| format!("could not flush the log on shutdown: {e}"))?;
     tracing::info!("bye");
     Ok(())
