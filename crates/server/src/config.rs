@@ -366,6 +366,10 @@ impl ServerOptions {
                 self.bind
             ));
         }
+        if self.port == 0 && self.http_port == 0 {
+            // Redis exits likewise ("Configured to not listen anywhere").
+            return Err("--port and --http-port are both 0: the server would listen nowhere".into());
+        }
         Ok(())
     }
 }

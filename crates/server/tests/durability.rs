@@ -387,7 +387,7 @@ fn stopped_after_sets(n: usize) -> (Server, std::path::PathBuf) {
 /// Starts the server on `dir`, which must refuse; returns what it printed.
 fn start_refused(dir: &std::path::Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
-        .args(["--port", "0", "--http-port", "0", "--dir"])
+        .args(["--port", &common::free_port().to_string(), "--http-port", "0", "--dir"])
         .arg(dir)
         .output()
         .unwrap();
@@ -564,7 +564,7 @@ fn torn_tail_at_every_offset_of_the_last_frame_starts_with_the_prefix() {
 fn second_server_on_the_same_dir_is_refused() {
     let server = Server::staykv();
     let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
-        .args(["--port", "0", "--http-port", "0", "--dir"])
+        .args(["--port", &common::free_port().to_string(), "--http-port", "0", "--dir"])
         .arg(server.dir())
         .output()
         .unwrap();

@@ -81,6 +81,9 @@ fn sizes_take_units_everywhere_and_maxclients_must_allow_one() {
         staykv(&["--tcp-keepalive", "2147483648", "--port", "0", "--http-port", "0", "--dir", &dir.to_string_lossy()]);
     let stderr = String::from_utf8_lossy(&keepalive.stderr);
     assert!(!keepalive.status.success() && stderr.contains("--tcp-keepalive must be between 0 and"), "{stderr}");
+    let nowhere = staykv(&["--port", "0", "--http-port", "0", "--dir", &dir.to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(!nowhere.status.success() && stderr.contains("would listen nowhere"), "{stderr}");
     assert!(!dir.exists(), "a refused start created the data directory");
 }
 
