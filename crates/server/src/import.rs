@@ -80,6 +80,7 @@ fn import_into(source: &str, dir: &Path) -> Result<(), String> {
         if path.is_dir() {
             import_aof_dir(&path, &engine, &mut report)?;
         } else if path.is_file() {
+            refuse_empty(&path)?;
             import_file(&path, Tail::MayBeCut, &engine, &mut report)?;
         } else {
             return Err(format!(
@@ -93,6 +94,29 @@ fn import_into(source: &str, dir: &Path) -> Result<(), String> {
     let written = write_data_dir(dir, &engine)?;
     print_report(source, dir, &engine, &report, written, started.elapsed());
     Ok(())
+}
+
+/// A file named alone must hold something: Redis refuses an empty dump.rdb, and a backup
+/// cut to nothing (a full disk, a failed copy) must not import as an empty dataset that a
+/// script checking the exit status takes for a migration. (An AOF of an appendonlydir may be
+/// empty: a fresh incr file is.)
+fn refuse_empty(path: &Path) -> Result<(), String> {
+    let len = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
+    if len == 0 {
+        return Err(format!("{} is empty (0 bytes): neither a dump.rdb nor an AOF with commands", path.display()));
+    }
+    Ok(())
+}
+
+/// At most the first 32 bytes of `bytes`, printable (`\x1f`, `\r`): what an error shows of
+/// input that is not what was expected, which may be binary and megabytes long.
+fn preview(bytes: &[u8]) -> String {
+    let shown = bytes.get(..32).unwrap_or(bytes).escape_ascii().to_string();
+    if bytes.len() > 32 {
+        format!("\"{shown}\"...")
+    } else {
+        format!("\"{shown}\"")
+    }
 }
 
 fn key_count(engine: &Engine) -> u64 {
@@ -207,8 +231,16 @@ fn import_file(path: &Path, tail: Tail, engine: &Engine, report: &mut Report) ->
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let total = file.metadata().map(|m| m.len()).ok();
     let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let starts_with_rdb =
-        reader.fill_buf().map_err(|e| format!("cannot read {}: {e}", path.display()))?.starts_with(b"REDIS");
+    let head = reader.fill_buf().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let starts_with_rdb = head.starts_with(b"REDIS");
+    if !starts_with_rdb && !head.is_empty() && !head.starts_with(b"*") {
+        return Err(format!(
+            "{} is neither an RDB file (which starts with \"REDIS\") nor an AOF (which starts with a '*' command); \
+             it starts with {}",
+            path.display(),
+            preview(head)
+        ));
+    }
     if starts_with_rdb {
         let rest = import_rdb(reader, path, total, engine, report)?;
         // A legacy appendonly.aof with an RDB preamble continues with commands.
@@ -412,9 +444,7 @@ fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Byt
         match line.first() {
             None => Ok(false),
             Some(&first) if first == prefix => Ok(false),
-            Some(_) => {
-                Err(format!("not an AOF command: {:?}", String::from_utf8_lossy(line.get(..40).unwrap_or(line))))
-            }
+            Some(_) => Err(format!("not an AOF command: {}", preview(line))),
         }
     };
     let complete = read_line(r, &mut line, offset, b'*').map_err(|e| (start, false, e))?;
@@ -428,7 +458,7 @@ fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Byt
         .strip_prefix(b"*")
         .and_then(|n| std::str::from_utf8(n).ok())
         .and_then(|n| n.parse::<usize>().ok())
-        .ok_or((start, false, format!("expected '*<count>', found {:?}", String::from_utf8_lossy(&line))))?;
+        .ok_or_else(|| (start, false, format!("expected '*<count>', found {}", preview(&line))))?;
     let mut args = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
         let complete = read_line(r, &mut line, offset, b'$').map_err(|e| (start, false, e))?;
@@ -439,7 +469,7 @@ fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Byt
             .strip_prefix(b"$")
             .and_then(|n| std::str::from_utf8(n).ok())
             .and_then(|n| n.parse::<usize>().ok())
-            .ok_or((start, false, format!("expected '$<length>', found {:?}", String::from_utf8_lossy(&line))))?;
+            .ok_or_else(|| (start, false, format!("expected '$<length>', found {}", preview(&line))))?;
         let mut arg = Vec::new();
         let got = r.take(len as u64 + 2).read_to_end(&mut arg).map_err(|e| (start, false, e.to_string()))?;
         *offset += got as u64;

@@ -201,11 +201,26 @@ fn import_refuses_what_is_no_aof_and_reads_bare_line_feeds() {
     let target = scratch.path().join("d1");
     let out = staykv(&["import", &gz.to_string_lossy(), "--dir", &target.to_string_lossy()]);
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && text.contains("not an AOF command"), "{text}");
-    assert_eq!(text.matches("not an AOF command").count(), 1, "{text}");
+    assert!(!out.status.success() && text.contains("is neither an RDB file"), "{text}");
+    assert!(text.contains(r#"starts with "\x1f\x8b\x08"#), "{text}");
+    assert_eq!(text.matches("neither an RDB file").count(), 1, "{text}");
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(!printed.contains("not an AOF command") && !printed.contains('\x1b'), "{printed}");
+    assert!(!printed.contains("neither an RDB file") && !printed.contains('\x1b'), "{printed}");
     assert!(!target.exists(), "a failed import left {target:?}");
+
+    // A backup cut to nothing is no empty dataset; a line of garbage is shown short.
+    let empty = scratch.path().join("empty.rdb");
+    std::fs::write(&empty, b"").unwrap();
+    let out = staykv(&["import", &empty.to_string_lossy(), "--dir", &target.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("is empty (0 bytes)"), "{text}");
+    assert!(!target.exists(), "a failed import left {target:?}");
+    let bad_line = scratch.path().join("bad.aof");
+    std::fs::write(&bad_line, [b"*1\r\n", &[0xffu8; 3000][..], b"\r\n"].concat()).unwrap();
+    let out = staykv(&["import", &bad_line.to_string_lossy(), "--dir", &target.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("expected '$<length>'"), "{text}");
+    assert!(text.len() < 400, "{} bytes of error: {text}", text.len());
 
     let aof = scratch.path().join("appendonly.aof");
     std::fs::write(&aof, b"*3\n$3\r\nSET\r\n$1\nk\r\n$1\r\nv\r\n*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$2\r\nv2\r\n").unwrap();
