@@ -121,8 +121,8 @@ pub enum Command {
     },
     /// Write an RDB file that redis-server 7.0 loads.
     Export {
-        /// The RDB file to write (outside the data directory); redis-server loads it as
-        /// its dump.rdb.
+        /// The RDB file to write (outside the data directory), or `-` for standard output;
+        /// redis-server loads it as its dump.rdb.
         #[arg(long)]
         rdb: PathBuf,
         /// The data directory to read (a running server's is read as it stands).

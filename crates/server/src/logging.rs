@@ -1,5 +1,6 @@
-//! The log: stdout, its level set at start (`--loglevel`) and changed while running
-//! (`CONFIG SET loglevel`, with Redis's level names).
+//! The log: the server's on stdout, the tools' on stderr (their stdout is their report, or
+//! the exported file itself); its level set at start (`--loglevel`) and changed while
+//! running (`CONFIG SET loglevel`, with Redis's level names).
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -18,7 +19,14 @@ static LEVEL: OnceLock<(reload::Handle<EnvFilter, Registry>, Mutex<&'static str>
 const REDIS_LEVELS: [(&str, &str); 4] =
     [("debug", "debug"), ("verbose", "info"), ("notice", "info"), ("warning", "warn")];
 
-pub fn init(level: LogLevel) {
+/// Where the log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+pub fn init(level: LogLevel, stream: LogStream) {
     // Redis has no level for errors alone: its nearest is `warning`.
     let redis_name = match level {
         LogLevel::Error | LogLevel::Warn => "warning",
@@ -27,8 +35,11 @@ pub fn init(level: LogLevel) {
     };
     let (filter, handle) = reload::Layer::new(EnvFilter::new(level.name()));
     // Colour only for a person: escape codes would litter a log file or a journal.
-    let ansi = std::io::stdout().is_terminal();
-    let lines = tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi);
+    let lines = tracing_subscriber::fmt::layer().with_target(false);
+    let lines = match stream {
+        LogStream::Stdout => lines.with_ansi(std::io::stdout().is_terminal()).boxed(),
+        LogStream::Stderr => lines.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).boxed(),
+    };
     tracing_subscriber::registry().with(filter).with(lines).init();
     let _ = LEVEL.set((handle, Mutex::new(redis_name)));
 }

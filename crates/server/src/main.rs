@@ -37,7 +37,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(cli.server.loglevel);
+    let log_stream = if cli.command.is_some() { logging::LogStream::Stderr } else { logging::LogStream::Stdout };
+    logging::init(cli.server.loglevel, log_stream);
     let result = match cli.command {
         None => run_server(cli.server),
         Some(Command::Check { dir, fix, yes, replay }) => tools::check(&dir, fix, yes, replay),

@@ -10,14 +10,14 @@
 //! it read it; a compaction finishing during the read makes it fail, and it can be re-run).
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use staykv_engine::exec::NoJournal;
 use staykv_engine::host::NoHost;
 use staykv_engine::{decode_batch, Engine, EngineOptions, ReplayFailure};
-use staykv_rdb::{RdbItem, RdbReader};
+use staykv_rdb::{RdbItem, RdbReader, RdbWriter};
 use staykv_storage::{BoxError, CheckReport, DamageKind, Progress, RealFs, Replay, SnapshotRef};
 
 use crate::config::OnReplayError;
@@ -407,19 +407,63 @@ fn lands_inside(file: &Path, dir: &Path) -> bool {
     }
 }
 
+/// Where `staykv export` writes.
+#[derive(Debug, PartialEq, Eq)]
+enum ExportTarget {
+    /// `--rdb -`: streamed to standard output (a pipe to `gzip` or `ssh`).
+    Stdout,
+    /// A regular file, written beside itself and renamed over: a reader never sees half a file.
+    File(PathBuf),
+}
+
+/// Checks `--rdb` before the data directory is read, which can take a while: a symlink is
+/// written through (the file it names is replaced, not the link), and a directory, a device
+/// or a pipe is refused, since a rename over it would replace it rather than write into it.
+fn export_target(rdb: &Path) -> Result<ExportTarget, String> {
+    if rdb == Path::new("-") {
+        return Ok(ExportTarget::Stdout);
+    }
+    let path = match std::fs::symlink_metadata(rdb) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            rdb.canonicalize().map_err(|e| format!("{} is a symlink to nothing usable: {e}", rdb.display()))?
+        }
+        _ => rdb.to_path_buf(),
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) if !meta.is_file() => Err(format!(
+            "{} is not a regular file: the export writes a new file and renames it over the old one; to write to a \
+             pipe or a device, use --rdb - and redirect standard output",
+            path.display()
+        )),
+        Ok(_) => Ok(ExportTarget::File(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if parent.is_dir() {
+                Ok(ExportTarget::File(path))
+            } else {
+                Err(format!("cannot write {}: no directory {}", path.display(), parent.display()))
+            }
+        }
+        Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+    }
+}
+
 /// `staykv export --rdb FILE [--dir D]`: recover the directory read-only into memory and
-/// write it as one RDB file (atomically: `FILE.tmp`, fsync, rename).
+/// write it as one RDB file (atomically: `FILE.tmp`, fsync, rename), or to standard output.
 pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<(), String> {
     if !dir.is_dir() || !dir_has_files(dir)? {
         return Err(format!("no data directory at {}", dir.display()));
     }
-    if lands_inside(rdb, dir) {
-        return Err(format!(
-            "{} is inside the data directory {}: the export would write among the files it reads (a snapshot or \
-             log segment of that name would be replaced); write it elsewhere",
-            rdb.display(),
-            dir.display()
-        ));
+    let target = export_target(rdb)?;
+    if let ExportTarget::File(file) = &target {
+        if lands_inside(file, dir) {
+            return Err(format!(
+                "{} is inside the data directory {}: the export would write among the files it reads (a snapshot \
+                 or log segment of that name would be replaced); write it elsewhere",
+                file.display(),
+                dir.display()
+            ));
+        }
     }
     let (locked, lock) = try_lock_existing(dir)?;
     if !locked {
@@ -442,25 +486,75 @@ pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<
     engine.active_expire(crate::clock::now_ms(), usize::MAX, &NoJournal, &NoHost);
     let total: u64 = engine.db_sizes().iter().map(|(keys, _)| *keys as u64).sum();
     let mut meter = Meter::new("exporting", Some(total), "keys");
-    let (bytes, counts) = snapshot::write_rdb_atomically(rdb, |writer| {
-        snapshot::write_engine(&engine, writer, |n| {
-            if n.is_multiple_of(1024) {
-                meter.set(n);
-            }
-        })
-        .map_err(|e| format!("cannot write {}: {e}", rdb.display()))
-    })?;
+    let (bytes, counts, shown) = match &target {
+        ExportTarget::File(file) => {
+            let written = snapshot::write_rdb_atomically(file, |writer| {
+                write_metered(&engine, writer, &mut meter).map_err(|e| format!("cannot write {}: {e}", file.display()))
+            })?;
+            (written.0, written.1, file.display().to_string())
+        }
+        ExportTarget::Stdout => {
+            let io_err = |e: std::io::Error| format!("cannot write to standard output: {e}");
+            let mut writer = RdbWriter::new(Counted::new(std::io::stdout().lock())).map_err(io_err)?;
+            let counts = write_metered(&engine, &mut writer, &mut meter).map_err(io_err)?;
+            let mut out = writer.finish().map_err(io_err)?;
+            out.flush().map_err(io_err)?;
+            (out.bytes, counts, "standard output".to_string())
+        }
+    };
     meter.set(counts.keys);
     meter.finish();
-    println!(
-        "exported {} keys ({} with a TTL) from {} to {} ({bytes} bytes, RDB version 10) in {:.2} s",
+    // On standard error when standard output carries the file.
+    let summary = format!(
+        "exported {} keys ({} with a TTL) from {} to {shown} ({bytes} bytes, RDB version 10) in {:.2} s",
         counts.keys,
         counts.expires,
         dir.display(),
-        rdb.display(),
         started.elapsed().as_secs_f64()
     );
+    match target {
+        ExportTarget::Stdout => eprintln!("{summary}"),
+        ExportTarget::File(_) => println!("{summary}"),
+    }
     Ok(())
+}
+
+/// The engine's functions and keys, the meter moved every 1,024 keys.
+fn write_metered<W: Write>(
+    engine: &Engine,
+    writer: &mut RdbWriter<W>,
+    meter: &mut Meter,
+) -> std::io::Result<snapshot::KeyCounts> {
+    snapshot::write_engine(engine, writer, |n| {
+        if n.is_multiple_of(1024) {
+            meter.set(n);
+        }
+    })
+}
+
+/// A writer that counts the bytes it passes on, buffered: the export's byte count when it
+/// streams to standard output, which has no file to measure.
+struct Counted<W: Write> {
+    inner: std::io::BufWriter<W>,
+    bytes: u64,
+}
+
+impl<W: Write> Counted<W> {
+    fn new(inner: W) -> Counted<W> {
+        Counted { inner: std::io::BufWriter::with_capacity(1 << 20, inner), bytes: 0 }
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]

@@ -190,6 +190,50 @@ fn export_refuses_to_write_into_the_data_directory() {
     assert_eq!(call_str(&mut server.connect(), &["LLEN", "l"]), Val::Int(2));
 }
 
+/// `--rdb -` streams the file to standard output (the summary goes to stderr), a symlink is
+/// written through rather than replaced, and a target that is no regular file (a rename
+/// would replace a device or a directory), or whose directory is missing, is refused.
+#[test]
+fn export_streams_to_stdout_writes_through_symlinks_and_refuses_other_targets() {
+    let mut server = Server::staykv();
+    call_str(&mut server.connect(), &["RPUSH", "l", "a", "b"]);
+    server.kill();
+    let dir = server.dir().to_string_lossy().to_string();
+    let scratch = tempfile::tempdir().unwrap();
+
+    let out = staykv(&["export", "--rdb", "-", "--dir", &dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stdout.starts_with(b"REDIS0010"),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout[..40.min(out.stdout.len())])
+    );
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("exported 1 keys") && summary.contains("to standard output"), "{summary}");
+    assert!(summary.contains(&format!("({} bytes", out.stdout.len())), "{summary}");
+    let piped = scratch.path().join("piped.rdb");
+    std::fs::write(&piped, &out.stdout).unwrap();
+    let mut again = empty_staykv();
+    import(&piped.to_string_lossy(), &again.dir());
+    again.restart();
+    assert_eq!(call_str(&mut again.connect(), &["LRANGE", "l", "0", "-1"]).items().len(), 2);
+
+    let real = scratch.path().join("backup-1.rdb");
+    let link = scratch.path().join("latest.rdb");
+    std::fs::write(&real, b"old").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    staykv_ok(&["export", "--rdb", &link.to_string_lossy(), "--dir", &dir]);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert!(std::fs::read(&real).unwrap().starts_with(b"REDIS0010"));
+
+    let missing = scratch.path().join("no-such-dir").join("x.rdb");
+    for (target, expected) in [(scratch.path().to_path_buf(), "is not a regular file"), (missing, "no directory")] {
+        let out = staykv(&["export", "--rdb", &target.to_string_lossy(), "--dir", &dir]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && text.contains(expected), "{target:?}: {text}");
+    }
+}
+
 /// A file that is no AOF and no RDB (compressed, say) is refused, not imported as an AOF
 /// cut off at its first line, with one line on stderr and no data directory left behind; a
 /// command line ending in a bare LF reads as Redis reads it.
