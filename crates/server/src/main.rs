@@ -30,7 +30,13 @@ use config::Command;
 static ALLOCATOR: memory::CountingAllocator = memory::CountingAllocator;
 
 fn main() -> ExitCode {
-    let (cli, _) = match config::parse() {
+    // A usage error (a flag, the config file, or options that do not go together) exits 2,
+    // as clap's own do; a failure while running exits 1.
+    let parsed = config::parse().and_then(|(cli, file)| match cli.command {
+        None => cli.server.validate().map(|()| (cli, file)),
+        Some(_) => Ok((cli, file)),
+    });
+    let (cli, _) = match parsed {
         Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("staykv: {message}");
@@ -55,9 +61,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the server on a validated `config` (before the runtime is built: its builder panics
+/// on zero threads).
 fn run_server(mut config: config::Config) -> Result<(), String> {
-    // Before the runtime is built: its builder panics on zero threads.
-    config.validate()?;
     memory::disable_transparent_huge_pages();
     config.maxclients = limits::fit_open_files_limit(config.maxclients)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();

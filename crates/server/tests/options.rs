@@ -84,6 +84,10 @@ fn sizes_take_units_everywhere_and_maxclients_must_allow_one() {
     let nowhere = staykv(&["--port", "0", "--http-port", "0", "--dir", &dir.to_string_lossy()]);
     let stderr = String::from_utf8_lossy(&nowhere.stderr);
     assert!(!nowhere.status.success() && stderr.contains("would listen nowhere"), "{stderr}");
+    // Usage errors all exit as clap's do.
+    for refused in [&bad_size, &no_clients, &keepalive, &nowhere] {
+        assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+    }
     assert!(!dir.exists(), "a refused start created the data directory");
 }
 
