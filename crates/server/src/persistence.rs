@@ -32,7 +32,7 @@ use staykv_storage::{
 use crate::config::{FsyncPolicy, OnReplayError};
 use crate::durable_wait::DurableWaiters;
 use crate::host::blocking;
-use crate::snapshot::{self, EngineReplay};
+use crate::snapshot::{self, EngineReplay, LoadProgress};
 
 pub(crate) const MISCONF: &str = "MISCONF StayKV cannot write its log to disk, so commands that change data are refused until it can. Reads keep working; check the server log for the disk error (disk full?).";
 
@@ -157,6 +157,9 @@ pub struct Persistence {
     databases: AtomicU64,
     durable: DurableWaiters,
     loading: AtomicBool,
+    /// When the start-up load began (Unix seconds) and how far it has come.
+    load_started_unix: AtomicU64,
+    load_progress: LoadProgress,
     /// The server is stopping: no compaction starts ([`Persistence::close`]).
     closing: AtomicBool,
     writes_since_save: AtomicU64,
@@ -282,6 +285,8 @@ impl Persistence {
             databases: AtomicU64::new(16),
             durable: DurableWaiters::default(),
             loading: AtomicBool::new(true),
+            load_started_unix: AtomicU64::new(0),
+            load_progress: LoadProgress::default(),
             closing: AtomicBool::new(false),
             writes_since_save: AtomicU64::new(0),
             last_save_unix: AtomicU64::new(0),
@@ -342,7 +347,10 @@ impl Persistence {
             }),
             ..LogOptions::default()
         };
+        self.load_started_unix.store(crate::clock::unix_secs(), Ordering::Relaxed);
+        self.load_progress.expect_log(segment_sizes(dir, None).iter().map(|(_, len)| len).sum());
         let mut replay = EngineReplay::new(dir, engine, on_replay_error);
+        replay.load_progress = Some(&self.load_progress);
         let (log, recovery) = Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| match e {
             StorageError::Replay { .. } => format!(
                 "{e}. StayKV will not serve data that may differ from what it acknowledged; to start \
@@ -777,8 +785,13 @@ impl Persistence {
         let log = self.log.get();
         // Copied out, so that the log is read without the save state's lock held.
         let save = self.save.lock().clone();
+        let loading = self.is_loading();
         PersistenceFigures {
-            loading: self.is_loading(),
+            loading,
+            load: loading.then(|| {
+                let (loaded_bytes, total_bytes) = self.load_progress.bytes();
+                LoadFigures { started_unix: self.load_started_unix.load(Ordering::Relaxed), loaded_bytes, total_bytes }
+            }),
             changes_since_save: self.writes_since_save.load(Ordering::Relaxed),
             last_save_unix: self.last_save_unix.load(Ordering::Relaxed),
             compacting: save.running.is_some(),
@@ -809,8 +822,9 @@ impl Persistence {
         let mut out = String::new();
         let _ = write!(
             out,
-            "loading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{}\r\n",
+            "loading:{}\r\nasync_loading:0\r\n{}rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{}\r\n",
             u8::from(f.loading),
+            f.load.map(|load| load.info(crate::clock::unix_secs())).unwrap_or_default(),
             f.changes_since_save,
             f.last_save_unix,
             u8::from(f.rewrite_scheduled),
@@ -833,6 +847,8 @@ impl Persistence {
 #[derive(Debug, Clone)]
 pub struct PersistenceFigures {
     pub loading: bool,
+    /// How far the load has come, while loading.
+    pub load: Option<LoadFigures>,
     /// Writes since the last snapshot (`rdb_changes_since_last_save`).
     pub changes_since_save: u64,
     /// Unix time of the last successful snapshot, or of the start.
@@ -858,6 +874,35 @@ pub struct PersistenceFigures {
     pub last_seq: u64,
     pub durable_seq: u64,
     pub synced_seq: u64,
+}
+
+/// The start-up load's progress, as Redis's `loading_*` fields report it.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadFigures {
+    /// Unix seconds (0 before the load has begun).
+    pub started_unix: u64,
+    pub loaded_bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl LoadFigures {
+    /// Redis's `loading_*` lines: the percentage read and a time left at the rate so far
+    /// (1 s while under a second has passed, as Redis guesses it).
+    fn info(&self, now_unix: u64) -> String {
+        let percent =
+            if self.total_bytes == 0 { 0.0 } else { self.loaded_bytes as f64 * 100.0 / self.total_bytes as f64 };
+        let remaining = self.total_bytes.saturating_sub(self.loaded_bytes);
+        let eta = match now_unix.saturating_sub(self.started_unix.max(1)) {
+            0 => 1,
+            elapsed => u64::try_from(u128::from(elapsed) * u128::from(remaining) / u128::from(self.loaded_bytes + 1))
+                .unwrap_or(u64::MAX),
+        };
+        format!(
+            "loading_start_time:{}\r\nloading_total_bytes:{}\r\nloading_rdb_used_mem:0\r\nloading_loaded_bytes:{}\r\n\
+             loading_loaded_perc:{percent:.2}\r\nloading_eta_seconds:{eta}\r\n",
+            self.started_unix, self.total_bytes, self.loaded_bytes
+        )
+    }
 }
 
 impl PersistenceFigures {

@@ -35,6 +35,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -1024,12 +1025,49 @@ fn load_located(engine: &Engine, path: &Path, locations: &[Location]) -> Result<
     Ok(())
 }
 
+/// How far a server's start-up load has come, for INFO's `loading_*` fields: bytes of the
+/// snapshot and of the log read so far, against their sizes.
+#[derive(Debug, Default)]
+pub struct LoadProgress {
+    snapshot_done: AtomicU64,
+    snapshot_total: AtomicU64,
+    log_done: AtomicU64,
+    log_total: AtomicU64,
+}
+
+impl LoadProgress {
+    /// The log's size before it is read (the reader then reports its own).
+    pub fn expect_log(&self, bytes: u64) {
+        self.log_total.store(bytes, Ordering::Relaxed);
+    }
+
+    fn snapshot_read(&self, done: u64, total: u64) {
+        self.snapshot_done.store(done, Ordering::Relaxed);
+        self.snapshot_total.store(total, Ordering::Relaxed);
+    }
+
+    fn log_read(&self, progress: &Progress) {
+        self.log_done.store(progress.bytes_done, Ordering::Relaxed);
+        self.log_total.store(progress.bytes_total, Ordering::Relaxed);
+    }
+
+    /// Bytes read so far and bytes to read in all.
+    pub fn bytes(&self) -> (u64, u64) {
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let done = load(&self.snapshot_done) + load(&self.log_done);
+        let total = load(&self.snapshot_total) + load(&self.log_total);
+        (done, total.max(done))
+    }
+}
+
 /// Feeds a data directory (snapshot, then log batches) into an engine: server start and
 /// `staykv export`. Logs progress lines about every second.
 #[derive(Debug)]
 pub struct EngineReplay<'a> {
     pub dir: &'a Path,
     pub engine: &'a Engine,
+    /// The server's start-up load reports here; the tools' reads do not.
+    pub load_progress: Option<&'a LoadProgress>,
     on_error: OnReplayError,
     started: Instant,
     last_report: Instant,
@@ -1045,6 +1083,7 @@ impl<'a> EngineReplay<'a> {
         EngineReplay {
             dir,
             engine,
+            load_progress: None,
             on_error,
             started: now,
             last_report: now,
@@ -1074,11 +1113,15 @@ impl Replay for EngineReplay<'_> {
         let path = self.dir.join(&snapshot.file);
         let started = Instant::now();
         let mut last = Instant::now();
+        let load_progress = self.load_progress;
         let counts = load_rdb_file(
             self.engine,
             &path,
             |_| true,
             |done, total, keys| {
+                if let Some(load) = load_progress {
+                    load.snapshot_read(done, total);
+                }
                 if last.elapsed() >= Duration::from_secs(1) {
                     last = Instant::now();
                     let pct = if total == 0 { 100.0 } else { done as f64 * 100.0 / total as f64 };
@@ -1113,6 +1156,9 @@ impl Replay for EngineReplay<'_> {
     }
 
     fn progress(&mut self, progress: &Progress) {
+        if let Some(load) = self.load_progress {
+            load.log_read(progress);
+        }
         if self.last_report.elapsed() >= Duration::from_secs(1) {
             self.last_report = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);

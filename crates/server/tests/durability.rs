@@ -96,12 +96,30 @@ fn sigterm_during_the_load_stops_at_once() {
         .stderr(log)
         .spawn()
         .unwrap();
+    let mut info = String::new();
     let loading = wait_until(Duration::from_secs(20), || {
         let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
         let mut conn = RawConn::from_stream(stream);
-        conn.try_cmd(&["PING"]).is_ok_and(|reply| reply.starts_with(b"-LOADING"))
+        if !conn.try_cmd(&["PING"]).is_ok_and(|reply| reply.starts_with(b"-LOADING")) {
+            return false;
+        }
+        info = conn
+            .try_cmd(&["INFO", "persistence"])
+            .map(|r| String::from_utf8_lossy(&r).into_owned())
+            .unwrap_or_default();
+        true
     });
     assert!(loading, "never saw -LOADING: {}", std::fs::read_to_string(&log_path).unwrap());
+    // INFO answers while loading, with Redis's progress fields (the log is 60 MB or more).
+    let field = |name: &str| -> f64 {
+        let line = info.lines().find_map(|l| l.strip_prefix(&format!("{name}:")));
+        line.unwrap_or_else(|| panic!("no {name} in {info}")).trim().parse().unwrap()
+    };
+    assert_eq!(field("loading"), 1.0, "{info}");
+    assert!(field("loading_total_bytes") > 60e6, "{info}");
+    assert!(field("loading_loaded_bytes") <= field("loading_total_bytes"), "{info}");
+    assert!((0.0..=100.0).contains(&field("loading_loaded_perc")), "{info}");
+    assert!(field("loading_start_time") > 1.7e9 && field("loading_eta_seconds") >= 0.0, "{info}");
     signal(child.id(), "TERM");
     let status = child.wait().unwrap();
     let printed = std::fs::read_to_string(&log_path).unwrap();
