@@ -112,8 +112,8 @@ pub enum Command {
     },
     /// Import a Redis dump.rdb, a Redis 7 appendonlydir, or a live redis://host:port.
     Import {
-        /// A dump.rdb file, a Redis 7 appendonlydir (or one AOF file), or a live server as
-        /// `redis://[user:password@]host:port`.
+        /// A dump.rdb file, a Redis 7 appendonlydir (or its *.manifest), an appendonly.aof
+        /// of Redis before 7, or a live server as `redis://[user:password@]host:port`.
         source: String,
         /// The data directory to create (it must hold no data); start the server on it after.
         #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]

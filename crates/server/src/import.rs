@@ -39,8 +39,7 @@ struct Report {
     /// `(db, key, type)` of keys not imported because StayKV cannot hold their type.
     unsupported: Vec<(u32, Vec<u8>, String)>,
     expired: u64,
-    /// Function libraries loaded from RDB files, and why others were not.
-    functions: u64,
+    /// Why function libraries were not loaded.
     function_errors: Vec<String>,
     /// Commands of AOF files that failed, by error text (first few kept).
     command_errors: BTreeMap<String, u64>,
@@ -79,8 +78,11 @@ fn import_into(source: &str, dir: &Path) -> Result<(), String> {
         let path = PathBuf::from(source);
         if path.is_dir() {
             import_aof_dir(&path, &engine, &mut report)?;
+        } else if path.extension().is_some_and(|x| x == "manifest") && path.is_file() {
+            import_aof_manifest(&path, &engine, &mut report)?;
         } else if path.is_file() {
             refuse_empty(&path)?;
+            refuse_part_of_multi_part_aof(&path)?;
             import_file(&path, Tail::MayBeCut, &engine, &mut report)?;
         } else {
             return Err(format!(
@@ -198,8 +200,11 @@ fn print_report(source: &str, dir: &Path, engine: &Engine, report: &Report, writ
     if report.expired > 0 {
         println!("skipped {} keys that had already expired", report.expired);
     }
-    if report.functions > 0 {
-        println!("function libraries imported: {}", report.functions);
+    // Counted in the engine: libraries come from an RDB's aux fields, a live server's list,
+    // or an AOF's FUNCTION LOAD commands, and a later FUNCTION DELETE removes one.
+    let libraries = engine.scripting.library_codes().len();
+    if libraries > 0 {
+        println!("function libraries imported: {libraries}");
     }
     for error in &report.function_errors {
         println!("NOT imported: a function library: {error}");
@@ -233,10 +238,10 @@ fn import_file(path: &Path, tail: Tail, engine: &Engine, report: &mut Report) ->
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let head = reader.fill_buf().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let starts_with_rdb = head.starts_with(b"REDIS");
-    if !starts_with_rdb && !head.is_empty() && !head.starts_with(b"*") {
+    if !starts_with_rdb && !head.is_empty() && !head.starts_with(b"*") && !head.starts_with(b"#") {
         return Err(format!(
-            "{} is neither an RDB file (which starts with \"REDIS\") nor an AOF (which starts with a '*' command); \
-             it starts with {}",
+            "{} is neither an RDB file (which starts with \"REDIS\") nor an AOF (which starts with a '*' command \
+             or a '#' annotation); it starts with {}",
             path.display(),
             preview(head)
         ));
@@ -287,10 +292,11 @@ fn import_rdb<R: BufRead>(
             RdbItem::Unsupported { db, key, type_id } => {
                 report.unsupported_key(db, key, snapshot::rdb_type_name(type_id))
             }
-            RdbItem::Aux { key, value } if key == b"function" => match snapshot::load_function(engine, &value) {
-                Ok(()) => report.functions += 1,
-                Err(error) => report.function_errors.push(error),
-            },
+            RdbItem::Aux { key, value } if key == b"function" => {
+                if let Err(error) = snapshot::load_function(engine, &value) {
+                    report.function_errors.push(error);
+                }
+            }
             RdbItem::Aux { .. } => {}
         }
     }
@@ -388,25 +394,55 @@ fn parse_aof_manifest(text: &str) -> Result<Vec<AofFile>, String> {
     Ok(files)
 }
 
-fn import_aof_dir(dir: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
-    let manifests: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+/// The AOF manifests (`*.manifest`) in `dir`.
+fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    Ok(std::fs::read_dir(dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "manifest"))
-        .collect();
+        .collect())
+}
+
+/// One file of a Redis 7 appendonlydir is one part of the data (the base, or the writes
+/// after it): imported alone, it would give a partial dataset with a success.
+fn refuse_part_of_multi_part_aof(path: &Path) -> Result<(), String> {
+    let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) else { return Ok(()) };
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else { return Ok(()) };
+    for manifest in manifests_in(dir).unwrap_or_default() {
+        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+        if parse_aof_manifest(&text).is_ok_and(|files| files.iter().any(|f| f.name == name)) {
+            return Err(format!(
+                "{} is one part of the AOF that {} lists: import the whole directory {} (or the manifest)",
+                path.display(),
+                manifest.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn import_aof_dir(dir: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
+    let manifests = manifests_in(dir)?;
     let manifest = match &manifests[..] {
         [one] => one,
         [] => return Err(format!("{} has no AOF manifest (*.manifest): not a Redis 7 appendonlydir", dir.display())),
         _ => {
             return Err(format!(
-                "{} holds {} AOF manifests: which one Redis loads depends on its appendfilename; import that \
-                 one's files from a directory of their own",
+                "{} holds {} AOF manifests: which one Redis loads depends on its appendfilename; name that \
+                 manifest instead of the directory",
                 dir.display(),
                 manifests.len()
             ))
         }
     };
+    import_aof_manifest(manifest, engine, report)
+}
+
+/// The files a Redis 7 AOF manifest lists, base first, then the incremental ones in order.
+fn import_aof_manifest(manifest: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
+    let dir = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let text = std::fs::read_to_string(manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let files = parse_aof_manifest(&text)?;
     let base: Vec<&AofFile> = files.iter().filter(|f| f.kind == 'b').collect();
@@ -447,7 +483,14 @@ fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Option<Vec<Byt
             Some(_) => Err(format!("not an AOF command: {}", preview(line))),
         }
     };
-    let complete = read_line(r, &mut line, offset, b'*').map_err(|e| (start, false, e))?;
+    let mut start = start;
+    let mut complete = read_line(r, &mut line, offset, b'*').map_err(|e| (start, false, e))?;
+    // Annotations (`#TS:<unix time>` before commands, written under `aof-timestamp-enabled`)
+    // are skipped, as Redis's loader skips every line starting with `#`.
+    while complete && line.first() == Some(&b'#') {
+        start = *offset;
+        complete = read_line(r, &mut line, offset, b'*').map_err(|e| (start, false, e))?;
+    }
     if line.is_empty() && !complete {
         return Ok(None);
     }
@@ -828,9 +871,8 @@ fn import_live_functions(conn: &mut RespClient, engine: &Engine, report: &mut Re
             _ => None,
         });
         let Some(code) = code else { continue };
-        match snapshot::load_function(engine, code) {
-            Ok(()) => report.functions += 1,
-            Err(error) => report.function_errors.push(error),
+        if let Err(error) = snapshot::load_function(engine, code) {
+            report.function_errors.push(error);
         }
     }
     Ok(())
@@ -891,7 +933,7 @@ mod tests {
 
     /// Two manifests: which one Redis loads is its configuration's, so neither is guessed.
     #[test]
-    fn a_directory_with_two_manifests_is_refused() {
+    fn a_directory_with_two_manifests_is_refused_but_a_named_manifest_imports() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["a", "b"] {
             std::fs::write(
@@ -903,6 +945,13 @@ mod tests {
         }
         let refused = import_aof_dir(dir.path(), &tool_engine(), &mut Report::default()).unwrap_err();
         assert!(refused.contains("holds 2 AOF manifests"), "{refused}");
+        // Named, a manifest is imported; one part of an AOF alone is refused.
+        let mut report = Report::default();
+        import_aof_manifest(&dir.path().join("b.aof.manifest"), &tool_engine(), &mut report).unwrap();
+        assert_eq!(report.commands, 1);
+        let part = refuse_part_of_multi_part_aof(&dir.path().join("a.incr.aof")).unwrap_err();
+        assert!(part.contains("one part of the AOF that") && part.contains("a.aof.manifest"), "{part}");
+        assert!(refuse_part_of_multi_part_aof(&dir.path().join("other.aof")).is_ok());
     }
 
     /// A cut-off command is forgiven at the end of an AOF's last file only, as Redis does.
@@ -945,6 +994,10 @@ mod tests {
         assert!(matches!(read_command(&mut bad, &mut 0), Err((_, false, _))));
         let mut empty = &b""[..];
         assert!(read_command(&mut empty, &mut 0).unwrap().is_none());
+        // `aof-timestamp-enabled` annotations are skipped, at the end too.
+        let mut stamped = &b"#TS:1796534667\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n#TS:1796534668\r\n"[..];
+        assert_eq!(read_command(&mut stamped, &mut 0).unwrap().unwrap()[0], Bytes::from("GET"));
+        assert!(read_command(&mut stamped, &mut 0).unwrap().is_none());
         // A line with a bare LF is read as Redis reads it, not taken for a cut.
         let mut lf = &b"*2\n$3\r\nGET\r\n$1\nk\r\n"[..];
         assert_eq!(read_command(&mut lf, &mut 0).unwrap().unwrap()[1], Bytes::from("k"));
