@@ -31,7 +31,7 @@ use staykv_storage::{snapshot_file_name, Log, LogOptions, NoReplay, RealFs};
 
 use crate::persistence::lock_dir;
 use crate::snapshot::{self, load_entry, value_from_rdb};
-use crate::tools::{dir_has_files, tool_engine, Meter};
+use crate::tools::{dir_has_files, tool_engine, Meter, BYTES};
 
 /// What an import found.
 #[derive(Debug, Default)]
@@ -269,7 +269,7 @@ fn import_rdb<R: BufRead>(
 ) -> Result<R, String> {
     let what = |e: RdbError| format!("{}: {e}", path.display());
     let mut reader = RdbReader::new(input).map_err(what)?;
-    let mut meter = Meter::new(&format!("reading {}", path.display()), total, "bytes");
+    let mut meter = Meter::new(&format!("reading {}", path.display()), total, BYTES);
     let now = crate::clock::now_ms();
     let mut n = 0u64;
     while let Some(item) = reader.next_item().map_err(what)? {
@@ -553,7 +553,7 @@ fn replay_aof(
     report: &mut Report,
 ) -> Result<(), String> {
     let total = std::fs::metadata(path).map(|m| m.len()).ok();
-    let mut meter = Meter::new(&format!("replaying {}", path.display()), total, "bytes");
+    let mut meter = Meter::new(&format!("replaying {}", path.display()), total, BYTES);
     let mut client = Client::new(0, true);
     let mut offset = 0u64;
     let now = crate::clock::now_ms();

@@ -258,6 +258,15 @@ fn segment_sizes(dir: &Path, log: Option<&Log>) -> Vec<(u64, u64)> {
     out
 }
 
+/// What a load of `dir` reads, as [`LoadProgress`] expects it before the read: the snapshot
+/// the manifest names and the log segments.
+pub fn expect_load(dir: &Path, progress: &LoadProgress) {
+    let snapshot = read_manifest(&RealFs::new(), dir).ok().flatten().and_then(|m| m.snapshot);
+    let snapshot_bytes = snapshot.and_then(|s| std::fs::metadata(dir.join(&s.file)).ok()).map_or(0, |m| m.len());
+    let log_bytes = segment_sizes(dir, None).iter().map(|(_, len)| len).sum();
+    progress.expect(snapshot_bytes, log_bytes);
+}
+
 /// `nice` of a background snapshot thread: under CPU contention the scheduler gives it about a
 /// tenth of the share of a client-serving thread (weights 110 vs 1024), so compaction stretches
 /// out instead of pushing up command latency, yet still progresses under a saturating load (a
@@ -348,7 +357,7 @@ impl Persistence {
             ..LogOptions::default()
         };
         self.load_started_unix.store(crate::clock::unix_secs(), Ordering::Relaxed);
-        self.load_progress.expect_log(segment_sizes(dir, None).iter().map(|(_, len)| len).sum());
+        expect_load(dir, &self.load_progress);
         let mut replay = EngineReplay::new(dir, engine, on_replay_error);
         replay.load_progress = Some(&self.load_progress);
         let (log, recovery) = Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| match e {

@@ -1036,9 +1036,11 @@ pub struct LoadProgress {
 }
 
 impl LoadProgress {
-    /// The log's size before it is read (the reader then reports its own).
-    pub fn expect_log(&self, bytes: u64) {
-        self.log_total.store(bytes, Ordering::Relaxed);
+    /// The sizes of the snapshot and the log before they are read (the readers then report
+    /// their own).
+    pub fn expect(&self, snapshot_bytes: u64, log_bytes: u64) {
+        self.snapshot_total.store(snapshot_bytes, Ordering::Relaxed);
+        self.log_total.store(log_bytes, Ordering::Relaxed);
     }
 
     fn snapshot_read(&self, done: u64, total: u64) {
@@ -1066,8 +1068,10 @@ impl LoadProgress {
 pub struct EngineReplay<'a> {
     pub dir: &'a Path,
     pub engine: &'a Engine,
-    /// The server's start-up load reports here; the tools' reads do not.
+    /// The server's start-up load and `staykv export` report here.
     pub load_progress: Option<&'a LoadProgress>,
+    /// Progress lines in the log; off where the caller shows progress itself (export's meter).
+    pub logs_progress: bool,
     on_error: OnReplayError,
     started: Instant,
     last_report: Instant,
@@ -1084,6 +1088,7 @@ impl<'a> EngineReplay<'a> {
             dir,
             engine,
             load_progress: None,
+            logs_progress: true,
             on_error,
             started: now,
             last_report: now,
@@ -1113,7 +1118,7 @@ impl Replay for EngineReplay<'_> {
         let path = self.dir.join(&snapshot.file);
         let started = Instant::now();
         let mut last = Instant::now();
-        let load_progress = self.load_progress;
+        let (load_progress, logs_progress) = (self.load_progress, self.logs_progress);
         let counts = load_rdb_file(
             self.engine,
             &path,
@@ -1122,7 +1127,7 @@ impl Replay for EngineReplay<'_> {
                 if let Some(load) = load_progress {
                     load.snapshot_read(done, total);
                 }
-                if last.elapsed() >= Duration::from_secs(1) {
+                if logs_progress && last.elapsed() >= Duration::from_secs(1) {
                     last = Instant::now();
                     let pct = if total == 0 { 100.0 } else { done as f64 * 100.0 / total as f64 };
                     let secs = started.elapsed().as_secs_f64().max(0.001);
@@ -1135,6 +1140,9 @@ impl Replay for EngineReplay<'_> {
             },
         )?;
         self.snapshot_keys = counts.keys;
+        if !self.logs_progress {
+            return Ok(());
+        }
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             "loaded snapshot {} (covers log seq {}): {} keys in {secs:.2} s ({:.0} keys/s)",
@@ -1159,7 +1167,7 @@ impl Replay for EngineReplay<'_> {
         if let Some(load) = self.load_progress {
             load.log_read(progress);
         }
-        if self.last_report.elapsed() >= Duration::from_secs(1) {
+        if self.logs_progress && self.last_report.elapsed() >= Duration::from_secs(1) {
             self.last_report = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
             tracing::info!(

@@ -13,7 +13,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{BinaryBytes, HumanCount, ProgressBar, ProgressState, ProgressStyle};
 use staykv_engine::exec::NoJournal;
 use staykv_engine::host::NoHost;
 use staykv_engine::{decode_batch, Engine, EngineOptions, ReplayFailure};
@@ -22,7 +22,7 @@ use staykv_storage::{BoxError, CheckReport, DamageKind, Progress, RealFs, Replay
 
 use crate::config::OnReplayError;
 use crate::persistence::{lock_dir, LOCK_FILE};
-use crate::snapshot::{self, EngineReplay};
+use crate::snapshot::{self, EngineReplay, LoadProgress};
 
 /// Databases of the engines the tools build (the most `--databases` allows), so that a data
 /// directory written with more than the default 16 still loads.
@@ -32,6 +32,9 @@ const TOOL_DATABASES: usize = 1024;
 pub fn tool_engine() -> Engine {
     Engine::new(EngineOptions { databases: TOOL_DATABASES, shard_bits: 4 })
 }
+
+/// The unit of a meter that counts bytes (shown as KiB, MiB, ...).
+pub const BYTES: &str = "bytes";
 
 /// Progress on stderr: a bar on a terminal, a line every two seconds otherwise.
 #[derive(Debug)]
@@ -52,12 +55,20 @@ impl Meter {
                 Some(n) => ProgressBar::new(n),
                 None => ProgressBar::new_spinner(),
             };
-            let template = match total {
-                Some(_) => "{msg} [{bar:40}] {percent:>3}% {human_pos}/{human_len} ({per_sec}, eta {eta})",
-                None => "{spinner} {msg} {human_pos} ({per_sec})",
+            let template = match (total, unit) {
+                (Some(_), BYTES) => {
+                    "{msg} [{bar:40}] {percent:>3}% {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, eta {eta})"
+                }
+                (Some(_), _) => "{msg} [{bar:40}] {percent:>3}% {human_pos}/{human_len} ({rate}, eta {eta})",
+                (None, BYTES) => "{spinner} {msg} {binary_bytes} ({binary_bytes_per_sec})",
+                (None, _) => "{spinner} {msg} {human_pos} ({rate})",
             };
             if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style.progress_chars("=> "));
+                // A whole number a second: indicatif's own `per_sec` has four decimals.
+                let rate = |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{}/s", HumanCount(state.per_sec() as u64));
+                };
+                bar.set_style(style.with_key("rate", rate).progress_chars("=> "));
             }
             bar.set_message(format!("{label} ({unit})"));
             bar
@@ -93,18 +104,24 @@ impl Meter {
 
     fn line(&self) {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = self.pos as f64 / secs;
+        let rate = (self.pos as f64 / secs) as u64;
+        let (pos, rate) = (self.amount(self.pos), self.amount(rate));
         match self.total {
             Some(total) if total > 0 => eprintln!(
-                "{}: {}/{} {} ({:.1}%), {rate:.0} {}/s",
+                "{}: {pos}/{} ({:.1}%), {rate}/s",
                 self.label,
-                self.pos,
-                total,
-                self.unit,
+                self.amount(total),
                 self.pos as f64 * 100.0 / total as f64,
-                self.unit
             ),
-            _ => eprintln!("{}: {} {}, {rate:.0} {}/s", self.label, self.pos, self.unit, self.unit),
+            _ => eprintln!("{}: {pos}, {rate}/s", self.label),
+        }
+    }
+
+    /// `n` of this meter's unit, for a person: `61.27 MiB`, `1,800,000 keys`.
+    fn amount(&self, n: u64) -> String {
+        match self.unit {
+            BYTES => BinaryBytes(n).to_string(),
+            unit => format!("{} {unit}", HumanCount(n)),
         }
     }
 
@@ -154,7 +171,7 @@ struct BatchCheck<'a> {
 impl Replay for BatchCheck<'_> {
     fn snapshot(&mut self, snapshot: &SnapshotRef) -> Result<(), BoxError> {
         let Some(engine) = &self.engine else { return Ok(()) };
-        let mut meter = Meter::new("loading the snapshot", None, "bytes");
+        let mut meter = Meter::new("loading the snapshot", None, BYTES);
         let path = self.dir.join(&snapshot.file);
         snapshot::load_rdb_file(
             engine,
@@ -217,7 +234,7 @@ fn check_batches(dir: &Path, fs: &RealFs, report: &CheckReport, replay: bool, li
         bad: Vec::new(),
         failed: Vec::new(),
         failed_count: 0,
-        meter: Meter::new(label, Some(total), "bytes"),
+        meter: Meter::new(label, Some(total), BYTES),
     };
     let scanned = scan_log(dir, fs, &mut check, live);
     check.meter.finish();
@@ -369,7 +386,7 @@ fn verify_snapshot(path: &Path) -> Result<(u64, Vec<String>), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let total = file.metadata().map(|m| m.len()).ok();
     let mut reader = RdbReader::new(std::io::BufReader::with_capacity(256 * 1024, file)).map_err(|e| e.to_string())?;
-    let mut meter = Meter::new("checking the snapshot", total, "bytes");
+    let mut meter = Meter::new("checking the snapshot", total, BYTES);
     let mut keys = 0u64;
     let mut unsupported = Vec::new();
     while let Some(item) = reader.next_item().map_err(|e| e.to_string())? {
@@ -474,8 +491,12 @@ pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<
     }
     let started = Instant::now();
     let engine = tool_engine();
+    let load = LoadProgress::default();
     let mut replay = EngineReplay::new(dir, &engine, on_replay_error);
-    let recovery = scan_log(dir, &RealFs::new(), &mut replay, !locked)?;
+    replay.load_progress = Some(&load);
+    replay.logs_progress = false;
+    crate::persistence::expect_load(dir, &load);
+    let recovery = metered("reading", &load, || scan_log(dir, &RealFs::new(), &mut replay, !locked))?;
     drop(lock);
     if let Some(torn) = &recovery.torn_tail {
         eprintln!(
@@ -516,7 +537,37 @@ pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<
         ExportTarget::Stdout => eprintln!("{summary}"),
         ExportTarget::File(_) => println!("{summary}"),
     }
+    let highest_db = engine.db_sizes().iter().rposition(|(keys, _)| *keys > 0);
+    if let Some(db) = highest_db.filter(|db| *db >= 16) {
+        // redis-server refuses such a file at start ("FATAL: Data file was created with a
+        // Redis server configured to handle more than 16 databases").
+        eprintln!("note: keys are in database {db}: redis-server loads this file only with `databases {}`", db + 1);
+    }
     Ok(())
+}
+
+/// Runs `work` while a meter shows the bytes of snapshot and log it has read, as `load`
+/// counts them (the read reports there, from the thread that runs it).
+fn metered<T>(label: &str, load: &LoadProgress, work: impl FnOnce() -> T) -> T {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut meter = Meter::new(label, Some(load.bytes().1), BYTES);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (read, total) = load.bytes();
+                meter.set_total(total);
+                meter.set(read);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let (read, total) = load.bytes();
+            meter.set_total(total);
+            meter.set(read);
+            meter.finish();
+        });
+        let out = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
 }
 
 /// The engine's functions and keys, the meter moved every 1,024 keys.
@@ -568,6 +619,8 @@ mod tests {
         meter.inc(3);
         meter.set(10);
         assert_eq!(meter.pos, 10);
+        assert_eq!(meter.amount(1_800_000), "1,800,000 keys");
         meter.finish();
+        assert_eq!(Meter::new("test", None, BYTES).amount(1536), "1.50 KiB");
     }
 }

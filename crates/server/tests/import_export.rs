@@ -242,6 +242,26 @@ fn export_streams_to_stdout_writes_through_symlinks_and_refuses_other_targets() 
     }
 }
 
+/// Keys past database 15 make a file that redis-server refuses under its default 16
+/// databases: the export says which setting it needs.
+#[test]
+fn export_names_the_databases_redis_needs_past_sixteen() {
+    let mut server = Server::staykv_with(&["--databases", "32"]);
+    let mut conn = server.connect();
+    call_str(&mut conn, &["SELECT", "20"]);
+    call_str(&mut conn, &["SET", "k", "v"]);
+    drop(conn);
+    server.kill();
+    let scratch = tempfile::tempdir().unwrap();
+    let rdb = scratch.path().join("out.rdb");
+    let out = staykv(&["export", "--rdb", &rdb.to_string_lossy(), "--dir", &server.dir().to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("keys are in database 20") && text.contains("`databases 21`"),
+        "{text}"
+    );
+}
+
 /// A file that is no AOF and no RDB (compressed, say) is refused, not imported as an AOF
 /// cut off at its first line, with one line on stderr and no data directory left behind; a
 /// command line ending in a bare LF reads as Redis reads it.
