@@ -147,6 +147,8 @@ struct SaveState {
     /// ran counts as part of the base (at start: the snapshot alone, see `open`).
     base_bytes: u64,
     completed: u64,
+    /// Failed jobs since the last that succeeded (`aof_rewrites_consecutive_failures`).
+    consecutive_failures: u64,
 }
 
 /// The live log plus what clients wait on.
@@ -311,6 +313,7 @@ impl Persistence {
                 snapshot_bytes: 0,
                 base_bytes: 0,
                 completed: 0,
+                consecutive_failures: 0,
             }),
             auto_min_bytes: AtomicU64::new(AUTO_MIN_BYTES),
             auto_percent: AtomicU64::new(AUTO_PERCENT),
@@ -645,12 +648,14 @@ impl Persistence {
         match &result {
             Ok(()) => {
                 state.last_ok = true;
+                state.consecutive_failures = 0;
                 state.last_failure = None;
                 state.completed += 1;
                 state.base_bytes = state.snapshot_bytes + self.log_bytes.load(Ordering::Relaxed);
             }
             Err(e) => {
                 state.last_ok = false;
+                state.consecutive_failures += 1;
                 state.last_failure = Some(Instant::now());
                 tracing::error!("snapshot failed: {e}");
             }
@@ -809,6 +814,7 @@ impl Persistence {
             last_ok: save.last_ok,
             last_secs: save.last_duration_secs,
             compactions: save.completed,
+            consecutive_failures: save.consecutive_failures,
             log_healthy: log.is_none_or(Log::healthy),
             // As the trigger thread last measured it (every 100 ms while the log grows): INFO
             // runs on a thread that serves clients, which lists no directory.
@@ -822,24 +828,52 @@ impl Persistence {
         }
     }
 
-    /// The `# Persistence` section of INFO, with Redis's field names.
+    /// The `# Persistence` section of INFO, with Redis's field names and order.
     pub fn info(&self) -> String {
         let f = self.figures();
-        let (in_progress, last_secs, completed) = (u8::from(f.compacting), f.last_secs, f.compactions);
-        let last_status = if f.last_ok { "ok" } else { "err" };
-        let current_secs = f.current_secs;
+        let status = |ok: bool| if ok { "ok" } else { "err" };
+        let (running, last, current) = (u8::from(f.compacting), f.last_secs, f.current_secs);
         let mut out = String::new();
+        // Snapshots are written by a thread, never a forked child: no copy-on-write to count.
         let _ = write!(
             out,
-            "loading:{}\r\nasync_loading:0\r\n{}rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:{current_secs}\r\nrdb_saves:{completed}\r\naof_enabled:1\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:{current_secs}\r\naof_last_bgrewrite_status:{last_status}\r\naof_rewrites:{completed}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\naof_current_size:{}\r\naof_base_size:{}\r\nstaykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{}\r\nstaykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{}\r\n",
-            u8::from(f.loading),
-            f.load.map(|load| load.info(crate::clock::unix_secs())).unwrap_or_default(),
+            "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\n\
+             current_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\n",
+            u8::from(f.loading)
+        );
+        // BGSAVE and BGREWRITEAOF start the same job (a compaction writes a snapshot, then drops
+        // the log it covers): Redis's RDB and AOF fields both describe it.
+        let _ = write!(
+            out,
+            "rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{running}\r\nrdb_last_save_time:{}\r\n\
+             rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{last}\r\nrdb_current_bgsave_time_sec:{current}\r\n\
+             rdb_saves:{}\r\nrdb_last_cow_size:0\r\n",
             f.changes_since_save,
             f.last_save_unix,
+            status(f.last_ok),
+            f.compactions,
+        );
+        let _ = write!(
+            out,
+            "aof_enabled:1\r\naof_rewrite_in_progress:{running}\r\naof_rewrite_scheduled:{}\r\n\
+             aof_last_rewrite_time_sec:{last}\r\naof_current_rewrite_time_sec:{current}\r\naof_last_bgrewrite_status:{}\r\n\
+             aof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\n\
+             aof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\
+             aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:{}\r\naof_buffer_length:{}\r\n",
             u8::from(f.rewrite_scheduled),
-            if f.log_healthy { "ok" } else { "err" },
+            status(f.last_ok),
+            f.compactions,
+            f.consecutive_failures,
+            status(f.log_healthy),
             f.disk_bytes(),
             f.base_bytes,
+            u8::from(f.rewrite_scheduled),
+            self.log_buffered_bytes(),
+        );
+        let _ = write!(
+            out,
+            "staykv_log_last_seq:{}\r\nstaykv_log_durable_seq:{}\r\nstaykv_log_fsynced_seq:{}\r\nstaykv_log_bytes:{}\r\n\
+             staykv_snapshot_file:{}\r\nstaykv_snapshot_seq:{}\r\nstaykv_snapshot_bytes:{}\r\n",
             f.last_seq,
             f.durable_seq,
             f.synced_seq,
@@ -848,6 +882,10 @@ impl Persistence {
             f.snapshot.as_ref().map_or(0, |s| s.seq),
             f.snapshot_bytes,
         );
+        // Last, as in Redis, and only while loading.
+        if let Some(load) = f.load {
+            out.push_str(&load.info(crate::clock::unix_secs()));
+        }
         out
     }
 }
@@ -873,6 +911,8 @@ pub struct PersistenceFigures {
     pub last_secs: i64,
     /// Compactions completed since the start.
     pub compactions: u64,
+    /// Compactions that failed since the last that succeeded.
+    pub consecutive_failures: u64,
     /// The log can be written; `false` while writes are refused (MISCONF).
     pub log_healthy: bool,
     pub log_bytes: u64,

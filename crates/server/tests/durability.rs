@@ -706,6 +706,15 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     let health = http_get(http_port, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200") && health.contains(r#""status":"read-only""#), "{health}");
     assert!(health.contains("MISCONF"), "{health}");
+    // A compaction fails too, and INFO and /metrics say so until one succeeds.
+    let failed_by = std::time::Instant::now() + Duration::from_secs(30);
+    while !info_text(&mut conn).contains("aof_rewrites_consecutive_failures:1") {
+        assert!(std::time::Instant::now() < failed_by, "no failed compaction: {}", info_text(&mut conn));
+        call_str(&mut conn, &["BGREWRITEAOF"]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(info_text(&mut conn).contains("aof_last_bgrewrite_status:err"));
+    assert!(http_get(http_port, "/metrics").contains("staykv_last_compaction_success 0"));
     assert!(server.is_running());
     // Free space: writes come back.
     stop.store(true, Ordering::Relaxed);
@@ -716,6 +725,13 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     );
     assert!(call_str(&mut conn, &["INFO", "persistence"]).text().contains("aof_last_write_status:ok"));
     assert!(http_get(http_port, "/healthz").ends_with(r#"{"status":"ok"}"#));
+    call_str(&mut conn, &["BGREWRITEAOF"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || info_text(&mut conn).contains("aof_rewrites_consecutive_failures:0")),
+        "the compaction after the disk came back failed: {}",
+        info_text(&mut conn)
+    );
+    assert!(http_get(http_port, "/metrics").contains("staykv_last_compaction_success 1"));
     let (mut acked, mut refused_by_writer) = (Vec::new(), Vec::new());
     for writer in writers {
         let (a, r) = writer.join().unwrap();
@@ -738,6 +754,10 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     assert_eq!(call_str(&mut conn, &["GET", "after"]), Val::Bulk(Some(b"ok".to_vec())));
     drop(conn);
     server.kill();
+}
+
+fn info_text(conn: &mut RawConn) -> String {
+    call_str(conn, &["INFO", "persistence"]).text()
 }
 
 /// `staykv_log_fsynced_seq` and `staykv_log_last_seq` from INFO persistence.
