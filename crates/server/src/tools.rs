@@ -18,7 +18,9 @@ use staykv_engine::exec::NoJournal;
 use staykv_engine::host::NoHost;
 use staykv_engine::{decode_batch, Engine, EngineOptions, ReplayFailure};
 use staykv_rdb::{RdbItem, RdbReader, RdbWriter};
-use staykv_storage::{BoxError, CheckReport, DamageKind, Progress, RealFs, Replay, SnapshotRef};
+use staykv_storage::{
+    parse_segment_file_name, BoxError, CheckReport, DamageKind, Progress, RealFs, Replay, SnapshotRef, MANIFEST_FILE,
+};
 
 use crate::config::OnReplayError;
 use crate::persistence::{lock_dir, LOCK_FILE};
@@ -131,6 +133,29 @@ impl Meter {
             None => self.line(),
         }
     }
+}
+
+/// `check` or `export` pointed at Redis's own data directory (a `dump.rdb`, an
+/// `appendonlydir` or a pre-7 `appendonly.aof`, and no StayKV file): refused with the way to
+/// bring the data over, before anything is written there (the lock file).
+fn refuse_redis_dir(dir: &Path) -> Result<(), String> {
+    let Some(redis_file) = ["appendonlydir", "dump.rdb", "appendonly.aof"].into_iter().find(|n| dir.join(n).exists())
+    else {
+        return Ok(());
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let holds_staykv_files = entries.flatten().any(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        name == MANIFEST_FILE || name.starts_with("snap-") || parse_segment_file_name(&name).is_some()
+    });
+    if holds_staykv_files {
+        return Ok(());
+    }
+    Err(format!(
+        "{} holds no StayKV data but a Redis {redis_file}: to move it into StayKV, run `staykv import {} --dir NEW_DIR`",
+        dir.display(),
+        dir.join(redis_file).display()
+    ))
 }
 
 /// Whether `dir` holds anything but the lock file.
@@ -271,6 +296,7 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
     if !dir.is_dir() {
         return Err(format!("no data directory at {}", dir.display()));
     }
+    refuse_redis_dir(dir)?;
     let (locked, _lock) = try_lock_existing(dir)?;
     if !locked {
         if fix {
@@ -471,6 +497,7 @@ pub fn export(dir: &Path, rdb: &Path, on_replay_error: OnReplayError) -> Result<
     if !dir.is_dir() || !dir_has_files(dir)? {
         return Err(format!("no data directory at {}", dir.display()));
     }
+    refuse_redis_dir(dir)?;
     let target = export_target(rdb)?;
     if let ExportTarget::File(file) = &target {
         if lands_inside(file, dir) {

@@ -137,6 +137,28 @@ fn import_appendonlydir_written_by_redis() {
     println!("imported {} keys from appendonlydir; report:\n{report}", got.len());
 }
 
+/// `check` or `export` pointed at Redis's own directory says how to bring the data over,
+/// and leaves the directory as it was.
+#[test]
+fn check_or_export_of_a_redis_directory_points_to_import() {
+    let Some(redis) = Server::redis() else { return };
+    let mut rc = redis.connect();
+    call_str(&mut rc, &["SET", "k", "v"]);
+    assert_eq!(call_str(&mut rc, &["SAVE"]), Val::Simple("OK".into()));
+    let names = || {
+        let mut names: Vec<_> = std::fs::read_dir(redis.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+    let before = names();
+    for args in [&["check"][..], &["export", "--rdb", "-"]] {
+        let out = staykv(&[args, &["--dir", &redis.dir().to_string_lossy()]].concat());
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && text.contains("a Redis dump.rdb") && text.contains("staykv import"), "{text}");
+        assert_eq!(names(), before);
+    }
+}
+
 #[test]
 fn import_from_a_live_redis() {
     let Some(redis) = Server::redis() else { return };
