@@ -1175,6 +1175,17 @@ fn latency_histogram_and_latencystats_have_redis_shape() {
     );
 }
 
+/// The section headers of `INFO everything`, in Redis's order.
+fn info_sections_scenario(server: &Server) -> Vec<String> {
+    let text = String::from_utf8_lossy(&server.connect().cmd(&["INFO", "everything"])).into_owned();
+    text.lines().filter(|line| line.starts_with("# ")).map(str::to_string).collect()
+}
+
+#[test]
+fn info_sections_come_in_redis_order() {
+    same_as_redis(info_sections_scenario, &["# Latencystats"]);
+}
+
 /// INFO commandstats and LATENCY HISTOGRAM count a container's subcommands apart
 /// (`config|get`), also when EXEC runs them; a container alone under itself; an unknown
 /// subcommand under no command.

@@ -441,9 +441,9 @@ const SECTIONS: &[&str] = &[
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
-    "latencystats",
 ];
 
 /// The sections `INFO` without arguments leaves out.
