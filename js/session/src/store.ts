@@ -292,12 +292,15 @@ export class SessionStore<T = Record<string, unknown>> {
       { cmd: 'zrem', key: oldIndex, members: [id] },
       // In the same transaction, so "log out everywhere" can never miss the new session.
       { cmd: 'zadd', key: newIndex, score: expiresAt, member: newId },
-      // And a sign-out that read the old session just before cannot miss it either.
+      // And a sign-out that read the old session just before cannot miss it either. Only
+      // the rotation whose RENAMEs moved the session writes it (NX): one that lost a race
+      // runs after the winner's transaction and would point the old id at nothing.
       {
         cmd: 'set',
         key: this.rotatedKey(id),
         value: JSON.stringify({ next: newId }),
         pxat: Math.min(expiresAt, now + ROTATED_POINTER_MS),
+        condition: 'NX',
       },
     ];
     // Always: for the same user, a ZREM of its only session deletes the index, and the ZADD
@@ -306,8 +309,11 @@ export class SessionStore<T = Record<string, unknown>> {
     const replies = await this.io.multi(commands);
     if (replies[0] instanceof Error || replies[1] instanceof Error) {
       // The session vanished between our read and the transaction. Drop the index entry
-      // the transaction added for a session that does not exist.
+      // the transaction added for a session that does not exist, and the pointer to it if
+      // ours was the first (the session was destroyed, not rotated): no other rotation of
+      // the old id can succeed now, so a pointer naming our id is ours alone.
       await this.io.multi([{ cmd: 'zrem', key: newIndex, members: [newId] }]);
+      if ((await this.rotatedTo(id, 0)) === newId) await this.io.multi([{ cmd: 'del', keys: [this.rotatedKey(id)] }]);
       if (isNoSuchKey(replies[0])) return null; // any other error is thrown just below
     }
     this.throwIfError(replies.slice(0, 7)); // see createSession for the index-expiry replies

@@ -321,6 +321,43 @@ export function defineSessionSuite(
       }
     });
 
+    it('a sign-out with the old cookie after two racing rotations destroys the one that won', async () => {
+      const store = makeStore();
+      for (let trial = 0; trial < 20; trial++) {
+        const { token, session } = await store.createSession('gina', { name: 'Gina', role: 'user' });
+        // A double submit: both read the session, one moves it, the other finds it gone.
+        const [a, b] = await Promise.all([store.rotateSession(token), store.rotateSession(token)]);
+        const won = a ?? b;
+        assert.ok(won && !(a && b), `trial ${trial}: exactly one rotation wins`);
+        assert.equal(await store.destroySession(token), true, `trial ${trial}: the sign-out found the session`);
+        assert.equal(await store.getSession(won.token), null, `trial ${trial}: the rotated session outlived the sign-out`);
+        assert.equal(await admin.exists(store.rotatedKey(session.id)), 1, `trial ${trial}`);
+      }
+      assert.deepEqual(await admin.zrange(store.userIndexKey('gina'), 0, -1), []);
+    });
+
+    it('a rotation that finds its session destroyed leaves no pointer behind', async () => {
+      let hook: (() => Promise<void>) | null = null;
+      const adapter: SessionAdapter = {
+        ...conn.adapter,
+        async multi(commands) {
+          const run = hook;
+          hook = null;
+          if (run) await run();
+          return conn.adapter.multi(commands);
+        },
+      };
+      const store = makeStore({ adapter });
+      const { token, session } = await store.createSession('hugo', { name: 'Hugo', role: 'user' });
+      // The session is destroyed between the rotation's read and its transaction.
+      hook = async () => {
+        await store.destroySession(token);
+      };
+      assert.equal(await store.rotateSession(token), null);
+      assert.equal(await admin.exists(store.rotatedKey(session.id)), 0);
+      assert.deepEqual(await admin.zrange(store.userIndexKey('hugo'), 0, -1), []);
+    });
+
     it('lists a user’s sessions and prunes expired index entries', async () => {
       const store = makeStore({ idleTimeout: 2 * SECOND, absoluteTimeout: 3600 * SECOND });
       const index = store.userIndexKey('erin');
