@@ -78,14 +78,34 @@ interface MetaRecord {
 
 /**
  * The store could not be reached, or refused a command: whether the session exists is
- * unknown. The client's own error is the `cause`. Catch it to answer 503 rather than 500;
- * never treat it as "signed out" (the session may be live) nor as "signed in".
+ * unknown. Catch it to answer 503 rather than 500; never treat it as "signed out" (the
+ * session may be live) nor as "signed in". The `cause` is the client's error, or, when it
+ * names the command it failed (`@upstash/redis` in its message, ioredis in a `command`
+ * property), a stand-in with the message's first line only: a session's commands carry its
+ * CSRF secret and its data, which must not reach the application's logs.
  */
 export class SessionStoreError extends Error {
   override readonly name = 'SessionStoreError';
   constructor(adapter: string, cause: unknown) {
-    super(`the session store (${adapter}) failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    const message = cause instanceof Error ? cause.message : String(cause);
+    const text = redactCommand(message);
+    const clean = cause instanceof Error && text === message && !('command' in cause);
+    super(`the session store (${adapter}) failed: ${text}`, { cause: clean ? cause : redacted(cause, text) });
   }
+}
+
+/** A stand-in for the client's error `cause`, with only `text` of its message. */
+function redacted(cause: unknown, text: string): Error {
+  const copy = new Error(text);
+  if (cause instanceof Error) copy.name = cause.name;
+  return copy;
+}
+
+/** A client error's message without the command a client may append to it, first line only. */
+function redactCommand(message: string): string {
+  const firstLine = message.split('\n', 1)[0] ?? '';
+  const cut = firstLine.search(/,? command was:/);
+  return (cut >= 0 ? firstLine.slice(0, cut) : firstLine).slice(0, 300);
 }
 
 export class SessionStore<T = Record<string, unknown>> {
@@ -97,6 +117,7 @@ export class SessionStore<T = Record<string, unknown>> {
   readonly keyPrefix: string;
   readonly userIndexPrefix: string;
   private readonly now: () => number;
+  private warned = false;
 
   constructor(options: SessionStoreOptions) {
     if (!options || !options.adapter) throw new TypeError('createSessionStore: `adapter` is required');
@@ -199,7 +220,9 @@ export class SessionStore<T = Record<string, unknown>> {
    * MULTI with `SET … XX PXAT`, which can only overwrite an existing key: it can never bring
    * back a session destroyed concurrently. Its index entry is added back if missing (`ZADD
    * GT`): an app instance whose clock runs ahead may have pruned it as expired, and "log out
-   * everywhere" must still find the session. Returns null if the session is gone.
+   * everywhere" must still find the session. Returns null if the session is gone. A
+   * renewal the store refuses (a read-only token, a disk that refuses writes) returns the
+   * session as it was read, unrenewed, and logs one warning per store.
    */
   async touch(token: string): Promise<Session<T> | null> {
     const found = await this.load(token);
@@ -210,12 +233,21 @@ export class SessionStore<T = Record<string, unknown>> {
     const expiresAt = Math.min(now + this.idleTimeout, meta.absoluteExpiresAt);
     if (expiresAt <= meta.expiresAt) return toSession(id, meta, data);
     const renewed: MetaRecord = { ...meta, expiresAt, renewedAt: now };
-    const replies = await this.io.multi([
-      { cmd: 'set', key: this.metaKey(id), value: JSON.stringify(renewed), pxat: expiresAt, condition: 'XX' },
-      { cmd: 'pexpireat', key: this.dataKey(id), at: expiresAt },
-      { cmd: 'zadd', key: this.userIndexKey(meta.userId), score: expiresAt, member: id, condition: 'GT' },
-    ]);
-    this.throwIfError(replies);
+    let replies: unknown[];
+    try {
+      replies = await this.io.multi([
+        { cmd: 'set', key: this.metaKey(id), value: JSON.stringify(renewed), pxat: expiresAt, condition: 'XX' },
+        { cmd: 'pexpireat', key: this.dataKey(id), at: expiresAt },
+        { cmd: 'zadd', key: this.userIndexKey(meta.userId), score: expiresAt, member: id, condition: 'GT' },
+      ]);
+      this.throwIfError(replies);
+    } catch (e) {
+      // The read just succeeded, the write did not: a read-only token, or a store whose
+      // disk refuses writes. The session is valid until its current expiry, so it is served
+      // unrenewed (the safe direction: it can only end sooner) rather than failing the request.
+      this.warnOnce(`a session renewal failed, so sessions are served without renewal: ${(e as Error).message}`);
+      return toSession(id, meta, data);
+    }
     if (replies[0] !== 'OK') {
       // Destroyed or rotated away in the meantime: take back the index entry just added.
       await this.io.multi([{ cmd: 'zrem', key: this.userIndexKey(meta.userId), members: [id] }]);
@@ -442,6 +474,13 @@ export class SessionStore<T = Record<string, unknown>> {
     const pointer = decodeJson(await this.io.get(this.rotatedKey(id))) as { next?: unknown } | undefined;
     const next = pointer && typeof pointer === 'object' ? pointer.next : undefined;
     return typeof next === 'string' && isWellFormedSessionId(next) ? next : null;
+  }
+
+  /** Logs `message` the first time this store has one to log (a library should not flood). */
+  private warnOnce(message: string): void {
+    if (this.warned) return;
+    this.warned = true;
+    console.warn(`@staykv/session: ${message}`);
   }
 
   /** Throws the first command error among `replies`, as a `SessionStoreError`. */

@@ -358,6 +358,40 @@ export function defineSessionSuite(
       assert.deepEqual(await admin.zrange(store.userIndexKey('hugo'), 0, -1), []);
     });
 
+    it('a renewal the store refuses serves the session unrenewed, its error free of the command', async () => {
+      let refuse = false;
+      const secret = 'csrf-secret-in-the-command';
+      const adapter: SessionAdapter = {
+        ...conn.adapter,
+        async multi(commands) {
+          if (!refuse) return conn.adapter.multi(commands);
+          // As @upstash/redis words a refusal: the command it sent comes after the reason.
+          throw new Error(`NOPERM this user has no permissions to run the 'set' command, command was: [["set","x","${secret}"]]`);
+        },
+      };
+      const store = makeStore({ adapter, idleTimeout: 10 * SECOND, absoluteTimeout: 3600 * SECOND });
+      const { token, session } = await createAgo(store, 6 * SECOND, 'ivan'); // past half its idle life
+      refuse = true;
+      const warnings: string[] = [];
+      const warn = console.warn;
+      console.warn = (message: string) => warnings.push(message);
+      try {
+        const served = await store.touch(token);
+        assert.ok(served, 'the session was refused with the renewal');
+        assert.equal(served.expiresAt, session.expiresAt, 'served as it was, not renewed');
+        assert.ok(await store.touch(token));
+      } finally {
+        console.warn = warn;
+      }
+      assert.equal(warnings.length, 1, `warned once: ${warnings.join(' | ')}`);
+      assert.ok(warnings[0]?.includes('NOPERM') && !warnings[0].includes(secret), warnings[0]);
+      // Any other refused write is a SessionStoreError whose message and cause leave the command out.
+      const failure = await store.createSession('ivan', { name: 'Ivan', role: 'user' }).catch((e: unknown) => e);
+      assert.ok(failure instanceof SessionStoreError, String(failure));
+      assert.ok(failure.message.includes('NOPERM') && !failure.message.includes(secret), failure.message);
+      assert.ok(!String((failure.cause as Error).message).includes(secret));
+    });
+
     it('lists a user’s sessions and prunes expired index entries', async () => {
       const store = makeStore({ idleTimeout: 2 * SECOND, absoluteTimeout: 3600 * SECOND });
       const index = store.userIndexKey('erin');
