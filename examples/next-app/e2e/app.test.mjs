@@ -259,6 +259,14 @@ for (const variant of variants.filter((v) => !process.env.E2E_ONLY || v.key === 
       if (skipIfUnprepared(t)) return;
       const before = await sessionCookie(ctxA);
       assert.equal(await kv.kill9(), 'SIGKILL');
+      // While the store is down the session is neither accepted nor refused: 503 from a route
+      // handler, the error page from a page, never the login form.
+      const down = await rawGet('/api/me', before.value);
+      assert.equal(down.status, 503);
+      assert.equal(down.headers.get('retry-after'), '1');
+      await pageA.goto(`${origin}/`);
+      await pageA.waitForSelector('[data-testid=unavailable]');
+      await shot(pageA, 'store-down');
       await kv.start();
       await pageA.reload();
       assert.equal(new URL(pageA.url()).pathname, '/dashboard');

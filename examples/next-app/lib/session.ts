@@ -1,6 +1,6 @@
 // Node-side session access: StayKV over RESP with ioredis. Imported by server components,
 // server actions and route handlers only.
-import { createSessionStore, ioredisAdapter } from '@staykv/session';
+import { createSessionStore, ioredisAdapter, SessionStoreError } from '@staykv/session';
 import { createNextSessions } from '@staykv/session/next';
 import { Redis } from 'ioredis';
 
@@ -24,4 +24,17 @@ function lazyClient() {
     call: (command: string, ...args: string[]) => redis().call(command, ...args),
     multi: (commands: string[][]) => redis().multi(commands),
   };
+}
+
+/**
+ * A route handler's answer when the session store cannot be reached: 503 with `retry-after`,
+ * as the middleware answers. Whether the session exists is unknown then, so the request is
+ * treated neither as signed in nor as signed out. Any other error is thrown on.
+ */
+export function storeUnavailable(error: unknown): Response {
+  if (!(error instanceof SessionStoreError)) throw error;
+  return Response.json(
+    { error: 'the session store is unavailable; retry shortly' },
+    { status: 503, headers: { 'retry-after': '1', 'cache-control': 'no-store' } },
+  );
 }
