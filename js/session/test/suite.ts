@@ -463,6 +463,10 @@ export function defineSessionSuite(
       assert.equal(invalid?.headers.get('x-staykv-session'), 'invalid');
       // Not deleted: this request may have raced a rotation whose new cookie it would erase.
       assert.equal(invalid?.headers.get('set-cookie'), null);
+      // A POST (a Server Action) is sent to sign in with a GET, not repeated there.
+      const post = await mw(new Request('https://app.example/dashboard', { method: 'POST', body: 'x' }));
+      assert.equal(post?.status, 303);
+      assert.equal(post?.headers.get('location'), 'https://app.example/login?next=%2Fdashboard');
     });
 
     it('a command the store refuses surfaces as a SessionStoreError carrying its reply', async () => {

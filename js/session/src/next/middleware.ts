@@ -7,6 +7,8 @@ import { SessionStoreError, type Session, type SessionStore } from '../store.js'
 /** The request shape the helpers read (`NextRequest` and `Request` both fit). */
 export interface MiddlewareRequest {
   url: string;
+  /** Taken as GET when absent. */
+  method?: string;
   headers: { get(name: string): string | null };
 }
 
@@ -37,8 +39,10 @@ export async function getRequestSession<T>(
 
 /**
  * A middleware/proxy function that lets requests with a live session through (returns
- * undefined, so Next.js continues) and redirects all others (307) to `loginPath`. Use
- * `config.matcher` to choose the protected paths.
+ * undefined, so Next.js continues) and redirects all others to `loginPath`: 307 for GET and
+ * HEAD, 303 for other methods, which a 307 would have the browser repeat at `loginPath`
+ * (a Server Action's POST would run its action there). Use `config.matcher` to choose the
+ * protected paths.
  *
  * A cookie whose session is gone is left alone, not deleted: this request may have raced a
  * rotation or a sign-in (a prefetch sent with the old cookie), and a deletion names only the
@@ -73,7 +77,7 @@ export function sessionMiddleware<T>(
     const url = new URL(request.url);
     const target = new URL(options.loginPath, url);
     if (param) target.searchParams.set(param, url.pathname + url.search);
-    return redirectResponse(target, { 'x-staykv-session': token ? 'invalid' : 'missing' });
+    return redirectResponse(request.method, target, { 'x-staykv-session': token ? 'invalid' : 'missing' });
   };
 }
 
@@ -82,8 +86,9 @@ function unavailableResponse(): Response {
   return new Response('The session store is unavailable; try again shortly.', { status: 503, headers });
 }
 
-function redirectResponse(location: URL, headers: Record<string, string>): Response {
-  return new Response(null, { status: 307, headers: { location: location.toString(), ...headers } });
+function redirectResponse(method: string | undefined, location: URL, headers: Record<string, string>): Response {
+  const safe = method === undefined || ['GET', 'HEAD'].includes(method.toUpperCase());
+  return new Response(null, { status: safe ? 307 : 303, headers: { location: location.toString(), ...headers } });
 }
 
 /**
