@@ -211,7 +211,7 @@ for (const variant of variants.filter((v) => !process.env.E2E_ONLY || v.key === 
       await Promise.all([pageA.waitForURL(`${origin}/dashboard`), pageA.click('button[type=submit]')]);
       await shot(pageA, 'signed-up');
       const user = JSON.parse(await admin.get(`user:${email}`));
-      assert.match(user.passwordHash, /^scrypt\$16384\$8\$1\$/);
+      assert.match(user.passwordHash, /^scrypt\$131072\$8\$1\$/);
       assert.ok(!JSON.stringify(user).includes(password));
       await Promise.all([pageA.waitForURL(`${origin}/login`), pageA.click('[data-testid=logout]')]);
       assert.equal(await sessionCookie(ctxA), undefined);

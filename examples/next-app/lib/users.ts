@@ -10,11 +10,15 @@ export interface User {
   passwordHash: string;
 }
 
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
+/** OWASP's Password Storage Cheat Sheet: scrypt with N = 2^17, r = 8, p = 1 (128 MiB a hash). */
+const SCRYPT = { N: 2 ** 17, r: 8, p: 1, keylen: 32 };
+/** Node refuses scrypt above 32 MiB unless told more: room for N = 2^17 and r = 8. */
+const SCRYPT_MAXMEM = 256 * 1024 * 1024;
 
 function scrypt(password: string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
+  const options = { ...opts, maxmem: SCRYPT_MAXMEM };
   return new Promise((resolve, reject) =>
-    scryptCb(password.normalize('NFKC'), salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
+    scryptCb(password.normalize('NFKC'), salt, keylen, options, (err, key) => (err ? reject(err) : resolve(key))),
   );
 }
 
