@@ -176,6 +176,8 @@ impl<T: Keyed> ByteTable<T> {
     /// taken once).
     pub fn sample(&self, count: usize, rng: &mut impl Rng) -> Vec<&T> {
         use rand::seq::IteratorRandom;
+        // A client's count: both ways below reserve room for that many first.
+        let count = count.min(self.len());
         if count.saturating_mul(3) >= self.len() {
             return self.iter().choose_multiple(rng, count);
         }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{encode_str, frame_text, free_port, wait_until, RawConn, Server};
+use common::{encode_str, frame_text, free_port, same_as_redis, wait_until, RawConn, Server};
 
 const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -1018,6 +1018,53 @@ fn trickle(stream: &mut TcpStream, request: &[u8]) -> (bool, usize) {
         }
     }
     (false, request.len())
+}
+
+/// A count far past a collection's size (up to i64::MAX) gets the whole collection, as in
+/// Redis, from every shape of set and hash; it used to reserve room for the count first and
+/// abort the process (1e14: "memory allocation of 800000000000000 bytes failed").
+fn huge_random_counts_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    let mut seen = Vec::new();
+    let big: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    let mut adds = vec![vec!["SADD", "ints", "1", "2", "3"], vec!["SADD", "small", "a", "b", "c"]];
+    adds.push([&["SADD", "big"][..], &big.iter().map(String::as_str).collect::<Vec<_>>()].concat());
+    adds.push(vec!["HSET", "h", "f1", "v1", "f2", "v2"]);
+    let pairs: Vec<String> = (0..300).flat_map(|i| [format!("f{i}"), format!("v{i}")]).collect();
+    adds.push([&["HSET", "bigh"][..], &pairs.iter().map(String::as_str).collect::<Vec<_>>()].concat());
+    for add in &adds {
+        conn.cmd(add);
+    }
+    for count in ["100000000000000", "9223372036854775807"] {
+        for (command, key) in [
+            ("SRANDMEMBER", "ints"),
+            ("SRANDMEMBER", "small"),
+            ("SRANDMEMBER", "big"),
+            ("HRANDFIELD", "h"),
+            ("HRANDFIELD", "bigh"),
+        ] {
+            let mut reply: Vec<String> =
+                frame_text(&conn.cmd(&[command, key, count])).lines().map(str::to_string).collect();
+            reply.sort();
+            seen.push(format!("{command} {key} {count}: {} lines, {:?}", reply.len(), reply.first()));
+        }
+        let with_values = frame_text(&conn.cmd(&["HRANDFIELD", "bigh", count, "WITHVALUES"]));
+        seen.push(format!("HRANDFIELD bigh {count} WITHVALUES: {} lines", with_values.lines().count()));
+    }
+    for key in ["ints", "small", "big"] {
+        let popped = frame_text(&conn.cmd(&["SPOP", key, "9223372036854775807"]));
+        seen.push(format!(
+            "SPOP {key}: {} lines, then EXISTS {}",
+            popped.lines().count(),
+            frame_text(&conn.cmd(&["EXISTS", key]))
+        ));
+    }
+    seen
+}
+
+#[test]
+fn huge_random_counts_get_the_whole_collection_as_in_redis() {
+    same_as_redis(huge_random_counts_scenario, &["SPOP big: 601 lines"]);
 }
 
 #[test]

@@ -211,6 +211,9 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         [w] if is(w, "withvalues") && count.is_some() => true,
         _ => return Err(errors::syntax()),
     };
+    if let (true, Some(count)) = (with_values, count) {
+        super::check_paired_count(count)?;
+    }
     let resp3 = ctx.client.protocol == staykv_resp::Protocol::Resp3;
     let Some(hash) = read(ctx, arg(args, 1)?)? else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });

@@ -104,6 +104,16 @@ pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
     Ok(n)
 }
 
+/// HRANDFIELD WITHVALUES and ZRANDMEMBER WITHSCORES answer two entries a pick: Redis refuses
+/// a count whose double would overflow.
+pub(crate) fn check_paired_count(count: i64) -> Result<(), Reply> {
+    if (-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        Ok(())
+    } else {
+        Err(errors::err("ERR value is out of range"))
+    }
+}
+
 pub(crate) use crate::small_bytes::read_out;
 
 /// A reply of a stored hash, set, list or sorted-set element, copied out (they are held as

@@ -684,17 +684,14 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let pick = rand::thread_rng().gen_range(0..set.len().max(1));
         return Ok(set.get_by_rank(pick).map_or(Reply::Nil, |(m, _)| bulk_copy(m)));
     };
-    let count = int_arg(count)?;
-    if count == i64::MIN {
-        return Err(err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
-    }
+    let count = super::random_count(count)?;
     let withscores = match args.get(3..).unwrap_or_default() {
         [] => false,
         [w] if is(w, "withscores") => true,
         _ => return Err(errors::syntax()),
     };
-    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Err(err("ERR value is out of range"));
+    if withscores {
+        super::check_paired_count(count)?;
     }
     let resp3 = resp3(ctx);
     let Some(set) = read(ctx, key)? else {

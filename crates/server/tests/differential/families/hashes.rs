@@ -141,7 +141,10 @@ fn hrandfield(g: &mut Gen) -> Vec<Op> {
     let mut count = None;
     let mut with_values = false;
     if g.chance(0.75) {
-        let n = if g.chance(0.95) { g.range(-6, 12) } else { g.pick(&[i64::MIN, 1_000_000]) };
+        // Past the hash's size up to i64::MAX (once an abort: room reserved for the count),
+        // and past i64::MAX / 2, which WITHVALUES refuses.
+        let huge = [i64::MIN, 1_000_000, 100_000_000_000_000, i64::MAX / 2 + 1, i64::MAX];
+        let n = if g.chance(0.95) { g.range(-6, 12) } else { g.pick(&huge) };
         count = Some(n);
         a.push(n.to_string().into_bytes());
         if g.chance(0.5) {

@@ -98,7 +98,8 @@ fn count_arg(g: &mut Gen, negative_ok: bool) -> (Option<i64>, Vec<u8>) {
     match g.below(20) {
         0 => (None, g.pick_str(&["abc", "1.5", ""])),
         1 => {
-            let n = g.pick(&[i64::MIN, 1_000_000]);
+            // Past the set's size up to i64::MAX (once an abort: room reserved for the count).
+            let n = g.pick(&[i64::MIN, 1_000_000, 100_000_000_000_000, i64::MAX]);
             (Some(n), n.to_string().into_bytes())
         }
         _ => {
