@@ -11,9 +11,11 @@
 //! Where StayKV differs from Redis in shape, the figures say what StayKV holds:
 //! - the arguments of the command running are slices of the input, so they count in `qbuf`
 //!   and `argv-mem` is 0;
-//! - replies wait in one buffer rather than Redis's fixed 16 KiB one plus a list, so `obl`
-//!   is 0 and everything a client has not taken yet counts in `omem`; `oll` counts the
-//!   pushes queued for it (pub/sub messages, MONITOR lines, invalidations).
+//! - replies wait in one buffer rather than Redis's fixed 16 KiB one plus a list: of what a
+//!   client has not taken yet, the first 16 KiB show as `obl` and the rest as `omem`, as
+//!   they would fill Redis's two, and `client-output-buffer-limit` counts the `omem` part, as
+//!   Redis counts its list; `oll` counts the pushes queued for it (pub/sub messages,
+//!   MONITOR lines, invalidations).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;

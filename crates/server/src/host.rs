@@ -429,7 +429,7 @@ impl ServerHost {
             let limit = limits.of(record.subscribed.load(Ordering::Acquire));
             let output = record.buffers.figures().output() as u64;
             let mut since = record.buffers.over_soft_limit_since.lock();
-            if limit.soft == 0 || output <= limit.soft {
+            if limit.soft == 0 || crate::limits::OutputLimit::counted(output) <= limit.soft {
                 *since = None;
                 continue;
             }
@@ -554,7 +554,7 @@ impl ServerHost {
         let buffers = record.buffers.figures();
         let _ = writeln!(
             out,
-            "id={id} addr={} laddr={} fd={} name={} age={} idle={idle} flags={} db={} sub={sub} psub={psub} ssub={ssub} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={queued_bytes} rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
+            "id={id} addr={} laddr={} fd={} name={} age={} idle={idle} flags={} db={} sub={sub} psub={psub} ssub={ssub} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={queued_bytes} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user={} redir={redir} resp={} lib-name={} lib-ver={}",
             record.addr,
             record.laddr,
             record.fd,
@@ -567,8 +567,9 @@ impl ServerHost {
             buffers.query_free,
             buffers.reply_room,
             buffers.reply_peak,
+            (buffers.output() as u64).min(crate::limits::UNCOUNTED_OUTPUT),
             buffers.messages,
-            buffers.output(),
+            crate::limits::OutputLimit::counted(buffers.output() as u64),
             total_memory(&buffers, queued_bytes),
             // `w`: replies wait for the socket to take them, as Redis shows a write handler.
             if buffers.unwritten > 0 { "rw" } else { "r" },

@@ -129,9 +129,20 @@ pub struct OutputLimit {
     pub soft_seconds: u64,
 }
 
+/// Redis's per-client reply buffer (`PROTO_REPLY_CHUNK_BYTES`): output that fits in it is
+/// not counted against `client-output-buffer-limit`, only what overflows it into the reply
+/// list. So a tiny limit cuts off clients with much output waiting, not every client at its
+/// first reply (the `CONFIG SET` that undoes it included).
+pub const UNCOUNTED_OUTPUT: u64 = 16 * 1024;
+
 impl OutputLimit {
     pub fn soft_duration(self) -> Duration {
         Duration::from_secs(self.soft_seconds)
+    }
+
+    /// The part of `output` bytes waiting for a client that its limits count.
+    pub fn counted(output: u64) -> u64 {
+        output.saturating_sub(UNCOUNTED_OUTPUT)
     }
 }
 
@@ -164,16 +175,14 @@ impl OutputLimits {
         if words.is_empty() || !words.len().is_multiple_of(4) {
             return Err("Wrong number of arguments in buffer limit configuration.".into());
         }
+        const BAD_VALUE: &str = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
         let mut limits = self;
         for group in words.chunks_exact(4) {
             let [class, hard, soft, seconds] = group else { continue };
-            let hard = parse_memory(hard)
-                .ok_or("Error in hard, soft or soft_seconds setting in buffer limit configuration.")?;
-            let soft = parse_memory(soft)
-                .ok_or("Error in hard, soft or soft_seconds setting in buffer limit configuration.")?;
-            let soft_seconds = seconds
-                .parse::<u64>()
-                .map_err(|_| "Error in hard, soft or soft_seconds setting in buffer limit configuration.")?;
+            let hard = parse_memory(hard).ok_or(BAD_VALUE)?;
+            let soft = parse_memory(soft).ok_or(BAD_VALUE)?;
+            // Redis reads the seconds as a signed 64-bit number (strtoll): past it, refused.
+            let soft_seconds = seconds.parse::<i64>().ok().and_then(|s| u64::try_from(s).ok()).ok_or(BAD_VALUE)?;
             let limit = OutputLimit { hard, soft, soft_seconds };
             match class.to_ascii_lowercase().as_str() {
                 "normal" => limits.normal = limit,

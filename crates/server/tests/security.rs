@@ -1067,6 +1067,33 @@ fn huge_random_counts_get_the_whole_collection_as_in_redis() {
     same_as_redis(huge_random_counts_scenario, &["SPOP big: 601 lines"]);
 }
 
+/// A tiny normal-class output limit cuts off a client whose reply overflows Redis's 16 KiB
+/// reply buffer, not every client at its first reply (it used to close the very client that
+/// set it); soft seconds past a signed 64-bit number are refused.
+fn tiny_output_limit_scenario(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let mut seen = vec![frame_text(&admin.cmd(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "normal 1 1 9999999999999999999",
+    ]))];
+    seen.push(frame_text(&admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 1 1 1"])));
+    seen.push(frame_text(&admin.cmd(&["PING"])));
+    admin.cmd(&["SET", "small", &"s".repeat(8 << 10)]);
+    admin.cmd(&["SET", "big", &"b".repeat(64 << 10)]);
+    let mut client = server.connect();
+    seen.push(format!("8 KiB reply: {} bytes", client.cmd(&["GET", "small"]).len()));
+    seen.push(format!("64 KiB reply: {:?}", client.try_cmd(&["GET", "big"]).map(|r| r.len()).map_err(|_| "closed")));
+    seen.push(frame_text(&admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0"])));
+    seen
+}
+
+#[test]
+fn a_tiny_output_limit_counts_what_overflows_the_reply_buffer_as_in_redis() {
+    same_as_redis(tiny_output_limit_scenario, &["64 KiB reply: Err(\"closed\")", "PONG"]);
+}
+
 #[test]
 fn idle_and_slow_clients_are_cut_off_by_timeouts() {
     let http_port = free_port();
