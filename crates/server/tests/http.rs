@@ -356,6 +356,31 @@ async fn pipelines_answer_each_command() {
     );
 }
 
+/// Pipelines over 64 KiB take turns for a budget of twice the largest body (here 512 KiB):
+/// six of 200 KB at once are all answered, each whole and right.
+#[tokio::test]
+async fn large_pipelines_take_turns_and_are_all_answered() {
+    let server = Http::start_with(&["--http-token", TOKEN, "--http-max-body", "262144"]);
+    let value = "v".repeat(1000);
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..6 {
+        let commands: Vec<serde_json::Value> =
+            (0..190).map(|i| json!(["SET", format!("large:{n}:{i}"), value])).chain([json!(["DBSIZE"])]).collect();
+        let body = serde_json::Value::Array(commands).to_string();
+        assert!(body.len() > 64 << 10 && body.len() < 256 << 10, "{}", body.len());
+        let request = client().post(server.url("/pipeline")).bearer_auth(TOKEN).body(body);
+        requests.spawn(async move { (n, answer(request).await) });
+    }
+    while let Some(done) = requests.join_next().await {
+        let (n, reply) = done.unwrap();
+        assert_eq!(reply.status, 200, "pipeline {n}: {}", reply.text);
+        let results = reply.json();
+        assert_eq!(results.as_array().map(Vec::len), Some(191), "pipeline {n}");
+        assert!(results[189] == json!({"result": "OK"}), "pipeline {n}: {}", results[189]);
+    }
+    assert_eq!(cmd(&server, json!(["DBSIZE"])).await.json(), json!({"result": 6 * 190}));
+}
+
 /// `CLIENT PAUSE WRITE` (sent over RESP) holds the HTTP requests that write, and only those,
 /// as it holds RESP commands: reads, read-only pipelines and transactions are answered during
 /// the pause; a write, or a pipeline with one, waits until CLIENT UNPAUSE.

@@ -23,6 +23,7 @@ mod json;
 mod request;
 mod routes;
 mod sse;
+mod turns;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -65,6 +66,7 @@ struct Inner {
     header_timeout: std::time::Duration,
     /// Browser origins allowed (`--http-cors-origin`); `None`: no CORS headers at all.
     cors: Option<tower_http::cors::CorsLayer>,
+    large_requests: turns::LargeRequests,
 }
 
 impl Inner {
@@ -92,6 +94,7 @@ impl HttpState {
             header_timeout: std::time::Duration::from_secs(config.http_header_timeout),
             // Checked when the configuration was validated.
             cors: config.http_cors_origin.as_deref().and_then(|o| cors_origins(o).ok()).map(cors::layer),
+            large_requests: turns::LargeRequests::new(config.http_max_body),
         }))
     }
 }

@@ -161,6 +161,8 @@ async fn serve(
     }
     let access = inner.authorize(&parts.headers, query, peer)?;
     let body = request::read_body(body, &parts.headers, inner.max_body).await?;
+    // Held until the reply is built (the module `turns` says why).
+    let _turn = inner.large_requests.turn(body.len()).await?;
     let encoding = match parts.headers.get(&UPSTASH_ENCODING) {
         Some(value) if value.as_bytes().eq_ignore_ascii_case(b"base64") => Encoding::Base64,
         _ => Encoding::Text,
