@@ -407,7 +407,7 @@ fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// One file of a Redis 7 appendonlydir is one part of the data (the base, or the writes
 /// after it): imported alone, it would give a partial dataset with a success.
 fn refuse_part_of_multi_part_aof(path: &Path) -> Result<(), String> {
-    let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) else { return Ok(()) };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else { return Ok(()) };
     for manifest in manifests_in(dir).unwrap_or_default() {
         let Ok(text) = std::fs::read_to_string(&manifest) else { continue };

@@ -1025,8 +1025,9 @@ fn load_located(engine: &Engine, path: &Path, locations: &[Location]) -> Result<
     Ok(())
 }
 
-/// How far a server's start-up load has come, for INFO's `loading_*` fields: bytes of the
-/// snapshot and of the log read so far, against their sizes.
+/// How far a read of a data directory has come: bytes of the snapshot and of the log read
+/// so far, against their sizes. The server's INFO `loading_*` fields and export's meter
+/// show it.
 #[derive(Debug, Default)]
 pub struct LoadProgress {
     snapshot_done: AtomicU64,
@@ -1063,7 +1064,7 @@ impl LoadProgress {
 }
 
 /// Feeds a data directory (snapshot, then log batches) into an engine: server start and
-/// `staykv export`. Logs progress lines about every second.
+/// `staykv export`. Logs progress lines about every second unless told not to.
 #[derive(Debug)]
 pub struct EngineReplay<'a> {
     pub dir: &'a Path,
