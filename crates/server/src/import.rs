@@ -779,6 +779,12 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
         }
     }
     let total: u64 = dbs.iter().map(|(_, keys)| keys).sum();
+    // Deadlines as the source stores them (PEXPIRETIME, Redis 7.0 and later), not remaining
+    // times that would shift by the round trip; from an older Redis, PTTL.
+    let deadline_command: &[u8] = match conn.call(&[b"PEXPIRETIME", b"staykv-import-probe"])? {
+        Resp::Int(_) => b"PEXPIRETIME",
+        _ => b"PTTL",
+    };
     let mut meter = Meter::new(&format!("reading {addr}"), Some(total), "keys");
     for (db, _) in dbs {
         let db_text = db.to_string();
@@ -803,17 +809,18 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
                 })
                 .collect();
             for key in &keys {
-                conn.send(&[b"PTTL", key])?;
+                conn.send(&[deadline_command, key])?;
                 conn.send(&[b"DUMP", key])?;
             }
             let now = crate::clock::now_ms();
             for key in keys {
-                let pttl = conn.read()?;
+                let deadline = conn.read()?;
                 let dump = conn.read()?;
                 meter.inc(1);
-                let expire_at = match pttl {
+                let expire_at = match deadline {
                     Resp::Int(-2) => continue,
-                    Resp::Int(ms) if ms >= 0 => now + ms as u64,
+                    Resp::Int(ms) if ms >= 0 && deadline_command == b"PTTL" => now + ms as u64,
+                    Resp::Int(ms) if ms >= 0 => ms as u64,
                     _ => NO_EXPIRY,
                 };
                 let payload = match dump {

@@ -166,6 +166,9 @@ fn import_from_a_live_redis() {
     populate(&mut rc, true);
     add_stream(&mut rc);
     load_library(&mut rc, "live");
+    for i in 0..20 {
+        call_str(&mut rc, &["SET", &format!("exact:{i}"), "v", "PX", &(3_600_000 + i * 7).to_string()]);
+    }
     let expected = dump_all(&mut rc, DBS);
     let mut server = empty_staykv();
     let report = import(&format!("redis://127.0.0.1:{}", redis.port()), &server.dir());
@@ -175,6 +178,18 @@ fn import_from_a_live_redis() {
     let got = dump_all(&mut conn, DBS);
     assert_same("redis-server", &expected, "staykv after import", &got, 1000);
     assert_libraries(&mut conn, &["live"], "StayKV after importing from a live Redis");
+    // Deadlines come over exact (PEXPIRETIME), not shifted by a round trip.
+    let deadline = |conn: &mut RawConn, db: &str, key: &str| {
+        call_str(conn, &["SELECT", db]);
+        call_str(conn, &["PEXPIRETIME", key])
+    };
+    let exact: Vec<String> = (0..20).map(|i| format!("exact:{i}")).collect();
+    let keys = exact.iter().map(|k| ("0", k.as_str())).chain([("0", "s:ttl"), ("5", "db5:ttl")]);
+    for (db, key) in keys {
+        let theirs = deadline(&mut rc, db, key);
+        assert!(matches!(theirs, Val::Int(ms) if ms > 0), "{key}: {theirs:?}");
+        assert_eq!(deadline(&mut conn, db, key), theirs, "{key}");
+    }
 }
 
 #[test]
