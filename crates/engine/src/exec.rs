@@ -513,7 +513,7 @@ impl Engine {
             ctx.remember_reads(spec, args);
         }
         let reply = if ctx.error_counted { reply } else { self.counted(reply) };
-        let wait_seq = ctx.commit(spec, args);
+        let wait_seq = ctx.commit();
         let reply = match ctx.unlogged.take() {
             Some(error) => self.counted(Reply::Error(error)),
             None => reply,
@@ -596,7 +596,7 @@ impl Engine {
     /// answers the commands queued behind a script once it passes the threshold. (A host
     /// without a clock waits.)
     fn locks_to_run(&self, spec: &CommandSpec, args: &[Bytes], now: u64, host: &dyn Host) -> Result<Locks<'_>, Reply> {
-        let let_through = || Locks::Some(SmallVec::new());
+        let let_through = || Locks::Some { guards: SmallVec::new(), key_hashes: SmallVec::new() };
         if self.scripting.is_busy(now) {
             return Ok(let_through());
         }
@@ -628,12 +628,14 @@ impl Engine {
         if spec.has(flags::ALL_SHARDS) {
             return self.keyspace.lock_all_for_command(host, give_up).map(Locks::All);
         }
-        let mut shards: SmallVec<[usize; 4]> =
-            command_keys(spec, args).into_iter().map(|key| self.keyspace.shard_of(self.keyspace.hash(key))).collect();
+        let key_hashes: SmallVec<[u64; 4]> =
+            command_keys(spec, args).into_iter().map(|k| self.keyspace.hash(k)).collect();
+        let mut shards: SmallVec<[usize; 4]> = key_hashes.iter().map(|&hash| self.keyspace.shard_of(hash)).collect();
         shards.sort_unstable();
         shards.dedup();
         let locked = shards.into_iter().map(|i| Some((i, self.keyspace.lock_for_command(i, host, give_up)?)));
-        locked.collect::<Option<_>>().map(Locks::Some)
+        let guards = locked.collect::<Option<_>>()?;
+        Some(Locks::Some { guards, key_hashes })
     }
 
     /// Check `client`'s ACL user may run this command; refusals go to the ACL LOG.
@@ -896,8 +898,9 @@ fn expire_slots(
 
 /// The shard guards a command holds.
 pub(crate) enum Locks<'a> {
-    /// Sorted by shard index.
-    Some(SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>),
+    /// The shards of the keys a command names (`command_keys`), sorted by shard index, and
+    /// those keys' hashes: its commit notes or waits for the writes to them.
+    Some { guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>, key_hashes: SmallVec<[u64; 4]> },
     /// Every shard, indexed by shard number.
     All(Vec<MutexGuard<'a, Shard>>),
 }
@@ -905,7 +908,7 @@ pub(crate) enum Locks<'a> {
 impl std::fmt::Debug for Locks<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Locks::Some(v) => write!(f, "Locks::Some({} shards)", v.len()),
+            Locks::Some { guards, .. } => write!(f, "Locks::Some({} shards)", guards.len()),
             Locks::All(v) => write!(f, "Locks::All({} shards)", v.len()),
         }
     }
@@ -989,7 +992,7 @@ impl<'a> Ctx<'a> {
     /// Log the effects as one batch, signal watched keys, and return the sequence number the
     /// reply waits for: the last write to the keys the command named, or to any key of the
     /// shards it held whole.
-    fn commit(&mut self, spec: &CommandSpec, args: &[Bytes]) -> u64 {
+    fn commit(&mut self) -> u64 {
         self.note_outgrown();
         for event in std::mem::take(&mut self.events) {
             self.engine.notifier.publish(&self.engine.pubsub, &event);
@@ -1021,20 +1024,17 @@ impl<'a> Ctx<'a> {
             }
         }
         match &mut self.locks {
-            Locks::Some(guards) if guards.is_empty() => 0,
-            Locks::Some(guards) => {
+            Locks::Some { guards, key_hashes } => {
                 // Every key such a command reads or writes is among its key positions: they
-                // are what chose the shards it holds.
-                let keyspace = &self.engine.keyspace;
-                let hashes = || command_keys(spec, args).into_iter().map(|key| keyspace.hash(key));
-                let at = |guards: &[(usize, MutexGuard<'_, Shard>)], hash| {
-                    held_position(guards, keyspace.shard_of(hash)).ok()
+                // are what chose the shards it holds, and their hashes were kept then.
+                let shard_of = |guards: &[(usize, MutexGuard<'_, Shard>)], hash| {
+                    held_position(guards, self.engine.keyspace.shard_of(hash)).ok()
                 };
                 match seq {
                     // The latest batch of every shard held: the reply waits for it alone.
                     Some(seq) => {
-                        for hash in hashes() {
-                            if let Some((_, shard)) = at(guards, hash).and_then(|i| guards.get_mut(i)) {
+                        for &hash in key_hashes.iter() {
+                            if let Some((_, shard)) = shard_of(guards, hash).and_then(|i| guards.get_mut(i)) {
                                 shard.note_key_write(hash, seq);
                             }
                         }
@@ -1043,13 +1043,16 @@ impl<'a> Ctx<'a> {
                     // While the disk refuses writes, a read waits only for the writes to its
                     // keys, which may never become durable: other keys' reads are answered
                     // meanwhile.
-                    None if self.journal.refusing_writes() => hashes()
-                        .filter_map(|hash| at(guards, hash).and_then(|i| guards.get(i)).map(|(_, s)| s.key_wait(hash)))
+                    None if self.journal.refusing_writes() => key_hashes
+                        .iter()
+                        .filter_map(|&hash| {
+                            shard_of(guards, hash).and_then(|i| guards.get(i)).map(|(_, s)| s.key_wait(hash))
+                        })
                         .max()
                         .unwrap_or(0),
                     // Otherwise for its shards' last writes as a whole: its reply then goes out
                     // with the fsync its neighbours wait for (on the session workload, 6% less
-                    // CPU a request than answering each read at once), and no key is hashed again.
+                    // CPU a request than answering each read at once).
                     None => guards.iter().map(|(_, shard)| shard.shard_wait()).max().unwrap_or(0),
                 }
             }
@@ -1083,7 +1086,7 @@ impl<'a> Ctx<'a> {
 
     fn shards_mut(&mut self) -> Box<dyn Iterator<Item = &mut Shard> + '_> {
         match &mut self.locks {
-            Locks::Some(v) => Box::new(v.iter_mut().map(|(_, g)| &mut **g)),
+            Locks::Some { guards, .. } => Box::new(guards.iter_mut().map(|(_, g)| &mut **g)),
             Locks::All(v) => Box::new(v.iter_mut().map(|g| &mut **g)),
         }
     }
@@ -1101,7 +1104,7 @@ impl<'a> Ctx<'a> {
                     None => unreachable_shard(count),
                 }
             }
-            Locks::Some(guards) => {
+            Locks::Some { guards, .. } => {
                 let pos = match held_position(guards, index) {
                     Ok(pos) => pos,
                     Err(pos) => {
@@ -1158,7 +1161,7 @@ impl<'a> Ctx<'a> {
         let index = self.engine.keyspace.shard_of(self.engine.keyspace.hash(key));
         match &self.locks {
             Locks::All(_) => true,
-            Locks::Some(guards) => held_position(guards, index).is_ok(),
+            Locks::Some { guards, .. } => held_position(guards, index).is_ok(),
         }
     }
 
@@ -1501,12 +1504,7 @@ impl<'a> Ctx<'a> {
     /// Whether `key` physically exists, if its shard is one this command holds (an effect
     /// names keys of its own command, but this never locks a shard to find out).
     fn present_if_locked(&mut self, db: usize, key: &[u8]) -> bool {
-        let index = self.engine.keyspace.shard_of(self.engine.keyspace.hash(key));
-        let locked = match &self.locks {
-            Locks::All(_) => true,
-            Locks::Some(guards) => guards.binary_search_by_key(&index, |(i, _)| *i).is_ok(),
-        };
-        !locked || self.peek_raw(db, key).is_some()
+        !self.holds_shard_of(key) || self.peek_raw(db, key).is_some()
     }
 
     /// From here on the running command names its keyspace events itself ([`Ctx::notify`]):

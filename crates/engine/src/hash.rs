@@ -342,10 +342,9 @@ impl Hash {
     /// Up to `count` distinct pairs chosen uniformly at random (all of them if fewer).
     pub fn sample(&self, count: usize, rng: &mut impl rand::Rng) -> Vec<(&[u8], &[u8])> {
         use rand::seq::IteratorRandom;
-        // A client's count: `choose_multiple` reserves room for that many first.
-        let count = count.min(self.len());
         match &self.repr {
-            Repr::Packed(_) => self.iter().choose_multiple(rng, count),
+            // A client's count: `choose_multiple` reserves room for that many first.
+            Repr::Packed(_) => self.iter().choose_multiple(rng, count.min(self.len())),
             Repr::Table(table) => table.sample(count, rng).into_iter().map(pair_slices).collect(),
         }
     }

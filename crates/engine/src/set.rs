@@ -171,10 +171,9 @@ impl Set {
     /// Up to `count` distinct members chosen uniformly at random (all of them if fewer).
     pub fn sample(&self, count: usize, rng: &mut impl rand::Rng) -> Vec<Member<'_>> {
         use rand::seq::IteratorRandom;
-        // A client's count: `choose_multiple` reserves room for that many first.
-        let count = count.min(self.len());
         match &self.repr {
-            Repr::Ints(_) => self.iter().choose_multiple(rng, count),
+            // A client's count: `choose_multiple` reserves room for that many first.
+            Repr::Ints(_) => self.iter().choose_multiple(rng, count.min(self.len())),
             Repr::Table(table) => table.sample(count, rng).into_iter().map(|m| Member(Spelled::Stored(m))).collect(),
         }
     }
