@@ -38,10 +38,7 @@ pub fn load_acl_file(path: &Path, engine: &Engine, requirepass: Option<&str>) ->
 /// Replace the ACL file atomically: write a temporary file beside it, fsync, rename, fsync
 /// the directory. The file is readable by its owner only (it holds password hashes).
 pub fn write_acl_file(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let dir = crate::tools::parent_dir(path);
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -54,7 +51,7 @@ pub fn write_acl_file(path: &Path, text: &str) -> std::io::Result<()> {
         file.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
-    std::fs::File::open(&dir)?.sync_all()
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Compare two secrets in time that depends only on their lengths, so a timing attacker

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 use crate::clock;
 use crate::host::{ClientRecord, ServerHost, MAX_CLIENTS_REACHED};
-use crate::limits::{OutputLimit, OutputLimits};
+use crate::limits::OutputLimits;
 use crate::persistence::{Persistence, Transfer, TransferSource};
 
 /// Replies of a long pipeline are flushed in pieces of about this size.
@@ -51,7 +51,7 @@ impl Mailbox {
         let size = approximate_size(&message);
         let pending = record.buffers.queue_message(size) as u64;
         let limit = limits.of(record.subscribed.load(Ordering::Acquire));
-        if limit.hard > 0 && OutputLimit::counted(pending) > limit.hard {
+        if limit.over_hard(pending) {
             // Not queued after all: counted out again, so the figures stay those of the queue.
             record.buffers.take_messages(1, size);
             if record.close() {
@@ -781,7 +781,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let limits = self.shared.host.limits.output();
         let limit = limits.of(self.client.subscription_count() > 0);
         let pending = self.output.len() as u64;
-        if limit.hard > 0 && OutputLimit::counted(pending + self.record.buffers.queued_bytes() as u64) > limit.hard {
+        if limit.over_hard(pending + self.record.buffers.queued_bytes() as u64) {
             tracing::warn!(client = self.client.id, pending, "closing client: output buffer over its hard limit");
             return Err(Close::Protocol);
         }

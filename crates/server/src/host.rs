@@ -429,7 +429,7 @@ impl ServerHost {
             let limit = limits.of(record.subscribed.load(Ordering::Acquire));
             let output = record.buffers.figures().output() as u64;
             let mut since = record.buffers.over_soft_limit_since.lock();
-            if limit.soft == 0 || crate::limits::OutputLimit::counted(output) <= limit.soft {
+            if !limit.over_soft(output) {
                 *since = None;
                 continue;
             }
@@ -569,7 +569,7 @@ impl ServerHost {
             buffers.reply_peak,
             (buffers.output() as u64).min(crate::limits::UNCOUNTED_OUTPUT),
             buffers.messages,
-            crate::limits::OutputLimit::counted(buffers.output() as u64),
+            crate::limits::counted_output(buffers.output() as u64),
             total_memory(&buffers, queued_bytes),
             // `w`: replies wait for the socket to take them, as Redis shows a write handler.
             if buffers.unwritten > 0 { "rw" } else { "r" },

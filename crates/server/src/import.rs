@@ -31,7 +31,7 @@ use staykv_storage::{snapshot_file_name, Log, LogOptions, NoReplay, RealFs};
 
 use crate::persistence::lock_dir;
 use crate::snapshot::{self, load_entry, value_from_rdb};
-use crate::tools::{dir_has_files, tool_engine, Meter, BYTES};
+use crate::tools::{dir_has_files, parent_dir, tool_engine, Meter, BYTES};
 
 /// What an import found.
 #[derive(Debug, Default)]
@@ -407,7 +407,7 @@ fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// One file of a Redis 7 appendonlydir is one part of the data (the base, or the writes
 /// after it): imported alone, it would give a partial dataset with a success.
 fn refuse_part_of_multi_part_aof(path: &Path) -> Result<(), String> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else { return Ok(()) };
     for manifest in manifests_in(dir).unwrap_or_default() {
         let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
@@ -442,7 +442,7 @@ fn import_aof_dir(dir: &Path, engine: &Engine, report: &mut Report) -> Result<()
 
 /// The files a Redis 7 AOF manifest lists, base first, then the incremental ones in order.
 fn import_aof_manifest(manifest: &Path, engine: &Engine, report: &mut Report) -> Result<(), String> {
-    let dir = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = parent_dir(manifest);
     let text = std::fs::read_to_string(manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let files = parse_aof_manifest(&text)?;
     let base: Vec<&AofFile> = files.iter().filter(|f| f.kind == 'b').collect();

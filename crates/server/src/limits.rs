@@ -135,14 +135,25 @@ pub struct OutputLimit {
 /// first reply (the `CONFIG SET` that undoes it included).
 pub const UNCOUNTED_OUTPUT: u64 = 16 * 1024;
 
+/// The part of `output` bytes waiting for a client that its limits count (CLIENT LIST's
+/// `omem`).
+pub fn counted_output(output: u64) -> u64 {
+    output.saturating_sub(UNCOUNTED_OUTPUT)
+}
+
 impl OutputLimit {
     pub fn soft_duration(self) -> Duration {
         Duration::from_secs(self.soft_seconds)
     }
 
-    /// The part of `output` bytes waiting for a client that its limits count.
-    pub fn counted(output: u64) -> u64 {
-        output.saturating_sub(UNCOUNTED_OUTPUT)
+    /// `output` bytes waiting for a client pass the hard limit (0: none).
+    pub fn over_hard(self, output: u64) -> bool {
+        self.hard > 0 && counted_output(output) > self.hard
+    }
+
+    /// `output` bytes waiting for a client pass the soft limit (0: none).
+    pub fn over_soft(self, output: u64) -> bool {
+        self.soft > 0 && counted_output(output) > self.soft
     }
 }
 

@@ -225,7 +225,7 @@ fn record_persistence(figures: &PersistenceFigures) {
     gauge!("staykv_log_last_seq").set(figures.last_seq as f64);
     gauge!("staykv_log_durable_seq").set(figures.durable_seq as f64);
     gauge!("staykv_log_healthy").set(flag(figures.log_healthy));
-    gauge!("staykv_loading").set(flag(figures.loading));
+    gauge!("staykv_loading").set(flag(figures.load.is_some()));
     gauge!("staykv_data_bytes", "part" => "snapshot").set(figures.snapshot_bytes as f64);
     gauge!("staykv_data_bytes", "part" => "log").set(figures.log_bytes as f64);
     gauge!("staykv_changes_since_last_snapshot").set(figures.changes_since_save as f64);

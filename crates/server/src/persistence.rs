@@ -159,8 +159,9 @@ pub struct Persistence {
     databases: AtomicU64,
     durable: DurableWaiters,
     loading: AtomicBool,
-    /// When the start-up load began (Unix seconds) and how far it has come.
-    load_started_unix: AtomicU64,
+    /// When the start-up load began (Unix seconds: the server's start, which begins with it)
+    /// and how far it has come.
+    load_started_unix: u64,
     load_progress: LoadProgress,
     /// The server is stopping: no compaction starts ([`Persistence::close`]).
     closing: AtomicBool,
@@ -260,11 +261,17 @@ fn segment_sizes(dir: &Path, log: Option<&Log>) -> Vec<(u64, u64)> {
     out
 }
 
+/// The snapshot the manifest of `dir` names, and its size.
+fn live_snapshot(dir: &Path) -> Result<(Option<SnapshotRef>, u64), String> {
+    let snapshot = read_manifest(&RealFs::new(), dir).map_err(|e| e.to_string())?.and_then(|m| m.snapshot);
+    let bytes = snapshot.as_ref().and_then(|s| std::fs::metadata(dir.join(&s.file)).ok()).map_or(0, |m| m.len());
+    Ok((snapshot, bytes))
+}
+
 /// What a load of `dir` reads, as [`LoadProgress`] expects it before the read: the snapshot
 /// the manifest names and the log segments.
 pub fn expect_load(dir: &Path, progress: &LoadProgress) {
-    let snapshot = read_manifest(&RealFs::new(), dir).ok().flatten().and_then(|m| m.snapshot);
-    let snapshot_bytes = snapshot.and_then(|s| std::fs::metadata(dir.join(&s.file)).ok()).map_or(0, |m| m.len());
+    let snapshot_bytes = live_snapshot(dir).map_or(0, |(_, bytes)| bytes);
     let log_bytes = segment_sizes(dir, None).iter().map(|(_, len)| len).sum();
     progress.expect(snapshot_bytes, log_bytes);
 }
@@ -296,7 +303,7 @@ impl Persistence {
             databases: AtomicU64::new(16),
             durable: DurableWaiters::default(),
             loading: AtomicBool::new(true),
-            load_started_unix: AtomicU64::new(0),
+            load_started_unix: crate::clock::unix_secs(),
             load_progress: LoadProgress::default(),
             closing: AtomicBool::new(false),
             writes_since_save: AtomicU64::new(0),
@@ -359,7 +366,6 @@ impl Persistence {
             }),
             ..LogOptions::default()
         };
-        self.load_started_unix.store(crate::clock::unix_secs(), Ordering::Relaxed);
         expect_load(dir, &self.load_progress);
         let mut replay = EngineReplay::new(dir, engine, on_replay_error);
         replay.load_progress = Some(&self.load_progress);
@@ -719,14 +725,13 @@ impl Persistence {
     /// Re-reads the live snapshot from the manifest (the truth, even after a failed install).
     fn refresh_snapshot_state(&self) {
         let Some(dir) = self.dir.get() else { return };
-        let snapshot = match read_manifest(&RealFs::new(), dir) {
-            Ok(manifest) => manifest.and_then(|m| m.snapshot),
+        let (snapshot, bytes) = match live_snapshot(dir) {
+            Ok(live) => live,
             Err(e) => {
                 tracing::warn!("cannot read the manifest: {e}");
                 return;
             }
         };
-        let bytes = snapshot.as_ref().and_then(|s| std::fs::metadata(dir.join(&s.file)).ok()).map_or(0, |m| m.len());
         let mut state = self.save.lock();
         state.snapshot = snapshot;
         state.snapshot_bytes = bytes;
@@ -799,12 +804,10 @@ impl Persistence {
         let log = self.log.get();
         // Copied out, so that the log is read without the save state's lock held.
         let save = self.save.lock().clone();
-        let loading = self.is_loading();
         PersistenceFigures {
-            loading,
-            load: loading.then(|| {
+            load: self.is_loading().then(|| {
                 let (loaded_bytes, total_bytes) = self.load_progress.bytes();
-                LoadFigures { started_unix: self.load_started_unix.load(Ordering::Relaxed), loaded_bytes, total_bytes }
+                LoadFigures { started_unix: self.load_started_unix, loaded_bytes, total_bytes }
             }),
             changes_since_save: self.writes_since_save.load(Ordering::Relaxed),
             last_save_unix: self.last_save_unix.load(Ordering::Relaxed),
@@ -839,7 +842,7 @@ impl Persistence {
             out,
             "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\n\
              current_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\n",
-            u8::from(f.loading)
+            u8::from(f.load.is_some())
         );
         // BGSAVE and BGREWRITEAOF start the same job (a compaction writes a snapshot, then drops
         // the log it covers): Redis's RDB and AOF fields both describe it.
@@ -893,8 +896,7 @@ impl Persistence {
 /// What [`Persistence::figures`] reads: one consistent look at the log and the compactions.
 #[derive(Debug, Clone)]
 pub struct PersistenceFigures {
-    pub loading: bool,
-    /// How far the load has come, while loading.
+    /// How far the start-up load has come, while it runs.
     pub load: Option<LoadFigures>,
     /// Writes since the last snapshot (`rdb_changes_since_last_save`).
     pub changes_since_save: u64,
@@ -928,7 +930,7 @@ pub struct PersistenceFigures {
 /// The start-up load's progress, as Redis's `loading_*` fields report it.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadFigures {
-    /// Unix seconds (0 before the load has begun).
+    /// Unix seconds.
     pub started_unix: u64,
     pub loaded_bytes: u64,
     pub total_bytes: u64,
@@ -941,7 +943,7 @@ impl LoadFigures {
         let percent =
             if self.total_bytes == 0 { 0.0 } else { self.loaded_bytes as f64 * 100.0 / self.total_bytes as f64 };
         let remaining = self.total_bytes.saturating_sub(self.loaded_bytes);
-        let eta = match now_unix.saturating_sub(self.started_unix.max(1)) {
+        let eta = match now_unix.saturating_sub(self.started_unix) {
             0 => 1,
             elapsed => u64::try_from(u128::from(elapsed) * u128::from(remaining) / u128::from(self.loaded_bytes + 1))
                 .unwrap_or(u64::MAX),

@@ -417,7 +417,7 @@ pub fn write_rdb_atomically<T>(
         drop(file);
         std::fs::rename(&tmp, path)
             .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = crate::tools::parent_dir(path);
         sync_dir(dir).map_err(|e| format!("cannot fsync directory {}: {e}", dir.display()))?;
         Ok((bytes, out))
     })();

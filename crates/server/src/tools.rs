@@ -19,7 +19,8 @@ use staykv_engine::host::NoHost;
 use staykv_engine::{decode_batch, Engine, EngineOptions, ReplayFailure};
 use staykv_rdb::{RdbItem, RdbReader, RdbWriter};
 use staykv_storage::{
-    parse_segment_file_name, BoxError, CheckReport, DamageKind, Progress, RealFs, Replay, SnapshotRef, MANIFEST_FILE,
+    parse_segment_file_name, parse_snapshot_file_name, BoxError, CheckReport, DamageKind, Progress, RealFs, Replay,
+    SnapshotRef, MANIFEST_FILE,
 };
 
 use crate::config::OnReplayError;
@@ -146,7 +147,7 @@ fn refuse_redis_dir(dir: &Path) -> Result<(), String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let holds_staykv_files = entries.flatten().any(|entry| {
         let name = entry.file_name().to_string_lossy().into_owned();
-        name == MANIFEST_FILE || name.starts_with("snap-") || parse_segment_file_name(&name).is_some()
+        name == MANIFEST_FILE || parse_snapshot_file_name(&name).is_some() || parse_segment_file_name(&name).is_some()
     });
     if holds_staykv_files {
         return Ok(());
@@ -156,6 +157,11 @@ fn refuse_redis_dir(dir: &Path) -> Result<(), String> {
         dir.display(),
         dir.join(redis_file).display()
     ))
+}
+
+/// The directory the file `path` names lies in: `.` for a bare file name.
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Whether `dir` holds anything but the lock file.
@@ -442,7 +448,7 @@ fn verify_snapshot(path: &Path) -> Result<(u64, Vec<String>), String> {
 
 /// Whether `file` would be written in `dir` or below it (its directory, resolved, is there).
 fn lands_inside(file: &Path, dir: &Path) -> bool {
-    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = parent_dir(file);
     match (parent.canonicalize(), dir.canonicalize()) {
         (Ok(parent), Ok(dir)) => parent.starts_with(dir),
         // A directory that does not exist holds nothing to overwrite; the write reports it.
@@ -480,7 +486,7 @@ fn export_target(rdb: &Path) -> Result<ExportTarget, String> {
         )),
         Ok(_) => Ok(ExportTarget::File(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = parent_dir(&path);
             if parent.is_dir() {
                 Ok(ExportTarget::File(path))
             } else {
@@ -580,15 +586,17 @@ fn metered<T>(label: &str, load: &LoadProgress, work: impl FnOnce() -> T) -> T {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut meter = Meter::new(label, Some(load.bytes().1), BYTES);
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            loop {
+                // Read before the figures: the last look shows the read's end.
+                let finished = done.load(std::sync::atomic::Ordering::Relaxed);
                 let (read, total) = load.bytes();
                 meter.set_total(total);
                 meter.set(read);
+                if finished {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let (read, total) = load.bytes();
-            meter.set_total(total);
-            meter.set(read);
             meter.finish();
         });
         let out = work();
@@ -610,16 +618,16 @@ fn write_metered<W: Write>(
     })
 }
 
-/// A writer that counts the bytes it passes on, buffered: the export's byte count when it
-/// streams to standard output, which has no file to measure.
+/// A writer that counts the bytes it passes on: the export's byte count when it streams to
+/// standard output, which has no file to measure. (The RDB writer buffers in front of it.)
 struct Counted<W: Write> {
-    inner: std::io::BufWriter<W>,
+    inner: W,
     bytes: u64,
 }
 
 impl<W: Write> Counted<W> {
     fn new(inner: W) -> Counted<W> {
-        Counted { inner: std::io::BufWriter::with_capacity(1 << 20, inner), bytes: 0 }
+        Counted { inner, bytes: 0 }
     }
 }
 

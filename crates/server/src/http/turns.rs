@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use super::ApiError;
 
 /// Bodies up to this size run at once, whatever their number.
-pub const LARGE_BODY: usize = 64 * 1024;
+const LARGE_BODY: usize = 64 * 1024;
 
 /// The budget's unit: a permit stands for a KiB of body.
 const UNIT: usize = 1024;
@@ -34,7 +34,8 @@ impl LargeRequests {
     /// A budget of twice `max_body` bytes of large bodies at once.
     pub fn new(max_body: usize) -> LargeRequests {
         let units = (max_body.saturating_mul(2) / UNIT).max(LARGE_BODY / UNIT);
-        let budget_units = u32::try_from(units).unwrap_or(u32::MAX).min(Semaphore::MAX_PERMITS as u32);
+        // u32::MAX is far below the most permits a semaphore takes.
+        let budget_units = u32::try_from(units).unwrap_or(u32::MAX);
         LargeRequests { permits: Semaphore::new(budget_units as usize), budget_units }
     }
 
