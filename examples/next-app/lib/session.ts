@@ -1,7 +1,7 @@
 // Node-side session access: StayKV over RESP with ioredis. Imported by server components,
 // server actions and route handlers only.
 import { createSessionStore, ioredisAdapter, SessionStoreError } from '@staykv/session';
-import { createNextSessions } from '@staykv/session/next';
+import { createNextSessions, storeUnavailableResponse } from '@staykv/session/next';
 import { Redis } from 'ioredis';
 
 import { cookieName, env, sessionConfig, type SessionData } from './config';
@@ -27,14 +27,11 @@ function lazyClient() {
 }
 
 /**
- * A route handler's answer when the session store cannot be reached: 503 with `retry-after`,
- * as the middleware answers. Whether the session exists is unknown then, so the request is
- * treated neither as signed in nor as signed out. Any other error is thrown on.
+ * A route handler's answer when the session store cannot be reached: the middleware's 503.
+ * Whether the session exists is unknown then, so the request is treated neither as signed
+ * in nor as signed out. Any other error is thrown on.
  */
 export function storeUnavailable(error: unknown): Response {
   if (!(error instanceof SessionStoreError)) throw error;
-  return Response.json(
-    { error: 'the session store is unavailable; retry shortly' },
-    { status: 503, headers: { 'retry-after': '1', 'cache-control': 'no-store' } },
-  );
+  return storeUnavailableResponse();
 }

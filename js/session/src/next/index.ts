@@ -125,7 +125,7 @@ export function createNextSessions<T>(store: SessionStore<T>, options: NextSessi
 
 export { verifyOrigin, verifyCsrfToken } from '../csrf.js';
 export type { VerifyOriginOptions, RequestLike } from '../csrf.js';
-export { sessionMiddleware, getRequestSession, safeRedirectPath } from './middleware.js';
+export { sessionMiddleware, getRequestSession, safeRedirectPath, storeUnavailableResponse } from './middleware.js';
 export type { SessionMiddlewareOptions, MiddlewareRequest } from './middleware.js';
 export { sessionCookieName } from '../cookie.js';
 export { SessionStoreError } from '../store.js';

@@ -70,7 +70,7 @@ export function sessionMiddleware<T>(
     try {
       if (token) session = await (options.touch ? store.touch(token) : store.getSession(token));
     } catch (e) {
-      if (e instanceof SessionStoreError) return unavailableResponse();
+      if (e instanceof SessionStoreError) return storeUnavailableResponse();
       throw e;
     }
     if (session) return undefined;
@@ -81,7 +81,13 @@ export function sessionMiddleware<T>(
   };
 }
 
-function unavailableResponse(): Response {
+/**
+ * The answer while the store cannot be reached (a `SessionStoreError`): 503 with
+ * `retry-after: 1`, never cached. Whether the session exists is unknown, so the request is
+ * treated neither as signed in nor as signed out. The middleware answers it; route handlers
+ * can return it too.
+ */
+export function storeUnavailableResponse(): Response {
   const headers = { 'retry-after': '1', 'cache-control': 'no-store', 'x-staykv-session': 'unavailable' };
   return new Response('The session store is unavailable; try again shortly.', { status: 503, headers });
 }
