@@ -118,6 +118,11 @@ pub enum Command {
         /// The data directory to create (it must hold no data); start the server on it after.
         #[arg(long, env = "STAYKV_DIR", default_value = "./staykv-data")]
         dir: PathBuf,
+        /// Import a source even though some of it cannot be (keys of module types, AOF
+        /// commands that fail, function libraries that do not load), listing what is left
+        /// out. Without it such a source is refused and nothing is written.
+        #[arg(long)]
+        partial: bool,
     },
     /// Write an RDB file that redis-server 7.0 loads.
     Export {

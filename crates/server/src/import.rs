@@ -11,9 +11,10 @@
 //!
 //! Everything is loaded into memory, keys already expired are skipped, and the result is
 //! written into the target directory as its snapshot (seq 0) with an empty log. The target
-//! must be empty (or a data directory holding no data). Keys StayKV cannot hold (module
-//! types; keys an AOF changes with commands this build lacks) are never
-//! dropped silently: each is listed by database and name, and counted.
+//! must be empty (or a data directory holding no data). A source with anything StayKV cannot
+//! take (keys of module types; AOF commands this build lacks or that fail; function libraries
+//! that do not load) is refused, as redis-server refuses to load it, with a list of what would
+//! be left behind; `--partial` imports the rest and prints the same list.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -47,6 +48,11 @@ struct Report {
 }
 
 impl Report {
+    /// Whether anything of the source is not in the engine.
+    fn left_something_out(&self) -> bool {
+        !self.unsupported.is_empty() || !self.function_errors.is_empty() || !self.command_errors.is_empty()
+    }
+
     fn unsupported_key(&mut self, db: u32, key: Vec<u8>, kind: &str) {
         if !self.unsupported.iter().any(|(d, k, _)| *d == db && *k == key) {
             self.unsupported.push((db, key, kind.to_string()));
@@ -54,10 +60,10 @@ impl Report {
     }
 }
 
-/// `staykv import SOURCE [--dir D]`.
-pub fn import(source: &str, dir: &Path) -> Result<(), String> {
+/// `staykv import SOURCE [--dir D] [--partial]`.
+pub fn import(source: &str, dir: &Path, partial: bool) -> Result<(), String> {
     let created = !dir.exists();
-    let result = import_into(source, dir);
+    let result = import_into(source, dir, partial);
     if result.is_err() && created {
         // A failed import leaves no directory behind that it made: a retry or a server
         // start then begins where the user did, not beside an empty data directory.
@@ -66,7 +72,7 @@ pub fn import(source: &str, dir: &Path) -> Result<(), String> {
     result
 }
 
-fn import_into(source: &str, dir: &Path) -> Result<(), String> {
+fn import_into(source: &str, dir: &Path, partial: bool) -> Result<(), String> {
     let started = Instant::now();
     let _lock = lock_dir(dir)?;
     ensure_no_data(dir)?;
@@ -93,8 +99,18 @@ fn import_into(source: &str, dir: &Path) -> Result<(), String> {
     let before = key_count(&engine);
     engine.active_expire(crate::clock::now_ms(), usize::MAX, &NoJournal, &NoHost);
     report.expired += before - key_count(&engine);
+    if report.left_something_out() && !partial {
+        // A migration script that checks the exit status must not start a server on a
+        // dataset missing keys, nor one whose later AOF commands ran without an earlier one.
+        print_left_out(&report);
+        return Err(format!(
+            "{source} holds data StayKV cannot import (listed above); nothing was written. \
+             Run again with --partial to import the rest without it"
+        ));
+    }
     let written = write_data_dir(dir, &engine)?;
     print_report(source, dir, &engine, &report, written, started.elapsed());
+    print_left_out(&report);
     Ok(())
 }
 
@@ -206,6 +222,11 @@ fn print_report(source: &str, dir: &Path, engine: &Engine, report: &Report, writ
     if libraries > 0 {
         println!("function libraries imported: {libraries}");
     }
+}
+
+/// What the source held that the engine does not: printed before a refusal, and after a
+/// `--partial` import.
+fn print_left_out(report: &Report) {
     for error in &report.function_errors {
         println!("NOT imported: a function library: {error}");
     }
@@ -213,7 +234,7 @@ fn print_report(source: &str, dir: &Path, engine: &Engine, report: &Report, writ
         println!("AOF command failed {count} times: {error}");
     }
     if !report.unsupported.is_empty() {
-        println!("NOT imported: {} keys of types StayKV does not support:", report.unsupported.len());
+        println!("NOT imported: {} keys StayKV cannot hold:", report.unsupported.len());
         for (db, key, kind) in &report.unsupported {
             println!("  db{db} {:?} ({kind})", String::from_utf8_lossy(key));
         }
@@ -578,15 +599,14 @@ fn replay_aof(
         let outcome = engine.execute(&mut client, &args, now, &NoHost, &NoJournal);
         if let Reply::Error(text) = outcome.reply {
             let name = String::from_utf8_lossy(args.first().map_or(&[][..], |a| &a[..])).to_ascii_uppercase();
-            if text.starts_with("ERR unknown command") {
-                let kind = match name.as_str() {
-                    n if n.starts_with('X') => "stream",
-                    n if n.starts_with('Z') || n.starts_with("GEO") || n.starts_with("BZ") => "zset",
-                    n if n.starts_with("PF") => "hyperloglog",
-                    _ => "command",
-                };
-                let key = args.get(1).map(|k| k.to_vec()).unwrap_or_default();
-                report.unsupported_key(client.db as u32, key, &format!("{kind}, written by {name}"));
+            let key = args.get(1).filter(|_| text.starts_with("ERR unknown command"));
+            if let Some(key) = key {
+                // Most likely a module's command: the key it names is what is missing.
+                report.unsupported_key(
+                    client.db as u32,
+                    key.to_vec(),
+                    &format!("written by {name}, a command StayKV lacks"),
+                );
             } else {
                 let entry = report.command_errors.entry(format!("{name}: {text}")).or_default();
                 *entry += 1;

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_server(cli.server),
         Some(Command::Check { dir, fix, yes, replay }) => tools::check(&dir, fix, yes, replay),
-        Some(Command::Import { source, dir }) => import::import(&source, &dir),
+        Some(Command::Import { source, dir, partial }) => import::import(&source, &dir, partial),
         Some(Command::Export { rdb, dir, on_replay_error }) => tools::export(&dir, &rdb, on_replay_error),
     };
     match result {

@@ -379,3 +379,34 @@ fn export_and_check_beside_a_server_writing_take_its_last_frames_for_a_torn_tail
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(writing.join().unwrap() > 0);
 }
+
+/// An AOF with a command StayKV lacks (a module's, say) or one that fails is refused, as
+/// redis-server refuses to load it: what would be left out is listed and nothing is written.
+/// `--partial` imports the rest and lists the same.
+#[test]
+fn import_refuses_a_source_it_cannot_take_whole_unless_partial() {
+    let scratch = tempfile::tempdir().unwrap();
+    let aof = scratch.path().join("appendonly.aof");
+    let commands: [&[&str]; 4] =
+        [&["SET", "k", "v"], &["JSON.SET", "doc", "$", "{}"], &["INCR", "k"], &["SET", "k2", "v2"]];
+    let text: String = commands
+        .iter()
+        .map(|args| {
+            let parts: String = args.iter().map(|a| format!("${}\r\n{a}\r\n", a.len())).collect();
+            format!("*{}\r\n{parts}", args.len())
+        })
+        .collect();
+    std::fs::write(&aof, text).unwrap();
+    let target = scratch.path().join("refused");
+    let out = staykv(&["import", &aof.to_string_lossy(), "--dir", &target.to_string_lossy()]);
+    let (printed, error) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{printed}{error}");
+    assert!(error.contains("nothing was written") && error.contains("--partial"), "{error}");
+    assert!(printed.contains(r#"db0 "doc" (written by JSON.SET"#), "{printed}");
+    assert!(printed.contains("AOF command failed 1 times: INCR: ERR value is not an integer"), "{printed}");
+    assert!(!target.exists(), "a refused import left {target:?}");
+
+    let target = scratch.path().join("partial");
+    let printed = staykv_ok(&["import", &aof.to_string_lossy(), "--dir", &target.to_string_lossy(), "--partial"]);
+    assert!(printed.contains("imported 2 keys") && printed.contains(r#"db0 "doc""#), "{printed}");
+}
