@@ -268,26 +268,37 @@ fn import_file(path: &Path, tail: Tail, engine: &Engine, report: &mut Report) ->
         ));
     }
     if starts_with_rdb {
-        let rest = import_rdb(reader, path, total, engine, report)?;
-        // A legacy appendonly.aof with an RDB preamble continues with commands.
-        let mut rest = rest;
-        if !rest.fill_buf().map_err(|e| e.to_string())?.is_empty() {
-            replay_aof(rest, path, tail, engine, report)?;
+        let (mut rest, rdb_len) = import_rdb(reader, path, total, engine, report)?;
+        // A legacy appendonly.aof with an RDB preamble continues with commands; anything
+        // else after the end marker means the RDB part was misread (damaged in a way its
+        // checksum did not catch, or written by a Redis newer than its version says).
+        let after = rest.fill_buf().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if after.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        if !after.starts_with(b"*") && !after.starts_with(b"#") {
+            return Err(format!(
+                "{}: the RDB data ends at offset {rdb_len}, but the file goes on with {}, which is no AOF command: \
+                 the RDB part is damaged, or was not written by a Redis up to 7.0",
+                path.display(),
+                preview(after)
+            ));
+        }
+        replay_aof(rest, path, tail, engine, report)
     } else {
         replay_aof(reader, path, tail, engine, report)
     }
 }
 
-/// Loads an RDB stream; returns the reader positioned after the RDB's checksum.
+/// Loads an RDB stream; returns the reader positioned after the RDB's checksum, and the
+/// RDB's length.
 fn import_rdb<R: BufRead>(
     input: R,
     path: &Path,
     total: Option<u64>,
     engine: &Engine,
     report: &mut Report,
-) -> Result<R, String> {
+) -> Result<(R, u64), String> {
     let what = |e: RdbError| format!("{}: {e}", path.display());
     let mut reader = RdbReader::new(input).map_err(what)?;
     let mut meter = Meter::new(&format!("reading {}", path.display()), total, BYTES);
@@ -321,9 +332,10 @@ fn import_rdb<R: BufRead>(
             RdbItem::Aux { .. } => {}
         }
     }
-    meter.set(reader.bytes_read());
+    let rdb_len = reader.bytes_read();
+    meter.set(rdb_len);
     meter.finish();
-    reader.into_inner().map_err(what)
+    Ok((reader.into_inner().map_err(what)?, rdb_len))
 }
 
 // ---------------------------------------------------------------------------------------------

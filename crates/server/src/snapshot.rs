@@ -230,6 +230,9 @@ fn parse_rdb_file<R: std::io::BufRead>(
     let mut seen = 0u64;
     let mut batch = Vec::with_capacity(LOAD_BATCH);
     let read_error = |e| format!("snapshot {}: {e}", path.display());
+    // A library that does not load is reported once the checksum has been verified: damage
+    // inside the library's code must read as the damage it is, not as a Lua error.
+    let mut library_error = None;
     while let Some(picked) = reader.next_item_pick(&mut picker.pick).map_err(read_error)? {
         let item = match picked {
             Picked::Item(item) => item,
@@ -266,10 +269,16 @@ fn parse_rdb_file<R: std::io::BufRead>(
                     rdb_type_name(type_id)
                 ))
             }
-            RdbItem::Aux { key, value } if key == b"function" => load_function(engine, &value)
-                .map_err(|e| format!("snapshot {}: a function library cannot be loaded: {e}", path.display()))?,
+            RdbItem::Aux { key, value } if key == b"function" => {
+                if let Err(e) = load_function(engine, &value) {
+                    library_error.get_or_insert(e);
+                }
+            }
             RdbItem::Aux { .. } => {}
         }
+    }
+    if let Some(e) = library_error {
+        return Err(format!("snapshot {}: a function library cannot be loaded: {e}", path.display()));
     }
     out.send(batch).map_err(|_| closed())?;
     progress(total, total, counts.keys);

@@ -331,6 +331,18 @@ fn import_refuses_what_is_no_aof_and_reads_bare_line_feeds() {
     assert!(!out.status.success() && text.contains("expected '$<length>'"), "{text}");
     assert!(text.len() < 400, "{} bytes of error: {text}", text.len());
 
+    // An RDB (no keys, zero checksum: not computed) that goes on with no command after its
+    // end marker: the RDB part was misread, which is no AOF's business.
+    let rdb_and_more = scratch.path().join("dump.rdb");
+    std::fs::write(&rdb_and_more, [&b"REDIS0010\xff"[..], &[0; 8], b"\x00\x05hello"].concat()).unwrap();
+    let out = staykv(&["import", &rdb_and_more.to_string_lossy(), "--dir", &target.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains(r#"RDB data ends at offset 18, but the file goes on with "\x00\x05hello""#),
+        "{text}"
+    );
+
     let aof = scratch.path().join("appendonly.aof");
     std::fs::write(&aof, b"*3\n$3\r\nSET\r\n$1\nk\r\n$1\r\nv\r\n*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$2\r\nv2\r\n").unwrap();
     let target = scratch.path().join("d2");

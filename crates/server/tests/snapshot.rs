@@ -575,6 +575,35 @@ fn function_libraries_survive_compaction_and_restart() {
     assert_libraries(&mut server.connect(), &["kept", "after"], "a restart from a snapshot alone");
 }
 
+/// A flipped byte inside a library's code in the snapshot refuses the start as the damage
+/// it is (the file's checksum), not as the Lua error the damaged code would give.
+#[test]
+fn a_damaged_library_in_the_snapshot_is_reported_as_damage() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    // A comment LZF cannot shorten keeps the code as it is in the file.
+    let noise: String = (0..400u64).map(|i| char::from(b'!' + (i.wrapping_mul(2654435761) >> 7) as u8 % 90)).collect();
+    let code =
+        format!("#!lua name=damaged\n-- {noise}\nredis.register_function('damaged_who', function() return 1 end)");
+    assert_eq!(call_str(&mut conn, &["FUNCTION", "LOAD", &code]), Val::Bulk(Some(b"damaged".to_vec())));
+    compact(&mut conn);
+    let path = snapshot_path(&server, &mut conn);
+    drop(conn);
+    server.terminate();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let code = b"register_function";
+    let at = bytes.windows(code.len()).position(|w| w == code).expect("the library's code in the snapshot");
+    bytes[at] = b'(';
+    std::fs::write(&path, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
+        .args(["--port", &common::free_port().to_string(), "--http-port", "0", "--dir"])
+        .arg(server.dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("RDB checksum mismatch"), "{text}");
+}
+
 #[test]
 fn log_growth_triggers_compaction() {
     let server = Server::staykv_with(&["--fsync", "no"]);
