@@ -44,8 +44,21 @@ export function clearedCookieOptions(): SessionCookieOptions {
   return { httpOnly: true, secure: true, sameSite: 'lax', path: '/', expires: new Date(0), maxAge: 0 };
 }
 
-/** A `Set-Cookie` header value, for code that builds raw `Response`s. */
+/** RFC 6265 cookie-octets: no whitespace, `"`, `,`, `;` or `\`. */
+const VALUE_RE = /^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$/;
+
+/**
+ * A `Set-Cookie` header value, for code that builds raw `Response`s. Throws a `TypeError`
+ * for a name or value a cookie cannot carry (a `;` in the value would add attributes), an
+ * invalid `expires` or a `maxAge` that is not a whole number.
+ */
 export function serializeCookie(name: string, value: string, opts: SessionCookieOptions): string {
+  if (!NAME_RE.test(name)) throw new TypeError(`invalid cookie name: ${JSON.stringify(name)}`);
+  if (!VALUE_RE.test(value)) throw new TypeError(`invalid cookie value for ${name}: ${JSON.stringify(value.slice(0, 40))}`);
+  if (opts.expires && Number.isNaN(opts.expires.getTime())) throw new TypeError(`invalid expires for ${name}`);
+  if (opts.maxAge !== undefined && !Number.isSafeInteger(opts.maxAge)) {
+    throw new TypeError(`invalid maxAge for ${name}: ${opts.maxAge}`);
+  }
   let s = `${name}=${value}; Path=${opts.path}`;
   if (opts.expires) s += `; Expires=${opts.expires.toUTCString()}`;
   if (opts.maxAge !== undefined) s += `; Max-Age=${opts.maxAge}`;

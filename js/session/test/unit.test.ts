@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
+  clearedCookieOptions,
   createSessionStore,
   generateToken,
   SessionStoreError,
@@ -69,6 +70,16 @@ describe('cookies', () => {
       '__Host-session=tok; Path=/; Expires=Tue, 01 Jan 2030 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax',
     );
     assert.deepEqual(sessionCookieOptions(null), { httpOnly: true, secure: true, sameSite: 'lax', path: '/' });
+  });
+  it('refuses to serialize what a Set-Cookie header cannot carry', () => {
+    const o = sessionCookieOptions(null);
+    assert.throws(() => serializeCookie('__Host-session', 'tok; Domain=evil.example', o), TypeError);
+    assert.throws(() => serializeCookie('__Host-session', 'a b', o), TypeError);
+    assert.throws(() => serializeCookie('__Host-session', 'line\r\nSet-Cookie: x=1', o), TypeError);
+    assert.throws(() => serializeCookie('bad name', 'tok', o), TypeError);
+    assert.throws(() => serializeCookie('__Host-session', 'tok', { ...o, expires: new Date(NaN) }), TypeError);
+    assert.throws(() => serializeCookie('__Host-session', 'tok', { ...o, maxAge: 1.5 }), TypeError);
+    assert.equal(serializeCookie('__Host-session', '', clearedCookieOptions()).split(';')[0], '__Host-session=');
   });
   it('reads a cookie from a Cookie header', () => {
     assert.equal(readCookie('a=1; __Host-session=xyz; b=2', '__Host-session'), 'xyz');
