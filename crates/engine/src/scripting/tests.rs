@@ -675,3 +675,14 @@ fn scripts_and_functions_by_the_ten_thousand() {
     assert_eq!(s.cmd(&["FCALL", "f1", "0"]), "-ERR Function not found\r\n");
     assert_eq!(compiled(&s), 0);
 }
+
+/// A script that built a large table leaves no large heap behind it (Lua's collector would
+/// wait for the heap to double before collecting it).
+#[test]
+fn a_large_heap_is_collected_when_its_script_ends() {
+    let mut session = Session::new();
+    let reply = session.eval("local t = {} for i = 1, 3000000 do t[i] = {i} end return #t");
+    assert_eq!(reply, ":3000000\r\n");
+    let heap = session.engine.scripting.memory().eval_heap;
+    assert!(heap < 8 << 20, "{heap} bytes of Lua heap after the script");
+}
