@@ -1858,9 +1858,15 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
         &["MULTI"],
         &["EXEC", "x"],
         &["EXEC"],
-        // MONITOR inside EXEC is refused; DEBUG and MODULE LOAD dooms a transaction.
+        // MONITOR and SSUBSCRIBE inside EXEC are refused (SUBSCRIBE is not, for backward
+        // compatibility); DEBUG and MODULE LOAD dooms a transaction.
         &["MULTI"],
         &["MONITOR"],
+        &["EXEC"],
+        &["MULTI"],
+        &["SSUBSCRIBE", "shard"],
+        &["SUBSCRIBE", "plain"],
+        &["UNSUBSCRIBE"],
         &["EXEC"],
         &["MULTI"],
         &["MODULE", "LIST"],
@@ -1928,6 +1934,7 @@ fn acl_client_and_config_edges_match_redis() {
             "flags ~",
             "ACL LOG entry: Int(1) Str(\"auth\") Str(\"multi\") Str(\"AUTH\")",
             "[\"EXEC\"] -> *1 -ERR MONITOR isn't allowed for DENY BLOCKING client",
+            "[\"EXEC\"] -> *3 -ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
         ],
     );
 }

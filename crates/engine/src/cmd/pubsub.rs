@@ -167,7 +167,12 @@ fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     unsubscribe_generic(ctx, args, Kind::Pattern)
 }
 
+/// SSUBSCRIBE: not from inside EXEC, as in Redis 7.0 (which lets SUBSCRIBE through there
+/// only for backward compatibility).
 fn ssubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.in_exec() {
+        return Err(crate::errors::err("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client"));
+    }
     subscribe_generic(ctx, args, Kind::Shard)
 }
 
