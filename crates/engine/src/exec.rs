@@ -1704,7 +1704,9 @@ impl<'a> Ctx<'a> {
     /// the script runs), and EVAL_RO's own keys only through the reads it makes; reproduced.
     fn remember_reads(&mut self, spec: &CommandSpec, args: &[Bytes]) {
         let Some(mode) = self.client.tracking else { return };
-        if !spec.has(flags::READONLY) || spec.has(flags::RUNS_SCRIPT) || !mode.remembers(self.client.caching_given) {
+        // A container's read-only subcommand (MEMORY USAGE) reads too.
+        let reads = spec.runs_with(flags::READONLY, args);
+        if !reads || spec.has(flags::RUNS_SCRIPT) || !mode.remembers(self.client.caching_given) {
             return;
         }
         let engine = self.engine;

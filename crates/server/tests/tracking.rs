@@ -302,6 +302,9 @@ fn invalidations_match_redis_in_every_delivery_mode() {
     1|GET|k
     4|SET|k|other-db
     4|SELECT|0
+    // A container's read-only subcommand reads its key too (a missing one: null either way).
+    1|MEMORY|USAGE|mu
+    4|SET|mu|1
     // Scripts: Redis 7.0 remembers the keys the script was called with.
     1|EVAL|return redis.call('GET', 'k')|0
     4|SET|k|6
