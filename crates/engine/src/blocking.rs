@@ -184,10 +184,22 @@ pub enum Unblock {
     Error,
 }
 
+/// A blocked client's wait with a timeout, counted until dropped.
+#[derive(Debug)]
+pub struct TimedWait<'a>(&'a AtomicUsize);
+
+impl Drop for TimedWait<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// All blocked clients.
 #[derive(Default)]
 pub struct BlockRegistry {
     blocked: AtomicUsize,
+    /// Blocked clients with a timeout (INFO clients: clients_in_timeout_table).
+    timed: AtomicUsize,
     /// The [`claim_bit`]s of the claimed keys: a command on keys whose bits are all clear
     /// takes no lock, however many claims other keys have (readers of a busy stream); while
     /// none is set, no key has a claim.
@@ -222,6 +234,18 @@ impl BlockRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Counts a blocked client's wait with a timeout while the guard lives (the front end
+    /// keeps the deadlines).
+    pub fn timed_wait(&self) -> TimedWait<'_> {
+        self.timed.fetch_add(1, Ordering::Relaxed);
+        TimedWait(&self.timed)
+    }
+
+    /// Blocked clients waiting with a timeout.
+    pub fn timed_waits(&self) -> usize {
+        self.timed.load(Ordering::Relaxed)
     }
 
     /// Whether a woken client may have a claim on a key: one atomic load.

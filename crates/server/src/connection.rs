@@ -687,6 +687,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         mut timed_out: Outcome,
     ) -> Result<Outcome, Close> {
         let mut by_client_unblock = false;
+        let engine = self.shared.engine.clone();
+        let _timed = deadline.map(|_| engine.blocked.timed_wait());
         let result = loop {
             let room = self.make_read_room();
             let sleep = match deadline {

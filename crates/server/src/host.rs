@@ -696,13 +696,14 @@ impl Host for ServerHost {
                 // No cluster bus: `cluster_connections` is 0, as on a Redis without cluster mode.
                 let _ = write!(
                     out,
-                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n",
+                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
                     self.clients.lock().len(),
                     self.runtime.read().maxclients,
                     memory.largest_input,
                     memory.largest_output,
                     self.notifier.get().map_or(0, |e| e.blocked.len() + e.pause.held()),
                     self.notifier.get().map_or(0, |e| e.tracking.totals().0),
+                    self.notifier.get().map_or(0, |e| e.blocked.timed_waits()),
                 );
             }
             "memory" => {

@@ -403,6 +403,12 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[&["BLPOP", "nokey", "0.0001"], &["BZPOPMIN", "nokey", "1e-10"]],
     },
     ServedFirst {
+        name: "a timeout past the clock's range",
+        setup: &[],
+        blocked: &[&["XREAD", "BLOCK", "9223372036854775807", "STREAMS", "s", "$"]],
+        batch: &[&["XADD", "s", "1-1", "f", "v"]],
+    },
+    ServedFirst {
         name: "BLPOP: a transaction pushes and pops before the blocked client is served",
         setup: &[],
         blocked: &[&["BLPOP", "q", "0"]],
@@ -447,6 +453,36 @@ fn a_woken_client_is_served_before_anything_else_touches_its_key_as_in_redis() {
             "a FLUSHALL right after the push: blocked client 0: *2\r\n$1\r\nq\r\n$1\r\na",
             "a DBSIZE right after the push: [\"DBSIZE\"] -> 0",
             "a timeout under a millisecond: [\"BLPOP\", \"nokey\", \"0.0001\"] -> *-1",
+            "a timeout past the clock's range: blocked client 0: *1\r\n*2\r\n$1\r\ns",
+        ],
+    );
+}
+
+/// INFO's `clients_in_timeout_table`: the blocked clients waiting with a timeout.
+fn timeout_table_scenario(server: &Server) -> Vec<String> {
+    let blocked: &[&[&str]] =
+        &[&["BLPOP", "q", "0"], &["BLPOP", "q", "100"], &["XREAD", "BLOCK", "100000", "STREAMS", "s", "$"]];
+    let (mut other, mut waiting) = block_clients(server, &[], blocked);
+    let fields = |conn: &mut RawConn| -> String {
+        let info = conn.cmd_text(&["INFO", "clients"]);
+        let wanted = ["blocked_clients", "clients_in_timeout_table"];
+        info.lines().filter(|l| wanted.iter().any(|w| l.starts_with(w))).collect::<Vec<_>>().join(" ")
+    };
+    let mut seen = vec![format!("three blocked: {}", fields(&mut other))];
+    other.cmd(&["RPUSH", "q", "a", "b"]);
+    other.cmd(&["XADD", "s", "1-1", "f", "v"]);
+    seen.extend(outcomes("served", &mut waiting, &mut other));
+    seen.push(format!("all served: {}", fields(&mut other)));
+    seen
+}
+
+#[test]
+fn info_counts_the_blocked_clients_with_a_timeout_as_redis_does() {
+    same_as_redis(
+        timeout_table_scenario,
+        &[
+            "three blocked: blocked_clients:3 clients_in_timeout_table:2",
+            "all served: blocked_clients:0 clients_in_timeout_table:0",
         ],
     );
 }

@@ -376,9 +376,8 @@ pub(crate) fn parse_read_args<'a>(ctx: &Ctx, args: &'a [Bytes], xreadgroup: bool
             let ms = crate::num::parse_i64(arg(args, i + 1)?)
                 .ok_or_else(|| err("ERR timeout is not an integer or out of range"))?;
             let ms = u64::try_from(ms).map_err(|_| err("ERR timeout is negative"))?;
-            let deadline = ctx.now.checked_add(ms).filter(|d| i64::try_from(*d).is_ok());
-            let deadline = deadline.ok_or_else(|| err("ERR timeout is out of range"))?;
-            out.block = Some((ms > 0).then_some(deadline));
+            // Redis 7.0 checks no range here: a timeout past the clock's waits for ever.
+            out.block = Some((ms > 0).then(|| ctx.now.saturating_add(ms)));
             i += 2;
         } else if is(option, "count") && more > 0 {
             out.count = usize::try_from(int_arg(arg(args, i + 1)?)?.max(0)).unwrap_or(usize::MAX);
