@@ -200,6 +200,10 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let id = match parsed.id {
         None => stream.auto_id(now),
+        // Redis's own words for a millisecond whose sequence numbers are used up.
+        Some(ParsedId::MsAuto(ms)) if ms == stream.last_id.ms && stream.last_id.seq == u64::MAX => {
+            return Err(err("ERR Elements are too large to be stored"));
+        }
         Some(ParsedId::MsAuto(ms)) => stream.id_for_ms(ms),
         Some(explicit) => Some(explicit.resolve(0)).filter(|id| *id > stream.last_id),
     };
