@@ -279,8 +279,8 @@ impl Engine {
             queue.push(args.to_vec());
             return Outcome::not_run(Reply::Status("QUEUED"), Some((index, stat)));
         }
-        let locks = match self.locks_to_run(spec, args, now, host) {
-            Ok(locks) => locks,
+        let (locks, now) = match self.locks_to_run(spec, args, now, host) {
+            Ok(locked) => locked,
             Err(busy) => return self.refuse(client, busy, spec, index, stat),
         };
         // Looked at under the locks: a write that wakes a client claims its key before it
@@ -595,19 +595,35 @@ impl Engine {
     /// busy threshold, it gives up and is answered as though it had come then, as Redis
     /// answers the commands queued behind a script once it passes the threshold. (A host
     /// without a clock waits.)
-    fn locks_to_run(&self, spec: &CommandSpec, args: &[Bytes], now: u64, host: &dyn Host) -> Result<Locks<'_>, Reply> {
+    /// The locks a command runs under, and its time: after a long wait for them (a script or
+    /// an EXEC held its shards) the clock is read again, so that the command's relative TTLs
+    /// count from when it runs and the keys that expired meanwhile read as expired, as in
+    /// Redis, which runs a command once nothing else does.
+    fn locks_to_run(
+        &self,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        now: u64,
+        host: &dyn Host,
+    ) -> Result<(Locks<'_>, u64), Reply> {
         let let_through = || Locks::Some { guards: SmallVec::new(), key_hashes: SmallVec::new() };
         if self.scripting.is_busy(now) {
-            return Ok(let_through());
+            return Ok((let_through(), now));
         }
         let clock_ms = || host.clock_micros().map(|micros| micros / 1000);
-        let script_busy = || clock_ms().is_some_and(|now| self.scripting.is_busy(now));
+        // Asked only while a wait goes past its first millisecond.
+        let waited_long = std::cell::Cell::new(false);
+        let script_busy = || {
+            waited_long.set(true);
+            clock_ms().is_some_and(|now| self.scripting.is_busy(now))
+        };
+        let now_after_wait = || if waited_long.get() { clock_ms().map_or(now, |fresh| fresh.max(now)) } else { now };
         loop {
             if let Some(locks) = self.lock_for(spec, args, host, &script_busy) {
-                return Ok(locks);
+                return Ok((locks, now_after_wait()));
             }
             if Scripting::lets_through(spec, args) {
-                return Ok(let_through());
+                return Ok((let_through(), now_after_wait()));
             }
             if let Some(busy) = clock_ms().and_then(|now| self.scripting.busy_reply(spec, args, now)) {
                 return Err(busy);
@@ -1807,6 +1823,37 @@ mod tests {
             assert_eq!(counted.ok(), Some(None));
         });
         assert_eq!(engine.db_sizes_by(Instant::now()).and_then(|sizes| sizes.first().copied()), Some((2, 1)));
+    }
+
+    /// A host whose clock reads its value, in Unix ms.
+    struct FixedClock(u64);
+
+    impl Host for FixedClock {
+        fn clock_micros(&self) -> Option<u64> {
+            Some(self.0 * 1000)
+        }
+    }
+
+    /// A command that waited long for its shard (held by a script or an EXEC) runs at the
+    /// time it got it: its relative TTL counts from then, and it is not born expired.
+    #[test]
+    fn a_command_that_waited_for_its_shard_runs_at_the_time_it_got_it() {
+        const THEN: u64 = 1_700_000_000_000;
+        let engine = Engine::new(EngineOptions::default());
+        let shard = engine.keyspace.shard_of(engine.keyspace.hash(b"k"));
+        let held = engine.keyspace.lock(shard);
+        let later = FixedClock(THEN + 1000);
+        std::thread::scope(|scope| {
+            let (engine, later) = (&engine, &later);
+            let set = scope.spawn(move || {
+                engine.run_line_on(later, &mut Client::new(1, true), THEN, &NoJournal, "SET k v PX 30").reply
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+            assert_eq!(set.join().ok(), Some(Reply::Ok));
+        });
+        let pttl = engine.run_line(&mut Client::new(2, true), THEN + 1010, &NoJournal, "PTTL k").reply;
+        assert_eq!(pttl, Reply::Int(20));
     }
 
     /// A failing effect is reported with its place and does not stop the rest of its batch
