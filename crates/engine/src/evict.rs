@@ -17,13 +17,13 @@
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rand::Rng;
 
 use crate::effects::Effect;
 use crate::exec::{Engine, Journal};
 use crate::host::Host;
-use crate::keyspace::{Entry, NO_EXPIRY};
+use crate::keyspace::{Entry, Shard, NO_EXPIRY};
 use crate::lazyfree::LazyOption;
 
 /// What goes first when memory is over `maxmemory`.
@@ -253,6 +253,9 @@ impl Engine {
             if !over_limit() {
                 return true;
             }
+            if self.scripting.is_running() {
+                break;
+            }
             self.sample_into_pool(policy, now);
             let Some(victim) = self.eviction.pool.lock().pop() else { return false };
             self.evict_key(victim, now, journal, host);
@@ -274,7 +277,7 @@ impl Engine {
                 break;
             }
             let shard = (first + offset) % shards;
-            let Some(guard) = self.keyspace.lock(shard) else { continue };
+            let Some(guard) = self.lock_to_evict(shard) else { return };
             for (db, slice) in guard.dbs.iter().enumerate() {
                 let population = if policy.volatile_only() { slice.volatile_len() } else { slice.len() };
                 let slots = slice.slot_count();
@@ -313,9 +316,16 @@ impl Engine {
         }
     }
 
+    /// A shard to sample or evict from, unless a script holds it: a script holds every shard
+    /// for as long as it runs, and an eviction waiting for it would hold its thread for as
+    /// long (for ever, for a script that is killed only by a command that thread would read).
+    fn lock_to_evict(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
+        self.keyspace.lock_unless(shard, &|| self.scripting.is_running())
+    }
+
     /// Deletes the victim as a DEL would: logged, WATCH broken, `evicted` announced.
     fn evict_key(&self, victim: Victim, now: u64, journal: &dyn Journal, host: &dyn Host) {
-        let Some(mut guard) = self.keyspace.lock(victim.shard) else { return };
+        let Some(mut guard) = self.lock_to_evict(victim.shard) else { return };
         let hash = self.keyspace.hash(&victim.key);
         let Some(slice) = guard.dbs.get_mut(victim.db) else { return };
         let Some(evicted) = slice.remove(hash, &victim.key) else { return };

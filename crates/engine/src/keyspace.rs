@@ -419,6 +419,21 @@ impl Keyspace {
         self.shards.get(shard)?.try_lock()
     }
 
+    /// The shard, unless `give_up` says so while it waits for it (asked every
+    /// `GIVE_UP_POLL`): for work that must not wait out a script holding every shard.
+    pub fn lock_unless(&self, shard: usize, give_up: &dyn Fn() -> bool) -> Option<MutexGuard<'_, Shard>> {
+        let mutex = self.shards.get(shard)?;
+        if let Some(guard) = mutex.try_lock() {
+            return Some(guard);
+        }
+        while !give_up() {
+            if let Some(guard) = mutex.try_lock_for(GIVE_UP_POLL) {
+                return Some(guard);
+            }
+        }
+        None
+    }
+
     /// Locks a shard for a command, or gives up (`None`) once `give_up` says so. A wait past
     /// `LONG_LOCK_WAIT` means another thread holds the shard for long (a script holds every
     /// shard while it runs, for as long as it runs): the rest of the wait goes on inside

@@ -461,6 +461,42 @@ fn killed_scripts_do_not_outlive_the_kill_inside_pcall() {
     });
 }
 
+/// Over `maxmemory`, commands let through past a script's busy threshold (MULTI, HELLO…)
+/// answer, and SCRIPT KILL still reaches the script. Each such command evicted first, waiting
+/// for the shards the script holds: two of them stopped both runtime workers, and nothing
+/// was answered again, SCRIPT KILL included. Redis does not evict while a script is busy.
+#[test]
+fn a_busy_script_over_maxmemory_can_be_killed_as_in_redis() {
+    let Some((redis, staykv)) = servers() else { return };
+    compare_scenario("busy over maxmemory", &redis, &staykv, |server| {
+        let mut other = server.connect();
+        other.cmd(&["SET", "k", "v"]);
+        other.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        other.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]);
+        other.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+        let mut looping = server.connect();
+        looping.stream().set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        looping.send(&common::encode_str(&["EVAL", "while true do end", "0"]));
+        let busy = common::wait_until(Duration::from_secs(10), || other.cmd_text(&["PING"]).starts_with("BUSY"));
+        assert!(busy, "never busy");
+        let mut replies = Vec::new();
+        let mut let_through: Vec<_> = (0..4).map(|_| server.connect()).collect();
+        for (i, conn) in let_through.iter_mut().enumerate() {
+            conn.stream().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let command: &[&str] = if i % 2 == 0 { &["MULTI"] } else { &["HELLO", "2"] };
+            let reply = conn.cmd(command);
+            replies.push(("let through", reply.get(..3).unwrap_or_default().to_vec()));
+        }
+        let mut killer = server.connect();
+        killer.stream().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        replies.push(("SCRIPT KILL", killer.cmd(&["SCRIPT", "KILL"])));
+        replies.push(("the script", looping.read_frame().unwrap()));
+        replies.push(("PING", killer.cmd(&["PING"])));
+        killer.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+        replies
+    });
+}
+
 /// A function looping forever, as Redis serves it past the busy threshold: FUNCTION STATS
 /// names it (its `duration_ms` left out of the comparison), other commands but WATCH get
 /// BUSY, SCRIPT KILL is the wrong kill, FUNCTION KILL stops it. The function holds every

@@ -686,3 +686,27 @@ fn a_large_heap_is_collected_when_its_script_ends() {
     let heap = session.engine.scripting.memory().eval_heap;
     assert!(heap < 8 << 20, "{heap} bytes of Lua heap after the script");
 }
+
+/// An eviction that meets a running script gives up rather than wait for the shards it
+/// holds: a command let through a busy script, or one that passed its checks just before the
+/// script started, would otherwise hold its thread until the script ends, which it may never.
+#[test]
+fn eviction_gives_up_on_the_shards_a_running_script_holds() {
+    let engine = Arc::new(Engine::new(EngineOptions::default()));
+    run_at(&engine, &mut Client::new(7, true), &["SET", "k", "v"], NOW, &NoJournal);
+    engine.eviction.set_policy(crate::evict::Policy::AllKeysLru);
+    let e = engine.clone();
+    let runner = std::thread::spawn(move || {
+        run_at(&e, &mut Client::new(7, true), &["EVAL", "while true do end", "0"], NOW, &NoJournal)
+    });
+    while !engine.scripting.is_running() {
+        std::thread::yield_now();
+    }
+    let (done, evicted) = std::sync::mpsc::channel();
+    let e = engine.clone();
+    std::thread::spawn(move || done.send(e.evict(NOW, &NoJournal, &NoHost, &|| true)));
+    let evicted = evicted.recv_timeout(std::time::Duration::from_secs(5));
+    engine.scripting.shared.kill.store(true, Ordering::Release);
+    runner.join().unwrap();
+    assert_eq!(evicted.ok(), Some(false), "the eviction waited for the script");
+}
