@@ -443,13 +443,16 @@ impl Engine {
             keys.extend(client.watching.iter().map(|watched| (watched.db, &watched.key[..])));
         }
         // A command on the whole keyspace (FLUSHALL, SWAPDB, DBSIZE, KEYS, SCAN...) waits
-        // for every woken client: Redis serves them before the next command runs.
-        let whole_keyspace =
-            keys.is_empty() && commands.iter().any(|(spec, _)| crate::acl::categories(spec).contains(&"keyspace"));
-        if keys.is_empty() && !whole_keyspace {
-            return false;
+        // for every woken client: Redis serves them before the next command runs. So does a
+        // script, which may use keys it does not declare, and a transaction that SELECTs
+        // another database for the commands after it.
+        let anywhere = |(spec, _): &(&CommandSpec, &[Bytes])| spec.has(flags::RUNS_SCRIPT) || spec.name == "select";
+        let keyless_on_keyspace =
+            |(spec, _): &(&CommandSpec, &[Bytes])| crate::acl::categories(spec).contains(&"keyspace");
+        if commands.iter().any(anywhere) || (keys.is_empty() && commands.iter().any(keyless_on_keyspace)) {
+            return self.blocked.claimed(client.id, &[], now);
         }
-        self.blocked.claimed(client.id, &keys, now)
+        !keys.is_empty() && self.blocked.claimed(client.id, &keys, now)
     }
 }
 

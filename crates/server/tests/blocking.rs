@@ -403,6 +403,30 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[&["BLPOP", "nokey", "0.0001"], &["BZPOPMIN", "nokey", "1e-10"]],
     },
     ServedFirst {
+        name: "a script naming its keys in ARGV",
+        setup: &[],
+        blocked: MOVES_SRC_TO_DST,
+        batch: &[
+            &["LPUSH", "src", "x"],
+            &["EVAL", "return {redis.call('LLEN', ARGV[1]), redis.call('LLEN', ARGV[2])}", "0", "src", "dst"],
+        ],
+    },
+    ServedFirst {
+        name: "a transaction that selects the blocked client's database",
+        setup: &[],
+        blocked: MOVES_SRC_TO_DST,
+        batch: &[
+            &["LPUSH", "src", "x"],
+            &["SELECT", "1"],
+            &["MULTI"],
+            &["SELECT", "0"],
+            &["LLEN", "src"],
+            &["LLEN", "dst"],
+            &["EXEC"],
+            &["SELECT", "0"],
+        ],
+    },
+    ServedFirst {
         name: "a timeout past the clock's range",
         setup: &[],
         blocked: &[&["XREAD", "BLOCK", "9223372036854775807", "STREAMS", "s", "$"]],
@@ -415,6 +439,9 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[&["MULTI"], &["RPUSH", "q", "x"], &["RPOP", "q"], &["EXEC"], &["RPUSH", "q", "y"], &["LLEN", "q"]],
     },
 ];
+
+/// A client blocked to move an element from `src` to `dst`.
+const MOVES_SRC_TO_DST: &[&[&str]] = &[&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]];
 
 /// Each case on a fresh database: the batch's replies, then each blocked client's.
 fn served_first_scenario(server: &Server) -> Vec<String> {
@@ -454,6 +481,8 @@ fn a_woken_client_is_served_before_anything_else_touches_its_key_as_in_redis() {
             "a DBSIZE right after the push: [\"DBSIZE\"] -> 0",
             "a timeout under a millisecond: [\"BLPOP\", \"nokey\", \"0.0001\"] -> *-1",
             "a timeout past the clock's range: blocked client 0: *1\r\n*2\r\n$1\r\ns",
+            "ARGV: [\"EVAL\", \"return {redis.call('LLEN', ARGV[1]), redis.call('LLEN', ARGV[2])}\", \"0\", \"src\", \"dst\"] -> *2\r\n:0\r\n:1",
+            "database: [\"EXEC\"] -> *3\r\n+OK\r\n:0\r\n:1",
         ],
     );
 }
