@@ -58,6 +58,9 @@ pub struct Client {
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queuing: EXEC answers EXECABORT.
     pub multi_failed: bool,
+    /// While EXEC runs the queue: its command count and [`Client::queued_bytes`], which
+    /// CLIENT INFO from inside the transaction shows, as Redis's (`flags=x multi=<n>`).
+    pub running_transaction: Option<(usize, usize)>,
     /// Keys under WATCH, and the flag other clients' writes set.
     pub watching: Vec<crate::watch::WatchedKey>,
     pub watch_dirty: Arc<AtomicBool>,

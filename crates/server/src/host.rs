@@ -534,7 +534,10 @@ impl ServerHost {
         }
         // A client's own transaction is where it stands now (CLIENT LIST inside EXEC).
         let (queued, queued_bytes) = if id == me.id {
-            (me.multi.as_ref().map(Vec::len), me.queued_bytes())
+            match (me.multi.as_ref(), me.running_transaction) {
+                (None, Some((count, bytes))) => (Some(count), bytes),
+                (queue, _) => (queue.map(Vec::len), me.queued_bytes()),
+            }
         } else {
             (view.queued, view.queued_bytes)
         };

@@ -480,6 +480,20 @@ fn transaction_in_client_list(server: &Server) -> Vec<String> {
     }
     queuing.cmd(&["EXEC"]);
     seen.push(format!("EXEC: {}", line_of(&mut admin, &id)));
+    // From inside the transaction, CLIENT INFO shows the one it runs in.
+    for command in [&["MULTI"][..], &["SET", "a", "1"], &["CLIENT", "INFO"]] {
+        queuing.cmd(command);
+    }
+    let replies = frame_text(&queuing.cmd(&["EXEC"]));
+    let fields: Vec<&str> = replies.split_whitespace().collect();
+    let field = |name: &str| fields.iter().find_map(|f| f.strip_prefix(name)).unwrap_or("?").to_string();
+    let queued_memory: i64 = field("multi-mem=").parse().unwrap_or(-1);
+    seen.push(format!(
+        "inside EXEC: flags={} multi={} multi-mem>0:{}",
+        field("flags="),
+        field("multi="),
+        queued_memory > 0
+    ));
     seen
 }
 
@@ -487,7 +501,11 @@ fn transaction_in_client_list(server: &Server) -> Vec<String> {
 fn client_list_shows_transactions_and_sockets_as_redis() {
     same_as_redis(
         transaction_in_client_list,
-        &["[\"GET\", \"a\"]: flags=x multi=2 multi-mem>0:true fd>0:true", "EXEC: flags=N multi=-1 multi-mem>0:false"],
+        &[
+            "[\"GET\", \"a\"]: flags=x multi=2 multi-mem>0:true fd>0:true",
+            "EXEC: flags=N multi=-1 multi-mem>0:false",
+            "inside EXEC: flags=x multi=2 multi-mem>0:true",
+        ],
     );
 }
 

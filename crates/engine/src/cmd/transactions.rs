@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use staykv_resp::Reply;
 
+use crate::client::queued_command_bytes;
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::err;
 use crate::exec::Ctx;
@@ -70,7 +71,11 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     if dirty {
         return Ok(Reply::NilArray);
     }
-    Ok(Reply::Array(queue.iter().map(|args| ctx.call(args)).collect()))
+    let bytes = queue.iter().map(|command| queued_command_bytes(command)).sum();
+    ctx.client.running_transaction = Some((queue.len(), bytes));
+    let replies = queue.iter().map(|args| ctx.call(args)).collect();
+    ctx.client.running_transaction = None;
+    Ok(Reply::Array(replies))
 }
 
 /// Redis also fails EXEC when a watched key has expired since WATCH, even if nobody
