@@ -6,7 +6,7 @@ use staykv_rdb::{Layout, RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, Rdb
 
 use crate::list::List;
 use crate::small_bytes::SmallBytes;
-use crate::stream::{Consumer, Group, NodeLimits, Nodes, Pending, Stream, StreamId};
+use crate::stream::{Consumer, Group, NodeLimits, Nodes, Pending, Stream, StreamId, MAX_DELIVERY_COUNT};
 use crate::value::{Encoding, Value};
 
 /// The RDB form of a value.
@@ -171,7 +171,8 @@ fn stream_from_rdb(rdb: RdbStream) -> Stream {
             .filter_map(|p| {
                 let id = id_from_rdb(p.id);
                 let consumer = owners.get(&id)?.clone();
-                Some((id, Pending { consumer, delivery_time: p.delivery_time, delivery_count: p.delivery_count }))
+                let delivery_count = p.delivery_count.min(MAX_DELIVERY_COUNT);
+                Some((id, Pending { consumer, delivery_time: p.delivery_time, delivery_count }))
             })
             .collect();
         stream.groups.insert(Bytes::from(group.name), Group { last_id, entries_read, pel, consumers });

@@ -73,7 +73,19 @@ pub struct Pending {
     pub consumer: Bytes,
     /// Unix ms of the last delivery.
     pub delivery_time: u64,
+    /// At most [`MAX_DELIVERY_COUNT`].
     pub delivery_count: u64,
+}
+
+/// The highest delivery count a pending entry keeps. Redis keeps a u64 and shows and logs
+/// it as a signed number, so past `i64::MAX` it reads negative; StayKV stops there, which
+/// the XCLAIM ... RETRYCOUNT that logs a delivery can carry (a count past it, logged, was
+/// refused by the replay and so refused the next start).
+pub const MAX_DELIVERY_COUNT: u64 = i64::MAX as u64;
+
+/// The delivery count after one more delivery.
+pub fn next_delivery_count(count: u64) -> u64 {
+    count.saturating_add(1).min(MAX_DELIVERY_COUNT)
 }
 
 /// A consumer of a group.
@@ -126,6 +138,7 @@ impl Group {
     /// Make `consumer` (which the caller created) the owner of pending entry `id`, adding the
     /// entry if it is not pending, and taking it from its previous owner if it is.
     pub fn assign(&mut self, id: StreamId, consumer: &Bytes, delivery_time: u64, delivery_count: u64) {
+        let delivery_count = delivery_count.min(MAX_DELIVERY_COUNT);
         let previous = self.pel.insert(id, Pending { consumer: consumer.clone(), delivery_time, delivery_count });
         if let Some(old) = previous.filter(|old| old.consumer != *consumer) {
             if let Some(owner) = self.consumers.get_mut(&old.consumer) {
@@ -323,7 +336,9 @@ impl Stream {
     /// it: one more than before while the count is reliable, else Redis's estimate.
     pub fn entries_read_after(&self, group: &Group, id: StreamId) -> i64 {
         if group.entries_read != INVALID_ENTRIES_READ && !self.has_tombstone_from(id) {
-            group.entries_read + 1
+            // Saturating where Redis wraps to negative: the XGROUP SETID ... ENTRIESREAD that
+            // logs it must replay, and its parser takes nothing below -1.
+            group.entries_read.saturating_add(1)
         } else if self.entries_added > 0 {
             self.estimate_offset(id)
         } else {

@@ -678,6 +678,44 @@ fn streams_survive_sigkill_and_snapshots() {
     assert_eq!(stream_state(&mut conn), before, "after a snapshot");
 }
 
+/// Counters a client pushes to their end (a delivery count by XCLAIM RETRYCOUNT, a group's
+/// entries read by ENTRIESREAD) stop at i64::MAX, where Redis wraps them to negative numbers:
+/// logged past it, they were refused by the replay, and the server by its next start.
+#[test]
+fn stream_counters_at_their_end_survive_a_restart() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    let max = i64::MAX.to_string();
+    let steps: [&[&str]; 8] = [
+        &["XADD", "s", "1-0", "a", "1"],
+        &["XADD", "s", "2-0", "a", "1"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "s", ">"],
+        &["XCLAIM", "s", "g", "c2", "0", "1-0", "RETRYCOUNT", &max, "JUSTID"],
+        &["XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", "0"],
+        &["XGROUP", "CREATE", "s", "h", "0", "ENTRIESREAD", &max],
+        &["XREADGROUP", "GROUP", "h", "c", "STREAMS", "s", ">"],
+    ];
+    for step in steps {
+        assert!(!frame_text(&conn.cmd(step)).starts_with("ERR"), "{step:?}");
+    }
+    conn.cmd(&["XAUTOCLAIM", "s", "g", "c3", "0", "0"]);
+    // Each pending entry but its idle time, which a restart moves on.
+    let state = |conn: &mut RawConn| {
+        let pending = call_str(conn, &["XPENDING", "s", "g", "-", "+", "10"]).items();
+        let pending: Vec<String> = pending
+            .iter()
+            .map(|p| format!("{} {} {}", p.items()[0].text(), p.items()[1].text(), p.items()[3].int()))
+            .collect();
+        (pending, call_str(conn, &["XINFO", "GROUPS", "s"]))
+    };
+    let before = state(&mut conn);
+    assert_eq!(before.0, [format!("1-0 c3 {max}")]);
+    drop(conn);
+    server.restart();
+    assert_eq!(state(&mut server.connect()), before);
+}
+
 /// Every stream key's entries and XINFO STREAM.
 fn stream_state(conn: &mut RawConn) -> Vec<(String, Val, Val)> {
     let keys = dump_all(conn, 1);

@@ -34,7 +34,7 @@ use crate::exec::Ctx;
 use crate::key_spec::{key::*, KeySpec};
 use crate::notify::STREAM;
 use crate::num::{i64_bytes, parse_i64};
-use crate::stream::{Group, Stream, StreamId, INVALID_ENTRIES_READ};
+use crate::stream::{next_delivery_count, Group, Stream, StreamId, INVALID_ENTRIES_READ};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xgroup", -2, WRITE, "stream", xgroup).subcommands(XGROUP_SUBCOMMANDS),
@@ -460,7 +460,7 @@ fn deliver_history(
         };
         if let Some(pending) = group.pel.get_mut(&id) {
             pending.delivery_time = now;
-            pending.delivery_count += 1;
+            pending.delivery_count = next_delivery_count(pending.delivery_count);
         }
         log.claimed(key, &reader.group, group, id);
         replies.push(entry_reply(id, fields));
@@ -693,7 +693,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             None if options.force => 1,
             None => continue,
         };
-        let count = options.retry_count.unwrap_or(if options.justid { base } else { base + 1 });
+        let count = options.retry_count.unwrap_or(if options.justid { base } else { next_delivery_count(base) });
         claimer.take(group, id, time, count);
         replies.push(if options.justid { Reply::Bulk(id.to_bytes()) } else { entry_reply(id, fields) });
     }
@@ -757,7 +757,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if min_idle > 0 && elapsed(now, pending.delivery_time) < min_idle {
             continue;
         }
-        let deliveries = if justid { pending.delivery_count } else { pending.delivery_count + 1 };
+        let deliveries = if justid { pending.delivery_count } else { next_delivery_count(pending.delivery_count) };
         claimer.take(group, id, now, deliveries);
         claimed.push(if justid { Reply::Bulk(id.to_bytes()) } else { entry_reply(id, fields) });
         count -= 1;
