@@ -341,7 +341,9 @@ impl Engine {
         self.lazyfree.release(host, evicted.value, self.lazyfree.is_on(LazyOption::Eviction));
         let event =
             crate::notify::Event { class: crate::notify::EVICTED, name: "evicted", db: victim.db, key: victim.key };
-        self.notifier.publish(&self.pubsub, &event);
+        let mut deliveries = crate::pubsub::Deliveries::new();
+        self.notifier.publish(&self.pubsub, &event, &mut deliveries);
+        deliveries.deliver();
         self.counters.stats().evicted_keys.fetch_add(1, Ordering::Relaxed);
     }
 }

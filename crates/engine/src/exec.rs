@@ -48,6 +48,11 @@ pub trait Journal: Sync {
     fn fsync_through(&self, _seq: u64) -> bool {
         true
     }
+    /// The last batch appended (0 while the log refuses writes): what a reply on the whole
+    /// keyspace that holds none of its shards (INFO) waits for.
+    fn settled_seq(&self) -> u64 {
+        0
+    }
 }
 
 /// A journal that drops everything (tests, replay).
@@ -495,6 +500,7 @@ impl Engine {
             locks,
             effects: Vec::new(),
             events: Vec::new(),
+            deliveries: crate::pubsub::Deliveries::new(),
             written_collections: Vec::new(),
             nested: false,
             blocked: None,
@@ -504,6 +510,7 @@ impl Engine {
             script_args: None,
             running_script: spec.has(flags::RUNS_SCRIPT),
             unlogged: None,
+            reports_keyspace: false,
         };
         let tracking = ctx.client.tracking.is_some();
         if tracking && ctx.running_script {
@@ -781,6 +788,7 @@ impl Engine {
             let mut effects = Vec::new();
             let mut removed = Vec::new();
             let mut removed_hashes = Vec::new();
+            let mut deliveries = crate::pubsub::Deliveries::new();
             for db in 0..guard.dbs.len() {
                 let (scanned, expired_keys) = expire_slots(&mut guard, db, now, per_shard, self.keyspace.hasher());
                 // No command holds a slot number now: the slab may be packed.
@@ -792,10 +800,10 @@ impl Engine {
                     removed_hashes.push(hash);
                     removed.push(value);
                     self.watches.touch(db, &key, || false);
-                    self.tracking.invalidate(&key, crate::tracking::Cause::default());
+                    deliveries.append(self.tracking.invalidations(&key, crate::tracking::Cause::default()));
                     let event =
                         crate::notify::Event { class: crate::notify::EXPIRED, name: "expired", db, key: key.clone() };
-                    self.notifier.publish(&self.pubsub, &event);
+                    self.notifier.publish(&self.pubsub, &event, &mut deliveries);
                     effects.push(Effect::new(db, vec![Bytes::from_static(b"DEL"), key]));
                 }
             }
@@ -809,6 +817,7 @@ impl Engine {
                 }
             }
             drop(guard);
+            deliveries.deliver();
             let lazily = self.lazyfree.is_on(LazyOption::Expire);
             for value in removed {
                 self.lazyfree.release(host, value, lazily);
@@ -945,6 +954,11 @@ pub struct Ctx<'a> {
     effects: Vec<Effect>,
     /// Keyspace events to publish once the command's effects are logged.
     events: Vec<crate::notify::Event>,
+    /// Messages for other connections made while the command ran (PUBLISH, invalidations),
+    /// delivered once its effects are logged: a connection writes out what it was handed
+    /// only once the batches appended by then are durable, so no client hears of a write a
+    /// crash could take back.
+    deliveries: crate::pubsub::Deliveries,
     /// Collections opened for writing, (db, key): checked at commit for outgrowing their
     /// compact encoding.
     written_collections: Vec<(usize, Bytes)>,
@@ -966,6 +980,9 @@ pub struct Ctx<'a> {
     running_script: bool,
     /// The error that replaces the reply: the command's effects were too large to log.
     unlogged: Option<String>,
+    /// The reply tells of the whole keyspace without holding its shards (INFO's key counts):
+    /// it waits for every batch appended ([`Ctx::reports_keyspace`]).
+    reports_keyspace: bool,
 }
 
 impl std::fmt::Debug for dyn Journal + '_ {
@@ -1011,10 +1028,17 @@ impl<'a> Ctx<'a> {
     /// reply waits for: the last write to the keys the command named, or to any key of the
     /// shards it held whole.
     fn commit(&mut self) -> u64 {
-        self.note_outgrown();
-        for event in std::mem::take(&mut self.events) {
-            self.engine.notifier.publish(&self.engine.pubsub, &event);
+        let wait = self.commit_effects();
+        if self.reports_keyspace {
+            wait.max(self.journal.settled_seq())
+        } else {
+            wait
         }
+    }
+
+    /// [`Ctx::commit`] but for replies on the whole keyspace.
+    fn commit_effects(&mut self) -> u64 {
+        self.note_outgrown();
         let seq = match self.effects.is_empty() {
             true => None,
             // Refused, the batch is over the log's limit: only a script (or a command whose
@@ -1030,6 +1054,11 @@ impl<'a> Ctx<'a> {
                 }
             },
         };
+        let mut deliveries = std::mem::take(&mut self.deliveries);
+        for event in std::mem::take(&mut self.events) {
+            self.engine.notifier.publish(&self.engine.pubsub, &event, &mut deliveries);
+        }
+        deliveries.deliver();
         // Watched keys were touched as each effect was recorded (`propagate_in`).
         if !self.engine.blocked.is_empty() {
             for effect in self.effects.iter().filter(|effect| may_ready_waiters(&effect.argv)) {
@@ -1498,7 +1527,8 @@ impl<'a> Ctx<'a> {
                 }
                 if tracking {
                     let cause = crate::tracking::Cause::write_by(self.client.id, self.running_script);
-                    self.engine.tracking.invalidate(key, cause);
+                    let invalidations = self.engine.tracking.invalidations(key, cause);
+                    self.deliveries.append(invalidations);
                 }
             }
         }
@@ -1630,6 +1660,18 @@ impl<'a> Ctx<'a> {
     }
 
     /// Whether the command runs inside EXEC.
+    /// The reply reports on the whole keyspace (key counts) without holding its shards: it
+    /// waits for every write appended so far, so that no count includes a write a crash
+    /// could take back.
+    pub fn reports_keyspace(&mut self) {
+        self.reports_keyspace = true;
+    }
+
+    /// Where a command puts the messages it sends other connections (see `deliveries`).
+    pub fn deliveries(&mut self) -> &mut crate::pubsub::Deliveries {
+        &mut self.deliveries
+    }
+
     pub fn in_exec(&self) -> bool {
         self.nested && self.top == "exec"
     }
@@ -1856,6 +1898,56 @@ mod tests {
         });
         let pttl = engine.run_line(&mut Client::new(2, true), THEN + 1010, &NoJournal, "PTTL k").reply;
         assert_eq!(pttl, Reply::Int(20));
+    }
+
+    /// A journal that notes each append in a shared record, and whose appended position is 42.
+    struct RecordingJournal(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
+
+    impl Journal for RecordingJournal {
+        fn append(&self, _time_ms: u64, effects: &[Effect]) -> Result<u64, String> {
+            self.0.lock().push(format!("append {}", effects.len()));
+            Ok(42)
+        }
+
+        fn settled_seq(&self) -> u64 {
+            42
+        }
+    }
+
+    /// Keyspace events, PUBLISH from a script and tracking invalidations reach other
+    /// connections only once the write they tell of is appended (a connection writes out
+    /// what it was handed once the log is durable as far as it was appended): no client
+    /// hears of a write a crash could take back. INFO's reply waits for the whole log.
+    #[test]
+    fn messages_about_a_write_are_handed_over_after_it_is_logged() {
+        let engine = Engine::new(EngineOptions::default());
+        let record = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let journal = RecordingJournal(record.clone());
+        let inbox = |name: &'static str| {
+            let record = record.clone();
+            let deliver: crate::pubsub::Deliver =
+                std::sync::Arc::new(move |_| record.lock().push(format!("to {name}")));
+            deliver
+        };
+        let mut subscriber = Client::new(1, true);
+        subscriber.deliver = Some(crate::pubsub::ClientDeliver(inbox("subscriber")));
+        let mut tracker = Client::new(2, true);
+        tracker.protocol = staykv_resp::Protocol::Resp3;
+        tracker.deliver = Some(crate::pubsub::ClientDeliver(inbox("tracker")));
+        engine.tracking.add_peer(2, inbox("tracker"));
+        engine.notifier.set_flags(crate::notify::parse_flags("KA").unwrap_or_default());
+        engine.run_line(&mut subscriber, 1, &journal, "PSUBSCRIBE *");
+        engine.run_line(&mut tracker, 1, &journal, "CLIENT TRACKING on");
+        engine.run_line(&mut tracker, 1, &journal, "GET k");
+        record.lock().clear();
+        let mut writer = Client::new(3, true);
+        let script = "EVAL redis.call('SET','k','v');redis.call('PUBLISH','ch','m') 0";
+        engine.run_line(&mut writer, 1, &journal, script);
+        let order = record.lock().clone();
+        assert_eq!(order.first().map(String::as_str), Some("append 1"), "{order:?}");
+        assert!(order.iter().filter(|e| *e == "to subscriber").count() >= 2, "{order:?}");
+        assert!(order.contains(&"to tracker".to_string()), "{order:?}");
+        assert_eq!(engine.run_line(&mut writer, 1, &journal, "INFO keyspace").wait_seq, 42);
     }
 
     /// A failing effect is reported with its place and does not stop the rest of its batch

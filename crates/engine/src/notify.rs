@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 
-use crate::pubsub::PubSub;
+use crate::pubsub::{Deliveries, PubSub};
 
 pub const KEYSPACE: u32 = 1 << 0;
 pub const KEYEVENT: u32 = 1 << 1;
@@ -145,7 +145,8 @@ impl Notifier {
         flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0
     }
 
-    pub fn publish(&self, pubsub: &PubSub, event: &Event) {
+    /// Adds `event`'s messages, as the flags ask for them, to `out`.
+    pub fn publish(&self, pubsub: &PubSub, event: &Event, out: &mut Deliveries) {
         let flags = self.flags();
         if flags & event.class == 0 || !pubsub.has_listeners() {
             return;
@@ -153,11 +154,11 @@ impl Notifier {
         if flags & KEYSPACE != 0 {
             let mut channel = format!("__keyspace@{}__:", event.db).into_bytes();
             channel.extend_from_slice(&event.key);
-            pubsub.publish(&Bytes::from(channel), &Bytes::from_static(event.name.as_bytes()));
+            pubsub.publish(&Bytes::from(channel), &Bytes::from_static(event.name.as_bytes()), out);
         }
         if flags & KEYEVENT != 0 {
             let channel = Bytes::from(format!("__keyevent@{}__:{}", event.db, event.name));
-            pubsub.publish(&channel, &event.key);
+            pubsub.publish(&channel, &event.key, out);
         }
     }
 }

@@ -17,6 +17,39 @@ use crate::value::HashMap;
 /// Queues one message for one subscriber.
 pub type Deliver = Arc<dyn Fn(Reply) + Send + Sync>;
 
+/// Messages for other connections, each with its delivery: made while a command runs, and
+/// delivered once the batch it writes is in the log (a connection writes out what it was
+/// handed only once the log's appended batches are durable; see `Ctx::commit`).
+#[derive(Default)]
+pub struct Deliveries(Vec<(Deliver, Reply)>);
+
+impl Deliveries {
+    pub fn new() -> Deliveries {
+        Deliveries::default()
+    }
+
+    pub fn push(&mut self, deliver: &Deliver, message: Reply) {
+        self.0.push((deliver.clone(), message));
+    }
+
+    pub fn append(&mut self, mut other: Deliveries) {
+        self.0.append(&mut other.0);
+    }
+
+    /// Hands each message to its connection.
+    pub fn deliver(self) {
+        for (deliver, message) in self.0 {
+            deliver(message);
+        }
+    }
+}
+
+impl std::fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Deliveries({})", self.0.len())
+    }
+}
+
 /// A client's delivery function, as stored in [`crate::Client`].
 #[derive(Clone)]
 pub struct ClientDeliver(pub Deliver);
@@ -65,16 +98,15 @@ impl Channels {
         }
     }
 
-    /// Sends `message` (pushed as `kind`) to `channel`'s subscribers; returns how many.
-    fn publish(&self, kind: &'static str, channel: &Bytes, message: &Bytes) -> usize {
+    /// Adds `message` (pushed as `kind`) for `channel`'s subscribers to `out`; returns how
+    /// many.
+    fn publish(&self, kind: &'static str, channel: &Bytes, message: &Bytes, out: &mut Deliveries) -> usize {
         let channels = self.0.read();
         let Some(list) = channels.get(channel) else { return 0 };
         for (_, deliver) in list {
-            deliver(Reply::Push(vec![
-                Reply::bulk_str(kind),
-                Reply::Bulk(channel.clone()),
-                Reply::Bulk(message.clone()),
-            ]));
+            let message =
+                Reply::Push(vec![Reply::bulk_str(kind), Reply::Bulk(channel.clone()), Reply::Bulk(message.clone())]);
+            out.push(deliver, message);
         }
         list.len()
     }
@@ -153,18 +185,19 @@ impl PubSub {
         self.patterns.write().retain(|(_, id, _)| *id != client);
     }
 
-    /// Send `message` to `channel`'s subscribers and matching patterns; returns how many
-    /// received it.
-    pub fn publish(&self, channel: &Bytes, message: &Bytes) -> usize {
-        let mut receivers = self.channels.publish("message", channel, message);
+    /// Adds `message` for `channel`'s subscribers and matching patterns to `out`; returns how
+    /// many will receive it.
+    pub fn publish(&self, channel: &Bytes, message: &Bytes, out: &mut Deliveries) -> usize {
+        let mut receivers = self.channels.publish("message", channel, message, out);
         for (pattern, _, deliver) in self.patterns.read().iter() {
             if glob::matches(pattern, channel, false) {
-                deliver(Reply::Push(vec![
+                let message = Reply::Push(vec![
                     Reply::bulk_str("pmessage"),
                     Reply::Bulk(pattern.clone()),
                     Reply::Bulk(channel.clone()),
                     Reply::Bulk(message.clone()),
-                ]));
+                ]);
+                out.push(deliver, message);
                 receivers += 1;
             }
         }
@@ -172,8 +205,8 @@ impl PubSub {
     }
 
     /// SPUBLISH: to the shard channel's subscribers only (patterns never match them).
-    pub fn spublish(&self, channel: &Bytes, message: &Bytes) -> usize {
-        self.shard_channels.publish("smessage", channel, message)
+    pub fn spublish(&self, channel: &Bytes, message: &Bytes, out: &mut Deliveries) -> usize {
+        self.shard_channels.publish("smessage", channel, message, out)
     }
 
     pub fn add_monitor(&self, client: u64, deliver: &Deliver) {

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use staykv_resp::Reply;
 
-use crate::pubsub::Deliver;
+use crate::pubsub::{Deliver, Deliveries};
 use crate::value::{HashMap, HashSet};
 
 /// The pub/sub channel RESP2 clients subscribe to when invalidations are redirected to them.
@@ -336,10 +336,16 @@ impl Tracking {
         }
     }
 
-    /// `key` changed: tell the clients that may cache it, and note it for broadcast.
+    /// `key` changed: tell the clients that may cache it at once, and note it for broadcast.
     pub fn invalidate(&self, key: &[u8], cause: Cause) {
+        self.invalidations(key, cause).deliver();
+    }
+
+    /// [`Tracking::invalidate`], the messages for other connections left to the caller to
+    /// deliver (a command's, once its write is in the log).
+    pub fn invalidations(&self, key: &[u8], cause: Cause) -> Deliveries {
         if !self.is_active() {
-            return;
+            return Deliveries::new();
         }
         let mut table = self.table.lock();
         if table.note_for_broadcast(key, cause.modifier) {
@@ -348,7 +354,7 @@ impl Tracking {
         let peers = self.peers.read();
         let mut outbox = Outbox::new(&peers, cause.current);
         table.invalidate(&mut outbox, key);
-        self.hold(outbox);
+        self.hold(outbox)
     }
 
     /// A database was emptied, by `current`'s command: every tracking client is told to drop
@@ -371,7 +377,9 @@ impl Tracking {
                 outbox.send(id, tracker, Reply::Nil, id == current);
             }
         }
-        self.hold(outbox);
+        let deliveries = self.hold(outbox);
+        drop((table, peers));
+        deliveries.deliver();
     }
 
     /// Send the BCAST clients the keys changed under their prefixes since the last call:
@@ -408,16 +416,20 @@ impl Tracking {
                 outbox.send(id, tracker, payload, true);
             }
         }
-        self.hold(outbox);
+        let deliveries = self.hold(outbox);
+        drop((table, peers));
+        deliveries.deliver();
     }
 
     /// Keep what `outbox` holds back for its connection until that connection's reply is
+    /// written; returns the messages for the other connections, to deliver.
     /// written ([`Tracking::deliver_held`]).
-    fn hold(&self, outbox: Outbox) {
+    fn hold(&self, outbox: Outbox) -> Deliveries {
         if !outbox.held.is_empty() {
             self.held.lock().extend(outbox.held);
             self.has_held.store(true, Ordering::Release);
         }
+        outbox.out
     }
 
     /// After `client`'s reply is written: deliver the messages Redis sends it after the reply
@@ -459,12 +471,18 @@ impl Tracking {
             let Some(key) = table.keys.keys().next().cloned() else { break };
             table.invalidate(&mut outbox, &key);
             if table.keys.len() <= max {
-                table.over_limit_rounds = 0;
-                return;
+                break;
             }
         }
-        table.over_limit_rounds += 1;
-        self.over_limit.store(true, Ordering::Release);
+        if table.keys.len() <= max {
+            table.over_limit_rounds = 0;
+        } else {
+            table.over_limit_rounds += 1;
+            self.over_limit.store(true, Ordering::Release);
+        }
+        let deliveries = self.hold(outbox);
+        drop((table, peers));
+        deliveries.deliver();
     }
 }
 
@@ -531,11 +549,13 @@ struct Outbox<'p> {
     current: Option<u64>,
     /// (connection, its delivery, message).
     held: Vec<(u64, Deliver, Reply)>,
+    /// The rest, to deliver once the tables are let go.
+    out: Deliveries,
 }
 
 impl<'p> Outbox<'p> {
     fn new(peers: &'p HashMap<u64, Deliver>, current: Option<u64>) -> Outbox<'p> {
-        Outbox { peers, current, held: Vec::new() }
+        Outbox { peers, current, held: Vec::new(), out: Deliveries::new() }
     }
 
     /// Send `payload` for `tracker` (client `id`); `after_reply`: Redis sends it after the
@@ -545,7 +565,7 @@ impl<'p> Outbox<'p> {
         if after_reply && self.current == Some(to) {
             self.held.push((to, deliver, message));
         } else {
-            deliver(message);
+            self.out.push(&deliver, message);
         }
     }
 }

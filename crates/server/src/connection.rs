@@ -304,6 +304,7 @@ where
         read_room: READ_ROOM,
         read_filled: false,
         output: Output::default(),
+        output_wait: 0,
         partial: Partial::default(),
         last_command: Instant::now(),
         recorded_command: None,
@@ -352,6 +353,10 @@ struct Connection<S> {
     read_filled: bool,
     /// Replies not yet written; large values in them are the stored ones, not copies.
     output: Output,
+    /// The log position what is in `output` waits for before it leaves: its replies' (the
+    /// writes they made or read), and for pushed messages the batches appended when they
+    /// were taken (a message is handed over only once the write it tells of is appended).
+    output_wait: u64,
     partial: Partial,
     /// When the last complete command arrived: `timeout` counts from here, so a client
     /// that trickles a request in a byte at a time is as idle as one that sends nothing.
@@ -639,6 +644,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // Redis; what Redis writes after the reply (its own invalidations) follows it.
         self.take_messages();
         self.emit(&outcome, mode_before);
+        self.output_wait = self.output_wait.max(outcome.wait_seq);
         self.shared.engine.tracking.deliver_held(self.client.id);
         Ok(outcome.wait_seq)
     }
@@ -772,7 +778,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // The requests answered are out of the query buffer before their replies leave, as
         // in Redis: a client that asks CLIENT LIST once answered sees them gone.
         self.record.buffers.set_query(self.input.len(), self.input.capacity());
-        self.shared.persistence.wait_durable(wait_seq).await;
+        self.shared.persistence.wait_durable(wait_seq.max(self.output_wait)).await;
         // `client-output-buffer-limit`: pending output over the hard limit closes the client
         // at once. Over the soft limit for the soft seconds, the housekeeping tick closes it,
         // traffic or not. The whole batch counts until its write finishes: the kernel takes
@@ -809,6 +815,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         self.shared.engine.counters.stats().net_output_bytes.fetch_add(pending, Ordering::Relaxed);
         self.output.clear(room, KEPT_OUTPUT_ROOM);
+        self.output_wait = 0;
         self.record.buffers.set_unwritten(0);
         self.record.buffers.set_reply_room(self.output.room());
         Ok(())
@@ -868,6 +875,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
         }
         self.record.buffers.take_messages(count, bytes);
+        if count > 0 {
+            self.output_wait = self.output_wait.max(self.shared.persistence.settled_seq());
+        }
         count > 0
     }
 }

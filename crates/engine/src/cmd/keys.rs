@@ -604,7 +604,10 @@ fn memory(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 None => Reply::Nil,
             })
         }
-        s if is(s, "stats") => Ok(crate::memory_report::stats(&ctx.host.process_memory(), &engine_memory(ctx))),
+        s if is(s, "stats") => {
+            ctx.reports_keyspace();
+            Ok(crate::memory_report::stats(&ctx.host.process_memory(), &engine_memory(ctx)))
+        }
         s if is(s, "doctor") => {
             let report = crate::memory_report::doctor(&ctx.host.process_memory(), &engine_memory(ctx));
             Ok(Reply::verbatim(report))

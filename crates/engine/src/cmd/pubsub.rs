@@ -36,12 +36,16 @@ fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
+/// PUBLISH: the message reaches its subscribers once the command's (the script's, the
+/// transaction's) writes are logged.
 fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(ctx.engine.pubsub.publish(arg(args, 1)?, arg(args, 2)?) as i64))
+    let receivers = ctx.engine.pubsub.publish(arg(args, 1)?, arg(args, 2)?, ctx.deliveries());
+    Ok(Reply::Int(receivers as i64))
 }
 
 fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(ctx.engine.pubsub.spublish(arg(args, 1)?, arg(args, 2)?) as i64))
+    let receivers = ctx.engine.pubsub.spublish(arg(args, 1)?, arg(args, 2)?, ctx.deliveries());
+    Ok(Reply::Int(receivers as i64))
 }
 
 fn confirm(kind: &'static str, name: Option<&Bytes>, count: usize) -> Reply {

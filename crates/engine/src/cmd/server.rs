@@ -450,6 +450,7 @@ const SECTIONS: &[&str] = &[
 const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
 
 fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.reports_keyspace();
     let requested: Vec<String> = args.iter().skip(1).map(|a| text(a).to_ascii_lowercase()).collect();
     let asked = |name: &str| requested.iter().any(|s| s == name);
     let everything = asked("all") || asked("everything");

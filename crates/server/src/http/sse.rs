@@ -12,6 +12,7 @@
 //! messages after a silent gap would not.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -84,7 +85,7 @@ pub(super) async fn stream(
         _ => Vec::new(),
     };
     shared.host.event_streams.lock().insert(id, stream);
-    let events = Events { pending: confirmations, queue, guard: Subscription { shared, client } };
+    let events = Events { pending: confirmations, queue, guard: Subscription { shared, client }, waiting: None };
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
@@ -107,18 +108,33 @@ struct Events {
     /// Messages as they are delivered; ended when cut off or killed ([`EventStream`]).
     queue: Arc<EventQueue>,
     guard: Subscription,
+    /// A message taken from the queue, and the wait for the log to be durable as far as it
+    /// was appended when the message was taken: no reader hears of a write a crash could
+    /// take back (the write was appended before the message was handed over).
+    waiting: Option<(Reply, DurableWait)>,
 }
+
+/// A wait for the log to be durable up to a position.
+type DurableWait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl futures_core::Stream for Events {
     type Item = Result<Event, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let _ = &self.guard;
+        let event = |reply: &Reply| Some(Ok(Event::default().data(line(reply))));
         if !self.pending.is_empty() {
             let reply = self.pending.remove(0);
-            return Poll::Ready(Some(Ok(Event::default().data(line(&reply)))));
+            return Poll::Ready(event(&reply));
         }
-        self.queue.poll_next(cx).map(|reply| reply.map(|reply| Ok(Event::default().data(line(&reply)))))
+        if self.waiting.is_none() {
+            let Some(reply) = std::task::ready!(self.queue.poll_next(cx)) else { return Poll::Ready(None) };
+            let persistence = self.guard.shared.persistence.clone();
+            let seq = persistence.settled_seq();
+            self.waiting = Some((reply, Box::pin(async move { persistence.wait_durable(seq).await })));
+        }
+        let Some((_, durable)) = self.waiting.as_mut() else { return Poll::Pending };
+        std::task::ready!(durable.as_mut().poll(cx));
+        Poll::Ready(self.waiting.take().and_then(|(reply, _)| event(&reply)))
     }
 }
 
