@@ -283,6 +283,8 @@ where
     let mut client = Client::new(id, !shared.host.auth_required());
     client.origin = origin_text(addr);
     client.waker = Some(waker);
+    // CLIENT LIST's `d` reads it: a watched key changed, EXEC will fail.
+    client.watch_dirty = record.watch_dirty.clone();
     let mailbox = Arc::new(Mailbox::default());
     let (inbox, subscriber, host) = (mailbox.clone(), record.clone(), shared.host.clone());
     let deliver: staykv_engine::pubsub::Deliver =

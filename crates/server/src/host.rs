@@ -47,6 +47,9 @@ pub struct ClientRecord {
     pub transfer: Mutex<Option<Transfer>>,
     /// What its buffers hold (`qbuf`, `omem`...), and its pub/sub messages' count.
     pub buffers: ClientBuffers,
+    /// Set when a key it watches changes, until EXEC, DISCARD or UNWATCH (the client's own
+    /// flag, shared): CLIENT LIST's `d`.
+    pub watch_dirty: Arc<AtomicBool>,
     /// Whether it has a subscription: its output takes the `pubsub` class's limits, where a
     /// MONITOR's or a tracking client's pushes take the `normal` class's, as in Redis.
     pub subscribed: AtomicBool,
@@ -391,6 +394,7 @@ impl ServerHost {
             transfer: Mutex::new(None),
             buffers: ClientBuffers::default(),
             subscribed: AtomicBool::new(false),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
             evicted_holding: AtomicU64::new(0),
         });
         clients.insert(id, record.clone());
@@ -548,6 +552,9 @@ impl ServerHost {
             flags.push('b');
         }
         flags.push_str(&tracking_flags);
+        if record.watch_dirty.load(Ordering::Acquire) {
+            flags.push('d');
+        }
         if view.no_evict {
             flags.push('e');
         }

@@ -474,6 +474,12 @@ fn transaction_in_client_list(server: &Server) -> Vec<String> {
     };
     let id = queuing.cmd_text(&["CLIENT", "ID"]);
     seen.push(line_of(&mut admin, &id));
+    // `d`: a watched key changed (EXEC will fail), until EXEC, DISCARD or UNWATCH.
+    queuing.cmd(&["WATCH", "w"]);
+    admin.cmd(&["SET", "w", "1"]);
+    seen.push(format!("watched key changed: {}", line_of(&mut admin, &id)));
+    queuing.cmd(&["UNWATCH"]);
+    seen.push(format!("UNWATCH: {}", line_of(&mut admin, &id)));
     for command in [&["MULTI"][..], &["SET", "a", "1"], &["GET", "a"]] {
         queuing.cmd(command);
         seen.push(format!("{command:?}: {}", line_of(&mut admin, &id)));
@@ -505,6 +511,8 @@ fn client_list_shows_transactions_and_sockets_as_redis() {
             "[\"GET\", \"a\"]: flags=x multi=2 multi-mem>0:true fd>0:true",
             "EXEC: flags=N multi=-1 multi-mem>0:false",
             "inside EXEC: flags=x multi=2 multi-mem>0:true",
+            "watched key changed: flags=d multi=-1",
+            "UNWATCH: flags=N multi=-1",
         ],
     );
 }
