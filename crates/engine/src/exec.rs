@@ -596,7 +596,8 @@ impl Engine {
         Outcome::not_run(self.counted(reply), Some((index, stat)))
     }
 
-    /// The shards a command runs under, or the `BUSY` error it gets instead.
+    /// The shards a command runs under and the time it runs at, or the `BUSY` error it gets
+    /// instead.
     ///
     /// What runs while a script is busy is what `busy_reply` let through: it takes no shard,
     /// since the script holds them all until it ends. A command that passed the BUSY check
@@ -604,10 +605,10 @@ impl Engine {
     /// busy threshold, it gives up and is answered as though it had come then, as Redis
     /// answers the commands queued behind a script once it passes the threshold. (A host
     /// without a clock waits.)
-    /// The locks a command runs under, and its time: after a long wait for them (a script or
-    /// an EXEC held its shards) the clock is read again, so that the command's relative TTLs
-    /// count from when it runs and the keys that expired meanwhile read as expired, as in
-    /// Redis, which runs a command once nothing else does.
+    ///
+    /// After a long wait (a script or an EXEC held the shards) the clock is read again, so
+    /// that the command's relative TTLs count from when it runs and the keys that expired
+    /// meanwhile read as expired, as in Redis, which runs a command once nothing else does.
     fn locks_to_run(
         &self,
         spec: &CommandSpec,

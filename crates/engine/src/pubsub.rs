@@ -28,8 +28,8 @@ impl Deliveries {
         Deliveries::default()
     }
 
-    pub fn push(&mut self, deliver: &Deliver, message: Reply) {
-        self.0.push((deliver.clone(), message));
+    pub fn push(&mut self, deliver: Deliver, message: Reply) {
+        self.0.push((deliver, message));
     }
 
     pub fn append(&mut self, mut other: Deliveries) {
@@ -106,7 +106,7 @@ impl Channels {
         for (_, deliver) in list {
             let message =
                 Reply::Push(vec![Reply::bulk_str(kind), Reply::Bulk(channel.clone()), Reply::Bulk(message.clone())]);
-            out.push(deliver, message);
+            out.push(deliver.clone(), message);
         }
         list.len()
     }
@@ -197,7 +197,7 @@ impl PubSub {
                     Reply::Bulk(channel.clone()),
                     Reply::Bulk(message.clone()),
                 ]);
-                out.push(deliver, message);
+                out.push(deliver.clone(), message);
                 receivers += 1;
             }
         }

@@ -565,7 +565,7 @@ impl<'p> Outbox<'p> {
         if after_reply && self.current == Some(to) {
             self.held.push((to, deliver, message));
         } else {
-            self.out.push(&deliver, message);
+            self.out.push(deliver, message);
         }
     }
 }
