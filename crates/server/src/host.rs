@@ -495,7 +495,12 @@ impl ServerHost {
     pub fn request_shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
         self.shutdown.send_replace(true);
-        // A connection registered after this loop sees the flag when it starts.
+        // A connection registered after this sees the flag when it starts.
+        self.wake_every_connection();
+    }
+
+    /// Wakes every connection to look at its state again (shutdown, a new `timeout`).
+    fn wake_every_connection(&self) {
         for record in self.clients.lock().values() {
             record.attention.notify_one();
         }
@@ -963,7 +968,12 @@ impl Host for ServerHost {
                 let n = integer_in(&text, 0, max).map_err(|reason| invalid(&reason))?.unsigned_abs();
                 let len = usize::try_from(n).unwrap_or(usize::MAX);
                 match (name, self.notifier.get()) {
-                    ("timeout", _) => self.limits.timeout_secs.store(n, Ordering::Relaxed),
+                    ("timeout", _) => {
+                        self.limits.timeout_secs.store(n, Ordering::Relaxed);
+                        // Idle clients wait on a deadline from the old value: each takes the
+                        // new one now, as Redis's clientsCron reads it on every pass.
+                        self.wake_every_connection();
+                    }
                     ("tcp-keepalive", _) => self.limits.tcp_keepalive_secs.store(n, Ordering::Relaxed),
                     ("busy-reply-threshold" | "lua-time-limit", Some(e)) => e.scripting.set_busy_threshold_ms(n),
                     ("slowlog-max-len", Some(e)) => e.slowlog.set_max_len(len),

@@ -1094,6 +1094,34 @@ fn a_tiny_output_limit_counts_what_overflows_the_reply_buffer_as_in_redis() {
     same_as_redis(tiny_output_limit_scenario, &["64 KiB reply: Err(\"closed\")", "PONG"]);
 }
 
+/// A `timeout` set at runtime applies to the clients already idle, both ways: lowered, it
+/// closes them; raised to 0, it keeps them. An idle client used to wait on the deadline
+/// computed from the value it last saw.
+fn runtime_timeout_scenario(server: &Server) -> Vec<String> {
+    // Each change on a connection of its own: an idle admin connection is cut off too.
+    let set_timeout = |seconds: &str| server.connect().cmd(&["CONFIG", "SET", "timeout", seconds]);
+    let answers = |conn: &mut RawConn| match conn.try_cmd(&["PING"]) {
+        Ok(reply) => frame_text(&reply),
+        Err(_) => "closed".to_string(),
+    };
+    let mut waiting_before = server.connect();
+    set_timeout("1");
+    let mut waiting_after_one = server.connect();
+    set_timeout("0");
+    std::thread::sleep(Duration::from_millis(2500));
+    let kept = answers(&mut waiting_after_one);
+    set_timeout("1");
+    std::thread::sleep(Duration::from_millis(2500));
+    let closed = answers(&mut waiting_before);
+    set_timeout("0");
+    vec![format!("timeout raised to 0: {kept}"), format!("timeout lowered to 1: {closed}")]
+}
+
+#[test]
+fn a_timeout_set_at_runtime_applies_to_idle_clients_as_in_redis() {
+    same_as_redis(runtime_timeout_scenario, &["timeout raised to 0: PONG", "timeout lowered to 1: closed"]);
+}
+
 #[test]
 fn idle_and_slow_clients_are_cut_off_by_timeouts() {
     let http_port = free_port();
