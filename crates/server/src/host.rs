@@ -660,12 +660,13 @@ impl Host for ServerHost {
         self.config.config.as_ref().map(|path| path.display().to_string())
     }
 
-    /// The connection counters INFO stats shows, as Redis's `resetServerStats` resets them
-    /// (the engine resets its own).
+    /// The connection counters INFO stats shows and INFO persistence's compaction counts, as
+    /// Redis's `resetServerStats` resets them (the engine resets its own).
     fn config_resetstat(&self) {
         for counter in [&self.connections_received, &self.rejected_connections, &self.evicted_clients] {
             counter.store(0, Ordering::Relaxed);
         }
+        self.persistence.reset_stats();
     }
 
     fn clock_micros(&self) -> Option<u64> {

@@ -167,6 +167,9 @@ pub struct Persistence {
     closing: AtomicBool,
     writes_since_save: AtomicU64,
     last_save_unix: AtomicU64,
+    /// Compactions completed when CONFIG RESETSTAT last ran: INFO's `rdb_saves` and
+    /// `aof_rewrites` count from there, as Redis's do (/metrics keeps the whole count).
+    compactions_at_resetstat: AtomicU64,
     /// Held (locked) for the life of the process.
     lock_file: Mutex<Option<File>>,
     save: Mutex<SaveState>,
@@ -307,6 +310,7 @@ impl Persistence {
             load_progress: LoadProgress::default(),
             closing: AtomicBool::new(false),
             writes_since_save: AtomicU64::new(0),
+            compactions_at_resetstat: AtomicU64::new(0),
             last_save_unix: AtomicU64::new(0),
             lock_file: Mutex::new(None),
             save: Mutex::new(SaveState {
@@ -840,9 +844,15 @@ impl Persistence {
         }
     }
 
+    /// CONFIG RESETSTAT: the compaction counts of INFO start again from 0.
+    pub fn reset_stats(&self) {
+        self.compactions_at_resetstat.store(self.figures().compactions, Ordering::Relaxed);
+    }
+
     /// The `# Persistence` section of INFO, with Redis's field names and order.
     pub fn info(&self) -> String {
         let f = self.figures();
+        let compactions = f.compactions.saturating_sub(self.compactions_at_resetstat.load(Ordering::Relaxed));
         let status = |ok: bool| if ok { "ok" } else { "err" };
         let (running, last, current) = (u8::from(f.compacting), f.last_secs, f.current_secs);
         let mut out = String::new();
@@ -863,7 +873,7 @@ impl Persistence {
             f.changes_since_save,
             f.last_save_unix,
             status(f.last_ok),
-            f.compactions,
+            compactions,
         );
         let _ = write!(
             out,
@@ -874,7 +884,7 @@ impl Persistence {
              aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:{}\r\naof_buffer_length:{}\r\n",
             u8::from(f.rewrite_scheduled),
             status(f.last_ok),
-            f.compactions,
+            compactions,
             f.consecutive_failures,
             status(f.log_healthy),
             f.disk_bytes(),

@@ -318,6 +318,10 @@ fn snapshot_commands_and_info_fields() {
     assert_eq!(info_field(&mut conn, "aof_last_bgrewrite_status"), "ok");
     let lastsave = call_str(&mut conn, &["LASTSAVE"]).int();
     assert_eq!(info_field(&mut conn, "rdb_last_save_time"), lastsave.to_string());
+    // CONFIG RESETSTAT starts the counts again, as Redis's resetServerStats does.
+    assert_ne!(info_field(&mut conn, "rdb_saves"), "0");
+    call_str(&mut conn, &["CONFIG", "RESETSTAT"]);
+    assert_eq!((info_field(&mut conn, "rdb_saves"), info_field(&mut conn, "aof_rewrites")), ("0".into(), "0".into()));
     assert!(matches!(call_str(&mut conn, &["MULTI"]), Val::Simple(_)));
     assert_eq!(call_str(&mut conn, &["SAVE"]), Val::Error("ERR Command not allowed inside a transaction".into()));
     drop(conn);
