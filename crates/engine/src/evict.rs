@@ -249,6 +249,11 @@ impl Engine {
         if policy == Policy::NoEviction {
             return !over_limit();
         }
+        // CLIENT PAUSE holds the dataset still: nothing is evicted (nor expired) until it
+        // ends, and the commands go on over the limit meanwhile, as Redis lets them.
+        if self.pause.in_force(now) {
+            return true;
+        }
         for _ in 0..MAX_EVICTIONS_PER_COMMAND {
             if !over_limit() {
                 return true;

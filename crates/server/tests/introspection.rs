@@ -172,12 +172,22 @@ fn pause_scenario(server: &Server) -> Vec<String> {
     note("the write's reply", writer.read_frame().unwrap());
     note("get e after", reader.cmd(&["GET", "e"]));
     note("dbsize after", reader.cmd(&["DBSIZE"]));
+    // Nor is anything evicted while paused, even under a limit far below what is used.
+    for i in 0..200 {
+        reader.cmd(&["SET", &format!("fill:{i}"), &"x".repeat(100)]);
+    }
+    admin.cmd(&["CLIENT", "PAUSE", "20000", "WRITE"]);
+    admin.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    note("a limit set while paused", admin.cmd(&["CONFIG", "SET", "maxmemory", "1"]));
+    note("dbsize over the limit while paused", reader.cmd(&["DBSIZE"]));
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
     seen
 }
 
 #[test]
-fn client_pause_write_holds_writes_and_expiry_like_redis() {
-    same_as_redis(pause_scenario, &["write held: yes"]);
+fn client_pause_write_holds_writes_expiry_and_eviction_like_redis() {
+    same_as_redis(pause_scenario, &["write held: yes", "dbsize over the limit while paused: 201"]);
 }
 
 /// A client killed, or gone, while CLIENT PAUSE holds its write leaves at once and its write
