@@ -1025,9 +1025,10 @@ fn may_ready_waiters(argv: &[Bytes]) -> bool {
 }
 
 impl<'a> Ctx<'a> {
-    /// Log the effects as one batch, signal watched keys, and return the sequence number the
-    /// reply waits for: the last write to the keys the command named, or to any key of the
-    /// shards it held whole.
+    /// Log the effects as one batch, hand over the messages the command made, signal
+    /// watched keys, and return the sequence number the reply waits for: the last write to
+    /// the keys the command named, or to any key of the shards it held whole (for a report
+    /// on the whole keyspace, every batch appended).
     fn commit(&mut self) -> u64 {
         let wait = self.commit_effects();
         if self.reports_keyspace {
@@ -1037,7 +1038,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// [`Ctx::commit`] but for replies on the whole keyspace.
+    /// [`Ctx::commit`] but the wait of a report on the whole keyspace.
     fn commit_effects(&mut self) -> u64 {
         self.note_outgrown();
         let seq = match self.effects.is_empty() {

@@ -451,11 +451,7 @@ impl Keyspace {
             return Some(guard);
         }
         let mut waited = None;
-        host.wait_long(&mut || {
-            while waited.is_none() && !give_up() {
-                waited = mutex.try_lock_for(GIVE_UP_POLL);
-            }
-        });
+        host.wait_long(&mut || waited = self.lock_unless(shard, give_up));
         waited
     }
 

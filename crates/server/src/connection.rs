@@ -486,7 +486,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Run every complete request in the input buffer, then flush the replies. Returns
     /// whether a request was complete.
     async fn execute_buffered(&mut self) -> Result<bool, Close> {
-        let mut wait_seq = 0;
         let mut completed = false;
         let mut read_ahead = ReadAhead::default();
         loop {
@@ -502,7 +501,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     if !matches!(self.client.reply_mode, ReplyMode::Off | ReplyMode::Skip) {
                         self.output.put_slice(&error.reply_bytes());
                     }
-                    self.flush(wait_seq).await?;
+                    self.flush().await?;
                     return Err(Close::Protocol);
                 }
             };
@@ -536,15 +535,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             // Messages delivered before this command go out before its reply, as in Redis.
             self.take_messages();
             self.wait_to_run(&args).await?;
-            let blocking_wait = self.execute(&args, clock::now(), wait_seq).await?;
-            wait_seq = wait_seq.max(blocking_wait);
+            self.execute(&args, clock::now()).await?;
             if self.shared.host.is_stopping() {
                 // A SHUTDOWN that goes ahead closes every connection without a reply, its own
                 // included, as in Redis.
                 return Err(Close::Requested);
             }
             if self.client.close_after_reply {
-                self.flush(wait_seq).await?;
+                self.flush().await?;
                 let transfer = self.record.transfer.lock().take();
                 if let Some(transfer) = transfer {
                     self.send_transfer(transfer).await?;
@@ -552,10 +550,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 return Err(Close::Requested);
             }
             if self.output.len() >= FLUSH_AT {
-                self.flush(wait_seq).await?;
+                self.flush().await?;
             }
         }
-        self.flush(wait_seq).await?;
+        self.flush().await?;
         // A large request grew the buffer: once it is all taken, the room goes back, as Redis
         // resizes a client's query buffer, so that a client that once sent a large value does
         // not hold that much for as long as it stays connected.
@@ -624,21 +622,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         Ok(())
     }
 
-    /// Run one command and encode its reply; returns the log position the reply waits for.
+    /// Run one command and encode its reply (its log position joins `output_wait`).
     /// A blocking command that finds nothing waits here (after flushing earlier replies)
     /// until it is served or times out; later pipelined commands wait behind it, as in Redis.
-    async fn execute(&mut self, args: &[Bytes], now: clock::Reading, wait_seq: u64) -> Result<u64, Close> {
+    async fn execute(&mut self, args: &[Bytes], now: clock::Reading) -> Result<(), Close> {
         let mode_before = self.client.reply_mode;
         let mut outcome = self.run_command(args, now);
         while outcome.held_by_claim {
             // A client woken for one of its keys has not run yet: earlier replies go out
             // while this one waits for it.
-            self.flush(wait_seq).await?;
+            self.flush().await?;
             self.shared.wait_for_claims(args, &self.client).await;
             outcome = self.run_command(args, clock::now());
         }
         if let Some(blocked) = outcome.blocked.take() {
-            self.flush(wait_seq.max(outcome.wait_seq)).await?;
+            self.flush().await?;
             let rerun = blocked.rerun.as_deref().unwrap_or(args);
             outcome = self.wait_unblocked(rerun, blocked.deadline, outcome).await?;
         }
@@ -648,7 +646,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         self.emit(&outcome, mode_before);
         self.output_wait = self.output_wait.max(outcome.wait_seq);
         self.shared.engine.tracking.deliver_held(self.client.id);
-        Ok(outcome.wait_seq)
+        Ok(())
     }
 
     fn run_command(&mut self, args: &[Bytes], now: clock::Reading) -> Outcome {
@@ -771,16 +769,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
     }
 
-    /// Write pending replies once the log covers `wait_seq`. A client that stops reading
-    /// can still be dropped meanwhile (CLIENT KILL, the output buffer limits).
-    async fn flush(&mut self, wait_seq: u64) -> Result<(), Close> {
+    /// Write pending output once the log covers what it waits for (`output_wait`). A client
+    /// that stops reading can still be dropped meanwhile (CLIENT KILL, the output buffer
+    /// limits).
+    async fn flush(&mut self) -> Result<(), Close> {
         if self.output.is_empty() {
             return Ok(());
         }
         // The requests answered are out of the query buffer before their replies leave, as
         // in Redis: a client that asks CLIENT LIST once answered sees them gone.
         self.record.buffers.set_query(self.input.len(), self.input.capacity());
-        self.shared.persistence.wait_durable(wait_seq.max(self.output_wait)).await;
+        self.shared.persistence.wait_durable(self.output_wait).await;
         // `client-output-buffer-limit`: pending output over the hard limit closes the client
         // at once. Over the soft limit for the soft seconds, the housekeeping tick closes it,
         // traffic or not. The whole batch counts until its write finishes: the kernel takes
@@ -851,7 +850,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// wake-up is spent), so nothing else would send them.
     async fn send_messages(&mut self) -> Result<(), Close> {
         while self.take_messages() {
-            self.flush(0).await?;
+            self.flush().await?;
         }
         Ok(())
     }
