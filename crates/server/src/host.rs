@@ -11,10 +11,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 use staykv_engine::command::CommandName;
 use staykv_engine::evict::Policy;
-use staykv_engine::glob;
 use staykv_engine::host::{ClientFilter, ClientType, Host, MigrateTarget, TargetFailure};
-use staykv_engine::lazyfree::LazyOption;
-use staykv_engine::value::FIXED_ENCODING_CONFIG;
 use staykv_engine::Engine;
 use staykv_engine::{Client, Protocol, Reply};
 use tokio::sync::{watch, Notify};
@@ -22,6 +19,9 @@ use tokio::sync::{watch, Notify};
 use crate::client_buffers::{BufferFigures, ClientBuffers};
 use crate::config::{Config, FsyncPolicy};
 use crate::persistence::{Persistence, Transfer};
+
+mod parameters;
+use parameters::Scope;
 
 /// What a connection past `maxclients` is told before it is closed (RESP and HTTP).
 pub const MAX_CLIENTS_REACHED: &str = "ERR max number of clients reached";
@@ -260,15 +260,6 @@ struct ClientMemory {
     total: usize,
     largest_input: usize,
     largest_output: usize,
-}
-
-/// A boolean CONFIG value, as Redis spells it.
-fn yes_or_no(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
-    }
 }
 
 /// Bytes of one connection's state that StayKV keeps: the engine's client and its CLIENT LIST
@@ -621,16 +612,6 @@ pub(crate) fn hand_off_worker() {
 /// See [`hand_off_worker`]: a thread starts in tens of microseconds on an idle machine.
 const HAND_OFF_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// An integer CONFIG SET value within `[min, max]`, or the reason Redis gives.
-fn integer_in(text: &str, min: i64, max: i64) -> Result<i64, String> {
-    let n: i64 = text.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-    if (min..=max).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("argument must be between {min} and {max} inclusive"))
-    }
-}
-
 /// INFO memory's scripting fields, named as Redis 7.0 names them.
 fn script_memory(out: &mut String, memory: staykv_engine::scripting::ScriptMemory) {
     use crate::stats::bytes_to_human as human;
@@ -799,265 +780,12 @@ impl Host for ServerHost {
     }
 
     fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)> {
-        let runtime = self.runtime.read().clone();
-        let c = &self.config;
-        let notify =
-            self.notifier.get().map(|e| staykv_engine::notify::format_flags(e.notifier.flags())).unwrap_or_default();
-        let limits = &self.limits;
-        let acllog_max_len = self.notifier.get().map_or(128, |e| e.acl.log_max_len());
-        let pubsub_default = self.notifier.get().map(|e| e.acl.pubsub_default()).unwrap_or_default();
-        let samples = self.notifier.get().map_or(5, |e| e.eviction.samples());
-        let slowlog = self.notifier.get().map(|e| &e.slowlog);
-        let slowlog_threshold = slowlog.map_or(staykv_engine::slowlog::DEFAULT_THRESHOLD_US, |s| s.threshold_us());
-        let slowlog_max_len = slowlog.map_or(staykv_engine::slowlog::DEFAULT_MAX_LEN, |s| s.max_len());
-        let busy_threshold = self
-            .notifier
-            .get()
-            .map_or(staykv_engine::scripting::DEFAULT_BUSY_THRESHOLD_MS, |e| e.scripting.busy_threshold_ms());
-        let latency_threshold = self.notifier.get().map_or(0, |e| e.latency.threshold_ms());
-        let (tracking, percentiles) = self.notifier.get().map_or((true, Vec::new()), |e| {
-            let percentiles = e.counters.info_percentiles().into_iter().map(staykv_engine::stats::format_percentile);
-            (e.counters.latency_tracking(), percentiles.collect::<Vec<_>>())
-        });
-        let tracking_max_keys =
-            self.notifier.get().map_or(staykv_engine::tracking::DEFAULT_MAX_KEYS, |e| e.tracking.max_keys());
-        let stream_nodes = self.notifier.get().map(|e| e.stream_nodes.limits()).unwrap_or_default();
-        let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
-        let lazy = LazyOption::ALL
-            .map(|option| (option.name(), yes_no(self.notifier.get().is_some_and(|e| e.lazyfree.is_on(option)))));
-        let items: [(&str, String); 38] = [
-            ("aclfile", c.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
-            ("acllog-max-len", acllog_max_len.to_string()),
-            ("acl-pubsub-default", pubsub_default.into()),
-            ("timeout", limits.timeout_secs.load(Ordering::Relaxed).to_string()),
-            ("tcp-keepalive", limits.tcp_keepalive_secs.load(Ordering::Relaxed).to_string()),
-            ("loglevel", crate::logging::redis_level().into()),
-            ("busy-reply-threshold", busy_threshold.to_string()),
-            ("slowlog-log-slower-than", slowlog_threshold.to_string()),
-            ("slowlog-max-len", slowlog_max_len.to_string()),
-            ("latency-monitor-threshold", latency_threshold.to_string()),
-            ("latency-tracking", yes_no(tracking)),
-            ("latency-tracking-info-percentiles", percentiles.join(" ")),
-            ("lua-time-limit", busy_threshold.to_string()),
-            ("client-query-buffer-limit", limits.query_buffer_limit().to_string()),
-            ("proto-max-bulk-len", limits.proto_max_bulk_len().to_string()),
-            ("client-output-buffer-limit", limits.output().format()),
-            ("maxmemory-clients", limits.format_client_memory_limit()),
-            ("notify-keyspace-events", notify),
-            ("bind", c.bind.to_string()),
-            ("port", c.port.to_string()),
-            ("http-port", c.http_port.to_string()),
-            ("dir", c.dir.display().to_string()),
-            ("appendonly", "yes".into()),
-            ("appendfsync", runtime.fsync.as_str().into()),
-            ("requirepass", runtime.requirepass.clone().unwrap_or_default()),
-            ("maxmemory", crate::memory::limit().to_string()),
-            ("maxmemory-policy", self.eviction_policy().name().into()),
-            ("maxmemory-samples", samples.to_string()),
-            ("maxclients", runtime.maxclients.to_string()),
-            ("tracking-table-max-keys", tracking_max_keys.to_string()),
-            ("hz", self.hz.get().to_string()),
-            ("stream-node-max-entries", stream_nodes.max_entries.to_string()),
-            ("stream-node-max-bytes", stream_nodes.max_bytes.to_string()),
-            ("databases", c.databases.to_string()),
-            ("save", String::new()),
-            ("disable-thp", "yes".into()),
-            ("auto-aof-rewrite-percentage", self.persistence.auto_rewrite_percentage().to_string()),
-            ("auto-aof-rewrite-min-size", self.persistence.auto_rewrite_min_size().to_string()),
-        ];
-        let fixed = FIXED_ENCODING_CONFIG.iter().map(|&(name, value)| (name, value.to_string()));
-        items
-            .into_iter()
-            .chain(lazy)
-            .chain(fixed)
-            .filter(|(name, _)| glob::matches(pattern, name.as_bytes(), true))
-            .map(|(name, value)| (name.to_string(), value))
-            .collect()
+        self.notifier.get().map(|engine| parameters::get(&Scope { host: self, engine }, pattern)).unwrap_or_default()
     }
 
     fn config_set(&self, name: &str, value: &[u8]) -> Result<(), String> {
-        let text = String::from_utf8_lossy(value).into_owned();
-        let invalid =
-            |reason: &str| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}");
-        // A parameter StayKV holds fixed takes only its own value: a tool setting every
-        // parameter back to what CONFIG GET gave (as Redis's own tests do), or turning RDB
-        // saves off, must not fail on it. Any other value is refused with the reason `why`
-        // gives from the current one, not ignored.
-        let only_current = |why: &dyn Fn(&str) -> String| {
-            let current = self.config_get(name.as_bytes()).into_iter().next().map(|(_, value)| value);
-            let current = current.unwrap_or_default();
-            if text == current {
-                Ok(())
-            } else {
-                Err(invalid(&why(&current)))
-            }
-        };
-        if let Some(option) = LazyOption::named(name) {
-            let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
-            if let Some(engine) = self.notifier.get() {
-                engine.lazyfree.set(option, on);
-            }
-            return Ok(());
-        }
-        match name {
-            "loglevel" => crate::logging::set_redis_level(&text).map_err(|reason| invalid(&reason))?,
-            "appendfsync" => {
-                let policy = FsyncPolicy::parse(&text)
-                    .ok_or_else(|| invalid("argument(s) must be one of the following: everysec, always, no"))?;
-                self.persistence.set_fsync(policy);
-                self.runtime.write().fsync = policy;
-            }
-            "requirepass" => {
-                if let Some(engine) = self.notifier.get() {
-                    let password = (!text.is_empty()).then_some(text.as_bytes());
-                    engine.acl.set_default_password(password, &engine.table);
-                }
-                self.runtime.write().requirepass = (!text.is_empty()).then_some(text);
-            }
-            "acl-pubsub-default" => {
-                if !self.notifier.get().is_some_and(|e| e.acl.set_pubsub_default(&text)) {
-                    return Err(invalid("argument(s) must be one of the following: allchannels, resetchannels"));
-                }
-            }
-            "latency-tracking" => {
-                let on = yes_or_no(&text).ok_or_else(|| invalid("argument must be 'yes' or 'no'"))?;
-                if let Some(engine) = self.notifier.get() {
-                    engine.counters.set_latency_tracking(on);
-                }
-            }
-            "latency-tracking-info-percentiles" => {
-                if let Some(engine) = self.notifier.get() {
-                    engine.counters.set_info_percentiles(&text).map_err(invalid)?;
-                }
-            }
-            "slowlog-log-slower-than" => {
-                let n = integer_in(&text, -1, i64::MAX).map_err(|reason| invalid(&reason))?;
-                if let Some(engine) = self.notifier.get() {
-                    engine.slowlog.set_threshold_us(n);
-                }
-            }
-            "hz" => {
-                let n = integer_in(&text, 0, i64::from(i32::MAX)).map_err(|reason| invalid(&reason))?;
-                self.hz.set(u32::try_from(n).unwrap_or(u32::MAX));
-            }
-            "tracking-table-max-keys" | "stream-node-max-entries" => {
-                let n = integer_in(&text, 0, i64::MAX).map_err(|reason| invalid(&reason))?.unsigned_abs();
-                match (name, self.notifier.get()) {
-                    ("tracking-table-max-keys", Some(e)) => e.tracking.set_max_keys(n),
-                    (_, Some(e)) => e.stream_nodes.set_max_entries(n),
-                    (_, None) => {}
-                }
-            }
-            "stream-node-max-bytes" => {
-                let n =
-                    crate::limits::config_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
-                if i64::try_from(n).is_err() {
-                    return Err(invalid("argument must be between 0 and 9223372036854775807 inclusive"));
-                }
-                if let Some(engine) = self.notifier.get() {
-                    engine.stream_nodes.set_max_bytes(n);
-                }
-            }
-            "timeout"
-            | "tcp-keepalive"
-            | "acllog-max-len"
-            | "busy-reply-threshold"
-            | "lua-time-limit"
-            | "slowlog-max-len"
-            | "latency-monitor-threshold" => {
-                let max = if matches!(name, "timeout" | "tcp-keepalive") { i64::from(i32::MAX) } else { i64::MAX };
-                let n = integer_in(&text, 0, max).map_err(|reason| invalid(&reason))?.unsigned_abs();
-                let len = usize::try_from(n).unwrap_or(usize::MAX);
-                match (name, self.notifier.get()) {
-                    ("timeout", _) => {
-                        self.limits.timeout_secs.store(n, Ordering::Relaxed);
-                        // Idle clients wait on a deadline from the old value: each takes the
-                        // new one now, as Redis's clientsCron reads it on every pass.
-                        self.wake_every_connection();
-                    }
-                    ("tcp-keepalive", _) => self.limits.tcp_keepalive_secs.store(n, Ordering::Relaxed),
-                    ("busy-reply-threshold" | "lua-time-limit", Some(e)) => e.scripting.set_busy_threshold_ms(n),
-                    ("slowlog-max-len", Some(e)) => e.slowlog.set_max_len(len),
-                    ("latency-monitor-threshold", Some(e)) => e.latency.set_threshold_ms(n),
-                    (_, Some(e)) => e.acl.set_log_max_len(len),
-                    (_, None) => {}
-                }
-            }
-            "client-query-buffer-limit" | "proto-max-bulk-len" => {
-                let n =
-                    crate::limits::config_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
-                if !(1024 * 1024..=i64::MAX.unsigned_abs()).contains(&n) {
-                    return Err(invalid("argument must be between 1048576 and 9223372036854775807 inclusive"));
-                }
-                match name {
-                    "client-query-buffer-limit" => self.limits.query_buffer_limit.store(n, Ordering::Relaxed),
-                    _ => self.limits.proto_max_bulk_len.store(n, Ordering::Relaxed),
-                }
-            }
-            "client-output-buffer-limit" => {
-                let limits = self.limits.output().parse_over(&text).map_err(|e| invalid(&e))?;
-                self.limits.set_output(limits);
-            }
-            "maxmemory-clients" => {
-                let limit = crate::limits::parse_client_memory_limit(&text).map_err(invalid)?;
-                self.limits.maxmemory_clients.store(limit, Ordering::Relaxed);
-            }
-            "maxmemory" => {
-                let bytes =
-                    crate::limits::config_memory(&text).ok_or_else(|| invalid("argument must be a memory value"))?;
-                crate::memory::set_limit(bytes);
-            }
-            "maxmemory-policy" => {
-                let policy = Policy::parse(&text).ok_or_else(|| invalid("argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction"))?;
-                if let Some(engine) = self.notifier.get() {
-                    engine.eviction.set_policy(policy);
-                }
-            }
-            "maxmemory-samples" => {
-                let n = text.parse::<u32>().ok().filter(|n| (1..=64).contains(n));
-                let n = n.ok_or_else(|| invalid("argument must be between 1 and 64 inclusive"))?;
-                if let Some(engine) = self.notifier.get() {
-                    engine.eviction.set_samples(n);
-                }
-            }
-            "notify-keyspace-events" => {
-                let flags = staykv_engine::notify::parse_flags(&text)
-                    .ok_or_else(|| invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))?;
-                if let Some(engine) = self.notifier.get() {
-                    engine.notifier.set_flags(flags);
-                }
-            }
-            "maxclients" => {
-                let n = integer_in(&text, 1, i64::from(u32::MAX)).map_err(|reason| invalid(&reason))?;
-                self.runtime.write().maxclients = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-            "auto-aof-rewrite-percentage" | "auto-aof-rewrite-min-size" => {
-                let n: u64 = text.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
-                match name {
-                    "auto-aof-rewrite-percentage" => self.persistence.set_auto_rewrite_percentage(n),
-                    _ => self.persistence.set_auto_rewrite_min_size(n),
-                }
-            }
-            // Redis re-listens on a new address or port.
-            "bind" | "port" | "http-port" => {
-                only_current(&|current| format!("StayKV listens where it started ({current}) until a restart"))?;
-            }
-            // What these switch on in Redis is always on here, and there is no save schedule.
-            "appendonly" | "save" => only_current(&|_| {
-                "StayKV logs every write and compacts its log as it grows (appendonly yes, save \"\")".to_string()
-            })?,
-            "aclfile" | "dir" | "databases" | "disable-thp" => return Err(invalid("can't set immutable config")),
-            _ => match FIXED_ENCODING_CONFIG.iter().find(|(fixed, _)| *fixed == name) {
-                Some((_, value)) if text.parse::<i64>().ok() == Some(*value) => {}
-                Some((_, value)) => {
-                    return Err(invalid(&format!(
-                        "StayKV's encoding parameters are fixed at Redis's defaults (this one is {value})"
-                    )))
-                }
-                None => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
-            },
-        }
-        Ok(())
+        let engine = self.notifier.get().ok_or("ERR the server is starting")?;
+        parameters::set(&Scope { host: self, engine }, name, &String::from_utf8_lossy(value))
     }
 
     fn purge_memory(&self) {

@@ -1882,6 +1882,13 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
         &["CONFIG", "SET", "maxclients", "4294967296"],
         &["CONFIG", "GET", "MAXCLIENTS"],
         &["CONFIG", "GET", "Timeout", "timeout"],
+        // The log's rewrite thresholds: a percentage up to INT_MAX, a memory value.
+        &["CONFIG", "SET", "auto-aof-rewrite-percentage", "-1"],
+        &["CONFIG", "SET", "auto-aof-rewrite-percentage", "2147483648"],
+        &["CONFIG", "SET", "auto-aof-rewrite-min-size", "9223372036854775808"],
+        &["CONFIG", "SET", "auto-aof-rewrite-min-size", "2mb"],
+        &["CONFIG", "GET", "auto-aof-rewrite-min-size"],
+        &["CONFIG", "SET", "maxmemory-samples", "abc"],
         &["EXEC", "x"],
         &["MULTI"],
         &["EXEC", "x"],
@@ -1956,6 +1963,8 @@ fn acl_client_and_config_edges_match_redis() {
         &[
             "\"&a b\"] -> -ERR Error in ACL SETUSER modifier '&a b': Syntax error",
             "[\"ACL\", \"LOG\", \"-1\"] -> *0",
+            "auto-aof-rewrite-min-size\", \"2mb\"] -> +OK",
+            "- argument must be between 0 and 2147483647 inclusive",
             "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command",
             "-ERR The user executing the script can't access at least one of the keys",
             "-NOPERM ACLs rules changed between the moment the transaction was accumulated",
