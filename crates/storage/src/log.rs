@@ -427,52 +427,57 @@ fn start_segment(
     Ok((name, f))
 }
 
-impl Log {
-    /// Opens (creating if needed) the log in `dir`: runs recovery first, passing the snapshot
-    /// and every frame after it to `replay`, cuts a torn tail, removes leftover files, then
-    /// starts the writer thread. See the crate docs for the refusal cases.
-    pub fn open(
-        dir: impl AsRef<Path>,
-        fs: Arc<dyn Fs>,
-        opts: LogOptions,
-        replay: &mut dyn Replay,
-    ) -> Result<(Log, Recovery), StorageError> {
-        let dir = dir.as_ref().to_path_buf();
-        let rec = recover(&*fs, &dir, replay, Reading::Open)?;
-        let (manifest, seg_name, file, seg_len) = match rec.manifest {
-            Some(m) => {
-                let name = m
-                    .segments
-                    .last()
-                    .cloned()
-                    .ok_or_else(|| StorageError::Invalid("manifest lists no segment".into()))?;
-                let path = dir.join(&name);
-                let mut f = fs.open_append(&path).map_err(io_err("open", &path))?;
-                // Make everything replayed durable (it may have been written but not synced
-                // by the previous process).
-                f.sync_data().map_err(io_err("fsync", &path))?;
-                (m, name, f, rec.last_segment_len)
-            }
-            None => {
-                // A new data directory: make its own entry durable too (best effort: the
-                // parent may not be ours to open).
-                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    if let Err(e) = fs.sync_dir(parent) {
-                        tracing::warn!(dir = %parent.display(), error = %e,
-                            "could not fsync the parent of the new data directory");
-                    }
-                }
-                let (name, f) = start_segment(&*fs, &dir, 1, None)?;
-                let m = Manifest { snapshot: None, segments: vec![name.clone()] };
-                write_manifest(&*fs, &dir, &m).map_err(|e| e.error)?;
-                (m, name, f, SEGMENT_HEADER_LEN)
-            }
-        };
-        let last = rec.next_seq.saturating_sub(1);
-        let shared = Arc::new(Shared {
+/// Opens the segment new frames go to: the last one recovery found (synced, for what the
+/// previous process wrote and may not have synced), or, in a new data directory, a first
+/// segment and the manifest that lists it.
+fn open_live_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    recovered: Option<Manifest>,
+    last_segment_len: u64,
+) -> Result<(Manifest, String, Box<dyn FsFile>, u64), StorageError> {
+    if let Some(manifest) = recovered {
+        let name = manifest
+            .segments
+            .last()
+            .cloned()
+            .ok_or_else(|| StorageError::Invalid("manifest lists no segment".into()))?;
+        let path = dir.join(&name);
+        let mut file = fs.open_append(&path).map_err(io_err("open", &path))?;
+        file.sync_data().map_err(io_err("fsync", &path))?;
+        return Ok((manifest, name, file, last_segment_len));
+    }
+    // A new data directory: make its own entry durable too (best effort: the parent may not
+    // be ours to open).
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Err(e) = fs.sync_dir(parent) {
+            tracing::warn!(dir = %parent.display(), error = %e, "could not fsync the parent of the new data directory");
+        }
+    }
+    let (name, file) = start_segment(fs, dir, 1, None)?;
+    let manifest = Manifest { snapshot: None, segments: vec![name.clone()] };
+    write_manifest(fs, dir, &manifest).map_err(|e| e.error)?;
+    Ok((manifest, name, file, SEGMENT_HEADER_LEN))
+}
+
+/// Starts one of the log's threads; `what` names it in an error.
+fn spawn(
+    dir: &Path,
+    name: &str,
+    what: &'static str,
+    run: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, StorageError> {
+    std::thread::Builder::new().name(name.into()).spawn(run).map_err(|e| StorageError::io(what, dir, e))
+}
+
+impl Shared {
+    /// The state of a log whose next frame is `next_seq`, all before it durable.
+    fn new(next_seq: u64, opts: &LogOptions) -> Shared {
+        let last = next_seq.saturating_sub(1);
+        Shared {
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
-                next_seq: rec.next_seq,
+                next_seq,
                 cmds: Vec::new(),
                 shutdown: false,
                 writer_waiting: false,
@@ -492,7 +497,25 @@ impl Log {
             buffered_bytes: AtomicU64::new(0),
             live_first_seq: AtomicU64::new(0),
             live_end: AtomicU64::new(0),
-        });
+        }
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir`: runs recovery first, passing the snapshot
+    /// and every frame after it to `replay`, cuts a torn tail, removes leftover files, then
+    /// starts the writer thread. See the crate docs for the refusal cases.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        fs: Arc<dyn Fs>,
+        opts: LogOptions,
+        replay: &mut dyn Replay,
+    ) -> Result<(Log, Recovery), StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        let rec = recover(&*fs, &dir, replay, Reading::Open)?;
+        let (manifest, seg_name, file, seg_len) = open_live_segment(&*fs, &dir, rec.manifest, rec.last_segment_len)?;
+        let last = rec.next_seq.saturating_sub(1);
+        let shared = Arc::new(Shared::new(rec.next_seq, &opts));
         let seg_first_seq = parse_segment_file_name(&seg_name).unwrap_or(rec.next_seq);
         shared.live_first_seq.store(seg_first_seq, Ordering::Release);
         shared.live_end.store(seg_len, Ordering::Release);
@@ -539,22 +562,18 @@ impl Log {
             last_frames_at: Instant::now(),
         };
         let writer = Arc::new(Mutex::new(writer));
-        let handle = {
+        let handle = spawn(&dir, "staykv-log-writer", "spawn log writer thread", {
             let (writer, shared) = (Arc::clone(&writer), Arc::clone(&shared));
-            std::thread::Builder::new()
-                .name("staykv-log-writer".into())
-                .spawn(move || run_writer(&writer, &shared))
-                .map_err(|e| StorageError::io("spawn log writer thread", &dir, e))?
-        };
-        let spare_handle = if opts.zero_filled_segments {
-            let (spare, fs, len) = (Arc::clone(&spare), Arc::clone(&fs), spare_bytes(segment_bytes));
-            let handle = std::thread::Builder::new()
-                .name("staykv-log-spare".into())
-                .spawn(move || run_spare_maker(&spare, &*fs, len))
-                .map_err(|e| StorageError::io("spawn log spare thread", &dir, e))?;
-            Some(handle)
-        } else {
-            None
+            move || run_writer(&writer, &shared)
+        })?;
+        let spare_handle = match opts.zero_filled_segments {
+            true => {
+                let (spare, fs, len) = (Arc::clone(&spare), Arc::clone(&fs), spare_bytes(segment_bytes));
+                Some(spawn(&dir, "staykv-log-spare", "spawn log spare thread", move || {
+                    run_spare_maker(&spare, &*fs, len)
+                })?)
+            }
+            false => None,
         };
         let log = Log {
             shared,
