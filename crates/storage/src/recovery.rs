@@ -16,6 +16,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use crate::error::{BoxError, StorageError};
@@ -415,81 +416,42 @@ fn first_seq_of(name: &str) -> u64 {
 /// the last segment meanwhile, so a bad frame there is its unfinished write (a torn tail),
 /// whatever the bytes after it hold by the time they are read.
 fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit, live: bool) -> Result<Walk, StorageError> {
-    let mut lens = Vec::with_capacity(m.segments.len());
-    for name in &m.segments {
-        let path = dir.join(name);
-        match fs.open_read(&path) {
-            Ok(f) => lens.push(Some(f.len().map_err(|e| StorageError::io("stat", &path, e))?)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => lens.push(None),
-            Err(e) => return Err(StorageError::io("open", &path, e)),
-        }
-    }
-    let bytes_total: u64 = lens.iter().flatten().sum();
+    let lens = segment_lengths(fs, dir, m)?;
     let snap_seq = m.snapshot.as_ref().map(|s| s.seq);
     let mut w = Walk {
         segs: Vec::new(),
         lens: lens.clone(),
         damage: None,
         next_seq: snap_seq.map_or(1, |s| s + 1),
-        bytes_total,
+        bytes_total: lens.iter().flatten().sum(),
         bytes_done: 0,
     };
     let mut frames_total = 0u64;
     let last = m.segments.len().saturating_sub(1);
-    for (i, (name, len)) in m.segments.iter().zip(lens.iter()).enumerate() {
+    for (i, (name, len)) in m.segments.iter().zip(lens).enumerate() {
         let path = dir.join(name);
         let name_seq = first_seq_of(name);
         let mut seg = SegmentReport { file: name.clone(), bytes: len.unwrap_or(0), first_seq: name_seq, frames: 0 };
-        let whole = |reason: String| WalkDamage {
-            index: i,
-            file: name.clone(),
-            offset: 0,
-            reason,
-            torn: false,
-            whole_segment: true,
+        let damage = |offset, reason, torn, whole_segment| {
+            Some(WalkDamage { index: i, file: name.clone(), offset, reason, torn, whole_segment })
         };
-        let Some(len) = *len else {
+        let Some(len) = len else {
             w.segs.push(seg);
-            w.damage = Some(whole("segment listed in MANIFEST is missing".into()));
+            w.damage = damage(0, "segment listed in MANIFEST is missing".into(), false, true);
             break;
         };
         let f = fs.open_read(&path).map_err(|e| StorageError::io("open", &path, e))?;
         let mut r = Reader::new(&*f, &path, len);
-        let hlen = usize::try_from(len.min(SEGMENT_HEADER_LEN)).unwrap_or(0);
-        let hb = r.get(0, hlen)?.unwrap_or_default();
-        let header = match decode_segment_header(hb) {
-            Ok(h) => h,
-            Err(HeaderError::NewerVersion(found)) => {
-                return Err(StorageError::UnsupportedVersion { file: path, found, supported: SEGMENT_VERSION })
-            }
-            Err(e) => {
-                w.segs.push(seg);
-                w.damage = Some(whole(e.to_string()));
-                break;
-            }
+        // The first segment may start before the snapshot's seq (frames the snapshot holds
+        // are skipped); every later one where the one before it ended.
+        let expected = match (i, snap_seq) {
+            (0, Some(s)) => 1..=s.saturating_add(1),
+            (0, None) => 1..=1,
+            _ => w.next_seq..=w.next_seq,
         };
-        if header.first_seq != name_seq {
+        if let Some(reason) = header_problem(&mut r, &path, name_seq, expected, w.next_seq)? {
             w.segs.push(seg);
-            w.damage = Some(whole(format!(
-                "segment header says first seq {} but the file name says {name_seq}",
-                header.first_seq
-            )));
-            break;
-        }
-        let chain_ok = if i == 0 {
-            match snap_seq {
-                Some(s) => name_seq <= s.saturating_add(1),
-                None => name_seq == 1,
-            }
-        } else {
-            name_seq == w.next_seq
-        };
-        if !chain_ok {
-            w.segs.push(seg);
-            w.damage = Some(whole(format!(
-                "segment starts at seq {name_seq} but seq {} was expected (frames are missing)",
-                w.next_seq
-            )));
+            w.damage = damage(0, reason, false, true);
             break;
         }
         let total = w.bytes_total;
@@ -515,25 +477,86 @@ fn walk(fs: &dyn Fs, dir: &Path, m: &Manifest, v: &mut dyn Visit, live: bool) ->
         }
         w.bytes_done = done;
         w.segs.push(seg);
-        if let Some(problem) = scan.problem.filter(|_| !zero_tail) {
-            let mut reason = problem.to_string();
-            let mut torn = false;
-            if i == last && live {
-                torn = true;
-            } else if i == last && !matches!(problem, FrameProblem::SeqMismatch { .. }) {
-                match r.find_valid_frame(scan.end + 1, scan.next_seq.saturating_sub(1))? {
-                    Some((off, seq)) => {
-                        reason = format!("{reason}, followed by a valid frame (seq {seq}) at offset {off}");
-                    }
-                    None => torn = true,
-                }
-            }
-            w.damage =
-                Some(WalkDamage { index: i, file: name.clone(), offset: scan.end, reason, torn, whole_segment: false });
+        if let Some(problem) = scan.problem.as_ref().filter(|_| !zero_tail) {
+            let (reason, torn) = frame_damage(&mut r, problem, &scan, i == last, live)?;
+            w.damage = damage(scan.end, reason, torn, false);
             break;
         }
     }
     Ok(w)
+}
+
+/// The length of each segment the manifest lists, `None` for one that is missing.
+fn segment_lengths(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<Vec<Option<u64>>, StorageError> {
+    let mut lens = Vec::with_capacity(m.segments.len());
+    for name in &m.segments {
+        let path = dir.join(name);
+        match fs.open_read(&path) {
+            Ok(f) => lens.push(Some(f.len().map_err(|e| StorageError::io("stat", &path, e))?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => lens.push(None),
+            Err(e) => return Err(StorageError::io("open", &path, e)),
+        }
+    }
+    Ok(lens)
+}
+
+/// What is wrong with a whole segment before its first frame, if anything: a damaged header,
+/// a header that disagrees with the file name's seq, or a first seq outside `expected`
+/// (frames missing between segments; `next_seq` is the one the segment before left off at).
+/// A header from a newer StayKV is an error, not damage.
+fn header_problem(
+    r: &mut Reader,
+    path: &Path,
+    name_seq: u64,
+    expected: RangeInclusive<u64>,
+    next_seq: u64,
+) -> Result<Option<String>, StorageError> {
+    let hlen = usize::try_from(r.len.min(SEGMENT_HEADER_LEN)).unwrap_or(0);
+    let header = match decode_segment_header(r.get(0, hlen)?.unwrap_or_default()) {
+        Ok(header) => header,
+        Err(HeaderError::NewerVersion(found)) => {
+            return Err(StorageError::UnsupportedVersion {
+                file: path.to_path_buf(),
+                found,
+                supported: SEGMENT_VERSION,
+            })
+        }
+        Err(e) => return Ok(Some(e.to_string())),
+    };
+    if header.first_seq != name_seq {
+        let says = header.first_seq;
+        return Ok(Some(format!("segment header says first seq {says} but the file name says {name_seq}")));
+    }
+    if !expected.contains(&name_seq) {
+        return Ok(Some(format!(
+            "segment starts at seq {name_seq} but seq {next_seq} was expected (frames are missing)"
+        )));
+    }
+    Ok(None)
+}
+
+/// Why a segment's frames stop where `scan` stopped, and whether that is a torn tail (an
+/// unfinished write, cut at open) rather than damage. Only the last segment can end torn:
+/// in a live log always, otherwise when no valid frame follows the bad one (a valid one
+/// after it means bytes in the middle were damaged, and cutting would lose it).
+fn frame_damage(
+    r: &mut Reader,
+    problem: &FrameProblem,
+    scan: &FrameScan,
+    is_last: bool,
+    live: bool,
+) -> Result<(String, bool), StorageError> {
+    let reason = problem.to_string();
+    if !is_last || matches!(problem, FrameProblem::SeqMismatch { .. }) && !live {
+        return Ok((reason, false));
+    }
+    if live {
+        return Ok((reason, true));
+    }
+    Ok(match r.find_valid_frame(scan.end + 1, scan.next_seq.saturating_sub(1))? {
+        Some((off, seq)) => (format!("{reason}, followed by a valid frame (seq {seq}) at offset {off}"), false),
+        None => (reason, true),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
