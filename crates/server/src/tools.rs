@@ -19,8 +19,8 @@ use staykv_engine::host::NoHost;
 use staykv_engine::{decode_batch, Engine, EngineOptions, ReplayFailure};
 use staykv_rdb::{RdbItem, RdbReader, RdbWriter};
 use staykv_storage::{
-    parse_segment_file_name, parse_snapshot_file_name, BoxError, CheckReport, DamageKind, Progress, RealFs, Replay,
-    SnapshotRef, MANIFEST_FILE,
+    parse_segment_file_name, parse_snapshot_file_name, BoxError, CheckReport, DamageKind, FixOutcome, Progress, RealFs,
+    Replay, SnapshotRef, MANIFEST_FILE,
 };
 
 use crate::config::OnReplayError;
@@ -322,28 +322,8 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
     println!("{report}");
     let mut problems = Vec::new();
 
-    // The snapshot: every key readable and loadable, CRC64 trailer verified.
-    if let Some(snap) = report.manifest.as_ref().and_then(|m| m.snapshot.clone()) {
-        match verify_snapshot(&dir.join(&snap.file)) {
-            Ok((keys, unsupported)) if unsupported.is_empty() => {
-                println!("snapshot {}: OK ({keys} keys, RDB checksum verified)", snap.file)
-            }
-            Ok((keys, unsupported)) => {
-                println!(
-                    "snapshot {}: {keys} keys; {} keys of types this build cannot load: {}",
-                    snap.file,
-                    unsupported.len(),
-                    unsupported.join(", ")
-                );
-                problems.push(format!("snapshot {} holds keys this build cannot load", snap.file));
-            }
-            Err(e) => {
-                println!("snapshot {}: DAMAGED: {e}", snap.file);
-                println!("  `--fix` cannot repair a snapshot (it holds data the log no longer has);");
-                println!("  keep a copy of the directory and restore the snapshot from a backup");
-                problems.push(format!("snapshot {} is damaged: {e}", snap.file));
-            }
-        }
+    if let Some(snap) = report.manifest.as_ref().and_then(|m| m.snapshot.as_ref()) {
+        problems.extend(check_snapshot(dir, &snap.file));
     }
 
     // Every log batch decodes, and replays with --replay (only when the log can be read to
@@ -368,18 +348,68 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
         return Err(problems.join("; "));
     }
     if !yes {
-        if !std::io::stdin().is_terminal() {
-            return Err("refusing to fix without confirmation: run on a terminal, or pass -y".into());
-        }
-        eprint!("Repair {} as described above, dropping the data listed? [y/N] ", dir.display());
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).map_err(|e| format!("cannot read the answer: {e}"))?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
-            return Err("not fixed".into());
-        }
+        confirm_fix(dir)?;
     }
     let outcome = staykv_storage::fix(dir, &fs, &report).map_err(|e| format!("fix failed: {e}"))?;
+    print_fixed(&outcome, &report);
+    let after = staykv_storage::check(dir, &fs).map_err(|e| e.to_string())?;
+    if !after.is_clean() {
+        return Err(format!("the directory is still damaged after the fix:\n{after}"));
+    }
+    println!("data directory OK after the fix");
+    if report.manifest_damage.is_some() {
+        problems.extend(check_batches(dir, &fs, &after, replay, false));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// The snapshot: every key readable and loadable, CRC64 trailer verified. Returns the
+/// problem found, if any.
+fn check_snapshot(dir: &Path, file: &str) -> Option<String> {
+    match verify_snapshot(&dir.join(file)) {
+        Ok((keys, unsupported)) if unsupported.is_empty() => {
+            println!("snapshot {file}: OK ({keys} keys, RDB checksum verified)");
+            None
+        }
+        Ok((keys, unsupported)) => {
+            let count = unsupported.len();
+            println!(
+                "snapshot {file}: {keys} keys; {count} keys of types this build cannot load: {}",
+                unsupported.join(", ")
+            );
+            Some(format!("snapshot {file} holds keys this build cannot load"))
+        }
+        Err(e) => {
+            println!("snapshot {file}: DAMAGED: {e}");
+            println!("  `--fix` cannot repair a snapshot (it holds data the log no longer has);");
+            println!("  keep a copy of the directory and restore the snapshot from a backup");
+            Some(format!("snapshot {file} is damaged: {e}"))
+        }
+    }
+}
+
+/// Asks on the terminal before `--fix` drops anything; without a terminal, refuses (`-y`
+/// says yes ahead).
+fn confirm_fix(dir: &Path) -> Result<(), String> {
+    if !std::io::stdin().is_terminal() {
+        return Err("refusing to fix without confirmation: run on a terminal, or pass -y".into());
+    }
+    eprint!("Repair {} as described above, dropping the data listed? [y/N] ", dir.display());
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).map_err(|e| format!("cannot read the answer: {e}"))?;
+    match answer.trim() {
+        "y" | "Y" | "yes" | "YES" => Ok(()),
+        _ => Err("not fixed".into()),
+    }
+}
+
+/// What `--fix` did, file by file, and the data it dropped.
+fn print_fixed(outcome: &FixOutcome, report: &CheckReport) {
     println!("fixed:");
     match &outcome.manifest_rewritten {
         Some(Some(kept)) => println!("  rewrote MANIFEST from the files (the damaged one renamed {kept})"),
@@ -397,19 +427,6 @@ pub fn check(dir: &Path, fix: bool, yes: bool, replay: bool) -> Result<(), Strin
     }
     if let Some(d) = &report.damage {
         println!("  data dropped: {} log batches, {} bytes", d.frames_dropped, d.bytes_dropped);
-    }
-    let after = staykv_storage::check(dir, &fs).map_err(|e| e.to_string())?;
-    if !after.is_clean() {
-        return Err(format!("the directory is still damaged after the fix:\n{after}"));
-    }
-    println!("data directory OK after the fix");
-    if report.manifest_damage.is_some() {
-        problems.extend(check_batches(dir, &fs, &after, replay, false));
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
     }
 }
 
