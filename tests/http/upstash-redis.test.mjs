@@ -115,6 +115,12 @@ test("sorted sets", { skip: skipUnless(present, "zadd", "zrange", "zscore", "zin
   assert.deepEqual(await redis.zrange("z", 0, -1, { withScores: true }), ["two", 2.5, "one", 11]);
   assert.equal(await redis.zrem("z", "two"), 1);
   assert.equal(await redis.zcard("z"), 1);
+  // Fractional scores come back as the numbers the SDK declares, not as strings: the HTTP
+  // API prints doubles in their shortest form (RESP2's %.17g would give "0.10000000000000001").
+  assert.equal(await redis.zadd("z", { score: 0.1, member: "tenth" }), 1);
+  assert.equal(await redis.zscore("z", "tenth"), 0.1);
+  assert.equal(await redis.zincrby("z", 0.2, "tenth"), 0.30000000000000004);
+  assert.deepEqual(await redis.zrange("z", 0, 0, { withScores: true }), ["tenth", 0.30000000000000004]);
 });
 
 test("lists", { skip: skipUnless(present, "lpush", "rpush", "lrange", "lpop", "llen") }, async () => {

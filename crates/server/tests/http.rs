@@ -710,6 +710,26 @@ async fn a_password_on_the_default_user_closes_tokenless_loopback_access() {
     assert_eq!(tokenless(json!(["GET", "k"])).await.status, 401);
 }
 
+/// Doubles in the shortest form that reads back as the same number: what the JavaScript SDKs
+/// turn into numbers (RESP2 keeps Redis 7.0's `%.17g`).
+#[tokio::test]
+async fn doubles_are_sent_in_their_shortest_form() {
+    let server = Http::start();
+    cmd(&server, json!(["ZADD", "z", "0.1", "tenth", "1e21", "big"])).await;
+    assert_eq!(cmd(&server, json!(["ZSCORE", "z", "tenth"])).await.json(), json!({"result": "0.1"}));
+    assert_eq!(
+        cmd(&server, json!(["ZINCRBY", "z", "0.2", "tenth"])).await.json(),
+        json!({"result": "0.30000000000000004"})
+    );
+    let scores = cmd(&server, json!(["ZRANGE", "z", "0", "-1", "WITHSCORES"])).await.json();
+    assert_eq!(scores, json!({"result": ["tenth", "0.30000000000000004", "big", "1e+21"]}));
+    let mut resp = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    resp.write_all(b"*3\r\n$6\r\nZSCORE\r\n$1\r\nz\r\n$5\r\ntenth\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = resp.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"$19\r\n0.30000000000000004\r\n", "RESP2 keeps %.17g");
+}
+
 #[tokio::test]
 async fn sync_token_is_returned_and_accepted() {
     let server = Http::start();
@@ -874,7 +894,7 @@ async fn a_pipeline_sent_at_once_is_covered_by_a_few_fsyncs_not_one_per_read() {
 
 /// The value of the `/metrics` sample `name` (a metric name with its labels).
 async fn metric(server: &Http, name: &str) -> u64 {
-    let metrics = answer(client().get(server.url("/metrics"))).await.text;
+    let metrics = answer(client().get(server.url("/metrics")).bearer_auth(TOKEN)).await.text;
     let line = metrics.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
     line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
 }
@@ -934,8 +954,10 @@ async fn healthz_and_metrics() {
     let mut buf = [0u8; 16];
     let n = resp.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"$1\r\n2\r\n");
-    // On loopback no token is needed.
-    let metrics = answer(client().get(server.url("/metrics"))).await;
+    // With a token configured, loopback needs one too (a proxy on the machine makes every
+    // client loopback); either token will do.
+    assert_eq!(answer(client().get(server.url("/metrics"))).await.status, 401);
+    let metrics = answer(client().get(server.url("/metrics")).bearer_auth(RO_TOKEN)).await;
     assert_eq!(metrics.status, 200);
     assert!(metrics.content_type.starts_with("text/plain"), "{}", metrics.content_type);
     let text = metrics.text;
@@ -989,7 +1011,7 @@ async fn metrics_count_the_keyspace_connections_and_compactions() {
     assert_eq!(metric(&server, "staykv_compaction_in_progress").await, 0);
     assert_eq!(metric(&server, "staykv_last_compaction_success").await, 1);
     assert!(metric(&server, "staykv_data_bytes{part=\"snapshot\"}").await > 0);
-    let text = answer(client().get(server.url("/metrics"))).await.text;
+    let text = answer(client().get(server.url("/metrics")).bearer_auth(TOKEN)).await.text;
     for family in text.lines().filter_map(|line| line.strip_prefix("# TYPE ")) {
         let name = family.split(' ').next().unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has no HELP line in\n{text}");
@@ -1046,6 +1068,45 @@ async fn protected_mode_serves_loopback_without_token_but_not_web_pages() {
     let cross_site = answer(client().get(server.url("/flushall")).header("Sec-Fetch-Site", "cross-site")).await;
     assert_eq!(cross_site.status, 403);
     assert_eq!(answer(client().get(server.url("/get/k"))).await.json(), json!({"result": "v"}));
+    // `/metrics` likewise: open to a local program, not to a web page.
+    assert_eq!(answer(client().get(server.url("/metrics"))).await.status, 200);
+    let metrics_from_page = client().get(server.url("/metrics")).header("Origin", "https://evil.example");
+    assert_eq!(answer(metrics_from_page).await.status, 403);
+    let metrics_rebound = client().get(server.url("/metrics")).header("Host", "evil.example:8079");
+    assert_eq!(answer(metrics_rebound).await.status, 403);
+}
+
+/// A token is the password of the user it runs as: disabling that user (`ACL SETUSER ...
+/// off`) refuses the token as `AUTH` refuses the user, and enabling it serves it again.
+#[tokio::test]
+async fn a_disabled_user_s_token_is_refused() {
+    let server = Http::start();
+    let ro = |body: Value| post(&server, "/", body.to_string(), Some(RO_TOKEN));
+    assert_eq!(cmd(&server, json!(["SET", "k", "v"])).await.json(), json!({"result": "OK"}));
+    assert_eq!(cmd(&server, json!(["ACL", "SETUSER", "admin", "on", ">pw", "+@all", "~*"])).await.status, 200);
+    let readonly_user = json!(["ACL", "SETUSER", "http-readonly", "on", "+@read", "~*"]);
+    assert_eq!(cmd(&server, readonly_user).await.status, 200);
+    assert_eq!(ro(json!(["GET", "k"])).await.json(), json!({"result": "v"}));
+    assert_eq!(cmd(&server, json!(["ACL", "SETUSER", "http-readonly", "off"])).await.status, 200);
+    let refused = ro(json!(["GET", "k"])).await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    assert!(refused.error().contains("'http-readonly' is disabled"), "{}", refused.text);
+    assert_eq!(answer(client().get(server.url("/subscribe/news")).bearer_auth(RO_TOKEN)).await.status, 401);
+    assert_eq!(cmd(&server, json!(["ACL", "SETUSER", "http-readonly", "on"])).await.status, 200);
+    assert_eq!(ro(json!(["GET", "k"])).await.json(), json!({"result": "v"}));
+
+    assert_eq!(cmd(&server, json!(["ACL", "SETUSER", "default", "off"])).await.status, 200);
+    assert_eq!(cmd(&server, json!(["GET", "k"])).await.status, 401);
+    let mut admin = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    let mut resp = |command: &[u8]| {
+        admin.write_all(command).unwrap();
+        let mut buf = [0u8; 64];
+        let n = admin.read(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    assert_eq!(resp(b"*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$2\r\npw\r\n"), b"+OK\r\n");
+    assert_eq!(resp(b"*4\r\n$3\r\nACL\r\n$7\r\nSETUSER\r\n$7\r\ndefault\r\n$2\r\non\r\n"), b"+OK\r\n");
+    assert_eq!(cmd(&server, json!(["GET", "k"])).await.json(), json!({"result": "v"}));
 }
 
 /// Every `curl` line of the README's HTTP section runs, as written but for the port, and

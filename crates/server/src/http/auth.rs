@@ -3,6 +3,8 @@
 //! * `Authorization: Bearer TOKEN` or `?_token=TOKEN`. `--http-token` gives full access,
 //!   `--http-readonly-token` read commands only. A token that matches neither is refused
 //!   (401), compared in constant time.
+//! * A token runs as an ACL user ([`Access::user`]): while that user is disabled (`ACL SETUSER
+//!   ... off`), the token is refused as `AUTH` would refuse the user.
 //! * A request without a token is served only when no `--http-token` is configured and it
 //!   comes from a loopback address (protected mode). Such requests must not come from a web
 //!   page: a cross-site `Origin`/`Sec-Fetch-Site`, or a `Host` that is not a loopback name
@@ -118,18 +120,18 @@ pub fn authorize(
     }
 }
 
-/// Whether `/metrics` may be read: open on loopback, any valid token elsewhere.
+/// Whether `/metrics` may be read: with any valid token, or without one where the API itself
+/// serves tokenless requests (a local program on loopback while no `--http-token` is set).
+/// The figures hold no key data, so a password on `default` does not close them; but once a
+/// token is set, a reverse proxy on the same machine may make every client loopback, and a
+/// web page must not read them either.
 pub fn may_read_metrics(
     tokens: &Tokens,
     headers: &HeaderMap,
     query: Option<&str>,
     peer: SocketAddr,
 ) -> Result<(), ApiError> {
-    if is_loopback(peer.ip()) {
-        return Ok(());
-    }
-    // Any valid token: a loopback trust never applies here.
-    authorize(tokens, headers, query, peer, false).map(|_| ())
+    authorize(tokens, headers, query, peer, true).map(|_| ())
 }
 
 pub fn is_loopback(ip: IpAddr) -> bool {

@@ -10,8 +10,7 @@
 //! encoded. Without it, bytes that are not UTF-8 are replaced by U+FFFD, as Upstash does.
 
 use base64::Engine as _;
-use bytes::BytesMut;
-use staykv_resp::{Protocol, Reply};
+use staykv_resp::Reply;
 
 /// How strings are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,19 +85,51 @@ fn value(reply: &Reply, encoding: Encoding, top: bool, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        Reply::Double(d) => string(&double_text(*d), encoding, out),
+        Reply::Double(d) => string(double_text(*d).as_bytes(), encoding, out),
         Reply::HumanDouble(d) => string(staykv_resp::format_human_double(*d).as_bytes(), encoding, out),
         Reply::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
     }
 }
 
-/// A double as Redis prints it for a RESP2 client (`%.17g`, `inf`, `nan`): the body of the
-/// bulk string the RESP2 encoder writes (`staykv_resp`'s `format_double` is not public).
-fn double_text(d: f64) -> Vec<u8> {
-    let mut frame = BytesMut::with_capacity(32);
-    Reply::Double(d).encode(Protocol::Resp2, &mut frame);
-    let body = frame.iter().position(|&b| b == b'\n').and_then(|i| frame.get(i + 1..frame.len().saturating_sub(2)));
-    body.map(<[u8]>::to_vec).unwrap_or_default()
+/// A double in the shortest text that reads back as the same number, spelled as JavaScript
+/// spells numbers (`0.1`, `1e+21`, `1e-7`), and `inf`, `-inf`, `nan` as Redis spells them.
+/// RESP2 carries Redis 7.0's `%.17g` (`0.10000000000000001`), but the HTTP API's clients are
+/// JavaScript SDKs that turn a string into a number only when the number prints back as the
+/// same string, so `%.17g` left fractional scores as strings where they declare numbers.
+/// Redis 7.2 prints the shortest form too.
+fn double_text(d: f64) -> String {
+    if !d.is_finite() || d == 0.0 {
+        let text = match (d.is_nan(), d.is_infinite(), d.is_sign_negative()) {
+            (true, ..) => "nan",
+            (_, true, false) => "inf",
+            (_, true, true) => "-inf",
+            (_, false, false) => "0",
+            (_, false, true) => "-0",
+        };
+        return text.to_string();
+    }
+    // `{:e}` gives the shortest digits that read back as `d`: `1.5e-7`.
+    let exp_form = format!("{:e}", d.abs());
+    let (mantissa, exponent) = exp_form.split_once('e').unwrap_or((&exp_form, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let sign = if d < 0.0 { "-" } else { "" };
+    // ECMAScript's Number::toString: `point` digits before the decimal point.
+    let (k, point) = (i32::try_from(digits.len()).unwrap_or(i32::MAX), exponent + 1);
+    let text = if k <= point && point <= 21 {
+        format!("{digits}{}", "0".repeat(usize::try_from(point - k).unwrap_or(0)))
+    } else if 0 < point && point <= 21 {
+        let (whole, fraction) = digits.split_at(usize::try_from(point).unwrap_or(0));
+        format!("{whole}.{fraction}")
+    } else if -6 < point && point <= 0 {
+        format!("0.{}{digits}", "0".repeat(usize::try_from(-point).unwrap_or(0)))
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let exp_sign = if point > 0 { "+" } else { "-" };
+        format!("{first}{fraction}e{exp_sign}{}", (point - 1).abs())
+    };
+    format!("{sign}{text}")
 }
 
 fn status(text: &str, encoding: Encoding, top: bool, out: &mut Vec<u8>) {
@@ -211,6 +242,41 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// JavaScript's `String(n)` for each (node prints the same), and every one reads back.
+    #[test]
+    fn doubles_in_the_shortest_form_javascript_reads_back_as_a_number() {
+        for (d, text) in [
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (3.0, "3"),
+            (1e21, "1e+21"),
+            (1e20, "100000000000000000000"),
+            (123_456_789.125, "123456789.125"),
+            (0.000_001, "0.000001"),
+            (1e-7, "1e-7"),
+            (-1.5e-300, "-1.5e-300"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(double_text(d), text);
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let d = f64::from_bits(x);
+            if d.is_finite() {
+                let text = double_text(d);
+                assert_eq!(text.parse::<f64>().unwrap().to_bits(), d.to_bits(), "{text}");
+            }
+        }
+    }
+
     #[test]
     fn resp2_shapes() {
         assert_eq!(render(&Reply::Ok, Encoding::Text), r#"{"result":"OK"}"#);
@@ -275,7 +341,7 @@ mod tests {
         assert_eq!(render(&nested, Encoding::Base64), r#"{"result":["T0s=",["YQ=="],3]}"#);
         assert_eq!(render(&Reply::error("ERR bad"), Encoding::Base64), r#"{"error":"ERR bad"}"#);
         assert_eq!(render(&Reply::Double(2.0), Encoding::Base64), r#"{"result":"Mg=="}"#);
-        assert_eq!(render(&Reply::Double(0.1), Encoding::Text), r#"{"result":"0.10000000000000001"}"#);
+        assert_eq!(render(&Reply::Double(0.1), Encoding::Text), r#"{"result":"0.1"}"#);
         assert_eq!(render(&Reply::Double(f64::INFINITY), Encoding::Text), r#"{"result":"inf"}"#);
     }
 }

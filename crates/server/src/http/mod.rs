@@ -71,14 +71,23 @@ struct Inner {
 
 impl Inner {
     /// What a request may do ([`auth::authorize`]), given whether the `default` user has a
-    /// password now.
+    /// password now, and whether the user its token runs as is enabled: a token is a
+    /// password, and `AUTH` refuses a disabled user's.
     fn authorize(
         &self,
         headers: &axum::http::HeaderMap,
         query: Option<&str>,
         peer: SocketAddr,
     ) -> Result<auth::Access, ApiError> {
-        auth::authorize(&self.tokens, headers, query, peer, !self.shared.engine.acl.auth_required())
+        let acl = &self.shared.engine.acl;
+        let access = auth::authorize(&self.tokens, headers, query, peer, !acl.auth_required())?;
+        match acl.user(access.user()) {
+            Some(user) if user.enabled => Ok(access),
+            _ => Err(ApiError::unauthorized(format!(
+                "WRONGPASS the token's user '{}' is disabled or deleted (ACL SETUSER ... on)",
+                access.user()
+            ))),
+        }
     }
 }
 
