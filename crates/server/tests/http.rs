@@ -157,6 +157,14 @@ async fn cmd(server: &Http, command: Value) -> Answer {
     post(server, "/", command.to_string(), Some(TOKEN)).await
 }
 
+/// Sends one raw RESP command on `stream` and returns the reply (one read: short replies).
+fn resp_call(stream: &mut TcpStream, command: &[u8]) -> Vec<u8> {
+    stream.write_all(command).unwrap();
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
 async fn get(server: &Http, path: &str) -> Answer {
     answer(client().get(server.url(path)).bearer_auth(TOKEN)).await
 }
@@ -696,12 +704,7 @@ async fn a_password_on_the_default_user_closes_tokenless_loopback_access() {
     assert_eq!(get(&server, "/get/k").await.status, 401);
     assert_eq!(answer(client().get(server.url("/subscribe/news"))).await.status, 401);
     let mut admin = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
-    let mut resp = |command: &[u8]| {
-        admin.write_all(command).unwrap();
-        let mut buf = [0u8; 64];
-        let n = admin.read(&mut buf).unwrap();
-        buf[..n].to_vec()
-    };
+    let mut resp = |command: &[u8]| resp_call(&mut admin, command);
     assert_eq!(resp(b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n"), b"+OK\r\n");
     // The password removed: `default` is open again, over RESP and HTTP alike.
     assert_eq!(resp(b"*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$11\r\nrequirepass\r\n$0\r\n\r\n"), b"+OK\r\n");
@@ -1098,12 +1101,7 @@ async fn a_disabled_user_s_token_is_refused() {
     assert_eq!(cmd(&server, json!(["ACL", "SETUSER", "default", "off"])).await.status, 200);
     assert_eq!(cmd(&server, json!(["GET", "k"])).await.status, 401);
     let mut admin = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
-    let mut resp = |command: &[u8]| {
-        admin.write_all(command).unwrap();
-        let mut buf = [0u8; 64];
-        let n = admin.read(&mut buf).unwrap();
-        buf[..n].to_vec()
-    };
+    let mut resp = |command: &[u8]| resp_call(&mut admin, command);
     assert_eq!(resp(b"*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$2\r\npw\r\n"), b"+OK\r\n");
     assert_eq!(resp(b"*4\r\n$3\r\nACL\r\n$7\r\nSETUSER\r\n$7\r\ndefault\r\n$2\r\non\r\n"), b"+OK\r\n");
     assert_eq!(cmd(&server, json!(["GET", "k"])).await.json(), json!({"result": "v"}));
