@@ -307,6 +307,22 @@ async fn paths_near_the_endpoints_are_the_path_form() {
     assert_eq!(get(&server, "/healthz").await.json(), json!({"status": "ok"}));
 }
 
+/// Replies keep RESP2's shapes: `HELLO 3` would nest the pairs of every later reply in the
+/// pipeline, so it is refused; `HELLO 2` and a bare `HELLO` are served.
+#[tokio::test]
+async fn hello_3_is_refused_over_http() {
+    let server = Http::start();
+    cmd(&server, json!(["ZADD", "z", "1", "a"])).await;
+    let pipeline = json!([["HELLO", "3"], ["ZRANGE", "z", "0", "-1", "WITHSCORES"]]).to_string();
+    let replies = post(&server, "/pipeline", pipeline, Some(TOKEN)).await.json();
+    let refusal = replies[0]["error"].as_str().unwrap_or_default();
+    assert!(refusal.starts_with("NOPROTO the HTTP API replies in RESP2 shapes"), "{replies}");
+    assert_eq!(replies[1], json!({"result": ["a", "1"]}));
+    let hello = cmd(&server, json!(["HELLO", "2"])).await.json();
+    assert_eq!(hello["result"][5], json!(2), "{hello}");
+    assert_eq!(cmd(&server, json!(["HELLO"])).await.status, 200);
+}
+
 #[tokio::test]
 async fn methods_paths_and_auth_errors_are_json() {
     let server = Http::start();
