@@ -76,6 +76,10 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Bytes free for this process on the filesystem holding `dir`, if known.
+    fn available_bytes(&self, _dir: &Path) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
 
     /// Removes a file if it is there: a file already gone is not an error.
     fn remove_if_present(&self, path: &Path) -> io::Result<()> {
@@ -246,5 +250,21 @@ impl Fs for RealFs {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists()
+    }
+
+    #[allow(unsafe_code)]
+    fn available_bytes(&self, dir: &Path) -> io::Result<Option<u64>> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `path` is NUL-terminated and outlives the call; `stat` is the buffer the
+        // call fills, read only after it succeeded.
+        if unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: statvfs returned 0, so it filled `stat`.
+        let stat = unsafe { stat.assume_init() };
+        Ok(Some(stat.f_bavail.saturating_mul(stat.f_frsize)))
     }
 }

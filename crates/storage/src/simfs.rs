@@ -184,6 +184,8 @@ struct State {
     op_count: u64,
     scheduled_cuts: BTreeMap<u64, u64>,
     cut_images: Vec<(u64, SimFs)>,
+    /// What [`Fs::available_bytes`] reports (`None`: unknown, as by default).
+    available: Option<u64>,
 }
 
 impl State {
@@ -328,6 +330,11 @@ impl SimFs {
         let mut s = self.state.lock();
         s.fail_writes = n;
         s.write_fault = Some(fault);
+    }
+
+    /// Makes [`Fs::available_bytes`] report `bytes` free (writes are not limited by it).
+    pub fn set_available(&self, bytes: Option<u64>) {
+        self.state.lock().available = bytes;
     }
 
     /// The next `n` `sync_data`/`sync_dir` calls fail with `fault`.
@@ -594,6 +601,10 @@ impl Fs for SimFs {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let s = self.state.lock();
         Ok(s.dirs.contains_key(path) || s.lookup(path).is_ok())
+    }
+
+    fn available_bytes(&self, _dir: &Path) -> io::Result<Option<u64>> {
+        Ok(self.state.lock().available)
     }
 }
 

@@ -65,6 +65,12 @@ const REST_FACTOR: u32 = 3;
 /// with appended segments meanwhile.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// A spare is made only on a disk with this much free besides it. It is an optimisation: the
+/// space is the log's, and its compactions', first. Without the margin, a spare on a nearly
+/// full disk took the last of it (a partial spare left behind at that), and the log's own
+/// writes failed for good: each time the operator freed space, a new spare took it again.
+const FREE_BESIDES_SPARE: u64 = 256 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
@@ -199,15 +205,38 @@ pub(crate) fn run_spare_maker(spare: &Spare, fs: &dyn Fs, len: u64) {
         spare.offer(len);
     }
     while let Some(len) = spare.next_request() {
+        if let Err(e) = room_for(spare, fs, len) {
+            // Routine on a small disk: said at debug level, not every retry as a warning.
+            tracing::debug!(error = %e, "no zero-filled log segment: the disk is short of room for one");
+            spare.made(false);
+            spare.rest();
+            continue;
+        }
         match make(spare, fs, len) {
             Ok(()) => spare.made(!spare.stopped()),
             Err(e) => {
                 tracing::warn!(file = %spare.path.display(), error = %e,
                     "could not make a zero-filled log segment; new segments are appended to meanwhile");
+                // What was written of it is the disk space the log may need now.
+                if let Err(e) = fs.remove_if_present(&spare.path) {
+                    tracing::warn!(file = %spare.path.display(), error = %e, "could not remove an unfinished spare segment");
+                }
                 spare.made(false);
                 spare.rest();
             }
         }
+    }
+}
+
+/// Whether the disk has room for a spare of `len` bytes and [`FREE_BESIDES_SPARE`] more.
+fn room_for(spare: &Spare, fs: &dyn Fs, len: u64) -> std::io::Result<()> {
+    let dir = spare.path.parent().unwrap_or(Path::new("."));
+    match fs.available_bytes(dir)? {
+        Some(free) if free < len.saturating_add(FREE_BESIDES_SPARE) => Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("{} MiB free, under the spare's size and {} MiB besides", free >> 20, FREE_BESIDES_SPARE >> 20),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -361,6 +390,36 @@ mod tests {
             spare.stop();
             maker.join().unwrap();
         }
+    }
+
+    /// A spare the disk runs out of space for is removed, not left to hold the space the log
+    /// needs; and none is made on a disk without room for it and a margin besides.
+    #[test]
+    fn an_unfinished_spare_is_removed_and_none_is_made_on_a_nearly_full_disk() {
+        let fs = SimFs::new();
+        let (spare, maker) = start(&fs);
+        fs.fail_writes(1, crate::simfs::Fault::NoSpace);
+        spare.request(1 << 20);
+        wait_for("the unfinished spare was left", || fs.faults_pending().0 == 0 && !fs.exists(spare.path()).unwrap());
+        spare.stop();
+        maker.join().unwrap();
+
+        let fs = SimFs::new();
+        fs.set_available(Some(FREE_BESIDES_SPARE + (1 << 20) - 1));
+        let (spare, maker) = start(&fs);
+        spare.request(1 << 20);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!spare.is_ready() && !fs.exists(spare.path()).unwrap(), "a spare was made on a nearly full disk");
+        spare.stop();
+        maker.join().unwrap();
+
+        let fs = SimFs::new();
+        fs.set_available(Some(FREE_BESIDES_SPARE + (1 << 20)));
+        let (spare, maker) = start(&fs);
+        spare.request(1 << 20);
+        wait_ready(&spare);
+        spare.stop();
+        maker.join().unwrap();
     }
 
     #[test]
