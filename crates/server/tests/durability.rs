@@ -664,6 +664,27 @@ fn second_server_on_the_same_dir_is_refused() {
     assert_eq!(server.cmd(&["PING"]), b"+PONG\r\n");
 }
 
+/// A data directory deleted under a running server: an fsync of a file with no name left
+/// makes nothing durable (the next start finds nothing), so the log fails as on a failing
+/// disk, instead of acknowledging writes into deleted files. The write whose fsync found it
+/// out waits, as a write caught by a disk error does (docs/recovery.md); later ones are
+/// refused. Under `everysec`, within the second its promise allows.
+#[test]
+fn writes_are_refused_once_the_data_directory_is_deleted() {
+    for policy in ["always", "everysec"] {
+        let server = Server::staykv_with(&["--fsync", policy]);
+        assert_eq!(server.cmd(&["SET", "before", "1"]), b"+OK\r\n");
+        std::fs::remove_dir_all(server.dir()).unwrap();
+        let mut writer = server.connect();
+        writer.send(&common::encode_str(&["SET", "after", "1"]));
+        let mut conn = server.connect();
+        let failed = wait_until(Duration::from_secs(5), || info_text(&mut conn).contains("aof_last_write_status:err"));
+        assert!(failed, "{policy}: the log still reports good writes after the data directory was deleted");
+        assert!(conn.cmd_text(&["SET", "later", "1"]).starts_with("MISCONF"), "{policy}");
+        assert_eq!(conn.cmd_text(&["GET", "before"]), "1", "{policy}: reads go on");
+    }
+}
+
 /// Mounts a 2 MiB tmpfs on `dir`; false (after saying why) where mounting is impossible.
 fn mount_tmpfs(dir: &std::path::Path) -> bool {
     let out = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(dir).output();
