@@ -49,19 +49,26 @@ pub fn invalid_expire(name: &str) -> Reply {
 /// Redis's `addReplySubcommandSyntaxError`: a known subcommand given the wrong arguments
 /// past its table arity.
 pub fn subcommand_syntax(sub: &[u8], cmd: &str) -> Reply {
-    Reply::Error(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-        String::from_utf8_lossy(sub),
-        cmd.to_ascii_uppercase()
-    ))
+    let help = format!("'. Try {} HELP.", cmd.to_ascii_uppercase());
+    quoting_at_most(128, "ERR unknown subcommand or wrong number of arguments for '", sub, &help)
 }
 
 pub fn unknown_subcommand(sub: &[u8], cmd: &str) -> Reply {
-    Reply::Error(format!(
-        "ERR unknown subcommand '{}'. Try {} HELP.",
-        String::from_utf8_lossy(sub),
-        cmd.to_ascii_uppercase()
-    ))
+    quoting_at_most(128, "ERR unknown subcommand '", sub, &format!("'. Try {} HELP.", cmd.to_ascii_uppercase()))
+}
+
+/// An error that quotes a client's argument as Redis's `%s` does: its bytes as sent (not
+/// made UTF-8), up to the first NUL.
+pub fn quoting(before: &str, arg: &[u8], after: &str) -> Reply {
+    quoting_at_most(usize::MAX, before, arg, after)
+}
+
+/// [`quoting`] at most `max` bytes of `arg` (`%.128s`).
+fn quoting_at_most(max: usize, before: &str, arg: &[u8], after: &str) -> Reply {
+    let mut text = before.as_bytes().to_vec();
+    text.extend_from_slice(c_string(arg, max));
+    text.extend_from_slice(after.as_bytes());
+    error_bytes(text)
 }
 
 /// `ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis prints it: C's
@@ -84,6 +91,11 @@ pub fn unknown_command(args: &[bytes::Bytes]) -> Reply {
     text.extend_from_slice(c_string(name, 128));
     text.extend_from_slice(b"', with args beginning with: ");
     text.extend_from_slice(&listed);
+    error_bytes(text)
+}
+
+/// An error reply of `text`, which need not be UTF-8.
+fn error_bytes(text: Vec<u8>) -> Reply {
     match String::from_utf8(text) {
         Ok(text) => Reply::Error(text),
         Err(raw) => Reply::ErrorBytes(bytes::Bytes::from(raw.into_bytes())),

@@ -171,6 +171,32 @@ fn non_ascii_bytes_are_echoed_raw_in_errors() {
                 b"-ERR unknown command '\xff\xfe', with args beginning with: '\xc3x' \r\n",
                 false,
             ),
+            // An argument quoted in an error is cut at a NUL (C's `%s`), a subcommand at 128
+            // bytes (`%.128s`).
+            case(
+                "unknown subcommand with non-UTF-8 bytes and a NUL",
+                b"*2\r\n$6\r\nOBJECT\r\n$4\r\n\xff\x00ab\r\n",
+                b"-ERR unknown subcommand '\xff'. Try OBJECT HELP.\r\n",
+                false,
+            ),
+            case(
+                "unknown subcommand of 130 bytes",
+                &[b"*2\r\n$6\r\nCONFIG\r\n$130\r\n".as_slice(), &[b'x'; 130], b"\r\n"].concat(),
+                &[b"-ERR unknown subcommand '".as_slice(), &[b'x'; 128], b"'. Try CONFIG HELP.\r\n"].concat(),
+                false,
+            ),
+            case(
+                "unsupported EXPIRE option with a non-UTF-8 byte",
+                b"*4\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n10\r\n$2\r\n\xffQ\r\n",
+                b"-ERR Unsupported option \xffQ\r\n",
+                false,
+            ),
+            case(
+                "unknown client type with a NUL",
+                b"*4\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n$4\r\nTYPE\r\n$3\r\na\x00b\r\n",
+                b"-ERR Unknown client type 'a'\r\n",
+                false,
+            ),
         ],
         &[],
     );

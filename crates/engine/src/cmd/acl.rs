@@ -193,7 +193,7 @@ fn cat(ctx: &mut Ctx, category: Option<&Bytes>) -> CmdResult {
     };
     let name = text(category).to_ascii_lowercase();
     if !acl::CATEGORIES.contains(&name.as_str()) {
-        return Err(Reply::Error(format!("ERR Unknown category '{}'", text(category))));
+        return Err(errors::quoting("ERR Unknown category '", category, "'"));
     }
     // Commands and subcommands, as COMMAND LIST FILTERBY ACLCAT lists them.
     let listed = ctx.engine.table.all().iter().flat_map(|spec| spec.listed());
@@ -252,8 +252,7 @@ fn dryrun(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let name = text(arg(args, 2)?);
     let user = ctx.engine.acl.user(&name).ok_or_else(|| Reply::Error(format!("ERR User '{name}' not found")))?;
     let command = args.get(3..).unwrap_or_default();
-    let not_found =
-        || Reply::Error(format!("ERR Command '{}' not found", text(command.first().map_or(&[][..], |c| c))));
+    let not_found = || errors::quoting("ERR Command '", command.first().map_or(&[][..], |c| c), "' not found");
     let Some((index, spec)) = command.first().and_then(|c| ctx.engine.table.lookup(c)) else {
         return Err(not_found());
     };

@@ -78,7 +78,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             name = Some(valid_client_name(arg(args, i + 1)?)?);
             i += 2;
         } else {
-            return Err(Reply::Error(format!("ERR Syntax error in HELLO option '{}'", text(option))));
+            return Err(errors::quoting("ERR Syntax error in HELLO option '", option, "'"));
         }
     }
     if !ctx.client.authenticated {
@@ -291,7 +291,7 @@ fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             match arg(args, 2)? {
                 attr if is(attr, "lib-name") => c.lib_name = Some(value.clone()),
                 attr if is(attr, "lib-ver") => c.lib_ver = Some(value.clone()),
-                attr => return Err(Reply::Error(format!("ERR Unrecognized option '{}'", text(attr)))),
+                attr => return Err(errors::quoting("ERR Unrecognized option '", attr, "'")),
             }
             Reply::Ok
         }
@@ -393,7 +393,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Result<String, Reply> {
 }
 
 fn client_type(name: &[u8]) -> Result<ClientType, Reply> {
-    ClientType::parse(name).ok_or_else(|| Reply::Error(format!("ERR Unknown client type '{}'", text(name))))
+    ClientType::parse(name).ok_or_else(|| errors::quoting("ERR Unknown client type '", name, "'"))
 }
 
 /// CLIENT KILL addr (the old form, which may close the caller too), or CLIENT KILL with
@@ -426,7 +426,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             o if is(o, "laddr") => filter.laddr = Some(text(value)),
             o if is(o, "user") => {
                 if ctx.engine.acl.user(&text(value)).is_none() {
-                    return Err(Reply::Error(format!("ERR No such user '{}'", text(value))));
+                    return Err(errors::quoting("ERR No such user '", value, "'"));
                 }
                 filter.user = Some(text(value));
             }

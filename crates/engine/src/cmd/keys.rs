@@ -6,7 +6,7 @@ use rand::Rng;
 use staykv_rdb::Layout;
 use staykv_resp::Reply;
 
-use super::{arg, int_arg, is, text};
+use super::{arg, int_arg, is};
 use crate::command::{flags::*, tips, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -143,7 +143,7 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
             o if is(o, "xx") => f.xx = true,
             o if is(o, "gt") => f.gt = true,
             o if is(o, "lt") => f.lt = true,
-            o => return Err(Reply::Error(format!("ERR Unsupported option {}", text(o)))),
+            o => return Err(errors::quoting("ERR Unsupported option ", o, "")),
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use staykv_resp::Reply;
 
-use super::{arg, is, text};
+use super::{arg, is};
 use crate::command::{flags::*, tips, CmdResult, CommandSpec, SubcommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -259,7 +259,7 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 if is(option, "replace") {
                     replace = true;
                 } else {
-                    return Err(Reply::Error(format!("ERR Unknown option given: {}", text(option))));
+                    return Err(errors::quoting("ERR Unknown option given: ", option, ""));
                 }
             }
             let code = arg(args, last)?;
@@ -305,7 +305,7 @@ fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     i += 1;
                     continue;
                 }
-                return Err(Reply::Error(format!("ERR Unknown argument {}", text(option))));
+                return Err(errors::quoting("ERR Unknown argument ", option, ""));
             }
             Ok(scripting.function_list(pattern.map(|p| &p[..]), with_code))
         }

@@ -651,7 +651,7 @@ fn claim_options(options: &[Bytes], now: i64) -> Result<ClaimOptions, Reply> {
                 out.last_id = id_arg(v, false, 0)?;
                 i += 1;
             }
-            _ => return Err(Reply::Error(format!("ERR Unrecognized XCLAIM option '{}'", text(option)))),
+            _ => return Err(errors::quoting("ERR Unrecognized XCLAIM option '", option, "'")),
         }
         i += 1;
     }
