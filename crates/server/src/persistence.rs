@@ -217,6 +217,9 @@ fn latency_event(io: LogIo, always: bool) -> Option<&'static str> {
 /// Takes the exclusive lock of a data directory (`dir/LOCK`), creating the directory.
 /// Fails with a clear message when another process holds it.
 pub fn lock_dir(dir: &Path) -> Result<File, String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("the data directory {} is not a directory", dir.display()));
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     let path = dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()

@@ -141,6 +141,8 @@ pub async fn run(config: Config) -> Result<(), String> {
 #[derive(Default)]
 struct AcceptPacer {
     in_burst: u32,
+    /// When an accept failure was last logged ([`accept_failed`]).
+    last_failure_log: Option<std::time::Instant>,
 }
 
 const ACCEPT_BURST: u32 = 16;
@@ -175,13 +177,19 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
                 tokio::spawn(Box::pin(connection::serve_tcp(stream, addr, local, shared.clone())));
                 pacer.accepted().await;
             }
-            Err(error) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(error) => accept_failed(&error, &mut pacer.last_failure_log).await,
         }
     }
+}
+
+/// Out of file descriptors and the like: backs off instead of spinning, and says so at most
+/// every ten seconds (at each retry, 20 times a second, it drowned the log).
+pub(crate) async fn accept_failed(error: &std::io::Error, last_log: &mut Option<std::time::Instant>) {
+    if last_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+        *last_log = Some(std::time::Instant::now());
+        tracing::warn!(%error, "accept failed; new connections wait in the listen queue (said at most every 10 s)");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// Redis's `tcp-backlog` default. tokio's `bind` listens with 128: during a burst of

@@ -67,12 +67,12 @@ impl TlsListener {
         let local = listener.local_addr()?;
         let (sender, ready) = mpsc::channel(64);
         tokio::spawn(async move {
+            let mut last_failure_log = None;
             loop {
                 let (tcp, addr) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        crate::server::accept_failed(&error, &mut last_failure_log).await;
                         continue;
                     }
                 };

@@ -377,6 +377,19 @@ fn a_log_segment_size_out_of_bounds_is_refused_before_anything_starts() {
     assert!(!dir.exists(), "a refused start created the data directory");
 }
 
+#[test]
+fn a_data_directory_that_is_a_file_is_refused_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("data");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let port = common::free_port().to_string();
+    let out = staykv(&["--port", &port, "--http-port", "0", "--dir", &file.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("is not a directory"), "{text}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
 /// The storage layer on the simulated filesystem with the server's defaults (fsync every
 /// second, writers wait beyond 2 s of lag): at random power cuts, how old is the oldest
 /// acknowledged append that is lost?
