@@ -562,6 +562,7 @@ fn a_damaged_manifest_refuses_start_and_check_fix_rebuilds_it() {
     let out = staykv(&["check", "--dir", &dir_s]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && report.contains("MANIFEST: DAMAGED"), "{report}");
+    assert!(report.contains("found in the directory") && !report.contains("listed in MANIFEST"), "{report}");
     let fixed = staykv_ok(&["check", "--dir", &dir_s, "--fix", "-y"]);
     assert!(fixed.contains("rewrote MANIFEST from the files (the damaged one renamed MANIFEST.damaged)"), "{fixed}");
     assert!(fixed.contains("data directory OK after the fix"), "{fixed}");

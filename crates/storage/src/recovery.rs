@@ -903,7 +903,9 @@ impl fmt::Display for CheckReport {
             Some(s) => writeln!(f, "snapshot: {} (covers seq <= {})", s.file, s.seq)?,
             None => writeln!(f, "snapshot: none")?,
         }
-        writeln!(f, "segments: {} listed in MANIFEST", m.segments.len())?;
+        // Past a damaged or missing MANIFEST, `m` is the one rebuilt from the files.
+        let listed = if self.manifest_damage.is_some() { "found in the directory" } else { "listed in MANIFEST" };
+        writeln!(f, "segments: {} {listed}", m.segments.len())?;
         for s in &self.segments {
             let seqs = if s.frames == 0 {
                 "no frames".to_string()
