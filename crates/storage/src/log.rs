@@ -904,7 +904,8 @@ struct Writer {
     /// rotation meanwhile, the segment must stay the one being fsynced.
     sync_in_flight: bool,
     failing: bool,
-    last_failure_log: Option<Instant>,
+    /// When a failure was last logged, and whether its recovery is still to be logged.
+    last_failure_log: Option<(Instant, bool)>,
     /// When a writer last took frames from the queue. While that is recent, more are
     /// likely soon and executors write most of them through (`Log::write_through`): the
     /// thread polls instead of being woken by every append.
@@ -1445,15 +1446,16 @@ impl Writer {
         }
     }
 
+    /// Says so at most every 10 s, flapping included: under `everysec` on a failing disk the
+    /// writes succeed and the fsyncs fail, and the log went from failing to recovered and
+    /// back 75 times a second, each time in the log.
     fn set_failing(&mut self, e: &StorageError) {
         let msg = e.to_string();
-        let first = !self.failing;
         self.failing = true;
         self.shared.healthy.store(false, Ordering::Release);
         *self.shared.last_error.lock() = Some(msg.clone());
-        let log_now = first || self.last_failure_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
-        if log_now {
-            self.last_failure_log = Some(Instant::now());
+        if self.last_failure_log.is_none_or(|(at, _)| at.elapsed() >= Duration::from_secs(10)) {
+            self.last_failure_log = Some((Instant::now(), true));
             tracing::error!(error = %msg, "log write failed; writes are refused until the disk recovers; retrying");
         }
         self.shared.notify_progress();
@@ -1462,10 +1464,13 @@ impl Writer {
     fn set_healthy(&mut self) {
         if self.failing && !self.has_pending_io() {
             self.failing = false;
-            self.last_failure_log = None;
             *self.shared.last_error.lock() = None;
             self.shared.healthy.store(true, Ordering::Release);
-            tracing::info!("log writes recovered");
+            // Once for each failure that was said.
+            if let Some((_, unanswered @ true)) = &mut self.last_failure_log {
+                *unanswered = false;
+                tracing::info!("log writes recovered");
+            }
             self.shared.notify_progress();
         }
     }
