@@ -72,6 +72,11 @@ pub struct Outcome {
     /// The reply must not be released before the log is durable up to this sequence number:
     /// it either wrote, or read something a not-yet-durable write produced.
     pub wait_seq: u64,
+    /// A report on the whole keyspace (INFO, MEMORY STATS) waits for the log to be durable
+    /// up to here too, but only while the log is healthy: a batch stuck on a failing disk may
+    /// never become durable, and such reports must go on meanwhile
+    /// ([`Journal::settled_seq`]). 0: nothing to wait for.
+    pub settle_seq: u64,
     /// Index of the command in the table.
     pub command: Option<usize>,
     /// Where its statistics go ([`crate::command::CommandTable::stat_index`]).
@@ -92,7 +97,7 @@ impl Outcome {
     /// A command refused, unknown or queued: it did not run.
     fn not_run(reply: Reply, command: Option<(usize, Option<usize>)>) -> Outcome {
         let (command, stat) = (command.map(|(index, _)| index), command.and_then(|(_, stat)| stat));
-        Outcome { reply, wait_seq: 0, command, stat, blocked: None, ran: false, held_by_claim: false }
+        Outcome { reply, wait_seq: 0, settle_seq: 0, command, stat, blocked: None, ran: false, held_by_claim: false }
     }
 }
 
@@ -303,7 +308,7 @@ impl Engine {
         if shown && script {
             self.feed_monitors(host, now, client.db, &client.origin, spec, args);
         }
-        let (reply, wait_seq, blocked) = self.run(client, spec, args, locks, now, host, journal);
+        let (reply, (wait_seq, settle_seq), blocked) = self.run(client, spec, args, locks, now, host, journal);
         if shown && !script {
             self.feed_monitors(host, now, client.db, &client.origin, spec, args);
         }
@@ -312,7 +317,7 @@ impl Engine {
         if ran {
             self.count_call(stat, &reply);
         }
-        Outcome { reply, wait_seq, command: Some(index), stat, blocked, ran, held_by_claim: false }
+        Outcome { reply, wait_seq, settle_seq, command: Some(index), stat, blocked, ran, held_by_claim: false }
     }
 
     /// Shows a command to the MONITOR clients, stamped with the wall clock's microseconds,
@@ -490,7 +495,7 @@ impl Engine {
         now: u64,
         host: &'a dyn Host,
         journal: &'a dyn Journal,
-    ) -> (Reply, u64, Option<Blocked>) {
+    ) -> (Reply, (u64, u64), Option<Blocked>) {
         let mut ctx = Ctx {
             engine: self,
             client,
@@ -522,12 +527,12 @@ impl Engine {
             ctx.remember_reads(spec, args);
         }
         let reply = if ctx.error_counted { reply } else { self.counted(reply) };
-        let wait_seq = ctx.commit();
+        let waits = ctx.commit();
         let reply = match ctx.unlogged.take() {
             Some(error) => self.counted(Reply::Error(error)),
             None => reply,
         };
-        (reply, wait_seq, ctx.blocked)
+        (reply, waits, ctx.blocked)
     }
 
     /// Offers a command's run time to the slow log and the latency monitor, as Redis's
@@ -1026,16 +1031,13 @@ fn may_ready_waiters(argv: &[Bytes]) -> bool {
 
 impl<'a> Ctx<'a> {
     /// Log the effects as one batch, hand over the messages the command made, signal
-    /// watched keys, and return the sequence number the reply waits for: the last write to
-    /// the keys the command named, or to any key of the shards it held whole (for a report
-    /// on the whole keyspace, every batch appended).
-    fn commit(&mut self) -> u64 {
+    /// watched keys, and return the sequence numbers the reply waits for
+    /// ([`Outcome::wait_seq`], [`Outcome::settle_seq`]): the last write to the keys the
+    /// command named, or to any key of the shards it held whole; and for a report on the
+    /// whole keyspace, every batch appended.
+    fn commit(&mut self) -> (u64, u64) {
         let wait = self.commit_effects();
-        if self.reports_keyspace {
-            wait.max(self.journal.settled_seq())
-        } else {
-            wait
-        }
+        (wait, if self.reports_keyspace { self.journal.settled_seq() } else { 0 })
     }
 
     /// [`Ctx::commit`] but the wait of a report on the whole keyspace.
@@ -1949,7 +1951,7 @@ mod tests {
         assert_eq!(order.first().map(String::as_str), Some("append 1"), "{order:?}");
         assert!(order.iter().filter(|e| *e == "to subscriber").count() >= 2, "{order:?}");
         assert!(order.contains(&"to tracker".to_string()), "{order:?}");
-        assert_eq!(engine.run_line(&mut writer, 1, &journal, "INFO keyspace").wait_seq, 42);
+        assert_eq!(engine.run_line(&mut writer, 1, &journal, "INFO keyspace").settle_seq, 42);
     }
 
     /// A failing effect is reported with its place and does not stop the rest of its batch

@@ -307,6 +307,7 @@ where
         read_filled: false,
         output: Output::default(),
         output_wait: 0,
+        settle_wait: 0,
         partial: Partial::default(),
         last_command: Instant::now(),
         recorded_command: None,
@@ -356,9 +357,13 @@ struct Connection<S> {
     /// Replies not yet written; large values in them are the stored ones, not copies.
     output: Output,
     /// The log position what is in `output` waits for before it leaves: its replies' (the
-    /// writes they made or read), and for pushed messages the batches appended when they
-    /// were taken (a message is handed over only once the write it tells of is appended).
+    /// writes they made or read).
     output_wait: u64,
+    /// The position pushed messages and reports on the whole keyspace in `output` wait for
+    /// while the log is healthy (`Persistence::wait_settled`): the batches appended when
+    /// they were taken or made (a message is handed over only once the write it tells of is
+    /// appended).
+    settle_wait: u64,
     partial: Partial,
     /// When the last complete command arrived: `timeout` counts from here, so a client
     /// that trickles a request in a byte at a time is as idle as one that sends nothing.
@@ -645,6 +650,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         self.take_messages();
         self.emit(&outcome, mode_before);
         self.output_wait = self.output_wait.max(outcome.wait_seq);
+        self.settle_wait = self.settle_wait.max(outcome.settle_seq);
         self.shared.engine.tracking.deliver_held(self.client.id);
         Ok(())
     }
@@ -780,6 +786,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // in Redis: a client that asks CLIENT LIST once answered sees them gone.
         self.record.buffers.set_query(self.input.len(), self.input.capacity());
         self.shared.persistence.wait_durable(self.output_wait).await;
+        self.shared.persistence.wait_settled(self.settle_wait).await;
         // `client-output-buffer-limit`: pending output over the hard limit closes the client
         // at once. Over the soft limit for the soft seconds, the housekeeping tick closes it,
         // traffic or not. The whole batch counts until its write finishes: the kernel takes
@@ -816,7 +823,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         self.shared.engine.counters.stats().net_output_bytes.fetch_add(pending, Ordering::Relaxed);
         self.output.clear(room, KEPT_OUTPUT_ROOM);
-        self.output_wait = 0;
+        (self.output_wait, self.settle_wait) = (0, 0);
         self.record.buffers.set_unwritten(0);
         self.record.buffers.set_reply_room(self.output.room());
         Ok(())
@@ -877,7 +884,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         self.record.buffers.take_messages(count, bytes);
         if count > 0 {
-            self.output_wait = self.output_wait.max(self.shared.persistence.settled_seq());
+            self.settle_wait = self.settle_wait.max(self.shared.persistence.settled_seq());
         }
         count > 0
     }

@@ -82,6 +82,10 @@ enum Launch {
 /// How long SYNC waits for the job running when it arrives before trying again.
 const SYNC_CLAIM_RETRY: Duration = Duration::from_millis(10);
 
+/// How often a message's or report's wait ([`Persistence::wait_settled`]) looks at the log's
+/// health: a disk error is noticed this long after it at most.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
+
 /// A snapshot being sent to a SYNC client: the open file (or an empty dataset's RDB) and its
 /// length. While it lives no compaction starts, so the file stays whole.
 pub struct Transfer {
@@ -454,6 +458,19 @@ impl Persistence {
     /// message about such a write may then tell of one a crash takes back).
     pub fn settled_seq(&self) -> u64 {
         self.log.get().filter(|log| log.healthy()).map_or(0, |log| log.last_seq())
+    }
+
+    /// What messages and reports on the whole keyspace wait for ([`Persistence::settled_seq`]):
+    /// the log durable up to `seq`, or no longer healthy. One taken while the log was healthy
+    /// may cover a batch the disk then refused, which may never become durable: the wait ends
+    /// when the log turns unhealthy (seen within [`SETTLE_POLL`]), not with the disk's
+    /// recovery, or never when it does not recover.
+    pub async fn wait_settled(&self, seq: u64) {
+        while seq != 0 && self.settled_seq() != 0 {
+            if tokio::time::timeout(SETTLE_POLL, self.wait_durable(seq)).await.is_ok() {
+                return;
+            }
+        }
     }
 
     pub async fn wait_durable(&self, seq: u64) {

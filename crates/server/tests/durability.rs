@@ -692,6 +692,9 @@ fn writes_are_refused_once_the_data_directory_is_deleted() {
         let mut writer = server.connect();
         writer.send(&common::encode_str(&["SET", "after", "1"]));
         let mut conn = server.connect();
+        // Sent while that SET's fsync is under way: INFO waits for the batches appended, but
+        // not past the log's failure (the SET's batch will never be durable).
+        assert!(info_text(&mut conn).contains("aof_last_write_status:"), "{policy}: INFO answered");
         let failed = wait_until(Duration::from_secs(5), || info_text(&mut conn).contains("aof_last_write_status:err"));
         assert!(failed, "{policy}: the log still reports good writes after the data directory was deleted");
         assert!(conn.cmd_text(&["SET", "later", "1"]).starts_with("MISCONF"), "{policy}");

@@ -323,6 +323,9 @@ struct Batch<'a> {
     access: Access,
     /// The log position the answer must wait for.
     wait_seq: u64,
+    /// The position its reports on the whole keyspace wait for while the log is healthy
+    /// ([`Outcome::settle_seq`]).
+    settle_seq: u64,
 }
 
 impl<'a> Batch<'a> {
@@ -333,7 +336,7 @@ impl<'a> Batch<'a> {
         access.user().clone_into(&mut client.user);
         let (wake, waker) = crate::connection::client_waker();
         client.waker = Some(waker);
-        Batch { shared, client, wake, access, wait_seq: 0 }
+        Batch { shared, client, wake, access, wait_seq: 0, settle_seq: 0 }
     }
 
     /// Run one command, as `Connection::execute` does for RESP (statistics included). A
@@ -352,6 +355,7 @@ impl<'a> Batch<'a> {
             outcome = self.wait_unblocked(&rerun, blocked.deadline, outcome).await;
         }
         self.wait_seq = self.wait_seq.max(outcome.wait_seq);
+        self.settle_seq = self.settle_seq.max(outcome.settle_seq);
         outcome.reply
     }
 
@@ -422,6 +426,7 @@ impl<'a> Batch<'a> {
     /// Wait until everything the replies depend on is durable; returns that log position.
     async fn finish(&mut self) -> u64 {
         self.shared.persistence.wait_durable(self.wait_seq).await;
+        self.shared.persistence.wait_settled(self.settle_seq).await;
         self.wait_seq
     }
 }

@@ -130,7 +130,7 @@ impl futures_core::Stream for Events {
             let Some(reply) = std::task::ready!(self.queue.poll_next(cx)) else { return Poll::Ready(None) };
             let persistence = self.guard.shared.persistence.clone();
             let seq = persistence.settled_seq();
-            self.waiting = Some((reply, Box::pin(async move { persistence.wait_durable(seq).await })));
+            self.waiting = Some((reply, Box::pin(async move { persistence.wait_settled(seq).await })));
         }
         let Some((_, durable)) = self.waiting.as_mut() else { return Poll::Pending };
         std::task::ready!(durable.as_mut().poll(cx));
