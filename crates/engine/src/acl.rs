@@ -961,6 +961,14 @@ pub type UserChange = (Option<Arc<User>>, Arc<User>);
 /// `acl-pubsub-default`'s values: a new user gets no channel, or every channel.
 pub const PUBSUB_DEFAULTS: [&str; 2] = ["resetchannels", "allchannels"];
 
+/// The users of an ACL file ([`Acl::parse_file`]).
+#[derive(Debug)]
+pub struct LoadedUsers {
+    pub users: BTreeMap<String, User>,
+    /// Whether the file has a `default` line (else `requirepass` applied to the built-in one).
+    pub defines_default: bool,
+}
+
 /// Users, and the log of refusals.
 #[derive(Debug)]
 pub struct Acl {
@@ -1054,8 +1062,10 @@ impl Acl {
 
     /// `AUTH user pass`: `Ok` when the user exists, is enabled and the password matches.
     pub fn authenticate(&self, user: &[u8], password: &[u8]) -> Result<(), String> {
-        let name = String::from_utf8_lossy(user);
-        let found = self.users.read().get(name.as_ref()).cloned();
+        // Names are UTF-8 (ACL SETUSER refuses others): a lossy lookup would let one
+        // non-UTF-8 name log in as another.
+        let name = std::str::from_utf8(user).unwrap_or_default();
+        let found = self.users.read().get(name).cloned();
         match found {
             Some(u) if u.enabled && u.password_ok(password) => Ok(()),
             _ => Err("WRONGPASS invalid username-password pair or user is disabled.".into()),
@@ -1102,7 +1112,16 @@ impl Acl {
     }
 
     /// Parse an ACL file (`user <name> <rules...>` lines) into users; errors name the lines.
-    pub fn parse_file(&self, text: &str, table: &CommandTable, path: &str) -> Result<BTreeMap<String, User>, String> {
+    /// A file without a `default` user gets the built-in one, with `requirepass` as its
+    /// password if there is one (at start and at ACL LOAD alike; Redis 7.0 drops the password
+    /// then, which left a server with `requirepass` open to anyone after an ACL LOAD).
+    pub fn parse_file(
+        &self,
+        text: &str,
+        table: &CommandTable,
+        path: &str,
+        requirepass: Option<&[u8]>,
+    ) -> Result<LoadedUsers, String> {
         let mut users = BTreeMap::new();
         let mut errors = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -1139,10 +1158,17 @@ impl Acl {
         if !errors.is_empty() {
             return Err(errors.join(" "));
         }
-        if !users.contains_key("default") {
-            users.insert("default".to_string(), User::default_user(table));
+        let defines_default = users.contains_key("default");
+        if !defines_default {
+            let mut default = User::default_user(table);
+            if let Some(password) = requirepass {
+                for rule in [&b"resetpass"[..], &[&b">"[..], password].concat()] {
+                    self.apply(&mut default, rule, table).map_err(|e| format!("requirepass: {e}"))?;
+                }
+            }
+            users.insert("default".to_string(), default);
         }
-        Ok(users)
+        Ok(LoadedUsers { users, defines_default })
     }
 
     /// Replace every user (ACL LOAD, `--aclfile` at start). Returns each user before, with
@@ -1492,13 +1518,20 @@ mod tests {
         let acl = Acl::new(&table);
         acl.set_user("alice", &[b"on", b">pw", b"~a*", b"+get", b"(~b* +set)"], &table).unwrap();
         let text = acl.file_text();
-        let parsed = acl.parse_file(&text, &table, "users.acl").unwrap();
-        assert_eq!(parsed.len(), 2);
-        assert_eq!(parsed["alice"].describe(), acl.user("alice").unwrap().describe());
-        let bad = acl.parse_file("user x on +nosuch\nnonsense\nuser y (~a* +get\n", &table, "f").unwrap_err();
+        let parsed = acl.parse_file(&text, &table, "users.acl", Some(b"ignored")).unwrap();
+        assert_eq!(parsed.users.len(), 2);
+        assert!(parsed.defines_default);
+        assert_eq!(parsed.users["alice"].describe(), acl.user("alice").unwrap().describe());
+        assert!(parsed.users["default"].nopass, "a default line in the file wins over requirepass");
+        let bad = acl.parse_file("user x on +nosuch\nnonsense\nuser y (~a* +get\n", &table, "f", None).unwrap_err();
         assert!(bad.contains("f:1:") && bad.contains("f:2:"), "{bad}");
         assert!(bad.contains("f:3: Unmatched parenthesis in acl selector starting at '(~a*'."), "{bad}");
-        assert!(acl.parse_file("user bob on\n", &table, "f").unwrap().contains_key("default"));
+        let without_default = acl.parse_file("user bob on\n", &table, "f", None).unwrap();
+        assert!(!without_default.defines_default && without_default.users["default"].nopass);
+        // `requirepass` is the password of a default user the file leaves out.
+        let with_password = acl.parse_file("user bob on\n", &table, "f", Some(b"secret")).unwrap();
+        let default = &with_password.users["default"];
+        assert!(!default.nopass && default.password_ok(b"secret") && !default.password_ok(b""));
     }
 
     #[test]

@@ -18,19 +18,15 @@ pub fn load_acl_file(path: &Path, engine: &Engine, requirepass: Option<&str>) ->
         Err(e) => return Err(format!("cannot read the ACL file {}: {e}", path.display())),
     };
     let name = path.display().to_string();
-    let users =
-        engine.acl.parse_file(&text, &engine.table, &name).map_err(|e| format!("the ACL file has errors: {e}"))?;
-    let defines_default = text.lines().any(|l| {
-        let mut words = l.split_whitespace();
-        words.next() == Some("user") && words.next() == Some("default")
-    });
-    let count = users.len();
-    engine.acl.replace_users(users);
-    if let (Some(password), false) = (requirepass, defines_default) {
-        engine.acl.set_default_password(Some(password.as_bytes()), &engine.table);
-    } else if requirepass.is_some() {
+    let loaded = engine
+        .acl
+        .parse_file(&text, &engine.table, &name, requirepass.map(str::as_bytes))
+        .map_err(|e| format!("the ACL file has errors: {e}"))?;
+    if requirepass.is_some() && loaded.defines_default {
         tracing::warn!("--requirepass ignored: the ACL file {} defines the default user", path.display());
     }
+    let count = loaded.users.len();
+    engine.acl.replace_users(loaded.users);
     tracing::info!("loaded {count} ACL users from {}", path.display());
     Ok(())
 }

@@ -861,6 +861,42 @@ fn aclfile_is_loaded_at_start_and_saved() {
     assert_eq!(cmd(&mut admin, &["ACL", "USERS"]).arr().len(), 2);
 }
 
+/// `--requirepass` is the password of a default user the ACL file leaves out, at start and
+/// at every ACL LOAD alike (Redis 7.0 drops it at a load, and the server is open to anyone).
+#[test]
+fn acl_load_keeps_requirepass_for_a_default_user_the_file_leaves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.acl");
+    std::fs::write(&path, "user reader on >rpw ~session:* +@read\n").unwrap();
+    let file = path.to_string_lossy().into_owned();
+    let server = Server::staykv_with(&["--aclfile", &file, "--requirepass", "adminpw"]);
+    assert_eq!(server.connect().cmd(&["PING"]), NOAUTH);
+    let mut admin = authed(&server, "default", "adminpw");
+    assert_eq!(admin.cmd_text(&["ACL", "LOAD"]), "OK");
+    assert_eq!(server.connect().cmd(&["PING"]), NOAUTH, "ACL LOAD opened the server");
+    assert_eq!(authed(&server, "default", "adminpw").cmd_text(&["PING"]), "PONG");
+    // A password set at run time is the one kept.
+    assert_eq!(admin.cmd_text(&["CONFIG", "SET", "requirepass", "newpw"]), "OK");
+    assert_eq!(admin.cmd_text(&["ACL", "LOAD"]), "OK");
+    assert_eq!(authed(&server, "default", "newpw").cmd_text(&["PING"]), "PONG");
+    assert_eq!(server.connect().cmd(&["PING"]), NOAUTH);
+}
+
+/// Usernames are text in StayKV: one that is not UTF-8 is refused, where a lossy conversion
+/// made `bin\xfe` and `bin\xff` the same user (and let one log in as the other).
+#[test]
+fn usernames_that_are_not_utf8_are_refused() {
+    let server = Server::staykv();
+    let mut conn = server.connect();
+    let setuser = |conn: &mut common::RawConn, name: &[u8]| {
+        conn.cmd_bytes(&[b"ACL", b"SETUSER", name, b"on", b">pw", b"+@all", b"~*"])
+    };
+    assert_eq!(setuser(&mut conn, b"bin\xff"), b"-ERR Usernames must be valid UTF-8 in StayKV\r\n");
+    assert_eq!(setuser(&mut conn, "b\u{e9}b".as_bytes()), b"+OK\r\n", "UTF-8 beyond ASCII is fine");
+    let auth = conn.cmd_bytes(&[b"AUTH", b"b\xe9b", b"pw"]);
+    assert!(auth.starts_with(b"-WRONGPASS"), "a Latin-1 spelling is another name: {auth:?}");
+}
+
 #[test]
 fn protected_mode_refuses_an_open_resp_port_on_the_network() {
     for extra in [&[][..], &["--http-token", "t"][..]] {

@@ -117,8 +117,12 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         "load" => {
             let text = ctx.host.acl_load().map_err(Reply::Error)?;
-            let users = acl.parse_file(&text, table, "ACL file").map_err(|e| Reply::Error(format!("ERR {e}")))?;
-            for (before, after) in acl.replace_users(users) {
+            // `requirepass` applies to a default user the file leaves out, as at start.
+            let requirepass = ctx.host.config_get(b"requirepass").into_iter().next().map(|(_, value)| value);
+            let requirepass = requirepass.filter(|password| !password.is_empty());
+            let loaded = acl.parse_file(&text, table, "ACL file", requirepass.as_deref().map(str::as_bytes));
+            let loaded = loaded.map_err(|e| Reply::Error(format!("ERR {e}")))?;
+            for (before, after) in acl.replace_users(loaded.users) {
                 match after {
                     Some(after) => cut_off_subscribers(ctx, &before, &after),
                     None => {
@@ -157,11 +161,13 @@ fn is_listed(acl: &Acl, user: &User) -> bool {
     acl.users().iter().any(|u| u.name == user.name)
 }
 
+/// A username ACL SETUSER may create. Unlike Redis, StayKV keeps names as text, so a name
+/// that is not UTF-8 is refused: two such names would otherwise become the same user.
 fn valid_username(name: &[u8]) -> Result<String, Reply> {
     if name.is_empty() || name.iter().any(|&c| c == b' ' || c == 0) {
         return Err(err("ERR Usernames can't contain spaces or null characters"));
     }
-    Ok(text(name))
+    String::from_utf8(name.to_vec()).map_err(|_| err("ERR Usernames must be valid UTF-8 in StayKV"))
 }
 
 /// `ACL GETUSER`'s map.
