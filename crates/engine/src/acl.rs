@@ -1111,7 +1111,8 @@ impl Acl {
         let _ = self.set_user("default", &refs, table);
     }
 
-    /// Parse an ACL file (`user <name> <rules...>` lines) into users; errors name the lines.
+    /// Parse an ACL file (`user <name> <rules...>` lines, `path` naming it in errors) into
+    /// users; errors name the lines, in Redis 7.0's words.
     /// A file without a `default` user gets the built-in one, with `requirepass` as its
     /// password if there is one (at start and at ACL LOAD alike; Redis 7.0 drops the password
     /// then, which left a server with `requirepass` open to anyone after an ACL LOAD).
@@ -1123,40 +1124,50 @@ impl Acl {
         requirepass: Option<&[u8]>,
     ) -> Result<LoadedUsers, String> {
         let mut users = BTreeMap::new();
-        let mut errors = Vec::new();
+        let mut errors = String::new();
         for (n, line) in text.lines().enumerate() {
+            let n = n + 1;
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+            if line.is_empty() {
                 continue;
             }
             let mut words = line.split(' ').filter(|w| !w.is_empty());
             let (Some("user"), Some(name)) = (words.next(), words.next()) else {
-                errors.push(format!("{path}:{}: should start with user keyword followed by the username.", n + 1));
+                errors.push_str(&format!("{path}:{n} should start with user keyword followed by the username. "));
+                continue;
+            };
+            let Ok(rules) = merge_selector_arguments(words.map(str::as_bytes)) else {
+                errors.push_str(&format!("{path}:{n}: Unmatched parenthesis in selector definition."));
                 continue;
             };
             if users.contains_key(name) {
-                errors.push(format!("{path}:{}: Duplicate user '{name}' found.", n + 1));
+                errors.push_str(&format!("WARNING: Duplicate user '{name}' found on line {n}. "));
                 continue;
             }
-            let rules = match merge_selector_arguments(words.map(str::as_bytes)) {
-                Ok(rules) => rules,
-                Err(e) => {
-                    errors.push(format!("{path}:{}: {e}", n + 1));
-                    continue;
-                }
-            };
             let mut user = self.new_user(name, table);
+            let mut syntax_error = false;
             for rule in rules {
-                if let Err(e) = self.apply(&mut user, &rule, table) {
-                    let rule = String::from_utf8_lossy(&rule);
-                    errors.push(format!("{path}:{}: Error in applying operation '{rule}': {e}.", n + 1));
-                    break;
+                match self.apply(&mut user, &rule, table) {
+                    Ok(()) => {}
+                    // As Redis: an unknown command is named (it holds no secret), every one on
+                    // the line; any other failing rule is not (it may be a password), and only
+                    // the line's first.
+                    Err(e @ rule_error::UNKNOWN) => {
+                        let rule = String::from_utf8_lossy(&rule);
+                        errors.push_str(&format!("{path}:{n}: Error in applying operation '{rule}': {e}. "));
+                    }
+                    Err(e) if !syntax_error => {
+                        errors.push_str(&format!("{path}:{n}: {e}. "));
+                        syntax_error = true;
+                    }
+                    Err(_) => {}
                 }
             }
             users.insert(name.to_string(), user);
         }
         if !errors.is_empty() {
-            return Err(errors.join(" "));
+            errors.push_str("WARNING: ACL errors detected, no change to the previously active ACL rules was performed");
+            return Err(errors);
         }
         let defines_default = users.contains_key("default");
         if !defines_default {
@@ -1524,8 +1535,11 @@ mod tests {
         assert_eq!(parsed.users["alice"].describe(), acl.user("alice").unwrap().describe());
         assert!(parsed.users["default"].nopass, "a default line in the file wins over requirepass");
         let bad = acl.parse_file("user x on +nosuch\nnonsense\nuser y (~a* +get\n", &table, "f", None).unwrap_err();
-        assert!(bad.contains("f:1:") && bad.contains("f:2:"), "{bad}");
-        assert!(bad.contains("f:3: Unmatched parenthesis in acl selector starting at '(~a*'."), "{bad}");
+        assert!(bad.contains("f:1: Error in applying operation '+nosuch'") && bad.contains("f:2 should"), "{bad}");
+        assert!(bad.contains("f:3: Unmatched parenthesis in selector definition.WARNING: ACL errors"), "{bad}");
+        // A failing rule other than an unknown command is not quoted: it may be a password.
+        let bad = acl.parse_file("user x on #secret\n", &table, "f", None).unwrap_err();
+        assert!(!bad.contains("secret") && bad.starts_with("f:1: The password hash must be"), "{bad}");
         let without_default = acl.parse_file("user bob on\n", &table, "f", None).unwrap();
         assert!(!without_default.defines_default && without_default.users["default"].nopass);
         // `requirepass` is the password of a default user the file leaves out.

@@ -61,8 +61,8 @@ pub trait Host: Sync {
     fn free_in_background(&self, garbage: crate::lazyfree::Garbage) {
         drop(garbage);
     }
-    /// `ACL LOAD`: the text of the ACL file (`--aclfile`).
-    fn acl_load(&self) -> Result<String, String> {
+    /// `ACL LOAD`: the path of the ACL file (`--aclfile`), and its text.
+    fn acl_load(&self) -> Result<(String, String), String> {
         Err(NO_ACL_FILE.into())
     }
     /// `ACL SAVE`: replace the ACL file with `text`.

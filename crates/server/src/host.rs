@@ -841,10 +841,11 @@ impl Host for ServerHost {
         }
     }
 
-    fn acl_load(&self) -> Result<String, String> {
+    fn acl_load(&self) -> Result<(String, String), String> {
         let path = self.config.aclfile.as_ref().ok_or_else(|| staykv_engine::host::NO_ACL_FILE.to_string())?;
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("ERR Error loading ACLs, opening file '{}': {e}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("ERR Error loading ACLs, opening file '{}': {e}", path.display()))?;
+        Ok((path.display().to_string(), text))
     }
 
     fn acl_save(&self, text: &str) -> Result<(), String> {

@@ -882,6 +882,27 @@ fn acl_load_keeps_requirepass_for_a_default_user_the_file_leaves_out() {
     assert_eq!(server.connect().cmd(&["PING"]), NOAUTH);
 }
 
+/// ACL LOAD's errors, word for word as Redis 7.0 gives them, for the same file: the path,
+/// the unknown commands named (every one on a line), other failing rules not (they may be
+/// passwords), duplicates, and the closing warning.
+#[test]
+fn acl_load_errors_read_as_redis_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.acl");
+    std::fs::write(&path, "user default on nopass ~* &* +@all\nuser x on ~* +get\n").unwrap();
+    let file = path.to_string_lossy().into_owned();
+    let Some(redis) = Server::redis_with(&["--aclfile", &file]) else { return };
+    let staykv = Server::staykv_with(&["--aclfile", &file]);
+    let load = |server: &Server| server.connect().cmd_text(&["ACL", "LOAD"]);
+    let bad = "user default on nopass ~* &* +@all\n# a comment\nfoo bar\nuser x on +nosuch +alsonot\nuser x on\n\
+               user z on >p bogus #short\n";
+    std::fs::write(&path, bad).unwrap();
+    let expected = load(&redis);
+    assert!(expected.contains(":6: Syntax error. WARNING: ACL errors detected"), "{expected}");
+    assert_eq!(load(&staykv), expected);
+    assert_eq!(staykv.connect().cmd_text(&["ACL", "USERS"]), redis.connect().cmd_text(&["ACL", "USERS"]));
+}
+
 /// Usernames are text in StayKV: one that is not UTF-8 is refused, where a lossy conversion
 /// made `bin\xfe` and `bin\xff` the same user (and let one log in as the other).
 #[test]

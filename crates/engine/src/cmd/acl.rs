@@ -116,11 +116,11 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Ok)
         }
         "load" => {
-            let text = ctx.host.acl_load().map_err(Reply::Error)?;
+            let (path, text) = ctx.host.acl_load().map_err(Reply::Error)?;
             // `requirepass` applies to a default user the file leaves out, as at start.
             let requirepass = ctx.host.config_get(b"requirepass").into_iter().next().map(|(_, value)| value);
             let requirepass = requirepass.filter(|password| !password.is_empty());
-            let loaded = acl.parse_file(&text, table, "ACL file", requirepass.as_deref().map(str::as_bytes));
+            let loaded = acl.parse_file(&text, table, &path, requirepass.as_deref().map(str::as_bytes));
             let loaded = loaded.map_err(|e| Reply::Error(format!("ERR {e}")))?;
             for (before, after) in acl.replace_users(loaded.users) {
                 match after {
