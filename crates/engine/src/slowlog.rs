@@ -169,8 +169,10 @@ fn secret_positions(args: &[Bytes]) -> Box<dyn Fn(usize) -> bool> {
         return Box::new(move |i| user == Some(i) || password == Some(i));
     }
     if is(0, "config") && is(1, "set") {
-        // CONFIG SET name value [name value ...]: the values of sensitive settings.
-        let secret: Vec<usize> = (2..args.len()).step_by(2).filter(|&i| is(i, "requirepass")).map(|i| i + 1).collect();
+        // CONFIG SET name value [name value ...]: the values of Redis's SENSITIVE_CONFIG
+        // settings, masterauth too: StayKV refuses it, but a refused command is logged.
+        let sensitive = |i: usize| is(i, "requirepass") || is(i, "masterauth");
+        let secret: Vec<usize> = (2..args.len()).step_by(2).filter(|&i| sensitive(i)).map(|i| i + 1).collect();
         return Box::new(move |i| secret.contains(&i));
     }
     Box::new(|_| false)
@@ -241,6 +243,7 @@ mod tests {
                 &["config", "set", "timeout", "5", "requirepass", "pw"],
                 &["config", "set", "timeout", "5", "requirepass", "(redacted)"],
             ),
+            (&["CONFIG", "SET", "masterauth", "pw"], &["CONFIG", "SET", "masterauth", "(redacted)"]),
             (&["set", "auth", "pw"], &["set", "auth", "pw"]),
             (
                 &["migrate", "h", "1", "", "0", "9", "COPY", "AUTH", "pw", "KEYS", "auth", "k"],
