@@ -80,6 +80,23 @@ pub struct ClientView {
 }
 
 impl ClientRecord {
+    fn new(addr: SocketAddr, laddr: SocketAddr, fd: i32, view: ClientView) -> ClientRecord {
+        ClientRecord {
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            state: Mutex::new(view),
+            killed: AtomicBool::new(false),
+            attention: Notify::new(),
+            transfer: Mutex::new(None),
+            buffers: ClientBuffers::default(),
+            subscribed: AtomicBool::new(false),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            evicted_holding: AtomicU64::new(0),
+        }
+    }
+
     /// Ask the connection to close (CLIENT KILL, a buffer limit, `maxmemory-clients`): it
     /// sees the flag at its next wait, woken here. Returns whether this call closed it
     /// rather than finding it closing already.
@@ -197,6 +214,21 @@ impl EventStream {
     }
 }
 
+/// An HTTP request's place in CLIENT LIST while it waits ([`ServerHost::http_wait`]).
+#[derive(Debug)]
+pub struct HttpWait<'a> {
+    host: &'a ServerHost,
+    id: u64,
+    /// Closed by CLIENT KILL: the request then ends with an error.
+    pub record: Arc<ClientRecord>,
+}
+
+impl Drop for HttpWait<'_> {
+    fn drop(&mut self) {
+        self.host.http_waits.lock().remove(&self.id);
+    }
+}
+
 /// Runtime-tunable settings (CONFIG SET).
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -213,6 +245,8 @@ pub struct ServerHost {
     pub clients: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
     /// The HTTP event streams, by their engine clients' ids.
     pub event_streams: Mutex<BTreeMap<u64, EventStream>>,
+    /// The HTTP requests waiting in a blocking command ([`ServerHost::http_wait`]).
+    http_waits: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
     pub next_client_id: AtomicU64,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
@@ -324,6 +358,7 @@ impl ServerHost {
             runtime: RwLock::new(runtime),
             clients: Mutex::new(BTreeMap::new()),
             event_streams: Mutex::new(BTreeMap::new()),
+            http_waits: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
@@ -374,22 +409,36 @@ impl ServerHost {
             return None;
         }
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let record = Arc::new(ClientRecord {
-            addr,
-            laddr,
-            fd,
-            created: Instant::now(),
-            state: Mutex::new(ClientView { resp: 2, user: "default".into(), ..ClientView::default() }),
-            killed: AtomicBool::new(false),
-            attention: Notify::new(),
-            transfer: Mutex::new(None),
-            buffers: ClientBuffers::default(),
-            subscribed: AtomicBool::new(false),
-            watch_dirty: Arc::new(AtomicBool::new(false)),
-            evicted_holding: AtomicU64::new(0),
-        });
+        let view = ClientView { resp: 2, user: "default".into(), ..ClientView::default() };
+        let record = Arc::new(ClientRecord::new(addr, laddr, fd, view));
         clients.insert(id, record.clone());
         Some((id, record))
+    }
+
+    /// Lists an HTTP request while it waits in a blocking command, under its engine client's
+    /// id, until the returned guard is dropped: CLIENT LIST shows it (`fd=-1`, as Redis shows
+    /// a client without a socket), so that CLIENT UNBLOCK and CLIENT KILL can name it. It
+    /// does not count as a connection (`maxclients`, `connected_clients`): HTTP connections
+    /// are counted apart.
+    pub fn http_wait(&self, client: &Client, addr: SocketAddr, laddr: SocketAddr) -> HttpWait<'_> {
+        let view = ClientView {
+            resp: 2,
+            user: client.user.clone(),
+            db: client.db,
+            last_command: client.command,
+            last_interaction: Some(Instant::now()),
+            ..ClientView::default()
+        };
+        let record = Arc::new(ClientRecord::new(addr, laddr, -1, view));
+        self.http_waits.lock().insert(client.id, record.clone());
+        HttpWait { host: self, id: client.id, record }
+    }
+
+    /// The RESP connections and the waiting HTTP requests, by id.
+    fn every_client(&self) -> BTreeMap<u64, Arc<ClientRecord>> {
+        let mut all = self.clients.lock().clone();
+        all.extend(self.http_waits.lock().iter().map(|(id, record)| (*id, record.clone())));
+        all
     }
 
     pub fn unregister(&self, id: u64) {
@@ -854,7 +903,7 @@ impl Host for ServerHost {
     }
 
     fn client_list(&self, me: &Client, filter: &ClientFilter) -> String {
-        let clients = self.clients.lock().clone();
+        let clients = self.every_client();
         let mut out = String::new();
         let engine = self.notifier.get().map(|e| &**e);
         for (id, record) in clients.iter().filter(|(id, record)| Self::matches(filter, **id, record)) {
@@ -864,7 +913,7 @@ impl Host for ServerHost {
     }
 
     fn client_kill(&self, filter: &ClientFilter) -> usize {
-        let clients = self.clients.lock().clone();
+        let clients = self.every_client();
         let mut killed = 0;
         for (_, record) in clients.iter().filter(|(id, record)| Self::matches(filter, **id, record)) {
             record.close();

@@ -157,10 +157,11 @@ async fn cmd(server: &Http, command: Value) -> Answer {
     post(server, "/", command.to_string(), Some(TOKEN)).await
 }
 
-/// Sends one raw RESP command on `stream` and returns the reply (one read: short replies).
+/// Sends one raw RESP command on `stream` and returns the reply (one read: replies of a
+/// few KiB at most).
 fn resp_call(stream: &mut TcpStream, command: &[u8]) -> Vec<u8> {
     stream.write_all(command).unwrap();
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 16 << 10];
     let n = stream.read(&mut buf).unwrap();
     buf[..n].to_vec()
 }
@@ -507,6 +508,44 @@ async fn blocking_commands_hold_the_request_until_served() {
     assert_eq!(in_exec.json(), json!([{"result": null}]));
     assert!(started.elapsed() < Duration::from_secs(5));
     until_blocked(&server, 0).await;
+}
+
+/// A request waiting in a blocking command is in CLIENT LIST (`fd=-1`, flag `b`, its
+/// command, its user), so that CLIENT UNBLOCK and CLIENT KILL can name it; it leaves the
+/// list when its wait ends.
+#[tokio::test]
+async fn a_blocked_request_is_listed_and_can_be_unblocked_or_killed() {
+    let server = Http::start();
+    let mut resp = TcpStream::connect((Ipv4Addr::LOCALHOST, server.resp_port)).unwrap();
+    let waiting_id = |resp: &mut TcpStream| {
+        let list = resp_call(resp, b"*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n");
+        let list = String::from_utf8_lossy(&list).into_owned();
+        let line = list.lines().find(|line| line.contains("cmd=blpop")).map(str::to_string);
+        line.map(|line| {
+            assert!(
+                line.contains(" fd=-1 ") && line.contains(" flags=b ") && line.contains(" user=default "),
+                "{line}"
+            );
+            line.split(' ').next().and_then(|id| id.strip_prefix("id=")).unwrap_or_default().to_string()
+        })
+    };
+    for (how, reply) in [
+        ("UNBLOCK", json!({"result": null})),
+        ("KILL", json!({"error": "ERR the request's wait was ended by CLIENT KILL"})),
+    ] {
+        let popped = tokio::spawn(post_json(server.url("/"), json!(["BLPOP", "q", "0"])));
+        until_blocked(&server, 1).await;
+        let id = waiting_id(&mut resp).expect("the waiting request is not in CLIENT LIST");
+        let command = match how {
+            "UNBLOCK" => format!("*3\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n${}\r\n{id}\r\n", id.len()),
+            _ => format!("*4\r\n$6\r\nCLIENT\r\n$4\r\nKILL\r\n$2\r\nID\r\n${}\r\n{id}\r\n", id.len()),
+        };
+        assert_eq!(resp_call(&mut resp, command.as_bytes()), b":1\r\n", "CLIENT {how}");
+        let (status, body) = popped.await.unwrap();
+        assert_eq!(body, reply, "CLIENT {how}: {status}");
+        until_blocked(&server, 0).await;
+        assert_eq!(waiting_id(&mut resp), None, "still listed after CLIENT {how}");
+    }
 }
 
 /// A client that gives up on a blocked request takes its wait with it: the next push is

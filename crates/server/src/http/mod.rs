@@ -67,6 +67,8 @@ struct Inner {
     /// Browser origins allowed (`--http-cors-origin`); `None`: no CORS headers at all.
     cors: Option<tower_http::cors::CorsLayer>,
     large_requests: turns::LargeRequests,
+    /// The address the API listens on (`laddr=` of a request in CLIENT LIST).
+    local: SocketAddr,
 }
 
 impl Inner {
@@ -92,9 +94,10 @@ impl Inner {
 }
 
 impl HttpState {
-    pub fn new(shared: Shared, config: &Config) -> HttpState {
+    pub fn new(shared: Shared, config: &Config, local: SocketAddr) -> HttpState {
         HttpState(Arc::new(Inner {
             shared,
+            local,
             tokens: Tokens { full: config.http_token.clone(), readonly: config.http_readonly_token.clone() },
             max_body: config.http_max_body,
             sync_seq: AtomicU64::new(0),
@@ -252,7 +255,7 @@ pub async fn start(config: &Config, shared: Shared, tls: Option<tokio_rustls::Tl
     let addr = SocketAddr::new(config.bind, config.http_port);
     let listener = crate::server::listen(addr).map_err(|e| format!("cannot listen on {addr} (HTTP): {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = HttpState::new(shared, config);
+    let state = HttpState::new(shared, config, local);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let default_open = !state.0.shared.engine.acl.auth_required();
     tracing::info!("HTTP API listening on {scheme}://{local} ({})", state.0.tokens.describe(default_open));

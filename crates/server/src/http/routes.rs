@@ -179,7 +179,7 @@ async fn serve(
         inner.shared.wait_to_run(args, None).await;
     }
 
-    let mut batch = Batch::new(&inner.shared, access);
+    let mut batch = Batch::new(&inner.shared, access, (peer, inner.local));
     let mut out = Vec::with_capacity(64);
     let first = commands.iter().next().unwrap_or_default();
     let status = match endpoint {
@@ -326,17 +326,19 @@ struct Batch<'a> {
     /// The position its reports on the whole keyspace wait for while the log is healthy
     /// ([`Outcome::settle_seq`]).
     settle_seq: u64,
+    /// The client's address and the API's, for CLIENT LIST while a command waits.
+    addrs: (SocketAddr, SocketAddr),
 }
 
 impl<'a> Batch<'a> {
-    fn new(shared: &'a Shared, access: Access) -> Batch<'a> {
+    fn new(shared: &'a Shared, access: Access, addrs: (SocketAddr, SocketAddr)) -> Batch<'a> {
         let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
         let mut client = Client::new(id, true);
         client.origin = "http".into();
         access.user().clone_into(&mut client.user);
         let (wake, waker) = crate::connection::client_waker();
         client.waker = Some(waker);
-        Batch { shared, client, wake, access, wait_seq: 0, settle_seq: 0 }
+        Batch { shared, client, wake, access, wait_seq: 0, settle_seq: 0, addrs }
     }
 
     /// Run one command, as `Connection::execute` does for RESP (statistics included). A
@@ -374,11 +376,20 @@ impl<'a> Batch<'a> {
     /// or until its deadline (then answer `timed_out`, its timeout reply).
     async fn wait_unblocked(&mut self, args: &[Bytes], deadline: Option<u64>, mut timed_out: Outcome) -> Outcome {
         let mut by_client_unblock = false;
+        let shared = self.shared;
+        let listed = shared.host.http_wait(&self.client, self.addrs.0, self.addrs.1);
         let outcome = loop {
             // One millisecond more: the deadline is counted from a truncated clock.
             let sleep = deadline
                 .map_or(Duration::MAX, |at| Duration::from_millis(at.saturating_sub(crate::clock::now_ms()) + 1));
             tokio::select! {
+                () = listed.record.attention.notified() => {
+                    // CLIENT KILL: a RESP connection would close; the request ends instead.
+                    if listed.record.killed.load(Ordering::Acquire) {
+                        timed_out.reply = Reply::error("ERR the request's wait was ended by CLIENT KILL");
+                        break timed_out;
+                    }
+                }
                 () = self.wake.notified() => {
                     if self.shared.unblocked(self.client.id, &mut timed_out) {
                         by_client_unblock = true;
@@ -393,6 +404,7 @@ impl<'a> Batch<'a> {
                 () = tokio::time::sleep(sleep) => break timed_out,
             }
         };
+        drop(listed);
         self.shared.end_wait(self.client.id, &outcome, by_client_unblock);
         outcome
     }
