@@ -1043,6 +1043,12 @@ impl Acl {
         self.version.load(Ordering::Acquire)
     }
 
+    /// The user a client names, if any: names are UTF-8 (ACL SETUSER refuses others), and a
+    /// lossy conversion would make `bin\xff` name the user `bin\u{FFFD}`.
+    pub fn user_named(&self, name: &[u8]) -> Option<Arc<User>> {
+        std::str::from_utf8(name).ok().and_then(|name| self.user(name))
+    }
+
     /// The user called `name`, if any.
     pub fn user(&self, name: &str) -> Option<Arc<User>> {
         let found = self.users.read().get(name).cloned();
@@ -1128,7 +1134,9 @@ impl Acl {
         for (n, line) in text.lines().enumerate() {
             let n = n + 1;
             let line = line.trim();
-            if line.is_empty() {
+            // Comment lines are StayKV's own (Redis refuses them): a hand-kept file may say
+            // why a user exists. ACL SAVE does not keep them.
+            if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let mut words = line.split(' ').filter(|w| !w.is_empty());
@@ -1136,15 +1144,18 @@ impl Acl {
                 errors.push_str(&format!("{path}:{n} should start with user keyword followed by the username. "));
                 continue;
             };
-            let Ok(rules) = merge_selector_arguments(words.map(str::as_bytes)) else {
-                errors.push_str(&format!("{path}:{n}: Unmatched parenthesis in selector definition."));
-                continue;
-            };
+            // In Redis's order: the user is made (or found a duplicate) before its rules are
+            // read, so a later line of the same name is a duplicate whatever this one holds.
             if users.contains_key(name) {
                 errors.push_str(&format!("WARNING: Duplicate user '{name}' found on line {n}. "));
                 continue;
             }
             let mut user = self.new_user(name, table);
+            let Ok(rules) = merge_selector_arguments(words.map(str::as_bytes)) else {
+                errors.push_str(&format!("{path}:{n}: Unmatched parenthesis in selector definition."));
+                users.insert(name.to_string(), user);
+                continue;
+            };
             let mut syntax_error = false;
             for rule in rules {
                 match self.apply(&mut user, &rule, table) {
@@ -1537,6 +1548,12 @@ mod tests {
         let bad = acl.parse_file("user x on +nosuch\nnonsense\nuser y (~a* +get\n", &table, "f", None).unwrap_err();
         assert!(bad.contains("f:1: Error in applying operation '+nosuch'") && bad.contains("f:2 should"), "{bad}");
         assert!(bad.contains("f:3: Unmatched parenthesis in selector definition.WARNING: ACL errors"), "{bad}");
+        // A line whose selector is not closed still makes its user: a later line of the name
+        // is a duplicate (Redis's order). Comment lines are skipped.
+        let bad = acl.parse_file("# users\nuser y (~a* +get\nuser y on\n", &table, "f", None).unwrap_err();
+        let expected =
+            "f:2: Unmatched parenthesis in selector definition.WARNING: Duplicate user 'y' found on line 3. ";
+        assert!(bad.starts_with(expected), "{bad}");
         // A failing rule other than an unknown command is not quoted: it may be a password.
         let bad = acl.parse_file("user x on #secret\n", &table, "f", None).unwrap_err();
         assert!(!bad.contains("secret") && bad.starts_with("f:1: The password hash must be"), "{bad}");

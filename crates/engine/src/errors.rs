@@ -64,7 +64,7 @@ pub fn quoting(before: &str, arg: &[u8], after: &str) -> Reply {
 }
 
 /// [`quoting`] at most `max` bytes of `arg` (`%.128s`).
-fn quoting_at_most(max: usize, before: &str, arg: &[u8], after: &str) -> Reply {
+pub fn quoting_at_most(max: usize, before: &str, arg: &[u8], after: &str) -> Reply {
     let mut text = before.as_bytes().to_vec();
     text.extend_from_slice(c_string(arg, max));
     text.extend_from_slice(after.as_bytes());

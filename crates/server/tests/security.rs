@@ -894,11 +894,11 @@ fn acl_load_errors_read_as_redis_s() {
     let Some(redis) = Server::redis_with(&["--aclfile", &file]) else { return };
     let staykv = Server::staykv_with(&["--aclfile", &file]);
     let load = |server: &Server| server.connect().cmd_text(&["ACL", "LOAD"]);
-    let bad = "user default on nopass ~* &* +@all\n# a comment\nfoo bar\nuser x on +nosuch +alsonot\nuser x on\n\
+    let bad = "user default on nopass ~* &* +@all\nfoo bar\nuser x on +nosuch +alsonot\nuser x on\n\
                user z on >p bogus #short\n";
     std::fs::write(&path, bad).unwrap();
     let expected = load(&redis);
-    assert!(expected.contains(":6: Syntax error. WARNING: ACL errors detected"), "{expected}");
+    assert!(expected.contains(":5: Syntax error. WARNING: ACL errors detected"), "{expected}");
     assert_eq!(load(&staykv), expected);
     assert_eq!(staykv.connect().cmd_text(&["ACL", "USERS"]), redis.connect().cmd_text(&["ACL", "USERS"]));
 }
@@ -916,6 +916,13 @@ fn usernames_that_are_not_utf8_are_refused() {
     assert_eq!(setuser(&mut conn, "b\u{e9}b".as_bytes()), b"+OK\r\n", "UTF-8 beyond ASCII is fine");
     let auth = conn.cmd_bytes(&[b"AUTH", b"b\xe9b", b"pw"]);
     assert!(auth.starts_with(b"-WRONGPASS"), "a Latin-1 spelling is another name: {auth:?}");
+    // A name that is not UTF-8 names no user, not the one its lossy spelling would.
+    assert_eq!(setuser(&mut conn, "bin\u{fffd}".as_bytes()), b"+OK\r\n");
+    assert_eq!(conn.cmd_bytes(&[b"ACL", b"GETUSER", b"bin\xff"]), b"$-1\r\n");
+    assert_eq!(conn.cmd_bytes(&[b"ACL", b"DELUSER", b"bin\xff"]), b":0\r\n");
+    assert_eq!(conn.cmd_bytes(&[b"ACL", b"DRYRUN", b"bin\xff", b"GET", b"k"]), b"-ERR User 'bin\xff' not found\r\n");
+    assert_eq!(conn.cmd_bytes(&[b"CLIENT", b"KILL", b"USER", b"bin\xff"]), b"-ERR No such user 'bin\xff'\r\n");
+    assert_eq!(conn.cmd_bytes(&[b"ACL", b"DELUSER", "bin\u{fffd}".as_bytes()]), b":1\r\n");
 }
 
 #[test]

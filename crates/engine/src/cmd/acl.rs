@@ -91,10 +91,12 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Ok)
         }
         "getuser" => {
-            Ok(acl.user(&text(arg(args, 2)?)).filter(|u| is_listed(acl, u)).map_or(Reply::Nil, |u| describe(&u)))
+            Ok(acl.user_named(arg(args, 2)?).filter(|u| is_listed(acl, u)).map_or(Reply::Nil, |u| describe(&u)))
         }
         "deluser" => {
-            let names: Vec<String> = args.iter().skip(2).map(|a| text(a)).collect();
+            // A name that is not UTF-8 names no user (see `Acl::user_named`).
+            let names: Vec<String> =
+                args.iter().skip(2).filter_map(|a| std::str::from_utf8(a).ok().map(String::from)).collect();
             if names.iter().any(|n| n == "default") {
                 return Err(err("ERR The 'default' user cannot be removed"));
             }
@@ -199,7 +201,7 @@ fn cat(ctx: &mut Ctx, category: Option<&Bytes>) -> CmdResult {
     };
     let name = text(category).to_ascii_lowercase();
     if !acl::CATEGORIES.contains(&name.as_str()) {
-        return Err(errors::quoting("ERR Unknown category '", category, "'"));
+        return Err(errors::quoting_at_most(128, "ERR Unknown category '", category, "'"));
     }
     // Commands and subcommands, as COMMAND LIST FILTERBY ACLCAT lists them.
     let listed = ctx.engine.table.all().iter().flat_map(|spec| spec.listed());
@@ -255,8 +257,8 @@ fn genpass(bits: Option<&Bytes>) -> CmdResult {
 }
 
 fn dryrun(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let name = text(arg(args, 2)?);
-    let user = ctx.engine.acl.user(&name).ok_or_else(|| Reply::Error(format!("ERR User '{name}' not found")))?;
+    let name = arg(args, 2)?;
+    let user = ctx.engine.acl.user_named(name).ok_or_else(|| errors::quoting("ERR User '", name, "' not found"))?;
     let command = args.get(3..).unwrap_or_default();
     let not_found = || errors::quoting("ERR Command '", command.first().map_or(&[][..], |c| c), "' not found");
     let Some((index, spec)) = command.first().and_then(|c| ctx.engine.table.lookup(c)) else {

@@ -425,7 +425,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             o if is(o, "addr") => filter.addr = Some(text(value)),
             o if is(o, "laddr") => filter.laddr = Some(text(value)),
             o if is(o, "user") => {
-                if ctx.engine.acl.user(&text(value)).is_none() {
+                if ctx.engine.acl.user_named(value).is_none() {
                     return Err(errors::quoting("ERR No such user '", value, "'"));
                 }
                 filter.user = Some(text(value));
