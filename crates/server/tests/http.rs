@@ -529,11 +529,11 @@ async fn a_blocked_request_is_listed_and_can_be_unblocked_or_killed() {
             line.split(' ').next().and_then(|id| id.strip_prefix("id=")).unwrap_or_default().to_string()
         })
     };
-    for (how, reply) in [
-        ("UNBLOCK", json!({"result": null})),
-        ("KILL", json!({"error": "ERR the request's wait was ended by CLIENT KILL"})),
-    ] {
-        let popped = tokio::spawn(post_json(server.url("/"), json!(["BLPOP", "q", "0"])));
+    let killed = json!({"error": "ERR the request was ended by CLIENT KILL"});
+    for (how, reply) in [("UNBLOCK", json!([{"result": null}, {"result": "OK"}])), ("KILL", json!([killed, killed]))] {
+        // The commands after the blocked one run after an UNBLOCK, not after a KILL.
+        let pipeline = json!([["BLPOP", "q", "0"], ["SET", "after", how]]);
+        let popped = tokio::spawn(post_json(server.url("/pipeline"), pipeline));
         until_blocked(&server, 1).await;
         let id = waiting_id(&mut resp).expect("the waiting request is not in CLIENT LIST");
         let command = match how {
@@ -546,6 +546,7 @@ async fn a_blocked_request_is_listed_and_can_be_unblocked_or_killed() {
         until_blocked(&server, 0).await;
         assert_eq!(waiting_id(&mut resp), None, "still listed after CLIENT {how}");
     }
+    assert_eq!(cmd(&server, json!(["GET", "after"])).await.json(), json!({"result": "UNBLOCK"}));
 }
 
 /// A client that gives up on a blocked request takes its wait with it: the next push is

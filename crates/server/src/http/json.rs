@@ -108,8 +108,14 @@ fn double_text(d: f64) -> String {
         };
         return text.to_string();
     }
-    // `{:e}` gives the shortest digits that read back as `d`: `1.5e-7`.
-    let exp_form = format!("{:e}", d.abs());
+    // `{:e}` gives the fewest digits that read back as `d` (`1.5e-7`). Of two such spellings
+    // equally near `d`, it may take the odd one where JavaScript takes the even
+    // (917707694322589.25: `…589.3` against `…589.2`); `{:.Ne}` rounds `d` itself to that
+    // many digits, ties to even, which is JavaScript's pick.
+    let shortest = format!("{:e}", d.abs());
+    let digit_count = shortest.split('e').next().unwrap_or_default().bytes().filter(u8::is_ascii_digit).count();
+    let nearest = format!("{:.*e}", digit_count.saturating_sub(1), d.abs());
+    let exp_form = if nearest.parse::<f64>().ok() == Some(d.abs()) { nearest } else { shortest };
     let (mantissa, exponent) = exp_form.split_once('e').unwrap_or((&exp_form, "0"));
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let exponent: i32 = exponent.parse().unwrap_or(0);
@@ -258,6 +264,7 @@ mod tests {
             (f64::MAX, "1.7976931348623157e+308"),
             (5e-324, "5e-324"),
             (1.0 / 3.0, "0.3333333333333333"),
+            (917_707_694_322_589.0 + 0.25, "917707694322589.2"),
             (f64::INFINITY, "inf"),
             (f64::NEG_INFINITY, "-inf"),
             (0.0, "0"),

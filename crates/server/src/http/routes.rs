@@ -27,6 +27,10 @@ pub(super) const SYNC_TOKEN: HeaderName = HeaderName::from_static("upstash-sync-
 /// Asks for base64 replies.
 const UPSTASH_ENCODING: HeaderName = HeaderName::from_static("upstash-encoding");
 
+/// What a request's blocked command, and every command after it, answers once CLIENT KILL
+/// named the request: a RESP connection would close.
+const KILLED: &str = "ERR the request was ended by CLIENT KILL";
+
 /// The longest a request waits for the log to reach the sync token it carries.
 const SYNC_WAIT: Duration = Duration::from_secs(2);
 
@@ -328,6 +332,8 @@ struct Batch<'a> {
     settle_seq: u64,
     /// The client's address and the API's, for CLIENT LIST while a command waits.
     addrs: (SocketAddr, SocketAddr),
+    /// CLIENT KILL ended a wait: the request's later commands do not run.
+    killed: bool,
 }
 
 impl<'a> Batch<'a> {
@@ -338,7 +344,7 @@ impl<'a> Batch<'a> {
         access.user().clone_into(&mut client.user);
         let (wake, waker) = crate::connection::client_waker();
         client.waker = Some(waker);
-        Batch { shared, client, wake, access, wait_seq: 0, settle_seq: 0, addrs }
+        Batch { shared, client, wake, access, wait_seq: 0, settle_seq: 0, addrs, killed: false }
     }
 
     /// Run one command, as `Connection::execute` does for RESP (statistics included). A
@@ -346,6 +352,9 @@ impl<'a> Batch<'a> {
     /// timeout passes or CLIENT UNBLOCK ends its wait, as Upstash's blocking commands do. A
     /// client that goes away meanwhile drops the request, and its wait with it (`Drop`).
     async fn run(&mut self, args: &[Bytes]) -> Reply {
+        if self.killed {
+            return Reply::error(KILLED);
+        }
         if let Some(text) = self.refusal(args) {
             // A refused command dooms an open transaction, as in Redis.
             self.client.multi_failed |= self.client.multi.is_some();
@@ -384,9 +393,9 @@ impl<'a> Batch<'a> {
                 .map_or(Duration::MAX, |at| Duration::from_millis(at.saturating_sub(crate::clock::now_ms()) + 1));
             tokio::select! {
                 () = listed.record.attention.notified() => {
-                    // CLIENT KILL: a RESP connection would close; the request ends instead.
                     if listed.record.killed.load(Ordering::Acquire) {
-                        timed_out.reply = Reply::error("ERR the request's wait was ended by CLIENT KILL");
+                        self.killed = true;
+                        timed_out.reply = Reply::error(KILLED);
                         break timed_out;
                     }
                 }
