@@ -645,6 +645,8 @@ const EVAL_CASES: &[&[&str]] = &[
     &["eval", "return redis.debug('x')", "0"],
     &["eval", "return redis.acl_check_cmd('set','a','b')", "0"],
     &["eval", "return redis.acl_check_cmd('nosuch')", "0"],
+    &["eval", "return redis.acl_check_cmd('config','nosuch')", "0"],
+    &["eval", "return redis.acl_check_cmd('config','get')", "0"],
     &["eval", "return math.random(100)", "0"],
     &["eval", "return {math.random(100), math.random(100), math.random()*1000000}", "0"],
     &["eval", "math.randomseed(7) return {math.random(100), math.random(100), math.random()*1000000}", "0"],

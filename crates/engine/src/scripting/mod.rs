@@ -967,7 +967,10 @@ fn acl_check(lua: &Lua, ctx: &Ctx, argv: entry::Argv) -> mlua::Result<(Value, bo
         Err(text) => return Ok((Value::Table(convert::plain_error_table(lua, text)?), true)),
     };
     let engine = ctx.engine;
-    let Some((index, spec)) = argv.first().and_then(|name| engine.table.lookup(name)) else {
+    // Found as Redis's `lookupCommand` finds it: a container's subcommand must exist too
+    // (its arity is not looked at).
+    let found = argv.first().and_then(|name| engine.table.lookup(name));
+    let Some((index, spec)) = found.filter(|(_, spec)| !matches!(spec.subcommand(&argv), Subcommand::Unknown)) else {
         let error = convert::plain_error_table(lua, "Invalid command passed to redis.acl_check_cmd()")?;
         return Ok((Value::Table(error), true));
     };
