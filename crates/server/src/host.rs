@@ -214,18 +214,18 @@ impl EventStream {
     }
 }
 
-/// An HTTP request's place in CLIENT LIST while it runs ([`ServerHost::list_http_request`]).
+/// An HTTP request's place in CLIENT LIST while it waits ([`ServerHost::http_wait`]).
 #[derive(Debug)]
-pub struct HttpRequestListing<'a> {
+pub struct HttpWait<'a> {
     host: &'a ServerHost,
     id: u64,
-    /// What CLIENT LIST shows of the request; closed by CLIENT KILL, which ends the request.
+    /// Closed by CLIENT KILL: the request then ends with an error.
     pub record: Arc<ClientRecord>,
 }
 
-impl Drop for HttpRequestListing<'_> {
+impl Drop for HttpWait<'_> {
     fn drop(&mut self) {
-        self.host.http_requests.lock().remove(&self.id);
+        self.host.http_waits.lock().remove(&self.id);
     }
 }
 
@@ -245,8 +245,8 @@ pub struct ServerHost {
     pub clients: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
     /// The HTTP event streams, by their engine clients' ids.
     pub event_streams: Mutex<BTreeMap<u64, EventStream>>,
-    /// The HTTP requests being served ([`ServerHost::list_http_request`]).
-    http_requests: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
+    /// The HTTP requests waiting in a blocking command ([`ServerHost::http_wait`]).
+    http_waits: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
     pub next_client_id: AtomicU64,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
@@ -358,7 +358,7 @@ impl ServerHost {
             runtime: RwLock::new(runtime),
             clients: Mutex::new(BTreeMap::new()),
             event_streams: Mutex::new(BTreeMap::new()),
-            http_requests: Mutex::new(BTreeMap::new()),
+            http_waits: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
@@ -415,27 +415,29 @@ impl ServerHost {
         Some((id, record))
     }
 
-    /// Lists an HTTP request, under its engine client's id, until the returned guard is
-    /// dropped: CLIENT LIST and CLIENT INFO show it (`fd=-1`, as Redis shows a client
-    /// without a socket of its own), so that CLIENT UNBLOCK and CLIENT KILL can name one
-    /// that waits in a blocking command. It does not count as a connection (`maxclients`,
-    /// `connected_clients`): HTTP connections are counted apart.
-    pub fn list_http_request(&self, client: &Client, addr: SocketAddr, laddr: SocketAddr) -> HttpRequestListing<'_> {
+    /// Lists an HTTP request while it waits in a blocking command, under its engine client's
+    /// id, until the returned guard is dropped: CLIENT LIST shows it (`fd=-1`, as Redis shows
+    /// a client without a socket), so that CLIENT UNBLOCK and CLIENT KILL can name it. It
+    /// does not count as a connection (`maxclients`, `connected_clients`): HTTP connections
+    /// are counted apart.
+    pub fn http_wait(&self, client: &Client, addr: SocketAddr, laddr: SocketAddr) -> HttpWait<'_> {
         let view = ClientView {
             resp: 2,
             user: client.user.clone(),
+            db: client.db,
+            last_command: client.command,
             last_interaction: Some(Instant::now()),
             ..ClientView::default()
         };
         let record = Arc::new(ClientRecord::new(addr, laddr, -1, view));
-        self.http_requests.lock().insert(client.id, record.clone());
-        HttpRequestListing { host: self, id: client.id, record }
+        self.http_waits.lock().insert(client.id, record.clone());
+        HttpWait { host: self, id: client.id, record }
     }
 
-    /// The RESP connections and the HTTP requests being served, by id.
+    /// The RESP connections and the waiting HTTP requests, by id.
     fn every_client(&self) -> BTreeMap<u64, Arc<ClientRecord>> {
         let mut all = self.clients.lock().clone();
-        all.extend(self.http_requests.lock().iter().map(|(id, record)| (*id, record.clone())));
+        all.extend(self.http_waits.lock().iter().map(|(id, record)| (*id, record.clone())));
         all
     }
 

@@ -549,18 +549,6 @@ async fn a_blocked_request_is_listed_and_can_be_unblocked_or_killed() {
     assert_eq!(cmd(&server, json!(["GET", "after"])).await.json(), json!({"result": "UNBLOCK"}));
 }
 
-/// CLIENT INFO over HTTP describes the request itself, as CLIENT LIST lists it.
-#[tokio::test]
-async fn client_info_over_http_describes_the_request() {
-    let server = Http::start();
-    let pipeline = json!([["SELECT", "3"], ["CLIENT", "INFO"]]);
-    let replies = post(&server, "/pipeline", pipeline.to_string(), Some(TOKEN)).await.json();
-    let info = replies[1]["result"].as_str().unwrap_or_default().to_string();
-    for field in [" addr=127.0.0.1:", " fd=-1 ", " db=3 ", " cmd=client|info ", " user=default "] {
-        assert!(info.contains(field), "{field:?} not in {info:?}");
-    }
-}
-
 /// A client that gives up on a blocked request takes its wait with it: the next push is
 /// not popped for it, and INFO counts no blocked client.
 #[tokio::test]

@@ -19,7 +19,6 @@ use super::json::{self, Encoding};
 use super::request;
 use super::{json_response, sse, ApiError, Inner};
 use crate::connection::Shared;
-use crate::host::HttpRequestListing;
 
 /// The response header carrying the log position a client's later reads should wait for.
 /// Header names are `HeaderName`s, not `&str`s: looked up by a string, a name is parsed again
@@ -331,14 +330,13 @@ struct Batch<'a> {
     /// The position its reports on the whole keyspace wait for while the log is healthy
     /// ([`Outcome::settle_seq`]).
     settle_seq: u64,
-    /// The request in CLIENT LIST.
-    listing: HttpRequestListing<'a>,
+    /// The client's address and the API's, for CLIENT LIST while a command waits.
+    addrs: (SocketAddr, SocketAddr),
     /// CLIENT KILL ended a wait: the request's later commands do not run.
     killed: bool,
 }
 
 impl<'a> Batch<'a> {
-    /// `addrs`: the client's address and the API's.
     fn new(shared: &'a Shared, access: Access, addrs: (SocketAddr, SocketAddr)) -> Batch<'a> {
         let id = shared.host.next_client_id.fetch_add(1, Ordering::Relaxed);
         let mut client = Client::new(id, true);
@@ -346,8 +344,7 @@ impl<'a> Batch<'a> {
         access.user().clone_into(&mut client.user);
         let (wake, waker) = crate::connection::client_waker();
         client.waker = Some(waker);
-        let listing = shared.host.list_http_request(&client, addrs.0, addrs.1);
-        Batch { shared, client, wake, access, wait_seq: 0, settle_seq: 0, listing, killed: false }
+        Batch { shared, client, wake, access, wait_seq: 0, settle_seq: 0, addrs, killed: false }
     }
 
     /// Run one command, as `Connection::execute` does for RESP (statistics included). A
@@ -364,7 +361,6 @@ impl<'a> Batch<'a> {
             return Reply::Error(text);
         }
         let mut outcome = self.execute(args).await;
-        self.show_in_client_list();
         if let Some(blocked) = outcome.blocked.take() {
             let rerun = blocked.rerun.unwrap_or_else(|| args.to_vec());
             outcome = self.wait_unblocked(&rerun, blocked.deadline, outcome).await;
@@ -372,13 +368,6 @@ impl<'a> Batch<'a> {
         self.wait_seq = self.wait_seq.max(outcome.wait_seq);
         self.settle_seq = self.settle_seq.max(outcome.settle_seq);
         outcome.reply
-    }
-
-    /// What CLIENT LIST shows of the request after a command (before any wait of it).
-    fn show_in_client_list(&self) {
-        let mut view = self.listing.record.state.lock();
-        (view.last_command, view.db, view.last_interaction) =
-            (self.client.command, self.client.db, Some(Instant::now()));
     }
 
     /// Run `args` once it may: a client woken by an earlier command of this request may have
@@ -396,14 +385,15 @@ impl<'a> Batch<'a> {
     /// or until its deadline (then answer `timed_out`, its timeout reply).
     async fn wait_unblocked(&mut self, args: &[Bytes], deadline: Option<u64>, mut timed_out: Outcome) -> Outcome {
         let mut by_client_unblock = false;
-        let record = self.listing.record.clone();
+        let shared = self.shared;
+        let listed = shared.host.http_wait(&self.client, self.addrs.0, self.addrs.1);
         let outcome = loop {
             // One millisecond more: the deadline is counted from a truncated clock.
             let sleep = deadline
                 .map_or(Duration::MAX, |at| Duration::from_millis(at.saturating_sub(crate::clock::now_ms()) + 1));
             tokio::select! {
-                () = record.attention.notified() => {
-                    if record.killed.load(Ordering::Acquire) {
+                () = listed.record.attention.notified() => {
+                    if listed.record.killed.load(Ordering::Acquire) {
                         self.killed = true;
                         timed_out.reply = Reply::error(KILLED);
                         break timed_out;
@@ -423,6 +413,7 @@ impl<'a> Batch<'a> {
                 () = tokio::time::sleep(sleep) => break timed_out,
             }
         };
+        drop(listed);
         self.shared.end_wait(self.client.id, &outcome, by_client_unblock);
         outcome
     }
