@@ -260,6 +260,12 @@ impl Denied {
 }
 
 impl User {
+    /// Whether the ACL file can hold its rules as they are: key and channel patterns are
+    /// bytes, the file is text, and a pattern that is not UTF-8 would read back as another.
+    pub fn is_text(&self) -> bool {
+        std::iter::once(&self.root).chain(&self.selectors).all(Selector::is_text)
+    }
+
     /// A new user as `ACL SETUSER name` creates it: off, no password, nothing allowed.
     pub fn new(name: &str, table: &CommandTable) -> User {
         User {
@@ -465,6 +471,12 @@ impl User {
 }
 
 impl Selector {
+    /// Whether its key and channel patterns are text (see [`User::is_text`]).
+    fn is_text(&self) -> bool {
+        let text = |pattern: &[u8]| std::str::from_utf8(pattern).is_ok();
+        self.keys.iter().all(|key| text(&key.pattern)) && self.channels.iter().all(|channel| text(channel))
+    }
+
     /// Nothing allowed; every channel or none, as `acl-pubsub-default` says.
     fn new(table: &CommandTable, all_channels: bool) -> Selector {
         Selector {

@@ -903,6 +903,24 @@ fn acl_load_errors_read_as_redis_s() {
     assert_eq!(staykv.connect().cmd_text(&["ACL", "USERS"]), redis.connect().cmd_text(&["ACL", "USERS"]));
 }
 
+/// ACL SAVE refuses a user whose key or channel pattern is not UTF-8, rather than write a
+/// rule that reads back as another (the file is text).
+#[test]
+fn acl_save_refuses_patterns_the_file_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.acl");
+    std::fs::write(&path, "user default on nopass ~* &* +@all\n").unwrap();
+    let file = path.to_string_lossy().into_owned();
+    let server = Server::staykv_with(&["--aclfile", &file]);
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd_bytes(&[b"ACL", b"SETUSER", b"bin", b"on", b"~k\xff*", b"+get"]), b"+OK\r\n");
+    let refused = conn.cmd_text(&["ACL", "SAVE"]);
+    assert!(refused.starts_with("ERR user 'bin' has a key or channel pattern that is not UTF-8"), "{refused}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "user default on nopass ~* &* +@all\n", "file unchanged");
+    assert_eq!(conn.cmd_bytes(&[b"ACL", b"SETUSER", b"bin", b"resetkeys", b"~k*"]), b"+OK\r\n");
+    assert_eq!(conn.cmd_text(&["ACL", "SAVE"]), "OK");
+}
+
 /// Usernames are text in StayKV: one that is not UTF-8 is refused, where a lossy conversion
 /// made `bin\xfe` and `bin\xff` the same user (and let one log in as the other).
 #[test]

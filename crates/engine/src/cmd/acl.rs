@@ -114,6 +114,12 @@ fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         "cat" => cat(ctx, args.get(2)),
         "log" => log(ctx, args.get(2)),
         "save" => {
+            if let Some(user) = acl.users().into_iter().find(|user| !user.is_text()) {
+                return Err(Reply::Error(format!(
+                    "ERR user '{}' has a key or channel pattern that is not UTF-8, which the ACL file cannot hold as it is",
+                    user.name
+                )));
+            }
             ctx.host.acl_save(&acl.file_text()).map_err(Reply::Error)?;
             Ok(Reply::Ok)
         }
