@@ -813,14 +813,9 @@ fn acl_setuser_errors_change_nothing() {
 
 #[test]
 fn aclfile_is_loaded_at_start_and_saved() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.acl");
-    std::fs::write(
-        &path,
-        format!("user default on #{} ~* &* +@all\nuser reader on >rpw ~session:* +@read\n", sha256_hex("adminpw")),
-    )
-    .unwrap();
-    let file = path.to_string_lossy().into_owned();
+    let text =
+        format!("user default on #{} ~* &* +@all\nuser reader on >rpw ~session:* +@read\n", sha256_hex("adminpw"));
+    let (_dir, path, file) = acl_file(&text);
     let server = Server::staykv_with(&["--aclfile", &file]);
     assert_eq!(server.connect().cmd(&["PING"]), NOAUTH, "the file's default user has a password");
     let mut admin = authed(&server, "default", "adminpw");
@@ -861,14 +856,21 @@ fn aclfile_is_loaded_at_start_and_saved() {
     assert_eq!(cmd(&mut admin, &["ACL", "USERS"]).arr().len(), 2);
 }
 
+/// An ACL file holding `text`, in a directory of its own (kept alive by the guard), and its
+/// path as the `--aclfile` argument.
+fn acl_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.acl");
+    std::fs::write(&path, text).unwrap();
+    let file = path.to_string_lossy().into_owned();
+    (dir, path, file)
+}
+
 /// `--requirepass` is the password of a default user the ACL file leaves out, at start and
 /// at every ACL LOAD alike (Redis 7.0 drops it at a load, and the server is open to anyone).
 #[test]
 fn acl_load_keeps_requirepass_for_a_default_user_the_file_leaves_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.acl");
-    std::fs::write(&path, "user reader on >rpw ~session:* +@read\n").unwrap();
-    let file = path.to_string_lossy().into_owned();
+    let (_dir, _path, file) = acl_file("user reader on >rpw ~session:* +@read\n");
     let server = Server::staykv_with(&["--aclfile", &file, "--requirepass", "adminpw"]);
     assert_eq!(server.connect().cmd(&["PING"]), NOAUTH);
     let mut admin = authed(&server, "default", "adminpw");
@@ -887,10 +889,7 @@ fn acl_load_keeps_requirepass_for_a_default_user_the_file_leaves_out() {
 /// passwords), duplicates, and the closing warning.
 #[test]
 fn acl_load_errors_read_as_redis_s() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.acl");
-    std::fs::write(&path, "user default on nopass ~* &* +@all\nuser x on ~* +get\n").unwrap();
-    let file = path.to_string_lossy().into_owned();
+    let (_dir, path, file) = acl_file("user default on nopass ~* &* +@all\nuser x on ~* +get\n");
     let Some(redis) = Server::redis_with(&["--aclfile", &file]) else { return };
     let staykv = Server::staykv_with(&["--aclfile", &file]);
     let load = |server: &Server| server.connect().cmd_text(&["ACL", "LOAD"]);
@@ -907,10 +906,7 @@ fn acl_load_errors_read_as_redis_s() {
 /// rule that reads back as another (the file is text).
 #[test]
 fn acl_save_refuses_patterns_the_file_cannot_hold() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.acl");
-    std::fs::write(&path, "user default on nopass ~* &* +@all\n").unwrap();
-    let file = path.to_string_lossy().into_owned();
+    let (_dir, path, file) = acl_file("user default on nopass ~* &* +@all\n");
     let server = Server::staykv_with(&["--aclfile", &file]);
     let mut conn = server.connect();
     assert_eq!(conn.cmd_bytes(&[b"ACL", b"SETUSER", b"bin", b"on", b"~k\xff*", b"+get"]), b"+OK\r\n");
