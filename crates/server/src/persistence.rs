@@ -341,6 +341,12 @@ impl Persistence {
         }
     }
 
+    /// Sizes up the load ahead (INFO's `loading_total_bytes`): called before the listeners
+    /// open, since a client may ask INFO as soon as it gets -LOADING.
+    pub fn expect_load(&self, dir: &Path) {
+        expect_load(dir, &self.load_progress);
+    }
+
     pub fn is_loading(&self) -> bool {
         self.loading.load(Ordering::Acquire)
     }
@@ -377,7 +383,6 @@ impl Persistence {
             }),
             ..LogOptions::default()
         };
-        expect_load(dir, &self.load_progress);
         let mut replay = EngineReplay::new(dir, engine, on_replay_error);
         replay.load_progress = Some(&self.load_progress);
         let (log, recovery) = Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| match e {

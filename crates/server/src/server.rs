@@ -84,6 +84,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key, config.tls_ca_cert.as_deref())?),
         _ => None,
     };
+    persistence.expect_load(&config.dir);
     // Listen first, so clients that connect during a long recovery get -LOADING, as in Redis.
     if config.port != 0 {
         let addr = SocketAddr::new(config.bind, config.port);
