@@ -1040,7 +1040,8 @@ impl<'a> Ctx<'a> {
         (wait, if self.reports_keyspace { self.journal.settled_seq() } else { 0 })
     }
 
-    /// [`Ctx::commit`] but the wait of a report on the whole keyspace.
+    /// [`Ctx::commit`]'s logging, hand-over and signals; returns the reply's own wait
+    /// ([`Outcome::wait_seq`]).
     fn commit_effects(&mut self) -> u64 {
         self.note_outgrown();
         let seq = match self.effects.is_empty() {
@@ -1240,7 +1241,8 @@ impl<'a> Ctx<'a> {
             }
             let expired = slice.remove(hash, key);
             engine.watches.touch(db, key, || false);
-            engine.tracking.invalidate(key, crate::tracking::Cause::expiry_during(client));
+            let invalidations = engine.tracking.invalidations(key, crate::tracking::Cause::expiry_during(client));
+            self.deliveries.append(invalidations);
             if let Some(entry) = expired {
                 self.free_value(entry.value, engine.lazyfree.is_on(LazyOption::Expire));
             }
@@ -1458,13 +1460,14 @@ impl<'a> Ctx<'a> {
             // Deleted before the write, as Redis's lookup would: watchers that saw it expired
             // see no change in the deletion itself (the write's own effect touches them).
             engine.watches.touch(db, key, || false);
-            engine.tracking.invalidate(key, crate::tracking::Cause::expiry_during(client));
         }
         let mut entry = Entry::new(key, value());
         entry.expire_at = expire_at;
         entry.accessed = engine.eviction.created(now);
         slice.insert_new(hash, entry, engine.keyspace.hasher());
         if let Some(old) = expired_entry {
+            let invalidations = engine.tracking.invalidations(key, crate::tracking::Cause::expiry_during(client));
+            self.deliveries.append(invalidations);
             self.free_value(old.value, engine.lazyfree.is_on(LazyOption::Expire));
             engine.counters.stats().expired_keys.fetch_add(1, Ordering::Relaxed);
             self.notify_in(db, crate::notify::EXPIRED, "expired", key);
@@ -1663,7 +1666,6 @@ impl<'a> Ctx<'a> {
         self.nested && self.top != "exec"
     }
 
-    /// Whether the command runs inside EXEC.
     /// The reply reports on the whole keyspace (key counts) without holding its shards: it
     /// waits for every write appended so far, so that no count includes a write a crash
     /// could take back.
@@ -1676,6 +1678,7 @@ impl<'a> Ctx<'a> {
         &mut self.deliveries
     }
 
+    /// Whether the command runs inside EXEC.
     pub fn in_exec(&self) -> bool {
         self.nested && self.top == "exec"
     }
@@ -1951,6 +1954,12 @@ mod tests {
         assert_eq!(order.first().map(String::as_str), Some("append 1"), "{order:?}");
         assert!(order.iter().filter(|e| *e == "to subscriber").count() >= 2, "{order:?}");
         assert!(order.contains(&"to tracker".to_string()), "{order:?}");
+        // A flush's invalidations too.
+        engine.run_line(&mut tracker, 1, &journal, "GET k");
+        record.lock().clear();
+        engine.run_line(&mut writer, 1, &journal, "FLUSHALL");
+        let order = record.lock().clone();
+        assert_eq!(order.iter().map(String::as_str).collect::<Vec<_>>(), ["append 1", "to tracker"], "{order:?}");
         assert_eq!(engine.run_line(&mut writer, 1, &journal, "INFO keyspace").settle_seq, 42);
     }
 

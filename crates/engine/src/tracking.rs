@@ -359,10 +359,11 @@ impl Tracking {
 
     /// A database was emptied, by `current`'s command: every tracking client is told to drop
     /// everything, and the table starts over (Redis does so for FLUSHDB too: the table has
-    /// no databases).
-    pub fn invalidate_all(&self, current: u64) {
+    /// no databases). The messages for other connections are the caller's to deliver (once
+    /// the command's write is in the log).
+    pub fn flush_invalidations(&self, current: u64) -> Deliveries {
         if !self.is_active() {
-            return;
+            return Deliveries::new();
         }
         let mut table = self.table.lock();
         table.keys.clear();
@@ -377,18 +378,21 @@ impl Tracking {
                 outbox.send(id, tracker, Reply::Nil, id == current);
             }
         }
-        let deliveries = self.hold(outbox);
-        drop((table, peers));
-        deliveries.deliver();
+        self.hold(outbox)
     }
 
     /// Send the BCAST clients the keys changed under their prefixes since the last call:
     /// after each command (`current`'s, if any), where Redis does it once per event-loop
     /// turn, after the replies of that turn.
     pub fn broadcast(&self, current: Option<u64>) {
+        self.broadcasts(current).deliver();
+    }
+
+    /// [`Tracking::broadcast`]'s messages, made under the table's lock and delivered after it.
+    fn broadcasts(&self, current: Option<u64>) -> Deliveries {
         // Loaded first: every command of every client passes here while anyone tracks.
         if !self.pending.load(Ordering::Acquire) || !self.pending.swap(false, Ordering::AcqRel) {
-            return;
+            return Deliveries::new();
         }
         let mut table = self.table.lock();
         let changed = std::mem::take(&mut table.changed);
@@ -416,14 +420,12 @@ impl Tracking {
                 outbox.send(id, tracker, payload, true);
             }
         }
-        let deliveries = self.hold(outbox);
-        drop((table, peers));
-        deliveries.deliver();
+        self.hold(outbox)
     }
 
     /// Keep what `outbox` holds back for its connection until that connection's reply is
-    /// written; returns the messages for the other connections, to deliver.
-    /// written ([`Tracking::deliver_held`]).
+    /// written ([`Tracking::deliver_held`]); returns the messages for the other connections,
+    /// to deliver once the tables are let go.
     fn hold(&self, outbox: Outbox) -> Deliveries {
         if !outbox.held.is_empty() {
             self.held.lock().extend(outbox.held);
@@ -454,14 +456,20 @@ impl Tracking {
     /// as if the keys had changed) until under it again, with an effort that grows each
     /// time it falls short, as Redis's `trackingLimitUsedSlots`.
     pub fn enforce_limit(&self) {
+        self.limit_invalidations().deliver();
+    }
+
+    /// [`Tracking::enforce_limit`]'s messages, made under the table's lock and delivered
+    /// after it.
+    fn limit_invalidations(&self) -> Deliveries {
         if !self.over_limit.load(Ordering::Acquire) || !self.over_limit.swap(false, Ordering::AcqRel) {
-            return;
+            return Deliveries::new();
         }
         let max = usize::try_from(self.max_keys()).unwrap_or(usize::MAX);
         let mut table = self.table.lock();
         if max == 0 || table.keys.len() <= max {
             table.over_limit_rounds = 0;
-            return;
+            return Deliveries::new();
         }
         let peers = self.peers.read();
         // Sent at once: Redis does this before the command, not while it runs.
@@ -480,9 +488,7 @@ impl Tracking {
             table.over_limit_rounds += 1;
             self.over_limit.store(true, Ordering::Release);
         }
-        let deliveries = self.hold(outbox);
-        drop((table, peers));
-        deliveries.deliver();
+        self.hold(outbox)
     }
 }
 

@@ -222,7 +222,8 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.free_databases(emptied, lazily);
-    ctx.engine.tracking.invalidate_all(ctx.client.id);
+    let invalidations = ctx.engine.tracking.flush_invalidations(ctx.client.id);
+    ctx.deliveries().append(invalidations);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHDB")]);
     Ok(Reply::Ok)
 }
@@ -237,7 +238,8 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         emptied.extend(shard.dbs.iter_mut().map(Db::take));
     }
     ctx.free_databases(emptied, lazily);
-    ctx.engine.tracking.invalidate_all(ctx.client.id);
+    let invalidations = ctx.engine.tracking.flush_invalidations(ctx.client.id);
+    ctx.deliveries().append(invalidations);
     ctx.propagate(vec![Bytes::from_static(b"FLUSHALL")]);
     Ok(Reply::Ok)
 }
