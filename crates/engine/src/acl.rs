@@ -973,6 +973,12 @@ pub type UserChange = (Option<Arc<User>>, Arc<User>);
 /// `acl-pubsub-default`'s values: a new user gets no channel, or every channel.
 pub const PUBSUB_DEFAULTS: [&str; 2] = ["resetchannels", "allchannels"];
 
+/// The rules `requirepass` stands for: the default user's one password, or none needed.
+fn password_rules(password: Option<&[u8]>) -> [Vec<u8>; 2] {
+    let password = password.map_or_else(|| b"nopass".to_vec(), |p| [&b">"[..], p].concat());
+    [b"resetpass".to_vec(), password]
+}
+
 /// The users of an ACL file ([`Acl::parse_file`]).
 #[derive(Debug)]
 pub struct LoadedUsers {
@@ -1120,17 +1126,13 @@ impl Acl {
 
     /// `requirepass`: the default user's password (`None`: nopass).
     pub fn set_default_password(&self, password: Option<&[u8]>, table: &CommandTable) {
-        let mut rules: Vec<Vec<u8>> = vec![b"resetpass".to_vec()];
-        match password {
-            Some(p) => rules.push([&b">"[..], p].concat()),
-            None => rules.push(b"nopass".to_vec()),
-        }
-        let refs: Vec<&[u8]> = rules.iter().map(Vec::as_slice).collect();
-        let _ = self.set_user("default", &refs, table);
+        let rules = password_rules(password);
+        let _ = self.set_user("default", &rules.each_ref().map(Vec::as_slice), table);
     }
 
     /// Parse an ACL file (`user <name> <rules...>` lines, `path` naming it in errors) into
     /// users; errors name the lines, in Redis 7.0's words.
+    ///
     /// A file without a `default` user gets the built-in one, with `requirepass` as its
     /// password if there is one (at start and at ACL LOAD alike; Redis 7.0 drops the password
     /// then, which left a server with `requirepass` open to anyone after an ACL LOAD).
@@ -1195,10 +1197,8 @@ impl Acl {
         let defines_default = users.contains_key("default");
         if !defines_default {
             let mut default = User::default_user(table);
-            if let Some(password) = requirepass {
-                for rule in [&b"resetpass"[..], &[&b">"[..], password].concat()] {
-                    self.apply(&mut default, rule, table).map_err(|e| format!("requirepass: {e}"))?;
-                }
+            for rule in password_rules(requirepass) {
+                self.apply(&mut default, &rule, table).map_err(|e| format!("requirepass: {e}"))?;
             }
             users.insert("default".to_string(), default);
         }

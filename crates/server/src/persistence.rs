@@ -445,17 +445,6 @@ impl Persistence {
         }
     }
 
-    /// Wait until the batch `seq` is durable under the current policy: fsynced under
-    /// `always`; written to the OS under `everysec` and `no` (a `write(2)`, no fsync), so that
-    /// a crash of the process never loses an acknowledged write.
-    ///
-    /// Under `everysec` and `no` the waiting executor does the write itself
-    /// ([`Log::write_through`]) unless another thread is writing: no thread hop. That blocks
-    /// this runtime thread for a `write(2)`, as Redis's main thread writes its AOF buffer. It
-    /// first lets the other connections its thread has ready run, so their frames go out in
-    /// the same `write(2)`, as Redis writes once per pass of its event loop. With a write per
-    /// reply, `redis-benchmark -c 50 -t set` made 0.88 log writes a request (Redis 0.21);
-    /// together, 0.12–0.16.
     /// What a pushed message (and a report on the whole keyspace) waits for: the last batch
     /// appended, since the write a message tells of was appended before the message was
     /// handed over. 0 before the log opens, and while the disk refuses writes: the batches
@@ -478,6 +467,17 @@ impl Persistence {
         }
     }
 
+    /// Wait until the batch `seq` is durable under the current policy: fsynced under
+    /// `always`; written to the OS under `everysec` and `no` (a `write(2)`, no fsync), so that
+    /// a crash of the process never loses an acknowledged write.
+    ///
+    /// Under `everysec` and `no` the waiting executor does the write itself
+    /// ([`Log::write_through`]) unless another thread is writing: no thread hop. That blocks
+    /// this runtime thread for a `write(2)`, as Redis's main thread writes its AOF buffer. It
+    /// first lets the other connections its thread has ready run, so their frames go out in
+    /// the same `write(2)`, as Redis writes once per pass of its event loop. With a write per
+    /// reply, `redis-benchmark -c 50 -t set` made 0.88 log writes a request (Redis 0.21);
+    /// together, 0.12–0.16.
     pub async fn wait_durable(&self, seq: u64) {
         let Some(log) = self.log.get() else {
             self.durable.until(seq).await;

@@ -428,8 +428,7 @@ impl<'a> Batch<'a> {
         }
         // JSON replies have RESP2's shapes (docs/http-api.md); RESP3 would nest the pairs of
         // every later reply in the request (ZRANGE ... WITHSCORES, HRANDFIELD ...).
-        let protocol = args.get(1).and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<i64>().ok());
-        if name.eq_ignore_ascii_case(b"hello") && protocol == Some(3) {
+        if name.eq_ignore_ascii_case(b"hello") && args.get(1).is_some_and(|protocol| protocol.as_ref() == b"3") {
             return Some("NOPROTO the HTTP API replies in RESP2 shapes: HELLO 3 needs the RESP port".into());
         }
         if self.access == Access::ReadOnly {
