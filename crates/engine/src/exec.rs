@@ -119,6 +119,9 @@ pub struct ReplayFailure {
     pub index: usize,
     pub command: String,
     pub error: String,
+    /// The effect writes to a database the server was started without: a start that skips
+    /// failing effects must not skip it, or every write to that database would go.
+    pub missing_database: bool,
 }
 
 impl std::fmt::Display for ReplayFailure {
@@ -737,13 +740,17 @@ impl Engine {
     pub fn replay(&self, time_ms: u64, effects: &[Effect]) -> Result<(), Vec<ReplayFailure>> {
         let mut failures = Vec::new();
         for (index, effect) in effects.iter().enumerate() {
+            let command = || effect.argv.first().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+            if let Some(error) = self.keyspace.missing_database(effect.db as usize) {
+                failures.push(ReplayFailure { index, command: command(), error, missing_database: true });
+                continue;
+            }
             let mut client = Client::new(0, true);
             client.acl_exempt = true;
             client.db = effect.db as usize;
             let outcome = self.execute(&mut client, &effect.argv, time_ms, &NoHost, &NoJournal);
             if let Reply::Error(error) = outcome.reply {
-                let command = effect.argv.first().map(|n| String::from_utf8_lossy(n).into_owned());
-                failures.push(ReplayFailure { index, command: command.unwrap_or_default(), error });
+                failures.push(ReplayFailure { index, command: command(), error, missing_database: false });
             }
         }
         if failures.is_empty() {

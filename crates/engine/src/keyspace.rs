@@ -384,6 +384,18 @@ impl Keyspace {
         self.databases
     }
 
+    /// Why data of database `db` cannot be loaded, if the server has fewer databases: a
+    /// start with a smaller `--databases` than the data was written with.
+    pub fn missing_database(&self, db: usize) -> Option<String> {
+        (db >= self.databases).then(|| {
+            format!(
+                "data is in database {db} but the server has {} databases (start it with --databases {})",
+                self.databases,
+                db + 1
+            )
+        })
+    }
+
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }

@@ -94,12 +94,8 @@ pub fn load_entry(
     now_ms: u64,
 ) -> Result<(), String> {
     let keyspace = &engine.keyspace;
-    if db >= keyspace.databases() {
-        return Err(format!(
-            "a key is in database {db} but the server has {} databases (start it with --databases {})",
-            keyspace.databases(),
-            db + 1
-        ));
+    if let Some(refusal) = keyspace.missing_database(db) {
+        return Err(refusal);
     }
     let hash = keyspace.hash(&key);
     let mut shard = keyspace.lock(keyspace.shard_of(hash)).ok_or("shard out of range")?;
@@ -1114,8 +1110,9 @@ impl<'a> EngineReplay<'a> {
 /// were skipped.
 fn settle_failures(on_error: OnReplayError, seq: u64, failures: Vec<ReplayFailure>) -> Result<u64, String> {
     let Some(first) = failures.first() else { return Ok(0) };
-    if on_error == OnReplayError::Refuse {
-        return Err(format!("effect {}: {first}", first.index));
+    let refused = failures.iter().find(|failure| failure.missing_database);
+    if let Some(failure) = refused.or((on_error == OnReplayError::Refuse).then_some(first)) {
+        return Err(format!("effect {}: {failure}", failure.index));
     }
     for failure in &failures {
         tracing::warn!("log frame {seq}, effect {}: {failure}; skipped (--on-replay-error skip)", failure.index);

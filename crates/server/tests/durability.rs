@@ -488,9 +488,14 @@ fn stopped_after_sets(n: usize) -> (Server, std::path::PathBuf) {
 
 /// Starts the server on `dir`, which must refuse; returns what it printed.
 fn start_refused(dir: &std::path::Path) -> String {
+    start_refused_with(dir, &[])
+}
+
+fn start_refused_with(dir: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
         .args(["--port", &common::free_port().to_string(), "--http-port", "0", "--dir"])
         .arg(dir)
+        .args(args)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
@@ -661,6 +666,38 @@ fn torn_tail_at_every_offset_of_the_last_frame_starts_with_the_prefix() {
         server.kill();
     }
     assert!(server.log().contains("torn tail"));
+}
+
+/// Data in a database the next start lacks (a smaller `--databases`) refuses the start,
+/// naming the flag that loads it, whether the write is in the log or in a snapshot; even
+/// under `--on-replay-error skip`, which must not drop every write to a database.
+#[test]
+fn a_start_with_fewer_databases_than_the_data_is_refused() {
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    for command in [&["SELECT", "5"][..], &["SET", "k", "v"]] {
+        assert_eq!(call_str(&mut conn, command), Val::Simple("OK".into()));
+    }
+    drop(conn);
+    let dir = server.dir();
+    let refusal = "data is in database 5 but the server has 4 databases (start it with --databases 6)";
+    for compacted in [false, true] {
+        if compacted {
+            server.restart();
+            let mut conn = server.connect();
+            call_str(&mut conn, &["BGREWRITEAOF"]);
+            assert!(wait_until(Duration::from_secs(30), || info_field(&mut conn, "aof_rewrite_in_progress") == "0"));
+        }
+        assert!(server.terminate().success());
+        for skip in [&[][..], &["--on-replay-error", "skip"]] {
+            let text = start_refused_with(&dir, &[&["--databases", "4"][..], skip].concat());
+            assert!(text.contains(refusal) && !text.contains("panicked"), "compacted {compacted}, {skip:?}:\n{text}");
+        }
+    }
+    server.restart();
+    let mut conn = server.connect();
+    call_str(&mut conn, &["SELECT", "5"]);
+    assert_eq!(call_str(&mut conn, &["GET", "k"]), Val::Bulk(Some(b"v".to_vec())));
 }
 
 #[test]

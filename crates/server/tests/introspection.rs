@@ -981,19 +981,20 @@ fn time_reads_the_clock_at_each_call_like_redis() {
     same_as_redis(time_scenario, &["whole milliseconds: true"]);
 }
 
-/// The latency monitor: off by default (a slow script leaves nothing); with a 5 ms threshold
-/// a script of 20 ms is a `command` spike, read back by LATEST and HISTORY, cleared by RESET;
-/// errors as Redis answers them. Timestamps and durations are checked, then left out.
+/// The latency monitor: off by default (a slow script leaves nothing); with a 150 ms threshold
+/// a script of 300 ms is a `command` spike, read back by LATEST and HISTORY, cleared by RESET;
+/// errors as Redis answers them. Timestamps and durations are checked, then left out. (With a
+/// 5 ms threshold a GET delayed by a loaded machine was a `fast-command` spike on one server.)
 fn latency_scenario(server: &Server) -> Vec<String> {
     let mut conn = server.connect();
     let mut seen = Vec::new();
     let note =
         |seen: &mut Vec<String>, what: &str, reply: Vec<u8>| seen.push(format!("{what}: {}", frame_text(&reply)));
     note(&mut seen, "threshold", conn.cmd(&["CONFIG", "GET", "latency-monitor-threshold"]));
-    conn.cmd(&["EVAL", BUSY_SCRIPT, "0", "20000"]);
+    conn.cmd(&["EVAL", BUSY_SCRIPT, "0", "300000"]);
     note(&mut seen, "latest while off", conn.cmd(&["LATENCY", "LATEST"]));
-    note(&mut seen, "set threshold", conn.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "5"]));
-    conn.cmd(&["EVAL", BUSY_SCRIPT, "0", "20000"]);
+    note(&mut seen, "set threshold", conn.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "150"]));
+    conn.cmd(&["EVAL", BUSY_SCRIPT, "0", "300000"]);
     conn.cmd(&["GET", "k"]);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let Val::Array(Some(events)) = call_str(&mut conn, &["LATENCY", "LATEST"]) else { panic!("LATENCY LATEST") };
@@ -1001,7 +1002,7 @@ fn latency_scenario(server: &Server) -> Vec<String> {
         let Val::Array(Some(fields)) = event else { panic!("{event:?}") };
         let [name, Val::Int(at), Val::Int(latest), Val::Int(max)] = &fields[..] else { panic!("{fields:?}") };
         assert!((now - 5..=now + 1).contains(at), "sampled at {at}, now {now}");
-        assert!(*latest >= 20 && max >= latest, "{fields:?}");
+        assert!(*latest >= 300 && max >= latest, "{fields:?}");
         seen.push(format!("event {}", String::from_utf8_lossy(&name.bytes())));
     }
     let Val::Array(Some(history)) = call_str(&mut conn, &["LATENCY", "HISTORY", "command"]) else { panic!() };
