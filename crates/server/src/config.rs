@@ -215,7 +215,7 @@ pub struct ServerOptions {
     /// Maximum simultaneous clients.
     #[arg(long, env = "STAYKV_MAXCLIENTS", default_value_t = 10000)]
     pub maxclients: usize,
-    /// Number of logical databases.
+    /// Number of logical databases (1 to 1024).
     #[arg(long, env = "STAYKV_DATABASES", default_value_t = 16)]
     pub databases: usize,
     /// ACL file in Redis's format (`user <name> <rules...>` lines), loaded at start and used
@@ -226,7 +226,8 @@ pub struct ServerOptions {
     /// 7.0's default) or `allchannels` (Redis 6.2's), as `acl-pubsub-default`.
     #[arg(long, env = "STAYKV_ACL_PUBSUB_DEFAULT", default_value = "resetchannels", value_parser = staykv_engine::acl::PUBSUB_DEFAULTS)]
     pub acl_pubsub_default: String,
-    /// Close RESP clients idle for this many seconds (0: never), as Redis's `timeout`.
+    /// Close RESP clients idle for this many seconds (0: never, up to 2147483647), as Redis's
+    /// `timeout`.
     #[arg(long, env = "STAYKV_TIMEOUT", default_value_t = 0)]
     pub timeout: u64,
     /// Send TCP keepalive probes on a RESP connection idle this many seconds (0: none), as
@@ -234,7 +235,7 @@ pub struct ServerOptions {
     /// recycled serverless function, a dropped NAT entry) is found and its connection closed.
     #[arg(long, env = "STAYKV_TCP_KEEPALIVE", default_value_t = 300)]
     pub tcp_keepalive: u64,
-    /// Largest unparsed input of one client (`client-query-buffer-limit`; 1gb).
+    /// Largest unparsed input of one client (`client-query-buffer-limit`; 1gb, at least 1mb).
     #[arg(long, env = "STAYKV_CLIENT_QUERY_BUFFER_LIMIT", default_value = "1073741824", value_parser = crate::limits::memory_arg)]
     #[serde(deserialize_with = "crate::limits::deserialize_memory")]
     pub client_query_buffer_limit: u64,
@@ -260,7 +261,7 @@ pub struct ServerOptions {
     #[arg(long, env = "STAYKV_HTTP_MAX_HEADER", default_value_t = 64 * 1024)]
     pub http_max_header: usize,
     /// Seconds an HTTP client has to send a request's head before it is disconnected
-    /// (slowloris); the body then has 60 s.
+    /// (slowloris); the body then has 60 s. 1 to 2147483647.
     #[arg(long, env = "STAYKV_HTTP_HEADER_TIMEOUT", default_value_t = 10)]
     pub http_header_timeout: u64,
 }
@@ -319,8 +320,16 @@ impl ServerOptions {
         if self.maxclients == 0 {
             return Err("--maxclients must be at least 1".into());
         }
+        // Redis keeps these in an `int`: a larger value would overflow the deadlines made from
+        // it (every connection's, or every HTTP request's, would panic).
         if i32::try_from(self.tcp_keepalive).is_err() {
             return Err(format!("--tcp-keepalive must be between 0 and {}", i32::MAX));
+        }
+        if i32::try_from(self.timeout).is_err() {
+            return Err(format!("--timeout must be between 0 and {}", i32::MAX));
+        }
+        if self.http_header_timeout == 0 || i32::try_from(self.http_header_timeout).is_err() {
+            return Err(format!("--http-header-timeout must be between 1 and {} seconds", i32::MAX));
         }
         if self.databases == 0 || self.databases > 1024 {
             return Err("--databases must be between 1 and 1024".into());
@@ -348,14 +357,14 @@ impl ServerOptions {
         if self.http_max_header < 8192 {
             return Err("--http-max-header must be at least 8192 bytes".into());
         }
-        if self.http_header_timeout == 0 {
-            return Err("--http-header-timeout must be at least 1 second".into());
-        }
         if !(1 << 20..=16 << 30).contains(&self.log_segment_size) {
             return Err("--log-segment-size must be between 1mb and 16gb".into());
         }
         if self.proto_max_bulk_len < 1024 * 1024 {
             return Err("--proto-max-bulk-len must be at least 1mb".into());
+        }
+        if self.client_query_buffer_limit < 1024 * 1024 {
+            return Err("--client-query-buffer-limit must be at least 1mb".into());
         }
         crate::limits::OutputLimits::default()
             .parse_over(&self.client_output_buffer_limit)

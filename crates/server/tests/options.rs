@@ -6,6 +6,8 @@
 mod common;
 mod persist_common;
 
+use std::io::{Read, Write};
+
 use common::Server;
 use persist_common::staykv;
 
@@ -47,6 +49,38 @@ fn threads_out_of_bounds_are_refused_before_anything_starts() {
         assert!(!stderr.contains("panicked"), "--threads {threads}: {stderr}");
     }
     assert!(!dir.exists(), "a refused start created the data directory");
+}
+
+/// Durations and limits out of the range CONFIG SET takes are refused at start: a timeout
+/// past `i32::MAX` seconds overflowed each connection's deadline (every connection, or every
+/// HTTP request, panicked), and a query-buffer limit under 1mb closed every client at once.
+/// The largest durations accepted serve.
+#[test]
+fn durations_and_limits_out_of_range_are_refused_at_start() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("data");
+    for (flag, value, refusal) in [
+        ("--timeout", "2147483648", "--timeout must be between 0 and 2147483647"),
+        ("--http-header-timeout", "0", "--http-header-timeout must be between 1 and 2147483647 seconds"),
+        ("--http-header-timeout", "18446744073709551615", "--http-header-timeout must be between 1 and"),
+        ("--client-query-buffer-limit", "1000", "--client-query-buffer-limit must be at least 1mb"),
+    ] {
+        let out = staykv(&[flag, value, "--port", "0", "--http-port", "0", "--dir", &dir.to_string_lossy()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(refusal), "{flag} {value}: {stderr}");
+    }
+    assert!(!dir.exists(), "a refused start created the data directory");
+
+    let http_port = common::free_port().to_string();
+    let longest = ["--timeout", "2147483647", "--http-header-timeout", "2147483647", "--http-port", &http_port];
+    let server = Server::staykv_with(&longest);
+    assert_eq!(server.cmd(&["PING"]), b"+PONG\r\n");
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", http_port.parse::<u16>().unwrap())).unwrap();
+    http.write_all(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
 /// Sizes take Redis's units on the command line and in the config file alike (`1gb`, as in
