@@ -26,6 +26,14 @@ pub fn oom() -> Reply {
     err("OOM command not allowed when used memory > 'maxmemory'.")
 }
 
+/// A reply that repeats stored data would pass `limit` bytes ([`crate::host::Host::reply_limit`]).
+pub fn reply_too_large(limit: usize) -> Reply {
+    Reply::Error(format!(
+        "ERR the reply would pass {limit} bytes (the smaller of proto-max-bulk-len and the normal \
+         client-output-buffer-limit hard limit)"
+    ))
+}
+
 pub fn syntax() -> Reply {
     err(SYNTAX)
 }

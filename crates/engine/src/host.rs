@@ -35,6 +35,14 @@ pub trait Host: Sync {
     fn proto_max_bulk_len(&self) -> usize {
         usize::MAX
     }
+    /// The most bytes a reply that repeats stored data may hold (a negative-count
+    /// SRANDMEMBER, HRANDFIELD or ZRANDMEMBER; SORT's GET patterns): the smaller of
+    /// `proto-max-bulk-len` and the normal clients' output hard limit, when one is set.
+    /// StayKV builds a reply before writing it, so without a bound a request of a few bytes
+    /// could copy one large member millions of times before any output limit saw it.
+    fn reply_limit(&self) -> usize {
+        usize::MAX
+    }
     /// `CONFIG GET`: every (name, value) whose name matches the glob.
     fn config_get(&self, _pattern: &[u8]) -> Vec<(String, String)> {
         Vec::new()

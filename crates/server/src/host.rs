@@ -772,12 +772,13 @@ impl Host for ServerHost {
                 }
                 let _ = write!(
                     out,
-                    "number_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
+                    "number_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
                     human(limit),
                     self.eviction_policy().name(),
                     ratio(rss, used),
                     i128::from(rss) - i128::from(used),
                     self.not_counted_for_evict(),
+                    self.client_memory().total,
                     self.notifier.get().map_or(0, |e| e.lazyfree.pending()),
                     self.notifier.get().map_or(0, |e| e.lazyfree.freed()),
                 );
@@ -826,6 +827,16 @@ impl Host for ServerHost {
 
     fn proto_max_bulk_len(&self) -> usize {
         usize::try_from(self.limits.proto_max_bulk_len()).unwrap_or(usize::MAX)
+    }
+
+    fn reply_limit(&self) -> usize {
+        let hard = usize::try_from(self.limits.output().normal.hard).unwrap_or(usize::MAX);
+        let proto = self.proto_max_bulk_len();
+        if hard == 0 {
+            proto
+        } else {
+            proto.min(hard)
+        }
     }
 
     fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)> {

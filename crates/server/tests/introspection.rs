@@ -1275,6 +1275,7 @@ fn info_has_the_monitoring_fields_redis_has() {
         "total_system_memory",
         "mem_fragmentation_ratio",
         "mem_allocator",
+        "mem_clients_normal",
         "number_of_cached_scripts",
         "instantaneous_ops_per_sec",
         "total_net_input_bytes",
@@ -1312,6 +1313,8 @@ fn info_has_the_monitoring_fields_redis_has() {
     assert!(value("instantaneous_ops_per_sec").parse::<u64>().unwrap() > 0);
     assert!(value("total_net_input_bytes").parse::<u64>().unwrap() >= sent);
     assert_eq!(value("run_id").len(), 40);
+    // What the connections' buffers and state hold (SECURITY.md's `maxmemory-clients`).
+    assert!(value("mem_clients_normal").parse::<u64>().unwrap() > 0);
 }
 
 /// A reply's text: a verbatim string (RESP3) without its `txt:` format, a bulk as is.

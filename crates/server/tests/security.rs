@@ -1078,6 +1078,45 @@ fn huge_declared_lengths_are_cut_off_by_the_protocol_limits() {
     assert_eq!(check.cmd_text(&["EXISTS", "k"]), "0");
 }
 
+/// A reply that repeats stored data is bounded by the reply limit, the smaller of
+/// proto-max-bulk-len and the normal clients' output hard limit: a negative-count
+/// SRANDMEMBER, HRANDFIELD or ZRANDMEMBER and SORT's GET patterns are refused past it instead
+/// of built (a 30-byte SRANDMEMBER of a 1000-byte member took RSS to 2 GB), and served under
+/// it. Redis streams such replies into the output buffer and closes the client at the limit.
+#[test]
+fn replies_that_repeat_stored_data_are_bounded_by_the_reply_limit() {
+    let server = Server::staykv_with(&["--client-output-buffer-limit", "normal 4mb 4mb 0"]);
+    let mut conn = server.connect();
+    let member = "m".repeat(1000);
+    let value = "v".repeat(100 * 1024);
+    for command in [
+        &["SADD", "set", &member][..],
+        &["HSET", "hash", &member, &member],
+        &["ZADD", "zset", "1", &member],
+        &["SET", "vx", &value],
+    ] {
+        conn.cmd(command);
+    }
+    let list: Vec<&str> = ["RPUSH", "list"].into_iter().chain(std::iter::repeat_n("x", 100)).collect();
+    conn.cmd(&list);
+    let refused = "ERR the reply would pass 4194304 bytes";
+    for (command, served) in [
+        (&["SRANDMEMBER", "set", "-16777216"][..], &["SRANDMEMBER", "set", "-1000"][..]),
+        (&["HRANDFIELD", "hash", "-10000", "WITHVALUES"], &["HRANDFIELD", "hash", "-1000", "WITHVALUES"]),
+        (&["ZRANDMEMBER", "zset", "-10000"], &["ZRANDMEMBER", "zset", "-1000"]),
+        (
+            &["SORT", "list", "BY", "nosort", "GET", "v*"],
+            &["SORT", "list", "BY", "nosort", "GET", "v*", "LIMIT", "0", "30"],
+        ),
+    ] {
+        let reply = frame_text(&conn.cmd(command));
+        assert!(reply.starts_with(refused), "{command:?}: {}", &reply[..reply.len().min(200)]);
+        let reply = conn.cmd(served);
+        assert!(reply.starts_with(b"*") && reply.len() > 900_000, "{served:?}: {} bytes", reply.len());
+    }
+    assert!(server.rss_kib() < 256 * 1024, "RSS {} KiB", server.rss_kib());
+}
+
 /// `client-query-buffer-limit` counts unparsed input only, as Redis's does: the complete
 /// arguments of a request still arriving do not count. A 2.4 MB MSET of 40 KB values is
 /// served under a 2mb limit by both servers (StayKV closed the client).

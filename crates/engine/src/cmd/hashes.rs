@@ -215,6 +215,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         super::check_paired_count(count)?;
     }
     let resp3 = ctx.client.protocol == staykv_resp::Protocol::Resp3;
+    let limit = ctx.host.reply_limit();
     let Some(hash) = read(ctx, arg(args, 1)?)? else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };
@@ -232,7 +233,8 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .checked_neg()
             .filter(|&n| n <= super::MAX_RANDOM_REPEATS)
             .ok_or_else(|| err("ERR value is out of range"))?;
-        (0..n).filter_map(|_| hash.random(&mut rng)).collect()
+        let bytes = |(field, value): &(&[u8], &[u8])| field.len() + if with_values { value.len() } else { 0 };
+        super::repeated_picks(limit, n.unsigned_abs(), || hash.random(&mut rng), bytes)?
     };
     Ok(Reply::Array(
         picked

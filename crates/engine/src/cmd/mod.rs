@@ -92,6 +92,48 @@ pub(crate) fn c_str(bytes: &[u8]) -> &[u8] {
 /// exhausting memory.
 pub(crate) const MAX_RANDOM_REPEATS: i64 = 1 << 24;
 
+/// What a reply that repeats stored data has used of [`crate::host::Host::reply_limit`].
+pub(crate) struct ReplyBudget {
+    limit: usize,
+    used: usize,
+}
+
+impl ReplyBudget {
+    /// Counted for each element besides its bytes: what a reply element holds and sends.
+    const ELEMENT_OVERHEAD: usize = 16;
+
+    pub(crate) fn new(limit: usize) -> ReplyBudget {
+        ReplyBudget { limit, used: 0 }
+    }
+
+    /// Counts an element of `bytes`, or refuses the reply once the limit is passed.
+    pub(crate) fn take(&mut self, bytes: usize) -> Result<(), Reply> {
+        self.used = self.used.saturating_add(bytes.saturating_add(Self::ELEMENT_OVERHEAD));
+        if self.used > self.limit {
+            return Err(errors::reply_too_large(self.limit));
+        }
+        Ok(())
+    }
+}
+
+/// `n` elements drawn by `pick`, repeats allowed (a negative-count SRANDMEMBER, HRANDFIELD or
+/// ZRANDMEMBER), each of `bytes`, within `limit` ([`ReplyBudget`]).
+pub(crate) fn repeated_picks<T>(
+    limit: usize,
+    n: u64,
+    mut pick: impl FnMut() -> Option<T>,
+    bytes: impl Fn(&T) -> usize,
+) -> Result<Vec<T>, Reply> {
+    let mut budget = ReplyBudget::new(limit);
+    let mut picked = Vec::new();
+    for _ in 0..n {
+        let Some(item) = pick() else { break };
+        budget.take(bytes(&item))?;
+        picked.push(item);
+    }
+    Ok(picked)
+}
+
 /// The count of SRANDMEMBER/HRANDFIELD/ZRANDMEMBER, range-checked before the key is looked
 /// at, as Redis does.
 pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use staykv_resp::Reply;
 
 use super::lists::{numkeys_at_1, parse_numkeys};
-use super::{arg, bulk_copy, is, scan_members, scan_page, scan_target, ScanItem, ScanTarget, MAX_RANDOM_REPEATS};
+use super::{
+    arg, bulk_copy, is, repeated_picks, scan_members, scan_page, scan_target, ScanItem, ScanTarget, MAX_RANDOM_REPEATS,
+};
 use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
@@ -169,6 +171,7 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         [c] => Some(super::random_count(c)?),
         _ => return Err(errors::syntax()),
     };
+    let limit = ctx.host.reply_limit();
     let Some(set) = read(ctx, arg(args, 1)?)? else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };
@@ -181,7 +184,8 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(set.sample(n, &mut rng).iter().map(|m| bulk_copy(m)).collect()));
     }
     let n = count.checked_neg().filter(|&n| n <= MAX_RANDOM_REPEATS).ok_or_else(|| err("ERR value is out of range"))?;
-    Ok(Reply::Array((0..n).filter_map(|_| set.random(&mut rng)).map(|m| bulk_copy(&m)).collect()))
+    let picked = repeated_picks(limit, n.unsigned_abs(), || set.random(&mut rng), |m| m.len())?;
+    Ok(Reply::Array(picked.iter().map(|m| bulk_copy(m)).collect()))
 }
 
 fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

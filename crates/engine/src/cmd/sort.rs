@@ -254,12 +254,16 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     };
     let selected = elements.get(start..start + count).unwrap_or_default().to_vec();
     let mut output: Vec<Option<Bytes>> = Vec::new();
+    // Each GET copies the value it names, and every element may name the same one.
+    let mut budget = super::ReplyBudget::new(ctx.host.reply_limit());
     for element in &selected {
         if o.gets.is_empty() {
             output.push(Some(element.clone()));
         }
         for pattern in &o.gets {
-            output.push(lookup_pattern(ctx, pattern, element));
+            let value = lookup_pattern(ctx, pattern, element);
+            budget.take(value.as_ref().map_or(0, Bytes::len))?;
+            output.push(value);
         }
     }
     let Some(dst) = o.store else {

@@ -694,6 +694,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         super::check_paired_count(count)?;
     }
     let resp3 = resp3(ctx);
+    let limit = ctx.host.reply_limit();
     let Some(set) = read(ctx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
@@ -710,7 +711,8 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if n > MAX_RANDOM_REPEATS.unsigned_abs() {
             return Err(err("ERR value is out of range"));
         }
-        (0..n).filter_map(|_| at_rank(rng.gen_range(0..size)).map(owned)).collect()
+        let pick = || at_rank(rng.gen_range(0..size)).map(owned);
+        super::repeated_picks(limit, n, pick, |(member, _): &(Bytes, f64)| member.len() + 8)?
     } else if count.unsigned_abs() >= size as u64 {
         // The whole set, highest first (Redis's set-operation iterator walks from the tail).
         set.iter_rev().map(owned).collect()

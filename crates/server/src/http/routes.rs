@@ -184,7 +184,7 @@ async fn serve(
     }
 
     let mut batch = Batch::new(&inner.shared, access, (peer, inner.local));
-    let mut out = Vec::with_capacity(64);
+    let mut out = JsonBody::new(staykv_engine::host::Host::reply_limit(&*inner.shared.host));
     let first = commands.iter().next().unwrap_or_default();
     let status = match endpoint {
         Endpoint::Command => single(&mut batch, first, encoding, &mut out).await,
@@ -199,15 +199,15 @@ async fn serve(
         }
         Endpoint::Pipeline => {
             // Each reply is encoded as soon as it exists: only the output grows.
-            out.push(b'[');
+            out.bytes.push(b'[');
             for (i, args) in commands.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    out.bytes.push(b',');
                 }
-                json::result_object(&batch.run(args).await, encoding, &mut out);
+                out.result(&batch.run(args).await, encoding);
                 yield_now_and_then(i).await;
             }
-            out.push(b']');
+            out.bytes.push(b']');
             StatusCode::OK
         }
         Endpoint::MultiExec => transaction(&mut batch, &commands, encoding, &mut out).await?,
@@ -215,7 +215,7 @@ async fn serve(
     };
     let seq = batch.finish().await;
     let seq = inner.sync_seq.fetch_max(seq, Ordering::Relaxed).max(seq);
-    let mut response = json_response(status, out);
+    let mut response = json_response(status, out.bytes);
     response.headers_mut().insert(SYNC_TOKEN, HeaderValue::from(seq));
     Ok(response)
 }
@@ -228,27 +228,52 @@ async fn yield_now_and_then(done: usize) {
     }
 }
 
+/// A response's JSON body as it is written, within the reply limit
+/// ([`staykv_engine::host::Host::reply_limit`]).
+struct JsonBody {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl JsonBody {
+    fn new(limit: usize) -> JsonBody {
+        JsonBody { bytes: Vec::with_capacity(64), limit }
+    }
+
+    /// Appends `{"result":...}` or `{"error":"..."}`; an error in the reply's place if it
+    /// would take the body past the limit. JSON copies every value, so a pipeline of a
+    /// thousand GETs of one 1 MB value built a gigabyte from a 16 KB request, where over RESP
+    /// the replies share the value. Every command still runs: only its reply is replaced.
+    /// Returns whether an error went out.
+    fn result(&mut self, reply: &Reply, encoding: Encoding) -> bool {
+        if self.bytes.len().saturating_add(crate::connection::approximate_size(reply)) > self.limit {
+            json::result_object(&staykv_engine::errors::reply_too_large(self.limit), encoding, &mut self.bytes);
+            return true;
+        }
+        json::result_object(reply, encoding, &mut self.bytes);
+        reply.is_error()
+    }
+
+    /// `[{"result":...},{"error":"..."},...]`.
+    fn results(&mut self, replies: &[Reply], encoding: Encoding) {
+        self.bytes.push(b'[');
+        for (i, reply) in replies.iter().enumerate() {
+            if i > 0 {
+                self.bytes.push(b',');
+            }
+            self.result(reply, encoding);
+        }
+        self.bytes.push(b']');
+    }
+}
+
 /// One command: `{"result":...}` (200) or `{"error":"..."}` (400).
-async fn single(batch: &mut Batch<'_>, args: &[Bytes], encoding: Encoding, out: &mut Vec<u8>) -> StatusCode {
-    let reply = batch.run(args).await;
-    json::result_object(&reply, encoding, out);
-    if reply.is_error() {
+async fn single(batch: &mut Batch<'_>, args: &[Bytes], encoding: Encoding, out: &mut JsonBody) -> StatusCode {
+    if out.result(&batch.run(args).await, encoding) {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     }
-}
-
-/// `[{"result":...},{"error":"..."},...]`.
-fn results_array(replies: &[Reply], encoding: Encoding, out: &mut Vec<u8>) {
-    out.push(b'[');
-    for (i, reply) in replies.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        json::result_object(reply, encoding, out);
-    }
-    out.push(b']');
 }
 
 /// `/multi-exec`: MULTI, the commands, EXEC on one client. A command refused while queuing
@@ -257,7 +282,7 @@ async fn transaction(
     batch: &mut Batch<'_>,
     commands: &request::Commands,
     encoding: Encoding,
-    out: &mut Vec<u8>,
+    out: &mut JsonBody,
 ) -> Result<StatusCode, ApiError> {
     if let Reply::Error(text) = batch.run(&[Bytes::from_static(b"MULTI")]).await {
         return Err(ApiError::bad_request(text));
@@ -280,7 +305,7 @@ async fn transaction(
     }
     match batch.run(&[Bytes::from_static(b"EXEC")]).await {
         Reply::Array(replies) => {
-            results_array(&replies, encoding, out);
+            out.results(&replies, encoding);
             Ok(StatusCode::OK)
         }
         Reply::Error(text) => Err(ApiError::bad_request(text)),
