@@ -232,7 +232,8 @@ impl InfoEntry {
             Reply::Set(categories.collect()),
             Reply::Set(self.tips.iter().map(|tip| Reply::bulk_str(tip)).collect()),
             Reply::Set(self.key_specs.iter().map(KeySpec::reply).collect()),
-            Reply::Set(subcommands),
+            // Redis 7.0 sends an empty set for none, but an array of the subcommands' entries.
+            if subcommands.is_empty() { Reply::Set(subcommands) } else { Reply::Array(subcommands) },
         ])
     }
 }

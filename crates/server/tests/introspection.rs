@@ -462,9 +462,14 @@ fn config_set_takes_back_what_config_get_gave() {
     let other_port = (server.port() + 1).to_string();
     assert!(conn.cmd_text(&["CONFIG", "SET", "port", &other_port]).contains("listens where it started"));
     // What StayKV always does is not switched off by saying so: refused, not ignored.
-    for (name, value) in [("appendonly", "no"), ("save", "3600 1")] {
+    for (name, value, why) in [
+        ("appendonly", "no", "StayKV logs every write"),
+        ("save", "3600 1", "StayKV logs every write"),
+        ("protected-mode", "no", "beyond loopback without a password"),
+        ("lfu-log-factor", "20", "keeps Redis's defaults"),
+    ] {
         let reply = conn.cmd_text(&["CONFIG", "SET", name, value]);
-        assert!(reply.contains("StayKV logs every write"), "{name} {value}: {reply}");
+        assert!(reply.contains(why), "{name} {value}: {reply}");
     }
     assert_eq!(conn.cmd_text(&["CONFIG", "GET", "save"]), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
 }
@@ -945,6 +950,34 @@ fn standalone_scenario(server: &Server) -> Vec<String> {
         seen.push(format!("COMMAND LIST {pattern} -> {names:?}"));
     }
     seen
+}
+
+/// COMMAND INFO's aggregate types in RESP3: sets for flags, categories, tips and key specs,
+/// an array of a container's subcommand entries (an empty set when there are none). Compared
+/// as the sorted aggregate headers, since subcommands come in Redis's hash-table order; and
+/// COMMAND LIST's ACL category filter, which ignores case.
+fn command_info_resp3_scenario(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["HELLO", "3"]);
+    let mut seen = Vec::new();
+    for name in ["get", "xinfo", "config", "object", "eval"] {
+        let text = frame_text(&conn.cmd(&["COMMAND", "INFO", name]));
+        let mut headers: Vec<&str> = text.lines().filter(|line| line.starts_with(['*', '~', '%'])).collect();
+        headers.sort_unstable();
+        seen.push(format!("COMMAND INFO {name}: {headers:?}"));
+    }
+    for category in ["geo", "Geo"] {
+        let listed = frame_text(&conn.cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", category]));
+        let mut names: Vec<&str> = listed.lines().filter(|line| !line.starts_with(['*', '$'])).collect();
+        names.sort_unstable();
+        seen.push(format!("ACLCAT {category}: {names:?}"));
+    }
+    seen
+}
+
+#[test]
+fn command_info_has_redis_types_in_resp3() {
+    same_as_redis(command_info_resp3_scenario, &["\"*4\"", "\"geoadd\""]);
 }
 
 #[test]

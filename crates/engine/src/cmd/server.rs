@@ -715,7 +715,7 @@ impl<'a> ListFilter<'a> {
         match self {
             ListFilter::All => true,
             ListFilter::Pattern(pattern) => glob::matches(pattern, name.as_bytes(), true),
-            ListFilter::Category(category) => categories.iter().any(|c| c.as_bytes() == *category),
+            ListFilter::Category(category) => categories.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(category)),
             ListFilter::Module => false,
         }
     }

@@ -272,6 +272,12 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
         ),
         fixed("databases", |s| s.host.config.databases.to_string()),
         always_on("save", ""),
+        // A server with no password refuses to start listening beyond loopback.
+        constant("protected-mode", "yes", |_| {
+            "StayKV always refuses to listen beyond loopback without a password".to_string()
+        }),
+        constant("lfu-log-factor", "10", lfu_defaults),
+        constant("lfu-decay-time", "1", lfu_defaults),
         fixed("disable-thp", |_| "yes".into()),
         integer(
             "auto-aof-rewrite-percentage",
@@ -293,12 +299,10 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
             move |s, on| s.engine.lazyfree.set(option, on),
         )
     }));
-    all.extend(FIXED_ENCODING_CONFIG.iter().map(|&(name, value)| Parameter {
-        name,
-        get: Box::new(move |_| value.to_string()),
-        set: Set::OnlyCurrent(|current| {
+    all.extend(FIXED_ENCODING_CONFIG.iter().map(|&(name, value)| {
+        constant(name, value, |current| {
             format!("StayKV's encoding parameters are fixed at Redis's defaults (this one is {current})")
-        }),
+        })
     }));
     all
 });
@@ -367,7 +371,20 @@ fn listening(name: &'static str, get: fn(&Scope) -> String) -> Parameter {
 fn always_on(name: &'static str, value: &'static str) -> Parameter {
     let why =
         |_: &str| "StayKV logs every write and compacts its log as it grows (appendonly yes, save \"\")".to_string();
+    constant(name, value, why)
+}
+
+/// A parameter StayKV holds at `value`: CONFIG SET takes that value, and says why not another.
+fn constant(
+    name: &'static str,
+    value: impl std::fmt::Display + Send + Sync + 'static,
+    why: fn(&str) -> String,
+) -> Parameter {
     Parameter { name, get: Box::new(move |_| value.to_string()), set: Set::OnlyCurrent(why) }
+}
+
+fn lfu_defaults(_: &str) -> String {
+    "StayKV's LFU counter keeps Redis's defaults (lfu-log-factor 10, lfu-decay-time 1)".to_string()
 }
 
 fn fixed(name: &'static str, get: fn(&Scope) -> String) -> Parameter {
