@@ -313,10 +313,6 @@ impl CommandSpec {
         self.flags & flag != 0
     }
 
-    pub fn is_write(&self) -> bool {
-        self.has(flags::WRITE)
-    }
-
     /// Whether running `args` writes: the command's flag, but for a container's HELP, which
     /// Redis 7.0 flags `loading stale` in every container (XGROUP HELP is no write: a
     /// read-only script, a paused or a failing-disk server runs it).

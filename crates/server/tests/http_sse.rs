@@ -80,6 +80,22 @@ fn subscribe_psubscribe_and_monitor_stream_messages() {
     }
 }
 
+/// A stream's SUBSCRIBE runs as any command does: held while CLIENT PAUSE ALL lasts (and
+/// while a busy script runs), and counted in INFO commandstats. It had run at once, uncounted.
+#[test]
+fn a_stream_subscribes_as_any_command_runs() {
+    let http = free_port().to_string();
+    let server = Server::staykv_with(&["--http-port", &http]);
+    assert_eq!(server.cmd(&["CLIENT", "PAUSE", "600", "ALL"]), b"+OK\r\n");
+    let started = Instant::now();
+    let mut channel = open(http.parse().unwrap(), "/subscribe/news");
+    let mut seen = String::new();
+    read_until(&mut channel, &mut seen, "data: subscribe,news,1");
+    assert!(started.elapsed() >= Duration::from_millis(400), "subscribed during the pause");
+    let stats = String::from_utf8_lossy(&server.cmd(&["INFO", "commandstats"])).into_owned();
+    assert!(stats.contains("cmdstat_subscribe:calls=1,"), "{stats}");
+}
+
 /// Streams open with GET or POST (`@upstash/redis` posts); another method is refused (405)
 /// rather than subscribing.
 #[test]

@@ -74,8 +74,10 @@ pub(super) async fn stream(
         let max_bytes = usize::try_from(host.limits.output().pubsub.hard).unwrap_or(usize::MAX);
         deliveries.push(message, BACKLOG, max_bytes);
     })));
-    let outcome =
-        shared.engine.execute(&mut client, &args, crate::clock::now_ms(), &*shared.host, &*shared.persistence);
+    // As every command runs: held by CLIENT PAUSE or a busy script, and counted in INFO
+    // commandstats.
+    shared.wait_to_run(&args, None).await;
+    let outcome = shared.execute(&mut client, &args, crate::clock::now());
     let confirmations = match outcome.reply {
         Reply::Error(text) => {
             shared.engine.disconnect(&mut client, crate::clock::now_ms());
