@@ -2,12 +2,24 @@
 
 /// Resident set size in bytes, 0 where unknown.
 pub fn rss_bytes() -> u64 {
+    statm_pages(1) * PAGE
+}
+
+/// Resident bytes not backed by a file (the heap, stacks): the RSS less the binary's and the
+/// libraries' pages. 0 where unknown.
+pub fn anonymous_rss_bytes() -> u64 {
+    statm_pages(1).saturating_sub(statm_pages(2)) * PAGE
+}
+
+/// Linux on x86-64 and arm64 (as built here) uses 4 KiB pages.
+const PAGE: u64 = 4096;
+
+/// Field `index` of /proc/self/statm (pages), 0 where unknown.
+fn statm_pages(index: usize) -> u64 {
     let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
         return 0;
     };
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    // Linux on x86-64 and arm64 (as built here) uses 4 KiB pages.
-    pages * 4096
+    statm.split_whitespace().nth(index).and_then(|p| p.parse().ok()).unwrap_or(0)
 }
 
 /// (user, system) CPU seconds of this process.
