@@ -132,23 +132,63 @@ pub(crate) fn lp_backlen_size(l: usize) -> usize {
     }
 }
 
+/// The smallest listpack encoding of an integer, as Redis's `lpEncodeIntegerGetType` picks
+/// it: one place for the ranges, which the encoder and the size estimates share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LpInt {
+    /// 7-bit unsigned, in the tag byte.
+    U7,
+    /// 13-bit signed, in the tag byte and one more.
+    I13,
+    I16,
+    I24,
+    I32,
+    I64,
+}
+
+impl LpInt {
+    fn of(v: i64) -> LpInt {
+        if (0..=127).contains(&v) {
+            LpInt::U7
+        } else if (-4096..=4095).contains(&v) {
+            LpInt::I13
+        } else if i16::try_from(v).is_ok() {
+            LpInt::I16
+        } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+            LpInt::I24
+        } else if i32::try_from(v).is_ok() {
+            LpInt::I32
+        } else {
+            LpInt::I64
+        }
+    }
+
+    /// Bytes of the encoding, its tag included.
+    fn len(self) -> usize {
+        match self {
+            LpInt::U7 => 1,
+            LpInt::I13 => 2,
+            LpInt::I16 => 3,
+            LpInt::I24 => 4,
+            LpInt::I32 => 5,
+            LpInt::I64 => 9,
+        }
+    }
+}
+
+/// Bytes of a listpack string's header: its length in 6, 12 or 32 bits.
+fn lp_str_header_len(len: usize) -> usize {
+    match len {
+        0..64 => 1,
+        64..4096 => 2,
+        _ => 5,
+    }
+}
+
 /// Bytes the integer `v` takes in a listpack: its smallest encoding, then a one-byte
 /// back-length (every integer encoding is under 128 bytes).
 pub fn listpack_int_len(v: i64) -> usize {
-    let encoded = if (0..=127).contains(&v) {
-        1
-    } else if (-4096..=4095).contains(&v) {
-        2
-    } else if i16::try_from(v).is_ok() {
-        3
-    } else if (-(1 << 23)..(1 << 23)).contains(&v) {
-        4
-    } else if i32::try_from(v).is_ok() {
-        5
-    } else {
-        9
-    };
-    encoded + 1
+    LpInt::of(v).len() + 1
 }
 
 /// Bytes the element `s` takes in a listpack, as `lpAppend` encodes it: a string that reads
@@ -157,12 +197,7 @@ pub fn listpack_elem_len(s: &[u8]) -> usize {
     if let Some(v) = canonical_i64(s) {
         return listpack_int_len(v);
     }
-    let header = match s.len() {
-        0..64 => 1,
-        64..4096 => 2,
-        _ => 5,
-    };
-    let l = header + s.len();
+    let l = lp_str_header_len(s.len()) + s.len();
     l + lp_backlen_size(l)
 }
 
@@ -305,36 +340,39 @@ impl ListpackBuilder {
     pub(crate) fn push(&mut self, s: &[u8]) {
         let start = self.buf.len();
         if let Some(v) = canonical_i64(s) {
-            if (0..=127).contains(&v) {
-                self.buf.push(v as u8);
-            } else if (-4096..=4095).contains(&v) {
-                let u = (v as u64) & 0x1fff;
-                self.buf.push(0xC0 | (u >> 8) as u8);
-                self.buf.push((u & 0xff) as u8);
-            } else if i16::try_from(v).is_ok() {
-                self.buf.push(0xF1);
-                self.buf.extend_from_slice(&(v as i16).to_le_bytes());
-            } else if (-(1 << 23)..(1 << 23)).contains(&v) {
-                self.buf.push(0xF2);
-                let b = (v as i32).to_le_bytes();
-                self.buf.extend_from_slice(b.get(..3).unwrap_or(&b));
-            } else if i32::try_from(v).is_ok() {
-                self.buf.push(0xF3);
-                self.buf.extend_from_slice(&(v as i32).to_le_bytes());
-            } else {
-                self.buf.push(0xF4);
-                self.buf.extend_from_slice(&v.to_le_bytes());
+            match LpInt::of(v) {
+                LpInt::U7 => self.buf.push(v as u8),
+                LpInt::I13 => {
+                    let u = (v as u64) & 0x1fff;
+                    self.buf.extend_from_slice(&[0xC0 | (u >> 8) as u8, (u & 0xff) as u8]);
+                }
+                LpInt::I16 => {
+                    self.buf.push(0xF1);
+                    self.buf.extend_from_slice(&(v as i16).to_le_bytes());
+                }
+                LpInt::I24 => {
+                    self.buf.push(0xF2);
+                    let b = (v as i32).to_le_bytes();
+                    self.buf.extend_from_slice(b.get(..3).unwrap_or(&b));
+                }
+                LpInt::I32 => {
+                    self.buf.push(0xF3);
+                    self.buf.extend_from_slice(&(v as i32).to_le_bytes());
+                }
+                LpInt::I64 => {
+                    self.buf.push(0xF4);
+                    self.buf.extend_from_slice(&v.to_le_bytes());
+                }
             }
         } else {
             let len = s.len();
-            if len < 64 {
-                self.buf.push(0x80 | len as u8);
-            } else if len < 4096 {
-                self.buf.push(0xE0 | (len >> 8) as u8);
-                self.buf.push((len & 0xff) as u8);
-            } else {
-                self.buf.push(0xF0);
-                self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+            match lp_str_header_len(len) {
+                1 => self.buf.push(0x80 | len as u8),
+                2 => self.buf.extend_from_slice(&[0xE0 | (len >> 8) as u8, (len & 0xff) as u8]),
+                _ => {
+                    self.buf.push(0xF0);
+                    self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+                }
             }
             self.buf.extend_from_slice(s);
         }

@@ -378,38 +378,9 @@ pub(crate) fn read_object<R: BufRead>(
 ) -> Result<Option<RdbValue>, RdbError> {
     let value = match type_id {
         types::STRING => RdbValue::String(src.string("string value")?),
-        types::LIST => {
-            let n = src.len("list length")?;
-            let mut v = Vec::with_capacity(cap(n));
-            for _ in 0..n {
-                v.push(src.string("list element")?);
-            }
-            RdbValue::List(v)
-        }
-        types::SET => {
-            let n = src.len("set size")?;
-            let mut v = Vec::with_capacity(cap(n));
-            for _ in 0..n {
-                v.push(src.string("set member")?);
-            }
-            RdbValue::Set(v)
-        }
-        types::ZSET | types::ZSET_2 => {
-            let n = src.len("zset size")?;
-            let mut v = Vec::with_capacity(cap(n));
-            for _ in 0..n {
-                let member = src.string("zset member")?;
-                let at = src.pos;
-                let score = if type_id == types::ZSET { src.string_double()? } else { src.binary_double()? };
-                // As Redis refuses the file: a sorted set cannot hold one, so loading it
-                // would drop the member without a word.
-                if score.is_nan() {
-                    return Err(src.corrupt(at, "zset score is NaN"));
-                }
-                v.push((member, score));
-            }
-            RdbValue::SortedSet(v)
-        }
+        types::LIST => RdbValue::List(read_strings(src, "list length", "list element")?),
+        types::SET => RdbValue::Set(read_strings(src, "set size", "set member")?),
+        types::ZSET | types::ZSET_2 => RdbValue::SortedSet(read_scored(src, type_id)?),
         types::HASH => {
             let n = src.len("hash size")?;
             let mut v = Vec::with_capacity(cap(n));
@@ -434,70 +405,33 @@ pub(crate) fn read_object<R: BufRead>(
             return Ok(None);
         }
         types::HASH_ZIPMAP => {
-            let at = src.pos();
-            let blob = src.string("zipmap")?;
+            let (at, blob) = (src.pos(), src.string("zipmap")?);
             RdbValue::Hash(zipmap_pairs(&blob).map_err(|e| blob_err(at, e))?)
         }
         types::LIST_ZIPLIST => {
-            let at = src.pos();
-            let blob = src.string("ziplist")?;
+            let (at, blob) = (src.pos(), src.string("ziplist")?);
             RdbValue::List(bytes_list(ziplist_elems(&blob).map_err(|e| blob_err(at, e))?))
         }
         types::SET_INTSET => {
-            let at = src.pos();
-            let blob = src.string("intset")?;
+            let (at, blob) = (src.pos(), src.string("intset")?);
             let ints = intset_values(&blob).map_err(|e| blob_err(at, e))?;
             RdbValue::Set(ints.into_iter().map(|i| i.to_string().into_bytes()).collect())
         }
+        types::SET_LISTPACK => {
+            let (at, blob) = (src.pos(), src.string("set listpack")?);
+            RdbValue::Set(bytes_list(listpack_elems(&blob).map_err(|e| blob_err(at, e))?))
+        }
         types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
-            let at = src.pos();
-            let blob = src.string("zset blob")?;
-            let elems = if type_id == types::ZSET_ZIPLIST { ziplist_elems(&blob) } else { listpack_elems(&blob) }
-                .map_err(|e| blob_err(at, e))?;
+            let (at, blob) = (src.pos(), src.string("zset blob")?);
+            let elems = packed_elems(&blob, type_id == types::ZSET_ZIPLIST).map_err(|e| blob_err(at, e))?;
             RdbValue::SortedSet(pairs(at, elems, "zset", |e| e.to_f64())?)
         }
         types::HASH_ZIPLIST | types::HASH_LISTPACK => {
-            let at = src.pos();
-            let blob = src.string("hash blob")?;
-            let elems = if type_id == types::HASH_ZIPLIST { ziplist_elems(&blob) } else { listpack_elems(&blob) }
-                .map_err(|e| blob_err(at, e))?;
+            let (at, blob) = (src.pos(), src.string("hash blob")?);
+            let elems = packed_elems(&blob, type_id == types::HASH_ZIPLIST).map_err(|e| blob_err(at, e))?;
             RdbValue::Hash(pairs(at, elems, "hash", |e| Some(e.to_bytes()))?)
         }
-        types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => {
-            let nodes = src.len("quicklist node count")?;
-            let mut v = Vec::new();
-            for _ in 0..nodes {
-                let container = if type_id == types::LIST_QUICKLIST_2 {
-                    let at = src.pos();
-                    let c = src.len("quicklist node container")?;
-                    if c != 1 && c != 2 {
-                        return Err(RdbError::Corrupt {
-                            offset: at,
-                            msg: format!("invalid quicklist node container {c}"),
-                        });
-                    }
-                    c
-                } else {
-                    2
-                };
-                let at = src.pos();
-                let blob = src.string("quicklist node")?;
-                if container == 1 {
-                    // PLAIN node: the blob is the element itself.
-                    v.push(blob);
-                    continue;
-                }
-                let elems = if type_id == types::LIST_QUICKLIST { ziplist_elems(&blob) } else { listpack_elems(&blob) }
-                    .map_err(|e| blob_err(at, e))?;
-                v.extend(elems.into_iter().map(Elem::to_bytes));
-            }
-            RdbValue::List(v)
-        }
-        types::SET_LISTPACK => {
-            let at = src.pos();
-            let blob = src.string("set listpack")?;
-            RdbValue::Set(bytes_list(listpack_elems(&blob).map_err(|e| blob_err(at, e))?))
-        }
+        types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => RdbValue::List(read_quicklist(src, type_id)?),
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {
             RdbValue::Stream(Box::new(crate::stream::read_stream(src, type_id)?))
         }
@@ -509,6 +443,72 @@ pub(crate) fn read_object<R: BufRead>(
         }
     };
     Ok(Some(value))
+}
+
+/// A count (`count_what`) and that many strings (`each`): a list or a set.
+fn read_strings<R: BufRead>(
+    src: &mut Src<R>,
+    count_what: &'static str,
+    each: &'static str,
+) -> Result<Vec<Vec<u8>>, RdbError> {
+    let n = src.len(count_what)?;
+    let mut v = Vec::with_capacity(cap(n));
+    for _ in 0..n {
+        v.push(src.string(each)?);
+    }
+    Ok(v)
+}
+
+/// A sorted set of member and score pairs: scores as strings (`ZSET`) or binary doubles.
+fn read_scored<R: BufRead>(src: &mut Src<R>, type_id: u8) -> Result<Vec<(Vec<u8>, f64)>, RdbError> {
+    let n = src.len("zset size")?;
+    let mut v = Vec::with_capacity(cap(n));
+    for _ in 0..n {
+        let member = src.string("zset member")?;
+        let at = src.pos;
+        let score = if type_id == types::ZSET { src.string_double()? } else { src.binary_double()? };
+        // As Redis refuses the file: a sorted set cannot hold one, so loading it would drop
+        // the member without a word.
+        if score.is_nan() {
+            return Err(src.corrupt(at, "zset score is NaN"));
+        }
+        v.push((member, score));
+    }
+    Ok(v)
+}
+
+/// A quicklist: nodes of ziplists (`LIST_QUICKLIST`) or, in version 2, each node a listpack
+/// or a PLAIN node holding one large element as it is.
+fn read_quicklist<R: BufRead>(src: &mut Src<R>, type_id: u8) -> Result<Vec<Vec<u8>>, RdbError> {
+    let nodes = src.len("quicklist node count")?;
+    let mut v = Vec::new();
+    for _ in 0..nodes {
+        let plain = type_id == types::LIST_QUICKLIST_2 && {
+            let at = src.pos();
+            match src.len("quicklist node container")? {
+                1 => true,
+                2 => false,
+                c => return Err(src.corrupt(at, format!("invalid quicklist node container {c}"))),
+            }
+        };
+        let (at, blob) = (src.pos(), src.string("quicklist node")?);
+        if plain {
+            v.push(blob);
+            continue;
+        }
+        let elems = packed_elems(&blob, type_id == types::LIST_QUICKLIST).map_err(|e| blob_err(at, e))?;
+        v.extend(elems.into_iter().map(Elem::to_bytes));
+    }
+    Ok(v)
+}
+
+/// The elements of a ziplist or a listpack, the two packed encodings.
+fn packed_elems(blob: &[u8], ziplist: bool) -> Result<Vec<Elem<'_>>, BlobError> {
+    if ziplist {
+        ziplist_elems(blob)
+    } else {
+        listpack_elems(blob)
+    }
 }
 
 /// Whether a value of type `type_id` can be copied as it lies: all but module values, which

@@ -4,7 +4,7 @@ use std::io::{self, BufWriter, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::crc64::crc64;
-use crate::encodings::{canonical_i64, lp_backlen_size, ListpackBuilder};
+use crate::encodings::{canonical_i64, listpack_elem_len, ListpackBuilder};
 use crate::{opcode, types, RawEntry, RdbValue, RDB_VERSION};
 
 /// Redis 7.0 default `hash-max-listpack-entries` / `zset-max-listpack-entries`.
@@ -66,32 +66,6 @@ pub(crate) fn put_string<W: Write>(w: &mut W, s: &[u8], compress: bool) -> io::R
     w.write_all(s)
 }
 
-/// The exact number of bytes `ListpackBuilder::push` uses for `s`.
-fn lp_entry_size(s: &[u8]) -> usize {
-    let body = if let Some(v) = canonical_i64(s) {
-        if (0..=127).contains(&v) {
-            1
-        } else if (-4096..=4095).contains(&v) {
-            2
-        } else if i16::try_from(v).is_ok() {
-            3
-        } else if (-(1 << 23)..(1 << 23)).contains(&v) {
-            4
-        } else if i32::try_from(v).is_ok() {
-            5
-        } else {
-            9
-        }
-    } else if s.len() < 64 {
-        1 + s.len()
-    } else if s.len() < 4096 {
-        2 + s.len()
-    } else {
-        5 + s.len()
-    };
-    body + lp_backlen_size(body)
-}
-
 /// Which encoding a hash, set or sorted set is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -137,7 +111,7 @@ impl Plan {
                         bytes = 7;
                         continue;
                     }
-                    let sz = lp_entry_size(item);
+                    let sz = listpack_elem_len(item);
                     if start < i && bytes + sz > QUICKLIST_NODE_BYTES {
                         nodes.push((start, i, false));
                         start = i;
@@ -503,7 +477,7 @@ mod tests {
             let mut b = ListpackBuilder::new();
             let before = b.byte_len();
             b.push(&s);
-            assert_eq!(b.byte_len() - before, lp_entry_size(&s), "len {}", s.len());
+            assert_eq!(b.byte_len() - before, crate::encodings::listpack_elem_len(&s), "len {}", s.len());
         }
     }
 
