@@ -167,7 +167,9 @@ fn push_zero_run(seq: &mut Vec<u8>, len: usize) {
 }
 
 /// Raise register `index` to `count` if higher; returns whether it changed. Follows
-/// Redis's `hllSparseSet` step by step so the sparse bytes come out identical.
+/// Redis's `hllSparseSet` step by step so the sparse bytes come out identical: find the
+/// opcode covering the register, rewrite or split it (or promote the HLL to dense when the
+/// split would pass the sparse size limit), then merge equal neighbours.
 fn set_register(hll: &mut Vec<u8>, index: usize, count: u8) -> Option<bool> {
     if !is_valid_shape(hll) {
         return None;
@@ -179,66 +181,96 @@ fn set_register(hll: &mut Vec<u8>, index: usize, count: u8) -> Option<bool> {
         sparse_to_dense(hll)?;
         return Some(dense_raise(hll, index, count));
     }
-    // Step 1: find the opcode covering `index`.
-    let end = hll.len();
-    let (mut at, mut first, mut prev) = (HEADER, 0usize, None);
-    let (span, value, oplen) = loop {
-        let (span, value, oplen) = opcode(hll, at)?;
-        if index < first + span {
-            break (span, value, oplen);
-        }
-        prev = Some(at);
-        at += oplen;
-        first += span;
-        if at >= end {
-            return None;
-        }
-    };
-    let is_val = hll[at] & 0x80 != 0;
-    // Cases A and B: a VAL opcode.
-    if is_val && value >= count {
+    let op = find_opcode(hll, index)?;
+    // Cases A and B: a VAL opcode already as high.
+    if op.is_val && op.value >= count {
         return Some(false);
     }
-    if span == 1 && oplen == 1 {
-        // Case B (VAL of one) and case C (ZERO of one): rewrite in place.
-        hll[at] = val_op(count, 1);
-    } else {
-        // Case D: split into up to three opcodes.
-        let last = first + span - 1;
-        let mut seq = Vec::with_capacity(5);
-        if is_val {
-            if index != first {
-                seq.push(val_op(value, index - first));
-            }
-            seq.push(val_op(count, 1));
-            if index != last {
-                seq.push(val_op(value, last - index));
-            }
-        } else {
-            if index != first {
-                push_zero_run(&mut seq, index - first);
-            }
-            seq.push(val_op(count, 1));
-            if index != last {
-                push_zero_run(&mut seq, last - index);
-            }
-        }
-        if seq.len() > oplen && hll.len() + seq.len() - oplen > SPARSE_MAX_BYTES {
-            sparse_to_dense(hll)?;
-            return Some(dense_raise(hll, index, count));
-        }
-        // An XZERO cut short by the end of the string (its second byte read as the NUL
-        // terminator): Redis has nothing after it to move, grows the string by the new
-        // opcodes' length less two and copies them over, so the last byte lands past the end.
-        let cut = (at + oplen).saturating_sub(hll.len());
-        let kept = seq.len().saturating_sub(cut);
-        // (The byte Redis copied past the end stays in its memory, and a second edit of the
-        // same opcode within the PFADD reads it back where StayKV reads 0: the string's last
-        // byte can then differ, an artefact of reading past the string that is not copied.)
-        hll.splice(at..(at + oplen).min(hll.len()), seq.into_iter().take(kept));
+    if !rewrite_opcode(hll, &op, index, count) {
+        sparse_to_dense(hll)?;
+        return Some(dense_raise(hll, index, count));
     }
-    // Step 4: merge adjacent VAL opcodes of equal value, scanning up to 5 from `prev`.
-    let mut p = prev.unwrap_or(HEADER);
+    merge_equal_vals(hll, op.prev.unwrap_or(HEADER));
+    // Redis's `hllSparseSet` invalidates the cached count itself after an in-place change
+    // (not after a promotion to dense): a PFADD that fails on a later element keeps it so.
+    invalidate_cache(hll);
+    Some(true)
+}
+
+/// The sparse opcode that covers a register.
+struct Opcode {
+    /// Where it starts, and where the one before it does (`None` for the first).
+    at: usize,
+    prev: Option<usize>,
+    /// The first register it covers, how many, and their value (0 for ZERO and XZERO).
+    first: usize,
+    span: usize,
+    value: u8,
+    /// Its bytes: 1, or 2 for XZERO.
+    len: usize,
+    is_val: bool,
+}
+
+/// The opcode covering register `index`; `None` if the sparse bytes end first (corrupt).
+fn find_opcode(hll: &[u8], index: usize) -> Option<Opcode> {
+    let (mut at, mut first, mut prev) = (HEADER, 0usize, None);
+    loop {
+        let (span, value, len) = opcode(hll, at)?;
+        if index < first + span {
+            return Some(Opcode { at, prev, first, span, value, len, is_val: hll[at] & 0x80 != 0 });
+        }
+        prev = Some(at);
+        at += len;
+        first += span;
+        if at >= hll.len() {
+            return None;
+        }
+    }
+}
+
+/// Sets register `index` to `count` within `op`: in place for a run of one (cases B and C),
+/// else split into up to three opcodes (case D). False, changing nothing, when the split
+/// would take the HLL past the sparse size limit: it must become dense.
+fn rewrite_opcode(hll: &mut Vec<u8>, op: &Opcode, index: usize, count: u8) -> bool {
+    if op.span == 1 && op.len == 1 {
+        hll[op.at] = val_op(count, 1);
+        return true;
+    }
+    let last = op.first + op.span - 1;
+    let mut seq = Vec::with_capacity(5);
+    let run = |seq: &mut Vec<u8>, len: usize| {
+        if op.is_val {
+            seq.push(val_op(op.value, len));
+        } else {
+            push_zero_run(seq, len);
+        }
+    };
+    if index != op.first {
+        run(&mut seq, index - op.first);
+    }
+    seq.push(val_op(count, 1));
+    if index != last {
+        run(&mut seq, last - index);
+    }
+    if seq.len() > op.len && hll.len() + seq.len() - op.len > SPARSE_MAX_BYTES {
+        return false;
+    }
+    // An XZERO cut short by the end of the string (its second byte read as the NUL
+    // terminator): Redis has nothing after it to move, grows the string by the new
+    // opcodes' length less two and copies them over, so the last byte lands past the end.
+    let cut = (op.at + op.len).saturating_sub(hll.len());
+    let kept = seq.len().saturating_sub(cut);
+    // (The byte Redis copied past the end stays in its memory, and a second edit of the
+    // same opcode within the PFADD reads it back where StayKV reads 0: the string's last
+    // byte can then differ, an artefact of reading past the string that is not copied.)
+    hll.splice(op.at..(op.at + op.len).min(hll.len()), seq.into_iter().take(kept));
+    true
+}
+
+/// Merges adjacent VAL opcodes of equal value, scanning up to 5 opcodes from `from`, as
+/// Redis does after each change.
+fn merge_equal_vals(hll: &mut Vec<u8>, from: usize) {
+    let mut p = from;
     let mut scan = 5;
     while p < hll.len() && scan > 0 {
         scan -= 1;
@@ -264,10 +296,6 @@ fn set_register(hll: &mut Vec<u8>, index: usize, count: u8) -> Option<bool> {
         }
         p += 1;
     }
-    // Redis's `hllSparseSet` invalidates the cached count itself after an in-place change
-    // (not after a promotion to dense): a PFADD that fails on a later element keeps it so.
-    invalidate_cache(hll);
-    Some(true)
 }
 
 fn dense_raise(hll: &mut [u8], index: usize, count: u8) -> bool {
