@@ -450,6 +450,123 @@ impl ServerHost {
         }
     }
 
+    /// INFO server: the version, the process, the clock.
+    fn info_server(&self) -> String {
+        let mut out = String::new();
+        let uptime = self.started.elapsed().as_secs();
+        let hz = self.hz.get();
+        let _ = write!(
+            out,
+            "redis_version:{}\r\nstaykv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nexecutable:staykv\r\nconfig_file:{}\r\n",
+            staykv_engine::cmd::connection::REDIS_COMPAT_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            if cfg!(target_os = "linux") { "epoll" } else { "kqueue" },
+            std::process::id(),
+            self.run_id,
+            self.tcp_port.load(Ordering::Relaxed),
+            crate::clock::wall_micros().unwrap_or(0),
+            uptime / 86400,
+            self.config_file().unwrap_or_default(),
+        );
+        out
+    }
+
+    /// INFO clients: connections, their largest buffers, blocked and tracking clients.
+    fn info_clients(&self) -> String {
+        let mut out = String::new();
+        let (memory, engine) = (self.client_memory(), self.notifier.get());
+        // No cluster bus: `cluster_connections` is 0, as on a Redis without cluster mode.
+        let _ = write!(
+            out,
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
+            self.clients.lock().len(),
+            self.runtime.read().maxclients,
+            memory.largest_input,
+            memory.largest_output,
+            engine.map_or(0, |e| e.blocked.len() + e.pause.held()),
+            engine.map_or(0, |e| e.tracking.totals().0),
+            engine.map_or(0, |e| e.blocked.timed_waits()),
+        );
+        out
+    }
+
+    /// INFO memory: the allocator's count, the RSS, the limit and what is left out of it.
+    fn info_memory(&self) -> String {
+        let mut out = String::new();
+        use crate::stats::bytes_to_human as human;
+        let (used, rss, peak) = (crate::memory::used(), crate::stats::rss_bytes(), self.memory_peak());
+        let (system, limit) = (crate::stats::total_system_memory(), crate::memory::limit());
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let scripts = self.notifier.get().map_or(0, |e| e.scripting.cached_scripts());
+        let _ = write!(
+            out,
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\n",
+            human(used),
+            human(rss),
+            human(peak),
+            ratio(used, peak) * 100.0,
+            human(system),
+        );
+        if let Some(engine) = self.notifier.get() {
+            script_memory(&mut out, engine.scripting.memory());
+        }
+        let _ = write!(
+            out,
+            "number_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
+            human(limit),
+            self.eviction_policy().name(),
+            ratio(rss, used),
+            i128::from(rss) - i128::from(used),
+            self.not_counted_for_evict(),
+            self.client_memory().total,
+            self.notifier.get().map_or(0, |e| e.lazyfree.pending()),
+            self.notifier.get().map_or(0, |e| e.lazyfree.freed()),
+        );
+        out
+    }
+
+    /// INFO stats: connections, traffic, pub/sub and tracking totals.
+    fn info_stats(&self) -> String {
+        let mut out = String::new();
+        use crate::stats::{NET_INPUT, NET_OUTPUT, OPS};
+        let rates = &self.instantaneous;
+        let kbps = |metric| rates.per_second(metric) as f64 / 1024.0;
+        let engine = self.notifier.get();
+        let pubsub = engine.map(|e| &e.pubsub);
+        let channels = |shard| pubsub.map_or(0, |p| p.channels(None, shard).len());
+        let net =
+            |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| engine.map_or(0, |e| e.counters.total(counter));
+        let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
+        // Snapshots are written by a thread, never a forked child: no forks to count.
+        let _ = write!(
+            out,
+            "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\n",
+            self.connections_received.load(Ordering::Relaxed),
+            self.rejected_connections.load(Ordering::Relaxed),
+            rates.per_second(OPS),
+            net(|s| &s.net_input_bytes),
+            net(|s| &s.net_output_bytes),
+            kbps(NET_INPUT),
+            kbps(NET_OUTPUT),
+            channels(false),
+            pubsub.map_or(0, |p| p.pattern_count()),
+            channels(true),
+            self.evicted_clients.load(Ordering::Relaxed),
+        );
+        out
+    }
+
+    /// INFO cpu: the process's CPU seconds. StayKV never forks (its snapshots are written by
+    /// a thread): no children.
+    fn info_cpu(&self) -> String {
+        let (user, sys) = crate::stats::cpu_seconds();
+        format!(
+            "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
+        )
+    }
+
     /// What the connections hold, as INFO sums it up.
     fn client_memory(&self) -> ClientMemory {
         let mut memory = ClientMemory::default();
@@ -716,113 +833,15 @@ impl Host for ServerHost {
     }
 
     fn info_section(&self, section: &str) -> Option<String> {
-        let mut out = String::new();
-        match section {
-            "server" => {
-                let uptime = self.started.elapsed().as_secs();
-                let hz = self.hz.get();
-                let _ = write!(
-                    out,
-                    "redis_version:{}\r\nstaykv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nexecutable:staykv\r\nconfig_file:{}\r\n",
-                    staykv_engine::cmd::connection::REDIS_COMPAT_VERSION,
-                    env!("CARGO_PKG_VERSION"),
-                    std::env::consts::OS,
-                    std::env::consts::ARCH,
-                    if cfg!(target_os = "linux") { "epoll" } else { "kqueue" },
-                    std::process::id(),
-                    self.run_id,
-                    self.tcp_port.load(Ordering::Relaxed),
-                    crate::clock::wall_micros().unwrap_or(0),
-                    uptime / 86400,
-                    self.config_file().unwrap_or_default(),
-                );
-            }
-            "clients" => {
-                let memory = self.client_memory();
-                // No cluster bus: `cluster_connections` is 0, as on a Redis without cluster mode.
-                let _ = write!(
-                    out,
-                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
-                    self.clients.lock().len(),
-                    self.runtime.read().maxclients,
-                    memory.largest_input,
-                    memory.largest_output,
-                    self.notifier.get().map_or(0, |e| e.blocked.len() + e.pause.held()),
-                    self.notifier.get().map_or(0, |e| e.tracking.totals().0),
-                    self.notifier.get().map_or(0, |e| e.blocked.timed_waits()),
-                );
-            }
-            "memory" => {
-                use crate::stats::bytes_to_human as human;
-                let (used, rss, peak) = (crate::memory::used(), crate::stats::rss_bytes(), self.memory_peak());
-                let (system, limit) = (crate::stats::total_system_memory(), crate::memory::limit());
-                let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-                let scripts = self.notifier.get().map_or(0, |e| e.scripting.cached_scripts());
-                let _ = write!(
-                    out,
-                    "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\n",
-                    human(used),
-                    human(rss),
-                    human(peak),
-                    ratio(used, peak) * 100.0,
-                    human(system),
-                );
-                if let Some(engine) = self.notifier.get() {
-                    script_memory(&mut out, engine.scripting.memory());
-                }
-                let _ = write!(
-                    out,
-                    "number_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
-                    human(limit),
-                    self.eviction_policy().name(),
-                    ratio(rss, used),
-                    i128::from(rss) - i128::from(used),
-                    self.not_counted_for_evict(),
-                    self.client_memory().total,
-                    self.notifier.get().map_or(0, |e| e.lazyfree.pending()),
-                    self.notifier.get().map_or(0, |e| e.lazyfree.freed()),
-                );
-            }
-            "persistence" => out = self.persistence.info(),
-            "stats" => {
-                use crate::stats::{NET_INPUT, NET_OUTPUT, OPS};
-                let rates = &self.instantaneous;
-                let kbps = |metric| rates.per_second(metric) as f64 / 1024.0;
-                let engine = self.notifier.get();
-                let pubsub = engine.map(|e| &e.pubsub);
-                let channels = |shard| pubsub.map_or(0, |p| p.channels(None, shard).len());
-                let net = |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| {
-                    engine.map_or(0, |e| e.counters.total(counter))
-                };
-                let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
-                // Snapshots are written by a thread, never a forked child: no forks to count.
-                let _ = write!(
-                    out,
-                    "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\n",
-                    self.connections_received.load(Ordering::Relaxed),
-                    self.rejected_connections.load(Ordering::Relaxed),
-                    rates.per_second(OPS),
-                    net(|s| &s.net_input_bytes),
-                    net(|s| &s.net_output_bytes),
-                    kbps(NET_INPUT),
-                    kbps(NET_OUTPUT),
-                    channels(false),
-                    pubsub.map_or(0, |p| p.pattern_count()),
-                    channels(true),
-                    self.evicted_clients.load(Ordering::Relaxed),
-                );
-            }
-            "cpu" => {
-                let (user, sys) = crate::stats::cpu_seconds();
-                // StayKV never forks (its snapshots are written by a thread): no children.
-                let _ = write!(
-                    out,
-                    "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
-                );
-            }
+        Some(match section {
+            "server" => self.info_server(),
+            "clients" => self.info_clients(),
+            "memory" => self.info_memory(),
+            "persistence" => self.persistence.info(),
+            "stats" => self.info_stats(),
+            "cpu" => self.info_cpu(),
             _ => return None,
-        }
-        Some(out)
+        })
     }
 
     fn proto_max_bulk_len(&self) -> usize {
