@@ -22,12 +22,13 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use staykv_engine::exec::NoJournal;
 use staykv_engine::host::NoHost;
 use staykv_engine::keyspace::NO_EXPIRY;
 use staykv_engine::{Client, Engine, Reply};
 use staykv_rdb::{decode_dump_payload, RdbError, RdbItem, RdbReader};
+use staykv_resp::Protocol;
 use staykv_storage::{snapshot_file_name, Log, LogOptions, NoReplay, RealFs};
 
 use crate::persistence::lock_dir;
@@ -662,12 +663,8 @@ impl RespClient {
     }
 
     fn send(&mut self, args: &[&[u8]]) -> Result<(), String> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
+        let mut out = BytesMut::new();
+        Reply::bulks(args.iter().map(|arg| Bytes::copy_from_slice(arg))).encode(Protocol::Resp2, &mut out);
         self.reader.get_mut().write_all(&out).map_err(|e| format!("write to the source: {e}"))
     }
 
@@ -787,29 +784,10 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
     let (addr, user, password, only_db) = parse_redis_url(url)?;
     let mut conn = RespClient::connect(&addr)?;
     if let Some(password) = &password {
-        let reply = match &user {
-            Some(user) => conn.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
-            None => conn.call(&[b"AUTH", password.as_bytes()])?,
-        };
-        if let Resp::Error(e) = reply {
-            return Err(format!("AUTH failed: {e}"));
-        }
+        authenticate(&mut conn, user.as_deref(), password)?;
     }
-    let info = match conn.call(&[b"INFO", b"keyspace"])? {
-        Resp::Bulk(Some(text)) => String::from_utf8_lossy(&text).into_owned(),
-        Resp::Error(e) => return Err(format!("INFO keyspace failed: {e}")),
-        other => return Err(format!("unexpected reply to INFO: {other:?}")),
-    };
-    let mut dbs: Vec<(u32, u64)> = Vec::new();
-    for line in info.lines() {
-        let Some((name, fields)) = line.trim().split_once(':') else { continue };
-        let Some(db) = name.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let keys =
-            fields.split(',').find_map(|f| f.strip_prefix("keys=")).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-        if only_db.is_none_or(|only| only == db) {
-            dbs.push((db, keys));
-        }
-    }
+    let dbs: Vec<(u32, u64)> =
+        keyspace_dbs(&mut conn)?.into_iter().filter(|(db, _)| only_db.is_none_or(|only| only == *db)).collect();
     let total: u64 = dbs.iter().map(|(_, keys)| keys).sum();
     // Deadlines as the source stores them (PEXPIRETIME, Redis 7.0 and later), not remaining
     // times that would shift by the round trip; from an older Redis, PTTL.
@@ -825,29 +803,14 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
         }
         let mut cursor = b"0".to_vec();
         loop {
-            let reply = conn.call(&[b"SCAN", &cursor, b"COUNT", b"1000"])?;
-            let Resp::Array(Some(parts)) = reply else {
-                return Err(format!("unexpected reply to SCAN: {reply:?}"));
-            };
-            let (next, keys) = match parts.as_slice() {
-                [Resp::Bulk(Some(next)), Resp::Array(Some(keys))] => (next.clone(), keys.clone()),
-                _ => return Err("unexpected reply to SCAN".into()),
-            };
-            let keys: Vec<Vec<u8>> = keys
-                .into_iter()
-                .filter_map(|k| match k {
-                    Resp::Bulk(Some(k)) => Some(k),
-                    _ => None,
-                })
-                .collect();
+            let (next, keys) = scan_page(&mut conn, &cursor)?;
             for key in &keys {
                 conn.send(&[deadline_command, key])?;
                 conn.send(&[b"DUMP", key])?;
             }
             let now = crate::clock::now_ms();
             for key in keys {
-                let deadline = conn.read()?;
-                let dump = conn.read()?;
+                let (deadline, dump) = (conn.read()?, conn.read()?);
                 meter.inc(1);
                 let expire_at = match deadline {
                     Resp::Int(-2) => continue,
@@ -855,30 +818,7 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
                     Resp::Int(ms) if ms >= 0 => ms as u64,
                     _ => NO_EXPIRY,
                 };
-                let payload = match dump {
-                    Resp::Bulk(Some(p)) => p,
-                    Resp::Bulk(None) => continue,
-                    Resp::Error(e) => {
-                        return Err(format!("DUMP of key {:?} failed: {e}", String::from_utf8_lossy(&key)))
-                    }
-                    other => return Err(format!("unexpected reply to DUMP: {other:?}")),
-                };
-                match decode_dump_payload(&payload) {
-                    Ok(value) => match value_from_rdb(value) {
-                        Ok(value) => load_entry(engine, db as usize, key, value, expire_at, now)?,
-                        Err(kind) => report.unsupported_key(db, key, kind),
-                    },
-                    Err(RdbError::Unsupported { .. }) => {
-                        let kind = payload.first().map_or("unknown", |t| snapshot::rdb_type_name(*t));
-                        report.unsupported_key(db, key, kind);
-                    }
-                    Err(e) => {
-                        return Err(format!(
-                            "DUMP payload of key {:?} cannot be read ({e}); StayKV reads the format of Redis up to 7.0",
-                            String::from_utf8_lossy(&key)
-                        ))
-                    }
-                }
+                import_dumped_key(engine, report, db, key, dump, expire_at, now)?;
             }
             cursor = next;
             if cursor == b"0" {
@@ -890,8 +830,93 @@ fn import_live(url: &str, engine: &Engine, report: &mut Report) -> Result<(), St
     import_live_functions(&mut conn, engine, report)
 }
 
-/// Copies a live server's function libraries (`FUNCTION LIST WITHCODE`). A server that has no
-/// FUNCTION command (Redis before 7.0) has none to copy.
+fn authenticate(conn: &mut RespClient, user: Option<&str>, password: &str) -> Result<(), String> {
+    let reply = match user {
+        Some(user) => conn.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
+        None => conn.call(&[b"AUTH", password.as_bytes()])?,
+    };
+    match reply {
+        Resp::Error(e) => Err(format!("AUTH failed: {e}")),
+        _ => Ok(()),
+    }
+}
+
+/// The source's databases that hold keys, and how many each, from `INFO keyspace`.
+fn keyspace_dbs(conn: &mut RespClient) -> Result<Vec<(u32, u64)>, String> {
+    let info = match conn.call(&[b"INFO", b"keyspace"])? {
+        Resp::Bulk(Some(text)) => String::from_utf8_lossy(&text).into_owned(),
+        Resp::Error(e) => return Err(format!("INFO keyspace failed: {e}")),
+        other => return Err(format!("unexpected reply to INFO: {other:?}")),
+    };
+    let mut dbs = Vec::new();
+    for line in info.lines() {
+        let Some((name, fields)) = line.trim().split_once(':') else { continue };
+        let Some(db) = name.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let keys =
+            fields.split(',').find_map(|f| f.strip_prefix("keys=")).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        dbs.push((db, keys));
+    }
+    Ok(dbs)
+}
+
+/// One `SCAN cursor COUNT 1000`: the next cursor and the keys.
+fn scan_page(conn: &mut RespClient, cursor: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
+    let reply = conn.call(&[b"SCAN", cursor, b"COUNT", b"1000"])?;
+    let Resp::Array(Some(parts)) = reply else {
+        return Err(format!("unexpected reply to SCAN: {reply:?}"));
+    };
+    let mut parts = parts.into_iter();
+    let (Some(Resp::Bulk(Some(next))), Some(Resp::Array(Some(keys))), None) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("unexpected reply to SCAN".into());
+    };
+    let keys = keys
+        .into_iter()
+        .filter_map(|k| match k {
+            Resp::Bulk(Some(k)) => Some(k),
+            _ => None,
+        })
+        .collect();
+    Ok((next, keys))
+}
+
+/// Loads `key` of database `db` from its DUMP reply; a key gone meanwhile is passed over, a
+/// type StayKV does not hold is reported.
+fn import_dumped_key(
+    engine: &Engine,
+    report: &mut Report,
+    db: u32,
+    key: Vec<u8>,
+    dump: Resp,
+    expire_at: u64,
+    now: u64,
+) -> Result<(), String> {
+    let payload = match dump {
+        Resp::Bulk(Some(p)) => p,
+        Resp::Bulk(None) => return Ok(()),
+        Resp::Error(e) => return Err(format!("DUMP of key {:?} failed: {e}", String::from_utf8_lossy(&key))),
+        other => return Err(format!("unexpected reply to DUMP: {other:?}")),
+    };
+    match decode_dump_payload(&payload) {
+        Ok(value) => match value_from_rdb(value) {
+            Ok(value) => load_entry(engine, db as usize, key, value, expire_at, now)?,
+            Err(kind) => report.unsupported_key(db, key, kind),
+        },
+        Err(RdbError::Unsupported { .. }) => {
+            let kind = payload.first().map_or("unknown", |t| snapshot::rdb_type_name(*t));
+            report.unsupported_key(db, key, kind);
+        }
+        Err(e) => {
+            return Err(format!(
+                "DUMP payload of key {:?} cannot be read ({e}); StayKV reads the format of Redis up to 7.0",
+                String::from_utf8_lossy(&key)
+            ))
+        }
+    }
+    Ok(())
+}
+
 fn import_live_functions(conn: &mut RespClient, engine: &Engine, report: &mut Report) -> Result<(), String> {
     let libraries = match conn.call(&[b"FUNCTION", b"LIST", b"WITHCODE"])? {
         Resp::Array(Some(libraries)) => libraries,
