@@ -96,8 +96,7 @@ const DEFAULT_SAMPLES: u32 = 5;
 /// Random slots probed per sample wanted before falling back to a walk (slabs have holes,
 /// and under volatile policies only keys with a TTL count).
 const PROBES_PER_SAMPLE: usize = 8;
-/// Keys one command evicts at most (Redis bounds the time instead); past it the command runs
-/// over the limit and the next one evicts on.
+/// Keys one command may evict before it gives up and gets OOM (Redis bounds the time instead).
 const MAX_EVICTIONS_PER_COMMAND: usize = 10_000;
 
 /// Candidates the pool keeps between evictions (Redis's `EVPOOL_SIZE`).
@@ -241,11 +240,8 @@ impl Eviction {
 
 impl Engine {
     /// Evicts keys by the current policy while `over_limit()` holds. False when memory stays
-    /// over the limit because nothing may go (`noeviction`, or a volatile policy and no key
-    /// with a TTL): the command then gets Redis's OOM error. A command that reaches the
-    /// per-command bound with keys left to evict goes on, as Redis lets a command run while
-    /// its eviction is under way (`EVICT_RUNNING`): a limit lowered far below the data, or a
-    /// start over it, would otherwise refuse writes until commands had evicted the excess.
+    /// over the limit because nothing may go (`noeviction`, a volatile policy and no key with
+    /// a TTL, or the per-command bound reached): the command then gets Redis's OOM error.
     /// Under `lazyfree-lazy-eviction` the values go to `host`'s background thread, and while
     /// some are still being freed the command may go on, as Redis lets it.
     pub fn evict(&self, now: u64, journal: &dyn Journal, host: &dyn Host, over_limit: &dyn Fn() -> bool) -> bool {
@@ -263,14 +259,14 @@ impl Engine {
                 return true;
             }
             if self.scripting.is_running() {
-                return self.lazyfree.is_on(LazyOption::Eviction) && self.lazyfree.pending() > 0;
+                break;
             }
             self.sample_into_pool(policy, now);
             let Some(victim) = self.eviction.pool.lock().pop() else { return false };
             self.evict_key(victim, now, journal, host);
             host.count_freed_memory();
         }
-        true
+        !over_limit() || (self.lazyfree.is_on(LazyOption::Eviction) && self.lazyfree.pending() > 0)
     }
 
     /// Offers up to `maxmemory-samples` keys, probed at random slots of random shards (one
@@ -429,18 +425,6 @@ mod tests {
             assert!(evict_down_to(&engine, 0, NOW), "{policy:?}");
             assert_eq!(keys(&engine), 0, "{policy:?}");
         }
-    }
-
-    /// Past the per-command bound the command goes on, and the next one evicts on; only
-    /// once nothing is left to evict is a command refused.
-    #[test]
-    fn a_command_goes_on_once_it_has_evicted_its_bound() {
-        let plain = MAX_EVICTIONS_PER_COMMAND + 50;
-        let (engine, _) = filled(Policy::VolatileRandom, plain);
-        assert!(evict_down_to(&engine, 0, NOW));
-        assert_eq!(keys(&engine), plain + 50);
-        assert!(!evict_down_to(&engine, 0, NOW));
-        assert_eq!(keys(&engine), plain);
     }
 
     #[test]
