@@ -129,19 +129,6 @@ pub struct Partial {
     need: usize,
 }
 
-impl Partial {
-    /// Bytes at the front of the buffer already parsed into the pending request's header and
-    /// complete arguments: what Redis has moved out of its query buffer by then, so not
-    /// counted against `client-query-buffer-limit`.
-    pub fn parsed(&self) -> usize {
-        if self.expected.is_some() {
-            self.pos
-        } else {
-            0
-        }
-    }
-}
-
 /// Parse the next request from `buf`.
 ///
 /// `Ok(None)` means more bytes are needed: call again with the same `partial` once the

@@ -467,9 +467,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     /// Accounts for `read` bytes just read into room for `room`; a killed client, or one
-    /// whose unparsed input passed `client-query-buffer-limit`, is closed. The complete
-    /// arguments of a request still arriving do not count, as they do not in Redis: a 1 MB
-    /// limit takes an MSET of many 20 KB values.
+    /// whose unprocessed input passed `client-query-buffer-limit`, is closed.
     fn took_input(&mut self, read: usize, room: usize) -> Result<(), Close> {
         self.read_filled = read == room;
         if self.read_filled {
@@ -480,7 +478,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             return Err(Close::Requested);
         }
         let query_limit = self.shared.host.limits.query_buffer_limit();
-        if self.input.len().saturating_sub(self.partial.parsed()) > query_limit {
+        if self.input.len() > query_limit {
             tracing::warn!(
                 client = self.client.id,
                 "closing client: query buffer over client-query-buffer-limit ({query_limit} bytes)"

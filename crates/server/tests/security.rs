@@ -1117,27 +1117,6 @@ fn replies_that_repeat_stored_data_are_bounded_by_the_reply_limit() {
     assert!(server.rss_kib() < 256 * 1024, "RSS {} KiB", server.rss_kib());
 }
 
-/// `client-query-buffer-limit` counts unparsed input only, as Redis's does: the complete
-/// arguments of a request still arriving do not count. A 2.4 MB MSET of 40 KB values is
-/// served under a 2mb limit by both servers (StayKV closed the client).
-#[test]
-fn the_query_buffer_limit_counts_only_unparsed_input_like_redis() {
-    let value = "x".repeat(40 * 1024);
-    let mut args = vec!["MSET".to_string()];
-    for i in 0..60 {
-        args.extend([format!("k{i}"), value.clone()]);
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let limit = ["--client-query-buffer-limit", "2mb"];
-    let mut servers = vec![Server::staykv_with(&limit)];
-    servers.extend(Server::redis_with(&limit));
-    for server in &servers {
-        let mut conn = server.connect();
-        assert_eq!(conn.cmd_text(&args), "OK", "{:?}", server.kind());
-        assert_eq!(conn.cmd_text(&["STRLEN", "k59"]), "40960", "{:?}", server.kind());
-    }
-}
-
 /// Send `request` one byte per second until the server answers or closes; returns whether
 /// it did and how many bytes went out by then.
 fn trickle(stream: &mut TcpStream, request: &[u8]) -> (bool, usize) {
