@@ -29,8 +29,8 @@ pub fn oom() -> Reply {
 /// A reply that repeats stored data would pass `limit` bytes ([`crate::host::Host::reply_limit`]).
 pub fn reply_too_large(limit: usize) -> Reply {
     Reply::Error(format!(
-        "ERR the reply would pass {limit} bytes (the smaller of proto-max-bulk-len and the normal \
-         client-output-buffer-limit hard limit)"
+        "ERR the reply would pass {limit} bytes (the normal client-output-buffer-limit hard limit, \
+         or 512mb while it is 0)"
     ))
 }
 

@@ -4,6 +4,10 @@ use bytes::Bytes;
 
 use crate::client::Client;
 
+/// The reply limit ([`Host::reply_limit`]) while the normal clients' output is unlimited:
+/// the largest string Redis takes by default (`proto-max-bulk-len`, 512 MB).
+pub const UNLIMITED_REPLY_CAP: usize = 512 << 20;
+
 /// Server-owned state that commands such as CONFIG, CLIENT, INFO, AUTH and SHUTDOWN reach.
 /// The engine's own tests use [`NoHost`].
 pub trait Host: Sync {
@@ -36,10 +40,11 @@ pub trait Host: Sync {
         usize::MAX
     }
     /// The most bytes a reply that repeats stored data may hold (a negative-count
-    /// SRANDMEMBER, HRANDFIELD or ZRANDMEMBER; SORT's GET patterns): the smaller of
-    /// `proto-max-bulk-len` and the normal clients' output hard limit, when one is set.
+    /// SRANDMEMBER, HRANDFIELD or ZRANDMEMBER; SORT's GET patterns without STORE): the normal
+    /// clients' output hard limit, or [`UNLIMITED_REPLY_CAP`] while it is 0 (unlimited).
     /// StayKV builds a reply before writing it, so without a bound a request of a few bytes
-    /// could copy one large member millions of times before any output limit saw it.
+    /// could copy one large member millions of times before any output limit saw it; Redis
+    /// streams such a reply into the output buffer and closes the client at its limit.
     fn reply_limit(&self) -> usize {
         usize::MAX
     }

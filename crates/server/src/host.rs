@@ -849,12 +849,9 @@ impl Host for ServerHost {
     }
 
     fn reply_limit(&self) -> usize {
-        let hard = usize::try_from(self.limits.output().normal.hard).unwrap_or(usize::MAX);
-        let proto = self.proto_max_bulk_len();
-        if hard == 0 {
-            proto
-        } else {
-            proto.min(hard)
+        match usize::try_from(self.limits.output().normal.hard).unwrap_or(usize::MAX) {
+            0 => staykv_engine::host::UNLIMITED_REPLY_CAP,
+            hard => hard,
         }
     }
 

@@ -1277,29 +1277,36 @@ fn cors_without_a_token_or_with_a_malformed_origin_is_refused_at_start() {
 }
 
 /// JSON copies every value, so replies that repeat one are bounded by the reply limit (here
-/// the normal clients' output hard limit, 4 MB): past it a reply is answered with an error in
-/// its place, and every command still runs. A 16 KB pipeline of GETs of one 1 MB value built
-/// a gigabyte.
+/// the normal clients' output hard limit, 4 MB): past it the reply of a command that only
+/// reads is answered with an error in its place. A write's reply always goes out, large or
+/// small: the write ran, and a client told it failed would run it again. A 16 KB pipeline of
+/// GETs of one 1 MB value built a gigabyte.
 #[tokio::test]
 async fn a_response_that_repeats_a_value_past_the_reply_limit_is_cut_short() {
     let server = Http::start_with(&["--http-token", TOKEN, "--client-output-buffer-limit", "normal 4mb 4mb 0"]);
     let big = "v".repeat(1 << 20);
     assert_eq!(cmd(&server, json!(["SET", "big", big])).await.status, 200);
     let mut commands = vec![json!(["GET", "big"]); 6];
-    commands.push(json!(["SET", "after", "1"]));
-    let answer = post(&server, "/pipeline", Value::from(commands).to_string(), Some(TOKEN)).await;
-    assert_eq!(answer.status, 200);
-    let results = answer.json();
-    let results = results.as_array().unwrap();
-    let served = results.iter().filter(|r| r["result"].as_str() == Some(big.as_str())).count();
-    assert_eq!(served, 3, "4 MB holds three 1 MB values");
-    for cut in &results[3..6] {
-        let error = cut["error"].as_str().unwrap_or_default();
-        assert!(error.starts_with("ERR the reply would pass 4194304 bytes"), "{cut}");
+    commands.extend([json!(["SET", "after", "1"]), json!(["INCR", "n"]), json!(["GETSET", "big", "small"])]);
+    for endpoint in ["/pipeline", "/multi-exec"] {
+        assert_eq!(cmd(&server, json!(["SET", "big", big])).await.status, 200);
+        let answer = post(&server, endpoint, Value::from(commands.clone()).to_string(), Some(TOKEN)).await;
+        assert_eq!(answer.status, 200, "{endpoint}");
+        let results = answer.json();
+        let results = results.as_array().unwrap();
+        let served = results.iter().take(6).filter(|r| r["result"].as_str() == Some(big.as_str())).count();
+        assert_eq!(served, 3, "{endpoint}: 4 MB holds three 1 MB values");
+        for cut in &results[3..6] {
+            let error = cut["error"].as_str().unwrap_or_default();
+            assert!(error.starts_with("ERR the reply would pass 4194304 bytes"), "{endpoint}: {cut}");
+        }
+        assert_eq!(results[6]["result"], "OK", "{endpoint}");
+        assert!(results[7]["result"].is_i64(), "{endpoint}: {}", results[7]);
+        assert_eq!(results[8]["result"].as_str(), Some(big.as_str()), "{endpoint}: a write's reply is never cut");
     }
-    assert_eq!(results[6]["result"], "OK");
-    assert_eq!(cmd(&server, json!(["GET", "after"])).await.json()["result"], "1");
+    assert_eq!(cmd(&server, json!(["GET", "n"])).await.json()["result"], "2");
     // One reply that repeats the value: cut as a whole, and a 400 as any error.
+    assert_eq!(cmd(&server, json!(["SET", "big", big])).await.status, 200);
     let mget = cmd(&server, json!(["MGET", "big", "big", "big", "big", "big"])).await;
     assert_eq!(mget.status, 400);
     assert!(mget.error().starts_with("ERR the reply would pass"), "{}", mget.error());

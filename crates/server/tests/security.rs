@@ -1078,11 +1078,12 @@ fn huge_declared_lengths_are_cut_off_by_the_protocol_limits() {
     assert_eq!(check.cmd_text(&["EXISTS", "k"]), "0");
 }
 
-/// A reply that repeats stored data is bounded by the reply limit, the smaller of
-/// proto-max-bulk-len and the normal clients' output hard limit: a negative-count
-/// SRANDMEMBER, HRANDFIELD or ZRANDMEMBER and SORT's GET patterns are refused past it instead
-/// of built (a 30-byte SRANDMEMBER of a 1000-byte member took RSS to 2 GB), and served under
-/// it. Redis streams such replies into the output buffer and closes the client at the limit.
+/// A reply that repeats stored data is bounded by the reply limit, the normal clients'
+/// output hard limit (512 MB while it is 0): a negative-count SRANDMEMBER, HRANDFIELD or
+/// ZRANDMEMBER and SORT's GET patterns are refused past it instead of built (a 30-byte
+/// SRANDMEMBER of a 1000-byte member took RSS to 2 GB), and served under it. Redis streams
+/// such replies into the output buffer and closes the client at the limit. SORT ... STORE
+/// answers a count and stores any size.
 #[test]
 fn replies_that_repeat_stored_data_are_bounded_by_the_reply_limit() {
     let server = Server::staykv_with(&["--client-output-buffer-limit", "normal 4mb 4mb 0"]);
@@ -1114,6 +1115,8 @@ fn replies_that_repeat_stored_data_are_bounded_by_the_reply_limit() {
         let reply = conn.cmd(served);
         assert!(reply.starts_with(b"*") && reply.len() > 900_000, "{served:?}: {} bytes", reply.len());
     }
+    let stored = conn.cmd_text(&["SORT", "list", "BY", "nosort", "GET", "v*", "STORE", "copies"]);
+    assert_eq!(stored, "100");
     assert!(server.rss_kib() < 256 * 1024, "RSS {} KiB", server.rss_kib());
 }
 

@@ -254,8 +254,10 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     };
     let selected = elements.get(start..start + count).unwrap_or_default().to_vec();
     let mut output: Vec<Option<Bytes>> = Vec::new();
-    // Each GET copies the value it names, and every element may name the same one.
-    let mut budget = super::ReplyBudget::new(ctx.host.reply_limit());
+    // Each GET copies the value it names, and every element may name the same one. A STORE
+    // answers a count: what it stores is data like any other, under maxmemory.
+    let limit = if o.store.is_some() { usize::MAX } else { ctx.host.reply_limit() };
+    let mut budget = super::ReplyBudget::new(limit);
     for element in &selected {
         if o.gets.is_empty() {
             output.push(Some(element.clone()));

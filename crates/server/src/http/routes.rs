@@ -184,7 +184,7 @@ async fn serve(
     }
 
     let mut batch = Batch::new(&inner.shared, access, (peer, inner.local));
-    let mut out = JsonBody::new(staykv_engine::host::Host::reply_limit(&*inner.shared.host));
+    let mut out = JsonBody::new(&inner.shared);
     let first = commands.iter().next().unwrap_or_default();
     let status = match endpoint {
         Endpoint::Command => single(&mut batch, first, encoding, &mut out).await,
@@ -204,7 +204,7 @@ async fn serve(
                 if i > 0 {
                     out.bytes.push(b',');
                 }
-                out.result(&batch.run(args).await, encoding);
+                out.result(args, &batch.run(args).await, encoding);
                 yield_now_and_then(i).await;
             }
             out.bytes.push(b']');
@@ -228,25 +228,29 @@ async fn yield_now_and_then(done: usize) {
     }
 }
 
-/// A response's JSON body as it is written, within the reply limit
+/// A response's JSON body as it is written, its reads within the reply limit
 /// ([`staykv_engine::host::Host::reply_limit`]).
-struct JsonBody {
+struct JsonBody<'a> {
     bytes: Vec<u8>,
     limit: usize,
+    table: &'a staykv_engine::command::CommandTable,
 }
 
-impl JsonBody {
-    fn new(limit: usize) -> JsonBody {
-        JsonBody { bytes: Vec::with_capacity(64), limit }
+impl<'a> JsonBody<'a> {
+    fn new(shared: &'a Shared) -> JsonBody<'a> {
+        let limit = staykv_engine::host::Host::reply_limit(&*shared.host);
+        JsonBody { bytes: Vec::with_capacity(64), limit, table: &shared.engine.table }
     }
 
-    /// Appends `{"result":...}` or `{"error":"..."}`; an error in the reply's place if it
-    /// would take the body past the limit. JSON copies every value, so a pipeline of a
-    /// thousand GETs of one 1 MB value built a gigabyte from a 16 KB request, where over RESP
-    /// the replies share the value. Every command still runs: only its reply is replaced.
-    /// Returns whether an error went out.
-    fn result(&mut self, reply: &Reply, encoding: Encoding) -> bool {
-        if self.bytes.len().saturating_add(crate::connection::approximate_size(reply)) > self.limit {
+    /// Appends `{"result":...}` or `{"error":"..."}` for the reply to `args`. JSON copies
+    /// every value, so a pipeline of a thousand GETs of one 1 MB value built a gigabyte from
+    /// a 16 KB request, where over RESP the replies share the value: the reply of a command
+    /// that only reads is answered with an error instead if it would take the body past the
+    /// limit. A write's reply always goes out, however large: it ran, and a client told it
+    /// failed would run it again. Returns whether an error went out.
+    fn result(&mut self, args: &[Bytes], reply: &Reply, encoding: Encoding) -> bool {
+        let size = crate::connection::approximate_size(reply);
+        if self.bytes.len().saturating_add(size) > self.limit && self.reads_only(args) {
             json::result_object(&staykv_engine::errors::reply_too_large(self.limit), encoding, &mut self.bytes);
             return true;
         }
@@ -254,22 +258,27 @@ impl JsonBody {
         reply.is_error()
     }
 
-    /// `[{"result":...},{"error":"..."},...]`.
-    fn results(&mut self, replies: &[Reply], encoding: Encoding) {
+    /// `[{"result":...},{"error":"..."},...]`: the replies to `commands`, in order.
+    fn results<'c>(&mut self, commands: impl Iterator<Item = &'c [Bytes]>, replies: &[Reply], encoding: Encoding) {
         self.bytes.push(b'[');
-        for (i, reply) in replies.iter().enumerate() {
+        for (i, (args, reply)) in commands.zip(replies).enumerate() {
             if i > 0 {
                 self.bytes.push(b',');
             }
-            self.result(reply, encoding);
+            self.result(args, reply, encoding);
         }
         self.bytes.push(b']');
+    }
+
+    fn reads_only(&self, args: &[Bytes]) -> bool {
+        let spec = args.first().and_then(|name| self.table.lookup(name));
+        spec.is_some_and(|(_, spec)| !spec.writes(args))
     }
 }
 
 /// One command: `{"result":...}` (200) or `{"error":"..."}` (400).
-async fn single(batch: &mut Batch<'_>, args: &[Bytes], encoding: Encoding, out: &mut JsonBody) -> StatusCode {
-    if out.result(&batch.run(args).await, encoding) {
+async fn single(batch: &mut Batch<'_>, args: &[Bytes], encoding: Encoding, out: &mut JsonBody<'_>) -> StatusCode {
+    if out.result(args, &batch.run(args).await, encoding) {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -282,7 +291,7 @@ async fn transaction(
     batch: &mut Batch<'_>,
     commands: &request::Commands,
     encoding: Encoding,
-    out: &mut JsonBody,
+    out: &mut JsonBody<'_>,
 ) -> Result<StatusCode, ApiError> {
     if let Reply::Error(text) = batch.run(&[Bytes::from_static(b"MULTI")]).await {
         return Err(ApiError::bad_request(text));
@@ -305,7 +314,7 @@ async fn transaction(
     }
     match batch.run(&[Bytes::from_static(b"EXEC")]).await {
         Reply::Array(replies) => {
-            out.results(&replies, encoding);
+            out.results(commands.iter(), &replies, encoding);
             Ok(StatusCode::OK)
         }
         Reply::Error(text) => Err(ApiError::bad_request(text)),
