@@ -386,7 +386,9 @@ impl Persistence {
         let mut replay = EngineReplay::new(dir, engine, on_replay_error);
         replay.load_progress = Some(&self.load_progress);
         let (log, recovery) = Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| match e {
-            StorageError::Replay { .. } => format!(
+            // Data in a database the server lacks (`Keyspace::missing_database`) names the
+            // --databases that loads it; skipping cannot help there.
+            StorageError::Replay { .. } if !e.to_string().contains("start it with --databases") => format!(
                 "{e}. StayKV will not serve data that may differ from what it acknowledged; to start \
                  without the writes that fail to replay (each is logged), restart with --on-replay-error skip"
             ),

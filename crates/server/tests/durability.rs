@@ -491,15 +491,24 @@ fn start_refused(dir: &std::path::Path) -> String {
     start_refused_with(dir, &[])
 }
 
+/// Starts the server on `dir` and returns what it printed, which must be a refusal: a server
+/// still running after 30 s started, and is killed (the test fails rather than hangs).
 fn start_refused_with(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_staykv"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_staykv"))
         .args(["--port", &common::free_port().to_string(), "--http-port", "0", "--dir"])
         .arg(dir)
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let refused = wait_until(Duration::from_secs(30), || child.try_wait().unwrap().is_some());
+    if !refused {
+        child.kill().unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "started on damaged data:\n{text}");
+    assert!(refused && !out.status.success(), "started on this data:\n{text}");
     text
 }
 
@@ -692,12 +701,49 @@ fn a_start_with_fewer_databases_than_the_data_is_refused() {
         for skip in [&[][..], &["--on-replay-error", "skip"]] {
             let text = start_refused_with(&dir, &[&["--databases", "4"][..], skip].concat());
             assert!(text.contains(refusal) && !text.contains("panicked"), "compacted {compacted}, {skip:?}:\n{text}");
+            assert!(!text.contains("restart with --on-replay-error skip"), "advice that cannot help:\n{text}");
         }
     }
     server.restart();
     let mut conn = server.connect();
     call_str(&mut conn, &["SELECT", "5"]);
     assert_eq!(call_str(&mut conn, &["GET", "k"]), Val::Bulk(Some(b"v".to_vec())));
+}
+
+/// What a smaller `--databases` does with logged commands that are not data in a database:
+/// a SWAPDB naming a database it lacks refuses the start (skipping it would serve that
+/// database's data from the other), while FLUSHALL, FUNCTION LOAD and FLUSHDB issued with a
+/// higher database selected replay (FLUSHDB there has nothing to flush).
+#[test]
+fn commands_of_no_database_replay_under_fewer_databases() {
+    let library = "#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+    let mut swapped = Server::staykv();
+    let mut conn = swapped.connect();
+    for command in [&["SET", "k", "v"][..], &["SWAPDB", "0", "5"]] {
+        assert_eq!(call_str(&mut conn, command), Val::Simple("OK".into()));
+    }
+    drop(conn);
+    assert!(swapped.terminate().success());
+    for skip in [&[][..], &["--on-replay-error", "skip"]] {
+        let text = start_refused_with(&swapped.dir(), &[&["--databases", "4"][..], skip].concat());
+        assert!(text.contains("DB index is out of range"), "{skip:?}:\n{text}");
+    }
+
+    let mut server = Server::staykv();
+    let mut conn = server.connect();
+    call_str(&mut conn, &["SET", "kept", "1"]);
+    call_str(&mut conn, &["SELECT", "9"]);
+    call_str(&mut conn, &["FUNCTION", "LOAD", library]);
+    call_str(&mut conn, &["FLUSHDB"]);
+    call_str(&mut conn, &["SELECT", "0"]);
+    call_str(&mut conn, &["SET", "after", "2"]);
+    drop(conn);
+    assert!(server.terminate().success());
+    server.restart_with(&["--databases", "4"]);
+    let mut conn = server.connect();
+    assert_eq!(call_str(&mut conn, &["MGET", "kept", "after"]).items().len(), 2);
+    assert_eq!(call_str(&mut conn, &["GET", "after"]), Val::Bulk(Some(b"2".to_vec())));
+    assert_eq!(call_str(&mut conn, &["FCALL", "f", "0"]), Val::Int(1));
 }
 
 #[test]

@@ -246,6 +246,12 @@ impl Server {
         self.spawn_until_ready();
     }
 
+    /// [`Server::restart`] with `args` in place of the arguments it was started with.
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     fn command(&self) -> Command {
         let mut cmd = match self.kind {
             Kind::StayKv => {
