@@ -261,6 +261,19 @@ pub async fn serve_tcp(
     serve(stream, Peer { addr, laddr, fd }, shared).await;
 }
 
+/// Whether a client connects from this machine (an IPv4-mapped loopback address too).
+pub(crate) fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// What a client from beyond loopback is told while the default user needs no password.
+const PROTECTED_MODE_DENIED: &str = "-DENIED StayKV is running in protected mode because no password is set for the \
+default user: connections are only accepted from the loopback interface. Set one from there (CONFIG SET \
+requirepass, or ACL SETUSER default) to accept connections from other hosts.\r\n";
+
 /// Where a connection comes from: the client's address, the local one, the socket.
 pub struct Peer {
     pub addr: std::net::SocketAddr,
@@ -274,6 +287,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let Peer { addr, laddr, fd } = peer;
+    // Protected mode, as Redis's: while the default user needs no password (a start with
+    // one, then CONFIG SET requirepass "" or ACL SETUSER default nopass), a client from
+    // beyond loopback is refused. The start refuses a non-loopback bind in that state.
+    if !is_loopback(addr.ip()) && !shared.engine.acl.auth_required() {
+        let mut stream = stream;
+        let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
+        return;
+    }
     let Some((id, record)) = shared.host.register(addr, laddr, fd) else {
         let mut stream = stream;
         let _ = stream.write_all(format!("-{MAX_CLIENTS_REACHED}\r\n").as_bytes()).await;

@@ -956,6 +956,39 @@ fn protected_mode_refuses_an_open_resp_port_on_the_network() {
     }
 }
 
+/// This machine's address on its default route, if it has one: a client connecting from
+/// there is not on loopback. (A UDP `connect` only picks the route; nothing is sent.)
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("198.51.100.1:9").ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// Protected mode at run time, as Redis's: a server bound beyond loopback whose default user
+/// loses its password (CONFIG SET requirepass "") refuses clients from other addresses with
+/// DENIED, while loopback clients go on; once a password is set again they are served. The
+/// start's check alone left such a server open to the network.
+#[test]
+fn protected_mode_refuses_remote_clients_while_the_default_user_has_no_password() {
+    let Some(remote) = non_loopback_address() else {
+        println!("skipped: this machine has no non-loopback address to connect from");
+        return;
+    };
+    let server = Server::staykv_with(&["--bind", "0.0.0.0", "--requirepass", "secret"]);
+    let outside = SocketAddr::new(remote, server.port());
+    let mut admin = server.connect();
+    assert_eq!(admin.cmd_text(&["AUTH", "secret"]), "OK");
+    assert_eq!(admin.cmd_text(&["CONFIG", "SET", "requirepass", ""]), "OK");
+    let mut outsider = RawConn::connect(outside);
+    let denied = frame_text(&outsider.cmd(&["SET", "k", "v"]));
+    assert!(denied.starts_with("DENIED StayKV is running in protected mode"), "{denied}");
+    assert_eq!(admin.cmd_text(&["SET", "k", "from loopback"]), "OK");
+    assert_eq!(admin.cmd_text(&["CONFIG", "SET", "requirepass", "again"]), "OK");
+    let mut outsider = RawConn::connect(outside);
+    assert_eq!(outsider.cmd_text(&["AUTH", "again"]), "OK");
+    assert_eq!(outsider.cmd_text(&["GET", "k"]), "from loopback");
+}
+
 #[test]
 fn http_readonly_token_runs_as_a_read_only_acl_user() {
     let http_port = free_port();

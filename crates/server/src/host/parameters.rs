@@ -68,7 +68,7 @@ pub(super) fn set(scope: &Scope, name: &str, text: &str) -> Result<(), String> {
         Set::Apply(apply) => apply(scope, text),
         Set::OnlyCurrent(why) => {
             let current = (parameter.get)(scope);
-            if text == current {
+            if text.eq_ignore_ascii_case(&current) {
                 Ok(())
             } else {
                 Err(why(&current))

@@ -89,7 +89,7 @@ pub fn authorize(
     peer: SocketAddr,
     default_open: bool,
 ) -> Result<Access, ApiError> {
-    let loopback = tokens.full.is_none() && is_loopback(peer.ip());
+    let loopback = tokens.full.is_none() && crate::connection::is_loopback(peer.ip());
     let loopback_trust = loopback && default_open;
     match presented(headers, query) {
         Some(token) if tokens.full.is_some() || tokens.readonly.is_some() => {
@@ -134,13 +134,6 @@ pub fn may_read_metrics(
     authorize(tokens, headers, query, peer, true).map(|_| ())
 }
 
-pub fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-    }
-}
-
 /// Sent by browsers: where the request comes from relative to the target.
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
@@ -180,7 +173,7 @@ fn is_loopback_host(host: &str) -> bool {
     };
     name.eq_ignore_ascii_case("localhost")
         || name.to_ascii_lowercase().ends_with(".localhost")
-        || name.parse::<IpAddr>().is_ok_and(is_loopback)
+        || name.parse::<IpAddr>().is_ok_and(crate::connection::is_loopback)
 }
 
 /// Read commands a read-only token may not run (Upstash restricts these too).
