@@ -850,56 +850,6 @@ fn string_array(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// Commands Redis 7.0 refuses inside scripts that the table may not flag NOSCRIPT.
-const DENIED_IN_SCRIPTS: &[&str] = &[
-    "blpop",
-    "brpop",
-    "brpoplpush",
-    "blmove",
-    // Not BLMPOP and BZMPOP: Redis 7.0 lets scripts call them (they answer at once there).
-    "bzpopmin",
-    "bzpopmax",
-    "subscribe",
-    "psubscribe",
-    "unsubscribe",
-    "punsubscribe",
-    "ssubscribe",
-    "sunsubscribe",
-    "multi",
-    "exec",
-    "discard",
-    "watch",
-    "unwatch",
-    "auth",
-    "hello",
-    "client",
-    "config",
-    "debug",
-    "save",
-    "bgsave",
-    "bgrewriteaof",
-    "shutdown",
-    "monitor",
-    "replicaof",
-    "slaveof",
-    "sync",
-    "psync",
-    "wait",
-    "waitaof",
-    "eval",
-    "evalsha",
-    "eval_ro",
-    "evalsha_ro",
-    "fcall",
-    "fcall_ro",
-    "script",
-    "function",
-    "quit",
-    "reset",
-    "failover",
-    "module",
-];
-
 /// `redis.call`/`redis.pcall` inside a run: returns the converted reply and whether it is an
 /// error (which `redis.call` raises).
 fn redis_call(
@@ -938,7 +888,10 @@ fn redis_call(
     if !spec.arity_ok(argv.len()) || matches!(sub, Subcommand::WrongArity(_)) {
         return refuse("Wrong number of args calling Redis command from script", stat);
     }
-    if spec.runs_with(flags::NOSCRIPT, &argv) || DENIED_IN_SCRIPTS.contains(&spec.name) {
+    // A container's subcommand carries its own flags, as in Redis: CLIENT HELP may run in a
+    // script, CLIENT LIST may not.
+    let noscript = spec.subcommand_of(&argv).map_or(spec.has(flags::NOSCRIPT), |sub| sub.flags & flags::NOSCRIPT != 0);
+    if noscript {
         return refuse("This Redis command is not allowed from script", stat);
     }
     if rules.read_only && (spec.writes(&argv) || spec.has(flags::MAY_REPLICATE)) {
