@@ -313,12 +313,11 @@ impl CommandSpec {
         self.flags & flag != 0
     }
 
-    /// Whether running `args` writes: the command's flag, but for a container's HELP, which
-    /// Redis 7.0 flags `loading stale` in every container (XGROUP HELP is no write: a
-    /// read-only script, a paused or a failing-disk server runs it).
+    /// Whether running `args` writes (XGROUP HELP, flagged `loading stale` as every
+    /// container's HELP, does not: a read-only script, a paused or a failing-disk server runs
+    /// it).
     pub fn writes(&self, args: &[Bytes]) -> bool {
-        let help = || !self.subcommands.is_empty() && args.get(1).is_some_and(|sub| sub.eq_ignore_ascii_case(b"help"));
-        self.runs_with(flags::WRITE, args) && !help()
+        self.runs_with(flags::WRITE, args)
     }
 
     /// Whether running `args` is refused over `maxmemory` (the DENYOOM flag).
@@ -326,13 +325,11 @@ impl CommandSpec {
         self.runs_with(flags::DENYOOM, args)
     }
 
-    /// Whether running `args` has `flag`: the command has it or, for a container, the
-    /// subcommand `args` names.
+    /// Whether running `args` has `flag`: for a container, the flags of the subcommand `args`
+    /// names, as Redis runs the subcommand's own entry (CLIENT HELP is neither admin nor
+    /// `noscript`, CLIENT LIST is both); otherwise, the command's.
     pub fn runs_with(&self, flag: u32, args: &[Bytes]) -> bool {
-        if self.has(flag) {
-            return true;
-        }
-        self.subcommand_of(args).is_some_and(|sub| sub.flags & flag != 0)
+        self.subcommand_of(args).map_or(self.has(flag), |sub| sub.flags & flag != 0)
     }
 
     /// Whether `argc` arguments (the name included) fit the arity.

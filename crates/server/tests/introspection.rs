@@ -404,6 +404,11 @@ fn monitor_scenario(server: &Server) -> Vec<String> {
         &["EXEC"],
         &["EVAL", "redis.call('set', KEYS[1], ARGV[1]) return redis.pcall('get', 'x')", "1", "k", "v"],
         &["AUTH", "secret"],
+        // Shown or not by the subcommand's own flags: CLIENT LIST is admin, CLIENT ID and the
+        // HELPs are not.
+        &["CLIENT", "LIST"],
+        &["CLIENT", "ID"],
+        &["CONFIG", "HELP"],
         &["SELECT", "0"],
         &["RPUSH", "q", "v"],
     ];
@@ -431,7 +436,10 @@ fn monitor_scenario(server: &Server) -> Vec<String> {
 
 #[test]
 fn monitor_shows_commands_as_redis_does() {
-    same_as_redis(monitor_scenario, &[r#"[2 ] "EXEC""#, r#"[2 lua] "get" "x""#, "(redacted)", r#"after RESET: """#]);
+    same_as_redis(
+        monitor_scenario,
+        &[r#"[2 ] "EXEC""#, r#"[2 lua] "get" "x""#, "(redacted)", r#""CLIENT" "ID""#, r#"after RESET: """#],
+    );
 }
 
 /// Every parameter `CONFIG GET *` lists can be set back to the value it gave (Redis's own

@@ -888,10 +888,7 @@ fn redis_call(
     if !spec.arity_ok(argv.len()) || matches!(sub, Subcommand::WrongArity(_)) {
         return refuse("Wrong number of args calling Redis command from script", stat);
     }
-    // A container's subcommand carries its own flags, as in Redis: CLIENT HELP may run in a
-    // script, CLIENT LIST may not.
-    let noscript = spec.subcommand_of(&argv).map_or(spec.has(flags::NOSCRIPT), |sub| sub.flags & flags::NOSCRIPT != 0);
-    if noscript {
+    if spec.runs_with(flags::NOSCRIPT, &argv) {
         return refuse("This Redis command is not allowed from script", stat);
     }
     if rules.read_only && (spec.writes(&argv) || spec.has(flags::MAY_REPLICATE)) {
