@@ -741,13 +741,9 @@ impl Engine {
         let mut failures = Vec::new();
         for (index, effect) in effects.iter().enumerate() {
             let command = || effect.argv.first().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
-            match self.replay_in_missing_database(effect) {
-                Some(Ok(())) => continue,
-                Some(Err(error)) => {
-                    failures.push(ReplayFailure { index, command: command(), error, missing_database: true });
-                    continue;
-                }
-                None => {}
+            if let Some(error) = self.missing_database_refusal(effect) {
+                failures.push(ReplayFailure { index, command: command(), error, missing_database: true });
+                continue;
             }
             let mut client = Client::new(0, true);
             client.acl_exempt = true;
@@ -766,18 +762,14 @@ impl Engine {
         }
     }
 
-    /// An effect logged in a database the server was started without (a smaller
-    /// `--databases`): `None` when it is in range. One that names keys is data in that
-    /// database, refused; FLUSHDB there has nothing to flush; a command of no database
-    /// (FLUSHALL, FUNCTION LOAD, SWAPDB, issued while another was selected) runs as logged.
-    fn replay_in_missing_database(&self, effect: &Effect) -> Option<Result<(), String>> {
+    /// Why an effect logged in a database the server was started without (a smaller
+    /// `--databases`) cannot replay: one that names keys is data in that database. One that
+    /// names none runs as logged (FLUSHALL, FUNCTION LOAD or SWAPDB issued while that
+    /// database was selected; FLUSHDB there finds nothing to flush).
+    fn missing_database_refusal(&self, effect: &Effect) -> Option<String> {
         let refusal = self.keyspace.missing_database(effect.db as usize)?;
         let spec = effect.argv.first().and_then(|name| self.table.lookup(name)).map(|(_, spec)| spec);
-        match spec {
-            Some(spec) if spec.name == "flushdb" => Some(Ok(())),
-            Some(spec) if spec.key_positions(&effect.argv).is_empty() => None,
-            _ => Some(Err(refusal)),
-        }
+        spec.is_none_or(|spec| !spec.key_positions(&effect.argv).is_empty()).then_some(refusal)
     }
 
     /// One slice of active expiry: look at up to `budget` slots, starting where the last

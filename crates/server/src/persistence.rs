@@ -26,7 +26,6 @@ use staykv_engine::latency::{self, LatencyMonitor};
 use staykv_engine::{encode_batch, Effect, Engine, Journal, Reply};
 use staykv_storage::{
     parse_segment_file_name, read_manifest, FsyncPolicy as StoragePolicy, Log, LogIo, LogOptions, RealFs, SnapshotRef,
-    StorageError,
 };
 
 use crate::config::{FsyncPolicy, OnReplayError};
@@ -385,15 +384,8 @@ impl Persistence {
         };
         let mut replay = EngineReplay::new(dir, engine, on_replay_error);
         replay.load_progress = Some(&self.load_progress);
-        let (log, recovery) = Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| match e {
-            // Data in a database the server lacks (`Keyspace::missing_database`) names the
-            // --databases that loads it; skipping cannot help there.
-            StorageError::Replay { .. } if !e.to_string().contains("start it with --databases") => format!(
-                "{e}. StayKV will not serve data that may differ from what it acknowledged; to start \
-                 without the writes that fail to replay (each is logged), restart with --on-replay-error skip"
-            ),
-            e => e.to_string(),
-        })?;
+        let (log, recovery) =
+            Log::open(dir, Arc::new(RealFs::new()), options, &mut replay).map_err(|e| e.to_string())?;
         if replay.skipped_effects > 0 {
             tracing::warn!(
                 "{} logged writes failed to replay and were skipped (--on-replay-error skip); the next \

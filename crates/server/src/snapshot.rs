@@ -1106,13 +1106,20 @@ impl<'a> EngineReplay<'a> {
 }
 
 /// What becomes of the effects of batch `seq` that failed to replay: the error that stops
-/// the read (naming the first), or, when told to skip them, a warning each. Returns how many
-/// were skipped.
+/// the read (naming the first, and the switch past it when there is one), or, when told to
+/// skip them, a warning each. Returns how many were skipped. Data in a database the server
+/// lacks is never skipped.
 fn settle_failures(on_error: OnReplayError, seq: u64, failures: Vec<ReplayFailure>) -> Result<u64, String> {
     let Some(first) = failures.first() else { return Ok(0) };
-    let refused = failures.iter().find(|failure| failure.missing_database);
-    if let Some(failure) = refused.or((on_error == OnReplayError::Refuse).then_some(first)) {
+    if let Some(failure) = failures.iter().find(|failure| failure.missing_database) {
         return Err(format!("effect {}: {failure}", failure.index));
+    }
+    if on_error == OnReplayError::Refuse {
+        return Err(format!(
+            "effect {}: {first}. StayKV will not serve data that may differ from what it acknowledged; to go on \
+             without the writes that fail to replay (each is logged), use --on-replay-error skip",
+            first.index
+        ));
     }
     for failure in &failures {
         tracing::warn!("log frame {seq}, effect {}: {failure}; skipped (--on-replay-error skip)", failure.index);
