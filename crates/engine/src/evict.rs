@@ -176,10 +176,13 @@ pub fn seconds(now: u64) -> u32 {
     (now / 1000) as u32
 }
 
-// LFU, with Redis's defaults: lfu-log-factor 10, lfu-decay-time 1 (minute), new keys at 5 so
-// that they are not evicted before they had a chance to be read.
+// LFU, with Redis's defaults for its two parameters (CONFIG GET shows them, fixed), new keys
+// at 5 so that they are not evicted before they had a chance to be read.
 const LFU_INIT: u8 = 5;
-const LFU_LOG_FACTOR: f64 = 10.0;
+/// `lfu-log-factor`: how much harder each hit finds it to raise the counter.
+pub const LFU_LOG_FACTOR: u32 = 10;
+/// `lfu-decay-time`: the minutes that take one off an idle key's counter.
+pub const LFU_DECAY_MINUTES: u32 = 1;
 
 fn minutes(now: u64) -> u32 {
     ((now / 60_000) & 0xffff) as u32
@@ -195,8 +198,8 @@ fn lfu_stamp(now: u64, counter: u8) -> u32 {
 fn lfu_decayed(stamp: u32, now: u64) -> u8 {
     let counter = (stamp & 0xff) as u8;
     let then = (stamp >> 8) & 0xffff;
-    let elapsed = minutes(now).wrapping_sub(then) & 0xffff;
-    counter.saturating_sub(u8::try_from(elapsed).unwrap_or(u8::MAX))
+    let periods = (minutes(now).wrapping_sub(then) & 0xffff) / LFU_DECAY_MINUTES;
+    counter.saturating_sub(u8::try_from(periods).unwrap_or(u8::MAX))
 }
 
 /// Redis's logarithmic increment: the higher the counter, the less likely a hit raises it
@@ -206,7 +209,7 @@ fn lfu_log_incr(counter: u8) -> u8 {
         return counter;
     }
     let base = f64::from(counter.saturating_sub(LFU_INIT));
-    let chance = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
+    let chance = 1.0 / (base * f64::from(LFU_LOG_FACTOR) + 1.0);
     if rand::thread_rng().gen::<f64>() < chance {
         counter + 1
     } else {

@@ -452,11 +452,9 @@ impl ServerHost {
 
     /// INFO server: the version, the process, the clock.
     fn info_server(&self) -> String {
-        let mut out = String::new();
         let uptime = self.started.elapsed().as_secs();
         let hz = self.hz.get();
-        let _ = write!(
-            out,
+        format!(
             "redis_version:{}\r\nstaykv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nexecutable:staykv\r\nconfig_file:{}\r\n",
             staykv_engine::cmd::connection::REDIS_COMPAT_VERSION,
             env!("CARGO_PKG_VERSION"),
@@ -469,17 +467,14 @@ impl ServerHost {
             crate::clock::wall_micros().unwrap_or(0),
             uptime / 86400,
             self.config_file().unwrap_or_default(),
-        );
-        out
+        )
     }
 
     /// INFO clients: connections, their largest buffers, blocked and tracking clients.
     fn info_clients(&self) -> String {
-        let mut out = String::new();
         let (memory, engine) = (self.client_memory(), self.notifier.get());
         // No cluster bus: `cluster_connections` is 0, as on a Redis without cluster mode.
-        let _ = write!(
-            out,
+        format!(
             "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
             self.clients.lock().len(),
             self.runtime.read().maxclients,
@@ -488,8 +483,7 @@ impl ServerHost {
             engine.map_or(0, |e| e.blocked.len() + e.pause.held()),
             engine.map_or(0, |e| e.tracking.totals().0),
             engine.map_or(0, |e| e.blocked.timed_waits()),
-        );
-        out
+        )
     }
 
     /// INFO memory: the allocator's count, the RSS, the limit and what is left out of it.
@@ -529,7 +523,6 @@ impl ServerHost {
 
     /// INFO stats: connections, traffic, pub/sub and tracking totals.
     fn info_stats(&self) -> String {
-        let mut out = String::new();
         use crate::stats::{NET_INPUT, NET_OUTPUT, OPS};
         let rates = &self.instantaneous;
         let kbps = |metric| rates.per_second(metric) as f64 / 1024.0;
@@ -540,8 +533,7 @@ impl ServerHost {
             |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| engine.map_or(0, |e| e.counters.total(counter));
         let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
         // Snapshots are written by a thread, never a forked child: no forks to count.
-        let _ = write!(
-            out,
+        format!(
             "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\n",
             self.connections_received.load(Ordering::Relaxed),
             self.rejected_connections.load(Ordering::Relaxed),
@@ -554,8 +546,7 @@ impl ServerHost {
             pubsub.map_or(0, |p| p.pattern_count()),
             channels(true),
             self.evicted_clients.load(Ordering::Relaxed),
-        );
-        out
+        )
     }
 
     /// INFO cpu: the process's CPU seconds. StayKV never forks (its snapshots are written by

@@ -2,24 +2,24 @@
 
 /// Resident set size in bytes, 0 where unknown.
 pub fn rss_bytes() -> u64 {
-    statm_pages(1) * PAGE
+    resident_pages().0 * PAGE
 }
 
 /// Resident bytes not backed by a file (the heap, stacks): the RSS less the binary's and the
 /// libraries' pages. 0 where unknown.
 pub fn anonymous_rss_bytes() -> u64 {
-    statm_pages(1).saturating_sub(statm_pages(2)) * PAGE
+    let (resident, shared) = resident_pages();
+    resident.saturating_sub(shared) * PAGE
 }
 
 /// Linux on x86-64 and arm64 (as built here) uses 4 KiB pages.
 const PAGE: u64 = 4096;
 
-/// Field `index` of /proc/self/statm (pages), 0 where unknown.
-fn statm_pages(index: usize) -> u64 {
-    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
-        return 0;
-    };
-    statm.split_whitespace().nth(index).and_then(|p| p.parse().ok()).unwrap_or(0)
+/// /proc/self/statm's resident and shared (file-backed) pages, one read; 0 where unknown.
+fn resident_pages() -> (u64, u64) {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let mut fields = statm.split_whitespace().skip(1).map(|pages| pages.parse().unwrap_or(0));
+    (fields.next().unwrap_or(0), fields.next().unwrap_or(0))
 }
 
 /// (user, system) CPU seconds of this process.

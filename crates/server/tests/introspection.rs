@@ -473,7 +473,7 @@ fn config_set_takes_back_what_config_get_gave() {
     for (name, value, why) in [
         ("appendonly", "no", "StayKV logs every write"),
         ("save", "3600 1", "StayKV logs every write"),
-        ("protected-mode", "no", "beyond loopback without a password"),
+        ("protected-mode", "no", "beyond loopback while there is no password"),
         ("lfu-log-factor", "20", "keeps Redis's defaults"),
     ] {
         let reply = conn.cmd_text(&["CONFIG", "SET", name, value]);
@@ -1433,11 +1433,7 @@ fn memory_stats_reports_the_servers_own_figures() {
     for key in ["a", "b", "c"] {
         conn.cmd(&["SET", key, "value"]);
     }
-    let Val::Array(Some(fields)) = call_str(&mut conn, &["MEMORY", "STATS"]) else { panic!("MEMORY STATS") };
-    let value = |name: &str| {
-        let at = fields.iter().position(|field| matches!(field, Val::Bulk(Some(b)) if b == name.as_bytes()));
-        fields[at.unwrap_or_else(|| panic!("no {name}")) + 1].clone()
-    };
+    let value = memory_stats(&mut conn);
     assert_eq!(value("keys.count").int(), 3);
     let (used, peak, startup) =
         (value("total.allocated").int(), value("peak.allocated").int(), value("startup.allocated").int());
@@ -1447,27 +1443,37 @@ fn memory_stats_reports_the_servers_own_figures() {
     assert!(value("clients.normal").int() > 0, "this connection");
     // What the allocator holds resident is within the process's RSS: with 100,000 small keys,
     // mimalloc's committed figure (pages never touched included) was four times the RSS.
-    let value = "v".repeat(100);
-    for batch in 0..100 {
+    fill(&mut conn, "k", 100, &"v".repeat(100));
+    // An idle worker may give free pages back meanwhile: the larger of the RSS before and after.
+    let rss_before = server.rss_kib();
+    let figure = memory_stats(&mut conn);
+    let (resident, rss) = (figure("allocator.resident").int(), server.rss_kib().max(rss_before) as i64 * 1024);
+    let allocated = figure("total.allocated").int();
+    assert!(resident >= allocated && resident <= rss + (1 << 20), "resident {resident}, rss {rss}");
+    assert!(figure("rss-overhead.bytes").int() >= 0);
+}
+
+/// `MEMORY STATS` as a lookup by field name.
+fn memory_stats(conn: &mut RawConn) -> impl Fn(&str) -> Val {
+    let Val::Array(Some(fields)) = call_str(conn, &["MEMORY", "STATS"]) else { panic!("MEMORY STATS") };
+    move |name: &str| {
+        let at = fields.iter().position(|field| matches!(field, Val::Bulk(Some(b)) if b == name.as_bytes()));
+        fields[at.unwrap_or_else(|| panic!("no {name}")) + 1].clone()
+    }
+}
+
+/// SETs `thousands` thousand keys `{prefix}{batch}:{i}` to `value`, 1,000 to a pipeline.
+fn fill(conn: &mut RawConn, prefix: &str, thousands: usize, value: &str) {
+    for batch in 0..thousands {
         let mut pipeline = Vec::new();
         for i in 0..1000 {
-            pipeline.extend(common::encode_str(&["SET", &format!("k{batch}:{i}"), &value]));
+            pipeline.extend(common::encode_str(&["SET", &format!("{prefix}{batch}:{i}"), value]));
         }
         conn.send(&pipeline);
         for _ in 0..1000 {
             conn.read_frame().unwrap();
         }
     }
-    // An idle worker may give free pages back meanwhile: the larger of the RSS before and after.
-    let rss_before = server.rss_kib();
-    let Val::Array(Some(fields)) = call_str(&mut conn, &["MEMORY", "STATS"]) else { panic!("MEMORY STATS") };
-    let figure = |name: &str| {
-        let at = fields.iter().position(|field| matches!(field, Val::Bulk(Some(b)) if b == name.as_bytes()));
-        fields[at.unwrap_or_else(|| panic!("no {name}")) + 1].int()
-    };
-    let (resident, rss) = (figure("allocator.resident"), server.rss_kib().max(rss_before) as i64 * 1024);
-    assert!(resident >= figure("total.allocated") && resident <= rss + (1 << 20), "resident {resident}, rss {rss}");
-    assert!(figure("rss-overhead.bytes") >= 0);
 }
 
 /// MEMORY PURGE gives the pages FLUSHALL freed back to the system at once (mimalloc keeps
@@ -1483,16 +1489,7 @@ fn memory_purge_returns_freed_pages_to_the_system() {
     let mut conn = server.connect();
     let value = "v".repeat(1024);
     for round in 0..5 {
-        for batch in 0..40 {
-            let mut pipeline = Vec::new();
-            for i in 0..1000 {
-                pipeline.extend(common::encode_str(&["SET", &format!("k{round}:{batch}:{i}"), &value]));
-            }
-            conn.send(&pipeline);
-            for _ in 0..1000 {
-                conn.read_frame().unwrap();
-            }
-        }
+        fill(&mut conn, &format!("k{round}:"), 40, &value);
         let filled = server.rss_kib();
         conn.cmd(&["FLUSHALL"]);
         let before = server.rss_kib();

@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 
-use staykv_engine::evict::Policy;
+use staykv_engine::evict::{Policy, LFU_DECAY_MINUTES, LFU_LOG_FACTOR};
 use staykv_engine::glob;
 use staykv_engine::lazyfree::LazyOption;
 use staykv_engine::value::FIXED_ENCODING_CONFIG;
@@ -272,12 +272,13 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
         ),
         fixed("databases", |s| s.host.config.databases.to_string()),
         always_on("save", ""),
-        // A server with no password refuses to start listening beyond loopback.
+        // Without a password, a start refuses a bind beyond loopback, and a client from beyond
+        // it is refused (`connection::serve`).
         constant("protected-mode", "yes", |_| {
-            "StayKV always refuses to listen beyond loopback without a password".to_string()
+            "StayKV always refuses clients beyond loopback while there is no password".to_string()
         }),
-        constant("lfu-log-factor", "10", lfu_defaults),
-        constant("lfu-decay-time", "1", lfu_defaults),
+        constant("lfu-log-factor", LFU_LOG_FACTOR, lfu_defaults),
+        constant("lfu-decay-time", LFU_DECAY_MINUTES, lfu_defaults),
         fixed("disable-thp", |_| "yes".into()),
         integer(
             "auto-aof-rewrite-percentage",
@@ -384,7 +385,9 @@ fn constant(
 }
 
 fn lfu_defaults(_: &str) -> String {
-    "StayKV's LFU counter keeps Redis's defaults (lfu-log-factor 10, lfu-decay-time 1)".to_string()
+    format!(
+        "StayKV's LFU counter keeps Redis's defaults (lfu-log-factor {LFU_LOG_FACTOR}, lfu-decay-time {LFU_DECAY_MINUTES})"
+    )
 }
 
 fn fixed(name: &'static str, get: fn(&Scope) -> String) -> Parameter {
