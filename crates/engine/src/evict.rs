@@ -96,18 +96,21 @@ const DEFAULT_SAMPLES: u32 = 5;
 /// Random slots probed per sample wanted before falling back to a walk (slabs have holes,
 /// and under volatile policies only keys with a TTL count).
 const PROBES_PER_SAMPLE: usize = 8;
-/// Keys one command may evict before it gives up and gets OOM (Redis bounds the time instead).
-const MAX_EVICTIONS_PER_COMMAND: usize = 10_000;
+/// Evictions between two looks at the clock (Redis's: reading it costs more than a key).
+const EVICTIONS_PER_CLOCK_READ: u64 = 16;
+/// Redis's `maxmemory-eviction-tenacity` default: a pass may take 500 µs.
+const DEFAULT_TENACITY: u8 = 10;
 
 /// Candidates the pool keeps between evictions (Redis's `EVPOOL_SIZE`).
 const POOL_SIZE: usize = 16;
 
-/// The live `maxmemory-policy` and `maxmemory-samples` (CONFIG SET changes them), and the pool
-/// of eviction candidates.
+/// The live `maxmemory-policy`, `maxmemory-samples` and `maxmemory-eviction-tenacity`
+/// (CONFIG SET changes them), and the pool of eviction candidates.
 #[derive(Debug)]
 pub struct Eviction {
     policy: AtomicU8,
     samples: AtomicU32,
+    tenacity: AtomicU8,
     /// Best candidates seen so far, ascending by score (the last one goes next).
     pool: Mutex<Vec<Victim>>,
 }
@@ -117,6 +120,7 @@ impl Default for Eviction {
         Eviction {
             policy: AtomicU8::new(Policy::NoEviction.index()),
             samples: AtomicU32::new(DEFAULT_SAMPLES),
+            tenacity: AtomicU8::new(DEFAULT_TENACITY),
             pool: Mutex::new(Vec::with_capacity(POOL_SIZE + 1)),
         }
     }
@@ -140,6 +144,27 @@ impl Eviction {
     /// `maxmemory-samples`, at least 1 (Redis accepts 1..=64).
     pub fn set_samples(&self, samples: u32) {
         self.samples.store(samples.clamp(1, 64), Ordering::Relaxed);
+    }
+
+    pub fn tenacity(&self) -> u8 {
+        self.tenacity.load(Ordering::Relaxed)
+    }
+
+    /// `maxmemory-eviction-tenacity`, 0 to 100 as in Redis.
+    pub fn set_tenacity(&self, tenacity: u8) {
+        self.tenacity.store(tenacity.min(100), Ordering::Relaxed);
+    }
+
+    /// How long one eviction pass may run, by Redis's scale: 50 µs a step of tenacity up to
+    /// 10 (the default, 500 µs), 15% more a step after (about 2 minutes at 99), and no bound
+    /// at 100. Past it the pass stops and the rest is evicted in the background: without a
+    /// bound a command over the limit waited for every key it evicted (32 ms for 10,000).
+    fn pass_micros(&self) -> Option<u64> {
+        match self.tenacity() {
+            t @ 0..=10 => Some(50 * u64::from(t)),
+            t @ 11..=99 => Some((500.0 * 1.15_f64.powi(i32::from(t) - 10)) as u64),
+            _ => None,
+        }
     }
 
     /// The access stamp of a key created at `now`.
@@ -241,35 +266,68 @@ impl Eviction {
     }
 }
 
+/// How an eviction pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evicted {
+    /// Memory is within the limit, or may stay over it for now: while CLIENT PAUSE holds the
+    /// dataset still, or while lazily evicted values are still being freed.
+    Enough,
+    /// The pass ran out of time with memory still over the limit. The host goes on evicting
+    /// in the background ([`Host::evict_in_background`]) and the command runs meanwhile, as
+    /// Redis lets it while its eviction timer runs (`EVICT_RUNNING`).
+    Continuing,
+    /// Memory is over the limit and nothing may go: `noeviction`, a volatile policy with no
+    /// key with a TTL, or a script holding every shard. A command that may add data gets OOM.
+    Stuck,
+}
+
 impl Engine {
-    /// Evicts keys by the current policy while `over_limit()` holds. False when memory stays
-    /// over the limit because nothing may go (`noeviction`, a volatile policy and no key with
-    /// a TTL, or the per-command bound reached): the command then gets Redis's OOM error.
-    /// Under `lazyfree-lazy-eviction` the values go to `host`'s background thread, and while
-    /// some are still being freed the command may go on, as Redis lets it.
-    pub fn evict(&self, now: u64, journal: &dyn Journal, host: &dyn Host, over_limit: &dyn Fn() -> bool) -> bool {
+    /// Evicts keys by the current policy while `over_limit()` holds, for as long as
+    /// `maxmemory-eviction-tenacity` gives a pass (by `host`'s clock; a host without one
+    /// evicts until done). Under `lazyfree-lazy-eviction` the values go to `host`'s
+    /// background thread.
+    pub fn evict(&self, now: u64, journal: &dyn Journal, host: &dyn Host, over_limit: &dyn Fn() -> bool) -> Evicted {
+        if !over_limit() {
+            return Evicted::Enough;
+        }
         let policy = self.eviction.policy();
         if policy == Policy::NoEviction {
-            return !over_limit();
+            return Evicted::Stuck;
         }
         // CLIENT PAUSE holds the dataset still: nothing is evicted (nor expired) until it
         // ends, and the commands go on over the limit meanwhile, as Redis lets them.
         if self.pause.in_force(now) {
-            return true;
+            return Evicted::Enough;
         }
-        for _ in 0..MAX_EVICTIONS_PER_COMMAND {
-            if !over_limit() {
-                return true;
-            }
+        let deadline =
+            host.clock_micros().zip(self.eviction.pass_micros()).map(|(start, pass)| start.saturating_add(pass));
+        let mut evicted = 0u64;
+        while over_limit() {
             if self.scripting.is_running() {
-                break;
+                return self.nothing_to_evict();
             }
             self.sample_into_pool(policy, now);
-            let Some(victim) = self.eviction.pool.lock().pop() else { return false };
+            let Some(victim) = self.eviction.pool.lock().pop() else { return self.nothing_to_evict() };
             self.evict_key(victim, now, journal, host);
             host.count_freed_memory();
+            evicted += 1;
+            let late = || deadline.zip(host.clock_micros()).is_some_and(|(deadline, now)| now > deadline);
+            if evicted.is_multiple_of(EVICTIONS_PER_CLOCK_READ) && over_limit() && late() {
+                host.evict_in_background();
+                return Evicted::Continuing;
+            }
         }
-        !over_limit() || (self.lazyfree.is_on(LazyOption::Eviction) && self.lazyfree.pending() > 0)
+        Evicted::Enough
+    }
+
+    /// Over the limit with no key to evict: the command may still run while values evicted
+    /// lazily are being freed, as Redis lets it.
+    fn nothing_to_evict(&self) -> Evicted {
+        if self.lazyfree.is_on(LazyOption::Eviction) && self.lazyfree.pending() > 0 {
+            Evicted::Enough
+        } else {
+            Evicted::Stuck
+        }
     }
 
     /// Offers up to `maxmemory-samples` keys, probed at random slots of random shards (one
@@ -386,9 +444,10 @@ mod tests {
         (engine, client)
     }
 
-    /// Evicts until `count` keys are gone (the "memory" measure is the key count).
+    /// Evicts until `count` keys are left (the "memory" measure is the key count): true when
+    /// that many are.
     fn evict_down_to(engine: &Engine, count: usize, now: u64) -> bool {
-        engine.evict(now, &NoJournal, &crate::host::NoHost, &|| keys(engine) > count)
+        engine.evict(now, &NoJournal, &crate::host::NoHost, &|| keys(engine) > count) == Evicted::Enough
     }
 
     #[test]
@@ -419,6 +478,59 @@ mod tests {
             }
             assert_eq!(engine.counters.total(|s| &s.evicted_keys), 200, "{policy:?}");
         }
+    }
+
+    /// A host whose clock moves 10 µs at each reading, counting the calls for eviction in the
+    /// background.
+    #[derive(Default)]
+    struct TickingHost {
+        micros: std::sync::atomic::AtomicU64,
+        background_calls: AtomicU32,
+    }
+
+    impl Host for TickingHost {
+        fn clock_micros(&self) -> Option<u64> {
+            Some(self.micros.fetch_add(10, Ordering::Relaxed))
+        }
+        fn evict_in_background(&self) {
+            self.background_calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_pass_stops_at_its_time_bound_and_leaves_the_rest_to_the_background() {
+        let evict_all = |engine: &Engine, host: &TickingHost| engine.evict(NOW, &NoJournal, host, &|| keys(engine) > 0);
+        // Tenacity 0: no time at all, so the first look at the clock (after 16 keys) stops it.
+        let (engine, _) = filled(Policy::AllKeysRandom, 500);
+        let host = TickingHost::default();
+        engine.eviction.set_tenacity(0);
+        assert_eq!(evict_all(&engine, &host), Evicted::Continuing);
+        assert_eq!((keys(&engine), host.background_calls.load(Ordering::Relaxed)), (1000 - 16, 1));
+        // The default 500 µs: a pass reads the clock 50 times (16 keys apart) before its time
+        // is up; the passes that follow evict the rest.
+        engine.eviction.set_tenacity(10);
+        assert_eq!(evict_all(&engine, &host), Evicted::Continuing);
+        assert_eq!(keys(&engine), 1000 - 16 - 51 * 16);
+        assert_eq!(evict_all(&engine, &host), Evicted::Enough);
+        assert_eq!((keys(&engine), host.background_calls.load(Ordering::Relaxed)), (0, 2));
+        // 100: no bound.
+        let (engine, _) = filled(Policy::AllKeysRandom, 500);
+        engine.eviction.set_tenacity(100);
+        assert_eq!(evict_all(&engine, &host), Evicted::Enough);
+        assert_eq!(keys(&engine), 0);
+    }
+
+    #[test]
+    fn tenacity_gives_a_pass_redis_s_time() {
+        let eviction = Eviction::default();
+        let pass = |tenacity| {
+            eviction.set_tenacity(tenacity);
+            eviction.pass_micros()
+        };
+        assert_eq!([pass(0), pass(1), pass(10), pass(11)], [Some(0), Some(50), Some(500), Some(575)]);
+        assert!(pass(99).is_some_and(|micros| (100_000_000..140_000_000).contains(&micros)), "about 2 minutes");
+        assert_eq!([pass(100), pass(255)], [None, None]);
+        assert_eq!(eviction.tenacity(), 100);
     }
 
     #[test]

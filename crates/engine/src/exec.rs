@@ -444,13 +444,14 @@ impl Engine {
         }
         // Over `maxmemory` every command evicts first, as in Redis's `processCommand` (a read
         // after a write that took memory finds it given back): clients over
-        // `maxmemory-clients`, then keys; only a command that may add data is refused when
-        // nothing can go. Not while a script runs: it holds every shard (Redis does not
-        // evict while a script is busy either; a command that waits for the script evicts
+        // `maxmemory-clients`, then keys; only a command that may add data is refused, and
+        // only when nothing can go. Not while a script runs: it holds every shard (Redis does
+        // not evict while a script is busy either; a command that waits for the script evicts
         // at the next command).
         if host.over_memory_limit() && !self.scripting.is_running() {
             host.evict_clients();
-            if host.over_memory_limit() && !self.evict(now, journal, host, &|| host.over_memory_limit()) && deny_oom {
+            let evicted = self.evict(now, journal, host, &|| host.over_memory_limit());
+            if evicted == crate::evict::Evicted::Stuck && deny_oom {
                 return Some(errors::oom());
             }
         }

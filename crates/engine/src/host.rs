@@ -24,6 +24,10 @@ pub trait Host: Sync {
     /// that no key is evicted to make room for their buffers (Redis's `processCommand` calls
     /// `evictClients` before `performEvictions`). What they hold no longer counts after.
     fn evict_clients(&self) {}
+    /// An eviction pass ran out of time with memory still over `maxmemory`: go on evicting
+    /// between commands (`Engine::evict` again) until it is under, as Redis's eviction timer
+    /// does, so that a server does not stay over its limit once the commands stop.
+    fn evict_in_background(&self) {}
     /// Make what this thread has just freed show in the memory count (the server's count
     /// takes in each thread's frees and allocations only every 64 KiB): called between
     /// evictions, so that one that freed enough ends the loop.

@@ -318,16 +318,17 @@ mod tests {
 
     #[test]
     fn evicted_values_go_to_the_background_under_lazy_eviction() {
+        use crate::evict::Evicted;
         let (engine, host) = (Engine::new(EngineOptions::default()), KeepingHost::default());
         engine.eviction.set_policy(crate::evict::Policy::parse("allkeys-random").unwrap());
         let keys = |engine: &Engine| engine.db_sizes().first().map_or(0, |s| s.0);
         for i in 0..4 {
             hset(&engine, &host, &format!("h{i}"), 100);
         }
-        assert!(engine.evict(NOW, &NoJournal, &host, &|| keys(&engine) > 3));
+        assert_eq!(engine.evict(NOW, &NoJournal, &host, &|| keys(&engine) > 3), Evicted::Enough);
         assert!(host.0.lock().is_empty(), "freed at once by default");
         engine.lazyfree.set(LazyOption::Eviction, true);
-        assert!(engine.evict(NOW, &NoJournal, &host, &|| keys(&engine) > 1));
+        assert_eq!(engine.evict(NOW, &NoJournal, &host, &|| keys(&engine) > 1), Evicted::Enough);
         assert_eq!(keys(&engine), 1);
         assert_eq!(counters(&engine), (2, 0));
     }

@@ -259,6 +259,9 @@ pub struct ServerHost {
     /// When (microseconds after `started`) a command over `maxmemory` next scans the client
     /// list for `maxmemory-clients` ([`Host::evict_clients`]).
     clients_scan_due_us: AtomicU64,
+    /// Set when an eviction pass left memory over `maxmemory` ([`Host::evict_in_background`]);
+    /// the background evictor waits on it.
+    pub eviction_due: tokio::sync::Notify,
     pub started: Instant,
     /// Flips to true once when the server must stop.
     pub shutdown: watch::Sender<bool>,
@@ -365,6 +368,7 @@ impl ServerHost {
             evicted_clients: AtomicU64::new(0),
             evicted_bytes: AtomicU64::new(0),
             clients_scan_due_us: AtomicU64::new(0),
+            eviction_due: tokio::sync::Notify::new(),
             started: Instant::now(),
             shutdown: watch::Sender::new(false),
             stopping: AtomicBool::new(false),
@@ -900,6 +904,10 @@ impl Host for ServerHost {
         let end = now_us();
         let interval = crate::clock::micros(CLIENTS_SCAN_EVERY).max(end.saturating_sub(start).saturating_mul(10));
         self.clients_scan_due_us.store(end.saturating_add(interval), Ordering::Relaxed);
+    }
+
+    fn evict_in_background(&self) {
+        self.eviction_due.notify_one();
     }
 
     fn count_freed_memory(&self) {

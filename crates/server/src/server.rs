@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use staykv_engine::host::Host as _;
 use staykv_engine::{Engine, EngineOptions};
 use tokio::net::TcpListener;
 
@@ -126,6 +127,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         }
     }
     tokio::spawn(housekeeping(engine.clone(), persistence.clone(), host.clone()));
+    tokio::spawn(evict_in_background(engine.clone(), persistence.clone(), host.clone()));
 
     let _ = stop.wait_for(|s| *s).await;
     tracing::info!("shutting down: flushing the log");
@@ -231,10 +233,27 @@ async fn housekeeping(engine: Arc<Engine>, persistence: Arc<Persistence>, host: 
         engine.tracking.enforce_limit();
         host.enforce_soft_output_limits();
         host.close_clients_over_limit();
+        // A server over `maxmemory` with no command coming, after a CLIENT PAUSE or a script
+        // held eviction off, still gets back under its limit.
+        if host.over_memory_limit() {
+            host.evict_in_background();
+        }
         if sampled.elapsed() >= SAMPLE_EVERY {
             sampled = Instant::now();
             host.sample_metrics(&engine);
         }
+    }
+}
+
+/// Evicts between commands, one pass at a time, while memory stays over `maxmemory` after
+/// a pass ran out of its time (Redis's `evictionTimeProc`). Commands go on meanwhile: each
+/// evicts for its own pass first, so writers faster than the eviction are slowed, not refused.
+async fn evict_in_background(engine: Arc<Engine>, persistence: Arc<Persistence>, host: Arc<ServerHost>) {
+    loop {
+        host.eviction_due.notified().await;
+        // A pass that runs out of time asks for the next one ([`Host::evict_in_background`]).
+        engine.evict(crate::clock::now_ms(), &*persistence, &*host, &|| host.over_memory_limit());
+        tokio::task::yield_now().await;
     }
 }
 

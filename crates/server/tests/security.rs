@@ -1733,7 +1733,9 @@ fn maxmemory_volatile_lru_evicts_keys_with_a_ttl_logs_and_announces_it() {
 
     // With only keys without a TTL left to take, writes get OOM and nothing is evicted.
     // 1 MiB is below what the 200 keys without a TTL hold alone, whatever buffers come and go.
+    // The keys with a TTL go first, some in the background.
     assert_eq!(conn.cmd_text(&["CONFIG", "SET", "maxmemory", "1mb"]), "OK");
+    assert!(common::wait_until(Duration::from_secs(10), || conn.cmd_text(&["DBSIZE"]) == "200"));
     assert_eq!(conn.cmd_text(&["SET", "one-more", &value]), "OOM command not allowed when used memory > 'maxmemory'.");
     assert_eq!(conn.cmd_text(&["DBSIZE"]), "200");
 
@@ -1825,6 +1827,38 @@ fn writes_past_maxmemory_evict_about_one_key_per_new_one_as_in_redis() {
         writes_past_maxmemory,
         &["small keys: writes refused 0; evicting kept 80% of the keys Some(true)"],
     );
+}
+
+/// A limit lowered far under the data: the writes that follow are taken while eviction goes
+/// on between commands, and the server gets back under its limit once idle, as Redis's
+/// eviction timer brings it. Before, each command evicted 10,000 keys (32 ms) and gave up:
+/// the writes got OOM with keys left to evict, and an idle server stayed over its limit.
+fn limit_lowered_far_under_the_data(server: &Server) -> Vec<String> {
+    const MIB: u64 = 1024 * 1024;
+    let mut conn = server.connect();
+    for batch in 0..300 {
+        let pipeline: Vec<u8> =
+            (0..1000).flat_map(|i| encode_str(&["SET", &format!("key:{batch}:{i}"), "valuevalue"])).collect();
+        conn.send(&pipeline);
+        for _ in 0..1000 {
+            conn.read_frame().unwrap();
+        }
+    }
+    let limit = counted_memory(&mut conn) / 6;
+    assert!(limit > 2 * MIB, "{limit} bytes: too close to an empty server's memory");
+    conn.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let mut seen = vec![conn.cmd_text(&["CONFIG", "SET", "maxmemory", &limit.to_string()])];
+    let big = "x".repeat(100_000);
+    seen.extend((0..5).map(|i| format!("SET big{i} -> {}", conn.cmd_text(&["SET", &format!("big{i}"), &big]))));
+    let under = common::wait_until(Duration::from_secs(20), || counted_memory(&mut conn) <= limit);
+    seen.push(format!("under the limit once idle: {under}"));
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    seen
+}
+
+#[test]
+fn writes_after_a_limit_lowered_far_under_the_data_run_while_eviction_goes_on_as_in_redis() {
+    common::same_as_redis(limit_lowered_far_under_the_data, &["SET big4 -> OK", "under the limit once idle: true"]);
 }
 
 /// Random lists of command rules (categories, commands, subcommands, first args, in any
@@ -2042,6 +2076,10 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
         &["CONFIG", "SET", "auto-aof-rewrite-min-size", "2mb"],
         &["CONFIG", "GET", "auto-aof-rewrite-min-size"],
         &["CONFIG", "SET", "maxmemory-samples", "abc"],
+        &["CONFIG", "SET", "maxmemory-eviction-tenacity", "101"],
+        &["CONFIG", "SET", "maxmemory-eviction-tenacity", "-1"],
+        &["CONFIG", "SET", "maxmemory-eviction-tenacity", "7"],
+        &["CONFIG", "GET", "maxmemory-eviction-tenacity"],
         &["EXEC", "x"],
         &["MULTI"],
         &["EXEC", "x"],

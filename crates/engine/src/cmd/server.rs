@@ -574,7 +574,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if backup.iter().any(|(name, _)| name == "maxmemory") {
         // A limit lowered under what is used evicts now, as Redis's does, not at the next
-        // write: a server left idle over its limit would keep the keys it must give up.
+        // write: one pass here, the rest in the background.
         let (engine, host) = (ctx.engine, ctx.host);
         engine.evict(ctx.now, ctx.journal, host, &|| host.over_memory_limit());
     }

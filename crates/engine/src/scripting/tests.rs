@@ -708,5 +708,5 @@ fn eviction_gives_up_on_the_shards_a_running_script_holds() {
     let evicted = evicted.recv_timeout(std::time::Duration::from_secs(5));
     engine.scripting.shared.kill.store(true, Ordering::Release);
     runner.join().unwrap();
-    assert_eq!(evicted.ok(), Some(false), "the eviction waited for the script");
+    assert_eq!(evicted.ok(), Some(crate::evict::Evicted::Stuck), "the eviction waited for the script");
 }

@@ -237,6 +237,12 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
             },
         ),
         integer(
+            "maxmemory-eviction-tenacity",
+            0..=100,
+            |s| s.engine.eviction.tenacity().to_string(),
+            |s, n| s.engine.eviction.set_tenacity(u8::try_from(n).unwrap_or(100)),
+        ),
+        integer(
             "maxclients",
             1..=u32::MAX.into(),
             |s| s.host.runtime.read().maxclients.to_string(),
