@@ -262,6 +262,11 @@ pub struct ServerHost {
     /// Set when an eviction pass left memory over `maxmemory` ([`Host::evict_in_background`]);
     /// the background evictor waits on it.
     pub eviction_due: tokio::sync::Notify,
+    /// Since when memory has been over `maxmemory` (milliseconds after `started`, plus one:
+    /// 0 when it is not), and the milliseconds it was over before (INFO's
+    /// `current_eviction_exceeded_time` and `total_eviction_exceeded_time`).
+    over_limit_since_ms: AtomicU64,
+    over_limit_total_ms: AtomicU64,
     pub started: Instant,
     /// Flips to true once when the server must stop.
     pub shutdown: watch::Sender<bool>,
@@ -369,6 +374,8 @@ impl ServerHost {
             evicted_bytes: AtomicU64::new(0),
             clients_scan_due_us: AtomicU64::new(0),
             eviction_due: tokio::sync::Notify::new(),
+            over_limit_since_ms: AtomicU64::new(0),
+            over_limit_total_ms: AtomicU64::new(0),
             started: Instant::now(),
             shutdown: watch::Sender::new(false),
             stopping: AtomicBool::new(false),
@@ -525,6 +532,33 @@ impl ServerHost {
         out
     }
 
+    /// Keeps the time spent over `maxmemory`, from what each command (and the housekeeping
+    /// tick, for an idle server) finds: a clock read only when that changes.
+    fn note_over_limit(&self, over: bool) {
+        let since = &self.over_limit_since_ms;
+        if over == (since.load(Ordering::Relaxed) != 0) {
+            return;
+        }
+        let now = self.elapsed_ms() + 1;
+        if over {
+            let _ = since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        } else if let Ok(start) = since.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| (s != 0).then_some(0)) {
+            self.over_limit_total_ms.fetch_add(now.saturating_sub(start), Ordering::Relaxed);
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// INFO's eviction exceeded times: the total and the current spell over `maxmemory`, in
+    /// milliseconds.
+    fn eviction_exceeded_ms(&self) -> (u64, u64) {
+        let since = self.over_limit_since_ms.load(Ordering::Relaxed);
+        let current = if since == 0 { 0 } else { (self.elapsed_ms() + 1).saturating_sub(since) };
+        (self.over_limit_total_ms.load(Ordering::Relaxed) + current, current)
+    }
+
     /// INFO stats: connections, traffic, pub/sub and tracking totals.
     fn info_stats(&self) -> String {
         use crate::stats::{NET_INPUT, NET_OUTPUT, OPS};
@@ -536,9 +570,10 @@ impl ServerHost {
         let net =
             |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| engine.map_or(0, |e| e.counters.total(counter));
         let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
+        let (exceeded_total, exceeded_now) = self.eviction_exceeded_ms();
         // Snapshots are written by a thread, never a forked child: no forks to count.
         format!(
-            "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\n",
+            "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\n",
             self.connections_received.load(Ordering::Relaxed),
             self.rejected_connections.load(Ordering::Relaxed),
             rates.per_second(OPS),
@@ -805,7 +840,13 @@ impl Host for ServerHost {
     /// The connection counters INFO stats shows and INFO persistence's compaction counts, as
     /// Redis's `resetServerStats` resets them (the engine resets its own).
     fn config_resetstat(&self) {
-        for counter in [&self.connections_received, &self.rejected_connections, &self.evicted_clients] {
+        for counter in [
+            &self.connections_received,
+            &self.rejected_connections,
+            &self.evicted_clients,
+            &self.over_limit_since_ms,
+            &self.over_limit_total_ms,
+        ] {
             counter.store(0, Ordering::Relaxed);
         }
         self.persistence.reset_stats();
@@ -886,7 +927,9 @@ impl Host for ServerHost {
     }
 
     fn over_memory_limit(&self) -> bool {
-        crate::memory::over_limit(|| self.not_counted_for_evict())
+        let over = crate::memory::over_limit(|| self.not_counted_for_evict());
+        self.note_over_limit(over);
+        over
     }
 
     /// Scans at most once per [`CLIENTS_SCAN_EVERY`], or per ten times the last scan's cost

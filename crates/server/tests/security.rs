@@ -1687,9 +1687,13 @@ fn counted_memory(conn: &mut RawConn) -> u64 {
 
 /// A numeric field of an INFO section.
 fn info_field(conn: &mut RawConn, section: &str, name: &str) -> u64 {
-    let info = conn.cmd_text(&["INFO", section]);
+    field_of(&conn.cmd_text(&["INFO", section]), name)
+}
+
+/// A numeric field of an INFO reply.
+fn field_of(info: &str, name: &str) -> u64 {
     let value = info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':'));
-    value.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {name} in INFO {section}:\n{info}"))
+    value.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {name} in INFO:\n{info}"))
 }
 
 #[test]
@@ -1859,6 +1863,40 @@ fn limit_lowered_far_under_the_data(server: &Server) -> Vec<String> {
 #[test]
 fn writes_after_a_limit_lowered_far_under_the_data_run_while_eviction_goes_on_as_in_redis() {
     common::same_as_redis(limit_lowered_far_under_the_data, &["SET big4 -> OK", "under the limit once idle: true"]);
+}
+
+/// INFO's time over `maxmemory`: the current spell counts while memory stays over the limit
+/// (under `noeviction` nothing shrinks it), ends once it is under, and adds to the total.
+fn eviction_exceeded_time(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    // Both from one INFO reply: read apart, a millisecond between them tells them apart.
+    let times = |conn: &mut RawConn| {
+        let info = conn.cmd_text(&["INFO", "stats"]);
+        (field_of(&info, "total_eviction_exceeded_time"), field_of(&info, "current_eviction_exceeded_time"))
+    };
+    let mut seen = vec![format!("at start {:?}", times(&mut conn))];
+    conn.cmd(&["SET", "k", &"v".repeat(100_000)]);
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    conn.cmd(&["GET", "k"]);
+    let (total, current) = times(&mut conn);
+    seen.push(format!("over the limit: current >= 300 {}, total = current {}", current >= 300, total == current));
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "1gb"]);
+    conn.cmd(&["GET", "k"]);
+    let (after, current) = times(&mut conn);
+    seen.push(format!("under again: current {current}, total kept {}", after >= total));
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    seen.push(format!("after CONFIG RESETSTAT {:?}", times(&mut conn)));
+    conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    seen
+}
+
+#[test]
+fn time_over_maxmemory_is_reported_as_in_redis() {
+    common::same_as_redis(
+        eviction_exceeded_time,
+        &["current >= 300 true, total = current true", "under again: current 0"],
+    );
 }
 
 /// Random lists of command rules (categories, commands, subcommands, first args, in any
