@@ -1686,6 +1686,18 @@ impl<'a> Ctx<'a> {
         self.nested && self.top != "exec"
     }
 
+    /// The most a reply that repeats stored data may take ([`Host::reply_limit`]). A
+    /// script's `redis.call` gets its reply whatever the client's output limit, as in Redis:
+    /// the client is sent only what the script returns. It is still bounded, by
+    /// [`crate::host::UNLIMITED_REPLY_CAP`], as a client without a limit is.
+    pub fn reply_limit(&self) -> usize {
+        if self.in_script() {
+            crate::host::UNLIMITED_REPLY_CAP
+        } else {
+            self.host.reply_limit()
+        }
+    }
+
     /// The reply reports on the whole keyspace (key counts) without holding its shards: it
     /// waits for every write appended so far, so that no count includes a write a crash
     /// could take back.

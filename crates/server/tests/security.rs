@@ -1116,7 +1116,7 @@ fn huge_declared_lengths_are_cut_off_by_the_protocol_limits() {
 /// ZRANDMEMBER and SORT's GET patterns are refused past it instead of built (a 30-byte
 /// SRANDMEMBER of a 1000-byte member took RSS to 2 GB), and served under it. Redis streams
 /// such replies into the output buffer and closes the client at the limit. SORT ... STORE
-/// answers a count and stores any size.
+/// answers a count and stores any size, and a script's call is bounded only by the cap.
 #[test]
 fn replies_that_repeat_stored_data_are_bounded_by_the_reply_limit() {
     let server = Server::staykv_with(&["--client-output-buffer-limit", "normal 4mb 4mb 0"]);
@@ -1150,6 +1150,10 @@ fn replies_that_repeat_stored_data_are_bounded_by_the_reply_limit() {
     }
     let stored = conn.cmd_text(&["SORT", "list", "BY", "nosort", "GET", "v*", "STORE", "copies"]);
     assert_eq!(stored, "100");
+    // A script gets its reply whatever the client's limit, as in Redis: the client is sent
+    // only what the script returns.
+    let script = "return #redis.call('SRANDMEMBER', KEYS[1], -10000)";
+    assert_eq!(conn.cmd_text(&["EVAL", script, "1", "set"]), "10000");
     assert!(server.rss_kib() < 256 * 1024, "RSS {} KiB", server.rss_kib());
 }
 

@@ -215,7 +215,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         super::check_paired_count(count)?;
     }
     let resp3 = ctx.client.protocol == staykv_resp::Protocol::Resp3;
-    let limit = ctx.host.reply_limit();
+    let limit = ctx.reply_limit();
     let Some(hash) = read(ctx, arg(args, 1)?)? else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };

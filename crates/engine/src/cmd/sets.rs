@@ -171,7 +171,7 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         [c] => Some(super::random_count(c)?),
         _ => return Err(errors::syntax()),
     };
-    let limit = ctx.host.reply_limit();
+    let limit = ctx.reply_limit();
     let Some(set) = read(ctx, arg(args, 1)?)? else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };

@@ -256,7 +256,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
     let mut output: Vec<Option<Bytes>> = Vec::new();
     // Each GET copies the value it names, and every element may name the same one. A STORE
     // answers a count: what it stores is data like any other, under maxmemory.
-    let limit = if o.store.is_some() { usize::MAX } else { ctx.host.reply_limit() };
+    let limit = if o.store.is_some() { usize::MAX } else { ctx.reply_limit() };
     let mut budget = super::ReplyBudget::new(limit);
     for element in &selected {
         if o.gets.is_empty() {

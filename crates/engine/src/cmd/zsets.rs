@@ -694,7 +694,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         super::check_paired_count(count)?;
     }
     let resp3 = resp3(ctx);
-    let limit = ctx.host.reply_limit();
+    let limit = ctx.reply_limit();
     let Some(set) = read(ctx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
