@@ -674,12 +674,17 @@ async fn multi_exec_is_atomic_and_reports_errors() {
         json!([["SET", "never", "1"], ["GET"]]),
         json!([["SET", "never", "1"], ["EXEC"]]),
         json!([["SET", "never", "1"], ["MULTI"]]),
+        json!([["SET", "never", "1"], ["discard"]]),
+        json!([["SET", "never", "1"], ["WATCH", "k"]]),
+        json!([["SET", "never", "1"], ["unwatch"]]),
     ] {
         let reply = post(&server, "/multi-exec", body.to_string(), Some(TOKEN)).await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
         assert!(reply.error().starts_with("EXECABORT"), "{}", reply.text);
         assert!(reply.error().contains("command 2"), "{}", reply.text);
     }
+    let control = post(&server, "/multi-exec", json!([["UNWATCH"]]).to_string(), Some(TOKEN)).await;
+    assert!(control.error().contains("cannot be used inside /multi-exec"), "{}", control.text);
     assert_eq!(cmd(&server, json!(["EXISTS", "never"])).await.json(), json!({"result": 0}));
 }
 

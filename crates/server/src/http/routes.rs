@@ -49,8 +49,6 @@ const HTTP_DENIED: &[&str] = &[
 /// A long pipeline or transaction lets the other tasks of its worker run every this many
 /// commands.
 const YIELD_EVERY: usize = 256;
-/// Transaction control, which `/multi-exec` does itself.
-const TRANSACTION_CONTROL: &[&str] = &["multi", "exec", "discard", "watch", "unwatch"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
@@ -298,7 +296,9 @@ async fn transaction(
     }
     for (i, args) in commands.iter().enumerate() {
         let name = args.first().map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).unwrap_or_default();
-        let reply = if TRANSACTION_CONTROL.contains(&name.as_str()) {
+        // Transaction control (Redis's `transaction` group), which `/multi-exec` does itself.
+        let spec = args.first().and_then(|name| batch.shared.engine.table.lookup(name));
+        let reply = if spec.is_some_and(|(_, spec)| spec.group == "transaction") {
             Reply::error("ERR MULTI, EXEC, DISCARD, WATCH and UNWATCH cannot be used inside /multi-exec")
         } else {
             batch.run(args).await
