@@ -1,8 +1,11 @@
 //! The StayKV engine: keyspace, value types, expiry and the command table.
 //!
 //! This crate is the functional core. It opens no socket, touches no file and never reads
-//! the clock: the caller passes the time of every command, so each command is a
-//! deterministic function of (keyspace, arguments, time) and is unit-testable as such.
+//! the clock: the caller passes the time of every command, so each command is a function of
+//! (keyspace, arguments, time) and is unit-testable as such. The one other input is
+//! randomness, where Redis has it too (SPOP, SRANDMEMBER, RANDOMKEY, eviction's samples, LFU
+//! counters): a write records what it did, not what it was asked (SPOP as an SREM of the
+//! members it drew), so a replay draws nothing and rebuilds the same keyspace.
 //!
 //! * [`Engine::execute`] runs one command for one client and returns its [`Reply`] plus the
 //!   log position the reply depends on (see [`Outcome`]).
