@@ -41,21 +41,27 @@ pub enum Policy {
     VolatileTtl,
 }
 
+/// In Redis's order, which its CONFIG SET error lists them in.
 const POLICIES: [(Policy, &str); 8] = [
-    (Policy::NoEviction, "noeviction"),
-    (Policy::AllKeysLru, "allkeys-lru"),
     (Policy::VolatileLru, "volatile-lru"),
-    (Policy::AllKeysLfu, "allkeys-lfu"),
     (Policy::VolatileLfu, "volatile-lfu"),
-    (Policy::AllKeysRandom, "allkeys-random"),
     (Policy::VolatileRandom, "volatile-random"),
     (Policy::VolatileTtl, "volatile-ttl"),
+    (Policy::AllKeysLru, "allkeys-lru"),
+    (Policy::AllKeysLfu, "allkeys-lfu"),
+    (Policy::AllKeysRandom, "allkeys-random"),
+    (Policy::NoEviction, "noeviction"),
 ];
 
 impl Policy {
     /// A policy by its Redis name, in any case.
     pub fn parse(name: &str) -> Option<Policy> {
         POLICIES.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(p, _)| *p)
+    }
+
+    /// Every policy's name, in Redis's order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        POLICIES.iter().map(|(_, name)| *name)
     }
 
     pub fn name(self) -> &'static str {
@@ -76,8 +82,9 @@ impl Policy {
         self.is_lfu() || matches!(self, Policy::AllKeysLru | Policy::VolatileLru)
     }
 
+    /// Its place in [`POLICIES`] (past the end, which reads as `noeviction`, for none).
     fn index(self) -> u8 {
-        POLICIES.iter().position(|(p, _)| *p == self).unwrap_or(0) as u8
+        POLICIES.iter().position(|(p, _)| *p == self).map_or(u8::MAX, |i| i as u8)
     }
 
     /// How strongly `entry` asks to be evicted: the highest score among the samples goes.

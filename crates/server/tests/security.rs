@@ -2118,6 +2118,7 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
         &["CONFIG", "SET", "auto-aof-rewrite-min-size", "2mb"],
         &["CONFIG", "GET", "auto-aof-rewrite-min-size"],
         &["CONFIG", "SET", "maxmemory-samples", "abc"],
+        &["CONFIG", "SET", "maxmemory-policy", "lru"],
         &["CONFIG", "SET", "maxmemory-eviction-tenacity", "101"],
         &["CONFIG", "SET", "maxmemory-eviction-tenacity", "-1"],
         &["CONFIG", "SET", "maxmemory-eviction-tenacity", "7"],

@@ -219,10 +219,12 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
             "maxmemory-policy",
             |s| s.engine.eviction.policy().name().into(),
             |s, text| {
-                let policy = Policy::parse(text).ok_or(
-                    "argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, \
-                     allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction",
-                )?;
+                let policy = Policy::parse(text).ok_or_else(|| {
+                    format!(
+                        "argument(s) must be one of the following: {}",
+                        Policy::names().collect::<Vec<_>>().join(", ")
+                    )
+                })?;
                 s.engine.eviction.set_policy(policy);
                 Ok(())
             },
