@@ -100,6 +100,10 @@ impl Policy {
 
 /// Redis's `maxmemory-samples` default.
 const DEFAULT_SAMPLES: u32 = 5;
+/// The most keys one eviction samples, whatever `maxmemory-samples` says (Redis takes up to
+/// INT_MAX, and samples that many into an array on its stack). Past a few dozen the
+/// approximation of LRU barely improves, and each sample is a shard lock and a probe.
+const MAX_SAMPLES: u32 = 64;
 /// Random slots probed per sample wanted before falling back to a walk (slabs have holes,
 /// and under volatile policies only keys with a TTL count).
 const PROBES_PER_SAMPLE: usize = 8;
@@ -148,9 +152,9 @@ impl Eviction {
         self.samples.load(Ordering::Relaxed)
     }
 
-    /// `maxmemory-samples`, at least 1 (Redis accepts 1..=64).
+    /// `maxmemory-samples`, at least 1; evictions sample at most [`MAX_SAMPLES`] of them.
     pub fn set_samples(&self, samples: u32) {
-        self.samples.store(samples.clamp(1, 64), Ordering::Relaxed);
+        self.samples.store(samples.max(1), Ordering::Relaxed);
     }
 
     pub fn tenacity(&self) -> u8 {
@@ -340,7 +344,7 @@ impl Engine {
     /// Offers up to `maxmemory-samples` keys, probed at random slots of random shards (one
     /// shard locked at a time), to the candidate pool.
     fn sample_into_pool(&self, policy: Policy, now: u64) {
-        let wanted = self.eviction.samples() as usize;
+        let wanted = self.eviction.samples().min(MAX_SAMPLES) as usize;
         let shards = self.keyspace.shard_count();
         let mut rng = rand::thread_rng();
         let first = rng.gen_range(0..shards);

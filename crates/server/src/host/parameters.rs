@@ -229,14 +229,12 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
                 Ok(())
             },
         ),
-        // Redis takes up to INT_MAX samples; StayKV's eviction samples into a fixed pool of 64.
+        // Taken up to INT_MAX as Redis takes it; an eviction samples at most 64 keys.
         integer(
             "maxmemory-samples",
-            1..=64,
+            1..=i32::MAX.into(),
             |s| s.engine.eviction.samples().to_string(),
-            |s, n| {
-                s.engine.eviction.set_samples(u32::try_from(n).unwrap_or(64));
-            },
+            |s, n| s.engine.eviction.set_samples(u32::try_from(n).unwrap_or(u32::MAX)),
         ),
         integer(
             "maxmemory-eviction-tenacity",
