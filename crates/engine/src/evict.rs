@@ -319,7 +319,7 @@ impl Engine {
             }
             self.sample_into_pool(policy, now);
             let Some(victim) = self.eviction.pool.lock().pop() else { return self.nothing_to_evict() };
-            self.evict_key(victim, now, journal, host);
+            self.evict_key(policy, victim, now, journal, host);
             host.count_freed_memory();
             evicted += 1;
             let late = || deadline.zip(host.clock_micros()).is_some_and(|(deadline, now)| now > deadline);
@@ -400,11 +400,18 @@ impl Engine {
         self.keyspace.lock_unless(shard, &|| self.scripting.is_running())
     }
 
-    /// Deletes the victim as a DEL would: logged, WATCH broken, `evicted` announced.
-    fn evict_key(&self, victim: Victim, now: u64, journal: &dyn Journal, host: &dyn Host) {
+    /// Deletes the victim as a DEL would: logged, WATCH broken, `evicted` announced. Unless
+    /// it lost its TTL since it was sampled (PERSIST, a SET) under a policy that evicts only
+    /// keys with one: the pool keeps candidates between evictions, and Redis looks each up in
+    /// its table of keys with a TTL before it evicts it.
+    fn evict_key(&self, policy: Policy, victim: Victim, now: u64, journal: &dyn Journal, host: &dyn Host) {
         let Some(mut guard) = self.lock_to_evict(victim.shard) else { return };
         let hash = self.keyspace.hash(&victim.key);
         let Some(slice) = guard.dbs.get_mut(victim.db) else { return };
+        let entry = slice.find(hash, &victim.key).and_then(|pos| slice.get(pos));
+        if entry.is_some_and(|entry| policy.volatile_only() && entry.expire_at == NO_EXPIRY) {
+            return;
+        }
         let Some(evicted) = slice.remove(hash, &victim.key) else { return };
         let effect = Effect::new(victim.db, vec![Bytes::from_static(b"DEL"), victim.key.clone()]);
         // One DEL is far below the log's limit.
@@ -542,6 +549,18 @@ mod tests {
         assert!(pass(99).is_some_and(|micros| (100_000_000..140_000_000).contains(&micros)), "about 2 minutes");
         assert_eq!([pass(100), pass(255)], [None, None]);
         assert_eq!(eviction.tenacity(), 100);
+    }
+
+    #[test]
+    fn a_candidate_that_lost_its_ttl_is_not_evicted_by_a_volatile_policy() {
+        let (engine, mut client) = filled(Policy::VolatileLru, 100);
+        // The pool keeps the best candidates seen, all with a TTL then.
+        assert!(evict_down_to(&engine, 190, NOW));
+        for i in 0..100 {
+            run(&engine, &mut client, NOW, &format!("PERSIST ttl:{i}"));
+        }
+        assert!(!evict_down_to(&engine, 100, NOW));
+        assert_eq!(keys(&engine), 190);
     }
 
     #[test]
