@@ -58,6 +58,11 @@ pub struct Client {
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queuing: EXEC answers EXECABORT.
     pub multi_failed: bool,
+    /// The eviction before this client's command left memory over `maxmemory` with nothing
+    /// left to evict (Redis's `pre_command_oom_state`): a script it runs is refused, or its
+    /// calls that may add data are, by this and not by a second look at memory, which an
+    /// eviction still going on in the background leaves over the limit.
+    pub out_of_memory: bool,
     /// While EXEC runs the queue: its command count and [`Client::queued_bytes`], which
     /// CLIENT INFO from inside the transaction shows, as Redis's (`flags=x multi=<n>`).
     pub running_transaction: Option<(usize, usize)>,

@@ -448,10 +448,12 @@ impl Engine {
         // only when nothing can go. Not while a script runs: it holds every shard (Redis does
         // not evict while a script is busy either; a command that waits for the script evicts
         // at the next command).
+        client.out_of_memory = false;
         if host.over_memory_limit() && !self.scripting.is_running() {
             host.evict_clients();
             let evicted = self.evict(now, journal, host, &|| host.over_memory_limit());
-            if evicted == crate::evict::Evicted::Stuck && deny_oom {
+            client.out_of_memory = evicted == crate::evict::Evicted::Stuck;
+            if client.out_of_memory && deny_oom {
                 return Some(errors::oom());
             }
         }

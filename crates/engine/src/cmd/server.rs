@@ -572,11 +572,11 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(Reply::Error(error));
         }
     }
-    if backup.iter().any(|(name, _)| name == "maxmemory") {
-        // A limit lowered under what is used evicts now, as Redis's does, not at the next
-        // write: one pass here, the rest in the background.
-        let (engine, host) = (ctx.engine, ctx.host);
-        engine.evict(ctx.now, ctx.journal, host, &|| host.over_memory_limit());
+    if backup.iter().any(|(name, _)| name == "maxmemory") && ctx.host.over_memory_limit() {
+        // A limit lowered under what is used evicts now, as Redis's starts its eviction
+        // timer, not at the next write. In the background: inside EXEC this command holds
+        // every shard, and an eviction here would wait for them for ever.
+        ctx.host.evict_in_background();
     }
     Ok(Reply::Ok)
 }

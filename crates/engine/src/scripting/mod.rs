@@ -736,9 +736,10 @@ struct Run {
 struct CallRules {
     /// Writes are refused (`*_RO`, or a script that declared `no-writes`).
     read_only: bool,
-    /// The server was past `maxmemory` when the run started and the script did not declare
-    /// `allow-oom`: a command that may add data is refused until the run's first write, after
-    /// which stopping halfway would do more harm (Redis's `scriptVerifyOOM`).
+    /// The server was past `maxmemory` with nothing to evict when the run started
+    /// ([`crate::client::Client::out_of_memory`]) and the script did not declare `allow-oom`:
+    /// a command that may add data is refused until the run's first write, after which
+    /// stopping halfway would do more harm (Redis's `scriptVerifyOOM`).
     deny_oom: bool,
 }
 
@@ -749,7 +750,7 @@ impl CallRules {
     /// A script that declared flags is refused past `maxmemory` unless it declared
     /// `allow-oom` or `no-writes`, and one that may write is refused by the `*_RO` commands.
     fn at_start(ctx: &Ctx, declared: Option<ScriptFlags>, ro_command: bool) -> Result<CallRules, Reply> {
-        let over_memory = ctx.host.over_memory_limit();
+        let over_memory = ctx.client.out_of_memory;
         let Some(flags) = declared else { return Ok(CallRules { read_only: ro_command, deny_oom: over_memory }) };
         let no_writes = flags.has(ScriptFlags::NO_WRITES);
         if over_memory && !no_writes && !flags.has(ScriptFlags::ALLOW_OOM) {
