@@ -152,7 +152,7 @@ impl Eviction {
         self.samples.load(Ordering::Relaxed)
     }
 
-    /// `maxmemory-samples`, at least 1; evictions sample at most [`MAX_SAMPLES`] of them.
+    /// `maxmemory-samples`, at least 1; an eviction samples at most 64 of them (`MAX_SAMPLES`).
     pub fn set_samples(&self, samples: u32) {
         self.samples.store(samples.max(1), Ordering::Relaxed);
     }
