@@ -107,7 +107,7 @@ const MAX_SAMPLES: u32 = 64;
 /// Random slots probed per sample wanted before falling back to a walk (slabs have holes,
 /// and under volatile policies only keys with a TTL count).
 const PROBES_PER_SAMPLE: usize = 8;
-/// Evictions between two looks at the clock (Redis's: reading it costs more than a key).
+/// Evictions between two looks at the clock (Redis's).
 const EVICTIONS_PER_CLOCK_READ: u64 = 16;
 /// Redis's `maxmemory-eviction-tenacity` default: a pass may take 500 µs.
 const DEFAULT_TENACITY: u8 = 10;
@@ -294,8 +294,8 @@ pub enum Evicted {
 
 impl Engine {
     /// Evicts keys by the current policy while `over_limit()` holds, for as long as
-    /// `maxmemory-eviction-tenacity` gives a pass (by `host`'s clock; a host without one
-    /// evicts until done). Under `lazyfree-lazy-eviction` the values go to `host`'s
+    /// `maxmemory-eviction-tenacity` gives a pass (by `host`'s monotonic clock; a host
+    /// without one evicts until done). Under `lazyfree-lazy-eviction` the values go to `host`'s
     /// background thread.
     pub fn evict(&self, now: u64, journal: &dyn Journal, host: &dyn Host, over_limit: &dyn Fn() -> bool) -> Evicted {
         if !over_limit() {
@@ -311,7 +311,7 @@ impl Engine {
             return Evicted::Enough;
         }
         let deadline =
-            host.clock_micros().zip(self.eviction.pass_micros()).map(|(start, pass)| start.saturating_add(pass));
+            host.elapsed_micros().zip(self.eviction.pass_micros()).map(|(start, pass)| start.saturating_add(pass));
         let mut evicted = 0u64;
         while over_limit() {
             if self.scripting.is_running() {
@@ -322,7 +322,7 @@ impl Engine {
             self.evict_key(policy, victim, now, journal, host);
             host.count_freed_memory();
             evicted += 1;
-            let late = || deadline.zip(host.clock_micros()).is_some_and(|(deadline, now)| now > deadline);
+            let late = || deadline.zip(host.elapsed_micros()).is_some_and(|(deadline, now)| now > deadline);
             if evicted.is_multiple_of(EVICTIONS_PER_CLOCK_READ) && over_limit() && late() {
                 host.evict_in_background();
                 return Evicted::Continuing;
@@ -507,7 +507,7 @@ mod tests {
     }
 
     impl Host for TickingHost {
-        fn clock_micros(&self) -> Option<u64> {
+        fn elapsed_micros(&self) -> Option<u64> {
             Some(self.micros.fetch_add(10, Ordering::Relaxed))
         }
         fn evict_in_background(&self) {

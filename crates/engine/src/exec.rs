@@ -788,10 +788,10 @@ impl Engine {
             // Keys hold still during CLIENT PAUSE, as in Redis.
             return 0;
         }
-        let started = host.clock_micros();
+        let started = host.elapsed_micros();
         let expired = self.expire_slice(now, budget, journal, host);
         if let Some(started) = started {
-            let micros = host.clock_micros().unwrap_or(started).saturating_sub(started);
+            let micros = host.elapsed_micros().unwrap_or(started).saturating_sub(started);
             self.latency.offer(crate::latency::EXPIRE_CYCLE, now / 1000, micros / 1000);
         }
         expired
@@ -1764,7 +1764,7 @@ impl<'a> Ctx<'a> {
         self.running_script |= script;
         let entering_script = tracking && script;
         let outer_script = if entering_script { self.script_args.replace(args.to_vec()) } else { None };
-        let started = self.host.clock_micros();
+        let started = self.host.elapsed_micros();
         let reply = (spec.handler)(self, args).unwrap_or_else(|error| error);
         if tracking {
             self.remember_reads(spec, args);
@@ -1774,7 +1774,7 @@ impl<'a> Ctx<'a> {
         }
         self.running_script = outer_running_script;
         if let Some(started) = started {
-            let micros = self.host.clock_micros().unwrap_or(started).saturating_sub(started);
+            let micros = self.host.elapsed_micros().unwrap_or(started).saturating_sub(started);
             if let Some(stat) = stat {
                 self.engine.counters.record_run_time(stat, std::time::Duration::from_micros(micros));
             }

@@ -112,6 +112,13 @@ pub trait Host: Sync {
     fn clock_micros(&self) -> Option<u64> {
         None
     }
+    /// Microseconds on a clock that never steps back, from any fixed point: for how long
+    /// work took or may take (a command's run time, the expire cycle's, an eviction pass's
+    /// bound), which a step of the wall clock must not stretch or cut short. `None` (no
+    /// clock: tests, log replay) times nothing and bounds nothing.
+    fn elapsed_micros(&self) -> Option<u64> {
+        None
+    }
     /// `MIGRATE`: sends `commands` to `target` and returns the first line of each reply, in
     /// order, as far as they came, with what stopped the exchange early, if anything.
     fn exchange_with(&self, _target: &MigrateTarget, _commands: &[Vec<Bytes>]) -> (Vec<String>, Option<TargetFailure>) {

@@ -856,6 +856,10 @@ impl Host for ServerHost {
         crate::clock::wall_micros()
     }
 
+    fn elapsed_micros(&self) -> Option<u64> {
+        Some(crate::clock::micros(self.started.elapsed()))
+    }
+
     fn loading(&self) -> bool {
         self.persistence.is_loading()
     }
