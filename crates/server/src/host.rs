@@ -344,14 +344,18 @@ impl ServerHost {
 
     /// Memory in use that `maxmemory` leaves out (INFO's `mem_not_counted_for_evict`): the
     /// log's buffers, as Redis leaves out its AOF buffer; the snapshot thread's, as Redis's
-    /// rewrite child is another process; and the entry slots deleted keys left, which new keys
-    /// take without allocating.
+    /// rewrite child is another process; the entry slots deleted keys left, which new keys
+    /// take without allocating; and what is on its way out, the buffers of clients closed for
+    /// `maxmemory-clients` and the values the lazy-free thread has yet to free.
     fn not_counted_for_evict(&self) -> u64 {
-        let free_slots = self.notifier.get().map_or(0, |e| e.keyspace.free_slot_bytes() as u64);
+        let engine = self.notifier.get();
+        let free_slots = engine.map_or(0, |e| e.keyspace.free_slot_bytes() as u64);
+        let lazily_freed = engine.map_or(0, |e| e.lazyfree.pending_bytes());
         self.persistence.log_buffered_bytes()
             + crate::memory::not_counted()
             + free_slots
             + self.evicted_bytes.load(Ordering::Acquire)
+            + lazily_freed
     }
 
     fn eviction_policy(&self) -> Policy {
