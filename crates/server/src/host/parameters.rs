@@ -331,7 +331,8 @@ fn integer(
     apply: impl Fn(&Scope, i64) + Send + Sync + 'static,
 ) -> Parameter {
     text(name, get, move |s, text| {
-        let n: i64 = text.parse().map_err(|_| "argument couldn't be parsed into an integer")?;
+        // Redis's `string2ll`: no sign but a minus, no leading zeros, no spaces.
+        let n = staykv_engine::num::parse_i64(text.as_bytes()).ok_or("argument couldn't be parsed into an integer")?;
         apply(s, within(n, &range)?);
         Ok(())
     })
