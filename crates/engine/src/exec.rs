@@ -1689,11 +1689,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// The most a reply that repeats stored data may take ([`Host::reply_limit`]). A
-    /// script's `redis.call` gets its reply whatever the client's output limit, as in Redis:
-    /// the client is sent only what the script returns. It is still bounded, by
-    /// [`crate::host::UNLIMITED_REPLY_CAP`], as a client without a limit is.
+    /// script's `redis.call` (inside EXEC too) gets its reply whatever the client's output
+    /// limit, as in Redis: the client is sent only what the script returns. It is still
+    /// bounded, by [`crate::host::UNLIMITED_REPLY_CAP`], as a client without a limit is.
     pub fn reply_limit(&self) -> usize {
-        if self.in_script() {
+        if self.running_script {
             crate::host::UNLIMITED_REPLY_CAP
         } else {
             self.host.reply_limit()

@@ -1154,6 +1154,13 @@ fn replies_that_repeat_stored_data_are_bounded_by_the_reply_limit() {
     // only what the script returns.
     let script = "return #redis.call('SRANDMEMBER', KEYS[1], -10000)";
     assert_eq!(conn.cmd_text(&["EVAL", script, "1", "set"]), "10000");
+    conn.cmd(&["MULTI"]);
+    conn.cmd(&["EVAL", script, "1", "set"]);
+    assert_eq!(frame_text(&conn.cmd(&["EXEC"])), "*1\r\n:10000\r\n");
+    // A plain command inside EXEC is held to the limit, as at the top level.
+    conn.cmd(&["MULTI"]);
+    conn.cmd(&["SRANDMEMBER", "set", "-16777216"]);
+    assert!(frame_text(&conn.cmd(&["EXEC"])).contains(refused));
     assert!(server.rss_kib() < 256 * 1024, "RSS {} KiB", server.rss_kib());
 }
 
