@@ -355,9 +355,12 @@ impl Stream {
             && from <= self.max_deleted
     }
 
-    /// Approximate heap bytes, for INFO memory.
-    pub fn heap_size(&self) -> usize {
-        let entries: usize = self.entries.values().map(|f| f.iter().map(|x| x.len() + 32).sum::<usize>() + 48).sum();
+    /// Approximate heap bytes for MEMORY USAGE (and the lazy-free thread's pending count),
+    /// the entries estimated from the first `samples` (all with 0), as Redis samples: walking
+    /// every field of a 300,000-entry stream took 4–8 ms on the command path.
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        let entry_bytes = |fields: &Vec<Bytes>| fields.iter().map(|x| x.len() + 32).sum::<usize>() + 48;
+        let entries = crate::value::sampled(self.entries.values(), samples, entry_bytes);
         let groups: usize = self.groups.values().map(|g| g.pel.len() * 96 + g.consumers.len() * 64 + 64).sum();
         entries + groups + self.nodes.heap_size()
     }
@@ -467,6 +470,14 @@ mod tests {
         for bad in [&b""[..], b"1-", b"-1", b"1--1", b"1-2-3", b"a-1", b"18446744073709551616", b"1 -2", b"*"] {
             assert_eq!(parse_id(bad, true, true), None, "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn memory_usage_estimates_from_a_sample_of_entries() {
+        let s = stream_of(1000);
+        // Alike entries: five stand for all of them.
+        assert_eq!(s.memory_usage(5), s.memory_usage(0));
+        assert!(s.memory_usage(0) > stream_of(500).memory_usage(0));
     }
 
     #[test]

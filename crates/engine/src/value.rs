@@ -107,8 +107,8 @@ impl Value {
         }
     }
 
-    /// Approximate heap bytes for `MEMORY USAGE`: lists, hashes and sets are estimated from
-    /// their first `samples` elements (all of them with 0), as Redis samples; a short string
+    /// Approximate heap bytes for `MEMORY USAGE`: lists, hashes, sets and streams are
+    /// estimated from their first `samples` elements (all of them with 0), as Redis samples; a short string
     /// stored inline costs nothing beyond its entry.
     pub fn memory_usage(&self, samples: usize) -> usize {
         match self {
@@ -121,7 +121,7 @@ impl Value {
             Value::Hash(h) => sampled(h.iter(), samples, |(f, v)| h.pair_bytes(f, v)),
             Value::Set(s) => s.memory_usage(samples),
             Value::ZSet(z) => z.heap_size(),
-            Value::Stream(s) => s.heap_size(),
+            Value::Stream(s) => s.memory_usage(samples),
         }
     }
 
