@@ -453,7 +453,10 @@ impl Engine {
             host.evict_clients();
             let evicted = self.evict(now, journal, host, &|| host.over_memory_limit());
             client.out_of_memory = evicted == crate::evict::Evicted::Stuck;
-            if client.out_of_memory && deny_oom {
+            // A blocked command re-run after its wake-up was admitted when it first ran: Redis
+            // serves it then without a second OOM check (BLMOVE took the element it waited
+            // for in Redis, and got OOM here).
+            if client.out_of_memory && deny_oom && !self.blocked.is_waiting(client.id) {
                 return Some(errors::oom());
             }
         }

@@ -1891,6 +1891,33 @@ fn writes_after_a_limit_lowered_far_under_the_data_run_while_eviction_goes_on_as
     );
 }
 
+/// A BLMOVE woken while memory is over the limit with nothing to evict is served: Redis
+/// admits a blocked command once, when it first runs. StayKV ran the OOM check again at the
+/// wake-up and answered OOM, the element left where it was.
+fn woken_over_the_limit(server: &Server) -> Vec<String> {
+    let (mut waiter, mut admin) = (server.connect(), server.connect());
+    admin.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    admin.cmd(&["SET", "pad", &"x".repeat(100_000)]);
+    waiter.send(&encode_str(&["BLMOVE", "src", "dst", "RIGHT", "LEFT", "5"]));
+    let blocked =
+        common::wait_until(Duration::from_secs(5), || info_field(&mut admin, "clients", "blocked_clients") == 1);
+    assert!(blocked, "BLMOVE did not block");
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    let push = "#!lua flags=allow-oom\nreturn redis.call('LPUSH', KEYS[1], 'x')";
+    let mut seen = vec![format!("push -> {}", admin.cmd_text(&["EVAL", push, "1", "src"]))];
+    seen.push(format!("BLMOVE -> {}", frame_text(&waiter.read_frame().unwrap())));
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    for key in ["src", "dst"] {
+        seen.push(format!("{key} -> {}", frame_text(&admin.cmd(&["LRANGE", key, "0", "-1"]))));
+    }
+    seen
+}
+
+#[test]
+fn a_blocked_command_woken_over_maxmemory_is_served_as_in_redis() {
+    common::same_as_redis(woken_over_the_limit, &["BLMOVE -> x", "dst -> *1\r\n$1\r\nx"]);
+}
+
 /// INFO's time over `maxmemory`: the current spell counts while memory stays over the limit
 /// (under `noeviction` nothing shrinks it), ends once it is under, and adds to the total.
 fn eviction_exceeded_time(server: &Server) -> Vec<String> {
