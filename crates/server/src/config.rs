@@ -145,10 +145,17 @@ pub enum Command {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerOptions {
     /// TOML configuration file: its keys are these options' long names (`maxmemory = "1gb"`,
-    /// `fsync = "always"`); flags and environment variables take precedence.
+    /// `fsync = "always"`), flags and environment variables taking precedence, and the CONFIG
+    /// parameters that have no flag (`notify-keyspace-events = "Ex"`).
     #[arg(long, env = "STAYKV_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// CONFIG parameters without a flag (`notify-keyspace-events`, `maxmemory-samples`,
+    /// `lazyfree-lazy-eviction`...) that the `--config` file sets: applied at start as CONFIG
+    /// SET would apply them, so that what CONFIG SET changes can be made lasting.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub settings: Vec<(String, String)>,
     /// Listen address for both front ends.
     #[arg(long, env = "STAYKV_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
@@ -289,22 +296,43 @@ pub fn parse() -> Result<(Cli, ArgMatches), String> {
     Ok((cli, matches))
 }
 
-/// Values from the file replace those clap took from its defaults, and only those.
+/// Values from the file replace those clap took from its defaults, and only those. A key
+/// that is no flag but a CONFIG parameter is kept for the start ([`ServerOptions::settings`]).
 fn merge_file(options: ServerOptions, matches: &ArgMatches, file: toml::Table) -> Result<ServerOptions, String> {
     let mut merged = toml::Table::try_from(SerializableOptions(&options)).map_err(|e| e.to_string())?;
+    let mut settings = Vec::new();
     for (key, value) in file {
-        let id = key.replace('-', "_");
-        let from_default = matches!(matches.value_source(&id), None | Some(ValueSource::DefaultValue));
         if !ServerOptions::known_key(&key) {
-            return Err(format!("unknown option '{key}'"));
+            settings.push(config_setting(key, value)?);
+            continue;
         }
-        if from_default {
+        let id = key.replace('-', "_");
+        if matches!(matches.value_source(&id), None | Some(ValueSource::DefaultValue)) {
             merged.insert(key, value);
         }
     }
     let mut resolved: ServerOptions = merged.try_into().map_err(|e: toml::de::Error| e.to_string())?;
     resolved.config = options.config;
+    resolved.settings = settings;
     Ok(resolved)
+}
+
+/// A file key that is no flag: a CONFIG parameter, with its value as CONFIG SET takes it.
+fn config_setting(key: String, value: toml::Value) -> Result<(String, String), String> {
+    // The one parameter a flag sets under another name: the log is opened with the flag's.
+    if key == "appendfsync" {
+        return Err("'appendfsync' is set with 'fsync' (the flag's name)".into());
+    }
+    if !crate::host::is_config_parameter(&key) {
+        return Err(format!("unknown option '{key}' (neither a flag nor a CONFIG parameter)"));
+    }
+    let text = match value {
+        toml::Value::String(text) => text,
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Boolean(on) => if on { "yes" } else { "no" }.to_string(),
+        _ => return Err(format!("'{key}' takes a string, an integer or a boolean")),
+    };
+    Ok((key, text))
 }
 
 impl ServerOptions {
@@ -455,7 +483,7 @@ impl std::fmt::Display for ServerOptions {
         let secret = |s: &Option<String>| if s.is_some() { "(set)" } else { "(none)" };
         write!(
             f,
-            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={} aclfile={} acl-pubsub-default={} timeout={} tcp-keepalive={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={}",
+            "bind={} port={} http-port={} dir={} fsync={} on-replay-error={} log-segment-size={} requirepass={} http-token={} http-readonly-token={} http-cors-origin={} http-max-body={} maxmemory={} maxmemory-policy={} maxclients={} databases={} loglevel={} aclfile={} acl-pubsub-default={} timeout={} tcp-keepalive={} client-query-buffer-limit={} proto-max-bulk-len={} client-output-buffer-limit='{}' maxmemory-clients={} threads={} http-max-header={} http-header-timeout={} settings={:?}",
             self.bind,
             self.port,
             self.http_port,
@@ -484,6 +512,7 @@ impl std::fmt::Display for ServerOptions {
             self.threads.map_or_else(|| "(one per CPU)".to_string(), |n| n.to_string()),
             self.http_max_header,
             self.http_header_timeout,
+            self.settings,
         )
     }
 }

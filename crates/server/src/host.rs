@@ -21,6 +21,8 @@ use crate::config::{Config, FsyncPolicy};
 use crate::persistence::{Persistence, Transfer};
 
 mod parameters;
+
+pub(crate) use parameters::exists as is_config_parameter;
 use parameters::Scope;
 
 /// What a connection past `maxclients` is told before it is closed (RESP and HTTP).

@@ -24,6 +24,7 @@ mod tools;
 use std::process::ExitCode;
 
 use config::Command;
+use server::Stop;
 
 /// Counted, so that `maxmemory` compares with memory in use as Redis's `used_memory` does.
 #[global_allocator]
@@ -47,14 +48,20 @@ fn main() -> ExitCode {
     logging::init(cli.server.loglevel, log_stream);
     let result = match cli.command {
         None => run_server(cli.server),
-        Some(Command::Check { dir, fix, yes, replay }) => tools::check(&dir, fix, yes, replay),
-        Some(Command::Import { source, dir, partial }) => import::import(&source, &dir, partial),
-        Some(Command::Export { rdb, dir, on_replay_error }) => tools::export(&dir, &rdb, on_replay_error),
+        Some(Command::Check { dir, fix, yes, replay }) => tools::check(&dir, fix, yes, replay).map_err(Stop::Failure),
+        Some(Command::Import { source, dir, partial }) => import::import(&source, &dir, partial).map_err(Stop::Failure),
+        Some(Command::Export { rdb, dir, on_replay_error }) => {
+            tools::export(&dir, &rdb, on_replay_error).map_err(Stop::Failure)
+        }
     };
+    // Once, on stderr: the log is stdout, and a service manager keeps both.
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // Once, on stderr: the log is stdout, and a service manager keeps both.
-        Err(message) => {
+        Err(Stop::Usage(message)) => {
+            eprintln!("staykv: {message}");
+            ExitCode::from(2)
+        }
+        Err(Stop::Failure(message)) => {
             eprintln!("staykv: {message}");
             ExitCode::FAILURE
         }
@@ -63,7 +70,7 @@ fn main() -> ExitCode {
 
 /// Runs the server on a validated `config` (before the runtime is built: its builder panics
 /// on zero threads).
-fn run_server(mut config: config::Config) -> Result<(), String> {
+fn run_server(mut config: config::Config) -> Result<(), Stop> {
     memory::disable_transparent_huge_pages();
     config.maxclients = limits::fit_open_files_limit(config.maxclients)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();

@@ -50,7 +50,21 @@ impl Hz {
 
 /// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return. `config` has
 /// been validated.
-pub async fn run(config: Config) -> Result<(), String> {
+/// Why the server stopped short: options it cannot run with (a usage error, which exits 2
+/// as clap's do) or a failure while starting or running (exit 1).
+#[derive(Debug)]
+pub enum Stop {
+    Usage(String),
+    Failure(String),
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Stop {
+        Stop::Failure(message)
+    }
+}
+
+pub async fn run(config: Config) -> Result<(), Stop> {
     tracing::info!("starting StayKV {} with {config}", env!("CARGO_PKG_VERSION"));
     tracing::info!("command threads: {}", tokio::runtime::Handle::current().metrics().num_workers());
     let engine = Arc::new(Engine::new(EngineOptions { databases: config.databases, ..EngineOptions::default() }));
@@ -69,15 +83,20 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Protected mode: the RESP port on a non-loopback address needs a default user that
     // asks for a password (--requirepass, or the ACL file).
     if config.port != 0 && !config.bind.is_loopback() && !engine.acl.auth_required() {
-        return Err(format!(
+        return Err(Stop::Failure(format!(
             "refusing to listen on {} with no password: anyone who can reach the RESP port could read every session. \
              Set --requirepass (or give the default user a password in --aclfile), or bind 127.0.0.1.",
             config.bind
-        ));
+        )));
     }
     let persistence = Arc::new(Persistence::new(config.fsync));
     let host = Arc::new(ServerHost::new(config.clone(), persistence.clone()));
     let _ = host.notifier.set(engine.clone());
+    // Before anything is served or loaded, as Redis reads its config file.
+    for (name, value) in &config.settings {
+        let file = config.config.as_ref().map(|path| path.display().to_string()).unwrap_or_default();
+        host.config_set(name, value.as_bytes()).map_err(|error| Stop::Usage(format!("config file {file}: {error}")))?;
+    }
     let shared = Shared { engine: engine.clone(), host: host.clone(), persistence: persistence.clone() };
     crate::metrics::install();
 

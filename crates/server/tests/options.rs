@@ -282,3 +282,36 @@ fn loglevel_changes_at_run_time_as_in_redis() {
 fn conn_ping(server: &Server) {
     assert_eq!(server.connect().cmd(&["PING"]), b"+PONG\r\n");
 }
+
+/// CONFIG parameters without a flag can be made lasting in the config file: they apply at
+/// start as CONFIG SET applies them. A value CONFIG SET would refuse, a key that is neither a
+/// flag nor a parameter, and `appendfsync` (its flag is `fsync`) refuse the start as usage
+/// errors, before the data directory is made.
+#[test]
+fn config_parameters_in_the_file_apply_at_start() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("staykv.toml");
+    let settings = "notify-keyspace-events = \"Ex\"\nmaxmemory-samples = 10\nlazyfree-lazy-eviction = true\n";
+    std::fs::write(&file, settings).unwrap();
+    let server = Server::staykv_with(&["--config", &file.to_string_lossy()]);
+    for (name, value) in
+        [("notify-keyspace-events", "xE"), ("maxmemory-samples", "10"), ("lazyfree-lazy-eviction", "yes")]
+    {
+        let reply = common::frame_text(&server.cmd(&["CONFIG", "GET", name]));
+        assert!(reply.ends_with(&format!("${}\r\n{value}\r\n", value.len())), "{name}: {reply:?}");
+    }
+    let dir = scratch.path().join("data");
+    for (text, error) in [
+        ("maxmemory-samples = \"abc\"\n", "'maxmemory-samples') - argument couldn't be parsed into an integer"),
+        ("nosuch = 1\n", "unknown option 'nosuch'"),
+        ("appendfsync = \"no\"\n", "'appendfsync' is set with 'fsync'"),
+        ("hz = [1]\n", "'hz' takes a string, an integer or a boolean"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let refused = staykv(&["--config", &file.to_string_lossy(), "--port", "0", "--dir", &dir.to_string_lossy()]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(error), "{text}: {stderr}");
+        assert_eq!(refused.status.code(), Some(2), "{text}: {stderr}");
+    }
+    assert!(!dir.exists(), "a refused start created the data directory");
+}

@@ -59,6 +59,11 @@ pub(super) fn get(scope: &Scope, pattern: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether CONFIG GET/SET know a parameter of this name.
+pub(crate) fn exists(name: &str) -> bool {
+    PARAMETERS.iter().any(|parameter| parameter.name == name)
+}
+
 /// Sets parameter `name` to `text`, or gives the error reply.
 pub(super) fn set(scope: &Scope, name: &str, text: &str) -> Result<(), String> {
     let Some(parameter) = PARAMETERS.iter().find(|parameter| parameter.name == name) else {
