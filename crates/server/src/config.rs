@@ -297,7 +297,9 @@ pub fn parse() -> Result<(Cli, ArgMatches), String> {
 }
 
 /// Values from the file replace those clap took from its defaults, and only those. A key
-/// that is no flag but a CONFIG parameter is kept for the start ([`ServerOptions::settings`]).
+/// that is no flag but a CONFIG parameter is kept for the start ([`ServerOptions::settings`]),
+/// in the file's order: of two names for one parameter (`lua-time-limit`,
+/// `busy-reply-threshold`), the later one wins, as in a redis.conf.
 fn merge_file(options: ServerOptions, matches: &ArgMatches, file: toml::Table) -> Result<ServerOptions, String> {
     let mut merged = toml::Table::try_from(SerializableOptions(&options)).map_err(|e| e.to_string())?;
     let mut settings = Vec::new();
@@ -323,16 +325,19 @@ fn config_setting(key: String, value: toml::Value) -> Result<(String, String), S
     if key == "appendfsync" {
         return Err("'appendfsync' is set with 'fsync' (the flag's name)".into());
     }
-    if !crate::host::is_config_parameter(&key) {
+    // Parameter names are Redis's, in any case, as CONFIG SET takes them.
+    let name = key.to_ascii_lowercase();
+    if !crate::host::is_config_parameter(&name) {
         return Err(format!("unknown option '{key}' (neither a flag nor a CONFIG parameter)"));
     }
     let text = match value {
         toml::Value::String(text) => text,
         toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(x) => x.to_string(),
         toml::Value::Boolean(on) => if on { "yes" } else { "no" }.to_string(),
-        _ => return Err(format!("'{key}' takes a string, an integer or a boolean")),
+        _ => return Err(format!("'{key}' takes a string, a number or a boolean")),
     };
-    Ok((key, text))
+    Ok((name, text))
 }
 
 impl ServerOptions {

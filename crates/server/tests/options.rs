@@ -300,12 +300,22 @@ fn config_parameters_in_the_file_apply_at_start() {
         let reply = common::frame_text(&server.cmd(&["CONFIG", "GET", name]));
         assert!(reply.ends_with(&format!("${}\r\n{value}\r\n", value.len())), "{name}: {reply:?}");
     }
+    // In the file's order, whatever the case: of two names for one parameter the later wins.
+    for (text, threshold) in [
+        ("busy-reply-threshold = 100\nlua-time-limit = 200\n", "200"),
+        ("lua-time-limit = 200\nBUSY-REPLY-THRESHOLD = 100\n", "100"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let server = Server::staykv_with(&["--config", &file.to_string_lossy()]);
+        let reply = common::frame_text(&server.cmd(&["CONFIG", "GET", "busy-reply-threshold"]));
+        assert!(reply.ends_with(&format!("${}\r\n{threshold}\r\n", threshold.len())), "{text}: {reply:?}");
+    }
     let dir = scratch.path().join("data");
     for (text, error) in [
         ("maxmemory-samples = \"abc\"\n", "'maxmemory-samples') - argument couldn't be parsed into an integer"),
         ("nosuch = 1\n", "unknown option 'nosuch'"),
         ("appendfsync = \"no\"\n", "'appendfsync' is set with 'fsync'"),
-        ("hz = [1]\n", "'hz' takes a string, an integer or a boolean"),
+        ("hz = [1]\n", "'hz' takes a string, a number or a boolean"),
     ] {
         std::fs::write(&file, text).unwrap();
         let refused = staykv(&["--config", &file.to_string_lossy(), "--port", "0", "--dir", &dir.to_string_lossy()]);
