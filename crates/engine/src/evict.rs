@@ -312,8 +312,8 @@ impl Engine {
         }
         let deadline =
             host.elapsed_micros().zip(self.eviction.pass_micros()).map(|(start, pass)| start.saturating_add(pass));
-        let mut evicted = 0u64;
-        while over_limit() {
+        let late = || deadline.zip(host.elapsed_micros()).is_some_and(|(deadline, now)| now > deadline);
+        for evicted in 1u64.. {
             if self.scripting.is_running() {
                 return self.nothing_to_evict();
             }
@@ -321,9 +321,10 @@ impl Engine {
             let Some(victim) = self.eviction.pool.lock().pop() else { return self.nothing_to_evict() };
             self.evict_key(policy, victim, now, journal, host);
             host.count_freed_memory();
-            evicted += 1;
-            let late = || deadline.zip(host.elapsed_micros()).is_some_and(|(deadline, now)| now > deadline);
-            if evicted.is_multiple_of(EVICTIONS_PER_CLOCK_READ) && over_limit() && late() {
+            if !over_limit() {
+                break;
+            }
+            if evicted.is_multiple_of(EVICTIONS_PER_CLOCK_READ) && late() {
                 host.evict_in_background();
                 return Evicted::Continuing;
             }

@@ -31,40 +31,42 @@ use server::Stop;
 static ALLOCATOR: memory::CountingAllocator = memory::CountingAllocator;
 
 fn main() -> ExitCode {
-    // A usage error (a flag, the config file, or options that do not go together) exits 2,
-    // as clap's own do; a failure while running exits 1.
+    match start() {
+        Ok(()) => ExitCode::SUCCESS,
+        // Once, on stderr: the log is stdout, and a service manager keeps both.
+        Err(stop) => {
+            let (code, message) = match stop {
+                Stop::Usage(message) => (2, message),
+                Stop::Failure(message) => (1, message),
+            };
+            eprintln!("staykv: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Parses the options and runs the server or the tool they name. A usage error (a flag, the
+/// config file, or options that do not go together) exits 2, as clap's own do; a failure
+/// while running exits 1.
+fn start() -> Result<(), Stop> {
     let parsed = config::parse().and_then(|(cli, file)| match cli.command {
         None => cli.server.validate().map(|()| (cli, file)),
         Some(_) => Ok((cli, file)),
     });
-    let (cli, _) = match parsed {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            eprintln!("staykv: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let (cli, _) = parsed.map_err(Stop::Usage)?;
     let log_stream = if cli.command.is_some() { logging::LogStream::Stderr } else { logging::LogStream::Stdout };
     logging::init(cli.server.loglevel, log_stream);
-    let result = match cli.command {
+    match cli.command {
         None => run_server(cli.server),
-        Some(Command::Check { dir, fix, yes, replay }) => tools::check(&dir, fix, yes, replay).map_err(Stop::Failure),
-        Some(Command::Import { source, dir, partial }) => import::import(&source, &dir, partial).map_err(Stop::Failure),
-        Some(Command::Export { rdb, dir, on_replay_error }) => {
-            tools::export(&dir, &rdb, on_replay_error).map_err(Stop::Failure)
-        }
-    };
-    // Once, on stderr: the log is stdout, and a service manager keeps both.
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Stop::Usage(message)) => {
-            eprintln!("staykv: {message}");
-            ExitCode::from(2)
-        }
-        Err(Stop::Failure(message)) => {
-            eprintln!("staykv: {message}");
-            ExitCode::FAILURE
-        }
+        Some(tool) => run_tool(tool).map_err(Stop::Failure),
+    }
+}
+
+fn run_tool(tool: Command) -> Result<(), String> {
+    match tool {
+        Command::Check { dir, fix, yes, replay } => tools::check(&dir, fix, yes, replay),
+        Command::Import { source, dir, partial } => import::import(&source, &dir, partial),
+        Command::Export { rdb, dir, on_replay_error } => tools::export(&dir, &rdb, on_replay_error),
     }
 }
 

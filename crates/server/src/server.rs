@@ -48,8 +48,6 @@ impl Hz {
     }
 }
 
-/// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return. `config` has
-/// been validated.
 /// Why the server stopped short: options it cannot run with (a usage error, which exits 2
 /// as clap's do) or a failure while starting or running (exit 1).
 #[derive(Debug)]
@@ -64,6 +62,8 @@ impl From<String> for Stop {
     }
 }
 
+/// Run the server until SIGTERM, SIGINT or SHUTDOWN; flush the log and return. `config` has
+/// been validated.
 pub async fn run(config: Config) -> Result<(), Stop> {
     tracing::info!("starting StayKV {} with {config}", env!("CARGO_PKG_VERSION"));
     tracing::info!("command threads: {}", tokio::runtime::Handle::current().metrics().num_workers());
@@ -93,8 +93,8 @@ pub async fn run(config: Config) -> Result<(), Stop> {
     let host = Arc::new(ServerHost::new(config.clone(), persistence.clone()));
     let _ = host.notifier.set(engine.clone());
     // Before anything is served or loaded, as Redis reads its config file.
+    let file = config.config.as_ref().map(|path| path.display().to_string()).unwrap_or_default();
     for (name, value) in &config.settings {
-        let file = config.config.as_ref().map(|path| path.display().to_string()).unwrap_or_default();
         host.config_set(name, value.as_bytes()).map_err(|error| Stop::Usage(format!("config file {file}: {error}")))?;
     }
     let shared = Shared { engine: engine.clone(), host: host.clone(), persistence: persistence.clone() };
