@@ -743,7 +743,9 @@ impl Engine {
     /// Apply one logged batch during recovery: each effect runs at the batch's time. An effect
     /// that answers an error does not stop the rest, so that a start told to go past such
     /// failures keeps every effect that did replay; each failure is returned, in order.
+    /// Nothing replayed is counted in INFO ([`crate::stats::Counters::not_counting`]).
     pub fn replay(&self, time_ms: u64, effects: &[Effect]) -> Result<(), Vec<ReplayFailure>> {
+        let _not_counted = self.counters.not_counting();
         let mut failures = Vec::new();
         for (index, effect) in effects.iter().enumerate() {
             let command = || effect.argv.first().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();

@@ -197,6 +197,8 @@ pub struct Counters {
     first: Padded,
     /// Slots 1.. .
     rest: Box<[Padded]>,
+    /// Where a thread that is not counting adds: never read.
+    discarded: Box<Padded>,
     /// Error replies by code (`INFO errorstats`), in code order as Redis lists them. Errors
     /// are rare next to commands: one lock is enough.
     errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
@@ -208,8 +210,27 @@ pub struct Counters {
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
+/// The slot of a thread that counts nothing for now ([`Counters::not_counting`]).
+const DISCARD: usize = SLOTS;
+
 thread_local! {
-    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+    static SLOT: std::cell::Cell<usize> = std::cell::Cell::new(NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS);
+}
+
+/// While it lives, what its thread adds goes to a slot no reader sums; see
+/// [`Counters::not_counting`].
+#[derive(Debug)]
+#[must_use = "counting resumes when the guard is dropped"]
+pub struct NotCounting {
+    previous: usize,
+}
+
+impl Drop for NotCounting {
+    fn drop(&mut self) {
+        let previous = self.previous;
+        // The thread is ending if its slot is gone: nothing left to restore.
+        let _ = SLOT.try_with(|slot| slot.set(previous));
+    }
 }
 
 impl Counters {
@@ -220,6 +241,7 @@ impl Counters {
         Counters {
             first: slot(),
             rest: (1..SLOTS).map(|_| slot()).collect(),
+            discarded: Box::new(slot()),
             errors: Default::default(),
             latency_tracking: true.into(),
             info_percentiles: parking_lot::RwLock::new(DEFAULT_INFO_PERCENTILES.to_vec()),
@@ -271,6 +293,9 @@ impl Counters {
     /// Counts an error reply by its code, the word before the first space within its first
     /// 32 bytes (`ERR` when there is none), as Redis's `afterErrorReply` does.
     pub fn record_error(&self, text: &str) {
+        if SLOT.try_with(|slot| slot.get()) == Ok(DISCARD) {
+            return;
+        }
         self.stats().error_replies.fetch_add(1, Ordering::Relaxed);
         let head = text.as_bytes().get(..text.len().min(32)).unwrap_or_default();
         let code = head.iter().position(|&b| b == b' ').and_then(|end| text.get(..end)).unwrap_or("ERR");
@@ -288,8 +313,19 @@ impl Counters {
     }
 
     fn local(&self) -> &Slot {
-        let slot = SLOT.try_with(|slot| *slot).unwrap_or(0);
-        &slot.checked_sub(1).and_then(|i| self.rest.get(i)).unwrap_or(&self.first).0
+        match SLOT.try_with(|slot| slot.get()).unwrap_or(0) {
+            DISCARD => &self.discarded.0,
+            slot => &slot.checked_sub(1).and_then(|i| self.rest.get(i)).unwrap_or(&self.first).0,
+        }
+    }
+
+    /// Until the guard is dropped, nothing this thread does is counted: not in INFO stats,
+    /// commandstats, errorstats or the latency histograms. Recovery replays the log this
+    /// way, as Redis loads its AOF without counting the commands it holds (they were counted
+    /// when clients sent them, and a restart would otherwise report them as traffic).
+    pub fn not_counting(&self) -> NotCounting {
+        let previous = SLOT.try_with(|slot| slot.replace(DISCARD)).unwrap_or(0);
+        NotCounting { previous }
     }
 
     fn slots(&self) -> impl Iterator<Item = &Slot> {
@@ -358,6 +394,29 @@ impl Counters {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn nothing_is_counted_while_a_thread_is_not_counting() {
+        let counters = Counters::new(1);
+        let count = |counters: &Counters| {
+            counters.stats().total_commands.fetch_add(1, Ordering::Relaxed);
+            counters.record_error("ERR no");
+            counters.record_rejected(Some(0));
+        };
+        {
+            let _quiet = counters.not_counting();
+            count(&counters);
+            let _nested = counters.not_counting();
+            count(&counters);
+        }
+        assert_eq!(counters.total(|s| &s.total_commands), 0);
+        assert_eq!(counters.total(|s| &s.error_replies), 0);
+        assert_eq!(counters.command_totals(0).rejected, 0);
+        assert!(counters.error_codes().is_empty());
+        count(&counters);
+        assert_eq!(counters.total(|s| &s.total_commands), 1);
+        assert_eq!(counters.error_codes(), vec![("ERR".to_string(), 1)]);
+    }
 
     #[test]
     fn totals_sum_every_thread_and_reset_clears_them() {
