@@ -560,7 +560,8 @@ fn without_duration(reply: Vec<u8>) -> Vec<u8> {
 
 /// A script that wrote and then loops cannot be killed: past the busy threshold (lowered
 /// with `CONFIG SET lua-time-limit`) other clients get BUSY except for the `allow_busy`
-/// commands, `SCRIPT KILL` answers UNKILLABLE, plain `SHUTDOWN` is refused, and
+/// commands, `SCRIPT KILL` answers UNKILLABLE, FUNCTION STATS the script's BUSY, plain
+/// `SHUTDOWN` is refused once its arguments are checked, and
 /// `SHUTDOWN NOSAVE` ends the server (which then exits although the script never ended).
 #[test]
 fn unkillable_script_ends_only_with_shutdown_nosave() {
@@ -578,7 +579,11 @@ fn unkillable_script_ends_only_with_shutdown_nosave() {
             &["GET", "w"][..],
             &["SCRIPT", "KILL"],
             &["FUNCTION", "KILL"],
+            &["FUNCTION", "STATS"],
             &["SHUTDOWN"],
+            &["SHUTDOWN", "SAVE"],
+            &["SHUTDOWN", "FOO"],
+            &["SHUTDOWN", "ABORT"],
             &["MULTI"],
             &["DISCARD"],
             &["PING"],

@@ -743,6 +743,10 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(if flags || save.is_some() { errors::syntax() } else { err("ERR No shutdown in progress.") });
     }
+    // Past a busy script only SHUTDOWN NOSAVE goes on; the arguments are checked first.
+    if let Some(busy) = ctx.engine.scripting.busy_refusal(ctx.now).filter(|_| save != Some(false)) {
+        return Err(busy);
+    }
     ctx.host.shutdown(save).map_err(Reply::Error)?;
     Ok(Reply::Ok)
 }

@@ -441,7 +441,11 @@ impl Scripting {
     /// FUNCTION STATS.
     pub fn function_stats(&self, now: u64) -> Reply {
         let running = self.running.lock().clone();
-        let running = match running.filter(|r| !r.is_eval) {
+        // Redis answers for functions only: past an EVAL's busy threshold, its BUSY error.
+        if self.busy(now).is_some_and(|r| r.is_eval) {
+            return super::busy_error(true);
+        }
+        let running = match running {
             None => Reply::Nil,
             Some(r) => Reply::Map(vec![
                 (Reply::bulk_str("name"), Reply::bulk_str(&r.name)),

@@ -445,17 +445,19 @@ impl Scripting {
         if matches!(spec.name, "script" | "function") && is_only_subcommand(args, b"kill") {
             return Some(self.kill(spec.name == "script", now).unwrap_or_else(|e| e));
         }
-        let which = if running.is_eval { "SCRIPT" } else { "FUNCTION" };
-        Some(Reply::Error(format!(
-            "BUSY Redis is busy running a script. You can only call {which} KILL or SHUTDOWN NOSAVE."
-        )))
+        Some(busy_error(running.is_eval))
+    }
+
+    /// The `BUSY` error while a script has run past the threshold at `now`, for the commands
+    /// let through that refuse to run beside it (SHUTDOWN without NOSAVE).
+    pub fn busy_refusal(&self, now: u64) -> Option<Reply> {
+        self.past_threshold(now, |running| busy_error(running.is_eval))
     }
 
     /// Whether a command runs while a script is busy: those Redis flags `allow_busy` (AUTH,
-    /// HELLO, MULTI, WATCH...; SHUTDOWN only with NOSAVE) and FUNCTION STATS.
+    /// HELLO, MULTI, WATCH, SHUTDOWN...) and FUNCTION STATS.
     pub fn lets_through(spec: &CommandSpec, args: &[Bytes]) -> bool {
         match spec.name {
-            "shutdown" => args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"nosave")),
             "function" => is_only_subcommand(args, b"stats"),
             _ => spec.has(flags::ALLOW_BUSY),
         }
@@ -1233,6 +1235,12 @@ fn set_repl(lua: &Lua, args: &[Value]) -> mlua::Result<libutil::LibResult> {
         return Ok(Err("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.".into()));
     }
     Ok(Ok(MultiValue::new()))
+}
+
+/// Redis's `BUSY` error while a script (`is_eval`) or a function runs past the threshold.
+pub(crate) fn busy_error(is_eval: bool) -> Reply {
+    let which = if is_eval { "SCRIPT" } else { "FUNCTION" };
+    Reply::Error(format!("BUSY Redis is busy running a script. You can only call {which} KILL or SHUTDOWN NOSAVE."))
 }
 
 /// Whether `args` is a command with `sub` as its one argument (`FUNCTION STATS`).
