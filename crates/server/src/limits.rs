@@ -76,32 +76,46 @@ const RESERVED_FDS: u64 = 32;
 /// number of clients reached" but left in the listen backlog while `accept` failed with
 /// EMFILE.) Returns the `maxclients` to use.
 pub fn fit_open_files_limit(maxclients: usize) -> Result<usize, String> {
-    let clients = maxclients as u64;
-    let wanted = clients.saturating_mul(2).saturating_add(RESERVED_FDS);
+    let (fits, soft) = raise_open_files_limit(maxclients);
+    if fits == 0 {
+        return Err(format!("the open files limit ({soft}, `ulimit -n`) leaves no room for a client"));
+    }
+    if fits < maxclients {
+        tracing::warn!("maxclients lowered from {maxclients} to {fits}: the open files limit is {soft} (`ulimit -n`)");
+    }
+    Ok(fits)
+}
+
+/// `CONFIG SET maxclients`: the limit on open files raised for `maxclients` clients, or
+/// Redis's refusal when it cannot be, naming what would fit.
+pub fn refit_open_files_limit(maxclients: usize) -> Result<(), String> {
+    match raise_open_files_limit(maxclients) {
+        (fits, _) if fits >= maxclients => Ok(()),
+        (fits, _) => {
+            Err(format!("The operating system is not able to handle the specified number of clients, try with {fits}"))
+        }
+    }
+}
+
+/// Raises the soft limit on open files towards what `maxclients` clients want, as far as the
+/// hard limit allows. Returns how many of them it holds (all when it cannot be read), and
+/// the soft limit.
+fn raise_open_files_limit(maxclients: usize) -> (usize, u64) {
+    let wanted = (maxclients as u64).saturating_mul(2).saturating_add(RESERVED_FDS);
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes the struct it is given, which lives on this stack frame.
     #[allow(unsafe_code)]
     let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
     if !read || limit.rlim_cur >= wanted {
-        return Ok(maxclients);
+        return (maxclients, limit.rlim_cur);
     }
     let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
     // SAFETY: setrlimit only reads the struct it is given.
     #[allow(unsafe_code)]
     let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
     let soft = if set { raised.rlim_cur } else { limit.rlim_cur };
-    if soft >= clients.saturating_add(RESERVED_FDS) {
-        return Ok(maxclients);
-    }
     let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
-    if fits == 0 {
-        return Err(format!("the open files limit ({soft}, `ulimit -n`) leaves no room for a client"));
-    }
-    tracing::warn!(
-        "maxclients lowered from {maxclients} to {fits}: the open files limit is {soft} (`ulimit -n`; hard limit {})",
-        limit.rlim_max
-    );
-    Ok(fits)
+    (fits.min(maxclients), soft)
 }
 
 /// A size in the config file: a number of bytes, or text with a unit as on the command line

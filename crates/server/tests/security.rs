@@ -2183,6 +2183,10 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
         &["CONFIG", "SET", "hz", "-0"],
         &["CONFIG", "SET", "maxmemory", "010"],
         &["CONFIG", "SET", "maxmemory", "0"],
+        // Refused names as typed; `dir` is protected, not immutable.
+        &["CONFIG", "SET", "NoSuchParam", "1"],
+        &["CONFIG", "SET", "maxmemory", "0", "MAXMEMORY", "0"],
+        &["CONFIG", "SET", "dir", "/tmp"],
         &["EXEC", "x"],
         &["MULTI"],
         &["EXEC", "x"],
@@ -2247,6 +2251,11 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
             ["count", "reason", "context", "object", "username"].map(|name| format!("{:?}", entry.field(name)));
         lines.push(format!("ACL LOG entry: {}", fields.join(" ")));
     }
+    // More clients than the open files limit can hold are refused, naming what would fit (a
+    // figure of the machine's limit, left out).
+    let refused = conn.cmd_text(&["CONFIG", "SET", "maxclients", "5000000"]);
+    lines.push(format!("maxclients 5000000 -> {}", refused.split(", try with").next().unwrap_or_default()));
+    lines.push(format!("maxclients after -> {}", conn.cmd_text(&["CONFIG", "GET", "maxclients"])));
     lines
 }
 
@@ -2266,6 +2275,9 @@ fn acl_client_and_config_edges_match_redis() {
             "ACL LOG entry: Int(1) Str(\"auth\") Str(\"multi\") Str(\"AUTH\")",
             "[\"EXEC\"] -> *1 -ERR MONITOR isn't allowed for DENY BLOCKING client",
             "[\"EXEC\"] -> *3 -ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
+            "'MAXMEMORY') - duplicate parameter",
+            "'dir') - can't set protected config",
+            "not able to handle the specified number of clients",
         ],
     );
 }

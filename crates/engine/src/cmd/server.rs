@@ -552,14 +552,16 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // not know is not a parameter.
     let mut backup: Vec<(String, String)> = Vec::with_capacity(pairs.len() / 2);
     for pair in pairs.chunks_exact(2) {
-        let name = text(arg(pair, 0)?).to_ascii_lowercase();
+        // Refusals of the name name it as typed, as Redis's do.
+        let typed = text(arg(pair, 0)?);
+        let name = typed.to_ascii_lowercase();
         let current = ctx.host.config_get(name.as_bytes()).into_iter().find(|(known, _)| *known == name);
         let Some((_, value)) = current else {
-            return Err(err(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")));
+            return Err(err(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{typed}'")));
         };
         if backup.iter().any(|(named, _)| *named == name) {
             return Err(err(&format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                "ERR CONFIG SET failed (possibly related to argument '{typed}') - duplicate parameter"
             )));
         }
         backup.push((name, value));

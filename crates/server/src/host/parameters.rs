@@ -48,6 +48,9 @@ enum Set {
     OnlyCurrent(fn(&str) -> String),
     /// Refused whatever the value, as Redis refuses its immutable parameters.
     Immutable,
+    /// Refused whatever the value, as Redis refuses its protected ones (`dir`) under its
+    /// default `enable-protected-configs no`.
+    Protected,
 }
 
 /// The parameters `pattern` matches, with their values.
@@ -80,6 +83,7 @@ pub(super) fn set(scope: &Scope, name: &str, text: &str) -> Result<(), String> {
             }
         }
         Set::Immutable => Err("can't set immutable config".to_string()),
+        Set::Protected => Err("can't set protected config".to_string()),
     };
     applied.map_err(|reason| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"))
 }
@@ -196,7 +200,7 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
         listening("bind", |s| s.host.config.bind.to_string()),
         listening("port", |s| s.host.config.port.to_string()),
         listening("http-port", |s| s.host.config.http_port.to_string()),
-        fixed("dir", |s| s.host.config.dir.display().to_string()),
+        Parameter { name: "dir", get: Box::new(|s| s.host.config.dir.display().to_string()), set: Set::Protected },
         always_on("appendonly", "yes"),
         text(
             "appendfsync",
@@ -247,12 +251,15 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
             |s| s.engine.eviction.tenacity().to_string(),
             |s, n| s.engine.eviction.set_tenacity(u8::try_from(n).unwrap_or(100)),
         ),
-        integer(
+        text(
             "maxclients",
-            1..=u32::MAX.into(),
             |s| s.host.runtime.read().maxclients.to_string(),
-            |s, n| {
-                s.host.runtime.write().maxclients = usize::try_from(n).unwrap_or(usize::MAX);
+            |s, text| {
+                let maxclients = usize::try_from(parse_integer(text, &(1..=u32::MAX.into()))?).unwrap_or(usize::MAX);
+                // Room for them in the open files limit first, as Redis's updateMaxclients.
+                crate::limits::refit_open_files_limit(maxclients)?;
+                s.host.runtime.write().maxclients = maxclients;
+                Ok(())
             },
         ),
         integer(
@@ -336,11 +343,16 @@ fn integer(
     apply: impl Fn(&Scope, i64) + Send + Sync + 'static,
 ) -> Parameter {
     text(name, get, move |s, text| {
-        // Redis's `string2ll`: no sign but a minus, no leading zeros, no spaces.
-        let n = staykv_engine::num::parse_i64(text.as_bytes()).ok_or("argument couldn't be parsed into an integer")?;
-        apply(s, within(n, &range)?);
+        apply(s, parse_integer(text, &range)?);
         Ok(())
     })
+}
+
+/// An integer parameter's value: as Redis's `string2ll` reads it (no sign but a minus, no
+/// leading zeros, no spaces), in `range`.
+fn parse_integer(text: &str, range: &RangeInclusive<i64>) -> Result<i64, String> {
+    let n = staykv_engine::num::parse_i64(text.as_bytes()).ok_or("argument couldn't be parsed into an integer")?;
+    within(n, range)
 }
 
 /// A byte count that takes `100mb`-style values (`config_memory`) in `range`.
