@@ -90,19 +90,36 @@ impl LongDouble {
         }
     }
 
-    /// The nearest f64 (for timeouts and weights, where f64 is enough).
-    pub fn to_f64(self) -> f64 {
-        let mut value = self.significand as f64;
-        let mut exponent = self.exponent;
-        while exponent != 0 && value != 0.0 && value.is_finite() {
-            let step = exponent.clamp(-1000, 1000);
-            value *= 2f64.powi(step as i32);
-            exponent -= step;
-        }
-        if self.negative {
-            -value
+    /// `(long long)ceill(self * 1000)` as Redis computes a blocking timeout's milliseconds on
+    /// x86-64: the product rounded to 64 bits, then up to an integer; a result past the range
+    /// of a `long long` (an infinity included) converts to `LLONG_MIN`.
+    pub fn ceil_millis(value: Result<LongDouble, NotFinite>) -> i64 {
+        let product = value.and_then(|v| {
+            let exact =
+                Exact { magnitude: BigUint::from(v.significand) * 1000u32, exponent: v.exponent, inexact: false };
+            match exact.round(v.negative) {
+                Rounded::Value(product) => Ok(product),
+                Rounded::Zero | Rounded::Underflow => Ok(LongDouble::ZERO),
+                Rounded::Overflow => Err(NotFinite),
+            }
+        });
+        let Ok(LongDouble { negative, significand, exponent }) = product else { return i64::MIN };
+        let magnitude: u128 = if exponent >= 0 {
+            match u32::try_from(exponent).ok().and_then(|e| u128::from(significand).checked_shl(e)) {
+                Some(m) if m >> exponent == u128::from(significand) => m,
+                _ => return i64::MIN,
+            }
         } else {
-            value
+            let shift = exponent.unsigned_abs();
+            let whole = if shift >= 64 { 0 } else { significand >> shift };
+            let fraction = if shift >= 64 { significand != 0 } else { significand & ((1 << shift) - 1) != 0 };
+            // Up: a positive fraction adds one, a negative one is dropped.
+            u128::from(whole) + u128::from(fraction && !negative)
+        };
+        match i64::try_from(magnitude) {
+            Ok(m) if negative => -m,
+            Ok(m) => m,
+            Err(_) => i64::MIN,
         }
     }
 
@@ -295,6 +312,46 @@ mod tests {
 
     fn sum(a: &str, b: &str) -> String {
         value(a).checked_add(value(b)).unwrap().format_human()
+    }
+
+    #[test]
+    fn text_strtold_refuses_is_refused() {
+        assert_eq!(value("+5"), value("5"));
+        assert_eq!(value("0x10"), value("16"));
+        assert_eq!(LongDouble::parse(b"-inf"), Some(Err(NotFinite)));
+        for refused in [&b""[..], b" 5", b"5 ", b"nan", b"1e5000", b"abc"] {
+            assert_eq!(LongDouble::parse(refused), None, "{:?}", String::from_utf8_lossy(refused));
+        }
+        // Underflow to zero is refused only past long double's range.
+        for refused in [&b"3.0e-922337203685477580854775807"[..], b"1e-5000", b"0.0001e-4950"] {
+            assert_eq!(LongDouble::parse(refused), None, "{:?}", String::from_utf8_lossy(refused));
+        }
+        assert_ne!(value("1e-400"), LongDouble::ZERO);
+        assert_eq!(value("0e-99999"), LongDouble::ZERO);
+    }
+
+    /// Blocking timeouts' milliseconds as redis-server 7.0.15 (x86-64) takes them: `BLPOP k
+    /// <seconds>` waits for ever at 0, answers "timeout is negative" below.
+    #[test]
+    fn timeouts_round_up_in_long_double_precision() {
+        let millis = |text: &str| LongDouble::ceil_millis(LongDouble::parse(text.as_bytes()).unwrap());
+        for (seconds, expected) in [
+            ("0", 0),
+            ("1.5", 1500),
+            ("0.0001", 1),
+            ("1e-400", 1),
+            ("-0.001", 0),
+            ("-0.0011", -1),
+            ("-0.0001", 0),
+            ("9223372036854775", 9_223_372_036_854_775_000),
+            ("9223372036854775.807", i64::MAX),
+            ("9223372036854776", i64::MIN),
+            ("1e400", i64::MIN),
+            ("inf", i64::MIN),
+            ("-inf", i64::MIN),
+        ] {
+            assert_eq!(millis(seconds), expected, "{seconds}");
+        }
     }
 
     /// Replies of redis-server 7.0.15 (x86-64) to `SET k a` + `INCRBYFLOAT k b`.

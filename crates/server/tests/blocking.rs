@@ -403,6 +403,12 @@ const SERVED_FIRST: &[ServedFirst] = &[
         batch: &[&["BLPOP", "nokey", "0.0001"], &["BZPOPMIN", "nokey", "1e-10"]],
     },
     ServedFirst {
+        name: "a timeout a long double holds",
+        setup: &[],
+        blocked: &[&["BLPOP", "q", "-0.001"], &["BLPOP", "q", "9223372036854775"]],
+        batch: &[&["BLPOP", "nokey", "1e-400"], &["RPUSH", "q", "a", "b"]],
+    },
+    ServedFirst {
         name: "a script naming its keys in ARGV",
         setup: &[],
         blocked: MOVES_SRC_TO_DST,
@@ -481,6 +487,8 @@ fn a_woken_client_is_served_before_anything_else_touches_its_key_as_in_redis() {
             "a DBSIZE right after the push: [\"DBSIZE\"] -> 0",
             "a timeout under a millisecond: [\"BLPOP\", \"nokey\", \"0.0001\"] -> *-1",
             "a timeout past the clock's range: blocked client 0: *1\r\n*2\r\n$1\r\ns",
+            "a timeout a long double holds: [\"BLPOP\", \"nokey\", \"1e-400\"] -> *-1",
+            "a timeout a long double holds: blocked client 1: *2\r\n$1\r\nq\r\n$1\r\nb",
             "ARGV: [\"EVAL\", \"return {redis.call('LLEN', ARGV[1]), redis.call('LLEN', ARGV[2])}\", \"0\", \"src\", \"dst\"] -> *2\r\n:0\r\n:1",
             "database: [\"EXEC\"] -> *3\r\n+OK\r\n:0\r\n:1",
         ],

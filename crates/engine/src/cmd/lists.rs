@@ -11,6 +11,7 @@ use crate::command::{flags::*, CmdResult, CommandSpec};
 use crate::errors::{self, err};
 use crate::exec::Ctx;
 use crate::key_spec::{key::*, KeySpec};
+use crate::long_double::LongDouble;
 use crate::num::i64_bytes;
 use crate::value::Value;
 
@@ -108,18 +109,14 @@ pub(crate) fn numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
 
 /// A blocking command's timeout (seconds, fractions allowed, 0 = forever) as a deadline.
 ///
-/// As Redis's `getTimeoutFromObjectOrReply`: the milliseconds (`seconds * 1000`, truncated)
-/// are converted to a C `long long`; a value past its range (`inf` or a huge number, which
-/// `strtold` accepts) converts to `LLONG_MIN` on x86-64, so Redis calls it negative. Redis
-/// 7.0 has no "out of range" check: a deadline past the clock's range waits for good.
+/// As Redis's `getTimeoutFromObjectOrReply`: the text is read as a `long double` and the
+/// milliseconds rounded up in its precision (so `-0.001` is 0, for ever, and `1e-400` is
+/// one); past a C `long long`'s range (`inf`, or a huge number `strtold` accepts) they convert
+/// to `LLONG_MIN` on x86-64, so Redis calls it negative. Redis 7.0 has no "out of range"
+/// check: a deadline past the clock's range waits for good.
 pub(crate) fn parse_timeout(ctx: &Ctx, arg: &[u8]) -> Result<Option<u64>, Reply> {
-    let seconds = crate::num::parse_f64(arg).ok_or_else(|| err("ERR timeout is not a float or out of range"))?;
-    // Rounded up, as Redis's `ceill`: a positive timeout under a millisecond is one, not 0
-    // (which waits for ever).
-    let ms = (seconds * 1000.0).ceil();
-    // 2^63 as f64: at or past it (or below -2^63, or NaN) the conversion gives LLONG_MIN.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    let ms = if ms.is_nan() || !(-LIMIT..LIMIT).contains(&ms) { i64::MIN } else { ms as i64 };
+    let seconds = LongDouble::parse(arg).ok_or_else(|| err("ERR timeout is not a float or out of range"))?;
+    let ms = LongDouble::ceil_millis(seconds);
     if ms < 0 {
         return Err(err("ERR timeout is negative"));
     }
@@ -523,6 +520,7 @@ mod tests {
             ("1e400", "ERR timeout is negative"),
             ("inf", "ERR timeout is negative"),
             ("9223372036854775807", "ERR timeout is negative"),
+            ("-0.0011", "ERR timeout is negative"),
             ("1e5000", "ERR timeout is not a float or out of range"),
             ("abc", "ERR timeout is not a float or out of range"),
         ] {
