@@ -944,8 +944,9 @@ mod tests {
             |pairs: &str| engine.run_line_on(&host, &mut c, NOW, &log, &format!("CONFIG SET {pairs}")).reply;
         assert!(matches!(config_set("a 1 b bad"), Reply::Error(_)));
         assert_eq!(host.0.lock().get("a").map(String::as_str), Some("0"));
+        // Named as typed, as Redis names it.
         let duplicate = config_set("a 1 A 2");
-        let expected = "ERR CONFIG SET failed (possibly related to argument 'a') - duplicate parameter";
+        let expected = "ERR CONFIG SET failed (possibly related to argument 'A') - duplicate parameter";
         assert_eq!(duplicate, Reply::Error(expected.into()));
         assert_eq!(config_set("a 1 b 2"), Reply::Ok);
         assert_eq!(host.0.lock().values().map(String::as_str).collect::<Vec<_>>(), ["1", "2"]);
