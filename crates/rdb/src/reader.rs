@@ -342,6 +342,17 @@ fn pairs<T>(
     Ok(out)
 }
 
+/// `pairs`, refused if a name comes twice: Redis converts the old packed encodings (zipmap,
+/// ziplist) as it loads them and refuses those with duplicates. (A listpack with duplicates
+/// it loads as is unless asked to sanitize; here the last pair wins.)
+fn unique<T>(offset: u64, pairs: Vec<(Vec<u8>, T)>, kind: &str) -> Result<Vec<(Vec<u8>, T)>, RdbError> {
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    if pairs.iter().all(|(name, _)| seen.insert(name.as_slice())) {
+        return Ok(pairs);
+    }
+    Err(RdbError::Corrupt { offset, msg: format!("{kind} with duplicate elements") })
+}
+
 fn bytes_list(elems: Vec<Elem<'_>>) -> Vec<Vec<u8>> {
     elems.into_iter().map(Elem::to_bytes).collect()
 }
@@ -406,7 +417,7 @@ pub(crate) fn read_object<R: BufRead>(
         }
         types::HASH_ZIPMAP => {
             let (at, blob) = (src.pos(), src.string("zipmap")?);
-            RdbValue::Hash(zipmap_pairs(&blob).map_err(|e| blob_err(at, e))?)
+            RdbValue::Hash(unique(at, zipmap_pairs(&blob).map_err(|e| blob_err(at, e))?, "hash zipmap")?)
         }
         types::LIST_ZIPLIST => {
             let (at, blob) = (src.pos(), src.string("ziplist")?);
@@ -423,13 +434,17 @@ pub(crate) fn read_object<R: BufRead>(
         }
         types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
             let (at, blob) = (src.pos(), src.string("zset blob")?);
-            let elems = packed_elems(&blob, type_id == types::ZSET_ZIPLIST).map_err(|e| blob_err(at, e))?;
-            RdbValue::SortedSet(pairs(at, elems, "zset", |e| e.to_f64())?)
+            let ziplist = type_id == types::ZSET_ZIPLIST;
+            let elems = packed_elems(&blob, ziplist).map_err(|e| blob_err(at, e))?;
+            let members = pairs(at, elems, "zset", |e| e.to_f64())?;
+            RdbValue::SortedSet(if ziplist { unique(at, members, "zset ziplist")? } else { members })
         }
         types::HASH_ZIPLIST | types::HASH_LISTPACK => {
             let (at, blob) = (src.pos(), src.string("hash blob")?);
-            let elems = packed_elems(&blob, type_id == types::HASH_ZIPLIST).map_err(|e| blob_err(at, e))?;
-            RdbValue::Hash(pairs(at, elems, "hash", |e| Some(e.to_bytes()))?)
+            let ziplist = type_id == types::HASH_ZIPLIST;
+            let elems = packed_elems(&blob, ziplist).map_err(|e| blob_err(at, e))?;
+            let fields = pairs(at, elems, "hash", |e| Some(e.to_bytes()))?;
+            RdbValue::Hash(if ziplist { unique(at, fields, "hash ziplist")? } else { fields })
         }
         types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => RdbValue::List(read_quicklist(src, type_id)?),
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {

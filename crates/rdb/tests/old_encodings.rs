@@ -590,3 +590,62 @@ fn read_all_checked(bytes: &[u8]) -> Result<usize, RdbError> {
     }
     Ok(n)
 }
+
+/// A hash or sorted set in an old packed encoding (zipmap, ziplist) that names a field or
+/// member twice refuses the file, as Redis refuses it when it converts them at load; the same
+/// value with two names loads in both.
+#[test]
+fn old_packed_encodings_with_duplicates_refuse_the_file() {
+    let file = |type_id: u8, blob: Vec<u8>| {
+        let mut f = b"REDIS0009".to_vec();
+        f.extend(key(type_id, "k"));
+        f.extend(rstr(&blob));
+        finish(f)
+    };
+    let hash_zipmap = |second: &'static [u8]| file(9, zipmap(&[(b"f", b"1", 0), (second, b"2", 0)]));
+    let hash_ziplist = |second: &'static [u8]| file(13, ziplist(&[Z::S(b"f"), Z::I(1), Z::S(second), Z::I(2)]));
+    let zset_ziplist = |second: &'static [u8]| file(12, ziplist(&[Z::S(b"m"), Z::I(1), Z::S(second), Z::I(2)]));
+    for (kind, distinct, duplicated) in [
+        ("hash zipmap", hash_zipmap(b"g"), hash_zipmap(b"f")),
+        ("hash ziplist", hash_ziplist(b"g"), hash_ziplist(b"f")),
+        ("zset ziplist", zset_ziplist(b"n"), zset_ziplist(b"m")),
+    ] {
+        assert_eq!(entries(&read_all(&distinct).unwrap()).len(), 1, "{kind}");
+        let error = read_all(&duplicated).unwrap_err().to_string();
+        assert!(error.contains(&format!("{kind} with duplicate elements")), "{kind}: {error}");
+        if have_redis() {
+            let dir = TempDir::new("distinct");
+            std::fs::write(dir.path().join("dump.rdb"), &distinct).unwrap();
+            assert_eq!(Redis::start_in(dir.path(), "dump.rdb", &[]).ok(&["DBSIZE"]).int(), 1, "{kind}");
+            let log = redis_refusal(&duplicated);
+            assert!(log.contains("Internal error in RDB reading"), "{kind}: redis-server: {log}");
+        }
+    }
+}
+
+/// What redis-server logs when it refuses to start on `file`. Panics if it is still running
+/// after 10 s (it loaded the file).
+fn redis_refusal(file: &[u8]) -> String {
+    let dir = TempDir::new("refused");
+    std::fs::write(dir.path().join("dump.rdb"), file).unwrap();
+    let log = dir.path().join("redis.log");
+    let mut child = std::process::Command::new(REDIS_SERVER)
+        .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+        .arg(dir.path().join("redis.sock"))
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--logfile")
+        .arg(&log)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server loaded the file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::read_to_string(log).unwrap_or_default()
+}
