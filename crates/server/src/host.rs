@@ -25,6 +25,15 @@ mod parameters;
 pub(crate) use parameters::exists as is_config_parameter;
 use parameters::Scope;
 
+/// INFO stats of what StayKV does not have (replication, whose errors are the "unexpected"
+/// ones, active defragmentation, I/O threads): Redis's fields, at 0.
+const ABSENT_MECHANISMS_STATS: &str = "total_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\n\
+    instantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nsync_full:0\r\nsync_partial_ok:0\r\n\
+    sync_partial_err:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\n\
+    active_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n\
+    current_active_defrag_time:0\r\nunexpected_error_replies:0\r\nio_threaded_reads_processed:0\r\n\
+    io_threaded_writes_processed:0\r\n";
+
 /// What a connection past `maxclients` is told before it is closed (RESP and HTTP).
 pub const MAX_CLIENTS_REACHED: &str = "ERR max number of clients reached";
 
@@ -510,7 +519,6 @@ impl ServerHost {
         let (used, rss, peak) = (crate::memory::used(), crate::stats::rss_bytes(), self.memory_peak());
         let (system, limit) = (crate::stats::total_system_memory(), crate::memory::limit());
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        let scripts = self.notifier.get().map_or(0, |e| e.scripting.cached_scripts());
         let _ = write!(
             out,
             "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\n",
@@ -521,11 +529,11 @@ impl ServerHost {
             human(system),
         );
         if let Some(engine) = self.notifier.get() {
-            script_memory(&mut out, engine.scripting.memory());
+            script_memory(&mut out, engine.scripting.memory(), engine.scripting.cached_scripts());
         }
         let _ = write!(
             out,
-            "number_of_cached_scripts:{scripts}\r\nmaxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
+            "maxmemory:{limit}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n",
             human(limit),
             self.eviction_policy().name(),
             ratio(rss, used),
@@ -577,9 +585,10 @@ impl ServerHost {
             |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| engine.map_or(0, |e| e.counters.total(counter));
         let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
         let (exceeded_total, exceeded_now) = self.eviction_exceeded_ms();
-        // Snapshots are written by a thread, never a forked child: no forks to count.
+        // Snapshots are written by a thread, never a forked child: no forks to count. There
+        // is no replication, active defragmentation or I/O thread either: their counts are 0.
         format!(
-            "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\n",
+            "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\n{}",
             self.connections_received.load(Ordering::Relaxed),
             self.rejected_connections.load(Ordering::Relaxed),
             rates.per_second(OPS),
@@ -591,6 +600,7 @@ impl ServerHost {
             pubsub.map_or(0, |p| p.pattern_count()),
             channels(true),
             self.evicted_clients.load(Ordering::Relaxed),
+            ABSENT_MECHANISMS_STATS,
         )
     }
 
@@ -814,15 +824,15 @@ pub(crate) fn hand_off_worker() {
 /// See [`hand_off_worker`]: a thread starts in tens of microseconds on an idle machine.
 const HAND_OFF_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// INFO memory's scripting fields, named as Redis 7.0 names them.
-fn script_memory(out: &mut String, memory: staykv_engine::scripting::ScriptMemory) {
+/// INFO memory's scripting fields, named and ordered as Redis 7.0 has them.
+fn script_memory(out: &mut String, memory: staykv_engine::scripting::ScriptMemory, cached_scripts: usize) {
     use crate::stats::bytes_to_human as human;
     let vm_total = memory.eval_heap + memory.functions_heap;
     let scripts = memory.scripts + memory.functions;
     let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     let _ = write!(
         out,
-        "used_memory_lua:{eval}\r\nused_memory_vm_eval:{eval}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{}\r\nused_memory_vm_total:{vm_total}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{}\r\nused_memory_scripts:{scripts}\r\nused_memory_scripts_human:{}\r\n",
+        "used_memory_lua:{eval}\r\nused_memory_vm_eval:{eval}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_cached_scripts:{cached_scripts}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{}\r\nused_memory_vm_total:{vm_total}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{}\r\nused_memory_scripts:{scripts}\r\nused_memory_scripts_human:{}\r\n",
         human(as_u64(memory.eval_heap)),
         memory.scripts,
         memory.function_count,

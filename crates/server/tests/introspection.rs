@@ -1824,6 +1824,11 @@ fn info_fields_are_redis_fields() {
         ours.iter().filter(|field| !theirs.contains(field) && !field.1.starts_with("staykv_")).collect();
     assert!(own.is_empty(), "fields Redis 7.0 does not report: {own:?}");
     assert!(ours.len() > 40, "{ours:?}");
+    // In Redis's order: the fields both report come in the same order in each.
+    let shared = |of: &[(String, String)], with: &[(String, String)]| -> Vec<(String, String)> {
+        of.iter().filter(|field| with.contains(field)).cloned().collect()
+    };
+    assert_eq!(shared(&ours, &theirs), shared(&theirs, &ours));
 }
 
 /// OBJECT REFCOUNT: a string holding an integer from 0 to 9,999, however it was written,
