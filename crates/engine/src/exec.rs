@@ -797,6 +797,7 @@ impl Engine {
         let expired = self.expire_slice(now, budget, journal, host);
         if let Some(started) = started {
             let micros = host.elapsed_micros().unwrap_or(started).saturating_sub(started);
+            self.counters.stats().expire_cycle_micros.fetch_add(micros, Ordering::Relaxed);
             self.latency.offer(crate::latency::EXPIRE_CYCLE, now / 1000, micros / 1000);
         }
         expired

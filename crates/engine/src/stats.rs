@@ -79,10 +79,16 @@ pub struct Stats {
     /// Bytes read from and written to RESP clients (`total_net_input_bytes`, `..._output_...`).
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Reads from and writes to RESP clients' sockets (`total_reads_processed`, `..._writes_...`).
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    /// Time spent in active expiry cycles, in microseconds (`expire_cycle_cpu_milliseconds`,
+    /// which Redis measures on the clock too).
+    pub expire_cycle_micros: AtomicU64,
 }
 
 impl Stats {
-    fn counters(&self) -> [&AtomicU64; 8] {
+    fn counters(&self) -> [&AtomicU64; 11] {
         [
             &self.keyspace_hits,
             &self.keyspace_misses,
@@ -92,6 +98,9 @@ impl Stats {
             &self.error_replies,
             &self.net_input_bytes,
             &self.net_output_bytes,
+            &self.reads,
+            &self.writes,
+            &self.expire_cycle_micros,
         ]
     }
 }

@@ -494,7 +494,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if self.read_filled {
             self.read_room = PIPELINED_READ_ROOM;
         }
-        self.shared.engine.counters.stats().net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+        let stats = self.shared.engine.counters.stats();
+        stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+        stats.reads.fetch_add(1, Ordering::Relaxed);
         if self.record.killed.load(Ordering::Acquire) {
             return Err(Close::Requested);
         }
@@ -842,7 +844,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 }
             }
         }
-        self.shared.engine.counters.stats().net_output_bytes.fetch_add(pending, Ordering::Relaxed);
+        let stats = self.shared.engine.counters.stats();
+        stats.net_output_bytes.fetch_add(pending, Ordering::Relaxed);
+        stats.writes.fetch_add(1, Ordering::Relaxed);
         self.output.clear(room, KEPT_OUTPUT_ROOM);
         (self.output_wait, self.settle_wait) = (0, 0);
         self.record.buffers.set_unwritten(0);

@@ -581,25 +581,27 @@ impl ServerHost {
         let engine = self.notifier.get();
         let pubsub = engine.map(|e| &e.pubsub);
         let channels = |shard| pubsub.map_or(0, |p| p.channels(None, shard).len());
-        let net =
+        let total =
             |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| engine.map_or(0, |e| e.counters.total(counter));
         let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
         let (exceeded_total, exceeded_now) = self.eviction_exceeded_ms();
         // Snapshots are written by a thread, never a forked child: no forks to count. There
         // is no replication, active defragmentation or I/O thread either: their counts are 0.
         format!(
-            "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\n{}",
+            "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\n{}",
             self.connections_received.load(Ordering::Relaxed),
             self.rejected_connections.load(Ordering::Relaxed),
             rates.per_second(OPS),
-            net(|s| &s.net_input_bytes),
-            net(|s| &s.net_output_bytes),
+            total(|s| &s.net_input_bytes),
+            total(|s| &s.net_output_bytes),
             kbps(NET_INPUT),
             kbps(NET_OUTPUT),
             channels(false),
             pubsub.map_or(0, |p| p.pattern_count()),
             channels(true),
             self.evicted_clients.load(Ordering::Relaxed),
+            total(|s| &s.reads),
+            total(|s| &s.writes),
             ABSENT_MECHANISMS_STATS,
         )
     }

@@ -2049,3 +2049,20 @@ fn a_replayed_log_is_not_counted_as_commands_as_in_redis() {
     assert!(!expected.contains(&"cmdstat_rpush".to_string()), "{expected:#?}");
     assert_eq!(counters_after_replay(&mut Server::staykv()), expected);
 }
+
+/// A client's reads and writes, one request at a time, as INFO stats counts them.
+fn socket_counts(server: &Server) -> Vec<String> {
+    let mut conn = server.connect();
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    for _ in 0..5 {
+        conn.cmd(&["PING"]);
+    }
+    let counted = ["total_reads_processed:", "total_writes_processed:", "total_commands_processed:"];
+    let stats = conn.cmd_text(&["INFO", "stats"]);
+    stats.lines().filter(|line| counted.iter().any(|name| line.starts_with(name))).map(str::to_string).collect()
+}
+
+#[test]
+fn reads_and_writes_are_counted_as_in_redis() {
+    same_as_redis(socket_counts, &["total_reads_processed:6", "total_writes_processed:6"]);
+}

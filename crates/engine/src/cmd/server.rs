@@ -482,11 +482,13 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
             let c = &engine.counters;
             let _ = write!(
                 out,
-                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\n",
+                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\n\
+                 expire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\n",
                 c.total(|s| &s.total_commands),
                 c.total(|s| &s.keyspace_hits),
                 c.total(|s| &s.keyspace_misses),
                 c.total(|s| &s.expired_keys),
+                c.total(|s| &s.expire_cycle_micros) / 1000,
                 c.total(|s| &s.evicted_keys),
                 c.total(|s| &s.error_replies),
             );
@@ -544,7 +546,7 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
 }
 
 /// Redis 7.0's `INFO stats` fields, in its order. Those StayKV has no source for
-/// (`total_reads_processed`, `reply_buffer_shrinks`...) are left out.
+/// (`expired_stale_perc`, `reply_buffer_shrinks`...) are left out.
 const STATS_ORDER: &[&str] = &[
     "total_connections_received",
     "total_commands_processed",
@@ -562,6 +564,7 @@ const STATS_ORDER: &[&str] = &[
     "sync_partial_ok",
     "sync_partial_err",
     "expired_keys",
+    "expire_cycle_cpu_milliseconds",
     "evicted_keys",
     "evicted_clients",
     "total_eviction_exceeded_time",
@@ -586,6 +589,8 @@ const STATS_ORDER: &[&str] = &[
     "tracking_total_prefixes",
     "unexpected_error_replies",
     "total_error_replies",
+    "total_reads_processed",
+    "total_writes_processed",
     "io_threaded_reads_processed",
     "io_threaded_writes_processed",
 ];
