@@ -413,7 +413,9 @@ impl Engine {
         if spec.runs_with(flags::PROTECTED, args) {
             return Some(crate::cmd::server::not_enabled(&spec.name.to_ascii_uppercase()));
         }
-        if !client.authenticated && !spec.has(flags::NO_AUTH) {
+        // A client that connected while a password was needed runs once none is (`default`
+        // made `nopass`), as Redis's authRequired() asks again at each command.
+        if !client.authenticated && !spec.has(flags::NO_AUTH) && self.acl.auth_required() {
             return Some(errors::err(errors::NOAUTH));
         }
         let context = if client.multi.is_some() { "multi" } else { "toplevel" };

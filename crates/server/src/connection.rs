@@ -518,7 +518,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let mut read_ahead = ReadAhead::default();
         loop {
             let limits = Limits {
-                unauthenticated: !self.client.authenticated,
+                unauthenticated: !self.client.authenticated && self.shared.engine.acl.auth_required(),
                 max_bulk_len: self.shared.host.limits.proto_max_bulk_len(),
             };
             let request = match parse(&self.input, &mut self.partial, &limits) {

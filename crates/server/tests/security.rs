@@ -2281,3 +2281,36 @@ fn acl_client_and_config_edges_match_redis() {
         ],
     );
 }
+
+/// `requirepass` set, set again to the value it has, and removed, around ACL SETUSER changes
+/// of `default`: which connections must authenticate, and with which password.
+fn password_changes(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let mut lines = Vec::new();
+    let mut note = |what: &str, reply: String| lines.push(format!("{what} -> {}", reply.trim_end()));
+    note("set", admin.cmd_text(&["CONFIG", "SET", "requirepass", "rp"]));
+    let mut waiting = server.connect();
+    note("a new connection", waiting.cmd_text(&["PING"]));
+    note("auth", admin.cmd_text(&["AUTH", "rp"]));
+    note("setuser", admin.cmd_text(&["ACL", "SETUSER", "default", "resetpass", ">other"]));
+    // The value it has: nothing changes.
+    note("set again", admin.cmd_text(&["CONFIG", "SET", "requirepass", "rp"]));
+    note("the password SETUSER gave", server.connect().cmd_text(&["AUTH", "other"]));
+    note("the old one", server.connect().cmd_text(&["AUTH", "rp"]));
+    note("removed", admin.cmd_text(&["CONFIG", "SET", "requirepass", ""]));
+    // A connection refused before runs once no password is needed.
+    note("the connection refused before", waiting.cmd_text(&["PING"]));
+    note("setuser", admin.cmd_text(&["ACL", "SETUSER", "default", ">a", ">b"]));
+    note("removed again", admin.cmd_text(&["CONFIG", "SET", "requirepass", ""]));
+    note("a new connection", server.connect().cmd_text(&["PING"]));
+    note("one of the two", server.connect().cmd_text(&["AUTH", "b"]));
+    lines
+}
+
+#[test]
+fn requirepass_changes_apply_as_in_redis() {
+    common::same_as_redis(
+        password_changes,
+        &["the password SETUSER gave -> OK", "the connection refused before -> PONG", "one of the two -> OK"],
+    );
+}

@@ -218,6 +218,12 @@ static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
             |s| s.host.runtime.read().requirepass.clone().unwrap_or_default(),
             |s, text| {
                 let password = (!text.is_empty()).then_some(text);
+                // The value it has leaves `default` as ACL SETUSER made it since, as in Redis,
+                // which applies only a change: a tool setting every parameter back must not
+                // reset its passwords (or, from "", make it `nopass`).
+                if s.host.runtime.read().requirepass.as_deref() == password {
+                    return Ok(());
+                }
                 s.engine.acl.set_default_password(password.map(str::as_bytes), &s.engine.table);
                 s.host.runtime.write().requirepass = password.map(String::from);
                 Ok(())
