@@ -569,7 +569,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 // included, as in Redis.
                 return Err(Close::Requested);
             }
-            if self.client.close_after_reply {
+            // Killed while its batch ran (by its own CLIENT KILL, or another's): the replies so
+            // far go out and the rest of the batch never runs, as Redis closes a client after
+            // the command that killed it.
+            if self.client.close_after_reply || self.record.killed.load(Ordering::Acquire) {
                 self.flush().await?;
                 let transfer = self.record.transfer.lock().take();
                 if let Some(transfer) = transfer {

@@ -876,6 +876,29 @@ fn client_kill_closes_a_client_wherever_it_waits_like_redis() {
     same_as_redis(kill_scenario, &["not reading: closed: true"]);
 }
 
+/// A client that kills itself with more pipelined behind the kill: its KILL is answered, the
+/// rest never runs.
+fn self_kill_scenario(server: &Server) -> Vec<String> {
+    let mut admin = server.connect();
+    let mut victim = server.connect();
+    let id = victim.cmd_text(&["CLIENT", "ID"]);
+    let mut batch = common::encode_str(&["CLIENT", "KILL", "ID", &id, "SKIPME", "no"]);
+    batch.extend(common::encode_str(&["SET", "after", "1"]));
+    batch.extend(common::encode_str(&["INCR", "counter"]).repeat(100));
+    victim.send(&batch);
+    let drained = victim.drain(0, Duration::from_secs(10));
+    vec![
+        format!("the victim read {:?}, closed: {}", String::from_utf8_lossy(&drained.bytes), drained.closed),
+        format!("after: {}", admin.cmd_text(&["EXISTS", "after"])),
+        format!("counter: {}", admin.cmd_text(&["EXISTS", "counter"])),
+    ]
+}
+
+#[test]
+fn a_client_that_kills_itself_runs_nothing_after_as_in_redis() {
+    same_as_redis(self_kill_scenario, &["the victim read \":1\\r\\n\", closed: true", "counter: 0"]);
+}
+
 /// DEBUG and MODULE LOAD are refused as Redis refuses them by default
 /// (`enable-debug-command` / `enable-module-command no`); MODULE LIST is empty; COMMAND INFO
 /// describes DEBUG with Redis's flags.
