@@ -1760,10 +1760,13 @@ impl<'a> Ctx<'a> {
         // No maxmemory check here: as in Redis, EXEC was refused whole before it started if
         // any of its commands could be, and a script's calls are checked by its own rules
         // (`scripting::CallRules`).
+        // Counted as Redis's call() counts it: in its command's `calls` and in
+        // `total_commands_processed`, as well as the EXEC or script that ran it.
         let stat = self.engine.table.stat_index(index, args);
         if let Some(stats) = stat.and_then(|stat| self.engine.counters.command(stat)) {
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
+        self.engine.counters.stats().total_commands.fetch_add(1, Ordering::Relaxed);
         let outer = std::mem::replace(&mut self.nested, true);
         let outer_events = std::mem::replace(&mut self.explicit_events, false);
         let tracking = self.client.tracking.is_some();

@@ -2073,12 +2073,17 @@ fn a_replayed_log_is_not_counted_as_commands_as_in_redis() {
     assert_eq!(counters_after_replay(&mut Server::staykv()), expected);
 }
 
-/// A client's reads and writes, one request at a time, as INFO stats counts them.
+/// A client's commands (those a script and EXEC run included), reads and writes, one request
+/// at a time, as INFO stats counts them.
 fn socket_counts(server: &Server) -> Vec<String> {
     let mut conn = server.connect();
     conn.cmd(&["CONFIG", "RESETSTAT"]);
     for _ in 0..5 {
         conn.cmd(&["PING"]);
+    }
+    conn.cmd(&["EVAL", "redis.call('set', 'a', 1) redis.call('get', 'a') return redis.call('get', 'a')", "0"]);
+    for command in [&["MULTI"][..], &["SET", "b", "1"], &["GET", "b"], &["EXEC"]] {
+        conn.cmd(command);
     }
     let counted = ["total_reads_processed:", "total_writes_processed:", "total_commands_processed:"];
     let stats = conn.cmd_text(&["INFO", "stats"]);
@@ -2086,6 +2091,6 @@ fn socket_counts(server: &Server) -> Vec<String> {
 }
 
 #[test]
-fn reads_and_writes_are_counted_as_in_redis() {
-    same_as_redis(socket_counts, &["total_reads_processed:6", "total_writes_processed:6"]);
+fn commands_reads_and_writes_are_counted_as_in_redis() {
+    same_as_redis(socket_counts, &["total_commands_processed:14", "total_reads_processed:11"]);
 }
