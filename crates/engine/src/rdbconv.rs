@@ -65,9 +65,10 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
 }
 
 /// Whether RESTORE may load `value`: Redis 7.0 refuses a payload whose set or sorted set
-/// names a member twice, or whose sorted set has a NaN score ("Bad data format").
-/// (Snapshots and imports take such values as the reader passes them. Redis 7.0 does load
-/// a small hash naming a field twice, keeping both: StayKV keeps one.)
+/// names a member twice ("Bad data format"). (Snapshots and imports take such values as the
+/// reader passes them. Redis 7.0 does load a small hash naming a field twice, keeping both:
+/// StayKV keeps one. A NaN score the reader refuses in every encoding; Redis 7.0 loads one
+/// in a listpack, where it breaks the set's order.)
 pub fn restorable(value: &RdbValue) -> bool {
     fn distinct<'a>(items: impl Iterator<Item = &'a Vec<u8>>) -> bool {
         let mut seen = std::collections::HashSet::new();
@@ -75,9 +76,7 @@ pub fn restorable(value: &RdbValue) -> bool {
     }
     match value {
         RdbValue::Set(members) => distinct(members.iter()),
-        RdbValue::SortedSet(pairs) => {
-            pairs.iter().all(|(_, score)| !score.is_nan()) && distinct(pairs.iter().map(|(m, _)| m))
-        }
+        RdbValue::SortedSet(pairs) => distinct(pairs.iter().map(|(m, _)| m)),
         _ => true,
     }
 }

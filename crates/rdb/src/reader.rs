@@ -437,6 +437,11 @@ pub(crate) fn read_object<R: BufRead>(
             let ziplist = type_id == types::ZSET_ZIPLIST;
             let elems = packed_elems(&blob, ziplist).map_err(|e| blob_err(at, e))?;
             let members = pairs(at, elems, "zset", |e| e.to_f64())?;
+            // As for the other encodings: a sorted set cannot hold a NaN score, and loading
+            // one would drop the member without a word.
+            if members.iter().any(|(_, score)| score.is_nan()) {
+                return Err(RdbError::Corrupt { offset: at, msg: "zset score is NaN".into() });
+            }
             RdbValue::SortedSet(if ziplist { unique(at, members, "zset ziplist")? } else { members })
         }
         types::HASH_ZIPLIST | types::HASH_LISTPACK => {

@@ -450,6 +450,21 @@ fn a_nan_text_score_refuses_the_file() {
     assert!(error.contains("zset score is NaN"), "{error}");
 }
 
+/// A NaN score in a packed sorted set (ziplist, listpack) refuses the file too.
+#[test]
+fn a_nan_packed_score_refuses_the_file() {
+    for (type_id, blob) in [
+        (12, ziplist(&[Z::S(b"a"), Z::S(b"nan"), Z::S(b"b"), Z::I(2)])),
+        (17, tiny_listpack(&[Err(b"a"), Err(b"nan"), Err(b"b"), Ok(2)])),
+    ] {
+        let mut f = b"REDIS0010".to_vec();
+        f.extend(key(type_id, "nan-zset"));
+        f.extend(rstr(&blob));
+        let error = read_all(&finish(f)).unwrap_err().to_string();
+        assert!(error.contains("zset score is NaN"), "type {type_id}: {error}");
+    }
+}
+
 #[test]
 fn modules_and_functions_are_skipped_and_streams_read() {
     let mut f = b"REDIS0010".to_vec();
