@@ -317,9 +317,19 @@ fn import_rdb<R: BufRead>(
                     report.expired += 1;
                     continue;
                 }
-                match value_from_rdb(entry.value) {
-                    Ok(value) => load_entry(engine, entry.db as usize, entry.key, value, expire_at, now)?,
-                    Err(kind) => report.unsupported_key(entry.db, entry.key, kind),
+                let db = entry.db;
+                let value = match value_from_rdb(entry.value) {
+                    Ok(value) => value,
+                    Err(kind) => {
+                        report.unsupported_key(db, entry.key, kind);
+                        continue;
+                    }
+                };
+                // As Redis refuses the file ("Duplicated key found in RDB file"): which of the
+                // two is the data is not known.
+                if let Some(twice) = load_entry(engine, db as usize, entry.key, value, expire_at, now)? {
+                    let key = String::from_utf8_lossy(&twice.key);
+                    return Err(format!("{}: key '{key}' appears twice in database {db}", path.display()));
                 }
             }
             RdbItem::Unsupported { db, key, type_id } => {
@@ -900,7 +910,8 @@ fn import_dumped_key(
     };
     match decode_dump_payload(&payload) {
         Ok(value) => match value_from_rdb(value) {
-            Ok(value) => load_entry(engine, db as usize, key, value, expire_at, now)?,
+            // A SCAN may name a key twice: the later DUMP replaces the first.
+            Ok(value) => drop(load_entry(engine, db as usize, key, value, expire_at, now)?),
             Err(kind) => report.unsupported_key(db, key, kind),
         },
         Err(RdbError::Unsupported { .. }) => {

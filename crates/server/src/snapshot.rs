@@ -85,6 +85,7 @@ pub fn rdb_type_name(type_id: u8) -> &'static str {
 /// Put one key into `engine` (replacing any key of that name), bypassing the command table:
 /// used to load snapshots and imports. `expire_at` is Unix ms or [`NO_EXPIRY`]; `now_ms`
 /// stamps the key's creation (callers read the clock once per batch, not once per key).
+/// Returns the key of that name it replaced, if any.
 pub fn load_entry(
     engine: &Engine,
     db: usize,
@@ -92,7 +93,7 @@ pub fn load_entry(
     value: Value,
     expire_at: u64,
     now_ms: u64,
-) -> Result<(), String> {
+) -> Result<Option<Entry>, String> {
     let keyspace = &engine.keyspace;
     if let Some(refusal) = keyspace.missing_database(db) {
         return Err(refusal);
@@ -101,13 +102,13 @@ pub fn load_entry(
     let mut shard = keyspace.lock(keyspace.shard_of(hash)).ok_or("shard out of range")?;
     let slice = shard.dbs.get_mut(db).ok_or("database out of range")?;
     // Replacing: a key of that name goes first (a no-op lookup when there is none).
-    slice.remove(hash, &key);
+    let replaced = slice.remove(hash, &key);
     // The stamp a key created now gets: seconds under LRU, the LFU pair under LFU policies.
     let accessed = engine.eviction.created(now_ms);
     let encoding = staykv_engine::value::Encoding::Auto;
     let key = KeyBytes::from_vec(key);
     slice.insert_new(hash, Entry { key, value, expire_at, accessed, encoding }, keyspace.hasher());
-    Ok(())
+    Ok(replaced)
 }
 
 /// Loads a function library read from an RDB file, replacing one of the same name.

@@ -422,3 +422,36 @@ fn import_refuses_a_source_it_cannot_take_whole_unless_partial() {
     let printed = staykv_ok(&["import", &aof.to_string_lossy(), "--dir", &target.to_string_lossy(), "--partial"]);
     assert!(printed.contains("imported 2 keys") && printed.contains(r#"db0 "doc""#), "{printed}");
 }
+
+/// An RDB file naming a key twice in one database is refused whole, as Redis refuses to
+/// start on it: which of the two is the data is not known.
+#[test]
+fn import_refuses_an_rdb_file_naming_a_key_twice() {
+    let scratch = tempfile::tempdir().unwrap();
+    let rdb = scratch.path().join("dump.rdb");
+    // Version 9, database 0, short strings, then the end and the checksum.
+    let write_rdb = |strings: &[(&str, &str)]| {
+        let mut file = b"REDIS0009\xFE\x00".to_vec();
+        for (key, value) in strings {
+            file.extend([0, key.len() as u8]);
+            file.extend(key.as_bytes());
+            file.push(value.len() as u8);
+            file.extend(value.as_bytes());
+        }
+        file.push(0xFF);
+        let checksum = staykv_rdb::crc64(0, &file);
+        file.extend(checksum.to_le_bytes());
+        std::fs::write(&rdb, file).unwrap();
+    };
+    write_rdb(&[("dk", "one"), ("other", "x"), ("dk", "two")]);
+    let target = scratch.path().join("refused");
+    let out = staykv(&["import", &rdb.to_string_lossy(), "--dir", &target.to_string_lossy()]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{error}");
+    assert!(error.contains("key 'dk' appears twice in database 0"), "{error}");
+    assert!(!target.exists(), "a refused import left {target:?}");
+    // Without the second copy, the file imports.
+    write_rdb(&[("dk", "one"), ("other", "x")]);
+    let printed = import(&rdb.to_string_lossy(), &scratch.path().join("imported"));
+    assert!(printed.contains("imported 2 keys"), "{printed}");
+}
