@@ -1150,6 +1150,8 @@ fn errorstats_scenario(server: &Server) -> Vec<String> {
         &["EVAL", "return redis.pcall('incr', 's')", "0"],
         &["EVAL", "local e = redis.pcall('incr', 's') return redis.error_reply('MYERR custom')", "0"],
         &["EVAL", "return {err = 'NOSPACEINTHEFIRSTTHIRTYTWOBYTESATALL x'}", "0"],
+        // Sent with its line break as a space, and counted so.
+        &["EVAL", "return {err = 'BROKEN\\r\\nline'}", "0"],
         &["EVAL", "return redis.call('nosuch')", "0"],
     ] {
         conn.cmd(command);
@@ -1178,7 +1180,7 @@ fn errorstats_scenario(server: &Server) -> Vec<String> {
 
 #[test]
 fn errorstats_count_errors_where_they_arise_like_redis() {
-    same_as_redis(errorstats_scenario, &["errorstat_MYERR:count=1"]);
+    same_as_redis(errorstats_scenario, &["errorstat_MYERR:count=1", "errorstat_BROKEN:count=1"]);
 }
 
 /// LATENCY HISTOGRAM and INFO latencystats: the commands they list, the call counts, and the
