@@ -334,6 +334,7 @@ where
         recorded_command: None,
         recorded_queued: None,
         recorded_no_evict: false,
+        remote: !is_loopback(addr.ip()),
     };
     if let Err(error) = conn.run().await {
         tracing::debug!(client = id, %error, "connection closed");
@@ -395,6 +396,8 @@ struct Connection<S> {
     recorded_queued: Option<usize>,
     /// What `record` shows of CLIENT NO-EVICT.
     recorded_no_evict: bool,
+    /// The client connected from beyond loopback (protected mode applies to it).
+    remote: bool,
 }
 
 /// The engine and the client list forget the client however its task ends: a return, a
@@ -560,6 +563,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 continue;
             }
             read_ahead.commands += 1;
+            // Protected mode for a client from beyond loopback that connected while a password
+            // was needed and never gave it: once none is, it is refused as a new one would
+            // be. (Redis lets it run every command, checking at accept only.)
+            if !self.client.authenticated && self.remote && !self.shared.engine.acl.auth_required() {
+                self.output.put_slice(PROTECTED_MODE_DENIED.as_bytes());
+                self.flush().await?;
+                return Err(Close::Requested);
+            }
             // Messages delivered before this command go out before its reply, as in Redis.
             self.take_messages();
             self.wait_to_run(&args).await?;
