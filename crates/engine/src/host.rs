@@ -56,7 +56,8 @@ pub trait Host: Sync {
     fn config_get(&self, _pattern: &[u8]) -> Vec<(String, String)> {
         Vec::new()
     }
-    /// `CONFIG SET name value`, with Redis's error text on failure.
+    /// `CONFIG SET name value`, with Redis's error text on failure. `name` is taken in any
+    /// case; a refusal of the name itself (immutable, protected) names it as given.
     fn config_set(&self, name: &str, _value: &[u8]) -> Result<(), String> {
         Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
     }

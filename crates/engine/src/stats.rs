@@ -299,15 +299,16 @@ impl Counters {
         }
     }
 
-    /// Counts an error reply by its code, the word before the first space within its first
-    /// 32 bytes (`ERR` when there is none), as Redis's `afterErrorReply` does. Line breaks
-    /// count as spaces: the reply carries them as spaces, and Redis reads the reply.
+    /// Counts an error reply by its code, the word before the first space within the first
+    /// 32 bytes of the reply, its `-` included (`ERR` when there is none), as Redis's
+    /// `afterErrorReply` reads the reply: trailing line breaks cut, others sent as spaces.
     pub fn record_error(&self, text: &str) {
         if SLOT.try_with(|slot| slot.get()) == Ok(DISCARD) {
             return;
         }
         self.stats().error_replies.fetch_add(1, Ordering::Relaxed);
-        let head = text.as_bytes().get(..text.len().min(32)).unwrap_or_default();
+        let text = text.trim_end_matches(['\r', '\n']);
+        let head = text.as_bytes().get(..text.len().min(31)).unwrap_or_default();
         let code = head.iter().position(|b| b" \r\n".contains(b)).and_then(|end| text.get(..end)).unwrap_or("ERR");
         let mut errors = self.errors.lock();
         if let Some(count) = errors.get_mut(code) {

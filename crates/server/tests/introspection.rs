@@ -1150,8 +1150,11 @@ fn errorstats_scenario(server: &Server) -> Vec<String> {
         &["EVAL", "return redis.pcall('incr', 's')", "0"],
         &["EVAL", "local e = redis.pcall('incr', 's') return redis.error_reply('MYERR custom')", "0"],
         &["EVAL", "return {err = 'NOSPACEINTHEFIRSTTHIRTYTWOBYTESATALL x'}", "0"],
-        // Sent with its line break as a space, and counted so.
+        // Sent with its line break as a space, and counted so; a trailing one is cut.
         &["EVAL", "return {err = 'BROKEN\\r\\nline'}", "0"],
+        &["EVAL", "return {err = 'TRAILING\\r\\n'}", "0"],
+        // The space at the 32nd byte of the reply, its `-` included, is past the code's.
+        &["EVAL", "return {err = 'THIRTYONEBYTESBEFORETHEBLANKXYZ x'}", "0"],
         &["EVAL", "return redis.call('nosuch')", "0"],
     ] {
         conn.cmd(command);

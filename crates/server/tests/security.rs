@@ -978,10 +978,19 @@ fn protected_mode_refuses_remote_clients_while_the_default_user_has_no_password(
     let outside = SocketAddr::new(remote, server.port());
     let mut admin = server.connect();
     assert_eq!(admin.cmd_text(&["AUTH", "secret"]), "OK");
+    // A remote client connected while the password was needed, and never gave it.
+    let mut waiting = RawConn::connect(outside);
+    assert!(waiting.cmd_text(&["GET", "k"]).starts_with("NOAUTH"));
     assert_eq!(admin.cmd_text(&["CONFIG", "SET", "requirepass", ""]), "OK");
     let mut outsider = RawConn::connect(outside);
     let denied = frame_text(&outsider.cmd(&["SET", "k", "v"]));
     assert!(denied.starts_with("DENIED StayKV is running in protected mode"), "{denied}");
+    // Refused as a new one is and closed, not let in as Redis lets it (its check is at
+    // accept only): neither a write nor an AUTH as `default`, now `nopass`, gets through.
+    let denied = frame_text(&waiting.cmd(&["SET", "k", "pwned"]));
+    assert!(denied.starts_with("DENIED StayKV is running in protected mode"), "{denied}");
+    assert!(waiting.try_cmd(&["AUTH", "default", "anything"]).is_err(), "still open");
+    assert_eq!(admin.cmd(&["EXISTS", "k"]), b":0\r\n");
     assert_eq!(admin.cmd_text(&["SET", "k", "from loopback"]), "OK");
     assert_eq!(admin.cmd_text(&["CONFIG", "SET", "requirepass", "again"]), "OK");
     let mut outsider = RawConn::connect(outside);
@@ -2186,7 +2195,9 @@ fn acl_and_client_edges(server: &Server) -> Vec<String> {
         // Refused names as typed; `dir` is protected, not immutable.
         &["CONFIG", "SET", "NoSuchParam", "1"],
         &["CONFIG", "SET", "maxmemory", "0", "MAXMEMORY", "0"],
-        &["CONFIG", "SET", "dir", "/tmp"],
+        &["CONFIG", "SET", "DIR", "/tmp"],
+        &["CONFIG", "SET", "Databases", "2"],
+        &["CONFIG", "SET", "MaxMemory", "abc"],
         &["EXEC", "x"],
         &["MULTI"],
         &["EXEC", "x"],
@@ -2276,7 +2287,8 @@ fn acl_client_and_config_edges_match_redis() {
             "[\"EXEC\"] -> *1 -ERR MONITOR isn't allowed for DENY BLOCKING client",
             "[\"EXEC\"] -> *3 -ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
             "'MAXMEMORY') - duplicate parameter",
-            "'dir') - can't set protected config",
+            "'DIR') - can't set protected config",
+            "'maxmemory') - argument must be a memory value",
             "not able to handle the specified number of clients",
         ],
     );

@@ -629,8 +629,8 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         backup.push((name, value));
     }
-    for ((name, _), pair) in backup.iter().zip(pairs.chunks_exact(2)) {
-        if let Err(error) = ctx.host.config_set(name, arg(pair, 1)?) {
+    for pair in pairs.chunks_exact(2) {
+        if let Err(error) = ctx.host.config_set(&text(arg(pair, 0)?), arg(pair, 1)?) {
             for (name, value) in &backup {
                 let _ = ctx.host.config_set(name, value.as_bytes());
             }

@@ -67,10 +67,14 @@ pub(crate) fn exists(name: &str) -> bool {
     PARAMETERS.iter().any(|parameter| parameter.name == name)
 }
 
-/// Sets parameter `name` to `text`, or gives the error reply.
+/// Sets parameter `name` (in any case) to `text`, or gives the error reply: one refusing the
+/// name names it as given, one refusing the value by the parameter's name, as Redis's do.
 pub(super) fn set(scope: &Scope, name: &str, text: &str) -> Result<(), String> {
-    let Some(parameter) = PARAMETERS.iter().find(|parameter| parameter.name == name) else {
+    let Some(parameter) = PARAMETERS.iter().find(|parameter| parameter.name.eq_ignore_ascii_case(name)) else {
         return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+    };
+    let failed = |named: &str, reason: &str| {
+        format!("ERR CONFIG SET failed (possibly related to argument '{named}') - {reason}")
     };
     let applied = match &parameter.set {
         Set::Apply(apply) => apply(scope, text),
@@ -82,10 +86,10 @@ pub(super) fn set(scope: &Scope, name: &str, text: &str) -> Result<(), String> {
                 Err(why(&current))
             }
         }
-        Set::Immutable => Err("can't set immutable config".to_string()),
-        Set::Protected => Err("can't set protected config".to_string()),
+        Set::Immutable => return Err(failed(name, "can't set immutable config")),
+        Set::Protected => return Err(failed(name, "can't set protected config")),
     };
-    applied.map_err(|reason| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"))
+    applied.map_err(|reason| failed(parameter.name, &reason))
 }
 
 static PARAMETERS: LazyLock<Vec<Parameter>> = LazyLock::new(|| {
