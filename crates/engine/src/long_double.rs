@@ -315,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn text_strtold_refuses_is_refused() {
+    fn what_strtold_refuses_is_refused() {
         assert_eq!(value("+5"), value("5"));
         assert_eq!(value("0x10"), value("16"));
         assert_eq!(LongDouble::parse(b"-inf"), Some(Err(NotFinite)));
