@@ -288,8 +288,14 @@ impl Engine {
         if let Some(reply) = refused.or_else(|| self.precheck(client, index, spec, args, now, host, journal)) {
             return self.refuse(client, reply, spec, index, stat);
         }
+        // A transaction already doomed (a refused command, a watched key changed) queues
+        // nothing more but answers QUEUED, as Redis's queueMultiCommand: EXEC will discard
+        // it, and so judges it by what came before (not refused for OOM over what would
+        // never run).
         if let Some(queue) = client.multi.as_mut().filter(|_| !spec.has(flags::TRANSACTION_CONTROL)) {
-            queue.push(args.to_vec());
+            if !client.multi_failed && !client.watch_dirty.load(Ordering::Acquire) {
+                queue.push(args.to_vec());
+            }
             return Outcome::not_run(Reply::Status("QUEUED"), Some((index, stat)));
         }
         let (locks, now) = match self.locks_to_run(spec, args, now, host) {

@@ -2326,3 +2326,37 @@ fn requirepass_changes_apply_as_in_redis() {
         &["the password SETUSER gave -> OK", "the connection refused before -> PONG", "one of the two -> OK"],
     );
 }
+
+/// Transactions doomed before EXEC (a command refused for OOM, a watched key changed), then
+/// ended over `maxmemory` with a write queued since: EXEC answers as the doom says, not OOM.
+fn doomed_transactions_over_maxmemory(server: &Server) -> Vec<String> {
+    let (mut admin, mut client) = (server.connect(), server.connect());
+    let mut lines = Vec::new();
+    let mut note = |what: &str, reply: String| lines.push(format!("{what} -> {}", reply.trim_end()));
+    admin.cmd(&["SET", "big", &"x".repeat(40)]);
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    note("MULTI", client.cmd_text(&["MULTI"]));
+    note("a read refused in MULTI", client.cmd_text(&["GET", "big"]));
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    note("a write queued", client.cmd_text(&["SET", "a", "1"]));
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    note("EXEC", client.cmd_text(&["EXEC"]));
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    client.cmd(&["WATCH", "w"]);
+    client.cmd(&["MULTI"]);
+    admin.cmd(&["SET", "w", "changed"]);
+    note("a write queued after the watched key changed", client.cmd_text(&["SET", "a", "1"]));
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    note("EXEC of the watch", client.cmd_text(&["EXEC"]));
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    note("a", admin.cmd_text(&["EXISTS", "a"]));
+    lines
+}
+
+#[test]
+fn a_doomed_transaction_ends_as_doomed_over_maxmemory_as_in_redis() {
+    common::same_as_redis(
+        doomed_transactions_over_maxmemory,
+        &["EXEC -> EXECABORT Transaction discarded because of previous errors.", "EXEC of the watch -> *-1"],
+    );
+}
