@@ -25,15 +25,6 @@ mod parameters;
 pub(crate) use parameters::exists as is_config_parameter;
 use parameters::Scope;
 
-/// INFO stats of what StayKV does not have (replication, whose errors are the "unexpected"
-/// ones, active defragmentation, I/O threads): Redis's fields, at 0.
-const ABSENT_MECHANISMS_STATS: &str = "total_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\n\
-    instantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nsync_full:0\r\nsync_partial_ok:0\r\n\
-    sync_partial_err:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\n\
-    active_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n\
-    current_active_defrag_time:0\r\nunexpected_error_replies:0\r\nio_threaded_reads_processed:0\r\n\
-    io_threaded_writes_processed:0\r\n";
-
 /// What a connection past `maxclients` is told before it is closed (RESP and HTTP).
 pub const MAX_CLIENTS_REACHED: &str = "ERR max number of clients reached";
 
@@ -573,7 +564,11 @@ impl ServerHost {
         (self.over_limit_total_ms.load(Ordering::Relaxed) + current, current)
     }
 
-    /// INFO stats: connections, traffic, pub/sub and tracking totals.
+    /// INFO stats, in Redis 7.0's order: the engine's counters and the server's own. The
+    /// fields of what StayKV does not have (forks, replication, active defragmentation, I/O
+    /// threads: its snapshots are written by a thread) are at 0, as Redis shows them unused;
+    /// those it has no source for (`expired_stale_perc`, `reply_buffer_shrinks`...) are left
+    /// out.
     fn info_stats(&self) -> String {
         use crate::stats::{NET_INPUT, NET_OUTPUT, OPS};
         let rates = &self.instantaneous;
@@ -585,24 +580,45 @@ impl ServerHost {
             |counter: fn(&staykv_engine::stats::Stats) -> &AtomicU64| engine.map_or(0, |e| e.counters.total(counter));
         let (_, tracked_keys, tracked_items, prefixes) = engine.map_or((0, 0, 0, 0), |e| e.tracking.totals());
         let (exceeded_total, exceeded_now) = self.eviction_exceeded_ms();
-        // Snapshots are written by a thread, never a forked child: no forks to count. There
-        // is no replication, active defragmentation or I/O thread either: their counts are 0.
         format!(
-            "total_connections_received:{}\r\nrejected_connections:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\ntracking_total_prefixes:{prefixes}\r\nevicted_clients:{}\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\n{}",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\n\
+             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
+             total_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\n\
+             instantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\n\
+             instantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\n\
+             rejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\n\
+             expired_keys:{}\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\n\
+             total_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\n\
+             keyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
+             pubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\n\
+             latest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\n\
+             active_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\n\
+             active_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\n\
+             tracking_total_keys:{tracked_keys}\r\ntracking_total_items:{tracked_items}\r\n\
+             tracking_total_prefixes:{prefixes}\r\n\
+             unexpected_error_replies:0\r\ntotal_error_replies:{}\r\n\
+             total_reads_processed:{}\r\ntotal_writes_processed:{}\r\n\
+             io_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\n",
             self.connections_received.load(Ordering::Relaxed),
-            self.rejected_connections.load(Ordering::Relaxed),
+            total(|s| &s.total_commands),
             rates.per_second(OPS),
             total(|s| &s.net_input_bytes),
             total(|s| &s.net_output_bytes),
             kbps(NET_INPUT),
             kbps(NET_OUTPUT),
+            self.rejected_connections.load(Ordering::Relaxed),
+            total(|s| &s.expired_keys),
+            total(|s| &s.expire_cycle_micros) / 1000,
+            total(|s| &s.evicted_keys),
+            self.evicted_clients.load(Ordering::Relaxed),
+            total(|s| &s.keyspace_hits),
+            total(|s| &s.keyspace_misses),
             channels(false),
             pubsub.map_or(0, |p| p.pattern_count()),
             channels(true),
-            self.evicted_clients.load(Ordering::Relaxed),
+            total(|s| &s.error_replies),
             total(|s| &s.reads),
             total(|s| &s.writes),
-            ABSENT_MECHANISMS_STATS,
         )
     }
 

@@ -478,21 +478,6 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
     let engine = ctx.engine;
     let mut out = String::new();
     match section {
-        "stats" => {
-            let c = &engine.counters;
-            let _ = write!(
-                out,
-                "total_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\n\
-                 expire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\n",
-                c.total(|s| &s.total_commands),
-                c.total(|s| &s.keyspace_hits),
-                c.total(|s| &s.keyspace_misses),
-                c.total(|s| &s.expired_keys),
-                c.total(|s| &s.expire_cycle_micros) / 1000,
-                c.total(|s| &s.evicted_keys),
-                c.total(|s| &s.error_replies),
-            );
-        }
         "errorstats" => {
             for (code, count) in engine.counters.error_codes() {
                 let _ = write!(out, "errorstat_{code}:count={count}\r\n");
@@ -539,68 +524,7 @@ fn section_body(ctx: &mut Ctx, section: &str) -> String {
         _ => {}
     }
     out.push_str(&host);
-    if section == "stats" {
-        return in_order(&out, STATS_ORDER);
-    }
     out
-}
-
-/// Redis 7.0's `INFO stats` fields, in its order. Those StayKV has no source for
-/// (`expired_stale_perc`, `reply_buffer_shrinks`...) are left out.
-const STATS_ORDER: &[&str] = &[
-    "total_connections_received",
-    "total_commands_processed",
-    "instantaneous_ops_per_sec",
-    "total_net_input_bytes",
-    "total_net_output_bytes",
-    "total_net_repl_input_bytes",
-    "total_net_repl_output_bytes",
-    "instantaneous_input_kbps",
-    "instantaneous_output_kbps",
-    "instantaneous_input_repl_kbps",
-    "instantaneous_output_repl_kbps",
-    "rejected_connections",
-    "sync_full",
-    "sync_partial_ok",
-    "sync_partial_err",
-    "expired_keys",
-    "expire_cycle_cpu_milliseconds",
-    "evicted_keys",
-    "evicted_clients",
-    "total_eviction_exceeded_time",
-    "current_eviction_exceeded_time",
-    "keyspace_hits",
-    "keyspace_misses",
-    "pubsub_channels",
-    "pubsub_patterns",
-    "pubsubshard_channels",
-    "latest_fork_usec",
-    "total_forks",
-    "migrate_cached_sockets",
-    "slave_expires_tracked_keys",
-    "active_defrag_hits",
-    "active_defrag_misses",
-    "active_defrag_key_hits",
-    "active_defrag_key_misses",
-    "total_active_defrag_time",
-    "current_active_defrag_time",
-    "tracking_total_keys",
-    "tracking_total_items",
-    "tracking_total_prefixes",
-    "unexpected_error_replies",
-    "total_error_replies",
-    "total_reads_processed",
-    "total_writes_processed",
-    "io_threaded_reads_processed",
-    "io_threaded_writes_processed",
-];
-
-/// The `name:value` lines of `lines` in `order`; a line whose name `order` lacks comes last.
-fn in_order(lines: &str, order: &[&str]) -> String {
-    let mut fields: Vec<&str> = lines.split_terminator("\r\n").collect();
-    let name = |line: &str| line.split_once(':').map_or(line, |(name, _)| name).to_string();
-    fields.sort_by_key(|line| order.iter().position(|known| *known == name(line)).unwrap_or(order.len()));
-    fields.iter().map(|line| format!("{line}\r\n")).collect()
 }
 
 /// CONFIG SET of one or more parameters, together as in Redis 7.0: an unknown parameter or one
