@@ -419,9 +419,7 @@ impl Engine {
         if spec.runs_with(flags::PROTECTED, args) {
             return Some(crate::cmd::server::not_enabled(&spec.name.to_ascii_uppercase()));
         }
-        // A client that connected while a password was needed runs once none is (`default`
-        // made `nopass`), as Redis's authRequired() asks again at each command.
-        if !client.authenticated && !spec.has(flags::NO_AUTH) && self.acl.auth_required() {
+        if !spec.has(flags::NO_AUTH) && self.must_authenticate(client) {
             return Some(errors::err(errors::NOAUTH));
         }
         let context = if client.multi.is_some() { "multi" } else { "toplevel" };
@@ -746,6 +744,13 @@ impl Engine {
             self.tracking.forget_peer(client.id);
             self.pubsub.remove_monitor(client.id);
         }
+    }
+
+    /// Whether `client` must authenticate before it runs anything: it has not, and the
+    /// `default` user needs a password. A client that connected while one was needed runs
+    /// once none is (`default` made `nopass`), as Redis's authRequired() asks at each command.
+    pub fn must_authenticate(&self, client: &Client) -> bool {
+        !client.authenticated && self.acl.auth_required()
     }
 
     /// Apply one logged batch during recovery: each effect runs at the batch's time. An effect
@@ -1766,13 +1771,7 @@ impl<'a> Ctx<'a> {
         // No maxmemory check here: as in Redis, EXEC was refused whole before it started if
         // any of its commands could be, and a script's calls are checked by its own rules
         // (`scripting::CallRules`).
-        // Counted as Redis's call() counts it: in its command's `calls` and in
-        // `total_commands_processed`, as well as the EXEC or script that ran it.
         let stat = self.engine.table.stat_index(index, args);
-        if let Some(stats) = stat.and_then(|stat| self.engine.counters.command(stat)) {
-            stats.calls.fetch_add(1, Ordering::Relaxed);
-        }
-        self.engine.counters.stats().total_commands.fetch_add(1, Ordering::Relaxed);
         let outer = std::mem::replace(&mut self.nested, true);
         let outer_events = std::mem::replace(&mut self.explicit_events, false);
         let tracking = self.client.tracking.is_some();
@@ -1804,9 +1803,9 @@ impl<'a> Ctx<'a> {
         // client's, each once it ran, as Redis's call() does.
         let origin = if self.in_script() { "lua" } else { self.client.origin.as_str() };
         self.engine.feed_monitors(self.host, self.now, self.client.db, origin, spec, args);
-        if reply.is_error() {
-            self.engine.counters.record_failed(stat);
-        }
+        // Counted once it ran, as Redis's call() counts it, beside the EXEC or script that
+        // ran it.
+        self.engine.count_call(stat, &reply);
         self.nested = outer;
         self.explicit_events = outer_events;
         // Redis converts a hash or set the moment a command outgrows the compact encoding,

@@ -287,10 +287,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let Peer { addr, laddr, fd } = peer;
-    // Protected mode, as Redis's: while the default user needs no password (a start with
-    // one, then CONFIG SET requirepass "" or ACL SETUSER default nopass), a client from
-    // beyond loopback is refused. The start refuses a non-loopback bind in that state.
-    if !is_loopback(addr.ip()) && !shared.engine.acl.auth_required() {
+    let remote = !is_loopback(addr.ip());
+    if protected_mode_refuses(remote, &shared.engine) {
         let mut stream = stream;
         let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
         return;
@@ -334,11 +332,18 @@ where
         recorded_command: None,
         recorded_queued: None,
         recorded_no_evict: false,
-        remote: !is_loopback(addr.ip()),
+        remote,
     };
     if let Err(error) = conn.run().await {
         tracing::debug!(client = id, %error, "connection closed");
     }
+}
+
+/// Protected mode, as Redis's: while the default user needs no password (a start with one,
+/// then CONFIG SET requirepass "" or ACL SETUSER default nopass), a client from beyond
+/// loopback is refused. The start refuses a non-loopback bind in that state.
+fn protected_mode_refuses(remote: bool, engine: &Engine) -> bool {
+    remote && !engine.acl.auth_required()
 }
 
 /// `addr` as `CLIENT LIST` and MONITOR show it (`127.0.0.1:52011`). An IPv4 address is
@@ -521,7 +526,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let mut read_ahead = ReadAhead::default();
         loop {
             let limits = Limits {
-                unauthenticated: !self.client.authenticated && self.shared.engine.acl.auth_required(),
+                unauthenticated: self.shared.engine.must_authenticate(&self.client),
                 max_bulk_len: self.shared.host.limits.proto_max_bulk_len(),
             };
             let request = match parse(&self.input, &mut self.partial, &limits) {
@@ -563,10 +568,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 continue;
             }
             read_ahead.commands += 1;
-            // Protected mode for a client from beyond loopback that connected while a password
-            // was needed and never gave it: once none is, it is refused as a new one would
-            // be. (Redis lets it run every command, checking at accept only.)
-            if !self.client.authenticated && self.remote && !self.shared.engine.acl.auth_required() {
+            // A client that connected while a password was needed and never gave it is
+            // refused, once none is, as a new one would be. (Redis lets it run every command,
+            // checking at accept only.)
+            if !self.client.authenticated && protected_mode_refuses(self.remote, &self.shared.engine) {
                 self.output.put_slice(PROTECTED_MODE_DENIED.as_bytes());
                 self.flush().await?;
                 return Err(Close::Requested);
