@@ -70,13 +70,9 @@ pub fn from_rdb(value: RdbValue) -> Option<Value> {
 /// StayKV keeps one. A NaN score the reader refuses in every encoding; Redis 7.0 loads one
 /// in a listpack, where it breaks the set's order.)
 pub fn restorable(value: &RdbValue) -> bool {
-    fn distinct<'a>(items: impl Iterator<Item = &'a Vec<u8>>) -> bool {
-        let mut seen = std::collections::HashSet::new();
-        items.into_iter().all(|item| seen.insert(item))
-    }
     match value {
-        RdbValue::Set(members) => distinct(members.iter()),
-        RdbValue::SortedSet(pairs) => distinct(pairs.iter().map(|(m, _)| m)),
+        RdbValue::Set(members) => staykv_rdb::all_distinct(members.iter().map(Vec::as_slice)),
+        RdbValue::SortedSet(pairs) => staykv_rdb::all_distinct(pairs.iter().map(|(m, _)| m.as_slice())),
         _ => true,
     }
 }

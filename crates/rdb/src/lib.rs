@@ -75,7 +75,7 @@ pub use crate::dump::{
     decode_dump_payload, decode_functions_payload, encode_dump_payload, encode_functions_payload, FunctionsPayloadError,
 };
 pub use crate::encodings::{listpack_elem_len, listpack_int_len};
-pub use crate::reader::{Location, Picked, RdbItem, RdbReader};
+pub use crate::reader::{all_distinct, Location, Picked, RdbItem, RdbReader};
 pub use crate::stream::{
     RdbConsumer, RdbPending, RdbStream, RdbStreamEntry, RdbStreamGroup, RdbStreamId, RdbStreamNode,
 };

@@ -346,12 +346,21 @@ fn pairs<T>(
 /// ziplist) as it loads them and refuses those with duplicates. (A listpack with duplicates
 /// it loads as is unless asked to sanitize; here the last pair wins.)
 fn unique<T>(offset: u64, pairs: Vec<(Vec<u8>, T)>, kind: &str) -> Result<Vec<(Vec<u8>, T)>, RdbError> {
-    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
-    if pairs.iter().all(|(name, _)| seen.insert(name.as_slice())) {
+    if all_distinct(pairs.iter().map(|(name, _)| name.as_slice())) {
         return Ok(pairs);
     }
     Err(RdbError::Corrupt { offset, msg: format!("{kind} with duplicate elements") })
 }
+
+/// Whether no name comes twice.
+pub fn all_distinct<'a>(names: impl ExactSizeIterator<Item = &'a [u8]>) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    names.into_iter().all(|name| seen.insert(name))
+}
+
+/// Why a file or payload with a NaN score is refused: a sorted set cannot hold the member,
+/// and loading it would drop it without a word.
+const NAN_SCORE: &str = "zset score is NaN";
 
 fn bytes_list(elems: Vec<Elem<'_>>) -> Vec<Vec<u8>> {
     elems.into_iter().map(Elem::to_bytes).collect()
@@ -437,10 +446,8 @@ pub(crate) fn read_object<R: BufRead>(
             let ziplist = type_id == types::ZSET_ZIPLIST;
             let elems = packed_elems(&blob, ziplist).map_err(|e| blob_err(at, e))?;
             let members = pairs(at, elems, "zset", |e| e.to_f64())?;
-            // As for the other encodings: a sorted set cannot hold a NaN score, and loading
-            // one would drop the member without a word.
             if members.iter().any(|(_, score)| score.is_nan()) {
-                return Err(RdbError::Corrupt { offset: at, msg: "zset score is NaN".into() });
+                return Err(src.corrupt(at, NAN_SCORE));
             }
             RdbValue::SortedSet(if ziplist { unique(at, members, "zset ziplist")? } else { members })
         }
@@ -487,10 +494,8 @@ fn read_scored<R: BufRead>(src: &mut Src<R>, type_id: u8) -> Result<Vec<(Vec<u8>
         let member = src.string("zset member")?;
         let at = src.pos;
         let score = if type_id == types::ZSET { src.string_double()? } else { src.binary_double()? };
-        // As Redis refuses the file: a sorted set cannot hold one, so loading it would drop
-        // the member without a word.
         if score.is_nan() {
-            return Err(src.corrupt(at, "zset score is NaN"));
+            return Err(src.corrupt(at, NAN_SCORE));
         }
         v.push((member, score));
     }
